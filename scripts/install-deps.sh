@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages preft needs to build, test and run.
+# Idempotent: skips apt entirely when everything is already installed.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config git libcmocka-dev libcjson-dev libpcre2-dev libutf8proc-dev
+      libmicrohttpd-dev libcurl4-openssl-dev curl)
+if [ "${1:-}" = "--with-reference" ]; then
+  # Only needed to regenerate golden files (tools/); tests never need them.
+  pkgs+=(python3 python3-torch python3-numpy nodejs npm)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}"
+fi

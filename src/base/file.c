@@ -1,0 +1,157 @@
+/* file.c - memory mapping, whole-file reads and atomic writes. */
+#include "base/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int preft_map_file(preft_mapped_file *f, const char *path, preft_error *err) {
+  memset(f, 0, sizeof *f);
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return preft_fail(err, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return preft_fail(err, "%s: cannot stat: %s", path, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return preft_fail(err, "%s: not a regular file", path);
+  }
+  f->size = (size_t)st.st_size;
+  if (f->size > 0) {
+    void *p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      int e = errno;
+      close(fd);
+      return preft_fail(err, "%s: cannot mmap: %s", path, strerror(e));
+    }
+    f->data = p;
+  }
+  close(fd);
+  f->path = preft_xstrdup(path);
+  return 0;
+}
+
+void preft_unmap_file(preft_mapped_file *f) {
+  if (f->data) munmap((void *)f->data, f->size);
+  free(f->path);
+  memset(f, 0, sizeof *f);
+}
+
+int preft_read_file(const char *path, char **out, size_t *out_size, preft_error *err) {
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return preft_fail(err, "%s: cannot open: %s", path, strerror(errno));
+  size_t cap = 4096, n = 0;
+  char *buf = preft_xmalloc(cap);
+  for (;;) {
+    if (n + 1 >= cap) buf = preft_xrealloc(buf, cap *= 2);
+    size_t got = fread(buf + n, 1, cap - n - 1, fp);
+    n += got;
+    if (got == 0) break;
+  }
+  int bad = ferror(fp);
+  fclose(fp);
+  if (bad) {
+    free(buf);
+    return preft_fail(err, "%s: read error", path);
+  }
+  buf[n] = 0;
+  *out = buf;
+  if (out_size) *out_size = n;
+  return 0;
+}
+
+int preft_file_exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+int preft_atomic_open(preft_atomic_writer *w, const char *path, preft_error *err) {
+  memset(w, 0, sizeof *w);
+  size_t n = strlen(path) + 32;
+  w->tmp_path = preft_xmalloc(n);
+  snprintf(w->tmp_path, n, "%s.tmp.%ld", path, (long)getpid());
+  w->fp = fopen(w->tmp_path, "wb");
+  if (!w->fp) {
+    int e = errno;
+    free(w->tmp_path);
+    w->tmp_path = NULL;
+    return preft_fail(err, "%s: cannot create: %s", path, strerror(e));
+  }
+  w->path = preft_xstrdup(path);
+  return 0;
+}
+
+int preft_atomic_write(preft_atomic_writer *w, const void *data, size_t size, preft_error *err) {
+  if (size && fwrite(data, 1, size, w->fp) != size)
+    return preft_fail(err, "%s: write failed: %s", w->path, strerror(errno));
+  return 0;
+}
+
+int preft_atomic_commit(preft_atomic_writer *w, preft_error *err) {
+  int rc = 0;
+  if (fflush(w->fp) != 0 || fsync(fileno(w->fp)) != 0)
+    rc = preft_fail(err, "%s: flush failed: %s", w->path, strerror(errno));
+  if (fclose(w->fp) != 0 && rc == 0) rc = preft_fail(err, "%s: close failed: %s", w->path, strerror(errno));
+  w->fp = NULL;
+  if (rc == 0 && rename(w->tmp_path, w->path) != 0)
+    rc = preft_fail(err, "%s: rename failed: %s", w->path, strerror(errno));
+  if (rc != 0) unlink(w->tmp_path);
+  free(w->tmp_path);
+  free(w->path);
+  memset(w, 0, sizeof *w);
+  return rc;
+}
+
+void preft_atomic_abort(preft_atomic_writer *w) {
+  if (w->fp) fclose(w->fp);
+  if (w->tmp_path) unlink(w->tmp_path);
+  free(w->tmp_path);
+  free(w->path);
+  memset(w, 0, sizeof *w);
+}
+
+int preft_write_atomic(const char *path, const void *data, size_t size, preft_error *err) {
+  preft_atomic_writer w;
+  if (preft_atomic_open(&w, path, err) != 0) return -1;
+  if (preft_atomic_write(&w, data, size, err) != 0) {
+    preft_atomic_abort(&w);
+    return -1;
+  }
+  return preft_atomic_commit(&w, err);
+}
+
+char *preft_path_join(const char *dir, const char *name) {
+  size_t a = strlen(dir), b = strlen(name);
+  char *p = preft_xmalloc(a + b + 2);
+  memcpy(p, dir, a);
+  size_t k = a;
+  if (a > 0 && dir[a - 1] != '/') p[k++] = '/';
+  memcpy(p + k, name, b + 1);
+  return p;
+}
+
+int preft_mkdir_p(const char *path, preft_error *err) {
+  char *tmp = preft_xstrdup(path);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+      int e = errno;
+      free(tmp);
+      return preft_fail(err, "%s: cannot create directory: %s", path, strerror(e));
+    }
+    *p = '/';
+  }
+  int rc = 0;
+  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+    rc = preft_fail(err, "%s: cannot create directory: %s", path, strerror(errno));
+  free(tmp);
+  return rc;
+}

@@ -1,0 +1,45 @@
+/* file.h - read-only memory-mapped files, whole-file reads, atomic writes.
+ *
+ * Nothing a user saved is lost: preft_write_atomic writes to a temporary file
+ * in the same directory, fsyncs it and renames it over the target, so a crash
+ * leaves either the old file or the new one, never a torn one.
+ */
+#ifndef PREFT_BASE_FILE_H
+#define PREFT_BASE_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+
+typedef struct preft_mapped_file {
+  char *path;          /* owned copy, for error messages */
+  const uint8_t *data; /* NULL for an empty file */
+  size_t size;
+} preft_mapped_file;
+
+int preft_map_file(preft_mapped_file *f, const char *path, preft_error *err);
+void preft_unmap_file(preft_mapped_file *f);
+
+/* Reads a whole (small) file into a NUL-terminated heap buffer. */
+int preft_read_file(const char *path, char **out, size_t *out_size, preft_error *err);
+int preft_file_exists(const char *path);
+
+/* Writes `size` bytes atomically (temp file + fsync + rename). */
+int preft_write_atomic(const char *path, const void *data, size_t size, preft_error *err);
+
+/* An atomic writer for larger files streamed in pieces. */
+typedef struct preft_atomic_writer {
+  char *path, *tmp_path;
+  FILE *fp;
+} preft_atomic_writer;
+int preft_atomic_open(preft_atomic_writer *w, const char *path, preft_error *err);
+int preft_atomic_write(preft_atomic_writer *w, const void *data, size_t size, preft_error *err);
+int preft_atomic_commit(preft_atomic_writer *w, preft_error *err); /* closes, renames */
+void preft_atomic_abort(preft_atomic_writer *w);                    /* closes, removes temp */
+
+/* Joins a directory and a file name into a heap string. */
+char *preft_path_join(const char *dir, const char *name);
+int preft_mkdir_p(const char *path, preft_error *err);
+
+#endif

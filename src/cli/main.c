@@ -1,0 +1,42 @@
+/* main.c - the preft command line: dispatches to one file per subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+} command;
+
+static const command commands[] = {
+    {"generate", cli_generate, "generate text from a model (streams to stdout)"},
+    {"logits", cli_logits, "write the logits of every position as float32 [T, vocab]"},
+    {"bench", cli_bench, "benchmarks: rooflines, prefill and decode throughput"},
+    {"make-model", cli_make_model, "write a random-weight model in Hugging Face layout"},
+};
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "preft - serve, train and evaluate per-user adapters on transformer LMs (CPU, C11)\n\n"
+          "usage: preft COMMAND [options]   (preft COMMAND --help for each)\n\ncommands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+  fprintf(out, "\nexit codes: 0 ok, 1 bad input or runtime error, 2 bad command line\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "preft: unknown command '%s' (see preft --help)\n", argv[1]);
+  return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,93 @@
+/* dtype.h - element types of stored weights and their scalar conversions.
+ *
+ * Compute is always FP32; weights may be stored as F32, F16 (IEEE half) or
+ * BF16 (upper half of an FP32) and are converted inside kernels' inner tiles.
+ */
+#ifndef PREFT_TENSOR_DTYPE_H
+#define PREFT_TENSOR_DTYPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+typedef enum { PREFT_F32 = 0, PREFT_F16 = 1, PREFT_BF16 = 2 } preft_dtype;
+
+static inline size_t preft_dtype_size(preft_dtype t) { return t == PREFT_F32 ? 4 : 2; }
+static inline const char *preft_dtype_name(preft_dtype t) {
+  return t == PREFT_F32 ? "F32" : t == PREFT_F16 ? "F16" : "BF16";
+}
+
+static inline float preft_bf16_to_f32(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* Round-to-nearest-even, NaN kept quiet (as PyTorch's conversion does). */
+static inline uint16_t preft_f32_to_bf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+}
+
+static inline float preft_f16_to_f32(uint16_t h) {
+  uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu;
+  uint32_t man = h & 0x3ffu;
+  uint32_t u;
+  if (exp == 0) {
+    if (man == 0) {
+      u = sign;
+    } else { /* subnormal: normalise */
+      int e = -1;
+      do {
+        e++;
+        man <<= 1;
+      } while (!(man & 0x400u));
+      u = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
+    }
+  } else if (exp == 31) {
+    u = sign | 0x7f800000u | (man << 13);
+  } else {
+    u = sign | ((exp + 127 - 15) << 23) | (man << 13);
+  }
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
+
+/* Round-to-nearest-even with overflow to infinity and subnormals. */
+static inline uint16_t preft_f32_to_f16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  uint32_t sign = (u >> 16) & 0x8000u;
+  uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);
+  if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to inf */
+  if (a < 0x38800000u) {                                    /* below the smallest normal half */
+    if (a < 0x33000000u) return (uint16_t)sign;             /* rounds to zero */
+    uint32_t e = a >> 23, man = (a & 0x7fffffu) | 0x800000u;
+    uint32_t shift = 126 - e; /* 14..24 */
+    uint32_t half = man >> shift, rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+    if (rem > mid || (rem == mid && (half & 1u))) half++;
+    return (uint16_t)(sign | half);
+  }
+  uint32_t h = ((a >> 13) - ((127 - 15) << 10));
+  uint32_t rem = a & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++;
+  return (uint16_t)(sign | h);
+}
+
+/* Reads element i of a buffer of type t as FP32. */
+static inline float preft_load_elem(const void *p, preft_dtype t, size_t i) {
+  switch (t) {
+    case PREFT_F16: return preft_f16_to_f32(((const uint16_t *)p)[i]);
+    case PREFT_BF16: return preft_bf16_to_f32(((const uint16_t *)p)[i]);
+    default: return ((const float *)p)[i];
+  }
+}
+
+#endif

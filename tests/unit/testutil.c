@@ -1,0 +1,72 @@
+/* testutil.c - see testutil.h. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+char *test_data_path(const char *rel) {
+  const char *root = getenv("PREFT_TEST_DATA");
+  if (!root) root = "tests/data";
+  size_t n = strlen(root) + strlen(rel) + 2;
+  char *p = malloc(n);
+  snprintf(p, n, "%s/%s", root, rel);
+  return p;
+}
+
+char *test_tmpdir(void) {
+  char tmpl[] = "/tmp/preft-test-XXXXXX";
+  char *d = mkdtemp(tmpl);
+  if (!d) abort();
+  char *p = malloc(strlen(d) + 1);
+  strcpy(p, d);
+  return p;
+}
+
+double test_rel_l2(const float *a, const double *b, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)a[i] - b[i];
+    num += d * d;
+    den += b[i] * b[i];
+  }
+  return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+void *test_read_all(const char *path, size_t *size) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  void *buf = malloc(n > 0 ? (size_t)n + 1 : 1);
+  size_t got = fread(buf, 1, (size_t)n, f);
+  fclose(f);
+  ((char *)buf)[got] = 0;
+  if (size) *size = got;
+  return buf;
+}
+
+int test_run_preft(const char *args, char **output) {
+  const char *bin = getenv("PREFT_BIN");
+  if (!bin) bin = "build/preft";
+  size_t n = strlen(bin) + strlen(args) + 16;
+  char *cmd = malloc(n);
+  snprintf(cmd, n, "%s %s 2>&1", bin, args);
+  FILE *p = popen(cmd, "r");
+  free(cmd);
+  if (!p) return -1;
+  size_t cap = 4096, len = 0;
+  char *buf = malloc(cap);
+  size_t got;
+  while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+    len += got;
+    if (len + 1 >= cap) buf = realloc(buf, cap *= 2);
+  }
+  buf[len] = 0;
+  int status = pclose(p);
+  if (output) *output = buf; else free(buf);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}

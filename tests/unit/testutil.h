@@ -1,0 +1,20 @@
+/* testutil.h - helpers shared by the unit tests: locating golden data,
+ * comparing float arrays, running the CLI. Include after cmocka.h. */
+#ifndef PREFT_TESTUTIL_H
+#define PREFT_TESTUTIL_H
+
+#include <stddef.h>
+
+/* $PREFT_TEST_DATA/<rel> as a heap string (the tests/data folder). */
+char *test_data_path(const char *rel);
+/* A fresh empty temporary directory (heap string). */
+char *test_tmpdir(void);
+/* Relative L2 error ||a-b|| / ||b||. */
+double test_rel_l2(const float *a, const double *b, size_t n);
+/* Reads a whole binary file; returns NULL when missing. */
+void *test_read_all(const char *path, size_t *size);
+/* Runs `$PREFT_BIN args` with the shell; returns the exit status and captures
+ * stderr+stdout into *output (heap, may be NULL). */
+int test_run_preft(const char *args, char **output);
+
+#endif
