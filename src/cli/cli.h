@@ -7,11 +7,12 @@
 
 #include <stdbool.h>
 
+#include "tensor/dtype.h"
+
 enum { CLI_EXIT_OK = 0, CLI_EXIT_ERROR = 1, CLI_EXIT_USAGE = 2 };
 
 int cli_generate(int argc, char **argv);
 int cli_logits(int argc, char **argv);
-int cli_bench(int argc, char **argv);
 int cli_make_model(int argc, char **argv);
 
 /* Option parsing helpers: each returns 0 or prints "preft CMD: ..." and
@@ -21,6 +22,8 @@ int cli_parse_int(const char *cmd, const char *opt, const char *s, long lo, long
 int cli_parse_float(const char *cmd, const char *opt, const char *s, double *out);
 /* Needs argv[i+1]; prints an error naming the option when missing. */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+/* Parses f32 | f16 | bf16. */
+int cli_parse_dtype(const char *cmd, const char *s, preft_dtype *out);
 /* Parses "1,2,3" into a heap array of token ids. */
 int cli_parse_ids(const char *cmd, const char *s, int **ids, int *n);
 

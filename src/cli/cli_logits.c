@@ -1,0 +1,79 @@
+/* cli_logits.c - `preft logits`: the logits of every position of a token
+ * sequence, written as little-endian float32 [T, vocab], row-major. The
+ * porting aid for checking a model against PyTorch; needs no tokenizer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
+#include "base/threadpool.h"
+#include "cli/cli.h"
+#include "engine/generate.h"
+#include "model/llama.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: preft logits -m DIR --ids 1,2,3 -o FILE [--threads N]\n\n"
+          "Runs the model over the token ids and writes the logits of every position\n"
+          "as little-endian float32, row-major [T, vocab] (T = number of ids).\n\n"
+          "  -m, --model DIR   Hugging Face model directory (config.json + safetensors)\n"
+          "  --ids LIST        comma-separated token ids\n"
+          "  -o, --output FILE where to write the logits (written atomically)\n"
+          "  --threads N       worker threads (default: all cores)\n");
+}
+
+int cli_logits(int argc, char **argv) {
+  const char *model_dir = NULL, *ids_arg = NULL, *out_path = NULL;
+  long threads = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if (cli_is_help(a)) {
+      usage(stdout);
+      return CLI_EXIT_OK;
+    } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+      if (!(model_dir = cli_value("logits", argc, argv, &i))) return CLI_EXIT_USAGE;
+    } else if (!strcmp(a, "--ids")) {
+      if (!(ids_arg = cli_value("logits", argc, argv, &i))) return CLI_EXIT_USAGE;
+    } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
+      if (!(out_path = cli_value("logits", argc, argv, &i))) return CLI_EXIT_USAGE;
+    } else if (!strcmp(a, "--threads")) {
+      if (!(v = cli_value("logits", argc, argv, &i)) || cli_parse_int("logits", a, v, 1, 1024, &threads) != 0)
+        return CLI_EXIT_USAGE;
+    } else {
+      fprintf(stderr, "preft logits: unknown option '%s' (see --help)\n", a);
+      return CLI_EXIT_USAGE;
+    }
+  }
+  if (!model_dir || !ids_arg || !out_path) {
+    fprintf(stderr, "preft logits: -m, --ids and -o are required (see --help)\n");
+    return CLI_EXIT_USAGE;
+  }
+  int *ids, n;
+  if (cli_parse_ids("logits", ids_arg, &ids, &n) != 0) return CLI_EXIT_USAGE;
+  preft_error err;
+  preft_model *m;
+  if (preft_model_load(&m, model_dir, &err) != 0) {
+    fprintf(stderr, "preft logits: %s\n", err.msg);
+    free(ids);
+    return CLI_EXIT_ERROR;
+  }
+  preft_pool *pool = preft_pool_create((int)threads);
+  size_t count = (size_t)n * (size_t)m->cfg.vocab;
+  float *logits = malloc(sizeof(float) * count);
+  int rc = CLI_EXIT_OK;
+  if (!logits) {
+    fprintf(stderr, "preft logits: cannot allocate %zu MiB for the logits\n", (count * 4) >> 20);
+    rc = CLI_EXIT_ERROR;
+  } else if (preft_all_logits(m, pool, ids, n, logits, &err) != 0 ||
+             preft_write_atomic(out_path, logits, sizeof(float) * count, &err) != 0) {
+    fprintf(stderr, "preft logits: %s\n", err.msg);
+    rc = CLI_EXIT_ERROR;
+  } else {
+    fprintf(stderr, "preft logits: wrote %d x %d float32 to %s\n", n, m->cfg.vocab, out_path);
+  }
+  free(logits);
+  preft_pool_free(pool);
+  preft_model_free(m);
+  free(ids);
+  return rc;
+}

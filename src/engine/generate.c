@@ -1,0 +1,89 @@
+/* generate.c - single-sequence prefill + decode (see generate.h). */
+#include "engine/generate.h"
+
+#include <stdlib.h>
+
+#define KV_BLOCK 16
+
+static int make_cache(const preft_model *m, int n_pos, preft_kv_cache *kv, preft_error *err) {
+  const preft_model_config *c = &m->cfg;
+  if (n_pos > c->max_pos)
+    return preft_fail(err, "%d positions exceed the model's context of %d (max_position_embeddings)", n_pos,
+                      c->max_pos);
+  int blocks = (n_pos + KV_BLOCK - 1) / KV_BLOCK;
+  if (preft_kv_init(kv, c->n_layers, c->n_kv_heads * c->head_dim, KV_BLOCK, blocks, 1, n_pos, err) != 0) return -1;
+  return preft_kv_reserve(kv, 0, n_pos, err);
+}
+
+/* Runs rows [start, start+n) of one sequence; logits of the rows flagged
+ * by want_all (every row) or only the last row. */
+static int run_chunk(const preft_model *m, preft_pool *pool, preft_kv_cache *kv, preft_workspace *ws,
+                     const int *ids, int start, int n, bool want_all, float *logits, preft_error *err) {
+  int *pos = preft_xmalloc(sizeof(int) * (size_t)n), *seq = preft_xcalloc((size_t)n, sizeof(int));
+  int *rows = preft_xmalloc(sizeof(int) * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    pos[i] = start + i;
+    rows[i] = i;
+  }
+  preft_batch b = {n, ids + start, pos, seq, want_all ? rows : rows + n - 1, want_all ? n : 1};
+  int rc = preft_model_forward(m, pool, kv, &b, ws, logits, err);
+  free(pos);
+  free(seq);
+  free(rows);
+  return rc;
+}
+
+int preft_all_logits(const preft_model *m, preft_pool *pool, const int *ids, int n, float *out, preft_error *err) {
+  preft_kv_cache kv;
+  if (make_cache(m, n, &kv, err) != 0) return -1;
+  preft_workspace ws = {0};
+  int rc = 0;
+  for (int start = 0; start < n && rc == 0; start += 256) {
+    int len = n - start < 256 ? n - start : 256;
+    rc = run_chunk(m, pool, &kv, &ws, ids, start, len, true, out + (size_t)start * (size_t)m->cfg.vocab, err);
+  }
+  preft_workspace_free(&ws);
+  preft_kv_free(&kv);
+  return rc;
+}
+
+int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, int n_prompt,
+                   const preft_generate_opts *opts, preft_token_cb cb, void *cb_ctx, int *n_generated,
+                   preft_error *err) {
+  *n_generated = 0;
+  if (n_prompt <= 0) return preft_fail(err, "generate: the prompt is empty");
+  int total = n_prompt + opts->max_new_tokens;
+  if (total > m->cfg.max_pos) total = m->cfg.max_pos;
+  if (n_prompt >= total && opts->max_new_tokens > 0)
+    return preft_fail(err, "prompt of %d tokens leaves no room in the model's context of %d", n_prompt,
+                      m->cfg.max_pos);
+  preft_kv_cache kv;
+  if (make_cache(m, total, &kv, err) != 0) return -1;
+  int *ids = preft_xmalloc(sizeof(int) * (size_t)total);
+  for (int i = 0; i < n_prompt; i++) ids[i] = prompt[i];
+  float *logits = preft_xmalloc(sizeof(float) * (size_t)m->cfg.vocab);
+  preft_workspace ws = {0};
+  preft_sampler sampler;
+  preft_sampler_init(&sampler, &opts->sampling);
+  int chunk = opts->prefill_chunk > 0 ? opts->prefill_chunk : 256, rc = 0, n = n_prompt;
+  for (int start = 0; start < n_prompt && rc == 0; start += chunk) {
+    int len = n_prompt - start < chunk ? n_prompt - start : chunk;
+    rc = run_chunk(m, pool, &kv, &ws, ids, start, len, false, logits, err);
+  }
+  while (rc == 0 && n < total && *n_generated < opts->max_new_tokens) {
+    int tok = preft_sample(&sampler, logits, m->cfg.vocab);
+    ids[n++] = tok;
+    (*n_generated)++;
+    bool stop = false;
+    for (int i = 0; i < opts->n_stop_ids; i++) stop |= tok == opts->stop_ids[i];
+    if (cb && !cb(cb_ctx, tok)) stop = true;
+    if (stop || n >= total || *n_generated >= opts->max_new_tokens) break;
+    rc = run_chunk(m, pool, &kv, &ws, ids, n - 1, 1, false, logits, err);
+  }
+  preft_sampler_free(&sampler);
+  preft_workspace_free(&ws);
+  free(logits);
+  free(ids);
+  preft_kv_free(&kv);
+  return rc;
+}

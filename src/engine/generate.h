@@ -1,0 +1,33 @@
+/* generate.h - single-sequence generation on top of the batched forward
+ * pass: prefill the prompt in chunks, then decode token by token. The
+ * serving engine batches many sequences; this is the plain path used by
+ * `preft generate` and `preft logits`, and the reference the engine's
+ * outputs are compared with. */
+#ifndef PREFT_ENGINE_GENERATE_H
+#define PREFT_ENGINE_GENERATE_H
+
+#include <stdbool.h>
+
+#include "engine/sampler.h"
+#include "model/llama.h"
+
+/* Called with each new token; return false to stop generating. */
+typedef bool (*preft_token_cb)(void *ctx, int token);
+
+typedef struct preft_generate_opts {
+  int max_new_tokens;
+  preft_sampling sampling;
+  const int *stop_ids; /* generation ends after emitting one of these */
+  int n_stop_ids;
+  int prefill_chunk; /* rows per prefill forward; 0: 256 */
+} preft_generate_opts;
+
+/* Generates from the prompt; *n_generated counts emitted tokens. */
+int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, int n_prompt,
+                   const preft_generate_opts *opts, preft_token_cb cb, void *cb_ctx, int *n_generated,
+                   preft_error *err);
+
+/* Logits of every position of ids: out [n, V]. */
+int preft_all_logits(const preft_model *m, preft_pool *pool, const int *ids, int n, float *out, preft_error *err);
+
+#endif

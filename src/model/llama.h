@@ -1,0 +1,108 @@
+/* llama.h - the Llama-family decoder (Llama 3.x, Qwen2/2.5, SmolLM,
+ * Mistral): weights, loading from a Hugging Face directory, and the batched
+ * forward pass.
+ *
+ * Legend: N token rows in a batch, D width, H query heads, Hkv key/value
+ * heads, Dh head width, F FFN width, V vocabulary, L layers.
+ *
+ * A batch is a set of token rows from any number of sequences; each row
+ * carries its token, its position and its KV-cache sequence slot. Prefill
+ * (many rows of one sequence) and decode (one row each of many sequences)
+ * are the same call. Rows see every earlier position of their own sequence:
+ * the cached ones and the ones written by this batch.
+ *
+ * Weights point into the memory-mapped safetensors files (F32, F16, BF16 as
+ * stored); only the small vectors (norms, biases) are copied to FP32.
+ */
+#ifndef PREFT_MODEL_LLAMA_H
+#define PREFT_MODEL_LLAMA_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+#include "base/threadpool.h"
+#include "io/hf_config.h"
+#include "io/safetensors.h"
+#include "model/kv_cache.h"
+#include "tensor/dtype.h"
+
+/* A weight matrix as stored: row-major [rows, cols] of dtype. */
+typedef struct preft_weight {
+  const void *data;
+  preft_dtype dtype;
+} preft_weight;
+
+typedef struct preft_layer_weights {
+  preft_weight wq;     /* [H*Dh, D] */
+  preft_weight wk;     /* [Hkv*Dh, D] */
+  preft_weight wv;     /* [Hkv*Dh, D] */
+  preft_weight wo;     /* [D, H*Dh] */
+  preft_weight w_gate; /* [F, D] */
+  preft_weight w_up;   /* [F, D] */
+  preft_weight w_down; /* [D, F] */
+  float *bq, *bk, *bv, *bo; /* [H*Dh], [Hkv*Dh], [Hkv*Dh], [D]; NULL when absent */
+  float *attn_norm;         /* [D] input_layernorm */
+  float *ffn_norm;          /* [D] post_attention_layernorm */
+} preft_layer_weights;
+
+typedef struct preft_model {
+  preft_model_config cfg;
+  preft_weight embed;   /* [V, D] */
+  preft_weight lm_head; /* [V, D]; the embedding when tied */
+  float *final_norm;    /* [D] */
+  preft_layer_weights *layers; /* [L] */
+  double *inv_freq;     /* [Dh/2] rotary frequencies after rope scaling */
+  preft_st_set st;      /* the mapped files the weights point into */
+  void *owned;          /* storage of a model made in memory (random init) */
+} preft_model;
+
+/* Loads config.json and the safetensors weights of a Hugging Face
+ * directory. Checks every expected tensor's presence and shape. */
+int preft_model_load(preft_model **out, const char *dir, preft_error *err);
+
+/* A model with random weights of the given config, held in memory (for
+ * benchmarks and tests); every matrix stored in `dtype`. */
+int preft_model_init_random(preft_model **out, const preft_model_config *cfg, preft_dtype dtype, uint64_t seed,
+                            preft_error *err);
+
+/* Writes config.json, generation_config.json and model.safetensors into dir
+ * (created if needed), each atomically. */
+int preft_model_save(const preft_model *m, const char *dir, preft_error *err);
+
+void preft_model_free(preft_model *m);
+
+/* Number of parameters and bytes of weight storage. */
+size_t preft_model_n_params(const preft_model *m);
+size_t preft_model_weight_bytes(const preft_model *m);
+
+/* One step's token rows. logit_rows lists (in output order) the rows whose
+ * next-token logits are wanted; typically the last row of each sequence. */
+typedef struct preft_batch {
+  int n;            /* N */
+  const int *token; /* [N] */
+  const int *pos;   /* [N] */
+  const int *seq;   /* [N] KV-cache slot */
+  const int *logit_rows;
+  int n_logits;
+} preft_batch;
+
+/* Scratch buffers of the forward pass, grown on demand, owned by the caller
+ * (one per engine or thread of control). */
+typedef struct preft_workspace {
+  int cap_rows, cap_ctx, cap_threads;
+  float *x, *xb, *q, *k, *v, *att, *h1, *h3; /* row buffers, N rows each */
+  float *rope_cos, *rope_sin;                /* [N, Dh/2] */
+  float *scores;                             /* [threads, ctx] */
+  float *out_rows;                           /* [n_logits, D] */
+} preft_workspace;
+
+void preft_workspace_free(preft_workspace *ws);
+
+/* Runs the decoder over the batch: writes the rows' keys and values into
+ * the cache (their positions must be reserved), and fills
+ * logits [n_logits, V]. Fails on a token outside the vocabulary or a
+ * position outside the cache's reserved range, before touching the cache. */
+int preft_model_forward(const preft_model *m, preft_pool *pool, preft_kv_cache *kv, const preft_batch *batch,
+                        preft_workspace *ws, float *logits, preft_error *err);
+
+#endif

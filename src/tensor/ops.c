@@ -1,0 +1,66 @@
+/* ops.c - element-wise and row-wise kernels (see ops.h). Plain C written so
+ * the compiler vectorises the loops (independent partial sums in reductions). */
+#include "tensor/ops.h"
+
+#include <math.h>
+
+void preft_rmsnorm(float *out, const float *x, const float *weight, int d, float eps) {
+  double ss = 0.0;
+  for (int i = 0; i < d; i++) ss += (double)x[i] * (double)x[i];
+  float inv = (float)(1.0 / sqrt(ss / d + (double)eps));
+  for (int i = 0; i < d; i++) out[i] = x[i] * inv * weight[i];
+}
+
+void preft_softmax(float *x, int n) {
+  float mx = x[0];
+  for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+  double sum = 0.0;
+  for (int i = 0; i < n; i++) {
+    x[i] = expf(x[i] - mx);
+    sum += x[i];
+  }
+  float inv = (float)(1.0 / sum);
+  for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+void preft_swiglu(float *a, const float *b, int n) {
+  for (int i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
+void preft_rope_rotate_half(float *x, const float *cos, const float *sin, int head_dim) {
+  int half = head_dim / 2;
+  for (int i = 0; i < half; i++) {
+    float x1 = x[i], x2 = x[i + half];
+    x[i] = x1 * cos[i] - x2 * sin[i];
+    x[i + half] = x2 * cos[i] + x1 * sin[i];
+  }
+}
+
+float preft_dot(const float *a, const float *b, int n) {
+  float acc[8] = {0};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+  float s = 0;
+  for (; i < n; i++) s += a[i] * b[i];
+  return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+void preft_axpy(float *y, float a, const float *x, int n) {
+  for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+void preft_load_row(float *out, const void *m, preft_dtype t, size_t row, int d) {
+  size_t base = row * (size_t)d;
+  switch (t) {
+    case PREFT_F32:
+      for (int i = 0; i < d; i++) out[i] = ((const float *)m)[base + (size_t)i];
+      break;
+    case PREFT_F16:
+      for (int i = 0; i < d; i++) out[i] = preft_f16_to_f32(((const uint16_t *)m)[base + (size_t)i]);
+      break;
+    case PREFT_BF16:
+      for (int i = 0; i < d; i++) out[i] = preft_bf16_to_f32(((const uint16_t *)m)[base + (size_t)i]);
+      break;
+  }
+}
