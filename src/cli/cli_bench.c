@@ -1,0 +1,318 @@
+/* cli_bench.c - `preft bench`: the machine's ceilings and the model's
+ * prefill and decode throughput, each stated as a fraction of the ceiling
+ * measured in the same run.
+ *
+ *   preft bench roofline       FMA peak, memory bandwidth, own sgemm
+ *   preft bench model ...      prefill/decode tokens/s at several batch sizes
+ *
+ * Prefill at batch B: B sequences of P prompt tokens in one forward (B*P
+ * rows, logits for the last row of each). Decode at batch B: B sequences
+ * with P cached tokens each take one new token per step; the time of a step
+ * is the median over the steps. Prefill is compared with the FMA peak
+ * (FLOPs of every matrix product and of attention); decode with memory
+ * bandwidth (bytes of every weight matrix read once per step plus the KV
+ * cache read by attention). */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
+#include "base/threadpool.h"
+#include "base/timer.h"
+#include "cli/cli.h"
+#include "model/llama.h"
+#include "model/shapes.h"
+#include "tensor/cpu.h"
+#include "tensor/roofline.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: preft bench roofline [--threads N]\n"
+          "       preft bench model (--shape NAME | -m DIR) [options]\n\n"
+          "roofline: measures the FP32 FMA peak (GFLOP/s), main-memory read bandwidth\n"
+          "(GB/s) and preft's own sgemm on this machine.\n\n"
+          "model: prefill and decode tokens/s of a model, each as a fraction of the\n"
+          "roofline measured in the same run (prefill vs FMA peak, decode vs bandwidth).\n"
+          "  --shape NAME        random weights of a known shape: %s\n"
+          "  -m DIR              or a Hugging Face model directory\n"
+          "  --dtype f32|f16|bf16 weight storage for --shape (default bf16)\n"
+          "  --layers L          override the number of layers of --shape (shorter runs)\n"
+          "  --batch LIST        batch sizes (default 1,8,64)\n"
+          "  --prompt-len P      prompt tokens per sequence (default 64)\n"
+          "  --decode-steps S    decode steps timed per batch size (default 8)\n"
+          "  --no-prefill, --no-decode  skip a phase\n"
+          "  --threads N         worker threads (default: all cores)\n"
+          "  --json FILE         also write the results as JSON (atomically)\n",
+          preft_shape_names());
+}
+
+typedef struct {
+  const preft_model *m;
+  double mat_bytes; /* bytes of the layer matrices, all layers */
+  double lm_bytes;  /* bytes of the LM head */
+  double row_flops; /* matrix FLOPs per token row, all layers, without the LM head */
+} model_costs;
+
+static model_costs costs_of(const preft_model *m) {
+  const preft_model_config *c = &m->cfg;
+  double D = c->dim, F = c->ffn, qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
+  double per_layer = D * qd * 2 + D * kvd * 2 + 3 * D * F;
+  model_costs k = {m, 0, 0, 0};
+  k.mat_bytes = per_layer * c->n_layers * (double)preft_dtype_size(m->layers[0].wq.dtype);
+  k.lm_bytes = (double)c->vocab * D * (double)preft_dtype_size(m->lm_head.dtype);
+  k.row_flops = 2 * per_layer * c->n_layers;
+  return k;
+}
+
+/* Attention FLOPs of one row at position pos (q·k and p·v, all heads, layers). */
+static double attn_flops(const preft_model_config *c, int pos) {
+  return 4.0 * (pos + 1) * c->n_heads * c->head_dim * c->n_layers;
+}
+
+typedef struct {
+  int batch;
+  double prefill_tps, prefill_gflops, decode_tps, decode_gbs, decode_step_ms;
+} bench_row;
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int bench_batch(const preft_model *m, preft_pool *pool, int B, int P, int steps, bool prefill, bool decode,
+                       bench_row *row, preft_error *err) {
+  const preft_model_config *c = &m->cfg;
+  model_costs k = costs_of(m);
+  int ctx = P + steps + 1, block = 16;
+  int blocks = B * ((ctx + block - 1) / block);
+  preft_kv_cache kv;
+  if (preft_kv_init(&kv, c->n_layers, c->n_kv_heads * c->head_dim, block, blocks, B, ctx, err) != 0) return -1;
+  for (int s = 0; s < B; s++)
+    if (preft_kv_reserve(&kv, s, ctx, err) != 0) return preft_kv_free(&kv), -1;
+  int rows = B * P;
+  int *tok = preft_xmalloc(sizeof(int) * (size_t)rows), *pos = preft_xmalloc(sizeof(int) * (size_t)rows);
+  int *seq = preft_xmalloc(sizeof(int) * (size_t)rows), *last = preft_xmalloc(sizeof(int) * (size_t)B);
+  for (int s = 0; s < B; s++) {
+    for (int t = 0; t < P; t++) {
+      int r = s * P + t;
+      tok[r] = (int)((1000003u * (unsigned)r + 12345u) % (unsigned)c->vocab);
+      pos[r] = t;
+      seq[r] = s;
+    }
+    last[s] = s * P + P - 1;
+  }
+  float *logits = preft_xmalloc(sizeof(float) * (size_t)B * (size_t)c->vocab);
+  preft_workspace ws = {0};
+  preft_batch b = {rows, tok, pos, seq, last, B};
+  /* One forward always runs: it fills the cache that decode reads. */
+  double t0 = preft_now();
+  int rc = preft_model_forward(m, pool, &kv, &b, &ws, logits, err);
+  double dt = preft_now() - t0;
+  if (rc == 0 && prefill) {
+    double flops = k.row_flops * rows + 2.0 * c->dim * c->vocab * B;
+    for (int t = 0; t < P; t++) flops += attn_flops(c, t) * B;
+    row->prefill_tps = rows / dt;
+    row->prefill_gflops = flops / dt * 1e-9;
+  }
+  if (rc == 0 && decode && steps > 0) {
+    double *times = preft_xmalloc(sizeof(double) * (size_t)steps);
+    double bytes = 0;
+    for (int i = 0; i < steps && rc == 0; i++) {
+      for (int s = 0; s < B; s++) {
+        tok[s] = (int)((7919u * (unsigned)(s + i) + 1u) % (unsigned)c->vocab);
+        pos[s] = P + i;
+        seq[s] = s;
+        last[s] = s;
+      }
+      preft_batch d = {B, tok, pos, seq, last, B};
+      t0 = preft_now();
+      rc = preft_model_forward(m, pool, &kv, &d, &ws, logits, err);
+      times[i] = preft_now() - t0;
+      if (i == steps / 2)
+        bytes = k.mat_bytes + k.lm_bytes + (double)B * (P + i + 1) * c->n_kv_heads * c->head_dim * 2 * 4 * c->n_layers;
+    }
+    qsort(times, (size_t)steps, sizeof(double), cmp_double);
+    double med = times[steps / 2];
+    row->decode_step_ms = med * 1e3;
+    row->decode_tps = B / med;
+    row->decode_gbs = bytes / med * 1e-9;
+    free(times);
+  }
+  free(tok);
+  free(pos);
+  free(seq);
+  free(last);
+  free(logits);
+  preft_workspace_free(&ws);
+  preft_kv_free(&kv);
+  return rc;
+}
+
+static int bench_roofline(int argc, char **argv) {
+  long threads = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *v;
+    if (cli_is_help(argv[i])) {
+      usage(stdout);
+      return CLI_EXIT_OK;
+    } else if (!strcmp(argv[i], "--threads")) {
+      if (!(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", argv[i - 1], v, 1, 1024, &threads))
+        return CLI_EXIT_USAGE;
+    } else {
+      fprintf(stderr, "preft bench roofline: unknown option '%s'\n", argv[i]);
+      return CLI_EXIT_USAGE;
+    }
+  }
+  preft_pool *pool = preft_pool_create((int)threads);
+  double peak = preft_roofline_fma_gflops(pool, 0.5), bw = preft_roofline_bandwidth_gbs(pool, 1.0);
+  double sgemm = preft_roofline_sgemm_gflops(pool, 1024);
+  printf("threads %d, kernels %s\n", preft_pool_size(pool), preft_cpu_path_name(preft_cpu_path()));
+  printf("FP32 FMA peak      %8.1f GFLOP/s\n", peak);
+  printf("memory bandwidth   %8.1f GB/s\n", bw);
+  printf("preft sgemm n=1024 %8.1f GFLOP/s (%.0f%% of peak)\n", sgemm, 100 * sgemm / peak);
+  preft_pool_free(pool);
+  return CLI_EXIT_OK;
+}
+
+static int parse_batches(const char *s, int **out, int *n) {
+  if (cli_parse_ids("bench", s, out, n) != 0) return -1;
+  for (int i = 0; i < *n; i++)
+    if ((*out)[i] < 1) {
+      fprintf(stderr, "preft bench: batch sizes must be >= 1\n");
+      free(*out);
+      return -1;
+    }
+  return 0;
+}
+
+static int bench_model(int argc, char **argv) {
+  const char *shape = NULL, *dir = NULL, *json_path = NULL, *v;
+  preft_dtype dtype = PREFT_BF16;
+  long layers = 0, threads = 0, P = 64, steps = 8;
+  bool prefill = true, decode = true;
+  int *batches = NULL, n_batches = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (cli_is_help(a)) {
+      usage(stdout);
+      free(batches);
+      return CLI_EXIT_OK;
+    }
+    int bad = 0;
+    if (!strcmp(a, "--shape")) bad = !(shape = cli_value("bench", argc, argv, &i));
+    else if (!strcmp(a, "-m") || !strcmp(a, "--model")) bad = !(dir = cli_value("bench", argc, argv, &i));
+    else if (!strcmp(a, "--json")) bad = !(json_path = cli_value("bench", argc, argv, &i));
+    else if (!strcmp(a, "--dtype")) bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_dtype("bench", v, &dtype);
+    else if (!strcmp(a, "--layers"))
+      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1024, &layers);
+    else if (!strcmp(a, "--threads"))
+      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1024, &threads);
+    else if (!strcmp(a, "--prompt-len"))
+      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1 << 20, &P);
+    else if (!strcmp(a, "--decode-steps"))
+      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1 << 20, &steps);
+    else if (!strcmp(a, "--batch")) {
+      free(batches);
+      batches = NULL;
+      bad = !(v = cli_value("bench", argc, argv, &i)) || parse_batches(v, &batches, &n_batches);
+    } else if (!strcmp(a, "--no-prefill")) prefill = false;
+    else if (!strcmp(a, "--no-decode")) decode = false;
+    else {
+      fprintf(stderr, "preft bench model: unknown option '%s' (see --help)\n", a);
+      bad = 1;
+    }
+    if (bad) {
+      free(batches);
+      return CLI_EXIT_USAGE;
+    }
+  }
+  if (!shape == !dir) {
+    fprintf(stderr, "preft bench model: give exactly one of --shape and -m (see --help)\n");
+    free(batches);
+    return CLI_EXIT_USAGE;
+  }
+  if (!batches) {
+    static const int dflt[] = {1, 8, 64};
+    batches = preft_xmalloc(sizeof dflt);
+    memcpy(batches, dflt, sizeof dflt);
+    n_batches = 3;
+  }
+  preft_error err;
+  preft_model *m = NULL;
+  preft_model_config cfg;
+  int rc = 0;
+  if (shape) {
+    rc = preft_shape_config(shape, &cfg, &err);
+    if (rc == 0 && layers > 0) cfg.n_layers = (int)layers;
+    if (rc == 0) rc = preft_model_init_random(&m, &cfg, dtype, 1, &err);
+  } else {
+    rc = preft_model_load(&m, dir, &err);
+  }
+  if (rc != 0) {
+    fprintf(stderr, "preft bench model: %s\n", err.msg);
+    free(batches);
+    return CLI_EXIT_ERROR;
+  }
+  preft_pool *pool = preft_pool_create((int)threads);
+  double peak = preft_roofline_fma_gflops(pool, 0.5), bw = preft_roofline_bandwidth_gbs(pool, 1.0);
+  const preft_model_config *c = &m->cfg;
+  const char *label = shape ? shape : dir;
+  printf("model %s: %d layers, D=%d, F=%d, H=%d/%d, V=%d, %s weights (%.0f MB), threads %d, kernels %s\n", label,
+         c->n_layers, c->dim, c->ffn, c->n_heads, c->n_kv_heads, c->vocab, preft_dtype_name(m->layers[0].wq.dtype),
+         preft_model_weight_bytes(m) / 1e6, preft_pool_size(pool), preft_cpu_path_name(preft_cpu_path()));
+  printf("rooflines: FMA peak %.1f GFLOP/s, memory bandwidth %.1f GB/s; prompt %ld, decode steps %ld\n\n", peak, bw,
+         P, steps);
+  printf("%6s | %12s %10s %8s | %12s %10s %9s %8s\n", "batch", "prefill tok/s", "GFLOP/s", "of peak", "decode tok/s",
+         "step ms", "GB/s", "of bw");
+  cJSON *json = cJSON_CreateObject();
+  cJSON_AddStringToObject(json, "model", label);
+  cJSON_AddStringToObject(json, "dtype", preft_dtype_name(m->layers[0].wq.dtype));
+  cJSON_AddNumberToObject(json, "layers", c->n_layers);
+  cJSON_AddNumberToObject(json, "threads", preft_pool_size(pool));
+  cJSON_AddNumberToObject(json, "fma_peak_gflops", peak);
+  cJSON_AddNumberToObject(json, "bandwidth_gbs", bw);
+  cJSON_AddNumberToObject(json, "prompt_len", (double)P);
+  cJSON *results = cJSON_AddArrayToObject(json, "results");
+  for (int i = 0; i < n_batches && rc == 0; i++) {
+    bench_row r = {.batch = batches[i]};
+    rc = bench_batch(m, pool, batches[i], (int)P, (int)steps, prefill, decode, &r, &err);
+    if (rc != 0) break;
+    printf("%6d | %12.1f %10.1f %7.0f%% | %12.2f %10.2f %9.2f %7.0f%%\n", r.batch, r.prefill_tps, r.prefill_gflops,
+           100 * r.prefill_gflops / peak, r.decode_tps, r.decode_step_ms, r.decode_gbs, 100 * r.decode_gbs / bw);
+    fflush(stdout);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "batch", r.batch);
+    cJSON_AddNumberToObject(o, "prefill_tokens_per_s", r.prefill_tps);
+    cJSON_AddNumberToObject(o, "prefill_gflops", r.prefill_gflops);
+    cJSON_AddNumberToObject(o, "prefill_fraction_of_peak", r.prefill_gflops / peak);
+    cJSON_AddNumberToObject(o, "decode_tokens_per_s", r.decode_tps);
+    cJSON_AddNumberToObject(o, "decode_step_ms", r.decode_step_ms);
+    cJSON_AddNumberToObject(o, "decode_gbs", r.decode_gbs);
+    cJSON_AddNumberToObject(o, "decode_fraction_of_bandwidth", r.decode_gbs / bw);
+    cJSON_AddItemToArray(results, o);
+  }
+  if (rc != 0) fprintf(stderr, "preft bench model: %s\n", err.msg);
+  if (rc == 0 && json_path) {
+    char *text = cJSON_Print(json);
+    rc = preft_write_atomic(json_path, text, strlen(text), &err);
+    if (rc != 0) fprintf(stderr, "preft bench model: %s\n", err.msg);
+    free(text);
+  }
+  cJSON_Delete(json);
+  preft_pool_free(pool);
+  preft_model_free(m);
+  free(batches);
+  return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+}
+
+int cli_bench(int argc, char **argv) {
+  if (argc < 2 || cli_is_help(argv[1])) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+  }
+  if (!strcmp(argv[1], "roofline")) return bench_roofline(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "model")) return bench_model(argc - 1, argv + 1);
+  fprintf(stderr, "preft bench: unknown benchmark '%s' (roofline, model)\n", argv[1]);
+  return CLI_EXIT_USAGE;
+}
