@@ -15,6 +15,8 @@ int cli_generate(int argc, char **argv);
 int cli_logits(int argc, char **argv);
 int cli_make_model(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_tokenize(int argc, char **argv);
+int cli_detokenize(int argc, char **argv);
 
 /* Option parsing helpers: each returns 0 or prints "preft CMD: ..." and
  * returns -1 for a value that does not parse. */

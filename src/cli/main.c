@@ -15,6 +15,8 @@ static const command commands[] = {
     {"logits", cli_logits, "write the logits of every position as float32 [T, vocab]"},
     {"bench", cli_bench, "benchmarks: rooflines, prefill and decode throughput"},
     {"make-model", cli_make_model, "write a random-weight model in Hugging Face layout"},
+    {"tokenize", cli_tokenize, "text to token ids with a Hugging Face tokenizer"},
+    {"detokenize", cli_detokenize, "token ids to text"},
 };
 
 static void usage(FILE *out) {
