@@ -3,7 +3,8 @@
 # Idempotent: skips apt entirely when everything is already installed.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git libcmocka-dev libcjson-dev libpcre2-dev libutf8proc-dev
-      libmicrohttpd-dev libcurl4-openssl-dev curl)
+      libmicrohttpd-dev libcurl4-openssl-dev curl
+      npm)
 if [ "${1:-}" = "--with-reference" ]; then
   # Only needed to regenerate golden files (tools/); tests never need them.
   pkgs+=(python3 python3-torch python3-numpy nodejs npm)

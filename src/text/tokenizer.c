@@ -298,7 +298,7 @@ static void add_eos(preft_tokenizer *t, int32_t id) {
   t->eos_ids[t->n_eos++] = id;
 }
 
-static int load_config(preft_tokenizer *t, const char *dir, bool bare, preft_error *err) {
+static int load_config(preft_tokenizer *t, const char *dir, preft_error *err) {
   char *path = preft_path_join(dir, "tokenizer_config.json");
   t->clean_up_spaces = false;
   if (preft_file_exists(path)) {
@@ -352,7 +352,9 @@ static int load_config(preft_tokenizer *t, const char *dir, bool bare, preft_err
     }
     cJSON_Delete(cfg);
     free(data);
-  } else if (bare) {
+  } else {
+    /* no config: transformers' BERT tokenizers clean up, byte-level BPE
+     * files trained by preft (bare tokenizer.json) do not */
     t->clean_up_spaces = t->model_type == MODEL_WORDPIECE;
   }
   free(path);
@@ -427,9 +429,7 @@ int preft_tokenizer_load(preft_tokenizer **out, const char *path, preft_error *e
   }
   if (is_vocab ? load_vocab(t, file, err) : load_tokenizer_json(t, file, err)) goto fail;
   preft_added_build(t);
-  /* a config only belongs to a tokenizer.json / vocab.txt of the usual name */
-  bool std_name = ends_with(file, "/tokenizer.json") || !strcmp(file, "tokenizer.json") || ends_with(file, "vocab.txt");
-  if (load_config(t, dir, !std_name, err)) goto fail;
+  if (load_config(t, dir, err)) goto fail;
   free(dir);
   free(file);
   *out = t;

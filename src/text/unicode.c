@@ -15,6 +15,7 @@ void preft_buf_reserve(preft_buf *b, size_t extra) {
   while (nc < b->len + extra + 1) nc *= 2;
   b->data = preft_xrealloc(b->data, nc);
   b->cap = nc;
+  b->data[b->len] = 0; /* always NUL-terminated */
 }
 
 void preft_buf_append(preft_buf *b, const void *p, size_t n) {
