@@ -21,6 +21,7 @@
 #include "base/threadpool.h"
 #include "base/timer.h"
 #include "cli/cli.h"
+#include "model/adapter.h"
 #include "model/llama.h"
 #include "model/shapes.h"
 #include "tensor/cpu.h"
@@ -29,7 +30,8 @@
 static void usage(FILE *out) {
   fprintf(out,
           "usage: preft bench roofline [--threads N]\n"
-          "       preft bench model (--shape NAME | -m DIR) [options]\n\n"
+          "       preft bench model (--shape NAME | -m DIR) [options]\n"
+          "       preft bench adapter-step --shape NAME [options]\n\n"
           "roofline: measures the FP32 FMA peak (GFLOP/s), main-memory read bandwidth\n"
           "(GB/s) and preft's own sgemm on this machine.\n\n"
           "model: prefill and decode tokens/s of a model, each as a fraction of the\n"
@@ -43,7 +45,14 @@ static void usage(FILE *out) {
           "  --decode-steps S    decode steps timed per batch size (default 8)\n"
           "  --no-prefill, --no-decode  skip a phase\n"
           "  --threads N         worker threads (default: all cores)\n"
-          "  --json FILE         also write the results as JSON (atomically)\n",
+          "  --json FILE         also write the results as JSON (atomically)\n\n"
+          "adapter-step: one decode step of B sequences, each with its own rank-R LoRA\n"
+          "on all seven projections, against the same step on the base model: the\n"
+          "all-token overhead, the prefill-only overhead (decode rows run the base\n"
+          "model) and the adapter bytes read per step. Options: --shape, --dtype,\n"
+          "--layers, --threads, --json as above; --batch (default 1,8,32,64,128),\n"
+          "--rank R (default 16), --context P (cached tokens per sequence, default 64),\n"
+          "--steps S (timed steps per measurement, default 5).\n",
           preft_shape_names());
 }
 
@@ -104,7 +113,7 @@ static int bench_batch(const preft_model *m, preft_pool *pool, int B, int P, int
   }
   float *logits = preft_xmalloc(sizeof(float) * (size_t)B * (size_t)c->vocab);
   preft_workspace ws = {0};
-  preft_batch b = {rows, tok, pos, seq, last, B};
+  preft_batch b = {.n = rows, .token = tok, .pos = pos, .seq = seq, .logit_rows = last, .n_logits = B};
   /* One forward always runs: it fills the cache that decode reads. */
   double t0 = preft_now();
   int rc = preft_model_forward(m, pool, &kv, &b, &ws, logits, err);
@@ -125,7 +134,7 @@ static int bench_batch(const preft_model *m, preft_pool *pool, int B, int P, int
         seq[s] = s;
         last[s] = s;
       }
-      preft_batch d = {B, tok, pos, seq, last, B};
+      preft_batch d = {.n = B, .token = tok, .pos = pos, .seq = seq, .logit_rows = last, .n_logits = B};
       t0 = preft_now();
       rc = preft_model_forward(m, pool, &kv, &d, &ws, logits, err);
       times[i] = preft_now() - t0;
@@ -306,6 +315,176 @@ static int bench_model(int argc, char **argv) {
   return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
 }
 
+/* Median time of `steps` decode steps of B rows (one per sequence). */
+static double time_decode_step(const preft_model *m, preft_pool *pool, preft_kv_cache *kv, preft_workspace *ws,
+                               int B, int ctx, int steps, const preft_adapter *const *adapters, const uint8_t *flags,
+                               float *logits, preft_error *err) {
+  int *tok = preft_xmalloc(sizeof(int) * (size_t)B), *pos = preft_xmalloc(sizeof(int) * (size_t)B);
+  int *seq = preft_xmalloc(sizeof(int) * (size_t)B);
+  double *times = preft_xmalloc(sizeof(double) * (size_t)steps), med = -1;
+  int rc = 0;
+  for (int i = 0; i < steps && rc == 0; i++) {
+    for (int s2 = 0; s2 < B; s2++) {
+      tok[s2] = (int)((7919u * (unsigned)(s2 + i) + 1u) % (unsigned)m->cfg.vocab);
+      pos[s2] = ctx;
+      seq[s2] = s2;
+    }
+    preft_batch d = {.n = B, .token = tok, .pos = pos, .seq = seq, .logit_rows = seq, .n_logits = B,
+                     .adapter = adapters, .adapt = flags};
+    double t0 = preft_now();
+    rc = preft_model_forward(m, pool, kv, &d, ws, logits, err);
+    times[i] = preft_now() - t0;
+  }
+  if (rc == 0) {
+    qsort(times, (size_t)steps, sizeof(double), cmp_double);
+    med = times[steps / 2];
+  }
+  free(tok);
+  free(pos);
+  free(seq);
+  free(times);
+  return med;
+}
+
+static int bench_adapter_step(int argc, char **argv) {
+  const char *shape = NULL, *json_path = NULL, *v;
+  preft_dtype dtype = PREFT_BF16;
+  long layers = 0, threads = 0, rank = 16, ctx = 64, steps = 5;
+  int *batches = NULL, n_batches = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int bad = 0;
+    if (cli_is_help(a)) {
+      usage(stdout);
+      free(batches);
+      return CLI_EXIT_OK;
+    } else if (!strcmp(a, "--shape")) bad = !(shape = cli_value("bench", argc, argv, &i));
+    else if (!strcmp(a, "--json")) bad = !(json_path = cli_value("bench", argc, argv, &i));
+    else if (!strcmp(a, "--dtype")) bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_dtype("bench", v, &dtype);
+    else if (!strcmp(a, "--layers"))
+      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1024, &layers);
+    else if (!strcmp(a, "--threads"))
+      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1024, &threads);
+    else if (!strcmp(a, "--rank")) bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 4096, &rank);
+    else if (!strcmp(a, "--context"))
+      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1 << 20, &ctx);
+    else if (!strcmp(a, "--steps")) bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1000, &steps);
+    else if (!strcmp(a, "--batch")) {
+      free(batches);
+      batches = NULL;
+      bad = !(v = cli_value("bench", argc, argv, &i)) || parse_batches(v, &batches, &n_batches);
+    } else {
+      fprintf(stderr, "preft bench adapter-step: unknown option '%s' (see --help)\n", a);
+      bad = 1;
+    }
+    if (bad) {
+      free(batches);
+      return CLI_EXIT_USAGE;
+    }
+  }
+  if (!shape) {
+    fprintf(stderr, "preft bench adapter-step: --shape is required (see --help)\n");
+    free(batches);
+    return CLI_EXIT_USAGE;
+  }
+  if (!batches) {
+    static const int dflt[] = {1, 8, 32, 64, 128};
+    batches = preft_xmalloc(sizeof dflt);
+    memcpy(batches, dflt, sizeof dflt);
+    n_batches = 5;
+  }
+  preft_error err;
+  preft_model_config cfg;
+  preft_model *m = NULL;
+  if (preft_shape_config(shape, &cfg, &err) != 0 || (layers > 0 && (cfg.n_layers = (int)layers, 0)) ||
+      preft_model_init_random(&m, &cfg, dtype, 1, &err) != 0) {
+    fprintf(stderr, "preft bench adapter-step: %s\n", err.msg);
+    free(batches);
+    return CLI_EXIT_ERROR;
+  }
+  int max_b = 0;
+  for (int i = 0; i < n_batches; i++) max_b = batches[i] > max_b ? batches[i] : max_b;
+  preft_pool *pool = preft_pool_create((int)threads);
+  const preft_model_config *c = &m->cfg;
+  int block = 16, blocks_per_seq = ((int)ctx + 1 + block - 1) / block, rc = 0;
+  preft_kv_cache kv;
+  if (preft_kv_init(&kv, c->n_layers, c->n_kv_heads * c->head_dim, block, blocks_per_seq * max_b, max_b,
+                    (int)ctx + 1, &err) != 0) {
+    fprintf(stderr, "preft bench adapter-step: %s\n", err.msg);
+    preft_model_free(m);
+    preft_pool_free(pool);
+    free(batches);
+    return CLI_EXIT_ERROR;
+  }
+  memset(kv.k, 0, sizeof(float) * (size_t)kv.n_blocks * c->n_layers * block * kv.kv_dim);
+  memset(kv.v, 0, sizeof(float) * (size_t)kv.n_blocks * c->n_layers * block * kv.kv_dim);
+  for (int s2 = 0; s2 < max_b; s2++) preft_kv_reserve(&kv, s2, (int)ctx + 1, &err);
+  preft_adapter **adapters = preft_xcalloc((size_t)max_b, sizeof *adapters);
+  for (int s2 = 0; s2 < max_b; s2++)
+    adapters[s2] = preft_adapter_random(PREFT_ADAPTER_LORA, c, (int)rank, PREFT_MODE_ALL, (uint64_t)s2 + 1);
+  uint8_t *on = preft_xmalloc((size_t)max_b), *off = preft_xcalloc((size_t)max_b, 1);
+  memset(on, PREFT_ADAPT_ON, (size_t)max_b);
+  float *logits = preft_xmalloc(sizeof(float) * (size_t)max_b * (size_t)c->vocab);
+  preft_workspace ws = {0};
+  double bw = preft_roofline_bandwidth_gbs(pool, 1.0);
+  printf("adapter decode step: %s, %d layers, %s base, rank-%ld LoRA on all 7 projections (%.1f MB per adapter),\n"
+         "context %ld, threads %d, memory bandwidth %.1f GB/s\n\n",
+         shape, c->n_layers, preft_dtype_name(dtype), rank, adapters[0]->bytes / 1e6, ctx, preft_pool_size(pool), bw);
+  printf("%6s | %10s %10s %10s | %9s %9s | %14s\n", "batch", "base ms", "lora ms", "lora-p ms", "lora ovh",
+         "lora-p ovh", "adapter MB/step");
+  cJSON *json = cJSON_CreateObject();
+  cJSON_AddStringToObject(json, "shape", shape);
+  cJSON_AddNumberToObject(json, "rank", (double)rank);
+  cJSON_AddNumberToObject(json, "layers", c->n_layers);
+  cJSON_AddNumberToObject(json, "bandwidth_gbs", bw);
+  cJSON *results = cJSON_AddArrayToObject(json, "results");
+  for (int i = 0; i < n_batches && rc == 0; i++) {
+    int B = batches[i];
+    const preft_adapter *const *ad = (const preft_adapter *const *)adapters;
+    /* warm-up, then base / all-token / prefill-only (decode rows flagged off) */
+    time_decode_step(m, pool, &kv, &ws, B, (int)ctx, 1, NULL, NULL, logits, &err);
+    double base = time_decode_step(m, pool, &kv, &ws, B, (int)ctx, (int)steps, NULL, NULL, logits, &err);
+    double lora = time_decode_step(m, pool, &kv, &ws, B, (int)ctx, (int)steps, ad, on, logits, &err);
+    double lorap = time_decode_step(m, pool, &kv, &ws, B, (int)ctx, (int)steps, ad, off, logits, &err);
+    if (base < 0 || lora < 0 || lorap < 0) {
+      fprintf(stderr, "preft bench adapter-step: %s\n", err.msg);
+      rc = -1;
+      break;
+    }
+    double mb = B * adapters[0]->bytes / 1e6;
+    printf("%6d | %10.2f %10.2f %10.2f | %8.1f%% %8.1f%% | %14.1f\n", B, base * 1e3, lora * 1e3, lorap * 1e3,
+           100 * (lora / base - 1), 100 * (lorap / base - 1), mb);
+    fflush(stdout);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "batch", B);
+    cJSON_AddNumberToObject(o, "base_step_ms", base * 1e3);
+    cJSON_AddNumberToObject(o, "lora_step_ms", lora * 1e3);
+    cJSON_AddNumberToObject(o, "lora_prefill_only_step_ms", lorap * 1e3);
+    cJSON_AddNumberToObject(o, "adapter_mb_per_step", mb);
+    cJSON_AddItemToArray(results, o);
+  }
+  if (rc == 0 && json_path) {
+    char *text = cJSON_Print(json);
+    if (preft_write_atomic(json_path, text, strlen(text), &err) != 0) {
+      fprintf(stderr, "preft bench adapter-step: %s\n", err.msg);
+      rc = -1;
+    }
+    free(text);
+  }
+  cJSON_Delete(json);
+  for (int s2 = 0; s2 < max_b; s2++) preft_adapter_free(adapters[s2]);
+  free(adapters);
+  free(on);
+  free(off);
+  free(logits);
+  preft_workspace_free(&ws);
+  preft_kv_free(&kv);
+  preft_pool_free(pool);
+  preft_model_free(m);
+  free(batches);
+  return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+}
+
 int cli_bench(int argc, char **argv) {
   if (argc < 2 || cli_is_help(argv[1])) {
     usage(argc < 2 ? stderr : stdout);
@@ -313,6 +492,7 @@ int cli_bench(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "roofline")) return bench_roofline(argc - 1, argv + 1);
   if (!strcmp(argv[1], "model")) return bench_model(argc - 1, argv + 1);
-  fprintf(stderr, "preft bench: unknown benchmark '%s' (roofline, model)\n", argv[1]);
+  if (!strcmp(argv[1], "adapter-step")) return bench_adapter_step(argc - 1, argv + 1);
+  fprintf(stderr, "preft bench: unknown benchmark '%s' (roofline, model, adapter-step)\n", argv[1]);
   return CLI_EXIT_USAGE;
 }

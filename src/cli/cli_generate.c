@@ -8,6 +8,7 @@
 #include "base/timer.h"
 #include "cli/cli.h"
 #include "engine/generate.h"
+#include "model/adapter.h"
 #include "model/llama.h"
 
 static void usage(FILE *out) {
@@ -25,6 +26,9 @@ static void usage(FILE *out) {
           "  --min-p P            drop tokens below P x the top probability (0 = off)\n"
           "  --seed S             RNG seed (default 0)\n"
           "  --ignore-eos         do not stop at the model's end-of-sequence ids\n"
+          "  -a, --adapter DIR    a LoRA (PEFT) or ReFT adapter directory\n"
+          "  --adapter-mode M     all (every token) or prefill (prompt only, decode\n"
+          "                       runs the base model); default: the adapter's config\n"
           "  --threads N          worker threads (default: all cores)\n"
           "  -v, --verbose        print timing to stderr\n");
 }
@@ -41,7 +45,7 @@ static bool print_token(void *ctx, int token) {
 }
 
 int cli_generate(int argc, char **argv) {
-  const char *model_dir = NULL, *ids_arg = NULL, *v;
+  const char *model_dir = NULL, *ids_arg = NULL, *adapter_dir = NULL, *mode_arg = NULL, *v;
   long n_tokens = 128, threads = 0, seed = 0, top_k = -1;
   double temperature = -1, top_p = -1, min_p = -1;
   bool ignore_eos = false, verbose = false;
@@ -75,6 +79,13 @@ int cli_generate(int argc, char **argv) {
     } else if (!strcmp(a, "--threads")) {
       if (!(v = cli_value("generate", argc, argv, &i)) || cli_parse_int("generate", a, v, 1, 1024, &threads) != 0)
         return CLI_EXIT_USAGE;
+    } else if (!strcmp(a, "-a") || !strcmp(a, "--adapter")) {
+      if (!(adapter_dir = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
+    } else if (!strcmp(a, "--adapter-mode")) {
+      preft_adapter_mode tmp;
+      if (!(mode_arg = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
+      if (preft_adapter_mode_parse(mode_arg, &tmp) != 0)
+        return fprintf(stderr, "preft generate: --adapter-mode expects all or prefill\n"), CLI_EXIT_USAGE;
     } else if (!strcmp(a, "--ignore-eos")) {
       ignore_eos = true;
     } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
@@ -99,7 +110,18 @@ int cli_generate(int argc, char **argv) {
     free(ids);
     return CLI_EXIT_ERROR;
   }
-  preft_generate_opts opts = {.max_new_tokens = (int)n_tokens};
+  preft_adapter *adapter = NULL;
+  if (adapter_dir && preft_adapter_load(&adapter, adapter_dir, NULL, &m->cfg, &err) != 0) {
+    fprintf(stderr, "preft generate: %s\n", err.msg);
+    preft_model_free(m);
+    free(ids);
+    return CLI_EXIT_ERROR;
+  }
+  preft_generate_opts opts = {.max_new_tokens = (int)n_tokens, .adapter = adapter};
+  if (adapter) {
+    opts.adapter_mode = adapter->default_mode;
+    if (mode_arg) preft_adapter_mode_parse(mode_arg, &opts.adapter_mode);
+  }
   opts.sampling.temperature = temperature >= 0 ? (float)temperature : gen.do_sample ? (float)gen.temperature : 0.0f;
   opts.sampling.top_k = top_k >= 0 ? (int)top_k : gen.do_sample ? gen.top_k : 0;
   opts.sampling.top_p = top_p >= 0 ? (float)top_p : gen.do_sample ? (float)gen.top_p : 1.0f;
@@ -121,6 +143,7 @@ int cli_generate(int argc, char **argv) {
     fprintf(stderr, "preft generate: %d prompt + %d generated tokens in %.3f s (%.1f tokens/s overall)\n", n_ids,
             generated, dt, (n_ids + generated) / dt);
   preft_pool_free(pool);
+  preft_adapter_free(adapter);
   preft_model_free(m);
   free(ids);
   return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;

@@ -9,22 +9,29 @@
 #include "base/threadpool.h"
 #include "cli/cli.h"
 #include "engine/generate.h"
+#include "model/adapter.h"
 #include "model/llama.h"
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: preft logits -m DIR --ids 1,2,3 -o FILE [--threads N]\n\n"
+          "usage: preft logits -m DIR --ids 1,2,3 -o FILE [-a ADAPTER_DIR [--adapter-mode all|prefill]\n"
+          "                    [--prompt-len N]] [--threads N]\n\n"
           "Runs the model over the token ids and writes the logits of every position\n"
           "as little-endian float32, row-major [T, vocab] (T = number of ids).\n\n"
           "  -m, --model DIR   Hugging Face model directory (config.json + safetensors)\n"
           "  --ids LIST        comma-separated token ids\n"
           "  -o, --output FILE where to write the logits (written atomically)\n"
+          "  -a, --adapter DIR a LoRA (PEFT) or ReFT adapter directory\n"
+          "  --adapter-mode M  all (every token) or prefill (prompt tokens only);\n"
+          "                    default: the adapter's own config\n"
+          "  --prompt-len N    ids at positions >= N count as generated tokens\n"
+          "                    (teacher-forced); default: all ids are the prompt\n"
           "  --threads N       worker threads (default: all cores)\n");
 }
 
 int cli_logits(int argc, char **argv) {
-  const char *model_dir = NULL, *ids_arg = NULL, *out_path = NULL;
-  long threads = 0;
+  const char *model_dir = NULL, *ids_arg = NULL, *out_path = NULL, *adapter_dir = NULL, *mode_arg = NULL;
+  long threads = 0, prompt_len = -1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
     if (cli_is_help(a)) {
@@ -36,6 +43,16 @@ int cli_logits(int argc, char **argv) {
       if (!(ids_arg = cli_value("logits", argc, argv, &i))) return CLI_EXIT_USAGE;
     } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
       if (!(out_path = cli_value("logits", argc, argv, &i))) return CLI_EXIT_USAGE;
+    } else if (!strcmp(a, "-a") || !strcmp(a, "--adapter")) {
+      if (!(adapter_dir = cli_value("logits", argc, argv, &i))) return CLI_EXIT_USAGE;
+    } else if (!strcmp(a, "--adapter-mode")) {
+      preft_adapter_mode tmp;
+      if (!(mode_arg = cli_value("logits", argc, argv, &i))) return CLI_EXIT_USAGE;
+      if (preft_adapter_mode_parse(mode_arg, &tmp) != 0)
+        return fprintf(stderr, "preft logits: --adapter-mode expects all or prefill\n"), CLI_EXIT_USAGE;
+    } else if (!strcmp(a, "--prompt-len")) {
+      if (!(v = cli_value("logits", argc, argv, &i)) || cli_parse_int("logits", a, v, 1, 1 << 30, &prompt_len) != 0)
+        return CLI_EXIT_USAGE;
     } else if (!strcmp(a, "--threads")) {
       if (!(v = cli_value("logits", argc, argv, &i)) || cli_parse_int("logits", a, v, 1, 1024, &threads) != 0)
         return CLI_EXIT_USAGE;
@@ -57,6 +74,15 @@ int cli_logits(int argc, char **argv) {
     free(ids);
     return CLI_EXIT_ERROR;
   }
+  preft_adapter *adapter = NULL;
+  preft_adapter_mode mode = PREFT_MODE_ALL;
+  if (adapter_dir && preft_adapter_load(&adapter, adapter_dir, NULL, &m->cfg, &err) != 0) {
+    fprintf(stderr, "preft logits: %s\n", err.msg);
+    preft_model_free(m);
+    free(ids);
+    return CLI_EXIT_ERROR;
+  }
+  if (adapter) mode = mode_arg ? (preft_adapter_mode_parse(mode_arg, &mode), mode) : adapter->default_mode;
   preft_pool *pool = preft_pool_create((int)threads);
   size_t count = (size_t)n * (size_t)m->cfg.vocab;
   float *logits = malloc(sizeof(float) * count);
@@ -64,7 +90,8 @@ int cli_logits(int argc, char **argv) {
   if (!logits) {
     fprintf(stderr, "preft logits: cannot allocate %zu MiB for the logits\n", (count * 4) >> 20);
     rc = CLI_EXIT_ERROR;
-  } else if (preft_all_logits(m, pool, ids, n, logits, &err) != 0 ||
+  } else if (preft_all_logits_adapted(m, pool, ids, n, adapter, mode, prompt_len > 0 ? (int)prompt_len : n, logits,
+                                      &err) != 0 ||
              preft_write_atomic(out_path, logits, sizeof(float) * count, &err) != 0) {
     fprintf(stderr, "preft logits: %s\n", err.msg);
     rc = CLI_EXIT_ERROR;
@@ -73,6 +100,7 @@ int cli_logits(int argc, char **argv) {
   }
   free(logits);
   preft_pool_free(pool);
+  preft_adapter_free(adapter);
   preft_model_free(m);
   free(ids);
   return rc;

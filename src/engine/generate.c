@@ -15,32 +15,59 @@ static int make_cache(const preft_model *m, int n_pos, preft_kv_cache *kv, preft
   return preft_kv_reserve(kv, 0, n_pos, err);
 }
 
-/* Runs rows [start, start+n) of one sequence; logits of the rows flagged
- * by want_all (every row) or only the last row. */
+/* The adapter a sequence runs and where its prompt ends. */
+typedef struct {
+  const preft_adapter *adapter;
+  preft_adapter_mode mode;
+  int prompt_len;
+} seq_adapter;
+
+/* Runs rows [start, start+n) of one sequence; logits of every row
+ * (want_all) or only of the last row. */
 static int run_chunk(const preft_model *m, preft_pool *pool, preft_kv_cache *kv, preft_workspace *ws,
-                     const int *ids, int start, int n, bool want_all, float *logits, preft_error *err) {
+                     const seq_adapter *sa, const int *ids, int start, int n, bool want_all, float *logits,
+                     preft_error *err) {
   int *pos = preft_xmalloc(sizeof(int) * (size_t)n), *seq = preft_xcalloc((size_t)n, sizeof(int));
   int *rows = preft_xmalloc(sizeof(int) * (size_t)n);
+  const preft_adapter **adapters = NULL;
+  uint8_t *flags = NULL;
+  if (sa->adapter) {
+    adapters = preft_xmalloc(sizeof(void *) * (size_t)n);
+    flags = preft_xmalloc((size_t)n);
+  }
   for (int i = 0; i < n; i++) {
     pos[i] = start + i;
     rows[i] = i;
+    if (sa->adapter) {
+      adapters[i] = sa->adapter;
+      flags[i] = (uint8_t)preft_adapter_row_flag(sa->adapter, sa->mode, start + i, sa->prompt_len);
+    }
   }
-  preft_batch b = {n, ids + start, pos, seq, want_all ? rows : rows + n - 1, want_all ? n : 1};
+  preft_batch b = {n, ids + start, pos, seq, want_all ? rows : rows + n - 1, want_all ? n : 1, adapters, flags};
   int rc = preft_model_forward(m, pool, kv, &b, ws, logits, err);
   free(pos);
   free(seq);
   free(rows);
+  free(adapters);
+  free(flags);
   return rc;
 }
 
 int preft_all_logits(const preft_model *m, preft_pool *pool, const int *ids, int n, float *out, preft_error *err) {
+  return preft_all_logits_adapted(m, pool, ids, n, NULL, PREFT_MODE_ALL, n, out, err);
+}
+
+int preft_all_logits_adapted(const preft_model *m, preft_pool *pool, const int *ids, int n,
+                             const preft_adapter *adapter, preft_adapter_mode mode, int prompt_len, float *out,
+                             preft_error *err) {
+  seq_adapter sa = {adapter, mode, prompt_len};
   preft_kv_cache kv;
   if (make_cache(m, n, &kv, err) != 0) return -1;
   preft_workspace ws = {0};
   int rc = 0;
   for (int start = 0; start < n && rc == 0; start += 256) {
     int len = n - start < 256 ? n - start : 256;
-    rc = run_chunk(m, pool, &kv, &ws, ids, start, len, true, out + (size_t)start * (size_t)m->cfg.vocab, err);
+    rc = run_chunk(m, pool, &kv, &ws, &sa, ids, start, len, true, out + (size_t)start * (size_t)m->cfg.vocab, err);
   }
   preft_workspace_free(&ws);
   preft_kv_free(&kv);
@@ -57,6 +84,7 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
   if (n_prompt >= total && opts->max_new_tokens > 0)
     return preft_fail(err, "prompt of %d tokens leaves no room in the model's context of %d", n_prompt,
                       m->cfg.max_pos);
+  seq_adapter sa = {opts->adapter, opts->adapter_mode, n_prompt};
   preft_kv_cache kv;
   if (make_cache(m, total, &kv, err) != 0) return -1;
   int *ids = preft_xmalloc(sizeof(int) * (size_t)total);
@@ -68,7 +96,7 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
   int chunk = opts->prefill_chunk > 0 ? opts->prefill_chunk : 256, rc = 0, n = n_prompt;
   for (int start = 0; start < n_prompt && rc == 0; start += chunk) {
     int len = n_prompt - start < chunk ? n_prompt - start : chunk;
-    rc = run_chunk(m, pool, &kv, &ws, ids, start, len, false, logits, err);
+    rc = run_chunk(m, pool, &kv, &ws, &sa, ids, start, len, false, logits, err);
   }
   while (rc == 0 && n < total && *n_generated < opts->max_new_tokens) {
     int tok = preft_sample(&sampler, logits, m->cfg.vocab);
@@ -78,7 +106,7 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
     for (int i = 0; i < opts->n_stop_ids; i++) stop |= tok == opts->stop_ids[i];
     if (cb && !cb(cb_ctx, tok)) stop = true;
     if (stop || n >= total || *n_generated >= opts->max_new_tokens) break;
-    rc = run_chunk(m, pool, &kv, &ws, ids, n - 1, 1, false, logits, err);
+    rc = run_chunk(m, pool, &kv, &ws, &sa, ids, n - 1, 1, false, logits, err);
   }
   preft_sampler_free(&sampler);
   preft_workspace_free(&ws);

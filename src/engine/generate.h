@@ -20,6 +20,8 @@ typedef struct preft_generate_opts {
   const int *stop_ids; /* generation ends after emitting one of these */
   int n_stop_ids;
   int prefill_chunk; /* rows per prefill forward; 0: 256 */
+  const preft_adapter *adapter; /* NULL: the base model */
+  preft_adapter_mode adapter_mode;
 } preft_generate_opts;
 
 /* Generates from the prompt; *n_generated counts emitted tokens. */
@@ -27,7 +29,12 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
                    const preft_generate_opts *opts, preft_token_cb cb, void *cb_ctx, int *n_generated,
                    preft_error *err);
 
-/* Logits of every position of ids: out [n, V]. */
+/* Logits of every position of ids: out [n, V], teacher-forced. With an
+ * adapter, positions >= prompt_len count as generated tokens for the
+ * adapter's mode (prompt_len = n: all of ids is the prompt). */
 int preft_all_logits(const preft_model *m, preft_pool *pool, const int *ids, int n, float *out, preft_error *err);
+int preft_all_logits_adapted(const preft_model *m, preft_pool *pool, const int *ids, int n,
+                             const preft_adapter *adapter, preft_adapter_mode mode, int prompt_len, float *out,
+                             preft_error *err);
 
 #endif

@@ -23,6 +23,7 @@
 #include "base/threadpool.h"
 #include "io/hf_config.h"
 #include "io/safetensors.h"
+#include "model/adapter_plan.h"
 #include "model/kv_cache.h"
 #include "tensor/dtype.h"
 
@@ -76,7 +77,9 @@ size_t preft_model_n_params(const preft_model *m);
 size_t preft_model_weight_bytes(const preft_model *m);
 
 /* One step's token rows. logit_rows lists (in output order) the rows whose
- * next-token logits are wanted; typically the last row of each sequence. */
+ * next-token logits are wanted; typically the last row of each sequence.
+ * adapter/adapt may be NULL (no adapters); otherwise row i runs adapter[i]
+ * (NULL: base model) where adapt[i] (a preft_adapt_flag) is not OFF. */
 typedef struct preft_batch {
   int n;            /* N */
   const int *token; /* [N] */
@@ -84,6 +87,8 @@ typedef struct preft_batch {
   const int *seq;   /* [N] KV-cache slot */
   const int *logit_rows;
   int n_logits;
+  const preft_adapter *const *adapter; /* [N] or NULL */
+  const uint8_t *adapt;                /* [N] or NULL */
 } preft_batch;
 
 /* Scratch buffers of the forward pass, grown on demand, owned by the caller
@@ -94,6 +99,7 @@ typedef struct preft_workspace {
   float *rope_cos, *rope_sin;                /* [N, Dh/2] */
   float *scores;                             /* [threads, ctx] */
   float *out_rows;                           /* [n_logits, D] */
+  preft_adapter_plan plan;                   /* this batch's adapter groups */
 } preft_workspace;
 
 void preft_workspace_free(preft_workspace *ws);

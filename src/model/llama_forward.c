@@ -21,6 +21,7 @@ void preft_workspace_free(preft_workspace *ws) {
   free(ws->rope_sin);
   free(ws->scores);
   free(ws->out_rows);
+  preft_adapter_plan_free(&ws->plan);
   memset(ws, 0, sizeof *ws);
 }
 
@@ -64,6 +65,15 @@ static int validate_batch(const preft_model *m, const preft_kv_cache *kv, const 
   for (int i = 0; i < b->n_logits; i++)
     if (b->logit_rows[i] < 0 || b->logit_rows[i] >= b->n)
       return preft_fail(err, "logit row %d outside the batch of %d rows", b->logit_rows[i], b->n);
+  if (b->adapter) {
+    if (!b->adapt) return preft_fail(err, "forward: adapters given without adapt flags");
+    for (int i = 0; i < b->n; i++) {
+      const preft_adapter *a = b->adapter[i];
+      if (a && (a->n_layers != m->cfg.n_layers || a->dim != m->cfg.dim))
+        return preft_fail(err, "row %d: adapter %s was loaded for a different base model", i, a->name);
+      if (b->adapt[i] > PREFT_ADAPT_LAST) return preft_fail(err, "row %d: invalid adapt flag %d", i, b->adapt[i]);
+    }
+  }
   return 0;
 }
 
@@ -117,9 +127,13 @@ static void layer_forward(const preft_model *m, int l, preft_pool *pool, preft_k
   /* attention block: x += o_proj(attn(rope(q), rope(k), v)) */
   for (int i = 0; i < n; i++)
     preft_rmsnorm(ws->xb + (size_t)i * D, ws->x + (size_t)i * D, w->attn_norm, D, c->norm_eps);
+  preft_adapter_plan *plan = &ws->plan;
   preft_gemm(pool, ws->q, qd, ws->xb, D, w->wq.data, w->wq.dtype, n, D, qd, 0);
   preft_gemm(pool, ws->k, kvd, ws->xb, D, w->wk.data, w->wk.dtype, n, D, kvd, 0);
   preft_gemm(pool, ws->v, kvd, ws->xb, D, w->wv.data, w->wv.dtype, n, D, kvd, 0);
+  preft_lora_apply(pool, plan, l, PREFT_MOD_Q, ws->xb, D, D, ws->q, qd, qd);
+  preft_lora_apply(pool, plan, l, PREFT_MOD_K, ws->xb, D, D, ws->k, kvd, kvd);
+  preft_lora_apply(pool, plan, l, PREFT_MOD_V, ws->xb, D, D, ws->v, kvd, kvd);
   add_bias(ws->q, w->bq, n, qd);
   add_bias(ws->k, w->bk, n, kvd);
   add_bias(ws->v, w->bv, n, kvd);
@@ -133,6 +147,7 @@ static void layer_forward(const preft_model *m, int l, preft_pool *pool, preft_k
   attn_job aj = {c, kv, b, ws->q, ws->att, ws->scores, ctx, l};
   preft_pool_run(pool, n * c->n_heads, attn_task, &aj);
   preft_gemm(pool, ws->x, D, ws->att, qd, w->wo.data, w->wo.dtype, n, qd, D, 1);
+  preft_lora_apply(pool, plan, l, PREFT_MOD_O, ws->att, qd, qd, ws->x, D, D);
   add_bias(ws->x, w->bo, n, D);
 
   /* MLP block: x += down(silu(gate(h)) * up(h)), h = norm(x) */
@@ -140,8 +155,14 @@ static void layer_forward(const preft_model *m, int l, preft_pool *pool, preft_k
     preft_rmsnorm(ws->xb + (size_t)i * D, ws->x + (size_t)i * D, w->ffn_norm, D, c->norm_eps);
   preft_gemm(pool, ws->h1, F, ws->xb, D, w->w_gate.data, w->w_gate.dtype, n, D, F, 0);
   preft_gemm(pool, ws->h3, F, ws->xb, D, w->w_up.data, w->w_up.dtype, n, D, F, 0);
+  preft_lora_apply(pool, plan, l, PREFT_MOD_GATE, ws->xb, D, D, ws->h1, F, F);
+  preft_lora_apply(pool, plan, l, PREFT_MOD_UP, ws->xb, D, D, ws->h3, F, F);
   preft_swiglu(ws->h1, ws->h3, n * F);
   preft_gemm(pool, ws->x, D, ws->h1, F, w->w_down.data, w->w_down.dtype, n, F, D, 1);
+  preft_lora_apply(pool, plan, l, PREFT_MOD_DOWN, ws->h1, F, F, ws->x, D, D);
+
+  /* ReFT edits the layer's output (the residual stream before layer l+1) */
+  preft_reft_apply(plan, l, ws->x, D);
 }
 
 int preft_model_forward(const preft_model *m, preft_pool *pool, preft_kv_cache *kv, const preft_batch *b,
@@ -152,6 +173,9 @@ int preft_model_forward(const preft_model *m, preft_pool *pool, preft_kv_cache *
   int ctx = 1;
   for (int i = 0; i < n; i++) ctx = b->pos[i] + 1 > ctx ? b->pos[i] + 1 : ctx;
   ensure_workspace(ws, c, n, ctx, preft_pool_size(pool));
+  int widest = c->ffn > c->dim ? c->ffn : c->dim;
+  widest = c->n_heads * c->head_dim > widest ? c->n_heads * c->head_dim : widest;
+  preft_adapter_plan_build(&ws->plan, n, b->adapter, b->adapt, widest, preft_pool_size(pool));
 
   for (int i = 0; i < n; i++) {
     preft_load_row(ws->x + (size_t)i * D, m->embed.data, m->embed.dtype, (size_t)b->token[i], D);

@@ -104,12 +104,12 @@ static void incremental_decode_matches_reference(void **s) {
     seqs[i] = seq;
   }
   int last = prefix - 1;
-  preft_batch b = {prefix, rc.ids, pos, seqs, &last, 1};
+  preft_batch b = {.n = prefix, .token = rc.ids, .pos = pos, .seq = seqs, .logit_rows = &last, .n_logits = 1};
   assert_int_equal(preft_model_forward(rc.m, pool, &kv, &b, &ws, logits, &err), 0);
   for (int t = prefix - 1; t < rc.n; t++) {
     if (t >= prefix) {
       int zero = 0;
-      preft_batch d = {1, rc.ids + t, pos + t, seqs + t, &zero, 1};
+      preft_batch d = {.n = 1, .token = rc.ids + t, .pos = pos + t, .seq = seqs + t, .logit_rows = &zero, .n_logits = 1};
       if (preft_model_forward(rc.m, pool, &kv, &d, &ws, logits, &err) != 0) fail_msg("%s", err.msg);
     }
     double r = test_rel_l2(logits, rc.golden + (size_t)t * (size_t)c->vocab, (size_t)c->vocab);
@@ -149,7 +149,7 @@ static void batch_of_two_sequences_matches_reference(void **s) {
   assert_int_equal(preft_kv_reserve(&kv, 1, n, &err), 0);
   preft_workspace ws = {0};
   float *logits = malloc(sizeof(float) * 2 * (size_t)c->vocab);
-  preft_batch batch = {2 * n, ids, pos, seq, rows, 2};
+  preft_batch batch = {.n = 2 * n, .token = ids, .pos = pos, .seq = seq, .logit_rows = rows, .n_logits = 2};
   assert_int_equal(preft_model_forward(a.m, NULL, &kv, &batch, &ws, logits, &err), 0);
   double r = test_rel_l2(logits, a.golden + (size_t)(n - 1) * (size_t)c->vocab, (size_t)c->vocab);
   assert_true(r < 1e-4);

@@ -1,0 +1,125 @@
+/* adapter.c - what all adapters share: loading dispatch, modes, the per-row
+ * flag rule, ReFT position strings (see adapter.h). */
+#include "model/adapter.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
+
+int preft_lora_load(preft_adapter *a, const char *dir, const preft_model_config *cfg, preft_error *err);
+int preft_reft_load(preft_adapter *a, const char *dir, const preft_model_config *cfg, preft_error *err);
+
+const char *preft_module_name(preft_module m) {
+  static const char *names[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  return names[m];
+}
+
+int preft_adapter_mode_parse(const char *s, preft_adapter_mode *out) {
+  if (!strcmp(s, "all")) *out = PREFT_MODE_ALL;
+  else if (!strcmp(s, "prefill")) *out = PREFT_MODE_PREFILL;
+  else return -1;
+  return 0;
+}
+
+const char *preft_adapter_mode_name(preft_adapter_mode m) { return m == PREFT_MODE_PREFILL ? "prefill" : "all"; }
+
+static int parse_count(const char **p, int *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(*p, &end, 10);
+  if (end == *p || errno || v < 0 || v > INT_MAX || **p == '-' || **p == '+') return -1;
+  *out = (int)v;
+  *p = end;
+  return 0;
+}
+
+int preft_reft_positions_parse(const char *s, int *first, int *last) {
+  if (!strcmp(s, "all")) {
+    *first = *last = -1;
+    return 0;
+  }
+  int f = 0, l = 0, seen_f = 0, seen_l = 0;
+  const char *p = s;
+  while (*p) {
+    char which = *p++;
+    int v;
+    if ((which != 'f' && which != 'l') || parse_count(&p, &v) != 0) return -1;
+    if (which == 'f') {
+      if (seen_f++) return -1;
+      f = v;
+    } else {
+      if (seen_l++) return -1;
+      l = v;
+    }
+    if (*p == '+') {
+      p++;
+      if (!*p) return -1;
+    } else if (*p) {
+      return -1;
+    }
+  }
+  if (!seen_f && !seen_l) return -1;
+  *first = f;
+  *last = l;
+  return 0;
+}
+
+preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos, int prompt_len) {
+  bool in_prompt = pos < prompt_len;
+  if (a->kind == PREFT_ADAPTER_LORA || a->reft_first < 0)
+    return in_prompt || mode == PREFT_MODE_ALL ? PREFT_ADAPT_ON : PREFT_ADAPT_OFF;
+  /* fA+lB: prompt positions only, in either mode (pyreft's rule). */
+  if (!in_prompt) return PREFT_ADAPT_OFF;
+  int half = prompt_len / 2;
+  int nf = a->reft_first < half ? a->reft_first : half, nl = a->reft_last < half ? a->reft_last : half;
+  if (pos < nf) return a->reft_shared ? PREFT_ADAPT_ON : PREFT_ADAPT_FIRST;
+  if (pos >= prompt_len - nl) return a->reft_shared ? PREFT_ADAPT_ON : PREFT_ADAPT_LAST;
+  return PREFT_ADAPT_OFF;
+}
+
+int preft_adapter_load(preft_adapter **out, const char *dir, const char *name, const preft_model_config *cfg,
+                       preft_error *err) {
+  preft_adapter *a = preft_xcalloc(1, sizeof *a);
+  a->path = preft_xstrdup(dir);
+  const char *base = strrchr(dir, '/');
+  a->name = preft_xstrdup(name ? name : base && base[1] ? base + 1 : dir);
+  a->n_layers = cfg->n_layers;
+  a->dim = cfg->dim;
+  char *lora_cfg = preft_path_join(dir, "adapter_config.json");
+  char *reft_cfg = preft_path_join(dir, "reft_config.json");
+  int rc;
+  if (preft_file_exists(lora_cfg)) rc = preft_lora_load(a, dir, cfg, err);
+  else if (preft_file_exists(reft_cfg)) rc = preft_reft_load(a, dir, cfg, err);
+  else rc = preft_fail(err, "%s: neither adapter_config.json (LoRA) nor reft_config.json (ReFT) found", dir);
+  free(lora_cfg);
+  free(reft_cfg);
+  if (rc != 0) {
+    preft_fail_prefix(err, "adapter %s", a->name);
+    preft_adapter_free(a);
+    return -1;
+  }
+  *out = a;
+  return 0;
+}
+
+void preft_adapter_free(preft_adapter *a) {
+  if (!a) return;
+  if (a->reft) {
+    for (int i = 0; i < a->n_layers * PREFT_REFT_SLOTS; i++) {
+      free(a->reft[i].rotate);
+      free(a->reft[i].weight);
+      free(a->reft[i].bias);
+      free(a->reft[i].proj_up);
+    }
+  }
+  free(a->reft);
+  free(a->reft_layer);
+  free(a->lora);
+  preft_st_close(&a->st);
+  free(a->name);
+  free(a->path);
+  free(a);
+}

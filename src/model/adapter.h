@@ -1,0 +1,104 @@
+/* adapter.h - per-user adapters of a base model: LoRA (from PEFT
+ * directories) and ReFT (LoReFT, DiReFT; preft's format, docs/REFT_FORMAT.md),
+ * and the per-row flag that says where an adapter applies.
+ *
+ * Legend: D width, R rank, L layers; "in"/"out" are a module's input and
+ * output widths (q: D -> H*Dh, k/v: D -> Hkv*Dh, o: H*Dh -> D,
+ * gate/up: D -> F, down: F -> D).
+ *
+ * One mechanism serves every mode: each token row of a batch carries an
+ * adapter and an adapt flag (preft_adapt_flag). LoRA adds its delta to the
+ * rows whose flag is on; ReFT edits the residual stream of flagged rows,
+ * choosing its weight slot (first / last / shared) from the flag. The flag
+ * comes from preft_adapter_row_flag, the single place that knows the modes:
+ *   all-token ("all"): LoRA on every row; ReFT at its positions (fA+lB:
+ *     prompt positions only; "all": every row, generated ones included);
+ *   prefill-only ("prefill"): only prompt rows; generated rows run the base
+ *     model and see the adapter only through the prompt's keys and values.
+ */
+#ifndef PREFT_MODEL_ADAPTER_H
+#define PREFT_MODEL_ADAPTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "io/hf_config.h"
+#include "io/safetensors.h"
+#include "tensor/dtype.h"
+
+typedef enum { PREFT_ADAPTER_LORA, PREFT_ADAPTER_LOREFT, PREFT_ADAPTER_DIREFT } preft_adapter_kind;
+typedef enum { PREFT_MODE_ALL = 0, PREFT_MODE_PREFILL = 1 } preft_adapter_mode;
+
+/* Per-row flag. ON: LoRA applies, ReFT uses its shared slot. FIRST / LAST:
+ * ReFT uses that slot (positions fA+lB without shared weights). */
+typedef enum { PREFT_ADAPT_OFF = 0, PREFT_ADAPT_ON = 1, PREFT_ADAPT_FIRST = 2, PREFT_ADAPT_LAST = 3 } preft_adapt_flag;
+
+/* The seven linear modules of a decoder layer, in PEFT's names. */
+typedef enum {
+  PREFT_MOD_Q, PREFT_MOD_K, PREFT_MOD_V, PREFT_MOD_O, PREFT_MOD_GATE, PREFT_MOD_UP, PREFT_MOD_DOWN, PREFT_N_MODULES
+} preft_module;
+const char *preft_module_name(preft_module m); /* "q_proj", ... */
+
+typedef struct preft_lora_module {
+  const void *a; /* [R, in] lora_A */
+  const void *b; /* [out, R] lora_B */
+  preft_dtype a_dtype, b_dtype;
+  int rank;    /* 0: this module is not adapted */
+  float scale; /* alpha / R, or alpha / sqrt(R) with rsLoRA */
+} preft_lora_module;
+
+/* ReFT slots: 0 first, 1 last, 2 shared. */
+enum { PREFT_REFT_FIRST = 0, PREFT_REFT_LAST = 1, PREFT_REFT_SHARED = 2, PREFT_REFT_SLOTS = 3 };
+
+typedef struct preft_reft_slot {
+  bool present;
+  float *rotate; /* [R, D] LoReFT R (orthonormal rows) */
+  float *weight; /* [R, D] LoReFT W, or DiReFT W1 (proj_down) */
+  float *bias;   /* [R] */
+  float *proj_up; /* [R, D] DiReFT W2 */
+} preft_reft_slot;
+
+typedef struct preft_adapter {
+  char *name, *path;
+  preft_adapter_kind kind;
+  preft_adapter_mode default_mode;
+  int n_layers, dim;
+  /* LoRA */
+  preft_lora_module *lora; /* [L][PREFT_N_MODULES] */
+  int max_rank;
+  /* ReFT */
+  int reft_rank;
+  bool *reft_layer;      /* [L] intervened after this layer */
+  preft_reft_slot *reft; /* [L][PREFT_REFT_SLOTS] */
+  int reft_first, reft_last; /* fA+lB; -1,-1 for "all" */
+  bool reft_shared;          /* share_weights (or positions "all") */
+  preft_st_set st;
+  size_t bytes; /* weight bytes, for accounting */
+} preft_adapter;
+
+/* Loads a PEFT LoRA directory (adapter_config.json) or a ReFT directory
+ * (reft_config.json) for a base model of config cfg, validating every
+ * shape. The error names the adapter, the tensor or field, and what was
+ * expected. */
+int preft_adapter_load(preft_adapter **out, const char *dir, const char *name, const preft_model_config *cfg,
+                       preft_error *err);
+void preft_adapter_free(preft_adapter *a);
+
+/* An adapter with random weights in memory (benchmarks, tests): LoRA on all
+ * seven modules of every layer, or ReFT on every layer at all positions. */
+preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_config *cfg, int rank,
+                                    preft_adapter_mode mode, uint64_t seed);
+
+/* The flag of a row at position pos of a sequence whose prompt has
+ * prompt_len tokens (pos >= prompt_len: a generated token), in mode. */
+preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos, int prompt_len);
+
+/* Parses "all" | "prefill". */
+int preft_adapter_mode_parse(const char *s, preft_adapter_mode *out);
+const char *preft_adapter_mode_name(preft_adapter_mode m);
+
+/* Parses ReFT positions "fA+lB", "fA", "lB" or "all" (first/last = -1 for all). */
+int preft_reft_positions_parse(const char *s, int *first, int *last);
+
+#endif
