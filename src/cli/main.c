@@ -17,6 +17,7 @@ static const command commands[] = {
     {"make-model", cli_make_model, "write a random-weight model in Hugging Face layout"},
     {"tokenize", cli_tokenize, "text to token ids with a Hugging Face tokenizer"},
     {"detokenize", cli_detokenize, "token ids to text"},
+    {"chat-template", cli_chat_template, "render a tokenizer's chat template with a conversation"},
 };
 
 static void usage(FILE *out) {
