@@ -1,33 +1,125 @@
-/* gemm.c - multi-threaded matrix product (see gemm.h).
- * Placeholder plain-C kernel; the tiled SIMD kernels replace it. */
+/* gemm.c - preft_gemm: picking a regime, blocking for the caches and
+ * splitting the work over the thread pool (see gemm.h). The tile kernels
+ * live in gemm_avx.c and gemm_portable.c (see gemm_kern.h).
+ *
+ * Two regimes, chosen by N (rows of x):
+ *  - N up to rows_max_n() (decode, small batches): memory bound. Every weight row
+ *    is read once from memory and dotted with all N rows of x. Threads split
+ *    M into contiguous row ranges.
+ *  - larger N (prefill): compute bound. For each block of GEMM_KC input
+ *    features, a panel of 16 weight rows is converted to FP32 and
+ *    transposed into a 16 KiB buffer on the task's stack (it stays in L1),
+ *    then every 6-row tile of x is multiplied against it with 12 ymm
+ *    accumulators. Threads split M into chunks of panels, and N into row
+ *    blocks when M alone gives too few tasks for the pool to balance.
+ */
 #include "tensor/gemm.h"
 
+#include "base/error.h"
+#include "tensor/cpu.h"
+#include "tensor/gemm_kern.h"
+
+#define GEMM_KC 256          /* input features per packed panel (multiple of 8) */
+#define GEMM_MC 240          /* most rows of x per prefill task: 240 KiB of x per K block, in L2 */
+#define GEMM_SERIAL_MAC 65536 /* below this many multiply-adds, threads cost more than they save */
+#define GEMM_TASKS_PER_THREAD 4
+
 typedef struct {
+  const preft_gemm_kernels *kt;
   float *y;
   const float *x;
   const void *w;
   preft_dtype wdt;
-  int y_stride, x_stride, n, k, m, accumulate, block;
+  size_t ys, xs;
+  int n, k, m, accumulate;
+  int rows_per_task;        /* decode: weight rows per task */
+  int row_blocks, mc, kc;   /* prefill: row blocks of x, rows per block, features per K block */
+  int panels, panels_per_task;
 } gemm_job;
 
-static void gemm_task(void *p, int task, int thread) {
-  const gemm_job *j = p;
-  int j0 = task * j->block, j1 = j0 + j->block;
-  if (j1 > j->m) j1 = j->m;
-  for (int i = 0; i < j->n; i++) {
-    const float *xi = j->x + (size_t)i * (size_t)j->x_stride;
-    float *yi = j->y + (size_t)i * (size_t)j->y_stride;
-    for (int c = j0; c < j1; c++) {
-      float acc = 0.f;
-      size_t row = (size_t)c * (size_t)j->k;
-      for (int p2 = 0; p2 < j->k; p2++) acc += xi[p2] * preft_load_elem(j->w, j->wdt, row + (size_t)p2);
-      yi[c] = j->accumulate ? yi[c] + acc : acc;
+static void rows_task(void *p, int task, int thread) {
+  const gemm_job *jb = p;
+  int j0 = task * jb->rows_per_task;
+  int j1 = j0 + jb->rows_per_task < jb->m ? j0 + jb->rows_per_task : jb->m;
+  jb->kt->rows(jb->y, jb->ys, jb->x, jb->xs, jb->w, jb->wdt, jb->n, jb->k, j0, j1, jb->accumulate);
+}
+
+static void pack_task(void *p, int task, int thread) {
+  const gemm_job *jb = p;
+  float panel[GEMM_KC * PREFT_GEMM_NR] __attribute__((aligned(32)));
+  int rb = task % jb->row_blocks, cb = task / jb->row_blocks;
+  int i0 = rb * jb->mc, i1 = i0 + jb->mc < jb->n ? i0 + jb->mc : jb->n;
+  int p0 = cb * jb->panels_per_task;
+  int p1 = p0 + jb->panels_per_task < jb->panels ? p0 + jb->panels_per_task : jb->panels;
+  for (int k0 = 0; k0 < jb->k; k0 += jb->kc) {
+    int kc = jb->k - k0 < jb->kc ? jb->k - k0 : jb->kc;
+    int acc = jb->accumulate || k0 > 0;
+    for (int pi = p0; pi < p1; pi++) {
+      int j0 = pi * PREFT_GEMM_NR;
+      int nr = jb->m - j0 < PREFT_GEMM_NR ? jb->m - j0 : PREFT_GEMM_NR;
+      jb->kt->pack(panel, jb->w, jb->wdt, (size_t)jb->k, j0, nr, k0, kc);
+      for (int i = i0; i < i1; i += PREFT_GEMM_MR) {
+        int mr = i1 - i < PREFT_GEMM_MR ? i1 - i : PREFT_GEMM_MR;
+        jb->kt->tile(kc, jb->x + (size_t)i * jb->xs + (size_t)k0, jb->xs, panel,
+                     jb->y + (size_t)i * jb->ys + (size_t)j0, jb->ys, mr, nr, acc);
+      }
     }
   }
 }
 
+/* Up to this many rows of x the rows (dot) kernel beats packing: it reads
+ * every weight once, with no transpose, and converts halves on the fly once
+ * per 4 rows of x. Past it, the per-use conversion (dear for BF16 on AVX1)
+ * and the re-reading of x cost more than the pack's transpose. Measured
+ * crossovers, AVX+FMA path (docs/KERNELS.md). */
+static int rows_max_n(preft_dtype wdt) {
+  return wdt == PREFT_F16 ? 64 : wdt == PREFT_F32 ? 32 : 16;
+}
+
+static int cdiv(int a, int b) { return (a + b - 1) / b; }
+
+static const preft_gemm_kernels *kernels(void) {
+#ifdef PREFT_HAVE_AVX_KERNELS
+  if (preft_cpu_path() == PREFT_CPU_AVX_FMA) return &preft_gemm_avx;
+#endif
+  return &preft_gemm_portable;
+}
+
 void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride, const void *w,
                 preft_dtype wdt, int n, int k, int m, int accumulate) {
-  gemm_job j = {y, x, w, wdt, y_stride, x_stride, n, k, m, accumulate, 64};
-  preft_pool_run(pool, (m + j.block - 1) / j.block, gemm_task, &j);
+  if (n <= 0 || m <= 0) return;
+  PREFT_ASSERT(y && x && w);
+  PREFT_ASSERT(n == 1 || (x_stride >= k && y_stride >= m));
+  if (k <= 0) {
+    if (!accumulate)
+      for (int i = 0; i < n; i++) memset(y + (size_t)i * (size_t)y_stride, 0, (size_t)m * sizeof(float));
+    return;
+  }
+  gemm_job jb = {.kt = kernels(), .y = y, .x = x, .w = w, .wdt = wdt, .ys = (size_t)y_stride,
+                 .xs = (size_t)x_stride, .n = n, .k = k, .m = m, .accumulate = accumulate};
+  int threads = preft_pool_size(pool);
+  if ((double)n * k * m < GEMM_SERIAL_MAC) threads = 1;
+  int want = threads == 1 ? 1 : threads * GEMM_TASKS_PER_THREAD;
+
+  if (n <= rows_max_n(wdt)) {
+    /* Row ranges in multiples of 12 (the decode kernel's row group). */
+    jb.rows_per_task = cdiv(cdiv(m, want), 12) * 12;
+    preft_pool_run(pool, cdiv(m, jb.rows_per_task), rows_task, &jb);
+    return;
+  }
+
+  int kblocks = cdiv(k, GEMM_KC);
+  jb.kc = cdiv(cdiv(k, kblocks), 8) * 8; /* equal K blocks, each <= GEMM_KC */
+  jb.panels = cdiv(m, PREFT_GEMM_NR);
+  int row_blocks = cdiv(n, GEMM_MC);
+  int col_chunks = cdiv(want, row_blocks) < jb.panels ? cdiv(want, row_blocks) : jb.panels;
+  if (row_blocks * col_chunks < want) { /* few panels: split the rows finer */
+    int more = cdiv(want, col_chunks), most = cdiv(n, PREFT_GEMM_MR);
+    row_blocks = more < most ? more : most;
+  }
+  jb.mc = cdiv(cdiv(n, row_blocks), PREFT_GEMM_MR) * PREFT_GEMM_MR;
+  jb.row_blocks = cdiv(n, jb.mc);
+  jb.panels_per_task = cdiv(jb.panels, col_chunks);
+  col_chunks = cdiv(jb.panels, jb.panels_per_task);
+  preft_pool_run(pool, jb.row_blocks * col_chunks, pack_task, &jb);
 }

@@ -1,0 +1,69 @@
+/* gemm_portable.c - the plain-C kernels of preft_gemm (see gemm_kern.h),
+ * for CPUs without AVX+FMA+F16C and as a second implementation the tests
+ * check. Written as simple fixed-length loops the compiler can vectorise
+ * with whatever the baseline instruction set offers (SSE2 on x86-64).
+ */
+#include "tensor/gemm_kern.h"
+
+static void portable_pack(float *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0,
+                          int kc) {
+  for (int jj = 0; jj < PREFT_GEMM_NR; jj++) {
+    if (jj >= nr) {
+      for (int kk = 0; kk < kc; kk++) panel[(size_t)kk * PREFT_GEMM_NR + jj] = 0.f;
+      continue;
+    }
+    size_t row = (size_t)(j0 + jj) * k + (size_t)k0;
+    for (int kk = 0; kk < kc; kk++) panel[(size_t)kk * PREFT_GEMM_NR + jj] = preft_load_elem(w, wdt, row + (size_t)kk);
+  }
+}
+
+static void portable_tile(int kc, const float *x, size_t xs, const float *panel, float *y, size_t ys, int mr,
+                          int nr, int accumulate) {
+  float acc[PREFT_GEMM_MR][PREFT_GEMM_NR];
+  for (int r = 0; r < mr; r++)
+    for (int c = 0; c < PREFT_GEMM_NR; c++) acc[r][c] = accumulate && c < nr ? y[(size_t)r * ys + (size_t)c] : 0.f;
+  for (int kk = 0; kk < kc; kk++) {
+    const float *p = panel + (size_t)kk * PREFT_GEMM_NR;
+    for (int r = 0; r < mr; r++) {
+      float a = x[(size_t)r * xs + (size_t)kk];
+      for (int c = 0; c < PREFT_GEMM_NR; c++) acc[r][c] += a * p[c];
+    }
+  }
+  for (int r = 0; r < mr; r++)
+    for (int c = 0; c < nr; c++) y[(size_t)r * ys + (size_t)c] = acc[r][c];
+}
+
+/* Weight rows are converted in blocks of KB elements (never the whole
+ * matrix) and each block is dotted with every row of x. */
+#define KB 512
+static void portable_rows(float *y, size_t ys, const float *x, size_t xs, const void *w, preft_dtype wdt, int n,
+                          int k, int j0, int j1, int accumulate) {
+  float buf[KB];
+  for (int j = j0; j < j1; j++) {
+    size_t row = (size_t)j * (size_t)k;
+    for (int i = 0; i < n; i++) {
+      float *yy = y + (size_t)i * ys + (size_t)j;
+      if (!accumulate) *yy = 0.f;
+    }
+    for (int k0 = 0; k0 < k; k0 += KB) {
+      int kb = k - k0 < KB ? k - k0 : KB;
+      const float *wb = buf;
+      if (wdt == PREFT_F32)
+        wb = (const float *)w + row + (size_t)k0;
+      else
+        for (int kk = 0; kk < kb; kk++) buf[kk] = preft_load_elem(w, wdt, row + (size_t)(k0 + kk));
+      for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * xs + (size_t)k0;
+        float s[8] = {0};
+        int kk = 0;
+        for (; kk + 8 <= kb; kk += 8)
+          for (int l = 0; l < 8; l++) s[l] += xi[kk + l] * wb[kk + l];
+        float t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+        for (; kk < kb; kk++) t += xi[kk] * wb[kk];
+        y[(size_t)i * ys + (size_t)j] += t;
+      }
+    }
+  }
+}
+
+const preft_gemm_kernels preft_gemm_portable = {portable_pack, portable_tile, portable_rows, "portable"};

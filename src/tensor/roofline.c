@@ -1,0 +1,201 @@
+/* roofline.c - peak FMA rate, memory read bandwidth and square-SGEMM rate
+ * of this machine (see roofline.h). Each measurement splits into many equal
+ * tasks handed out by the pool, so two threads balance even if one starts
+ * late, and reports total work over wall time for the best repetition. */
+#include "tensor/roofline.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "base/timer.h"
+#include "tensor/cpu.h"
+#include "tensor/gemm.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HAVE_AVX_ROOFLINE 1
+#endif
+
+/* Runs fn over n_tasks on the pool repeatedly for about `seconds` (at least
+ * `min_reps` times) and returns the shortest wall time of one run. */
+static double best_time(preft_pool *pool, int n_tasks, preft_task_fn fn, void *ctx, double seconds, int min_reps) {
+  double best = 1e30, start = preft_now();
+  for (int rep = 0; rep < min_reps || preft_now() - start < seconds; rep++) {
+    double t0 = preft_now();
+    preft_pool_run(pool, n_tasks, fn, ctx);
+    double t = preft_now() - t0;
+    if (t < best) best = t;
+  }
+  return best;
+}
+
+/* ---- FMA peak ------------------------------------------------------------ */
+
+#define FMA_ITERS 65536 /* per task; 12 registers × 8 lanes × 2 FLOP each */
+
+typedef struct {
+  int avx;
+  float sink[1024];
+} fma_ctx;
+
+#ifdef HAVE_AVX_ROOFLINE
+/* 12 independent dependency chains cover the FMA latency (4-5 cycles) times
+ * two FMA pipes. a = a·b + c with b < 1 converges to c/(1-b): no overflow, no
+ * denormals, and the compiler cannot fold it away. */
+__attribute__((target("avx,fma"))) static float fma_loop_avx(long iters, float seed) {
+  __m256 b = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-6f);
+  __m256 a0 = _mm256_set1_ps(seed), a1 = _mm256_add_ps(a0, b), a2 = _mm256_add_ps(a1, b), a3 = _mm256_add_ps(a2, b);
+  __m256 a4 = _mm256_add_ps(a3, b), a5 = _mm256_add_ps(a4, b), a6 = _mm256_add_ps(a5, b), a7 = _mm256_add_ps(a6, b);
+  __m256 a8 = _mm256_add_ps(a7, b), a9 = _mm256_add_ps(a8, b), a10 = _mm256_add_ps(a9, b), a11 = _mm256_add_ps(a10, b);
+  for (long i = 0; i < iters; i++) {
+    a0 = _mm256_fmadd_ps(a0, b, c), a1 = _mm256_fmadd_ps(a1, b, c), a2 = _mm256_fmadd_ps(a2, b, c);
+    a3 = _mm256_fmadd_ps(a3, b, c), a4 = _mm256_fmadd_ps(a4, b, c), a5 = _mm256_fmadd_ps(a5, b, c);
+    a6 = _mm256_fmadd_ps(a6, b, c), a7 = _mm256_fmadd_ps(a7, b, c), a8 = _mm256_fmadd_ps(a8, b, c);
+    a9 = _mm256_fmadd_ps(a9, b, c), a10 = _mm256_fmadd_ps(a10, b, c), a11 = _mm256_fmadd_ps(a11, b, c);
+  }
+  __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                           _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+  s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+  float out[8];
+  _mm256_storeu_ps(out, s);
+  return out[0] + out[7];
+}
+#endif
+
+/* The portable path: 96 independent multiply-adds per iteration, the same
+ * FLOP count as the AVX loop, in whatever form the compiler emits. */
+static float fma_loop_portable(long iters, float seed) {
+  float a[96];
+  for (int j = 0; j < 96; j++) a[j] = seed + (float)j;
+  for (long i = 0; i < iters; i++)
+    for (int j = 0; j < 96; j++) a[j] = a[j] * 0.999999f + 1e-6f;
+  float s = 0;
+  for (int j = 0; j < 96; j++) s += a[j];
+  return s;
+}
+
+static void fma_task(void *p, int task, int thread) {
+  fma_ctx *c = p;
+  float seed = (float)task * 1e-3f;
+#ifdef HAVE_AVX_ROOFLINE
+  if (c->avx) {
+    c->sink[task & 1023] = fma_loop_avx(FMA_ITERS, seed);
+    return;
+  }
+#endif
+  c->sink[task & 1023] = fma_loop_portable(FMA_ITERS, seed);
+}
+
+double preft_roofline_fma_gflops(preft_pool *pool, double seconds) {
+  fma_ctx c = {.avx = preft_cpu_path() == PREFT_CPU_AVX_FMA};
+  int tasks = 16 * preft_pool_size(pool);
+  double t = best_time(pool, tasks, fma_task, &c, seconds, 3);
+  return (double)tasks * FMA_ITERS * 96 * 2 / t * 1e-9;
+}
+
+/* ---- read bandwidth ------------------------------------------------------ */
+
+#define READ_CHUNK ((size_t)1 << 20) /* bytes per task */
+
+typedef struct {
+  const char *buf;
+  size_t bytes;
+  int avx;
+  uint32_t *folds; /* one per task: keeps the loads alive */
+} read_ctx;
+
+/* XOR-folds the bytes (a bitwise op: any bit pattern, even NaNs or
+ * denormals of reinterpreted half weights, costs the same). */
+#ifdef HAVE_AVX_ROOFLINE
+__attribute__((target("avx"))) static uint32_t fold_avx(const char *p, size_t n) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  size_t i = 0;
+  for (; i + 128 <= n; i += 128) {
+    s0 = _mm256_xor_ps(s0, _mm256_loadu_ps((const float *)(const void *)(p + i)));
+    s1 = _mm256_xor_ps(s1, _mm256_loadu_ps((const float *)(const void *)(p + i + 32)));
+    s2 = _mm256_xor_ps(s2, _mm256_loadu_ps((const float *)(const void *)(p + i + 64)));
+    s3 = _mm256_xor_ps(s3, _mm256_loadu_ps((const float *)(const void *)(p + i + 96)));
+  }
+  uint32_t out[8], t = 0;
+  _mm256_storeu_ps((float *)(void *)out, _mm256_xor_ps(_mm256_xor_ps(s0, s1), _mm256_xor_ps(s2, s3)));
+  for (int j = 0; j < 8; j++) t ^= out[j];
+  for (; i < n; i++) t ^= (uint8_t)p[i];
+  return t;
+}
+#endif
+
+static uint32_t fold_portable(const char *p, size_t n) {
+  uint64_t s[8] = {0}, t = 0;
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64)
+    for (int j = 0; j < 8; j++) {
+      uint64_t v;
+      memcpy(&v, p + i + 8 * j, 8);
+      s[j] ^= v;
+    }
+  for (int j = 0; j < 8; j++) t ^= s[j];
+  for (; i < n; i++) t ^= (uint8_t)p[i];
+  return (uint32_t)(t ^ (t >> 32));
+}
+
+static void read_task(void *p, int task, int thread) {
+  read_ctx *c = p;
+  size_t off = (size_t)task * READ_CHUNK, len = c->bytes - off < READ_CHUNK ? c->bytes - off : READ_CHUNK;
+#ifdef HAVE_AVX_ROOFLINE
+  if (c->avx) {
+    c->folds[task] = fold_avx(c->buf + off, len);
+    return;
+  }
+#endif
+  c->folds[task] = fold_portable(c->buf + off, len);
+}
+
+double preft_roofline_read_buffer_gbs(preft_pool *pool, const void *buf, size_t bytes, double seconds) {
+  int tasks = (int)((bytes + READ_CHUNK - 1) / READ_CHUNK);
+  if (tasks == 0) return 0;
+  read_ctx c = {buf, bytes, preft_cpu_path() == PREFT_CPU_AVX_FMA, preft_xcalloc((size_t)tasks, sizeof(uint32_t))};
+  double t = best_time(pool, tasks, read_task, &c, seconds, 2);
+  free(c.folds);
+  return (double)bytes / t * 1e-9;
+}
+
+double preft_roofline_read_gbs(preft_pool *pool, size_t bytes, double seconds) {
+  bytes = (bytes + 63) & ~(size_t)63;
+  char *buf = aligned_alloc(64, bytes);
+  PREFT_ASSERT(buf);
+  memset(buf, 1, bytes); /* every page mapped */
+  double gbs = preft_roofline_read_buffer_gbs(pool, buf, bytes, seconds);
+  free(buf);
+  return gbs;
+}
+
+double preft_roofline_bandwidth_gbs(preft_pool *pool, double seconds) {
+  return preft_roofline_read_gbs(pool, (size_t)1 << 30, seconds);
+}
+
+/* ---- preft_gemm on a square FP32 problem --------------------------------- */
+
+double preft_roofline_sgemm_gflops(preft_pool *pool, int n) {
+  PREFT_ASSERT(n > 0);
+  size_t nn = (size_t)n * (size_t)n;
+  float *x = preft_xmalloc(nn * sizeof(float)), *w = preft_xmalloc(nn * sizeof(float));
+  float *y = preft_xmalloc(nn * sizeof(float));
+  uint32_t r = 12345;
+  for (size_t i = 0; i < nn; i++) {
+    r = r * 1664525u + 1013904223u;
+    x[i] = (float)(r >> 8) * 0x1p-24f - 0.5f;
+    w[i] = (float)((r >> 4) & 0xffff) * 0x1p-16f - 0.5f;
+  }
+  preft_gemm(pool, y, n, x, n, w, PREFT_F32, n, n, n, 0); /* warm caches and threads */
+  double best = 1e30, start = preft_now();
+  for (int rep = 0; rep < 3 || preft_now() - start < 0.5; rep++) {
+    double t0 = preft_now();
+    preft_gemm(pool, y, n, x, n, w, PREFT_F32, n, n, n, 0);
+    double t = preft_now() - t0;
+    if (t < best) best = t;
+  }
+  free(x), free(w), free(y);
+  return 2.0 * (double)nn * (double)n / best * 1e-9;
+}

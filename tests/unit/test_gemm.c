@@ -1,0 +1,195 @@
+/* test_gemm.c - preft_gemm against the double-accumulating reference
+ * preft_gemm_ref, for every weight type, on both CPU paths (the detected
+ * SIMD one and the forced portable one), with 1 and 3 threads, odd sizes,
+ * padded strides and accumulation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/threadpool.h"
+#include "tensor/cpu.h"
+#include "tensor/dtype.h"
+#include "tensor/gemm.h"
+#include "testutil.h"
+
+#define SENTINEL 12345.0f /* written into stride padding; must survive */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static float frand(void) { /* uniform in [-1, 1) */
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (float)((rng_state >> 40) * 0x1p-24 * 2.0 - 1.0);
+}
+
+/* Weights as stored: w[M,K] of type dt, values frand() rounded to dt. */
+static void *make_weights(preft_dtype dt, int m, int k) {
+  size_t count = (size_t)m * (size_t)k;
+  void *w = malloc(count * preft_dtype_size(dt));
+  for (size_t i = 0; i < count; i++) {
+    float v = frand();
+    if (dt == PREFT_F16) ((uint16_t *)w)[i] = preft_f32_to_f16(v);
+    else if (dt == PREFT_BF16) ((uint16_t *)w)[i] = preft_f32_to_bf16(v);
+    else ((float *)w)[i] = v;
+  }
+  return w;
+}
+
+typedef struct {
+  preft_pool *pool1, *pool3;
+} fixture;
+
+static int setup(void **state) {
+  fixture *f = malloc(sizeof *f);
+  f->pool1 = preft_pool_create(1);
+  f->pool3 = preft_pool_create(3);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  preft_pool_free(f->pool1);
+  preft_pool_free(f->pool3);
+  free(f);
+  preft_cpu_force_portable(false);
+  return 0;
+}
+
+/* Runs preft_gemm on every path and pool for one problem and checks it
+ * against preft_gemm_ref: relative L2 error <= 1e-5, every element within
+ * 1e-5 of its magnitude scale (|y0| + sum |x||w|), and the stride padding
+ * between rows untouched. Buffers end exactly at the last element, so
+ * AddressSanitizer catches any read or write past them. */
+static void check_problem(const fixture *f, preft_dtype dt, int n, int k, int m, int pad, int accumulate) {
+  int xs = k + pad, ys = m + pad;
+  size_t xlen = (size_t)(n - 1) * (size_t)xs + (size_t)k, ylen = (size_t)(n - 1) * (size_t)ys + (size_t)m;
+  float *x = malloc(xlen * sizeof *x), *y0 = malloc(ylen * sizeof *y0), *y = malloc(ylen * sizeof *y);
+  float *yref = malloc(ylen * sizeof *yref);
+  double *want = malloc((size_t)n * (size_t)m * sizeof *want), *scale = malloc((size_t)n * (size_t)m * sizeof *scale);
+  for (size_t i = 0; i < xlen; i++) x[i] = frand();
+  for (size_t i = 0; i < ylen; i++) y0[i] = (int)(i % (size_t)ys) >= m ? SENTINEL : frand();
+  void *w = make_weights(dt, m, k);
+
+  memcpy(yref, y0, ylen * sizeof *y0);
+  preft_gemm_ref(yref, ys, x, xs, w, dt, n, k, m, accumulate);
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < m; j++) {
+      double s = accumulate ? fabs(y0[(size_t)i * ys + j]) : 0.0;
+      for (int p = 0; p < k; p++)
+        s += fabs((double)x[(size_t)i * xs + p] * preft_load_elem(w, dt, (size_t)j * k + p));
+      want[(size_t)i * m + j] = yref[(size_t)i * ys + j];
+      scale[(size_t)i * m + j] = s;
+    }
+
+  preft_pool *pools[2] = {f->pool1, f->pool3};
+  for (int portable = 0; portable < 2; portable++) {
+    preft_cpu_force_portable(portable);
+    for (int pi = 0; pi < 2; pi++) {
+      memcpy(y, y0, ylen * sizeof *y0);
+      preft_gemm(pools[pi], y, ys, x, xs, w, dt, n, k, m, accumulate);
+      double num = 0, den = 0;
+      for (int i = 0; i < n; i++) {
+        for (int j = 0; j < m; j++) {
+          double got = y[(size_t)i * ys + j], ref = want[(size_t)i * m + j];
+          double err = fabs(got - ref);
+          num += err * err;
+          den += ref * ref;
+          if (!(err <= 1e-5 * scale[(size_t)i * m + j] + 1e-30)) {
+            print_error("%s n=%d k=%d m=%d pad=%d acc=%d path=%s threads=%d: y[%d,%d]=%.9g want %.9g\n",
+                        preft_dtype_name(dt), n, k, m, pad, accumulate, portable ? "portable" : "detected",
+                        preft_pool_size(pools[pi]), i, j, got, ref);
+            fail();
+          }
+        }
+        for (int j = m; i < n - 1 && j < ys; j++) assert_true(y[(size_t)i * ys + j] == SENTINEL);
+      }
+      assert_true(den == 0 || sqrt(num / den) <= 1e-5);
+    }
+  }
+  preft_cpu_force_portable(false);
+  free(x), free(y0), free(y), free(yref), free(want), free(scale), free(w);
+}
+
+static void gemm_matches_reference_for_odd_shapes(preft_dtype dt, void **state) {
+  static const int ns[] = {1, 2, 3, 5, 8, 17, 64, 130};
+  static const int ks[] = {1, 7, 33, 257};
+  static const int ms[] = {1, 7, 33, 257};
+  int c = 0;
+  for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+    for (size_t b = 0; b < sizeof ks / sizeof *ks; b++)
+      for (size_t d = 0; d < sizeof ms / sizeof *ms; d++, c++)
+        check_problem(*state, dt, ns[a], ks[b], ms[d], (c & 1) ? 3 : 0, (c >> 1) & 1);
+}
+
+static void f32_gemm_matches_reference(void **state) { gemm_matches_reference_for_odd_shapes(PREFT_F32, state); }
+static void f16_gemm_matches_reference(void **state) { gemm_matches_reference_for_odd_shapes(PREFT_F16, state); }
+static void bf16_gemm_matches_reference(void **state) { gemm_matches_reference_for_odd_shapes(PREFT_BF16, state); }
+
+/* Several K blocks, many panels, row blocks split across threads, and
+ * every pad/accumulate combination on shapes that are a few tiles big. */
+static void gemm_matches_reference_on_multi_block_shapes(void **state) {
+  for (int dt = 0; dt < 3; dt++)
+    for (int v = 0; v < 4; v++) {
+      check_problem(*state, (preft_dtype)dt, 1, 1000, 100, (v & 1) * 5, v >> 1);
+      check_problem(*state, (preft_dtype)dt, 4, 530, 61, (v & 1) * 5, v >> 1);
+      check_problem(*state, (preft_dtype)dt, 37, 600, 90, (v & 1) * 5, v >> 1);
+      check_problem(*state, (preft_dtype)dt, 250, 40, 23, (v & 1) * 5, v >> 1);
+    }
+}
+
+/* Small integers times halves with few mantissa bits: every product and sum
+ * is exact in FP32, so every path must agree with the reference bit for bit
+ * (catches a wrong conversion that a tolerance could hide). */
+static void small_integer_products_are_exact(void **state) {
+  fixture *f = *state;
+  int n = 9, k = 45, m = 21;
+  float x[9 * 45], y[9 * 21], yref[9 * 21];
+  for (int i = 0; i < n * k; i++) x[i] = (float)((i * 7) % 11 - 5);
+  for (int dt = 0; dt < 3; dt++) {
+    uint16_t wh[21 * 45];
+    float wf[21 * 45];
+    for (int i = 0; i < m * k; i++) {
+      float v = (float)((i * 5) % 13 - 6) * 0.25f;
+      wf[i] = v;
+      wh[i] = dt == PREFT_F16 ? preft_f32_to_f16(v) : preft_f32_to_bf16(v);
+    }
+    const void *w = dt == PREFT_F32 ? (const void *)wf : (const void *)wh;
+    preft_gemm_ref(yref, m, x, k, w, (preft_dtype)dt, n, k, m, 0);
+    for (int portable = 0; portable < 2; portable++) {
+      preft_cpu_force_portable(portable);
+      for (int nn = 1; nn <= n; nn += 4) {
+        preft_gemm(f->pool3, y, m, x, k, w, (preft_dtype)dt, nn, k, m, 0);
+        assert_memory_equal(y, yref, (size_t)nn * (size_t)m * sizeof(float));
+      }
+    }
+  }
+  preft_cpu_force_portable(false);
+}
+
+static void forcing_portable_path_is_reported_and_undone(void **state) {
+  preft_cpu_path_kind detected = preft_cpu_detected();
+  preft_cpu_force_portable(true);
+  assert_int_equal(preft_cpu_path(), PREFT_CPU_PORTABLE);
+  preft_cpu_force_portable(false);
+  assert_int_equal(preft_cpu_path(), detected);
+  print_message("detected CPU path: %s\n", preft_cpu_path_name(detected));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(forcing_portable_path_is_reported_and_undone),
+      cmocka_unit_test(f32_gemm_matches_reference),
+      cmocka_unit_test(f16_gemm_matches_reference),
+      cmocka_unit_test(bf16_gemm_matches_reference),
+      cmocka_unit_test(gemm_matches_reference_on_multi_block_shapes),
+      cmocka_unit_test(small_integer_products_are_exact),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
