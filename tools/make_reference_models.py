@@ -397,10 +397,18 @@ def apply_rope(x, inv_freq, interleaved=False):
 
 
 def forward(c, w, ids, rope_scaling=True, gqa="repeat_kv", interleaved=False,
-            biases=True):
+            biases=True, lora=None, resid=None):
     """Logits [T, V] in float64. w: {name: float64 tensor}. Keyword
-    arguments other than the defaults are deliberate errors used by the
-    self-checks."""
+    arguments rope_scaling..biases other than the defaults are deliberate
+    errors used by the self-checks.
+
+    Adapter hooks (used by make_reference_adapters.py; None = plain model):
+      lora(name, v) -> delta [T, out] or None, added to the output of the
+          linear `name` (e.g. "model.layers.0.self_attn.q_proj") on input
+          v [T, in], after its bias;
+      resid(l, x) -> x [T, D], applied to the residual stream after decoder
+          layer l (after its MLP residual add), before layer l+1 / the
+          final norm."""
     D, H, Hkv = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"]
     Dh = cfg_head_dim(c)
     eps = c["rms_norm_eps"]
@@ -412,6 +420,10 @@ def forward(c, w, ids, rope_scaling=True, gqa="repeat_kv", interleaved=False,
         y = v @ w[name + ".weight"].T
         if biases and (name + ".bias") in w:
             y = y + w[name + ".bias"]
+        if lora is not None:
+            delta = lora(name, v)
+            if delta is not None:
+                y = y + delta
         return y
 
     causal = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
@@ -437,6 +449,8 @@ def forward(c, w, ids, rope_scaling=True, gqa="repeat_kv", interleaved=False,
         h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps)
         g = lin(p + "mlp.gate_proj", h)
         x = x + lin(p + "mlp.down_proj", torch.nn.functional.silu(g) * lin(p + "mlp.up_proj", h))
+        if resid is not None:
+            x = resid(l, x)
     x = rms_norm(x, w["model.norm.weight"], eps)
     head = w["model.embed_tokens.weight"] if c["tie_word_embeddings"] else w["lm_head.weight"]
     return x @ head.T
@@ -468,8 +482,12 @@ def naive_inv_freq(c):
     return out
 
 
-def naive_forward(c, w, ids):
-    """Same semantics, written without any vectorised attention."""
+def naive_forward(c, w, ids, wpos=None, edit=None):
+    """Same semantics, written without any vectorised attention.
+
+    Adapter hooks (None = plain model): wpos(t) -> the weight dict whose
+    projections position t uses (e.g. LoRA-merged weights on adapted rows);
+    edit(l, t, x) -> x [D], applied to position t's residual after layer l."""
     D, H, Hkv = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"]
     Dh, eps = cfg_head_dim(c), c["rms_norm_eps"]
     half = Dh // 2
@@ -488,9 +506,10 @@ def naive_forward(c, w, ids):
             out[j + half] = b * cs + a * sn
         return out
 
-    def proj(name, v, bias):
-        y = w[name + ".weight"] @ v
-        return y + w[name + ".bias"] if bias else y
+    def proj(name, v, bias, t):
+        wt = w if wpos is None else wpos(t)
+        y = wt[name + ".weight"] @ v
+        return y + wt[name + ".bias"] if bias else y
 
     xs = [w["model.embed_tokens.weight"][t].copy() for t in ids]
     for l in range(c["num_hidden_layers"]):
@@ -498,9 +517,9 @@ def naive_forward(c, w, ids):
         ks, vs, qs = [], [], []
         for pos, x in enumerate(xs):
             h = norm(x, w[p + "input_layernorm.weight"])
-            q = proj(p + "self_attn.q_proj", h, qkv_b)
-            k = proj(p + "self_attn.k_proj", h, qkv_b)
-            v = proj(p + "self_attn.v_proj", h, qkv_b)
+            q = proj(p + "self_attn.q_proj", h, qkv_b, pos)
+            k = proj(p + "self_attn.k_proj", h, qkv_b, pos)
+            v = proj(p + "self_attn.v_proj", h, qkv_b, pos)
             qs.append([rope(q[i * Dh:(i + 1) * Dh], pos) for i in range(H)])
             ks.append([rope(k[i * Dh:(i + 1) * Dh], pos) for i in range(Hkv)])
             vs.append([v[i * Dh:(i + 1) * Dh] for i in range(Hkv)])
@@ -513,11 +532,13 @@ def naive_forward(c, w, ids):
                 e = np.exp(sc - sc.max())
                 pr = e / e.sum()
                 att[hh * Dh:(hh + 1) * Dh] = sum(pr[s] * vs[s][kv] for s in range(t + 1))
-            x = x + proj(p + "self_attn.o_proj", att, o_b)
+            x = x + proj(p + "self_attn.o_proj", att, o_b, t)
             h = norm(x, w[p + "post_attention_layernorm.weight"])
-            g = proj(p + "mlp.gate_proj", h, False)
-            u = proj(p + "mlp.up_proj", h, False)
-            x = x + proj(p + "mlp.down_proj", g / (1.0 + np.exp(-g)) * u, False)
+            g = proj(p + "mlp.gate_proj", h, False, t)
+            u = proj(p + "mlp.up_proj", h, False, t)
+            x = x + proj(p + "mlp.down_proj", g / (1.0 + np.exp(-g)) * u, False, t)
+            if edit is not None:
+                x = edit(l, t, x)
             new.append(x)
         xs = new
     head = w["model.embed_tokens.weight"] if c["tie_word_embeddings"] else w["lm_head.weight"]
