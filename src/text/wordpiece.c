@@ -99,7 +99,12 @@ int preft_wordpiece_load_vocab(preft_tokenizer *t, const char *path, preft_error
   cJSON *arr = NULL;
   size_t plen = strlen(path);
   if (plen >= 5 && !strcmp(path + plen - 5, ".json")) {
-    arr = cJSON_ParseWithLength(data, size);
+    const char *end = NULL;
+    arr = cJSON_ParseWithLengthOpts(data, size, &end, false);
+    if (!arr) {
+      rc = preft_fail(err, "%s: malformed JSON near byte offset %zu", path, end ? (size_t)(end - data) : 0);
+      goto out;
+    }
     if (!cJSON_IsArray(arr)) {
       rc = preft_fail(err, "%s: expected a JSON array of token strings", path);
       goto out;
