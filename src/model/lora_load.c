@@ -3,7 +3,8 @@
  *   - target_modules as a list: module key == name or ends with ".name";
  *     as a string: a regex that must match the whole key ("all-linear": all
  *     seven projections). Keys look like "model.layers.3.self_attn.q_proj".
- *   - layers_to_transform (int or list) restricts the layer indices.
+ *   - layers_to_transform (int or non-empty list) restricts the layer
+ *     indices of name-suffix matches; it may not accompany a regex.
  *   - rank_pattern / alpha_pattern: the first pattern p whose regex
  *     "(.*\.)?(p)$" matches the key overrides r / lora_alpha for that module.
  *   - scale = alpha / r, or alpha / sqrt(r) with use_rslora.
@@ -56,7 +57,12 @@ typedef struct {
   const char *path;
 } lora_rules;
 
-static int target_matches(const lora_rules *r, const char *key, bool *out, preft_error *err) {
+/* PEFT's rule: a regex must match the whole key; a list entry equal to the
+ * key selects it outright (layers_to_transform is not consulted), an entry
+ * that is the key's last dotted component(s) selects it subject to
+ * layers_to_transform. *exact reports the first kind of match. */
+static int target_matches(const lora_rules *r, const char *key, bool *out, bool *exact, preft_error *err) {
+  *exact = false;
   if (cJSON_IsString(r->targets)) {
     if (!strcmp(r->targets->valuestring, "all-linear")) {
       *out = true;
@@ -69,12 +75,15 @@ static int target_matches(const lora_rules *r, const char *key, bool *out, preft
   }
   *out = false;
   const cJSON *t;
-  cJSON_ArrayForEach(t, r->targets) if (ends_with_component(key, t->valuestring)) *out = true;
+  cJSON_ArrayForEach(t, r->targets) {
+    if (!strcmp(key, t->valuestring)) *out = *exact = true;
+    else if (ends_with_component(key, t->valuestring)) *out = true;
+  }
   return 0;
 }
 
 static bool layer_selected(const lora_rules *r, int layer) {
-  if (!r->layers) return true;
+  if (!r->layers || (cJSON_IsArray(r->layers) && cJSON_GetArraySize(r->layers) == 0)) return true;
   if (cJSON_IsNumber(r->layers)) return (int)r->layers->valuedouble == layer;
   const cJSON *e;
   cJSON_ArrayForEach(e, r->layers) if ((int)e->valuedouble == layer) return true;
@@ -137,6 +146,9 @@ static int check_config(const cJSON *root, const char *path, lora_rules *r, pref
   if (r->layers && cJSON_IsNull(r->layers)) r->layers = NULL;
   if (r->layers && !cJSON_IsNumber(r->layers) && !cJSON_IsArray(r->layers))
     return preft_fail(err, "%s: layers_to_transform must be an integer or a list", path);
+  if (r->layers && cJSON_IsString(r->targets) && !(cJSON_IsArray(r->layers) && cJSON_GetArraySize(r->layers) == 0))
+    return preft_fail(err, "%s: layers_to_transform cannot be used when target_modules is a regex string (as in PEFT)",
+                      path);
   r->rank_pattern = cJSON_GetObjectItemCaseSensitive(root, "rank_pattern");
   r->alpha_pattern = cJSON_GetObjectItemCaseSensitive(root, "alpha_pattern");
   const cJSON *pats[2] = {r->rank_pattern, r->alpha_pattern};
@@ -242,9 +254,9 @@ int preft_lora_load(preft_adapter *a, const char *dir, const preft_model_config 
       int attn = module_dims(c, (preft_module)m, &in, &out);
       char key[128], name[256];
       snprintf(key, sizeof key, "model.layers.%d.%s.%s", l, attn ? "self_attn" : "mlp", preft_module_name(m));
-      bool hit = false;
-      if (target_matches(&r, key, &hit, err) != 0) goto done;
-      if (!hit || !layer_selected(&r, l)) continue;
+      bool hit = false, exact = false;
+      if (target_matches(&r, key, &hit, &exact, err) != 0) goto done;
+      if (!hit || (!exact && !layer_selected(&r, l))) continue;
       const cJSON *rp = pattern_for(r.rank_pattern, key), *ap = pattern_for(r.alpha_pattern, key);
       int rank = rp ? (int)rp->valuedouble : r.r;
       double alpha = ap ? ap->valuedouble : r.alpha;

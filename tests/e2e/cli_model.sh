@@ -54,4 +54,21 @@ check "greedy token = argmax of the last logits row ($g1 vs $best)" test "$g1" =
 "$bin" generate -m "$model" --ids 1 --top-p 2 2>/dev/null
 check "top-p out of range exits 2" test $? -eq 2
 
+# adapters from the command line: the prefill-only golden of a LoRA adapter
+case=$data/adapters/lora-qwen2-bf16
+ids=$(tr -d ' \n' <"$case/golden.json" | sed 's/.*"ids":\[\([0-9,]*\)\].*/\1/')
+plen=$(tr -d ' \n' <"$case/golden.json" | sed 's/.*"prompt_len":\([0-9]*\).*/\1/')
+"$bin" logits -m "$data/models/qwen2-bias-tied-bf16" --ids "$ids" -a "$case" --prompt-len "$plen" -o "$tmp/ad.f32" 2>"$tmp/err"
+check "logits -a exits 0" test $? -eq 0
+rel=$(paste <(od -An -v -t f4 -w4 "$tmp/ad.f32") <(od -An -v -t f8 -w8 "$case/golden_prefill.f64") |
+  awk '{d=$1-$2; n+=d*d; s+=$2*$2} END {printf "%.3g", sqrt(n/s)}')
+check "adapter's default (prefill) mode matches its reference (rel L2 $rel)" awk -v r="$rel" 'BEGIN{exit !(r < 1e-4)}'
+"$bin" logits -m "$data/models/llama-gqa-rope3" --ids 1,2 -a "$data/adapters/bad/lora-dora" -o "$tmp/y" 2>"$tmp/err"
+check "unsupported adapter exits 1" test $? -eq 1
+check "  naming the adapter and the field" grep -q 'lora-dora.*use_dora' "$tmp/err"
+"$bin" generate -m "$data/models/llama-gqa-rope3" --ids 1,2 -a "$data/adapters/lora-qv-r4" --adapter-mode sideways 2>/dev/null
+check "bad --adapter-mode exits 2" test $? -eq 2
+out=$("$bin" generate -m "$data/models/llama-gqa-rope3" --ids 1,2,3 -n 4 -a "$data/adapters/direft-f5l5-shared" --ignore-eos)
+check "generate with a ReFT adapter emits 4 tokens" test "$(echo "$out" | wc -w)" -eq 4
+
 exit $((fails > 0))
