@@ -1,54 +1,144 @@
 /* cli_generate.c - `preft generate`: generates from a model and streams the
- * result to stdout as it is produced. */
+ * result to stdout as it is produced: text when the model directory has a
+ * tokenizer, token ids otherwise (or with --print-ids). */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/file.h"
 #include "base/threadpool.h"
 #include "base/timer.h"
 #include "cli/cli.h"
 #include "engine/generate.h"
+#include "engine/stop.h"
 #include "model/adapter.h"
 #include "model/llama.h"
+#include "text/tokenizer.h"
+
+#define MAX_STOPS 16
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: preft generate -m DIR --ids 1,2,3 [-n N] [sampling options] [--threads N]\n\n"
+          "usage: preft generate -m DIR (-p TEXT | --ids 1,2,3) [-n N] [options]\n\n"
           "Generates up to N tokens after the prompt and streams them to stdout.\n"
           "Sampling defaults come from the model's generation_config.json (greedy\n"
           "when it says do_sample=false or is absent); options override them.\n\n"
           "  -m, --model DIR      Hugging Face model directory\n"
-          "  --ids LIST           prompt as comma-separated token ids\n"
+          "  -p, --prompt TEXT    prompt text, encoded with the model's tokenizer\n"
+          "                       (special tokens such as BOS added as it says)\n"
+          "  --chat               treat the prompt as a user message and render the\n"
+          "                       model's chat template (with the generation prompt)\n"
+          "  --system TEXT        system message for --chat\n"
+          "  --ids LIST           prompt as comma-separated token ids instead of text\n"
+          "  --tokenizer PATH     tokenizer to use (default: the model directory's)\n"
+          "  --print-ids          print token ids, not text\n"
           "  -n, --max-tokens N   tokens to generate (default 128)\n"
           "  --temperature T      0 = greedy\n"
           "  --top-k K            keep the K most likely tokens (0 = off)\n"
           "  --top-p P            nucleus sampling (1 = off)\n"
           "  --min-p P            drop tokens below P x the top probability (0 = off)\n"
           "  --seed S             RNG seed (default 0)\n"
+          "  --stop STR           stop before this text (repeatable, up to %d)\n"
           "  --ignore-eos         do not stop at the model's end-of-sequence ids\n"
           "  -a, --adapter DIR    a LoRA (PEFT) or ReFT adapter directory\n"
           "  --adapter-mode M     all (every token) or prefill (prompt only, decode\n"
           "                       runs the base model); default: the adapter's config\n"
           "  --threads N          worker threads (default: all cores)\n"
-          "  -v, --verbose        print timing to stderr\n");
+          "  -v, --verbose        print timing to stderr\n",
+          MAX_STOPS);
 }
 
 typedef struct {
+  const preft_tokenizer *tok; /* NULL: print ids */
+  preft_decode_stream *ds;
+  preft_stop_matcher stop;
   int count;
+  preft_error err;
+  bool failed;
 } stream_state;
 
-static bool print_token(void *ctx, int token) {
-  stream_state *s = ctx;
-  printf(s->count++ ? " %d" : "%d", token);
+static bool emit_text(stream_state *s, const char *piece, size_t n) {
+  const char *out;
+  size_t out_len;
+  bool stopped = preft_stop_feed(&s->stop, piece, n, &out, &out_len);
+  if (out_len) fwrite(out, 1, out_len, stdout);
   fflush(stdout);
-  return true;
+  return !stopped;
+}
+
+static bool on_token(void *ctx, int token) {
+  stream_state *s = ctx;
+  if (!s->tok) {
+    printf(s->count++ ? " %d" : "%d", token);
+    fflush(stdout);
+    return true;
+  }
+  char *piece = NULL;
+  if (preft_decode_stream_step(s->ds, token, &piece, &s->err) != 0) {
+    s->failed = true;
+    return false;
+  }
+  bool go_on = true;
+  if (piece) go_on = emit_text(s, piece, strlen(piece));
+  free(piece);
+  return go_on;
+}
+
+/* -p TEXT, optionally through the chat template, into token ids. */
+static int prompt_ids(const preft_tokenizer *tok, const char *prompt, const char *system, bool chat, int **ids,
+                      int *n, preft_error *err) {
+  char *rendered = NULL;
+  const char *text = prompt;
+  if (chat) {
+    cJSON *arr = cJSON_CreateArray();
+    const char *parts[2] = {system, prompt}, *roles[2] = {"system", "user"};
+    for (int p = 0; p < 2; p++) {
+      if (!parts[p]) continue;
+      cJSON *msg = cJSON_CreateObject();
+      cJSON_AddStringToObject(msg, "role", roles[p]);
+      cJSON_AddStringToObject(msg, "content", parts[p]);
+      cJSON_AddItemToArray(arr, msg);
+    }
+    char *msgs = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    int rc = preft_chat_template_render(tok, msgs, true, &rendered, err);
+    free(msgs);
+    if (rc != 0) return -1;
+    text = rendered;
+  }
+  int32_t *tids;
+  size_t tn;
+  /* A rendered chat template already holds its special tokens. */
+  int rc = preft_tokenizer_encode(tok, text, strlen(text), !chat, &tids, &tn, err);
+  free(rendered);
+  if (rc != 0) return -1;
+  if (tn == 0) {
+    free(tids);
+    return preft_fail(err, "the prompt encodes to no tokens");
+  }
+  *ids = preft_xmalloc(sizeof(int) * tn);
+  for (size_t i = 0; i < tn; i++) (*ids)[i] = tids[i];
+  *n = (int)tn;
+  free(tids);
+  return 0;
+}
+
+static bool has_tokenizer(const char *dir) {
+  char *a = preft_path_join(dir, "tokenizer.json"), *b = preft_path_join(dir, "vocab.txt");
+  bool yes = preft_file_exists(a) || preft_file_exists(b);
+  free(a);
+  free(b);
+  return yes;
 }
 
 int cli_generate(int argc, char **argv) {
   const char *model_dir = NULL, *ids_arg = NULL, *adapter_dir = NULL, *mode_arg = NULL, *v;
+  const char *prompt = NULL, *system = NULL, *tok_path = NULL, *stops[MAX_STOPS];
+  int n_stops = 0;
   long n_tokens = 128, threads = 0, seed = 0, top_k = -1;
   double temperature = -1, top_p = -1, min_p = -1;
-  bool ignore_eos = false, verbose = false;
+  bool ignore_eos = false, verbose = false, chat = false, print_ids = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (cli_is_help(a)) {
@@ -56,6 +146,17 @@ int cli_generate(int argc, char **argv) {
       return CLI_EXIT_OK;
     } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
       if (!(model_dir = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
+    } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+      if (!(prompt = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
+    } else if (!strcmp(a, "--system")) {
+      if (!(system = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
+    } else if (!strcmp(a, "--tokenizer")) {
+      if (!(tok_path = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
+    } else if (!strcmp(a, "--stop")) {
+      if (!(v = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
+      if (n_stops == MAX_STOPS || !*v)
+        return fprintf(stderr, "preft generate: --stop takes up to %d non-empty strings\n", MAX_STOPS), CLI_EXIT_USAGE;
+      stops[n_stops++] = v;
     } else if (!strcmp(a, "--ids")) {
       if (!(ids_arg = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
     } else if (!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) {
@@ -88,6 +189,10 @@ int cli_generate(int argc, char **argv) {
         return fprintf(stderr, "preft generate: --adapter-mode expects all or prefill\n"), CLI_EXIT_USAGE;
     } else if (!strcmp(a, "--ignore-eos")) {
       ignore_eos = true;
+    } else if (!strcmp(a, "--chat")) {
+      chat = true;
+    } else if (!strcmp(a, "--print-ids")) {
+      print_ids = true;
     } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
       verbose = true;
     } else {
@@ -95,28 +200,31 @@ int cli_generate(int argc, char **argv) {
       return CLI_EXIT_USAGE;
     }
   }
-  if (!model_dir || !ids_arg) {
-    fprintf(stderr, "preft generate: -m and --ids are required (see --help)\n");
+  if (!model_dir || !prompt == !ids_arg) {
+    fprintf(stderr, "preft generate: -m and exactly one of -p and --ids are required (see --help)\n");
     return CLI_EXIT_USAGE;
   }
-  int *ids, n_ids;
-  if (cli_parse_ids("generate", ids_arg, &ids, &n_ids) != 0) return CLI_EXIT_USAGE;
+  if (chat && !prompt) {
+    fprintf(stderr, "preft generate: --chat needs -p\n");
+    return CLI_EXIT_USAGE;
+  }
   preft_error err;
   preft_model *m = NULL;
-  preft_generation_config gen;
-  if (preft_model_load(&m, model_dir, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0) {
-    fprintf(stderr, "preft generate: %s\n", err.msg);
-    preft_model_free(m);
-    free(ids);
-    return CLI_EXIT_ERROR;
-  }
+  preft_tokenizer *tok = NULL;
   preft_adapter *adapter = NULL;
-  if (adapter_dir && preft_adapter_load(&adapter, adapter_dir, NULL, &m->cfg, &err) != 0) {
-    fprintf(stderr, "preft generate: %s\n", err.msg);
-    preft_model_free(m);
-    free(ids);
-    return CLI_EXIT_ERROR;
+  preft_pool *pool = NULL;
+  int *ids = NULL, n_ids = 0, rc = CLI_EXIT_ERROR;
+  stream_state st = {0};
+  preft_generation_config gen;
+  if (!tok_path && (prompt || (!print_ids && has_tokenizer(model_dir)))) tok_path = model_dir;
+  if (tok_path && preft_tokenizer_load(&tok, tok_path, &err) != 0) goto fail;
+  if (preft_model_load(&m, model_dir, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0) goto fail;
+  if (ids_arg && cli_parse_ids("generate", ids_arg, &ids, &n_ids) != 0) {
+    rc = CLI_EXIT_USAGE;
+    goto done;
   }
+  if (!ids_arg && prompt_ids(tok, prompt, system, chat, &ids, &n_ids, &err) != 0) goto fail;
+  if (adapter_dir && preft_adapter_load(&adapter, adapter_dir, NULL, &m->cfg, &err) != 0) goto fail;
   preft_generate_opts opts = {.max_new_tokens = (int)n_tokens, .adapter = adapter};
   if (adapter) {
     opts.adapter_mode = adapter->default_mode;
@@ -127,24 +235,54 @@ int cli_generate(int argc, char **argv) {
   opts.sampling.top_p = top_p >= 0 ? (float)top_p : gen.do_sample ? (float)gen.top_p : 1.0f;
   opts.sampling.min_p = min_p >= 0 ? (float)min_p : gen.do_sample ? (float)gen.min_p : 0.0f;
   opts.sampling.seed = (uint64_t)seed;
+  const int32_t *tok_eos = NULL;
+  int n_tok_eos = tok ? preft_tokenizer_eos_ids(tok, &tok_eos) : 0;
+  int stop_ids[3 * PREFT_MAX_EOS], n_stop_ids = 0;
   if (!ignore_eos) {
-    opts.stop_ids = gen.n_eos > 0 ? gen.eos_ids : m->cfg.eos_ids;
-    opts.n_stop_ids = gen.n_eos > 0 ? gen.n_eos : m->cfg.n_eos;
+    for (int i = 0; i < gen.n_eos; i++) stop_ids[n_stop_ids++] = gen.eos_ids[i];
+    for (int i = 0; i < m->cfg.n_eos; i++) stop_ids[n_stop_ids++] = m->cfg.eos_ids[i];
+    for (int i = 0; i < n_tok_eos && i < PREFT_MAX_EOS; i++) stop_ids[n_stop_ids++] = tok_eos[i];
   }
-  preft_pool *pool = preft_pool_create((int)threads);
-  stream_state st = {0};
+  opts.stop_ids = stop_ids;
+  opts.n_stop_ids = n_stop_ids;
+  pool = preft_pool_create((int)threads);
+  st.tok = print_ids ? NULL : tok;
+  if (st.tok) st.ds = preft_decode_stream_new(tok, true);
+  preft_stop_init(&st.stop, stops, n_stops);
   int generated;
   double t0 = preft_now();
-  int rc = preft_generate(m, pool, ids, n_ids, &opts, print_token, &st, &generated, &err);
+  int grc = preft_generate(m, pool, ids, n_ids, &opts, on_token, &st, &generated, &err);
   double dt = preft_now() - t0;
+  if (st.failed) {
+    err = st.err;
+    grc = -1;
+  }
+  if (st.ds && !st.stop.stopped) {
+    char *rest = preft_decode_stream_flush(st.ds);
+    if (rest) emit_text(&st, rest, strlen(rest));
+    free(rest);
+  }
+  const char *tail;
+  size_t tail_len;
+  preft_stop_finish(&st.stop, &tail, &tail_len);
+  if (tail_len) fwrite(tail, 1, tail_len, stdout);
   printf("\n");
-  if (rc != 0) fprintf(stderr, "preft generate: %s\n", err.msg);
-  else if (verbose)
+  if (grc != 0) goto fail;
+  if (verbose)
     fprintf(stderr, "preft generate: %d prompt + %d generated tokens in %.3f s (%.1f tokens/s overall)\n", n_ids,
             generated, dt, (n_ids + generated) / dt);
+  rc = CLI_EXIT_OK;
+  goto done;
+fail:
+  fprintf(stderr, "preft generate: %s\n", err.msg);
+  rc = CLI_EXIT_ERROR;
+done:
+  if (st.ds) preft_decode_stream_free(st.ds);
+  preft_stop_free(&st.stop);
   preft_pool_free(pool);
   preft_adapter_free(adapter);
+  preft_tokenizer_free(tok);
   preft_model_free(m);
   free(ids);
-  return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+  return rc;
 }

@@ -16,6 +16,7 @@ static void usage(FILE *out) {
           "  -o DIR         output directory (created; files written atomically)\n"
           "  --dtype T      weight storage type (default f32)\n"
           "  --layers L     override the number of layers\n"
+          "  --vocab V      override the vocabulary size (to match a tokenizer)\n"
           "  --seed S       random seed (default 0)\n",
           preft_shape_names());
 }
@@ -34,7 +35,7 @@ int cli_parse_dtype(const char *cmd, const char *s, preft_dtype *out) {
 int cli_make_model(int argc, char **argv) {
   const char *shape = NULL, *out = NULL, *v;
   preft_dtype dtype = PREFT_F32;
-  long layers = 0, seed = 0;
+  long layers = 0, seed = 0, vocab = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (cli_is_help(a)) {
@@ -49,6 +50,9 @@ int cli_make_model(int argc, char **argv) {
         return CLI_EXIT_USAGE;
     } else if (!strcmp(a, "--layers")) {
       if (!(v = cli_value("make-model", argc, argv, &i)) || cli_parse_int("make-model", a, v, 1, 1024, &layers) != 0)
+        return CLI_EXIT_USAGE;
+    } else if (!strcmp(a, "--vocab")) {
+      if (!(v = cli_value("make-model", argc, argv, &i)) || cli_parse_int("make-model", a, v, 1, 1 << 24, &vocab) != 0)
         return CLI_EXIT_USAGE;
     } else if (!strcmp(a, "--seed")) {
       if (!(v = cli_value("make-model", argc, argv, &i)) ||
@@ -70,6 +74,7 @@ int cli_make_model(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   if (layers > 0) cfg.n_layers = (int)layers;
+  if (vocab > 0) cfg.vocab = (int)vocab;
   preft_model *m;
   if (preft_model_init_random(&m, &cfg, dtype, (uint64_t)seed, &err) != 0) {
     fprintf(stderr, "preft make-model: %s\n", err.msg);

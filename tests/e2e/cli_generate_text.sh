@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# End-to-end: `preft generate` with a real tokenizer (Qwen3's, fetched by
+# scripts/fetch-test-data.sh) beside a small random model of the same
+# vocabulary: -p text is encoded, output streams as text, --chat renders the
+# chat template, --stop cuts the text right before the stop string, and the
+# text equals the detokenized ids of the same run.
+set -u
+bin=${PREFT_BIN:?}
+data=${PREFT_TEST_DATA:?}
+tok=$data/.cache/qwen3
+[ -s "$tok/tokenizer.json" ] || { echo "missing $tok/tokenizer.json: run scripts/fetch-test-data.sh"; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+check() {
+  local name=$1; shift
+  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
+}
+
+"$bin" make-model --shape tiny --vocab 151936 --seed 2 -o "$tmp/m" 2>/dev/null
+cp "$tok/tokenizer.json" "$tok/tokenizer_config.json" "$tmp/m/"
+
+gen() { "$bin" generate -m "$tmp/m" --temperature 0 --ignore-eos "$@"; }
+text=$(gen -p "The quick brown fox" -n 24)
+check "generate -p exits 0 and prints text" test -n "$text"
+ids=$(gen -p "The quick brown fox" -n 24 --print-ids | tr ' ' ',')
+check "--print-ids prints 24 ids" test "$(echo "$ids" | tr ',' '\n' | wc -l)" -eq 24
+detok=$("$bin" detokenize --tokenizer "$tmp/m" --ids "$ids")
+check "streamed text = detokenized ids" test "$text" = "$detok"
+
+# a stop string from the middle of the greedy output
+stop=${text:10:3}
+want=${text%%"$stop"*}
+got=$(gen -p "The quick brown fox" -n 24 --stop "$stop")
+check "--stop '$stop' cuts before its first occurrence" test "$got" = "$want"
+
+chat=$(gen -p "Hi" --chat --system "Be brief." -n 4 -v 2>"$tmp/err")
+check "--chat runs" test $? -eq 0
+prompt_tokens=$(sed -n 's/.*: \([0-9]*\) prompt.*/\1/p' "$tmp/err")
+# (the sentinel keeps the template's trailing newline from $(...))
+rendered=$("$bin" chat-template --tokenizer "$tmp/m" --messages <(echo '[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"}]') --add-generation-prompt; echo x)
+rendered=${rendered%x}
+want_tokens=$("$bin" tokenize --tokenizer "$tmp/m" --no-special --text "$rendered" | tr -cd ',' | wc -c)
+check "--chat prompt is the rendered template ($prompt_tokens tokens)" test "$prompt_tokens" -eq $((want_tokens + 1))
+
+gen -m "$data/models/llama-gqa-rope3" -p "x" -n 1 2>"$tmp/err" >/dev/null
+check "-p without a tokenizer exits 1" test $? -eq 1
+
+exit $((fails > 0))
