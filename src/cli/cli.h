@@ -18,6 +18,7 @@ int cli_bench(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_detokenize(int argc, char **argv);
 int cli_chat_template(int argc, char **argv);
+int cli_tokenizer(int argc, char **argv);
 
 /* Option parsing helpers: each returns 0 or prints "preft CMD: ..." and
  * returns -1 for a value that does not parse. */

@@ -18,6 +18,7 @@ static const command commands[] = {
     {"tokenize", cli_tokenize, "text to token ids with a Hugging Face tokenizer"},
     {"detokenize", cli_detokenize, "token ids to text"},
     {"chat-template", cli_chat_template, "render a tokenizer's chat template with a conversation"},
+    {"tokenizer", cli_tokenizer, "tokenizer tools: train a byte-level BPE (tokenizer train)"},
 };
 
 static void usage(FILE *out) {

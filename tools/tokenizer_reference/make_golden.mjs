@@ -127,3 +127,20 @@ for (const [tname, t] of Object.entries(templates)) {
 fs.writeFileSync(path.join(out, "chat", "conversations.json"), JSON.stringify(conversations, null, 1) + "\n");
 fs.writeFileSync(path.join(out, "chat", "golden.jsonl"), chatRows.join("\n") + "\n");
 console.log(`chat: ${chatRows.length} renderings`);
+
+// Trainer: preft trains a small byte-level BPE on a fixed text; the
+// reference must load the written tokenizer.json and encode the corpus the
+// same way preft does (tests/unit/test_tokenizer_train.c also retrains and
+// checks the file is reproduced byte for byte).
+import { execFileSync } from "node:child_process";
+const preftBin = process.env.PREFT_BIN ?? path.join(here, "..", "..", "build", "preft");
+const trainText = path.join(out, "train_text.txt");
+fs.writeFileSync(trainText, lines.join("\n") + "\n");
+const trainedDir = path.join(out, "trained");
+fs.mkdirSync(trainedDir, { recursive: true });
+execFileSync(preftBin, ["tokenizer", "train", "--vocab-size", "1000", "--special", "<|endoftext|>", "--special", "<|pad|>",
+  "-o", path.join(trainedDir, "tokenizer.json"), trainText], { stdio: "inherit" });
+const trained = new Tokenizer(readJson(path.join(trainedDir, "tokenizer.json")), {});
+fs.writeFileSync(path.join(out, "trained.golden.jsonl"),
+  lines.map((text) => JSON.stringify({ ids: trained.encode(text).ids })).join("\n") + "\n");
+console.log("trained: golden written");
