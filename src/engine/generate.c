@@ -1,6 +1,7 @@
 /* generate.c - single-sequence prefill + decode (see generate.h). */
 #include "engine/generate.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 #define KV_BLOCK 16
@@ -112,6 +113,47 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
   preft_workspace_free(&ws);
   free(logits);
   free(ids);
+  preft_kv_free(&kv);
+  return rc;
+}
+
+/* -log softmax(logits)[target], in double. */
+static double nll_of(const float *logits, int vocab, int target) {
+  float mx = logits[0];
+  for (int v = 1; v < vocab; v++) mx = logits[v] > mx ? logits[v] : mx;
+  double sum = 0;
+  for (int v = 0; v < vocab; v++) sum += exp((double)logits[v] - mx);
+  return log(sum) + mx - logits[target];
+}
+
+int preft_score_tokens(const preft_model *m, preft_pool *pool, const int *ids, int n, int score_from,
+                       const preft_adapter *adapter, preft_adapter_mode mode, double *nll_sum, long *count,
+                       preft_error *err) {
+  if (score_from < 1) score_from = 1;
+  seq_adapter sa = {adapter, mode, n};
+  preft_kv_cache kv;
+  if (make_cache(m, n, &kv, err) != 0) return -1;
+  enum { CHUNK = 128 };
+  int vocab = m->cfg.vocab;
+  float *logits = preft_xmalloc(sizeof(float) * CHUNK * (size_t)vocab);
+  preft_workspace ws = {0};
+  int rc = 0;
+  for (int start = 0; start < n - 1 && rc == 0; start += CHUNK) {
+    int len = n - start < CHUNK ? n - start : CHUNK;
+    rc = run_chunk(m, pool, &kv, &ws, &sa, ids, start, len, true, logits, err);
+    for (int i = 0; i < len && rc == 0; i++) {
+      int t = start + i + 1; /* the token row i predicts */
+      if (t < score_from || t >= n) continue;
+      if (ids[t] < 0 || ids[t] >= vocab) {
+        rc = preft_fail(err, "token id %d at position %d is outside the vocabulary [0, %d)", ids[t], t, vocab);
+        break;
+      }
+      *nll_sum += nll_of(logits + (size_t)i * vocab, vocab, ids[t]);
+      (*count)++;
+    }
+  }
+  free(logits);
+  preft_workspace_free(&ws);
   preft_kv_free(&kv);
   return rc;
 }

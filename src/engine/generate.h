@@ -37,4 +37,12 @@ int preft_all_logits_adapted(const preft_model *m, preft_pool *pool, const int *
                              const preft_adapter *adapter, preft_adapter_mode mode, int prompt_len, float *out,
                              preft_error *err);
 
+/* Scores a sequence teacher-forced: adds -log p(ids[t] | ids[<t]) over
+ * t in [score_from, n) (score_from >= 1) to *nll_sum (natural log) and the
+ * count of scored tokens to *count. Runs the prompt in chunks, so memory is
+ * bounded by the chunk's logits, not by n. */
+int preft_score_tokens(const preft_model *m, preft_pool *pool, const int *ids, int n, int score_from,
+                       const preft_adapter *adapter, preft_adapter_mode mode, double *nll_sum, long *count,
+                       preft_error *err);
+
 #endif

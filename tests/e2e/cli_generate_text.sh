@@ -43,6 +43,25 @@ rendered=${rendered%x}
 want_tokens=$("$bin" tokenize --tokenizer "$tmp/m" --no-special --text "$rendered" | tr -cd ',' | wc -c)
 check "--chat prompt is the rendered template ($prompt_tokens tokens)" test "$prompt_tokens" -eq $((want_tokens + 1))
 
+# perplexity: one window equals the NLL computed from `preft logits`
+printf 'It was the best of times, it was the worst' >"$tmp/text.txt"
+ids=$("$bin" tokenize --tokenizer "$tmp/m" --text "$(cat "$tmp/text.txt")" | tr -d '[]')
+"$bin" logits -m "$tmp/m" --ids "$ids" -o "$tmp/l.f32" 2>/dev/null
+want=$(od -An -v -t f4 -w$((151936 * 4)) "$tmp/l.f32" | awk -v ids="$ids" '
+  BEGIN { n = split(ids, t, ",") }
+  NR < n { mx = $1; for (i = 2; i <= NF; i++) if ($i > mx) mx = $i
+           s = 0; for (i = 1; i <= NF; i++) s += exp($i - mx)
+           nll += log(s) + mx - $(t[NR + 1] + 1); c++ }
+  END { printf "%.4f", exp(nll / c) }')
+got=$("$bin" perplexity -m "$tmp/m" -f "$tmp/text.txt" 2>/dev/null | sed -n 's/^perplexity //p')
+check "perplexity ($got) = exp(mean NLL) from logits ($want)" awk -v a="$got" -v b="$want" 'BEGIN{exit !(a - b < 1e-3 * b && b - a < 1e-3 * b)}'
+got2=$("$bin" perplexity -m "$tmp/m" -f "$tmp/text.txt" --ctx 64 --stride 3 2>/dev/null | sed -n 's/^perplexity //p')
+check "stride does not matter within one window ($got2)" test "$got2" = "$got"
+n_tok=$("$bin" perplexity -m "$tmp/m" -f "$tmp/text.txt" --ctx 4 --stride 2 2>/dev/null | sed -n 's/^tokens //p')
+check "sliding windows score every token but the first ($n_tok)" test "$n_tok" -eq $(($(echo "$ids" | tr ',' '\n' | wc -l) - 1))
+"$bin" perplexity -m "$tmp/m" -f "$tmp/nonexistent.txt" 2>"$tmp/err"
+check "perplexity of a missing file exits 1 naming it" bash -c "grep -q nonexistent.txt '$tmp/err'"
+
 gen -m "$data/models/llama-gqa-rope3" -p "x" -n 1 2>"$tmp/err" >/dev/null
 check "-p without a tokenizer exits 1" test $? -eq 1
 

@@ -1,0 +1,128 @@
+/* cli_perplexity.c - `preft perplexity`: per-token log-likelihood of a text
+ * file under a model (optionally with an adapter), with a sliding window
+ * when the text is longer than the context, as in Hugging Face's perplexity
+ * guide: windows of --ctx tokens advance by --stride, and each window scores
+ * only the tokens no earlier window scored, so every token after the first
+ * is scored once with up to ctx-stride tokens of left context. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
+#include "base/threadpool.h"
+#include "base/timer.h"
+#include "cli/cli.h"
+#include "engine/generate.h"
+#include "model/adapter.h"
+#include "model/llama.h"
+#include "text/tokenizer.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: preft perplexity -m DIR -f FILE [--ctx N] [--stride S] [-a ADAPTER_DIR\n"
+          "                        [--adapter-mode all|prefill]] [--threads N]\n\n"
+          "Encodes FILE with the model's tokenizer (special tokens as the tokenizer adds\n"
+          "them) and prints the mean negative log-likelihood per token (natural log),\n"
+          "the perplexity exp(NLL) and the number of tokens scored.\n\n"
+          "  --ctx N       window length in tokens (default min(1024, model context))\n"
+          "  --stride S    window step (default ctx/2); 1 <= S <= ctx\n"
+          "  --tokenizer PATH  tokenizer (default: the model directory's)\n");
+}
+
+int cli_perplexity(int argc, char **argv) {
+  const char *model_dir = NULL, *file = NULL, *adapter_dir = NULL, *mode_arg = NULL, *tok_path = NULL, *v;
+  long ctx = 0, stride = 0, threads = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int bad = 0;
+    if (cli_is_help(a)) {
+      usage(stdout);
+      return CLI_EXIT_OK;
+    } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) bad = !(model_dir = cli_value("perplexity", argc, argv, &i));
+    else if (!strcmp(a, "-f") || !strcmp(a, "--file")) bad = !(file = cli_value("perplexity", argc, argv, &i));
+    else if (!strcmp(a, "--tokenizer")) bad = !(tok_path = cli_value("perplexity", argc, argv, &i));
+    else if (!strcmp(a, "-a") || !strcmp(a, "--adapter")) bad = !(adapter_dir = cli_value("perplexity", argc, argv, &i));
+    else if (!strcmp(a, "--adapter-mode")) {
+      preft_adapter_mode tmp;
+      bad = !(mode_arg = cli_value("perplexity", argc, argv, &i)) || preft_adapter_mode_parse(mode_arg, &tmp) != 0;
+      if (bad && mode_arg) fprintf(stderr, "preft perplexity: --adapter-mode expects all or prefill\n");
+    } else if (!strcmp(a, "--ctx"))
+      bad = !(v = cli_value("perplexity", argc, argv, &i)) || cli_parse_int("perplexity", a, v, 2, 1 << 24, &ctx);
+    else if (!strcmp(a, "--stride"))
+      bad = !(v = cli_value("perplexity", argc, argv, &i)) || cli_parse_int("perplexity", a, v, 1, 1 << 24, &stride);
+    else if (!strcmp(a, "--threads"))
+      bad = !(v = cli_value("perplexity", argc, argv, &i)) || cli_parse_int("perplexity", a, v, 1, 1024, &threads);
+    else {
+      fprintf(stderr, "preft perplexity: unknown option '%s' (see --help)\n", a);
+      bad = 1;
+    }
+    if (bad) return CLI_EXIT_USAGE;
+  }
+  if (!model_dir || !file) {
+    fprintf(stderr, "preft perplexity: -m and -f are required (see --help)\n");
+    return CLI_EXIT_USAGE;
+  }
+  preft_error err;
+  preft_model *m = NULL;
+  preft_tokenizer *tok = NULL;
+  preft_adapter *adapter = NULL;
+  preft_pool *pool = NULL;
+  char *text = NULL;
+  int32_t *tids = NULL;
+  int *ids = NULL, rc = CLI_EXIT_ERROR;
+  size_t text_len, n = 0;
+  if (preft_tokenizer_load(&tok, tok_path ? tok_path : model_dir, &err) != 0 ||
+      preft_model_load(&m, model_dir, &err) != 0 || preft_read_file(file, &text, &text_len, &err) != 0 ||
+      preft_tokenizer_encode(tok, text, text_len, true, &tids, &n, &err) != 0)
+    goto fail;
+  if (adapter_dir && preft_adapter_load(&adapter, adapter_dir, NULL, &m->cfg, &err) != 0) goto fail;
+  if (n < 2) {
+    preft_fail(&err, "%s: encodes to %zu tokens, at least 2 are needed", file, n);
+    goto fail;
+  }
+  if (ctx == 0) ctx = m->cfg.max_pos < 1024 ? m->cfg.max_pos : 1024;
+  if (ctx > m->cfg.max_pos) {
+    preft_fail(&err, "--ctx %ld exceeds the model's context of %d", ctx, m->cfg.max_pos);
+    goto fail;
+  }
+  if (stride == 0) stride = ctx / 2 > 0 ? ctx / 2 : 1;
+  if (stride > ctx) {
+    fprintf(stderr, "preft perplexity: --stride must not exceed --ctx\n");
+    rc = CLI_EXIT_USAGE;
+    goto done;
+  }
+  ids = preft_xmalloc(sizeof(int) * n);
+  for (size_t i = 0; i < n; i++) ids[i] = tids[i];
+  pool = preft_pool_create((int)threads);
+  preft_adapter_mode mode = adapter ? adapter->default_mode : PREFT_MODE_ALL;
+  if (mode_arg) preft_adapter_mode_parse(mode_arg, &mode);
+  double nll = 0, t0 = preft_now();
+  long count = 0, prev_end = 0;
+  long n_windows = n <= (size_t)ctx ? 1 : 1 + ((long)n - ctx + stride - 1) / stride;
+  for (long w = 0, begin = 0; prev_end < (long)n; w++, begin += stride) {
+    long end = begin + ctx < (long)n ? begin + ctx : (long)n;
+    /* score tokens [prev_end, end) of this window, relative to its start */
+    int from = (int)(prev_end > begin ? prev_end - begin : 1);
+    if (preft_score_tokens(m, pool, ids + begin, (int)(end - begin), from, adapter, mode, &nll, &count, &err) != 0)
+      goto fail;
+    prev_end = end;
+    fprintf(stderr, "\rpreft perplexity: window %ld/%ld, %ld tokens, ppl %.4f, %.0f tokens/s   ", w + 1, n_windows,
+            count, exp(nll / count), count / (preft_now() - t0));
+  }
+  fprintf(stderr, "\n");
+  printf("tokens %ld\nnll %.6f\nperplexity %.4f\n", count, nll / count, exp(nll / count));
+  rc = CLI_EXIT_OK;
+  goto done;
+fail:
+  fprintf(stderr, "preft perplexity: %s\n", err.msg);
+done:
+  preft_pool_free(pool);
+  preft_adapter_free(adapter);
+  preft_tokenizer_free(tok);
+  preft_model_free(m);
+  free(text);
+  free(tids);
+  free(ids);
+  return rc;
+}
