@@ -119,28 +119,26 @@ static inline uint64_t mix64(uint64_t x) {
 void preft_u64map_init(preft_u64map *m, size_t expected) {
   m->cap = pow2_at_least(expected * 2 + 1);
   m->count = 0;
-  m->keys = preft_xmalloc(m->cap * sizeof *m->keys);
-  memset(m->keys, 0xff, m->cap * sizeof *m->keys);
-  m->vals = preft_xmalloc(m->cap * sizeof *m->vals);
+  m->slots = preft_xmalloc(m->cap * sizeof *m->slots);
+  memset(m->slots, 0xff, m->cap * sizeof *m->slots);
 }
 
 void preft_u64map_free(preft_u64map *m) {
-  free(m->keys);
-  free(m->vals);
+  free(m->slots);
   memset(m, 0, sizeof *m);
 }
 
-static void u64map_insert(uint64_t *keys, uint64_t *vals, size_t cap, uint64_t key, uint64_t value, size_t *count) {
+static void u64map_insert(preft_u64slot *slots, size_t cap, uint64_t key, uint64_t value, size_t *count) {
   size_t j = mix64(key) & (cap - 1);
-  while (keys[j] != UINT64_MAX) {
-    if (keys[j] == key) {
-      vals[j] = value;
+  while (slots[j].key != UINT64_MAX) {
+    if (slots[j].key == key) {
+      slots[j].val = value;
       return;
     }
     j = (j + 1) & (cap - 1);
   }
-  keys[j] = key;
-  vals[j] = value;
+  slots[j].key = key;
+  slots[j].val = value;
   (*count)++;
 }
 
@@ -148,24 +146,22 @@ void preft_u64map_put(preft_u64map *m, uint64_t key, uint64_t value) {
   PREFT_ASSERT(key != UINT64_MAX);
   if ((m->count + 1) * 2 > m->cap) {
     size_t ncap = m->cap * 2, n = 0;
-    uint64_t *nk = preft_xmalloc(ncap * sizeof *nk), *nv = preft_xmalloc(ncap * sizeof *nv);
-    memset(nk, 0xff, ncap * sizeof *nk);
+    preft_u64slot *ns = preft_xmalloc(ncap * sizeof *ns);
+    memset(ns, 0xff, ncap * sizeof *ns);
     for (size_t i = 0; i < m->cap; i++)
-      if (m->keys[i] != UINT64_MAX) u64map_insert(nk, nv, ncap, m->keys[i], m->vals[i], &n);
-    free(m->keys);
-    free(m->vals);
-    m->keys = nk;
-    m->vals = nv;
+      if (m->slots[i].key != UINT64_MAX) u64map_insert(ns, ncap, m->slots[i].key, m->slots[i].val, &n);
+    free(m->slots);
+    m->slots = ns;
     m->cap = ncap;
   }
-  u64map_insert(m->keys, m->vals, m->cap, key, value, &m->count);
+  u64map_insert(m->slots, m->cap, key, value, &m->count);
 }
 
 bool preft_u64map_get(const preft_u64map *m, uint64_t key, uint64_t *value) {
   size_t j = mix64(key) & (m->cap - 1);
-  while (m->keys[j] != UINT64_MAX) {
-    if (m->keys[j] == key) {
-      *value = m->vals[j];
+  while (m->slots[j].key != UINT64_MAX) {
+    if (m->slots[j].key == key) {
+      *value = m->slots[j].val;
       return true;
     }
     j = (j + 1) & (m->cap - 1);

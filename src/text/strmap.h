@@ -42,9 +42,13 @@ static inline const char *preft_strmap_key(const preft_strmap *m, size_t i) { re
 
 uint64_t preft_hash_bytes(const void *p, size_t n);
 
+typedef struct preft_u64slot {
+  uint64_t key; /* UINT64_MAX = empty */
+  uint64_t val;
+} preft_u64slot;
+
 typedef struct preft_u64map {
-  uint64_t *keys; /* UINT64_MAX = empty */
-  uint64_t *vals;
+  preft_u64slot *slots; /* key and value side by side: one cache miss per probe */
   size_t cap, count;
 } preft_u64map;
 
