@@ -15,6 +15,8 @@
  */
 #include "tensor/gemm.h"
 
+#include <string.h>
+
 #include "base/error.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm_kern.h"
@@ -73,7 +75,7 @@ static void pack_task(void *p, int task, int thread) {
  * and the re-reading of x cost more than the pack's transpose. Measured
  * crossovers, AVX+FMA path (docs/KERNELS.md). */
 static int rows_max_n(preft_dtype wdt) {
-  return wdt == PREFT_F16 ? 64 : wdt == PREFT_F32 ? 32 : 16;
+  return wdt == PREFT_F16 ? 64 : wdt == PREFT_F32 ? 48 : 16;
 }
 
 static int cdiv(int a, int b) { return (a + b - 1) / b; }

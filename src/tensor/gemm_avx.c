@@ -70,6 +70,7 @@ AVX_INLINE void transpose8(__m256 r[8]) {
 }
 
 AVX_INLINE void pack_dt(float *panel, const void *w, preft_dtype dt, size_t k, int j0, int nr, int k0, int kc) {
+  const size_t esize = dt == PREFT_F32 ? 4 : 2;
   int kc8 = kc & ~7;
   for (int jb = 0; jb < PREFT_GEMM_NR; jb += 8) {
     if (jb >= nr) {
@@ -77,6 +78,16 @@ AVX_INLINE void pack_dt(float *panel, const void *w, preft_dtype dt, size_t k, i
       continue;
     }
     for (int kk = 0; kk < kc8; kk += 8) {
+      /* The next panel's rows (j0 + 16 ...) over the same features, one
+       * line per row whenever this row crosses into a new line: panels are
+       * packed one after the other, so their rows arrive from memory while
+       * this one's tiles compute. Prefetches never fault. */
+      if ((kk * (int)esize) % 64 == 0) {
+        #pragma GCC unroll 8
+        for (int jj = 0; jj < 8; jj++)
+          _mm_prefetch((const char *)w + ((size_t)(j0 + PREFT_GEMM_NR + jb + jj) * k + (size_t)(k0 + kk)) * esize,
+                       PF_HINT);
+      }
       __m256 r[8];
       #pragma GCC unroll 8
       for (int jj = 0; jj < 8; jj++)
