@@ -1,8 +1,10 @@
 /* file.c - memory mapping, whole-file reads and atomic writes. */
 #include "base/file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -154,4 +156,28 @@ int preft_mkdir_p(const char *path, preft_error *err) {
     rc = preft_fail(err, "%s: cannot create directory: %s", path, strerror(errno));
   free(tmp);
   return rc;
+}
+
+static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int preft_list_subdirs(const char *dir, char ***names, preft_error *err) {
+  DIR *d = opendir(dir);
+  if (!d) return preft_fail(err, "%s: cannot open directory: %s", dir, strerror(errno));
+  int n = 0, cap = 16;
+  char **out = preft_xmalloc(sizeof(char *) * (size_t)cap);
+  struct dirent *ent;
+  while ((ent = readdir(d))) {
+    if (ent->d_name[0] == '.') continue;
+    char *p = preft_path_join(dir, ent->d_name);
+    struct stat st;
+    bool is_dir = stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+    free(p);
+    if (!is_dir) continue;
+    if (n == cap) out = preft_xrealloc(out, sizeof(char *) * (size_t)(cap *= 2));
+    out[n++] = preft_xstrdup(ent->d_name);
+  }
+  closedir(d);
+  qsort(out, (size_t)n, sizeof(char *), cmp_names);
+  *names = out;
+  return n;
 }

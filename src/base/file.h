@@ -41,5 +41,8 @@ void preft_atomic_abort(preft_atomic_writer *w);                    /* closes, r
 /* Joins a directory and a file name into a heap string. */
 char *preft_path_join(const char *dir, const char *name);
 int preft_mkdir_p(const char *path, preft_error *err);
+/* Names of the subdirectories of dir, sorted; returns the count or -1. The
+ * caller frees each name and the array. */
+int preft_list_subdirs(const char *dir, char ***names, preft_error *err);
 
 #endif

@@ -37,6 +37,8 @@ int preft_kv_init(preft_kv_cache *kv, int n_layers, int kv_dim, int block_size, 
   kv->tables = preft_xmalloc(sizeof(int) * tsize);
   for (size_t i = 0; i < tsize; i++) kv->tables[i] = -1;
   kv->n_mapped = preft_xcalloc((size_t)max_seqs, sizeof(int));
+  kv->refs = preft_xcalloc((size_t)n_blocks, sizeof(int));
+  kv->cached = preft_xcalloc((size_t)n_blocks, 1);
   return 0;
 }
 
@@ -46,6 +48,8 @@ void preft_kv_free(preft_kv_cache *kv) {
   free(kv->free_blocks);
   free(kv->tables);
   free(kv->n_mapped);
+  free(kv->refs);
+  free(kv->cached);
   memset(kv, 0, sizeof *kv);
 }
 
@@ -55,18 +59,37 @@ int preft_kv_reserve(preft_kv_cache *kv, int seq, int n_pos, preft_error *err) {
     return preft_fail(err, "sequence needs %d positions but the context holds at most %d", n_pos, kv->max_ctx);
   int need = (n_pos + kv->block_size - 1) / kv->block_size - kv->n_mapped[seq];
   if (need <= 0) return 0;
+  while (kv->n_free < need && kv->evict) {
+    int b = kv->evict(kv->evict_ctx);
+    if (b < 0) break;
+    PREFT_ASSERT(kv->refs[b] == 0 && !kv->cached[b]);
+    kv->free_blocks[kv->n_free++] = b;
+  }
   if (need > kv->n_free)
     return preft_fail(err, "kv cache full: sequence needs %d more blocks, %d free", need, kv->n_free);
   int *table = kv->tables + (size_t)seq * (size_t)kv->max_blocks_per_seq;
-  for (int i = 0; i < need; i++) table[kv->n_mapped[seq]++] = kv->free_blocks[--kv->n_free];
+  for (int i = 0; i < need; i++) {
+    int b = kv->free_blocks[--kv->n_free];
+    kv->refs[b] = 1;
+    table[kv->n_mapped[seq]++] = b;
+  }
   return 0;
+}
+
+void preft_kv_map_shared(preft_kv_cache *kv, int seq, int block) {
+  PREFT_ASSERT(seq >= 0 && seq < kv->max_seqs && block >= 0 && block < kv->n_blocks);
+  PREFT_ASSERT(kv->n_mapped[seq] < kv->max_blocks_per_seq);
+  kv->refs[block]++;
+  kv->tables[(size_t)seq * (size_t)kv->max_blocks_per_seq + (size_t)kv->n_mapped[seq]++] = block;
 }
 
 void preft_kv_release(preft_kv_cache *kv, int seq) {
   PREFT_ASSERT(seq >= 0 && seq < kv->max_seqs);
   int *table = kv->tables + (size_t)seq * (size_t)kv->max_blocks_per_seq;
   for (int i = 0; i < kv->n_mapped[seq]; i++) {
-    kv->free_blocks[kv->n_free++] = table[i];
+    int b = table[i];
+    PREFT_ASSERT(kv->refs[b] > 0);
+    if (--kv->refs[b] == 0 && !kv->cached[b]) kv->free_blocks[kv->n_free++] = b;
     table[i] = -1;
   }
   kv->n_mapped[seq] = 0;

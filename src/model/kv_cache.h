@@ -7,6 +7,12 @@
  * Blocks are taken from the free list as a sequence grows (preft_kv_reserve)
  * and returned when it is released, so memory follows the tokens actually in
  * flight rather than the model's maximum context.
+ *
+ * Blocks are reference-counted so that sequences can share them (prefix
+ * caching, engine/prefix_cache.c): preft_kv_map_shared appends an existing
+ * block to a sequence. A block whose count drops to zero returns to the free
+ * list, unless it is marked cached: then it stays as it is, and the `evict`
+ * hook hands it back when the free list runs dry.
  */
 #ifndef PREFT_MODEL_KV_CACHE_H
 #define PREFT_MODEL_KV_CACHE_H
@@ -22,6 +28,12 @@ typedef struct preft_kv_cache {
   int n_free;
   int *tables;   /* [max_seqs][max_blocks_per_seq], -1 = none */
   int *n_mapped; /* [max_seqs] blocks mapped per sequence */
+  int *refs;     /* [n_blocks] sequences mapping each block */
+  unsigned char *cached; /* [n_blocks] kept for reuse when unreferenced */
+  /* Called when no block is free: returns an unreferenced cached block it
+   * has forgotten (now uncached), or -1. */
+  int (*evict)(void *ctx);
+  void *evict_ctx;
 } preft_kv_cache;
 
 /* n_blocks * block_size positions in total, shared by up to max_seqs
@@ -36,8 +48,19 @@ size_t preft_kv_block_bytes(int n_layers, int kv_dim, int block_size);
 /* Makes positions [0, n_pos) of seq writable. Fails (state unchanged) when
  * n_pos exceeds max_ctx or the pool has too few free blocks. */
 int preft_kv_reserve(preft_kv_cache *kv, int seq, int n_pos, preft_error *err);
-/* Returns all of seq's blocks to the pool. */
+/* Drops seq's references to its blocks (freeing those no one else maps and
+ * that are not cached). */
 void preft_kv_release(preft_kv_cache *kv, int seq);
+/* Appends an existing block to seq's table (its next block) and takes a
+ * reference. The block must hold the right positions for seq. */
+void preft_kv_map_shared(preft_kv_cache *kv, int seq, int block);
+/* The block holding position pos of seq (mapped). */
+static inline int preft_kv_block_of(const preft_kv_cache *kv, int seq, int pos) {
+  return kv->tables[(size_t)seq * (size_t)kv->max_blocks_per_seq + (size_t)(pos / kv->block_size)];
+}
+/* Blocks that could be given out now: free ones and unreferenced cached
+ * ones are counted by the caller's policy; this counts free ones. */
+static inline int preft_kv_n_free(const preft_kv_cache *kv) { return kv->n_free; }
 /* Positions of seq currently backed by blocks. */
 int preft_kv_capacity(const preft_kv_cache *kv, int seq);
 

@@ -1,0 +1,100 @@
+/* adapter_registry.c - named adapters with LRU loading (see adapter_registry.h). */
+#include "engine/adapter_registry.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
+#include "base/log.h"
+
+void preft_registry_init(preft_registry *r, int max_loaded) {
+  memset(r, 0, sizeof *r);
+  r->max_loaded = max_loaded > 0 ? max_loaded : 1;
+  r->next_generation = 1;
+}
+
+static void free_entry(preft_registered_adapter *a) {
+  preft_adapter_free(a->loaded);
+  free(a->name);
+  free(a->path);
+  free(a->error);
+  free(a);
+}
+
+void preft_registry_free(preft_registry *r) {
+  for (int i = 0; i < r->n; i++) free_entry(r->items[i]);
+  free(r->items);
+  memset(r, 0, sizeof *r);
+}
+
+preft_registered_adapter *preft_registry_find(preft_registry *r, const char *name) {
+  for (int i = 0; i < r->n; i++)
+    if (!r->items[i]->removed && !strcmp(r->items[i]->name, name)) return r->items[i];
+  return NULL;
+}
+
+int preft_registry_add(preft_registry *r, const char *name, const char *path, preft_registered_adapter **out,
+                       preft_error *err) {
+  if (!*name) return preft_fail(err, "adapter name is empty");
+  if (preft_registry_find(r, name)) return preft_fail(err, "an adapter named '%s' is already registered", name);
+  char *lora = preft_path_join(path, "adapter_config.json"), *reft = preft_path_join(path, "reft_config.json");
+  bool ok = preft_file_exists(lora) || preft_file_exists(reft);
+  free(lora);
+  free(reft);
+  if (!ok) return preft_fail(err, "%s: no adapter_config.json (LoRA) or reft_config.json (ReFT)", path);
+  if (r->n == r->cap) {
+    r->cap = r->cap ? r->cap * 2 : 64;
+    r->items = preft_xrealloc(r->items, sizeof *r->items * (size_t)r->cap);
+  }
+  preft_registered_adapter *a = preft_xcalloc(1, sizeof *a);
+  a->name = preft_xstrdup(name);
+  a->path = preft_xstrdup(path);
+  a->generation = r->next_generation++;
+  r->items[r->n++] = a;
+  if (out) *out = a;
+  return 0;
+}
+
+static void drop(preft_registry *r, preft_registered_adapter *a) {
+  for (int i = 0; i < r->n; i++) {
+    if (r->items[i] != a) continue;
+    if (a->loaded) r->n_loaded--;
+    r->items[i] = r->items[--r->n];
+    free_entry(a);
+    return;
+  }
+}
+
+int preft_registry_remove(preft_registry *r, const char *name, preft_error *err) {
+  preft_registered_adapter *a = preft_registry_find(r, name);
+  if (!a) return preft_fail(err, "no adapter named '%s' is registered", name);
+  a->removed = true;
+  if (a->refs == 0 && !a->loading) drop(r, a);
+  return 0;
+}
+
+void preft_registry_unref(preft_registry *r, preft_registered_adapter *a) {
+  PREFT_ASSERT(a->refs > 0);
+  a->refs--;
+  if (a->removed && a->refs == 0 && !a->loading) drop(r, a);
+}
+
+void preft_registry_touch(preft_registry *r, preft_registered_adapter *a) { a->last_used = ++r->clock; }
+
+void preft_registry_install(preft_registry *r, preft_registered_adapter *a, preft_adapter *loaded) {
+  a->loaded = loaded;
+  r->n_loaded++;
+  preft_registry_touch(r, a);
+  while (r->n_loaded > r->max_loaded) {
+    preft_registered_adapter *victim = NULL;
+    for (int i = 0; i < r->n; i++) {
+      preft_registered_adapter *c = r->items[i];
+      if (c->loaded && c->refs == 0 && c != a && (!victim || c->last_used < victim->last_used)) victim = c;
+    }
+    if (!victim) break; /* every loaded adapter is in use: allow the overshoot */
+    PREFT_INFO("adapter %s unloaded (least recently used)", victim->name);
+    preft_adapter_free(victim->loaded);
+    victim->loaded = NULL;
+    r->n_loaded--;
+  }
+}

@@ -1,0 +1,804 @@
+/* engine.c - the serving engine's threads, request lifecycle and step loop
+ * (see engine.h for the contract).
+ *
+ * Locking: one mutex guards every field below except the forward pass's
+ * inputs, which the engine thread builds under the lock and then uses with
+ * the lock released (adapters in the batch cannot be evicted meanwhile:
+ * running requests hold references). Callbacks are called with the lock
+ * released, from the engine thread only.
+ */
+#include "engine/engine.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
+#include "base/log.h"
+#include "base/threadpool.h"
+#include "base/timer.h"
+#include "engine/adapter_registry.h"
+#include "engine/prefix_cache.h"
+
+typedef struct seq_t {
+  uint64_t id;
+  preft_request_cb cb;
+  void *user;
+  int *tokens; /* prompt then generated: [n_tokens] */
+  int n_prompt, n_tokens, max_tokens, n_generated;
+  int n_computed; /* positions whose keys and values are in the cache */
+  int *stop_ids;
+  int n_stop, logprobs;
+  preft_sampler sampler;
+  preft_registered_adapter *ra; /* NULL: base model */
+  int requested_mode;           /* -1: the adapter's default, resolved at admission */
+  preft_adapter_mode mode;
+  uint64_t salt; /* prefix-cache salt: adapter registration, mode, ... */
+  int n_keyed;   /* leading prompt blocks already registered in the prefix cache */
+  uint64_t last_key;
+  int slot; /* KV slot while running, else -1 */
+  int step_take; /* rows scheduled this step */
+  double t_submit, t_first;
+  bool cancelled, stop_requested;
+  struct seq_t *next; /* waiting list */
+} seq_t;
+
+typedef struct {
+  seq_t *s;
+  preft_token_event ev;
+  bool final; /* the request ends with this event */
+} pending_event;
+
+struct preft_engine {
+  preft_model *model;
+  preft_engine_config cfg;
+  preft_pool *pool;
+  preft_kv_cache kv;
+  preft_prefix_cache prefix;
+  preft_registry reg;
+  pthread_mutex_t mu;
+  pthread_cond_t wake, loader_wake, idle;
+  pthread_t thread, loader;
+  bool stop, draining, have_threads;
+  seq_t *wait_head, *wait_tail;
+  int n_waiting;
+  seq_t **running; /* admission order */
+  int n_running;
+  int *free_slots, n_free_slots;
+  uint64_t next_id;
+  preft_registered_adapter **load_queue;
+  int n_load_queue, cap_load_queue;
+  preft_workspace ws;
+  /* step buffers */
+  int *b_tok, *b_pos, *b_seq, *b_logit_rows, cap_rows;
+  const preft_adapter **b_adapter;
+  uint8_t *b_flag;
+  seq_t **b_logit_seq;
+  float *logits;
+  pending_event *events;
+  int n_events, cap_events;
+  preft_engine_stats stats;
+};
+
+static const double hist_bounds[PREFT_HIST_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                       0.1,   0.25,   0.5,   1.0,  2.5,   10.0};
+
+static void hist_add(long *hist, double v) {
+  int i = 0;
+  while (i < PREFT_HIST_BUCKETS && v > hist_bounds[i]) i++;
+  hist[i]++;
+}
+
+/* ---- events and finishing ------------------------------------------------------ */
+
+static pending_event *push_event(preft_engine *e, seq_t *s) {
+  if (e->n_events == e->cap_events) {
+    e->cap_events = e->cap_events ? e->cap_events * 2 : 64;
+    e->events = preft_xrealloc(e->events, sizeof *e->events * (size_t)e->cap_events);
+  }
+  pending_event *p = &e->events[e->n_events++];
+  memset(p, 0, sizeof *p);
+  p->s = s;
+  p->ev.request = s->id;
+  p->ev.token = -1;
+  p->ev.prompt_tokens = s->n_prompt;
+  p->ev.completion_tokens = s->n_generated;
+  p->ev.queue_s = s->t_first > 0 ? s->t_first - s->t_submit : preft_now() - s->t_submit;
+  p->ev.ttft_s = s->t_first > 0 ? s->t_first - s->t_submit : 0;
+  return p;
+}
+
+static void free_seq(seq_t *s) {
+  preft_sampler_free(&s->sampler);
+  free(s->tokens);
+  free(s->stop_ids);
+  free(s);
+}
+
+/* Registers the sequence's newly completed full prompt blocks in the prefix
+ * cache, so later requests with the same prefix (and salt) can map them. */
+static void register_prompt_blocks(preft_engine *e, seq_t *s) {
+  int bs = e->kv.block_size;
+  int full = s->n_computed < s->n_prompt ? s->n_computed / bs : s->n_prompt / bs;
+  for (int b = s->n_keyed; b < full; b++) {
+    uint64_t key = preft_prefix_key(s->last_key, s->salt, s->tokens + (size_t)b * bs, bs);
+    preft_prefix_insert(&e->prefix, key, preft_kv_block_of(&e->kv, s->slot, b * bs));
+    s->last_key = key;
+    s->n_keyed = b + 1;
+  }
+}
+
+/* Frees a running sequence's KV slot (keeping its prompt blocks cached). */
+static void release_slot(preft_engine *e, seq_t *s) {
+  if (s->slot < 0) return;
+  register_prompt_blocks(e, s);
+  preft_kv_release(&e->kv, s->slot);
+  e->free_slots[e->n_free_slots++] = s->slot;
+  s->slot = -1;
+  s->n_computed = 0;
+  s->n_keyed = 0;
+  s->last_key = 0;
+}
+
+static void remove_running(preft_engine *e, seq_t *s) {
+  for (int i = 0; i < e->n_running; i++) {
+    if (e->running[i] != s) continue;
+    memmove(e->running + i, e->running + i + 1, sizeof(seq_t *) * (size_t)(e->n_running - i - 1));
+    e->n_running--;
+    return;
+  }
+}
+
+/* Ends a request: releases everything it holds and queues its final event
+ * (the caller fills token fields when the final event carries a token). */
+static pending_event *finish(preft_engine *e, seq_t *s, preft_finish_reason why, const char *error) {
+  release_slot(e, s);
+  remove_running(e, s);
+  if (s->ra) preft_registry_unref(&e->reg, s->ra);
+  s->ra = NULL;
+  if (why == PREFT_FINISH_CANCELLED) e->stats.requests_cancelled++;
+  else if (why == PREFT_FINISH_ERROR) e->stats.requests_error++;
+  else e->stats.requests_ok++;
+  pending_event *p = push_event(e, s);
+  p->ev.finish = why;
+  p->ev.error = error;
+  p->final = true;
+  return p;
+}
+
+/* Calls the queued callbacks with the lock released; finishes requests whose
+ * callback asked to stop; frees finished requests. */
+static void deliver_events(preft_engine *e) {
+  int n = e->n_events;
+  pending_event *evs = e->events;
+  e->events = NULL;
+  e->n_events = e->cap_events = 0;
+  pthread_mutex_unlock(&e->mu);
+  for (int i = 0; i < n; i++) {
+    bool go_on = evs[i].s->cb(evs[i].s->user, &evs[i].ev);
+    if (!go_on && !evs[i].final) evs[i].s->stop_requested = true;
+  }
+  pthread_mutex_lock(&e->mu);
+  for (int i = 0; i < n; i++)
+    if (evs[i].final) free_seq(evs[i].s);
+  free(evs);
+}
+
+/* ---- scheduling ----------------------------------------------------------------- */
+
+static bool adapter_ready(preft_engine *e, seq_t *s, bool *failed) {
+  *failed = false;
+  if (!s->ra) return true;
+  if (s->ra->loaded) return true;
+  if (s->ra->error && !s->ra->loading) {
+    *failed = true;
+    return false;
+  }
+  if (!s->ra->loading) {
+    s->ra->loading = true;
+    if (e->n_load_queue == e->cap_load_queue) {
+      e->cap_load_queue = e->cap_load_queue ? e->cap_load_queue * 2 : 16;
+      e->load_queue = preft_xrealloc(e->load_queue, sizeof *e->load_queue * (size_t)e->cap_load_queue);
+    }
+    e->load_queue[e->n_load_queue++] = s->ra;
+    pthread_cond_signal(&e->loader_wake);
+  }
+  return false;
+}
+
+/* Maps the cached blocks of s's prompt prefix into its slot. At least one
+ * prompt token is always left to compute (its logits start generation). */
+static void map_cached_prefix(preft_engine *e, seq_t *s) {
+  int bs = e->kv.block_size, max_blocks = (s->n_tokens - 1) / bs;
+  if (max_blocks > s->n_prompt / bs) max_blocks = s->n_prompt / bs;
+  uint64_t key = 0;
+  int b = 0;
+  for (; b < max_blocks; b++) {
+    uint64_t k = preft_prefix_key(key, s->salt, s->tokens + (size_t)b * bs, bs);
+    int block = preft_prefix_lookup(&e->prefix, k);
+    if (block < 0) break;
+    preft_kv_map_shared(&e->kv, s->slot, block);
+    key = k;
+  }
+  s->n_computed = b * bs;
+  s->n_keyed = b;
+  s->last_key = key;
+  e->stats.prefix_hit_tokens += b * bs;
+}
+
+/* Preempts the most recently admitted running sequence: frees its blocks;
+ * it goes back to the front of the queue and is recomputed from its prompt
+ * and the tokens it already produced. */
+static seq_t *preempt_newest(preft_engine *e) {
+  seq_t *v = e->running[e->n_running - 1];
+  release_slot(e, v);
+  e->n_running--;
+  v->step_take = 0;
+  v->next = e->wait_head;
+  e->wait_head = v;
+  if (!e->wait_tail) e->wait_tail = v;
+  e->n_waiting++;
+  e->stats.preemptions++;
+  PREFT_INFO("request %llu preempted (KV cache full); it will be recomputed", (unsigned long long)v->id);
+  return v;
+}
+
+/* Chooses this step's rows. Returns the number of rows. */
+static int schedule(preft_engine *e) {
+  int budget = e->cfg.max_step_tokens, rows = 0;
+  preft_error err;
+  /* running sequences first, oldest first: decode rows and prefill chunks */
+  for (int i = 0; i < e->n_running && rows < budget; i++) {
+    seq_t *s = e->running[i];
+    int take = s->n_tokens - s->n_computed;
+    if (take > budget - rows) take = budget - rows;
+    s->step_take = 0;
+    while (preft_kv_reserve(&e->kv, s->slot, s->n_computed + take, &err) != 0) {
+      if (e->running[e->n_running - 1] != s) {
+        preempt_newest(e); /* someone newer gives way */
+        continue;
+      }
+      if (e->n_running == 1) {
+        finish(e, s, PREFT_FINISH_LENGTH, NULL); /* alone and still no room to grow */
+        i--;
+      } else {
+        preempt_newest(e); /* s itself is the newest */
+      }
+      take = 0;
+      break;
+    }
+    if (take > 0) {
+      s->step_take = take;
+      rows += take;
+    }
+  }
+  /* then admit waiting requests, in order, while slots, blocks and budget last */
+  seq_t *prev = NULL, *s = e->wait_head;
+  while (s && rows < budget && e->n_free_slots > 0 && !e->stop) {
+    seq_t *next = s->next;
+    bool failed;
+    if (s->cancelled || !adapter_ready(e, s, &failed)) {
+      if (s->cancelled || failed) {
+        if (prev) prev->next = next;
+        else e->wait_head = next;
+        if (e->wait_tail == s) e->wait_tail = prev;
+        e->n_waiting--;
+        if (s->cancelled) finish(e, s, PREFT_FINISH_CANCELLED, NULL);
+        else finish(e, s, PREFT_FINISH_ERROR, s->ra ? s->ra->error : "adapter failed to load");
+      } else {
+        prev = s;
+      }
+      s = next;
+      continue;
+    }
+    if (s->ra) { /* the adapter is loaded now: its default mode and cache salt are known */
+      const preft_adapter *a = s->ra->loaded;
+      if (s->requested_mode < 0) s->mode = a->default_mode;
+      uint64_t salt = s->ra->generation * 4 + (uint64_t)s->mode + 1;
+      /* ReFT on the last prompt positions makes every block depend on the prompt length */
+      if (a->kind != PREFT_ADAPTER_LORA && a->reft_last > 0) salt = salt * 1000003u + (uint64_t)s->n_prompt;
+      s->salt = salt;
+    }
+    s->slot = e->free_slots[--e->n_free_slots];
+    map_cached_prefix(e, s);
+    int take = s->n_tokens - s->n_computed;
+    if (take > budget - rows) take = budget - rows;
+    if (preft_kv_reserve(&e->kv, s->slot, s->n_computed + take, &err) != 0) {
+      release_slot(e, s); /* not enough memory now: wait for running ones */
+      break;
+    }
+    if (prev) prev->next = next;
+    else e->wait_head = next;
+    if (e->wait_tail == s) e->wait_tail = prev;
+    e->n_waiting--;
+    s->next = NULL;
+    s->step_take = take;
+    e->running[e->n_running++] = s;
+    if (s->ra) preft_registry_touch(&e->reg, s->ra);
+    rows += take;
+    s = next;
+  }
+  return rows;
+}
+
+static void grow_step_buffers(preft_engine *e, int rows) {
+  if (rows <= e->cap_rows) return;
+  e->cap_rows = rows;
+  size_t n = (size_t)rows;
+  e->b_tok = preft_xrealloc(e->b_tok, sizeof(int) * n);
+  e->b_pos = preft_xrealloc(e->b_pos, sizeof(int) * n);
+  e->b_seq = preft_xrealloc(e->b_seq, sizeof(int) * n);
+  e->b_logit_rows = preft_xrealloc(e->b_logit_rows, sizeof(int) * n);
+  e->b_adapter = preft_xrealloc(e->b_adapter, sizeof(void *) * n);
+  e->b_flag = preft_xrealloc(e->b_flag, n);
+  e->b_logit_seq = preft_xrealloc(e->b_logit_seq, sizeof(seq_t *) * n);
+  e->logits = preft_xrealloc(e->logits, sizeof(float) * n * (size_t)e->model->cfg.vocab);
+}
+
+/* Lays the scheduled rows out as a batch; returns the number of logit rows. */
+static int build_batch(preft_engine *e, int rows, bool *any_adapter) {
+  grow_step_buffers(e, rows);
+  int r = 0, nl = 0;
+  *any_adapter = false;
+  for (int i = 0; i < e->n_running; i++) {
+    seq_t *s = e->running[i];
+    const preft_adapter *a = s->ra ? s->ra->loaded : NULL;
+    for (int k = 0; k < s->step_take; k++, r++) {
+      int pos = s->n_computed + k;
+      e->b_tok[r] = s->tokens[pos];
+      e->b_pos[r] = pos;
+      e->b_seq[r] = s->slot;
+      e->b_adapter[r] = a;
+      e->b_flag[r] = a ? (uint8_t)preft_adapter_row_flag(a, s->mode, pos, s->n_prompt) : PREFT_ADAPT_OFF;
+      *any_adapter |= a != NULL;
+    }
+    if (s->step_take > 0 && s->n_computed + s->step_take == s->n_tokens) {
+      e->b_logit_rows[nl] = r - 1;
+      e->b_logit_seq[nl++] = s;
+    }
+  }
+  PREFT_ASSERT(r == rows);
+  return nl;
+}
+
+/* log-probability of token under logits, and the top-n alternatives. */
+static void fill_logprobs(const float *logits, int vocab, int token, int top_n, preft_token_event *ev) {
+  float mx = logits[0];
+  for (int v = 1; v < vocab; v++) mx = logits[v] > mx ? logits[v] : mx;
+  double sum = 0;
+  for (int v = 0; v < vocab; v++) sum += exp((double)logits[v] - mx);
+  double lse = mx + log(sum);
+  ev->logprob = (float)(logits[token] - lse);
+  ev->n_top = 0;
+  for (int k = 0; k < top_n && k < vocab; k++) {
+    int best = -1;
+    for (int v = 0; v < vocab; v++) {
+      bool taken = false;
+      for (int j = 0; j < ev->n_top; j++) taken |= ev->top_ids[j] == v;
+      if (!taken && (best < 0 || logits[v] > logits[best])) best = v;
+    }
+    ev->top_ids[ev->n_top] = best;
+    ev->top_logprobs[ev->n_top++] = (float)(logits[best] - lse);
+  }
+}
+
+/* After the forward: advance every scheduled sequence, sample where logits
+ * were computed, queue events, finish what is done. */
+static void complete_step(preft_engine *e, int n_logits) {
+  int vocab = e->model->cfg.vocab;
+  for (int i = 0; i < e->n_running; i++) {
+    seq_t *s = e->running[i];
+    if (s->step_take == 0) continue;
+    bool prefill = s->n_computed < s->n_prompt;
+    int mode_index = s->ra && s->mode == PREFT_MODE_PREFILL ? 1 : 0;
+    if (prefill) e->stats.prompt_tokens[mode_index] += s->step_take;
+    s->n_computed += s->step_take;
+    s->step_take = 0;
+    register_prompt_blocks(e, s);
+  }
+  double now = preft_now();
+  for (int j = 0; j < n_logits; j++) {
+    seq_t *s = e->b_logit_seq[j];
+    if (s->cancelled) continue; /* finished below */
+    const float *row = e->logits + (size_t)j * (size_t)vocab;
+    int tok = preft_sample(&s->sampler, row, vocab);
+    if (s->t_first == 0) {
+      s->t_first = now;
+      e->stats.ttft_seconds_sum += now - s->t_submit;
+      e->stats.ttft_count++;
+      hist_add(e->stats.ttft_hist, now - s->t_submit);
+    }
+    s->tokens[s->n_tokens++] = tok;
+    s->n_generated++;
+    e->stats.generated_tokens[s->ra && s->mode == PREFT_MODE_PREFILL ? 1 : 0]++;
+    bool stop = false;
+    for (int k = 0; k < s->n_stop; k++) stop |= tok == s->stop_ids[k];
+    preft_finish_reason why = stop ? PREFT_FINISH_STOP : PREFT_FINISH_NONE;
+    if (!stop && (s->n_generated >= s->max_tokens || s->n_tokens >= e->cfg.max_context)) why = PREFT_FINISH_LENGTH;
+    pending_event *p = why != PREFT_FINISH_NONE ? finish(e, s, why, NULL) : push_event(e, s);
+    p->ev.token = tok;
+    p->ev.completion_tokens = s->n_generated;
+    p->ev.finish = why;
+    if (s->logprobs > 0) fill_logprobs(row, vocab, tok, s->logprobs, &p->ev);
+  }
+}
+
+/* Requests cancelled or told to stop by their callback end now. */
+static void reap(preft_engine *e) {
+  for (int i = e->n_running - 1; i >= 0; i--) {
+    seq_t *s = e->running[i];
+    if (s->cancelled) finish(e, s, PREFT_FINISH_CANCELLED, NULL);
+    else if (s->stop_requested) finish(e, s, PREFT_FINISH_STOP, NULL);
+  }
+  seq_t *prev = NULL;
+  for (seq_t *s = e->wait_head, *next; s; s = next) {
+    next = s->next;
+    if (!s->cancelled) {
+      prev = s;
+      continue;
+    }
+    if (prev) prev->next = next;
+    else e->wait_head = next;
+    if (e->wait_tail == s) e->wait_tail = prev;
+    e->n_waiting--;
+    finish(e, s, PREFT_FINISH_CANCELLED, NULL);
+  }
+}
+
+/* Finishes cancelled and stopped requests and delivers every queued event,
+ * until delivering asks for no further stop. */
+static void settle(preft_engine *e) {
+  for (;;) {
+    reap(e);
+    if (!e->n_events) return;
+    deliver_events(e);
+  }
+}
+
+static void *engine_main(void *arg) {
+  preft_engine *e = arg;
+  pthread_mutex_lock(&e->mu);
+  for (;;) {
+    settle(e);
+    if (e->stop) break;
+    int rows = (e->n_running || e->n_waiting) ? schedule(e) : 0;
+    if (e->n_events) deliver_events(e);
+    if (rows == 0) {
+      if (e->n_running == 0 && e->n_waiting == 0) pthread_cond_broadcast(&e->idle);
+      if (!e->stop) pthread_cond_wait(&e->wake, &e->mu);
+      continue;
+    }
+    bool any_adapter;
+    int nl = build_batch(e, rows, &any_adapter);
+    preft_batch b = {.n = rows, .token = e->b_tok, .pos = e->b_pos, .seq = e->b_seq, .logit_rows = e->b_logit_rows,
+                     .n_logits = nl, .adapter = any_adapter ? e->b_adapter : NULL,
+                     .adapt = any_adapter ? e->b_flag : NULL};
+    pthread_mutex_unlock(&e->mu);
+    preft_error err;
+    double t0 = preft_now();
+    int rc = preft_model_forward(e->model, e->pool, &e->kv, &b, &e->ws, e->logits, &err);
+    double dt = preft_now() - t0;
+    pthread_mutex_lock(&e->mu);
+    e->stats.steps++;
+    e->stats.step_seconds_sum += dt;
+    hist_add(e->stats.step_hist, dt);
+    if (rc != 0) {
+      /* a forward failure is a bug or a bad token id that slipped through:
+       * fail every scheduled request rather than loop */
+      PREFT_WARN("forward failed: %s", err.msg);
+      for (int i = e->n_running - 1; i >= 0; i--)
+        if (e->running[i]->step_take > 0) finish(e, e->running[i], PREFT_FINISH_ERROR, "internal error in forward");
+      continue;
+    }
+    complete_step(e, nl);
+  }
+  pthread_mutex_unlock(&e->mu);
+  return NULL;
+}
+
+static void *loader_main(void *arg) {
+  preft_engine *e = arg;
+  pthread_mutex_lock(&e->mu);
+  for (;;) {
+    while (!e->stop && e->n_load_queue == 0) pthread_cond_wait(&e->loader_wake, &e->mu);
+    if (e->stop) break;
+    preft_registered_adapter *a = e->load_queue[0];
+    memmove(e->load_queue, e->load_queue + 1, sizeof *e->load_queue * (size_t)--e->n_load_queue);
+    char *path = preft_xstrdup(a->path), *name = preft_xstrdup(a->name);
+    pthread_mutex_unlock(&e->mu);
+    preft_adapter *loaded = NULL;
+    preft_error err;
+    int rc = preft_adapter_load(&loaded, path, name, &e->model->cfg, &err);
+    pthread_mutex_lock(&e->mu);
+    a->loading = false;
+    free(a->error);
+    a->error = NULL;
+    if (rc == 0) {
+      preft_registry_install(&e->reg, a, loaded);
+      PREFT_INFO("adapter %s loaded from %s", name, path);
+    } else {
+      a->error = preft_xstrdup(err.msg);
+      PREFT_WARN("%s", err.msg);
+    }
+    if (a->removed && a->refs == 0) {
+      a->refs = 1; /* drop through the registry's own path */
+      preft_registry_unref(&e->reg, a);
+    }
+    free(path);
+    free(name);
+    pthread_cond_signal(&e->wake);
+  }
+  pthread_mutex_unlock(&e->mu);
+  return NULL;
+}
+
+/* ---- public API ------------------------------------------------------------------- */
+
+int preft_engine_create(preft_engine **out, preft_model *model, const preft_engine_config *cfg, preft_error *err) {
+  preft_engine *e = preft_xcalloc(1, sizeof *e);
+  e->model = model;
+  e->cfg = *cfg;
+  const preft_model_config *c = &model->cfg;
+  if (e->cfg.kv_cache_mb == 0) e->cfg.kv_cache_mb = 1024;
+  if (e->cfg.block_size <= 0) e->cfg.block_size = 16;
+  if (e->cfg.max_running <= 0) e->cfg.max_running = 256;
+  if (e->cfg.max_step_tokens <= 0) e->cfg.max_step_tokens = 512;
+  if (e->cfg.max_queue <= 0) e->cfg.max_queue = 1024;
+  if (e->cfg.max_loaded_adapters <= 0) e->cfg.max_loaded_adapters = 64;
+  if (e->cfg.max_context <= 0 || e->cfg.max_context > c->max_pos) e->cfg.max_context = c->max_pos;
+  if (e->cfg.max_step_tokens < e->cfg.max_running) e->cfg.max_step_tokens = e->cfg.max_running;
+  size_t block_bytes = preft_kv_block_bytes(c->n_layers, c->n_kv_heads * c->head_dim, e->cfg.block_size);
+  size_t n_blocks = e->cfg.kv_blocks > 0 ? (size_t)e->cfg.kv_blocks : (e->cfg.kv_cache_mb << 20) / block_bytes;
+  if (n_blocks < 2) {
+    free(e);
+    return preft_fail(err, "--kv-cache-mb %zu holds fewer than 2 KV blocks of %zu KiB", cfg->kv_cache_mb,
+                      block_bytes >> 10);
+  }
+  if (preft_kv_init(&e->kv, c->n_layers, c->n_kv_heads * c->head_dim, e->cfg.block_size, (int)n_blocks,
+                    e->cfg.max_running, e->cfg.max_context, err) != 0) {
+    free(e);
+    return -1;
+  }
+  preft_prefix_init(&e->prefix, &e->kv);
+  preft_registry_init(&e->reg, e->cfg.max_loaded_adapters);
+  e->pool = preft_pool_create(cfg->threads);
+  e->running = preft_xcalloc((size_t)e->cfg.max_running, sizeof(seq_t *));
+  e->free_slots = preft_xmalloc(sizeof(int) * (size_t)e->cfg.max_running);
+  for (int i = 0; i < e->cfg.max_running; i++) e->free_slots[i] = e->cfg.max_running - 1 - i;
+  e->n_free_slots = e->cfg.max_running;
+  e->next_id = 1;
+  memcpy(e->stats.hist_bounds, hist_bounds, sizeof hist_bounds);
+  pthread_mutex_init(&e->mu, NULL);
+  pthread_cond_init(&e->wake, NULL);
+  pthread_cond_init(&e->loader_wake, NULL);
+  pthread_cond_init(&e->idle, NULL);
+  if (pthread_create(&e->thread, NULL, engine_main, e) != 0 ||
+      pthread_create(&e->loader, NULL, loader_main, e) != 0) {
+    fprintf(stderr, "preft: cannot start engine threads\n");
+    abort();
+  }
+  e->have_threads = true;
+  PREFT_INFO("engine: %zu KV blocks of %d positions (%zu MiB), up to %d running, %d tokens per step", n_blocks,
+             e->cfg.block_size, (n_blocks * block_bytes) >> 20, e->cfg.max_running, e->cfg.max_step_tokens);
+  *out = e;
+  return 0;
+}
+
+void preft_engine_free(preft_engine *e) {
+  if (!e) return;
+  pthread_mutex_lock(&e->mu);
+  for (int i = 0; i < e->n_running; i++) e->running[i]->cancelled = true;
+  for (seq_t *s = e->wait_head; s; s = s->next) s->cancelled = true;
+  e->stop = true;
+  pthread_cond_broadcast(&e->wake);
+  pthread_cond_broadcast(&e->loader_wake);
+  pthread_mutex_unlock(&e->mu);
+  pthread_join(e->thread, NULL);
+  pthread_join(e->loader, NULL);
+  /* the engine thread reaped and reported everything before it stopped */
+  pthread_mutex_destroy(&e->mu);
+  pthread_cond_destroy(&e->wake);
+  pthread_cond_destroy(&e->loader_wake);
+  pthread_cond_destroy(&e->idle);
+  preft_prefix_free(&e->prefix);
+  preft_kv_free(&e->kv);
+  preft_registry_free(&e->reg);
+  preft_pool_free(e->pool);
+  preft_workspace_free(&e->ws);
+  free(e->running);
+  free(e->free_slots);
+  free(e->load_queue);
+  free(e->b_tok);
+  free(e->b_pos);
+  free(e->b_seq);
+  free(e->b_logit_rows);
+  free(e->b_adapter);
+  free(e->b_flag);
+  free(e->b_logit_seq);
+  free(e->logits);
+  free(e->events);
+  preft_model_free(e->model);
+  free(e);
+}
+
+const preft_model *preft_engine_model(const preft_engine *e) { return e->model; }
+
+int preft_engine_add_adapter(preft_engine *e, const char *name, const char *path, preft_error *err) {
+  pthread_mutex_lock(&e->mu);
+  int rc = preft_registry_add(&e->reg, name, path, NULL, err);
+  pthread_mutex_unlock(&e->mu);
+  return rc;
+}
+
+int preft_engine_add_adapter_dir(preft_engine *e, const char *dir, preft_error *err) {
+  char **names;
+  int n = preft_list_subdirs(dir, &names, err);
+  if (n < 0) return -1;
+  int added = 0, rc = 0;
+  for (int i = 0; i < n; i++) {
+    char *path = preft_path_join(dir, names[i]);
+    char *lora = preft_path_join(path, "adapter_config.json"), *reft = preft_path_join(path, "reft_config.json");
+    if ((preft_file_exists(lora) || preft_file_exists(reft)) && rc == 0) {
+      if (preft_engine_add_adapter(e, names[i], path, err) == 0) added++;
+      else rc = -1;
+    }
+    free(lora);
+    free(reft);
+    free(path);
+    free(names[i]);
+  }
+  free(names);
+  return rc == 0 ? added : -1;
+}
+
+int preft_engine_load_adapter(preft_engine *e, const char *name, const char *path, preft_error *err) {
+  pthread_mutex_lock(&e->mu);
+  preft_registered_adapter *a;
+  if (preft_registry_add(&e->reg, name, path, &a, err) != 0) {
+    pthread_mutex_unlock(&e->mu);
+    return -1;
+  }
+  a->loading = true; /* keeps the loader thread and eviction away */
+  pthread_mutex_unlock(&e->mu);
+  preft_adapter *loaded = NULL;
+  int rc = preft_adapter_load(&loaded, path, name, &e->model->cfg, err);
+  pthread_mutex_lock(&e->mu);
+  a->loading = false;
+  if (rc == 0) {
+    preft_registry_install(&e->reg, a, loaded);
+  } else {
+    preft_error ignored;
+    preft_registry_remove(&e->reg, name, &ignored);
+  }
+  pthread_cond_signal(&e->wake);
+  pthread_mutex_unlock(&e->mu);
+  return rc;
+}
+
+int preft_engine_remove_adapter(preft_engine *e, const char *name, preft_error *err) {
+  pthread_mutex_lock(&e->mu);
+  int rc = preft_registry_remove(&e->reg, name, err);
+  pthread_mutex_unlock(&e->mu);
+  return rc;
+}
+
+void preft_engine_each_adapter(preft_engine *e, void (*fn)(void *ctx, const char *name, const char *path, bool loaded),
+                               void *ctx) {
+  pthread_mutex_lock(&e->mu);
+  for (int i = 0; i < e->reg.n; i++) {
+    preft_registered_adapter *a = e->reg.items[i];
+    if (!a->removed) fn(ctx, a->name, a->path, a->loaded != NULL);
+  }
+  pthread_mutex_unlock(&e->mu);
+}
+
+bool preft_engine_has_adapter(preft_engine *e, const char *name) {
+  pthread_mutex_lock(&e->mu);
+  bool yes = preft_registry_find(&e->reg, name) != NULL;
+  pthread_mutex_unlock(&e->mu);
+  return yes;
+}
+
+int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_request_cb cb, void *user, uint64_t *id,
+                        preft_error *err) {
+  const preft_model_config *c = &e->model->cfg;
+  if (p->n_prompt <= 0) return preft_fail(err, "the prompt is empty"), PREFT_SUBMIT_INVALID;
+  if (p->n_prompt >= e->cfg.max_context)
+    return preft_fail(err, "the prompt has %d tokens; the context holds %d including at least one generated token",
+                      p->n_prompt, e->cfg.max_context),
+           PREFT_SUBMIT_INVALID;
+  for (int i = 0; i < p->n_prompt; i++)
+    if (p->prompt[i] < 0 || p->prompt[i] >= c->vocab)
+      return preft_fail(err, "token id %d at prompt position %d is outside the vocabulary [0, %d)", p->prompt[i], i,
+                        c->vocab),
+             PREFT_SUBMIT_INVALID;
+  if (p->max_tokens < 1) return preft_fail(err, "max_tokens must be at least 1"), PREFT_SUBMIT_INVALID;
+  if (p->logprobs > PREFT_MAX_TOP_LOGPROBS)
+    return preft_fail(err, "logprobs may ask for at most %d alternatives", PREFT_MAX_TOP_LOGPROBS), PREFT_SUBMIT_INVALID;
+  int need_blocks = (p->n_prompt + 1 + e->kv.block_size - 1) / e->kv.block_size;
+  if (need_blocks > e->kv.n_blocks)
+    return preft_fail(err, "the prompt needs %d KV blocks; the cache holds %d (raise --kv-cache-mb)", need_blocks,
+                      e->kv.n_blocks),
+           PREFT_SUBMIT_INVALID;
+  pthread_mutex_lock(&e->mu);
+  int rc = PREFT_SUBMIT_OK;
+  preft_registered_adapter *ra = NULL;
+  if (e->draining || e->stop) {
+    rc = PREFT_SUBMIT_BUSY;
+    preft_fail(err, "the server is shutting down");
+  } else if (e->n_waiting >= e->cfg.max_queue) {
+    rc = PREFT_SUBMIT_BUSY;
+    preft_fail(err, "the queue is full (%d requests waiting)", e->n_waiting);
+  } else if (p->adapter && !(ra = preft_registry_find(&e->reg, p->adapter))) {
+    rc = PREFT_SUBMIT_NO_ADAPTER;
+    preft_fail(err, "no model or adapter named '%s'", p->adapter);
+  }
+  if (rc != PREFT_SUBMIT_OK) {
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+  }
+  seq_t *s = preft_xcalloc(1, sizeof *s);
+  s->id = e->next_id++;
+  s->cb = cb;
+  s->user = user;
+  int max_total = p->n_prompt + p->max_tokens;
+  if (max_total > e->cfg.max_context) max_total = e->cfg.max_context;
+  s->tokens = preft_xmalloc(sizeof(int) * (size_t)max_total);
+  memcpy(s->tokens, p->prompt, sizeof(int) * (size_t)p->n_prompt);
+  s->n_prompt = s->n_tokens = p->n_prompt;
+  s->max_tokens = p->max_tokens;
+  if (p->n_stop_ids > 0) {
+    s->stop_ids = preft_xmalloc(sizeof(int) * (size_t)p->n_stop_ids);
+    memcpy(s->stop_ids, p->stop_ids, sizeof(int) * (size_t)p->n_stop_ids);
+    s->n_stop = p->n_stop_ids;
+  }
+  s->logprobs = p->logprobs;
+  preft_sampler_init(&s->sampler, &p->sampling);
+  s->slot = -1;
+  s->t_submit = preft_now();
+  s->ra = ra;
+  s->requested_mode = p->adapter_mode;
+  s->mode = p->adapter_mode >= 0 ? (preft_adapter_mode)p->adapter_mode : PREFT_MODE_ALL;
+  if (ra) ra->refs++;
+  if (e->wait_tail) e->wait_tail->next = s;
+  else e->wait_head = s;
+  e->wait_tail = s;
+  e->n_waiting++;
+  *id = s->id;
+  pthread_cond_signal(&e->wake);
+  pthread_mutex_unlock(&e->mu);
+  return PREFT_SUBMIT_OK;
+}
+
+void preft_engine_cancel(preft_engine *e, uint64_t id) {
+  pthread_mutex_lock(&e->mu);
+  for (int i = 0; i < e->n_running; i++)
+    if (e->running[i]->id == id) e->running[i]->cancelled = true;
+  for (seq_t *s = e->wait_head; s; s = s->next)
+    if (s->id == id) s->cancelled = true;
+  pthread_cond_signal(&e->wake);
+  pthread_mutex_unlock(&e->mu);
+}
+
+void preft_engine_drain(preft_engine *e) {
+  pthread_mutex_lock(&e->mu);
+  e->draining = true;
+  while (e->n_running > 0 || e->n_waiting > 0 || e->n_events > 0) pthread_cond_wait(&e->idle, &e->mu);
+  pthread_mutex_unlock(&e->mu);
+}
+
+void preft_engine_get_stats(preft_engine *e, preft_engine_stats *out) {
+  pthread_mutex_lock(&e->mu);
+  *out = e->stats;
+  out->waiting = e->n_waiting;
+  out->running = e->n_running;
+  out->kv_blocks_free = e->kv.n_free;
+  out->kv_blocks_cached = preft_prefix_count(&e->prefix);
+  out->kv_blocks_used = e->kv.n_blocks - e->kv.n_free;
+  out->adapters_loaded = e->reg.n_loaded;
+  int n = 0;
+  for (int i = 0; i < e->reg.n; i++) n += !e->reg.items[i]->removed;
+  out->adapters_registered = n;
+  pthread_mutex_unlock(&e->mu);
+}

@@ -1,0 +1,304 @@
+/* test_engine.c - the serving engine against the single-sequence reference
+ * path: greedy tokens of 32 concurrent requests with mixed adapters and
+ * modes equal preft_generate's for each alone; the same under a KV cache so
+ * small that sequences are preempted and recomputed; prefix caching reuses
+ * blocks only for the same tokens and adapter; cancellation, stop requests
+ * from the callback, a full queue, unknown adapters, over-long prompts and
+ * adapter eviction behave as engine.h says. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/file.h"
+#include "engine/engine.h"
+#include "engine/generate.h"
+#include "testutil.h"
+
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int tokens[256];
+  int n;
+  preft_finish_reason finish;
+  bool done;
+  int stop_after; /* > 0: return false after this many tokens */
+} collector;
+
+static void collector_init(collector *c) {
+  memset(c, 0, sizeof *c);
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_cond_init(&c->cv, NULL);
+}
+
+static void collector_destroy(collector *c) {
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->cv);
+}
+
+static bool on_event(void *user, const preft_token_event *ev) {
+  collector *c = user;
+  pthread_mutex_lock(&c->mu);
+  if (ev->token >= 0 && c->n < 256) c->tokens[c->n++] = ev->token;
+  bool go_on = !(c->stop_after > 0 && c->n >= c->stop_after);
+  if (ev->finish != PREFT_FINISH_NONE) {
+    c->finish = ev->finish;
+    c->done = true;
+    pthread_cond_signal(&c->cv);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return go_on;
+}
+
+static void wait_done(collector *c) {
+  pthread_mutex_lock(&c->mu);
+  while (!c->done) pthread_cond_wait(&c->cv, &c->mu);
+  pthread_mutex_unlock(&c->mu);
+}
+
+static preft_model *load_base(void) {
+  char *dir = test_data_path("models/llama-gqa-rope3");
+  preft_model *m;
+  preft_error err;
+  if (preft_model_load(&m, dir, &err) != 0) fail_msg("%s", err.msg);
+  free(dir);
+  return m;
+}
+
+static const char *adapter_names[] = {NULL, "lora-qv-r4", "lora-all7-rslora-patterns", "loreft-f3l3",
+                                      "direft-f5l5-shared"};
+enum { N_KINDS = 5, N_REQ = 32, MAX_NEW = 8 };
+
+static void register_adapters(preft_engine *e) {
+  preft_error err;
+  for (int k = 1; k < N_KINDS; k++) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "adapters/%s", adapter_names[k]);
+    char *dir = test_data_path(rel);
+    if (preft_engine_add_adapter(e, adapter_names[k], dir, &err) != 0) fail_msg("%s", err.msg);
+    free(dir);
+  }
+}
+
+/* Prompt r: a slice of a fixed id sequence, 3..40 tokens long. */
+static int make_prompt(int r, int *out) {
+  int n = 3 + (r * 7) % 38;
+  for (int i = 0; i < n; i++) out[i] = (1 + 37 * (i + r) + 11 * r) % 256;
+  return n;
+}
+
+typedef struct {
+  int *out;
+  int n;
+} token_sink;
+
+static bool sink_token(void *ctx, int token) {
+  token_sink *s = ctx;
+  s->out[s->n++] = token;
+  return true;
+}
+
+static int reference_run(const preft_model *m, int r, int *out) {
+  int prompt[64], n = make_prompt(r, prompt), kind = r % N_KINDS, count;
+  preft_adapter *a = NULL;
+  preft_error err;
+  if (adapter_names[kind]) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "adapters/%s", adapter_names[kind]);
+    char *dir = test_data_path(rel);
+    if (preft_adapter_load(&a, dir, NULL, &m->cfg, &err) != 0) fail_msg("%s", err.msg);
+    free(dir);
+  }
+  preft_generate_opts o = {.max_new_tokens = MAX_NEW, .adapter = a};
+  if (a) o.adapter_mode = (r / N_KINDS) % 2 ? PREFT_MODE_PREFILL : PREFT_MODE_ALL;
+  token_sink sink = {out, 0};
+  if (preft_generate(m, NULL, prompt, n, &o, sink_token, &sink, &count, &err) != 0) fail_msg("%s", err.msg);
+  preft_adapter_free(a);
+  return sink.n;
+}
+
+static void run_mixed_batch(const preft_engine_config *cfg, long *preemptions) {
+  preft_model *ref = load_base();
+  preft_engine *e;
+  preft_error err;
+  if (preft_engine_create(&e, load_base(), cfg, &err) != 0) fail_msg("%s", err.msg);
+  register_adapters(e);
+  collector *c = calloc(N_REQ, sizeof *c);
+  for (int r = 0; r < N_REQ; r++) {
+    collector_init(&c[r]);
+    int prompt[64], n = make_prompt(r, prompt), kind = r % N_KINDS;
+    preft_request_params p = {.prompt = prompt, .n_prompt = n, .adapter = adapter_names[kind], .max_tokens = MAX_NEW};
+    p.adapter_mode = adapter_names[kind] ? ((r / N_KINDS) % 2 ? PREFT_MODE_PREFILL : PREFT_MODE_ALL) : -1;
+    uint64_t id;
+    if (preft_engine_submit(e, &p, on_event, &c[r], &id, &err) != PREFT_SUBMIT_OK) fail_msg("%s", err.msg);
+  }
+  for (int r = 0; r < N_REQ; r++) {
+    wait_done(&c[r]);
+    int want[64], nw = reference_run(ref, r, want);
+    assert_int_equal(c[r].finish, PREFT_FINISH_LENGTH);
+    assert_int_equal(c[r].n, nw);
+    for (int i = 0; i < nw; i++)
+      if (c[r].tokens[i] != want[i])
+        fail_msg("request %d (%s): token %d is %d, alone it is %d", r, adapter_names[r % N_KINDS] ? adapter_names[r % N_KINDS] : "base", i,
+                 c[r].tokens[i], want[i]);
+    collector_destroy(&c[r]);
+  }
+  preft_engine_stats st;
+  preft_engine_get_stats(e, &st);
+  assert_int_equal(st.requests_ok, N_REQ);
+  assert_int_equal(st.running, 0);
+  if (preemptions) *preemptions = st.preemptions;
+  free(c);
+  preft_engine_free(e);
+  preft_model_free(ref);
+}
+
+static void mixed_adapter_requests_match_each_alone(void **s) {
+  preft_engine_config cfg = {.threads = 2, .kv_cache_mb = 64, .max_step_tokens = 64};
+  run_mixed_batch(&cfg, NULL);
+}
+
+static void preempted_requests_are_recomputed_exactly(void **s) {
+  /* 24 blocks of 16 positions cannot hold 32 requests of up to 48 positions */
+  preft_engine_config cfg = {.threads = 2, .kv_blocks = 24, .max_step_tokens = 128, .max_running = 16};
+  long preemptions = 0;
+  run_mixed_batch(&cfg, &preemptions);
+  if (preemptions == 0) fail_msg("the cache was large enough: no preemption happened, the test tests nothing");
+}
+
+static void prefix_cache_reuses_blocks_of_same_prompt_and_adapter(void **s) {
+  preft_engine *e;
+  preft_error err;
+  preft_engine_config cfg = {.threads = 1, .kv_cache_mb = 16};
+  if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
+  register_adapters(e);
+  int prompt[40];
+  for (int i = 0; i < 40; i++) prompt[i] = (i * 13 + 5) % 256;
+  const char *order[] = {NULL, NULL, "lora-qv-r4", "lora-qv-r4"};
+  long want_hits[] = {0, 32, 0, 32}; /* 40 tokens = 2 full blocks reusable */
+  int first_tokens[4][MAX_NEW];
+  for (int k = 0; k < 4; k++) {
+    collector c;
+    collector_init(&c);
+    preft_engine_stats before, after;
+    preft_engine_get_stats(e, &before);
+    preft_request_params p = {.prompt = prompt, .n_prompt = 40, .adapter = order[k], .adapter_mode = -1,
+                              .max_tokens = MAX_NEW};
+    uint64_t id;
+    assert_int_equal(preft_engine_submit(e, &p, on_event, &c, &id, &err), PREFT_SUBMIT_OK);
+    wait_done(&c);
+    preft_engine_get_stats(e, &after);
+    assert_int_equal(after.prefix_hit_tokens - before.prefix_hit_tokens, want_hits[k]);
+    memcpy(first_tokens[k], c.tokens, sizeof first_tokens[k]);
+    collector_destroy(&c);
+  }
+  assert_memory_equal(first_tokens[0], first_tokens[1], sizeof first_tokens[0]);
+  assert_memory_equal(first_tokens[2], first_tokens[3], sizeof first_tokens[0]);
+  preft_engine_free(e);
+}
+
+static void cancel_and_callback_stop_end_requests(void **s) {
+  preft_engine *e;
+  preft_error err;
+  preft_engine_config cfg = {.threads = 1, .kv_cache_mb = 16};
+  if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
+  int prompt[4] = {1, 2, 3, 4};
+  collector a, b;
+  collector_init(&a);
+  collector_init(&b);
+  b.stop_after = 3;
+  preft_request_params p = {.prompt = prompt, .n_prompt = 4, .adapter_mode = -1, .max_tokens = 200};
+  uint64_t ida, idb;
+  assert_int_equal(preft_engine_submit(e, &p, on_event, &a, &ida, &err), PREFT_SUBMIT_OK);
+  assert_int_equal(preft_engine_submit(e, &p, on_event, &b, &idb, &err), PREFT_SUBMIT_OK);
+  preft_engine_cancel(e, ida);
+  wait_done(&a);
+  wait_done(&b);
+  assert_int_equal(a.finish, PREFT_FINISH_CANCELLED);
+  assert_true(a.n < 200);
+  assert_int_equal(b.finish, PREFT_FINISH_STOP);
+  assert_int_equal(b.n, 3);
+  preft_engine_cancel(e, ida); /* already finished: harmless */
+  preft_engine_stats st;
+  preft_engine_get_stats(e, &st);
+  assert_int_equal(st.running, 0);
+  assert_int_equal(st.kv_blocks_used, st.kv_blocks_cached); /* only cached prefix blocks remain */
+  collector_destroy(&a);
+  collector_destroy(&b);
+  preft_engine_free(e);
+}
+
+static void bad_requests_are_refused_with_reasons(void **s) {
+  preft_engine *e;
+  preft_error err;
+  preft_engine_config cfg = {.threads = 1, .kv_cache_mb = 16, .max_queue = 2, .max_context = 64};
+  if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
+  int prompt[80] = {1};
+  uint64_t id;
+  preft_request_params p = {.prompt = prompt, .n_prompt = 64, .adapter_mode = -1, .max_tokens = 4};
+  assert_int_equal(preft_engine_submit(e, &p, on_event, NULL, &id, &err), PREFT_SUBMIT_INVALID);
+  assert_non_null(strstr(err.msg, "context"));
+  p.n_prompt = 4;
+  p.adapter = "nope";
+  assert_int_equal(preft_engine_submit(e, &p, on_event, NULL, &id, &err), PREFT_SUBMIT_NO_ADAPTER);
+  assert_non_null(strstr(err.msg, "nope"));
+  p.adapter = NULL;
+  prompt[1] = 999;
+  assert_int_equal(preft_engine_submit(e, &p, on_event, NULL, &id, &err), PREFT_SUBMIT_INVALID);
+  assert_non_null(strstr(err.msg, "vocabulary"));
+  assert_int_not_equal(preft_engine_add_adapter(e, "x", "/nonexistent", &err), 0);
+  preft_engine_free(e);
+}
+
+static void adapters_beyond_the_loaded_limit_are_evicted(void **s) {
+  preft_engine *e;
+  preft_error err;
+  preft_engine_config cfg = {.threads = 1, .kv_cache_mb = 16, .max_loaded_adapters = 1};
+  if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
+  register_adapters(e);
+  int prompt[6] = {1, 5, 9, 13, 17, 21};
+  int first[2][MAX_NEW];
+  for (int round = 0; round < 2; round++) {
+    for (int k = 1; k < N_KINDS; k++) {
+      collector c;
+      collector_init(&c);
+      preft_request_params p = {.prompt = prompt, .n_prompt = 6, .adapter = adapter_names[k], .adapter_mode = -1,
+                                .max_tokens = MAX_NEW};
+      uint64_t id;
+      assert_int_equal(preft_engine_submit(e, &p, on_event, &c, &id, &err), PREFT_SUBMIT_OK);
+      wait_done(&c);
+      assert_int_equal(c.finish, PREFT_FINISH_LENGTH);
+      if (k == 1) memcpy(first[round], c.tokens, sizeof first[round]);
+      collector_destroy(&c);
+      preft_engine_stats st;
+      preft_engine_get_stats(e, &st);
+      assert_true(st.adapters_loaded <= 1);
+      assert_int_equal(st.adapters_registered, N_KINDS - 1);
+    }
+  }
+  assert_memory_equal(first[0], first[1], sizeof first[0]); /* reloaded adapter, same output */
+  assert_int_equal(preft_engine_remove_adapter(e, "lora-qv-r4", &err), 0);
+  assert_false(preft_engine_has_adapter(e, "lora-qv-r4"));
+  char *bad = test_data_path("adapters/bad/lora-dora");
+  assert_int_not_equal(preft_engine_load_adapter(e, "dora", bad, &err), 0);
+  assert_non_null(strstr(err.msg, "use_dora"));
+  assert_false(preft_engine_has_adapter(e, "dora"));
+  free(bad);
+  preft_engine_free(e);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(mixed_adapter_requests_match_each_alone),
+      cmocka_unit_test(preempted_requests_are_recomputed_exactly),
+      cmocka_unit_test(prefix_cache_reuses_blocks_of_same_prompt_and_adapter),
+      cmocka_unit_test(cancel_and_callback_stop_end_requests),
+      cmocka_unit_test(bad_requests_are_refused_with_reasons),
+      cmocka_unit_test(adapters_beyond_the_loaded_limit_are_evicted),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
