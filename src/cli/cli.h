@@ -15,6 +15,7 @@ int cli_generate(int argc, char **argv);
 int cli_logits(int argc, char **argv);
 int cli_make_model(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_bench_adapters(int argc, char **argv);
 int cli_perplexity(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_detokenize(int argc, char **argv);

@@ -31,7 +31,8 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: preft bench roofline [--threads N]\n"
           "       preft bench model (--shape NAME | -m DIR) [options]\n"
-          "       preft bench adapter-step --shape NAME [options]\n\n"
+          "       preft bench adapter-step --shape NAME [options]\n"
+          "       preft bench adapters --help    (the PreFT throughput experiment)\n\n"
           "roofline: measures the FP32 FMA peak (GFLOP/s), main-memory read bandwidth\n"
           "(GB/s) and preft's own sgemm on this machine.\n\n"
           "model: prefill and decode tokens/s of a model, each as a fraction of the\n"
@@ -421,7 +422,7 @@ static int bench_adapter_step(int argc, char **argv) {
   for (int s2 = 0; s2 < max_b; s2++) preft_kv_reserve(&kv, s2, (int)ctx + 1, &err);
   preft_adapter **adapters = preft_xcalloc((size_t)max_b, sizeof *adapters);
   for (int s2 = 0; s2 < max_b; s2++)
-    adapters[s2] = preft_adapter_random(PREFT_ADAPTER_LORA, c, (int)rank, PREFT_MODE_ALL, (uint64_t)s2 + 1);
+    adapters[s2] = preft_adapter_random(PREFT_ADAPTER_LORA, c, (int)rank, PREFT_MODE_ALL, PREFT_F32, (uint64_t)s2 + 1);
   uint8_t *on = preft_xmalloc((size_t)max_b), *off = preft_xcalloc((size_t)max_b, 1);
   memset(on, PREFT_ADAPT_ON, (size_t)max_b);
   float *logits = preft_xmalloc(sizeof(float) * (size_t)max_b * (size_t)c->vocab);
@@ -493,6 +494,7 @@ int cli_bench(int argc, char **argv) {
   if (!strcmp(argv[1], "roofline")) return bench_roofline(argc - 1, argv + 1);
   if (!strcmp(argv[1], "model")) return bench_model(argc - 1, argv + 1);
   if (!strcmp(argv[1], "adapter-step")) return bench_adapter_step(argc - 1, argv + 1);
-  fprintf(stderr, "preft bench: unknown benchmark '%s' (roofline, model, adapter-step)\n", argv[1]);
+  if (!strcmp(argv[1], "adapters")) return cli_bench_adapters(argc - 1, argv + 1);
+  fprintf(stderr, "preft bench: unknown benchmark '%s' (roofline, model, adapter-step, adapters)\n", argv[1]);
   return CLI_EXIT_USAGE;
 }

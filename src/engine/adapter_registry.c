@@ -33,15 +33,7 @@ preft_registered_adapter *preft_registry_find(preft_registry *r, const char *nam
   return NULL;
 }
 
-int preft_registry_add(preft_registry *r, const char *name, const char *path, preft_registered_adapter **out,
-                       preft_error *err) {
-  if (!*name) return preft_fail(err, "adapter name is empty");
-  if (preft_registry_find(r, name)) return preft_fail(err, "an adapter named '%s' is already registered", name);
-  char *lora = preft_path_join(path, "adapter_config.json"), *reft = preft_path_join(path, "reft_config.json");
-  bool ok = preft_file_exists(lora) || preft_file_exists(reft);
-  free(lora);
-  free(reft);
-  if (!ok) return preft_fail(err, "%s: no adapter_config.json (LoRA) or reft_config.json (ReFT)", path);
+static preft_registered_adapter *append(preft_registry *r, const char *name, const char *path) {
   if (r->n == r->cap) {
     r->cap = r->cap ? r->cap * 2 : 64;
     r->items = preft_xrealloc(r->items, sizeof *r->items * (size_t)r->cap);
@@ -51,7 +43,29 @@ int preft_registry_add(preft_registry *r, const char *name, const char *path, pr
   a->path = preft_xstrdup(path);
   a->generation = r->next_generation++;
   r->items[r->n++] = a;
+  return a;
+}
+
+int preft_registry_add(preft_registry *r, const char *name, const char *path, preft_registered_adapter **out,
+                       preft_error *err) {
+  if (!*name) return preft_fail(err, "adapter name is empty");
+  if (preft_registry_find(r, name)) return preft_fail(err, "an adapter named '%s' is already registered", name);
+  char *lora = preft_path_join(path, "adapter_config.json"), *reft = preft_path_join(path, "reft_config.json");
+  bool ok = preft_file_exists(lora) || preft_file_exists(reft);
+  free(lora);
+  free(reft);
+  if (!ok) return preft_fail(err, "%s: no adapter_config.json (LoRA) or reft_config.json (ReFT)", path);
+  preft_registered_adapter *a = append(r, name, path);
   if (out) *out = a;
+  return 0;
+}
+
+int preft_registry_add_memory(preft_registry *r, const char *name, preft_registered_adapter **out, preft_error *err) {
+  if (!*name) return preft_fail(err, "adapter name is empty");
+  if (preft_registry_find(r, name)) return preft_fail(err, "an adapter named '%s' is already registered", name);
+  preft_registered_adapter *a = append(r, name, "(memory)");
+  a->in_memory = true;
+  *out = a;
   return 0;
 }
 
@@ -93,6 +107,7 @@ void preft_registry_install(preft_registry *r, preft_registered_adapter *a, pref
     }
     if (!victim) break; /* every loaded adapter is in use: allow the overshoot */
     PREFT_INFO("adapter %s unloaded (least recently used)", victim->name);
+    if (victim->in_memory && !victim->error) victim->error = preft_xstrdup("in-memory adapter was evicted");
     preft_adapter_free(victim->loaded);
     victim->loaded = NULL;
     r->n_loaded--;

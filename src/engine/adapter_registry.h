@@ -22,6 +22,7 @@ typedef struct preft_registered_adapter {
   uint64_t last_used; /* LRU stamp */
   bool loading;       /* queued for or in the loader */
   bool removed;       /* unregistered; freed when refs drops to 0 */
+  bool in_memory;     /* no files: cannot be reloaded once evicted */
   char *error;        /* last load error, NULL if none */
 } preft_registered_adapter;
 
@@ -40,6 +41,8 @@ preft_registered_adapter *preft_registry_find(preft_registry *r, const char *nam
 /* Fails if the name is taken or the directory holds no adapter config. */
 int preft_registry_add(preft_registry *r, const char *name, const char *path, preft_registered_adapter **out,
                        preft_error *err);
+/* Registers a name for an adapter that exists only in memory (no path). */
+int preft_registry_add_memory(preft_registry *r, const char *name, preft_registered_adapter **out, preft_error *err);
 /* Marks removed; frees now if unreferenced. Fails if unknown. */
 int preft_registry_remove(preft_registry *r, const char *name, preft_error *err);
 /* Drops a request's reference (frees a removed entry at zero). */

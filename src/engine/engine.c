@@ -618,7 +618,7 @@ void preft_engine_free(preft_engine *e) {
   free(e->b_logit_seq);
   free(e->logits);
   free(e->events);
-  preft_model_free(e->model);
+  if (!e->cfg.borrow_model) preft_model_free(e->model);
   free(e);
 }
 
@@ -672,6 +672,20 @@ int preft_engine_load_adapter(preft_engine *e, const char *name, const char *pat
     preft_registry_remove(&e->reg, name, &ignored);
   }
   pthread_cond_signal(&e->wake);
+  pthread_mutex_unlock(&e->mu);
+  return rc;
+}
+
+int preft_engine_add_loaded_adapter(preft_engine *e, const char *name, preft_adapter *a, preft_error *err) {
+  if (a->n_layers != e->model->cfg.n_layers || a->dim != e->model->cfg.dim) {
+    preft_adapter_free(a);
+    return preft_fail(err, "adapter %s was made for a different base model", name);
+  }
+  pthread_mutex_lock(&e->mu);
+  preft_registered_adapter *ra;
+  int rc = preft_registry_add_memory(&e->reg, name, &ra, err);
+  if (rc == 0) preft_registry_install(&e->reg, ra, a);
+  else preft_adapter_free(a);
   pthread_mutex_unlock(&e->mu);
   return rc;
 }

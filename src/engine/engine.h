@@ -49,9 +49,11 @@ typedef struct preft_engine_config {
   int max_queue;           /* waiting requests before submit fails with BUSY; 0: 1024 */
   int max_loaded_adapters; /* 0: 64 */
   int max_context;         /* per sequence; 0: the model's max_position_embeddings */
+  bool borrow_model;       /* the caller keeps ownership of the model */
 } preft_engine_config;
 
-/* The engine takes ownership of the model (freed by preft_engine_free). */
+/* The engine takes ownership of the model (freed by preft_engine_free)
+ * unless cfg->borrow_model. */
 int preft_engine_create(preft_engine **out, preft_model *model, const preft_engine_config *cfg, preft_error *err);
 /* Cancels everything in flight (callbacks get FINISH_CANCELLED), stops the
  * threads, frees all. */
@@ -69,7 +71,11 @@ int preft_engine_add_adapter_dir(preft_engine *e, const char *dir, preft_error *
 /* Loads an adapter now (the vLLM load_lora_adapter endpoint): registers
  * and loads it synchronously, so errors in the files are reported here. */
 int preft_engine_load_adapter(preft_engine *e, const char *name, const char *path, preft_error *err);
-/* Unregisters; waiting requests for it fail, running ones finish first. */
+/* Registers an adapter already in memory (benchmarks, embedding callers);
+ * the engine takes ownership. It counts as loaded and may be evicted like
+ * any other, after which requests for it fail (it has no files to reload). */
+int preft_engine_add_loaded_adapter(preft_engine *e, const char *name, preft_adapter *a, preft_error *err);
+/* Unregisters; requests already accepted for it still run. */
 int preft_engine_remove_adapter(preft_engine *e, const char *name, preft_error *err);
 /* Calls fn for every registered adapter (under the engine lock: fn must not
  * call back into the engine). */

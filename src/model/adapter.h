@@ -86,9 +86,10 @@ int preft_adapter_load(preft_adapter **out, const char *dir, const char *name, c
 void preft_adapter_free(preft_adapter *a);
 
 /* An adapter with random weights in memory (benchmarks, tests): LoRA on all
- * seven modules of every layer, or ReFT on every layer at all positions. */
+ * seven modules of every layer (A and B stored as dtype), or ReFT on every
+ * layer at all positions (FP32, as loaded ReFT weights are). */
 preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_config *cfg, int rank,
-                                    preft_adapter_mode mode, uint64_t seed);
+                                    preft_adapter_mode mode, preft_dtype dtype, uint64_t seed);
 
 /* The flag of a row at position pos of a sequence whose prompt has
  * prompt_len tokens (pos >= prompt_len: a generated token), in mode. */

@@ -25,7 +25,7 @@ static float *random_floats(size_t n, float scale, uint64_t *rng) {
 /* LoRA: all seven modules of every layer, A and B in FP32, one allocation
  * owned through st.owned. ReFT: every layer, positions "all", shared slot. */
 preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_config *c, int rank,
-                                    preft_adapter_mode mode, uint64_t seed) {
+                                    preft_adapter_mode mode, preft_dtype dtype, uint64_t seed) {
   preft_adapter *a = preft_xcalloc(1, sizeof *a);
   a->name = preft_xstrdup("random");
   a->path = preft_xstrdup("(memory)");
@@ -40,7 +40,14 @@ preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_c
     int out[PREFT_N_MODULES] = {qd, kvd, kvd, c->dim, c->ffn, c->ffn, c->dim};
     size_t per_layer = 0;
     for (int m = 0; m < PREFT_N_MODULES; m++) per_layer += (size_t)rank * (size_t)(in[m] + out[m]);
-    float *mem = random_floats(per_layer * (size_t)c->n_layers, 0.02f, &rng);
+    size_t total = per_layer * (size_t)c->n_layers, es = preft_dtype_size(dtype);
+    uint8_t *mem = preft_xmalloc(total * es);
+    for (size_t i = 0; i < total; i++) {
+      float v = uniform(&rng, 0.02f);
+      if (dtype == PREFT_F32) ((float *)mem)[i] = v;
+      else if (dtype == PREFT_F16) ((uint16_t *)mem)[i] = preft_f32_to_f16(v);
+      else ((uint16_t *)mem)[i] = preft_f32_to_bf16(v);
+    }
     a->st.owned = preft_xmalloc(sizeof(void *));
     a->st.owned[0] = mem;
     a->st.n_owned = 1;
@@ -49,16 +56,16 @@ preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_c
       for (int m = 0; m < PREFT_N_MODULES; m++) {
         preft_lora_module *lm = &a->lora[l * PREFT_N_MODULES + m];
         lm->a = mem;
-        mem += (size_t)rank * (size_t)in[m];
+        mem += (size_t)rank * (size_t)in[m] * es;
         lm->b = mem;
-        mem += (size_t)rank * (size_t)out[m];
-        lm->a_dtype = lm->b_dtype = PREFT_F32;
+        mem += (size_t)rank * (size_t)out[m] * es;
+        lm->a_dtype = lm->b_dtype = dtype;
         lm->rank = rank;
         lm->scale = 2.0f;
       }
     }
     a->max_rank = rank;
-    a->bytes = per_layer * (size_t)c->n_layers * sizeof(float);
+    a->bytes = total * es;
     return a;
   }
   a->reft_rank = rank;

@@ -1,0 +1,349 @@
+/* cli_bench_adapters.c - `preft bench adapters`: the PreFT throughput
+ * experiment at engine level (no HTTP). R requests of P prompt tokens and O
+ * output tokens, spread round-robin over N distinct adapters, are submitted
+ * at once to the serving engine; each method is timed end to end:
+ *   base      no adapter (the ceiling)
+ *   lora      LoRA on all seven projections, all-token (classic multi-LoRA)
+ *   lora-p    the same adapters, prefill-only (decode runs the base model)
+ *   direft, direft-p, loreft-p   ReFT on every layer's residual stream
+ * Adapters have random weights and are made in memory.
+ *
+ * Reported per run: wall time; output tokens/s (R*O / wall); prefill tokens/s
+ * (R*P over the time until the last request's first token) and decode
+ * tokens/s (the other R*(O-1) tokens over the remaining time) -- the phases
+ * are separate because every request is admitted at once when R fits the
+ * running limit; peak RSS. */
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
+#include "base/svg_plot.h"
+#include "base/timer.h"
+#include "cli/cli.h"
+#include "engine/engine.h"
+#include "model/shapes.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: preft bench adapters (--shape NAME | -m DIR) [options]\n\n"
+          "R requests (prompt P, output O tokens) round-robin over N distinct random adapters,\n"
+          "all submitted at once to the engine; throughput per method and adapter count.\n\n"
+          "  --shape NAME        random weights of a known shape: %s\n"
+          "  -m DIR              or a Hugging Face model directory\n"
+          "  --layers L          override the depth of --shape (shorter runs)\n"
+          "  --dtype f32|bf16    base weights for --shape (default bf16)\n"
+          "  --adapter-dtype T   LoRA weights (default: the base's)\n"
+          "  --methods LIST      of base,lora,lora-p,direft,direft-p,loreft-p (default all)\n"
+          "  --adapters LIST     adapter counts N (default 1,8,32,128,512)\n"
+          "  --rank R            adapter rank (default 16)\n"
+          "  --requests R        (default 64)\n"
+          "  --prompt-len P      (default 128)\n"
+          "  --output-len O      (default 32)\n"
+          "  --step-tokens N     token rows per engine step (default 512)\n"
+          "  --threads N         (default: all cores)\n"
+          "  --json FILE         records as JSON (atomically)\n"
+          "  --plot FILE.svg     throughput against adapter count, one line per method\n",
+          preft_shape_names());
+}
+
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int remaining, tokens;
+  double t0, last_first_token;
+  bool *got_first;
+} run_state;
+
+static bool on_token(void *user, const preft_token_event *ev) {
+  run_state *st = user;
+  pthread_mutex_lock(&st->mu);
+  if (ev->token >= 0) {
+    st->tokens++;
+    double now = preft_now();
+    if (ev->completion_tokens == 1 && now > st->last_first_token) st->last_first_token = now;
+  }
+  if (ev->finish != PREFT_FINISH_NONE && --st->remaining == 0) pthread_cond_signal(&st->cv);
+  pthread_mutex_unlock(&st->mu);
+  return true;
+}
+
+static double peak_rss_mb(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  double mb = 0;
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, "VmHWM:", 6)) mb = atof(line + 6) / 1024.0;
+  fclose(f);
+  return mb;
+}
+
+typedef struct {
+  const char *name;
+  preft_adapter_kind kind;
+  preft_adapter_mode mode;
+  bool adapted;
+} method;
+
+static const method methods[] = {
+    {"base", PREFT_ADAPTER_LORA, PREFT_MODE_ALL, false},      {"lora", PREFT_ADAPTER_LORA, PREFT_MODE_ALL, true},
+    {"lora-p", PREFT_ADAPTER_LORA, PREFT_MODE_PREFILL, true},  {"direft", PREFT_ADAPTER_DIREFT, PREFT_MODE_ALL, true},
+    {"direft-p", PREFT_ADAPTER_DIREFT, PREFT_MODE_PREFILL, true}, {"loreft-p", PREFT_ADAPTER_LOREFT, PREFT_MODE_PREFILL, true},
+};
+enum { N_METHODS = sizeof methods / sizeof methods[0] };
+
+typedef struct {
+  int method, n_adapters;
+  double wall, tps, prefill_tps, decode_tps, rss;
+} record;
+
+typedef struct {
+  preft_model *m;
+  int threads, rank, requests, prompt_len, output_len, step_tokens;
+  preft_dtype adapter_dtype;
+} bench_opts;
+
+static int run_one(const bench_opts *o, const method *me, int n_adapters, record *rec, preft_error *err) {
+  const preft_model_config *c = &o->m->cfg;
+  preft_engine_config ec = {.threads = o->threads, .max_running = o->requests, .max_step_tokens = o->step_tokens,
+                            .max_queue = o->requests, .max_loaded_adapters = n_adapters + 1, .borrow_model = true};
+  size_t block = preft_kv_block_bytes(c->n_layers, c->n_kv_heads * c->head_dim, 16);
+  size_t blocks = (size_t)o->requests * ((size_t)(o->prompt_len + o->output_len + 15) / 16 + 1);
+  ec.kv_cache_mb = (blocks * block >> 20) + 1;
+  preft_engine *e;
+  if (preft_engine_create(&e, o->m, &ec, err) != 0) return -1;
+  char name[32];
+  for (int a = 0; me->adapted && a < n_adapters; a++) {
+    snprintf(name, sizeof name, "a%d", a);
+    preft_adapter *ad = preft_adapter_random(me->kind, c, o->rank, me->mode, o->adapter_dtype, (uint64_t)a + 1);
+    if (preft_engine_add_loaded_adapter(e, name, ad, err) != 0) {
+      preft_engine_free(e);
+      return -1;
+    }
+  }
+  run_state st = {.remaining = o->requests};
+  pthread_mutex_init(&st.mu, NULL);
+  pthread_cond_init(&st.cv, NULL);
+  int *prompt = preft_xmalloc(sizeof(int) * (size_t)o->prompt_len);
+  int rc = 0;
+  st.t0 = preft_now();
+  for (int r = 0; r < o->requests && rc == 0; r++) {
+    for (int i = 0; i < o->prompt_len; i++) prompt[i] = (int)((7919u * (unsigned)(r * 131 + i) + 17u) % (unsigned)c->vocab);
+    snprintf(name, sizeof name, "a%d", r % (n_adapters > 0 ? n_adapters : 1));
+    preft_request_params p = {.prompt = prompt, .n_prompt = o->prompt_len, .adapter = me->adapted ? name : NULL,
+                              .adapter_mode = me->mode, .max_tokens = o->output_len};
+    uint64_t id;
+    if (preft_engine_submit(e, &p, on_token, &st, &id, err) != PREFT_SUBMIT_OK) rc = -1;
+  }
+  if (rc == 0) {
+    pthread_mutex_lock(&st.mu);
+    while (st.remaining > 0) pthread_cond_wait(&st.cv, &st.mu);
+    pthread_mutex_unlock(&st.mu);
+    double wall = preft_now() - st.t0, prefill = st.last_first_token - st.t0;
+    rec->wall = wall;
+    rec->tps = st.tokens / wall;
+    rec->prefill_tps = (double)o->requests * o->prompt_len / prefill;
+    rec->decode_tps = wall > prefill ? (double)o->requests * (o->output_len - 1) / (wall - prefill) : 0;
+    rec->rss = peak_rss_mb();
+  }
+  free(prompt);
+  preft_engine_free(e); /* waits for nothing: every request has finished */
+  pthread_mutex_destroy(&st.mu);
+  pthread_cond_destroy(&st.cv);
+  return rc;
+}
+
+static int parse_methods(const char *s, bool *on) {
+  char *copy = preft_xstrdup(s), *save = NULL;
+  int n = 0;
+  for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    int k = 0;
+    while (k < N_METHODS && strcmp(methods[k].name, t) != 0) k++;
+    if (k == N_METHODS) {
+      fprintf(stderr, "preft bench adapters: unknown method '%s' (base, lora, lora-p, direft, direft-p, loreft-p)\n", t);
+      free(copy);
+      return -1;
+    }
+    on[k] = true;
+    n++;
+  }
+  free(copy);
+  return n > 0 ? 0 : -1;
+}
+
+static int write_outputs(const record *recs, int n, const bench_opts *o, const char *label, const char *json_path,
+                         const char *plot_path, preft_error *err) {
+  if (json_path) {
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+      cJSON *r = cJSON_CreateObject();
+      cJSON_AddStringToObject(r, "model", label);
+      cJSON_AddStringToObject(r, "method", methods[recs[i].method].name);
+      cJSON_AddNumberToObject(r, "n_adapters", recs[i].n_adapters);
+      cJSON_AddNumberToObject(r, "rank", o->rank);
+      cJSON_AddNumberToObject(r, "requests", o->requests);
+      cJSON_AddNumberToObject(r, "prompt_len", o->prompt_len);
+      cJSON_AddNumberToObject(r, "output_len", o->output_len);
+      cJSON_AddStringToObject(r, "dtype", preft_dtype_name(o->m->layers[0].wq.dtype));
+      cJSON_AddNumberToObject(r, "wall_s", recs[i].wall);
+      cJSON_AddNumberToObject(r, "tokens_per_s", recs[i].tps);
+      cJSON_AddNumberToObject(r, "prefill_tokens_per_s", recs[i].prefill_tps);
+      cJSON_AddNumberToObject(r, "decode_tokens_per_s", recs[i].decode_tps);
+      cJSON_AddNumberToObject(r, "peak_rss_mb", recs[i].rss);
+      cJSON_AddItemToArray(arr, r);
+    }
+    char *text = cJSON_Print(arr);
+    cJSON_Delete(arr);
+    int rc = preft_write_atomic(json_path, text, strlen(text), err);
+    free(text);
+    if (rc != 0) return -1;
+  }
+  if (!plot_path) return 0;
+  preft_plot_series series[N_METHODS];
+  double xs[N_METHODS][64], ys[N_METHODS][64];
+  int ns = 0, max_n = 1, min_n = 1 << 30;
+  for (int i = 0; i < n; i++)
+    if (recs[i].n_adapters > 0) {
+      max_n = recs[i].n_adapters > max_n ? recs[i].n_adapters : max_n;
+      min_n = recs[i].n_adapters < min_n ? recs[i].n_adapters : min_n;
+    }
+  if (min_n > max_n) min_n = 1;
+  for (int k = 0; k < N_METHODS; k++) {
+    int cnt = 0;
+    for (int i = 0; i < n && cnt < 62; i++) {
+      if (recs[i].method != k) continue;
+      if (k == 0) { /* the base model: a flat ceiling across the x range */
+        xs[k][cnt] = min_n, ys[k][cnt++] = recs[i].tps;
+        xs[k][cnt] = max_n, ys[k][cnt++] = recs[i].tps;
+      } else {
+        xs[k][cnt] = recs[i].n_adapters, ys[k][cnt++] = recs[i].tps;
+      }
+    }
+    if (cnt) series[ns++] = (preft_plot_series){methods[k].name, xs[k], ys[k], cnt, k == 0};
+  }
+  char title[160];
+  snprintf(title, sizeof title, "%s: %d requests, prompt %d, output %d, rank %d", label, o->requests, o->prompt_len,
+           o->output_len, o->rank);
+  preft_plot plot = {title, "distinct adapters (N)", "output tokens/s", true, true, series, ns};
+  return preft_plot_write_svg(&plot, plot_path, err);
+}
+
+int cli_bench_adapters(int argc, char **argv) {
+  const char *shape = NULL, *dir = NULL, *json_path = NULL, *plot_path = NULL, *v;
+  preft_dtype dtype = PREFT_BF16, adapter_dtype = PREFT_BF16;
+  bool adapter_dtype_set = false, on[N_METHODS] = {0}, methods_set = false;
+  long layers = 0, threads = 0, rank = 16, requests = 64, P = 128, O = 32, step_tokens = 512;
+  int *counts = NULL, n_counts = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int bad = 0;
+    if (cli_is_help(a)) {
+      usage(stdout);
+      free(counts);
+      return CLI_EXIT_OK;
+    } else if (!strcmp(a, "--shape")) bad = !(shape = cli_value("bench", argc, argv, &i));
+    else if (!strcmp(a, "-m") || !strcmp(a, "--model")) bad = !(dir = cli_value("bench", argc, argv, &i));
+    else if (!strcmp(a, "--json")) bad = !(json_path = cli_value("bench", argc, argv, &i));
+    else if (!strcmp(a, "--plot")) bad = !(plot_path = cli_value("bench", argc, argv, &i));
+    else if (!strcmp(a, "--dtype")) bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_dtype("bench", v, &dtype);
+    else if (!strcmp(a, "--adapter-dtype"))
+      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_dtype("bench", v, &adapter_dtype), adapter_dtype_set = true;
+    else if (!strcmp(a, "--methods")) bad = !(v = cli_value("bench", argc, argv, &i)) || parse_methods(v, on), methods_set = true;
+    else if (!strcmp(a, "--adapters")) {
+      free(counts);
+      counts = NULL;
+      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_ids("bench", v, &counts, &n_counts);
+    } else {
+      static const struct {
+        const char *opt;
+        long *dst, lo, hi;
+      } ints[] = {{"--layers", NULL, 1, 1024},      {"--threads", NULL, 1, 1024},      {"--rank", NULL, 1, 4096},
+                  {"--requests", NULL, 1, 100000}, {"--prompt-len", NULL, 1, 1 << 20}, {"--output-len", NULL, 1, 1 << 20},
+                  {"--step-tokens", NULL, 1, 1 << 20}};
+      long *dsts[] = {&layers, &threads, &rank, &requests, &P, &O, &step_tokens};
+      size_t k = 0;
+      while (k < sizeof ints / sizeof ints[0] && strcmp(a, ints[k].opt) != 0) k++;
+      if (k < sizeof ints / sizeof ints[0]) {
+        bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, ints[k].lo, ints[k].hi, dsts[k]);
+      } else {
+        fprintf(stderr, "preft bench adapters: unknown option '%s' (see --help)\n", a);
+        bad = 1;
+      }
+    }
+    if (bad) {
+      free(counts);
+      return CLI_EXIT_USAGE;
+    }
+  }
+  if (!shape == !dir) {
+    fprintf(stderr, "preft bench adapters: give exactly one of --shape and -m (see --help)\n");
+    free(counts);
+    return CLI_EXIT_USAGE;
+  }
+  if (!methods_set)
+    for (int k = 0; k < N_METHODS; k++) on[k] = true;
+  if (!counts) {
+    static const int dflt[] = {1, 8, 32, 128, 512};
+    counts = preft_xmalloc(sizeof dflt);
+    memcpy(counts, dflt, sizeof dflt);
+    n_counts = 5;
+  }
+  preft_error err;
+  bench_opts o = {.threads = (int)threads, .rank = (int)rank, .requests = (int)requests, .prompt_len = (int)P,
+                  .output_len = (int)O, .step_tokens = (int)step_tokens};
+  int rc = 0;
+  if (shape) {
+    preft_model_config cfg;
+    rc = preft_shape_config(shape, &cfg, &err);
+    if (rc == 0 && layers > 0) cfg.n_layers = (int)layers;
+    if (rc == 0) rc = preft_model_init_random(&o.m, &cfg, dtype, 1, &err);
+  } else {
+    rc = preft_model_load(&o.m, dir, &err);
+  }
+  if (rc != 0) {
+    fprintf(stderr, "preft bench adapters: %s\n", err.msg);
+    free(counts);
+    return CLI_EXIT_ERROR;
+  }
+  o.adapter_dtype = adapter_dtype_set ? adapter_dtype : o.m->layers[0].wq.dtype;
+  const char *label = shape ? shape : dir;
+  printf("bench adapters: %s, %d layers, %s weights, %d requests x (prompt %d + output %d), rank %d\n", label,
+         o.m->cfg.n_layers, preft_dtype_name(o.m->layers[0].wq.dtype), o.requests, o.prompt_len, o.output_len, o.rank);
+  printf("%-9s %9s | %9s %12s %13s %13s %9s | %8s\n", "method", "adapters", "wall s", "out tok/s", "prefill tok/s",
+         "decode tok/s", "rss MB", "vs base");
+  { /* warm-up: first touch of the weights and the allocator's arenas */
+    record warm;
+    bench_opts w = o;
+    w.requests = o.requests < 4 ? o.requests : 4;
+    rc = run_one(&w, &methods[0], 0, &warm, &err);
+  }
+  record *recs = preft_xcalloc((size_t)(N_METHODS * (n_counts + 1)), sizeof *recs);
+  int n_recs = 0;
+  double base_tps = 0;
+  for (int k = 0; k < N_METHODS && rc == 0; k++) {
+    if (!on[k]) continue;
+    for (int j = 0; j < (methods[k].adapted ? n_counts : 1) && rc == 0; j++) {
+      record *r = &recs[n_recs];
+      r->method = k;
+      r->n_adapters = methods[k].adapted ? counts[j] : 0;
+      rc = run_one(&o, &methods[k], r->n_adapters, r, &err);
+      if (rc != 0) break;
+      if (k == 0) base_tps = r->tps;
+      char vs[16] = "-";
+      if (base_tps > 0) snprintf(vs, sizeof vs, "%.3fx", r->tps / base_tps);
+      printf("%-9s %9d | %9.2f %12.1f %13.1f %13.1f %9.0f | %8s\n", methods[k].name, r->n_adapters, r->wall, r->tps,
+             r->prefill_tps, r->decode_tps, r->rss, vs);
+      fflush(stdout);
+      n_recs++;
+    }
+  }
+  if (rc == 0) rc = write_outputs(recs, n_recs, &o, label, json_path, plot_path, &err);
+  if (rc != 0) fprintf(stderr, "preft bench adapters: %s\n", err.msg);
+  free(recs);
+  free(counts);
+  preft_model_free(o.m);
+  return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+}
