@@ -71,4 +71,13 @@ check "bad --adapter-mode exits 2" test $? -eq 2
 out=$("$bin" generate -m "$data/models/llama-gqa-rope3" --ids 1,2,3 -n 4 -a "$data/adapters/direft-f5l5-shared" --ignore-eos)
 check "generate with a ReFT adapter emits 4 tokens" test "$(echo "$out" | wc -w)" -eq 4
 
+# the adapter throughput benchmark runs end to end on a tiny shape
+"$bin" bench adapters --shape tiny --requests 4 --prompt-len 8 --output-len 4 --adapters 1,2 --threads 2 \
+  --json "$tmp/ba.json" --plot "$tmp/ba.svg" >"$tmp/ba.out" 2>&1
+check "bench adapters exits 0" test $? -eq 0
+check "  one JSON record per method and count (1 base + 5 x 2)" test "$(grep -c '"method"' "$tmp/ba.json")" -eq 11
+check "  and an SVG plot" grep -q "<polyline" "$tmp/ba.svg"
+"$bin" bench adapters --shape tiny --methods lora,bogus 2>/dev/null
+check "bench adapters with an unknown method exits 2" test $? -eq 2
+
 exit $((fails > 0))
