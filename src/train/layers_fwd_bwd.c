@@ -1,0 +1,306 @@
+/* layers_fwd_bwd.c - forward/backward pairs of the decoder's blocks (see
+ * layers.h for the shapes and the accumulation rules). */
+#include "train/layers.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "tensor/ops.h"
+
+#define ROW_BLOCK 16 /* rows per pool task in the row-wise kernels */
+
+static int row_tasks(int n) { return (n + ROW_BLOCK - 1) / ROW_BLOCK; }
+static void row_range(int task, int n, int *r0, int *r1) {
+  *r0 = task * ROW_BLOCK;
+  *r1 = *r0 + ROW_BLOCK < n ? *r0 + ROW_BLOCK : n;
+}
+
+/* ---- embedding ---------------------------------------------------------------- */
+
+void embedding_forward(float *x, const int *token, const float *embed, int n, int d) {
+  for (int i = 0; i < n; i++) memcpy(x + (size_t)i * d, embed + (size_t)token[i] * d, sizeof(float) * (size_t)d);
+}
+
+void embedding_backward(float *dembed, const float *dx, const int *token, int n, int d) {
+  for (int i = 0; i < n; i++) preft_axpy(dembed + (size_t)token[i] * d, 1.0f, dx + (size_t)i * d, d);
+}
+
+/* ---- RMSNorm -------------------------------------------------------------------- */
+
+typedef struct {
+  float *out, *rstd, *dx;
+  const float *x, *w, *dout;
+  int n, d;
+  float eps;
+} norm_job;
+
+static void norm_fwd_task(void *p, int task, int thread) {
+  const norm_job *j = p;
+  int r0, r1;
+  row_range(task, j->n, &r0, &r1);
+  for (int i = r0; i < r1; i++) {
+    const float *x = j->x + (size_t)i * j->d;
+    double ss = 0.0;
+    for (int c = 0; c < j->d; c++) ss += (double)x[c] * (double)x[c];
+    float inv = (float)(1.0 / sqrt(ss / j->d + (double)j->eps));
+    float *o = j->out + (size_t)i * j->d;
+    for (int c = 0; c < j->d; c++) o[c] = x[c] * inv * j->w[c];
+    j->rstd[i] = inv;
+  }
+}
+
+void rmsnorm_forward(preft_pool *pool, float *out, float *rstd, const float *x, const float *w, int n, int d,
+                     float eps) {
+  norm_job j = {out, rstd, NULL, x, w, NULL, n, d, eps};
+  preft_pool_run(pool, row_tasks(n), norm_fwd_task, &j);
+}
+
+/* y = x·r·w, r = (mean(x²)+eps)^-1/2:  dx = r·g − x·r³·(g·x)/D with g = dy·w */
+static void norm_bwd_task(void *p, int task, int thread) {
+  const norm_job *j = p;
+  int r0, r1;
+  row_range(task, j->n, &r0, &r1);
+  for (int i = r0; i < r1; i++) {
+    const float *x = j->x + (size_t)i * j->d, *dy = j->dout + (size_t)i * j->d;
+    float *dx = j->dx + (size_t)i * j->d;
+    double gx = 0.0;
+    for (int c = 0; c < j->d; c++) gx += (double)dy[c] * j->w[c] * x[c];
+    float r = j->rstd[i];
+    float coef = (float)(gx * (double)r * r * r / j->d);
+    for (int c = 0; c < j->d; c++) dx[c] += r * dy[c] * j->w[c] - x[c] * coef;
+  }
+}
+
+void rmsnorm_backward(preft_pool *pool, float *dx, float *dw, const float *dout, const float *x, const float *w,
+                      const float *rstd, int n, int d) {
+  norm_job j = {NULL, (float *)rstd, dx, x, w, dout, n, d, 0};
+  preft_pool_run(pool, row_tasks(n), norm_bwd_task, &j);
+  if (!dw) return;
+  for (int i = 0; i < n; i++) {
+    const float *xr = x + (size_t)i * d, *dy = dout + (size_t)i * d;
+    float r = rstd[i];
+    for (int c = 0; c < d; c++) dw[c] += dy[c] * xr[c] * r;
+  }
+}
+
+/* ---- RoPE ------------------------------------------------------------------------ */
+
+void rope_forward(float *x, const float *cos, const float *sin, int n, int heads, int head_dim) {
+  int half = head_dim / 2;
+  for (int i = 0; i < n; i++)
+    for (int h = 0; h < heads; h++)
+      preft_rope_rotate_half(x + ((size_t)i * heads + h) * head_dim, cos + (size_t)i * half, sin + (size_t)i * half,
+                             head_dim);
+}
+
+/* forward: (a, b) -> (a c − b s, b c + a s); its transpose: (da, db) -> (da c + db s, db c − da s) */
+void rope_backward(float *dx, const float *cos, const float *sin, int n, int heads, int head_dim) {
+  int half = head_dim / 2;
+  for (int i = 0; i < n; i++) {
+    const float *cs = cos + (size_t)i * half, *sn = sin + (size_t)i * half;
+    for (int h = 0; h < heads; h++) {
+      float *v = dx + ((size_t)i * heads + h) * head_dim;
+      for (int k = 0; k < half; k++) {
+        float a = v[k], b = v[k + half];
+        v[k] = a * cs[k] + b * sn[k];
+        v[k + half] = b * cs[k] - a * sn[k];
+      }
+    }
+  }
+}
+
+/* ---- causal attention with GQA ------------------------------------------------- */
+
+typedef struct {
+  float *att, *lse, *dq, *dk, *dv;
+  const float *datt, *catt, *q, *k, *v, *clse;
+  const int *start, *len;
+  int h, hkv, dh, window, max_len;
+  float *scores;
+} attn_job;
+
+static int window_start(int pos, int window) { return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0; }
+
+/* task = (sequence, query head) */
+static void attn_fwd_task(void *p, int task, int thread) {
+  const attn_job *j = p;
+  int s = task / j->h, h = task % j->h, g = h / (j->h / j->hkv), dh = j->dh;
+  size_t qs = (size_t)j->h * dh, ks = (size_t)j->hkv * dh;
+  int r0 = j->start[s];
+  float scale = 1.0f / sqrtf((float)dh);
+  float *sc = j->scores + (size_t)thread * j->max_len;
+  for (int pos = 0; pos < j->len[s]; pos++) {
+    size_t row = (size_t)(r0 + pos);
+    const float *q = j->q + row * qs + (size_t)h * dh;
+    int t0 = window_start(pos, j->window);
+    float mx = -INFINITY;
+    for (int t = t0; t <= pos; t++) {
+      sc[t] = preft_dot(q, j->k + (size_t)(r0 + t) * ks + (size_t)g * dh, dh) * scale;
+      mx = sc[t] > mx ? sc[t] : mx;
+    }
+    double sum = 0.0;
+    for (int t = t0; t <= pos; t++) {
+      sc[t] = expf(sc[t] - mx);
+      sum += sc[t];
+    }
+    float inv = (float)(1.0 / sum);
+    float *out = j->att + row * qs + (size_t)h * dh;
+    memset(out, 0, sizeof(float) * (size_t)dh);
+    for (int t = t0; t <= pos; t++) preft_axpy(out, sc[t] * inv, j->v + (size_t)(r0 + t) * ks + (size_t)g * dh, dh);
+    j->lse[row * j->h + h] = mx + (float)log(sum);
+  }
+}
+
+void attention_forward(preft_pool *pool, float *att, float *lse, const float *q, const float *k, const float *v,
+                       const int *start, const int *len, int n_seq, int h, int hkv, int head_dim, int window,
+                       float *scores, int max_len) {
+  attn_job j = {att, lse, NULL, NULL, NULL, NULL, NULL, q, k, v, NULL, start, len, h, hkv, head_dim, window, max_len,
+                scores};
+  preft_pool_run(pool, n_seq * h, attn_fwd_task, &j);
+}
+
+/* task = (sequence, kv head): owns dk, dv of that head in that sequence and
+ * dq of the query heads that read it, so no two tasks write the same float.
+ * With p_t = exp(s_t − lse): dv_t += p_t·do, dp_t = do·v_t,
+ * ds_t = p_t (dp_t − do·o), dq += ds_t·k_t/√Dh, dk_t += ds_t·q/√Dh. */
+static void attn_bwd_task(void *p, int task, int thread) {
+  const attn_job *j = p;
+  int s = task / j->hkv, g = task % j->hkv, dh = j->dh, group = j->h / j->hkv;
+  size_t qs = (size_t)j->h * dh, ks = (size_t)j->hkv * dh;
+  int r0 = j->start[s], n = j->len[s];
+  float scale = 1.0f / sqrtf((float)dh);
+  float *sc = j->scores + (size_t)thread * j->max_len;
+  for (int t = 0; t < n; t++) {
+    memset(j->dk + (size_t)(r0 + t) * ks + (size_t)g * dh, 0, sizeof(float) * (size_t)dh);
+    memset(j->dv + (size_t)(r0 + t) * ks + (size_t)g * dh, 0, sizeof(float) * (size_t)dh);
+  }
+  for (int h = g * group; h < (g + 1) * group; h++) {
+    for (int pos = 0; pos < n; pos++) {
+      size_t row = (size_t)(r0 + pos);
+      const float *q = j->q + row * qs + (size_t)h * dh, *dout = j->datt + row * qs + (size_t)h * dh;
+      const float *o = j->catt + row * qs + (size_t)h * dh;
+      float *dq = j->dq + row * qs + (size_t)h * dh;
+      memset(dq, 0, sizeof(float) * (size_t)dh);
+      float lse = j->clse[row * j->h + h], dsum = preft_dot(dout, o, dh);
+      int t0 = window_start(pos, j->window);
+      for (int t = t0; t <= pos; t++) {
+        const float *kt = j->k + (size_t)(r0 + t) * ks + (size_t)g * dh;
+        const float *vt = j->v + (size_t)(r0 + t) * ks + (size_t)g * dh;
+        float pt = expf(preft_dot(q, kt, dh) * scale - lse);
+        float ds = pt * (preft_dot(dout, vt, dh) - dsum);
+        preft_axpy(j->dv + (size_t)(r0 + t) * ks + (size_t)g * dh, pt, dout, dh);
+        preft_axpy(dq, ds * scale, kt, dh);
+        sc[t] = ds * scale;
+      }
+      for (int t = t0; t <= pos; t++) preft_axpy(j->dk + (size_t)(r0 + t) * ks + (size_t)g * dh, sc[t], q, dh);
+    }
+  }
+}
+
+void attention_backward(preft_pool *pool, float *dq, float *dk, float *dv, const float *datt, const float *att,
+                        const float *lse, const float *q, const float *k, const float *v, const int *start,
+                        const int *len, int n_seq, int h, int hkv, int head_dim, int window, float *scores,
+                        int max_len) {
+  attn_job j = {NULL, NULL, dq, dk, dv, datt, att, q, k, v, lse, start, len, h, hkv, head_dim, window, max_len, scores};
+  preft_pool_run(pool, n_seq * hkv, attn_bwd_task, &j);
+}
+
+/* ---- SwiGLU ---------------------------------------------------------------------- */
+
+typedef struct {
+  float *out, *da, *db;
+  const float *a, *b, *dout;
+  int n;
+} swiglu_job;
+
+#define EW_BLOCK 4096
+
+static void swiglu_fwd_task(void *p, int task, int thread) {
+  const swiglu_job *j = p;
+  int i0 = task * EW_BLOCK, i1 = i0 + EW_BLOCK < j->n ? i0 + EW_BLOCK : j->n;
+  for (int i = i0; i < i1; i++) j->out[i] = j->a[i] / (1.0f + expf(-j->a[i])) * j->b[i];
+}
+
+/* silu(a) = a·σ(a), silu'(a) = σ(a)(1 + a(1 − σ(a))) */
+static void swiglu_bwd_task(void *p, int task, int thread) {
+  const swiglu_job *j = p;
+  int i0 = task * EW_BLOCK, i1 = i0 + EW_BLOCK < j->n ? i0 + EW_BLOCK : j->n;
+  for (int i = i0; i < i1; i++) {
+    float a = j->a[i], sg = 1.0f / (1.0f + expf(-a));
+    j->da[i] = j->dout[i] * j->b[i] * sg * (1.0f + a * (1.0f - sg));
+    j->db[i] = j->dout[i] * a * sg;
+  }
+}
+
+void swiglu_forward(preft_pool *pool, float *out, const float *a, const float *b, int n) {
+  swiglu_job j = {out, NULL, NULL, a, b, NULL, n};
+  preft_pool_run(pool, (n + EW_BLOCK - 1) / EW_BLOCK, swiglu_fwd_task, &j);
+}
+
+void swiglu_backward(preft_pool *pool, float *da, float *db, const float *dout, const float *a, const float *b, int n) {
+  swiglu_job j = {NULL, da, db, a, b, dout, n};
+  preft_pool_run(pool, (n + EW_BLOCK - 1) / EW_BLOCK, swiglu_bwd_task, &j);
+}
+
+/* ---- cross-entropy -------------------------------------------------------------- */
+
+typedef struct {
+  float *p, *loss;
+  const int *target;
+  int n, v;
+  float dloss;
+} ce_job;
+
+static void ce_fwd_task(void *p, int task, int thread) {
+  const ce_job *j = p;
+  int r0, r1;
+  row_range(task, j->n, &r0, &r1);
+  for (int i = r0; i < r1; i++) {
+    float *l = j->p + (size_t)i * j->v;
+    float mx = l[0];
+    for (int c = 1; c < j->v; c++) mx = l[c] > mx ? l[c] : mx;
+    double sum = 0.0;
+    for (int c = 0; c < j->v; c++) sum += exp((double)l[c] - mx);
+    double lse = mx + log(sum);
+    j->loss[i] = j->target[i] >= 0 ? (float)(lse - l[j->target[i]]) : 0.0f;
+    for (int c = 0; c < j->v; c++) l[c] = (float)exp((double)l[c] - lse);
+  }
+}
+
+double crossentropy_forward(preft_pool *pool, float *probs_inplace, float *loss, const int *target, int n, int v) {
+  ce_job j = {probs_inplace, loss, target, n, v, 0};
+  preft_pool_run(pool, row_tasks(n), ce_fwd_task, &j);
+  double sum = 0.0;
+  for (int i = 0; i < n; i++) sum += loss[i];
+  return sum;
+}
+
+static void ce_bwd_task(void *p, int task, int thread) {
+  const ce_job *j = p;
+  int r0, r1;
+  row_range(task, j->n, &r0, &r1);
+  for (int i = r0; i < r1; i++) {
+    float *g = j->p + (size_t)i * j->v;
+    if (j->target[i] < 0) {
+      memset(g, 0, sizeof(float) * (size_t)j->v);
+      continue;
+    }
+    for (int c = 0; c < j->v; c++) g[c] *= j->dloss;
+    g[j->target[i]] -= j->dloss;
+  }
+}
+
+void crossentropy_backward(preft_pool *pool, float *dlogits_inplace, const int *target, int n, int v, float dloss) {
+  ce_job j = {dlogits_inplace, NULL, target, n, v, dloss};
+  preft_pool_run(pool, row_tasks(n), ce_bwd_task, &j);
+}
+
+/* ---- bias ------------------------------------------------------------------------- */
+
+void bias_forward(float *y, const float *bias, int n, int m) {
+  for (int i = 0; i < n; i++) preft_axpy(y + (size_t)i * m, 1.0f, bias, m);
+}
+
+void bias_backward(float *dbias, const float *dy, int n, int m) {
+  for (int i = 0; i < n; i++) preft_axpy(dbias, 1.0f, dy + (size_t)i * m, m);
+}

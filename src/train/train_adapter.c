@@ -1,0 +1,416 @@
+/* train_adapter.c - the trainable adapter (see train_model.h): its
+ * parameter table in the names of the files it is saved as, PEFT / pyreft
+ * initialisation, copying a loaded adapter, saving PEFT and ReFT
+ * directories, and keeping LoReFT's R orthonormal. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
+#include "io/safetensors.h"
+#include "train/rng.h"
+#include "train/train_model.h"
+
+static const char *slot_name(int s) { return s == PREFT_REFT_FIRST ? "first" : s == PREFT_REFT_LAST ? "last" : "shared"; }
+
+static const char *module_prefix(int m) { return m <= PREFT_MOD_O ? "self_attn" : "mlp"; }
+
+static void module_dims(const preft_model_config *c, int m, int *in, int *out) {
+  int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+  switch (m) {
+    case PREFT_MOD_Q: *in = c->dim, *out = qd; break;
+    case PREFT_MOD_K:
+    case PREFT_MOD_V: *in = c->dim, *out = kvd; break;
+    case PREFT_MOD_O: *in = qd, *out = c->dim; break;
+    case PREFT_MOD_GATE:
+    case PREFT_MOD_UP: *in = c->dim, *out = c->ffn; break;
+    default: *in = c->ffn, *out = c->dim; break;
+  }
+}
+
+/* The table: which tensors exist follows kind, layers, modules, slots. */
+typedef struct {
+  preft_train_tensor *t;
+  int n, cap;
+  size_t total;
+  float ***pdst, ***gdst;
+} ad_builder;
+
+static void ad_add(ad_builder *b, const char *name, int rows, int cols, bool decay, bool orth, float **p, float **g) {
+  if (b->n == b->cap) {
+    b->cap = b->cap ? b->cap * 2 : 32;
+    b->t = preft_xrealloc(b->t, sizeof *b->t * (size_t)b->cap);
+    b->pdst = preft_xrealloc(b->pdst, sizeof *b->pdst * (size_t)b->cap);
+    b->gdst = preft_xrealloc(b->gdst, sizeof *b->gdst * (size_t)b->cap);
+  }
+  preft_train_tensor *t = &b->t[b->n];
+  memset(t, 0, sizeof *t);
+  snprintf(t->name, sizeof t->name, "%s", name);
+  t->rows = rows;
+  t->cols = cols;
+  t->n = (size_t)rows * (size_t)(cols > 0 ? cols : 1);
+  t->decay = decay;
+  t->orthonormal = orth;
+  t->p = (float *)(uintptr_t)b->total;
+  b->pdst[b->n] = p;
+  b->gdst[b->n] = g;
+  b->total += t->n;
+  b->n++;
+}
+
+static int layout(preft_train_adapter *ad, const preft_model_config *c, preft_error *err) {
+  int L = c->n_layers, R = ad->rank, D = c->dim;
+  ad->n_layers = L;
+  ad->dim = D;
+  ad_builder b = {0};
+  char name[128];
+  if (ad->kind == PREFT_ADAPTER_LORA) {
+    ad->lora = preft_xcalloc((size_t)L * PREFT_N_MODULES, sizeof *ad->lora);
+    for (int l = 0; l < L; l++)
+      for (int m = 0; m < PREFT_N_MODULES; m++) {
+        if (!ad->layers[l] || !ad->modules[m]) continue;
+        preft_train_lora *lm = &ad->lora[l * PREFT_N_MODULES + m];
+        module_dims(c, m, &lm->in, &lm->out);
+        snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", l, module_prefix(m),
+                 preft_module_name((preft_module)m));
+        ad_add(&b, name, R, lm->in, true, false, &lm->a, &lm->ga);
+        snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", l, module_prefix(m),
+                 preft_module_name((preft_module)m));
+        ad_add(&b, name, lm->out, R, true, false, &lm->b, &lm->gb);
+      }
+  } else {
+    ad->reft = preft_xcalloc((size_t)L * PREFT_REFT_SLOTS, sizeof *ad->reft);
+    bool lo = ad->kind == PREFT_ADAPTER_LOREFT;
+    for (int l = 0; l < L; l++)
+      for (int s = 0; s < PREFT_REFT_SLOTS; s++) {
+        if (!ad->layers[l]) continue;
+        if (ad->shell.reft_shared ? s != PREFT_REFT_SHARED : s == PREFT_REFT_SHARED) continue;
+        preft_train_reft *sl = &ad->reft[l * PREFT_REFT_SLOTS + s];
+        sl->present = true;
+#define A(part, rows, cols, decay, orth, f)                                            \
+  (snprintf(name, sizeof name, "layers.%d.%s.%s", l, slot_name(s), part), \
+   ad_add(&b, name, rows, cols, decay, orth, &sl->f, &sl->g_##f))
+        if (lo) {
+          A("rotate", R, D, false, true, rotate);
+          A("weight", R, D, true, false, weight);
+          A("bias", R, 0, false, false, bias);
+        } else {
+          A("proj_down", R, D, true, false, weight);
+          A("bias", R, 0, false, false, bias);
+          A("proj_up", R, D, true, false, proj_up);
+        }
+#undef A
+      }
+  }
+  if (b.n == 0) {
+    free(b.t);
+    free(b.pdst);
+    free(b.gdst);
+    return preft_fail(err, "adapter: no layer or module selected");
+  }
+  preft_param_set *ps = &ad->ps;
+  memset(ps, 0, sizeof *ps);
+  ps->n = b.total;
+  ps->mem = preft_xcalloc(b.total, sizeof(float));
+  ps->grad = preft_xcalloc(b.total, sizeof(float));
+  ps->t = b.t;
+  ps->n_t = b.n;
+  for (int i = 0; i < b.n; i++) {
+    size_t off = (size_t)(uintptr_t)ps->t[i].p;
+    ps->t[i].p = ps->mem + off;
+    ps->t[i].g = ps->grad + off;
+    *b.pdst[i] = ps->t[i].p;
+    *b.gdst[i] = ps->t[i].g;
+  }
+  free(b.pdst);
+  free(b.gdst);
+  return 0;
+}
+
+static void set_shell(preft_train_adapter *ad) {
+  memset(&ad->shell, 0, sizeof ad->shell);
+  ad->shell.kind = ad->kind;
+  ad->shell.default_mode = ad->mode;
+  ad->shell.n_layers = ad->n_layers;
+  ad->shell.dim = ad->dim;
+  ad->shell.reft_rank = ad->rank;
+  ad->shell.reft_first = ad->shell.reft_last = -1;
+  if (ad->kind != PREFT_ADAPTER_LORA) {
+    int f, l;
+    if (preft_reft_positions_parse(ad->positions, &f, &l) == 0) {
+      ad->shell.reft_first = f;
+      ad->shell.reft_last = l;
+    }
+  }
+}
+
+/* Modified Gram-Schmidt on the rows of m [r, d], in double, applied twice
+ * (re-orthogonalisation keeps the rows orthonormal to rounding). A row that
+ * collapses is replaced by a unit basis vector orthogonal to the others. */
+static void orthonormalize_rows(float *m, int r, int d) {
+  double *q = preft_xmalloc(sizeof(double) * (size_t)r * d);
+  for (size_t i = 0; i < (size_t)r * d; i++) q[i] = m[i];
+  for (int pass = 0; pass < 2; pass++)
+    for (int k = 0; k < r; k++) {
+      double *row = q + (size_t)k * d;
+      for (int retry = 0; retry <= d; retry++) {
+        for (int j = 0; j < k; j++) {
+          const double *o = q + (size_t)j * d;
+          double dot = 0;
+          for (int c = 0; c < d; c++) dot += row[c] * o[c];
+          for (int c = 0; c < d; c++) row[c] -= dot * o[c];
+        }
+        double nn = 0;
+        for (int c = 0; c < d; c++) nn += row[c] * row[c];
+        if (nn > 1e-20) {
+          double inv = 1.0 / sqrt(nn);
+          for (int c = 0; c < d; c++) row[c] *= inv;
+          break;
+        }
+        for (int c = 0; c < d; c++) row[c] = c == (k + retry) % d ? 1.0 : 0.0;
+      }
+    }
+  for (size_t i = 0; i < (size_t)r * d; i++) m[i] = (float)q[i];
+  free(q);
+}
+
+void preft_train_adapter_orthonormalize(preft_train_adapter *ad) {
+  for (int i = 0; i < ad->ps.n_t; i++)
+    if (ad->ps.t[i].orthonormal) orthonormalize_rows(ad->ps.t[i].p, ad->ps.t[i].rows, ad->ps.t[i].cols);
+}
+
+int preft_train_adapter_init(preft_train_adapter *ad, const preft_model_config *cfg,
+                             const preft_train_adapter_opts *o, preft_error *err) {
+  memset(ad, 0, sizeof *ad);
+  if (o->rank < 1 || o->rank > cfg->dim) return preft_fail(err, "adapter rank %d outside [1, %d]", o->rank, cfg->dim);
+  ad->kind = o->kind;
+  ad->mode = o->mode;
+  ad->rank = o->rank;
+  ad->alpha = o->alpha;
+  ad->scale = (float)(o->alpha / o->rank);
+  memcpy(ad->modules, o->modules, sizeof ad->modules);
+  ad->layers = preft_xcalloc((size_t)cfg->n_layers, sizeof(bool));
+  ad->all_layers = o->layers == NULL;
+  for (int l = 0; l < cfg->n_layers; l++) ad->layers[l] = o->layers ? o->layers[l] : true;
+  snprintf(ad->positions, sizeof ad->positions, "%s", o->positions ? o->positions : "all");
+  ad->n_layers = cfg->n_layers;
+  ad->dim = cfg->dim;
+  int f, l;
+  if (ad->kind != PREFT_ADAPTER_LORA && preft_reft_positions_parse(ad->positions, &f, &l) != 0) {
+    free(ad->layers);
+    ad->layers = NULL;
+    return preft_fail(err, "ReFT positions \"%s\" do not parse (expected \"all\" or like \"f7+l7\")", ad->positions);
+  }
+  set_shell(ad);
+  ad->shell.reft_shared = ad->kind != PREFT_ADAPTER_LORA && (o->share_weights || ad->shell.reft_first < 0);
+  if (layout(ad, cfg, err) != 0) {
+    preft_train_adapter_free(ad);
+    return -1;
+  }
+  preft_rng rng;
+  preft_rng_seed(&rng, o->seed);
+  for (int i = 0; i < ad->ps.n_t; i++) {
+    preft_train_tensor *t = &ad->ps.t[i];
+    bool lora_b = strstr(t->name, "lora_B") != NULL;
+    bool up = strstr(t->name, ".proj_up") != NULL;
+    if (lora_b) continue; /* PEFT: B = 0 */
+    int fan_in = t->cols > 0 ? (ad->kind == PREFT_ADAPTER_LORA ? t->cols : cfg->dim) : cfg->dim;
+    float bound = 1.0f / sqrtf((float)fan_in); /* kaiming_uniform(a=√5) and nn.Linear's bias rule */
+    if (t->orthonormal || up) {
+      for (size_t k = 0; k < t->n; k++) t->p[k] = preft_rng_normal(&rng);
+      orthonormalize_rows(t->p, t->rows, t->cols);
+    } else {
+      for (size_t k = 0; k < t->n; k++) t->p[k] = (float)((preft_rng_uniform(&rng) * 2.0 - 1.0) * bound);
+    }
+  }
+  return 0;
+}
+
+int preft_train_adapter_from(preft_train_adapter *ad, const preft_adapter *a, const preft_model_config *cfg,
+                             preft_error *err) {
+  memset(ad, 0, sizeof *ad);
+  ad->kind = a->kind;
+  ad->mode = a->default_mode;
+  int L = cfg->n_layers;
+  ad->layers = preft_xcalloc((size_t)L, sizeof(bool));
+  if (a->kind == PREFT_ADAPTER_LORA) {
+    float scale = 0;
+    bool first = true, same_set = true;
+    bool set0[PREFT_N_MODULES] = {0};
+    for (int l = 0; l < L; l++) {
+      bool any = false;
+      for (int m = 0; m < PREFT_N_MODULES; m++) {
+        const preft_lora_module *lm = &a->lora[l * PREFT_N_MODULES + m];
+        if (lm->rank == 0) continue;
+        any = true;
+        if (first) {
+          ad->rank = lm->rank;
+          scale = lm->scale;
+          first = false;
+        } else if (lm->rank != ad->rank || lm->scale != scale) {
+          preft_train_adapter_free(ad);
+          return preft_fail(err, "adapter %s: training needs one rank and scale for every module", a->name);
+        }
+        ad->modules[m] = true;
+      }
+      ad->layers[l] = any;
+    }
+    for (int l = 0; l < L; l++) {
+      if (!ad->layers[l]) continue;
+      bool cur[PREFT_N_MODULES];
+      for (int m = 0; m < PREFT_N_MODULES; m++) cur[m] = a->lora[l * PREFT_N_MODULES + m].rank > 0;
+      if (memcmp(set0, (bool[PREFT_N_MODULES]){0}, sizeof set0) == 0) memcpy(set0, cur, sizeof set0);
+      else if (memcmp(set0, cur, sizeof set0) != 0) same_set = false;
+    }
+    if (!same_set) {
+      preft_train_adapter_free(ad);
+      return preft_fail(err, "adapter %s: training needs the same modules on every adapted layer", a->name);
+    }
+    ad->all_layers = true;
+    for (int l = 0; l < L; l++) ad->all_layers = ad->all_layers && ad->layers[l];
+    ad->scale = scale;
+    ad->alpha = (double)scale * ad->rank;
+    snprintf(ad->positions, sizeof ad->positions, "all");
+  } else {
+    ad->rank = a->reft_rank;
+    for (int l = 0; l < L; l++) ad->layers[l] = a->reft_layer[l];
+    if (a->reft_first < 0) snprintf(ad->positions, sizeof ad->positions, "all");
+    else snprintf(ad->positions, sizeof ad->positions, "f%d+l%d", a->reft_first, a->reft_last);
+  }
+  ad->n_layers = L;
+  ad->dim = cfg->dim;
+  set_shell(ad);
+  ad->shell.reft_shared = a->reft_shared;
+  if (layout(ad, cfg, err) != 0) {
+    preft_train_adapter_free(ad);
+    return -1;
+  }
+  for (int l = 0; l < L; l++) {
+    if (a->kind == PREFT_ADAPTER_LORA) {
+      for (int m = 0; m < PREFT_N_MODULES; m++) {
+        preft_train_lora *t = &ad->lora[l * PREFT_N_MODULES + m];
+        const preft_lora_module *lm = &a->lora[l * PREFT_N_MODULES + m];
+        if (!t->a) continue;
+        for (size_t i = 0; i < (size_t)ad->rank * t->in; i++) t->a[i] = preft_load_elem(lm->a, lm->a_dtype, i);
+        for (size_t i = 0; i < (size_t)ad->rank * t->out; i++) t->b[i] = preft_load_elem(lm->b, lm->b_dtype, i);
+      }
+    } else {
+      size_t rd = (size_t)ad->rank * ad->dim;
+      for (int s = 0; s < PREFT_REFT_SLOTS; s++) {
+        preft_train_reft *t = &ad->reft[l * PREFT_REFT_SLOTS + s];
+        const preft_reft_slot *src = &a->reft[l * PREFT_REFT_SLOTS + s];
+        if (!t->present) continue;
+        if (!src->present) {
+          preft_train_adapter_free(ad);
+          return preft_fail(err, "adapter %s: layer %d lacks slot %s", a->name, l, slot_name(s));
+        }
+        if (t->rotate) memcpy(t->rotate, src->rotate, sizeof(float) * rd);
+        memcpy(t->weight, src->weight, sizeof(float) * rd);
+        memcpy(t->bias, src->bias, sizeof(float) * (size_t)ad->rank);
+        if (t->proj_up) memcpy(t->proj_up, src->proj_up, sizeof(float) * rd);
+      }
+    }
+  }
+  return 0;
+}
+
+void preft_train_adapter_free(preft_train_adapter *ad) {
+  if (!ad) return;
+  preft_param_set_free(&ad->ps);
+  free(ad->layers);
+  free(ad->lora);
+  free(ad->reft);
+  memset(ad, 0, sizeof *ad);
+}
+
+/* ---- saving --------------------------------------------------------------------------- */
+
+static int write_json(cJSON *root, const char *dir, const char *file, preft_error *err) {
+  char *text = cJSON_Print(root);
+  char *path = preft_path_join(dir, file);
+  size_t n = strlen(text);
+  int rc = preft_write_atomic(path, text, n, err);
+  free(path);
+  cJSON_free(text);
+  return rc;
+}
+
+static int write_tensors(const preft_train_adapter *ad, const char *dir, const char *file, preft_error *err) {
+  preft_st_write_tensor *wt = preft_xcalloc((size_t)ad->ps.n_t, sizeof *wt);
+  for (int i = 0; i < ad->ps.n_t; i++) {
+    const preft_train_tensor *t = &ad->ps.t[i];
+    wt[i].name = t->name;
+    wt[i].dtype = PREFT_F32;
+    wt[i].ndim = t->cols > 0 ? 2 : 1;
+    wt[i].shape[0] = t->rows;
+    wt[i].shape[1] = t->cols;
+    wt[i].data = t->p;
+  }
+  char *path = preft_path_join(dir, file);
+  int rc = preft_st_write(path, wt, ad->ps.n_t, err);
+  free(path);
+  free(wt);
+  return rc;
+}
+
+int preft_train_adapter_save(const preft_train_adapter *ad, const char *dir, const char *base_name, preft_error *err) {
+  if (preft_mkdir_p(dir, err) != 0) return -1;
+  cJSON *root = cJSON_CreateObject();
+  cJSON *layers = cJSON_CreateArray();
+  for (int l = 0; l < ad->n_layers; l++)
+    if (ad->layers[l]) cJSON_AddItemToArray(layers, cJSON_CreateNumber(l));
+  int rc;
+  if (ad->kind == PREFT_ADAPTER_LORA) {
+    /* the fields PEFT's LoraConfig writes (0.13), plus preft's serving mode */
+    cJSON_AddItemToObject(root, "alpha_pattern", cJSON_CreateObject());
+    cJSON_AddNullToObject(root, "auto_mapping");
+    cJSON_AddStringToObject(root, "base_model_name_or_path", base_name ? base_name : "");
+    cJSON_AddStringToObject(root, "bias", "none");
+    cJSON_AddFalseToObject(root, "fan_in_fan_out");
+    cJSON_AddTrueToObject(root, "inference_mode");
+    cJSON_AddTrueToObject(root, "init_lora_weights");
+    cJSON_AddNullToObject(root, "layer_replication");
+    cJSON_AddNullToObject(root, "layers_pattern");
+    if (ad->all_layers) {
+      cJSON_AddNullToObject(root, "layers_to_transform");
+      cJSON_Delete(layers);
+    } else {
+      cJSON_AddItemToObject(root, "layers_to_transform", layers);
+    }
+    cJSON_AddItemToObject(root, "loftq_config", cJSON_CreateObject());
+    cJSON_AddNumberToObject(root, "lora_alpha", ad->alpha);
+    cJSON_AddNumberToObject(root, "lora_dropout", 0.0);
+    cJSON_AddNullToObject(root, "megatron_config");
+    cJSON_AddStringToObject(root, "megatron_core", "megatron.core");
+    cJSON_AddNullToObject(root, "modules_to_save");
+    cJSON_AddStringToObject(root, "peft_type", "LORA");
+    cJSON_AddStringToObject(root, "preft_mode", preft_adapter_mode_name(ad->mode));
+    cJSON_AddNumberToObject(root, "r", ad->rank);
+    cJSON_AddItemToObject(root, "rank_pattern", cJSON_CreateObject());
+    cJSON_AddNullToObject(root, "revision");
+    cJSON *tm = cJSON_CreateArray();
+    for (int m = 0; m < PREFT_N_MODULES; m++)
+      if (ad->modules[m]) cJSON_AddItemToArray(tm, cJSON_CreateString(preft_module_name((preft_module)m)));
+    cJSON_AddItemToObject(root, "target_modules", tm);
+    cJSON_AddStringToObject(root, "task_type", "CAUSAL_LM");
+    cJSON_AddFalseToObject(root, "use_dora");
+    cJSON_AddFalseToObject(root, "use_rslora");
+    rc = write_tensors(ad, dir, "adapter_model.safetensors", err);
+    if (rc == 0) rc = write_json(root, dir, "adapter_config.json", err);
+  } else {
+    cJSON_AddStringToObject(root, "base_model_name_or_path", base_name ? base_name : "");
+    cJSON_AddItemToObject(root, "layers", layers);
+    cJSON_AddStringToObject(root, "mode", preft_adapter_mode_name(ad->mode));
+    cJSON_AddStringToObject(root, "peft_type", "REFT");
+    cJSON_AddStringToObject(root, "positions", ad->positions);
+    cJSON_AddNumberToObject(root, "r", ad->rank);
+    cJSON_AddStringToObject(root, "reft_type", ad->kind == PREFT_ADAPTER_LOREFT ? "loreft" : "direft");
+    cJSON_AddBoolToObject(root, "share_weights", ad->shell.reft_shared && ad->shell.reft_first >= 0);
+    rc = write_tensors(ad, dir, "reft_model.safetensors", err);
+    if (rc == 0) rc = write_json(root, dir, "reft_config.json", err);
+  }
+  cJSON_Delete(root);
+  return rc;
+}

@@ -1,0 +1,252 @@
+/* train_pass.c - the training forward and backward pass of the decoder with
+ * an optional adapter (see train_model.h). The forward follows
+ * llama_forward.c operation by operation; the backward walks it in reverse:
+ *
+ *   x0 = embed[tokens]
+ *   layer l:  xb1 = norm(x)  q,k,v = xb1·Wᵀ (+LoRA, +b)  rope(q,k)
+ *             att = attention(q,k,v)   x_mid = x + att·Woᵀ (+LoRA, +b)
+ *             xb2 = norm(x_mid)  h1,h3 = xb2·Wᵀ (+LoRA)  hg = silu(h1)·h3
+ *             out = x_mid + hg·Wdᵀ (+LoRA)   out = ReFT(out) at flagged rows
+ *   xf = norm(x_L)   loss = CE(xf·Headᵀ) at rows with a target
+ *
+ * The head and cross-entropy run on the rows with a target only, in chunks
+ * of at most HEAD_CHUNK rows, forward and backward together, so [N, V]
+ * logits are never held. */
+#include <math.h>
+#include <string.h>
+
+#include "tensor/gemm.h"
+#include "tensor/gemm_train.h"
+#include "train/adapter_grad.h"
+#include "train/layers.h"
+#include "train/train_model.h"
+
+#define HEAD_CHUNK 128
+
+typedef struct {
+  const preft_train_model *tm;
+  const preft_train_adapter *ad;
+  preft_pool *pool;
+  const preft_train_batch *b;
+  preft_train_acts *a;
+  int n, D, F, qd, kvd, R;
+} pass;
+
+/* Per-layer activation pointers (layer 0's buffers with recomputation). */
+typedef struct {
+  float *x, *out, *xb1, *rstd1, *q, *k, *v, *lse, *att, *x_mid, *xb2, *rstd2, *h1, *h3, *hg, *x_pre, *lora_t;
+} layer_acts;
+
+static layer_acts acts_of(const pass *P, int l) {
+  const preft_train_acts *a = P->a;
+  size_t N = (size_t)a->cap_rows, s = a->recompute ? 0 : (size_t)l;
+  size_t D = (size_t)P->D, F = (size_t)P->F, qd = (size_t)P->qd, kvd = (size_t)P->kvd, H = (size_t)P->tm->cfg.n_heads;
+  int L = P->tm->cfg.n_layers;
+  layer_acts la = {
+      a->x_in + (size_t)l * N * D,
+      l + 1 < L ? a->x_in + (size_t)(l + 1) * N * D : a->x_out,
+      a->xb1 + s * N * D, a->rstd1 + s * N, a->q + s * N * qd, a->k + s * N * kvd, a->v + s * N * kvd,
+      a->lse + s * N * H, a->att + s * N * qd, a->x_mid + s * N * D, a->xb2 + s * N * D, a->rstd2 + s * N,
+      a->h1 + s * N * F, a->h3 + s * N * F, a->hg + s * N * F,
+      a->x_pre ? a->x_pre + s * N * D : NULL,
+      a->lora_t ? a->lora_t + s * PREFT_N_MODULES * N * (size_t)P->R : NULL,
+  };
+  return la;
+}
+
+static const preft_train_lora *lora_of(const pass *P, int l, int m) {
+  if (!P->ad || P->ad->kind != PREFT_ADAPTER_LORA) return NULL;
+  const preft_train_lora *lm = &P->ad->lora[l * PREFT_N_MODULES + m];
+  return lm->a ? lm : NULL;
+}
+
+static float *lora_t_of(const pass *P, const layer_acts *la, int m) {
+  return la->lora_t + (size_t)m * (size_t)P->a->cap_rows * (size_t)P->R;
+}
+
+/* y[N,out] = x·Wᵀ (+ LoRA) (+ bias) */
+static void linear_fwd(const pass *P, const layer_acts *la, int l, int m, float *y, int out, const float *x, int in,
+                       const float *w, const float *bias, int accumulate) {
+  preft_gemm(P->pool, y, out, x, in, w, PREFT_F32, P->n, in, out, accumulate);
+  const preft_train_lora *lm = lora_of(P, l, m);
+  if (lm) lora_forward(P->pool, y, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R, lora_t_of(P, la, m));
+  if (bias) bias_forward(y, bias, P->n, out);
+}
+
+/* dx[N,in] (+)= dy·W (+ LoRA); dW += dyᵀ·x, db += Σdy when trained */
+static void linear_bwd(const pass *P, const layer_acts *la, int l, int m, float *dx, int accumulate, const float *dy,
+                       int out, const float *x, int in, const float *w, float *dw, float *dbias) {
+  if (dw) preft_gemm_dw(P->pool, dw, dy, out, x, in, P->n, out, in);
+  if (dbias) bias_backward(dbias, dy, P->n, out);
+  preft_gemm_dx(P->pool, dx, in, dy, out, w, P->n, out, in, accumulate);
+  const preft_train_lora *lm = lora_of(P, l, m);
+  if (lm)
+    lora_backward(P->pool, dx, in, dy, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R, lora_t_of(P, la, m),
+                  P->a->dt);
+}
+
+static void layer_forward(const pass *P, int l) {
+  const preft_model_config *c = &P->tm->cfg;
+  const preft_train_layer *w = &P->tm->w.layers[l];
+  const preft_train_batch *b = P->b;
+  layer_acts la = acts_of(P, l);
+  int n = P->n, D = P->D, F = P->F, qd = P->qd, kvd = P->kvd;
+  rmsnorm_forward(P->pool, la.xb1, la.rstd1, la.x, w->attn_norm, n, D, c->norm_eps);
+  linear_fwd(P, &la, l, PREFT_MOD_Q, la.q, qd, la.xb1, D, w->wq, w->bq, 0);
+  linear_fwd(P, &la, l, PREFT_MOD_K, la.k, kvd, la.xb1, D, w->wk, w->bk, 0);
+  linear_fwd(P, &la, l, PREFT_MOD_V, la.v, kvd, la.xb1, D, w->wv, w->bv, 0);
+  rope_forward(la.q, P->a->rope_cos, P->a->rope_sin, n, c->n_heads, c->head_dim);
+  rope_forward(la.k, P->a->rope_cos, P->a->rope_sin, n, c->n_kv_heads, c->head_dim);
+  attention_forward(P->pool, la.att, la.lse, la.q, la.k, la.v, b->seq_start, b->seq_len, b->n_seq, c->n_heads,
+                    c->n_kv_heads, c->head_dim, c->sliding_window, P->a->scores, P->a->max_seq_len);
+  memcpy(la.x_mid, la.x, sizeof(float) * (size_t)n * D);
+  linear_fwd(P, &la, l, PREFT_MOD_O, la.x_mid, D, la.att, qd, w->wo, w->bo, 1);
+  rmsnorm_forward(P->pool, la.xb2, la.rstd2, la.x_mid, w->ffn_norm, n, D, c->norm_eps);
+  linear_fwd(P, &la, l, PREFT_MOD_GATE, la.h1, F, la.xb2, D, w->w_gate, NULL, 0);
+  linear_fwd(P, &la, l, PREFT_MOD_UP, la.h3, F, la.xb2, D, w->w_up, NULL, 0);
+  swiglu_forward(P->pool, la.hg, la.h1, la.h3, n * F);
+  memcpy(la.out, la.x_mid, sizeof(float) * (size_t)n * D);
+  linear_fwd(P, &la, l, PREFT_MOD_DOWN, la.out, D, la.hg, F, w->w_down, NULL, 1);
+  if (P->ad && P->ad->kind != PREFT_ADAPTER_LORA && P->ad->layers[l])
+    reft_forward(la.out, la.x_pre, P->ad, l, b->flag, n);
+}
+
+/* dx [N,D]: gradient w.r.t. the layer's output in, w.r.t. its input out. */
+static void layer_backward(const pass *P, int l) {
+  const preft_model_config *c = &P->tm->cfg;
+  const preft_train_layer *w = &P->tm->w.layers[l], *g = &P->tm->g.layers[l];
+  const preft_train_batch *b = P->b;
+  preft_train_acts *a = P->a;
+  layer_acts la = acts_of(P, l);
+  int n = P->n, D = P->D, F = P->F, qd = P->qd, kvd = P->kvd;
+  float *dx = a->dx;
+  if (P->ad && P->ad->kind != PREFT_ADAPTER_LORA && P->ad->layers[l]) reft_backward(dx, la.x_pre, P->ad, l, b->flag, n);
+  /* MLP: out = x_mid + hg·Wdᵀ; dx carries the residual path */
+  linear_bwd(P, &la, l, PREFT_MOD_DOWN, a->dhg, 0, dx, D, la.hg, F, w->w_down, g->w_down, NULL);
+  swiglu_backward(P->pool, a->dh1, a->dh3, a->dhg, la.h1, la.h3, n * F);
+  linear_bwd(P, &la, l, PREFT_MOD_GATE, a->dxb, 0, a->dh1, F, la.xb2, D, w->w_gate, g->w_gate, NULL);
+  linear_bwd(P, &la, l, PREFT_MOD_UP, a->dxb, 1, a->dh3, F, la.xb2, D, w->w_up, g->w_up, NULL);
+  rmsnorm_backward(P->pool, dx, g->ffn_norm, a->dxb, la.x_mid, w->ffn_norm, la.rstd2, n, D);
+  /* attention: x_mid = x + att·Woᵀ */
+  linear_bwd(P, &la, l, PREFT_MOD_O, a->datt, 0, dx, D, la.att, qd, w->wo, g->wo, g->bo);
+  attention_backward(P->pool, a->dq, a->dk, a->dv, a->datt, la.att, la.lse, la.q, la.k, la.v, b->seq_start,
+                     b->seq_len, b->n_seq, c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window, a->scores,
+                     a->max_seq_len);
+  rope_backward(a->dq, a->rope_cos, a->rope_sin, n, c->n_heads, c->head_dim);
+  rope_backward(a->dk, a->rope_cos, a->rope_sin, n, c->n_kv_heads, c->head_dim);
+  linear_bwd(P, &la, l, PREFT_MOD_Q, a->dxb, 0, a->dq, qd, la.xb1, D, w->wq, g->wq, g->bq);
+  linear_bwd(P, &la, l, PREFT_MOD_K, a->dxb, 1, a->dk, kvd, la.xb1, D, w->wk, g->wk, g->bk);
+  linear_bwd(P, &la, l, PREFT_MOD_V, a->dxb, 1, a->dv, kvd, la.xb1, D, w->wv, g->wv, g->bv);
+  rmsnorm_backward(P->pool, dx, g->attn_norm, a->dxb, la.x, w->attn_norm, la.rstd1, n, D);
+}
+
+static int check_batch(const preft_train_model *tm, const preft_train_batch *b, const preft_train_acts *a,
+                       preft_error *err) {
+  if (b->n <= 0) return preft_fail(err, "train: empty batch");
+  if (b->n > a->cap_rows) return preft_fail(err, "train: batch of %d rows exceeds the %d sized for", b->n, a->cap_rows);
+  for (int s = 0; s < b->n_seq; s++)
+    if (b->seq_len[s] > a->max_seq_len)
+      return preft_fail(err, "train: sequence of %d tokens exceeds the %d sized for", b->seq_len[s], a->max_seq_len);
+  for (int i = 0; i < b->n; i++) {
+    if (b->token[i] < 0 || b->token[i] >= tm->cfg.vocab)
+      return preft_fail(err, "token id %d at row %d is outside the vocabulary [0, %d)", b->token[i], i, tm->cfg.vocab);
+    if (b->target[i] >= tm->cfg.vocab)
+      return preft_fail(err, "target id %d at row %d is outside the vocabulary [0, %d)", b->target[i], i,
+                        tm->cfg.vocab);
+  }
+  return 0;
+}
+
+static void body_forward(pass *P) {
+  const preft_model_config *c = &P->tm->cfg;
+  const preft_train_batch *b = P->b;
+  int half = c->head_dim / 2;
+  for (int i = 0; i < b->n; i++)
+    for (int k = 0; k < half; k++) {
+      double angle = (double)b->pos[i] * P->tm->inv_freq[k];
+      P->a->rope_cos[(size_t)i * half + k] = (float)cos(angle);
+      P->a->rope_sin[(size_t)i * half + k] = (float)sin(angle);
+    }
+  embedding_forward(P->a->x_in, b->token, P->tm->w.embed, b->n, P->D);
+  /* with recomputation only the inputs are kept; the last layer's buffers
+   * are the ones the backward starts from */
+  for (int l = 0; l < c->n_layers; l++) layer_forward(P, l);
+  rmsnorm_forward(P->pool, P->a->xf, P->a->rstdf, P->a->x_out, P->tm->w.final_norm, b->n, P->D, c->norm_eps);
+}
+
+static pass make_pass(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
+                      const preft_train_batch *b, preft_train_acts *a) {
+  const preft_model_config *c = &tm->cfg;
+  pass P = {tm, ad, pool, b, a, b->n, c->dim, c->ffn, c->n_heads * c->head_dim, c->n_kv_heads * c->head_dim,
+            ad && ad->kind == PREFT_ADAPTER_LORA ? ad->rank : 0};
+  return P;
+}
+
+int preft_train_pass(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
+                     const preft_train_batch *b, preft_train_acts *a, float dloss, double *loss_sum,
+                     preft_error *err) {
+  if (check_batch(tm, b, a, err) != 0) return -1;
+  pass P = make_pass(tm, ad, pool, b, a);
+  const preft_model_config *c = &tm->cfg;
+  int D = P.D, V = c->vocab, n = b->n;
+  bool backward = dloss != 0.0f;
+  body_forward(&P);
+
+  /* head + cross-entropy on the target rows, chunk by chunk */
+  int ch_cap = n < HEAD_CHUNK ? n : HEAD_CHUNK;
+  float *logits = a->logits, *xg = logits + (size_t)ch_cap * V, *dxg = xg + (size_t)ch_cap * D;
+  float *losses = dxg + (size_t)ch_cap * D;
+  int rows[HEAD_CHUNK], tg[HEAD_CHUNK];
+  if (backward) memset(a->dxb, 0, sizeof(float) * (size_t)n * D);
+  double total = 0.0;
+  int i = 0;
+  while (i < n) {
+    int m = 0;
+    for (; i < n && m < ch_cap; i++)
+      if (b->target[i] >= 0) {
+        rows[m] = i;
+        tg[m++] = b->target[i];
+      }
+    if (m == 0) break;
+    for (int r = 0; r < m; r++) memcpy(xg + (size_t)r * D, a->xf + (size_t)rows[r] * D, sizeof(float) * (size_t)D);
+    preft_gemm(pool, logits, V, xg, D, tm->w.lm_head, PREFT_F32, m, D, V, 0);
+    total += crossentropy_forward(pool, logits, losses, tg, m, V);
+    if (!backward) continue;
+    crossentropy_backward(pool, logits, tg, m, V, dloss);
+    preft_gemm_dx(pool, dxg, D, logits, V, tm->w.lm_head, m, V, D, 0);
+    if (tm->g.lm_head) preft_gemm_dw(pool, tm->g.lm_head, logits, V, xg, D, m, V, D);
+    for (int r = 0; r < m; r++) memcpy(a->dxb + (size_t)rows[r] * D, dxg + (size_t)r * D, sizeof(float) * (size_t)D);
+  }
+  *loss_sum = total;
+  if (!isfinite(total)) return 0;
+  if (!backward) return 0;
+
+  /* the lowest layer a gradient must reach: 0 when the model trains,
+   * otherwise the first adapted layer */
+  int lowest = 0;
+  if (!tm->ps.grad && ad) {
+    lowest = c->n_layers;
+    for (int l = 0; l < c->n_layers; l++)
+      if (ad->layers[l]) {
+        lowest = l;
+        break;
+      }
+  }
+  memset(a->dx, 0, sizeof(float) * (size_t)n * D);
+  rmsnorm_backward(pool, a->dx, tm->g.final_norm, a->dxb, a->x_out, tm->w.final_norm, a->rstdf, n, D);
+  for (int l = c->n_layers - 1; l >= lowest; l--) {
+    if (a->recompute && l != c->n_layers - 1) layer_forward(&P, l);
+    layer_backward(&P, l);
+  }
+  if (tm->g.embed) embedding_backward(tm->g.embed, a->dx, b->token, n, D);
+  return 0;
+}
+
+int preft_train_logits(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
+                       const preft_train_batch *b, preft_train_acts *a, float *logits, preft_error *err) {
+  if (check_batch(tm, b, a, err) != 0) return -1;
+  pass P = make_pass(tm, ad, pool, b, a);
+  body_forward(&P);
+  preft_gemm(pool, logits, tm->cfg.vocab, a->xf, P.D, tm->w.lm_head, PREFT_F32, b->n, P.D, tm->cfg.vocab, 0);
+  return 0;
+}
