@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "cli/cli.h"
+#include "model/adapter.h"
 
 bool cli_is_help(const char *arg) { return !strcmp(arg, "--help") || !strcmp(arg, "-h"); }
 
@@ -68,5 +69,97 @@ int cli_parse_ids(const char *cmd, const char *s, int **ids, int *n) {
   }
   *ids = out;
   *n = count;
+  return 0;
+}
+
+int cli_parse_dtype(const char *cmd, const char *s, preft_dtype *out) {
+  if (!strcmp(s, "f32")) *out = PREFT_F32;
+  else if (!strcmp(s, "f16")) *out = PREFT_F16;
+  else if (!strcmp(s, "bf16")) *out = PREFT_BF16;
+  else {
+    fprintf(stderr, "preft %s: --dtype expects f32, f16 or bf16, got '%s'\n", cmd, s);
+    return -1;
+  }
+  return 0;
+}
+
+/* Parses one option's value into its destination. */
+static int parse_value(const char *cmd, const cli_opt *o, const char *v) {
+  switch (o->kind) {
+    case CLI_STR: *(const char **)o->dst = v; return 0;
+    case CLI_STRS: {
+      cli_strs *s = o->dst;
+      if (s->n == s->max || !*v) {
+        fprintf(stderr, "preft %s: %s takes up to %d non-empty values\n", cmd, o->name, s->max);
+        return -1;
+      }
+      s->items[s->n++] = v;
+      return 0;
+    }
+    case CLI_INT: return cli_parse_int(cmd, o->name, v, (long)o->lo, (long)o->hi, o->dst);
+    case CLI_FLOAT: {
+      double *d = o->dst;
+      if (cli_parse_float(cmd, o->name, v, d) != 0) return -1;
+      if (*d < o->lo || *d > o->hi) {
+        fprintf(stderr, "preft %s: %s must be in [%g, %g], got %s\n", cmd, o->name, o->lo, o->hi, v);
+        return -1;
+      }
+      return 0;
+    }
+    case CLI_DTYPE: return cli_parse_dtype(cmd, v, o->dst);
+    case CLI_MODE: {
+      preft_adapter_mode m;
+      if (preft_adapter_mode_parse(v, &m) != 0) {
+        fprintf(stderr, "preft %s: %s expects all or prefill, got '%s'\n", cmd, o->name, v);
+        return -1;
+      }
+      *(int *)o->dst = (int)m;
+      return 0;
+    }
+    case CLI_IDS: {
+      cli_ids *ids = o->dst;
+      free(ids->v);
+      ids->v = NULL;
+      return cli_parse_ids(cmd, v, &ids->v, &ids->n);
+    }
+    default: return -1;
+  }
+}
+
+int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, void (*usage)(FILE *out)) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (cli_is_help(a)) {
+      usage(stdout);
+      return 1;
+    }
+    const cli_opt *o = opts;
+    while (o->name && strcmp(a, o->name) != 0 && !(o->alias && !strcmp(a, o->alias))) o++;
+    if (!o->name) {
+      fprintf(stderr, "preft %s: unknown option '%s' (see --help)\n", cmd, a);
+      return -1;
+    }
+    if (o->kind == CLI_FLAG) {
+      *(bool *)o->dst = true;
+      continue;
+    }
+    const char *v = cli_value(cmd, argc, argv, &i);
+    if (!v || parse_value(cmd, o, v) != 0) return -1;
+  }
+  return 0;
+}
+
+void cli_default_list(int **out, int *n, const int *dflt, int count) {
+  *out = preft_xmalloc(sizeof(int) * (size_t)count);
+  memcpy(*out, dflt, sizeof(int) * (size_t)count);
+  *n = count;
+}
+
+int cli_require_positive(const char *cmd, const char *opt, const int *v, int n) {
+  for (int i = 0; i < n; i++)
+    if (v[i] < 1) {
+      fprintf(stderr, "preft %s: %s values must be >= 1, got %d\n", cmd, opt, v[i]);
+      return -1;
+    }
   return 0;
 }

@@ -6,6 +6,7 @@
 #define PREFT_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "tensor/dtype.h"
 
@@ -21,6 +22,48 @@ int cli_tokenize(int argc, char **argv);
 int cli_detokenize(int argc, char **argv);
 int cli_chat_template(int argc, char **argv);
 int cli_tokenizer(int argc, char **argv);
+int cli_serve(int argc, char **argv);
+int cli_bench_serve(int argc, char **argv); /* `preft bench serve`, from cli_bench.c */
+
+/* ---- declarative options ----------------------------------------------------
+ * A command lists its options in a table ending with {NULL}; cli_parse walks
+ * argv once, checks every value's type and range, and prints
+ * "preft CMD: ..." naming the option for anything wrong. */
+typedef enum {
+  CLI_FLAG,  /* bool *: set true when present */
+  CLI_STR,   /* const char **: the argument as given */
+  CLI_STRS,  /* cli_strs *: repeatable string option */
+  CLI_INT,   /* long *: integer in [lo, hi] */
+  CLI_FLOAT, /* double *: finite number in [lo, hi] */
+  CLI_DTYPE, /* preft_dtype *: f32 | f16 | bf16 */
+  CLI_MODE,  /* int *: adapter mode, all | prefill (preft_adapter_mode) */
+  CLI_IDS,   /* cli_ids *: comma-separated non-negative integers */
+} cli_opt_kind;
+
+typedef struct cli_strs {
+  const char **items; /* caller's array of `max` slots */
+  int n, max;
+} cli_strs;
+
+typedef struct cli_ids {
+  int *v; /* heap; the caller frees */
+  int n;
+} cli_ids;
+
+typedef struct cli_opt {
+  const char *name;  /* "--top-k" */
+  const char *alias; /* "-k" or NULL */
+  cli_opt_kind kind;
+  void *dst;
+  double lo, hi; /* CLI_INT, CLI_FLOAT */
+} cli_opt;
+
+/* Returns 0 (parsed), 1 (--help printed: exit 0) or -1 (error printed:
+ * exit CLI_EXIT_USAGE). argv[0] is the command; every later argument must
+ * be an option of the table. */
+int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, void (*usage)(FILE *out));
+/* The exit code for a cli_parse result that is not 0. */
+static inline int cli_parse_exit(int r) { return r > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE; }
 
 /* Option parsing helpers: each returns 0 or prints "preft CMD: ..." and
  * returns -1 for a value that does not parse. */
@@ -31,6 +74,10 @@ int cli_parse_float(const char *cmd, const char *opt, const char *s, double *out
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 /* Parses f32 | f16 | bf16. */
 int cli_parse_dtype(const char *cmd, const char *s, preft_dtype *out);
+/* Prints an error and returns -1 unless every value is >= 1. */
+int cli_require_positive(const char *cmd, const char *opt, const int *v, int n);
+/* A heap copy of a default list (for options left unset). */
+void cli_default_list(int **out, int *n, const int *dflt, int count);
 /* Parses "1,2,3" into a heap array of token ids. */
 int cli_parse_ids(const char *cmd, const char *s, int **ids, int *n);
 

@@ -161,19 +161,9 @@ static int bench_batch(const preft_model *m, preft_pool *pool, int B, int P, int
 
 static int bench_roofline(int argc, char **argv) {
   long threads = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *v;
-    if (cli_is_help(argv[i])) {
-      usage(stdout);
-      return CLI_EXIT_OK;
-    } else if (!strcmp(argv[i], "--threads")) {
-      if (!(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", argv[i - 1], v, 1, 1024, &threads))
-        return CLI_EXIT_USAGE;
-    } else {
-      fprintf(stderr, "preft bench roofline: unknown option '%s'\n", argv[i]);
-      return CLI_EXIT_USAGE;
-    }
-  }
+  const cli_opt opts[] = {{"--threads", NULL, CLI_INT, &threads, 1, 1024}, {NULL}};
+  int pr = cli_parse("bench roofline", argc, argv, opts, usage);
+  if (pr != 0) return cli_parse_exit(pr);
   preft_pool *pool = preft_pool_create((int)threads);
   double peak = preft_roofline_fma_gflops(pool, 0.5), bw = preft_roofline_bandwidth_gbs(pool, 1.0);
   double sgemm = preft_roofline_sgemm_gflops(pool, 1024);
@@ -185,58 +175,34 @@ static int bench_roofline(int argc, char **argv) {
   return CLI_EXIT_OK;
 }
 
-static int parse_batches(const char *s, int **out, int *n) {
-  if (cli_parse_ids("bench", s, out, n) != 0) return -1;
-  for (int i = 0; i < *n; i++)
-    if ((*out)[i] < 1) {
-      fprintf(stderr, "preft bench: batch sizes must be >= 1\n");
-      free(*out);
-      return -1;
-    }
-  return 0;
-}
-
 static int bench_model(int argc, char **argv) {
-  const char *shape = NULL, *dir = NULL, *json_path = NULL, *v;
+  const char *shape = NULL, *dir = NULL, *json_path = NULL;
   preft_dtype dtype = PREFT_BF16;
   long layers = 0, threads = 0, P = 64, steps = 8;
-  bool prefill = true, decode = true;
-  int *batches = NULL, n_batches = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (cli_is_help(a)) {
-      usage(stdout);
-      free(batches);
-      return CLI_EXIT_OK;
-    }
-    int bad = 0;
-    if (!strcmp(a, "--shape")) bad = !(shape = cli_value("bench", argc, argv, &i));
-    else if (!strcmp(a, "-m") || !strcmp(a, "--model")) bad = !(dir = cli_value("bench", argc, argv, &i));
-    else if (!strcmp(a, "--json")) bad = !(json_path = cli_value("bench", argc, argv, &i));
-    else if (!strcmp(a, "--dtype")) bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_dtype("bench", v, &dtype);
-    else if (!strcmp(a, "--layers"))
-      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1024, &layers);
-    else if (!strcmp(a, "--threads"))
-      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1024, &threads);
-    else if (!strcmp(a, "--prompt-len"))
-      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1 << 20, &P);
-    else if (!strcmp(a, "--decode-steps"))
-      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1 << 20, &steps);
-    else if (!strcmp(a, "--batch")) {
-      free(batches);
-      batches = NULL;
-      bad = !(v = cli_value("bench", argc, argv, &i)) || parse_batches(v, &batches, &n_batches);
-    } else if (!strcmp(a, "--no-prefill")) prefill = false;
-    else if (!strcmp(a, "--no-decode")) decode = false;
-    else {
-      fprintf(stderr, "preft bench model: unknown option '%s' (see --help)\n", a);
-      bad = 1;
-    }
-    if (bad) {
-      free(batches);
-      return CLI_EXIT_USAGE;
-    }
+  bool no_prefill = false, no_decode = false;
+  cli_ids batch_list = {0};
+  const cli_opt opts[] = {
+      {"--shape", NULL, CLI_STR, &shape},
+      {"--model", "-m", CLI_STR, &dir},
+      {"--json", NULL, CLI_STR, &json_path},
+      {"--dtype", NULL, CLI_DTYPE, &dtype},
+      {"--layers", NULL, CLI_INT, &layers, 1, 1024},
+      {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      {"--prompt-len", NULL, CLI_INT, &P, 1, 1 << 20},
+      {"--decode-steps", NULL, CLI_INT, &steps, 1, 1 << 20},
+      {"--batch", NULL, CLI_IDS, &batch_list},
+      {"--no-prefill", NULL, CLI_FLAG, &no_prefill},
+      {"--no-decode", NULL, CLI_FLAG, &no_decode},
+      {NULL},
+  };
+  int pr = cli_parse("bench model", argc, argv, opts, usage);
+  if (pr == 0) pr = cli_require_positive("bench model", "--batch", batch_list.v, batch_list.n);
+  if (pr != 0) {
+    free(batch_list.v);
+    return cli_parse_exit(pr);
   }
+  bool prefill = !no_prefill, decode = !no_decode;
+  int *batches = batch_list.v, n_batches = batch_list.n;
   if (!shape == !dir) {
     fprintf(stderr, "preft bench model: give exactly one of --shape and -m (see --help)\n");
     free(batches);
@@ -244,9 +210,7 @@ static int bench_model(int argc, char **argv) {
   }
   if (!batches) {
     static const int dflt[] = {1, 8, 64};
-    batches = preft_xmalloc(sizeof dflt);
-    memcpy(batches, dflt, sizeof dflt);
-    n_batches = 3;
+    cli_default_list(&batches, &n_batches, dflt, 3);
   }
   preft_error err;
   preft_model *m = NULL;
@@ -348,41 +312,29 @@ static double time_decode_step(const preft_model *m, preft_pool *pool, preft_kv_
 }
 
 static int bench_adapter_step(int argc, char **argv) {
-  const char *shape = NULL, *json_path = NULL, *v;
+  const char *shape = NULL, *json_path = NULL;
   preft_dtype dtype = PREFT_BF16;
   long layers = 0, threads = 0, rank = 16, ctx = 64, steps = 5;
-  int *batches = NULL, n_batches = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    int bad = 0;
-    if (cli_is_help(a)) {
-      usage(stdout);
-      free(batches);
-      return CLI_EXIT_OK;
-    } else if (!strcmp(a, "--shape")) bad = !(shape = cli_value("bench", argc, argv, &i));
-    else if (!strcmp(a, "--json")) bad = !(json_path = cli_value("bench", argc, argv, &i));
-    else if (!strcmp(a, "--dtype")) bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_dtype("bench", v, &dtype);
-    else if (!strcmp(a, "--layers"))
-      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1024, &layers);
-    else if (!strcmp(a, "--threads"))
-      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1024, &threads);
-    else if (!strcmp(a, "--rank")) bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 4096, &rank);
-    else if (!strcmp(a, "--context"))
-      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1 << 20, &ctx);
-    else if (!strcmp(a, "--steps")) bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, 1, 1000, &steps);
-    else if (!strcmp(a, "--batch")) {
-      free(batches);
-      batches = NULL;
-      bad = !(v = cli_value("bench", argc, argv, &i)) || parse_batches(v, &batches, &n_batches);
-    } else {
-      fprintf(stderr, "preft bench adapter-step: unknown option '%s' (see --help)\n", a);
-      bad = 1;
-    }
-    if (bad) {
-      free(batches);
-      return CLI_EXIT_USAGE;
-    }
+  cli_ids batch_list = {0};
+  const cli_opt opts[] = {
+      {"--shape", NULL, CLI_STR, &shape},
+      {"--json", NULL, CLI_STR, &json_path},
+      {"--dtype", NULL, CLI_DTYPE, &dtype},
+      {"--layers", NULL, CLI_INT, &layers, 1, 1024},
+      {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      {"--rank", NULL, CLI_INT, &rank, 1, 4096},
+      {"--context", NULL, CLI_INT, &ctx, 1, 1 << 20},
+      {"--steps", NULL, CLI_INT, &steps, 1, 1000},
+      {"--batch", NULL, CLI_IDS, &batch_list},
+      {NULL},
+  };
+  int pr = cli_parse("bench adapter-step", argc, argv, opts, usage);
+  if (pr == 0) pr = cli_require_positive("bench adapter-step", "--batch", batch_list.v, batch_list.n);
+  if (pr != 0) {
+    free(batch_list.v);
+    return cli_parse_exit(pr);
   }
+  int *batches = batch_list.v, n_batches = batch_list.n;
   if (!shape) {
     fprintf(stderr, "preft bench adapter-step: --shape is required (see --help)\n");
     free(batches);
@@ -390,9 +342,7 @@ static int bench_adapter_step(int argc, char **argv) {
   }
   if (!batches) {
     static const int dflt[] = {1, 8, 32, 64, 128};
-    batches = preft_xmalloc(sizeof dflt);
-    memcpy(batches, dflt, sizeof dflt);
-    n_batches = 5;
+    cli_default_list(&batches, &n_batches, dflt, 5);
   }
   preft_error err;
   preft_model_config cfg;

@@ -232,64 +232,47 @@ static int write_outputs(const record *recs, int n, const bench_opts *o, const c
 }
 
 int cli_bench_adapters(int argc, char **argv) {
-  const char *shape = NULL, *dir = NULL, *json_path = NULL, *plot_path = NULL, *v;
-  preft_dtype dtype = PREFT_BF16, adapter_dtype = PREFT_BF16;
-  bool adapter_dtype_set = false, on[N_METHODS] = {0}, methods_set = false;
+  const char *shape = NULL, *dir = NULL, *json_path = NULL, *plot_path = NULL, *method_list = NULL;
+  preft_dtype dtype = PREFT_BF16, adapter_dtype = (preft_dtype)-1;
+  bool on[N_METHODS] = {0};
   long layers = 0, threads = 0, rank = 16, requests = 64, P = 128, O = 32, step_tokens = 512;
-  int *counts = NULL, n_counts = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    int bad = 0;
-    if (cli_is_help(a)) {
-      usage(stdout);
-      free(counts);
-      return CLI_EXIT_OK;
-    } else if (!strcmp(a, "--shape")) bad = !(shape = cli_value("bench", argc, argv, &i));
-    else if (!strcmp(a, "-m") || !strcmp(a, "--model")) bad = !(dir = cli_value("bench", argc, argv, &i));
-    else if (!strcmp(a, "--json")) bad = !(json_path = cli_value("bench", argc, argv, &i));
-    else if (!strcmp(a, "--plot")) bad = !(plot_path = cli_value("bench", argc, argv, &i));
-    else if (!strcmp(a, "--dtype")) bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_dtype("bench", v, &dtype);
-    else if (!strcmp(a, "--adapter-dtype"))
-      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_dtype("bench", v, &adapter_dtype), adapter_dtype_set = true;
-    else if (!strcmp(a, "--methods")) bad = !(v = cli_value("bench", argc, argv, &i)) || parse_methods(v, on), methods_set = true;
-    else if (!strcmp(a, "--adapters")) {
-      free(counts);
-      counts = NULL;
-      bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_ids("bench", v, &counts, &n_counts);
-    } else {
-      static const struct {
-        const char *opt;
-        long *dst, lo, hi;
-      } ints[] = {{"--layers", NULL, 1, 1024},      {"--threads", NULL, 1, 1024},      {"--rank", NULL, 1, 4096},
-                  {"--requests", NULL, 1, 100000}, {"--prompt-len", NULL, 1, 1 << 20}, {"--output-len", NULL, 1, 1 << 20},
-                  {"--step-tokens", NULL, 1, 1 << 20}};
-      long *dsts[] = {&layers, &threads, &rank, &requests, &P, &O, &step_tokens};
-      size_t k = 0;
-      while (k < sizeof ints / sizeof ints[0] && strcmp(a, ints[k].opt) != 0) k++;
-      if (k < sizeof ints / sizeof ints[0]) {
-        bad = !(v = cli_value("bench", argc, argv, &i)) || cli_parse_int("bench", a, v, ints[k].lo, ints[k].hi, dsts[k]);
-      } else {
-        fprintf(stderr, "preft bench adapters: unknown option '%s' (see --help)\n", a);
-        bad = 1;
-      }
-    }
-    if (bad) {
-      free(counts);
-      return CLI_EXIT_USAGE;
-    }
+  cli_ids count_list = {0};
+  const cli_opt opts[] = {
+      {"--shape", NULL, CLI_STR, &shape},
+      {"--model", "-m", CLI_STR, &dir},
+      {"--json", NULL, CLI_STR, &json_path},
+      {"--plot", NULL, CLI_STR, &plot_path},
+      {"--dtype", NULL, CLI_DTYPE, &dtype},
+      {"--adapter-dtype", NULL, CLI_DTYPE, &adapter_dtype},
+      {"--methods", NULL, CLI_STR, &method_list},
+      {"--adapters", NULL, CLI_IDS, &count_list},
+      {"--layers", NULL, CLI_INT, &layers, 1, 1024},
+      {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      {"--rank", NULL, CLI_INT, &rank, 1, 4096},
+      {"--requests", NULL, CLI_INT, &requests, 1, 100000},
+      {"--prompt-len", NULL, CLI_INT, &P, 1, 1 << 20},
+      {"--output-len", NULL, CLI_INT, &O, 1, 1 << 20},
+      {"--step-tokens", NULL, CLI_INT, &step_tokens, 1, 1 << 20},
+      {NULL},
+  };
+  int pr = cli_parse("bench adapters", argc, argv, opts, usage);
+  if (pr == 0 && method_list && parse_methods(method_list, on) != 0) pr = -1;
+  if (pr == 0) pr = cli_require_positive("bench adapters", "--adapters", count_list.v, count_list.n);
+  if (pr != 0) {
+    free(count_list.v);
+    return cli_parse_exit(pr);
   }
+  int *counts = count_list.v, n_counts = count_list.n;
   if (!shape == !dir) {
     fprintf(stderr, "preft bench adapters: give exactly one of --shape and -m (see --help)\n");
     free(counts);
     return CLI_EXIT_USAGE;
   }
-  if (!methods_set)
+  if (!method_list)
     for (int k = 0; k < N_METHODS; k++) on[k] = true;
   if (!counts) {
     static const int dflt[] = {1, 8, 32, 128, 512};
-    counts = preft_xmalloc(sizeof dflt);
-    memcpy(counts, dflt, sizeof dflt);
-    n_counts = 5;
+    cli_default_list(&counts, &n_counts, dflt, 5);
   }
   preft_error err;
   bench_opts o = {.threads = (int)threads, .rank = (int)rank, .requests = (int)requests, .prompt_len = (int)P,
@@ -308,7 +291,7 @@ int cli_bench_adapters(int argc, char **argv) {
     free(counts);
     return CLI_EXIT_ERROR;
   }
-  o.adapter_dtype = adapter_dtype_set ? adapter_dtype : o.m->layers[0].wq.dtype;
+  o.adapter_dtype = (int)adapter_dtype >= 0 ? adapter_dtype : o.m->layers[0].wq.dtype;
   const char *label = shape ? shape : dir;
   printf("bench adapters: %s, %d layers, %s weights, %d requests x (prompt %d + output %d), rank %d\n", label,
          o.m->cfg.n_layers, preft_dtype_name(o.m->layers[0].wq.dtype), o.requests, o.prompt_len, o.output_len, o.rank);

@@ -133,73 +133,37 @@ static bool has_tokenizer(const char *dir) {
 }
 
 int cli_generate(int argc, char **argv) {
-  const char *model_dir = NULL, *ids_arg = NULL, *adapter_dir = NULL, *mode_arg = NULL, *v;
-  const char *prompt = NULL, *system = NULL, *tok_path = NULL, *stops[MAX_STOPS];
-  int n_stops = 0;
+  const char *model_dir = NULL, *ids_arg = NULL, *adapter_dir = NULL, *prompt = NULL, *system = NULL,
+             *tok_path = NULL, *stop_items[MAX_STOPS];
+  cli_strs stops = {stop_items, 0, MAX_STOPS};
   long n_tokens = 128, threads = 0, seed = 0, top_k = -1;
   double temperature = -1, top_p = -1, min_p = -1;
+  int mode_arg = -1;
   bool ignore_eos = false, verbose = false, chat = false, print_ids = false;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (cli_is_help(a)) {
-      usage(stdout);
-      return CLI_EXIT_OK;
-    } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-      if (!(model_dir = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
-      if (!(prompt = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--system")) {
-      if (!(system = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--tokenizer")) {
-      if (!(tok_path = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--stop")) {
-      if (!(v = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
-      if (n_stops == MAX_STOPS || !*v)
-        return fprintf(stderr, "preft generate: --stop takes up to %d non-empty strings\n", MAX_STOPS), CLI_EXIT_USAGE;
-      stops[n_stops++] = v;
-    } else if (!strcmp(a, "--ids")) {
-      if (!(ids_arg = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "-n") || !strcmp(a, "--max-tokens")) {
-      if (!(v = cli_value("generate", argc, argv, &i)) || cli_parse_int("generate", a, v, 0, 1 << 24, &n_tokens) != 0)
-        return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--temperature")) {
-      if (!(v = cli_value("generate", argc, argv, &i)) || cli_parse_float("generate", a, v, &temperature) != 0)
-        return CLI_EXIT_USAGE;
-      if (temperature < 0) return fprintf(stderr, "preft generate: --temperature must be >= 0\n"), CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--top-k")) {
-      if (!(v = cli_value("generate", argc, argv, &i)) || cli_parse_int("generate", a, v, 0, 1 << 24, &top_k) != 0)
-        return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--top-p") || !strcmp(a, "--min-p")) {
-      double *dst = !strcmp(a, "--top-p") ? &top_p : &min_p;
-      if (!(v = cli_value("generate", argc, argv, &i)) || cli_parse_float("generate", a, v, dst) != 0)
-        return CLI_EXIT_USAGE;
-      if (*dst < 0 || *dst > 1) return fprintf(stderr, "preft generate: %s must be in [0, 1]\n", a), CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--seed")) {
-      if (!(v = cli_value("generate", argc, argv, &i)) || cli_parse_int("generate", a, v, 0, 0x7fffffffL, &seed) != 0)
-        return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--threads")) {
-      if (!(v = cli_value("generate", argc, argv, &i)) || cli_parse_int("generate", a, v, 1, 1024, &threads) != 0)
-        return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "-a") || !strcmp(a, "--adapter")) {
-      if (!(adapter_dir = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--adapter-mode")) {
-      preft_adapter_mode tmp;
-      if (!(mode_arg = cli_value("generate", argc, argv, &i))) return CLI_EXIT_USAGE;
-      if (preft_adapter_mode_parse(mode_arg, &tmp) != 0)
-        return fprintf(stderr, "preft generate: --adapter-mode expects all or prefill\n"), CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--ignore-eos")) {
-      ignore_eos = true;
-    } else if (!strcmp(a, "--chat")) {
-      chat = true;
-    } else if (!strcmp(a, "--print-ids")) {
-      print_ids = true;
-    } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-      verbose = true;
-    } else {
-      fprintf(stderr, "preft generate: unknown option '%s' (see --help)\n", a);
-      return CLI_EXIT_USAGE;
-    }
-  }
+  const cli_opt opts[] = {
+      {"--model", "-m", CLI_STR, &model_dir},
+      {"--prompt", "-p", CLI_STR, &prompt},
+      {"--system", NULL, CLI_STR, &system},
+      {"--tokenizer", NULL, CLI_STR, &tok_path},
+      {"--stop", NULL, CLI_STRS, &stops},
+      {"--ids", NULL, CLI_STR, &ids_arg},
+      {"--max-tokens", "-n", CLI_INT, &n_tokens, 0, 1 << 24},
+      {"--temperature", NULL, CLI_FLOAT, &temperature, 0, 1e6},
+      {"--top-k", NULL, CLI_INT, &top_k, 0, 1 << 24},
+      {"--top-p", NULL, CLI_FLOAT, &top_p, 0, 1},
+      {"--min-p", NULL, CLI_FLOAT, &min_p, 0, 1},
+      {"--seed", NULL, CLI_INT, &seed, 0, 0x7fffffff},
+      {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      {"--adapter", "-a", CLI_STR, &adapter_dir},
+      {"--adapter-mode", NULL, CLI_MODE, &mode_arg},
+      {"--ignore-eos", NULL, CLI_FLAG, &ignore_eos},
+      {"--chat", NULL, CLI_FLAG, &chat},
+      {"--print-ids", NULL, CLI_FLAG, &print_ids},
+      {"--verbose", "-v", CLI_FLAG, &verbose},
+      {NULL},
+  };
+  int pr = cli_parse("generate", argc, argv, opts, usage);
+  if (pr != 0) return cli_parse_exit(pr);
   if (!model_dir || !prompt == !ids_arg) {
     fprintf(stderr, "preft generate: -m and exactly one of -p and --ids are required (see --help)\n");
     return CLI_EXIT_USAGE;
@@ -225,16 +189,13 @@ int cli_generate(int argc, char **argv) {
   }
   if (!ids_arg && prompt_ids(tok, prompt, system, chat, &ids, &n_ids, &err) != 0) goto fail;
   if (adapter_dir && preft_adapter_load(&adapter, adapter_dir, NULL, &m->cfg, &err) != 0) goto fail;
-  preft_generate_opts opts = {.max_new_tokens = (int)n_tokens, .adapter = adapter};
-  if (adapter) {
-    opts.adapter_mode = adapter->default_mode;
-    if (mode_arg) preft_adapter_mode_parse(mode_arg, &opts.adapter_mode);
-  }
-  opts.sampling.temperature = temperature >= 0 ? (float)temperature : gen.do_sample ? (float)gen.temperature : 0.0f;
-  opts.sampling.top_k = top_k >= 0 ? (int)top_k : gen.do_sample ? gen.top_k : 0;
-  opts.sampling.top_p = top_p >= 0 ? (float)top_p : gen.do_sample ? (float)gen.top_p : 1.0f;
-  opts.sampling.min_p = min_p >= 0 ? (float)min_p : gen.do_sample ? (float)gen.min_p : 0.0f;
-  opts.sampling.seed = (uint64_t)seed;
+  preft_generate_opts gopts = {.max_new_tokens = (int)n_tokens, .adapter = adapter};
+  if (adapter) gopts.adapter_mode = mode_arg >= 0 ? (preft_adapter_mode)mode_arg : adapter->default_mode;
+  gopts.sampling.temperature = temperature >= 0 ? (float)temperature : gen.do_sample ? (float)gen.temperature : 0.0f;
+  gopts.sampling.top_k = top_k >= 0 ? (int)top_k : gen.do_sample ? gen.top_k : 0;
+  gopts.sampling.top_p = top_p >= 0 ? (float)top_p : gen.do_sample ? (float)gen.top_p : 1.0f;
+  gopts.sampling.min_p = min_p >= 0 ? (float)min_p : gen.do_sample ? (float)gen.min_p : 0.0f;
+  gopts.sampling.seed = (uint64_t)seed;
   const int32_t *tok_eos = NULL;
   int n_tok_eos = tok ? preft_tokenizer_eos_ids(tok, &tok_eos) : 0;
   int stop_ids[3 * PREFT_MAX_EOS], n_stop_ids = 0;
@@ -243,15 +204,15 @@ int cli_generate(int argc, char **argv) {
     for (int i = 0; i < m->cfg.n_eos; i++) stop_ids[n_stop_ids++] = m->cfg.eos_ids[i];
     for (int i = 0; i < n_tok_eos && i < PREFT_MAX_EOS; i++) stop_ids[n_stop_ids++] = tok_eos[i];
   }
-  opts.stop_ids = stop_ids;
-  opts.n_stop_ids = n_stop_ids;
+  gopts.stop_ids = stop_ids;
+  gopts.n_stop_ids = n_stop_ids;
   pool = preft_pool_create((int)threads);
   st.tok = print_ids ? NULL : tok;
   if (st.tok) st.ds = preft_decode_stream_new(tok, true);
-  preft_stop_init(&st.stop, stops, n_stops);
+  preft_stop_init(&st.stop, stops.items, stops.n);
   int generated;
   double t0 = preft_now();
-  int grc = preft_generate(m, pool, ids, n_ids, &opts, on_token, &st, &generated, &err);
+  int grc = preft_generate(m, pool, ids, n_ids, &gopts, on_token, &st, &generated, &err);
   double dt = preft_now() - t0;
   if (st.failed) {
     err = st.err;

@@ -30,43 +30,31 @@ static void usage(FILE *out) {
 }
 
 int cli_logits(int argc, char **argv) {
-  const char *model_dir = NULL, *ids_arg = NULL, *out_path = NULL, *adapter_dir = NULL, *mode_arg = NULL;
+  const char *model_dir = NULL, *out_path = NULL, *adapter_dir = NULL;
   long threads = 0, prompt_len = -1;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v;
-    if (cli_is_help(a)) {
-      usage(stdout);
-      return CLI_EXIT_OK;
-    } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-      if (!(model_dir = cli_value("logits", argc, argv, &i))) return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--ids")) {
-      if (!(ids_arg = cli_value("logits", argc, argv, &i))) return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-      if (!(out_path = cli_value("logits", argc, argv, &i))) return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "-a") || !strcmp(a, "--adapter")) {
-      if (!(adapter_dir = cli_value("logits", argc, argv, &i))) return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--adapter-mode")) {
-      preft_adapter_mode tmp;
-      if (!(mode_arg = cli_value("logits", argc, argv, &i))) return CLI_EXIT_USAGE;
-      if (preft_adapter_mode_parse(mode_arg, &tmp) != 0)
-        return fprintf(stderr, "preft logits: --adapter-mode expects all or prefill\n"), CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--prompt-len")) {
-      if (!(v = cli_value("logits", argc, argv, &i)) || cli_parse_int("logits", a, v, 1, 1 << 30, &prompt_len) != 0)
-        return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--threads")) {
-      if (!(v = cli_value("logits", argc, argv, &i)) || cli_parse_int("logits", a, v, 1, 1024, &threads) != 0)
-        return CLI_EXIT_USAGE;
-    } else {
-      fprintf(stderr, "preft logits: unknown option '%s' (see --help)\n", a);
-      return CLI_EXIT_USAGE;
-    }
+  int mode_arg = -1;
+  cli_ids idlist = {0};
+  const cli_opt opts[] = {
+      {"--model", "-m", CLI_STR, &model_dir},
+      {"--ids", NULL, CLI_IDS, &idlist},
+      {"--output", "-o", CLI_STR, &out_path},
+      {"--adapter", "-a", CLI_STR, &adapter_dir},
+      {"--adapter-mode", NULL, CLI_MODE, &mode_arg},
+      {"--prompt-len", NULL, CLI_INT, &prompt_len, 1, 1 << 30},
+      {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      {NULL},
+  };
+  int pr = cli_parse("logits", argc, argv, opts, usage);
+  if (pr != 0) {
+    free(idlist.v);
+    return cli_parse_exit(pr);
   }
-  if (!model_dir || !ids_arg || !out_path) {
+  if (!model_dir || !idlist.v || !out_path) {
     fprintf(stderr, "preft logits: -m, --ids and -o are required (see --help)\n");
+    free(idlist.v);
     return CLI_EXIT_USAGE;
   }
-  int *ids, n;
-  if (cli_parse_ids("logits", ids_arg, &ids, &n) != 0) return CLI_EXIT_USAGE;
+  int *ids = idlist.v, n = idlist.n;
   preft_error err;
   preft_model *m;
   if (preft_model_load(&m, model_dir, &err) != 0) {
@@ -82,7 +70,7 @@ int cli_logits(int argc, char **argv) {
     free(ids);
     return CLI_EXIT_ERROR;
   }
-  if (adapter) mode = mode_arg ? (preft_adapter_mode_parse(mode_arg, &mode), mode) : adapter->default_mode;
+  if (adapter) mode = mode_arg >= 0 ? (preft_adapter_mode)mode_arg : adapter->default_mode;
   preft_pool *pool = preft_pool_create((int)threads);
   size_t count = (size_t)n * (size_t)m->cfg.vocab;
   float *logits = malloc(sizeof(float) * count);

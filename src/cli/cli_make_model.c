@@ -21,48 +21,21 @@ static void usage(FILE *out) {
           preft_shape_names());
 }
 
-int cli_parse_dtype(const char *cmd, const char *s, preft_dtype *out) {
-  if (!strcmp(s, "f32")) *out = PREFT_F32;
-  else if (!strcmp(s, "f16")) *out = PREFT_F16;
-  else if (!strcmp(s, "bf16")) *out = PREFT_BF16;
-  else {
-    fprintf(stderr, "preft %s: --dtype expects f32, f16 or bf16, got '%s'\n", cmd, s);
-    return -1;
-  }
-  return 0;
-}
-
 int cli_make_model(int argc, char **argv) {
-  const char *shape = NULL, *out = NULL, *v;
+  const char *shape = NULL, *out = NULL;
   preft_dtype dtype = PREFT_F32;
   long layers = 0, seed = 0, vocab = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (cli_is_help(a)) {
-      usage(stdout);
-      return CLI_EXIT_OK;
-    } else if (!strcmp(a, "--shape")) {
-      if (!(shape = cli_value("make-model", argc, argv, &i))) return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-      if (!(out = cli_value("make-model", argc, argv, &i))) return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--dtype")) {
-      if (!(v = cli_value("make-model", argc, argv, &i)) || cli_parse_dtype("make-model", v, &dtype) != 0)
-        return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--layers")) {
-      if (!(v = cli_value("make-model", argc, argv, &i)) || cli_parse_int("make-model", a, v, 1, 1024, &layers) != 0)
-        return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--vocab")) {
-      if (!(v = cli_value("make-model", argc, argv, &i)) || cli_parse_int("make-model", a, v, 1, 1 << 24, &vocab) != 0)
-        return CLI_EXIT_USAGE;
-    } else if (!strcmp(a, "--seed")) {
-      if (!(v = cli_value("make-model", argc, argv, &i)) ||
-          cli_parse_int("make-model", a, v, 0, 2147483647L, &seed) != 0)
-        return CLI_EXIT_USAGE;
-    } else {
-      fprintf(stderr, "preft make-model: unknown option '%s' (see --help)\n", a);
-      return CLI_EXIT_USAGE;
-    }
-  }
+  const cli_opt opts[] = {
+      {"--shape", NULL, CLI_STR, &shape},
+      {"--output", "-o", CLI_STR, &out},
+      {"--dtype", NULL, CLI_DTYPE, &dtype},
+      {"--layers", NULL, CLI_INT, &layers, 1, 1024},
+      {"--vocab", NULL, CLI_INT, &vocab, 1, 1 << 24},
+      {"--seed", NULL, CLI_INT, &seed, 0, 0x7fffffff},
+      {NULL},
+  };
+  int pr = cli_parse("make-model", argc, argv, opts, usage);
+  if (pr != 0) return cli_parse_exit(pr);
   if (!shape || !out) {
     fprintf(stderr, "preft make-model: --shape and -o are required (see --help)\n");
     return CLI_EXIT_USAGE;

@@ -31,34 +31,22 @@ static void usage(FILE *out) {
 }
 
 int cli_perplexity(int argc, char **argv) {
-  const char *model_dir = NULL, *file = NULL, *adapter_dir = NULL, *mode_arg = NULL, *tok_path = NULL, *v;
+  const char *model_dir = NULL, *file = NULL, *adapter_dir = NULL, *tok_path = NULL;
   long ctx = 0, stride = 0, threads = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    int bad = 0;
-    if (cli_is_help(a)) {
-      usage(stdout);
-      return CLI_EXIT_OK;
-    } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) bad = !(model_dir = cli_value("perplexity", argc, argv, &i));
-    else if (!strcmp(a, "-f") || !strcmp(a, "--file")) bad = !(file = cli_value("perplexity", argc, argv, &i));
-    else if (!strcmp(a, "--tokenizer")) bad = !(tok_path = cli_value("perplexity", argc, argv, &i));
-    else if (!strcmp(a, "-a") || !strcmp(a, "--adapter")) bad = !(adapter_dir = cli_value("perplexity", argc, argv, &i));
-    else if (!strcmp(a, "--adapter-mode")) {
-      preft_adapter_mode tmp;
-      bad = !(mode_arg = cli_value("perplexity", argc, argv, &i)) || preft_adapter_mode_parse(mode_arg, &tmp) != 0;
-      if (bad && mode_arg) fprintf(stderr, "preft perplexity: --adapter-mode expects all or prefill\n");
-    } else if (!strcmp(a, "--ctx"))
-      bad = !(v = cli_value("perplexity", argc, argv, &i)) || cli_parse_int("perplexity", a, v, 2, 1 << 24, &ctx);
-    else if (!strcmp(a, "--stride"))
-      bad = !(v = cli_value("perplexity", argc, argv, &i)) || cli_parse_int("perplexity", a, v, 1, 1 << 24, &stride);
-    else if (!strcmp(a, "--threads"))
-      bad = !(v = cli_value("perplexity", argc, argv, &i)) || cli_parse_int("perplexity", a, v, 1, 1024, &threads);
-    else {
-      fprintf(stderr, "preft perplexity: unknown option '%s' (see --help)\n", a);
-      bad = 1;
-    }
-    if (bad) return CLI_EXIT_USAGE;
-  }
+  int mode_arg = -1;
+  const cli_opt opts[] = {
+      {"--model", "-m", CLI_STR, &model_dir},
+      {"--file", "-f", CLI_STR, &file},
+      {"--tokenizer", NULL, CLI_STR, &tok_path},
+      {"--adapter", "-a", CLI_STR, &adapter_dir},
+      {"--adapter-mode", NULL, CLI_MODE, &mode_arg},
+      {"--ctx", NULL, CLI_INT, &ctx, 2, 1 << 24},
+      {"--stride", NULL, CLI_INT, &stride, 1, 1 << 24},
+      {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      {NULL},
+  };
+  int pr = cli_parse("perplexity", argc, argv, opts, usage);
+  if (pr != 0) return cli_parse_exit(pr);
   if (!model_dir || !file) {
     fprintf(stderr, "preft perplexity: -m and -f are required (see --help)\n");
     return CLI_EXIT_USAGE;
@@ -95,8 +83,9 @@ int cli_perplexity(int argc, char **argv) {
   ids = preft_xmalloc(sizeof(int) * n);
   for (size_t i = 0; i < n; i++) ids[i] = tids[i];
   pool = preft_pool_create((int)threads);
-  preft_adapter_mode mode = adapter ? adapter->default_mode : PREFT_MODE_ALL;
-  if (mode_arg) preft_adapter_mode_parse(mode_arg, &mode);
+  preft_adapter_mode mode = mode_arg >= 0 ? (preft_adapter_mode)mode_arg
+                            : adapter       ? adapter->default_mode
+                                            : PREFT_MODE_ALL;
   double nll = 0, t0 = preft_now();
   long count = 0, prev_end = 0;
   long n_windows = n <= (size_t)ctx ? 1 : 1 + ((long)n - ctx + stride - 1) / stride;
