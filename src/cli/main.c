@@ -14,6 +14,7 @@ static const command commands[] = {
     {"generate", cli_generate, "generate text from a model (streams to stdout)"},
     {"logits", cli_logits, "write the logits of every position as float32 [T, vocab]"},
     {"perplexity", cli_perplexity, "per-token log-likelihood and perplexity of a text file"},
+    {"serve", cli_serve, "OpenAI-compatible HTTP server with per-request adapters"},
     {"bench", cli_bench, "benchmarks: rooflines, prefill and decode throughput"},
     {"make-model", cli_make_model, "write a random-weight model in Hugging Face layout"},
     {"tokenize", cli_tokenize, "text to token ids with a Hugging Face tokenizer"},

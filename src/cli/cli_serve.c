@@ -1,0 +1,206 @@
+/* cli_serve.c - `preft serve`: the OpenAI-compatible HTTP server over the
+ * serving engine, with every registered adapter selectable per request.
+ *
+ * Signals: SIGTERM and SIGINT start a graceful stop (no new connections,
+ * 503 for new requests on open ones, requests in flight finish, or are
+ * cancelled after --drain-timeout), then the process exits 0. Every thread
+ * is started with these signals blocked; the main thread takes them with
+ * sigwait, so no handler runs inside library code. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
+#include "base/log.h"
+#include "cli/cli.h"
+#include "engine/engine.h"
+#include "io/hf_config.h"
+#include "model/llama.h"
+#include "server/http_server.h"
+#include "text/tokenizer.h"
+
+#define MAX_ADAPTER_ARGS 256
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: preft serve -m DIR [options]\n\n"
+          "Serves the model over an OpenAI-compatible HTTP API: POST /v1/completions,\n"
+          "POST /v1/chat/completions (stream: true for server-sent events), GET /v1/models,\n"
+          "POST /v1/load_lora_adapter, POST /v1/unload_lora_adapter, GET /health, GET /metrics.\n"
+          "A request's \"model\" names the base model or a registered adapter; the extra\n"
+          "field \"adapter_mode\": \"all\" | \"prefill\" overrides the adapter's default.\n\n"
+          "  -m, --model DIR            Hugging Face model directory (its tokenizer, if any,\n"
+          "                             serves text prompts and chat)\n"
+          "  --tokenizer PATH           tokenizer to use instead of the model directory's\n"
+          "  --served-model-name NAME   the base model's id (default: the directory's name)\n"
+          "  --adapters DIR             register every adapter subdirectory of DIR (by name)\n"
+          "  --adapter NAME=PATH        register one adapter (repeatable)\n"
+          "  --host ADDR                address to bind (default 127.0.0.1, loopback only)\n"
+          "  --port N                   port (default 8080; 0 = any free port)\n"
+          "  --api-key KEY              require 'Authorization: Bearer KEY' on /v1/*\n"
+          "                             (default: $PREFT_API_KEY when set)\n"
+          "  --max-loaded-adapters N    adapters held in memory (default 64)\n"
+          "  --kv-cache-mb N            KV cache budget in MB (default 1024)\n"
+          "  --max-queue N              waiting requests before 429 (default 1024)\n"
+          "  --max-running N            sequences decoding at once (default 256)\n"
+          "  --max-step-tokens N        token rows per engine step (default 512)\n"
+          "  --max-model-len N          context per sequence (default: the model's)\n"
+          "  --max-body-mb N            largest request body (default 8)\n"
+          "  --drain-timeout S          on SIGTERM, cancel what is still running after S\n"
+          "                             seconds (default 30)\n"
+          "  --threads N                compute threads (default: all cores)\n"
+          "  -v, --verbose              log requests and engine events to stderr\n");
+}
+
+static bool has_tokenizer(const char *dir) {
+  char *a = preft_path_join(dir, "tokenizer.json"), *b = preft_path_join(dir, "vocab.txt");
+  bool yes = preft_file_exists(a) || preft_file_exists(b);
+  free(a);
+  free(b);
+  return yes;
+}
+
+/* The last path component of dir, without trailing slashes. */
+static char *dir_name(const char *dir) {
+  size_t n = strlen(dir);
+  while (n > 1 && dir[n - 1] == '/') n--;
+  size_t start = n;
+  while (start > 0 && dir[start - 1] != '/') start--;
+  char *s = preft_xmalloc(n - start + 1);
+  memcpy(s, dir + start, n - start);
+  s[n - start] = 0;
+  return s;
+}
+
+int cli_serve(int argc, char **argv) {
+  const char *model_dir = NULL, *tok_path = NULL, *name = NULL, *adapters_dir = NULL, *host = "127.0.0.1";
+  const char *api_key = getenv("PREFT_API_KEY"), *adapter_args[MAX_ADAPTER_ARGS], *v;
+  int n_adapter_args = 0;
+  long port = 8080, max_loaded = 0, kv_mb = 0, max_queue = 0, max_running = 0, step_tokens = 0, max_len = 0;
+  long body_mb = 8, drain_s = 30, threads = 0;
+  bool verbose = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int bad = 0;
+    if (cli_is_help(a)) {
+      usage(stdout);
+      return CLI_EXIT_OK;
+    } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) bad = !(model_dir = cli_value("serve", argc, argv, &i));
+    else if (!strcmp(a, "--tokenizer")) bad = !(tok_path = cli_value("serve", argc, argv, &i));
+    else if (!strcmp(a, "--served-model-name")) bad = !(name = cli_value("serve", argc, argv, &i));
+    else if (!strcmp(a, "--adapters")) bad = !(adapters_dir = cli_value("serve", argc, argv, &i));
+    else if (!strcmp(a, "--adapter")) {
+      if (!(v = cli_value("serve", argc, argv, &i))) return CLI_EXIT_USAGE;
+      if (!strchr(v, '=') || v[0] == '=' || !strchr(v, '=')[1] || n_adapter_args == MAX_ADAPTER_ARGS) {
+        fprintf(stderr, "preft serve: --adapter expects NAME=PATH (up to %d times), got '%s'\n", MAX_ADAPTER_ARGS, v);
+        return CLI_EXIT_USAGE;
+      }
+      adapter_args[n_adapter_args++] = v;
+    } else if (!strcmp(a, "--host")) bad = !(host = cli_value("serve", argc, argv, &i));
+    else if (!strcmp(a, "--api-key")) bad = !(api_key = cli_value("serve", argc, argv, &i));
+    else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) verbose = true;
+    else {
+      const struct {
+        const char *name;
+        long *dst, lo, hi;
+      } ints[] = {
+          {"--port", &port, 0, 65535},
+          {"--max-loaded-adapters", &max_loaded, 1, 1 << 20},
+          {"--kv-cache-mb", &kv_mb, 1, 1 << 24},
+          {"--max-queue", &max_queue, 1, 1 << 24},
+          {"--max-running", &max_running, 1, 1 << 16},
+          {"--max-step-tokens", &step_tokens, 1, 1 << 20},
+          {"--max-model-len", &max_len, 2, 1 << 24},
+          {"--max-body-mb", &body_mb, 1, 1024},
+          {"--drain-timeout", &drain_s, 0, 86400},
+          {"--threads", &threads, 1, 1024},
+      };
+      size_t k = 0;
+      while (k < sizeof ints / sizeof ints[0] && strcmp(a, ints[k].name) != 0) k++;
+      if (k == sizeof ints / sizeof ints[0]) {
+        fprintf(stderr, "preft serve: unknown option '%s' (see --help)\n", a);
+        return CLI_EXIT_USAGE;
+      }
+      bad = !(v = cli_value("serve", argc, argv, &i)) || cli_parse_int("serve", a, v, ints[k].lo, ints[k].hi, ints[k].dst);
+    }
+    if (bad) return CLI_EXIT_USAGE;
+  }
+  if (!model_dir) {
+    fprintf(stderr, "preft serve: -m DIR is required (see --help)\n");
+    return CLI_EXIT_USAGE;
+  }
+  if (verbose) preft_log_set_level(PREFT_LOG_INFO);
+
+  /* Block the stop signals before any thread starts, so that every thread
+   * inherits the mask and only sigwait below receives them. */
+  sigset_t stop_sigs;
+  sigemptyset(&stop_sigs);
+  sigaddset(&stop_sigs, SIGTERM);
+  sigaddset(&stop_sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  preft_error err;
+  preft_tokenizer *tok = NULL;
+  preft_model *m = NULL;
+  preft_engine *engine = NULL;
+  preft_server *server = NULL;
+  char *model_name = name ? preft_xstrdup(name) : dir_name(model_dir);
+  int rc = CLI_EXIT_ERROR;
+  preft_generation_config gen;
+  if (!tok_path && has_tokenizer(model_dir)) tok_path = model_dir;
+  if (tok_path && preft_tokenizer_load(&tok, tok_path, &err) != 0) goto fail;
+  if (preft_model_load(&m, model_dir, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0) goto fail;
+  preft_engine_config ec = {.threads = (int)threads, .kv_cache_mb = (size_t)kv_mb, .max_running = (int)max_running,
+                            .max_step_tokens = (int)step_tokens, .max_queue = (int)max_queue,
+                            .max_loaded_adapters = (int)max_loaded, .max_context = (int)max_len};
+  int max_context = max_len > 0 ? (int)max_len : m->cfg.max_pos;
+  if (preft_engine_create(&engine, m, &ec, &err) != 0) goto fail; /* owns the model from here */
+  m = NULL;
+  int n_adapters = 0;
+  if (adapters_dir) {
+    int n = preft_engine_add_adapter_dir(engine, adapters_dir, &err);
+    if (n < 0) goto fail;
+    n_adapters += n;
+  }
+  for (int i = 0; i < n_adapter_args; i++) {
+    const char *eq = strchr(adapter_args[i], '=');
+    char *an = preft_xmalloc((size_t)(eq - adapter_args[i]) + 1);
+    memcpy(an, adapter_args[i], (size_t)(eq - adapter_args[i]));
+    an[eq - adapter_args[i]] = 0;
+    int arc = !strcmp(an, model_name) ? preft_fail(&err, "adapter name '%s' is the base model's name", an)
+                                      : preft_engine_add_adapter(engine, an, eq + 1, &err);
+    free(an);
+    if (arc != 0) goto fail;
+    n_adapters++;
+  }
+  preft_server_config sc = {.host = host, .port = (int)port, .api_key = api_key, .model_name = model_name,
+                            .max_body = (size_t)body_mb << 20, .max_context = max_context};
+  if (preft_server_start(&server, engine, tok, &gen, &sc, &err) != 0) goto fail;
+  bool v6 = strchr(host, ':') != NULL;
+  fprintf(stderr, "preft serve: listening on http://%s%s%s:%d (model '%s', %d adapters%s)\n", v6 ? "[" : "", host,
+          v6 ? "]" : "", preft_server_port(server), model_name, n_adapters, sc.api_key && *sc.api_key ? ", API key required" : "");
+  fflush(stderr);
+
+  int sig = 0;
+  while (sigwait(&stop_sigs, &sig) != 0) {
+  }
+  fprintf(stderr, "preft serve: %s received, draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  int cancelled = preft_server_drain(server, (double)drain_s);
+  preft_engine_drain(engine);
+  preft_server_stop(server);
+  server = NULL;
+  fprintf(stderr, "preft serve: stopped (%d requests cancelled at the drain timeout)\n", cancelled);
+  rc = CLI_EXIT_OK;
+  goto done;
+fail:
+  fprintf(stderr, "preft serve: %s\n", err.msg);
+done:
+  preft_server_stop(server);
+  preft_engine_free(engine);
+  preft_model_free(m);
+  preft_tokenizer_free(tok);
+  free(model_name);
+  return rc;
+}

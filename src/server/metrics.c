@@ -1,0 +1,85 @@
+/* metrics.c - GET /metrics: the engine's statistics and the HTTP layer's
+ * counters in the Prometheus text exposition format (version 0.0.4).
+ *
+ * Besides the engine's numbers it exports the two costs of the HTTP layer
+ * that docs/PERFORMANCE.md compares with step time: time spent in the
+ * engine callback (on the engine thread: decoding, stop strings, queueing)
+ * and CPU time of the connection threads (parsing, tokenizing, JSON, SSE,
+ * socket writes). */
+#include <stdio.h>
+#include <string.h>
+
+#include "server/server_int.h"
+
+const int srv_status_codes[SRV_N_STATUS] = {200, 400, 401, 404, 405, 413, 429, 499, 500, 503, 0};
+
+static void head(srv_buf *b, const char *name, const char *type, const char *help) {
+  srv_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void hist(srv_buf *b, const char *name, const char *help, const double *bounds, const long *counts, double sum,
+                 long count) {
+  head(b, name, "histogram", help);
+  for (int i = 0; i < PREFT_HIST_BUCKETS; i++) srv_buf_printf(b, "%s_bucket{le=\"%g\"} %ld\n", name, bounds[i], counts[i]);
+  srv_buf_printf(b, "%s_bucket{le=\"+Inf\"} %ld\n%s_sum %.9g\n%s_count %ld\n", name, counts[PREFT_HIST_BUCKETS], name,
+                 sum, name, count);
+}
+
+void srv_route_metrics(preft_server *s, srv_reply *r) {
+  preft_engine_stats st;
+  memset(&st, 0, sizeof st);
+  preft_engine_get_stats(s->engine, &st);
+  srv_buf *b = &r->body;
+  r->status = 200;
+  r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+
+  head(b, "preft_requests_total", "counter", "Engine requests finished, by outcome.");
+  srv_buf_printf(b, "preft_requests_total{status=\"ok\"} %ld\n", st.requests_ok);
+  srv_buf_printf(b, "preft_requests_total{status=\"error\"} %ld\n", st.requests_error);
+  srv_buf_printf(b, "preft_requests_total{status=\"cancelled\"} %ld\n", st.requests_cancelled);
+
+  head(b, "preft_http_requests_total", "counter", "HTTP requests answered, by status code.");
+  for (int i = 0; i < SRV_N_STATUS; i++) {
+    long v = atomic_load(&s->status_count[i]);
+    if (srv_status_codes[i]) srv_buf_printf(b, "preft_http_requests_total{code=\"%d\"} %ld\n", srv_status_codes[i], v);
+    else srv_buf_printf(b, "preft_http_requests_total{code=\"other\"} %ld\n", v);
+  }
+
+  static const char *modes[2] = {"all", "prefill"};
+  head(b, "preft_prompt_tokens_total", "counter", "Prompt tokens processed, by adapter mode (base model counts as all).");
+  for (int m = 0; m < 2; m++) srv_buf_printf(b, "preft_prompt_tokens_total{mode=\"%s\"} %ld\n", modes[m], st.prompt_tokens[m]);
+  head(b, "preft_generation_tokens_total", "counter", "Tokens generated, by adapter mode (base model counts as all).");
+  for (int m = 0; m < 2; m++)
+    srv_buf_printf(b, "preft_generation_tokens_total{mode=\"%s\"} %ld\n", modes[m], st.generated_tokens[m]);
+
+  head(b, "preft_queue_depth", "gauge", "Requests waiting to be scheduled.");
+  srv_buf_printf(b, "preft_queue_depth %d\n", st.waiting);
+  head(b, "preft_running_sequences", "gauge", "Sequences being prefilled or decoded.");
+  srv_buf_printf(b, "preft_running_sequences %d\n", st.running);
+  head(b, "preft_kv_blocks", "gauge", "KV-cache blocks by state (cached: kept for prefix reuse, evictable).");
+  srv_buf_printf(b, "preft_kv_blocks{state=\"used\"} %d\n", st.kv_blocks_used);
+  srv_buf_printf(b, "preft_kv_blocks{state=\"free\"} %d\n", st.kv_blocks_free);
+  srv_buf_printf(b, "preft_kv_blocks{state=\"cached\"} %d\n", st.kv_blocks_cached);
+  head(b, "preft_adapters_loaded", "gauge", "Adapters loaded in memory.");
+  srv_buf_printf(b, "preft_adapters_loaded %d\n", st.adapters_loaded);
+  head(b, "preft_adapters_registered", "gauge", "Adapters registered (loaded on first use).");
+  srv_buf_printf(b, "preft_adapters_registered %d\n", st.adapters_registered);
+  head(b, "preft_steps_total", "counter", "Engine steps run.");
+  srv_buf_printf(b, "preft_steps_total %ld\n", st.steps);
+  head(b, "preft_preemptions_total", "counter", "Sequences preempted for KV-cache space.");
+  srv_buf_printf(b, "preft_preemptions_total %ld\n", st.preemptions);
+  head(b, "preft_prefix_cache_hit_tokens_total", "counter", "Prompt tokens served from the prefix cache.");
+  srv_buf_printf(b, "preft_prefix_cache_hit_tokens_total %ld\n", st.prefix_hit_tokens);
+
+  hist(b, "preft_step_seconds", "Duration of an engine step.", st.hist_bounds, st.step_hist, st.step_seconds_sum,
+       st.step_hist[PREFT_HIST_BUCKETS]);
+  hist(b, "preft_time_to_first_token_seconds", "Time from submission to the first token.", st.hist_bounds,
+       st.ttft_hist, st.ttft_seconds_sum, st.ttft_count);
+
+  head(b, "preft_http_engine_callback_seconds_total", "counter",
+       "Engine-thread time in the HTTP layer's token callback (decode, stop strings, queueing).");
+  srv_buf_printf(b, "preft_http_engine_callback_seconds_total %.9f\n", atomic_load(&s->cb_nanos) * 1e-9);
+  head(b, "preft_http_cpu_seconds_total", "counter",
+       "CPU time of connection threads for finished requests (parse, tokenize, JSON, SSE, writes).");
+  srv_buf_printf(b, "preft_http_cpu_seconds_total %.9f\n", atomic_load(&s->http_cpu_nanos) * 1e-9);
+}

@@ -1,0 +1,738 @@
+/* openai_routes.c - the OpenAI-compatible endpoints: completions and chat
+ * completions (whole responses and server-sent events), the model list, and
+ * vLLM's adapter load/unload endpoints.
+ *
+ * One HTTP generation request becomes prompts x n engine requests (its
+ * "choices", numbered prompt-major: choice = prompt * n + k) sharing one
+ * srv_job. Choice k of a prompt samples with seed + k when the request gives
+ * a seed, so n > 1 with temperature > 0 gives n different samples that are
+ * each reproducible. Text is decoded and stop strings are matched on the
+ * engine thread (sse.c); JSON is formatted here, on the connection thread.
+ */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/error.h"
+#include "model/adapter.h"
+#include "server/server_int.h"
+
+/* ---- replies ------------------------------------------------------------------------- */
+
+void srv_reply_error(srv_reply *r, const srv_api_error *e) {
+  r->status = e->status;
+  r->content_type = "application/json";
+  srv_buf_reset(&r->body);
+  srv_error_json(e, &r->body);
+}
+
+static void reply_text(srv_reply *r, int status, const char *text) {
+  r->status = status;
+  r->content_type = "text/plain; charset=utf-8";
+  srv_buf_reset(&r->body);
+  srv_buf_puts(&r->body, text);
+}
+
+static uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+static uint64_t fresh_u64(preft_server *s) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return splitmix64(atomic_fetch_add(&s->next_id, 1) ^ ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec);
+}
+
+/* ---- one generation -------------------------------------------------------------- */
+
+typedef struct choice_out {
+  int prompt;
+  bool done, role_sent, stop_string;
+  preft_finish_reason finish;
+  int completion_tokens;
+  char *error;
+  /* accumulated for whole (non-streamed) responses */
+  srv_buf text;
+  int *ids;
+  float *lp;
+  size_t *offsets;
+  int *n_top;
+  int *top_ids;  /* [n_ids][PREFT_MAX_TOP_LOGPROBS] */
+  float *top_lp; /* [n_ids][PREFT_MAX_TOP_LOGPROBS] */
+  int n_ids, cap;
+} choice_out;
+
+struct srv_gen {
+  preft_server *s;
+  srv_gen *prev, *next; /* the server's list of live generations */
+  srv_gen_request req;
+  srv_job *job;
+  int fd;
+  char id[48];
+  long created;
+  char *model_id;
+  int n_choices, n_done;
+  int *prompt_len; /* [n_prompts] */
+  choice_out *out; /* [n_choices] */
+  /* streaming */
+  srv_buf sse;
+  size_t sse_pos;
+  bool stream_done;
+};
+
+static const char *finish_name(const choice_out *o) {
+  switch (o->finish) {
+  case PREFT_FINISH_STOP: return "stop";
+  case PREFT_FINISH_LENGTH: return "length";
+  case PREFT_FINISH_CANCELLED: return "abort";
+  case PREFT_FINISH_ERROR: return "error";
+  default: return NULL;
+  }
+}
+
+/* The text of one token for logprobs: its own decoding (special tokens
+ * included), or "token_id:N" without a tokenizer (vLLM's spelling). */
+static void token_str(const preft_server *s, int id, srv_buf *out) {
+  char *t = NULL;
+  size_t len;
+  int32_t i32 = id;
+  preft_error err;
+  if (s->tok && id >= 0 && preft_tokenizer_decode(s->tok, &i32, 1, PREFT_DECODE_NO_CLEANUP, &t, &len, &err) == 0) {
+    srv_buf_put(out, t, len);
+    free(t);
+    return;
+  }
+  srv_buf_printf(out, "token_id:%d", id);
+}
+
+static void json_token(const preft_server *s, int id, srv_buf *b, srv_buf *tmp) {
+  srv_buf_reset(tmp);
+  token_str(s, id, tmp);
+  srv_buf_json_str(b, tmp->p, tmp->len);
+}
+
+/* The bytes of a token's text as a JSON array (chat logprobs). */
+static void json_token_bytes(const preft_server *s, int id, srv_buf *b, srv_buf *tmp) {
+  srv_buf_reset(tmp);
+  token_str(s, id, tmp);
+  srv_buf_put(b, "[", 1);
+  for (size_t i = 0; i < tmp->len; i++) srv_buf_printf(b, i ? ",%u" : "%u", (unsigned char)tmp->p[i]);
+  srv_buf_put(b, "]", 1);
+}
+
+/* Completions' legacy logprobs object for tokens [0, n). */
+static void json_logprobs_legacy(const srv_gen *g, const int *ids, const float *lp, const size_t *off,
+                                 const int *n_top, const int *top_ids, const float *top_lp, int n, srv_buf *b) {
+  srv_buf tmp = {0};
+  int k = g->req.logprobs;
+  srv_buf_puts(b, "{\"tokens\":[");
+  for (int i = 0; i < n; i++) {
+    if (i) srv_buf_put(b, ",", 1);
+    json_token(g->s, ids[i], b, &tmp);
+  }
+  srv_buf_puts(b, "],\"token_logprobs\":[");
+  for (int i = 0; i < n; i++) {
+    if (i) srv_buf_put(b, ",", 1);
+    srv_buf_json_num(b, lp[i]);
+  }
+  srv_buf_puts(b, "],\"top_logprobs\":[");
+  for (int i = 0; i < n; i++) {
+    srv_buf_puts(b, i ? ",{" : "{");
+    int m = n_top[i] < k ? n_top[i] : k;
+    for (int t = 0; t < m; t++) {
+      if (t) srv_buf_put(b, ",", 1);
+      json_token(g->s, top_ids[i * PREFT_MAX_TOP_LOGPROBS + t], b, &tmp);
+      srv_buf_put(b, ":", 1);
+      srv_buf_json_num(b, top_lp[i * PREFT_MAX_TOP_LOGPROBS + t]);
+    }
+    srv_buf_put(b, "}", 1);
+  }
+  srv_buf_puts(b, "],\"text_offset\":[");
+  for (int i = 0; i < n; i++) srv_buf_printf(b, i ? ",%zu" : "%zu", off[i]);
+  srv_buf_puts(b, "]}");
+  srv_buf_free(&tmp);
+}
+
+/* Chat's logprobs object {"content": [...]} for tokens [0, n). */
+static void json_logprobs_chat(const srv_gen *g, const int *ids, const float *lp, const int *n_top,
+                               const int *top_ids, const float *top_lp, int n, srv_buf *b) {
+  srv_buf tmp = {0};
+  int k = g->req.logprobs;
+  srv_buf_puts(b, "{\"content\":[");
+  for (int i = 0; i < n; i++) {
+    srv_buf_puts(b, i ? ",{\"token\":" : "{\"token\":");
+    json_token(g->s, ids[i], b, &tmp);
+    srv_buf_puts(b, ",\"logprob\":");
+    srv_buf_json_num(b, lp[i]);
+    srv_buf_puts(b, ",\"bytes\":");
+    json_token_bytes(g->s, ids[i], b, &tmp);
+    srv_buf_puts(b, ",\"top_logprobs\":[");
+    int m = n_top[i] < k ? n_top[i] : k;
+    for (int t = 0; t < m; t++) {
+      int id = top_ids[i * PREFT_MAX_TOP_LOGPROBS + t];
+      srv_buf_puts(b, t ? ",{\"token\":" : "{\"token\":");
+      json_token(g->s, id, b, &tmp);
+      srv_buf_puts(b, ",\"logprob\":");
+      srv_buf_json_num(b, top_lp[i * PREFT_MAX_TOP_LOGPROBS + t]);
+      srv_buf_puts(b, ",\"bytes\":");
+      json_token_bytes(g->s, id, b, &tmp);
+      srv_buf_put(b, "}", 1);
+    }
+    srv_buf_puts(b, "]}");
+  }
+  srv_buf_puts(b, "]}");
+  srv_buf_free(&tmp);
+}
+
+static bool shows_ids(const srv_gen *g) { return g->req.return_token_ids || !g->s->tok; }
+
+static void json_usage(const srv_gen *g, srv_buf *b) {
+  long prompt = 0, completion = 0;
+  for (int i = 0; i < g->req.n_prompts; i++) prompt += g->prompt_len[i];
+  for (int i = 0; i < g->n_choices; i++) completion += g->out[i].completion_tokens;
+  srv_buf_printf(b, "{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld}", prompt, completion,
+                 prompt + completion);
+}
+
+static void json_head(const srv_gen *g, srv_buf *b, const char *object) {
+  srv_buf_printf(b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":", g->id, object, g->created);
+  srv_buf_json_str(b, g->model_id, strlen(g->model_id));
+}
+
+/* ---- streaming ------------------------------------------------------------------------- */
+
+static void sse_error(srv_gen *g, const char *msg) {
+  srv_api_error e;
+  srv_fail(&e, 500, "server_error", NULL, NULL, "%s", msg);
+  srv_buf_puts(&g->sse, "data: ");
+  srv_error_json(&e, &g->sse);
+  srv_buf_puts(&g->sse, "\n\n");
+}
+
+/* One SSE chunk for an event (nothing when it would carry nothing new). */
+static void sse_event(srv_gen *g, const srv_event *ev) {
+  choice_out *o = &g->out[ev->choice];
+  bool chat = g->req.kind == SRV_CHAT, final = ev->finish != PREFT_FINISH_NONE;
+  bool has_token = ev->token >= 0 && !ev->after_stop;
+  bool with_lp = has_token && g->req.logprobs >= 0, with_ids = has_token && shows_ids(g);
+  if (final) {
+    o->done = true;
+    o->finish = ev->finish;
+    o->stop_string = ev->stop_string;
+    o->completion_tokens = ev->completion_tokens;
+    g->n_done++;
+    if (ev->finish == PREFT_FINISH_ERROR) {
+      sse_error(g, ev->error);
+      return;
+    }
+  }
+  bool role = chat && !o->role_sent;
+  if (!final && !role && !ev->text_len && !with_lp && !with_ids) return;
+  srv_buf *b = &g->sse;
+  srv_buf_puts(b, "data: ");
+  json_head(g, b, chat ? "chat.completion.chunk" : "text_completion");
+  srv_buf_printf(b, ",\"choices\":[{\"index\":%d,", ev->choice);
+  if (chat) {
+    srv_buf_puts(b, "\"delta\":{");
+    if (role) srv_buf_puts(b, "\"role\":\"assistant\",");
+    o->role_sent = true;
+    srv_buf_puts(b, "\"content\":");
+    srv_buf_json_str(b, ev->text ? ev->text : "", ev->text_len);
+    srv_buf_puts(b, "},");
+  } else {
+    srv_buf_puts(b, "\"text\":");
+    srv_buf_json_str(b, ev->text ? ev->text : "", ev->text_len);
+    srv_buf_put(b, ",", 1);
+  }
+  srv_buf_puts(b, "\"logprobs\":");
+  if (with_lp) {
+    int n_top = ev->n_top;
+    if (chat) json_logprobs_chat(g, &ev->token, &ev->logprob, &n_top, ev->top_ids, ev->top_logprobs, 1, b);
+    else
+      json_logprobs_legacy(g, &ev->token, &ev->logprob, &ev->text_offset, &n_top, ev->top_ids, ev->top_logprobs, 1,
+                           b);
+  } else {
+    srv_buf_puts(b, "null");
+  }
+  srv_buf_puts(b, ",\"finish_reason\":");
+  const char *fr = final ? finish_name(o) : NULL;
+  if (fr) srv_buf_printf(b, "\"%s\"", fr);
+  else srv_buf_puts(b, "null");
+  if (with_ids) srv_buf_printf(b, ",\"token_ids\":[%d]", ev->token);
+  srv_buf_puts(b, "}]}\n\n");
+}
+
+static void sse_finish(srv_gen *g) {
+  if (g->req.include_usage) {
+    srv_buf_puts(&g->sse, "data: ");
+    json_head(g, &g->sse, g->req.kind == SRV_CHAT ? "chat.completion.chunk" : "text_completion");
+    srv_buf_puts(&g->sse, ",\"choices\":[],\"usage\":");
+    json_usage(g, &g->sse);
+    srv_buf_puts(&g->sse, "}\n\n");
+  }
+  srv_buf_puts(&g->sse, "data: [DONE]\n\n");
+  g->stream_done = true;
+}
+
+ssize_t srv_gen_read(srv_gen *g, char *buf, size_t max) {
+  while (g->sse_pos == g->sse.len) {
+    if (g->stream_done) return 0;
+    srv_buf_reset(&g->sse);
+    g->sse_pos = 0;
+    srv_event *ev;
+    size_t n;
+    int rc = srv_job_take(g->job, g->fd, &ev, &n);
+    if (rc == SRV_TAKE_HUNG_UP) {
+      srv_job_cancel(g->job);
+      return -1;
+    }
+    for (size_t i = 0; i < n; i++) sse_event(g, &ev[i]);
+    srv_events_free(ev, n);
+    if (rc == SRV_TAKE_ALL_DONE || g->n_done == g->n_choices) sse_finish(g);
+  }
+  size_t k = g->sse.len - g->sse_pos;
+  if (k > max) k = max;
+  memcpy(buf, g->sse.p + g->sse_pos, k);
+  g->sse_pos += k;
+  return (ssize_t)k;
+}
+
+/* ---- whole responses ---------------------------------------------------------------- */
+
+static void accumulate(srv_gen *g, const srv_event *ev) {
+  choice_out *o = &g->out[ev->choice];
+  if (ev->text_len) srv_buf_put(&o->text, ev->text, ev->text_len);
+  if (ev->token >= 0 && !ev->after_stop) {
+    if (o->n_ids == o->cap) {
+      o->cap = o->cap ? 2 * o->cap : 64;
+      o->ids = preft_xrealloc(o->ids, sizeof(int) * (size_t)o->cap);
+      if (g->req.logprobs >= 0) {
+        o->lp = preft_xrealloc(o->lp, sizeof(float) * (size_t)o->cap);
+        o->offsets = preft_xrealloc(o->offsets, sizeof(size_t) * (size_t)o->cap);
+        o->n_top = preft_xrealloc(o->n_top, sizeof(int) * (size_t)o->cap);
+        o->top_ids = preft_xrealloc(o->top_ids, sizeof(int) * PREFT_MAX_TOP_LOGPROBS * (size_t)o->cap);
+        o->top_lp = preft_xrealloc(o->top_lp, sizeof(float) * PREFT_MAX_TOP_LOGPROBS * (size_t)o->cap);
+      }
+    }
+    int i = o->n_ids++;
+    o->ids[i] = ev->token;
+    if (g->req.logprobs >= 0) {
+      o->lp[i] = ev->logprob;
+      o->offsets[i] = ev->text_offset;
+      o->n_top[i] = ev->n_top;
+      memcpy(o->top_ids + (size_t)i * PREFT_MAX_TOP_LOGPROBS, ev->top_ids, sizeof(int) * (size_t)ev->n_top);
+      memcpy(o->top_lp + (size_t)i * PREFT_MAX_TOP_LOGPROBS, ev->top_logprobs, sizeof(float) * (size_t)ev->n_top);
+    }
+  }
+  if (ev->finish != PREFT_FINISH_NONE) {
+    o->done = true;
+    o->finish = ev->finish;
+    o->stop_string = ev->stop_string;
+    o->completion_tokens = ev->completion_tokens;
+    if (ev->error && !o->error) o->error = preft_xstrdup(ev->error);
+    g->n_done++;
+  }
+}
+
+static void whole_response(srv_gen *g, srv_buf *b) {
+  bool chat = g->req.kind == SRV_CHAT;
+  json_head(g, b, chat ? "chat.completion" : "text_completion");
+  srv_buf_puts(b, ",\"choices\":[");
+  for (int i = 0; i < g->n_choices; i++) {
+    choice_out *o = &g->out[i];
+    srv_buf_printf(b, "%s{\"index\":%d,", i ? "," : "", i);
+    if (chat) {
+      srv_buf_puts(b, "\"message\":{\"role\":\"assistant\",\"content\":");
+      srv_buf_json_str(b, o->text.p ? o->text.p : "", o->text.len);
+      srv_buf_puts(b, "},");
+    } else {
+      srv_buf_puts(b, "\"text\":");
+      srv_buf_json_str(b, o->text.p ? o->text.p : "", o->text.len);
+      srv_buf_put(b, ",", 1);
+    }
+    srv_buf_puts(b, "\"logprobs\":");
+    if (g->req.logprobs >= 0 && chat)
+      json_logprobs_chat(g, o->ids, o->lp, o->n_top, o->top_ids, o->top_lp, o->n_ids, b);
+    else if (g->req.logprobs >= 0)
+      json_logprobs_legacy(g, o->ids, o->lp, o->offsets, o->n_top, o->top_ids, o->top_lp, o->n_ids, b);
+    else
+      srv_buf_puts(b, "null");
+    const char *fr = finish_name(o);
+    srv_buf_printf(b, ",\"finish_reason\":\"%s\"", fr ? fr : "stop");
+    if (shows_ids(g)) {
+      srv_buf_puts(b, ",\"token_ids\":[");
+      for (int t = 0; t < o->n_ids; t++) srv_buf_printf(b, t ? ",%d" : "%d", o->ids[t]);
+      srv_buf_put(b, "]", 1);
+    }
+    srv_buf_put(b, "}", 1);
+  }
+  srv_buf_puts(b, "],\"usage\":");
+  json_usage(g, b);
+  srv_buf_put(b, "}", 1);
+}
+
+/* ---- setting a generation up ------------------------------------------------------- */
+
+static void gen_register(preft_server *s, srv_gen *g) {
+  pthread_mutex_lock(&s->mu);
+  g->next = s->gens;
+  if (s->gens) s->gens->prev = g;
+  s->gens = g;
+  s->n_gens++;
+  pthread_mutex_unlock(&s->mu);
+}
+
+int srv_cancel_all(preft_server *s) {
+  int n = 0;
+  pthread_mutex_lock(&s->mu);
+  for (srv_gen *g = s->gens; g; g = g->next, n++)
+    if (g->job) srv_job_cancel(g->job);
+  pthread_mutex_unlock(&s->mu);
+  return n;
+}
+
+void srv_gen_free(srv_gen *g) {
+  if (!g) return;
+  preft_server *s = g->s;
+  pthread_mutex_lock(&s->mu);
+  if (g->prev) g->prev->next = g->next;
+  else s->gens = g->next;
+  if (g->next) g->next->prev = g->prev;
+  pthread_mutex_unlock(&s->mu);
+  srv_job_free(g->job); /* cancels and waits for the engine's final callbacks */
+  pthread_mutex_lock(&s->mu);
+  s->n_gens--;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  for (int i = 0; i < g->n_choices; i++) {
+    choice_out *o = &g->out[i];
+    srv_buf_free(&o->text);
+    free(o->ids);
+    free(o->lp);
+    free(o->offsets);
+    free(o->n_top);
+    free(o->top_ids);
+    free(o->top_lp);
+    free(o->error);
+  }
+  free(g->out);
+  free(g->prompt_len);
+  free(g->model_id);
+  srv_buf_free(&g->sse);
+  srv_gen_request_free(&g->req);
+  free(g);
+}
+
+/* Token ids of every prompt (tokenizing text, rendering the chat template),
+ * checked against the vocabulary and the context. */
+static int prompt_ids(preft_server *s, srv_gen_request *r, srv_api_error *e) {
+  if (r->kind == SRV_CHAT) {
+    if (!s->tok) return srv_bad(e, "messages", "this model has no tokenizer, so chat is not available");
+    if (!preft_tokenizer_chat_template(s->tok))
+      return srv_bad(e, "messages", "this model's tokenizer has no chat template; use /v1/completions");
+    char *text = NULL;
+    preft_error err;
+    if (preft_chat_template_render(s->tok, r->chat_json, r->add_generation_prompt, &text, &err) != 0)
+      return srv_bad(e, "messages", "the chat template failed on these messages: %s", err.msg);
+    r->prompts = preft_xcalloc(1, sizeof *r->prompts);
+    r->n_prompts = 1;
+    r->prompts[0].text = text;
+  }
+  for (int i = 0; i < r->n_prompts; i++) {
+    srv_prompt *p = &r->prompts[i];
+    const char *param = r->kind == SRV_CHAT ? "messages" : "prompt";
+    if (p->text) {
+      if (!s->tok) return srv_bad(e, param, "this model has no tokenizer; send the prompt as an array of token ids");
+      int32_t *ids;
+      size_t n;
+      preft_error err;
+      /* A rendered chat template already holds its special tokens. */
+      if (preft_tokenizer_encode(s->tok, p->text, strlen(p->text), r->kind != SRV_CHAT, &ids, &n, &err) != 0)
+        return srv_bad(e, param, "the prompt cannot be tokenized: %s", err.msg);
+      p->ids = preft_xmalloc(sizeof(int) * (n ? n : 1));
+      for (size_t k = 0; k < n; k++) p->ids[k] = ids[k];
+      p->n_ids = (int)n;
+      free(ids);
+    }
+    if (p->n_ids == 0) return srv_bad(e, param, "the prompt is empty (no tokens)");
+    for (int k = 0; k < p->n_ids; k++)
+      if (p->ids[k] >= s->vocab)
+        return srv_bad(e, param, "token id %d at position %d is outside the vocabulary (size %d)", p->ids[k], k,
+                       s->vocab);
+    if (p->n_ids >= s->max_context)
+      return srv_fail(e, 400, "invalid_request_error", "context_length_exceeded", param,
+                      "This model's maximum context length is %d tokens; the prompt has %d tokens, which leaves no "
+                      "room for a completion",
+                      s->max_context, p->n_ids);
+    if (r->max_tokens > 0 && (long)p->n_ids + r->max_tokens > s->max_context)
+      return srv_fail(e, 400, "invalid_request_error", "context_length_exceeded", "max_tokens",
+                      "This model's maximum context length is %d tokens. However, you requested %ld tokens (%d in "
+                      "the prompt, %d in the completion). Please reduce the prompt or max_tokens",
+                      s->max_context, (long)p->n_ids + r->max_tokens, p->n_ids, r->max_tokens);
+  }
+  return 0;
+}
+
+static int submit_error(preft_server *s, int rc, const preft_error *err, srv_api_error *e, const srv_gen *g) {
+  if (rc == PREFT_SUBMIT_BUSY && atomic_load(&s->draining))
+    return srv_fail(e, 503, "server_error", "server_draining", NULL, "the server is shutting down");
+  if (rc == PREFT_SUBMIT_BUSY)
+    return srv_fail(e, 429, "rate_limit_error", "queue_full", NULL, "the server's request queue is full: %s",
+                    err->msg);
+  if (rc == PREFT_SUBMIT_NO_ADAPTER)
+    return srv_fail(e, 404, "invalid_request_error", "model_not_found", "model", "The model '%s' does not exist",
+                    g->model_id);
+  return srv_bad(e, NULL, "%s", err->msg);
+}
+
+/* Waits for the first events of a stream before answering, so that a
+ * request that fails at once (an adapter whose files do not load) gets an
+ * error status instead of a 200 stream holding an error. */
+static int stream_start(srv_gen *g, srv_api_error *e) {
+  srv_event *ev;
+  size_t n;
+  int rc = srv_job_take(g->job, g->fd, &ev, &n);
+  if (rc == SRV_TAKE_HUNG_UP) {
+    srv_job_cancel(g->job);
+    return srv_fail(e, 499, "invalid_request_error", NULL, NULL, "the client closed the connection");
+  }
+  const char *error = NULL;
+  int n_err = 0;
+  for (size_t i = 0; i < n; i++)
+    if (ev[i].finish == PREFT_FINISH_ERROR) {
+      n_err++;
+      error = ev[i].error;
+    }
+  if (n_err == g->n_choices) {
+    srv_fail(e, 500, "server_error", NULL, NULL, "%s", error ? error : "generation failed");
+    srv_events_free(ev, n);
+    return -1;
+  }
+  for (size_t i = 0; i < n; i++) sse_event(g, &ev[i]);
+  srv_events_free(ev, n);
+  if (rc == SRV_TAKE_ALL_DONE || g->n_done == g->n_choices) sse_finish(g);
+  return 0;
+}
+
+static int wait_whole(srv_gen *g, srv_api_error *e) {
+  for (;;) {
+    srv_event *ev;
+    size_t n;
+    int rc = srv_job_take(g->job, g->fd, &ev, &n);
+    if (rc == SRV_TAKE_HUNG_UP) {
+      srv_job_cancel(g->job);
+      return srv_fail(e, 499, "invalid_request_error", NULL, NULL, "the client closed the connection");
+    }
+    for (size_t i = 0; i < n; i++) accumulate(g, &ev[i]);
+    srv_events_free(ev, n);
+    if (rc == SRV_TAKE_ALL_DONE || g->n_done == g->n_choices) break;
+  }
+  for (int i = 0; i < g->n_choices; i++)
+    if (g->out[i].finish == PREFT_FINISH_ERROR)
+      return srv_fail(e, 500, "server_error", NULL, NULL, "%s",
+                      g->out[i].error ? g->out[i].error : "generation failed");
+  return 0;
+}
+
+void srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_reply *r) {
+  srv_api_error e;
+  if (atomic_load(&s->draining)) {
+    srv_fail(&e, 503, "server_error", "server_draining", NULL, "the server is shutting down");
+    srv_reply_error(r, &e);
+    return;
+  }
+  srv_gen *g = preft_xcalloc(1, sizeof *g);
+  g->s = s;
+  g->fd = c->fd;
+  g->created = (long)time(NULL);
+  gen_register(s, g);
+  if (srv_parse_gen_request(c->body.p, c->body.len, kind, &g->req, &e) != 0) goto fail;
+  srv_gen_request *q = &g->req;
+  const char *adapter = NULL;
+  if (q->model && strcmp(q->model, s->model_name) != 0) {
+    if (!preft_engine_has_adapter(s->engine, q->model)) {
+      srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model", "The model '%s' does not exist",
+               q->model);
+      goto fail;
+    }
+    adapter = q->model;
+  }
+  g->model_id = preft_xstrdup(q->model ? q->model : s->model_name);
+  snprintf(g->id, sizeof g->id, "%s-%016llx", kind == SRV_CHAT ? "chatcmpl" : "cmpl",
+           (unsigned long long)fresh_u64(s));
+  if (prompt_ids(s, q, &e) != 0) goto fail;
+
+  g->n_choices = q->n_prompts * q->n;
+  g->out = preft_xcalloc((size_t)g->n_choices, sizeof *g->out);
+  g->prompt_len = preft_xcalloc((size_t)q->n_prompts, sizeof *g->prompt_len);
+  for (int i = 0; i < q->n_prompts; i++) g->prompt_len[i] = q->prompts[i].n_ids;
+  srv_job *job = srv_job_new(s->engine, s->tok, g->n_choices, q->stop, q->n_stop, q->skip_special_tokens, &s->cb_nanos);
+  pthread_mutex_lock(&s->mu); /* srv_cancel_all reads g->job */
+  g->job = job;
+  pthread_mutex_unlock(&s->mu);
+
+  int stop_ids[3 * PREFT_MAX_EOS + SRV_MAX_STOP_IDS], n_stop_ids = 0;
+  if (!q->ignore_eos)
+    for (int i = 0; i < s->n_eos; i++) stop_ids[n_stop_ids++] = s->eos_ids[i];
+  for (int i = 0; i < q->n_stop_token_ids; i++) stop_ids[n_stop_ids++] = q->stop_token_ids[i];
+  preft_sampling samp = s->defaults;
+  if (q->has_temperature) samp.temperature = (float)q->temperature;
+  if (q->has_top_p) samp.top_p = (float)q->top_p;
+  if (q->has_top_k) samp.top_k = q->top_k;
+  if (q->has_min_p) samp.min_p = (float)q->min_p;
+  uint64_t seed = q->has_seed ? q->seed : fresh_u64(s);
+  for (int ci = 0; ci < g->n_choices; ci++) {
+    const srv_prompt *p = &q->prompts[ci / q->n];
+    int max_tokens = q->max_tokens > 0 ? q->max_tokens : s->max_context - p->n_ids;
+    if (q->max_tokens <= 0 && kind == SRV_COMPLETION && max_tokens > 16) max_tokens = 16; /* OpenAI's default */
+    preft_request_params rp = {.prompt = p->ids, .n_prompt = p->n_ids, .adapter = adapter,
+                               .adapter_mode = q->adapter_mode, .max_tokens = max_tokens, .sampling = samp,
+                               .stop_ids = stop_ids, .n_stop_ids = n_stop_ids,
+                               .logprobs = q->logprobs < 0 ? 0 : q->logprobs > 0 ? q->logprobs : 1};
+    rp.sampling.seed = seed + (uint64_t)(ci % q->n);
+    g->out[ci].prompt = ci / q->n;
+    preft_error err;
+    int rc = srv_job_submit(g->job, ci, &rp, &err);
+    if (rc != PREFT_SUBMIT_OK) {
+      submit_error(s, rc, &err, &e, g);
+      goto fail;
+    }
+  }
+  if (q->stream) {
+    if (stream_start(g, &e) != 0) goto fail;
+    r->status = 200;
+    r->content_type = "text/event-stream";
+    r->stream = g;
+    return;
+  }
+  if (wait_whole(g, &e) != 0) goto fail;
+  r->status = 200;
+  r->content_type = "application/json";
+  whole_response(g, &r->body);
+  srv_gen_free(g);
+  return;
+fail:
+  srv_reply_error(r, &e);
+  srv_gen_free(g);
+}
+
+/* ---- models ------------------------------------------------------------------------------ */
+
+typedef struct {
+  preft_server *s;
+  srv_buf *b;
+  const char *one; /* only this id */
+  int count;
+} models_ctx;
+
+static void model_json(models_ctx *m, const char *id, const char *root, const char *parent) {
+  srv_buf *b = m->b;
+  if (m->count++) srv_buf_put(b, ",", 1);
+  srv_buf_puts(b, "{\"id\":");
+  srv_buf_json_str(b, id, strlen(id));
+  srv_buf_printf(b, ",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"preft\",\"root\":", m->s->created);
+  srv_buf_json_str(b, root, strlen(root));
+  srv_buf_puts(b, ",\"parent\":");
+  if (parent) srv_buf_json_str(b, parent, strlen(parent));
+  else srv_buf_puts(b, "null");
+  srv_buf_printf(b, ",\"max_model_len\":%d}", m->s->max_context);
+}
+
+static void each_adapter(void *ctx, const char *name, const char *path, bool loaded) {
+  models_ctx *m = ctx;
+  if (!m->one || !strcmp(m->one, name)) model_json(m, name, path, m->s->model_name);
+}
+
+void srv_route_models(preft_server *s, const char *one, srv_reply *r) {
+  srv_buf items = {0};
+  models_ctx m = {.s = s, .b = &items, .one = one};
+  if (!one || !strcmp(one, s->model_name)) model_json(&m, s->model_name, s->model_name, NULL);
+  preft_engine_each_adapter(s->engine, each_adapter, &m);
+  r->content_type = "application/json";
+  if (one && m.count == 0) {
+    srv_api_error e;
+    srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model", "The model '%s' does not exist", one);
+    srv_reply_error(r, &e);
+  } else if (one) {
+    r->status = 200;
+    srv_buf_put(&r->body, items.p, items.len);
+  } else {
+    r->status = 200;
+    srv_buf_puts(&r->body, "{\"object\":\"list\",\"data\":[");
+    if (items.len) srv_buf_put(&r->body, items.p, items.len);
+    srv_buf_puts(&r->body, "]}");
+  }
+  srv_buf_free(&items);
+}
+
+/* ---- adapters (vLLM's runtime endpoints) -------------------------------------------- */
+
+static int adapter_name(const cJSON *root, const char **name, srv_api_error *e) {
+  if (srv_get_string(root, "lora_name", true, name, e) != 0) return -1;
+  size_t n = strlen(*name);
+  if (n == 0 || n > 256) return srv_bad(e, "lora_name", "'lora_name' must be 1 to 256 bytes long");
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)(*name)[i] < 0x20 || (*name)[i] == '/')
+      return srv_bad(e, "lora_name", "'lora_name' may not hold control characters or '/'");
+  return 0;
+}
+
+void srv_route_load_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
+  srv_api_error e;
+  cJSON *root = NULL;
+  const char *name, *path;
+  preft_error err;
+  char msg[600];
+  if (srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 || adapter_name(root, &name, &e) != 0 ||
+      srv_get_string(root, "lora_path", true, &path, &e) != 0)
+    goto fail;
+  if (!strcmp(name, s->model_name)) {
+    srv_bad(&e, "lora_name", "'%s' is the base model's name", name);
+    goto fail;
+  }
+  if (preft_engine_has_adapter(s->engine, name)) {
+    srv_bad(&e, "lora_name", "The lora adapter '%s' has already been loaded.", name);
+    goto fail;
+  }
+  if (preft_engine_load_adapter(s->engine, name, path, &err) != 0) {
+    srv_fail(&e, 400, "invalid_request_error", "adapter_load_failed", "lora_path", "%s", err.msg);
+    goto fail;
+  }
+  snprintf(msg, sizeof msg, "Success: LoRA adapter '%s' added successfully.", name);
+  reply_text(r, 200, msg);
+  cJSON_Delete(root);
+  return;
+fail:
+  srv_reply_error(r, &e);
+  cJSON_Delete(root);
+}
+
+void srv_route_unload_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
+  srv_api_error e;
+  cJSON *root = NULL;
+  const char *name;
+  preft_error err;
+  char msg[600];
+  if (srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 || adapter_name(root, &name, &e) != 0) goto fail;
+  if (!preft_engine_has_adapter(s->engine, name)) {
+    srv_fail(&e, 404, "invalid_request_error", "model_not_found", "lora_name", "The lora adapter '%s' cannot be found.",
+             name);
+    goto fail;
+  }
+  if (preft_engine_remove_adapter(s->engine, name, &err) != 0) {
+    srv_bad(&e, "lora_name", "%s", err.msg);
+    goto fail;
+  }
+  snprintf(msg, sizeof msg, "Success: LoRA adapter '%s' removed successfully.", name);
+  reply_text(r, 200, msg);
+  cJSON_Delete(root);
+  return;
+fail:
+  srv_reply_error(r, &e);
+  cJSON_Delete(root);
+}

@@ -1,0 +1,85 @@
+/* server_int.h - the server's internals shared by http_server.c (the
+ * libmicrohttpd glue), openai_routes.c (the endpoints) and metrics.c.
+ * Routes never see libmicrohttpd: they get a srv_conn and fill a srv_reply,
+ * either a whole body or a srv_gen that http_server.c streams as SSE. */
+#ifndef PREFT_SERVER_SERVER_INT_H
+#define PREFT_SERVER_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "server/http_server.h"
+#include "server/request_parse.h"
+#include "server/sse.h"
+
+/* HTTP statuses counted separately in /metrics; everything else is "other". */
+#define SRV_N_STATUS 11
+extern const int srv_status_codes[SRV_N_STATUS]; /* last entry 0 = other */
+
+typedef struct srv_gen srv_gen;
+
+struct preft_server {
+  struct MHD_Daemon *daemon;
+  preft_engine *engine;
+  const preft_tokenizer *tok;
+  char *model_name, *api_key;
+  size_t max_body;
+  int max_context, vocab, port;
+  int eos_ids[3 * PREFT_MAX_EOS];
+  int n_eos;
+  preft_sampling defaults;
+  long created; /* unix time the server started (the models' "created") */
+  atomic_bool draining;
+  atomic_ulong next_id;
+  /* requests in flight (connections with a request) and generations alive */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int n_conns, n_gens;
+  srv_gen *gens; /* list of live generations, for cancellation on drain */
+  /* counters for /metrics */
+  _Atomic long status_count[SRV_N_STATUS];
+  _Atomic long cb_nanos;       /* engine-thread time in srv_job_engine_cb */
+  _Atomic long http_cpu_nanos; /* connection-thread CPU time of finished requests */
+  _Atomic long http_requests;
+};
+
+/* One HTTP request being served (libmicrohttpd's per-request pointer). */
+typedef struct srv_conn {
+  srv_buf body;
+  bool too_big;
+  int fd; /* the client's socket, watched for hang-ups while waiting */
+  double cpu0;
+  int status; /* of the reply, for the metrics */
+} srv_conn;
+
+typedef struct srv_reply {
+  int status;
+  const char *content_type; /* NULL: application/json */
+  srv_buf body;
+  srv_gen *stream; /* non-NULL: stream this generation as server-sent events */
+} srv_reply;
+
+/* Fills the reply with an OpenAI error body. */
+void srv_reply_error(srv_reply *r, const srv_api_error *e);
+
+/* Routes (openai_routes.c). body is NUL-terminated. */
+void srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_reply *r);
+void srv_route_models(preft_server *s, const char *one, srv_reply *r); /* one: NULL = list */
+void srv_route_load_adapter(preft_server *s, srv_conn *c, srv_reply *r);
+void srv_route_unload_adapter(preft_server *s, srv_conn *c, srv_reply *r);
+/* metrics.c */
+void srv_route_metrics(preft_server *s, srv_reply *r);
+
+/* Streaming: copies up to max bytes of the next SSE data into buf, blocking
+ * until there is some. Returns the byte count, 0 at the end of the stream,
+ * or -1 when the client went away (the generation is then cancelled). */
+ssize_t srv_gen_read(srv_gen *g, char *buf, size_t max);
+/* Cancels what is unfinished, waits for the engine to let go, frees. */
+void srv_gen_free(srv_gen *g);
+/* Cancels the engine requests of every live generation (drain timeout);
+ * returns how many generations there were. */
+int srv_cancel_all(preft_server *s);
+
+#endif

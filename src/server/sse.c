@@ -1,0 +1,349 @@
+/* sse.c - per-request event queues filled by the engine thread, and the
+ * text/JSON buffer the HTTP side formats responses with (see sse.h). */
+#include "server/sse.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "base/error.h"
+#include "base/timer.h"
+
+/* ---- buffer ---------------------------------------------------------------------- */
+
+static void buf_reserve(srv_buf *b, size_t extra) {
+  if (b->len + extra + 1 <= b->cap) return;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < b->len + extra + 1) cap *= 2;
+  b->p = preft_xrealloc(b->p, cap);
+  b->cap = cap;
+}
+
+void srv_buf_put(srv_buf *b, const char *s, size_t n) {
+  buf_reserve(b, n);
+  if (n) memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = 0;
+}
+
+void srv_buf_puts(srv_buf *b, const char *s) { srv_buf_put(b, s, strlen(s)); }
+
+void srv_buf_printf(srv_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char tmp[256];
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n < sizeof tmp) {
+    srv_buf_put(b, tmp, (size_t)n);
+    return;
+  }
+  buf_reserve(b, (size_t)n);
+  va_start(ap, fmt);
+  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is invalid
+ * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
+static size_t utf8_seq_len(const unsigned char *s, size_t n) {
+  unsigned c = s[0];
+  if (c < 0x80) return 1;
+  size_t len;
+  unsigned cp;
+  if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
+  else return 0;
+  if (n < len) return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (s[i] & 0x3F);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+    return 0;
+  return len;
+}
+
+size_t srv_utf8_chars(const char *s, size_t n) {
+  size_t count = 0;
+  for (size_t i = 0; i < n;) {
+    size_t l = utf8_seq_len((const unsigned char *)s + i, n - i);
+    i += l ? l : 1;
+    count++;
+  }
+  return count;
+}
+
+void srv_buf_json_str(srv_buf *b, const char *s, size_t n) {
+  buf_reserve(b, n + 2);
+  b->p[b->len++] = '"';
+  size_t run = 0; /* start of the pending run of bytes copied verbatim */
+  const unsigned char *u = (const unsigned char *)s;
+  for (size_t i = 0; i < n;) {
+    unsigned c = u[i];
+    const char *esc = NULL;
+    char tmp[8];
+    size_t adv = 1;
+    if (c == '"') esc = "\\\"";
+    else if (c == '\\') esc = "\\\\";
+    else if (c == '\n') esc = "\\n";
+    else if (c == '\r') esc = "\\r";
+    else if (c == '\t') esc = "\\t";
+    else if (c < 0x20 || c == 0x7F) {
+      snprintf(tmp, sizeof tmp, "\\u%04x", c);
+      esc = tmp;
+    } else if (c >= 0x80) {
+      adv = utf8_seq_len(u + i, n - i);
+      if (!adv) {
+        esc = "\xEF\xBF\xBD"; /* U+FFFD */
+        adv = 1;
+      }
+    }
+    if (esc) {
+      srv_buf_put(b, s + run, i - run);
+      srv_buf_puts(b, esc);
+      run = i + adv;
+    }
+    i += adv;
+  }
+  srv_buf_put(b, s + run, n - run);
+  srv_buf_put(b, "\"", 1);
+}
+
+void srv_buf_json_num(srv_buf *b, double v) {
+  if (!isfinite(v)) v = -9999.0;
+  char tmp[40];
+  int n = snprintf(tmp, sizeof tmp, "%.9g", v);
+  /* keep it a JSON number that reads back as a float ("1" is fine too) */
+  srv_buf_put(b, tmp, (size_t)n);
+}
+
+void srv_buf_reset(srv_buf *b) {
+  b->len = 0;
+  if (b->p) b->p[0] = 0;
+}
+
+void srv_buf_free(srv_buf *b) {
+  free(b->p);
+  memset(b, 0, sizeof *b);
+}
+
+/* ---- jobs -------------------------------------------------------------------------- */
+
+srv_job *srv_job_new(preft_engine *e, const preft_tokenizer *tok, int n_choices, char *const *stops, int n_stops,
+                     bool skip_special, _Atomic long *cb_nanos) {
+  srv_job *j = preft_xcalloc(1, sizeof *j);
+  pthread_mutex_init(&j->mu, NULL);
+  pthread_cond_init(&j->cv, NULL);
+  j->engine = e;
+  j->tok = tok;
+  j->cb_nanos = cb_nanos;
+  j->n_choices = n_choices;
+  j->n_stops = n_stops;
+  if (n_stops) {
+    j->stops = preft_xcalloc((size_t)n_stops, sizeof *j->stops);
+    for (int i = 0; i < n_stops; i++) j->stops[i] = preft_xstrdup(stops[i]);
+  }
+  j->choices = preft_xcalloc((size_t)n_choices, sizeof *j->choices);
+  for (int i = 0; i < n_choices; i++) {
+    srv_choice *c = &j->choices[i];
+    c->job = j;
+    c->index = i;
+    if (tok) c->ds = preft_decode_stream_new(tok, skip_special);
+    preft_stop_init(&c->stop, (const char *const *)j->stops, n_stops);
+  }
+  return j;
+}
+
+int srv_job_submit(srv_job *j, int i, const preft_request_params *p, preft_error *err) {
+  srv_choice *c = &j->choices[i];
+  PREFT_ASSERT(!c->submitted);
+  /* Count the choice as open before submitting: its callbacks may run on
+   * the engine thread before preft_engine_submit returns. */
+  pthread_mutex_lock(&j->mu);
+  j->n_open++;
+  c->submitted = true;
+  pthread_mutex_unlock(&j->mu);
+  uint64_t id = 0;
+  int rc = preft_engine_submit(j->engine, p, srv_job_engine_cb, c, &id, err);
+  pthread_mutex_lock(&j->mu);
+  if (rc != PREFT_SUBMIT_OK) {
+    j->n_open--;
+    c->submitted = false;
+  } else {
+    c->id = id;
+  }
+  pthread_mutex_unlock(&j->mu);
+  return rc;
+}
+
+/* Appends text released by the stop matcher to the event's text. */
+static void event_add_text(srv_event *ev, const char *s, size_t n) {
+  if (!n) return;
+  ev->text = preft_xrealloc(ev->text, ev->text_len + n + 1);
+  memcpy(ev->text + ev->text_len, s, n);
+  ev->text_len += n;
+  ev->text[ev->text_len] = 0;
+}
+
+/* Decodes the token, feeds the stop matcher; returns true when a stop
+ * string matched. Runs on the engine thread. */
+static bool choice_text(srv_choice *c, const preft_token_event *ev, srv_event *out) {
+  if (!c->ds || c->stopped) return false;
+  const char *rel;
+  size_t rel_len;
+  bool matched = false;
+  if (ev->token >= 0) {
+    char *piece = NULL;
+    preft_error err;
+    /* A token outside the tokenizer's vocabulary (a model whose vocabulary
+     * is larger) decodes to nothing. */
+    if (preft_decode_stream_step(c->ds, ev->token, &piece, &err) == 0 && piece) {
+      matched = preft_stop_feed(&c->stop, piece, strlen(piece), &rel, &rel_len);
+      event_add_text(out, rel, rel_len);
+    }
+    free(piece);
+  }
+  if (!matched && ev->finish != PREFT_FINISH_NONE) {
+    char *rest = preft_decode_stream_flush(c->ds);
+    if (rest) {
+      matched = preft_stop_feed(&c->stop, rest, strlen(rest), &rel, &rel_len);
+      event_add_text(out, rel, rel_len);
+      free(rest);
+    }
+    if (!matched) {
+      preft_stop_finish(&c->stop, &rel, &rel_len);
+      event_add_text(out, rel, rel_len);
+    }
+  }
+  return matched;
+}
+
+bool srv_job_engine_cb(void *user, const preft_token_event *ev) {
+  double t0 = preft_now();
+  srv_choice *c = user;
+  srv_job *j = c->job;
+  srv_event e = {.choice = c->index, .token = ev->token, .logprob = ev->logprob, .finish = ev->finish,
+                 .prompt_tokens = ev->prompt_tokens, .completion_tokens = ev->completion_tokens};
+  e.after_stop = c->stopped && ev->token >= 0;
+  e.n_top = ev->n_top < 0 ? 0 : ev->n_top > PREFT_MAX_TOP_LOGPROBS ? PREFT_MAX_TOP_LOGPROBS : ev->n_top;
+  memcpy(e.top_ids, ev->top_ids, sizeof(int) * (size_t)e.n_top);
+  memcpy(e.top_logprobs, ev->top_logprobs, sizeof(float) * (size_t)e.n_top);
+  e.text_offset = c->chars_out;
+  bool matched = choice_text(c, ev, &e);
+  if (e.text_len) c->chars_out += srv_utf8_chars(e.text, e.text_len);
+  if (matched) c->stopped = true;
+  if (ev->finish == PREFT_FINISH_STOP && c->stopped) e.stop_string = true;
+  if (ev->finish == PREFT_FINISH_ERROR) e.error = preft_xstrdup(ev->error ? ev->error : "generation failed");
+  pthread_mutex_lock(&j->mu);
+  if (j->q_len == j->q_cap) {
+    j->q_cap = j->q_cap ? 2 * j->q_cap : 16;
+    j->q = preft_xrealloc(j->q, sizeof *j->q * j->q_cap);
+  }
+  j->q[j->q_len++] = e;
+  if (ev->finish != PREFT_FINISH_NONE) {
+    c->done = true;
+    j->n_open--;
+  }
+  pthread_cond_broadcast(&j->cv);
+  pthread_mutex_unlock(&j->mu);
+  if (j->cb_nanos) atomic_fetch_add(j->cb_nanos, (long)((preft_now() - t0) * 1e9));
+  return !c->stopped;
+}
+
+bool srv_socket_hung_up(int fd) {
+  if (fd < 0) return false;
+  struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+  if (poll(&p, 1, 0) <= 0) return false;
+  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
+  if (p.revents & POLLIN) {
+    /* Readable: either a pipelined request (keep going) or end of stream. */
+    char c;
+    ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  }
+  return false;
+}
+
+int srv_job_take(srv_job *j, int fd, srv_event **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  pthread_mutex_lock(&j->mu);
+  for (;;) {
+    if (j->q_len) {
+      *out = j->q;
+      *n = j->q_len;
+      j->q = NULL;
+      j->q_len = j->q_cap = 0;
+      pthread_mutex_unlock(&j->mu);
+      return SRV_TAKE_EVENTS;
+    }
+    if (j->n_open == 0) {
+      pthread_mutex_unlock(&j->mu);
+      return SRV_TAKE_ALL_DONE;
+    }
+    /* Wake every 50 ms to look at the socket. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    int rc = pthread_cond_timedwait(&j->cv, &j->mu, &ts);
+    if (rc == ETIMEDOUT && !j->q_len && srv_socket_hung_up(fd)) {
+      pthread_mutex_unlock(&j->mu);
+      return SRV_TAKE_HUNG_UP;
+    }
+  }
+}
+
+void srv_events_free(srv_event *ev, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(ev[i].text);
+    free(ev[i].error);
+  }
+  free(ev);
+}
+
+void srv_job_cancel(srv_job *j) {
+  uint64_t *ids = preft_xmalloc(sizeof(uint64_t) * (size_t)(j->n_choices + 1));
+  int k = 0;
+  pthread_mutex_lock(&j->mu);
+  for (int i = 0; i < j->n_choices; i++)
+    if (j->choices[i].submitted && !j->choices[i].done) ids[k++] = j->choices[i].id;
+  pthread_mutex_unlock(&j->mu);
+  for (int i = 0; i < k; i++) preft_engine_cancel(j->engine, ids[i]);
+  free(ids);
+}
+
+void srv_job_cancel_and_wait(srv_job *j) {
+  srv_job_cancel(j);
+  pthread_mutex_lock(&j->mu);
+  while (j->n_open > 0) pthread_cond_wait(&j->cv, &j->mu);
+  pthread_mutex_unlock(&j->mu);
+}
+
+void srv_job_free(srv_job *j) {
+  if (!j) return;
+  srv_job_cancel_and_wait(j);
+  srv_events_free(j->q, j->q_len);
+  for (int i = 0; i < j->n_choices; i++) {
+    if (j->choices[i].ds) preft_decode_stream_free(j->choices[i].ds);
+    preft_stop_free(&j->choices[i].stop);
+  }
+  for (int i = 0; i < j->n_stops; i++) free(j->stops[i]);
+  free(j->stops);
+  free(j->choices);
+  pthread_mutex_destroy(&j->mu);
+  pthread_cond_destroy(&j->cv);
+  free(j);
+}
