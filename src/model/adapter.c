@@ -17,6 +17,21 @@ const char *preft_module_name(preft_module m) {
   return names[m];
 }
 
+const char *preft_module_parent(preft_module m) { return m <= PREFT_MOD_O ? "self_attn" : "mlp"; }
+
+void preft_module_dims(const preft_model_config *c, preft_module m, int *in, int *out) {
+  int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+  switch (m) {
+    case PREFT_MOD_Q: *in = c->dim, *out = qd; break;
+    case PREFT_MOD_K:
+    case PREFT_MOD_V: *in = c->dim, *out = kvd; break;
+    case PREFT_MOD_O: *in = qd, *out = c->dim; break;
+    case PREFT_MOD_GATE:
+    case PREFT_MOD_UP: *in = c->dim, *out = c->ffn; break;
+    default: *in = c->ffn, *out = c->dim; break;
+  }
+}
+
 int preft_adapter_mode_parse(const char *s, preft_adapter_mode *out) {
   if (!strcmp(s, "all")) *out = PREFT_MODE_ALL;
   else if (!strcmp(s, "prefill")) *out = PREFT_MODE_PREFILL;

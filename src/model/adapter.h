@@ -39,6 +39,10 @@ typedef enum {
   PREFT_MOD_Q, PREFT_MOD_K, PREFT_MOD_V, PREFT_MOD_O, PREFT_MOD_GATE, PREFT_MOD_UP, PREFT_MOD_DOWN, PREFT_N_MODULES
 } preft_module;
 const char *preft_module_name(preft_module m); /* "q_proj", ... */
+/* "self_attn" or "mlp": the submodule holding m in a decoder layer. */
+const char *preft_module_parent(preft_module m);
+/* Input and output widths of module m of a model of config c. */
+void preft_module_dims(const preft_model_config *c, preft_module m, int *in, int *out);
 
 typedef struct preft_lora_module {
   const void *a; /* [R, in] lora_A */

@@ -35,11 +35,12 @@ preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_c
   a->dim = c->dim;
   uint64_t rng = seed * 7919 + 17;
   if (kind == PREFT_ADAPTER_LORA) {
-    int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-    int in[PREFT_N_MODULES] = {c->dim, c->dim, c->dim, qd, c->dim, c->dim, c->ffn};
-    int out[PREFT_N_MODULES] = {qd, kvd, kvd, c->dim, c->ffn, c->ffn, c->dim};
+    int in[PREFT_N_MODULES], out[PREFT_N_MODULES];
     size_t per_layer = 0;
-    for (int m = 0; m < PREFT_N_MODULES; m++) per_layer += (size_t)rank * (size_t)(in[m] + out[m]);
+    for (int m = 0; m < PREFT_N_MODULES; m++) {
+      preft_module_dims(c, (preft_module)m, &in[m], &out[m]);
+      per_layer += (size_t)rank * (size_t)(in[m] + out[m]);
+    }
     size_t total = per_layer * (size_t)c->n_layers, es = preft_dtype_size(dtype);
     uint8_t *mem = preft_xmalloc(total * es);
     for (size_t i = 0; i < total; i++) {

@@ -176,21 +176,6 @@ static const preft_st_tensor *find_lora_tensor(const preft_st_set *st, const cha
   return t;
 }
 
-static int module_dims(const preft_model_config *c, preft_module m, int *in, int *out) {
-  int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-  static const int is_attn[] = {1, 1, 1, 1, 0, 0, 0};
-  switch (m) {
-    case PREFT_MOD_Q: *in = c->dim, *out = qd; break;
-    case PREFT_MOD_K:
-    case PREFT_MOD_V: *in = c->dim, *out = kvd; break;
-    case PREFT_MOD_O: *in = qd, *out = c->dim; break;
-    case PREFT_MOD_GATE:
-    case PREFT_MOD_UP: *in = c->dim, *out = c->ffn; break;
-    default: *in = c->ffn, *out = c->dim; break;
-  }
-  return is_attn[m];
-}
-
 static int check_shape(const preft_st_set *st, const preft_st_tensor *t, const char *name, int d0, int d1,
                        preft_error *err) {
   if (t->ndim != 2 || t->shape[0] != d0 || t->shape[1] != d1)
@@ -251,9 +236,9 @@ int preft_lora_load(preft_adapter *a, const char *dir, const preft_model_config 
   for (int l = 0; l < c->n_layers; l++) {
     for (int m = 0; m < PREFT_N_MODULES; m++) {
       int in, out;
-      int attn = module_dims(c, (preft_module)m, &in, &out);
+      preft_module_dims(c, (preft_module)m, &in, &out);
       char key[128], name[256];
-      snprintf(key, sizeof key, "model.layers.%d.%s.%s", l, attn ? "self_attn" : "mlp", preft_module_name(m));
+      snprintf(key, sizeof key, "model.layers.%d.%s.%s", l, preft_module_parent(m), preft_module_name(m));
       bool hit = false, exact = false;
       if (target_matches(&r, key, &hit, &exact, err) != 0) goto done;
       if (!hit || (!exact && !layer_selected(&r, l))) continue;
