@@ -1,17 +1,21 @@
 /* gemm.c - preft_gemm: picking a regime, blocking for the caches and
  * splitting the work over the thread pool (see gemm.h). The tile kernels
- * live in gemm_avx.c and gemm_portable.c (see gemm_kern.h).
+ * live in gemm_avx.c and gemm_portable.c (see gemm_kern.h); measurements
+ * behind the constants are in docs/KERNELS.md.
  *
- * Two regimes, chosen by N (rows of x):
- *  - N up to rows_max_n() (decode, small batches): memory bound. Every weight row
- *    is read once from memory and dotted with all N rows of x. Threads split
- *    M into contiguous row ranges.
- *  - larger N (prefill): compute bound. For each block of GEMM_KC input
- *    features, a panel of 16 weight rows is converted to FP32 and
+ * Two regimes, chosen by N (rows of x) and the weight type:
+ *  - rows (decode and small batches, N <= rows_max_n): every weight row is
+ *    read once from memory, converted as it is loaded, and dotted with all
+ *    N rows of x (4 at a time). Memory bound for N of a few, then compute
+ *    bound with no packing overhead. Threads split M into row ranges.
+ *  - pack (prefill, larger N): compute bound. For each block of GEMM_KC
+ *    input features, a panel of 16 weight rows is converted to FP32 and
  *    transposed into a 16 KiB buffer on the task's stack (it stays in L1),
  *    then every 6-row tile of x is multiplied against it with 12 ymm
  *    accumulators. Threads split M into chunks of panels, and N into row
  *    blocks when M alone gives too few tasks for the pool to balance.
+ * Both split into about 4 tasks per thread, handed out dynamically, so two
+ * threads balance even when one is slowed by something else on the machine.
  */
 #include "tensor/gemm.h"
 
@@ -25,6 +29,7 @@
 #define GEMM_MC 240          /* most rows of x per prefill task: 240 KiB of x per K block, in L2 */
 #define GEMM_SERIAL_MAC 65536 /* below this many multiply-adds, threads cost more than they save */
 #define GEMM_TASKS_PER_THREAD 4
+#define GEMM_PREFETCH_MAX_ROWS 64 /* fewer rows per task: packing prefetches the next panel */
 
 typedef struct {
   const preft_gemm_kernels *kt;
@@ -59,7 +64,7 @@ static void pack_task(void *p, int task, int thread) {
     for (int pi = p0; pi < p1; pi++) {
       int j0 = pi * PREFT_GEMM_NR;
       int nr = jb->m - j0 < PREFT_GEMM_NR ? jb->m - j0 : PREFT_GEMM_NR;
-      jb->kt->pack(panel, jb->w, jb->wdt, (size_t)jb->k, j0, nr, k0, kc);
+      jb->kt->pack(panel, jb->w, jb->wdt, (size_t)jb->k, j0, nr, k0, kc, i1 - i0 < GEMM_PREFETCH_MAX_ROWS);
       for (int i = i0; i < i1; i += PREFT_GEMM_MR) {
         int mr = i1 - i < PREFT_GEMM_MR ? i1 - i : PREFT_GEMM_MR;
         jb->kt->tile(kc, jb->x + (size_t)i * jb->xs + (size_t)k0, jb->xs, panel,

@@ -25,8 +25,8 @@
 /* ---- loading 8 weights as FP32 ------------------------------------------ */
 
 AVX_INLINE __m256 bf16x8_to_ps(const uint16_t *p) {
-  /* Zero-extend 4 halves to 32 bits (SSE4.1 pmovzxwd) and shift them into
-   * the high half: the BF16 bits. Needs no zero register, which the 12
+  /* Zero-extend 4 BF16 values to 32 bits (SSE4.1 pmovzxwd) and shift them
+   * into the high half, where an FP32's top 16 bits live. Needs no zero register, which the 12
    * accumulators of the decode kernel leave none of. */
   __m128i lo = _mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)p)), 16);
   __m128i hi = _mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)(p + 4))), 16);
@@ -39,6 +39,10 @@ AVX_INLINE __m256 load8(const void *w, preft_dtype dt, size_t i) {
   if (dt == PREFT_BF16) return bf16x8_to_ps((const uint16_t *)w + i);
   return _mm256_loadu_ps((const float *)w + i);
 }
+
+/* Prefetches never fault, so addresses past the matrix's end are harmless;
+ * they are computed as integers because pointer arithmetic there is not. */
+AVX_INLINE void prefetch(uintptr_t a) { _mm_prefetch((const char *)a, PF_HINT); }
 
 AVX_INLINE float hsum8(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -69,7 +73,8 @@ AVX_INLINE void transpose8(__m256 r[8]) {
   r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-AVX_INLINE void pack_dt(float *panel, const void *w, preft_dtype dt, size_t k, int j0, int nr, int k0, int kc) {
+AVX_INLINE void pack_dt(float *panel, const void *w, preft_dtype dt, size_t k, int j0, int nr, int k0, int kc,
+                        int prefetch_next) {
   const size_t esize = dt == PREFT_F32 ? 4 : 2;
   int kc8 = kc & ~7;
   for (int jb = 0; jb < PREFT_GEMM_NR; jb += 8) {
@@ -81,12 +86,11 @@ AVX_INLINE void pack_dt(float *panel, const void *w, preft_dtype dt, size_t k, i
       /* The next panel's rows (j0 + 16 ...) over the same features, one
        * line per row whenever this row crosses into a new line: panels are
        * packed one after the other, so their rows arrive from memory while
-       * this one's tiles compute. Prefetches never fault. */
-      if ((kk * (int)esize) % 64 == 0) {
+       * this one's tiles compute. */
+      if (prefetch_next && (kk * (int)esize) % 64 == 0) {
         #pragma GCC unroll 8
         for (int jj = 0; jj < 8; jj++)
-          _mm_prefetch((const char *)w + ((size_t)(j0 + PREFT_GEMM_NR + jb + jj) * k + (size_t)(k0 + kk)) * esize,
-                       PF_HINT);
+          prefetch((uintptr_t)w + ((uintptr_t)(j0 + PREFT_GEMM_NR + jb + jj) * k + (uintptr_t)(k0 + kk)) * esize);
       }
       __m256 r[8];
       #pragma GCC unroll 8
@@ -103,11 +107,12 @@ AVX_INLINE void pack_dt(float *panel, const void *w, preft_dtype dt, size_t k, i
           jj < nr ? preft_load_elem(w, dt, (size_t)(j0 + jj) * k + (size_t)(k0 + kk)) : 0.f;
 }
 
-static AVX_FN void avx_pack(float *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0, int kc) {
+static AVX_FN void avx_pack(float *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0, int kc,
+                            int prefetch_next) {
   switch (wdt) {
-    case PREFT_F16: pack_dt(panel, w, PREFT_F16, k, j0, nr, k0, kc); break;
-    case PREFT_BF16: pack_dt(panel, w, PREFT_BF16, k, j0, nr, k0, kc); break;
-    default: pack_dt(panel, w, PREFT_F32, k, j0, nr, k0, kc); break;
+    case PREFT_F16: pack_dt(panel, w, PREFT_F16, k, j0, nr, k0, kc, prefetch_next); break;
+    case PREFT_BF16: pack_dt(panel, w, PREFT_BF16, k, j0, nr, k0, kc, prefetch_next); break;
+    default: pack_dt(panel, w, PREFT_F32, k, j0, nr, k0, kc, prefetch_next); break;
   }
 }
 
@@ -167,9 +172,9 @@ static AVX_FN void avx_tile(int kc, const float *x, size_t xs, const float *pane
 /* ---- decode: R weight rows dotted with NT rows of x over all of K ------- */
 
 /* y[0:NT, j:j+R] (+)= x[0:NT, 0:k] · w[j:j+R, 0:k]ᵀ. Every step of 8 input
- * features also prefetches pf_adv bytes from pf onwards (see avx_rows). */
+ * features also prefetches pf_adv bytes from address pf on (see avx_rows). */
 AVX_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float *y, size_t ys, const float *x,
-                          size_t xs, const void *w, int k, int j, int accumulate, const char *pf, size_t pf_adv) {
+                          size_t xs, const void *w, int k, int j, int accumulate, uintptr_t pf, size_t pf_adv) {
   __m256 acc[4][4];
 #pragma GCC unroll 8
   for (int r = 0; r < R; r++)
@@ -178,8 +183,8 @@ AVX_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float
   const size_t base = (size_t)j * (size_t)k;
   const int k8 = k & ~7;
   for (int kk = 0; kk < k8; kk += 8) {
-    _mm_prefetch(pf, PF_HINT);
-    if (pf_adv > 64) _mm_prefetch(pf + 64, PF_HINT);
+    prefetch(pf);
+    if (pf_adv > 64) prefetch(pf + 64);
     pf += pf_adv;
     __m256 wv[4];
 #pragma GCC unroll 8
@@ -225,7 +230,7 @@ AVX_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float
   } while (0)
 
 static AVX_FN void dot_dispatch(int R, int NT, preft_dtype dt, float *y, size_t ys, const float *x, size_t xs,
-                                const void *w, int k, int j, int acc, const char *pf, size_t pf_adv) {
+                                const void *w, int k, int j, int acc, uintptr_t pf, size_t pf_adv) {
   switch (dt) {
     case PREFT_F16: DOT_SWITCH(PREFT_F16); break;
     case PREFT_BF16: DOT_SWITCH(PREFT_BF16); break;
@@ -235,35 +240,32 @@ static AVX_FN void dot_dispatch(int R, int NT, preft_dtype dt, float *y, size_t 
 
 #define ROW_GROUP 12 /* weight rows per group: a multiple of R = 4 and R = 3 */
 
+/* Rows of x in pass pi of `passes`: n split into passes of at most 4, evenly. */
+static int pass_rows(int n, int passes, int pi) { return n * (pi + 1) / passes - n * pi / passes; }
+
 /* Weight rows go in groups of ROW_GROUP; the rows of x in passes of at most
- * 4 (sizes as even as possible). The first pass over a group reads it from
- * memory, later passes from cache. Hardware prefetchers lose track of R
- * short interleaved row streams, so the next group (contiguous, right after
- * this one) is prefetched at an even rate over all passes of this one:
- * memory stays busy while cached passes compute. Prefetches never fault, so
- * running past the matrix's end is harmless. */
+ * 4. The first pass over a group reads it from memory, later passes from
+ * cache. Hardware prefetchers lose track of R short interleaved row
+ * streams, so the next group (contiguous, right after this one) is
+ * prefetched into L2 at an even rate over all passes of this one: memory
+ * stays busy while the cached passes compute. */
 static AVX_FN void avx_rows(float *y, size_t ys, const float *x, size_t xs, const void *w, preft_dtype wdt, int n,
                             int k, int j0, int j1, int accumulate) {
   const size_t esize = preft_dtype_size(wdt);
   const int passes = (n + 3) / 4, steps = k / 8;
   for (int g0 = j0; g0 < j1; g0 += ROW_GROUP) {
     int g1 = g0 + ROW_GROUP < j1 ? g0 + ROW_GROUP : j1;
-    /* dot_block calls over this group, each `steps` steps long */
-    int calls = 0;
-    for (int pi = 0, i0 = 0; pi < passes; pi++) {
-      int nt = (n - i0) / (passes - pi) + ((n - i0) % (passes - pi) ? 1 : 0);
-      int r = nt >= 3 ? 3 : 4;
+    int calls = 0; /* dot_block calls over this group, `steps` steps each */
+    for (int pi = 0; pi < passes; pi++) {
+      int r = pass_rows(n, passes, pi) >= 3 ? 3 : 4;
       calls += (g1 - g0) / r + (g1 - g0) % r;
-      i0 += nt;
     }
-    size_t region = (size_t)ROW_GROUP * (size_t)k * esize;
-    size_t total = (size_t)calls * (size_t)steps;
+    size_t region = (size_t)ROW_GROUP * (size_t)k * esize, total = (size_t)calls * (size_t)steps;
     size_t pf_adv = total ? (region + total - 1) / total : 0;
     if (pf_adv > 128) pf_adv = 128; /* two lines a step at most */
-    const char *pf = (const char *)w + (size_t)g1 * (size_t)k * esize;
+    uintptr_t pf = (uintptr_t)w + (uintptr_t)g1 * (uintptr_t)k * esize;
     for (int pi = 0, i0 = 0; pi < passes; pi++) {
-      int nt = (n - i0) / (passes - pi) + ((n - i0) % (passes - pi) ? 1 : 0);
-      int r = nt >= 3 ? 3 : 4;
+      int nt = pass_rows(n, passes, pi), r = nt >= 3 ? 3 : 4;
       const float *xi = x + (size_t)i0 * xs;
       float *yi = y + (size_t)i0 * ys;
       int j = g0;

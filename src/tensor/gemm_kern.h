@@ -25,8 +25,11 @@
 
 typedef struct {
   /* panel[kc][16] = w[j0+jj, k0+kk] as FP32 for jj < nr, 0 for nr <= jj < 16.
-   * k is the row length of w (elements). */
-  void (*pack)(float *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0, int kc);
+   * k is the row length of w (elements). prefetch_next: also start loading
+   * the next panel's rows (j0+16 ...), worth it when few tiles of x will
+   * use this panel (small N) and memory latency would otherwise show. */
+  void (*pack)(float *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0, int kc,
+               int prefetch_next);
   /* y[mr, nr] = (accumulate ? y : 0) + x[mr, kc] · panel[kc][0:nr];
    * 1 <= mr <= MR, 1 <= nr <= NR; x rows xs apart, y rows ys apart. */
   void (*tile)(int kc, const float *x, size_t xs, const float *panel, float *y, size_t ys, int mr, int nr,

@@ -6,7 +6,7 @@
 #include "tensor/gemm_kern.h"
 
 static void portable_pack(float *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0,
-                          int kc) {
+                          int kc, int prefetch_next) {
   for (int jj = 0; jj < PREFT_GEMM_NR; jj++) {
     if (jj >= nr) {
       for (int kk = 0; kk < kc; kk++) panel[(size_t)kk * PREFT_GEMM_NR + jj] = 0.f;
