@@ -15,6 +15,8 @@ static const command commands[] = {
     {"logits", cli_logits, "write the logits of every position as float32 [T, vocab]"},
     {"perplexity", cli_perplexity, "per-token log-likelihood and perplexity of a text file"},
     {"serve", cli_serve, "OpenAI-compatible HTTP server with per-request adapters"},
+    {"train", cli_train, "train an adapter (train sft) or a model from scratch (train pretrain)"},
+    {"eval-loss", cli_eval_loss, "mean cross-entropy per completion token of a JSONL set (optional adapter)"},
     {"bench", cli_bench, "benchmarks: rooflines, prefill and decode throughput"},
     {"make-model", cli_make_model, "write a random-weight model in Hugging Face layout"},
     {"tokenize", cli_tokenize, "text to token ids with a Hugging Face tokenizer"},

@@ -1,0 +1,554 @@
+/* cli_train.c - `preft train sft` (a LoRA / LoReFT / DiReFT adapter on a
+ * frozen base model, all-token or prefill-only) and `preft train pretrain`
+ * (a model from scratch on packed text). The loop, checkpoints and logs are
+ * src/train/trainer.c; the data rules src/train/data.h. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/file.h"
+#include "cli/cli.h"
+#include "io/hf_config.h"
+#include "model/adapter.h"
+#include "model/llama.h"
+#include "text/tokenizer.h"
+#include "train/data.h"
+#include "train/trainer.h"
+
+#define MAX_FILES 256
+
+static const char TRUNCATION_HELP[] =
+    "Data (JSONL, one object per line):\n"
+    "  {\"prompt\": P, \"completion\": C}   P encoded with the tokenizer's special tokens\n"
+    "                                   (e.g. BOS), C without, then EOS; loss on C + EOS\n"
+    "  {\"messages\": [{\"role\", \"content\"}, ...]}   the tokenizer's chat template; loss\n"
+    "                                   on every assistant turn; the prompt (for the\n"
+    "                                   adapter's flags) is all before the last one\n"
+    "  {\"prompt_ids\": [...], \"completion_ids\": [...]}   pre-tokenised, no EOS added\n"
+    "Truncation to --seq T tokens: the prompt keeps its last min(P, max(T/2, T-C))\n"
+    "tokens and the completion its first T minus that (P, C their lengths).\n"
+    "Bad lines (empty, malformed, missing fields, a completion that tokenises to\n"
+    "nothing, ids outside the vocabulary) stop with FILE:LINE, or are skipped\n"
+    "with --on-bad-line skip.\n";
+
+static void sft_usage(FILE *out) {
+  fprintf(out,
+          "usage: preft train sft -m BASE_DIR --method lora|loreft|direft --data TRAIN.jsonl -o OUT_DIR\n"
+          "                       [--mode all|prefill] [--rank R] [options]\n\n"
+          "Trains an adapter on a frozen base model with the loss on completion tokens\n"
+          "only, applying it with the serving engine's per-token flags: --mode all on\n"
+          "every token; --mode prefill on prompt tokens only (completion tokens run the\n"
+          "base weights and attend to the adapted prompt). ReFT edits its --positions.\n"
+          "OUT_DIR receives a PEFT directory (LoRA; \"preft_mode\" records the mode) or a\n"
+          "ReFT directory (reft_config.json \"mode\"), plus checkpoint.bin, train_log.csv\n"
+          "and loss.svg.\n\n"
+          "  -m, --model DIR       base model (Hugging Face directory; its tokenizer.json\n"
+          "                        encodes text data)\n"
+          "  --method M            lora | loreft | direft\n"
+          "  --mode M              all | prefill (default all)\n"
+          "  --rank R              rank (default 8)\n"
+          "  --alpha A             LoRA alpha; scale = alpha/R (default 2R)\n"
+          "  --targets LIST        LoRA modules, from q,k,v,o,gate,up,down (default all 7)\n"
+          "  --layers LIST         adapted layers, e.g. 0,2,5 (default all)\n"
+          "  --positions P         ReFT positions fA+lB or all (default f7+l7)\n"
+          "  --share-weights       ReFT fA+lB: one intervention for first and last\n"
+          "  --data FILE           training JSONL\n"
+          "  --eval FILE           evaluation JSONL\n"
+          "  --eval-frac F         hold out this fraction of --data for evaluation\n"
+          "  -o, --out DIR         output directory\n"
+          "  --steps N             optimizer steps (default: --epochs over the data)\n"
+          "  --epochs E            passes over the training data (default 1)\n"
+          "  --batch B             examples per micro-batch (default 4)\n"
+          "  --grad-accum G        micro-batches per step (default 1)\n"
+          "  --seq T               longest example in tokens (default min(1024, context))\n"
+          "  --lr X                peak learning rate (default 2e-4 LoRA, 2e-3 ReFT)\n"
+          "  --min-lr-frac F       cosine decays to F x lr (default 0.1)\n"
+          "  --warmup N            linear warmup steps (default 0)\n"
+          "  --weight-decay W      AdamW decoupled decay on matrices (default 0)\n"
+          "  --clip C              global gradient-norm clip, 0 = off (default 1)\n"
+          "  --seed S              initialisation and shuffling seed (default 0)\n"
+          "  --eval-every K        evaluate every K steps (default: at the end)\n"
+          "  --save-every K        checkpoint every K steps (default: at the end)\n"
+          "  --resume              continue from OUT_DIR/checkpoint.bin if present\n"
+          "  --recompute           recompute activations in backward (less memory)\n"
+          "  --on-bad-line A       stop | skip (default stop)\n"
+          "  --json FILE           write final train/eval loss and tokens/s as JSON\n"
+          "  --threads N           worker threads (default: all cores)\n"
+          "  -q, --quiet           no progress bar\n\n%s",
+          TRUNCATION_HELP);
+}
+
+static void pretrain_usage(FILE *out) {
+  fprintf(out,
+          "usage: preft train pretrain --config config.json --tokenizer PATH --data FILES... -o DIR\n"
+          "                            [--steps N] [--batch B] [--seq T] [--lr X] [options]\n\n"
+          "Trains every weight of a new Llama-family model (the architecture of a Hugging\n"
+          "Face config.json) with the causal-LM loss on packed text: each file is one\n"
+          "document (encoded with the tokenizer's special tokens, then EOS), documents are\n"
+          "concatenated and cut into windows of T+1 tokens (the tail is dropped). OUT_DIR\n"
+          "becomes a Hugging Face model directory (config.json, model.safetensors,\n"
+          "tokenizer.json, tokenizer_config.json) that preft and transformers load, plus\n"
+          "checkpoint.bin, train_log.csv and loss.svg.\n\n"
+          "  --config FILE         model config.json (vocab_size >= the tokenizer's)\n"
+          "  --tokenizer PATH      tokenizer.json or a directory holding one\n"
+          "  --data FILE...        text files (the option may repeat)\n"
+          "  -o, --out DIR         output directory\n"
+          "  --steps N             optimizer steps (default: --epochs over the data)\n"
+          "  --epochs E            passes over the data (default 1)\n"
+          "  --batch B             sequences per micro-batch (default 8)\n"
+          "  --grad-accum G        micro-batches per step (default 1)\n"
+          "  --seq T               tokens per sequence (default 256)\n"
+          "  --lr X                peak learning rate (default 1e-3)\n"
+          "  --min-lr-frac F       (default 0.1)   --warmup N (default 0)\n"
+          "  --weight-decay W      (default 0.1)   --clip C (default 1)\n"
+          "  --eval-frac F         windows held out for evaluation (default 0.05)\n"
+          "  --seed S, --eval-every K, --save-every K, --resume, --recompute,\n"
+          "  --json FILE, --threads N, -q   as for `preft train sft`\n");
+}
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: preft train sft ...        train an adapter (LoRA, LoReFT, DiReFT)\n"
+          "       preft train pretrain ...   train a model from scratch on text\n"
+          "(preft train sft --help, preft train pretrain --help)\n");
+}
+
+static int parse_list(const char *s, const char *what, int *out, int max, int *n) {
+  *n = 0;
+  const char *p = s;
+  while (*p) {
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p || v < 0 || v > 1 << 20 || *n >= max) {
+      fprintf(stderr, "preft train: %s: expected comma-separated indices, got '%s'\n", what, s);
+      return -1;
+    }
+    out[(*n)++] = (int)v;
+    p = *end == ',' ? end + 1 : end;
+    if (*end && *end != ',') {
+      fprintf(stderr, "preft train: %s: expected comma-separated indices, got '%s'\n", what, s);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static int parse_targets(const char *s, bool *mods) {
+  static const char *names[] = {"q", "k", "v", "o", "gate", "up", "down"};
+  memset(mods, 0, sizeof(bool) * PREFT_N_MODULES);
+  char *copy = preft_xstrdup(s), *save = NULL;
+  int rc = 0;
+  for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    int found = -1;
+    for (int m = 0; m < PREFT_N_MODULES; m++)
+      if (!strcmp(t, names[m]) || !strcmp(t, preft_module_name((preft_module)m))) found = m;
+    if (found < 0) {
+      fprintf(stderr, "preft train: --targets: unknown module '%s' (q,k,v,o,gate,up,down)\n", t);
+      rc = -1;
+      break;
+    }
+    mods[found] = true;
+  }
+  free(copy);
+  return rc;
+}
+
+static bool has_tokenizer(const char *dir) {
+  char *a = preft_path_join(dir, "tokenizer.json");
+  bool yes = preft_file_exists(a);
+  free(a);
+  return yes;
+}
+
+static int write_metrics(const char *path, const preft_train_result *r, const char *extra_key, const char *extra,
+                         preft_error *err) {
+  cJSON *j = cJSON_CreateObject();
+  if (isfinite(r->train_loss)) cJSON_AddNumberToObject(j, "train_loss", r->train_loss);
+  else cJSON_AddNullToObject(j, "train_loss");
+  if (isfinite(r->eval_loss)) cJSON_AddNumberToObject(j, "eval_loss", r->eval_loss);
+  else cJSON_AddNullToObject(j, "eval_loss");
+  cJSON_AddNumberToObject(j, "tokens_per_s", r->tokens_per_s);
+  cJSON_AddNumberToObject(j, "steps", (double)r->steps);
+  cJSON_AddNumberToObject(j, "train_tokens", (double)r->tokens);
+  cJSON_AddNumberToObject(j, "seconds", r->seconds);
+  cJSON_AddNumberToObject(j, "activation_bytes", (double)r->peak_act_bytes);
+  cJSON_AddStringToObject(j, "loss", "mean cross-entropy per counted token, natural log");
+  if (extra_key) cJSON_AddStringToObject(j, extra_key, extra);
+  char *text = cJSON_Print(j);
+  cJSON_Delete(j);
+  int rc = preft_write_atomic(path, text, strlen(text), err);
+  cJSON_free(text);
+  return rc;
+}
+
+static void report(const preft_train_result *r, const char *out_dir) {
+  printf("trained %lld steps, %lld tokens in %.1f s (%.0f tokens/s)\n", (long long)r->steps, (long long)r->tokens,
+         r->seconds, r->tokens_per_s);
+  printf("final train loss %.6f", r->train_loss);
+  if (isfinite(r->eval_loss)) printf(", eval loss %.6f", r->eval_loss);
+  printf("\nsaved to %s\n", out_dir);
+}
+
+/* ---- sft ------------------------------------------------------------------ */
+
+static int train_sft(int argc, char **argv) {
+  const char *model_dir = NULL, *method = NULL, *targets = NULL, *layers_arg = NULL, *positions = "f7+l7";
+  const char *data = NULL, *eval_path = NULL, *out = NULL, *json = NULL, *bad = "stop";
+  int mode = PREFT_MODE_ALL;
+  long rank = 8, steps = 0, epochs = 1, batch = 4, accum = 1, seq = 0, seed = 0, warmup = 0, eval_every = 0,
+       save_every = 0, threads = 0;
+  double alpha = -1, lr = -1, min_lr = 0.1, wd = 0.0, clip = 1.0, eval_frac = 0;
+  bool share = false, resume = false, recompute = false, quiet = false;
+  const cli_opt opts[] = {
+      {"--model", "-m", CLI_STR, &model_dir},
+      {"--method", NULL, CLI_STR, &method},
+      {"--mode", NULL, CLI_MODE, &mode},
+      {"--rank", "-r", CLI_INT, &rank, 1, 4096},
+      {"--alpha", NULL, CLI_FLOAT, &alpha, 1e-9, 1e9},
+      {"--targets", NULL, CLI_STR, &targets},
+      {"--layers", NULL, CLI_STR, &layers_arg},
+      {"--positions", NULL, CLI_STR, &positions},
+      {"--share-weights", NULL, CLI_FLAG, &share},
+      {"--data", NULL, CLI_STR, &data},
+      {"--eval", NULL, CLI_STR, &eval_path},
+      {"--eval-frac", NULL, CLI_FLOAT, &eval_frac, 0, 0.9},
+      {"--out", "-o", CLI_STR, &out},
+      {"--steps", NULL, CLI_INT, &steps, 1, 1L << 40},
+      {"--epochs", NULL, CLI_INT, &epochs, 1, 1 << 20},
+      {"--batch", NULL, CLI_INT, &batch, 1, 1 << 16},
+      {"--grad-accum", NULL, CLI_INT, &accum, 1, 1 << 16},
+      {"--seq", NULL, CLI_INT, &seq, 2, 1 << 20},
+      {"--lr", NULL, CLI_FLOAT, &lr, 0, 10},
+      {"--min-lr-frac", NULL, CLI_FLOAT, &min_lr, 0, 1},
+      {"--warmup", NULL, CLI_INT, &warmup, 0, 1L << 40},
+      {"--weight-decay", NULL, CLI_FLOAT, &wd, 0, 10},
+      {"--clip", NULL, CLI_FLOAT, &clip, 0, 1e9},
+      {"--seed", NULL, CLI_INT, &seed, 0, 0x7fffffffffffL},
+      {"--eval-every", NULL, CLI_INT, &eval_every, 0, 1L << 40},
+      {"--save-every", NULL, CLI_INT, &save_every, 0, 1L << 40},
+      {"--resume", NULL, CLI_FLAG, &resume},
+      {"--recompute", NULL, CLI_FLAG, &recompute},
+      {"--on-bad-line", NULL, CLI_STR, &bad},
+      {"--json", NULL, CLI_STR, &json},
+      {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      {"--quiet", "-q", CLI_FLAG, &quiet},
+      {NULL},
+  };
+  int pr = cli_parse("train sft", argc, argv, opts, sft_usage);
+  if (pr != 0) return cli_parse_exit(pr);
+  if (!model_dir || !method || !data || !out) {
+    fprintf(stderr, "preft train sft: -m, --method, --data and -o are required (see --help)\n");
+    return CLI_EXIT_USAGE;
+  }
+  preft_train_adapter_opts ao = {.mode = (preft_adapter_mode)mode, .rank = (int)rank, .positions = positions,
+                                 .share_weights = share, .seed = (uint64_t)seed};
+  if (!strcmp(method, "lora")) ao.kind = PREFT_ADAPTER_LORA;
+  else if (!strcmp(method, "loreft")) ao.kind = PREFT_ADAPTER_LOREFT;
+  else if (!strcmp(method, "direft")) ao.kind = PREFT_ADAPTER_DIREFT;
+  else {
+    fprintf(stderr, "preft train sft: --method expects lora, loreft or direft\n");
+    return CLI_EXIT_USAGE;
+  }
+  if (strcmp(bad, "stop") && strcmp(bad, "skip")) {
+    fprintf(stderr, "preft train sft: --on-bad-line expects stop or skip\n");
+    return CLI_EXIT_USAGE;
+  }
+  int fa, la;
+  if (ao.kind != PREFT_ADAPTER_LORA && preft_reft_positions_parse(positions, &fa, &la) != 0) {
+    fprintf(stderr, "preft train sft: --positions expects fA+lB or all\n");
+    return CLI_EXIT_USAGE;
+  }
+  for (int m = 0; m < PREFT_N_MODULES; m++) ao.modules[m] = true;
+  if (targets && parse_targets(targets, ao.modules) != 0) return CLI_EXIT_USAGE;
+  ao.alpha = alpha > 0 ? alpha : 2.0 * (double)rank;
+  if (lr < 0) lr = ao.kind == PREFT_ADAPTER_LORA ? 2e-4 : 2e-3;
+
+  preft_error err;
+  preft_model *m = NULL;
+  preft_tokenizer *tok = NULL;
+  preft_dataset train = {0}, eval = {0};
+  preft_train_model tm = {0};
+  preft_train_adapter ad = {0};
+  bool *layer_on = NULL;
+  int rc = CLI_EXIT_ERROR;
+  if (preft_model_load(&m, model_dir, &err) != 0) goto fail;
+  if (has_tokenizer(model_dir) && preft_tokenizer_load(&tok, model_dir, &err) != 0) goto fail;
+  if (layers_arg) {
+    int idx[1024], n;
+    if (parse_list(layers_arg, "--layers", idx, 1024, &n) != 0) {
+      rc = CLI_EXIT_USAGE;
+      goto done;
+    }
+    layer_on = preft_xcalloc((size_t)m->cfg.n_layers, sizeof(bool));
+    for (int i = 0; i < n; i++) {
+      if (idx[i] >= m->cfg.n_layers) {
+        fprintf(stderr, "preft train sft: --layers: layer %d outside [0, %d)\n", idx[i], m->cfg.n_layers);
+        rc = CLI_EXIT_USAGE;
+        goto done;
+      }
+      layer_on[idx[i]] = true;
+    }
+    ao.layers = layer_on;
+  }
+  if (seq == 0) seq = m->cfg.max_pos < 1024 ? m->cfg.max_pos : 1024;
+  if (seq > m->cfg.max_pos) {
+    preft_fail(&err, "--seq %ld exceeds the model's context of %d", seq, m->cfg.max_pos);
+    goto fail;
+  }
+  const int32_t *eos;
+  int n_eos = tok ? preft_tokenizer_eos_ids(tok, &eos) : 0;
+  preft_data_opts dopt = {tok, n_eos ? eos[0] : (m->cfg.n_eos ? m->cfg.eos_ids[0] : -1), (int)seq, m->cfg.vocab,
+                          strcmp(bad, "skip") ? PREFT_BAD_LINE_STOP : PREFT_BAD_LINE_SKIP};
+  if (preft_dataset_load_jsonl(&train, data, &dopt, &err) != 0) goto fail;
+  if (eval_path && preft_dataset_load_jsonl(&eval, eval_path, &dopt, &err) != 0) goto fail;
+  if (!eval_path && eval_frac > 0) {
+    int k = (int)lround(eval_frac * train.n);
+    if (k < 1) k = 1;
+    if (k >= train.n) {
+      preft_fail(&err, "--eval-frac leaves no training examples");
+      goto fail;
+    }
+    preft_dataset_split(&train, &eval, k, (uint64_t)seed);
+  }
+  if (!quiet)
+    fprintf(stderr, "preft train sft: %d training examples (%lld tokens, %lld in the loss)%s%d eval; %d truncated\n",
+            train.n, (long long)train.tokens, (long long)train.targets, eval.n ? ", " : ", no eval; ", eval.n,
+            train.truncated + eval.truncated);
+  preft_train_model_from(&tm, m, false);
+  if (preft_train_adapter_init(&ad, &m->cfg, &ao, &err) != 0) goto fail;
+  preft_train_opts to;
+  preft_train_opts_default(&to);
+  to.steps = steps;
+  to.epochs = (int)epochs;
+  to.batch = (int)batch;
+  to.grad_accum = (int)accum;
+  to.max_tokens = (int)seq;
+  to.lr = lr;
+  to.min_lr_frac = min_lr;
+  to.warmup = warmup;
+  to.weight_decay = wd;
+  to.clip = clip;
+  to.seed = (uint64_t)seed;
+  to.eval_every = eval_every;
+  to.save_every = save_every;
+  to.threads = (int)threads;
+  to.recompute = recompute;
+  to.resume = resume;
+  to.quiet = quiet;
+  to.out_dir = out;
+  const char *slash = strrchr(model_dir, '/');
+  to.base_name = slash && slash[1] ? slash + 1 : model_dir;
+  preft_train_result res;
+  if (preft_train_run(&tm, &ad, &train, eval.n ? &eval : NULL, &to, &res, &err) != 0) goto fail;
+  report(&res, out);
+  if (json && write_metrics(json, &res, "mode", preft_adapter_mode_name(ad.mode), &err) != 0) goto fail;
+  rc = CLI_EXIT_OK;
+  goto done;
+fail:
+  fprintf(stderr, "preft train sft: %s\n", err.msg);
+  rc = CLI_EXIT_ERROR;
+done:
+  free(layer_on);
+  preft_train_adapter_free(&ad);
+  preft_train_model_free(&tm);
+  preft_dataset_free(&train);
+  preft_dataset_free(&eval);
+  preft_tokenizer_free(tok);
+  preft_model_free(m);
+  return rc;
+}
+
+/* ---- pretrain -------------------------------------------------------------- */
+
+/* Copies tokenizer.json and tokenizer_config.json (writing a minimal one
+ * when the source has none) next to the model. */
+static int copy_tokenizer(const char *tok_path, const char *out, const preft_tokenizer *tok, preft_error *err) {
+  char *src_dir;
+  const char *base = strrchr(tok_path, '/');
+  size_t plen = strlen(tok_path);
+  if (plen > 5 && !strcmp(tok_path + plen - 5, ".json")) src_dir = base ? strndup(tok_path, (size_t)(base - tok_path)) : preft_xstrdup(".");
+  else src_dir = preft_xstrdup(tok_path);
+  char *tj = plen > 5 && !strcmp(tok_path + plen - 5, ".json") ? preft_xstrdup(tok_path) : preft_path_join(src_dir, "tokenizer.json");
+  char *tc = preft_path_join(src_dir, "tokenizer_config.json");
+  int rc = 0;
+  const char *files[2] = {tj, tc}, *names[2] = {"tokenizer.json", "tokenizer_config.json"};
+  for (int i = 0; i < 2 && rc == 0; i++) {
+    char *dst = preft_path_join(out, names[i]);
+    if (preft_file_exists(files[i])) {
+      char *data;
+      size_t size;
+      rc = preft_read_file(files[i], &data, &size, err);
+      if (rc == 0) rc = preft_write_atomic(dst, data, size, err);
+      if (rc == 0) free(data);
+    } else if (i == 1) {
+      cJSON *j = cJSON_CreateObject();
+      cJSON_AddStringToObject(j, "tokenizer_class", "PreTrainedTokenizerFast");
+      if (preft_tokenizer_bos_token(tok)) cJSON_AddStringToObject(j, "bos_token", preft_tokenizer_bos_token(tok));
+      if (preft_tokenizer_eos_token(tok)) cJSON_AddStringToObject(j, "eos_token", preft_tokenizer_eos_token(tok));
+      cJSON_AddNumberToObject(j, "model_max_length", 1e30);
+      char *text = cJSON_Print(j);
+      cJSON_Delete(j);
+      rc = preft_write_atomic(dst, text, strlen(text), err);
+      cJSON_free(text);
+    } else {
+      rc = preft_fail(err, "%s: not found", files[i]);
+    }
+    free(dst);
+  }
+  free(tj);
+  free(tc);
+  free(src_dir);
+  return rc;
+}
+
+static int train_pretrain(int argc, char **argv) {
+  /* --data takes several files: rewrite "--data a b c" as repeated options */
+  char **av = preft_xmalloc(sizeof(char *) * (size_t)(2 * argc + 1));
+  int ac = 0;
+  for (int i = 0; i < argc; i++) {
+    av[ac++] = argv[i];
+    if (!strcmp(argv[i], "--data"))
+      while (i + 2 < argc && argv[i + 2][0] != '-') {
+        av[ac++] = argv[++i];
+        av[ac++] = "--data";
+      }
+  }
+  const char *config = NULL, *tok_path = NULL, *out = NULL, *json = NULL, *files[MAX_FILES];
+  cli_strs data = {files, 0, MAX_FILES};
+  long steps = 0, epochs = 1, batch = 8, accum = 1, seq = 256, seed = 0, warmup = 0, eval_every = 0, save_every = 0,
+       threads = 0;
+  double lr = 1e-3, min_lr = 0.1, wd = 0.1, clip = 1.0, eval_frac = 0.05;
+  bool resume = false, recompute = false, quiet = false;
+  const cli_opt opts[] = {
+      {"--config", NULL, CLI_STR, &config},
+      {"--tokenizer", NULL, CLI_STR, &tok_path},
+      {"--data", NULL, CLI_STRS, &data},
+      {"--out", "-o", CLI_STR, &out},
+      {"--steps", NULL, CLI_INT, &steps, 1, 1L << 40},
+      {"--epochs", NULL, CLI_INT, &epochs, 1, 1 << 20},
+      {"--batch", NULL, CLI_INT, &batch, 1, 1 << 16},
+      {"--grad-accum", NULL, CLI_INT, &accum, 1, 1 << 16},
+      {"--seq", NULL, CLI_INT, &seq, 2, 1 << 20},
+      {"--lr", NULL, CLI_FLOAT, &lr, 0, 10},
+      {"--min-lr-frac", NULL, CLI_FLOAT, &min_lr, 0, 1},
+      {"--warmup", NULL, CLI_INT, &warmup, 0, 1L << 40},
+      {"--weight-decay", NULL, CLI_FLOAT, &wd, 0, 10},
+      {"--clip", NULL, CLI_FLOAT, &clip, 0, 1e9},
+      {"--eval-frac", NULL, CLI_FLOAT, &eval_frac, 0, 0.9},
+      {"--seed", NULL, CLI_INT, &seed, 0, 0x7fffffffffffL},
+      {"--eval-every", NULL, CLI_INT, &eval_every, 0, 1L << 40},
+      {"--save-every", NULL, CLI_INT, &save_every, 0, 1L << 40},
+      {"--resume", NULL, CLI_FLAG, &resume},
+      {"--recompute", NULL, CLI_FLAG, &recompute},
+      {"--json", NULL, CLI_STR, &json},
+      {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      {"--quiet", "-q", CLI_FLAG, &quiet},
+      {NULL},
+  };
+  int pr = cli_parse("train pretrain", ac, av, opts, pretrain_usage);
+  if (pr != 0) {
+    free(av);
+    return cli_parse_exit(pr);
+  }
+  if (!config || !tok_path || data.n == 0 || !out) {
+    fprintf(stderr, "preft train pretrain: --config, --tokenizer, --data and -o are required (see --help)\n");
+    free(av);
+    return CLI_EXIT_USAGE;
+  }
+  preft_error err;
+  preft_model_config cfg;
+  preft_tokenizer *tok = NULL;
+  preft_dataset train = {0}, eval = {0};
+  preft_train_model tm = {0};
+  char *cfg_text = NULL;
+  int rc = CLI_EXIT_ERROR;
+  size_t cfg_len;
+  if (preft_read_file(config, &cfg_text, &cfg_len, &err) != 0 || preft_config_parse(&cfg, cfg_text, config, &err) != 0)
+    goto fail;
+  if (preft_tokenizer_load(&tok, tok_path, &err) != 0) goto fail;
+  if (preft_tokenizer_vocab_size(tok) > cfg.vocab) {
+    preft_fail(&err, "%s: vocab_size %d is smaller than the tokenizer's %d", config, cfg.vocab,
+               preft_tokenizer_vocab_size(tok));
+    goto fail;
+  }
+  if (seq > cfg.max_pos) {
+    preft_fail(&err, "--seq %ld exceeds max_position_embeddings %d", seq, cfg.max_pos);
+    goto fail;
+  }
+  const int32_t *eos;
+  int n_eos = preft_tokenizer_eos_ids(tok, &eos);
+  if (cfg.n_eos == 0 && n_eos > 0) {
+    cfg.eos_ids[0] = eos[0];
+    cfg.n_eos = 1;
+  }
+  if (cfg.bos_id < 0 && preft_tokenizer_bos_id(tok) >= 0) cfg.bos_id = preft_tokenizer_bos_id(tok);
+  preft_data_opts dopt = {tok, n_eos ? eos[0] : (cfg.n_eos ? cfg.eos_ids[0] : -1), (int)seq, cfg.vocab,
+                          PREFT_BAD_LINE_STOP};
+  if (preft_dataset_load_text(&train, data.items, data.n, &dopt, &err) != 0) goto fail;
+  if (eval_frac > 0 && train.n >= 2) {
+    /* the last windows (not shuffled in) are the evaluation set */
+    int k = (int)lround(eval_frac * train.n);
+    if (k < 1) k = 1;
+    for (int i = train.n - k; i < train.n; i++)
+      preft_dataset_add(&eval, train.ex[i].ids, train.ex[i].loss, train.ex[i].n, 0, 0);
+    for (int i = train.n - k; i < train.n; i++) {
+      free(train.ex[i].ids);
+      free(train.ex[i].loss);
+    }
+    train.n -= k;
+  }
+  if (!quiet)
+    fprintf(stderr, "preft train pretrain: %d training windows of %ld tokens, %d eval windows\n", train.n, seq, eval.n);
+  if (preft_train_model_init(&tm, &cfg, (uint64_t)seed, &err) != 0) goto fail;
+  preft_train_opts to;
+  preft_train_opts_default(&to);
+  to.steps = steps;
+  to.epochs = (int)epochs;
+  to.batch = (int)batch;
+  to.grad_accum = (int)accum;
+  to.max_tokens = (int)seq + 1;
+  to.lr = lr;
+  to.min_lr_frac = min_lr;
+  to.warmup = warmup;
+  to.weight_decay = wd;
+  to.clip = clip;
+  to.seed = (uint64_t)seed;
+  to.eval_every = eval_every;
+  to.save_every = save_every;
+  to.threads = (int)threads;
+  to.recompute = recompute;
+  to.resume = resume;
+  to.quiet = quiet;
+  to.out_dir = out;
+  preft_train_result res;
+  if (preft_train_run(&tm, NULL, &train, eval.n ? &eval : NULL, &to, &res, &err) != 0) goto fail;
+  if (copy_tokenizer(tok_path, out, tok, &err) != 0) goto fail;
+  report(&res, out);
+  if (json && write_metrics(json, &res, NULL, NULL, &err) != 0) goto fail;
+  rc = CLI_EXIT_OK;
+  goto done;
+fail:
+  fprintf(stderr, "preft train pretrain: %s\n", err.msg);
+  rc = CLI_EXIT_ERROR;
+done:
+  free(cfg_text);
+  preft_train_model_free(&tm);
+  preft_dataset_free(&train);
+  preft_dataset_free(&eval);
+  preft_tokenizer_free(tok);
+  free(av);
+  return rc;
+}
+
+int cli_train(int argc, char **argv) {
+  if (argc < 2 || cli_is_help(argv[1])) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
+  }
+  if (!strcmp(argv[1], "sft")) return train_sft(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "pretrain")) return train_pretrain(argc - 1, argv + 1);
+  fprintf(stderr, "preft train: unknown subcommand '%s' (sft or pretrain)\n", argv[1]);
+  return CLI_EXIT_USAGE;
+}

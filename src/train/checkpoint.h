@@ -1,0 +1,33 @@
+/* checkpoint.h - one file holding everything a run needs to resume
+ * exactly: "PREFTCK1", u64 header length, a JSON header, then the
+ * parameters, AdamW m and v ([n] floats each) and the log history
+ * ([rows, PREFT_HIST_COLS] doubles), little-endian. Written atomically
+ * (temp file, fsync, rename), so a crash leaves the previous checkpoint. */
+#ifndef PREFT_TRAIN_CHECKPOINT_H
+#define PREFT_TRAIN_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+
+/* step, epoch, lr, train_loss, eval_loss (NaN: none), grad_norm, tokens, tokens_per_s, elapsed_s */
+#define PREFT_HIST_COLS 9
+
+typedef struct preft_ckpt_state {
+  int64_t step, epoch, cursor, adam_t, tokens;
+  double elapsed;
+  uint64_t seed;
+  uint64_t n_params;
+  int64_t n_hist;
+  int64_t n_train; /* examples in the training set, to refuse resuming on other data */
+} preft_ckpt_state;
+
+int preft_checkpoint_save(const char *path, const preft_ckpt_state *s, const float *params, const float *m,
+                          const float *v, const double *hist, preft_error *err);
+/* Fills s, params/m/v ([s->n_params] each, which must equal n) and a heap
+ * *hist. Fails naming the file on any mismatch or truncation. */
+int preft_checkpoint_load(const char *path, preft_ckpt_state *s, float *params, float *m, float *v, size_t n,
+                          double **hist, preft_error *err);
+
+#endif
