@@ -270,6 +270,10 @@ int preft_train_run(preft_train_model *tm, preft_train_adapter *ad, const preft_
         break;
       last_ckpt = step + 1;
     }
+    if (o->stop_after > 0 && step + 1 >= o->stop_after) {
+      step++;
+      break;
+    }
   }
   preft_progress_finish(&prog);
   if (rc != 0 && hist.n > 0) {

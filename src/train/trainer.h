@@ -44,6 +44,7 @@ typedef struct preft_train_opts {
   int64_t eval_every, save_every; /* 0: only at the end */
   int threads;
   bool recompute, resume, quiet;
+  int64_t stop_after; /* tests: stop after this step, as if interrupted (0: never) */
   const char *out_dir;
   const char *base_name; /* recorded in adapter configs */
 } preft_train_opts;
