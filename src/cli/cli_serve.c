@@ -75,57 +75,42 @@ static char *dir_name(const char *dir) {
 
 int cli_serve(int argc, char **argv) {
   const char *model_dir = NULL, *tok_path = NULL, *name = NULL, *adapters_dir = NULL, *host = "127.0.0.1";
-  const char *api_key = getenv("PREFT_API_KEY"), *adapter_args[MAX_ADAPTER_ARGS], *v;
-  int n_adapter_args = 0;
+  const char *api_key = getenv("PREFT_API_KEY"), *adapter_args[MAX_ADAPTER_ARGS];
+  cli_strs adapters = {adapter_args, 0, MAX_ADAPTER_ARGS};
   long port = 8080, max_loaded = 0, kv_mb = 0, max_queue = 0, max_running = 0, step_tokens = 0, max_len = 0;
   long body_mb = 8, drain_s = 30, threads = 0;
   bool verbose = false;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    int bad = 0;
-    if (cli_is_help(a)) {
-      usage(stdout);
-      return CLI_EXIT_OK;
-    } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) bad = !(model_dir = cli_value("serve", argc, argv, &i));
-    else if (!strcmp(a, "--tokenizer")) bad = !(tok_path = cli_value("serve", argc, argv, &i));
-    else if (!strcmp(a, "--served-model-name")) bad = !(name = cli_value("serve", argc, argv, &i));
-    else if (!strcmp(a, "--adapters")) bad = !(adapters_dir = cli_value("serve", argc, argv, &i));
-    else if (!strcmp(a, "--adapter")) {
-      if (!(v = cli_value("serve", argc, argv, &i))) return CLI_EXIT_USAGE;
-      if (!strchr(v, '=') || v[0] == '=' || !strchr(v, '=')[1] || n_adapter_args == MAX_ADAPTER_ARGS) {
-        fprintf(stderr, "preft serve: --adapter expects NAME=PATH (up to %d times), got '%s'\n", MAX_ADAPTER_ARGS, v);
-        return CLI_EXIT_USAGE;
-      }
-      adapter_args[n_adapter_args++] = v;
-    } else if (!strcmp(a, "--host")) bad = !(host = cli_value("serve", argc, argv, &i));
-    else if (!strcmp(a, "--api-key")) bad = !(api_key = cli_value("serve", argc, argv, &i));
-    else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) verbose = true;
-    else {
-      const struct {
-        const char *name;
-        long *dst, lo, hi;
-      } ints[] = {
-          {"--port", &port, 0, 65535},
-          {"--max-loaded-adapters", &max_loaded, 1, 1 << 20},
-          {"--kv-cache-mb", &kv_mb, 1, 1 << 24},
-          {"--max-queue", &max_queue, 1, 1 << 24},
-          {"--max-running", &max_running, 1, 1 << 16},
-          {"--max-step-tokens", &step_tokens, 1, 1 << 20},
-          {"--max-model-len", &max_len, 2, 1 << 24},
-          {"--max-body-mb", &body_mb, 1, 1024},
-          {"--drain-timeout", &drain_s, 0, 86400},
-          {"--threads", &threads, 1, 1024},
-      };
-      size_t k = 0;
-      while (k < sizeof ints / sizeof ints[0] && strcmp(a, ints[k].name) != 0) k++;
-      if (k == sizeof ints / sizeof ints[0]) {
-        fprintf(stderr, "preft serve: unknown option '%s' (see --help)\n", a);
-        return CLI_EXIT_USAGE;
-      }
-      bad = !(v = cli_value("serve", argc, argv, &i)) || cli_parse_int("serve", a, v, ints[k].lo, ints[k].hi, ints[k].dst);
+  const cli_opt opts[] = {
+      {"--model", "-m", CLI_STR, &model_dir},
+      {"--tokenizer", NULL, CLI_STR, &tok_path},
+      {"--served-model-name", NULL, CLI_STR, &name},
+      {"--adapters", NULL, CLI_STR, &adapters_dir},
+      {"--adapter", NULL, CLI_STRS, &adapters},
+      {"--host", NULL, CLI_STR, &host},
+      {"--port", NULL, CLI_INT, &port, 0, 65535},
+      {"--api-key", NULL, CLI_STR, &api_key},
+      {"--max-loaded-adapters", NULL, CLI_INT, &max_loaded, 1, 1 << 20},
+      {"--kv-cache-mb", NULL, CLI_INT, &kv_mb, 1, 1 << 24},
+      {"--max-queue", NULL, CLI_INT, &max_queue, 1, 1 << 24},
+      {"--max-running", NULL, CLI_INT, &max_running, 1, 1 << 16},
+      {"--max-step-tokens", NULL, CLI_INT, &step_tokens, 1, 1 << 20},
+      {"--max-model-len", NULL, CLI_INT, &max_len, 2, 1 << 24},
+      {"--max-body-mb", NULL, CLI_INT, &body_mb, 1, 1024},
+      {"--drain-timeout", NULL, CLI_INT, &drain_s, 0, 86400},
+      {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      {"--verbose", "-v", CLI_FLAG, &verbose},
+      {NULL},
+  };
+  int pr = cli_parse("serve", argc, argv, opts, usage);
+  if (pr != 0) return cli_parse_exit(pr);
+  for (int i = 0; i < adapters.n; i++) {
+    const char *eq = strchr(adapter_args[i], '=');
+    if (!eq || eq == adapter_args[i] || !eq[1]) {
+      fprintf(stderr, "preft serve: --adapter expects NAME=PATH, got '%s'\n", adapter_args[i]);
+      return CLI_EXIT_USAGE;
     }
-    if (bad) return CLI_EXIT_USAGE;
   }
+  int n_adapter_args = adapters.n;
   if (!model_dir) {
     fprintf(stderr, "preft serve: -m DIR is required (see --help)\n");
     return CLI_EXIT_USAGE;

@@ -19,6 +19,7 @@ static const command commands[] = {
     {"eval-loss", cli_eval_loss, "mean cross-entropy per completion token of a JSONL set (optional adapter)"},
     {"bench", cli_bench, "benchmarks: rooflines, prefill and decode throughput"},
     {"make-model", cli_make_model, "write a random-weight model in Hugging Face layout"},
+    {"make-adapter", cli_make_adapter, "write a random-weight LoRA or ReFT adapter for a model's shape"},
     {"tokenize", cli_tokenize, "text to token ids with a Hugging Face tokenizer"},
     {"detokenize", cli_detokenize, "token ids to text"},
     {"chat-template", cli_chat_template, "render a tokenizer's chat template with a conversation"},

@@ -1,0 +1,43 @@
+# server_lib.bash - helpers for the server end-to-end tests (sourced; the
+# .bash name keeps CTest from running it as a test).
+#   start_server LOG ARGS...   runs `preft serve --port 0 ARGS` in the
+#                              background; sets SRV_PID and SRV_URL
+#   stop_server                SIGTERM, waits; returns the server's exit code
+#   check NAME CMD...          runs CMD, prints ok/FAIL, counts failures
+#   metric NAME                a sample's value from $SRV_URL/metrics
+set -u
+bin=${PREFT_BIN:?}
+data=${PREFT_TEST_DATA:?}
+fails=0
+SRV_PID=
+check() {
+  local name=$1; shift
+  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
+}
+start_server() {
+  local log=$1 port= i; shift
+  "$bin" serve --port 0 "$@" >"$log" 2>&1 &
+  SRV_PID=$!
+  for i in $(seq 1 1200); do
+    port=$(sed -n 's/.*listening on http:\/\/[^ ]*:\([0-9][0-9]*\) (.*/\1/p' "$log")
+    [ -n "$port" ] && break
+    if ! kill -0 "$SRV_PID" 2>/dev/null; then echo "server did not start:"; cat "$log"; SRV_PID=; return 1; fi
+    sleep 0.05
+  done
+  [ -n "$port" ] || { echo "server did not report its port:"; cat "$log"; return 1; }
+  SRV_URL=http://127.0.0.1:$port
+}
+stop_server() {
+  [ -n "$SRV_PID" ] || return 1
+  kill -TERM "$SRV_PID" 2>/dev/null
+  local rc=0
+  wait "$SRV_PID" || rc=$?
+  SRV_PID=
+  return $rc
+}
+kill_server() { [ -z "$SRV_PID" ] || { kill -KILL "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=; }; }
+metric() { curl -s "$SRV_URL/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
+# post PATH JSON [curl args...]: prints the body, then the status on its own line
+post() { local p=$1 j=$2; shift 2; curl -s -X POST "$SRV_URL$p" -H 'Content-Type: application/json' -d "$j" -w '\n%{http_code}' "$@"; }
+# wait_for CMD...: retries CMD for up to ~10 s
+wait_for() { local i; for i in $(seq 1 200); do "$@" && return 0; sleep 0.05; done; return 1; }
