@@ -23,9 +23,10 @@ int cli_detokenize(int argc, char **argv);
 int cli_chat_template(int argc, char **argv);
 int cli_tokenizer(int argc, char **argv);
 int cli_serve(int argc, char **argv);
-int cli_make_adapter(int argc, char **argv);
 int cli_train(int argc, char **argv);     /* cli_train.c: train sft | train pretrain */
 int cli_eval_loss(int argc, char **argv); /* cli_eval_loss.c */
+int cli_make_adapter(int argc, char **argv);
+int cli_convert(int argc, char **argv);
 int cli_bench_serve(int argc, char **argv); /* `preft bench serve`, from cli_bench.c */
 
 /* ---- declarative options ----------------------------------------------------

@@ -18,6 +18,7 @@ static const command commands[] = {
     {"train", cli_train, "train an adapter (train sft) or a model from scratch (train pretrain)"},
     {"eval-loss", cli_eval_loss, "mean cross-entropy per completion token of a JSONL set (optional adapter)"},
     {"bench", cli_bench, "benchmarks: rooflines, prefill and decode throughput"},
+    {"convert", cli_convert, "export a model or LoRA adapter as GGUF for llama.cpp"},
     {"make-model", cli_make_model, "write a random-weight model in Hugging Face layout"},
     {"make-adapter", cli_make_adapter, "write a random-weight LoRA or ReFT adapter for a model's shape"},
     {"tokenize", cli_tokenize, "text to token ids with a Hugging Face tokenizer"},
