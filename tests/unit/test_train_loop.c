@@ -1,5 +1,5 @@
 /* test_train_loop.c - the training loop end to end on a tiny reference
- * model (llama-gqa-rope3, D=128, V=256) with pre-tokenised SFT data:
+ * model (grads/full-llama-tiny: D=32, L=2, V=64) with pre-tokenised SFT data:
  *   - a LoRA trained all-token on a handful of examples reproduces their
  *     completions with greedy decoding through the serving engine;
  *   - prefill-only training of the same data lowers the loss well below the
@@ -34,7 +34,7 @@ static preft_model *base;
 static preft_train_model tm;
 
 static int setup(void **state) {
-  char *dir = test_data_path("models/llama-gqa-rope3");
+  char *dir = test_data_path("grads/full-llama-tiny/model");
   preft_error err;
   if (preft_model_load(&base, dir, &err) != 0) {
     fprintf(stderr, "%s\n", err.msg);
@@ -60,7 +60,7 @@ static void make_data(preft_dataset *ds, int seed) {
     int p = 6 + e % 6;
     for (int t = 0; t < p + COMP; t++) {
       s = s * 6364136223846793005ull + 1442695040888963407ull;
-      ids[t] = 3 + (int)((s >> 33) % 250);
+      ids[t] = 3 + (int)((s >> 33) % 60);
       loss[t] = t >= p;
     }
     preft_dataset_add(ds, ids, loss, p + COMP, p, 0);
