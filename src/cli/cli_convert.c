@@ -110,7 +110,7 @@ static int convert_model(const char *dir, const char *tok_path, bool no_tok, con
     free(own);
     if (tok_path || has_own) {
       if (preft_tokenizer_load(&tok, tok_path ? tok_path : dir, &err) != 0) {
-        fprintf(stderr, "preft convert: %s\n", err.msg);
+        fprintf(stderr, "preft convert: tokenizer: %s\n", err.msg);
         return CLI_EXIT_ERROR;
       }
     } else {
