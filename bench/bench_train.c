@@ -1,0 +1,127 @@
+/* bench_train.c - training throughput: tokens/s of one forward+backward
+ * pass (full model; and a LoRA in prefill-only mode on a frozen base) for
+ * Llama-shaped models of widths 256..1024, as a fraction of the measured
+ * sgemm rate (preft_roofline_sgemm_gflops, the same kernel's best case) and
+ * of the FMA peak; activation memory per token of context.
+ *
+ * usage: bench_train [--threads N] [--seq T] [--batch B] [WIDTH...]
+ * Model per width D: L=4, Dh=64, H=D/64, Hkv=H/2, F=8D/3 (multiple of 64),
+ * V=4096. Useful FLOPs per step: 6·N·P (P = matmul parameters incl. the
+ * head) + 12·L·H·Dh·pairs (causal attention, pairs = B·T(T+1)/2); the
+ * attention backward's recomputed scores are not counted. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/threadpool.h"
+#include "base/timer.h"
+#include "tensor/cpu.h"
+#include "tensor/roofline.h"
+#include "train/train_model.h"
+
+static double time_pass(preft_train_model *tm, preft_train_adapter *ad, preft_pool *pool, preft_train_batch *b,
+                        preft_train_acts *a) {
+  double best = 1e30, s;
+  preft_error err;
+  for (int rep = 0; rep < 3; rep++) {
+    preft_param_set_zero_grad(ad ? &ad->ps : &tm->ps);
+    double t0 = preft_now();
+    if (preft_train_pass(tm, ad, pool, b, a, 1.0f / (float)b->n_targets, &s, &err) != 0) {
+      fprintf(stderr, "%s\n", err.msg);
+      exit(1);
+    }
+    double dt = preft_now() - t0;
+    best = dt < best ? dt : best;
+  }
+  return best;
+}
+
+int main(int argc, char **argv) {
+  int threads = 0, T = 256, B = 2, widths[16], nw = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--seq") && i + 1 < argc) T = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);
+    else if (nw < 16) widths[nw++] = atoi(argv[i]);
+  }
+  if (nw == 0) {
+    int d[] = {256, 512, 768, 1024};
+    memcpy(widths, d, sizeof d);
+    nw = 4;
+  }
+  preft_pool *pool = preft_pool_create(threads);
+  double fma = preft_roofline_fma_gflops(pool, 1.0), sg = preft_roofline_sgemm_gflops(pool, 1024);
+  printf("cpu path %s, %d threads; FMA peak %.1f GFLOP/s, sgemm (n=1024) %.1f GFLOP/s; T=%d, B=%d\n",
+         preft_cpu_path_name(preft_cpu_path()), preft_pool_size(pool), fma, sg, T, B);
+  printf("| width | params (M) | full: tokens/s | full: GFLOP/s | of sgemm | of FMA peak | LoRA-P r16: tokens/s | "
+         "act. bytes/token |\n|---|---|---|---|---|---|---|---|\n");
+  for (int w = 0; w < nw; w++) {
+    int D = widths[w];
+    preft_model_config c = {0};
+    c.arch = PREFT_ARCH_LLAMA;
+    c.dim = D;
+    c.n_layers = 4;
+    c.head_dim = 64;
+    c.n_heads = D / 64;
+    c.n_kv_heads = c.n_heads / 2 > 0 ? c.n_heads / 2 : 1;
+    c.ffn = (8 * D / 3 + 63) / 64 * 64;
+    c.vocab = 4096;
+    c.max_pos = T;
+    c.norm_eps = 1e-5f;
+    c.rope_theta = 10000;
+    c.bos_id = -1;
+    preft_error err;
+    preft_train_model tm;
+    if (preft_train_model_init(&tm, &c, 1, &err) != 0) {
+      fprintf(stderr, "%s\n", err.msg);
+      return 1;
+    }
+    preft_train_batch b = {0};
+    int *ids = malloc(sizeof(int) * (size_t)T), *tg = malloc(sizeof(int) * (size_t)T);
+    uint8_t *fl = malloc((size_t)T);
+    for (int s = 0; s < B; s++) {
+      for (int t = 0; t < T; t++) {
+        ids[t] = (s * 7919 + t * 104729) % c.vocab;
+        tg[t] = (ids[t] * 31 + 7) % c.vocab;
+        fl[t] = t < T / 2 ? PREFT_ADAPT_ON : PREFT_ADAPT_OFF;
+      }
+      preft_train_batch_add(&b, ids, tg, fl, T);
+    }
+    preft_train_acts a;
+    preft_train_acts_init(&a, &tm, NULL, B * T, T, preft_pool_size(pool), false);
+    double dt = time_pass(&tm, NULL, pool, &b, &a);
+    int qd = c.n_heads * 64, kvd = c.n_kv_heads * 64;
+    double P = (double)c.n_layers * ((double)qd * D * 2 + (double)kvd * D * 2 + 3.0 * c.ffn * D) + (double)c.vocab * D;
+    double pairs = (double)B * T * (T + 1) / 2.0;
+    double flops = 6.0 * b.n * P + 12.0 * c.n_layers * c.n_heads * 64.0 * pairs;
+    double gf = flops / dt * 1e-9;
+    size_t act_bytes = preft_train_acts_bytes(&a);
+    preft_train_acts_free(&a);
+    /* LoRA r=16 on all modules, prefill-only flags (first half of each sequence) */
+    preft_train_model frozen;
+    preft_model *view = preft_train_model_view(&tm);
+    preft_train_model_from(&frozen, view, false);
+    preft_train_model_view_free(view);
+    preft_train_adapter ad;
+    preft_train_adapter_opts ao = {.kind = PREFT_ADAPTER_LORA, .mode = PREFT_MODE_PREFILL, .rank = 16, .alpha = 32,
+                                   .seed = 1};
+    for (int m = 0; m < PREFT_N_MODULES; m++) ao.modules[m] = true;
+    preft_train_adapter_init(&ad, &c, &ao, &err);
+    preft_train_acts_init(&a, &frozen, &ad, B * T, T, preft_pool_size(pool), false);
+    double dl = time_pass(&frozen, &ad, pool, &b, &a);
+    preft_train_acts_free(&a);
+    printf("| %d | %.1f | %.0f | %.1f | %.0f%% | %.0f%% | %.0f | %.0f |\n", D, (P + D * 2.0 * c.n_layers) * 1e-6,
+           b.n / dt, gf, 100 * gf / sg, 100 * gf / fma, b.n / dl, (double)act_bytes / b.n);
+    fflush(stdout);
+    preft_train_adapter_free(&ad);
+    preft_train_model_free(&frozen);
+    preft_train_model_free(&tm);
+    preft_train_batch_free(&b);
+    free(ids);
+    free(tg);
+    free(fl);
+  }
+  preft_pool_free(pool);
+  return 0;
+}
