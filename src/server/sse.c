@@ -243,6 +243,10 @@ bool srv_job_engine_cb(void *user, const preft_token_event *ev) {
   if (matched) c->stopped = true;
   if (ev->finish == PREFT_FINISH_STOP && c->stopped) e.stop_string = true;
   if (ev->finish == PREFT_FINISH_ERROR) e.error = preft_xstrdup(ev->error ? ev->error : "generation failed");
+  /* Once the final event is queued the connection thread may free the job
+   * at any moment: nothing of j or c is touched after the unlock. */
+  bool go_on = !c->stopped;
+  _Atomic long *cb_nanos = j->cb_nanos;
   pthread_mutex_lock(&j->mu);
   if (j->q_len == j->q_cap) {
     j->q_cap = j->q_cap ? 2 * j->q_cap : 16;
@@ -253,10 +257,12 @@ bool srv_job_engine_cb(void *user, const preft_token_event *ev) {
     c->done = true;
     j->n_open--;
   }
+  /* (counted before the unlock: the server that owns cb_nanos may be freed
+   * as soon as the last final event is seen) */
+  if (cb_nanos) atomic_fetch_add(cb_nanos, (long)((preft_now() - t0) * 1e9));
   pthread_cond_broadcast(&j->cv);
   pthread_mutex_unlock(&j->mu);
-  if (j->cb_nanos) atomic_fetch_add(j->cb_nanos, (long)((preft_now() - t0) * 1e9));
-  return !c->stopped;
+  return go_on;
 }
 
 bool srv_socket_hung_up(int fd) {

@@ -9,7 +9,7 @@
 source "$(dirname "$0")/server_lib.bash"
 command -v jq >/dev/null || { echo "jq is missing: run scripts/install-deps.sh"; exit 1; }
 tmp=$(mktemp -d)
-trap 'kill_server; rm -rf "$tmp"' EXIT
+trap 'kill_server; [ $fails -gt 0 ] && for l in "$tmp"/log*; do echo "== $l"; tail -40 "$l"; done; rm -rf "$tmp"' EXIT
 model=$data/models/llama-gqa-rope3
 ad=$data/adapters
 adapters=(lora-qv-r4 lora-all7-rslora-patterns loreft-f3l3 direft-f5l5-shared)
@@ -171,7 +171,7 @@ err_check "load a broken adapter" 400 lora_path "{\"lora_name\":\"x3\",\"lora_pa
 err_check "load without lora_path" 400 lora_path '{"lora_name":"x4"}' /v1/load_lora_adapter
 r=$(post /v1/unload_lora_adapter '{"lora_name":"extra"}')
 check "unload the loaded adapter: 200" test "${r##*$'\n'}" = 200
-check "KV blocks are all free again" wait_for test "$(metric 'preft_kv_blocks{state="used"}')" = 0
+check "KV blocks are all free again" wait_for metric_is 'preft_kv_blocks{state="used"}' 0
 
 stop_server
 check "SIGTERM: exit 0" test $? -eq 0

@@ -41,3 +41,5 @@ metric() { curl -s "$SRV_URL/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
 post() { local p=$1 j=$2; shift 2; curl -s -X POST "$SRV_URL$p" -H 'Content-Type: application/json' -d "$j" -w '\n%{http_code}' "$@"; }
 # wait_for CMD...: retries CMD for up to ~10 s
 wait_for() { local i; for i in $(seq 1 200); do "$@" && return 0; sleep 0.05; done; return 1; }
+# metric_is NAME VALUE: the sample equals VALUE now (for wait_for)
+metric_is() { [ "$(metric "$1")" = "$2" ]; }
