@@ -23,14 +23,13 @@ static char *run(const char *text, size_t step, const char *const *stops, int n,
     const char *piece;
     size_t plen;
     *stopped = preft_stop_feed(&m, text + i, k, &piece, &plen);
-    /* never release a suffix that starts a stop string unless stopped */
-    memcpy(out + out_len, piece, plen);
+    if (plen) memcpy(out + out_len, piece, plen);
     out_len += plen;
   }
   const char *tail;
   size_t tlen;
   preft_stop_finish(&m, &tail, &tlen);
-  memcpy(out + out_len, tail, tlen);
+  if (tlen) memcpy(out + out_len, tail, tlen);
   out[out_len + tlen] = 0;
   preft_stop_free(&m);
   return out;
