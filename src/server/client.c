@@ -135,6 +135,7 @@ static int perform(preft_client *c, const char *path, const char *json, preft_ss
   out->body = t.body.p;
   out->len = t.body.len;
   if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && t.aborted)) {
+    preft_http_response_free(out);
     preft_fail(err, "%s%s: %s", c->base, path, curl_easy_strerror(rc));
     return -1;
   }

@@ -41,7 +41,7 @@ preft_client *preft_client_new(const char *base_url, const char *api_key, double
 void preft_client_free(preft_client *c);
 
 /* 0 when a response arrived (any status), -1 on a transport error (refused,
- * reset, timeout) with err filled. */
+ * reset, timeout) with err filled and *out empty (nothing to free). */
 int preft_client_get(preft_client *c, const char *path, preft_http_response *out, preft_error *err);
 /* POSTs a JSON body; with fn, event-stream payloads go to fn as they arrive. */
 int preft_client_post(preft_client *c, const char *path, const char *json, preft_sse_fn fn, void *ctx,
