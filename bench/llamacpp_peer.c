@@ -245,7 +245,9 @@ int main(int argc, char **argv) {
       for (int s = 0; s < g; s++) next[s] = argmax(llama_get_logits_ith(ctx, s * P + P - 1), V);
       double td = now();
       t_prefill += td - ts;
-      for (int i = 0; i < O; i++) {
+      /* the prefill gave each request its first output token; O-1 steps follow */
+      out_tokens += g;
+      for (int i = 0; i + 1 < O; i++) {
         b.n_tokens = 0;
         for (int s = 0; s < g; s++) batch_add(&b, next[s], P + i, s, 1);
         if (llama_decode(ctx, b) != 0) return die("llama_decode (decode) failed", NULL);
@@ -258,7 +260,8 @@ int main(int argc, char **argv) {
     double wall = now() - t0;
     printf("llama.cpp adapters %d requests %d prompt %d output %d: wall %.3f s, out tok/s %.2f, prefill tok/s %.1f, "
            "decode tok/s %.2f\n",
-           n_loras, R, P, O, wall, out_tokens / wall, (double)R * P / t_prefill, out_tokens / t_decode);
+           n_loras, R, P, O, wall, out_tokens / wall, (double)R * P / t_prefill,
+           t_decode > 0 ? (double)(out_tokens - R) / t_decode : 0.0);
     llama_batch_free(b);
     llama_free(ctx);
   } else {

@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# peer_llamacpp.sh - preft beside llama.cpp on this machine: the same model,
+# dtype, threads, batch sizes and prompt/output lengths, one table of ratios.
+#
+#   bench/peer_llamacpp.sh LLAMA_CPP_SRC_DIR [options]
+#
+# LLAMA_CPP_SRC_DIR is a llama.cpp source checkout of your own (never
+# vendored, never committed here). The script
+#   1. builds llama.cpp's CPU tools with CMake into --llama-build (default
+#      LLAMA_CPP_SRC_DIR/build-preft-peer) and bench/llamacpp_peer.c (a small
+#      driver of llama.cpp's C API) against it;
+#   2. checks the export: every reference model and LoRA adapter under
+#      tests/data is converted with `preft convert --to gguf` and llama.cpp's
+#      logits are compared with `preft logits` (F32 tensors and an F32 KV
+#      cache: agreement to rounding; stored types with llama.cpp's defaults:
+#      same greedy tokens); with the fetched tokenizers, llama.cpp's token
+#      ids for a sample text are compared with `preft tokenize`;
+#   3. benchmarks, for each dtype: a random-weight model of --shape made by
+#      `preft make-model`, converted to GGUF;
+#        base prefill/decode at each batch size B: `preft bench model` vs
+#          llama-batched-bench (B sequences, P cached prompt tokens, O steps);
+#        batch-1 reference: llama-bench pp P / tg O;
+#        N adapters: R requests round-robin over N random rank-R LoRAs
+#          (`preft make-adapter`, converted): `preft bench adapters` (one
+#          mixed batch) vs llamacpp_peer adapters (llama.cpp applies one
+#          adapter set per batch, so each adapter's requests form a batch and
+#          the adapters take turns);
+#   4. prints one table; preft / llama.cpp ratios above 1 favour preft.
+#
+# Options (defaults in brackets):
+#   --preft BIN          the preft binary [build/preft]
+#   --shape NAME         model shape for make-model [qwen2.5-0.5b]
+#   --layers L           fewer layers for a quick run [the shape's]
+#   --dtypes LIST        space-separated [bf16 f32]
+#   --threads N          [all cores]
+#   --prompt P           prompt tokens [128]
+#   --output O           output tokens [32]
+#   --batches LIST       comma-separated batch sizes [1,16]
+#   --adapters N         distinct adapters [16]
+#   --requests R         requests in the adapter runs [16]
+#   --rank R             LoRA rank [16]
+#   --llama-build DIR    llama.cpp build directory [SRC/build-preft-peer]
+#   --work DIR           scratch directory for models [a fresh temp dir]
+#   --no-build           use an existing --llama-build as it is
+#   --check-only / --no-check   only the export check / skip it
+set -euo pipefail
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+[ $# -ge 1 ] || { usage >&2; exit 2; }
+case "$1" in -h|--help) usage; exit 0 ;; esac
+src=$(cd "$1" && pwd) || { echo "peer_llamacpp: no directory $1" >&2; exit 2; }
+shift
+[ -f "$src/include/llama.h" ] || { echo "peer_llamacpp: $src is not a llama.cpp checkout (no include/llama.h)" >&2; exit 2; }
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+preft=$repo/build/preft
+shape=qwen2.5-0.5b layers="" dtypes="bf16 f32" threads=$(nproc) P=128 O=32 batches=1,16
+n_adapters=16 requests=16 rank=16 lbuild=$src/build-preft-peer work="" build=1 check=1 bench=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --preft) preft=$2; shift ;;
+    --shape) shape=$2; shift ;;
+    --layers) layers=$2; shift ;;
+    --dtypes) dtypes=$2; shift ;;
+    --threads) threads=$2; shift ;;
+    --prompt) P=$2; shift ;;
+    --output) O=$2; shift ;;
+    --batches) batches=$2; shift ;;
+    --adapters) n_adapters=$2; shift ;;
+    --requests) requests=$2; shift ;;
+    --rank) rank=$2; shift ;;
+    --llama-build) lbuild=$2; shift ;;
+    --work) work=$2; shift ;;
+    --no-build) build=0 ;;
+    --check-only) bench=0 ;;
+    --no-check) check=0 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "peer_llamacpp: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ -x "$preft" ] || { echo "peer_llamacpp: no preft binary at $preft (build preft first, or --preft BIN)" >&2; exit 2; }
+preft=$(cd "$(dirname "$preft")" && pwd)/$(basename "$preft")
+if [ -z "$work" ]; then work=$(mktemp -d); trap 'rm -rf "$work"' EXIT; fi
+mkdir -p "$work"
+log() { echo "== $*" >&2; }
+
+# ---- 1. build ---------------------------------------------------------------
+if [ "$build" = 1 ]; then
+  log "building llama.cpp (CPU) in $lbuild"
+  cmake -S "$src" -B "$lbuild" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DLLAMA_BUILD_TESTS=OFF \
+    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF \
+    -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF >"$work/cmake.log" 2>&1 ||
+    { tail -20 "$work/cmake.log" >&2; exit 1; }
+  cmake --build "$lbuild" -j"$(nproc)" --target llama llama-bench llama-batched-bench >"$work/build.log" 2>&1 ||
+    { tail -20 "$work/build.log" >&2; exit 1; }
+fi
+lbin=$lbuild/bin
+[ -x "$lbin/llama-bench" ] && [ -x "$lbin/llama-batched-bench" ] || { echo "peer_llamacpp: no llama-bench in $lbin" >&2; exit 1; }
+libdir=$(dirname "$(find "$lbuild" -name 'libllama.so' -print -quit)")
+driver=$lbuild/llamacpp_peer
+cc -std=c11 -O2 "$repo/bench/llamacpp_peer.c" -I"$src/include" -I"$src/ggml/include" -L"$libdir" -lllama -lggml \
+  -lggml-base -lm -Wl,-rpath,"$libdir" -o "$driver"
+commit=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
+
+# ---- 2. export check ------------------------------------------------------------
+fails=0
+result() { # result NAME OK? DETAIL
+  if [ "$2" = 0 ]; then printf 'ok   %-52s %s\n' "$1" "$3"; else printf 'FAIL %-52s %s\n' "$1" "$3"; fails=$((fails + 1)); fi
+}
+json_int() { sed -n "s/.*\"$2\": *\([0-9]*\).*/\1/p" "$1" | head -1; }
+json_ids() { tr -d ' \n' <"$1" | sed -n 's/.*"ids":\[\([0-9,]*\)\].*/\1/p'; }
+
+if [ "$check" = 1 ]; then
+  log "checking the export against llama.cpp $commit"
+  data=$repo/tests/data
+  for dir in "$data"/models/*/; do
+    m=$(basename "$dir")
+    V=$(json_int "$dir/config.json" vocab_size)
+    ids=$(cat "$dir/golden_ids.txt")
+    "$preft" logits -m "$dir" --ids "$ids" -o "$work/p.f32" 2>/dev/null
+    # F32 everywhere: the two implementations must agree to float rounding
+    "$preft" convert -m "$dir" --to gguf --outtype f32 -o "$work/$m-f32.gguf" 2>/dev/null
+    "$driver" logits "$work/$m-f32.gguf" "$ids" "$work/l.f32" --f32-kv --threads "$threads"
+    out=$("$driver" compare "$work/l.f32" "$work/p.f32" "$V" 1e-5) && r=0 || r=1
+    result "logits $m (F32 export, F32 KV)" $r "$out"
+    # as stored, llama.cpp's defaults (F16 KV cache, F16/BF16 activations)
+    "$preft" convert -m "$dir" --to gguf -o "$work/$m.gguf" 2>/dev/null
+    "$driver" logits "$work/$m.gguf" "$ids" "$work/l.f32" --threads "$threads"
+    out=$("$driver" compare "$work/l.f32" "$work/p.f32" "$V" 1e-2) && r=0 || r=1
+    result "logits $m (stored types, llama.cpp defaults)" $r "$out"
+    prompt=$(echo "$ids" | cut -d, -f1-8)
+    a=$("$preft" generate -m "$dir" --ids "$prompt" -n 24 --temperature 0 --ignore-eos --print-ids 2>/dev/null | tr ' ' ',')
+    b=$("$driver" generate "$work/$m.gguf" "$prompt" 24 --threads "$threads")
+    [ "$a" = "$b" ] && r=0 || r=1
+    result "greedy 24 tokens $m" $r "$b"
+  done
+  for dir in "$data"/adapters/lora-*/; do
+    a=$(basename "$dir")
+    base=$(sed -n 's/.*"base": *"\([^"]*\)".*/\1/p' "$dir/golden.json")
+    ids=$(json_ids "$dir/golden.json")
+    V=$(json_int "$data/models/$base/config.json" vocab_size)
+    "$preft" convert -a "$dir" -m "$data/models/$base" --to gguf --outtype f32 -o "$work/$a.gguf" 2>/dev/null
+    "$preft" logits -m "$data/models/$base" -a "$dir" --adapter-mode all --ids "$ids" -o "$work/p.f32" 2>/dev/null
+    "$driver" logits "$work/$base-f32.gguf" "$ids" "$work/l.f32" --lora "$work/$a.gguf" --f32-kv --threads "$threads"
+    out=$("$driver" compare "$work/l.f32" "$work/p.f32" "$V" 1e-5) && r=0 || r=1
+    result "logits LoRA $a on $base" $r "$out"
+  done
+  text="Hello world! It's 2026: naïve café, 12345 tokens...  <|im_start|>user
+Ünïcödé 你好 🦙"
+  for t in qwen3:151936 llama3_1:128256; do
+    name=${t%%:*}
+    [ -s "$data/.cache/$name/tokenizer.json" ] || { echo "skip tokenizer $name (run scripts/fetch-test-data.sh)"; continue; }
+    rm -rf "$work/tok-$name"
+    "$preft" make-model --shape tiny --vocab "${t##*:}" -o "$work/tok-$name" 2>/dev/null
+    cp "$data/.cache/$name/tokenizer.json" "$data/.cache/$name/tokenizer_config.json" "$work/tok-$name/"
+    "$preft" convert -m "$work/tok-$name" --to gguf -o "$work/tok-$name.gguf" 2>/dev/null
+    a=$("$preft" tokenize --tokenizer "$work/tok-$name" --text "$text" | tr -d '[] ')
+    b=$("$driver" tokenize "$work/tok-$name.gguf" "$text")
+    [ "$a" = "$b" ] && r=0 || r=1
+    result "token ids of a sample text, $name tokenizer" $r "$(echo "$b" | tr ',' '\n' | wc -l) ids"
+  done
+  [ "$fails" = 0 ] && log "export check: all passed" || log "export check: $fails FAILED"
+fi
+[ "$bench" = 1 ] || exit $((fails > 0))
+
+# ---- 3. benchmarks ----------------------------------------------------------------
+# preft's JSON (cJSON_Print: one key per line) -> "batch value" pairs
+preft_model_field() { awk -v f="\"$2\":" '$1 == "\"batch\":" {b=$2+0} $1 == f {v=$2; sub(/,/, "", v); print b, v}' "$1"; }
+preft_adapter_tps() { # FILE METHOD N
+  awk -v m="\"$2\"," -v n="$3" '$1 == "\"method\":" {meth=$2} $1 == "\"n_adapters\":" {na=$2+0}
+    $1 == "\"tokens_per_s\":" && meth == m && na == n {v=$2; sub(/,/, "", v); print v}' "$1"
+}
+# llama-batched-bench JSONL: the last line for a batch size (the first run warms up)
+lcpp_bb() { grep "\"pl\": $3," "$1" | tail -1 | sed -n "s/.*\"$2\": *\([0-9.]*\).*/\1/p"; }
+lcpp_bench() { # FILE n_prompt n_gen -> avg_ts
+  tr -d '\n ' <"$1" | sed 's/},{/}\n{/g' | grep "\"n_prompt\":$2,\"n_gen\":$3," | sed -n 's/.*"avg_ts":\([0-9.]*\).*/\1/p' | head -1
+}
+rows=$work/rows.txt
+: >"$rows"
+row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$rows"; }
+layer_opt=${layers:+--layers $layers}
+max_b=$(echo "$batches" | tr ',' '\n' | sort -n | tail -1)
+for dt in $dtypes; do
+  mdir=$work/model-$dt
+  log "$dt: making $shape ${layers:+($layers layers) }and $n_adapters rank-$rank LoRAs"
+  "$preft" make-model --shape "$shape" --dtype "$dt" $layer_opt -o "$mdir" 2>/dev/null
+  "$preft" convert -m "$mdir" --no-tokenizer --to gguf -o "$work/model-$dt.gguf" 2>/dev/null
+  loras=()
+  for i in $(seq 1 "$n_adapters"); do
+    "$preft" make-adapter -m "$mdir" --rank "$rank" --dtype "$dt" --seed "$i" -o "$work/lora-$dt-$i" 2>/dev/null
+    "$preft" convert -a "$work/lora-$dt-$i" -m "$mdir" --to gguf -o "$work/lora-$dt-$i.gguf" 2>/dev/null
+    loras+=(--lora "$work/lora-$dt-$i.gguf")
+  done
+
+  log "$dt: base model, batches $batches, prompt $P, output $O, $threads threads"
+  "$preft" bench model -m "$mdir" --batch "$batches" --prompt-len "$P" --decode-steps "$O" --threads "$threads" \
+    --json "$work/preft-model-$dt.json" >/dev/null
+  "$lbin/llama-batched-bench" -m "$work/model-$dt.gguf" -npp "$P" -ntg "$O" -npl "1,$batches" -t "$threads" \
+    -c $((max_b * (P + O) + 64)) -b 2048 -ub 512 --output-format jsonl >"$work/lcpp-bb-$dt.jsonl" 2>/dev/null
+  "$lbin/llama-bench" -m "$work/model-$dt.gguf" -p "$P" -n "$O" -t "$threads" -r 3 -o json \
+    >"$work/lcpp-bench-$dt.json" 2>/dev/null
+  for B in $(echo "$batches" | tr ',' ' '); do
+    pd=$(preft_model_field "$work/preft-model-$dt.json" decode_tokens_per_s | awk -v b="$B" '$1 == b {print $2}')
+    pp=$(preft_model_field "$work/preft-model-$dt.json" prefill_tokens_per_s | awk -v b="$B" '$1 == b {print $2}')
+    row "$dt" "decode tok/s, batch $B (context $P)" "$pd" "$(lcpp_bb "$work/lcpp-bb-$dt.jsonl" speed_tg "$B")"
+    row "$dt" "prefill tok/s, batch $B x $P" "$pp" "$(lcpp_bb "$work/lcpp-bb-$dt.jsonl" speed_pp "$B")"
+  done
+  row "$dt" "llama-bench pp$P / tg$O tok/s (batch 1)" "-" \
+    "$(lcpp_bench "$work/lcpp-bench-$dt.json" "$P" 0) / $(lcpp_bench "$work/lcpp-bench-$dt.json" 0 "$O")"
+
+  log "$dt: $requests requests over $n_adapters adapters"
+  "$preft" bench adapters -m "$mdir" --methods base,lora,lora-p --adapters "$n_adapters" --requests "$requests" \
+    --prompt-len "$P" --output-len "$O" --rank "$rank" --threads "$threads" --json "$work/preft-ad-$dt.json" >/dev/null
+  lb=$("$driver" adapters "$work/model-$dt.gguf" -p "$P" -n "$O" -r "$requests" --threads "$threads")
+  la=$("$driver" adapters "$work/model-$dt.gguf" -p "$P" -n "$O" -r "$requests" --threads "$threads" "${loras[@]}")
+  lb=$(echo "$lb" | sed -n 's/.*out tok\/s \([0-9.]*\).*/\1/p')
+  la=$(echo "$la" | sed -n 's/.*out tok\/s \([0-9.]*\).*/\1/p')
+  row "$dt" "$requests requests, base model: out tok/s" "$(preft_adapter_tps "$work/preft-ad-$dt.json" base 0)" "$lb"
+  row "$dt" "$requests requests, $n_adapters LoRAs (all-token): out tok/s" \
+    "$(preft_adapter_tps "$work/preft-ad-$dt.json" lora "$n_adapters")" "$la"
+  row "$dt" "$requests requests, $n_adapters LoRAs, preft prefill-only" \
+    "$(preft_adapter_tps "$work/preft-ad-$dt.json" lora-p "$n_adapters")" "$la"
+done
+
+# ---- 4. the table --------------------------------------------------------------------
+echo
+echo "preft vs llama.cpp $commit on $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"
+echo "$threads threads; shape $shape${layers:+ ($layers layers)}; prompt $P, output $O; LoRA rank $rank (q,k,v,o,gate,up,down)"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+printf '%-6s %-48s %14s %14s %9s\n' dtype measurement preft llama.cpp ratio
+awk -F'\t' '{
+  r = ($3 ~ /^[0-9.]+$/ && $4 ~ /^[0-9.]+$/ && $4 > 0) ? sprintf("%.2fx", $3 / $4) : "-"
+  printf "%-6s %-48s %14s %14s %9s\n", $1, $2, $3 ~ /^[0-9.]+$/ ? sprintf("%.2f", $3) : $3, $4 ~ /^[0-9.]+$/ ? sprintf("%.2f", $4) : $4, r
+}' "$rows"
+exit $((fails > 0))
