@@ -13,7 +13,9 @@
  * the layers of a real model do. On a shared virtual machine the memory
  * bandwidth available drifts (here between about 33 and 58 GB/s from one
  * second to the next), so each decode point is compared with the read
- * bandwidth of the same arena measured right after it ("roof" column).
+ * bandwidth of the same arena measured right after it ("roof" column), and
+ * each prefill point with the FMA peak measured right after it (other
+ * programs on the machine slow both alike).
  * Pass a third argument to force the portable path.
  */
 #include <stdint.h>
@@ -33,9 +35,12 @@ static void fill_weights(void *w, preft_dtype dt, size_t count, uint32_t seed) {
   for (size_t i = 0; i < count; i++) {
     seed = seed * 1664525u + 1013904223u;
     float v = (float)(seed >> 8) * 0x1p-24f - 0.5f;
-    if (dt == PREFT_F32) ((float *)w)[i] = v;
-    else if (dt == PREFT_F16) ((uint16_t *)w)[i] = preft_f32_to_f16(v);
-    else ((uint16_t *)w)[i] = preft_f32_to_bf16(v);
+    if (dt == PREFT_F32)
+      ((float *)w)[i] = v;
+    else if (dt == PREFT_F16)
+      ((uint16_t *)w)[i] = preft_f32_to_f16(v);
+    else
+      ((uint16_t *)w)[i] = preft_f32_to_bf16(v);
   }
 }
 
@@ -50,9 +55,10 @@ int main(int argc, char **argv) {
   double bw = preft_roofline_bandwidth_gbs(pool, 2.0);
   double sgemm = preft_roofline_sgemm_gflops(pool, 1024);
   printf("path %s, %d threads\n", preft_cpu_path_name(preft_cpu_path()), threads);
-  printf("roofline: FMA peak %.1f GFLOP/s | memory read (1 GiB) %.1f GB/s | "
-         "preft_gemm F32 1024^3 %.1f GFLOP/s = %.0f%% of peak\n\n",
-         peak, bw, sgemm, 100 * sgemm / peak);
+  printf(
+      "roofline: FMA peak %.1f GFLOP/s | memory read (1 GiB) %.1f GB/s | "
+      "preft_gemm F32 1024^3 %.1f GFLOP/s = %.0f%% of peak\n\n",
+      peak, bw, sgemm, 100 * sgemm / peak);
 
   static const int shapes[][2] = {{4864, 896}, {896, 4864}, {8192, 2048}};
   static const int ns[] = {1, 8, 64, 256};
@@ -81,9 +87,11 @@ int main(int argc, char **argv) {
         }
         double gflops = 2.0 * n * (double)k * m / best * 1e-9, gbs = (double)wbytes / best * 1e-9;
         int decode = n <= 8;
-        double roof = decode ? preft_roofline_read_buffer_gbs(pool, arena, (size_t)copies * stride, 0.2) : peak;
-        printf("%-5s %6d %6d %4d %10.1f %9.1f %9.1f %5.1f %-4s %6.0f%%\n", preft_dtype_name((preft_dtype)dt), m,
-               k, n, best * 1e6, gflops, gbs, roof, decode ? "GB/s" : "GF/s", 100 * (decode ? gbs : gflops) / roof);
+        double roof = decode ? preft_roofline_read_buffer_gbs(pool, arena, (size_t)copies * stride, 0.2)
+                             : preft_roofline_fma_gflops(pool, 0.1);
+        printf("%-5s %6d %6d %4d %10.1f %9.1f %9.1f %5.1f %-4s %6.0f%%\n", preft_dtype_name((preft_dtype)dt),
+               m, k, n, best * 1e6, gflops, gbs, roof, decode ? "GB/s" : "GF/s",
+               100 * (decode ? gbs : gflops) / roof);
         fflush(stdout);
       }
       free(arena), free(x), free(y);

@@ -25,8 +25,8 @@
 #include "tensor/cpu.h"
 #include "tensor/gemm_kern.h"
 
-#define GEMM_KC 256          /* input features per packed panel (multiple of 8) */
-#define GEMM_MC 240          /* most rows of x per prefill task: 240 KiB of x per K block, in L2 */
+#define GEMM_KC 256           /* input features per packed panel (multiple of 8) */
+#define GEMM_MC 240           /* most rows of x per prefill task: 240 KiB of x per K block, in L2 */
 #define GEMM_SERIAL_MAC 65536 /* below this many multiply-adds, threads cost more than they save */
 #define GEMM_TASKS_PER_THREAD 4
 #define GEMM_PREFETCH_MAX_ROWS 64 /* fewer rows per task: packing prefetches the next panel */
@@ -39,8 +39,8 @@ typedef struct {
   preft_dtype wdt;
   size_t ys, xs;
   int n, k, m, accumulate;
-  int rows_per_task;        /* decode: weight rows per task */
-  int row_blocks, mc, kc;   /* prefill: row blocks of x, rows per block, features per K block */
+  int rows_per_task;      /* decode: weight rows per task */
+  int row_blocks, mc, kc; /* prefill: row blocks of x, rows per block, features per K block */
   int panels, panels_per_task;
 } gemm_job;
 
@@ -79,9 +79,7 @@ static void pack_task(void *p, int task, int thread) {
  * per 4 rows of x. Past it, the per-use conversion (dear for BF16 on AVX1)
  * and the re-reading of x cost more than the pack's transpose. Measured
  * crossovers, AVX+FMA path (docs/KERNELS.md). */
-static int rows_max_n(preft_dtype wdt) {
-  return wdt == PREFT_F16 ? 64 : wdt == PREFT_F32 ? 48 : 16;
-}
+static int rows_max_n(preft_dtype wdt) { return wdt == PREFT_F16 ? 64 : wdt == PREFT_F32 ? 48 : 16; }
 
 static int cdiv(int a, int b) { return (a + b - 1) / b; }
 
@@ -102,8 +100,17 @@ void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_
       for (int i = 0; i < n; i++) memset(y + (size_t)i * (size_t)y_stride, 0, (size_t)m * sizeof(float));
     return;
   }
-  gemm_job jb = {.kt = kernels(), .y = y, .x = x, .w = w, .wdt = wdt, .ys = (size_t)y_stride,
-                 .xs = (size_t)x_stride, .n = n, .k = k, .m = m, .accumulate = accumulate};
+  gemm_job jb = {.kt = kernels(),
+                 .y = y,
+                 .x = x,
+                 .w = w,
+                 .wdt = wdt,
+                 .ys = (size_t)y_stride,
+                 .xs = (size_t)x_stride,
+                 .n = n,
+                 .k = k,
+                 .m = m,
+                 .accumulate = accumulate};
   int threads = preft_pool_size(pool);
   if ((double)n * k * m < GEMM_SERIAL_MAC) threads = 1;
   int want = threads == 1 ? 1 : threads * GEMM_TASKS_PER_THREAD;

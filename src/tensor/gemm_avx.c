@@ -79,7 +79,8 @@ AVX_INLINE void pack_dt(float *panel, const void *w, preft_dtype dt, size_t k, i
   int kc8 = kc & ~7;
   for (int jb = 0; jb < PREFT_GEMM_NR; jb += 8) {
     if (jb >= nr) {
-      for (int kk = 0; kk < kc8; kk++) _mm256_store_ps(panel + (size_t)kk * PREFT_GEMM_NR + jb, _mm256_setzero_ps());
+      for (int kk = 0; kk < kc8; kk++)
+        _mm256_store_ps(panel + (size_t)kk * PREFT_GEMM_NR + jb, _mm256_setzero_ps());
       continue;
     }
     for (int kk = 0; kk < kc8; kk += 8) {
@@ -88,16 +89,18 @@ AVX_INLINE void pack_dt(float *panel, const void *w, preft_dtype dt, size_t k, i
        * packed one after the other, so their rows arrive from memory while
        * this one's tiles compute. */
       if (prefetch_next && (kk * (int)esize) % 64 == 0) {
-        #pragma GCC unroll 8
+#pragma GCC unroll 8
         for (int jj = 0; jj < 8; jj++)
-          prefetch((uintptr_t)w + ((uintptr_t)(j0 + PREFT_GEMM_NR + jb + jj) * k + (uintptr_t)(k0 + kk)) * esize);
+          prefetch((uintptr_t)w +
+                   ((uintptr_t)(j0 + PREFT_GEMM_NR + jb + jj) * k + (uintptr_t)(k0 + kk)) * esize);
       }
       __m256 r[8];
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int jj = 0; jj < 8; jj++)
-        r[jj] = jb + jj < nr ? load8(w, dt, (size_t)(j0 + jb + jj) * k + (size_t)(k0 + kk)) : _mm256_setzero_ps();
+        r[jj] =
+            jb + jj < nr ? load8(w, dt, (size_t)(j0 + jb + jj) * k + (size_t)(k0 + kk)) : _mm256_setzero_ps();
       transpose8(r);
-      #pragma GCC unroll 8
+#pragma GCC unroll 8
       for (int i = 0; i < 8; i++) _mm256_store_ps(panel + (size_t)(kk + i) * PREFT_GEMM_NR + jb, r[i]);
     }
   }
@@ -107,12 +110,18 @@ AVX_INLINE void pack_dt(float *panel, const void *w, preft_dtype dt, size_t k, i
           jj < nr ? preft_load_elem(w, dt, (size_t)(j0 + jj) * k + (size_t)(k0 + kk)) : 0.f;
 }
 
-static AVX_FN void avx_pack(float *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0, int kc,
-                            int prefetch_next) {
+static AVX_FN void avx_pack(float *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0,
+                            int kc, int prefetch_next) {
   switch (wdt) {
-    case PREFT_F16: pack_dt(panel, w, PREFT_F16, k, j0, nr, k0, kc, prefetch_next); break;
-    case PREFT_BF16: pack_dt(panel, w, PREFT_BF16, k, j0, nr, k0, kc, prefetch_next); break;
-    default: pack_dt(panel, w, PREFT_F32, k, j0, nr, k0, kc, prefetch_next); break;
+    case PREFT_F16:
+      pack_dt(panel, w, PREFT_F16, k, j0, nr, k0, kc, prefetch_next);
+      break;
+    case PREFT_BF16:
+      pack_dt(panel, w, PREFT_BF16, k, j0, nr, k0, kc, prefetch_next);
+      break;
+    default:
+      pack_dt(panel, w, PREFT_F32, k, j0, nr, k0, kc, prefetch_next);
+      break;
   }
 }
 
@@ -121,7 +130,7 @@ static AVX_FN void avx_pack(float *panel, const void *w, preft_dtype wdt, size_t
 AVX_INLINE void tile_mr(const int MR, int kc, const float *x, size_t xs, const float *p, float *y, size_t ys,
                         int accumulate) {
   __m256 c0[PREFT_GEMM_MR], c1[PREFT_GEMM_MR];
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < MR; r++) {
     c0[r] = accumulate ? _mm256_loadu_ps(y + (size_t)r * ys) : _mm256_setzero_ps();
     c1[r] = accumulate ? _mm256_loadu_ps(y + (size_t)r * ys + 8) : _mm256_setzero_ps();
@@ -129,22 +138,22 @@ AVX_INLINE void tile_mr(const int MR, int kc, const float *x, size_t xs, const f
   for (int kk = 0; kk < kc; kk++) {
     __m256 b0 = _mm256_load_ps(p), b1 = _mm256_load_ps(p + 8);
     p += PREFT_GEMM_NR;
-    #pragma GCC unroll 8
+#pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
       __m256 a = _mm256_broadcast_ss(x + (size_t)r * xs + (size_t)kk);
       c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
       c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
     }
   }
-  #pragma GCC unroll 8
+#pragma GCC unroll 8
   for (int r = 0; r < MR; r++) {
     _mm256_storeu_ps(y + (size_t)r * ys, c0[r]);
     _mm256_storeu_ps(y + (size_t)r * ys + 8, c1[r]);
   }
 }
 
-static AVX_FN void avx_tile(int kc, const float *x, size_t xs, const float *panel, float *y, size_t ys, int mr,
-                            int nr, int accumulate) {
+static AVX_FN void avx_tile(int kc, const float *x, size_t xs, const float *panel, float *y, size_t ys,
+                            int mr, int nr, int accumulate) {
   /* A partial tile (nr < 16) works in a scratch copy so that no column past
    * the end of y is touched. */
   float tmp[PREFT_GEMM_MR * PREFT_GEMM_NR] __attribute__((aligned(32)));
@@ -153,28 +162,43 @@ static AVX_FN void avx_tile(int kc, const float *x, size_t xs, const float *pane
   if (nr < PREFT_GEMM_NR) {
     memset(tmp, 0, sizeof tmp);
     if (accumulate)
-      for (int r = 0; r < mr; r++) memcpy(tmp + r * PREFT_GEMM_NR, y + (size_t)r * ys, (size_t)nr * sizeof(float));
+      for (int r = 0; r < mr; r++)
+        memcpy(tmp + r * PREFT_GEMM_NR, y + (size_t)r * ys, (size_t)nr * sizeof(float));
     yt = tmp;
     yts = PREFT_GEMM_NR;
   }
   switch (mr) {
-    case 6: tile_mr(6, kc, x, xs, panel, yt, yts, accumulate); break;
-    case 5: tile_mr(5, kc, x, xs, panel, yt, yts, accumulate); break;
-    case 4: tile_mr(4, kc, x, xs, panel, yt, yts, accumulate); break;
-    case 3: tile_mr(3, kc, x, xs, panel, yt, yts, accumulate); break;
-    case 2: tile_mr(2, kc, x, xs, panel, yt, yts, accumulate); break;
-    default: tile_mr(1, kc, x, xs, panel, yt, yts, accumulate); break;
+    case 6:
+      tile_mr(6, kc, x, xs, panel, yt, yts, accumulate);
+      break;
+    case 5:
+      tile_mr(5, kc, x, xs, panel, yt, yts, accumulate);
+      break;
+    case 4:
+      tile_mr(4, kc, x, xs, panel, yt, yts, accumulate);
+      break;
+    case 3:
+      tile_mr(3, kc, x, xs, panel, yt, yts, accumulate);
+      break;
+    case 2:
+      tile_mr(2, kc, x, xs, panel, yt, yts, accumulate);
+      break;
+    default:
+      tile_mr(1, kc, x, xs, panel, yt, yts, accumulate);
+      break;
   }
   if (nr < PREFT_GEMM_NR)
-    for (int r = 0; r < mr; r++) memcpy(y + (size_t)r * ys, tmp + r * PREFT_GEMM_NR, (size_t)nr * sizeof(float));
+    for (int r = 0; r < mr; r++)
+      memcpy(y + (size_t)r * ys, tmp + r * PREFT_GEMM_NR, (size_t)nr * sizeof(float));
 }
 
 /* ---- decode: R weight rows dotted with NT rows of x over all of K ------- */
 
 /* y[0:NT, j:j+R] (+)= x[0:NT, 0:k] · w[j:j+R, 0:k]ᵀ. Every step of 8 input
  * features also prefetches pf_adv bytes from address pf on (see avx_rows). */
-AVX_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float *y, size_t ys, const float *x,
-                          size_t xs, const void *w, int k, int j, int accumulate, uintptr_t pf, size_t pf_adv) {
+AVX_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float *y, size_t ys,
+                          const float *x, size_t xs, const void *w, int k, int j, int accumulate,
+                          uintptr_t pf, size_t pf_adv) {
   __m256 acc[4][4];
 #pragma GCC unroll 8
   for (int r = 0; r < R; r++)
@@ -200,7 +224,8 @@ AVX_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float
     for (int n = 0; n < NT; n++) {
       float s = hsum8(acc[r][n]);
       for (int kk = k8; kk < k; kk++)
-        s += x[(size_t)n * xs + (size_t)kk] * preft_load_elem(w, dt, base + (size_t)r * (size_t)k + (size_t)kk);
+        s += x[(size_t)n * xs + (size_t)kk] *
+             preft_load_elem(w, dt, base + (size_t)r * (size_t)k + (size_t)kk);
       float *yy = y + (size_t)n * ys + (size_t)(j + r);
       *yy = accumulate ? *yy + s : s;
     }
@@ -210,31 +235,53 @@ AVX_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float
 /* R is 4 (NT <= 2), 3 (NT >= 3) or 1 (leftover rows): R × NT accumulators
  * plus R weight vectors plus one x vector must fit in 16 registers. */
 #define DOT_ARGS y, ys, x, xs, w, k, j, acc, pf, pf_adv
-#define DOT_SWITCH(DT)                                          \
-  do {                                                          \
-    if (R == 1) {                                               \
-      switch (NT) {                                             \
-        case 1: dot_block(1, 1, DT, DOT_ARGS); break;           \
-        case 2: dot_block(1, 2, DT, DOT_ARGS); break;           \
-        case 3: dot_block(1, 3, DT, DOT_ARGS); break;           \
-        default: dot_block(1, 4, DT, DOT_ARGS); break;          \
-      }                                                         \
-    } else {                                                    \
-      switch (NT) {                                             \
-        case 1: dot_block(4, 1, DT, DOT_ARGS); break;           \
-        case 2: dot_block(4, 2, DT, DOT_ARGS); break;           \
-        case 3: dot_block(3, 3, DT, DOT_ARGS); break;           \
-        default: dot_block(3, 4, DT, DOT_ARGS); break;          \
-      }                                                         \
-    }                                                           \
+#define DOT_SWITCH(DT)                   \
+  do {                                   \
+    if (R == 1) {                        \
+      switch (NT) {                      \
+        case 1:                          \
+          dot_block(1, 1, DT, DOT_ARGS); \
+          break;                         \
+        case 2:                          \
+          dot_block(1, 2, DT, DOT_ARGS); \
+          break;                         \
+        case 3:                          \
+          dot_block(1, 3, DT, DOT_ARGS); \
+          break;                         \
+        default:                         \
+          dot_block(1, 4, DT, DOT_ARGS); \
+          break;                         \
+      }                                  \
+    } else {                             \
+      switch (NT) {                      \
+        case 1:                          \
+          dot_block(4, 1, DT, DOT_ARGS); \
+          break;                         \
+        case 2:                          \
+          dot_block(4, 2, DT, DOT_ARGS); \
+          break;                         \
+        case 3:                          \
+          dot_block(3, 3, DT, DOT_ARGS); \
+          break;                         \
+        default:                         \
+          dot_block(3, 4, DT, DOT_ARGS); \
+          break;                         \
+      }                                  \
+    }                                    \
   } while (0)
 
 static AVX_FN void dot_dispatch(int R, int NT, preft_dtype dt, float *y, size_t ys, const float *x, size_t xs,
                                 const void *w, int k, int j, int acc, uintptr_t pf, size_t pf_adv) {
   switch (dt) {
-    case PREFT_F16: DOT_SWITCH(PREFT_F16); break;
-    case PREFT_BF16: DOT_SWITCH(PREFT_BF16); break;
-    default: DOT_SWITCH(PREFT_F32); break;
+    case PREFT_F16:
+      DOT_SWITCH(PREFT_F16);
+      break;
+    case PREFT_BF16:
+      DOT_SWITCH(PREFT_BF16);
+      break;
+    default:
+      DOT_SWITCH(PREFT_F32);
+      break;
   }
 }
 
@@ -249,8 +296,8 @@ static int pass_rows(int n, int passes, int pi) { return n * (pi + 1) / passes -
  * streams, so the next group (contiguous, right after this one) is
  * prefetched into L2 at an even rate over all passes of this one: memory
  * stays busy while the cached passes compute. */
-static AVX_FN void avx_rows(float *y, size_t ys, const float *x, size_t xs, const void *w, preft_dtype wdt, int n,
-                            int k, int j0, int j1, int accumulate) {
+static AVX_FN void avx_rows(float *y, size_t ys, const float *x, size_t xs, const void *w, preft_dtype wdt,
+                            int n, int k, int j0, int j1, int accumulate) {
   const size_t esize = preft_dtype_size(wdt);
   const int passes = (n + 3) / 4, steps = k / 8;
   for (int g0 = j0; g0 < j1; g0 += ROW_GROUP) {

@@ -13,7 +13,8 @@ static void portable_pack(float *panel, const void *w, preft_dtype wdt, size_t k
       continue;
     }
     size_t row = (size_t)(j0 + jj) * k + (size_t)k0;
-    for (int kk = 0; kk < kc; kk++) panel[(size_t)kk * PREFT_GEMM_NR + jj] = preft_load_elem(w, wdt, row + (size_t)kk);
+    for (int kk = 0; kk < kc; kk++)
+      panel[(size_t)kk * PREFT_GEMM_NR + jj] = preft_load_elem(w, wdt, row + (size_t)kk);
   }
 }
 
@@ -21,7 +22,8 @@ static void portable_tile(int kc, const float *x, size_t xs, const float *panel,
                           int nr, int accumulate) {
   float acc[PREFT_GEMM_MR][PREFT_GEMM_NR];
   for (int r = 0; r < mr; r++)
-    for (int c = 0; c < PREFT_GEMM_NR; c++) acc[r][c] = accumulate && c < nr ? y[(size_t)r * ys + (size_t)c] : 0.f;
+    for (int c = 0; c < PREFT_GEMM_NR; c++)
+      acc[r][c] = accumulate && c < nr ? y[(size_t)r * ys + (size_t)c] : 0.f;
   for (int kk = 0; kk < kc; kk++) {
     const float *p = panel + (size_t)kk * PREFT_GEMM_NR;
     for (int r = 0; r < mr; r++) {
@@ -36,8 +38,8 @@ static void portable_tile(int kc, const float *x, size_t xs, const float *panel,
 /* Weight rows are converted in blocks of KB elements (never the whole
  * matrix) and each block is dotted with every row of x. */
 #define KB 512
-static void portable_rows(float *y, size_t ys, const float *x, size_t xs, const void *w, preft_dtype wdt, int n,
-                          int k, int j0, int j1, int accumulate) {
+static void portable_rows(float *y, size_t ys, const float *x, size_t xs, const void *w, preft_dtype wdt,
+                          int n, int k, int j0, int j1, int accumulate) {
   float buf[KB];
   for (int j = j0; j < j1; j++) {
     size_t row = (size_t)j * (size_t)k;

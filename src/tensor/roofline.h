@@ -14,8 +14,11 @@
  *
  *  preft_roofline_bandwidth_gbs: read bandwidth from main memory in GB/s
  *    (1e9 bytes/s): all threads XOR-fold disjoint chunks of a 1 GiB buffer, far
- *    beyond the last-level cache, with SIMD loads. A memory-bound kernel
- *    (decode GEMM, whose traffic is its weights) cannot beat it.
+ *    beyond the last-level cache, with SIMD loads; the better of a single
+ *    sequential stream and four prefetched streams per chunk (the decode
+ *    GEMM's pattern), since either can win depending on the machine's
+ *    state. A memory-bound kernel (decode GEMM, whose traffic is its
+ *    weights) should not beat it by more than measurement noise.
  *    preft_roofline_read_gbs does the same over a fresh buffer of `bytes`
  *    (small buffers measure a cache level instead of memory), and
  *    preft_roofline_read_buffer_gbs over the caller's buffer (any bytes),

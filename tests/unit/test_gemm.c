@@ -34,9 +34,12 @@ static void *make_weights(preft_dtype dt, int m, int k) {
   void *w = malloc(count * preft_dtype_size(dt));
   for (size_t i = 0; i < count; i++) {
     float v = frand();
-    if (dt == PREFT_F16) ((uint16_t *)w)[i] = preft_f32_to_f16(v);
-    else if (dt == PREFT_BF16) ((uint16_t *)w)[i] = preft_f32_to_bf16(v);
-    else ((float *)w)[i] = v;
+    if (dt == PREFT_F16)
+      ((uint16_t *)w)[i] = preft_f32_to_f16(v);
+    else if (dt == PREFT_BF16)
+      ((uint16_t *)w)[i] = preft_f32_to_bf16(v);
+    else
+      ((float *)w)[i] = v;
   }
   return w;
 }
@@ -72,7 +75,8 @@ static void check_problem(const fixture *f, preft_dtype dt, int n, int k, int m,
   size_t xlen = (size_t)(n - 1) * (size_t)xs + (size_t)k, ylen = (size_t)(n - 1) * (size_t)ys + (size_t)m;
   float *x = malloc(xlen * sizeof *x), *y0 = malloc(ylen * sizeof *y0), *y = malloc(ylen * sizeof *y);
   float *yref = malloc(ylen * sizeof *yref);
-  double *want = malloc((size_t)n * (size_t)m * sizeof *want), *scale = malloc((size_t)n * (size_t)m * sizeof *scale);
+  double *want = malloc((size_t)n * (size_t)m * sizeof *want),
+         *scale = malloc((size_t)n * (size_t)m * sizeof *scale);
   for (size_t i = 0; i < xlen; i++) x[i] = frand();
   for (size_t i = 0; i < ylen; i++) y0[i] = (int)(i % (size_t)ys) >= m ? SENTINEL : frand();
   void *w = make_weights(dt, m, k);
@@ -142,9 +146,15 @@ static void gemm_matches_reference_for_odd_shapes(preft_dtype dt, void **state) 
         check_problem(*state, dt, ns[a], ks[b], ms[d], (c & 1) ? 3 : 0, (c >> 1) & 1);
 }
 
-static void f32_gemm_matches_reference(void **state) { gemm_matches_reference_for_odd_shapes(PREFT_F32, state); }
-static void f16_gemm_matches_reference(void **state) { gemm_matches_reference_for_odd_shapes(PREFT_F16, state); }
-static void bf16_gemm_matches_reference(void **state) { gemm_matches_reference_for_odd_shapes(PREFT_BF16, state); }
+static void f32_gemm_matches_reference(void **state) {
+  gemm_matches_reference_for_odd_shapes(PREFT_F32, state);
+}
+static void f16_gemm_matches_reference(void **state) {
+  gemm_matches_reference_for_odd_shapes(PREFT_F16, state);
+}
+static void bf16_gemm_matches_reference(void **state) {
+  gemm_matches_reference_for_odd_shapes(PREFT_BF16, state);
+}
 
 /* Several K blocks, many panels, row blocks split across threads, and
  * every pad/accumulate combination on shapes that are a few tiles big. */
