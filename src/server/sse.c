@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/error.h"
 #include "base/timer.h"
@@ -144,6 +146,8 @@ srv_job *srv_job_new(preft_engine *e, const preft_tokenizer *tok, int n_choices,
   pthread_mutex_init(&j->mu, NULL);
   pthread_cond_init(&j->cv, NULL);
   j->engine = e;
+  j->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  PREFT_ASSERT(j->efd >= 0);
   j->tok = tok;
   j->cb_nanos = cb_nanos;
   j->n_choices = n_choices;
@@ -259,31 +263,23 @@ bool srv_job_engine_cb(void *user, const preft_token_event *ev) {
   }
   /* (counted before the unlock: the server that owns cb_nanos may be freed
    * as soon as the last final event is seen) */
+  if (j->waiting) {
+    uint64_t one = 1;
+    ssize_t w = write(j->efd, &one, sizeof one); /* never blocks: the counter cannot overflow here */
+    (void)w;
+  }
   if (cb_nanos) atomic_fetch_add(cb_nanos, (long)((preft_now() - t0) * 1e9));
   pthread_cond_broadcast(&j->cv);
   pthread_mutex_unlock(&j->mu);
   return go_on;
 }
 
-bool srv_socket_hung_up(int fd) {
-  if (fd < 0) return false;
-  struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
-  if (poll(&p, 1, 0) <= 0) return false;
-  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
-  if (p.revents & POLLIN) {
-    /* Readable: either a pipelined request (keep going) or end of stream. */
-    char c;
-    ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-  }
-  return false;
-}
-
 int srv_job_take(srv_job *j, int fd, srv_event **out, size_t *n) {
   *out = NULL;
   *n = 0;
-  pthread_mutex_lock(&j->mu);
+  bool watch = fd >= 0;
   for (;;) {
+    pthread_mutex_lock(&j->mu);
     if (j->q_len) {
       *out = j->q;
       *n = j->q_len;
@@ -296,19 +292,22 @@ int srv_job_take(srv_job *j, int fd, srv_event **out, size_t *n) {
       pthread_mutex_unlock(&j->mu);
       return SRV_TAKE_ALL_DONE;
     }
-    /* Wake every 50 ms to look at the socket. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 50 * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-      ts.tv_sec++;
-      ts.tv_nsec -= 1000000000L;
+    j->waiting = true; /* from here on the callback writes the eventfd */
+    pthread_mutex_unlock(&j->mu);
+    /* POLLRDHUP only (not POLLIN): a pipelined next request does not wake
+     * us; the peer's FIN or RST does. The 1 s timeout is a safety net. */
+    struct pollfd p[2] = {{.fd = j->efd, .events = POLLIN}, {.fd = fd, .events = POLLRDHUP}};
+    int rc = poll(p, watch ? 2 : 1, 1000);
+    bool hung = rc > 0 && watch && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+    uint64_t count;
+    if (rc > 0 && (p[0].revents & POLLIN)) {
+      ssize_t r = read(j->efd, &count, sizeof count);
+      (void)r;
     }
-    int rc = pthread_cond_timedwait(&j->cv, &j->mu, &ts);
-    if (rc == ETIMEDOUT && !j->q_len && srv_socket_hung_up(fd)) {
-      pthread_mutex_unlock(&j->mu);
-      return SRV_TAKE_HUNG_UP;
-    }
+    pthread_mutex_lock(&j->mu);
+    j->waiting = false;
+    pthread_mutex_unlock(&j->mu);
+    if (hung) return SRV_TAKE_HUNG_UP;
   }
 }
 
@@ -349,6 +348,7 @@ void srv_job_free(srv_job *j) {
   for (int i = 0; i < j->n_stops; i++) free(j->stops[i]);
   free(j->stops);
   free(j->choices);
+  close(j->efd);
   pthread_mutex_destroy(&j->mu);
   pthread_cond_destroy(&j->cv);
   free(j);

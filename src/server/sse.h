@@ -8,9 +8,11 @@
  * choice), runs the stop-string matcher (returning false when a stop string
  * matched, which finishes the engine request), and appends one srv_event to
  * the job's queue under the job's mutex. It never blocks on the HTTP side.
- * The connection thread takes events in batches with srv_job_take, which also
- * watches the client's socket so that a client that went away is noticed
- * while nothing is being written.
+ * The connection thread takes events in batches with srv_job_take: it sleeps
+ * in poll() on the job's eventfd (written by the callback when the
+ * connection thread is waiting) and on the client's socket, so a client that
+ * went away is noticed at once even while nothing is being written, and no
+ * thread wakes up without a reason.
  *
  * Lifetime: the engine calls each choice's callback exactly once with a
  * finish reason; a job may only be freed after every submitted choice got
@@ -98,6 +100,8 @@ struct srv_job {
   int n_stops;
   _Atomic long *cb_nanos; /* where to add the time spent in the callback (may be NULL) */
   preft_engine *engine;
+  int efd;      /* eventfd: the callback signals a waiting connection thread */
+  bool waiting; /* the connection thread sleeps in poll (guarded by mu) */
 };
 
 /* A job of n choices; stops are copied. tok may be NULL. */
@@ -123,7 +127,5 @@ void srv_job_cancel_and_wait(srv_job *j);
 /* Cancels (if needed), waits, frees. */
 void srv_job_free(srv_job *j);
 
-/* True when the peer of a connected socket has closed or reset it. */
-bool srv_socket_hung_up(int fd);
 
 #endif
