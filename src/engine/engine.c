@@ -333,7 +333,9 @@ static void grow_step_buffers(preft_engine *e, int rows) {
   e->b_adapter = preft_xrealloc(e->b_adapter, sizeof(void *) * n);
   e->b_flag = preft_xrealloc(e->b_flag, n);
   e->b_logit_seq = preft_xrealloc(e->b_logit_seq, sizeof(seq_t *) * n);
-  e->logits = preft_xrealloc(e->logits, sizeof(float) * n * (size_t)e->model->cfg.vocab);
+  /* at most one logits row per running sequence */
+  size_t logit_rows = n < (size_t)e->cfg.max_running ? n : (size_t)e->cfg.max_running;
+  e->logits = preft_xrealloc(e->logits, sizeof(float) * logit_rows * (size_t)e->model->cfg.vocab);
 }
 
 /* Lays the scheduled rows out as a batch; returns the number of logit rows. */
