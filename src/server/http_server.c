@@ -25,7 +25,12 @@
 #include "base/timer.h"
 #include "server/server_int.h"
 
+/* Seconds an idle connection (between requests, or a client sending its
+ * request slowly) is kept. While a request is being answered there is no
+ * timeout: a generation may wait in the queue or run for minutes. */
+#ifndef SRV_IDLE_TIMEOUT_S
 #define SRV_IDLE_TIMEOUT_S 120
+#endif
 
 static double thread_cpu(void) {
   struct timespec ts;
