@@ -3,17 +3,19 @@
 # `preft serve` on the Qwen2.5-0.5B shape (random BF16 weights) with N rank-16
 # LoRA adapters (all seven projections) and N rank-16 DiReFT adapters, and
 # `preft bench serve` with N concurrent clients, client i on adapter i.
-# Runs, each with fresh random prompts (no prefix-cache hits):
+# Runs (RUNS, default "base lora-p lora direft-p base2"), each with fresh
+# random prompts (no prefix-cache hits); a run named base*, lora-p*, lora*
+# or direft-p* is:
 #   base       the base model for every client
 #   lora-p     LoRA, prefill-only (decode runs the base model)
 #   lora       LoRA, all-token (classic multi-LoRA serving)
 #   direft-p   DiReFT, prefill-only
-#   base2      the base model again (how much the machine drifted)
+# and repeating base at the end shows how much the machine drifted.
 # Prints a table of output tokens/s and the ratio to the base model, the
 # HTTP layer's share of step time, and writes each run's JSON to OUT_DIR.
 # Usage: bench/serve_adapters.sh [BUILD_DIR] [OUT_DIR]
 # Environment: N (clients = adapters, 64), REQ (requests per run, 2N),
-# P (prompt tokens, 32), O (output tokens, 32), LAYERS (override the shape's
+# P (prompt tokens, 32), O (output tokens, 32), RUNS, LAYERS (override the shape's
 # 24 layers), THREADS (server compute threads, all cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,7 @@ build=${1:-build}
 out=${2:-bench-serve-out}
 N=${N:-64} P=${P:-32} O=${O:-32}
 REQ=${REQ:-$((2 * N))}
+RUNS=${RUNS:-base lora-p lora direft-p base2}
 bin=$build/preft
 mkdir -p "$out"
 work=$(mktemp -d)
@@ -55,18 +58,24 @@ run() { # run NAME SEED [bench serve args]
 run warmup-base 99 --requests "$N" --output-len 2 >/dev/null
 run warmup-lora 100 --adapters "$lora" --requests "$N" --prompt-len 4 --output-len 2 >/dev/null
 run warmup-direft 101 --adapters "$direft" --requests "$N" --prompt-len 4 --output-len 2 >/dev/null
-run base 1
-run lora-p 2 --adapters "$lora" --adapter-mode prefill
-run lora 3 --adapters "$lora" --adapter-mode all
-run direft-p 4 --adapters "$direft" --adapter-mode prefill
-run base2 5
+seed=0
+for r in $RUNS; do
+  seed=$((seed + 1))
+  case $r in
+    base*) run "$r" $seed ;;
+    lora-p*) run "$r" $seed --adapters "$lora" --adapter-mode prefill ;;
+    lora*) run "$r" $seed --adapters "$lora" --adapter-mode all ;;
+    direft-p*) run "$r" $seed --adapters "$direft" --adapter-mode prefill ;;
+    *) echo "unknown run $r" >&2; exit 2 ;;
+  esac
+done
 kill -TERM "$pid"
 wait "$pid"
 pid=
 echo
 printf '%-9s %12s %9s %10s %10s %10s %8s\n' run "tokens/s" "vs base" "TTFT p50" "TPOT p50" "step ms" "HTTP %"
 base=$(jq .output_tokens_per_s "$out/base.json")
-for r in base lora-p lora direft-p base2; do
+for r in $RUNS; do
   jq -r --arg r "$r" --argjson b "$base" \
     '[$r, .output_tokens_per_s, .output_tokens_per_s / $b, .ttft_s.p50 * 1e3, .tpot_s.p50 * 1e3,
       .server.mean_step_ms, .server.http_fraction_of_step_time * 100]
