@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,6 +196,17 @@ int preft_config_load(preft_model_config *cfg, const char *dir, preft_error *err
   return rc;
 }
 
+/* The shortest decimal that reads back as the same float (1e-05, not
+ * 9.99999974737875e-06), as a double for cJSON. */
+static double float_for_json(float f) {
+  char buf[32];
+  for (int p = 1; p <= 9; p++) {
+    snprintf(buf, sizeof buf, "%.*g", p, (double)f);
+    if (strtof(buf, NULL) == f) return strtod(buf, NULL);
+  }
+  return (double)f;
+}
+
 int preft_config_write(const preft_model_config *c, const char *path, preft_error *err) {
   static const char *types[] = {"llama", "qwen2", "mistral"};
   cJSON *root = cJSON_CreateObject();
@@ -209,7 +221,7 @@ int preft_config_write(const preft_model_config *c, const char *path, preft_erro
   cJSON_AddNumberToObject(root, "num_key_value_heads", c->n_kv_heads);
   cJSON_AddNumberToObject(root, "head_dim", c->head_dim);
   cJSON_AddNumberToObject(root, "max_position_embeddings", c->max_pos);
-  cJSON_AddNumberToObject(root, "rms_norm_eps", c->norm_eps);
+  cJSON_AddNumberToObject(root, "rms_norm_eps", float_for_json(c->norm_eps));
   cJSON_AddNumberToObject(root, "rope_theta", c->rope_theta);
   cJSON_AddStringToObject(root, "hidden_act", "silu");
   cJSON_AddBoolToObject(root, "tie_word_embeddings", c->tie_embeddings);
