@@ -61,6 +61,7 @@ struct preft_engine {
   pthread_cond_t wake, loader_wake, idle;
   pthread_t thread, loader;
   bool stop, draining, have_threads;
+  int delivering; /* callbacks being called with the lock released */
   seq_t *wait_head, *wait_tail;
   int n_waiting;
   seq_t **running; /* admission order */
@@ -174,12 +175,14 @@ static void deliver_events(preft_engine *e) {
   pending_event *evs = e->events;
   e->events = NULL;
   e->n_events = e->cap_events = 0;
+  e->delivering++;
   pthread_mutex_unlock(&e->mu);
   for (int i = 0; i < n; i++) {
     bool go_on = evs[i].s->cb(evs[i].s->user, &evs[i].ev);
     if (!go_on && !evs[i].final) evs[i].s->stop_requested = true;
   }
   pthread_mutex_lock(&e->mu);
+  e->delivering--;
   for (int i = 0; i < n; i++)
     if (evs[i].final) free_seq(evs[i].s);
   free(evs);
@@ -800,7 +803,8 @@ void preft_engine_cancel(preft_engine *e, uint64_t id) {
 void preft_engine_drain(preft_engine *e) {
   pthread_mutex_lock(&e->mu);
   e->draining = true;
-  while (e->n_running > 0 || e->n_waiting > 0 || e->n_events > 0) pthread_cond_wait(&e->idle, &e->mu);
+  while (e->n_running > 0 || e->n_waiting > 0 || e->n_events > 0 || e->delivering > 0)
+    pthread_cond_wait(&e->idle, &e->mu);
   pthread_mutex_unlock(&e->mu);
 }
 

@@ -108,8 +108,9 @@ typedef struct preft_token_event {
   const char *error;      /* for PREFT_FINISH_ERROR */
 } preft_token_event;
 
-/* Return false to finish the request now (finish reason STOP; used for stop
- * strings, which the caller matches on decoded text). */
+/* Return false to finish the request now (used for stop strings, which the
+ * caller matches on decoded text): no further token is produced, and one
+ * more, final event follows with finish reason STOP and token -1. */
 typedef bool (*preft_request_cb)(void *user, const preft_token_event *ev);
 
 typedef struct preft_request_params {
@@ -139,7 +140,7 @@ int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_re
 void preft_engine_cancel(preft_engine *e, uint64_t id);
 
 /* Stops accepting new requests (submit returns BUSY) and returns when
- * everything in flight has finished. */
+ * everything in flight has finished and every callback has returned. */
 void preft_engine_drain(preft_engine *e);
 
 /* ---- observability ----------------------------------------------------------- */
@@ -151,7 +152,9 @@ typedef struct preft_engine_stats {
   int waiting, running, kv_blocks_used, kv_blocks_free, kv_blocks_cached, adapters_loaded, adapters_registered;
   long steps, preemptions, prefix_hit_tokens;
   double step_seconds_sum;
-  /* histogram upper bounds (s): 0.001 .. 10; counts cumulative like Prometheus */
+  /* histogram upper bounds (s): 0.001 .. 10. Counts are per bucket (not
+   * cumulative): hist[i] counts values in (bound[i-1], bound[i]], the last
+   * entry those above bound[PREFT_HIST_BUCKETS-1]. */
   double hist_bounds[PREFT_HIST_BUCKETS];
   long step_hist[PREFT_HIST_BUCKETS + 1], ttft_hist[PREFT_HIST_BUCKETS + 1];
   double ttft_seconds_sum;
