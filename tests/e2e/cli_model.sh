@@ -80,4 +80,9 @@ check "  and an SVG plot" grep -q "<polyline" "$tmp/ba.svg"
 "$bin" bench adapters --shape tiny --methods lora,bogus 2>/dev/null
 check "bench adapters with an unknown method exits 2" test $? -eq 2
 
+# the embedded default model loads and writes text with its own tokenizer
+dm=$data/../../assets/default-model
+out=$("$bin" generate -m "$dm" -p "Fellow-Citizens of the Senate" -n 12 --temperature 0 --ignore-eos)
+check "the default model generates text" test "$(echo "$out" | wc -w)" -ge 3
+
 exit $((fails > 0))
