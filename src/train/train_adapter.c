@@ -15,21 +15,6 @@
 
 static const char *slot_name(int s) { return s == PREFT_REFT_FIRST ? "first" : s == PREFT_REFT_LAST ? "last" : "shared"; }
 
-static const char *module_prefix(int m) { return m <= PREFT_MOD_O ? "self_attn" : "mlp"; }
-
-static void module_dims(const preft_model_config *c, int m, int *in, int *out) {
-  int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-  switch (m) {
-    case PREFT_MOD_Q: *in = c->dim, *out = qd; break;
-    case PREFT_MOD_K:
-    case PREFT_MOD_V: *in = c->dim, *out = kvd; break;
-    case PREFT_MOD_O: *in = qd, *out = c->dim; break;
-    case PREFT_MOD_GATE:
-    case PREFT_MOD_UP: *in = c->dim, *out = c->ffn; break;
-    default: *in = c->ffn, *out = c->dim; break;
-  }
-}
-
 /* The table: which tensors exist follows kind, layers, modules, slots. */
 typedef struct {
   preft_train_tensor *t;
@@ -72,11 +57,11 @@ static int layout(preft_train_adapter *ad, const preft_model_config *c, preft_er
       for (int m = 0; m < PREFT_N_MODULES; m++) {
         if (!ad->layers[l] || !ad->modules[m]) continue;
         preft_train_lora *lm = &ad->lora[l * PREFT_N_MODULES + m];
-        module_dims(c, m, &lm->in, &lm->out);
-        snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", l, module_prefix(m),
+        preft_module_dims(c, (preft_module)m, &lm->in, &lm->out);
+        snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", l, preft_module_parent((preft_module)m),
                  preft_module_name((preft_module)m));
         ad_add(&b, name, R, lm->in, true, false, &lm->a, &lm->ga);
-        snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", l, module_prefix(m),
+        snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", l, preft_module_parent((preft_module)m),
                  preft_module_name((preft_module)m));
         ad_add(&b, name, lm->out, R, true, false, &lm->b, &lm->gb);
       }

@@ -4,16 +4,7 @@
 # adapters, missing or corrupt files, a tokenizer larger than the model's
 # vocabulary) exits 1 with a one-line reason and leaves nothing behind; a bad
 # command line exits 2. (The file contents are checked by test_gguf.)
-set -u
-bin=${PREFT_BIN:?}
-data=${PREFT_TEST_DATA:?}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check NAME COND...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/e2e_lib.bash"
 rc() { "$@" >"$tmp/out" 2>"$tmp/err"; echo $?; }
 is_gguf() { test "$(head -c 4 "$1")" = GGUF; }
 

@@ -4,18 +4,9 @@
 # vocabulary: -p text is encoded, output streams as text, --chat renders the
 # chat template, --stop cuts the text right before the stop string, and the
 # text equals the detokenized ids of the same run.
-set -u
-bin=${PREFT_BIN:?}
-data=${PREFT_TEST_DATA:?}
+source "$(dirname "$0")/e2e_lib.bash"
 tok=$data/.cache/qwen3
 [ -s "$tok/tokenizer.json" ] || { echo "missing $tok/tokenizer.json: run scripts/fetch-test-data.sh"; exit 1; }
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() {
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
 
 "$bin" make-model --shape tiny --vocab 151936 --seed 2 -o "$tmp/m" 2>/dev/null
 cp "$tok/tokenizer.json" "$tok/tokenizer_config.json" "$tmp/m/"

@@ -4,16 +4,7 @@
 # streams tokens and is reproducible under a seed; make-model writes a
 # directory that loads again; every command answers --help; bad input gives
 # a one-line error and exit code 1, a bad command line exit code 2.
-set -u
-bin=${PREFT_BIN:?}
-data=${PREFT_TEST_DATA:?}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check NAME COND...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/e2e_lib.bash"
 
 for cmd in generate logits bench make-model; do
   check "$cmd --help exits 0" bash -c "'$bin' $cmd --help | grep -q usage"

@@ -6,16 +6,7 @@
 # saved configs record the mode; --json metrics, CSV log and SVG plot exist;
 # resume of a finished run changes nothing; bad input gives exit code 1 with
 # FILE:LINE, a bad command line exit code 2.
-set -u
-bin=${PREFT_BIN:?}
-data=${PREFT_TEST_DATA:?}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check NAME COND...
-  local name=$1; shift
-  if "$@"; then echo "ok   $name"; else echo "FAIL $name"; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/e2e_lib.bash"
 model=$data/grads/full-llama-tiny/model
 
 for sub in sft pretrain; do
