@@ -191,16 +191,68 @@ static void report(const preft_train_result *r, const char *out_dir) {
   printf("\nsaved to %s\n", out_dir);
 }
 
+/* ---- the options both commands share: loop, optimizer, checkpoints ------- */
+
+typedef struct {
+  long steps, epochs, batch, accum, seq, seed, warmup, eval_every, save_every, threads;
+  double lr, min_lr, wd, clip, eval_frac;
+  bool resume, recompute, quiet;
+  const char *json;
+} loop_args;
+
+/* Table entries for loop_args a (used inside a command's cli_opt table). */
+#define LOOP_OPTIONS(a)                                                   \
+  {"--steps", NULL, CLI_INT, &(a).steps, 1, 1L << 40},                    \
+      {"--epochs", NULL, CLI_INT, &(a).epochs, 1, 1 << 20},               \
+      {"--batch", NULL, CLI_INT, &(a).batch, 1, 1 << 16},                 \
+      {"--grad-accum", NULL, CLI_INT, &(a).accum, 1, 1 << 16},            \
+      {"--seq", NULL, CLI_INT, &(a).seq, 2, 1 << 20},                     \
+      {"--lr", NULL, CLI_FLOAT, &(a).lr, 0, 10},                          \
+      {"--min-lr-frac", NULL, CLI_FLOAT, &(a).min_lr, 0, 1},              \
+      {"--warmup", NULL, CLI_INT, &(a).warmup, 0, 1L << 40},              \
+      {"--weight-decay", NULL, CLI_FLOAT, &(a).wd, 0, 10},                \
+      {"--clip", NULL, CLI_FLOAT, &(a).clip, 0, 1e9},                     \
+      {"--eval-frac", NULL, CLI_FLOAT, &(a).eval_frac, 0, 0.9},           \
+      {"--seed", NULL, CLI_INT, &(a).seed, 0, 0x7fffffffffffL},           \
+      {"--eval-every", NULL, CLI_INT, &(a).eval_every, 0, 1L << 40},      \
+      {"--save-every", NULL, CLI_INT, &(a).save_every, 0, 1L << 40},      \
+      {"--resume", NULL, CLI_FLAG, &(a).resume},                          \
+      {"--recompute", NULL, CLI_FLAG, &(a).recompute},                    \
+      {"--json", NULL, CLI_STR, &(a).json},                               \
+      {"--threads", NULL, CLI_INT, &(a).threads, 1, 1024},                \
+      {"--quiet", "-q", CLI_FLAG, &(a).quiet}
+
+/* The trainer options of loop_args (max_tokens is the caller's). */
+static void loop_train_opts(const loop_args *a, preft_train_opts *to) {
+  preft_train_opts_default(to);
+  to->steps = a->steps;
+  to->epochs = (int)a->epochs;
+  to->batch = (int)a->batch;
+  to->grad_accum = (int)a->accum;
+  to->lr = a->lr;
+  to->min_lr_frac = a->min_lr;
+  to->warmup = a->warmup;
+  to->weight_decay = a->wd;
+  to->clip = a->clip;
+  to->seed = (uint64_t)a->seed;
+  to->eval_every = a->eval_every;
+  to->save_every = a->save_every;
+  to->threads = (int)a->threads;
+  to->recompute = a->recompute;
+  to->resume = a->resume;
+  to->quiet = a->quiet;
+}
+
 /* ---- sft ------------------------------------------------------------------ */
 
 static int train_sft(int argc, char **argv) {
   const char *model_dir = NULL, *method = NULL, *targets = NULL, *layers_arg = NULL, *positions = "f7+l7";
-  const char *data = NULL, *eval_path = NULL, *out = NULL, *json = NULL, *bad = "stop";
+  const char *data = NULL, *eval_path = NULL, *out = NULL, *bad = "stop";
   int mode = PREFT_MODE_ALL;
-  long rank = 8, steps = 0, epochs = 1, batch = 4, accum = 1, seq = 0, seed = 0, warmup = 0, eval_every = 0,
-       save_every = 0, threads = 0;
-  double alpha = -1, lr = -1, min_lr = 0.1, wd = 0.0, clip = 1.0, eval_frac = 0;
-  bool share = false, resume = false, recompute = false, quiet = false;
+  long rank = 8;
+  double alpha = -1;
+  bool share = false;
+  loop_args la = {.epochs = 1, .batch = 4, .accum = 1, .lr = -1, .min_lr = 0.1, .clip = 1.0};
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
       {"--method", NULL, CLI_STR, &method},
@@ -213,27 +265,9 @@ static int train_sft(int argc, char **argv) {
       {"--share-weights", NULL, CLI_FLAG, &share},
       {"--data", NULL, CLI_STR, &data},
       {"--eval", NULL, CLI_STR, &eval_path},
-      {"--eval-frac", NULL, CLI_FLOAT, &eval_frac, 0, 0.9},
       {"--out", "-o", CLI_STR, &out},
-      {"--steps", NULL, CLI_INT, &steps, 1, 1L << 40},
-      {"--epochs", NULL, CLI_INT, &epochs, 1, 1 << 20},
-      {"--batch", NULL, CLI_INT, &batch, 1, 1 << 16},
-      {"--grad-accum", NULL, CLI_INT, &accum, 1, 1 << 16},
-      {"--seq", NULL, CLI_INT, &seq, 2, 1 << 20},
-      {"--lr", NULL, CLI_FLOAT, &lr, 0, 10},
-      {"--min-lr-frac", NULL, CLI_FLOAT, &min_lr, 0, 1},
-      {"--warmup", NULL, CLI_INT, &warmup, 0, 1L << 40},
-      {"--weight-decay", NULL, CLI_FLOAT, &wd, 0, 10},
-      {"--clip", NULL, CLI_FLOAT, &clip, 0, 1e9},
-      {"--seed", NULL, CLI_INT, &seed, 0, 0x7fffffffffffL},
-      {"--eval-every", NULL, CLI_INT, &eval_every, 0, 1L << 40},
-      {"--save-every", NULL, CLI_INT, &save_every, 0, 1L << 40},
-      {"--resume", NULL, CLI_FLAG, &resume},
-      {"--recompute", NULL, CLI_FLAG, &recompute},
       {"--on-bad-line", NULL, CLI_STR, &bad},
-      {"--json", NULL, CLI_STR, &json},
-      {"--threads", NULL, CLI_INT, &threads, 1, 1024},
-      {"--quiet", "-q", CLI_FLAG, &quiet},
+      LOOP_OPTIONS(la),
       {NULL},
   };
   int pr = cli_parse("train sft", argc, argv, opts, sft_usage);
@@ -243,7 +277,7 @@ static int train_sft(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   preft_train_adapter_opts ao = {.mode = (preft_adapter_mode)mode, .rank = (int)rank, .positions = positions,
-                                 .share_weights = share, .seed = (uint64_t)seed};
+                                 .share_weights = share, .seed = (uint64_t)la.seed};
   if (!strcmp(method, "lora")) ao.kind = PREFT_ADAPTER_LORA;
   else if (!strcmp(method, "loreft")) ao.kind = PREFT_ADAPTER_LOREFT;
   else if (!strcmp(method, "direft")) ao.kind = PREFT_ADAPTER_DIREFT;
@@ -255,15 +289,15 @@ static int train_sft(int argc, char **argv) {
     fprintf(stderr, "preft train sft: --on-bad-line expects stop or skip\n");
     return CLI_EXIT_USAGE;
   }
-  int fa, la;
-  if (ao.kind != PREFT_ADAPTER_LORA && preft_reft_positions_parse(positions, &fa, &la) != 0) {
+  int n_first, n_last;
+  if (ao.kind != PREFT_ADAPTER_LORA && preft_reft_positions_parse(positions, &n_first, &n_last) != 0) {
     fprintf(stderr, "preft train sft: --positions expects fA+lB or all\n");
     return CLI_EXIT_USAGE;
   }
   for (int m = 0; m < PREFT_N_MODULES; m++) ao.modules[m] = true;
   if (targets && parse_targets(targets, ao.modules) != 0) return CLI_EXIT_USAGE;
   ao.alpha = alpha > 0 ? alpha : 2.0 * (double)rank;
-  if (lr < 0) lr = ao.kind == PREFT_ADAPTER_LORA ? 2e-4 : 2e-3;
+  if (la.lr < 0) la.lr = ao.kind == PREFT_ADAPTER_LORA ? 2e-4 : 2e-3;
 
   preft_error err;
   preft_model *m = NULL;
@@ -292,58 +326,42 @@ static int train_sft(int argc, char **argv) {
     }
     ao.layers = layer_on;
   }
-  if (seq == 0) seq = m->cfg.max_pos < 1024 ? m->cfg.max_pos : 1024;
-  if (seq > m->cfg.max_pos) {
-    preft_fail(&err, "--seq %ld exceeds the model's context of %d", seq, m->cfg.max_pos);
+  if (la.seq == 0) la.seq = m->cfg.max_pos < 1024 ? m->cfg.max_pos : 1024;
+  if (la.seq > m->cfg.max_pos) {
+    preft_fail(&err, "--seq %ld exceeds the model's context of %d", la.seq, m->cfg.max_pos);
     goto fail;
   }
   const int32_t *eos;
   int n_eos = tok ? preft_tokenizer_eos_ids(tok, &eos) : 0;
-  preft_data_opts dopt = {tok, n_eos ? eos[0] : (m->cfg.n_eos ? m->cfg.eos_ids[0] : -1), (int)seq, m->cfg.vocab,
+  preft_data_opts dopt = {tok, n_eos ? eos[0] : (m->cfg.n_eos ? m->cfg.eos_ids[0] : -1), (int)la.seq, m->cfg.vocab,
                           strcmp(bad, "skip") ? PREFT_BAD_LINE_STOP : PREFT_BAD_LINE_SKIP};
   if (preft_dataset_load_jsonl(&train, data, &dopt, &err) != 0) goto fail;
   if (eval_path && preft_dataset_load_jsonl(&eval, eval_path, &dopt, &err) != 0) goto fail;
-  if (!eval_path && eval_frac > 0) {
-    int k = (int)lround(eval_frac * train.n);
+  if (!eval_path && la.eval_frac > 0) {
+    int k = (int)lround(la.eval_frac * train.n);
     if (k < 1) k = 1;
     if (k >= train.n) {
       preft_fail(&err, "--eval-frac leaves no training examples");
       goto fail;
     }
-    preft_dataset_split(&train, &eval, k, (uint64_t)seed);
+    preft_dataset_split(&train, &eval, k, (uint64_t)la.seed);
   }
-  if (!quiet)
+  if (!la.quiet)
     fprintf(stderr, "preft train sft: %d training examples (%lld tokens, %lld in the loss)%s%d eval; %d truncated\n",
             train.n, (long long)train.tokens, (long long)train.targets, eval.n ? ", " : ", no eval; ", eval.n,
             train.truncated + eval.truncated);
   preft_train_model_from(&tm, m, false);
   if (preft_train_adapter_init(&ad, &m->cfg, &ao, &err) != 0) goto fail;
   preft_train_opts to;
-  preft_train_opts_default(&to);
-  to.steps = steps;
-  to.epochs = (int)epochs;
-  to.batch = (int)batch;
-  to.grad_accum = (int)accum;
-  to.max_tokens = (int)seq;
-  to.lr = lr;
-  to.min_lr_frac = min_lr;
-  to.warmup = warmup;
-  to.weight_decay = wd;
-  to.clip = clip;
-  to.seed = (uint64_t)seed;
-  to.eval_every = eval_every;
-  to.save_every = save_every;
-  to.threads = (int)threads;
-  to.recompute = recompute;
-  to.resume = resume;
-  to.quiet = quiet;
+  loop_train_opts(&la, &to);
+  to.max_tokens = (int)la.seq;
   to.out_dir = out;
   const char *slash = strrchr(model_dir, '/');
   to.base_name = slash && slash[1] ? slash + 1 : model_dir;
   preft_train_result res;
   if (preft_train_run(&tm, &ad, &train, eval.n ? &eval : NULL, &to, &res, &err) != 0) goto fail;
   report(&res, out);
-  if (json && write_metrics(json, &res, "mode", preft_adapter_mode_name(ad.mode), &err) != 0) goto fail;
+  if (la.json && write_metrics(la.json, &res, "mode", preft_adapter_mode_name(ad.mode), &err) != 0) goto fail;
   rc = CLI_EXIT_OK;
   goto done;
 fail:
@@ -415,36 +433,16 @@ static int train_pretrain(int argc, char **argv) {
         av[ac++] = "--data";
       }
   }
-  const char *config = NULL, *tok_path = NULL, *out = NULL, *json = NULL, *files[MAX_FILES];
+  const char *config = NULL, *tok_path = NULL, *out = NULL, *files[MAX_FILES];
   cli_strs data = {files, 0, MAX_FILES};
-  long steps = 0, epochs = 1, batch = 8, accum = 1, seq = 256, seed = 0, warmup = 0, eval_every = 0, save_every = 0,
-       threads = 0;
-  double lr = 1e-3, min_lr = 0.1, wd = 0.1, clip = 1.0, eval_frac = 0.05;
-  bool resume = false, recompute = false, quiet = false;
+  loop_args la = {.epochs = 1, .batch = 8, .accum = 1, .seq = 256, .lr = 1e-3, .min_lr = 0.1, .wd = 0.1, .clip = 1.0,
+                  .eval_frac = 0.05};
   const cli_opt opts[] = {
       {"--config", NULL, CLI_STR, &config},
       {"--tokenizer", NULL, CLI_STR, &tok_path},
       {"--data", NULL, CLI_STRS, &data},
       {"--out", "-o", CLI_STR, &out},
-      {"--steps", NULL, CLI_INT, &steps, 1, 1L << 40},
-      {"--epochs", NULL, CLI_INT, &epochs, 1, 1 << 20},
-      {"--batch", NULL, CLI_INT, &batch, 1, 1 << 16},
-      {"--grad-accum", NULL, CLI_INT, &accum, 1, 1 << 16},
-      {"--seq", NULL, CLI_INT, &seq, 2, 1 << 20},
-      {"--lr", NULL, CLI_FLOAT, &lr, 0, 10},
-      {"--min-lr-frac", NULL, CLI_FLOAT, &min_lr, 0, 1},
-      {"--warmup", NULL, CLI_INT, &warmup, 0, 1L << 40},
-      {"--weight-decay", NULL, CLI_FLOAT, &wd, 0, 10},
-      {"--clip", NULL, CLI_FLOAT, &clip, 0, 1e9},
-      {"--eval-frac", NULL, CLI_FLOAT, &eval_frac, 0, 0.9},
-      {"--seed", NULL, CLI_INT, &seed, 0, 0x7fffffffffffL},
-      {"--eval-every", NULL, CLI_INT, &eval_every, 0, 1L << 40},
-      {"--save-every", NULL, CLI_INT, &save_every, 0, 1L << 40},
-      {"--resume", NULL, CLI_FLAG, &resume},
-      {"--recompute", NULL, CLI_FLAG, &recompute},
-      {"--json", NULL, CLI_STR, &json},
-      {"--threads", NULL, CLI_INT, &threads, 1, 1024},
-      {"--quiet", "-q", CLI_FLAG, &quiet},
+      LOOP_OPTIONS(la),
       {NULL},
   };
   int pr = cli_parse("train pretrain", ac, av, opts, pretrain_usage);
@@ -473,8 +471,8 @@ static int train_pretrain(int argc, char **argv) {
                preft_tokenizer_vocab_size(tok));
     goto fail;
   }
-  if (seq > cfg.max_pos) {
-    preft_fail(&err, "--seq %ld exceeds max_position_embeddings %d", seq, cfg.max_pos);
+  if (la.seq > cfg.max_pos) {
+    preft_fail(&err, "--seq %ld exceeds max_position_embeddings %d", la.seq, cfg.max_pos);
     goto fail;
   }
   const int32_t *eos;
@@ -484,12 +482,12 @@ static int train_pretrain(int argc, char **argv) {
     cfg.n_eos = 1;
   }
   if (cfg.bos_id < 0 && preft_tokenizer_bos_id(tok) >= 0) cfg.bos_id = preft_tokenizer_bos_id(tok);
-  preft_data_opts dopt = {tok, n_eos ? eos[0] : (cfg.n_eos ? cfg.eos_ids[0] : -1), (int)seq, cfg.vocab,
+  preft_data_opts dopt = {tok, n_eos ? eos[0] : (cfg.n_eos ? cfg.eos_ids[0] : -1), (int)la.seq, cfg.vocab,
                           PREFT_BAD_LINE_STOP};
   if (preft_dataset_load_text(&train, data.items, data.n, &dopt, &err) != 0) goto fail;
-  if (eval_frac > 0 && train.n >= 2) {
+  if (la.eval_frac > 0 && train.n >= 2) {
     /* the last windows (not shuffled in) are the evaluation set */
-    int k = (int)lround(eval_frac * train.n);
+    int k = (int)lround(la.eval_frac * train.n);
     if (k < 1) k = 1;
     for (int i = train.n - k; i < train.n; i++)
       preft_dataset_add(&eval, train.ex[i].ids, train.ex[i].loss, train.ex[i].n, 0, 0);
@@ -499,34 +497,18 @@ static int train_pretrain(int argc, char **argv) {
     }
     train.n -= k;
   }
-  if (!quiet)
-    fprintf(stderr, "preft train pretrain: %d training windows of %ld tokens, %d eval windows\n", train.n, seq, eval.n);
-  if (preft_train_model_init(&tm, &cfg, (uint64_t)seed, &err) != 0) goto fail;
+  if (!la.quiet)
+    fprintf(stderr, "preft train pretrain: %d training windows of %ld tokens, %d eval windows\n", train.n, la.seq, eval.n);
+  if (preft_train_model_init(&tm, &cfg, (uint64_t)la.seed, &err) != 0) goto fail;
   preft_train_opts to;
-  preft_train_opts_default(&to);
-  to.steps = steps;
-  to.epochs = (int)epochs;
-  to.batch = (int)batch;
-  to.grad_accum = (int)accum;
-  to.max_tokens = (int)seq + 1;
-  to.lr = lr;
-  to.min_lr_frac = min_lr;
-  to.warmup = warmup;
-  to.weight_decay = wd;
-  to.clip = clip;
-  to.seed = (uint64_t)seed;
-  to.eval_every = eval_every;
-  to.save_every = save_every;
-  to.threads = (int)threads;
-  to.recompute = recompute;
-  to.resume = resume;
-  to.quiet = quiet;
+  loop_train_opts(&la, &to);
+  to.max_tokens = (int)la.seq + 1;
   to.out_dir = out;
   preft_train_result res;
   if (preft_train_run(&tm, NULL, &train, eval.n ? &eval : NULL, &to, &res, &err) != 0) goto fail;
   if (copy_tokenizer(tok_path, out, tok, &err) != 0) goto fail;
   report(&res, out);
-  if (json && write_metrics(json, &res, NULL, NULL, &err) != 0) goto fail;
+  if (la.json && write_metrics(la.json, &res, NULL, NULL, &err) != 0) goto fail;
   rc = CLI_EXIT_OK;
   goto done;
 fail:
