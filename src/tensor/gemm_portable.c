@@ -5,6 +5,24 @@
  */
 #include "tensor/gemm_kern.h"
 
+/* out[0:n] = w[i:i+n] as FP32, one loop per type (the type switch hoisted
+ * out of the element loop). Scalar conversion costs ~1 ns per element, so
+ * this path is conversion bound for half weights. */
+static void convert_run(float *out, const void *w, preft_dtype wdt, size_t i, int n) {
+  if (wdt == PREFT_F16) {
+    const uint16_t *h = (const uint16_t *)w + i;
+    for (int t = 0; t < n; t++) out[t] = preft_f16_to_f32(h[t]);
+  } else if (wdt == PREFT_BF16) {
+    const uint16_t *h = (const uint16_t *)w + i;
+    for (int t = 0; t < n; t++) {
+      uint32_t u = (uint32_t)h[t] << 16;
+      memcpy(out + t, &u, 4);
+    }
+  } else {
+    memcpy(out, (const float *)w + i, (size_t)n * sizeof(float));
+  }
+}
+
 static void portable_pack(float *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0,
                           int kc, int prefetch_next) {
   for (int jj = 0; jj < PREFT_GEMM_NR; jj++) {
@@ -12,9 +30,13 @@ static void portable_pack(float *panel, const void *w, preft_dtype wdt, size_t k
       for (int kk = 0; kk < kc; kk++) panel[(size_t)kk * PREFT_GEMM_NR + jj] = 0.f;
       continue;
     }
+    float run[256];
     size_t row = (size_t)(j0 + jj) * k + (size_t)k0;
-    for (int kk = 0; kk < kc; kk++)
-      panel[(size_t)kk * PREFT_GEMM_NR + jj] = preft_load_elem(w, wdt, row + (size_t)kk);
+    for (int k1 = 0; k1 < kc; k1 += 256) {
+      int len = kc - k1 < 256 ? kc - k1 : 256;
+      convert_run(run, w, wdt, row + (size_t)k1, len);
+      for (int kk = 0; kk < len; kk++) panel[(size_t)(k1 + kk) * PREFT_GEMM_NR + jj] = run[kk];
+    }
   }
 }
 
@@ -53,7 +75,7 @@ static void portable_rows(float *y, size_t ys, const float *x, size_t xs, const 
       if (wdt == PREFT_F32)
         wb = (const float *)w + row + (size_t)k0;
       else
-        for (int kk = 0; kk < kb; kk++) buf[kk] = preft_load_elem(w, wdt, row + (size_t)(k0 + kk));
+        convert_run(buf, w, wdt, row + (size_t)k0, kb);
       for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * xs + (size_t)k0;
         float s[8] = {0};

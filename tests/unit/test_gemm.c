@@ -197,6 +197,42 @@ static void small_integer_products_are_exact(void **state) {
   preft_cpu_force_portable(false);
 }
 
+/* Every finite F16 and BF16 value, put through each path's vector
+ * conversion (K = 8 features, so no scalar tail) and multiplied by unit
+ * rows of x, comes out exactly as the scalar conversion gives it, both in
+ * the decode kernel (N = 8) and the packed one (N = 72, rows 8.. of x zero). */
+static void every_half_value_converts_exactly(void **state) {
+  fixture *f = *state;
+  const int k = 8, m = 8192, nmax = 72;
+  uint16_t *w = malloc((size_t)m * k * sizeof *w);
+  float *x = calloc((size_t)nmax * k, sizeof *x), *y = malloc((size_t)nmax * m * sizeof *y);
+  for (int i = 0; i < k; i++) x[i * k + i] = 1.0f;
+  for (int dt = PREFT_F16; dt <= PREFT_BF16; dt++) {
+    for (int v = 0; v < m * k; v++) {
+      uint16_t h = (uint16_t)v;
+      int finite = dt == PREFT_F16 ? (h & 0x7c00) != 0x7c00 : (h & 0x7f80) != 0x7f80;
+      w[v] = finite ? h : 0;
+    }
+    for (int portable = 0; portable < 2; portable++) {
+      preft_cpu_force_portable(portable);
+      for (int n = 8; n <= nmax; n += nmax - 8) {
+        preft_gemm(f->pool3, y, m, x, k, w, (preft_dtype)dt, n, k, m, 0);
+        for (int i = 0; i < k; i++)
+          for (int j = 0; j < m; j++) {
+            float want = preft_load_elem(w, (preft_dtype)dt, (size_t)j * k + i);
+            if (!(y[(size_t)i * m + j] == want)) {
+              print_error("%s %s n=%d: bits %04x -> %.9g, want %.9g\n", preft_dtype_name((preft_dtype)dt),
+                          portable ? "portable" : "detected", n, w[j * k + i], y[(size_t)i * m + j], want);
+              fail();
+            }
+          }
+      }
+    }
+  }
+  preft_cpu_force_portable(false);
+  free(w), free(x), free(y);
+}
+
 static void forcing_portable_path_is_reported_and_undone(void **state) {
   preft_cpu_path_kind detected = preft_cpu_detected();
   preft_cpu_force_portable(true);
@@ -214,6 +250,7 @@ int main(void) {
       cmocka_unit_test(bf16_gemm_matches_reference),
       cmocka_unit_test(gemm_matches_reference_on_multi_block_shapes),
       cmocka_unit_test(small_integer_products_are_exact),
+      cmocka_unit_test(every_half_value_converts_exactly),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
