@@ -384,6 +384,14 @@ static size_t cp_offset(const char *s, size_t n, size_t i) {
 
 static bool is_space_cp(int32_t cp) { return preft_uni_is_whitespace(cp) || (cp >= 0x1C && cp <= 0x1F); }
 
+/* Is cp stripped: one of chars (a string), or whitespace when chars is none? */
+static bool strip_hit(int32_t cp, const jv *chars) {
+  if (!chars || chars->t != V_STR) return is_space_cp(cp);
+  char enc[4];
+  int el = preft_utf8_encode(cp, enc);
+  return memmem(chars->s.s, chars->s.n, enc, (size_t)el) != NULL;
+}
+
 /* Python str.strip([chars]); mode 1 = left, 2 = right, 3 = both */
 static jv *str_strip(ev *E, const jv *s, const jv *chars, int mode) {
   const uint8_t *u = (const uint8_t *)s->s.s;
@@ -394,15 +402,7 @@ static jv *str_strip(ev *E, const jv *s, const jv *chars, int mode) {
     if (!(mode & 1) || a >= b) break;
     k = preft_utf8_decode(u + a, b - a, &cp);
     if (!k) break;
-    bool hit;
-    if (chars && chars->t == V_STR) {
-      char enc[4];
-      int el = preft_utf8_encode(cp, enc);
-      hit = memmem(chars->s.s, chars->s.n, enc, (size_t)el) != NULL;
-    } else {
-      hit = is_space_cp(cp);
-    }
-    if (!hit) break;
+    if (!strip_hit(cp, chars)) break;
     a += (size_t)k;
   }
   while ((mode & 2) && b > a) {
@@ -410,15 +410,7 @@ static jv *str_strip(ev *E, const jv *s, const jv *chars, int mode) {
     while (j > a && (u[j] & 0xC0) == 0x80) j--;
     k = preft_utf8_decode(u + j, b - j, &cp);
     if (!k) break;
-    bool hit;
-    if (chars && chars->t == V_STR) {
-      char enc[4];
-      int el = preft_utf8_encode(cp, enc);
-      hit = memmem(chars->s.s, chars->s.n, enc, (size_t)el) != NULL;
-    } else {
-      hit = is_space_cp(cp);
-    }
-    if (!hit) break;
+    if (!strip_hit(cp, chars)) break;
     b = j;
   }
   return mk_str(E, s->s.s + a, b - a);
