@@ -47,7 +47,14 @@ static void fill_weights(void *w, preft_dtype dt, size_t count, uint32_t seed) {
 int main(int argc, char **argv) {
   int threads = argc > 1 ? atoi(argv[1]) : 0;
   double seconds = argc > 2 ? atof(argv[2]) : 0.3;
-  if (argc > 3) preft_cpu_force_portable(true);
+  if (argc > 3) { /* a path name caps the kernels, as PREFT_CPU does */
+    int path = preft_cpu_path_parse(argv[3]);
+    if (path < 0) {
+      fprintf(stderr, "bench_gemm: unknown path %s (portable, avx, avx2, avx512)\n", argv[3]);
+      return 2;
+    }
+    preft_cpu_limit((preft_cpu_path_kind)path);
+  }
   preft_pool *pool = preft_pool_create(threads);
   threads = preft_pool_size(pool);
 

@@ -2,20 +2,30 @@
 #include "tensor/cpu.h"
 
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* -1 until detected; then a preft_cpu_path_kind. */
 static atomic_int detected = -1;
-static atomic_bool forced_portable = false;
+static atomic_int env_cap = -1; /* -1 until PREFT_CPU was read */
+static atomic_int limit = PREFT_CPU_N_PATHS - 1;
 
 static int detect(void) {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
   __builtin_cpu_init();
-  /* __builtin_cpu_supports("avx") also checks that the OS saves the YMM
-   * state (OSXSAVE/XCR0), so a true answer means the registers are usable. */
-  if (__builtin_cpu_supports("avx") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-    return PREFT_CPU_AVX_FMA;
-#endif
+  /* __builtin_cpu_supports("avx") and ("avx512f") also check that the OS
+   * saves the YMM / ZMM state (XCR0), so a true answer means usable. */
+  if (!(__builtin_cpu_supports("avx") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")))
+    return PREFT_CPU_PORTABLE;
+  if (!__builtin_cpu_supports("avx2")) return PREFT_CPU_AVX_FMA;
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16"))
+    return PREFT_CPU_AVX512_BF16;
+  return PREFT_CPU_AVX2;
+#else
   return PREFT_CPU_PORTABLE;
+#endif
 }
 
 preft_cpu_path_kind preft_cpu_detected(void) {
@@ -27,13 +37,47 @@ preft_cpu_path_kind preft_cpu_detected(void) {
   return (preft_cpu_path_kind)d;
 }
 
-preft_cpu_path_kind preft_cpu_path(void) {
-  if (atomic_load_explicit(&forced_portable, memory_order_relaxed)) return PREFT_CPU_PORTABLE;
-  return preft_cpu_detected();
+int preft_cpu_path_parse(const char *s) {
+  static const char *const names[] = {"portable", "avx", "avx2", "avx512"};
+  for (int i = 0; i < PREFT_CPU_N_PATHS; i++)
+    if (strcmp(s, names[i]) == 0) return i;
+  return -1;
 }
 
-void preft_cpu_force_portable(bool on) { atomic_store(&forced_portable, on); }
+static int read_env_cap(void) {
+  int cap = atomic_load_explicit(&env_cap, memory_order_relaxed);
+  if (cap >= 0) return cap;
+  const char *s = getenv("PREFT_CPU");
+  cap = PREFT_CPU_N_PATHS - 1;
+  if (s && *s) {
+    int p = preft_cpu_path_parse(s);
+    if (p < 0)
+      fprintf(stderr, "preft: ignoring PREFT_CPU=%s (expected portable, avx, avx2 or avx512)\n", s);
+    else
+      cap = p;
+  }
+  atomic_store_explicit(&env_cap, cap, memory_order_relaxed);
+  return cap;
+}
+
+preft_cpu_path_kind preft_cpu_path(void) {
+  int p = preft_cpu_detected(), cap = read_env_cap(), lim = atomic_load_explicit(&limit, memory_order_relaxed);
+  if (p > cap) p = cap;
+  if (p > lim) p = lim;
+  return (preft_cpu_path_kind)p;
+}
+
+void preft_cpu_limit(preft_cpu_path_kind most) { atomic_store(&limit, (int)most); }
 
 const char *preft_cpu_path_name(preft_cpu_path_kind k) {
-  return k == PREFT_CPU_AVX_FMA ? "avx+fma+f16c" : "portable";
+  switch (k) {
+    case PREFT_CPU_AVX_FMA:
+      return "avx+fma+f16c";
+    case PREFT_CPU_AVX2:
+      return "avx2";
+    case PREFT_CPU_AVX512_BF16:
+      return "avx512-bf16";
+    default:
+      return "portable";
+  }
 }

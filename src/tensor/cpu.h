@@ -1,36 +1,51 @@
 /* cpu.h - which SIMD code path the tensor kernels run on this machine.
  *
  * The build uses no -march flags, so one binary runs on any x86-64. Kernels
- * that need AVX+FMA+F16C live in functions compiled with
- * __attribute__((target("avx,fma,f16c"))) and are only called when
- * preft_cpu_path() says the CPU has all three. AVX2 and AVX-512 are never
- * required (the machines we target have AVX1 + FMA + F16C only).
+ * for a path live in functions compiled with a target attribute naming
+ * exactly that path's extensions and are only called when preft_cpu_path()
+ * says the CPU has them. The paths are ordered: each one's CPU also has
+ * every lower path's extensions, so "path >= PREFT_CPU_AVX_FMA" asks for
+ * AVX+FMA+F16C.
  *
- * The choice is made once (first call) and cached. Tests and benchmarks may
- * force the portable plain-C path to check it against the reference.
+ *   portable      plain C, whatever the compiler makes of it
+ *   avx+fma+f16c  256-bit float, FMA3, F16 conversion (the baseline the
+ *                 project targets: no 256-bit integer instructions)
+ *   avx2          + 256-bit integer ops: BF16 widening in two instructions
+ *   avx512-bf16   + AVX-512 F/BW/VL/BF16: vdpbf16ps, used for BF16 weights
+ *                 only when the matmul precision allows (gemm.h)
+ *
+ * The choice is made once (first call) and cached. It can be capped: by the
+ * environment variable PREFT_CPU=portable|avx|avx2|avx512 (read once, for
+ * benchmarking what a smaller CPU gets) and by preft_cpu_limit (tests run
+ * every path the machine has against the reference).
  */
 #ifndef PREFT_TENSOR_CPU_H
 #define PREFT_TENSOR_CPU_H
 
-#include <stdbool.h>
-
 typedef enum {
-  PREFT_CPU_PORTABLE = 0, /* plain C, whatever the compiler makes of it */
-  PREFT_CPU_AVX_FMA = 1,  /* AVX (256-bit float) + FMA3 + F16C */
+  PREFT_CPU_PORTABLE = 0,
+  PREFT_CPU_AVX_FMA = 1,
+  PREFT_CPU_AVX2 = 2,
+  PREFT_CPU_AVX512_BF16 = 3,
+  PREFT_CPU_N_PATHS
 } preft_cpu_path_kind;
 
-/* The path kernels take now: the detected one, unless forced portable.
- * Cheap (a relaxed atomic load after the first call); thread-safe. */
+/* The path kernels take now: the detected one, capped by PREFT_CPU and by
+ * preft_cpu_limit. Cheap (relaxed atomic loads after the first call). */
 preft_cpu_path_kind preft_cpu_path(void);
 
-/* What the CPU supports, ignoring any forcing. */
+/* The best path the CPU supports, ignoring every cap. */
 preft_cpu_path_kind preft_cpu_detected(void);
 
-/* true: every kernel takes the portable path from now on; false: back to
- * the detected path. Not meant to be flipped while kernels run. */
-void preft_cpu_force_portable(bool on);
+/* Caps the path at `most` (PREFT_CPU_N_PATHS - 1 lifts the cap; PREFT_CPU
+ * still applies). Not meant to be changed while kernels run. */
+void preft_cpu_limit(preft_cpu_path_kind most);
 
-/* "avx+fma+f16c" or "portable" (static string). */
+/* "portable", "avx+fma+f16c", "avx2" or "avx512-bf16" (static string). */
 const char *preft_cpu_path_name(preft_cpu_path_kind k);
+
+/* Parses a PREFT_CPU value ("portable", "avx", "avx2", "avx512"); -1 if
+ * unknown. */
+int preft_cpu_path_parse(const char *s);
 
 #endif

@@ -85,7 +85,7 @@ static int cdiv(int a, int b) { return (a + b - 1) / b; }
 
 static const preft_gemm_kernels *kernels(void) {
 #ifdef PREFT_HAVE_AVX_KERNELS
-  if (preft_cpu_path() == PREFT_CPU_AVX_FMA) return &preft_gemm_avx;
+  if (preft_cpu_path() >= PREFT_CPU_AVX_FMA) return &preft_gemm_avx;
 #endif
   return &preft_gemm_portable;
 }

@@ -61,7 +61,7 @@ static int teardown(void **state) {
   preft_pool_free(f->pool1);
   preft_pool_free(f->pool3);
   free(f);
-  preft_cpu_force_portable(false);
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
   return 0;
 }
 
@@ -107,8 +107,8 @@ static void check_problem(const fixture *f, preft_dtype dt, int n, int k, int m,
   free(xn), free(wn);
 
   preft_pool *pools[2] = {f->pool1, f->pool3};
-  for (int portable = 0; portable < 2; portable++) {
-    preft_cpu_force_portable(portable);
+  for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
     for (int pi = 0; pi < 2; pi++) {
       memcpy(y, y0, ylen * sizeof *y0);
       preft_gemm(pools[pi], y, ys, x, xs, w, dt, n, k, m, accumulate);
@@ -121,7 +121,7 @@ static void check_problem(const fixture *f, preft_dtype dt, int n, int k, int m,
           den += ref * ref;
           if (!(err <= 1e-5 * scale[(size_t)i * m + j] + 1e-30)) {
             print_error("%s n=%d k=%d m=%d pad=%d acc=%d path=%s threads=%d: y[%d,%d]=%.9g want %.9g\n",
-                        preft_dtype_name(dt), n, k, m, pad, accumulate, portable ? "portable" : "detected",
+                        preft_dtype_name(dt), n, k, m, pad, accumulate, preft_cpu_path_name((preft_cpu_path_kind)path),
                         preft_pool_size(pools[pi]), i, j, got, ref);
             fail();
           }
@@ -131,7 +131,7 @@ static void check_problem(const fixture *f, preft_dtype dt, int n, int k, int m,
       assert_true(den == 0 || sqrt(num / den) <= 1e-5);
     }
   }
-  preft_cpu_force_portable(false);
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
   free(x), free(y0), free(y), free(yref), free(want), free(scale), free(w);
 }
 
@@ -186,15 +186,15 @@ static void small_integer_products_are_exact(void **state) {
     }
     const void *w = dt == PREFT_F32 ? (const void *)wf : (const void *)wh;
     preft_gemm_ref(yref, m, x, k, w, (preft_dtype)dt, n, k, m, 0);
-    for (int portable = 0; portable < 2; portable++) {
-      preft_cpu_force_portable(portable);
+    for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
+      preft_cpu_limit((preft_cpu_path_kind)path);
       for (int nn = 1; nn <= n; nn += 4) {
         preft_gemm(f->pool3, y, m, x, k, w, (preft_dtype)dt, nn, k, m, 0);
         assert_memory_equal(y, yref, (size_t)nn * (size_t)m * sizeof(float));
       }
     }
   }
-  preft_cpu_force_portable(false);
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
 }
 
 /* Every finite F16 and BF16 value, put through each path's vector
@@ -213,8 +213,8 @@ static void every_half_value_converts_exactly(void **state) {
       int finite = dt == PREFT_F16 ? (h & 0x7c00) != 0x7c00 : (h & 0x7f80) != 0x7f80;
       w[v] = finite ? h : 0;
     }
-    for (int portable = 0; portable < 2; portable++) {
-      preft_cpu_force_portable(portable);
+    for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
+      preft_cpu_limit((preft_cpu_path_kind)path);
       for (int n = 8; n <= nmax; n += nmax - 8) {
         preft_gemm(f->pool3, y, m, x, k, w, (preft_dtype)dt, n, k, m, 0);
         for (int i = 0; i < k; i++)
@@ -222,29 +222,35 @@ static void every_half_value_converts_exactly(void **state) {
             float want = preft_load_elem(w, (preft_dtype)dt, (size_t)j * k + i);
             if (!(y[(size_t)i * m + j] == want)) {
               print_error("%s %s n=%d: bits %04x -> %.9g, want %.9g\n", preft_dtype_name((preft_dtype)dt),
-                          portable ? "portable" : "detected", n, w[j * k + i], y[(size_t)i * m + j], want);
+                          preft_cpu_path_name((preft_cpu_path_kind)path), n, w[j * k + i], y[(size_t)i * m + j], want);
               fail();
             }
           }
       }
     }
   }
-  preft_cpu_force_portable(false);
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
   free(w), free(x), free(y);
 }
 
-static void forcing_portable_path_is_reported_and_undone(void **state) {
+static void limiting_the_cpu_path_is_reported_and_undone(void **state) {
   preft_cpu_path_kind detected = preft_cpu_detected();
-  preft_cpu_force_portable(true);
-  assert_int_equal(preft_cpu_path(), PREFT_CPU_PORTABLE);
-  preft_cpu_force_portable(false);
-  assert_int_equal(preft_cpu_path(), detected);
+  preft_cpu_path_kind now = preft_cpu_path(); /* detected, or lower if PREFT_CPU caps it */
+  assert_true(now <= detected);
+  for (int path = 0; path <= (int)detected; path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
+    assert_true(preft_cpu_path() <= (preft_cpu_path_kind)path);
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+  assert_int_equal(preft_cpu_path(), now);
+  assert_int_equal(preft_cpu_path_parse("avx2"), PREFT_CPU_AVX2);
+  assert_int_equal(preft_cpu_path_parse("sse9"), -1);
   print_message("detected CPU path: %s\n", preft_cpu_path_name(detected));
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(forcing_portable_path_is_reported_and_undone),
+      cmocka_unit_test(limiting_the_cpu_path_is_reported_and_undone),
       cmocka_unit_test(f32_gemm_matches_reference),
       cmocka_unit_test(f16_gemm_matches_reference),
       cmocka_unit_test(bf16_gemm_matches_reference),

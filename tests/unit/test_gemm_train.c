@@ -69,13 +69,13 @@ static void check_shapes(preft_pool *pool, int n, int m, int k) {
 static void products_match_reference(void **state) {
   static const int shapes[][3] = {{1, 7, 5}, {5, 33, 17}, {64, 96, 80}, {300, 70, 129}, {517, 48, 40}};
   preft_pool *pools[2] = {preft_pool_create(1), preft_pool_create(3)};
-  for (int portable = 0; portable <= 1; portable++) {
-    preft_cpu_force_portable(portable);
+  for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
     for (int p = 0; p < 2; p++)
       for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         check_shapes(pools[p], shapes[s][0], shapes[s][1], shapes[s][2]);
   }
-  preft_cpu_force_portable(false);
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
   preft_pool_free(pools[0]);
   preft_pool_free(pools[1]);
 }
