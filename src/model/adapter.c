@@ -133,6 +133,7 @@ void preft_adapter_free(preft_adapter *a) {
   free(a->reft);
   free(a->reft_layer);
   free(a->lora);
+  free(a->lora_bt);
   preft_st_close(&a->st);
   free(a->name);
   free(a->path);

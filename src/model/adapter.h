@@ -46,7 +46,9 @@ void preft_module_dims(const preft_model_config *c, preft_module m, int *in, int
 
 typedef struct preft_lora_module {
   const void *a; /* [R, in] lora_A */
-  const void *b; /* [out, R] lora_B */
+  const void *b; /* [out, R] lora_B, as PEFT stores it (export, training) */
+  const void *bt; /* [R, out] lora_B transposed, in b_dtype: what the expand
+                   * kernel reads (lora_kernels.h); in the adapter's lora_bt */
   preft_dtype a_dtype, b_dtype;
   int rank;    /* 0: this module is not adapted */
   float scale; /* alpha / R, or alpha / sqrt(R) with rsLoRA */
@@ -70,6 +72,7 @@ typedef struct preft_adapter {
   int n_layers, dim;
   /* LoRA */
   preft_lora_module *lora; /* [L][PREFT_N_MODULES] */
+  void *lora_bt;           /* owns every module's bt */
   int max_rank;
   /* ReFT */
   int reft_rank;
@@ -94,6 +97,12 @@ void preft_adapter_free(preft_adapter *a);
  * layer at all positions (FP32, as loaded ReFT weights are). */
 preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_config *cfg, int rank,
                                     preft_adapter_mode mode, preft_dtype dtype, uint64_t seed);
+
+/* Fills every adapted module's bt (lora_B transposed) from its b, in one
+ * allocation owned by the adapter; called once by the LoRA loader and by
+ * preft_adapter_random, after every module's b, rank and dtype are set.
+ * Cannot fail (aborts only when out of memory, like every preft_x* alloc). */
+void preft_lora_prepare(preft_adapter *a, const preft_model_config *cfg);
 
 /* The flag of a row at position pos of a sequence whose prompt has
  * prompt_len tokens (pos >= prompt_len: a generated token), in mode. */

@@ -3,7 +3,9 @@
  *
  * Built once per forward from the rows' (adapter, flag) pairs: LoRA rows
  * whose flag is on are grouped by adapter, so each group's delta is two
- * small GEMMs over all its rows (shrink x·Aᵀ to rank R, expand ·Bᵀ, scaled);
+ * small products over all its rows (shrink x·Aᵀ to rank R with preft_gemm,
+ * scaled, then expand ·Bᵀ with lora_kernels.h), split into row chunks for
+ * the threads;
  * ReFT rows are listed with their weight slot. Rows whose flag is off appear
  * nowhere and cost nothing.
  */
@@ -21,6 +23,11 @@ typedef struct preft_lora_group {
   int contiguous_start; /* >= 0: the rows are contiguous from this batch row */
 } preft_lora_group;
 
+/* rows [first, first+n) of group `group` (first counts within the group) */
+typedef struct preft_lora_task {
+  int group, first, n;
+} preft_lora_task;
+
 typedef struct preft_adapter_plan {
   preft_lora_group *groups;
   int n_groups;
@@ -29,12 +36,16 @@ typedef struct preft_adapter_plan {
   uint8_t *reft_slot; /* PREFT_REFT_* per ReFT row */
   const preft_adapter **reft_adapter;
   int n_reft;
+  preft_lora_task *tasks; /* the LoRA work, split for the threads */
+  int n_tasks;
   int cap_rows, cap_groups;
-  float *scratch; /* per-thread LoRA scratch */
+  float *scratch; /* per-thread LoRA scratch: t, gathered x */
   size_t scratch_per_thread, scratch_cap;
 } preft_adapter_plan;
 
-/* Groups rows [0, n) by adapter (adapter[i] NULL or flag OFF: no adapter). */
+/* Groups rows [0, n) by adapter (adapter[i] NULL or flag OFF: no adapter)
+ * and splits the groups into tasks for `threads` threads; max_width is the
+ * widest module input (sizes the per-thread gather scratch). */
 void preft_adapter_plan_build(preft_adapter_plan *p, int n, const preft_adapter *const *adapter, const uint8_t *flag,
                               int max_width, int threads);
 void preft_adapter_plan_free(preft_adapter_plan *p);

@@ -67,6 +67,7 @@ preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_c
     }
     a->max_rank = rank;
     a->bytes = total * es;
+    preft_lora_prepare(a, c);
     return a;
   }
   a->reft_rank = rank;

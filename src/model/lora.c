@@ -4,9 +4,11 @@
 #include <string.h>
 
 #include "model/adapter_plan.h"
+#include "model/lora_kernels.h"
 #include "tensor/gemm.h"
 
-#define LORA_CHUNK 128 /* rows per shrink/expand pass; bounds the scratch */
+#define LORA_CHUNK 128  /* most rows per task; bounds the scratch */
+#define LORA_MIN_TASK 8 /* fewest rows a group is split into per task */
 
 void preft_adapter_plan_free(preft_adapter_plan *p) {
   free(p->groups);
@@ -15,12 +17,14 @@ void preft_adapter_plan_free(preft_adapter_plan *p) {
   free(p->reft_slot);
   free(p->reft_adapter);
   free(p->scratch);
+  free(p->tasks);
   memset(p, 0, sizeof *p);
 }
 
-void preft_adapter_plan_build(preft_adapter_plan *p, int n, const preft_adapter *const *adapter, const uint8_t *flag,
-                              int max_width, int threads) {
+void preft_adapter_plan_build(preft_adapter_plan *p, int n, const preft_adapter *const *adapter,
+                              const uint8_t *flag, int max_width, int threads) {
   p->n_groups = 0;
+  p->n_tasks = 0;
   p->n_reft = 0;
   if (!adapter) return;
   if (n > p->cap_rows) {
@@ -29,6 +33,7 @@ void preft_adapter_plan_build(preft_adapter_plan *p, int n, const preft_adapter 
     p->reft_slot = preft_xrealloc(p->reft_slot, (size_t)n);
     p->reft_adapter = preft_xrealloc(p->reft_adapter, sizeof(void *) * (size_t)n);
     p->groups = preft_xrealloc(p->groups, sizeof(preft_lora_group) * (size_t)n);
+    p->tasks = preft_xrealloc(p->tasks, sizeof(preft_lora_task) * (size_t)n);
     p->cap_rows = n;
   }
   int max_rank = 0;
@@ -83,9 +88,21 @@ void preft_adapter_plan_build(preft_adapter_plan *p, int n, const preft_adapter 
     for (int k = 1; k < gr->n; k++)
       if (r[k] != r[0] + k) gr->contiguous_start = -1;
   }
-  /* scratch per thread: gathered x chunk, rank-R intermediate, delta chunk */
-  p->scratch_per_thread = (size_t)LORA_CHUNK * ((size_t)max_width * 2 + (size_t)max_rank);
-  size_t need = p->scratch_per_thread * (size_t)threads;
+  /* Tasks: each group's rows in chunks, so that one long prompt still
+   * spreads over the threads (about two tasks per thread over all rows) and
+   * a decode step of many one-row groups is one task per group. Each task
+   * streams its adapter's A and Bt once, so chunks are not made tiny. */
+  int total = off, threads1 = threads > 1 ? threads : 1;
+  int chunk = (total + 2 * threads1 - 1) / (2 * threads1);
+  chunk = chunk < LORA_MIN_TASK ? LORA_MIN_TASK : chunk > LORA_CHUNK ? LORA_CHUNK : chunk;
+  for (int g = 0; g < p->n_groups; g++)
+    for (int c0 = 0; c0 < p->groups[g].n; c0 += chunk)
+      p->tasks[p->n_tasks++] =
+          (preft_lora_task){g, c0, p->groups[g].n - c0 < chunk ? p->groups[g].n - c0 : chunk};
+  /* scratch per thread: the rank-R intermediate of one task and, for rows
+   * that are not contiguous, their gathered x */
+  p->scratch_per_thread = (size_t)LORA_CHUNK * ((size_t)max_rank + (size_t)max_width);
+  size_t need = p->scratch_per_thread * (size_t)threads1;
   if (need > p->scratch_cap) {
     p->scratch = preft_xrealloc(p->scratch, sizeof(float) * need);
     p->scratch_cap = need;
@@ -100,59 +117,78 @@ typedef struct {
   int x_stride, in;
   float *y;
   int y_stride, out;
-  preft_pool *inner; /* pool for the GEMMs when groups run one at a time */
 } lora_job;
 
-/* One group: for each chunk of its rows, t = (x·Aᵀ)·scale, y += t·Bᵀ. */
-static void lora_group(const lora_job *j, int g, int thread) {
-  const preft_lora_group *gr = &j->p->groups[g];
+/* One task: rows [first, first+n) of a group; t = scale·(x·Aᵀ), y += t·Bt.
+ * Tasks write disjoint rows of y, so each runs its products on one thread.
+ * The shrink reads x in place when the rows are contiguous and gathers
+ * them otherwise; the expand writes y in place either way. */
+static void lora_task(void *ctx, int task, int thread) {
+  const lora_job *j = ctx;
+  const preft_lora_task *tk = &j->p->tasks[task];
+  const preft_lora_group *gr = &j->p->groups[tk->group];
   const preft_lora_module *lm = &gr->adapter->lora[j->layer * PREFT_N_MODULES + j->module];
   if (lm->rank == 0) return;
-  float *scratch = j->p->scratch + (size_t)thread * j->p->scratch_per_thread;
-  float *xg = scratch, *yg = xg + (size_t)LORA_CHUNK * (size_t)j->in;
-  float *t = yg + (size_t)LORA_CHUNK * (size_t)j->out;
-  const int *rows = j->p->rows + gr->first;
-  for (int c0 = 0; c0 < gr->n; c0 += LORA_CHUNK) {
-    int n = gr->n - c0 < LORA_CHUNK ? gr->n - c0 : LORA_CHUNK;
-    const float *xin;
-    int xs;
-    if (gr->contiguous_start >= 0) {
-      xin = j->x + (size_t)(gr->contiguous_start + c0) * (size_t)j->x_stride;
-      xs = j->x_stride;
-    } else {
-      for (int i = 0; i < n; i++)
-        memcpy(xg + (size_t)i * j->in, j->x + (size_t)rows[c0 + i] * (size_t)j->x_stride, sizeof(float) * (size_t)j->in);
-      xin = xg;
-      xs = j->in;
-    }
-    preft_gemm(j->inner, t, lm->rank, xin, xs, lm->a, lm->a_dtype, n, j->in, lm->rank, 0);
-    for (int i = 0; i < n * lm->rank; i++) t[i] *= lm->scale;
-    if (gr->contiguous_start >= 0) {
-      float *yout = j->y + (size_t)(gr->contiguous_start + c0) * (size_t)j->y_stride;
-      preft_gemm(j->inner, yout, j->y_stride, t, lm->rank, lm->b, lm->b_dtype, n, lm->rank, j->out, 1);
-    } else {
-      preft_gemm(j->inner, yg, j->out, t, lm->rank, lm->b, lm->b_dtype, n, lm->rank, j->out, 0);
-      for (int i = 0; i < n; i++) {
-        float *dst = j->y + (size_t)rows[c0 + i] * (size_t)j->y_stride;
-        const float *src = yg + (size_t)i * j->out;
-        for (int k = 0; k < j->out; k++) dst[k] += src[k];
-      }
-    }
+  PREFT_ASSERT(lm->bt != NULL); /* every LoRA adapter is built by preft_lora_prepare */
+  const int n = tk->n;
+  /* gathered x at the start of the thread's scratch, t at its end */
+  float *xg = j->p->scratch + (size_t)thread * j->p->scratch_per_thread;
+  float *t = xg + j->p->scratch_per_thread - (size_t)n * (size_t)lm->rank;
+  const float *x;
+  int xs;
+  float *y = j->y;
+  const int *rows = NULL;
+  if (gr->contiguous_start >= 0) {
+    x = j->x + (size_t)(gr->contiguous_start + tk->first) * (size_t)j->x_stride;
+    xs = j->x_stride;
+    y += (size_t)(gr->contiguous_start + tk->first) * (size_t)j->y_stride;
+  } else {
+    rows = j->p->rows + gr->first + tk->first;
+    for (int i = 0; i < n; i++)
+      memcpy(xg + (size_t)i * j->in, j->x + (size_t)rows[i] * (size_t)j->x_stride,
+             sizeof(float) * (size_t)j->in);
+    x = xg;
+    xs = j->in;
   }
+  preft_gemm(NULL, t, lm->rank, x, xs, lm->a, lm->a_dtype, n, j->in, lm->rank, 0);
+  for (int i = 0; i < n * lm->rank; i++) t[i] *= lm->scale;
+  preft_lora_expand(y, (size_t)j->y_stride, rows, t, lm->bt, lm->b_dtype, n, lm->rank, j->out);
 }
-
-static void lora_task(void *ctx, int g, int thread) { lora_group(ctx, g, thread); }
 
 void preft_lora_apply(preft_pool *pool, preft_adapter_plan *p, int layer, preft_module module, const float *x,
                       int x_stride, int in, float *y, int y_stride, int out) {
-  if (p->n_groups == 0) return;
-  lora_job j = {p, layer, module, x, x_stride, in, y, y_stride, out, NULL};
-  if (p->n_groups >= 2 * preft_pool_size(pool)) {
-    /* many adapters: one group per task, each GEMM on one thread; groups
-     * write disjoint rows of y */
-    preft_pool_run(pool, p->n_groups, lora_task, &j);
-  } else {
-    j.inner = pool;
-    for (int g = 0; g < p->n_groups; g++) lora_group(&j, g, 0);
+  if (p->n_tasks == 0) return;
+  lora_job j = {p, layer, module, x, x_stride, in, y, y_stride, out};
+  if (p->n_tasks == 1)
+    lora_task(&j, 0, 0);
+  else
+    preft_pool_run(pool, p->n_tasks, lora_task, &j);
+}
+
+/* Bt of every adapted module in one allocation. B itself stays where it
+ * is: GGUF export, `preft make-adapter`, training's warm start and the
+ * loader's stray-tensor check read lora_B in PEFT's [out, R] layout, and for
+ * a loaded adapter it lives in the mapped safetensors file, whose clean
+ * pages the kernel can drop once this copy is made; only the copy stays
+ * resident, the same size as B. (Random in-memory adapters do keep both.) */
+void preft_lora_prepare(preft_adapter *a, const preft_model_config *c) {
+  size_t total = 0;
+  for (int i = 0; i < a->n_layers * PREFT_N_MODULES; i++) {
+    const preft_lora_module *lm = &a->lora[i];
+    int in, out;
+    preft_module_dims(c, (preft_module)(i % PREFT_N_MODULES), &in, &out);
+    if (lm->rank > 0) total += (size_t)lm->rank * (size_t)out * preft_dtype_size(lm->b_dtype);
+  }
+  free(a->lora_bt);
+  a->lora_bt = preft_xmalloc(total ? total : 1);
+  uint8_t *mem = a->lora_bt;
+  for (int i = 0; i < a->n_layers * PREFT_N_MODULES; i++) {
+    preft_lora_module *lm = &a->lora[i];
+    int in, out;
+    preft_module_dims(c, (preft_module)(i % PREFT_N_MODULES), &in, &out);
+    if (lm->rank == 0) continue;
+    preft_lora_transpose_b(mem, lm->b, lm->b_dtype, out, lm->rank);
+    lm->bt = mem;
+    mem += (size_t)lm->rank * (size_t)out * preft_dtype_size(lm->b_dtype);
   }
 }

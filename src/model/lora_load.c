@@ -274,6 +274,7 @@ int preft_lora_load(preft_adapter *a, const char *dir, const preft_model_config 
     goto done;
   }
   if (check_no_stray_tensors(a, c, err) != 0) goto done;
+  preft_lora_prepare(a, c);
   rc = 0;
 done:
   cJSON_Delete(root);

@@ -1,0 +1,203 @@
+/* lora_kernels.c - the expand of a LoRA delta, y += t·Bt for small rank R
+ * (see lora_kernels.h): a plain C version, which the tests hold to the
+ * same reference as the others, and an AVX+FMA+F16C version.
+ *
+ * A broadcast FMA: for a chunk of 16 (or 8) output columns, the chunk of Bt
+ * for up to EXPAND_RB ranks is converted to FP32 once into a small buffer
+ * (in L1), then every row of the group accumulates
+ * y[i, chunk] += Σ_r t[i, r] · Bt[r, chunk] in registers, 4 rows at a time
+ * (8 accumulators, 2 weight vectors, 1 broadcast). y is read and written
+ * once per chunk and EXPAND_RB ranks; there are no horizontal sums.
+ */
+#include "model/lora_kernels.h"
+
+#include "tensor/cpu.h"
+
+#define PORT_OB 64   /* portable expand: output columns per pass */
+#define EXPAND_RB 64 /* ranks of Bt buffered per pass (both paths) */
+
+static inline const float *row_of(const float *base, size_t stride, const int *rows, int i) {
+  return base + (size_t)(rows ? rows[i] : i) * stride;
+}
+
+/* dst[0..n) = src[off .. off+n) as FP32. */
+static void to_f32(float *dst, const void *src, preft_dtype dt, size_t off, int n) {
+  if (dt == PREFT_F32) {
+    const float *s = (const float *)src + off;
+    for (int i = 0; i < n; i++) dst[i] = s[i];
+  } else if (dt == PREFT_BF16) {
+    const uint16_t *s = (const uint16_t *)src + off;
+    for (int i = 0; i < n; i++) dst[i] = preft_bf16_to_f32(s[i]);
+  } else {
+    const uint16_t *s = (const uint16_t *)src + off;
+    for (int i = 0; i < n; i++) dst[i] = preft_f16_to_f32(s[i]);
+  }
+}
+
+static inline float elem_f32(const void *src, preft_dtype dt, size_t i) {
+  if (dt == PREFT_F32) return ((const float *)src)[i];
+  uint16_t h = ((const uint16_t *)src)[i];
+  return dt == PREFT_BF16 ? preft_bf16_to_f32(h) : preft_f16_to_f32(h);
+}
+
+/* ---- plain C ------------------------------------------------------------ */
+
+static void expand_portable(float *y, size_t y_stride, const int *rows, const float *t, const void *bt,
+                            preft_dtype bdt, int n, int rank, int out) {
+  float buf[EXPAND_RB * PORT_OB];
+  for (int o0 = 0; o0 < out; o0 += PORT_OB) {
+    int ob = out - o0 < PORT_OB ? out - o0 : PORT_OB;
+    for (int r0 = 0; r0 < rank; r0 += EXPAND_RB) {
+      int rb = rank - r0 < EXPAND_RB ? rank - r0 : EXPAND_RB;
+      for (int r = 0; r < rb; r++)
+        to_f32(buf + r * ob, bt, bdt, (size_t)(r0 + r) * (size_t)out + (size_t)o0, ob);
+      for (int i = 0; i < n; i++) {
+        float *yi = (float *)row_of(y, y_stride, rows, i) + o0;
+        const float *ti = t + (size_t)i * rank + r0;
+        for (int r = 0; r < rb; r++) {
+          const float tr = ti[r], *br = buf + r * ob;
+          for (int j = 0; j < ob; j++) yi[j] += tr * br[j];
+        }
+      }
+    }
+  }
+}
+
+/* ---- AVX + FMA + F16C --------------------------------------------------- */
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HAVE_AVX_PATH 1
+
+#define AVX_FN static __attribute__((target("avx,fma,f16c")))
+#define AVX_INLINE static inline __attribute__((always_inline, target("avx,fma,f16c")))
+
+/* 8 BF16 values as FP32: AVX1 has no 256-bit integer ops, so widen each
+ * half with 128-bit ones and join them. */
+AVX_INLINE __m256 bf16x8(const uint16_t *p) {
+  __m128i lo = _mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)p)), 16);
+  __m128i hi = _mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)(p + 4))), 16);
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_castsi128_ps(lo)), _mm_castsi128_ps(hi), 1);
+}
+
+/* w[i .. i+8) as FP32; dt is a constant at every call site. */
+AVX_INLINE __m256 load8(const void *w, preft_dtype dt, size_t i) {
+  if (dt == PREFT_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+  if (dt == PREFT_BF16) return bf16x8((const uint16_t *)w + i);
+  return _mm256_loadu_ps((const float *)w + i);
+}
+
+/* y[rows i0 .. i0+NT, o0 .. o0+8·NV) += t[.., r0 .. r0+rb) · buf[rb][8·NV];
+ * NT <= 4 and NV <= 2 are constants. */
+AVX_INLINE void expand_tile(float *const *yr, const float *t, int rank, const float *buf, int rb, int NT,
+                            int NV) {
+  __m256 acc[4][2];
+#pragma GCC unroll 4
+  for (int i = 0; i < NT; i++)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) acc[i][v] = _mm256_loadu_ps(yr[i] + 8 * v);
+  for (int r = 0; r < rb; r++) {
+    __m256 b[2];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) b[v] = _mm256_load_ps(buf + (size_t)r * 8 * NV + 8 * v);
+#pragma GCC unroll 4
+    for (int i = 0; i < NT; i++) {
+      __m256 ti = _mm256_broadcast_ss(t + (size_t)i * rank + r);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(ti, b[v], acc[i][v]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < NT; i++)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) _mm256_storeu_ps(yr[i] + 8 * v, acc[i][v]);
+}
+
+/* One chunk of 8·NV output columns from o0, all rows, all ranks. */
+AVX_INLINE void expand_chunk(float *y, size_t y_stride, const int *rows, const float *t, const void *bt,
+                             preft_dtype dt, int n, int rank, int out, int o0, int NV, float *buf) {
+  for (int r0 = 0; r0 < rank; r0 += EXPAND_RB) {
+    int rb = rank - r0 < EXPAND_RB ? rank - r0 : EXPAND_RB;
+    for (int r = 0; r < rb; r++)
+      for (int v = 0; v < NV; v++)
+        _mm256_store_ps(buf + (size_t)r * 8 * NV + 8 * v,
+                        load8(bt, dt, (size_t)(r0 + r) * (size_t)out + (size_t)(o0 + 8 * v)));
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+      float *yr[4];
+      for (int q = 0; q < 4; q++) yr[q] = (float *)row_of(y, y_stride, rows, i + q) + o0;
+      expand_tile(yr, t + (size_t)i * rank + r0, rank, buf, rb, 4, NV);
+    }
+    for (; i < n; i++) {
+      float *yr[1] = {(float *)row_of(y, y_stride, rows, i) + o0};
+      expand_tile(yr, t + (size_t)i * rank + r0, rank, buf, rb, 1, NV);
+    }
+  }
+}
+
+AVX_INLINE void expand_avx_body(float *y, size_t y_stride, const int *rows, const float *t, const void *bt,
+                                preft_dtype dt, int n, int rank, int out) {
+  _Alignas(32) float buf[EXPAND_RB * 16];
+  int o0 = 0;
+  for (; o0 + 16 <= out; o0 += 16) expand_chunk(y, y_stride, rows, t, bt, dt, n, rank, out, o0, 2, buf);
+  if (o0 + 8 <= out) {
+    expand_chunk(y, y_stride, rows, t, bt, dt, n, rank, out, o0, 1, buf);
+    o0 += 8;
+  }
+  for (; o0 < out; o0++) { /* the last out % 8 columns */
+    for (int i = 0; i < n; i++) {
+      float *yi = (float *)row_of(y, y_stride, rows, i);
+      const float *ti = t + (size_t)i * rank;
+      float s = yi[o0];
+      for (int r = 0; r < rank; r++) s += ti[r] * elem_f32(bt, dt, (size_t)r * (size_t)out + (size_t)o0);
+      yi[o0] = s;
+    }
+  }
+}
+
+AVX_FN void expand_avx_f32(float *y, size_t ys, const int *rows, const float *t, const void *bt, int n,
+                           int rank, int out) {
+  expand_avx_body(y, ys, rows, t, bt, PREFT_F32, n, rank, out);
+}
+AVX_FN void expand_avx_f16(float *y, size_t ys, const int *rows, const float *t, const void *bt, int n,
+                           int rank, int out) {
+  expand_avx_body(y, ys, rows, t, bt, PREFT_F16, n, rank, out);
+}
+AVX_FN void expand_avx_bf16(float *y, size_t ys, const int *rows, const float *t, const void *bt, int n,
+                            int rank, int out) {
+  expand_avx_body(y, ys, rows, t, bt, PREFT_BF16, n, rank, out);
+}
+#endif
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+void preft_lora_expand(float *y, size_t y_stride, const int *rows, const float *t, const void *bt,
+                       preft_dtype bdt, int n, int rank, int out) {
+  if (n <= 0 || rank <= 0 || out <= 0) return;
+#ifdef HAVE_AVX_PATH
+  if (preft_cpu_path() >= PREFT_CPU_AVX_FMA) {
+    if (bdt == PREFT_F32)
+      expand_avx_f32(y, y_stride, rows, t, bt, n, rank, out);
+    else if (bdt == PREFT_F16)
+      expand_avx_f16(y, y_stride, rows, t, bt, n, rank, out);
+    else
+      expand_avx_bf16(y, y_stride, rows, t, bt, n, rank, out);
+    return;
+  }
+#endif
+  expand_portable(y, y_stride, rows, t, bt, bdt, n, rank, out);
+}
+
+void preft_lora_transpose_b(void *bt, const void *b, preft_dtype dt, int out, int rank) {
+  if (dt == PREFT_F32) {
+    const float *s = b;
+    float *d = bt;
+    for (int o = 0; o < out; o++)
+      for (int r = 0; r < rank; r++) d[(size_t)r * out + o] = s[(size_t)o * rank + r];
+  } else {
+    const uint16_t *s = b;
+    uint16_t *d = bt;
+    for (int o = 0; o < out; o++)
+      for (int r = 0; r < rank; r++) d[(size_t)r * out + o] = s[(size_t)o * rank + r];
+  }
+}

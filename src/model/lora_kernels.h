@@ -1,0 +1,36 @@
+/* lora_kernels.h - the expand half of a LoRA delta over the rows of one
+ * adapter group, for small rank (lora.c runs it per group and row chunk).
+ *
+ * Legend: n rows of the group, R rank, out the module's output width.
+ * Bt is lora_B transposed, [R, out] (preft_lora_transpose_b, done once at
+ * load); t[n, R] is the already scaled shrink x·Aᵀ.
+ *
+ *   expand:  y[n, out] += t[n, R] · Bt
+ *
+ * Why not preft_gemm: with K = R (often 8..64) its dot kernel reduces
+ * horizontally once per output element, and its packed kernel packs a
+ * 16-column panel of B to use it for only the group's few rows. Here each
+ * loaded chunk of Bt serves every row of the group, with broadcast FMAs
+ * and no reductions. (The shrink, K = in, is the shape preft_gemm is made
+ * for, and lora.c calls it.)
+ *
+ * Row i of y is y + rows[i]·y_stride, or row i when rows is NULL, so rows
+ * of a group scattered over the batch are written in place. t is dense, R
+ * floats per row. Bt is F32, F16 or BF16, converted to FP32 in registers;
+ * compute is FP32. Single-threaded; takes the AVX+FMA+F16C path when
+ * preft_cpu_path() allows, plain C otherwise. Cannot fail.
+ */
+#ifndef PREFT_MODEL_LORA_KERNELS_H
+#define PREFT_MODEL_LORA_KERNELS_H
+
+#include <stddef.h>
+
+#include "tensor/dtype.h"
+
+void preft_lora_expand(float *y, size_t y_stride, const int *rows, const float *t, const void *bt,
+                       preft_dtype bdt, int n, int rank, int out);
+
+/* bt[R, out] = b[out, R]ᵀ, elements copied bit for bit (same dtype). */
+void preft_lora_transpose_b(void *bt, const void *b, preft_dtype dt, int out, int rank);
+
+#endif

@@ -1,0 +1,201 @@
+/* test_lora_kernels.c - the small-rank LoRA expand (lora_kernels.h) and the
+ * grouped LoRA delta of lora.c against plain double-precision references,
+ * for F32/F16/BF16 weights, odd sizes, scattered rows, on every CPU path
+ * this machine has. The references convert weights with dtype.h's scalar
+ * conversions and accumulate in double; the tolerance is the worst-case
+ * float rounding of the sums, (terms + 4)·2⁻²³·Σ|term|. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/threadpool.h"
+#include "model/adapter.h"
+#include "model/adapter_plan.h"
+#include "model/lora_kernels.h"
+#include "tensor/cpu.h"
+#include "tensor/dtype.h"
+
+static uint64_t rng_state = 42;
+static float frand(void) {
+  rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+  return (float)((rng_state >> 40) * 0x1p-24) * 2.0f - 1.0f;
+}
+
+static double elem(const void *w, preft_dtype dt, size_t i) {
+  if (dt == PREFT_F32) return ((const float *)w)[i];
+  uint16_t h = ((const uint16_t *)w)[i];
+  return dt == PREFT_F16 ? preft_f16_to_f32(h) : preft_bf16_to_f32(h);
+}
+
+static void *random_weights(size_t n, preft_dtype dt) {
+  void *w = malloc(n * preft_dtype_size(dt));
+  for (size_t i = 0; i < n; i++) {
+    float v = frand();
+    if (dt == PREFT_F32)
+      ((float *)w)[i] = v;
+    else if (dt == PREFT_F16)
+      ((uint16_t *)w)[i] = preft_f32_to_f16(v);
+    else
+      ((uint16_t *)w)[i] = preft_f32_to_bf16(v);
+  }
+  return w;
+}
+
+static void expect_near(double got, double want, double mag, int terms, const char *what, int a, int b) {
+  double tol = (terms + 4) * 0x1p-23 * mag + 1e-30;
+  if (fabs(got - want) > tol) {
+    fail_msg("%s [%d,%d] on %s: got %.9g, want %.9g (tolerance %.3g)", what, a, b,
+             preft_cpu_path_name(preft_cpu_path()), got, want, tol);
+  }
+}
+
+/* One expand case: y (rows scattered through a wider buffer when
+ * `scatter`) += t · Bt, Bt = transpose(B), checked against Σ_r t·B in double. */
+static void check_expand(preft_dtype dt, int n, int rank, int out, bool scatter) {
+  void *b = random_weights((size_t)out * rank, dt);
+  void *bt = malloc((size_t)out * rank * preft_dtype_size(dt));
+  preft_lora_transpose_b(bt, b, dt, out, rank);
+  for (int o = 0; o < out; o++)
+    for (int r = 0; r < rank; r++)
+      assert_true(elem(bt, dt, (size_t)r * out + o) == elem(b, dt, (size_t)o * rank + r));
+  float *t = malloc(sizeof(float) * (size_t)n * rank);
+  for (int i = 0; i < n * rank; i++) t[i] = frand();
+  /* scatter: batch of 2n+1 rows, the group's rows are every other one,
+   * backwards; rows 7 floats wider than out */
+  int nb = scatter ? 2 * n + 1 : n, ys = scatter ? out + 7 : out;
+  int *rows = scatter ? malloc(sizeof(int) * (size_t)n) : NULL;
+  for (int i = 0; scatter && i < n; i++) rows[i] = 2 * (n - 1 - i) + 1;
+  float *y = malloc(sizeof(float) * (size_t)nb * ys), *y0 = malloc(sizeof(float) * (size_t)nb * ys);
+  for (int i = 0; i < nb * ys; i++) y0[i] = y[i] = frand();
+  preft_lora_expand(y, (size_t)ys, rows, t, bt, dt, n, rank, out);
+  bool *touched = calloc((size_t)nb, sizeof(bool));
+  for (int i = 0; i < n; i++) {
+    int row = rows ? rows[i] : i;
+    touched[row] = true;
+    for (int o = 0; o < out; o++) {
+      double want = y0[(size_t)row * ys + o], mag = fabs(want);
+      for (int r = 0; r < rank; r++) {
+        double term = (double)t[(size_t)i * rank + r] * elem(b, dt, (size_t)o * rank + r);
+        want += term;
+        mag += fabs(term);
+      }
+      expect_near(y[(size_t)row * ys + o], want, mag, rank, "expand y", row, o);
+    }
+    for (int o = out; o < ys; o++) assert_true(y[(size_t)row * ys + o] == y0[(size_t)row * ys + o]);
+  }
+  for (int row = 0; row < nb; row++)
+    if (!touched[row])
+      for (int o = 0; o < ys; o++) assert_true(y[(size_t)row * ys + o] == y0[(size_t)row * ys + o]);
+  free(touched);
+  free(b);
+  free(bt);
+  free(t);
+  free(rows);
+  free(y);
+  free(y0);
+}
+
+static void expand_matches_double_reference_on_every_path(void **s) {
+  static const int ranks[] = {1, 8, 16, 64, 70};
+  static const int outs[] = {1, 7, 8, 13, 16, 24, 41, 100};
+  static const int ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 17, 31, 40};
+  static const preft_dtype dts[] = {PREFT_F32, PREFT_F16, PREFT_BF16};
+  for (int path = PREFT_CPU_PORTABLE; path < PREFT_CPU_N_PATHS; path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
+    for (size_t d = 0; d < 3; d++)
+      for (size_t r = 0; r < sizeof ranks / sizeof ranks[0]; r++)
+        for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++)
+          for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
+            check_expand(dts[d], ns[k], ranks[r], outs[o], (ns[k] + (int)o) % 2 == 1);
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+}
+
+/* A batch mixing adapters: a long contiguous run of one adapter (split
+ * into several tasks), single decode rows of many adapters, rows of one
+ * adapter scattered through the batch, base rows and flag-off rows; through
+ * preft_lora_apply on 3 threads, against y0 + scale·(x·Aᵀ)·Bᵀ per row in
+ * double, with A and B read in PEFT's layout. */
+static void grouped_delta_matches_reference(preft_dtype dt, int rank) {
+  preft_model_config c = {0};
+  c.dim = 24;
+  c.n_heads = 3;
+  c.n_kv_heads = 1;
+  c.head_dim = 8;
+  c.ffn = 37;
+  c.n_layers = 2;
+  enum { NA = 9, N = 61 };
+  preft_adapter *ads[NA];
+  for (int k = 0; k < NA; k++)
+    ads[k] = preft_adapter_random(PREFT_ADAPTER_LORA, &c, rank, PREFT_MODE_ALL, dt, 100 + k);
+  const preft_adapter *row_ad[N];
+  uint8_t flag[N];
+  for (int i = 0; i < N; i++) {
+    row_ad[i] = i < 30 ? ads[0] : i % 5 == 0 ? ads[1] : i % 7 == 0 ? NULL : ads[2 + i % 7];
+    flag[i] = i == 33 ? PREFT_ADAPT_OFF : PREFT_ADAPT_ON;
+  }
+  preft_pool *pool = preft_pool_create(3);
+  preft_adapter_plan plan = {0};
+  preft_adapter_plan_build(&plan, N, row_ad, flag, c.ffn, preft_pool_size(pool));
+  assert_true(plan.n_tasks > plan.n_groups); /* the run of 30 rows is split */
+  for (int m = 0; m < PREFT_N_MODULES; m++) {
+    int in, out;
+    preft_module_dims(&c, (preft_module)m, &in, &out);
+    int xs = in + 3, ys = out + 5;
+    float *x = malloc(sizeof(float) * N * (size_t)xs), *y = malloc(sizeof(float) * N * (size_t)ys);
+    float *y0 = malloc(sizeof(float) * N * (size_t)ys);
+    for (int i = 0; i < N * xs; i++) x[i] = frand();
+    for (int i = 0; i < N * ys; i++) y0[i] = y[i] = frand();
+    preft_lora_apply(pool, &plan, 1, (preft_module)m, x, xs, in, y, ys, out);
+    for (int i = 0; i < N; i++) {
+      const preft_lora_module *lm = row_ad[i] && flag[i] ? &row_ad[i]->lora[PREFT_N_MODULES + m] : NULL;
+      for (int o = 0; o < ys; o++) {
+        double want = y0[(size_t)i * ys + o], mag = fabs(want);
+        for (int r = 0; lm && o < out && r < rank; r++) {
+          double tr = 0, tm = 0;
+          for (int k = 0; k < in; k++) {
+            double term = (double)x[(size_t)i * xs + k] * elem(lm->a, dt, (size_t)r * in + k);
+            tr += term;
+            tm += fabs(term);
+          }
+          double bo = elem(lm->b, dt, (size_t)o * rank + r);
+          want += lm->scale * tr * bo;
+          mag += lm->scale * tm * fabs(bo);
+        }
+        expect_near(y[(size_t)i * ys + o], want, mag, in + rank, "lora_apply y", i, o);
+      }
+    }
+    free(x);
+    free(y);
+    free(y0);
+  }
+  preft_adapter_plan_free(&plan);
+  preft_pool_free(pool);
+  for (int k = 0; k < NA; k++) preft_adapter_free(ads[k]);
+}
+
+static void grouped_lora_delta_matches_reference_on_every_path(void **s) {
+  static const preft_dtype dts[] = {PREFT_F32, PREFT_F16, PREFT_BF16};
+  static const int ranks[] = {1, 8, 16, 64};
+  for (int path = PREFT_CPU_PORTABLE; path < PREFT_CPU_N_PATHS; path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
+    for (size_t d = 0; d < 3; d++)
+      for (size_t r = 0; r < sizeof ranks / sizeof ranks[0]; r++)
+        grouped_delta_matches_reference(dts[d], ranks[r]);
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(expand_matches_double_reference_on_every_path),
+      cmocka_unit_test(grouped_lora_delta_matches_reference_on_every_path),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
