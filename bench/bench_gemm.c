@@ -1,12 +1,15 @@
 /* bench_gemm.c - preft_gemm speed against this machine's rooflines.
  *
- * Usage: bench_gemm [threads] [seconds-per-point] [portable]
+ * Usage: bench_gemm [threads] [seconds-per-point] [path] [precision] [dtypes]
+ *   path: portable|avx|avx2|avx512 caps the kernels (as PREFT_CPU does);
+ *   precision: exact|bf16 (gemm.h); dtypes: a subset of "f32,f16,bf16".
  *
  * Prints the rooflines (FMA peak, memory read bandwidth, square SGEMM), then
  * for each weight type and shape (M, K) the GFLOP/s and the GB/s of weight
- * bytes at N = 1, 8, 64, 256 rows of x, each as a fraction of its roofline:
- * decode (N <= 8) against memory bandwidth, prefill (N >= 64) against the
- * FMA peak.
+ * bytes at N = 1, 8, 16, 32, 64, 256 rows of x, each as a fraction of its
+ * roofline: decode (N <= 8) against memory bandwidth, larger N against the
+ * FMA peak (the FP32 FMA peak also for bf16 precision, whose vdpbf16ps can
+ * exceed it: up to 200%).
  *
  * The weights cycle through enough copies (>= 256 MiB in all, one arena)
  * that every call reads them from memory, not from the last-level cache, as
@@ -16,11 +19,11 @@
  * bandwidth of the same arena measured right after it ("roof" column), and
  * each prefill point with the FMA peak measured right after it (other
  * programs on the machine slow both alike).
- * Pass a third argument to force the portable path.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/error.h"
 #include "base/threadpool.h"
@@ -55,23 +58,38 @@ int main(int argc, char **argv) {
     }
     preft_cpu_limit((preft_cpu_path_kind)path);
   }
+  if (argc > 4) {
+    int prec = preft_matmul_precision_parse(argv[4]);
+    if (prec < 0) {
+      fprintf(stderr, "bench_gemm: unknown precision %s (exact, bf16)\n", argv[4]);
+      return 2;
+    }
+    preft_matmul_set_precision((preft_matmul_precision)prec);
+  }
+  const char *dtypes = argc > 5 ? argv[5] : "f32,f16,bf16";
   preft_pool *pool = preft_pool_create(threads);
   threads = preft_pool_size(pool);
 
   double peak = preft_roofline_fma_gflops(pool, 1.0);
   double bw = preft_roofline_bandwidth_gbs(pool, 2.0);
   double sgemm = preft_roofline_sgemm_gflops(pool, 1024);
-  printf("path %s, %d threads\n", preft_cpu_path_name(preft_cpu_path()), threads);
+  printf("path %s, precision %s, %d threads\n", preft_cpu_path_name(preft_cpu_path()),
+         preft_matmul_precision_name(preft_matmul_get_precision()), threads);
   printf(
       "roofline: FMA peak %.1f GFLOP/s | memory read (1 GiB) %.1f GB/s | "
       "preft_gemm F32 1024^3 %.1f GFLOP/s = %.0f%% of peak\n\n",
       peak, bw, sgemm, 100 * sgemm / peak);
 
   static const int shapes[][2] = {{4864, 896}, {896, 4864}, {8192, 2048}};
-  static const int ns[] = {1, 8, 64, 256};
+  static const int ns[] = {1, 8, 16, 32, 64, 256};
   printf("%-5s %6s %6s %4s %10s %9s %9s %10s %7s\n", "dtype", "M", "K", "N", "time_us", "GFLOP/s", "GB/s(w)",
          "roof", "of_roof");
+  static const char *const dt_keys[] = {"f32", "f16", "bf16"};
   for (int dt = 0; dt < 3; dt++) {
+    char key[8];
+    snprintf(key, sizeof key, "%s", dt_keys[dt]);
+    const char *hit = strstr(dtypes, key);
+    if (!hit || (hit > dtypes && hit[-1] != ',') || (hit[strlen(key)] && hit[strlen(key)] != ',')) continue;
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
       int m = shapes[s][0], k = shapes[s][1];
       size_t wbytes = (size_t)m * (size_t)k * preft_dtype_size((preft_dtype)dt);

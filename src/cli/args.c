@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "cli/cli.h"
 #include "model/adapter.h"
+#include "tensor/gemm.h"
 
 bool cli_is_help(const char *arg) { return !strcmp(arg, "--help") || !strcmp(arg, "-h"); }
 
@@ -53,7 +54,8 @@ int cli_parse_ids(const char *cmd, const char *s, int **ids, int *n) {
     errno = 0;
     long v = strtol(p, &end, 10);
     if (errno || end == p || v < 0 || v > INT_MAX || (*end && *end != ',')) {
-      fprintf(stderr, "preft %s: --ids expects comma-separated non-negative integers, bad at offset %ld of '%s'\n",
+      fprintf(stderr,
+              "preft %s: --ids expects comma-separated non-negative integers, bad at offset %ld of '%s'\n",
               cmd, (long)(p - s), s);
       free(out);
       return -1;
@@ -73,9 +75,12 @@ int cli_parse_ids(const char *cmd, const char *s, int **ids, int *n) {
 }
 
 int cli_parse_dtype(const char *cmd, const char *s, preft_dtype *out) {
-  if (!strcmp(s, "f32")) *out = PREFT_F32;
-  else if (!strcmp(s, "f16")) *out = PREFT_F16;
-  else if (!strcmp(s, "bf16")) *out = PREFT_BF16;
+  if (!strcmp(s, "f32"))
+    *out = PREFT_F32;
+  else if (!strcmp(s, "f16"))
+    *out = PREFT_F16;
+  else if (!strcmp(s, "bf16"))
+    *out = PREFT_BF16;
   else {
     fprintf(stderr, "preft %s: --dtype expects f32, f16 or bf16, got '%s'\n", cmd, s);
     return -1;
@@ -86,7 +91,9 @@ int cli_parse_dtype(const char *cmd, const char *s, preft_dtype *out) {
 /* Parses one option's value into its destination. */
 static int parse_value(const char *cmd, const cli_opt *o, const char *v) {
   switch (o->kind) {
-    case CLI_STR: *(const char **)o->dst = v; return 0;
+    case CLI_STR:
+      *(const char **)o->dst = v;
+      return 0;
     case CLI_STRS: {
       cli_strs *s = o->dst;
       if (s->n == s->max || !*v) {
@@ -96,7 +103,8 @@ static int parse_value(const char *cmd, const cli_opt *o, const char *v) {
       s->items[s->n++] = v;
       return 0;
     }
-    case CLI_INT: return cli_parse_int(cmd, o->name, v, (long)o->lo, (long)o->hi, o->dst);
+    case CLI_INT:
+      return cli_parse_int(cmd, o->name, v, (long)o->lo, (long)o->hi, o->dst);
     case CLI_FLOAT: {
       double *d = o->dst;
       if (cli_parse_float(cmd, o->name, v, d) != 0) return -1;
@@ -106,7 +114,8 @@ static int parse_value(const char *cmd, const cli_opt *o, const char *v) {
       }
       return 0;
     }
-    case CLI_DTYPE: return cli_parse_dtype(cmd, v, o->dst);
+    case CLI_DTYPE:
+      return cli_parse_dtype(cmd, v, o->dst);
     case CLI_MODE: {
       preft_adapter_mode m;
       if (preft_adapter_mode_parse(v, &m) != 0) {
@@ -116,13 +125,23 @@ static int parse_value(const char *cmd, const cli_opt *o, const char *v) {
       *(int *)o->dst = (int)m;
       return 0;
     }
+    case CLI_MATMUL: {
+      int p = preft_matmul_precision_parse(v);
+      if (p < 0) {
+        fprintf(stderr, "preft %s: %s expects exact or bf16, got '%s'\n", cmd, o->name, v);
+        return -1;
+      }
+      preft_matmul_set_precision((preft_matmul_precision)p);
+      return 0;
+    }
     case CLI_IDS: {
       cli_ids *ids = o->dst;
       free(ids->v);
       ids->v = NULL;
       return cli_parse_ids(cmd, v, &ids->v, &ids->n);
     }
-    default: return -1;
+    default:
+      return -1;
   }
 }
 

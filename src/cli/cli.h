@@ -34,15 +34,26 @@ int cli_bench_serve(int argc, char **argv); /* `preft bench serve`, from cli_ben
  * argv once, checks every value's type and range, and prints
  * "preft CMD: ..." naming the option for anything wrong. */
 typedef enum {
-  CLI_FLAG,  /* bool *: set true when present */
-  CLI_STR,   /* const char **: the argument as given */
-  CLI_STRS,  /* cli_strs *: repeatable string option */
-  CLI_INT,   /* long *: integer in [lo, hi] */
-  CLI_FLOAT, /* double *: finite number in [lo, hi] */
-  CLI_DTYPE, /* preft_dtype *: f32 | f16 | bf16 */
-  CLI_MODE,  /* int *: adapter mode, all | prefill (preft_adapter_mode) */
-  CLI_IDS,   /* cli_ids *: comma-separated non-negative integers */
+  CLI_FLAG,   /* bool *: set true when present */
+  CLI_STR,    /* const char **: the argument as given */
+  CLI_STRS,   /* cli_strs *: repeatable string option */
+  CLI_INT,    /* long *: integer in [lo, hi] */
+  CLI_FLOAT,  /* double *: finite number in [lo, hi] */
+  CLI_DTYPE,  /* preft_dtype *: f32 | f16 | bf16 */
+  CLI_MODE,   /* int *: adapter mode, all | prefill (preft_adapter_mode) */
+  CLI_IDS,    /* cli_ids *: comma-separated non-negative integers */
+  CLI_MATMUL, /* dst unused: exact | bf16, sets the process's matmul precision (tensor/gemm.h) */
 } cli_opt_kind;
+
+/* The --matmul-precision entry of every command that runs a model, and its
+ * help line. The environment variable PREFT_MATMUL_PRECISION sets the same
+ * default for every command (main.c); the option overrides it. */
+#define CLI_MATMUL_OPTION \
+  { "--matmul-precision", NULL, CLI_MATMUL, NULL, 0, 0 }
+#define CLI_MATMUL_HELP                                                                    \
+  "  --matmul-precision P exact (default) or bf16: BF16 weights multiply BF16-rounded\n"   \
+  "                       activations with FP32 sums (vdpbf16ps; AVX512_BF16 CPUs only,\n" \
+  "                       as llama.cpp does); env PREFT_MATMUL_PRECISION\n"
 
 typedef struct cli_strs {
   const char **items; /* caller's array of `max` slots */

@@ -25,6 +25,7 @@
 #include "model/llama.h"
 #include "model/shapes.h"
 #include "tensor/cpu.h"
+#include "tensor/gemm.h"
 #include "tensor/roofline.h"
 
 static void usage(FILE *out) {
@@ -46,7 +47,7 @@ static void usage(FILE *out) {
           "  --prompt-len P      prompt tokens per sequence (default 64)\n"
           "  --decode-steps S    decode steps timed per batch size (default 8)\n"
           "  --no-prefill, --no-decode  skip a phase\n"
-          "  --threads N         worker threads (default: all cores)\n"
+          "  --threads N         worker threads (default: all cores)\n" CLI_MATMUL_HELP
           "  --json FILE         also write the results as JSON (atomically)\n\n"
           "adapter-step: one decode step of B sequences, each with its own rank-R LoRA\n"
           "on all seven projections, against the same step on the base model: the\n"
@@ -67,7 +68,8 @@ typedef struct {
 
 static model_costs costs_of(const preft_model *m) {
   const preft_model_config *c = &m->cfg;
-  double D = c->dim, F = c->ffn, qd = (double)c->n_heads * c->head_dim, kvd = (double)c->n_kv_heads * c->head_dim;
+  double D = c->dim, F = c->ffn, qd = (double)c->n_heads * c->head_dim,
+         kvd = (double)c->n_kv_heads * c->head_dim;
   double per_layer = D * qd * 2 + D * kvd * 2 + 3 * D * F;
   model_costs k = {m, 0, 0, 0};
   k.mat_bytes = per_layer * c->n_layers * (double)preft_dtype_size(m->layers[0].wq.dtype);
@@ -91,14 +93,15 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static int bench_batch(const preft_model *m, preft_pool *pool, int B, int P, int steps, bool prefill, bool decode,
-                       bench_row *row, preft_error *err) {
+static int bench_batch(const preft_model *m, preft_pool *pool, int B, int P, int steps, bool prefill,
+                       bool decode, bench_row *row, preft_error *err) {
   const preft_model_config *c = &m->cfg;
   model_costs k = costs_of(m);
   int ctx = P + steps + 1, block = 16;
   int blocks = B * ((ctx + block - 1) / block);
   preft_kv_cache kv;
-  if (preft_kv_init(&kv, c->n_layers, c->n_kv_heads * c->head_dim, block, blocks, B, ctx, err) != 0) return -1;
+  if (preft_kv_init(&kv, c->n_layers, c->n_kv_heads * c->head_dim, block, blocks, B, ctx, err) != 0)
+    return -1;
   for (int s = 0; s < B; s++)
     if (preft_kv_reserve(&kv, s, ctx, err) != 0) return preft_kv_free(&kv), -1;
   int rows = B * P;
@@ -141,7 +144,8 @@ static int bench_batch(const preft_model *m, preft_pool *pool, int B, int P, int
       rc = preft_model_forward(m, pool, &kv, &d, &ws, logits, err);
       times[i] = preft_now() - t0;
       if (i == steps / 2)
-        bytes = k.mat_bytes + k.lm_bytes + (double)B * (P + i + 1) * c->n_kv_heads * c->head_dim * 2 * 4 * c->n_layers;
+        bytes = k.mat_bytes + k.lm_bytes +
+                (double)B * (P + i + 1) * c->n_kv_heads * c->head_dim * 2 * 4 * c->n_layers;
     }
     qsort(times, (size_t)steps, sizeof(double), cmp_double);
     double med = times[steps / 2];
@@ -189,6 +193,7 @@ static int bench_model(int argc, char **argv) {
       {"--dtype", NULL, CLI_DTYPE, &dtype},
       {"--layers", NULL, CLI_INT, &layers, 1, 1024},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      CLI_MATMUL_OPTION,
       {"--prompt-len", NULL, CLI_INT, &P, 1, 1 << 20},
       {"--decode-steps", NULL, CLI_INT, &steps, 1, 1 << 20},
       {"--batch", NULL, CLI_IDS, &batch_list},
@@ -233,18 +238,24 @@ static int bench_model(int argc, char **argv) {
   double peak = preft_roofline_fma_gflops(pool, 0.5), bw = preft_roofline_bandwidth_gbs(pool, 1.0);
   const preft_model_config *c = &m->cfg;
   const char *label = shape ? shape : dir;
-  printf("model %s: %d layers, D=%d, F=%d, H=%d/%d, V=%d, %s weights (%.0f MB), threads %d, kernels %s\n", label,
-         c->n_layers, c->dim, c->ffn, c->n_heads, c->n_kv_heads, c->vocab, preft_dtype_name(m->layers[0].wq.dtype),
-         preft_model_weight_bytes(m) / 1e6, preft_pool_size(pool), preft_cpu_path_name(preft_cpu_path()));
-  printf("rooflines: FMA peak %.1f GFLOP/s, memory bandwidth %.1f GB/s; prompt %ld, decode steps %ld\n\n", peak, bw,
-         P, steps);
-  printf("%6s | %12s %10s %8s | %12s %10s %9s %8s\n", "batch", "prefill tok/s", "GFLOP/s", "of peak", "decode tok/s",
-         "step ms", "GB/s", "of bw");
+  printf(
+      "model %s: %d layers, D=%d, F=%d, H=%d/%d, V=%d, %s weights (%.0f MB), threads %d, kernels %s, matmul "
+      "%s\n",
+      label, c->n_layers, c->dim, c->ffn, c->n_heads, c->n_kv_heads, c->vocab,
+      preft_dtype_name(m->layers[0].wq.dtype), preft_model_weight_bytes(m) / 1e6, preft_pool_size(pool),
+      preft_cpu_path_name(preft_cpu_path()), preft_matmul_precision_name(preft_matmul_get_precision()));
+  printf("rooflines: FMA peak %.1f GFLOP/s, memory bandwidth %.1f GB/s; prompt %ld, decode steps %ld\n\n",
+         peak, bw, P, steps);
+  printf("%6s | %12s %10s %8s | %12s %10s %9s %8s\n", "batch", "prefill tok/s", "GFLOP/s", "of peak",
+         "decode tok/s", "step ms", "GB/s", "of bw");
   cJSON *json = cJSON_CreateObject();
   cJSON_AddStringToObject(json, "model", label);
   cJSON_AddStringToObject(json, "dtype", preft_dtype_name(m->layers[0].wq.dtype));
   cJSON_AddNumberToObject(json, "layers", c->n_layers);
   cJSON_AddNumberToObject(json, "threads", preft_pool_size(pool));
+  cJSON_AddStringToObject(json, "kernels", preft_cpu_path_name(preft_cpu_path()));
+  cJSON_AddStringToObject(json, "matmul_precision",
+                          preft_matmul_precision_name(preft_matmul_get_precision()));
   cJSON_AddNumberToObject(json, "fma_peak_gflops", peak);
   cJSON_AddNumberToObject(json, "bandwidth_gbs", bw);
   cJSON_AddNumberToObject(json, "prompt_len", (double)P);
@@ -253,8 +264,9 @@ static int bench_model(int argc, char **argv) {
     bench_row r = {.batch = batches[i]};
     rc = bench_batch(m, pool, batches[i], (int)P, (int)steps, prefill, decode, &r, &err);
     if (rc != 0) break;
-    printf("%6d | %12.1f %10.1f %7.0f%% | %12.2f %10.2f %9.2f %7.0f%%\n", r.batch, r.prefill_tps, r.prefill_gflops,
-           100 * r.prefill_gflops / peak, r.decode_tps, r.decode_step_ms, r.decode_gbs, 100 * r.decode_gbs / bw);
+    printf("%6d | %12.1f %10.1f %7.0f%% | %12.2f %10.2f %9.2f %7.0f%%\n", r.batch, r.prefill_tps,
+           r.prefill_gflops, 100 * r.prefill_gflops / peak, r.decode_tps, r.decode_step_ms, r.decode_gbs,
+           100 * r.decode_gbs / bw);
     fflush(stdout);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "batch", r.batch);
@@ -282,9 +294,10 @@ static int bench_model(int argc, char **argv) {
 }
 
 /* Median time of `steps` decode steps of B rows (one per sequence). */
-static double time_decode_step(const preft_model *m, preft_pool *pool, preft_kv_cache *kv, preft_workspace *ws,
-                               int B, int ctx, int steps, const preft_adapter *const *adapters, const uint8_t *flags,
-                               float *logits, preft_error *err) {
+static double time_decode_step(const preft_model *m, preft_pool *pool, preft_kv_cache *kv,
+                               preft_workspace *ws, int B, int ctx, int steps,
+                               const preft_adapter *const *adapters, const uint8_t *flags, float *logits,
+                               preft_error *err) {
   int *tok = preft_xmalloc(sizeof(int) * (size_t)B), *pos = preft_xmalloc(sizeof(int) * (size_t)B);
   int *seq = preft_xmalloc(sizeof(int) * (size_t)B);
   double *times = preft_xmalloc(sizeof(double) * (size_t)steps), med = -1;
@@ -295,8 +308,14 @@ static double time_decode_step(const preft_model *m, preft_pool *pool, preft_kv_
       pos[s2] = ctx;
       seq[s2] = s2;
     }
-    preft_batch d = {.n = B, .token = tok, .pos = pos, .seq = seq, .logit_rows = seq, .n_logits = B,
-                     .adapter = adapters, .adapt = flags};
+    preft_batch d = {.n = B,
+                     .token = tok,
+                     .pos = pos,
+                     .seq = seq,
+                     .logit_rows = seq,
+                     .n_logits = B,
+                     .adapter = adapters,
+                     .adapt = flags};
     double t0 = preft_now();
     rc = preft_model_forward(m, pool, kv, &d, ws, logits, err);
     times[i] = preft_now() - t0;
@@ -323,6 +342,7 @@ static int bench_adapter_step(int argc, char **argv) {
       {"--dtype", NULL, CLI_DTYPE, &dtype},
       {"--layers", NULL, CLI_INT, &layers, 1, 1024},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      CLI_MATMUL_OPTION,
       {"--rank", NULL, CLI_INT, &rank, 1, 4096},
       {"--context", NULL, CLI_INT, &ctx, 1, 1 << 20},
       {"--steps", NULL, CLI_INT, &steps, 1, 1000},
@@ -373,15 +393,19 @@ static int bench_adapter_step(int argc, char **argv) {
   for (int s2 = 0; s2 < max_b; s2++) preft_kv_reserve(&kv, s2, (int)ctx + 1, &err);
   preft_adapter **adapters = preft_xcalloc((size_t)max_b, sizeof *adapters);
   for (int s2 = 0; s2 < max_b; s2++)
-    adapters[s2] = preft_adapter_random(PREFT_ADAPTER_LORA, c, (int)rank, PREFT_MODE_ALL, PREFT_F32, (uint64_t)s2 + 1);
+    adapters[s2] =
+        preft_adapter_random(PREFT_ADAPTER_LORA, c, (int)rank, PREFT_MODE_ALL, PREFT_F32, (uint64_t)s2 + 1);
   uint8_t *on = preft_xmalloc((size_t)max_b), *off = preft_xcalloc((size_t)max_b, 1);
   memset(on, PREFT_ADAPT_ON, (size_t)max_b);
   float *logits = preft_xmalloc(sizeof(float) * (size_t)max_b * (size_t)c->vocab);
   preft_workspace ws = {0};
   double bw = preft_roofline_bandwidth_gbs(pool, 1.0);
-  printf("adapter decode step: %s, %d layers, %s base, rank-%ld LoRA on all 7 projections (%.1f MB per adapter),\n"
-         "context %ld, threads %d, memory bandwidth %.1f GB/s\n\n",
-         shape, c->n_layers, preft_dtype_name(dtype), rank, adapters[0]->bytes / 1e6, ctx, preft_pool_size(pool), bw);
+  printf(
+      "adapter decode step: %s, %d layers, %s base, rank-%ld LoRA on all 7 projections (%.1f MB per "
+      "adapter),\n"
+      "context %ld, threads %d, memory bandwidth %.1f GB/s\n\n",
+      shape, c->n_layers, preft_dtype_name(dtype), rank, adapters[0]->bytes / 1e6, ctx, preft_pool_size(pool),
+      bw);
   printf("%6s | %10s %10s %10s | %9s %9s | %14s\n", "batch", "base ms", "lora ms", "lora-p ms", "lora ovh",
          "lora-p ovh", "adapter MB/step");
   cJSON *json = cJSON_CreateObject();
@@ -447,6 +471,7 @@ int cli_bench(int argc, char **argv) {
   if (!strcmp(argv[1], "adapter-step")) return bench_adapter_step(argc - 1, argv + 1);
   if (!strcmp(argv[1], "adapters")) return cli_bench_adapters(argc - 1, argv + 1);
   if (!strcmp(argv[1], "serve")) return cli_bench_serve(argc - 1, argv + 1);
-  fprintf(stderr, "preft bench: unknown benchmark '%s' (roofline, model, adapter-step, adapters, serve)\n", argv[1]);
+  fprintf(stderr, "preft bench: unknown benchmark '%s' (roofline, model, adapter-step, adapters, serve)\n",
+          argv[1]);
   return CLI_EXIT_USAGE;
 }

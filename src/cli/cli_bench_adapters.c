@@ -25,6 +25,8 @@
 #include "cli/cli.h"
 #include "engine/engine.h"
 #include "model/shapes.h"
+#include "tensor/cpu.h"
+#include "tensor/gemm.h"
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -43,7 +45,7 @@ static void usage(FILE *out) {
           "  --prompt-len P      (default 128)\n"
           "  --output-len O      (default 32)\n"
           "  --step-tokens N     token rows per engine step (default 512)\n"
-          "  --threads N         (default: all cores)\n"
+          "  --threads N         (default: all cores)\n" CLI_MATMUL_HELP
           "  --json FILE         records as JSON (atomically)\n"
           "  --plot FILE.svg     throughput against adapter count, one line per method\n",
           preft_shape_names());
@@ -89,9 +91,12 @@ typedef struct {
 } method;
 
 static const method methods[] = {
-    {"base", PREFT_ADAPTER_LORA, PREFT_MODE_ALL, false},      {"lora", PREFT_ADAPTER_LORA, PREFT_MODE_ALL, true},
-    {"lora-p", PREFT_ADAPTER_LORA, PREFT_MODE_PREFILL, true},  {"direft", PREFT_ADAPTER_DIREFT, PREFT_MODE_ALL, true},
-    {"direft-p", PREFT_ADAPTER_DIREFT, PREFT_MODE_PREFILL, true}, {"loreft-p", PREFT_ADAPTER_LOREFT, PREFT_MODE_PREFILL, true},
+    {"base", PREFT_ADAPTER_LORA, PREFT_MODE_ALL, false},
+    {"lora", PREFT_ADAPTER_LORA, PREFT_MODE_ALL, true},
+    {"lora-p", PREFT_ADAPTER_LORA, PREFT_MODE_PREFILL, true},
+    {"direft", PREFT_ADAPTER_DIREFT, PREFT_MODE_ALL, true},
+    {"direft-p", PREFT_ADAPTER_DIREFT, PREFT_MODE_PREFILL, true},
+    {"loreft-p", PREFT_ADAPTER_LOREFT, PREFT_MODE_PREFILL, true},
 };
 enum { N_METHODS = sizeof methods / sizeof methods[0] };
 
@@ -108,8 +113,12 @@ typedef struct {
 
 static int run_one(const bench_opts *o, const method *me, int n_adapters, record *rec, preft_error *err) {
   const preft_model_config *c = &o->m->cfg;
-  preft_engine_config ec = {.threads = o->threads, .max_running = o->requests, .max_step_tokens = o->step_tokens,
-                            .max_queue = o->requests, .max_loaded_adapters = n_adapters + 1, .borrow_model = true};
+  preft_engine_config ec = {.threads = o->threads,
+                            .max_running = o->requests,
+                            .max_step_tokens = o->step_tokens,
+                            .max_queue = o->requests,
+                            .max_loaded_adapters = n_adapters + 1,
+                            .borrow_model = true};
   size_t block = preft_kv_block_bytes(c->n_layers, c->n_kv_heads * c->head_dim, 16);
   size_t blocks = (size_t)o->requests * ((size_t)(o->prompt_len + o->output_len + 15) / 16 + 1);
   ec.kv_cache_mb = (blocks * block >> 20) + 1;
@@ -118,7 +127,8 @@ static int run_one(const bench_opts *o, const method *me, int n_adapters, record
   char name[32];
   for (int a = 0; me->adapted && a < n_adapters; a++) {
     snprintf(name, sizeof name, "a%d", a);
-    preft_adapter *ad = preft_adapter_random(me->kind, c, o->rank, me->mode, o->adapter_dtype, (uint64_t)a + 1);
+    preft_adapter *ad =
+        preft_adapter_random(me->kind, c, o->rank, me->mode, o->adapter_dtype, (uint64_t)a + 1);
     if (preft_engine_add_loaded_adapter(e, name, ad, err) != 0) {
       preft_engine_free(e);
       return -1;
@@ -131,10 +141,14 @@ static int run_one(const bench_opts *o, const method *me, int n_adapters, record
   int rc = 0;
   st.t0 = preft_now();
   for (int r = 0; r < o->requests && rc == 0; r++) {
-    for (int i = 0; i < o->prompt_len; i++) prompt[i] = (int)((7919u * (unsigned)(r * 131 + i) + 17u) % (unsigned)c->vocab);
+    for (int i = 0; i < o->prompt_len; i++)
+      prompt[i] = (int)((7919u * (unsigned)(r * 131 + i) + 17u) % (unsigned)c->vocab);
     snprintf(name, sizeof name, "a%d", r % (n_adapters > 0 ? n_adapters : 1));
-    preft_request_params p = {.prompt = prompt, .n_prompt = o->prompt_len, .adapter = me->adapted ? name : NULL,
-                              .adapter_mode = me->mode, .max_tokens = o->output_len};
+    preft_request_params p = {.prompt = prompt,
+                              .n_prompt = o->prompt_len,
+                              .adapter = me->adapted ? name : NULL,
+                              .adapter_mode = me->mode,
+                              .max_tokens = o->output_len};
     uint64_t id;
     if (preft_engine_submit(e, &p, on_token, &st, &id, err) != PREFT_SUBMIT_OK) rc = -1;
   }
@@ -163,7 +177,9 @@ static int parse_methods(const char *s, bool *on) {
     int k = 0;
     while (k < N_METHODS && strcmp(methods[k].name, t) != 0) k++;
     if (k == N_METHODS) {
-      fprintf(stderr, "preft bench adapters: unknown method '%s' (base, lora, lora-p, direft, direft-p, loreft-p)\n", t);
+      fprintf(stderr,
+              "preft bench adapters: unknown method '%s' (base, lora, lora-p, direft, direft-p, loreft-p)\n",
+              t);
       free(copy);
       return -1;
     }
@@ -174,8 +190,8 @@ static int parse_methods(const char *s, bool *on) {
   return n > 0 ? 0 : -1;
 }
 
-static int write_outputs(const record *recs, int n, const bench_opts *o, const char *label, const char *json_path,
-                         const char *plot_path, preft_error *err) {
+static int write_outputs(const record *recs, int n, const bench_opts *o, const char *label,
+                         const char *json_path, const char *plot_path, preft_error *err) {
   if (json_path) {
     cJSON *arr = cJSON_CreateArray();
     for (int i = 0; i < n; i++) {
@@ -188,6 +204,9 @@ static int write_outputs(const record *recs, int n, const bench_opts *o, const c
       cJSON_AddNumberToObject(r, "prompt_len", o->prompt_len);
       cJSON_AddNumberToObject(r, "output_len", o->output_len);
       cJSON_AddStringToObject(r, "dtype", preft_dtype_name(o->m->layers[0].wq.dtype));
+      cJSON_AddStringToObject(r, "kernels", preft_cpu_path_name(preft_cpu_path()));
+      cJSON_AddStringToObject(r, "matmul_precision",
+                              preft_matmul_precision_name(preft_matmul_get_precision()));
       cJSON_AddNumberToObject(r, "wall_s", recs[i].wall);
       cJSON_AddNumberToObject(r, "tokens_per_s", recs[i].tps);
       cJSON_AddNumberToObject(r, "prefill_tokens_per_s", recs[i].prefill_tps);
@@ -225,8 +244,8 @@ static int write_outputs(const record *recs, int n, const bench_opts *o, const c
     if (cnt) series[ns++] = (preft_plot_series){methods[k].name, xs[k], ys[k], cnt, k == 0};
   }
   char title[160];
-  snprintf(title, sizeof title, "%s: %d requests, prompt %d, output %d, rank %d", label, o->requests, o->prompt_len,
-           o->output_len, o->rank);
+  snprintf(title, sizeof title, "%s: %d requests, prompt %d, output %d, rank %d", label, o->requests,
+           o->prompt_len, o->output_len, o->rank);
   preft_plot plot = {title, "distinct adapters (N)", "output tokens/s", true, true, series, ns};
   return preft_plot_write_svg(&plot, plot_path, err);
 }
@@ -248,6 +267,7 @@ int cli_bench_adapters(int argc, char **argv) {
       {"--adapters", NULL, CLI_IDS, &count_list},
       {"--layers", NULL, CLI_INT, &layers, 1, 1024},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      CLI_MATMUL_OPTION,
       {"--rank", NULL, CLI_INT, &rank, 1, 4096},
       {"--requests", NULL, CLI_INT, &requests, 1, 100000},
       {"--prompt-len", NULL, CLI_INT, &P, 1, 1 << 20},
@@ -275,8 +295,12 @@ int cli_bench_adapters(int argc, char **argv) {
     cli_default_list(&counts, &n_counts, dflt, 5);
   }
   preft_error err;
-  bench_opts o = {.threads = (int)threads, .rank = (int)rank, .requests = (int)requests, .prompt_len = (int)P,
-                  .output_len = (int)O, .step_tokens = (int)step_tokens};
+  bench_opts o = {.threads = (int)threads,
+                  .rank = (int)rank,
+                  .requests = (int)requests,
+                  .prompt_len = (int)P,
+                  .output_len = (int)O,
+                  .step_tokens = (int)step_tokens};
   int rc = 0;
   if (shape) {
     preft_model_config cfg;
@@ -293,10 +317,14 @@ int cli_bench_adapters(int argc, char **argv) {
   }
   o.adapter_dtype = (int)adapter_dtype >= 0 ? adapter_dtype : o.m->layers[0].wq.dtype;
   const char *label = shape ? shape : dir;
-  printf("bench adapters: %s, %d layers, %s weights, %d requests x (prompt %d + output %d), rank %d\n", label,
-         o.m->cfg.n_layers, preft_dtype_name(o.m->layers[0].wq.dtype), o.requests, o.prompt_len, o.output_len, o.rank);
-  printf("%-9s %9s | %9s %12s %13s %13s %9s | %8s\n", "method", "adapters", "wall s", "out tok/s", "prefill tok/s",
-         "decode tok/s", "rss MB", "vs base");
+  printf(
+      "bench adapters: %s, %d layers, %s weights, %d requests x (prompt %d + output %d), rank %d, "
+      "kernels %s, matmul %s\n",
+      label, o.m->cfg.n_layers, preft_dtype_name(o.m->layers[0].wq.dtype), o.requests, o.prompt_len,
+      o.output_len, o.rank, preft_cpu_path_name(preft_cpu_path()),
+      preft_matmul_precision_name(preft_matmul_get_precision()));
+  printf("%-9s %9s | %9s %12s %13s %13s %9s | %8s\n", "method", "adapters", "wall s", "out tok/s",
+         "prefill tok/s", "decode tok/s", "rss MB", "vs base");
   { /* warm-up: first touch of the weights and the allocator's arenas */
     record warm;
     bench_opts w = o;
@@ -317,8 +345,8 @@ int cli_bench_adapters(int argc, char **argv) {
       if (k == 0) base_tps = r->tps;
       char vs[16] = "-";
       if (base_tps > 0) snprintf(vs, sizeof vs, "%.3fx", r->tps / base_tps);
-      printf("%-9s %9d | %9.2f %12.1f %13.1f %13.1f %9.0f | %8s\n", methods[k].name, r->n_adapters, r->wall, r->tps,
-             r->prefill_tps, r->decode_tps, r->rss, vs);
+      printf("%-9s %9d | %9.2f %12.1f %13.1f %13.1f %9.0f | %8s\n", methods[k].name, r->n_adapters, r->wall,
+             r->tps, r->prefill_tps, r->decode_tps, r->rss, vs);
       fflush(stdout);
       n_recs++;
     }

@@ -34,13 +34,13 @@ static void usage(FILE *out) {
           "  --seq T              longest example (default min(1024, context))\n"
           "  --on-bad-line A      stop | skip (default stop)\n"
           "  --json FILE          also write {\"eval_loss\", \"tokens\", \"examples\"}\n"
-          "  --threads N          worker threads (default: all cores)\n");
+          "  --threads N          worker threads (default: all cores)\n" CLI_MATMUL_HELP);
 }
 
 /* Sum of the cross-entropies of example e's counted predictions. */
-static int score_example(const preft_model *m, const preft_adapter *a, preft_adapter_mode mode, preft_pool *pool,
-                         preft_kv_cache *kv, preft_workspace *ws, const preft_example *e, double *sum, int *count,
-                         preft_error *err) {
+static int score_example(const preft_model *m, const preft_adapter *a, preft_adapter_mode mode,
+                         preft_pool *pool, preft_kv_cache *kv, preft_workspace *ws, const preft_example *e,
+                         double *sum, int *count, preft_error *err) {
   int rows = e->n - 1, V = m->cfg.vocab, nl = 0;
   int *pos = preft_xmalloc(sizeof(int) * (size_t)rows), *seq = preft_xcalloc((size_t)rows, sizeof(int));
   int *lr = preft_xmalloc(sizeof(int) * (size_t)rows);
@@ -53,8 +53,14 @@ static int score_example(const preft_model *m, const preft_adapter *a, preft_ada
     if (e->loss[t + 1]) lr[nl++] = t;
   }
   float *logits = preft_xmalloc(sizeof(float) * (size_t)(nl ? nl : 1) * (size_t)V);
-  preft_batch b = {.n = rows, .token = e->ids, .pos = pos, .seq = seq, .logit_rows = lr, .n_logits = nl,
-                   .adapter = a ? ads : NULL, .adapt = a ? fl : NULL};
+  preft_batch b = {.n = rows,
+                   .token = e->ids,
+                   .pos = pos,
+                   .seq = seq,
+                   .logit_rows = lr,
+                   .n_logits = nl,
+                   .adapter = a ? ads : NULL,
+                   .adapt = a ? fl : NULL};
   int rc = preft_kv_reserve(kv, 0, rows, err);
   if (rc == 0) rc = preft_model_forward(m, pool, kv, &b, ws, logits, err);
   preft_kv_release(kv, 0);
@@ -91,6 +97,7 @@ int cli_eval_loss(int argc, char **argv) {
       {"--on-bad-line", NULL, CLI_STR, &bad},
       {"--json", NULL, CLI_STR, &json},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      CLI_MATMUL_OPTION,
       {NULL},
   };
   int pr = cli_parse("eval-loss", argc, argv, opts, usage);
@@ -119,15 +126,17 @@ int cli_eval_loss(int argc, char **argv) {
   free(tj);
   if (have_tok && preft_tokenizer_load(&tok, model_dir, &err) != 0) goto fail;
   if (adapter_dir && preft_adapter_load(&a, adapter_dir, NULL, &m->cfg, &err) != 0) goto fail;
-  preft_adapter_mode mode = mode_arg >= 0 ? (preft_adapter_mode)mode_arg : a ? a->default_mode : PREFT_MODE_ALL;
+  preft_adapter_mode mode = mode_arg >= 0 ? (preft_adapter_mode)mode_arg
+                            : a           ? a->default_mode
+                                          : PREFT_MODE_ALL;
   if (seq == 0) seq = m->cfg.max_pos < 1024 ? m->cfg.max_pos : 1024;
   const int32_t *eos;
   int n_eos = tok ? preft_tokenizer_eos_ids(tok, &eos) : 0;
-  preft_data_opts dopt = {tok, n_eos ? eos[0] : (m->cfg.n_eos ? m->cfg.eos_ids[0] : -1), (int)seq, m->cfg.vocab,
-                          strcmp(bad, "skip") ? PREFT_BAD_LINE_STOP : PREFT_BAD_LINE_SKIP};
+  preft_data_opts dopt = {tok, n_eos ? eos[0] : (m->cfg.n_eos ? m->cfg.eos_ids[0] : -1), (int)seq,
+                          m->cfg.vocab, strcmp(bad, "skip") ? PREFT_BAD_LINE_STOP : PREFT_BAD_LINE_SKIP};
   if (preft_dataset_load_jsonl(&ds, data, &dopt, &err) != 0) goto fail;
-  if (preft_kv_init(&kv, m->cfg.n_layers, m->cfg.n_kv_heads * m->cfg.head_dim, 16, (int)(seq + 15) / 16 + 1, 1,
-                    (int)seq, &err) != 0)
+  if (preft_kv_init(&kv, m->cfg.n_layers, m->cfg.n_kv_heads * m->cfg.head_dim, 16, (int)(seq + 15) / 16 + 1,
+                    1, (int)seq, &err) != 0)
     goto fail;
   kv_ok = true;
   pool = preft_pool_create((int)threads);
@@ -142,8 +151,8 @@ int cli_eval_loss(int argc, char **argv) {
     count += c;
   }
   double loss = count ? total / (double)count : NAN;
-  printf("eval loss %.6f over %lld tokens in %d examples (perplexity %.4f)%s%s\n", loss, (long long)count, ds.n,
-         exp(loss), a ? ", adapter mode " : "", a ? preft_adapter_mode_name(mode) : "");
+  printf("eval loss %.6f over %lld tokens in %d examples (perplexity %.4f)%s%s\n", loss, (long long)count,
+         ds.n, exp(loss), a ? ", adapter mode " : "", a ? preft_adapter_mode_name(mode) : "");
   if (json) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "eval_loss", loss);

@@ -44,7 +44,7 @@ static void usage(FILE *out) {
           "  -a, --adapter DIR    a LoRA (PEFT) or ReFT adapter directory\n"
           "  --adapter-mode M     all (every token) or prefill (prompt only, decode\n"
           "                       runs the base model); default: the adapter's config\n"
-          "  --threads N          worker threads (default: all cores)\n"
+          "  --threads N          worker threads (default: all cores)\n" CLI_MATMUL_HELP
           "  -v, --verbose        print timing to stderr\n",
           MAX_STOPS);
 }
@@ -86,8 +86,8 @@ static bool on_token(void *ctx, int token) {
 }
 
 /* -p TEXT, optionally through the chat template, into token ids. */
-static int prompt_ids(const preft_tokenizer *tok, const char *prompt, const char *system, bool chat, int **ids,
-                      int *n, preft_error *err) {
+static int prompt_ids(const preft_tokenizer *tok, const char *prompt, const char *system, bool chat,
+                      int **ids, int *n, preft_error *err) {
   char *rendered = NULL;
   const char *text = prompt;
   if (chat) {
@@ -154,6 +154,7 @@ int cli_generate(int argc, char **argv) {
       {"--min-p", NULL, CLI_FLOAT, &min_p, 0, 1},
       {"--seed", NULL, CLI_INT, &seed, 0, 0x7fffffff},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      CLI_MATMUL_OPTION,
       {"--adapter", "-a", CLI_STR, &adapter_dir},
       {"--adapter-mode", NULL, CLI_MODE, &mode_arg},
       {"--ignore-eos", NULL, CLI_FLAG, &ignore_eos},
@@ -182,7 +183,8 @@ int cli_generate(int argc, char **argv) {
   preft_generation_config gen;
   if (!tok_path && (prompt || (!print_ids && has_tokenizer(model_dir)))) tok_path = model_dir;
   if (tok_path && preft_tokenizer_load(&tok, tok_path, &err) != 0) goto fail;
-  if (preft_model_load(&m, model_dir, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0) goto fail;
+  if (preft_model_load(&m, model_dir, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0)
+    goto fail;
   if (ids_arg && cli_parse_ids("generate", ids_arg, &ids, &n_ids) != 0) {
     rc = CLI_EXIT_USAGE;
     goto done;
@@ -191,7 +193,9 @@ int cli_generate(int argc, char **argv) {
   if (adapter_dir && preft_adapter_load(&adapter, adapter_dir, NULL, &m->cfg, &err) != 0) goto fail;
   preft_generate_opts gopts = {.max_new_tokens = (int)n_tokens, .adapter = adapter};
   if (adapter) gopts.adapter_mode = mode_arg >= 0 ? (preft_adapter_mode)mode_arg : adapter->default_mode;
-  gopts.sampling.temperature = temperature >= 0 ? (float)temperature : gen.do_sample ? (float)gen.temperature : 0.0f;
+  gopts.sampling.temperature = temperature >= 0 ? (float)temperature
+                               : gen.do_sample  ? (float)gen.temperature
+                                                : 0.0f;
   gopts.sampling.top_k = top_k >= 0 ? (int)top_k : gen.do_sample ? gen.top_k : 0;
   gopts.sampling.top_p = top_p >= 0 ? (float)top_p : gen.do_sample ? (float)gen.top_p : 1.0f;
   gopts.sampling.min_p = min_p >= 0 ? (float)min_p : gen.do_sample ? (float)gen.min_p : 0.0f;
@@ -230,8 +234,8 @@ int cli_generate(int argc, char **argv) {
   printf("\n");
   if (grc != 0) goto fail;
   if (verbose)
-    fprintf(stderr, "preft generate: %d prompt + %d generated tokens in %.3f s (%.1f tokens/s overall)\n", n_ids,
-            generated, dt, (n_ids + generated) / dt);
+    fprintf(stderr, "preft generate: %d prompt + %d generated tokens in %.3f s (%.1f tokens/s overall)\n",
+            n_ids, generated, dt, (n_ids + generated) / dt);
   rc = CLI_EXIT_OK;
   goto done;
 fail:

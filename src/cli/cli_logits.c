@@ -26,7 +26,7 @@ static void usage(FILE *out) {
           "                    default: the adapter's own config\n"
           "  --prompt-len N    ids at positions >= N count as generated tokens\n"
           "                    (teacher-forced); default: all ids are the prompt\n"
-          "  --threads N       worker threads (default: all cores)\n");
+          "  --threads N       worker threads (default: all cores)\n" CLI_MATMUL_HELP);
 }
 
 int cli_logits(int argc, char **argv) {
@@ -42,6 +42,7 @@ int cli_logits(int argc, char **argv) {
       {"--adapter-mode", NULL, CLI_MODE, &mode_arg},
       {"--prompt-len", NULL, CLI_INT, &prompt_len, 1, 1 << 30},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      CLI_MATMUL_OPTION,
       {NULL},
   };
   int pr = cli_parse("logits", argc, argv, opts, usage);
@@ -78,8 +79,8 @@ int cli_logits(int argc, char **argv) {
   if (!logits) {
     fprintf(stderr, "preft logits: cannot allocate %zu MiB for the logits\n", (count * 4) >> 20);
     rc = CLI_EXIT_ERROR;
-  } else if (preft_all_logits_adapted(m, pool, ids, n, adapter, mode, prompt_len > 0 ? (int)prompt_len : n, logits,
-                                      &err) != 0 ||
+  } else if (preft_all_logits_adapted(m, pool, ids, n, adapter, mode, prompt_len > 0 ? (int)prompt_len : n,
+                                      logits, &err) != 0 ||
              preft_write_atomic(out_path, logits, sizeof(float) * count, &err) != 0) {
     fprintf(stderr, "preft logits: %s\n", err.msg);
     rc = CLI_EXIT_ERROR;

@@ -27,7 +27,7 @@ static void usage(FILE *out) {
           "the perplexity exp(NLL) and the number of tokens scored.\n\n"
           "  --ctx N       window length in tokens (default min(1024, model context))\n"
           "  --stride S    window step (default ctx/2); 1 <= S <= ctx\n"
-          "  --tokenizer PATH  tokenizer (default: the model directory's)\n");
+          "  --tokenizer PATH  tokenizer (default: the model directory's)\n" CLI_MATMUL_HELP);
 }
 
 int cli_perplexity(int argc, char **argv) {
@@ -43,6 +43,7 @@ int cli_perplexity(int argc, char **argv) {
       {"--ctx", NULL, CLI_INT, &ctx, 2, 1 << 24},
       {"--stride", NULL, CLI_INT, &stride, 1, 1 << 24},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      CLI_MATMUL_OPTION,
       {NULL},
   };
   int pr = cli_parse("perplexity", argc, argv, opts, usage);
@@ -84,8 +85,8 @@ int cli_perplexity(int argc, char **argv) {
   for (size_t i = 0; i < n; i++) ids[i] = tids[i];
   pool = preft_pool_create((int)threads);
   preft_adapter_mode mode = mode_arg >= 0 ? (preft_adapter_mode)mode_arg
-                            : adapter       ? adapter->default_mode
-                                            : PREFT_MODE_ALL;
+                            : adapter     ? adapter->default_mode
+                                          : PREFT_MODE_ALL;
   double nll = 0, t0 = preft_now();
   long count = 0, prev_end = 0;
   long n_windows = n <= (size_t)ctx ? 1 : 1 + ((long)n - ctx + stride - 1) / stride;
@@ -93,11 +94,12 @@ int cli_perplexity(int argc, char **argv) {
     long end = begin + ctx < (long)n ? begin + ctx : (long)n;
     /* score tokens [prev_end, end) of this window, relative to its start */
     int from = (int)(prev_end > begin ? prev_end - begin : 1);
-    if (preft_score_tokens(m, pool, ids + begin, (int)(end - begin), from, adapter, mode, &nll, &count, &err) != 0)
+    if (preft_score_tokens(m, pool, ids + begin, (int)(end - begin), from, adapter, mode, &nll, &count,
+                           &err) != 0)
       goto fail;
     prev_end = end;
-    fprintf(stderr, "\rpreft perplexity: window %ld/%ld, %ld tokens, ppl %.4f, %.0f tokens/s   ", w + 1, n_windows,
-            count, exp(nll / count), count / (preft_now() - t0));
+    fprintf(stderr, "\rpreft perplexity: window %ld/%ld, %ld tokens, ppl %.4f, %.0f tokens/s   ", w + 1,
+            n_windows, count, exp(nll / count), count / (preft_now() - t0));
   }
   fprintf(stderr, "\n");
   printf("tokens %ld\nnll %.6f\nperplexity %.4f\n", count, nll / count, exp(nll / count));

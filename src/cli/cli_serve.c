@@ -49,7 +49,7 @@ static void usage(FILE *out) {
           "  --max-body-mb N            largest request body (default 8)\n"
           "  --drain-timeout S          on SIGTERM, cancel what is still running after S\n"
           "                             seconds (default 30)\n"
-          "  --threads N                compute threads (default: all cores)\n"
+          "  --threads N                compute threads (default: all cores)\n" CLI_MATMUL_HELP
           "  -v, --verbose              log requests and engine events to stderr\n");
 }
 
@@ -98,6 +98,7 @@ int cli_serve(int argc, char **argv) {
       {"--max-body-mb", NULL, CLI_INT, &body_mb, 1, 1024},
       {"--drain-timeout", NULL, CLI_INT, &drain_s, 0, 86400},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      CLI_MATMUL_OPTION,
       {"--verbose", "-v", CLI_FLAG, &verbose},
       {NULL},
   };
@@ -136,10 +137,15 @@ int cli_serve(int argc, char **argv) {
   preft_generation_config gen;
   if (!tok_path && has_tokenizer(model_dir)) tok_path = model_dir;
   if (tok_path && preft_tokenizer_load(&tok, tok_path, &err) != 0) goto fail;
-  if (preft_model_load(&m, model_dir, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0) goto fail;
-  preft_engine_config ec = {.threads = (int)threads, .kv_cache_mb = (size_t)kv_mb, .max_running = (int)max_running,
-                            .max_step_tokens = (int)step_tokens, .max_queue = (int)max_queue,
-                            .max_loaded_adapters = (int)max_loaded, .max_context = (int)max_len};
+  if (preft_model_load(&m, model_dir, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0)
+    goto fail;
+  preft_engine_config ec = {.threads = (int)threads,
+                            .kv_cache_mb = (size_t)kv_mb,
+                            .max_running = (int)max_running,
+                            .max_step_tokens = (int)step_tokens,
+                            .max_queue = (int)max_queue,
+                            .max_loaded_adapters = (int)max_loaded,
+                            .max_context = (int)max_len};
   int max_context = max_len > 0 ? (int)max_len : m->cfg.max_pos;
   if (preft_engine_create(&engine, m, &ec, &err) != 0) goto fail; /* owns the model from here */
   m = NULL;
@@ -160,12 +166,17 @@ int cli_serve(int argc, char **argv) {
     if (arc != 0) goto fail;
     n_adapters++;
   }
-  preft_server_config sc = {.host = host, .port = (int)port, .api_key = api_key, .model_name = model_name,
-                            .max_body = (size_t)body_mb << 20, .max_context = max_context};
+  preft_server_config sc = {.host = host,
+                            .port = (int)port,
+                            .api_key = api_key,
+                            .model_name = model_name,
+                            .max_body = (size_t)body_mb << 20,
+                            .max_context = max_context};
   if (preft_server_start(&server, engine, tok, &gen, &sc, &err) != 0) goto fail;
   bool v6 = strchr(host, ':') != NULL;
-  fprintf(stderr, "preft serve: listening on http://%s%s%s:%d (model '%s', %d adapters%s)\n", v6 ? "[" : "", host,
-          v6 ? "]" : "", preft_server_port(server), model_name, n_adapters, sc.api_key && *sc.api_key ? ", API key required" : "");
+  fprintf(stderr, "preft serve: listening on http://%s%s%s:%d (model '%s', %d adapters%s)\n", v6 ? "[" : "",
+          host, v6 ? "]" : "", preft_server_port(server), model_name, n_adapters,
+          sc.api_key && *sc.api_key ? ", API key required" : "");
   fflush(stderr);
 
   int sig = 0;

@@ -2,7 +2,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "cli/cli.h"
+#include "tensor/gemm.h"
 
 typedef struct {
   const char *name;
@@ -34,6 +37,9 @@ static void usage(FILE *out) {
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
   fprintf(out, "\nexit codes: 0 ok, 1 bad input or runtime error, 2 bad command line\n");
+  fprintf(out,
+          "environment: PREFT_CPU=portable|avx|avx2|avx512 caps the SIMD kernels;\n"
+          "             PREFT_MATMUL_PRECISION=exact|bf16 (see --matmul-precision)\n");
 }
 
 int main(int argc, char **argv) {
@@ -44,6 +50,15 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
     usage(stdout);
     return 0;
+  }
+  const char *prec = getenv("PREFT_MATMUL_PRECISION");
+  if (prec && *prec) {
+    int p = preft_matmul_precision_parse(prec);
+    if (p < 0) {
+      fprintf(stderr, "preft: PREFT_MATMUL_PRECISION=%s is neither exact nor bf16\n", prec);
+      return CLI_EXIT_USAGE;
+    }
+    preft_matmul_set_precision((preft_matmul_precision)p);
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);

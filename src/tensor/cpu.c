@@ -61,7 +61,8 @@ static int read_env_cap(void) {
 }
 
 preft_cpu_path_kind preft_cpu_path(void) {
-  int p = preft_cpu_detected(), cap = read_env_cap(), lim = atomic_load_explicit(&limit, memory_order_relaxed);
+  int p = preft_cpu_detected(), cap = read_env_cap(),
+      lim = atomic_load_explicit(&limit, memory_order_relaxed);
   if (p > cap) p = cap;
   if (p > lim) p = lim;
   return (preft_cpu_path_kind)p;

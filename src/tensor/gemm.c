@@ -19,22 +19,44 @@
  */
 #include "tensor/gemm.h"
 
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/error.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm_kern.h"
 
-#define GEMM_KC 256           /* input features per packed panel (multiple of 8) */
+#define GEMM_KC 256           /* input features per packed panel (multiple of 8; PANEL_BYTES holds it) */
 #define GEMM_MC 240           /* most rows of x per prefill task: 240 KiB of x per K block, in L2 */
 #define GEMM_SERIAL_MAC 65536 /* below this many multiply-adds, threads cost more than they save */
 #define GEMM_TASKS_PER_THREAD 4
 #define GEMM_PREFETCH_MAX_ROWS 64 /* fewer rows per task: packing prefetches the next panel */
+#define GEMM_XB_STACK 8192        /* BF16 elements of rounded x kept on the stack (decode) */
+
+static atomic_int matmul_precision = PREFT_MATMUL_EXACT;
+
+void preft_matmul_set_precision(preft_matmul_precision p) { atomic_store(&matmul_precision, (int)p); }
+
+preft_matmul_precision preft_matmul_get_precision(void) {
+  return (preft_matmul_precision)atomic_load_explicit(&matmul_precision, memory_order_relaxed);
+}
+
+int preft_matmul_precision_parse(const char *s) {
+  if (strcmp(s, "exact") == 0) return PREFT_MATMUL_EXACT;
+  if (strcmp(s, "bf16") == 0) return PREFT_MATMUL_BF16;
+  return -1;
+}
+
+const char *preft_matmul_precision_name(preft_matmul_precision p) {
+  return p == PREFT_MATMUL_BF16 ? "bf16" : "exact";
+}
 
 typedef struct {
   const preft_gemm_kernels *kt;
   float *y;
-  const float *x;
+  const void *x; /* FP32 rows xs apart, or BF16 rows (kt->round_x) */
+  size_t xesize; /* bytes per element of x */
   const void *w;
   preft_dtype wdt;
   size_t ys, xs;
@@ -44,16 +66,23 @@ typedef struct {
   int panels, panels_per_task;
 } gemm_job;
 
+/* A weight-row range against every row of x, GEMM_MC rows of x at a time
+ * (so those rows stay in L2 while the weight range streams past them). */
 static void rows_task(void *p, int task, int thread) {
   const gemm_job *jb = p;
   int j0 = task * jb->rows_per_task;
   int j1 = j0 + jb->rows_per_task < jb->m ? j0 + jb->rows_per_task : jb->m;
-  jb->kt->rows(jb->y, jb->ys, jb->x, jb->xs, jb->w, jb->wdt, jb->n, jb->k, j0, j1, jb->accumulate);
+  for (int i0 = 0; i0 < jb->n; i0 += GEMM_MC) {
+    int rows = jb->n - i0 < GEMM_MC ? jb->n - i0 : GEMM_MC;
+    jb->kt->rows(jb->y + (size_t)i0 * jb->ys, jb->ys, (const char *)jb->x + (size_t)i0 * jb->xs * jb->xesize,
+                 jb->xs, jb->w, jb->wdt, rows, jb->k, j0, j1, jb->accumulate);
+  }
 }
 
 static void pack_task(void *p, int task, int thread) {
   const gemm_job *jb = p;
-  float panel[GEMM_KC * PREFT_GEMM_NR] __attribute__((aligned(32)));
+  const int mr_max = jb->kt->mr, nr_max = jb->kt->nr;
+  unsigned char panel[PREFT_GEMM_PANEL_BYTES] __attribute__((aligned(64)));
   int rb = task % jb->row_blocks, cb = task / jb->row_blocks;
   int i0 = rb * jb->mc, i1 = i0 + jb->mc < jb->n ? i0 + jb->mc : jb->n;
   int p0 = cb * jb->panels_per_task;
@@ -62,30 +91,33 @@ static void pack_task(void *p, int task, int thread) {
     int kc = jb->k - k0 < jb->kc ? jb->k - k0 : jb->kc;
     int acc = jb->accumulate || k0 > 0;
     for (int pi = p0; pi < p1; pi++) {
-      int j0 = pi * PREFT_GEMM_NR;
-      int nr = jb->m - j0 < PREFT_GEMM_NR ? jb->m - j0 : PREFT_GEMM_NR;
+      int j0 = pi * nr_max;
+      int nr = jb->m - j0 < nr_max ? jb->m - j0 : nr_max;
       jb->kt->pack(panel, jb->w, jb->wdt, (size_t)jb->k, j0, nr, k0, kc, i1 - i0 < GEMM_PREFETCH_MAX_ROWS);
-      for (int i = i0; i < i1; i += PREFT_GEMM_MR) {
-        int mr = i1 - i < PREFT_GEMM_MR ? i1 - i : PREFT_GEMM_MR;
-        jb->kt->tile(kc, jb->x + (size_t)i * jb->xs + (size_t)k0, jb->xs, panel,
-                     jb->y + (size_t)i * jb->ys + (size_t)j0, jb->ys, mr, nr, acc);
+      for (int i = i0; i < i1; i += mr_max) {
+        int mr = i1 - i < mr_max ? i1 - i : mr_max;
+        const void *xt = (const char *)jb->x + ((size_t)i * jb->xs + (size_t)k0) * jb->xesize;
+        jb->kt->tile(kc, xt, jb->xs, panel, jb->y + (size_t)i * jb->ys + (size_t)j0, jb->ys, mr, nr, acc);
       }
     }
   }
 }
 
-/* Up to this many rows of x the rows (dot) kernel beats packing: it reads
- * every weight once, with no transpose, and converts halves on the fly once
- * per 4 rows of x. Past it, the per-use conversion (dear for BF16 on AVX1)
- * and the re-reading of x cost more than the pack's transpose. Measured
- * crossovers, AVX+FMA path (docs/KERNELS.md). */
-static int rows_max_n(preft_dtype wdt) { return wdt == PREFT_F16 ? 64 : wdt == PREFT_F32 ? 48 : 16; }
-
 static int cdiv(int a, int b) { return (a + b - 1) / b; }
 
-static const preft_gemm_kernels *kernels(void) {
+/* The kernel table for this weight type on this CPU path. BF16 weights at
+ * BF16 precision take vdpbf16ps where the CPU has it; everything else the
+ * FP32 kernels of the best path. Up to kt->rows_max_n[wdt] rows of x the
+ * rows (dot) kernel beats packing (docs/KERNELS.md has the crossovers). */
+static const preft_gemm_kernels *kernels(preft_dtype wdt) {
 #ifdef PREFT_HAVE_AVX_KERNELS
-  if (preft_cpu_path() >= PREFT_CPU_AVX_FMA) return &preft_gemm_avx;
+  preft_cpu_path_kind path = preft_cpu_path();
+  if (path >= PREFT_CPU_AVX512_BF16 && wdt == PREFT_BF16 && preft_matmul_get_precision() == PREFT_MATMUL_BF16)
+    return &preft_gemm_avx512_bf16;
+  if (path >= PREFT_CPU_AVX2) return &preft_gemm_avx2;
+  if (path >= PREFT_CPU_AVX_FMA) return &preft_gemm_avx;
+#else
+  (void)wdt;
 #endif
   return &preft_gemm_portable;
 }
@@ -100,13 +132,26 @@ void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_
       for (int i = 0; i < n; i++) memset(y + (size_t)i * (size_t)y_stride, 0, (size_t)m * sizeof(float));
     return;
   }
-  gemm_job jb = {.kt = kernels(),
+  const preft_gemm_kernels *kt = kernels(wdt);
+  uint16_t *xb = NULL, *xb_heap = NULL; /* x rounded to BF16 for kt->round_x tables */
+  uint16_t xb_stack[GEMM_XB_STACK] __attribute__((aligned(64)));
+  size_t xs = (size_t)x_stride, xesize = sizeof(float);
+  if (kt->round_x) {
+    size_t kp = ((size_t)k + 31) / 32 * 32;
+    xb = (size_t)n * kp <= GEMM_XB_STACK ? xb_stack
+                                         : (xb_heap = preft_xmalloc((size_t)n * kp * sizeof(uint16_t)));
+    kt->round_x(xb, kp, x, (size_t)x_stride, n, k);
+    xs = kp;
+    xesize = sizeof(uint16_t);
+  }
+  gemm_job jb = {.kt = kt,
                  .y = y,
-                 .x = x,
+                 .x = xb ? (const void *)xb : (const void *)x,
+                 .xesize = xesize,
                  .w = w,
                  .wdt = wdt,
                  .ys = (size_t)y_stride,
-                 .xs = (size_t)x_stride,
+                 .xs = xs,
                  .n = n,
                  .k = k,
                  .m = m,
@@ -115,25 +160,27 @@ void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_
   if ((double)n * k * m < GEMM_SERIAL_MAC) threads = 1;
   int want = threads == 1 ? 1 : threads * GEMM_TASKS_PER_THREAD;
 
-  if (n <= rows_max_n(wdt)) {
-    /* Row ranges in multiples of 12 (the decode kernel's row group). */
+  if (n <= kt->rows_max_n[wdt]) {
+    /* Row ranges in multiples of 12 (every rows kernel's row group). */
     jb.rows_per_task = cdiv(cdiv(m, want), 12) * 12;
     preft_pool_run(pool, cdiv(m, jb.rows_per_task), rows_task, &jb);
+    free(xb_heap);
     return;
   }
 
   int kblocks = cdiv(k, GEMM_KC);
   jb.kc = cdiv(cdiv(k, kblocks), 8) * 8; /* equal K blocks, each <= GEMM_KC */
-  jb.panels = cdiv(m, PREFT_GEMM_NR);
+  jb.panels = cdiv(m, kt->nr);
   int row_blocks = cdiv(n, GEMM_MC);
   int col_chunks = cdiv(want, row_blocks) < jb.panels ? cdiv(want, row_blocks) : jb.panels;
   if (row_blocks * col_chunks < want) { /* few panels: split the rows finer */
-    int more = cdiv(want, col_chunks), most = cdiv(n, PREFT_GEMM_MR);
+    int more = cdiv(want, col_chunks), most = cdiv(n, kt->mr);
     row_blocks = more < most ? more : most;
   }
-  jb.mc = cdiv(cdiv(n, row_blocks), PREFT_GEMM_MR) * PREFT_GEMM_MR;
+  jb.mc = cdiv(cdiv(n, row_blocks), kt->mr) * kt->mr;
   jb.row_blocks = cdiv(n, jb.mc);
   jb.panels_per_task = cdiv(jb.panels, col_chunks);
   col_chunks = cdiv(jb.panels, jb.panels_per_task);
   preft_pool_run(pool, jb.row_blocks * col_chunks, pack_task, &jb);
+  free(xb_heap);
 }

@@ -14,6 +14,16 @@
  * Half-precision weights are converted to FP32 inside the kernel's tiles;
  * the full matrix is never converted. Multi-threaded over the pool.
  * preft_gemm_ref is the plain reference the tests compare against.
+ *
+ * Matmul precision (process-wide, like torch.set_float32_matmul_precision):
+ *  - exact (default): every product is the FP32 product of x and the
+ *    weight (halves widen exactly); only the FP32 sums round.
+ *  - bf16: for BF16 weights on CPUs with AVX512_BF16, x is rounded to BF16
+ *    (nearest even) once per call and the products run as vdpbf16ps with
+ *    FP32 accumulation: twice the multiply-adds per instruction. This is
+ *    what llama.cpp does for BF16 weights and what PyTorch does in a BF16
+ *    model (whose activations are BF16 anyway); relative error ~2^-9 per
+ *    input. F32/F16 weights and other CPUs stay exact.
  */
 #ifndef PREFT_TENSOR_GEMM_H
 #define PREFT_TENSOR_GEMM_H
@@ -23,6 +33,15 @@
 
 void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride, const void *w,
                 preft_dtype wdt, int n, int k, int m, int accumulate);
+
+typedef enum { PREFT_MATMUL_EXACT = 0, PREFT_MATMUL_BF16 = 1 } preft_matmul_precision;
+
+/* Not meant to be changed while GEMMs run. */
+void preft_matmul_set_precision(preft_matmul_precision p);
+preft_matmul_precision preft_matmul_get_precision(void);
+/* "exact" / "bf16" -> the precision; -1 if unknown. */
+int preft_matmul_precision_parse(const char *s);
+const char *preft_matmul_precision_name(preft_matmul_precision p);
 
 void preft_gemm_ref(float *y, int y_stride, const float *x, int x_stride, const void *w, preft_dtype wdt,
                     int n, int k, int m, int accumulate);

@@ -8,10 +8,14 @@
  *  - rows (decode, small N): y[0:n, j0:j1] (+)= x[0:n, 0:K] · w[j0:j1, 0:K]ᵀ
  *    streams every weight row once and dots it with all n rows of x, so the
  *    weights (the only traffic that matters) are read once per call.
- *  - pack + tile (prefill, larger N): a panel of 16 weight rows × kc input
- *    features is converted to FP32 and transposed into panel[kc][16]
- *    (k-major, rows past the matrix's edge zero), then reused by every
- *    MR-row tile of x: y[0:mr, 0:nr] (+)= x[0:mr, k0:k0+kc] · panel.
+ *  - pack + tile (prefill, larger N): a panel of nr weight rows × kc input
+ *    features is converted and transposed into a k-major panel (rows past
+ *    the matrix's edge zero), then reused by every mr-row tile of x:
+ *    y[0:mr, 0:nr] (+)= x[0:mr, k0:k0+kc] · panel.
+ *
+ * The FP32 tables (portable, avx, avx2) take x as FP32. The BF16 table
+ * takes x already rounded to BF16 by the driver (gemm.h's precision), so
+ * its products are exact in FP32 and only the sums round.
  */
 #ifndef PREFT_TENSOR_GEMM_KERN_H
 #define PREFT_TENSOR_GEMM_KERN_H
@@ -20,30 +24,42 @@
 
 #include "tensor/dtype.h"
 
-#define PREFT_GEMM_MR 6  /* rows of x per register tile */
-#define PREFT_GEMM_NR 16 /* weight rows (= columns of y) per panel */
+#define PREFT_GEMM_MR 6                       /* FP32 kernels: rows of x per register tile */
+#define PREFT_GEMM_NR 16                      /* FP32 kernels: weight rows (= columns of y) per panel */
+#define PREFT_GEMM_PANEL_BYTES (256 * 16 * 4) /* every table's panel fits: kc <= 256 */
 
 typedef struct {
-  /* panel[kc][16] = w[j0+jj, k0+kk] as FP32 for jj < nr, 0 for nr <= jj < 16.
+  /* Fills the panel from w[j0 : j0+nr, k0 : k0+kc] (rows past nr zero), in
+   * the layout the table's tile reads; FP32 tables: panel[kc][16] as FP32.
    * k is the row length of w (elements). prefetch_next: also start loading
-   * the next panel's rows (j0+16 ...), worth it when few tiles of x will
-   * use this panel (small N) and memory latency would otherwise show. */
-  void (*pack)(float *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0, int kc,
+   * the next panel's rows (j0+nr_max ...), worth it when few tiles of x
+   * will use this panel (small N) and memory latency would otherwise show. */
+  void (*pack)(void *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0, int kc,
                int prefetch_next);
   /* y[mr, nr] = (accumulate ? y : 0) + x[mr, kc] · panel[kc][0:nr];
-   * 1 <= mr <= MR, 1 <= nr <= NR; x rows xs apart, y rows ys apart. */
-  void (*tile)(int kc, const float *x, size_t xs, const float *panel, float *y, size_t ys, int mr, int nr,
+   * 1 <= mr <= table.mr, 1 <= nr <= table.nr; x (in the table's x type,
+   * already offset to feature k0) rows xs elements apart, y rows ys apart. */
+  void (*tile)(int kc, const void *x, size_t xs, const void *panel, float *y, size_t ys, int mr, int nr,
                int accumulate);
   /* y[0:n, j0:j1] = (accumulate ? y : 0) + x[0:n, 0:k] · w[j0:j1, 0:k]ᵀ. */
-  void (*rows)(float *y, size_t ys, const float *x, size_t xs, const void *w, preft_dtype wdt, int n, int k,
+  void (*rows)(float *y, size_t ys, const void *x, size_t xs, const void *w, preft_dtype wdt, int n, int k,
                int j0, int j1, int accumulate);
+  int mr, nr; /* register tile: rows of x, weight rows per panel */
+  /* pack and tile may be NULL when rows_max_n covers every N. */
+  int rows_max_n[3]; /* per preft_dtype: largest N for the rows kernel */
+  /* NULL for tables that take FP32 x. Otherwise the tile and rows kernels
+   * take x as BF16 rows of kp elements (K rounded up to 32, zero-padded),
+   * and this rounds them: dst[i][0:kp] = bf16(x[i][0:k]), zeros past k. */
+  void (*round_x)(uint16_t *dst, size_t kp, const float *x, size_t xs, int n, int k);
   const char *name;
 } preft_gemm_kernels;
 
 extern const preft_gemm_kernels preft_gemm_portable;
 #if defined(__x86_64__) || defined(__i386__)
 #define PREFT_HAVE_AVX_KERNELS 1
-extern const preft_gemm_kernels preft_gemm_avx;
+extern const preft_gemm_kernels preft_gemm_avx;         /* AVX + FMA + F16C */
+extern const preft_gemm_kernels preft_gemm_avx2;        /* the same kernels, AVX2 BF16 widening */
+extern const preft_gemm_kernels preft_gemm_avx512_bf16; /* BF16 weights, BF16 x, vdpbf16ps */
 #endif
 
 #endif

@@ -23,8 +23,9 @@ static void convert_run(float *out, const void *w, preft_dtype wdt, size_t i, in
   }
 }
 
-static void portable_pack(float *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0,
+static void portable_pack(void *panelv, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0,
                           int kc, int prefetch_next) {
+  float *panel = panelv;
   for (int jj = 0; jj < PREFT_GEMM_NR; jj++) {
     if (jj >= nr) {
       for (int kk = 0; kk < kc; kk++) panel[(size_t)kk * PREFT_GEMM_NR + jj] = 0.f;
@@ -40,8 +41,9 @@ static void portable_pack(float *panel, const void *w, preft_dtype wdt, size_t k
   }
 }
 
-static void portable_tile(int kc, const float *x, size_t xs, const float *panel, float *y, size_t ys, int mr,
+static void portable_tile(int kc, const void *xv, size_t xs, const void *panelv, float *y, size_t ys, int mr,
                           int nr, int accumulate) {
+  const float *x = xv, *panel = panelv;
   float acc[PREFT_GEMM_MR][PREFT_GEMM_NR];
   for (int r = 0; r < mr; r++)
     for (int c = 0; c < PREFT_GEMM_NR; c++)
@@ -60,8 +62,9 @@ static void portable_tile(int kc, const float *x, size_t xs, const float *panel,
 /* Weight rows are converted in blocks of KB elements (never the whole
  * matrix) and each block is dotted with every row of x. */
 #define KB 512
-static void portable_rows(float *y, size_t ys, const float *x, size_t xs, const void *w, preft_dtype wdt,
+static void portable_rows(float *y, size_t ys, const void *xv, size_t xs, const void *w, preft_dtype wdt,
                           int n, int k, int j0, int j1, int accumulate) {
+  const float *x = xv;
   float buf[KB];
   for (int j = j0; j < j1; j++) {
     size_t row = (size_t)j * (size_t)k;
@@ -90,4 +93,7 @@ static void portable_rows(float *y, size_t ys, const float *x, size_t xs, const 
   }
 }
 
-const preft_gemm_kernels preft_gemm_portable = {portable_pack, portable_tile, portable_rows, "portable"};
+/* Rows-kernel limits (F32, F16, BF16) as on the AVX path: the crossover
+ * matters little here, where everything is conversion or scalar bound. */
+const preft_gemm_kernels preft_gemm_portable = {
+    portable_pack, portable_tile, portable_rows, PREFT_GEMM_MR, PREFT_GEMM_NR, {48, 64, 16}, 0, "portable"};

@@ -1,7 +1,10 @@
 /* test_gemm.c - preft_gemm against the double-accumulating reference
- * preft_gemm_ref, for every weight type, on both CPU paths (the detected
- * SIMD one and the forced portable one), with 1 and 3 threads, odd sizes,
- * padded strides and accumulation. */
+ * preft_gemm_ref, for every weight type, on every CPU path this machine has
+ * (portable, avx+fma+f16c, avx2, avx512-bf16), at both matmul precisions,
+ * with 1 and 3 threads, odd sizes, padded strides and accumulation. At bf16
+ * precision BF16 weights on the avx512-bf16 path are checked against the
+ * reference of x rounded to BF16 (their products are then exact in FP32),
+ * every other case against the exact reference. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -81,6 +84,14 @@ static void check_problem(const fixture *f, preft_dtype dt, int n, int k, int m,
   for (size_t i = 0; i < ylen; i++) y0[i] = (int)(i % (size_t)ys) >= m ? SENTINEL : frand();
   void *w = make_weights(dt, m, k);
 
+  /* x rounded to BF16 (nearest even), as the bf16 precision rounds it */
+  float *xr = malloc(xlen * sizeof *xr);
+  for (size_t i = 0; i < xlen; i++) xr[i] = preft_bf16_to_f32(preft_f32_to_bf16(x[i]));
+  double *want_r = malloc((size_t)n * (size_t)m * sizeof *want_r);
+  memcpy(yref, y0, ylen * sizeof *y0);
+  preft_gemm_ref(yref, ys, xr, xs, w, dt, n, k, m, accumulate);
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < m; j++) want_r[(size_t)i * m + j] = yref[(size_t)i * ys + j];
   memcpy(yref, y0, ylen * sizeof *y0);
   preft_gemm_ref(yref, ys, x, xs, w, dt, n, k, m, accumulate);
   /* Magnitude scale of y[i,j]: |y0| + ||x_i|| ||w_j|| >= |y0| + sum |x||w|
@@ -107,22 +118,29 @@ static void check_problem(const fixture *f, preft_dtype dt, int n, int k, int m,
   free(xn), free(wn);
 
   preft_pool *pools[2] = {f->pool1, f->pool3};
-  for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
+  for (int run = 0; run < 2 * 2 * ((int)preft_cpu_detected() + 1); run++) {
+    int pi = run % 2, prec = run / 2 % 2, path = run / 4;
+    if (prec == PREFT_MATMUL_BF16 && dt != PREFT_BF16) continue;
     preft_cpu_limit((preft_cpu_path_kind)path);
-    for (int pi = 0; pi < 2; pi++) {
+    preft_matmul_set_precision((preft_matmul_precision)prec);
+    const double *expect = prec == PREFT_MATMUL_BF16 && path >= PREFT_CPU_AVX512_BF16 ? want_r : want;
+    {
       memcpy(y, y0, ylen * sizeof *y0);
       preft_gemm(pools[pi], y, ys, x, xs, w, dt, n, k, m, accumulate);
       double num = 0, den = 0;
       for (int i = 0; i < n; i++) {
         for (int j = 0; j < m; j++) {
-          double got = y[(size_t)i * ys + j], ref = want[(size_t)i * m + j];
+          double got = y[(size_t)i * ys + j], ref = expect[(size_t)i * m + j];
           double err = fabs(got - ref);
           num += err * err;
           den += ref * ref;
           if (!(err <= 1e-5 * scale[(size_t)i * m + j] + 1e-30)) {
-            print_error("%s n=%d k=%d m=%d pad=%d acc=%d path=%s threads=%d: y[%d,%d]=%.9g want %.9g\n",
-                        preft_dtype_name(dt), n, k, m, pad, accumulate, preft_cpu_path_name((preft_cpu_path_kind)path),
-                        preft_pool_size(pools[pi]), i, j, got, ref);
+            print_error(
+                "%s n=%d k=%d m=%d pad=%d acc=%d path=%s precision=%s threads=%d: y[%d,%d]=%.9g want %.9g\n",
+                preft_dtype_name(dt), n, k, m, pad, accumulate,
+                preft_cpu_path_name((preft_cpu_path_kind)path),
+                preft_matmul_precision_name((preft_matmul_precision)prec), preft_pool_size(pools[pi]), i, j,
+                got, ref);
             fail();
           }
         }
@@ -132,7 +150,8 @@ static void check_problem(const fixture *f, preft_dtype dt, int n, int k, int m,
     }
   }
   preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
-  free(x), free(y0), free(y), free(yref), free(want), free(scale), free(w);
+  preft_matmul_set_precision(PREFT_MATMUL_EXACT);
+  free(x), free(xr), free(y0), free(y), free(yref), free(want), free(want_r), free(scale), free(w);
 }
 
 static void gemm_matches_reference_for_odd_shapes(preft_dtype dt, void **state) {
@@ -165,6 +184,7 @@ static void gemm_matches_reference_on_multi_block_shapes(void **state) {
       check_problem(*state, (preft_dtype)dt, 4, 530, 61, (v & 1) * 5, v >> 1);
       check_problem(*state, (preft_dtype)dt, 37, 600, 90, (v & 1) * 5, v >> 1);
       check_problem(*state, (preft_dtype)dt, 250, 40, 23, (v & 1) * 5, v >> 1);
+      check_problem(*state, (preft_dtype)dt, 500, 70, 13, (v & 1) * 5, v >> 1); /* rows in blocks of 240 */
     }
 }
 
@@ -186,8 +206,10 @@ static void small_integer_products_are_exact(void **state) {
     }
     const void *w = dt == PREFT_F32 ? (const void *)wf : (const void *)wh;
     preft_gemm_ref(yref, m, x, k, w, (preft_dtype)dt, n, k, m, 0);
-    for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
-      preft_cpu_limit((preft_cpu_path_kind)path);
+    /* x is small integers, exact in BF16: the bf16 precision is exact too */
+    for (int run = 0; run < 2 * ((int)preft_cpu_detected() + 1); run++) {
+      preft_cpu_limit((preft_cpu_path_kind)(run / 2));
+      preft_matmul_set_precision((preft_matmul_precision)(run % 2));
       for (int nn = 1; nn <= n; nn += 4) {
         preft_gemm(f->pool3, y, m, x, k, w, (preft_dtype)dt, nn, k, m, 0);
         assert_memory_equal(y, yref, (size_t)nn * (size_t)m * sizeof(float));
@@ -195,6 +217,7 @@ static void small_integer_products_are_exact(void **state) {
     }
   }
   preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+  preft_matmul_set_precision(PREFT_MATMUL_EXACT);
 }
 
 /* Every finite F16 and BF16 value, put through each path's vector
@@ -222,7 +245,8 @@ static void every_half_value_converts_exactly(void **state) {
             float want = preft_load_elem(w, (preft_dtype)dt, (size_t)j * k + i);
             if (!(y[(size_t)i * m + j] == want)) {
               print_error("%s %s n=%d: bits %04x -> %.9g, want %.9g\n", preft_dtype_name((preft_dtype)dt),
-                          preft_cpu_path_name((preft_cpu_path_kind)path), n, w[j * k + i], y[(size_t)i * m + j], want);
+                          preft_cpu_path_name((preft_cpu_path_kind)path), n, w[j * k + i],
+                          y[(size_t)i * m + j], want);
               fail();
             }
           }

@@ -1,0 +1,191 @@
+/* gemm_avx512_bf16.c - preft_gemm's kernels for BF16 weights at BF16
+ * matmul precision (gemm.h), on CPUs with AVX-512 F/BW/VL and AVX512_BF16.
+ *
+ * vdpbf16ps multiplies 32 BF16 pairs and adds them into 16 FP32 lanes:
+ * lane i += a[2i]·b[2i] + a[2i+1]·b[2i+1]. The products of two BF16 values
+ * are exact in FP32, so the result differs from the exact path only by x
+ * having been rounded to BF16 (by preft_gemm, once per call, nearest-even)
+ * and by the order of the FP32 sums. That is twice the multiply-adds per
+ * instruction of an FP32 FMA and no widening of the weights at all.
+ *
+ * Only the rows regime (gemm_kern.h) exists here, at every N:
+ *  - x: BF16 rows of kp elements, kp = K rounded up to 32, zero-padded, so
+ *    a 32-element load past K reads zeros.
+ *  - R = 4 weight rows × NT <= 6 rows of x in 24 zmm accumulators, 32
+ *    features a step; the K tail loads weights with a mask (a weight row
+ *    ends where the next begins, or where the matrix does). Four
+ *    accumulators reduce into four outputs with one shuffle tree.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+#include <limits.h>
+
+#include "tensor/gemm_kern.h"
+
+#define TGT "avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c"
+#define BF_FN __attribute__((target(TGT)))
+#define BF_INLINE static inline __attribute__((always_inline, target(TGT)))
+
+#define ROW_GROUP 12 /* weight rows per group: a multiple of R = 4 */
+
+BF_INLINE __m512bh as_bh(__m512i v) { return (__m512bh)v; }
+
+BF_INLINE void prefetch_l2(uintptr_t a) { _mm_prefetch((const char *)a, _MM_HINT_T1); }
+
+/* ---- x to BF16 ------------------------------------------------------------ */
+
+/* dst[i][0:kp] = bf16(x[i][0:k]) rounded to nearest even, zero past k. */
+static BF_FN void round_x(uint16_t *dst, size_t kp, const float *x, size_t xs, int n, int k) {
+  for (int i = 0; i < n; i++) {
+    const float *xi = x + (size_t)i * xs;
+    uint16_t *di = dst + (size_t)i * kp;
+    for (size_t kk = 0; kk < kp; kk += 32) {
+      int left = k - (int)kk;
+      __mmask16 m0 = left >= 16 ? 0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+      __mmask16 m1 = left >= 32 ? 0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+      __m512 lo = _mm512_maskz_loadu_ps(m0, xi + kk), hi = _mm512_maskz_loadu_ps(m1, xi + kk + 16);
+      _mm512_storeu_si512(di + kk, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+  }
+}
+
+/* ---- rows (decode): R weight rows dotted with NT rows of x ---------------- */
+
+/* Sums of four accumulators' lanes: { Σa, Σb, Σc, Σd }. */
+BF_INLINE __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+  __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+  /* per 128-bit lane: ab = [a0 b0 a1 b1], cd = [c0 d0 c1 d1] */
+  __m512 s = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, 0x44), _mm512_shuffle_ps(ab, cd, 0xEE));
+  /* per 128-bit lane: [a b c d]; add the four lanes */
+  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(s),
+                           _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/* y[0:NT, j:j+R] (+)= x[0:NT, 0:k] · w[j:j+R, 0:k]ᵀ; prefetches pf_adv
+ * bytes from pf on every step (see bf_rows). */
+BF_INLINE void dot_block(const int R, const int NT, float *y, size_t ys, const uint16_t *x, size_t xs,
+                         const uint16_t *w, int k, int j, int accumulate, uintptr_t pf, size_t pf_adv) {
+  __m512 acc[4][6];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+    for (int n = 0; n < NT; n++) acc[r][n] = _mm512_setzero_ps();
+  const uint16_t *wr = w + (size_t)j * (size_t)k;
+  const int k32 = k & ~31;
+  for (int kk = 0; kk < k32; kk += 32) {
+    for (size_t o = 0; o < pf_adv; o += 64) prefetch_l2(pf + o);
+    pf += pf_adv;
+    __m512i wv[4];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) wv[r] = _mm512_loadu_si512(wr + (size_t)r * (size_t)k + (size_t)kk);
+#pragma GCC unroll 8
+    for (int n = 0; n < NT; n++) {
+      __m512i xv = _mm512_loadu_si512(x + (size_t)n * xs + (size_t)kk);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) acc[r][n] = _mm512_dpbf16_ps(acc[r][n], as_bh(wv[r]), as_bh(xv));
+    }
+  }
+  if (k32 < k) {
+    __mmask32 m = (__mmask32)((1ull << (k - k32)) - 1);
+    __m512i wv[4];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) wv[r] = _mm512_maskz_loadu_epi16(m, wr + (size_t)r * (size_t)k + (size_t)k32);
+#pragma GCC unroll 8
+    for (int n = 0; n < NT; n++) {
+      __m512i xv = _mm512_maskz_loadu_epi16(m, x + (size_t)n * xs + (size_t)k32);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) acc[r][n] = _mm512_dpbf16_ps(acc[r][n], as_bh(wv[r]), as_bh(xv));
+    }
+  }
+#pragma GCC unroll 8
+  for (int n = 0; n < NT; n++) {
+    float *yy = y + (size_t)n * ys + (size_t)j;
+    if (R == 4) {
+      __m128 s = sum4(acc[0][n], acc[1][n], acc[2][n], acc[3][n]);
+      if (accumulate) s = _mm_add_ps(s, _mm_loadu_ps(yy));
+      _mm_storeu_ps(yy, s);
+    } else {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) {
+        float s = _mm512_reduce_add_ps(acc[r][n]);
+        yy[r] = accumulate ? yy[r] + s : s;
+      }
+    }
+  }
+}
+
+#define DOT_ARGS y, ys, x, xs, w, k, j, accumulate, pf, pf_adv
+#define DOT_NT(R)                \
+  switch (nt) {                  \
+    case 1:                      \
+      dot_block(R, 1, DOT_ARGS); \
+      break;                     \
+    case 2:                      \
+      dot_block(R, 2, DOT_ARGS); \
+      break;                     \
+    case 3:                      \
+      dot_block(R, 3, DOT_ARGS); \
+      break;                     \
+    case 4:                      \
+      dot_block(R, 4, DOT_ARGS); \
+      break;                     \
+    case 5:                      \
+      dot_block(R, 5, DOT_ARGS); \
+      break;                     \
+    default:                     \
+      dot_block(R, 6, DOT_ARGS); \
+      break;                     \
+  }
+
+static BF_FN void dot_dispatch(int r, int nt, float *y, size_t ys, const uint16_t *x, size_t xs,
+                               const uint16_t *w, int k, int j, int accumulate, uintptr_t pf, size_t pf_adv) {
+  if (r == 4) {
+    DOT_NT(4)
+  } else {
+    DOT_NT(1)
+  }
+}
+
+/* Rows of x in pass pi of `passes`: n split evenly into passes of <= 6. */
+static int pass_rows(int n, int passes, int pi) { return n * (pi + 1) / passes - n * pi / passes; }
+
+/* As the FP32 rows kernel (gemm_avx_body.h): weight rows in groups of 12,
+ * the first pass over a group reads it from memory and later passes from
+ * cache, and the next group is prefetched into L2 at an even rate. */
+static BF_FN void bf_rows(float *y, size_t ys, const void *xv, size_t xs, const void *wv, preft_dtype wdt,
+                          int n, int k, int j0, int j1, int accumulate) {
+  (void)wdt;
+  const uint16_t *x = xv, *w = wv;
+  const int passes = (n + 5) / 6, steps = (k + 31) / 32;
+  for (int g0 = j0; g0 < j1; g0 += ROW_GROUP) {
+    int g1 = g0 + ROW_GROUP < j1 ? g0 + ROW_GROUP : j1;
+    int calls = passes * ((g1 - g0) / 4 + (g1 - g0) % 4);
+    size_t region = (size_t)ROW_GROUP * (size_t)k * 2, total = (size_t)calls * (size_t)steps;
+    size_t pf_adv = total ? (region + total - 1) / total : 0;
+    if (pf_adv > 256) pf_adv = 256; /* a step reads 4 lines, at most 4 ahead */
+    uintptr_t pf = (uintptr_t)w + (uintptr_t)g1 * (uintptr_t)k * 2;
+    for (int pi = 0, i0 = 0; pi < passes; pi++) {
+      int nt = pass_rows(n, passes, pi);
+      const uint16_t *xi = x + (size_t)i0 * xs;
+      float *yi = y + (size_t)i0 * ys;
+      int j = g0;
+      for (; j + 4 <= g1; j += 4, pf += pf_adv * (size_t)steps)
+        dot_dispatch(4, nt, yi, ys, xi, xs, w, k, j, accumulate, pf, pf_adv);
+      for (; j < g1; j++, pf += pf_adv * (size_t)steps)
+        dot_dispatch(1, nt, yi, ys, xi, xs, w, k, j, accumulate, pf, pf_adv);
+      i0 += nt;
+    }
+  }
+}
+
+/* Only BF16 weights reach this table. The rows kernel runs at every N: it
+ * needs no panel (vdpbf16ps takes the weights as stored) and measured
+ * 330-390 GFLOP/s on 2 cores from N = 16 to 256, where a packed 12 × 32
+ * tile of broadcasts reached 250-340 (docs/KERNELS.md). */
+const preft_gemm_kernels preft_gemm_avx512_bf16 = {NULL,    NULL,         bf_rows, 0, 0, {0, 0, INT_MAX},
+                                                   round_x, "avx512-bf16"};
+
+#endif

@@ -1,0 +1,339 @@
+/* gemm_avx_body.h - the AVX + FMA + F16C kernels of preft_gemm (see
+ * gemm_kern.h), included by gemm_avx.c and gemm_avx2.c, which define
+ *   KERN_TARGET  the target attribute string ("avx,fma,f16c" / "avx2,fma,f16c")
+ *   KERN_TABLE   the name of the kernel table to define
+ *   KERN_AVX2    (avx2 only) widen BF16 with 256-bit integer instructions
+ *
+ * Compiled without -march flags: every function carries the target
+ * attribute and is only reached when preft_cpu_path() reports the path.
+ * AVX1 has no 256-bit integer instructions, so there BF16 -> FP32 widening
+ * zero-extends and shifts with 128-bit integer ops and joins the two halves
+ * into one __m256 (five instructions per 8 weights); AVX2 does it in two.
+ * F16 -> FP32 is one vcvtph2ps (F16C) on both.
+ *
+ * Register budget (16 ymm): the prefill tile keeps 6 rows × 16 columns of y
+ * in 12 accumulators, plus 2 panel vectors and 1 broadcast; the decode dot
+ * keeps R weight rows × NT rows of x (at most 12) accumulators.
+ */
+#include <immintrin.h>
+
+#include "tensor/gemm_kern.h"
+
+#ifndef PF_HINT
+#define PF_HINT _MM_HINT_T1 /* into L2: one group ahead can be more than L1 holds */
+#endif
+#define AVX_FN __attribute__((target(KERN_TARGET)))
+#define AVX_INLINE static inline __attribute__((always_inline, target(KERN_TARGET)))
+
+/* ---- loading 8 weights as FP32 ------------------------------------------ */
+
+AVX_INLINE __m256 bf16x8_to_ps(const uint16_t *p) {
+#ifdef KERN_AVX2
+  return _mm256_castsi256_ps(
+      _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+#else
+  /* Zero-extend 4 BF16 values to 32 bits (SSE4.1 pmovzxwd) and shift them
+   * into the high half, where an FP32's top 16 bits live. Needs no zero
+   * register, which the 12 accumulators of the decode kernel leave none of. */
+  __m128i lo = _mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)p)), 16);
+  __m128i hi = _mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)(p + 4))), 16);
+  return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_castsi128_ps(lo)), _mm_castsi128_ps(hi), 1);
+#endif
+}
+
+/* w[i .. i+8) as FP32; dt is a compile-time constant at every call site. */
+AVX_INLINE __m256 load8(const void *w, preft_dtype dt, size_t i) {
+  if (dt == PREFT_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+  if (dt == PREFT_BF16) return bf16x8_to_ps((const uint16_t *)w + i);
+  return _mm256_loadu_ps((const float *)w + i);
+}
+
+/* Prefetches never fault, so addresses past the matrix's end are harmless;
+ * they are computed as integers because pointer arithmetic there is not. */
+AVX_INLINE void prefetch(uintptr_t a) { _mm_prefetch((const char *)a, PF_HINT); }
+
+AVX_INLINE float hsum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+/* ---- packing: panel[kc][16] from 16 weight rows ------------------------- */
+
+/* In-register 8×8 transpose: r[i] holds row i on entry, column i on exit. */
+AVX_INLINE void transpose8(__m256 r[8]) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+AVX_INLINE void pack_dt(float *panel, const void *w, preft_dtype dt, size_t k, int j0, int nr, int k0, int kc,
+                        int prefetch_next) {
+  const size_t esize = dt == PREFT_F32 ? 4 : 2;
+  int kc8 = kc & ~7;
+  for (int jb = 0; jb < PREFT_GEMM_NR; jb += 8) {
+    if (jb >= nr) {
+      for (int kk = 0; kk < kc8; kk++)
+        _mm256_store_ps(panel + (size_t)kk * PREFT_GEMM_NR + jb, _mm256_setzero_ps());
+      continue;
+    }
+    for (int kk = 0; kk < kc8; kk += 8) {
+      /* The next panel's rows (j0 + 16 ...) over the same features, one
+       * line per row whenever this row crosses into a new line: panels are
+       * packed one after the other, so their rows arrive from memory while
+       * this one's tiles compute. */
+      if (prefetch_next && (kk * (int)esize) % 64 == 0) {
+#pragma GCC unroll 8
+        for (int jj = 0; jj < 8; jj++)
+          prefetch((uintptr_t)w +
+                   ((uintptr_t)(j0 + PREFT_GEMM_NR + jb + jj) * k + (uintptr_t)(k0 + kk)) * esize);
+      }
+      __m256 r[8];
+#pragma GCC unroll 8
+      for (int jj = 0; jj < 8; jj++)
+        r[jj] =
+            jb + jj < nr ? load8(w, dt, (size_t)(j0 + jb + jj) * k + (size_t)(k0 + kk)) : _mm256_setzero_ps();
+      transpose8(r);
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; i++) _mm256_store_ps(panel + (size_t)(kk + i) * PREFT_GEMM_NR + jb, r[i]);
+    }
+  }
+  for (int kk = kc8; kk < kc; kk++)
+    for (int jj = 0; jj < PREFT_GEMM_NR; jj++)
+      panel[(size_t)kk * PREFT_GEMM_NR + jj] =
+          jj < nr ? preft_load_elem(w, dt, (size_t)(j0 + jj) * k + (size_t)(k0 + kk)) : 0.f;
+}
+
+static AVX_FN void avx_pack(void *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0,
+                            int kc, int prefetch_next) {
+  switch (wdt) {
+    case PREFT_F16:
+      pack_dt(panel, w, PREFT_F16, k, j0, nr, k0, kc, prefetch_next);
+      break;
+    case PREFT_BF16:
+      pack_dt(panel, w, PREFT_BF16, k, j0, nr, k0, kc, prefetch_next);
+      break;
+    default:
+      pack_dt(panel, w, PREFT_F32, k, j0, nr, k0, kc, prefetch_next);
+      break;
+  }
+}
+
+/* ---- prefill tile: y[MR,16] (+)= x[MR,kc] · panel[kc,16] ---------------- */
+
+AVX_INLINE void tile_mr(const int MR, int kc, const float *x, size_t xs, const float *p, float *y, size_t ys,
+                        int accumulate) {
+  __m256 c0[PREFT_GEMM_MR], c1[PREFT_GEMM_MR];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; r++) {
+    c0[r] = accumulate ? _mm256_loadu_ps(y + (size_t)r * ys) : _mm256_setzero_ps();
+    c1[r] = accumulate ? _mm256_loadu_ps(y + (size_t)r * ys + 8) : _mm256_setzero_ps();
+  }
+  for (int kk = 0; kk < kc; kk++) {
+    __m256 b0 = _mm256_load_ps(p), b1 = _mm256_load_ps(p + 8);
+    p += PREFT_GEMM_NR;
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+      __m256 a = _mm256_broadcast_ss(x + (size_t)r * xs + (size_t)kk);
+      c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; r++) {
+    _mm256_storeu_ps(y + (size_t)r * ys, c0[r]);
+    _mm256_storeu_ps(y + (size_t)r * ys + 8, c1[r]);
+  }
+}
+
+static AVX_FN void avx_tile(int kc, const void *xv, size_t xs, const void *panel, float *y, size_t ys, int mr,
+                            int nr, int accumulate) {
+  const float *x = xv;
+  /* A partial tile (nr < 16) works in a scratch copy so that no column past
+   * the end of y is touched. */
+  float tmp[PREFT_GEMM_MR * PREFT_GEMM_NR] __attribute__((aligned(32)));
+  float *yt = y;
+  size_t yts = ys;
+  if (nr < PREFT_GEMM_NR) {
+    memset(tmp, 0, sizeof tmp);
+    if (accumulate)
+      for (int r = 0; r < mr; r++)
+        memcpy(tmp + r * PREFT_GEMM_NR, y + (size_t)r * ys, (size_t)nr * sizeof(float));
+    yt = tmp;
+    yts = PREFT_GEMM_NR;
+  }
+  switch (mr) {
+    case 6:
+      tile_mr(6, kc, x, xs, panel, yt, yts, accumulate);
+      break;
+    case 5:
+      tile_mr(5, kc, x, xs, panel, yt, yts, accumulate);
+      break;
+    case 4:
+      tile_mr(4, kc, x, xs, panel, yt, yts, accumulate);
+      break;
+    case 3:
+      tile_mr(3, kc, x, xs, panel, yt, yts, accumulate);
+      break;
+    case 2:
+      tile_mr(2, kc, x, xs, panel, yt, yts, accumulate);
+      break;
+    default:
+      tile_mr(1, kc, x, xs, panel, yt, yts, accumulate);
+      break;
+  }
+  if (nr < PREFT_GEMM_NR)
+    for (int r = 0; r < mr; r++)
+      memcpy(y + (size_t)r * ys, tmp + r * PREFT_GEMM_NR, (size_t)nr * sizeof(float));
+}
+
+/* ---- decode: R weight rows dotted with NT rows of x over all of K ------- */
+
+/* y[0:NT, j:j+R] (+)= x[0:NT, 0:k] · w[j:j+R, 0:k]ᵀ. Every step of 8 input
+ * features also prefetches pf_adv bytes from address pf on (see avx_rows). */
+AVX_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float *y, size_t ys,
+                          const float *x, size_t xs, const void *w, int k, int j, int accumulate,
+                          uintptr_t pf, size_t pf_adv) {
+  __m256 acc[4][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+    for (int n = 0; n < NT; n++) acc[r][n] = _mm256_setzero_ps();
+  const size_t base = (size_t)j * (size_t)k;
+  const int k8 = k & ~7;
+  for (int kk = 0; kk < k8; kk += 8) {
+    prefetch(pf);
+    if (pf_adv > 64) prefetch(pf + 64);
+    pf += pf_adv;
+    __m256 wv[4];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) wv[r] = load8(w, dt, base + (size_t)r * (size_t)k + (size_t)kk);
+#pragma GCC unroll 8
+    for (int n = 0; n < NT; n++) {
+      __m256 xv = _mm256_loadu_ps(x + (size_t)n * xs + (size_t)kk);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) acc[r][n] = _mm256_fmadd_ps(wv[r], xv, acc[r][n]);
+    }
+  }
+  for (int r = 0; r < R; r++) {
+    for (int n = 0; n < NT; n++) {
+      float s = hsum8(acc[r][n]);
+      for (int kk = k8; kk < k; kk++)
+        s += x[(size_t)n * xs + (size_t)kk] *
+             preft_load_elem(w, dt, base + (size_t)r * (size_t)k + (size_t)kk);
+      float *yy = y + (size_t)n * ys + (size_t)(j + r);
+      *yy = accumulate ? *yy + s : s;
+    }
+  }
+}
+
+/* R is 4 (NT <= 2), 3 (NT >= 3) or 1 (leftover rows): R × NT accumulators
+ * plus R weight vectors plus one x vector must fit in 16 registers. */
+#define DOT_ARGS y, ys, x, xs, w, k, j, acc, pf, pf_adv
+#define DOT_SWITCH(DT)                   \
+  do {                                   \
+    if (R == 1) {                        \
+      switch (NT) {                      \
+        case 1:                          \
+          dot_block(1, 1, DT, DOT_ARGS); \
+          break;                         \
+        case 2:                          \
+          dot_block(1, 2, DT, DOT_ARGS); \
+          break;                         \
+        case 3:                          \
+          dot_block(1, 3, DT, DOT_ARGS); \
+          break;                         \
+        default:                         \
+          dot_block(1, 4, DT, DOT_ARGS); \
+          break;                         \
+      }                                  \
+    } else {                             \
+      switch (NT) {                      \
+        case 1:                          \
+          dot_block(4, 1, DT, DOT_ARGS); \
+          break;                         \
+        case 2:                          \
+          dot_block(4, 2, DT, DOT_ARGS); \
+          break;                         \
+        case 3:                          \
+          dot_block(3, 3, DT, DOT_ARGS); \
+          break;                         \
+        default:                         \
+          dot_block(3, 4, DT, DOT_ARGS); \
+          break;                         \
+      }                                  \
+    }                                    \
+  } while (0)
+
+static AVX_FN void dot_dispatch(int R, int NT, preft_dtype dt, float *y, size_t ys, const float *x, size_t xs,
+                                const void *w, int k, int j, int acc, uintptr_t pf, size_t pf_adv) {
+  switch (dt) {
+    case PREFT_F16:
+      DOT_SWITCH(PREFT_F16);
+      break;
+    case PREFT_BF16:
+      DOT_SWITCH(PREFT_BF16);
+      break;
+    default:
+      DOT_SWITCH(PREFT_F32);
+      break;
+  }
+}
+
+#define ROW_GROUP 12 /* weight rows per group: a multiple of R = 4 and R = 3 */
+
+/* Rows of x in pass pi of `passes`: n split into passes of at most 4, evenly. */
+static int pass_rows(int n, int passes, int pi) { return n * (pi + 1) / passes - n * pi / passes; }
+
+/* Weight rows go in groups of ROW_GROUP; the rows of x in passes of at most
+ * 4. The first pass over a group reads it from memory, later passes from
+ * cache. Hardware prefetchers lose track of R short interleaved row
+ * streams, so the next group (contiguous, right after this one) is
+ * prefetched into L2 at an even rate over all passes of this one: memory
+ * stays busy while the cached passes compute. */
+static AVX_FN void avx_rows(float *y, size_t ys, const void *xv, size_t xs, const void *w, preft_dtype wdt,
+                            int n, int k, int j0, int j1, int accumulate) {
+  const float *x = xv;
+  const size_t esize = preft_dtype_size(wdt);
+  const int passes = (n + 3) / 4, steps = k / 8;
+  for (int g0 = j0; g0 < j1; g0 += ROW_GROUP) {
+    int g1 = g0 + ROW_GROUP < j1 ? g0 + ROW_GROUP : j1;
+    int calls = 0; /* dot_block calls over this group, `steps` steps each */
+    for (int pi = 0; pi < passes; pi++) {
+      int r = pass_rows(n, passes, pi) >= 3 ? 3 : 4;
+      calls += (g1 - g0) / r + (g1 - g0) % r;
+    }
+    size_t region = (size_t)ROW_GROUP * (size_t)k * esize, total = (size_t)calls * (size_t)steps;
+    size_t pf_adv = total ? (region + total - 1) / total : 0;
+    if (pf_adv > 128) pf_adv = 128; /* two lines a step at most */
+    uintptr_t pf = (uintptr_t)w + (uintptr_t)g1 * (uintptr_t)k * esize;
+    for (int pi = 0, i0 = 0; pi < passes; pi++) {
+      int nt = pass_rows(n, passes, pi), r = nt >= 3 ? 3 : 4;
+      const float *xi = x + (size_t)i0 * xs;
+      float *yi = y + (size_t)i0 * ys;
+      int j = g0;
+      for (; j + r <= g1; j += r, pf += pf_adv * (size_t)steps)
+        dot_dispatch(r, nt, wdt, yi, ys, xi, xs, w, k, j, accumulate, pf, pf_adv);
+      for (; j < g1; j++, pf += pf_adv * (size_t)steps)
+        dot_dispatch(1, nt, wdt, yi, ys, xi, xs, w, k, j, accumulate, pf, pf_adv);
+      i0 += nt;
+    }
+  }
+}
+
+const preft_gemm_kernels KERN_TABLE = {avx_pack,      avx_tile,        avx_rows, PREFT_GEMM_MR,
+                                       PREFT_GEMM_NR, KERN_ROWS_MAX_N, 0,        KERN_NAME};
