@@ -39,6 +39,10 @@
 #   --adapters N         distinct adapters [16]
 #   --requests R         requests in the adapter runs [16]
 #   --rank R             LoRA rank [16]
+#   --matmul-precision P preft's matmul precision [bf16]: bf16 is llama.cpp's
+#                        own for BF16 weights (activations rounded to BF16
+#                        in the dot products, FP32 sums); exact widens BF16
+#                        weights to FP32 and keeps FP32 activations
 #   --reps N             runs of every measurement, alternating preft and
 #                        llama.cpp; the table keeps each cell's best [2]
 #   --llama-build DIR    llama.cpp build directory [SRC/build-preft-peer]
@@ -58,6 +62,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 preft=$repo/build/preft
 shape=qwen2.5-0.5b layers="" dtypes="bf16 f32" threads=$(nproc) P=128 O=32 batches=1,16
 n_adapters=16 requests=16 rank=16 lbuild=$src/build-preft-peer work="" build=1 check=1 bench=1 reps=2
+precision=bf16
 while [ $# -gt 0 ]; do
   case "$1" in
     --preft) preft=$2; shift ;;
@@ -72,6 +77,7 @@ while [ $# -gt 0 ]; do
     --requests) requests=$2; shift ;;
     --rank) rank=$2; shift ;;
     --reps) reps=$2; shift ;;
+    --matmul-precision) precision=$2; shift ;;
     --llama-build) lbuild=$2; shift ;;
     --work) work=$2; shift ;;
     --no-build) build=0 ;;
@@ -199,7 +205,7 @@ for dt in $dtypes; do
   for rep in $(seq 1 "$reps"); do
     log "$dt: base model, batches $batches, prompt $P, output $O, $threads threads (run $rep of $reps)"
     "$preft" bench model -m "$mdir" --batch "$batches" --prompt-len "$P" --decode-steps "$O" --threads "$threads" \
-      --json "$work/preft-model-$dt.json" >/dev/null
+      --matmul-precision "$precision" --json "$work/preft-model-$dt.json" >/dev/null
     "$lbin/llama-batched-bench" -m "$work/model-$dt.gguf" -npp "$P" -ntg "$O" -npl "1,$batches" -t "$threads" \
       -c $((max_b * (P + O) + 64)) -b 2048 -ub 512 --output-format jsonl >"$work/lcpp-bb-$dt.jsonl" 2>/dev/null
     "$lbin/llama-bench" -m "$work/model-$dt.gguf" -p "$P" -n "$O" -t "$threads" -r 3 -o json \
@@ -215,7 +221,8 @@ for dt in $dtypes; do
 
   log "$dt: $requests requests over $n_adapters adapters"
   "$preft" bench adapters -m "$mdir" --methods base,lora,lora-p --adapters "$n_adapters" --requests "$requests" \
-    --prompt-len "$P" --output-len "$O" --rank "$rank" --threads "$threads" --json "$work/preft-ad-$dt.json" >/dev/null
+    --prompt-len "$P" --output-len "$O" --rank "$rank" --threads "$threads" --matmul-precision "$precision" \
+    --json "$work/preft-ad-$dt.json" >/dev/null
   lb=$("$driver" adapters "$work/model-$dt.gguf" -p "$P" -n "$O" -r "$requests" --threads "$threads")
   la=$("$driver" adapters "$work/model-$dt.gguf" -p "$P" -n "$O" -r "$requests" --threads "$threads" "${loras[@]}")
   lb=$(echo "$lb" | sed -n 's/.*out tok\/s \([0-9.]*\).*/\1/p')
@@ -232,6 +239,7 @@ done
 echo
 echo "preft vs llama.cpp $commit on $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"
 echo "$threads threads; shape $shape${layers:+ ($layers layers)}; prompt $P, output $O; LoRA rank $rank (q,k,v,o,gate,up,down)"
+echo "preft matmul precision $precision, kernels ${PREFT_CPU:-the best the CPU has}"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 printf '%-6s %-48s %14s %14s %9s\n' dtype measurement preft llama.cpp ratio
