@@ -64,6 +64,7 @@ typedef struct {
   int rows_per_task;      /* decode: weight rows per task */
   int row_blocks, mc, kc; /* prefill: row blocks of x, rows per block, features per K block */
   int panels, panels_per_task;
+  void (*task)(void *job, int task, int thread); /* rows_task or pack_task */
 } gemm_job;
 
 /* A weight-row range against every row of x, GEMM_MC rows of x at a time
@@ -122,65 +123,112 @@ static const preft_gemm_kernels *kernels(preft_dtype wdt) {
   return &preft_gemm_portable;
 }
 
-void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride, const void *w,
-                preft_dtype wdt, int n, int k, int m, int accumulate) {
-  if (n <= 0 || m <= 0) return;
-  PREFT_ASSERT(y && x && w);
-  PREFT_ASSERT(n == 1 || (x_stride >= k && y_stride >= m));
-  if (k <= 0) {
-    if (!accumulate)
-      for (int i = 0; i < n; i++) memset(y + (size_t)i * (size_t)y_stride, 0, (size_t)m * sizeof(float));
-    return;
-  }
-  const preft_gemm_kernels *kt = kernels(wdt);
-  uint16_t *xb = NULL, *xb_heap = NULL; /* x rounded to BF16 for kt->round_x tables */
-  uint16_t xb_stack[GEMM_XB_STACK] __attribute__((aligned(64)));
-  size_t xs = (size_t)x_stride, xesize = sizeof(float);
-  if (kt->round_x) {
-    size_t kp = ((size_t)k + 31) / 32 * 32;
-    xb = (size_t)n * kp <= GEMM_XB_STACK ? xb_stack
-                                         : (xb_heap = preft_xmalloc((size_t)n * kp * sizeof(uint16_t)));
-    kt->round_x(xb, kp, x, (size_t)x_stride, n, k);
-    xs = kp;
-    xesize = sizeof(uint16_t);
-  }
-  gemm_job jb = {.kt = kt,
-                 .y = y,
-                 .x = xb ? (const void *)xb : (const void *)x,
-                 .xesize = xesize,
-                 .w = w,
-                 .wdt = wdt,
-                 .ys = (size_t)y_stride,
-                 .xs = xs,
-                 .n = n,
-                 .k = k,
-                 .m = m,
-                 .accumulate = accumulate};
-  int threads = preft_pool_size(pool);
-  if ((double)n * k * m < GEMM_SERIAL_MAC) threads = 1;
-  int want = threads == 1 ? 1 : threads * GEMM_TASKS_PER_THREAD;
-
-  if (n <= kt->rows_max_n[wdt]) {
+/* Splits one output's product into about `want` tasks; returns the count
+ * and sets jb->task. */
+static int plan_job(gemm_job *jb, int want) {
+  const preft_gemm_kernels *kt = jb->kt;
+  int n = jb->n, k = jb->k, m = jb->m;
+  if (n <= kt->rows_max_n[jb->wdt]) {
     /* Row ranges in multiples of 12 (every rows kernel's row group). */
-    jb.rows_per_task = cdiv(cdiv(m, want), 12) * 12;
-    preft_pool_run(pool, cdiv(m, jb.rows_per_task), rows_task, &jb);
-    free(xb_heap);
-    return;
+    jb->rows_per_task = cdiv(cdiv(m, want), 12) * 12;
+    jb->task = rows_task;
+    return cdiv(m, jb->rows_per_task);
   }
-
   int kblocks = cdiv(k, GEMM_KC);
-  jb.kc = cdiv(cdiv(k, kblocks), 8) * 8; /* equal K blocks, each <= GEMM_KC */
-  jb.panels = cdiv(m, kt->nr);
+  jb->kc = cdiv(cdiv(k, kblocks), 8) * 8; /* equal K blocks, each <= GEMM_KC */
+  jb->panels = cdiv(m, kt->nr);
   int row_blocks = cdiv(n, GEMM_MC);
-  int col_chunks = cdiv(want, row_blocks) < jb.panels ? cdiv(want, row_blocks) : jb.panels;
+  int col_chunks = cdiv(want, row_blocks) < jb->panels ? cdiv(want, row_blocks) : jb->panels;
   if (row_blocks * col_chunks < want) { /* few panels: split the rows finer */
     int more = cdiv(want, col_chunks), most = cdiv(n, kt->mr);
     row_blocks = more < most ? more : most;
   }
-  jb.mc = cdiv(cdiv(n, row_blocks), kt->mr) * kt->mr;
-  jb.row_blocks = cdiv(n, jb.mc);
-  jb.panels_per_task = cdiv(jb.panels, col_chunks);
-  col_chunks = cdiv(jb.panels, jb.panels_per_task);
-  preft_pool_run(pool, jb.row_blocks * col_chunks, pack_task, &jb);
+  jb->mc = cdiv(cdiv(n, row_blocks), kt->mr) * kt->mr;
+  jb->row_blocks = cdiv(n, jb->mc);
+  jb->panels_per_task = cdiv(jb->panels, col_chunks);
+  col_chunks = cdiv(jb->panels, jb->panels_per_task);
+  jb->task = pack_task;
+  return jb->row_blocks * col_chunks;
+}
+
+typedef struct {
+  gemm_job *jobs;
+  int n_jobs;
+  int first[PREFT_GEMM_MULTI_MAX + 1]; /* task index where each job starts */
+} multi_job;
+
+static void multi_task(void *p, int task, int thread) {
+  const multi_job *mj = p;
+  int j = 0;
+  while (task >= mj->first[j + 1]) j++;
+  mj->jobs[j].task(&mj->jobs[j], task - mj->first[j], thread);
+}
+
+void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,
+                      const preft_gemm_out *outs, int n_outs, int accumulate) {
+  PREFT_ASSERT(n_outs >= 1 && n_outs <= PREFT_GEMM_MULTI_MAX);
+  if (n <= 0) return;
+  PREFT_ASSERT(x);
+  double macs = 0;
+  long m_total = 0;
+  for (int i = 0; i < n_outs; i++) {
+    PREFT_ASSERT(outs[i].m <= 0 || (outs[i].y && outs[i].w));
+    PREFT_ASSERT(n == 1 || outs[i].m <= 0 || (x_stride >= k && outs[i].y_stride >= outs[i].m));
+    if (outs[i].m > 0) m_total += outs[i].m;
+    macs += (double)n * k * (outs[i].m > 0 ? outs[i].m : 0);
+  }
+  if (m_total == 0) return;
+  if (k <= 0) {
+    for (int o = 0; !accumulate && o < n_outs; o++)
+      for (int i = 0; i < n && outs[o].m > 0; i++)
+        memset(outs[o].y + (size_t)i * (size_t)outs[o].y_stride, 0, (size_t)outs[o].m * sizeof(float));
+    return;
+  }
+  /* x rounded to BF16 once for every output whose table wants it */
+  uint16_t *xb = NULL, *xb_heap = NULL;
+  uint16_t xb_stack[GEMM_XB_STACK] __attribute__((aligned(64)));
+  size_t kp = ((size_t)k + 31) / 32 * 32;
+  gemm_job jobs[PREFT_GEMM_MULTI_MAX];
+  int threads = preft_pool_size(pool);
+  if (macs < GEMM_SERIAL_MAC) threads = 1;
+  int want = threads == 1 ? 1 : threads * GEMM_TASKS_PER_THREAD;
+  multi_job mj = {jobs, 0, {0}};
+  for (int o = 0; o < n_outs; o++) {
+    if (outs[o].m <= 0) continue;
+    const preft_gemm_kernels *kt = kernels(outs[o].wdt);
+    if (kt->round_x && !xb) {
+      xb = (size_t)n * kp <= GEMM_XB_STACK ? xb_stack
+                                           : (xb_heap = preft_xmalloc((size_t)n * kp * sizeof(uint16_t)));
+      kt->round_x(xb, kp, x, (size_t)x_stride, n, k);
+    }
+    gemm_job *jb = &jobs[mj.n_jobs];
+    *jb = (gemm_job){.kt = kt,
+                     .y = outs[o].y,
+                     .x = kt->round_x ? (const void *)xb : (const void *)x,
+                     .xesize = kt->round_x ? sizeof(uint16_t) : sizeof(float),
+                     .w = outs[o].w,
+                     .wdt = outs[o].wdt,
+                     .ys = (size_t)outs[o].y_stride,
+                     .xs = kt->round_x ? kp : (size_t)x_stride,
+                     .n = n,
+                     .k = k,
+                     .m = outs[o].m,
+                     .accumulate = accumulate};
+    /* each output gets a share of the tasks by its size */
+    int share = threads == 1 ? 1 : (int)((double)want * outs[o].m / (double)m_total + 0.5);
+    mj.first[mj.n_jobs + 1] = mj.first[mj.n_jobs] + plan_job(jb, share > 0 ? share : 1);
+    mj.n_jobs++;
+  }
+  if (mj.n_jobs == 1)
+    preft_pool_run(pool, mj.first[1], jobs[0].task, &jobs[0]);
+  else
+    preft_pool_run(pool, mj.first[mj.n_jobs], multi_task, &mj);
   free(xb_heap);
+}
+
+void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride, const void *w,
+                preft_dtype wdt, int n, int k, int m, int accumulate) {
+  if (m <= 0) return;
+  preft_gemm_out out = {y, y_stride, w, wdt, m};
+  preft_gemm_multi(pool, x, x_stride, n, k, &out, 1, accumulate);
 }

@@ -34,6 +34,24 @@
 void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride, const void *w,
                 preft_dtype wdt, int n, int k, int m, int accumulate);
 
+/* Several products of the same x, run as one job on the pool (one wait
+ * instead of one per product, and the threads balance across all of them):
+ *   outs[i].y[N, outs[i].m] (+)= x[N,K] · outs[i].w[outs[i].m, K]ᵀ
+ * e.g. the q, k and v projections, or gate and up. Same results as
+ * separate preft_gemm calls. */
+typedef struct {
+  float *y;
+  int y_stride;
+  const void *w;
+  preft_dtype wdt;
+  int m;
+} preft_gemm_out;
+
+#define PREFT_GEMM_MULTI_MAX 8
+
+void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,
+                      const preft_gemm_out *outs, int n_outs, int accumulate);
+
 typedef enum { PREFT_MATMUL_EXACT = 0, PREFT_MATMUL_BF16 = 1 } preft_matmul_precision;
 
 /* Not meant to be changed while GEMMs run. */

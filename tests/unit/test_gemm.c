@@ -272,6 +272,51 @@ static void limiting_the_cpu_path_is_reported_and_undone(void **state) {
   print_message("detected CPU path: %s\n", preft_cpu_path_name(detected));
 }
 
+/* preft_gemm_multi: three outputs of different widths and weight types from
+ * one x, with and without accumulation, on every path and pool, against the
+ * reference of each product (one of them empty: m = 0 is skipped). */
+static void gemm_multi_matches_reference_for_each_output(void **state) {
+  fixture *f = *state;
+  const int n = 19, k = 75, ms[4] = {40, 0, 9, 130};
+  const preft_dtype dts[4] = {PREFT_F32, PREFT_F16, PREFT_BF16, PREFT_F16};
+  float *x = malloc(sizeof(float) * n * k);
+  for (int i = 0; i < n * k; i++) x[i] = frand();
+  void *w[4];
+  float *y[4], *y0[4], *yref[4];
+  for (int o = 0; o < 4; o++) {
+    w[o] = make_weights(dts[o], ms[o] > 0 ? ms[o] : 1, k);
+    size_t len = (size_t)n * (size_t)(ms[o] > 0 ? ms[o] : 1);
+    y[o] = malloc(len * sizeof(float)), y0[o] = malloc(len * sizeof(float)),
+    yref[o] = malloc(len * sizeof(float));
+    for (size_t i = 0; i < len; i++) y0[o][i] = frand();
+  }
+  preft_pool *pools[2] = {f->pool1, f->pool3};
+  for (int run = 0; run < 2 * 2 * ((int)preft_cpu_detected() + 1); run++) {
+    int pi = run % 2, accumulate = run / 2 % 2;
+    preft_cpu_limit((preft_cpu_path_kind)(run / 4));
+    preft_gemm_out outs[4];
+    for (int o = 0; o < 4; o++) {
+      size_t len = (size_t)n * (size_t)(ms[o] > 0 ? ms[o] : 1);
+      memcpy(y[o], y0[o], len * sizeof(float));
+      memcpy(yref[o], y0[o], len * sizeof(float));
+      outs[o] = (preft_gemm_out){y[o], ms[o], w[o], dts[o], ms[o]};
+      if (ms[o] > 0) preft_gemm_ref(yref[o], ms[o], x, k, w[o], dts[o], n, k, ms[o], accumulate);
+    }
+    preft_gemm_multi(pools[pi], x, k, n, k, outs, 4, accumulate);
+    for (int o = 0; o < 4; o++) {
+      if (ms[o] == 0) {
+        assert_memory_equal(y[o], y0[o], (size_t)n * sizeof(float)); /* untouched */
+        continue;
+      }
+      for (int i = 0; i < n * ms[o]; i++)
+        assert_true(fabs(y[o][i] - yref[o][i]) <= 1e-5 * (1 + fabs(yref[o][i])) * k);
+    }
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+  for (int o = 0; o < 4; o++) free(w[o]), free(y[o]), free(y0[o]), free(yref[o]);
+  free(x);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(limiting_the_cpu_path_is_reported_and_undone),
@@ -279,6 +324,7 @@ int main(void) {
       cmocka_unit_test(f16_gemm_matches_reference),
       cmocka_unit_test(bf16_gemm_matches_reference),
       cmocka_unit_test(gemm_matches_reference_on_multi_block_shapes),
+      cmocka_unit_test(gemm_multi_matches_reference_for_each_output),
       cmocka_unit_test(small_integer_products_are_exact),
       cmocka_unit_test(every_half_value_converts_exactly),
   };
