@@ -174,6 +174,8 @@ static int bench_roofline(int argc, char **argv) {
   double sgemm = preft_roofline_sgemm_gflops(pool, 1024);
   printf("threads %d, kernels %s\n", preft_pool_size(pool), preft_cpu_path_name(preft_cpu_path()));
   printf("FP32 FMA peak      %8.1f GFLOP/s\n", peak);
+  double dp = preft_roofline_bf16dot_gflops(pool, 0.5);
+  if (dp > 0) printf("BF16 dot peak      %8.1f GFLOP/s (vdpbf16ps)\n", dp);
   printf("memory bandwidth   %8.1f GB/s\n", bw);
   printf("preft sgemm n=1024 %8.1f GFLOP/s (%.0f%% of peak)\n", sgemm, 100 * sgemm / peak);
   preft_pool_free(pool);
@@ -235,7 +237,15 @@ static int bench_model(int argc, char **argv) {
     return CLI_EXIT_ERROR;
   }
   preft_pool *pool = preft_pool_create((int)threads);
-  double peak = preft_roofline_fma_gflops(pool, 0.5), bw = preft_roofline_bandwidth_gbs(pool, 1.0);
+  /* the ceiling of these weights at this matmul precision: the FP32 FMA
+   * peak, or the vdpbf16ps peak for BF16 weights at bf16 precision */
+  double peak = preft_roofline_matmul_gflops(pool, m->layers[0].wq.dtype, 0.5),
+         bw = preft_roofline_bandwidth_gbs(pool, 1.0);
+  const char *peak_name = m->layers[0].wq.dtype == PREFT_BF16 &&
+                                  preft_matmul_get_precision() == PREFT_MATMUL_BF16 &&
+                                  preft_roofline_bf16dot_gflops(pool, 0.05) > 0
+                              ? "BF16-dot"
+                              : "FP32 FMA";
   const preft_model_config *c = &m->cfg;
   const char *label = shape ? shape : dir;
   printf(
@@ -244,8 +254,8 @@ static int bench_model(int argc, char **argv) {
       label, c->n_layers, c->dim, c->ffn, c->n_heads, c->n_kv_heads, c->vocab,
       preft_dtype_name(m->layers[0].wq.dtype), preft_model_weight_bytes(m) / 1e6, preft_pool_size(pool),
       preft_cpu_path_name(preft_cpu_path()), preft_matmul_precision_name(preft_matmul_get_precision()));
-  printf("rooflines: FMA peak %.1f GFLOP/s, memory bandwidth %.1f GB/s; prompt %ld, decode steps %ld\n\n",
-         peak, bw, P, steps);
+  printf("rooflines: %s peak %.1f GFLOP/s, memory bandwidth %.1f GB/s; prompt %ld, decode steps %ld\n\n",
+         peak_name, peak, bw, P, steps);
   printf("%6s | %12s %10s %8s | %12s %10s %9s %8s\n", "batch", "prefill tok/s", "GFLOP/s", "of peak",
          "decode tok/s", "step ms", "GB/s", "of bw");
   cJSON *json = cJSON_CreateObject();
@@ -256,7 +266,8 @@ static int bench_model(int argc, char **argv) {
   cJSON_AddStringToObject(json, "kernels", preft_cpu_path_name(preft_cpu_path()));
   cJSON_AddStringToObject(json, "matmul_precision",
                           preft_matmul_precision_name(preft_matmul_get_precision()));
-  cJSON_AddNumberToObject(json, "fma_peak_gflops", peak);
+  cJSON_AddNumberToObject(json, "peak_gflops", peak);
+  cJSON_AddStringToObject(json, "peak_kind", peak_name);
   cJSON_AddNumberToObject(json, "bandwidth_gbs", bw);
   cJSON_AddNumberToObject(json, "prompt_len", (double)P);
   cJSON *results = cJSON_AddArrayToObject(json, "results");

@@ -99,6 +99,51 @@ double preft_roofline_fma_gflops(preft_pool *pool, double seconds) {
   return (double)tasks * FMA_ITERS * 96 * 2 / t * 1e-9;
 }
 
+/* ---- BF16 dot-product peak ---------------------------------------------- */
+
+#ifdef HAVE_AVX_ROOFLINE
+/* 12 independent vdpbf16ps chains; each instruction is 32 BF16 products
+ * added in pairs into 16 FP32 lanes = 64 FLOP. Products of 2^-10 · 2^-10
+ * grow the sums by 2^-19 a step: no overflow in FMA_ITERS steps. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static float dp_loop_avx512(long iters, float seed) {
+  __m512bh b = (__m512bh)_mm512_set1_epi16((short)0x3A80); /* 2^-10 in BF16 */
+  __m512 a[12];
+  for (int j = 0; j < 12; j++) a[j] = _mm512_set1_ps(seed + (float)j);
+  for (long i = 0; i < iters; i++)
+#pragma GCC unroll 12
+    for (int j = 0; j < 12; j++) a[j] = _mm512_dpbf16_ps(a[j], b, b);
+  __m512 s = a[0];
+  for (int j = 1; j < 12; j++) s = _mm512_add_ps(s, a[j]);
+  return _mm512_reduce_add_ps(s);
+}
+
+static void dp_task(void *p, int task, int thread) {
+  fma_ctx *c = p;
+  c->sink[task & 1023] = dp_loop_avx512(FMA_ITERS, (float)task * 1e-3f);
+}
+#endif
+
+double preft_roofline_bf16dot_gflops(preft_pool *pool, double seconds) {
+#ifdef HAVE_AVX_ROOFLINE
+  if (preft_cpu_path() < PREFT_CPU_AVX512_BF16) return 0;
+  fma_ctx c = {.avx = 1};
+  int tasks = 16 * preft_pool_size(pool);
+  double t = best_time(pool, tasks, dp_task, &c, seconds, 3);
+  return (double)tasks * FMA_ITERS * 12 * 64 / t * 1e-9;
+#else
+  (void)pool, (void)seconds;
+  return 0;
+#endif
+}
+
+double preft_roofline_matmul_gflops(preft_pool *pool, preft_dtype wdt, double seconds) {
+  if (wdt == PREFT_BF16 && preft_matmul_get_precision() == PREFT_MATMUL_BF16) {
+    double dp = preft_roofline_bf16dot_gflops(pool, seconds);
+    if (dp > 0) return dp;
+  }
+  return preft_roofline_fma_gflops(pool, seconds);
+}
+
 /* ---- read bandwidth ------------------------------------------------------ */
 
 #define READ_CHUNK ((size_t)1 << 20) /* bytes per task */

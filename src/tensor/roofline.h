@@ -12,6 +12,13 @@
  *    8 lanes × 2 FLOP × FMA issue rate × clock × threads; a compute-bound
  *    kernel (prefill GEMM) cannot beat it.
  *
+ *  preft_roofline_bf16dot_gflops: the same for vdpbf16ps (32 BF16 products
+ *    summed into 16 FP32 lanes per instruction: 64 FLOP), the ceiling of
+ *    BF16 weights at BF16 matmul precision (gemm.h); 0 when the kernels'
+ *    path has no AVX512_BF16. preft_roofline_matmul_gflops is whichever
+ *    of the two bounds preft_gemm on weights of type wdt at the current
+ *    precision.
+ *
  *  preft_roofline_bandwidth_gbs: read bandwidth from main memory in GB/s
  *    (1e9 bytes/s): all threads XOR-fold disjoint chunks of a 1 GiB buffer, far
  *    beyond the last-level cache, with SIMD loads; the better of a single
@@ -37,8 +44,11 @@
 #include <stddef.h>
 
 #include "base/threadpool.h"
+#include "tensor/dtype.h"
 
 double preft_roofline_fma_gflops(preft_pool *pool, double seconds);
+double preft_roofline_bf16dot_gflops(preft_pool *pool, double seconds);
+double preft_roofline_matmul_gflops(preft_pool *pool, preft_dtype wdt, double seconds);
 double preft_roofline_bandwidth_gbs(preft_pool *pool, double seconds);
 double preft_roofline_read_gbs(preft_pool *pool, size_t bytes, double seconds);
 double preft_roofline_read_buffer_gbs(preft_pool *pool, const void *buf, size_t bytes, double seconds);
