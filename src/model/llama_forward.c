@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "model/llama.h"
+#include "tensor/attention.h"
 #include "tensor/gemm.h"
 #include "tensor/ops.h"
 
@@ -25,7 +26,8 @@ void preft_workspace_free(preft_workspace *ws) {
   memset(ws, 0, sizeof *ws);
 }
 
-static void ensure_workspace(preft_workspace *ws, const preft_model_config *c, int rows, int ctx, int threads) {
+static void ensure_workspace(preft_workspace *ws, const preft_model_config *c, int rows, int ctx,
+                             int threads) {
   if (rows > ws->cap_rows) {
     size_t n = (size_t)rows, qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
     size_t D = (size_t)c->dim, F = (size_t)c->ffn, half = (size_t)c->head_dim / 2;
@@ -51,11 +53,13 @@ static void ensure_workspace(preft_workspace *ws, const preft_model_config *c, i
   }
 }
 
-static int validate_batch(const preft_model *m, const preft_kv_cache *kv, const preft_batch *b, preft_error *err) {
+static int validate_batch(const preft_model *m, const preft_kv_cache *kv, const preft_batch *b,
+                          preft_error *err) {
   if (b->n <= 0) return preft_fail(err, "forward: empty batch");
   for (int i = 0; i < b->n; i++) {
     if (b->token[i] < 0 || b->token[i] >= m->cfg.vocab)
-      return preft_fail(err, "token id %d at row %d is outside the vocabulary [0, %d)", b->token[i], i, m->cfg.vocab);
+      return preft_fail(err, "token id %d at row %d is outside the vocabulary [0, %d)", b->token[i], i,
+                        m->cfg.vocab);
     if (b->seq[i] < 0 || b->seq[i] >= kv->max_seqs)
       return preft_fail(err, "row %d: sequence slot %d outside [0, %d)", i, b->seq[i], kv->max_seqs);
     if (b->pos[i] < 0 || b->pos[i] >= preft_kv_capacity(kv, b->seq[i]))
@@ -71,10 +75,110 @@ static int validate_batch(const preft_model *m, const preft_kv_cache *kv, const 
       const preft_adapter *a = b->adapter[i];
       if (a && (a->n_layers != m->cfg.n_layers || a->dim != m->cfg.dim))
         return preft_fail(err, "row %d: adapter %s was loaded for a different base model", i, a->name);
-      if (b->adapt[i] > PREFT_ADAPT_LAST) return preft_fail(err, "row %d: invalid adapt flag %d", i, b->adapt[i]);
+      if (b->adapt[i] > PREFT_ADAPT_LAST)
+        return preft_fail(err, "row %d: invalid adapt flag %d", i, b->adapt[i]);
     }
   }
   return 0;
+}
+
+/* ---- row-parallel steps ---------------------------------------------------- */
+
+/* The element-wise steps of a layer run over the pool in row ranges when the
+ * batch is big enough. Below ROWS_MIN_WORK floats of work per task a pool
+ * dispatch costs about as much as it saves (decode at small batches runs
+ * them on the calling thread). Every row is computed the same way whichever
+ * task takes it, so results do not depend on the thread count. */
+#define ROWS_MIN_WORK 8192
+
+typedef struct rows_job rows_job;
+struct rows_job {
+  void (*fn)(const rows_job *j, int r0, int r1);
+  int n, n_tasks;
+  const preft_model *m;
+  const preft_layer_weights *w;
+  preft_kv_cache *kv;
+  const preft_batch *b;
+  preft_workspace *ws;
+  int layer;
+  /* norm_rows: dst[i] = rmsnorm(src[rows ? rows[i] : i] (+= bias first)) */
+  const float *norm_w, *bias;
+  float *src, *dst;
+  const int *rows;
+};
+
+static void rows_task(void *p, int task, int thread) {
+  const rows_job *j = p;
+  int r0 = (int)((long long)j->n * task / j->n_tasks), r1 = (int)((long long)j->n * (task + 1) / j->n_tasks);
+  j->fn(j, r0, r1);
+}
+
+/* Runs j->fn over rows [0, j->n), split across the pool when n rows of
+ * `row_work` floats each are worth it. */
+static void run_rows(preft_pool *pool, rows_job *j, size_t row_work) {
+  int threads = preft_pool_size(pool);
+  size_t tasks = row_work * (size_t)j->n / ROWS_MIN_WORK;
+  if (tasks > (size_t)j->n) tasks = (size_t)j->n;
+  if (tasks > 4 * (size_t)threads) tasks = 4 * (size_t)threads;
+  if (threads <= 1 || tasks <= 1) {
+    j->fn(j, 0, j->n);
+    return;
+  }
+  j->n_tasks = (int)tasks;
+  preft_pool_run(pool, j->n_tasks, rows_task, j);
+}
+
+/* x[i] = embedding row of token i; rope angles of row i's position, computed
+ * in double and rounded (docs/ARCHITECTURE.md, rotary embeddings). */
+static void embed_rows(const rows_job *j, int r0, int r1) {
+  const preft_model *m = j->m;
+  int D = m->cfg.dim, half = m->cfg.head_dim / 2;
+  for (int i = r0; i < r1; i++) {
+    preft_load_row(j->ws->x + (size_t)i * D, m->embed.data, m->embed.dtype, (size_t)j->b->token[i], D);
+    for (int k = 0; k < half; k++) {
+      double angle = (double)j->b->pos[i] * m->inv_freq[k];
+      j->ws->rope_cos[(size_t)i * half + k] = (float)cos(angle);
+      j->ws->rope_sin[(size_t)i * half + k] = (float)sin(angle);
+    }
+  }
+}
+
+static void norm_rows(const rows_job *j, int r0, int r1) {
+  int D = j->m->cfg.dim;
+  for (int i = r0; i < r1; i++) {
+    float *x = j->src + (size_t)(j->rows ? j->rows[i] : i) * D;
+    if (j->bias)
+      for (int d = 0; d < D; d++) x[d] += j->bias[d];
+    preft_rmsnorm_fast(j->dst + (size_t)i * D, x, j->norm_w, D, j->m->cfg.norm_eps);
+  }
+}
+
+/* q, k, v biases; rope on q and k; k and v written to the cache. */
+static void qkv_rows(const rows_job *j, int r0, int r1) {
+  const preft_model_config *c = &j->m->cfg;
+  const preft_layer_weights *w = j->w;
+  preft_workspace *ws = j->ws;
+  int dh = c->head_dim, half = dh / 2, qd = c->n_heads * dh, kvd = c->n_kv_heads * dh;
+  for (int i = r0; i < r1; i++) {
+    float *q = ws->q + (size_t)i * qd, *k = ws->k + (size_t)i * kvd, *v = ws->v + (size_t)i * kvd;
+    if (w->bq)
+      for (int d = 0; d < qd; d++) q[d] += w->bq[d];
+    if (w->bk)
+      for (int d = 0; d < kvd; d++) k[d] += w->bk[d];
+    if (w->bv)
+      for (int d = 0; d < kvd; d++) v[d] += w->bv[d];
+    const float *cs = ws->rope_cos + (size_t)i * half, *sn = ws->rope_sin + (size_t)i * half;
+    for (int h = 0; h < c->n_heads; h++) preft_rope_rotate_half_fast(q + (size_t)h * dh, cs, sn, dh);
+    for (int h = 0; h < c->n_kv_heads; h++) preft_rope_rotate_half_fast(k + (size_t)h * dh, cs, sn, dh);
+    memcpy(preft_kv_k(j->kv, j->layer, j->b->seq[i], j->b->pos[i]), k, sizeof(float) * (size_t)kvd);
+    memcpy(preft_kv_v(j->kv, j->layer, j->b->seq[i], j->b->pos[i]), v, sizeof(float) * (size_t)kvd);
+  }
+}
+
+static void swiglu_rows(const rows_job *j, int r0, int r1) {
+  size_t F = (size_t)j->m->cfg.ffn;
+  for (int i = r0; i < r1; i++)
+    preft_swiglu_fast(j->ws->h1 + (size_t)i * F, j->ws->h3 + (size_t)i * F, (int)F);
 }
 
 /* ---- attention ----------------------------------------------------------- */
@@ -85,48 +189,51 @@ typedef struct {
   const preft_batch *b;
   const float *q; /* [N, H*Dh] */
   float *att;     /* [N, H*Dh] */
-  float *scores;  /* [threads, ctx] */
-  int ctx, layer;
+  float *scores;  /* [threads, G*ctx] */
+  size_t scores_per_thread;
+  int layer;
 } attn_job;
 
-/* One (row, head): softmax(q·Kᵀ/sqrt(Dh)) V over the row's visible positions. */
+/* One (row, KV head): its G = H/Hkv query heads over the row's visible
+ * positions (preft_attention). Tasks run from the last row to the first:
+ * in a prefill the later rows see more positions, and starting with the
+ * longest tasks balances the threads. */
 static void attn_task(void *p, int task, int thread) {
   const attn_job *j = p;
   const preft_model_config *c = j->c;
-  int row = task / c->n_heads, h = task % c->n_heads;
-  int kvh = h / (c->n_heads / c->n_kv_heads), dh = c->head_dim;
+  const preft_kv_cache *kv = j->kv;
+  int row = j->b->n - 1 - task / c->n_kv_heads, kvh = task % c->n_kv_heads;
+  int g = c->n_heads / c->n_kv_heads, dh = c->head_dim;
   int seq = j->b->seq[row], pos = j->b->pos[row];
   int start = c->sliding_window > 0 && pos - c->sliding_window + 1 > 0 ? pos - c->sliding_window + 1 : 0;
-  const float *q = j->q + (size_t)row * (size_t)c->n_heads * (size_t)dh + (size_t)h * (size_t)dh;
-  float *s = j->scores + (size_t)thread * (size_t)j->ctx;
-  float scale = 1.0f / sqrtf((float)dh);
-  for (int t = start; t <= pos; t++)
-    s[t - start] = preft_dot(q, preft_kv_k(j->kv, j->layer, seq, t) + (size_t)kvh * (size_t)dh, dh) * scale;
-  int n = pos - start + 1;
-  preft_softmax(s, n);
-  float *out = j->att + (size_t)row * (size_t)c->n_heads * (size_t)dh + (size_t)h * (size_t)dh;
-  memset(out, 0, sizeof(float) * (size_t)dh);
-  for (int t = start; t <= pos; t++)
-    preft_axpy(out, s[t - start], preft_kv_v(j->kv, j->layer, seq, t) + (size_t)kvh * (size_t)dh, dh);
+  size_t row_off = (size_t)row * (size_t)c->n_heads * (size_t)dh + (size_t)kvh * (size_t)g * (size_t)dh;
+  size_t head_off = (size_t)j->layer * (size_t)kv->block_size * (size_t)kv->kv_dim + (size_t)kvh * (size_t)dh;
+  preft_kv_view view = {kv->k + head_off,
+                        kv->v + head_off,
+                        kv->tables + (size_t)seq * (size_t)kv->max_blocks_per_seq,
+                        (size_t)kv->n_layers * (size_t)kv->block_size * (size_t)kv->kv_dim,
+                        (size_t)kv->kv_dim,
+                        kv->block_size};
+  preft_attention(j->att + row_off, j->q + row_off, g, dh, &view, start, pos, 1.0f / sqrtf((float)dh),
+                  j->scores + (size_t)thread * j->scores_per_thread);
 }
 
 /* ---- one decoder layer ------------------------------------------------------ */
 
-static void add_bias(float *y, const float *bias, int n, int d) {
-  if (!bias) return;
-  for (int i = 0; i < n; i++) preft_axpy(y + (size_t)i * (size_t)d, 1.0f, bias, d);
-}
-
-static void layer_forward(const preft_model *m, int l, preft_pool *pool, preft_kv_cache *kv, const preft_batch *b,
-                          preft_workspace *ws, int ctx) {
+static void layer_forward(const preft_model *m, int l, preft_pool *pool, preft_kv_cache *kv,
+                          const preft_batch *b, preft_workspace *ws, int ctx) {
   const preft_model_config *c = &m->cfg;
   const preft_layer_weights *w = &m->layers[l];
-  int n = b->n, D = c->dim, F = c->ffn, dh = c->head_dim, half = dh / 2;
-  int qd = c->n_heads * dh, kvd = c->n_kv_heads * dh;
+  int n = b->n, D = c->dim, F = c->ffn, dh = c->head_dim;
+  int qd = c->n_heads * dh, kvd = c->n_kv_heads * dh, g = c->n_heads / c->n_kv_heads;
+  rows_job rj = {.n = n, .m = m, .w = w, .kv = kv, .b = b, .ws = ws, .layer = l};
 
   /* attention block: x += o_proj(attn(rope(q), rope(k), v)) */
-  for (int i = 0; i < n; i++)
-    preft_rmsnorm(ws->xb + (size_t)i * D, ws->x + (size_t)i * D, w->attn_norm, D, c->norm_eps);
+  rj.fn = norm_rows;
+  rj.src = ws->x;
+  rj.dst = ws->xb;
+  rj.norm_w = w->attn_norm;
+  run_rows(pool, &rj, (size_t)D);
   preft_adapter_plan *plan = &ws->plan;
   preft_gemm(pool, ws->q, qd, ws->xb, D, w->wq.data, w->wq.dtype, n, D, qd, 0);
   preft_gemm(pool, ws->k, kvd, ws->xb, D, w->wk.data, w->wk.dtype, n, D, kvd, 0);
@@ -134,30 +241,24 @@ static void layer_forward(const preft_model *m, int l, preft_pool *pool, preft_k
   preft_lora_apply(pool, plan, l, PREFT_MOD_Q, ws->xb, D, D, ws->q, qd, qd);
   preft_lora_apply(pool, plan, l, PREFT_MOD_K, ws->xb, D, D, ws->k, kvd, kvd);
   preft_lora_apply(pool, plan, l, PREFT_MOD_V, ws->xb, D, D, ws->v, kvd, kvd);
-  add_bias(ws->q, w->bq, n, qd);
-  add_bias(ws->k, w->bk, n, kvd);
-  add_bias(ws->v, w->bv, n, kvd);
-  for (int i = 0; i < n; i++) {
-    const float *cs = ws->rope_cos + (size_t)i * half, *sn = ws->rope_sin + (size_t)i * half;
-    for (int h = 0; h < c->n_heads; h++) preft_rope_rotate_half(ws->q + (size_t)i * qd + (size_t)h * dh, cs, sn, dh);
-    for (int h = 0; h < c->n_kv_heads; h++) preft_rope_rotate_half(ws->k + (size_t)i * kvd + (size_t)h * dh, cs, sn, dh);
-    memcpy(preft_kv_k(kv, l, b->seq[i], b->pos[i]), ws->k + (size_t)i * kvd, sizeof(float) * (size_t)kvd);
-    memcpy(preft_kv_v(kv, l, b->seq[i], b->pos[i]), ws->v + (size_t)i * kvd, sizeof(float) * (size_t)kvd);
-  }
-  attn_job aj = {c, kv, b, ws->q, ws->att, ws->scores, ctx, l};
-  preft_pool_run(pool, n * c->n_heads, attn_task, &aj);
+  rj.fn = qkv_rows;
+  run_rows(pool, &rj, (size_t)(qd + 2 * kvd));
+  attn_job aj = {c, kv, b, ws->q, ws->att, ws->scores, (size_t)g * (size_t)ctx, l};
+  preft_pool_run(pool, n * c->n_kv_heads, attn_task, &aj);
   preft_gemm(pool, ws->x, D, ws->att, qd, w->wo.data, w->wo.dtype, n, qd, D, 1);
   preft_lora_apply(pool, plan, l, PREFT_MOD_O, ws->att, qd, qd, ws->x, D, D);
-  add_bias(ws->x, w->bo, n, D);
 
-  /* MLP block: x += down(silu(gate(h)) * up(h)), h = norm(x) */
-  for (int i = 0; i < n; i++)
-    preft_rmsnorm(ws->xb + (size_t)i * D, ws->x + (size_t)i * D, w->ffn_norm, D, c->norm_eps);
+  /* MLP block: x += down(silu(gate(h)) * up(h)), h = norm(x + o bias) */
+  rj.fn = norm_rows;
+  rj.norm_w = w->ffn_norm;
+  rj.bias = w->bo;
+  run_rows(pool, &rj, (size_t)D);
   preft_gemm(pool, ws->h1, F, ws->xb, D, w->w_gate.data, w->w_gate.dtype, n, D, F, 0);
   preft_gemm(pool, ws->h3, F, ws->xb, D, w->w_up.data, w->w_up.dtype, n, D, F, 0);
   preft_lora_apply(pool, plan, l, PREFT_MOD_GATE, ws->xb, D, D, ws->h1, F, F);
   preft_lora_apply(pool, plan, l, PREFT_MOD_UP, ws->xb, D, D, ws->h3, F, F);
-  preft_swiglu(ws->h1, ws->h3, n * F);
+  rj.fn = swiglu_rows;
+  run_rows(pool, &rj, 4 * (size_t)F); /* an exp and a divide per element */
   preft_gemm(pool, ws->x, D, ws->h1, F, w->w_down.data, w->w_down.dtype, n, F, D, 1);
   preft_lora_apply(pool, plan, l, PREFT_MOD_DOWN, ws->h1, F, F, ws->x, D, D);
 
@@ -172,24 +273,27 @@ int preft_model_forward(const preft_model *m, preft_pool *pool, preft_kv_cache *
   int n = b->n, D = c->dim, half = c->head_dim / 2;
   int ctx = 1;
   for (int i = 0; i < n; i++) ctx = b->pos[i] + 1 > ctx ? b->pos[i] + 1 : ctx;
-  ensure_workspace(ws, c, n, ctx, preft_pool_size(pool));
+  /* scores scratch per thread: G heads x ctx positions (cap_ctx counts floats) */
+  ensure_workspace(ws, c, n, ctx * (c->n_heads / c->n_kv_heads), preft_pool_size(pool));
   int widest = c->ffn > c->dim ? c->ffn : c->dim;
   widest = c->n_heads * c->head_dim > widest ? c->n_heads * c->head_dim : widest;
   preft_adapter_plan_build(&ws->plan, n, b->adapter, b->adapt, widest, preft_pool_size(pool));
 
-  for (int i = 0; i < n; i++) {
-    preft_load_row(ws->x + (size_t)i * D, m->embed.data, m->embed.dtype, (size_t)b->token[i], D);
-    for (int k = 0; k < half; k++) {
-      double angle = (double)b->pos[i] * m->inv_freq[k];
-      ws->rope_cos[(size_t)i * half + k] = (float)cos(angle);
-      ws->rope_sin[(size_t)i * half + k] = (float)sin(angle);
-    }
-  }
+  rows_job rj = {.fn = embed_rows, .n = n, .m = m, .b = b, .ws = ws};
+  run_rows(pool, &rj, (size_t)D + 32 * (size_t)half); /* a double cos and sin ~ 32 floats of work */
   for (int l = 0; l < c->n_layers; l++) layer_forward(m, l, pool, kv, b, ws, ctx);
 
-  for (int i = 0; i < b->n_logits; i++)
-    preft_rmsnorm(ws->out_rows + (size_t)i * D, ws->x + (size_t)b->logit_rows[i] * D, m->final_norm, D, c->norm_eps);
+  rows_job fj = {.fn = norm_rows,
+                 .n = b->n_logits,
+                 .m = m,
+                 .ws = ws,
+                 .norm_w = m->final_norm,
+                 .src = ws->x,
+                 .dst = ws->out_rows,
+                 .rows = b->logit_rows};
+  if (b->n_logits > 0) run_rows(pool, &fj, (size_t)D);
   if (b->n_logits > 0)
-    preft_gemm(pool, logits, c->vocab, ws->out_rows, D, m->lm_head.data, m->lm_head.dtype, b->n_logits, D, c->vocab, 0);
+    preft_gemm(pool, logits, c->vocab, ws->out_rows, D, m->lm_head.data, m->lm_head.dtype, b->n_logits, D,
+               c->vocab, 0);
   return 0;
 }

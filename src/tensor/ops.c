@@ -4,6 +4,15 @@
 
 #include <math.h>
 
+#include "tensor/cpu.h"
+#include "tensor/ops_kern.h"
+
+#ifdef PREFT_HAVE_OPS_AVX
+#define USE_AVX() (preft_cpu_path() >= PREFT_CPU_AVX_FMA)
+#else
+#define USE_AVX() 0
+#endif
+
 void preft_rmsnorm(float *out, const float *x, const float *weight, int d, float eps) {
   double ss = 0.0;
   for (int i = 0; i < d; i++) ss += (double)x[i] * (double)x[i];
@@ -25,6 +34,36 @@ void preft_softmax(float *x, int n) {
 
 void preft_swiglu(float *a, const float *b, int n) {
   for (int i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
+void preft_rmsnorm_fast(float *out, const float *x, const float *weight, int d, float eps) {
+#ifdef PREFT_HAVE_OPS_AVX
+  if (USE_AVX()) {
+    preft_rmsnorm_avx(out, x, weight, d, eps);
+    return;
+  }
+#endif
+  preft_rmsnorm(out, x, weight, d, eps);
+}
+
+void preft_swiglu_fast(float *a, const float *b, int n) {
+#ifdef PREFT_HAVE_OPS_AVX
+  if (USE_AVX()) {
+    preft_swiglu_avx(a, b, n);
+    return;
+  }
+#endif
+  for (int i = 0; i < n; i++) a[i] = a[i] / (1.0f + preft_expf_fast(-a[i])) * b[i];
+}
+
+void preft_rope_rotate_half_fast(float *x, const float *cos, const float *sin, int head_dim) {
+#ifdef PREFT_HAVE_OPS_AVX
+  if (USE_AVX()) {
+    preft_rope_rotate_half_avx(x, cos, sin, head_dim);
+    return;
+  }
+#endif
+  preft_rope_rotate_half(x, cos, sin, head_dim);
 }
 
 void preft_rope_rotate_half(float *x, const float *cos, const float *sin, int head_dim) {

@@ -3,11 +3,21 @@
  * Legend: N rows, D width, Dh head width. All buffers FP32 unless a dtype
  * is passed. Every function here is deterministic and single-threaded; the
  * callers parallelise over rows or heads where it pays.
+ *
+ * The plain functions (preft_rmsnorm, preft_softmax, preft_swiglu, ...) are
+ * the references: libm expf, double sums, no SIMD. The *_fast variants are
+ * what the inference forward calls: they take the AVX+FMA kernels in
+ * ops_avx.c when preft_cpu_path() allows, else plain C, and use the
+ * polynomial preft_expf_fast. Each element's result depends only on its
+ * own inputs (and, for norms, its own row), never on where a caller splits
+ * the work, so the forward pass is bitwise the same for any thread count.
  */
 #ifndef PREFT_TENSOR_OPS_H
 #define PREFT_TENSOR_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "tensor/dtype.h"
 
@@ -28,6 +38,43 @@ void preft_rope_rotate_half(float *x, const float *cos, const float *sin, int he
 float preft_dot(const float *a, const float *b, int n);
 /* y[n] += a * x[n] */
 void preft_axpy(float *y, float a, const float *x, int n);
+
+/* e^x within 2 ulp of expf for x in [-87.33, 88.37] (Cephes' reduction by
+ * n·ln2 in two parts and degree-6 polynomial); 0 below, e^88.37 above.
+ * Inline and branch-free so loops over it vectorise; ops_avx.c has the same
+ * steps on 8 lanes (with FMA, so the last bit may differ). */
+#define PREFT_EXPF_LO (-87.33654f)
+#define PREFT_EXPF_HI 88.37626f
+static inline float preft_expf_fast(float x) {
+  float xc = x < PREFT_EXPF_LO ? PREFT_EXPF_LO : x > PREFT_EXPF_HI ? PREFT_EXPF_HI : x;
+  /* t = 1.5·2^23 + round(x/ln2): the integer n sits in t's low mantissa bits */
+  float t = xc * 1.44269504088896341f + 12582912.0f;
+  float n = t - 12582912.0f;
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  float y = p * (r * r) + r + 1.0f;
+  uint32_t bits;
+  memcpy(&bits, &t, 4);
+  bits = (bits - 0x4B400000u + 127u) << 23; /* 2^n, n in [-126, 127] */
+  float scale;
+  memcpy(&scale, &bits, 4);
+  return x < PREFT_EXPF_LO ? 0.0f : y * scale;
+}
+
+/* preft_rmsnorm, vectorised (the sum of squares is still in double). */
+void preft_rmsnorm_fast(float *out, const float *x, const float *weight, int d, float eps);
+
+/* preft_swiglu with preft_expf_fast. */
+void preft_swiglu_fast(float *a, const float *b, int n);
+
+/* preft_rope_rotate_half, vectorised; bitwise equal to it (no FMA). */
+void preft_rope_rotate_half_fast(float *x, const float *cos, const float *sin, int head_dim);
 
 /* out[D] = row `row` of a [rows, D] matrix of type t, converted to FP32. */
 void preft_load_row(float *out, const void *m, preft_dtype t, size_t row, int d);

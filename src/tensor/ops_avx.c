@@ -1,0 +1,260 @@
+/* ops_avx.c - AVX + FMA kernels for attention and the element-wise ops of a
+ * decoder layer (ops_kern.h). Every function is compiled for
+ * "avx,fma,f16c" only, the project's baseline (no AVX2: no 256-bit integer
+ * instructions), and called only when preft_cpu_path() allows it. The plain
+ * references are in ops.c and attention.c; tests/unit/test_ops.c compares.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tensor/ops.h"
+#include "tensor/ops_kern.h"
+
+#define AVX __attribute__((target("avx,fma,f16c")))
+
+/* Lanes [0, k) set, for 1 <= k <= 8 (masked loads and stores of a tail). */
+static AVX __m256i tail_mask(int k) {
+  static const int32_t bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  return _mm256_loadu_si256((const __m256i *)(bits + 8 - k));
+}
+
+static inline AVX float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+static inline AVX float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+/* [sum(a0), sum(a1), ..., sum(a7)]: eight horizontal sums in one vector. */
+static inline AVX __m256 hsum8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6,
+                               __m256 a7) {
+  __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+/* preft_expf_fast on 8 lanes. 2^n is assembled in two SSE halves. */
+static inline AVX __m256 exp8(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(PREFT_EXPF_LO), magic = _mm256_set1_ps(12582912.0f);
+  __m256 xc = _mm256_min_ps(_mm256_max_ps(x, lo), _mm256_set1_ps(PREFT_EXPF_HI));
+  __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), magic);
+  __m256 n = _mm256_sub_ps(t, magic);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  __m256i ti = _mm256_castps_si256(t);
+  const __m128i bias = _mm_set1_epi32(127 - 0x4B400000);
+  __m128i t0 = _mm_slli_epi32(_mm_add_epi32(_mm256_castsi256_si128(ti), bias), 23);
+  __m128i t1 = _mm_slli_epi32(_mm_add_epi32(_mm256_extractf128_si256(ti, 1), bias), 23);
+  __m256 scale = _mm256_castsi256_ps(_mm256_insertf128_si256(_mm256_castsi128_si256(t0), t1, 1));
+  return _mm256_and_ps(_mm256_mul_ps(y, scale), _mm256_cmp_ps(x, lo, _CMP_NLT_UQ));
+}
+
+/* ---- attention ------------------------------------------------------------ */
+
+/* s[len] = scale · q[Dh]·k_i over len keys pos_stride apart. Eight keys at a
+ * time in eight accumulators (the query chunk is loaded once per eight). */
+static AVX void scores_run(float *s, const float *q, const float *k, size_t ps, int len, int dh,
+                           float scale) {
+  __m256 vscale = _mm256_set1_ps(scale);
+  int i = 0;
+  for (; i + 8 <= len; i += 8) {
+    const float *k0 = k + (size_t)i * ps;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (int c = 0; c < dh; c += 8) {
+      __m256 qv = _mm256_loadu_ps(q + c);
+      a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + c), a0);
+      a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + ps + c), a1);
+      a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 2 * ps + c), a2);
+      a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 3 * ps + c), a3);
+      a4 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 4 * ps + c), a4);
+      a5 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 5 * ps + c), a5);
+      a6 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 6 * ps + c), a6);
+      a7 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 7 * ps + c), a7);
+    }
+    _mm256_storeu_ps(s + i, _mm256_mul_ps(hsum8(a0, a1, a2, a3, a4, a5, a6, a7), vscale));
+  }
+  for (; i < len; i++) {
+    const float *kr = k + (size_t)i * ps;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int c = 0;
+    for (; c + 16 <= dh; c += 16) {
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), _mm256_loadu_ps(kr + c), a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 8), _mm256_loadu_ps(kr + c + 8), a1);
+    }
+    if (c < dh) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), _mm256_loadu_ps(kr + c), a0);
+    s[i] = hsum(_mm256_add_ps(a0, a1)) * scale;
+  }
+}
+
+/* s[n] = softmax(s[n]) in place. */
+static AVX void softmax_avx(float *s, int n) {
+  int tail = n % 8, body = n - tail;
+  __m256i m = tail_mask(tail ? tail : 8);
+  __m256 vmax = _mm256_set1_ps(-INFINITY);
+  for (int i = 0; i < body; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + i));
+  float mx = hmax(vmax);
+  for (int i = body; i < n; i++) mx = s[i] > mx ? s[i] : mx;
+  vmax = _mm256_set1_ps(mx);
+  __m256 sum = _mm256_setzero_ps();
+  for (int i = 0; i < body; i += 8) {
+    __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), vmax));
+    _mm256_storeu_ps(s + i, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  if (tail) {
+    __m256 e = exp8(_mm256_sub_ps(_mm256_maskload_ps(s + body, m), vmax));
+    e = _mm256_and_ps(e, _mm256_castsi256_ps(m));
+    _mm256_maskstore_ps(s + body, m, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  __m256 inv = _mm256_set1_ps(1.0f / hsum(sum));
+  for (int i = 0; i < body; i += 8) _mm256_storeu_ps(s + i, _mm256_mul_ps(_mm256_loadu_ps(s + i), inv));
+  if (tail) _mm256_maskstore_ps(s + body, m, _mm256_mul_ps(_mm256_maskload_ps(s + body, m), inv));
+}
+
+/* out[Dh] += Σ_i p[i] · v_i over len values pos_stride apart. Columns in
+ * chunks of 64 (eight accumulators) so the position loop streams V once. */
+static AVX void weighted_sum_run(float *out, const float *p, const float *v, size_t ps, int len, int dh) {
+  int c = 0;
+  for (; c + 64 <= dh; c += 64) {
+    float *o = out + c;
+    __m256 o0 = _mm256_loadu_ps(o), o1 = _mm256_loadu_ps(o + 8), o2 = _mm256_loadu_ps(o + 16);
+    __m256 o3 = _mm256_loadu_ps(o + 24), o4 = _mm256_loadu_ps(o + 32), o5 = _mm256_loadu_ps(o + 40);
+    __m256 o6 = _mm256_loadu_ps(o + 48), o7 = _mm256_loadu_ps(o + 56);
+    for (int i = 0; i < len; i++) {
+      const float *vr = v + (size_t)i * ps + c;
+      __m256 w = _mm256_broadcast_ss(p + i);
+      o0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr), o0);
+      o1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 8), o1);
+      o2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 16), o2);
+      o3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 24), o3);
+      o4 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 32), o4);
+      o5 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 40), o5);
+      o6 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 48), o6);
+      o7 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 56), o7);
+    }
+    _mm256_storeu_ps(o, o0);
+    _mm256_storeu_ps(o + 8, o1);
+    _mm256_storeu_ps(o + 16, o2);
+    _mm256_storeu_ps(o + 24, o3);
+    _mm256_storeu_ps(o + 32, o4);
+    _mm256_storeu_ps(o + 40, o5);
+    _mm256_storeu_ps(o + 48, o6);
+    _mm256_storeu_ps(o + 56, o7);
+  }
+  for (; c < dh; c += 8) {
+    __m256 o0 = _mm256_loadu_ps(out + c);
+    for (int i = 0; i < len; i++)
+      o0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + i), _mm256_loadu_ps(v + (size_t)i * ps + c), o0);
+    _mm256_storeu_ps(out + c, o0);
+  }
+}
+
+/* See attention.h. The cache is walked one run of contiguous positions (the
+ * rest of a block) at a time, and all G heads are done on a run before the
+ * next: the run's keys or values (16 positions·Dh floats) stay in L1 while
+ * the G heads read them. */
+AVX void preft_attention_avx(float *out, const float *q, int g, int dh, const preft_kv_view *kv, int start,
+                             int end, float scale, float *s) {
+  int n = end - start + 1, bs = kv->block_size;
+  size_t ps = kv->pos_stride;
+  for (int t = start; t <= end;) {
+    int off = t % bs, len = bs - off < end - t + 1 ? bs - off : end - t + 1;
+    const float *k = kv->k + (size_t)kv->table[t / bs] * kv->block_stride + (size_t)off * ps;
+    for (int h = 0; h < g; h++)
+      scores_run(s + (size_t)h * (size_t)n + (size_t)(t - start), q + (size_t)h * (size_t)dh, k, ps, len, dh,
+                 scale);
+    t += len;
+  }
+  for (int h = 0; h < g; h++) softmax_avx(s + (size_t)h * (size_t)n, n);
+  memset(out, 0, sizeof(float) * (size_t)g * (size_t)dh);
+  for (int t = start; t <= end;) {
+    int off = t % bs, len = bs - off < end - t + 1 ? bs - off : end - t + 1;
+    const float *v = kv->v + (size_t)kv->table[t / bs] * kv->block_stride + (size_t)off * ps;
+    for (int h = 0; h < g; h++)
+      weighted_sum_run(out + (size_t)h * (size_t)dh, s + (size_t)h * (size_t)n + (size_t)(t - start), v, ps,
+                       len, dh);
+    t += len;
+  }
+}
+
+/* ---- element-wise ----------------------------------------------------------- */
+
+static inline AVX __m256 silu_mul8(__m256 a, __m256 b) {
+  __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), a));
+  return _mm256_mul_ps(_mm256_div_ps(a, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), b);
+}
+
+/* The tail goes through the same lanes (masked), so every element's result
+ * is the same wherever a caller splits the array. */
+AVX void preft_swiglu_avx(float *a, const float *b, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(a + i, silu_mul8(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+  if (i < n) {
+    __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(a + i, m, silu_mul8(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m)));
+  }
+}
+
+AVX void preft_rmsnorm_avx(float *out, const float *x, const float *weight, int d, float eps) {
+  __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+  int i = 0;
+  for (; i + 16 <= d; i += 16) {
+    __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+    __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(x0)),
+            d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(x0, 1));
+    __m256d d2 = _mm256_cvtps_pd(_mm256_castps256_ps128(x1)),
+            d3 = _mm256_cvtps_pd(_mm256_extractf128_ps(x1, 1));
+    s0 = _mm256_fmadd_pd(d0, d0, s0);
+    s1 = _mm256_fmadd_pd(d1, d1, s1);
+    s2 = _mm256_fmadd_pd(d2, d2, s2);
+    s3 = _mm256_fmadd_pd(d3, d3, s3);
+  }
+  __m256d sv = _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3));
+  __m128d h = _mm_add_pd(_mm256_castpd256_pd128(sv), _mm256_extractf128_pd(sv, 1));
+  double ss = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+  for (; i < d; i++) ss += (double)x[i] * (double)x[i];
+  float inv = (float)(1.0 / sqrt(ss / d + (double)eps));
+  __m256 vinv = _mm256_set1_ps(inv);
+  i = 0;
+  for (; i + 8 <= d; i += 8)
+    _mm256_storeu_ps(out + i,
+                     _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv), _mm256_loadu_ps(weight + i)));
+  for (; i < d; i++) out[i] = x[i] * inv * weight[i];
+}
+
+AVX void preft_rope_rotate_half_avx(float *x, const float *cos, const float *sin, int head_dim) {
+  int half = head_dim / 2, i = 0;
+  for (; i + 8 <= half; i += 8) {
+    __m256 x1 = _mm256_loadu_ps(x + i), x2 = _mm256_loadu_ps(x + half + i);
+    __m256 c = _mm256_loadu_ps(cos + i), s = _mm256_loadu_ps(sin + i);
+    _mm256_storeu_ps(x + i, _mm256_sub_ps(_mm256_mul_ps(x1, c), _mm256_mul_ps(x2, s)));
+    _mm256_storeu_ps(x + half + i, _mm256_add_ps(_mm256_mul_ps(x2, c), _mm256_mul_ps(x1, s)));
+  }
+  for (; i < half; i++) {
+    float x1 = x[i], x2 = x[i + half];
+    x[i] = x1 * cos[i] - x2 * sin[i];
+    x[i + half] = x2 * cos[i] + x1 * sin[i];
+  }
+}
+
+#endif

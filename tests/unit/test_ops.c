@@ -1,0 +1,371 @@
+/* test_ops.c - the vectorised attention and element-wise kernels against
+ * independent double-precision references and against their plain versions,
+ * on every CPU path this machine has (portable, then each SIMD path forced
+ * with preft_cpu_limit), over odd sizes, GQA ratios, paged layouts with odd
+ * block sizes and sliding-window starts; and the forward pass bitwise equal
+ * for 1, 2 and 3 threads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/threadpool.h"
+#include "model/llama.h"
+#include "model/shapes.h"
+#include "tensor/attention.h"
+#include "tensor/cpu.h"
+#include "tensor/ops.h"
+#include "testutil.h"
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+static float frand(void) { /* uniform in [-1, 1) */
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (float)((rng_state >> 40) * 0x1p-24 * 2.0 - 1.0);
+}
+
+static void fill(float *x, size_t n, float amp) {
+  for (size_t i = 0; i < n; i++) x[i] = amp * frand();
+}
+
+/* Runs the body once per path the CPU has, with preft_cpu_path() == path;
+ * every test's teardown lifts the cap again. */
+static int use_path(int path) {
+  preft_cpu_limit((preft_cpu_path_kind)path);
+  return 1;
+}
+#define FOR_EACH_PATH(path)                                     \
+  for (int path = 0; path <= (int)preft_cpu_detected(); path++) \
+    if (use_path(path))
+
+static int lift_cap(void **s) {
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+  return 0;
+}
+
+/* ---- exp ---------------------------------------------------------------------- */
+
+static double ulps(float got, double want) {
+  float w = (float)want;
+  float ulp = nextafterf(fabsf(w), INFINITY) - fabsf(w);
+  return fabs((double)got - want) / (double)ulp;
+}
+
+static void expf_fast_within_2_ulp_over_its_range(void **s) {
+  double worst = 0;
+  for (int i = 0; i <= 2000000; i++) {
+    float x = PREFT_EXPF_LO + (PREFT_EXPF_HI - PREFT_EXPF_LO) * (float)i / 2000000.0f;
+    double u = ulps(preft_expf_fast(x), exp((double)x));
+    worst = u > worst ? u : worst;
+  }
+  if (worst > 2.0) fail_msg("preft_expf_fast: %.2f ulp worst error", worst);
+  assert_true(preft_expf_fast(-100.0f) == 0.0f);
+  assert_true(preft_expf_fast(-INFINITY) == 0.0f);
+  assert_true(preft_expf_fast(0.0f) == 1.0f);
+  assert_true(isfinite(preft_expf_fast(1000.0f)));
+}
+
+/* ---- element-wise ------------------------------------------------------------- */
+
+static void swiglu_fast_matches_double_silu_on_every_path(void **s) {
+  int sizes[] = {1, 7, 8, 9, 31, 4864, 4867};
+  for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+    int n = sizes[si];
+    float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+    float *got = malloc(sizeof(float) * (size_t)n);
+    fill(a, (size_t)n, 12.0f);
+    fill(b, (size_t)n, 2.0f);
+    a[0] = n > 1 ? -120.0f : a[0]; /* exp(-a) beyond the clamp */
+    if (n > 2) a[1] = 120.0f;
+    FOR_EACH_PATH(path) {
+      memcpy(got, a, sizeof(float) * (size_t)n);
+      preft_swiglu_fast(got, b, n);
+      for (int i = 0; i < n; i++) {
+        double want = (double)a[i] / (1.0 + exp(-(double)a[i])) * (double)b[i];
+        if (fabs(got[i] - want) > 1e-6 * fabs(want) + 1e-30)
+          fail_msg("path %s n=%d i=%d: silu(%g)*%g = %.9g, want %.9g", preft_cpu_path_name(path), n, i, a[i],
+                   b[i], got[i], want);
+      }
+    }
+    free(a);
+    free(b);
+    free(got);
+  }
+}
+
+static void swiglu_fast_is_the_same_wherever_the_array_is_split(void **s) {
+  int n = 203;
+  float a[203], b[203], whole[203], parts[203];
+  fill(a, (size_t)n, 8.0f);
+  fill(b, (size_t)n, 1.0f);
+  FOR_EACH_PATH(path) {
+    memcpy(whole, a, sizeof a);
+    memcpy(parts, a, sizeof a);
+    preft_swiglu_fast(whole, b, n);
+    int cuts[] = {0, 3, 13, 14, 101, 203};
+    for (int c = 0; c + 1 < 6; c++) preft_swiglu_fast(parts + cuts[c], b + cuts[c], cuts[c + 1] - cuts[c]);
+    assert_memory_equal(whole, parts, sizeof whole);
+  }
+}
+
+static void rmsnorm_fast_matches_reference_on_every_path(void **s) {
+  int sizes[] = {1, 8, 15, 17, 64, 896, 901};
+  for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+    int d = sizes[si];
+    float *x = malloc(sizeof(float) * (size_t)d), *w = malloc(sizeof(float) * (size_t)d);
+    float *got = malloc(sizeof(float) * (size_t)d), *ref = malloc(sizeof(float) * (size_t)d);
+    fill(x, (size_t)d, 3.0f);
+    fill(w, (size_t)d, 1.5f);
+    double ss = 0;
+    for (int i = 0; i < d; i++) ss += (double)x[i] * x[i];
+    double inv = 1.0 / sqrt(ss / d + 1e-6);
+    FOR_EACH_PATH(path) {
+      preft_rmsnorm_fast(got, x, w, d, 1e-6f);
+      preft_rmsnorm(ref, x, w, d, 1e-6f);
+      for (int i = 0; i < d; i++) {
+        double want = x[i] * inv * w[i];
+        if (fabs(got[i] - want) > 3e-7 * fabs(want) || fabs(got[i] - ref[i]) > 2.5e-7 * fabs(ref[i]))
+          fail_msg("path %s d=%d i=%d: %.9g, reference %.9g, double %.9g", preft_cpu_path_name(path), d, i,
+                   got[i], ref[i], want);
+      }
+      memcpy(got, x, sizeof(float) * (size_t)d); /* in place */
+      preft_rmsnorm_fast(got, got, w, d, 1e-6f);
+      preft_rmsnorm_fast(ref, x, w, d, 1e-6f);
+      assert_memory_equal(got, ref, sizeof(float) * (size_t)d);
+    }
+    free(x);
+    free(w);
+    free(got);
+    free(ref);
+  }
+}
+
+static void rope_fast_is_bitwise_the_reference_on_every_path(void **s) {
+  int dims[] = {2, 6, 16, 18, 64, 80, 128};
+  for (size_t di = 0; di < sizeof dims / sizeof *dims; di++) {
+    int dh = dims[di];
+    float x[128], got[128], ref[128], cs[64], sn[64];
+    fill(x, (size_t)dh, 2.0f);
+    for (int i = 0; i < dh / 2; i++) {
+      cs[i] = cosf(0.37f * (float)i + 0.1f);
+      sn[i] = sinf(0.37f * (float)i + 0.1f);
+    }
+    FOR_EACH_PATH(path) {
+      memcpy(got, x, sizeof(float) * (size_t)dh);
+      memcpy(ref, x, sizeof(float) * (size_t)dh);
+      preft_rope_rotate_half_fast(got, cs, sn, dh);
+      preft_rope_rotate_half(ref, cs, sn, dh);
+      assert_memory_equal(got, ref, sizeof(float) * (size_t)dh);
+    }
+  }
+}
+
+/* ---- attention ---------------------------------------------------------------- */
+
+/* A paged cache of one layer: n_blocks blocks, positions block_size per
+ * block, pos_stride floats apart (Hkv·Dh plus padding), blocks in a shuffled
+ * order in the table so a wrong block lookup shows. */
+typedef struct {
+  float *k, *v;
+  int *table;
+  preft_kv_view view;
+} paged;
+
+static void paged_init(paged *p, int n_pos, int block_size, int hkv, int dh, int kvh) {
+  int n_blocks = (n_pos + block_size - 1) / block_size;
+  size_t ps = (size_t)hkv * (size_t)dh + 3, bstride = (size_t)block_size * ps;
+  size_t total = (size_t)n_blocks * bstride;
+  p->k = malloc(sizeof(float) * total);
+  p->v = malloc(sizeof(float) * total);
+  fill(p->k, total, 1.5f);
+  fill(p->v, total, 1.0f);
+  p->table = malloc(sizeof(int) * (size_t)n_blocks);
+  for (int i = 0; i < n_blocks; i++) p->table[i] = (i * 7 + 3) % n_blocks;
+  if (n_blocks % 7 == 0)
+    for (int i = 0; i < n_blocks; i++) p->table[i] = n_blocks - 1 - i;
+  p->view = (preft_kv_view){
+      p->k + (size_t)kvh * (size_t)dh, p->v + (size_t)kvh * (size_t)dh, p->table, bstride, ps, block_size};
+}
+
+static void paged_free(paged *p) {
+  free(p->k);
+  free(p->v);
+  free(p->table);
+}
+
+static const float *row_at(const preft_kv_view *kv, const float *base, int t) {
+  return base + (size_t)kv->table[t / kv->block_size] * kv->block_stride +
+         (size_t)(t % kv->block_size) * kv->pos_stride;
+}
+
+/* The definition, in double: softmax over [start, end] of q·k·scale, then
+ * the weighted sum of v. */
+static void attention_double(double *out, const float *q, int g, int dh, const preft_kv_view *kv, int start,
+                             int end, float scale) {
+  int n = end - start + 1;
+  double *p = malloc(sizeof(double) * (size_t)n);
+  for (int h = 0; h < g; h++) {
+    double mx = -INFINITY, sum = 0;
+    for (int t = start; t <= end; t++) {
+      const float *k = row_at(kv, kv->k, t);
+      double d = 0;
+      for (int i = 0; i < dh; i++) d += (double)q[h * dh + i] * k[i];
+      p[t - start] = d * scale;
+      mx = p[t - start] > mx ? p[t - start] : mx;
+    }
+    for (int i = 0; i < n; i++) sum += (p[i] = exp(p[i] - mx));
+    for (int i = 0; i < dh; i++) out[h * dh + i] = 0;
+    for (int t = start; t <= end; t++) {
+      const float *v = row_at(kv, kv->v, t);
+      for (int i = 0; i < dh; i++) out[h * dh + i] += p[t - start] / sum * v[i];
+    }
+  }
+  free(p);
+}
+
+/* max |got - want| over max |want|: the error on the scale of the output. */
+static double scaled_err(const float *got, const double *want, size_t n) {
+  double e = 0, m = 0;
+  for (size_t i = 0; i < n; i++) {
+    e = fabs(got[i] - want[i]) > e ? fabs(got[i] - want[i]) : e;
+    m = fabs(want[i]) > m ? fabs(want[i]) : m;
+  }
+  return e / m;
+}
+
+static void attention_matches_double_reference_on_every_path(void **s) {
+  /* G, Dh, Hkv, block size, positions [start, end] */
+  struct {
+    int g, dh, hkv, bs, start, end;
+  } cases[] = {
+      {1, 8, 1, 16, 0, 0},      {7, 64, 2, 16, 0, 128}, {7, 64, 2, 16, 3, 200}, {4, 64, 8, 16, 17, 17},
+      {3, 128, 2, 5, 0, 77},    {2, 80, 3, 7, 9, 40},   {1, 96, 1, 1, 0, 19},   {5, 16, 2, 3, 11, 60},
+      {2, 12, 2, 16, 0, 33}, /* Dh not a multiple of 8: the portable kernel on every path */
+      {8, 32, 1, 16, 100, 163},
+  };
+  for (size_t ci = 0; ci < sizeof cases / sizeof *cases; ci++) {
+    int g = cases[ci].g, dh = cases[ci].dh, start = cases[ci].start, end = cases[ci].end, n = end - start + 1;
+    paged p;
+    paged_init(&p, end + 1, cases[ci].bs, cases[ci].hkv, dh, cases[ci].hkv - 1);
+    size_t od = (size_t)g * (size_t)dh;
+    float *q = malloc(sizeof(float) * od), *got = malloc(sizeof(float) * od),
+          *ref = malloc(sizeof(float) * od);
+    float *scratch = malloc(sizeof(float) * (size_t)g * (size_t)n);
+    double *want = malloc(sizeof(double) * od);
+    fill(q, od, 1.0f);
+    float scale = 1.0f / sqrtf((float)dh);
+    attention_double(want, q, g, dh, &p.view, start, end, scale);
+    preft_attention_ref(ref, q, g, dh, &p.view, start, end, scale, scratch);
+    double e_ref = scaled_err(ref, want, od);
+    if (e_ref > 1e-6) fail_msg("case %zu: reference off the double result by %.3g", ci, e_ref);
+    FOR_EACH_PATH(path) {
+      for (size_t i = 0; i < od; i++) got[i] = NAN; /* every output must be written */
+      preft_attention(got, q, g, dh, &p.view, start, end, scale, scratch);
+      double e = scaled_err(got, want, od);
+      if (!(e <= 1e-6))
+        fail_msg("case %zu (G=%d Dh=%d block %d, [%d, %d]) path %s: error %.3g (reference %.3g)", ci, g, dh,
+                 cases[ci].bs, start, end, preft_cpu_path_name(path), e, e_ref);
+    }
+    paged_free(&p);
+    free(q);
+    free(got);
+    free(ref);
+    free(scratch);
+    free(want);
+  }
+}
+
+/* A window of one position is that position's value, exactly (p = 1). */
+static void attention_over_one_position_returns_its_value(void **s) {
+  paged p;
+  paged_init(&p, 40, 16, 2, 64, 1);
+  float q[3 * 64], out[3 * 64], scratch[3];
+  fill(q, sizeof q / sizeof *q, 1.0f);
+  FOR_EACH_PATH(path) {
+    preft_attention(out, q, 3, 64, &p.view, 37, 37, 0.125f, scratch);
+    for (int h = 0; h < 3; h++)
+      assert_memory_equal(out + h * 64, row_at(&p.view, p.view.v, 37), 64 * sizeof(float));
+  }
+  paged_free(&p);
+}
+
+/* ---- the forward pass ----------------------------------------------------------- */
+
+/* Logits of a prefill of two sequences (one past a sliding window) with
+ * `threads` threads. */
+static float *forward_logits(const preft_model *m, int threads, int rows_a, int rows_b) {
+  const preft_model_config *c = &m->cfg;
+  preft_error err;
+  preft_kv_cache kv;
+  int n = rows_a + rows_b;
+  assert_int_equal(preft_kv_init(&kv, c->n_layers, c->n_kv_heads * c->head_dim, 16, 32, 2, 256, &err), 0);
+  assert_int_equal(preft_kv_reserve(&kv, 0, rows_a, &err), 0);
+  assert_int_equal(preft_kv_reserve(&kv, 1, rows_b, &err), 0);
+  int *tok = malloc(sizeof(int) * (size_t)n), *pos = malloc(sizeof(int) * (size_t)n);
+  int *seq = malloc(sizeof(int) * (size_t)n), *want = malloc(sizeof(int) * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    tok[i] = (i * 37 + 11) % c->vocab;
+    seq[i] = i < rows_a ? 0 : 1;
+    pos[i] = i < rows_a ? i : i - rows_a;
+    want[i] = i;
+  }
+  preft_batch b = {.n = n, .token = tok, .pos = pos, .seq = seq, .logit_rows = want, .n_logits = n};
+  float *logits = malloc(sizeof(float) * (size_t)n * (size_t)c->vocab);
+  preft_workspace ws = {0};
+  preft_pool *pool = preft_pool_create(threads);
+  assert_int_equal(preft_model_forward(m, pool, &kv, &b, &ws, logits, &err), 0);
+  preft_pool_free(pool);
+  preft_workspace_free(&ws);
+  preft_kv_free(&kv);
+  free(tok);
+  free(pos);
+  free(seq);
+  free(want);
+  return logits;
+}
+
+static void forward_is_bitwise_the_same_for_any_thread_count(void **s) {
+  preft_model_config c;
+  preft_error err;
+  assert_int_equal(preft_shape_config("tiny", &c, &err), 0);
+  c.dim = 72; /* odd widths so row splits and vector tails meet */
+  c.ffn = 203;
+  c.n_heads = 6;
+  c.n_kv_heads = 2;
+  c.head_dim = 24;
+  c.sliding_window = 37;
+  c.qkv_bias = true;
+  c.o_bias = true;
+  preft_model *m;
+  assert_int_equal(preft_model_init_random(&m, &c, PREFT_F32, 7, &err), 0);
+  FOR_EACH_PATH(path) {
+    float *one = forward_logits(m, 1, 90, 45);
+    for (int t = 2; t <= 3; t++) {
+      float *many = forward_logits(m, t, 90, 45);
+      assert_memory_equal(one, many, sizeof(float) * 135 * (size_t)c.vocab);
+      free(many);
+    }
+    free(one);
+  }
+  preft_model_free(m);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_teardown(expf_fast_within_2_ulp_over_its_range, lift_cap),
+      cmocka_unit_test_teardown(swiglu_fast_matches_double_silu_on_every_path, lift_cap),
+      cmocka_unit_test_teardown(swiglu_fast_is_the_same_wherever_the_array_is_split, lift_cap),
+      cmocka_unit_test_teardown(rmsnorm_fast_matches_reference_on_every_path, lift_cap),
+      cmocka_unit_test_teardown(rope_fast_is_bitwise_the_reference_on_every_path, lift_cap),
+      cmocka_unit_test_teardown(attention_matches_double_reference_on_every_path, lift_cap),
+      cmocka_unit_test_teardown(attention_over_one_position_returns_its_value, lift_cap),
+      cmocka_unit_test_teardown(forward_is_bitwise_the_same_for_any_thread_count, lift_cap),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
