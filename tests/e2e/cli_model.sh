@@ -23,6 +23,25 @@ rel=$(paste <(od -An -v -t f4 -w4 "$tmp/logits.f32") <(od -An -v -t f8 -w8 "$mod
   awk '{d=$1-$2; n+=d*d; s+=$2*$2} END {printf "%.3g", sqrt(n/s)}')
 check "logits match the PyTorch reference (rel L2 $rel < 1e-4)" awk -v r="$rel" 'BEGIN{exit !(r < 1e-4)}'
 
+# bf16 matmul precision: BF16 weights times BF16-rounded activations (FP32
+# sums). Within BF16 rounding of the reference; on a CPU with AVX512_BF16 it
+# really is a different product (else the exact path runs unchanged).
+"$bin" logits -m "$model" --ids "$ids" --matmul-precision bf16 -o "$tmp/logits-bf16.f32" 2>"$tmp/err"
+check "logits --matmul-precision bf16 exits 0" test $? -eq 0
+rel=$(paste <(od -An -v -t f4 -w4 "$tmp/logits-bf16.f32") <(od -An -v -t f8 -w8 "$model/golden_logits.f64") |
+  awk '{d=$1-$2; n+=d*d; s+=$2*$2} END {printf "%.3g", sqrt(n/s)}')
+check "bf16-precision logits near the reference (rel L2 $rel < 2e-2)" awk -v r="$rel" 'BEGIN{exit !(r < 2e-2)}'
+if grep -q avx512_bf16 /proc/cpuinfo && [ "${PREFT_CPU:-avx512}" = avx512 ]; then
+  check "  and not the exact product on this AVX512_BF16 CPU (rel L2 $rel > 1e-6)" awk -v r="$rel" 'BEGIN{exit !(r > 1e-6)}'
+fi
+PREFT_MATMUL_PRECISION=bf16 "$bin" logits -m "$model" --ids "$ids" -o "$tmp/logits-env.f32" 2>/dev/null
+check "PREFT_MATMUL_PRECISION=bf16 is the same as the option" cmp -s "$tmp/logits-env.f32" "$tmp/logits-bf16.f32"
+"$bin" logits -m "$model" --ids "$ids" --matmul-precision fp8 -o "$tmp/x" 2>"$tmp/err"
+check "unknown --matmul-precision exits 2" test $? -eq 2
+check "  naming the option" grep -q -- "--matmul-precision" "$tmp/err"
+PREFT_MATMUL_PRECISION=fp8 "$bin" logits -m "$model" --ids "$ids" -o "$tmp/x" 2>"$tmp/err"
+check "unknown PREFT_MATMUL_PRECISION exits 2" test $? -eq 2
+
 "$bin" logits -m "$model" --ids 1,2,99999 -o "$tmp/x" 2>"$tmp/err"
 check "id outside the vocabulary exits 1" test $? -eq 1
 check "  and says so" grep -q "outside the vocabulary" "$tmp/err"
