@@ -3,6 +3,7 @@
  * reference. The AVX+FMA kernel is in ops_avx.c. */
 #include "tensor/attention.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "tensor/cpu.h"
@@ -22,16 +23,9 @@ static int kv_run(const preft_kv_view *kv, const float *base, int t, int end, co
   return len < end - t + 1 ? len : end - t + 1;
 }
 
-/* y[n] += a·x[n] in fixed chunks of 8 the compiler turns into vector code. */
-static void axpy8(float *y, float a, const float *x, int n) {
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; j++) y[i + j] += a * x[i + j];
-  for (; i < n; i++) y[i] += a * x[i];
-}
-
 /* The portable kernel: the same walk as the AVX one (a run of a block at a
- * time, all G heads per run), scalar code, preft_expf_fast. */
+ * time, all G heads per run) in scalar code. It keeps libm's expf: scalar
+ * preft_expf_fast is slower than glibc's (bench/bench_attention.c). */
 static void attention_portable(float *out, const float *q, int g, int dh, const preft_kv_view *kv, int start,
                                int end, float scale, float *s) {
   int n = end - start + 1;
@@ -51,7 +45,7 @@ static void attention_portable(float *out, const float *q, int g, int dh, const 
     for (int i = 1; i < n; i++) mx = sh[i] > mx ? sh[i] : mx;
     double sum = 0.0;
     for (int i = 0; i < n; i++) {
-      sh[i] = preft_expf_fast(sh[i] - mx);
+      sh[i] = expf(sh[i] - mx);
       sum += sh[i];
     }
     float inv = (float)(1.0 / sum);
@@ -63,7 +57,7 @@ static void attention_portable(float *out, const float *q, int g, int dh, const 
     int len = kv_run(kv, kv->v, t, end, &v);
     for (int h = 0; h < g; h++) {
       const float *p = s + (size_t)h * (size_t)n + (size_t)(t - start);
-      for (int i = 0; i < len; i++) axpy8(out + (size_t)h * (size_t)dh, p[i], v + (size_t)i * ps, dh);
+      for (int i = 0; i < len; i++) preft_axpy(out + (size_t)h * (size_t)dh, p[i], v + (size_t)i * ps, dh);
     }
     t += len;
   }

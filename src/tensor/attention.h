@@ -13,8 +13,8 @@
  *
  * Two passes: scores s[G, n] = q·Kᵀ·scale, a softmax per head, then
  * out = s·V. preft_attention picks the AVX+FMA kernel when preft_cpu_path()
- * allows it and Dh is a multiple of 8, else the portable one; both use a
- * polynomial exp (preft_expf_fast). preft_attention_ref is the plain
+ * allows it and Dh is a multiple of 8 (with a polynomial exp, see
+ * preft_expf_fast), else the portable one. preft_attention_ref is the plain
  * per-head version (libm expf, one dot and one axpy per position) the tests
  * compare both with. None of them allocates or fails.
  */

@@ -53,7 +53,7 @@ void preft_swiglu_fast(float *a, const float *b, int n) {
     return;
   }
 #endif
-  for (int i = 0; i < n; i++) a[i] = a[i] / (1.0f + preft_expf_fast(-a[i])) * b[i];
+  preft_swiglu(a, b, n); /* scalar preft_expf_fast is slower than libm's expf */
 }
 
 void preft_rope_rotate_half_fast(float *x, const float *cos, const float *sin, int head_dim) {

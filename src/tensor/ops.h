@@ -7,8 +7,8 @@
  * The plain functions (preft_rmsnorm, preft_softmax, preft_swiglu, ...) are
  * the references: libm expf, double sums, no SIMD. The *_fast variants are
  * what the inference forward calls: they take the AVX+FMA kernels in
- * ops_avx.c when preft_cpu_path() allows, else plain C, and use the
- * polynomial preft_expf_fast. Each element's result depends only on its
+ * ops_avx.c (with the polynomial exp below) when preft_cpu_path() allows,
+ * else the plain functions. Each element's result depends only on its
  * own inputs (and, for norms, its own row), never on where a caller splits
  * the work, so the forward pass is bitwise the same for any thread count.
  */
@@ -39,10 +39,12 @@ float preft_dot(const float *a, const float *b, int n);
 /* y[n] += a * x[n] */
 void preft_axpy(float *y, float a, const float *x, int n);
 
-/* e^x within 2 ulp of expf for x in [-87.33, 88.37] (Cephes' reduction by
- * n·ln2 in two parts and degree-6 polynomial); 0 below, e^88.37 above.
- * Inline and branch-free so loops over it vectorise; ops_avx.c has the same
- * steps on 8 lanes (with FMA, so the last bit may differ). */
+/* e^x within 2 ulp for x in [-87.33, 88.37] (Cephes' reduction by n·ln2 in
+ * two parts and degree-6 polynomial); 0 below, e^88.37 above. This is the
+ * scalar statement of the AVX kernels' exp (ops_avx.c runs the same steps
+ * on 8 lanes, with FMA, so the last bit may differ); the tests check its
+ * accuracy here. Scalar, it is slower than glibc's expf, so the plain paths
+ * keep expf. */
 #define PREFT_EXPF_LO (-87.33654f)
 #define PREFT_EXPF_HI 88.37626f
 static inline float preft_expf_fast(float x) {
@@ -70,7 +72,7 @@ static inline float preft_expf_fast(float x) {
 /* preft_rmsnorm, vectorised (the sum of squares is still in double). */
 void preft_rmsnorm_fast(float *out, const float *x, const float *weight, int d, float eps);
 
-/* preft_swiglu with preft_expf_fast. */
+/* preft_swiglu, vectorised with the polynomial exp. */
 void preft_swiglu_fast(float *a, const float *b, int n);
 
 /* preft_rope_rotate_half, vectorised; bitwise equal to it (no FMA). */
