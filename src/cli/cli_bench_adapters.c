@@ -45,6 +45,8 @@ static void usage(FILE *out) {
           "  --prompt-len P      (default 128)\n"
           "  --output-len O      (default 32)\n"
           "  --step-tokens N     token rows per engine step (default 512)\n"
+          "  --reps K            run the whole sweep K times, interleaved, and keep each\n"
+          "                      cell's best (other load on the machine only slows a run)\n"
           "  --threads N         (default: all cores)\n" CLI_MATMUL_HELP
           "  --json FILE         records as JSON (atomically)\n"
           "  --plot FILE.svg     throughput against adapter count, one line per method\n",
@@ -170,6 +172,16 @@ static int run_one(const bench_opts *o, const method *me, int n_adapters, record
   return rc;
 }
 
+/* One line of the table; "vs base" against base_tps (0: none yet). */
+static void print_record(const record *r, double base_tps, int rep, int reps) {
+  char vs[16] = "-", run[32] = "";
+  if (base_tps > 0) snprintf(vs, sizeof vs, "%.3fx", r->tps / base_tps);
+  if (reps > 1) snprintf(run, sizeof run, "  run %d/%d", rep + 1, reps);
+  printf("%-9s %9d | %9.2f %12.1f %13.1f %13.1f %9.0f | %8s%s\n", methods[r->method].name, r->n_adapters,
+         r->wall, r->tps, r->prefill_tps, r->decode_tps, r->rss, vs, run);
+  fflush(stdout);
+}
+
 static int parse_methods(const char *s, bool *on) {
   char *copy = preft_xstrdup(s), *save = NULL;
   int n = 0;
@@ -254,7 +266,7 @@ int cli_bench_adapters(int argc, char **argv) {
   const char *shape = NULL, *dir = NULL, *json_path = NULL, *plot_path = NULL, *method_list = NULL;
   preft_dtype dtype = PREFT_BF16, adapter_dtype = (preft_dtype)-1;
   bool on[N_METHODS] = {0};
-  long layers = 0, threads = 0, rank = 16, requests = 64, P = 128, O = 32, step_tokens = 512;
+  long layers = 0, threads = 0, rank = 16, requests = 64, P = 128, O = 32, step_tokens = 512, reps = 1;
   cli_ids count_list = {0};
   const cli_opt opts[] = {
       {"--shape", NULL, CLI_STR, &shape},
@@ -273,6 +285,7 @@ int cli_bench_adapters(int argc, char **argv) {
       {"--prompt-len", NULL, CLI_INT, &P, 1, 1 << 20},
       {"--output-len", NULL, CLI_INT, &O, 1, 1 << 20},
       {"--step-tokens", NULL, CLI_INT, &step_tokens, 1, 1 << 20},
+      {"--reps", NULL, CLI_INT, &reps, 1, 100},
       {NULL},
   };
   int pr = cli_parse("bench adapters", argc, argv, opts, usage);
@@ -331,25 +344,29 @@ int cli_bench_adapters(int argc, char **argv) {
     w.requests = o.requests < 4 ? o.requests : 4;
     rc = run_one(&w, &methods[0], 0, &warm, &err);
   }
+  /* one cell per (method, adapter count); each keeps its best run */
   record *recs = preft_xcalloc((size_t)(N_METHODS * (n_counts + 1)), sizeof *recs);
   int n_recs = 0;
-  double base_tps = 0;
-  for (int k = 0; k < N_METHODS && rc == 0; k++) {
-    if (!on[k]) continue;
-    for (int j = 0; j < (methods[k].adapted ? n_counts : 1) && rc == 0; j++) {
-      record *r = &recs[n_recs];
-      r->method = k;
-      r->n_adapters = methods[k].adapted ? counts[j] : 0;
-      rc = run_one(&o, &methods[k], r->n_adapters, r, &err);
-      if (rc != 0) break;
-      if (k == 0) base_tps = r->tps;
-      char vs[16] = "-";
-      if (base_tps > 0) snprintf(vs, sizeof vs, "%.3fx", r->tps / base_tps);
-      printf("%-9s %9d | %9.2f %12.1f %13.1f %13.1f %9.0f | %8s\n", methods[k].name, r->n_adapters, r->wall,
-             r->tps, r->prefill_tps, r->decode_tps, r->rss, vs);
-      fflush(stdout);
-      n_recs++;
+  for (int rep = 0; rep < reps && rc == 0; rep++) {
+    double base_tps = 0;
+    int cell = 0;
+    for (int k = 0; k < N_METHODS && rc == 0; k++) {
+      if (!on[k]) continue;
+      for (int j = 0; j < (methods[k].adapted ? n_counts : 1) && rc == 0; j++, cell++) {
+        record r = {.method = k, .n_adapters = methods[k].adapted ? counts[j] : 0};
+        rc = run_one(&o, &methods[k], r.n_adapters, &r, &err);
+        if (rc != 0) break;
+        if (k == 0) base_tps = r.tps;
+        if (rep == 0 || r.tps > recs[cell].tps) recs[cell] = r;
+        n_recs = cell + 1 > n_recs ? cell + 1 : n_recs;
+        print_record(&r, base_tps, rep, (int)reps);
+      }
     }
+  }
+  if (rc == 0 && reps > 1) {
+    printf("\nbest of %ld runs:\n", reps);
+    double base_tps = recs[0].method == 0 ? recs[0].tps : 0;
+    for (int i = 0; i < n_recs; i++) print_record(&recs[i], base_tps, 0, 1);
   }
   if (rc == 0) rc = write_outputs(recs, n_recs, &o, label, json_path, plot_path, &err);
   if (rc != 0) fprintf(stderr, "preft bench adapters: %s\n", err.msg);
