@@ -304,7 +304,7 @@ static float *forward_logits(const preft_model *m, int threads, int rows_a, int 
   preft_error err;
   preft_kv_cache kv;
   int n = rows_a + rows_b;
-  assert_int_equal(preft_kv_init(&kv, c->n_layers, c->n_kv_heads * c->head_dim, 16, 32, 2, 256, &err), 0);
+  assert_int_equal(preft_kv_init(&kv, c->n_layers, c->n_kv_heads * c->head_dim, 16, 48, 2, 512, &err), 0);
   assert_int_equal(preft_kv_reserve(&kv, 0, rows_a, &err), 0);
   assert_int_equal(preft_kv_reserve(&kv, 1, rows_b, &err), 0);
   int *tok = malloc(sizeof(int) * (size_t)n), *pos = malloc(sizeof(int) * (size_t)n);
@@ -330,25 +330,30 @@ static float *forward_logits(const preft_model *m, int threads, int rows_a, int 
   return logits;
 }
 
+/* Wide and long enough that the forward splits every row-wise step (norms,
+ * q/k/v, swiglu, embedding) across the pool; odd widths so row splits and
+ * vector tails meet. */
 static void forward_is_bitwise_the_same_for_any_thread_count(void **s) {
   preft_model_config c;
   preft_error err;
   assert_int_equal(preft_shape_config("tiny", &c, &err), 0);
-  c.dim = 72; /* odd widths so row splits and vector tails meet */
-  c.ffn = 203;
-  c.n_heads = 6;
+  c.dim = 260;
+  c.ffn = 683;
+  c.n_heads = 8;
   c.n_kv_heads = 2;
-  c.head_dim = 24;
+  c.head_dim = 32;
   c.sliding_window = 37;
   c.qkv_bias = true;
   c.o_bias = true;
   preft_model *m;
   assert_int_equal(preft_model_init_random(&m, &c, PREFT_F32, 7, &err), 0);
-  FOR_EACH_PATH(path) {
-    float *one = forward_logits(m, 1, 90, 45);
+  int paths[2] = {PREFT_CPU_PORTABLE, (int)preft_cpu_detected()};
+  for (int pi = 0; pi < 2; pi++) {
+    use_path(paths[pi]);
+    float *one = forward_logits(m, 1, 400, 203);
     for (int t = 2; t <= 3; t++) {
-      float *many = forward_logits(m, t, 90, 45);
-      assert_memory_equal(one, many, sizeof(float) * 135 * (size_t)c.vocab);
+      float *many = forward_logits(m, t, 400, 203);
+      assert_memory_equal(one, many, sizeof(float) * 603 * (size_t)c.vocab);
       free(many);
     }
     free(one);
