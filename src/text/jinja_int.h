@@ -1,6 +1,9 @@
-/* jinja_int.h - internals of the Jinja subset: arena, tokens, AST, values.
- * Everything a render allocates lives in one arena freed at the end, and
- * errors unwind with longjmp to preft_jinja_render, so no path leaks. */
+/* jinja_int.h - internals of the Jinja subset: arena, tokens, AST, values,
+ * and the evaluator's pieces, shared by jinja_lexer.c, jinja_parser.c,
+ * jinja_eval.c, jinja_value.c, jinja_string.c, jinja_filters.c and
+ * jinja_methods.c. Everything a render allocates lives in one arena freed at
+ * the end, and errors unwind with longjmp to preft_jinja_render, so no path
+ * leaks. */
 #ifndef PREFT_TEXT_JINJA_INT_H
 #define PREFT_TEXT_JINJA_INT_H
 
@@ -9,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "base/error.h"
 
@@ -125,5 +130,88 @@ typedef struct jv {
     } m; /* V_FUNC (self NULL) and V_METHOD */
   };
 } jv;
+
+/* ---- evaluator state (jinja_eval.c) ---- */
+struct jframe;
+
+typedef struct jeval {
+  jctx *c;
+  struct jframe *frames; /* scopes, innermost last */
+  int nf, capf;
+  jsb out;        /* where output goes; a macro call or block set swaps in its own */
+  bool brk, cont; /* a {% break %} / {% continue %} is unwinding the loop body */
+  int depth;      /* macro call depth */
+} jeval;
+
+/* Evaluated call arguments: positional ones, then keyword (name, value) pairs. */
+typedef struct jargs {
+  jv *pos[8];
+  int npos;
+  const char *kw[8];
+  jv *kwv[8];
+  int nkw;
+} jargs;
+
+/* obj.name: a dict member, a bound str/dict method, list.N; undefined otherwise.
+ * Fails only on an attribute of an undefined value. */
+jv *jinja_getattr(jeval *E, jv *obj, const char *name, size_t nlen, int line);
+
+/* ---- values (jinja_value.c): construction, Python str()/repr(), tojson,
+ * comparison, and the argument coercions filters and methods share ---- */
+extern jv JV_UNDEF, JV_NONE;
+
+jv *jv_new(jeval *E, jvtype t);
+jv *jv_bool(jeval *E, bool b);
+jv *jv_int(jeval *E, int64_t i);
+jv *jv_float(jeval *E, double f);
+jv *jv_str(jeval *E, const char *s, size_t n); /* copies s */
+jv *jv_strz(jeval *E, const char *s);
+jv *jv_str_take(jeval *E, const jsb *b); /* wraps b's bytes, no copy */
+jv *jv_list(jeval *E);
+void jv_list_push(jeval *E, jv *l, jv *x);
+jv *jv_dict_get(const jv *d, const char *k, size_t kn); /* NULL when absent */
+void jv_dict_set(jeval *E, jv *d, const char *k, size_t kn, jv *x);
+jv *jv_from_json(jeval *E, const cJSON *j);
+const char *jv_type_name(const jv *v);
+bool jv_truthy(const jv *v);
+void jv_to_str(jeval *E, jsb *b, const jv *v); /* Python str(v) appended to b */
+jv *jv_as_str(jeval *E, const jv *v);          /* v itself when already a string */
+/* json.dumps(v, ensure_ascii=False, indent=indent) appended to b; fails on macros and functions */
+void jv_to_json(jeval *E, jsb *b, const jv *v, int indent, int level, int line);
+bool jv_is_num(const jv *v); /* int, float or bool */
+double jv_num(const jv *v);
+bool jv_equal(const jv *a, const jv *b);
+/* -1, 0, 1 for two numbers or two strings; fails on anything else */
+int jv_compare(jeval *E, const jv *a, const jv *b, int line);
+
+/* positional argument i, else keyword name, else NULL */
+jv *jarg(const jargs *a, int i, const char *name);
+/* v when it is a string (an int for jv_want_int); fails naming `what` otherwise */
+const jv *jv_want_str(jeval *E, const jv *v, const char *what, int line);
+int64_t jv_want_int(jeval *E, const jv *v, const char *what, int line);
+/* list view of an iterable: lists as is, strings by character, dicts by key */
+jv *jv_iter_list(jeval *E, jv *v, int line);
+
+/* ---- Python str operations on UTF-8 (jinja_string.c) ---- */
+typedef enum { JSTR_LEFT = 1, JSTR_RIGHT = 2, JSTR_BOTH = 3 } jstr_side;
+typedef enum { JSTR_LOWER, JSTR_UPPER, JSTR_TITLE, JSTR_CAPITALIZE } jstr_case_mode;
+
+size_t jstr_cp_count(const char *s, size_t n);            /* code points in s */
+size_t jstr_cp_offset(const char *s, size_t n, size_t i); /* byte offset of code point i, clamped */
+bool jstr_is_space(int32_t cp);                           /* Python str.isspace() of one code point */
+jv *jstr_strip(jeval *E, const jv *s, const jv *chars, jstr_side sides);
+jv *jstr_case(jeval *E, const jv *s, jstr_case_mode mode);
+jv *jstr_replace(jeval *E, const jv *s, const jv *from, const jv *to, int64_t count); /* count < 0: all */
+jv *jstr_split(jeval *E, const jv *s, const jv *sep, int64_t maxsplit); /* sep NULL/none: on whitespace */
+
+/* ---- filters and tests (jinja_filters.c) ---- */
+jv *jinja_filter(jeval *E, const char *name, jv *v, const jargs *a, int line);
+bool jinja_test(jeval *E, const char *name, jv *v, const jargs *a, int line);
+
+/* ---- methods and global functions (jinja_methods.c) ---- */
+bool jinja_has_method(const jv *obj, const char *name, size_t nlen);
+jv *jinja_call_method(jeval *E, jv *m, const jargs *a, int line);
+jv *jinja_builtin(jeval *E, const char *name); /* a V_FUNC for a global function's name, else NULL */
+jv *jinja_call_builtin(jeval *E, const char *name, const jargs *a, int line);
 
 #endif

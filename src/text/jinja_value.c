@@ -1,0 +1,442 @@
+/* jinja_value.c - the values a template computes with: construction,
+ * lists and dicts, conversion from the JSON context, Python str() / repr(),
+ * tojson, truthiness, equality and ordering, and the argument coercions
+ * (jarg, jv_want_str, jv_want_int, jv_iter_list) filters and methods share. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "text/jinja_int.h"
+#include "text/unicode.h"
+
+/* The undefined and none values: one object each, shared by every render. */
+jv JV_UNDEF = {.t = V_UNDEF};
+jv JV_NONE = {.t = V_NONE};
+
+/* ---- construction, lists, dicts ---- */
+
+jv *jv_new(jeval *E, jvtype t) {
+  jv *v = ja_alloc(E->c, sizeof *v);
+  v->t = t;
+  return v;
+}
+jv *jv_bool(jeval *E, bool b) {
+  jv *v = jv_new(E, V_BOOL);
+  v->b = b;
+  return v;
+}
+jv *jv_int(jeval *E, int64_t i) {
+  jv *v = jv_new(E, V_INT);
+  v->i = i;
+  return v;
+}
+jv *jv_float(jeval *E, double f) {
+  jv *v = jv_new(E, V_FLOAT);
+  v->f = f;
+  return v;
+}
+jv *jv_str(jeval *E, const char *s, size_t n) {
+  jv *v = jv_new(E, V_STR);
+  v->s.s = ja_strndup(E->c, s, n);
+  v->s.n = n;
+  return v;
+}
+jv *jv_strz(jeval *E, const char *s) { return jv_str(E, s, strlen(s)); }
+jv *jv_str_take(jeval *E, const jsb *b) {
+  jv *v = jv_new(E, V_STR);
+  v->s.s = b->s;
+  v->s.n = b->n;
+  return v;
+}
+jv *jv_list(jeval *E) { return jv_new(E, V_LIST); }
+
+void jv_list_push(jeval *E, jv *l, jv *x) {
+  if (l->l.n == l->l.cap) {
+    size_t cap = l->l.cap ? l->l.cap * 2 : 8;
+    jv **nv = ja_alloc(E->c, cap * sizeof *nv);
+    if (l->l.n) memcpy(nv, l->l.v, l->l.n * sizeof *nv);
+    l->l.v = nv;
+    l->l.cap = cap;
+  }
+  l->l.v[l->l.n++] = x;
+}
+
+jv *jv_dict_get(const jv *d, const char *k, size_t kn) {
+  for (size_t i = 0; i < d->d.n; i++)
+    if (d->d.kn[i] == kn && !memcmp(d->d.k[i], k, kn)) return d->d.v[i];
+  return NULL;
+}
+
+void jv_dict_set(jeval *E, jv *d, const char *k, size_t kn, jv *x) {
+  for (size_t i = 0; i < d->d.n; i++)
+    if (d->d.kn[i] == kn && !memcmp(d->d.k[i], k, kn)) {
+      d->d.v[i] = x;
+      return;
+    }
+  if (d->d.n == d->d.cap) {
+    size_t cap = d->d.cap ? d->d.cap * 2 : 8;
+    const char **nk = ja_alloc(E->c, cap * sizeof *nk);
+    size_t *nkn = ja_alloc(E->c, cap * sizeof *nkn);
+    jv **nv = ja_alloc(E->c, cap * sizeof *nv);
+    if (d->d.n) {
+      memcpy(nk, d->d.k, d->d.n * sizeof *nk);
+      memcpy(nkn, d->d.kn, d->d.n * sizeof *nkn);
+      memcpy(nv, d->d.v, d->d.n * sizeof *nv);
+    }
+    d->d.k = nk;
+    d->d.kn = nkn;
+    d->d.v = nv;
+    d->d.cap = cap;
+  }
+  d->d.k[d->d.n] = ja_strndup(E->c, k, kn);
+  d->d.kn[d->d.n] = kn;
+  d->d.v[d->d.n++] = x;
+}
+
+jv *jv_from_json(jeval *E, const cJSON *j) {
+  if (!j || cJSON_IsNull(j)) return &JV_NONE;
+  if (cJSON_IsBool(j)) return jv_bool(E, cJSON_IsTrue(j));
+  if (cJSON_IsNumber(j)) {
+    double d = j->valuedouble;
+    if (d == floor(d) && fabs(d) < 9e15) return jv_int(E, (int64_t)d);
+    return jv_float(E, d);
+  }
+  if (cJSON_IsString(j)) return jv_strz(E, j->valuestring);
+  if (cJSON_IsArray(j)) {
+    jv *l = jv_list(E);
+    const cJSON *x;
+    cJSON_ArrayForEach(x, j) jv_list_push(E, l, jv_from_json(E, x));
+    return l;
+  }
+  jv *d = jv_new(E, V_DICT);
+  const cJSON *x;
+  cJSON_ArrayForEach(x, j) jv_dict_set(E, d, x->string, strlen(x->string), jv_from_json(E, x));
+  return d;
+}
+
+const char *jv_type_name(const jv *v) {
+  switch (v->t) {
+    case V_UNDEF:
+      return "undefined";
+    case V_NONE:
+      return "none";
+    case V_BOOL:
+      return "boolean";
+    case V_INT:
+      return "integer";
+    case V_FLOAT:
+      return "float";
+    case V_STR:
+      return "string";
+    case V_LIST:
+      return v->is_tuple ? "tuple" : "list";
+    case V_DICT:
+      return v->is_ns ? "namespace" : "dict";
+    case V_MACRO:
+      return "macro";
+    default:
+      return "function";
+  }
+}
+
+bool jv_truthy(const jv *v) {
+  switch (v->t) {
+    case V_UNDEF:
+    case V_NONE:
+      return false;
+    case V_BOOL:
+      return v->b;
+    case V_INT:
+      return v->i != 0;
+    case V_FLOAT:
+      return v->f != 0;
+    case V_STR:
+      return v->s.n != 0;
+    case V_LIST:
+      return v->l.n != 0;
+    case V_DICT:
+      return v->d.n != 0 || v->is_ns;
+    default:
+      return true;
+  }
+}
+
+/* ---- Python str() and repr(), tojson ---- */
+
+static void fmt_float(double f, char *buf, size_t n) {
+  if (isnan(f)) {
+    snprintf(buf, n, "nan");
+    return;
+  }
+  if (isinf(f)) {
+    snprintf(buf, n, f > 0 ? "inf" : "-inf");
+    return;
+  }
+  for (int p = 1; p <= 17; p++) { /* shortest round-trip, as Python repr */
+    snprintf(buf, n, "%.*g", p, f);
+    if (strtod(buf, NULL) == f) break;
+  }
+  if (!strpbrk(buf, ".en")) strncat(buf, ".0", n - strlen(buf) - 1);
+}
+
+static void jv_repr(jeval *E, jsb *b, const jv *v);
+
+/* Python str() */
+void jv_to_str(jeval *E, jsb *b, const jv *v) {
+  char tmp[64];
+  switch (v->t) {
+    case V_UNDEF:
+      break;
+    case V_NONE:
+      jsb_adds(E->c, b, "None");
+      break;
+    case V_BOOL:
+      jsb_adds(E->c, b, v->b ? "True" : "False");
+      break;
+    case V_INT:
+      snprintf(tmp, sizeof tmp, "%lld", (long long)v->i);
+      jsb_adds(E->c, b, tmp);
+      break;
+    case V_FLOAT:
+      fmt_float(v->f, tmp, sizeof tmp);
+      jsb_adds(E->c, b, tmp);
+      break;
+    case V_STR:
+      jsb_add(E->c, b, v->s.s, v->s.n);
+      break;
+    default:
+      jv_repr(E, b, v);
+      break;
+  }
+}
+
+static void jv_repr(jeval *E, jsb *b, const jv *v) {
+  switch (v->t) {
+    case V_STR: {
+      bool dq = memchr(v->s.s, '\'', v->s.n) && !memchr(v->s.s, '"', v->s.n);
+      char q = dq ? '"' : '\'';
+      jsb_add(E->c, b, &q, 1);
+      for (size_t i = 0; i < v->s.n; i++) {
+        char ch = v->s.s[i];
+        if (ch == '\\')
+          jsb_adds(E->c, b, "\\\\");
+        else if (ch == '\n')
+          jsb_adds(E->c, b, "\\n");
+        else if (ch == '\t')
+          jsb_adds(E->c, b, "\\t");
+        else if (ch == '\r')
+          jsb_adds(E->c, b, "\\r");
+        else if (ch == q) {
+          jsb_adds(E->c, b, "\\");
+          jsb_add(E->c, b, &ch, 1);
+        } else
+          jsb_add(E->c, b, &ch, 1);
+      }
+      jsb_add(E->c, b, &q, 1);
+      break;
+    }
+    case V_LIST:
+      jsb_adds(E->c, b, v->is_tuple ? "(" : "[");
+      for (size_t i = 0; i < v->l.n; i++) {
+        if (i) jsb_adds(E->c, b, ", ");
+        jv_repr(E, b, v->l.v[i]);
+      }
+      jsb_adds(E->c, b, v->is_tuple ? (v->l.n == 1 ? ",)" : ")") : "]");
+      break;
+    case V_DICT:
+      jsb_adds(E->c, b, "{");
+      for (size_t i = 0; i < v->d.n; i++) {
+        if (i) jsb_adds(E->c, b, ", ");
+        jv k = {.t = V_STR, .s = {v->d.k[i], v->d.kn[i]}};
+        jv_repr(E, b, &k);
+        jsb_adds(E->c, b, ": ");
+        jv_repr(E, b, v->d.v[i]);
+      }
+      jsb_adds(E->c, b, "}");
+      break;
+    case V_UNDEF:
+      break;
+    default:
+      jv_to_str(E, b, v);
+      break;
+  }
+}
+
+jv *jv_as_str(jeval *E, const jv *v) {
+  if (v->t == V_STR) return (jv *)v;
+  jsb b = {0};
+  jsb_add(E->c, &b, "", 0);
+  jv_to_str(E, &b, v);
+  return jv_str_take(E, &b);
+}
+
+static void json_str(jeval *E, jsb *b, const char *s, size_t n) {
+  jsb_adds(E->c, b, "\"");
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    char tmp[8];
+    switch (ch) {
+      case '"':
+        jsb_adds(E->c, b, "\\\"");
+        break;
+      case '\\':
+        jsb_adds(E->c, b, "\\\\");
+        break;
+      case '\n':
+        jsb_adds(E->c, b, "\\n");
+        break;
+      case '\r':
+        jsb_adds(E->c, b, "\\r");
+        break;
+      case '\t':
+        jsb_adds(E->c, b, "\\t");
+        break;
+      case '\b':
+        jsb_adds(E->c, b, "\\b");
+        break;
+      case '\f':
+        jsb_adds(E->c, b, "\\f");
+        break;
+      default:
+        if (ch < 0x20) {
+          snprintf(tmp, sizeof tmp, "\\u%04x", ch);
+          jsb_adds(E->c, b, tmp);
+        } else {
+          jsb_add(E->c, b, (const char *)&s[i], 1);
+        }
+    }
+  }
+  jsb_adds(E->c, b, "\"");
+}
+
+static void newline_indent(jeval *E, jsb *b, int indent, int level) {
+  jsb_adds(E->c, b, "\n");
+  for (int i = 0; i < indent * level; i++) jsb_adds(E->c, b, " ");
+}
+
+/* json.dumps(v, ensure_ascii=False, indent=indent) as transformers' tojson */
+void jv_to_json(jeval *E, jsb *b, const jv *v, int indent, int level, int line) {
+  switch (v->t) {
+    case V_UNDEF:
+    case V_NONE:
+      jsb_adds(E->c, b, "null");
+      break;
+    case V_BOOL:
+      jsb_adds(E->c, b, v->b ? "true" : "false");
+      break;
+    case V_INT:
+    case V_FLOAT:
+      jv_to_str(E, b, v);
+      break; /* JSON numbers print as Python's str() */
+    case V_STR:
+      json_str(E, b, v->s.s, v->s.n);
+      break;
+    case V_LIST:
+      jsb_adds(E->c, b, "[");
+      for (size_t i = 0; i < v->l.n; i++) {
+        if (i) jsb_adds(E->c, b, indent > 0 ? "," : ", ");
+        if (indent > 0) newline_indent(E, b, indent, level + 1);
+        jv_to_json(E, b, v->l.v[i], indent, level + 1, line);
+      }
+      if (indent > 0 && v->l.n) newline_indent(E, b, indent, level);
+      jsb_adds(E->c, b, "]");
+      break;
+    case V_DICT:
+      jsb_adds(E->c, b, "{");
+      for (size_t i = 0; i < v->d.n; i++) {
+        if (i) jsb_adds(E->c, b, indent > 0 ? "," : ", ");
+        if (indent > 0) newline_indent(E, b, indent, level + 1);
+        json_str(E, b, v->d.k[i], v->d.kn[i]);
+        jsb_adds(E->c, b, ": ");
+        jv_to_json(E, b, v->d.v[i], indent, level + 1, line);
+      }
+      if (indent > 0 && v->d.n) newline_indent(E, b, indent, level);
+      jsb_adds(E->c, b, "}");
+      break;
+    default:
+      jfail(E->c, line, "tojson: cannot serialize a %s", jv_type_name(v));
+  }
+}
+
+/* ---- equality and ordering, as Python ---- */
+
+bool jv_is_num(const jv *v) { return v->t == V_INT || v->t == V_FLOAT || v->t == V_BOOL; }
+double jv_num(const jv *v) { return v->t == V_INT ? (double)v->i : v->t == V_FLOAT ? v->f : v->b; }
+
+bool jv_equal(const jv *a, const jv *b) {
+  if (jv_is_num(a) && jv_is_num(b)) return jv_num(a) == jv_num(b);
+  if (a->t != b->t)
+    return (a->t == V_UNDEF || a->t == V_NONE) && (b->t == V_UNDEF || b->t == V_NONE) && a->t == b->t;
+  switch (a->t) {
+    case V_UNDEF:
+    case V_NONE:
+      return true;
+    case V_STR:
+      return a->s.n == b->s.n && !memcmp(a->s.s, b->s.s, a->s.n);
+    case V_LIST:
+      if (a->l.n != b->l.n) return false;
+      for (size_t i = 0; i < a->l.n; i++)
+        if (!jv_equal(a->l.v[i], b->l.v[i])) return false;
+      return true;
+    case V_DICT:
+      if (a->d.n != b->d.n) return false;
+      for (size_t i = 0; i < a->d.n; i++) {
+        jv *o = jv_dict_get(b, a->d.k[i], a->d.kn[i]);
+        if (!o || !jv_equal(a->d.v[i], o)) return false;
+      }
+      return true;
+    default:
+      return a == b;
+  }
+}
+
+int jv_compare(jeval *E, const jv *a, const jv *b, int line) {
+  if (jv_is_num(a) && jv_is_num(b)) return jv_num(a) < jv_num(b) ? -1 : jv_num(a) > jv_num(b);
+  if (a->t == V_STR && b->t == V_STR) {
+    size_t n = a->s.n < b->s.n ? a->s.n : b->s.n;
+    int r = memcmp(a->s.s, b->s.s, n);
+    return r ? (r < 0 ? -1 : 1) : (a->s.n < b->s.n ? -1 : a->s.n > b->s.n);
+  }
+  jfail(E->c, line, "cannot compare %s with %s", jv_type_name(a), jv_type_name(b));
+}
+
+/* ---- call arguments and coercions ---- */
+
+jv *jarg(const jargs *a, int i, const char *name) {
+  if (i >= 0 && i < a->npos) return a->pos[i];
+  for (int k = 0; k < a->nkw; k++)
+    if (name && !strcmp(a->kw[k], name)) return a->kwv[k];
+  return NULL;
+}
+
+const jv *jv_want_str(jeval *E, const jv *v, const char *what, int line) {
+  if (!v || v->t != V_STR)
+    jfail(E->c, line, "%s expects a string, got %s", what, v ? jv_type_name(v) : "nothing");
+  return v;
+}
+
+int64_t jv_want_int(jeval *E, const jv *v, const char *what, int line) {
+  if (!v || !(v->t == V_INT || v->t == V_BOOL || (v->t == V_FLOAT && v->f == floor(v->f))))
+    jfail(E->c, line, "%s expects an integer, got %s", what, v ? jv_type_name(v) : "nothing");
+  return v->t == V_INT ? v->i : (int64_t)jv_num(v);
+}
+
+jv *jv_iter_list(jeval *E, jv *v, int line) {
+  if (v->t == V_LIST) return v;
+  jv *l = jv_list(E);
+  if (v->t == V_UNDEF || v->t == V_NONE) return l;
+  if (v->t == V_STR) {
+    for (size_t i = 0; i < v->s.n;) {
+      size_t k = (size_t)preft_utf8_seqlen((uint8_t)v->s.s[i]);
+      if (i + k > v->s.n) k = v->s.n - i;
+      jv_list_push(E, l, jv_str(E, v->s.s + i, k));
+      i += k;
+    }
+    return l;
+  }
+  if (v->t == V_DICT) {
+    for (size_t i = 0; i < v->d.n; i++) jv_list_push(E, l, jv_str(E, v->d.k[i], v->d.kn[i]));
+    return l;
+  }
+  jfail(E->c, line, "cannot iterate over a %s", jv_type_name(v));
+}
