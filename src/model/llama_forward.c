@@ -240,9 +240,11 @@ static void layer_forward(const preft_model *m, int l, preft_pool *pool, preft_k
   rj.norm_w = w->attn_norm;
   run_rows(pool, &rj, (size_t)D);
   preft_adapter_plan *plan = &ws->plan;
-  preft_gemm(pool, ws->q, qd, ws->xb, D, w->wq.data, w->wq.dtype, n, D, qd, 0);
-  preft_gemm(pool, ws->k, kvd, ws->xb, D, w->wk.data, w->wk.dtype, n, D, kvd, 0);
-  preft_gemm(pool, ws->v, kvd, ws->xb, D, w->wv.data, w->wv.dtype, n, D, kvd, 0);
+  /* q, k, v from the same normed rows: one pool job */
+  const preft_gemm_out qkv[3] = {{ws->q, qd, w->wq.data, w->wq.dtype, qd},
+                                 {ws->k, kvd, w->wk.data, w->wk.dtype, kvd},
+                                 {ws->v, kvd, w->wv.data, w->wv.dtype, kvd}};
+  preft_gemm_multi(pool, ws->xb, D, n, D, qkv, 3, 0);
   preft_lora_apply(pool, plan, l, PREFT_MOD_Q, ws->xb, D, D, ws->q, qd, qd);
   preft_lora_apply(pool, plan, l, PREFT_MOD_K, ws->xb, D, D, ws->k, kvd, kvd);
   preft_lora_apply(pool, plan, l, PREFT_MOD_V, ws->xb, D, D, ws->v, kvd, kvd);
@@ -258,8 +260,9 @@ static void layer_forward(const preft_model *m, int l, preft_pool *pool, preft_k
   rj.norm_w = w->ffn_norm;
   rj.bias = w->bo;
   run_rows(pool, &rj, (size_t)D);
-  preft_gemm(pool, ws->h1, F, ws->xb, D, w->w_gate.data, w->w_gate.dtype, n, D, F, 0);
-  preft_gemm(pool, ws->h3, F, ws->xb, D, w->w_up.data, w->w_up.dtype, n, D, F, 0);
+  const preft_gemm_out gate_up[2] = {{ws->h1, F, w->w_gate.data, w->w_gate.dtype, F},
+                                     {ws->h3, F, w->w_up.data, w->w_up.dtype, F}};
+  preft_gemm_multi(pool, ws->xb, D, n, D, gate_up, 2, 0);
   preft_lora_apply(pool, plan, l, PREFT_MOD_GATE, ws->xb, D, D, ws->h1, F, F);
   preft_lora_apply(pool, plan, l, PREFT_MOD_UP, ws->xb, D, D, ws->h3, F, F);
   rj.fn = swiglu_rows;
