@@ -97,7 +97,7 @@ typedef struct preft_workspace {
   int cap_rows, cap_ctx, cap_threads;
   float *x, *xb, *q, *k, *v, *att, *h1, *h3; /* row buffers, N rows each */
   float *rope_cos, *rope_sin;                /* [N, Dh/2] */
-  float *scores;                             /* [threads, ctx] */
+  float *scores;                             /* [threads, G*ctx]: G query heads per KV head */
   float *out_rows;                           /* [n_logits, D] */
   preft_adapter_plan plan;                   /* this batch's adapter groups */
 } preft_workspace;
