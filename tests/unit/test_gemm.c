@@ -23,30 +23,6 @@
 
 #define SENTINEL 12345.0f /* written into stride padding; must survive */
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-static float frand(void) { /* uniform in [-1, 1) */
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return (float)((rng_state >> 40) * 0x1p-24 * 2.0 - 1.0);
-}
-
-/* Weights as stored: w[M,K] of type dt, values frand() rounded to dt. */
-static void *make_weights(preft_dtype dt, int m, int k) {
-  size_t count = (size_t)m * (size_t)k;
-  void *w = malloc(count * preft_dtype_size(dt));
-  for (size_t i = 0; i < count; i++) {
-    float v = frand();
-    if (dt == PREFT_F16)
-      ((uint16_t *)w)[i] = preft_f32_to_f16(v);
-    else if (dt == PREFT_BF16)
-      ((uint16_t *)w)[i] = preft_f32_to_bf16(v);
-    else
-      ((float *)w)[i] = v;
-  }
-  return w;
-}
-
 typedef struct {
   preft_pool *pool1, *pool3;
 } fixture;
@@ -80,9 +56,9 @@ static void check_problem(const fixture *f, preft_dtype dt, int n, int k, int m,
   float *yref = malloc(ylen * sizeof *yref);
   double *want = malloc((size_t)n * (size_t)m * sizeof *want),
          *scale = malloc((size_t)n * (size_t)m * sizeof *scale);
-  for (size_t i = 0; i < xlen; i++) x[i] = frand();
-  for (size_t i = 0; i < ylen; i++) y0[i] = (int)(i % (size_t)ys) >= m ? SENTINEL : frand();
-  void *w = make_weights(dt, m, k);
+  for (size_t i = 0; i < xlen; i++) x[i] = test_frand();
+  for (size_t i = 0; i < ylen; i++) y0[i] = (int)(i % (size_t)ys) >= m ? SENTINEL : test_frand();
+  void *w = test_random_weights(dt, (size_t)(m) * (size_t)(k));
 
   /* x rounded to BF16 (nearest even), as the bf16 precision rounds it */
   float *xr = malloc(xlen * sizeof *xr);
@@ -280,15 +256,15 @@ static void gemm_multi_matches_reference_for_each_output(void **state) {
   const int n = 19, k = 75, ms[4] = {40, 0, 9, 130};
   const preft_dtype dts[4] = {PREFT_F32, PREFT_F16, PREFT_BF16, PREFT_F16};
   float *x = malloc(sizeof(float) * n * k);
-  for (int i = 0; i < n * k; i++) x[i] = frand();
+  for (int i = 0; i < n * k; i++) x[i] = test_frand();
   void *w[4];
   float *y[4], *y0[4], *yref[4];
   for (int o = 0; o < 4; o++) {
-    w[o] = make_weights(dts[o], ms[o] > 0 ? ms[o] : 1, k);
+    w[o] = test_random_weights(dts[o], (size_t)(ms[o] > 0 ? ms[o] : 1) * (size_t)(k));
     size_t len = (size_t)n * (size_t)(ms[o] > 0 ? ms[o] : 1);
     y[o] = malloc(len * sizeof(float)), y0[o] = malloc(len * sizeof(float)),
     yref[o] = malloc(len * sizeof(float));
-    for (size_t i = 0; i < len; i++) y0[o][i] = frand();
+    for (size_t i = 0; i < len; i++) y0[o][i] = test_frand();
   }
   preft_pool *pools[2] = {f->pool1, f->pool3};
   for (int run = 0; run < 2 * 2 * ((int)preft_cpu_detected() + 1); run++) {

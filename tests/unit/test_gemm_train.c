@@ -15,16 +15,9 @@
 #include "tensor/gemm_train.h"
 #include "testutil.h"
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static float frand(void) {
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return (float)((rng_state >> 40) * 0x1p-24 * 2.0 - 1.0);
-}
 static float *rand_buf(size_t n) {
   float *p = malloc(sizeof(float) * n);
-  for (size_t i = 0; i < n; i++) p[i] = frand();
+  for (size_t i = 0; i < n; i++) p[i] = test_frand();
   return p;
 }
 

@@ -20,31 +20,12 @@
 #include "model/lora_kernels.h"
 #include "tensor/cpu.h"
 #include "tensor/dtype.h"
-
-static uint64_t rng_state = 42;
-static float frand(void) {
-  rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-  return (float)((rng_state >> 40) * 0x1p-24) * 2.0f - 1.0f;
-}
+#include "testutil.h"
 
 static double elem(const void *w, preft_dtype dt, size_t i) {
   if (dt == PREFT_F32) return ((const float *)w)[i];
   uint16_t h = ((const uint16_t *)w)[i];
   return dt == PREFT_F16 ? preft_f16_to_f32(h) : preft_bf16_to_f32(h);
-}
-
-static void *random_weights(size_t n, preft_dtype dt) {
-  void *w = malloc(n * preft_dtype_size(dt));
-  for (size_t i = 0; i < n; i++) {
-    float v = frand();
-    if (dt == PREFT_F32)
-      ((float *)w)[i] = v;
-    else if (dt == PREFT_F16)
-      ((uint16_t *)w)[i] = preft_f32_to_f16(v);
-    else
-      ((uint16_t *)w)[i] = preft_f32_to_bf16(v);
-  }
-  return w;
 }
 
 static void expect_near(double got, double want, double mag, int terms, const char *what, int a, int b) {
@@ -58,21 +39,21 @@ static void expect_near(double got, double want, double mag, int terms, const ch
 /* One expand case: y (rows scattered through a wider buffer when
  * `scatter`) += t · Bt, Bt = transpose(B), checked against Σ_r t·B in double. */
 static void check_expand(preft_dtype dt, int n, int rank, int out, bool scatter) {
-  void *b = random_weights((size_t)out * rank, dt);
+  void *b = test_random_weights(dt, (size_t)out * rank);
   void *bt = malloc((size_t)out * rank * preft_dtype_size(dt));
   preft_lora_transpose_b(bt, b, dt, out, rank);
   for (int o = 0; o < out; o++)
     for (int r = 0; r < rank; r++)
       assert_true(elem(bt, dt, (size_t)r * out + o) == elem(b, dt, (size_t)o * rank + r));
   float *t = malloc(sizeof(float) * (size_t)n * rank);
-  for (int i = 0; i < n * rank; i++) t[i] = frand();
+  for (int i = 0; i < n * rank; i++) t[i] = test_frand();
   /* scatter: batch of 2n+1 rows, the group's rows are every other one,
    * backwards; rows 7 floats wider than out */
   int nb = scatter ? 2 * n + 1 : n, ys = scatter ? out + 7 : out;
   int *rows = scatter ? malloc(sizeof(int) * (size_t)n) : NULL;
   for (int i = 0; scatter && i < n; i++) rows[i] = 2 * (n - 1 - i) + 1;
   float *y = malloc(sizeof(float) * (size_t)nb * ys), *y0 = malloc(sizeof(float) * (size_t)nb * ys);
-  for (int i = 0; i < nb * ys; i++) y0[i] = y[i] = frand();
+  for (int i = 0; i < nb * ys; i++) y0[i] = y[i] = test_frand();
   preft_lora_expand(y, (size_t)ys, rows, t, bt, dt, n, rank, out);
   bool *touched = calloc((size_t)nb, sizeof(bool));
   for (int i = 0; i < n; i++) {
@@ -150,8 +131,8 @@ static void grouped_delta_matches_reference(preft_dtype dt, int rank) {
     int xs = in + 3, ys = out + 5;
     float *x = malloc(sizeof(float) * N * (size_t)xs), *y = malloc(sizeof(float) * N * (size_t)ys);
     float *y0 = malloc(sizeof(float) * N * (size_t)ys);
-    for (int i = 0; i < N * xs; i++) x[i] = frand();
-    for (int i = 0; i < N * ys; i++) y0[i] = y[i] = frand();
+    for (int i = 0; i < N * xs; i++) x[i] = test_frand();
+    for (int i = 0; i < N * ys; i++) y0[i] = y[i] = test_frand();
     preft_lora_apply(pool, &plan, 1, (preft_module)m, x, xs, in, y, ys, out);
     for (int i = 0; i < N; i++) {
       const preft_lora_module *lm = row_ad[i] && flag[i] ? &row_ad[i]->lora[PREFT_N_MODULES + m] : NULL;

@@ -22,16 +22,8 @@
 #include "tensor/ops.h"
 #include "testutil.h"
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-static float frand(void) { /* uniform in [-1, 1) */
-  rng_state ^= rng_state << 13;
-  rng_state ^= rng_state >> 7;
-  rng_state ^= rng_state << 17;
-  return (float)((rng_state >> 40) * 0x1p-24 * 2.0 - 1.0);
-}
-
 static void fill(float *x, size_t n, float amp) {
-  for (size_t i = 0; i < n; i++) x[i] = amp * frand();
+  for (size_t i = 0; i < n; i++) x[i] = amp * test_frand();
 }
 
 /* Runs the body once per path the CPU has, with preft_cpu_path() == path;

@@ -70,3 +70,26 @@ int test_run_preft(const char *args, char **output) {
   if (output) *output = buf; else free(buf);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+static uint64_t frand_state = 0x9e3779b97f4a7c15ull;
+
+float test_frand(void) {
+  frand_state ^= frand_state << 13;
+  frand_state ^= frand_state >> 7;
+  frand_state ^= frand_state << 17;
+  return (float)((frand_state >> 40) * 0x1p-24 * 2.0 - 1.0);
+}
+
+void *test_random_weights(preft_dtype dt, size_t count) {
+  void *w = malloc(count * preft_dtype_size(dt) + 1);
+  for (size_t i = 0; i < count; i++) {
+    float v = test_frand();
+    if (dt == PREFT_F16)
+      ((uint16_t *)w)[i] = preft_f32_to_f16(v);
+    else if (dt == PREFT_BF16)
+      ((uint16_t *)w)[i] = preft_f32_to_bf16(v);
+    else
+      ((float *)w)[i] = v;
+  }
+  return w;
+}

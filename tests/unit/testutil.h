@@ -4,6 +4,9 @@
 #define PREFT_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "tensor/dtype.h"
 
 /* $PREFT_TEST_DATA/<rel> as a heap string (the tests/data folder). */
 char *test_data_path(const char *rel);
@@ -16,5 +19,11 @@ void *test_read_all(const char *path, size_t *size);
 /* Runs `$PREFT_BIN args` with the shell; returns the exit status and captures
  * stderr+stdout into *output (heap, may be NULL). */
 int test_run_preft(const char *args, char **output);
+
+/* Uniform in [-1, 1): a xorshift64 stream shared by the test program
+ * (deterministic for a given order of calls). */
+float test_frand(void);
+/* count values test_frand() rounded to dt, as stored (heap). */
+void *test_random_weights(preft_dtype dt, size_t count);
 
 #endif
