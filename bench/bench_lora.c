@@ -2,7 +2,7 @@
  * expand (lora_kernels.h) against the preft_gemm call it replaced, and the
  * whole delta, old and new, as a share of the module's base GEMM.
  *
- * Usage: bench_lora [rank] [reps]
+ * Usage: bench_lora [rank] [reps] [exact|bf16]   (matmul precision, gemm.h)
  * Per module shape of qwen2.5-0.5b and rows n: microseconds of
  *   base      y += x·Wᵀ (W [out, in] BF16),
  *   shrink    t = x·Aᵀ, t *= s with preft_gemm (both versions of lora.c),
@@ -46,6 +46,14 @@ typedef struct {
 
 int main(int argc, char **argv) {
   int rank = argc > 1 ? atoi(argv[1]) : 16, reps = argc > 2 ? atoi(argv[2]) : 20;
+  if (argc > 3) {
+    int p = preft_matmul_precision_parse(argv[3]);
+    if (p < 0) {
+      fprintf(stderr, "bench_lora: precision %s is neither exact nor bf16\n", argv[3]);
+      return 2;
+    }
+    preft_matmul_set_precision((preft_matmul_precision)p);
+  }
   const shape shapes[] = {{"q/o", 896, 896}, {"k/v", 896, 128}, {"gate/up", 896, 4864}, {"down", 4864, 896}};
   const int ns[] = {1, 4, 16, 64, 128};
   const preft_dtype dts[] = {PREFT_BF16, PREFT_F16, PREFT_F32};
