@@ -57,7 +57,8 @@ void preft_lora_apply(preft_pool *pool, preft_adapter_plan *p, int layer, preft_
                       int x_stride, int in, float *y, int y_stride, int out);
 
 /* The residual-stream edits after decoder layer `layer`, on x [N, D]:
- * LoReFT h += Rᵀ(W h + b − R h); DiReFT h += W2ᵀ(W1 h + b). */
-void preft_reft_apply(const preft_adapter_plan *p, int layer, float *x, int d);
+ * LoReFT h += Rᵀ(W h + b − R h); DiReFT h += W2ᵀ(W1 h + b). Runs of
+ * consecutive rows of one adapter are batched and spread over the pool. */
+void preft_reft_apply(preft_pool *pool, const preft_adapter_plan *p, int layer, float *x, int d);
 
 #endif

@@ -271,7 +271,7 @@ static void layer_forward(const preft_model *m, int l, preft_pool *pool, preft_k
   preft_lora_apply(pool, plan, l, PREFT_MOD_DOWN, ws->h1, F, F, ws->x, D, D);
 
   /* ReFT edits the layer's output (the residual stream before layer l+1) */
-  preft_reft_apply(plan, l, ws->x, D);
+  preft_reft_apply(pool, plan, l, ws->x, D);
 }
 
 int preft_model_forward(const preft_model *m, preft_pool *pool, preft_kv_cache *kv, const preft_batch *b,
