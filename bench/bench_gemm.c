@@ -8,8 +8,8 @@
  * for each weight type and shape (M, K) the GFLOP/s and the GB/s of weight
  * bytes at N = 1, 8, 16, 32, 64, 256 rows of x, each as a fraction of its
  * roofline: decode (N <= 8) against memory bandwidth, larger N against the
- * FMA peak (the FP32 FMA peak also for bf16 precision, whose vdpbf16ps can
- * exceed it: up to 200%).
+ * compute ceiling of the weight type at the current precision (the FP32 FMA
+ * peak, or the vdpbf16ps peak for BF16 weights at bf16 precision).
  *
  * The weights cycle through enough copies (>= 256 MiB in all, one arena)
  * that every call reads them from memory, not from the last-level cache, as
@@ -113,7 +113,7 @@ int main(int argc, char **argv) {
         double gflops = 2.0 * n * (double)k * m / best * 1e-9, gbs = (double)wbytes / best * 1e-9;
         int decode = n <= 8;
         double roof = decode ? preft_roofline_read_buffer_gbs(pool, arena, (size_t)copies * stride, 0.2)
-                             : preft_roofline_fma_gflops(pool, 0.1);
+                             : preft_roofline_matmul_gflops(pool, (preft_dtype)dt, 0.1);
         printf("%-5s %6d %6d %4d %10.1f %9.1f %9.1f %5.1f %-4s %6.0f%%\n", preft_dtype_name((preft_dtype)dt),
                m, k, n, best * 1e6, gflops, gbs, roof, decode ? "GB/s" : "GF/s",
                100 * (decode ? gbs : gflops) / roof);
