@@ -66,26 +66,11 @@ static void expand_portable(float *y, size_t y_stride, const int *rows, const fl
 /* ---- AVX + FMA + F16C --------------------------------------------------- */
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
+#include "tensor/load8_avx.h"
 #define HAVE_AVX_PATH 1
 
 #define AVX_FN static __attribute__((target("avx,fma,f16c")))
 #define AVX_INLINE static inline __attribute__((always_inline, target("avx,fma,f16c")))
-
-/* 8 BF16 values as FP32: AVX1 has no 256-bit integer ops, so widen each
- * half with 128-bit ones and join them. */
-AVX_INLINE __m256 bf16x8(const uint16_t *p) {
-  __m128i lo = _mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)p)), 16);
-  __m128i hi = _mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)(p + 4))), 16);
-  return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_castsi128_ps(lo)), _mm_castsi128_ps(hi), 1);
-}
-
-/* w[i .. i+8) as FP32; dt is a constant at every call site. */
-AVX_INLINE __m256 load8(const void *w, preft_dtype dt, size_t i) {
-  if (dt == PREFT_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
-  if (dt == PREFT_BF16) return bf16x8((const uint16_t *)w + i);
-  return _mm256_loadu_ps((const float *)w + i);
-}
 
 /* y[rows i0 .. i0+NT, o0 .. o0+8·NV) += t[.., r0 .. r0+rb) · buf[rb][8·NV];
  * NT <= 4 and NV <= 2 are constants. */
@@ -121,7 +106,7 @@ AVX_INLINE void expand_chunk(float *y, size_t y_stride, const int *rows, const f
     for (int r = 0; r < rb; r++)
       for (int v = 0; v < NV; v++)
         _mm256_store_ps(buf + (size_t)r * 8 * NV + 8 * v,
-                        load8(bt, dt, (size_t)(r0 + r) * (size_t)out + (size_t)(o0 + 8 * v)));
+                        preft_load8_avx(bt, dt, (size_t)(r0 + r) * (size_t)out + (size_t)(o0 + 8 * v)));
     int i = 0;
     for (; i + 4 <= n; i += 4) {
       float *yr[4];

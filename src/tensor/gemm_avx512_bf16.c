@@ -149,9 +149,6 @@ static BF_FN void dot_dispatch(int r, int nt, float *y, size_t ys, const uint16_
   }
 }
 
-/* Rows of x in pass pi of `passes`: n split evenly into passes of <= 6. */
-static int pass_rows(int n, int passes, int pi) { return n * (pi + 1) / passes - n * pi / passes; }
-
 /* As the FP32 rows kernel (gemm_avx_body.h): weight rows in groups of 12,
  * the first pass over a group reads it from memory and later passes from
  * cache, and the next group is prefetched into L2 at an even rate. */
@@ -168,7 +165,7 @@ static BF_FN void bf_rows(float *y, size_t ys, const void *xv, size_t xs, const 
     if (pf_adv > 256) pf_adv = 256; /* a step reads 4 lines, at most 4 ahead */
     uintptr_t pf = (uintptr_t)w + (uintptr_t)g1 * (uintptr_t)k * 2;
     for (int pi = 0, i0 = 0; pi < passes; pi++) {
-      int nt = pass_rows(n, passes, pi);
+      int nt = preft_gemm_pass_rows(n, passes, pi);
       const uint16_t *xi = x + (size_t)i0 * xs;
       float *yi = y + (size_t)i0 * ys;
       int j = g0;

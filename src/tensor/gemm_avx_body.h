@@ -6,10 +6,8 @@
  *
  * Compiled without -march flags: every function carries the target
  * attribute and is only reached when preft_cpu_path() reports the path.
- * AVX1 has no 256-bit integer instructions, so there BF16 -> FP32 widening
- * zero-extends and shifts with 128-bit integer ops and joins the two halves
- * into one __m256 (five instructions per 8 weights); AVX2 does it in two.
- * F16 -> FP32 is one vcvtph2ps (F16C) on both.
+ * Weights widen to FP32 as they load (load8_avx.h): BF16 takes five
+ * instructions per 8 weights on AVX1 and two on AVX2; F16 one on both.
  *
  * Register budget (16 ymm): the prefill tile keeps 6 rows × 16 columns of y
  * in 12 accumulators, plus 2 panel vectors and 1 broadcast; the decode dot
@@ -18,6 +16,7 @@
 #include <immintrin.h>
 
 #include "tensor/gemm_kern.h"
+#include "tensor/load8_avx.h"
 
 #ifndef PF_HINT
 #define PF_HINT _MM_HINT_T1 /* into L2: one group ahead can be more than L1 holds */
@@ -27,25 +26,12 @@
 
 /* ---- loading 8 weights as FP32 ------------------------------------------ */
 
-AVX_INLINE __m256 bf16x8_to_ps(const uint16_t *p) {
-#ifdef KERN_AVX2
-  return _mm256_castsi256_ps(
-      _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
-#else
-  /* Zero-extend 4 BF16 values to 32 bits (SSE4.1 pmovzxwd) and shift them
-   * into the high half, where an FP32's top 16 bits live. Needs no zero
-   * register, which the 12 accumulators of the decode kernel leave none of. */
-  __m128i lo = _mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)p)), 16);
-  __m128i hi = _mm_slli_epi32(_mm_cvtepu16_epi32(_mm_loadl_epi64((const __m128i *)(p + 4))), 16);
-  return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_castsi128_ps(lo)), _mm_castsi128_ps(hi), 1);
-#endif
-}
-
 /* w[i .. i+8) as FP32; dt is a compile-time constant at every call site. */
 AVX_INLINE __m256 load8(const void *w, preft_dtype dt, size_t i) {
-  if (dt == PREFT_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
-  if (dt == PREFT_BF16) return bf16x8_to_ps((const uint16_t *)w + i);
-  return _mm256_loadu_ps((const float *)w + i);
+#ifdef KERN_AVX2
+  if (dt == PREFT_BF16) return preft_bf16x8_avx2((const uint16_t *)w + i);
+#endif
+  return preft_load8_avx(w, dt, i);
 }
 
 /* Prefetches never fault, so addresses past the matrix's end are harmless;
@@ -296,9 +282,6 @@ static AVX_FN void dot_dispatch(int R, int NT, preft_dtype dt, float *y, size_t 
 
 #define ROW_GROUP 12 /* weight rows per group: a multiple of R = 4 and R = 3 */
 
-/* Rows of x in pass pi of `passes`: n split into passes of at most 4, evenly. */
-static int pass_rows(int n, int passes, int pi) { return n * (pi + 1) / passes - n * pi / passes; }
-
 /* Weight rows go in groups of ROW_GROUP; the rows of x in passes of at most
  * 4. The first pass over a group reads it from memory, later passes from
  * cache. Hardware prefetchers lose track of R short interleaved row
@@ -314,7 +297,7 @@ static AVX_FN void avx_rows(float *y, size_t ys, const void *xv, size_t xs, cons
     int g1 = g0 + ROW_GROUP < j1 ? g0 + ROW_GROUP : j1;
     int calls = 0; /* dot_block calls over this group, `steps` steps each */
     for (int pi = 0; pi < passes; pi++) {
-      int r = pass_rows(n, passes, pi) >= 3 ? 3 : 4;
+      int r = preft_gemm_pass_rows(n, passes, pi) >= 3 ? 3 : 4;
       calls += (g1 - g0) / r + (g1 - g0) % r;
     }
     size_t region = (size_t)ROW_GROUP * (size_t)k * esize, total = (size_t)calls * (size_t)steps;
@@ -322,7 +305,7 @@ static AVX_FN void avx_rows(float *y, size_t ys, const void *xv, size_t xs, cons
     if (pf_adv > 128) pf_adv = 128; /* two lines a step at most */
     uintptr_t pf = (uintptr_t)w + (uintptr_t)g1 * (uintptr_t)k * esize;
     for (int pi = 0, i0 = 0; pi < passes; pi++) {
-      int nt = pass_rows(n, passes, pi), r = nt >= 3 ? 3 : 4;
+      int nt = preft_gemm_pass_rows(n, passes, pi), r = nt >= 3 ? 3 : 4;
       const float *xi = x + (size_t)i0 * xs;
       float *yi = y + (size_t)i0 * ys;
       int j = g0;

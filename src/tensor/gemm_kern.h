@@ -54,6 +54,12 @@ typedef struct {
   const char *name;
 } preft_gemm_kernels;
 
+/* Rows of x in pass pi when the rows kernels split n rows evenly into
+ * `passes` passes (of at most 4 or 6 rows, by kernel). */
+static inline int preft_gemm_pass_rows(int n, int passes, int pi) {
+  return n * (pi + 1) / passes - n * pi / passes;
+}
+
 extern const preft_gemm_kernels preft_gemm_portable;
 #if defined(__x86_64__) || defined(__i386__)
 #define PREFT_HAVE_AVX_KERNELS 1
