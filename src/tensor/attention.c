@@ -3,7 +3,6 @@
  * reference. The AVX+FMA kernel is in ops_avx.c. */
 #include "tensor/attention.h"
 
-#include <math.h>
 #include <string.h>
 
 #include "tensor/cpu.h"
@@ -24,8 +23,8 @@ static int kv_run(const preft_kv_view *kv, const float *base, int t, int end, co
 }
 
 /* The portable kernel: the same walk as the AVX one (a run of a block at a
- * time, all G heads per run) in scalar code. It keeps libm's expf: scalar
- * preft_expf_fast is slower than glibc's (bench/bench_attention.c). */
+ * time, all G heads per run) in scalar code, with preft_softmax (libm's
+ * expf: scalar preft_expf_fast is slower than glibc's, bench/bench_attention.c). */
 static void attention_portable(float *out, const float *q, int g, int dh, const preft_kv_view *kv, int start,
                                int end, float scale, float *s) {
   int n = end - start + 1;
@@ -40,17 +39,7 @@ static void attention_portable(float *out, const float *q, int g, int dh, const 
     }
     t += len;
   }
-  for (int h = 0; h < g; h++) {
-    float *sh = s + (size_t)h * (size_t)n, mx = sh[0];
-    for (int i = 1; i < n; i++) mx = sh[i] > mx ? sh[i] : mx;
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) {
-      sh[i] = expf(sh[i] - mx);
-      sum += sh[i];
-    }
-    float inv = (float)(1.0 / sum);
-    for (int i = 0; i < n; i++) sh[i] *= inv;
-  }
+  for (int h = 0; h < g; h++) preft_softmax(s + (size_t)h * (size_t)n, n);
   memset(out, 0, sizeof(float) * (size_t)g * (size_t)dh);
   for (int t = start; t <= end;) {
     const float *v;
