@@ -1,5 +1,6 @@
-/* test_lora_kernels.c - the small-rank LoRA expand (lora_kernels.h) and the
- * grouped LoRA delta of lora.c against plain double-precision references,
+/* test_lora_kernels.c - the small-rank LoRA expand (lora_kernels.h), the
+ * grouped LoRA delta of lora.c and the batched ReFT edits of reft.c against
+ * plain double-precision references,
  * for F32/F16/BF16 weights, odd sizes, scattered rows, on every CPU path
  * this machine has. The references convert weights with dtype.h's scalar
  * conversions and accumulate in double; the tolerance is the worst-case
@@ -173,10 +174,80 @@ static void grouped_lora_delta_matches_reference_on_every_path(void **s) {
   preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
 }
 
+/* preft_reft_apply over a batch of 150 rows: a run of 130 rows of one
+ * adapter (cut into chunks of 64), rows alternating between an adapter and
+ * none, and a run with one flag-off row; on 3 threads and every CPU path,
+ * against h + up·(W1·h + b − [LoReFT] R·h) per row in double, from the
+ * unedited h. */
+static void reft_edit_matches_reference(preft_adapter_kind kind, int rank) {
+  preft_model_config c = {0};
+  c.dim = 24;
+  c.n_heads = 3;
+  c.n_kv_heads = 1;
+  c.head_dim = 8;
+  c.ffn = 37;
+  c.n_layers = 2;
+  enum { N = 150, NA = 3 };
+  const int d = c.dim;
+  preft_adapter *ads[NA];
+  for (int k = 0; k < NA; k++)
+    ads[k] = preft_adapter_random(kind, &c, rank, PREFT_MODE_ALL, PREFT_F32, 7 + k);
+  const preft_adapter *row_ad[N];
+  uint8_t flag[N];
+  for (int i = 0; i < N; i++) {
+    row_ad[i] = i < 130 ? ads[0] : i < 140 ? (i % 2 ? ads[1] : NULL) : ads[2];
+    flag[i] = i == 145 ? PREFT_ADAPT_OFF : PREFT_ADAPT_ON;
+  }
+  preft_pool *pool = preft_pool_create(3);
+  preft_adapter_plan plan = {0};
+  preft_adapter_plan_build(&plan, N, row_ad, flag, c.ffn, preft_pool_size(pool));
+  float *x = malloc(sizeof(float) * N * (size_t)d), *x0 = malloc(sizeof(float) * N * (size_t)d);
+  for (int i = 0; i < N * d; i++) x0[i] = x[i] = test_frand();
+  preft_reft_apply(pool, &plan, 1, x, d);
+  for (int i = 0; i < N; i++) {
+    const float *h = x0 + (size_t)i * d;
+    const preft_reft_slot *sl =
+        row_ad[i] && flag[i] ? &row_ad[i]->reft[1 * PREFT_REFT_SLOTS + PREFT_REFT_SHARED] : NULL;
+    const float *up = sl ? (kind == PREFT_ADAPTER_LOREFT ? sl->rotate : sl->proj_up) : NULL;
+    for (int o = 0; o < d; o++) {
+      double want = h[o], mag = fabs(want);
+      for (int k = 0; sl && k < rank; k++) {
+        double u = sl->bias[k], um = fabs(u);
+        for (int j = 0; j < d; j++) {
+          double w = sl->weight[(size_t)k * d + j],
+                 r = kind == PREFT_ADAPTER_LOREFT ? sl->rotate[(size_t)k * d + j] : 0;
+          u += (w - r) * h[j];
+          um += fabs(w * h[j]) + fabs(r * h[j]);
+        }
+        want += u * up[(size_t)k * d + o];
+        mag += um * fabs(up[(size_t)k * d + o]);
+      }
+      expect_near(x[(size_t)i * d + o], want, mag, d + rank, "reft h", i, o);
+    }
+  }
+  free(x);
+  free(x0);
+  preft_adapter_plan_free(&plan);
+  preft_pool_free(pool);
+  for (int k = 0; k < NA; k++) preft_adapter_free(ads[k]);
+}
+
+static void reft_edits_match_reference_on_every_path(void **s) {
+  for (int path = PREFT_CPU_PORTABLE; path < PREFT_CPU_N_PATHS; path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
+    for (int rank = 1; rank <= 16; rank += 15) {
+      reft_edit_matches_reference(PREFT_ADAPTER_DIREFT, rank);
+      reft_edit_matches_reference(PREFT_ADAPTER_LOREFT, rank);
+    }
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(expand_matches_double_reference_on_every_path),
       cmocka_unit_test(grouped_lora_delta_matches_reference_on_every_path),
+      cmocka_unit_test(reft_edits_match_reference_on_every_path),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
