@@ -59,8 +59,9 @@ int main(int argc, char **argv) {
     ntok = nt;
     sum = h;
   }
-  printf("preft: files=%d bytes=%zu tokens=%zu checksum=%08x load_ms=%.1f first_pass_MBps=%.2f best_MBps=%.2f\n", nf,
-         bytes, ntok, sum, load_ms, bytes / 1e6 / first, bytes / 1e6 / best);
+  printf(
+      "preft: files=%d bytes=%zu tokens=%zu checksum=%08x load_ms=%.1f first_pass_MBps=%.2f best_MBps=%.2f\n",
+      nf, bytes, ntok, sum, load_ms, bytes / 1e6 / first, bytes / 1e6 / best);
   for (int i = 0; i < nf; i++) free(texts[i]);
   free(texts);
   free(lens);

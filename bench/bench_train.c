@@ -21,8 +21,8 @@
 #include "tensor/roofline.h"
 #include "train/train_model.h"
 
-static double time_pass(preft_train_model *tm, preft_train_adapter *ad, preft_pool *pool, preft_train_batch *b,
-                        preft_train_acts *a) {
+static double time_pass(preft_train_model *tm, preft_train_adapter *ad, preft_pool *pool,
+                        preft_train_batch *b, preft_train_acts *a) {
   double best = 1e30, s;
   preft_error err;
   for (int rep = 0; rep < 3; rep++) {
@@ -41,10 +41,14 @@ static double time_pass(preft_train_model *tm, preft_train_adapter *ad, preft_po
 int main(int argc, char **argv) {
   int threads = 0, T = 256, B = 2, widths[16], nw = 0;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--seq") && i + 1 < argc) T = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);
-    else if (nw < 16) widths[nw++] = atoi(argv[i]);
+    if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+      threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--seq") && i + 1 < argc)
+      T = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+      B = atoi(argv[++i]);
+    else if (nw < 16)
+      widths[nw++] = atoi(argv[i]);
   }
   if (nw == 0) {
     int d[] = {256, 512, 768, 1024};
@@ -55,8 +59,10 @@ int main(int argc, char **argv) {
   double fma = preft_roofline_fma_gflops(pool, 1.0), sg = preft_roofline_sgemm_gflops(pool, 1024);
   printf("cpu path %s, %d threads; FMA peak %.1f GFLOP/s, sgemm (n=1024) %.1f GFLOP/s; T=%d, B=%d\n",
          preft_cpu_path_name(preft_cpu_path()), preft_pool_size(pool), fma, sg, T, B);
-  printf("| width | params (M) | full: tokens/s | full: GFLOP/s | of sgemm | of FMA peak | LoRA-P r16: tokens/s | "
-         "act. bytes/token |\n|---|---|---|---|---|---|---|---|\n");
+  printf(
+      "| width | params (M) | full: tokens/s | full: GFLOP/s | of sgemm | of FMA peak | LoRA-P r16: tokens/s "
+      "| "
+      "act. bytes/token |\n|---|---|---|---|---|---|---|---|\n");
   for (int w = 0; w < nw; w++) {
     int D = widths[w];
     preft_model_config c = {0};
@@ -97,7 +103,8 @@ int main(int argc, char **argv) {
     double sg2 = preft_roofline_sgemm_gflops(pool, 1024);
     sg = sg2 > sg ? sg2 : sg;
     int qd = c.n_heads * 64, kvd = c.n_kv_heads * 64;
-    double P = (double)c.n_layers * ((double)qd * D * 2 + (double)kvd * D * 2 + 3.0 * c.ffn * D) + (double)c.vocab * D;
+    double P = (double)c.n_layers * ((double)qd * D * 2 + (double)kvd * D * 2 + 3.0 * c.ffn * D) +
+               (double)c.vocab * D;
     double pairs = (double)B * T * (T + 1) / 2.0;
     double flops = 6.0 * b.n * P + 12.0 * c.n_layers * c.n_heads * 64.0 * pairs;
     double gf = flops / dt * 1e-9;
@@ -109,15 +116,16 @@ int main(int argc, char **argv) {
     preft_train_model_from(&frozen, view, false);
     preft_train_model_view_free(view);
     preft_train_adapter ad;
-    preft_train_adapter_opts ao = {.kind = PREFT_ADAPTER_LORA, .mode = PREFT_MODE_PREFILL, .rank = 16, .alpha = 32,
-                                   .seed = 1};
+    preft_train_adapter_opts ao = {
+        .kind = PREFT_ADAPTER_LORA, .mode = PREFT_MODE_PREFILL, .rank = 16, .alpha = 32, .seed = 1};
     for (int m = 0; m < PREFT_N_MODULES; m++) ao.modules[m] = true;
     preft_train_adapter_init(&ad, &c, &ao, &err);
     preft_train_acts_init(&a, &frozen, &ad, B * T, T, preft_pool_size(pool), false);
     double dl = time_pass(&frozen, &ad, pool, &b, &a);
     preft_train_acts_free(&a);
-    printf("| %d | %.1f | %.0f | %.1f | %.0f%% | %.0f%% | %.0f | %.0f |\n", D, (P + D * 2.0 * c.n_layers) * 1e-6,
-           b.n / dt, gf, 100 * gf / sg, 100 * gf / fma, b.n / dl, (double)act_bytes / b.n);
+    printf("| %d | %.1f | %.0f | %.1f | %.0f%% | %.0f%% | %.0f | %.0f |\n", D,
+           (P + D * 2.0 * c.n_layers) * 1e-6, b.n / dt, gf, 100 * gf / sg, 100 * gf / fma, b.n / dl,
+           (double)act_bytes / b.n);
     fflush(stdout);
     preft_train_adapter_free(&ad);
     preft_train_model_free(&frozen);

@@ -132,13 +132,15 @@ static int compare(const char *pa, const char *pb, int V, double tol) {
     float second = -1e30f;
     for (int i = 0; i < V; i++)
       if (i != ib && b[i] > second) second = b[i];
-    if (ia == ib) agree++;
-    else if (b[ib] - second <= 2 * rmax) ties++; /* a near-tie the numbers cannot decide */
+    if (ia == ib)
+      agree++;
+    else if (b[ib] - second <= 2 * rmax)
+      ties++; /* a near-tie the numbers cannot decide */
     rows++;
   }
   double rel = den > 0 ? sqrt(num / den) : 0;
-  printf("rows %d, rel L2 %.3g, max |diff| %.3g, argmax agrees %d/%d (%d near-ties)\n", rows, rel, maxd, agree, rows,
-         ties);
+  printf("rows %d, rel L2 %.3g, max |diff| %.3g, argmax agrees %d/%d (%d near-ties)\n", rows, rel, maxd,
+         agree, rows, ties);
   free(a);
   free(b);
   fclose(fa);
@@ -149,21 +151,31 @@ static int compare(const char *pa, const char *pb, int V, double tol) {
 int main(int argc, char **argv) {
   if (argc >= 5 && !strcmp(argv[1], "compare"))
     return compare(argv[2], argv[3], atoi(argv[4]), argc > 5 ? atof(argv[5]) : 1e-3);
-  if (argc < 3) return die("usage: llamacpp_peer tokenize|logits|generate|adapters MODEL.gguf ... | compare A B V [TOL]", NULL);
+  if (argc < 3)
+    return die("usage: llamacpp_peer tokenize|logits|generate|adapters MODEL.gguf ... | compare A B V [TOL]",
+               NULL);
   const char *mode = argv[1], *model_path = argv[2];
   const char *loras[64];
   int n_loras = 0, threads = 0, P = 128, O = 32, R = 16;
   const char *pos[4] = {0};
   int n_pos = 0;
   for (int i = 3; i < argc; i++) {
-    if (!strcmp(argv[i], "--lora") && i + 1 < argc && n_loras < 64) loras[n_loras++] = argv[++i];
-    else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--f32-kv")) f32_kv = true;
-    else if (!strcmp(argv[i], "-p") && i + 1 < argc) P = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "-n") && i + 1 < argc) O = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "-r") && i + 1 < argc) R = atoi(argv[++i]);
-    else if (n_pos < 4) pos[n_pos++] = argv[i];
-    else return die("unexpected argument", argv[i]);
+    if (!strcmp(argv[i], "--lora") && i + 1 < argc && n_loras < 64)
+      loras[n_loras++] = argv[++i];
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+      threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--f32-kv"))
+      f32_kv = true;
+    else if (!strcmp(argv[i], "-p") && i + 1 < argc)
+      P = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "-n") && i + 1 < argc)
+      O = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "-r") && i + 1 < argc)
+      R = atoi(argv[++i]);
+    else if (n_pos < 4)
+      pos[n_pos++] = argv[i];
+    else
+      return die("unexpected argument", argv[i]);
   }
   llama_log_set(quiet, NULL);
   ggml_backend_load_all();
@@ -177,7 +189,8 @@ int main(int argc, char **argv) {
   int V = llama_vocab_n_tokens(vocab);
   struct llama_adapter_lora *ad[64];
   for (int i = 0; i < n_loras; i++)
-    if (!(ad[i] = llama_adapter_lora_init(model, loras[i]))) return die("llama.cpp cannot load the adapter", loras[i]);
+    if (!(ad[i] = llama_adapter_lora_init(model, loras[i])))
+      return die("llama.cpp cannot load the adapter", loras[i]);
   int rc = 0;
 
   if (!strcmp(mode, "tokenize")) {
@@ -258,10 +271,12 @@ int main(int argc, char **argv) {
       free(next);
     }
     double wall = now() - t0;
-    printf("llama.cpp adapters %d requests %d prompt %d output %d: wall %.3f s, out tok/s %.2f, prefill tok/s %.1f, "
-           "decode tok/s %.2f\n",
-           n_loras, R, P, O, wall, out_tokens / wall, (double)R * P / t_prefill,
-           t_decode > 0 ? (double)(out_tokens - R) / t_decode : 0.0);
+    printf(
+        "llama.cpp adapters %d requests %d prompt %d output %d: wall %.3f s, out tok/s %.2f, prefill tok/s "
+        "%.1f, "
+        "decode tok/s %.2f\n",
+        n_loras, R, P, O, wall, out_tokens / wall, (double)R * P / t_prefill,
+        t_decode > 0 ? (double)(out_tokens - R) / t_decode : 0.0);
     llama_batch_free(b);
     llama_free(ctx);
   } else {

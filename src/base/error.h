@@ -24,12 +24,12 @@ int preft_fail(preft_error *err, const char *fmt, ...) __attribute__((format(pri
 int preft_fail_prefix(preft_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Crashes loudly with file and line when an internal invariant is broken. */
-#define PREFT_ASSERT(cond)                                                              \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
+#define PREFT_ASSERT(cond)                                                                \
+  do {                                                                                    \
+    if (!(cond)) {                                                                        \
       fprintf(stderr, "preft: internal error at %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                                          \
-    }                                                                                   \
+      abort();                                                                            \
+    }                                                                                     \
   } while (0)
 
 /* malloc/calloc that abort on out-of-memory (an allocation failure for a

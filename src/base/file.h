@@ -36,7 +36,7 @@ typedef struct preft_atomic_writer {
 int preft_atomic_open(preft_atomic_writer *w, const char *path, preft_error *err);
 int preft_atomic_write(preft_atomic_writer *w, const void *data, size_t size, preft_error *err);
 int preft_atomic_commit(preft_atomic_writer *w, preft_error *err); /* closes, renames */
-void preft_atomic_abort(preft_atomic_writer *w);                    /* closes, removes temp */
+void preft_atomic_abort(preft_atomic_writer *w);                   /* closes, removes temp */
 
 /* Joins a directory and a file name into a heap string. */
 char *preft_path_join(const char *dir, const char *name);

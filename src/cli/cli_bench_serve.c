@@ -153,12 +153,15 @@ static void *client_main(void *arg) {
     double t_end = preft_now();
     free(body);
     r->status = resp.status;
-    if (rc != 0) snprintf(r->error, sizeof r->error, "%.150s", err.msg);
-    else if (resp.status != 200) snprintf(r->error, sizeof r->error, "HTTP %ld: %.120s", resp.status, resp.body);
-    else if (!r->error[0] && !r->done) snprintf(r->error, sizeof r->error, "stream ended without [DONE]");
+    if (rc != 0)
+      snprintf(r->error, sizeof r->error, "%.150s", err.msg);
+    else if (resp.status != 200)
+      snprintf(r->error, sizeof r->error, "HTTP %ld: %.120s", resp.status, resp.body);
+    else if (!r->error[0] && !r->done)
+      snprintf(r->error, sizeof r->error, "stream ended without [DONE]");
     else if (!r->error[0] && (r->tokens != b->O || r->usage_tokens != b->O))
-      snprintf(r->error, sizeof r->error, "got %d tokens (usage says %d), expected %ld", r->tokens, r->usage_tokens,
-               b->O);
+      snprintf(r->error, sizeof r->error, "got %d tokens (usage says %d), expected %ld", r->tokens,
+               r->usage_tokens, b->O);
     r->ok = !r->error[0];
     if (!r->t_last) r->t_last = t_end;
     preft_http_response_free(&resp);
@@ -185,7 +188,8 @@ static server_stats read_stats(preft_client *c) {
   server_stats s = {0};
   preft_http_response r;
   preft_error err;
-  if (preft_client_get(c, "/metrics", &r, &err) == 0 && r.status == 200 && strstr(r.body, "preft_step_seconds_sum")) {
+  if (preft_client_get(c, "/metrics", &r, &err) == 0 && r.status == 200 &&
+      strstr(r.body, "preft_step_seconds_sum")) {
     s.ok = true;
     s.step_sum = metric(r.body, "preft_step_seconds_sum");
     s.steps = metric(r.body, "preft_step_seconds_count");
@@ -214,10 +218,13 @@ static int list_models(preft_client *c, char **base, char ***adapters, int *n, p
   *n = 0;
   const cJSON *m;
   cJSON_ArrayForEach(m, data) {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id"), *parent = cJSON_GetObjectItemCaseSensitive(m, "parent");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id"),
+                *parent = cJSON_GetObjectItemCaseSensitive(m, "parent");
     if (!cJSON_IsString(id)) continue;
-    if (cJSON_IsString(parent)) (*adapters)[(*n)++] = preft_xstrdup(id->valuestring);
-    else if (!*base) *base = preft_xstrdup(id->valuestring);
+    if (cJSON_IsString(parent))
+      (*adapters)[(*n)++] = preft_xstrdup(id->valuestring);
+    else if (!*base)
+      *base = preft_xstrdup(id->valuestring);
   }
   cJSON_Delete(j);
   return 0;
@@ -305,8 +312,8 @@ int cli_bench_serve(int argc, char **argv) {
   }
   if (num_adapters) {
     if (num_adapters > n_listed) {
-      fprintf(stderr, "preft bench serve: --num-adapters %ld but the server lists %d adapters\n", num_adapters,
-              n_listed);
+      fprintf(stderr, "preft bench serve: --num-adapters %ld but the server lists %d adapters\n",
+              num_adapters, n_listed);
       goto done;
     }
     b.adapters = listed;
@@ -334,7 +341,8 @@ int cli_bench_serve(int argc, char **argv) {
   free(th);
   free(args);
 
-  double *ttft = preft_xmalloc(sizeof(double) * (size_t)b.R), *tpot = preft_xmalloc(sizeof(double) * (size_t)b.R);
+  double *ttft = preft_xmalloc(sizeof(double) * (size_t)b.R),
+         *tpot = preft_xmalloc(sizeof(double) * (size_t)b.R);
   double *lat = preft_xmalloc(sizeof(double) * (size_t)b.R);
   int n_ok = 0, n_tpot = 0, n_err = 0;
   long out_tokens = 0;
@@ -351,24 +359,29 @@ int cli_bench_serve(int argc, char **argv) {
   }
   pcts p_ttft = percentiles(ttft, n_ok), p_tpot = percentiles(tpot, n_tpot), p_lat = percentiles(lat, n_ok);
   double tps = out_tokens / wall;
-  printf("preft bench serve: %s, %ld clients, %ld requests, prompt %ld, output %ld, ", b.url, b.C, b.R, b.P, b.O);
-  if (b.n_adapters) printf("%d adapters (mode %s)\n", b.n_adapters, b.mode ? b.mode : "each adapter's default");
-  else printf("base model %s\n", b.model);
+  printf("preft bench serve: %s, %ld clients, %ld requests, prompt %ld, output %ld, ", b.url, b.C, b.R, b.P,
+         b.O);
+  if (b.n_adapters)
+    printf("%d adapters (mode %s)\n", b.n_adapters, b.mode ? b.mode : "each adapter's default");
+  else
+    printf("base model %s\n", b.model);
   printf("requests      %d ok, %d errors in %.2f s (%.2f requests/s)\n", n_ok, n_err, wall, n_ok / wall);
   printf("output tokens %ld: %.1f tokens/s\n", out_tokens, tps);
   printf("TTFT ms       p50 %8.1f  p90 %8.1f  p99 %8.1f  mean %8.1f\n", p_ttft.p50 * 1e3, p_ttft.p90 * 1e3,
          p_ttft.p99 * 1e3, p_ttft.mean * 1e3);
   printf("TPOT ms       p50 %8.1f  p90 %8.1f  p99 %8.1f  mean %8.1f\n", p_tpot.p50 * 1e3, p_tpot.p90 * 1e3,
          p_tpot.p99 * 1e3, p_tpot.mean * 1e3);
-  printf("latency s     p50 %8.2f  p90 %8.2f  p99 %8.2f  mean %8.2f\n", p_lat.p50, p_lat.p90, p_lat.p99, p_lat.mean);
+  printf("latency s     p50 %8.2f  p90 %8.2f  p99 %8.2f  mean %8.2f\n", p_lat.p50, p_lat.p90, p_lat.p99,
+         p_lat.mean);
   cJSON *json = cJSON_CreateObject();
   if (s0.ok && s1.ok && s1.steps > s0.steps) {
     double steps = s1.steps - s0.steps, step_s = s1.step_sum - s0.step_sum;
     double cb = s1.cb - s0.cb, http = s1.http_cpu - s0.http_cpu;
-    printf("server        %.0f steps, mean step %.2f ms (%.0f%% of wall time); HTTP layer %.2f%% of step time "
-           "(engine callback %.2f%%, connection threads %.2f%%)\n",
-           steps, 1e3 * step_s / steps, 100 * step_s / wall, 100 * (cb + http) / step_s, 100 * cb / step_s,
-           100 * http / step_s);
+    printf(
+        "server        %.0f steps, mean step %.2f ms (%.0f%% of wall time); HTTP layer %.2f%% of step time "
+        "(engine callback %.2f%%, connection threads %.2f%%)\n",
+        steps, 1e3 * step_s / steps, 100 * step_s / wall, 100 * (cb + http) / step_s, 100 * cb / step_s,
+        100 * http / step_s);
     cJSON *sv = cJSON_AddObjectToObject(json, "server");
     cJSON_AddNumberToObject(sv, "steps", steps);
     cJSON_AddNumberToObject(sv, "step_seconds", step_s);

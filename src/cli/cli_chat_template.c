@@ -14,7 +14,8 @@ static void usage(FILE *out) {
           "                           [--template FILE.jinja]\n\n"
           "Prints the prompt the model directory's chat_template renders (no newline added).\n\n"
           "  --tokenizer PATH         model directory (tokenizer_config.json holds chat_template, bos/eos)\n"
-          "  --messages FILE.json     [{\"role\": ..., \"content\": ...}, ...] or {\"messages\": [...], other variables}\n"
+          "  --messages FILE.json     [{\"role\": ..., \"content\": ...}, ...] or {\"messages\": [...], "
+          "other variables}\n"
           "  --add-generation-prompt  end with the assistant header, ready for generation\n"
           "  --template FILE.jinja    use this template instead of the tokenizer's\n");
 }
@@ -48,7 +49,8 @@ int cli_chat_template(int argc, char **argv) {
   size_t size;
   preft_tokenizer *tok = NULL;
   int rc = CLI_EXIT_ERROR;
-  if (preft_read_file(messages, &json, &size, &err) || (tmpl_path && preft_read_file(tmpl_path, &tmpl, &size, &err)) ||
+  if (preft_read_file(messages, &json, &size, &err) ||
+      (tmpl_path && preft_read_file(tmpl_path, &tmpl, &size, &err)) ||
       preft_tokenizer_load(&tok, path, &err)) {
     fprintf(stderr, "preft chat-template: %s\n", err.msg);
     goto done;

@@ -76,15 +76,17 @@ static int convert_adapter(const char *adapter_dir, const char *base_dir, const 
   bool is_reft = preft_file_exists(reft);
   free(reft);
   if (is_reft) {
-    fprintf(stderr, "preft convert: %s: llama.cpp has no ReFT; only LoRA adapters export to GGUF\n", adapter_dir);
+    fprintf(stderr, "preft convert: %s: llama.cpp has no ReFT; only LoRA adapters export to GGUF\n",
+            adapter_dir);
     return CLI_EXIT_ERROR;
   }
   char *found = base_dir ? NULL : adapter_base_dir(adapter_dir);
   if (!base_dir && !found) {
-    fprintf(stderr,
-            "preft convert: %s: give the base model with -m DIR (its config.json says the architecture and the "
-            "head layout the export needs)\n",
-            adapter_dir);
+    fprintf(
+        stderr,
+        "preft convert: %s: give the base model with -m DIR (its config.json says the architecture and the "
+        "head layout the export needs)\n",
+        adapter_dir);
     return CLI_EXIT_USAGE;
   }
   preft_model_config cfg;
@@ -92,8 +94,10 @@ static int convert_adapter(const char *adapter_dir, const char *base_dir, const 
   int rc = preft_config_load(&cfg, base_dir ? base_dir : found, &err);
   if (rc == 0) rc = preft_adapter_load(&a, adapter_dir, adapter_dir, &cfg, &err);
   if (rc == 0) rc = preft_gguf_export_lora(a, &cfg, o, out, &err);
-  if (rc != 0) fprintf(stderr, "preft convert: %s\n", err.msg);
-  else fprintf(stderr, "preft convert: wrote %s (LoRA, %s)\n", out, preft_gguf_arch_name(cfg.arch));
+  if (rc != 0)
+    fprintf(stderr, "preft convert: %s\n", err.msg);
+  else
+    fprintf(stderr, "preft convert: wrote %s (LoRA, %s)\n", out, preft_gguf_arch_name(cfg.arch));
   preft_adapter_free(a);
   free(found);
   return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
@@ -114,14 +118,16 @@ static int convert_model(const char *dir, const char *tok_path, bool no_tok, con
         return CLI_EXIT_ERROR;
       }
     } else {
-      fprintf(stderr, "preft convert: %s has no tokenizer.json: writing no vocabulary (--tokenizer PATH adds one)\n",
+      fprintf(stderr,
+              "preft convert: %s has no tokenizer.json: writing no vocabulary (--tokenizer PATH adds one)\n",
               dir);
     }
   }
   preft_model *m = NULL;
   int rc = preft_model_load(&m, dir, &err);
   if (rc == 0) rc = preft_gguf_export_model(m, tok, o, out, &err);
-  if (rc != 0) fprintf(stderr, "preft convert: %s\n", err.msg);
+  if (rc != 0)
+    fprintf(stderr, "preft convert: %s\n", err.msg);
   else
     fprintf(stderr, "preft convert: wrote %s (%s, %d layers, %s)\n", out, preft_gguf_arch_name(m->cfg.arch),
             m->cfg.n_layers, tok ? "with tokenizer" : "no tokenizer");

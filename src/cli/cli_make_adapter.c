@@ -40,7 +40,7 @@ static int write_lora(const preft_adapter *a, const preft_model_config *c, const
   int in[PREFT_N_MODULES] = {c->dim, c->dim, c->dim, qd, c->dim, c->dim, c->ffn};
   int outd[PREFT_N_MODULES] = {qd, kvd, kvd, c->dim, c->ffn, c->ffn, c->dim};
   preft_st_write_tensor *t = preft_xcalloc((size_t)n, sizeof *t);
-  char (*names)[128] = preft_xmalloc(sizeof *names * (size_t)n);
+  char(*names)[128] = preft_xmalloc(sizeof *names * (size_t)n);
   int k = 0;
   for (int l = 0; l < L; l++)
     for (int m = 0; m < PREFT_N_MODULES; m++) {
@@ -64,12 +64,13 @@ static int write_lora(const preft_adapter *a, const preft_model_config *c, const
   free(names);
   if (rc != 0) return -1;
   srv_buf j = {0};
-  srv_buf_printf(&j,
-                 "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": \"CAUSAL_LM\",\n  \"r\": %d,\n  \"lora_alpha\": %d,\n"
-                 "  \"lora_dropout\": 0.0,\n  \"bias\": \"none\",\n  \"use_rslora\": false,\n  \"use_dora\": false,\n"
-                 "  \"target_modules\": [\"q_proj\", \"k_proj\", \"v_proj\", \"o_proj\", \"gate_proj\", \"up_proj\", "
-                 "\"down_proj\"],\n  \"preft_mode\": \"%s\"\n}\n",
-                 rank, 2 * rank, preft_adapter_mode_name(mode));
+  srv_buf_printf(
+      &j,
+      "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": \"CAUSAL_LM\",\n  \"r\": %d,\n  \"lora_alpha\": %d,\n"
+      "  \"lora_dropout\": 0.0,\n  \"bias\": \"none\",\n  \"use_rslora\": false,\n  \"use_dora\": false,\n"
+      "  \"target_modules\": [\"q_proj\", \"k_proj\", \"v_proj\", \"o_proj\", \"gate_proj\", \"up_proj\", "
+      "\"down_proj\"],\n  \"preft_mode\": \"%s\"\n}\n",
+      rank, 2 * rank, preft_adapter_mode_name(mode));
   path = preft_path_join(dir, "adapter_config.json");
   rc = preft_write_atomic(path, j.p, j.len, err);
   free(path);
@@ -82,7 +83,7 @@ static int write_reft(const preft_adapter *a, const preft_model_config *c, const
   int L = c->n_layers, n = L * 3;
   bool lo = a->kind == PREFT_ADAPTER_LOREFT;
   preft_st_write_tensor *t = preft_xcalloc((size_t)n, sizeof *t);
-  char (*names)[96] = preft_xmalloc(sizeof *names * (size_t)n);
+  char(*names)[96] = preft_xmalloc(sizeof *names * (size_t)n);
   int k = 0;
   for (int l = 0; l < L; l++) {
     const preft_reft_slot *s = &a->reft[l * PREFT_REFT_SLOTS + PREFT_REFT_SHARED];
@@ -141,9 +142,12 @@ int cli_make_adapter(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   preft_adapter_kind kind;
-  if (!strcmp(kind_arg, "lora")) kind = PREFT_ADAPTER_LORA;
-  else if (!strcmp(kind_arg, "loreft")) kind = PREFT_ADAPTER_LOREFT;
-  else if (!strcmp(kind_arg, "direft")) kind = PREFT_ADAPTER_DIREFT;
+  if (!strcmp(kind_arg, "lora"))
+    kind = PREFT_ADAPTER_LORA;
+  else if (!strcmp(kind_arg, "loreft"))
+    kind = PREFT_ADAPTER_LOREFT;
+  else if (!strcmp(kind_arg, "direft"))
+    kind = PREFT_ADAPTER_DIREFT;
   else {
     fprintf(stderr, "preft make-adapter: --kind expects lora, loreft or direft, got '%s'\n", kind_arg);
     return CLI_EXIT_USAGE;
@@ -155,7 +159,8 @@ int cli_make_adapter(int argc, char **argv) {
     return CLI_EXIT_ERROR;
   }
   if (layers > 0) cfg.n_layers = (int)layers;
-  preft_adapter *a = preft_adapter_random(kind, &cfg, (int)rank, (preft_adapter_mode)mode, dtype, (uint64_t)seed);
+  preft_adapter *a =
+      preft_adapter_random(kind, &cfg, (int)rank, (preft_adapter_mode)mode, dtype, (uint64_t)seed);
   int rc = preft_mkdir_p(out, &err);
   if (rc == 0)
     rc = kind == PREFT_ADAPTER_LORA ? write_lora(a, &cfg, out, (int)rank, (preft_adapter_mode)mode, &err)

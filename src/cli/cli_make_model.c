@@ -58,8 +58,8 @@ int cli_make_model(int argc, char **argv) {
     preft_model_free(m);
     return CLI_EXIT_ERROR;
   }
-  fprintf(stderr, "preft make-model: wrote %s (%s shape, %zu parameters, %s)\n", out, shape, preft_model_n_params(m),
-          preft_dtype_name(dtype));
+  fprintf(stderr, "preft make-model: wrote %s (%s shape, %zu parameters, %s)\n", out, shape,
+          preft_model_n_params(m), preft_dtype_name(dtype));
   preft_model_free(m);
   return CLI_EXIT_OK;
 }

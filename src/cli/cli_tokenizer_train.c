@@ -82,11 +82,13 @@ int cli_tokenizer(int argc, char **argv) {
     }
   }
   if (vocab < 0 || !out || nf == 0) {
-    fprintf(stderr, "preft tokenizer train: needs --vocab-size, -o and at least one input file (see --help)\n");
+    fprintf(stderr,
+            "preft tokenizer train: needs --vocab-size, -o and at least one input file (see --help)\n");
     goto done;
   }
   if (vocab < ns + 256) {
-    fprintf(stderr, "preft tokenizer train: --vocab-size %ld is smaller than %d specials + 256 byte tokens\n", vocab, ns);
+    fprintf(stderr, "preft tokenizer train: --vocab-size %ld is smaller than %d specials + 256 byte tokens\n",
+            vocab, ns);
     goto done;
   }
   rc = CLI_EXIT_ERROR;
@@ -105,14 +107,16 @@ int cli_tokenizer(int argc, char **argv) {
     free(data);
     total += size;
   }
-  fprintf(stderr, "preft tokenizer train: read %.1f MB from %d file(s) in %.1fs\n", total / 1e6, nf, preft_now() - b.t0);
+  fprintf(stderr, "preft tokenizer train: read %.1f MB from %d file(s) in %.1fs\n", total / 1e6, nf,
+          preft_now() - b.t0);
   if (preft_bpe_trainer_train(tr, (int)vocab, specials, ns, progress, &b, &err) ||
       preft_bpe_trainer_write(tr, out, &err)) {
     fprintf(stderr, "preft tokenizer train: %s\n", err.msg);
     goto done;
   }
-  fprintf(stderr, "preft tokenizer train: %zu merges, vocabulary %zu, wrote %s (%.1fs)\n", preft_bpe_trainer_n_merges(tr),
-          (size_t)ns + 256 + preft_bpe_trainer_n_merges(tr), out, preft_now() - b.t0);
+  fprintf(stderr, "preft tokenizer train: %zu merges, vocabulary %zu, wrote %s (%.1fs)\n",
+          preft_bpe_trainer_n_merges(tr), (size_t)ns + 256 + preft_bpe_trainer_n_merges(tr), out,
+          preft_now() - b.t0);
   rc = CLI_EXIT_OK;
 done:
   preft_bpe_trainer_free(tr);

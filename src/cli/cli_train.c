@@ -162,13 +162,17 @@ static bool has_tokenizer(const char *dir) {
   return yes;
 }
 
-static int write_metrics(const char *path, const preft_train_result *r, const char *extra_key, const char *extra,
-                         preft_error *err) {
+static int write_metrics(const char *path, const preft_train_result *r, const char *extra_key,
+                         const char *extra, preft_error *err) {
   cJSON *j = cJSON_CreateObject();
-  if (isfinite(r->train_loss)) cJSON_AddNumberToObject(j, "train_loss", r->train_loss);
-  else cJSON_AddNullToObject(j, "train_loss");
-  if (isfinite(r->eval_loss)) cJSON_AddNumberToObject(j, "eval_loss", r->eval_loss);
-  else cJSON_AddNullToObject(j, "eval_loss");
+  if (isfinite(r->train_loss))
+    cJSON_AddNumberToObject(j, "train_loss", r->train_loss);
+  else
+    cJSON_AddNullToObject(j, "train_loss");
+  if (isfinite(r->eval_loss))
+    cJSON_AddNumberToObject(j, "eval_loss", r->eval_loss);
+  else
+    cJSON_AddNullToObject(j, "eval_loss");
   cJSON_AddNumberToObject(j, "tokens_per_s", r->tokens_per_s);
   cJSON_AddNumberToObject(j, "steps", (double)r->steps);
   cJSON_AddNumberToObject(j, "train_tokens", (double)r->tokens);
@@ -184,8 +188,8 @@ static int write_metrics(const char *path, const preft_train_result *r, const ch
 }
 
 static void report(const preft_train_result *r, const char *out_dir) {
-  printf("trained %lld steps, %lld tokens in %.1f s (%.0f tokens/s)\n", (long long)r->steps, (long long)r->tokens,
-         r->seconds, r->tokens_per_s);
+  printf("trained %lld steps, %lld tokens in %.1f s (%.0f tokens/s)\n", (long long)r->steps,
+         (long long)r->tokens, r->seconds, r->tokens_per_s);
   printf("final train loss %.6f", r->train_loss);
   if (isfinite(r->eval_loss)) printf(", eval loss %.6f", r->eval_loss);
   printf("\nsaved to %s\n", out_dir);
@@ -201,26 +205,22 @@ typedef struct {
 } loop_args;
 
 /* Table entries for loop_args a (used inside a command's cli_opt table). */
-#define LOOP_OPTIONS(a)                                                   \
-  {"--steps", NULL, CLI_INT, &(a).steps, 1, 1L << 40},                    \
-      {"--epochs", NULL, CLI_INT, &(a).epochs, 1, 1 << 20},               \
-      {"--batch", NULL, CLI_INT, &(a).batch, 1, 1 << 16},                 \
-      {"--grad-accum", NULL, CLI_INT, &(a).accum, 1, 1 << 16},            \
-      {"--seq", NULL, CLI_INT, &(a).seq, 2, 1 << 20},                     \
-      {"--lr", NULL, CLI_FLOAT, &(a).lr, 0, 10},                          \
-      {"--min-lr-frac", NULL, CLI_FLOAT, &(a).min_lr, 0, 1},              \
-      {"--warmup", NULL, CLI_INT, &(a).warmup, 0, 1L << 40},              \
-      {"--weight-decay", NULL, CLI_FLOAT, &(a).wd, 0, 10},                \
-      {"--clip", NULL, CLI_FLOAT, &(a).clip, 0, 1e9},                     \
-      {"--eval-frac", NULL, CLI_FLOAT, &(a).eval_frac, 0, 0.9},           \
-      {"--seed", NULL, CLI_INT, &(a).seed, 0, 0x7fffffffffffL},           \
-      {"--eval-every", NULL, CLI_INT, &(a).eval_every, 0, 1L << 40},      \
-      {"--save-every", NULL, CLI_INT, &(a).save_every, 0, 1L << 40},      \
-      {"--resume", NULL, CLI_FLAG, &(a).resume},                          \
-      {"--recompute", NULL, CLI_FLAG, &(a).recompute},                    \
-      {"--json", NULL, CLI_STR, &(a).json},                               \
-      {"--threads", NULL, CLI_INT, &(a).threads, 1, 1024},                \
-      {"--quiet", "-q", CLI_FLAG, &(a).quiet}
+#define LOOP_OPTIONS(a)                                                                                      \
+  {"--steps", NULL, CLI_INT, &(a).steps, 1, 1L << 40}, {"--epochs", NULL, CLI_INT, &(a).epochs, 1, 1 << 20}, \
+      {"--batch", NULL, CLI_INT, &(a).batch, 1, 1 << 16},                                                    \
+      {"--grad-accum", NULL, CLI_INT, &(a).accum, 1, 1 << 16},                                               \
+      {"--seq", NULL, CLI_INT, &(a).seq, 2, 1 << 20}, {"--lr", NULL, CLI_FLOAT, &(a).lr, 0, 10},             \
+      {"--min-lr-frac", NULL, CLI_FLOAT, &(a).min_lr, 0, 1},                                                 \
+      {"--warmup", NULL, CLI_INT, &(a).warmup, 0, 1L << 40},                                                 \
+      {"--weight-decay", NULL, CLI_FLOAT, &(a).wd, 0, 10}, {"--clip", NULL, CLI_FLOAT, &(a).clip, 0, 1e9},   \
+      {"--eval-frac", NULL, CLI_FLOAT, &(a).eval_frac, 0, 0.9},                                              \
+      {"--seed", NULL, CLI_INT, &(a).seed, 0, 0x7fffffffffffL},                                              \
+      {"--eval-every", NULL, CLI_INT, &(a).eval_every, 0, 1L << 40},                                         \
+      {"--save-every", NULL, CLI_INT, &(a).save_every, 0, 1L << 40},                                         \
+      {"--resume", NULL, CLI_FLAG, &(a).resume}, {"--recompute", NULL, CLI_FLAG, &(a).recompute},            \
+      {"--json", NULL, CLI_STR, &(a).json}, {"--threads", NULL, CLI_INT, &(a).threads, 1, 1024}, {           \
+    "--quiet", "-q", CLI_FLAG, &(a).quiet                                                                    \
+  }
 
 /* The trainer options of loop_args (max_tokens is the caller's). */
 static void loop_train_opts(const loop_args *a, preft_train_opts *to) {
@@ -276,11 +276,17 @@ static int train_sft(int argc, char **argv) {
     fprintf(stderr, "preft train sft: -m, --method, --data and -o are required (see --help)\n");
     return CLI_EXIT_USAGE;
   }
-  preft_train_adapter_opts ao = {.mode = (preft_adapter_mode)mode, .rank = (int)rank, .positions = positions,
-                                 .share_weights = share, .seed = (uint64_t)la.seed};
-  if (!strcmp(method, "lora")) ao.kind = PREFT_ADAPTER_LORA;
-  else if (!strcmp(method, "loreft")) ao.kind = PREFT_ADAPTER_LOREFT;
-  else if (!strcmp(method, "direft")) ao.kind = PREFT_ADAPTER_DIREFT;
+  preft_train_adapter_opts ao = {.mode = (preft_adapter_mode)mode,
+                                 .rank = (int)rank,
+                                 .positions = positions,
+                                 .share_weights = share,
+                                 .seed = (uint64_t)la.seed};
+  if (!strcmp(method, "lora"))
+    ao.kind = PREFT_ADAPTER_LORA;
+  else if (!strcmp(method, "loreft"))
+    ao.kind = PREFT_ADAPTER_LOREFT;
+  else if (!strcmp(method, "direft"))
+    ao.kind = PREFT_ADAPTER_DIREFT;
   else {
     fprintf(stderr, "preft train sft: --method expects lora, loreft or direft\n");
     return CLI_EXIT_USAGE;
@@ -333,8 +339,8 @@ static int train_sft(int argc, char **argv) {
   }
   const int32_t *eos;
   int n_eos = tok ? preft_tokenizer_eos_ids(tok, &eos) : 0;
-  preft_data_opts dopt = {tok, n_eos ? eos[0] : (m->cfg.n_eos ? m->cfg.eos_ids[0] : -1), (int)la.seq, m->cfg.vocab,
-                          strcmp(bad, "skip") ? PREFT_BAD_LINE_STOP : PREFT_BAD_LINE_SKIP};
+  preft_data_opts dopt = {tok, n_eos ? eos[0] : (m->cfg.n_eos ? m->cfg.eos_ids[0] : -1), (int)la.seq,
+                          m->cfg.vocab, strcmp(bad, "skip") ? PREFT_BAD_LINE_STOP : PREFT_BAD_LINE_SKIP};
   if (preft_dataset_load_jsonl(&train, data, &dopt, &err) != 0) goto fail;
   if (eval_path && preft_dataset_load_jsonl(&eval, eval_path, &dopt, &err) != 0) goto fail;
   if (!eval_path && la.eval_frac > 0) {
@@ -347,7 +353,8 @@ static int train_sft(int argc, char **argv) {
     preft_dataset_split(&train, &eval, k, (uint64_t)la.seed);
   }
   if (!la.quiet)
-    fprintf(stderr, "preft train sft: %d training examples (%lld tokens, %lld in the loss)%s%d eval; %d truncated\n",
+    fprintf(stderr,
+            "preft train sft: %d training examples (%lld tokens, %lld in the loss)%s%d eval; %d truncated\n",
             train.n, (long long)train.tokens, (long long)train.targets, eval.n ? ", " : ", no eval; ", eval.n,
             train.truncated + eval.truncated);
   preft_train_model_from(&tm, m, false);
@@ -382,13 +389,17 @@ done:
 
 /* Copies tokenizer.json and tokenizer_config.json (writing a minimal one
  * when the source has none) next to the model. */
-static int copy_tokenizer(const char *tok_path, const char *out, const preft_tokenizer *tok, preft_error *err) {
+static int copy_tokenizer(const char *tok_path, const char *out, const preft_tokenizer *tok,
+                          preft_error *err) {
   char *src_dir;
   const char *base = strrchr(tok_path, '/');
   size_t plen = strlen(tok_path);
-  if (plen > 5 && !strcmp(tok_path + plen - 5, ".json")) src_dir = base ? strndup(tok_path, (size_t)(base - tok_path)) : preft_xstrdup(".");
-  else src_dir = preft_xstrdup(tok_path);
-  char *tj = plen > 5 && !strcmp(tok_path + plen - 5, ".json") ? preft_xstrdup(tok_path) : preft_path_join(src_dir, "tokenizer.json");
+  if (plen > 5 && !strcmp(tok_path + plen - 5, ".json"))
+    src_dir = base ? strndup(tok_path, (size_t)(base - tok_path)) : preft_xstrdup(".");
+  else
+    src_dir = preft_xstrdup(tok_path);
+  char *tj = plen > 5 && !strcmp(tok_path + plen - 5, ".json") ? preft_xstrdup(tok_path)
+                                                               : preft_path_join(src_dir, "tokenizer.json");
   char *tc = preft_path_join(src_dir, "tokenizer_config.json");
   int rc = 0;
   const char *files[2] = {tj, tc}, *names[2] = {"tokenizer.json", "tokenizer_config.json"};
@@ -403,8 +414,10 @@ static int copy_tokenizer(const char *tok_path, const char *out, const preft_tok
     } else if (i == 1) {
       cJSON *j = cJSON_CreateObject();
       cJSON_AddStringToObject(j, "tokenizer_class", "PreTrainedTokenizerFast");
-      if (preft_tokenizer_bos_token(tok)) cJSON_AddStringToObject(j, "bos_token", preft_tokenizer_bos_token(tok));
-      if (preft_tokenizer_eos_token(tok)) cJSON_AddStringToObject(j, "eos_token", preft_tokenizer_eos_token(tok));
+      if (preft_tokenizer_bos_token(tok))
+        cJSON_AddStringToObject(j, "bos_token", preft_tokenizer_bos_token(tok));
+      if (preft_tokenizer_eos_token(tok))
+        cJSON_AddStringToObject(j, "eos_token", preft_tokenizer_eos_token(tok));
       cJSON_AddNumberToObject(j, "model_max_length", 1e30);
       char *text = cJSON_Print(j);
       cJSON_Delete(j);
@@ -435,7 +448,14 @@ static int train_pretrain(int argc, char **argv) {
   }
   const char *config = NULL, *tok_path = NULL, *out = NULL, *files[MAX_FILES];
   cli_strs data = {files, 0, MAX_FILES};
-  loop_args la = {.epochs = 1, .batch = 8, .accum = 1, .seq = 256, .lr = 1e-3, .min_lr = 0.1, .wd = 0.1, .clip = 1.0,
+  loop_args la = {.epochs = 1,
+                  .batch = 8,
+                  .accum = 1,
+                  .seq = 256,
+                  .lr = 1e-3,
+                  .min_lr = 0.1,
+                  .wd = 0.1,
+                  .clip = 1.0,
                   .eval_frac = 0.05};
   const cli_opt opts[] = {
       {"--config", NULL, CLI_STR, &config},
@@ -463,7 +483,8 @@ static int train_pretrain(int argc, char **argv) {
   char *cfg_text = NULL;
   int rc = CLI_EXIT_ERROR;
   size_t cfg_len;
-  if (preft_read_file(config, &cfg_text, &cfg_len, &err) != 0 || preft_config_parse(&cfg, cfg_text, config, &err) != 0)
+  if (preft_read_file(config, &cfg_text, &cfg_len, &err) != 0 ||
+      preft_config_parse(&cfg, cfg_text, config, &err) != 0)
     goto fail;
   if (preft_tokenizer_load(&tok, tok_path, &err) != 0) goto fail;
   if (preft_tokenizer_vocab_size(tok) > cfg.vocab) {
@@ -498,7 +519,8 @@ static int train_pretrain(int argc, char **argv) {
     train.n -= k;
   }
   if (!la.quiet)
-    fprintf(stderr, "preft train pretrain: %d training windows of %ld tokens, %d eval windows\n", train.n, la.seq, eval.n);
+    fprintf(stderr, "preft train pretrain: %d training windows of %ld tokens, %d eval windows\n", train.n,
+            la.seq, eval.n);
   if (preft_train_model_init(&tm, &cfg, (uint64_t)la.seed, &err) != 0) goto fail;
   preft_train_opts to;
   loop_train_opts(&la, &to);

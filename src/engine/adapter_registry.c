@@ -49,8 +49,10 @@ static preft_registered_adapter *append(preft_registry *r, const char *name, con
 int preft_registry_add(preft_registry *r, const char *name, const char *path, preft_registered_adapter **out,
                        preft_error *err) {
   if (!*name) return preft_fail(err, "adapter name is empty");
-  if (preft_registry_find(r, name)) return preft_fail(err, "an adapter named '%s' is already registered", name);
-  char *lora = preft_path_join(path, "adapter_config.json"), *reft = preft_path_join(path, "reft_config.json");
+  if (preft_registry_find(r, name))
+    return preft_fail(err, "an adapter named '%s' is already registered", name);
+  char *lora = preft_path_join(path, "adapter_config.json"),
+       *reft = preft_path_join(path, "reft_config.json");
   bool ok = preft_file_exists(lora) || preft_file_exists(reft);
   free(lora);
   free(reft);
@@ -60,9 +62,11 @@ int preft_registry_add(preft_registry *r, const char *name, const char *path, pr
   return 0;
 }
 
-int preft_registry_add_memory(preft_registry *r, const char *name, preft_registered_adapter **out, preft_error *err) {
+int preft_registry_add_memory(preft_registry *r, const char *name, preft_registered_adapter **out,
+                              preft_error *err) {
   if (!*name) return preft_fail(err, "adapter name is empty");
-  if (preft_registry_find(r, name)) return preft_fail(err, "an adapter named '%s' is already registered", name);
+  if (preft_registry_find(r, name))
+    return preft_fail(err, "an adapter named '%s' is already registered", name);
   preft_registered_adapter *a = append(r, name, "(memory)");
   a->in_memory = true;
   *out = a;

@@ -42,7 +42,8 @@ preft_registered_adapter *preft_registry_find(preft_registry *r, const char *nam
 int preft_registry_add(preft_registry *r, const char *name, const char *path, preft_registered_adapter **out,
                        preft_error *err);
 /* Registers a name for an adapter that exists only in memory (no path). */
-int preft_registry_add_memory(preft_registry *r, const char *name, preft_registered_adapter **out, preft_error *err);
+int preft_registry_add_memory(preft_registry *r, const char *name, preft_registered_adapter **out,
+                              preft_error *err);
 /* Marks removed; frees now if unreferenced. Fails if unknown. */
 int preft_registry_remove(preft_registry *r, const char *name, preft_error *err);
 /* Drops a request's reference (frees a removed entry at zero). */

@@ -37,7 +37,7 @@ typedef struct seq_t {
   uint64_t salt; /* prefix-cache salt: adapter registration, mode, ... */
   int n_keyed;   /* leading prompt blocks already registered in the prefix cache */
   uint64_t last_key;
-  int slot; /* KV slot while running, else -1 */
+  int slot;      /* KV slot while running, else -1 */
   int step_take; /* rows scheduled this step */
   double t_submit, t_first;
   bool cancelled, stop_requested;
@@ -158,9 +158,12 @@ static pending_event *finish(preft_engine *e, seq_t *s, preft_finish_reason why,
   remove_running(e, s);
   if (s->ra) preft_registry_unref(&e->reg, s->ra);
   s->ra = NULL;
-  if (why == PREFT_FINISH_CANCELLED) e->stats.requests_cancelled++;
-  else if (why == PREFT_FINISH_ERROR) e->stats.requests_error++;
-  else e->stats.requests_ok++;
+  if (why == PREFT_FINISH_CANCELLED)
+    e->stats.requests_cancelled++;
+  else if (why == PREFT_FINISH_ERROR)
+    e->stats.requests_error++;
+  else
+    e->stats.requests_ok++;
   pending_event *p = push_event(e, s);
   p->ev.finish = why;
   p->ev.error = error;
@@ -283,12 +286,16 @@ static int schedule(preft_engine *e) {
     bool failed;
     if (s->cancelled || !adapter_ready(e, s, &failed)) {
       if (s->cancelled || failed) {
-        if (prev) prev->next = next;
-        else e->wait_head = next;
+        if (prev)
+          prev->next = next;
+        else
+          e->wait_head = next;
         if (e->wait_tail == s) e->wait_tail = prev;
         e->n_waiting--;
-        if (s->cancelled) finish(e, s, PREFT_FINISH_CANCELLED, NULL);
-        else finish(e, s, PREFT_FINISH_ERROR, s->ra ? s->ra->error : "adapter failed to load");
+        if (s->cancelled)
+          finish(e, s, PREFT_FINISH_CANCELLED, NULL);
+        else
+          finish(e, s, PREFT_FINISH_ERROR, s->ra ? s->ra->error : "adapter failed to load");
       } else {
         prev = s;
       }
@@ -311,8 +318,10 @@ static int schedule(preft_engine *e) {
       release_slot(e, s); /* not enough memory now: wait for running ones */
       break;
     }
-    if (prev) prev->next = next;
-    else e->wait_head = next;
+    if (prev)
+      prev->next = next;
+    else
+      e->wait_head = next;
     if (e->wait_tail == s) e->wait_tail = prev;
     e->n_waiting--;
     s->next = NULL;
@@ -420,7 +429,8 @@ static void complete_step(preft_engine *e, int n_logits) {
     bool stop = false;
     for (int k = 0; k < s->n_stop; k++) stop |= tok == s->stop_ids[k];
     preft_finish_reason why = stop ? PREFT_FINISH_STOP : PREFT_FINISH_NONE;
-    if (!stop && (s->n_generated >= s->max_tokens || s->n_tokens >= e->cfg.max_context)) why = PREFT_FINISH_LENGTH;
+    if (!stop && (s->n_generated >= s->max_tokens || s->n_tokens >= e->cfg.max_context))
+      why = PREFT_FINISH_LENGTH;
     pending_event *p = why != PREFT_FINISH_NONE ? finish(e, s, why, NULL) : push_event(e, s);
     p->ev.token = tok;
     p->ev.completion_tokens = s->n_generated;
@@ -433,8 +443,10 @@ static void complete_step(preft_engine *e, int n_logits) {
 static void reap(preft_engine *e) {
   for (int i = e->n_running - 1; i >= 0; i--) {
     seq_t *s = e->running[i];
-    if (s->cancelled) finish(e, s, PREFT_FINISH_CANCELLED, NULL);
-    else if (s->stop_requested) finish(e, s, PREFT_FINISH_STOP, NULL);
+    if (s->cancelled)
+      finish(e, s, PREFT_FINISH_CANCELLED, NULL);
+    else if (s->stop_requested)
+      finish(e, s, PREFT_FINISH_STOP, NULL);
   }
   seq_t *prev = NULL;
   for (seq_t *s = e->wait_head, *next; s; s = next) {
@@ -443,8 +455,10 @@ static void reap(preft_engine *e) {
       prev = s;
       continue;
     }
-    if (prev) prev->next = next;
-    else e->wait_head = next;
+    if (prev)
+      prev->next = next;
+    else
+      e->wait_head = next;
     if (e->wait_tail == s) e->wait_tail = prev;
     e->n_waiting--;
     finish(e, s, PREFT_FINISH_CANCELLED, NULL);
@@ -476,8 +490,13 @@ static void *engine_main(void *arg) {
     }
     bool any_adapter;
     int nl = build_batch(e, rows, &any_adapter);
-    preft_batch b = {.n = rows, .token = e->b_tok, .pos = e->b_pos, .seq = e->b_seq, .logit_rows = e->b_logit_rows,
-                     .n_logits = nl, .adapter = any_adapter ? e->b_adapter : NULL,
+    preft_batch b = {.n = rows,
+                     .token = e->b_tok,
+                     .pos = e->b_pos,
+                     .seq = e->b_seq,
+                     .logit_rows = e->b_logit_rows,
+                     .n_logits = nl,
+                     .adapter = any_adapter ? e->b_adapter : NULL,
                      .adapt = any_adapter ? e->b_flag : NULL};
     pthread_mutex_unlock(&e->mu);
     preft_error err;
@@ -493,7 +512,8 @@ static void *engine_main(void *arg) {
        * fail every scheduled request rather than loop */
       PREFT_WARN("forward failed: %s", err.msg);
       for (int i = e->n_running - 1; i >= 0; i--)
-        if (e->running[i]->step_take > 0) finish(e, e->running[i], PREFT_FINISH_ERROR, "internal error in forward");
+        if (e->running[i]->step_take > 0)
+          finish(e, e->running[i], PREFT_FINISH_ERROR, "internal error in forward");
       continue;
     }
     complete_step(e, nl);
@@ -540,7 +560,8 @@ static void *loader_main(void *arg) {
 
 /* ---- public API ------------------------------------------------------------------- */
 
-int preft_engine_create(preft_engine **out, preft_model *model, const preft_engine_config *cfg, preft_error *err) {
+int preft_engine_create(preft_engine **out, preft_model *model, const preft_engine_config *cfg,
+                        preft_error *err) {
   preft_engine *e = preft_xcalloc(1, sizeof *e);
   e->model = model;
   e->cfg = *cfg;
@@ -554,7 +575,8 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
   if (e->cfg.max_context <= 0 || e->cfg.max_context > c->max_pos) e->cfg.max_context = c->max_pos;
   if (e->cfg.max_step_tokens < e->cfg.max_running) e->cfg.max_step_tokens = e->cfg.max_running;
   size_t block_bytes = preft_kv_block_bytes(c->n_layers, c->n_kv_heads * c->head_dim, e->cfg.block_size);
-  size_t n_blocks = e->cfg.kv_blocks > 0 ? (size_t)e->cfg.kv_blocks : (e->cfg.kv_cache_mb << 20) / block_bytes;
+  size_t n_blocks =
+      e->cfg.kv_blocks > 0 ? (size_t)e->cfg.kv_blocks : (e->cfg.kv_cache_mb << 20) / block_bytes;
   if (n_blocks < 2) {
     free(e);
     return preft_fail(err, "--kv-cache-mb %zu holds fewer than 2 KV blocks of %zu KiB", cfg->kv_cache_mb,
@@ -584,8 +606,9 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
     abort();
   }
   e->have_threads = true;
-  PREFT_INFO("engine: %zu KV blocks of %d positions (%zu MiB), up to %d running, %d tokens per step", n_blocks,
-             e->cfg.block_size, (n_blocks * block_bytes) >> 20, e->cfg.max_running, e->cfg.max_step_tokens);
+  PREFT_INFO("engine: %zu KV blocks of %d positions (%zu MiB), up to %d running, %d tokens per step",
+             n_blocks, e->cfg.block_size, (n_blocks * block_bytes) >> 20, e->cfg.max_running,
+             e->cfg.max_step_tokens);
   *out = e;
   return 0;
 }
@@ -643,10 +666,13 @@ int preft_engine_add_adapter_dir(preft_engine *e, const char *dir, preft_error *
   int added = 0, rc = 0;
   for (int i = 0; i < n; i++) {
     char *path = preft_path_join(dir, names[i]);
-    char *lora = preft_path_join(path, "adapter_config.json"), *reft = preft_path_join(path, "reft_config.json");
+    char *lora = preft_path_join(path, "adapter_config.json"),
+         *reft = preft_path_join(path, "reft_config.json");
     if ((preft_file_exists(lora) || preft_file_exists(reft)) && rc == 0) {
-      if (preft_engine_add_adapter(e, names[i], path, err) == 0) added++;
-      else rc = -1;
+      if (preft_engine_add_adapter(e, names[i], path, err) == 0)
+        added++;
+      else
+        rc = -1;
     }
     free(lora);
     free(reft);
@@ -689,8 +715,10 @@ int preft_engine_add_loaded_adapter(preft_engine *e, const char *name, preft_ada
   pthread_mutex_lock(&e->mu);
   preft_registered_adapter *ra;
   int rc = preft_registry_add_memory(&e->reg, name, &ra, err);
-  if (rc == 0) preft_registry_install(&e->reg, ra, a);
-  else preft_adapter_free(a);
+  if (rc == 0)
+    preft_registry_install(&e->reg, ra, a);
+  else
+    preft_adapter_free(a);
   pthread_mutex_unlock(&e->mu);
   return rc;
 }
@@ -702,7 +730,8 @@ int preft_engine_remove_adapter(preft_engine *e, const char *name, preft_error *
   return rc;
 }
 
-void preft_engine_each_adapter(preft_engine *e, void (*fn)(void *ctx, const char *name, const char *path, bool loaded),
+void preft_engine_each_adapter(preft_engine *e,
+                               void (*fn)(void *ctx, const char *name, const char *path, bool loaded),
                                void *ctx) {
   pthread_mutex_lock(&e->mu);
   for (int i = 0; i < e->reg.n; i++) {
@@ -719,26 +748,28 @@ bool preft_engine_has_adapter(preft_engine *e, const char *name) {
   return yes;
 }
 
-int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_request_cb cb, void *user, uint64_t *id,
-                        preft_error *err) {
+int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_request_cb cb, void *user,
+                        uint64_t *id, preft_error *err) {
   const preft_model_config *c = &e->model->cfg;
   if (p->n_prompt <= 0) return preft_fail(err, "the prompt is empty"), PREFT_SUBMIT_INVALID;
   if (p->n_prompt >= e->cfg.max_context)
-    return preft_fail(err, "the prompt has %d tokens; the context holds %d including at least one generated token",
+    return preft_fail(err,
+                      "the prompt has %d tokens; the context holds %d including at least one generated token",
                       p->n_prompt, e->cfg.max_context),
            PREFT_SUBMIT_INVALID;
   for (int i = 0; i < p->n_prompt; i++)
     if (p->prompt[i] < 0 || p->prompt[i] >= c->vocab)
-      return preft_fail(err, "token id %d at prompt position %d is outside the vocabulary [0, %d)", p->prompt[i], i,
-                        c->vocab),
+      return preft_fail(err, "token id %d at prompt position %d is outside the vocabulary [0, %d)",
+                        p->prompt[i], i, c->vocab),
              PREFT_SUBMIT_INVALID;
   if (p->max_tokens < 1) return preft_fail(err, "max_tokens must be at least 1"), PREFT_SUBMIT_INVALID;
   if (p->logprobs > PREFT_MAX_TOP_LOGPROBS)
-    return preft_fail(err, "logprobs may ask for at most %d alternatives", PREFT_MAX_TOP_LOGPROBS), PREFT_SUBMIT_INVALID;
+    return preft_fail(err, "logprobs may ask for at most %d alternatives", PREFT_MAX_TOP_LOGPROBS),
+           PREFT_SUBMIT_INVALID;
   int need_blocks = (p->n_prompt + 1 + e->kv.block_size - 1) / e->kv.block_size;
   if (need_blocks > e->kv.n_blocks)
-    return preft_fail(err, "the prompt needs %d KV blocks; the cache holds %d (raise --kv-cache-mb)", need_blocks,
-                      e->kv.n_blocks),
+    return preft_fail(err, "the prompt needs %d KV blocks; the cache holds %d (raise --kv-cache-mb)",
+                      need_blocks, e->kv.n_blocks),
            PREFT_SUBMIT_INVALID;
   pthread_mutex_lock(&e->mu);
   int rc = PREFT_SUBMIT_OK;
@@ -780,8 +811,10 @@ int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_re
   s->requested_mode = p->adapter_mode;
   s->mode = p->adapter_mode >= 0 ? (preft_adapter_mode)p->adapter_mode : PREFT_MODE_ALL;
   if (ra) ra->refs++;
-  if (e->wait_tail) e->wait_tail->next = s;
-  else e->wait_head = s;
+  if (e->wait_tail)
+    e->wait_tail->next = s;
+  else
+    e->wait_head = s;
   e->wait_tail = s;
   e->n_waiting++;
   *id = s->id;

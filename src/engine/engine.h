@@ -54,7 +54,8 @@ typedef struct preft_engine_config {
 
 /* The engine takes ownership of the model (freed by preft_engine_free)
  * unless cfg->borrow_model. */
-int preft_engine_create(preft_engine **out, preft_model *model, const preft_engine_config *cfg, preft_error *err);
+int preft_engine_create(preft_engine **out, preft_model *model, const preft_engine_config *cfg,
+                        preft_error *err);
 /* Cancels everything in flight (callbacks get FINISH_CANCELLED), stops the
  * threads, frees all. */
 void preft_engine_free(preft_engine *e);
@@ -79,7 +80,8 @@ int preft_engine_add_loaded_adapter(preft_engine *e, const char *name, preft_ada
 int preft_engine_remove_adapter(preft_engine *e, const char *name, preft_error *err);
 /* Calls fn for every registered adapter (under the engine lock: fn must not
  * call back into the engine). */
-void preft_engine_each_adapter(preft_engine *e, void (*fn)(void *ctx, const char *name, const char *path, bool loaded),
+void preft_engine_each_adapter(preft_engine *e,
+                               void (*fn)(void *ctx, const char *name, const char *path, bool loaded),
                                void *ctx);
 bool preft_engine_has_adapter(preft_engine *e, const char *name);
 
@@ -149,7 +151,8 @@ void preft_engine_drain(preft_engine *e);
 typedef struct preft_engine_stats {
   long requests_ok, requests_error, requests_cancelled;
   long prompt_tokens[2], generated_tokens[2]; /* [mode]: all-token, prefill-only (base counts as all) */
-  int waiting, running, kv_blocks_used, kv_blocks_free, kv_blocks_cached, adapters_loaded, adapters_registered;
+  int waiting, running, kv_blocks_used, kv_blocks_free, kv_blocks_cached, adapters_loaded,
+      adapters_registered;
   long steps, preemptions, prefix_hit_tokens;
   double step_seconds_sum;
   /* histogram upper bounds (s): 0.001 .. 10. Counts are per bucket (not

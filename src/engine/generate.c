@@ -12,7 +12,8 @@ static int make_cache(const preft_model *m, int n_pos, preft_kv_cache *kv, preft
     return preft_fail(err, "%d positions exceed the model's context of %d (max_position_embeddings)", n_pos,
                       c->max_pos);
   int blocks = (n_pos + KV_BLOCK - 1) / KV_BLOCK;
-  if (preft_kv_init(kv, c->n_layers, c->n_kv_heads * c->head_dim, KV_BLOCK, blocks, 1, n_pos, err) != 0) return -1;
+  if (preft_kv_init(kv, c->n_layers, c->n_kv_heads * c->head_dim, KV_BLOCK, blocks, 1, n_pos, err) != 0)
+    return -1;
   return preft_kv_reserve(kv, 0, n_pos, err);
 }
 
@@ -44,7 +45,8 @@ static int run_chunk(const preft_model *m, preft_pool *pool, preft_kv_cache *kv,
       flags[i] = (uint8_t)preft_adapter_row_flag(sa->adapter, sa->mode, start + i, sa->prompt_len);
     }
   }
-  preft_batch b = {n, ids + start, pos, seq, want_all ? rows : rows + n - 1, want_all ? n : 1, adapters, flags};
+  preft_batch b = {n,        ids + start, pos, seq, want_all ? rows : rows + n - 1, want_all ? n : 1,
+                   adapters, flags};
   int rc = preft_model_forward(m, pool, kv, &b, ws, logits, err);
   free(pos);
   free(seq);
@@ -54,13 +56,14 @@ static int run_chunk(const preft_model *m, preft_pool *pool, preft_kv_cache *kv,
   return rc;
 }
 
-int preft_all_logits(const preft_model *m, preft_pool *pool, const int *ids, int n, float *out, preft_error *err) {
+int preft_all_logits(const preft_model *m, preft_pool *pool, const int *ids, int n, float *out,
+                     preft_error *err) {
   return preft_all_logits_adapted(m, pool, ids, n, NULL, PREFT_MODE_ALL, n, out, err);
 }
 
 int preft_all_logits_adapted(const preft_model *m, preft_pool *pool, const int *ids, int n,
-                             const preft_adapter *adapter, preft_adapter_mode mode, int prompt_len, float *out,
-                             preft_error *err) {
+                             const preft_adapter *adapter, preft_adapter_mode mode, int prompt_len,
+                             float *out, preft_error *err) {
   seq_adapter sa = {adapter, mode, prompt_len};
   preft_kv_cache kv;
   if (make_cache(m, n, &kv, err) != 0) return -1;
@@ -68,7 +71,8 @@ int preft_all_logits_adapted(const preft_model *m, preft_pool *pool, const int *
   int rc = 0;
   for (int start = 0; start < n && rc == 0; start += 256) {
     int len = n - start < 256 ? n - start : 256;
-    rc = run_chunk(m, pool, &kv, &ws, &sa, ids, start, len, true, out + (size_t)start * (size_t)m->cfg.vocab, err);
+    rc = run_chunk(m, pool, &kv, &ws, &sa, ids, start, len, true, out + (size_t)start * (size_t)m->cfg.vocab,
+                   err);
   }
   preft_workspace_free(&ws);
   preft_kv_free(&kv);
@@ -145,7 +149,8 @@ int preft_score_tokens(const preft_model *m, preft_pool *pool, const int *ids, i
       int t = start + i + 1; /* the token row i predicts */
       if (t < score_from || t >= n) continue;
       if (ids[t] < 0 || ids[t] >= vocab) {
-        rc = preft_fail(err, "token id %d at position %d is outside the vocabulary [0, %d)", ids[t], t, vocab);
+        rc =
+            preft_fail(err, "token id %d at position %d is outside the vocabulary [0, %d)", ids[t], t, vocab);
         break;
       }
       *nll_sum += nll_of(logits + (size_t)i * vocab, vocab, ids[t]);

@@ -19,7 +19,7 @@ typedef struct preft_generate_opts {
   preft_sampling sampling;
   const int *stop_ids; /* generation ends after emitting one of these */
   int n_stop_ids;
-  int prefill_chunk; /* rows per prefill forward; 0: 256 */
+  int prefill_chunk;            /* rows per prefill forward; 0: 256 */
   const preft_adapter *adapter; /* NULL: the base model */
   preft_adapter_mode adapter_mode;
 } preft_generate_opts;
@@ -32,10 +32,11 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
 /* Logits of every position of ids: out [n, V], teacher-forced. With an
  * adapter, positions >= prompt_len count as generated tokens for the
  * adapter's mode (prompt_len = n: all of ids is the prompt). */
-int preft_all_logits(const preft_model *m, preft_pool *pool, const int *ids, int n, float *out, preft_error *err);
+int preft_all_logits(const preft_model *m, preft_pool *pool, const int *ids, int n, float *out,
+                     preft_error *err);
 int preft_all_logits_adapted(const preft_model *m, preft_pool *pool, const int *ids, int n,
-                             const preft_adapter *adapter, preft_adapter_mode mode, int prompt_len, float *out,
-                             preft_error *err);
+                             const preft_adapter *adapter, preft_adapter_mode mode, int prompt_len,
+                             float *out, preft_error *err);
 
 /* Scores a sequence teacher-forced: adds -log p(ids[t] | ids[<t]) over
  * t in [score_from, n) (score_from >= 1) to *nll_sum (natural log) and the

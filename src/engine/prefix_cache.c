@@ -15,7 +15,8 @@ static uint64_t mix64(uint64_t z) {
 
 uint64_t preft_prefix_key(uint64_t parent, uint64_t salt, const int *tokens, int n) {
   uint64_t h = mix64(parent ^ 0x9e3779b97f4a7c15ull) ^ mix64(salt + 0x632be59bd9b4e019ull);
-  for (int i = 0; i < n; i++) h = mix64(h ^ ((uint64_t)(uint32_t)tokens[i] + 0x85ebca77c2b2ae63ull * (uint64_t)(i + 1)));
+  for (int i = 0; i < n; i++)
+    h = mix64(h ^ ((uint64_t)(uint32_t)tokens[i] + 0x85ebca77c2b2ae63ull * (uint64_t)(i + 1)));
   return h ? h : 1;
 }
 

@@ -68,9 +68,12 @@ static void select_top(int *idx, int n, int k, const float *prob) {
           j--;
         }
       }
-      if (k - 1 <= j) hi = j;
-      else if (k - 1 >= i) lo = i;
-      else break;
+      if (k - 1 <= j)
+        hi = j;
+      else if (k - 1 >= i)
+        lo = i;
+      else
+        break;
     }
     n = k;
   }

@@ -10,19 +10,26 @@
 
 const char *preft_ggml_type_name(uint32_t t) {
   switch (t) {
-  case PREFT_GGML_F32: return "F32";
-  case PREFT_GGML_F16: return "F16";
-  case PREFT_GGML_BF16: return "BF16";
-  default: return "unknown";
+    case PREFT_GGML_F32:
+      return "F32";
+    case PREFT_GGML_F16:
+      return "F16";
+    case PREFT_GGML_BF16:
+      return "BF16";
+    default:
+      return "unknown";
   }
 }
 
 size_t preft_ggml_type_size(uint32_t t) {
   switch (t) {
-  case PREFT_GGML_F32: return 4;
-  case PREFT_GGML_F16:
-  case PREFT_GGML_BF16: return 2;
-  default: return 0;
+    case PREFT_GGML_F32:
+      return 4;
+    case PREFT_GGML_F16:
+    case PREFT_GGML_BF16:
+      return 2;
+    default:
+      return 0;
   }
 }
 
@@ -148,7 +155,8 @@ int preft_gguf_add_tensor(preft_gguf_writer *w, const char *name, preft_ggml_typ
   size_t es = preft_ggml_type_size(type);
   if (es == 0) return preft_fail(err, "GGUF tensor '%s': unsupported ggml type %d", name, (int)type);
   if (ndim < 1 || ndim > PREFT_GGUF_MAX_DIMS)
-    return preft_fail(err, "GGUF tensor '%s': %d dimensions (1 to %d supported)", name, ndim, PREFT_GGUF_MAX_DIMS);
+    return preft_fail(err, "GGUF tensor '%s': %d dimensions (1 to %d supported)", name, ndim,
+                      PREFT_GGUF_MAX_DIMS);
   if (!data == !fill) return preft_fail(err, "GGUF tensor '%s': give exactly one of data and fill", name);
   size_t numel = 1;
   for (int d = 0; d < ndim; d++) {

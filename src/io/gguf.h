@@ -34,9 +34,20 @@
 
 /* Metadata value types. */
 typedef enum {
-  PREFT_GGUF_U8 = 0, PREFT_GGUF_I8 = 1, PREFT_GGUF_U16 = 2, PREFT_GGUF_I16 = 3, PREFT_GGUF_U32 = 4,
-  PREFT_GGUF_I32 = 5, PREFT_GGUF_F32 = 6, PREFT_GGUF_BOOL = 7, PREFT_GGUF_STRING = 8, PREFT_GGUF_ARRAY = 9,
-  PREFT_GGUF_U64 = 10, PREFT_GGUF_I64 = 11, PREFT_GGUF_F64 = 12, PREFT_GGUF_N_TYPES
+  PREFT_GGUF_U8 = 0,
+  PREFT_GGUF_I8 = 1,
+  PREFT_GGUF_U16 = 2,
+  PREFT_GGUF_I16 = 3,
+  PREFT_GGUF_U32 = 4,
+  PREFT_GGUF_I32 = 5,
+  PREFT_GGUF_F32 = 6,
+  PREFT_GGUF_BOOL = 7,
+  PREFT_GGUF_STRING = 8,
+  PREFT_GGUF_ARRAY = 9,
+  PREFT_GGUF_U64 = 10,
+  PREFT_GGUF_I64 = 11,
+  PREFT_GGUF_F64 = 12,
+  PREFT_GGUF_N_TYPES
 } preft_gguf_type;
 
 /* Tensor element types preft reads and writes (ggml_type values). */
@@ -70,14 +81,14 @@ typedef struct preft_gguf_wtensor {
 } preft_gguf_wtensor;
 
 typedef struct preft_gguf_writer {
-  uint8_t *kv;     /* serialized key/value pairs */
+  uint8_t *kv; /* serialized key/value pairs */
   size_t kv_len, kv_cap;
-  char **keys;     /* for duplicate detection */
+  char **keys; /* for duplicate detection */
   int64_t n_kv;
   preft_gguf_wtensor *tensors;
   int64_t n_tensors, cap_tensors;
   uint32_t alignment;
-  bool failed;     /* a key was added twice or was invalid: write refuses */
+  bool failed; /* a key was added twice or was invalid: write refuses */
   char fail_msg[256];
 } preft_gguf_writer;
 
@@ -127,9 +138,9 @@ typedef struct preft_gguf_kv {
     int64_t i;
     double f;
     bool b;
-  } v;            /* scalar value (integers widened, floats to double) */
-  char *str;      /* STRING value (NUL-terminated copy) */
-  char **strs;    /* array of STRING: n NUL-terminated copies */
+  } v;             /* scalar value (integers widened, floats to double) */
+  char *str;       /* STRING value (NUL-terminated copy) */
+  char **strs;     /* array of STRING: n NUL-terminated copies */
   const void *arr; /* array of numbers: points into the mapping, little-endian */
 } preft_gguf_kv;
 

@@ -19,8 +19,8 @@ typedef struct {
 
 static int need(cursor *c, size_t k, const char *what) {
   if (k > c->n - c->off)
-    return preft_fail(c->err, "%s: truncated at byte %zu reading %s (%zu bytes needed, %zu left)", c->path, c->off,
-                      what, k, c->n - c->off);
+    return preft_fail(c->err, "%s: truncated at byte %zu reading %s (%zu bytes needed, %zu left)", c->path,
+                      c->off, what, k, c->n - c->off);
   return 0;
 }
 
@@ -40,8 +40,8 @@ static int rd_str(cursor *c, char **out, const char *what) {
   size_t at = c->off;
   if (rd_u64(c, &len, what)) return -1;
   if (len > c->n - c->off)
-    return preft_fail(c->err, "%s: %s at byte %zu has length %llu, beyond the end of the file", c->path, what, at,
-                      (unsigned long long)len);
+    return preft_fail(c->err, "%s: %s at byte %zu has length %llu, beyond the end of the file", c->path, what,
+                      at, (unsigned long long)len);
   char *s = preft_xmalloc((size_t)len + 1);
   memcpy(s, c->p + c->off, (size_t)len);
   s[len] = 0;
@@ -52,28 +52,87 @@ static int rd_str(cursor *c, char **out, const char *what) {
 
 static size_t scalar_size(uint32_t t) {
   switch (t) {
-  case PREFT_GGUF_U8: case PREFT_GGUF_I8: case PREFT_GGUF_BOOL: return 1;
-  case PREFT_GGUF_U16: case PREFT_GGUF_I16: return 2;
-  case PREFT_GGUF_U32: case PREFT_GGUF_I32: case PREFT_GGUF_F32: return 4;
-  case PREFT_GGUF_U64: case PREFT_GGUF_I64: case PREFT_GGUF_F64: return 8;
-  default: return 0;
+    case PREFT_GGUF_U8:
+    case PREFT_GGUF_I8:
+    case PREFT_GGUF_BOOL:
+      return 1;
+    case PREFT_GGUF_U16:
+    case PREFT_GGUF_I16:
+      return 2;
+    case PREFT_GGUF_U32:
+    case PREFT_GGUF_I32:
+    case PREFT_GGUF_F32:
+      return 4;
+    case PREFT_GGUF_U64:
+    case PREFT_GGUF_I64:
+    case PREFT_GGUF_F64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
 static void read_scalar(preft_gguf_kv *kv, uint32_t t, const uint8_t *p) {
   switch (t) {
-  case PREFT_GGUF_U8: kv->v.u = p[0]; break;
-  case PREFT_GGUF_I8: kv->v.i = (int8_t)p[0]; break;
-  case PREFT_GGUF_BOOL: kv->v.b = p[0] != 0; break;
-  case PREFT_GGUF_U16: { uint16_t x; memcpy(&x, p, 2); kv->v.u = x; break; }
-  case PREFT_GGUF_I16: { int16_t x; memcpy(&x, p, 2); kv->v.i = x; break; }
-  case PREFT_GGUF_U32: { uint32_t x; memcpy(&x, p, 4); kv->v.u = x; break; }
-  case PREFT_GGUF_I32: { int32_t x; memcpy(&x, p, 4); kv->v.i = x; break; }
-  case PREFT_GGUF_F32: { float x; memcpy(&x, p, 4); kv->v.f = x; break; }
-  case PREFT_GGUF_U64: { uint64_t x; memcpy(&x, p, 8); kv->v.u = x; break; }
-  case PREFT_GGUF_I64: { int64_t x; memcpy(&x, p, 8); kv->v.i = x; break; }
-  case PREFT_GGUF_F64: { double x; memcpy(&x, p, 8); kv->v.f = x; break; }
-  default: break;
+    case PREFT_GGUF_U8:
+      kv->v.u = p[0];
+      break;
+    case PREFT_GGUF_I8:
+      kv->v.i = (int8_t)p[0];
+      break;
+    case PREFT_GGUF_BOOL:
+      kv->v.b = p[0] != 0;
+      break;
+    case PREFT_GGUF_U16: {
+      uint16_t x;
+      memcpy(&x, p, 2);
+      kv->v.u = x;
+      break;
+    }
+    case PREFT_GGUF_I16: {
+      int16_t x;
+      memcpy(&x, p, 2);
+      kv->v.i = x;
+      break;
+    }
+    case PREFT_GGUF_U32: {
+      uint32_t x;
+      memcpy(&x, p, 4);
+      kv->v.u = x;
+      break;
+    }
+    case PREFT_GGUF_I32: {
+      int32_t x;
+      memcpy(&x, p, 4);
+      kv->v.i = x;
+      break;
+    }
+    case PREFT_GGUF_F32: {
+      float x;
+      memcpy(&x, p, 4);
+      kv->v.f = x;
+      break;
+    }
+    case PREFT_GGUF_U64: {
+      uint64_t x;
+      memcpy(&x, p, 8);
+      kv->v.u = x;
+      break;
+    }
+    case PREFT_GGUF_I64: {
+      int64_t x;
+      memcpy(&x, p, 8);
+      kv->v.i = x;
+      break;
+    }
+    case PREFT_GGUF_F64: {
+      double x;
+      memcpy(&x, p, 8);
+      kv->v.f = x;
+      break;
+    }
+    default:
+      break;
   }
 }
 
@@ -90,8 +149,8 @@ static int read_kv(cursor *c, preft_gguf_kv *kv, int64_t index) {
     if (kv->arr_type == PREFT_GGUF_STRING) {
       /* each element takes at least its 8-byte length */
       if (kv->n > (c->n - c->off) / 8)
-        return preft_fail(c->err, "%s: key '%s': array of %llu strings cannot fit in the file", c->path, kv->key,
-                          (unsigned long long)kv->n);
+        return preft_fail(c->err, "%s: key '%s': array of %llu strings cannot fit in the file", c->path,
+                          kv->key, (unsigned long long)kv->n);
       kv->strs = preft_xcalloc((size_t)kv->n ? (size_t)kv->n : 1, sizeof(char *));
       for (uint64_t i = 0; i < kv->n; i++)
         if (rd_str(c, &kv->strs[i], kv->key)) return -1;
@@ -99,8 +158,8 @@ static int read_kv(cursor *c, preft_gguf_kv *kv, int64_t index) {
     }
     size_t es = scalar_size(kv->arr_type);
     if (es == 0)
-      return preft_fail(c->err, "%s: key '%s': unsupported array element type %u at byte %zu", c->path, kv->key,
-                        kv->arr_type, at);
+      return preft_fail(c->err, "%s: key '%s': unsupported array element type %u at byte %zu", c->path,
+                        kv->key, kv->arr_type, at);
     if (kv->n > (c->n - c->off) / es)
       return preft_fail(c->err, "%s: key '%s': array of %llu elements runs past the end of the file", c->path,
                         kv->key, (unsigned long long)kv->n);
@@ -110,7 +169,8 @@ static int read_kv(cursor *c, preft_gguf_kv *kv, int64_t index) {
   }
   size_t es = scalar_size(kv->type);
   if (es == 0)
-    return preft_fail(c->err, "%s: key '%s': unknown value type %u at byte %zu", c->path, kv->key, kv->type, at);
+    return preft_fail(c->err, "%s: key '%s': unknown value type %u at byte %zu", c->path, kv->key, kv->type,
+                      at);
   if (need(c, es, kv->key)) return -1;
   read_scalar(kv, kv->type, c->p + c->off);
   c->off += es;
@@ -163,8 +223,8 @@ static int read_tensor_info(cursor *c, preft_gguf_tensor *t, int64_t index) {
   if (rd_u32(c, &t->type, t->name) || rd_u64(c, &t->offset, t->name)) return -1;
   size_t es = preft_ggml_type_size(t->type);
   if (es == 0)
-    return preft_fail(c->err, "%s: tensor '%s': ggml type %u is not supported (F32, F16, BF16)", c->path, t->name,
-                      t->type);
+    return preft_fail(c->err, "%s: tensor '%s': ggml type %u is not supported (F32, F16, BF16)", c->path,
+                      t->name, t->type);
   if (numel > SIZE_MAX / es) return preft_fail(c->err, "%s: tensor '%s' is too large", c->path, t->name);
   t->nbytes = (size_t)numel * es;
   return 0;
@@ -224,7 +284,8 @@ int preft_gguf_open(preft_gguf_file *f, const char *path, preft_error *err) {
   }
   size_t data = (c.off + f->alignment - 1) / f->alignment * f->alignment;
   if (n_tensors > 0 && data > c.n) {
-    preft_fail(err, "%s: data section would start at byte %zu, past the end of the file (%zu bytes)", path, data, c.n);
+    preft_fail(err, "%s: data section would start at byte %zu, past the end of the file (%zu bytes)", path,
+               data, c.n);
     goto fail;
   }
   f->data_offset = data;
@@ -239,8 +300,8 @@ int preft_gguf_open(preft_gguf_file *f, const char *path, preft_error *err) {
       goto fail;
     }
     if (t->nbytes > c.n - data || t->offset > c.n - data - t->nbytes) {
-      preft_fail(err, "%s: tensor '%s' (%zu bytes at data offset %llu) runs past the end of the file", path, t->name,
-                 t->nbytes, (unsigned long long)t->offset);
+      preft_fail(err, "%s: tensor '%s' (%zu bytes at data offset %llu) runs past the end of the file", path,
+                 t->name, t->nbytes, (unsigned long long)t->offset);
       goto fail;
     }
     t->data = c.p + data + t->offset;
@@ -264,7 +325,8 @@ const preft_gguf_tensor *preft_gguf_find_tensor(const preft_gguf_file *f, const 
   return NULL;
 }
 
-static const preft_gguf_kv *typed(const preft_gguf_file *f, const char *key, uint32_t type, preft_error *err) {
+static const preft_gguf_kv *typed(const preft_gguf_file *f, const char *key, uint32_t type,
+                                  preft_error *err) {
   const preft_gguf_kv *kv = preft_gguf_find_kv(f, key);
   if (!kv) {
     preft_fail(err, "%s: key '%s' is missing", f->map.path, key);

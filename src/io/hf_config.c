@@ -13,9 +13,12 @@
 
 const char *preft_arch_name(preft_arch arch) {
   switch (arch) {
-    case PREFT_ARCH_QWEN2: return "Qwen2ForCausalLM";
-    case PREFT_ARCH_MISTRAL: return "MistralForCausalLM";
-    default: return "LlamaForCausalLM";
+    case PREFT_ARCH_QWEN2:
+      return "Qwen2ForCausalLM";
+    case PREFT_ARCH_MISTRAL:
+      return "MistralForCausalLM";
+    default:
+      return "LlamaForCausalLM";
   }
 }
 
@@ -26,20 +29,31 @@ static int parse_arch(const cJSON *root, const char *path, preft_arch *arch, pre
     const cJSON *a = cJSON_GetArrayItem(archs, 0);
     if (!cJSON_IsString(a)) return preft_fail(err, "%s: field \"architectures\" must hold strings", path);
     name = a->valuestring;
-    if (!strcmp(name, "LlamaForCausalLM")) *arch = PREFT_ARCH_LLAMA;
-    else if (!strcmp(name, "Qwen2ForCausalLM")) *arch = PREFT_ARCH_QWEN2;
-    else if (!strcmp(name, "MistralForCausalLM")) *arch = PREFT_ARCH_MISTRAL;
+    if (!strcmp(name, "LlamaForCausalLM"))
+      *arch = PREFT_ARCH_LLAMA;
+    else if (!strcmp(name, "Qwen2ForCausalLM"))
+      *arch = PREFT_ARCH_QWEN2;
+    else if (!strcmp(name, "MistralForCausalLM"))
+      *arch = PREFT_ARCH_MISTRAL;
     else
-      return preft_fail(err, "%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, Qwen2ForCausalLM, "
-                        "MistralForCausalLM)", path, name);
+      return preft_fail(err,
+                        "%s: unsupported architecture \"%s\" (supported: LlamaForCausalLM, Qwen2ForCausalLM, "
+                        "MistralForCausalLM)",
+                        path, name);
     return 0;
   }
   if (preft_json_str(root, path, "model_type", false, &name, err) != 0) return -1;
-  if (!name) return preft_fail(err, "%s: neither \"architectures\" nor \"model_type\" says what model this is", path);
-  if (!strcmp(name, "llama")) *arch = PREFT_ARCH_LLAMA;
-  else if (!strcmp(name, "qwen2")) *arch = PREFT_ARCH_QWEN2;
-  else if (!strcmp(name, "mistral")) *arch = PREFT_ARCH_MISTRAL;
-  else return preft_fail(err, "%s: unsupported model_type \"%s\" (supported: llama, qwen2, mistral)", path, name);
+  if (!name)
+    return preft_fail(err, "%s: neither \"architectures\" nor \"model_type\" says what model this is", path);
+  if (!strcmp(name, "llama"))
+    *arch = PREFT_ARCH_LLAMA;
+  else if (!strcmp(name, "qwen2"))
+    *arch = PREFT_ARCH_QWEN2;
+  else if (!strcmp(name, "mistral"))
+    *arch = PREFT_ARCH_MISTRAL;
+  else
+    return preft_fail(err, "%s: unsupported model_type \"%s\" (supported: llama, qwen2, mistral)", path,
+                      name);
   return 0;
 }
 
@@ -54,12 +68,15 @@ static int parse_eos(const cJSON *root, const char *path, int *ids, int *n, pref
     ids[(*n)++] = (int)id;
     return 0;
   }
-  if (!cJSON_IsArray(v)) return preft_fail(err, "%s: field \"eos_token_id\" must be an integer or a list", path);
+  if (!cJSON_IsArray(v))
+    return preft_fail(err, "%s: field \"eos_token_id\" must be an integer or a list", path);
   const cJSON *e;
   cJSON_ArrayForEach(e, v) {
-    if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > INT_MAX || e->valuedouble != floor(e->valuedouble))
+    if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > INT_MAX ||
+        e->valuedouble != floor(e->valuedouble))
       return preft_fail(err, "%s: field \"eos_token_id\" holds a value that is not a token id", path);
-    if (*n == PREFT_MAX_EOS) return preft_fail(err, "%s: field \"eos_token_id\" lists more than %d ids", path, PREFT_MAX_EOS);
+    if (*n == PREFT_MAX_EOS)
+      return preft_fail(err, "%s: field \"eos_token_id\" lists more than %d ids", path, PREFT_MAX_EOS);
     ids[(*n)++] = (int)e->valuedouble;
   }
   return 0;
@@ -69,20 +86,23 @@ static int parse_rope_scaling(const cJSON *root, const char *path, preft_model_c
   const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
   c->rope_type = PREFT_ROPE_DEFAULT;
   if (!rs || cJSON_IsNull(rs)) return 0;
-  if (!cJSON_IsObject(rs)) return preft_fail(err, "%s: field \"rope_scaling\" must be an object or null", path);
+  if (!cJSON_IsObject(rs))
+    return preft_fail(err, "%s: field \"rope_scaling\" must be an object or null", path);
   const char *type = NULL;
   if (preft_json_str(rs, path, "rope_type", false, &type, err) != 0) return -1;
   if (!type && preft_json_str(rs, path, "type", false, &type, err) != 0) return -1;
   if (!type) return preft_fail(err, "%s: field \"rope_scaling\" has no \"rope_type\"", path);
   if (!strcmp(type, "default")) return 0;
   if (preft_json_num(rs, path, "factor", true, 1, &c->rope_factor, err) != 0) return -1;
-  if (!(c->rope_factor > 0)) return preft_fail(err, "%s: field \"rope_scaling.factor\" must be positive", path);
+  if (!(c->rope_factor > 0))
+    return preft_fail(err, "%s: field \"rope_scaling.factor\" must be positive", path);
   if (!strcmp(type, "linear")) {
     c->rope_type = PREFT_ROPE_LINEAR;
     return 0;
   }
   if (strcmp(type, "llama3") != 0)
-    return preft_fail(err, "%s: unsupported rope_scaling type \"%s\" (supported: default, linear, llama3)", path, type);
+    return preft_fail(err, "%s: unsupported rope_scaling type \"%s\" (supported: default, linear, llama3)",
+                      path, type);
   c->rope_type = PREFT_ROPE_LLAMA3;
   long orig;
   if (preft_json_num(rs, path, "low_freq_factor", true, 1, &c->rope_low_freq_factor, err) != 0 ||
@@ -115,7 +135,8 @@ int preft_config_parse(preft_model_config *cfg, const char *json, const char *pa
       preft_json_int(root, path, "num_attention_heads", true, 1, 1024, 0, &v[4], err) != 0)
     goto done;
   if (preft_json_int(root, path, "num_key_value_heads", false, 1, 1024, v[4], &v[5], err) != 0) goto done;
-  if (preft_json_int(root, path, "max_position_embeddings", false, 1, 1 << 24, 2048, &v[6], err) != 0) goto done;
+  if (preft_json_int(root, path, "max_position_embeddings", false, 1, 1 << 24, 2048, &v[6], err) != 0)
+    goto done;
   if (preft_json_int(root, path, "head_dim", false, 2, 1024, 0, &v[7], err) != 0) goto done;
   c.vocab = (int)v[0];
   c.dim = (int)v[1];
@@ -125,14 +146,15 @@ int preft_config_parse(preft_model_config *cfg, const char *json, const char *pa
   c.n_kv_heads = (int)v[5];
   c.max_pos = (int)v[6];
   if (c.n_heads % c.n_kv_heads != 0) {
-    preft_fail(err, "%s: num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", path, c.n_heads,
-               c.n_kv_heads);
+    preft_fail(err, "%s: num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", path,
+               c.n_heads, c.n_kv_heads);
     goto done;
   }
   if (v[7] == 0) {
     if (c.dim % c.n_heads != 0) {
-      preft_fail(err, "%s: hidden_size (%d) is not a multiple of num_attention_heads (%d) and no head_dim is given",
-                 path, c.dim, c.n_heads);
+      preft_fail(
+          err, "%s: hidden_size (%d) is not a multiple of num_attention_heads (%d) and no head_dim is given",
+          path, c.dim, c.n_heads);
       goto done;
     }
     v[7] = c.dim / c.n_heads;
@@ -160,7 +182,8 @@ int preft_config_parse(preft_model_config *cfg, const char *json, const char *pa
     bool sliding;
     if (preft_json_bool(root, path, "use_sliding_window", false, &sliding, err) != 0) goto done;
     if (sliding) {
-      preft_fail(err, "%s: field \"use_sliding_window\": Qwen2 sliding-window layers are not supported", path);
+      preft_fail(err, "%s: field \"use_sliding_window\": Qwen2 sliding-window layers are not supported",
+                 path);
       goto done;
     }
   } else if (c.arch == PREFT_ARCH_LLAMA) {
@@ -176,7 +199,9 @@ int preft_config_parse(preft_model_config *cfg, const char *json, const char *pa
   if (parse_eos(root, path, c.eos_ids, &c.n_eos, err) != 0) goto done;
   const char *dt = NULL;
   if (preft_json_str(root, path, "torch_dtype", false, &dt, err) != 0) goto done;
-  c.torch_dtype = dt && !strcmp(dt, "bfloat16") ? PREFT_BF16 : dt && !strcmp(dt, "float16") ? PREFT_F16 : PREFT_F32;
+  c.torch_dtype = dt && !strcmp(dt, "bfloat16")  ? PREFT_BF16
+                  : dt && !strcmp(dt, "float16") ? PREFT_F16
+                                                 : PREFT_F32;
   *cfg = c;
   rc = 0;
 done:
@@ -239,10 +264,14 @@ int preft_config_write(const preft_model_config *c, const char *path, preft_erro
     }
   }
   if (c->bos_id >= 0) cJSON_AddNumberToObject(root, "bos_token_id", c->bos_id);
-  if (c->n_eos == 1) cJSON_AddNumberToObject(root, "eos_token_id", c->eos_ids[0]);
-  else if (c->n_eos > 1) cJSON_AddItemToObject(root, "eos_token_id", cJSON_CreateIntArray(c->eos_ids, c->n_eos));
+  if (c->n_eos == 1)
+    cJSON_AddNumberToObject(root, "eos_token_id", c->eos_ids[0]);
+  else if (c->n_eos > 1)
+    cJSON_AddItemToObject(root, "eos_token_id", cJSON_CreateIntArray(c->eos_ids, c->n_eos));
   cJSON_AddStringToObject(root, "torch_dtype",
-                          c->torch_dtype == PREFT_BF16 ? "bfloat16" : c->torch_dtype == PREFT_F16 ? "float16" : "float32");
+                          c->torch_dtype == PREFT_BF16  ? "bfloat16"
+                          : c->torch_dtype == PREFT_F16 ? "float16"
+                                                        : "float32");
   char *text = cJSON_Print(root);
   cJSON_Delete(root);
   int rc = preft_write_atomic(path, text, strlen(text), err);
@@ -251,7 +280,8 @@ int preft_config_write(const preft_model_config *c, const char *path, preft_erro
 }
 
 int preft_generation_config_load(preft_generation_config *gen, const char *dir, preft_error *err) {
-  preft_generation_config g = {.do_sample = false, .temperature = 1.0, .top_p = 1.0, .min_p = 0.0, .top_k = 50};
+  preft_generation_config g = {
+      .do_sample = false, .temperature = 1.0, .top_p = 1.0, .min_p = 0.0, .top_k = 50};
   char *path = preft_path_join(dir, "generation_config.json");
   int rc = 0;
   if (preft_file_exists(path)) {

@@ -22,14 +22,14 @@ typedef enum { PREFT_ROPE_DEFAULT, PREFT_ROPE_LINEAR, PREFT_ROPE_LLAMA3 } preft_
 
 typedef struct preft_model_config {
   preft_arch arch;
-  int vocab;       /* V */
-  int dim;         /* D, hidden_size */
-  int ffn;         /* F, intermediate_size */
-  int n_layers;    /* L */
-  int n_heads;     /* H */
-  int n_kv_heads;  /* Hkv, divides H */
-  int head_dim;    /* Dh, even */
-  int max_pos;     /* max_position_embeddings */
+  int vocab;          /* V */
+  int dim;            /* D, hidden_size */
+  int ffn;            /* F, intermediate_size */
+  int n_layers;       /* L */
+  int n_heads;        /* H */
+  int n_kv_heads;     /* Hkv, divides H */
+  int head_dim;       /* Dh, even */
+  int max_pos;        /* max_position_embeddings */
   int sliding_window; /* 0: full causal attention */
   float norm_eps;
   double rope_theta;

@@ -27,8 +27,8 @@ static const cJSON *field_of(const cJSON *obj, const char *field) {
   return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
-int preft_json_int(const cJSON *obj, const char *file, const char *field, bool required, long lo, long hi, long dflt,
-                   long *out, preft_error *err) {
+int preft_json_int(const cJSON *obj, const char *file, const char *field, bool required, long lo, long hi,
+                   long dflt, long *out, preft_error *err) {
   const cJSON *v = field_of(obj, field);
   if (!v) {
     if (required) return preft_fail(err, "%s: missing field \"%s\"", file, field);
@@ -42,8 +42,8 @@ int preft_json_int(const cJSON *obj, const char *file, const char *field, bool r
   return 0;
 }
 
-int preft_json_num(const cJSON *obj, const char *file, const char *field, bool required, double dflt, double *out,
-                   preft_error *err) {
+int preft_json_num(const cJSON *obj, const char *file, const char *field, bool required, double dflt,
+                   double *out, preft_error *err) {
   const cJSON *v = field_of(obj, field);
   if (!v) {
     if (required) return preft_fail(err, "%s: missing field \"%s\"", file, field);
@@ -56,7 +56,8 @@ int preft_json_num(const cJSON *obj, const char *file, const char *field, bool r
   return 0;
 }
 
-int preft_json_bool(const cJSON *obj, const char *file, const char *field, bool dflt, bool *out, preft_error *err) {
+int preft_json_bool(const cJSON *obj, const char *file, const char *field, bool dflt, bool *out,
+                    preft_error *err) {
   const cJSON *v = field_of(obj, field);
   if (!v) {
     *out = dflt;

@@ -14,11 +14,12 @@ int preft_json_load(const char *path, cJSON **out, preft_error *err);
 
 /* Each getter: absent (or JSON null) field -> *out = dflt and 0, unless
  * required, which fails. Present but of the wrong type or range -> error. */
-int preft_json_int(const cJSON *obj, const char *file, const char *field, bool required, long lo, long hi, long dflt,
-                   long *out, preft_error *err);
-int preft_json_num(const cJSON *obj, const char *file, const char *field, bool required, double dflt, double *out,
-                   preft_error *err);
-int preft_json_bool(const cJSON *obj, const char *file, const char *field, bool dflt, bool *out, preft_error *err);
+int preft_json_int(const cJSON *obj, const char *file, const char *field, bool required, long lo, long hi,
+                   long dflt, long *out, preft_error *err);
+int preft_json_num(const cJSON *obj, const char *file, const char *field, bool required, double dflt,
+                   double *out, preft_error *err);
+int preft_json_bool(const cJSON *obj, const char *file, const char *field, bool dflt, bool *out,
+                    preft_error *err);
 /* Borrowed pointer into obj, or NULL when absent and not required. */
 int preft_json_str(const cJSON *obj, const char *file, const char *field, bool required, const char **out,
                    preft_error *err);

@@ -8,10 +8,14 @@
 #define MAX_HEADER_BYTES (100u << 20) /* the reference implementation's limit */
 
 static int parse_dtype(const char *s, preft_dtype *out) {
-  if (!strcmp(s, "F32")) *out = PREFT_F32;
-  else if (!strcmp(s, "F16")) *out = PREFT_F16;
-  else if (!strcmp(s, "BF16")) *out = PREFT_BF16;
-  else return -1;
+  if (!strcmp(s, "F32"))
+    *out = PREFT_F32;
+  else if (!strcmp(s, "F16"))
+    *out = PREFT_F16;
+  else if (!strcmp(s, "BF16"))
+    *out = PREFT_BF16;
+  else
+    return -1;
   return 0;
 }
 
@@ -37,17 +41,20 @@ static int cmp_range(const void *a, const void *b) {
 static int parse_entry(const cJSON *entry, const char *path, uint64_t data_size, preft_st_tensor *t,
                        uint64_t *begin, preft_error *err) {
   const char *name = entry->string;
-  if (!cJSON_IsObject(entry)) return preft_fail(err, "%s: tensor %s: header entry is not an object", path, name);
+  if (!cJSON_IsObject(entry))
+    return preft_fail(err, "%s: tensor %s: header entry is not an object", path, name);
   const cJSON *dt = cJSON_GetObjectItemCaseSensitive(entry, "dtype");
   const cJSON *shape = cJSON_GetObjectItemCaseSensitive(entry, "shape");
   const cJSON *offs = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
-  if (!cJSON_IsString(dt)) return preft_fail(err, "%s: tensor %s: missing or non-string \"dtype\"", path, name);
+  if (!cJSON_IsString(dt))
+    return preft_fail(err, "%s: tensor %s: missing or non-string \"dtype\"", path, name);
   if (parse_dtype(dt->valuestring, &t->dtype) != 0)
     return preft_fail(err, "%s: tensor %s: unsupported dtype %s (expected F32, F16 or BF16)", path, name,
                       dt->valuestring);
   if (!cJSON_IsArray(shape)) return preft_fail(err, "%s: tensor %s: missing \"shape\" array", path, name);
   int nd = cJSON_GetArraySize(shape);
-  if (nd > PREFT_ST_MAX_DIMS) return preft_fail(err, "%s: tensor %s: %d dimensions (max %d)", path, name, nd, PREFT_ST_MAX_DIMS);
+  if (nd > PREFT_ST_MAX_DIMS)
+    return preft_fail(err, "%s: tensor %s: %d dimensions (max %d)", path, name, nd, PREFT_ST_MAX_DIMS);
   t->ndim = nd;
   uint64_t numel = 1;
   for (int i = 0; i < nd; i++) {
@@ -59,15 +66,17 @@ static int parse_entry(const cJSON *entry, const char *path, uint64_t data_size,
     numel *= d;
   }
   uint64_t b, e;
-  if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 || json_uint(cJSON_GetArrayItem(offs, 0), &b) != 0 ||
-      json_uint(cJSON_GetArrayItem(offs, 1), &e) != 0)
+  if (!cJSON_IsArray(offs) || cJSON_GetArraySize(offs) != 2 ||
+      json_uint(cJSON_GetArrayItem(offs, 0), &b) != 0 || json_uint(cJSON_GetArrayItem(offs, 1), &e) != 0)
     return preft_fail(err, "%s: tensor %s: \"data_offsets\" must be [begin, end]", path, name);
   if (b > e || e > data_size)
-    return preft_fail(err, "%s: tensor %s: data_offsets [%llu, %llu] run past the data section (%llu bytes)", path,
-                      name, (unsigned long long)b, (unsigned long long)e, (unsigned long long)data_size);
+    return preft_fail(err, "%s: tensor %s: data_offsets [%llu, %llu] run past the data section (%llu bytes)",
+                      path, name, (unsigned long long)b, (unsigned long long)e,
+                      (unsigned long long)data_size);
   if (e - b != numel * preft_dtype_size(t->dtype))
-    return preft_fail(err, "%s: tensor %s: data_offsets cover %llu bytes but shape and dtype need %llu", path, name,
-                      (unsigned long long)(e - b), (unsigned long long)(numel * preft_dtype_size(t->dtype)));
+    return preft_fail(err, "%s: tensor %s: data_offsets cover %llu bytes but shape and dtype need %llu", path,
+                      name, (unsigned long long)(e - b),
+                      (unsigned long long)(numel * preft_dtype_size(t->dtype)));
   t->nbytes = (size_t)(e - b);
   *begin = b;
   return 0;
@@ -81,13 +90,16 @@ int preft_st_add_file(preft_st_set *set, const char *path, preft_error *err) {
   byte_range *ranges = NULL;
   int first_new = set->n_tensors;
   if (f.size < 8) {
-    preft_fail(err, "%s: truncated: %zu bytes, a safetensors file starts with an 8-byte header length", path, f.size);
+    preft_fail(err, "%s: truncated: %zu bytes, a safetensors file starts with an 8-byte header length", path,
+               f.size);
     goto done;
   }
   uint64_t hlen = 0;
   for (int i = 0; i < 8; i++) hlen |= (uint64_t)f.data[i] << (8 * i);
   if (hlen > MAX_HEADER_BYTES || hlen > f.size - 8) {
-    preft_fail(err, "%s: header length %llu at offset 0 runs past the end of the %zu-byte file (truncated or not safetensors)",
+    preft_fail(err,
+               "%s: header length %llu at offset 0 runs past the end of the %zu-byte file (truncated or not "
+               "safetensors)",
                path, (unsigned long long)hlen, f.size);
     goto done;
   }
@@ -176,7 +188,8 @@ static int open_index(preft_st_set *set, const char *dir, const char *index_path
     }
     const char *shard = e->valuestring;
     if (strchr(shard, '/') || !strcmp(shard, "..")) {
-      preft_fail(err, "%s: weight_map entry %s names a path outside the directory: %s", index_path, e->string, shard);
+      preft_fail(err, "%s: weight_map entry %s names a path outside the directory: %s", index_path, e->string,
+                 shard);
       goto done;
     }
     int seen = 0;
@@ -193,7 +206,8 @@ static int open_index(preft_st_set *set, const char *dir, const char *index_path
   cJSON_ArrayForEach(e, map) {
     const preft_st_tensor *t = preft_st_find(set, e->string);
     if (!t) {
-      preft_fail(err, "%s: tensor %s is listed in weight_map but missing from %s", index_path, e->string, e->valuestring);
+      preft_fail(err, "%s: tensor %s is listed in weight_map but missing from %s", index_path, e->string,
+                 e->valuestring);
       goto done;
     }
   }
@@ -211,9 +225,12 @@ int preft_st_open_dir(preft_st_set *set, const char *dir, const char *stem, pref
   snprintf(name, sizeof name, "%s.safetensors.index.json", stem);
   char *index = preft_path_join(dir, name);
   int rc;
-  if (preft_file_exists(single)) rc = preft_st_add_file(set, single, err);
-  else if (preft_file_exists(index)) rc = open_index(set, dir, index, err);
-  else rc = preft_fail(err, "%s: no %s.safetensors or %s.safetensors.index.json", dir, stem, stem);
+  if (preft_file_exists(single))
+    rc = preft_st_add_file(set, single, err);
+  else if (preft_file_exists(index))
+    rc = open_index(set, dir, index, err);
+  else
+    rc = preft_fail(err, "%s: no %s.safetensors or %s.safetensors.index.json", dir, stem, stem);
   free(single);
   free(index);
   if (rc != 0) preft_st_close(set);
@@ -236,7 +253,9 @@ const preft_st_tensor *preft_st_find(const preft_st_set *set, const char *name) 
   return NULL;
 }
 
-const char *preft_st_file_of(const preft_st_set *set, const preft_st_tensor *t) { return set->files[t->file].path; }
+const char *preft_st_file_of(const preft_st_set *set, const preft_st_tensor *t) {
+  return set->files[t->file].path;
+}
 
 size_t preft_st_numel(const preft_st_tensor *t) {
   size_t n = 1;
@@ -245,7 +264,8 @@ size_t preft_st_numel(const preft_st_tensor *t) {
 }
 
 static int cmp_write(const void *a, const void *b) {
-  return strcmp(((const preft_st_write_tensor *const *)a)[0]->name, ((const preft_st_write_tensor *const *)b)[0]->name);
+  return strcmp(((const preft_st_write_tensor *const *)a)[0]->name,
+                ((const preft_st_write_tensor *const *)b)[0]->name);
 }
 
 int preft_st_write(const char *path, const preft_st_write_tensor *tensors, int n, preft_error *err) {

@@ -22,24 +22,39 @@ const char *preft_module_parent(preft_module m) { return m <= PREFT_MOD_O ? "sel
 void preft_module_dims(const preft_model_config *c, preft_module m, int *in, int *out) {
   int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
   switch (m) {
-    case PREFT_MOD_Q: *in = c->dim, *out = qd; break;
+    case PREFT_MOD_Q:
+      *in = c->dim, *out = qd;
+      break;
     case PREFT_MOD_K:
-    case PREFT_MOD_V: *in = c->dim, *out = kvd; break;
-    case PREFT_MOD_O: *in = qd, *out = c->dim; break;
+    case PREFT_MOD_V:
+      *in = c->dim, *out = kvd;
+      break;
+    case PREFT_MOD_O:
+      *in = qd, *out = c->dim;
+      break;
     case PREFT_MOD_GATE:
-    case PREFT_MOD_UP: *in = c->dim, *out = c->ffn; break;
-    default: *in = c->ffn, *out = c->dim; break;
+    case PREFT_MOD_UP:
+      *in = c->dim, *out = c->ffn;
+      break;
+    default:
+      *in = c->ffn, *out = c->dim;
+      break;
   }
 }
 
 int preft_adapter_mode_parse(const char *s, preft_adapter_mode *out) {
-  if (!strcmp(s, "all")) *out = PREFT_MODE_ALL;
-  else if (!strcmp(s, "prefill")) *out = PREFT_MODE_PREFILL;
-  else return -1;
+  if (!strcmp(s, "all"))
+    *out = PREFT_MODE_ALL;
+  else if (!strcmp(s, "prefill"))
+    *out = PREFT_MODE_PREFILL;
+  else
+    return -1;
   return 0;
 }
 
-const char *preft_adapter_mode_name(preft_adapter_mode m) { return m == PREFT_MODE_PREFILL ? "prefill" : "all"; }
+const char *preft_adapter_mode_name(preft_adapter_mode m) {
+  return m == PREFT_MODE_PREFILL ? "prefill" : "all";
+}
 
 static int parse_count(const char **p, int *out) {
   char *end;
@@ -82,7 +97,8 @@ int preft_reft_positions_parse(const char *s, int *first, int *last) {
   return 0;
 }
 
-preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos, int prompt_len) {
+preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos,
+                                        int prompt_len) {
   bool in_prompt = pos < prompt_len;
   if (a->kind == PREFT_ADAPTER_LORA || a->reft_first < 0)
     return in_prompt || mode == PREFT_MODE_ALL ? PREFT_ADAPT_ON : PREFT_ADAPT_OFF;
@@ -106,9 +122,12 @@ int preft_adapter_load(preft_adapter **out, const char *dir, const char *name, c
   char *lora_cfg = preft_path_join(dir, "adapter_config.json");
   char *reft_cfg = preft_path_join(dir, "reft_config.json");
   int rc;
-  if (preft_file_exists(lora_cfg)) rc = preft_lora_load(a, dir, cfg, err);
-  else if (preft_file_exists(reft_cfg)) rc = preft_reft_load(a, dir, cfg, err);
-  else rc = preft_fail(err, "%s: neither adapter_config.json (LoRA) nor reft_config.json (ReFT) found", dir);
+  if (preft_file_exists(lora_cfg))
+    rc = preft_lora_load(a, dir, cfg, err);
+  else if (preft_file_exists(reft_cfg))
+    rc = preft_reft_load(a, dir, cfg, err);
+  else
+    rc = preft_fail(err, "%s: neither adapter_config.json (LoRA) nor reft_config.json (ReFT) found", dir);
   free(lora_cfg);
   free(reft_cfg);
   if (rc != 0) {

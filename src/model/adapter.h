@@ -32,11 +32,23 @@ typedef enum { PREFT_MODE_ALL = 0, PREFT_MODE_PREFILL = 1 } preft_adapter_mode;
 
 /* Per-row flag. ON: LoRA applies, ReFT uses its shared slot. FIRST / LAST:
  * ReFT uses that slot (positions fA+lB without shared weights). */
-typedef enum { PREFT_ADAPT_OFF = 0, PREFT_ADAPT_ON = 1, PREFT_ADAPT_FIRST = 2, PREFT_ADAPT_LAST = 3 } preft_adapt_flag;
+typedef enum {
+  PREFT_ADAPT_OFF = 0,
+  PREFT_ADAPT_ON = 1,
+  PREFT_ADAPT_FIRST = 2,
+  PREFT_ADAPT_LAST = 3
+} preft_adapt_flag;
 
 /* The seven linear modules of a decoder layer, in PEFT's names. */
 typedef enum {
-  PREFT_MOD_Q, PREFT_MOD_K, PREFT_MOD_V, PREFT_MOD_O, PREFT_MOD_GATE, PREFT_MOD_UP, PREFT_MOD_DOWN, PREFT_N_MODULES
+  PREFT_MOD_Q,
+  PREFT_MOD_K,
+  PREFT_MOD_V,
+  PREFT_MOD_O,
+  PREFT_MOD_GATE,
+  PREFT_MOD_UP,
+  PREFT_MOD_DOWN,
+  PREFT_N_MODULES
 } preft_module;
 const char *preft_module_name(preft_module m); /* "q_proj", ... */
 /* "self_attn" or "mlp": the submodule holding m in a decoder layer. */
@@ -45,8 +57,8 @@ const char *preft_module_parent(preft_module m);
 void preft_module_dims(const preft_model_config *c, preft_module m, int *in, int *out);
 
 typedef struct preft_lora_module {
-  const void *a; /* [R, in] lora_A */
-  const void *b; /* [out, R] lora_B, as PEFT stores it (export, training) */
+  const void *a;  /* [R, in] lora_A */
+  const void *b;  /* [out, R] lora_B, as PEFT stores it (export, training) */
   const void *bt; /* [R, out] lora_B transposed, in b_dtype: what the expand
                    * kernel reads (lora_kernels.h); in the adapter's lora_bt */
   preft_dtype a_dtype, b_dtype;
@@ -59,9 +71,9 @@ enum { PREFT_REFT_FIRST = 0, PREFT_REFT_LAST = 1, PREFT_REFT_SHARED = 2, PREFT_R
 
 typedef struct preft_reft_slot {
   bool present;
-  float *rotate; /* [R, D] LoReFT R (orthonormal rows) */
-  float *weight; /* [R, D] LoReFT W, or DiReFT W1 (proj_down) */
-  float *bias;   /* [R] */
+  float *rotate;  /* [R, D] LoReFT R (orthonormal rows) */
+  float *weight;  /* [R, D] LoReFT W, or DiReFT W1 (proj_down) */
+  float *bias;    /* [R] */
   float *proj_up; /* [R, D] DiReFT W2 */
 } preft_reft_slot;
 
@@ -76,8 +88,8 @@ typedef struct preft_adapter {
   int max_rank;
   /* ReFT */
   int reft_rank;
-  bool *reft_layer;      /* [L] intervened after this layer */
-  preft_reft_slot *reft; /* [L][PREFT_REFT_SLOTS] */
+  bool *reft_layer;          /* [L] intervened after this layer */
+  preft_reft_slot *reft;     /* [L][PREFT_REFT_SLOTS] */
   int reft_first, reft_last; /* fA+lB; -1,-1 for "all" */
   bool reft_shared;          /* share_weights (or positions "all") */
   preft_st_set st;
@@ -106,7 +118,8 @@ void preft_lora_prepare(preft_adapter *a, const preft_model_config *cfg);
 
 /* The flag of a row at position pos of a sequence whose prompt has
  * prompt_len tokens (pos >= prompt_len: a generated token), in mode. */
-preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos, int prompt_len);
+preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos,
+                                        int prompt_len);
 
 /* Parses "all" | "prefill". */
 int preft_adapter_mode_parse(const char *s, preft_adapter_mode *out);

@@ -19,7 +19,7 @@
 
 typedef struct preft_lora_group {
   const preft_adapter *adapter;
-  int first, n; /* rows[first .. first+n) of the plan's row list */
+  int first, n;         /* rows[first .. first+n) of the plan's row list */
   int contiguous_start; /* >= 0: the rows are contiguous from this batch row */
 } preft_lora_group;
 
@@ -46,8 +46,8 @@ typedef struct preft_adapter_plan {
 /* Groups rows [0, n) by adapter (adapter[i] NULL or flag OFF: no adapter)
  * and splits the groups into tasks for `threads` threads; max_width is the
  * widest module input (sizes the per-thread gather scratch). */
-void preft_adapter_plan_build(preft_adapter_plan *p, int n, const preft_adapter *const *adapter, const uint8_t *flag,
-                              int max_width, int threads);
+void preft_adapter_plan_build(preft_adapter_plan *p, int n, const preft_adapter *const *adapter,
+                              const uint8_t *flag, int max_width, int threads);
 void preft_adapter_plan_free(preft_adapter_plan *p);
 
 /* y[row, :out] += scale · (x[row, :in] · Aᵀ) · Bᵀ for every row of every

@@ -14,7 +14,9 @@ static uint64_t next_u64(uint64_t *s) {
   return z ^ (z >> 31);
 }
 
-static float uniform(uint64_t *s, float scale) { return ((float)(next_u64(s) >> 40) * 0x1p-24f * 2.0f - 1.0f) * scale; }
+static float uniform(uint64_t *s, float scale) {
+  return ((float)(next_u64(s) >> 40) * 0x1p-24f * 2.0f - 1.0f) * scale;
+}
 
 static float *random_floats(size_t n, float scale, uint64_t *rng) {
   float *v = preft_xmalloc(sizeof(float) * n);
@@ -45,9 +47,12 @@ preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_c
     uint8_t *mem = preft_xmalloc(total * es);
     for (size_t i = 0; i < total; i++) {
       float v = uniform(&rng, 0.02f);
-      if (dtype == PREFT_F32) ((float *)mem)[i] = v;
-      else if (dtype == PREFT_F16) ((uint16_t *)mem)[i] = preft_f32_to_f16(v);
-      else ((uint16_t *)mem)[i] = preft_f32_to_bf16(v);
+      if (dtype == PREFT_F32)
+        ((float *)mem)[i] = v;
+      else if (dtype == PREFT_F16)
+        ((uint16_t *)mem)[i] = preft_f32_to_f16(v);
+      else
+        ((uint16_t *)mem)[i] = preft_f32_to_bf16(v);
     }
     a->st.owned = preft_xmalloc(sizeof(void *));
     a->st.owned[0] = mem;
@@ -82,8 +87,10 @@ preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_c
     s->present = true;
     s->weight = random_floats(rd, 0.02f, &rng);
     s->bias = random_floats((size_t)rank, 0.02f, &rng);
-    if (kind == PREFT_ADAPTER_LOREFT) s->rotate = random_floats(rd, 0.02f, &rng);
-    else s->proj_up = random_floats(rd, 0.02f, &rng);
+    if (kind == PREFT_ADAPTER_LOREFT)
+      s->rotate = random_floats(rd, 0.02f, &rng);
+    else
+      s->proj_up = random_floats(rd, 0.02f, &rng);
     a->bytes += (2 * rd + (size_t)rank) * sizeof(float);
   }
   return a;

@@ -56,7 +56,8 @@ static int fill_job(void *ctx, void *dst, size_t nbytes, preft_error *err) {
     }
     for (int64_t c = 0; c < j->cols; c++) {
       float v = preft_load_elem(in, j->src_dtype, (size_t)c) * j->scale;
-      if (j->dst_dtype == PREFT_F32) memcpy(out + 4 * c, &v, 4);
+      if (j->dst_dtype == PREFT_F32)
+        memcpy(out + 4 * c, &v, 4);
       else {
         uint16_t h = j->dst_dtype == PREFT_F16 ? preft_f32_to_f16(v) : preft_f32_to_bf16(v);
         memcpy(out + 2 * c, &h, 2);
@@ -88,9 +89,9 @@ static void free_jobs(job_list *l) {
 
 /* Adds a matrix [rows, cols] stored as src_dtype, written as dst_dtype;
  * written straight from the source when nothing changes. */
-static int add_matrix(preft_gguf_writer *w, job_list *jobs, const char *name, const void *src, preft_dtype src_dtype,
-                      preft_dtype dst_dtype, int64_t rows, int64_t cols, int permute_dh, float scale,
-                      preft_error *err) {
+static int add_matrix(preft_gguf_writer *w, job_list *jobs, const char *name, const void *src,
+                      preft_dtype src_dtype, preft_dtype dst_dtype, int64_t rows, int64_t cols,
+                      int permute_dh, float scale, preft_error *err) {
   int64_t shape[2] = {rows, cols};
   if (src_dtype == dst_dtype && permute_dh == 0 && scale == 1.0f)
     return preft_gguf_add_tensor(w, name, ggml_of(dst_dtype), 2, shape, src, NULL, NULL, err);
@@ -119,9 +120,10 @@ static int check_arch(const preft_model_config *c, preft_error *err) {
   if (c->arch == PREFT_ARCH_QWEN2 && c->o_bias)
     return preft_fail(err, "llama.cpp's qwen2 architecture has no o_proj bias");
   if (c->sliding_window > 0 && c->sliding_window < c->max_pos)
-    PREFT_WARN("gguf: llama.cpp's llama architecture attends to the whole context; past %d positions its "
-               "outputs differ from this model's sliding-window attention",
-               c->sliding_window);
+    PREFT_WARN(
+        "gguf: llama.cpp's llama architecture attends to the whole context; past %d positions its "
+        "outputs differ from this model's sliding-window attention",
+        c->sliding_window);
   return 0;
 }
 
@@ -139,8 +141,8 @@ static void set_arch_f32(preft_gguf_writer *w, const char *arch, const char *suf
   preft_gguf_set_f32(w, key, v);
 }
 
-static void model_metadata(preft_gguf_writer *w, const preft_model *m, const char *arch, preft_dtype mat_dtype,
-                           const preft_gguf_export_opts *o) {
+static void model_metadata(preft_gguf_writer *w, const preft_model *m, const char *arch,
+                           preft_dtype mat_dtype, const preft_gguf_export_opts *o) {
   const preft_model_config *c = &m->cfg;
   preft_gguf_set_str(w, "general.architecture", arch);
   preft_gguf_set_str(w, "general.type", "model");
@@ -175,22 +177,25 @@ static float *llama3_rope_factors(const preft_model *m) {
   const preft_model_config *c = &m->cfg;
   int half = c->head_dim / 2;
   float *f = preft_xmalloc(sizeof(float) * (size_t)half);
-  for (int i = 0; i < half; i++) f[i] = (float)((1.0 / pow(c->rope_theta, 2.0 * i / c->head_dim)) / m->inv_freq[i]);
+  for (int i = 0; i < half; i++)
+    f[i] = (float)((1.0 / pow(c->rope_theta, 2.0 * i / c->head_dim)) / m->inv_freq[i]);
   return f;
 }
 
-static int model_tensors(preft_gguf_writer *w, job_list *jobs, const preft_model *m, int outtype, float *rope_factors,
-                         preft_error *err) {
+static int model_tensors(preft_gguf_writer *w, job_list *jobs, const preft_model *m, int outtype,
+                         float *rope_factors, preft_error *err) {
   const preft_model_config *c = &m->cfg;
   int64_t D = c->dim, F = c->ffn, V = c->vocab, qd = (int64_t)c->n_heads * c->head_dim,
           kvd = (int64_t)c->n_kv_heads * c->head_dim;
   int pdh = preft_gguf_arch_permutes_qk(c->arch) ? c->head_dim : 0;
 #define OUT(dt) (outtype < 0 ? (dt) : (preft_dtype)outtype)
-  if (add_matrix(w, jobs, "token_embd.weight", m->embed.data, m->embed.dtype, OUT(m->embed.dtype), V, D, 0, 1, err))
+  if (add_matrix(w, jobs, "token_embd.weight", m->embed.data, m->embed.dtype, OUT(m->embed.dtype), V, D, 0, 1,
+                 err))
     return -1;
   if (rope_factors) {
     int64_t half = c->head_dim / 2;
-    if (preft_gguf_add_tensor(w, "rope_freqs.weight", PREFT_GGML_F32, 1, &half, rope_factors, NULL, NULL, err))
+    if (preft_gguf_add_tensor(w, "rope_freqs.weight", PREFT_GGML_F32, 1, &half, rope_factors, NULL, NULL,
+                              err))
       return -1;
   }
   char name[PREFT_GGUF_MAX_NAME + 1];
@@ -198,24 +203,38 @@ static int model_tensors(preft_gguf_writer *w, job_list *jobs, const preft_model
   for (int l = 0; l < c->n_layers; l++) {
     const preft_layer_weights *L = &m->layers[l];
     int rc = add_vector(w, jobs, NAME("attn_norm.weight"), L->attn_norm, D, 0, err);
-    if (!rc) rc = add_matrix(w, jobs, NAME("attn_q.weight"), L->wq.data, L->wq.dtype, OUT(L->wq.dtype), qd, D, pdh, 1, err);
-    if (!rc) rc = add_matrix(w, jobs, NAME("attn_k.weight"), L->wk.data, L->wk.dtype, OUT(L->wk.dtype), kvd, D, pdh, 1, err);
-    if (!rc) rc = add_matrix(w, jobs, NAME("attn_v.weight"), L->wv.data, L->wv.dtype, OUT(L->wv.dtype), kvd, D, 0, 1, err);
+    if (!rc)
+      rc = add_matrix(w, jobs, NAME("attn_q.weight"), L->wq.data, L->wq.dtype, OUT(L->wq.dtype), qd, D, pdh,
+                      1, err);
+    if (!rc)
+      rc = add_matrix(w, jobs, NAME("attn_k.weight"), L->wk.data, L->wk.dtype, OUT(L->wk.dtype), kvd, D, pdh,
+                      1, err);
+    if (!rc)
+      rc = add_matrix(w, jobs, NAME("attn_v.weight"), L->wv.data, L->wv.dtype, OUT(L->wv.dtype), kvd, D, 0, 1,
+                      err);
     if (!rc && L->bq) rc = add_vector(w, jobs, NAME("attn_q.bias"), L->bq, qd, pdh, err);
     if (!rc && L->bk) rc = add_vector(w, jobs, NAME("attn_k.bias"), L->bk, kvd, pdh, err);
     if (!rc && L->bv) rc = add_vector(w, jobs, NAME("attn_v.bias"), L->bv, kvd, 0, err);
-    if (!rc) rc = add_matrix(w, jobs, NAME("attn_output.weight"), L->wo.data, L->wo.dtype, OUT(L->wo.dtype), D, qd, 0, 1, err);
+    if (!rc)
+      rc = add_matrix(w, jobs, NAME("attn_output.weight"), L->wo.data, L->wo.dtype, OUT(L->wo.dtype), D, qd,
+                      0, 1, err);
     if (!rc && L->bo) rc = add_vector(w, jobs, NAME("attn_output.bias"), L->bo, D, 0, err);
     if (!rc) rc = add_vector(w, jobs, NAME("ffn_norm.weight"), L->ffn_norm, D, 0, err);
-    if (!rc) rc = add_matrix(w, jobs, NAME("ffn_gate.weight"), L->w_gate.data, L->w_gate.dtype, OUT(L->w_gate.dtype), F, D, 0, 1, err);
-    if (!rc) rc = add_matrix(w, jobs, NAME("ffn_up.weight"), L->w_up.data, L->w_up.dtype, OUT(L->w_up.dtype), F, D, 0, 1, err);
-    if (!rc) rc = add_matrix(w, jobs, NAME("ffn_down.weight"), L->w_down.data, L->w_down.dtype, OUT(L->w_down.dtype), D, F, 0, 1, err);
+    if (!rc)
+      rc = add_matrix(w, jobs, NAME("ffn_gate.weight"), L->w_gate.data, L->w_gate.dtype, OUT(L->w_gate.dtype),
+                      F, D, 0, 1, err);
+    if (!rc)
+      rc = add_matrix(w, jobs, NAME("ffn_up.weight"), L->w_up.data, L->w_up.dtype, OUT(L->w_up.dtype), F, D,
+                      0, 1, err);
+    if (!rc)
+      rc = add_matrix(w, jobs, NAME("ffn_down.weight"), L->w_down.data, L->w_down.dtype, OUT(L->w_down.dtype),
+                      D, F, 0, 1, err);
     if (rc) return -1;
   }
 #undef NAME
   if (add_vector(w, jobs, "output_norm.weight", m->final_norm, D, 0, err)) return -1;
-  if (!c->tie_embeddings &&
-      add_matrix(w, jobs, "output.weight", m->lm_head.data, m->lm_head.dtype, OUT(m->lm_head.dtype), V, D, 0, 1, err))
+  if (!c->tie_embeddings && add_matrix(w, jobs, "output.weight", m->lm_head.data, m->lm_head.dtype,
+                                       OUT(m->lm_head.dtype), V, D, 0, 1, err))
     return -1;
 #undef OUT
   return 0;
@@ -225,10 +244,12 @@ static int model_tensors(preft_gguf_writer *w, job_list *jobs, const preft_model
 
 /* Split regexes of the byte-level pre-tokenizers llama.cpp implements, as
  * they appear in tokenizer.json. */
-static const char LLAMA3_SPLIT[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
-                                   "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char QWEN2_SPLIT[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-                                  "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char LLAMA3_SPLIT[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char QWEN2_SPLIT[] =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 static bool is_type(const cJSON *o, const char *type) {
   const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "type");
@@ -284,12 +305,14 @@ static int detect_pre(const preft_tokenizer *t, char **out, preft_error *err) {
   }
   const char *name = recognise_pre(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"));
   int rc = 0;
-  if (name) *out = preft_xstrdup(name);
+  if (name)
+    *out = preft_xstrdup(name);
   else
-    rc = preft_fail(err,
-                    "%s: pre-tokenizer not recognised as one llama.cpp implements (Llama 3, Qwen2, GPT-2, SmolLM); "
-                    "name it with --tokenizer-pre NAME or convert without the tokenizer (--no-tokenizer)",
-                    path);
+    rc = preft_fail(
+        err,
+        "%s: pre-tokenizer not recognised as one llama.cpp implements (Llama 3, Qwen2, GPT-2, SmolLM); "
+        "name it with --tokenizer-pre NAME or convert without the tokenizer (--no-tokenizer)",
+        path);
   cJSON_Delete(root);
   free(path);
   return rc;
@@ -331,16 +354,19 @@ static bool adds_special(const preft_tokenizer *t, int32_t id, bool at_end) {
 static int tokenizer_metadata(preft_gguf_writer *w, const preft_tokenizer *t, const preft_model_config *c,
                               const preft_gguf_export_opts *o, preft_error *err) {
   if (t->model_type != MODEL_BPE || !t->byte_level)
-    return preft_fail(err,
-                      "%s: only byte-level BPE tokenizers (GPT-2, Llama 3, Qwen, SmolLM) export to GGUF; convert "
-                      "without the tokenizer (--no-tokenizer)",
-                      t->path);
+    return preft_fail(
+        err,
+        "%s: only byte-level BPE tokenizers (GPT-2, Llama 3, Qwen, SmolLM) export to GGUF; convert "
+        "without the tokenizer (--no-tokenizer)",
+        t->path);
   if (t->vocab_size > c->vocab)
-    return preft_fail(err, "%s: the tokenizer has %d ids but the model's vocabulary is %d", t->path, t->vocab_size,
-                      c->vocab);
+    return preft_fail(err, "%s: the tokenizer has %d ids but the model's vocabulary is %d", t->path,
+                      t->vocab_size, c->vocab);
   char *pre = NULL;
-  if (o->tokenizer_pre) pre = preft_xstrdup(o->tokenizer_pre);
-  else if (detect_pre(t, &pre, err) != 0) return -1;
+  if (o->tokenizer_pre)
+    pre = preft_xstrdup(o->tokenizer_pre);
+  else if (detect_pre(t, &pre, err) != 0)
+    return -1;
 
   int V = c->vocab;
   char **tokens = preft_xcalloc((size_t)V, sizeof(char *));
@@ -354,7 +380,9 @@ static int tokenizer_metadata(preft_gguf_writer *w, const preft_tokenizer *t, co
       types[i] = 5; /* UNUSED */
     } else {
       tokens[i] = preft_xstrdup(s);
-      types[i] = !t->is_added[i] ? 1 /* NORMAL */ : t->is_special[i] || looks_special(s) ? 3 /* CONTROL */ : 4;
+      types[i] = !t->is_added[i]                        ? 1 /* NORMAL */
+                 : t->is_special[i] || looks_special(s) ? 3 /* CONTROL */
+                                                        : 4;
     }
   }
   /* merges in rank order, as "left right" in tokenizer.json's spelling */
@@ -388,8 +416,10 @@ static int tokenizer_metadata(preft_gguf_writer *w, const preft_tokenizer *t, co
   if (eos_tok) eos = preft_tokenizer_token_to_id(t, eos_tok);
   if (eos < 0) {
     const int32_t *ids;
-    if (preft_tokenizer_eos_ids(t, &ids) > 0) eos = ids[0];
-    else if (c->n_eos > 0) eos = c->eos_ids[0];
+    if (preft_tokenizer_eos_ids(t, &ids) > 0)
+      eos = ids[0];
+    else if (c->n_eos > 0)
+      eos = c->eos_ids[0];
   }
   if (bos >= 0) preft_gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
   if (eos >= 0 && eos < V) preft_gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
@@ -409,8 +439,8 @@ static int tokenizer_metadata(preft_gguf_writer *w, const preft_tokenizer *t, co
   return 0;
 }
 
-int preft_gguf_export_model(const preft_model *m, const preft_tokenizer *tok, const preft_gguf_export_opts *opts,
-                            const char *path, preft_error *err) {
+int preft_gguf_export_model(const preft_model *m, const preft_tokenizer *tok,
+                            const preft_gguf_export_opts *opts, const char *path, preft_error *err) {
   preft_gguf_export_opts dflt = {.outtype = -1};
   const preft_gguf_export_opts *o = opts ? opts : &dflt;
   const preft_model_config *c = &m->cfg;
@@ -423,8 +453,10 @@ int preft_gguf_export_model(const preft_model *m, const preft_tokenizer *tok, co
   float *rope_factors = c->rope_type == PREFT_ROPE_LLAMA3 ? llama3_rope_factors(m) : NULL;
   model_metadata(&w, m, arch, mat, o);
   int rc = 0;
-  if (tok) rc = tokenizer_metadata(&w, tok, c, o, err);
-  else preft_gguf_set_str(&w, "tokenizer.ggml.model", "none");
+  if (tok)
+    rc = tokenizer_metadata(&w, tok, c, o, err);
+  else
+    preft_gguf_set_str(&w, "tokenizer.ggml.model", "none");
   if (rc == 0) rc = model_tensors(&w, &jobs, m, o->outtype, rope_factors, err);
   if (rc == 0) rc = preft_gguf_write(&w, path, err);
   preft_gguf_writer_free(&w);
@@ -435,7 +467,7 @@ int preft_gguf_export_model(const preft_model *m, const preft_tokenizer *tok, co
 
 /* ---- LoRA adapters -------------------------------------------------------------- */
 
-static const char *const gguf_module[PREFT_N_MODULES] = {"attn_q", "attn_k", "attn_v", "attn_output",
+static const char *const gguf_module[PREFT_N_MODULES] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                                          "ffn_gate", "ffn_up", "ffn_down"};
 
 int preft_gguf_export_lora(const preft_adapter *a, const preft_model_config *cfg,
@@ -454,7 +486,8 @@ int preft_gguf_export_lora(const preft_adapter *a, const preft_model_config *cfg
   double alpha = 0;
   for (int i = 0; i < a->n_layers * PREFT_N_MODULES && alpha == 0; i++)
     if (a->lora[i].rank > 0) alpha = (double)a->lora[i].scale * a->lora[i].rank;
-  if (alpha == 0) return preft_fail(err, "%s: the adapter adapts no module (or every LoRA scale is zero)", a->path);
+  if (alpha == 0)
+    return preft_fail(err, "%s: the adapter adapts no module (or every LoRA scale is zero)", a->path);
   int pdh = preft_gguf_arch_permutes_qk(c->arch) ? c->head_dim : 0;
   preft_gguf_writer w;
   preft_gguf_writer_init(&w);
@@ -479,11 +512,13 @@ int preft_gguf_export_lora(const preft_adapter *a, const preft_model_config *cfg
       snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", l, gguf_module[mo]);
       rc = add_matrix(&w, &jobs, name, lm->a, lm->a_dtype, ta, lm->rank, in[mo], 0, 1.0f, err);
       snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l, gguf_module[mo]);
-      if (rc == 0) rc = add_matrix(&w, &jobs, name, lm->b, lm->b_dtype, tb, out[mo], lm->rank, perm, fold, err);
+      if (rc == 0)
+        rc = add_matrix(&w, &jobs, name, lm->b, lm->b_dtype, tb, out[mo], lm->rank, perm, fold, err);
     }
   }
   if (folded)
-    PREFT_INFO("gguf: %d LoRA modules have their own scale; it is folded into their lora_b (alpha %g)", folded, alpha);
+    PREFT_INFO("gguf: %d LoRA modules have their own scale; it is folded into their lora_b (alpha %g)",
+               folded, alpha);
   if (rc == 0) rc = preft_gguf_write(&w, path, err);
   preft_gguf_writer_free(&w);
   free_jobs(&jobs);

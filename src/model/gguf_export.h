@@ -73,8 +73,8 @@ int preft_gguf_rope_src_row(int r, int head_dim);
  * architecture cannot express (Qwen2 with H*Dh != D or an o_proj bias), a
  * tokenizer that is not byte-level BPE or has more ids than the model's
  * vocabulary, or an unrecognised pre-tokenizer (then give opts.tokenizer_pre). */
-int preft_gguf_export_model(const preft_model *m, const preft_tokenizer *tok, const preft_gguf_export_opts *opts,
-                            const char *path, preft_error *err);
+int preft_gguf_export_model(const preft_model *m, const preft_tokenizer *tok,
+                            const preft_gguf_export_opts *opts, const char *path, preft_error *err);
 
 /* Writes a LoRA adapter loaded for a base model of config cfg. */
 int preft_gguf_export_lora(const preft_adapter *a, const preft_model_config *cfg,

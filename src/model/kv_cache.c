@@ -20,8 +20,8 @@ int preft_kv_init(preft_kv_cache *kv, int n_layers, int kv_dim, int block_size, 
     free(kv->k);
     free(kv->v);
     memset(kv, 0, sizeof *kv);
-    return preft_fail(err, "kv cache: cannot allocate %zu MiB for %d blocks", (2 * elems * sizeof(float)) >> 20,
-                      n_blocks);
+    return preft_fail(err, "kv cache: cannot allocate %zu MiB for %d blocks",
+                      (2 * elems * sizeof(float)) >> 20, n_blocks);
   }
   kv->n_layers = n_layers;
   kv->kv_dim = kv_dim;
@@ -56,7 +56,8 @@ void preft_kv_free(preft_kv_cache *kv) {
 int preft_kv_reserve(preft_kv_cache *kv, int seq, int n_pos, preft_error *err) {
   PREFT_ASSERT(seq >= 0 && seq < kv->max_seqs);
   if (n_pos > kv->max_ctx)
-    return preft_fail(err, "sequence needs %d positions but the context holds at most %d", n_pos, kv->max_ctx);
+    return preft_fail(err, "sequence needs %d positions but the context holds at most %d", n_pos,
+                      kv->max_ctx);
   int need = (n_pos + kv->block_size - 1) / kv->block_size - kv->n_mapped[seq];
   if (need <= 0) return 0;
   while (kv->n_free < need && kv->evict) {

@@ -26,9 +26,9 @@ typedef struct preft_kv_cache {
   float *k, *v;     /* [n_blocks][L][block_size][kv_dim] */
   int *free_blocks; /* stack of free block ids */
   int n_free;
-  int *tables;   /* [max_seqs][max_blocks_per_seq], -1 = none */
-  int *n_mapped; /* [max_seqs] blocks mapped per sequence */
-  int *refs;     /* [n_blocks] sequences mapping each block */
+  int *tables;           /* [max_seqs][max_blocks_per_seq], -1 = none */
+  int *n_mapped;         /* [max_seqs] blocks mapped per sequence */
+  int *refs;             /* [n_blocks] sequences mapping each block */
   unsigned char *cached; /* [n_blocks] kept for reuse when unreferenced */
   /* Called when no block is free: returns an unreferenced cached block it
    * has forgotten (now uncached), or -1. */
@@ -69,12 +69,14 @@ int preft_kv_capacity(const preft_kv_cache *kv, int seq);
 static inline float *preft_kv_k(const preft_kv_cache *kv, int layer, int seq, int pos) {
   int block = kv->tables[(size_t)seq * (size_t)kv->max_blocks_per_seq + (size_t)(pos / kv->block_size)];
   return kv->k + (((size_t)block * (size_t)kv->n_layers + (size_t)layer) * (size_t)kv->block_size +
-                  (size_t)(pos % kv->block_size)) * (size_t)kv->kv_dim;
+                  (size_t)(pos % kv->block_size)) *
+                     (size_t)kv->kv_dim;
 }
 static inline float *preft_kv_v(const preft_kv_cache *kv, int layer, int seq, int pos) {
   int block = kv->tables[(size_t)seq * (size_t)kv->max_blocks_per_seq + (size_t)(pos / kv->block_size)];
   return kv->v + (((size_t)block * (size_t)kv->n_layers + (size_t)layer) * (size_t)kv->block_size +
-                  (size_t)(pos % kv->block_size)) * (size_t)kv->kv_dim;
+                  (size_t)(pos % kv->block_size)) *
+                     (size_t)kv->kv_dim;
 }
 
 #endif

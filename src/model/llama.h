@@ -34,13 +34,13 @@ typedef struct preft_weight {
 } preft_weight;
 
 typedef struct preft_layer_weights {
-  preft_weight wq;     /* [H*Dh, D] */
-  preft_weight wk;     /* [Hkv*Dh, D] */
-  preft_weight wv;     /* [Hkv*Dh, D] */
-  preft_weight wo;     /* [D, H*Dh] */
-  preft_weight w_gate; /* [F, D] */
-  preft_weight w_up;   /* [F, D] */
-  preft_weight w_down; /* [D, F] */
+  preft_weight wq;          /* [H*Dh, D] */
+  preft_weight wk;          /* [Hkv*Dh, D] */
+  preft_weight wv;          /* [Hkv*Dh, D] */
+  preft_weight wo;          /* [D, H*Dh] */
+  preft_weight w_gate;      /* [F, D] */
+  preft_weight w_up;        /* [F, D] */
+  preft_weight w_down;      /* [D, F] */
   float *bq, *bk, *bv, *bo; /* [H*Dh], [Hkv*Dh], [Hkv*Dh], [D]; NULL when absent */
   float *attn_norm;         /* [D] input_layernorm */
   float *ffn_norm;          /* [D] post_attention_layernorm */
@@ -48,13 +48,13 @@ typedef struct preft_layer_weights {
 
 typedef struct preft_model {
   preft_model_config cfg;
-  preft_weight embed;   /* [V, D] */
-  preft_weight lm_head; /* [V, D]; the embedding when tied */
-  float *final_norm;    /* [D] */
+  preft_weight embed;          /* [V, D] */
+  preft_weight lm_head;        /* [V, D]; the embedding when tied */
+  float *final_norm;           /* [D] */
   preft_layer_weights *layers; /* [L] */
-  double *inv_freq;     /* [Dh/2] rotary frequencies after rope scaling */
-  preft_st_set st;      /* the mapped files the weights point into */
-  void *owned;          /* storage of a model made in memory (random init) */
+  double *inv_freq;            /* [Dh/2] rotary frequencies after rope scaling */
+  preft_st_set st;             /* the mapped files the weights point into */
+  void *owned;                 /* storage of a model made in memory (random init) */
 } preft_model;
 
 /* Loads config.json and the safetensors weights of a Hugging Face
@@ -63,8 +63,8 @@ int preft_model_load(preft_model **out, const char *dir, preft_error *err);
 
 /* A model with random weights of the given config, held in memory (for
  * benchmarks and tests); every matrix stored in `dtype`. */
-int preft_model_init_random(preft_model **out, const preft_model_config *cfg, preft_dtype dtype, uint64_t seed,
-                            preft_error *err);
+int preft_model_init_random(preft_model **out, const preft_model_config *cfg, preft_dtype dtype,
+                            uint64_t seed, preft_error *err);
 
 /* Writes config.json, generation_config.json and model.safetensors into dir
  * (created if needed), each atomically. */

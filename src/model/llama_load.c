@@ -45,9 +45,12 @@ static int expect_tensor(const preft_st_set *st, const char *name, int64_t d0, i
     for (int i = 0; i < t->ndim; i++)
       snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
     strcat(got, "]");
-    if (nd == 2) snprintf(want, sizeof want, "[%lld, %lld]", (long long)d0, (long long)d1);
-    else snprintf(want, sizeof want, "[%lld]", (long long)d0);
-    return preft_fail(err, "%s: tensor %s has shape %s, expected %s", preft_st_file_of(st, t), name, got, want);
+    if (nd == 2)
+      snprintf(want, sizeof want, "[%lld, %lld]", (long long)d0, (long long)d1);
+    else
+      snprintf(want, sizeof want, "[%lld]", (long long)d0);
+    return preft_fail(err, "%s: tensor %s has shape %s, expected %s", preft_st_file_of(st, t), name, got,
+                      want);
   }
   *out = t;
   return 0;
@@ -88,10 +91,9 @@ static int load_layer(preft_model *m, int l, preft_error *err) {
       load_vector(&m->st, NAME("input_layernorm.weight"), c->dim, &w->attn_norm, err) != 0 ||
       load_vector(&m->st, NAME("post_attention_layernorm.weight"), c->dim, &w->ffn_norm, err) != 0)
     return -1;
-  if (c->qkv_bias &&
-      (load_vector(&m->st, NAME("self_attn.q_proj.bias"), qd, &w->bq, err) != 0 ||
-       load_vector(&m->st, NAME("self_attn.k_proj.bias"), kvd, &w->bk, err) != 0 ||
-       load_vector(&m->st, NAME("self_attn.v_proj.bias"), kvd, &w->bv, err) != 0))
+  if (c->qkv_bias && (load_vector(&m->st, NAME("self_attn.q_proj.bias"), qd, &w->bq, err) != 0 ||
+                      load_vector(&m->st, NAME("self_attn.k_proj.bias"), kvd, &w->bk, err) != 0 ||
+                      load_vector(&m->st, NAME("self_attn.v_proj.bias"), kvd, &w->bv, err) != 0))
     return -1;
   if (c->o_bias && load_vector(&m->st, NAME("self_attn.o_proj.bias"), c->dim, &w->bo, err) != 0) return -1;
 #undef NAME
@@ -157,9 +159,12 @@ static void fill_uniform(void *dst, preft_dtype t, size_t n, float scale, uint64
   for (size_t i = 0; i < n; i++) {
     float u = (float)((splitmix64(rng) >> 40) * 0x1p-24) * 2.0f - 1.0f;
     float v = u * scale;
-    if (t == PREFT_F32) ((float *)dst)[i] = v;
-    else if (t == PREFT_F16) ((uint16_t *)dst)[i] = preft_f32_to_f16(v);
-    else ((uint16_t *)dst)[i] = preft_f32_to_bf16(v);
+    if (t == PREFT_F32)
+      ((float *)dst)[i] = v;
+    else if (t == PREFT_F16)
+      ((uint16_t *)dst)[i] = preft_f32_to_f16(v);
+    else
+      ((uint16_t *)dst)[i] = preft_f32_to_bf16(v);
   }
 }
 
@@ -170,8 +175,8 @@ static float *random_vector(size_t n, float center, float scale, uint64_t *rng) 
   return v;
 }
 
-int preft_model_init_random(preft_model **out, const preft_model_config *cfg, preft_dtype dtype, uint64_t seed,
-                            preft_error *err) {
+int preft_model_init_random(preft_model **out, const preft_model_config *cfg, preft_dtype dtype,
+                            uint64_t seed, preft_error *err) {
   const preft_model_config *c = cfg;
   if (c->n_heads <= 0 || c->n_kv_heads <= 0 || c->n_heads % c->n_kv_heads || c->head_dim % 2 || c->dim <= 0 ||
       c->vocab <= 0 || c->ffn <= 0 || c->n_layers <= 0)
@@ -207,7 +212,7 @@ int preft_model_init_random(preft_model **out, const preft_model_config *cfg, pr
     struct {
       preft_weight *w;
       size_t rows, cols;
-    } mats[] = {{&w->wq, qd, D},      {&w->wk, kvd, D},   {&w->wv, kvd, D},    {&w->wo, D, qd},
+    } mats[] = {{&w->wq, qd, D},    {&w->wk, kvd, D}, {&w->wv, kvd, D},  {&w->wo, D, qd},
                 {&w->w_gate, F, D}, {&w->w_up, F, D}, {&w->w_down, D, F}};
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
       *mats[i].w = (preft_weight){mem, dtype};
@@ -249,7 +254,8 @@ typedef struct {
   char **names;
 } tensor_list;
 
-static void add_tensor(tensor_list *tl, const char *name, preft_dtype dt, const void *data, int64_t d0, int64_t d1) {
+static void add_tensor(tensor_list *tl, const char *name, preft_dtype dt, const void *data, int64_t d0,
+                       int64_t d1) {
   if (tl->n == tl->cap) {
     tl->cap = tl->cap ? tl->cap * 2 : 64;
     tl->t = preft_xrealloc(tl->t, sizeof *tl->t * (size_t)tl->cap);
@@ -272,13 +278,15 @@ int preft_model_save(const preft_model *m, const char *dir, preft_error *err) {
   tensor_list tl = {0};
   int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
   add_tensor(&tl, "model.embed_tokens.weight", m->embed.dtype, m->embed.data, c->vocab, c->dim);
-  if (!c->tie_embeddings) add_tensor(&tl, "lm_head.weight", m->lm_head.dtype, m->lm_head.data, c->vocab, c->dim);
+  if (!c->tie_embeddings)
+    add_tensor(&tl, "lm_head.weight", m->lm_head.dtype, m->lm_head.data, c->vocab, c->dim);
   add_tensor(&tl, "model.norm.weight", PREFT_F32, m->final_norm, c->dim, 0);
   char name[160];
   for (int l = 0; l < c->n_layers; l++) {
     const preft_layer_weights *w = &m->layers[l];
-#define ADD(suffix, wt, d0, d1) \
-  (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), add_tensor(&tl, name, (wt).dtype, (wt).data, d0, d1))
+#define ADD(suffix, wt, d0, d1)                                  \
+  (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), \
+   add_tensor(&tl, name, (wt).dtype, (wt).data, d0, d1))
 #define ADDV(suffix, vec, d0) \
   (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), add_tensor(&tl, name, PREFT_F32, vec, d0, 0))
     ADD("self_attn.q_proj.weight", w->wq, qd, c->dim);
@@ -313,7 +321,8 @@ int preft_model_save(const preft_model *m, const char *dir, preft_error *err) {
   char gen[256];
   int n = snprintf(gen, sizeof gen, "{\n  \"do_sample\": true,\n  \"temperature\": 0.7,\n  \"top_p\": 0.9");
   if (c->bos_id >= 0) n += snprintf(gen + n, sizeof gen - (size_t)n, ",\n  \"bos_token_id\": %d", c->bos_id);
-  if (c->n_eos > 0) n += snprintf(gen + n, sizeof gen - (size_t)n, ",\n  \"eos_token_id\": %d", c->eos_ids[0]);
+  if (c->n_eos > 0)
+    n += snprintf(gen + n, sizeof gen - (size_t)n, ",\n  \"eos_token_id\": %d", c->eos_ids[0]);
   n += snprintf(gen + n, sizeof gen - (size_t)n, "\n}\n");
   path = preft_path_join(dir, "generation_config.json");
   rc = preft_write_atomic(path, gen, (size_t)n, err);

@@ -35,7 +35,8 @@ static int regex_full_match(const char *pattern, const char *subject) {
   pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code, &off, NULL);
   if (!re) return -1;
   pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
-  int rc = pcre2_match(re, (PCRE2_SPTR)subject, strlen(subject), 0, PCRE2_ANCHORED | PCRE2_ENDANCHORED, md, NULL);
+  int rc =
+      pcre2_match(re, (PCRE2_SPTR)subject, strlen(subject), 0, PCRE2_ANCHORED | PCRE2_ENDANCHORED, md, NULL);
   pcre2_match_data_free(md);
   pcre2_code_free(re);
   return rc >= 0 ? 1 : 0;
@@ -69,15 +70,19 @@ static int target_matches(const lora_rules *r, const char *key, bool *out, bool 
       return 0;
     }
     int m = regex_full_match(r->targets->valuestring, key);
-    if (m < 0) return preft_fail(err, "%s: field \"target_modules\" is not a valid regex: %s", r->path, r->targets->valuestring);
+    if (m < 0)
+      return preft_fail(err, "%s: field \"target_modules\" is not a valid regex: %s", r->path,
+                        r->targets->valuestring);
     *out = m == 1;
     return 0;
   }
   *out = false;
   const cJSON *t;
   cJSON_ArrayForEach(t, r->targets) {
-    if (!strcmp(key, t->valuestring)) *out = *exact = true;
-    else if (ends_with_component(key, t->valuestring)) *out = true;
+    if (!strcmp(key, t->valuestring))
+      *out = *exact = true;
+    else if (ends_with_component(key, t->valuestring))
+      *out = true;
   }
   return 0;
 }
@@ -121,34 +126,39 @@ static int check_config(const cJSON *root, const char *path, lora_rules *r, pref
   if (mts && !cJSON_IsNull(mts) && !(cJSON_IsArray(mts) && cJSON_GetArraySize(mts) == 0))
     return preft_fail(err, "%s: modules_to_save (fully trained extra modules) is not supported", path);
   if (preft_json_str(root, path, "bias", false, &s, err) != 0) return -1;
-  if (s && strcmp(s, "none") != 0) return preft_fail(err, "%s: bias \"%s\" is not supported (only \"none\")", path, s);
+  if (s && strcmp(s, "none") != 0)
+    return preft_fail(err, "%s: bias \"%s\" is not supported (only \"none\")", path, s);
   if (preft_json_bool(root, path, "fan_in_fan_out", false, &b, err) != 0) return -1;
   if (b) PREFT_WARN("%s: fan_in_fan_out ignored: the targets are Linear layers (PEFT does the same)", path);
   r->targets = cJSON_GetObjectItemCaseSensitive(root, "target_modules");
-  if (!r->targets || cJSON_IsNull(r->targets)) return preft_fail(err, "%s: missing field \"target_modules\"", path);
+  if (!r->targets || cJSON_IsNull(r->targets))
+    return preft_fail(err, "%s: missing field \"target_modules\"", path);
   if (cJSON_IsArray(r->targets)) {
     const cJSON *t;
     cJSON_ArrayForEach(t, r->targets) {
       if (!cJSON_IsString(t)) return preft_fail(err, "%s: target_modules must hold strings", path);
       if (!strcmp(t->valuestring, "embed_tokens") || !strcmp(t->valuestring, "lm_head"))
-        return preft_fail(err, "%s: LoRA on %s is not supported (only the attention and MLP projections)", path,
-                          t->valuestring);
+        return preft_fail(err, "%s: LoRA on %s is not supported (only the attention and MLP projections)",
+                          path, t->valuestring);
     }
   } else if (!cJSON_IsString(r->targets)) {
     return preft_fail(err, "%s: target_modules must be a list of names or a regex string", path);
   } else if (strcmp(r->targets->valuestring, "all-linear") != 0 &&
              (regex_full_match(r->targets->valuestring, "model.embed_tokens") == 1 ||
               regex_full_match(r->targets->valuestring, "lm_head") == 1)) {
-    return preft_fail(err, "%s: target_modules selects embed_tokens or lm_head, which LoRA in preft does not support",
-                      path);
+    return preft_fail(
+        err, "%s: target_modules selects embed_tokens or lm_head, which LoRA in preft does not support",
+        path);
   }
   r->layers = cJSON_GetObjectItemCaseSensitive(root, "layers_to_transform");
   if (r->layers && cJSON_IsNull(r->layers)) r->layers = NULL;
   if (r->layers && !cJSON_IsNumber(r->layers) && !cJSON_IsArray(r->layers))
     return preft_fail(err, "%s: layers_to_transform must be an integer or a list", path);
-  if (r->layers && cJSON_IsString(r->targets) && !(cJSON_IsArray(r->layers) && cJSON_GetArraySize(r->layers) == 0))
-    return preft_fail(err, "%s: layers_to_transform cannot be used when target_modules is a regex string (as in PEFT)",
-                      path);
+  if (r->layers && cJSON_IsString(r->targets) &&
+      !(cJSON_IsArray(r->layers) && cJSON_GetArraySize(r->layers) == 0))
+    return preft_fail(
+        err, "%s: layers_to_transform cannot be used when target_modules is a regex string (as in PEFT)",
+        path);
   r->rank_pattern = cJSON_GetObjectItemCaseSensitive(root, "rank_pattern");
   r->alpha_pattern = cJSON_GetObjectItemCaseSensitive(root, "alpha_pattern");
   const cJSON *pats[2] = {r->rank_pattern, r->alpha_pattern};
@@ -156,17 +166,23 @@ static int check_config(const cJSON *root, const char *path, lora_rules *r, pref
     const cJSON *e;
     if (pats[i] && !cJSON_IsNull(pats[i]) && !cJSON_IsObject(pats[i]))
       return preft_fail(err, "%s: %s must be an object", path, i ? "alpha_pattern" : "rank_pattern");
-    cJSON_ArrayForEach(e, pats[i]) if (!cJSON_IsNumber(e) || e->valuedouble <= 0 ||
-                                       (i == 0 && e->valuedouble != floor(e->valuedouble)))
-        return preft_fail(err, "%s: %s entry \"%s\" must be a positive %s", path, i ? "alpha_pattern" : "rank_pattern",
-                          e->string, i ? "number" : "integer");
+    cJSON_ArrayForEach(
+        e,
+        pats[i]) if (!cJSON_IsNumber(e) || e->valuedouble <= 0 ||
+                     (i == 0 &&
+                      e->valuedouble !=
+                          floor(
+                              e->valuedouble))) return preft_fail(err,
+                                                                  "%s: %s entry \"%s\" must be a positive %s",
+                                                                  path, i ? "alpha_pattern" : "rank_pattern",
+                                                                  e->string, i ? "number" : "integer");
   }
   return 0;
 }
 
 /* Finds lora_{A,B} of module key, in either saved naming. */
-static const preft_st_tensor *find_lora_tensor(const preft_st_set *st, const char *key, char which, char *name,
-                                               size_t name_size) {
+static const preft_st_tensor *find_lora_tensor(const preft_st_set *st, const char *key, char which,
+                                               char *name, size_t name_size) {
   snprintf(name, name_size, "base_model.model.%s.lora_%c.weight", key, which);
   const preft_st_tensor *t = preft_st_find(st, name);
   if (t) return t;
@@ -179,8 +195,8 @@ static const preft_st_tensor *find_lora_tensor(const preft_st_set *st, const cha
 static int check_shape(const preft_st_set *st, const preft_st_tensor *t, const char *name, int d0, int d1,
                        preft_error *err) {
   if (t->ndim != 2 || t->shape[0] != d0 || t->shape[1] != d1)
-    return preft_fail(err, "%s: tensor %s has shape [%lld, %lld], expected [%d, %d]", preft_st_file_of(st, t), name,
-                      (long long)t->shape[0], (long long)(t->ndim > 1 ? t->shape[1] : 0), d0, d1);
+    return preft_fail(err, "%s: tensor %s has shape [%lld, %lld], expected [%d, %d]", preft_st_file_of(st, t),
+                      name, (long long)t->shape[0], (long long)(t->ndim > 1 ? t->shape[1] : 0), d0, d1);
   return 0;
 }
 
@@ -202,8 +218,9 @@ static int check_no_stray_tensors(const preft_adapter *a, const preft_model_conf
       }
     }
     if (!used)
-      return preft_fail(err, "tensor %s does not belong to any module selected by target_modules/layers_to_transform",
-                        name);
+      return preft_fail(
+          err, "tensor %s does not belong to any module selected by target_modules/layers_to_transform",
+          name);
   }
   return 0;
 }
@@ -222,12 +239,14 @@ int preft_lora_load(preft_adapter *a, const char *dir, const preft_model_config 
     preft_fail(err, "%s: field \"preft_mode\" must be \"all\" or \"prefill\", got \"%s\"", path, mode);
     goto done;
   }
-  char *st_single = preft_path_join(dir, "adapter_model.safetensors"), *bin = preft_path_join(dir, "adapter_model.bin");
+  char *st_single = preft_path_join(dir, "adapter_model.safetensors"),
+       *bin = preft_path_join(dir, "adapter_model.bin");
   bool only_bin = !preft_file_exists(st_single) && preft_file_exists(bin);
   free(st_single);
   free(bin);
   if (only_bin) {
-    preft_fail(err, "%s: adapter_model.bin (a PyTorch pickle) is not read; save the adapter with safetensors", dir);
+    preft_fail(err, "%s: adapter_model.bin (a PyTorch pickle) is not read; save the adapter with safetensors",
+               dir);
     goto done;
   }
   if (preft_st_open_dir(&a->st, dir, "adapter_model", err) != 0) goto done;

@@ -13,7 +13,9 @@
 
 int preft_reft_load(preft_adapter *a, const char *dir, const preft_model_config *cfg, preft_error *err);
 
-static const char *slot_name(int s) { return s == PREFT_REFT_FIRST ? "first" : s == PREFT_REFT_LAST ? "last" : "shared"; }
+static const char *slot_name(int s) {
+  return s == PREFT_REFT_FIRST ? "first" : s == PREFT_REFT_LAST ? "last" : "shared";
+}
 
 /* Copies tensor layers.L.S.<part> of shape [d0] or [d0, d1] to FP32. */
 static int load_part(preft_adapter *a, int layer, int slot, const char *part, int d0, int d1, float **out,
@@ -27,8 +29,8 @@ static int load_part(preft_adapter *a, int layer, int slot, const char *part, in
     if (nd == 2)
       return preft_fail(err, "%s: tensor %s has the wrong shape, expected [%d, %d] (r, hidden_size)",
                         preft_st_file_of(&a->st, t), name, d0, d1);
-    return preft_fail(err, "%s: tensor %s has the wrong shape, expected [%d] (r)", preft_st_file_of(&a->st, t), name,
-                      d0);
+    return preft_fail(err, "%s: tensor %s has the wrong shape, expected [%d] (r)",
+                      preft_st_file_of(&a->st, t), name, d0);
   }
   size_t n = preft_st_numel(t);
   float *v = preft_xmalloc(sizeof(float) * n);
@@ -57,14 +59,17 @@ int preft_reft_load(preft_adapter *a, const char *dir, const preft_model_config 
     preft_fail(err, "%s: peft_type \"%s\" is not REFT", path, peft_type);
     goto done;
   }
-  if (!strcmp(type, "loreft")) a->kind = PREFT_ADAPTER_LOREFT;
-  else if (!strcmp(type, "direft")) a->kind = PREFT_ADAPTER_DIREFT;
+  if (!strcmp(type, "loreft"))
+    a->kind = PREFT_ADAPTER_LOREFT;
+  else if (!strcmp(type, "direft"))
+    a->kind = PREFT_ADAPTER_DIREFT;
   else {
     preft_fail(err, "%s: unknown reft_type \"%s\" (expected loreft or direft)", path, type);
     goto done;
   }
   if (preft_reft_positions_parse(positions, &a->reft_first, &a->reft_last) != 0) {
-    preft_fail(err, "%s: positions \"%s\" does not parse (expected \"all\" or like \"f7+l7\")", path, positions);
+    preft_fail(err, "%s: positions \"%s\" does not parse (expected \"all\" or like \"f7+l7\")", path,
+               positions);
     goto done;
   }
   a->default_mode = PREFT_MODE_PREFILL;
@@ -85,8 +90,9 @@ int preft_reft_load(preft_adapter *a, const char *dir, const preft_model_config 
   cJSON_ArrayForEach(e, layers) {
     if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) || e->valuedouble < 0 ||
         e->valuedouble >= c->n_layers) {
-      preft_fail(err, "%s: layers entry %g is out of range: layer %g does not exist, the model has layers 0..%d", path,
-                 cJSON_IsNumber(e) ? e->valuedouble : -1.0, cJSON_IsNumber(e) ? e->valuedouble : -1.0,
+      preft_fail(err,
+                 "%s: layers entry %g is out of range: layer %g does not exist, the model has layers 0..%d",
+                 path, cJSON_IsNumber(e) ? e->valuedouble : -1.0, cJSON_IsNumber(e) ? e->valuedouble : -1.0,
                  c->n_layers - 1);
       goto done;
     }
@@ -117,8 +123,9 @@ int preft_reft_load(preft_adapter *a, const char *dir, const preft_model_config 
     }
   }
   if (a->st.n_tensors != expected) {
-    preft_fail(err, "%s: reft_model.safetensors holds %d tensors, the config needs %d (unexpected extra tensors)", dir,
-               a->st.n_tensors, expected);
+    preft_fail(err,
+               "%s: reft_model.safetensors holds %d tensors, the config needs %d (unexpected extra tensors)",
+               dir, a->st.n_tensors, expected);
     goto done;
   }
   /* Weights were copied; the mapping is no longer needed. */

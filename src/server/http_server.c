@@ -58,7 +58,8 @@ static void stream_free(void *cls) { srv_gen_free(cls); }
 static enum MHD_Result send_reply(preft_server *s, struct MHD_Connection *conn, srv_conn *c, srv_reply *r) {
   struct MHD_Response *resp;
   if (r->stream) {
-    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_read, r->stream, stream_free);
+    resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_read, r->stream, stream_free);
     if (!resp) {
       srv_gen_free(r->stream);
       return MHD_NO;
@@ -141,13 +142,14 @@ static void route(preft_server *s, srv_conn *c, const char *url, const char *met
     srv_fail(&e, 404, "invalid_request_error", "not_found", NULL, "no route for %s %s", method, url);
     return srv_reply_error(r, &e);
   }
-  srv_fail(&e, 405, "invalid_request_error", "method_not_allowed", NULL, "%s %s is not allowed; use %s", method, url,
-           want);
+  srv_fail(&e, 405, "invalid_request_error", "method_not_allowed", NULL, "%s %s is not allowed; use %s",
+           method, url, want);
   srv_reply_error(r, &e);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                  const char *version, const char *upload, size_t *upload_size, void **con_cls) {
+                                  const char *version, const char *upload, size_t *upload_size,
+                                  void **con_cls) {
   preft_server *s = cls;
   srv_conn *c = *con_cls;
   if (!c) {
@@ -252,20 +254,24 @@ int preft_server_start(preft_server **out, preft_engine *engine, const preft_tok
   /* Sampling defaults: the model's generation_config.json, greedy without it. */
   s->defaults = (preft_sampling){.temperature = 0, .top_k = 0, .top_p = 1, .min_p = 0};
   if (gen && gen->do_sample)
-    s->defaults = (preft_sampling){.temperature = (float)gen->temperature, .top_k = gen->top_k,
-                                   .top_p = (float)gen->top_p, .min_p = (float)gen->min_p};
+    s->defaults = (preft_sampling){.temperature = (float)gen->temperature,
+                                   .top_k = gen->top_k,
+                                   .top_p = (float)gen->top_p,
+                                   .min_p = (float)gen->min_p};
 
-  unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
-                   MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                   MHD_USE_ITC | MHD_USE_ERROR_LOG;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-  s->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-      s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)(cfg->max_connections > 0 ? cfg->max_connections : 1024),
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SRV_IDLE_TIMEOUT_S, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-      MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+  s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+                               (unsigned)(cfg->max_connections > 0 ? cfg->max_connections : 1024),
+                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SRV_IDLE_TIMEOUT_S,
+                               MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                               NULL, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!s->daemon) {
-    preft_fail(err, "cannot listen on %s port %d (in use, or not an address of this machine?)", host, cfg->port);
+    preft_fail(err, "cannot listen on %s port %d (in use, or not an address of this machine?)", host,
+               cfg->port);
     preft_server_stop(s);
     return -1;
   }

@@ -20,17 +20,18 @@ static void head(srv_buf *b, const char *name, const char *type, const char *hel
 /* The engine's histogram counts as Prometheus wants them: cumulative, the
  * last one (+Inf) equal to the total. engine.h promises cumulative counts;
  * per-bucket counts (summing to the total) are accepted as well. */
-static void hist(srv_buf *b, const char *name, const char *help, const double *bounds, const long *counts, double sum,
-                 long total) {
+static void hist(srv_buf *b, const char *name, const char *help, const double *bounds, const long *counts,
+                 double sum, long total) {
   long cum[PREFT_HIST_BUCKETS + 1], s = 0;
   for (int i = 0; i <= PREFT_HIST_BUCKETS; i++) s += counts[i];
   bool per_bucket = s == total;
   long run = 0;
   for (int i = 0; i <= PREFT_HIST_BUCKETS; i++) cum[i] = per_bucket ? (run += counts[i]) : counts[i];
   head(b, name, "histogram", help);
-  for (int i = 0; i < PREFT_HIST_BUCKETS; i++) srv_buf_printf(b, "%s_bucket{le=\"%g\"} %ld\n", name, bounds[i], cum[i]);
-  srv_buf_printf(b, "%s_bucket{le=\"+Inf\"} %ld\n%s_sum %.9g\n%s_count %ld\n", name, cum[PREFT_HIST_BUCKETS], name, sum,
-                 name, cum[PREFT_HIST_BUCKETS]);
+  for (int i = 0; i < PREFT_HIST_BUCKETS; i++)
+    srv_buf_printf(b, "%s_bucket{le=\"%g\"} %ld\n", name, bounds[i], cum[i]);
+  srv_buf_printf(b, "%s_bucket{le=\"+Inf\"} %ld\n%s_sum %.9g\n%s_count %ld\n", name, cum[PREFT_HIST_BUCKETS],
+                 name, sum, name, cum[PREFT_HIST_BUCKETS]);
 }
 
 void srv_route_metrics(preft_server *s, srv_reply *r) {
@@ -49,14 +50,19 @@ void srv_route_metrics(preft_server *s, srv_reply *r) {
   head(b, "preft_http_requests_total", "counter", "HTTP requests answered, by status code.");
   for (int i = 0; i < SRV_N_STATUS; i++) {
     long v = atomic_load(&s->status_count[i]);
-    if (srv_status_codes[i]) srv_buf_printf(b, "preft_http_requests_total{code=\"%d\"} %ld\n", srv_status_codes[i], v);
-    else srv_buf_printf(b, "preft_http_requests_total{code=\"other\"} %ld\n", v);
+    if (srv_status_codes[i])
+      srv_buf_printf(b, "preft_http_requests_total{code=\"%d\"} %ld\n", srv_status_codes[i], v);
+    else
+      srv_buf_printf(b, "preft_http_requests_total{code=\"other\"} %ld\n", v);
   }
 
   static const char *modes[2] = {"all", "prefill"};
-  head(b, "preft_prompt_tokens_total", "counter", "Prompt tokens processed, by adapter mode (base model counts as all).");
-  for (int m = 0; m < 2; m++) srv_buf_printf(b, "preft_prompt_tokens_total{mode=\"%s\"} %ld\n", modes[m], st.prompt_tokens[m]);
-  head(b, "preft_generation_tokens_total", "counter", "Tokens generated, by adapter mode (base model counts as all).");
+  head(b, "preft_prompt_tokens_total", "counter",
+       "Prompt tokens processed, by adapter mode (base model counts as all).");
+  for (int m = 0; m < 2; m++)
+    srv_buf_printf(b, "preft_prompt_tokens_total{mode=\"%s\"} %ld\n", modes[m], st.prompt_tokens[m]);
+  head(b, "preft_generation_tokens_total", "counter",
+       "Tokens generated, by adapter mode (base model counts as all).");
   for (int m = 0; m < 2; m++)
     srv_buf_printf(b, "preft_generation_tokens_total{mode=\"%s\"} %ld\n", modes[m], st.generated_tokens[m]);
 
@@ -79,7 +85,8 @@ void srv_route_metrics(preft_server *s, srv_reply *r) {
   head(b, "preft_prefix_cache_hit_tokens_total", "counter", "Prompt tokens served from the prefix cache.");
   srv_buf_printf(b, "preft_prefix_cache_hit_tokens_total %ld\n", st.prefix_hit_tokens);
 
-  hist(b, "preft_step_seconds", "Duration of an engine step.", st.hist_bounds, st.step_hist, st.step_seconds_sum, st.steps);
+  hist(b, "preft_step_seconds", "Duration of an engine step.", st.hist_bounds, st.step_hist,
+       st.step_seconds_sum, st.steps);
   hist(b, "preft_time_to_first_token_seconds", "Time from submission to the first token.", st.hist_bounds,
        st.ttft_hist, st.ttft_seconds_sum, st.ttft_count);
 

@@ -87,11 +87,16 @@ struct srv_gen {
 
 static const char *finish_name(const choice_out *o) {
   switch (o->finish) {
-  case PREFT_FINISH_STOP: return "stop";
-  case PREFT_FINISH_LENGTH: return "length";
-  case PREFT_FINISH_CANCELLED: return "abort";
-  case PREFT_FINISH_ERROR: return "error";
-  default: return NULL;
+    case PREFT_FINISH_STOP:
+      return "stop";
+    case PREFT_FINISH_LENGTH:
+      return "length";
+    case PREFT_FINISH_CANCELLED:
+      return "abort";
+    case PREFT_FINISH_ERROR:
+      return "error";
+    default:
+      return NULL;
   }
 }
 
@@ -102,7 +107,8 @@ static void token_str(const preft_server *s, int id, srv_buf *out) {
   size_t len;
   int32_t i32 = id;
   preft_error err;
-  if (s->tok && id >= 0 && preft_tokenizer_decode(s->tok, &i32, 1, PREFT_DECODE_NO_CLEANUP, &t, &len, &err) == 0) {
+  if (s->tok && id >= 0 &&
+      preft_tokenizer_decode(s->tok, &i32, 1, PREFT_DECODE_NO_CLEANUP, &t, &len, &err) == 0) {
     srv_buf_put(out, t, len);
     free(t);
     return;
@@ -127,7 +133,8 @@ static void json_token_bytes(const preft_server *s, int id, srv_buf *b, srv_buf 
 
 /* Completions' legacy logprobs object for tokens [0, n). */
 static void json_logprobs_legacy(const srv_gen *g, const int *ids, const float *lp, const size_t *off,
-                                 const int *n_top, const int *top_ids, const float *top_lp, int n, srv_buf *b) {
+                                 const int *n_top, const int *top_ids, const float *top_lp, int n,
+                                 srv_buf *b) {
   srv_buf tmp = {0};
   int k = g->req.logprobs;
   srv_buf_puts(b, "{\"tokens\":[");
@@ -195,8 +202,8 @@ static void json_usage(const srv_gen *g, srv_buf *b) {
   long prompt = 0, completion = 0;
   for (int i = 0; i < g->req.n_prompts; i++) prompt += g->prompt_len[i];
   for (int i = 0; i < g->n_choices; i++) completion += g->out[i].completion_tokens;
-  srv_buf_printf(b, "{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld}", prompt, completion,
-                 prompt + completion);
+  srv_buf_printf(b, "{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld}", prompt,
+                 completion, prompt + completion);
 }
 
 static void json_head(const srv_gen *g, srv_buf *b, const char *object) {
@@ -252,17 +259,20 @@ static void sse_event(srv_gen *g, const srv_event *ev) {
   srv_buf_puts(b, "\"logprobs\":");
   if (with_lp) {
     int n_top = ev->n_top;
-    if (chat) json_logprobs_chat(g, &ev->token, &ev->logprob, &n_top, ev->top_ids, ev->top_logprobs, 1, b);
+    if (chat)
+      json_logprobs_chat(g, &ev->token, &ev->logprob, &n_top, ev->top_ids, ev->top_logprobs, 1, b);
     else
-      json_logprobs_legacy(g, &ev->token, &ev->logprob, &ev->text_offset, &n_top, ev->top_ids, ev->top_logprobs, 1,
-                           b);
+      json_logprobs_legacy(g, &ev->token, &ev->logprob, &ev->text_offset, &n_top, ev->top_ids,
+                           ev->top_logprobs, 1, b);
   } else {
     srv_buf_puts(b, "null");
   }
   srv_buf_puts(b, ",\"finish_reason\":");
   const char *fr = final ? finish_name(o) : NULL;
-  if (fr) srv_buf_printf(b, "\"%s\"", fr);
-  else srv_buf_puts(b, "null");
+  if (fr)
+    srv_buf_printf(b, "\"%s\"", fr);
+  else
+    srv_buf_puts(b, "null");
   if (with_ids) srv_buf_printf(b, ",\"token_ids\":[%d]", ev->token);
   srv_buf_puts(b, "}]}\n\n");
 }
@@ -326,7 +336,8 @@ static void accumulate(srv_gen *g, const srv_event *ev) {
       o->offsets[i] = ev->text_offset;
       o->n_top[i] = ev->n_top;
       memcpy(o->top_ids + (size_t)i * PREFT_MAX_TOP_LOGPROBS, ev->top_ids, sizeof(int) * (size_t)ev->n_top);
-      memcpy(o->top_lp + (size_t)i * PREFT_MAX_TOP_LOGPROBS, ev->top_logprobs, sizeof(float) * (size_t)ev->n_top);
+      memcpy(o->top_lp + (size_t)i * PREFT_MAX_TOP_LOGPROBS, ev->top_logprobs,
+             sizeof(float) * (size_t)ev->n_top);
     }
   }
   if (ev->finish != PREFT_FINISH_NONE) {
@@ -400,8 +411,10 @@ void srv_gen_free(srv_gen *g) {
   if (!g) return;
   preft_server *s = g->s;
   pthread_mutex_lock(&s->mu);
-  if (g->prev) g->prev->next = g->next;
-  else s->gens = g->next;
+  if (g->prev)
+    g->prev->next = g->next;
+  else
+    s->gens = g->next;
   if (g->next) g->next->prev = g->prev;
   pthread_mutex_unlock(&s->mu);
   srv_job_free(g->job); /* cancels and waits for the engine's final callbacks */
@@ -447,7 +460,8 @@ static int prompt_ids(preft_server *s, srv_gen_request *r, srv_api_error *e) {
     srv_prompt *p = &r->prompts[i];
     const char *param = r->kind == SRV_CHAT ? "messages" : "prompt";
     if (p->text) {
-      if (!s->tok) return srv_bad(e, param, "this model has no tokenizer; send the prompt as an array of token ids");
+      if (!s->tok)
+        return srv_bad(e, param, "this model has no tokenizer; send the prompt as an array of token ids");
       int32_t *ids;
       size_t n;
       preft_error err;
@@ -462,18 +476,20 @@ static int prompt_ids(preft_server *s, srv_gen_request *r, srv_api_error *e) {
     if (p->n_ids == 0) return srv_bad(e, param, "the prompt is empty (no tokens)");
     for (int k = 0; k < p->n_ids; k++)
       if (p->ids[k] >= s->vocab)
-        return srv_bad(e, param, "token id %d at position %d is outside the vocabulary (size %d)", p->ids[k], k,
-                       s->vocab);
+        return srv_bad(e, param, "token id %d at position %d is outside the vocabulary (size %d)", p->ids[k],
+                       k, s->vocab);
     if (p->n_ids >= s->max_context)
-      return srv_fail(e, 400, "invalid_request_error", "context_length_exceeded", param,
-                      "This model's maximum context length is %d tokens; the prompt has %d tokens, which leaves no "
-                      "room for a completion",
-                      s->max_context, p->n_ids);
+      return srv_fail(
+          e, 400, "invalid_request_error", "context_length_exceeded", param,
+          "This model's maximum context length is %d tokens; the prompt has %d tokens, which leaves no "
+          "room for a completion",
+          s->max_context, p->n_ids);
     if (r->max_tokens > 0 && (long)p->n_ids + r->max_tokens > s->max_context)
-      return srv_fail(e, 400, "invalid_request_error", "context_length_exceeded", "max_tokens",
-                      "This model's maximum context length is %d tokens. However, you requested %ld tokens (%d in "
-                      "the prompt, %d in the completion). Please reduce the prompt or max_tokens",
-                      s->max_context, (long)p->n_ids + r->max_tokens, p->n_ids, r->max_tokens);
+      return srv_fail(
+          e, 400, "invalid_request_error", "context_length_exceeded", "max_tokens",
+          "This model's maximum context length is %d tokens. However, you requested %ld tokens (%d in "
+          "the prompt, %d in the completion). Please reduce the prompt or max_tokens",
+          s->max_context, (long)p->n_ids + r->max_tokens, p->n_ids, r->max_tokens);
   }
   return 0;
 }
@@ -485,8 +501,8 @@ static int submit_error(preft_server *s, int rc, const preft_error *err, srv_api
     return srv_fail(e, 429, "rate_limit_error", "queue_full", NULL, "the server's request queue is full: %s",
                     err->msg);
   if (rc == PREFT_SUBMIT_NO_ADAPTER)
-    return srv_fail(e, 404, "invalid_request_error", "model_not_found", "model", "The model '%s' does not exist",
-                    g->model_id);
+    return srv_fail(e, 404, "invalid_request_error", "model_not_found", "model",
+                    "The model '%s' does not exist", g->model_id);
   return srv_bad(e, NULL, "%s", err->msg);
 }
 
@@ -571,7 +587,8 @@ void srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_reply *
   g->out = preft_xcalloc((size_t)g->n_choices, sizeof *g->out);
   g->prompt_len = preft_xcalloc((size_t)q->n_prompts, sizeof *g->prompt_len);
   for (int i = 0; i < q->n_prompts; i++) g->prompt_len[i] = q->prompts[i].n_ids;
-  srv_job *job = srv_job_new(s->engine, s->tok, g->n_choices, q->stop, q->n_stop, q->skip_special_tokens, &s->cb_nanos);
+  srv_job *job =
+      srv_job_new(s->engine, s->tok, g->n_choices, q->stop, q->n_stop, q->skip_special_tokens, &s->cb_nanos);
   pthread_mutex_lock(&s->mu); /* srv_cancel_all reads g->job */
   g->job = job;
   pthread_mutex_unlock(&s->mu);
@@ -589,11 +606,19 @@ void srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_reply *
   for (int ci = 0; ci < g->n_choices; ci++) {
     const srv_prompt *p = &q->prompts[ci / q->n];
     int max_tokens = q->max_tokens > 0 ? q->max_tokens : s->max_context - p->n_ids;
-    if (q->max_tokens <= 0 && kind == SRV_COMPLETION && max_tokens > 16) max_tokens = 16; /* OpenAI's default */
-    preft_request_params rp = {.prompt = p->ids, .n_prompt = p->n_ids, .adapter = adapter,
-                               .adapter_mode = q->adapter_mode, .max_tokens = max_tokens, .sampling = samp,
-                               .stop_ids = stop_ids, .n_stop_ids = n_stop_ids,
-                               .logprobs = q->logprobs < 0 ? 0 : q->logprobs > 0 ? q->logprobs : 1};
+    if (q->max_tokens <= 0 && kind == SRV_COMPLETION && max_tokens > 16)
+      max_tokens = 16; /* OpenAI's default */
+    preft_request_params rp = {.prompt = p->ids,
+                               .n_prompt = p->n_ids,
+                               .adapter = adapter,
+                               .adapter_mode = q->adapter_mode,
+                               .max_tokens = max_tokens,
+                               .sampling = samp,
+                               .stop_ids = stop_ids,
+                               .n_stop_ids = n_stop_ids,
+                               .logprobs = q->logprobs < 0   ? 0
+                                           : q->logprobs > 0 ? q->logprobs
+                                                             : 1};
     rp.sampling.seed = seed + (uint64_t)(ci % q->n);
     g->out[ci].prompt = ci / q->n;
     preft_error err;
@@ -638,8 +663,10 @@ static void model_json(models_ctx *m, const char *id, const char *root, const ch
   srv_buf_printf(b, ",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"preft\",\"root\":", m->s->created);
   srv_buf_json_str(b, root, strlen(root));
   srv_buf_puts(b, ",\"parent\":");
-  if (parent) srv_buf_json_str(b, parent, strlen(parent));
-  else srv_buf_puts(b, "null");
+  if (parent)
+    srv_buf_json_str(b, parent, strlen(parent));
+  else
+    srv_buf_puts(b, "null");
   srv_buf_printf(b, ",\"max_model_len\":%d}", m->s->max_context);
 }
 
@@ -656,7 +683,8 @@ void srv_route_models(preft_server *s, const char *one, srv_reply *r) {
   r->content_type = "application/json";
   if (one && m.count == 0) {
     srv_api_error e;
-    srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model", "The model '%s' does not exist", one);
+    srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model", "The model '%s' does not exist",
+             one);
     srv_reply_error(r, &e);
   } else if (one) {
     r->status = 200;
@@ -718,10 +746,11 @@ void srv_route_unload_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
   const char *name;
   preft_error err;
   char msg[600];
-  if (srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 || adapter_name(root, &name, &e) != 0) goto fail;
+  if (srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 || adapter_name(root, &name, &e) != 0)
+    goto fail;
   if (!preft_engine_has_adapter(s->engine, name)) {
-    srv_fail(&e, 404, "invalid_request_error", "model_not_found", "lora_name", "The lora adapter '%s' cannot be found.",
-             name);
+    srv_fail(&e, 404, "invalid_request_error", "model_not_found", "lora_name",
+             "The lora adapter '%s' cannot be found.", name);
     goto fail;
   }
   if (preft_engine_remove_adapter(s->engine, name, &err) != 0) {

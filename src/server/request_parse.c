@@ -23,8 +23,8 @@ static int vfail(srv_api_error *e, int status, const char *type, const char *cod
   return -1;
 }
 
-int srv_fail(srv_api_error *e, int status, const char *type, const char *code, const char *param, const char *fmt,
-             ...) {
+int srv_fail(srv_api_error *e, int status, const char *type, const char *code, const char *param,
+             const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vfail(e, status, type, code, param, fmt, ap);
@@ -47,11 +47,15 @@ void srv_error_json(const srv_api_error *e, srv_buf *out) {
   const char *type = e->type ? e->type : "invalid_request_error";
   srv_buf_json_str(out, type, strlen(type));
   srv_buf_puts(out, ",\"param\":");
-  if (e->param[0]) srv_buf_json_str(out, e->param, strlen(e->param));
-  else srv_buf_puts(out, "null");
+  if (e->param[0])
+    srv_buf_json_str(out, e->param, strlen(e->param));
+  else
+    srv_buf_puts(out, "null");
   srv_buf_puts(out, ",\"code\":");
-  if (e->code) srv_buf_json_str(out, e->code, strlen(e->code));
-  else srv_buf_puts(out, "null");
+  if (e->code)
+    srv_buf_json_str(out, e->code, strlen(e->code));
+  else
+    srv_buf_puts(out, "null");
   srv_buf_puts(out, "}}");
 }
 
@@ -65,8 +69,10 @@ static int json_depth(const char *s, size_t n, int limit) {
   for (size_t i = 0; i < n; i++) {
     char c = s[i];
     if (in_str) {
-      if (c == '\\') i++;
-      else if (c == '"') in_str = false;
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_str = false;
     } else if (c == '"') {
       in_str = true;
     } else if (c == '[' || c == '{') {
@@ -191,22 +197,26 @@ static int parse_prompts(const cJSON *root, srv_gen_request *r, srv_api_error *e
     return 0;
   }
   if (!cJSON_IsArray(pr) || !pr->child)
-    return srv_bad(e, "prompt", "'prompt' must be a string, an array of token ids, or a non-empty array of those");
+    return srv_bad(e, "prompt",
+                   "'prompt' must be a string, an array of token ids, or a non-empty array of those");
   if (is_int_array(pr)) {
     r->prompts = preft_xcalloc(1, sizeof *r->prompts);
     r->n_prompts = 1;
     return ids_of(pr, "prompt", &r->prompts[0], e);
   }
   int n = cJSON_GetArraySize(pr);
-  if (n > SRV_MAX_PROMPTS) return srv_bad(e, "prompt", "'prompt' holds %d prompts; at most %d", n, SRV_MAX_PROMPTS);
+  if (n > SRV_MAX_PROMPTS)
+    return srv_bad(e, "prompt", "'prompt' holds %d prompts; at most %d", n, SRV_MAX_PROMPTS);
   r->prompts = preft_xcalloc((size_t)n, sizeof *r->prompts);
   for (const cJSON *x = pr->child; x; x = x->next) {
     srv_prompt *p = &r->prompts[r->n_prompts++];
-    if (cJSON_IsString(x)) p->text = preft_xstrdup(x->valuestring);
+    if (cJSON_IsString(x))
+      p->text = preft_xstrdup(x->valuestring);
     else if (is_int_array(x)) {
       if (ids_of(x, "prompt", p, e) != 0) return -1;
     } else
-      return srv_bad(e, "prompt", "'prompt' must be a string, an array of token ids, or a non-empty array of those");
+      return srv_bad(e, "prompt",
+                     "'prompt' must be a string, an array of token ids, or a non-empty array of those");
   }
   return 0;
 }
@@ -231,8 +241,8 @@ static int normalize_message(const cJSON *m, int i, cJSON *out_arr, srv_api_erro
       if (!cJSON_IsObject(p) || !cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0 ||
           !cJSON_IsString(text)) {
         cJSON_Delete(copy);
-        return srv_bad(e, param, "'%s.content' parts must be {\"type\": \"text\", \"text\": string} (no images)",
-                       param);
+        return srv_bad(
+            e, param, "'%s.content' parts must be {\"type\": \"text\", \"text\": string} (no images)", param);
       }
       len += strlen(text->valuestring) + 1;
     }
@@ -254,7 +264,8 @@ static int normalize_message(const cJSON *m, int i, cJSON *out_arr, srv_api_erro
 static int parse_chat(const cJSON *root, srv_gen_request *r, srv_api_error *e) {
   const cJSON *msgs = field(root, "messages");
   if (!msgs) return srv_bad(e, "messages", "'messages' is a required field");
-  if (!cJSON_IsArray(msgs) || !msgs->child) return srv_bad(e, "messages", "'messages' must be a non-empty array");
+  if (!cJSON_IsArray(msgs) || !msgs->child)
+    return srv_bad(e, "messages", "'messages' must be a non-empty array");
   cJSON *obj = cJSON_CreateObject();
   cJSON *arr = cJSON_AddArrayToObject(obj, "messages");
   int i = 0;
@@ -332,7 +343,8 @@ static int refuse_unsupported(const cJSON *root, const srv_gen_request *r, srv_a
   bool has;
   double v;
   if (get_num(root, "repetition_penalty", 0, 1e6, &has, &v, e) != 0) return -1;
-  if (has && v != 1) return srv_bad(e, "repetition_penalty", "'repetition_penalty' is not supported (only 1)");
+  if (has && v != 1)
+    return srv_bad(e, "repetition_penalty", "'repetition_penalty' is not supported (only 1)");
   const cJSON *lb = field(root, "logit_bias");
   if (lb && (!cJSON_IsObject(lb) || lb->child))
     return srv_bad(e, "logit_bias", "'logit_bias' is not supported (only an empty object)");
@@ -388,7 +400,8 @@ static int parse_fields(const cJSON *root, srv_kind kind, srv_gen_request *r, sr
   if (get_int(root, "n", 1, SRV_MAX_N, &has, &v, e) != 0) return -1;
   if (has) r->n = (int)v;
   if ((long)r->n * (r->n_prompts ? r->n_prompts : 1) > SRV_MAX_CHOICES)
-    return srv_bad(e, "n", "prompts x n = %ld choices; at most %d", (long)r->n * r->n_prompts, SRV_MAX_CHOICES);
+    return srv_bad(e, "n", "prompts x n = %ld choices; at most %d", (long)r->n * r->n_prompts,
+                   SRV_MAX_CHOICES);
   if (get_bool(root, "stream", false, &r->stream, e) != 0) return -1;
   const cJSON *so = field(root, "stream_options");
   if (so) {
@@ -399,7 +412,8 @@ static int parse_fields(const cJSON *root, srv_kind kind, srv_gen_request *r, sr
     }
   }
   /* max_completion_tokens is the chat API's newer name for max_tokens */
-  const char *mt = kind == SRV_CHAT && field(root, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  const char *mt =
+      kind == SRV_CHAT && field(root, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
   if (get_int(root, mt, 1, 2147483647.0, &has, &v, e) != 0) return -1;
   if (has) r->max_tokens = (int)v;
   if (get_num(root, "temperature", 0, 2, &r->has_temperature, &r->temperature, e) != 0) return -1;
@@ -418,7 +432,8 @@ static int parse_fields(const cJSON *root, srv_kind kind, srv_gen_request *r, sr
   return refuse_unsupported(root, r, e);
 }
 
-int srv_parse_gen_request(const char *body, size_t len, srv_kind kind, srv_gen_request *out, srv_api_error *e) {
+int srv_parse_gen_request(const char *body, size_t len, srv_kind kind, srv_gen_request *out,
+                          srv_api_error *e) {
   memset(out, 0, sizeof *out);
   out->kind = kind;
   out->adapter_mode = -1;

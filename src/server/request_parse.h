@@ -23,11 +23,11 @@
 #include "server/sse.h"
 
 #define SRV_MAX_JSON_DEPTH 64
-#define SRV_MAX_N 32          /* choices per prompt */
-#define SRV_MAX_PROMPTS 64    /* prompts in one completions request */
-#define SRV_MAX_CHOICES 128   /* prompts x n */
+#define SRV_MAX_N 32        /* choices per prompt */
+#define SRV_MAX_PROMPTS 64  /* prompts in one completions request */
+#define SRV_MAX_CHOICES 128 /* prompts x n */
 #define SRV_MAX_STOPS 16
-#define SRV_MAX_STOP_LEN 256  /* bytes per stop string */
+#define SRV_MAX_STOP_LEN 256 /* bytes per stop string */
 #define SRV_MAX_STOP_IDS 64
 
 typedef struct srv_api_error {
@@ -39,8 +39,8 @@ typedef struct srv_api_error {
 } srv_api_error;
 
 /* Fills e and returns -1. param may be NULL. */
-int srv_fail(srv_api_error *e, int status, const char *type, const char *code, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+int srv_fail(srv_api_error *e, int status, const char *type, const char *code, const char *param,
+             const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* 400 invalid_request_error naming param. */
 int srv_bad(srv_api_error *e, const char *param, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* {"error": {"message", "type", "param", "code"}} */
@@ -86,7 +86,8 @@ typedef struct srv_gen_request {
 int srv_parse_json_object(const char *body, size_t len, cJSON **out, srv_api_error *e);
 
 /* /v1/completions (SRV_COMPLETION) or /v1/chat/completions (SRV_CHAT). */
-int srv_parse_gen_request(const char *body, size_t len, srv_kind kind, srv_gen_request *out, srv_api_error *e);
+int srv_parse_gen_request(const char *body, size_t len, srv_kind kind, srv_gen_request *out,
+                          srv_api_error *e);
 void srv_gen_request_free(srv_gen_request *r);
 
 /* Typed optional fields of an object (absent or null: *present = false). */

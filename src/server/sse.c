@@ -60,16 +60,21 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n) {
   if (c < 0x80) return 1;
   size_t len;
   unsigned cp;
-  if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
-  else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
-  else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
-  else return 0;
+  if (c >= 0xC2 && c <= 0xDF)
+    len = 2, cp = c & 0x1F;
+  else if (c >= 0xE0 && c <= 0xEF)
+    len = 3, cp = c & 0x0F;
+  else if (c >= 0xF0 && c <= 0xF4)
+    len = 4, cp = c & 0x07;
+  else
+    return 0;
   if (n < len) return 0;
   for (size_t i = 1; i < len; i++) {
     if ((s[i] & 0xC0) != 0x80) return 0;
     cp = (cp << 6) | (s[i] & 0x3F);
   }
-  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+      (cp >= 0xD800 && cp <= 0xDFFF))
     return 0;
   return len;
 }
@@ -94,11 +99,16 @@ void srv_buf_json_str(srv_buf *b, const char *s, size_t n) {
     const char *esc = NULL;
     char tmp[8];
     size_t adv = 1;
-    if (c == '"') esc = "\\\"";
-    else if (c == '\\') esc = "\\\\";
-    else if (c == '\n') esc = "\\n";
-    else if (c == '\r') esc = "\\r";
-    else if (c == '\t') esc = "\\t";
+    if (c == '"')
+      esc = "\\\"";
+    else if (c == '\\')
+      esc = "\\\\";
+    else if (c == '\n')
+      esc = "\\n";
+    else if (c == '\r')
+      esc = "\\r";
+    else if (c == '\t')
+      esc = "\\t";
     else if (c < 0x20 || c == 0x7F) {
       snprintf(tmp, sizeof tmp, "\\u%04x", c);
       esc = tmp;
@@ -140,8 +150,8 @@ void srv_buf_free(srv_buf *b) {
 
 /* ---- jobs -------------------------------------------------------------------------- */
 
-srv_job *srv_job_new(preft_engine *e, const preft_tokenizer *tok, int n_choices, char *const *stops, int n_stops,
-                     bool skip_special, _Atomic long *cb_nanos) {
+srv_job *srv_job_new(preft_engine *e, const preft_tokenizer *tok, int n_choices, char *const *stops,
+                     int n_stops, bool skip_special, _Atomic long *cb_nanos) {
   srv_job *j = preft_xcalloc(1, sizeof *j);
   pthread_mutex_init(&j->mu, NULL);
   pthread_cond_init(&j->cv, NULL);
@@ -235,8 +245,12 @@ bool srv_job_engine_cb(void *user, const preft_token_event *ev) {
   double t0 = preft_now();
   srv_choice *c = user;
   srv_job *j = c->job;
-  srv_event e = {.choice = c->index, .token = ev->token, .logprob = ev->logprob, .finish = ev->finish,
-                 .prompt_tokens = ev->prompt_tokens, .completion_tokens = ev->completion_tokens};
+  srv_event e = {.choice = c->index,
+                 .token = ev->token,
+                 .logprob = ev->logprob,
+                 .finish = ev->finish,
+                 .prompt_tokens = ev->prompt_tokens,
+                 .completion_tokens = ev->completion_tokens};
   e.after_stop = c->stopped && ev->token >= 0;
   e.n_top = ev->n_top < 0 ? 0 : ev->n_top > PREFT_MAX_TOP_LOGPROBS ? PREFT_MAX_TOP_LOGPROBS : ev->n_top;
   memcpy(e.top_ids, ev->top_ids, sizeof(int) * (size_t)e.n_top);

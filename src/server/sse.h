@@ -105,8 +105,8 @@ struct srv_job {
 };
 
 /* A job of n choices; stops are copied. tok may be NULL. */
-srv_job *srv_job_new(preft_engine *e, const preft_tokenizer *tok, int n_choices, char *const *stops, int n_stops,
-                     bool skip_special, _Atomic long *cb_nanos);
+srv_job *srv_job_new(preft_engine *e, const preft_tokenizer *tok, int n_choices, char *const *stops,
+                     int n_stops, bool skip_special, _Atomic long *cb_nanos);
 /* Submits choice i; on failure returns the PREFT_SUBMIT_* code with err filled. */
 int srv_job_submit(srv_job *j, int i, const preft_request_params *p, preft_error *err);
 /* The engine callback (user = a srv_choice). */
@@ -126,6 +126,5 @@ void srv_job_cancel(srv_job *j);
 void srv_job_cancel_and_wait(srv_job *j);
 /* Cancels (if needed), waits, frees. */
 void srv_job_free(srv_job *j);
-
 
 #endif

@@ -67,8 +67,8 @@ static inline uint16_t preft_f32_to_f16(float f) {
   uint32_t a = u & 0x7fffffffu;
   if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);
   if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 rounds to inf */
-  if (a < 0x38800000u) {                                    /* below the smallest normal half */
-    if (a < 0x33000000u) return (uint16_t)sign;             /* rounds to zero */
+  if (a < 0x38800000u) {                                   /* below the smallest normal half */
+    if (a < 0x33000000u) return (uint16_t)sign;            /* rounds to zero */
     uint32_t e = a >> 23, man = (a & 0x7fffffu) | 0x800000u;
     uint32_t shift = 126 - e; /* 14..24 */
     uint32_t half = man >> shift, rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
@@ -84,9 +84,12 @@ static inline uint16_t preft_f32_to_f16(float f) {
 /* Reads element i of a buffer of type t as FP32. */
 static inline float preft_load_elem(const void *p, preft_dtype t, size_t i) {
   switch (t) {
-    case PREFT_F16: return preft_f16_to_f32(((const uint16_t *)p)[i]);
-    case PREFT_BF16: return preft_bf16_to_f32(((const uint16_t *)p)[i]);
-    default: return ((const float *)p)[i];
+    case PREFT_F16:
+      return preft_f16_to_f32(((const uint16_t *)p)[i]);
+    case PREFT_BF16:
+      return preft_bf16_to_f32(((const uint16_t *)p)[i]);
+    default:
+      return ((const float *)p)[i];
   }
 }
 

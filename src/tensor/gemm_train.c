@@ -7,8 +7,8 @@
 #include "base/error.h"
 #include "tensor/gemm.h"
 
-#define TR_TILE 32   /* transpose tile: 32x32 floats = 4 KiB in, 4 KiB out */
-#define DW_ROWS 256  /* rows of dy/x per dW block: the inner dimension of each GEMM */
+#define TR_TILE 32  /* transpose tile: 32x32 floats = 4 KiB in, 4 KiB out */
+#define DW_ROWS 256 /* rows of dy/x per dW block: the inner dimension of each GEMM */
 
 typedef struct {
   float *out;
@@ -39,8 +39,8 @@ void preft_transpose(preft_pool *pool, float *out, const float *in, int in_strid
   }
 }
 
-void preft_gemm_dx(preft_pool *pool, float *dx, int dx_stride, const float *dy, int dy_stride, const float *w, int n,
-                   int m, int k, int accumulate) {
+void preft_gemm_dx(preft_pool *pool, float *dx, int dx_stride, const float *dy, int dy_stride, const float *w,
+                   int n, int m, int k, int accumulate) {
   if (n <= 0) return;
   float *wt = preft_xmalloc(sizeof(float) * (size_t)m * (size_t)k); /* Wᵀ [K, M] */
   preft_transpose(pool, wt, w, k, m, k);
@@ -48,8 +48,8 @@ void preft_gemm_dx(preft_pool *pool, float *dx, int dx_stride, const float *dy, 
   free(wt);
 }
 
-void preft_gemm_dw(preft_pool *pool, float *dw, const float *dy, int dy_stride, const float *x, int x_stride, int n,
-                   int m, int k) {
+void preft_gemm_dw(preft_pool *pool, float *dw, const float *dy, int dy_stride, const float *x, int x_stride,
+                   int n, int m, int k) {
   if (n <= 0) return;
   int nb = n < DW_ROWS ? n : DW_ROWS;
   float *dyt = preft_xmalloc(sizeof(float) * (size_t)m * (size_t)nb); /* dyᵀ block [M, nb] */
@@ -65,8 +65,8 @@ void preft_gemm_dw(preft_pool *pool, float *dw, const float *dy, int dy_stride, 
   free(xt);
 }
 
-void preft_gemm_dx_ref(float *dx, int dx_stride, const float *dy, int dy_stride, const float *w, int n, int m, int k,
-                       int accumulate) {
+void preft_gemm_dx_ref(float *dx, int dx_stride, const float *dy, int dy_stride, const float *w, int n, int m,
+                       int k, int accumulate) {
   for (int i = 0; i < n; i++)
     for (int c = 0; c < k; c++) {
       double s = accumulate ? dx[(size_t)i * dx_stride + c] : 0.0;
@@ -75,7 +75,8 @@ void preft_gemm_dx_ref(float *dx, int dx_stride, const float *dy, int dy_stride,
     }
 }
 
-void preft_gemm_dw_ref(float *dw, const float *dy, int dy_stride, const float *x, int x_stride, int n, int m, int k) {
+void preft_gemm_dw_ref(float *dw, const float *dy, int dy_stride, const float *x, int x_stride, int n, int m,
+                       int k) {
   for (int j = 0; j < m; j++)
     for (int c = 0; c < k; c++) {
       double s = dw[(size_t)j * k + c];

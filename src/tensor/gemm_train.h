@@ -23,14 +23,15 @@
 
 #include "base/threadpool.h"
 
-void preft_gemm_dx(preft_pool *pool, float *dx, int dx_stride, const float *dy, int dy_stride, const float *w, int n,
-                   int m, int k, int accumulate);
-void preft_gemm_dw(preft_pool *pool, float *dw, const float *dy, int dy_stride, const float *x, int x_stride, int n,
-                   int m, int k);
+void preft_gemm_dx(preft_pool *pool, float *dx, int dx_stride, const float *dy, int dy_stride, const float *w,
+                   int n, int m, int k, int accumulate);
+void preft_gemm_dw(preft_pool *pool, float *dw, const float *dy, int dy_stride, const float *x, int x_stride,
+                   int n, int m, int k);
 
-void preft_gemm_dx_ref(float *dx, int dx_stride, const float *dy, int dy_stride, const float *w, int n, int m, int k,
-                       int accumulate);
-void preft_gemm_dw_ref(float *dw, const float *dy, int dy_stride, const float *x, int x_stride, int n, int m, int k);
+void preft_gemm_dx_ref(float *dx, int dx_stride, const float *dy, int dy_stride, const float *w, int n, int m,
+                       int k, int accumulate);
+void preft_gemm_dw_ref(float *dw, const float *dy, int dy_stride, const float *x, int x_stride, int n, int m,
+                       int k);
 
 /* out[C,R] = in[R,C]ᵀ (in rows in_stride floats apart, out dense), over the pool. */
 void preft_transpose(preft_pool *pool, float *out, const float *in, int in_stride, int rows, int cols);

@@ -87,8 +87,8 @@ static int32_t cp_before(const uint8_t *s, size_t lo, size_t end, size_t *start)
   return cp;
 }
 
-int preft_added_find(const preft_tokenizer *t, const preft_added_matcher *m, const char *s, size_t n, size_t from,
-                     size_t *mstart, size_t *mend) {
+int preft_added_find(const preft_tokenizer *t, const preft_added_matcher *m, const char *s, size_t n,
+                     size_t from, size_t *mstart, size_t *mend) {
   if (m->n_tokens == 0) return -1;
   const uint8_t *u = (const uint8_t *)s;
   for (size_t i = from; i < n; i++) {
@@ -127,7 +127,8 @@ int preft_added_find(const preft_tokenizer *t, const preft_added_matcher *m, con
     if (a->rstrip) {
       int32_t cp;
       int k;
-      while (en < n && (k = preft_utf8_decode(u + en, n - en, &cp)) && preft_uni_is_whitespace(cp)) en += (size_t)k;
+      while (en < n && (k = preft_utf8_decode(u + en, n - en, &cp)) && preft_uni_is_whitespace(cp))
+        en += (size_t)k;
     }
     *mstart = st;
     *mend = en;

@@ -122,8 +122,8 @@ static void char_symbols(const preft_bpe *b, const char *s, size_t n, sym **syms
 }
 
 /* BPE of one piece without the cache; appends ids. */
-static void bpe_word(const preft_bpe *b, bool byte_level, const char *s, size_t n, int32_t **ids, size_t *n_ids,
-                     size_t *cap) {
+static void bpe_word(const preft_bpe *b, bool byte_level, const char *s, size_t n, int32_t **ids,
+                     size_t *n_ids, size_t *cap) {
   sym stack_syms[64];
   sym *syms = stack_syms;
   size_t ns = 0, scap = 64;
@@ -196,7 +196,8 @@ static void bpe_word(const preft_bpe *b, bool byte_level, const char *s, size_t 
     }
     if (a->prev >= 0 && merge_lookup(b, syms[a->prev].id, a->id, &r2, &nid))
       heap_push(&h, (uint64_t)r2 << 32 | (uint32_t)a->prev);
-    if (a->next >= 0 && merge_lookup(b, a->id, syms[a->next].id, &r2, &nid)) heap_push(&h, (uint64_t)r2 << 32 | pos);
+    if (a->next >= 0 && merge_lookup(b, a->id, syms[a->next].id, &r2, &nid))
+      heap_push(&h, (uint64_t)r2 << 32 | pos);
   }
   if (h_heap) free(h.v);
   for (int32_t i = 0; i >= 0; i = syms[i].next) preft_ids_push(ids, n_ids, cap, syms[i].id);
@@ -240,7 +241,8 @@ void preft_bpe_encode(preft_bpe *b, bool byte_level, const char *s, size_t n, in
     b->cache_ids_len = 0;
   }
   if (b->cache_ids_len + cnt > b->cache_ids_cap) {
-    while (b->cache_ids_len + cnt > b->cache_ids_cap) b->cache_ids_cap = b->cache_ids_cap ? b->cache_ids_cap * 2 : 4096;
+    while (b->cache_ids_len + cnt > b->cache_ids_cap)
+      b->cache_ids_cap = b->cache_ids_cap ? b->cache_ids_cap * 2 : 4096;
     b->cache_ids = preft_xrealloc(b->cache_ids, b->cache_ids_cap * sizeof *b->cache_ids);
   }
   if (b->cache_n == b->cache_cap) {
@@ -299,7 +301,8 @@ int preft_bpe_from_json(preft_tokenizer *t, const cJSON *model, preft_error *err
   const cJSON *e;
   int idx = 0;
   cJSON_ArrayForEach(e, vocab) {
-    if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= t->vocab_size || e->valuedouble != (double)e->valueint) {
+    if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= t->vocab_size ||
+        e->valuedouble != (double)e->valueint) {
       preft_buf_free(&key);
       return preft_fail(err, "model.vocab entry %d ('%s'): id must be an integer in [0, %d)", idx, e->string,
                         t->vocab_size);
@@ -369,11 +372,12 @@ int preft_bpe_from_json(preft_tokenizer *t, const cJSON *model, preft_error *err
     preft_buf_append(&merged, key.data + skip, key.len - skip);
     bool okm = preft_strmap_get(&b->vocab, merged.data, merged.len, &mid);
     if (!okl || !okr || !okm) {
-      rc = preft_fail(err, "model.merges[%d]: '%.*s %.*s' uses a token that is not in the vocabulary", rank, (int)ll, l,
-                      (int)rl, r);
+      rc = preft_fail(err, "model.merges[%d]: '%.*s %.*s' uses a token that is not in the vocabulary", rank,
+                      (int)ll, l, (int)rl, r);
       break;
     }
-    preft_u64map_put(&b->merges, (uint64_t)(uint32_t)lid << 32 | (uint32_t)rid, (uint64_t)(uint32_t)rank << 32 | (uint32_t)mid);
+    preft_u64map_put(&b->merges, (uint64_t)(uint32_t)lid << 32 | (uint32_t)rid,
+                     (uint64_t)(uint32_t)rank << 32 | (uint32_t)mid);
     rank++;
   }
   preft_buf_free(&key);

@@ -16,7 +16,8 @@
 #include "text/tokenizer_int.h"
 
 const char *const PREFT_LLAMA3_REGEX =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|"
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|"
     "\\s+(?!\\S)|\\s+";
 
 typedef struct word {
@@ -217,12 +218,12 @@ static void add_token(preft_bpe_trainer *tr, const char *s, size_t n) {
   tr->tok_len[tr->ntok++] = n;
 }
 
-int preft_bpe_trainer_train(preft_bpe_trainer *tr, int vocab_size, const char *const *specials, int n_specials,
-                            preft_train_progress progress, void *ctx, preft_error *err) {
+int preft_bpe_trainer_train(preft_bpe_trainer *tr, int vocab_size, const char *const *specials,
+                            int n_specials, preft_train_progress progress, void *ctx, preft_error *err) {
   if (tr->ntok) return preft_fail(err, "bpe trainer: already trained");
   if (vocab_size < n_specials + 256)
-    return preft_fail(err, "vocab size %d is smaller than the %d special tokens plus 256 byte tokens", vocab_size,
-                      n_specials);
+    return preft_fail(err, "vocab size %d is smaller than the %d special tokens plus 256 byte tokens",
+                      vocab_size, n_specials);
   for (int i = 0; i < n_specials; i++) add_token(tr, specials[i], strlen(specials[i]));
   tr->n_specials = n_specials;
   for (int b = 0; b < 256; b++) {
@@ -245,7 +246,8 @@ int preft_bpe_trainer_train(preft_bpe_trainer *tr, int vocab_size, const char *c
   pairs P = {0};
   preft_u64map_init(&P.index, 1 << 16);
   for (size_t i = 0; i < tr->nw; i++)
-    for (int32_t j = 0; j + 1 < w[i].n; j++) pair_add(&P, w[i].sym[j], w[i].sym[j + 1], w[i].count, (int32_t)i);
+    for (int32_t j = 0; j + 1 < w[i].n; j++)
+      pair_add(&P, w[i].sym[j], w[i].sym[j + 1], w[i].count, (int32_t)i);
   heap h = {0};
   for (size_t k = 0; k < P.n; k++)
     if (P.v[k].count > 0) heap_push(&h, (hent){P.v[k].count, (int32_t)k}, P.v);
@@ -389,8 +391,10 @@ int preft_bpe_trainer_write(const preft_bpe_trainer *tr, const char *path, preft
   char **bl_tok = preft_xcalloc((size_t)tr->ntok, sizeof *bl_tok);
   for (int32_t i = 0; i < tr->ntok; i++) {
     s.len = 0;
-    if (i < tr->n_specials) preft_buf_append(&s, tr->tokens[i], tr->tok_len[i]);
-    else preft_bytelevel_from_bytes((const uint8_t *)tr->tokens[i], tr->tok_len[i], &s);
+    if (i < tr->n_specials)
+      preft_buf_append(&s, tr->tokens[i], tr->tok_len[i]);
+    else
+      preft_bytelevel_from_bytes((const uint8_t *)tr->tokens[i], tr->tok_len[i], &s);
     bl_tok[i] = preft_xstrdup(s.data);
     cJSON_AddItemToObject(vocab, bl_tok[i], cJSON_CreateNumber(i));
   }

@@ -33,8 +33,8 @@ void preft_bpe_trainer_free(preft_bpe_trainer *tr);
 int preft_bpe_trainer_feed(preft_bpe_trainer *tr, const char *text, size_t len, preft_error *err);
 /* vocab_size counts the specials and the 256 byte tokens; fails when it is
  * smaller than those. Stops early when no adjacent pair is left. */
-int preft_bpe_trainer_train(preft_bpe_trainer *tr, int vocab_size, const char *const *specials, int n_specials,
-                            preft_train_progress progress, void *ctx, preft_error *err);
+int preft_bpe_trainer_train(preft_bpe_trainer *tr, int vocab_size, const char *const *specials,
+                            int n_specials, preft_train_progress progress, void *ctx, preft_error *err);
 /* Number of merges learned. */
 size_t preft_bpe_trainer_n_merges(const preft_bpe_trainer *tr);
 int preft_bpe_trainer_write(const preft_bpe_trainer *tr, const char *path, preft_error *err);

@@ -7,13 +7,15 @@
 #include "text/jinja.h"
 #include "text/tokenizer_int.h"
 
-int preft_chat_template_render(const preft_tokenizer *t, const char *messages_json, bool add_generation_prompt,
-                               char **out, preft_error *err) {
+int preft_chat_template_render(const preft_tokenizer *t, const char *messages_json,
+                               bool add_generation_prompt, char **out, preft_error *err) {
   *out = NULL;
   if (!t->chat_template) return preft_fail(err, "%s: the tokenizer has no chat_template", t->path);
   const char *end = NULL;
   cJSON *in = cJSON_ParseWithOpts(messages_json, &end, false);
-  if (!in) return preft_fail(err, "messages: malformed JSON near byte offset %zu", end ? (size_t)(end - messages_json) : 0);
+  if (!in)
+    return preft_fail(err, "messages: malformed JSON near byte offset %zu",
+                      end ? (size_t)(end - messages_json) : 0);
   cJSON *ctx;
   if (cJSON_IsArray(in)) {
     ctx = cJSON_CreateObject();
@@ -22,7 +24,8 @@ int preft_chat_template_render(const preft_tokenizer *t, const char *messages_js
     ctx = in;
   } else {
     cJSON_Delete(in);
-    return preft_fail(err, "messages: expected a JSON array of {\"role\", \"content\"} objects or {\"messages\": [...]}");
+    return preft_fail(
+        err, "messages: expected a JSON array of {\"role\", \"content\"} objects or {\"messages\": [...]}");
   }
   const cJSON *m;
   int i = 0;
@@ -35,8 +38,10 @@ int preft_chat_template_render(const preft_tokenizer *t, const char *messages_js
   }
   if (!cJSON_GetObjectItemCaseSensitive(ctx, "add_generation_prompt"))
     cJSON_AddBoolToObject(ctx, "add_generation_prompt", add_generation_prompt);
-  if (!cJSON_GetObjectItemCaseSensitive(ctx, "bos_token")) cJSON_AddStringToObject(ctx, "bos_token", t->bos_token ? t->bos_token : "");
-  if (!cJSON_GetObjectItemCaseSensitive(ctx, "eos_token")) cJSON_AddStringToObject(ctx, "eos_token", t->eos_token ? t->eos_token : "");
+  if (!cJSON_GetObjectItemCaseSensitive(ctx, "bos_token"))
+    cJSON_AddStringToObject(ctx, "bos_token", t->bos_token ? t->bos_token : "");
+  if (!cJSON_GetObjectItemCaseSensitive(ctx, "eos_token"))
+    cJSON_AddStringToObject(ctx, "eos_token", t->eos_token ? t->eos_token : "");
   int rc = preft_jinja_render(t->chat_template, ctx, out, err);
   cJSON_Delete(ctx);
   return rc;

@@ -18,9 +18,12 @@ int preft_decoder_from_json(preft_decoder **out, const cJSON *j, preft_error *er
   if (!type) return preft_fail(err, "decoder: missing string field 'type'");
   preft_decoder *d = preft_xcalloc(1, sizeof *d);
   const cJSON *v;
-  if (!strcmp(type, "ByteLevel")) d->type = DEC_BYTELEVEL;
-  else if (!strcmp(type, "ByteFallback")) d->type = DEC_BYTEFALLBACK;
-  else if (!strcmp(type, "Fuse")) d->type = DEC_FUSE;
+  if (!strcmp(type, "ByteLevel"))
+    d->type = DEC_BYTELEVEL;
+  else if (!strcmp(type, "ByteFallback"))
+    d->type = DEC_BYTEFALLBACK;
+  else if (!strcmp(type, "Fuse"))
+    d->type = DEC_FUSE;
   else if (!strcmp(type, "Metaspace")) {
     d->type = DEC_METASPACE;
     const char *r = jstr(j, "replacement");
@@ -31,8 +34,14 @@ int preft_decoder_from_json(preft_decoder **out, const cJSON *j, preft_error *er
     }
     strcpy(d->replacement, r);
     const char *scheme = jstr(j, "prepend_scheme");
-    if (scheme) d->prepend_scheme = !strcmp(scheme, "never") ? PREPEND_NEVER : !strcmp(scheme, "first") ? PREPEND_FIRST : PREPEND_ALWAYS;
-    else d->prepend_scheme = cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "add_prefix_space")) ? PREPEND_NEVER : PREPEND_ALWAYS;
+    if (scheme)
+      d->prepend_scheme = !strcmp(scheme, "never")   ? PREPEND_NEVER
+                          : !strcmp(scheme, "first") ? PREPEND_FIRST
+                                                     : PREPEND_ALWAYS;
+    else
+      d->prepend_scheme = cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "add_prefix_space"))
+                              ? PREPEND_NEVER
+                              : PREPEND_ALWAYS;
   } else if (!strcmp(type, "Strip")) {
     d->type = DEC_STRIP;
     const char *c = jstr(j, "content");
@@ -45,7 +54,8 @@ int preft_decoder_from_json(preft_decoder **out, const cJSON *j, preft_error *er
     d->type = DEC_REPLACE;
     const char *c = jstr(j, "content");
     d->content = preft_xstrdup(c ? c : "");
-    if (preft_pattern_from_json(&d->pattern, cJSON_GetObjectItemCaseSensitive(j, "pattern"), "decoder Replace", err))
+    if (preft_pattern_from_json(&d->pattern, cJSON_GetObjectItemCaseSensitive(j, "pattern"),
+                                "decoder Replace", err))
       goto fail;
   } else if (!strcmp(type, "WordPiece")) {
     d->type = DEC_WORDPIECE;
@@ -73,8 +83,11 @@ int preft_decoder_from_json(preft_decoder **out, const cJSON *j, preft_error *er
       if (d->children[d->n_children]) d->n_children++;
     }
   } else {
-    preft_fail(err, "decoder: unsupported type '%s' (supported: ByteLevel Metaspace ByteFallback Fuse Strip Replace "
-                    "WordPiece BPEDecoder Sequence)", type);
+    preft_fail(
+        err,
+        "decoder: unsupported type '%s' (supported: ByteLevel Metaspace ByteFallback Fuse Strip Replace "
+        "WordPiece BPEDecoder Sequence)",
+        type);
     goto fail;
   }
   *out = d;
@@ -111,8 +124,8 @@ static void replace_str(preft_buf *b, const char *from, size_t fl, const char *t
 }
 
 void preft_cleanup_spaces(preft_buf *b) {
-  static const char *pairs[][2] = {{" .", "."},     {" ?", "?"},     {" !", "!"},     {" ,", ","},
-                                   {" ' ", "'"},    {" n't", "n't"}, {" 'm", "'m"},   {" 's", "'s"},
+  static const char *pairs[][2] = {{" .", "."},     {" ?", "?"},     {" !", "!"},   {" ,", ","},
+                                   {" ' ", "'"},    {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"},
                                    {" 've", "'ve"}, {" 're", "'re"}};
   for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
     replace_str(b, pairs[i][0], strlen(pairs[i][0]), pairs[i][1], strlen(pairs[i][1]));
@@ -170,7 +183,8 @@ static void run_one(const preft_decoder *d, preft_buf *tok, size_t *n) {
         }
         if (pend.len) {
           preft_buf s = {0};
-          if (preft_utf8_validate((const uint8_t *)pend.data, pend.len) == pend.len) preft_buf_append(&s, pend.data, pend.len);
+          if (preft_utf8_validate((const uint8_t *)pend.data, pend.len) == pend.len)
+            preft_buf_append(&s, pend.data, pend.len);
           else
             for (size_t k = 0; k < pend.len; k++) preft_buf_append(&s, "\xEF\xBF\xBD", 3);
           pend.len = 0;
@@ -197,8 +211,11 @@ static void run_one(const preft_decoder *d, preft_buf *tok, size_t *n) {
       size_t cl = strlen(d->content);
       for (size_t i = 0; i < *n; i++) {
         size_t a = 0, b = tok[i].len;
-        for (int k = 0; k < d->start && b - a >= cl && cl && !memcmp(tok[i].data + a, d->content, cl); k++) a += cl;
-        for (int k = 0; k < d->stop && b - a >= cl && cl && !memcmp(tok[i].data + b - cl, d->content, cl); k++) b -= cl;
+        for (int k = 0; k < d->start && b - a >= cl && cl && !memcmp(tok[i].data + a, d->content, cl); k++)
+          a += cl;
+        for (int k = 0; k < d->stop && b - a >= cl && cl && !memcmp(tok[i].data + b - cl, d->content, cl);
+             k++)
+          b -= cl;
         memmove(tok[i].data, tok[i].data + a, b - a);
         tok[i].len = b - a;
         if (tok[i].data) tok[i].data[tok[i].len] = 0;
@@ -211,7 +228,8 @@ static void run_one(const preft_decoder *d, preft_buf *tok, size_t *n) {
           preft_buf o = {0};
           size_t pos = 0, ms, me;
           pcre2_match_data *md = preft_pattern_match_data(&d->pattern);
-          while (pos < tok[i].len && preft_pattern_find(&d->pattern, md, tok[i].data, tok[i].len, pos, &ms, &me) && me > ms) {
+          while (pos < tok[i].len &&
+                 preft_pattern_find(&d->pattern, md, tok[i].data, tok[i].len, pos, &ms, &me) && me > ms) {
             preft_buf_append(&o, tok[i].data + pos, ms - pos);
             preft_buf_puts(&o, d->content);
             pos = me;

@@ -51,8 +51,10 @@ _Noreturn void jfail(jctx *c, int line, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  if (line > 0) preft_fail(c->err, "chat template line %d: %s", line, msg);
-  else preft_fail(c->err, "chat template: %s", msg);
+  if (line > 0)
+    preft_fail(c->err, "chat template line %d: %s", line, msg);
+  else
+    preft_fail(c->err, "chat template: %s", msg);
   longjmp(c->fail, 1);
 }
 
@@ -90,8 +92,8 @@ static char *preprocess(jctx *c, const char *src) {
     line_start = false;
     char ch = src[i];
     /* trim_blocks: newline after %} or #} (or -}) */
-    if (ch == '}' && i > 0 && (src[i - 1] == '%' || src[i - 1] == '#' || src[i - 1] == '-') && i + 1 < n + 1 &&
-        i + 1 <= n && i + 1 < n && src[i + 1] == '\n') {
+    if (ch == '}' && i > 0 && (src[i - 1] == '%' || src[i - 1] == '#' || src[i - 1] == '-') &&
+        i + 1 < n + 1 && i + 1 <= n && i + 1 < n && src[i + 1] == '\n') {
       jsb_add(c, &out, "}", 1);
       i += 2;
       line_start = true;
@@ -163,7 +165,9 @@ static jtok *push(lexer *L, jtok_type t, const char *s, size_t len) {
   return t2;
 }
 
-static bool is_ws(char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v'; }
+static bool is_ws(char ch) {
+  return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r' || ch == '\f' || ch == '\v';
+}
 
 static void advance(lexer *L, size_t k) {
   for (size_t j = 0; j < k && L->i < L->n; j++)
@@ -183,8 +187,8 @@ static void skip_ws(lexer *L) {
   while (L->i < L->n && is_ws(L->s[L->i])) advance(L, 1);
 }
 
-static const char *OPS[] = {"==", "!=", "<=", ">=", "//", "**", "+", "-", "*", "/", "%", "~", "<", ">",
-                            "(",  ")",  "[",  "]",  "{",  "}",  ".", ",", ":", "|", "="};
+static const char *OPS[] = {"==", "!=", "<=", ">=", "//", "**", "+", "-", "*", "/", "%", "~", "<",
+                            ">",  "(",  ")",  "[",  "]",  "{",  "}", ".", ",", ":", "|", "="};
 
 static void lex_string(lexer *L, char q) {
   jsb b = {0};
@@ -198,30 +202,52 @@ static void lex_string(lexer *L, char q) {
       const char *rep = NULL;
       char tmp[4];
       switch (e) {
-        case 'n': rep = "\n"; break;
-        case 't': rep = "\t"; break;
-        case 'r': rep = "\r"; break;
-        case 'b': rep = "\b"; break;
-        case 'f': rep = "\f"; break;
-        case 'v': rep = "\v"; break;
-        case '0': rep = ""; break;
-        case '\\': rep = "\\"; break;
-        case '\'': rep = "'"; break;
-        case '"': rep = "\""; break;
+        case 'n':
+          rep = "\n";
+          break;
+        case 't':
+          rep = "\t";
+          break;
+        case 'r':
+          rep = "\r";
+          break;
+        case 'b':
+          rep = "\b";
+          break;
+        case 'f':
+          rep = "\f";
+          break;
+        case 'v':
+          rep = "\v";
+          break;
+        case '0':
+          rep = "";
+          break;
+        case '\\':
+          rep = "\\";
+          break;
+        case '\'':
+          rep = "'";
+          break;
+        case '"':
+          rep = "\"";
+          break;
         case 'x':
         case 'u': {
           int len = e == 'x' ? 2 : 4;
           int32_t cp = 0;
           for (int k = 0; k < len; k++) {
             char h = L->i + 2 + (size_t)k < L->n ? L->s[L->i + 2 + (size_t)k] : 0;
-            if (!isxdigit((unsigned char)h)) jfail(L->c, L->line, "invalid \\%c escape in a string literal", e);
+            if (!isxdigit((unsigned char)h))
+              jfail(L->c, L->line, "invalid \\%c escape in a string literal", e);
             cp = cp * 16 + (isdigit((unsigned char)h) ? h - '0' : (tolower((unsigned char)h) - 'a' + 10));
           }
           jsb_add(L->c, &b, tmp, (size_t)preft_utf8_encode(cp, tmp));
           advance(L, 2 + (size_t)len);
           continue;
         }
-        default: jfail(L->c, L->line, "unsupported escape '\\%c' in a string literal", e);
+        default:
+          jfail(L->c, L->line, "unsupported escape '\\%c' in a string literal", e);
       }
       jsb_add(L->c, &b, rep, strlen(rep));
       advance(L, 2);
@@ -269,7 +295,9 @@ static void lex_tag(lexer *L, bool expr) {
         j++;
         while (isdigit((unsigned char)p[j])) j++;
       }
-      if ((p[j] == 'e' || p[j] == 'E') && (isdigit((unsigned char)p[j + 1]) || ((p[j + 1] == '-' || p[j + 1] == '+') && isdigit((unsigned char)p[j + 2])))) {
+      if ((p[j] == 'e' || p[j] == 'E') &&
+          (isdigit((unsigned char)p[j + 1]) ||
+           ((p[j + 1] == '-' || p[j + 1] == '+') && isdigit((unsigned char)p[j + 2])))) {
         is_float = true;
         j += 2;
         while (isdigit((unsigned char)p[j])) j++;
@@ -280,8 +308,10 @@ static void lex_tag(lexer *L, bool expr) {
         if (p[q] != '_') num[k++] = p[q];
       num[k] = 0;
       jtok *t = push(L, is_float ? T_FLOAT : T_INT, p, j);
-      if (is_float) t->fval = strtod(num, NULL);
-      else t->ival = strtoll(num, NULL, 10);
+      if (is_float)
+        t->fval = strtod(num, NULL);
+      else
+        t->ival = strtoll(num, NULL, 10);
       advance(L, j);
       continue;
     }

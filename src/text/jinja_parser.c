@@ -17,18 +17,25 @@ typedef struct parser {
 static const jtok *peek(parser *P) { return &P->t[P->i]; }
 static const jtok *next(parser *P) { return &P->t[P->i < P->n - 1 ? P->i++ : P->i]; }
 
-static bool is_op(const jtok *t, const char *op) { return t->type == T_OP && t->len == strlen(op) && !memcmp(t->s, op, t->len); }
+static bool is_op(const jtok *t, const char *op) {
+  return t->type == T_OP && t->len == strlen(op) && !memcmp(t->s, op, t->len);
+}
 static bool is_name(const jtok *t, const char *nm) {
   return t->type == T_NAME && t->len == strlen(nm) && !memcmp(t->s, nm, t->len);
 }
 
 static const char *tokdesc(parser *P, const jtok *t) {
   switch (t->type) {
-    case T_EOF: return "end of template";
-    case T_EXPR_CLOSE: return "'}}'";
-    case T_STMT_CLOSE: return "'%}'";
-    case T_TEXT: return "text";
-    default: return ja_strndup(P->c, t->s, t->len > 40 ? 40 : t->len);
+    case T_EOF:
+      return "end of template";
+    case T_EXPR_CLOSE:
+      return "'}}'";
+    case T_STMT_CLOSE:
+      return "'%}'";
+    case T_TEXT:
+      return "text";
+    default:
+      return ja_strndup(P->c, t->s, t->len > 40 ? 40 : t->len);
   }
 }
 
@@ -195,7 +202,8 @@ static jnode *parse_primary(parser *P) {
         return n;
       }
       break;
-    default: break;
+    default:
+      break;
   }
   jfail(P->c, t->line, "unexpected %s in an expression", tokdesc(P, t));
 }
@@ -297,7 +305,11 @@ static jnode *parse_mul(parser *P) {
   jnode *a = parse_pow(P);
   for (;;) {
     const jtok *t = peek(P);
-    const char *op = is_op(t, "*") ? "*" : is_op(t, "/") ? "/" : is_op(t, "//") ? "//" : is_op(t, "%") ? "%" : NULL;
+    const char *op = is_op(t, "*")    ? "*"
+                     : is_op(t, "/")  ? "/"
+                     : is_op(t, "//") ? "//"
+                     : is_op(t, "%")  ? "%"
+                                      : NULL;
     if (!op) return a;
     next(P);
     a = binop(P, op, a, parse_pow(P), t->line);
@@ -329,13 +341,20 @@ static jnode *parse_compare(parser *P) {
   for (;;) {
     const jtok *t = peek(P);
     const char *op = NULL;
-    if (is_op(t, "==")) op = "==";
-    else if (is_op(t, "!=")) op = "!=";
-    else if (is_op(t, "<")) op = "<";
-    else if (is_op(t, "<=")) op = "<=";
-    else if (is_op(t, ">")) op = ">";
-    else if (is_op(t, ">=")) op = ">=";
-    else if (is_name(t, "in")) op = "in";
+    if (is_op(t, "=="))
+      op = "==";
+    else if (is_op(t, "!="))
+      op = "!=";
+    else if (is_op(t, "<"))
+      op = "<";
+    else if (is_op(t, "<="))
+      op = "<=";
+    else if (is_op(t, ">"))
+      op = ">";
+    else if (is_op(t, ">="))
+      op = ">=";
+    else if (is_name(t, "in"))
+      op = "in";
     else if (is_name(t, "not") && is_name(&P->t[P->i + 1], "in")) {
       next(P);
       op = "not in";

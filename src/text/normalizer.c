@@ -24,12 +24,18 @@ int preft_normalizer_from_json(preft_normalizer **out, const cJSON *j, preft_err
   const char *type = jstr(j, "type");
   if (!type) return preft_fail(err, "normalizer: missing string field 'type'");
   preft_normalizer *n = preft_xcalloc(1, sizeof *n);
-  if (!strcmp(type, "NFC")) n->type = NORM_NFC;
-  else if (!strcmp(type, "NFD")) n->type = NORM_NFD;
-  else if (!strcmp(type, "NFKC")) n->type = NORM_NFKC;
-  else if (!strcmp(type, "NFKD")) n->type = NORM_NFKD;
-  else if (!strcmp(type, "Lowercase")) n->type = NORM_LOWERCASE;
-  else if (!strcmp(type, "StripAccents")) n->type = NORM_STRIP_ACCENTS;
+  if (!strcmp(type, "NFC"))
+    n->type = NORM_NFC;
+  else if (!strcmp(type, "NFD"))
+    n->type = NORM_NFD;
+  else if (!strcmp(type, "NFKC"))
+    n->type = NORM_NFKC;
+  else if (!strcmp(type, "NFKD"))
+    n->type = NORM_NFKD;
+  else if (!strcmp(type, "Lowercase"))
+    n->type = NORM_LOWERCASE;
+  else if (!strcmp(type, "StripAccents"))
+    n->type = NORM_STRIP_ACCENTS;
   else if (!strcmp(type, "Strip")) {
     n->type = NORM_STRIP;
     n->strip_left = jbool(j, "strip_left", 1);
@@ -44,7 +50,8 @@ int preft_normalizer_from_json(preft_normalizer **out, const cJSON *j, preft_err
     const char *c = jstr(j, "content");
     if (!c) goto missing;
     n->content = preft_xstrdup(c);
-    if (preft_pattern_from_json(&n->pattern, cJSON_GetObjectItemCaseSensitive(j, "pattern"), "normalizer Replace", err))
+    if (preft_pattern_from_json(&n->pattern, cJSON_GetObjectItemCaseSensitive(j, "pattern"),
+                                "normalizer Replace", err))
       goto fail;
   } else if (!strcmp(type, "BertNormalizer")) {
     n->type = NORM_BERT;
@@ -67,8 +74,10 @@ int preft_normalizer_from_json(preft_normalizer **out, const cJSON *j, preft_err
       if (n->children[n->n_children]) n->n_children++;
     }
   } else {
-    preft_fail(err, "normalizer: unsupported type '%s' (supported: NFC NFD NFKC NFKD Lowercase Replace Prepend "
-                    "Strip StripAccents BertNormalizer Sequence)", type);
+    preft_fail(err,
+               "normalizer: unsupported type '%s' (supported: NFC NFD NFKC NFKD Lowercase Replace Prepend "
+               "Strip StripAccents BertNormalizer Sequence)",
+               type);
     goto fail;
   }
   *out = n;
@@ -143,11 +152,13 @@ static void lowercase(const char *s, size_t n, preft_buf *out) {
         while (j > 0 && (u[j] & 0xC0) == 0x80) j--;
         int32_t pc;
         if (preft_utf8_decode(u + j, i - j, &pc))
-          before = utf8proc_category(pc) >= UTF8PROC_CATEGORY_LU && utf8proc_category(pc) <= UTF8PROC_CATEGORY_LO;
+          before =
+              utf8proc_category(pc) >= UTF8PROC_CATEGORY_LU && utf8proc_category(pc) <= UTF8PROC_CATEGORY_LO;
       }
       int32_t nc;
       if (i + 2 < n && preft_utf8_decode(u + i + 2, n - i - 2, &nc))
-        after = utf8proc_category(nc) >= UTF8PROC_CATEGORY_LU && utf8proc_category(nc) <= UTF8PROC_CATEGORY_LO;
+        after =
+            utf8proc_category(nc) >= UTF8PROC_CATEGORY_LU && utf8proc_category(nc) <= UTF8PROC_CATEGORY_LO;
       preft_buf_append(out, (before && !after) ? "\xCF\x82" : "\xCF\x83", 2);
     } else {
       preft_buf_append(out, tmp, (size_t)preft_utf8_encode(utf8proc_tolower(cp), tmp));
@@ -156,7 +167,8 @@ static void lowercase(const char *s, size_t n, preft_buf *out) {
   }
 }
 
-static void replace_all(const preft_pattern *p, const char *content, const char *s, size_t n, preft_buf *out) {
+static void replace_all(const preft_pattern *p, const char *content, const char *s, size_t n,
+                        preft_buf *out) {
   out->len = 0;
   size_t clen = strlen(content), pos = 0, ms, me;
   pcre2_match_data *md = preft_pattern_match_data(p);
@@ -164,7 +176,10 @@ static void replace_all(const preft_pattern *p, const char *content, const char 
     preft_buf_append(out, s + pos, ms - pos);
     preft_buf_append(out, content, clen);
     if (me == ms) { /* empty match: copy one character and move on */
-      if (ms >= n) { pos = n + 1; break; }
+      if (ms >= n) {
+        pos = n + 1;
+        break;
+      }
       size_t k = (size_t)preft_utf8_seqlen((uint8_t)s[ms]);
       preft_buf_append(out, s + ms, k);
       me = ms + k;
@@ -200,7 +215,10 @@ static void bert_clean(const preft_normalizer *nz, const char *s, size_t n, pref
     int k = preft_utf8_decode(u + i, n - i, &cp);
     if (!k) k = 1, cp = u[i];
     if (nz->clean_text) {
-      if (cp == 0 || cp == 0xFFFD) { i += (size_t)k; continue; }
+      if (cp == 0 || cp == 0xFFFD) {
+        i += (size_t)k;
+        continue;
+      }
       bool ws = cp == '\t' || cp == '\n' || cp == '\r' || preft_uni_is_whitespace(cp);
       if (!ws && (preft_uni_is_control(cp) || utf8proc_category(cp) == UTF8PROC_CATEGORY_CN)) {
         i += (size_t)k;
@@ -226,19 +244,36 @@ static void bert_clean(const preft_normalizer *nz, const char *s, size_t n, pref
 static bool is_ws_at(const uint8_t *u, size_t n, size_t i, int *k) {
   int32_t cp;
   *k = preft_utf8_decode(u + i, n - i, &cp);
-  if (!*k) { *k = 1; return false; }
+  if (!*k) {
+    *k = 1;
+    return false;
+  }
   return preft_uni_is_whitespace(cp);
 }
 
 static void apply_one(const preft_normalizer *nz, preft_buf *cur, preft_buf *tmp) {
   switch (nz->type) {
-    case NORM_NFC: unicode_form(cur->data, cur->len, UTF8PROC_COMPOSE, tmp); break;
-    case NORM_NFD: unicode_form(cur->data, cur->len, UTF8PROC_DECOMPOSE, tmp); break;
-    case NORM_NFKC: unicode_form(cur->data, cur->len, UTF8PROC_COMPOSE | UTF8PROC_COMPAT, tmp); break;
-    case NORM_NFKD: unicode_form(cur->data, cur->len, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, tmp); break;
-    case NORM_LOWERCASE: lowercase(cur->data, cur->len, tmp); break;
-    case NORM_REPLACE: replace_all(&nz->pattern, nz->content, cur->data, cur->len, tmp); break;
-    case NORM_STRIP_ACCENTS: strip_marks(cur->data, cur->len, tmp); break;
+    case NORM_NFC:
+      unicode_form(cur->data, cur->len, UTF8PROC_COMPOSE, tmp);
+      break;
+    case NORM_NFD:
+      unicode_form(cur->data, cur->len, UTF8PROC_DECOMPOSE, tmp);
+      break;
+    case NORM_NFKC:
+      unicode_form(cur->data, cur->len, UTF8PROC_COMPOSE | UTF8PROC_COMPAT, tmp);
+      break;
+    case NORM_NFKD:
+      unicode_form(cur->data, cur->len, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT, tmp);
+      break;
+    case NORM_LOWERCASE:
+      lowercase(cur->data, cur->len, tmp);
+      break;
+    case NORM_REPLACE:
+      replace_all(&nz->pattern, nz->content, cur->data, cur->len, tmp);
+      break;
+    case NORM_STRIP_ACCENTS:
+      strip_marks(cur->data, cur->len, tmp);
+      break;
     case NORM_PREPEND:
       tmp->len = 0;
       if (cur->len) { /* Hugging Face prepends only to non-empty text */

@@ -29,12 +29,18 @@ static int jbool(const cJSON *j, const char *key, int dflt) {
 
 static int parse_behavior(const char *b, preft_split_behavior *out) {
   if (!b) return -1;
-  if (!strcmp(b, "Removed")) *out = SPLIT_REMOVED;
-  else if (!strcmp(b, "Isolated")) *out = SPLIT_ISOLATED;
-  else if (!strcmp(b, "MergedWithPrevious")) *out = SPLIT_MERGED_PREV;
-  else if (!strcmp(b, "MergedWithNext")) *out = SPLIT_MERGED_NEXT;
-  else if (!strcmp(b, "Contiguous")) *out = SPLIT_CONTIGUOUS;
-  else return -1;
+  if (!strcmp(b, "Removed"))
+    *out = SPLIT_REMOVED;
+  else if (!strcmp(b, "Isolated"))
+    *out = SPLIT_ISOLATED;
+  else if (!strcmp(b, "MergedWithPrevious"))
+    *out = SPLIT_MERGED_PREV;
+  else if (!strcmp(b, "MergedWithNext"))
+    *out = SPLIT_MERGED_NEXT;
+  else if (!strcmp(b, "Contiguous"))
+    *out = SPLIT_CONTIGUOUS;
+  else
+    return -1;
   return 0;
 }
 
@@ -46,11 +52,13 @@ int preft_pretokenizer_from_json(preft_pretokenizer **out, const cJSON *j, preft
   preft_pretokenizer *p = preft_xcalloc(1, sizeof *p);
   if (!strcmp(type, "Split")) {
     p->type = PRE_SPLIT;
-    if (preft_pattern_from_json(&p->pattern, cJSON_GetObjectItemCaseSensitive(j, "pattern"), "pre_tokenizer Split", err))
+    if (preft_pattern_from_json(&p->pattern, cJSON_GetObjectItemCaseSensitive(j, "pattern"),
+                                "pre_tokenizer Split", err))
       goto fail;
     if (parse_behavior(jstr(j, "behavior"), &p->behavior)) {
-      preft_fail(err, "pre_tokenizer Split: 'behavior' must be Removed, Isolated, MergedWithPrevious, "
-                      "MergedWithNext or Contiguous");
+      preft_fail(err,
+                 "pre_tokenizer Split: 'behavior' must be Removed, Isolated, MergedWithPrevious, "
+                 "MergedWithNext or Contiguous");
       goto fail;
     }
     p->invert = jbool(j, "invert", 0);
@@ -70,9 +78,12 @@ int preft_pretokenizer_from_json(preft_pretokenizer **out, const cJSON *j, preft
     strcpy(p->replacement, r);
     const char *scheme = jstr(j, "prepend_scheme");
     if (scheme) {
-      if (!strcmp(scheme, "always")) p->prepend_scheme = PREPEND_ALWAYS;
-      else if (!strcmp(scheme, "first")) p->prepend_scheme = PREPEND_FIRST;
-      else if (!strcmp(scheme, "never")) p->prepend_scheme = PREPEND_NEVER;
+      if (!strcmp(scheme, "always"))
+        p->prepend_scheme = PREPEND_ALWAYS;
+      else if (!strcmp(scheme, "first"))
+        p->prepend_scheme = PREPEND_FIRST;
+      else if (!strcmp(scheme, "never"))
+        p->prepend_scheme = PREPEND_NEVER;
       else {
         preft_fail(err, "pre_tokenizer Metaspace: unknown prepend_scheme '%s'", scheme);
         goto fail;
@@ -116,8 +127,10 @@ int preft_pretokenizer_from_json(preft_pretokenizer **out, const cJSON *j, preft
       if (p->children[p->n_children]) p->n_children++;
     }
   } else {
-    preft_fail(err, "pre_tokenizer: unsupported type '%s' (supported: Split ByteLevel Metaspace Digits Whitespace "
-                    "WhitespaceSplit Punctuation BertPreTokenizer Sequence)", type);
+    preft_fail(err,
+               "pre_tokenizer: unsupported type '%s' (supported: Split ByteLevel Metaspace Digits Whitespace "
+               "WhitespaceSplit Punctuation BertPreTokenizer Sequence)",
+               type);
     goto fail;
   }
   *out = p;
@@ -226,7 +239,8 @@ static void emit_runs(runs *r, preft_split_behavior b, bool invert, preft_spans 
   out->n = w;
 }
 
-static void pattern_runs(const preft_pattern *pat, pcre2_match_data *md, const char *s, preft_span sp, runs *r) {
+static void pattern_runs(const preft_pattern *pat, pcre2_match_data *md, const char *s, preft_span sp,
+                         runs *r) {
   r->n = 0;
   size_t pos = 0, prev = 0, ms, me;
   const char *t = s + sp.off;
@@ -274,7 +288,8 @@ static void char_runs(char_pred pred, const char *s, preft_span sp, runs *r) {
 
 /* Metaspace: replace spaces, maybe prepend, then split before each
  * replacement character (MergedWithNext). */
-static void metaspace(const preft_pretokenizer *p, preft_buf *buf, preft_span sp, bool first, preft_spans *out, runs *r) {
+static void metaspace(const preft_pretokenizer *p, preft_buf *buf, preft_span sp, bool first,
+                      preft_spans *out, runs *r) {
   size_t rl = strlen(p->replacement);
   preft_buf tmp = {0};
   bool prepend = p->prepend_scheme == PREPEND_ALWAYS || (p->prepend_scheme == PREPEND_FIRST && first);
@@ -282,8 +297,10 @@ static void metaspace(const preft_pretokenizer *p, preft_buf *buf, preft_span sp
     preft_buf_append(&tmp, p->replacement, rl);
   for (size_t i = 0; i < sp.len; i++) {
     char c = buf->data[sp.off + i];
-    if (c == ' ') preft_buf_append(&tmp, p->replacement, rl);
-    else preft_buf_putc(&tmp, c);
+    if (c == ' ')
+      preft_buf_append(&tmp, p->replacement, rl);
+    else
+      preft_buf_putc(&tmp, c);
   }
   size_t base = buf->len;
   preft_buf_append(buf, tmp.data, tmp.len);
@@ -323,7 +340,9 @@ static void pretok_one(const preft_pretokenizer *p, preft_buf *buf, const preft_
           preft_spans_push(out, sp.off, sp.len);
         }
         break;
-      case PRE_METASPACE: metaspace(p, buf, sp, first && i == 0, out, r); break;
+      case PRE_METASPACE:
+        metaspace(p, buf, sp, first && i == 0, out, r);
+        break;
       case PRE_DIGITS:
         char_runs(pred_numeric, buf->data, sp, r);
         emit_runs(r, p->individual_digits ? SPLIT_ISOLATED : SPLIT_CONTIGUOUS, false, out);

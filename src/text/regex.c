@@ -28,9 +28,12 @@ int preft_pattern_compile_regex(preft_pattern *p, const char *regex, preft_error
   preft_buf src = {0};
   for (const char *c = regex; *c; c++) {
     if (c[0] == '\\' && c[1]) {
-      if (c[1] == 's') preft_buf_puts(&src, "\\p{White_Space}");
-      else if (c[1] == 'S') preft_buf_puts(&src, "\\P{White_Space}");
-      else preft_buf_append(&src, c, 2);
+      if (c[1] == 's')
+        preft_buf_puts(&src, "\\p{White_Space}");
+      else if (c[1] == 'S')
+        preft_buf_puts(&src, "\\P{White_Space}");
+      else
+        preft_buf_append(&src, c, 2);
       c++;
     } else {
       preft_buf_putc(&src, *c);
@@ -51,7 +54,8 @@ int preft_pattern_compile_regex(preft_pattern *p, const char *regex, preft_error
 
 int preft_pattern_from_json(preft_pattern *p, const cJSON *j, const char *what, preft_error *err) {
   memset(p, 0, sizeof *p);
-  if (!cJSON_IsObject(j)) return preft_fail(err, "%s: 'pattern' must be an object {\"Regex\"|\"String\": ...}", what);
+  if (!cJSON_IsObject(j))
+    return preft_fail(err, "%s: 'pattern' must be an object {\"Regex\"|\"String\": ...}", what);
   const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "Regex");
   const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "String");
   if (cJSON_IsString(r)) {

@@ -87,7 +87,8 @@ bool preft_strmap_put(preft_strmap *m, const void *key, size_t len, int32_t valu
   PREFT_ASSERT(m->arena_len + len < UINT32_MAX);
   memcpy(m->arena + m->arena_len, key, len);
   m->arena[m->arena_len + len] = 0;
-  m->slots[j] = (preft_strmap_slot){.hash = h, .off = (uint32_t)m->arena_len, .len = (uint32_t)len, .value = value};
+  m->slots[j] =
+      (preft_strmap_slot){.hash = h, .off = (uint32_t)m->arena_len, .len = (uint32_t)len, .value = value};
   m->arena_len += len + 1;
   m->count++;
   return true;

@@ -38,7 +38,9 @@ bool preft_strmap_put(preft_strmap *m, const void *key, size_t len, int32_t valu
 /* Returns true and sets *value when found. */
 bool preft_strmap_get(const preft_strmap *m, const void *key, size_t len, int32_t *value);
 /* The stored copy of the key of slot i (for iteration: slots with hash != 0). */
-static inline const char *preft_strmap_key(const preft_strmap *m, size_t i) { return m->arena + m->slots[i].off; }
+static inline const char *preft_strmap_key(const preft_strmap *m, size_t i) {
+  return m->arena + m->slots[i].off;
+}
 
 uint64_t preft_hash_bytes(const void *p, size_t n);
 

@@ -31,7 +31,8 @@ static const char *jstr(const cJSON *j, const char *key) {
 }
 
 static bool jid(const cJSON *v, int32_t *out) {
-  if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 2147483647.0 || v->valuedouble != (double)v->valueint)
+  if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 2147483647.0 ||
+      v->valuedouble != (double)v->valueint)
     return false;
   *out = v->valueint;
   return true;
@@ -75,7 +76,8 @@ static int post_from_json(preft_tokenizer *t, const cJSON *j, preft_error *err) 
   if (!strcmp(type, "TemplateProcessing")) {
     const cJSON *single = cJSON_GetObjectItemCaseSensitive(j, "single");
     const cJSON *specials = cJSON_GetObjectItemCaseSensitive(j, "special_tokens");
-    if (!cJSON_IsArray(single)) return preft_fail(err, "post_processor TemplateProcessing: missing array 'single'");
+    if (!cJSON_IsArray(single))
+      return preft_fail(err, "post_processor TemplateProcessing: missing array 'single'");
     tmpl_free(t);
     const cJSON *it;
     int i = 0;
@@ -84,54 +86,64 @@ static int post_from_json(preft_tokenizer *t, const cJSON *j, preft_error *err) 
       const cJSON *sq = cJSON_GetObjectItemCaseSensitive(it, "Sequence");
       if (sq) {
         const char *id = jstr(sq, "id");
-        if (!id || strcmp(id, "A")) return preft_fail(err, "post_processor TemplateProcessing.single[%d]: only sequence A is supported", i);
+        if (!id || strcmp(id, "A"))
+          return preft_fail(err, "post_processor TemplateProcessing.single[%d]: only sequence A is supported",
+                            i);
         tmpl_add(t, true, NULL, 0);
       } else if (sp) {
         const char *name = jstr(sp, "id");
         const cJSON *def = name ? cJSON_GetObjectItemCaseSensitive(specials, name) : NULL;
         const cJSON *ids = def ? cJSON_GetObjectItemCaseSensitive(def, "ids") : NULL;
         if (!cJSON_IsArray(ids))
-          return preft_fail(err, "post_processor TemplateProcessing.single[%d]: special token '%s' not in special_tokens", i,
-                            name ? name : "?");
+          return preft_fail(
+              err, "post_processor TemplateProcessing.single[%d]: special token '%s' not in special_tokens",
+              i, name ? name : "?");
         int n = cJSON_GetArraySize(ids), k = 0;
         int32_t *v = preft_xmalloc((size_t)(n + 1) * sizeof *v);
         const cJSON *x;
         cJSON_ArrayForEach(x, ids) {
           if (!jid(x, &v[k]) || v[k] >= t->vocab_size) {
             free(v);
-            return preft_fail(err, "post_processor TemplateProcessing: special token '%s' has an id outside the vocabulary", name);
+            return preft_fail(
+                err, "post_processor TemplateProcessing: special token '%s' has an id outside the vocabulary",
+                name);
           }
           k++;
         }
         tmpl_add(t, false, v, n);
         free(v);
       } else {
-        return preft_fail(err, "post_processor TemplateProcessing.single[%d]: expected SpecialToken or Sequence", i);
+        return preft_fail(
+            err, "post_processor TemplateProcessing.single[%d]: expected SpecialToken or Sequence", i);
       }
       i++;
     }
     return 0;
   }
   if (!strcmp(type, "BertProcessing") || !strcmp(type, "RobertaProcessing")) {
-    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(j, "cls"), *sep = cJSON_GetObjectItemCaseSensitive(j, "sep");
+    const cJSON *cls = cJSON_GetObjectItemCaseSensitive(j, "cls"),
+                *sep = cJSON_GetObjectItemCaseSensitive(j, "sep");
     int32_t cid, sid;
     if (!cJSON_IsArray(cls) || !cJSON_IsArray(sep) || !jid(cJSON_GetArrayItem(cls, 1), &cid) ||
         !jid(cJSON_GetArrayItem(sep, 1), &sid) || cid >= t->vocab_size || sid >= t->vocab_size)
-      return preft_fail(err, "post_processor %s: 'cls' and 'sep' must be [token, id] with ids in the vocabulary", type);
+      return preft_fail(
+          err, "post_processor %s: 'cls' and 'sep' must be [token, id] with ids in the vocabulary", type);
     tmpl_free(t);
     tmpl_add(t, false, &cid, 1);
     tmpl_add(t, true, NULL, 0);
     tmpl_add(t, false, &sid, 1);
     return 0;
   }
-  return preft_fail(err, "post_processor: unsupported type '%s' (supported: TemplateProcessing ByteLevel "
-                         "BertProcessing RobertaProcessing Sequence)", type);
+  return preft_fail(err,
+                    "post_processor: unsupported type '%s' (supported: TemplateProcessing ByteLevel "
+                    "BertProcessing RobertaProcessing Sequence)",
+                    type);
 }
 
 /* ---- loading ---- */
 
-static int add_added_token(preft_tokenizer *t, int32_t id, const char *content, bool special, bool lstrip, bool rstrip,
-                           bool single_word, bool normalized) {
+static int add_added_token(preft_tokenizer *t, int32_t id, const char *content, bool special, bool lstrip,
+                           bool rstrip, bool single_word, bool normalized) {
   t->added = preft_xrealloc(t->added, (size_t)(t->n_added + 1) * sizeof *t->added);
   preft_added_token *a = &t->added[t->n_added++];
   a->content = preft_xstrdup(content);
@@ -167,7 +179,8 @@ static int load_tokenizer_json(preft_tokenizer *t, const char *path, preft_error
     goto out;
   }
   if (preft_normalizer_from_json(&t->normalizer, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), err) ||
-      preft_pretokenizer_from_json(&t->pretok, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err) ||
+      preft_pretokenizer_from_json(&t->pretok, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"),
+                                   err) ||
       preft_decoder_from_json(&t->decoder, cJSON_GetObjectItemCaseSensitive(root, "decoder"), err)) {
     preft_fail_prefix(err, "%s", path);
     goto out;
@@ -183,8 +196,7 @@ static int load_tokenizer_json(preft_tokenizer *t, const char *path, preft_error
   }
   int32_t max_id = -1, id;
   const cJSON *e;
-  if (cJSON_IsObject(vocab))
-    cJSON_ArrayForEach(e, vocab) if (jid(e, &id) && id > max_id) max_id = id;
+  if (cJSON_IsObject(vocab)) cJSON_ArrayForEach(e, vocab) if (jid(e, &id) && id > max_id) max_id = id;
   int i = 0;
   cJSON_ArrayForEach(e, added) {
     if (!jid(cJSON_GetObjectItemCaseSensitive(e, "id"), &id) || !jstr(e, "content")) {
@@ -223,7 +235,8 @@ static int load_tokenizer_json(preft_tokenizer *t, const char *path, preft_error
     jid(cJSON_GetObjectItemCaseSensitive(e, "id"), &id); /* validated above */
     bool special = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "special"));
     const cJSON *nz = cJSON_GetObjectItemCaseSensitive(e, "normalized");
-    add_added_token(t, id, jstr(e, "content"), special, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "lstrip")),
+    add_added_token(t, id, jstr(e, "content"), special,
+                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "lstrip")),
                     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "rstrip")),
                     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "single_word")),
                     cJSON_IsBool(nz) ? cJSON_IsTrue(nz) : !special);
@@ -374,10 +387,12 @@ static int load_config(preft_tokenizer *t, const char *dir, preft_error *err) {
       cJSON *g = cJSON_ParseWithLength(data, size);
       const cJSON *e = cJSON_GetObjectItemCaseSensitive(g, "eos_token_id"), *x;
       int32_t id;
-      if (jid(e, &id)) add_eos(t, id);
+      if (jid(e, &id))
+        add_eos(t, id);
       else if (cJSON_IsArray(e))
         cJSON_ArrayForEach(x, e) if (jid(x, &id)) add_eos(t, id);
-      if (t->bos_id < 0 && jid(cJSON_GetObjectItemCaseSensitive(g, "bos_token_id"), &id) && id < t->vocab_size)
+      if (t->bos_id < 0 && jid(cJSON_GetObjectItemCaseSensitive(g, "bos_token_id"), &id) &&
+          id < t->vocab_size)
         t->bos_id = id;
       cJSON_Delete(g);
       free(data);
@@ -479,8 +494,10 @@ typedef struct enc {
 
 static void model_piece(enc *e, const char *s, size_t n) {
   const preft_tokenizer *t = e->t;
-  if (t->model_type == MODEL_BPE) preft_bpe_encode((preft_bpe *)&t->bpe, t->byte_level, s, n, &e->ids, &e->n, &e->cap);
-  else preft_wordpiece_encode(&t->wp, s, n, &e->ids, &e->n, &e->cap);
+  if (t->model_type == MODEL_BPE)
+    preft_bpe_encode((preft_bpe *)&t->bpe, t->byte_level, s, n, &e->ids, &e->n, &e->cap);
+  else
+    preft_wordpiece_encode(&t->wp, s, n, &e->ids, &e->n, &e->cap);
 }
 
 /* Pre-tokenizes and encodes normalized text (no added tokens inside). */
@@ -489,7 +506,8 @@ static void encode_plain(enc *e, const char *s, size_t n, bool first) {
   e->work.len = 0;
   preft_buf_append(&e->work, s, n);
   preft_pretokenize(e->t->pretok, &e->work, (preft_span){0, n}, first, &e->pieces);
-  for (size_t i = 0; i < e->pieces.n; i++) model_piece(e, e->work.data + e->pieces.v[i].off, e->pieces.v[i].len);
+  for (size_t i = 0; i < e->pieces.n; i++)
+    model_piece(e, e->work.data + e->pieces.v[i].off, e->pieces.v[i].len);
 }
 
 /* One section between unnormalized added tokens: normalize, split on
@@ -539,8 +557,8 @@ static void encode_section(enc *e, const char *s, size_t n, bool first) {
   }
 }
 
-int preft_tokenizer_encode(const preft_tokenizer *t, const char *text, size_t len, bool add_special, int32_t **ids,
-                           size_t *n, preft_error *err) {
+int preft_tokenizer_encode(const preft_tokenizer *t, const char *text, size_t len, bool add_special,
+                           int32_t **ids, size_t *n, preft_error *err) {
   *ids = NULL;
   *n = 0;
   if (!t->byte_level) {
@@ -584,12 +602,13 @@ int preft_tokenizer_encode(const preft_tokenizer *t, const char *text, size_t le
 
 /* ---- decode ---- */
 
-int preft_tokenizer_decode(const preft_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, char **text,
-                           size_t *len, preft_error *err) {
+int preft_tokenizer_decode(const preft_tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
+                           char **text, size_t *len, preft_error *err) {
   *text = NULL;
   for (size_t i = 0; i < n; i++)
     if (ids[i] < 0 || ids[i] >= t->vocab_size || !t->id_to_token[ids[i]])
-      return preft_fail(err, "token id %d at position %zu is outside the vocabulary (size %d)", ids[i], i, t->vocab_size);
+      return preft_fail(err, "token id %d at position %zu is outside the vocabulary (size %d)", ids[i], i,
+                        t->vocab_size);
   preft_buf *toks = preft_xcalloc(n + 1, sizeof *toks);
   size_t m = 0;
   for (size_t i = 0; i < n; i++) {

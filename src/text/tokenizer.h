@@ -43,8 +43,8 @@ void preft_tokenizer_free(preft_tokenizer *t);
  * Hugging Face add_special_tokens=True. Special tokens written in the text
  * are always recognised. Byte-level tokenizers encode invalid UTF-8 as its
  * raw bytes; the others fail naming the byte offset. */
-int preft_tokenizer_encode(const preft_tokenizer *t, const char *text, size_t len, bool add_special, int32_t **ids,
-                           size_t *n, preft_error *err);
+int preft_tokenizer_encode(const preft_tokenizer *t, const char *text, size_t len, bool add_special,
+                           int32_t **ids, size_t *n, preft_error *err);
 
 enum {
   PREFT_DECODE_SKIP_SPECIAL = 1, /* drop special added tokens (skip_special_tokens=True) */
@@ -54,8 +54,8 @@ enum {
  * naming the position of an id outside the vocabulary. Invalid UTF-8 from
  * byte tokens becomes U+FFFD. clean_up_tokenization_spaces applies as
  * tokenizer_config.json says unless PREFT_DECODE_NO_CLEANUP. */
-int preft_tokenizer_decode(const preft_tokenizer *t, const int32_t *ids, size_t n, unsigned flags, char **text,
-                           size_t *len, preft_error *err);
+int preft_tokenizer_decode(const preft_tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
+                           char **text, size_t *len, preft_error *err);
 
 /* Streaming decode for generation: feed ids one at a time, get back the new
  * complete text (NULL when nothing can be shown yet, e.g. half a UTF-8
@@ -91,7 +91,7 @@ const char *preft_tokenizer_chat_template(const preft_tokenizer *t); /* NULL whe
  * {"role", "content", ...} objects, or an object {"messages": [...], ...}
  * whose other keys (tools, enable_thinking, ...) become template variables.
  * bos_token / eos_token come from the tokenizer. *out is a heap string. */
-int preft_chat_template_render(const preft_tokenizer *t, const char *messages_json, bool add_generation_prompt,
-                               char **out, preft_error *err);
+int preft_chat_template_render(const preft_tokenizer *t, const char *messages_json,
+                               bool add_generation_prompt, char **out, preft_error *err);
 
 #endif

@@ -60,16 +60,25 @@ void preft_spans_free(preft_spans *s);
 
 /* ---- normalizers (normalizer.c) ---- */
 typedef enum {
-  NORM_NFC, NORM_NFD, NORM_NFKC, NORM_NFKD, NORM_LOWERCASE, NORM_REPLACE, NORM_SEQUENCE,
-  NORM_BERT, NORM_STRIP, NORM_STRIP_ACCENTS, NORM_PREPEND,
+  NORM_NFC,
+  NORM_NFD,
+  NORM_NFKC,
+  NORM_NFKD,
+  NORM_LOWERCASE,
+  NORM_REPLACE,
+  NORM_SEQUENCE,
+  NORM_BERT,
+  NORM_STRIP,
+  NORM_STRIP_ACCENTS,
+  NORM_PREPEND,
 } preft_norm_type;
 
 typedef struct preft_normalizer {
   preft_norm_type type;
   struct preft_normalizer **children; /* Sequence */
   int n_children;
-  preft_pattern pattern; /* Replace */
-  char *content;         /* Replace content / Prepend text */
+  preft_pattern pattern;                                     /* Replace */
+  char *content;                                             /* Replace content / Prepend text */
   bool clean_text, handle_chinese, lowercase, strip_accents; /* BertNormalizer */
   bool strip_left, strip_right;                              /* Strip */
 } preft_normalizer;
@@ -81,11 +90,24 @@ void preft_normalize(const preft_normalizer *nz, const char *s, size_t n, preft_
 
 /* ---- pre-tokenizers (pretokenizer.c) ---- */
 typedef enum {
-  PRE_SPLIT, PRE_BYTELEVEL, PRE_SEQUENCE, PRE_DIGITS, PRE_METASPACE, PRE_WHITESPACE,
-  PRE_WHITESPACE_SPLIT, PRE_BERT, PRE_PUNCTUATION,
+  PRE_SPLIT,
+  PRE_BYTELEVEL,
+  PRE_SEQUENCE,
+  PRE_DIGITS,
+  PRE_METASPACE,
+  PRE_WHITESPACE,
+  PRE_WHITESPACE_SPLIT,
+  PRE_BERT,
+  PRE_PUNCTUATION,
 } preft_pre_type;
 
-typedef enum { SPLIT_REMOVED, SPLIT_ISOLATED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS } preft_split_behavior;
+typedef enum {
+  SPLIT_REMOVED,
+  SPLIT_ISOLATED,
+  SPLIT_MERGED_PREV,
+  SPLIT_MERGED_NEXT,
+  SPLIT_CONTIGUOUS
+} preft_split_behavior;
 typedef enum { PREPEND_ALWAYS, PREPEND_FIRST, PREPEND_NEVER } preft_prepend_scheme;
 
 typedef struct preft_pretokenizer {
@@ -99,7 +121,7 @@ typedef struct preft_pretokenizer {
   bool individual_digits;           /* Digits */
   char replacement[8];              /* Metaspace (UTF-8) */
   preft_prepend_scheme prepend_scheme;
-  bool split;                       /* Metaspace */
+  bool split; /* Metaspace */
 } preft_pretokenizer;
 
 int preft_pretokenizer_from_json(preft_pretokenizer **out, const cJSON *j, preft_error *err);
@@ -115,15 +137,15 @@ void preft_pretokenize(const preft_pretokenizer *p, preft_buf *buf, preft_span s
 typedef enum { MODEL_BPE, MODEL_WORDPIECE } preft_model_type;
 
 typedef struct preft_bpe {
-  preft_strmap vocab;   /* key: raw bytes (byte-level) or UTF-8 token */
-  preft_u64map merges;  /* (left id << 32 | right id) -> (rank << 32 | merged id) */
-  int32_t unk_id;       /* -1 when none */
+  preft_strmap vocab;  /* key: raw bytes (byte-level) or UTF-8 token */
+  preft_u64map merges; /* (left id << 32 | right id) -> (rank << 32 | merged id) */
+  int32_t unk_id;      /* -1 when none */
   bool byte_fallback, fuse_unk, ignore_merges;
   char *cont_prefix, *eow_suffix; /* NULL when absent or empty */
   int32_t byte_ids[256];          /* byte-level: single-byte tokens; byte_fallback: <0xXX>; -1 = missing */
   /* cache of piece -> ids; guarded by cache_lock (skipped when contended) */
   pthread_mutex_t cache_lock;
-  preft_strmap cache;    /* value: index into cache_entries */
+  preft_strmap cache; /* value: index into cache_entries */
   int32_t *cache_ids;
   size_t cache_ids_len, cache_ids_cap;
   uint64_t *cache_entries; /* off << 16 | count */
@@ -168,7 +190,14 @@ typedef struct preft_template_item {
 
 /* ---- decoders (decoder.c) ---- */
 typedef enum {
-  DEC_BYTELEVEL, DEC_METASPACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP, DEC_REPLACE, DEC_SEQUENCE, DEC_WORDPIECE,
+  DEC_BYTELEVEL,
+  DEC_METASPACE,
+  DEC_BYTEFALLBACK,
+  DEC_FUSE,
+  DEC_STRIP,
+  DEC_REPLACE,
+  DEC_SEQUENCE,
+  DEC_WORDPIECE,
   DEC_BPE,
 } preft_dec_type;
 
@@ -204,8 +233,8 @@ struct preft_tokenizer {
   /* id -> token as written in tokenizer.json (UTF-8); NULL for holes */
   char **id_to_token;
   int32_t vocab_size;
-  uint8_t *is_special;   /* per id: special added token */
-  uint8_t *is_added;     /* per id: added token (decoded verbatim) */
+  uint8_t *is_special; /* per id: special added token */
+  uint8_t *is_added;   /* per id: added token (decoded verbatim) */
   preft_added_token *added;
   int n_added;
   preft_strmap added_by_content;
@@ -241,8 +270,8 @@ void preft_added_free(preft_added_matcher *m);
 /* Finds the leftmost-longest added token in s[from..n) using matcher m.
  * Returns its index into t->added (and sets *mstart and *mend, with lstrip/rstrip
  * whitespace included), or -1. */
-int preft_added_find(const preft_tokenizer *t, const preft_added_matcher *m, const char *s, size_t n, size_t from,
-                     size_t *mstart, size_t *mend);
+int preft_added_find(const preft_tokenizer *t, const preft_added_matcher *m, const char *s, size_t n,
+                     size_t from, size_t *mstart, size_t *mend);
 
 /* tokenizer.c helpers */
 void preft_ids_push(int32_t **ids, size_t *n, size_t *cap, int32_t id);

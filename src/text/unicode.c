@@ -227,13 +227,26 @@ bool preft_bytelevel_to_bytes(const char *s, size_t n, preft_buf *out) {
 
 void preft_bytelevel_from_bytes(const uint8_t *s, size_t n, preft_buf *out) {
   char tmp[4];
-  for (size_t i = 0; i < n; i++) preft_buf_append(out, tmp, (size_t)preft_utf8_encode(preft_bytelevel_char(s[i]), tmp));
+  for (size_t i = 0; i < n; i++)
+    preft_buf_append(out, tmp, (size_t)preft_utf8_encode(preft_bytelevel_char(s[i]), tmp));
 }
 
 bool preft_uni_is_whitespace(int32_t cp) {
   switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20: case 0x85: case 0xA0:
-    case 0x1680: case 0x2028: case 0x2029: case 0x202F: case 0x205F: case 0x3000:
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
       return true;
     default:
       return cp >= 0x2000 && cp <= 0x200A;
@@ -257,8 +270,9 @@ bool preft_uni_is_control(int32_t cp) {
 }
 
 bool preft_uni_is_cjk(int32_t cp) {
-  return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) || (cp >= 0x20000 && cp <= 0x2A6DF) ||
-         (cp >= 0x2A700 && cp <= 0x2B73F) || (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
+  return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+         (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
+         (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
          (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 

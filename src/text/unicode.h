@@ -56,10 +56,10 @@ bool preft_bytelevel_to_bytes(const char *s, size_t n, preft_buf *out);
 void preft_bytelevel_from_bytes(const uint8_t *s, size_t n, preft_buf *out);
 
 /* Unicode classes (code point level, via utf8proc). */
-bool preft_uni_is_whitespace(int32_t cp);  /* Unicode White_Space */
-bool preft_uni_is_punct(int32_t cp);       /* BERT: P* or ASCII punctuation/symbols */
-bool preft_uni_is_control(int32_t cp);     /* BERT: Cc/Cf/Co/Cs except \t \n \r */
-bool preft_uni_is_cjk(int32_t cp);         /* BERT's CJK ideograph ranges */
+bool preft_uni_is_whitespace(int32_t cp); /* Unicode White_Space */
+bool preft_uni_is_punct(int32_t cp);      /* BERT: P* or ASCII punctuation/symbols */
+bool preft_uni_is_control(int32_t cp);    /* BERT: Cc/Cf/Co/Cs except \t \n \r */
+bool preft_uni_is_cjk(int32_t cp);        /* BERT's CJK ideograph ranges */
 bool preft_uni_is_mark_nonspacing(int32_t cp);
 
 #endif

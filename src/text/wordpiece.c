@@ -56,7 +56,8 @@ static void wp_defaults(preft_wordpiece *w, size_t n) {
 int preft_wordpiece_from_json(preft_tokenizer *t, const cJSON *model, preft_error *err) {
   preft_wordpiece *w = &t->wp;
   const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-  if (!cJSON_IsObject(vocab)) return preft_fail(err, "model (WordPiece): 'vocab' must be an object {token: id}");
+  if (!cJSON_IsObject(vocab))
+    return preft_fail(err, "model (WordPiece): 'vocab' must be an object {token: id}");
   wp_defaults(w, (size_t)cJSON_GetArraySize(vocab));
   const cJSON *p = cJSON_GetObjectItemCaseSensitive(model, "continuing_subword_prefix");
   if (cJSON_IsString(p)) {
@@ -73,7 +74,8 @@ int preft_wordpiece_from_json(preft_tokenizer *t, const cJSON *model, preft_erro
     preft_tokenizer_set_token(t, e->valueint, e->string, strlen(e->string));
   }
   const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
-  if (cJSON_IsString(unk) && !preft_strmap_get(&w->vocab, unk->valuestring, strlen(unk->valuestring), &w->unk_id))
+  if (cJSON_IsString(unk) &&
+      !preft_strmap_get(&w->vocab, unk->valuestring, strlen(unk->valuestring), &w->unk_id))
     return preft_fail(err, "model.unk_token '%s' is not in the vocabulary", unk->valuestring);
   return 0;
 }

@@ -67,10 +67,11 @@ typedef struct preft_data_opts {
  * under SKIP. */
 int preft_dataset_load_jsonl(preft_dataset *ds, const char *path, const preft_data_opts *o, preft_error *err);
 /* Appends packed examples of T+1 tokens from text files. */
-int preft_dataset_load_text(preft_dataset *ds, const char *const *paths, int n_paths, const preft_data_opts *o,
-                            preft_error *err);
+int preft_dataset_load_text(preft_dataset *ds, const char *const *paths, int n_paths,
+                            const preft_data_opts *o, preft_error *err);
 /* Appends an example (copies ids and loss), truncating per the rule above. */
-void preft_dataset_add(preft_dataset *ds, const int *ids, const uint8_t *loss, int n, int prompt_len, int max_tokens);
+void preft_dataset_add(preft_dataset *ds, const int *ids, const uint8_t *loss, int n, int prompt_len,
+                       int max_tokens);
 /* Moves the last `count` examples of src (after shuffling it by seed) into dst. */
 void preft_dataset_split(preft_dataset *src, preft_dataset *dst, int count, uint64_t seed);
 void preft_dataset_free(preft_dataset *ds);

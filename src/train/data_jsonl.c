@@ -11,7 +11,8 @@
 
 /* ---- the container --------------------------------------------------------- */
 
-void preft_dataset_add(preft_dataset *ds, const int *ids, const uint8_t *loss, int n, int prompt_len, int max_tokens) {
+void preft_dataset_add(preft_dataset *ds, const int *ids, const uint8_t *loss, int n, int prompt_len,
+                       int max_tokens) {
   int p0 = 0, keep_p = prompt_len, keep_c = n - prompt_len;
   if (max_tokens > 0 && n > max_tokens) {
     int P = prompt_len, C = n - prompt_len, T = max_tokens;
@@ -108,8 +109,8 @@ static void seq_push(seq_buf *s, const int32_t *ids, size_t n, uint8_t loss) {
   }
 }
 
-static int encode_push(seq_buf *s, const preft_data_opts *o, const char *text, size_t len, bool special, uint8_t loss,
-                       int *count, preft_error *err) {
+static int encode_push(seq_buf *s, const preft_data_opts *o, const char *text, size_t len, bool special,
+                       uint8_t loss, int *count, preft_error *err) {
   int32_t *ids;
   size_t n;
   if (preft_tokenizer_encode(o->tok, text, len, special, &ids, &n, err) != 0) return -1;
@@ -119,11 +120,13 @@ static int encode_push(seq_buf *s, const preft_data_opts *o, const char *text, s
   return 0;
 }
 
-static int ids_push(seq_buf *s, const cJSON *arr, const char *field, int vocab, uint8_t loss, preft_error *err) {
+static int ids_push(seq_buf *s, const cJSON *arr, const char *field, int vocab, uint8_t loss,
+                    preft_error *err) {
   if (!cJSON_IsArray(arr)) return preft_fail(err, "field \"%s\" must be an array of token ids", field);
   const cJSON *v;
   cJSON_ArrayForEach(v, arr) {
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valueint < 0 || v->valueint >= vocab)
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valueint < 0 ||
+        v->valueint >= vocab)
       return preft_fail(err, "field \"%s\" holds something other than a token id in [0, %d)", field, vocab);
     int32_t id = v->valueint;
     seq_push(s, &id, 1, loss);
@@ -134,7 +137,8 @@ static int ids_push(seq_buf *s, const cJSON *arr, const char *field, int vocab, 
 /* {"messages": [...]}: render prefixes; the text between the prefix ending
  * in the generation prompt and the prefix including assistant turn i is
  * that turn's tokens. */
-static int chat_example(seq_buf *s, const cJSON *msgs, const preft_data_opts *o, int *prompt_len, preft_error *err) {
+static int chat_example(seq_buf *s, const cJSON *msgs, const preft_data_opts *o, int *prompt_len,
+                        preft_error *err) {
   if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0)
     return preft_fail(err, "field \"messages\" must be a non-empty array");
   int n = cJSON_GetArraySize(msgs), last_asst = -1;
@@ -164,7 +168,8 @@ static int chat_example(seq_buf *s, const cJSON *msgs, const preft_data_opts *o,
     if (rc == 0) {
       size_t pl = strlen(ptext);
       if (strncmp(ftext, ptext, pl) != 0 || pl < done)
-        rc = preft_fail(err, "the chat template renders assistant turn %d in a way that does not extend its prompt", i);
+        rc = preft_fail(
+            err, "the chat template renders assistant turn %d in a way that does not extend its prompt", i);
       if (rc == 0) {
         rc = encode_push(s, o, ptext + done, pl - done, false, 0, NULL, err);
         if (i == last_asst) *prompt_len = s->n;
@@ -197,7 +202,8 @@ static int parse_line(seq_buf *s, const char *line, size_t len, const preft_data
   }
   const cJSON *prompt = cJSON_GetObjectItem(root, "prompt"), *comp = cJSON_GetObjectItem(root, "completion");
   const cJSON *msgs = cJSON_GetObjectItem(root, "messages");
-  const cJSON *pids = cJSON_GetObjectItem(root, "prompt_ids"), *cids = cJSON_GetObjectItem(root, "completion_ids");
+  const cJSON *pids = cJSON_GetObjectItem(root, "prompt_ids"),
+              *cids = cJSON_GetObjectItem(root, "completion_ids");
   int rc = 0;
   if (pids || cids) {
     rc = ids_push(s, pids, "prompt_ids", o->vocab, 0, err);
@@ -221,16 +227,19 @@ static int parse_line(seq_buf *s, const char *line, size_t len, const preft_data
       seq_push(s, &e, 1, 1);
     }
   } else {
-    rc = preft_fail(err, "expected string fields \"prompt\" and \"completion\", a \"messages\" array, or "
-                         "\"prompt_ids\" and \"completion_ids\"");
+    rc = preft_fail(err,
+                    "expected string fields \"prompt\" and \"completion\", a \"messages\" array, or "
+                    "\"prompt_ids\" and \"completion_ids\"");
   }
   for (int i = 0; rc == 0 && i < s->n; i++)
-    if (s->ids[i] >= o->vocab) rc = preft_fail(err, "token id %d is outside the model's vocabulary of %d", s->ids[i], o->vocab);
+    if (s->ids[i] >= o->vocab)
+      rc = preft_fail(err, "token id %d is outside the model's vocabulary of %d", s->ids[i], o->vocab);
   cJSON_Delete(root);
   return rc;
 }
 
-int preft_dataset_load_jsonl(preft_dataset *ds, const char *path, const preft_data_opts *o, preft_error *err) {
+int preft_dataset_load_jsonl(preft_dataset *ds, const char *path, const preft_data_opts *o,
+                             preft_error *err) {
   char *text;
   size_t size;
   if (preft_read_file(path, &text, &size, err) != 0) return -1;

@@ -7,8 +7,8 @@
 #include "base/file.h"
 #include "train/data.h"
 
-int preft_dataset_load_text(preft_dataset *ds, const char *const *paths, int n_paths, const preft_data_opts *o,
-                            preft_error *err) {
+int preft_dataset_load_text(preft_dataset *ds, const char *const *paths, int n_paths,
+                            const preft_data_opts *o, preft_error *err) {
   if (!o->tok) return preft_fail(err, "pretraining on text needs a tokenizer");
   int T = o->max_tokens;
   int *stream = NULL;
@@ -36,7 +36,8 @@ int preft_dataset_load_text(preft_dataset *ds, const char *const *paths, int n_p
       if (ids[i] >= o->vocab) {
         free(ids);
         free(stream);
-        return preft_fail(err, "%s: token id %d is outside the model's vocabulary of %d", paths[f], ids[i], o->vocab);
+        return preft_fail(err, "%s: token id %d is outside the model's vocabulary of %d", paths[f], ids[i],
+                          o->vocab);
       }
       stream[n++] = ids[i];
     }
@@ -45,7 +46,8 @@ int preft_dataset_load_text(preft_dataset *ds, const char *const *paths, int n_p
   }
   uint8_t *ones = preft_xmalloc((size_t)T + 1);
   memset(ones, 1, (size_t)T + 1);
-  for (size_t s = 0; s + (size_t)T + 1 <= n; s += (size_t)T) preft_dataset_add(ds, stream + s, ones, T + 1, 0, 0);
+  for (size_t s = 0; s + (size_t)T + 1 <= n; s += (size_t)T)
+    preft_dataset_add(ds, stream + s, ones, T + 1, 0, 0);
   free(ones);
   free(stream);
   if (ds->n == 0) return preft_fail(err, "the text holds %zu tokens, fewer than one window of %d", n, T + 1);

@@ -18,7 +18,8 @@ static void row_range(int task, int n, int *r0, int *r1) {
 /* ---- embedding ---------------------------------------------------------------- */
 
 void embedding_forward(float *x, const int *token, const float *embed, int n, int d) {
-  for (int i = 0; i < n; i++) memcpy(x + (size_t)i * d, embed + (size_t)token[i] * d, sizeof(float) * (size_t)d);
+  for (int i = 0; i < n; i++)
+    memcpy(x + (size_t)i * d, embed + (size_t)token[i] * d, sizeof(float) * (size_t)d);
 }
 
 void embedding_backward(float *dembed, const float *dx, const int *token, int n, int d) {
@@ -71,8 +72,8 @@ static void norm_bwd_task(void *p, int task, int thread) {
   }
 }
 
-void rmsnorm_backward(preft_pool *pool, float *dx, float *dw, const float *dout, const float *x, const float *w,
-                      const float *rstd, int n, int d) {
+void rmsnorm_backward(preft_pool *pool, float *dx, float *dw, const float *dout, const float *x,
+                      const float *w, const float *rstd, int n, int d) {
   norm_job j = {NULL, (float *)rstd, dx, x, w, dout, n, d, 0};
   preft_pool_run(pool, row_tasks(n), norm_bwd_task, &j);
   if (!dw) return;
@@ -89,8 +90,8 @@ void rope_forward(float *x, const float *cos, const float *sin, int n, int heads
   int half = head_dim / 2;
   for (int i = 0; i < n; i++)
     for (int h = 0; h < heads; h++)
-      preft_rope_rotate_half(x + ((size_t)i * heads + h) * head_dim, cos + (size_t)i * half, sin + (size_t)i * half,
-                             head_dim);
+      preft_rope_rotate_half(x + ((size_t)i * heads + h) * head_dim, cos + (size_t)i * half,
+                             sin + (size_t)i * half, head_dim);
 }
 
 /* forward: (a, b) -> (a c − b s, b c + a s); its transpose: (da, db) -> (da c + db s, db c − da s) */
@@ -119,7 +120,9 @@ typedef struct {
   float *scores;
 } attn_job;
 
-static int window_start(int pos, int window) { return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0; }
+static int window_start(int pos, int window) {
+  return window > 0 && pos - window + 1 > 0 ? pos - window + 1 : 0;
+}
 
 /* task = (sequence, query head) */
 static void attn_fwd_task(void *p, int task, int thread) {
@@ -146,16 +149,17 @@ static void attn_fwd_task(void *p, int task, int thread) {
     float inv = (float)(1.0 / sum);
     float *out = j->att + row * qs + (size_t)h * dh;
     memset(out, 0, sizeof(float) * (size_t)dh);
-    for (int t = t0; t <= pos; t++) preft_axpy(out, sc[t] * inv, j->v + (size_t)(r0 + t) * ks + (size_t)g * dh, dh);
+    for (int t = t0; t <= pos; t++)
+      preft_axpy(out, sc[t] * inv, j->v + (size_t)(r0 + t) * ks + (size_t)g * dh, dh);
     j->lse[row * j->h + h] = mx + (float)log(sum);
   }
 }
 
-void attention_forward(preft_pool *pool, float *att, float *lse, const float *q, const float *k, const float *v,
-                       const int *start, const int *len, int n_seq, int h, int hkv, int head_dim, int window,
-                       float *scores, int max_len) {
-  attn_job j = {att, lse, NULL, NULL, NULL, NULL, NULL, q, k, v, NULL, start, len, h, hkv, head_dim, window, max_len,
-                scores};
+void attention_forward(preft_pool *pool, float *att, float *lse, const float *q, const float *k,
+                       const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
+                       int head_dim, int window, float *scores, int max_len) {
+  attn_job j = {att,  lse,   NULL, NULL, NULL, NULL,     NULL,   q,       k,     v,
+                NULL, start, len,  h,    hkv,  head_dim, window, max_len, scores};
   preft_pool_run(pool, n_seq * h, attn_fwd_task, &j);
 }
 
@@ -192,16 +196,18 @@ static void attn_bwd_task(void *p, int task, int thread) {
         preft_axpy(dq, ds * scale, kt, dh);
         sc[t] = ds * scale;
       }
-      for (int t = t0; t <= pos; t++) preft_axpy(j->dk + (size_t)(r0 + t) * ks + (size_t)g * dh, sc[t], q, dh);
+      for (int t = t0; t <= pos; t++)
+        preft_axpy(j->dk + (size_t)(r0 + t) * ks + (size_t)g * dh, sc[t], q, dh);
     }
   }
 }
 
-void attention_backward(preft_pool *pool, float *dq, float *dk, float *dv, const float *datt, const float *att,
-                        const float *lse, const float *q, const float *k, const float *v, const int *start,
-                        const int *len, int n_seq, int h, int hkv, int head_dim, int window, float *scores,
-                        int max_len) {
-  attn_job j = {NULL, NULL, dq, dk, dv, datt, att, q, k, v, lse, start, len, h, hkv, head_dim, window, max_len, scores};
+void attention_backward(preft_pool *pool, float *dq, float *dk, float *dv, const float *datt,
+                        const float *att, const float *lse, const float *q, const float *k, const float *v,
+                        const int *start, const int *len, int n_seq, int h, int hkv, int head_dim, int window,
+                        float *scores, int max_len) {
+  attn_job j = {NULL, NULL,  dq,  dk, dv,  datt,     att,    q,       k,     v,
+                lse,  start, len, h,  hkv, head_dim, window, max_len, scores};
   preft_pool_run(pool, n_seq * hkv, attn_bwd_task, &j);
 }
 
@@ -237,7 +243,8 @@ void swiglu_forward(preft_pool *pool, float *out, const float *a, const float *b
   preft_pool_run(pool, (n + EW_BLOCK - 1) / EW_BLOCK, swiglu_fwd_task, &j);
 }
 
-void swiglu_backward(preft_pool *pool, float *da, float *db, const float *dout, const float *a, const float *b, int n) {
+void swiglu_backward(preft_pool *pool, float *da, float *db, const float *dout, const float *a,
+                     const float *b, int n) {
   swiglu_job j = {NULL, da, db, a, b, dout, n};
   preft_pool_run(pool, (n + EW_BLOCK - 1) / EW_BLOCK, swiglu_bwd_task, &j);
 }
@@ -267,7 +274,8 @@ static void ce_fwd_task(void *p, int task, int thread) {
   }
 }
 
-double crossentropy_forward(preft_pool *pool, float *probs_inplace, float *loss, const int *target, int n, int v) {
+double crossentropy_forward(preft_pool *pool, float *probs_inplace, float *loss, const int *target, int n,
+                            int v) {
   ce_job j = {probs_inplace, loss, target, n, v, 0};
   preft_pool_run(pool, row_tasks(n), ce_fwd_task, &j);
   double sum = 0.0;
@@ -290,7 +298,8 @@ static void ce_bwd_task(void *p, int task, int thread) {
   }
 }
 
-void crossentropy_backward(preft_pool *pool, float *dlogits_inplace, const int *target, int n, int v, float dloss) {
+void crossentropy_backward(preft_pool *pool, float *dlogits_inplace, const int *target, int n, int v,
+                           float dloss) {
   ce_job j = {dlogits_inplace, NULL, target, n, v, dloss};
   preft_pool_run(pool, row_tasks(n), ce_bwd_task, &j);
 }

@@ -16,9 +16,9 @@
 
 typedef struct preft_adamw {
   double lr, beta1, beta2, eps, weight_decay;
-  int64_t t;     /* steps taken */
+  int64_t t; /* steps taken */
   size_t n;
-  float *m, *v;  /* [n] each, one allocation */
+  float *m, *v; /* [n] each, one allocation */
 } preft_adamw;
 
 void preft_adamw_init(preft_adamw *o, size_t n, double beta1, double beta2, double eps, double weight_decay);

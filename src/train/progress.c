@@ -16,10 +16,14 @@ void preft_progress_init(preft_progress *p, int64_t total, bool quiet) {
 }
 
 static void fmt_time(char *buf, size_t n, double s) {
-  if (s < 0 || s > 1e7) snprintf(buf, n, "?");
-  else if (s >= 3600) snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
-  else if (s >= 60) snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
-  else snprintf(buf, n, "%.0fs", s);
+  if (s < 0 || s > 1e7)
+    snprintf(buf, n, "?");
+  else if (s >= 3600)
+    snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+  else if (s >= 60)
+    snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+  else
+    snprintf(buf, n, "%.0fs", s);
 }
 
 void preft_progress_update(preft_progress *p, int64_t step, double loss, double tokens_per_s, bool force) {
@@ -34,8 +38,8 @@ void preft_progress_update(preft_progress *p, int64_t step, double loss, double 
   for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
   bar[30] = 0;
   fmt_time(e, sizeof e, eta);
-  fprintf(stderr, "%sstep %lld/%lld [%s] loss %.4f | %.0f tok/s | ETA %s%s", p->tty ? "\r" : "", (long long)step,
-          (long long)p->total, bar, loss, tokens_per_s, e, p->tty ? "   " : "\n");
+  fprintf(stderr, "%sstep %lld/%lld [%s] loss %.4f | %.0f tok/s | ETA %s%s", p->tty ? "\r" : "",
+          (long long)step, (long long)p->total, bar, loss, tokens_per_s, e, p->tty ? "   " : "\n");
   fflush(stderr);
 }
 

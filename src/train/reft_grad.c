@@ -15,7 +15,9 @@
 
 static const preft_train_reft *row_slot(const preft_train_adapter *ad, int layer, uint8_t flag) {
   if (flag == PREFT_ADAPT_OFF || !ad->layers[layer]) return NULL;
-  int s = flag == PREFT_ADAPT_FIRST ? PREFT_REFT_FIRST : flag == PREFT_ADAPT_LAST ? PREFT_REFT_LAST : PREFT_REFT_SHARED;
+  int s = flag == PREFT_ADAPT_FIRST  ? PREFT_REFT_FIRST
+          : flag == PREFT_ADAPT_LAST ? PREFT_REFT_LAST
+                                     : PREFT_REFT_SHARED;
   const preft_train_reft *slot = &ad->reft[layer * PREFT_REFT_SLOTS + s];
   return slot->present ? slot : NULL;
 }
@@ -30,7 +32,8 @@ static void reft_u(const preft_train_adapter *ad, const preft_train_reft *s, con
   }
 }
 
-void reft_forward(float *x, float *x_pre, const preft_train_adapter *ad, int layer, const uint8_t *flag, int n) {
+void reft_forward(float *x, float *x_pre, const preft_train_adapter *ad, int layer, const uint8_t *flag,
+                  int n) {
   int d = ad->dim;
   memcpy(x_pre, x, sizeof(float) * (size_t)n * d);
   float *u = malloc(sizeof(float) * (size_t)ad->rank);
@@ -45,8 +48,8 @@ void reft_forward(float *x, float *x_pre, const preft_train_adapter *ad, int lay
   free(u);
 }
 
-void reft_backward(float *dx, const float *x_pre, const preft_train_adapter *ad, int layer, const uint8_t *flag,
-                   int n) {
+void reft_backward(float *dx, const float *x_pre, const preft_train_adapter *ad, int layer,
+                   const uint8_t *flag, int n) {
   int d = ad->dim, r = ad->rank;
   bool lo = ad->kind == PREFT_ADAPTER_LOREFT;
   float *u = malloc(sizeof(float) * (size_t)r * 2), *g = u + r;

@@ -11,7 +11,9 @@ typedef struct preft_rng {
   uint64_t s;
 } preft_rng;
 
-static inline void preft_rng_seed(preft_rng *r, uint64_t seed) { r->s = seed * 0x9e3779b97f4a7c15ull + 0x5851f42d4c957f2dull; }
+static inline void preft_rng_seed(preft_rng *r, uint64_t seed) {
+  r->s = seed * 0x9e3779b97f4a7c15ull + 0x5851f42d4c957f2dull;
+}
 
 static inline uint64_t preft_rng_u64(preft_rng *r) {
   uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);

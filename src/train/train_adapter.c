@@ -13,7 +13,9 @@
 #include "train/rng.h"
 #include "train/train_model.h"
 
-static const char *slot_name(int s) { return s == PREFT_REFT_FIRST ? "first" : s == PREFT_REFT_LAST ? "last" : "shared"; }
+static const char *slot_name(int s) {
+  return s == PREFT_REFT_FIRST ? "first" : s == PREFT_REFT_LAST ? "last" : "shared";
+}
 
 /* The table: which tensors exist follows kind, layers, modules, slots. */
 typedef struct {
@@ -23,7 +25,8 @@ typedef struct {
   float ***pdst, ***gdst;
 } ad_builder;
 
-static void ad_add(ad_builder *b, const char *name, int rows, int cols, bool decay, bool orth, float **p, float **g) {
+static void ad_add(ad_builder *b, const char *name, int rows, int cols, bool decay, bool orth, float **p,
+                   float **g) {
   if (b->n == b->cap) {
     b->cap = b->cap ? b->cap * 2 : 32;
     b->t = preft_xrealloc(b->t, sizeof *b->t * (size_t)b->cap);
@@ -58,11 +61,11 @@ static int layout(preft_train_adapter *ad, const preft_model_config *c, preft_er
         if (!ad->layers[l] || !ad->modules[m]) continue;
         preft_train_lora *lm = &ad->lora[l * PREFT_N_MODULES + m];
         preft_module_dims(c, (preft_module)m, &lm->in, &lm->out);
-        snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", l, preft_module_parent((preft_module)m),
-                 preft_module_name((preft_module)m));
+        snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", l,
+                 preft_module_parent((preft_module)m), preft_module_name((preft_module)m));
         ad_add(&b, name, R, lm->in, true, false, &lm->a, &lm->ga);
-        snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", l, preft_module_parent((preft_module)m),
-                 preft_module_name((preft_module)m));
+        snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", l,
+                 preft_module_parent((preft_module)m), preft_module_name((preft_module)m));
         ad_add(&b, name, lm->out, R, true, false, &lm->b, &lm->gb);
       }
   } else {
@@ -74,7 +77,7 @@ static int layout(preft_train_adapter *ad, const preft_model_config *c, preft_er
         if (ad->shell.reft_shared ? s != PREFT_REFT_SHARED : s == PREFT_REFT_SHARED) continue;
         preft_train_reft *sl = &ad->reft[l * PREFT_REFT_SLOTS + s];
         sl->present = true;
-#define A(part, rows, cols, decay, orth, f)                                            \
+#define A(part, rows, cols, decay, orth, f)                               \
   (snprintf(name, sizeof name, "layers.%d.%s.%s", l, slot_name(s), part), \
    ad_add(&b, name, rows, cols, decay, orth, &sl->f, &sl->g_##f))
         if (lo) {
@@ -169,7 +172,8 @@ void preft_train_adapter_orthonormalize(preft_train_adapter *ad) {
 int preft_train_adapter_init(preft_train_adapter *ad, const preft_model_config *cfg,
                              const preft_train_adapter_opts *o, preft_error *err) {
   memset(ad, 0, sizeof *ad);
-  if (o->rank < 1 || o->rank > cfg->dim) return preft_fail(err, "adapter rank %d outside [1, %d]", o->rank, cfg->dim);
+  if (o->rank < 1 || o->rank > cfg->dim)
+    return preft_fail(err, "adapter rank %d outside [1, %d]", o->rank, cfg->dim);
   ad->kind = o->kind;
   ad->mode = o->mode;
   ad->rank = o->rank;
@@ -186,7 +190,8 @@ int preft_train_adapter_init(preft_train_adapter *ad, const preft_model_config *
   if (ad->kind != PREFT_ADAPTER_LORA && preft_reft_positions_parse(ad->positions, &f, &l) != 0) {
     free(ad->layers);
     ad->layers = NULL;
-    return preft_fail(err, "ReFT positions \"%s\" do not parse (expected \"all\" or like \"f7+l7\")", ad->positions);
+    return preft_fail(err, "ReFT positions \"%s\" do not parse (expected \"all\" or like \"f7+l7\")",
+                      ad->positions);
   }
   set_shell(ad);
   ad->shell.reft_shared = ad->kind != PREFT_ADAPTER_LORA && (o->share_weights || ad->shell.reft_first < 0);
@@ -246,8 +251,10 @@ int preft_train_adapter_from(preft_train_adapter *ad, const preft_adapter *a, co
       if (!ad->layers[l]) continue;
       bool cur[PREFT_N_MODULES];
       for (int m = 0; m < PREFT_N_MODULES; m++) cur[m] = a->lora[l * PREFT_N_MODULES + m].rank > 0;
-      if (memcmp(set0, (bool[PREFT_N_MODULES]){0}, sizeof set0) == 0) memcpy(set0, cur, sizeof set0);
-      else if (memcmp(set0, cur, sizeof set0) != 0) same_set = false;
+      if (memcmp(set0, (bool[PREFT_N_MODULES]){0}, sizeof set0) == 0)
+        memcpy(set0, cur, sizeof set0);
+      else if (memcmp(set0, cur, sizeof set0) != 0)
+        same_set = false;
     }
     if (!same_set) {
       preft_train_adapter_free(ad);
@@ -261,8 +268,10 @@ int preft_train_adapter_from(preft_train_adapter *ad, const preft_adapter *a, co
   } else {
     ad->rank = a->reft_rank;
     for (int l = 0; l < L; l++) ad->layers[l] = a->reft_layer[l];
-    if (a->reft_first < 0) snprintf(ad->positions, sizeof ad->positions, "all");
-    else snprintf(ad->positions, sizeof ad->positions, "f%d+l%d", a->reft_first, a->reft_last);
+    if (a->reft_first < 0)
+      snprintf(ad->positions, sizeof ad->positions, "all");
+    else
+      snprintf(ad->positions, sizeof ad->positions, "f%d+l%d", a->reft_first, a->reft_last);
   }
   ad->n_layers = L;
   ad->dim = cfg->dim;
@@ -278,8 +287,10 @@ int preft_train_adapter_from(preft_train_adapter *ad, const preft_adapter *a, co
         preft_train_lora *t = &ad->lora[l * PREFT_N_MODULES + m];
         const preft_lora_module *lm = &a->lora[l * PREFT_N_MODULES + m];
         if (!t->a) continue;
-        for (size_t i = 0; i < (size_t)ad->rank * t->in; i++) t->a[i] = preft_load_elem(lm->a, lm->a_dtype, i);
-        for (size_t i = 0; i < (size_t)ad->rank * t->out; i++) t->b[i] = preft_load_elem(lm->b, lm->b_dtype, i);
+        for (size_t i = 0; i < (size_t)ad->rank * t->in; i++)
+          t->a[i] = preft_load_elem(lm->a, lm->a_dtype, i);
+        for (size_t i = 0; i < (size_t)ad->rank * t->out; i++)
+          t->b[i] = preft_load_elem(lm->b, lm->b_dtype, i);
       }
     } else {
       size_t rd = (size_t)ad->rank * ad->dim;
@@ -340,7 +351,8 @@ static int write_tensors(const preft_train_adapter *ad, const char *dir, const c
   return rc;
 }
 
-int preft_train_adapter_save(const preft_train_adapter *ad, const char *dir, const char *base_name, preft_error *err) {
+int preft_train_adapter_save(const preft_train_adapter *ad, const char *dir, const char *base_name,
+                             preft_error *err) {
   if (preft_mkdir_p(dir, err) != 0) return -1;
   cJSON *root = cJSON_CreateObject();
   cJSON *layers = cJSON_CreateArray();

@@ -24,7 +24,8 @@ typedef struct {
   size_t total;
 } set_builder;
 
-static void spec_add(set_builder *sb, const char *name, int rows, int cols, bool decay, float **p, float **g) {
+static void spec_add(set_builder *sb, const char *name, int rows, int cols, bool decay, float **p,
+                     float **g) {
   if (sb->n == sb->cap) {
     sb->cap = sb->cap ? sb->cap * 2 : 64;
     sb->s = preft_xrealloc(sb->s, sizeof *sb->s * (size_t)sb->cap);
@@ -92,8 +93,9 @@ static void model_layout(preft_train_model *tm, bool with_grads) {
   char name[128];
   for (int l = 0; l < c->n_layers; l++) {
     preft_train_layer *w = &tm->w.layers[l], *g = &tm->g.layers[l];
-#define T(suffix, rows, cols, decay, field) \
-  (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), spec_add(&sb, name, rows, cols, decay, &w->field, &g->field))
+#define T(suffix, rows, cols, decay, field)                      \
+  (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), \
+   spec_add(&sb, name, rows, cols, decay, &w->field, &g->field))
     T("input_layernorm.weight", D, 0, false, attn_norm);
     T("self_attn.q_proj.weight", qd, D, true, wq);
     T("self_attn.k_proj.weight", kvd, D, true, wk);
@@ -160,7 +162,8 @@ void preft_train_model_from(preft_train_model *tm, const preft_model *m, bool wi
   }
 }
 
-int preft_train_model_init(preft_train_model *tm, const preft_model_config *cfg, uint64_t seed, preft_error *err) {
+int preft_train_model_init(preft_train_model *tm, const preft_model_config *cfg, uint64_t seed,
+                           preft_error *err) {
   memset(tm, 0, sizeof *tm);
   /* The rotary frequencies come from the model loader's own rule (scaling
    * included), through a throwaway one-layer, one-token model. */
@@ -253,7 +256,8 @@ void preft_train_batch_clear(preft_train_batch *b) {
   b->n_targets = 0;
 }
 
-void preft_train_batch_add(preft_train_batch *b, const int *ids, const int *targets, const uint8_t *flags, int len) {
+void preft_train_batch_add(preft_train_batch *b, const int *ids, const int *targets, const uint8_t *flags,
+                           int len) {
   if (b->n + len > b->cap_rows) {
     int cap = b->cap_rows ? b->cap_rows : 256;
     while (cap < b->n + len) cap *= 2;
@@ -300,8 +304,8 @@ void preft_train_acts_init(preft_train_acts *a, const preft_train_model *tm, con
   memset(a, 0, sizeof *a);
   const preft_model_config *c = &tm->cfg;
   size_t N = (size_t)max_rows, D = (size_t)c->dim, F = (size_t)c->ffn, H = (size_t)c->n_heads,
-         qd = H * (size_t)c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim, half = (size_t)c->head_dim / 2,
-         L = (size_t)c->n_layers, V = (size_t)c->vocab;
+         qd = H * (size_t)c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim,
+         half = (size_t)c->head_dim / 2, L = (size_t)c->n_layers, V = (size_t)c->vocab;
   size_t R = ad && ad->kind == PREFT_ADAPTER_LORA ? (size_t)ad->rank : 0;
   bool reft = ad && ad->kind != PREFT_ADAPTER_LORA;
   size_t CH = N < HEAD_CHUNK ? N : HEAD_CHUNK;
@@ -315,15 +319,39 @@ void preft_train_acts_init(preft_train_acts *a, const preft_train_model *tm, con
     float **p;
     size_t n;
   } parts[] = {
-      {&a->x_in, L * N * D},   {&a->x_out, N * D},        {&a->xb1, S * N * D},     {&a->rstd1, S * N},
-      {&a->q, S * N * qd},     {&a->k, S * N * kvd},      {&a->v, S * N * kvd},     {&a->lse, S * N * H},
-      {&a->att, S * N * qd},   {&a->x_mid, S * N * D},    {&a->xb2, S * N * D},     {&a->rstd2, S * N},
-      {&a->h1, S * N * F},     {&a->h3, S * N * F},       {&a->hg, S * N * F},      {&a->x_pre, reft ? S * N * D : 0},
-      {&a->lora_t, S * PREFT_N_MODULES * N * R},          {&a->xf, N * D},          {&a->rstdf, N},
-      {&a->rope_cos, N * half}, {&a->rope_sin, N * half}, {&a->dx, N * D},          {&a->dxb, N * D},
-      {&a->dq, N * qd},        {&a->dk, N * kvd},         {&a->dv, N * kvd},        {&a->datt, N * qd},
-      {&a->dh1, N * F},        {&a->dh3, N * F},          {&a->dhg, N * F},         {&a->dt, N * R},
-      {&a->logits, CH * V + 3 * CH * D + CH}, {&a->scores, (size_t)a->threads * (size_t)max_seq_len},
+      {&a->x_in, L * N * D},
+      {&a->x_out, N * D},
+      {&a->xb1, S * N * D},
+      {&a->rstd1, S * N},
+      {&a->q, S * N * qd},
+      {&a->k, S * N * kvd},
+      {&a->v, S * N * kvd},
+      {&a->lse, S * N * H},
+      {&a->att, S * N * qd},
+      {&a->x_mid, S * N * D},
+      {&a->xb2, S * N * D},
+      {&a->rstd2, S * N},
+      {&a->h1, S * N * F},
+      {&a->h3, S * N * F},
+      {&a->hg, S * N * F},
+      {&a->x_pre, reft ? S * N * D : 0},
+      {&a->lora_t, S * PREFT_N_MODULES * N * R},
+      {&a->xf, N * D},
+      {&a->rstdf, N},
+      {&a->rope_cos, N * half},
+      {&a->rope_sin, N * half},
+      {&a->dx, N * D},
+      {&a->dxb, N * D},
+      {&a->dq, N * qd},
+      {&a->dk, N * kvd},
+      {&a->dv, N * kvd},
+      {&a->datt, N * qd},
+      {&a->dh1, N * F},
+      {&a->dh3, N * F},
+      {&a->dhg, N * F},
+      {&a->dt, N * R},
+      {&a->logits, CH * V + 3 * CH * D + CH},
+      {&a->scores, (size_t)a->threads * (size_t)max_seq_len},
   };
   size_t total = 0;
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) total += parts[i].n;

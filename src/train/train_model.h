@@ -49,8 +49,8 @@ typedef struct preft_train_tensor {
 typedef struct preft_param_set {
   preft_train_tensor *t;
   int n_t;
-  size_t n;           /* total elements */
-  float *mem, *grad;  /* one allocation each */
+  size_t n;          /* total elements */
+  float *mem, *grad; /* one allocation each */
 } preft_param_set;
 
 void preft_param_set_zero_grad(preft_param_set *ps);
@@ -60,23 +60,23 @@ const preft_train_tensor *preft_param_set_find(const preft_param_set *ps, const 
 /* ---- the model --------------------------------------------------------------- */
 
 typedef struct preft_train_layer {
-  float *attn_norm;             /* [D] */
-  float *wq, *wk, *wv, *wo;     /* [H*Dh, D], [Hkv*Dh, D], [Hkv*Dh, D], [D, H*Dh] */
-  float *bq, *bk, *bv, *bo;     /* [H*Dh], [Hkv*Dh], [Hkv*Dh], [D]; NULL when absent */
-  float *ffn_norm;              /* [D] */
+  float *attn_norm;              /* [D] */
+  float *wq, *wk, *wv, *wo;      /* [H*Dh, D], [Hkv*Dh, D], [Hkv*Dh, D], [D, H*Dh] */
+  float *bq, *bk, *bv, *bo;      /* [H*Dh], [Hkv*Dh], [Hkv*Dh], [D]; NULL when absent */
+  float *ffn_norm;               /* [D] */
   float *w_gate, *w_up, *w_down; /* [F, D], [F, D], [D, F] */
 } preft_train_layer;
 
 typedef struct preft_train_weights {
-  float *embed;      /* [V, D] */
-  float *lm_head;    /* [V, D]; == embed when tied */
-  float *final_norm; /* [D] */
+  float *embed;              /* [V, D] */
+  float *lm_head;            /* [V, D]; == embed when tied */
+  float *final_norm;         /* [D] */
   preft_train_layer *layers; /* [L] */
 } preft_train_weights;
 
 typedef struct preft_train_model {
   preft_model_config cfg;
-  double *inv_freq;         /* [Dh/2] rotary frequencies (as llama_load.c) */
+  double *inv_freq; /* [Dh/2] rotary frequencies (as llama_load.c) */
   preft_param_set ps;
   preft_train_weights w, g; /* g's pointers are NULL when the model is frozen */
 } preft_train_model;
@@ -86,7 +86,8 @@ typedef struct preft_train_model {
 void preft_train_model_from(preft_train_model *tm, const preft_model *m, bool with_grads);
 /* A fresh model for pretraining: N(0, 0.02) matrices (o_proj and down_proj
  * scaled by 1/sqrt(2L), GPT-2's rule), unit norms, zero biases. */
-int preft_train_model_init(preft_train_model *tm, const preft_model_config *cfg, uint64_t seed, preft_error *err);
+int preft_train_model_init(preft_train_model *tm, const preft_model_config *cfg, uint64_t seed,
+                           preft_error *err);
 void preft_train_model_free(preft_train_model *tm);
 /* Writes a Hugging Face directory (config.json, generation_config.json,
  * model.safetensors in F32) through preft_model_save. */
@@ -102,12 +103,12 @@ typedef struct preft_train_adapter_opts {
   preft_adapter_kind kind;
   preft_adapter_mode mode;
   int rank;
-  double alpha;          /* LoRA: scale = alpha / rank */
+  double alpha;                  /* LoRA: scale = alpha / rank */
   bool modules[PREFT_N_MODULES]; /* LoRA targets */
-  bool *layers;          /* [L] adapted layers; NULL: every layer */
-  bool all_layers;       /* layers was NULL (LoRA: no layers_to_transform) */
-  const char *positions; /* ReFT "fA+lB" or "all" */
-  bool share_weights;    /* ReFT fA+lB: one slot for first and last */
+  bool *layers;                  /* [L] adapted layers; NULL: every layer */
+  bool all_layers;               /* layers was NULL (LoRA: no layers_to_transform) */
+  const char *positions;         /* ReFT "fA+lB" or "all" */
+  bool share_weights;            /* ReFT fA+lB: one slot for first and last */
   uint64_t seed;
 } preft_train_adapter_opts;
 
@@ -128,14 +129,14 @@ typedef struct preft_train_adapter {
   preft_adapter_mode mode;
   int n_layers, dim, rank;
   double alpha;
-  float scale;                 /* LoRA alpha / rank */
+  float scale; /* LoRA alpha / rank */
   bool modules[PREFT_N_MODULES];
-  bool *layers;                /* [L] */
+  bool *layers; /* [L] */
   bool all_layers;
   char positions[32];
-  preft_train_lora *lora;      /* [L][PREFT_N_MODULES] */
-  preft_train_reft *reft;      /* [L][PREFT_REFT_SLOTS] */
-  preft_adapter shell;         /* kind and positions only: for preft_adapter_row_flag */
+  preft_train_lora *lora; /* [L][PREFT_N_MODULES] */
+  preft_train_reft *reft; /* [L][PREFT_REFT_SLOTS] */
+  preft_adapter shell;    /* kind and positions only: for preft_adapter_row_flag */
   preft_param_set ps;
 } preft_train_adapter;
 
@@ -151,26 +152,27 @@ void preft_train_adapter_free(preft_train_adapter *ad);
 /* Writes a PEFT directory (adapter_config.json with "preft_mode",
  * adapter_model.safetensors) or a ReFT directory (reft_config.json with
  * "mode", reft_model.safetensors), F32, each file atomically. */
-int preft_train_adapter_save(const preft_train_adapter *ad, const char *dir, const char *base_name, preft_error *err);
+int preft_train_adapter_save(const preft_train_adapter *ad, const char *dir, const char *base_name,
+                             preft_error *err);
 /* Re-orthonormalises the rows of every LoReFT R (modified Gram-Schmidt in
  * double, twice); called after each optimizer step. */
 void preft_train_adapter_orthonormalize(preft_train_adapter *ad);
 /* Number of flag values the batch rows use: OFF, ON, FIRST, LAST. */
-static inline preft_adapt_flag preft_train_row_flag(const preft_train_adapter *ad, preft_adapter_mode mode, int pos,
-                                                    int prompt_len) {
+static inline preft_adapt_flag preft_train_row_flag(const preft_train_adapter *ad, preft_adapter_mode mode,
+                                                    int pos, int prompt_len) {
   return preft_adapter_row_flag(&ad->shell, mode, pos, prompt_len);
 }
 
 /* ---- batches ------------------------------------------------------------------ */
 
 typedef struct preft_train_batch {
-  int n, n_seq;       /* N rows, S sequences */
-  int *token;         /* [N] */
-  int *pos;           /* [N] */
-  int *target;        /* [N] next-token id, or -1 */
-  uint8_t *flag;      /* [N] preft_adapt_flag */
+  int n, n_seq;             /* N rows, S sequences */
+  int *token;               /* [N] */
+  int *pos;                 /* [N] */
+  int *target;              /* [N] next-token id, or -1 */
+  uint8_t *flag;            /* [N] preft_adapt_flag */
   int *seq_start, *seq_len; /* [S] */
-  int n_targets;      /* rows with target >= 0 */
+  int n_targets;            /* rows with target >= 0 */
   int cap_rows, cap_seq;
 } preft_train_batch;
 
@@ -178,7 +180,8 @@ void preft_train_batch_clear(preft_train_batch *b);
 /* Appends one sequence of len tokens: row t has token ids[t], target
  * targets[t] (-1 none; NULL: no loss anywhere) and adapt flag flags[t]
  * (NULL: OFF). */
-void preft_train_batch_add(preft_train_batch *b, const int *ids, const int *targets, const uint8_t *flags, int len);
+void preft_train_batch_add(preft_train_batch *b, const int *ids, const int *targets, const uint8_t *flags,
+                           int len);
 void preft_train_batch_free(preft_train_batch *b);
 
 /* ---- activations and the pass ------------------------------------------------- */
@@ -189,11 +192,11 @@ typedef struct preft_train_acts {
   int n_stored;   /* layers with their own activation buffers: L, or 1 with recompute */
   float *mem;
   /* per stored layer (index [l] or [0] with recompute), N rows each */
-  float *x_in;   /* [L][N, D]   layer input (residual stream); always per layer */
-  float *x_out;  /* [N, D]      output of the last layer (after ReFT) */
+  float *x_in;  /* [L][N, D]   layer input (residual stream); always per layer */
+  float *x_out; /* [N, D]      output of the last layer (after ReFT) */
   float *xb1, *rstd1, *q, *k, *v, *lse, *att, *x_mid, *xb2, *rstd2, *h1, *h3, *hg, *x_pre;
-  float *lora_t; /* [n_stored][7][N, R] scaled, masked x·Aᵀ of each LoRA module */
-  float *xf, *rstdf; /* [N, D], [N] final norm */
+  float *lora_t;              /* [n_stored][7][N, R] scaled, masked x·Aᵀ of each LoRA module */
+  float *xf, *rstdf;          /* [N, D], [N] final norm */
   float *rope_cos, *rope_sin; /* [N, Dh/2] */
   /* backward scratch, [N, width] each */
   float *dx, *dxb, *dq, *dk, *dv, *datt, *dh1, *dh3, *dhg, *dt, *logits, *scores;

@@ -40,14 +40,25 @@ typedef struct {
 static layer_acts acts_of(const pass *P, int l) {
   const preft_train_acts *a = P->a;
   size_t N = (size_t)a->cap_rows, s = a->recompute ? 0 : (size_t)l;
-  size_t D = (size_t)P->D, F = (size_t)P->F, qd = (size_t)P->qd, kvd = (size_t)P->kvd, H = (size_t)P->tm->cfg.n_heads;
+  size_t D = (size_t)P->D, F = (size_t)P->F, qd = (size_t)P->qd, kvd = (size_t)P->kvd,
+         H = (size_t)P->tm->cfg.n_heads;
   int L = P->tm->cfg.n_layers;
   layer_acts la = {
       a->x_in + (size_t)l * N * D,
       l + 1 < L ? a->x_in + (size_t)(l + 1) * N * D : a->x_out,
-      a->xb1 + s * N * D, a->rstd1 + s * N, a->q + s * N * qd, a->k + s * N * kvd, a->v + s * N * kvd,
-      a->lse + s * N * H, a->att + s * N * qd, a->x_mid + s * N * D, a->xb2 + s * N * D, a->rstd2 + s * N,
-      a->h1 + s * N * F, a->h3 + s * N * F, a->hg + s * N * F,
+      a->xb1 + s * N * D,
+      a->rstd1 + s * N,
+      a->q + s * N * qd,
+      a->k + s * N * kvd,
+      a->v + s * N * kvd,
+      a->lse + s * N * H,
+      a->att + s * N * qd,
+      a->x_mid + s * N * D,
+      a->xb2 + s * N * D,
+      a->rstd2 + s * N,
+      a->h1 + s * N * F,
+      a->h3 + s * N * F,
+      a->hg + s * N * F,
       a->x_pre ? a->x_pre + s * N * D : NULL,
       a->lora_t ? a->lora_t + s * PREFT_N_MODULES * N * (size_t)P->R : NULL,
   };
@@ -65,8 +76,8 @@ static float *lora_t_of(const pass *P, const layer_acts *la, int m) {
 }
 
 /* y[N,out] = x·Wᵀ (+ LoRA) (+ bias) */
-static void linear_fwd(const pass *P, const layer_acts *la, int l, int m, float *y, int out, const float *x, int in,
-                       const float *w, const float *bias, int accumulate) {
+static void linear_fwd(const pass *P, const layer_acts *la, int l, int m, float *y, int out, const float *x,
+                       int in, const float *w, const float *bias, int accumulate) {
   preft_gemm(P->pool, y, out, x, in, w, PREFT_F32, P->n, in, out, accumulate);
   const preft_train_lora *lm = lora_of(P, l, m);
   if (lm) lora_forward(P->pool, y, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R, lora_t_of(P, la, m));
@@ -74,15 +85,16 @@ static void linear_fwd(const pass *P, const layer_acts *la, int l, int m, float 
 }
 
 /* dx[N,in] (+)= dy·W (+ LoRA); dW += dyᵀ·x, db += Σdy when trained */
-static void linear_bwd(const pass *P, const layer_acts *la, int l, int m, float *dx, int accumulate, const float *dy,
-                       int out, const float *x, int in, const float *w, float *dw, float *dbias) {
+static void linear_bwd(const pass *P, const layer_acts *la, int l, int m, float *dx, int accumulate,
+                       const float *dy, int out, const float *x, int in, const float *w, float *dw,
+                       float *dbias) {
   if (dw) preft_gemm_dw(P->pool, dw, dy, out, x, in, P->n, out, in);
   if (dbias) bias_backward(dbias, dy, P->n, out);
   preft_gemm_dx(P->pool, dx, in, dy, out, w, P->n, out, in, accumulate);
   const preft_train_lora *lm = lora_of(P, l, m);
   if (lm)
-    lora_backward(P->pool, dx, in, dy, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R, lora_t_of(P, la, m),
-                  P->a->dt);
+    lora_backward(P->pool, dx, in, dy, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R,
+                  lora_t_of(P, la, m), P->a->dt);
 }
 
 static void layer_forward(const pass *P, int l) {
@@ -120,7 +132,8 @@ static void layer_backward(const pass *P, int l) {
   layer_acts la = acts_of(P, l);
   int n = P->n, D = P->D, F = P->F, qd = P->qd, kvd = P->kvd;
   float *dx = a->dx;
-  if (P->ad && P->ad->kind != PREFT_ADAPTER_LORA && P->ad->layers[l]) reft_backward(dx, la.x_pre, P->ad, l, b->flag, n);
+  if (P->ad && P->ad->kind != PREFT_ADAPTER_LORA && P->ad->layers[l])
+    reft_backward(dx, la.x_pre, P->ad, l, b->flag, n);
   /* MLP: out = x_mid + hg·Wdᵀ; dx carries the residual path */
   linear_bwd(P, &la, l, PREFT_MOD_DOWN, a->dhg, 0, dx, D, la.hg, F, w->w_down, g->w_down, NULL);
   swiglu_backward(P->pool, a->dh1, a->dh3, a->dhg, la.h1, la.h3, n * F);
@@ -130,8 +143,8 @@ static void layer_backward(const pass *P, int l) {
   /* attention: x_mid = x + att·Woᵀ */
   linear_bwd(P, &la, l, PREFT_MOD_O, a->datt, 0, dx, D, la.att, qd, w->wo, g->wo, g->bo);
   attention_backward(P->pool, a->dq, a->dk, a->dv, a->datt, la.att, la.lse, la.q, la.k, la.v, b->seq_start,
-                     b->seq_len, b->n_seq, c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window, a->scores,
-                     a->max_seq_len);
+                     b->seq_len, b->n_seq, c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window,
+                     a->scores, a->max_seq_len);
   rope_backward(a->dq, a->rope_cos, a->rope_sin, n, c->n_heads, c->head_dim);
   rope_backward(a->dk, a->rope_cos, a->rope_sin, n, c->n_kv_heads, c->head_dim);
   linear_bwd(P, &la, l, PREFT_MOD_Q, a->dxb, 0, a->dq, qd, la.xb1, D, w->wq, g->wq, g->bq);
@@ -143,13 +156,16 @@ static void layer_backward(const pass *P, int l) {
 static int check_batch(const preft_train_model *tm, const preft_train_batch *b, const preft_train_acts *a,
                        preft_error *err) {
   if (b->n <= 0) return preft_fail(err, "train: empty batch");
-  if (b->n > a->cap_rows) return preft_fail(err, "train: batch of %d rows exceeds the %d sized for", b->n, a->cap_rows);
+  if (b->n > a->cap_rows)
+    return preft_fail(err, "train: batch of %d rows exceeds the %d sized for", b->n, a->cap_rows);
   for (int s = 0; s < b->n_seq; s++)
     if (b->seq_len[s] > a->max_seq_len)
-      return preft_fail(err, "train: sequence of %d tokens exceeds the %d sized for", b->seq_len[s], a->max_seq_len);
+      return preft_fail(err, "train: sequence of %d tokens exceeds the %d sized for", b->seq_len[s],
+                        a->max_seq_len);
   for (int i = 0; i < b->n; i++) {
     if (b->token[i] < 0 || b->token[i] >= tm->cfg.vocab)
-      return preft_fail(err, "token id %d at row %d is outside the vocabulary [0, %d)", b->token[i], i, tm->cfg.vocab);
+      return preft_fail(err, "token id %d at row %d is outside the vocabulary [0, %d)", b->token[i], i,
+                        tm->cfg.vocab);
     if (b->target[i] >= tm->cfg.vocab)
       return preft_fail(err, "target id %d at row %d is outside the vocabulary [0, %d)", b->target[i], i,
                         tm->cfg.vocab);
@@ -177,7 +193,16 @@ static void body_forward(pass *P) {
 static pass make_pass(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
                       const preft_train_batch *b, preft_train_acts *a) {
   const preft_model_config *c = &tm->cfg;
-  pass P = {tm, ad, pool, b, a, b->n, c->dim, c->ffn, c->n_heads * c->head_dim, c->n_kv_heads * c->head_dim,
+  pass P = {tm,
+            ad,
+            pool,
+            b,
+            a,
+            b->n,
+            c->dim,
+            c->ffn,
+            c->n_heads * c->head_dim,
+            c->n_kv_heads * c->head_dim,
             ad && ad->kind == PREFT_ADAPTER_LORA ? ad->rank : 0};
   return P;
 }
@@ -208,14 +233,16 @@ int preft_train_pass(const preft_train_model *tm, const preft_train_adapter *ad,
         tg[m++] = b->target[i];
       }
     if (m == 0) break;
-    for (int r = 0; r < m; r++) memcpy(xg + (size_t)r * D, a->xf + (size_t)rows[r] * D, sizeof(float) * (size_t)D);
+    for (int r = 0; r < m; r++)
+      memcpy(xg + (size_t)r * D, a->xf + (size_t)rows[r] * D, sizeof(float) * (size_t)D);
     preft_gemm(pool, logits, V, xg, D, tm->w.lm_head, PREFT_F32, m, D, V, 0);
     total += crossentropy_forward(pool, logits, losses, tg, m, V);
     if (!backward) continue;
     crossentropy_backward(pool, logits, tg, m, V, dloss);
     preft_gemm_dx(pool, dxg, D, logits, V, tm->w.lm_head, m, V, D, 0);
     if (tm->g.lm_head) preft_gemm_dw(pool, tm->g.lm_head, logits, V, xg, D, m, V, D);
-    for (int r = 0; r < m; r++) memcpy(a->dxb + (size_t)rows[r] * D, dxg + (size_t)r * D, sizeof(float) * (size_t)D);
+    for (int r = 0; r < m; r++)
+      memcpy(a->dxb + (size_t)rows[r] * D, dxg + (size_t)r * D, sizeof(float) * (size_t)D);
   }
   *loss_sum = total;
   if (!isfinite(total)) return 0;

@@ -94,13 +94,14 @@ static void hist_add(history *h, const double *row) {
 static int write_log(const history *h, const char *dir, preft_error *err) {
   size_t cap = 128 + (size_t)h->n * 200, len = 0;
   char *buf = preft_xmalloc(cap);
-  len += (size_t)snprintf(buf, cap, "step,epoch,lr,train_loss,eval_loss,grad_norm,tokens,tokens_per_s,elapsed_s\n");
+  len += (size_t)snprintf(buf, cap,
+                          "step,epoch,lr,train_loss,eval_loss,grad_norm,tokens,tokens_per_s,elapsed_s\n");
   for (int64_t i = 0; i < h->n; i++) {
     const double *r = h->rows + (size_t)i * PREFT_HIST_COLS;
     char ev[32] = "";
     if (!isnan(r[4])) snprintf(ev, sizeof ev, "%.6f", r[4]);
-    len += (size_t)snprintf(buf + len, cap - len, "%.0f,%.0f,%.6g,%.6f,%s,%.4f,%.0f,%.1f,%.2f\n", r[0], r[1], r[2], r[3],
-                            ev, r[5], r[6], r[7], r[8]);
+    len += (size_t)snprintf(buf + len, cap - len, "%.0f,%.0f,%.6g,%.6f,%s,%.4f,%.0f,%.1f,%.2f\n", r[0], r[1],
+                            r[2], r[3], ev, r[5], r[6], r[7], r[8]);
   }
   char *path = preft_path_join(dir, "train_log.csv");
   int rc = preft_write_atomic(path, buf, len, err);
@@ -108,8 +109,8 @@ static int write_log(const history *h, const char *dir, preft_error *err) {
   free(buf);
   if (rc != 0) return -1;
   /* loss curve */
-  double *xs = preft_xmalloc(sizeof(double) * (size_t)(h->n + 1) * 4), *ys = xs + h->n + 1, *ex = ys + h->n + 1,
-         *ey = ex + h->n + 1;
+  double *xs = preft_xmalloc(sizeof(double) * (size_t)(h->n + 1) * 4), *ys = xs + h->n + 1,
+         *ex = ys + h->n + 1, *ey = ex + h->n + 1;
   int ne = 0;
   for (int64_t i = 0; i < h->n; i++) {
     const double *r = h->rows + (size_t)i * PREFT_HIST_COLS;
@@ -154,7 +155,8 @@ static int save_outputs(const preft_train_model *tm, const preft_train_adapter *
 }
 
 int preft_train_run(preft_train_model *tm, preft_train_adapter *ad, const preft_dataset *train,
-                    const preft_dataset *eval, const preft_train_opts *o, preft_train_result *res, preft_error *err) {
+                    const preft_dataset *eval, const preft_train_opts *o, preft_train_result *res,
+                    preft_error *err) {
   memset(res, 0, sizeof *res);
   res->eval_loss = NAN;
   if (train->n == 0) return preft_fail(err, "train: no training examples");
@@ -181,8 +183,8 @@ int preft_train_run(preft_train_model *tm, preft_train_adapter *ad, const preft_
     }
     if (st.n_train != train->n) {
       free(h);
-      rc = preft_fail(err, "%s: was written for %lld training examples, this run has %d", ckpt, (long long)st.n_train,
-                      train->n);
+      rc = preft_fail(err, "%s: was written for %lld training examples, this run has %d", ckpt,
+                      (long long)st.n_train, train->n);
       goto done;
     }
     step = st.step;
@@ -199,7 +201,8 @@ int preft_train_run(preft_train_model *tm, preft_train_adapter *ad, const preft_
 
   preft_pool *pool = preft_pool_create(o->threads);
   preft_train_acts acts;
-  preft_train_acts_init(&acts, tm, ad, o->batch * o->max_tokens, o->max_tokens, preft_pool_size(pool), o->recompute);
+  preft_train_acts_init(&acts, tm, ad, o->batch * o->max_tokens, o->max_tokens, preft_pool_size(pool),
+                        o->recompute);
   res->peak_act_bytes = preft_train_acts_bytes(&acts);
   preft_train_batch b = {0};
   int *tg = preft_xmalloc(sizeof(int) * (size_t)o->max_tokens);
@@ -233,9 +236,10 @@ int preft_train_run(preft_train_model *tm, preft_train_adapter *ad, const preft_
     loss = targets ? sum / targets : 0.0;
     double norm = preft_clip_grad_norm(ps, o->clip);
     if (!isfinite(loss) || !isfinite(norm)) {
-      rc = preft_fail(err, "step %lld: the %s is %s; stopped (the last good checkpoint, step %lld, is kept in %s)",
-                      (long long)step + 1, isfinite(loss) ? "gradient norm" : "loss",
-                      isnan(isfinite(loss) ? norm : loss) ? "NaN" : "infinite", (long long)last_ckpt, o->out_dir);
+      rc = preft_fail(
+          err, "step %lld: the %s is %s; stopped (the last good checkpoint, step %lld, is kept in %s)",
+          (long long)step + 1, isfinite(loss) ? "gradient norm" : "loss",
+          isnan(isfinite(loss) ? norm : loss) ? "NaN" : "infinite", (long long)last_ckpt, o->out_dir);
       break;
     }
     double lr = preft_lr_at(step, total, o->warmup, o->lr, o->min_lr_frac);
@@ -246,15 +250,17 @@ int preft_train_run(preft_train_model *tm, preft_train_adapter *ad, const preft_
     tokens += rows;
     double el = preft_now() - t_start;
     double tps = el > 0 ? (double)(tokens - tokens_start) / el : 0;
-    bool do_eval = eval && eval->n && ((o->eval_every > 0 && (step + 1) % o->eval_every == 0) || step + 1 == total);
+    bool do_eval =
+        eval && eval->n && ((o->eval_every > 0 && (step + 1) % o->eval_every == 0) || step + 1 == total);
     double ev = NAN;
     if (do_eval) {
       int64_t cnt;
-      if ((rc = preft_train_eval_loss(tm, ad, pool, eval, o->batch, o->max_tokens, &ev, &cnt, err)) != 0) break;
+      if ((rc = preft_train_eval_loss(tm, ad, pool, eval, o->batch, o->max_tokens, &ev, &cnt, err)) != 0)
+        break;
       res->eval_loss = ev;
     }
-    double row[PREFT_HIST_COLS] = {(double)step + 1, (double)dp.epoch, lr, loss, ev, norm, (double)tokens, tps,
-                                   elapsed0 + el};
+    double row[PREFT_HIST_COLS] = {
+        (double)step + 1, (double)dp.epoch, lr, loss, ev, norm, (double)tokens, tps, elapsed0 + el};
     hist_add(&hist, row);
     preft_progress_update(&prog, step + 1, loss, tps, do_eval);
     if (do_eval && !o->quiet) {
@@ -263,8 +269,8 @@ int preft_train_run(preft_train_model *tm, preft_train_adapter *ad, const preft_
     }
     bool do_save = (o->save_every > 0 && (step + 1) % o->save_every == 0) || step + 1 == total;
     if (do_save) {
-      st = (preft_ckpt_state){step + 1, dp.epoch, dp.cursor, opt.t, tokens, elapsed0 + el, o->seed, ps->n, hist.n,
-                              train->n};
+      st = (preft_ckpt_state){step + 1,      dp.epoch, dp.cursor, opt.t,  tokens,
+                              elapsed0 + el, o->seed,  ps->n,     hist.n, train->n};
       if ((rc = save_outputs(tm, ad, o, err)) != 0 || (rc = write_log(&hist, o->out_dir, err)) != 0 ||
           (rc = preft_checkpoint_save(ckpt, &st, ps->mem, opt.m, opt.v, hist.rows, err)) != 0)
         break;

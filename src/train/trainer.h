@@ -34,10 +34,10 @@
 #include "train/train_model.h"
 
 typedef struct preft_train_opts {
-  int64_t steps;      /* > 0: exactly this many optimizer steps */
-  int epochs;         /* otherwise: epochs over the training set */
+  int64_t steps; /* > 0: exactly this many optimizer steps */
+  int epochs;    /* otherwise: epochs over the training set */
   int batch, grad_accum;
-  int max_tokens;     /* longest example (rows sized for batch · max_tokens) */
+  int max_tokens; /* longest example (rows sized for batch · max_tokens) */
   double lr, min_lr_frac, weight_decay, clip, beta1, beta2, eps;
   int64_t warmup;
   uint64_t seed;
@@ -52,8 +52,8 @@ typedef struct preft_train_opts {
 void preft_train_opts_default(preft_train_opts *o);
 
 typedef struct preft_train_result {
-  double train_loss;  /* last step's loss */
-  double eval_loss;   /* final evaluation; NaN without an eval set */
+  double train_loss; /* last step's loss */
+  double eval_loss;  /* final evaluation; NaN without an eval set */
   double tokens_per_s;
   int64_t steps, tokens;
   double seconds;
@@ -63,7 +63,8 @@ typedef struct preft_train_result {
 /* Trains ad (non-NULL: the base tm is frozen) or tm itself on train,
  * evaluating on eval (may be NULL or empty). */
 int preft_train_run(preft_train_model *tm, preft_train_adapter *ad, const preft_dataset *train,
-                    const preft_dataset *eval, const preft_train_opts *o, preft_train_result *res, preft_error *err);
+                    const preft_dataset *eval, const preft_train_opts *o, preft_train_result *res,
+                    preft_error *err);
 
 /* Mean cross-entropy per counted prediction of ds (natural log), through the
  * training forward. *count receives the number of predictions. */

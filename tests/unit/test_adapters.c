@@ -109,7 +109,9 @@ static void check_case(const char *name) {
 }
 
 static void lora_q_v_rank4_matches_peft_reference(void **s) { check_case("lora-qv-r4"); }
-static void lora_all_modules_rslora_patterns_match_reference(void **s) { check_case("lora-all7-rslora-patterns"); }
+static void lora_all_modules_rslora_patterns_match_reference(void **s) {
+  check_case("lora-all7-rslora-patterns");
+}
 static void lora_regex_targets_layers_f16_match_reference(void **s) { check_case("lora-regex-layers-f16"); }
 static void lora_layer_list_f16_matches_reference(void **s) { check_case("lora-layers-list-f16"); }
 static void lora_qwen2_bf16_prefill_default_matches_reference(void **s) { check_case("lora-qwen2-bf16"); }
@@ -132,7 +134,8 @@ static void adapter_default_modes_come_from_config(void **s) {
  * teacher-forced decode of all five together, row by row. Each sequence must
  * see its own reference logits. */
 static void mixed_adapter_batch_matches_each_sequence_alone(void **s) {
-  const char *names[] = {NULL, "lora-qv-r4", "lora-all7-rslora-patterns", "loreft-f3l3", "direft-f5l5-shared"};
+  const char *names[] = {NULL, "lora-qv-r4", "lora-all7-rslora-patterns", "loreft-f3l3",
+                         "direft-f5l5-shared"};
   const char *modes[] = {"all", "all", "prefill", "prefill", "prefill"};
   enum { S = 5 };
   adapter_case cases[S];
@@ -160,7 +163,8 @@ static void mixed_adapter_batch_matches_each_sequence_alone(void **s) {
 
   preft_kv_cache kv;
   preft_error err;
-  assert_int_equal(preft_kv_init(&kv, m->cfg.n_layers, m->cfg.n_kv_heads * m->cfg.head_dim, 16, 16, S, n, &err), 0);
+  assert_int_equal(
+      preft_kv_init(&kv, m->cfg.n_layers, m->cfg.n_kv_heads * m->cfg.head_dim, 16, 16, S, n, &err), 0);
   for (int i = 0; i < S; i++) assert_int_equal(preft_kv_reserve(&kv, i, n, &err), 0);
   int rows = S * plen;
   int *tok = malloc(sizeof(int) * rows), *pos = malloc(sizeof(int) * rows), *seq = malloc(sizeof(int) * rows);
@@ -174,15 +178,22 @@ static void mixed_adapter_batch_matches_each_sequence_alone(void **s) {
       pos[r] = t;
       seq[r] = i;
       ra[r] = adapters[i];
-      flag[r] = adapters[i] ? (uint8_t)preft_adapter_row_flag(adapters[i], amode[i], t, plen) : PREFT_ADAPT_OFF;
+      flag[r] =
+          adapters[i] ? (uint8_t)preft_adapter_row_flag(adapters[i], amode[i], t, plen) : PREFT_ADAPT_OFF;
       if (t == plen - 1) last[i] = r;
     }
   }
   float *logits = malloc(sizeof(float) * S * (size_t)vocab);
   preft_workspace ws = {0};
   preft_pool *pool = preft_pool_create(2);
-  preft_batch b = {.n = rows, .token = tok, .pos = pos, .seq = seq, .logit_rows = last, .n_logits = S,
-                   .adapter = ra, .adapt = flag};
+  preft_batch b = {.n = rows,
+                   .token = tok,
+                   .pos = pos,
+                   .seq = seq,
+                   .logit_rows = last,
+                   .n_logits = S,
+                   .adapter = ra,
+                   .adapt = flag};
   if (preft_model_forward(m, pool, &kv, &b, &ws, logits, &err) != 0) fail_msg("%s", err.msg);
   for (int i = 0; i < S; i++) {
     char what[96];
@@ -196,15 +207,23 @@ static void mixed_adapter_batch_matches_each_sequence_alone(void **s) {
       pos[i] = t;
       seq[i] = i;
       ra[i] = adapters[i];
-      flag[i] = adapters[i] ? (uint8_t)preft_adapter_row_flag(adapters[i], amode[i], t, plen) : PREFT_ADAPT_OFF;
+      flag[i] =
+          adapters[i] ? (uint8_t)preft_adapter_row_flag(adapters[i], amode[i], t, plen) : PREFT_ADAPT_OFF;
       drows[i] = i;
     }
-    preft_batch d = {.n = S, .token = tok, .pos = pos, .seq = seq, .logit_rows = drows, .n_logits = S,
-                     .adapter = ra, .adapt = flag};
+    preft_batch d = {.n = S,
+                     .token = tok,
+                     .pos = pos,
+                     .seq = seq,
+                     .logit_rows = drows,
+                     .n_logits = S,
+                     .adapter = ra,
+                     .adapt = flag};
     if (preft_model_forward(m, pool, &kv, &d, &ws, logits, &err) != 0) fail_msg("%s", err.msg);
     for (int i = 0; i < S; i++) {
       char what[96];
-      snprintf(what, sizeof what, "mixed batch, sequence %d (%s), decode position %d", i, names[i] ? names[i] : "base", t);
+      snprintf(what, sizeof what, "mixed batch, sequence %d (%s), decode position %d", i,
+               names[i] ? names[i] : "base", t);
       expect_close(logits + (size_t)i * vocab, want[i] + (size_t)t * vocab, 1, vocab, what);
     }
   }
@@ -248,7 +267,8 @@ static void broken_adapters_get_named_errors(void **s) {
     }
     if (!strstr(err.msg, e->valuestring))
       fail_msg("adapter %s: error '%s' does not mention '%s'", e->string, err.msg, e->valuestring);
-    if (!strstr(err.msg, e->string)) fail_msg("adapter %s: error '%s' does not name the adapter", e->string, err.msg);
+    if (!strstr(err.msg, e->string))
+      fail_msg("adapter %s: error '%s' does not name the adapter", e->string, err.msg);
     free(dir);
     n++;
   }

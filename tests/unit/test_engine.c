@@ -131,7 +131,8 @@ static void run_mixed_batch(const preft_engine_config *cfg, long *preemptions) {
   for (int r = 0; r < N_REQ; r++) {
     collector_init(&c[r]);
     int prompt[64], n = make_prompt(r, prompt), kind = r % N_KINDS;
-    preft_request_params p = {.prompt = prompt, .n_prompt = n, .adapter = adapter_names[kind], .max_tokens = MAX_NEW};
+    preft_request_params p = {
+        .prompt = prompt, .n_prompt = n, .adapter = adapter_names[kind], .max_tokens = MAX_NEW};
     p.adapter_mode = adapter_names[kind] ? ((r / N_KINDS) % 2 ? PREFT_MODE_PREFILL : PREFT_MODE_ALL) : -1;
     uint64_t id;
     if (preft_engine_submit(e, &p, on_event, &c[r], &id, &err) != PREFT_SUBMIT_OK) fail_msg("%s", err.msg);
@@ -143,8 +144,9 @@ static void run_mixed_batch(const preft_engine_config *cfg, long *preemptions) {
     assert_int_equal(c[r].n, nw);
     for (int i = 0; i < nw; i++)
       if (c[r].tokens[i] != want[i])
-        fail_msg("request %d (%s): token %d is %d, alone it is %d", r, adapter_names[r % N_KINDS] ? adapter_names[r % N_KINDS] : "base", i,
-                 c[r].tokens[i], want[i]);
+        fail_msg("request %d (%s): token %d is %d, alone it is %d", r,
+                 adapter_names[r % N_KINDS] ? adapter_names[r % N_KINDS] : "base", i, c[r].tokens[i],
+                 want[i]);
     collector_destroy(&c[r]);
   }
   preft_engine_stats st;
@@ -167,7 +169,8 @@ static void preempted_requests_are_recomputed_exactly(void **s) {
   preft_engine_config cfg = {.threads = 2, .kv_blocks = 24, .max_step_tokens = 128, .max_running = 16};
   long preemptions = 0;
   run_mixed_batch(&cfg, &preemptions);
-  if (preemptions == 0) fail_msg("the cache was large enough: no preemption happened, the test tests nothing");
+  if (preemptions == 0)
+    fail_msg("the cache was large enough: no preemption happened, the test tests nothing");
 }
 
 static void prefix_cache_reuses_blocks_of_same_prompt_and_adapter(void **s) {
@@ -186,8 +189,8 @@ static void prefix_cache_reuses_blocks_of_same_prompt_and_adapter(void **s) {
     collector_init(&c);
     preft_engine_stats before, after;
     preft_engine_get_stats(e, &before);
-    preft_request_params p = {.prompt = prompt, .n_prompt = 40, .adapter = order[k], .adapter_mode = -1,
-                              .max_tokens = MAX_NEW};
+    preft_request_params p = {
+        .prompt = prompt, .n_prompt = 40, .adapter = order[k], .adapter_mode = -1, .max_tokens = MAX_NEW};
     uint64_t id;
     assert_int_equal(preft_engine_submit(e, &p, on_event, &c, &id, &err), PREFT_SUBMIT_OK);
     wait_done(&c);
@@ -266,7 +269,10 @@ static void adapters_beyond_the_loaded_limit_are_evicted(void **s) {
     for (int k = 1; k < N_KINDS; k++) {
       collector c;
       collector_init(&c);
-      preft_request_params p = {.prompt = prompt, .n_prompt = 6, .adapter = adapter_names[k], .adapter_mode = -1,
+      preft_request_params p = {.prompt = prompt,
+                                .n_prompt = 6,
+                                .adapter = adapter_names[k],
+                                .adapter_mode = -1,
                                 .max_tokens = MAX_NEW};
       uint64_t id;
       assert_int_equal(preft_engine_submit(e, &p, on_event, &c, &id, &err), PREFT_SUBMIT_OK);

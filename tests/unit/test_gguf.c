@@ -235,17 +235,19 @@ static void reader_refuses_corrupt_files(void **state) {
 
 /* The GGUF tensor must equal the HF one (row src_row(r) of it when
  * permute_dh > 0); exact unless tol > 0 (relative to the value). */
-static void expect_same(const preft_gguf_file *g, const char *gname, const preft_st_set *st, const char *hname,
-                        int permute_dh, uint32_t want_type, double tol) {
+static void expect_same(const preft_gguf_file *g, const char *gname, const preft_st_set *st,
+                        const char *hname, int permute_dh, uint32_t want_type, double tol) {
   const preft_gguf_tensor *t = preft_gguf_find_tensor(g, gname);
   const preft_st_tensor *h = preft_st_find(st, hname);
-  if (!t || !h) fail_msg("tensor %s (from %s) missing: gguf %p, safetensors %p", gname, hname, (void *)t, (void *)h);
+  if (!t || !h)
+    fail_msg("tensor %s (from %s) missing: gguf %p, safetensors %p", gname, hname, (void *)t, (void *)h);
   if (t->ndim != h->ndim) fail_msg("%s: %d dims, HF %s has %d", gname, t->ndim, hname, h->ndim);
   for (int d = 0; d < h->ndim; d++)
-    if (t->shape[d] != h->shape[d]) fail_msg("%s: dim %d is %lld, HF has %lld", gname, d, (long long)t->shape[d],
-                                             (long long)h->shape[d]);
-  if (t->type != want_type) fail_msg("%s: type %s, expected %s", gname, preft_ggml_type_name(t->type),
-                                     preft_ggml_type_name(want_type));
+    if (t->shape[d] != h->shape[d])
+      fail_msg("%s: dim %d is %lld, HF has %lld", gname, d, (long long)t->shape[d], (long long)h->shape[d]);
+  if (t->type != want_type)
+    fail_msg("%s: type %s, expected %s", gname, preft_ggml_type_name(t->type),
+             preft_ggml_type_name(want_type));
   size_t cols = h->ndim == 2 ? (size_t)h->shape[1] : 1, rows = (size_t)h->shape[0];
   for (size_t r = 0; r < rows; r++) {
     size_t sr = permute_dh ? (size_t)preft_gguf_rope_src_row((int)r, permute_dh) : r;
@@ -317,8 +319,10 @@ static void check_model(const char *name, int outtype) {
   expect_f32(&g, arch, "rope.freq_base", c->rope_theta);
   char key[128];
   snprintf(key, sizeof key, "%s.attention.key_length", arch);
-  if (c->head_dim * c->n_heads != c->dim) expect_u32(&g, arch, "attention.key_length", (uint32_t)c->head_dim);
-  else assert_null(preft_gguf_find_kv(&g, key));
+  if (c->head_dim * c->n_heads != c->dim)
+    expect_u32(&g, arch, "attention.key_length", (uint32_t)c->head_dim);
+  else
+    assert_null(preft_gguf_find_kv(&g, key));
 
   preft_dtype stored = m->layers[0].wq.dtype;
   uint32_t mat = outtype < 0 ? ggml_of(stored) : ggml_of((preft_dtype)outtype);
@@ -329,8 +333,10 @@ static void check_model(const char *name, int outtype) {
   int expected = 2 + (c->tie_embeddings ? 0 : 1);
   expect_same(&g, "token_embd.weight", &st, "model.embed_tokens.weight", 0, mat, 0);
   expect_same(&g, "output_norm.weight", &st, "model.norm.weight", 0, 0, 0);
-  if (!c->tie_embeddings) expect_same(&g, "output.weight", &st, "lm_head.weight", 0, mat, 0);
-  else assert_null(preft_gguf_find_tensor(&g, "output.weight"));
+  if (!c->tie_embeddings)
+    expect_same(&g, "output.weight", &st, "lm_head.weight", 0, mat, 0);
+  else
+    assert_null(preft_gguf_find_tensor(&g, "output.weight"));
   static const struct {
     const char *g, *h;
     int permute, vector;
@@ -355,7 +361,8 @@ static void check_model(const char *name, int outtype) {
       snprintf(gname, sizeof gname, "blk.%d.%s", l, map[k].g);
       snprintf(hname, sizeof hname, "model.layers.%d.%s", l, map[k].h);
       if (!preft_st_find(&st, hname)) {
-        if (preft_gguf_find_tensor(&g, gname)) fail_msg("%s written but %s is not in the checkpoint", gname, hname);
+        if (preft_gguf_find_tensor(&g, gname))
+          fail_msg("%s written but %s is not in the checkpoint", gname, hname);
         continue;
       }
       expect_same(&g, gname, &st, hname, map[k].permute ? pdh : 0, map[k].vector ? 0 : mat, 0);
@@ -374,8 +381,10 @@ static void check_model(const char *name, int outtype) {
       double freq = pow(c->rope_theta, -2.0 * i / c->head_dim), wavelen = 2 * M_PI / freq;
       double lo = c->rope_original_max_pos / c->rope_low_freq_factor;
       double hi = c->rope_original_max_pos / c->rope_high_freq_factor, want;
-      if (wavelen < hi) want = 1;
-      else if (wavelen > lo) want = c->rope_factor;
+      if (wavelen < hi)
+        want = 1;
+      else if (wavelen > lo)
+        want = c->rope_factor;
       else {
         double smooth = (c->rope_original_max_pos / wavelen - c->rope_low_freq_factor) /
                         (c->rope_high_freq_factor - c->rope_low_freq_factor);
@@ -397,7 +406,8 @@ static void check_model(const char *name, int outtype) {
   free(dir);
 }
 
-static const char *const MODELS[] = {"llama-gqa-rope3", "llama-headdim-f16", "mistral-long", "qwen2-bias-tied-bf16"};
+static const char *const MODELS[] = {"llama-gqa-rope3", "llama-headdim-f16", "mistral-long",
+                                     "qwen2-bias-tied-bf16"};
 
 static void every_reference_model_exports_exactly(void **state) {
   (void)state;
@@ -425,7 +435,8 @@ static void outtype_narrows_matrices_only(void **state) {
     preft_gguf_file g;
     assert_int_equal(preft_gguf_open(&g, path, &err), 0);
     uint32_t mt = ggml_of(types[k]);
-    expect_same(&g, "blk.1.attn_k.weight", &st, "model.layers.1.self_attn.k_proj.weight", m->cfg.head_dim, mt, tols[k]);
+    expect_same(&g, "blk.1.attn_k.weight", &st, "model.layers.1.self_attn.k_proj.weight", m->cfg.head_dim, mt,
+                tols[k]);
     expect_same(&g, "blk.0.ffn_down.weight", &st, "model.layers.0.mlp.down_proj.weight", 0, mt, tols[k]);
     expect_same(&g, "blk.0.attn_norm.weight", &st, "model.layers.0.input_layernorm.weight", 0, 0, 0);
     preft_gguf_close(&g);
@@ -438,9 +449,19 @@ static void outtype_narrows_matrices_only(void **state) {
 
 static void qwen2_without_square_attention_is_refused(void **state) {
   (void)state;
-  preft_model_config cfg = {.arch = PREFT_ARCH_QWEN2, .vocab = 64, .dim = 32, .ffn = 48, .n_layers = 1,
-                            .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .max_pos = 128, .norm_eps = 1e-6f,
-                            .rope_theta = 10000, .tie_embeddings = true, .bos_id = -1};
+  preft_model_config cfg = {.arch = PREFT_ARCH_QWEN2,
+                            .vocab = 64,
+                            .dim = 32,
+                            .ffn = 48,
+                            .n_layers = 1,
+                            .n_heads = 4,
+                            .n_kv_heads = 2,
+                            .head_dim = 16,
+                            .max_pos = 128,
+                            .norm_eps = 1e-6f,
+                            .rope_theta = 10000,
+                            .tie_embeddings = true,
+                            .bos_id = -1};
   preft_model *m;
   preft_error err;
   assert_int_equal(preft_model_init_random(&m, &cfg, PREFT_F32, 1, &err), 0);
@@ -457,7 +478,7 @@ static void qwen2_without_square_attention_is_refused(void **state) {
 static const char *const PEFT_MODULE[PREFT_N_MODULES] = {
     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
     "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
-static const char *const GGUF_MODULE[PREFT_N_MODULES] = {"attn_q", "attn_k", "attn_v", "attn_output",
+static const char *const GGUF_MODULE[PREFT_N_MODULES] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
                                                          "ffn_gate", "ffn_up", "ffn_down"};
 
 /* lora_a equals PEFT's lora_A; alpha/R * lora_b equals PEFT's scale *
@@ -518,8 +539,8 @@ static void check_lora(const char *adapter_name, const char *base_name) {
           double got = gscale * preft_gguf_tensor_get(tb, (size_t)(r * hB->shape[1] + c));
           double want = lm->scale * preft_load_elem(hB->data, hB->dtype, (size_t)(sr * hB->shape[1] + c));
           if (fabs(got - want) > 1e-6 * fabs(want) + 1e-30)
-            fail_msg("%s: %s[%lld,%lld] scaled %.9g, PEFT %.9g", adapter_name, gb, (long long)r, (long long)c, got,
-                     want);
+            fail_msg("%s: %s[%lld,%lld] scaled %.9g, PEFT %.9g", adapter_name, gb, (long long)r, (long long)c,
+                     got, want);
         }
       }
     }
@@ -569,9 +590,19 @@ static void check_tokenizer(const char *tok_dir, int vocab, const char *want_pre
   preft_tokenizer *tok;
   preft_error err;
   if (preft_tokenizer_load(&tok, tok_dir, &err) != 0) fail_msg("%s", err.msg);
-  preft_model_config cfg = {.arch = PREFT_ARCH_LLAMA, .vocab = vocab, .dim = 16, .ffn = 16, .n_layers = 1,
-                            .n_heads = 2, .n_kv_heads = 1, .head_dim = 8, .max_pos = 64, .norm_eps = 1e-5f,
-                            .rope_theta = 10000, .tie_embeddings = true, .bos_id = -1};
+  preft_model_config cfg = {.arch = PREFT_ARCH_LLAMA,
+                            .vocab = vocab,
+                            .dim = 16,
+                            .ffn = 16,
+                            .n_layers = 1,
+                            .n_heads = 2,
+                            .n_kv_heads = 1,
+                            .head_dim = 8,
+                            .max_pos = 64,
+                            .norm_eps = 1e-5f,
+                            .rope_theta = 10000,
+                            .tie_embeddings = true,
+                            .bos_id = -1};
   preft_model *m;
   assert_int_equal(preft_model_init_random(&m, &cfg, PREFT_BF16, 3, &err), 0);
   char *path = tmp_file("tok.gguf");
@@ -608,8 +639,10 @@ static void check_tokenizer(const char *tok_dir, int vocab, const char *want_pre
   }
   cJSON_ArrayForEach(e, cJSON_GetObjectItem(model, "vocab")) {
     int id = e->valueint;
-    if (strcmp(toks->strs[id], e->string)) fail_msg("token %d is '%s', tokenizer.json has '%s'", id, toks->strs[id], e->string);
-    if (seen[id] != 2 && ty[id] != 1) fail_msg("token %d '%s' has type %d, expected NORMAL", id, e->string, ty[id]);
+    if (strcmp(toks->strs[id], e->string))
+      fail_msg("token %d is '%s', tokenizer.json has '%s'", id, toks->strs[id], e->string);
+    if (seen[id] != 2 && ty[id] != 1)
+      fail_msg("token %d '%s' has type %d, expected NORMAL", id, e->string, ty[id]);
     seen[id] = 1;
   }
   for (int i = 0; i < vocab; i++) {
@@ -625,11 +658,13 @@ static void check_tokenizer(const char *tok_dir, int vocab, const char *want_pre
   size_t k = 0;
   cJSON_ArrayForEach(e, jm) {
     char want[512];
-    if (cJSON_IsString(e)) snprintf(want, sizeof want, "%s", e->valuestring);
+    if (cJSON_IsString(e))
+      snprintf(want, sizeof want, "%s", e->valuestring);
     else
       snprintf(want, sizeof want, "%s %s", cJSON_GetArrayItem(e, 0)->valuestring,
                cJSON_GetArrayItem(e, 1)->valuestring);
-    if (strcmp(merges->strs[k], want)) fail_msg("merge %zu is '%s', tokenizer.json has '%s'", k, merges->strs[k], want);
+    if (strcmp(merges->strs[k], want))
+      fail_msg("merge %zu is '%s', tokenizer.json has '%s'", k, merges->strs[k], want);
     k++;
   }
   uint32_t u;
@@ -660,9 +695,19 @@ static void trained_tokenizer_exports_vocab_and_merges(void **state) {
   preft_tokenizer *tok;
   preft_error err;
   assert_int_equal(preft_tokenizer_load(&tok, dir, &err), 0);
-  preft_model_config cfg = {.arch = PREFT_ARCH_LLAMA, .vocab = 100, .dim = 16, .ffn = 16, .n_layers = 1,
-                            .n_heads = 2, .n_kv_heads = 1, .head_dim = 8, .max_pos = 64, .norm_eps = 1e-5f,
-                            .rope_theta = 10000, .tie_embeddings = true, .bos_id = -1};
+  preft_model_config cfg = {.arch = PREFT_ARCH_LLAMA,
+                            .vocab = 100,
+                            .dim = 16,
+                            .ffn = 16,
+                            .n_layers = 1,
+                            .n_heads = 2,
+                            .n_kv_heads = 1,
+                            .head_dim = 8,
+                            .max_pos = 64,
+                            .norm_eps = 1e-5f,
+                            .rope_theta = 10000,
+                            .tie_embeddings = true,
+                            .bos_id = -1};
   preft_model *m;
   assert_int_equal(preft_model_init_random(&m, &cfg, PREFT_F32, 3, &err), 0);
   char *path = tmp_file("small.gguf");
@@ -677,7 +722,8 @@ static void trained_tokenizer_exports_vocab_and_merges(void **state) {
 /* Real tokenizers, when scripts/fetch-test-data.sh has fetched them. */
 static void real_tokenizers_export(void **state) {
   (void)state;
-  char *q = test_data_path(".cache/qwen3/tokenizer.json"), *l = test_data_path(".cache/llama3_1/tokenizer.json");
+  char *q = test_data_path(".cache/qwen3/tokenizer.json"),
+       *l = test_data_path(".cache/llama3_1/tokenizer.json");
   if (access(q, R_OK) == 0) {
     char *dir = test_data_path(".cache/qwen3");
     check_tokenizer(dir, 151936, "qwen2", 151645, false, true);

@@ -167,8 +167,8 @@ static void missing_tensor_is_named(void **s) {
   assert_int_equal(preft_st_open_dir(&set, good, "model", &err), 0);
   const preft_st_tensor *e = preft_st_find(&set, "model.embed_tokens.weight");
   assert_non_null(e);
-  preft_st_write_tensor t = {.name = e->name, .dtype = e->dtype, .ndim = 2, .shape = {e->shape[0], e->shape[1]},
-                             .data = e->data};
+  preft_st_write_tensor t = {
+      .name = e->name, .dtype = e->dtype, .ndim = 2, .shape = {e->shape[0], e->shape[1]}, .data = e->data};
   char *p = preft_path_join(dir, "model.safetensors");
   assert_int_equal(preft_st_write(p, &t, 1, &err), 0);
   free(p);

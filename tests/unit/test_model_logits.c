@@ -109,7 +109,8 @@ static void incremental_decode_matches_reference(void **s) {
   for (int t = prefix - 1; t < rc.n; t++) {
     if (t >= prefix) {
       int zero = 0;
-      preft_batch d = {.n = 1, .token = rc.ids + t, .pos = pos + t, .seq = seqs + t, .logit_rows = &zero, .n_logits = 1};
+      preft_batch d = {
+          .n = 1, .token = rc.ids + t, .pos = pos + t, .seq = seqs + t, .logit_rows = &zero, .n_logits = 1};
       if (preft_model_forward(rc.m, pool, &kv, &d, &ws, logits, &err) != 0) fail_msg("%s", err.msg);
     }
     double r = test_rel_l2(logits, rc.golden + (size_t)t * (size_t)c->vocab, (size_t)c->vocab);

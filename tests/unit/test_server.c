@@ -32,7 +32,8 @@ static char *json_of(const char *s, size_t n) {
 }
 
 static void json_strings_round_trip_through_a_json_parser(void **st) {
-  const char text[] = "plain \"quoted\" back\\slash\nnew\ttab\x01\x1f\x7f caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+  const char text[] =
+      "plain \"quoted\" back\\slash\nnew\ttab\x01\x1f\x7f caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
   char *j = json_of(text, sizeof text - 1);
   cJSON *v = cJSON_Parse(j);
   assert_non_null(v);
@@ -44,7 +45,12 @@ static void json_strings_round_trip_through_a_json_parser(void **st) {
 
 static void invalid_utf8_becomes_replacement_characters(void **st) {
   /* a lone continuation byte, a truncated sequence, an overlong '/', a surrogate */
-  const char bad[] = "a\x80" "b\xe2\x82" "c\xc0\xaf" "d\xed\xa0\x80" "e";
+  const char bad[] =
+      "a\x80"
+      "b\xe2\x82"
+      "c\xc0\xaf"
+      "d\xed\xa0\x80"
+      "e";
   char *j = json_of(bad, sizeof bad - 1);
   cJSON *v = cJSON_Parse(j);
   assert_non_null(v);
@@ -83,7 +89,8 @@ static void completion_fields_parse_into_the_request(void **st) {
   srv_gen_request r;
   srv_api_error e;
   const char *body =
-      "{\"model\":\"ad1\",\"prompt\":[[1,2],\"text\"],\"n\":2,\"max_tokens\":7,\"temperature\":0.5,\"top_p\":0.9,"
+      "{\"model\":\"ad1\",\"prompt\":[[1,2],\"text\"],\"n\":2,\"max_tokens\":7,\"temperature\":0.5,\"top_p\":"
+      "0.9,"
       "\"top_k\":-1,\"min_p\":0.1,\"seed\":-3,\"stop\":[\"a\",\"bc\"],\"stop_token_ids\":[5],\"logprobs\":3,"
       "\"stream\":true,\"stream_options\":{\"include_usage\":true},\"adapter_mode\":\"prefill\","
       "\"ignore_eos\":true,\"presence_penalty\":0,\"user\":\"u\",\"extra_unknown\":{\"x\":1}}";
@@ -120,10 +127,11 @@ static void completion_fields_parse_into_the_request(void **st) {
 static void chat_messages_are_normalised_for_the_template(void **st) {
   srv_gen_request r;
   srv_api_error e;
-  const char *body = "{\"messages\":[{\"role\":\"system\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
-                     "{\"type\":\"text\",\"text\":\"b\"}]},{\"role\":\"user\",\"content\":\"hi\",\"name\":\"n\"}],"
-                     "\"logprobs\":true,\"top_logprobs\":2,\"max_completion_tokens\":5,"
-                     "\"chat_template_kwargs\":{\"enable_thinking\":false}}";
+  const char *body =
+      "{\"messages\":[{\"role\":\"system\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+      "{\"type\":\"text\",\"text\":\"b\"}]},{\"role\":\"user\",\"content\":\"hi\",\"name\":\"n\"}],"
+      "\"logprobs\":true,\"top_logprobs\":2,\"max_completion_tokens\":5,"
+      "\"chat_template_kwargs\":{\"enable_thinking\":false}}";
   assert_int_equal(parse(body, SRV_CHAT, &r, &e), 0);
   cJSON *j = cJSON_Parse(r.chat_json);
   assert_non_null(j);
@@ -170,7 +178,8 @@ static void every_bad_field_is_refused_by_name(void **st) {
       {SRV_COMPLETION, "{\"prompt\":[1],\"min_p\":2}", "min_p", 400},
       {SRV_COMPLETION, "{\"prompt\":[1],\"seed\":0.5}", "seed", 400},
       {SRV_COMPLETION, "{\"prompt\":[1],\"stream\":1}", "stream", 400},
-      {SRV_COMPLETION, "{\"prompt\":[1],\"stream_options\":{\"include_usage\":1}}", "stream_options.include_usage", 400},
+      {SRV_COMPLETION, "{\"prompt\":[1],\"stream_options\":{\"include_usage\":1}}",
+       "stream_options.include_usage", 400},
       {SRV_COMPLETION, "{\"prompt\":[1],\"stop\":[\"\"]}", "stop", 400},
       {SRV_COMPLETION, "{\"prompt\":[1],\"stop\":[\"a\",1]}", "stop", 400},
       {SRV_COMPLETION, "{\"prompt\":[1],\"stop_token_ids\":[\"a\"]}", "stop_token_ids", 400},
@@ -189,9 +198,12 @@ static void every_bad_field_is_refused_by_name(void **st) {
       {SRV_CHAT, "{\"messages\":[\"hi\"]}", "messages[0]", 400},
       {SRV_CHAT, "{\"messages\":[{\"content\":\"hi\"}]}", "messages[0]", 400},
       {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":5}]}", "messages[0]", 400},
-      {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_logprobs\":2}", "top_logprobs", 400},
+      {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_logprobs\":2}", "top_logprobs",
+       400},
       {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":{}}", "tools", 400},
-      {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_object\"}}",
+      {SRV_CHAT,
+       "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_object\"}"
+       "}",
        "response_format", 400},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -200,8 +212,8 @@ static void every_bad_field_is_refused_by_name(void **st) {
     memset(&e, 0, sizeof e);
     int rc = parse(cases[i].body, cases[i].kind, &r, &e);
     if (rc != -1 || e.status != cases[i].status || strcmp(e.param, cases[i].param) != 0 || !e.message[0])
-      fail_msg("case %zu %s: rc %d status %d param '%s' (want '%s'): %s", i, cases[i].body, rc, e.status, e.param,
-               cases[i].param, e.message);
+      fail_msg("case %zu %s: rc %d status %d param '%s' (want '%s'): %s", i, cases[i].body, rc, e.status,
+               e.param, cases[i].param, e.message);
     srv_buf b = {0};
     srv_error_json(&e, &b);
     cJSON *j = cJSON_Parse(b.p);
@@ -311,8 +323,8 @@ static void served_greedy_tokens_equal_single_sequence_generation(void **st) {
   preft_http_response_free(&r);
 
   /* an error is a whole JSON body, not a stream, even when streaming was asked */
-  assert_int_equal(preft_client_post(c, "/v1/completions", "{\"model\":\"x\",\"prompt\":[1],\"stream\":true}", collect,
-                                     &got, &r, &err),
+  assert_int_equal(preft_client_post(c, "/v1/completions", "{\"model\":\"x\",\"prompt\":[1],\"stream\":true}",
+                                     collect, &got, &r, &err),
                    0);
   assert_int_equal(r.status, 404);
   assert_non_null(strstr(r.body, "model_not_found"));

@@ -188,10 +188,14 @@ static char *bert_vocab_txt(void) {
   cJSON_ArrayForEach(e, arr) {
     const char *s = e->valuestring;
     size_t n = strlen(s);
-    if (i == 1 && !strcmp(s, "\xE2\x96\x81")) fputs("[unused0]", fp);
-    else if (n >= 2 && s[0] == '[' && s[n - 1] == ']') fputs(s, fp);
-    else if (!strncmp(s, "\xE2\x96\x81", 3)) fputs(s + 3, fp);
-    else fprintf(fp, "##%s", s);
+    if (i == 1 && !strcmp(s, "\xE2\x96\x81"))
+      fputs("[unused0]", fp);
+    else if (n >= 2 && s[0] == '[' && s[n - 1] == ']')
+      fputs(s, fp);
+    else if (!strncmp(s, "\xE2\x96\x81", 3))
+      fputs(s + 3, fp);
+    else
+      fprintf(fp, "##%s", s);
     fputc('\n', fp);
     i++;
   }

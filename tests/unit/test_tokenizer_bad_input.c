@@ -72,22 +72,35 @@ static void load_fails(const char *json, const char *needle) {
 }
 
 static void malformed_tokenizer_files_are_rejected_with_the_reason(void **state) {
-  load_fails("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []", "malformed JSON near byte offset");
+  load_fails("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []",
+             "malformed JSON near byte offset");
   load_fails("[1, 2", "malformed JSON");
   load_fails("{\"version\": \"1.0\"}", "no 'model' object");
   load_fails("{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}", "unsupported model type 'Unigram'");
-  load_fails("{\"normalizer\": {\"type\": \"Precompiled\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}",
-             "unsupported type 'Precompiled'");
-  load_fails("{\"pre_tokenizer\": {\"type\": \"Frobnicate\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}",
-             "pre_tokenizer: unsupported type 'Frobnicate'");
-  load_fails("{\"decoder\": {\"type\": \"CTC\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}", "decoder: unsupported type 'CTC'");
-  load_fails("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}", "model.merges[0]");
+  load_fails(
+      "{\"normalizer\": {\"type\": \"Precompiled\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {}, "
+      "\"merges\": []}}",
+      "unsupported type 'Precompiled'");
+  load_fails(
+      "{\"pre_tokenizer\": {\"type\": \"Frobnicate\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {}, "
+      "\"merges\": []}}",
+      "pre_tokenizer: unsupported type 'Frobnicate'");
+  load_fails(
+      "{\"decoder\": {\"type\": \"CTC\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}",
+      "decoder: unsupported type 'CTC'");
+  load_fails("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}",
+             "model.merges[0]");
   load_fails("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -3}, \"merges\": []}}", "model.vocab");
   load_fails("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [7]}}", "model.merges[0]");
-  load_fails("{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(unclosed\"}, \"behavior\": \"Isolated\"}, "
-             "\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}", "does not compile");
-  load_fails("{\"added_tokens\": [{\"content\": \"x\"}], \"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}",
-             "added_tokens[0]");
+  load_fails(
+      "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(unclosed\"}, \"behavior\": "
+      "\"Isolated\"}, "
+      "\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}",
+      "does not compile");
+  load_fails(
+      "{\"added_tokens\": [{\"content\": \"x\"}], \"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": "
+      "[]}}",
+      "added_tokens[0]");
   preft_tokenizer *t;
   preft_error err;
   assert_int_equal(preft_tokenizer_load(&t, "/nonexistent/tokenizer.json", &err), -1);

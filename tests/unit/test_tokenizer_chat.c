@@ -74,7 +74,8 @@ static void chat_templates_match_reference_renderings(void **state) {
       fprintf(stderr, "%s/%s agp=%d: %s\n", tname, cname, agp, err.msg);
       bad++;
     } else if (strcmp(out, want->valuestring)) {
-      fprintf(stderr, "%s/%s agp=%d:\n--- want\n%s\n--- got\n%s\n", tname, cname, agp, want->valuestring, out);
+      fprintf(stderr, "%s/%s agp=%d:\n--- want\n%s\n--- got\n%s\n", tname, cname, agp, want->valuestring,
+              out);
       bad++;
     }
     checked++;
@@ -113,30 +114,45 @@ static void render_fails(const char *tmpl, const char *needle) {
 }
 
 static void jinja_subset_follows_jinja2_semantics(void **state) {
-  render_ok("{% for x in xs %}{{ loop.index }}{{ x }}{% if not loop.last %},{% endif %}{% endfor %}", "{\"xs\":[\"a\",\"b\"]}", "1a,2b");
-  render_ok("{% for x in xs if x > 1 %}{{ x }}{{ loop.length }}{% else %}none{% endfor %}", "{\"xs\":[1,2,3]}", "2232");
+  render_ok("{% for x in xs %}{{ loop.index }}{{ x }}{% if not loop.last %},{% endif %}{% endfor %}",
+            "{\"xs\":[\"a\",\"b\"]}", "1a,2b");
+  render_ok("{% for x in xs if x > 1 %}{{ x }}{{ loop.length }}{% else %}none{% endfor %}",
+            "{\"xs\":[1,2,3]}", "2232");
   render_ok("{% for x in [] %}a{% else %}empty{% endfor %}", NULL, "empty");
-  render_ok("{% set ns = namespace(n=0) %}{% for i in range(4) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}", NULL, "6");
+  render_ok(
+      "{% set ns = namespace(n=0) %}{% for i in range(4) %}{% set ns.n = ns.n + i %}{% endfor %}{{ ns.n }}",
+      NULL, "6");
   render_ok("{% set x = 1 %}{% for i in [1] %}{% set x = 2 %}{% endfor %}{{ x }}", NULL, "1");
-  render_ok("{{ 'abc'[::-1] }}|{{ [1,2,3][1:] }}|{{ 'héllo'[1] }}|{{ 'héllo'|length }}", NULL, "cba|[2, 3]|é|5");
-  render_ok("{{ '  x  '|trim }}|{{ 'a,b'.split(',') }}|{{ 'Hi'.upper() }}|{{ 'x'.startswith(('y','x')) }}", NULL,
-            "x|['a', 'b']|HI|True");
-  render_ok("{{ {'a': 1, 'b': [true, none]}|tojson }}|{{ 'é\"'|tojson }}", NULL, "{\"a\": 1, \"b\": [true, null]}|\"é\\\"\"");
-  render_ok("{{ x is defined }}{{ y is not defined }}{{ none is none }}{{ 's' is string }}", "{\"x\":1}", "TrueTrueTrueTrue");
-  render_ok("{{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ 1 / 2 }} {{ 2 ** 3 }} {{ 'a' ~ 1 }}", NULL, "3 -4 1 0.5 8 a1");
+  render_ok("{{ 'abc'[::-1] }}|{{ [1,2,3][1:] }}|{{ 'héllo'[1] }}|{{ 'héllo'|length }}", NULL,
+            "cba|[2, 3]|é|5");
+  render_ok("{{ '  x  '|trim }}|{{ 'a,b'.split(',') }}|{{ 'Hi'.upper() }}|{{ 'x'.startswith(('y','x')) }}",
+            NULL, "x|['a', 'b']|HI|True");
+  render_ok("{{ {'a': 1, 'b': [true, none]}|tojson }}|{{ 'é\"'|tojson }}", NULL,
+            "{\"a\": 1, \"b\": [true, null]}|\"é\\\"\"");
+  render_ok("{{ x is defined }}{{ y is not defined }}{{ none is none }}{{ 's' is string }}", "{\"x\":1}",
+            "TrueTrueTrueTrue");
+  render_ok("{{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ 1 / 2 }} {{ 2 ** 3 }} {{ 'a' ~ 1 }}", NULL,
+            "3 -4 1 0.5 8 a1");
   render_ok("{{ 'yes' if 1 in [1,2] else 'no' }}{{ 'b' not in 'abc' }}", NULL, "yesFalse");
   render_ok("  {%- if true -%}  x  {%- endif -%}  ", NULL, "x");
   render_ok("{% if a %}A{% elif b %}B{% else %}C{% endif %}", "{\"b\":1}", "B");
   render_ok("line\n    {% if true %}\nkept\n{% endif %}\n", NULL, "line\nkept\n");
-  render_ok("{% macro greet(name, p='Hi') %}{{ p }} {{ name }}{% endmacro %}{{ greet('Bo') }}/{{ greet('Al', p='Yo') }}", NULL,
-            "Hi Bo/Yo Al");
-  render_ok("{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}", "{\"d\":{\"a\":1,\"b\":2}}", "a=1;b=2;");
+  render_ok(
+      "{% macro greet(name, p='Hi') %}{{ p }} {{ name }}{% endmacro %}{{ greet('Bo') }}/{{ greet('Al', "
+      "p='Yo') }}",
+      NULL, "Hi Bo/Yo Al");
+  render_ok("{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}", "{\"d\":{\"a\":1,\"b\":2}}",
+            "a=1;b=2;");
   render_ok("{{ msgs|selectattr('role', 'equalto', 'user')|map(attribute='content')|join(' ') }}",
-            "{\"msgs\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"bot\",\"content\":\"b\"},{\"role\":\"user\",\"content\":\"c\"}]}",
+            "{\"msgs\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"bot\",\"content\":\"b\"},{\"role\":"
+            "\"user\",\"content\":\"c\"}]}",
             "a c");
-  render_ok("{% for i in range(5) %}{% if i == 1 %}{% continue %}{% endif %}{% if i == 3 %}{% break %}{% endif %}{{ i }}{% endfor %}",
-            NULL, "02");
-  render_ok("{{ missing }}|{{ missing|default('d') }}|{{ none }}|{{ 1.0 }}|{{ [1, 'a'] }}", NULL, "|d|None|1.0|[1, 'a']");
+  render_ok(
+      "{% for i in range(5) %}{% if i == 1 %}{% continue %}{% endif %}{% if i == 3 %}{% break %}{% endif "
+      "%}{{ i }}{% endfor %}",
+      NULL, "02");
+  render_ok("{{ missing }}|{{ missing|default('d') }}|{{ none }}|{{ 1.0 }}|{{ [1, 'a'] }}", NULL,
+            "|d|None|1.0|[1, 'a']");
   render_ok("{# comment #}{{ \"a\\nb\" }}", NULL, "a\nb");
 }
 

@@ -57,7 +57,8 @@ static void trained_tokenizer_encodes_like_the_reference(void **state) {
   preft_tokenizer *t;
   preft_error err;
   if (preft_tokenizer_load(&t, path, &err)) fail_msg("%s", err.msg);
-  char *corpus_path = test_data_path("tokenizer/corpus.jsonl"), *gold_path = test_data_path("tokenizer/trained.golden.jsonl");
+  char *corpus_path = test_data_path("tokenizer/corpus.jsonl"),
+       *gold_path = test_data_path("tokenizer/trained.golden.jsonl");
   size_t cn, gn;
   char *corpus = test_read_all(corpus_path, &cn), *gold = test_read_all(gold_path, &gn);
   assert_non_null(corpus);

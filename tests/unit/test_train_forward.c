@@ -24,14 +24,16 @@
 #include "train/train_model.h"
 
 /* logits [n, V] of one sequence through the serving forward */
-static void serve_logits(const preft_model *m, const preft_adapter *a, preft_adapter_mode mode, const int *ids, int n,
-                         int prompt_len, float *out) {
+static void serve_logits(const preft_model *m, const preft_adapter *a, preft_adapter_mode mode,
+                         const int *ids, int n, int prompt_len, float *out) {
   preft_error err;
   preft_kv_cache kv;
-  if (preft_kv_init(&kv, m->cfg.n_layers, m->cfg.n_kv_heads * m->cfg.head_dim, 16, (n + 15) / 16 + 1, 1, n, &err))
+  if (preft_kv_init(&kv, m->cfg.n_layers, m->cfg.n_kv_heads * m->cfg.head_dim, 16, (n + 15) / 16 + 1, 1, n,
+                    &err))
     fail_msg("%s", err.msg);
   assert_int_equal(preft_kv_reserve(&kv, 0, n, &err), 0);
-  int *pos = malloc(sizeof(int) * (size_t)n), *seq = calloc((size_t)n, sizeof(int)), *rows = malloc(sizeof(int) * (size_t)n);
+  int *pos = malloc(sizeof(int) * (size_t)n), *seq = calloc((size_t)n, sizeof(int)),
+      *rows = malloc(sizeof(int) * (size_t)n);
   const preft_adapter **ads = malloc(sizeof(void *) * (size_t)n);
   uint8_t *fl = malloc((size_t)n);
   for (int i = 0; i < n; i++) {
@@ -39,8 +41,14 @@ static void serve_logits(const preft_model *m, const preft_adapter *a, preft_ada
     ads[i] = a;
     fl[i] = a ? (uint8_t)preft_adapter_row_flag(a, mode, i, prompt_len) : 0;
   }
-  preft_batch b = {.n = n, .token = ids, .pos = pos, .seq = seq, .logit_rows = rows, .n_logits = n,
-                   .adapter = a ? ads : NULL, .adapt = a ? fl : NULL};
+  preft_batch b = {.n = n,
+                   .token = ids,
+                   .pos = pos,
+                   .seq = seq,
+                   .logit_rows = rows,
+                   .n_logits = n,
+                   .adapter = a ? ads : NULL,
+                   .adapt = a ? fl : NULL};
   preft_workspace ws = {0};
   preft_pool *pool = preft_pool_create(2);
   if (preft_model_forward(m, pool, &kv, &b, &ws, out, &err) != 0) fail_msg("%s", err.msg);
@@ -125,8 +133,8 @@ static void training_logits_equal_serving_on_reference_models(void **state) {
 }
 
 static void training_logits_equal_serving_with_adapters(void **state) {
-  const char *cases[] = {"lora-qv-r4", "lora-layers-list-f16", "lora-regex-layers-f16", "lora-qwen2-bf16",
-                         "loreft-f3l3", "loreft-all-shared", "direft-f5l5-shared"};
+  const char *cases[] = {"lora-qv-r4",  "lora-layers-list-f16", "lora-regex-layers-f16", "lora-qwen2-bf16",
+                         "loreft-f3l3", "loreft-all-shared",    "direft-f5l5-shared"};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char rel[128];
     snprintf(rel, sizeof rel, "adapters/%s", cases[i]);
@@ -153,13 +161,15 @@ static void training_logits_equal_serving_with_adapters(void **state) {
     const char *modes[] = {"all", "prefill"};
     for (int mi = 0; mi < 2; mi++) {
       preft_adapter_mode mode = mi ? PREFT_MODE_PREFILL : PREFT_MODE_ALL;
-      char *fp = preft_path_join(dir, cJSON_GetObjectItem(cJSON_GetObjectItem(g, "goldens"), modes[mi])->valuestring);
+      char *fp = preft_path_join(
+          dir, cJSON_GetObjectItem(cJSON_GetObjectItem(g, "goldens"), modes[mi])->valuestring);
       double *gold = test_read_all(fp, NULL);
       train_logits(&tm, &ad, mode, ids, n, pl, got);
       serve_logits(m, a, mode, ids, n, pl, serve);
       for (int t = 0; t < n; t++) {
         double r = test_rel_l2(got + (size_t)t * V, gold + (size_t)t * V, (size_t)V);
-        if (r > 1e-4) fail_msg("%s [%s]: position %d: relative error %.3g against PyTorch", cases[i], modes[mi], t, r);
+        if (r > 1e-4)
+          fail_msg("%s [%s]: position %d: relative error %.3g against PyTorch", cases[i], modes[mi], t, r);
       }
       double rs = max_rel_row(got, serve, n, V);
       if (rs > 2e-5) fail_msg("%s [%s]: training and serving logits differ by %.3g", cases[i], modes[mi], rs);
@@ -190,8 +200,13 @@ static void saved_adapters_load_and_serve_what_was_trained(void **state) {
   preft_train_model_from(&tm, m, false);
   bool layer1[2] = {false, true};
   preft_train_adapter_opts opts[3] = {
-      {.kind = PREFT_ADAPTER_LORA, .mode = PREFT_MODE_PREFILL, .rank = 4, .alpha = 8,
-       .modules = {true, false, true, true, false, true, true}, .layers = layer1, .seed = 1},
+      {.kind = PREFT_ADAPTER_LORA,
+       .mode = PREFT_MODE_PREFILL,
+       .rank = 4,
+       .alpha = 8,
+       .modules = {true, false, true, true, false, true, true},
+       .layers = layer1,
+       .seed = 1},
       {.kind = PREFT_ADAPTER_LOREFT, .mode = PREFT_MODE_PREFILL, .rank = 3, .positions = "f3+l3", .seed = 2},
       {.kind = PREFT_ADAPTER_DIREFT, .mode = PREFT_MODE_ALL, .rank = 2, .positions = "all", .seed = 3},
   };

@@ -98,17 +98,19 @@ static void build_batch(const grad_case *gc, preft_adapter_mode mode, preft_trai
 
 static preft_param_set *trained_set(grad_case *gc) { return gc->adapter ? &gc->ad.ps : &gc->tm.ps; }
 
-static double run_loss(grad_case *gc, preft_pool *pool, preft_adapter_mode mode, bool recompute, bool backward) {
+static double run_loss(grad_case *gc, preft_pool *pool, preft_adapter_mode mode, bool recompute,
+                       bool backward) {
   preft_train_batch b = {0};
   int max_len;
   build_batch(gc, mode, &b, &max_len);
   preft_train_acts acts;
-  preft_train_acts_init(&acts, &gc->tm, gc->adapter ? &gc->ad : NULL, b.n, max_len, preft_pool_size(pool), recompute);
+  preft_train_acts_init(&acts, &gc->tm, gc->adapter ? &gc->ad : NULL, b.n, max_len, preft_pool_size(pool),
+                        recompute);
   preft_param_set_zero_grad(trained_set(gc));
   double sum;
   preft_error err;
-  if (preft_train_pass(&gc->tm, gc->adapter ? &gc->ad : NULL, pool, &b, &acts, backward ? 1.0f / (float)b.n_targets : 0.0f,
-                       &sum, &err) != 0)
+  if (preft_train_pass(&gc->tm, gc->adapter ? &gc->ad : NULL, pool, &b, &acts,
+                       backward ? 1.0f / (float)b.n_targets : 0.0f, &sum, &err) != 0)
     fail_msg("%s", err.msg);
   double loss = sum / b.n_targets;
   preft_train_acts_free(&acts);
@@ -160,7 +162,7 @@ static void compare_grads(grad_case *gc, const char *name, const char *mode_name
 }
 
 static const char *FULL[] = {"full-llama-tiny", "full-qwen2-tied-bias"};
-static const char *ADAPTERS[] = {"lora-all7-r4", "lora-qv-layer1-r2", "loreft-f2l2",
+static const char *ADAPTERS[] = {"lora-all7-r4", "lora-qv-layer1-r2",  "loreft-f2l2",
                                  "loreft-all",   "direft-f2l2-shared", "direft-all"};
 
 static void full_model_gradients_match_pytorch(void **state) {
@@ -215,7 +217,8 @@ static void check_finite_differences(const char *name, preft_adapter_mode mode) 
     double fd = (lp - lm) / (2.0 * (double)eps);
     double tol = 0.03 * fabs((double)g[best]) + 2e-3;
     if (fabs(fd - g[best]) > tol)
-      fail_msg("%s: %s[%zu]: finite difference %.6g, backward %.6g", name, t->name, best, fd, (double)g[best]);
+      fail_msg("%s: %s[%zu]: finite difference %.6g, backward %.6g", name, t->name, best, fd,
+               (double)g[best]);
   }
   free(grad);
   free_case(&gc);

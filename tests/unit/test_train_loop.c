@@ -157,7 +157,8 @@ static void lora_all_mode_reproduces_completions_greedily(void **state) {
     assert_int_equal(n, COMP);
     for (int t = 0; t < COMP; t++)
       if (got[t] != x->ids[x->prompt_len + t])
-        fail_msg("example %d: greedy token %d is %d, the completion has %d", e, t, got[t], x->ids[x->prompt_len + t]);
+        fail_msg("example %d: greedy token %d is %d, the completion has %d", e, t, got[t],
+                 x->ids[x->prompt_len + t]);
   }
   /* eval-loss's definition through the serving forward equals the trainer's */
   double sl = serve_loss(a, PREFT_MODE_ALL, &ds);
@@ -216,7 +217,8 @@ static double *read_ckpt_hist(const char *out, preft_ckpt_state *st, float **par
   preft_unmap_file(&f);
   *params = malloc(sizeof(float) * n * 3);
   double *hist;
-  if (preft_checkpoint_load(p, st, *params, *params + n, *params + 2 * n, n, &hist, &err) != 0) fail_msg("%s", err.msg);
+  if (preft_checkpoint_load(p, st, *params, *params + n, *params + 2 * n, n, &hist, &err) != 0)
+    fail_msg("%s", err.msg);
   free(p);
   return hist;
 }
@@ -313,13 +315,14 @@ static void nan_loss_stops_and_keeps_the_last_checkpoint(void **state) {
 static void bad_jsonl_lines_name_file_and_line(void **state) {
   char *dir = test_tmpdir();
   char *path = preft_path_join(dir, "bad.jsonl");
-  const char *text = "{\"prompt_ids\": [1, 2, 3], \"completion_ids\": [4, 5]}\n"
-                     "\n"
-                     "{\"prompt_ids\": [1, 2\n"
-                     "{\"prompt_ids\": [1, 2], \"completion_ids\": []}\n"
-                     "{\"prompt_ids\": [1, 2], \"completion_ids\": [999]}\n"
-                     "{\"prompt\": 3}\n"
-                     "{\"prompt_ids\": [7, 8, 9], \"completion_ids\": [10]}\n";
+  const char *text =
+      "{\"prompt_ids\": [1, 2, 3], \"completion_ids\": [4, 5]}\n"
+      "\n"
+      "{\"prompt_ids\": [1, 2\n"
+      "{\"prompt_ids\": [1, 2], \"completion_ids\": []}\n"
+      "{\"prompt_ids\": [1, 2], \"completion_ids\": [999]}\n"
+      "{\"prompt\": 3}\n"
+      "{\"prompt_ids\": [7, 8, 9], \"completion_ids\": [10]}\n";
   preft_error err;
   assert_int_equal(preft_write_atomic(path, text, strlen(text), &err), 0);
   preft_data_opts o = {NULL, -1, 64, 256, PREFT_BAD_LINE_STOP};

@@ -67,7 +67,10 @@ int test_run_preft(const char *args, char **output) {
   }
   buf[len] = 0;
   int status = pclose(p);
-  if (output) *output = buf; else free(buf);
+  if (output)
+    *output = buf;
+  else
+    free(buf);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
