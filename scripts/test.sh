@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+bash scripts/check-format.sh      # every C file as clang-format makes it
 bash scripts/fetch-test-data.sh  # real tokenizer files the tokenizer tests compare against
 bash scripts/build.sh build
 ctest --test-dir build --output-on-failure -j2
