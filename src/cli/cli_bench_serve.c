@@ -120,20 +120,20 @@ static uint64_t mix(uint64_t x) {
 static char *request_body(const bench *b, long index, int client) {
   srv_buf s = {0};
   const char *model = b->n_adapters ? b->adapters[client % b->n_adapters] : b->model;
-  srv_buf_puts(&s, "{\"model\":");
-  srv_buf_json_str(&s, model, strlen(model));
-  srv_buf_puts(&s, ",\"prompt\":[");
+  preft_srv_buf_puts(&s, "{\"model\":");
+  preft_srv_buf_json_str(&s, model, strlen(model));
+  preft_srv_buf_puts(&s, ",\"prompt\":[");
   uint64_t rng = mix((uint64_t)b->seed * 1000003u + (uint64_t)index);
   for (long i = 0; i < b->P; i++) {
     rng = mix(rng);
-    srv_buf_printf(&s, i ? ",%ld" : "%ld", 1 + (long)(rng % (uint64_t)(b->vocab - 1)));
+    preft_srv_buf_printf(&s, i ? ",%ld" : "%ld", 1 + (long)(rng % (uint64_t)(b->vocab - 1)));
   }
-  srv_buf_printf(&s,
-                 "],\"max_tokens\":%ld,\"temperature\":0,\"ignore_eos\":true,\"stream\":true,"
-                 "\"stream_options\":{\"include_usage\":true},\"return_token_ids\":true",
-                 b->O);
-  if (b->mode && b->n_adapters) srv_buf_printf(&s, ",\"adapter_mode\":\"%s\"", b->mode);
-  srv_buf_puts(&s, "}");
+  preft_srv_buf_printf(&s,
+                       "],\"max_tokens\":%ld,\"temperature\":0,\"ignore_eos\":true,\"stream\":true,"
+                       "\"stream_options\":{\"include_usage\":true},\"return_token_ids\":true",
+                       b->O);
+  if (b->mode && b->n_adapters) preft_srv_buf_printf(&s, ",\"adapter_mode\":\"%s\"", b->mode);
+  preft_srv_buf_puts(&s, "}");
   return s.p;
 }
 

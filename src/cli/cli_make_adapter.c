@@ -64,7 +64,7 @@ static int write_lora(const preft_adapter *a, const preft_model_config *c, const
   free(names);
   if (rc != 0) return -1;
   srv_buf j = {0};
-  srv_buf_printf(
+  preft_srv_buf_printf(
       &j,
       "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": \"CAUSAL_LM\",\n  \"r\": %d,\n  \"lora_alpha\": %d,\n"
       "  \"lora_dropout\": 0.0,\n  \"bias\": \"none\",\n  \"use_rslora\": false,\n  \"use_dora\": false,\n"
@@ -74,7 +74,7 @@ static int write_lora(const preft_adapter *a, const preft_model_config *c, const
   path = preft_path_join(dir, "adapter_config.json");
   rc = preft_write_atomic(path, j.p, j.len, err);
   free(path);
-  srv_buf_free(&j);
+  preft_srv_buf_free(&j);
   return rc;
 }
 
@@ -106,15 +106,17 @@ static int write_reft(const preft_adapter *a, const preft_model_config *c, const
   free(names);
   if (rc != 0) return -1;
   srv_buf j = {0};
-  srv_buf_printf(&j, "{\n  \"peft_type\": \"REFT\",\n  \"reft_type\": \"%s\",\n  \"r\": %d,\n  \"layers\": [",
-                 lo ? "loreft" : "direft", rank);
-  for (int l = 0; l < L; l++) srv_buf_printf(&j, l ? ", %d" : "%d", l);
-  srv_buf_printf(&j, "],\n  \"positions\": \"all\",\n  \"share_weights\": true,\n  \"mode\": \"%s\"\n}\n",
-                 preft_adapter_mode_name(mode));
+  preft_srv_buf_printf(
+      &j, "{\n  \"peft_type\": \"REFT\",\n  \"reft_type\": \"%s\",\n  \"r\": %d,\n  \"layers\": [",
+      lo ? "loreft" : "direft", rank);
+  for (int l = 0; l < L; l++) preft_srv_buf_printf(&j, l ? ", %d" : "%d", l);
+  preft_srv_buf_printf(&j,
+                       "],\n  \"positions\": \"all\",\n  \"share_weights\": true,\n  \"mode\": \"%s\"\n}\n",
+                       preft_adapter_mode_name(mode));
   path = preft_path_join(dir, "reft_config.json");
   rc = preft_write_atomic(path, j.p, j.len, err);
   free(path);
-  srv_buf_free(&j);
+  preft_srv_buf_free(&j);
   return rc;
 }
 

@@ -40,9 +40,9 @@ preft_client *preft_client_new(const char *base_url, const char *api_key, double
   c->headers = curl_slist_append(NULL, "Content-Type: application/json");
   if (api_key) {
     srv_buf h = {0};
-    srv_buf_printf(&h, "Authorization: Bearer %s", api_key);
+    preft_srv_buf_printf(&h, "Authorization: Bearer %s", api_key);
     c->headers = curl_slist_append(c->headers, h.p);
-    srv_buf_free(&h);
+    preft_srv_buf_free(&h);
   }
   return c;
 }
@@ -92,14 +92,14 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userp) {
     t->mode = status == 200 && ct && strstr(ct, "text/event-stream") ? 1 : 2;
   }
   if (t->mode == 2) {
-    srv_buf_put(&t->body, data, n);
+    preft_srv_buf_put(&t->body, data, n);
     return n;
   }
   /* normalise CRLF framing to LF as it arrives */
   for (size_t i = 0; i < n;) {
     const char *cr = memchr(data + i, '\r', n - i);
     size_t k = cr ? (size_t)(cr - (data + i)) : n - i;
-    srv_buf_put(&t->pending, data + i, k);
+    preft_srv_buf_put(&t->pending, data + i, k);
     i += k + (cr != NULL);
   }
   sse_events(t);
@@ -111,7 +111,7 @@ static int perform(preft_client *c, const char *path, const char *json, preft_ss
   memset(out, 0, sizeof *out);
   transfer t = {.curl = c->curl, .out = out, .fn = fn, .ctx = ctx};
   srv_buf url = {0};
-  srv_buf_printf(&url, "%s%s", c->base, path);
+  preft_srv_buf_printf(&url, "%s%s", c->base, path);
   CURL *h = c->curl;
   curl_easy_reset(h);
   curl_easy_setopt(h, CURLOPT_URL, url.p);
@@ -129,9 +129,9 @@ static int perform(preft_client *c, const char *path, const char *json, preft_ss
   }
   CURLcode rc = curl_easy_perform(h);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
-  srv_buf_free(&url);
-  srv_buf_free(&t.pending);
-  if (!t.body.p) srv_buf_put(&t.body, "", 0);
+  preft_srv_buf_free(&url);
+  preft_srv_buf_free(&t.pending);
+  if (!t.body.p) preft_srv_buf_put(&t.body, "", 0);
   out->body = t.body.p;
   out->len = t.body.len;
   if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && t.aborted)) {

@@ -40,7 +40,7 @@ static double thread_cpu(void) {
 
 static void count_status(preft_server *s, int status) {
   int i = 0;
-  while (srv_status_codes[i] && srv_status_codes[i] != status) i++;
+  while (preft_srv_status_codes[i] && preft_srv_status_codes[i] != status) i++;
   atomic_fetch_add(&s->status_count[i], 1);
 }
 
@@ -49,11 +49,11 @@ static void add_header(struct MHD_Response *resp, const char *k, const char *v) 
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
-  ssize_t n = srv_gen_read(cls, buf, max);
+  ssize_t n = preft_srv_gen_read(cls, buf, max);
   return n > 0 ? n : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
-static void stream_free(void *cls) { srv_gen_free(cls); }
+static void stream_free(void *cls) { preft_srv_gen_free(cls); }
 
 static enum MHD_Result send_reply(preft_server *s, struct MHD_Connection *conn, srv_conn *c, srv_reply *r) {
   struct MHD_Response *resp;
@@ -61,7 +61,7 @@ static enum MHD_Result send_reply(preft_server *s, struct MHD_Connection *conn, 
     resp =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, stream_read, r->stream, stream_free);
     if (!resp) {
-      srv_gen_free(r->stream);
+      preft_srv_gen_free(r->stream);
       return MHD_NO;
     }
     add_header(resp, "Cache-Control", "no-cache");
@@ -72,7 +72,7 @@ static enum MHD_Result send_reply(preft_server *s, struct MHD_Connection *conn, 
   } else {
     resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
   }
-  srv_buf_free(&r->body);
+  preft_srv_buf_free(&r->body);
   if (!resp) return MHD_NO;
   add_header(resp, "Content-Type", r->content_type ? r->content_type : "application/json");
   if (r->status == 405) add_header(resp, "Allow", "GET, POST");
@@ -87,9 +87,9 @@ static enum MHD_Result send_reply(preft_server *s, struct MHD_Connection *conn, 
 static enum MHD_Result send_error(preft_server *s, struct MHD_Connection *conn, srv_conn *c, int status,
                                   const char *type, const char *code, const char *msg) {
   srv_api_error e;
-  srv_fail(&e, status, type, code, NULL, "%s", msg);
+  preft_srv_fail(&e, status, type, code, NULL, "%s", msg);
   srv_reply r = {0};
-  srv_reply_error(&r, &e);
+  preft_srv_reply_error(&r, &e);
   return send_reply(s, conn, c, &r);
 }
 
@@ -112,39 +112,39 @@ static void route(preft_server *s, srv_conn *c, const char *url, const char *met
   srv_api_error e;
   const char *want = NULL;
   if (!strcmp(url, "/v1/completions")) {
-    if (post) return srv_route_generate(s, c, SRV_COMPLETION, r);
+    if (post) return preft_srv_route_generate(s, c, SRV_COMPLETION, r);
     want = "POST";
   } else if (!strcmp(url, "/v1/chat/completions")) {
-    if (post) return srv_route_generate(s, c, SRV_CHAT, r);
+    if (post) return preft_srv_route_generate(s, c, SRV_CHAT, r);
     want = "POST";
   } else if (!strcmp(url, "/v1/models") || !strncmp(url, "/v1/models/", 11)) {
-    if (get) return srv_route_models(s, url[10] == '/' ? url + 11 : NULL, r);
+    if (get) return preft_srv_route_models(s, url[10] == '/' ? url + 11 : NULL, r);
     want = "GET";
   } else if (!strcmp(url, "/v1/load_lora_adapter")) {
-    if (post) return srv_route_load_adapter(s, c, r);
+    if (post) return preft_srv_route_load_adapter(s, c, r);
     want = "POST";
   } else if (!strcmp(url, "/v1/unload_lora_adapter")) {
-    if (post) return srv_route_unload_adapter(s, c, r);
+    if (post) return preft_srv_route_unload_adapter(s, c, r);
     want = "POST";
   } else if (!strcmp(url, "/health")) {
     if (get) {
       bool draining = atomic_load(&s->draining);
       r->status = draining ? 503 : 200;
       r->content_type = "application/json";
-      srv_buf_puts(&r->body, draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ok\"}");
+      preft_srv_buf_puts(&r->body, draining ? "{\"status\":\"draining\"}" : "{\"status\":\"ok\"}");
       return;
     }
     want = "GET";
   } else if (!strcmp(url, "/metrics")) {
-    if (get) return srv_route_metrics(s, r);
+    if (get) return preft_srv_route_metrics(s, r);
     want = "GET";
   } else {
-    srv_fail(&e, 404, "invalid_request_error", "not_found", NULL, "no route for %s %s", method, url);
-    return srv_reply_error(r, &e);
+    preft_srv_fail(&e, 404, "invalid_request_error", "not_found", NULL, "no route for %s %s", method, url);
+    return preft_srv_reply_error(r, &e);
   }
-  srv_fail(&e, 405, "invalid_request_error", "method_not_allowed", NULL, "%s %s is not allowed; use %s",
-           method, url, want);
-  srv_reply_error(r, &e);
+  preft_srv_fail(&e, 405, "invalid_request_error", "method_not_allowed", NULL, "%s %s is not allowed; use %s",
+                 method, url, want);
+  preft_srv_reply_error(r, &e);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -177,9 +177,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   if (*upload_size) {
     if (!c->too_big && c->body.len + *upload_size > s->max_body) {
       c->too_big = true;
-      srv_buf_free(&c->body);
+      preft_srv_buf_free(&c->body);
     }
-    if (!c->too_big) srv_buf_put(&c->body, upload, *upload_size);
+    if (!c->too_big) preft_srv_buf_put(&c->body, upload, *upload_size);
     *upload_size = 0;
     return MHD_YES;
   }
@@ -188,7 +188,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     snprintf(msg, sizeof msg, "the request body is larger than the limit of %zu bytes", s->max_body);
     return send_error(s, conn, c, 413, "invalid_request_error", "request_too_large", msg);
   }
-  if (!c->body.p) srv_buf_put(&c->body, "", 0); /* routes get a NUL-terminated body */
+  if (!c->body.p) preft_srv_buf_put(&c->body, "", 0); /* routes get a NUL-terminated body */
   /* A generation may wait in the engine longer than the idle timeout. */
   MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
   srv_reply r = {0};
@@ -203,7 +203,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   if (!c) return;
   *con_cls = NULL;
   atomic_fetch_add(&s->http_cpu_nanos, (long)((thread_cpu() - c->cpu0) * 1e9));
-  srv_buf_free(&c->body);
+  preft_srv_buf_free(&c->body);
   free(c);
   /* back to the idle timeout for the next request on this connection */
   MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)SRV_IDLE_TIMEOUT_S);
@@ -308,7 +308,7 @@ int preft_server_drain(preft_server *s, double timeout_s) {
     if (fd != MHD_INVALID_SOCKET) close(fd);
   }
   if (wait_idle(s, preft_now() + timeout_s)) return 0;
-  int cancelled = srv_cancel_all(s);
+  int cancelled = preft_srv_cancel_all(s);
   PREFT_WARN("server: drain timeout after %.0f s, cancelled %d requests", timeout_s, cancelled);
   wait_idle(s, preft_now() + 10.0);
   return cancelled;

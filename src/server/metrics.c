@@ -11,10 +11,10 @@
 
 #include "server/server_int.h"
 
-const int srv_status_codes[SRV_N_STATUS] = {200, 400, 401, 404, 405, 413, 429, 499, 500, 503, 0};
+const int preft_srv_status_codes[SRV_N_STATUS] = {200, 400, 401, 404, 405, 413, 429, 499, 500, 503, 0};
 
 static void head(srv_buf *b, const char *name, const char *type, const char *help) {
-  srv_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+  preft_srv_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* The engine's histogram counts as Prometheus wants them: cumulative, the
@@ -29,12 +29,12 @@ static void hist(srv_buf *b, const char *name, const char *help, const double *b
   for (int i = 0; i <= PREFT_HIST_BUCKETS; i++) cum[i] = per_bucket ? (run += counts[i]) : counts[i];
   head(b, name, "histogram", help);
   for (int i = 0; i < PREFT_HIST_BUCKETS; i++)
-    srv_buf_printf(b, "%s_bucket{le=\"%g\"} %ld\n", name, bounds[i], cum[i]);
-  srv_buf_printf(b, "%s_bucket{le=\"+Inf\"} %ld\n%s_sum %.9g\n%s_count %ld\n", name, cum[PREFT_HIST_BUCKETS],
-                 name, sum, name, cum[PREFT_HIST_BUCKETS]);
+    preft_srv_buf_printf(b, "%s_bucket{le=\"%g\"} %ld\n", name, bounds[i], cum[i]);
+  preft_srv_buf_printf(b, "%s_bucket{le=\"+Inf\"} %ld\n%s_sum %.9g\n%s_count %ld\n", name,
+                       cum[PREFT_HIST_BUCKETS], name, sum, name, cum[PREFT_HIST_BUCKETS]);
 }
 
-void srv_route_metrics(preft_server *s, srv_reply *r) {
+void preft_srv_route_metrics(preft_server *s, srv_reply *r) {
   preft_engine_stats st;
   memset(&st, 0, sizeof st);
   preft_engine_get_stats(s->engine, &st);
@@ -43,47 +43,48 @@ void srv_route_metrics(preft_server *s, srv_reply *r) {
   r->content_type = "text/plain; version=0.0.4; charset=utf-8";
 
   head(b, "preft_requests_total", "counter", "Engine requests finished, by outcome.");
-  srv_buf_printf(b, "preft_requests_total{status=\"ok\"} %ld\n", st.requests_ok);
-  srv_buf_printf(b, "preft_requests_total{status=\"error\"} %ld\n", st.requests_error);
-  srv_buf_printf(b, "preft_requests_total{status=\"cancelled\"} %ld\n", st.requests_cancelled);
+  preft_srv_buf_printf(b, "preft_requests_total{status=\"ok\"} %ld\n", st.requests_ok);
+  preft_srv_buf_printf(b, "preft_requests_total{status=\"error\"} %ld\n", st.requests_error);
+  preft_srv_buf_printf(b, "preft_requests_total{status=\"cancelled\"} %ld\n", st.requests_cancelled);
 
   head(b, "preft_http_requests_total", "counter", "HTTP requests answered, by status code.");
   for (int i = 0; i < SRV_N_STATUS; i++) {
     long v = atomic_load(&s->status_count[i]);
-    if (srv_status_codes[i])
-      srv_buf_printf(b, "preft_http_requests_total{code=\"%d\"} %ld\n", srv_status_codes[i], v);
+    if (preft_srv_status_codes[i])
+      preft_srv_buf_printf(b, "preft_http_requests_total{code=\"%d\"} %ld\n", preft_srv_status_codes[i], v);
     else
-      srv_buf_printf(b, "preft_http_requests_total{code=\"other\"} %ld\n", v);
+      preft_srv_buf_printf(b, "preft_http_requests_total{code=\"other\"} %ld\n", v);
   }
 
   static const char *modes[2] = {"all", "prefill"};
   head(b, "preft_prompt_tokens_total", "counter",
        "Prompt tokens processed, by adapter mode (base model counts as all).");
   for (int m = 0; m < 2; m++)
-    srv_buf_printf(b, "preft_prompt_tokens_total{mode=\"%s\"} %ld\n", modes[m], st.prompt_tokens[m]);
+    preft_srv_buf_printf(b, "preft_prompt_tokens_total{mode=\"%s\"} %ld\n", modes[m], st.prompt_tokens[m]);
   head(b, "preft_generation_tokens_total", "counter",
        "Tokens generated, by adapter mode (base model counts as all).");
   for (int m = 0; m < 2; m++)
-    srv_buf_printf(b, "preft_generation_tokens_total{mode=\"%s\"} %ld\n", modes[m], st.generated_tokens[m]);
+    preft_srv_buf_printf(b, "preft_generation_tokens_total{mode=\"%s\"} %ld\n", modes[m],
+                         st.generated_tokens[m]);
 
   head(b, "preft_queue_depth", "gauge", "Requests waiting to be scheduled.");
-  srv_buf_printf(b, "preft_queue_depth %d\n", st.waiting);
+  preft_srv_buf_printf(b, "preft_queue_depth %d\n", st.waiting);
   head(b, "preft_running_sequences", "gauge", "Sequences being prefilled or decoded.");
-  srv_buf_printf(b, "preft_running_sequences %d\n", st.running);
+  preft_srv_buf_printf(b, "preft_running_sequences %d\n", st.running);
   head(b, "preft_kv_blocks", "gauge", "KV-cache blocks by state (cached: kept for prefix reuse, evictable).");
-  srv_buf_printf(b, "preft_kv_blocks{state=\"used\"} %d\n", st.kv_blocks_used);
-  srv_buf_printf(b, "preft_kv_blocks{state=\"free\"} %d\n", st.kv_blocks_free);
-  srv_buf_printf(b, "preft_kv_blocks{state=\"cached\"} %d\n", st.kv_blocks_cached);
+  preft_srv_buf_printf(b, "preft_kv_blocks{state=\"used\"} %d\n", st.kv_blocks_used);
+  preft_srv_buf_printf(b, "preft_kv_blocks{state=\"free\"} %d\n", st.kv_blocks_free);
+  preft_srv_buf_printf(b, "preft_kv_blocks{state=\"cached\"} %d\n", st.kv_blocks_cached);
   head(b, "preft_adapters_loaded", "gauge", "Adapters loaded in memory.");
-  srv_buf_printf(b, "preft_adapters_loaded %d\n", st.adapters_loaded);
+  preft_srv_buf_printf(b, "preft_adapters_loaded %d\n", st.adapters_loaded);
   head(b, "preft_adapters_registered", "gauge", "Adapters registered (loaded on first use).");
-  srv_buf_printf(b, "preft_adapters_registered %d\n", st.adapters_registered);
+  preft_srv_buf_printf(b, "preft_adapters_registered %d\n", st.adapters_registered);
   head(b, "preft_steps_total", "counter", "Engine steps run.");
-  srv_buf_printf(b, "preft_steps_total %ld\n", st.steps);
+  preft_srv_buf_printf(b, "preft_steps_total %ld\n", st.steps);
   head(b, "preft_preemptions_total", "counter", "Sequences preempted for KV-cache space.");
-  srv_buf_printf(b, "preft_preemptions_total %ld\n", st.preemptions);
+  preft_srv_buf_printf(b, "preft_preemptions_total %ld\n", st.preemptions);
   head(b, "preft_prefix_cache_hit_tokens_total", "counter", "Prompt tokens served from the prefix cache.");
-  srv_buf_printf(b, "preft_prefix_cache_hit_tokens_total %ld\n", st.prefix_hit_tokens);
+  preft_srv_buf_printf(b, "preft_prefix_cache_hit_tokens_total %ld\n", st.prefix_hit_tokens);
 
   hist(b, "preft_step_seconds", "Duration of an engine step.", st.hist_bounds, st.step_hist,
        st.step_seconds_sum, st.steps);
@@ -92,8 +93,9 @@ void srv_route_metrics(preft_server *s, srv_reply *r) {
 
   head(b, "preft_http_engine_callback_seconds_total", "counter",
        "Engine-thread time in the HTTP layer's token callback (decode, stop strings, queueing).");
-  srv_buf_printf(b, "preft_http_engine_callback_seconds_total %.9f\n", atomic_load(&s->cb_nanos) * 1e-9);
+  preft_srv_buf_printf(b, "preft_http_engine_callback_seconds_total %.9f\n",
+                       atomic_load(&s->cb_nanos) * 1e-9);
   head(b, "preft_http_cpu_seconds_total", "counter",
        "CPU time of connection threads for finished requests (parse, tokenize, JSON, SSE, writes).");
-  srv_buf_printf(b, "preft_http_cpu_seconds_total %.9f\n", atomic_load(&s->http_cpu_nanos) * 1e-9);
+  preft_srv_buf_printf(b, "preft_http_cpu_seconds_total %.9f\n", atomic_load(&s->http_cpu_nanos) * 1e-9);
 }

@@ -21,18 +21,18 @@
 
 /* ---- replies ------------------------------------------------------------------------- */
 
-void srv_reply_error(srv_reply *r, const srv_api_error *e) {
+void preft_srv_reply_error(srv_reply *r, const srv_api_error *e) {
   r->status = e->status;
   r->content_type = "application/json";
-  srv_buf_reset(&r->body);
-  srv_error_json(e, &r->body);
+  preft_srv_buf_reset(&r->body);
+  preft_srv_error_json(e, &r->body);
 }
 
 static void reply_text(srv_reply *r, int status, const char *text) {
   r->status = status;
   r->content_type = "text/plain; charset=utf-8";
-  srv_buf_reset(&r->body);
-  srv_buf_puts(&r->body, text);
+  preft_srv_buf_reset(&r->body);
+  preft_srv_buf_puts(&r->body, text);
 }
 
 static uint64_t splitmix64(uint64_t x) {
@@ -109,26 +109,26 @@ static void token_str(const preft_server *s, int id, srv_buf *out) {
   preft_error err;
   if (s->tok && id >= 0 &&
       preft_tokenizer_decode(s->tok, &i32, 1, PREFT_DECODE_NO_CLEANUP, &t, &len, &err) == 0) {
-    srv_buf_put(out, t, len);
+    preft_srv_buf_put(out, t, len);
     free(t);
     return;
   }
-  srv_buf_printf(out, "token_id:%d", id);
+  preft_srv_buf_printf(out, "token_id:%d", id);
 }
 
 static void json_token(const preft_server *s, int id, srv_buf *b, srv_buf *tmp) {
-  srv_buf_reset(tmp);
+  preft_srv_buf_reset(tmp);
   token_str(s, id, tmp);
-  srv_buf_json_str(b, tmp->p, tmp->len);
+  preft_srv_buf_json_str(b, tmp->p, tmp->len);
 }
 
 /* The bytes of a token's text as a JSON array (chat logprobs). */
 static void json_token_bytes(const preft_server *s, int id, srv_buf *b, srv_buf *tmp) {
-  srv_buf_reset(tmp);
+  preft_srv_buf_reset(tmp);
   token_str(s, id, tmp);
-  srv_buf_put(b, "[", 1);
-  for (size_t i = 0; i < tmp->len; i++) srv_buf_printf(b, i ? ",%u" : "%u", (unsigned char)tmp->p[i]);
-  srv_buf_put(b, "]", 1);
+  preft_srv_buf_put(b, "[", 1);
+  for (size_t i = 0; i < tmp->len; i++) preft_srv_buf_printf(b, i ? ",%u" : "%u", (unsigned char)tmp->p[i]);
+  preft_srv_buf_put(b, "]", 1);
 }
 
 /* Completions' legacy logprobs object for tokens [0, n). */
@@ -137,32 +137,32 @@ static void json_logprobs_legacy(const srv_gen *g, const int *ids, const float *
                                  srv_buf *b) {
   srv_buf tmp = {0};
   int k = g->req.logprobs;
-  srv_buf_puts(b, "{\"tokens\":[");
+  preft_srv_buf_puts(b, "{\"tokens\":[");
   for (int i = 0; i < n; i++) {
-    if (i) srv_buf_put(b, ",", 1);
+    if (i) preft_srv_buf_put(b, ",", 1);
     json_token(g->s, ids[i], b, &tmp);
   }
-  srv_buf_puts(b, "],\"token_logprobs\":[");
+  preft_srv_buf_puts(b, "],\"token_logprobs\":[");
   for (int i = 0; i < n; i++) {
-    if (i) srv_buf_put(b, ",", 1);
-    srv_buf_json_num(b, lp[i]);
+    if (i) preft_srv_buf_put(b, ",", 1);
+    preft_srv_buf_json_num(b, lp[i]);
   }
-  srv_buf_puts(b, "],\"top_logprobs\":[");
+  preft_srv_buf_puts(b, "],\"top_logprobs\":[");
   for (int i = 0; i < n; i++) {
-    srv_buf_puts(b, i ? ",{" : "{");
+    preft_srv_buf_puts(b, i ? ",{" : "{");
     int m = n_top[i] < k ? n_top[i] : k;
     for (int t = 0; t < m; t++) {
-      if (t) srv_buf_put(b, ",", 1);
+      if (t) preft_srv_buf_put(b, ",", 1);
       json_token(g->s, top_ids[i * PREFT_MAX_TOP_LOGPROBS + t], b, &tmp);
-      srv_buf_put(b, ":", 1);
-      srv_buf_json_num(b, top_lp[i * PREFT_MAX_TOP_LOGPROBS + t]);
+      preft_srv_buf_put(b, ":", 1);
+      preft_srv_buf_json_num(b, top_lp[i * PREFT_MAX_TOP_LOGPROBS + t]);
     }
-    srv_buf_put(b, "}", 1);
+    preft_srv_buf_put(b, "}", 1);
   }
-  srv_buf_puts(b, "],\"text_offset\":[");
-  for (int i = 0; i < n; i++) srv_buf_printf(b, i ? ",%zu" : "%zu", off[i]);
-  srv_buf_puts(b, "]}");
-  srv_buf_free(&tmp);
+  preft_srv_buf_puts(b, "],\"text_offset\":[");
+  for (int i = 0; i < n; i++) preft_srv_buf_printf(b, i ? ",%zu" : "%zu", off[i]);
+  preft_srv_buf_puts(b, "]}");
+  preft_srv_buf_free(&tmp);
 }
 
 /* Chat's logprobs object {"content": [...]} for tokens [0, n). */
@@ -170,30 +170,30 @@ static void json_logprobs_chat(const srv_gen *g, const int *ids, const float *lp
                                const int *top_ids, const float *top_lp, int n, srv_buf *b) {
   srv_buf tmp = {0};
   int k = g->req.logprobs;
-  srv_buf_puts(b, "{\"content\":[");
+  preft_srv_buf_puts(b, "{\"content\":[");
   for (int i = 0; i < n; i++) {
-    srv_buf_puts(b, i ? ",{\"token\":" : "{\"token\":");
+    preft_srv_buf_puts(b, i ? ",{\"token\":" : "{\"token\":");
     json_token(g->s, ids[i], b, &tmp);
-    srv_buf_puts(b, ",\"logprob\":");
-    srv_buf_json_num(b, lp[i]);
-    srv_buf_puts(b, ",\"bytes\":");
+    preft_srv_buf_puts(b, ",\"logprob\":");
+    preft_srv_buf_json_num(b, lp[i]);
+    preft_srv_buf_puts(b, ",\"bytes\":");
     json_token_bytes(g->s, ids[i], b, &tmp);
-    srv_buf_puts(b, ",\"top_logprobs\":[");
+    preft_srv_buf_puts(b, ",\"top_logprobs\":[");
     int m = n_top[i] < k ? n_top[i] : k;
     for (int t = 0; t < m; t++) {
       int id = top_ids[i * PREFT_MAX_TOP_LOGPROBS + t];
-      srv_buf_puts(b, t ? ",{\"token\":" : "{\"token\":");
+      preft_srv_buf_puts(b, t ? ",{\"token\":" : "{\"token\":");
       json_token(g->s, id, b, &tmp);
-      srv_buf_puts(b, ",\"logprob\":");
-      srv_buf_json_num(b, top_lp[i * PREFT_MAX_TOP_LOGPROBS + t]);
-      srv_buf_puts(b, ",\"bytes\":");
+      preft_srv_buf_puts(b, ",\"logprob\":");
+      preft_srv_buf_json_num(b, top_lp[i * PREFT_MAX_TOP_LOGPROBS + t]);
+      preft_srv_buf_puts(b, ",\"bytes\":");
       json_token_bytes(g->s, id, b, &tmp);
-      srv_buf_put(b, "}", 1);
+      preft_srv_buf_put(b, "}", 1);
     }
-    srv_buf_puts(b, "]}");
+    preft_srv_buf_puts(b, "]}");
   }
-  srv_buf_puts(b, "]}");
-  srv_buf_free(&tmp);
+  preft_srv_buf_puts(b, "]}");
+  preft_srv_buf_free(&tmp);
 }
 
 static bool shows_ids(const srv_gen *g) { return g->req.return_token_ids || !g->s->tok; }
@@ -202,23 +202,24 @@ static void json_usage(const srv_gen *g, srv_buf *b) {
   long prompt = 0, completion = 0;
   for (int i = 0; i < g->req.n_prompts; i++) prompt += g->prompt_len[i];
   for (int i = 0; i < g->n_choices; i++) completion += g->out[i].completion_tokens;
-  srv_buf_printf(b, "{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld}", prompt,
-                 completion, prompt + completion);
+  preft_srv_buf_printf(b, "{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld}", prompt,
+                       completion, prompt + completion);
 }
 
 static void json_head(const srv_gen *g, srv_buf *b, const char *object) {
-  srv_buf_printf(b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":", g->id, object, g->created);
-  srv_buf_json_str(b, g->model_id, strlen(g->model_id));
+  preft_srv_buf_printf(b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%ld,\"model\":", g->id, object,
+                       g->created);
+  preft_srv_buf_json_str(b, g->model_id, strlen(g->model_id));
 }
 
 /* ---- streaming ------------------------------------------------------------------------- */
 
 static void sse_error(srv_gen *g, const char *msg) {
   srv_api_error e;
-  srv_fail(&e, 500, "server_error", NULL, NULL, "%s", msg);
-  srv_buf_puts(&g->sse, "data: ");
-  srv_error_json(&e, &g->sse);
-  srv_buf_puts(&g->sse, "\n\n");
+  preft_srv_fail(&e, 500, "server_error", NULL, NULL, "%s", msg);
+  preft_srv_buf_puts(&g->sse, "data: ");
+  preft_srv_error_json(&e, &g->sse);
+  preft_srv_buf_puts(&g->sse, "\n\n");
 }
 
 /* One SSE chunk for an event (nothing when it would carry nothing new). */
@@ -241,22 +242,22 @@ static void sse_event(srv_gen *g, const srv_event *ev) {
   bool role = chat && !o->role_sent;
   if (!final && !role && !ev->text_len && !with_lp && !with_ids) return;
   srv_buf *b = &g->sse;
-  srv_buf_puts(b, "data: ");
+  preft_srv_buf_puts(b, "data: ");
   json_head(g, b, chat ? "chat.completion.chunk" : "text_completion");
-  srv_buf_printf(b, ",\"choices\":[{\"index\":%d,", ev->choice);
+  preft_srv_buf_printf(b, ",\"choices\":[{\"index\":%d,", ev->choice);
   if (chat) {
-    srv_buf_puts(b, "\"delta\":{");
-    if (role) srv_buf_puts(b, "\"role\":\"assistant\",");
+    preft_srv_buf_puts(b, "\"delta\":{");
+    if (role) preft_srv_buf_puts(b, "\"role\":\"assistant\",");
     o->role_sent = true;
-    srv_buf_puts(b, "\"content\":");
-    srv_buf_json_str(b, ev->text ? ev->text : "", ev->text_len);
-    srv_buf_puts(b, "},");
+    preft_srv_buf_puts(b, "\"content\":");
+    preft_srv_buf_json_str(b, ev->text ? ev->text : "", ev->text_len);
+    preft_srv_buf_puts(b, "},");
   } else {
-    srv_buf_puts(b, "\"text\":");
-    srv_buf_json_str(b, ev->text ? ev->text : "", ev->text_len);
-    srv_buf_put(b, ",", 1);
+    preft_srv_buf_puts(b, "\"text\":");
+    preft_srv_buf_json_str(b, ev->text ? ev->text : "", ev->text_len);
+    preft_srv_buf_put(b, ",", 1);
   }
-  srv_buf_puts(b, "\"logprobs\":");
+  preft_srv_buf_puts(b, "\"logprobs\":");
   if (with_lp) {
     int n_top = ev->n_top;
     if (chat)
@@ -265,44 +266,44 @@ static void sse_event(srv_gen *g, const srv_event *ev) {
       json_logprobs_legacy(g, &ev->token, &ev->logprob, &ev->text_offset, &n_top, ev->top_ids,
                            ev->top_logprobs, 1, b);
   } else {
-    srv_buf_puts(b, "null");
+    preft_srv_buf_puts(b, "null");
   }
-  srv_buf_puts(b, ",\"finish_reason\":");
+  preft_srv_buf_puts(b, ",\"finish_reason\":");
   const char *fr = final ? finish_name(o) : NULL;
   if (fr)
-    srv_buf_printf(b, "\"%s\"", fr);
+    preft_srv_buf_printf(b, "\"%s\"", fr);
   else
-    srv_buf_puts(b, "null");
-  if (with_ids) srv_buf_printf(b, ",\"token_ids\":[%d]", ev->token);
-  srv_buf_puts(b, "}]}\n\n");
+    preft_srv_buf_puts(b, "null");
+  if (with_ids) preft_srv_buf_printf(b, ",\"token_ids\":[%d]", ev->token);
+  preft_srv_buf_puts(b, "}]}\n\n");
 }
 
 static void sse_finish(srv_gen *g) {
   if (g->req.include_usage) {
-    srv_buf_puts(&g->sse, "data: ");
+    preft_srv_buf_puts(&g->sse, "data: ");
     json_head(g, &g->sse, g->req.kind == SRV_CHAT ? "chat.completion.chunk" : "text_completion");
-    srv_buf_puts(&g->sse, ",\"choices\":[],\"usage\":");
+    preft_srv_buf_puts(&g->sse, ",\"choices\":[],\"usage\":");
     json_usage(g, &g->sse);
-    srv_buf_puts(&g->sse, "}\n\n");
+    preft_srv_buf_puts(&g->sse, "}\n\n");
   }
-  srv_buf_puts(&g->sse, "data: [DONE]\n\n");
+  preft_srv_buf_puts(&g->sse, "data: [DONE]\n\n");
   g->stream_done = true;
 }
 
-ssize_t srv_gen_read(srv_gen *g, char *buf, size_t max) {
+ssize_t preft_srv_gen_read(srv_gen *g, char *buf, size_t max) {
   while (g->sse_pos == g->sse.len) {
     if (g->stream_done) return 0;
-    srv_buf_reset(&g->sse);
+    preft_srv_buf_reset(&g->sse);
     g->sse_pos = 0;
     srv_event *ev;
     size_t n;
-    int rc = srv_job_take(g->job, g->fd, &ev, &n);
+    int rc = preft_srv_job_take(g->job, g->fd, &ev, &n);
     if (rc == SRV_TAKE_HUNG_UP) {
-      srv_job_cancel(g->job);
+      preft_srv_job_cancel(g->job);
       return -1;
     }
     for (size_t i = 0; i < n; i++) sse_event(g, &ev[i]);
-    srv_events_free(ev, n);
+    preft_srv_events_free(ev, n);
     if (rc == SRV_TAKE_ALL_DONE || g->n_done == g->n_choices) sse_finish(g);
   }
   size_t k = g->sse.len - g->sse_pos;
@@ -316,7 +317,7 @@ ssize_t srv_gen_read(srv_gen *g, char *buf, size_t max) {
 
 static void accumulate(srv_gen *g, const srv_event *ev) {
   choice_out *o = &g->out[ev->choice];
-  if (ev->text_len) srv_buf_put(&o->text, ev->text, ev->text_len);
+  if (ev->text_len) preft_srv_buf_put(&o->text, ev->text, ev->text_len);
   if (ev->token >= 0 && !ev->after_stop) {
     if (o->n_ids == o->cap) {
       o->cap = o->cap ? 2 * o->cap : 64;
@@ -353,38 +354,38 @@ static void accumulate(srv_gen *g, const srv_event *ev) {
 static void whole_response(srv_gen *g, srv_buf *b) {
   bool chat = g->req.kind == SRV_CHAT;
   json_head(g, b, chat ? "chat.completion" : "text_completion");
-  srv_buf_puts(b, ",\"choices\":[");
+  preft_srv_buf_puts(b, ",\"choices\":[");
   for (int i = 0; i < g->n_choices; i++) {
     choice_out *o = &g->out[i];
-    srv_buf_printf(b, "%s{\"index\":%d,", i ? "," : "", i);
+    preft_srv_buf_printf(b, "%s{\"index\":%d,", i ? "," : "", i);
     if (chat) {
-      srv_buf_puts(b, "\"message\":{\"role\":\"assistant\",\"content\":");
-      srv_buf_json_str(b, o->text.p ? o->text.p : "", o->text.len);
-      srv_buf_puts(b, "},");
+      preft_srv_buf_puts(b, "\"message\":{\"role\":\"assistant\",\"content\":");
+      preft_srv_buf_json_str(b, o->text.p ? o->text.p : "", o->text.len);
+      preft_srv_buf_puts(b, "},");
     } else {
-      srv_buf_puts(b, "\"text\":");
-      srv_buf_json_str(b, o->text.p ? o->text.p : "", o->text.len);
-      srv_buf_put(b, ",", 1);
+      preft_srv_buf_puts(b, "\"text\":");
+      preft_srv_buf_json_str(b, o->text.p ? o->text.p : "", o->text.len);
+      preft_srv_buf_put(b, ",", 1);
     }
-    srv_buf_puts(b, "\"logprobs\":");
+    preft_srv_buf_puts(b, "\"logprobs\":");
     if (g->req.logprobs >= 0 && chat)
       json_logprobs_chat(g, o->ids, o->lp, o->n_top, o->top_ids, o->top_lp, o->n_ids, b);
     else if (g->req.logprobs >= 0)
       json_logprobs_legacy(g, o->ids, o->lp, o->offsets, o->n_top, o->top_ids, o->top_lp, o->n_ids, b);
     else
-      srv_buf_puts(b, "null");
+      preft_srv_buf_puts(b, "null");
     const char *fr = finish_name(o);
-    srv_buf_printf(b, ",\"finish_reason\":\"%s\"", fr ? fr : "stop");
+    preft_srv_buf_printf(b, ",\"finish_reason\":\"%s\"", fr ? fr : "stop");
     if (shows_ids(g)) {
-      srv_buf_puts(b, ",\"token_ids\":[");
-      for (int t = 0; t < o->n_ids; t++) srv_buf_printf(b, t ? ",%d" : "%d", o->ids[t]);
-      srv_buf_put(b, "]", 1);
+      preft_srv_buf_puts(b, ",\"token_ids\":[");
+      for (int t = 0; t < o->n_ids; t++) preft_srv_buf_printf(b, t ? ",%d" : "%d", o->ids[t]);
+      preft_srv_buf_put(b, "]", 1);
     }
-    srv_buf_put(b, "}", 1);
+    preft_srv_buf_put(b, "}", 1);
   }
-  srv_buf_puts(b, "],\"usage\":");
+  preft_srv_buf_puts(b, "],\"usage\":");
   json_usage(g, b);
-  srv_buf_put(b, "}", 1);
+  preft_srv_buf_put(b, "}", 1);
 }
 
 /* ---- setting a generation up ------------------------------------------------------- */
@@ -398,16 +399,16 @@ static void gen_register(preft_server *s, srv_gen *g) {
   pthread_mutex_unlock(&s->mu);
 }
 
-int srv_cancel_all(preft_server *s) {
+int preft_srv_cancel_all(preft_server *s) {
   int n = 0;
   pthread_mutex_lock(&s->mu);
   for (srv_gen *g = s->gens; g; g = g->next, n++)
-    if (g->job) srv_job_cancel(g->job);
+    if (g->job) preft_srv_job_cancel(g->job);
   pthread_mutex_unlock(&s->mu);
   return n;
 }
 
-void srv_gen_free(srv_gen *g) {
+void preft_srv_gen_free(srv_gen *g) {
   if (!g) return;
   preft_server *s = g->s;
   pthread_mutex_lock(&s->mu);
@@ -417,14 +418,14 @@ void srv_gen_free(srv_gen *g) {
     s->gens = g->next;
   if (g->next) g->next->prev = g->prev;
   pthread_mutex_unlock(&s->mu);
-  srv_job_free(g->job); /* cancels and waits for the engine's final callbacks */
+  preft_srv_job_free(g->job); /* cancels and waits for the engine's final callbacks */
   pthread_mutex_lock(&s->mu);
   s->n_gens--;
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
   for (int i = 0; i < g->n_choices; i++) {
     choice_out *o = &g->out[i];
-    srv_buf_free(&o->text);
+    preft_srv_buf_free(&o->text);
     free(o->ids);
     free(o->lp);
     free(o->offsets);
@@ -436,8 +437,8 @@ void srv_gen_free(srv_gen *g) {
   free(g->out);
   free(g->prompt_len);
   free(g->model_id);
-  srv_buf_free(&g->sse);
-  srv_gen_request_free(&g->req);
+  preft_srv_buf_free(&g->sse);
+  preft_srv_gen_request_free(&g->req);
   free(g);
 }
 
@@ -445,13 +446,13 @@ void srv_gen_free(srv_gen *g) {
  * checked against the vocabulary and the context. */
 static int prompt_ids(preft_server *s, srv_gen_request *r, srv_api_error *e) {
   if (r->kind == SRV_CHAT) {
-    if (!s->tok) return srv_bad(e, "messages", "this model has no tokenizer, so chat is not available");
+    if (!s->tok) return preft_srv_bad(e, "messages", "this model has no tokenizer, so chat is not available");
     if (!preft_tokenizer_chat_template(s->tok))
-      return srv_bad(e, "messages", "this model's tokenizer has no chat template; use /v1/completions");
+      return preft_srv_bad(e, "messages", "this model's tokenizer has no chat template; use /v1/completions");
     char *text = NULL;
     preft_error err;
     if (preft_chat_template_render(s->tok, r->chat_json, r->add_generation_prompt, &text, &err) != 0)
-      return srv_bad(e, "messages", "the chat template failed on these messages: %s", err.msg);
+      return preft_srv_bad(e, "messages", "the chat template failed on these messages: %s", err.msg);
     r->prompts = preft_xcalloc(1, sizeof *r->prompts);
     r->n_prompts = 1;
     r->prompts[0].text = text;
@@ -461,31 +462,32 @@ static int prompt_ids(preft_server *s, srv_gen_request *r, srv_api_error *e) {
     const char *param = r->kind == SRV_CHAT ? "messages" : "prompt";
     if (p->text) {
       if (!s->tok)
-        return srv_bad(e, param, "this model has no tokenizer; send the prompt as an array of token ids");
+        return preft_srv_bad(e, param,
+                             "this model has no tokenizer; send the prompt as an array of token ids");
       int32_t *ids;
       size_t n;
       preft_error err;
       /* A rendered chat template already holds its special tokens. */
       if (preft_tokenizer_encode(s->tok, p->text, strlen(p->text), r->kind != SRV_CHAT, &ids, &n, &err) != 0)
-        return srv_bad(e, param, "the prompt cannot be tokenized: %s", err.msg);
+        return preft_srv_bad(e, param, "the prompt cannot be tokenized: %s", err.msg);
       p->ids = preft_xmalloc(sizeof(int) * (n ? n : 1));
       for (size_t k = 0; k < n; k++) p->ids[k] = ids[k];
       p->n_ids = (int)n;
       free(ids);
     }
-    if (p->n_ids == 0) return srv_bad(e, param, "the prompt is empty (no tokens)");
+    if (p->n_ids == 0) return preft_srv_bad(e, param, "the prompt is empty (no tokens)");
     for (int k = 0; k < p->n_ids; k++)
       if (p->ids[k] >= s->vocab)
-        return srv_bad(e, param, "token id %d at position %d is outside the vocabulary (size %d)", p->ids[k],
-                       k, s->vocab);
+        return preft_srv_bad(e, param, "token id %d at position %d is outside the vocabulary (size %d)",
+                             p->ids[k], k, s->vocab);
     if (p->n_ids >= s->max_context)
-      return srv_fail(
+      return preft_srv_fail(
           e, 400, "invalid_request_error", "context_length_exceeded", param,
           "This model's maximum context length is %d tokens; the prompt has %d tokens, which leaves no "
           "room for a completion",
           s->max_context, p->n_ids);
     if (r->max_tokens > 0 && (long)p->n_ids + r->max_tokens > s->max_context)
-      return srv_fail(
+      return preft_srv_fail(
           e, 400, "invalid_request_error", "context_length_exceeded", "max_tokens",
           "This model's maximum context length is %d tokens. However, you requested %ld tokens (%d in "
           "the prompt, %d in the completion). Please reduce the prompt or max_tokens",
@@ -496,14 +498,14 @@ static int prompt_ids(preft_server *s, srv_gen_request *r, srv_api_error *e) {
 
 static int submit_error(preft_server *s, int rc, const preft_error *err, srv_api_error *e, const srv_gen *g) {
   if (rc == PREFT_SUBMIT_BUSY && atomic_load(&s->draining))
-    return srv_fail(e, 503, "server_error", "server_draining", NULL, "the server is shutting down");
+    return preft_srv_fail(e, 503, "server_error", "server_draining", NULL, "the server is shutting down");
   if (rc == PREFT_SUBMIT_BUSY)
-    return srv_fail(e, 429, "rate_limit_error", "queue_full", NULL, "the server's request queue is full: %s",
-                    err->msg);
+    return preft_srv_fail(e, 429, "rate_limit_error", "queue_full", NULL,
+                          "the server's request queue is full: %s", err->msg);
   if (rc == PREFT_SUBMIT_NO_ADAPTER)
-    return srv_fail(e, 404, "invalid_request_error", "model_not_found", "model",
-                    "The model '%s' does not exist", g->model_id);
-  return srv_bad(e, NULL, "%s", err->msg);
+    return preft_srv_fail(e, 404, "invalid_request_error", "model_not_found", "model",
+                          "The model '%s' does not exist", g->model_id);
+  return preft_srv_bad(e, NULL, "%s", err->msg);
 }
 
 /* Waits for the first events of a stream before answering, so that a
@@ -512,10 +514,10 @@ static int submit_error(preft_server *s, int rc, const preft_error *err, srv_api
 static int stream_start(srv_gen *g, srv_api_error *e) {
   srv_event *ev;
   size_t n;
-  int rc = srv_job_take(g->job, g->fd, &ev, &n);
+  int rc = preft_srv_job_take(g->job, g->fd, &ev, &n);
   if (rc == SRV_TAKE_HUNG_UP) {
-    srv_job_cancel(g->job);
-    return srv_fail(e, 499, "invalid_request_error", NULL, NULL, "the client closed the connection");
+    preft_srv_job_cancel(g->job);
+    return preft_srv_fail(e, 499, "invalid_request_error", NULL, NULL, "the client closed the connection");
   }
   const char *error = NULL;
   int n_err = 0;
@@ -525,12 +527,12 @@ static int stream_start(srv_gen *g, srv_api_error *e) {
       error = ev[i].error;
     }
   if (n_err == g->n_choices) {
-    srv_fail(e, 500, "server_error", NULL, NULL, "%s", error ? error : "generation failed");
-    srv_events_free(ev, n);
+    preft_srv_fail(e, 500, "server_error", NULL, NULL, "%s", error ? error : "generation failed");
+    preft_srv_events_free(ev, n);
     return -1;
   }
   for (size_t i = 0; i < n; i++) sse_event(g, &ev[i]);
-  srv_events_free(ev, n);
+  preft_srv_events_free(ev, n);
   if (rc == SRV_TAKE_ALL_DONE || g->n_done == g->n_choices) sse_finish(g);
   return 0;
 }
@@ -539,27 +541,27 @@ static int wait_whole(srv_gen *g, srv_api_error *e) {
   for (;;) {
     srv_event *ev;
     size_t n;
-    int rc = srv_job_take(g->job, g->fd, &ev, &n);
+    int rc = preft_srv_job_take(g->job, g->fd, &ev, &n);
     if (rc == SRV_TAKE_HUNG_UP) {
-      srv_job_cancel(g->job);
-      return srv_fail(e, 499, "invalid_request_error", NULL, NULL, "the client closed the connection");
+      preft_srv_job_cancel(g->job);
+      return preft_srv_fail(e, 499, "invalid_request_error", NULL, NULL, "the client closed the connection");
     }
     for (size_t i = 0; i < n; i++) accumulate(g, &ev[i]);
-    srv_events_free(ev, n);
+    preft_srv_events_free(ev, n);
     if (rc == SRV_TAKE_ALL_DONE || g->n_done == g->n_choices) break;
   }
   for (int i = 0; i < g->n_choices; i++)
     if (g->out[i].finish == PREFT_FINISH_ERROR)
-      return srv_fail(e, 500, "server_error", NULL, NULL, "%s",
-                      g->out[i].error ? g->out[i].error : "generation failed");
+      return preft_srv_fail(e, 500, "server_error", NULL, NULL, "%s",
+                            g->out[i].error ? g->out[i].error : "generation failed");
   return 0;
 }
 
-void srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_reply *r) {
+void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_reply *r) {
   srv_api_error e;
   if (atomic_load(&s->draining)) {
-    srv_fail(&e, 503, "server_error", "server_draining", NULL, "the server is shutting down");
-    srv_reply_error(r, &e);
+    preft_srv_fail(&e, 503, "server_error", "server_draining", NULL, "the server is shutting down");
+    preft_srv_reply_error(r, &e);
     return;
   }
   srv_gen *g = preft_xcalloc(1, sizeof *g);
@@ -567,13 +569,13 @@ void srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_reply *
   g->fd = c->fd;
   g->created = (long)time(NULL);
   gen_register(s, g);
-  if (srv_parse_gen_request(c->body.p, c->body.len, kind, &g->req, &e) != 0) goto fail;
+  if (preft_srv_parse_gen_request(c->body.p, c->body.len, kind, &g->req, &e) != 0) goto fail;
   srv_gen_request *q = &g->req;
   const char *adapter = NULL;
   if (q->model && strcmp(q->model, s->model_name) != 0) {
     if (!preft_engine_has_adapter(s->engine, q->model)) {
-      srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model", "The model '%s' does not exist",
-               q->model);
+      preft_srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model",
+                     "The model '%s' does not exist", q->model);
       goto fail;
     }
     adapter = q->model;
@@ -587,9 +589,9 @@ void srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_reply *
   g->out = preft_xcalloc((size_t)g->n_choices, sizeof *g->out);
   g->prompt_len = preft_xcalloc((size_t)q->n_prompts, sizeof *g->prompt_len);
   for (int i = 0; i < q->n_prompts; i++) g->prompt_len[i] = q->prompts[i].n_ids;
-  srv_job *job =
-      srv_job_new(s->engine, s->tok, g->n_choices, q->stop, q->n_stop, q->skip_special_tokens, &s->cb_nanos);
-  pthread_mutex_lock(&s->mu); /* srv_cancel_all reads g->job */
+  srv_job *job = preft_srv_job_new(s->engine, s->tok, g->n_choices, q->stop, q->n_stop,
+                                   q->skip_special_tokens, &s->cb_nanos);
+  pthread_mutex_lock(&s->mu); /* preft_srv_cancel_all reads g->job */
   g->job = job;
   pthread_mutex_unlock(&s->mu);
 
@@ -622,7 +624,7 @@ void srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_reply *
     rp.sampling.seed = seed + (uint64_t)(ci % q->n);
     g->out[ci].prompt = ci / q->n;
     preft_error err;
-    int rc = srv_job_submit(g->job, ci, &rp, &err);
+    int rc = preft_srv_job_submit(g->job, ci, &rp, &err);
     if (rc != PREFT_SUBMIT_OK) {
       submit_error(s, rc, &err, &e, g);
       goto fail;
@@ -639,11 +641,11 @@ void srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_reply *
   r->status = 200;
   r->content_type = "application/json";
   whole_response(g, &r->body);
-  srv_gen_free(g);
+  preft_srv_gen_free(g);
   return;
 fail:
-  srv_reply_error(r, &e);
-  srv_gen_free(g);
+  preft_srv_reply_error(r, &e);
+  preft_srv_gen_free(g);
 }
 
 /* ---- models ------------------------------------------------------------------------------ */
@@ -657,17 +659,18 @@ typedef struct {
 
 static void model_json(models_ctx *m, const char *id, const char *root, const char *parent) {
   srv_buf *b = m->b;
-  if (m->count++) srv_buf_put(b, ",", 1);
-  srv_buf_puts(b, "{\"id\":");
-  srv_buf_json_str(b, id, strlen(id));
-  srv_buf_printf(b, ",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"preft\",\"root\":", m->s->created);
-  srv_buf_json_str(b, root, strlen(root));
-  srv_buf_puts(b, ",\"parent\":");
+  if (m->count++) preft_srv_buf_put(b, ",", 1);
+  preft_srv_buf_puts(b, "{\"id\":");
+  preft_srv_buf_json_str(b, id, strlen(id));
+  preft_srv_buf_printf(
+      b, ",\"object\":\"model\",\"created\":%ld,\"owned_by\":\"preft\",\"root\":", m->s->created);
+  preft_srv_buf_json_str(b, root, strlen(root));
+  preft_srv_buf_puts(b, ",\"parent\":");
   if (parent)
-    srv_buf_json_str(b, parent, strlen(parent));
+    preft_srv_buf_json_str(b, parent, strlen(parent));
   else
-    srv_buf_puts(b, "null");
-  srv_buf_printf(b, ",\"max_model_len\":%d}", m->s->max_context);
+    preft_srv_buf_puts(b, "null");
+  preft_srv_buf_printf(b, ",\"max_model_len\":%d}", m->s->max_context);
 }
 
 static void each_adapter(void *ctx, const char *name, const char *path, bool loaded) {
@@ -675,7 +678,7 @@ static void each_adapter(void *ctx, const char *name, const char *path, bool loa
   if (!m->one || !strcmp(m->one, name)) model_json(m, name, path, m->s->model_name);
 }
 
-void srv_route_models(preft_server *s, const char *one, srv_reply *r) {
+void preft_srv_route_models(preft_server *s, const char *one, srv_reply *r) {
   srv_buf items = {0};
   models_ctx m = {.s = s, .b = &items, .one = one};
   if (!one || !strcmp(one, s->model_name)) model_json(&m, s->model_name, s->model_name, NULL);
@@ -683,52 +686,52 @@ void srv_route_models(preft_server *s, const char *one, srv_reply *r) {
   r->content_type = "application/json";
   if (one && m.count == 0) {
     srv_api_error e;
-    srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model", "The model '%s' does not exist",
-             one);
-    srv_reply_error(r, &e);
+    preft_srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model",
+                   "The model '%s' does not exist", one);
+    preft_srv_reply_error(r, &e);
   } else if (one) {
     r->status = 200;
-    srv_buf_put(&r->body, items.p, items.len);
+    preft_srv_buf_put(&r->body, items.p, items.len);
   } else {
     r->status = 200;
-    srv_buf_puts(&r->body, "{\"object\":\"list\",\"data\":[");
-    if (items.len) srv_buf_put(&r->body, items.p, items.len);
-    srv_buf_puts(&r->body, "]}");
+    preft_srv_buf_puts(&r->body, "{\"object\":\"list\",\"data\":[");
+    if (items.len) preft_srv_buf_put(&r->body, items.p, items.len);
+    preft_srv_buf_puts(&r->body, "]}");
   }
-  srv_buf_free(&items);
+  preft_srv_buf_free(&items);
 }
 
 /* ---- adapters (vLLM's runtime endpoints) -------------------------------------------- */
 
 static int adapter_name(const cJSON *root, const char **name, srv_api_error *e) {
-  if (srv_get_string(root, "lora_name", true, name, e) != 0) return -1;
+  if (preft_srv_get_string(root, "lora_name", true, name, e) != 0) return -1;
   size_t n = strlen(*name);
-  if (n == 0 || n > 256) return srv_bad(e, "lora_name", "'lora_name' must be 1 to 256 bytes long");
+  if (n == 0 || n > 256) return preft_srv_bad(e, "lora_name", "'lora_name' must be 1 to 256 bytes long");
   for (size_t i = 0; i < n; i++)
     if ((unsigned char)(*name)[i] < 0x20 || (*name)[i] == '/')
-      return srv_bad(e, "lora_name", "'lora_name' may not hold control characters or '/'");
+      return preft_srv_bad(e, "lora_name", "'lora_name' may not hold control characters or '/'");
   return 0;
 }
 
-void srv_route_load_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
+void preft_srv_route_load_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
   srv_api_error e;
   cJSON *root = NULL;
   const char *name, *path;
   preft_error err;
   char msg[600];
-  if (srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 || adapter_name(root, &name, &e) != 0 ||
-      srv_get_string(root, "lora_path", true, &path, &e) != 0)
+  if (preft_srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 ||
+      adapter_name(root, &name, &e) != 0 || preft_srv_get_string(root, "lora_path", true, &path, &e) != 0)
     goto fail;
   if (!strcmp(name, s->model_name)) {
-    srv_bad(&e, "lora_name", "'%s' is the base model's name", name);
+    preft_srv_bad(&e, "lora_name", "'%s' is the base model's name", name);
     goto fail;
   }
   if (preft_engine_has_adapter(s->engine, name)) {
-    srv_bad(&e, "lora_name", "The lora adapter '%s' has already been loaded.", name);
+    preft_srv_bad(&e, "lora_name", "The lora adapter '%s' has already been loaded.", name);
     goto fail;
   }
   if (preft_engine_load_adapter(s->engine, name, path, &err) != 0) {
-    srv_fail(&e, 400, "invalid_request_error", "adapter_load_failed", "lora_path", "%s", err.msg);
+    preft_srv_fail(&e, 400, "invalid_request_error", "adapter_load_failed", "lora_path", "%s", err.msg);
     goto fail;
   }
   snprintf(msg, sizeof msg, "Success: LoRA adapter '%s' added successfully.", name);
@@ -736,25 +739,26 @@ void srv_route_load_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
   cJSON_Delete(root);
   return;
 fail:
-  srv_reply_error(r, &e);
+  preft_srv_reply_error(r, &e);
   cJSON_Delete(root);
 }
 
-void srv_route_unload_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
+void preft_srv_route_unload_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
   srv_api_error e;
   cJSON *root = NULL;
   const char *name;
   preft_error err;
   char msg[600];
-  if (srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 || adapter_name(root, &name, &e) != 0)
+  if (preft_srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 ||
+      adapter_name(root, &name, &e) != 0)
     goto fail;
   if (!preft_engine_has_adapter(s->engine, name)) {
-    srv_fail(&e, 404, "invalid_request_error", "model_not_found", "lora_name",
-             "The lora adapter '%s' cannot be found.", name);
+    preft_srv_fail(&e, 404, "invalid_request_error", "model_not_found", "lora_name",
+                   "The lora adapter '%s' cannot be found.", name);
     goto fail;
   }
   if (preft_engine_remove_adapter(s->engine, name, &err) != 0) {
-    srv_bad(&e, "lora_name", "%s", err.msg);
+    preft_srv_bad(&e, "lora_name", "%s", err.msg);
     goto fail;
   }
   snprintf(msg, sizeof msg, "Success: LoRA adapter '%s' removed successfully.", name);
@@ -762,6 +766,6 @@ void srv_route_unload_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
   cJSON_Delete(root);
   return;
 fail:
-  srv_reply_error(r, &e);
+  preft_srv_reply_error(r, &e);
   cJSON_Delete(root);
 }

@@ -23,8 +23,8 @@ static int vfail(srv_api_error *e, int status, const char *type, const char *cod
   return -1;
 }
 
-int srv_fail(srv_api_error *e, int status, const char *type, const char *code, const char *param,
-             const char *fmt, ...) {
+int preft_srv_fail(srv_api_error *e, int status, const char *type, const char *code, const char *param,
+                   const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vfail(e, status, type, code, param, fmt, ap);
@@ -32,7 +32,7 @@ int srv_fail(srv_api_error *e, int status, const char *type, const char *code, c
   return -1;
 }
 
-int srv_bad(srv_api_error *e, const char *param, const char *fmt, ...) {
+int preft_srv_bad(srv_api_error *e, const char *param, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vfail(e, 400, "invalid_request_error", NULL, param, fmt, ap);
@@ -40,23 +40,23 @@ int srv_bad(srv_api_error *e, const char *param, const char *fmt, ...) {
   return -1;
 }
 
-void srv_error_json(const srv_api_error *e, srv_buf *out) {
-  srv_buf_puts(out, "{\"error\":{\"message\":");
-  srv_buf_json_str(out, e->message, strlen(e->message));
-  srv_buf_puts(out, ",\"type\":");
+void preft_srv_error_json(const srv_api_error *e, srv_buf *out) {
+  preft_srv_buf_puts(out, "{\"error\":{\"message\":");
+  preft_srv_buf_json_str(out, e->message, strlen(e->message));
+  preft_srv_buf_puts(out, ",\"type\":");
   const char *type = e->type ? e->type : "invalid_request_error";
-  srv_buf_json_str(out, type, strlen(type));
-  srv_buf_puts(out, ",\"param\":");
+  preft_srv_buf_json_str(out, type, strlen(type));
+  preft_srv_buf_puts(out, ",\"param\":");
   if (e->param[0])
-    srv_buf_json_str(out, e->param, strlen(e->param));
+    preft_srv_buf_json_str(out, e->param, strlen(e->param));
   else
-    srv_buf_puts(out, "null");
-  srv_buf_puts(out, ",\"code\":");
+    preft_srv_buf_puts(out, "null");
+  preft_srv_buf_puts(out, ",\"code\":");
   if (e->code)
-    srv_buf_json_str(out, e->code, strlen(e->code));
+    preft_srv_buf_json_str(out, e->code, strlen(e->code));
   else
-    srv_buf_puts(out, "null");
-  srv_buf_puts(out, "}}");
+    preft_srv_buf_puts(out, "null");
+  preft_srv_buf_puts(out, "}}");
 }
 
 /* ---- JSON ------------------------------------------------------------------------------ */
@@ -84,28 +84,28 @@ static int json_depth(const char *s, size_t n, int limit) {
   return max;
 }
 
-int srv_parse_json_object(const char *body, size_t len, cJSON **out, srv_api_error *e) {
+int preft_srv_parse_json_object(const char *body, size_t len, cJSON **out, srv_api_error *e) {
   *out = NULL;
-  if (len == 0) return srv_bad(e, NULL, "the request body is empty; expected a JSON object");
-  if (memchr(body, 0, len)) return srv_bad(e, NULL, "the request body contains a NUL byte");
+  if (len == 0) return preft_srv_bad(e, NULL, "the request body is empty; expected a JSON object");
+  if (memchr(body, 0, len)) return preft_srv_bad(e, NULL, "the request body contains a NUL byte");
   if (json_depth(body, len, SRV_MAX_JSON_DEPTH) > SRV_MAX_JSON_DEPTH)
-    return srv_bad(e, NULL, "the request body nests JSON deeper than %d levels", SRV_MAX_JSON_DEPTH);
+    return preft_srv_bad(e, NULL, "the request body nests JSON deeper than %d levels", SRV_MAX_JSON_DEPTH);
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
   if (!root) {
     size_t off = end && end >= body ? (size_t)(end - body) : 0;
-    return srv_bad(e, NULL, "malformed JSON in the request body near byte %zu", off);
+    return preft_srv_bad(e, NULL, "malformed JSON in the request body near byte %zu", off);
   }
   /* only whitespace may follow the value */
   for (const char *p = end; p && p < body + len; p++)
     if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
       cJSON_Delete(root);
-      return srv_bad(e, NULL, "malformed JSON in the request body: data after the value at byte %zu",
-                     (size_t)(p - body));
+      return preft_srv_bad(e, NULL, "malformed JSON in the request body: data after the value at byte %zu",
+                           (size_t)(p - body));
     }
   if (!cJSON_IsObject(root)) {
     cJSON_Delete(root);
-    return srv_bad(e, NULL, "the request body must be a JSON object");
+    return preft_srv_bad(e, NULL, "the request body must be a JSON object");
   }
   *out = root;
   return 0;
@@ -116,11 +116,12 @@ static const cJSON *field(const cJSON *o, const char *name) {
   return f && !cJSON_IsNull(f) ? f : NULL;
 }
 
-int srv_get_string(const cJSON *o, const char *name, bool required, const char **out, srv_api_error *e) {
+int preft_srv_get_string(const cJSON *o, const char *name, bool required, const char **out,
+                         srv_api_error *e) {
   const cJSON *f = field(o, name);
   *out = NULL;
-  if (!f) return required ? srv_bad(e, name, "'%s' is a required field", name) : 0;
-  if (!cJSON_IsString(f)) return srv_bad(e, name, "'%s' must be a string", name);
+  if (!f) return required ? preft_srv_bad(e, name, "'%s' is a required field", name) : 0;
+  if (!cJSON_IsString(f)) return preft_srv_bad(e, name, "'%s' must be a string", name);
   *out = f->valuestring;
   return 0;
 }
@@ -129,7 +130,7 @@ static int get_bool(const cJSON *o, const char *name, bool dflt, bool *out, srv_
   const cJSON *f = field(o, name);
   *out = dflt;
   if (!f) return 0;
-  if (!cJSON_IsBool(f)) return srv_bad(e, name, "'%s' must be a boolean", name);
+  if (!cJSON_IsBool(f)) return preft_srv_bad(e, name, "'%s' must be a boolean", name);
   *out = cJSON_IsTrue(f);
   return 0;
 }
@@ -138,9 +139,10 @@ static int get_bool(const cJSON *o, const char *name, bool dflt, bool *out, srv_
  * doubles; valueint saturates, so the double is checked). */
 static int int_value(const cJSON *f, const char *name, double lo, double hi, double *out, srv_api_error *e) {
   if (!cJSON_IsNumber(f) || f->valuedouble != floor(f->valuedouble) || !isfinite(f->valuedouble))
-    return srv_bad(e, name, "'%s' must be an integer", name);
+    return preft_srv_bad(e, name, "'%s' must be an integer", name);
   if (f->valuedouble < lo || f->valuedouble > hi)
-    return srv_bad(e, name, "'%s' must be between %.0f and %.0f, got %.0f", name, lo, hi, f->valuedouble);
+    return preft_srv_bad(e, name, "'%s' must be between %.0f and %.0f, got %.0f", name, lo, hi,
+                         f->valuedouble);
   *out = f->valuedouble;
   return 0;
 }
@@ -158,9 +160,10 @@ static int get_num(const cJSON *o, const char *name, double lo, double hi, bool 
   const cJSON *f = field(o, name);
   *present = f != NULL;
   if (!f) return 0;
-  if (!cJSON_IsNumber(f) || !isfinite(f->valuedouble)) return srv_bad(e, name, "'%s' must be a number", name);
+  if (!cJSON_IsNumber(f) || !isfinite(f->valuedouble))
+    return preft_srv_bad(e, name, "'%s' must be a number", name);
   if (f->valuedouble < lo || f->valuedouble > hi)
-    return srv_bad(e, name, "'%s' must be between %g and %g, got %g", name, lo, hi, f->valuedouble);
+    return preft_srv_bad(e, name, "'%s' must be between %g and %g, got %g", name, lo, hi, f->valuedouble);
   *out = f->valuedouble;
   return 0;
 }
@@ -181,7 +184,7 @@ static int ids_of(const cJSON *a, const char *param, srv_prompt *p, srv_api_erro
   for (const cJSON *x = a->child; x; x = x->next) {
     double v;
     if (int_value(x, param, 0, 2147483647.0, &v, e) != 0)
-      return srv_bad(e, param, "'%s' token ids must be integers in [0, 2^31)", param);
+      return preft_srv_bad(e, param, "'%s' token ids must be integers in [0, 2^31)", param);
     p->ids[p->n_ids++] = (int)v;
   }
   return 0;
@@ -189,7 +192,7 @@ static int ids_of(const cJSON *a, const char *param, srv_prompt *p, srv_api_erro
 
 static int parse_prompts(const cJSON *root, srv_gen_request *r, srv_api_error *e) {
   const cJSON *pr = field(root, "prompt");
-  if (!pr) return srv_bad(e, "prompt", "'prompt' is a required field");
+  if (!pr) return preft_srv_bad(e, "prompt", "'prompt' is a required field");
   if (cJSON_IsString(pr)) {
     r->prompts = preft_xcalloc(1, sizeof *r->prompts);
     r->n_prompts = 1;
@@ -197,8 +200,8 @@ static int parse_prompts(const cJSON *root, srv_gen_request *r, srv_api_error *e
     return 0;
   }
   if (!cJSON_IsArray(pr) || !pr->child)
-    return srv_bad(e, "prompt",
-                   "'prompt' must be a string, an array of token ids, or a non-empty array of those");
+    return preft_srv_bad(e, "prompt",
+                         "'prompt' must be a string, an array of token ids, or a non-empty array of those");
   if (is_int_array(pr)) {
     r->prompts = preft_xcalloc(1, sizeof *r->prompts);
     r->n_prompts = 1;
@@ -206,7 +209,7 @@ static int parse_prompts(const cJSON *root, srv_gen_request *r, srv_api_error *e
   }
   int n = cJSON_GetArraySize(pr);
   if (n > SRV_MAX_PROMPTS)
-    return srv_bad(e, "prompt", "'prompt' holds %d prompts; at most %d", n, SRV_MAX_PROMPTS);
+    return preft_srv_bad(e, "prompt", "'prompt' holds %d prompts; at most %d", n, SRV_MAX_PROMPTS);
   r->prompts = preft_xcalloc((size_t)n, sizeof *r->prompts);
   for (const cJSON *x = pr->child; x; x = x->next) {
     srv_prompt *p = &r->prompts[r->n_prompts++];
@@ -215,8 +218,8 @@ static int parse_prompts(const cJSON *root, srv_gen_request *r, srv_api_error *e
     else if (is_int_array(x)) {
       if (ids_of(x, "prompt", p, e) != 0) return -1;
     } else
-      return srv_bad(e, "prompt",
-                     "'prompt' must be a string, an array of token ids, or a non-empty array of those");
+      return preft_srv_bad(e, "prompt",
+                           "'prompt' must be a string, an array of token ids, or a non-empty array of those");
   }
   return 0;
 }
@@ -228,9 +231,10 @@ static int parse_prompts(const cJSON *root, srv_gen_request *r, srv_api_error *e
 static int normalize_message(const cJSON *m, int i, cJSON *out_arr, srv_api_error *e) {
   char param[48];
   snprintf(param, sizeof param, "messages[%d]", i);
-  if (!cJSON_IsObject(m)) return srv_bad(e, param, "'%s' must be an object with 'role' and 'content'", param);
+  if (!cJSON_IsObject(m))
+    return preft_srv_bad(e, param, "'%s' must be an object with 'role' and 'content'", param);
   const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-  if (!cJSON_IsString(role)) return srv_bad(e, param, "'%s.role' must be a string", param);
+  if (!cJSON_IsString(role)) return preft_srv_bad(e, param, "'%s.role' must be a string", param);
   const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
   cJSON *copy = cJSON_Duplicate(m, true);
   if (content && cJSON_IsArray(content)) {
@@ -241,7 +245,7 @@ static int normalize_message(const cJSON *m, int i, cJSON *out_arr, srv_api_erro
       if (!cJSON_IsObject(p) || !cJSON_IsString(type) || strcmp(type->valuestring, "text") != 0 ||
           !cJSON_IsString(text)) {
         cJSON_Delete(copy);
-        return srv_bad(
+        return preft_srv_bad(
             e, param, "'%s.content' parts must be {\"type\": \"text\", \"text\": string} (no images)", param);
       }
       len += strlen(text->valuestring) + 1;
@@ -255,7 +259,7 @@ static int normalize_message(const cJSON *m, int i, cJSON *out_arr, srv_api_erro
     free(joined);
   } else if (content && !cJSON_IsString(content) && !cJSON_IsNull(content)) {
     cJSON_Delete(copy);
-    return srv_bad(e, param, "'%s.content' must be a string, an array of text parts, or null", param);
+    return preft_srv_bad(e, param, "'%s.content' must be a string, an array of text parts, or null", param);
   }
   cJSON_AddItemToArray(out_arr, copy);
   return 0;
@@ -263,9 +267,9 @@ static int normalize_message(const cJSON *m, int i, cJSON *out_arr, srv_api_erro
 
 static int parse_chat(const cJSON *root, srv_gen_request *r, srv_api_error *e) {
   const cJSON *msgs = field(root, "messages");
-  if (!msgs) return srv_bad(e, "messages", "'messages' is a required field");
+  if (!msgs) return preft_srv_bad(e, "messages", "'messages' is a required field");
   if (!cJSON_IsArray(msgs) || !msgs->child)
-    return srv_bad(e, "messages", "'messages' must be a non-empty array");
+    return preft_srv_bad(e, "messages", "'messages' must be a non-empty array");
   cJSON *obj = cJSON_CreateObject();
   cJSON *arr = cJSON_AddArrayToObject(obj, "messages");
   int i = 0;
@@ -278,7 +282,7 @@ static int parse_chat(const cJSON *root, srv_gen_request *r, srv_api_error *e) {
   if (tools) {
     if (!cJSON_IsArray(tools)) {
       cJSON_Delete(obj);
-      return srv_bad(e, "tools", "'tools' must be an array");
+      return preft_srv_bad(e, "tools", "'tools' must be an array");
     }
     cJSON_AddItemToObject(obj, "tools", cJSON_Duplicate(tools, true));
   }
@@ -286,7 +290,7 @@ static int parse_chat(const cJSON *root, srv_gen_request *r, srv_api_error *e) {
   if (kw) {
     if (!cJSON_IsObject(kw)) {
       cJSON_Delete(obj);
-      return srv_bad(e, "chat_template_kwargs", "'chat_template_kwargs' must be an object");
+      return preft_srv_bad(e, "chat_template_kwargs", "'chat_template_kwargs' must be an object");
     }
     for (const cJSON *k = kw->child; k; k = k->next)
       if (strcmp(k->string, "messages") != 0 && strcmp(k->string, "tools") != 0)
@@ -303,24 +307,27 @@ static int parse_stop(const cJSON *root, srv_gen_request *r, srv_api_error *e) {
   const cJSON *st = field(root, "stop");
   if (st) {
     int n = cJSON_IsString(st) ? 1 : cJSON_IsArray(st) ? cJSON_GetArraySize(st) : -1;
-    if (n < 0) return srv_bad(e, "stop", "'stop' must be a string or an array of strings");
-    if (n > SRV_MAX_STOPS) return srv_bad(e, "stop", "'stop' holds %d strings; at most %d", n, SRV_MAX_STOPS);
+    if (n < 0) return preft_srv_bad(e, "stop", "'stop' must be a string or an array of strings");
+    if (n > SRV_MAX_STOPS)
+      return preft_srv_bad(e, "stop", "'stop' holds %d strings; at most %d", n, SRV_MAX_STOPS);
     r->stop = preft_xcalloc((size_t)(n ? n : 1), sizeof *r->stop);
     const cJSON *x = cJSON_IsString(st) ? st : st->child;
     for (; x && r->n_stop < n; x = x->next) {
-      if (!cJSON_IsString(x)) return srv_bad(e, "stop", "'stop' must be a string or an array of strings");
+      if (!cJSON_IsString(x))
+        return preft_srv_bad(e, "stop", "'stop' must be a string or an array of strings");
       size_t l = strlen(x->valuestring);
       if (l == 0 || l > SRV_MAX_STOP_LEN)
-        return srv_bad(e, "stop", "each stop string must be 1 to %d bytes long", SRV_MAX_STOP_LEN);
+        return preft_srv_bad(e, "stop", "each stop string must be 1 to %d bytes long", SRV_MAX_STOP_LEN);
       r->stop[r->n_stop++] = preft_xstrdup(x->valuestring);
     }
   }
   const cJSON *sid = field(root, "stop_token_ids");
   if (sid) {
     int n = cJSON_IsArray(sid) ? cJSON_GetArraySize(sid) : -1;
-    if (n < 0) return srv_bad(e, "stop_token_ids", "'stop_token_ids' must be an array of token ids");
+    if (n < 0) return preft_srv_bad(e, "stop_token_ids", "'stop_token_ids' must be an array of token ids");
     if (n > SRV_MAX_STOP_IDS)
-      return srv_bad(e, "stop_token_ids", "'stop_token_ids' holds %d ids; at most %d", n, SRV_MAX_STOP_IDS);
+      return preft_srv_bad(e, "stop_token_ids", "'stop_token_ids' holds %d ids; at most %d", n,
+                           SRV_MAX_STOP_IDS);
     r->stop_token_ids = preft_xmalloc(sizeof(int) * (size_t)(n ? n : 1));
     for (const cJSON *x = sid->child; x; x = x->next) {
       double v;
@@ -338,32 +345,34 @@ static int refuse_unsupported(const cJSON *root, const srv_gen_request *r, srv_a
     bool has;
     double v;
     if (get_num(root, zero_nums[i], -2, 2, &has, &v, e) != 0) return -1;
-    if (has && v != 0) return srv_bad(e, zero_nums[i], "'%s' is not supported (only 0)", zero_nums[i]);
+    if (has && v != 0) return preft_srv_bad(e, zero_nums[i], "'%s' is not supported (only 0)", zero_nums[i]);
   }
   bool has;
   double v;
   if (get_num(root, "repetition_penalty", 0, 1e6, &has, &v, e) != 0) return -1;
   if (has && v != 1)
-    return srv_bad(e, "repetition_penalty", "'repetition_penalty' is not supported (only 1)");
+    return preft_srv_bad(e, "repetition_penalty", "'repetition_penalty' is not supported (only 1)");
   const cJSON *lb = field(root, "logit_bias");
   if (lb && (!cJSON_IsObject(lb) || lb->child))
-    return srv_bad(e, "logit_bias", "'logit_bias' is not supported (only an empty object)");
+    return preft_srv_bad(e, "logit_bias", "'logit_bias' is not supported (only an empty object)");
   if (get_int(root, "best_of", 1, SRV_MAX_N, &has, &v, e) != 0) return -1;
-  if (has && (int)v != r->n) return srv_bad(e, "best_of", "'best_of' is not supported (only equal to n)");
+  if (has && (int)v != r->n)
+    return preft_srv_bad(e, "best_of", "'best_of' is not supported (only equal to n)");
   bool echo;
   if (get_bool(root, "echo", false, &echo, e) != 0) return -1;
-  if (echo) return srv_bad(e, "echo", "'echo' is not supported");
+  if (echo) return preft_srv_bad(e, "echo", "'echo' is not supported");
   const cJSON *suffix = field(root, "suffix");
   if (suffix && (!cJSON_IsString(suffix) || suffix->valuestring[0]))
-    return srv_bad(e, "suffix", "'suffix' is not supported");
+    return preft_srv_bad(e, "suffix", "'suffix' is not supported");
   const cJSON *rf = field(root, "response_format");
   if (rf) {
     const cJSON *t = cJSON_IsObject(rf) ? cJSON_GetObjectItemCaseSensitive(rf, "type") : NULL;
     if (!cJSON_IsString(t) || strcmp(t->valuestring, "text") != 0)
-      return srv_bad(e, "response_format", "'response_format' is not supported (only {\"type\": \"text\"})");
+      return preft_srv_bad(e, "response_format",
+                           "'response_format' is not supported (only {\"type\": \"text\"})");
   }
   const char *user;
-  return srv_get_string(root, "user", false, &user, e);
+  return preft_srv_get_string(root, "user", false, &user, e);
 }
 
 static int parse_logprobs(const cJSON *root, srv_gen_request *r, srv_api_error *e) {
@@ -378,7 +387,7 @@ static int parse_logprobs(const cJSON *root, srv_gen_request *r, srv_api_error *
   bool want;
   if (get_bool(root, "logprobs", false, &want, e) != 0) return -1;
   if (get_int(root, "top_logprobs", 0, PREFT_MAX_TOP_LOGPROBS, &has, &v, e) != 0) return -1;
-  if (has && !want) return srv_bad(e, "top_logprobs", "'top_logprobs' needs 'logprobs': true");
+  if (has && !want) return preft_srv_bad(e, "top_logprobs", "'top_logprobs' needs 'logprobs': true");
   if (want) r->logprobs = has ? (int)v : 0;
   return 0;
 }
@@ -387,25 +396,25 @@ static int parse_fields(const cJSON *root, srv_kind kind, srv_gen_request *r, sr
   const char *s;
   bool has;
   double v;
-  if (srv_get_string(root, "model", false, &s, e) != 0) return -1;
+  if (preft_srv_get_string(root, "model", false, &s, e) != 0) return -1;
   if (s) r->model = preft_xstrdup(s);
-  if (srv_get_string(root, "adapter_mode", false, &s, e) != 0) return -1;
+  if (preft_srv_get_string(root, "adapter_mode", false, &s, e) != 0) return -1;
   if (s) {
     preft_adapter_mode m;
     if (preft_adapter_mode_parse(s, &m) != 0)
-      return srv_bad(e, "adapter_mode", "'adapter_mode' must be \"all\" or \"prefill\", got \"%s\"", s);
+      return preft_srv_bad(e, "adapter_mode", "'adapter_mode' must be \"all\" or \"prefill\", got \"%s\"", s);
     r->adapter_mode = (int)m;
   }
   if (kind == SRV_COMPLETION ? parse_prompts(root, r, e) : parse_chat(root, r, e)) return -1;
   if (get_int(root, "n", 1, SRV_MAX_N, &has, &v, e) != 0) return -1;
   if (has) r->n = (int)v;
   if ((long)r->n * (r->n_prompts ? r->n_prompts : 1) > SRV_MAX_CHOICES)
-    return srv_bad(e, "n", "prompts x n = %ld choices; at most %d", (long)r->n * r->n_prompts,
-                   SRV_MAX_CHOICES);
+    return preft_srv_bad(e, "n", "prompts x n = %ld choices; at most %d", (long)r->n * r->n_prompts,
+                         SRV_MAX_CHOICES);
   if (get_bool(root, "stream", false, &r->stream, e) != 0) return -1;
   const cJSON *so = field(root, "stream_options");
   if (so) {
-    if (!cJSON_IsObject(so)) return srv_bad(e, "stream_options", "'stream_options' must be an object");
+    if (!cJSON_IsObject(so)) return preft_srv_bad(e, "stream_options", "'stream_options' must be an object");
     if (get_bool(so, "include_usage", false, &r->include_usage, e) != 0) {
       snprintf(e->param, sizeof e->param, "stream_options.include_usage");
       return -1;
@@ -418,7 +427,7 @@ static int parse_fields(const cJSON *root, srv_kind kind, srv_gen_request *r, sr
   if (has) r->max_tokens = (int)v;
   if (get_num(root, "temperature", 0, 2, &r->has_temperature, &r->temperature, e) != 0) return -1;
   if (get_num(root, "top_p", 0, 1, &r->has_top_p, &r->top_p, e) != 0) return -1;
-  if (r->has_top_p && r->top_p <= 0) return srv_bad(e, "top_p", "'top_p' must be in (0, 1]");
+  if (r->has_top_p && r->top_p <= 0) return preft_srv_bad(e, "top_p", "'top_p' must be in (0, 1]");
   if (get_num(root, "min_p", 0, 1, &r->has_min_p, &r->min_p, e) != 0) return -1;
   if (get_int(root, "top_k", -1, 1 << 30, &r->has_top_k, &v, e) != 0) return -1;
   if (r->has_top_k) r->top_k = v < 0 ? 0 : (int)v; /* -1 (vLLM) and 0 both mean off */
@@ -432,8 +441,8 @@ static int parse_fields(const cJSON *root, srv_kind kind, srv_gen_request *r, sr
   return refuse_unsupported(root, r, e);
 }
 
-int srv_parse_gen_request(const char *body, size_t len, srv_kind kind, srv_gen_request *out,
-                          srv_api_error *e) {
+int preft_srv_parse_gen_request(const char *body, size_t len, srv_kind kind, srv_gen_request *out,
+                                srv_api_error *e) {
   memset(out, 0, sizeof *out);
   out->kind = kind;
   out->adapter_mode = -1;
@@ -442,14 +451,14 @@ int srv_parse_gen_request(const char *body, size_t len, srv_kind kind, srv_gen_r
   out->logprobs = -1;
   out->skip_special_tokens = true;
   cJSON *root;
-  if (srv_parse_json_object(body, len, &root, e) != 0) return -1;
+  if (preft_srv_parse_json_object(body, len, &root, e) != 0) return -1;
   int rc = parse_fields(root, kind, out, e);
   cJSON_Delete(root);
-  if (rc != 0) srv_gen_request_free(out);
+  if (rc != 0) preft_srv_gen_request_free(out);
   return rc;
 }
 
-void srv_gen_request_free(srv_gen_request *r) {
+void preft_srv_gen_request_free(srv_gen_request *r) {
   free(r->model);
   for (int i = 0; i < r->n_prompts; i++) {
     free(r->prompts[i].text);

@@ -39,12 +39,13 @@ typedef struct srv_api_error {
 } srv_api_error;
 
 /* Fills e and returns -1. param may be NULL. */
-int srv_fail(srv_api_error *e, int status, const char *type, const char *code, const char *param,
-             const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+int preft_srv_fail(srv_api_error *e, int status, const char *type, const char *code, const char *param,
+                   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* 400 invalid_request_error naming param. */
-int srv_bad(srv_api_error *e, const char *param, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int preft_srv_bad(srv_api_error *e, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* {"error": {"message", "type", "param", "code"}} */
-void srv_error_json(const srv_api_error *e, srv_buf *out);
+void preft_srv_error_json(const srv_api_error *e, srv_buf *out);
 
 typedef enum { SRV_COMPLETION = 0, SRV_CHAT = 1 } srv_kind;
 
@@ -83,14 +84,14 @@ typedef struct srv_gen_request {
 /* Parses a whole body (len bytes, need not be NUL-terminated) into a JSON
  * object: malformed JSON, nesting deeper than SRV_MAX_JSON_DEPTH, or a
  * top-level value that is not an object give a 400. */
-int srv_parse_json_object(const char *body, size_t len, cJSON **out, srv_api_error *e);
+int preft_srv_parse_json_object(const char *body, size_t len, cJSON **out, srv_api_error *e);
 
 /* /v1/completions (SRV_COMPLETION) or /v1/chat/completions (SRV_CHAT). */
-int srv_parse_gen_request(const char *body, size_t len, srv_kind kind, srv_gen_request *out,
-                          srv_api_error *e);
-void srv_gen_request_free(srv_gen_request *r);
+int preft_srv_parse_gen_request(const char *body, size_t len, srv_kind kind, srv_gen_request *out,
+                                srv_api_error *e);
+void preft_srv_gen_request_free(srv_gen_request *r);
 
 /* Typed optional fields of an object (absent or null: *present = false). */
-int srv_get_string(const cJSON *o, const char *name, bool required, const char **out, srv_api_error *e);
+int preft_srv_get_string(const cJSON *o, const char *name, bool required, const char **out, srv_api_error *e);
 
 #endif

@@ -16,7 +16,7 @@
 
 /* HTTP statuses counted separately in /metrics; everything else is "other". */
 #define SRV_N_STATUS 11
-extern const int srv_status_codes[SRV_N_STATUS]; /* last entry 0 = other */
+extern const int preft_srv_status_codes[SRV_N_STATUS]; /* last entry 0 = other */
 
 typedef struct srv_gen srv_gen;
 
@@ -40,7 +40,7 @@ struct preft_server {
   srv_gen *gens; /* list of live generations, for cancellation on drain */
   /* counters for /metrics */
   _Atomic long status_count[SRV_N_STATUS];
-  _Atomic long cb_nanos;       /* engine-thread time in srv_job_engine_cb */
+  _Atomic long cb_nanos;       /* engine-thread time in preft_srv_job_engine_cb */
   _Atomic long http_cpu_nanos; /* connection-thread CPU time of finished requests */
   _Atomic long http_requests;
 };
@@ -62,24 +62,24 @@ typedef struct srv_reply {
 } srv_reply;
 
 /* Fills the reply with an OpenAI error body. */
-void srv_reply_error(srv_reply *r, const srv_api_error *e);
+void preft_srv_reply_error(srv_reply *r, const srv_api_error *e);
 
 /* Routes (openai_routes.c). body is NUL-terminated. */
-void srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_reply *r);
-void srv_route_models(preft_server *s, const char *one, srv_reply *r); /* one: NULL = list */
-void srv_route_load_adapter(preft_server *s, srv_conn *c, srv_reply *r);
-void srv_route_unload_adapter(preft_server *s, srv_conn *c, srv_reply *r);
+void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_reply *r);
+void preft_srv_route_models(preft_server *s, const char *one, srv_reply *r); /* one: NULL = list */
+void preft_srv_route_load_adapter(preft_server *s, srv_conn *c, srv_reply *r);
+void preft_srv_route_unload_adapter(preft_server *s, srv_conn *c, srv_reply *r);
 /* metrics.c */
-void srv_route_metrics(preft_server *s, srv_reply *r);
+void preft_srv_route_metrics(preft_server *s, srv_reply *r);
 
 /* Streaming: copies up to max bytes of the next SSE data into buf, blocking
  * until there is some. Returns the byte count, 0 at the end of the stream,
  * or -1 when the client went away (the generation is then cancelled). */
-ssize_t srv_gen_read(srv_gen *g, char *buf, size_t max);
+ssize_t preft_srv_gen_read(srv_gen *g, char *buf, size_t max);
 /* Cancels what is unfinished, waits for the engine to let go, frees. */
-void srv_gen_free(srv_gen *g);
+void preft_srv_gen_free(srv_gen *g);
 /* Cancels the engine requests of every live generation (drain timeout);
  * returns how many generations there were. */
-int srv_cancel_all(preft_server *s);
+int preft_srv_cancel_all(preft_server *s);
 
 #endif

@@ -26,16 +26,16 @@ static void buf_reserve(srv_buf *b, size_t extra) {
   b->cap = cap;
 }
 
-void srv_buf_put(srv_buf *b, const char *s, size_t n) {
+void preft_srv_buf_put(srv_buf *b, const char *s, size_t n) {
   buf_reserve(b, n);
   if (n) memcpy(b->p + b->len, s, n);
   b->len += n;
   b->p[b->len] = 0;
 }
 
-void srv_buf_puts(srv_buf *b, const char *s) { srv_buf_put(b, s, strlen(s)); }
+void preft_srv_buf_puts(srv_buf *b, const char *s) { preft_srv_buf_put(b, s, strlen(s)); }
 
-void srv_buf_printf(srv_buf *b, const char *fmt, ...) {
+void preft_srv_buf_printf(srv_buf *b, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   char tmp[256];
@@ -43,7 +43,7 @@ void srv_buf_printf(srv_buf *b, const char *fmt, ...) {
   va_end(ap);
   if (n < 0) return;
   if ((size_t)n < sizeof tmp) {
-    srv_buf_put(b, tmp, (size_t)n);
+    preft_srv_buf_put(b, tmp, (size_t)n);
     return;
   }
   buf_reserve(b, (size_t)n);
@@ -79,7 +79,7 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n) {
   return len;
 }
 
-size_t srv_utf8_chars(const char *s, size_t n) {
+size_t preft_srv_utf8_chars(const char *s, size_t n) {
   size_t count = 0;
   for (size_t i = 0; i < n;) {
     size_t l = utf8_seq_len((const unsigned char *)s + i, n - i);
@@ -89,7 +89,7 @@ size_t srv_utf8_chars(const char *s, size_t n) {
   return count;
 }
 
-void srv_buf_json_str(srv_buf *b, const char *s, size_t n) {
+void preft_srv_buf_json_str(srv_buf *b, const char *s, size_t n) {
   buf_reserve(b, n + 2);
   b->p[b->len++] = '"';
   size_t run = 0; /* start of the pending run of bytes copied verbatim */
@@ -120,38 +120,38 @@ void srv_buf_json_str(srv_buf *b, const char *s, size_t n) {
       }
     }
     if (esc) {
-      srv_buf_put(b, s + run, i - run);
-      srv_buf_puts(b, esc);
+      preft_srv_buf_put(b, s + run, i - run);
+      preft_srv_buf_puts(b, esc);
       run = i + adv;
     }
     i += adv;
   }
-  srv_buf_put(b, s + run, n - run);
-  srv_buf_put(b, "\"", 1);
+  preft_srv_buf_put(b, s + run, n - run);
+  preft_srv_buf_put(b, "\"", 1);
 }
 
-void srv_buf_json_num(srv_buf *b, double v) {
+void preft_srv_buf_json_num(srv_buf *b, double v) {
   if (!isfinite(v)) v = -9999.0;
   char tmp[40];
   int n = snprintf(tmp, sizeof tmp, "%.9g", v);
   /* keep it a JSON number that reads back as a float ("1" is fine too) */
-  srv_buf_put(b, tmp, (size_t)n);
+  preft_srv_buf_put(b, tmp, (size_t)n);
 }
 
-void srv_buf_reset(srv_buf *b) {
+void preft_srv_buf_reset(srv_buf *b) {
   b->len = 0;
   if (b->p) b->p[0] = 0;
 }
 
-void srv_buf_free(srv_buf *b) {
+void preft_srv_buf_free(srv_buf *b) {
   free(b->p);
   memset(b, 0, sizeof *b);
 }
 
 /* ---- jobs -------------------------------------------------------------------------- */
 
-srv_job *srv_job_new(preft_engine *e, const preft_tokenizer *tok, int n_choices, char *const *stops,
-                     int n_stops, bool skip_special, _Atomic long *cb_nanos) {
+srv_job *preft_srv_job_new(preft_engine *e, const preft_tokenizer *tok, int n_choices, char *const *stops,
+                           int n_stops, bool skip_special, _Atomic long *cb_nanos) {
   srv_job *j = preft_xcalloc(1, sizeof *j);
   pthread_mutex_init(&j->mu, NULL);
   pthread_cond_init(&j->cv, NULL);
@@ -177,7 +177,7 @@ srv_job *srv_job_new(preft_engine *e, const preft_tokenizer *tok, int n_choices,
   return j;
 }
 
-int srv_job_submit(srv_job *j, int i, const preft_request_params *p, preft_error *err) {
+int preft_srv_job_submit(srv_job *j, int i, const preft_request_params *p, preft_error *err) {
   srv_choice *c = &j->choices[i];
   PREFT_ASSERT(!c->submitted);
   /* Count the choice as open before submitting: its callbacks may run on
@@ -187,7 +187,7 @@ int srv_job_submit(srv_job *j, int i, const preft_request_params *p, preft_error
   c->submitted = true;
   pthread_mutex_unlock(&j->mu);
   uint64_t id = 0;
-  int rc = preft_engine_submit(j->engine, p, srv_job_engine_cb, c, &id, err);
+  int rc = preft_engine_submit(j->engine, p, preft_srv_job_engine_cb, c, &id, err);
   pthread_mutex_lock(&j->mu);
   if (rc != PREFT_SUBMIT_OK) {
     j->n_open--;
@@ -241,7 +241,7 @@ static bool choice_text(srv_choice *c, const preft_token_event *ev, srv_event *o
   return matched;
 }
 
-bool srv_job_engine_cb(void *user, const preft_token_event *ev) {
+bool preft_srv_job_engine_cb(void *user, const preft_token_event *ev) {
   double t0 = preft_now();
   srv_choice *c = user;
   srv_job *j = c->job;
@@ -257,7 +257,7 @@ bool srv_job_engine_cb(void *user, const preft_token_event *ev) {
   memcpy(e.top_logprobs, ev->top_logprobs, sizeof(float) * (size_t)e.n_top);
   e.text_offset = c->chars_out;
   bool matched = choice_text(c, ev, &e);
-  if (e.text_len) c->chars_out += srv_utf8_chars(e.text, e.text_len);
+  if (e.text_len) c->chars_out += preft_srv_utf8_chars(e.text, e.text_len);
   if (matched) c->stopped = true;
   if (ev->finish == PREFT_FINISH_STOP && c->stopped) e.stop_string = true;
   if (ev->finish == PREFT_FINISH_ERROR) e.error = preft_xstrdup(ev->error ? ev->error : "generation failed");
@@ -288,7 +288,7 @@ bool srv_job_engine_cb(void *user, const preft_token_event *ev) {
   return go_on;
 }
 
-int srv_job_take(srv_job *j, int fd, srv_event **out, size_t *n) {
+int preft_srv_job_take(srv_job *j, int fd, srv_event **out, size_t *n) {
   *out = NULL;
   *n = 0;
   bool watch = fd >= 0;
@@ -325,7 +325,7 @@ int srv_job_take(srv_job *j, int fd, srv_event **out, size_t *n) {
   }
 }
 
-void srv_events_free(srv_event *ev, size_t n) {
+void preft_srv_events_free(srv_event *ev, size_t n) {
   for (size_t i = 0; i < n; i++) {
     free(ev[i].text);
     free(ev[i].error);
@@ -333,7 +333,7 @@ void srv_events_free(srv_event *ev, size_t n) {
   free(ev);
 }
 
-void srv_job_cancel(srv_job *j) {
+void preft_srv_job_cancel(srv_job *j) {
   uint64_t *ids = preft_xmalloc(sizeof(uint64_t) * (size_t)(j->n_choices + 1));
   int k = 0;
   pthread_mutex_lock(&j->mu);
@@ -344,17 +344,17 @@ void srv_job_cancel(srv_job *j) {
   free(ids);
 }
 
-void srv_job_cancel_and_wait(srv_job *j) {
-  srv_job_cancel(j);
+void preft_srv_job_cancel_and_wait(srv_job *j) {
+  preft_srv_job_cancel(j);
   pthread_mutex_lock(&j->mu);
   while (j->n_open > 0) pthread_cond_wait(&j->cv, &j->mu);
   pthread_mutex_unlock(&j->mu);
 }
 
-void srv_job_free(srv_job *j) {
+void preft_srv_job_free(srv_job *j) {
   if (!j) return;
-  srv_job_cancel_and_wait(j);
-  srv_events_free(j->q, j->q_len);
+  preft_srv_job_cancel_and_wait(j);
+  preft_srv_events_free(j->q, j->q_len);
   for (int i = 0; i < j->n_choices; i++) {
     if (j->choices[i].ds) preft_decode_stream_free(j->choices[i].ds);
     preft_stop_free(&j->choices[i].stop);

@@ -3,12 +3,12 @@
  * its events into JSON and server-sent events.
  *
  * A srv_job holds the choices of one HTTP request (n x prompts engine
- * requests). The engine calls srv_job_engine_cb on its own thread for every
+ * requests). The engine calls preft_srv_job_engine_cb on its own thread for every
  * token; the callback decodes the token into text (a preft_decode_stream per
  * choice), runs the stop-string matcher (returning false when a stop string
  * matched, which finishes the engine request), and appends one srv_event to
  * the job's queue under the job's mutex. It never blocks on the HTTP side.
- * The connection thread takes events in batches with srv_job_take: it sleeps
+ * The connection thread takes events in batches with preft_srv_job_take: it sleeps
  * in poll() on the job's eventfd (written by the callback when the
  * connection thread is waiting) and on the client's socket, so a client that
  * went away is noticed at once even while nothing is being written, and no
@@ -16,7 +16,7 @@
  *
  * Lifetime: the engine calls each choice's callback exactly once with a
  * finish reason; a job may only be freed after every submitted choice got
- * that final call (srv_job_cancel_and_wait), so the engine never calls into
+ * that final call (preft_srv_job_cancel_and_wait), so the engine never calls into
  * freed memory.
  */
 #ifndef PREFT_SERVER_SSE_H
@@ -40,20 +40,20 @@ typedef struct srv_buf {
   size_t len, cap;
 } srv_buf;
 
-void srv_buf_put(srv_buf *b, const char *s, size_t n);
-void srv_buf_puts(srv_buf *b, const char *s);
-void srv_buf_printf(srv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void preft_srv_buf_put(srv_buf *b, const char *s, size_t n);
+void preft_srv_buf_puts(srv_buf *b, const char *s);
+void preft_srv_buf_printf(srv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s[0..n) as a quoted JSON string; control characters are escaped and
  * invalid UTF-8 becomes U+FFFD, so the output is always valid JSON. */
-void srv_buf_json_str(srv_buf *b, const char *s, size_t n);
+void preft_srv_buf_json_str(srv_buf *b, const char *s, size_t n);
 /* A JSON number for a float; non-finite values become -9999.0 (as vLLM
  * reports impossible log-probabilities). */
-void srv_buf_json_num(srv_buf *b, double v);
-void srv_buf_reset(srv_buf *b);
-void srv_buf_free(srv_buf *b);
+void preft_srv_buf_json_num(srv_buf *b, double v);
+void preft_srv_buf_reset(srv_buf *b);
+void preft_srv_buf_free(srv_buf *b);
 
 /* Number of code points in UTF-8 text (invalid bytes count one each). */
-size_t srv_utf8_chars(const char *s, size_t n);
+size_t preft_srv_utf8_chars(const char *s, size_t n);
 
 /* ---- events and jobs ------------------------------------------------------------ */
 
@@ -105,26 +105,26 @@ struct srv_job {
 };
 
 /* A job of n choices; stops are copied. tok may be NULL. */
-srv_job *srv_job_new(preft_engine *e, const preft_tokenizer *tok, int n_choices, char *const *stops,
-                     int n_stops, bool skip_special, _Atomic long *cb_nanos);
+srv_job *preft_srv_job_new(preft_engine *e, const preft_tokenizer *tok, int n_choices, char *const *stops,
+                           int n_stops, bool skip_special, _Atomic long *cb_nanos);
 /* Submits choice i; on failure returns the PREFT_SUBMIT_* code with err filled. */
-int srv_job_submit(srv_job *j, int i, const preft_request_params *p, preft_error *err);
+int preft_srv_job_submit(srv_job *j, int i, const preft_request_params *p, preft_error *err);
 /* The engine callback (user = a srv_choice). */
-bool srv_job_engine_cb(void *user, const preft_token_event *ev);
+bool preft_srv_job_engine_cb(void *user, const preft_token_event *ev);
 
 enum { SRV_TAKE_EVENTS = 0, SRV_TAKE_HUNG_UP = 1, SRV_TAKE_ALL_DONE = 2 };
 /* Waits until at least one event is queued (or every choice is done, or the
  * peer of fd hung up; fd < 0: not watched), then moves all queued events to
- * *out (caller frees them with srv_events_free). */
-int srv_job_take(srv_job *j, int fd, srv_event **out, size_t *n);
-void srv_events_free(srv_event *ev, size_t n);
+ * *out (caller frees them with preft_srv_events_free). */
+int preft_srv_job_take(srv_job *j, int fd, srv_event **out, size_t *n);
+void preft_srv_events_free(srv_event *ev, size_t n);
 /* Asks the engine to cancel every choice that has not finished (returns at
  * once; the final callbacks follow). */
-void srv_job_cancel(srv_job *j);
+void preft_srv_job_cancel(srv_job *j);
 /* Cancels every choice that has not finished and waits for their final
  * callbacks. Idempotent. */
-void srv_job_cancel_and_wait(srv_job *j);
+void preft_srv_job_cancel_and_wait(srv_job *j);
 /* Cancels (if needed), waits, frees. */
-void srv_job_free(srv_job *j);
+void preft_srv_job_free(srv_job *j);
 
 #endif

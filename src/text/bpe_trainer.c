@@ -15,7 +15,7 @@
 #include "base/file.h"
 #include "text/tokenizer_int.h"
 
-const char *const PREFT_LLAMA3_REGEX =
+const char *const preft_llama3_regex =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|"
     "\\s+(?!\\S)|\\s+";
@@ -55,7 +55,7 @@ struct preft_bpe_trainer {
 preft_bpe_trainer *preft_bpe_trainer_new(void) {
   preft_bpe_trainer *tr = preft_xcalloc(1, sizeof *tr);
   preft_error err;
-  PREFT_ASSERT(preft_pattern_compile_regex(&tr->re, PREFT_LLAMA3_REGEX, &err) == 0);
+  PREFT_ASSERT(preft_pattern_compile_regex(&tr->re, preft_llama3_regex, &err) == 0);
   preft_strmap_init(&tr->counts, 1 << 16);
   return tr;
 }
@@ -357,7 +357,7 @@ int preft_bpe_trainer_write(const preft_bpe_trainer *tr, const char *path, preft
   cJSON *pres = cJSON_AddArrayToObject(pre, "pretokenizers");
   cJSON *split = cJSON_CreateObject();
   cJSON_AddStringToObject(split, "type", "Split");
-  cJSON_AddStringToObject(cJSON_AddObjectToObject(split, "pattern"), "Regex", PREFT_LLAMA3_REGEX);
+  cJSON_AddStringToObject(cJSON_AddObjectToObject(split, "pattern"), "Regex", preft_llama3_regex);
   cJSON_AddStringToObject(split, "behavior", "Isolated");
   cJSON_AddBoolToObject(split, "invert", false);
   cJSON_AddItemToArray(pres, split);

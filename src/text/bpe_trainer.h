@@ -25,7 +25,7 @@ typedef struct preft_bpe_trainer preft_bpe_trainer;
 typedef void (*preft_train_progress)(void *ctx, size_t done, size_t total);
 
 /* The Llama 3 pre-tokenizer regex the trainer uses. */
-extern const char *const PREFT_LLAMA3_REGEX;
+extern const char *const preft_llama3_regex;
 
 preft_bpe_trainer *preft_bpe_trainer_new(void);
 void preft_bpe_trainer_free(preft_bpe_trainer *tr);

@@ -10,7 +10,7 @@
 
 /* Stable insertion sort of list r in place, ascending (descending when reverse), keyed by
  * item[0] when by_pair_key (dictsort's (key, value) tuples), else by item.attr when attr
- * is given, else by the item itself. Fails on keys jv_compare cannot order. */
+ * is given, else by the item itself. Fails on keys preft_jv_compare cannot order. */
 static void sort_list(jeval *E, jv *r, bool by_pair_key, const jv *attr, bool reverse, int line) {
   for (size_t i = 1; i < r->l.n; i++)
     for (size_t j = i; j > 0; j--) {
@@ -19,11 +19,11 @@ static void sort_list(jeval *E, jv *r, bool by_pair_key, const jv *attr, bool re
         x = x->l.v[0];
         y = y->l.v[0];
       } else if (attr) {
-        jv *s = jv_as_str(E, attr);
-        x = jinja_getattr(E, x, s->s.s, s->s.n, line);
-        y = jinja_getattr(E, y, s->s.s, s->s.n, line);
+        jv *s = preft_jv_as_str(E, attr);
+        x = preft_jinja_getattr(E, x, s->s.s, s->s.n, line);
+        y = preft_jinja_getattr(E, y, s->s.s, s->s.n, line);
       }
-      int cmp = jv_compare(E, x, y, line);
+      int cmp = preft_jv_compare(E, x, y, line);
       if (reverse ? cmp >= 0 : cmp <= 0) break;
       jv *t = r->l.v[j];
       r->l.v[j] = r->l.v[j - 1];
@@ -31,258 +31,265 @@ static void sort_list(jeval *E, jv *r, bool by_pair_key, const jv *attr, bool re
     }
 }
 
-jv *jinja_filter(jeval *E, const char *name, jv *v, const jargs *a, int line) {
+jv *preft_jinja_filter(jeval *E, const char *name, jv *v, const jargs *a, int line) {
   if (!strcmp(name, "trim")) {
-    if (v->t == V_UNDEF) return jv_str(E, "", 0);
-    return jstr_strip(E, jv_as_str(E, v), jarg(a, 0, "chars"), JSTR_BOTH);
+    if (v->t == V_UNDEF) return preft_jv_str(E, "", 0);
+    return preft_jstr_strip(E, preft_jv_as_str(E, v), preft_jarg(a, 0, "chars"), JSTR_BOTH);
   }
   if (!strcmp(name, "tojson")) {
-    jv *ind = jarg(a, 0, "indent");
+    jv *ind = preft_jarg(a, 0, "indent");
     jsb b = {0};
-    jsb_add(E->c, &b, "", 0);
-    jv_to_json(E, &b, v, ind && ind->t != V_NONE ? (int)jv_want_int(E, ind, "tojson indent", line) : 0, 0,
-               line);
-    return jv_str_take(E, &b);
+    preft_jsb_add(E->c, &b, "", 0);
+    preft_jv_to_json(E, &b, v,
+                     ind && ind->t != V_NONE ? (int)preft_jv_want_int(E, ind, "tojson indent", line) : 0, 0,
+                     line);
+    return preft_jv_str_take(E, &b);
   }
   if (!strcmp(name, "length") || !strcmp(name, "count")) {
-    if (v->t == V_STR) return jv_int(E, (int64_t)jstr_cp_count(v->s.s, v->s.n));
-    if (v->t == V_LIST) return jv_int(E, (int64_t)v->l.n);
-    if (v->t == V_DICT) return jv_int(E, (int64_t)v->d.n);
-    if (v->t == V_UNDEF) return jv_int(E, 0);
-    jfail(E->c, line, "length of a %s", jv_type_name(v));
+    if (v->t == V_STR) return preft_jv_int(E, (int64_t)preft_jstr_cp_count(v->s.s, v->s.n));
+    if (v->t == V_LIST) return preft_jv_int(E, (int64_t)v->l.n);
+    if (v->t == V_DICT) return preft_jv_int(E, (int64_t)v->d.n);
+    if (v->t == V_UNDEF) return preft_jv_int(E, 0);
+    preft_jfail(E->c, line, "length of a %s", preft_jv_type_name(v));
   }
-  if (!strcmp(name, "upper")) return jstr_case(E, jv_as_str(E, v), JSTR_UPPER);
-  if (!strcmp(name, "lower")) return jstr_case(E, jv_as_str(E, v), JSTR_LOWER);
-  if (!strcmp(name, "title")) return jstr_case(E, jv_as_str(E, v), JSTR_TITLE);
-  if (!strcmp(name, "capitalize")) return jstr_case(E, jv_as_str(E, v), JSTR_CAPITALIZE);
-  if (!strcmp(name, "string")) return jv_as_str(E, v);
+  if (!strcmp(name, "upper")) return preft_jstr_case(E, preft_jv_as_str(E, v), JSTR_UPPER);
+  if (!strcmp(name, "lower")) return preft_jstr_case(E, preft_jv_as_str(E, v), JSTR_LOWER);
+  if (!strcmp(name, "title")) return preft_jstr_case(E, preft_jv_as_str(E, v), JSTR_TITLE);
+  if (!strcmp(name, "capitalize")) return preft_jstr_case(E, preft_jv_as_str(E, v), JSTR_CAPITALIZE);
+  if (!strcmp(name, "string")) return preft_jv_as_str(E, v);
   if (!strcmp(name, "safe") || !strcmp(name, "e") || !strcmp(name, "escape")) {
     if (name[0] == 's') return v;
-    jv *s = jv_as_str(E, v);
+    jv *s = preft_jv_as_str(E, v);
     jv amp = {.t = V_STR, .s = {"&", 1}}, lt = {.t = V_STR, .s = {"<", 1}}, gt = {.t = V_STR, .s = {">", 1}},
        dq = {.t = V_STR, .s = {"\"", 1}}, sq = {.t = V_STR, .s = {"'", 1}};
     jv ramp = {.t = V_STR, .s = {"&amp;", 5}}, rlt = {.t = V_STR, .s = {"&lt;", 4}},
        rgt = {.t = V_STR, .s = {"&gt;", 4}}, rdq = {.t = V_STR, .s = {"&#34;", 5}},
        rsq = {.t = V_STR, .s = {"&#39;", 5}};
-    s = jstr_replace(E, s, &amp, &ramp, -1);
-    s = jstr_replace(E, s, &lt, &rlt, -1);
-    s = jstr_replace(E, s, &gt, &rgt, -1);
-    s = jstr_replace(E, s, &dq, &rdq, -1);
-    return jstr_replace(E, s, &sq, &rsq, -1);
+    s = preft_jstr_replace(E, s, &amp, &ramp, -1);
+    s = preft_jstr_replace(E, s, &lt, &rlt, -1);
+    s = preft_jstr_replace(E, s, &gt, &rgt, -1);
+    s = preft_jstr_replace(E, s, &dq, &rdq, -1);
+    return preft_jstr_replace(E, s, &sq, &rsq, -1);
   }
   if (!strcmp(name, "first") || !strcmp(name, "last")) {
-    jv *l = jv_iter_list(E, v, line);
-    if (!l->l.n) return &JV_UNDEF;
+    jv *l = preft_jv_iter_list(E, v, line);
+    if (!l->l.n) return &preft_jv_undef;
     return name[0] == 'f' ? l->l.v[0] : l->l.v[l->l.n - 1];
   }
   if (!strcmp(name, "join")) {
-    jv *l = jv_iter_list(E, v, line);
-    jv *sep = jarg(a, 0, "d");
-    jv *attr = jarg(a, 1, "attribute");
+    jv *l = preft_jv_iter_list(E, v, line);
+    jv *sep = preft_jarg(a, 0, "d");
+    jv *attr = preft_jarg(a, 1, "attribute");
     jsb b = {0};
-    jsb_add(E->c, &b, "", 0);
+    preft_jsb_add(E->c, &b, "", 0);
     for (size_t i = 0; i < l->l.n; i++) {
-      if (i && sep) jv_to_str(E, &b, sep);
+      if (i && sep) preft_jv_to_str(E, &b, sep);
       jv *x = l->l.v[i];
-      if (attr) x = jinja_getattr(E, x, jv_as_str(E, attr)->s.s, jv_as_str(E, attr)->s.n, line);
-      jv_to_str(E, &b, x);
+      if (attr)
+        x = preft_jinja_getattr(E, x, preft_jv_as_str(E, attr)->s.s, preft_jv_as_str(E, attr)->s.n, line);
+      preft_jv_to_str(E, &b, x);
     }
-    return jv_str_take(E, &b);
+    return preft_jv_str_take(E, &b);
   }
   if (!strcmp(name, "default") || !strcmp(name, "d")) {
-    jv *dv = jarg(a, 0, "default_value");
-    jv *boolean = jarg(a, 1, "boolean");
-    bool use = v->t == V_UNDEF || (boolean && jv_truthy(boolean) && !jv_truthy(v));
-    return use ? (dv ? dv : jv_str(E, "", 0)) : v;
+    jv *dv = preft_jarg(a, 0, "default_value");
+    jv *boolean = preft_jarg(a, 1, "boolean");
+    bool use = v->t == V_UNDEF || (boolean && preft_jv_truthy(boolean) && !preft_jv_truthy(v));
+    return use ? (dv ? dv : preft_jv_str(E, "", 0)) : v;
   }
   if (!strcmp(name, "int")) {
     if (v->t == V_INT) return v;
-    if (v->t == V_FLOAT) return jv_int(E, (int64_t)v->f);
-    if (v->t == V_BOOL) return jv_int(E, v->b);
+    if (v->t == V_FLOAT) return preft_jv_int(E, (int64_t)v->f);
+    if (v->t == V_BOOL) return preft_jv_int(E, v->b);
     if (v->t == V_STR) {
       char *end;
-      const char *z = ja_strndup(E->c, v->s.s, v->s.n);
+      const char *z = preft_ja_strndup(E->c, v->s.s, v->s.n);
       long long x = strtoll(z, &end, 10);
       if (*end) {
         double d = strtod(z, &end);
-        return jv_int(E, *end ? 0 : (int64_t)d);
+        return preft_jv_int(E, *end ? 0 : (int64_t)d);
       }
-      return jv_int(E, x);
+      return preft_jv_int(E, x);
     }
-    return jv_int(E, 0);
+    return preft_jv_int(E, 0);
   }
   if (!strcmp(name, "float")) {
-    if (jv_is_num(v)) return jv_float(E, jv_num(v));
-    if (v->t == V_STR) return jv_float(E, strtod(ja_strndup(E->c, v->s.s, v->s.n), NULL));
-    return jv_float(E, 0);
+    if (preft_jv_is_num(v)) return preft_jv_float(E, preft_jv_num(v));
+    if (v->t == V_STR) return preft_jv_float(E, strtod(preft_ja_strndup(E->c, v->s.s, v->s.n), NULL));
+    return preft_jv_float(E, 0);
   }
   if (!strcmp(name, "abs")) {
-    if (v->t == V_INT) return jv_int(E, v->i < 0 ? -v->i : v->i);
-    if (jv_is_num(v)) return jv_float(E, fabs(jv_num(v)));
-    jfail(E->c, line, "abs of a %s", jv_type_name(v));
+    if (v->t == V_INT) return preft_jv_int(E, v->i < 0 ? -v->i : v->i);
+    if (preft_jv_is_num(v)) return preft_jv_float(E, fabs(preft_jv_num(v)));
+    preft_jfail(E->c, line, "abs of a %s", preft_jv_type_name(v));
   }
   if (!strcmp(name, "round")) {
-    jv *prec = jarg(a, 0, "precision");
-    jv *method = jarg(a, 1, "method");
-    double p = pow(10, prec ? (double)jv_want_int(E, prec, "round", line) : 0), x = jv_num(v) * p;
+    jv *prec = preft_jarg(a, 0, "precision");
+    jv *method = preft_jarg(a, 1, "method");
+    double p = pow(10, prec ? (double)preft_jv_want_int(E, prec, "round", line) : 0), x = preft_jv_num(v) * p;
     const char *m = method && method->t == V_STR ? method->s.s : "common";
     x = !strcmp(m, "ceil") ? ceil(x) : !strcmp(m, "floor") ? floor(x) : round(x);
-    return jv_float(E, x / p);
+    return preft_jv_float(E, x / p);
   }
   if (!strcmp(name, "list")) {
-    jv *l = jv_iter_list(E, v, line);
-    jv *r = jv_list(E);
-    for (size_t i = 0; i < l->l.n; i++) jv_list_push(E, r, l->l.v[i]);
+    jv *l = preft_jv_iter_list(E, v, line);
+    jv *r = preft_jv_list(E);
+    for (size_t i = 0; i < l->l.n; i++) preft_jv_list_push(E, r, l->l.v[i]);
     return r;
   }
   if (!strcmp(name, "reverse")) {
     if (v->t == V_STR) {
-      jv *l = jv_iter_list(E, v, line);
+      jv *l = preft_jv_iter_list(E, v, line);
       jsb b = {0};
-      jsb_add(E->c, &b, "", 0);
-      for (size_t i = l->l.n; i-- > 0;) jsb_add(E->c, &b, l->l.v[i]->s.s, l->l.v[i]->s.n);
-      return jv_str(E, b.s, b.n);
+      preft_jsb_add(E->c, &b, "", 0);
+      for (size_t i = l->l.n; i-- > 0;) preft_jsb_add(E->c, &b, l->l.v[i]->s.s, l->l.v[i]->s.n);
+      return preft_jv_str(E, b.s, b.n);
     }
-    jv *l = jv_iter_list(E, v, line), *r = jv_list(E);
-    for (size_t i = l->l.n; i-- > 0;) jv_list_push(E, r, l->l.v[i]);
+    jv *l = preft_jv_iter_list(E, v, line), *r = preft_jv_list(E);
+    for (size_t i = l->l.n; i-- > 0;) preft_jv_list_push(E, r, l->l.v[i]);
     return r;
   }
   if (!strcmp(name, "items") || !strcmp(name, "dictsort")) {
-    if (v->t == V_UNDEF || v->t == V_NONE) return jv_list(E);
-    if (v->t != V_DICT) jfail(E->c, line, "%s expects a dict, got %s", name, jv_type_name(v));
-    jv *r = jv_list(E);
+    if (v->t == V_UNDEF || v->t == V_NONE) return preft_jv_list(E);
+    if (v->t != V_DICT) preft_jfail(E->c, line, "%s expects a dict, got %s", name, preft_jv_type_name(v));
+    jv *r = preft_jv_list(E);
     for (size_t i = 0; i < v->d.n; i++) {
-      jv *t = jv_list(E);
+      jv *t = preft_jv_list(E);
       t->is_tuple = true;
-      jv_list_push(E, t, jv_str(E, v->d.k[i], v->d.kn[i]));
-      jv_list_push(E, t, v->d.v[i]);
-      jv_list_push(E, r, t);
+      preft_jv_list_push(E, t, preft_jv_str(E, v->d.k[i], v->d.kn[i]));
+      preft_jv_list_push(E, t, v->d.v[i]);
+      preft_jv_list_push(E, r, t);
     }
     if (name[0] == 'd') sort_list(E, r, true, NULL, false, line);
     return r;
   }
   if (!strcmp(name, "sort")) {
-    jv *l = jv_iter_list(E, v, line), *r = jv_list(E);
-    jv *rev = jarg(a, 0, "reverse");
-    jv *attr = jarg(a, 2, "attribute");
-    for (size_t i = 0; i < l->l.n; i++) jv_list_push(E, r, l->l.v[i]);
-    sort_list(E, r, false, attr, rev && jv_truthy(rev), line);
+    jv *l = preft_jv_iter_list(E, v, line), *r = preft_jv_list(E);
+    jv *rev = preft_jarg(a, 0, "reverse");
+    jv *attr = preft_jarg(a, 2, "attribute");
+    for (size_t i = 0; i < l->l.n; i++) preft_jv_list_push(E, r, l->l.v[i]);
+    sort_list(E, r, false, attr, rev && preft_jv_truthy(rev), line);
     return r;
   }
   if (!strcmp(name, "unique")) {
-    jv *l = jv_iter_list(E, v, line), *r = jv_list(E);
+    jv *l = preft_jv_iter_list(E, v, line), *r = preft_jv_list(E);
     for (size_t i = 0; i < l->l.n; i++) {
       bool seen = false;
-      for (size_t j = 0; j < r->l.n && !seen; j++) seen = jv_equal(r->l.v[j], l->l.v[i]);
-      if (!seen) jv_list_push(E, r, l->l.v[i]);
+      for (size_t j = 0; j < r->l.n && !seen; j++) seen = preft_jv_equal(r->l.v[j], l->l.v[i]);
+      if (!seen) preft_jv_list_push(E, r, l->l.v[i]);
     }
     return r;
   }
   if (!strcmp(name, "replace")) {
-    jv *from = jarg(a, 0, "old"), *to = jarg(a, 1, "new"), *cnt = jarg(a, 2, "count");
-    jv_want_str(E, from, "replace", line);
-    jv_want_str(E, to, "replace", line);
-    return jstr_replace(E, jv_as_str(E, v), from, to, cnt ? jv_want_int(E, cnt, "replace", line) : -1);
+    jv *from = preft_jarg(a, 0, "old"), *to = preft_jarg(a, 1, "new"), *cnt = preft_jarg(a, 2, "count");
+    preft_jv_want_str(E, from, "replace", line);
+    preft_jv_want_str(E, to, "replace", line);
+    return preft_jstr_replace(E, preft_jv_as_str(E, v), from, to,
+                              cnt ? preft_jv_want_int(E, cnt, "replace", line) : -1);
   }
   if (!strcmp(name, "indent")) {
-    jv *w = jarg(a, 0, "width"), *first = jarg(a, 1, "first"), *blank = jarg(a, 2, "blank");
+    jv *w = preft_jarg(a, 0, "width"), *first = preft_jarg(a, 1, "first"), *blank = preft_jarg(a, 2, "blank");
     jsb pad = {0};
-    jsb_add(E->c, &pad, "", 0);
+    preft_jsb_add(E->c, &pad, "", 0);
     if (w && w->t == V_STR)
-      jsb_add(E->c, &pad, w->s.s, w->s.n);
+      preft_jsb_add(E->c, &pad, w->s.s, w->s.n);
     else
-      for (int64_t i = 0; i < (w ? jv_want_int(E, w, "indent", line) : 4); i++) jsb_adds(E->c, &pad, " ");
-    jv *s = jv_as_str(E, v);
+      for (int64_t i = 0; i < (w ? preft_jv_want_int(E, w, "indent", line) : 4); i++)
+        jsb_adds(E->c, &pad, " ");
+    jv *s = preft_jv_as_str(E, v);
     jsb b = {0};
-    jsb_add(E->c, &b, "", 0);
+    preft_jsb_add(E->c, &b, "", 0);
     size_t i = 0;
     bool firstline = true;
     while (i <= s->s.n) {
       const char *nl = memchr(s->s.s + i, '\n', s->s.n - i);
       size_t e = nl ? (size_t)(nl - s->s.s) : s->s.n;
       bool empty = e == i;
-      if ((!firstline || (first && jv_truthy(first))) && (!empty || (blank && jv_truthy(blank))))
-        jsb_add(E->c, &b, pad.s, pad.n);
-      jsb_add(E->c, &b, s->s.s + i, e - i);
+      if ((!firstline || (first && preft_jv_truthy(first))) && (!empty || (blank && preft_jv_truthy(blank))))
+        preft_jsb_add(E->c, &b, pad.s, pad.n);
+      preft_jsb_add(E->c, &b, s->s.s + i, e - i);
       if (!nl) break;
       jsb_adds(E->c, &b, "\n");
       i = e + 1;
       firstline = false;
     }
-    return jv_str(E, b.s, b.n);
+    return preft_jv_str(E, b.s, b.n);
   }
   if (!strcmp(name, "selectattr") || !strcmp(name, "rejectattr") || !strcmp(name, "select") ||
       !strcmp(name, "reject")) {
     bool by_attr = strstr(name, "attr") != NULL, keep = name[0] == 's';
-    jv *l = jv_iter_list(E, v, line), *r = jv_list(E);
+    jv *l = preft_jv_iter_list(E, v, line), *r = preft_jv_list(E);
     int base = by_attr ? 1 : 0;
-    jv *attr = by_attr ? jarg(a, 0, NULL) : NULL;
-    if (by_attr) jv_want_str(E, attr, name, line);
-    jv *test = jarg(a, base, NULL);
+    jv *attr = by_attr ? preft_jarg(a, 0, NULL) : NULL;
+    if (by_attr) preft_jv_want_str(E, attr, name, line);
+    jv *test = preft_jarg(a, base, NULL);
     jargs ta = {0};
     for (int k = base + 1; k < a->npos; k++) ta.pos[ta.npos++] = a->pos[k];
     for (size_t i = 0; i < l->l.n; i++) {
-      jv *x = by_attr ? jinja_getattr(E, l->l.v[i], attr->s.s, attr->s.n, line) : l->l.v[i];
-      bool ok = test ? jinja_test(E, jv_want_str(E, test, name, line)->s.s, x, &ta, line) : jv_truthy(x);
-      if (ok == keep) jv_list_push(E, r, l->l.v[i]);
+      jv *x = by_attr ? preft_jinja_getattr(E, l->l.v[i], attr->s.s, attr->s.n, line) : l->l.v[i];
+      bool ok = test ? preft_jinja_test(E, preft_jv_want_str(E, test, name, line)->s.s, x, &ta, line)
+                     : preft_jv_truthy(x);
+      if (ok == keep) preft_jv_list_push(E, r, l->l.v[i]);
     }
     return r;
   }
   if (!strcmp(name, "map")) {
-    jv *l = jv_iter_list(E, v, line), *r = jv_list(E);
-    jv *attr = jarg(a, -1, "attribute");
-    jv *dflt = jarg(a, -1, "default");
+    jv *l = preft_jv_iter_list(E, v, line), *r = preft_jv_list(E);
+    jv *attr = preft_jarg(a, -1, "attribute");
+    jv *dflt = preft_jarg(a, -1, "default");
     for (size_t i = 0; i < l->l.n; i++) {
       jv *x;
       if (attr) {
-        jv *s = jv_as_str(E, attr);
-        x = jinja_getattr(E, l->l.v[i], s->s.s, s->s.n, line);
+        jv *s = preft_jv_as_str(E, attr);
+        x = preft_jinja_getattr(E, l->l.v[i], s->s.s, s->s.n, line);
         if (x->t == V_UNDEF && dflt) x = dflt;
       } else {
-        jv *fname = jarg(a, 0, NULL);
-        jv_want_str(E, fname, "map", line);
+        jv *fname = preft_jarg(a, 0, NULL);
+        preft_jv_want_str(E, fname, "map", line);
         jargs fa = {0};
         for (int k = 1; k < a->npos; k++) fa.pos[fa.npos++] = a->pos[k];
-        x = jinja_filter(E, fname->s.s, l->l.v[i], &fa, line);
+        x = preft_jinja_filter(E, fname->s.s, l->l.v[i], &fa, line);
       }
-      jv_list_push(E, r, x);
+      preft_jv_list_push(E, r, x);
     }
     return r;
   }
   if (!strcmp(name, "attr")) {
-    jv *s = jv_as_str(E, jarg(a, 0, "name") ? jarg(a, 0, "name") : &JV_UNDEF);
-    return jinja_getattr(E, v, s->s.s, s->s.n, line);
+    jv *s = preft_jv_as_str(E, preft_jarg(a, 0, "name") ? preft_jarg(a, 0, "name") : &preft_jv_undef);
+    return preft_jinja_getattr(E, v, s->s.s, s->s.n, line);
   }
   if (!strcmp(name, "sum") || !strcmp(name, "max") || !strcmp(name, "min")) {
-    jv *l = jv_iter_list(E, v, line);
+    jv *l = preft_jv_iter_list(E, v, line);
     if (name[1] == 'u') {
       bool isf = false;
       int64_t si = 0;
       double sf = 0;
       for (size_t i = 0; i < l->l.n; i++) {
-        if (!jv_is_num(l->l.v[i])) jfail(E->c, line, "sum of a %s", jv_type_name(l->l.v[i]));
+        if (!preft_jv_is_num(l->l.v[i]))
+          preft_jfail(E->c, line, "sum of a %s", preft_jv_type_name(l->l.v[i]));
         if (l->l.v[i]->t == V_FLOAT) isf = true;
-        si += l->l.v[i]->t == V_FLOAT ? 0 : (int64_t)jv_num(l->l.v[i]);
-        sf += jv_num(l->l.v[i]);
+        si += l->l.v[i]->t == V_FLOAT ? 0 : (int64_t)preft_jv_num(l->l.v[i]);
+        sf += preft_jv_num(l->l.v[i]);
       }
-      return isf ? jv_float(E, sf) : jv_int(E, si);
+      return isf ? preft_jv_float(E, sf) : preft_jv_int(E, si);
     }
-    if (!l->l.n) return &JV_UNDEF;
+    if (!l->l.n) return &preft_jv_undef;
     jv *best = l->l.v[0];
     for (size_t i = 1; i < l->l.n; i++) {
-      int cmp = jv_compare(E, l->l.v[i], best, line);
+      int cmp = preft_jv_compare(E, l->l.v[i], best, line);
       if (name[1] == 'a' ? cmp > 0 : cmp < 0) best = l->l.v[i];
     }
     return best;
   }
-  if (!strcmp(name, "wordcount")) return jv_int(E, (int64_t)jstr_split(E, jv_as_str(E, v), NULL, -1)->l.n);
-  jfail(E->c, line, "unsupported filter '%s'", name);
+  if (!strcmp(name, "wordcount"))
+    return preft_jv_int(E, (int64_t)preft_jstr_split(E, preft_jv_as_str(E, v), NULL, -1)->l.n);
+  preft_jfail(E->c, line, "unsupported filter '%s'", name);
 }
 
 /* ---- tests ---- */
 
-bool jinja_test(jeval *E, const char *name, jv *v, const jargs *a, int line) {
-  jv *x = jarg(a, 0, NULL);
+bool preft_jinja_test(jeval *E, const char *name, jv *v, const jargs *a, int line) {
+  jv *x = preft_jarg(a, 0, NULL);
   if (!strcmp(name, "defined")) return v->t != V_UNDEF;
   if (!strcmp(name, "undefined")) return v->t == V_UNDEF;
   if (!strcmp(name, "none")) return v->t == V_NONE;
@@ -298,32 +305,32 @@ bool jinja_test(jeval *E, const char *name, jv *v, const jargs *a, int line) {
   if (!strcmp(name, "sequence")) return v->t == V_LIST || v->t == V_STR || v->t == V_DICT;
   if (!strcmp(name, "callable")) return v->t == V_MACRO || v->t == V_FUNC || v->t == V_METHOD;
   if (!strcmp(name, "odd") || !strcmp(name, "even")) {
-    int64_t i = jv_want_int(E, v, name, line);
+    int64_t i = preft_jv_want_int(E, v, name, line);
     return ((i % 2) != 0) == (name[0] == 'o');
   }
   if (!strcmp(name, "divisibleby")) {
-    int64_t d = jv_want_int(E, x, name, line);
-    return d != 0 && jv_want_int(E, v, name, line) % d == 0;
+    int64_t d = preft_jv_want_int(E, x, name, line);
+    return d != 0 && preft_jv_want_int(E, v, name, line) % d == 0;
   }
   if (!strcmp(name, "eq") || !strcmp(name, "equalto") || !strcmp(name, "==") || !strcmp(name, "sameas"))
-    return x && jv_equal(v, x);
-  if (!strcmp(name, "ne") || !strcmp(name, "!=")) return x && !jv_equal(v, x);
-  if (!strcmp(name, "lt") || !strcmp(name, "lessthan")) return x && jv_compare(E, v, x, line) < 0;
-  if (!strcmp(name, "le")) return x && jv_compare(E, v, x, line) <= 0;
-  if (!strcmp(name, "gt") || !strcmp(name, "greaterthan")) return x && jv_compare(E, v, x, line) > 0;
-  if (!strcmp(name, "ge")) return x && jv_compare(E, v, x, line) >= 0;
+    return x && preft_jv_equal(v, x);
+  if (!strcmp(name, "ne") || !strcmp(name, "!=")) return x && !preft_jv_equal(v, x);
+  if (!strcmp(name, "lt") || !strcmp(name, "lessthan")) return x && preft_jv_compare(E, v, x, line) < 0;
+  if (!strcmp(name, "le")) return x && preft_jv_compare(E, v, x, line) <= 0;
+  if (!strcmp(name, "gt") || !strcmp(name, "greaterthan")) return x && preft_jv_compare(E, v, x, line) > 0;
+  if (!strcmp(name, "ge")) return x && preft_jv_compare(E, v, x, line) >= 0;
   if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
     if (v->t != V_STR) return false;
-    jv *c = jstr_case(E, v, name[0] == 'l' ? JSTR_LOWER : JSTR_UPPER);
-    return jv_equal(c, v);
+    jv *c = preft_jstr_case(E, v, name[0] == 'l' ? JSTR_LOWER : JSTR_UPPER);
+    return preft_jv_equal(c, v);
   }
   if (!strcmp(name, "in")) {
     if (!x) return false;
-    jv *l = jv_iter_list(E, x, line);
+    jv *l = preft_jv_iter_list(E, x, line);
     if (x->t == V_STR && v->t == V_STR) return memmem(x->s.s, x->s.n, v->s.s, v->s.n) != NULL;
     for (size_t i = 0; i < l->l.n; i++)
-      if (jv_equal(l->l.v[i], v)) return true;
+      if (preft_jv_equal(l->l.v[i], v)) return true;
     return false;
   }
-  jfail(E->c, line, "unsupported test 'is %s'", name);
+  preft_jfail(E->c, line, "unsupported test 'is %s'", name);
 }

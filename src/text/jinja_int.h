@@ -29,19 +29,19 @@ typedef struct jctx {
   preft_error *err;
 } jctx;
 
-void *ja_alloc(jctx *c, size_t n);
-char *ja_strndup(jctx *c, const char *s, size_t n);
-void ja_free_all(jctx *c);
+void *preft_ja_alloc(jctx *c, size_t n);
+char *preft_ja_strndup(jctx *c, const char *s, size_t n);
+void preft_ja_free_all(jctx *c);
 /* Formats "chat template line N: ..." into c->err and unwinds. */
-_Noreturn void jfail(jctx *c, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+_Noreturn void preft_jfail(jctx *c, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Growable string in the arena. */
 typedef struct jsb {
   char *s;
   size_t n, cap;
 } jsb;
-void jsb_add(jctx *c, jsb *b, const char *s, size_t n);
-static inline void jsb_adds(jctx *c, jsb *b, const char *s) { jsb_add(c, b, s, strlen(s)); }
+void preft_jsb_add(jctx *c, jsb *b, const char *s, size_t n);
+static inline void jsb_adds(jctx *c, jsb *b, const char *s) { preft_jsb_add(c, b, s, strlen(s)); }
 
 /* ---- tokens ---- */
 typedef enum {
@@ -72,7 +72,7 @@ typedef struct jtoks {
   int n;
 } jtoks;
 
-jtoks jinja_lex(jctx *c, const char *tmpl);
+jtoks preft_jinja_lex(jctx *c, const char *tmpl);
 
 /* ---- AST ---- */
 typedef enum {
@@ -133,7 +133,7 @@ typedef struct jprog {
   int nbody;
 } jprog;
 
-jprog jinja_parse(jctx *c, const jtoks *toks);
+jprog preft_jinja_parse(jctx *c, const jtoks *toks);
 
 /* ---- values ---- */
 typedef enum {
@@ -203,64 +203,66 @@ typedef struct jargs {
 
 /* obj.name: a dict member, a bound str/dict method, list.N; undefined otherwise.
  * Fails only on an attribute of an undefined value. */
-jv *jinja_getattr(jeval *E, jv *obj, const char *name, size_t nlen, int line);
+jv *preft_jinja_getattr(jeval *E, jv *obj, const char *name, size_t nlen, int line);
 
 /* ---- values (jinja_value.c): construction, Python str()/repr(), tojson,
  * comparison, and the argument coercions filters and methods share ---- */
-extern jv JV_UNDEF, JV_NONE;
+extern jv preft_jv_undef, preft_jv_none;
 
-jv *jv_new(jeval *E, jvtype t);
-jv *jv_bool(jeval *E, bool b);
-jv *jv_int(jeval *E, int64_t i);
-jv *jv_float(jeval *E, double f);
-jv *jv_str(jeval *E, const char *s, size_t n); /* copies s */
-jv *jv_strz(jeval *E, const char *s);
-jv *jv_str_take(jeval *E, const jsb *b); /* wraps b's bytes, no copy */
-jv *jv_list(jeval *E);
-void jv_list_push(jeval *E, jv *l, jv *x);
-jv *jv_dict_get(const jv *d, const char *k, size_t kn); /* NULL when absent */
-void jv_dict_set(jeval *E, jv *d, const char *k, size_t kn, jv *x);
-jv *jv_from_json(jeval *E, const cJSON *j);
-const char *jv_type_name(const jv *v);
-bool jv_truthy(const jv *v);
-void jv_to_str(jeval *E, jsb *b, const jv *v); /* Python str(v) appended to b */
-jv *jv_as_str(jeval *E, const jv *v);          /* v itself when already a string */
+jv *preft_jv_new(jeval *E, jvtype t);
+jv *preft_jv_bool(jeval *E, bool b);
+jv *preft_jv_int(jeval *E, int64_t i);
+jv *preft_jv_float(jeval *E, double f);
+jv *preft_jv_str(jeval *E, const char *s, size_t n); /* copies s */
+jv *preft_jv_strz(jeval *E, const char *s);
+jv *preft_jv_str_take(jeval *E, const jsb *b); /* wraps b's bytes, no copy */
+jv *preft_jv_list(jeval *E);
+void preft_jv_list_push(jeval *E, jv *l, jv *x);
+jv *preft_jv_dict_get(const jv *d, const char *k, size_t kn); /* NULL when absent */
+void preft_jv_dict_set(jeval *E, jv *d, const char *k, size_t kn, jv *x);
+jv *preft_jv_from_json(jeval *E, const cJSON *j);
+const char *preft_jv_type_name(const jv *v);
+bool preft_jv_truthy(const jv *v);
+void preft_jv_to_str(jeval *E, jsb *b, const jv *v); /* Python str(v) appended to b */
+jv *preft_jv_as_str(jeval *E, const jv *v);          /* v itself when already a string */
 /* json.dumps(v, ensure_ascii=False, indent=indent) appended to b; fails on macros and functions */
-void jv_to_json(jeval *E, jsb *b, const jv *v, int indent, int level, int line);
-bool jv_is_num(const jv *v); /* int, float or bool */
-double jv_num(const jv *v);
-bool jv_equal(const jv *a, const jv *b);
+void preft_jv_to_json(jeval *E, jsb *b, const jv *v, int indent, int level, int line);
+bool preft_jv_is_num(const jv *v); /* int, float or bool */
+double preft_jv_num(const jv *v);
+bool preft_jv_equal(const jv *a, const jv *b);
 /* -1, 0, 1 for two numbers or two strings; fails on anything else */
-int jv_compare(jeval *E, const jv *a, const jv *b, int line);
+int preft_jv_compare(jeval *E, const jv *a, const jv *b, int line);
 
 /* positional argument i, else keyword name, else NULL */
-jv *jarg(const jargs *a, int i, const char *name);
-/* v when it is a string (an int for jv_want_int); fails naming `what` otherwise */
-const jv *jv_want_str(jeval *E, const jv *v, const char *what, int line);
-int64_t jv_want_int(jeval *E, const jv *v, const char *what, int line);
+jv *preft_jarg(const jargs *a, int i, const char *name);
+/* v when it is a string (an int for preft_jv_want_int); fails naming `what` otherwise */
+const jv *preft_jv_want_str(jeval *E, const jv *v, const char *what, int line);
+int64_t preft_jv_want_int(jeval *E, const jv *v, const char *what, int line);
 /* list view of an iterable: lists as is, strings by character, dicts by key */
-jv *jv_iter_list(jeval *E, jv *v, int line);
+jv *preft_jv_iter_list(jeval *E, jv *v, int line);
 
 /* ---- Python str operations on UTF-8 (jinja_string.c) ---- */
 typedef enum { JSTR_LEFT = 1, JSTR_RIGHT = 2, JSTR_BOTH = 3 } jstr_side;
 typedef enum { JSTR_LOWER, JSTR_UPPER, JSTR_TITLE, JSTR_CAPITALIZE } jstr_case_mode;
 
-size_t jstr_cp_count(const char *s, size_t n);            /* code points in s */
-size_t jstr_cp_offset(const char *s, size_t n, size_t i); /* byte offset of code point i, clamped */
-bool jstr_is_space(int32_t cp);                           /* Python str.isspace() of one code point */
-jv *jstr_strip(jeval *E, const jv *s, const jv *chars, jstr_side sides);
-jv *jstr_case(jeval *E, const jv *s, jstr_case_mode mode);
-jv *jstr_replace(jeval *E, const jv *s, const jv *from, const jv *to, int64_t count); /* count < 0: all */
-jv *jstr_split(jeval *E, const jv *s, const jv *sep, int64_t maxsplit); /* sep NULL/none: on whitespace */
+size_t preft_jstr_cp_count(const char *s, size_t n);            /* code points in s */
+size_t preft_jstr_cp_offset(const char *s, size_t n, size_t i); /* byte offset of code point i, clamped */
+bool preft_jstr_is_space(int32_t cp);                           /* Python str.isspace() of one code point */
+jv *preft_jstr_strip(jeval *E, const jv *s, const jv *chars, jstr_side sides);
+jv *preft_jstr_case(jeval *E, const jv *s, jstr_case_mode mode);
+jv *preft_jstr_replace(jeval *E, const jv *s, const jv *from, const jv *to,
+                       int64_t count); /* count < 0: all */
+jv *preft_jstr_split(jeval *E, const jv *s, const jv *sep,
+                     int64_t maxsplit); /* sep NULL/none: on whitespace */
 
 /* ---- filters and tests (jinja_filters.c) ---- */
-jv *jinja_filter(jeval *E, const char *name, jv *v, const jargs *a, int line);
-bool jinja_test(jeval *E, const char *name, jv *v, const jargs *a, int line);
+jv *preft_jinja_filter(jeval *E, const char *name, jv *v, const jargs *a, int line);
+bool preft_jinja_test(jeval *E, const char *name, jv *v, const jargs *a, int line);
 
 /* ---- methods and global functions (jinja_methods.c) ---- */
-bool jinja_has_method(const jv *obj, const char *name, size_t nlen);
-jv *jinja_call_method(jeval *E, jv *m, const jargs *a, int line);
-jv *jinja_builtin(jeval *E, const char *name); /* a V_FUNC for a global function's name, else NULL */
-jv *jinja_call_builtin(jeval *E, const char *name, const jargs *a, int line);
+bool preft_jinja_has_method(const jv *obj, const char *name, size_t nlen);
+jv *preft_jinja_call_method(jeval *E, jv *m, const jargs *a, int line);
+jv *preft_jinja_builtin(jeval *E, const char *name); /* a V_FUNC for a global function's name, else NULL */
+jv *preft_jinja_call_builtin(jeval *E, const char *name, const jargs *a, int line);
 
 #endif

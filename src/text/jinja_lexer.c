@@ -14,7 +14,7 @@
 #include "text/jinja_int.h"
 #include "text/unicode.h"
 
-void *ja_alloc(jctx *c, size_t n) {
+void *preft_ja_alloc(jctx *c, size_t n) {
   n = (n + 15) & ~(size_t)15;
   if (!c->arena || c->arena->used + n > c->arena->cap) {
     size_t cap = n > 65536 ? n : 65536;
@@ -30,14 +30,14 @@ void *ja_alloc(jctx *c, size_t n) {
   return p;
 }
 
-char *ja_strndup(jctx *c, const char *s, size_t n) {
-  char *d = ja_alloc(c, n + 1);
+char *preft_ja_strndup(jctx *c, const char *s, size_t n) {
+  char *d = preft_ja_alloc(c, n + 1);
   if (n) memcpy(d, s, n);
   d[n] = 0;
   return d;
 }
 
-void ja_free_all(jctx *c) {
+void preft_ja_free_all(jctx *c) {
   while (c->arena) {
     jblock *n = c->arena->next;
     free(c->arena);
@@ -45,7 +45,7 @@ void ja_free_all(jctx *c) {
   }
 }
 
-_Noreturn void jfail(jctx *c, int line, const char *fmt, ...) {
+_Noreturn void preft_jfail(jctx *c, int line, const char *fmt, ...) {
   char msg[900];
   va_list ap;
   va_start(ap, fmt);
@@ -58,11 +58,11 @@ _Noreturn void jfail(jctx *c, int line, const char *fmt, ...) {
   longjmp(c->fail, 1);
 }
 
-void jsb_add(jctx *c, jsb *b, const char *s, size_t n) {
+void preft_jsb_add(jctx *c, jsb *b, const char *s, size_t n) {
   if (b->n + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap * 2 : 64;
     while (cap < b->n + n + 1) cap *= 2;
-    char *ns = ja_alloc(c, cap);
+    char *ns = preft_ja_alloc(c, cap);
     if (b->n) memcpy(ns, b->s, b->n);
     b->s = ns;
     b->cap = cap;
@@ -80,7 +80,7 @@ static char *preprocess(jctx *c, const char *src) {
   size_t n = strlen(src);
   if (n && src[n - 1] == '\n') n--;
   jsb out = {0};
-  jsb_add(c, &out, "", 0);
+  preft_jsb_add(c, &out, "", 0);
   size_t i = 0;
   bool line_start = true;
   while (i < n) {
@@ -94,19 +94,19 @@ static char *preprocess(jctx *c, const char *src) {
     /* trim_blocks: newline after %} or #} (or -}) */
     if (ch == '}' && i > 0 && (src[i - 1] == '%' || src[i - 1] == '#' || src[i - 1] == '-') &&
         i + 1 < n + 1 && i + 1 <= n && i + 1 < n && src[i + 1] == '\n') {
-      jsb_add(c, &out, "}", 1);
+      preft_jsb_add(c, &out, "}", 1);
       i += 2;
       line_start = true;
       continue;
     }
-    jsb_add(c, &out, &src[i], 1);
+    preft_jsb_add(c, &out, &src[i], 1);
     if (ch == '\n') line_start = true;
     i++;
   }
   /* {% generation %} / {% endgeneration %} markers vanish (keeping or
    * stripping the surrounding whitespace as their dashes say) */
   jsb res = {0};
-  jsb_add(c, &res, "", 0);
+  preft_jsb_add(c, &res, "", 0);
   const char *s = out.s;
   size_t m = out.n;
   i = 0;
@@ -132,7 +132,7 @@ static char *preprocess(jctx *c, const char *src) {
         }
       }
     }
-    jsb_add(c, &res, &s[i], 1);
+    preft_jsb_add(c, &res, &s[i], 1);
     i++;
   }
   return res.s;
@@ -152,7 +152,7 @@ typedef struct lexer {
 static jtok *push(lexer *L, jtok_type t, const char *s, size_t len) {
   if (L->nt == L->cap) {
     L->cap = L->cap ? L->cap * 2 : 256;
-    jtok *nv = ja_alloc(L->c, (size_t)L->cap * sizeof *nv);
+    jtok *nv = preft_ja_alloc(L->c, (size_t)L->cap * sizeof *nv);
     if (L->nt) memcpy(nv, L->v, (size_t)L->nt * sizeof *nv);
     L->v = nv;
   }
@@ -192,7 +192,7 @@ static const char *OPS[] = {"==", "!=", "<=", ">=", "//", "**", "+", "-", "*", "
 
 static void lex_string(lexer *L, char q) {
   jsb b = {0};
-  jsb_add(L->c, &b, "", 0);
+  preft_jsb_add(L->c, &b, "", 0);
   int line = L->line;
   advance(L, 1);
   while (L->i < L->n && L->s[L->i] != q) {
@@ -239,24 +239,24 @@ static void lex_string(lexer *L, char q) {
           for (int k = 0; k < len; k++) {
             char h = L->i + 2 + (size_t)k < L->n ? L->s[L->i + 2 + (size_t)k] : 0;
             if (!isxdigit((unsigned char)h))
-              jfail(L->c, L->line, "invalid \\%c escape in a string literal", e);
+              preft_jfail(L->c, L->line, "invalid \\%c escape in a string literal", e);
             cp = cp * 16 + (isdigit((unsigned char)h) ? h - '0' : (tolower((unsigned char)h) - 'a' + 10));
           }
-          jsb_add(L->c, &b, tmp, (size_t)preft_utf8_encode(cp, tmp));
+          preft_jsb_add(L->c, &b, tmp, (size_t)preft_utf8_encode(cp, tmp));
           advance(L, 2 + (size_t)len);
           continue;
         }
         default:
-          jfail(L->c, L->line, "unsupported escape '\\%c' in a string literal", e);
+          preft_jfail(L->c, L->line, "unsupported escape '\\%c' in a string literal", e);
       }
-      jsb_add(L->c, &b, rep, strlen(rep));
+      preft_jsb_add(L->c, &b, rep, strlen(rep));
       advance(L, 2);
       continue;
     }
-    jsb_add(L->c, &b, &ch, 1);
+    preft_jsb_add(L->c, &b, &ch, 1);
     advance(L, 1);
   }
-  if (L->i >= L->n) jfail(L->c, line, "unterminated string literal");
+  if (L->i >= L->n) preft_jfail(L->c, line, "unterminated string literal");
   advance(L, 1);
   jtok *t = push(L, T_STRING, b.s, b.n);
   t->line = line;
@@ -267,7 +267,7 @@ static void lex_tag(lexer *L, bool expr) {
   int depth = 0;
   for (;;) {
     skip_ws(L);
-    if (L->i >= L->n) jfail(L->c, L->line, "unclosed %s tag", expr ? "{{" : "{%");
+    if (L->i >= L->n) preft_jfail(L->c, L->line, "unclosed %s tag", expr ? "{{" : "{%");
     const char *p = L->s + L->i;
     const char *close = expr ? "}}" : "%}";
     if (p[0] == '-' && !strncmp(p + 1, close, 2) && (expr ? depth == 0 : true)) {
@@ -334,11 +334,11 @@ static void lex_tag(lexer *L, bool expr) {
         break;
       }
     }
-    if (!matched) jfail(L->c, L->line, "unexpected character '%c'", ch);
+    if (!matched) preft_jfail(L->c, L->line, "unexpected character '%c'", ch);
   }
 }
 
-jtoks jinja_lex(jctx *c, const char *tmpl) {
+jtoks preft_jinja_lex(jctx *c, const char *tmpl) {
   lexer L = {.c = c, .line = 1};
   L.s = preprocess(c, tmpl);
   L.n = strlen(L.s);
@@ -348,7 +348,7 @@ jtoks jinja_lex(jctx *c, const char *tmpl) {
       bool strip = p[2] == '-';
       if (p[1] == '#') {
         const char *e = strstr(p + 2, "#}");
-        if (!e) jfail(c, L.line, "unclosed comment {#");
+        if (!e) preft_jfail(c, L.line, "unclosed comment {#");
         if (strip) strip_prev_text(&L);
         bool after = e > p + 2 && e[-1] == '-';
         advance(&L, (size_t)(e + 2 - p));

@@ -35,23 +35,23 @@ static const char *tokdesc(parser *P, const jtok *t) {
     case T_TEXT:
       return "text";
     default:
-      return ja_strndup(P->c, t->s, t->len > 40 ? 40 : t->len);
+      return preft_ja_strndup(P->c, t->s, t->len > 40 ? 40 : t->len);
   }
 }
 
 static void expect_op(parser *P, const char *op) {
   const jtok *t = next(P);
-  if (!is_op(t, op)) jfail(P->c, t->line, "expected '%s', found %s", op, tokdesc(P, t));
+  if (!is_op(t, op)) preft_jfail(P->c, t->line, "expected '%s', found %s", op, tokdesc(P, t));
 }
 
 static const char *expect_name(parser *P) {
   const jtok *t = next(P);
-  if (t->type != T_NAME) jfail(P->c, t->line, "expected a name, found %s", tokdesc(P, t));
-  return ja_strndup(P->c, t->s, t->len);
+  if (t->type != T_NAME) preft_jfail(P->c, t->line, "expected a name, found %s", tokdesc(P, t));
+  return preft_ja_strndup(P->c, t->s, t->len);
 }
 
 static jnode *node(parser *P, jkind k, int line) {
-  jnode *n = ja_alloc(P->c, sizeof *n);
+  jnode *n = preft_ja_alloc(P->c, sizeof *n);
   n->kind = k;
   n->line = line;
   return n;
@@ -66,8 +66,8 @@ typedef struct nodelist {
 static void nl_push(parser *P, nodelist *l, jnode *x, const char *kw) {
   if (l->n == l->cap) {
     l->cap = l->cap ? l->cap * 2 : 8;
-    jnode **nv = ja_alloc(P->c, (size_t)l->cap * sizeof *nv);
-    const char **nk = ja_alloc(P->c, (size_t)l->cap * sizeof *nk);
+    jnode **nv = preft_ja_alloc(P->c, (size_t)l->cap * sizeof *nv);
+    const char **nk = preft_ja_alloc(P->c, (size_t)l->cap * sizeof *nk);
     if (l->n) {
       memcpy(nv, l->v, (size_t)l->n * sizeof *nv);
       memcpy(nk, l->kw, (size_t)l->n * sizeof *nk);
@@ -83,7 +83,7 @@ static jnode *parse_expr(parser *P);
 static jnode *parse_or(parser *P);
 
 static jv *lit(parser *P, jvtype t) {
-  jv *v = ja_alloc(P->c, sizeof *v);
+  jv *v = preft_ja_alloc(P->c, sizeof *v);
   v->t = t;
   return v;
 }
@@ -116,10 +116,10 @@ static jnode *parse_primary(parser *P) {
       n->lit = lit(P, V_STR);
       /* adjacent string literals concatenate */
       jsb b = {0};
-      jsb_add(P->c, &b, t->s, t->len);
+      preft_jsb_add(P->c, &b, t->s, t->len);
       while (peek(P)->type == T_STRING) {
         const jtok *u = next(P);
-        jsb_add(P->c, &b, u->s, u->len);
+        preft_jsb_add(P->c, &b, u->s, u->len);
       }
       n->lit->s.s = b.s;
       n->lit->s.n = b.n;
@@ -148,7 +148,7 @@ static jnode *parse_primary(parser *P) {
         return n;
       }
       n = node(P, E_NAME, t->line);
-      n->name = ja_strndup(P->c, t->s, t->len);
+      n->name = preft_ja_strndup(P->c, t->s, t->len);
       n->name_len = t->len;
       return n;
     case T_OP:
@@ -205,7 +205,7 @@ static jnode *parse_primary(parser *P) {
     default:
       break;
   }
-  jfail(P->c, t->line, "unexpected %s in an expression", tokdesc(P, t));
+  preft_jfail(P->c, t->line, "unexpected %s in an expression", tokdesc(P, t));
 }
 
 static jnode *parse_filter_or_test_args(parser *P, jnode *n) {
@@ -222,10 +222,11 @@ static jnode *parse_postfix(parser *P, jnode *n) {
     if (is_op(t, ".")) {
       next(P);
       const jtok *a = next(P);
-      if (a->type != T_NAME && a->type != T_INT) jfail(P->c, a->line, "expected an attribute name after '.'");
+      if (a->type != T_NAME && a->type != T_INT)
+        preft_jfail(P->c, a->line, "expected an attribute name after '.'");
       jnode *x = node(P, E_ATTR, t->line);
       x->a = n;
-      x->name = ja_strndup(P->c, a->s, a->len);
+      x->name = preft_ja_strndup(P->c, a->s, a->len);
       x->name_len = a->len;
       n = x;
     } else if (is_op(t, "[")) {
@@ -237,7 +238,7 @@ static jnode *parse_postfix(parser *P, jnode *n) {
         if (is_op(peek(P), ":")) {
           next(P);
           slice = true;
-          if (++k > 2) jfail(P->c, t->line, "too many ':' in a slice");
+          if (++k > 2) preft_jfail(P->c, t->line, "too many ':' in a slice");
           continue;
         }
         parts[k] = parse_expr(P);
@@ -246,11 +247,11 @@ static jnode *parse_postfix(parser *P, jnode *n) {
       jnode *x = node(P, slice ? E_SLICE : E_INDEX, t->line);
       x->a = n;
       if (slice) {
-        x->args = ja_alloc(P->c, 3 * sizeof *x->args);
+        x->args = preft_ja_alloc(P->c, 3 * sizeof *x->args);
         memcpy(x->args, parts, sizeof parts);
         x->nargs = 3;
       } else {
-        if (!parts[0]) jfail(P->c, t->line, "empty subscript []");
+        if (!parts[0]) preft_jfail(P->c, t->line, "empty subscript []");
         x->b = parts[0];
       }
       n = x;
@@ -367,15 +368,15 @@ static jnode *parse_compare(parser *P) {
         x->negated = true;
       }
       const jtok *nm = next(P);
-      if (nm->type != T_NAME) jfail(P->c, nm->line, "expected a test name after 'is'");
-      x->name = ja_strndup(P->c, nm->s, nm->len);
+      if (nm->type != T_NAME) preft_jfail(P->c, nm->line, "expected a test name after 'is'");
+      x->name = preft_ja_strndup(P->c, nm->s, nm->len);
       /* a test takes (args) or one bare argument: `is divisibleby 3` */
       if (is_op(peek(P), "(")) {
         next(P);
         parse_args(P, x);
       } else if (peek(P)->type == T_INT || peek(P)->type == T_STRING || peek(P)->type == T_FLOAT) {
-        x->args = ja_alloc(P->c, sizeof *x->args);
-        x->kw = ja_alloc(P->c, sizeof *x->kw);
+        x->args = preft_ja_alloc(P->c, sizeof *x->args);
+        x->kw = preft_ja_alloc(P->c, sizeof *x->kw);
         x->args[0] = parse_primary(P);
         x->nargs = 1;
       }
@@ -442,7 +443,7 @@ static jnode *parse_expr(parser *P) {
 
 static void expect_stmt_close(parser *P) {
   const jtok *t = next(P);
-  if (t->type != T_STMT_CLOSE) jfail(P->c, t->line, "expected '%%}', found %s", tokdesc(P, t));
+  if (t->type != T_STMT_CLOSE) preft_jfail(P->c, t->line, "expected '%%}', found %s", tokdesc(P, t));
 }
 
 /* Parses statements until one of the block keywords `ends` opens a tag;
@@ -468,7 +469,7 @@ static jnode *parse_statement(parser *P, const jtok *kw) {
       nodelist b2 = parse_body(P, ends, &found);
       e->body = b2.v;
       e->nbody = b2.n;
-      cur->orelse = ja_alloc(P->c, sizeof *cur->orelse);
+      cur->orelse = preft_ja_alloc(P->c, sizeof *cur->orelse);
       cur->orelse[0] = e;
       cur->norelse = 1;
       cur = e;
@@ -491,21 +492,21 @@ static jnode *parse_statement(parser *P, const jtok *kw) {
     if (paren) next(P);
     do {
       if (nt && is_op(peek(P), ",")) next(P);
-      if (nt == 8) jfail(P->c, line, "too many loop variables");
+      if (nt == 8) preft_jfail(P->c, line, "too many loop variables");
       tg[nt++] = expect_name(P);
     } while (is_op(peek(P), ","));
     if (paren) expect_op(P, ")");
-    n->targets = ja_alloc(P->c, (size_t)nt * sizeof *n->targets);
+    n->targets = preft_ja_alloc(P->c, (size_t)nt * sizeof *n->targets);
     memcpy(n->targets, tg, (size_t)nt * sizeof *tg);
     n->ntargets = nt;
     const jtok *in = next(P);
-    if (!is_name(in, "in")) jfail(P->c, in->line, "expected 'in' in a for loop");
+    if (!is_name(in, "in")) preft_jfail(P->c, in->line, "expected 'in' in a for loop");
     n->a = parse_or(P); /* not parse_expr: `if` here filters the loop */
     if (is_name(peek(P), "if")) {
       next(P);
       n->b = parse_expr(P);
     }
-    if (is_name(peek(P), "recursive")) jfail(P->c, line, "unsupported: recursive for loops");
+    if (is_name(peek(P), "recursive")) preft_jfail(P->c, line, "unsupported: recursive for loops");
     expect_stmt_close(P);
     static const char *const ends[] = {"else", "endfor", NULL};
     const char *found;
@@ -533,11 +534,11 @@ static jnode *parse_statement(parser *P, const jtok *kw) {
     }
     while (is_op(peek(P), ",")) {
       next(P);
-      if (nt == 8) jfail(P->c, line, "too many targets in set");
+      if (nt == 8) preft_jfail(P->c, line, "too many targets in set");
       tg[nt++] = expect_name(P);
     }
     jnode *n = node(P, N_SET, line);
-    n->targets = ja_alloc(P->c, (size_t)nt * sizeof *n->targets);
+    n->targets = preft_ja_alloc(P->c, (size_t)nt * sizeof *n->targets);
     memcpy(n->targets, tg, (size_t)nt * sizeof *tg);
     n->ntargets = nt;
     n->attr = attr;
@@ -559,7 +560,7 @@ static jnode *parse_statement(parser *P, const jtok *kw) {
       expect_stmt_close(P);
       return n;
     }
-    if (is_op(peek(P), "|")) jfail(P->c, line, "unsupported: filtered block set");
+    if (is_op(peek(P), "|")) preft_jfail(P->c, line, "unsupported: filtered block set");
     expect_stmt_close(P);
     n->kind = N_SET_BLOCK;
     static const char *const ends[] = {"endset", NULL};
@@ -578,7 +579,7 @@ static jnode *parse_statement(parser *P, const jtok *kw) {
     const char *params[32];
     int np = 0;
     while (!is_op(peek(P), ")")) {
-      if (np == 32) jfail(P->c, line, "too many macro parameters");
+      if (np == 32) preft_jfail(P->c, line, "too many macro parameters");
       params[np] = expect_name(P);
       jnode *d = NULL;
       if (is_op(peek(P), "=")) {
@@ -592,7 +593,7 @@ static jnode *parse_statement(parser *P, const jtok *kw) {
     }
     expect_op(P, ")");
     expect_stmt_close(P);
-    n->targets = ja_alloc(P->c, (size_t)(np + 1) * sizeof *n->targets);
+    n->targets = preft_ja_alloc(P->c, (size_t)(np + 1) * sizeof *n->targets);
     memcpy(n->targets, params, (size_t)np * sizeof *params);
     n->ntargets = np;
     n->args = defaults.v;
@@ -610,7 +611,7 @@ static jnode *parse_statement(parser *P, const jtok *kw) {
     expect_stmt_close(P);
     return node(P, is_name(kw, "break") ? N_BREAK : N_CONTINUE, line);
   }
-  jfail(P->c, line, "unsupported statement '{%% %.*s %%}'", (int)kw->len, kw->s);
+  preft_jfail(P->c, line, "unsupported statement '{%% %.*s %%}'", (int)kw->len, kw->s);
 }
 
 static nodelist parse_body(parser *P, const char *const *ends, const char **found) {
@@ -625,7 +626,7 @@ static nodelist parse_body(parser *P, const char *const *ends, const char **foun
       const char *want = ends[0];
       for (int k = 0; ends[k]; k++)
         if (!strncmp(ends[k], "end", 3)) want = ends[k];
-      jfail(P->c, t->line, "missing {%% %s %%}", want);
+      preft_jfail(P->c, t->line, "missing {%% %s %%}", want);
     }
     if (t->type == T_TEXT) {
       jnode *x = node(P, N_TEXT, t->line);
@@ -636,26 +637,26 @@ static nodelist parse_body(parser *P, const char *const *ends, const char **foun
       jnode *x = node(P, N_OUTPUT, t->line);
       x->a = parse_expr(P);
       const jtok *cl = next(P);
-      if (cl->type != T_EXPR_CLOSE) jfail(P->c, cl->line, "expected '}}', found %s", tokdesc(P, cl));
+      if (cl->type != T_EXPR_CLOSE) preft_jfail(P->c, cl->line, "expected '}}', found %s", tokdesc(P, cl));
       nl_push(P, &l, x, NULL);
     } else if (t->type == T_STMT_OPEN) {
       const jtok *kw = next(P);
-      if (kw->type != T_NAME) jfail(P->c, kw->line, "expected a statement keyword after '{%%'");
+      if (kw->type != T_NAME) preft_jfail(P->c, kw->line, "expected a statement keyword after '{%%'");
       for (int k = 0; ends && ends[k]; k++)
         if (is_name(kw, ends[k])) {
           *found = ends[k];
           return l;
         }
       if (kw->len >= 3 && (!strncmp(kw->s, "end", 3) || is_name(kw, "elif") || is_name(kw, "else")))
-        jfail(P->c, kw->line, "unexpected {%% %.*s %%}", (int)kw->len, kw->s);
+        preft_jfail(P->c, kw->line, "unexpected {%% %.*s %%}", (int)kw->len, kw->s);
       nl_push(P, &l, parse_statement(P, kw), NULL);
     } else {
-      jfail(P->c, t->line, "unexpected %s", tokdesc(P, t));
+      preft_jfail(P->c, t->line, "unexpected %s", tokdesc(P, t));
     }
   }
 }
 
-jprog jinja_parse(jctx *c, const jtoks *toks) {
+jprog preft_jinja_parse(jctx *c, const jtoks *toks) {
   parser P = {.c = c, .t = toks->v, .n = toks->n};
   const char *found;
   nodelist l = parse_body(&P, NULL, &found);

@@ -1,7 +1,7 @@
 /* jinja_value.c - the values a template computes with: construction,
  * lists and dicts, conversion from the JSON context, Python str() / repr(),
  * tojson, truthiness, equality and ordering, and the argument coercions
- * (jarg, jv_want_str, jv_want_int, jv_iter_list) filters and methods share. */
+ * (preft_jarg, preft_jv_want_str, preft_jv_want_int, preft_jv_iter_list) filters and methods share. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,50 +10,50 @@
 #include "text/unicode.h"
 
 /* The undefined and none values: one object each, shared by every render. */
-jv JV_UNDEF = {.t = V_UNDEF};
-jv JV_NONE = {.t = V_NONE};
+jv preft_jv_undef = {.t = V_UNDEF};
+jv preft_jv_none = {.t = V_NONE};
 
 /* ---- construction, lists, dicts ---- */
 
-jv *jv_new(jeval *E, jvtype t) {
-  jv *v = ja_alloc(E->c, sizeof *v);
+jv *preft_jv_new(jeval *E, jvtype t) {
+  jv *v = preft_ja_alloc(E->c, sizeof *v);
   v->t = t;
   return v;
 }
-jv *jv_bool(jeval *E, bool b) {
-  jv *v = jv_new(E, V_BOOL);
+jv *preft_jv_bool(jeval *E, bool b) {
+  jv *v = preft_jv_new(E, V_BOOL);
   v->b = b;
   return v;
 }
-jv *jv_int(jeval *E, int64_t i) {
-  jv *v = jv_new(E, V_INT);
+jv *preft_jv_int(jeval *E, int64_t i) {
+  jv *v = preft_jv_new(E, V_INT);
   v->i = i;
   return v;
 }
-jv *jv_float(jeval *E, double f) {
-  jv *v = jv_new(E, V_FLOAT);
+jv *preft_jv_float(jeval *E, double f) {
+  jv *v = preft_jv_new(E, V_FLOAT);
   v->f = f;
   return v;
 }
-jv *jv_str(jeval *E, const char *s, size_t n) {
-  jv *v = jv_new(E, V_STR);
-  v->s.s = ja_strndup(E->c, s, n);
+jv *preft_jv_str(jeval *E, const char *s, size_t n) {
+  jv *v = preft_jv_new(E, V_STR);
+  v->s.s = preft_ja_strndup(E->c, s, n);
   v->s.n = n;
   return v;
 }
-jv *jv_strz(jeval *E, const char *s) { return jv_str(E, s, strlen(s)); }
-jv *jv_str_take(jeval *E, const jsb *b) {
-  jv *v = jv_new(E, V_STR);
+jv *preft_jv_strz(jeval *E, const char *s) { return preft_jv_str(E, s, strlen(s)); }
+jv *preft_jv_str_take(jeval *E, const jsb *b) {
+  jv *v = preft_jv_new(E, V_STR);
   v->s.s = b->s;
   v->s.n = b->n;
   return v;
 }
-jv *jv_list(jeval *E) { return jv_new(E, V_LIST); }
+jv *preft_jv_list(jeval *E) { return preft_jv_new(E, V_LIST); }
 
-void jv_list_push(jeval *E, jv *l, jv *x) {
+void preft_jv_list_push(jeval *E, jv *l, jv *x) {
   if (l->l.n == l->l.cap) {
     size_t cap = l->l.cap ? l->l.cap * 2 : 8;
-    jv **nv = ja_alloc(E->c, cap * sizeof *nv);
+    jv **nv = preft_ja_alloc(E->c, cap * sizeof *nv);
     if (l->l.n) memcpy(nv, l->l.v, l->l.n * sizeof *nv);
     l->l.v = nv;
     l->l.cap = cap;
@@ -61,13 +61,13 @@ void jv_list_push(jeval *E, jv *l, jv *x) {
   l->l.v[l->l.n++] = x;
 }
 
-jv *jv_dict_get(const jv *d, const char *k, size_t kn) {
+jv *preft_jv_dict_get(const jv *d, const char *k, size_t kn) {
   for (size_t i = 0; i < d->d.n; i++)
     if (d->d.kn[i] == kn && !memcmp(d->d.k[i], k, kn)) return d->d.v[i];
   return NULL;
 }
 
-void jv_dict_set(jeval *E, jv *d, const char *k, size_t kn, jv *x) {
+void preft_jv_dict_set(jeval *E, jv *d, const char *k, size_t kn, jv *x) {
   for (size_t i = 0; i < d->d.n; i++)
     if (d->d.kn[i] == kn && !memcmp(d->d.k[i], k, kn)) {
       d->d.v[i] = x;
@@ -75,9 +75,9 @@ void jv_dict_set(jeval *E, jv *d, const char *k, size_t kn, jv *x) {
     }
   if (d->d.n == d->d.cap) {
     size_t cap = d->d.cap ? d->d.cap * 2 : 8;
-    const char **nk = ja_alloc(E->c, cap * sizeof *nk);
-    size_t *nkn = ja_alloc(E->c, cap * sizeof *nkn);
-    jv **nv = ja_alloc(E->c, cap * sizeof *nv);
+    const char **nk = preft_ja_alloc(E->c, cap * sizeof *nk);
+    size_t *nkn = preft_ja_alloc(E->c, cap * sizeof *nkn);
+    jv **nv = preft_ja_alloc(E->c, cap * sizeof *nv);
     if (d->d.n) {
       memcpy(nk, d->d.k, d->d.n * sizeof *nk);
       memcpy(nkn, d->d.kn, d->d.n * sizeof *nkn);
@@ -88,33 +88,33 @@ void jv_dict_set(jeval *E, jv *d, const char *k, size_t kn, jv *x) {
     d->d.v = nv;
     d->d.cap = cap;
   }
-  d->d.k[d->d.n] = ja_strndup(E->c, k, kn);
+  d->d.k[d->d.n] = preft_ja_strndup(E->c, k, kn);
   d->d.kn[d->d.n] = kn;
   d->d.v[d->d.n++] = x;
 }
 
-jv *jv_from_json(jeval *E, const cJSON *j) {
-  if (!j || cJSON_IsNull(j)) return &JV_NONE;
-  if (cJSON_IsBool(j)) return jv_bool(E, cJSON_IsTrue(j));
+jv *preft_jv_from_json(jeval *E, const cJSON *j) {
+  if (!j || cJSON_IsNull(j)) return &preft_jv_none;
+  if (cJSON_IsBool(j)) return preft_jv_bool(E, cJSON_IsTrue(j));
   if (cJSON_IsNumber(j)) {
     double d = j->valuedouble;
-    if (d == floor(d) && fabs(d) < 9e15) return jv_int(E, (int64_t)d);
-    return jv_float(E, d);
+    if (d == floor(d) && fabs(d) < 9e15) return preft_jv_int(E, (int64_t)d);
+    return preft_jv_float(E, d);
   }
-  if (cJSON_IsString(j)) return jv_strz(E, j->valuestring);
+  if (cJSON_IsString(j)) return preft_jv_strz(E, j->valuestring);
   if (cJSON_IsArray(j)) {
-    jv *l = jv_list(E);
+    jv *l = preft_jv_list(E);
     const cJSON *x;
-    cJSON_ArrayForEach(x, j) jv_list_push(E, l, jv_from_json(E, x));
+    cJSON_ArrayForEach(x, j) preft_jv_list_push(E, l, preft_jv_from_json(E, x));
     return l;
   }
-  jv *d = jv_new(E, V_DICT);
+  jv *d = preft_jv_new(E, V_DICT);
   const cJSON *x;
-  cJSON_ArrayForEach(x, j) jv_dict_set(E, d, x->string, strlen(x->string), jv_from_json(E, x));
+  cJSON_ArrayForEach(x, j) preft_jv_dict_set(E, d, x->string, strlen(x->string), preft_jv_from_json(E, x));
   return d;
 }
 
-const char *jv_type_name(const jv *v) {
+const char *preft_jv_type_name(const jv *v) {
   switch (v->t) {
     case V_UNDEF:
       return "undefined";
@@ -139,7 +139,7 @@ const char *jv_type_name(const jv *v) {
   }
 }
 
-bool jv_truthy(const jv *v) {
+bool preft_jv_truthy(const jv *v) {
   switch (v->t) {
     case V_UNDEF:
     case V_NONE:
@@ -182,7 +182,7 @@ static void fmt_float(double f, char *buf, size_t n) {
 static void jv_repr(jeval *E, jsb *b, const jv *v);
 
 /* Python str() */
-void jv_to_str(jeval *E, jsb *b, const jv *v) {
+void preft_jv_to_str(jeval *E, jsb *b, const jv *v) {
   char tmp[64];
   switch (v->t) {
     case V_UNDEF:
@@ -202,7 +202,7 @@ void jv_to_str(jeval *E, jsb *b, const jv *v) {
       jsb_adds(E->c, b, tmp);
       break;
     case V_STR:
-      jsb_add(E->c, b, v->s.s, v->s.n);
+      preft_jsb_add(E->c, b, v->s.s, v->s.n);
       break;
     default:
       jv_repr(E, b, v);
@@ -215,7 +215,7 @@ static void jv_repr(jeval *E, jsb *b, const jv *v) {
     case V_STR: {
       bool dq = memchr(v->s.s, '\'', v->s.n) && !memchr(v->s.s, '"', v->s.n);
       char q = dq ? '"' : '\'';
-      jsb_add(E->c, b, &q, 1);
+      preft_jsb_add(E->c, b, &q, 1);
       for (size_t i = 0; i < v->s.n; i++) {
         char ch = v->s.s[i];
         if (ch == '\\')
@@ -228,11 +228,11 @@ static void jv_repr(jeval *E, jsb *b, const jv *v) {
           jsb_adds(E->c, b, "\\r");
         else if (ch == q) {
           jsb_adds(E->c, b, "\\");
-          jsb_add(E->c, b, &ch, 1);
+          preft_jsb_add(E->c, b, &ch, 1);
         } else
-          jsb_add(E->c, b, &ch, 1);
+          preft_jsb_add(E->c, b, &ch, 1);
       }
-      jsb_add(E->c, b, &q, 1);
+      preft_jsb_add(E->c, b, &q, 1);
       break;
     }
     case V_LIST:
@@ -257,17 +257,17 @@ static void jv_repr(jeval *E, jsb *b, const jv *v) {
     case V_UNDEF:
       break;
     default:
-      jv_to_str(E, b, v);
+      preft_jv_to_str(E, b, v);
       break;
   }
 }
 
-jv *jv_as_str(jeval *E, const jv *v) {
+jv *preft_jv_as_str(jeval *E, const jv *v) {
   if (v->t == V_STR) return (jv *)v;
   jsb b = {0};
-  jsb_add(E->c, &b, "", 0);
-  jv_to_str(E, &b, v);
-  return jv_str_take(E, &b);
+  preft_jsb_add(E->c, &b, "", 0);
+  preft_jv_to_str(E, &b, v);
+  return preft_jv_str_take(E, &b);
 }
 
 static void json_str(jeval *E, jsb *b, const char *s, size_t n) {
@@ -302,7 +302,7 @@ static void json_str(jeval *E, jsb *b, const char *s, size_t n) {
           snprintf(tmp, sizeof tmp, "\\u%04x", ch);
           jsb_adds(E->c, b, tmp);
         } else {
-          jsb_add(E->c, b, (const char *)&s[i], 1);
+          preft_jsb_add(E->c, b, (const char *)&s[i], 1);
         }
     }
   }
@@ -315,7 +315,7 @@ static void newline_indent(jeval *E, jsb *b, int indent, int level) {
 }
 
 /* json.dumps(v, ensure_ascii=False, indent=indent) as transformers' tojson */
-void jv_to_json(jeval *E, jsb *b, const jv *v, int indent, int level, int line) {
+void preft_jv_to_json(jeval *E, jsb *b, const jv *v, int indent, int level, int line) {
   switch (v->t) {
     case V_UNDEF:
     case V_NONE:
@@ -326,7 +326,7 @@ void jv_to_json(jeval *E, jsb *b, const jv *v, int indent, int level, int line) 
       break;
     case V_INT:
     case V_FLOAT:
-      jv_to_str(E, b, v);
+      preft_jv_to_str(E, b, v);
       break; /* JSON numbers print as Python's str() */
     case V_STR:
       json_str(E, b, v->s.s, v->s.n);
@@ -336,7 +336,7 @@ void jv_to_json(jeval *E, jsb *b, const jv *v, int indent, int level, int line) 
       for (size_t i = 0; i < v->l.n; i++) {
         if (i) jsb_adds(E->c, b, indent > 0 ? "," : ", ");
         if (indent > 0) newline_indent(E, b, indent, level + 1);
-        jv_to_json(E, b, v->l.v[i], indent, level + 1, line);
+        preft_jv_to_json(E, b, v->l.v[i], indent, level + 1, line);
       }
       if (indent > 0 && v->l.n) newline_indent(E, b, indent, level);
       jsb_adds(E->c, b, "]");
@@ -348,23 +348,23 @@ void jv_to_json(jeval *E, jsb *b, const jv *v, int indent, int level, int line) 
         if (indent > 0) newline_indent(E, b, indent, level + 1);
         json_str(E, b, v->d.k[i], v->d.kn[i]);
         jsb_adds(E->c, b, ": ");
-        jv_to_json(E, b, v->d.v[i], indent, level + 1, line);
+        preft_jv_to_json(E, b, v->d.v[i], indent, level + 1, line);
       }
       if (indent > 0 && v->d.n) newline_indent(E, b, indent, level);
       jsb_adds(E->c, b, "}");
       break;
     default:
-      jfail(E->c, line, "tojson: cannot serialize a %s", jv_type_name(v));
+      preft_jfail(E->c, line, "tojson: cannot serialize a %s", preft_jv_type_name(v));
   }
 }
 
 /* ---- equality and ordering, as Python ---- */
 
-bool jv_is_num(const jv *v) { return v->t == V_INT || v->t == V_FLOAT || v->t == V_BOOL; }
-double jv_num(const jv *v) { return v->t == V_INT ? (double)v->i : v->t == V_FLOAT ? v->f : v->b; }
+bool preft_jv_is_num(const jv *v) { return v->t == V_INT || v->t == V_FLOAT || v->t == V_BOOL; }
+double preft_jv_num(const jv *v) { return v->t == V_INT ? (double)v->i : v->t == V_FLOAT ? v->f : v->b; }
 
-bool jv_equal(const jv *a, const jv *b) {
-  if (jv_is_num(a) && jv_is_num(b)) return jv_num(a) == jv_num(b);
+bool preft_jv_equal(const jv *a, const jv *b) {
+  if (preft_jv_is_num(a) && preft_jv_is_num(b)) return preft_jv_num(a) == preft_jv_num(b);
   if (a->t != b->t)
     return (a->t == V_UNDEF || a->t == V_NONE) && (b->t == V_UNDEF || b->t == V_NONE) && a->t == b->t;
   switch (a->t) {
@@ -376,13 +376,13 @@ bool jv_equal(const jv *a, const jv *b) {
     case V_LIST:
       if (a->l.n != b->l.n) return false;
       for (size_t i = 0; i < a->l.n; i++)
-        if (!jv_equal(a->l.v[i], b->l.v[i])) return false;
+        if (!preft_jv_equal(a->l.v[i], b->l.v[i])) return false;
       return true;
     case V_DICT:
       if (a->d.n != b->d.n) return false;
       for (size_t i = 0; i < a->d.n; i++) {
-        jv *o = jv_dict_get(b, a->d.k[i], a->d.kn[i]);
-        if (!o || !jv_equal(a->d.v[i], o)) return false;
+        jv *o = preft_jv_dict_get(b, a->d.k[i], a->d.kn[i]);
+        if (!o || !preft_jv_equal(a->d.v[i], o)) return false;
       }
       return true;
     default:
@@ -390,53 +390,54 @@ bool jv_equal(const jv *a, const jv *b) {
   }
 }
 
-int jv_compare(jeval *E, const jv *a, const jv *b, int line) {
-  if (jv_is_num(a) && jv_is_num(b)) return jv_num(a) < jv_num(b) ? -1 : jv_num(a) > jv_num(b);
+int preft_jv_compare(jeval *E, const jv *a, const jv *b, int line) {
+  if (preft_jv_is_num(a) && preft_jv_is_num(b))
+    return preft_jv_num(a) < preft_jv_num(b) ? -1 : preft_jv_num(a) > preft_jv_num(b);
   if (a->t == V_STR && b->t == V_STR) {
     size_t n = a->s.n < b->s.n ? a->s.n : b->s.n;
     int r = memcmp(a->s.s, b->s.s, n);
     return r ? (r < 0 ? -1 : 1) : (a->s.n < b->s.n ? -1 : a->s.n > b->s.n);
   }
-  jfail(E->c, line, "cannot compare %s with %s", jv_type_name(a), jv_type_name(b));
+  preft_jfail(E->c, line, "cannot compare %s with %s", preft_jv_type_name(a), preft_jv_type_name(b));
 }
 
 /* ---- call arguments and coercions ---- */
 
-jv *jarg(const jargs *a, int i, const char *name) {
+jv *preft_jarg(const jargs *a, int i, const char *name) {
   if (i >= 0 && i < a->npos) return a->pos[i];
   for (int k = 0; k < a->nkw; k++)
     if (name && !strcmp(a->kw[k], name)) return a->kwv[k];
   return NULL;
 }
 
-const jv *jv_want_str(jeval *E, const jv *v, const char *what, int line) {
+const jv *preft_jv_want_str(jeval *E, const jv *v, const char *what, int line) {
   if (!v || v->t != V_STR)
-    jfail(E->c, line, "%s expects a string, got %s", what, v ? jv_type_name(v) : "nothing");
+    preft_jfail(E->c, line, "%s expects a string, got %s", what, v ? preft_jv_type_name(v) : "nothing");
   return v;
 }
 
-int64_t jv_want_int(jeval *E, const jv *v, const char *what, int line) {
+int64_t preft_jv_want_int(jeval *E, const jv *v, const char *what, int line) {
   if (!v || !(v->t == V_INT || v->t == V_BOOL || (v->t == V_FLOAT && v->f == floor(v->f))))
-    jfail(E->c, line, "%s expects an integer, got %s", what, v ? jv_type_name(v) : "nothing");
-  return v->t == V_INT ? v->i : (int64_t)jv_num(v);
+    preft_jfail(E->c, line, "%s expects an integer, got %s", what, v ? preft_jv_type_name(v) : "nothing");
+  return v->t == V_INT ? v->i : (int64_t)preft_jv_num(v);
 }
 
-jv *jv_iter_list(jeval *E, jv *v, int line) {
+jv *preft_jv_iter_list(jeval *E, jv *v, int line) {
   if (v->t == V_LIST) return v;
-  jv *l = jv_list(E);
+  jv *l = preft_jv_list(E);
   if (v->t == V_UNDEF || v->t == V_NONE) return l;
   if (v->t == V_STR) {
     for (size_t i = 0; i < v->s.n;) {
       size_t k = (size_t)preft_utf8_seqlen((uint8_t)v->s.s[i]);
       if (i + k > v->s.n) k = v->s.n - i;
-      jv_list_push(E, l, jv_str(E, v->s.s + i, k));
+      preft_jv_list_push(E, l, preft_jv_str(E, v->s.s + i, k));
       i += k;
     }
     return l;
   }
   if (v->t == V_DICT) {
-    for (size_t i = 0; i < v->d.n; i++) jv_list_push(E, l, jv_str(E, v->d.k[i], v->d.kn[i]));
+    for (size_t i = 0; i < v->d.n; i++) preft_jv_list_push(E, l, preft_jv_str(E, v->d.k[i], v->d.kn[i]));
     return l;
   }
-  jfail(E->c, line, "cannot iterate over a %s", jv_type_name(v));
+  preft_jfail(E->c, line, "cannot iterate over a %s", preft_jv_type_name(v));
 }

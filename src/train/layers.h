@@ -17,51 +17,51 @@
 #include "base/threadpool.h"
 
 /* x[N,D] = embed[token[i], :] */
-void embedding_forward(float *x, const int *token, const float *embed, int n, int d);
+void preft_embedding_forward(float *x, const int *token, const float *embed, int n, int d);
 /* dembed[V,D] += dx rows scattered by token */
-void embedding_backward(float *dembed, const float *dx, const int *token, int n, int d);
+void preft_embedding_backward(float *dembed, const float *dx, const int *token, int n, int d);
 
 /* out[N,D] = x / sqrt(mean(x²) + eps) * w, rstd[N] saved (preft_rmsnorm's arithmetic) */
-void rmsnorm_forward(preft_pool *pool, float *out, float *rstd, const float *x, const float *w, int n, int d,
-                     float eps);
+void preft_rmsnorm_forward(preft_pool *pool, float *out, float *rstd, const float *x, const float *w, int n,
+                           int d, float eps);
 /* dx[N,D] += d/dx, dw[D] += d/dw (dw may be NULL), from dout[N,D] */
-void rmsnorm_backward(preft_pool *pool, float *dx, float *dw, const float *dout, const float *x,
-                      const float *w, const float *rstd, int n, int d);
+void preft_rmsnorm_backward(preft_pool *pool, float *dx, float *dw, const float *dout, const float *x,
+                            const float *w, const float *rstd, int n, int d);
 
 /* rotate-half RoPE in place on x[N, heads*Dh]; cos, sin [N, Dh/2] */
-void rope_forward(float *x, const float *cos, const float *sin, int n, int heads, int head_dim);
+void preft_rope_forward(float *x, const float *cos, const float *sin, int n, int heads, int head_dim);
 /* its transpose (rotation by minus the angle), in place on dx */
-void rope_backward(float *dx, const float *cos, const float *sin, int n, int heads, int head_dim);
+void preft_rope_backward(float *dx, const float *cos, const float *sin, int n, int heads, int head_dim);
 
 /* att[N, H*Dh] = softmax(q·kᵀ/sqrt(Dh)) v per (row, head), causal within
  * each sequence; lse[N, H] (log-sum-exp of the scaled scores) saved.
  * scores: [threads, max_len] scratch. */
-void attention_forward(preft_pool *pool, float *att, float *lse, const float *q, const float *k,
-                       const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
-                       int head_dim, int window, float *scores, int max_len);
+void preft_attention_forward(preft_pool *pool, float *att, float *lse, const float *q, const float *k,
+                             const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
+                             int head_dim, int window, float *scores, int max_len);
 /* dq[N,H*Dh], dk, dv[N,Hkv*Dh] (=) from datt; probabilities recomputed from lse. */
-void attention_backward(preft_pool *pool, float *dq, float *dk, float *dv, const float *datt,
-                        const float *att, const float *lse, const float *q, const float *k, const float *v,
-                        const int *start, const int *len, int n_seq, int h, int hkv, int head_dim, int window,
-                        float *scores, int max_len);
+void preft_attention_backward(preft_pool *pool, float *dq, float *dk, float *dv, const float *datt,
+                              const float *att, const float *lse, const float *q, const float *k,
+                              const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
+                              int head_dim, int window, float *scores, int max_len);
 
 /* out[N*F] = silu(a) * b (preft_swiglu's arithmetic) */
-void swiglu_forward(preft_pool *pool, float *out, const float *a, const float *b, int n);
+void preft_swiglu_forward(preft_pool *pool, float *out, const float *a, const float *b, int n);
 /* da, db (=) from dout */
-void swiglu_backward(preft_pool *pool, float *da, float *db, const float *dout, const float *a,
-                     const float *b, int n);
+void preft_swiglu_backward(preft_pool *pool, float *da, float *db, const float *dout, const float *a,
+                           const float *b, int n);
 
 /* logits[N,V] -> probabilities in place; loss[N] = -log p[target] (0 where
  * target < 0). Returns the sum of the losses (double). */
-double crossentropy_forward(preft_pool *pool, float *probs_inplace, float *loss, const int *target, int n,
-                            int v);
+double preft_crossentropy_forward(preft_pool *pool, float *probs_inplace, float *loss, const int *target,
+                                  int n, int v);
 /* dlogits[N,V] = (p - onehot(target)) * dloss at rows with a target, 0
  * elsewhere; in place over the probabilities. */
-void crossentropy_backward(preft_pool *pool, float *dlogits_inplace, const int *target, int n, int v,
-                           float dloss);
+void preft_crossentropy_backward(preft_pool *pool, float *dlogits_inplace, const int *target, int n, int v,
+                                 float dloss);
 
 /* y[N, M] += bias[M] per row; dbias[M] += column sums of dy */
-void bias_forward(float *y, const float *bias, int n, int m);
-void bias_backward(float *dbias, const float *dy, int n, int m);
+void preft_bias_forward(float *y, const float *bias, int n, int m);
+void preft_bias_backward(float *dbias, const float *dy, int n, int m);
 
 #endif

@@ -17,12 +17,12 @@ static void row_range(int task, int n, int *r0, int *r1) {
 
 /* ---- embedding ---------------------------------------------------------------- */
 
-void embedding_forward(float *x, const int *token, const float *embed, int n, int d) {
+void preft_embedding_forward(float *x, const int *token, const float *embed, int n, int d) {
   for (int i = 0; i < n; i++)
     memcpy(x + (size_t)i * d, embed + (size_t)token[i] * d, sizeof(float) * (size_t)d);
 }
 
-void embedding_backward(float *dembed, const float *dx, const int *token, int n, int d) {
+void preft_embedding_backward(float *dembed, const float *dx, const int *token, int n, int d) {
   for (int i = 0; i < n; i++) preft_axpy(dembed + (size_t)token[i] * d, 1.0f, dx + (size_t)i * d, d);
 }
 
@@ -50,8 +50,8 @@ static void norm_fwd_task(void *p, int task, int thread) {
   }
 }
 
-void rmsnorm_forward(preft_pool *pool, float *out, float *rstd, const float *x, const float *w, int n, int d,
-                     float eps) {
+void preft_rmsnorm_forward(preft_pool *pool, float *out, float *rstd, const float *x, const float *w, int n,
+                           int d, float eps) {
   norm_job j = {out, rstd, NULL, x, w, NULL, n, d, eps};
   preft_pool_run(pool, row_tasks(n), norm_fwd_task, &j);
 }
@@ -72,8 +72,8 @@ static void norm_bwd_task(void *p, int task, int thread) {
   }
 }
 
-void rmsnorm_backward(preft_pool *pool, float *dx, float *dw, const float *dout, const float *x,
-                      const float *w, const float *rstd, int n, int d) {
+void preft_rmsnorm_backward(preft_pool *pool, float *dx, float *dw, const float *dout, const float *x,
+                            const float *w, const float *rstd, int n, int d) {
   norm_job j = {NULL, (float *)rstd, dx, x, w, dout, n, d, 0};
   preft_pool_run(pool, row_tasks(n), norm_bwd_task, &j);
   if (!dw) return;
@@ -86,7 +86,7 @@ void rmsnorm_backward(preft_pool *pool, float *dx, float *dw, const float *dout,
 
 /* ---- RoPE ------------------------------------------------------------------------ */
 
-void rope_forward(float *x, const float *cos, const float *sin, int n, int heads, int head_dim) {
+void preft_rope_forward(float *x, const float *cos, const float *sin, int n, int heads, int head_dim) {
   int half = head_dim / 2;
   for (int i = 0; i < n; i++)
     for (int h = 0; h < heads; h++)
@@ -95,7 +95,7 @@ void rope_forward(float *x, const float *cos, const float *sin, int n, int heads
 }
 
 /* forward: (a, b) -> (a c − b s, b c + a s); its transpose: (da, db) -> (da c + db s, db c − da s) */
-void rope_backward(float *dx, const float *cos, const float *sin, int n, int heads, int head_dim) {
+void preft_rope_backward(float *dx, const float *cos, const float *sin, int n, int heads, int head_dim) {
   int half = head_dim / 2;
   for (int i = 0; i < n; i++) {
     const float *cs = cos + (size_t)i * half, *sn = sin + (size_t)i * half;
@@ -155,9 +155,9 @@ static void attn_fwd_task(void *p, int task, int thread) {
   }
 }
 
-void attention_forward(preft_pool *pool, float *att, float *lse, const float *q, const float *k,
-                       const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
-                       int head_dim, int window, float *scores, int max_len) {
+void preft_attention_forward(preft_pool *pool, float *att, float *lse, const float *q, const float *k,
+                             const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
+                             int head_dim, int window, float *scores, int max_len) {
   attn_job j = {att,  lse,   NULL, NULL, NULL, NULL,     NULL,   q,       k,     v,
                 NULL, start, len,  h,    hkv,  head_dim, window, max_len, scores};
   preft_pool_run(pool, n_seq * h, attn_fwd_task, &j);
@@ -202,10 +202,10 @@ static void attn_bwd_task(void *p, int task, int thread) {
   }
 }
 
-void attention_backward(preft_pool *pool, float *dq, float *dk, float *dv, const float *datt,
-                        const float *att, const float *lse, const float *q, const float *k, const float *v,
-                        const int *start, const int *len, int n_seq, int h, int hkv, int head_dim, int window,
-                        float *scores, int max_len) {
+void preft_attention_backward(preft_pool *pool, float *dq, float *dk, float *dv, const float *datt,
+                              const float *att, const float *lse, const float *q, const float *k,
+                              const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
+                              int head_dim, int window, float *scores, int max_len) {
   attn_job j = {NULL, NULL,  dq,  dk, dv,  datt,     att,    q,       k,     v,
                 lse,  start, len, h,  hkv, head_dim, window, max_len, scores};
   preft_pool_run(pool, n_seq * hkv, attn_bwd_task, &j);
@@ -238,13 +238,13 @@ static void swiglu_bwd_task(void *p, int task, int thread) {
   }
 }
 
-void swiglu_forward(preft_pool *pool, float *out, const float *a, const float *b, int n) {
+void preft_swiglu_forward(preft_pool *pool, float *out, const float *a, const float *b, int n) {
   swiglu_job j = {out, NULL, NULL, a, b, NULL, n};
   preft_pool_run(pool, (n + EW_BLOCK - 1) / EW_BLOCK, swiglu_fwd_task, &j);
 }
 
-void swiglu_backward(preft_pool *pool, float *da, float *db, const float *dout, const float *a,
-                     const float *b, int n) {
+void preft_swiglu_backward(preft_pool *pool, float *da, float *db, const float *dout, const float *a,
+                           const float *b, int n) {
   swiglu_job j = {NULL, da, db, a, b, dout, n};
   preft_pool_run(pool, (n + EW_BLOCK - 1) / EW_BLOCK, swiglu_bwd_task, &j);
 }
@@ -274,8 +274,8 @@ static void ce_fwd_task(void *p, int task, int thread) {
   }
 }
 
-double crossentropy_forward(preft_pool *pool, float *probs_inplace, float *loss, const int *target, int n,
-                            int v) {
+double preft_crossentropy_forward(preft_pool *pool, float *probs_inplace, float *loss, const int *target,
+                                  int n, int v) {
   ce_job j = {probs_inplace, loss, target, n, v, 0};
   preft_pool_run(pool, row_tasks(n), ce_fwd_task, &j);
   double sum = 0.0;
@@ -298,18 +298,18 @@ static void ce_bwd_task(void *p, int task, int thread) {
   }
 }
 
-void crossentropy_backward(preft_pool *pool, float *dlogits_inplace, const int *target, int n, int v,
-                           float dloss) {
+void preft_crossentropy_backward(preft_pool *pool, float *dlogits_inplace, const int *target, int n, int v,
+                                 float dloss) {
   ce_job j = {dlogits_inplace, NULL, target, n, v, dloss};
   preft_pool_run(pool, row_tasks(n), ce_bwd_task, &j);
 }
 
 /* ---- bias ------------------------------------------------------------------------- */
 
-void bias_forward(float *y, const float *bias, int n, int m) {
+void preft_bias_forward(float *y, const float *bias, int n, int m) {
   for (int i = 0; i < n; i++) preft_axpy(y + (size_t)i * m, 1.0f, bias, m);
 }
 
-void bias_backward(float *dbias, const float *dy, int n, int m) {
+void preft_bias_backward(float *dbias, const float *dy, int n, int m) {
   for (int i = 0; i < n; i++) preft_axpy(dbias, 1.0f, dy + (size_t)i * m, m);
 }

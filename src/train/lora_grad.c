@@ -20,16 +20,17 @@ static void scale_rows(float *t, const uint8_t *flag, float scale, int n, int ra
   }
 }
 
-void lora_forward(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
-                  const preft_train_lora *lm, float scale, const uint8_t *flag, int n, int rank, float *t) {
+void preft_lora_forward(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
+                        const preft_train_lora *lm, float scale, const uint8_t *flag, int n, int rank,
+                        float *t) {
   preft_gemm(pool, t, rank, x, x_stride, lm->a, PREFT_F32, n, lm->in, rank, 0);
   scale_rows(t, flag, scale, n, rank);
   preft_gemm(pool, y, y_stride, t, rank, lm->b, PREFT_F32, n, rank, lm->out, 1);
 }
 
-void lora_backward(preft_pool *pool, float *dx, int dx_stride, const float *dy, int dy_stride, const float *x,
-                   int x_stride, const preft_train_lora *lm, float scale, const uint8_t *flag, int n,
-                   int rank, const float *t, float *dt) {
+void preft_lora_backward(preft_pool *pool, float *dx, int dx_stride, const float *dy, int dy_stride,
+                         const float *x, int x_stride, const preft_train_lora *lm, float scale,
+                         const uint8_t *flag, int n, int rank, const float *t, float *dt) {
   if (lm->gb) preft_gemm_dw(pool, lm->gb, dy, dy_stride, t, rank, n, lm->out, rank);
   preft_gemm_dx(pool, dt, rank, dy, dy_stride, lm->b, n, lm->out, rank, 0);
   scale_rows(dt, flag, scale, n, rank);

@@ -32,8 +32,8 @@ static void reft_u(const preft_train_adapter *ad, const preft_train_reft *s, con
   }
 }
 
-void reft_forward(float *x, float *x_pre, const preft_train_adapter *ad, int layer, const uint8_t *flag,
-                  int n) {
+void preft_reft_forward(float *x, float *x_pre, const preft_train_adapter *ad, int layer, const uint8_t *flag,
+                        int n) {
   int d = ad->dim;
   memcpy(x_pre, x, sizeof(float) * (size_t)n * d);
   float *u = malloc(sizeof(float) * (size_t)ad->rank);
@@ -48,8 +48,8 @@ void reft_forward(float *x, float *x_pre, const preft_train_adapter *ad, int lay
   free(u);
 }
 
-void reft_backward(float *dx, const float *x_pre, const preft_train_adapter *ad, int layer,
-                   const uint8_t *flag, int n) {
+void preft_reft_backward(float *dx, const float *x_pre, const preft_train_adapter *ad, int layer,
+                         const uint8_t *flag, int n) {
   int d = ad->dim, r = ad->rank;
   bool lo = ad->kind == PREFT_ADAPTER_LOREFT;
   float *u = malloc(sizeof(float) * (size_t)r * 2), *g = u + r;

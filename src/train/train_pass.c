@@ -80,8 +80,9 @@ static void linear_fwd(const pass *P, const layer_acts *la, int l, int m, float 
                        int in, const float *w, const float *bias, int accumulate) {
   preft_gemm(P->pool, y, out, x, in, w, PREFT_F32, P->n, in, out, accumulate);
   const preft_train_lora *lm = lora_of(P, l, m);
-  if (lm) lora_forward(P->pool, y, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R, lora_t_of(P, la, m));
-  if (bias) bias_forward(y, bias, P->n, out);
+  if (lm)
+    preft_lora_forward(P->pool, y, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R, lora_t_of(P, la, m));
+  if (bias) preft_bias_forward(y, bias, P->n, out);
 }
 
 /* dx[N,in] (+)= dy·W (+ LoRA); dW += dyᵀ·x, db += Σdy when trained */
@@ -89,12 +90,12 @@ static void linear_bwd(const pass *P, const layer_acts *la, int l, int m, float 
                        const float *dy, int out, const float *x, int in, const float *w, float *dw,
                        float *dbias) {
   if (dw) preft_gemm_dw(P->pool, dw, dy, out, x, in, P->n, out, in);
-  if (dbias) bias_backward(dbias, dy, P->n, out);
+  if (dbias) preft_bias_backward(dbias, dy, P->n, out);
   preft_gemm_dx(P->pool, dx, in, dy, out, w, P->n, out, in, accumulate);
   const preft_train_lora *lm = lora_of(P, l, m);
   if (lm)
-    lora_backward(P->pool, dx, in, dy, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R,
-                  lora_t_of(P, la, m), P->a->dt);
+    preft_lora_backward(P->pool, dx, in, dy, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R,
+                        lora_t_of(P, la, m), P->a->dt);
 }
 
 static void layer_forward(const pass *P, int l) {
@@ -103,24 +104,25 @@ static void layer_forward(const pass *P, int l) {
   const preft_train_batch *b = P->b;
   layer_acts la = acts_of(P, l);
   int n = P->n, D = P->D, F = P->F, qd = P->qd, kvd = P->kvd;
-  rmsnorm_forward(P->pool, la.xb1, la.rstd1, la.x, w->attn_norm, n, D, c->norm_eps);
+  preft_rmsnorm_forward(P->pool, la.xb1, la.rstd1, la.x, w->attn_norm, n, D, c->norm_eps);
   linear_fwd(P, &la, l, PREFT_MOD_Q, la.q, qd, la.xb1, D, w->wq, w->bq, 0);
   linear_fwd(P, &la, l, PREFT_MOD_K, la.k, kvd, la.xb1, D, w->wk, w->bk, 0);
   linear_fwd(P, &la, l, PREFT_MOD_V, la.v, kvd, la.xb1, D, w->wv, w->bv, 0);
-  rope_forward(la.q, P->a->rope_cos, P->a->rope_sin, n, c->n_heads, c->head_dim);
-  rope_forward(la.k, P->a->rope_cos, P->a->rope_sin, n, c->n_kv_heads, c->head_dim);
-  attention_forward(P->pool, la.att, la.lse, la.q, la.k, la.v, b->seq_start, b->seq_len, b->n_seq, c->n_heads,
-                    c->n_kv_heads, c->head_dim, c->sliding_window, P->a->scores, P->a->max_seq_len);
+  preft_rope_forward(la.q, P->a->rope_cos, P->a->rope_sin, n, c->n_heads, c->head_dim);
+  preft_rope_forward(la.k, P->a->rope_cos, P->a->rope_sin, n, c->n_kv_heads, c->head_dim);
+  preft_attention_forward(P->pool, la.att, la.lse, la.q, la.k, la.v, b->seq_start, b->seq_len, b->n_seq,
+                          c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window, P->a->scores,
+                          P->a->max_seq_len);
   memcpy(la.x_mid, la.x, sizeof(float) * (size_t)n * D);
   linear_fwd(P, &la, l, PREFT_MOD_O, la.x_mid, D, la.att, qd, w->wo, w->bo, 1);
-  rmsnorm_forward(P->pool, la.xb2, la.rstd2, la.x_mid, w->ffn_norm, n, D, c->norm_eps);
+  preft_rmsnorm_forward(P->pool, la.xb2, la.rstd2, la.x_mid, w->ffn_norm, n, D, c->norm_eps);
   linear_fwd(P, &la, l, PREFT_MOD_GATE, la.h1, F, la.xb2, D, w->w_gate, NULL, 0);
   linear_fwd(P, &la, l, PREFT_MOD_UP, la.h3, F, la.xb2, D, w->w_up, NULL, 0);
-  swiglu_forward(P->pool, la.hg, la.h1, la.h3, n * F);
+  preft_swiglu_forward(P->pool, la.hg, la.h1, la.h3, n * F);
   memcpy(la.out, la.x_mid, sizeof(float) * (size_t)n * D);
   linear_fwd(P, &la, l, PREFT_MOD_DOWN, la.out, D, la.hg, F, w->w_down, NULL, 1);
   if (P->ad && P->ad->kind != PREFT_ADAPTER_LORA && P->ad->layers[l])
-    reft_forward(la.out, la.x_pre, P->ad, l, b->flag, n);
+    preft_reft_forward(la.out, la.x_pre, P->ad, l, b->flag, n);
 }
 
 /* dx [N,D]: gradient w.r.t. the layer's output in, w.r.t. its input out. */
@@ -133,24 +135,24 @@ static void layer_backward(const pass *P, int l) {
   int n = P->n, D = P->D, F = P->F, qd = P->qd, kvd = P->kvd;
   float *dx = a->dx;
   if (P->ad && P->ad->kind != PREFT_ADAPTER_LORA && P->ad->layers[l])
-    reft_backward(dx, la.x_pre, P->ad, l, b->flag, n);
+    preft_reft_backward(dx, la.x_pre, P->ad, l, b->flag, n);
   /* MLP: out = x_mid + hg·Wdᵀ; dx carries the residual path */
   linear_bwd(P, &la, l, PREFT_MOD_DOWN, a->dhg, 0, dx, D, la.hg, F, w->w_down, g->w_down, NULL);
-  swiglu_backward(P->pool, a->dh1, a->dh3, a->dhg, la.h1, la.h3, n * F);
+  preft_swiglu_backward(P->pool, a->dh1, a->dh3, a->dhg, la.h1, la.h3, n * F);
   linear_bwd(P, &la, l, PREFT_MOD_GATE, a->dxb, 0, a->dh1, F, la.xb2, D, w->w_gate, g->w_gate, NULL);
   linear_bwd(P, &la, l, PREFT_MOD_UP, a->dxb, 1, a->dh3, F, la.xb2, D, w->w_up, g->w_up, NULL);
-  rmsnorm_backward(P->pool, dx, g->ffn_norm, a->dxb, la.x_mid, w->ffn_norm, la.rstd2, n, D);
+  preft_rmsnorm_backward(P->pool, dx, g->ffn_norm, a->dxb, la.x_mid, w->ffn_norm, la.rstd2, n, D);
   /* attention: x_mid = x + att·Woᵀ */
   linear_bwd(P, &la, l, PREFT_MOD_O, a->datt, 0, dx, D, la.att, qd, w->wo, g->wo, g->bo);
-  attention_backward(P->pool, a->dq, a->dk, a->dv, a->datt, la.att, la.lse, la.q, la.k, la.v, b->seq_start,
-                     b->seq_len, b->n_seq, c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window,
-                     a->scores, a->max_seq_len);
-  rope_backward(a->dq, a->rope_cos, a->rope_sin, n, c->n_heads, c->head_dim);
-  rope_backward(a->dk, a->rope_cos, a->rope_sin, n, c->n_kv_heads, c->head_dim);
+  preft_attention_backward(P->pool, a->dq, a->dk, a->dv, a->datt, la.att, la.lse, la.q, la.k, la.v,
+                           b->seq_start, b->seq_len, b->n_seq, c->n_heads, c->n_kv_heads, c->head_dim,
+                           c->sliding_window, a->scores, a->max_seq_len);
+  preft_rope_backward(a->dq, a->rope_cos, a->rope_sin, n, c->n_heads, c->head_dim);
+  preft_rope_backward(a->dk, a->rope_cos, a->rope_sin, n, c->n_kv_heads, c->head_dim);
   linear_bwd(P, &la, l, PREFT_MOD_Q, a->dxb, 0, a->dq, qd, la.xb1, D, w->wq, g->wq, g->bq);
   linear_bwd(P, &la, l, PREFT_MOD_K, a->dxb, 1, a->dk, kvd, la.xb1, D, w->wk, g->wk, g->bk);
   linear_bwd(P, &la, l, PREFT_MOD_V, a->dxb, 1, a->dv, kvd, la.xb1, D, w->wv, g->wv, g->bv);
-  rmsnorm_backward(P->pool, dx, g->attn_norm, a->dxb, la.x, w->attn_norm, la.rstd1, n, D);
+  preft_rmsnorm_backward(P->pool, dx, g->attn_norm, a->dxb, la.x, w->attn_norm, la.rstd1, n, D);
 }
 
 static int check_batch(const preft_train_model *tm, const preft_train_batch *b, const preft_train_acts *a,
@@ -183,11 +185,12 @@ static void body_forward(pass *P) {
       P->a->rope_cos[(size_t)i * half + k] = (float)cos(angle);
       P->a->rope_sin[(size_t)i * half + k] = (float)sin(angle);
     }
-  embedding_forward(P->a->x_in, b->token, P->tm->w.embed, b->n, P->D);
+  preft_embedding_forward(P->a->x_in, b->token, P->tm->w.embed, b->n, P->D);
   /* with recomputation only the inputs are kept; the last layer's buffers
    * are the ones the backward starts from */
   for (int l = 0; l < c->n_layers; l++) layer_forward(P, l);
-  rmsnorm_forward(P->pool, P->a->xf, P->a->rstdf, P->a->x_out, P->tm->w.final_norm, b->n, P->D, c->norm_eps);
+  preft_rmsnorm_forward(P->pool, P->a->xf, P->a->rstdf, P->a->x_out, P->tm->w.final_norm, b->n, P->D,
+                        c->norm_eps);
 }
 
 static pass make_pass(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
@@ -236,9 +239,9 @@ int preft_train_pass(const preft_train_model *tm, const preft_train_adapter *ad,
     for (int r = 0; r < m; r++)
       memcpy(xg + (size_t)r * D, a->xf + (size_t)rows[r] * D, sizeof(float) * (size_t)D);
     preft_gemm(pool, logits, V, xg, D, tm->w.lm_head, PREFT_F32, m, D, V, 0);
-    total += crossentropy_forward(pool, logits, losses, tg, m, V);
+    total += preft_crossentropy_forward(pool, logits, losses, tg, m, V);
     if (!backward) continue;
-    crossentropy_backward(pool, logits, tg, m, V, dloss);
+    preft_crossentropy_backward(pool, logits, tg, m, V, dloss);
     preft_gemm_dx(pool, dxg, D, logits, V, tm->w.lm_head, m, V, D, 0);
     if (tm->g.lm_head) preft_gemm_dw(pool, tm->g.lm_head, logits, V, xg, D, m, V, D);
     for (int r = 0; r < m; r++)
@@ -260,12 +263,12 @@ int preft_train_pass(const preft_train_model *tm, const preft_train_adapter *ad,
       }
   }
   memset(a->dx, 0, sizeof(float) * (size_t)n * D);
-  rmsnorm_backward(pool, a->dx, tm->g.final_norm, a->dxb, a->x_out, tm->w.final_norm, a->rstdf, n, D);
+  preft_rmsnorm_backward(pool, a->dx, tm->g.final_norm, a->dxb, a->x_out, tm->w.final_norm, a->rstdf, n, D);
   for (int l = c->n_layers - 1; l >= lowest; l--) {
     if (a->recompute && l != c->n_layers - 1) layer_forward(&P, l);
     layer_backward(&P, l);
   }
-  if (tm->g.embed) embedding_backward(tm->g.embed, a->dx, b->token, n, D);
+  if (tm->g.embed) preft_embedding_backward(tm->g.embed, a->dx, b->token, n, D);
   return 0;
 }
 

@@ -27,7 +27,7 @@
 
 static char *json_of(const char *s, size_t n) {
   srv_buf b = {0};
-  srv_buf_json_str(&b, s, n);
+  preft_srv_buf_json_str(&b, s, n);
   return b.p;
 }
 
@@ -60,29 +60,29 @@ static void invalid_utf8_becomes_replacement_characters(void **st) {
   assert_string_equal(v->valuestring, want);
   cJSON_Delete(v);
   free(j);
-  assert_int_equal(srv_utf8_chars("caf\xc3\xa9", 5), 4);
-  assert_int_equal(srv_utf8_chars("\x80\x80", 2), 2);
+  assert_int_equal(preft_srv_utf8_chars("caf\xc3\xa9", 5), 4);
+  assert_int_equal(preft_srv_utf8_chars("\x80\x80", 2), 2);
 }
 
 static void non_finite_numbers_stay_valid_json(void **st) {
   srv_buf b = {0};
-  srv_buf_puts(&b, "[");
-  srv_buf_json_num(&b, -1.5);
-  srv_buf_puts(&b, ",");
-  srv_buf_json_num(&b, -1.0 / 0.0);
-  srv_buf_puts(&b, "]");
+  preft_srv_buf_puts(&b, "[");
+  preft_srv_buf_json_num(&b, -1.5);
+  preft_srv_buf_puts(&b, ",");
+  preft_srv_buf_json_num(&b, -1.0 / 0.0);
+  preft_srv_buf_puts(&b, "]");
   cJSON *v = cJSON_Parse(b.p);
   assert_non_null(v);
   assert_true(cJSON_GetArrayItem(v, 0)->valuedouble == -1.5);
   assert_true(cJSON_GetArrayItem(v, 1)->valuedouble == -9999.0);
   cJSON_Delete(v);
-  srv_buf_free(&b);
+  preft_srv_buf_free(&b);
 }
 
 /* ---- request parsing --------------------------------------------------------------- */
 
 static int parse(const char *body, srv_kind kind, srv_gen_request *r, srv_api_error *e) {
-  return srv_parse_gen_request(body, strlen(body), kind, r, e);
+  return preft_srv_parse_gen_request(body, strlen(body), kind, r, e);
 }
 
 static void completion_fields_parse_into_the_request(void **st) {
@@ -111,7 +111,7 @@ static void completion_fields_parse_into_the_request(void **st) {
   assert_int_equal(r.logprobs, 3);
   assert_true(r.stream && r.include_usage && r.ignore_eos);
   assert_int_equal(r.adapter_mode, 1);
-  srv_gen_request_free(&r);
+  preft_srv_gen_request_free(&r);
 
   assert_int_equal(parse("{\"prompt\":\"x\"}", SRV_COMPLETION, &r, &e), 0);
   assert_null(r.model);
@@ -121,7 +121,7 @@ static void completion_fields_parse_into_the_request(void **st) {
   assert_int_equal(r.adapter_mode, -1);
   assert_false(r.has_temperature);
   assert_true(r.skip_special_tokens);
-  srv_gen_request_free(&r);
+  preft_srv_gen_request_free(&r);
 }
 
 static void chat_messages_are_normalised_for_the_template(void **st) {
@@ -143,7 +143,7 @@ static void chat_messages_are_normalised_for_the_template(void **st) {
   assert_int_equal(r.logprobs, 2);
   assert_int_equal(r.max_tokens, 5);
   assert_true(r.add_generation_prompt);
-  srv_gen_request_free(&r);
+  preft_srv_gen_request_free(&r);
 }
 
 typedef struct {
@@ -215,7 +215,7 @@ static void every_bad_field_is_refused_by_name(void **st) {
       fail_msg("case %zu %s: rc %d status %d param '%s' (want '%s'): %s", i, cases[i].body, rc, e.status,
                e.param, cases[i].param, e.message);
     srv_buf b = {0};
-    srv_error_json(&e, &b);
+    preft_srv_error_json(&e, &b);
     cJSON *j = cJSON_Parse(b.p);
     cJSON *err = cJSON_GetObjectItem(j, "error");
     assert_true(cJSON_IsString(cJSON_GetObjectItem(err, "message")));
@@ -223,7 +223,7 @@ static void every_bad_field_is_refused_by_name(void **st) {
     assert_non_null(cJSON_GetObjectItem(err, "param"));
     assert_non_null(cJSON_GetObjectItem(err, "code"));
     cJSON_Delete(j);
-    srv_buf_free(&b);
+    preft_srv_buf_free(&b);
   }
 }
 
@@ -246,7 +246,7 @@ static void deep_nesting_is_refused_before_parsing(void **st) {
   memset(ok + strlen(ok), '[', 200);
   strcat(ok, "\"}");
   assert_int_equal(parse(ok, SRV_COMPLETION, &r, &e), 0);
-  srv_gen_request_free(&r);
+  preft_srv_gen_request_free(&r);
 }
 
 /* ---- an in-process server and the project's client ---------------------------------- */
