@@ -138,10 +138,6 @@ void preft_gguf_set_arr_i32(preft_gguf_writer *w, const char *key, const int32_t
   if (begin_arr(w, key, PREFT_GGUF_I32, n)) put(w, v, 4 * n);
 }
 
-void preft_gguf_set_arr_u32(preft_gguf_writer *w, const char *key, const uint32_t *v, size_t n) {
-  if (begin_arr(w, key, PREFT_GGUF_U32, n)) put(w, v, 4 * n);
-}
-
 void preft_gguf_set_arr_f32(preft_gguf_writer *w, const char *key, const float *v, size_t n) {
   if (begin_arr(w, key, PREFT_GGUF_F32, n)) put(w, v, 4 * n);
 }

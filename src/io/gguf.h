@@ -105,7 +105,6 @@ void preft_gguf_set_f32(preft_gguf_writer *w, const char *key, float v);
 void preft_gguf_set_bool(preft_gguf_writer *w, const char *key, bool v);
 void preft_gguf_set_arr_str(preft_gguf_writer *w, const char *key, const char *const *v, size_t n);
 void preft_gguf_set_arr_i32(preft_gguf_writer *w, const char *key, const int32_t *v, size_t n);
-void preft_gguf_set_arr_u32(preft_gguf_writer *w, const char *key, const uint32_t *v, size_t n);
 void preft_gguf_set_arr_f32(preft_gguf_writer *w, const char *key, const float *v, size_t n);
 
 /* Adds a tensor of `type` and PyTorch-order shape (1..4 dims, each >= 1).
@@ -182,6 +181,5 @@ int preft_gguf_get_bool(const preft_gguf_file *f, const char *key, bool *out, pr
 /* Element i of a tensor converted to float (F32, F16 or BF16); i counts in
  * row-major PyTorch order. */
 float preft_gguf_tensor_get(const preft_gguf_tensor *t, size_t i);
-size_t preft_gguf_tensor_numel(const preft_gguf_tensor *t);
 
 #endif

@@ -367,12 +367,6 @@ int preft_gguf_get_bool(const preft_gguf_file *f, const char *key, bool *out, pr
   return 0;
 }
 
-size_t preft_gguf_tensor_numel(const preft_gguf_tensor *t) {
-  size_t n = 1;
-  for (int d = 0; d < t->ndim; d++) n *= (size_t)t->ne[d];
-  return n;
-}
-
 float preft_gguf_tensor_get(const preft_gguf_tensor *t, size_t i) {
   const uint8_t *p = t->data;
   if (t->type == PREFT_GGML_F32) {

@@ -58,9 +58,6 @@ void preft_kv_map_shared(preft_kv_cache *kv, int seq, int block);
 static inline int preft_kv_block_of(const preft_kv_cache *kv, int seq, int pos) {
   return kv->tables[(size_t)seq * (size_t)kv->max_blocks_per_seq + (size_t)(pos / kv->block_size)];
 }
-/* Blocks that could be given out now: free ones and unreferenced cached
- * ones are counted by the caller's policy; this counts free ones. */
-static inline int preft_kv_n_free(const preft_kv_cache *kv) { return kv->n_free; }
 /* Positions of seq currently backed by blocks. */
 int preft_kv_capacity(const preft_kv_cache *kv, int seq);
 

@@ -710,22 +710,12 @@ int32_t preft_tokenizer_token_to_id(const preft_tokenizer *t, const char *token)
   return preft_strmap_get(v, token, n, &id) ? id : -1;
 }
 
-bool preft_tokenizer_is_special(const preft_tokenizer *t, int32_t id) {
-  return id >= 0 && id < t->vocab_size && t->is_special[id];
-}
-
 int32_t preft_tokenizer_bos_id(const preft_tokenizer *t) { return t->bos_id; }
 int32_t preft_tokenizer_pad_id(const preft_tokenizer *t) { return t->pad_id; }
 
 int preft_tokenizer_eos_ids(const preft_tokenizer *t, const int32_t **ids) {
   *ids = t->eos_ids;
   return t->n_eos;
-}
-
-bool preft_tokenizer_is_eos(const preft_tokenizer *t, int32_t id) {
-  for (int i = 0; i < t->n_eos; i++)
-    if (t->eos_ids[i] == id) return true;
-  return false;
 }
 
 const char *preft_tokenizer_bos_token(const preft_tokenizer *t) { return t->bos_token; }

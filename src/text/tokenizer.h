@@ -74,7 +74,6 @@ int32_t preft_tokenizer_vocab_size(const preft_tokenizer *t);
 const char *preft_tokenizer_id_to_token(const preft_tokenizer *t, int32_t id);
 /* Looks up added tokens first, then the model vocabulary; -1 if absent. */
 int32_t preft_tokenizer_token_to_id(const preft_tokenizer *t, const char *token);
-bool preft_tokenizer_is_special(const preft_tokenizer *t, int32_t id);
 
 /* Special ids from tokenizer_config.json (and generation_config.json for
  * eos); -1 / 0 when unset. */
@@ -82,7 +81,6 @@ int32_t preft_tokenizer_bos_id(const preft_tokenizer *t);
 int32_t preft_tokenizer_pad_id(const preft_tokenizer *t);
 /* Returns the number of end-of-sequence ids and points *ids at them. */
 int preft_tokenizer_eos_ids(const preft_tokenizer *t, const int32_t **ids);
-bool preft_tokenizer_is_eos(const preft_tokenizer *t, int32_t id);
 const char *preft_tokenizer_bos_token(const preft_tokenizer *t); /* NULL when unset */
 const char *preft_tokenizer_eos_token(const preft_tokenizer *t);
 const char *preft_tokenizer_chat_template(const preft_tokenizer *t); /* NULL when none */

@@ -3,7 +3,6 @@
 #include "text/unicode.h"
 
 #include <pthread.h>
-#include <stdarg.h>
 #include <string.h>
 #include <utf8proc.h>
 
@@ -32,19 +31,6 @@ void preft_buf_putc(preft_buf *b, char c) {
 }
 
 void preft_buf_puts(preft_buf *b, const char *s) { preft_buf_append(b, s, strlen(s)); }
-
-void preft_buf_printf(preft_buf *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (n <= 0) return;
-  preft_buf_reserve(b, (size_t)n);
-  va_start(ap, fmt);
-  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  b->len += (size_t)n;
-}
 
 void preft_buf_free(preft_buf *b) {
   free(b->data);
@@ -169,18 +155,6 @@ void preft_utf8_append_lossy(preft_buf *out, const uint8_t *s, size_t n) {
       i += maximal_subpart(s + i, n - i);
     }
   }
-}
-
-size_t preft_utf8_complete_prefix(const uint8_t *s, size_t n) {
-  /* Look back at most 3 bytes for a lead byte whose sequence is unfinished. */
-  for (size_t back = 1; back <= 3 && back <= n; back++) {
-    uint8_t c = s[n - back];
-    if ((c & 0xC0) == 0x80) continue; /* continuation: keep looking */
-    int need = preft_utf8_seqlen(c);
-    if (need > (int)back && maximal_subpart(s + n - back, back) == back) return n - back;
-    return n;
-  }
-  return n;
 }
 
 static int32_t bl_char[256];

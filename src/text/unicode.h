@@ -22,7 +22,6 @@ void preft_buf_reserve(preft_buf *b, size_t extra);
 void preft_buf_append(preft_buf *b, const void *p, size_t n);
 void preft_buf_putc(preft_buf *b, char c);
 void preft_buf_puts(preft_buf *b, const char *s);
-void preft_buf_printf(preft_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void preft_buf_free(preft_buf *b);
 /* NUL-terminates and hands the data to the caller (buffer becomes empty). */
 char *preft_buf_take(preft_buf *b, size_t *len);
@@ -42,9 +41,6 @@ static inline int preft_utf8_seqlen(uint8_t c) {
 /* Appends s with invalid sequences replaced by U+FFFD, one per maximal
  * subpart (the WHATWG / Python errors="replace" rule). */
 void preft_utf8_append_lossy(preft_buf *out, const uint8_t *s, size_t n);
-/* Length of the longest prefix of s that is complete UTF-8 up to a trailing
- * sequence that is valid so far but unfinished (for streaming decode). */
-size_t preft_utf8_complete_prefix(const uint8_t *s, size_t n);
 
 /* Byte-level alphabet. */
 int32_t preft_bytelevel_char(uint8_t byte);
