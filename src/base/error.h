@@ -12,9 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef struct preft_error {
-  char msg[1024];
-} preft_error;
+#include "preft/base.h" /* preft_error */
 
 /* Formats the message into err (if err is non-NULL) and returns -1, so an
  * error path reads `return preft_fail(err, "...", ...);`. */

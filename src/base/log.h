@@ -3,10 +3,8 @@
 #ifndef PREFT_BASE_LOG_H
 #define PREFT_BASE_LOG_H
 
-typedef enum { PREFT_LOG_ERROR = 0, PREFT_LOG_WARN, PREFT_LOG_INFO, PREFT_LOG_DEBUG } preft_log_level;
+#include "preft/base.h" /* preft_log_level, preft_log_set_level / _get_level */
 
-void preft_log_set_level(preft_log_level level);
-preft_log_level preft_log_get_level(void);
 void preft_log(preft_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define PREFT_INFO(...) preft_log(PREFT_LOG_INFO, __VA_ARGS__)

@@ -14,13 +14,10 @@
 #ifndef PREFT_BASE_THREADPOOL_H
 #define PREFT_BASE_THREADPOOL_H
 
-typedef struct preft_pool preft_pool;
+#include "preft/base.h" /* preft_pool, preft_pool_create / _free / _size */
+
 typedef void (*preft_task_fn)(void *ctx, int task, int thread);
 
-/* n_threads <= 0 means one per online CPU. */
-preft_pool *preft_pool_create(int n_threads);
-void preft_pool_free(preft_pool *pool);
-int preft_pool_size(const preft_pool *pool);
 void preft_pool_run(preft_pool *pool, int n_tasks, preft_task_fn fn, void *ctx);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
+#include "preft/preft.h"
 #include "tensor/gemm.h"
 
 typedef struct {
@@ -33,7 +34,7 @@ static const command commands[] = {
 static void usage(FILE *out) {
   fprintf(out,
           "preft - serve, train and evaluate per-user adapters on transformer LMs (CPU, C11)\n\n"
-          "usage: preft COMMAND [options]   (preft COMMAND --help for each)\n\ncommands:\n");
+          "usage: preft COMMAND [options]   (preft COMMAND --help for each; preft --version)\n\ncommands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
   fprintf(out, "\nexit codes: 0 ok, 1 bad input or runtime error, 2 bad command line\n");
@@ -49,6 +50,10 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
     usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("preft %s\n", preft_version());
     return 0;
   }
   const char *prec = getenv("PREFT_MATMUL_PRECISION");

@@ -11,13 +11,7 @@
 
 #include <stdint.h>
 
-typedef struct preft_sampling {
-  float temperature; /* 0: greedy */
-  int top_k;         /* 0: off */
-  float top_p;       /* 1: off */
-  float min_p;       /* 0: off */
-  uint64_t seed;
-} preft_sampling;
+#include "preft/generate.h" /* preft_sampling */
 
 typedef struct preft_sampler {
   preft_sampling params;

@@ -25,10 +25,8 @@
 #include "base/error.h"
 #include "io/hf_config.h"
 #include "io/safetensors.h"
+#include "preft/adapter.h" /* preft_adapter, kinds, modes, modules; load / free */
 #include "tensor/dtype.h"
-
-typedef enum { PREFT_ADAPTER_LORA, PREFT_ADAPTER_LOREFT, PREFT_ADAPTER_DIREFT } preft_adapter_kind;
-typedef enum { PREFT_MODE_ALL = 0, PREFT_MODE_PREFILL = 1 } preft_adapter_mode;
 
 /* Per-row flag. ON: LoRA applies, ReFT uses its shared slot. FIRST / LAST:
  * ReFT uses that slot (positions fA+lB without shared weights). */
@@ -39,17 +37,6 @@ typedef enum {
   PREFT_ADAPT_LAST = 3
 } preft_adapt_flag;
 
-/* The seven linear modules of a decoder layer, in PEFT's names. */
-typedef enum {
-  PREFT_MOD_Q,
-  PREFT_MOD_K,
-  PREFT_MOD_V,
-  PREFT_MOD_O,
-  PREFT_MOD_GATE,
-  PREFT_MOD_UP,
-  PREFT_MOD_DOWN,
-  PREFT_N_MODULES
-} preft_module;
 const char *preft_module_name(preft_module m); /* "q_proj", ... */
 /* "self_attn" or "mlp": the submodule holding m in a decoder layer. */
 const char *preft_module_parent(preft_module m);
@@ -77,7 +64,7 @@ typedef struct preft_reft_slot {
   float *proj_up; /* [R, D] DiReFT W2 */
 } preft_reft_slot;
 
-typedef struct preft_adapter {
+struct preft_adapter {
   char *name, *path;
   preft_adapter_kind kind;
   preft_adapter_mode default_mode;
@@ -94,15 +81,7 @@ typedef struct preft_adapter {
   bool reft_shared;          /* share_weights (or positions "all") */
   preft_st_set st;
   size_t bytes; /* weight bytes, for accounting */
-} preft_adapter;
-
-/* Loads a PEFT LoRA directory (adapter_config.json) or a ReFT directory
- * (reft_config.json) for a base model of config cfg, validating every
- * shape. The error names the adapter, the tensor or field, and what was
- * expected. */
-int preft_adapter_load(preft_adapter **out, const char *dir, const char *name, const preft_model_config *cfg,
-                       preft_error *err);
-void preft_adapter_free(preft_adapter *a);
+};
 
 /* An adapter with random weights in memory (benchmarks, tests): LoRA on all
  * seven modules of every layer (A and B stored as dtype), or ReFT on every
@@ -120,10 +99,6 @@ void preft_lora_prepare(preft_adapter *a, const preft_model_config *cfg);
  * prompt_len tokens (pos >= prompt_len: a generated token), in mode. */
 preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos,
                                         int prompt_len);
-
-/* Parses "all" | "prefill". */
-int preft_adapter_mode_parse(const char *s, preft_adapter_mode *out);
-const char *preft_adapter_mode_name(preft_adapter_mode m);
 
 /* Parses ReFT positions "fA+lB", "fA", "lB" or "all" (first/last = -1 for all). */
 int preft_reft_positions_parse(const char *s, int *first, int *last);

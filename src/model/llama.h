@@ -25,6 +25,7 @@
 #include "io/safetensors.h"
 #include "model/adapter_plan.h"
 #include "model/kv_cache.h"
+#include "preft/model.h" /* preft_model (public declarations: load, free, config, sizes) */
 #include "tensor/dtype.h"
 
 /* A weight matrix as stored: row-major [rows, cols] of dtype. */
@@ -46,7 +47,7 @@ typedef struct preft_layer_weights {
   float *ffn_norm;          /* [D] post_attention_layernorm */
 } preft_layer_weights;
 
-typedef struct preft_model {
+struct preft_model {
   preft_model_config cfg;
   preft_weight embed;          /* [V, D] */
   preft_weight lm_head;        /* [V, D]; the embedding when tied */
@@ -55,11 +56,7 @@ typedef struct preft_model {
   double *inv_freq;            /* [Dh/2] rotary frequencies after rope scaling */
   preft_st_set st;             /* the mapped files the weights point into */
   void *owned;                 /* storage of a model made in memory (random init) */
-} preft_model;
-
-/* Loads config.json and the safetensors weights of a Hugging Face
- * directory. Checks every expected tensor's presence and shape. */
-int preft_model_load(preft_model **out, const char *dir, preft_error *err);
+};
 
 /* A model with random weights of the given config, held in memory (for
  * benchmarks and tests); every matrix stored in `dtype`. */
@@ -69,12 +66,6 @@ int preft_model_init_random(preft_model **out, const preft_model_config *cfg, pr
 /* Writes config.json, generation_config.json and model.safetensors into dir
  * (created if needed), each atomically. */
 int preft_model_save(const preft_model *m, const char *dir, preft_error *err);
-
-void preft_model_free(preft_model *m);
-
-/* Number of parameters and bytes of weight storage. */
-size_t preft_model_n_params(const preft_model *m);
-size_t preft_model_weight_bytes(const preft_model *m);
 
 /* One step's token rows. logit_rows lists (in output order) the rows whose
  * next-token logits are wanted; typically the last row of each sequence.

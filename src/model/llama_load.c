@@ -234,6 +234,8 @@ int preft_model_init_random(preft_model **out, const preft_model_config *cfg, pr
   return 0;
 }
 
+const preft_model_config *preft_model_get_config(const preft_model *m) { return &m->cfg; }
+
 size_t preft_model_n_params(const preft_model *m) {
   const preft_model_config *c = &m->cfg;
   size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim, D = (size_t)c->dim,

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-typedef enum { PREFT_F32 = 0, PREFT_F16 = 1, PREFT_BF16 = 2 } preft_dtype;
+#include "preft/model.h" /* preft_dtype */
 
 static inline size_t preft_dtype_size(preft_dtype t) { return t == PREFT_F32 ? 4 : 2; }
 static inline const char *preft_dtype_name(preft_dtype t) {

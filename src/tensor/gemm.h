@@ -29,6 +29,7 @@
 #define PREFT_TENSOR_GEMM_H
 
 #include "base/threadpool.h"
+#include "preft/model.h" /* preft_matmul_precision */
 #include "tensor/dtype.h"
 
 void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride, const void *w,
@@ -52,14 +53,8 @@ typedef struct {
 void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,
                       const preft_gemm_out *outs, int n_outs, int accumulate);
 
-typedef enum { PREFT_MATMUL_EXACT = 0, PREFT_MATMUL_BF16 = 1 } preft_matmul_precision;
-
-/* Not meant to be changed while GEMMs run. */
-void preft_matmul_set_precision(preft_matmul_precision p);
-preft_matmul_precision preft_matmul_get_precision(void);
-/* "exact" / "bf16" -> the precision; -1 if unknown. */
-int preft_matmul_precision_parse(const char *s);
-const char *preft_matmul_precision_name(preft_matmul_precision p);
+/* preft_matmul_precision and its setter, getter, parser and name are public
+ * (preft/model.h). */
 
 void preft_gemm_ref(float *y, int y_stride, const float *x, int x_stride, const void *w, preft_dtype wdt,
                     int n, int k, int m, int accumulate);

@@ -34,47 +34,8 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "preft/train.h" /* preft_example, preft_dataset, preft_data_opts; loading, splitting, freeing */
 #include "text/tokenizer.h"
-
-typedef struct preft_example {
-  int *ids;
-  uint8_t *loss; /* [n] 1: predicting this token counts */
-  int n, prompt_len;
-} preft_example;
-
-typedef struct preft_dataset {
-  preft_example *ex;
-  int n, cap;
-  int64_t tokens;  /* sum of n */
-  int64_t targets; /* predictions that count */
-  int bad_lines, truncated;
-} preft_dataset;
-
-typedef enum { PREFT_BAD_LINE_STOP = 0, PREFT_BAD_LINE_SKIP = 1 } preft_bad_line_policy;
-
-typedef struct preft_data_opts {
-  const preft_tokenizer *tok; /* NULL: only *_ids lines are accepted */
-  int eos_id;                 /* appended to text completions and documents; -1 none */
-  int max_tokens;             /* T */
-  int vocab;                  /* ids must be < vocab */
-  preft_bad_line_policy on_bad_line;
-} preft_data_opts;
-
-/* Reads a JSONL file. A bad line (empty, malformed JSON, missing or
- * mistyped fields, a completion that tokenises to nothing, an id outside
- * the vocabulary, a chat without an assistant turn) fails with
- * "FILE:LINE: reason" under STOP, or is reported on stderr and skipped
- * under SKIP. */
-int preft_dataset_load_jsonl(preft_dataset *ds, const char *path, const preft_data_opts *o, preft_error *err);
-/* Appends packed examples of T+1 tokens from text files. */
-int preft_dataset_load_text(preft_dataset *ds, const char *const *paths, int n_paths,
-                            const preft_data_opts *o, preft_error *err);
-/* Appends an example (copies ids and loss), truncating per the rule above. */
-void preft_dataset_add(preft_dataset *ds, const int *ids, const uint8_t *loss, int n, int prompt_len,
-                       int max_tokens);
-/* Moves the last `count` examples of src (after shuffling it by seed) into dst. */
-void preft_dataset_split(preft_dataset *src, preft_dataset *dst, int count, uint64_t seed);
-void preft_dataset_free(preft_dataset *ds);
 
 /* A permutation of [0, n) from (seed, epoch): Fisher-Yates with splitmix64. */
 void preft_shuffle_indices(int *idx, int n, uint64_t seed, int64_t epoch);

@@ -34,6 +34,7 @@
 #include "io/hf_config.h"
 #include "model/adapter.h"
 #include "model/llama.h"
+#include "preft/train.h" /* preft_train_model, preft_train_adapter (opaque there) */
 
 /* ---- parameter sets -------------------------------------------------------- */
 
@@ -74,12 +75,12 @@ typedef struct preft_train_weights {
   preft_train_layer *layers; /* [L] */
 } preft_train_weights;
 
-typedef struct preft_train_model {
+struct preft_train_model {
   preft_model_config cfg;
   double *inv_freq; /* [Dh/2] rotary frequencies (as llama_load.c) */
   preft_param_set ps;
   preft_train_weights w, g; /* g's pointers are NULL when the model is frozen */
-} preft_train_model;
+};
 
 /* FP32 copy of a loaded model (any stored dtype). with_grads: the model's
  * own weights are trained (pretraining); false for adapter training. */
@@ -124,7 +125,7 @@ typedef struct preft_train_reft {
   float *g_rotate, *g_weight, *g_bias, *g_proj_up;
 } preft_train_reft;
 
-typedef struct preft_train_adapter {
+struct preft_train_adapter {
   preft_adapter_kind kind;
   preft_adapter_mode mode;
   int n_layers, dim, rank;
@@ -138,7 +139,7 @@ typedef struct preft_train_adapter {
   preft_train_reft *reft; /* [L][PREFT_REFT_SLOTS] */
   preft_adapter shell;    /* kind and positions only: for preft_adapter_row_flag */
   preft_param_set ps;
-} preft_train_adapter;
+};
 
 /* A fresh adapter: LoRA with PEFT's init (A Kaiming-uniform, bound
  * 1/sqrt(in); B zero); ReFT with pyreft's (R / proj_up random orthonormal

@@ -30,47 +30,12 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "preft/train.h"
 #include "train/data.h"
 #include "train/train_model.h"
 
-typedef struct preft_train_opts {
-  int64_t steps; /* > 0: exactly this many optimizer steps */
-  int epochs;    /* otherwise: epochs over the training set */
-  int batch, grad_accum;
-  int max_tokens; /* longest example (rows sized for batch · max_tokens) */
-  double lr, min_lr_frac, weight_decay, clip, beta1, beta2, eps;
-  int64_t warmup;
-  uint64_t seed;
-  int64_t eval_every, save_every; /* 0: only at the end */
-  int threads;
-  bool recompute, resume, quiet;
-  int64_t stop_after; /* tests: stop after this step, as if interrupted (0: never) */
-  const char *out_dir;
-  const char *base_name; /* recorded in adapter configs */
-} preft_train_opts;
-
-void preft_train_opts_default(preft_train_opts *o);
-
-typedef struct preft_train_result {
-  double train_loss; /* last step's loss */
-  double eval_loss;  /* final evaluation; NaN without an eval set */
-  double tokens_per_s;
-  int64_t steps, tokens;
-  double seconds;
-  size_t peak_act_bytes;
-} preft_train_result;
-
-/* Trains ad (non-NULL: the base tm is frozen) or tm itself on train,
- * evaluating on eval (may be NULL or empty). */
-int preft_train_run(preft_train_model *tm, preft_train_adapter *ad, const preft_dataset *train,
-                    const preft_dataset *eval, const preft_train_opts *o, preft_train_result *res,
-                    preft_error *err);
-
-/* Mean cross-entropy per counted prediction of ds (natural log), through the
- * training forward. *count receives the number of predictions. */
-int preft_train_eval_loss(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
-                          const preft_dataset *ds, int batch, int max_tokens, double *loss, int64_t *count,
-                          preft_error *err);
+/* preft_train_opts, preft_train_opts_default, preft_train_result,
+ * preft_train_run and preft_train_eval_loss are public: preft/train.h. */
 
 /* ---- progress bar (progress.c) ---- */
 typedef struct preft_progress {

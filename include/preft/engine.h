@@ -1,0 +1,192 @@
+/* preft/engine.h - the serving engine: continuous batching of many requests, each
+ * with its own adapter and mode, over one base model and a paged KV cache.
+ *
+ * One engine thread runs steps. Each step the scheduler admits waiting
+ * requests while KV blocks and the step's token budget allow, takes a chunk
+ * of each unfinished prompt (chunked prefill) and one decode row of every
+ * running sequence, runs them as one preft_batch (rows carry their adapter
+ * and adapt flag; LoRA rows are grouped per adapter inside the forward),
+ * samples, and reports tokens through each request's callback. When blocks
+ * run out, the most recently admitted sequence is preempted: its blocks are
+ * freed and it is recomputed later from its prompt plus the tokens it had
+ * produced (nothing already reported is reported again).
+ *
+ * Prefix caching: full KV blocks of a prompt are kept after a request ends
+ * and reused by a later request whose tokens before and in the block are the
+ * same AND whose adapter and mode are the same (an adapter changes the
+ * prompt's keys and values); every base-model request shares the base
+ * entries. Cached blocks are evicted least recently used when memory is
+ * needed.
+ *
+ * Adapters are registered by name (thousands are fine) and loaded on first
+ * use, off the step loop, by a loader thread; at most max_loaded_adapters are
+ * loaded, the least recently used one that no request uses is evicted.
+ *
+ * Usage:
+ *   static bool on_event(void *user, const preft_token_event *ev) {
+ *     if (ev->token >= 0) ...;            // a new token of request ev->request
+ *     if (ev->finish != PREFT_FINISH_NONE) ...;  // the last event of the request
+ *     return true;                        // false: finish the request now
+ *   }
+ *   preft_engine *e;
+ *   preft_engine_config c = {0};          // zeros: the defaults below
+ *   if (preft_engine_create(&e, model, &c, &err)) ...   // takes the model
+ *   preft_engine_add_adapter_dir(e, "adapters/", &err); // one adapter per subdirectory
+ *   preft_request_params p = {.prompt = ids, .n_prompt = n, .adapter = "alice",
+ *                             .adapter_mode = -1, .max_tokens = 64};
+ *   uint64_t id;
+ *   if (preft_engine_submit(e, &p, on_event, ctx, &id, &err) != PREFT_SUBMIT_OK) ...
+ *   ...
+ *   preft_engine_drain(e);   // wait for everything in flight
+ *   preft_engine_free(e);    // also frees the model
+ *
+ * Thread safety: every preft_engine_* function may be called from any thread.
+ * Callbacks run on the engine thread and must return quickly.
+ *
+ * Ownership: the engine owns the model (unless borrow_model), the adapters
+ * it loads and those given to preft_engine_add_loaded_adapter; prompts, stop
+ * ids and names are copied at submit / registration.
+ */
+#ifndef PREFT_PUBLIC_ENGINE_H
+#define PREFT_PUBLIC_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "preft/adapter.h"
+#include "preft/base.h"
+#include "preft/generate.h" /* preft_sampling */
+#include "preft/model.h"
+
+typedef struct preft_engine preft_engine;
+
+typedef struct preft_engine_config {
+  int threads;             /* compute threads; <= 0: all cores */
+  size_t kv_cache_mb;      /* KV cache budget; 0: 1024 */
+  int kv_blocks;           /* > 0: exactly this many blocks instead (tests) */
+  int block_size;          /* positions per KV block; 0: 16 */
+  int max_running;         /* sequences decoding at once; 0: 256 */
+  int max_step_tokens;     /* token rows per step (prefill chunks + decode); 0: 512 */
+  int max_queue;           /* waiting requests before submit fails with BUSY; 0: 1024 */
+  int max_loaded_adapters; /* 0: 64 */
+  int max_context;         /* per sequence; 0: the model's max_position_embeddings */
+  bool borrow_model;       /* the caller keeps ownership of the model */
+} preft_engine_config;
+
+/* The engine takes ownership of the model (freed by preft_engine_free)
+ * unless cfg->borrow_model. */
+PREFT_API int preft_engine_create(preft_engine **out, preft_model *model, const preft_engine_config *cfg,
+                                  preft_error *err);
+/* Cancels everything in flight (callbacks get FINISH_CANCELLED), stops the
+ * threads, frees all. */
+PREFT_API void preft_engine_free(preft_engine *e);
+PREFT_API const preft_model *preft_engine_model(const preft_engine *e);
+
+/* ---- adapters -------------------------------------------------------------- */
+
+/* Registers an adapter directory under a name (not loaded yet; its config
+ * file is checked to exist). Fails if the name is taken. */
+PREFT_API int preft_engine_add_adapter(preft_engine *e, const char *name, const char *path, preft_error *err);
+/* Registers every subdirectory of dir holding adapter_config.json or
+ * reft_config.json, named by the subdirectory. Returns the count or -1. */
+PREFT_API int preft_engine_add_adapter_dir(preft_engine *e, const char *dir, preft_error *err);
+/* Loads an adapter now (the vLLM load_lora_adapter endpoint): registers
+ * and loads it synchronously, so errors in the files are reported here. */
+PREFT_API int preft_engine_load_adapter(preft_engine *e, const char *name, const char *path,
+                                        preft_error *err);
+/* Registers an adapter already in memory (benchmarks, embedding callers);
+ * the engine takes ownership. It counts as loaded and may be evicted like
+ * any other, after which requests for it fail (it has no files to reload). */
+PREFT_API int preft_engine_add_loaded_adapter(preft_engine *e, const char *name, preft_adapter *a,
+                                              preft_error *err);
+/* Unregisters; requests already accepted for it still run. */
+PREFT_API int preft_engine_remove_adapter(preft_engine *e, const char *name, preft_error *err);
+/* Calls fn for every registered adapter (under the engine lock: fn must not
+ * call back into the engine). */
+PREFT_API void preft_engine_each_adapter(
+    preft_engine *e, void (*fn)(void *ctx, const char *name, const char *path, bool loaded), void *ctx);
+PREFT_API bool preft_engine_has_adapter(preft_engine *e, const char *name);
+
+/* ---- requests -------------------------------------------------------------- */
+
+typedef enum {
+  PREFT_FINISH_NONE = 0, /* more tokens follow */
+  PREFT_FINISH_STOP,     /* EOS / stop id, or the callback asked to stop */
+  PREFT_FINISH_LENGTH,   /* max_tokens or the context limit */
+  PREFT_FINISH_CANCELLED,
+  PREFT_FINISH_ERROR, /* event.error says why (e.g. the adapter failed to load) */
+} preft_finish_reason;
+
+#define PREFT_MAX_TOP_LOGPROBS 20
+
+typedef struct preft_token_event {
+  uint64_t request;
+  int token;     /* -1 on an event without a token (errors, cancellation) */
+  float logprob; /* of the chosen token under the unmodified distribution */
+  int n_top;     /* top alternatives, when asked for */
+  int top_ids[PREFT_MAX_TOP_LOGPROBS];
+  float top_logprobs[PREFT_MAX_TOP_LOGPROBS];
+  preft_finish_reason finish;
+  int prompt_tokens, completion_tokens;
+  double queue_s, ttft_s; /* time waiting, time to first token */
+  const char *error;      /* for PREFT_FINISH_ERROR */
+} preft_token_event;
+
+/* Return false to finish the request now (used for stop strings, which the
+ * caller matches on decoded text): no further token is produced, and one
+ * more, final event follows with finish reason STOP and token -1. */
+typedef bool (*preft_request_cb)(void *user, const preft_token_event *ev);
+
+typedef struct preft_request_params {
+  const int *prompt; /* copied */
+  int n_prompt;
+  const char *adapter; /* registered name, NULL for the base model */
+  int adapter_mode;    /* -1: the adapter's default; else preft_adapter_mode */
+  int max_tokens;
+  preft_sampling sampling;
+  const int *stop_ids; /* copied; generation ends after emitting one */
+  int n_stop_ids;
+  int logprobs; /* 0: none; else report this many top alternatives (<= 20) */
+} preft_request_params;
+
+enum { PREFT_SUBMIT_OK = 0, PREFT_SUBMIT_INVALID = -1, PREFT_SUBMIT_BUSY = -2, PREFT_SUBMIT_NO_ADAPTER = -3 };
+
+/* Queues a request; cb is called for every token and exactly once with a
+ * finish reason other than NONE, after which the engine never calls it for
+ * this request again. Returns PREFT_SUBMIT_OK and the request id, or a
+ * negative PREFT_SUBMIT_* with err filled (prompt too long for the context,
+ * unknown adapter, full queue). */
+PREFT_API int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_request_cb cb,
+                                  void *user, uint64_t *id, preft_error *err);
+/* Cancels a request (client went away); its final callback reports
+ * PREFT_FINISH_CANCELLED unless it had already finished. Safe to call for a
+ * finished or unknown id. */
+PREFT_API void preft_engine_cancel(preft_engine *e, uint64_t id);
+
+/* Stops accepting new requests (submit returns BUSY) and returns when
+ * everything in flight has finished and every callback has returned. */
+PREFT_API void preft_engine_drain(preft_engine *e);
+
+/* ---- observability ----------------------------------------------------------- */
+
+#define PREFT_HIST_BUCKETS 12
+typedef struct preft_engine_stats {
+  long requests_ok, requests_error, requests_cancelled;
+  long prompt_tokens[2], generated_tokens[2]; /* [mode]: all-token, prefill-only (base counts as all) */
+  int waiting, running, kv_blocks_used, kv_blocks_free, kv_blocks_cached, adapters_loaded,
+      adapters_registered;
+  long steps, preemptions, prefix_hit_tokens;
+  double step_seconds_sum;
+  /* histogram upper bounds (s): 0.001 .. 10. Counts are per bucket (not
+   * cumulative): hist[i] counts values in (bound[i-1], bound[i]], the last
+   * entry those above bound[PREFT_HIST_BUCKETS-1]. */
+  double hist_bounds[PREFT_HIST_BUCKETS];
+  long step_hist[PREFT_HIST_BUCKETS + 1], ttft_hist[PREFT_HIST_BUCKETS + 1];
+  double ttft_seconds_sum;
+  long ttft_count;
+} preft_engine_stats;
+
+PREFT_API void preft_engine_get_stats(preft_engine *e, preft_engine_stats *out);
+
+#endif
