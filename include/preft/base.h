@@ -5,7 +5,7 @@
  * negative code it documents) on failure, and on failure writes one line into
  * a caller-owned preft_error naming what was wrong (file, tensor, field, byte
  * offset). Outputs are left unchanged or freed on failure; bad input never
- * aborts the process. Passing err = NULL is allowed: the message is dropped.
+ * aborts the process.
  *
  *   preft_error err;
  *   preft_model *m;
