@@ -12,9 +12,11 @@
  *   preft/engine.h     the serving engine: continuous batching of requests
  *                      with per-request adapters, callbacks, statistics
  *   preft/server.h     the OpenAI-compatible HTTP server over an engine
- *   preft/train.h      training data sets, options and the training loop
+ *   preft/train.h      training: data sets, trainable model and adapter,
+ *                      options, the training loop
  *
- * A minimal program (examples/embed.c is a complete one):
+ * A minimal program (examples/embed.c and examples/train_lora.c are
+ * complete ones):
  *
  *   #include <preft/preft.h>
  *

@@ -2,15 +2,22 @@
  * base (`preft train sft`) and pretraining of every weight of a model
  * (`preft train pretrain`), their data sets, options and results.
  *
+ *   const preft_model_config *cfg = preft_model_get_config(m);
  *   preft_dataset train = {0};
- *   preft_data_opts d = {.tok = tok, .eos_id = eos, .max_tokens = 512,
- *                        .vocab = preft_model_get_config(m)->vocab};
+ *   preft_data_opts d = {.tok = tok, .eos_id = eos, .max_tokens = 512, .vocab = cfg->vocab};
  *   if (preft_dataset_load_jsonl(&train, "train.jsonl", &d, &err) != 0) ...
+ *   preft_train_model *tm = preft_train_model_create(m, false);   // frozen base
+ *   preft_train_adapter_opts ao = {.kind = PREFT_ADAPTER_LORA, .rank = 8, .alpha = 16,
+ *                                  .modules = {[PREFT_MOD_Q] = true, [PREFT_MOD_V] = true}};
+ *   preft_train_adapter *ad;
+ *   if (preft_train_adapter_create(&ad, cfg, &ao, &err) != 0) ...
  *   preft_train_opts o;
  *   preft_train_opts_default(&o);
  *   o.out_dir = "my-adapter";
  *   preft_train_result r;
  *   if (preft_train_run(tm, ad, &train, NULL, &o, &r, &err) != 0) ...
+ *   preft_train_adapter_destroy(ad);
+ *   preft_train_model_destroy(tm);
  *   preft_dataset_free(&train);
  *
  * preft_train_run: one optimizer step takes grad_accum micro-batches of
@@ -26,15 +33,17 @@
  * run with an error naming the step; the last checkpoint stays good.
  * docs/TRAINING.md has the details.
  *
- * The trainable state (preft_train_model: an FP32 copy of the weights with
- * gradients; preft_train_adapter: a trainable LoRA or ReFT adapter) is
- * opaque here: it is created by the internal src/train/train_model.h
- * (preft_train_model_from / _init, preft_train_adapter_init), which the
- * `preft train` command uses; an embedding program trains through that
- * command for now.
+ * The trainable state is opaque: preft_train_model is an FP32 copy of a
+ * loaded model's weights (with gradients when the model itself is trained),
+ * preft_train_adapter a trainable LoRA or ReFT adapter. examples/train_lora.c
+ * is a complete program. (Pretraining a model from random weights is
+ * `preft train pretrain`; its entry, preft_train_model_init, is internal.)
  *
  * Ownership: data sets are caller-owned structs freed with
- * preft_dataset_free; every pointer passed to a call is borrowed for it.
+ * preft_dataset_free; the trainable model and adapter are freed with their
+ * *_destroy; the trainable model copies what it needs from the loaded model
+ * (which may be freed after create); every other pointer passed to a call is
+ * borrowed for it.
  */
 #ifndef PREFT_PUBLIC_TRAIN_H
 #define PREFT_PUBLIC_TRAIN_H
@@ -42,11 +51,41 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "preft/adapter.h"
 #include "preft/base.h"
+#include "preft/model.h"
 #include "preft/tokenizer.h"
+
+/* ---- trainable model and adapter ----------------------------------------------- */
 
 typedef struct preft_train_model preft_train_model;
 typedef struct preft_train_adapter preft_train_adapter;
+
+/* A trainable FP32 copy of a loaded model (any stored dtype). with_grads:
+ * the model's own weights are trained; false: a frozen base for adapter
+ * training. Cannot fail (aborts only when out of memory). */
+PREFT_API preft_train_model *preft_train_model_create(const preft_model *m, bool with_grads);
+PREFT_API void preft_train_model_destroy(preft_train_model *tm);
+
+typedef struct preft_train_adapter_opts {
+  preft_adapter_kind kind;
+  preft_adapter_mode mode;
+  int rank;
+  double alpha;                  /* LoRA: scale = alpha / rank */
+  bool modules[PREFT_N_MODULES]; /* LoRA targets */
+  bool *layers;                  /* [L] adapted layers; NULL: every layer */
+  bool all_layers;               /* layers was NULL (LoRA: no layers_to_transform) */
+  const char *positions;         /* ReFT "fA+lB" or "all" */
+  bool share_weights;            /* ReFT fA+lB: one slot for first and last */
+  uint64_t seed;
+} preft_train_adapter_opts;
+
+/* A fresh adapter for a base model of config cfg: LoRA with PEFT's init (A
+ * Kaiming-uniform, B zero), ReFT with pyreft's. Fails on a rank outside
+ * [1, D] or ReFT positions that do not parse. */
+PREFT_API int preft_train_adapter_create(preft_train_adapter **out, const preft_model_config *cfg,
+                                         const preft_train_adapter_opts *o, preft_error *err);
+PREFT_API void preft_train_adapter_destroy(preft_train_adapter *ad);
 
 /* ---- data sets ----------------------------------------------------------------
  * An example is a token sequence ids[n] with a loss mask: row t (t < n-1)

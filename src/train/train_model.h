@@ -100,18 +100,10 @@ void preft_train_model_view_free(preft_model *view);
 
 /* ---- the trainable adapter ---------------------------------------------------- */
 
-typedef struct preft_train_adapter_opts {
-  preft_adapter_kind kind;
-  preft_adapter_mode mode;
-  int rank;
-  double alpha;                  /* LoRA: scale = alpha / rank */
-  bool modules[PREFT_N_MODULES]; /* LoRA targets */
-  bool *layers;                  /* [L] adapted layers; NULL: every layer */
-  bool all_layers;               /* layers was NULL (LoRA: no layers_to_transform) */
-  const char *positions;         /* ReFT "fA+lB" or "all" */
-  bool share_weights;            /* ReFT fA+lB: one slot for first and last */
-  uint64_t seed;
-} preft_train_adapter_opts;
+/* preft_train_adapter_opts is public (preft/train.h), as are the heap
+ * wrappers of preft_train_model_from and preft_train_adapter_init that
+ * embedding programs use (preft_train_model_create / _adapter_create,
+ * train_api.c). */
 
 typedef struct preft_train_lora {
   float *a, *b;   /* [R, in], [out, R]; NULL when (layer, module) is not adapted */
