@@ -32,6 +32,31 @@ void preft_softmax(float *x, int n) {
   for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
+double preft_logsumexp(const float *x, int n) {
+  enum { LANES = 8 };
+  int body = n > 0 ? n - n % LANES : 0;
+  float lane_max[LANES];
+  for (int l = 0; l < LANES; l++) lane_max[l] = -INFINITY;
+  for (int i = 0; i < body; i += LANES)
+    for (int l = 0; l < LANES; l++) lane_max[l] = x[i + l] > lane_max[l] ? x[i + l] : lane_max[l];
+  float mx = -INFINITY;
+  for (int l = 0; l < LANES; l++) mx = lane_max[l] > mx ? lane_max[l] : mx;
+  for (int i = body; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+  if (mx == INFINITY) return INFINITY;
+  if (mx == -INFINITY) { /* every entry -inf or NaN (comparisons skip NaN) */
+    for (int i = 0; i < n; i++)
+      if (isnan(x[i])) return NAN;
+    return -INFINITY;
+  }
+  double lane_sum[LANES] = {0};
+  for (int i = 0; i < body; i += LANES)
+    for (int l = 0; l < LANES; l++) lane_sum[l] += (double)preft_expf_fast(x[i + l] - mx);
+  double sum = 0;
+  for (int l = 0; l < LANES; l++) sum += lane_sum[l];
+  for (int i = body; i < n; i++) sum += (double)preft_expf_fast(x[i] - mx);
+  return (double)mx + log(sum);
+}
+
 void preft_swiglu(float *a, const float *b, int n) {
   for (int i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
 }

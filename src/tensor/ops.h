@@ -69,6 +69,14 @@ static inline float preft_expf_fast(float x) {
   return x < PREFT_EXPF_LO ? 0.0f : y * scale;
 }
 
+/* log(sum_i e^x[i]) of x[n], max-subtracted: exact to about 1e-7 relative
+ * to the largest term, for any finite inputs (no overflow at +-1e38); -inf
+ * entries count as 0, an all -inf (or empty) x gives -inf, a +inf entry
+ * +inf, a NaN entry NaN. Written as 8 independent lanes (the polynomial exp
+ * above, sums in double) so the compiler vectorises it on any CPU; the
+ * result depends only on x, never on the CPU path. */
+double preft_logsumexp(const float *x, int n);
+
 /* preft_rmsnorm, vectorised (the sum of squares is still in double). */
 void preft_rmsnorm_fast(float *out, const float *x, const float *weight, int d, float eps);
 
