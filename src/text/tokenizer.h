@@ -94,4 +94,13 @@ const char *preft_tokenizer_chat_template(const preft_tokenizer *t); /* NULL whe
 int preft_chat_template_render(const preft_tokenizer *t, const char *messages_json,
                                bool add_generation_prompt, char **out, preft_error *err);
 
+/* Writes tokenizer.json and tokenizer_config.json into out_dir (which must
+ * exist), each atomically: copies of the files at tok_path (a tokenizer.json
+ * file, or a directory holding one, as preft_tokenizer_load took it), or a
+ * minimal tokenizer_config.json (class, t's BOS and EOS tokens) when the
+ * source has none. Fails naming the file that could not be read or written;
+ * a file already written stays. */
+int preft_tokenizer_save_files(const preft_tokenizer *t, const char *tok_path, const char *out_dir,
+                               preft_error *err);
+
 #endif
