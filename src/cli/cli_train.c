@@ -213,9 +213,11 @@ typedef struct {
     "--quiet", "-q", CLI_FLAG, &(a).quiet                                                                    \
   }
 
-/* The trainer options of loop_args (max_tokens is the caller's). */
-static void loop_train_opts(const loop_args *a, preft_train_opts *to) {
+/* The trainer options of loop_args, with the longest example and the output directory. */
+static void loop_train_opts(const loop_args *a, int max_tokens, const char *out_dir, preft_train_opts *to) {
   preft_train_opts_default(to);
+  to->max_tokens = max_tokens;
+  to->out_dir = out_dir;
   to->steps = a->steps;
   to->epochs = (int)a->epochs;
   to->batch = (int)a->batch;
@@ -364,9 +366,7 @@ static int train_sft(int argc, char **argv) {
   preft_train_model_from(&in.tm, in.cm.model, false);
   if (preft_train_adapter_init(&ad, &m->cfg, &ao, &err) != 0) goto fail;
   preft_train_opts to;
-  loop_train_opts(&la, &to);
-  to.max_tokens = (int)la.seq;
-  to.out_dir = out;
+  loop_train_opts(&la, (int)la.seq, out, &to);
   const char *slash = strrchr(model_dir, '/');
   to.base_name = slash && slash[1] ? slash + 1 : model_dir;
   if (train_and_report(&in, &ad, &la, &to, "mode", preft_adapter_mode_name(ad.mode), &err) != 0) goto fail;
@@ -386,7 +386,7 @@ done:
 
 static int train_pretrain(int argc, char **argv) {
   const char *config = NULL, *tok_path = NULL, *out = NULL, *files[MAX_FILES];
-  cli_strs data = {files, 0, MAX_FILES, .greedy = true}; /* --data a b c */
+  cli_strs data = {.items = files, .max = MAX_FILES, .greedy = true}; /* --data a b c */
   loop_args la = {.epochs = 1,
                   .batch = 8,
                   .accum = 1,
@@ -449,9 +449,7 @@ static int train_pretrain(int argc, char **argv) {
   if (preft_mkdir_p(out, &err) != 0 || preft_tokenizer_save_files(tok, tok_path, out, &err) != 0) goto fail;
   if (preft_train_model_init(&in.tm, &cfg, (uint64_t)la.seed, &err) != 0) goto fail;
   preft_train_opts to;
-  loop_train_opts(&la, &to);
-  to.max_tokens = (int)la.seq + 1;
-  to.out_dir = out;
+  loop_train_opts(&la, (int)la.seq + 1, out, &to);
   if (train_and_report(&in, NULL, &la, &to, NULL, NULL, &err) != 0) goto fail;
   rc = CLI_EXIT_OK;
   goto done;
