@@ -103,12 +103,9 @@ int cli_parse_ids(const char *cmd, const char *s, int **ids, int *n);
 
 /* ---- what the commands that run a model share (cli_common.c) ---------------- */
 
-/* Whether dir holds a tokenizer (tokenizer.json or vocab.txt). */
-bool cli_has_tokenizer(const char *dir);
-
 typedef enum {
   CLI_TOK_IF_GIVEN,   /* only an explicit tok_path */
-  CLI_TOK_IF_PRESENT, /* tok_path, else the model directory's when it has one */
+  CLI_TOK_IF_PRESENT, /* tok_path, else the model directory's when it has one (tokenizer.json or vocab.txt) */
   CLI_TOK_REQUIRED,   /* tok_path, else the model directory's; fails without one */
 } cli_tok_need;
 

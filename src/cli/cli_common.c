@@ -8,7 +8,8 @@
 #include "base/file.h"
 #include "cli/cli.h"
 
-bool cli_has_tokenizer(const char *dir) {
+/* Whether dir holds a tokenizer (tokenizer.json or vocab.txt). */
+static bool has_tokenizer(const char *dir) {
   char *a = preft_path_join(dir, "tokenizer.json"), *b = preft_path_join(dir, "vocab.txt");
   bool yes = preft_file_exists(a) || preft_file_exists(b);
   free(a);
@@ -20,7 +21,7 @@ int cli_model_load(cli_model *out, const cli_model_args *args, preft_error *err)
   memset(out, 0, sizeof *out);
   const char *tok_path = args->tok_path;
   if (!tok_path && (args->tokenizer == CLI_TOK_REQUIRED ||
-                    (args->tokenizer == CLI_TOK_IF_PRESENT && cli_has_tokenizer(args->model_dir))))
+                    (args->tokenizer == CLI_TOK_IF_PRESENT && has_tokenizer(args->model_dir))))
     tok_path = args->model_dir;
   if ((tok_path && preft_tokenizer_load(&out->tok, tok_path, err) != 0) ||
       preft_model_load(&out->model, args->model_dir, err) != 0 ||
