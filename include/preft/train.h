@@ -133,6 +133,17 @@ PREFT_API void preft_dataset_add(preft_dataset *ds, const int *ids, const uint8_
                                  int prompt_len, int max_tokens);
 /* Moves the last `count` examples of src (after shuffling it by seed) into dst. */
 PREFT_API void preft_dataset_split(preft_dataset *src, preft_dataset *dst, int count, uint64_t seed);
+/* How examples are held out for evaluation: a seeded random choice (SFT
+ * examples are independent), or the last ones in order (packed text: a
+ * window continues the one before it, so the held-out windows are a
+ * contiguous stretch of text the training windows do not overlap). */
+typedef enum { PREFT_HOLD_OUT_RANDOM = 0, PREFT_HOLD_OUT_TAIL = 1 } preft_hold_out_order;
+/* Moves round(frac x n) examples of src (at least one; none when frac <= 0)
+ * into dst (RANDOM: as preft_dataset_split, which also leaves src shuffled;
+ * TAIL: src's last ones, in order). Fails, changing nothing, when that would
+ * leave src without an example. */
+PREFT_API int preft_dataset_hold_out(preft_dataset *src, preft_dataset *dst, double frac,
+                                     preft_hold_out_order order, uint64_t seed, preft_error *err);
 PREFT_API void preft_dataset_free(preft_dataset *ds);
 
 /* ---- the training loop -------------------------------------------------------- */

@@ -164,6 +164,9 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, void 
     }
     const char *v = cli_value(cmd, argc, argv, &i);
     if (!v || parse_value(cmd, o, v) != 0) return -1;
+    if (o->kind == CLI_STRS && ((cli_strs *)o->dst)->greedy)
+      while (i + 1 < argc && argv[i + 1][0] != '-')
+        if (parse_value(cmd, o, argv[++i]) != 0) return -1;
   }
   return 0;
 }

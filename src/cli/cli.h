@@ -8,7 +8,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "model/adapter.h"
+#include "model/llama.h"
 #include "tensor/dtype.h"
+#include "text/tokenizer.h"
+#include "train/data.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_ERROR = 1, CLI_EXIT_USAGE = 2 };
 
@@ -58,6 +62,7 @@ typedef enum {
 typedef struct cli_strs {
   const char **items; /* caller's array of `max` slots */
   int n, max;
+  bool greedy; /* the option also takes the arguments after its value, up to the next starting with '-' */
 } cli_strs;
 
 typedef struct cli_ids {
@@ -95,5 +100,46 @@ int cli_require_positive(const char *cmd, const char *opt, const int *v, int n);
 void cli_default_list(int **out, int *n, const int *dflt, int count);
 /* Parses "1,2,3" into a heap array of token ids. */
 int cli_parse_ids(const char *cmd, const char *s, int **ids, int *n);
+
+/* ---- what the commands that run a model share (cli_common.c) ---------------- */
+
+typedef enum {
+  CLI_TOK_IF_GIVEN,   /* only an explicit tok_path */
+  CLI_TOK_IF_PRESENT, /* tok_path, else the model directory's when it has one (tokenizer.json or vocab.txt) */
+  CLI_TOK_REQUIRED,   /* tok_path, else the model directory's; fails without one */
+} cli_tok_need;
+
+typedef struct cli_model_args {
+  const char *model_dir;
+  const char *tok_path; /* NULL: the model directory's, per `tokenizer` */
+  cli_tok_need tokenizer;
+  const char *adapter_dir; /* NULL: the base model */
+  int adapter_mode;        /* --adapter-mode (CLI_MODE), -1: the adapter's configured mode */
+} cli_model_args;
+
+/* A model with its tokenizer and adapter, as a command loaded them. */
+typedef struct cli_model {
+  preft_model *model;
+  preft_tokenizer *tok;    /* NULL when not loaded */
+  preft_adapter *adapter;  /* NULL: the base model */
+  preft_adapter_mode mode; /* the adapter's mode (ALL without an adapter) */
+} cli_model;
+
+/* Loads the tokenizer, the model and the adapter that args name. On failure
+ * frees what it loaded and leaves the message (naming the path) in err. */
+int cli_model_load(cli_model *out, const cli_model_args *args, preft_error *err);
+void cli_model_free(cli_model *cm);
+
+/* The data options for a model's examples: EOS from the tokenizer (else
+ * the model's config), ids below its vocabulary, at most max_tokens. */
+preft_data_opts cli_data_opts(const preft_tokenizer *tok, const preft_model_config *cfg, int max_tokens,
+                              preft_bad_line_policy on_bad_line);
+/* Parses --on-bad-line stop | skip; prints "preft CMD: ..." and returns -1
+ * for anything else. */
+int cli_parse_bad_line(const char *cmd, const char *s, preft_bad_line_policy *out);
+
+/* Writes j (not consumed) as indented JSON to path, atomically. */
+struct cJSON;
+int cli_write_json(const char *path, const struct cJSON *j, preft_error *err);
 
 #endif

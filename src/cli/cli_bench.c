@@ -292,10 +292,8 @@ static int bench_model(int argc, char **argv) {
   }
   if (rc != 0) fprintf(stderr, "preft bench model: %s\n", err.msg);
   if (rc == 0 && json_path) {
-    char *text = cJSON_Print(json);
-    rc = preft_write_atomic(json_path, text, strlen(text), &err);
+    rc = cli_write_json(json_path, json, &err);
     if (rc != 0) fprintf(stderr, "preft bench model: %s\n", err.msg);
-    free(text);
   }
   cJSON_Delete(json);
   preft_pool_free(pool);
@@ -451,12 +449,10 @@ static int bench_adapter_step(int argc, char **argv) {
     cJSON_AddItemToArray(results, o);
   }
   if (rc == 0 && json_path) {
-    char *text = cJSON_Print(json);
-    if (preft_write_atomic(json_path, text, strlen(text), &err) != 0) {
+    if (cli_write_json(json_path, json, &err) != 0) {
       fprintf(stderr, "preft bench adapter-step: %s\n", err.msg);
       rc = -1;
     }
-    free(text);
   }
   cJSON_Delete(json);
   for (int s2 = 0; s2 < max_b; s2++) preft_adapter_free(adapters[s2]);

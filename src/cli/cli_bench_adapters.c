@@ -226,10 +226,8 @@ static int write_outputs(const record *recs, int n, const bench_opts *o, const c
       cJSON_AddNumberToObject(r, "peak_rss_mb", recs[i].rss);
       cJSON_AddItemToArray(arr, r);
     }
-    char *text = cJSON_Print(arr);
+    int rc = cli_write_json(json_path, arr, err);
     cJSON_Delete(arr);
-    int rc = preft_write_atomic(json_path, text, strlen(text), err);
-    free(text);
     if (rc != 0) return -1;
   }
   if (!plot_path) return 0;

@@ -409,12 +409,10 @@ int cli_bench_serve(int argc, char **argv) {
   add_pcts(json, "latency_s", p_lat);
   rc = n_err ? CLI_EXIT_ERROR : CLI_EXIT_OK;
   if (json_path) {
-    char *text = cJSON_Print(json);
-    if (preft_write_atomic(json_path, text, strlen(text), &err) != 0) {
+    if (cli_write_json(json_path, json, &err) != 0) {
       fprintf(stderr, "preft bench serve: %s\n", err.msg);
       rc = CLI_EXIT_ERROR;
     }
-    free(text);
   }
   cJSON_Delete(json);
   free(ttft);

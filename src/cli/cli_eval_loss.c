@@ -1,23 +1,17 @@
 /* cli_eval_loss.c - `preft eval-loss`: the mean cross-entropy per completion
  * token of a JSONL set under a model and optional adapter, with the
  * trainer's data rules (src/train/data.h) and loss definition, computed by
- * the serving forward pass (preft_model_forward with the engine's per-row
- * adapt flags), so any adapter, trained here or elsewhere, is scored the
- * same way. */
+ * preft_eval_loss (src/train/eval_loss.h) with the serving forward pass. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/file.h"
 #include "base/threadpool.h"
 #include "cli/cli.h"
-#include "model/adapter.h"
-#include "model/kv_cache.h"
-#include "model/llama.h"
-#include "text/tokenizer.h"
 #include "train/data.h"
+#include "train/eval_loss.h"
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -35,53 +29,6 @@ static void usage(FILE *out) {
           "  --on-bad-line A      stop | skip (default stop)\n"
           "  --json FILE          also write {\"eval_loss\", \"tokens\", \"examples\"}\n"
           "  --threads N          worker threads (default: all cores)\n" CLI_MATMUL_HELP);
-}
-
-/* Sum of the cross-entropies of example e's counted predictions. */
-static int score_example(const preft_model *m, const preft_adapter *a, preft_adapter_mode mode,
-                         preft_pool *pool, preft_kv_cache *kv, preft_workspace *ws, const preft_example *e,
-                         double *sum, int *count, preft_error *err) {
-  int rows = e->n - 1, V = m->cfg.vocab, nl = 0;
-  int *pos = preft_xmalloc(sizeof(int) * (size_t)rows), *seq = preft_xcalloc((size_t)rows, sizeof(int));
-  int *lr = preft_xmalloc(sizeof(int) * (size_t)rows);
-  const preft_adapter **ads = preft_xmalloc(sizeof(void *) * (size_t)rows);
-  uint8_t *fl = preft_xmalloc((size_t)rows);
-  for (int t = 0; t < rows; t++) {
-    pos[t] = t;
-    ads[t] = a;
-    fl[t] = a ? (uint8_t)preft_adapter_row_flag(a, mode, t, e->prompt_len) : 0;
-    if (e->loss[t + 1]) lr[nl++] = t;
-  }
-  float *logits = preft_xmalloc(sizeof(float) * (size_t)(nl ? nl : 1) * (size_t)V);
-  preft_batch b = {.n = rows,
-                   .token = e->ids,
-                   .pos = pos,
-                   .seq = seq,
-                   .logit_rows = lr,
-                   .n_logits = nl,
-                   .adapter = a ? ads : NULL,
-                   .adapt = a ? fl : NULL};
-  int rc = preft_kv_reserve(kv, 0, rows, err);
-  if (rc == 0) rc = preft_model_forward(m, pool, kv, &b, ws, logits, err);
-  preft_kv_release(kv, 0);
-  double s = 0;
-  for (int i = 0; rc == 0 && i < nl; i++) {
-    const float *l = logits + (size_t)i * V;
-    float mx = l[0];
-    for (int c = 1; c < V; c++) mx = l[c] > mx ? l[c] : mx;
-    double z = 0;
-    for (int c = 0; c < V; c++) z += exp((double)l[c] - mx);
-    s += mx + log(z) - l[e->ids[lr[i] + 1]];
-  }
-  *sum = s;
-  *count = nl;
-  free(pos);
-  free(seq);
-  free(lr);
-  free(ads);
-  free(fl);
-  free(logits);
-  return rc;
 }
 
 int cli_eval_loss(int argc, char **argv) {
@@ -106,62 +53,37 @@ int cli_eval_loss(int argc, char **argv) {
     fprintf(stderr, "preft eval-loss: -m and --data are required (see --help)\n");
     return CLI_EXIT_USAGE;
   }
-  if (strcmp(bad, "stop") && strcmp(bad, "skip")) {
-    fprintf(stderr, "preft eval-loss: --on-bad-line expects stop or skip\n");
-    return CLI_EXIT_USAGE;
-  }
+  preft_bad_line_policy on_bad;
+  if (cli_parse_bad_line("eval-loss", bad, &on_bad) != 0) return CLI_EXIT_USAGE;
   preft_error err;
-  preft_model *m = NULL;
-  preft_adapter *a = NULL;
-  preft_tokenizer *tok = NULL;
+  cli_model cm = {0};
   preft_dataset ds = {0};
   preft_pool *pool = NULL;
-  preft_kv_cache kv = {0};
-  preft_workspace ws = {0};
-  bool kv_ok = false;
   int rc = CLI_EXIT_ERROR;
-  if (preft_model_load(&m, model_dir, &err) != 0) goto fail;
-  char *tj = preft_path_join(model_dir, "tokenizer.json");
-  bool have_tok = preft_file_exists(tj);
-  free(tj);
-  if (have_tok && preft_tokenizer_load(&tok, model_dir, &err) != 0) goto fail;
-  if (adapter_dir && preft_adapter_load(&a, adapter_dir, NULL, &m->cfg, &err) != 0) goto fail;
-  preft_adapter_mode mode = mode_arg >= 0 ? (preft_adapter_mode)mode_arg
-                            : a           ? a->default_mode
-                                          : PREFT_MODE_ALL;
-  if (seq == 0) seq = m->cfg.max_pos < 1024 ? m->cfg.max_pos : 1024;
-  const int32_t *eos;
-  int n_eos = tok ? preft_tokenizer_eos_ids(tok, &eos) : 0;
-  preft_data_opts dopt = {tok, n_eos ? eos[0] : (m->cfg.n_eos ? m->cfg.eos_ids[0] : -1), (int)seq,
-                          m->cfg.vocab, strcmp(bad, "skip") ? PREFT_BAD_LINE_STOP : PREFT_BAD_LINE_SKIP};
+  cli_model_args ma = {.model_dir = model_dir,
+                       .tokenizer = CLI_TOK_IF_PRESENT,
+                       .adapter_dir = adapter_dir,
+                       .adapter_mode = mode_arg};
+  if (cli_model_load(&cm, &ma, &err) != 0) goto fail;
+  const preft_model_config *c = &cm.model->cfg;
+  if (seq == 0) seq = c->max_pos < 1024 ? c->max_pos : 1024;
+  preft_data_opts dopt = cli_data_opts(cm.tok, c, (int)seq, on_bad);
   if (preft_dataset_load_jsonl(&ds, data, &dopt, &err) != 0) goto fail;
-  if (preft_kv_init(&kv, m->cfg.n_layers, m->cfg.n_kv_heads * m->cfg.head_dim, 16, (int)(seq + 15) / 16 + 1,
-                    1, (int)seq, &err) != 0)
-    goto fail;
-  kv_ok = true;
   pool = preft_pool_create((int)threads);
-  double total = 0;
-  int64_t count = 0;
-  for (int i = 0; i < ds.n; i++) {
-    double s;
-    int c;
-    if (ds.ex[i].n < 2) continue;
-    if (score_example(m, a, mode, pool, &kv, &ws, &ds.ex[i], &s, &c, &err) != 0) goto fail;
-    total += s;
-    count += c;
-  }
+  double total;
+  int64_t count;
+  if (preft_eval_loss(cm.model, pool, cm.adapter, cm.mode, &ds, &total, &count, &err) != 0) goto fail;
   double loss = count ? total / (double)count : NAN;
   printf("eval loss %.6f over %lld tokens in %d examples (perplexity %.4f)%s%s\n", loss, (long long)count,
-         ds.n, exp(loss), a ? ", adapter mode " : "", a ? preft_adapter_mode_name(mode) : "");
+         ds.n, exp(loss), cm.adapter ? ", adapter mode " : "",
+         cm.adapter ? preft_adapter_mode_name(cm.mode) : "");
   if (json) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "eval_loss", loss);
     cJSON_AddNumberToObject(j, "tokens", (double)count);
     cJSON_AddNumberToObject(j, "examples", ds.n);
-    char *text = cJSON_Print(j);
+    int wrc = cli_write_json(json, j, &err);
     cJSON_Delete(j);
-    int wrc = preft_write_atomic(json, text, strlen(text), &err);
-    cJSON_free(text);
     if (wrc != 0) goto fail;
   }
   rc = CLI_EXIT_OK;
@@ -170,12 +92,8 @@ fail:
   fprintf(stderr, "preft eval-loss: %s\n", err.msg);
   rc = CLI_EXIT_ERROR;
 done:
-  preft_workspace_free(&ws);
-  if (kv_ok) preft_kv_free(&kv);
   preft_pool_free(pool);
   preft_dataset_free(&ds);
-  preft_adapter_free(a);
-  preft_tokenizer_free(tok);
-  preft_model_free(m);
+  cli_model_free(&cm);
   return rc;
 }

@@ -124,14 +124,6 @@ static int prompt_ids(const preft_tokenizer *tok, const char *prompt, const char
   return 0;
 }
 
-static bool has_tokenizer(const char *dir) {
-  char *a = preft_path_join(dir, "tokenizer.json"), *b = preft_path_join(dir, "vocab.txt");
-  bool yes = preft_file_exists(a) || preft_file_exists(b);
-  free(a);
-  free(b);
-  return yes;
-}
-
 int cli_generate(int argc, char **argv) {
   const char *model_dir = NULL, *ids_arg = NULL, *adapter_dir = NULL, *prompt = NULL, *system = NULL,
              *tok_path = NULL, *stop_items[MAX_STOPS];
@@ -174,25 +166,26 @@ int cli_generate(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   preft_error err;
-  preft_model *m = NULL;
-  preft_tokenizer *tok = NULL;
-  preft_adapter *adapter = NULL;
+  cli_model cm = {0};
   preft_pool *pool = NULL;
   int *ids = NULL, n_ids = 0, rc = CLI_EXIT_ERROR;
   stream_state st = {0};
   preft_generation_config gen;
-  if (!tok_path && (prompt || (!print_ids && has_tokenizer(model_dir)))) tok_path = model_dir;
-  if (tok_path && preft_tokenizer_load(&tok, tok_path, &err) != 0) goto fail;
-  if (preft_model_load(&m, model_dir, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0)
+  cli_model_args ma = {.model_dir = model_dir,
+                       .tok_path = tok_path,
+                       .tokenizer = prompt      ? CLI_TOK_REQUIRED
+                                    : print_ids ? CLI_TOK_IF_GIVEN
+                                                : CLI_TOK_IF_PRESENT,
+                       .adapter_dir = adapter_dir,
+                       .adapter_mode = mode_arg};
+  if (ids_arg && cli_parse_ids("generate", ids_arg, &ids, &n_ids) != 0) return CLI_EXIT_USAGE;
+  if (cli_model_load(&cm, &ma, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0)
     goto fail;
-  if (ids_arg && cli_parse_ids("generate", ids_arg, &ids, &n_ids) != 0) {
-    rc = CLI_EXIT_USAGE;
-    goto done;
-  }
+  preft_model *m = cm.model;
+  preft_tokenizer *tok = cm.tok;
   if (!ids_arg && prompt_ids(tok, prompt, system, chat, &ids, &n_ids, &err) != 0) goto fail;
-  if (adapter_dir && preft_adapter_load(&adapter, adapter_dir, NULL, &m->cfg, &err) != 0) goto fail;
-  preft_generate_opts gopts = {.max_new_tokens = (int)n_tokens, .adapter = adapter};
-  if (adapter) gopts.adapter_mode = mode_arg >= 0 ? (preft_adapter_mode)mode_arg : adapter->default_mode;
+  preft_generate_opts gopts = {
+      .max_new_tokens = (int)n_tokens, .adapter = cm.adapter, .adapter_mode = cm.mode};
   gopts.sampling.temperature = temperature >= 0 ? (float)temperature
                                : gen.do_sample  ? (float)gen.temperature
                                                 : 0.0f;
@@ -245,9 +238,7 @@ done:
   if (st.ds) preft_decode_stream_free(st.ds);
   preft_stop_free(&st.stop);
   preft_pool_free(pool);
-  preft_adapter_free(adapter);
-  preft_tokenizer_free(tok);
-  preft_model_free(m);
+  cli_model_free(&cm);
   free(ids);
   return rc;
 }

@@ -57,21 +57,14 @@ int cli_logits(int argc, char **argv) {
   }
   int *ids = idlist.v, n = idlist.n;
   preft_error err;
-  preft_model *m;
-  if (preft_model_load(&m, model_dir, &err) != 0) {
+  cli_model cm;
+  cli_model_args ma = {.model_dir = model_dir, .adapter_dir = adapter_dir, .adapter_mode = mode_arg};
+  if (cli_model_load(&cm, &ma, &err) != 0) {
     fprintf(stderr, "preft logits: %s\n", err.msg);
     free(ids);
     return CLI_EXIT_ERROR;
   }
-  preft_adapter *adapter = NULL;
-  preft_adapter_mode mode = PREFT_MODE_ALL;
-  if (adapter_dir && preft_adapter_load(&adapter, adapter_dir, NULL, &m->cfg, &err) != 0) {
-    fprintf(stderr, "preft logits: %s\n", err.msg);
-    preft_model_free(m);
-    free(ids);
-    return CLI_EXIT_ERROR;
-  }
-  if (adapter) mode = mode_arg >= 0 ? (preft_adapter_mode)mode_arg : adapter->default_mode;
+  const preft_model *m = cm.model;
   preft_pool *pool = preft_pool_create((int)threads);
   size_t count = (size_t)n * (size_t)m->cfg.vocab;
   float *logits = malloc(sizeof(float) * count);
@@ -79,8 +72,8 @@ int cli_logits(int argc, char **argv) {
   if (!logits) {
     fprintf(stderr, "preft logits: cannot allocate %zu MiB for the logits\n", (count * 4) >> 20);
     rc = CLI_EXIT_ERROR;
-  } else if (preft_all_logits_adapted(m, pool, ids, n, adapter, mode, prompt_len > 0 ? (int)prompt_len : n,
-                                      logits, &err) != 0 ||
+  } else if (preft_all_logits_adapted(m, pool, ids, n, cm.adapter, cm.mode,
+                                      prompt_len > 0 ? (int)prompt_len : n, logits, &err) != 0 ||
              preft_write_atomic(out_path, logits, sizeof(float) * count, &err) != 0) {
     fprintf(stderr, "preft logits: %s\n", err.msg);
     rc = CLI_EXIT_ERROR;
@@ -89,8 +82,7 @@ int cli_logits(int argc, char **argv) {
   }
   free(logits);
   preft_pool_free(pool);
-  preft_adapter_free(adapter);
-  preft_model_free(m);
+  cli_model_free(&cm);
   free(ids);
   return rc;
 }

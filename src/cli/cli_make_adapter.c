@@ -33,6 +33,20 @@ static void usage(FILE *out) {
           preft_shape_names());
 }
 
+/* Writes an adapter directory's two files, tensors_file (safetensors) and
+ * config_file (the JSON text in config). */
+static int write_adapter_files(const char *dir, const char *tensors_file, const preft_st_write_tensor *t,
+                               int n, const char *config_file, const srv_buf *config, preft_error *err) {
+  char *path = preft_path_join(dir, tensors_file);
+  int rc = preft_st_write(path, t, n, err);
+  free(path);
+  if (rc != 0) return -1;
+  path = preft_path_join(dir, config_file);
+  rc = preft_write_atomic(path, config->p, config->len, err);
+  free(path);
+  return rc;
+}
+
 static int write_lora(const preft_adapter *a, const preft_model_config *c, const char *dir, int rank,
                       preft_adapter_mode mode, preft_error *err) {
   int L = c->n_layers, n = L * PREFT_N_MODULES * 2;
@@ -57,12 +71,6 @@ static int write_lora(const preft_adapter *a, const preft_model_config *c, const
         t[k].data = ab ? lm->b : lm->a;
       }
     }
-  char *path = preft_path_join(dir, "adapter_model.safetensors");
-  int rc = preft_st_write(path, t, n, err);
-  free(path);
-  free(t);
-  free(names);
-  if (rc != 0) return -1;
   srv_buf j = {0};
   preft_srv_buf_printf(
       &j,
@@ -71,10 +79,10 @@ static int write_lora(const preft_adapter *a, const preft_model_config *c, const
       "  \"target_modules\": [\"q_proj\", \"k_proj\", \"v_proj\", \"o_proj\", \"gate_proj\", \"up_proj\", "
       "\"down_proj\"],\n  \"preft_mode\": \"%s\"\n}\n",
       rank, 2 * rank, preft_adapter_mode_name(mode));
-  path = preft_path_join(dir, "adapter_config.json");
-  rc = preft_write_atomic(path, j.p, j.len, err);
-  free(path);
+  int rc = write_adapter_files(dir, "adapter_model.safetensors", t, n, "adapter_config.json", &j, err);
   preft_srv_buf_free(&j);
+  free(t);
+  free(names);
   return rc;
 }
 
@@ -99,12 +107,6 @@ static int write_reft(const preft_adapter *a, const preft_model_config *c, const
       t[k].data = data[p];
     }
   }
-  char *path = preft_path_join(dir, "reft_model.safetensors");
-  int rc = preft_st_write(path, t, n, err);
-  free(path);
-  free(t);
-  free(names);
-  if (rc != 0) return -1;
   srv_buf j = {0};
   preft_srv_buf_printf(
       &j, "{\n  \"peft_type\": \"REFT\",\n  \"reft_type\": \"%s\",\n  \"r\": %d,\n  \"layers\": [",
@@ -113,10 +115,10 @@ static int write_reft(const preft_adapter *a, const preft_model_config *c, const
   preft_srv_buf_printf(&j,
                        "],\n  \"positions\": \"all\",\n  \"share_weights\": true,\n  \"mode\": \"%s\"\n}\n",
                        preft_adapter_mode_name(mode));
-  path = preft_path_join(dir, "reft_config.json");
-  rc = preft_write_atomic(path, j.p, j.len, err);
-  free(path);
+  int rc = write_adapter_files(dir, "reft_model.safetensors", t, n, "reft_config.json", &j, err);
   preft_srv_buf_free(&j);
+  free(t);
+  free(names);
   return rc;
 }
 

@@ -53,19 +53,21 @@ int cli_perplexity(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   preft_error err;
-  preft_model *m = NULL;
-  preft_tokenizer *tok = NULL;
-  preft_adapter *adapter = NULL;
+  cli_model cm = {0};
   preft_pool *pool = NULL;
   char *text = NULL;
   int32_t *tids = NULL;
   int *ids = NULL, rc = CLI_EXIT_ERROR;
   size_t text_len, n = 0;
-  if (preft_tokenizer_load(&tok, tok_path ? tok_path : model_dir, &err) != 0 ||
-      preft_model_load(&m, model_dir, &err) != 0 || preft_read_file(file, &text, &text_len, &err) != 0 ||
-      preft_tokenizer_encode(tok, text, text_len, true, &tids, &n, &err) != 0)
+  cli_model_args ma = {.model_dir = model_dir,
+                       .tok_path = tok_path,
+                       .tokenizer = CLI_TOK_REQUIRED,
+                       .adapter_dir = adapter_dir,
+                       .adapter_mode = mode_arg};
+  if (cli_model_load(&cm, &ma, &err) != 0 || preft_read_file(file, &text, &text_len, &err) != 0 ||
+      preft_tokenizer_encode(cm.tok, text, text_len, true, &tids, &n, &err) != 0)
     goto fail;
-  if (adapter_dir && preft_adapter_load(&adapter, adapter_dir, NULL, &m->cfg, &err) != 0) goto fail;
+  const preft_model *m = cm.model;
   if (n < 2) {
     preft_fail(&err, "%s: encodes to %zu tokens, at least 2 are needed", file, n);
     goto fail;
@@ -84,9 +86,6 @@ int cli_perplexity(int argc, char **argv) {
   ids = preft_xmalloc(sizeof(int) * n);
   for (size_t i = 0; i < n; i++) ids[i] = tids[i];
   pool = preft_pool_create((int)threads);
-  preft_adapter_mode mode = mode_arg >= 0 ? (preft_adapter_mode)mode_arg
-                            : adapter     ? adapter->default_mode
-                                          : PREFT_MODE_ALL;
   double nll = 0, t0 = preft_now();
   long count = 0, prev_end = 0;
   long n_windows = n <= (size_t)ctx ? 1 : 1 + ((long)n - ctx + stride - 1) / stride;
@@ -94,7 +93,7 @@ int cli_perplexity(int argc, char **argv) {
     long end = begin + ctx < (long)n ? begin + ctx : (long)n;
     /* score tokens [prev_end, end) of this window, relative to its start */
     int from = (int)(prev_end > begin ? prev_end - begin : 1);
-    if (preft_score_tokens(m, pool, ids + begin, (int)(end - begin), from, adapter, mode, &nll, &count,
+    if (preft_score_tokens(m, pool, ids + begin, (int)(end - begin), from, cm.adapter, cm.mode, &nll, &count,
                            &err) != 0)
       goto fail;
     prev_end = end;
@@ -109,9 +108,7 @@ fail:
   fprintf(stderr, "preft perplexity: %s\n", err.msg);
 done:
   preft_pool_free(pool);
-  preft_adapter_free(adapter);
-  preft_tokenizer_free(tok);
-  preft_model_free(m);
+  cli_model_free(&cm);
   free(text);
   free(tids);
   free(ids);

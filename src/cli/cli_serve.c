@@ -53,14 +53,6 @@ static void usage(FILE *out) {
           "  -v, --verbose              log requests and engine events to stderr\n");
 }
 
-static bool has_tokenizer(const char *dir) {
-  char *a = preft_path_join(dir, "tokenizer.json"), *b = preft_path_join(dir, "vocab.txt");
-  bool yes = preft_file_exists(a) || preft_file_exists(b);
-  free(a);
-  free(b);
-  return yes;
-}
-
 /* The last path component of dir, without trailing slashes. */
 static char *dir_name(const char *dir) {
   size_t n = strlen(dir);
@@ -128,16 +120,14 @@ int cli_serve(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
 
   preft_error err;
-  preft_tokenizer *tok = NULL;
-  preft_model *m = NULL;
+  cli_model cm = {0};
   preft_engine *engine = NULL;
   preft_server *server = NULL;
   char *model_name = name ? preft_xstrdup(name) : dir_name(model_dir);
   int rc = CLI_EXIT_ERROR;
   preft_generation_config gen;
-  if (!tok_path && has_tokenizer(model_dir)) tok_path = model_dir;
-  if (tok_path && preft_tokenizer_load(&tok, tok_path, &err) != 0) goto fail;
-  if (preft_model_load(&m, model_dir, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0)
+  cli_model_args ma = {.model_dir = model_dir, .tok_path = tok_path, .tokenizer = CLI_TOK_IF_PRESENT};
+  if (cli_model_load(&cm, &ma, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0)
     goto fail;
   preft_engine_config ec = {.threads = (int)threads,
                             .kv_cache_mb = (size_t)kv_mb,
@@ -146,9 +136,9 @@ int cli_serve(int argc, char **argv) {
                             .max_queue = (int)max_queue,
                             .max_loaded_adapters = (int)max_loaded,
                             .max_context = (int)max_len};
-  int max_context = max_len > 0 ? (int)max_len : m->cfg.max_pos;
-  if (preft_engine_create(&engine, m, &ec, &err) != 0) goto fail; /* owns the model from here */
-  m = NULL;
+  int max_context = max_len > 0 ? (int)max_len : cm.model->cfg.max_pos;
+  if (preft_engine_create(&engine, cm.model, &ec, &err) != 0) goto fail; /* owns the model from here */
+  cm.model = NULL;
   int n_adapters = 0;
   if (adapters_dir) {
     int n = preft_engine_add_adapter_dir(engine, adapters_dir, &err);
@@ -172,7 +162,7 @@ int cli_serve(int argc, char **argv) {
                             .model_name = model_name,
                             .max_body = (size_t)body_mb << 20,
                             .max_context = max_context};
-  if (preft_server_start(&server, engine, tok, &gen, &sc, &err) != 0) goto fail;
+  if (preft_server_start(&server, engine, cm.tok, &gen, &sc, &err) != 0) goto fail;
   bool v6 = strchr(host, ':') != NULL;
   fprintf(stderr, "preft serve: listening on http://%s%s%s:%d (model '%s', %d adapters%s)\n", v6 ? "[" : "",
           host, v6 ? "]" : "", preft_server_port(server), model_name, n_adapters,
@@ -195,8 +185,7 @@ fail:
 done:
   preft_server_stop(server);
   preft_engine_free(engine);
-  preft_model_free(m);
-  preft_tokenizer_free(tok);
+  cli_model_free(&cm);
   free(model_name);
   return rc;
 }

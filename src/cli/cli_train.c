@@ -155,13 +155,6 @@ static int parse_targets(const char *s, bool *mods) {
   return rc;
 }
 
-static bool has_tokenizer(const char *dir) {
-  char *a = preft_path_join(dir, "tokenizer.json");
-  bool yes = preft_file_exists(a);
-  free(a);
-  return yes;
-}
-
 static int write_metrics(const char *path, const preft_train_result *r, const char *extra_key,
                          const char *extra, preft_error *err) {
   cJSON *j = cJSON_CreateObject();
@@ -180,10 +173,8 @@ static int write_metrics(const char *path, const preft_train_result *r, const ch
   cJSON_AddNumberToObject(j, "activation_bytes", (double)r->peak_act_bytes);
   cJSON_AddStringToObject(j, "loss", "mean cross-entropy per counted token, natural log");
   if (extra_key) cJSON_AddStringToObject(j, extra_key, extra);
-  char *text = cJSON_Print(j);
+  int rc = cli_write_json(path, j, err);
   cJSON_Delete(j);
-  int rc = preft_write_atomic(path, text, strlen(text), err);
-  cJSON_free(text);
   return rc;
 }
 
@@ -222,9 +213,11 @@ typedef struct {
     "--quiet", "-q", CLI_FLAG, &(a).quiet                                                                    \
   }
 
-/* The trainer options of loop_args (max_tokens is the caller's). */
-static void loop_train_opts(const loop_args *a, preft_train_opts *to) {
+/* The trainer options of loop_args, with the longest example and the output directory. */
+static void loop_train_opts(const loop_args *a, int max_tokens, const char *out_dir, preft_train_opts *to) {
   preft_train_opts_default(to);
+  to->max_tokens = max_tokens;
+  to->out_dir = out_dir;
   to->steps = a->steps;
   to->epochs = (int)a->epochs;
   to->batch = (int)a->batch;
@@ -241,6 +234,32 @@ static void loop_train_opts(const loop_args *a, preft_train_opts *to) {
   to->recompute = a->recompute;
   to->resume = a->resume;
   to->quiet = a->quiet;
+}
+
+/* What a training command loads: sft the base model and its tokenizer,
+ * pretrain only the tokenizer (in cm); the datasets; the trained model. */
+typedef struct {
+  cli_model cm;
+  preft_dataset train, eval;
+  preft_train_model tm;
+} train_inputs;
+
+static void train_inputs_free(train_inputs *in) {
+  preft_train_model_free(&in->tm);
+  preft_dataset_free(&in->train);
+  preft_dataset_free(&in->eval);
+  cli_model_free(&in->cm);
+}
+
+/* Runs the trainer (ad NULL: the whole model), prints the summary and
+ * writes the --json metrics, adding extra_key: extra when extra_key is set. */
+static int train_and_report(train_inputs *in, preft_train_adapter *ad, const loop_args *la,
+                            const preft_train_opts *to, const char *extra_key, const char *extra,
+                            preft_error *err) {
+  preft_train_result res;
+  if (preft_train_run(&in->tm, ad, &in->train, in->eval.n ? &in->eval : NULL, to, &res, err) != 0) return -1;
+  report(&res, to->out_dir);
+  return la->json ? write_metrics(la->json, &res, extra_key, extra, err) : 0;
 }
 
 /* ---- sft ------------------------------------------------------------------ */
@@ -291,10 +310,8 @@ static int train_sft(int argc, char **argv) {
     fprintf(stderr, "preft train sft: --method expects lora, loreft or direft\n");
     return CLI_EXIT_USAGE;
   }
-  if (strcmp(bad, "stop") && strcmp(bad, "skip")) {
-    fprintf(stderr, "preft train sft: --on-bad-line expects stop or skip\n");
-    return CLI_EXIT_USAGE;
-  }
+  preft_bad_line_policy on_bad;
+  if (cli_parse_bad_line("train sft", bad, &on_bad) != 0) return CLI_EXIT_USAGE;
   int n_first, n_last;
   if (ao.kind != PREFT_ADAPTER_LORA && preft_reft_positions_parse(positions, &n_first, &n_last) != 0) {
     fprintf(stderr, "preft train sft: --positions expects fA+lB or all\n");
@@ -306,15 +323,13 @@ static int train_sft(int argc, char **argv) {
   if (la.lr < 0) la.lr = ao.kind == PREFT_ADAPTER_LORA ? 2e-4 : 2e-3;
 
   preft_error err;
-  preft_model *m = NULL;
-  preft_tokenizer *tok = NULL;
-  preft_dataset train = {0}, eval = {0};
-  preft_train_model tm = {0};
+  train_inputs in = {0};
   preft_train_adapter ad = {0};
   bool *layer_on = NULL;
   int rc = CLI_EXIT_ERROR;
-  if (preft_model_load(&m, model_dir, &err) != 0) goto fail;
-  if (has_tokenizer(model_dir) && preft_tokenizer_load(&tok, model_dir, &err) != 0) goto fail;
+  cli_model_args ma = {.model_dir = model_dir, .tokenizer = CLI_TOK_IF_PRESENT};
+  if (cli_model_load(&in.cm, &ma, &err) != 0) goto fail;
+  const preft_model *m = in.cm.model;
   if (layers_arg) {
     int idx[1024], n;
     if (parse_list(layers_arg, "--layers", idx, 1024, &n) != 0) {
@@ -337,38 +352,24 @@ static int train_sft(int argc, char **argv) {
     preft_fail(&err, "--seq %ld exceeds the model's context of %d", la.seq, m->cfg.max_pos);
     goto fail;
   }
-  const int32_t *eos;
-  int n_eos = tok ? preft_tokenizer_eos_ids(tok, &eos) : 0;
-  preft_data_opts dopt = {tok, n_eos ? eos[0] : (m->cfg.n_eos ? m->cfg.eos_ids[0] : -1), (int)la.seq,
-                          m->cfg.vocab, strcmp(bad, "skip") ? PREFT_BAD_LINE_STOP : PREFT_BAD_LINE_SKIP};
-  if (preft_dataset_load_jsonl(&train, data, &dopt, &err) != 0) goto fail;
-  if (eval_path && preft_dataset_load_jsonl(&eval, eval_path, &dopt, &err) != 0) goto fail;
-  if (!eval_path && la.eval_frac > 0) {
-    int k = (int)lround(la.eval_frac * train.n);
-    if (k < 1) k = 1;
-    if (k >= train.n) {
-      preft_fail(&err, "--eval-frac leaves no training examples");
-      goto fail;
-    }
-    preft_dataset_split(&train, &eval, k, (uint64_t)la.seed);
-  }
+  preft_data_opts dopt = cli_data_opts(in.cm.tok, &m->cfg, (int)la.seq, on_bad);
+  if (preft_dataset_load_jsonl(&in.train, data, &dopt, &err) != 0) goto fail;
+  if (eval_path && preft_dataset_load_jsonl(&in.eval, eval_path, &dopt, &err) != 0) goto fail;
+  if (!eval_path && preft_dataset_hold_out(&in.train, &in.eval, la.eval_frac, PREFT_HOLD_OUT_RANDOM,
+                                           (uint64_t)la.seed, &err) != 0)
+    goto fail;
   if (!la.quiet)
     fprintf(stderr,
             "preft train sft: %d training examples (%lld tokens, %lld in the loss)%s%d eval; %d truncated\n",
-            train.n, (long long)train.tokens, (long long)train.targets, eval.n ? ", " : ", no eval; ", eval.n,
-            train.truncated + eval.truncated);
-  preft_train_model_from(&tm, m, false);
+            in.train.n, (long long)in.train.tokens, (long long)in.train.targets,
+            in.eval.n ? ", " : ", no eval; ", in.eval.n, in.train.truncated + in.eval.truncated);
+  preft_train_model_from(&in.tm, in.cm.model, false);
   if (preft_train_adapter_init(&ad, &m->cfg, &ao, &err) != 0) goto fail;
   preft_train_opts to;
-  loop_train_opts(&la, &to);
-  to.max_tokens = (int)la.seq;
-  to.out_dir = out;
+  loop_train_opts(&la, (int)la.seq, out, &to);
   const char *slash = strrchr(model_dir, '/');
   to.base_name = slash && slash[1] ? slash + 1 : model_dir;
-  preft_train_result res;
-  if (preft_train_run(&tm, &ad, &train, eval.n ? &eval : NULL, &to, &res, &err) != 0) goto fail;
-  report(&res, out);
-  if (la.json && write_metrics(la.json, &res, "mode", preft_adapter_mode_name(ad.mode), &err) != 0) goto fail;
+  if (train_and_report(&in, &ad, &la, &to, "mode", preft_adapter_mode_name(ad.mode), &err) != 0) goto fail;
   rc = CLI_EXIT_OK;
   goto done;
 fail:
@@ -377,77 +378,15 @@ fail:
 done:
   free(layer_on);
   preft_train_adapter_free(&ad);
-  preft_train_model_free(&tm);
-  preft_dataset_free(&train);
-  preft_dataset_free(&eval);
-  preft_tokenizer_free(tok);
-  preft_model_free(m);
+  train_inputs_free(&in);
   return rc;
 }
 
 /* ---- pretrain -------------------------------------------------------------- */
 
-/* Copies tokenizer.json and tokenizer_config.json (writing a minimal one
- * when the source has none) next to the model. */
-static int copy_tokenizer(const char *tok_path, const char *out, const preft_tokenizer *tok,
-                          preft_error *err) {
-  char *src_dir;
-  const char *base = strrchr(tok_path, '/');
-  size_t plen = strlen(tok_path);
-  if (plen > 5 && !strcmp(tok_path + plen - 5, ".json"))
-    src_dir = base ? strndup(tok_path, (size_t)(base - tok_path)) : preft_xstrdup(".");
-  else
-    src_dir = preft_xstrdup(tok_path);
-  char *tj = plen > 5 && !strcmp(tok_path + plen - 5, ".json") ? preft_xstrdup(tok_path)
-                                                               : preft_path_join(src_dir, "tokenizer.json");
-  char *tc = preft_path_join(src_dir, "tokenizer_config.json");
-  int rc = 0;
-  const char *files[2] = {tj, tc}, *names[2] = {"tokenizer.json", "tokenizer_config.json"};
-  for (int i = 0; i < 2 && rc == 0; i++) {
-    char *dst = preft_path_join(out, names[i]);
-    if (preft_file_exists(files[i])) {
-      char *data;
-      size_t size;
-      rc = preft_read_file(files[i], &data, &size, err);
-      if (rc == 0) rc = preft_write_atomic(dst, data, size, err);
-      if (rc == 0) free(data);
-    } else if (i == 1) {
-      cJSON *j = cJSON_CreateObject();
-      cJSON_AddStringToObject(j, "tokenizer_class", "PreTrainedTokenizerFast");
-      if (preft_tokenizer_bos_token(tok))
-        cJSON_AddStringToObject(j, "bos_token", preft_tokenizer_bos_token(tok));
-      if (preft_tokenizer_eos_token(tok))
-        cJSON_AddStringToObject(j, "eos_token", preft_tokenizer_eos_token(tok));
-      cJSON_AddNumberToObject(j, "model_max_length", 1e30);
-      char *text = cJSON_Print(j);
-      cJSON_Delete(j);
-      rc = preft_write_atomic(dst, text, strlen(text), err);
-      cJSON_free(text);
-    } else {
-      rc = preft_fail(err, "%s: not found", files[i]);
-    }
-    free(dst);
-  }
-  free(tj);
-  free(tc);
-  free(src_dir);
-  return rc;
-}
-
 static int train_pretrain(int argc, char **argv) {
-  /* --data takes several files: rewrite "--data a b c" as repeated options */
-  char **av = preft_xmalloc(sizeof(char *) * (size_t)(2 * argc + 1));
-  int ac = 0;
-  for (int i = 0; i < argc; i++) {
-    av[ac++] = argv[i];
-    if (!strcmp(argv[i], "--data"))
-      while (i + 2 < argc && argv[i + 2][0] != '-') {
-        av[ac++] = argv[++i];
-        av[ac++] = "--data";
-      }
-  }
   const char *config = NULL, *tok_path = NULL, *out = NULL, *files[MAX_FILES];
-  cli_strs data = {files, 0, MAX_FILES};
+  cli_strs data = {.items = files, .max = MAX_FILES, .greedy = true}; /* --data a b c */
   loop_args la = {.epochs = 1,
                   .batch = 8,
                   .accum = 1,
@@ -465,28 +404,23 @@ static int train_pretrain(int argc, char **argv) {
       LOOP_OPTIONS(la),
       {NULL},
   };
-  int pr = cli_parse("train pretrain", ac, av, opts, pretrain_usage);
-  if (pr != 0) {
-    free(av);
-    return cli_parse_exit(pr);
-  }
+  int pr = cli_parse("train pretrain", argc, argv, opts, pretrain_usage);
+  if (pr != 0) return cli_parse_exit(pr);
   if (!config || !tok_path || data.n == 0 || !out) {
     fprintf(stderr, "preft train pretrain: --config, --tokenizer, --data and -o are required (see --help)\n");
-    free(av);
     return CLI_EXIT_USAGE;
   }
   preft_error err;
   preft_model_config cfg;
-  preft_tokenizer *tok = NULL;
-  preft_dataset train = {0}, eval = {0};
-  preft_train_model tm = {0};
+  train_inputs in = {0};
   char *cfg_text = NULL;
   int rc = CLI_EXIT_ERROR;
   size_t cfg_len;
   if (preft_read_file(config, &cfg_text, &cfg_len, &err) != 0 ||
       preft_config_parse(&cfg, cfg_text, config, &err) != 0)
     goto fail;
-  if (preft_tokenizer_load(&tok, tok_path, &err) != 0) goto fail;
+  if (preft_tokenizer_load(&in.cm.tok, tok_path, &err) != 0) goto fail;
+  const preft_tokenizer *tok = in.cm.tok;
   if (preft_tokenizer_vocab_size(tok) > cfg.vocab) {
     preft_fail(&err, "%s: vocab_size %d is smaller than the tokenizer's %d", config, cfg.vocab,
                preft_tokenizer_vocab_size(tok));
@@ -497,40 +431,26 @@ static int train_pretrain(int argc, char **argv) {
     goto fail;
   }
   const int32_t *eos;
-  int n_eos = preft_tokenizer_eos_ids(tok, &eos);
-  if (cfg.n_eos == 0 && n_eos > 0) {
+  if (cfg.n_eos == 0 && preft_tokenizer_eos_ids(tok, &eos) > 0) {
     cfg.eos_ids[0] = eos[0];
     cfg.n_eos = 1;
   }
   if (cfg.bos_id < 0 && preft_tokenizer_bos_id(tok) >= 0) cfg.bos_id = preft_tokenizer_bos_id(tok);
-  preft_data_opts dopt = {tok, n_eos ? eos[0] : (cfg.n_eos ? cfg.eos_ids[0] : -1), (int)la.seq, cfg.vocab,
-                          PREFT_BAD_LINE_STOP};
-  if (preft_dataset_load_text(&train, data.items, data.n, &dopt, &err) != 0) goto fail;
-  if (la.eval_frac > 0 && train.n >= 2) {
-    /* the last windows (not shuffled in) are the evaluation set */
-    int k = (int)lround(la.eval_frac * train.n);
-    if (k < 1) k = 1;
-    for (int i = train.n - k; i < train.n; i++)
-      preft_dataset_add(&eval, train.ex[i].ids, train.ex[i].loss, train.ex[i].n, 0, 0);
-    for (int i = train.n - k; i < train.n; i++) {
-      free(train.ex[i].ids);
-      free(train.ex[i].loss);
-    }
-    train.n -= k;
-  }
+  preft_data_opts dopt = cli_data_opts(tok, &cfg, (int)la.seq, PREFT_BAD_LINE_STOP);
+  if (preft_dataset_load_text(&in.train, data.items, data.n, &dopt, &err) != 0) goto fail;
+  /* the last windows (not shuffled in) are the evaluation set */
+  if (in.train.n >= 2 &&
+      preft_dataset_hold_out(&in.train, &in.eval, la.eval_frac, PREFT_HOLD_OUT_TAIL, 0, &err) != 0)
+    goto fail;
   if (!la.quiet)
-    fprintf(stderr, "preft train pretrain: %d training windows of %ld tokens, %d eval windows\n", train.n,
-            la.seq, eval.n);
-  if (preft_train_model_init(&tm, &cfg, (uint64_t)la.seed, &err) != 0) goto fail;
+    fprintf(stderr, "preft train pretrain: %d training windows of %ld tokens, %d eval windows\n", in.train.n,
+            la.seq, in.eval.n);
+  /* the tokenizer first: a run is not lost to a tokenizer that cannot be copied */
+  if (preft_mkdir_p(out, &err) != 0 || preft_tokenizer_save_files(tok, tok_path, out, &err) != 0) goto fail;
+  if (preft_train_model_init(&in.tm, &cfg, (uint64_t)la.seed, &err) != 0) goto fail;
   preft_train_opts to;
-  loop_train_opts(&la, &to);
-  to.max_tokens = (int)la.seq + 1;
-  to.out_dir = out;
-  preft_train_result res;
-  if (preft_train_run(&tm, NULL, &train, eval.n ? &eval : NULL, &to, &res, &err) != 0) goto fail;
-  if (copy_tokenizer(tok_path, out, tok, &err) != 0) goto fail;
-  report(&res, out);
-  if (la.json && write_metrics(la.json, &res, NULL, NULL, &err) != 0) goto fail;
+  loop_train_opts(&la, (int)la.seq + 1, out, &to);
+  if (train_and_report(&in, NULL, &la, &to, NULL, NULL, &err) != 0) goto fail;
   rc = CLI_EXIT_OK;
   goto done;
 fail:
@@ -538,11 +458,7 @@ fail:
   rc = CLI_EXIT_ERROR;
 done:
   free(cfg_text);
-  preft_train_model_free(&tm);
-  preft_dataset_free(&train);
-  preft_dataset_free(&eval);
-  preft_tokenizer_free(tok);
-  free(av);
+  train_inputs_free(&in);
   return rc;
 }
 

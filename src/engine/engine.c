@@ -20,6 +20,8 @@
 #include "base/timer.h"
 #include "engine/adapter_registry.h"
 #include "engine/prefix_cache.h"
+#include "model/batch.h"
+#include "tensor/ops.h"
 
 typedef struct seq_t {
   uint64_t id;
@@ -72,10 +74,9 @@ struct preft_engine {
   int n_load_queue, cap_load_queue;
   preft_workspace ws;
   /* step buffers */
-  int *b_tok, *b_pos, *b_seq, *b_logit_rows, cap_rows;
-  const preft_adapter **b_adapter;
-  uint8_t *b_flag;
-  seq_t **b_logit_seq;
+  preft_batch_buf batch;
+  int cap_rows;
+  seq_t **b_logit_seq; /* the sequence of each logit row */
   float *logits;
   pending_event *events;
   int n_events, cap_events;
@@ -338,51 +339,35 @@ static void grow_step_buffers(preft_engine *e, int rows) {
   if (rows <= e->cap_rows) return;
   e->cap_rows = rows;
   size_t n = (size_t)rows;
-  e->b_tok = preft_xrealloc(e->b_tok, sizeof(int) * n);
-  e->b_pos = preft_xrealloc(e->b_pos, sizeof(int) * n);
-  e->b_seq = preft_xrealloc(e->b_seq, sizeof(int) * n);
-  e->b_logit_rows = preft_xrealloc(e->b_logit_rows, sizeof(int) * n);
-  e->b_adapter = preft_xrealloc(e->b_adapter, sizeof(void *) * n);
-  e->b_flag = preft_xrealloc(e->b_flag, n);
+  preft_batch_buf_reserve(&e->batch, rows);
   e->b_logit_seq = preft_xrealloc(e->b_logit_seq, sizeof(seq_t *) * n);
   /* at most one logits row per running sequence */
   size_t logit_rows = n < (size_t)e->cfg.max_running ? n : (size_t)e->cfg.max_running;
   e->logits = preft_xrealloc(e->logits, sizeof(float) * logit_rows * (size_t)e->model->cfg.vocab);
 }
 
-/* Lays the scheduled rows out as a batch; returns the number of logit rows. */
-static int build_batch(preft_engine *e, int rows, bool *any_adapter) {
+/* Lays the scheduled rows out in e->batch; returns the number of logit
+ * rows: the last row of each sequence whose scheduled rows reach its end. */
+static int build_batch(preft_engine *e, int rows) {
   grow_step_buffers(e, rows);
-  int r = 0, nl = 0;
-  *any_adapter = false;
+  preft_batch_buf_clear(&e->batch);
   for (int i = 0; i < e->n_running; i++) {
     seq_t *s = e->running[i];
     const preft_adapter *a = s->ra ? s->ra->loaded : NULL;
-    for (int k = 0; k < s->step_take; k++, r++) {
-      int pos = s->n_computed + k;
-      e->b_tok[r] = s->tokens[pos];
-      e->b_pos[r] = pos;
-      e->b_seq[r] = s->slot;
-      e->b_adapter[r] = a;
-      e->b_flag[r] = a ? (uint8_t)preft_adapter_row_flag(a, s->mode, pos, s->n_prompt) : PREFT_ADAPT_OFF;
-      *any_adapter |= a != NULL;
-    }
-    if (s->step_take > 0 && s->n_computed + s->step_take == s->n_tokens) {
-      e->b_logit_rows[nl] = r - 1;
-      e->b_logit_seq[nl++] = s;
+    for (int pos = s->n_computed; pos < s->n_computed + s->step_take; pos++) {
+      bool last = pos == s->n_tokens - 1;
+      if (last) e->b_logit_seq[e->batch.n_logits] = s;
+      preft_batch_buf_add(&e->batch, s->tokens[pos], pos, s->slot, a,
+                          preft_adapter_row_flag(a, s->mode, pos, s->n_prompt), last);
     }
   }
-  PREFT_ASSERT(r == rows);
-  return nl;
+  PREFT_ASSERT(e->batch.n == rows);
+  return e->batch.n_logits;
 }
 
 /* log-probability of token under logits, and the top-n alternatives. */
 static void fill_logprobs(const float *logits, int vocab, int token, int top_n, preft_token_event *ev) {
-  float mx = logits[0];
-  for (int v = 1; v < vocab; v++) mx = logits[v] > mx ? logits[v] : mx;
-  double sum = 0;
-  for (int v = 0; v < vocab; v++) sum += exp((double)logits[v] - mx);
-  double lse = mx + log(sum);
+  double lse = preft_logsumexp(logits, vocab);
   ev->logprob = (float)(logits[token] - lse);
   ev->n_top = 0;
   for (int k = 0; k < top_n && k < vocab; k++) {
@@ -488,16 +473,8 @@ static void *engine_main(void *arg) {
       if (!e->stop) pthread_cond_wait(&e->wake, &e->mu);
       continue;
     }
-    bool any_adapter;
-    int nl = build_batch(e, rows, &any_adapter);
-    preft_batch b = {.n = rows,
-                     .token = e->b_tok,
-                     .pos = e->b_pos,
-                     .seq = e->b_seq,
-                     .logit_rows = e->b_logit_rows,
-                     .n_logits = nl,
-                     .adapter = any_adapter ? e->b_adapter : NULL,
-                     .adapt = any_adapter ? e->b_flag : NULL};
+    int nl = build_batch(e, rows);
+    preft_batch b = preft_batch_buf_view(&e->batch);
     pthread_mutex_unlock(&e->mu);
     preft_error err;
     double t0 = preft_now();
@@ -637,12 +614,7 @@ void preft_engine_free(preft_engine *e) {
   free(e->running);
   free(e->free_slots);
   free(e->load_queue);
-  free(e->b_tok);
-  free(e->b_pos);
-  free(e->b_seq);
-  free(e->b_logit_rows);
-  free(e->b_adapter);
-  free(e->b_flag);
+  preft_batch_buf_free(&e->batch);
   free(e->b_logit_seq);
   free(e->logits);
   free(e->events);

@@ -4,6 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "model/batch.h"
+#include "tensor/ops.h"
+
 #define KV_BLOCK 16
 
 static int make_cache(const preft_model *m, int n_pos, preft_kv_cache *kv, preft_error *err) {
@@ -29,30 +32,16 @@ typedef struct {
 static int run_chunk(const preft_model *m, preft_pool *pool, preft_kv_cache *kv, preft_workspace *ws,
                      const seq_adapter *sa, const int *ids, int start, int n, bool want_all, float *logits,
                      preft_error *err) {
-  int *pos = preft_xmalloc(sizeof(int) * (size_t)n), *seq = preft_xcalloc((size_t)n, sizeof(int));
-  int *rows = preft_xmalloc(sizeof(int) * (size_t)n);
-  const preft_adapter **adapters = NULL;
-  uint8_t *flags = NULL;
-  if (sa->adapter) {
-    adapters = preft_xmalloc(sizeof(void *) * (size_t)n);
-    flags = preft_xmalloc((size_t)n);
-  }
-  for (int i = 0; i < n; i++) {
-    pos[i] = start + i;
-    rows[i] = i;
-    if (sa->adapter) {
-      adapters[i] = sa->adapter;
-      flags[i] = (uint8_t)preft_adapter_row_flag(sa->adapter, sa->mode, start + i, sa->prompt_len);
-    }
-  }
-  preft_batch b = {n,        ids + start, pos, seq, want_all ? rows : rows + n - 1, want_all ? n : 1,
-                   adapters, flags};
+  preft_batch_buf bb;
+  preft_batch_buf_init(&bb);
+  preft_batch_buf_reserve(&bb, n);
+  for (int pos = start; pos < start + n; pos++)
+    preft_batch_buf_add(&bb, ids[pos], pos, 0, sa->adapter,
+                        preft_adapter_row_flag(sa->adapter, sa->mode, pos, sa->prompt_len),
+                        want_all || pos == start + n - 1);
+  preft_batch b = preft_batch_buf_view(&bb);
   int rc = preft_model_forward(m, pool, kv, &b, ws, logits, err);
-  free(pos);
-  free(seq);
-  free(rows);
-  free(adapters);
-  free(flags);
+  preft_batch_buf_free(&bb);
   return rc;
 }
 
@@ -121,15 +110,6 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
   return rc;
 }
 
-/* -log softmax(logits)[target], in double. */
-static double nll_of(const float *logits, int vocab, int target) {
-  float mx = logits[0];
-  for (int v = 1; v < vocab; v++) mx = logits[v] > mx ? logits[v] : mx;
-  double sum = 0;
-  for (int v = 0; v < vocab; v++) sum += exp((double)logits[v] - mx);
-  return log(sum) + mx - logits[target];
-}
-
 int preft_score_tokens(const preft_model *m, preft_pool *pool, const int *ids, int n, int score_from,
                        const preft_adapter *adapter, preft_adapter_mode mode, double *nll_sum, long *count,
                        preft_error *err) {
@@ -153,7 +133,8 @@ int preft_score_tokens(const preft_model *m, preft_pool *pool, const int *ids, i
             preft_fail(err, "token id %d at position %d is outside the vocabulary [0, %d)", ids[t], t, vocab);
         break;
       }
-      *nll_sum += nll_of(logits + (size_t)i * vocab, vocab, ids[t]);
+      const float *row = logits + (size_t)i * vocab;
+      *nll_sum += preft_logsumexp(row, vocab) - row[ids[t]];
       (*count)++;
     }
   }

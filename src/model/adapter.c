@@ -99,6 +99,7 @@ int preft_reft_positions_parse(const char *s, int *first, int *last) {
 
 preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos,
                                         int prompt_len) {
+  if (!a) return PREFT_ADAPT_OFF;
   bool in_prompt = pos < prompt_len;
   if (a->kind == PREFT_ADAPTER_LORA || a->reft_first < 0)
     return in_prompt || mode == PREFT_MODE_ALL ? PREFT_ADAPT_ON : PREFT_ADAPT_OFF;

@@ -96,7 +96,8 @@ preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_c
 void preft_lora_prepare(preft_adapter *a, const preft_model_config *cfg);
 
 /* The flag of a row at position pos of a sequence whose prompt has
- * prompt_len tokens (pos >= prompt_len: a generated token), in mode. */
+ * prompt_len tokens (pos >= prompt_len: a generated token), in mode;
+ * PREFT_ADAPT_OFF when a is NULL (the base model). */
 preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos,
                                         int prompt_len);
 

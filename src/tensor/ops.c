@@ -32,6 +32,46 @@ void preft_softmax(float *x, int n) {
   for (int i = 0; i < n; i++) x[i] *= inv;
 }
 
+/* max(d, PREFT_EXPF_LO) for d <= 0 (-inf included), NaN kept: in integer
+ * arithmetic, as the compiler vectorises no float select here. */
+static inline float clamp_to_exp_range(float d) {
+  const float lo_f = PREFT_EXPF_LO;
+  uint32_t b, lo;
+  memcpy(&b, &d, 4);
+  memcpy(&lo, &lo_f, 4);
+  uint32_t mag = b & 0x7fffffffu; /* for d <= 0, a larger magnitude is a smaller d */
+  uint32_t below = 0u - (uint32_t)((mag > (lo & 0x7fffffffu)) & (mag <= 0x7f800000u));
+  b = (lo & below) | (b & ~below);
+  memcpy(&d, &b, 4);
+  return d;
+}
+
+double preft_logsumexp(const float *x, int n) {
+  enum { LANES = 8 };
+  int body = n > 0 ? n - n % LANES : 0;
+  float lane_max[LANES];
+  for (int l = 0; l < LANES; l++) lane_max[l] = -INFINITY;
+  for (int i = 0; i < body; i += LANES)
+    for (int l = 0; l < LANES; l++) lane_max[l] = x[i + l] > lane_max[l] ? x[i + l] : lane_max[l];
+  float mx = -INFINITY;
+  for (int l = 0; l < LANES; l++) mx = lane_max[l] > mx ? lane_max[l] : mx;
+  for (int i = body; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+  if (mx == INFINITY) return INFINITY;
+  if (mx == -INFINITY) { /* every entry -inf or NaN (comparisons skip NaN) */
+    for (int i = 0; i < n; i++)
+      if (isnan(x[i])) return NAN;
+    return -INFINITY;
+  }
+  double lane_sum[LANES] = {0};
+  for (int i = 0; i < body; i += LANES)
+    for (int l = 0; l < LANES; l++)
+      lane_sum[l] += (double)preft_expf_in_range(clamp_to_exp_range(x[i + l] - mx));
+  double sum = 0;
+  for (int l = 0; l < LANES; l++) sum += lane_sum[l];
+  for (int i = body; i < n; i++) sum += (double)preft_expf_fast(x[i] - mx);
+  return (double)mx + log(sum);
+}
+
 void preft_swiglu(float *a, const float *b, int n) {
   for (int i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
 }

@@ -1,5 +1,6 @@
 /* data_jsonl.c - SFT examples from JSONL (see data.h for the formats and
- * the truncation rule), the dataset container and shuffling. */
+ * the truncation rule), the dataset container and shuffling (splits are in
+ * data_split.c). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,37 +57,6 @@ void preft_shuffle_indices(int *idx, int n, uint64_t seed, int64_t epoch) {
     idx[i] = idx[j];
     idx[j] = t;
   }
-}
-
-static void recount(preft_dataset *ds) {
-  ds->tokens = ds->targets = 0;
-  for (int i = 0; i < ds->n; i++) {
-    ds->tokens += ds->ex[i].n;
-    for (int t = 1; t < ds->ex[i].n; t++) ds->targets += ds->ex[i].loss[t];
-  }
-}
-
-void preft_dataset_split(preft_dataset *src, preft_dataset *dst, int count, uint64_t seed) {
-  if (count <= 0) return;
-  if (count > src->n) count = src->n;
-  int *idx = preft_xmalloc(sizeof(int) * (size_t)(src->n ? src->n : 1));
-  preft_shuffle_indices(idx, src->n, seed, -1);
-  preft_example *ex = preft_xmalloc(sizeof *ex * (size_t)(src->n ? src->n : 1));
-  for (int i = 0; i < src->n; i++) ex[i] = src->ex[idx[i]];
-  int keep = src->n - count;
-  for (int i = keep; i < src->n; i++) {
-    if (dst->n == dst->cap) {
-      dst->cap = dst->cap ? dst->cap * 2 : 64;
-      dst->ex = preft_xrealloc(dst->ex, sizeof *dst->ex * (size_t)dst->cap);
-    }
-    dst->ex[dst->n++] = ex[i];
-  }
-  memcpy(src->ex, ex, sizeof *ex * (size_t)keep);
-  src->n = keep;
-  free(ex);
-  free(idx);
-  recount(src);
-  recount(dst);
 }
 
 /* ---- building token sequences ------------------------------------------------- */

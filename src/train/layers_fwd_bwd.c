@@ -264,11 +264,7 @@ static void ce_fwd_task(void *p, int task, int thread) {
   row_range(task, j->n, &r0, &r1);
   for (int i = r0; i < r1; i++) {
     float *l = j->p + (size_t)i * j->v;
-    float mx = l[0];
-    for (int c = 1; c < j->v; c++) mx = l[c] > mx ? l[c] : mx;
-    double sum = 0.0;
-    for (int c = 0; c < j->v; c++) sum += exp((double)l[c] - mx);
-    double lse = mx + log(sum);
+    double lse = preft_logsumexp(l, j->v);
     j->loss[i] = j->target[i] >= 0 ? (float)(lse - l[j->target[i]]) : 0.0f;
     for (int c = 0; c < j->v; c++) l[c] = (float)exp((double)l[c] - lse);
   }

@@ -3,7 +3,8 @@
  * on every CPU path this machine has (portable, then each SIMD path forced
  * with preft_cpu_limit), over odd sizes, GQA ratios, paged layouts with odd
  * block sizes and sliding-window starts; and the forward pass bitwise equal
- * for 1, 2 and 3 threads. */
+ * for 1, 2 and 3 threads; log-sum-exp against a double reference, extreme
+ * values included. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,6 +40,82 @@ static int use_path(int path) {
 static int lift_cap(void **s) {
   preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
   return 0;
+}
+
+/* ---- log-sum-exp ---------------------------------------------------------------- */
+
+/* log(sum e^x) in double with libm's exp: the textbook max-subtracted form. */
+static double lse_reference(const float *x, int n) {
+  double m = -INFINITY;
+  for (int i = 0; i < n; i++) {
+    if (isnan(x[i])) return NAN;
+    m = x[i] > m ? x[i] : m;
+  }
+  if (isinf(m)) return m;
+  double sum = 0;
+  for (int i = 0; i < n; i++) sum += exp((double)x[i] - m);
+  return m + log(sum);
+}
+
+static void expect_lse(const float *x, int n, const char *what) {
+  double got = preft_logsumexp(x, n), want = lse_reference(x, n);
+  if (isnan(want) || isinf(want)) {
+    if (!(isnan(want) ? isnan(got) : got == want)) fail_msg("%s: got %.17g, want %.17g", what, got, want);
+    return;
+  }
+  /* the polynomial exp is within 2 ulp: about 2.4e-7 of the sum, relative */
+  double tol = 5e-7 + 1e-12 * fabs(want);
+  if (!(fabs(got - want) <= tol))
+    fail_msg("%s: got %.17g, want %.17g (|diff| %.3g)", what, got, want, fabs(got - want));
+}
+
+static void logsumexp_matches_double_reference(void **s) {
+  const int sizes[] = {1, 2, 7, 8, 9, 17, 1000, 151937};
+  const float scales[] = {1e-3f, 1.0f, 30.0f, 1e4f};
+  float *x = malloc(sizeof(float) * 151937);
+  for (size_t a = 0; a < sizeof sizes / sizeof *sizes; a++)
+    for (size_t b = 0; b < sizeof scales / sizeof *scales; b++) {
+      int n = sizes[a];
+      fill(x, (size_t)n, scales[b]);
+      char what[64];
+      snprintf(what, sizeof what, "n %d, scale %g", n, (double)scales[b]);
+      expect_lse(x, n, what);
+      /* the largest entry last and first: every lane and the tail see it */
+      x[n - 1] = 2 * scales[b];
+      expect_lse(x, n, what);
+      x[0] = 3 * scales[b];
+      expect_lse(x, n, what);
+    }
+  /* many equal entries: log(n) exactly added to the value */
+  for (int i = 0; i < 1000; i++) x[i] = 5.0f;
+  expect_lse(x, 1000, "1000 equal entries");
+  assert_true(fabs(preft_logsumexp(x, 1000) - (5.0 + log(1000.0))) < 1e-6);
+  free(x);
+}
+
+static void logsumexp_extreme_values(void **s) {
+  const float big = 3e38f;
+  float huge[9] = {big, big, -big, 1e30f, 0, -1e30f, big, -big, 1};
+  expect_lse(huge, 9, "near FLT_MAX"); /* no overflow: three equal maxima give big + log 3 */
+  assert_true(fabs(preft_logsumexp(huge, 9) - ((double)big + log(3.0))) <= 1e-6 * big);
+  float low[10] = {-1e30f, -1e30f + 1e24f, -3e38f, -2e30f, -1e30f, -1e30f, -1e30f, -1e30f, -1e30f, -5e29f};
+  expect_lse(low, 10, "all large negative");
+  float gap[9] = {0, -80, -90, -100, -200, -1e6f, -INFINITY, 0, -INFINITY};
+  expect_lse(gap, 9, "terms below the exp range and -inf");
+  assert_true(fabs(preft_logsumexp(gap, 9) - (log(2.0 + exp(-80.0) + exp(-90.0) + exp(-100.0)))) < 1e-7);
+  float ninf[11];
+  for (int i = 0; i < 11; i++) ninf[i] = -INFINITY;
+  assert_true(preft_logsumexp(ninf, 11) == -INFINITY);
+  ninf[9] = -3.0f;
+  expect_lse(ninf, 11, "one finite entry among -inf");
+  assert_true(fabs(preft_logsumexp(ninf, 11) - -3.0) < 1e-7);
+  ninf[4] = INFINITY;
+  assert_true(preft_logsumexp(ninf, 11) == INFINITY);
+  ninf[4] = NAN;
+  assert_true(isnan(preft_logsumexp(ninf, 11)));
+  for (int i = 0; i < 11; i++) ninf[i] = i == 10 ? NAN : -INFINITY;
+  assert_true(isnan(preft_logsumexp(ninf, 11)));
+  assert_true(preft_logsumexp(ninf, 0) == -INFINITY);
 }
 
 /* ---- exp ---------------------------------------------------------------------- */
@@ -356,6 +433,8 @@ static void forward_is_bitwise_the_same_for_any_thread_count(void **s) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(expf_fast_within_2_ulp_over_its_range, lift_cap),
+      cmocka_unit_test(logsumexp_matches_double_reference),
+      cmocka_unit_test(logsumexp_extreme_values),
       cmocka_unit_test_teardown(swiglu_fast_matches_double_silu_on_every_path, lift_cap),
       cmocka_unit_test_teardown(swiglu_fast_is_the_same_wherever_the_array_is_split, lift_cap),
       cmocka_unit_test_teardown(rmsnorm_fast_matches_reference_on_every_path, lift_cap),
