@@ -45,8 +45,14 @@ static int run_chunk(const preft_model *m, preft_pool *pool, preft_kv_cache *kv,
       flags[i] = (uint8_t)preft_adapter_row_flag(sa->adapter, sa->mode, start + i, sa->prompt_len);
     }
   }
-  preft_batch b = {n,        ids + start, pos, seq, want_all ? rows : rows + n - 1, want_all ? n : 1,
-                   adapters, flags};
+  preft_batch b = {.n = n,
+                   .token = ids + start,
+                   .pos = pos,
+                   .seq = seq,
+                   .logit_rows = want_all ? rows : rows + n - 1,
+                   .n_logits = want_all ? n : 1,
+                   .adapter = adapters,
+                   .adapt = flags};
   int rc = preft_model_forward(m, pool, kv, &b, ws, logits, err);
   free(pos);
   free(seq);
@@ -64,7 +70,7 @@ int preft_all_logits(const preft_model *m, preft_pool *pool, const int *ids, int
 int preft_all_logits_adapted(const preft_model *m, preft_pool *pool, const int *ids, int n,
                              const preft_adapter *adapter, preft_adapter_mode mode, int prompt_len,
                              float *out, preft_error *err) {
-  seq_adapter sa = {adapter, mode, prompt_len};
+  seq_adapter sa = {.adapter = adapter, .mode = mode, .prompt_len = prompt_len};
   preft_kv_cache kv;
   if (make_cache(m, n, &kv, err) != 0) return -1;
   preft_workspace ws = {0};
@@ -89,7 +95,7 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
   if (n_prompt >= total && opts->max_new_tokens > 0)
     return preft_fail(err, "prompt of %d tokens leaves no room in the model's context of %d", n_prompt,
                       m->cfg.max_pos);
-  seq_adapter sa = {opts->adapter, opts->adapter_mode, n_prompt};
+  seq_adapter sa = {.adapter = opts->adapter, .mode = opts->adapter_mode, .prompt_len = n_prompt};
   preft_kv_cache kv;
   if (make_cache(m, total, &kv, err) != 0) return -1;
   int *ids = preft_xmalloc(sizeof(int) * (size_t)total);
@@ -134,7 +140,7 @@ int preft_score_tokens(const preft_model *m, preft_pool *pool, const int *ids, i
                        const preft_adapter *adapter, preft_adapter_mode mode, double *nll_sum, long *count,
                        preft_error *err) {
   if (score_from < 1) score_from = 1;
-  seq_adapter sa = {adapter, mode, n};
+  seq_adapter sa = {.adapter = adapter, .mode = mode, .prompt_len = n};
   preft_kv_cache kv;
   if (make_cache(m, n, &kv, err) != 0) return -1;
   enum { CHUNK = 128 };

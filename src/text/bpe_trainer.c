@@ -174,7 +174,7 @@ static int32_t pair_get(pairs *P, int32_t a, int32_t b, bool create) {
     P->cap = P->cap ? P->cap * 2 : 4096;
     P->v = preft_xrealloc(P->v, P->cap * sizeof *P->v);
   }
-  P->v[P->n] = (pairinfo){a, b, 0, NULL, 0, 0};
+  P->v[P->n] = (pairinfo){.a = a, .b = b};
   preft_u64map_put(&P->index, key, P->n);
   return (int32_t)P->n++;
 }
