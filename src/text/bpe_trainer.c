@@ -107,9 +107,7 @@ int preft_bpe_trainer_feed(preft_bpe_trainer *tr, const char *text, size_t len, 
     size_t v = pos + preft_utf8_validate((const uint8_t *)text + pos, len - pos);
     if (v > pos) feed_valid(tr, md, text + pos, v - pos);
     if (v >= len) break;
-    size_t w = v;
-    int32_t cp;
-    while (w < len && !preft_utf8_decode((const uint8_t *)text + w, len - w, &cp)) w++;
+    size_t w = v + preft_utf8_invalid_run((const uint8_t *)text + v, len - v);
     count_word(tr, text + v, w - v);
     pos = w;
   }
