@@ -399,29 +399,21 @@ static jnode *parse_not(parser *P) {
   return parse_compare(P);
 }
 
-static jnode *parse_and(parser *P) {
-  jnode *a = parse_not(P);
-  while (is_name(peek(P), "and")) {
+/* operand (keyword operand)*, left-associative: `a and b and c`, `a or b`. */
+static jnode *parse_chain(parser *P, const char *keyword, jkind kind, jnode *(*operand)(parser *P)) {
+  jnode *a = operand(P);
+  while (is_name(peek(P), keyword)) {
     int line = next(P)->line;
-    jnode *x = node(P, E_AND, line);
+    jnode *x = node(P, kind, line);
     x->a = a;
-    x->b = parse_not(P);
+    x->b = operand(P);
     a = x;
   }
   return a;
 }
 
-static jnode *parse_or(parser *P) {
-  jnode *a = parse_and(P);
-  while (is_name(peek(P), "or")) {
-    int line = next(P)->line;
-    jnode *x = node(P, E_OR, line);
-    x->a = a;
-    x->b = parse_and(P);
-    a = x;
-  }
-  return a;
-}
+static jnode *parse_and(parser *P) { return parse_chain(P, "and", E_AND, parse_not); }
+static jnode *parse_or(parser *P) { return parse_chain(P, "or", E_OR, parse_and); }
 
 static jnode *parse_expr(parser *P) {
   jnode *a = parse_or(P);
