@@ -293,48 +293,38 @@ static jnode *binop(parser *P, const char *op, jnode *a, jnode *b, int line) {
   return x;
 }
 
-static jnode *parse_pow(parser *P) {
-  jnode *a = parse_unary(P);
-  while (is_op(peek(P), "**")) {
-    int line = next(P)->line;
-    a = binop(P, "**", a, parse_unary(P), line);
+/* operand (op operand)* for the operators ops (NULL-terminated), left-associative. */
+static jnode *parse_binary(parser *P, const char *const *ops, jnode *(*operand)(parser *P)) {
+  jnode *a = operand(P);
+  for (;;) {
+    const jtok *t = peek(P);
+    const char *op = NULL;
+    for (int k = 0; ops[k] && !op; k++)
+      if (is_op(t, ops[k])) op = ops[k];
+    if (!op) return a;
+    next(P);
+    a = binop(P, op, a, operand(P), t->line);
   }
-  return a;
+}
+
+static jnode *parse_pow(parser *P) {
+  static const char *const ops[] = {"**", NULL};
+  return parse_binary(P, ops, parse_unary);
 }
 
 static jnode *parse_mul(parser *P) {
-  jnode *a = parse_pow(P);
-  for (;;) {
-    const jtok *t = peek(P);
-    const char *op = is_op(t, "*")    ? "*"
-                     : is_op(t, "/")  ? "/"
-                     : is_op(t, "//") ? "//"
-                     : is_op(t, "%")  ? "%"
-                                      : NULL;
-    if (!op) return a;
-    next(P);
-    a = binop(P, op, a, parse_pow(P), t->line);
-  }
+  static const char *const ops[] = {"*", "/", "//", "%", NULL};
+  return parse_binary(P, ops, parse_pow);
 }
 
 static jnode *parse_concat(parser *P) {
-  jnode *a = parse_mul(P);
-  while (is_op(peek(P), "~")) {
-    int line = next(P)->line;
-    a = binop(P, "~", a, parse_mul(P), line);
-  }
-  return a;
+  static const char *const ops[] = {"~", NULL};
+  return parse_binary(P, ops, parse_mul);
 }
 
 static jnode *parse_add(parser *P) {
-  jnode *a = parse_concat(P);
-  for (;;) {
-    const jtok *t = peek(P);
-    const char *op = is_op(t, "+") ? "+" : is_op(t, "-") ? "-" : NULL;
-    if (!op) return a;
-    next(P);
-    a = binop(P, op, a, parse_concat(P), t->line);
-  }
+  static const char *const ops[] = {"+", "-", NULL};
+  return parse_binary(P, ops, parse_concat);
 }
 
 static jnode *parse_compare(parser *P) {
