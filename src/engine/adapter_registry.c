@@ -99,6 +99,11 @@ void preft_registry_unref(preft_registry *r, preft_registered_adapter *a) {
 
 void preft_registry_touch(preft_registry *r, preft_registered_adapter *a) { a->last_used = ++r->clock; }
 
+void preft_registry_load_done(preft_registry *r, preft_registered_adapter *a) {
+  a->loading = false;
+  if (a->removed && a->refs == 0) drop(r, a);
+}
+
 void preft_registry_install(preft_registry *r, preft_registered_adapter *a, preft_adapter *loaded) {
   a->loaded = loaded;
   r->n_loaded++;

@@ -2,9 +2,10 @@
  * (thousands), loaded on demand, at most `max_loaded` in memory, the least
  * recently used unreferenced one evicted first.
  *
- * Not thread-safe by itself: the engine calls it under its lock, except
- * preft_registry_load_files, which does the slow file work with no lock
- * held and touches nothing shared.
+ * Not thread-safe by itself: the engine calls it under its lock. A load
+ * marks the entry loading, reads the files with no lock held (the slow
+ * part), then calls preft_registry_install on success and
+ * preft_registry_load_done either way.
  */
 #ifndef PREFT_ENGINE_ADAPTER_REGISTRY_H
 #define PREFT_ENGINE_ADAPTER_REGISTRY_H
@@ -51,5 +52,9 @@ void preft_registry_unref(preft_registry *r, preft_registered_adapter *a);
 /* Installs a loaded adapter, evicting unreferenced LRU ones beyond max. */
 void preft_registry_install(preft_registry *r, preft_registered_adapter *a, preft_adapter *loaded);
 void preft_registry_touch(preft_registry *r, preft_registered_adapter *a);
+/* The loader is done with a (loaded or failed): clears a->loading and frees
+ * a when it was removed meanwhile and no request holds it. a may be gone
+ * after the call. */
+void preft_registry_load_done(preft_registry *r, preft_registered_adapter *a);
 
 #endif

@@ -513,7 +513,6 @@ static void *loader_main(void *arg) {
     preft_error err;
     int rc = preft_adapter_load(&loaded, path, name, &e->model->cfg, &err);
     pthread_mutex_lock(&e->mu);
-    a->loading = false;
     free(a->error);
     a->error = NULL;
     if (rc == 0) {
@@ -523,10 +522,7 @@ static void *loader_main(void *arg) {
       a->error = preft_xstrdup(err.msg);
       PREFT_WARN("%s", err.msg);
     }
-    if (a->removed && a->refs == 0) {
-      a->refs = 1; /* drop through the registry's own path */
-      preft_registry_unref(&e->reg, a);
-    }
+    preft_registry_load_done(&e->reg, a);
     free(path);
     free(name);
     pthread_cond_signal(&e->wake);
@@ -667,13 +663,11 @@ int preft_engine_load_adapter(preft_engine *e, const char *name, const char *pat
   preft_adapter *loaded = NULL;
   int rc = preft_adapter_load(&loaded, path, name, &e->model->cfg, err);
   pthread_mutex_lock(&e->mu);
-  a->loading = false;
-  if (rc == 0) {
+  if (rc == 0)
     preft_registry_install(&e->reg, a, loaded);
-  } else {
-    preft_error ignored;
-    preft_registry_remove(&e->reg, name, &ignored);
-  }
+  else
+    a->removed = true; /* the registration fails with its load */
+  preft_registry_load_done(&e->reg, a);
   pthread_cond_signal(&e->wake);
   pthread_mutex_unlock(&e->mu);
   return rc;

@@ -53,7 +53,7 @@ int preft_all_logits(const preft_model *m, preft_pool *pool, const int *ids, int
 int preft_all_logits_adapted(const preft_model *m, preft_pool *pool, const int *ids, int n,
                              const preft_adapter *adapter, preft_adapter_mode mode, int prompt_len,
                              float *out, preft_error *err) {
-  seq_adapter sa = {adapter, mode, prompt_len};
+  seq_adapter sa = {.adapter = adapter, .mode = mode, .prompt_len = prompt_len};
   preft_kv_cache kv;
   if (make_cache(m, n, &kv, err) != 0) return -1;
   preft_workspace ws = {0};
@@ -78,7 +78,7 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
   if (n_prompt >= total && opts->max_new_tokens > 0)
     return preft_fail(err, "prompt of %d tokens leaves no room in the model's context of %d", n_prompt,
                       m->cfg.max_pos);
-  seq_adapter sa = {opts->adapter, opts->adapter_mode, n_prompt};
+  seq_adapter sa = {.adapter = opts->adapter, .mode = opts->adapter_mode, .prompt_len = n_prompt};
   preft_kv_cache kv;
   if (make_cache(m, total, &kv, err) != 0) return -1;
   int *ids = preft_xmalloc(sizeof(int) * (size_t)total);
@@ -114,7 +114,7 @@ int preft_score_tokens(const preft_model *m, preft_pool *pool, const int *ids, i
                        const preft_adapter *adapter, preft_adapter_mode mode, double *nll_sum, long *count,
                        preft_error *err) {
   if (score_from < 1) score_from = 1;
-  seq_adapter sa = {adapter, mode, n};
+  seq_adapter sa = {.adapter = adapter, .mode = mode, .prompt_len = n};
   preft_kv_cache kv;
   if (make_cache(m, n, &kv, err) != 0) return -1;
   enum { CHUNK = 128 };

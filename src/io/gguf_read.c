@@ -233,7 +233,7 @@ static int read_tensor_info(cursor *c, preft_gguf_tensor *t, int64_t index) {
 int preft_gguf_open(preft_gguf_file *f, const char *path, preft_error *err) {
   memset(f, 0, sizeof *f);
   if (preft_map_file(&f->map, path, err) != 0) return -1;
-  cursor c = {f->map.data, f->map.size, 0, path, err};
+  cursor c = {.p = f->map.data, .n = f->map.size, .off = 0, .path = path, .err = err};
   uint8_t magic[4];
   uint64_t n_tensors, n_kv;
   if (rd(&c, magic, 4, "the magic")) goto fail;

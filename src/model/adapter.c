@@ -97,19 +97,25 @@ int preft_reft_positions_parse(const char *s, int *first, int *last) {
   return 0;
 }
 
-preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos,
-                                        int prompt_len) {
-  if (!a) return PREFT_ADAPT_OFF;
+preft_adapt_flag preft_positions_row_flag(int first, int last, bool shared, preft_adapter_mode mode, int pos,
+                                          int prompt_len) {
   bool in_prompt = pos < prompt_len;
-  if (a->kind == PREFT_ADAPTER_LORA || a->reft_first < 0)
-    return in_prompt || mode == PREFT_MODE_ALL ? PREFT_ADAPT_ON : PREFT_ADAPT_OFF;
+  if (first < 0) return in_prompt || mode == PREFT_MODE_ALL ? PREFT_ADAPT_ON : PREFT_ADAPT_OFF;
   /* fA+lB: prompt positions only, in either mode (pyreft's rule). */
   if (!in_prompt) return PREFT_ADAPT_OFF;
   int half = prompt_len / 2;
-  int nf = a->reft_first < half ? a->reft_first : half, nl = a->reft_last < half ? a->reft_last : half;
-  if (pos < nf) return a->reft_shared ? PREFT_ADAPT_ON : PREFT_ADAPT_FIRST;
-  if (pos >= prompt_len - nl) return a->reft_shared ? PREFT_ADAPT_ON : PREFT_ADAPT_LAST;
+  int nf = first < half ? first : half, nl = last < half ? last : half;
+  if (pos < nf) return shared ? PREFT_ADAPT_ON : PREFT_ADAPT_FIRST;
+  if (pos >= prompt_len - nl) return shared ? PREFT_ADAPT_ON : PREFT_ADAPT_LAST;
   return PREFT_ADAPT_OFF;
+}
+
+preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos,
+                                        int prompt_len) {
+  if (!a) return PREFT_ADAPT_OFF;
+  bool every_row = a->kind == PREFT_ADAPTER_LORA || a->reft_first < 0;
+  return preft_positions_row_flag(every_row ? -1 : a->reft_first, a->reft_last, a->reft_shared, mode, pos,
+                                  prompt_len);
 }
 
 int preft_adapter_load(preft_adapter **out, const char *dir, const char *name, const preft_model_config *cfg,

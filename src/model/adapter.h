@@ -96,8 +96,13 @@ preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_c
 void preft_lora_prepare(preft_adapter *a, const preft_model_config *cfg);
 
 /* The flag of a row at position pos of a sequence whose prompt has
- * prompt_len tokens (pos >= prompt_len: a generated token), in mode;
- * PREFT_ADAPT_OFF when a is NULL (the base model). */
+ * prompt_len tokens (pos >= prompt_len: a generated token), in mode, for an
+ * adapter that applies at positions first / last (ReFT fA+lB, shared: one
+ * slot for both ends) or, with first < 0, at every row (LoRA, ReFT "all"). */
+preft_adapt_flag preft_positions_row_flag(int first, int last, bool shared, preft_adapter_mode mode, int pos,
+                                          int prompt_len);
+/* preft_positions_row_flag with a's positions; PREFT_ADAPT_OFF when a is NULL
+ * (the base model). */
 preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos,
                                         int prompt_len);
 

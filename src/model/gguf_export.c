@@ -96,7 +96,13 @@ static int add_matrix(preft_gguf_writer *w, job_list *jobs, const char *name, co
   if (src_dtype == dst_dtype && permute_dh == 0 && scale == 1.0f)
     return preft_gguf_add_tensor(w, name, ggml_of(dst_dtype), 2, shape, src, NULL, NULL, err);
   tensor_job *j = new_job(jobs);
-  *j = (tensor_job){src, src_dtype, dst_dtype, rows, cols, permute_dh, scale};
+  *j = (tensor_job){.src = src,
+                    .src_dtype = src_dtype,
+                    .dst_dtype = dst_dtype,
+                    .rows = rows,
+                    .cols = cols,
+                    .permute_dh = permute_dh,
+                    .scale = scale};
   return preft_gguf_add_tensor(w, name, ggml_of(dst_dtype), 2, shape, NULL, fill_job, j, err);
 }
 
@@ -105,7 +111,13 @@ static int add_vector(preft_gguf_writer *w, job_list *jobs, const char *name, co
                       int permute_dh, preft_error *err) {
   if (permute_dh == 0) return preft_gguf_add_tensor(w, name, PREFT_GGML_F32, 1, &n, v, NULL, NULL, err);
   tensor_job *j = new_job(jobs);
-  *j = (tensor_job){v, PREFT_F32, PREFT_F32, n, 1, permute_dh, 1.0f};
+  *j = (tensor_job){.src = v,
+                    .src_dtype = PREFT_F32,
+                    .dst_dtype = PREFT_F32,
+                    .rows = n,
+                    .cols = 1,
+                    .permute_dh = permute_dh,
+                    .scale = 1.0f};
   return preft_gguf_add_tensor(w, name, PREFT_GGML_F32, 1, &n, NULL, fill_job, j, err);
 }
 
@@ -478,9 +490,6 @@ int preft_gguf_export_lora(const preft_adapter *a, const preft_model_config *cfg
     return preft_fail(err, "%s: llama.cpp has no ReFT; only LoRA adapters export to GGUF", a->path);
   if (check_arch(cfg, err) != 0) return -1;
   const preft_model_config *c = cfg;
-  int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-  int in[PREFT_N_MODULES] = {c->dim, c->dim, c->dim, qd, c->dim, c->dim, c->ffn};
-  int out[PREFT_N_MODULES] = {qd, kvd, kvd, c->dim, c->ffn, c->ffn, c->dim};
   /* llama.cpp scales every pair by alpha / R: take alpha = scale * R of the
    * first adapted module and fold any other module's ratio into its B. */
   double alpha = 0;
@@ -509,11 +518,12 @@ int preft_gguf_export_lora(const preft_adapter *a, const preft_model_config *cfg
       preft_dtype ta = o->outtype < 0 ? lm->a_dtype : (preft_dtype)o->outtype;
       preft_dtype tb = o->outtype < 0 ? (fold != 1.0f ? PREFT_F32 : lm->b_dtype) : (preft_dtype)o->outtype;
       folded += fold != 1.0f;
+      int in, out;
+      preft_module_dims(c, (preft_module)mo, &in, &out);
       snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", l, gguf_module[mo]);
-      rc = add_matrix(&w, &jobs, name, lm->a, lm->a_dtype, ta, lm->rank, in[mo], 0, 1.0f, err);
+      rc = add_matrix(&w, &jobs, name, lm->a, lm->a_dtype, ta, lm->rank, in, 0, 1.0f, err);
       snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l, gguf_module[mo]);
-      if (rc == 0)
-        rc = add_matrix(&w, &jobs, name, lm->b, lm->b_dtype, tb, out[mo], lm->rank, perm, fold, err);
+      if (rc == 0) rc = add_matrix(&w, &jobs, name, lm->b, lm->b_dtype, tb, out, lm->rank, perm, fold, err);
     }
   }
   if (folded)

@@ -213,12 +213,12 @@ static void attn_task(void *p, int task, int thread) {
   int start = c->sliding_window > 0 && pos - c->sliding_window + 1 > 0 ? pos - c->sliding_window + 1 : 0;
   size_t row_off = (size_t)row * (size_t)c->n_heads * (size_t)dh + (size_t)kvh * (size_t)g * (size_t)dh;
   size_t head_off = (size_t)j->layer * (size_t)kv->block_size * (size_t)kv->kv_dim + (size_t)kvh * (size_t)dh;
-  preft_kv_view view = {kv->k + head_off,
-                        kv->v + head_off,
-                        kv->tables + (size_t)seq * (size_t)kv->max_blocks_per_seq,
-                        (size_t)kv->n_layers * (size_t)kv->block_size * (size_t)kv->kv_dim,
-                        (size_t)kv->kv_dim,
-                        kv->block_size};
+  preft_kv_view view = {.k = kv->k + head_off,
+                        .v = kv->v + head_off,
+                        .table = kv->tables + (size_t)seq * (size_t)kv->max_blocks_per_seq,
+                        .block_stride = (size_t)kv->n_layers * (size_t)kv->block_size * (size_t)kv->kv_dim,
+                        .pos_stride = (size_t)kv->kv_dim,
+                        .block_size = kv->block_size};
   preft_attention(j->att + row_off, j->q + row_off, g, dh, &view, start, pos, 1.0f / sqrtf((float)dh),
                   j->scores + (size_t)thread * j->scores_per_thread);
 }
@@ -241,16 +241,24 @@ static void layer_forward(const preft_model *m, int l, preft_pool *pool, preft_k
   run_rows(pool, &rj, (size_t)D);
   preft_adapter_plan *plan = &ws->plan;
   /* q, k, v from the same normed rows: one pool job */
-  const preft_gemm_out qkv[3] = {{ws->q, qd, w->wq.data, w->wq.dtype, qd},
-                                 {ws->k, kvd, w->wk.data, w->wk.dtype, kvd},
-                                 {ws->v, kvd, w->wv.data, w->wv.dtype, kvd}};
+  const preft_gemm_out qkv[3] = {
+      {.y = ws->q, .y_stride = qd, .w = w->wq.data, .wdt = w->wq.dtype, .m = qd},
+      {.y = ws->k, .y_stride = kvd, .w = w->wk.data, .wdt = w->wk.dtype, .m = kvd},
+      {.y = ws->v, .y_stride = kvd, .w = w->wv.data, .wdt = w->wv.dtype, .m = kvd}};
   preft_gemm_multi(pool, ws->xb, D, n, D, qkv, 3, 0);
   preft_lora_apply(pool, plan, l, PREFT_MOD_Q, ws->xb, D, D, ws->q, qd, qd);
   preft_lora_apply(pool, plan, l, PREFT_MOD_K, ws->xb, D, D, ws->k, kvd, kvd);
   preft_lora_apply(pool, plan, l, PREFT_MOD_V, ws->xb, D, D, ws->v, kvd, kvd);
   rj.fn = qkv_rows;
   run_rows(pool, &rj, (size_t)(qd + 2 * kvd));
-  attn_job aj = {c, kv, b, ws->q, ws->att, ws->scores, (size_t)g * (size_t)ctx, l};
+  attn_job aj = {.c = c,
+                 .kv = kv,
+                 .b = b,
+                 .q = ws->q,
+                 .att = ws->att,
+                 .scores = ws->scores,
+                 .scores_per_thread = (size_t)g * (size_t)ctx,
+                 .layer = l};
   preft_pool_run(pool, n * c->n_kv_heads, attn_task, &aj);
   preft_gemm(pool, ws->x, D, ws->att, qd, w->wo.data, w->wo.dtype, n, qd, D, 1);
   preft_lora_apply(pool, plan, l, PREFT_MOD_O, ws->att, qd, qd, ws->x, D, D);
@@ -260,8 +268,9 @@ static void layer_forward(const preft_model *m, int l, preft_pool *pool, preft_k
   rj.norm_w = w->ffn_norm;
   rj.bias = w->bo;
   run_rows(pool, &rj, (size_t)D);
-  const preft_gemm_out gate_up[2] = {{ws->h1, F, w->w_gate.data, w->w_gate.dtype, F},
-                                     {ws->h3, F, w->w_up.data, w->w_up.dtype, F}};
+  const preft_gemm_out gate_up[2] = {
+      {.y = ws->h1, .y_stride = F, .w = w->w_gate.data, .wdt = w->w_gate.dtype, .m = F},
+      {.y = ws->h3, .y_stride = F, .w = w->w_up.data, .wdt = w->w_up.dtype, .m = F}};
   preft_gemm_multi(pool, ws->xb, D, n, D, gate_up, 2, 0);
   preft_lora_apply(pool, plan, l, PREFT_MOD_GATE, ws->xb, D, D, ws->h1, F, F);
   preft_lora_apply(pool, plan, l, PREFT_MOD_UP, ws->xb, D, D, ws->h3, F, F);

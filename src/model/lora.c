@@ -59,7 +59,7 @@ void preft_adapter_plan_build(preft_adapter_plan *p, int n, const preft_adapter 
       }
     if (g < 0) {
       g = p->n_groups++;
-      p->groups[g] = (preft_lora_group){a, 0, 0, i};
+      p->groups[g] = (preft_lora_group){.adapter = a, .first = 0, .n = 0, .contiguous_start = i};
       max_rank = a->max_rank > max_rank ? a->max_rank : max_rank;
     }
     p->groups[g].n++;
@@ -158,7 +158,15 @@ static void lora_task(void *ctx, int task, int thread) {
 void preft_lora_apply(preft_pool *pool, preft_adapter_plan *p, int layer, preft_module module, const float *x,
                       int x_stride, int in, float *y, int y_stride, int out) {
   if (p->n_tasks == 0) return;
-  lora_job j = {p, layer, module, x, x_stride, in, y, y_stride, out};
+  lora_job j = {.p = p,
+                .layer = layer,
+                .module = module,
+                .x = x,
+                .x_stride = x_stride,
+                .in = in,
+                .y = y,
+                .y_stride = y_stride,
+                .out = out};
   if (p->n_tasks == 1)
     lora_task(&j, 0, 0);
   else

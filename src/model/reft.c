@@ -69,7 +69,7 @@ void preft_reft_apply(preft_pool *pool, const preft_adapter_plan *p, int layer, 
     first[chunks] = e, count[chunks++] = n;
     e += n;
   }
-  reft_job j = {p, layer, d, x, first, count};
+  reft_job j = {.p = p, .layer = layer, .d = d, .x = x, .first = first, .count = count};
   preft_pool_run(pool, chunks, reft_task, &j);
   free(first);
 }

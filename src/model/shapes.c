@@ -2,6 +2,8 @@
  * are those of the published config.json files. */
 #include "model/shapes.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct {
@@ -109,4 +111,17 @@ int preft_shape_config(const char *name, preft_model_config *cfg, preft_error *e
   return preft_fail(err, "unknown shape '%s' (known: %s)", name, preft_shape_names());
 }
 
-const char *preft_shape_names(void) { return "tiny, smollm-135m, qwen2.5-0.5b, llama-3.2-1b, llama-3.1-8b"; }
+static char names[256];
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+/* names = the table's names, comma-separated, in table order. */
+static void join_names(void) {
+  size_t len = 0;
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0] && len < sizeof names; i++)
+    len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", shapes[i].name);
+}
+
+const char *preft_shape_names(void) {
+  pthread_once(&names_once, join_names);
+  return names;
+}

@@ -17,6 +17,12 @@ static void head(srv_buf *b, const char *name, const char *type, const char *hel
   preft_srv_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A metric of one unlabelled integer sample: its header and its value. */
+static void single(srv_buf *b, const char *name, const char *type, const char *help, long value) {
+  head(b, name, type, help);
+  preft_srv_buf_printf(b, "%s %ld\n", name, value);
+}
+
 /* The engine's histogram counts as Prometheus wants them: cumulative, the
  * last one (+Inf) equal to the total. engine.h promises cumulative counts;
  * per-bucket counts (summing to the total) are accepted as well. */
@@ -67,24 +73,19 @@ void preft_srv_route_metrics(preft_server *s, srv_reply *r) {
     preft_srv_buf_printf(b, "preft_generation_tokens_total{mode=\"%s\"} %ld\n", modes[m],
                          st.generated_tokens[m]);
 
-  head(b, "preft_queue_depth", "gauge", "Requests waiting to be scheduled.");
-  preft_srv_buf_printf(b, "preft_queue_depth %d\n", st.waiting);
-  head(b, "preft_running_sequences", "gauge", "Sequences being prefilled or decoded.");
-  preft_srv_buf_printf(b, "preft_running_sequences %d\n", st.running);
+  single(b, "preft_queue_depth", "gauge", "Requests waiting to be scheduled.", st.waiting);
+  single(b, "preft_running_sequences", "gauge", "Sequences being prefilled or decoded.", st.running);
   head(b, "preft_kv_blocks", "gauge", "KV-cache blocks by state (cached: kept for prefix reuse, evictable).");
   preft_srv_buf_printf(b, "preft_kv_blocks{state=\"used\"} %d\n", st.kv_blocks_used);
   preft_srv_buf_printf(b, "preft_kv_blocks{state=\"free\"} %d\n", st.kv_blocks_free);
   preft_srv_buf_printf(b, "preft_kv_blocks{state=\"cached\"} %d\n", st.kv_blocks_cached);
-  head(b, "preft_adapters_loaded", "gauge", "Adapters loaded in memory.");
-  preft_srv_buf_printf(b, "preft_adapters_loaded %d\n", st.adapters_loaded);
-  head(b, "preft_adapters_registered", "gauge", "Adapters registered (loaded on first use).");
-  preft_srv_buf_printf(b, "preft_adapters_registered %d\n", st.adapters_registered);
-  head(b, "preft_steps_total", "counter", "Engine steps run.");
-  preft_srv_buf_printf(b, "preft_steps_total %ld\n", st.steps);
-  head(b, "preft_preemptions_total", "counter", "Sequences preempted for KV-cache space.");
-  preft_srv_buf_printf(b, "preft_preemptions_total %ld\n", st.preemptions);
-  head(b, "preft_prefix_cache_hit_tokens_total", "counter", "Prompt tokens served from the prefix cache.");
-  preft_srv_buf_printf(b, "preft_prefix_cache_hit_tokens_total %ld\n", st.prefix_hit_tokens);
+  single(b, "preft_adapters_loaded", "gauge", "Adapters loaded in memory.", st.adapters_loaded);
+  single(b, "preft_adapters_registered", "gauge", "Adapters registered (loaded on first use).",
+         st.adapters_registered);
+  single(b, "preft_steps_total", "counter", "Engine steps run.", st.steps);
+  single(b, "preft_preemptions_total", "counter", "Sequences preempted for KV-cache space.", st.preemptions);
+  single(b, "preft_prefix_cache_hit_tokens_total", "counter", "Prompt tokens served from the prefix cache.",
+         st.prefix_hit_tokens);
 
   hist(b, "preft_step_seconds", "Duration of an engine step.", st.hist_bounds, st.step_hist,
        st.step_seconds_sum, st.steps);

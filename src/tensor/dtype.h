@@ -17,17 +17,23 @@ static inline const char *preft_dtype_name(preft_dtype t) {
   return t == PREFT_F32 ? "F32" : t == PREFT_F16 ? "F16" : "BF16";
 }
 
-static inline float preft_bf16_to_f32(uint16_t h) {
-  uint32_t u = (uint32_t)h << 16;
+/* The bits of an FP32, and the FP32 of bits. */
+static inline uint32_t preft_f32_bits(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return u;
+}
+static inline float preft_f32_from_bits(uint32_t u) {
   float f;
   memcpy(&f, &u, 4);
   return f;
 }
 
+static inline float preft_bf16_to_f32(uint16_t h) { return preft_f32_from_bits((uint32_t)h << 16); }
+
 /* Round-to-nearest-even, NaN kept quiet (as PyTorch's conversion does). */
 static inline uint16_t preft_f32_to_bf16(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
+  uint32_t u = preft_f32_bits(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
   u += 0x7fffu + ((u >> 16) & 1u);
   return (uint16_t)(u >> 16);
@@ -54,15 +60,12 @@ static inline float preft_f16_to_f32(uint16_t h) {
   } else {
     u = sign | ((exp + 127 - 15) << 23) | (man << 13);
   }
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
+  return preft_f32_from_bits(u);
 }
 
 /* Round-to-nearest-even with overflow to infinity and subnormals. */
 static inline uint16_t preft_f32_to_f16(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
+  uint32_t u = preft_f32_bits(f);
   uint32_t sign = (u >> 16) & 0x8000u;
   uint32_t a = u & 0x7fffffffu;
   if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u);

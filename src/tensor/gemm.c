@@ -229,6 +229,6 @@ void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int
 void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride, const void *w,
                 preft_dtype wdt, int n, int k, int m, int accumulate) {
   if (m <= 0) return;
-  preft_gemm_out out = {y, y_stride, w, wdt, m};
+  preft_gemm_out out = {.y = y, .y_stride = y_stride, .w = w, .wdt = wdt, .m = m};
   preft_gemm_multi(pool, x, x_stride, n, k, &out, 1, accumulate);
 }

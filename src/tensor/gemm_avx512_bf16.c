@@ -182,7 +182,7 @@ static BF_FN void bf_rows(float *y, size_t ys, const void *xv, size_t xs, const 
  * needs no panel (vdpbf16ps takes the weights as stored) and measured
  * 330-390 GFLOP/s on 2 cores from N = 16 to 256, where a packed 12 × 32
  * tile of broadcasts reached 250-340 (docs/KERNELS.md). */
-const preft_gemm_kernels preft_gemm_avx512_bf16 = {NULL,    NULL,         bf_rows, 0, 0, {0, 0, INT_MAX},
-                                                   round_x, "avx512-bf16"};
+const preft_gemm_kernels preft_gemm_avx512_bf16 = {
+    .rows = bf_rows, .rows_max_n = {0, 0, INT_MAX}, .round_x = round_x, .name = "avx512-bf16"};
 
 #endif

@@ -318,5 +318,10 @@ static AVX_FN void avx_rows(float *y, size_t ys, const void *xv, size_t xs, cons
   }
 }
 
-const preft_gemm_kernels KERN_TABLE = {avx_pack,      avx_tile,        avx_rows, PREFT_GEMM_MR,
-                                       PREFT_GEMM_NR, KERN_ROWS_MAX_N, 0,        KERN_NAME};
+const preft_gemm_kernels KERN_TABLE = {.pack = avx_pack,
+                                       .tile = avx_tile,
+                                       .rows = avx_rows,
+                                       .mr = PREFT_GEMM_MR,
+                                       .nr = PREFT_GEMM_NR,
+                                       .rows_max_n = KERN_ROWS_MAX_N,
+                                       .name = KERN_NAME};

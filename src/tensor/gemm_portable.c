@@ -95,5 +95,10 @@ static void portable_rows(float *y, size_t ys, const void *xv, size_t xs, const 
 
 /* Rows-kernel limits (F32, F16, BF16) as on the AVX path: the crossover
  * matters little here, where everything is conversion or scalar bound. */
-const preft_gemm_kernels preft_gemm_portable = {
-    portable_pack, portable_tile, portable_rows, PREFT_GEMM_MR, PREFT_GEMM_NR, {48, 64, 16}, 0, "portable"};
+const preft_gemm_kernels preft_gemm_portable = {.pack = portable_pack,
+                                                .tile = portable_tile,
+                                                .rows = portable_rows,
+                                                .mr = PREFT_GEMM_MR,
+                                                .nr = PREFT_GEMM_NR,
+                                                .rows_max_n = {48, 64, 16},
+                                                .name = "portable"};

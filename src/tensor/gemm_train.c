@@ -30,7 +30,7 @@ static void tr_task(void *p, int task, int thread) {
 }
 
 void preft_transpose(preft_pool *pool, float *out, const float *in, int in_stride, int rows, int cols) {
-  tr_job j = {out, in, in_stride, rows, cols};
+  tr_job j = {.out = out, .in = in, .in_stride = in_stride, .rows = rows, .cols = cols};
   int tasks = (cols + TR_TILE - 1) / TR_TILE;
   if ((size_t)rows * (size_t)cols < 65536) {
     for (int t = 0; t < tasks; t++) tr_task(&j, t, 0);

@@ -219,8 +219,10 @@ static void read_task(void *p, int task, int thread) {
 double preft_roofline_read_buffer_gbs(preft_pool *pool, const void *buf, size_t bytes, double seconds) {
   int tasks = (int)((bytes + READ_CHUNK - 1) / READ_CHUNK);
   if (tasks == 0) return 0;
-  read_ctx c = {buf, bytes, preft_cpu_path() >= PREFT_CPU_AVX_FMA, 0,
-                preft_xcalloc((size_t)tasks, sizeof(uint32_t))};
+  read_ctx c = {.buf = buf,
+                .bytes = bytes,
+                .avx = preft_cpu_path() >= PREFT_CPU_AVX_FMA,
+                .folds = preft_xcalloc((size_t)tasks, sizeof(uint32_t))};
   double t = best_time(pool, tasks, read_task, &c, c.avx ? seconds / 2 : seconds, 2);
   if (c.avx) { /* the better of the two access patterns */
     c.streams = 1;

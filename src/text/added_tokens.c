@@ -20,7 +20,7 @@ static int32_t trie_new(preft_added_matcher *m, uint8_t b) {
     m->cap_nodes = m->cap_nodes ? m->cap_nodes * 2 : 256;
     m->nodes = preft_xrealloc(m->nodes, (size_t)m->cap_nodes * sizeof *m->nodes);
   }
-  m->nodes[m->n_nodes] = (preft_trie_node){-1, -1, -1, b};
+  m->nodes[m->n_nodes] = (preft_trie_node){.child = -1, .sibling = -1, .tok = -1, .byte = b};
   return m->n_nodes++;
 }
 

@@ -73,7 +73,7 @@ static void sym_push(sym **s, size_t *n, size_t *cap, int32_t id, int32_t len) {
     *cap = *cap ? *cap * 2 : 64;
     *s = preft_xrealloc(*s, *cap * sizeof **s);
   }
-  (*s)[*n] = (sym){id, (int32_t)*n - 1, (int32_t)*n + 1, len};
+  (*s)[*n] = (sym){.id = id, .prev = (int32_t)*n - 1, .next = (int32_t)*n + 1, .len = len};
   (*n)++;
 }
 
@@ -139,7 +139,7 @@ static void bpe_word(const preft_bpe *b, bool byte_level, const char *s, size_t 
         if (b->unk_id < 0) continue;
         id = b->unk_id;
       }
-      syms[ns] = (sym){id, (int32_t)ns - 1, (int32_t)ns + 1, 1};
+      syms[ns] = (sym){.id = id, .prev = (int32_t)ns - 1, .next = (int32_t)ns + 1, .len = 1};
       ns++;
     }
   } else {

@@ -107,9 +107,7 @@ int preft_bpe_trainer_feed(preft_bpe_trainer *tr, const char *text, size_t len, 
     size_t v = pos + preft_utf8_validate((const uint8_t *)text + pos, len - pos);
     if (v > pos) feed_valid(tr, md, text + pos, v - pos);
     if (v >= len) break;
-    size_t w = v;
-    int32_t cp;
-    while (w < len && !preft_utf8_decode((const uint8_t *)text + w, len - w, &cp)) w++;
+    size_t w = v + preft_utf8_invalid_run((const uint8_t *)text + v, len - v);
     count_word(tr, text + v, w - v);
     pos = w;
   }
@@ -174,7 +172,7 @@ static int32_t pair_get(pairs *P, int32_t a, int32_t b, bool create) {
     P->cap = P->cap ? P->cap * 2 : 4096;
     P->v = preft_xrealloc(P->v, P->cap * sizeof *P->v);
   }
-  P->v[P->n] = (pairinfo){a, b, 0, NULL, 0, 0};
+  P->v[P->n] = (pairinfo){.a = a, .b = b};
   preft_u64map_put(&P->index, key, P->n);
   return (int32_t)P->n++;
 }

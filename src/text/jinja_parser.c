@@ -293,48 +293,38 @@ static jnode *binop(parser *P, const char *op, jnode *a, jnode *b, int line) {
   return x;
 }
 
-static jnode *parse_pow(parser *P) {
-  jnode *a = parse_unary(P);
-  while (is_op(peek(P), "**")) {
-    int line = next(P)->line;
-    a = binop(P, "**", a, parse_unary(P), line);
+/* operand (op operand)* for the operators ops (NULL-terminated), left-associative. */
+static jnode *parse_binary(parser *P, const char *const *ops, jnode *(*operand)(parser *P)) {
+  jnode *a = operand(P);
+  for (;;) {
+    const jtok *t = peek(P);
+    const char *op = NULL;
+    for (int k = 0; ops[k] && !op; k++)
+      if (is_op(t, ops[k])) op = ops[k];
+    if (!op) return a;
+    next(P);
+    a = binop(P, op, a, operand(P), t->line);
   }
-  return a;
+}
+
+static jnode *parse_pow(parser *P) {
+  static const char *const ops[] = {"**", NULL};
+  return parse_binary(P, ops, parse_unary);
 }
 
 static jnode *parse_mul(parser *P) {
-  jnode *a = parse_pow(P);
-  for (;;) {
-    const jtok *t = peek(P);
-    const char *op = is_op(t, "*")    ? "*"
-                     : is_op(t, "/")  ? "/"
-                     : is_op(t, "//") ? "//"
-                     : is_op(t, "%")  ? "%"
-                                      : NULL;
-    if (!op) return a;
-    next(P);
-    a = binop(P, op, a, parse_pow(P), t->line);
-  }
+  static const char *const ops[] = {"*", "/", "//", "%", NULL};
+  return parse_binary(P, ops, parse_pow);
 }
 
 static jnode *parse_concat(parser *P) {
-  jnode *a = parse_mul(P);
-  while (is_op(peek(P), "~")) {
-    int line = next(P)->line;
-    a = binop(P, "~", a, parse_mul(P), line);
-  }
-  return a;
+  static const char *const ops[] = {"~", NULL};
+  return parse_binary(P, ops, parse_mul);
 }
 
 static jnode *parse_add(parser *P) {
-  jnode *a = parse_concat(P);
-  for (;;) {
-    const jtok *t = peek(P);
-    const char *op = is_op(t, "+") ? "+" : is_op(t, "-") ? "-" : NULL;
-    if (!op) return a;
-    next(P);
-    a = binop(P, op, a, parse_concat(P), t->line);
-  }
+  static const char *const ops[] = {"+", "-", NULL};
+  return parse_binary(P, ops, parse_concat);
 }
 
 static jnode *parse_compare(parser *P) {
@@ -399,29 +389,21 @@ static jnode *parse_not(parser *P) {
   return parse_compare(P);
 }
 
-static jnode *parse_and(parser *P) {
-  jnode *a = parse_not(P);
-  while (is_name(peek(P), "and")) {
+/* operand (keyword operand)*, left-associative: `a and b and c`, `a or b`. */
+static jnode *parse_chain(parser *P, const char *keyword, jkind kind, jnode *(*operand)(parser *P)) {
+  jnode *a = operand(P);
+  while (is_name(peek(P), keyword)) {
     int line = next(P)->line;
-    jnode *x = node(P, E_AND, line);
+    jnode *x = node(P, kind, line);
     x->a = a;
-    x->b = parse_not(P);
+    x->b = operand(P);
     a = x;
   }
   return a;
 }
 
-static jnode *parse_or(parser *P) {
-  jnode *a = parse_and(P);
-  while (is_name(peek(P), "or")) {
-    int line = next(P)->line;
-    jnode *x = node(P, E_OR, line);
-    x->a = a;
-    x->b = parse_and(P);
-    a = x;
-  }
-  return a;
-}
+static jnode *parse_and(parser *P) { return parse_chain(P, "and", E_AND, parse_not); }
+static jnode *parse_or(parser *P) { return parse_chain(P, "or", E_OR, parse_and); }
 
 static jnode *parse_expr(parser *P) {
   jnode *a = parse_or(P);
@@ -450,168 +432,190 @@ static void expect_stmt_close(parser *P) {
  * leaves P at that keyword (after the {%). */
 static nodelist parse_body(parser *P, const char *const *ends, const char **found);
 
-static jnode *parse_statement(parser *P, const jtok *kw) {
-  int line = kw->line;
-  if (is_name(kw, "if")) {
-    jnode *n = node(P, N_IF, line);
-    n->a = parse_expr(P);
+/* The statements up to one of `ends` (see parse_body) into *body / *n. */
+static void parse_block(parser *P, const char *const *ends, const char **found, jnode ***body, int *n) {
+  nodelist l = parse_body(P, ends, found);
+  *body = l.v;
+  *n = l.n;
+}
+
+/* Copies the nt names of tg into n's targets (arena). */
+static void set_targets(parser *P, jnode *n, const char **tg, int nt) {
+  n->targets = preft_ja_alloc(P->c, (size_t)(nt + 1) * sizeof *n->targets);
+  memcpy(n->targets, tg, (size_t)nt * sizeof *tg);
+  n->ntargets = nt;
+}
+
+/* {% if c %} ... {% elif c %} ... {% else %} ... {% endif %}: each elif a
+ * nested N_IF in the orelse of the one before. */
+static jnode *parse_if(parser *P, int line) {
+  static const char *const ends[] = {"elif", "else", "endif", NULL}, *const end_if[] = {"endif", NULL};
+  jnode *n = node(P, N_IF, line);
+  n->a = parse_expr(P);
+  expect_stmt_close(P);
+  const char *found;
+  parse_block(P, ends, &found, &n->body, &n->nbody);
+  jnode *cur = n;
+  while (!strcmp(found, "elif")) {
+    jnode *e = node(P, N_IF, peek(P)->line);
+    e->a = parse_expr(P);
     expect_stmt_close(P);
-    static const char *const ends[] = {"elif", "else", "endif", NULL};
-    const char *found;
-    nodelist body = parse_body(P, ends, &found);
-    n->body = body.v;
-    n->nbody = body.n;
-    jnode *cur = n;
-    while (!strcmp(found, "elif")) {
-      jnode *e = node(P, N_IF, peek(P)->line);
-      e->a = parse_expr(P);
-      expect_stmt_close(P);
-      nodelist b2 = parse_body(P, ends, &found);
-      e->body = b2.v;
-      e->nbody = b2.n;
-      cur->orelse = preft_ja_alloc(P->c, sizeof *cur->orelse);
-      cur->orelse[0] = e;
-      cur->norelse = 1;
-      cur = e;
-    }
-    if (!strcmp(found, "else")) {
-      expect_stmt_close(P);
-      static const char *const ends2[] = {"endif", NULL};
-      nodelist b3 = parse_body(P, ends2, &found);
-      cur->orelse = b3.v;
-      cur->norelse = b3.n;
-    }
-    expect_stmt_close(P);
-    return n;
+    parse_block(P, ends, &found, &e->body, &e->nbody);
+    cur->orelse = preft_ja_alloc(P->c, sizeof *cur->orelse);
+    cur->orelse[0] = e;
+    cur->norelse = 1;
+    cur = e;
   }
-  if (is_name(kw, "for")) {
-    jnode *n = node(P, N_FOR, line);
-    const char *tg[8];
-    int nt = 0;
-    bool paren = is_op(peek(P), "(");
-    if (paren) next(P);
-    do {
-      if (nt && is_op(peek(P), ",")) next(P);
-      if (nt == 8) preft_jfail(P->c, line, "too many loop variables");
-      tg[nt++] = expect_name(P);
-    } while (is_op(peek(P), ","));
-    if (paren) expect_op(P, ")");
-    n->targets = preft_ja_alloc(P->c, (size_t)nt * sizeof *n->targets);
-    memcpy(n->targets, tg, (size_t)nt * sizeof *tg);
-    n->ntargets = nt;
-    const jtok *in = next(P);
-    if (!is_name(in, "in")) preft_jfail(P->c, in->line, "expected 'in' in a for loop");
-    n->a = parse_or(P); /* not parse_expr: `if` here filters the loop */
-    if (is_name(peek(P), "if")) {
-      next(P);
-      n->b = parse_expr(P);
-    }
-    if (is_name(peek(P), "recursive")) preft_jfail(P->c, line, "unsupported: recursive for loops");
+  if (!strcmp(found, "else")) {
     expect_stmt_close(P);
-    static const char *const ends[] = {"else", "endfor", NULL};
-    const char *found;
-    nodelist body = parse_body(P, ends, &found);
-    n->body = body.v;
-    n->nbody = body.n;
-    if (!strcmp(found, "else")) {
-      expect_stmt_close(P);
-      static const char *const ends2[] = {"endfor", NULL};
-      nodelist b2 = parse_body(P, ends2, &found);
-      n->orelse = b2.v;
-      n->norelse = b2.n;
-    }
-    expect_stmt_close(P);
-    return n;
+    parse_block(P, end_if, &found, &cur->orelse, &cur->norelse);
   }
-  if (is_name(kw, "set")) {
-    const char *tg[8];
-    int nt = 0;
-    const char *attr = NULL;
+  expect_stmt_close(P);
+  return n;
+}
+
+/* {% for a, b in xs if c %} ... {% else %} ... {% endfor %} */
+static jnode *parse_for(parser *P, int line) {
+  static const char *const ends[] = {"else", "endfor", NULL}, *const end_for[] = {"endfor", NULL};
+  jnode *n = node(P, N_FOR, line);
+  const char *tg[8];
+  int nt = 0;
+  bool paren = is_op(peek(P), "(");
+  if (paren) next(P);
+  do {
+    if (nt && is_op(peek(P), ",")) next(P);
+    if (nt == 8) preft_jfail(P->c, line, "too many loop variables");
     tg[nt++] = expect_name(P);
-    if (is_op(peek(P), ".")) {
-      next(P);
-      attr = expect_name(P);
-    }
-    while (is_op(peek(P), ",")) {
-      next(P);
-      if (nt == 8) preft_jfail(P->c, line, "too many targets in set");
-      tg[nt++] = expect_name(P);
-    }
-    jnode *n = node(P, N_SET, line);
-    n->targets = preft_ja_alloc(P->c, (size_t)nt * sizeof *n->targets);
-    memcpy(n->targets, tg, (size_t)nt * sizeof *tg);
-    n->ntargets = nt;
-    n->attr = attr;
+  } while (is_op(peek(P), ","));
+  if (paren) expect_op(P, ")");
+  set_targets(P, n, tg, nt);
+  const jtok *in = next(P);
+  if (!is_name(in, "in")) preft_jfail(P->c, in->line, "expected 'in' in a for loop");
+  n->a = parse_or(P); /* not parse_expr: `if` here filters the loop */
+  if (is_name(peek(P), "if")) {
+    next(P);
+    n->b = parse_expr(P);
+  }
+  if (is_name(peek(P), "recursive")) preft_jfail(P->c, line, "unsupported: recursive for loops");
+  expect_stmt_close(P);
+  const char *found;
+  parse_block(P, ends, &found, &n->body, &n->nbody);
+  if (!strcmp(found, "else")) {
+    expect_stmt_close(P);
+    parse_block(P, end_for, &found, &n->orelse, &n->norelse);
+  }
+  expect_stmt_close(P);
+  return n;
+}
+
+/* The value of {% set a, b = x, y %} after the '=': one expression, or a
+ * tuple of several. */
+static jnode *parse_set_value(parser *P, int line) {
+  jnode *a = parse_expr(P);
+  if (!is_op(peek(P), ",")) return a;
+  nodelist l = {0};
+  nl_push(P, &l, a, NULL);
+  while (is_op(peek(P), ",")) {
+    next(P);
+    nl_push(P, &l, parse_expr(P), NULL);
+  }
+  jnode *tu = node(P, E_TUPLE, line);
+  tu->args = l.v;
+  tu->nargs = l.n;
+  return tu;
+}
+
+/* {% set x = v %}, {% set ns.attr = v %}, {% set a, b = v %}, or the block
+ * form {% set x %} ... {% endset %}. */
+static jnode *parse_set(parser *P, int line) {
+  static const char *const ends[] = {"endset", NULL};
+  const char *tg[8];
+  int nt = 0;
+  const char *attr = NULL;
+  tg[nt++] = expect_name(P);
+  if (is_op(peek(P), ".")) {
+    next(P);
+    attr = expect_name(P);
+  }
+  while (is_op(peek(P), ",")) {
+    next(P);
+    if (nt == 8) preft_jfail(P->c, line, "too many targets in set");
+    tg[nt++] = expect_name(P);
+  }
+  jnode *n = node(P, N_SET, line);
+  set_targets(P, n, tg, nt);
+  n->attr = attr;
+  if (is_op(peek(P), "=")) {
+    next(P);
+    n->a = parse_set_value(P, line);
+    expect_stmt_close(P);
+    return n;
+  }
+  if (is_op(peek(P), "|")) preft_jfail(P->c, line, "unsupported: filtered block set");
+  expect_stmt_close(P);
+  n->kind = N_SET_BLOCK;
+  const char *found;
+  parse_block(P, ends, &found, &n->body, &n->nbody);
+  expect_stmt_close(P);
+  return n;
+}
+
+/* {% macro name(a, b=default) %} ... {% endmacro %} */
+static jnode *parse_macro(parser *P, int line) {
+  static const char *const ends[] = {"endmacro", NULL};
+  jnode *n = node(P, N_MACRO, line);
+  n->name = expect_name(P);
+  expect_op(P, "(");
+  nodelist defaults = {0};
+  const char *params[32];
+  int np = 0;
+  while (!is_op(peek(P), ")")) {
+    if (np == 32) preft_jfail(P->c, line, "too many macro parameters");
+    params[np] = expect_name(P);
+    jnode *d = NULL;
     if (is_op(peek(P), "=")) {
       next(P);
-      n->a = parse_expr(P);
-      if (is_op(peek(P), ",")) { /* set a, b = 1, 2 */
-        nodelist l = {0};
-        nl_push(P, &l, n->a, NULL);
-        while (is_op(peek(P), ",")) {
-          next(P);
-          nl_push(P, &l, parse_expr(P), NULL);
-        }
-        jnode *tu = node(P, E_TUPLE, line);
-        tu->args = l.v;
-        tu->nargs = l.n;
-        n->a = tu;
-      }
-      expect_stmt_close(P);
-      return n;
+      d = parse_expr(P);
     }
-    if (is_op(peek(P), "|")) preft_jfail(P->c, line, "unsupported: filtered block set");
-    expect_stmt_close(P);
-    n->kind = N_SET_BLOCK;
-    static const char *const ends[] = {"endset", NULL};
-    const char *found;
-    nodelist body = parse_body(P, ends, &found);
-    n->body = body.v;
-    n->nbody = body.n;
-    expect_stmt_close(P);
-    return n;
+    nl_push(P, &defaults, d, NULL);
+    np++;
+    if (!is_op(peek(P), ",")) break;
+    next(P);
   }
-  if (is_name(kw, "macro")) {
-    jnode *n = node(P, N_MACRO, line);
-    n->name = expect_name(P);
-    expect_op(P, "(");
-    nodelist defaults = {0};
-    const char *params[32];
-    int np = 0;
-    while (!is_op(peek(P), ")")) {
-      if (np == 32) preft_jfail(P->c, line, "too many macro parameters");
-      params[np] = expect_name(P);
-      jnode *d = NULL;
-      if (is_op(peek(P), "=")) {
-        next(P);
-        d = parse_expr(P);
-      }
-      nl_push(P, &defaults, d, NULL);
-      np++;
-      if (!is_op(peek(P), ",")) break;
-      next(P);
-    }
-    expect_op(P, ")");
-    expect_stmt_close(P);
-    n->targets = preft_ja_alloc(P->c, (size_t)(np + 1) * sizeof *n->targets);
-    memcpy(n->targets, params, (size_t)np * sizeof *params);
-    n->ntargets = np;
-    n->args = defaults.v;
-    n->nargs = defaults.n;
-    static const char *const ends[] = {"endmacro", NULL};
-    const char *found;
-    nodelist body = parse_body(P, ends, &found);
-    n->body = body.v;
-    n->nbody = body.n;
-    if (peek(P)->type == T_NAME) next(P); /* {% endmacro name %} */
-    expect_stmt_close(P);
-    return n;
-  }
-  if (is_name(kw, "break") || is_name(kw, "continue")) {
-    expect_stmt_close(P);
-    return node(P, is_name(kw, "break") ? N_BREAK : N_CONTINUE, line);
-  }
-  preft_jfail(P->c, line, "unsupported statement '{%% %.*s %%}'", (int)kw->len, kw->s);
+  expect_op(P, ")");
+  expect_stmt_close(P);
+  set_targets(P, n, params, np);
+  n->args = defaults.v;
+  n->nargs = defaults.n;
+  const char *found;
+  parse_block(P, ends, &found, &n->body, &n->nbody);
+  if (peek(P)->type == T_NAME) next(P); /* {% endmacro name %} */
+  expect_stmt_close(P);
+  return n;
+}
+
+static jnode *parse_break(parser *P, int line) {
+  expect_stmt_close(P);
+  return node(P, N_BREAK, line);
+}
+
+static jnode *parse_continue(parser *P, int line) {
+  expect_stmt_close(P);
+  return node(P, N_CONTINUE, line);
+}
+
+/* The statement whose keyword kw follows a {%; fails naming an unsupported one. */
+static jnode *parse_statement(parser *P, const jtok *kw) {
+  static const struct {
+    const char *keyword;
+    jnode *(*parse)(parser *P, int line);
+  } statements[] = {
+      {"if", parse_if},       {"for", parse_for},     {"set", parse_set},
+      {"macro", parse_macro}, {"break", parse_break}, {"continue", parse_continue},
+  };
+  for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++)
+    if (is_name(kw, statements[i].keyword)) return statements[i].parse(P, kw->line);
+  preft_jfail(P->c, kw->line, "unsupported statement '{%% %.*s %%}'", (int)kw->len, kw->s);
 }
 
 static nodelist parse_body(parser *P, const char *const *ends, const char **found) {

@@ -197,11 +197,9 @@ static void strip_marks(const char *s, size_t n, preft_buf *out) {
   size_t i = 0;
   preft_buf_reserve(out, n);
   while (i < n) {
-    int32_t cp;
-    int k = preft_utf8_decode(u + i, n - i, &cp);
-    if (!k) k = 1, cp = -1;
-    if (cp < 0 || !preft_uni_is_mark_nonspacing(cp)) preft_buf_append(out, s + i, (size_t)k);
-    i += (size_t)k;
+    size_t at = i;
+    int32_t cp = preft_utf8_next(u, n, &i);
+    if (cp < 0 || !preft_uni_is_mark_nonspacing(cp)) preft_buf_append(out, s + at, i - at);
   }
 }
 
@@ -211,33 +209,22 @@ static void bert_clean(const preft_normalizer *nz, const char *s, size_t n, pref
   size_t i = 0;
   preft_buf_reserve(out, n);
   while (i < n) {
-    int32_t cp;
-    int k = preft_utf8_decode(u + i, n - i, &cp);
-    if (!k) k = 1, cp = u[i];
+    size_t at = i;
+    int32_t cp = preft_utf8_next(u, n, &i);
+    if (cp < 0) cp = u[at]; /* an invalid byte counts as its own value */
     if (nz->clean_text) {
-      if (cp == 0 || cp == 0xFFFD) {
-        i += (size_t)k;
-        continue;
-      }
+      if (cp == 0 || cp == 0xFFFD) continue;
       bool ws = cp == '\t' || cp == '\n' || cp == '\r' || preft_uni_is_whitespace(cp);
-      if (!ws && (preft_uni_is_control(cp) || utf8proc_category(cp) == UTF8PROC_CATEGORY_CN)) {
-        i += (size_t)k;
-        continue;
-      }
+      if (!ws && (preft_uni_is_control(cp) || utf8proc_category(cp) == UTF8PROC_CATEGORY_CN)) continue;
       if (ws) {
         preft_buf_putc(out, ' ');
-        i += (size_t)k;
         continue;
       }
     }
-    if (nz->handle_chinese && preft_uni_is_cjk(cp)) {
-      preft_buf_putc(out, ' ');
-      preft_buf_append(out, s + i, (size_t)k);
-      preft_buf_putc(out, ' ');
-    } else {
-      preft_buf_append(out, s + i, (size_t)k);
-    }
-    i += (size_t)k;
+    bool pad = nz->handle_chinese && preft_uni_is_cjk(cp);
+    if (pad) preft_buf_putc(out, ' ');
+    preft_buf_append(out, s + at, i - at);
+    if (pad) preft_buf_putc(out, ' ');
   }
 }
 

@@ -172,7 +172,7 @@ static void runs_push(runs *r, size_t off, size_t len, bool match) {
     r->cap = r->cap ? r->cap * 2 : 32;
     r->v = preft_xrealloc(r->v, r->cap * sizeof *r->v);
   }
-  r->v[r->n++] = (run){off, len, match};
+  r->v[r->n++] = (run){.off = off, .len = len, .match = match};
 }
 
 /* Applies a split behaviour to labelled runs and appends non-empty pieces. */
@@ -190,20 +190,11 @@ static void emit_runs(runs *r, preft_split_behavior b, bool invert, preft_spans 
       for (size_t i = 0; i < r->n; i++)
         if (r->v[i].len) preft_spans_push(out, r->v[i].off, r->v[i].len);
       return;
-    case SPLIT_CONTIGUOUS:
+    case SPLIT_CONTIGUOUS:  /* runs of the same label join */
+    case SPLIT_MERGED_PREV: /* a match joins the non-match before it */
       for (size_t i = 0; i < r->n; i++) {
-        if (r->v[i].match == prev && out->n > first_new) {
-          preft_span *last = &out->v[out->n - 1];
-          last->len = r->v[i].off + r->v[i].len - last->off;
-        } else {
-          preft_spans_push(out, r->v[i].off, r->v[i].len);
-        }
-        prev = r->v[i].match;
-      }
-      break;
-    case SPLIT_MERGED_PREV:
-      for (size_t i = 0; i < r->n; i++) {
-        if (r->v[i].match && !prev && out->n > first_new) {
+        bool join = b == SPLIT_CONTIGUOUS ? r->v[i].match == prev : r->v[i].match && !prev;
+        if (join && out->n > first_new) {
           preft_span *last = &out->v[out->n - 1];
           last->len = r->v[i].off + r->v[i].len - last->off;
         } else {
@@ -273,15 +264,13 @@ static void char_runs(char_pred pred, const char *s, preft_span sp, runs *r) {
   const uint8_t *u = (const uint8_t *)s + sp.off;
   size_t i = 0, prev = 0;
   while (i < sp.len) {
-    int32_t cp;
-    int k = preft_utf8_decode(u + i, sp.len - i, &cp);
-    if (!k) k = 1, cp = -1;
+    size_t at = i;
+    int32_t cp = preft_utf8_next(u, sp.len, &i);
     if (cp >= 0 && pred(cp)) {
-      if (i > prev) runs_push(r, sp.off + prev, i - prev, false);
-      runs_push(r, sp.off + i, (size_t)k, true);
-      prev = i + (size_t)k;
+      if (at > prev) runs_push(r, sp.off + prev, at - prev, false);
+      runs_push(r, sp.off + at, i - at, true);
+      prev = i;
     }
-    i += (size_t)k;
   }
   if (prev < sp.len) runs_push(r, sp.off + prev, sp.len - prev, false);
 }

@@ -549,9 +549,7 @@ static void encode_section(enc *e, const char *s, size_t n, bool first) {
     size_t v = pos + preft_utf8_validate((const uint8_t *)s + pos, n - pos);
     if (v > pos) encode_valid(e, s + pos, v - pos, first && pos == 0);
     if (v >= n) break;
-    size_t w = v;
-    int32_t cp;
-    while (w < n && !preft_utf8_decode((const uint8_t *)s + w, n - w, &cp)) w++;
+    size_t w = v + preft_utf8_invalid_run((const uint8_t *)s + v, n - v);
     model_piece(e, s + v, w - v);
     pos = w;
   }

@@ -114,6 +114,13 @@ size_t preft_utf8_validate(const uint8_t *s, size_t n) {
   return n;
 }
 
+size_t preft_utf8_invalid_run(const uint8_t *s, size_t n) {
+  size_t i = 0;
+  int32_t cp;
+  while (i < n && !preft_utf8_decode(s + i, n - i, &cp)) i++;
+  return i;
+}
+
 /* Length of the maximal subpart of an ill-formed sequence starting at s
  * (at least 1): the longest prefix that could start a valid sequence. */
 static size_t maximal_subpart(const uint8_t *s, size_t n) {
@@ -138,18 +145,9 @@ static size_t maximal_subpart(const uint8_t *s, size_t n) {
 void preft_utf8_append_lossy(preft_buf *out, const uint8_t *s, size_t n) {
   size_t i = 0;
   while (i < n) {
-    size_t start = i;
-    while (i < n) {
-      if (s[i] < 0x80) {
-        i++;
-        continue;
-      }
-      int32_t cp;
-      int k = preft_utf8_decode(s + i, n - i, &cp);
-      if (!k) break;
-      i += (size_t)k;
-    }
-    preft_buf_append(out, s + start, i - start);
+    size_t valid = preft_utf8_validate(s + i, n - i);
+    preft_buf_append(out, s + i, valid);
+    i += valid;
     if (i < n) {
       preft_buf_append(out, "\xEF\xBF\xBD", 3);
       i += maximal_subpart(s + i, n - i);
@@ -188,13 +186,9 @@ bool preft_bytelevel_to_bytes(const char *s, size_t n, preft_buf *out) {
   size_t i = 0;
   preft_buf_reserve(out, n);
   while (i < n) {
-    int32_t cp;
-    int k = preft_utf8_decode(u + i, n - i, &cp);
-    if (!k) return false;
-    int b = preft_bytelevel_byte(cp);
+    int b = preft_bytelevel_byte(preft_utf8_next(u, n, &i)); /* -1 for an invalid byte too */
     if (b < 0) return false;
     preft_buf_putc(out, (char)b);
-    i += (size_t)k;
   }
   return true;
 }

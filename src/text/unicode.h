@@ -30,10 +30,21 @@ char *preft_buf_take(preft_buf *b, size_t *len);
  * or returns 0 for an invalid or truncated sequence (overlongs, surrogates
  * and values above U+10FFFF are invalid). */
 int preft_utf8_decode(const uint8_t *s, size_t n, int32_t *cp);
+/* The code point starting at s[*i] (of s[0:n]); advances *i past it. An
+ * invalid byte is taken alone and gives -1. */
+static inline int32_t preft_utf8_next(const uint8_t *s, size_t n, size_t *i) {
+  int32_t cp;
+  int k = preft_utf8_decode(s + *i, n - *i, &cp);
+  *i += k ? (size_t)k : 1;
+  return k ? cp : -1;
+}
 /* Writes cp as UTF-8 into out (4 bytes room); returns the length. */
 int preft_utf8_encode(int32_t cp, char *out);
 /* Returns the offset of the first invalid byte, or n when s is valid UTF-8. */
 size_t preft_utf8_validate(const uint8_t *s, size_t n);
+/* Length of the run of bytes at the start of s where no valid sequence
+ * starts (0 when one starts at s). */
+size_t preft_utf8_invalid_run(const uint8_t *s, size_t n);
 /* Length of the UTF-8 sequence a lead byte announces (1 for invalid leads). */
 static inline int preft_utf8_seqlen(uint8_t c) {
   return c < 0x80 ? 1 : c < 0xC2 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 1;

@@ -11,8 +11,19 @@
 
 #include "base/error.h"
 
-/* step, epoch, lr, train_loss, eval_loss (NaN: none), grad_norm, tokens, tokens_per_s, elapsed_s */
-#define PREFT_HIST_COLS 9
+/* The columns of a log history row (doubles). */
+enum {
+  PREFT_HIST_STEP,
+  PREFT_HIST_EPOCH,
+  PREFT_HIST_LR,
+  PREFT_HIST_TRAIN_LOSS,
+  PREFT_HIST_EVAL_LOSS, /* NaN: not evaluated at this step */
+  PREFT_HIST_GRAD_NORM,
+  PREFT_HIST_TOKENS,
+  PREFT_HIST_TOKENS_PER_S,
+  PREFT_HIST_ELAPSED_S,
+  PREFT_HIST_COLS
+};
 
 typedef struct preft_ckpt_state {
   int64_t step, epoch, cursor, adam_t, tokens;

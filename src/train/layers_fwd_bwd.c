@@ -52,7 +52,7 @@ static void norm_fwd_task(void *p, int task, int thread) {
 
 void preft_rmsnorm_forward(preft_pool *pool, float *out, float *rstd, const float *x, const float *w, int n,
                            int d, float eps) {
-  norm_job j = {out, rstd, NULL, x, w, NULL, n, d, eps};
+  norm_job j = {.out = out, .rstd = rstd, .x = x, .w = w, .n = n, .d = d, .eps = eps};
   preft_pool_run(pool, row_tasks(n), norm_fwd_task, &j);
 }
 
@@ -74,7 +74,7 @@ static void norm_bwd_task(void *p, int task, int thread) {
 
 void preft_rmsnorm_backward(preft_pool *pool, float *dx, float *dw, const float *dout, const float *x,
                             const float *w, const float *rstd, int n, int d) {
-  norm_job j = {NULL, (float *)rstd, dx, x, w, dout, n, d, 0};
+  norm_job j = {.rstd = (float *)rstd, .dx = dx, .x = x, .w = w, .dout = dout, .n = n, .d = d};
   preft_pool_run(pool, row_tasks(n), norm_bwd_task, &j);
   if (!dw) return;
   for (int i = 0; i < n; i++) {
@@ -158,8 +158,19 @@ static void attn_fwd_task(void *p, int task, int thread) {
 void preft_attention_forward(preft_pool *pool, float *att, float *lse, const float *q, const float *k,
                              const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
                              int head_dim, int window, float *scores, int max_len) {
-  attn_job j = {att,  lse,   NULL, NULL, NULL, NULL,     NULL,   q,       k,     v,
-                NULL, start, len,  h,    hkv,  head_dim, window, max_len, scores};
+  attn_job j = {.att = att,
+                .lse = lse,
+                .q = q,
+                .k = k,
+                .v = v,
+                .start = start,
+                .len = len,
+                .h = h,
+                .hkv = hkv,
+                .dh = head_dim,
+                .window = window,
+                .max_len = max_len,
+                .scores = scores};
   preft_pool_run(pool, n_seq * h, attn_fwd_task, &j);
 }
 
@@ -206,8 +217,23 @@ void preft_attention_backward(preft_pool *pool, float *dq, float *dk, float *dv,
                               const float *att, const float *lse, const float *q, const float *k,
                               const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
                               int head_dim, int window, float *scores, int max_len) {
-  attn_job j = {NULL, NULL,  dq,  dk, dv,  datt,     att,    q,       k,     v,
-                lse,  start, len, h,  hkv, head_dim, window, max_len, scores};
+  attn_job j = {.dq = dq,
+                .dk = dk,
+                .dv = dv,
+                .datt = datt,
+                .catt = att,
+                .q = q,
+                .k = k,
+                .v = v,
+                .clse = lse,
+                .start = start,
+                .len = len,
+                .h = h,
+                .hkv = hkv,
+                .dh = head_dim,
+                .window = window,
+                .max_len = max_len,
+                .scores = scores};
   preft_pool_run(pool, n_seq * hkv, attn_bwd_task, &j);
 }
 
@@ -239,13 +265,13 @@ static void swiglu_bwd_task(void *p, int task, int thread) {
 }
 
 void preft_swiglu_forward(preft_pool *pool, float *out, const float *a, const float *b, int n) {
-  swiglu_job j = {out, NULL, NULL, a, b, NULL, n};
+  swiglu_job j = {.out = out, .a = a, .b = b, .n = n};
   preft_pool_run(pool, (n + EW_BLOCK - 1) / EW_BLOCK, swiglu_fwd_task, &j);
 }
 
 void preft_swiglu_backward(preft_pool *pool, float *da, float *db, const float *dout, const float *a,
                            const float *b, int n) {
-  swiglu_job j = {NULL, da, db, a, b, dout, n};
+  swiglu_job j = {.da = da, .db = db, .a = a, .b = b, .dout = dout, .n = n};
   preft_pool_run(pool, (n + EW_BLOCK - 1) / EW_BLOCK, swiglu_bwd_task, &j);
 }
 
@@ -272,7 +298,7 @@ static void ce_fwd_task(void *p, int task, int thread) {
 
 double preft_crossentropy_forward(preft_pool *pool, float *probs_inplace, float *loss, const int *target,
                                   int n, int v) {
-  ce_job j = {probs_inplace, loss, target, n, v, 0};
+  ce_job j = {.p = probs_inplace, .loss = loss, .target = target, .n = n, .v = v};
   preft_pool_run(pool, row_tasks(n), ce_fwd_task, &j);
   double sum = 0.0;
   for (int i = 0; i < n; i++) sum += loss[i];
@@ -296,7 +322,7 @@ static void ce_bwd_task(void *p, int task, int thread) {
 
 void preft_crossentropy_backward(preft_pool *pool, float *dlogits_inplace, const int *target, int n, int v,
                                  float dloss) {
-  ce_job j = {dlogits_inplace, NULL, target, n, v, dloss};
+  ce_job j = {.p = dlogits_inplace, .target = target, .n = n, .v = v, .dloss = dloss};
   preft_pool_run(pool, row_tasks(n), ce_bwd_task, &j);
 }
 

@@ -17,42 +17,13 @@ static const char *slot_name(int s) {
   return s == PREFT_REFT_FIRST ? "first" : s == PREFT_REFT_LAST ? "last" : "shared";
 }
 
-/* The table: which tensors exist follows kind, layers, modules, slots. */
-typedef struct {
-  preft_train_tensor *t;
-  int n, cap;
-  size_t total;
-  float ***pdst, ***gdst;
-} ad_builder;
-
-static void ad_add(ad_builder *b, const char *name, int rows, int cols, bool decay, bool orth, float **p,
-                   float **g) {
-  if (b->n == b->cap) {
-    b->cap = b->cap ? b->cap * 2 : 32;
-    b->t = preft_xrealloc(b->t, sizeof *b->t * (size_t)b->cap);
-    b->pdst = preft_xrealloc(b->pdst, sizeof *b->pdst * (size_t)b->cap);
-    b->gdst = preft_xrealloc(b->gdst, sizeof *b->gdst * (size_t)b->cap);
-  }
-  preft_train_tensor *t = &b->t[b->n];
-  memset(t, 0, sizeof *t);
-  snprintf(t->name, sizeof t->name, "%s", name);
-  t->rows = rows;
-  t->cols = cols;
-  t->n = (size_t)rows * (size_t)(cols > 0 ? cols : 1);
-  t->decay = decay;
-  t->orthonormal = orth;
-  t->p = (float *)(uintptr_t)b->total;
-  b->pdst[b->n] = p;
-  b->gdst[b->n] = g;
-  b->total += t->n;
-  b->n++;
-}
-
+/* The parameter table: which tensors exist follows kind, layers, modules
+ * and (ReFT) whether the slots are shared. Fails when nothing is selected. */
 static int layout(preft_train_adapter *ad, const preft_model_config *c, preft_error *err) {
   int L = c->n_layers, R = ad->rank, D = c->dim;
   ad->n_layers = L;
   ad->dim = D;
-  ad_builder b = {0};
+  preft_param_builder b = {0};
   char name[128];
   if (ad->kind == PREFT_ADAPTER_LORA) {
     ad->lora = preft_xcalloc((size_t)L * PREFT_N_MODULES, sizeof *ad->lora);
@@ -63,10 +34,10 @@ static int layout(preft_train_adapter *ad, const preft_model_config *c, preft_er
         preft_module_dims(c, (preft_module)m, &lm->in, &lm->out);
         snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight", l,
                  preft_module_parent((preft_module)m), preft_module_name((preft_module)m));
-        ad_add(&b, name, R, lm->in, true, false, &lm->a, &lm->ga);
+        preft_param_builder_add(&b, name, R, lm->in, PREFT_ROLE_LORA_A, true, &lm->a, &lm->ga);
         snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_B.weight", l,
                  preft_module_parent((preft_module)m), preft_module_name((preft_module)m));
-        ad_add(&b, name, lm->out, R, true, false, &lm->b, &lm->gb);
+        preft_param_builder_add(&b, name, lm->out, R, PREFT_ROLE_LORA_B, true, &lm->b, &lm->gb);
       }
   } else {
     ad->reft = preft_xcalloc((size_t)L * PREFT_REFT_SLOTS, sizeof *ad->reft);
@@ -74,64 +45,43 @@ static int layout(preft_train_adapter *ad, const preft_model_config *c, preft_er
     for (int l = 0; l < L; l++)
       for (int s = 0; s < PREFT_REFT_SLOTS; s++) {
         if (!ad->layers[l]) continue;
-        if (ad->shell.reft_shared ? s != PREFT_REFT_SHARED : s == PREFT_REFT_SHARED) continue;
+        if (ad->reft_shared ? s != PREFT_REFT_SHARED : s == PREFT_REFT_SHARED) continue;
         preft_train_reft *sl = &ad->reft[l * PREFT_REFT_SLOTS + s];
         sl->present = true;
-#define A(part, rows, cols, decay, orth, f)                               \
+#define A(part, rows, cols, role, decay, f)                               \
   (snprintf(name, sizeof name, "layers.%d.%s.%s", l, slot_name(s), part), \
-   ad_add(&b, name, rows, cols, decay, orth, &sl->f, &sl->g_##f))
+   preft_param_builder_add(&b, name, rows, cols, PREFT_ROLE_##role, decay, &sl->f, &sl->g_##f))
         if (lo) {
-          A("rotate", R, D, false, true, rotate);
-          A("weight", R, D, true, false, weight);
-          A("bias", R, 0, false, false, bias);
+          A("rotate", R, D, REFT_ROTATE, false, rotate);
+          A("weight", R, D, REFT_WEIGHT, true, weight);
+          A("bias", R, 0, REFT_BIAS, false, bias);
         } else {
-          A("proj_down", R, D, true, false, weight);
-          A("bias", R, 0, false, false, bias);
-          A("proj_up", R, D, true, false, proj_up);
+          A("proj_down", R, D, REFT_WEIGHT, true, weight);
+          A("bias", R, 0, REFT_BIAS, false, bias);
+          A("proj_up", R, D, REFT_PROJ_UP, true, proj_up);
         }
 #undef A
       }
   }
   if (b.n == 0) {
-    free(b.t);
-    free(b.pdst);
-    free(b.gdst);
+    free(b.s);
     return preft_fail(err, "adapter: no layer or module selected");
   }
-  preft_param_set *ps = &ad->ps;
-  memset(ps, 0, sizeof *ps);
-  ps->n = b.total;
-  ps->mem = preft_xcalloc(b.total, sizeof(float));
-  ps->grad = preft_xcalloc(b.total, sizeof(float));
-  ps->t = b.t;
-  ps->n_t = b.n;
-  for (int i = 0; i < b.n; i++) {
-    size_t off = (size_t)(uintptr_t)ps->t[i].p;
-    ps->t[i].p = ps->mem + off;
-    ps->t[i].g = ps->grad + off;
-    *b.pdst[i] = ps->t[i].p;
-    *b.gdst[i] = ps->t[i].g;
-  }
-  free(b.pdst);
-  free(b.gdst);
+  preft_param_builder_finish(&b, &ad->ps, true);
   return 0;
 }
 
-static void set_shell(preft_train_adapter *ad) {
-  memset(&ad->shell, 0, sizeof ad->shell);
-  ad->shell.kind = ad->kind;
-  ad->shell.default_mode = ad->mode;
-  ad->shell.n_layers = ad->n_layers;
-  ad->shell.dim = ad->dim;
-  ad->shell.reft_rank = ad->rank;
-  ad->shell.reft_first = ad->shell.reft_last = -1;
-  if (ad->kind != PREFT_ADAPTER_LORA) {
-    int f, l;
-    if (preft_reft_positions_parse(ad->positions, &f, &l) == 0) {
-      ad->shell.reft_first = f;
-      ad->shell.reft_last = l;
-    }
-  }
+/* Sets the positions the flag rule reads from ad->positions (parsed, for
+ * ReFT) and shared; LoRA applies at every row. Fails when they do not parse. */
+static int set_positions(preft_train_adapter *ad, bool shared, preft_error *err) {
+  ad->reft_first = ad->reft_last = -1;
+  ad->reft_shared = false;
+  if (ad->kind == PREFT_ADAPTER_LORA) return 0;
+  if (preft_reft_positions_parse(ad->positions, &ad->reft_first, &ad->reft_last) != 0)
+    return preft_fail(err, "ReFT positions \"%s\" do not parse (expected \"all\" or like \"f7+l7\")",
+                      ad->positions);
+  ad->reft_shared = shared || ad->reft_first < 0;
+  return 0;
 }
 
 /* Modified Gram-Schmidt on the rows of m [r, d], in double, applied twice
@@ -165,8 +115,31 @@ static void orthonormalize_rows(float *m, int r, int d) {
 }
 
 void preft_train_adapter_orthonormalize(preft_train_adapter *ad) {
-  for (int i = 0; i < ad->ps.n_t; i++)
-    if (ad->ps.t[i].orthonormal) orthonormalize_rows(ad->ps.t[i].p, ad->ps.t[i].rows, ad->ps.t[i].cols);
+  for (int i = 0; i < ad->ps.n_t; i++) {
+    preft_train_tensor *t = &ad->ps.t[i];
+    if (t->role == PREFT_ROLE_REFT_ROTATE) orthonormalize_rows(t->p, t->rows, t->cols);
+  }
+}
+
+/* PEFT's and pyreft's fresh values for tensor t (rng consumed in table
+ * order; B takes none). */
+static void init_tensor(preft_train_tensor *t, int dim, preft_rng *rng) {
+  switch (t->role) {
+    case PREFT_ROLE_LORA_B: /* PEFT: B = 0 (the allocation is zeroed) */
+      return;
+    case PREFT_ROLE_REFT_ROTATE:
+    case PREFT_ROLE_REFT_PROJ_UP:
+      for (size_t k = 0; k < t->n; k++) t->p[k] = preft_rng_normal(rng);
+      orthonormalize_rows(t->p, t->rows, t->cols);
+      return;
+    default: {
+      /* kaiming_uniform(a=√5) on LoRA A [R, in]; nn.Linear's rule (fan-in D) on ReFT W and b */
+      int fan_in = t->role == PREFT_ROLE_LORA_A ? t->cols : dim;
+      float bound = 1.0f / sqrtf((float)fan_in);
+      for (size_t k = 0; k < t->n; k++) t->p[k] = (float)((preft_rng_uniform(rng) * 2.0 - 1.0) * bound);
+      return;
+    }
+  }
 }
 
 int preft_train_adapter_init(preft_train_adapter *ad, const preft_model_config *cfg,
@@ -184,38 +157,21 @@ int preft_train_adapter_init(preft_train_adapter *ad, const preft_model_config *
   ad->all_layers = o->layers == NULL;
   for (int l = 0; l < cfg->n_layers; l++) ad->layers[l] = o->layers ? o->layers[l] : true;
   snprintf(ad->positions, sizeof ad->positions, "%s", o->positions ? o->positions : "all");
-  ad->n_layers = cfg->n_layers;
-  ad->dim = cfg->dim;
-  int f, l;
-  if (ad->kind != PREFT_ADAPTER_LORA && preft_reft_positions_parse(ad->positions, &f, &l) != 0) {
-    free(ad->layers);
-    ad->layers = NULL;
-    return preft_fail(err, "ReFT positions \"%s\" do not parse (expected \"all\" or like \"f7+l7\")",
-                      ad->positions);
-  }
-  set_shell(ad);
-  ad->shell.reft_shared = ad->kind != PREFT_ADAPTER_LORA && (o->share_weights || ad->shell.reft_first < 0);
-  if (layout(ad, cfg, err) != 0) {
+  if (set_positions(ad, o->share_weights, err) != 0 || layout(ad, cfg, err) != 0) {
     preft_train_adapter_free(ad);
     return -1;
   }
   preft_rng rng;
   preft_rng_seed(&rng, o->seed);
-  for (int i = 0; i < ad->ps.n_t; i++) {
-    preft_train_tensor *t = &ad->ps.t[i];
-    bool lora_b = strstr(t->name, "lora_B") != NULL;
-    bool up = strstr(t->name, ".proj_up") != NULL;
-    if (lora_b) continue; /* PEFT: B = 0 */
-    int fan_in = t->cols > 0 ? (ad->kind == PREFT_ADAPTER_LORA ? t->cols : cfg->dim) : cfg->dim;
-    float bound = 1.0f / sqrtf((float)fan_in); /* kaiming_uniform(a=√5) and nn.Linear's bias rule */
-    if (t->orthonormal || up) {
-      for (size_t k = 0; k < t->n; k++) t->p[k] = preft_rng_normal(&rng);
-      orthonormalize_rows(t->p, t->rows, t->cols);
-    } else {
-      for (size_t k = 0; k < t->n; k++) t->p[k] = (float)((preft_rng_uniform(&rng) * 2.0 - 1.0) * bound);
-    }
-  }
+  for (int i = 0; i < ad->ps.n_t; i++) init_tensor(&ad->ps.t[i], cfg->dim, &rng);
   return 0;
+}
+
+/* True when layer l of a adapts exactly the modules in set. */
+static bool layer_modules_equal(const preft_adapter *a, int l, const bool set[PREFT_N_MODULES]) {
+  for (int m = 0; m < PREFT_N_MODULES; m++)
+    if ((a->lora[l * PREFT_N_MODULES + m].rank > 0) != set[m]) return false;
+  return true;
 }
 
 int preft_train_adapter_from(preft_train_adapter *ad, const preft_adapter *a, const preft_model_config *cfg,
@@ -227,8 +183,7 @@ int preft_train_adapter_from(preft_train_adapter *ad, const preft_adapter *a, co
   ad->layers = preft_xcalloc((size_t)L, sizeof(bool));
   if (a->kind == PREFT_ADAPTER_LORA) {
     float scale = 0;
-    bool first = true, same_set = true;
-    bool set0[PREFT_N_MODULES] = {0};
+    bool first = true;
     for (int l = 0; l < L; l++) {
       bool any = false;
       for (int m = 0; m < PREFT_N_MODULES; m++) {
@@ -247,19 +202,12 @@ int preft_train_adapter_from(preft_train_adapter *ad, const preft_adapter *a, co
       }
       ad->layers[l] = any;
     }
-    for (int l = 0; l < L; l++) {
-      if (!ad->layers[l]) continue;
-      bool cur[PREFT_N_MODULES];
-      for (int m = 0; m < PREFT_N_MODULES; m++) cur[m] = a->lora[l * PREFT_N_MODULES + m].rank > 0;
-      if (memcmp(set0, (bool[PREFT_N_MODULES]){0}, sizeof set0) == 0)
-        memcpy(set0, cur, sizeof set0);
-      else if (memcmp(set0, cur, sizeof set0) != 0)
-        same_set = false;
-    }
-    if (!same_set) {
-      preft_train_adapter_free(ad);
-      return preft_fail(err, "adapter %s: training needs the same modules on every adapted layer", a->name);
-    }
+    /* ad->modules is the union over layers: every adapted layer must adapt all of it */
+    for (int l = 0; l < L; l++)
+      if (ad->layers[l] && !layer_modules_equal(a, l, ad->modules)) {
+        preft_train_adapter_free(ad);
+        return preft_fail(err, "adapter %s: training needs the same modules on every adapted layer", a->name);
+      }
     ad->all_layers = true;
     for (int l = 0; l < L; l++) ad->all_layers = ad->all_layers && ad->layers[l];
     ad->scale = scale;
@@ -273,11 +221,7 @@ int preft_train_adapter_from(preft_train_adapter *ad, const preft_adapter *a, co
     else
       snprintf(ad->positions, sizeof ad->positions, "f%d+l%d", a->reft_first, a->reft_last);
   }
-  ad->n_layers = L;
-  ad->dim = cfg->dim;
-  set_shell(ad);
-  ad->shell.reft_shared = a->reft_shared;
-  if (layout(ad, cfg, err) != 0) {
+  if (set_positions(ad, a->reft_shared, err) != 0 || layout(ad, cfg, err) != 0) {
     preft_train_adapter_free(ad);
     return -1;
   }
@@ -404,7 +348,7 @@ int preft_train_adapter_save(const preft_train_adapter *ad, const char *dir, con
     cJSON_AddStringToObject(root, "positions", ad->positions);
     cJSON_AddNumberToObject(root, "r", ad->rank);
     cJSON_AddStringToObject(root, "reft_type", ad->kind == PREFT_ADAPTER_LOREFT ? "loreft" : "direft");
-    cJSON_AddBoolToObject(root, "share_weights", ad->shell.reft_shared && ad->shell.reft_first >= 0);
+    cJSON_AddBoolToObject(root, "share_weights", ad->reft_shared && ad->reft_first >= 0);
     rc = write_tensors(ad, dir, "reft_model.safetensors", err);
     if (rc == 0) rc = write_json(root, dir, "reft_config.json", err);
   }

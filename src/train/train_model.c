@@ -13,54 +13,43 @@
 
 /* ---- parameter sets ----------------------------------------------------------- */
 
-typedef struct {
-  preft_train_tensor t;
-  float **pdst, **gdst;
-} tensor_spec;
-
-typedef struct {
-  tensor_spec *s;
-  int n, cap;
-  size_t total;
-} set_builder;
-
-static void spec_add(set_builder *sb, const char *name, int rows, int cols, bool decay, float **p,
-                     float **g) {
-  if (sb->n == sb->cap) {
-    sb->cap = sb->cap ? sb->cap * 2 : 64;
-    sb->s = preft_xrealloc(sb->s, sizeof *sb->s * (size_t)sb->cap);
+void preft_param_builder_add(preft_param_builder *b, const char *name, int rows, int cols,
+                             preft_tensor_role role, bool decay, float **p_dst, float **g_dst) {
+  if (b->n == b->cap) {
+    b->cap = b->cap ? b->cap * 2 : 64;
+    b->s = preft_xrealloc(b->s, sizeof *b->s * (size_t)b->cap);
   }
-  tensor_spec *s = &sb->s[sb->n++];
+  preft_param_spec *s = &b->s[b->n++];
   memset(s, 0, sizeof *s);
   snprintf(s->t.name, sizeof s->t.name, "%s", name);
   s->t.rows = rows;
   s->t.cols = cols;
   s->t.n = (size_t)rows * (size_t)(cols > 0 ? cols : 1);
   s->t.decay = decay;
-  s->pdst = p;
-  s->gdst = g;
-  s->t.p = (float *)(uintptr_t)sb->total; /* offset until finalised */
-  sb->total += s->t.n;
+  s->t.role = role;
+  s->offset = b->total;
+  s->p_dst = p_dst;
+  s->g_dst = g_dst;
+  b->total += s->t.n;
 }
 
-/* One allocation for the parameters (zeroed), one for the gradients. */
-static void set_finalize(set_builder *sb, preft_param_set *ps, bool with_grads) {
+void preft_param_builder_finish(preft_param_builder *b, preft_param_set *ps, bool with_grads) {
   memset(ps, 0, sizeof *ps);
-  ps->n = sb->total;
-  ps->mem = preft_xcalloc(sb->total ? sb->total : 1, sizeof(float));
-  if (with_grads) ps->grad = preft_xcalloc(sb->total ? sb->total : 1, sizeof(float));
-  ps->t = preft_xmalloc(sizeof *ps->t * (size_t)(sb->n ? sb->n : 1));
-  ps->n_t = sb->n;
-  for (int i = 0; i < sb->n; i++) {
-    size_t off = (size_t)(uintptr_t)sb->s[i].t.p;
-    ps->t[i] = sb->s[i].t;
-    ps->t[i].p = ps->mem + off;
-    ps->t[i].g = with_grads ? ps->grad + off : NULL;
-    if (sb->s[i].pdst) *sb->s[i].pdst = ps->t[i].p;
-    if (sb->s[i].gdst) *sb->s[i].gdst = ps->t[i].g;
+  ps->n = b->total;
+  ps->mem = preft_xcalloc(b->total ? b->total : 1, sizeof(float));
+  if (with_grads) ps->grad = preft_xcalloc(b->total ? b->total : 1, sizeof(float));
+  ps->t = preft_xmalloc(sizeof *ps->t * (size_t)(b->n ? b->n : 1));
+  ps->n_t = b->n;
+  for (int i = 0; i < b->n; i++) {
+    const preft_param_spec *s = &b->s[i];
+    ps->t[i] = s->t;
+    ps->t[i].p = ps->mem + s->offset;
+    ps->t[i].g = with_grads ? ps->grad + s->offset : NULL;
+    if (s->p_dst) *s->p_dst = ps->t[i].p;
+    if (s->g_dst) *s->g_dst = ps->t[i].g;
   }
-  free(sb->s);
-  memset(sb, 0, sizeof *sb);
+  free(b->s);
+  memset(b, 0, sizeof *b);
 }
 
 void preft_param_set_zero_grad(preft_param_set *ps) {
@@ -86,36 +75,40 @@ const preft_train_tensor *preft_param_set_find(const preft_param_set *ps, const 
 static void model_layout(preft_train_model *tm, bool with_grads) {
   const preft_model_config *c = &tm->cfg;
   int D = c->dim, F = c->ffn, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-  set_builder sb = {0};
+  preft_param_builder sb = {0};
   tm->w.layers = preft_xcalloc((size_t)c->n_layers, sizeof(preft_train_layer));
   tm->g.layers = preft_xcalloc((size_t)c->n_layers, sizeof(preft_train_layer));
-  spec_add(&sb, "model.embed_tokens.weight", c->vocab, D, true, &tm->w.embed, &tm->g.embed);
+  preft_param_builder_add(&sb, "model.embed_tokens.weight", c->vocab, D, PREFT_ROLE_MATRIX, true,
+                          &tm->w.embed, &tm->g.embed);
   char name[128];
   for (int l = 0; l < c->n_layers; l++) {
     preft_train_layer *w = &tm->w.layers[l], *g = &tm->g.layers[l];
-#define T(suffix, rows, cols, decay, field)                      \
+#define T(suffix, rows, cols, role, field)                       \
   (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), \
-   spec_add(&sb, name, rows, cols, decay, &w->field, &g->field))
-    T("input_layernorm.weight", D, 0, false, attn_norm);
-    T("self_attn.q_proj.weight", qd, D, true, wq);
-    T("self_attn.k_proj.weight", kvd, D, true, wk);
-    T("self_attn.v_proj.weight", kvd, D, true, wv);
+   preft_param_builder_add(&sb, name, rows, cols, PREFT_ROLE_##role, cols > 0, &w->field, &g->field))
+    T("input_layernorm.weight", D, 0, NORM, attn_norm);
+    T("self_attn.q_proj.weight", qd, D, MATRIX, wq);
+    T("self_attn.k_proj.weight", kvd, D, MATRIX, wk);
+    T("self_attn.v_proj.weight", kvd, D, MATRIX, wv);
     if (c->qkv_bias) {
-      T("self_attn.q_proj.bias", qd, 0, false, bq);
-      T("self_attn.k_proj.bias", kvd, 0, false, bk);
-      T("self_attn.v_proj.bias", kvd, 0, false, bv);
+      T("self_attn.q_proj.bias", qd, 0, BIAS, bq);
+      T("self_attn.k_proj.bias", kvd, 0, BIAS, bk);
+      T("self_attn.v_proj.bias", kvd, 0, BIAS, bv);
     }
-    T("self_attn.o_proj.weight", D, qd, true, wo);
-    if (c->o_bias) T("self_attn.o_proj.bias", D, 0, false, bo);
-    T("post_attention_layernorm.weight", D, 0, false, ffn_norm);
-    T("mlp.gate_proj.weight", F, D, true, w_gate);
-    T("mlp.up_proj.weight", F, D, true, w_up);
-    T("mlp.down_proj.weight", D, F, true, w_down);
+    T("self_attn.o_proj.weight", D, qd, RESID_MATRIX, wo);
+    if (c->o_bias) T("self_attn.o_proj.bias", D, 0, BIAS, bo);
+    T("post_attention_layernorm.weight", D, 0, NORM, ffn_norm);
+    T("mlp.gate_proj.weight", F, D, MATRIX, w_gate);
+    T("mlp.up_proj.weight", F, D, MATRIX, w_up);
+    T("mlp.down_proj.weight", D, F, RESID_MATRIX, w_down);
 #undef T
   }
-  spec_add(&sb, "model.norm.weight", D, 0, false, &tm->w.final_norm, &tm->g.final_norm);
-  if (!c->tie_embeddings) spec_add(&sb, "lm_head.weight", c->vocab, D, true, &tm->w.lm_head, &tm->g.lm_head);
-  set_finalize(&sb, &tm->ps, with_grads);
+  preft_param_builder_add(&sb, "model.norm.weight", D, 0, PREFT_ROLE_NORM, false, &tm->w.final_norm,
+                          &tm->g.final_norm);
+  if (!c->tie_embeddings)
+    preft_param_builder_add(&sb, "lm_head.weight", c->vocab, D, PREFT_ROLE_MATRIX, true, &tm->w.lm_head,
+                            &tm->g.lm_head);
+  preft_param_builder_finish(&sb, &tm->ps, with_grads);
   if (c->tie_embeddings) {
     tm->w.lm_head = tm->w.embed;
     tm->g.lm_head = tm->g.embed;
@@ -184,13 +177,11 @@ int preft_train_model_init(preft_train_model *tm, const preft_model_config *cfg,
   float resid_std = 0.02f / sqrtf(2.0f * (float)cfg->n_layers);
   for (int i = 0; i < tm->ps.n_t; i++) {
     preft_train_tensor *t = &tm->ps.t[i];
-    if (t->cols == 0) {
-      bool is_norm = strstr(t->name, "norm") != NULL;
-      for (size_t k = 0; k < t->n; k++) t->p[k] = is_norm ? 1.0f : 0.0f;
+    if (t->role == PREFT_ROLE_NORM || t->role == PREFT_ROLE_BIAS) {
+      for (size_t k = 0; k < t->n; k++) t->p[k] = t->role == PREFT_ROLE_NORM ? 1.0f : 0.0f;
       continue;
     }
-    bool resid = strstr(t->name, "o_proj") || strstr(t->name, "down_proj");
-    float std = resid ? resid_std : 0.02f;
+    float std = t->role == PREFT_ROLE_RESID_MATRIX ? resid_std : 0.02f;
     for (size_t k = 0; k < t->n; k++) t->p[k] = std * preft_rng_normal(&rng);
   }
   return 0;

@@ -38,13 +38,28 @@
 
 /* ---- parameter sets -------------------------------------------------------- */
 
+/* What a tensor is, set where the parameter table is made; the fresh
+ * initialisations (and LoReFT's re-orthonormalisation) follow it. */
+typedef enum {
+  PREFT_ROLE_NORM,         /* model RMSNorm weight [D]: ones */
+  PREFT_ROLE_BIAS,         /* model projection bias: zeros */
+  PREFT_ROLE_MATRIX,       /* model matrix: N(0, 0.02) */
+  PREFT_ROLE_RESID_MATRIX, /* o_proj, down_proj: N(0, 0.02 / sqrt(2L)) */
+  PREFT_ROLE_LORA_A,       /* [R, in] Kaiming-uniform */
+  PREFT_ROLE_LORA_B,       /* [out, R] zeros */
+  PREFT_ROLE_REFT_ROTATE,  /* LoReFT R [R, D]: orthonormal rows, kept so */
+  PREFT_ROLE_REFT_WEIGHT,  /* LoReFT W or DiReFT proj_down [R, D]: nn.Linear uniform */
+  PREFT_ROLE_REFT_BIAS,    /* [R]: nn.Linear uniform */
+  PREFT_ROLE_REFT_PROJ_UP, /* DiReFT proj_up [R, D]: orthonormal rows at init */
+} preft_tensor_role;
+
 typedef struct preft_train_tensor {
-  char name[128];   /* the name in the saved file (HF / PEFT / ReFT naming) */
-  float *p, *g;     /* parameters, gradients (g NULL when not trained) */
-  size_t n;         /* elements */
-  int rows, cols;   /* [rows, cols]; cols 0 for a vector [rows] */
-  bool decay;       /* AdamW weight decay applies (matrices) */
-  bool orthonormal; /* rows kept orthonormal after every step (LoReFT R) */
+  char name[128];         /* the name in the saved file (HF / PEFT / ReFT naming) */
+  float *p, *g;           /* parameters, gradients (g NULL when not trained) */
+  size_t n;               /* elements */
+  int rows, cols;         /* [rows, cols]; cols 0 for a vector [rows] */
+  bool decay;             /* AdamW weight decay applies (matrices) */
+  preft_tensor_role role; /* what it is */
 } preft_train_tensor;
 
 typedef struct preft_param_set {
@@ -57,6 +72,27 @@ typedef struct preft_param_set {
 void preft_param_set_zero_grad(preft_param_set *ps);
 void preft_param_set_free(preft_param_set *ps);
 const preft_train_tensor *preft_param_set_find(const preft_param_set *ps, const char *name);
+
+/* Builds a parameter set: add the tensors in order (each with the places
+ * that receive its parameter and gradient pointers), then finish, which
+ * makes the two allocations and fills those places. */
+typedef struct preft_param_spec {
+  preft_train_tensor t;
+  size_t offset;          /* first element within the set */
+  float **p_dst, **g_dst; /* receive t.p and t.g; either may be NULL */
+} preft_param_spec;
+
+typedef struct preft_param_builder {
+  preft_param_spec *s;
+  int n, cap;
+  size_t total; /* elements so far */
+} preft_param_builder;
+
+void preft_param_builder_add(preft_param_builder *b, const char *name, int rows, int cols,
+                             preft_tensor_role role, bool decay, float **p_dst, float **g_dst);
+/* Zeroed parameters (and gradients when with_grads; else every g is NULL)
+ * in ps; frees the builder. */
+void preft_param_builder_finish(preft_param_builder *b, preft_param_set *ps, bool with_grads);
 
 /* ---- the model --------------------------------------------------------------- */
 
@@ -127,9 +163,10 @@ struct preft_train_adapter {
   bool *layers; /* [L] */
   bool all_layers;
   char positions[32];
-  preft_train_lora *lora; /* [L][PREFT_N_MODULES] */
-  preft_train_reft *reft; /* [L][PREFT_REFT_SLOTS] */
-  preft_adapter shell;    /* kind and positions only: for preft_adapter_row_flag */
+  preft_train_lora *lora;    /* [L][PREFT_N_MODULES] */
+  preft_train_reft *reft;    /* [L][PREFT_REFT_SLOTS] */
+  int reft_first, reft_last; /* ReFT fA+lB; -1, -1 for "all" and for LoRA (every row) */
+  bool reft_shared;          /* ReFT: one shared slot (share_weights, or positions "all") */
   preft_param_set ps;
 };
 
@@ -150,10 +187,10 @@ int preft_train_adapter_save(const preft_train_adapter *ad, const char *dir, con
 /* Re-orthonormalises the rows of every LoReFT R (modified Gram-Schmidt in
  * double, twice); called after each optimizer step. */
 void preft_train_adapter_orthonormalize(preft_train_adapter *ad);
-/* Number of flag values the batch rows use: OFF, ON, FIRST, LAST. */
+/* The adapt flag of a row (preft_positions_row_flag, the rule serving uses). */
 static inline preft_adapt_flag preft_train_row_flag(const preft_train_adapter *ad, preft_adapter_mode mode,
                                                     int pos, int prompt_len) {
-  return preft_adapter_row_flag(&ad->shell, mode, pos, prompt_len);
+  return preft_positions_row_flag(ad->reft_first, ad->reft_last, ad->reft_shared, mode, pos, prompt_len);
 }
 
 /* ---- batches ------------------------------------------------------------------ */

@@ -44,23 +44,23 @@ static layer_acts acts_of(const pass *P, int l) {
          H = (size_t)P->tm->cfg.n_heads;
   int L = P->tm->cfg.n_layers;
   layer_acts la = {
-      a->x_in + (size_t)l * N * D,
-      l + 1 < L ? a->x_in + (size_t)(l + 1) * N * D : a->x_out,
-      a->xb1 + s * N * D,
-      a->rstd1 + s * N,
-      a->q + s * N * qd,
-      a->k + s * N * kvd,
-      a->v + s * N * kvd,
-      a->lse + s * N * H,
-      a->att + s * N * qd,
-      a->x_mid + s * N * D,
-      a->xb2 + s * N * D,
-      a->rstd2 + s * N,
-      a->h1 + s * N * F,
-      a->h3 + s * N * F,
-      a->hg + s * N * F,
-      a->x_pre ? a->x_pre + s * N * D : NULL,
-      a->lora_t ? a->lora_t + s * PREFT_N_MODULES * N * (size_t)P->R : NULL,
+      .x = a->x_in + (size_t)l * N * D,
+      .out = l + 1 < L ? a->x_in + (size_t)(l + 1) * N * D : a->x_out,
+      .xb1 = a->xb1 + s * N * D,
+      .rstd1 = a->rstd1 + s * N,
+      .q = a->q + s * N * qd,
+      .k = a->k + s * N * kvd,
+      .v = a->v + s * N * kvd,
+      .lse = a->lse + s * N * H,
+      .att = a->att + s * N * qd,
+      .x_mid = a->x_mid + s * N * D,
+      .xb2 = a->xb2 + s * N * D,
+      .rstd2 = a->rstd2 + s * N,
+      .h1 = a->h1 + s * N * F,
+      .h3 = a->h3 + s * N * F,
+      .hg = a->hg + s * N * F,
+      .x_pre = a->x_pre ? a->x_pre + s * N * D : NULL,
+      .lora_t = a->lora_t ? a->lora_t + s * PREFT_N_MODULES * N * (size_t)P->R : NULL,
   };
   return la;
 }
@@ -196,17 +196,17 @@ static void body_forward(pass *P) {
 static pass make_pass(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
                       const preft_train_batch *b, preft_train_acts *a) {
   const preft_model_config *c = &tm->cfg;
-  pass P = {tm,
-            ad,
-            pool,
-            b,
-            a,
-            b->n,
-            c->dim,
-            c->ffn,
-            c->n_heads * c->head_dim,
-            c->n_kv_heads * c->head_dim,
-            ad && ad->kind == PREFT_ADAPTER_LORA ? ad->rank : 0};
+  pass P = {.tm = tm,
+            .ad = ad,
+            .pool = pool,
+            .b = b,
+            .a = a,
+            .n = b->n,
+            .D = c->dim,
+            .F = c->ffn,
+            .qd = c->n_heads * c->head_dim,
+            .kvd = c->n_kv_heads * c->head_dim,
+            .R = ad && ad->kind == PREFT_ADAPTER_LORA ? ad->rank : 0};
   return P;
 }
 

@@ -91,6 +91,7 @@ static void hist_add(history *h, const double *row) {
   memcpy(h->rows + (size_t)h->n++ * PREFT_HIST_COLS, row, sizeof(double) * PREFT_HIST_COLS);
 }
 
+/* Writes OUT/train_log.csv and OUT/loss.svg from the history. */
 static int write_log(const history *h, const char *dir, preft_error *err) {
   size_t cap = 128 + (size_t)h->n * 200, len = 0;
   char *buf = preft_xmalloc(cap);
@@ -99,9 +100,11 @@ static int write_log(const history *h, const char *dir, preft_error *err) {
   for (int64_t i = 0; i < h->n; i++) {
     const double *r = h->rows + (size_t)i * PREFT_HIST_COLS;
     char ev[32] = "";
-    if (!isnan(r[4])) snprintf(ev, sizeof ev, "%.6f", r[4]);
-    len += (size_t)snprintf(buf + len, cap - len, "%.0f,%.0f,%.6g,%.6f,%s,%.4f,%.0f,%.1f,%.2f\n", r[0], r[1],
-                            r[2], r[3], ev, r[5], r[6], r[7], r[8]);
+    if (!isnan(r[PREFT_HIST_EVAL_LOSS])) snprintf(ev, sizeof ev, "%.6f", r[PREFT_HIST_EVAL_LOSS]);
+    len += (size_t)snprintf(buf + len, cap - len, "%.0f,%.0f,%.6g,%.6f,%s,%.4f,%.0f,%.1f,%.2f\n",
+                            r[PREFT_HIST_STEP], r[PREFT_HIST_EPOCH], r[PREFT_HIST_LR],
+                            r[PREFT_HIST_TRAIN_LOSS], ev, r[PREFT_HIST_GRAD_NORM], r[PREFT_HIST_TOKENS],
+                            r[PREFT_HIST_TOKENS_PER_S], r[PREFT_HIST_ELAPSED_S]);
   }
   char *path = preft_path_join(dir, "train_log.csv");
   int rc = preft_write_atomic(path, buf, len, err);
@@ -114,15 +117,20 @@ static int write_log(const history *h, const char *dir, preft_error *err) {
   int ne = 0;
   for (int64_t i = 0; i < h->n; i++) {
     const double *r = h->rows + (size_t)i * PREFT_HIST_COLS;
-    xs[i] = r[0];
-    ys[i] = r[3];
-    if (!isnan(r[4])) {
-      ex[ne] = r[0];
-      ey[ne++] = r[4];
+    xs[i] = r[PREFT_HIST_STEP];
+    ys[i] = r[PREFT_HIST_TRAIN_LOSS];
+    if (!isnan(r[PREFT_HIST_EVAL_LOSS])) {
+      ex[ne] = r[PREFT_HIST_STEP];
+      ey[ne++] = r[PREFT_HIST_EVAL_LOSS];
     }
   }
-  preft_plot_series s[2] = {{"train loss", xs, ys, (int)h->n, false}, {"eval loss", ex, ey, ne, false}};
-  preft_plot p = {"training loss", "step", "cross-entropy per token (nats)", false, false, s, ne ? 2 : 1};
+  preft_plot_series s[2] = {{.label = "train loss", .x = xs, .y = ys, .n = (int)h->n},
+                            {.label = "eval loss", .x = ex, .y = ey, .n = ne}};
+  preft_plot p = {.title = "training loss",
+                  .x_label = "step",
+                  .y_label = "cross-entropy per token (nats)",
+                  .series = s,
+                  .n_series = ne ? 2 : 1};
   path = preft_path_join(dir, "loss.svg");
   rc = h->n > 0 ? preft_plot_write_svg(&p, path, err) : 0;
   free(path);
@@ -132,6 +140,8 @@ static int write_log(const history *h, const char *dir, preft_error *err) {
 
 /* ---- the loop ---------------------------------------------------------------- */
 
+/* Where the run is in the training set: epoch, position in the epoch's
+ * permutation (drawn from seed and epoch). */
 typedef struct {
   const preft_dataset *ds;
   int *perm;
@@ -148,10 +158,222 @@ static const preft_example *next_example(data_pos *d) {
   return &d->ds->ex[d->perm[d->cursor++]];
 }
 
-static int save_outputs(const preft_train_model *tm, const preft_train_adapter *ad, const preft_train_opts *o,
-                        preft_error *err) {
-  if (ad) return preft_train_adapter_save(ad, o->out_dir, o->base_name, err);
-  return preft_train_model_save(tm, o->out_dir, err);
+/* Everything a run carries from step to step, and what it saves. */
+typedef struct {
+  preft_train_model *tm;
+  preft_train_adapter *ad; /* NULL: train tm itself */
+  const preft_dataset *train, *eval;
+  const preft_train_opts *o;
+  preft_param_set *ps; /* the trained parameters: ad's or tm's */
+  int per_step;        /* examples per optimizer step */
+  int64_t total;       /* optimizer steps of the whole run */
+  preft_adamw opt;
+  history hist;
+  data_pos dp;
+  int64_t step, tokens; /* steps done, token rows seen (earlier runs included) */
+  double elapsed0;      /* seconds of the earlier runs (resume) */
+  int64_t last_ckpt;    /* step of the last checkpoint written */
+  char *ckpt;           /* OUT/checkpoint.bin */
+} run_state;
+
+/* The buffers of the step loop, sized once. */
+typedef struct {
+  preft_pool *pool;
+  preft_train_acts acts;
+  preft_train_batch b;
+  int *tg;                  /* [max_tokens] targets of one example */
+  uint8_t *fl;              /* [max_tokens] adapt flags of one example */
+  const preft_example **mb; /* [per_step] the examples of a step */
+} step_buffers;
+
+static void run_open(run_state *R, preft_train_model *tm, preft_train_adapter *ad, const preft_dataset *train,
+                     const preft_dataset *eval, const preft_train_opts *o) {
+  memset(R, 0, sizeof *R);
+  R->tm = tm;
+  R->ad = ad;
+  R->train = train;
+  R->eval = eval;
+  R->o = o;
+  R->ps = ad ? &ad->ps : &tm->ps;
+  R->per_step = o->batch * o->grad_accum;
+  int64_t steps_per_epoch = (train->n + R->per_step - 1) / R->per_step;
+  R->total = o->steps > 0 ? o->steps : (int64_t)o->epochs * steps_per_epoch;
+  preft_adamw_init(&R->opt, R->ps->n, o->beta1, o->beta2, o->eps, o->weight_decay);
+  R->dp = (data_pos){.ds = train, .perm = preft_xmalloc(sizeof(int) * (size_t)train->n), .seed = o->seed};
+  preft_shuffle_indices(R->dp.perm, train->n, o->seed, 0);
+  R->ckpt = preft_path_join(o->out_dir, "checkpoint.bin");
+}
+
+static void run_close(run_state *R) {
+  free(R->ckpt);
+  free(R->dp.perm);
+  free(R->hist.rows);
+  preft_adamw_free(&R->opt);
+}
+
+/* With --resume and a checkpoint in OUT: parameters, optimizer state, data
+ * position, counters and log history as they were when it was written.
+ * Fails on an unreadable checkpoint or one of another training set. */
+static int resume(run_state *R, preft_error *err) {
+  if (!R->o->resume || !preft_file_exists(R->ckpt)) return 0;
+  preft_ckpt_state st;
+  double *h = NULL;
+  if (preft_checkpoint_load(R->ckpt, &st, R->ps->mem, R->opt.m, R->opt.v, R->ps->n, &h, err) != 0) return -1;
+  if (st.n_train != R->train->n) {
+    free(h);
+    return preft_fail(err, "%s: was written for %lld training examples, this run has %d", R->ckpt,
+                      (long long)st.n_train, R->train->n);
+  }
+  R->step = R->last_ckpt = st.step;
+  R->opt.t = st.adam_t;
+  R->tokens = st.tokens;
+  R->elapsed0 = st.elapsed;
+  R->dp.epoch = st.epoch;
+  R->dp.cursor = st.cursor;
+  preft_shuffle_indices(R->dp.perm, R->train->n, R->o->seed, R->dp.epoch);
+  for (int64_t i = 0; i < st.n_hist; i++) hist_add(&R->hist, h + (size_t)i * PREFT_HIST_COLS);
+  free(h);
+  if (!R->o->quiet)
+    fprintf(stderr, "preft train: resuming from %s at step %lld\n", R->ckpt, (long long)R->step);
+  return 0;
+}
+
+static void buffers_open(step_buffers *B, const run_state *R) {
+  const preft_train_opts *o = R->o;
+  memset(B, 0, sizeof *B);
+  B->pool = preft_pool_create(o->threads);
+  preft_train_acts_init(&B->acts, R->tm, R->ad, o->batch * o->max_tokens, o->max_tokens,
+                        preft_pool_size(B->pool), o->recompute);
+  B->tg = preft_xmalloc(sizeof(int) * (size_t)o->max_tokens);
+  B->fl = preft_xmalloc((size_t)o->max_tokens);
+  B->mb = preft_xmalloc(sizeof(void *) * (size_t)R->per_step);
+}
+
+static void buffers_close(step_buffers *B) {
+  free(B->mb);
+  free(B->tg);
+  free(B->fl);
+  preft_train_batch_free(&B->b);
+  preft_train_acts_free(&B->acts);
+  preft_pool_free(B->pool);
+}
+
+/* The gradient of one optimizer step: the next per_step examples in
+ * grad_accum micro-batches, zeroed first, scaled to the mean over the
+ * step's counted predictions. *loss: that mean (0 with none); *rows: token
+ * rows run; *targets: counted predictions. */
+static int step_gradient(run_state *R, step_buffers *B, double *loss, int64_t *rows, int *targets,
+                         preft_error *err) {
+  const preft_train_opts *o = R->o;
+  *targets = 0;
+  for (int k = 0; k < R->per_step; k++) {
+    B->mb[k] = next_example(&R->dp);
+    *targets += count_targets(B->mb[k]);
+  }
+  preft_param_set_zero_grad(R->ps);
+  double sum = 0;
+  *rows = 0;
+  for (int g = 0; g<o->grad_accum && * targets> 0; g++) {
+    preft_train_batch_clear(&B->b);
+    for (int k = 0; k < o->batch; k++) add_example(&B->b, R->ad, B->mb[g * o->batch + k], B->tg, B->fl);
+    double s;
+    if (preft_train_pass(R->tm, R->ad, B->pool, &B->b, &B->acts, 1.0f / (float)*targets, &s, err) != 0)
+      return -1;
+    sum += s;
+    *rows += B->b.n;
+  }
+  *loss = *targets ? sum / *targets : 0.0;
+  return 0;
+}
+
+/* Writes the outputs, the log and the checkpoint after `step` steps, at
+ * `elapsed` seconds of this run. */
+static int save_checkpoint(run_state *R, double elapsed, preft_error *err) {
+  const preft_train_opts *o = R->o;
+  preft_ckpt_state st = {.step = R->step,
+                         .epoch = R->dp.epoch,
+                         .cursor = R->dp.cursor,
+                         .adam_t = R->opt.t,
+                         .tokens = R->tokens,
+                         .elapsed = R->elapsed0 + elapsed,
+                         .seed = o->seed,
+                         .n_params = R->ps->n,
+                         .n_hist = R->hist.n,
+                         .n_train = R->train->n};
+  int rc = R->ad ? preft_train_adapter_save(R->ad, o->out_dir, o->base_name, err)
+                 : preft_train_model_save(R->tm, o->out_dir, err);
+  if (rc == 0) rc = write_log(&R->hist, o->out_dir, err);
+  if (rc == 0) rc = preft_checkpoint_save(R->ckpt, &st, R->ps->mem, R->opt.m, R->opt.v, R->hist.rows, err);
+  if (rc == 0) R->last_ckpt = R->step;
+  return rc;
+}
+
+/* Steps from R->step to the end (or to --stop-after): gradient, clipping,
+ * AdamW (and LoReFT's re-orthonormalisation), evaluation, log row and
+ * checkpoints at their steps. *loss: the last step's loss (NaN: none
+ * taken). Fails on a failed pass, a NaN or infinite loss or gradient norm,
+ * or a failed write. */
+static int step_loop(run_state *R, step_buffers *B, double *loss, preft_train_result *res, preft_error *err) {
+  const preft_train_opts *o = R->o;
+  preft_progress prog;
+  preft_progress_init(&prog, R->total, o->quiet);
+  double t_start = preft_now();
+  int64_t tokens_start = R->tokens;
+  int rc = 0;
+  while (R->step < R->total) {
+    int64_t rows;
+    int targets;
+    if ((rc = step_gradient(R, B, loss, &rows, &targets, err)) != 0) break;
+    double norm = preft_clip_grad_norm(R->ps, o->clip);
+    if (!isfinite(*loss) || !isfinite(norm)) {
+      rc = preft_fail(
+          err, "step %lld: the %s is %s; stopped (the last good checkpoint, step %lld, is kept in %s)",
+          (long long)R->step + 1, isfinite(*loss) ? "gradient norm" : "loss",
+          isnan(isfinite(*loss) ? norm : *loss) ? "NaN" : "infinite", (long long)R->last_ckpt, o->out_dir);
+      break;
+    }
+    double lr = preft_lr_at(R->step, R->total, o->warmup, o->lr, o->min_lr_frac);
+    if (targets > 0) {
+      preft_adamw_step(&R->opt, R->ps, lr);
+      if (R->ad) preft_train_adapter_orthonormalize(R->ad);
+    }
+    R->step++;
+    R->tokens += rows;
+    double el = preft_now() - t_start;
+    double tps = el > 0 ? (double)(R->tokens - tokens_start) / el : 0;
+    bool last = R->step == R->total;
+    bool do_eval = R->eval && R->eval->n && ((o->eval_every > 0 && R->step % o->eval_every == 0) || last);
+    double ev = NAN;
+    if (do_eval) {
+      int64_t cnt;
+      if ((rc = preft_train_eval_loss(R->tm, R->ad, B->pool, R->eval, o->batch, o->max_tokens, &ev, &cnt,
+                                      err)) != 0)
+        break;
+      res->eval_loss = ev;
+    }
+    double row[PREFT_HIST_COLS] = {[PREFT_HIST_STEP] = (double)R->step,
+                                   [PREFT_HIST_EPOCH] = (double)R->dp.epoch,
+                                   [PREFT_HIST_LR] = lr,
+                                   [PREFT_HIST_TRAIN_LOSS] = *loss,
+                                   [PREFT_HIST_EVAL_LOSS] = ev,
+                                   [PREFT_HIST_GRAD_NORM] = norm,
+                                   [PREFT_HIST_TOKENS] = (double)R->tokens,
+                                   [PREFT_HIST_TOKENS_PER_S] = tps,
+                                   [PREFT_HIST_ELAPSED_S] = R->elapsed0 + el};
+    hist_add(&R->hist, row);
+    preft_progress_update(&prog, R->step, *loss, tps, do_eval);
+    if (do_eval && !o->quiet) {
+      if (prog.tty) fprintf(stderr, "\n");
+      fprintf(stderr, "preft train: step %lld eval loss %.4f\n", (long long)R->step, ev);
+    }
+    bool do_save = (o->save_every > 0 && R->step % o->save_every == 0) || last;
+    if (do_save && (rc = save_checkpoint(R, el, err)) != 0) break;
+    if (o->stop_after > 0 && R->step >= o->stop_after) break;
+  }
+  preft_progress_finish(&prog);
+  res->seconds = preft_now() - t_start;
+  res->tokens_per_s = res->seconds > 0 ? (double)(R->tokens - tokens_start) / res->seconds : 0;
+  return rc;
 }
 
 int preft_train_run(preft_train_model *tm, preft_train_adapter *ad, const preft_dataset *train,
@@ -161,151 +383,33 @@ int preft_train_run(preft_train_model *tm, preft_train_adapter *ad, const preft_
   res->eval_loss = NAN;
   if (train->n == 0) return preft_fail(err, "train: no training examples");
   if (preft_mkdir_p(o->out_dir, err) != 0) return -1;
-  preft_param_set *ps = ad ? &ad->ps : &tm->ps;
-  int per_step = o->batch * o->grad_accum;
-  int64_t steps_per_epoch = (train->n + per_step - 1) / per_step;
-  int64_t total = o->steps > 0 ? o->steps : (int64_t)o->epochs * steps_per_epoch;
-  preft_adamw opt;
-  preft_adamw_init(&opt, ps->n, o->beta1, o->beta2, o->eps, o->weight_decay);
-  history hist = {0};
-  data_pos dp = {train, preft_xmalloc(sizeof(int) * (size_t)train->n), 0, 0, o->seed};
-  preft_shuffle_indices(dp.perm, train->n, o->seed, 0);
-  int64_t step = 0, tokens = 0;
-  double elapsed0 = 0;
-  char *ckpt = preft_path_join(o->out_dir, "checkpoint.bin");
-  int rc = 0;
-  if (o->resume && preft_file_exists(ckpt)) {
-    preft_ckpt_state st;
-    double *h = NULL;
-    if (preft_checkpoint_load(ckpt, &st, ps->mem, opt.m, opt.v, ps->n, &h, err) != 0) {
-      rc = -1;
-      goto done;
-    }
-    if (st.n_train != train->n) {
-      free(h);
-      rc = preft_fail(err, "%s: was written for %lld training examples, this run has %d", ckpt,
-                      (long long)st.n_train, train->n);
-      goto done;
-    }
-    step = st.step;
-    opt.t = st.adam_t;
-    tokens = st.tokens;
-    elapsed0 = st.elapsed;
-    dp.epoch = st.epoch;
-    dp.cursor = st.cursor;
-    preft_shuffle_indices(dp.perm, train->n, o->seed, dp.epoch);
-    for (int64_t i = 0; i < st.n_hist; i++) hist_add(&hist, h + (size_t)i * PREFT_HIST_COLS);
-    free(h);
-    if (!o->quiet) fprintf(stderr, "preft train: resuming from %s at step %lld\n", ckpt, (long long)step);
+  run_state R;
+  run_open(&R, tm, ad, train, eval, o);
+  int rc = resume(&R, err);
+  if (rc != 0) {
+    run_close(&R);
+    return -1;
   }
-
-  preft_pool *pool = preft_pool_create(o->threads);
-  preft_train_acts acts;
-  preft_train_acts_init(&acts, tm, ad, o->batch * o->max_tokens, o->max_tokens, preft_pool_size(pool),
-                        o->recompute);
-  res->peak_act_bytes = preft_train_acts_bytes(&acts);
-  preft_train_batch b = {0};
-  int *tg = preft_xmalloc(sizeof(int) * (size_t)o->max_tokens);
-  uint8_t *fl = preft_xmalloc((size_t)o->max_tokens);
-  const preft_example **mb = preft_xmalloc(sizeof(void *) * (size_t)per_step);
-  preft_progress prog;
-  preft_progress_init(&prog, total, o->quiet);
-  double t_start = preft_now();
-  int64_t tokens_start = tokens, step_start = step;
+  step_buffers B;
+  buffers_open(&B, &R);
+  res->peak_act_bytes = preft_train_acts_bytes(&B.acts);
+  int64_t step_start = R.step;
   double loss = NAN;
-  preft_ckpt_state st = {0};
-  int64_t last_ckpt = step;
-  for (; step < total; step++) {
-    int targets = 0;
-    for (int k = 0; k < per_step; k++) {
-      mb[k] = next_example(&dp);
-      targets += count_targets(mb[k]);
-    }
-    preft_param_set_zero_grad(ps);
-    double sum = 0;
-    int64_t rows = 0;
-    for (int g = 0; g < o->grad_accum && rc == 0 && targets > 0; g++) {
-      preft_train_batch_clear(&b);
-      for (int k = 0; k < o->batch; k++) add_example(&b, ad, mb[g * o->batch + k], tg, fl);
-      double s;
-      rc = preft_train_pass(tm, ad, pool, &b, &acts, 1.0f / (float)targets, &s, err);
-      sum += s;
-      rows += b.n;
-    }
-    if (rc != 0) break;
-    loss = targets ? sum / targets : 0.0;
-    double norm = preft_clip_grad_norm(ps, o->clip);
-    if (!isfinite(loss) || !isfinite(norm)) {
-      rc = preft_fail(
-          err, "step %lld: the %s is %s; stopped (the last good checkpoint, step %lld, is kept in %s)",
-          (long long)step + 1, isfinite(loss) ? "gradient norm" : "loss",
-          isnan(isfinite(loss) ? norm : loss) ? "NaN" : "infinite", (long long)last_ckpt, o->out_dir);
-      break;
-    }
-    double lr = preft_lr_at(step, total, o->warmup, o->lr, o->min_lr_frac);
-    if (targets > 0) {
-      preft_adamw_step(&opt, ps, lr);
-      if (ad) preft_train_adapter_orthonormalize(ad);
-    }
-    tokens += rows;
-    double el = preft_now() - t_start;
-    double tps = el > 0 ? (double)(tokens - tokens_start) / el : 0;
-    bool do_eval =
-        eval && eval->n && ((o->eval_every > 0 && (step + 1) % o->eval_every == 0) || step + 1 == total);
-    double ev = NAN;
-    if (do_eval) {
-      int64_t cnt;
-      if ((rc = preft_train_eval_loss(tm, ad, pool, eval, o->batch, o->max_tokens, &ev, &cnt, err)) != 0)
-        break;
-      res->eval_loss = ev;
-    }
-    double row[PREFT_HIST_COLS] = {
-        (double)step + 1, (double)dp.epoch, lr, loss, ev, norm, (double)tokens, tps, elapsed0 + el};
-    hist_add(&hist, row);
-    preft_progress_update(&prog, step + 1, loss, tps, do_eval);
-    if (do_eval && !o->quiet) {
-      if (prog.tty) fprintf(stderr, "\n");
-      fprintf(stderr, "preft train: step %lld eval loss %.4f\n", (long long)step + 1, ev);
-    }
-    bool do_save = (o->save_every > 0 && (step + 1) % o->save_every == 0) || step + 1 == total;
-    if (do_save) {
-      st = (preft_ckpt_state){step + 1,      dp.epoch, dp.cursor, opt.t,  tokens,
-                              elapsed0 + el, o->seed,  ps->n,     hist.n, train->n};
-      if ((rc = save_outputs(tm, ad, o, err)) != 0 || (rc = write_log(&hist, o->out_dir, err)) != 0 ||
-          (rc = preft_checkpoint_save(ckpt, &st, ps->mem, opt.m, opt.v, hist.rows, err)) != 0)
-        break;
-      last_ckpt = step + 1;
-    }
-    if (o->stop_after > 0 && step + 1 >= o->stop_after) {
-      step++;
-      break;
-    }
-  }
-  preft_progress_finish(&prog);
-  if (rc != 0 && hist.n > 0) {
+  rc = step_loop(&R, &B, &loss, res, err);
+  if (rc != 0 && R.hist.n > 0) {
     preft_error e2;
-    write_log(&hist, o->out_dir, &e2); /* the log up to the failure */
+    write_log(&R.hist, o->out_dir, &e2); /* the log up to the failure */
   }
-  if (isnan(loss) && hist.n > 0) loss = hist.rows[(size_t)(hist.n - 1) * PREFT_HIST_COLS + 3];
+  if (isnan(loss) && R.hist.n > 0)
+    loss = R.hist.rows[(size_t)(R.hist.n - 1) * PREFT_HIST_COLS + PREFT_HIST_TRAIN_LOSS];
   res->train_loss = loss;
-  res->steps = step;
-  res->tokens = tokens;
-  res->seconds = preft_now() - t_start;
-  res->tokens_per_s = res->seconds > 0 ? (double)(tokens - tokens_start) / res->seconds : 0;
-  if (step == step_start && eval && eval->n && rc == 0) { /* resumed a finished run: evaluate anyway */
+  res->steps = R.step;
+  res->tokens = R.tokens;
+  if (R.step == step_start && eval && eval->n && rc == 0) { /* resumed a finished run: evaluate anyway */
     int64_t cnt;
-    rc = preft_train_eval_loss(tm, ad, pool, eval, o->batch, o->max_tokens, &res->eval_loss, &cnt, err);
+    rc = preft_train_eval_loss(tm, ad, B.pool, eval, o->batch, o->max_tokens, &res->eval_loss, &cnt, err);
   }
-  free(mb);
-  free(tg);
-  free(fl);
-  preft_train_batch_free(&b);
-  preft_train_acts_free(&acts);
-  preft_pool_free(pool);
-done:
-  free(ckpt);
-  free(dp.perm);
-  free(hist.rows);
-  preft_adamw_free(&opt);
+  buffers_close(&B);
+  run_close(&R);
   return rc;
 }

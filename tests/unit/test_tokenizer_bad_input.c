@@ -151,6 +151,35 @@ static void byte_level_encodes_invalid_utf8_as_raw_bytes(void **state) {
   free(path);
 }
 
+/* Invalid UTF-8 becomes U+FFFD, one per maximal subpart: Python's
+ * bytes.decode("utf-8", "replace") gives the expected strings. */
+static void lossy_utf8_replaces_like_python(void **state) {
+  static const struct {
+    const char *in, *want;
+  } cases[] = {
+      {"ok", "ok"},
+      {"\xe2\x82 x", "\xef\xbf\xbd x"},
+      {"\xf0\x9f\x98", "\xef\xbf\xbd"},
+      {"a\xff"
+       "b",
+       "a\xef\xbf\xbd"
+       "b"},
+      {"\xed\xa0\x80z", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz"},
+      {"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"},
+      {"\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+      {"\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd"},
+      {"\xe0\x80\xaf", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+      {"\xf0\x9f\x98\x80\x80", "\xf0\x9f\x98\x80\xef\xbf\xbd"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    preft_buf out = {0};
+    preft_utf8_append_lossy(&out, (const uint8_t *)cases[i].in, strlen(cases[i].in));
+    assert_int_equal(out.len, strlen(cases[i].want));
+    assert_memory_equal(out.data, cases[i].want, out.len);
+    preft_buf_free(&out);
+  }
+}
+
 static void streaming_decode_holds_back_partial_utf8(void **state) {
   char *json = tiny_bytelevel_json();
   char *path = write_tmp("tokenizer.json", json);
@@ -245,6 +274,7 @@ int main(void) {
       cmocka_unit_test(malformed_tokenizer_files_are_rejected_with_the_reason),
       cmocka_unit_test(byte_level_encodes_invalid_utf8_as_raw_bytes),
       cmocka_unit_test(streaming_decode_holds_back_partial_utf8),
+      cmocka_unit_test(lossy_utf8_replaces_like_python),
       cmocka_unit_test(wordpiece_reports_invalid_utf8_offset),
       cmocka_unit_test(cli_reports_errors_with_exit_codes),
   };

@@ -156,6 +156,87 @@ static void jinja_subset_follows_jinja2_semantics(void **state) {
   render_ok("{# comment #}{{ \"a\\nb\" }}", NULL, "a\nb");
 }
 
+/* Every filter, and the statements, against Jinja2 3.1's renderings of the
+ * same templates (the values the filters are given: FILTER_CTX). */
+#define FILTER_CTX                                                                                           \
+  "{\"xs\":[3,1,2,3],\"s\":\"  Hello World  "                                                                \
+  "\",\"d\":{\"b\":2,\"a\":1,\"c\":3},\"ms\":[{\"role\":\"user\",\"content\":\"a\",\"n\":2},{\"role\":"      \
+  "\"bot\",\"content\":\"b\",\"n\":1},{\"role\":\"user\",\"content\":\"c\"}],\"f\":2.567,\"neg\":-4,\"nf\":" \
+  "-2.5,\"html\":\"<a href=\\\"x\\\">'&'</a>\",\"lines\":\"a\\n\\nb\\nc\",\"e\":[],\"words\":\"one two  "    \
+  "three\",\"mixed\":[1,2.5,3],\"strs\":[\"b\",\"A\",\"a\",\"c\"],\"none\":null,\"t\":true}"
+static void jinja_filters_match_jinja2(void **state) {
+  const char *ctx = FILTER_CTX;
+  render_ok("{{ s|trim }}|{{ s|trim('  H') }}|{{ missing|trim }}", ctx, "Hello World|ello World|");
+  render_ok(
+      "{{ d|tojson }}|{{ d|tojson(indent=2) }}|{{ ms|tojson(2) }}", ctx,
+      "{\"b\": 2, \"a\": 1, \"c\": 3}|{\n  \"b\": 2,\n  \"a\": 1,\n  \"c\": 3\n}|[\n  {\n    \"role\": "
+      "\"user\",\n    \"content\": \"a\",\n    \"n\": 2\n  },\n  {\n    \"role\": \"bot\",\n    \"content\": "
+      "\"b\",\n    \"n\": 1\n  },\n  {\n    \"role\": \"user\",\n    \"content\": \"c\"\n  }\n]");
+  render_ok("{{ xs|length }}{{ s|length }}{{ d|length }}{{ missing|length }}{{ xs|count }}", ctx, "415304");
+  render_ok("{{ s|upper }}|{{ s|lower }}|{{ 'hello wORLD'|title }}|{{ 'hello wORLD'|capitalize }}", ctx,
+            "  HELLO WORLD  |  hello world  |Hello World|Hello world");
+  render_ok("{{ 12|string }}|{{ html|safe }}|{{ html|e }}|{{ html|escape }}", ctx,
+            "12|<a href=\"x\">'&'</a>|&lt;a href=&#34;x&#34;&gt;&#39;&amp;&#39;&lt;/a&gt;|&lt;a "
+            "href=&#34;x&#34;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+  render_ok("{{ xs|first }}{{ xs|last }}{{ 'abc'|first }}{{ 'abc'|last }}|{{ e|first }}|{{ e|last }}", ctx,
+            "33ac||");
+  render_ok(
+      "{{ xs|join }}|{{ xs|join(', ') }}|{{ ms|join('-', attribute='role') }}|{{ ms|join(d='+', "
+      "attribute='content') }}",
+      ctx, "3123|3, 1, 2, 3|user-bot-user|a+b+c");
+  render_ok(
+      "{{ missing|default('x') }}|{{ ''|default('y') }}|{{ ''|default('y', true) }}|{{ 0|d('z', "
+      "boolean=true) }}|{{ missing|d }}|",
+      ctx, "x||y|z||");
+  render_ok("{{ '12'|int }}{{ '1.7'|int }}{{ 'x'|int }}{{ 2.9|int }}{{ t|int }}{{ none|int }}", ctx,
+            "1210210");
+  render_ok("{{ '1.5'|float }}|{{ 3|float }}|{{ none|float }}", ctx, "1.5|3.0|0.0");
+  render_ok("{{ neg|abs }}|{{ nf|abs }}", ctx, "4|2.5");
+  render_ok("{{ 'ab'|list }}|{{ xs|list }}|{{ d|list }}", ctx, "['a', 'b']|[3, 1, 2, 3]|['b', 'a', 'c']");
+  render_ok("{{ 'héllo'|reverse }}|{{ xs|reverse|list }}", ctx, "olléh|[3, 2, 1, 3]");
+  render_ok(
+      "{{ xs|sort }}|{{ xs|sort(reverse=true) }}|{{ "
+      "ms|sort(attribute='content')|map(attribute='content')|join }}|{{ strs|sort }}",
+      ctx, "[1, 2, 3, 3]|[3, 3, 2, 1]|abc|['A', 'a', 'b', 'c']");
+  render_ok("{{ xs|unique|list }}", ctx, "[3, 1, 2]");
+  render_ok("{{ s|replace('l', 'L') }}|{{ s|replace('l', 'L', 2) }}", ctx, "  HeLLo WorLd  |  HeLLo World  ");
+  render_ok(
+      "{{ lines|indent }}|{{ lines|indent(2, true) }}|{{ lines|indent(2, true, true) }}|{{ "
+      "lines|indent('>>') }}",
+      ctx, "a\n\n    b\n    c|  a\n\n  b\n  c|  a\n  \n  b\n  c|a\n\n>>b\n>>c");
+  render_ok(
+      "{{ xs|select('odd')|list }}|{{ xs|reject('odd')|list }}|{{ [0,1,'',none,'a']|select|list }}|{{ "
+      "[0,1,'']|reject|list }}",
+      ctx, "[3, 1, 3]|[2]|[1, 'a']|[0, '']");
+  render_ok(
+      "{{ ms|selectattr('role','equalto','user')|map(attribute='content')|join }}|{{ "
+      "ms|rejectattr('role','equalto','user')|map(attribute='content')|join }}|{{ "
+      "ms|selectattr('n')|map(attribute='content')|join }}",
+      ctx, "ac|b|ab");
+  render_ok(
+      "{{ xs|map('string')|join('/') }}|{{ ms|map(attribute='n', default=9)|list }}|{{ [' a "
+      "']|map('trim')|list }}",
+      ctx, "3/1/2/3|[2, 1, 9]|['a']");
+  render_ok(
+      "{{ xs|sum }}|{{ mixed|sum }}|{{ xs|max }}|{{ xs|min }}|{{ strs|max }}|{{ strs|min }}|{{ e|max }}", ctx,
+      "9|6.5|3|1|c|A|");
+  render_ok("{{ words|wordcount }}", ctx, "3");
+}
+
+static void jinja_statements_match_jinja2(void **state) {
+  const char *ctx = FILTER_CTX;
+  render_ok("{% set a = 1 %}{% set b, c = [2, 3] %}{{ a }}{{ b }}{{ c }}", ctx, "123");
+  render_ok("{% set x %}in{{ 1 }}{% endset %}[{{ x }}]", ctx, "[in1]");
+  render_ok(
+      "{% for k, v in d|dictsort %}{{ loop.index0 }}{{ k }}{{ v }}{{ loop.first }}{{ loop.revindex }}{% "
+      "endfor %}",
+      ctx, "0a1True31b2False22c3False1");
+  render_ok("{% for x in xs %}{{ loop.previtem }}-{{ loop.nextitem }};{% endfor %}", ctx, "-1;3-2;1-3;2-;");
+  render_ok("{% if none %}1{% elif 0 %}2{% elif t %}3{% endif %}", ctx, "3");
+  render_ok("{%- for x in xs -%}\n  {{ x }}\n{%- endfor %}", ctx, "3123");
+  render_ok("{% set ns = namespace(a=1) %}{% set ns.a = 5 %}{{ ns.a }}", ctx, "5");
+}
+
 static void jinja_rejects_unsupported_constructs_by_name(void **state) {
   render_fails("{% include 'x' %}", "include");
   render_fails("{{ x|frobnicate }}", "frobnicate");
@@ -185,6 +266,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(chat_templates_match_reference_renderings),
       cmocka_unit_test(jinja_subset_follows_jinja2_semantics),
+      cmocka_unit_test(jinja_filters_match_jinja2),
+      cmocka_unit_test(jinja_statements_match_jinja2),
       cmocka_unit_test(jinja_rejects_unsupported_constructs_by_name),
       cmocka_unit_test(chat_template_rejects_bad_messages),
   };

@@ -261,9 +261,11 @@ static void resume_is_exact_and_seeds_repeat(void **state) {
     assert_int_equal(s[k].step, 10);
     assert_int_equal(s[k].n_hist, s[0].n_hist);
     for (int64_t i = 0; i < s[0].n_hist; i++)
-      if (h[k][i * PREFT_HIST_COLS + 3] != h[0][i * PREFT_HIST_COLS + 3])
+      if (h[k][i * PREFT_HIST_COLS + PREFT_HIST_TRAIN_LOSS] !=
+          h[0][i * PREFT_HIST_COLS + PREFT_HIST_TRAIN_LOSS])
         fail_msg("%s: step %lld loss %.9g, uninterrupted run %.9g", k == 1 ? "same seed" : "resumed",
-                 (long long)i + 1, h[k][i * PREFT_HIST_COLS + 3], h[0][i * PREFT_HIST_COLS + 3]);
+                 (long long)i + 1, h[k][i * PREFT_HIST_COLS + PREFT_HIST_TRAIN_LOSS],
+                 h[0][i * PREFT_HIST_COLS + PREFT_HIST_TRAIN_LOSS]);
     assert_memory_equal(p[k], p[0], sizeof(float) * s[0].n_params * 3);
   }
   for (int k = 0; k < 3; k++) {
