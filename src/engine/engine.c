@@ -80,7 +80,8 @@ struct preft_engine {
   uint8_t *b_flag;
   seq_t **b_logit_seq;
   float *logits;
-  preft_token_event *sampled; /* [max_running]: per logits row, filled by sample_row */
+  preft_token_event *sampled;    /* [max_running]: per logits row, filled by sample_row */
+  preft_sample_scratch *scratch; /* [pool size]: sample_row's working memory */
   pending_event *events;
   int n_events, cap_events;
   preft_engine_stats stats;
@@ -400,19 +401,20 @@ static void fill_logprobs(const float *logits, int vocab, int token, int top_n, 
   }
 }
 
-/* Pool task: samples logits row j with its sequence's own sampler and fills
- * the row's logprobs when asked, into e->sampled[j]. Runs with the lock
- * released: a row touches only its sequence's sampler (no other thread uses
- * it, and sequences are freed only by the engine thread), its logits row and
- * its own output, so rows run in parallel and the tokens do not depend on
- * the number of threads. */
+/* Pool task: samples logits row j with its sequence's own sampler (in the
+ * scratch of the pool thread) and fills the row's logprobs when asked, into
+ * e->sampled[j]. Runs with the lock released: a row touches only its
+ * sequence's sampler (no other thread uses it, and sequences are freed only
+ * by the engine thread), its logits row, its thread's scratch and its own
+ * output, so rows run in parallel and the tokens do not depend on the
+ * number of threads. */
 static void sample_row(void *ctx, int j, int thread) {
   preft_engine *e = ctx;
   int vocab = e->model->cfg.vocab;
   seq_t *s = e->b_logit_seq[j];
   const float *row = e->logits + (size_t)j * (size_t)vocab;
   preft_token_event *out = &e->sampled[j];
-  out->token = preft_sample(&s->sampler, row, vocab);
+  out->token = preft_sample_with(&s->sampler, &e->scratch[thread], row, vocab);
   if (s->logprobs > 0) fill_logprobs(row, vocab, out->token, s->logprobs, out);
 }
 
@@ -612,6 +614,7 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
   e->running = preft_xcalloc((size_t)e->cfg.max_running, sizeof(seq_t *));
   e->free_slots = preft_xmalloc(sizeof(int) * (size_t)e->cfg.max_running);
   e->sampled = preft_xcalloc((size_t)e->cfg.max_running, sizeof *e->sampled);
+  e->scratch = preft_xcalloc((size_t)preft_pool_size(e->pool), sizeof *e->scratch);
   for (int i = 0; i < e->cfg.max_running; i++) e->free_slots[i] = e->cfg.max_running - 1 - i;
   e->n_free_slots = e->cfg.max_running;
   e->next_id = 1;
@@ -652,6 +655,8 @@ void preft_engine_free(preft_engine *e) {
   preft_prefix_free(&e->prefix);
   preft_kv_free(&e->kv);
   preft_registry_free(&e->reg);
+  for (int i = 0; i < preft_pool_size(e->pool); i++) preft_sample_scratch_free(&e->scratch[i]);
+  free(e->scratch);
   preft_pool_free(e->pool);
   preft_workspace_free(&e->ws);
   free(e->running);

@@ -30,9 +30,14 @@ void preft_sampler_init(preft_sampler *s, const preft_sampling *params) {
   s->rng[1] = mix(params->seed + 2 * 0x9e3779b97f4a7c15ull) | 1;
 }
 
+void preft_sample_scratch_free(preft_sample_scratch *w) {
+  free(w->prob);
+  free(w->keys);
+  memset(w, 0, sizeof *w);
+}
+
 void preft_sampler_free(preft_sampler *s) {
-  free(s->keys);
-  free(s->prob);
+  preft_sample_scratch_free(&s->scratch);
   memset(s, 0, sizeof *s);
 }
 
@@ -114,37 +119,66 @@ static int by_key_desc(const void *a, const void *b) {
   return (x < y) - (x > y);
 }
 
-/* Ranks the tokens whose probability is above 0 and at least floor: their
- * keys go to s->keys best first, at most k of them (k <= 0: all). Returns
- * how many are ranked; *passed counts those that passed the floor. */
-static int rank_candidates(preft_sampler *s, int vocab, float floor, int k, int *passed) {
-  const float *prob = s->prob;
+/* Sorts keys[0..n), collected in ascending id order, highest first: a stable
+ * radix sort on the value half (8 bits a pass) keeps equal values in id
+ * order, which is the key order. tmp[n] is scratch. */
+static void sort_keys_desc(uint64_t *keys, uint64_t *tmp, int n) {
+  if (n < 512) {
+    qsort(keys, (size_t)n, sizeof *keys, by_key_desc);
+    return;
+  }
+  uint64_t *src = keys, *dst = tmp;
+  for (int shift = 32; shift < 64; shift += 8) {
+    int start[257] = {0};
+    for (int i = 0; i < n; i++) start[256 - ((src[i] >> shift) & 255)]++;
+    if (start[256 - ((src[0] >> shift) & 255)] == n) continue; /* one digit for all: nothing moves */
+    for (int d = 0; d < 256; d++) start[d + 1] += start[d];
+    for (int i = 0; i < n; i++) dst[start[255 - ((src[i] >> shift) & 255)]++] = src[i];
+    uint64_t *t = src;
+    src = dst;
+    dst = t;
+  }
+  if (src != keys) memcpy(keys, src, sizeof *keys * (size_t)n);
+}
+
+/* How many tokens have a probability above 0 and at least floor. */
+static int count_candidates(const float *prob, int vocab, float floor) {
   int m = 0;
+  for (int i = 0; i < vocab; i++) m += prob[i] > 0.0f && prob[i] >= floor;
+  return m;
+}
+
+/* Ranks the m tokens whose probability is above 0 and at least floor: their
+ * keys go to w->keys best first, at most k of them (k <= 0: all). Returns
+ * how many are ranked. */
+static int rank_candidates(preft_sample_scratch *w, int vocab, float floor, int k, int m) {
+  int need = k > 0 ? (k < m ? k : m) : 2 * m; /* a heap of k, or m keys and m to sort with */
+  if (need > w->key_cap) {
+    w->key_cap = need > 2 * w->key_cap ? need : 2 * w->key_cap;
+    w->keys = preft_xrealloc(w->keys, sizeof *w->keys * (size_t)w->key_cap);
+  }
+  const float *prob = w->prob;
   if (k > 0) {
-    preft_best best = preft_best_init(s->keys, k);
+    preft_best best = preft_best_init(w->keys, k);
     for (int i = 0; i < vocab; i++)
-      if (prob[i] > 0.0f && prob[i] >= floor) {
-        preft_best_offer(&best, preft_rank_key(prob[i], i));
-        m++;
-      }
-    *passed = m;
+      if (prob[i] > 0.0f && prob[i] >= floor) preft_best_offer(&best, preft_rank_key(prob[i], i));
     return preft_best_sort(&best);
   }
+  int n = 0;
   for (int i = 0; i < vocab; i++)
-    if (prob[i] > 0.0f && prob[i] >= floor) s->keys[m++] = preft_rank_key(prob[i], i);
-  qsort(s->keys, (size_t)m, sizeof *s->keys, by_key_desc);
-  *passed = m;
-  return m;
+    if (prob[i] > 0.0f && prob[i] >= floor) w->keys[n++] = preft_rank_key(prob[i], i);
+  sort_keys_desc(w->keys, w->keys + n, n);
+  return n;
 }
 
 /* How many of the n ranked candidates top-p keeps: the shortest prefix whose
  * probabilities add up to top_p. *reached is false when all n fall short. */
-static int nucleus(const preft_sampler *s, int n, float top_p, bool *reached) {
+static int nucleus(const preft_sample_scratch *w, int n, float top_p, bool *reached) {
   double cum = 0;
   int keep = 0;
   *reached = false;
   while (keep < n) {
-    cum += s->prob[preft_rank_id(s->keys[keep++])];
+    cum += w->prob[preft_rank_id(w->keys[keep++])];
     if (cum >= top_p) {
       *reached = true;
       break;
@@ -154,50 +188,58 @@ static int nucleus(const preft_sampler *s, int n, float top_p, bool *reached) {
 }
 
 int preft_sample(preft_sampler *s, const float *logits, int vocab) {
+  return preft_sample_with(s, &s->scratch, logits, vocab);
+}
+
+int preft_sample_with(preft_sampler *s, preft_sample_scratch *w, const float *logits, int vocab) {
   const preft_sampling *p = &s->params;
   if (p->temperature <= 0.0f || p->top_k == 1) return argmax(logits, vocab);
-  if (vocab > s->cap) {
-    s->keys = preft_xrealloc(s->keys, sizeof *s->keys * (size_t)vocab);
-    s->prob = preft_xrealloc(s->prob, sizeof *s->prob * (size_t)vocab);
-    s->cap = vocab;
+  if (vocab > w->prob_cap) {
+    w->prob = preft_xrealloc(w->prob, sizeof *w->prob * (size_t)vocab);
+    w->prob_cap = vocab;
   }
+  float *prob = w->prob;
   int top = argmax(logits, vocab);
   float mx = logits[top];
   double sum = 0;
   for (int i = 0; i < vocab; i++) {
-    s->prob[i] = expf((logits[i] - mx) / p->temperature);
-    sum += s->prob[i];
+    prob[i] = expf((logits[i] - mx) / p->temperature);
+    sum += prob[i];
   }
-  for (int i = 0; i < vocab; i++) s->prob[i] = (float)(s->prob[i] / sum);
-  float p_max = s->prob[top];
+  float p_max = (float)(prob[top] / sum); /* as the loop below rounds it */
   /* min-p keeps what is at least min_p * p_max (and always the best) */
   float floor_p = p->min_p * p_max;
   float min_p_cut = p->min_p > 0.0f ? (floor_p < p_max ? floor_p : p_max) : 0.0f;
   float top_p_cut = p->top_p < 1.0f && vocab > 1 ? (float)((1.0 - p->top_p) / (vocab - 1)) : 0.0f;
   if (top_p_cut > p_max) top_p_cut = p_max; /* the best always stays a candidate */
-  int k = p->top_k > 0 && p->top_k < vocab ? p->top_k : 0, passed;
-  int n = rank_candidates(s, vocab, top_p_cut > min_p_cut ? top_p_cut : min_p_cut, k, &passed);
+  float cut = top_p_cut > min_p_cut ? top_p_cut : min_p_cut;
+  int k = p->top_k > 0 && p->top_k < vocab ? p->top_k : 0, m = 0;
+  for (int i = 0; i < vocab; i++) {
+    prob[i] = (float)(prob[i] / sum);
+    m += prob[i] > 0.0f && prob[i] >= cut;
+  }
+  int n = rank_candidates(w, vocab, cut, k, m);
   if (n == 0) return argmax(logits, vocab);
   if (p->top_p < 1.0f) {
     bool reached;
-    int keep = nucleus(s, n, p->top_p, &reached);
-    if (!reached && top_p_cut > min_p_cut && (k == 0 || passed < k)) {
-      n = rank_candidates(s, vocab, min_p_cut, k, &passed); /* the cut dropped too much */
-      keep = nucleus(s, n, p->top_p, &reached);
+    int keep = nucleus(w, n, p->top_p, &reached);
+    if (!reached && top_p_cut > min_p_cut && (k == 0 || m < k)) { /* the cut dropped too much */
+      n = rank_candidates(w, vocab, min_p_cut, k, count_candidates(prob, vocab, min_p_cut));
+      keep = nucleus(w, n, p->top_p, &reached);
     }
     n = keep;
   }
   if (p->min_p > 0.0f) {
     int keep = 1;
-    while (keep < n && s->prob[preft_rank_id(s->keys[keep])] >= floor_p) keep++;
+    while (keep < n && prob[preft_rank_id(w->keys[keep])] >= floor_p) keep++;
     n = keep;
   }
   double total = 0;
-  for (int i = 0; i < n; i++) total += s->prob[preft_rank_id(s->keys[i])];
+  for (int i = 0; i < n; i++) total += prob[preft_rank_id(w->keys[i])];
   double r = preft_sampler_uniform(s) * total, acc = 0;
   for (int i = 0; i < n; i++) {
-    acc += s->prob[preft_rank_id(s->keys[i])];
-    if (r < acc) return preft_rank_id(s->keys[i]);
+    acc += prob[preft_rank_id(w->keys[i])];
+    if (r < acc) return preft_rank_id(w->keys[i]);
   }
-  return preft_rank_id(s->keys[n - 1]);
+  return preft_rank_id(w->keys[n - 1]);
 }

@@ -23,19 +23,28 @@ typedef struct preft_sampling {
   uint64_t seed;
 } preft_sampling;
 
+/* Working memory of one draw, grown on use: any sampler may use any scratch,
+ * one draw at a time (the engine keeps one per pool thread). */
+typedef struct preft_sample_scratch {
+  float *prob;    /* [vocab] */
+  uint64_t *keys; /* rank keys of the candidates, then as many for sorting */
+  int prob_cap, key_cap;
+} preft_sample_scratch;
+
+void preft_sample_scratch_free(preft_sample_scratch *w);
+
 typedef struct preft_sampler {
   preft_sampling params;
   uint64_t rng[2];
-  /* scratch, grown to the vocabulary */
-  uint64_t *keys; /* rank keys of the candidates */
-  float *prob;    /* [vocab] */
-  int cap;
+  preft_sample_scratch scratch; /* used by preft_sample */
 } preft_sampler;
 
 void preft_sampler_init(preft_sampler *s, const preft_sampling *params);
 void preft_sampler_free(preft_sampler *s);
-/* logits [V] (read only). Returns the chosen token id. Touches only s, so
- * different samplers may run on different threads at once. */
+/* logits [V] (read only). Returns the chosen token id. Touches only s and
+ * w, so draws with different samplers and scratches may run at once. */
+int preft_sample_with(preft_sampler *s, preft_sample_scratch *w, const float *logits, int vocab);
+/* preft_sample_with the sampler's own scratch. */
 int preft_sample(preft_sampler *s, const float *logits, int vocab);
 /* A uniform float in [0, 1) from the sampler's RNG (xoroshiro128+). */
 float preft_sampler_uniform(preft_sampler *s);

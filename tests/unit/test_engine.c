@@ -308,6 +308,25 @@ static void adapters_beyond_the_loaded_limit_are_evicted(void **s) {
   preft_engine_free(e);
 }
 
+/* Holds the engine thread in a callback until opened, so that requests
+ * submitted meanwhile all start in the same step (batches then do not depend
+ * on timing, and neither do the logits' last bits). */
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool entered, open;
+} gate;
+
+static bool wait_at_gate(void *user, const preft_token_event *ev) {
+  gate *g = user;
+  pthread_mutex_lock(&g->mu);
+  g->entered = true;
+  pthread_cond_broadcast(&g->cv);
+  while (!g->open) pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+  return true;
+}
+
 /* Request r of the sampling test: its own seed and mix of filters. */
 static preft_sampling sampled_params(int r) {
   preft_sampling sp = {.temperature = 0.6f + 0.1f * (float)(r % 5),
@@ -318,6 +337,9 @@ static preft_sampling sampled_params(int r) {
   return sp;
 }
 
+/* Twelve seeded sampled requests, some with logprobs, all starting in one
+ * step: the same tokens and logprobs with 1 and 2 pool threads, and each
+ * request's tokens those of preft_generate (one sampler, serially) alone. */
 static void seeded_sampling_is_the_same_for_any_thread_count(void **s) {
   enum { N = 12, NEW = 16 };
   collector *c[2];
@@ -327,6 +349,16 @@ static void seeded_sampling_is_the_same_for_any_thread_count(void **s) {
     preft_engine_config cfg = {.threads = t + 1, .kv_cache_mb = 16};
     if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
     c[t] = calloc(N, sizeof *c[t]);
+    gate g = {.entered = false, .open = false};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    int one_token = 7;
+    uint64_t id;
+    preft_request_params blocker = {.prompt = &one_token, .n_prompt = 1, .adapter_mode = -1, .max_tokens = 1};
+    assert_int_equal(preft_engine_submit(e, &blocker, wait_at_gate, &g, &id, &err), PREFT_SUBMIT_OK);
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
     for (int r = 0; r < N; r++) {
       collector_init(&c[t][r]);
       int prompt[64], n = make_prompt(r, prompt);
@@ -336,11 +368,16 @@ static void seeded_sampling_is_the_same_for_any_thread_count(void **s) {
                                 .max_tokens = NEW,
                                 .sampling = sampled_params(r),
                                 .logprobs = r % 4 * 3};
-      uint64_t id;
       assert_int_equal(preft_engine_submit(e, &p, on_event, &c[t][r], &id, &err), PREFT_SUBMIT_OK);
     }
+    pthread_mutex_lock(&g.mu);
+    g.open = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
     for (int r = 0; r < N; r++) wait_done(&c[t][r]);
     preft_engine_free(e);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
   }
   preft_model *ref = load_base();
   for (int r = 0; r < N; r++) {
