@@ -4,8 +4,11 @@
  * Locking: one mutex guards every field below except the forward pass's
  * inputs, which the engine thread builds under the lock and then uses with
  * the lock released (adapters in the batch cannot be evicted meanwhile:
- * running requests hold references). Callbacks are called with the lock
- * released, from the engine thread only.
+ * running requests hold references), and the sampling that follows: still
+ * unlocked, every logits row is sampled over the thread pool with its own
+ * sequence's sampler (only the engine thread's steps use a sampler), and
+ * the lock is taken again to publish the tokens. Callbacks are called with
+ * the lock released, from the engine thread only.
  */
 #include "engine/engine.h"
 
@@ -78,6 +81,8 @@ struct preft_engine {
   int cap_rows;
   seq_t **b_logit_seq; /* the sequence of each logit row */
   float *logits;
+  preft_token_event *sampled;    /* [max_running]: per logits row, filled by sample_row */
+  preft_sample_scratch *scratch; /* [pool size]: sample_row's working memory */
   pending_event *events;
   int n_events, cap_events;
   preft_engine_stats stats;
@@ -141,6 +146,18 @@ static void release_slot(preft_engine *e, seq_t *s) {
   s->n_computed = 0;
   s->n_keyed = 0;
   s->last_key = 0;
+}
+
+/* Takes s out of the waiting list; prev is the entry before it (NULL when s
+ * is the head). */
+static void unlink_waiting(preft_engine *e, seq_t *prev, seq_t *s) {
+  if (prev)
+    prev->next = s->next;
+  else
+    e->wait_head = s->next;
+  if (e->wait_tail == s) e->wait_tail = prev;
+  e->n_waiting--;
+  s->next = NULL;
 }
 
 static void remove_running(preft_engine *e, seq_t *s) {
@@ -287,12 +304,7 @@ static int schedule(preft_engine *e) {
     bool failed;
     if (s->cancelled || !adapter_ready(e, s, &failed)) {
       if (s->cancelled || failed) {
-        if (prev)
-          prev->next = next;
-        else
-          e->wait_head = next;
-        if (e->wait_tail == s) e->wait_tail = prev;
-        e->n_waiting--;
+        unlink_waiting(e, prev, s);
         if (s->cancelled)
           finish(e, s, PREFT_FINISH_CANCELLED, NULL);
         else
@@ -319,13 +331,7 @@ static int schedule(preft_engine *e) {
       release_slot(e, s); /* not enough memory now: wait for running ones */
       break;
     }
-    if (prev)
-      prev->next = next;
-    else
-      e->wait_head = next;
-    if (e->wait_tail == s) e->wait_tail = prev;
-    e->n_waiting--;
-    s->next = NULL;
+    unlink_waiting(e, prev, s);
     s->step_take = take;
     e->running[e->n_running++] = s;
     if (s->ra) preft_registry_touch(&e->reg, s->ra);
@@ -369,23 +375,37 @@ static int build_batch(preft_engine *e, int rows) {
 static void fill_logprobs(const float *logits, int vocab, int token, int top_n, preft_token_event *ev) {
   double lse = preft_logsumexp(logits, vocab);
   ev->logprob = (float)(logits[token] - lse);
-  ev->n_top = 0;
-  for (int k = 0; k < top_n && k < vocab; k++) {
-    int best = -1;
-    for (int v = 0; v < vocab; v++) {
-      bool taken = false;
-      for (int j = 0; j < ev->n_top; j++) taken |= ev->top_ids[j] == v;
-      if (!taken && (best < 0 || logits[v] > logits[best])) best = v;
-    }
-    ev->top_ids[ev->n_top] = best;
-    ev->top_logprobs[ev->n_top++] = (float)(logits[best] - lse);
+  /* the top_n highest logits, lowest id first on ties: O(V log top_n) */
+  uint64_t top[PREFT_MAX_TOP_LOGPROBS];
+  preft_best best = preft_best_init(top, top_n < vocab ? top_n : vocab);
+  for (int v = 0; v < vocab; v++) preft_best_offer(&best, preft_rank_key(logits[v], v));
+  ev->n_top = preft_best_sort(&best);
+  for (int j = 0; j < ev->n_top; j++) {
+    ev->top_ids[j] = preft_rank_id(top[j]);
+    ev->top_logprobs[j] = (float)(logits[ev->top_ids[j]] - lse);
   }
 }
 
-/* After the forward: advance every scheduled sequence, sample where logits
- * were computed, queue events, finish what is done. */
-static void complete_step(preft_engine *e, int n_logits) {
+/* Pool task: samples logits row j with its sequence's own sampler (in the
+ * scratch of the pool thread) and fills the row's logprobs when asked, into
+ * e->sampled[j]. Runs with the lock released: a row touches only its
+ * sequence's sampler (no other thread uses it, and sequences are freed only
+ * by the engine thread), its logits row, its thread's scratch and its own
+ * output, so rows run in parallel and the tokens do not depend on the
+ * number of threads. */
+static void sample_row(void *ctx, int j, int thread) {
+  preft_engine *e = ctx;
   int vocab = e->model->cfg.vocab;
+  seq_t *s = e->b_logit_seq[j];
+  const float *row = e->logits + (size_t)j * (size_t)vocab;
+  preft_token_event *out = &e->sampled[j];
+  out->token = preft_sample_with(&s->sampler, &e->scratch[thread], row, vocab);
+  if (s->logprobs > 0) fill_logprobs(row, vocab, out->token, s->logprobs, out);
+}
+
+/* After the forward and sample_row: advance every scheduled sequence, append
+ * the sampled tokens, queue events, finish what is done. */
+static void complete_step(preft_engine *e, int n_logits) {
   for (int i = 0; i < e->n_running; i++) {
     seq_t *s = e->running[i];
     if (s->step_take == 0) continue;
@@ -400,8 +420,8 @@ static void complete_step(preft_engine *e, int n_logits) {
   for (int j = 0; j < n_logits; j++) {
     seq_t *s = e->b_logit_seq[j];
     if (s->cancelled) continue; /* finished below */
-    const float *row = e->logits + (size_t)j * (size_t)vocab;
-    int tok = preft_sample(&s->sampler, row, vocab);
+    const preft_token_event *got = &e->sampled[j];
+    int tok = got->token;
     if (s->t_first == 0) {
       s->t_first = now;
       e->stats.ttft_seconds_sum += now - s->t_submit;
@@ -420,7 +440,12 @@ static void complete_step(preft_engine *e, int n_logits) {
     p->ev.token = tok;
     p->ev.completion_tokens = s->n_generated;
     p->ev.finish = why;
-    if (s->logprobs > 0) fill_logprobs(row, vocab, tok, s->logprobs, &p->ev);
+    if (s->logprobs > 0) {
+      p->ev.logprob = got->logprob;
+      p->ev.n_top = got->n_top;
+      memcpy(p->ev.top_ids, got->top_ids, sizeof got->top_ids);
+      memcpy(p->ev.top_logprobs, got->top_logprobs, sizeof got->top_logprobs);
+    }
   }
 }
 
@@ -440,12 +465,7 @@ static void reap(preft_engine *e) {
       prev = s;
       continue;
     }
-    if (prev)
-      prev->next = next;
-    else
-      e->wait_head = next;
-    if (e->wait_tail == s) e->wait_tail = prev;
-    e->n_waiting--;
+    unlink_waiting(e, prev, s);
     finish(e, s, PREFT_FINISH_CANCELLED, NULL);
   }
 }
@@ -480,6 +500,7 @@ static void *engine_main(void *arg) {
     double t0 = preft_now();
     int rc = preft_model_forward(e->model, e->pool, &e->kv, &b, &e->ws, e->logits, &err);
     double dt = preft_now() - t0;
+    if (rc == 0) preft_pool_run(e->pool, nl, sample_row, e); /* still unlocked */
     pthread_mutex_lock(&e->mu);
     e->stats.steps++;
     e->stats.step_seconds_sum += dt;
@@ -565,6 +586,8 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
   e->pool = preft_pool_create(cfg->threads);
   e->running = preft_xcalloc((size_t)e->cfg.max_running, sizeof(seq_t *));
   e->free_slots = preft_xmalloc(sizeof(int) * (size_t)e->cfg.max_running);
+  e->sampled = preft_xcalloc((size_t)e->cfg.max_running, sizeof *e->sampled);
+  e->scratch = preft_xcalloc((size_t)preft_pool_size(e->pool), sizeof *e->scratch);
   for (int i = 0; i < e->cfg.max_running; i++) e->free_slots[i] = e->cfg.max_running - 1 - i;
   e->n_free_slots = e->cfg.max_running;
   e->next_id = 1;
@@ -605,10 +628,13 @@ void preft_engine_free(preft_engine *e) {
   preft_prefix_free(&e->prefix);
   preft_kv_free(&e->kv);
   preft_registry_free(&e->reg);
+  for (int i = 0; i < preft_pool_size(e->pool); i++) preft_sample_scratch_free(&e->scratch[i]);
+  free(e->scratch);
   preft_pool_free(e->pool);
   preft_workspace_free(&e->ws);
   free(e->running);
   free(e->free_slots);
+  free(e->sampled);
   free(e->load_queue);
   preft_batch_buf_free(&e->batch);
   free(e->b_logit_seq);

@@ -508,17 +508,23 @@ static int submit_error(preft_server *s, int rc, const preft_error *err, srv_api
   return preft_srv_bad(e, NULL, "%s", err->msg);
 }
 
+/* Takes the job's next events (preft_srv_job_take); when the client has hung
+ * up, cancels the job and returns -1 with e filled (499). */
+static int take_events(srv_gen *g, srv_event **ev, size_t *n, srv_api_error *e) {
+  int rc = preft_srv_job_take(g->job, g->fd, ev, n);
+  if (rc != SRV_TAKE_HUNG_UP) return rc;
+  preft_srv_job_cancel(g->job);
+  return preft_srv_fail(e, 499, "invalid_request_error", NULL, NULL, "the client closed the connection");
+}
+
 /* Waits for the first events of a stream before answering, so that a
  * request that fails at once (an adapter whose files do not load) gets an
  * error status instead of a 200 stream holding an error. */
 static int stream_start(srv_gen *g, srv_api_error *e) {
   srv_event *ev;
   size_t n;
-  int rc = preft_srv_job_take(g->job, g->fd, &ev, &n);
-  if (rc == SRV_TAKE_HUNG_UP) {
-    preft_srv_job_cancel(g->job);
-    return preft_srv_fail(e, 499, "invalid_request_error", NULL, NULL, "the client closed the connection");
-  }
+  int rc = take_events(g, &ev, &n, e);
+  if (rc < 0) return -1;
   const char *error = NULL;
   int n_err = 0;
   for (size_t i = 0; i < n; i++)
@@ -541,11 +547,8 @@ static int wait_whole(srv_gen *g, srv_api_error *e) {
   for (;;) {
     srv_event *ev;
     size_t n;
-    int rc = preft_srv_job_take(g->job, g->fd, &ev, &n);
-    if (rc == SRV_TAKE_HUNG_UP) {
-      preft_srv_job_cancel(g->job);
-      return preft_srv_fail(e, 499, "invalid_request_error", NULL, NULL, "the client closed the connection");
-    }
+    int rc = take_events(g, &ev, &n, e);
+    if (rc < 0) return -1;
     for (size_t i = 0; i < n; i++) accumulate(g, &ev[i]);
     preft_srv_events_free(ev, n);
     if (rc == SRV_TAKE_ALL_DONE || g->n_done == g->n_choices) break;
@@ -713,59 +716,54 @@ static int adapter_name(const cJSON *root, const char **name, srv_api_error *e) 
   return 0;
 }
 
-void preft_srv_route_load_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
-  srv_api_error e;
-  cJSON *root = NULL;
-  const char *name, *path;
+/* What one adapter endpoint does once the body's lora_name is valid:
+ * returns 0, or -1 with e saying what was wrong. */
+typedef int (*adapter_action)(preft_server *s, const cJSON *root, const char *name, srv_api_error *e);
+
+static int load_adapter(preft_server *s, const cJSON *root, const char *name, srv_api_error *e) {
+  const char *path;
   preft_error err;
-  char msg[600];
-  if (preft_srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 ||
-      adapter_name(root, &name, &e) != 0 || preft_srv_get_string(root, "lora_path", true, &path, &e) != 0)
-    goto fail;
-  if (!strcmp(name, s->model_name)) {
-    preft_srv_bad(&e, "lora_name", "'%s' is the base model's name", name);
-    goto fail;
-  }
-  if (preft_engine_has_adapter(s->engine, name)) {
-    preft_srv_bad(&e, "lora_name", "The lora adapter '%s' has already been loaded.", name);
-    goto fail;
-  }
-  if (preft_engine_load_adapter(s->engine, name, path, &err) != 0) {
-    preft_srv_fail(&e, 400, "invalid_request_error", "adapter_load_failed", "lora_path", "%s", err.msg);
-    goto fail;
-  }
-  snprintf(msg, sizeof msg, "Success: LoRA adapter '%s' added successfully.", name);
-  reply_text(r, 200, msg);
-  cJSON_Delete(root);
-  return;
-fail:
-  preft_srv_reply_error(r, &e);
-  cJSON_Delete(root);
+  if (preft_srv_get_string(root, "lora_path", true, &path, e) != 0) return -1;
+  if (!strcmp(name, s->model_name))
+    return preft_srv_bad(e, "lora_name", "'%s' is the base model's name", name);
+  if (preft_engine_has_adapter(s->engine, name))
+    return preft_srv_bad(e, "lora_name", "The lora adapter '%s' has already been loaded.", name);
+  if (preft_engine_load_adapter(s->engine, name, path, &err) != 0)
+    return preft_srv_fail(e, 400, "invalid_request_error", "adapter_load_failed", "lora_path", "%s", err.msg);
+  return 0;
 }
 
-void preft_srv_route_unload_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
+static int unload_adapter(preft_server *s, const cJSON *root, const char *name, srv_api_error *e) {
+  preft_error err;
+  if (!preft_engine_has_adapter(s->engine, name))
+    return preft_srv_fail(e, 404, "invalid_request_error", "model_not_found", "lora_name",
+                          "The lora adapter '%s' cannot be found.", name);
+  if (preft_engine_remove_adapter(s->engine, name, &err) != 0)
+    return preft_srv_bad(e, "lora_name", "%s", err.msg);
+  return 0;
+}
+
+/* Parses the JSON body and its lora_name, runs act, and replies "Success:
+ * LoRA adapter '<name>' <done> successfully." or the error. */
+static void adapter_route(preft_server *s, srv_conn *c, srv_reply *r, adapter_action act, const char *done) {
   srv_api_error e;
   cJSON *root = NULL;
   const char *name;
-  preft_error err;
-  char msg[600];
   if (preft_srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 ||
-      adapter_name(root, &name, &e) != 0)
-    goto fail;
-  if (!preft_engine_has_adapter(s->engine, name)) {
-    preft_srv_fail(&e, 404, "invalid_request_error", "model_not_found", "lora_name",
-                   "The lora adapter '%s' cannot be found.", name);
-    goto fail;
+      adapter_name(root, &name, &e) != 0 || act(s, root, name, &e) != 0) {
+    preft_srv_reply_error(r, &e);
+  } else {
+    char msg[600];
+    snprintf(msg, sizeof msg, "Success: LoRA adapter '%s' %s successfully.", name, done);
+    reply_text(r, 200, msg);
   }
-  if (preft_engine_remove_adapter(s->engine, name, &err) != 0) {
-    preft_srv_bad(&e, "lora_name", "%s", err.msg);
-    goto fail;
-  }
-  snprintf(msg, sizeof msg, "Success: LoRA adapter '%s' removed successfully.", name);
-  reply_text(r, 200, msg);
   cJSON_Delete(root);
-  return;
-fail:
-  preft_srv_reply_error(r, &e);
-  cJSON_Delete(root);
+}
+
+void preft_srv_route_load_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
+  adapter_route(s, c, r, load_adapter, "added");
+}
+
+void preft_srv_route_unload_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
+  adapter_route(s, c, r, unload_adapter, "removed");
 }

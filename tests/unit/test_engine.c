@@ -4,7 +4,9 @@
  * small that sequences are preempted and recomputed; prefix caching reuses
  * blocks only for the same tokens and adapter; cancellation, stop requests
  * from the callback, a full queue, unknown adapters, over-long prompts and
- * adapter eviction behave as engine.h says. */
+ * adapter eviction behave as engine.h says; seeded sampled requests give the
+ * same tokens and logprobs with 1 and 2 pool threads, and the tokens of the
+ * sampler run serially on each alone. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +25,9 @@ typedef struct {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   int tokens[256];
+  float logprobs[256]; /* of each token */
+  int n_top[256], top_ids[256][PREFT_MAX_TOP_LOGPROBS];
+  float top_logprobs[256][PREFT_MAX_TOP_LOGPROBS];
   int n;
   preft_finish_reason finish;
   bool done;
@@ -43,7 +48,13 @@ static void collector_destroy(collector *c) {
 static bool on_event(void *user, const preft_token_event *ev) {
   collector *c = user;
   pthread_mutex_lock(&c->mu);
-  if (ev->token >= 0 && c->n < 256) c->tokens[c->n++] = ev->token;
+  if (ev->token >= 0 && c->n < 256) {
+    c->logprobs[c->n] = ev->logprob;
+    c->n_top[c->n] = ev->n_top;
+    memcpy(c->top_ids[c->n], ev->top_ids, sizeof ev->top_ids);
+    memcpy(c->top_logprobs[c->n], ev->top_logprobs, sizeof ev->top_logprobs);
+    c->tokens[c->n++] = ev->token;
+  }
   bool go_on = !(c->stop_after > 0 && c->n >= c->stop_after);
   if (ev->finish != PREFT_FINISH_NONE) {
     c->finish = ev->finish;
@@ -297,6 +308,107 @@ static void adapters_beyond_the_loaded_limit_are_evicted(void **s) {
   preft_engine_free(e);
 }
 
+/* Holds the engine thread in a callback until opened, so that requests
+ * submitted meanwhile all start in the same step (batches then do not depend
+ * on timing, and neither do the logits' last bits). */
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  bool entered, open;
+} gate;
+
+static bool wait_at_gate(void *user, const preft_token_event *ev) {
+  gate *g = user;
+  pthread_mutex_lock(&g->mu);
+  g->entered = true;
+  pthread_cond_broadcast(&g->cv);
+  while (!g->open) pthread_cond_wait(&g->cv, &g->mu);
+  pthread_mutex_unlock(&g->mu);
+  return true;
+}
+
+/* Request r of the sampling test: its own seed and mix of filters. */
+static preft_sampling sampled_params(int r) {
+  preft_sampling sp = {.temperature = 0.6f + 0.1f * (float)(r % 5),
+                       .top_k = r % 3 == 0 ? 0 : 40,
+                       .top_p = r % 2 ? 0.9f : 1.0f,
+                       .min_p = r % 4 == 1 ? 0.05f : 0.0f,
+                       .seed = 1000u + (uint64_t)r};
+  return sp;
+}
+
+/* Twelve seeded sampled requests, some with logprobs, all starting in one
+ * step: the same tokens and logprobs with 1 and 2 pool threads, and each
+ * request's tokens those of preft_generate (one sampler, serially) alone. */
+static void seeded_sampling_is_the_same_for_any_thread_count(void **s) {
+  enum { N = 12, NEW = 16 };
+  collector *c[2];
+  for (int t = 0; t < 2; t++) {
+    preft_engine *e;
+    preft_error err;
+    preft_engine_config cfg = {.threads = t + 1, .kv_cache_mb = 16};
+    if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
+    c[t] = calloc(N, sizeof *c[t]);
+    gate g = {.entered = false, .open = false};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    int one_token = 7;
+    uint64_t id;
+    preft_request_params blocker = {.prompt = &one_token, .n_prompt = 1, .adapter_mode = -1, .max_tokens = 1};
+    assert_int_equal(preft_engine_submit(e, &blocker, wait_at_gate, &g, &id, &err), PREFT_SUBMIT_OK);
+    pthread_mutex_lock(&g.mu);
+    while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+    for (int r = 0; r < N; r++) {
+      collector_init(&c[t][r]);
+      int prompt[64], n = make_prompt(r, prompt);
+      preft_request_params p = {.prompt = prompt,
+                                .n_prompt = n,
+                                .adapter_mode = -1,
+                                .max_tokens = NEW,
+                                .sampling = sampled_params(r),
+                                .logprobs = r % 4 * 3};
+      assert_int_equal(preft_engine_submit(e, &p, on_event, &c[t][r], &id, &err), PREFT_SUBMIT_OK);
+    }
+    pthread_mutex_lock(&g.mu);
+    g.open = true;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    for (int r = 0; r < N; r++) wait_done(&c[t][r]);
+    preft_engine_free(e);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+  }
+  preft_model *ref = load_base();
+  for (int r = 0; r < N; r++) {
+    collector *one = &c[0][r], *two = &c[1][r];
+    assert_int_equal(one->n, NEW);
+    assert_int_equal(two->n, NEW);
+    assert_memory_equal(one->tokens, two->tokens, sizeof one->tokens);
+    assert_memory_equal(one->logprobs, two->logprobs, sizeof one->logprobs);
+    assert_memory_equal(one->n_top, two->n_top, sizeof one->n_top);
+    assert_memory_equal(one->top_ids, two->top_ids, sizeof one->top_ids);
+    assert_memory_equal(one->top_logprobs, two->top_logprobs, sizeof one->top_logprobs);
+    for (int i = 0; i < NEW; i++) assert_int_equal(one->n_top[i], r % 4 * 3);
+    /* the serial path: one sequence, one sampler, one row at a time */
+    int prompt[64], n = make_prompt(r, prompt), want[NEW], count;
+    preft_generate_opts o = {.max_new_tokens = NEW, .sampling = sampled_params(r)};
+    token_sink sink = {want, 0};
+    preft_error err;
+    if (preft_generate(ref, NULL, prompt, n, &o, sink_token, &sink, &count, &err) != 0)
+      fail_msg("%s", err.msg);
+    assert_int_equal(sink.n, NEW);
+    for (int i = 0; i < NEW; i++)
+      if (one->tokens[i] != want[i])
+        fail_msg("request %d: token %d is %d, the serial sampler gives %d", r, i, one->tokens[i], want[i]);
+    collector_destroy(one);
+    collector_destroy(two);
+  }
+  free(c[0]);
+  free(c[1]);
+  preft_model_free(ref);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(mixed_adapter_requests_match_each_alone),
@@ -305,6 +417,7 @@ int main(void) {
       cmocka_unit_test(cancel_and_callback_stop_end_requests),
       cmocka_unit_test(bad_requests_are_refused_with_reasons),
       cmocka_unit_test(adapters_beyond_the_loaded_limit_are_evicted),
+      cmocka_unit_test(seeded_sampling_is_the_same_for_any_thread_count),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
