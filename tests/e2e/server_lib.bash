@@ -69,11 +69,19 @@ kill_server() { [ -z "$SRV_PID" ] || { kill -KILL "$SRV_PID" 2>/dev/null; wait "
 metric() { curl -s "$SRV_URL/metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
 # post PATH JSON [curl args...]: prints the body, then the status on its own line
 post() { local p=$1 j=$2; shift 2; curl -s -X POST "$SRV_URL$p" -H 'Content-Type: application/json' -d "$j" -w '\n%{http_code}' "$@"; }
-# wait_for CMD...: retries CMD until it succeeds, for at most 10 s (scaled)
+# wait_for CMD...: retries CMD until it succeeds, for at most 10 s (scaled);
+# gives up at once when the server has exited
 wait_for() {
   local limit=$((10 * scale))
   local deadline=$((SECONDS + limit))
-  while [ $SECONDS -lt $deadline ]; do "$@" && return 0; sleep 0.05; done
+  while [ $SECONDS -lt $deadline ]; do
+    "$@" && return 0
+    if [ -n "$SRV_PID" ] && ! kill -0 "$SRV_PID" 2>/dev/null; then
+      echo "  the server has exited; was waiting for: $*"
+      return 1
+    fi
+    sleep 0.05
+  done
   "$@" && return 0
   echo "  gave up after $limit s waiting for: $*"
   return 1
