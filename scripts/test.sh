@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The README's test command: installs what is missing, builds preft twice
-# (Release, and Debug with AddressSanitizer + UndefinedBehaviorSanitizer),
-# and runs the whole CTest suite on both.
+# The README's test command: installs what is missing, builds preft three
+# times and runs the CTest suite on each: Release (every test), Debug with
+# AddressSanitizer + UndefinedBehaviorSanitizer (every test), and Debug with
+# ThreadSanitizer (the concurrency tests only: scripts/test-tsan.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -12,3 +13,4 @@ ctest --test-dir build --output-on-failure -j2
 bash scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DPREFT_SANITIZE=ON
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j2
+bash scripts/test-tsan.sh build-tsan

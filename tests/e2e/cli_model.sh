@@ -21,7 +21,7 @@ check "logits exits 0" test $? -eq 0
 check "logits file has T*V float32" test "$(stat -c %s "$tmp/logits.f32")" -eq $((20 * 320 * 4))
 rel=$(paste <(od -An -v -t f4 -w4 "$tmp/logits.f32") <(od -An -v -t f8 -w8 "$model/golden_logits.f64") |
   awk '{d=$1-$2; n+=d*d; s+=$2*$2} END {printf "%.3g", sqrt(n/s)}')
-check "logits match the PyTorch reference (rel L2 $rel < 1e-4)" awk -v r="$rel" 'BEGIN{exit !(r < 1e-4)}'
+check "logits match the PyTorch reference (rel L2 $rel < 1e-4)" below "$rel" 1e-4
 
 # bf16 matmul precision: BF16 weights times BF16-rounded activations (FP32
 # sums). Within BF16 rounding of the reference; on a CPU with AVX512_BF16 it
@@ -30,9 +30,9 @@ check "logits match the PyTorch reference (rel L2 $rel < 1e-4)" awk -v r="$rel" 
 check "logits --matmul-precision bf16 exits 0" test $? -eq 0
 rel=$(paste <(od -An -v -t f4 -w4 "$tmp/logits-bf16.f32") <(od -An -v -t f8 -w8 "$model/golden_logits.f64") |
   awk '{d=$1-$2; n+=d*d; s+=$2*$2} END {printf "%.3g", sqrt(n/s)}')
-check "bf16-precision logits near the reference (rel L2 $rel < 2e-2)" awk -v r="$rel" 'BEGIN{exit !(r < 2e-2)}'
+check "bf16-precision logits near the reference (rel L2 $rel < 2e-2)" below "$rel" 2e-2
 if grep -q avx512_bf16 /proc/cpuinfo && [ "${PREFT_CPU:-avx512}" = avx512 ]; then
-  check "  and not the exact product on this AVX512_BF16 CPU (rel L2 $rel > 1e-6)" awk -v r="$rel" 'BEGIN{exit !(r > 1e-6)}'
+  check "  and not the exact product on this AVX512_BF16 CPU (rel L2 $rel > 1e-6)" below 1e-6 "$rel"
 fi
 PREFT_MATMUL_PRECISION=bf16 "$bin" logits -m "$model" --ids "$ids" -o "$tmp/logits-env.f32" 2>/dev/null
 check "PREFT_MATMUL_PRECISION=bf16 is the same as the option" cmp -s "$tmp/logits-env.f32" "$tmp/logits-bf16.f32"
@@ -72,7 +72,7 @@ plen=$(tr -d ' \n' <"$case/golden.json" | sed 's/.*"prompt_len":\([0-9]*\).*/\1/
 check "logits -a exits 0" test $? -eq 0
 rel=$(paste <(od -An -v -t f4 -w4 "$tmp/ad.f32") <(od -An -v -t f8 -w8 "$case/golden_prefill.f64") |
   awk '{d=$1-$2; n+=d*d; s+=$2*$2} END {printf "%.3g", sqrt(n/s)}')
-check "adapter's default (prefill) mode matches its reference (rel L2 $rel)" awk -v r="$rel" 'BEGIN{exit !(r < 1e-4)}'
+check "adapter's default (prefill) mode matches its reference (rel L2 $rel)" below "$rel" 1e-4
 "$bin" logits -m "$data/models/llama-gqa-rope3" --ids 1,2 -a "$data/adapters/bad/lora-dora" -o "$tmp/y" 2>"$tmp/err"
 check "unsupported adapter exits 1" test $? -eq 1
 check "  naming the adapter and the field" grep -q 'lora-dora.*use_dora' "$tmp/err"

@@ -64,8 +64,7 @@ for i in $(seq 0 31); do
   if [ $((i % 2)) -eq 0 ]; then served "$p" 16 "$m" "$mode" >"$tmp/got.$i" &
   else streamed "$p" 16 "$m" "$mode" >"$tmp/got.$i" & fi
 done
-wait_pids=$(jobs -p | grep -v "^$SRV_PID\$")
-for p in $wait_pids; do wait "$p"; done
+check "the 32 concurrent requests end" wait_jobs $(jobs -p | grep -v "^$SRV_PID\$")
 same=0
 for i in $(seq 0 31); do
   read -r m mode p <"$tmp/req.$i"
@@ -154,8 +153,7 @@ check "the loaded adapter serves = preft generate" test "$(served $ids 12 extra 
 check "/v1/models lists it" bash -c "curl -s '$SRV_URL/v1/models' | jq -e '.data | any(.id == \"extra\")' >/dev/null"
 r=$(post /v1/unload_lora_adapter '{"lora_name":"lora-qv-r4"}')
 check "unload_lora_adapter while its requests run: 200" test "${r##*$'\n'}" = 200
-wait_pids=$(jobs -p | grep -v "^$SRV_PID\$")
-for p in $wait_pids; do wait "$p"; done
+check "the 16 requests started before the unload end" wait_jobs $(jobs -p | grep -v "^$SRV_PID\$")
 ok=0 gone=0
 for i in $(seq 0 15); do
   c=$(cat "$tmp/bgcode.$i")

@@ -98,7 +98,7 @@ c=$!
 check "request in flight" wait_for grep -q '^data: ' "$tmp/inflight"
 stop_server
 check "SIGTERM while streaming: exit 0" test $? -eq 0
-wait $c
+wait_jobs $c
 check "the stream in flight finished: 60 tokens and [DONE]" \
   test "$(sse <"$tmp/inflight" | jq -s '[.[].choices[0].token_ids[]?] | length'):$(grep -c '^data: \[DONE\]' "$tmp/inflight")" = "60:1"
 check "after the stop nothing listens" bash -c "! curl -s -m 2 '$url/health' >/dev/null"

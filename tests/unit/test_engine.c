@@ -11,9 +11,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/file.h"
@@ -65,10 +67,26 @@ static bool on_event(void *user, const preft_token_event *ev) {
   return go_on;
 }
 
+/* Waits, with c->mu held, until *flag is set or 60 s (times the sanitizer
+ * scale) have passed; returns the flag. */
+static bool wait_flag_locked(collector *c, const bool *flag) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += (time_t)(60 * test_time_scale());
+  while (!*flag)
+    if (pthread_cond_timedwait(&c->cv, &c->mu, &deadline) == ETIMEDOUT) return *flag;
+  return true;
+}
+
+/* Waits for the request's final event; fails the test past the deadline. */
 static void wait_done(collector *c) {
   pthread_mutex_lock(&c->mu);
-  while (!c->done) pthread_cond_wait(&c->cv, &c->mu);
+  bool done = wait_flag_locked(c, &c->done);
+  int n = c->n;
   pthread_mutex_unlock(&c->mu);
+  if (!done)
+    fail_msg("no final event within %.0f s (%d tokens so far): the engine hangs or lost the request",
+             60 * test_time_scale(), n);
 }
 
 static preft_model *load_base(void) {
@@ -215,34 +233,104 @@ static void prefix_cache_reuses_blocks_of_same_prompt_and_adapter(void **s) {
   preft_engine_free(e);
 }
 
+/* A request that cancels itself: when its cancel_at-th token arrives, its
+ * callback (on the engine thread, between steps) cancels it, so no further
+ * token can follow. */
+typedef struct {
+  collector c;
+  preft_engine *e;
+  int cancel_at, seen; /* seen: engine thread only */
+} self_canceller;
+
+static bool cancel_at_nth_token(void *user, const preft_token_event *ev) {
+  self_canceller *sc = user;
+  if (ev->token >= 0 && ++sc->seen == sc->cancel_at) preft_engine_cancel(sc->e, ev->request);
+  return on_event(&sc->c, ev); /* last: after the final event the test may free sc */
+}
+
+/* A request whose callback holds the engine thread at its first token until
+ * the test releases it: nothing is scheduled meanwhile. */
+typedef struct {
+  collector c;
+  bool held, released;
+} gate;
+
+static bool hold_at_first_token(void *user, const preft_token_event *ev) {
+  gate *g = user;
+  pthread_mutex_lock(&g->c.mu);
+  if (ev->token >= 0 && !g->held) {
+    g->held = true;
+    pthread_cond_broadcast(&g->c.cv);
+    wait_flag_locked(&g->c, &g->released); /* past the deadline the test has failed already */
+  }
+  pthread_mutex_unlock(&g->c.mu);
+  return on_event(&g->c, ev); /* last: after the final event the test may free g */
+}
+
 static void cancel_and_callback_stop_end_requests(void **s) {
   preft_engine *e;
   preft_error err;
   preft_engine_config cfg = {.threads = 1, .kv_cache_mb = 16};
   if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
   int prompt[4] = {1, 2, 3, 4};
-  collector a, b;
-  collector_init(&a);
+  preft_request_params p = {.prompt = prompt, .n_prompt = 4, .adapter_mode = -1, .max_tokens = 200};
+  uint64_t id;
+
+  /* running: cancelled from its own callback at the 3rd token -> exactly 3 tokens, then CANCELLED */
+  self_canceller a = {.e = e, .cancel_at = 3};
+  collector_init(&a.c);
+  assert_int_equal(preft_engine_submit(e, &p, cancel_at_nth_token, &a, &id, &err), PREFT_SUBMIT_OK);
+  wait_done(&a.c);
+  assert_int_equal(a.c.finish, PREFT_FINISH_CANCELLED);
+  assert_int_equal(a.c.n, 3);
+
+  /* the callback asks to stop at the 3rd token -> exactly 3 tokens, then STOP */
+  collector b;
   collector_init(&b);
   b.stop_after = 3;
-  preft_request_params p = {.prompt = prompt, .n_prompt = 4, .adapter_mode = -1, .max_tokens = 200};
-  uint64_t ida, idb;
-  assert_int_equal(preft_engine_submit(e, &p, on_event, &a, &ida, &err), PREFT_SUBMIT_OK);
-  assert_int_equal(preft_engine_submit(e, &p, on_event, &b, &idb, &err), PREFT_SUBMIT_OK);
-  preft_engine_cancel(e, ida);
-  wait_done(&a);
+  assert_int_equal(preft_engine_submit(e, &p, on_event, &b, &id, &err), PREFT_SUBMIT_OK);
   wait_done(&b);
-  assert_int_equal(a.finish, PREFT_FINISH_CANCELLED);
-  assert_true(a.n < 200);
   assert_int_equal(b.finish, PREFT_FINISH_STOP);
   assert_int_equal(b.n, 3);
-  preft_engine_cancel(e, ida); /* already finished: harmless */
+
+  /* waiting: submitted and cancelled while the engine thread is held inside
+   * another request's callback, so it is never scheduled -> no token, CANCELLED */
+  gate g = {0};
+  collector_init(&g.c);
+  p.max_tokens = 4;
+  assert_int_equal(preft_engine_submit(e, &p, hold_at_first_token, &g, &id, &err), PREFT_SUBMIT_OK);
+  pthread_mutex_lock(&g.c.mu);
+  bool held = wait_flag_locked(&g.c, &g.held);
+  pthread_mutex_unlock(&g.c.mu);
+  if (!held) fail_msg("the first request produced no token within the deadline");
+  collector w;
+  collector_init(&w);
+  uint64_t idw;
+  assert_int_equal(preft_engine_submit(e, &p, on_event, &w, &idw, &err), PREFT_SUBMIT_OK);
+  preft_engine_cancel(e, idw);
+  pthread_mutex_lock(&g.c.mu);
+  g.released = true;
+  pthread_cond_broadcast(&g.c.cv);
+  pthread_mutex_unlock(&g.c.mu);
+  wait_done(&w);
+  wait_done(&g.c);
+  assert_int_equal(w.finish, PREFT_FINISH_CANCELLED);
+  assert_int_equal(w.n, 0);
+  assert_int_equal(g.c.finish, PREFT_FINISH_LENGTH);
+  assert_int_equal(g.c.n, 4);
+
+  preft_engine_cancel(e, idw); /* already finished: harmless */
   preft_engine_stats st;
   preft_engine_get_stats(e, &st);
+  assert_int_equal(st.requests_cancelled, 2);
+  assert_int_equal(st.requests_ok, 2);
   assert_int_equal(st.running, 0);
+  assert_int_equal(st.waiting, 0);
   assert_int_equal(st.kv_blocks_used, st.kv_blocks_cached); /* only cached prefix blocks remain */
-  collector_destroy(&a);
+  collector_destroy(&a.c);
   collector_destroy(&b);
+  collector_destroy(&g.c);
+  collector_destroy(&w);
   preft_engine_free(e);
 }
 

@@ -44,35 +44,13 @@ static int teardown(void **state) {
   return 0;
 }
 
-/* Runs preft_gemm on every path and pool for one problem and checks it
- * against preft_gemm_ref: relative L2 error <= 1e-5, every element within
- * 1e-5 of its magnitude scale, and the stride padding
- * between rows untouched. Buffers end exactly at the last element, so
- * AddressSanitizer catches any read or write past them. */
-static void check_problem(const fixture *f, preft_dtype dt, int n, int k, int m, int pad, int accumulate) {
-  int xs = k + pad, ys = m + pad;
-  size_t xlen = (size_t)(n - 1) * (size_t)xs + (size_t)k, ylen = (size_t)(n - 1) * (size_t)ys + (size_t)m;
-  float *x = malloc(xlen * sizeof *x), *y0 = malloc(ylen * sizeof *y0), *y = malloc(ylen * sizeof *y);
-  float *yref = malloc(ylen * sizeof *yref);
-  double *want = malloc((size_t)n * (size_t)m * sizeof *want),
-         *scale = malloc((size_t)n * (size_t)m * sizeof *scale);
-  for (size_t i = 0; i < xlen; i++) x[i] = test_frand();
-  for (size_t i = 0; i < ylen; i++) y0[i] = (int)(i % (size_t)ys) >= m ? SENTINEL : test_frand();
-  void *w = test_random_weights(dt, (size_t)(m) * (size_t)(k));
-
-  /* x rounded to BF16 (nearest even), as the bf16 precision rounds it */
-  float *xr = malloc(xlen * sizeof *xr);
-  for (size_t i = 0; i < xlen; i++) xr[i] = preft_bf16_to_f32(preft_f32_to_bf16(x[i]));
-  double *want_r = malloc((size_t)n * (size_t)m * sizeof *want_r);
-  memcpy(yref, y0, ylen * sizeof *y0);
-  preft_gemm_ref(yref, ys, xr, xs, w, dt, n, k, m, accumulate);
-  for (int i = 0; i < n; i++)
-    for (int j = 0; j < m; j++) want_r[(size_t)i * m + j] = yref[(size_t)i * ys + j];
-  memcpy(yref, y0, ylen * sizeof *y0);
-  preft_gemm_ref(yref, ys, x, xs, w, dt, n, k, m, accumulate);
-  /* Magnitude scale of y[i,j]: |y0| + ||x_i|| ||w_j|| >= |y0| + sum |x||w|
-   * (Cauchy-Schwarz), the size float rounding errors are relative to. */
+/* Magnitude scale of each y[i,j] = (accumulate ? y0[i,j] : 0) + x_i . w_j:
+ * |y0| + ||x_i|| ||w_j||, which bounds |y0| + sum |x||w| (Cauchy-Schwarz),
+ * the size float rounding errors are relative to. [n, m] doubles, heap. */
+static double *magnitude_scales(const float *x, int xs, const void *w, preft_dtype dt, const float *y0,
+                                int ys, int n, int k, int m, int accumulate) {
   double *xn = malloc((size_t)n * sizeof *xn), *wn = malloc((size_t)m * sizeof *wn);
+  double *scale = malloc((size_t)n * (size_t)m * sizeof *scale);
   for (int i = 0; i < n; i++) {
     double s = 0;
     for (int p = 0; p < k; p++) s += (double)x[(size_t)i * xs + p] * x[(size_t)i * xs + p];
@@ -87,11 +65,40 @@ static void check_problem(const fixture *f, preft_dtype dt, int n, int k, int m,
     wn[j] = sqrt(s);
   }
   for (int i = 0; i < n; i++)
-    for (int j = 0; j < m; j++) {
-      want[(size_t)i * m + j] = yref[(size_t)i * ys + j];
+    for (int j = 0; j < m; j++)
       scale[(size_t)i * m + j] = (accumulate ? fabs(y0[(size_t)i * ys + j]) : 0.0) + xn[i] * wn[j];
-    }
   free(xn), free(wn);
+  return scale;
+}
+
+/* Runs preft_gemm on every path and pool for one problem and checks it
+ * against preft_gemm_ref: relative L2 error <= 1e-5, every element within
+ * 1e-5 of its magnitude scale, and the stride padding
+ * between rows untouched. Buffers end exactly at the last element, so
+ * AddressSanitizer catches any read or write past them. */
+static void check_problem(const fixture *f, preft_dtype dt, int n, int k, int m, int pad, int accumulate) {
+  int xs = k + pad, ys = m + pad;
+  size_t xlen = (size_t)(n - 1) * (size_t)xs + (size_t)k, ylen = (size_t)(n - 1) * (size_t)ys + (size_t)m;
+  float *x = malloc(xlen * sizeof *x), *y0 = malloc(ylen * sizeof *y0), *y = malloc(ylen * sizeof *y);
+  float *yref = malloc(ylen * sizeof *yref);
+  double *want = malloc((size_t)n * (size_t)m * sizeof *want);
+  for (size_t i = 0; i < xlen; i++) x[i] = test_frand();
+  for (size_t i = 0; i < ylen; i++) y0[i] = (int)(i % (size_t)ys) >= m ? SENTINEL : test_frand();
+  void *w = test_random_weights(dt, (size_t)(m) * (size_t)(k));
+
+  /* x rounded to BF16 (nearest even), as the bf16 precision rounds it */
+  float *xr = malloc(xlen * sizeof *xr);
+  for (size_t i = 0; i < xlen; i++) xr[i] = preft_bf16_to_f32(preft_f32_to_bf16(x[i]));
+  double *want_r = malloc((size_t)n * (size_t)m * sizeof *want_r);
+  memcpy(yref, y0, ylen * sizeof *y0);
+  preft_gemm_ref(yref, ys, xr, xs, w, dt, n, k, m, accumulate);
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < m; j++) want_r[(size_t)i * m + j] = yref[(size_t)i * ys + j];
+  memcpy(yref, y0, ylen * sizeof *y0);
+  preft_gemm_ref(yref, ys, x, xs, w, dt, n, k, m, accumulate);
+  double *scale = magnitude_scales(x, xs, w, dt, y0, ys, n, k, m, accumulate);
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < m; j++) want[(size_t)i * m + j] = yref[(size_t)i * ys + j];
 
   preft_pool *pools[2] = {f->pool1, f->pool3};
   for (int run = 0; run < 2 * 2 * ((int)preft_cpu_detected() + 1); run++) {
@@ -284,8 +291,14 @@ static void gemm_multi_matches_reference_for_each_output(void **state) {
         assert_memory_equal(y[o], y0[o], (size_t)n * sizeof(float)); /* untouched */
         continue;
       }
+      double *scale = magnitude_scales(x, k, w[o], dts[o], y0[o], ms[o], n, k, ms[o], accumulate);
       for (int i = 0; i < n * ms[o]; i++)
-        assert_true(fabs(y[o][i] - yref[o][i]) <= 1e-5 * (1 + fabs(yref[o][i])) * k);
+        if (!(fabs(y[o][i] - yref[o][i]) <= 1e-5 * scale[i] + 1e-30))
+          fail_msg("output %d (%s, m=%d) acc=%d path=%s threads=%d: y[%d]=%.9g want %.9g", o,
+                   preft_dtype_name(dts[o]), ms[o], accumulate,
+                   preft_cpu_path_name((preft_cpu_path_kind)(run / 4)), preft_pool_size(pools[pi]), i,
+                   y[o][i], yref[o][i]);
+      free(scale);
     }
   }
   preft_cpu_limit(PREFT_CPU_N_PATHS - 1);

@@ -22,40 +22,6 @@
 #include "testutil.h"
 #include "text/tokenizer.h"
 
-/* Lines of a JSONL file, parsed. */
-typedef struct {
-  cJSON **v;
-  int n;
-} jsonl;
-
-static jsonl read_jsonl(const char *rel) {
-  char *path = test_data_path(rel);
-  size_t size;
-  char *data = test_read_all(path, &size);
-  if (!data) fail_msg("missing %s", path);
-  jsonl out = {0};
-  char *p = data, *end = data + size;
-  while (p < end) {
-    char *nl = memchr(p, '\n', (size_t)(end - p));
-    if (!nl) nl = end;
-    if (nl > p) {
-      out.v = realloc(out.v, sizeof *out.v * (size_t)(out.n + 1));
-      out.v[out.n] = cJSON_ParseWithLength(p, (size_t)(nl - p));
-      assert_non_null(out.v[out.n]);
-      out.n++;
-    }
-    p = nl + 1;
-  }
-  free(data);
-  free(path);
-  return out;
-}
-
-static void jsonl_free(jsonl *j) {
-  for (int i = 0; i < j->n; i++) cJSON_Delete(j->v[i]);
-  free(j->v);
-}
-
 static preft_tokenizer *load_cached(const char *name) {
   char rel[256];
   snprintf(rel, sizeof rel, ".cache/%s", name);
@@ -95,10 +61,10 @@ static void print_ids(const char *label, const cJSON *want, const int32_t *ids, 
 
 static void check_golden(const char *name, bool byte_level) {
   preft_tokenizer *t = load_cached(name);
-  jsonl corpus = read_jsonl("tokenizer/corpus.jsonl");
+  test_jsonl corpus = test_read_jsonl("tokenizer/corpus.jsonl");
   char rel[256];
   snprintf(rel, sizeof rel, "tokenizer/%s.golden.jsonl", name);
-  jsonl gold = read_jsonl(rel);
+  test_jsonl gold = test_read_jsonl(rel);
   assert_int_equal(corpus.n, gold.n);
   int bad = 0;
   for (int i = 0; i < corpus.n; i++) {
@@ -160,8 +126,8 @@ static void check_golden(const char *name, bool byte_level) {
     }
     free(keep);
   }
-  jsonl_free(&corpus);
-  jsonl_free(&gold);
+  test_jsonl_free(&corpus);
+  test_jsonl_free(&gold);
   preft_tokenizer_free(t);
   assert_int_equal(bad, 0);
 }
@@ -221,8 +187,8 @@ static void bert_wordpiece_matches_reference_ids(void **state) {
   assert_memory_equal(ids, want, sizeof want);
   free(ids);
 
-  jsonl corpus = read_jsonl("tokenizer/corpus.jsonl");
-  jsonl gold = read_jsonl("tokenizer/bert.golden.jsonl");
+  test_jsonl corpus = test_read_jsonl("tokenizer/corpus.jsonl");
+  test_jsonl gold = test_read_jsonl("tokenizer/bert.golden.jsonl");
   int bad = 0;
   for (int i = 0; i < corpus.n; i++) {
     const char *text = corpus.v[i]->valuestring;
@@ -245,8 +211,8 @@ static void bert_wordpiece_matches_reference_ids(void **state) {
     free(s);
     free(ids);
   }
-  jsonl_free(&corpus);
-  jsonl_free(&gold);
+  test_jsonl_free(&corpus);
+  test_jsonl_free(&gold);
   preft_tokenizer_free(t);
   unlink(vocab);
   free(vocab);

@@ -1,6 +1,12 @@
 /* testutil.c - see testutil.h. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
 #include "testutil.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +53,40 @@ void *test_read_all(const char *path, size_t *size) {
   ((char *)buf)[got] = 0;
   if (size) *size = got;
   return buf;
+}
+
+test_jsonl test_read_jsonl(const char *rel) {
+  char *path = test_data_path(rel);
+  size_t size;
+  char *data = test_read_all(path, &size);
+  if (!data) fail_msg("missing %s", path);
+  test_jsonl out = {0};
+  char *p = data, *end = data + size;
+  while (p < end) {
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl) nl = end;
+    if (nl > p) {
+      out.v = realloc(out.v, sizeof *out.v * (size_t)(out.n + 1));
+      out.v[out.n] = cJSON_ParseWithLength(p, (size_t)(nl - p));
+      if (!out.v[out.n]) fail_msg("%s line %d is not JSON", path, out.n + 1);
+      out.n++;
+    }
+    p = nl + 1;
+  }
+  free(data);
+  free(path);
+  return out;
+}
+
+void test_jsonl_free(test_jsonl *j) {
+  for (int i = 0; i < j->n; i++) cJSON_Delete(j->v[i]);
+  free(j->v);
+}
+
+double test_time_scale(void) {
+  const char *s = getenv("PREFT_TEST_TIME_SCALE");
+  double v = s ? atof(s) : 1.0;
+  return v >= 1.0 ? v : 1.0;
 }
 
 int test_run_preft(const char *args, char **output) {

@@ -20,6 +20,20 @@ void *test_read_all(const char *path, size_t *size);
  * stderr+stdout into *output (heap, may be NULL). */
 int test_run_preft(const char *args, char **output);
 
+/* Lines of a JSONL file, each parsed (the test fails on a missing file or a
+ * line that is not JSON). */
+typedef struct {
+  struct cJSON **v;
+  int n;
+} test_jsonl;
+test_jsonl test_read_jsonl(const char *rel); /* rel: under $PREFT_TEST_DATA */
+void test_jsonl_free(test_jsonl *j);
+
+/* How much slower than a Release build this one runs ($PREFT_TEST_TIME_SCALE
+ * from CTest: 1, more under a sanitizer); deadlines in tests are multiplied
+ * by it. */
+double test_time_scale(void);
+
 /* Uniform in [-1, 1): a xorshift64 stream shared by the test program
  * (deterministic for a given order of calls). */
 float test_frand(void);
