@@ -267,6 +267,27 @@ static bool hold_at_first_token(void *user, const preft_token_event *ev) {
   return on_event(&g->c, ev); /* last: after the final event the test may free g */
 }
 
+/* Submits p with hold_at_first_token and returns once the engine thread is
+ * held in its callback (fails the test past the deadline). */
+static void hold_engine(preft_engine *e, const preft_request_params *p, gate *g) {
+  preft_error err;
+  uint64_t id;
+  collector_init(&g->c);
+  assert_int_equal(preft_engine_submit(e, p, hold_at_first_token, g, &id, &err), PREFT_SUBMIT_OK);
+  pthread_mutex_lock(&g->c.mu);
+  bool held = wait_flag_locked(&g->c, &g->held);
+  pthread_mutex_unlock(&g->c.mu);
+  if (!held) fail_msg("the holding request produced no token within the deadline");
+}
+
+/* Lets the engine thread held by hold_engine go on. */
+static void release_engine(gate *g) {
+  pthread_mutex_lock(&g->c.mu);
+  g->released = true;
+  pthread_cond_broadcast(&g->c.cv);
+  pthread_mutex_unlock(&g->c.mu);
+}
+
 static void cancel_and_callback_stop_end_requests(void **s) {
   preft_engine *e;
   preft_error err;
@@ -296,22 +317,14 @@ static void cancel_and_callback_stop_end_requests(void **s) {
   /* waiting: submitted and cancelled while the engine thread is held inside
    * another request's callback, so it is never scheduled -> no token, CANCELLED */
   gate g = {0};
-  collector_init(&g.c);
   p.max_tokens = 4;
-  assert_int_equal(preft_engine_submit(e, &p, hold_at_first_token, &g, &id, &err), PREFT_SUBMIT_OK);
-  pthread_mutex_lock(&g.c.mu);
-  bool held = wait_flag_locked(&g.c, &g.held);
-  pthread_mutex_unlock(&g.c.mu);
-  if (!held) fail_msg("the first request produced no token within the deadline");
+  hold_engine(e, &p, &g);
   collector w;
   collector_init(&w);
   uint64_t idw;
   assert_int_equal(preft_engine_submit(e, &p, on_event, &w, &idw, &err), PREFT_SUBMIT_OK);
   preft_engine_cancel(e, idw);
-  pthread_mutex_lock(&g.c.mu);
-  g.released = true;
-  pthread_cond_broadcast(&g.c.cv);
-  pthread_mutex_unlock(&g.c.mu);
+  release_engine(&g);
   wait_done(&w);
   wait_done(&g.c);
   assert_int_equal(w.finish, PREFT_FINISH_CANCELLED);
@@ -396,25 +409,6 @@ static void adapters_beyond_the_loaded_limit_are_evicted(void **s) {
   preft_engine_free(e);
 }
 
-/* Holds the engine thread in a callback until opened, so that requests
- * submitted meanwhile all start in the same step (batches then do not depend
- * on timing, and neither do the logits' last bits). */
-typedef struct {
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  bool entered, open;
-} gate;
-
-static bool wait_at_gate(void *user, const preft_token_event *ev) {
-  gate *g = user;
-  pthread_mutex_lock(&g->mu);
-  g->entered = true;
-  pthread_cond_broadcast(&g->cv);
-  while (!g->open) pthread_cond_wait(&g->cv, &g->mu);
-  pthread_mutex_unlock(&g->mu);
-  return true;
-}
-
 /* Request r of the sampling test: its own seed and mix of filters. */
 static preft_sampling sampled_params(int r) {
   preft_sampling sp = {.temperature = 0.6f + 0.1f * (float)(r % 5),
@@ -437,16 +431,13 @@ static void seeded_sampling_is_the_same_for_any_thread_count(void **s) {
     preft_engine_config cfg = {.threads = t + 1, .kv_cache_mb = 16};
     if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
     c[t] = calloc(N, sizeof *c[t]);
-    gate g = {.entered = false, .open = false};
-    pthread_mutex_init(&g.mu, NULL);
-    pthread_cond_init(&g.cv, NULL);
+    /* requests submitted while the engine thread is held all start in one
+     * step: batches then do not depend on timing, nor the logits' last bits */
+    gate g = {0};
     int one_token = 7;
     uint64_t id;
     preft_request_params blocker = {.prompt = &one_token, .n_prompt = 1, .adapter_mode = -1, .max_tokens = 1};
-    assert_int_equal(preft_engine_submit(e, &blocker, wait_at_gate, &g, &id, &err), PREFT_SUBMIT_OK);
-    pthread_mutex_lock(&g.mu);
-    while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
-    pthread_mutex_unlock(&g.mu);
+    hold_engine(e, &blocker, &g);
     for (int r = 0; r < N; r++) {
       collector_init(&c[t][r]);
       int prompt[64], n = make_prompt(r, prompt);
@@ -458,14 +449,11 @@ static void seeded_sampling_is_the_same_for_any_thread_count(void **s) {
                                 .logprobs = r % 4 * 3};
       assert_int_equal(preft_engine_submit(e, &p, on_event, &c[t][r], &id, &err), PREFT_SUBMIT_OK);
     }
-    pthread_mutex_lock(&g.mu);
-    g.open = true;
-    pthread_cond_broadcast(&g.cv);
-    pthread_mutex_unlock(&g.mu);
+    release_engine(&g);
     for (int r = 0; r < N; r++) wait_done(&c[t][r]);
+    wait_done(&g.c);
     preft_engine_free(e);
-    pthread_mutex_destroy(&g.mu);
-    pthread_cond_destroy(&g.cv);
+    collector_destroy(&g.c);
   }
   preft_model *ref = load_base();
   for (int r = 0; r < N; r++) {
