@@ -77,6 +77,11 @@ PREFT_API void preft_decode_stream_free(preft_decode_stream *s);
 PREFT_API int32_t preft_tokenizer_vocab_size(const preft_tokenizer *t);
 /* The token as written in tokenizer.json ("Ġhello"), or NULL. */
 PREFT_API const char *preft_tokenizer_id_to_token(const preft_tokenizer *t, int32_t id);
+/* An upper bound on the input bytes one token can stand for, so that a text
+ * of B bytes encodes to at least B / bound tokens; 0 when the tokenizer
+ * gives no such bound (normalizers or pre-tokenizers that drop text, models
+ * other than byte-level BPE). Scans the vocabulary: call it once. */
+PREFT_API size_t preft_tokenizer_max_bytes_per_token(const preft_tokenizer *t);
 /* Looks up added tokens first, then the model vocabulary; -1 if absent. */
 PREFT_API int32_t preft_tokenizer_token_to_id(const preft_tokenizer *t, const char *token);
 

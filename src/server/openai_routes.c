@@ -464,6 +464,12 @@ static int prompt_ids(preft_server *s, srv_gen_request *r, srv_api_error *e) {
       if (!s->tok)
         return preft_srv_bad(e, param,
                              "this model has no tokenizer; send the prompt as an array of token ids");
+      size_t bytes = strlen(p->text);
+      if (s->max_prompt_bytes && bytes > s->max_prompt_bytes) /* too long to be worth tokenizing */
+        return preft_srv_fail(e, 400, "invalid_request_error", "context_length_exceeded", param,
+                              "This model's maximum context length is %d tokens; the prompt has %zu bytes, "
+                              "more than %zu tokens can hold",
+                              s->max_context, bytes, s->max_prompt_bytes);
       int32_t *ids;
       size_t n;
       preft_error err;
@@ -584,6 +590,12 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
   snprintf(g->id, sizeof g->id, "%s-%016llx", kind == SRV_CHAT ? "chatcmpl" : "cmpl",
            (unsigned long long)fresh_u64(s));
   if (prompt_ids(s, q, &e) != 0) goto fail;
+  for (int i = 0; i < q->n_stop_token_ids; i++)
+    if (q->stop_token_ids[i] >= s->vocab) {
+      preft_srv_bad(&e, "stop_token_ids", "stop token id %d is outside the vocabulary (size %d)",
+                    q->stop_token_ids[i], s->vocab);
+      goto fail;
+    }
 
   g->n_choices = q->n_prompts * q->n;
   g->out = preft_xcalloc((size_t)g->n_choices, sizeof *g->out);
@@ -591,6 +603,7 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
   for (int i = 0; i < q->n_prompts; i++) g->prompt_len[i] = q->prompts[i].n_ids;
   srv_job *job = preft_srv_job_new(s->engine, s->tok, g->n_choices, q->stop, q->n_stop,
                                    q->skip_special_tokens, &s->cb_nanos);
+  job->may_probe = c->http11; /* until the response starts: see preft_srv_job_take */
   pthread_mutex_lock(&s->mu); /* preft_srv_cancel_all reads g->job */
   g->job = job;
   pthread_mutex_unlock(&s->mu);
@@ -632,6 +645,7 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
   }
   if (q->stream) {
     if (stream_start(g, &e) != 0) goto fail;
+    g->job->may_probe = false; /* the 200 and the events follow */
     r->status = 200;
     r->content_type = "text/event-stream";
     r->stream = g;
@@ -719,7 +733,9 @@ void preft_srv_route_load_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
   const char *name, *path;
   preft_error err;
   char msg[600];
-  if (preft_srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 ||
+  char *real = NULL;
+  if (preft_srv_runtime_adapters_allowed(s, &e) != 0 ||
+      preft_srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 ||
       adapter_name(root, &name, &e) != 0 || preft_srv_get_string(root, "lora_path", true, &path, &e) != 0)
     goto fail;
   if (!strcmp(name, s->model_name)) {
@@ -730,17 +746,20 @@ void preft_srv_route_load_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
     preft_srv_bad(&e, "lora_name", "The lora adapter '%s' has already been loaded.", name);
     goto fail;
   }
-  if (preft_engine_load_adapter(s->engine, name, path, &err) != 0) {
-    preft_srv_fail(&e, 400, "invalid_request_error", "adapter_load_failed", "lora_path", "%s", err.msg);
+  if (preft_srv_adapter_path(s, path, &real, &e) != 0) goto fail;
+  if (preft_engine_load_adapter(s->engine, name, real, &err) != 0) {
+    preft_srv_adapter_load_error(s, path, err.msg, &e);
     goto fail;
   }
   snprintf(msg, sizeof msg, "Success: LoRA adapter '%s' added successfully.", name);
   reply_text(r, 200, msg);
   cJSON_Delete(root);
+  free(real);
   return;
 fail:
   preft_srv_reply_error(r, &e);
   cJSON_Delete(root);
+  free(real);
 }
 
 void preft_srv_route_unload_adapter(preft_server *s, srv_conn *c, srv_reply *r) {
@@ -749,7 +768,8 @@ void preft_srv_route_unload_adapter(preft_server *s, srv_conn *c, srv_reply *r) 
   const char *name;
   preft_error err;
   char msg[600];
-  if (preft_srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 ||
+  if (preft_srv_runtime_adapters_allowed(s, &e) != 0 ||
+      preft_srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 ||
       adapter_name(root, &name, &e) != 0)
     goto fail;
   if (!preft_engine_has_adapter(s->engine, name)) {

@@ -689,6 +689,36 @@ void preft_decode_stream_free(preft_decode_stream *s) {
 
 int32_t preft_tokenizer_vocab_size(const preft_tokenizer *t) { return t->vocab_size; }
 
+/* True when no pre-tokenizer step drops text (whitespace splitters and Split
+ * with the "Removed" behaviour do). */
+static bool pretok_keeps_text(const preft_pretokenizer *p) {
+  if (!p) return true;
+  if (p->type == PRE_WHITESPACE || p->type == PRE_WHITESPACE_SPLIT || p->type == PRE_BERT) return false;
+  if (p->type == PRE_SPLIT && p->behavior == SPLIT_REMOVED) return false;
+  for (int i = 0; i < p->n_children; i++)
+    if (!pretok_keeps_text(p->children[i])) return false;
+  return true;
+}
+
+size_t preft_tokenizer_max_bytes_per_token(const preft_tokenizer *t) {
+  /* Byte-level BPE maps every input byte to one character of a token
+   * string, and a token string spells each such character in 1 or 2 bytes,
+   * so a token covers at most strlen(its string) input bytes (added tokens:
+   * their content). NFC may shrink text 3:1 (three Hangul jamo compose into
+   * one syllable); other normalizers and text-dropping pre-tokenizers have
+   * no bound. */
+  if (!t->byte_level || t->model_type != MODEL_BPE || !pretok_keeps_text(t->pretok)) return 0;
+  if (t->normalizer && t->normalizer->type != NORM_NFC) return 0;
+  for (int b = 0; b < 256; b++)
+    if (t->bpe.byte_ids[b] < 0) return 0; /* an unknown byte could fuse into one unk token */
+  size_t longest = 1;
+  for (int32_t id = 0; id < t->vocab_size; id++)
+    if (t->id_to_token[id] && strlen(t->id_to_token[id]) > longest) longest = strlen(t->id_to_token[id]);
+  for (int i = 0; i < t->n_added; i++)
+    if (t->added[i].len > longest) longest = t->added[i].len;
+  return t->normalizer ? 3 * longest : longest;
+}
+
 const char *preft_tokenizer_id_to_token(const preft_tokenizer *t, int32_t id) {
   return id >= 0 && id < t->vocab_size ? t->id_to_token[id] : NULL;
 }
