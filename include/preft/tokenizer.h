@@ -50,6 +50,13 @@ PREFT_API void preft_tokenizer_free(preft_tokenizer *t);
  * raw bytes; the others fail naming the byte offset. */
 PREFT_API int preft_tokenizer_encode(const preft_tokenizer *t, const char *text, size_t len, bool add_special,
                                      int32_t **ids, size_t *n, preft_error *err);
+/* The same, but stops once max_ids ids are out (0: no limit): the text then
+ * has at least *n >= max_ids tokens, and only the first ones are given (each
+ * piece's ids only ever add to the count, so "at least" is exact). For
+ * refusing a prompt longer than a context without encoding all of it. */
+PREFT_API int preft_tokenizer_encode_max(const preft_tokenizer *t, const char *text, size_t len,
+                                         bool add_special, size_t max_ids, int32_t **ids, size_t *n,
+                                         preft_error *err);
 
 enum {
   PREFT_DECODE_SKIP_SPECIAL = 1, /* drop special added tokens (skip_special_tokens=True) */

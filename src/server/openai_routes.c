@@ -474,7 +474,9 @@ static int prompt_ids(preft_server *s, srv_gen_request *r, srv_api_error *e) {
       size_t n;
       preft_error err;
       /* A rendered chat template already holds its special tokens. */
-      if (preft_tokenizer_encode(s->tok, p->text, strlen(p->text), r->kind != SRV_CHAT, &ids, &n, &err) != 0)
+      /* no more of a long prompt than it takes to know it does not fit */
+      if (preft_tokenizer_encode_max(s->tok, p->text, bytes, r->kind != SRV_CHAT, (size_t)s->max_context,
+                                     &ids, &n, &err) != 0)
         return preft_srv_bad(e, param, "the prompt cannot be tokenized: %s", err.msg);
       p->ids = preft_xmalloc(sizeof(int) * (n ? n : 1));
       for (size_t k = 0; k < n; k++) p->ids[k] = ids[k];
@@ -489,9 +491,9 @@ static int prompt_ids(preft_server *s, srv_gen_request *r, srv_api_error *e) {
     if (p->n_ids >= s->max_context)
       return preft_srv_fail(
           e, 400, "invalid_request_error", "context_length_exceeded", param,
-          "This model's maximum context length is %d tokens; the prompt has %d tokens, which leaves no "
+          "This model's maximum context length is %d tokens; the prompt has %s%d tokens, which leaves no "
           "room for a completion",
-          s->max_context, p->n_ids);
+          s->max_context, p->text ? "at least " : "", p->n_ids);
     if (r->max_tokens > 0 && (long)p->n_ids + r->max_tokens > s->max_context)
       return preft_srv_fail(
           e, 400, "invalid_request_error", "context_length_exceeded", "max_tokens",

@@ -478,6 +478,36 @@ static void the_prompt_byte_bound_holds_for_every_token(void **st) {
   free(path);
 }
 
+/* A long prompt is encoded only as far as it takes to know it does not
+ * fit: the ids given are the first ones of the full encoding, at least as
+ * many as asked (so "at least max_ids tokens" is exact), and a text shorter
+ * than the limit encodes in full. */
+static void encoding_stops_early_with_a_prefix_of_the_full_ids(void **st) {
+  char *path = test_data_path(".cache/qwen3/tokenizer.json");
+  preft_tokenizer *t;
+  preft_error err;
+  if (preft_tokenizer_load(&t, path, &err) != 0) fail_msg("%s", err.msg);
+  srv_buf text = {0};
+  for (int i = 0; i < 2000; i++)
+    preft_srv_buf_printf(&text, "word%d, <|im_start|> %x caf\xc3\xa9\n", i, i * 7919);
+  int32_t *all, *some;
+  size_t n_all, n_some;
+  assert_int_equal(preft_tokenizer_encode(t, text.p, text.len, true, &all, &n_all, &err), 0);
+  for (size_t max = 1; max < n_all; max = max * 3 + 1) {
+    assert_int_equal(preft_tokenizer_encode_max(t, text.p, text.len, true, max, &some, &n_some, &err), 0);
+    if (n_some < max || n_some > n_all) fail_msg("max %zu: %zu ids of %zu", max, n_some, n_all);
+    assert_memory_equal(some, all, sizeof *all * n_some);
+    free(some);
+  }
+  assert_int_equal(preft_tokenizer_encode_max(t, text.p, text.len, true, n_all + 1, &some, &n_some, &err), 0);
+  assert_int_equal(n_some, n_all);
+  free(some);
+  free(all);
+  preft_srv_buf_free(&text);
+  preft_tokenizer_free(t);
+  free(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(json_strings_round_trip_through_a_json_parser),
@@ -490,6 +520,7 @@ int main(void) {
       cmocka_unit_test(served_greedy_tokens_equal_single_sequence_generation),
       cmocka_unit_test(a_half_closed_client_is_still_answered),
       cmocka_unit_test(the_prompt_byte_bound_holds_for_every_token),
+      cmocka_unit_test(encoding_stops_early_with_a_prefix_of_the_full_ids),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
