@@ -36,8 +36,14 @@ typedef struct preft_server_config {
   const char *api_key;    /* NULL: no authentication */
   const char *model_name; /* the base model's id in the API */
   size_t max_body;        /* bytes; 0: 8 MiB */
-  int max_connections;    /* 0: 1024 */
+  int max_connections;    /* 0: 1024; past it the longest-reading connection is evicted */
+  int header_timeout_s;   /* a request's headers must arrive within this; 0: 10 */
+  int body_timeout_s;     /* its body within this after the headers; 0: 60 */
+  int idle_timeout_s;     /* an idle keep-alive connection is closed after this; 0: 30 */
   int max_context;        /* the engine's per-sequence context (prompt + generated) */
+  /* vLLM's runtime load/unload endpoints: NULL = off (404); else lora_path
+   * must name a directory inside this one */
+  const char *adapter_root;
 } preft_server_config;
 
 /* Starts listening. gen gives the sampling defaults and end-of-sequence ids

@@ -50,6 +50,13 @@ PREFT_API void preft_tokenizer_free(preft_tokenizer *t);
  * raw bytes; the others fail naming the byte offset. */
 PREFT_API int preft_tokenizer_encode(const preft_tokenizer *t, const char *text, size_t len, bool add_special,
                                      int32_t **ids, size_t *n, preft_error *err);
+/* The same, but stops once max_ids ids are out (0: no limit): the text then
+ * has at least *n >= max_ids tokens, and only the first ones are given (each
+ * piece's ids only ever add to the count, so "at least" is exact). For
+ * refusing a prompt longer than a context without encoding all of it. */
+PREFT_API int preft_tokenizer_encode_max(const preft_tokenizer *t, const char *text, size_t len,
+                                         bool add_special, size_t max_ids, int32_t **ids, size_t *n,
+                                         preft_error *err);
 
 enum {
   PREFT_DECODE_SKIP_SPECIAL = 1, /* drop special added tokens (skip_special_tokens=True) */
@@ -77,6 +84,11 @@ PREFT_API void preft_decode_stream_free(preft_decode_stream *s);
 PREFT_API int32_t preft_tokenizer_vocab_size(const preft_tokenizer *t);
 /* The token as written in tokenizer.json ("Ġhello"), or NULL. */
 PREFT_API const char *preft_tokenizer_id_to_token(const preft_tokenizer *t, int32_t id);
+/* An upper bound on the input bytes one token can stand for, so that a text
+ * of B bytes encodes to at least B / bound tokens; 0 when the tokenizer
+ * gives no such bound (normalizers or pre-tokenizers that drop text, models
+ * other than byte-level BPE). Scans the vocabulary: call it once. */
+PREFT_API size_t preft_tokenizer_max_bytes_per_token(const preft_tokenizer *t);
 /* Looks up added tokens first, then the model vocabulary; -1 if absent. */
 PREFT_API int32_t preft_tokenizer_token_to_id(const preft_tokenizer *t, const char *token);
 

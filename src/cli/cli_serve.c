@@ -6,10 +6,12 @@
  * cancelled after --drain-timeout), then the process exits 0. Every thread
  * is started with these signals blocked; the main thread takes them with
  * sigwait, so no handler runs inside library code. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/file.h"
 #include "base/log.h"
@@ -48,7 +50,14 @@ static void usage(FILE *out) {
           "  --max-model-len N          context per sequence (default: the model's)\n"
           "  --max-body-mb N            largest request body (default 8)\n"
           "  --drain-timeout S          on SIGTERM, cancel what is still running after S\n"
-          "                             seconds (default 30)\n"
+          "                             seconds (default 30); a second SIGTERM/SIGINT exits at once\n"
+          "  --allow-runtime-adapters   enable POST /v1/load_lora_adapter and /v1/unload_lora_adapter\n"
+          "  --adapter-root DIR         directory runtime-loaded adapters must be inside\n"
+          "                             (default: the --adapters directory)\n"
+          "  --max-connections N        open connections (default 1024)\n"
+          "  --header-timeout S         seconds a client has to send a request's headers (default 10)\n"
+          "  --body-timeout S           seconds a client has to send a request's body (default 60)\n"
+          "  --idle-timeout S           seconds an idle keep-alive connection is kept (default 30)\n"
           "  --threads N                compute threads (default: all cores)\n" CLI_MATMUL_HELP
           "  -v, --verbose              log requests and engine events to stderr\n");
 }
@@ -65,13 +74,27 @@ static char *dir_name(const char *dir) {
   return s;
 }
 
+/* Waits for a second SIGTERM/SIGINT while the first one drains, and ends
+ * the process at once with 128 + the signal's number, as a shell reports a
+ * process the signal killed. */
+static void *exit_on_second_signal(void *stop_sigs) {
+  int sig = 0;
+  while (sigwait(stop_sigs, &sig) != 0) {
+  }
+  static const char msg[] = "preft serve: second stop signal, exiting without finishing the drain\n";
+  ssize_t w = write(2, msg, sizeof msg - 1);
+  (void)w;
+  _exit(128 + sig);
+}
+
 int cli_serve(int argc, char **argv) {
   const char *model_dir = NULL, *tok_path = NULL, *name = NULL, *adapters_dir = NULL, *host = "127.0.0.1";
   const char *api_key = getenv("PREFT_API_KEY"), *adapter_args[MAX_ADAPTER_ARGS];
   cli_strs adapters = {adapter_args, 0, MAX_ADAPTER_ARGS};
   long port = 8080, max_loaded = 0, kv_mb = 0, max_queue = 0, max_running = 0, step_tokens = 0, max_len = 0;
-  long body_mb = 8, drain_s = 30, threads = 0;
-  bool verbose = false;
+  long body_mb = 8, drain_s = 30, threads = 0, max_conns = 0, header_s = 10, body_s = 60, idle_s = 30;
+  const char *adapter_root = NULL;
+  bool verbose = false, runtime_adapters = false;
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
       {"--tokenizer", NULL, CLI_STR, &tok_path},
@@ -89,6 +112,12 @@ int cli_serve(int argc, char **argv) {
       {"--max-model-len", NULL, CLI_INT, &max_len, 2, 1 << 24},
       {"--max-body-mb", NULL, CLI_INT, &body_mb, 1, 1024},
       {"--drain-timeout", NULL, CLI_INT, &drain_s, 0, 86400},
+      {"--allow-runtime-adapters", NULL, CLI_FLAG, &runtime_adapters},
+      {"--adapter-root", NULL, CLI_STR, &adapter_root},
+      {"--max-connections", NULL, CLI_INT, &max_conns, 1, 1 << 20},
+      {"--header-timeout", NULL, CLI_INT, &header_s, 1, 86400},
+      {"--body-timeout", NULL, CLI_INT, &body_s, 1, 86400},
+      {"--idle-timeout", NULL, CLI_INT, &idle_s, 1, 86400},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
       CLI_MATMUL_OPTION,
       {"--verbose", "-v", CLI_FLAG, &verbose},
@@ -106,6 +135,14 @@ int cli_serve(int argc, char **argv) {
   int n_adapter_args = adapters.n;
   if (!model_dir) {
     fprintf(stderr, "preft serve: -m DIR is required (see --help)\n");
+    return CLI_EXIT_USAGE;
+  }
+  if (adapter_root && !runtime_adapters) {
+    fprintf(stderr, "preft serve: --adapter-root needs --allow-runtime-adapters\n");
+    return CLI_EXIT_USAGE;
+  }
+  if (runtime_adapters && !adapter_root && !(adapter_root = adapters_dir)) {
+    fprintf(stderr, "preft serve: --allow-runtime-adapters needs --adapter-root DIR (or --adapters DIR)\n");
     return CLI_EXIT_USAGE;
   }
   if (verbose) preft_log_set_level(PREFT_LOG_INFO);
@@ -161,7 +198,12 @@ int cli_serve(int argc, char **argv) {
                             .api_key = api_key,
                             .model_name = model_name,
                             .max_body = (size_t)body_mb << 20,
-                            .max_context = max_context};
+                            .max_context = max_context,
+                            .adapter_root = runtime_adapters ? adapter_root : NULL,
+                            .max_connections = (int)max_conns,
+                            .header_timeout_s = (int)header_s,
+                            .body_timeout_s = (int)body_s,
+                            .idle_timeout_s = (int)idle_s};
   if (preft_server_start(&server, engine, cm.tok, &gen, &sc, &err) != 0) goto fail;
   bool v6 = strchr(host, ':') != NULL;
   fprintf(stderr, "preft serve: listening on http://%s%s%s:%d (model '%s', %d adapters%s)\n", v6 ? "[" : "",
@@ -172,7 +214,10 @@ int cli_serve(int argc, char **argv) {
   int sig = 0;
   while (sigwait(&stop_sigs, &sig) != 0) {
   }
-  fprintf(stderr, "preft serve: %s received, draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  fprintf(stderr, "preft serve: %s received, draining (send it again to exit at once)\n",
+          sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  pthread_t second;
+  if (pthread_create(&second, NULL, exit_on_second_signal, &stop_sigs) == 0) pthread_detach(second);
   int cancelled = preft_server_drain(server, (double)drain_s);
   preft_engine_drain(engine);
   preft_server_stop(server);

@@ -17,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <limits.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,12 +28,12 @@
 #include "base/timer.h"
 #include "server/server_int.h"
 
-/* Seconds an idle connection (between requests, or a client sending its
- * request slowly) is kept. While a request is being answered there is no
- * timeout: a generation may wait in the queue or run for minutes. */
-#ifndef SRV_IDLE_TIMEOUT_S
-#define SRV_IDLE_TIMEOUT_S 120
-#endif
+/* Limits of a request's head, answered with JSON 414 / 431. libmicrohttpd
+ * is given room well past them (SRV_MHD_MEMORY), so that only heads larger
+ * than that meet its own (HTML) 414 / 431. */
+#define SRV_MAX_URL 8192
+#define SRV_MAX_HEAD 32768
+#define SRV_MHD_MEMORY (128u << 10)
 
 static double thread_cpu(void) {
   struct timespec ts;
@@ -38,7 +41,7 @@ static double thread_cpu(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void count_status(preft_server *s, int status) {
+void preft_srv_count_status(preft_server *s, int status) {
   int i = 0;
   while (preft_srv_status_codes[i] && preft_srv_status_codes[i] != status) i++;
   atomic_fetch_add(&s->status_count[i], 1);
@@ -77,8 +80,9 @@ static enum MHD_Result send_reply(preft_server *s, struct MHD_Connection *conn, 
   add_header(resp, "Content-Type", r->content_type ? r->content_type : "application/json");
   if (r->status == 405) add_header(resp, "Allow", "GET, POST");
   if (r->status == 401) add_header(resp, "WWW-Authenticate", "Bearer");
+  if (r->status == 429) add_header(resp, "Retry-After", "1"); /* the queue moves within a step or two */
   c->status = r->status;
-  count_status(s, r->status);
+  preft_srv_count_status(s, r->status);
   enum MHD_Result ret = MHD_queue_response(conn, (unsigned)r->status, resp);
   MHD_destroy_response(resp);
   return ret;
@@ -93,12 +97,15 @@ static enum MHD_Result send_error(preft_server *s, struct MHD_Connection *conn, 
   return send_reply(s, conn, c, &r);
 }
 
-/* Constant-time comparison of the Authorization header with "Bearer KEY". */
+/* Constant-time comparison of the Authorization header with "Bearer KEY"
+ * (the scheme is case-insensitive and may be followed by several spaces,
+ * RFC 9110 section 11.1). */
 static bool authorized(const preft_server *s, struct MHD_Connection *conn) {
   if (!s->api_key) return true;
   const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-  if (!h || strncmp(h, "Bearer ", 7) != 0) return false;
-  h += 7;
+  if (!h || strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t')) return false;
+  h += 6;
+  while (*h == ' ' || *h == '\t') h++;
   size_t a = strlen(h), b = strlen(s->api_key);
   unsigned diff = (unsigned)(a != b);
   for (size_t i = 0; i < b; i++) diff |= (unsigned char)s->api_key[i] ^ (unsigned char)(i < a ? h[i] : 0);
@@ -106,6 +113,24 @@ static bool authorized(const preft_server *s, struct MHD_Connection *conn) {
 }
 
 static bool is(const char *method, const char *m) { return !strcmp(method, m); }
+
+static enum MHD_Result add_len(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+  *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+  return MHD_YES;
+}
+
+/* The bytes of a request's head that libmicrohttpd parsed (URL, query
+ * arguments, headers), give or take the separators. */
+static size_t head_bytes(struct MHD_Connection *conn, const char *url) {
+  size_t n = strlen(url);
+  MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_len, &n);
+  return n;
+}
+
+static srv_sock *conn_sock(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
 
 static void route(preft_server *s, srv_conn *c, const char *url, const char *method, srv_reply *r) {
   bool get = is(method, "GET") || is(method, "HEAD"), post = is(method, "POST");
@@ -157,18 +182,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     c->cpu0 = thread_cpu();
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     c->fd = ci ? ci->connect_fd : -1;
+    c->http11 = !strcmp(version, MHD_HTTP_VERSION_1_1);
     *con_cls = c;
     pthread_mutex_lock(&s->mu);
     s->n_conns++;
     pthread_mutex_unlock(&s->mu);
     atomic_fetch_add(&s->http_requests, 1);
-    /* Refuse before reading a body: wrong key, or a declared size over the limit. */
+    /* libmicrohttpd's inactivity timeout stays behind the body deadline, so the client gets a 408 */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)s->guard.body_s + 1);
+    preft_srv_guard_phase(&s->guard, conn_sock(conn), SOCK_BODY, false);
+    /* Refuse before reading a body: a head too large, wrong key, or a declared size over the limit. */
+    char msg[128];
+    if (strlen(url) > SRV_MAX_URL) {
+      snprintf(msg, sizeof msg, "the request's URL is longer than %d bytes", SRV_MAX_URL);
+      return send_error(s, conn, c, 414, "invalid_request_error", "uri_too_long", msg);
+    }
+    if (head_bytes(conn, url) > SRV_MAX_HEAD) {
+      snprintf(msg, sizeof msg, "the request's headers are larger than %d bytes", SRV_MAX_HEAD);
+      return send_error(s, conn, c, 431, "invalid_request_error", "headers_too_large", msg);
+    }
     if (!strncmp(url, "/v1/", 4) && !authorized(s, conn))
       return send_error(s, conn, c, 401, "invalid_request_error", "invalid_api_key",
                         "missing or wrong API key: send 'Authorization: Bearer KEY'");
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && strtoull(cl, NULL, 10) > s->max_body) {
-      char msg[128];
       snprintf(msg, sizeof msg, "the request body is larger than the limit of %zu bytes", s->max_body);
       return send_error(s, conn, c, 413, "invalid_request_error", "request_too_large", msg);
     }
@@ -189,8 +226,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return send_error(s, conn, c, 413, "invalid_request_error", "request_too_large", msg);
   }
   if (!c->body.p) preft_srv_buf_put(&c->body, "", 0); /* routes get a NUL-terminated body */
-  /* A generation may wait in the engine longer than the idle timeout. */
+  /* A generation may wait in the engine longer than any timeout. */
   MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+  preft_srv_guard_phase(&s->guard, conn_sock(conn), SOCK_ANSWERING, false);
   srv_reply r = {0};
   route(s, c, url, method, &r);
   return send_reply(s, conn, c, &r);
@@ -205,12 +243,25 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   atomic_fetch_add(&s->http_cpu_nanos, (long)((thread_cpu() - c->cpu0) * 1e9));
   preft_srv_buf_free(&c->body);
   free(c);
-  /* back to the idle timeout for the next request on this connection */
-  MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)SRV_IDLE_TIMEOUT_S);
+  /* back to the idle timeout and the header deadline for the next request on this connection */
+  MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)s->guard.idle_s);
+  preft_srv_guard_phase(&s->guard, conn_sock(conn), SOCK_HEADERS, true);
   pthread_mutex_lock(&s->mu);
   s->n_conns--;
   pthread_cond_broadcast(&s->cv);
   pthread_mutex_unlock(&s->mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+  preft_server *s = cls;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    *socket_context = ci ? preft_srv_guard_open(&s->guard, ci->connect_fd) : NULL;
+  } else {
+    preft_srv_guard_close(&s->guard, *socket_context);
+    *socket_context = NULL;
+  }
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -227,6 +278,11 @@ int preft_server_start(preft_server **out, preft_engine *engine, const preft_tok
   const preft_model *m = preft_engine_model(engine);
   const char *host = cfg->host ? cfg->host : "127.0.0.1";
   if (cfg->port < 0 || cfg->port > 65535) return preft_fail(err, "port %d is out of range", cfg->port);
+  char root[PATH_MAX];
+  struct stat st;
+  if (cfg->adapter_root &&
+      (!realpath(cfg->adapter_root, root) || stat(root, &st) != 0 || !S_ISDIR(st.st_mode)))
+    return preft_fail(err, "the adapter root '%s' is not a directory", cfg->adapter_root);
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
   char port[16];
   snprintf(port, sizeof port, "%d", cfg->port);
@@ -241,6 +297,9 @@ int preft_server_start(preft_server **out, preft_engine *engine, const preft_tok
   s->max_body = cfg->max_body ? cfg->max_body : 8u << 20;
   s->max_context = cfg->max_context > 0 ? cfg->max_context : m->cfg.max_pos;
   s->vocab = m->cfg.vocab;
+  size_t per_token = tok ? preft_tokenizer_max_bytes_per_token(tok) : 0;
+  s->max_prompt_bytes = per_token ? (size_t)s->max_context * per_token : 0;
+  if (cfg->adapter_root) s->adapter_root = preft_xstrdup(root);
   s->created = (long)time(NULL);
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
@@ -259,15 +318,27 @@ int preft_server_start(preft_server **out, preft_engine *engine, const preft_tok
                                    .top_p = (float)gen->top_p,
                                    .min_p = (float)gen->min_p};
 
+  int max_conns = cfg->max_connections > 0 ? cfg->max_connections : 1024;
+  if (preft_srv_guard_start(&s->guard, s, max_conns, cfg->header_timeout_s > 0 ? cfg->header_timeout_s : 10,
+                            cfg->body_timeout_s > 0 ? cfg->body_timeout_s : 60,
+                            cfg->idle_timeout_s > 0 ? cfg->idle_timeout_s : 30) != 0) {
+    freeaddrinfo(ai);
+    preft_fail(err, "cannot start the server's connection watchdog thread");
+    preft_server_stop(s);
+    return -1;
+  }
   unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                    MHD_USE_ITC | MHD_USE_ERROR_LOG;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-  s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-                               (unsigned)(cfg->max_connections > 0 ? cfg->max_connections : 1024),
-                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SRV_IDLE_TIMEOUT_S,
-                               MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                               NULL, MHD_OPTION_END);
+  s->daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
+      on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+      /* room above the budget for connections being evicted (conn_guard.h) */
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)(max_conns + max_conns / 4 + 16),
+      /* a new connection: behind the header deadline (408 first) */
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->guard.header_s + 1, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      (size_t)SRV_MHD_MEMORY, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+      NULL, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!s->daemon) {
     preft_fail(err, "cannot listen on %s port %d (in use, or not an address of this machine?)", host,
@@ -317,9 +388,11 @@ int preft_server_drain(preft_server *s, double timeout_s) {
 void preft_server_stop(preft_server *s) {
   if (!s) return;
   if (s->daemon) MHD_stop_daemon(s->daemon);
+  preft_srv_guard_stop(&s->guard);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
   free(s->model_name);
   free(s->api_key);
+  free(s->adapter_root);
   free(s);
 }

@@ -11,7 +11,8 @@
 
 #include "server/server_int.h"
 
-const int preft_srv_status_codes[SRV_N_STATUS] = {200, 400, 401, 404, 405, 413, 429, 499, 500, 503, 0};
+const int preft_srv_status_codes[SRV_N_STATUS] = {200, 400, 401, 404, 405, 408, 413,
+                                                  414, 429, 431, 499, 500, 503, 0};
 
 static void head(srv_buf *b, const char *name, const char *type, const char *help) {
   preft_srv_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
@@ -61,6 +62,12 @@ void preft_srv_route_metrics(preft_server *s, srv_reply *r) {
     else
       preft_srv_buf_printf(b, "preft_http_requests_total{code=\"other\"} %ld\n", v);
   }
+
+  pthread_mutex_lock(&s->mu);
+  int in_flight = s->n_conns;
+  pthread_mutex_unlock(&s->mu);
+  single(b, "preft_http_requests_in_flight", "gauge",
+         "HTTP requests whose headers arrived and that are not finished (this one included).", in_flight);
 
   static const char *modes[2] = {"all", "prefill"};
   head(b, "preft_prompt_tokens_total", "counter",

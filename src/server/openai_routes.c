@@ -464,11 +464,19 @@ static int prompt_ids(preft_server *s, srv_gen_request *r, srv_api_error *e) {
       if (!s->tok)
         return preft_srv_bad(e, param,
                              "this model has no tokenizer; send the prompt as an array of token ids");
+      size_t bytes = strlen(p->text);
+      if (s->max_prompt_bytes && bytes > s->max_prompt_bytes) /* too long to be worth tokenizing */
+        return preft_srv_fail(e, 400, "invalid_request_error", "context_length_exceeded", param,
+                              "This model's maximum context length is %d tokens; the prompt has %zu bytes, "
+                              "more than %zu tokens can hold",
+                              s->max_context, bytes, s->max_prompt_bytes);
       int32_t *ids;
       size_t n;
       preft_error err;
       /* A rendered chat template already holds its special tokens. */
-      if (preft_tokenizer_encode(s->tok, p->text, strlen(p->text), r->kind != SRV_CHAT, &ids, &n, &err) != 0)
+      /* no more of a long prompt than it takes to know it does not fit */
+      if (preft_tokenizer_encode_max(s->tok, p->text, bytes, r->kind != SRV_CHAT, (size_t)s->max_context,
+                                     &ids, &n, &err) != 0)
         return preft_srv_bad(e, param, "the prompt cannot be tokenized: %s", err.msg);
       p->ids = preft_xmalloc(sizeof(int) * (n ? n : 1));
       for (size_t k = 0; k < n; k++) p->ids[k] = ids[k];
@@ -483,9 +491,9 @@ static int prompt_ids(preft_server *s, srv_gen_request *r, srv_api_error *e) {
     if (p->n_ids >= s->max_context)
       return preft_srv_fail(
           e, 400, "invalid_request_error", "context_length_exceeded", param,
-          "This model's maximum context length is %d tokens; the prompt has %d tokens, which leaves no "
+          "This model's maximum context length is %d tokens; the prompt has %s%d tokens, which leaves no "
           "room for a completion",
-          s->max_context, p->n_ids);
+          s->max_context, p->text ? "at least " : "", p->n_ids);
     if (r->max_tokens > 0 && (long)p->n_ids + r->max_tokens > s->max_context)
       return preft_srv_fail(
           e, 400, "invalid_request_error", "context_length_exceeded", "max_tokens",
@@ -587,6 +595,12 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
   snprintf(g->id, sizeof g->id, "%s-%016llx", kind == SRV_CHAT ? "chatcmpl" : "cmpl",
            (unsigned long long)fresh_u64(s));
   if (prompt_ids(s, q, &e) != 0) goto fail;
+  for (int i = 0; i < q->n_stop_token_ids; i++)
+    if (q->stop_token_ids[i] >= s->vocab) {
+      preft_srv_bad(&e, "stop_token_ids", "stop token id %d is outside the vocabulary (size %d)",
+                    q->stop_token_ids[i], s->vocab);
+      goto fail;
+    }
 
   g->n_choices = q->n_prompts * q->n;
   g->out = preft_xcalloc((size_t)g->n_choices, sizeof *g->out);
@@ -594,6 +608,7 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
   for (int i = 0; i < q->n_prompts; i++) g->prompt_len[i] = q->prompts[i].n_ids;
   srv_job *job = preft_srv_job_new(s->engine, s->tok, g->n_choices, q->stop, q->n_stop,
                                    q->skip_special_tokens, &s->cb_nanos);
+  job->may_probe = c->http11; /* until the response starts: see preft_srv_job_take */
   pthread_mutex_lock(&s->mu); /* preft_srv_cancel_all reads g->job */
   g->job = job;
   pthread_mutex_unlock(&s->mu);
@@ -635,6 +650,7 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
   }
   if (q->stream) {
     if (stream_start(g, &e) != 0) goto fail;
+    g->job->may_probe = false; /* the 200 and the events follow */
     r->status = 200;
     r->content_type = "text/event-stream";
     r->stream = g;
@@ -728,9 +744,15 @@ static int load_adapter(preft_server *s, const cJSON *root, const char *name, sr
     return preft_srv_bad(e, "lora_name", "'%s' is the base model's name", name);
   if (preft_engine_has_adapter(s->engine, name))
     return preft_srv_bad(e, "lora_name", "The lora adapter '%s' has already been loaded.", name);
-  if (preft_engine_load_adapter(s->engine, name, path, &err) != 0)
-    return preft_srv_fail(e, 400, "invalid_request_error", "adapter_load_failed", "lora_path", "%s", err.msg);
-  return 0;
+  char *real = NULL;
+  if (preft_srv_adapter_path(s, path, &real, e) != 0) return -1;
+  int rc = 0;
+  if (preft_engine_load_adapter(s->engine, name, real, &err) != 0) {
+    preft_srv_adapter_load_error(s, path, err.msg, e);
+    rc = -1;
+  }
+  free(real);
+  return rc;
 }
 
 static int unload_adapter(preft_server *s, const cJSON *root, const char *name, srv_api_error *e) {
@@ -749,7 +771,8 @@ static void adapter_route(preft_server *s, srv_conn *c, srv_reply *r, adapter_ac
   srv_api_error e;
   cJSON *root = NULL;
   const char *name;
-  if (preft_srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 ||
+  if (preft_srv_runtime_adapters_allowed(s, &e) != 0 ||
+      preft_srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 ||
       adapter_name(root, &name, &e) != 0 || act(s, root, name, &e) != 0) {
     preft_srv_reply_error(r, &e);
   } else {

@@ -211,15 +211,19 @@ static int parse_prompts(const cJSON *root, srv_gen_request *r, srv_api_error *e
   if (n > SRV_MAX_PROMPTS)
     return preft_srv_bad(e, "prompt", "'prompt' holds %d prompts; at most %d", n, SRV_MAX_PROMPTS);
   r->prompts = preft_xcalloc((size_t)n, sizeof *r->prompts);
+  /* a list of strings or a list of token-id arrays, never both (OpenAI's four forms) */
+  bool strings = cJSON_IsString(pr->child);
   for (const cJSON *x = pr->child; x; x = x->next) {
     srv_prompt *p = &r->prompts[r->n_prompts++];
-    if (cJSON_IsString(x))
+    if (strings && cJSON_IsString(x))
       p->text = preft_xstrdup(x->valuestring);
-    else if (is_int_array(x)) {
+    else if (!strings && is_int_array(x)) {
       if (ids_of(x, "prompt", p, e) != 0) return -1;
     } else
-      return preft_srv_bad(e, "prompt",
-                           "'prompt' must be a string, an array of token ids, or a non-empty array of those");
+      return preft_srv_bad(
+          e, "prompt",
+          "'prompt' must be a string, an array of token ids, an array of strings or an array "
+          "of token-id arrays (not a mix)");
   }
   return 0;
 }
@@ -235,6 +239,12 @@ static int normalize_message(const cJSON *m, int i, cJSON *out_arr, srv_api_erro
     return preft_srv_bad(e, param, "'%s' must be an object with 'role' and 'content'", param);
   const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
   if (!cJSON_IsString(role)) return preft_srv_bad(e, param, "'%s.role' must be a string", param);
+  static const char *roles[] = {"system", "developer", "user", "assistant", "tool"};
+  size_t k = 0;
+  while (k < sizeof roles / sizeof roles[0] && strcmp(role->valuestring, roles[k]) != 0) k++;
+  if (k == sizeof roles / sizeof roles[0])
+    return preft_srv_bad(
+        e, param, "'%s.role' must be \"system\", \"developer\", \"user\", \"assistant\" or \"tool\"", param);
   const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
   cJSON *copy = cJSON_Duplicate(m, true);
   if (content && cJSON_IsArray(content)) {
@@ -265,6 +275,32 @@ static int normalize_message(const cJSON *m, int i, cJSON *out_arr, srv_api_erro
   return 0;
 }
 
+/* tools (may be NULL): an array of {"type": "function", "function": {"name":
+ * string, ...}} for the template. tool_choice "required" or a named function would need
+ * tool calls parsed out of the output, which this server does not do yet:
+ * refused rather than silently ignored. */
+static int check_tools(const cJSON *root, const cJSON *tools, srv_api_error *e) {
+  const cJSON *choice = field(root, "tool_choice");
+  if (choice && !(cJSON_IsString(choice) &&
+                  (!strcmp(choice->valuestring, "none") || !strcmp(choice->valuestring, "auto"))))
+    return preft_srv_bad(
+        e, "tool_choice",
+        "'tool_choice' must be \"none\" or \"auto\": this server does not return tool calls");
+  if (!tools) return 0;
+  if (!cJSON_IsArray(tools)) return preft_srv_bad(e, "tools", "'tools' must be an array");
+  int i = 0;
+  for (const cJSON *t = tools->child; t; t = t->next, i++) {
+    const cJSON *type = cJSON_IsObject(t) ? cJSON_GetObjectItemCaseSensitive(t, "type") : NULL;
+    const cJSON *fn = cJSON_IsObject(t) ? cJSON_GetObjectItemCaseSensitive(t, "function") : NULL;
+    const cJSON *name = cJSON_IsObject(fn) ? cJSON_GetObjectItemCaseSensitive(fn, "name") : NULL;
+    if (!cJSON_IsString(type) || strcmp(type->valuestring, "function") != 0 || !cJSON_IsString(name))
+      return preft_srv_bad(
+          e, "tools", "'tools[%d]' must be {\"type\": \"function\", \"function\": {\"name\": string, ...}}",
+          i);
+  }
+  return 0;
+}
+
 static int parse_chat(const cJSON *root, srv_gen_request *r, srv_api_error *e) {
   const cJSON *msgs = field(root, "messages");
   if (!msgs) return preft_srv_bad(e, "messages", "'messages' is a required field");
@@ -279,13 +315,11 @@ static int parse_chat(const cJSON *root, srv_gen_request *r, srv_api_error *e) {
       return -1;
     }
   const cJSON *tools = field(root, "tools");
-  if (tools) {
-    if (!cJSON_IsArray(tools)) {
-      cJSON_Delete(obj);
-      return preft_srv_bad(e, "tools", "'tools' must be an array");
-    }
-    cJSON_AddItemToObject(obj, "tools", cJSON_Duplicate(tools, true));
+  if (check_tools(root, tools, e) != 0) {
+    cJSON_Delete(obj);
+    return -1;
   }
+  if (tools) cJSON_AddItemToObject(obj, "tools", cJSON_Duplicate(tools, true));
   const cJSON *kw = field(root, "chat_template_kwargs");
   if (kw) {
     if (!cJSON_IsObject(kw)) {

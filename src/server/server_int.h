@@ -10,12 +10,13 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "server/conn_guard.h"
 #include "server/http_server.h"
 #include "server/request_parse.h"
 #include "server/sse.h"
 
 /* HTTP statuses counted separately in /metrics; everything else is "other". */
-#define SRV_N_STATUS 11
+#define SRV_N_STATUS 14
 extern const int preft_srv_status_codes[SRV_N_STATUS]; /* last entry 0 = other */
 
 typedef struct srv_gen srv_gen;
@@ -26,11 +27,14 @@ struct preft_server {
   const preft_tokenizer *tok;
   char *model_name, *api_key;
   size_t max_body;
+  size_t max_prompt_bytes; /* a text prompt longer than this cannot fit the context; 0: no bound */
+  char *adapter_root;      /* realpath of the runtime adapter root; NULL: runtime adapters off */
   int max_context, vocab, port;
   int eos_ids[3 * PREFT_MAX_EOS];
   int n_eos;
   preft_sampling defaults;
-  long created; /* unix time the server started (the models' "created") */
+  long created;    /* unix time the server started (the models' "created") */
+  srv_guard guard; /* header/body deadlines and the connection budget */
   atomic_bool draining;
   atomic_ulong next_id;
   /* requests in flight (connections with a request) and generations alive */
@@ -49,7 +53,8 @@ struct preft_server {
 typedef struct srv_conn {
   srv_buf body;
   bool too_big;
-  int fd; /* the client's socket, watched for hang-ups while waiting */
+  int fd;      /* the client's socket, watched for hang-ups while waiting */
+  bool http11; /* the request is HTTP/1.1 (may be sent a 1xx interim response) */
   double cpu0;
   int status; /* of the reply, for the metrics */
 } srv_conn;
@@ -61,6 +66,9 @@ typedef struct srv_reply {
   srv_gen *stream; /* non-NULL: stream this generation as server-sent events */
 } srv_reply;
 
+/* Counts a response's status for /metrics. */
+void preft_srv_count_status(preft_server *s, int status);
+
 /* Fills the reply with an OpenAI error body. */
 void preft_srv_reply_error(srv_reply *r, const srv_api_error *e);
 
@@ -69,6 +77,14 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
 void preft_srv_route_models(preft_server *s, const char *one, srv_reply *r); /* one: NULL = list */
 void preft_srv_route_load_adapter(preft_server *s, srv_conn *c, srv_reply *r);
 void preft_srv_route_unload_adapter(preft_server *s, srv_conn *c, srv_reply *r);
+/* Runtime adapters (adapter_paths.c): a 404 unless they are allowed; the
+ * realpath of a lora_path inside the adapter root (heap), else a 400 naming
+ * only what the client sent; a load failure as a 400 whose message has the
+ * root's own path cut out (the full detail goes to the log). */
+int preft_srv_runtime_adapters_allowed(const preft_server *s, srv_api_error *e);
+int preft_srv_adapter_path(const preft_server *s, const char *lora_path, char **out, srv_api_error *e);
+int preft_srv_adapter_load_error(const preft_server *s, const char *lora_path, const char *detail,
+                                 srv_api_error *e);
 /* metrics.c */
 void preft_srv_route_metrics(preft_server *s, srv_reply *r);
 

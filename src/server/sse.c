@@ -309,10 +309,20 @@ int preft_srv_job_take(srv_job *j, int fd, srv_event **out, size_t *n) {
     j->waiting = true; /* from here on the callback writes the eventfd */
     pthread_mutex_unlock(&j->mu);
     /* POLLRDHUP only (not POLLIN): a pipelined next request does not wake
-     * us; the peer's FIN or RST does. The 1 s timeout is a safety net. */
-    struct pollfd p[2] = {{.fd = j->efd, .events = POLLIN}, {.fd = fd, .events = POLLRDHUP}};
+     * us; the peer's FIN or RST does (after a FIN only a reset: POLLHUP and
+     * POLLERR are always reported). The 1 s timeout is a safety net. */
+    struct pollfd p[2] = {{.fd = j->efd, .events = POLLIN},
+                          {.fd = fd, .events = j->half_closed ? 0 : POLLRDHUP}};
     int rc = poll(p, watch ? 2 : 1, 1000);
-    bool hung = rc > 0 && watch && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+    bool hung = rc > 0 && watch && (p[1].revents & (POLLHUP | POLLERR | POLLNVAL));
+    if (!hung && rc > 0 && watch && (p[1].revents & POLLRDHUP)) {
+      j->half_closed = true;
+      static const char probe[] = "HTTP/1.1 102 Processing\r\n\r\n";
+      if (j->may_probe && send(fd, probe, sizeof probe - 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+          errno != EAGAIN && errno != EWOULDBLOCK)
+        hung = true;
+      j->may_probe = false; /* one probe: a closed socket resets at once */
+    }
     uint64_t count;
     if (rc > 0 && (p[0].revents & POLLIN)) {
       ssize_t r = read(j->efd, &count, sizeof count);

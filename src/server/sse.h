@@ -102,6 +102,9 @@ struct srv_job {
   preft_engine *engine;
   int efd;      /* eventfd: the callback signals a waiting connection thread */
   bool waiting; /* the connection thread sleeps in poll (guarded by mu) */
+  /* connection thread only: */
+  bool may_probe;   /* nothing of the response is written yet and the client speaks HTTP/1.1 */
+  bool half_closed; /* the client ended its sending side (FIN): watch only for a reset */
 };
 
 /* A job of n choices; stops are copied. tok may be NULL. */
@@ -115,7 +118,15 @@ bool preft_srv_job_engine_cb(void *user, const preft_token_event *ev);
 enum { SRV_TAKE_EVENTS = 0, SRV_TAKE_HUNG_UP = 1, SRV_TAKE_ALL_DONE = 2 };
 /* Waits until at least one event is queued (or every choice is done, or the
  * peer of fd hung up; fd < 0: not watched), then moves all queued events to
- * *out (caller frees them with preft_srv_events_free). */
+ * *out (caller frees them with preft_srv_events_free).
+ *
+ * A client that ends its sending side may still be reading (a half-close,
+ * shutdown(SHUT_WR)) or may have closed its socket; the two look the same
+ * until something is sent. So on the client's FIN, when j->may_probe, an
+ * interim "102 Processing" response is sent (HTTP/1.1 clients skip 1xx
+ * responses): a closed socket answers it with a reset, which is the hang-up;
+ * a half-closed client is still answered. Without may_probe (the response
+ * has started, or HTTP/1.0) a closed client is noticed when a write fails. */
 int preft_srv_job_take(srv_job *j, int fd, srv_event **out, size_t *n);
 void preft_srv_events_free(srv_event *ev, size_t n);
 /* Asks the engine to cancel every choice that has not finished (returns at

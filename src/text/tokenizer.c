@@ -488,12 +488,14 @@ typedef struct enc {
   const preft_tokenizer *t;
   int32_t *ids;
   size_t n, cap;
+  size_t max_ids; /* stop encoding pieces once this many ids are out; 0: no limit */
   preft_buf norm, work;
   preft_spans pieces;
 } enc;
 
 static void model_piece(enc *e, const char *s, size_t n) {
   const preft_tokenizer *t = e->t;
+  if (e->max_ids && e->n >= e->max_ids) return;
   if (t->model_type == MODEL_BPE)
     preft_bpe_encode((preft_bpe *)&t->bpe, t->byte_level, s, n, &e->ids, &e->n, &e->cap);
   else
@@ -506,7 +508,7 @@ static void encode_plain(enc *e, const char *s, size_t n, bool first) {
   e->work.len = 0;
   preft_buf_append(&e->work, s, n);
   preft_pretokenize(e->t->pretok, &e->work, (preft_span){0, n}, first, &e->pieces);
-  for (size_t i = 0; i < e->pieces.n; i++)
+  for (size_t i = 0; i < e->pieces.n && !(e->max_ids && e->n >= e->max_ids); i++)
     model_piece(e, e->work.data + e->pieces.v[i].off, e->pieces.v[i].len);
 }
 
@@ -532,7 +534,8 @@ static void encode_valid(enc *e, const char *s, size_t n, bool first) {
     int k = preft_added_find(t, &t->match_norm, copy, xn, pos, &ms, &me);
     if (k < 0) ms = me = xn;
     encode_plain(e, copy + pos, ms - pos, first && pos == 0);
-    if (k >= 0) preft_ids_push(&e->ids, &e->n, &e->cap, t->added[k].id);
+    if (k >= 0 && !(e->max_ids && e->n >= e->max_ids))
+      preft_ids_push(&e->ids, &e->n, &e->cap, t->added[k].id);
     pos = me;
   }
   free(copy);
@@ -557,20 +560,25 @@ static void encode_section(enc *e, const char *s, size_t n, bool first) {
 
 int preft_tokenizer_encode(const preft_tokenizer *t, const char *text, size_t len, bool add_special,
                            int32_t **ids, size_t *n, preft_error *err) {
+  return preft_tokenizer_encode_max(t, text, len, add_special, 0, ids, n, err);
+}
+
+int preft_tokenizer_encode_max(const preft_tokenizer *t, const char *text, size_t len, bool add_special,
+                               size_t max_ids, int32_t **ids, size_t *n, preft_error *err) {
   *ids = NULL;
   *n = 0;
   if (!t->byte_level) {
     size_t bad = preft_utf8_validate((const uint8_t *)text, len);
     if (bad < len) return preft_fail(err, "input text is not valid UTF-8 at byte offset %zu", bad);
   }
-  enc e = {.t = t};
+  enc e = {.t = t, .max_ids = max_ids};
   size_t pos = 0, ms, me;
   int section = 0;
-  while (pos < len) {
+  while (pos < len && !(max_ids && e.n >= max_ids)) {
     int k = preft_added_find(t, &t->match_raw, text, len, pos, &ms, &me);
     if (k < 0) ms = me = len;
     if (ms > pos) encode_section(&e, text + pos, ms - pos, section++ == 0);
-    if (k >= 0) {
+    if (k >= 0 && !(max_ids && e.n >= max_ids)) {
       preft_ids_push(&e.ids, &e.n, &e.cap, t->added[k].id);
       section++;
     }
@@ -688,6 +696,36 @@ void preft_decode_stream_free(preft_decode_stream *s) {
 /* ---- accessors ---- */
 
 int32_t preft_tokenizer_vocab_size(const preft_tokenizer *t) { return t->vocab_size; }
+
+/* True when no pre-tokenizer step drops text (whitespace splitters and Split
+ * with the "Removed" behaviour do). */
+static bool pretok_keeps_text(const preft_pretokenizer *p) {
+  if (!p) return true;
+  if (p->type == PRE_WHITESPACE || p->type == PRE_WHITESPACE_SPLIT || p->type == PRE_BERT) return false;
+  if (p->type == PRE_SPLIT && p->behavior == SPLIT_REMOVED) return false;
+  for (int i = 0; i < p->n_children; i++)
+    if (!pretok_keeps_text(p->children[i])) return false;
+  return true;
+}
+
+size_t preft_tokenizer_max_bytes_per_token(const preft_tokenizer *t) {
+  /* Byte-level BPE maps every input byte to one character of a token
+   * string, and a token string spells each such character in 1 or 2 bytes,
+   * so a token covers at most strlen(its string) input bytes (added tokens:
+   * their content). NFC may shrink text 3:1 (three Hangul jamo compose into
+   * one syllable); other normalizers and text-dropping pre-tokenizers have
+   * no bound. */
+  if (!t->byte_level || t->model_type != MODEL_BPE || !pretok_keeps_text(t->pretok)) return 0;
+  if (t->normalizer && t->normalizer->type != NORM_NFC) return 0;
+  for (int b = 0; b < 256; b++)
+    if (t->bpe.byte_ids[b] < 0) return 0; /* an unknown byte could fuse into one unk token */
+  size_t longest = 1;
+  for (int32_t id = 0; id < t->vocab_size; id++)
+    if (t->id_to_token[id] && strlen(t->id_to_token[id]) > longest) longest = strlen(t->id_to_token[id]);
+  for (int i = 0; i < t->n_added; i++)
+    if (t->added[i].len > longest) longest = t->added[i].len;
+  return t->normalizer ? 3 * longest : longest;
+}
 
 const char *preft_tokenizer_id_to_token(const preft_tokenizer *t, int32_t id) {
   return id >= 0 && id < t->vocab_size ? t->id_to_token[id] : NULL;

@@ -5,7 +5,8 @@
 # concurrent mixed requests (streamed and whole); n, batched prompts, seeds,
 # logprobs, usage, stop ids; every error path answers 4xx/5xx with an
 # OpenAI-style error body and the server keeps serving; adapters load and
-# unload while requests run; --api-key; SIGTERM exits 0.
+# unload while requests run (--allow-runtime-adapters); --api-key (the
+# scheme in any case); SIGTERM exits 0.
 source "$(dirname "$0")/server_lib.bash"
 command -v jq >/dev/null || { echo "jq is missing: run scripts/install-deps.sh"; exit 1; }
 tmp=$(mktemp -d)
@@ -16,7 +17,8 @@ adapters=(lora-qv-r4 lora-all7-rslora-patterns loreft-f3l3 direft-f5l5-shared)
 args=()
 for a in "${adapters[@]}"; do args+=(--adapter "$a=$ad/$a"); done
 # broken: a LoRA of another model's shape (fails when first used)
-start_server "$tmp/log" -m "$model" "${args[@]}" --adapter "broken=$ad/lora-qwen2-bf16" --threads 1 || exit 1
+start_server "$tmp/log" -m "$model" "${args[@]}" --adapter "broken=$ad/lora-qwen2-bf16" --threads 1 \
+  --allow-runtime-adapters --adapter-root "$ad" || exit 1
 
 check "/health is ok" bash -c "curl -sf '$SRV_URL/health' | jq -e '.status == \"ok\"' >/dev/null"
 models=$(curl -s "$SRV_URL/v1/models")
@@ -127,6 +129,8 @@ err_check "prompt missing" 400 prompt '{"max_tokens":3}'
 err_check "prompt of objects" 400 prompt '{"prompt":[{"a":1}]}'
 err_check "prompt id outside the vocabulary" 400 prompt '{"prompt":[1,256]}'
 err_check "negative prompt id" 400 prompt '{"prompt":[1,-3]}'
+err_check "stop id outside the vocabulary" 400 stop_token_ids '{"prompt":[1],"stop_token_ids":[256]}'
+err_check "a mixed prompt list" 400 prompt '{"prompt":[[1,2],"x"]}'
 long=$(seq -s, 1 600 | sed 's/[0-9][0-9]*/7/g')
 err_check "prompt longer than the context" 400 prompt "{\"prompt\":[$long]}"
 err_check "text prompt without a tokenizer" 400 prompt '{"prompt":"hello"}'
@@ -143,11 +147,11 @@ check "unknown path: 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_U
 check "the server still serves after the errors" test "$(served $ids 12)" = "$(ref $ids 12)"
 check "/metrics counts the 400s" test "$(metric 'preft_http_requests_total{code="400"}')" -ge 20
 
-# ---- adapters loaded and unloaded while requests run ------------------------------------
+# ---- adapters loaded (paths relative to --adapter-root) and unloaded while requests run ---
 for i in $(seq 0 15); do
   curl -s "$SRV_URL/v1/completions" -d "$(body "$((i + 1)),2,3" 400 lora-qv-r4 all)" -o "$tmp/bg.$i" -w '%{http_code}' >"$tmp/bgcode.$i" &
 done
-r=$(post /v1/load_lora_adapter "{\"lora_name\":\"extra\",\"lora_path\":\"$ad/loreft-f3l3\"}")
+r=$(post /v1/load_lora_adapter "{\"lora_name\":\"extra\",\"lora_path\":\"loreft-f3l3\"}")
 check "load_lora_adapter: 200" test "${r##*$'\n'}" = 200
 check "the loaded adapter serves = preft generate" test "$(served $ids 12 extra prefill)" = "$(ref $ids 12 loreft-f3l3 prefill)"
 check "/v1/models lists it" bash -c "curl -s '$SRV_URL/v1/models' | jq -e '.data | any(.id == \"extra\")' >/dev/null"
@@ -163,9 +167,9 @@ done
 check "requests accepted before the unload finish, later ones get 404 ($ok + $gone of 16)" test $((ok + gone)) -eq 16
 err_check "an unloaded adapter" 404 model '{"model":"lora-qv-r4","prompt":[1]}'
 err_check "unload an unknown adapter" 404 lora_name '{"lora_name":"lora-qv-r4"}' /v1/unload_lora_adapter
-err_check "load a taken name" 400 lora_name "{\"lora_name\":\"extra\",\"lora_path\":\"$ad/lora-qv-r4\"}" /v1/load_lora_adapter
-err_check "load a missing directory" 400 lora_path "{\"lora_name\":\"x2\",\"lora_path\":\"$tmp/none\"}" /v1/load_lora_adapter
-err_check "load a broken adapter" 400 lora_path "{\"lora_name\":\"x3\",\"lora_path\":\"$ad/bad/lora-wrong-shape\"}" /v1/load_lora_adapter
+err_check "load a taken name" 400 lora_name "{\"lora_name\":\"extra\",\"lora_path\":\"lora-qv-r4\"}" /v1/load_lora_adapter
+err_check "load a missing directory" 400 lora_path "{\"lora_name\":\"x2\",\"lora_path\":\"none\"}" /v1/load_lora_adapter
+err_check "load a broken adapter" 400 lora_path "{\"lora_name\":\"x3\",\"lora_path\":\"bad/lora-wrong-shape\"}" /v1/load_lora_adapter
 err_check "load without lora_path" 400 lora_path '{"lora_name":"x4"}' /v1/load_lora_adapter
 r=$(post /v1/unload_lora_adapter '{"lora_name":"extra"}')
 check "unload the loaded adapter: 200" test "${r##*$'\n'}" = 200
@@ -180,6 +184,8 @@ check "no key: 401" test "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_URL/v1/
 check "401 body names invalid_api_key" bash -c "curl -s '$SRV_URL/v1/completions' -d '{}' | jq -e '.error.code == \"invalid_api_key\"' >/dev/null"
 check "wrong key: 401" test "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer sekriT' "$SRV_URL/v1/models")" = 401
 check "right key: 200" test "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer sekrit' "$SRV_URL/v1/models")" = 200
+check "right key, scheme in lower case: 200" test "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: bearer sekrit' "$SRV_URL/v1/models")" = 200
+check "a key without the scheme: 401" test "$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: sekrit' "$SRV_URL/v1/models")" = 401
 check "/health needs no key" test "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_URL/health")" = 200
 stop_server
 check "SIGTERM: exit 0 (api-key server)" test $? -eq 0

@@ -4,8 +4,10 @@
 # `preft generate` (-p, --chat), streamed text equals the whole response,
 # stop strings cut the text as generate does, logprobs line up with tokens;
 # a client that disconnects mid-stream cancels its request and frees its KV
-# blocks; a full queue answers 429; SIGTERM lets the request in flight
-# finish its stream and exits 0.
+# blocks, and so does one that gives up on a whole response; a full queue
+# answers 429 with Retry-After; a 6 MB prompt is refused by its size before
+# it is tokenized; SIGTERM lets the request in flight finish its stream and
+# exits 0.
 source "$(dirname "$0")/server_lib.bash"
 command -v jq >/dev/null || { echo "jq is missing: run scripts/install-deps.sh"; exit 1; }
 tok=$data/.cache/qwen3
@@ -86,10 +88,29 @@ b=$!
 check "second request waits" wait_for metric_is preft_queue_depth 1
 code=$(curl -s -o "$tmp/e" -w '%{http_code}' "$SRV_URL/v1/completions" -d '{"prompt":"x","max_tokens":2}')
 check "third request: 429 with an error body" test "$code:$(jq -r .error.code "$tmp/e")" = "429:queue_full"
+check "... and Retry-After" bash -c "curl -s -D - -o /dev/null '$SRV_URL/v1/completions' -d '{\"prompt\":\"x\",\"max_tokens\":2}' | grep -qi '^retry-after: [0-9]'"
 kill $a $b 2>/dev/null
 wait $a $b 2>/dev/null
 check "killed clients' requests are cancelled" wait_for metric_is 'preft_requests_total{status="cancelled"}' 3
 check "... and the server serves again" test "$(curl -s "$SRV_URL/v1/completions" -d "$req}" | jq -j '.choices[0].text')" = "$text"
+
+# ---- a client that closes while its whole (not streamed) response waits ------------------------
+curl -sN "$SRV_URL/v1/completions" -d "$long" >/dev/null &
+a=$!
+check "a long request runs" wait_for metric_is preft_running_sequences 1
+curl -s -m 1 "$SRV_URL/v1/completions" -d '{"prompt":"x","max_tokens":2000,"ignore_eos":true}' >/dev/null
+check "the client that gave up after 1 s: its queued request is cancelled" \
+  wait_for metric_is 'preft_requests_total{status="cancelled"}' 4
+kill $a 2>/dev/null
+wait $a 2>/dev/null
+check "... and the long one when killed" wait_for metric_is 'preft_requests_total{status="cancelled"}' 5
+
+# ---- a prompt too long to be worth tokenizing ----------------------------------------------
+# (refused by its size in bytes: the message says bytes, not tokens)
+head -c 6000000 /dev/zero | tr '\0' a | jq -Rs '{prompt: ., max_tokens: 1}' >"$tmp/huge.json"
+code=$(curl -s -o "$tmp/e" -w '%{http_code}' "$SRV_URL/v1/completions" --data-binary @"$tmp/huge.json")
+check "a 6 MB prompt: 400 context_length_exceeded by its bytes" \
+  test "$code:$(jq -r .error.code "$tmp/e"):$(jq -r '.error.message | test("bytes")' "$tmp/e")" = "400:context_length_exceeded:true"
 
 # ---- SIGTERM with a request in flight ---------------------------------------------------
 url=$SRV_URL

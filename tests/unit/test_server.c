@@ -9,10 +9,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "engine/engine.h"
 #include "engine/generate.h"
@@ -21,6 +26,7 @@
 #include "server/http_server.h"
 #include "server/request_parse.h"
 #include "server/sse.h"
+#include "text/tokenizer.h"
 #include "testutil.h"
 
 /* ---- JSON strings ------------------------------------------------------------------ */
@@ -89,7 +95,7 @@ static void completion_fields_parse_into_the_request(void **st) {
   srv_gen_request r;
   srv_api_error e;
   const char *body =
-      "{\"model\":\"ad1\",\"prompt\":[[1,2],\"text\"],\"n\":2,\"max_tokens\":7,\"temperature\":0.5,\"top_p\":"
+      "{\"model\":\"ad1\",\"prompt\":[[1,2],[7]],\"n\":2,\"max_tokens\":7,\"temperature\":0.5,\"top_p\":"
       "0.9,"
       "\"top_k\":-1,\"min_p\":0.1,\"seed\":-3,\"stop\":[\"a\",\"bc\"],\"stop_token_ids\":[5],\"logprobs\":3,"
       "\"stream\":true,\"stream_options\":{\"include_usage\":true},\"adapter_mode\":\"prefill\","
@@ -99,7 +105,7 @@ static void completion_fields_parse_into_the_request(void **st) {
   assert_int_equal(r.n_prompts, 2);
   assert_int_equal(r.prompts[0].n_ids, 2);
   assert_int_equal(r.prompts[0].ids[1], 2);
-  assert_string_equal(r.prompts[1].text, "text");
+  assert_int_equal(r.prompts[1].ids[0], 7);
   assert_int_equal(r.n, 2);
   assert_int_equal(r.max_tokens, 7);
   assert_true(r.has_temperature && r.temperature == 0.5);
@@ -111,6 +117,11 @@ static void completion_fields_parse_into_the_request(void **st) {
   assert_int_equal(r.logprobs, 3);
   assert_true(r.stream && r.include_usage && r.ignore_eos);
   assert_int_equal(r.adapter_mode, 1);
+  preft_srv_gen_request_free(&r);
+
+  assert_int_equal(parse("{\"prompt\":[\"a\",\"text\"]}", SRV_COMPLETION, &r, &e), 0);
+  assert_int_equal(r.n_prompts, 2);
+  assert_string_equal(r.prompts[1].text, "text");
   preft_srv_gen_request_free(&r);
 
   assert_int_equal(parse("{\"prompt\":\"x\"}", SRV_COMPLETION, &r, &e), 0);
@@ -142,6 +153,13 @@ static void chat_messages_are_normalised_for_the_template(void **st) {
   cJSON_Delete(j);
   assert_int_equal(r.logprobs, 2);
   assert_int_equal(r.max_tokens, 5);
+  preft_srv_gen_request_free(&r);
+  /* every OpenAI role, a well-formed tool and tool_choice "auto" are accepted */
+  body =
+      "{\"messages\":[{\"role\":\"developer\",\"content\":\"d\"},{\"role\":\"user\",\"content\":\"u\"},"
+      "{\"role\":\"assistant\",\"content\":null},{\"role\":\"tool\",\"content\":\"t\"}],\"tools\":[{"
+      "\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{}}}],\"tool_choice\":\"auto\"}";
+  assert_int_equal(parse(body, SRV_CHAT, &r, &e), 0);
   assert_true(r.add_generation_prompt);
   preft_srv_gen_request_free(&r);
 }
@@ -165,6 +183,8 @@ static void every_bad_field_is_refused_by_name(void **st) {
       {SRV_COMPLETION, "{\"prompt\":[1,2.5]}", "prompt", 400},
       {SRV_COMPLETION, "{\"prompt\":[1,-1]}", "prompt", 400},
       {SRV_COMPLETION, "{\"prompt\":[[1],[]]}", "prompt", 400},
+      {SRV_COMPLETION, "{\"prompt\":[[1,2],\"x\"]}", "prompt", 400},
+      {SRV_COMPLETION, "{\"prompt\":[\"x\",[1,2]]}", "prompt", 400},
       {SRV_COMPLETION, "{\"prompt\":[1],\"model\":3}", "model", 400},
       {SRV_COMPLETION, "{\"prompt\":[1],\"n\":0}", "n", 400},
       {SRV_COMPLETION, "{\"prompt\":[1],\"n\":1e300}", "n", 400},
@@ -201,6 +221,16 @@ static void every_bad_field_is_refused_by_name(void **st) {
       {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_logprobs\":2}", "top_logprobs",
        400},
       {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":{}}", "tools", 400},
+      {SRV_CHAT, "{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", "messages[0]", 400},
+      {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[1]}", "tools", 400},
+      {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\"}]}",
+       "tools", 400},
+      {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tool_choice\":\"required\"}",
+       "tool_choice", 400},
+      {SRV_CHAT,
+       "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tool_choice\":{\"type\":\"function\","
+       "\"function\":{\"name\":\"f\"}}}",
+       "tool_choice", 400},
       {SRV_CHAT,
        "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_object\"}"
        "}",
@@ -353,6 +383,131 @@ static void served_greedy_tokens_equal_single_sequence_generation(void **st) {
   free(dir);
 }
 
+/* Sends a whole request on a fresh loopback connection, optionally ends the
+ * sending side (shutdown(SHUT_WR): a half-close), and returns everything the
+ * server sends until it closes (heap string). */
+static char *raw_exchange(int port, const char *request, bool half_close) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  struct timeval tv = {.tv_sec = 30}; /* a bound, never reached when the server works */
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  assert_int_equal(send(fd, request, strlen(request), MSG_NOSIGNAL), (ssize_t)strlen(request));
+  if (half_close) assert_int_equal(shutdown(fd, SHUT_WR), 0);
+  srv_buf got = {0};
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) preft_srv_buf_put(&got, buf, (size_t)n);
+  close(fd);
+  if (!got.p) preft_srv_buf_puts(&got, "");
+  return got.p;
+}
+
+/* The status of the final response (after any 1xx interim ones). */
+static int final_status(const char *resp) {
+  int status = 0;
+  for (const char *p = resp; (p = strstr(p, "HTTP/1.1 ")); p += 9) status = atoi(p + 9);
+  return status;
+}
+
+static void a_half_closed_client_is_still_answered(void **st) {
+  char *dir = test_data_path("models/llama-gqa-rope3");
+  preft_model *m;
+  preft_error err;
+  assert_int_equal(preft_model_load(&m, dir, &err), 0);
+  preft_engine *e;
+  preft_engine_config ec = {.threads = 1, .kv_cache_mb = 16, .borrow_model = true};
+  assert_int_equal(preft_engine_create(&e, m, &ec, &err), 0);
+  preft_server *s;
+  preft_server_config sc = {.host = "127.0.0.1", .port = 0, .model_name = "m", .api_key = "k"};
+  if (preft_server_start(&s, e, NULL, NULL, &sc, &err) != 0) fail_msg("%s", err.msg);
+  const char *body = "{\"prompt\":[5,6,7],\"max_tokens\":1}";
+  char req[512];
+  /* (and the Bearer scheme in lower case: RFC 9110 makes it case-insensitive) */
+  snprintf(
+      req, sizeof req,
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: bearer k\r\nContent-Length: %zu\r\n\r\n%s",
+      strlen(body), body);
+  char *resp = raw_exchange(preft_server_port(s), req, true);
+  if (final_status(resp) != 200 || !strstr(resp, "\"token_ids\":[")) fail_msg("got: %s", resp);
+  free(resp);
+  /* the same for a streamed answer */
+  body = "{\"prompt\":[5,6,7],\"max_tokens\":2,\"stream\":true}";
+  snprintf(
+      req, sizeof req,
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer  k\r\nContent-Length: %zu\r\n\r\n%s",
+      strlen(body), body);
+  resp = raw_exchange(preft_server_port(s), req, true);
+  if (final_status(resp) != 200 || !strstr(resp, "data: [DONE]")) fail_msg("got: %s", resp);
+  free(resp);
+  preft_server_stop(s);
+  preft_engine_free(e);
+  preft_model_free(m);
+  free(dir);
+}
+
+/* The byte bound a prompt is refused by before tokenizing must hold for
+ * every token: no token decodes to more bytes than it (the reference is the
+ * tokenizer's own decoding, token by token). Tokenizers it does not cover
+ * (Gemma's SentencePiece-style one, not byte-level) report 0. */
+static void the_prompt_byte_bound_holds_for_every_token(void **st) {
+  char *path = test_data_path(".cache/qwen3/tokenizer.json");
+  preft_tokenizer *t;
+  preft_error err;
+  if (preft_tokenizer_load(&t, path, &err) != 0) fail_msg("%s", err.msg);
+  size_t bound = preft_tokenizer_max_bytes_per_token(t);
+  assert_true(bound > 0);
+  size_t longest = 0;
+  for (int32_t id = 0; id < preft_tokenizer_vocab_size(t); id++) {
+    char *text = NULL;
+    size_t len = 0;
+    if (preft_tokenizer_decode(t, &id, 1, PREFT_DECODE_NO_CLEANUP, &text, &len, &err) == 0 && len > longest)
+      longest = len;
+    free(text);
+  }
+  if (longest > bound) fail_msg("a token decodes to %zu bytes, more than the bound %zu", longest, bound);
+  assert_true(longest > 8); /* the reference saw real tokens */
+  preft_tokenizer_free(t);
+  free(path);
+  path = test_data_path(".cache/gemma3/tokenizer.json");
+  if (preft_tokenizer_load(&t, path, &err) != 0) fail_msg("%s", err.msg);
+  assert_int_equal(preft_tokenizer_max_bytes_per_token(t), 0);
+  preft_tokenizer_free(t);
+  free(path);
+}
+
+/* A long prompt is encoded only as far as it takes to know it does not
+ * fit: the ids given are the first ones of the full encoding, at least as
+ * many as asked (so "at least max_ids tokens" is exact), and a text shorter
+ * than the limit encodes in full. */
+static void encoding_stops_early_with_a_prefix_of_the_full_ids(void **st) {
+  char *path = test_data_path(".cache/qwen3/tokenizer.json");
+  preft_tokenizer *t;
+  preft_error err;
+  if (preft_tokenizer_load(&t, path, &err) != 0) fail_msg("%s", err.msg);
+  srv_buf text = {0};
+  for (int i = 0; i < 2000; i++)
+    preft_srv_buf_printf(&text, "word%d, <|im_start|> %x caf\xc3\xa9\n", i, i * 7919);
+  int32_t *all, *some;
+  size_t n_all, n_some;
+  assert_int_equal(preft_tokenizer_encode(t, text.p, text.len, true, &all, &n_all, &err), 0);
+  for (size_t max = 1; max < n_all; max = max * 3 + 1) {
+    assert_int_equal(preft_tokenizer_encode_max(t, text.p, text.len, true, max, &some, &n_some, &err), 0);
+    if (n_some < max || n_some > n_all) fail_msg("max %zu: %zu ids of %zu", max, n_some, n_all);
+    assert_memory_equal(some, all, sizeof *all * n_some);
+    free(some);
+  }
+  assert_int_equal(preft_tokenizer_encode_max(t, text.p, text.len, true, n_all + 1, &some, &n_some, &err), 0);
+  assert_int_equal(n_some, n_all);
+  free(some);
+  free(all);
+  preft_srv_buf_free(&text);
+  preft_tokenizer_free(t);
+  free(path);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(json_strings_round_trip_through_a_json_parser),
@@ -363,6 +518,9 @@ int main(void) {
       cmocka_unit_test(every_bad_field_is_refused_by_name),
       cmocka_unit_test(deep_nesting_is_refused_before_parsing),
       cmocka_unit_test(served_greedy_tokens_equal_single_sequence_generation),
+      cmocka_unit_test(a_half_closed_client_is_still_answered),
+      cmocka_unit_test(the_prompt_byte_bound_holds_for_every_token),
+      cmocka_unit_test(encoding_stops_early_with_a_prefix_of_the_full_ids),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
