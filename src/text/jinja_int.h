@@ -27,12 +27,13 @@ typedef struct jctx {
   jblock *arena;
   jmp_buf fail;
   preft_error *err;
+  const char *source; /* where the template came from, for errors; NULL: "chat template" */
 } jctx;
 
 void *preft_ja_alloc(jctx *c, size_t n);
 char *preft_ja_strndup(jctx *c, const char *s, size_t n);
 void preft_ja_free_all(jctx *c);
-/* Formats "chat template line N: ..." into c->err and unwinds. */
+/* Formats "SOURCE line N: ..." (SOURCE: jctx.source, else "chat template") into c->err and unwinds. */
 _Noreturn void preft_jfail(jctx *c, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Growable string in the arena. */
@@ -229,6 +230,14 @@ jv *preft_jv_as_str(jeval *E, const jv *v);          /* v itself when already a 
 void preft_jv_to_json(jeval *E, jsb *b, const jv *v, int indent, int level, int line);
 bool preft_jv_is_num(const jv *v); /* int, float or bool */
 double preft_jv_num(const jv *v);
+bool preft_jv_is_intlike(const jv *v); /* int or bool */
+int64_t preft_jv_int_of(const jv *v);  /* the integer of an int or bool, 0 otherwise */
+/* Python int(d) for a float; fails naming the line on NaN, inf or outside int64 */
+int64_t preft_jv_float_to_int(jeval *E, double d, int line);
+/* a op b for + - * / // % ** on numbers (jinja_arith.c); ints stay exact and
+ * fail on overflow or division by zero instead of wrapping or trapping */
+jv *preft_jinja_arith(jeval *E, const char *op, const jv *a, const jv *b, int line);
+jv *preft_jinja_negate(jeval *E, const jv *v, int line); /* -v of a number, failing on overflow */
 bool preft_jv_equal(const jv *a, const jv *b);
 /* -1, 0, 1 for two numbers or two strings; fails on anything else */
 int preft_jv_compare(jeval *E, const jv *a, const jv *b, int line);

@@ -8,6 +8,7 @@
  * -%} / -}} / -#} the whitespace after it.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -51,10 +52,11 @@ _Noreturn void preft_jfail(jctx *c, int line, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  const char *src = c->source ? c->source : "chat template";
   if (line > 0)
-    preft_fail(c->err, "chat template line %d: %s", line, msg);
+    preft_fail(c->err, "%s line %d: %s", src, line, msg);
   else
-    preft_fail(c->err, "chat template: %s", msg);
+    preft_fail(c->err, "%s: %s", src, msg);
   longjmp(c->fail, 1);
 }
 
@@ -308,10 +310,15 @@ static void lex_tag(lexer *L, bool expr) {
         if (p[q] != '_') num[k++] = p[q];
       num[k] = 0;
       jtok *t = push(L, is_float ? T_FLOAT : T_INT, p, j);
+      errno = 0;
       if (is_float)
         t->fval = strtod(num, NULL);
       else
         t->ival = strtoll(num, NULL, 10);
+      if ((!is_float && errno == ERANGE) || k == sizeof num - 1)
+        preft_jfail(L->c, L->line,
+                    "number literal %.*s does not fit in a 64-bit %s (preft has no big integers)",
+                    (int)(j < 40 ? j : 40), p, is_float ? "float" : "integer");
       advance(L, j);
       continue;
     }

@@ -364,6 +364,7 @@ bool preft_jv_is_num(const jv *v) { return v->t == V_INT || v->t == V_FLOAT || v
 double preft_jv_num(const jv *v) { return v->t == V_INT ? (double)v->i : v->t == V_FLOAT ? v->f : v->b; }
 
 bool preft_jv_equal(const jv *a, const jv *b) {
+  if (preft_jv_is_intlike(a) && preft_jv_is_intlike(b)) return preft_jv_int_of(a) == preft_jv_int_of(b);
   if (preft_jv_is_num(a) && preft_jv_is_num(b)) return preft_jv_num(a) == preft_jv_num(b);
   if (a->t != b->t)
     return (a->t == V_UNDEF || a->t == V_NONE) && (b->t == V_UNDEF || b->t == V_NONE) && a->t == b->t;
@@ -391,6 +392,8 @@ bool preft_jv_equal(const jv *a, const jv *b) {
 }
 
 int preft_jv_compare(jeval *E, const jv *a, const jv *b, int line) {
+  if (preft_jv_is_intlike(a) && preft_jv_is_intlike(b))
+    return preft_jv_int_of(a) < preft_jv_int_of(b) ? -1 : preft_jv_int_of(a) > preft_jv_int_of(b);
   if (preft_jv_is_num(a) && preft_jv_is_num(b))
     return preft_jv_num(a) < preft_jv_num(b) ? -1 : preft_jv_num(a) > preft_jv_num(b);
   if (a->t == V_STR && b->t == V_STR) {
@@ -419,7 +422,7 @@ const jv *preft_jv_want_str(jeval *E, const jv *v, const char *what, int line) {
 int64_t preft_jv_want_int(jeval *E, const jv *v, const char *what, int line) {
   if (!v || !(v->t == V_INT || v->t == V_BOOL || (v->t == V_FLOAT && v->f == floor(v->f))))
     preft_jfail(E->c, line, "%s expects an integer, got %s", what, v ? preft_jv_type_name(v) : "nothing");
-  return v->t == V_INT ? v->i : (int64_t)preft_jv_num(v);
+  return v->t == V_FLOAT ? preft_jv_float_to_int(E, v->f, line) : preft_jv_int_of(v);
 }
 
 jv *preft_jv_iter_list(jeval *E, jv *v, int line) {
