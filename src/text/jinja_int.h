@@ -181,6 +181,9 @@ typedef struct jv {
   };
 } jv;
 
+/* How deep printing, tojson and == go into lists and dicts (a namespace can hold itself). */
+#define JV_MAX_NEST 200
+
 /* ---- evaluator state (jinja_eval.c) ---- */
 struct jframe;
 
@@ -238,6 +241,7 @@ int64_t preft_jv_float_to_int(jeval *E, double d, int line);
  * fail on overflow or division by zero instead of wrapping or trapping */
 jv *preft_jinja_arith(jeval *E, const char *op, const jv *a, const jv *b, int line);
 jv *preft_jinja_negate(jeval *E, const jv *v, int line); /* -v of a number, failing on overflow */
+/* Python ==; values nested deeper than JV_MAX_NEST compare unequal */
 bool preft_jv_equal(const jv *a, const jv *b);
 /* -1, 0, 1 for two numbers or two strings; fails on anything else */
 int preft_jv_compare(jeval *E, const jv *a, const jv *b, int line);

@@ -161,9 +161,13 @@ jv *preft_jinja_call_builtin(jeval *E, const char *name, const jargs *a, int lin
     } else
       preft_jfail(E->c, line, "range() needs arguments");
     if (step == 0) preft_jfail(E->c, line, "range() step cannot be zero");
-    if ((hi - lo) / step > 1000000) preft_jfail(E->c, line, "range() too long");
+    /* the length as Python computes it, in 128 bits so no int64 bound overflows */
+    __int128 span = (__int128)hi - lo, len = 0;
+    if (step > 0 && span > 0) len = (span + step - 1) / step;
+    if (step < 0 && span < 0) len = (-span + -(__int128)step - 1) / -(__int128)step;
+    if (len > 1000000) preft_jfail(E->c, line, "range() too long");
     jv *r = preft_jv_list(E);
-    for (int64_t i = lo; step > 0 ? i < hi : i > hi; i += step) preft_jv_list_push(E, r, preft_jv_int(E, i));
+    for (int64_t k = 0; k < (int64_t)len; k++) preft_jv_list_push(E, r, preft_jv_int(E, lo + k * step));
     return r;
   }
   if (!strcmp(name, "raise_exception")) {
