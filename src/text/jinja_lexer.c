@@ -78,11 +78,30 @@ void preft_jsb_add(jctx *c, jsb *b, const char *s, size_t n) {
 
 static bool starts(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
 
-static char *preprocess(jctx *c, const char *src) {
+/* Appends the source line of `count` bytes just added to a preprocessed text. */
+static void add_lines(jctx *c, int **lines, size_t *cap, size_t at, size_t count, int line) {
+  if (at + count + 1 > *cap) {
+    size_t ncap = *cap ? *cap * 2 : 256;
+    while (ncap < at + count + 1) ncap *= 2;
+    int *nl = preft_ja_alloc(c, ncap * sizeof *nl);
+    if (at) memcpy(nl, *lines, at * sizeof *nl);
+    *lines = nl;
+    *cap = ncap;
+  }
+  for (size_t k = 0; k <= count; k++) (*lines)[at + k] = line; /* and the end, for the next token */
+}
+
+/* The template after trim_blocks, lstrip_blocks and {% generation %}
+ * removal; *line_of[i] is the source line of byte i (and of the end), since
+ * the newlines trim_blocks drops still count in error messages. */
+static char *preprocess(jctx *c, const char *src, int **line_of) {
   size_t n = strlen(src);
   if (n && src[n - 1] == '\n') n--;
   jsb out = {0};
   preft_jsb_add(c, &out, "", 0);
+  int *lines = NULL, src_line = 1;
+  size_t lines_cap = 0;
+  add_lines(c, &lines, &lines_cap, 0, 0, 1);
   size_t i = 0;
   bool line_start = true;
   while (i < n) {
@@ -94,21 +113,28 @@ static char *preprocess(jctx *c, const char *src) {
     line_start = false;
     char ch = src[i];
     /* trim_blocks: newline after %} or #} (or -}) */
-    if (ch == '}' && i > 0 && (src[i - 1] == '%' || src[i - 1] == '#' || src[i - 1] == '-') &&
-        i + 1 < n + 1 && i + 1 <= n && i + 1 < n && src[i + 1] == '\n') {
+    if (ch == '}' && i > 0 && (src[i - 1] == '%' || src[i - 1] == '#' || src[i - 1] == '-') && i + 1 < n &&
+        src[i + 1] == '\n') {
+      add_lines(c, &lines, &lines_cap, out.n, 1, src_line);
       preft_jsb_add(c, &out, "}", 1);
       i += 2;
+      src_line++;
       line_start = true;
       continue;
     }
+    add_lines(c, &lines, &lines_cap, out.n, 1, src_line);
     preft_jsb_add(c, &out, &src[i], 1);
-    if (ch == '\n') line_start = true;
+    if (ch == '\n') line_start = true, src_line++;
     i++;
   }
+  add_lines(c, &lines, &lines_cap, out.n, 0, src_line);
   /* {% generation %} / {% endgeneration %} markers vanish (keeping or
    * stripping the surrounding whitespace as their dashes say) */
   jsb res = {0};
   preft_jsb_add(c, &res, "", 0);
+  int *res_lines = NULL;
+  size_t res_cap = 0;
+  add_lines(c, &res_lines, &res_cap, 0, 0, 1);
   const char *s = out.s;
   size_t m = out.n;
   i = 0;
@@ -134,9 +160,12 @@ static char *preprocess(jctx *c, const char *src) {
         }
       }
     }
+    add_lines(c, &res_lines, &res_cap, res.n, 1, lines[i]);
     preft_jsb_add(c, &res, &s[i], 1);
     i++;
   }
+  add_lines(c, &res_lines, &res_cap, res.n, 0, lines[m]);
+  *line_of = res_lines;
   return res.s;
 }
 
@@ -146,7 +175,8 @@ typedef struct lexer {
   jctx *c;
   const char *s;
   size_t i, n;
-  int line;
+  int line;           /* the source line at i */
+  const int *line_of; /* [n + 1] source line of each byte */
   jtok *v;
   int nt, cap;
 } lexer;
@@ -172,8 +202,8 @@ static bool is_ws(char ch) {
 }
 
 static void advance(lexer *L, size_t k) {
-  for (size_t j = 0; j < k && L->i < L->n; j++)
-    if (L->s[L->i++] == '\n') L->line++;
+  L->i = k < L->n - L->i ? L->i + k : L->n;
+  L->line = L->line_of[L->i];
 }
 
 /* Python rstrip of the previous text token. */
@@ -347,7 +377,9 @@ static void lex_tag(lexer *L, bool expr) {
 
 jtoks preft_jinja_lex(jctx *c, const char *tmpl) {
   lexer L = {.c = c, .line = 1};
-  L.s = preprocess(c, tmpl);
+  int *line_of;
+  L.s = preprocess(c, tmpl, &line_of);
+  L.line_of = line_of;
   L.n = strlen(L.s);
   while (L.i < L.n) {
     const char *p = L.s + L.i;

@@ -1,9 +1,11 @@
-/* test_jinja_arith.c - Jinja integer arithmetic at the edges of int64 and
- * where template errors point: every expected value is Python 3's (whose
- * integers are unbounded) where the result fits in int64, and a template
- * error naming the line where it does not; no signal, no silent wrap. A
- * hostile template in a model's tokenizer_config.json makes `preft
- * chat-template` exit 1 with an error naming that file. */
+/* test_jinja_limits.c - hostile chat templates: integer arithmetic at the
+ * edges of int64 (every expected value is Python 3's, whose integers are
+ * unbounded, where the result fits in int64, and a template error naming
+ * the line where it does not; no signal, no silent wrap), values that
+ * contain themselves, range() at the int64 bounds, and where template
+ * errors point. A hostile template in a model's tokenizer_config.json makes
+ * `preft chat-template` exit 1 with an error naming that file. The inputs
+ * the fuzzer found are also kept in fuzz/regressions/jinja/. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -90,11 +92,40 @@ static void int_literals_outside_int64_are_errors(void **state) {
                "does not fit");
 }
 
+static void self_containing_and_odd_values_fail_or_print_without_recursing(void **state) {
+  (void)state;
+  /* found by fuzz_jinja: printing a method recursed between str() and repr() */
+  render_ok("{{ {'k': 1}.items }}", "<built-in method items>");
+  render_ok("{{ [{'k': 1}.items] }}", "[<built-in method items>]");
+  render_fails("{% set ns = namespace(a=1) %}{% set ns.a = ns %}\n{{ ns }}", NULL, "chat template",
+               "nested more than");
+  render_fails("{% set ns = namespace(a=1) %}{% set ns.a = ns %}\n{{ ns|tojson }}", NULL, "line 2",
+               "nested more than");
+  render_ok("{% set ns = namespace(a=1) %}{% set ns.a = ns %}{{ ns == ns }}", "False");
+}
+
+static void range_at_the_int64_bounds(void **state) {
+  (void)state;
+  /* python3 -c 'print(list(range(9223372036854775800, 9223372036854775807, 5)))' */
+  render_ok("{{ range(9223372036854775800, 9223372036854775807, 5)|list }}",
+            "[9223372036854775800, 9223372036854775805]");
+  render_ok("{{ range(0 - 9223372036854775807 - 1, 0 - 9223372036854775807 + 2, 2)|list }}",
+            "[-9223372036854775808, -9223372036854775806]");
+  render_ok("{{ range(5, 0, -2)|list }}{{ range(3, 3)|list }}{{ range(0, 3, -1)|list }}", "[5, 3, 1][][]");
+  render_fails("{{ range(0 - 9223372036854775807, 9223372036854775807)|length }}", NULL, "line 1",
+               "too long");
+}
+
 static void template_errors_name_their_source(void **state) {
   (void)state;
   render_fails("\n\n{{ 1 // 0 }}", "models/x/tokenizer_config.json: chat_template",
                "models/x/tokenizer_config.json: chat_template line 3: ", "by zero");
   render_fails("{% if %}", "t.jinja", "t.jinja line 1: ", NULL);
+  /* the newlines trim_blocks drops after %} still count */
+  render_fails("{% if true %}\n  {% if true %}\n{# c #}\n{{ 1 // 0 }}{% endif %}{% endif %}", NULL, "line 4",
+               "by zero");
+  render_fails("{%- if true -%}\n\n{% generation %}\n{{ 'a' }}{% endgeneration %}\n{{ x.y.z }}{% endif %}",
+               NULL, "line 5", "undefined");
 }
 
 /* Writes text to dir/name. */
@@ -129,7 +160,7 @@ static void hostile_template_in_a_model_dir_fails_with_exit_1(void **state) {
   int rc = test_run_preft(args, &out);
   if (rc != 1) fail_msg("exit %d (want 1): %s", rc, out);
   char want[4200];
-  snprintf(want, sizeof want, "%s/tokenizer_config.json: chat_template line 3: integer overflow", dir);
+  snprintf(want, sizeof want, "%s/tokenizer_config.json: chat_template line 4: integer overflow", dir);
   if (!strstr(out, want)) fail_msg("output '%s' does not contain '%s'", out, want);
   free(out);
   free(tok);
@@ -142,6 +173,8 @@ int main(void) {
       cmocka_unit_test(int_arithmetic_is_exact_within_int64),
       cmocka_unit_test(int_overflow_is_a_template_error_naming_the_line),
       cmocka_unit_test(int_literals_outside_int64_are_errors),
+      cmocka_unit_test(self_containing_and_odd_values_fail_or_print_without_recursing),
+      cmocka_unit_test(range_at_the_int64_bounds),
       cmocka_unit_test(template_errors_name_their_source),
       cmocka_unit_test(hostile_template_in_a_model_dir_fails_with_exit_1),
   };
