@@ -28,8 +28,17 @@ typedef struct jctx {
   jmp_buf fail;
   preft_error *err;
   const char *source; /* where the template came from, for errors; NULL: "chat template" */
+  size_t arena_bytes; /* allocated so far, at most JINJA_MAX_ARENA */
 } jctx;
 
+/* The bound on one render's memory, so a hostile template fails instead of
+ * exhausting the machine: every string and value lives in the arena, and
+ * since each loop iteration and macro call allocates (its loop variable or
+ * frame), this bounds the time too. A real chat template needs a few MiB
+ * for a long conversation. */
+#define JINJA_MAX_ARENA ((size_t)256 << 20)
+
+/* n zeroed bytes from the arena; fails the render past JINJA_MAX_ARENA in all */
 void *preft_ja_alloc(jctx *c, size_t n);
 char *preft_ja_strndup(jctx *c, const char *s, size_t n);
 void preft_ja_free_all(jctx *c);

@@ -19,6 +19,9 @@ void *preft_ja_alloc(jctx *c, size_t n) {
   n = (n + 15) & ~(size_t)15;
   if (!c->arena || c->arena->used + n > c->arena->cap) {
     size_t cap = n > 65536 ? n : 65536;
+    if (cap > JINJA_MAX_ARENA - c->arena_bytes)
+      preft_jfail(c, 0, "rendering needs more than %zu MiB of memory", JINJA_MAX_ARENA >> 20);
+    c->arena_bytes += cap;
     jblock *b = preft_xmalloc(sizeof *b + cap);
     b->next = c->arena;
     b->used = 0;

@@ -62,9 +62,9 @@ jv *preft_jinja_call_method(jeval *E, jv *m, const jargs *a, int line) {
   if (!strcmp(name, "lstrip")) return preft_jstr_strip(E, self, preft_jarg(a, 0, NULL), JSTR_LEFT);
   if (!strcmp(name, "rstrip")) return preft_jstr_strip(E, self, preft_jarg(a, 0, NULL), JSTR_RIGHT);
   if (!strcmp(name, "split")) {
-    jv *ms = preft_jarg(a, 1, "maxsplit");
-    return preft_jstr_split(E, self, preft_jarg(a, 0, "sep"),
-                            ms ? preft_jv_want_int(E, ms, "split", line) : -1);
+    jv *ms = preft_jarg(a, 1, "maxsplit"), *sep = preft_jarg(a, 0, "sep");
+    if (sep && sep->t != V_NONE && sep->t != V_UNDEF) preft_jv_want_str(E, sep, "split", line);
+    return preft_jstr_split(E, self, sep, ms ? preft_jv_want_int(E, ms, "split", line) : -1);
   }
   if (!strcmp(name, "startswith") || !strcmp(name, "endswith"))
     return preft_jv_bool(E, starts_or_ends(E, self, preft_jarg(a, 0, NULL), name[0] == 'e', line));

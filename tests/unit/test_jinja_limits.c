@@ -104,6 +104,25 @@ static void self_containing_and_odd_values_fail_or_print_without_recursing(void 
   render_ok("{% set ns = namespace(a=1) %}{% set ns.a = ns %}{{ ns == ns }}", "False");
 }
 
+static void renders_are_bounded_in_memory_and_steps(void **state) {
+  (void)state;
+  /* found by fuzz_jinja: a non-string separator was read as a string */
+  render_fails("{{ 'a,b'.split('x'.split) }}", NULL, "line 1", "split expects a string");
+  render_ok("{{ 'a b'.split(none) }}{{ 'a,b'.split(sep=',') }}", "['a', 'b']['a', 'b']");
+  render_fails(
+      "{% set ns = namespace(s='x') %}\n{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"
+      "{{ ns.s|length }}",
+      NULL, "chat template", "MiB of memory");
+  render_fails("{{ ('a' * 100000) * 100000 }}", NULL, "chat template", "MiB of memory");
+  /* time is bounded through memory: each iteration and call allocates */
+  render_fails("{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}", NULL,
+               "chat template", "MiB of memory");
+  render_fails(
+      "{% macro f(n) %}{% if n < 40 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}", NULL,
+      "chat template", "MiB of memory");
+  render_fails("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", NULL, "line 1", "recursion");
+}
+
 static void range_at_the_int64_bounds(void **state) {
   (void)state;
   /* python3 -c 'print(list(range(9223372036854775800, 9223372036854775807, 5)))' */
@@ -174,6 +193,7 @@ int main(void) {
       cmocka_unit_test(int_overflow_is_a_template_error_naming_the_line),
       cmocka_unit_test(int_literals_outside_int64_are_errors),
       cmocka_unit_test(self_containing_and_odd_values_fail_or_print_without_recursing),
+      cmocka_unit_test(renders_are_bounded_in_memory_and_steps),
       cmocka_unit_test(range_at_the_int64_bounds),
       cmocka_unit_test(template_errors_name_their_source),
       cmocka_unit_test(hostile_template_in_a_model_dir_fails_with_exit_1),
