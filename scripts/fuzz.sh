@@ -28,6 +28,9 @@ cmake -S . -B "$dir" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo 
   -DPREFT_WERROR=ON >/dev/null
 cmake --build "$dir" --target fuzz_all -j"$(nproc)" >/dev/null
 
+# Targets whose parser reads a file write each input to $TMPDIR: a tmpfs is
+# 4-20x faster than a disk there.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 common=(-timeout=5 -rss_limit_mb=2048 -print_final_stats=1)
