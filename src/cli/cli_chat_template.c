@@ -71,7 +71,7 @@ int cli_chat_template(int argc, char **argv) {
     const char *bos = preft_tokenizer_bos_token(tok), *eos = preft_tokenizer_eos_token(tok);
     cJSON_AddStringToObject(ctx, "bos_token", bos ? bos : "");
     cJSON_AddStringToObject(ctx, "eos_token", eos ? eos : "");
-    int r = preft_jinja_render(tmpl, ctx, &out, &err);
+    int r = preft_jinja_render(tmpl, tmpl_path, ctx, &out, &err);
     cJSON_Delete(ctx);
     if (r) {
       fprintf(stderr, "preft chat-template: %s\n", err.msg);

@@ -15,6 +15,7 @@
  * preft (with a warning). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <pcre2.h>
 #include <stdio.h>
@@ -87,12 +88,21 @@ static int target_matches(const lora_rules *r, const char *key, bool *out, bool 
   return 0;
 }
 
+/* Does layers_to_transform (checked by check_config: absent, an integer or
+ * a list of integers) select layer? Compared as doubles: any number is
+ * in range there. */
 static bool layer_selected(const lora_rules *r, int layer) {
   if (!r->layers || (cJSON_IsArray(r->layers) && cJSON_GetArraySize(r->layers) == 0)) return true;
-  if (cJSON_IsNumber(r->layers)) return (int)r->layers->valuedouble == layer;
+  if (cJSON_IsNumber(r->layers)) return r->layers->valuedouble == (double)layer;
   const cJSON *e;
-  cJSON_ArrayForEach(e, r->layers) if ((int)e->valuedouble == layer) return true;
+  cJSON_ArrayForEach(e, r->layers) if (e->valuedouble == (double)layer) return true;
   return false;
+}
+
+/* Is v a JSON number that is an integer in [lo, hi]? */
+static bool is_int_in(const cJSON *v, double lo, double hi) {
+  return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && v->valuedouble >= lo &&
+         v->valuedouble <= hi;
 }
 
 /* The pattern entry overriding `key`, or NULL. */
@@ -154,6 +164,15 @@ static int check_config(const cJSON *root, const char *path, lora_rules *r, pref
   if (r->layers && cJSON_IsNull(r->layers)) r->layers = NULL;
   if (r->layers && !cJSON_IsNumber(r->layers) && !cJSON_IsArray(r->layers))
     return preft_fail(err, "%s: layers_to_transform must be an integer or a list", path);
+  if (r->layers) {
+    const cJSON *e;
+    bool ok = is_int_in(r->layers, 0, INT_MAX);
+    if (cJSON_IsArray(r->layers)) {
+      ok = true;
+      cJSON_ArrayForEach(e, r->layers) ok = ok && is_int_in(e, 0, INT_MAX);
+    }
+    if (!ok) return preft_fail(err, "%s: layers_to_transform must hold non-negative integers", path);
+  }
   if (r->layers && cJSON_IsString(r->targets) &&
       !(cJSON_IsArray(r->layers) && cJSON_GetArraySize(r->layers) == 0))
     return preft_fail(
@@ -166,16 +185,14 @@ static int check_config(const cJSON *root, const char *path, lora_rules *r, pref
     const cJSON *e;
     if (pats[i] && !cJSON_IsNull(pats[i]) && !cJSON_IsObject(pats[i]))
       return preft_fail(err, "%s: %s must be an object", path, i ? "alpha_pattern" : "rank_pattern");
-    cJSON_ArrayForEach(
-        e,
-        pats[i]) if (!cJSON_IsNumber(e) || e->valuedouble <= 0 ||
-                     (i == 0 &&
-                      e->valuedouble !=
-                          floor(
-                              e->valuedouble))) return preft_fail(err,
-                                                                  "%s: %s entry \"%s\" must be a positive %s",
-                                                                  path, i ? "alpha_pattern" : "rank_pattern",
-                                                                  e->string, i ? "number" : "integer");
+    cJSON_ArrayForEach(e, pats[i]) {
+      bool ok =
+          i ? cJSON_IsNumber(e) && e->valuedouble > 0 && isfinite(e->valuedouble) : is_int_in(e, 1, 1 << 16);
+      if (!ok)
+        return preft_fail(err, "%s: %s entry \"%s\" must be a positive %s", path,
+                          i ? "alpha_pattern" : "rank_pattern", e->string,
+                          i ? "number" : "integer up to 65536");
+    }
   }
   return 0;
 }

@@ -2,6 +2,9 @@
 #include "tensor/cpu.h"
 
 #include <stdatomic.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +14,20 @@ static atomic_int detected = -1;
 static atomic_int env_cap = -1; /* -1 until PREFT_CPU was read */
 static atomic_int limit = PREFT_CPU_N_PATHS - 1;
 
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+/* F16C from CPUID leaf 1 (clang 14's __builtin_cpu_supports does not know "f16c"). */
+static int has_f16c(void) {
+  unsigned a, b, c, d;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
+
 static int detect(void) {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
   __builtin_cpu_init();
   /* __builtin_cpu_supports("avx") and ("avx512f") also check that the OS
    * saves the YMM / ZMM state (XCR0), so a true answer means usable. */
-  if (!(__builtin_cpu_supports("avx") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")))
+  if (!(__builtin_cpu_supports("avx") && __builtin_cpu_supports("fma") && has_f16c()))
     return PREFT_CPU_PORTABLE;
   if (!__builtin_cpu_supports("avx2")) return PREFT_CPU_AVX_FMA;
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&

@@ -249,7 +249,7 @@ void preft_bpe_encode(preft_bpe *b, bool byte_level, const char *s, size_t n, in
     b->cache_cap = b->cache_cap ? b->cache_cap * 2 : 1024;
     b->cache_entries = preft_xrealloc(b->cache_entries, b->cache_cap * sizeof *b->cache_entries);
   }
-  memcpy(b->cache_ids + b->cache_ids_len, *ids + before, cnt * sizeof **ids);
+  if (cnt) memcpy(b->cache_ids + b->cache_ids_len, *ids + before, cnt * sizeof **ids);
   b->cache_entries[b->cache_n] = (uint64_t)b->cache_ids_len << 16 | cnt;
   preft_strmap_put(&b->cache, s, n, (int32_t)b->cache_n);
   b->cache_n++;

@@ -42,7 +42,7 @@ int preft_chat_template_render(const preft_tokenizer *t, const char *messages_js
     cJSON_AddStringToObject(ctx, "bos_token", t->bos_token ? t->bos_token : "");
   if (!cJSON_GetObjectItemCaseSensitive(ctx, "eos_token"))
     cJSON_AddStringToObject(ctx, "eos_token", t->eos_token ? t->eos_token : "");
-  int rc = preft_jinja_render(t->chat_template, ctx, out, err);
+  int rc = preft_jinja_render(t->chat_template, t->chat_template_source, ctx, out, err);
   cJSON_Delete(ctx);
   return rc;
 }

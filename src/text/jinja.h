@@ -20,7 +20,11 @@
 
 #include "base/error.h"
 
-/* context: a JSON object whose members are the template's variables. */
-int preft_jinja_render(const char *tmpl, const cJSON *context, char **out, preft_error *err);
+/* Renders tmpl with context (a JSON object whose members are the template's
+ * variables) into *out (caller frees). Fails with -1 and "SOURCE line N:
+ * ..." in err, SOURCE being where the template came from (e.g.
+ * "dir/tokenizer_config.json: chat_template"; NULL says "chat template"). */
+int preft_jinja_render(const char *tmpl, const char *source, const cJSON *context, char **out,
+                       preft_error *err);
 
 #endif

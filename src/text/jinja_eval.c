@@ -235,31 +235,7 @@ static jv *binary(jeval *E, const jnode *n) {
     for (int64_t i = 0; i < k && i < 100000; i++) preft_jsb_add(E->c, &r, s->s.s, s->s.n);
     return preft_jv_str(E, r.s, r.n);
   }
-  if (!preft_jv_is_num(a) || !preft_jv_is_num(b))
-    preft_jfail(E->c, n->line, "unsupported operand types for %s: %s and %s", op, preft_jv_type_name(a),
-                preft_jv_type_name(b));
-  bool ints = a->t != V_FLOAT && b->t != V_FLOAT;
-  double x = preft_jv_num(a), y = preft_jv_num(b);
-  if (!strcmp(op, "+")) return ints ? preft_jv_int(E, (int64_t)x + (int64_t)y) : preft_jv_float(E, x + y);
-  if (!strcmp(op, "-")) return ints ? preft_jv_int(E, (int64_t)x - (int64_t)y) : preft_jv_float(E, x - y);
-  if (!strcmp(op, "*")) return ints ? preft_jv_int(E, (int64_t)x * (int64_t)y) : preft_jv_float(E, x * y);
-  if (!strcmp(op, "/")) {
-    if (y == 0) preft_jfail(E->c, n->line, "division by zero");
-    return preft_jv_float(E, x / y);
-  }
-  if (!strcmp(op, "//") || !strcmp(op, "%")) {
-    if (y == 0) preft_jfail(E->c, n->line, "division by zero");
-    if (ints) {
-      int64_t p = (int64_t)x, q = (int64_t)y, d = p / q, r = p % q;
-      if (r != 0 && ((r < 0) != (q < 0))) d--, r += q; /* Python floor semantics */
-      return preft_jv_int(E, op[0] == '%' ? r : d);
-    }
-    double d = floor(x / y);
-    return preft_jv_float(E, op[0] == '%' ? x - d * y : d);
-  }
-  if (!strcmp(op, "**"))
-    return ints && y >= 0 ? preft_jv_int(E, (int64_t)pow(x, y)) : preft_jv_float(E, pow(x, y));
-  preft_jfail(E->c, n->line, "unsupported operator '%s'", op);
+  return preft_jinja_arith(E, op, a, b, n->line);
 }
 
 static jv *eval(jeval *E, const jnode *n) {
@@ -320,7 +296,7 @@ static jv *eval(jeval *E, const jnode *n) {
       if (!preft_jv_is_num(v))
         preft_jfail(E->c, n->line, "unary %c on a %s", n->kind == E_NEG ? '-' : '+', preft_jv_type_name(v));
       if (n->kind == E_POS) return v;
-      return v->t == V_FLOAT ? preft_jv_float(E, -v->f) : preft_jv_int(E, -(int64_t)preft_jv_num(v));
+      return preft_jinja_negate(E, v, n->line);
     }
     case E_NOT:
       return preft_jv_bool(E, !preft_jv_truthy(eval(E, n->a)));
@@ -450,9 +426,10 @@ static void exec_body(jeval *E, jnode **body, int n) {
   for (int i = 0; i < n && !E->brk && !E->cont; i++) exec_node(E, body[i]);
 }
 
-int preft_jinja_render(const char *tmpl, const cJSON *context, char **out, preft_error *err) {
+int preft_jinja_render(const char *tmpl, const char *source, const cJSON *context, char **out,
+                       preft_error *err) {
   *out = NULL;
-  jctx c = {.err = err};
+  jctx c = {.err = err, .source = source};
   jeval E = {.c = &c};
   if (setjmp(c.fail)) {
     preft_ja_free_all(&c);

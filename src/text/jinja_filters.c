@@ -1,6 +1,7 @@
 /* jinja_filters.c - the filters (`x | trim`, `x | tojson(indent=2)`, ...)
  * and tests (`x is defined`, `x is in y`, ...) of the Jinja subset, with
  * Jinja2's argument names and defaults. */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -123,15 +124,16 @@ static jv *f_default(jeval *E, jv *v, const jargs *a, int line) {
 
 static jv *f_int(jeval *E, jv *v, const jargs *a, int line) {
   if (v->t == V_INT) return v;
-  if (v->t == V_FLOAT) return preft_jv_int(E, (int64_t)v->f);
+  if (v->t == V_FLOAT) return preft_jv_int(E, preft_jv_float_to_int(E, v->f, line));
   if (v->t == V_BOOL) return preft_jv_int(E, v->b);
   if (v->t == V_STR) {
     char *end;
     const char *z = preft_ja_strndup(E->c, v->s.s, v->s.n);
+    errno = 0;
     long long x = strtoll(z, &end, 10);
-    if (*end) {
+    if (*end || errno == ERANGE) {
       double d = strtod(z, &end);
-      return preft_jv_int(E, *end ? 0 : (int64_t)d);
+      return preft_jv_int(E, *end ? 0 : preft_jv_float_to_int(E, d, line));
     }
     return preft_jv_int(E, x);
   }
@@ -329,7 +331,8 @@ static jv *f_sum(jeval *E, jv *v, const jargs *a, int line) {
   for (size_t i = 0; i < l->l.n; i++) {
     if (!preft_jv_is_num(l->l.v[i])) preft_jfail(E->c, line, "sum of a %s", preft_jv_type_name(l->l.v[i]));
     if (l->l.v[i]->t == V_FLOAT) isf = true;
-    si += l->l.v[i]->t == V_FLOAT ? 0 : (int64_t)preft_jv_num(l->l.v[i]);
+    if (!isf && __builtin_add_overflow(si, preft_jv_int_of(l->l.v[i]), &si))
+      preft_jfail(E->c, line, "integer overflow in sum: does not fit in a 64-bit integer");
     sf += preft_jv_num(l->l.v[i]);
   }
   return isf ? preft_jv_float(E, sf) : preft_jv_int(E, si);

@@ -27,12 +27,22 @@ typedef struct jctx {
   jblock *arena;
   jmp_buf fail;
   preft_error *err;
+  const char *source; /* where the template came from, for errors; NULL: "chat template" */
+  size_t arena_bytes; /* allocated so far, at most JINJA_MAX_ARENA */
 } jctx;
 
+/* The bound on one render's memory, so a hostile template fails instead of
+ * exhausting the machine: every string and value lives in the arena, and
+ * since each loop iteration and macro call allocates (its loop variable or
+ * frame), this bounds the time too. A real chat template needs a few MiB
+ * for a long conversation. */
+#define JINJA_MAX_ARENA ((size_t)256 << 20)
+
+/* n zeroed bytes from the arena; fails the render past JINJA_MAX_ARENA in all */
 void *preft_ja_alloc(jctx *c, size_t n);
 char *preft_ja_strndup(jctx *c, const char *s, size_t n);
 void preft_ja_free_all(jctx *c);
-/* Formats "chat template line N: ..." into c->err and unwinds. */
+/* Formats "SOURCE line N: ..." (SOURCE: jctx.source, else "chat template") into c->err and unwinds. */
 _Noreturn void preft_jfail(jctx *c, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Growable string in the arena. */
@@ -180,6 +190,9 @@ typedef struct jv {
   };
 } jv;
 
+/* How deep printing, tojson and == go into lists and dicts (a namespace can hold itself). */
+#define JV_MAX_NEST 200
+
 /* ---- evaluator state (jinja_eval.c) ---- */
 struct jframe;
 
@@ -229,6 +242,15 @@ jv *preft_jv_as_str(jeval *E, const jv *v);          /* v itself when already a 
 void preft_jv_to_json(jeval *E, jsb *b, const jv *v, int indent, int level, int line);
 bool preft_jv_is_num(const jv *v); /* int, float or bool */
 double preft_jv_num(const jv *v);
+bool preft_jv_is_intlike(const jv *v); /* int or bool */
+int64_t preft_jv_int_of(const jv *v);  /* the integer of an int or bool, 0 otherwise */
+/* Python int(d) for a float; fails naming the line on NaN, inf or outside int64 */
+int64_t preft_jv_float_to_int(jeval *E, double d, int line);
+/* a op b for + - * / // % ** on numbers (jinja_arith.c); ints stay exact and
+ * fail on overflow or division by zero instead of wrapping or trapping */
+jv *preft_jinja_arith(jeval *E, const char *op, const jv *a, const jv *b, int line);
+jv *preft_jinja_negate(jeval *E, const jv *v, int line); /* -v of a number, failing on overflow */
+/* Python ==; values nested deeper than JV_MAX_NEST compare unequal */
 bool preft_jv_equal(const jv *a, const jv *b);
 /* -1, 0, 1 for two numbers or two strings; fails on anything else */
 int preft_jv_compare(jeval *E, const jv *a, const jv *b, int line);

@@ -8,6 +8,7 @@
  * -%} / -}} / -#} the whitespace after it.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -18,6 +19,9 @@ void *preft_ja_alloc(jctx *c, size_t n) {
   n = (n + 15) & ~(size_t)15;
   if (!c->arena || c->arena->used + n > c->arena->cap) {
     size_t cap = n > 65536 ? n : 65536;
+    if (cap > JINJA_MAX_ARENA - c->arena_bytes)
+      preft_jfail(c, 0, "rendering needs more than %zu MiB of memory", JINJA_MAX_ARENA >> 20);
+    c->arena_bytes += cap;
     jblock *b = preft_xmalloc(sizeof *b + cap);
     b->next = c->arena;
     b->used = 0;
@@ -51,10 +55,11 @@ _Noreturn void preft_jfail(jctx *c, int line, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  const char *src = c->source ? c->source : "chat template";
   if (line > 0)
-    preft_fail(c->err, "chat template line %d: %s", line, msg);
+    preft_fail(c->err, "%s line %d: %s", src, line, msg);
   else
-    preft_fail(c->err, "chat template: %s", msg);
+    preft_fail(c->err, "%s: %s", src, msg);
   longjmp(c->fail, 1);
 }
 
@@ -76,11 +81,30 @@ void preft_jsb_add(jctx *c, jsb *b, const char *s, size_t n) {
 
 static bool starts(const char *s, const char *p) { return !strncmp(s, p, strlen(p)); }
 
-static char *preprocess(jctx *c, const char *src) {
+/* Appends the source line of `count` bytes just added to a preprocessed text. */
+static void add_lines(jctx *c, int **lines, size_t *cap, size_t at, size_t count, int line) {
+  if (at + count + 1 > *cap) {
+    size_t ncap = *cap ? *cap * 2 : 256;
+    while (ncap < at + count + 1) ncap *= 2;
+    int *nl = preft_ja_alloc(c, ncap * sizeof *nl);
+    if (at) memcpy(nl, *lines, at * sizeof *nl);
+    *lines = nl;
+    *cap = ncap;
+  }
+  for (size_t k = 0; k <= count; k++) (*lines)[at + k] = line; /* and the end, for the next token */
+}
+
+/* The template after trim_blocks, lstrip_blocks and {% generation %}
+ * removal; *line_of[i] is the source line of byte i (and of the end), since
+ * the newlines trim_blocks drops still count in error messages. */
+static char *preprocess(jctx *c, const char *src, int **line_of) {
   size_t n = strlen(src);
   if (n && src[n - 1] == '\n') n--;
   jsb out = {0};
   preft_jsb_add(c, &out, "", 0);
+  int *lines = NULL, src_line = 1;
+  size_t lines_cap = 0;
+  add_lines(c, &lines, &lines_cap, 0, 0, 1);
   size_t i = 0;
   bool line_start = true;
   while (i < n) {
@@ -92,21 +116,28 @@ static char *preprocess(jctx *c, const char *src) {
     line_start = false;
     char ch = src[i];
     /* trim_blocks: newline after %} or #} (or -}) */
-    if (ch == '}' && i > 0 && (src[i - 1] == '%' || src[i - 1] == '#' || src[i - 1] == '-') &&
-        i + 1 < n + 1 && i + 1 <= n && i + 1 < n && src[i + 1] == '\n') {
+    if (ch == '}' && i > 0 && (src[i - 1] == '%' || src[i - 1] == '#' || src[i - 1] == '-') && i + 1 < n &&
+        src[i + 1] == '\n') {
+      add_lines(c, &lines, &lines_cap, out.n, 1, src_line);
       preft_jsb_add(c, &out, "}", 1);
       i += 2;
+      src_line++;
       line_start = true;
       continue;
     }
+    add_lines(c, &lines, &lines_cap, out.n, 1, src_line);
     preft_jsb_add(c, &out, &src[i], 1);
-    if (ch == '\n') line_start = true;
+    if (ch == '\n') line_start = true, src_line++;
     i++;
   }
+  add_lines(c, &lines, &lines_cap, out.n, 0, src_line);
   /* {% generation %} / {% endgeneration %} markers vanish (keeping or
    * stripping the surrounding whitespace as their dashes say) */
   jsb res = {0};
   preft_jsb_add(c, &res, "", 0);
+  int *res_lines = NULL;
+  size_t res_cap = 0;
+  add_lines(c, &res_lines, &res_cap, 0, 0, 1);
   const char *s = out.s;
   size_t m = out.n;
   i = 0;
@@ -132,9 +163,12 @@ static char *preprocess(jctx *c, const char *src) {
         }
       }
     }
+    add_lines(c, &res_lines, &res_cap, res.n, 1, lines[i]);
     preft_jsb_add(c, &res, &s[i], 1);
     i++;
   }
+  add_lines(c, &res_lines, &res_cap, res.n, 0, lines[m]);
+  *line_of = res_lines;
   return res.s;
 }
 
@@ -144,7 +178,8 @@ typedef struct lexer {
   jctx *c;
   const char *s;
   size_t i, n;
-  int line;
+  int line;           /* the source line at i */
+  const int *line_of; /* [n + 1] source line of each byte */
   jtok *v;
   int nt, cap;
 } lexer;
@@ -170,8 +205,8 @@ static bool is_ws(char ch) {
 }
 
 static void advance(lexer *L, size_t k) {
-  for (size_t j = 0; j < k && L->i < L->n; j++)
-    if (L->s[L->i++] == '\n') L->line++;
+  L->i = k < L->n - L->i ? L->i + k : L->n;
+  L->line = L->line_of[L->i];
 }
 
 /* Python rstrip of the previous text token. */
@@ -308,10 +343,15 @@ static void lex_tag(lexer *L, bool expr) {
         if (p[q] != '_') num[k++] = p[q];
       num[k] = 0;
       jtok *t = push(L, is_float ? T_FLOAT : T_INT, p, j);
+      errno = 0;
       if (is_float)
         t->fval = strtod(num, NULL);
       else
         t->ival = strtoll(num, NULL, 10);
+      if ((!is_float && errno == ERANGE) || k == sizeof num - 1)
+        preft_jfail(L->c, L->line,
+                    "number literal %.*s does not fit in a 64-bit %s (preft has no big integers)",
+                    (int)(j < 40 ? j : 40), p, is_float ? "float" : "integer");
       advance(L, j);
       continue;
     }
@@ -340,7 +380,9 @@ static void lex_tag(lexer *L, bool expr) {
 
 jtoks preft_jinja_lex(jctx *c, const char *tmpl) {
   lexer L = {.c = c, .line = 1};
-  L.s = preprocess(c, tmpl);
+  int *line_of;
+  L.s = preprocess(c, tmpl, &line_of);
+  L.line_of = line_of;
   L.n = strlen(L.s);
   while (L.i < L.n) {
     const char *p = L.s + L.i;

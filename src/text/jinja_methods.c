@@ -62,9 +62,9 @@ jv *preft_jinja_call_method(jeval *E, jv *m, const jargs *a, int line) {
   if (!strcmp(name, "lstrip")) return preft_jstr_strip(E, self, preft_jarg(a, 0, NULL), JSTR_LEFT);
   if (!strcmp(name, "rstrip")) return preft_jstr_strip(E, self, preft_jarg(a, 0, NULL), JSTR_RIGHT);
   if (!strcmp(name, "split")) {
-    jv *ms = preft_jarg(a, 1, "maxsplit");
-    return preft_jstr_split(E, self, preft_jarg(a, 0, "sep"),
-                            ms ? preft_jv_want_int(E, ms, "split", line) : -1);
+    jv *ms = preft_jarg(a, 1, "maxsplit"), *sep = preft_jarg(a, 0, "sep");
+    if (sep && sep->t != V_NONE && sep->t != V_UNDEF) preft_jv_want_str(E, sep, "split", line);
+    return preft_jstr_split(E, self, sep, ms ? preft_jv_want_int(E, ms, "split", line) : -1);
   }
   if (!strcmp(name, "startswith") || !strcmp(name, "endswith"))
     return preft_jv_bool(E, starts_or_ends(E, self, preft_jarg(a, 0, NULL), name[0] == 'e', line));
@@ -161,9 +161,13 @@ jv *preft_jinja_call_builtin(jeval *E, const char *name, const jargs *a, int lin
     } else
       preft_jfail(E->c, line, "range() needs arguments");
     if (step == 0) preft_jfail(E->c, line, "range() step cannot be zero");
-    if ((hi - lo) / step > 1000000) preft_jfail(E->c, line, "range() too long");
+    /* the length as Python computes it, in 128 bits so no int64 bound overflows */
+    __int128 span = (__int128)hi - lo, len = 0;
+    if (step > 0 && span > 0) len = (span + step - 1) / step;
+    if (step < 0 && span < 0) len = (-span + -(__int128)step - 1) / -(__int128)step;
+    if (len > 1000000) preft_jfail(E->c, line, "range() too long");
     jv *r = preft_jv_list(E);
-    for (int64_t i = lo; step > 0 ? i < hi : i > hi; i += step) preft_jv_list_push(E, r, preft_jv_int(E, i));
+    for (int64_t k = 0; k < (int64_t)len; k++) preft_jv_list_push(E, r, preft_jv_int(E, lo + k * step));
     return r;
   }
   if (!strcmp(name, "raise_exception")) {

@@ -179,7 +179,7 @@ static void fmt_float(double f, char *buf, size_t n) {
   if (!strpbrk(buf, ".en")) strncat(buf, ".0", n - strlen(buf) - 1);
 }
 
-static void jv_repr(jeval *E, jsb *b, const jv *v);
+static void jv_repr(jeval *E, jsb *b, const jv *v, int depth);
 
 /* Python str() */
 void preft_jv_to_str(jeval *E, jsb *b, const jv *v) {
@@ -205,12 +205,15 @@ void preft_jv_to_str(jeval *E, jsb *b, const jv *v) {
       preft_jsb_add(E->c, b, v->s.s, v->s.n);
       break;
     default:
-      jv_repr(E, b, v);
+      jv_repr(E, b, v, 0);
       break;
   }
 }
 
-static void jv_repr(jeval *E, jsb *b, const jv *v) {
+/* Python repr() of v, depth levels down a list or dict; fails past
+ * JV_MAX_NEST levels (a namespace that holds itself has no end). */
+static void jv_repr(jeval *E, jsb *b, const jv *v, int depth) {
+  if (depth > JV_MAX_NEST) preft_jfail(E->c, 0, "a value nested more than %d levels deep", JV_MAX_NEST);
   switch (v->t) {
     case V_STR: {
       bool dq = memchr(v->s.s, '\'', v->s.n) && !memchr(v->s.s, '"', v->s.n);
@@ -239,7 +242,7 @@ static void jv_repr(jeval *E, jsb *b, const jv *v) {
       jsb_adds(E->c, b, v->is_tuple ? "(" : "[");
       for (size_t i = 0; i < v->l.n; i++) {
         if (i) jsb_adds(E->c, b, ", ");
-        jv_repr(E, b, v->l.v[i]);
+        jv_repr(E, b, v->l.v[i], depth + 1);
       }
       jsb_adds(E->c, b, v->is_tuple ? (v->l.n == 1 ? ",)" : ")") : "]");
       break;
@@ -248,13 +251,22 @@ static void jv_repr(jeval *E, jsb *b, const jv *v) {
       for (size_t i = 0; i < v->d.n; i++) {
         if (i) jsb_adds(E->c, b, ", ");
         jv k = {.t = V_STR, .s = {v->d.k[i], v->d.kn[i]}};
-        jv_repr(E, b, &k);
+        jv_repr(E, b, &k, depth + 1);
         jsb_adds(E->c, b, ": ");
-        jv_repr(E, b, v->d.v[i]);
+        jv_repr(E, b, v->d.v[i], depth + 1);
       }
       jsb_adds(E->c, b, "}");
       break;
     case V_UNDEF:
+      break;
+    case V_MACRO:
+      jsb_adds(E->c, b, "<macro>");
+      break;
+    case V_FUNC:
+    case V_METHOD:
+      jsb_adds(E->c, b, "<built-in method ");
+      jsb_adds(E->c, b, v->m.name);
+      jsb_adds(E->c, b, ">");
       break;
     default:
       preft_jv_to_str(E, b, v);
@@ -316,6 +328,8 @@ static void newline_indent(jeval *E, jsb *b, int indent, int level) {
 
 /* json.dumps(v, ensure_ascii=False, indent=indent) as transformers' tojson */
 void preft_jv_to_json(jeval *E, jsb *b, const jv *v, int indent, int level, int line) {
+  if (level > JV_MAX_NEST)
+    preft_jfail(E->c, line, "tojson: a value nested more than %d levels deep", JV_MAX_NEST);
   switch (v->t) {
     case V_UNDEF:
     case V_NONE:
@@ -363,7 +377,10 @@ void preft_jv_to_json(jeval *E, jsb *b, const jv *v, int indent, int level, int 
 bool preft_jv_is_num(const jv *v) { return v->t == V_INT || v->t == V_FLOAT || v->t == V_BOOL; }
 double preft_jv_num(const jv *v) { return v->t == V_INT ? (double)v->i : v->t == V_FLOAT ? v->f : v->b; }
 
-bool preft_jv_equal(const jv *a, const jv *b) {
+/* a == b, depth levels down; unequal past JV_MAX_NEST levels (values that contain themselves). */
+static bool equal_at(const jv *a, const jv *b, int depth) {
+  if (depth > JV_MAX_NEST) return false;
+  if (preft_jv_is_intlike(a) && preft_jv_is_intlike(b)) return preft_jv_int_of(a) == preft_jv_int_of(b);
   if (preft_jv_is_num(a) && preft_jv_is_num(b)) return preft_jv_num(a) == preft_jv_num(b);
   if (a->t != b->t)
     return (a->t == V_UNDEF || a->t == V_NONE) && (b->t == V_UNDEF || b->t == V_NONE) && a->t == b->t;
@@ -376,13 +393,13 @@ bool preft_jv_equal(const jv *a, const jv *b) {
     case V_LIST:
       if (a->l.n != b->l.n) return false;
       for (size_t i = 0; i < a->l.n; i++)
-        if (!preft_jv_equal(a->l.v[i], b->l.v[i])) return false;
+        if (!equal_at(a->l.v[i], b->l.v[i], depth + 1)) return false;
       return true;
     case V_DICT:
       if (a->d.n != b->d.n) return false;
       for (size_t i = 0; i < a->d.n; i++) {
         jv *o = preft_jv_dict_get(b, a->d.k[i], a->d.kn[i]);
-        if (!o || !preft_jv_equal(a->d.v[i], o)) return false;
+        if (!o || !equal_at(a->d.v[i], o, depth + 1)) return false;
       }
       return true;
     default:
@@ -390,7 +407,11 @@ bool preft_jv_equal(const jv *a, const jv *b) {
   }
 }
 
+bool preft_jv_equal(const jv *a, const jv *b) { return equal_at(a, b, 0); }
+
 int preft_jv_compare(jeval *E, const jv *a, const jv *b, int line) {
+  if (preft_jv_is_intlike(a) && preft_jv_is_intlike(b))
+    return preft_jv_int_of(a) < preft_jv_int_of(b) ? -1 : preft_jv_int_of(a) > preft_jv_int_of(b);
   if (preft_jv_is_num(a) && preft_jv_is_num(b))
     return preft_jv_num(a) < preft_jv_num(b) ? -1 : preft_jv_num(a) > preft_jv_num(b);
   if (a->t == V_STR && b->t == V_STR) {
@@ -419,7 +440,7 @@ const jv *preft_jv_want_str(jeval *E, const jv *v, const char *what, int line) {
 int64_t preft_jv_want_int(jeval *E, const jv *v, const char *what, int line) {
   if (!v || !(v->t == V_INT || v->t == V_BOOL || (v->t == V_FLOAT && v->f == floor(v->f))))
     preft_jfail(E->c, line, "%s expects an integer, got %s", what, v ? preft_jv_type_name(v) : "nothing");
-  return v->t == V_INT ? v->i : (int64_t)preft_jv_num(v);
+  return v->t == V_FLOAT ? preft_jv_float_to_int(E, v->f, line) : preft_jv_int_of(v);
 }
 
 jv *preft_jv_iter_list(jeval *E, jv *v, int line) {

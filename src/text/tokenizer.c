@@ -363,6 +363,12 @@ static int load_config(preft_tokenizer *t, const char *dir, preft_error *err) {
       }
       if (pick && jstr(pick, "template")) t->chat_template = preft_xstrdup(jstr(pick, "template"));
     }
+    if (t->chat_template) {
+      static const char what[] = ": chat_template";
+      t->chat_template_source = preft_xmalloc(strlen(path) + sizeof what);
+      memcpy(t->chat_template_source, path, strlen(path));
+      memcpy(t->chat_template_source + strlen(path), what, sizeof what);
+    }
     cJSON_Delete(cfg);
     free(data);
   } else {
@@ -376,7 +382,10 @@ static int load_config(preft_tokenizer *t, const char *dir, preft_error *err) {
   if (!t->chat_template && preft_file_exists(path)) {
     char *data;
     size_t size;
-    if (!preft_read_file(path, &data, &size, err)) t->chat_template = data;
+    if (!preft_read_file(path, &data, &size, err)) {
+      t->chat_template = data;
+      t->chat_template_source = preft_xstrdup(path);
+    }
   }
   free(path);
   path = preft_path_join(dir, "generation_config.json");
@@ -478,6 +487,7 @@ void preft_tokenizer_free(preft_tokenizer *t) {
   free(t->bos_token);
   free(t->eos_token);
   free(t->chat_template);
+  free(t->chat_template_source);
   free(t->path);
   free(t);
 }

@@ -248,6 +248,7 @@ struct preft_tokenizer {
   int n_eos;
   char *bos_token, *eos_token;
   char *chat_template;
+  char *chat_template_source; /* "DIR/tokenizer_config.json: chat_template" or the .jinja path */
 };
 
 /* bpe.c */

@@ -62,7 +62,7 @@ static void chat_templates_match_reference_renderings(void **state) {
       cJSON_AddBoolToObject(ctx, "add_generation_prompt", agp);
       cJSON_AddStringToObject(ctx, "bos_token", "<|im_start|>");
       cJSON_AddStringToObject(ctx, "eos_token", "<|im_end|>");
-      rc = preft_jinja_render(smollm, ctx, &out, &err);
+      rc = preft_jinja_render(smollm, NULL, ctx, &out, &err);
       cJSON_Delete(ctx);
     } else {
       int k = !strcmp(tname, "llama3_1") ? 0 : !strcmp(tname, "qwen3") ? 1 : 2;
@@ -97,7 +97,7 @@ static void render_ok(const char *tmpl, const char *ctx_json, const char *want) 
   assert_non_null(ctx);
   char *out;
   preft_error err;
-  if (preft_jinja_render(tmpl, ctx, &out, &err)) fail_msg("%s: %s", tmpl, err.msg);
+  if (preft_jinja_render(tmpl, NULL, ctx, &out, &err)) fail_msg("%s: %s", tmpl, err.msg);
   if (strcmp(out, want)) fail_msg("template %s\nwant [%s]\ngot  [%s]", tmpl, want, out);
   free(out);
   cJSON_Delete(ctx);
@@ -107,7 +107,7 @@ static void render_fails(const char *tmpl, const char *needle) {
   cJSON *ctx = cJSON_CreateObject();
   char *out = NULL;
   preft_error err;
-  assert_int_equal(preft_jinja_render(tmpl, ctx, &out, &err), -1);
+  assert_int_equal(preft_jinja_render(tmpl, NULL, ctx, &out, &err), -1);
   assert_null(out);
   if (!strstr(err.msg, needle)) fail_msg("error '%s' does not mention '%s'", err.msg, needle);
   cJSON_Delete(ctx);
