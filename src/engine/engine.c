@@ -403,6 +403,10 @@ static void sample_row(void *ctx, int j, int thread) {
   if (s->logprobs > 0) fill_logprobs(row, vocab, out->token, s->logprobs, out);
 }
 
+/* The statistics slot of a sequence's tokens: 1 for a prefill-only adapter,
+ * 0 for the base model and all-token adapters. */
+static int stats_mode_index(const seq_t *s) { return s->ra && s->mode == PREFT_MODE_PREFILL ? 1 : 0; }
+
 /* After the forward and sample_row: advance every scheduled sequence, append
  * the sampled tokens, queue events, finish what is done. */
 static void complete_step(preft_engine *e, int n_logits) {
@@ -410,8 +414,7 @@ static void complete_step(preft_engine *e, int n_logits) {
     seq_t *s = e->running[i];
     if (s->step_take == 0) continue;
     bool prefill = s->n_computed < s->n_prompt;
-    int mode_index = s->ra && s->mode == PREFT_MODE_PREFILL ? 1 : 0;
-    if (prefill) e->stats.prompt_tokens[mode_index] += s->step_take;
+    if (prefill) e->stats.prompt_tokens[stats_mode_index(s)] += s->step_take;
     s->n_computed += s->step_take;
     s->step_take = 0;
     register_prompt_blocks(e, s);
@@ -430,7 +433,7 @@ static void complete_step(preft_engine *e, int n_logits) {
     }
     s->tokens[s->n_tokens++] = tok;
     s->n_generated++;
-    e->stats.generated_tokens[s->ra && s->mode == PREFT_MODE_PREFILL ? 1 : 0]++;
+    e->stats.generated_tokens[stats_mode_index(s)]++;
     bool stop = false;
     for (int k = 0; k < s->n_stop; k++) stop |= tok == s->stop_ids[k];
     preft_finish_reason why = stop ? PREFT_FINISH_STOP : PREFT_FINISH_NONE;

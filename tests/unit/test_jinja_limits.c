@@ -18,28 +18,10 @@
 #include "testutil.h"
 #include "text/jinja.h"
 
-/* Renders tmpl with an empty context; fails the test unless it gives want. */
-static void render_ok(const char *tmpl, const char *want) {
-  cJSON *ctx = cJSON_CreateObject();
-  char *out;
-  preft_error err;
-  if (preft_jinja_render(tmpl, NULL, ctx, &out, &err)) fail_msg("%s: %s", tmpl, err.msg);
-  if (strcmp(out, want)) fail_msg("template %s\nwant [%s]\ngot  [%s]", tmpl, want, out);
-  free(out);
-  cJSON_Delete(ctx);
-}
+static void render_ok(const char *tmpl, const char *want) { test_render_ok(tmpl, NULL, want); }
 
-/* Renders tmpl as from source; fails the test unless it fails with an error
- * containing every needle. */
 static void render_fails(const char *tmpl, const char *source, const char *needle1, const char *needle2) {
-  cJSON *ctx = cJSON_CreateObject();
-  char *out = NULL;
-  preft_error err;
-  if (preft_jinja_render(tmpl, source, ctx, &out, &err) != -1) fail_msg("%s rendered [%s]", tmpl, out);
-  assert_null(out);
-  if (!strstr(err.msg, needle1)) fail_msg("error '%s' does not mention '%s'", err.msg, needle1);
-  if (needle2 && !strstr(err.msg, needle2)) fail_msg("error '%s' does not mention '%s'", err.msg, needle2);
-  cJSON_Delete(ctx);
+  test_render_fails(tmpl, source, needle1, needle2);
 }
 
 static void int_arithmetic_is_exact_within_int64(void **state) {

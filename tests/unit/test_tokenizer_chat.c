@@ -93,24 +93,11 @@ static void chat_templates_match_reference_renderings(void **state) {
 }
 
 static void render_ok(const char *tmpl, const char *ctx_json, const char *want) {
-  cJSON *ctx = cJSON_Parse(ctx_json ? ctx_json : "{}");
-  assert_non_null(ctx);
-  char *out;
-  preft_error err;
-  if (preft_jinja_render(tmpl, NULL, ctx, &out, &err)) fail_msg("%s: %s", tmpl, err.msg);
-  if (strcmp(out, want)) fail_msg("template %s\nwant [%s]\ngot  [%s]", tmpl, want, out);
-  free(out);
-  cJSON_Delete(ctx);
+  test_render_ok(tmpl, ctx_json, want);
 }
 
 static void render_fails(const char *tmpl, const char *needle) {
-  cJSON *ctx = cJSON_CreateObject();
-  char *out = NULL;
-  preft_error err;
-  assert_int_equal(preft_jinja_render(tmpl, NULL, ctx, &out, &err), -1);
-  assert_null(out);
-  if (!strstr(err.msg, needle)) fail_msg("error '%s' does not mention '%s'", err.msg, needle);
-  cJSON_Delete(ctx);
+  test_render_fails(tmpl, NULL, needle, NULL);
 }
 
 static void jinja_subset_follows_jinja2_semantics(void **state) {

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "text/jinja.h"
+
 char *test_data_path(const char *rel) {
   const char *root = getenv("PREFT_TEST_DATA");
   if (!root) root = "tests/data";
@@ -135,4 +137,26 @@ void *test_random_weights(preft_dtype dt, size_t count) {
       ((float *)w)[i] = v;
   }
   return w;
+}
+
+void test_render_ok(const char *tmpl, const char *ctx_json, const char *want) {
+  cJSON *ctx = cJSON_Parse(ctx_json ? ctx_json : "{}");
+  assert_non_null(ctx);
+  char *out;
+  preft_error err;
+  if (preft_jinja_render(tmpl, NULL, ctx, &out, &err)) fail_msg("%s: %s", tmpl, err.msg);
+  if (strcmp(out, want)) fail_msg("template %s\nwant [%s]\ngot  [%s]", tmpl, want, out);
+  free(out);
+  cJSON_Delete(ctx);
+}
+
+void test_render_fails(const char *tmpl, const char *source, const char *needle1, const char *needle2) {
+  cJSON *ctx = cJSON_CreateObject();
+  char *out = NULL;
+  preft_error err;
+  if (preft_jinja_render(tmpl, source, ctx, &out, &err) != -1) fail_msg("%s rendered [%s]", tmpl, out);
+  assert_null(out);
+  if (!strstr(err.msg, needle1)) fail_msg("error '%s' does not mention '%s'", err.msg, needle1);
+  if (needle2 && !strstr(err.msg, needle2)) fail_msg("error '%s' does not mention '%s'", err.msg, needle2);
+  cJSON_Delete(ctx);
 }

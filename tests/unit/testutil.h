@@ -40,4 +40,12 @@ float test_frand(void);
 /* count values test_frand() rounded to dt, as stored (heap). */
 void *test_random_weights(preft_dtype dt, size_t count);
 
+/* Renders the Jinja template tmpl with the context ctx_json (NULL: {});
+ * fails the test unless it renders exactly want. */
+void test_render_ok(const char *tmpl, const char *ctx_json, const char *want);
+/* Renders tmpl (as from source, NULL: none) with an empty context; fails the
+ * test unless rendering fails with an error containing needle1 and, when
+ * not NULL, needle2. */
+void test_render_fails(const char *tmpl, const char *source, const char *needle1, const char *needle2);
+
 #endif
