@@ -1,0 +1,72 @@
+/* rl_task.h - where the prompts and the rewards of reinforcement learning
+ * come from (`preft train rl`, `preft eval rl`).
+ *
+ * A task is a stream of prompts, each with the answer its verifier expects:
+ * a built-in generator (addition, reverse, count), seeded, or the lines of a
+ * JSONL file ({"prompt", "answer", "match"}). A reward source scores
+ * completions: the task's own deterministic verifier, or a reward command
+ * (`--reward-cmd`) that reads {"prompt", "completion", "answer"} lines on
+ * stdin and writes one number per line on stdout.
+ *
+ *   preft_rl_task *t;
+ *   if (preft_rl_task_open("addition", NULL, &t, &err) != 0) ...
+ *   preft_rl_prompt p;
+ *   preft_rl_task_draw(t, seed, i, &p);            // prompt i of the stream
+ *   preft_rl_rewarder *rw;
+ *   preft_rl_rewarder_open(NULL, 10.0, &rw, &err);  // NULL: the task's verifier
+ *   preft_rl_rewarder_score(rw, &p, completions, n, rewards, &err);
+ */
+#ifndef PREFT_RL_TASK_H
+#define PREFT_RL_TASK_H
+
+#include <stdint.h>
+
+#include "preft/base.h"
+
+/* How a completion is checked against the answer. */
+typedef enum {
+  PREFT_RL_MATCH_EXACT = 0, /* completion (trimmed of surrounding whitespace) == answer */
+  PREFT_RL_MATCH_CONTAINS,  /* answer occurs in the completion */
+  PREFT_RL_MATCH_REGEX,     /* answer is a PCRE2 pattern that matches somewhere */
+  PREFT_RL_MATCH_NUMBER,    /* the last number in the completion equals the answer */
+} preft_rl_match;
+
+typedef struct preft_rl_prompt {
+  char *prompt; /* the text given to the model */
+  char *answer; /* what the verifier expects */
+  preft_rl_match match;
+} preft_rl_prompt;
+
+typedef struct preft_rl_task preft_rl_task;
+
+/* Opens a built-in task by name (file == NULL) or a JSONL task file (name ==
+ * NULL). Fails naming the unknown task, or FILE:LINE and the field of a bad
+ * line. */
+int preft_rl_task_open(const char *name, const char *file, preft_rl_task **out, preft_error *err);
+void preft_rl_task_free(preft_rl_task *t);
+/* Prompt number `index` of the stream seeded by `seed`: the same (seed,
+ * index) always gives the same prompt (a file task: line (seed-permuted
+ * index) mod lines). *out is owned by the caller (preft_rl_prompt_clear). */
+void preft_rl_task_draw(const preft_rl_task *t, uint64_t seed, int64_t index, preft_rl_prompt *out);
+void preft_rl_prompt_clear(preft_rl_prompt *p);
+/* Names of the built-in tasks, NULL-terminated. */
+const char *const *preft_rl_task_names(void);
+
+/* The deterministic verifier: 1.0 when the completion matches, else 0.0. */
+double preft_rl_verify(const preft_rl_prompt *p, const char *completion);
+
+typedef struct preft_rl_rewarder preft_rl_rewarder;
+
+/* cmd == NULL: rewards from preft_rl_verify. Otherwise cmd is run with
+ * /bin/sh -c once, kept running, and fed one JSON line per completion;
+ * timeout_s bounds the wait for each answer. */
+int preft_rl_rewarder_open(const char *cmd, double timeout_s, preft_rl_rewarder **out, preft_error *err);
+/* rewards[i] for completions[i] of prompts[i] (i < n). A reward command that
+ * exits, hangs past the timeout or prints something that is not one finite
+ * number fails with an error naming the line; the rewarder is unusable
+ * after a failure. */
+int preft_rl_rewarder_score(preft_rl_rewarder *rw, const preft_rl_prompt *prompts,
+                            const char *const *completions, int n, double *rewards, preft_error *err);
+void preft_rl_rewarder_free(preft_rl_rewarder *rw);
+
+#endif
