@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "base/file.h"
 #include "base/threadpool.h"
 #include "base/timer.h"
@@ -21,17 +23,36 @@
 static void usage(FILE *out) {
   fprintf(out,
           "usage: preft perplexity -m DIR -f FILE [--ctx N] [--stride S] [-a ADAPTER_DIR\n"
-          "                        [--adapter-mode all|prefill]] [--threads N]\n\n"
+          "                        [--adapter-mode all|prefill]] [--threads N] [--json OUT]\n\n"
           "Encodes FILE with the model's tokenizer (special tokens as the tokenizer adds\n"
           "them) and prints the mean negative log-likelihood per token (natural log),\n"
           "the perplexity exp(NLL) and the number of tokens scored.\n\n"
           "  --ctx N       window length in tokens (default min(1024, model context))\n"
           "  --stride S    window step (default ctx/2); 1 <= S <= ctx\n"
-          "  --tokenizer PATH  tokenizer (default: the model directory's)\n" CLI_MATMUL_HELP);
+          "  --tokenizer PATH  tokenizer (default: the model directory's)\n"
+          "  --json OUT    also write {\"tokens\", \"bytes\", \"nll\", \"perplexity\", \"bits_per_byte\"}\n"
+          "                (nll: mean per scored token, natural log; bits_per_byte: the summed NLL\n"
+          "                in bits over the file's bytes)\n" CLI_MATMUL_HELP);
+}
+
+/* Writes the scores of `file` as JSON to path (atomically). bits per byte
+ * divides the summed NLL, in bits, by the bytes of the whole file: a
+ * tokenizer that adds no BOS leaves the first token unscored, and its
+ * bytes still count. */
+static int write_scores_json(const char *path, long tokens, size_t bytes, double nll_sum, preft_error *err) {
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddNumberToObject(j, "tokens", (double)tokens);
+  cJSON_AddNumberToObject(j, "bytes", (double)bytes);
+  cJSON_AddNumberToObject(j, "nll", nll_sum / (double)tokens);
+  cJSON_AddNumberToObject(j, "perplexity", exp(nll_sum / (double)tokens));
+  cJSON_AddNumberToObject(j, "bits_per_byte", nll_sum / M_LN2 / (double)bytes);
+  int rc = cli_write_json(path, j, err);
+  cJSON_Delete(j);
+  return rc;
 }
 
 int cli_perplexity(int argc, char **argv) {
-  const char *model_dir = NULL, *file = NULL, *adapter_dir = NULL, *tok_path = NULL;
+  const char *model_dir = NULL, *file = NULL, *adapter_dir = NULL, *tok_path = NULL, *json_path = NULL;
   long ctx = 0, stride = 0, threads = 0;
   int mode_arg = -1;
   const cli_opt opts[] = {
@@ -43,6 +64,7 @@ int cli_perplexity(int argc, char **argv) {
       {"--ctx", NULL, CLI_INT, &ctx, 2, 1 << 24},
       {"--stride", NULL, CLI_INT, &stride, 1, 1 << 24},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      {"--json", NULL, CLI_STR, &json_path},
       CLI_MATMUL_OPTION,
       {NULL},
   };
@@ -102,6 +124,7 @@ int cli_perplexity(int argc, char **argv) {
   }
   fprintf(stderr, "\n");
   printf("tokens %ld\nnll %.6f\nperplexity %.4f\n", count, nll / count, exp(nll / count));
+  if (json_path && write_scores_json(json_path, count, text_len, nll, &err) != 0) goto fail;
   rc = CLI_EXIT_OK;
   goto done;
 fail:

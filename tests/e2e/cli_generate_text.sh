@@ -50,6 +50,12 @@ got2=$("$bin" perplexity -m "$tmp/m" -f "$tmp/text.txt" --ctx 64 --stride 3 2>/d
 check "stride does not matter within one window ($got2)" test "$got2" = "$got"
 n_tok=$("$bin" perplexity -m "$tmp/m" -f "$tmp/text.txt" --ctx 4 --stride 2 2>/dev/null | sed -n 's/^tokens //p')
 check "sliding windows score every token but the first ($n_tok)" test "$n_tok" -eq $(($(echo "$ids" | tr ',' '\n' | wc -l) - 1))
+# --json: the same NLL; bits per byte = summed NLL in bits over the file's 42 bytes
+"$bin" perplexity -m "$tmp/m" -f "$tmp/text.txt" --json "$tmp/ppl.json" >/dev/null 2>&1
+want_bpb=$(awk -v p="$want" -v n="$(echo "$ids" | tr ',' '\n' | wc -l)" 'BEGIN{printf "%.4f", log(p) * (n - 1) / log(2) / 42}')
+got_bpb=$(jq -r '.bits_per_byte' "$tmp/ppl.json")
+check "--json bits_per_byte ($got_bpb) from logits ($want_bpb)" awk -v a="$got_bpb" -v b="$want_bpb" 'BEGIN{exit !(a - b < 1e-3 * b && b - a < 1e-3 * b)}'
+check "--json has tokens, bytes, nll, perplexity" jq -e '.bytes == 42 and (.tokens | type) == "number" and (.nll | type) == "number" and (.perplexity | type) == "number"' "$tmp/ppl.json"
 "$bin" perplexity -m "$tmp/m" -f "$tmp/nonexistent.txt" 2>"$tmp/err"
 check "perplexity of a missing file exits 1 naming it" bash -c "grep -q nonexistent.txt '$tmp/err'"
 
