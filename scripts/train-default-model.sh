@@ -46,6 +46,10 @@ JSON
   --data "${files[@]}" -o "$work/model" --steps "$steps" --batch 16 --seq 128 --lr 2e-3 --warmup 30 \
   --eval-every 100 --save-every 100 --seed 1 --threads "$threads"
 rm -f "$work/model/checkpoint.bin"
+# a chat template, so that /v1/chat/completions works with the model as it is
+jq --rawfile t data/sotu/chat_template.jinja '. + {chat_template: $t}' "$work/model/tokenizer_config.json" \
+  >"$work/tokenizer_config.json"
+mv "$work/tokenizer_config.json" "$work/model/tokenizer_config.json"
 mkdir -p assets
 rm -rf assets/default-model.new
 mv "$work/model" assets/default-model.new
