@@ -152,23 +152,24 @@ typedef struct cli_adapter_args {
 } cli_adapter_args;
 
 /* Defaults: mode all, rank 8, positions f7+l7. */
-#define CLI_ADAPTER_ARGS_INIT {.positions = "f7+l7", .mode = PREFT_MODE_ALL, .rank = 8, .alpha = -1}
+#define CLI_ADAPTER_ARGS_INIT \
+  { .positions = "f7+l7", .mode = PREFT_MODE_ALL, .rank = 8, .alpha = -1 }
 /* Table entries for cli_adapter_args a (inside a command's cli_opt table). */
-#define CLI_ADAPTER_OPTIONS(a)                                                                         \
-  {"--method", NULL, CLI_STR, &(a).method}, {"--mode", NULL, CLI_MODE, &(a).mode},                  \
+#define CLI_ADAPTER_OPTIONS(a)                                                                            \
+  {"--method", NULL, CLI_STR, &(a).method}, {"--mode", NULL, CLI_MODE, &(a).mode},                        \
       {"--rank", "-r", CLI_INT, &(a).rank, 1, 4096}, {"--alpha", NULL, CLI_FLOAT, &(a).alpha, 1e-9, 1e9}, \
-      {"--targets", NULL, CLI_STR, &(a).targets}, {"--layers", NULL, CLI_STR, &(a).layers},          \
-      {"--positions", NULL, CLI_STR, &(a).positions}, {                                               \
-    "--share-weights", NULL, CLI_FLAG, &(a).share                                                      \
+      {"--targets", NULL, CLI_STR, &(a).targets}, {"--layers", NULL, CLI_STR, &(a).layers},               \
+      {"--positions", NULL, CLI_STR, &(a).positions}, {                                                   \
+    "--share-weights", NULL, CLI_FLAG, &(a).share                                                         \
   }
-#define CLI_ADAPTER_HELP                                                                  \
-  "  --method M            lora | loreft | direft\n"                                      \
-  "  --mode M              all | prefill (default all)\n"                                 \
-  "  --rank R              rank (default 8)\n"                                            \
-  "  --alpha A             LoRA alpha; scale = alpha/R (default 2R)\n"                    \
-  "  --targets LIST        LoRA modules, from q,k,v,o,gate,up,down (default all 7)\n"     \
-  "  --layers LIST         adapted layers, e.g. 0,2,5 (default all)\n"                    \
-  "  --positions P         ReFT positions fA+lB or all (default f7+l7)\n"                 \
+#define CLI_ADAPTER_HELP                                                              \
+  "  --method M            lora | loreft | direft\n"                                  \
+  "  --mode M              all | prefill (default all)\n"                             \
+  "  --rank R              rank (default 8)\n"                                        \
+  "  --alpha A             LoRA alpha; scale = alpha/R (default 2R)\n"                \
+  "  --targets LIST        LoRA modules, from q,k,v,o,gate,up,down (default all 7)\n" \
+  "  --layers LIST         adapted layers, e.g. 0,2,5 (default all)\n"                \
+  "  --positions P         ReFT positions fA+lB or all (default f7+l7)\n"             \
   "  --share-weights       ReFT fA+lB: one intervention for first and last\n"
 
 /* Checks the flags that need no model (method, positions, targets): 0, or

@@ -45,8 +45,7 @@ static void sft_usage(FILE *out) {
           "ReFT directory (reft_config.json \"mode\"), plus checkpoint.bin, train_log.csv\n"
           "and loss.svg.\n\n"
           "  -m, --model DIR       base model (Hugging Face directory; its tokenizer.json\n"
-          "                        encodes text data)\n"
-          CLI_ADAPTER_HELP
+          "                        encodes text data)\n" CLI_ADAPTER_HELP
           "  --data FILE           training JSONL\n"
           "  --eval FILE           evaluation JSONL\n"
           "  --eval-frac F         hold out this fraction of --data for evaluation\n"

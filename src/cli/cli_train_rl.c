@@ -14,20 +14,19 @@
 #include "rl/rl_task.h"
 #include "train/train_model.h"
 
-static void task_names(FILE *out) {
-  const char *const *names = preft_rl_task_names();
-  for (int i = 0; names && names[i]; i++) fprintf(out, "%s%s", i ? ", " : "", names[i]);
-}
+static void task_names(FILE *out) { fputs(preft_rl_task_help(), out); }
 
-#define TASK_HELP                                                                           \
-  "  --task NAME           a built-in task (prompts and verifier; see below)\n"              \
+#define TASK_HELP                                                                             \
+  "  --task NAME           a built-in task (prompts and verifier; see below)\n"               \
   "  --task-file F         JSONL, one {\"prompt\", \"answer\", \"match\"} a line; match is\n" \
-  "                        exact | contains | regex | number (the completion's last\n"      \
-  "                        number equals the answer)\n"                                      \
-  "  --reward-cmd CMD      rewards from a program instead of the verifier: it reads one\n"  \
+  "                        exact | contains | regex | number (the completion's last\n"        \
+  "                        number equals the answer)\n"                                       \
+  "  --reward-cmd CMD      rewards from a program instead of the verifier: it reads one\n"    \
   "                        {\"prompt\", \"completion\", \"answer\"} line per completion on\n" \
-  "                        stdin and writes one number a line on stdout\n"                   \
-  "  --reward-timeout S    seconds to wait for each reward (default 10)\n"
+  "                        stdin and writes one number a line on stdout\n"                    \
+  "  --reward-timeout S    seconds to wait for each reward (default 10)\n"                    \
+  "  --stop-newline        a completion ends with its first line (default with --task,\n"     \
+  "                        whose verifiers read the first line; --no-stop-newline: off)\n"
 
 static void train_usage(FILE *out) {
   fprintf(out,
@@ -62,7 +61,8 @@ static void train_usage(FILE *out) {
           "  --max-new-tokens N    longest completion (default 24)\n"
           "  --micro-batch M       completions per forward/backward pass (default 16)\n"
           "  --seed S              adapter init, prompts and sampling (default 0)\n"
-          "  --eval-every K        greedy accuracy on --eval-n fresh prompts every K steps\n"
+          "  --eval-every K        greedy accuracy on --eval-n held-out prompts (seed\n"
+          "                        1000000 + S) every K steps and at the end\n"
           "  --eval-n N            (default 64)\n"
           "  --save-every K        checkpoint every K steps (default: at the end)\n"
           "  --resume              continue from OUT/checkpoint.bin if present\n"
@@ -74,30 +74,29 @@ static void train_usage(FILE *out) {
           "  --kv-cache-mb N       rollout engine KV cache (default 1024)\n"
           "  --threads N           worker threads (default: all cores)\n"
           "  -q, --quiet           no progress lines\n\n"
-          "Built-in tasks: ");
+          "Built-in tasks (--task NAME or NAME:LEVEL):\n");
   task_names(out);
-  fprintf(out, "\n");
 }
 
 static void eval_usage(FILE *out) {
   fprintf(out,
           "usage: preft eval rl -m MODEL [-a ADAPTER [--adapter-mode M]] (--task NAME | --task-file F)\n"
           "                     [--reward-cmd CMD] [--n N] [--seed S] [--json FILE]\n\n"
-          "Greedy completions of N prompts of the task that training never draws (prompt\n"
-          "numbers from 2^40 on of the stream seeded by --seed), scored by the verifier\n"
-          "or --reward-cmd. Prints and writes {\"accuracy\", \"n\", \"mean_reward\"}; a\n"
+          "Greedy completions of the first N prompts of the task's stream seeded by --seed\n"
+          "(built-in tasks: seeds from 1000000 up draw only held-out problems, which\n"
+          "training with seeds below it never sees), scored by the verifier or\n"
+          "--reward-cmd. Prints and writes {\"accuracy\", \"n\", \"mean_reward\"}; a\n"
           "completion is accurate when its reward is at least 1.\n\n"
           "  -m, --model DIR       base model with its tokenizer\n"
           "  -a, --adapter DIR     adapter (default: the base model)\n"
           "  --adapter-mode M      all | prefill (default: the adapter's own)\n" TASK_HELP
           "  --n N                 prompts (default 200)\n"
-          "  --seed S              prompt stream (default 0)\n"
+          "  --seed S              prompt stream (default 1000000: held out)\n"
           "  --max-new-tokens N    longest completion (default 24)\n"
           "  --json FILE           write the result as JSON\n"
           "  --threads N           worker threads (default: all cores)\n\n"
-          "Built-in tasks: ");
+          "Built-in tasks (--task NAME or NAME:LEVEL):\n");
   task_names(out);
-  fprintf(out, "\n");
 }
 
 /* The task and rewarder the flags name. Prints and returns -1 (usage) or
@@ -105,7 +104,21 @@ static void eval_usage(FILE *out) {
 typedef struct {
   const char *task, *task_file, *reward_cmd;
   double reward_timeout;
+  bool stop_newline, no_stop_newline;
 } task_args;
+
+/* --stop-newline, --no-stop-newline, else on for built-in tasks. */
+static bool stop_at_newline(const task_args *t) {
+  return t->stop_newline || (!t->no_stop_newline && t->task != NULL);
+}
+
+#define TASK_OPTIONS(t)                                                                 \
+  {"--task", NULL, CLI_STR, &(t).task}, {"--task-file", NULL, CLI_STR, &(t).task_file}, \
+      {"--reward-cmd", NULL, CLI_STR, &(t).reward_cmd},                                 \
+      {"--reward-timeout", NULL, CLI_FLOAT, &(t).reward_timeout, 0.001, 86400},         \
+      {"--stop-newline", NULL, CLI_FLAG, &(t).stop_newline}, {                          \
+    "--no-stop-newline", NULL, CLI_FLAG, &(t).no_stop_newline                           \
+  }
 
 static int open_task(const char *cmd, const task_args *t, preft_rl_task **task, preft_rl_rewarder **rw,
                      preft_error *err) {
@@ -151,6 +164,7 @@ static int write_metrics(const char *path, const preft_grpo_result *r, const cha
     add_num(s, "reward_s", h[PREFT_RL_REWARD_S]);
     add_num(s, "update_s", h[PREFT_RL_UPDATE_S]);
     add_num(s, "eval_accuracy", h[PREFT_RL_EVAL_ACCURACY]);
+    add_num(s, "logp_gap", h[PREFT_RL_LOGP_GAP]);
     add_num(s, "elapsed_s", h[PREFT_RL_ELAPSED_S]);
     cJSON_AddItemToArray(steps, s);
   }
@@ -169,8 +183,12 @@ static int write_plot(const char *path, const preft_grpo_result *r, preft_error 
     y[i] = r->hist[(size_t)i * PREFT_RL_COLS + PREFT_RL_REWARD_MEAN];
   }
   preft_plot_series s = {.label = "mean reward", .x = x, .y = y, .n = (int)r->n_hist};
-  preft_plot p = {.title = "GRPO", .x_label = "step", .y_label = "mean reward", .y_from_zero = true,
-                  .series = &s, .n_series = 1};
+  preft_plot p = {.title = "GRPO",
+                  .x_label = "step",
+                  .y_label = "mean reward",
+                  .y_from_zero = true,
+                  .series = &s,
+                  .n_series = 1};
   int rc = preft_plot_write_svg(&p, path, err);
   free(x);
   return rc;
@@ -189,10 +207,7 @@ int cli_train_rl(int argc, char **argv) {
   bool resume = false, quiet = false;
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
-      {"--task", NULL, CLI_STR, &ta.task},
-      {"--task-file", NULL, CLI_STR, &ta.task_file},
-      {"--reward-cmd", NULL, CLI_STR, &ta.reward_cmd},
-      {"--reward-timeout", NULL, CLI_FLOAT, &ta.reward_timeout, 0.001, 86400},
+      TASK_OPTIONS(ta),
       CLI_ADAPTER_OPTIONS(aa),
       {"--out", "-o", CLI_STR, &out},
       {"--steps", NULL, CLI_INT, &steps, 1, 1L << 30},
@@ -255,6 +270,7 @@ int cli_train_rl(int argc, char **argv) {
   o.stop_after = stop_after;
   o.resume = resume;
   o.quiet = quiet;
+  o.stop_newline = stop_at_newline(&ta);
   o.out_dir = out;
   const char *slash = strrchr(model_dir, '/');
   o.base_name = slash && slash[1] ? slash + 1 : model_dir;
@@ -315,15 +331,12 @@ static int eval_rl(int argc, char **argv) {
   const char *model_dir = NULL, *adapter = NULL, *json = NULL;
   task_args ta = {.reward_timeout = 10};
   int mode = -1;
-  long n = 200, seed = 0, max_new = 24, threads = 0;
+  long n = 200, seed = PREFT_RL_HELDOUT_SEED, max_new = 24, threads = 0;
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
       {"--adapter", "-a", CLI_STR, &adapter},
       {"--adapter-mode", NULL, CLI_MODE, &mode},
-      {"--task", NULL, CLI_STR, &ta.task},
-      {"--task-file", NULL, CLI_STR, &ta.task_file},
-      {"--reward-cmd", NULL, CLI_STR, &ta.reward_cmd},
-      {"--reward-timeout", NULL, CLI_FLOAT, &ta.reward_timeout, 0.001, 86400},
+      TASK_OPTIONS(ta),
       {"--n", NULL, CLI_INT, &n, 1, 1 << 20},
       {"--seed", NULL, CLI_INT, &seed, 0, 0x7fffffffffffL},
       {"--max-new-tokens", NULL, CLI_INT, &max_new, 1, 1 << 20},
@@ -354,7 +367,7 @@ static int eval_rl(int argc, char **argv) {
   if (adapter && preft_engine_load_adapter(e, "eval", adapter, &err) != 0) goto fail;
   double acc, mean;
   if (preft_grpo_evaluate(e, cm.tok, task, rw, adapter ? "eval" : NULL, adapter ? mode : -1, (uint64_t)seed,
-                          PREFT_RL_EVAL_FIRST, (int)n, (int)max_new, &acc, &mean, &err) != 0)
+                          (int)n, (int)max_new, stop_at_newline(&ta), &acc, &mean, &err) != 0)
     goto fail;
   printf("accuracy %.4f (%ld prompts, greedy), mean reward %.4f\n", acc, n, mean);
   if (json) {
@@ -382,7 +395,8 @@ done:
 int cli_eval(int argc, char **argv) {
   if (argc < 2 || cli_is_help(argv[1])) {
     FILE *f = argc < 2 ? stderr : stdout;
-    fprintf(f, "usage: preft eval rl ...   accuracy of a model or adapter on a task (preft eval rl --help)\n");
+    fprintf(f,
+            "usage: preft eval rl ...   accuracy of a model or adapter on a task (preft eval rl --help)\n");
     return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
   }
   if (!strcmp(argv[1], "rl")) return eval_rl(argc - 1, argv + 1);

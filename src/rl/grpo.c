@@ -54,18 +54,21 @@ static int rollout_prompts(preft_engine *e, const preft_tokenizer *tok, preft_rl
 }
 
 int preft_grpo_evaluate(preft_engine *e, const preft_tokenizer *tok, const preft_rl_task *task,
-                        preft_rl_rewarder *rw, const char *adapter, int adapter_mode, uint64_t seed,
-                        int64_t first, int n, int max_new_tokens, double *accuracy, double *mean_reward,
+                        preft_rl_rewarder *rw, const char *adapter, int adapter_mode, uint64_t seed, int n,
+                        int max_new_tokens, bool stop_newline, double *accuracy, double *mean_reward,
                         preft_error *err) {
   preft_rl_prompt *pr = preft_xcalloc((size_t)n, sizeof *pr);
-  for (int i = 0; i < n; i++) preft_rl_task_draw(task, seed, first + i, &pr[i]);
+  for (int i = 0; i < n; i++) preft_rl_task_draw(task, seed, i, &pr[i]);
+  int *nl = NULL, n_nl = stop_newline ? preft_grpo_newline_ids(tok, &nl) : 0;
   preft_grpo_rollout_opts ro = {.group = 1,
                                 .max_new_tokens = max_new_tokens,
                                 .temperature = 0.0f,
                                 .top_p = 1.0f,
                                 .seed = seed,
                                 .adapter = adapter,
-                                .adapter_mode = adapter_mode};
+                                .adapter_mode = adapter_mode,
+                                .stop_ids = nl,
+                                .n_stop_ids = n_nl};
   preft_grpo_batch b;
   int rc = rollout_prompts(e, tok, pr, n, &ro, &b, err);
   double *r = preft_xcalloc((size_t)n, sizeof *r);
@@ -85,6 +88,7 @@ int preft_grpo_evaluate(preft_engine *e, const preft_tokenizer *tok, const preft
     *mean_reward = n ? sum / n : 0;
   }
   preft_grpo_batch_free(&b);
+  free(nl);
   free(r);
   free(texts);
   return rc;
@@ -105,17 +109,30 @@ static void hist_add(history *h, const double *row) {
   memcpy(h->rows + (size_t)h->n++ * PREFT_RL_COLS, row, sizeof(double) * PREFT_RL_COLS);
 }
 
-static const char *const COL_NAMES[PREFT_RL_COLS] = {
-    "step",          "reward_mean",       "reward_std",           "kl",
-    "loss",          "grad_norm",         "equal_groups",         "clip_frac",
-    "completion_tokens", "rollout_tokens_per_s", "update_tokens_per_s", "rollout_s",
-    "reward_s",      "update_s",          "eval_accuracy",        "elapsed_s"};
+static const char *const COL_NAMES[PREFT_RL_COLS] = {"step",
+                                                     "reward_mean",
+                                                     "reward_std",
+                                                     "kl",
+                                                     "loss",
+                                                     "grad_norm",
+                                                     "equal_groups",
+                                                     "clip_frac",
+                                                     "completion_tokens",
+                                                     "rollout_tokens_per_s",
+                                                     "update_tokens_per_s",
+                                                     "rollout_s",
+                                                     "reward_s",
+                                                     "update_s",
+                                                     "eval_accuracy",
+                                                     "logp_gap",
+                                                     "elapsed_s"};
 
 /* OUT/rl_log.csv and OUT/reward.svg */
 static int write_log(const history *h, const char *dir, preft_error *err) {
   size_t cap = 512 + (size_t)h->n * 400, len = 0;
   char *buf = preft_xmalloc(cap);
-  for (int c = 0; c < PREFT_RL_COLS; c++) len += (size_t)snprintf(buf + len, cap - len, "%s%s", c ? "," : "", COL_NAMES[c]);
+  for (int c = 0; c < PREFT_RL_COLS; c++)
+    len += (size_t)snprintf(buf + len, cap - len, "%s%s", c ? "," : "", COL_NAMES[c]);
   len += (size_t)snprintf(buf + len, cap - len, "\n");
   for (int64_t i = 0; i < h->n; i++) {
     const double *r = h->rows + (size_t)i * PREFT_RL_COLS;
@@ -177,7 +194,8 @@ typedef struct {
   int64_t step, tokens, last_ckpt;
   double elapsed0;
   char *ckpt, *policy_dir;
-  char policy_name[64]; /* the engine's name of the current rollout adapter ("" none) */
+  int *newline_ids, n_newline_ids; /* stop ids with --stop-newline */
+  char policy_name[64];            /* the engine's name of the current rollout adapter ("" none) */
 } run;
 
 static int64_t config_key(const preft_grpo_opts *o) {
@@ -275,7 +293,9 @@ static int rl_step(run *R, double *row, preft_error *err) {
                                 .seed = o->seed,
                                 .step = R->step,
                                 .adapter = R->policy_name,
-                                .adapter_mode = (int)R->ad->mode};
+                                .adapter_mode = (int)R->ad->mode,
+                                .stop_ids = R->newline_ids,
+                                .n_stop_ids = R->n_newline_ids};
   preft_grpo_batch b = {0};
   int rc = rollout_prompts(R->engine, R->tok, pr, P, &ro, &b, err);
   if (rc != 0) {
@@ -311,7 +331,7 @@ static int rl_step(run *R, double *row, preft_error *err) {
   rc = preft_grpo_ref_logprobs(&R->up, &b, err);
   int64_t total_opt = o->steps * o->epochs;
   for (int ep = 0; ep < o->epochs && rc == 0; ep++) {
-    rc = preft_grpo_gradient(&R->up, &b, &o->loss, &st, err);
+    rc = preft_grpo_gradient(&R->up, &b, &o->loss, ep == 0, &st, err);
     if (rc != 0) break;
     if (ep == 0) first = st;
     rows += st.rows;
@@ -351,6 +371,7 @@ static int rl_step(run *R, double *row, preft_error *err) {
       [PREFT_RL_REWARD_S] = t2 - t1,
       [PREFT_RL_UPDATE_S] = t3 - t2,
       [PREFT_RL_EVAL_ACCURACY] = nan,
+      [PREFT_RL_LOGP_GAP] = first.samples ? first.logp_gap : nan,
   };
   memcpy(row, vals, sizeof vals);
   return 0;
@@ -372,6 +393,7 @@ static int run_open(run *R, preft_train_model *tm, preft_train_adapter *ad, cons
   R->pool = preft_pool_create(o->threads);
   preft_grpo_updater_init(&R->up, tm, ad, R->pool, o->micro_batch);
   R->view = preft_train_model_view(tm);
+  if (o->stop_newline) R->n_newline_ids = preft_grpo_newline_ids(tok, &R->newline_ids);
   int queue = o->prompts_per_step * o->group + o->eval_n + 16;
   preft_engine_config ec = {.threads = o->threads,
                             .kv_cache_mb = o->kv_cache_mb,
@@ -388,6 +410,7 @@ static void run_close(run *R) {
   preft_adamw_free(&R->opt);
   if (R->policy_dir) remove_policy_dir(R->policy_dir);
   free(R->policy_dir);
+  free(R->newline_ids);
   free(R->ckpt);
   free(R->hist.rows);
 }
@@ -412,8 +435,9 @@ int preft_grpo_train(preft_train_model *tm, preft_train_adapter *ad, const preft
       /* the adapter after this step's update */
       double acc, mr;
       if ((rc = publish_policy(&R, err)) != 0) break;
-      if ((rc = preft_grpo_evaluate(R.engine, tok, task, rw, R.policy_name, (int)ad->mode, o->seed,
-                                    PREFT_RL_EVAL_FIRST, o->eval_n, o->max_new_tokens, &acc, &mr, err)) != 0)
+      if ((rc = preft_grpo_evaluate(R.engine, tok, task, rw, R.policy_name, (int)ad->mode,
+                                    PREFT_RL_HELDOUT_SEED + o->seed, o->eval_n, o->max_new_tokens,
+                                    o->stop_newline, &acc, &mr, err)) != 0)
         break;
       row[PREFT_RL_EVAL_ACCURACY] = acc;
     }
@@ -425,9 +449,10 @@ int preft_grpo_train(preft_train_model *tm, preft_train_adapter *ad, const preft
               "step %lld/%lld  reward %.3f (std %.3f)  kl %.4f  equal groups %d/%d  rollout %.0f tok/s  "
               "update %.0f tok/s",
               (long long)R.step, (long long)o->steps, row[PREFT_RL_REWARD_MEAN], row[PREFT_RL_REWARD_STD],
-              row[PREFT_RL_KL], (int)row[PREFT_RL_EQUAL_GROUPS], o->prompts_per_step, row[PREFT_RL_ROLLOUT_TPS],
-              row[PREFT_RL_UPDATE_TPS]);
-      if (!isnan(row[PREFT_RL_EVAL_ACCURACY])) fprintf(stderr, "  eval accuracy %.3f", row[PREFT_RL_EVAL_ACCURACY]);
+              row[PREFT_RL_KL], (int)row[PREFT_RL_EQUAL_GROUPS], o->prompts_per_step,
+              row[PREFT_RL_ROLLOUT_TPS], row[PREFT_RL_UPDATE_TPS]);
+      if (!isnan(row[PREFT_RL_EVAL_ACCURACY]))
+        fprintf(stderr, "  eval accuracy %.3f", row[PREFT_RL_EVAL_ACCURACY]);
       fprintf(stderr, "\n");
     }
     bool do_save = (o->save_every > 0 && R.step % o->save_every == 0) || last;

@@ -3,7 +3,8 @@
  *
  * One RL step:
  *   rollout  P prompts of the task (prompt numbers step·P .. step·P+P-1 of
- *            the task's stream seeded by --seed), G samples each, through the
+ *            the task's stream seeded by --seed: training problems of the
+ *            built-in tasks for seeds below PREFT_RL_HELDOUT_SEED), G samples each, through the
  *            serving engine with the current adapter loaded from its saved
  *            files in the mode it will be served (grpo_rollout.c); every
  *            sample is seeded by (seed, step, prompt, sample), and records its
@@ -25,6 +26,12 @@
  * values); π_base is the same weights without the adapter (no second copy);
  * log-probabilities are of the model's unmodified (temperature 1)
  * distribution, whatever temperature and top-p the rollouts sample with.
+ * log π_rollout is taken from the training forward of the first epoch,
+ * which runs the parameters the rollouts ran (so its ratio is exactly 1):
+ * the engine's own log-probabilities, recorded with every sample, agree to
+ * float rounding (tested; the gap is logged) but their last bits depend on
+ * how the engine happened to batch the requests, and a resumed run must
+ * repeat the uninterrupted one bit for bit.
  * A group whose rewards are all equal (std < 1e-6) has no advantage and
  * contributes nothing, to the loss or the KL term; it is counted.
  *
@@ -46,12 +53,13 @@
 /* ---- one sampled completion, and a batch of them ----------------------------- */
 
 typedef struct preft_grpo_sample {
-  int *ids;        /* [n] prompt then completion token ids */
-  int n;           /* prompt_len + completion tokens */
-  int prompt_len;  /* tokens of the prompt */
-  float *old_logp; /* [n − prompt_len] log π_rollout of each completion token */
-  float *ref_logp; /* [n − prompt_len] log π_base of each (NULL until computed) */
-  char *text;      /* the completion, decoded */
+  int *ids;           /* [n] prompt then completion token ids */
+  int n;              /* prompt_len + completion tokens */
+  int prompt_len;     /* tokens of the prompt */
+  float *engine_logp; /* [n − prompt_len] the engine's log-probability of each sampled token */
+  float *old_logp;    /* [n − prompt_len] log π_rollout of each (NULL until the first epoch sets it) */
+  float *ref_logp;    /* [n − prompt_len] log π_base of each (NULL until computed) */
+  char *text;         /* the completion, decoded */
   double reward, adv;
 } preft_grpo_sample;
 
@@ -91,6 +99,7 @@ typedef struct preft_grpo_update_stats {
   double loss;      /* the GRPO loss of the batch */
   double kl;        /* mean k3 over the counted completion tokens (NaN without ref_logp) */
   double clip_frac; /* fraction of counted tokens whose gradient the clip removed */
+  double logp_gap;  /* largest |engine log-probability − training log-probability| (set_old) */
   int64_t rows;     /* token rows run (forward and backward) */
   int64_t tokens;   /* counted completion tokens */
   int samples;      /* S */
@@ -118,9 +127,11 @@ void preft_grpo_updater_free(preft_grpo_updater *u);
  * ref_logp (the adapter-free forward of the same weights). */
 int preft_grpo_ref_logprobs(preft_grpo_updater *u, preft_grpo_batch *b, preft_error *err);
 /* Zeroes the adapter's gradients and accumulates d loss / d θ of the batch
- * (advantages already set); fills *st. No sample counts: gradients stay 0. */
-int preft_grpo_gradient(preft_grpo_updater *u, const preft_grpo_batch *b, const preft_grpo_loss_opts *o,
-                        preft_grpo_update_stats *st, preft_error *err);
+ * (advantages already set); fills *st. No sample counts: gradients stay 0.
+ * set_old (the first epoch): every counted sample's old_logp is set to the
+ * forward's own log-probabilities first (π_rollout is the current adapter). */
+int preft_grpo_gradient(preft_grpo_updater *u, preft_grpo_batch *b, const preft_grpo_loss_opts *o,
+                        bool set_old, preft_grpo_update_stats *st, preft_error *err);
 
 /* ---- rollouts (grpo_rollout.c) ---------------------------------------------------------- */
 
@@ -133,17 +144,22 @@ typedef struct preft_grpo_rollout_opts {
   int64_t step;        /* which RL step (seeds) */
   const char *adapter; /* registered engine name; NULL: the base model */
   int adapter_mode;    /* preft_adapter_mode, or -1: the adapter's */
+  const int *stop_ids; /* more ids that end a completion (newline tokens), kept as its last */
+  int n_stop_ids;
 } preft_grpo_rollout_opts;
 
 /* Generates G completions of each of the n prompts (token ids
  * prompt_ids[p][0..prompt_lens[p])) through the engine, all submitted at
  * once so that the engine batches them, and fills b's samples: ids,
- * old_logp, and text decoded by tok (NULL: no text). b->prompts is left to
+ * engine_logp, and text decoded by tok (NULL: no text). b->prompts is left to
  * the caller. Stops at an EOS id of the model or the tokenizer (kept as the
  * last completion token), or after max_new_tokens. */
 int preft_grpo_rollout(preft_engine *e, const preft_tokenizer *tok, int *const *prompt_ids,
                        const int *prompt_lens, int n, const preft_grpo_rollout_opts *o, preft_grpo_batch *b,
                        preft_error *err);
+/* The ids of every token whose text holds a newline (heap, caller frees):
+ * stop ids for completions that are one line. Returns the count. */
+int preft_grpo_newline_ids(const preft_tokenizer *tok, int **ids);
 /* Encodes the prompts' text with the tokenizer's special tokens: ids[p]
  * (heap, caller frees each and the array), lens[p]. */
 int preft_grpo_encode_prompts(const preft_tokenizer *tok, const preft_rl_prompt *prompts, int n, int ***ids,
@@ -168,6 +184,7 @@ enum {
   PREFT_RL_REWARD_S,
   PREFT_RL_UPDATE_S,
   PREFT_RL_EVAL_ACCURACY, /* NaN: not evaluated at this step */
+  PREFT_RL_LOGP_GAP,      /* largest |engine − training| log-probability of a sampled token */
   PREFT_RL_ELAPSED_S,
   PREFT_RL_COLS
 };
@@ -183,7 +200,8 @@ typedef struct preft_grpo_opts {
   int threads;
   size_t kv_cache_mb;
   int64_t save_every, eval_every; /* 0: only at the end (save) / never (eval) */
-  int eval_n;                     /* fresh prompts of the in-loop evaluation */
+  int eval_n;                     /* held-out prompts of the in-loop evaluation */
+  bool stop_newline;              /* a completion ends with its first line */
   int64_t stop_after;             /* tests: stop after this step, as if interrupted (0: never) */
   bool resume, quiet;
   const char *out_dir, *base_name;
@@ -212,15 +230,13 @@ int preft_grpo_train(preft_train_model *tm, preft_train_adapter *ad, const preft
                      preft_grpo_result *res, preft_error *err);
 
 /* Greedy accuracy of the engine's model (adapter: a registered name, or
- * NULL) on prompts [first, first+n) of task's stream under seed: rewards of
- * rw, *accuracy = share of rewards >= 1 (a verifier's 1.0), *mean_reward. */
+ * NULL) on prompts [0, n) of task's stream under seed (built-in tasks: a
+ * seed >= PREFT_RL_HELDOUT_SEED draws held-out problems only), stopping at
+ * a newline when stop_newline: rewards of rw, *accuracy = share of rewards
+ * >= 1 (a verifier's 1.0), *mean_reward. */
 int preft_grpo_evaluate(preft_engine *e, const preft_tokenizer *tok, const preft_rl_task *task,
-                        preft_rl_rewarder *rw, const char *adapter, int adapter_mode, uint64_t seed,
-                        int64_t first, int n, int max_new_tokens, double *accuracy, double *mean_reward,
+                        preft_rl_rewarder *rw, const char *adapter, int adapter_mode, uint64_t seed, int n,
+                        int max_new_tokens, bool stop_newline, double *accuracy, double *mean_reward,
                         preft_error *err);
-
-/* The first prompt number of held-out evaluation streams: training draws
- * prompts below it. */
-#define PREFT_RL_EVAL_FIRST ((int64_t)1 << 40)
 
 #endif

@@ -11,6 +11,7 @@
 void preft_grpo_batch_free(preft_grpo_batch *b) {
   for (int i = 0; i < b->n; i++) {
     free(b->s[i].ids);
+    free(b->s[i].engine_logp);
     free(b->s[i].old_logp);
     free(b->s[i].ref_logp);
     free(b->s[i].text);

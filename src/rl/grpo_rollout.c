@@ -72,6 +72,21 @@ static int stop_ids(const preft_engine *e, const preft_tokenizer *tok, int *out)
   return n;
 }
 
+int preft_grpo_newline_ids(const preft_tokenizer *tok, int **ids) {
+  int V = preft_tokenizer_vocab_size(tok), n = 0;
+  *ids = preft_xmalloc(sizeof(int) * (size_t)(V > 0 ? V : 1));
+  for (int32_t id = 0; id < V; id++) {
+    char *text = NULL;
+    size_t len;
+    preft_error err;
+    if (preft_tokenizer_decode(tok, &id, 1, PREFT_DECODE_NO_CLEANUP, &text, &len, &err) == 0 &&
+        memchr(text, '\n', len))
+      (*ids)[n++] = id;
+    free(text);
+  }
+  return n;
+}
+
 int preft_grpo_encode_prompts(const preft_tokenizer *tok, const preft_rl_prompt *prompts, int n, int ***ids,
                               int **lens, preft_error *err) {
   *ids = preft_xcalloc((size_t)n, sizeof **ids);
@@ -107,7 +122,9 @@ int preft_grpo_rollout(preft_engine *e, const preft_tokenizer *tok, int *const *
   w.r = preft_xcalloc((size_t)total, sizeof *w.r);
   request_ref *refs = preft_xcalloc((size_t)total, sizeof *refs);
   uint64_t *ids = preft_xcalloc((size_t)total, sizeof *ids);
-  int stops[2 * PREFT_MAX_EOS], n_stop = stop_ids(e, tok, stops);
+  int *stops = preft_xmalloc(sizeof(int) * (size_t)(2 * PREFT_MAX_EOS + o->n_stop_ids));
+  int n_stop = stop_ids(e, tok, stops);
+  for (int i = 0; i < o->n_stop_ids; i++) stops[n_stop++] = o->stop_ids[i];
   int submitted = 0;
   for (int i = 0; i < total && rc == 0; i++) {
     int p = i / G;
@@ -155,8 +172,8 @@ int preft_grpo_rollout(preft_engine *e, const preft_tokenizer *tok, int *const *
     s->ids = preft_xmalloc(sizeof(int) * (size_t)s->n);
     memcpy(s->ids, prompt_ids[p], sizeof(int) * (size_t)np);
     memcpy(s->ids + np, w.r[i].ids, sizeof(int) * (size_t)nc);
-    s->old_logp = preft_xmalloc(sizeof(float) * (size_t)(nc ? nc : 1));
-    memcpy(s->old_logp, w.r[i].logp, sizeof(float) * (size_t)nc);
+    s->engine_logp = preft_xmalloc(sizeof(float) * (size_t)(nc ? nc : 1));
+    memcpy(s->engine_logp, w.r[i].logp, sizeof(float) * (size_t)nc);
     size_t len;
     if (tok)
       rc = preft_tokenizer_decode(tok, (const int32_t *)(s->ids + np), (size_t)nc, PREFT_DECODE_SKIP_SPECIAL,
@@ -167,6 +184,7 @@ int preft_grpo_rollout(preft_engine *e, const preft_tokenizer *tok, int *const *
     free(w.r[i].logp);
   }
   free(w.r);
+  free(stops);
   free(refs);
   free(ids);
   pthread_cond_destroy(&w.cv);

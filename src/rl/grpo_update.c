@@ -122,22 +122,30 @@ int preft_grpo_ref_logprobs(preft_grpo_updater *u, preft_grpo_batch *b, preft_er
 
 typedef struct {
   const preft_grpo_updater *u;
-  const preft_grpo_batch *b;
+  preft_grpo_batch *b;
   const preft_grpo_loss_opts *o;
   int n_counted;
   double loss, kl;
   int64_t tokens, clipped;
-  bool have_ref;
+  bool have_ref, set_old;
+  double logp_gap;
 } loss_ctx;
 
 static void grpo_rows(void *ctx, const int *rows, const float *ce, float *dl, int m) {
   loss_ctx *c = ctx;
   for (int r = 0; r < m; r++) {
-    const preft_grpo_sample *s = &c->b->s[c->u->row_sample[rows[r]]];
+    preft_grpo_sample *s = &c->b->s[c->u->row_sample[rows[r]]];
     int t = c->u->row_tok[rows[r]];
     double w = 1.0 / ((double)c->n_counted * (double)(s->n - s->prompt_len));
     double logp = -(double)ce[r], ref = s->ref_logp ? s->ref_logp[t] : 0.0, dlogp;
     bool clipped;
+    if (c->set_old) {
+      s->old_logp[t] = -ce[r];
+      if (s->engine_logp) {
+        double gap = fabs((double)s->engine_logp[t] + (double)ce[r]);
+        if (gap > c->logp_gap) c->logp_gap = gap;
+      }
+    }
     double l = preft_grpo_token_loss(c->o, logp, s->old_logp[t], ref, s->adv, &dlogp, &clipped);
     c->loss += w * l;
     if (c->have_ref) c->kl += preft_grpo_k3(logp, ref);
@@ -147,8 +155,8 @@ static void grpo_rows(void *ctx, const int *rows, const float *ce, float *dl, in
   }
 }
 
-int preft_grpo_gradient(preft_grpo_updater *u, const preft_grpo_batch *b, const preft_grpo_loss_opts *o,
-                        preft_grpo_update_stats *st, preft_error *err) {
+int preft_grpo_gradient(preft_grpo_updater *u, preft_grpo_batch *b, const preft_grpo_loss_opts *o,
+                        bool set_old, preft_grpo_update_stats *st, preft_error *err) {
   memset(st, 0, sizeof *st);
   preft_param_set_zero_grad(&u->ad->ps);
   int *idx = preft_xmalloc(sizeof(int) * (size_t)(b->n + 1));
@@ -159,7 +167,15 @@ int preft_grpo_gradient(preft_grpo_updater *u, const preft_grpo_batch *b, const 
     free(idx);
     return preft_fail(err, "grpo: the KL term needs the base model's log-probabilities");
   }
-  loss_ctx c = {.u = u, .b = b, .o = o, .n_counted = k, .have_ref = have_ref};
+  for (int j = 0; j < k; j++) {
+    preft_grpo_sample *s = &b->s[idx[j]];
+    if (set_old && !s->old_logp) s->old_logp = preft_xmalloc(sizeof(float) * (size_t)(s->n - s->prompt_len));
+    if (!s->old_logp) {
+      free(idx);
+      return preft_fail(err, "grpo: sample %d has no rollout log-probabilities", idx[j]);
+    }
+  }
+  loss_ctx c = {.u = u, .b = b, .o = o, .n_counted = k, .have_ref = have_ref, .set_old = set_old};
   for (int j = 0; j < k && rc == 0; j += u->micro) {
     int cnt = k - j < u->micro ? k - j : u->micro;
     build_batch(u, b, idx + j, cnt, u->ad);
@@ -171,6 +187,7 @@ int preft_grpo_gradient(preft_grpo_updater *u, const preft_grpo_batch *b, const 
   st->loss = c.loss;
   st->kl = have_ref && c.tokens ? c.kl / (double)c.tokens : NAN;
   st->clip_frac = c.tokens ? (double)c.clipped / (double)c.tokens : 0.0;
+  st->logp_gap = c.logp_gap;
   st->tokens = c.tokens;
   st->samples = k;
   return rc;
