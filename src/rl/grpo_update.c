@@ -171,8 +171,9 @@ int preft_grpo_gradient(preft_grpo_updater *u, preft_grpo_batch *b, const preft_
     preft_grpo_sample *s = &b->s[idx[j]];
     if (set_old && !s->old_logp) s->old_logp = preft_xmalloc(sizeof(float) * (size_t)(s->n - s->prompt_len));
     if (!s->old_logp) {
+      int bad = idx[j];
       free(idx);
-      return preft_fail(err, "grpo: sample %d has no rollout log-probabilities", idx[j]);
+      return preft_fail(err, "grpo: sample %d has no rollout log-probabilities", bad);
     }
   }
   loss_ctx c = {.u = u, .b = b, .o = o, .n_counted = k, .have_ref = have_ref, .set_old = set_old};
