@@ -244,7 +244,17 @@ static void log_tail(const char *path, char *out, size_t cap) {
   free(text);
 }
 
+static pid_t g_registry_owner; /* the process whose sandboxes these are (not a forked child) */
+
+static void stop_all_at_exit(void) { preft_sandbox_stop_all(); }
+static void register_at_exit(void) {
+  g_registry_owner = getpid();
+  atexit(stop_all_at_exit);
+}
+
 static void registry_add(preft_sandbox *sb) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, register_at_exit);
   pthread_mutex_lock(&g_registry_mu);
   sb->next = g_registry;
   g_registry = sb;
@@ -907,6 +917,7 @@ void preft_sandbox_stop(preft_sandbox *sb) {
 }
 
 void preft_sandbox_stop_all(void) {
+  if (g_registry_owner != 0 && getpid() != g_registry_owner) return; /* a fork's copy: not ours to stop */
   for (;;) {
     pthread_mutex_lock(&g_registry_mu);
     preft_sandbox *sb = g_registry;

@@ -91,6 +91,20 @@ int sb_proc_descendants(pid_t root, pid_t *pids, int cap) {
   return n;
 }
 
+/* The state letter of a process (R, S, T, Z, ...); 0 when it is gone. */
+static char proc_state(pid_t pid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  return p && p[1] == ' ' ? p[2] : 0;
+}
+
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
@@ -103,24 +117,44 @@ void sb_proc_kill_tree(pid_t root) {
     kill(root, SIGKILL);
     return;
   }
-  /* Freeze: stop the root, then keep stopping descendants until a pass
-   * finds no process it had not seen (stopped processes cannot fork). */
+  /* Freeze: stop the root, then keep stopping descendants until every one
+   * is seen stopped (SIGSTOP takes effect asynchronously: a fork under way
+   * can still finish, and its child starts running). */
   kill(root, SIGSTOP);
-  int prev = -1;
-  for (int pass = 0; pass < 200; pass++) {
+  for (int pass = 0; pass < 500; pass++) {
     int n = sb_proc_descendants(root, pids, CAP);
-    for (int i = 0; i < n; i++) kill(pids[i], SIGSTOP);
-    if (n == prev) break;
-    prev = n;
+    bool all = true;
+    for (int i = 0; i < n; i++) {
+      char st = proc_state(pids[i]);
+      if (st != 'T' && st != 't' && st != 'Z' && st != 'X' && st != 0) {
+        kill(pids[i], SIGSTOP);
+        all = false;
+      }
+    }
+    if (all) break;
     sleep_ms(1);
   }
-  /* Kill: the whole frozen tree, then whatever is still there. */
+  /* Kill: the whole frozen tree, then whatever is still there; then wait
+   * (up to a second) until each has exited: a killed process lingers a
+   * moment, and one reparented out of the tree is no longer found by it. */
+  pid_t *killed = malloc(sizeof *killed * CAP);
+  int n_killed = 0;
   for (int pass = 0; pass < 200; pass++) {
     int n = sb_proc_descendants(root, pids, CAP);
-    for (int i = 0; i < n; i++) kill(pids[i], SIGKILL);
+    for (int i = 0; i < n; i++) {
+      kill(pids[i], SIGKILL);
+      if (killed && n_killed < CAP) killed[n_killed++] = pids[i];
+    }
     if (pass == 0) kill(root, SIGKILL);
     if (n == 0) break;
     sleep_ms(1);
   }
+  for (int i = 0; killed && i < n_killed; i++)
+    for (int tries = 0; tries < 1000; tries++) {
+      char st = proc_state(killed[i]);
+      if (st == 0 || st == 'Z' || st == 'X') break;
+      sleep_ms(1); /* no second kill: the pid could belong to someone else by now */
+    }
+  free(killed);
   free(pids);
 }
