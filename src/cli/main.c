@@ -28,6 +28,7 @@ static const command commands[] = {
     {"tokenize", cli_tokenize, "text to token ids with a Hugging Face tokenizer"},
     {"detokenize", cli_detokenize, "token ids to text"},
     {"chat-template", cli_chat_template, "render a tokenizer's chat template with a conversation"},
+    {"rl-data", cli_rl_data, "prompts of an RL task as text or a JSONL task file (pretraining, eval sets)"},
     {"tokenizer", cli_tokenizer, "tokenizer tools: train a byte-level BPE (tokenizer train)"},
 };
 
