@@ -53,9 +53,9 @@ check "no 500 was answered" test "$(metric 'preft_http_requests_total{code="500"
 # ---- fixed files are loaded again after the backoff ---------------------------------------------
 check "fixable: 400 while broken" unavailable fixable
 rm -rf "$tmp/fixable" && cp -r "$ad/lora-qv-r4" "$tmp/fixable"
-sleep 1.1 # the first retry is allowed 1 s after the failure
-r=$(curl -s -w '\n%{http_code}' "$SRV_URL/v1/completions" -d "$(body fixable)")
-check "fixable: 200 once its files are fixed" test "${r##*$'\n'}" = 200
+# retried by a request 1 s after the failure (2 s, 4 s after further ones)
+served_ok() { r=$(curl -s -w '\n%{http_code}' "$SRV_URL/v1/completions" -d "$(body fixable)"); [ "${r##*$'\n'}" = 200 ]; }
+check "fixable: 200 once its files are fixed" wait_for served_ok
 want=$(curl -s "$SRV_URL/v1/completions" -d "$(body lora-qv-r4)" | jq -c .choices[0].token_ids)
 check "... with the fixed files' tokens" test "$(echo "${r%$'\n'*}" | jq -c .choices[0].token_ids)" = "$want"
 check "fixable: status loaded" test "$(status_of fixable)" = loaded
