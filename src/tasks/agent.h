@@ -23,7 +23,8 @@ typedef struct preft_terminus_opts {
   const char *model;   /* the "model" field of each request */
   const char *api_key; /* NULL: none */
   int max_episodes;    /* 0: until done or timeout */
-  int context_tokens;  /* keep the conversation under this (estimate); 0: 8192 */
+  int context_tokens;  /* keep the conversation under this (estimate); 0: the endpoint's max_model_len
+                        * (GET /models), else 8192 */
   double temperature;
   const char *log_dir; /* agent log, pane recording and the conversation go here */
 } preft_terminus_opts;
