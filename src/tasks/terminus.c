@@ -74,7 +74,7 @@ static void stop_with(run_state *s, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(s->res->error, sizeof s->res->error, fmt, ap);
   va_end(ap);
-  log_line(s, "stopped: %s", s->res->error);
+  log_line(s, "end: %s", s->res->error);
 }
 
 static bool out_of_time(run_state *s) {
@@ -113,7 +113,10 @@ static int run_commands(run_state *s, const preft_term_reply *r, preft_error *er
   for (int i = 0; i < r->n_commands; i++) {
     if (preft_now() >= s->deadline) return 0;
     const preft_term_command *c = &r->commands[i];
-    log_line(s, "keys %.200s (wait %.1f s)", c->keystrokes, c->duration);
+    srv_buf keys = {0};
+    preft_srv_buf_json_str(&keys, c->keystrokes, strlen(c->keystrokes)); /* one line, \n shown */
+    log_line(s, "keys %.300s (wait %.1f s)", keys.p, c->duration);
+    preft_srv_buf_free(&keys);
     if (preft_term_tmux_send(&s->tmux, c->keystrokes, err) != 0) return -1;
     double left = s->deadline - preft_now();
     preft_term_tmux_wait(&s->tmux, c->duration < left ? c->duration : left);
@@ -160,8 +163,16 @@ static void episodes(run_state *s, const char *instruction) {
            brief ? ", brief system prompt" : "");
   char *text = NULL, *history = NULL;
 
-  preft_term_tmux_wait(&s->tmux, 0.3); /* the login shell's first prompt */
-  int ok = screen(s, &text, &err) == 0 && pane_output(s, &history, &err) == 0;
+  /* the login shell's first prompt (its profile may take a while) */
+  int ok = 1;
+  for (double until = preft_now() + 5; ok;) {
+    preft_term_tmux_wait(&s->tmux, 0.1);
+    ok = screen(s, &text, &err) == 0;
+    if (!ok || text[0] || preft_now() > until) break;
+    free(text);
+    text = NULL;
+  }
+  ok = ok && pane_output(s, &history, &err) == 0;
   free(history); /* only to remember where the history stands */
   if (!ok) {
     free(text);
@@ -180,7 +191,7 @@ static void episodes(run_state *s, const char *instruction) {
   for (;;) {
     if (out_of_time(s)) return;
     if (o->max_episodes > 0 && res->episodes >= o->max_episodes) {
-      stop_with(s, "stopped after %d episodes without completing the task", res->episodes);
+      stop_with(s, "episode limit: no completion after %d episodes", res->episodes);
       return;
     }
     int dropped = preft_term_conv_trim(&s->conv, budget);
