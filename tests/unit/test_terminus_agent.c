@@ -6,8 +6,9 @@
  * host), the pane's output reaches the model, a malformed reply's errors
  * are fed back and the agent recovers, completion needs two task_complete
  * replies in a row, tokens and episodes are counted, the logs and the
- * asciicast recording are written, an endpoint's 400 is surfaced, and the
- * timeout and the episode limit stop the run. */
+ * asciicast recording are written, an endpoint's 400 is surfaced, the
+ * timeout and the episode limit stop the run, and a sandbox without tmux is
+ * a clear error. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -164,13 +165,16 @@ typedef struct trial {
   preft_sandbox *sb;
 } trial;
 
-static void trial_start(trial *t) {
+/* env: the sandbox's environment (NULL: its default). */
+static void trial_start_env(trial *t, const char *const *env) {
   t->dir = test_tmpdir();
   t->log_dir = preft_path_join(t->dir, "agent");
-  preft_sandbox_opts o = {.layer_dir = "/", .trial_dir = t->dir, .workdir = "/root"};
+  preft_sandbox_opts o = {.layer_dir = "/", .trial_dir = t->dir, .workdir = "/root", .env = env};
   preft_error err = {{0}};
   if (preft_sandbox_start(&o, &t->sb, &err) != 0) fail_msg("sandbox: %s", err.msg);
 }
+
+static void trial_start(trial *t) { trial_start_env(t, NULL); }
 
 static void trial_stop(trial *t) {
   preft_sandbox_stop(t->sb);
@@ -371,6 +375,24 @@ static void endpoint_errors_are_surfaced(void **state) {
   endpoint_stop(&e, &sc);
 }
 
+static void missing_tmux_is_a_clear_error(void **state) {
+  const char *replies[] = {"unused"};
+  script sc = {.replies = replies, .n_replies = 1, .status = 200};
+  endpoint e;
+  endpoint_start(&e, &sc);
+  trial t;
+  const char *env[] = {"PATH=/nonexistent", "HOME=/root", NULL}; /* no tmux to be found */
+  trial_start_env(&t, env);
+  preft_terminus_opts o = {.url = e.url, .model = "m", .log_dir = t.log_dir};
+  preft_agent_result res;
+  preft_error err = {{0}};
+  assert_int_equal(preft_terminus_run(t.sb, "Anything.", &o, 60, &res, &err), -1);
+  if (!strstr(err.msg, "tmux is not available inside the sandbox")) fail_msg("error: %s", err.msg);
+  assert_int_equal(sc.n_requests, 0);
+  trial_stop(&t);
+  endpoint_stop(&e, &sc);
+}
+
 int main(void) {
   preft_client_global_init();
   const struct CMUnitTest tests[] = {
@@ -378,6 +400,7 @@ int main(void) {
       cmocka_unit_test(a_false_after_the_first_complete_keeps_going),
       cmocka_unit_test(timeout_and_episode_limit_stop_the_run),
       cmocka_unit_test(endpoint_errors_are_surfaced),
+      cmocka_unit_test(missing_tmux_is_a_clear_error),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
