@@ -32,7 +32,9 @@ typedef struct preft_terminus_opts {
 /* Runs the terminus agent on `instruction` inside sb until it declares the
  * task complete twice, the episode limit, or timeout_s. Returns 0 when the
  * agent ran (res->error says why it stopped early, if it did), -1 when it
- * could not start (no tmux in the sandbox, say). */
+ * could not start (no tmux in the sandbox, say). Logs go to o->log_dir:
+ * agent.log, conversation.jsonl, recording.cast (docs/TASKS.md). Uses the
+ * libcurl client: call preft_client_global_init once before threads start. */
 int preft_terminus_run(preft_sandbox *sb, const char *instruction, const preft_terminus_opts *o,
                        double timeout_s, preft_agent_result *res, preft_error *err);
 
