@@ -96,6 +96,17 @@ def hf_config():
         put("hf_config", name + ".json", json.dumps(dict(base, **extra), indent=1))
 
 
+def bert_config():
+    for p in sorted(glob.glob(os.path.join(DATA, "bert", "*", "config.json"))):
+        put("bert_config", slug(p), open(p, "rb").read())
+    base = json.load(open(os.path.join(DATA, "bert", "bert-model-f32", "config.json")))
+    for name, extra in [("no-model-type", {"model_type": None}),
+                        ("act-gelu-new", {"hidden_act": "gelu_new"}),
+                        ("relative-key", {"position_embedding_type": "relative_key"}),
+                        ("heads-not-dividing", {"num_attention_heads": 5})]:
+        put("bert_config", name + ".json", json.dumps(dict(base, **extra), indent=1))
+
+
 def adapter_configs():
     for p in sorted(glob.glob(os.path.join(DATA, "**", "adapter_config.json"), recursive=True)):
         put("peft_config", slug(p), open(p, "rb").read())
@@ -209,7 +220,7 @@ def task_files():
 
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
-    safetensors(); gguf(); hf_config(); adapter_configs(); tokenizers(); templates(); requests(); jsonl(); task_files()
+    safetensors(); gguf(); hf_config(); bert_config(); adapter_configs(); tokenizers(); templates(); requests(); jsonl(); task_files()
     for d in sorted(os.listdir(OUT)):
         files = os.listdir(os.path.join(OUT, d))
         print("%-16s %2d files, %6d bytes, largest %d" % (d, len(files), sum(os.path.getsize(os.path.join(OUT, d, f)) for f in files),

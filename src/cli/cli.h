@@ -18,6 +18,7 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_ERROR = 1, CLI_EXIT_USAGE = 2 };
 
 int cli_generate(int argc, char **argv);
 int cli_logits(int argc, char **argv);
+int cli_encode(int argc, char **argv); /* cli_encode.c: BERT hidden states / pooled output */
 int cli_make_model(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_bench_adapters(int argc, char **argv);

@@ -17,6 +17,7 @@ typedef struct {
 static const command commands[] = {
     {"generate", cli_generate, "generate text from a model (streams to stdout)"},
     {"logits", cli_logits, "write the logits of every position as float32 [T, vocab]"},
+    {"encode", cli_encode, "BERT encoder: last hidden state [T, hidden] or pooled output as float32"},
     {"perplexity", cli_perplexity, "per-token log-likelihood and perplexity of a text file"},
     {"serve", cli_serve, "OpenAI-compatible HTTP server with per-request adapters"},
     {"train", cli_train, "train an adapter (train sft) or a model from scratch (train pretrain)"},

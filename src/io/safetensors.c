@@ -84,7 +84,7 @@ static int parse_entry(const cJSON *entry, const char *path, uint64_t data_size,
 
 int preft_st_add_file(preft_st_set *set, const char *path, preft_error *err) {
   preft_mapped_file f;
-  if (preft_map_file(&f, path, err) != 0) return -1;
+  if ((set->copy ? preft_copy_file(&f, path, err) : preft_map_file(&f, path, err)) != 0) return -1;
   int rc = -1;
   cJSON *root = NULL;
   byte_range *ranges = NULL;
@@ -156,6 +156,8 @@ int preft_st_add_file(preft_st_set *set, const char *path, preft_error *err) {
   }
   set->files = preft_xrealloc(set->files, sizeof(preft_mapped_file) * (size_t)(set->n_files + 1));
   set->files[set->n_files++] = f;
+  set->file_bytes += f.size;
+  if (set->copy) set->checksum = set->checksum * 0x100000001b3ull ^ preft_checksum64(f.data, f.size);
   rc = 0;
 done:
   if (rc != 0) {
@@ -217,8 +219,9 @@ done:
   return rc;
 }
 
-int preft_st_open_dir(preft_st_set *set, const char *dir, const char *stem, preft_error *err) {
+static int open_dir(preft_st_set *set, const char *dir, const char *stem, bool copy, preft_error *err) {
   memset(set, 0, sizeof *set);
+  set->copy = copy;
   char name[256];
   snprintf(name, sizeof name, "%s.safetensors", stem);
   char *single = preft_path_join(dir, name);
@@ -235,6 +238,14 @@ int preft_st_open_dir(preft_st_set *set, const char *dir, const char *stem, pref
   free(index);
   if (rc != 0) preft_st_close(set);
   return rc;
+}
+
+int preft_st_open_dir(preft_st_set *set, const char *dir, const char *stem, preft_error *err) {
+  return open_dir(set, dir, stem, false, err);
+}
+
+int preft_st_open_dir_copied(preft_st_set *set, const char *dir, const char *stem, preft_error *err) {
+  return open_dir(set, dir, stem, true, err);
 }
 
 void preft_st_close(preft_st_set *set) {

@@ -15,6 +15,7 @@
 #ifndef PREFT_IO_SAFETENSORS_H
 #define PREFT_IO_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +42,9 @@ typedef struct preft_st_set {
   int n_tensors;
   void **owned; /* aligned copies of misaligned tensors */
   int n_owned;
+  bool copy;         /* files are read into memory (preft_copy_file) instead of mapped */
+  uint64_t checksum; /* of every file's bytes, in the order added (copied sets only) */
+  size_t file_bytes; /* total size of the files */
 } preft_st_set;
 
 /* Adds every tensor of one .safetensors file to the set. A name already in
@@ -51,6 +55,9 @@ int preft_st_add_file(preft_st_set *set, const char *path, preft_error *err);
  * model.safetensors.index.json (whose weight_map must agree with the shards).
  * `stem` is "model" for models, "adapter_model" for PEFT adapters. */
 int preft_st_open_dir(preft_st_set *set, const char *dir, const char *stem, preft_error *err);
+/* The same, with every file read into memory and checksummed (adapters:
+ * small, and immune to their files changing once loaded). */
+int preft_st_open_dir_copied(preft_st_set *set, const char *dir, const char *stem, preft_error *err);
 
 void preft_st_close(preft_st_set *set);
 

@@ -30,3 +30,6 @@ SH
 chmod +x start.sh
 bash start.sh
 curl -sf http://127.0.0.1:8357/health
+# stop it again: the verifier starts the service itself with start.sh, and
+# nothing of the oracle should outlive its run
+kill "$(cat /app/service/server.pid)"

@@ -13,7 +13,7 @@ File mode policy for /srv/webapp (owner root for everything)
    - config/*.conf: 640.
 3. No file or directory may be world-writable, and none may carry the
    setuid, setgid or sticky bits.
-4. logs/ is the exception to rule 1: it is 1733 (rwx-wx-wt: anyone may
+4. logs/ is the exception to rules 1 and 3: it is 1733 (rwx-wx-wt: anyone may
    create files, nobody may list it or remove others' files); files in it
    follow rule 2.
 P

@@ -1,0 +1,42 @@
+// make_pair_golden.mjs - writes tests/data/tokenizer/bert_pairs.golden.jsonl:
+// text pairs encoded by Hugging Face tokenizers in JavaScript
+// (@huggingface/tokenizers) with the bert-base-uncased equivalent of
+// bert_json.mjs, as transformers' tokenizer(a, b) gives them: input ids and
+// token type ids of "[CLS] a [SEP] b [SEP]", and the ids of the pair
+// without special tokens. Each line: {"a", "b", "ids", "type_ids", "plain"}.
+// Run: cd tools/tokenizer_reference && npm install && node make_pair_golden.mjs
+// The C tests read only the file written here (no Node at test time).
+import fs from "node:fs";
+import path from "node:path";
+import { Tokenizer } from "@huggingface/tokenizers";
+import { corpus } from "./corpus.mjs";
+import { bertTokenizerJson } from "./bert_json.mjs";
+
+const here = path.dirname(new URL(import.meta.url).pathname);
+const out = process.argv[2] ?? path.join(here, "..", "..", "tests", "data", "tokenizer");
+const tok = new Tokenizer(bertTokenizerJson(path.join(here, "node_modules")), { clean_up_tokenization_spaces: true });
+
+// pairs that exercise lower-casing, accent stripping, Chinese characters,
+// punctuation, control characters, an empty first text and [SEP] written
+// in a text. (No empty second text: this library takes text_pair "" as no
+// pair at all, where transformers encodes "[CLS] a [SEP] [SEP]".)
+const pairs = [
+  ["Hello, World!", "How are YOU today?"],
+  ["Café naïve RÉSUMÉ", "Zürich façade Ærøskøbing"],
+  ["中文测试：你好，世界！", "日本語のテキストです。"],
+  ["What can you get as a customer of Star Alliance?", "What are some ways to register with Star Alliance?"],
+  ["", "only the second text"],
+  ["tabs\tand\nnewlines\r\nand\u0007controls", "  leading and trailing spaces  "],
+  ["a [SEP] written in the text", "and [CLS] [MASK] too"],
+  ["Two black dogs are playing on the grass.", "Two black dogs are playing in a grassy plain."],
+  ["supercalifragilisticexpialidocious antidisestablishmentarianism", "x".repeat(120)],
+];
+for (let i = 0; i + 1 < corpus.length; i += 2) pairs.push([corpus[i], corpus[i + 1]]);
+
+const rows = pairs.map(([a, b]) => {
+  const e = tok.encode(a, { text_pair: b, return_token_type_ids: true });
+  const plain = tok.encode(a, { text_pair: b, add_special_tokens: false, return_token_type_ids: true });
+  return JSON.stringify({ a, b, ids: e.ids, type_ids: e.token_type_ids, plain: plain.ids, plain_type_ids: plain.token_type_ids });
+});
+fs.writeFileSync(path.join(out, "bert_pairs.golden.jsonl"), rows.join("\n") + "\n");
+console.log(`bert pairs: ${rows.length} lines`);
