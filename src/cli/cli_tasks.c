@@ -10,6 +10,7 @@
 
 #include "base/file.h"
 #include "cli/cli.h"
+#include "server/client.h"
 #include "tasks/run.h"
 #include "tasks/task.h"
 
@@ -179,6 +180,7 @@ static int tasks_run(int argc, char **argv) {
                        .base_dir = base_dir(base),
                        .progress = !quiet,
                        .cancel = &g_cancel};
+  if (kind == PREFT_AGENT_TERMINUS) preft_client_global_init(); /* libcurl, before the workers start */
   catch_signals();
   cJSON *summary;
   char *job_dir;

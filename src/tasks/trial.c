@@ -1,5 +1,7 @@
 /* trial.c - one trial of a task (trial.h). */
+#include <limits.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -323,6 +325,7 @@ int preft_trial_run(const preft_trial_opts *o, preft_trial_result *res, preft_er
   preft_error e;
   int rc = -1;
   bool have_layer = false;
+  char *task_abs = NULL, *task_parent = NULL;
   if (preft_mkdir_p(agent_dir, err) != 0 || preft_mkdir_p(verifier_dir, err) != 0) goto out;
 
   /* 1. the environment */
@@ -358,6 +361,16 @@ int preft_trial_run(const preft_trial_opts *o, preft_trial_result *res, preft_er
     so.binds[so.n_binds++] = (preft_sandbox_bind){verifier_dir, "/logs/verifier", false};
     if (o->agent == PREFT_AGENT_ORACLE && t->solution_dir)
       so.binds[so.n_binds++] = (preft_sandbox_bind){t->solution_dir, "/solution", true};
+    /* with the host's root as the base, the task's folder (tests, solution) and its
+     * parent (the other tasks) would be readable inside: hidden */
+    task_abs = realpath(t->dir, NULL);
+    if (task_abs) {
+      so.masks[so.n_masks++] = task_abs;
+      task_parent = preft_xstrdup(task_abs);
+      char *slash = strrchr(task_parent, '/');
+      if (slash) *slash = 0;
+      if (strchr(task_parent + 1, '/')) so.masks[so.n_masks++] = task_parent; /* not "/" nor "/tmp" */
+    }
     t0 = preft_now();
     pthread_mutex_lock(&g_sandbox_mu);
     int sr = preft_sandbox_start(&so, &sb, &e);
@@ -392,6 +405,8 @@ int preft_trial_run(const preft_trial_opts *o, preft_trial_result *res, preft_er
 out:
   preft_reward_clear(&rw);
   free(env);
+  free(task_abs);
+  free(task_parent);
   if (have_layer) preft_env_layer_clear(&layer);
   free(agent_dir);
   free(verifier_dir);

@@ -94,9 +94,11 @@ printf '%s\n' '{"prompt": "p", "completion": "Sure:\n```bash\necho hello > /app/
   '{"prompt": "p", "completion": "true", "answer": "hello"}' \
   '{"prompt": "p", "completion": "echo legacy > /app/out.txt", "answer": "legacy"}' \
   '{"prompt": "p", "completion": "if [ -e /tests/test.sh ] || [ -e /solution ]; then echo hello > /app/hello.txt; fi", "answer": "hello"}' \
+  "{\"prompt\": \"p\", \"completion\": \"bash $tasks/hello/solution/solve.sh; bash $tasks/legacy/solution.sh\", \"answer\": \"hello\"}" \
   >"$tmp/lines"
 check "reward exits 0" test "$(rc "$bin" tasks reward --path "$tasks" --cache "$cache" <"$tmp/lines")" -eq 0
-check "  one reward per line (the agent sees neither /tests nor /solution)" test "$(tr '\n' ' ' <"$tmp/out")" = "1 0 1 0 "
+check "  one reward per line (the agent sees neither /tests, /solution nor the task folders)" \
+  test "$(tr '\n' ' ' <"$tmp/out")" = "1 0 1 0 0 "
 echo '{"prompt": "p", "completion": "true", "answer": "nope"}' >"$tmp/badline"
 check "reward for an unknown task exits 1" test "$(rc "$bin" tasks reward --path "$tasks" --cache "$cache" <"$tmp/badline")" -eq 1
 check "  naming it" grep -q "stdin:1: answer 'nope' names no task" "$tmp/err"
