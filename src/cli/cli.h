@@ -22,6 +22,7 @@ int cli_encode(int argc, char **argv); /* cli_encode.c: BERT hidden states / poo
 int cli_make_model(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_bench_adapters(int argc, char **argv);
+int cli_bench_encoder(int argc, char **argv); /* cli_bench_encoder.c: `preft bench encoder` */
 int cli_perplexity(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_detokenize(int argc, char **argv);
