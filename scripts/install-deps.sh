@@ -4,6 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git libcmocka-dev libcjson-dev libpcre2-dev libutf8proc-dev
       libmicrohttpd-dev libcurl4-openssl-dev curl jq clang-format
+      tmux  # the terminus agent's terminal (src/tasks/terminus_tmux.c)
       clang libclang-rt-14-dev  # clang + libFuzzer's runtime: scripts/fuzz.sh
       bubblewrap debootstrap)   # terminal-task sandboxes and their clean Debian base
 # tasks/ (the terminal task suite) runs on the host's root: the tools its

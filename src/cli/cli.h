@@ -22,6 +22,7 @@ int cli_encode(int argc, char **argv); /* cli_encode.c: BERT hidden states / poo
 int cli_make_model(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_bench_adapters(int argc, char **argv);
+int cli_bench_encoder(int argc, char **argv); /* cli_bench_encoder.c: `preft bench encoder` */
 int cli_perplexity(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_detokenize(int argc, char **argv);
@@ -33,6 +34,7 @@ int cli_eval_loss(int argc, char **argv); /* cli_eval_loss.c */
 int cli_make_adapter(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 int cli_bench_serve(int argc, char **argv); /* `preft bench serve`, from cli_bench.c */
+int cli_tasks(int argc, char **argv);       /* cli_tasks.c: tasks run | check | list | reward | base */
 int cli_rl_data(int argc, char **argv);     /* cli_rl_data.c: prompts of an RL task */
 
 /* ---- declarative options ----------------------------------------------------

@@ -30,6 +30,7 @@ static const command commands[] = {
     {"detokenize", cli_detokenize, "token ids to text"},
     {"chat-template", cli_chat_template, "render a tokenizer's chat template with a conversation"},
     {"rl-data", cli_rl_data, "prompts of an RL task as text or a JSONL task file (pretraining, eval sets)"},
+    {"tasks", cli_tasks, "terminal tasks in sandboxes: run agents, check tasks, rewards for RL"},
     {"tokenizer", cli_tokenizer, "tokenizer tools: train a byte-level BPE (tokenizer train)"},
 };
 

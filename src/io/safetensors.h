@@ -10,7 +10,9 @@
  * Every header is validated before use: header length within the file, JSON
  * well formed, known dtype, shape consistent with the byte range, offsets
  * within the data section and not overlapping. Errors name the file and the
- * tensor.
+ * tensor. Tensors of the other safetensors dtypes (integers, BOOL, F64, F8)
+ * are validated the same way and then skipped (preft_st_skipped): a file may
+ * carry them beside the weights; a lookup of one fails naming its dtype.
  */
 #ifndef PREFT_IO_SAFETENSORS_H
 #define PREFT_IO_SAFETENSORS_H
@@ -35,11 +37,21 @@ typedef struct preft_st_tensor {
   int file; /* index into the set's files */
 } preft_st_tensor;
 
+/* A tensor of a type no weight can have (I64, I32, BOOL, F64, ...), e.g.
+ * the position_ids buffer older transformers saved with BERT: validated
+ * like the others, then only remembered by name. */
+typedef struct preft_st_skipped {
+  char *name;
+  char dtype[16];
+} preft_st_skipped;
+
 typedef struct preft_st_set {
   preft_mapped_file *files;
   int n_files;
   preft_st_tensor *tensors;
   int n_tensors;
+  preft_st_skipped *skipped;
+  int n_skipped;
   void **owned; /* aligned copies of misaligned tensors */
   int n_owned;
   bool copy;         /* files are read into memory (preft_copy_file) instead of mapped */
@@ -63,6 +75,9 @@ void preft_st_close(preft_st_set *set);
 
 /* NULL when absent. */
 const preft_st_tensor *preft_st_find(const preft_st_set *set, const char *name);
+/* The dtype ("I64", ...) of a skipped tensor, NULL when no such tensor was
+ * skipped. */
+const char *preft_st_skipped_dtype(const preft_st_set *set, const char *name);
 const char *preft_st_file_of(const preft_st_set *set, const preft_st_tensor *t);
 size_t preft_st_numel(const preft_st_tensor *t);
 

@@ -74,13 +74,29 @@ typedef struct preft_bert {
   preft_weight pooler_w;    /* [D, D] */
   float *pooler_b;          /* [D] */
   const char *prefix;       /* "bert." or "" as found in the checkpoint */
-  preft_st_set st;
+  preft_st_set st;          /* the mapped files the weights point into */
+  void *owned;              /* the matrices of a model made in memory (random init) */
 } preft_bert;
 
 /* Loads DIR/config.json and DIR/model.safetensors (or its shards). Errors
  * name the file and the tensor (missing, or its shape and the one expected). */
 int preft_bert_load(preft_bert **out, const char *dir, preft_error *err);
 void preft_bert_free(preft_bert *m);
+
+/* A model with random weights of the given config, in memory (benchmarks);
+ * every matrix stored in `dtype`, with a pooler. */
+int preft_bert_init_random(preft_bert **out, const preft_bert_config *cfg, preft_dtype dtype, uint64_t seed,
+                           preft_error *err);
+
+/* The configs of Google's BERT releases by name (bert-base: L12 D768 H12
+ * F3072 V30522 P512; bert-large; and the miniatures bert-medium L8 D512,
+ * bert-small L4 D512, bert-mini L4 D256, bert-tiny L2 D128), for benchmarks;
+ * fails naming the known names. */
+int preft_bert_shape_config(const char *name, preft_bert_config *cfg, preft_error *err);
+
+/* FLOPs of one forward pass over B sequences of T tokens (the matrix
+ * products and the attention; multiply-add = 2). */
+double preft_bert_forward_flops(const preft_bert_config *c, int n_seqs, int seq_len);
 
 /* B right-padded sequences of T tokens each. ids and types are [B*T]
  * (sequence b at b*T); types NULL means all 0; lengths [B] (NULL: all T)

@@ -114,5 +114,6 @@ void preft_bert_free(preft_bert *m) {
   free(m->ln_emb_b);
   free(m->pooler_b);
   preft_st_close(&m->st);
+  free(m->owned);
   free(m);
 }

@@ -9,7 +9,12 @@
 int preft_weights_expect(const preft_st_set *st, const char *name, int64_t d0, int64_t d1,
                          const preft_st_tensor **out, preft_error *err) {
   const preft_st_tensor *t = preft_st_find(st, name);
-  if (!t) return preft_fail(err, "tensor %s is missing from the checkpoint", name);
+  if (!t) {
+    const char *other = preft_st_skipped_dtype(st, name);
+    if (other)
+      return preft_fail(err, "tensor %s has dtype %s; a weight must be F32, F16 or BF16", name, other);
+    return preft_fail(err, "tensor %s is missing from the checkpoint", name);
+  }
   int nd = d1 > 0 ? 2 : 1;
   if (t->ndim != nd || t->shape[0] != d0 || (nd == 2 && t->shape[1] != d1)) {
     char got[96] = "[", want[64];

@@ -95,3 +95,25 @@ int preft_term_chat(preft_client *c, const char *body, double deadline, preft_te
     sleep_s(1.0);
   }
 }
+
+int64_t preft_term_model_context(preft_client *c, const char *model) {
+  preft_http_response r;
+  preft_error err;
+  preft_client_set_timeout(c, 10);
+  if (preft_client_get(c, "/models", &r, &err) != 0) return 0;
+  int64_t n = 0;
+  cJSON *j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+  const cJSON *data = j ? cJSON_GetObjectItemCaseSensitive(j, "data") : NULL;
+  const cJSON *m;
+  if (!cJSON_IsArray(data)) data = NULL;
+  cJSON_ArrayForEach(m, data) {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
+    const cJSON *len = cJSON_GetObjectItemCaseSensitive(m, "max_model_len");
+    bool same = cJSON_IsString(id) && model && !strcmp(id->valuestring, model);
+    if (cJSON_IsNumber(len) && len->valuedouble > 0 && (same || !n)) n = (int64_t)len->valuedouble;
+    if (same) break;
+  }
+  cJSON_Delete(j);
+  preft_http_response_free(&r);
+  return n;
+}

@@ -7,7 +7,8 @@
  * times more, a large BPE vocabulary a little less). To stay under the
  * budget the oldest turns after the system prompt and the task are dropped,
  * an assistant+user pair at a time; when only the newest pair is left and
- * it is still too long, the middle of the newest message is cut out. */
+ * it is still too long, the middle of its assistant message is cut out,
+ * then the middle of the newest message. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
@@ -72,16 +73,20 @@ int preft_term_conv_trim(preft_term_conv *c, int64_t budget) {
     drop(c, c->n_keep, 2);
     dropped += 2;
   }
-  int64_t over = preft_term_conv_tokens(c) - budget;
-  if (over > 0 && c->n > c->n_keep) {
-    preft_term_msg *last = &c->m[c->n - 1];
-    size_t len = strlen(last->content);
+  /* then the newest pair's own text: the assistant's reply first (the
+   * output the model has not seen yet matters more), then the output */
+  for (int i = c->n - 2; i < c->n; i++) {
+    int64_t over = preft_term_conv_tokens(c) - budget;
+    if (over <= 0 || i < c->n_keep) continue;
+    preft_term_msg *m = &c->m[i];
+    size_t len = strlen(m->content);
     /* bytes to remove: over tokens at the calibrated 4 bytes per token, plus the note's own length */
     size_t cut = (size_t)ceil((double)over / c->tokens_per_est * 4.0) + 100;
+    if (len <= 120) continue; /* the note would be longer */
     size_t keep = len > cut ? len - cut : 0;
-    char *shorter = preft_term_truncate(last->content, keep);
-    free(last->content);
-    last->content = shorter;
+    char *shorter = preft_term_truncate(m->content, keep);
+    free(m->content);
+    m->content = shorter;
   }
   return dropped;
 }

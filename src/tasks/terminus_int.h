@@ -54,8 +54,9 @@ void preft_term_reply_free(preft_term_reply *r);
 
 /* ---- the prompts (all heap strings) --------------------------------------------- */
 
-/* The system prompt: the role, the reply format and its rules. */
-char *preft_term_system_prompt(void);
+/* The system prompt: the role, the reply format and its rules; brief: the
+ * same in about 120 tokens, for models with a small context. */
+char *preft_term_system_prompt(bool brief);
 /* The first user message: the task and the terminal as it is. */
 char *preft_term_first_message(const char *instruction, const char *screen);
 /* After commands ran: warnings of the reply (may be ""), then the output. */
@@ -114,7 +115,8 @@ void preft_term_conv_calibrate(preft_term_conv *c, int64_t prompt_tokens, int64_
 /* Brings the conversation under budget tokens: drops the oldest turns after
  * the kept ones, an assistant+user pair at a time (the roles keep
  * alternating), down to the newest pair; when that is not enough, shortens
- * the newest message (head and tail kept). Returns the number of messages
+ * that pair's assistant message, then the newest message (head and tail
+ * kept). Returns the number of messages
  * dropped. */
 int preft_term_conv_trim(preft_term_conv *c, int64_t budget);
 /* The raw (uncalibrated) estimate of the whole conversation. */
@@ -137,6 +139,9 @@ typedef struct preft_term_chat_result {
 int preft_term_chat(preft_client *c, const char *body, double deadline, preft_term_chat_result *out,
                     preft_error *err);
 void preft_term_chat_result_free(preft_term_chat_result *r);
+/* The context length the endpoint reports for model (GET <base>/models,
+ * "max_model_len" as preft and vLLM list it); 0 when it says none. */
+int64_t preft_term_model_context(preft_client *c, const char *model);
 /* Parses a chat completion response body (used by preft_term_chat). */
 int preft_term_chat_parse(const char *body, preft_term_chat_result *out, preft_error *err);
 

@@ -48,7 +48,17 @@ static const char system_prompt[] =
     "- Do not leave a command running that waits for input you will not send.\n"
     "- Use \"commands\": [] to only wait and look again.\n";
 
-char *preft_term_system_prompt(void) { return preft_xstrdup(system_prompt); }
+/* The same contract in few words, for models with a small context. */
+static const char brief_system_prompt[] =
+    "You are root at a bash prompt in a 160x40 tmux terminal. Solve the task by sending keystrokes. "
+    "Answer only with JSON: {\"analysis\": \"...\", \"plan\": \"...\", \"commands\": "
+    "[{\"keystrokes\": \"ls\\n\", \"duration\": 0.1}], \"task_complete\": false}. "
+    "End commands with \\n; C-c interrupts; duration is seconds to wait (at most 60). Set "
+    "task_complete to true when done; you will be asked once to confirm.";
+
+char *preft_term_system_prompt(bool brief) {
+  return preft_xstrdup(brief ? brief_system_prompt : system_prompt);
+}
 
 char *preft_term_first_message(const char *instruction, const char *screen) {
   srv_buf b = {0};

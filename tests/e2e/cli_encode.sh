@@ -78,4 +78,11 @@ head -c 5000 "$m/model.safetensors" >"$tmp/cut/model.safetensors"
 "$bin" encode -m "$tmp/cut" --ids 1,2 -o "$tmp/x" 2>"$tmp/err"
 check "a truncated checkpoint exits 1 naming the file" bash -c 'test $1 -eq 1 && grep -q "cut/model.safetensors" "$2"' _ $? "$tmp/err"
 check "no output file is left behind by failures" test ! -e "$tmp/x"
+# the benchmark runs and reports what it measured
+"$bin" bench encoder --shape bert-tiny --layers 1 --seq-len 8 --batch 1,2 --reps 1 --threads 1 --json "$tmp/bench.json" >"$tmp/bench.txt" 2>&1
+check "bench encoder exits 0" test $? -eq 0
+check "bench encoder prints the sgemm ceiling and a row per batch size" bash -c 'grep -q "sgemm 1024^3" "$1" && test "$(grep -cE "^ +[12] \|" "$1")" -eq 2' _ "$tmp/bench.txt"
+check "bench encoder --json lists both batch sizes with positive tokens/s" bash -c 'test "$(jq "[.results[] | select(.tokens_per_s > 0)] | length" "$1")" -eq 2' _ "$tmp/bench.json"
+"$bin" bench encoder --shape bert-huge >"$tmp/bench.txt" 2>&1
+check "an unknown shape exits 1 naming the known ones" bash -c 'test $1 -eq 1 && grep -q "bert-base" "$2"' _ $? "$tmp/bench.txt"
 e2e_exit

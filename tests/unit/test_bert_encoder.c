@@ -5,7 +5,8 @@
  * BertForSequenceClassification in BF16 with three token types. Each
  * sequence alone, all of them as one right-padded batch (lengths, and an
  * attention mask), on the portable and the best CPU path, with one and
- * several threads; and the batch errors. */
+ * several threads; the batch errors; and a checkpoint holding the I64
+ * position_ids buffer of older transformers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+#include <unistd.h>
+
+#include "base/file.h"
 #include "model/bert.h"
 #include "tensor/cpu.h"
 #include "testutil.h"
@@ -224,6 +229,71 @@ static void test_loaded_names(void **state) {
   free_reference(&r);
 }
 
+/* A copy of bert-model-f32 whose safetensors also holds the I64 buffer
+ * embeddings.position_ids [1, P] that transformers before 4.31 saved: it is
+ * skipped, and the model gives the same outputs. */
+static void test_position_ids_buffer_is_skipped(void **state) {
+  (void)state;
+  reference r;
+  load_reference("bert-model-f32", &r);
+  char *src = test_data_path("bert/bert-model-f32/model.safetensors");
+  size_t size;
+  uint8_t *file = test_read_all(src, &size);
+  assert_non_null(file);
+  uint64_t hlen = 0;
+  for (int i = 0; i < 8; i++) hlen |= (uint64_t)file[i] << (8 * i);
+  cJSON *header = cJSON_ParseWithLength((const char *)file + 8, (size_t)hlen);
+  assert_non_null(header);
+  size_t data_size = size - 8 - (size_t)hlen, P = (size_t)r.m->cfg.max_pos;
+  cJSON *e = cJSON_AddObjectToObject(header, "embeddings.position_ids");
+  cJSON_AddStringToObject(e, "dtype", "I64");
+  cJSON *shape = cJSON_AddArrayToObject(e, "shape"), *offs = cJSON_AddArrayToObject(e, "data_offsets");
+  cJSON_AddItemToArray(shape, cJSON_CreateNumber(1));
+  cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)P));
+  cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)data_size));
+  cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(data_size + 8 * P)));
+  char *text = cJSON_PrintUnformatted(header);
+  size_t tlen = strlen(text), padded = (tlen + 7) / 8 * 8;
+  size_t out_size = 8 + padded + data_size + 8 * P;
+  uint8_t *out = malloc(out_size);
+  for (int i = 0; i < 8; i++) out[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+  memset(out + 8, ' ', padded);
+  memcpy(out + 8, text, tlen);
+  memcpy(out + 8 + padded, file + 8 + hlen, data_size);
+  for (size_t p = 0; p < P; p++)
+    for (int i = 0; i < 8; i++) out[8 + padded + data_size + 8 * p + (size_t)i] = (uint8_t)(p >> (8 * i));
+  char *dir = test_tmpdir(), *path = preft_path_join(dir, "model.safetensors");
+  char *cfg_src = test_data_path("bert/bert-model-f32/config.json"),
+       *cfg_dst = preft_path_join(dir, "config.json");
+  preft_error err;
+  size_t cfg_size;
+  char *cfg = test_read_all(cfg_src, &cfg_size);
+  assert_int_equal(preft_write_atomic(path, out, out_size, &err), 0);
+  assert_int_equal(preft_write_atomic(cfg_dst, cfg, cfg_size, &err), 0);
+  preft_bert *m2;
+  if (preft_bert_load(&m2, dir, &err) != 0) fail_msg("%s", err.msg);
+  assert_non_null(preft_st_skipped_dtype(&m2->st, "embeddings.position_ids"));
+  preft_bert_free(r.m);
+  r.m = m2;
+  preft_pool *pool = preft_pool_create(1);
+  check_alone(&r, pool);
+  preft_pool_free(pool);
+  unlink(path);
+  unlink(cfg_dst);
+  rmdir(dir);
+  free(cfg);
+  free(cfg_src);
+  free(cfg_dst);
+  free(path);
+  free(dir);
+  free(out);
+  cJSON_free(text);
+  cJSON_Delete(header);
+  free(file);
+  free(src);
+  free_reference(&r);
+}
+
 static void expect_forward_error(const preft_bert *m, const preft_bert_batch *b, bool pooled,
                                  const char *needle) {
   preft_bert_workspace ws = {0};
@@ -271,7 +341,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bert_model_f32), cmocka_unit_test(test_bert_mlm_gamma_f16),
       cmocka_unit_test(test_bert_cls_bf16),  cmocka_unit_test(test_loaded_names),
-      cmocka_unit_test(test_batch_errors),
+      cmocka_unit_test(test_batch_errors),   cmocka_unit_test(test_position_ids_buffer_is_skipped),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -128,6 +128,28 @@ static void lists_and_filters(void **s) {
   free(root);
 }
 
+/* the repository's task suite (tasks/), when there is one, reads in full */
+static void suite_reads(void **s) {
+  (void)s;
+  char *root = test_data_path("../../tasks");
+  struct stat st;
+  if (stat(root, &st) != 0) {
+    free(root);
+    skip();
+  }
+  preft_task **ts;
+  int n;
+  preft_error err;
+  if (preft_task_list(root, NULL, 0, &ts, &n, &err) != 0) fail_msg("%s", err.msg);
+  assert_true(n >= 1);
+  for (int k = 0; k < n; k++) {
+    assert_non_null(ts[k]->instruction);
+    assert_non_null(ts[k]->solution_dir); /* every suite task has a reference solution */
+  }
+  preft_task_list_free(ts, n);
+  free(root);
+}
+
 static void sizes(void **s) {
   (void)s;
   assert_int_equal(preft_task_parse_size_mb("2G"), 2048);
@@ -317,6 +339,7 @@ int main(void) {
       cmocka_unit_test(tb2_defaults),
       cmocka_unit_test(tb1_fixture_fields),
       cmocka_unit_test(lists_and_filters),
+      cmocka_unit_test(suite_reads),
       cmocka_unit_test(sizes),
       cmocka_unit_test(malformed_tasks_name_file_and_field),
       cmocka_unit_test(rewards),

@@ -118,11 +118,15 @@ static void malformed_replies_name_what_is_wrong(void **s) {
 /* ---- prompts --------------------------------------------------------------------- */
 
 static void prompts_carry_task_screen_and_errors(void **s) {
-  char *sys = preft_term_system_prompt();
-  for (const char *w = "analysis\0plan\0commands\0keystrokes\0duration\0task_complete\0C-c\0"; *w;
-       w += strlen(w) + 1)
-    if (!strstr(sys, w)) fail_msg("system prompt lacks %s", w);
-  free(sys);
+  for (int brief = 0; brief < 2; brief++) {
+    char *sys = preft_term_system_prompt(brief);
+    for (const char *w = "analysis\0plan\0commands\0keystrokes\0duration\0task_complete\0C-c\0"; *w;
+         w += strlen(w) + 1)
+      if (!strstr(sys, w)) fail_msg("%s system prompt lacks %s", brief ? "brief" : "full", w);
+    /* the brief prompt fits a small context: under 200 estimated tokens */
+    if (brief) assert_true(strlen(sys) < 800);
+    free(sys);
+  }
   char *first = preft_term_first_message("Create /app/out.txt", "root@box:/app# ");
   assert_non_null(strstr(first, "Create /app/out.txt"));
   assert_non_null(strstr(first, "root@box:/app# "));
@@ -252,6 +256,21 @@ static void conversation_is_trimmed_to_budget_keeping_task_and_order(void **s) {
   assert_string_equal(cJSON_GetObjectItem(m1, "content")->valuestring, "TASK");
   cJSON_Delete(j);
   free(body);
+  preft_term_conv_free(&c);
+
+  /* a long reply in the newest pair is shortened before the output is */
+  preft_term_conv_init(&c);
+  preft_term_conv_add(&c, "system", k400);
+  preft_term_conv_add(&c, "user", "TASK");
+  char *a4000 = repeat('a', 4000);
+  preft_term_conv_add(&c, "assistant", a4000);
+  preft_term_conv_add(&c, "user", k400);
+  assert_int_equal(preft_term_conv_tokens(&c), 104 + 5 + 1004 + 104);
+  assert_int_equal(preft_term_conv_trim(&c, 500), 0);
+  assert_true(preft_term_conv_tokens(&c) <= 500);
+  assert_true(strlen(c.m[2].content) < 2000);
+  assert_string_equal(c.m[3].content, k400);
+  free(a4000);
   free(k400);
   preft_term_conv_free(&c);
 }
