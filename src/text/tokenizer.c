@@ -376,6 +376,17 @@ static int load_config(preft_tokenizer *t, const char *dir, preft_error *err) {
     /* transformers' Llama / Gemma fast tokenizers rebuild the template from
      * add_bos_token / add_eos_token. */
     const char *cls = jstr(cfg, "tokenizer_class");
+    /* transformers' BertTokenizer(Fast) sets the BertNormalizer from its own
+     * arguments: do_lower_case (default true), strip_accents (null: follows
+     * lower-casing), tokenize_chinese_chars (default true) */
+    if (cls && !strncmp(cls, "Bert", 4) && t->normalizer && t->normalizer->type == NORM_BERT) {
+      const cJSON *lc = cJSON_GetObjectItemCaseSensitive(cfg, "do_lower_case");
+      const cJSON *sa = cJSON_GetObjectItemCaseSensitive(cfg, "strip_accents");
+      const cJSON *cc = cJSON_GetObjectItemCaseSensitive(cfg, "tokenize_chinese_chars");
+      t->normalizer->lowercase = cJSON_IsBool(lc) ? cJSON_IsTrue(lc) : true;
+      t->normalizer->strip_accents = cJSON_IsBool(sa) ? cJSON_IsTrue(sa) : t->normalizer->lowercase;
+      t->normalizer->handle_chinese = cJSON_IsBool(cc) ? cJSON_IsTrue(cc) : true;
+    }
     const cJSON *ab = cJSON_GetObjectItemCaseSensitive(cfg, "add_bos_token");
     const cJSON *ae = cJSON_GetObjectItemCaseSensitive(cfg, "add_eos_token");
     if (cls && (!strncmp(cls, "Llama", 5) || !strncmp(cls, "Gemma", 5) || !strncmp(cls, "CodeLlama", 9)) &&

@@ -274,6 +274,47 @@ static void bert_pairs_match_reference_ids_and_types(void **state) {
   assert_int_equal(bad, 0);
 }
 
+/* tokenizer_config.json of a BertTokenizer sets the normalizer as
+ * transformers does: do_lower_case, strip_accents, tokenize_chinese_chars;
+ * against @huggingface/tokenizers with the BertNormalizer set the same way
+ * (tokenizer/bert_normalizer_config.golden.jsonl, make_pair_golden.mjs). */
+static void bert_config_sets_the_normalizer(void **state) {
+  char *vocab = bert_vocab_txt();
+  char *dir = strndup(vocab, (size_t)(strrchr(vocab, '/') - vocab));
+  char *cfg_path = preft_path_join(dir, "tokenizer_config.json");
+  test_jsonl gold = test_read_jsonl("tokenizer/bert_normalizer_config.golden.jsonl");
+  assert_true(gold.n >= 10);
+  preft_error err;
+  int bad = 0;
+  for (int i = 0; i < gold.n; i++) {
+    char *config = cJSON_PrintUnformatted(cJSON_GetObjectItem(gold.v[i], "config"));
+    const char *text = cJSON_GetObjectItem(gold.v[i], "text")->valuestring;
+    assert_int_equal(preft_write_atomic(cfg_path, config, strlen(config), &err), 0);
+    preft_tokenizer *t;
+    if (preft_tokenizer_load(&t, dir, &err)) fail_msg("%s", err.msg);
+    int32_t *ids;
+    size_t n, where;
+    assert_int_equal(preft_tokenizer_encode(t, text, strlen(text), true, &ids, &n, &err), 0);
+    const cJSON *want = cJSON_GetObjectItem(gold.v[i], "ids");
+    if (!ids_equal(want, ids, n, &where)) {
+      fprintf(stderr, "config %s, text '%s': differs at %zu\n", config, text, where);
+      print_ids("ids", want, ids, n);
+      bad++;
+    }
+    free(ids);
+    cJSON_free(config);
+    preft_tokenizer_free(t);
+  }
+  test_jsonl_free(&gold);
+  unlink(cfg_path);
+  unlink(vocab);
+  rmdir(dir);
+  free(cfg_path);
+  free(dir);
+  free(vocab);
+  assert_int_equal(bad, 0);
+}
+
 /* A TemplateProcessing pair template from tokenizer.json (type ids as
  * written), and a tokenizer with a single template only refusing pairs. */
 static void template_pair_from_tokenizer_json(void **state) {
@@ -330,6 +371,7 @@ int main(void) {
       cmocka_unit_test(bert_wordpiece_matches_reference_ids),
       cmocka_unit_test(bert_pairs_match_reference_ids_and_types),
       cmocka_unit_test(template_pair_from_tokenizer_json),
+      cmocka_unit_test(bert_config_sets_the_normalizer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 // bert_json.mjs, as transformers' tokenizer(a, b) gives them: input ids and
 // token type ids of "[CLS] a [SEP] b [SEP]", and the ids of the pair
 // without special tokens. Each line: {"a", "b", "ids", "type_ids", "plain"}.
+// Also tests/data/tokenizer/bert_normalizer_config.golden.jsonl (below).
 // Run: cd tools/tokenizer_reference && npm install && node make_pair_golden.mjs
 // The C tests read only the file written here (no Node at test time).
 import fs from "node:fs";
@@ -40,3 +41,28 @@ const rows = pairs.map(([a, b]) => {
 });
 fs.writeFileSync(path.join(out, "bert_pairs.golden.jsonl"), rows.join("\n") + "\n");
 console.log(`bert pairs: ${rows.length} lines`);
+
+// tokenizer_config.json of a BertTokenizer(Fast) sets the BertNormalizer as
+// transformers' BertTokenizerFast.__init__ does: lowercase = do_lower_case
+// (default true), strip_accents as given (null: follows lowercase),
+// handle_chinese_chars = tokenize_chinese_chars (default true). Each line:
+// {"config": tokenizer_config.json, "text", "ids"}.
+const configs = [
+  { tokenizer_class: "BertTokenizer" },
+  { tokenizer_class: "BertTokenizer", do_lower_case: false },
+  { tokenizer_class: "BertTokenizerFast", strip_accents: false },
+  { tokenizer_class: "BertTokenizerFast", do_lower_case: false, strip_accents: true },
+  { tokenizer_class: "BertTokenizer", tokenize_chinese_chars: false },
+];
+const flagTexts = ["Hello Café 中文", "ÉCOLE naïve Zürich 東京"];
+const flagRows = [];
+for (const config of configs) {
+  const j = bertTokenizerJson(path.join(here, "node_modules"));
+  j.normalizer.lowercase = config.do_lower_case ?? true;
+  j.normalizer.strip_accents = config.strip_accents ?? null;
+  j.normalizer.handle_chinese_chars = config.tokenize_chinese_chars ?? true;
+  const t = new Tokenizer(j, {});
+  for (const text of flagTexts) flagRows.push(JSON.stringify({ config, text, ids: t.encode(text).ids }));
+}
+fs.writeFileSync(path.join(out, "bert_normalizer_config.golden.jsonl"), flagRows.join("\n") + "\n");
+console.log(`bert normalizer configs: ${flagRows.length} lines`);
