@@ -197,13 +197,23 @@ static void episodes(run_state *s, const char *instruction) {
     int dropped = preft_term_conv_trim(&s->conv, budget);
     if (dropped)
       log_line(s, "context: dropped %d old messages to stay under %lld tokens", dropped, (long long)budget);
-    int64_t raw_sent = preft_term_conv_raw(&s->conv);
+    int64_t raw_sent = preft_term_conv_raw(&s->conv), estimate = preft_term_conv_tokens(&s->conv);
+    if (estimate > budget)
+      log_line(s, "context: still about %lld tokens, over %lld (what cannot be dropped is too long)",
+               (long long)estimate, (long long)budget);
     char *body = preft_term_conv_request(&s->conv, o->model, o->temperature, max_tokens);
     preft_term_chat_result chat;
     int rc = preft_term_chat(s->client, body, s->deadline, &chat, &err);
     free(body);
     if (rc != 0) {
-      if (!out_of_time(s)) stop_with(s, "%s", err.msg);
+      if (out_of_time(s)) return;
+      if (estimate > budget)
+        stop_with(s,
+                  "%s (the agent's prompt was about %lld tokens: the system prompt and the task do not fit "
+                  "a context of %lld)",
+                  err.msg, (long long)estimate, (long long)context);
+      else
+        stop_with(s, "%s", err.msg);
       return;
     }
     res->episodes++;
