@@ -11,6 +11,7 @@
 #include "base/file.h"
 #include "cli/cli.h"
 #include "server/client.h"
+#include "tasks/env_base.h"
 #include "tasks/run.h"
 #include "tasks/task.h"
 
@@ -21,7 +22,7 @@ static volatile sig_atomic_t g_cancel;
 
 static void on_signal(int sig) {
   (void)sig;
-  __atomic_store_n(&g_cancel, 1, __ATOMIC_RELAXED); /* read by the job's threads */
+  __atomic_add_fetch(&g_cancel, 1, __ATOMIC_RELAXED); /* read by the job's threads: 1 stop, 2 leave now */
 }
 
 static void catch_signals(void) {
@@ -33,8 +34,8 @@ static void catch_signals(void) {
   sigaction(SIGTERM, &sa, NULL);
 }
 
-/* After an interrupted job: the workers are blocked for good and every
- * sandbox is gone; leave now. */
+/* After a job abandoned at a second interrupt: its workers still run; leave now
+ * (each sandbox dies with preft). */
 static void exit_interrupted(void) {
   fflush(stdout);
   fflush(stderr);
@@ -192,7 +193,8 @@ static int tasks_run(int argc, char **argv) {
   } else {
     if (print_or_write_json(json, summary) != 0) rc = CLI_EXIT_ERROR;
     fprintf(stderr, "preft tasks run: job folder %s\n", job_dir);
-    if (r == 1) exit_interrupted();
+    if (r == 2) exit_interrupted();
+    if (r == 1) rc = EXIT_INTERRUPTED;
     cJSON_Delete(summary);
     free(job_dir);
   }
@@ -238,7 +240,8 @@ static int rm_rf(const char *dir) {
   return r;
 }
 
-/* One trial of `agent` in a job of its own; the trial's result into *res. 1: interrupted. */
+/* One trial of `agent` in a job of its own; its reward and error. Returns 0,
+ * -1 (err) when the job could not be made, 1 when interrupted. */
 static int one_trial(preft_task *t, preft_agent_kind agent, const char *commands, const char *jobs,
                      const char *job_name, const char *cache, const char *base, double mult, double *reward,
                      char *error, size_t error_size, preft_error *err) {
@@ -259,7 +262,12 @@ static int one_trial(preft_task *t, preft_agent_kind agent, const char *commands
   char *job_dir;
   int r = preft_run_job(&ro, &summary, &job_dir, err);
   if (r < 0) return -1;
-  if (r == 1) exit_interrupted();
+  if (r == 2) exit_interrupted();
+  if (r == 1) {
+    cJSON_Delete(summary);
+    free(job_dir);
+    return 1;
+  }
   const cJSON *tr = cJSON_GetArrayItem(cJSON_GetObjectItem(summary, "trials"), 0);
   *reward = tr ? cJSON_GetObjectItem(tr, "reward")->valuedouble : 0;
   const cJSON *e = tr ? cJSON_GetObjectItem(tr, "error") : NULL;
@@ -313,10 +321,11 @@ static int tasks_check(int argc, char **argv) {
     double reward;
     char error[512], name[64];
     snprintf(name, sizeof name, "check-%s", preft_agent_name(agents[k]));
-    if (one_trial(t, agents[k], NULL, jobs, name, cache_path, base_dir(base), mult, &reward, error,
-                  sizeof error, &err) != 0) {
-      fprintf(stderr, "preft tasks check: %s\n", err.msg);
-      rc = CLI_EXIT_ERROR;
+    int r = one_trial(t, agents[k], NULL, jobs, name, cache_path, base_dir(base), mult, &reward, error,
+                      sizeof error, &err);
+    if (r != 0) {
+      if (r < 0) fprintf(stderr, "preft tasks check: %s\n", err.msg);
+      rc = r < 0 ? CLI_EXIT_ERROR : EXIT_INTERRUPTED;
       break;
     }
     bool ok = k == 0 ? reward >= 1.0 : reward < 1.0;
@@ -327,7 +336,7 @@ static int tasks_check(int argc, char **argv) {
     fflush(stdout);
     if (!ok) rc = CLI_EXIT_ERROR;
   }
-  printf("%s\n", rc == CLI_EXIT_OK ? "ok" : "the task does not check out");
+  if (rc != EXIT_INTERRUPTED) printf("%s\n", rc == CLI_EXIT_OK ? "ok" : "the task does not check out");
   if (tmp)
     rm_rf(tmp);
   else
@@ -495,8 +504,15 @@ static int tasks_reward(int argc, char **argv) {
     char name[64], error[512];
     snprintf(name, sizeof name, "reward-%ld", lineno);
     double reward = 0;
-    if (one_trial(t, PREFT_AGENT_COMMANDS, commands, jobs, name, cache_path, base_dir(base), mult, &reward,
-                  error, sizeof error, &err) != 0) {
+    int r = one_trial(t, PREFT_AGENT_COMMANDS, commands, jobs, name, cache_path, base_dir(base), mult,
+                      &reward, error, sizeof error, &err);
+    if (r == 1) { /* interrupted: no reward for this line */
+      free(commands);
+      cJSON_Delete(j);
+      rc = EXIT_INTERRUPTED;
+      break;
+    }
+    if (r < 0) {
       fprintf(stderr, "preft tasks reward: stdin:%ld: %s\n", lineno, err.msg);
       reward = 0;
     } else if (error[0]) {
@@ -522,18 +538,30 @@ static int tasks_reward(int argc, char **argv) {
 /* ---- base ---- */
 
 static void base_usage(FILE *out) {
-  fprintf(out,
-          "usage: preft tasks base -o DIR\n\n"
-          "Makes a clean Debian root file system with debootstrap, from the mirror the host's apt uses,\n"
-          "for --base (instead of the host's root).\n\n"
-          "  -o, --out DIR   where the root file system goes (required)\n"
-          "exit: 0 ok, 1 error, 2 bad command line\n");
+  fprintf(
+      out,
+      "usage: preft tasks base -o DIR [--mirror URL --suite NAME] [--packages A,B]\n\n"
+      "Makes a clean Debian root file system with debootstrap (minbase), from the mirror and release\n"
+      "the host's apt uses, into DIR/root, for --base DIR (instead of the host's root). Once made,\n"
+      "it is found again at once. Takes minutes and the network to the mirror; needs root.\n\n"
+      "  -o, --out DIR      where the base goes: DIR/root, DIR/base.json, DIR/debootstrap.log (required)\n"
+      "  --mirror URL       Debian mirror (default: the host's apt sources)\n"
+      "  --suite NAME       release, such as bookworm (default: the host's)\n"
+      "  --packages LIST    packages besides minbase, comma-separated (default " PREFT_ENV_BASE_PACKAGES
+      ")\n"
+      "  --timeout S        give up after S seconds (default 3600)\n"
+      "exit: 0 ok, 1 error, 2 bad command line\n");
 }
 
 static int tasks_base(int argc, char **argv) {
-  const char *out = NULL;
+  const char *out = NULL, *mirror = NULL, *suite = NULL, *packages = NULL;
+  double timeout = 3600;
   const cli_opt opts[] = {
       {"--out", "-o", CLI_STR, &out},
+      {"--mirror", NULL, CLI_STR, &mirror},
+      {"--suite", NULL, CLI_STR, &suite},
+      {"--packages", NULL, CLI_STR, &packages},
+      {"--timeout", NULL, CLI_FLOAT, &timeout, 1, 1e6},
       {NULL},
   };
   int pr = cli_parse("tasks base", argc, argv, opts, base_usage);
@@ -542,10 +570,24 @@ static int tasks_base(int argc, char **argv) {
     fprintf(stderr, "preft tasks base: -o is required (see --help)\n");
     return CLI_EXIT_USAGE;
   }
-  fprintf(stderr,
-          "preft tasks base: not available in this build: the debootstrap base maker "
-          "(preft_env_make_base) has not landed yet; the host's root is the base meanwhile\n");
-  return CLI_EXIT_ERROR;
+  char *log = preft_path_join(out, "debootstrap.log");
+  preft_env_base_opts o = {
+      .mirror = mirror, .suite = suite, .packages = packages, .log_path = log, .timeout_s = timeout};
+  fprintf(stderr, "preft tasks base: debootstrap into %s/root (log: %s) ...\n", out, log);
+  char *root;
+  bool existed;
+  preft_error err;
+  int rc = preft_env_make_base(out, &o, &root, &existed, &err);
+  free(log);
+  if (rc != 0) {
+    fprintf(stderr, "preft tasks base: %s\n", err.msg);
+    return CLI_EXIT_ERROR;
+  }
+  fprintf(stderr, "preft tasks base: %s %s: use --base %s\n", root, existed ? "was there already" : "made",
+          out);
+  printf("%s\n", root);
+  free(root);
+  return CLI_EXIT_OK;
 }
 
 /* ---- dispatch ---- */
