@@ -77,6 +77,7 @@ typedef struct preft_engine_config {
   int max_step_tokens;     /* token rows per step (prefill chunks + decode); 0: 512 */
   int max_queue;           /* waiting requests before submit fails with BUSY; 0: 1024 */
   int max_loaded_adapters; /* 0: 64 */
+  size_t adapter_cache_mb; /* hard cap on the memory of loaded adapters (MiB); 0: none */
   int max_context;         /* per sequence; 0: the model's max_position_embeddings */
   bool borrow_model;       /* the caller keeps ownership of the model */
 } preft_engine_config;
@@ -121,6 +122,18 @@ typedef struct preft_adapter_info {
 } preft_adapter_info;
 PREFT_API void preft_engine_each_adapter(preft_engine *e, void (*fn)(void *ctx, const preft_adapter_info *a),
                                          void *ctx);
+/* Calls fn for at most limit (<= 0: all) registered adapters, in
+ * registration order, starting after the one named `after` (NULL: from the
+ * first); *more (may be NULL) says whether more follow. Returns how many
+ * were listed, or -1 when `after` is not registered. Under the engine
+ * lock, like preft_engine_each_adapter. */
+PREFT_API int preft_engine_list_adapters(preft_engine *e, const char *after, int limit,
+                                         void (*fn)(void *ctx, const preft_adapter_info *a), void *ctx,
+                                         bool *more);
+/* Calls fn for the adapter named name (under the engine lock); false when
+ * there is none. */
+PREFT_API bool preft_engine_adapter_info(preft_engine *e, const char *name,
+                                         void (*fn)(void *ctx, const preft_adapter_info *a), void *ctx);
 /* Loads every registered adapter that is not loaded yet, on the calling
  * thread (a server calls it before it starts listening), keeping as many
  * loaded as max_loaded_adapters allows. An adapter whose files fail to load
@@ -213,6 +226,14 @@ typedef struct preft_engine_stats {
   long step_hist[PREFT_HIST_BUCKETS + 1], ttft_hist[PREFT_HIST_BUCKETS + 1];
   double ttft_seconds_sum;
   long ttft_count;
+  /* adapters: loads (successful), failed loads, evictions since start; the
+   * memory of loaded adapters, of loads under way (reserved, an upper
+   * bound) and the cap (0: none); the time of each load attempt */
+  long adapter_loads, adapter_load_failures, adapter_evictions;
+  size_t adapter_bytes, adapter_bytes_reserved, adapter_bytes_limit;
+  long adapter_load_hist[PREFT_HIST_BUCKETS + 1];
+  double adapter_load_seconds_sum;
+  long adapter_load_count;
 } preft_engine_stats;
 
 PREFT_API void preft_engine_get_stats(preft_engine *e, preft_engine_stats *out);

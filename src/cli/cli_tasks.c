@@ -11,6 +11,7 @@
 #include "base/file.h"
 #include "cli/cli.h"
 #include "server/client.h"
+#include "tasks/env_base.h"
 #include "tasks/run.h"
 #include "tasks/task.h"
 
@@ -522,18 +523,30 @@ static int tasks_reward(int argc, char **argv) {
 /* ---- base ---- */
 
 static void base_usage(FILE *out) {
-  fprintf(out,
-          "usage: preft tasks base -o DIR\n\n"
-          "Makes a clean Debian root file system with debootstrap, from the mirror the host's apt uses,\n"
-          "for --base (instead of the host's root).\n\n"
-          "  -o, --out DIR   where the root file system goes (required)\n"
-          "exit: 0 ok, 1 error, 2 bad command line\n");
+  fprintf(
+      out,
+      "usage: preft tasks base -o DIR [--mirror URL --suite NAME] [--packages A,B]\n\n"
+      "Makes a clean Debian root file system with debootstrap (minbase), from the mirror and release\n"
+      "the host's apt uses, into DIR/root, for --base DIR (instead of the host's root). Once made,\n"
+      "it is found again at once. Takes minutes and the network to the mirror; needs root.\n\n"
+      "  -o, --out DIR      where the base goes: DIR/root, DIR/base.json, DIR/debootstrap.log (required)\n"
+      "  --mirror URL       Debian mirror (default: the host's apt sources)\n"
+      "  --suite NAME       release, such as bookworm (default: the host's)\n"
+      "  --packages LIST    packages besides minbase, comma-separated (default " PREFT_ENV_BASE_PACKAGES
+      ")\n"
+      "  --timeout S        give up after S seconds (default 3600)\n"
+      "exit: 0 ok, 1 error, 2 bad command line\n");
 }
 
 static int tasks_base(int argc, char **argv) {
-  const char *out = NULL;
+  const char *out = NULL, *mirror = NULL, *suite = NULL, *packages = NULL;
+  double timeout = 3600;
   const cli_opt opts[] = {
       {"--out", "-o", CLI_STR, &out},
+      {"--mirror", NULL, CLI_STR, &mirror},
+      {"--suite", NULL, CLI_STR, &suite},
+      {"--packages", NULL, CLI_STR, &packages},
+      {"--timeout", NULL, CLI_FLOAT, &timeout, 1, 1e6},
       {NULL},
   };
   int pr = cli_parse("tasks base", argc, argv, opts, base_usage);
@@ -542,10 +555,24 @@ static int tasks_base(int argc, char **argv) {
     fprintf(stderr, "preft tasks base: -o is required (see --help)\n");
     return CLI_EXIT_USAGE;
   }
-  fprintf(stderr,
-          "preft tasks base: not available in this build: the debootstrap base maker "
-          "(preft_env_make_base) has not landed yet; the host's root is the base meanwhile\n");
-  return CLI_EXIT_ERROR;
+  char *log = preft_path_join(out, "debootstrap.log");
+  preft_env_base_opts o = {
+      .mirror = mirror, .suite = suite, .packages = packages, .log_path = log, .timeout_s = timeout};
+  fprintf(stderr, "preft tasks base: debootstrap into %s/root (log: %s) ...\n", out, log);
+  char *root;
+  bool existed;
+  preft_error err;
+  int rc = preft_env_make_base(out, &o, &root, &existed, &err);
+  free(log);
+  if (rc != 0) {
+    fprintf(stderr, "preft tasks base: %s\n", err.msg);
+    return CLI_EXIT_ERROR;
+  }
+  fprintf(stderr, "preft tasks base: %s %s: use --base %s\n", root, existed ? "was there already" : "made",
+          out);
+  printf("%s\n", root);
+  free(root);
+  return CLI_EXIT_OK;
 }
 
 /* ---- dispatch ---- */

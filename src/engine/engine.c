@@ -228,14 +228,34 @@ static void deliver_events(preft_engine *e) {
 
 typedef enum { ADAPTER_READY, ADAPTER_WAIT, ADAPTER_NO_ROOM, ADAPTER_FAILED } adapter_state;
 
+/* Reserves room for loading a's files, by the bound of their memory; one
+ * that could never fit is marked failed (unavailable) with why. */
+static preft_reserve_result reserve_for_load(preft_engine *e, preft_registered_adapter *a) {
+  size_t bound = preft_adapter_memory_bound(a->path);
+  preft_reserve_result rr = preft_registry_reserve(&e->reg, a, bound);
+  if (rr == PREFT_RESERVE_TOO_BIG) {
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "adapter %s may take up to %.1f MiB (twice its files), more than the whole adapter cache (%.1f "
+             "MiB)",
+             a->name, (double)bound / (1 << 20), (double)e->reg.max_bytes / (1 << 20));
+    preft_registry_load_failed(&e->reg, a, msg, preft_now());
+    PREFT_WARN("%s", msg);
+  }
+  return rr;
+}
+
 /* Whether s's adapter is loaded; if not, queues its load when there is room
- * under the cap (ADAPTER_NO_ROOM when every loaded adapter is in use). */
+ * under the caps (ADAPTER_NO_ROOM when evicting every idle adapter would
+ * not make room; ADAPTER_FAILED when it failed to load, or can never fit). */
 static adapter_state adapter_ready(preft_engine *e, seq_t *s) {
   preft_registered_adapter *ra = s->ra;
   if (!ra || ra->loaded) return ADAPTER_READY;
   if (ra->loading) return ADAPTER_WAIT;
   if (preft_registry_unavailable(ra, preft_now())) return ADAPTER_FAILED;
-  if (!preft_registry_reserve(&e->reg, ra)) return ADAPTER_NO_ROOM;
+  preft_reserve_result rr = reserve_for_load(e, ra);
+  if (rr == PREFT_RESERVE_TOO_BIG) return ADAPTER_FAILED;
+  if (rr != PREFT_RESERVE_OK) return ADAPTER_NO_ROOM;
   {
     if (e->n_load_queue == e->cap_load_queue) {
       e->cap_load_queue = e->cap_load_queue ? e->cap_load_queue * 2 : 16;
@@ -547,6 +567,21 @@ static void *engine_main(void *arg) {
   return NULL;
 }
 
+/* Loads an adapter's files (the engine's lock released) and counts the
+ * load's time and outcome in the statistics (lock held again on return). */
+static int timed_load(preft_engine *e, preft_adapter **out, const char *path, const char *name,
+                      preft_error *err) {
+  pthread_mutex_unlock(&e->mu);
+  double t0 = preft_now();
+  int rc = preft_adapter_load(out, path, name, &e->model->cfg, err);
+  double dt = preft_now() - t0;
+  pthread_mutex_lock(&e->mu);
+  hist_add(e->stats.adapter_load_hist, dt);
+  e->stats.adapter_load_seconds_sum += dt;
+  e->stats.adapter_load_count++;
+  return rc;
+}
+
 static void *loader_main(void *arg) {
   preft_engine *e = arg;
   pthread_mutex_lock(&e->mu);
@@ -556,11 +591,9 @@ static void *loader_main(void *arg) {
     preft_registered_adapter *a = e->load_queue[0];
     memmove(e->load_queue, e->load_queue + 1, sizeof *e->load_queue * (size_t)--e->n_load_queue);
     char *path = preft_xstrdup(a->path), *name = preft_xstrdup(a->name);
-    pthread_mutex_unlock(&e->mu);
     preft_adapter *loaded = NULL;
     preft_error err;
-    int rc = preft_adapter_load(&loaded, path, name, &e->model->cfg, &err);
-    pthread_mutex_lock(&e->mu);
+    int rc = timed_load(e, &loaded, path, name, &err);
     if (rc == 0) {
       preft_registry_install(&e->reg, a, loaded);
       PREFT_INFO("adapter %s loaded from %s", name, path);
@@ -607,7 +640,7 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
     return -1;
   }
   preft_prefix_init(&e->prefix, &e->kv);
-  preft_registry_init(&e->reg, e->cfg.max_loaded_adapters);
+  preft_registry_init(&e->reg, e->cfg.max_loaded_adapters, e->cfg.adapter_cache_mb << 20);
   e->pool = preft_pool_create(cfg->threads);
   e->running = preft_xcalloc((size_t)e->cfg.max_running, sizeof(seq_t *));
   e->free_slots = preft_xmalloc(sizeof(int) * (size_t)e->cfg.max_running);
@@ -627,9 +660,11 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
     abort();
   }
   e->have_threads = true;
-  PREFT_INFO("engine: %zu KV blocks of %d positions (%zu MiB), up to %d running, %d tokens per step",
-             n_blocks, e->cfg.block_size, (n_blocks * block_bytes) >> 20, e->cfg.max_running,
-             e->cfg.max_step_tokens);
+  PREFT_INFO(
+      "engine: %zu KV blocks of %d positions (%zu MiB), up to %d running, %d tokens per step; adapters: "
+      "%d loaded at most, in %zu MiB (0: no limit)",
+      n_blocks, e->cfg.block_size, (n_blocks * block_bytes) >> 20, e->cfg.max_running, e->cfg.max_step_tokens,
+      e->cfg.max_loaded_adapters, e->cfg.adapter_cache_mb);
   *out = e;
   return 0;
 }
@@ -712,14 +747,19 @@ int preft_engine_load_adapter(preft_engine *e, const char *name, const char *pat
   /* marks it loading either way (keeps the loader thread and eviction
    * away); without room under the cap the files are still read, to check
    * them, but not kept */
-  bool room = preft_registry_reserve(&e->reg, a);
+  preft_reserve_result rr = reserve_for_load(e, a);
+  if (rr == PREFT_RESERVE_TOO_BIG) {
+    preft_fail(err, "%s", a->error);
+    preft_registry_remove_entry(&e->reg, a);
+    pthread_mutex_unlock(&e->mu);
+    return -1;
+  }
+  bool room = rr == PREFT_RESERVE_OK;
   a->loading = true;
-  pthread_mutex_unlock(&e->mu);
   preft_adapter *loaded = NULL;
-  int rc = preft_adapter_load(&loaded, path, name, &e->model->cfg, err);
-  pthread_mutex_lock(&e->mu);
+  int rc = timed_load(e, &loaded, path, name, err);
   if (rc != 0)
-    a->removed = true; /* the registration fails with its load */
+    preft_registry_remove_entry(&e->reg, a); /* the registration fails with its load (freed by load_done) */
   else if (room)
     preft_registry_install(&e->reg, a, loaded);
   else
@@ -738,11 +778,11 @@ int preft_engine_add_loaded_adapter(preft_engine *e, const char *name, preft_ada
   pthread_mutex_lock(&e->mu);
   preft_registered_adapter *ra;
   int rc = preft_registry_add_memory(&e->reg, name, &ra, err);
-  if (rc == 0 && !preft_registry_reserve(&e->reg, ra)) {
-    rc = preft_fail(err, "adapter %s: all %d loaded adapters are in use (max_loaded_adapters)", name,
-                    e->reg.max_loaded);
-    ra->removed = true; /* no request holds it yet */
-    preft_registry_load_done(&e->reg, ra);
+  if (rc == 0 && preft_registry_reserve(&e->reg, ra, a->bytes) != PREFT_RESERVE_OK) {
+    rc = preft_fail(
+        err, "adapter %s (%.1f MiB) does not fit: the loaded adapters in use fill the caps (%d, %.1f MiB)",
+        name, (double)a->bytes / (1 << 20), e->reg.max_loaded, (double)e->reg.max_bytes / (1 << 20));
+    preft_registry_remove_entry(&e->reg, ra); /* no request holds it yet: freed now */
   } else if (rc == 0) {
     preft_registry_install(&e->reg, ra, a);
     preft_registry_load_done(&e->reg, ra);
@@ -766,20 +806,45 @@ static preft_adapter_info adapter_info(const preft_registered_adapter *a) {
                               .loaded = a->loaded != NULL,
                               .loading = a->loading,
                               .error = a->loaded ? NULL : a->error,
-                              .bytes = a->loaded ? a->loaded->bytes : 0,
+                              .bytes = a->loaded ? a->bytes : 0,
                               .checksum = a->checksum};
+}
+
+int preft_engine_list_adapters(preft_engine *e, const char *after, int limit,
+                               void (*fn)(void *ctx, const preft_adapter_info *a), void *ctx, bool *more) {
+  pthread_mutex_lock(&e->mu);
+  int i = preft_registry_after(&e->reg, after), n = 0;
+  if (more) *more = false;
+  for (; i >= 0 && i < e->reg.n; i++) {
+    preft_registered_adapter *a = e->reg.items[i];
+    if (a->removed) continue;
+    if (limit > 0 && n == limit) {
+      if (more) *more = true;
+      break;
+    }
+    preft_adapter_info info = adapter_info(a);
+    fn(ctx, &info);
+    n++;
+  }
+  pthread_mutex_unlock(&e->mu);
+  return i < 0 ? -1 : n;
 }
 
 void preft_engine_each_adapter(preft_engine *e, void (*fn)(void *ctx, const preft_adapter_info *a),
                                void *ctx) {
+  preft_engine_list_adapters(e, NULL, 0, fn, ctx, NULL);
+}
+
+bool preft_engine_adapter_info(preft_engine *e, const char *name,
+                               void (*fn)(void *ctx, const preft_adapter_info *a), void *ctx) {
   pthread_mutex_lock(&e->mu);
-  for (int i = 0; i < e->reg.n; i++) {
-    preft_registered_adapter *a = e->reg.items[i];
-    if (a->removed) continue;
+  preft_registered_adapter *a = preft_registry_find(&e->reg, name);
+  if (a) {
     preft_adapter_info info = adapter_info(a);
     fn(ctx, &info);
   }
   pthread_mutex_unlock(&e->mu);
+  return a != NULL;
 }
 
 int preft_engine_check_adapters(preft_engine *e) {
@@ -795,18 +860,20 @@ int preft_engine_check_adapters(preft_engine *e) {
   int n_bad = 0;
   for (int i = 0; i < n; i++) {
     preft_registered_adapter *a = todo[i];
+    preft_reserve_result rr;
     char *path = preft_xstrdup(a->path), *name = preft_xstrdup(a->name);
-    pthread_mutex_unlock(&e->mu);
     preft_adapter *loaded = NULL;
     preft_error err;
-    int rc = preft_adapter_load(&loaded, path, name, &e->model->cfg, &err);
-    pthread_mutex_lock(&e->mu);
+    int rc = timed_load(e, &loaded, path, name, &err);
     a->loading = false;
     if (rc != 0) {
       preft_registry_load_failed(&e->reg, a, err.msg, preft_now());
       PREFT_INFO("%s", err.msg);
       n_bad++;
-    } else if (preft_registry_reserve(&e->reg, a)) { /* room is made only for adapters that load */
+    } else if ((rr = reserve_for_load(e, a)) == PREFT_RESERVE_TOO_BIG) {
+      preft_adapter_free(loaded);
+      n_bad++;
+    } else if (rr == PREFT_RESERVE_OK) { /* room is made only for adapters that load */
       preft_registry_install(&e->reg, a, loaded);
     } else {
       preft_adapter_free(loaded); /* every loaded one is in use: checked, loaded on first use */
@@ -934,8 +1001,12 @@ void preft_engine_get_stats(preft_engine *e, preft_engine_stats *out) {
   out->kv_blocks_cached = preft_prefix_count(&e->prefix);
   out->kv_blocks_used = e->kv.n_blocks - e->kv.n_free;
   out->adapters_loaded = e->reg.n_loaded;
-  int n = 0;
-  for (int i = 0; i < e->reg.n; i++) n += !e->reg.items[i]->removed;
-  out->adapters_registered = n;
+  out->adapters_registered = e->reg.n_live;
+  out->adapter_loads = e->reg.loads;
+  out->adapter_load_failures = e->reg.load_failures;
+  out->adapter_evictions = e->reg.evictions;
+  out->adapter_bytes = e->reg.loaded_bytes;
+  out->adapter_bytes_reserved = e->reg.reserved_bytes;
+  out->adapter_bytes_limit = e->reg.max_bytes;
   pthread_mutex_unlock(&e->mu);
 }

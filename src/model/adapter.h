@@ -108,6 +108,12 @@ preft_adapt_flag preft_positions_row_flag(int first, int last, bool shared, pref
 preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos,
                                         int prompt_len);
 
+/* An upper bound of the memory preft_adapter_load takes for the adapter in
+ * dir: twice the size of its .safetensors files (a LoRA keeps a copy of
+ * its files plus B transposed, at most the file again; ReFT converts its
+ * weights to FP32, at most twice a 16-bit file). 0 when there are none. */
+size_t preft_adapter_memory_bound(const char *dir);
+
 /* Parses ReFT positions "fA+lB", "fA", "lB" or "all" (first/last = -1 for all). */
 int preft_reft_positions_parse(const char *s, int *first, int *last);
 

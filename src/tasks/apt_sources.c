@@ -166,6 +166,7 @@ int preft_apt_sources_parse_deb822(const char *text, size_t len, const char *nam
   bool too_long;
   paragraph *p = preft_xcalloc(1, sizeof *p);
   char *field = NULL; /* the field a continuation line extends (NULL: one we skip) */
+  size_t field_cap = 0;
   bool in_field = false;
   int rc = 0;
   while (rc == 0 && next_line(text, len, &pos, line, sizeof line, &too_long)) {
@@ -190,7 +191,7 @@ int preft_apt_sources_parse_deb822(const char *text, size_t len, const char *nam
       }
       if (field) {
         size_t have = strlen(field);
-        if (have + n + 2 > MAX_FIELD) {
+        if (have + n + 2 > field_cap) {
           rc = preft_fail(err, "%s:%d: field too long", name, lineno);
           break;
         }
@@ -225,8 +226,8 @@ int preft_apt_sources_parse_deb822(const char *text, size_t len, const char *nam
       field = p->enabled;
     in_field = true;
     if (field) {
-      size_t cap = field == p->enabled ? sizeof p->enabled : MAX_FIELD;
-      if (strlen(value) >= cap) {
+      field_cap = field == p->enabled ? sizeof p->enabled : MAX_FIELD;
+      if (strlen(value) >= field_cap) {
         rc = preft_fail(err, "%s:%d: field %s too long", name, lineno, line);
         break;
       }

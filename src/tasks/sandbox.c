@@ -875,6 +875,95 @@ int preft_sandbox_copy_in(preft_sandbox *sb, const char *host_path, const char *
   return 0;
 }
 
+int preft_sandbox_read_file(preft_sandbox *sb, const char *inside_path, size_t max_bytes, char **out,
+                            size_t *out_size, preft_error *err) {
+  *out = NULL;
+  *out_size = 0;
+  if (!inside_path || inside_path[0] != '/')
+    return preft_fail(err, "sandbox read: %s is not an absolute path", inside_path ? inside_path : "(null)");
+  sandbox_door d;
+  if (door_open(sb, &d, err) != 0) return -1;
+  int data[2], msg[2];
+  if (pipe2(data, O_CLOEXEC) != 0) {
+    door_close(&d);
+    return preft_fail(err, "sandbox read: pipe: %s", strerror(errno));
+  }
+  if (pipe2(msg, O_CLOEXEC) != 0) {
+    close(data[0]);
+    close(data[1]);
+    door_close(&d);
+    return preft_fail(err, "sandbox read: pipe: %s", strerror(errno));
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(data[0]);
+    close(msg[0]);
+    if (door_enter(&d) != 0) {
+      write_str(msg[1], "cannot enter the sandbox");
+      _exit(1);
+    }
+    int fd = open(inside_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      write_str(msg[1], fd < 0 ? strerror(errno) : "not a regular file");
+      _exit(1);
+    }
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+      for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(data[1], buf + off, (size_t)(n - off));
+        if (w <= 0) _exit(1); /* the reader stopped: too long */
+        off += w;
+      }
+    _exit(n < 0 ? 1 : 0);
+  }
+  close(data[1]);
+  close(msg[1]);
+  door_close(&d);
+  if (pid < 0) {
+    close(data[0]);
+    close(msg[0]);
+    return preft_fail(err, "sandbox read: fork: %s", strerror(errno));
+  }
+  size_t cap = 4096, n = 0;
+  char *text = preft_xmalloc(cap);
+  bool too_long = false;
+  for (;;) {
+    if (n + 1 >= cap) {
+      cap *= 2;
+      text = preft_xrealloc(text, cap);
+    }
+    ssize_t k = read(data[0], text + n, cap - 1 - n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) break;
+    n += (size_t)k;
+    if (n > max_bytes) {
+      too_long = true;
+      break;
+    }
+  }
+  close(data[0]);
+  char why[300];
+  read_until(msg[0], why, sizeof why, NULL, 10000);
+  close(msg[0]);
+  int status;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (too_long) {
+    free(text);
+    return preft_fail(err, "sandbox read %s: longer than %zu bytes", inside_path, max_bytes);
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    free(text);
+    return preft_fail(err, "sandbox read %s: %s", inside_path, why[0] ? why : "failed");
+  }
+  text[n] = 0;
+  *out = text;
+  *out_size = n;
+  return 0;
+}
+
 const char *preft_sandbox_root(const preft_sandbox *sb) { return sb && sb->init_pid > 0 ? sb->root : NULL; }
 const char *preft_sandbox_limits_desc(const preft_sandbox *sb) { return sb->limits.desc; }
 int preft_sandbox_init_pid(const preft_sandbox *sb) { return (int)sb->init_pid; }

@@ -92,8 +92,15 @@ int preft_sandbox_exec_in(preft_sandbox *sb, const char *const *argv, const char
 /* Copies a host file or folder (recursively) to a path inside. */
 int preft_sandbox_copy_in(preft_sandbox *sb, const char *host_path, const char *inside_path,
                           preft_error *err);
-/* The host path under which the sandbox's root is visible while it runs
- * (for reading files back); NULL when not available. */
+/* Reads a file inside the sandbox (at most max_bytes; more is an error),
+ * resolving its path inside the sandbox: a symlink planted there cannot
+ * point the read at a host file. *out is heap, NUL-terminated. */
+int preft_sandbox_read_file(preft_sandbox *sb, const char *inside_path, size_t max_bytes, char **out,
+                            size_t *out_size, preft_error *err);
+/* The host path under which the sandbox's root is visible while it runs;
+ * NULL when not available. Careful: a path opened through it follows an
+ * absolute symlink planted inside to the HOST's file; read with
+ * preft_sandbox_read_file, or read bound folders (/logs) on the host. */
 const char *preft_sandbox_root(const preft_sandbox *sb);
 /* Kills every process inside, unmounts and removes the overlay, frees sb.
  * Safe on NULL. Never fails silently: problems are logged. */

@@ -30,7 +30,7 @@ static int write_text(const char *path, const char *text) {
 }
 
 static int write_file_in(const char *dir, const char *name, const char *text) {
-  char path[PATH_MAX + 64];
+  char path[3 * PATH_MAX];
   snprintf(path, sizeof path, "%s/%s", dir, name);
   return write_text(path, text);
 }
@@ -98,6 +98,30 @@ static void append_desc(sb_limits *s, const char *fmt, long long v) {
   snprintf(s->desc + len, sizeof s->desc - len, "%s%s", s->desc[len - 1] == ':' ? " " : ", ", part);
 }
 
+/* Moves this process into PARENT/preft when it is the only process in
+ * PARENT (so that PARENT may enable controllers for its children). */
+static bool move_to_leaf(const char *parent) {
+  char path[2 * PATH_MAX];
+  snprintf(path, sizeof path, "%s/cgroup.procs", parent);
+  FILE *f = fopen(path, "r");
+  if (!f) return false;
+  int pid, n = 0;
+  bool only_us = true;
+  while (fscanf(f, "%d", &pid) == 1) {
+    n++;
+    only_us &= pid == (int)getpid();
+  }
+  fclose(f);
+  if (!only_us || n == 0) return false;
+  snprintf(path, sizeof path, "%s/preft", parent);
+  if (mkdir(path, 0755) != 0 && errno != EEXIST) return false;
+  char pid_text[32];
+  snprintf(pid_text, sizeof pid_text, "%d", (int)getpid());
+  bool ok = write_file_in(path, "cgroup.procs", pid_text) == 0;
+  errno = 0;
+  return ok;
+}
+
 static bool setup_v2(sb_limits *s, const char *name) {
   const char *roots[] = {CGROUP_ROOT, CGROUP_ROOT "/unified"};
   char own[PATH_MAX];
@@ -108,10 +132,14 @@ static bool setup_v2(sb_limits *s, const char *name) {
     snprintf(ctl_file, sizeof ctl_file, "%s/cgroup.controllers", parent);
     bool need_mem = s->want.memory_mb > 0, need_pids = s->want.max_pids > 0, need_cpu = s->want.cpus > 0;
     if (!file_has_word(ctl_file, "pids") || (need_mem && !file_has_word(ctl_file, "memory"))) continue;
-    /* Enable the controllers for children (fails where preft's own cgroup
-     * holds processes and is not the root: then v2 is not ours to use). */
+    /* Enable the controllers for children. cgroup v2 refuses that while
+     * the cgroup holds processes ("no internal processes"): when preft is
+     * alone in it, preft moves into a leaf of its own first. */
     snprintf(ctl_file, sizeof ctl_file, "%s/cgroup.subtree_control", parent);
-    if (write_text(ctl_file, need_mem ? "+pids +memory" : "+pids") != 0) continue;
+    const char *enable = need_mem ? "+pids +memory" : "+pids";
+    if (write_text(ctl_file, enable) != 0 &&
+        !(errno == EBUSY && move_to_leaf(parent) && write_text(ctl_file, enable) == 0))
+      continue;
     if (need_cpu) (void)write_text(ctl_file, "+cpu");
     int i = add_cgroup(s, parent, name);
     if (i < 0) continue;

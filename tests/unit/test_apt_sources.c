@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,6 +155,13 @@ static void malformed_lists_name_the_line(void **s) {
       {"Types deb\n", true, "f:1: expected 'Field: value'"},
       {"Types: deb\nURIs: http://x/\nSuites: ./\nComponents: main\n", true, "f:1: suite ./ is an exact path"},
   };
+  /* a continuation of the short Enabled field past its size (found by fuzzing) */
+  char long_enabled[300];
+  snprintf(long_enabled, sizeof long_enabled, "Enabled: no\n %0200d\n", 0);
+  preft_apt_sources a0 = {0};
+  preft_error err0;
+  assert_int_equal(preft_apt_sources_parse_deb822(long_enabled, strlen(long_enabled), "f", &a0, &err0), -1);
+  assert_non_null(strstr(err0.msg, "f:2: field too long"));
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     preft_apt_sources a = {0};
     preft_error err;

@@ -213,6 +213,37 @@ static void test_bert_cls_bf16(void **state) {
   check_model("bert-cls-bf16");
 }
 
+/* The same bits on 1, 2 and 3 threads (docs/ENCODER.md). */
+static void test_thread_count_does_not_change_the_bits(void **state) {
+  (void)state;
+  reference r;
+  load_reference("bert-cls-bf16", &r);
+  int D = r.m->cfg.dim, T = 0, B = r.n_cases;
+  for (int c = 0; c < B; c++) T = r.len[c] > T ? r.len[c] : T;
+  size_t N = (size_t)B * (size_t)T;
+  int *ids = calloc(N, sizeof(int)), lengths[MAX_CASES];
+  for (int c = 0; c < B; c++) {
+    memcpy(ids + (size_t)c * T, r.ids[c], sizeof(int) * (size_t)r.len[c]);
+    lengths[c] = r.len[c];
+  }
+  preft_bert_batch b = {.n_seqs = B, .seq_len = T, .ids = ids, .lengths = lengths};
+  float *first = malloc(sizeof(float) * N * (size_t)D), *again = malloc(sizeof(float) * N * (size_t)D);
+  preft_error err;
+  for (int threads = 1; threads <= 3; threads++) {
+    preft_pool *pool = preft_pool_create(threads);
+    preft_bert_workspace ws = {0};
+    if (preft_bert_forward(r.m, pool, &b, &ws, threads == 1 ? first : again, NULL, &err) != 0)
+      fail_msg("%s", err.msg);
+    if (threads > 1) assert_memory_equal(first, again, sizeof(float) * N * (size_t)D);
+    preft_bert_workspace_free(&ws);
+    preft_pool_free(pool);
+  }
+  free(first);
+  free(again);
+  free(ids);
+  free_reference(&r);
+}
+
 static void test_loaded_names(void **state) {
   (void)state;
   reference r;
@@ -339,9 +370,13 @@ static void test_batch_errors(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_bert_model_f32), cmocka_unit_test(test_bert_mlm_gamma_f16),
-      cmocka_unit_test(test_bert_cls_bf16),  cmocka_unit_test(test_loaded_names),
-      cmocka_unit_test(test_batch_errors),   cmocka_unit_test(test_position_ids_buffer_is_skipped),
+      cmocka_unit_test(test_bert_model_f32),
+      cmocka_unit_test(test_bert_mlm_gamma_f16),
+      cmocka_unit_test(test_bert_cls_bf16),
+      cmocka_unit_test(test_loaded_names),
+      cmocka_unit_test(test_batch_errors),
+      cmocka_unit_test(test_thread_count_does_not_change_the_bits),
+      cmocka_unit_test(test_position_ids_buffer_is_skipped),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 
 #include "base/error.h"
 #include "base/file.h"
+#include "tasks/env_base.h"
 #include "tasks/env_build.h"
 #include "tasks/fs_tree.h"
 #include "tasks/sandbox.h"
@@ -203,11 +204,54 @@ static void failures_name_the_line(void **s) {
   free(dir);
 }
 
+/* The clean base: debootstrap's command line, a made base found again
+ * without running anything, and a failing debootstrap reported with its
+ * log (a mirror that does not exist fails at once, offline). */
+static void debootstrap_base(void **s) {
+  char **argv = preft_env_base_argv("/b/root.tmp", "http://deb.example/debian", "bookworm", NULL);
+  const char *want[] = {"debootstrap", "--variant=minbase", "--include=" PREFT_ENV_BASE_PACKAGES,
+                        "bookworm",    "/b/root.tmp",       "http://deb.example/debian",
+                        NULL};
+  for (int i = 0; want[i]; i++) assert_string_equal(argv[i], want[i]);
+  assert_null(argv[6]);
+  preft_env_base_argv_free(argv);
+  if (!can_sandbox() || system("command -v debootstrap >/dev/null 2>&1") != 0) skip();
+
+  char *dir = test_tmpdir();
+  char *log = preft_path_join(dir, "debootstrap.log");
+  preft_env_base_opts o = {.mirror = "file:///nonexistent-mirror/debian",
+                           .suite = "bookworm",
+                           .log_path = log,
+                           .timeout_s = 60 * test_time_scale()};
+  char *root;
+  bool existed;
+  preft_error err;
+  char *base = preft_path_join(dir, "base");
+  assert_int_equal(preft_env_make_base(base, &o, &root, &existed, &err), -1);
+  assert_non_null(strstr(err.msg, "debootstrap bookworm"));
+  assert_non_null(strstr(err.msg, "failed"));
+  char *text = read_text(log);
+  assert_true(strlen(text) > 0);
+  free(text);
+  /* made before: found, nothing run (the bogus mirror would fail) */
+  write_file(base, "root/bin/sh", "");
+  write_file(base, "base.json", "{}");
+  assert_int_equal(preft_env_make_base(base, &o, &root, &existed, &err), 0);
+  assert_true(existed);
+  assert_non_null(strstr(root, "/base/root"));
+  free(root);
+  preft_fs_remove(dir, &err);
+  free(base);
+  free(log);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(layer_holds_the_build_and_caches),
       cmocka_unit_test(two_processes_build_once),
       cmocka_unit_test(failures_name_the_line),
+      cmocka_unit_test(debootstrap_base),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

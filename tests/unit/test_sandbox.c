@@ -178,6 +178,21 @@ static void writes_stay_in_the_overlay(void **state) {
   assert_int_equal(sh(f, sb, "cat /tests/payload.txt", 10, NULL, &text), 0);
   assert_string_equal(text, "payload\n");
   free(text);
+  /* reading back resolves inside too: /tests/payload.txt is the overlay's */
+  size_t n;
+  assert_int_equal(preft_sandbox_read_file(sb, "/tests/payload.txt", 100, &text, &n, &err), 0);
+  assert_string_equal(text, "payload\n");
+  free(text);
+  assert_int_equal(preft_sandbox_read_file(sb, "/tests/payload.txt", 4, &text, &n, &err), -1);
+  assert_non_null(strstr(err.msg, "longer than 4 bytes"));
+  assert_int_equal(preft_sandbox_read_file(sb, "/no/such/file", 100, &text, &n, &err), -1);
+  assert_non_null(strstr(err.msg, "/no/such/file"));
+  /* a symlink to a host file that exists only on the host reads nothing of it */
+  snprintf(script, sizeof script, "ln -s %s/t1/sandbox.log /host-link", f->dir);
+  assert_int_equal(sh(f, sb, script, 10, NULL, NULL), 0);
+  assert_int_equal(preft_sandbox_read_file(sb, "/host-link", 100000, &text, &n, &err), -1);
+  snprintf(path, sizeof path, "%s/host-link", preft_sandbox_root(sb));
+  assert_int_equal(access(path, F_OK), 0); /* where a naive read through the root would land on the host */
   free(escaped);
   free(src);
   rmdir(target);
