@@ -22,7 +22,7 @@ static volatile sig_atomic_t g_cancel;
 
 static void on_signal(int sig) {
   (void)sig;
-  __atomic_store_n(&g_cancel, 1, __ATOMIC_RELAXED); /* read by the job's threads */
+  __atomic_add_fetch(&g_cancel, 1, __ATOMIC_RELAXED); /* read by the job's threads: 1 stop, 2 leave now */
 }
 
 static void catch_signals(void) {
@@ -34,8 +34,8 @@ static void catch_signals(void) {
   sigaction(SIGTERM, &sa, NULL);
 }
 
-/* After an interrupted job: the workers are blocked for good and every
- * sandbox is gone; leave now. */
+/* After a job abandoned at a second interrupt: its workers still run; leave now
+ * (each sandbox dies with preft). */
 static void exit_interrupted(void) {
   fflush(stdout);
   fflush(stderr);
@@ -193,7 +193,8 @@ static int tasks_run(int argc, char **argv) {
   } else {
     if (print_or_write_json(json, summary) != 0) rc = CLI_EXIT_ERROR;
     fprintf(stderr, "preft tasks run: job folder %s\n", job_dir);
-    if (r == 1) exit_interrupted();
+    if (r == 2) exit_interrupted();
+    if (r == 1) rc = EXIT_INTERRUPTED;
     cJSON_Delete(summary);
     free(job_dir);
   }
@@ -239,7 +240,8 @@ static int rm_rf(const char *dir) {
   return r;
 }
 
-/* One trial of `agent` in a job of its own; the trial's result into *res. 1: interrupted. */
+/* One trial of `agent` in a job of its own; its reward and error. Returns 0,
+ * -1 (err) when the job could not be made, 1 when interrupted. */
 static int one_trial(preft_task *t, preft_agent_kind agent, const char *commands, const char *jobs,
                      const char *job_name, const char *cache, const char *base, double mult, double *reward,
                      char *error, size_t error_size, preft_error *err) {
@@ -260,7 +262,12 @@ static int one_trial(preft_task *t, preft_agent_kind agent, const char *commands
   char *job_dir;
   int r = preft_run_job(&ro, &summary, &job_dir, err);
   if (r < 0) return -1;
-  if (r == 1) exit_interrupted();
+  if (r == 2) exit_interrupted();
+  if (r == 1) {
+    cJSON_Delete(summary);
+    free(job_dir);
+    return 1;
+  }
   const cJSON *tr = cJSON_GetArrayItem(cJSON_GetObjectItem(summary, "trials"), 0);
   *reward = tr ? cJSON_GetObjectItem(tr, "reward")->valuedouble : 0;
   const cJSON *e = tr ? cJSON_GetObjectItem(tr, "error") : NULL;
@@ -314,10 +321,11 @@ static int tasks_check(int argc, char **argv) {
     double reward;
     char error[512], name[64];
     snprintf(name, sizeof name, "check-%s", preft_agent_name(agents[k]));
-    if (one_trial(t, agents[k], NULL, jobs, name, cache_path, base_dir(base), mult, &reward, error,
-                  sizeof error, &err) != 0) {
-      fprintf(stderr, "preft tasks check: %s\n", err.msg);
-      rc = CLI_EXIT_ERROR;
+    int r = one_trial(t, agents[k], NULL, jobs, name, cache_path, base_dir(base), mult, &reward, error,
+                      sizeof error, &err);
+    if (r != 0) {
+      if (r < 0) fprintf(stderr, "preft tasks check: %s\n", err.msg);
+      rc = r < 0 ? CLI_EXIT_ERROR : EXIT_INTERRUPTED;
       break;
     }
     bool ok = k == 0 ? reward >= 1.0 : reward < 1.0;
@@ -328,7 +336,7 @@ static int tasks_check(int argc, char **argv) {
     fflush(stdout);
     if (!ok) rc = CLI_EXIT_ERROR;
   }
-  printf("%s\n", rc == CLI_EXIT_OK ? "ok" : "the task does not check out");
+  if (rc != EXIT_INTERRUPTED) printf("%s\n", rc == CLI_EXIT_OK ? "ok" : "the task does not check out");
   if (tmp)
     rm_rf(tmp);
   else
@@ -496,8 +504,15 @@ static int tasks_reward(int argc, char **argv) {
     char name[64], error[512];
     snprintf(name, sizeof name, "reward-%ld", lineno);
     double reward = 0;
-    if (one_trial(t, PREFT_AGENT_COMMANDS, commands, jobs, name, cache_path, base_dir(base), mult, &reward,
-                  error, sizeof error, &err) != 0) {
+    int r = one_trial(t, PREFT_AGENT_COMMANDS, commands, jobs, name, cache_path, base_dir(base), mult,
+                      &reward, error, sizeof error, &err);
+    if (r == 1) { /* interrupted: no reward for this line */
+      free(commands);
+      cJSON_Delete(j);
+      rc = EXIT_INTERRUPTED;
+      break;
+    }
+    if (r < 0) {
       fprintf(stderr, "preft tasks reward: stdin:%ld: %s\n", lineno, err.msg);
       reward = 0;
     } else if (error[0]) {

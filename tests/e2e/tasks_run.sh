@@ -112,6 +112,8 @@ kill -INT $pid
 wait $pid
 check "Ctrl-C exits 130" test $? -eq 130
 check "  the job result says interrupted" test "$(json "$tmp/jobs/int/result.json" .interrupted)" = true
-sleep 0.2
+check "  with no finished trial" test "$(json "$tmp/jobs/int/result.json" .n_trials)" = 0
+check "  the trial's result says interrupted" test "$(json "$tmp/jobs/int/slow__1/result.json" .error)" = '"interrupted"'
 check "  no process of the trial left" bash -c "! pgrep -f '[s]leep 60.123' >/dev/null"
+check "  its sandbox removed" test -z "$(ls -A "$tmp/jobs/int/slow__1" | grep -vE '^(agent|verifier|env-build.log|sandbox.log|result.json)$')"
 e2e_exit
