@@ -53,17 +53,29 @@ static char *cache_dir(const char *opt) {
   return preft_xstrdup(buf);
 }
 
+/* The base: --base, else $PREFT_TASKS_BASE, else NULL (the host's root). A
+ * folder made by `preft tasks base` (DIR/base.json beside DIR/root) means
+ * its DIR/root. */
 static const char *base_dir(const char *opt) {
-  if (opt) return opt;
+  static char resolved[4096];
   const char *env = getenv("PREFT_TASKS_BASE");
-  return env && *env ? env : NULL;
+  const char *b = opt ? opt : env && *env ? env : NULL;
+  if (!b) return NULL;
+  char *json = preft_path_join(b, "base.json"), *root = preft_path_join(b, "root");
+  if (preft_file_exists(json) && preft_file_exists(root) && strlen(root) < sizeof resolved) {
+    snprintf(resolved, sizeof resolved, "%s", root);
+    b = resolved;
+  }
+  free(json);
+  free(root);
+  return b;
 }
 
-#define COMMON_HELP                                                                         \
-  "  --cache DIR              built environment layers (default $PREFT_TASKS_CACHE, else\n" \
-  "                           ~/.cache/preft/tasks)\n"                                      \
-  "  --base DIR               base root file system (default $PREFT_TASKS_BASE, else the\n" \
-  "                           host's root, read-only; `preft tasks base` makes one)\n"      \
+#define COMMON_HELP                                                                           \
+  "  --cache DIR              built environment layers (default $PREFT_TASKS_CACHE, else\n"   \
+  "                           ~/.cache/preft/tasks)\n"                                        \
+  "  --base DIR               base root file system, or a folder `preft tasks base` made\n"   \
+  "                           (default $PREFT_TASKS_BASE, else the host's root, read-only)\n" \
   "  --timeout-multiplier X   scale every timeout of the tasks (default 1)\n"
 
 /* ---- run ---- */

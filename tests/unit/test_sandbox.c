@@ -196,6 +196,15 @@ static void writes_stay_in_the_overlay(void **state) {
   free(escaped);
   free(src);
   rmdir(target);
+  /* a host folder preft holds open (without close-on-exec) does not reach a command */
+  int dir_fd = open("/", O_RDONLY | O_DIRECTORY);
+  assert_true(dir_fd >= 0);
+  assert_int_equal(dup2(dir_fd, 77), 77);
+  assert_int_equal(sh(f, sb, "[ -e /proc/$$/fd/77 ] && echo leaked || echo closed", 10, NULL, &text), 0);
+  assert_string_equal(text, "closed\n");
+  free(text);
+  close(77);
+  close(dir_fd);
   preft_sandbox_stop(sb);
   assert_int_not_equal(access(probe, F_OK), 0);
   /* the overlay's state is gone with the sandbox */
