@@ -119,7 +119,7 @@ int preft_term_tmux_start(preft_term_tmux *t, preft_sandbox *sb, const char *log
   if (root) {
     char *p = preft_path_join(root, RAW + 1);
     /* the stream is visible from here only if the sandbox's /tmp is the root's */
-    for (int i = 0; i < 20 && !preft_file_exists(p); i++) nanosleep(&(struct timespec){0, 10000000}, NULL);
+    for (int i = 0; i < 100 && !preft_file_exists(p); i++) nanosleep(&(struct timespec){0, 10000000}, NULL);
     if (preft_file_exists(p))
       t->raw_host = p;
     else
@@ -167,6 +167,7 @@ int preft_term_tmux_send(preft_term_tmux *t, const char *keystrokes, preft_error
     for (char *seg = copy;;) {
       char *nl = strchr(seg, '\n');
       if (nl) *nl = 0;
+      if (nl && nl > seg && nl[-1] == '\r') nl[-1] = 0; /* "\r\n" is one Enter */
       /* tmux reads an argument ending in ';' as a command separator (and
        * "\\;" as ';'), so trailing semicolons go as hex key codes */
       size_t len = strlen(seg), semis = 0;
