@@ -99,6 +99,21 @@ PREFT_API int preft_engine_add_adapter(preft_engine *e, const char *name, const 
 /* Registers every subdirectory of dir holding adapter_config.json or
  * reft_config.json, named by the subdirectory. Returns the count or -1. */
 PREFT_API int preft_engine_add_adapter_dir(preft_engine *e, const char *dir, preft_error *err);
+/* Unknown adapter names are then looked up as subdirectories of dir (the
+ * `--adapters` directory) when first used, and registered when one holds
+ * an adapter config: a name must be one plain path component whose real
+ * path stays inside dir. */
+PREFT_API int preft_engine_set_adapter_dir(preft_engine *e, const char *dir, preft_error *err);
+/* True when name is registered, or was just found in the adapter dir and
+ * registered (preft_engine_submit does the same). */
+PREFT_API bool preft_engine_resolve_adapter(preft_engine *e, const char *name);
+/* Registers the adapters listed in the registry file at path (a missing
+ * file is an empty list; entries whose directory is gone are dropped with a
+ * warning) and keeps the file up to date from now on: every adapter loaded
+ * with preft_engine_load_adapter is added, every one of those removed is
+ * taken out. Returns how many were registered, or -1 (a malformed file, or
+ * one that cannot be written). */
+PREFT_API int preft_engine_use_registry_file(preft_engine *e, const char *path, preft_error *err);
 /* Loads an adapter now (the vLLM load_lora_adapter endpoint): registers
  * and loads it synchronously, so errors in the files are reported here. */
 PREFT_API int preft_engine_load_adapter(preft_engine *e, const char *name, const char *path,

@@ -45,6 +45,7 @@ typedef struct preft_registered_adapter {
   bool reserved;      /* the load holds room under the caps */
   bool removed;       /* unregistered; freed when refs drops to 0 */
   bool in_memory;     /* no files: cannot be reloaded once evicted */
+  bool persist;       /* kept in the registry file (loaded at run time) */
   char *error;        /* last load error, NULL if none (or the last load succeeded) */
   int failures;       /* loads failed in a row */
   double retry_at;    /* preft_now() before which a failed adapter is not loaded again */

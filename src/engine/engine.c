@@ -12,6 +12,7 @@
  */
 #include "engine/engine.h"
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "base/threadpool.h"
 #include "base/timer.h"
 #include "engine/adapter_registry.h"
+#include "engine/adapter_store.h"
 #include "engine/prefix_cache.h"
 #include "model/batch.h"
 #include "tensor/ops.h"
@@ -63,6 +65,9 @@ struct preft_engine {
   preft_kv_cache kv;
   preft_prefix_cache prefix;
   preft_registry reg;
+  char *resolve_dir;        /* realpath of the directory unknown adapter names are looked up in; NULL: none */
+  char *store_path;         /* the registry file of adapters loaded at run time; NULL: none */
+  pthread_mutex_t store_mu; /* orders the file's rewrites (taken before mu) */
   pthread_mutex_t mu;
   pthread_cond_t wake, loader_wake, idle;
   pthread_t thread, loader;
@@ -651,6 +656,7 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
   e->next_id = 1;
   memcpy(e->stats.hist_bounds, hist_bounds, sizeof hist_bounds);
   pthread_mutex_init(&e->mu, NULL);
+  pthread_mutex_init(&e->store_mu, NULL);
   pthread_cond_init(&e->wake, NULL);
   pthread_cond_init(&e->loader_wake, NULL);
   pthread_cond_init(&e->idle, NULL);
@@ -682,6 +688,9 @@ void preft_engine_free(preft_engine *e) {
   pthread_join(e->loader, NULL);
   /* the engine thread reaped and reported everything before it stopped */
   pthread_mutex_destroy(&e->mu);
+  pthread_mutex_destroy(&e->store_mu);
+  free(e->resolve_dir);
+  free(e->store_path);
   pthread_cond_destroy(&e->wake);
   pthread_cond_destroy(&e->loader_wake);
   pthread_cond_destroy(&e->idle);
@@ -705,6 +714,81 @@ void preft_engine_free(preft_engine *e) {
 }
 
 const preft_model *preft_engine_model(const preft_engine *e) { return e->model; }
+
+/* Rewrites the registry file with the adapters to keep (when there is one);
+ * a failure is logged and returned. Called with no lock held. */
+static int save_store(preft_engine *e, preft_error *err) {
+  pthread_mutex_lock(&e->store_mu);
+  pthread_mutex_lock(&e->mu);
+  char *path = e->store_path ? preft_xstrdup(e->store_path) : NULL;
+  preft_store_entry *list = NULL;
+  int n = 0;
+  for (int i = 0; path && i < e->reg.n; i++) {
+    const preft_registered_adapter *a = e->reg.items[i];
+    if (a->removed || !a->persist) continue;
+    list = preft_xrealloc(list, sizeof *list * (size_t)(n + 1));
+    list[n++] = (preft_store_entry){.name = preft_xstrdup(a->name), .path = preft_xstrdup(a->path)};
+  }
+  pthread_mutex_unlock(&e->mu);
+  int rc = path ? preft_store_write(path, list, n, err) : 0;
+  if (rc != 0) PREFT_WARN("adapter registry file: %s", err->msg);
+  preft_store_free(list, n);
+  free(path);
+  pthread_mutex_unlock(&e->store_mu);
+  return rc;
+}
+
+int preft_engine_set_adapter_dir(preft_engine *e, const char *dir, preft_error *err) {
+  char real[PATH_MAX];
+  if (!realpath(dir, real)) return preft_fail(err, "%s: cannot resolve the adapters directory", dir);
+  pthread_mutex_lock(&e->mu);
+  free(e->resolve_dir);
+  e->resolve_dir = preft_xstrdup(real);
+  pthread_mutex_unlock(&e->mu);
+  return 0;
+}
+
+bool preft_engine_resolve_adapter(preft_engine *e, const char *name) {
+  pthread_mutex_lock(&e->mu);
+  bool found = preft_registry_find(&e->reg, name) != NULL;
+  char *dir = !found && e->resolve_dir ? preft_xstrdup(e->resolve_dir) : NULL;
+  pthread_mutex_unlock(&e->mu);
+  if (found || !dir) return found;
+  char *path = preft_store_resolve(dir, name); /* the file system, with no lock held */
+  free(dir);
+  if (!path) return false;
+  pthread_mutex_lock(&e->mu);
+  preft_error err;
+  found = preft_registry_find(&e->reg, name) || preft_registry_add(&e->reg, name, path, NULL, &err) == 0;
+  pthread_mutex_unlock(&e->mu);
+  if (found) PREFT_INFO("adapter %s found in the adapters directory: %s", name, path);
+  free(path);
+  return found;
+}
+
+int preft_engine_use_registry_file(preft_engine *e, const char *path, preft_error *err) {
+  preft_store_entry *list;
+  int n;
+  if (preft_store_read(path, &list, &n, err) != 0) return -1;
+  int added = 0;
+  pthread_mutex_lock(&e->mu);
+  free(e->store_path);
+  e->store_path = preft_xstrdup(path);
+  for (int i = 0; i < n; i++) {
+    preft_registered_adapter *a;
+    preft_error why;
+    if (preft_registry_add(&e->reg, list[i].name, list[i].path, &a, &why) != 0) {
+      PREFT_WARN("%s: adapter '%s' is dropped: %s", path, list[i].name, why.msg);
+      continue;
+    }
+    a->persist = true;
+    added++;
+  }
+  pthread_mutex_unlock(&e->mu);
+  preft_store_free(list, n);
+  /* writes what was kept, and finds out now whether the file can be written */
+  return save_store(e, err) == 0 ? added : -1;
+}
 
 int preft_engine_add_adapter(preft_engine *e, const char *name, const char *path, preft_error *err) {
   pthread_mutex_lock(&e->mu);
@@ -758,6 +842,7 @@ int preft_engine_load_adapter(preft_engine *e, const char *name, const char *pat
   a->loading = true;
   preft_adapter *loaded = NULL;
   int rc = timed_load(e, &loaded, path, name, err);
+  if (rc == 0) a->persist = true; /* kept across restarts when there is a registry file */
   if (rc != 0)
     preft_registry_remove_entry(&e->reg, a); /* the registration fails with its load (freed by load_done) */
   else if (room)
@@ -767,6 +852,8 @@ int preft_engine_load_adapter(preft_engine *e, const char *name, const char *pat
   preft_registry_load_done(&e->reg, a);
   pthread_cond_signal(&e->wake);
   pthread_mutex_unlock(&e->mu);
+  preft_error store_err;
+  if (rc == 0) save_store(e, &store_err); /* logged: the adapter is loaded either way */
   return rc;
 }
 
@@ -795,8 +882,12 @@ int preft_engine_add_loaded_adapter(preft_engine *e, const char *name, preft_ada
 
 int preft_engine_remove_adapter(preft_engine *e, const char *name, preft_error *err) {
   pthread_mutex_lock(&e->mu);
+  preft_registered_adapter *a = preft_registry_find(&e->reg, name);
+  bool persisted = a && a->persist;
   int rc = preft_registry_remove(&e->reg, name, err);
   pthread_mutex_unlock(&e->mu);
+  preft_error store_err;
+  if (rc == 0 && persisted) save_store(e, &store_err);
   return rc;
 }
 
@@ -919,6 +1010,7 @@ int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_re
     return preft_fail(err, "the prompt needs %d KV blocks; the cache holds %d (raise --kv-cache-mb)",
                       need_blocks, e->kv.n_blocks),
            PREFT_SUBMIT_INVALID;
+  if (p->adapter) preft_engine_resolve_adapter(e, p->adapter); /* an adapter directory not registered yet */
   pthread_mutex_lock(&e->mu);
   int rc = PREFT_SUBMIT_OK;
   preft_registered_adapter *ra = NULL;

@@ -598,7 +598,7 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
   srv_gen_request *q = &g->req;
   const char *adapter = NULL;
   if (q->model && strcmp(q->model, s->model_name) != 0) {
-    if (!preft_engine_has_adapter(s->engine, q->model)) {
+    if (!preft_engine_resolve_adapter(s->engine, q->model)) {
       preft_srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model",
                      "The model '%s' does not exist", q->model);
       goto fail;

@@ -11,7 +11,10 @@
 # with the same tokens as alone; --adapter-cache-mb is a hard cap on their
 # memory too (loads under way reserved by an upper bound), an adapter that
 # can never fit is unavailable; /metrics counts loads, failures, evictions
-# and load times; /v1/models pages with limit and after. A loaded adapter is read into memory: its
+# and load times; /v1/models pages with limit and after. A name not
+# registered is looked up in --adapters DIR (a new user's adapter needs no
+# registration); adapters loaded at run time are kept in --adapter-registry
+# FILE across a restart. A loaded adapter is read into memory: its
 # files truncated or replaced do not change it (nor kill the server), and
 # once reloaded it serves the new files, with no prefix-cache block of the
 # old ones reused.
@@ -174,6 +177,44 @@ check "... and a new checksum" test "$(curl -s "$SRV_URL/v1/models/live" | jq -r
 check "the change is logged" grep -q "adapter live: its files changed" "$tmp/log3"
 stop_server
 check "SIGTERM: exit 0 (changed files)" test $? -eq 0
+
+# ---- adapters found in --adapters DIR on first use; runtime ones kept in --adapter-registry ------
+mkdir -p "$tmp/ads" "$tmp/state"
+cp -r "$ad/lora-qv-r4" "$tmp/ads/first"
+start_server "$tmp/log5" -m "$model" --adapters "$tmp/ads" --allow-runtime-adapters --adapter-root "$ad" \
+  --adapter-registry "$tmp/state/adapters.tsv" --threads 1 || exit 1
+want=$(curl -s "$SRV_URL/v1/completions" -d "$(body first)" | jq -c .choices[0].token_ids)
+cp -r "$ad/lora-qv-r4" "$tmp/ads/later" # a new user's adapter, after start-up
+r=$(curl -s -w '\n%{http_code}' "$SRV_URL/v1/completions" -d "$(body later)")
+check "an adapter added to the directory after start-up serves on first use" test "${r##*$'\n'}" = 200
+check "... with its tokens" test "$(echo "${r%$'\n'*}" | jq -c .choices[0].token_ids)" = "$want"
+check "... and is listed from then on" test "$(status_of later)" = loaded
+cp -r "$ad/bad/lora-wrong-shape" "$tmp/ads/newbroken"
+check "a broken one added later: 400 adapter_unavailable" unavailable newbroken
+mkdir "$tmp/ads/noconfig"
+check "a directory without an adapter config: 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_URL/v1/completions" -d "$(body noconfig)")" = 404
+ln -s "$ad/lora-qv-r4" "$tmp/ads/escape"
+check "a link out of the directory: 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_URL/v1/completions" -d "$(body escape)")" = 404
+check "a name with '..': 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_URL/v1/completions" -d "$(body ../ads/first)")" = 404
+r=$(post /v1/load_lora_adapter '{"lora_name":"kept","lora_path":"loreft-f3l3"}')
+check "load_lora_adapter: 200" test "${r##*$'\n'}" = 200
+r=$(post /v1/load_lora_adapter '{"lora_name":"gone","lora_path":"lora-qv-r4"}')
+check "a second one: 200" test "${r##*$'\n'}" = 200
+r=$(post /v1/unload_lora_adapter '{"lora_name":"gone"}')
+check "unload it: 200" test "${r##*$'\n'}" = 200
+check "the registry file holds the loaded one only" \
+  test "$(grep -v '^#' "$tmp/state/adapters.tsv" | cut -f1 | tr '\n' ' ')" = "kept "
+kept=$(curl -s "$SRV_URL/v1/completions" -d "$(body kept)" | jq -c .choices[0].token_ids)
+stop_server
+check "SIGTERM: exit 0 (resolver)" test $? -eq 0
+start_server "$tmp/log6" -m "$model" --adapter-registry "$tmp/state/adapters.tsv" --threads 1 || exit 1
+check "after a restart the runtime-loaded adapter is registered again" test "$(status_of kept)" = loaded
+check "... and serves the same tokens" test "$(curl -s "$SRV_URL/v1/completions" -d "$(body kept)" | jq -c .choices[0].token_ids)" = "$kept"
+check "... the unloaded one is not" test "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_URL/v1/models/gone")" = 404
+stop_server
+printf 'no tab here\n' >"$tmp/state/bad.tsv"
+check "a malformed registry file: the server refuses to start, naming file and line" \
+  bash -c "timeout 20 '$bin' serve -m '$model' --port 0 --adapter-registry '$tmp/state/bad.tsv' 2>&1 | grep -q 'bad.tsv: line 1: expected NAME<tab>DIRECTORY'"
 
 # ---- --no-adapter-check: found on first use, the same 400 ----------------------------------------
 start_server "$tmp/log2" -m "$model" --adapter "broken=$ad/lora-qwen2-bf16" --no-adapter-check --threads 1 || exit 1

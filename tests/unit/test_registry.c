@@ -10,10 +10,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/adapter_registry.h"
+#include "engine/adapter_store.h"
 #include "model/shapes.h"
 #include "testutil.h"
 
@@ -258,6 +262,44 @@ static void many_names_are_found_and_listed_in_order(void **s) {
   preft_registry_free(&r);
 }
 
+/* The registry file round-trips what it can hold (a name with a tab is
+ * left out), and the resolver accepts only a plain name of a directory
+ * with an adapter config inside the directory. */
+static void the_registry_file_and_the_resolver(void **s) {
+  char dir[] = "/tmp/preft-store-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char file[256];
+  snprintf(file, sizeof file, "%s/adapters.tsv", dir);
+  preft_store_entry in[3] = {{.name = "alice", .path = "/srv/a"},
+                             {.name = "b\tob", .path = "/srv/b"},
+                             {.name = "carol", .path = "/srv/c d"}};
+  preft_error err;
+  preft_store_entry *out;
+  int n;
+  assert_int_equal(preft_store_read(file, &out, &n, &err), 0); /* no file yet: empty */
+  assert_int_equal(n, 0);
+  assert_int_equal(preft_store_write(file, in, 3, &err), 0);
+  assert_int_equal(preft_store_read(file, &out, &n, &err), 0);
+  assert_int_equal(n, 2);
+  assert_string_equal(out[0].name, "alice");
+  assert_string_equal(out[1].path, "/srv/c d");
+  preft_store_free(out, n);
+  char *lora = test_data_path("adapters");
+  char real[4096];
+  assert_non_null(realpath(lora, real));
+  char *p = preft_store_resolve(real, "lora-qv-r4");
+  assert_non_null(p);
+  free(p);
+  assert_null(preft_store_resolve(real, "bad"));     /* no config directly inside */
+  assert_null(preft_store_resolve(real, "nothing")); /* no such directory */
+  assert_null(preft_store_resolve(real, ".."));
+  assert_null(preft_store_resolve(real, "bad/lora-dora")); /* one component only */
+  assert_null(preft_store_resolve(real, ""));
+  free(lora);
+  remove(file);
+  rmdir(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(removed_while_loading_is_freed_when_the_load_is_done),
@@ -268,6 +310,7 @@ int main(void) {
       cmocka_unit_test(a_failed_load_is_unavailable_for_a_doubling_backoff),
       cmocka_unit_test(the_byte_cap_is_hard_and_counts_loads_under_way),
       cmocka_unit_test(many_names_are_found_and_listed_in_order),
+      cmocka_unit_test(the_registry_file_and_the_resolver),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
