@@ -8,6 +8,7 @@
  * not visible. */
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -194,8 +195,21 @@ void preft_term_tmux_record(preft_term_tmux *t) {
   char *data = NULL;
   size_t n = 0;
   if (t->raw_host) {
-    FILE *f = fopen(t->raw_host, "rb");
-    if (!f) return;
+    /* Read from the host through the sandbox's root: the agent may have
+     * put a symlink there (absolute targets would resolve on the HOST) or
+     * a FIFO (an open would block): only a plain file is read. */
+    int fd = open(t->raw_host, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0) return;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      close(fd);
+      return;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+      close(fd);
+      return;
+    }
     srv_buf b = {0};
     if (fseek(f, t->raw_offset, SEEK_SET) == 0) {
       char buf[65536];

@@ -196,6 +196,15 @@ static void writes_stay_in_the_overlay(void **state) {
   free(escaped);
   free(src);
   rmdir(target);
+  /* emptying a bound folder keeps the bind: what a command writes after is on the host */
+  char *logs = preft_path_join(f->dir, "logs");
+  char *planted = preft_path_join(logs, "planted.txt");
+  assert_int_equal(preft_write_atomic(planted, "x", 1, &err), 0);
+  assert_int_equal(preft_fs_empty(logs, &err), 0);
+  assert_int_not_equal(access(planted, F_OK), 0);
+  assert_int_equal(access(logs, F_OK), 0);
+  free(planted);
+  free(logs);
   /* a host folder preft holds open (without close-on-exec) does not reach a command */
   int dir_fd = open("/", O_RDONLY | O_DIRECTORY);
   assert_true(dir_fd >= 0);
