@@ -245,6 +245,7 @@ typedef struct preft_engine_stats {
    * memory of loaded adapters, of loads under way (reserved, an upper
    * bound) and the cap (0: none); the time of each load attempt */
   long adapter_loads, adapter_load_failures, adapter_evictions;
+  long adapter_prefetches; /* loads started for requests further back in the queue */
   size_t adapter_bytes, adapter_bytes_reserved, adapter_bytes_limit;
   long adapter_load_hist[PREFT_HIST_BUCKETS + 1];
   double adapter_load_seconds_sum;

@@ -228,7 +228,14 @@ void preft_registry_unref(preft_registry *r, preft_registered_adapter *a) {
 
 /* ---- loading -------------------------------------------------------------------------------- */
 
-preft_reserve_result preft_registry_reserve(preft_registry *r, preft_registered_adapter *a, size_t bytes) {
+/* Evictable for a reservation: idle and, when spare_held, wanted by no
+ * request at all (not even a waiting one). */
+static bool evictable(const preft_registered_adapter *a, bool spare_held) {
+  return idle(a) && !(spare_held && a->refs > 0);
+}
+
+static preft_reserve_result reserve(preft_registry *r, preft_registered_adapter *a, size_t bytes,
+                                    bool spare_held) {
   if (a->loaded || a->loading) return PREFT_RESERVE_NO_ROOM;
   if (r->max_bytes && bytes > r->max_bytes) return PREFT_RESERVE_TOO_BIG;
   int need_n = r->n_loaded + r->n_loading + 1 - r->max_loaded;
@@ -239,14 +246,14 @@ preft_reserve_result preft_registry_reserve(preft_registry *r, preft_registered_
   size_t can_b = 0;
   for (const preft_registered_adapter *c = r->lru_head; c && (can_n < need_n || can_b < need_b);
        c = c->lru_next)
-    if (idle(c)) {
+    if (evictable(c, spare_held)) {
       can_n++;
       can_b += c->bytes;
     }
   if (can_n < need_n || can_b < need_b) return PREFT_RESERVE_NO_ROOM;
   for (preft_registered_adapter *c = r->lru_head, *next; c && (need_n > 0 || need_b > 0); c = next) {
     next = c->lru_next;
-    if (!idle(c)) continue;
+    if (!evictable(c, spare_held)) continue;
     need_n--;
     need_b = need_b > c->bytes ? need_b - c->bytes : 0;
     evict(r, c);
@@ -256,6 +263,15 @@ preft_reserve_result preft_registry_reserve(preft_registry *r, preft_registered_
   r->n_loading++;
   r->reserved_bytes += bytes;
   return PREFT_RESERVE_OK;
+}
+
+preft_reserve_result preft_registry_reserve(preft_registry *r, preft_registered_adapter *a, size_t bytes) {
+  return reserve(r, a, bytes, false);
+}
+
+preft_reserve_result preft_registry_reserve_spare(preft_registry *r, preft_registered_adapter *a,
+                                                  size_t bytes) {
+  return reserve(r, a, bytes, true);
 }
 
 static void release_reservation(preft_registry *r, preft_registered_adapter *a) {

@@ -99,6 +99,11 @@ typedef enum { PREFT_RESERVE_OK, PREFT_RESERVE_NO_ROOM, PREFT_RESERVE_TOO_BIG } 
  * or loading); TOO_BIG, changing nothing, when `bytes` alone is over
  * max_bytes. */
 preft_reserve_result preft_registry_reserve(preft_registry *r, preft_registered_adapter *a, size_t bytes);
+/* The same for a prefetch: evicts only adapters no request wants (neither
+ * running nor waiting), so loading ahead never pushes out what a request
+ * earlier in the queue needs. */
+preft_reserve_result preft_registry_reserve_spare(preft_registry *r, preft_registered_adapter *a,
+                                                  size_t bytes);
 /* Installs a's weights (a reserved or loading); its reservation gives way
  * to the weights' real size (loaded->bytes), and should that be more than
  * was reserved, idle adapters are evicted to get back under the caps. When

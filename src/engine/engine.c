@@ -233,11 +233,23 @@ static void deliver_events(preft_engine *e) {
 
 typedef enum { ADAPTER_READY, ADAPTER_WAIT, ADAPTER_NO_ROOM, ADAPTER_FAILED } adapter_state;
 
-/* Reserves room for loading a's files, by the bound of their memory; one
- * that could never fit is marked failed (unavailable) with why. */
-static preft_reserve_result reserve_for_load(preft_engine *e, preft_registered_adapter *a) {
+/* Hands a reserved adapter to the loader thread. */
+static void queue_load(preft_engine *e, preft_registered_adapter *a) {
+  if (e->n_load_queue == e->cap_load_queue) {
+    e->cap_load_queue = e->cap_load_queue ? e->cap_load_queue * 2 : 16;
+    e->load_queue = preft_xrealloc(e->load_queue, sizeof *e->load_queue * (size_t)e->cap_load_queue);
+  }
+  e->load_queue[e->n_load_queue++] = a;
+  pthread_cond_signal(&e->loader_wake);
+}
+
+/* Reserves room for loading a's files, by the bound of their memory (for a
+ * prefetch, evicting nothing a request wants); one that could never fit is
+ * marked failed (unavailable) with why. */
+static preft_reserve_result reserve_for_load(preft_engine *e, preft_registered_adapter *a, bool prefetch) {
   size_t bound = preft_adapter_memory_bound(a->path);
-  preft_reserve_result rr = preft_registry_reserve(&e->reg, a, bound);
+  preft_reserve_result rr =
+      prefetch ? preft_registry_reserve_spare(&e->reg, a, bound) : preft_registry_reserve(&e->reg, a, bound);
   if (rr == PREFT_RESERVE_TOO_BIG) {
     char msg[256];
     snprintf(msg, sizeof msg,
@@ -258,18 +270,35 @@ static adapter_state adapter_ready(preft_engine *e, seq_t *s) {
   if (!ra || ra->loaded) return ADAPTER_READY;
   if (ra->loading) return ADAPTER_WAIT;
   if (preft_registry_unavailable(ra, preft_now())) return ADAPTER_FAILED;
-  preft_reserve_result rr = reserve_for_load(e, ra);
+  preft_reserve_result rr = reserve_for_load(e, ra, false);
   if (rr == PREFT_RESERVE_TOO_BIG) return ADAPTER_FAILED;
   if (rr != PREFT_RESERVE_OK) return ADAPTER_NO_ROOM;
-  {
-    if (e->n_load_queue == e->cap_load_queue) {
-      e->cap_load_queue = e->cap_load_queue ? e->cap_load_queue * 2 : 16;
-      e->load_queue = preft_xrealloc(e->load_queue, sizeof *e->load_queue * (size_t)e->cap_load_queue);
-    }
-    e->load_queue[e->n_load_queue++] = ra;
-    pthread_cond_signal(&e->loader_wake);
-  }
+  queue_load(e, ra);
   return ADAPTER_WAIT;
+}
+
+/* How far back in the queue adapters are loaded ahead of their requests'
+ * admission, and how many such loads may wait for the loader at once. */
+enum { PREFETCH_DEPTH = 64, PREFETCH_LOADS = 4 };
+
+/* Starts loading the adapters of requests further back in the queue while
+ * the coming steps run, in queue order, with room that no request's
+ * adapter occupies (a prefetch never evicts what an earlier request needs):
+ * by the time such a request is admitted its adapter is usually loaded. */
+static void prefetch_adapters(preft_engine *e) {
+  int depth = 0;
+  double now = preft_now();
+  for (seq_t *s = e->wait_head; s && depth < PREFETCH_DEPTH && e->n_load_queue < PREFETCH_LOADS;
+       s = s->next, depth++) {
+    preft_registered_adapter *ra = s->ra;
+    if (!ra || ra->loaded || ra->loading || s->cancelled || preft_registry_unavailable(ra, now)) continue;
+    preft_reserve_result rr = reserve_for_load(e, ra, true);
+    if (rr == PREFT_RESERVE_NO_ROOM) break; /* nothing free ahead of the queue: wait for admission */
+    if (rr == PREFT_RESERVE_OK) {
+      queue_load(e, ra);
+      e->stats.adapter_prefetches++;
+    }
+  }
 }
 
 /* Maps the cached blocks of s's prompt prefix into its slot. At least one
@@ -387,6 +416,7 @@ static int schedule(preft_engine *e) {
     rows += take;
     s = next;
   }
+  if (e->n_waiting > 0 && !e->stop) prefetch_adapters(e);
   return rows;
 }
 
@@ -831,7 +861,7 @@ int preft_engine_load_adapter(preft_engine *e, const char *name, const char *pat
   /* marks it loading either way (keeps the loader thread and eviction
    * away); without room under the cap the files are still read, to check
    * them, but not kept */
-  preft_reserve_result rr = reserve_for_load(e, a);
+  preft_reserve_result rr = reserve_for_load(e, a, false);
   if (rr == PREFT_RESERVE_TOO_BIG) {
     preft_fail(err, "%s", a->error);
     preft_registry_remove_entry(&e->reg, a);
@@ -961,7 +991,7 @@ int preft_engine_check_adapters(preft_engine *e) {
       preft_registry_load_failed(&e->reg, a, err.msg, preft_now());
       PREFT_INFO("%s", err.msg);
       n_bad++;
-    } else if ((rr = reserve_for_load(e, a)) == PREFT_RESERVE_TOO_BIG) {
+    } else if ((rr = reserve_for_load(e, a, false)) == PREFT_RESERVE_TOO_BIG) {
       preft_adapter_free(loaded);
       n_bad++;
     } else if (rr == PREFT_RESERVE_OK) { /* room is made only for adapters that load */
