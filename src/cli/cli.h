@@ -32,6 +32,7 @@ int cli_eval_loss(int argc, char **argv); /* cli_eval_loss.c */
 int cli_make_adapter(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 int cli_bench_serve(int argc, char **argv); /* `preft bench serve`, from cli_bench.c */
+int cli_route(int argc, char **argv);       /* cli_route.c: HAProxy configuration over replicas */
 
 /* ---- declarative options ----------------------------------------------------
  * A command lists its options in a table ending with {NULL}; cli_parse walks

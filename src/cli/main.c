@@ -19,6 +19,7 @@ static const command commands[] = {
     {"logits", cli_logits, "write the logits of every position as float32 [T, vocab]"},
     {"perplexity", cli_perplexity, "per-token log-likelihood and perplexity of a text file"},
     {"serve", cli_serve, "OpenAI-compatible HTTP server with per-request adapters"},
+    {"route", cli_route, "HAProxy configuration routing requests to serve replicas by adapter"},
     {"train", cli_train, "train an adapter (train sft) or a model from scratch (train pretrain)"},
     {"eval-loss", cli_eval_loss, "mean cross-entropy per completion token of a JSONL set (optional adapter)"},
     {"bench", cli_bench, "benchmarks: rooflines, prefill and decode throughput"},
