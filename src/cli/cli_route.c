@@ -13,31 +13,32 @@
 #define MAX_REPLICAS 256
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: preft route --replicas URL [URL...] [--port P] [--bind ADDR] [-o haproxy.cfg]\n\n"
-          "Writes an HAProxy configuration (Debian's haproxy 2.6 or later) that puts several\n"
-          "`preft serve` replicas behind one address and sends every request to the replica\n"
-          "that consistent hashing assigns to the adapter it names (the JSON body's \"model\",\n"
-          "else a header), so that each adapter's weights and prefix cache stay warm on one\n"
-          "replica. Replicas are health-checked (GET /health); one that fails leaves the ring\n"
-          "and only its adapters move; a request that never reached a replica is retried on\n"
-          "another. Run it with `haproxy -f haproxy.cfg` (docs/SCALING.md).\n\n"
-          "  --replicas URL...      http://HOST:PORT of each replica (repeatable, or several after one flag)\n"
-          "  --port P               port the router listens on (default 8000)\n"
-          "  --bind ADDR            address it listens on (default 0.0.0.0)\n"
-          "  --header NAME          header naming the adapter when the body has no \"model\"\n"
-          "                         (default X-Preft-Adapter)\n"
-          "  --check-ms N           health check interval (default 1000)\n"
-          "  --fall N, --rise N     failed / passed checks before a replica leaves / rejoins (2, 2)\n"
-          "  --timeout-s N          inactivity limit of a request, client and replica side (600)\n"
-          "  --retries N            tries on other replicas for a request that never reached one (3)\n"
-          "  --maxconn N            concurrent client connections (4096)\n"
-          "  --body-kb N            request bytes buffered to find \"model\" (256); a body longer than\n"
-          "                         that is routed by the header, else to any replica\n"
-          "  --balance-factor N     0 (default): strict affinity; N >= 100: no replica takes more than\n"
-          "                         N/100 times the mean load, hot adapters spill over\n"
-          "  --stats ADDR:PORT      also serve HAProxy's statistics page there\n"
-          "  -o FILE                write the configuration to FILE (atomically; default stdout)\n");
+  fprintf(
+      out,
+      "usage: preft route --replicas URL [URL...] [--port P] [--bind ADDR] [-o haproxy.cfg]\n\n"
+      "Writes an HAProxy configuration (Debian's haproxy 2.6 or later) that puts several\n"
+      "`preft serve` replicas behind one address and sends every request to the replica\n"
+      "that consistent hashing assigns to the adapter it names (the JSON body's \"model\",\n"
+      "else a header), so that each adapter's weights and prefix cache stay warm on one\n"
+      "replica. Replicas are health-checked (GET /health); one that fails leaves the ring\n"
+      "and only its adapters move; a request that never reached a replica is retried on\n"
+      "another. Run it with `haproxy -f haproxy.cfg` (docs/SCALING.md).\n\n"
+      "  --replicas URL...      http://HOST:PORT of each replica (repeatable, or several after one flag)\n"
+      "  --port P               port the router listens on (default 8000)\n"
+      "  --bind ADDR            address it listens on (default 0.0.0.0)\n"
+      "  --header NAME          header naming the adapter when the body has no \"model\"\n"
+      "                         (default X-Preft-Adapter)\n"
+      "  --check-ms N           health check interval (default 1000)\n"
+      "  --fall N, --rise N     failed / passed checks before a replica leaves / rejoins (2, 2)\n"
+      "  --timeout-s N          inactivity limit of a request, client and replica side (600)\n"
+      "  --retries N            tries on other replicas for a request that never reached one (3)\n"
+      "  --maxconn N            concurrent client connections (4096)\n"
+      "  --body-kb N            request bytes buffered to find \"model\" (256); a body longer than\n"
+      "                         that is routed by the header, else to any replica\n"
+      "  --balance-factor N     0 (default): strict affinity; N >= 100: no replica takes more than\n"
+      "                         N/100 times the mean load, hot adapters spill over\n"
+      "  --stats ADDR:PORT      also serve HAProxy's statistics page there\n"
+      "  -o FILE                write the configuration to FILE (atomically; default stdout)\n");
 }
 
 int cli_route(int argc, char **argv) {

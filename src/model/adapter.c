@@ -2,10 +2,12 @@
  * flag rule, ReFT position strings (see adapter.h). */
 #include "model/adapter.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/file.h"
 
@@ -116,6 +118,23 @@ preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mo
   bool every_row = a->kind == PREFT_ADAPTER_LORA || a->reft_first < 0;
   return preft_positions_row_flag(every_row ? -1 : a->reft_first, a->reft_last, a->reft_shared, mode, pos,
                                   prompt_len);
+}
+
+size_t preft_adapter_memory_bound(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  size_t total = 0;
+  for (struct dirent *ent; (ent = readdir(d));) {
+    size_t n = strlen(ent->d_name);
+    static const char ext[] = ".safetensors";
+    if (n < sizeof ext || strcmp(ent->d_name + n - (sizeof ext - 1), ext) != 0) continue;
+    char *path = preft_path_join(dir, ent->d_name);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) total += (size_t)st.st_size;
+    free(path);
+  }
+  closedir(d);
+  return 2 * total;
 }
 
 int preft_adapter_load(preft_adapter **out, const char *dir, const char *name, const preft_model_config *cfg,

@@ -72,6 +72,7 @@ struct preft_adapter {
   /* LoRA */
   preft_lora_module *lora; /* [L][PREFT_N_MODULES] */
   void *lora_bt;           /* owns every module's bt */
+  size_t lora_bt_bytes;
   int max_rank;
   /* ReFT */
   int reft_rank;
@@ -79,8 +80,9 @@ struct preft_adapter {
   preft_reft_slot *reft;     /* [L][PREFT_REFT_SLOTS] */
   int reft_first, reft_last; /* fA+lB; -1,-1 for "all" */
   bool reft_shared;          /* share_weights (or positions "all") */
-  preft_st_set st;
-  size_t bytes; /* weight bytes, for accounting */
+  preft_st_set st;           /* LoRA: the safetensors files, read into memory (A and B point into them) */
+  size_t bytes;              /* memory the weights take, for accounting */
+  uint64_t checksum;         /* of the weight files as read (0: not from files) */
 };
 
 /* An adapter with random weights in memory (benchmarks, tests): LoRA on all
@@ -105,6 +107,12 @@ preft_adapt_flag preft_positions_row_flag(int first, int last, bool shared, pref
  * (the base model). */
 preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos,
                                         int prompt_len);
+
+/* An upper bound of the memory preft_adapter_load takes for the adapter in
+ * dir: twice the size of its .safetensors files (a LoRA keeps a copy of
+ * its files plus B transposed, at most the file again; ReFT converts its
+ * weights to FP32, at most twice a 16-bit file). 0 when there are none. */
+size_t preft_adapter_memory_bound(const char *dir);
 
 /* Parses ReFT positions "fA+lB", "fA", "lB" or "all" (first/last = -1 for all). */
 int preft_reft_positions_parse(const char *s, int *first, int *last);

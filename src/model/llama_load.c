@@ -34,68 +34,28 @@ static double *rope_inv_freq(const preft_model_config *c) {
   return f;
 }
 
-/* Finds a tensor and checks its shape is exactly [d0] or [d0, d1]. */
-static int expect_tensor(const preft_st_set *st, const char *name, int64_t d0, int64_t d1,
-                         const preft_st_tensor **out, preft_error *err) {
-  const preft_st_tensor *t = preft_st_find(st, name);
-  if (!t) return preft_fail(err, "tensor %s is missing from the checkpoint", name);
-  int nd = d1 > 0 ? 2 : 1;
-  if (t->ndim != nd || t->shape[0] != d0 || (nd == 2 && t->shape[1] != d1)) {
-    char got[96] = "[", want[64];
-    for (int i = 0; i < t->ndim; i++)
-      snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-    strcat(got, "]");
-    if (nd == 2)
-      snprintf(want, sizeof want, "[%lld, %lld]", (long long)d0, (long long)d1);
-    else
-      snprintf(want, sizeof want, "[%lld]", (long long)d0);
-    return preft_fail(err, "%s: tensor %s has shape %s, expected %s", preft_st_file_of(st, t), name, got,
-                      want);
-  }
-  *out = t;
-  return 0;
-}
-
-static int load_matrix(const preft_st_set *st, const char *name, int64_t rows, int64_t cols, preft_weight *w,
-                       preft_error *err) {
-  const preft_st_tensor *t;
-  if (expect_tensor(st, name, rows, cols, &t, err) != 0) return -1;
-  w->data = t->data;
-  w->dtype = t->dtype;
-  return 0;
-}
-
-/* Small vectors (norms, biases) are copied to FP32. */
-static int load_vector(const preft_st_set *st, const char *name, int64_t n, float **out, preft_error *err) {
-  const preft_st_tensor *t;
-  if (expect_tensor(st, name, n, 0, &t, err) != 0) return -1;
-  float *v = preft_xmalloc(sizeof(float) * (size_t)n);
-  for (int64_t i = 0; i < n; i++) v[i] = preft_load_elem(t->data, t->dtype, (size_t)i);
-  *out = v;
-  return 0;
-}
-
 static int load_layer(preft_model *m, int l, preft_error *err) {
   const preft_model_config *c = &m->cfg;
   preft_layer_weights *w = &m->layers[l];
   int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
   char name[160];
 #define NAME(suffix) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), name)
-  if (load_matrix(&m->st, NAME("self_attn.q_proj.weight"), qd, c->dim, &w->wq, err) != 0 ||
-      load_matrix(&m->st, NAME("self_attn.k_proj.weight"), kvd, c->dim, &w->wk, err) != 0 ||
-      load_matrix(&m->st, NAME("self_attn.v_proj.weight"), kvd, c->dim, &w->wv, err) != 0 ||
-      load_matrix(&m->st, NAME("self_attn.o_proj.weight"), c->dim, qd, &w->wo, err) != 0 ||
-      load_matrix(&m->st, NAME("mlp.gate_proj.weight"), c->ffn, c->dim, &w->w_gate, err) != 0 ||
-      load_matrix(&m->st, NAME("mlp.up_proj.weight"), c->ffn, c->dim, &w->w_up, err) != 0 ||
-      load_matrix(&m->st, NAME("mlp.down_proj.weight"), c->dim, c->ffn, &w->w_down, err) != 0 ||
-      load_vector(&m->st, NAME("input_layernorm.weight"), c->dim, &w->attn_norm, err) != 0 ||
-      load_vector(&m->st, NAME("post_attention_layernorm.weight"), c->dim, &w->ffn_norm, err) != 0)
+  if (preft_weights_matrix(&m->st, NAME("self_attn.q_proj.weight"), qd, c->dim, &w->wq, err) != 0 ||
+      preft_weights_matrix(&m->st, NAME("self_attn.k_proj.weight"), kvd, c->dim, &w->wk, err) != 0 ||
+      preft_weights_matrix(&m->st, NAME("self_attn.v_proj.weight"), kvd, c->dim, &w->wv, err) != 0 ||
+      preft_weights_matrix(&m->st, NAME("self_attn.o_proj.weight"), c->dim, qd, &w->wo, err) != 0 ||
+      preft_weights_matrix(&m->st, NAME("mlp.gate_proj.weight"), c->ffn, c->dim, &w->w_gate, err) != 0 ||
+      preft_weights_matrix(&m->st, NAME("mlp.up_proj.weight"), c->ffn, c->dim, &w->w_up, err) != 0 ||
+      preft_weights_matrix(&m->st, NAME("mlp.down_proj.weight"), c->dim, c->ffn, &w->w_down, err) != 0 ||
+      preft_weights_vector(&m->st, NAME("input_layernorm.weight"), c->dim, &w->attn_norm, err) != 0 ||
+      preft_weights_vector(&m->st, NAME("post_attention_layernorm.weight"), c->dim, &w->ffn_norm, err) != 0)
     return -1;
-  if (c->qkv_bias && (load_vector(&m->st, NAME("self_attn.q_proj.bias"), qd, &w->bq, err) != 0 ||
-                      load_vector(&m->st, NAME("self_attn.k_proj.bias"), kvd, &w->bk, err) != 0 ||
-                      load_vector(&m->st, NAME("self_attn.v_proj.bias"), kvd, &w->bv, err) != 0))
+  if (c->qkv_bias && (preft_weights_vector(&m->st, NAME("self_attn.q_proj.bias"), qd, &w->bq, err) != 0 ||
+                      preft_weights_vector(&m->st, NAME("self_attn.k_proj.bias"), kvd, &w->bk, err) != 0 ||
+                      preft_weights_vector(&m->st, NAME("self_attn.v_proj.bias"), kvd, &w->bv, err) != 0))
     return -1;
-  if (c->o_bias && load_vector(&m->st, NAME("self_attn.o_proj.bias"), c->dim, &w->bo, err) != 0) return -1;
+  if (c->o_bias && preft_weights_vector(&m->st, NAME("self_attn.o_proj.bias"), c->dim, &w->bo, err) != 0)
+    return -1;
 #undef NAME
   return 0;
 }
@@ -106,13 +66,14 @@ int preft_model_load(preft_model **out, const char *dir, preft_error *err) {
   if (preft_st_open_dir(&m->st, dir, "model", err) != 0) goto fail;
   const preft_model_config *c = &m->cfg;
   m->layers = preft_xcalloc((size_t)c->n_layers, sizeof *m->layers);
-  if (load_matrix(&m->st, "model.embed_tokens.weight", c->vocab, c->dim, &m->embed, err) != 0) goto fail;
+  if (preft_weights_matrix(&m->st, "model.embed_tokens.weight", c->vocab, c->dim, &m->embed, err) != 0)
+    goto fail;
   if (c->tie_embeddings) {
     m->lm_head = m->embed;
-  } else if (load_matrix(&m->st, "lm_head.weight", c->vocab, c->dim, &m->lm_head, err) != 0) {
+  } else if (preft_weights_matrix(&m->st, "lm_head.weight", c->vocab, c->dim, &m->lm_head, err) != 0) {
     goto fail;
   }
-  if (load_vector(&m->st, "model.norm.weight", c->dim, &m->final_norm, err) != 0) goto fail;
+  if (preft_weights_vector(&m->st, "model.norm.weight", c->dim, &m->final_norm, err) != 0) goto fail;
   for (int l = 0; l < c->n_layers; l++)
     if (load_layer(m, l, err) != 0) goto fail;
   m->inv_freq = rope_inv_freq(c);
@@ -147,34 +108,6 @@ void preft_model_free(preft_model *m) {
 
 /* ---- random initialisation ------------------------------------------------ */
 
-static uint64_t splitmix64(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-/* Uniform in [-scale, scale), stored as dtype. */
-static void fill_uniform(void *dst, preft_dtype t, size_t n, float scale, uint64_t *rng) {
-  for (size_t i = 0; i < n; i++) {
-    float u = (float)((splitmix64(rng) >> 40) * 0x1p-24) * 2.0f - 1.0f;
-    float v = u * scale;
-    if (t == PREFT_F32)
-      ((float *)dst)[i] = v;
-    else if (t == PREFT_F16)
-      ((uint16_t *)dst)[i] = preft_f32_to_f16(v);
-    else
-      ((uint16_t *)dst)[i] = preft_f32_to_bf16(v);
-  }
-}
-
-static float *random_vector(size_t n, float center, float scale, uint64_t *rng) {
-  float *v = preft_xmalloc(sizeof(float) * n);
-  fill_uniform(v, PREFT_F32, n, scale, rng);
-  for (size_t i = 0; i < n; i++) v[i] += center;
-  return v;
-}
-
 int preft_model_init_random(preft_model **out, const preft_model_config *cfg, preft_dtype dtype,
                             uint64_t seed, preft_error *err) {
   const preft_model_config *c = cfg;
@@ -197,13 +130,13 @@ int preft_model_init_random(preft_model **out, const preft_model_config *cfg, pr
   uint64_t rng = seed * 0x2545f4914f6cdd1dull + 1;
   float lin = 1.0f / sqrtf((float)D);
   m->embed = (preft_weight){mem, dtype};
-  fill_uniform(mem, dtype, V * D, 1.0f, &rng);
+  preft_weights_fill_uniform(mem, dtype, V * D, 1.0f, &rng);
   mem += V * D * es;
   if (c->tie_embeddings) {
     m->lm_head = m->embed;
   } else {
     m->lm_head = (preft_weight){mem, dtype};
-    fill_uniform(mem, dtype, V * D, lin, &rng);
+    preft_weights_fill_uniform(mem, dtype, V * D, lin, &rng);
     mem += V * D * es;
   }
   m->layers = preft_xcalloc((size_t)c->n_layers, sizeof *m->layers);
@@ -216,19 +149,20 @@ int preft_model_init_random(preft_model **out, const preft_model_config *cfg, pr
                 {&w->w_gate, F, D}, {&w->w_up, F, D}, {&w->w_down, D, F}};
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
       *mats[i].w = (preft_weight){mem, dtype};
-      fill_uniform(mem, dtype, mats[i].rows * mats[i].cols, 1.0f / sqrtf((float)mats[i].cols), &rng);
+      preft_weights_fill_uniform(mem, dtype, mats[i].rows * mats[i].cols, 1.0f / sqrtf((float)mats[i].cols),
+                                 &rng);
       mem += mats[i].rows * mats[i].cols * es;
     }
-    w->attn_norm = random_vector(D, 1.0f, 0.1f, &rng);
-    w->ffn_norm = random_vector(D, 1.0f, 0.1f, &rng);
+    w->attn_norm = preft_weights_random_vector(D, 1.0f, 0.1f, &rng);
+    w->ffn_norm = preft_weights_random_vector(D, 1.0f, 0.1f, &rng);
     if (c->qkv_bias) {
-      w->bq = random_vector(qd, 0.0f, 0.1f, &rng);
-      w->bk = random_vector(kvd, 0.0f, 0.1f, &rng);
-      w->bv = random_vector(kvd, 0.0f, 0.1f, &rng);
+      w->bq = preft_weights_random_vector(qd, 0.0f, 0.1f, &rng);
+      w->bk = preft_weights_random_vector(kvd, 0.0f, 0.1f, &rng);
+      w->bv = preft_weights_random_vector(kvd, 0.0f, 0.1f, &rng);
     }
-    if (c->o_bias) w->bo = random_vector(D, 0.0f, 0.1f, &rng);
+    if (c->o_bias) w->bo = preft_weights_random_vector(D, 0.0f, 0.1f, &rng);
   }
-  m->final_norm = random_vector(D, 1.0f, 0.1f, &rng);
+  m->final_norm = preft_weights_random_vector(D, 1.0f, 0.1f, &rng);
   m->inv_freq = rope_inv_freq(&m->cfg);
   *out = m;
   return 0;

@@ -25,11 +25,30 @@
 
 /* How a completion is checked against the answer. */
 typedef enum {
-  PREFT_RL_MATCH_EXACT = 0, /* completion (trimmed of surrounding whitespace) == answer */
-  PREFT_RL_MATCH_CONTAINS,  /* answer occurs in the completion */
-  PREFT_RL_MATCH_REGEX,     /* answer is a PCRE2 pattern that matches somewhere */
-  PREFT_RL_MATCH_NUMBER,    /* the last number in the completion equals the answer */
+  PREFT_RL_MATCH_EXACT = 0,    /* completion (trimmed of surrounding whitespace) == answer */
+  PREFT_RL_MATCH_CONTAINS,     /* answer occurs in the completion */
+  PREFT_RL_MATCH_REGEX,        /* answer is a PCRE2 pattern that matches somewhere */
+  PREFT_RL_MATCH_NUMBER,       /* the last number in the completion equals the answer */
+  PREFT_RL_MATCH_FIRST_LINE,   /* the completion's first line (trimmed) == answer: the built-in
+                                  tasks, whose models go on with the next "Q: ..." line */
+  PREFT_RL_MATCH_FIRST_NUMBER, /* the first number in the completion equals the answer */
 } preft_rl_match;
+
+/* The name of a match kind as task files spell it ("exact", "first_line",
+ * ...), and back (-1 for an unknown name). */
+const char *preft_rl_match_name(preft_rl_match m);
+int preft_rl_match_parse(const char *name);
+
+/* Training and held-out problems of the built-in tasks. Every problem
+ * belongs to one side by a hash of its prompt (one problem in
+ * PREFT_RL_HELDOUT_EVERY is held out); a stream whose seed is below
+ * PREFT_RL_HELDOUT_SEED draws only training problems, a stream whose seed is
+ * at least PREFT_RL_HELDOUT_SEED only held-out ones. So `train rl --seed 11`
+ * and a pretraining text from `rl-data --seed 1` never show a problem that
+ * `eval rl --seed 1000000` asks. File tasks have no split: give them
+ * separate files. */
+#define PREFT_RL_HELDOUT_SEED 1000000ull
+#define PREFT_RL_HELDOUT_EVERY 8
 
 typedef struct preft_rl_prompt {
   char *prompt; /* the text given to the model */
@@ -51,6 +70,14 @@ void preft_rl_task_draw(const preft_rl_task *t, uint64_t seed, int64_t index, pr
 void preft_rl_prompt_clear(preft_rl_prompt *p);
 /* Names of the built-in tasks, NULL-terminated. */
 const char *const *preft_rl_task_names(void);
+/* One line per built-in task for --help: its name, difficulty parameter,
+ * default, and a sample prompt and answer. Static storage. */
+const char *preft_rl_task_help(void);
+/* The task's canonical name: "addition:2" (the default level filled in) or
+ * the file's path. */
+const char *preft_rl_task_name(const preft_rl_task *t);
+/* Prompts a file task holds (0 for a generator). */
+int64_t preft_rl_task_size(const preft_rl_task *t);
 
 /* The deterministic verifier: 1.0 when the completion matches, else 0.0. */
 double preft_rl_verify(const preft_rl_prompt *p, const char *completion);

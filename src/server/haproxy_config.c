@@ -76,7 +76,8 @@ static int address_ok(const char *a) {
 static int check_opts(const preft_route_opts *o, preft_error *err) {
   if (o->n_replicas < 1) return preft_fail(err, "no replicas: give at least one http://HOST:PORT");
   if (!o->header || !header_ok(o->header))
-    return preft_fail(err, "header '%s': a header name is letters, digits, '-' and '_'", o->header ? o->header : "");
+    return preft_fail(err, "header '%s': a header name is letters, digits, '-' and '_'",
+                      o->header ? o->header : "");
   if (!o->bind || !*o->bind) return preft_fail(err, "no bind address");
   if (!address_ok(o->bind)) return preft_fail(err, "bind address '%s': not an address", o->bind);
   if (o->stats && (!*o->stats || !address_ok(o->stats) || !strchr(o->stats, ':')))

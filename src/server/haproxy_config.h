@@ -23,19 +23,19 @@
 typedef struct preft_route_opts {
   const char *const *replicas; /* http://HOST:PORT of each `preft serve` */
   int n_replicas;
-  const char *bind;     /* address the router listens on */
-  int port;             /* its port */
-  const char *header;   /* names the adapter when the body does not */
-  int check_ms;         /* health check interval */
-  int fall, rise;       /* failed / passed checks before a replica leaves / rejoins */
-  int timeout_s;        /* client and server inactivity limit (long generations stream) */
-  int connect_ms;       /* connect timeout to a replica */
-  int retries;          /* tries on other replicas for a request that never reached one */
-  int maxconn;          /* concurrent client connections */
-  int body_kb;          /* request bytes buffered to find "model" (HAProxy's tune.bufsize) */
-  int balance_factor;   /* 0: strict affinity; else hash-balance-factor (e.g. 150: no replica
-                         * takes more than 1.5x the mean load; hot adapters spill over) */
-  const char *stats;    /* NULL, or "ADDR:PORT" for HAProxy's statistics page */
+  const char *bind;   /* address the router listens on */
+  int port;           /* its port */
+  const char *header; /* names the adapter when the body does not */
+  int check_ms;       /* health check interval */
+  int fall, rise;     /* failed / passed checks before a replica leaves / rejoins */
+  int timeout_s;      /* client and server inactivity limit (long generations stream) */
+  int connect_ms;     /* connect timeout to a replica */
+  int retries;        /* tries on other replicas for a request that never reached one */
+  int maxconn;        /* concurrent client connections */
+  int body_kb;        /* request bytes buffered to find "model" (HAProxy's tune.bufsize) */
+  int balance_factor; /* 0: strict affinity; else hash-balance-factor (e.g. 150: no replica
+                       * takes more than 1.5x the mean load; hot adapters spill over) */
+  const char *stats;  /* NULL, or "ADDR:PORT" for HAProxy's statistics page */
 } preft_route_opts;
 
 /* Defaults: bind 0.0.0.0:8000, header X-Preft-Adapter, checks every 1000 ms

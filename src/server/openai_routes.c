@@ -56,6 +56,7 @@ typedef struct choice_out {
   preft_finish_reason finish;
   int completion_tokens;
   char *error;
+  bool adapter_unavailable; /* the error is the adapter's failed load */
   /* accumulated for whole (non-streamed) responses */
   srv_buf text;
   int *ids;
@@ -347,6 +348,7 @@ static void accumulate(srv_gen *g, const srv_event *ev) {
     o->stop_string = ev->stop_string;
     o->completion_tokens = ev->completion_tokens;
     if (ev->error && !o->error) o->error = preft_xstrdup(ev->error);
+    o->adapter_unavailable |= ev->adapter_unavailable;
     g->n_done++;
   }
 }
@@ -504,6 +506,16 @@ static int prompt_ids(preft_server *s, srv_gen_request *r, srv_api_error *e) {
   return 0;
 }
 
+/* A request that failed before its first token: a 400 naming the adapter
+ * when its files failed to load (the client chose it), else a 500. */
+static int gen_failed(const srv_gen *g, const char *error, bool adapter_unavailable, srv_api_error *e) {
+  if (adapter_unavailable)
+    return preft_srv_fail(e, 400, "invalid_request_error", "adapter_unavailable", "model",
+                          "The adapter '%s' is unavailable: %s", g->model_id,
+                          error ? error : "it failed to load");
+  return preft_srv_fail(e, 500, "server_error", NULL, NULL, "%s", error ? error : "generation failed");
+}
+
 static int submit_error(preft_server *s, int rc, const preft_error *err, srv_api_error *e, const srv_gen *g) {
   if (rc == PREFT_SUBMIT_BUSY && atomic_load(&s->draining))
     return preft_srv_fail(e, 503, "server_error", "server_draining", NULL, "the server is shutting down");
@@ -513,6 +525,7 @@ static int submit_error(preft_server *s, int rc, const preft_error *err, srv_api
   if (rc == PREFT_SUBMIT_NO_ADAPTER)
     return preft_srv_fail(e, 404, "invalid_request_error", "model_not_found", "model",
                           "The model '%s' does not exist", g->model_id);
+  if (rc == PREFT_SUBMIT_ADAPTER_UNAVAILABLE) return gen_failed(g, err->msg, true, e);
   return preft_srv_bad(e, NULL, "%s", err->msg);
 }
 
@@ -535,13 +548,15 @@ static int stream_start(srv_gen *g, srv_api_error *e) {
   if (rc < 0) return -1;
   const char *error = NULL;
   int n_err = 0;
+  bool adapter_unavailable = false;
   for (size_t i = 0; i < n; i++)
     if (ev[i].finish == PREFT_FINISH_ERROR) {
       n_err++;
       error = ev[i].error;
+      adapter_unavailable |= ev[i].adapter_unavailable;
     }
   if (n_err == g->n_choices) {
-    preft_srv_fail(e, 500, "server_error", NULL, NULL, "%s", error ? error : "generation failed");
+    gen_failed(g, error, adapter_unavailable, e);
     preft_srv_events_free(ev, n);
     return -1;
   }
@@ -563,8 +578,7 @@ static int wait_whole(srv_gen *g, srv_api_error *e) {
   }
   for (int i = 0; i < g->n_choices; i++)
     if (g->out[i].finish == PREFT_FINISH_ERROR)
-      return preft_srv_fail(e, 500, "server_error", NULL, NULL, "%s",
-                            g->out[i].error ? g->out[i].error : "generation failed");
+      return gen_failed(g, g->out[i].error, g->out[i].adapter_unavailable, e);
   return 0;
 }
 
@@ -584,7 +598,7 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
   srv_gen_request *q = &g->req;
   const char *adapter = NULL;
   if (q->model && strcmp(q->model, s->model_name) != 0) {
-    if (!preft_engine_has_adapter(s->engine, q->model)) {
+    if (!preft_engine_resolve_adapter(s->engine, q->model)) {
       preft_srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model",
                      "The model '%s' does not exist", q->model);
       goto fail;
@@ -672,13 +686,20 @@ fail:
 typedef struct {
   preft_server *s;
   srv_buf *b;
-  const char *one; /* only this id */
   int count;
+  char *first_id, *last_id; /* of the page */
 } models_ctx;
 
-static void model_json(models_ctx *m, const char *id, const char *root, const char *parent) {
+/* One model object; an adapter's also says whether it is loaded, the
+ * checksum of its files as last loaded and, when its files failed to load,
+ * that it is unavailable and why. */
+static void model_json(models_ctx *m, const char *id, const char *root, const char *parent,
+                       const preft_adapter_info *a) {
   srv_buf *b = m->b;
   if (m->count++) preft_srv_buf_put(b, ",", 1);
+  if (!m->first_id) m->first_id = preft_xstrdup(id);
+  free(m->last_id);
+  m->last_id = preft_xstrdup(id);
   preft_srv_buf_puts(b, "{\"id\":");
   preft_srv_buf_json_str(b, id, strlen(id));
   preft_srv_buf_printf(
@@ -689,34 +710,97 @@ static void model_json(models_ctx *m, const char *id, const char *root, const ch
     preft_srv_buf_json_str(b, parent, strlen(parent));
   else
     preft_srv_buf_puts(b, "null");
-  preft_srv_buf_printf(b, ",\"max_model_len\":%d}", m->s->max_context);
+  preft_srv_buf_printf(b, ",\"max_model_len\":%d", m->s->max_context);
+  if (a) {
+    const char *status = a->loaded    ? "loaded"
+                         : a->error   ? "unavailable"
+                         : a->loading ? "loading"
+                                      : "not_loaded";
+    preft_srv_buf_printf(b, ",\"status\":\"%s\",\"loaded\":%s", status, a->loaded ? "true" : "false");
+    if (a->checksum) preft_srv_buf_printf(b, ",\"checksum\":\"%016llx\"", (unsigned long long)a->checksum);
+    if (a->loaded) preft_srv_buf_printf(b, ",\"bytes\":%zu", a->bytes);
+    if (a->error && !a->loaded) {
+      preft_srv_buf_puts(b, ",\"error\":");
+      preft_srv_buf_json_str(b, a->error, strlen(a->error));
+    }
+  }
+  preft_srv_buf_puts(b, "}");
 }
 
-static void each_adapter(void *ctx, const char *name, const char *path, bool loaded) {
+static void each_adapter(void *ctx, const preft_adapter_info *a) {
   models_ctx *m = ctx;
-  if (!m->one || !strcmp(m->one, name)) model_json(m, name, path, m->s->model_name);
+  model_json(m, a->name, a->path, m->s->model_name, a);
 }
 
-void preft_srv_route_models(preft_server *s, const char *one, srv_reply *r) {
-  srv_buf items = {0};
-  models_ctx m = {.s = s, .b = &items, .one = one};
-  if (!one || !strcmp(one, s->model_name)) model_json(&m, s->model_name, s->model_name, NULL);
-  preft_engine_each_adapter(s->engine, each_adapter, &m);
+static void count_adapter(void *ctx, const preft_adapter_info *a) {
+  (void)a;
+  ++*(int *)ctx;
+}
+
+/* GET /v1/models/{one}: a hash lookup, whatever the number of adapters. */
+static void route_one_model(preft_server *s, const char *one, srv_reply *r) {
+  models_ctx m = {.s = s, .b = &r->body};
   r->content_type = "application/json";
-  if (one && m.count == 0) {
+  if (!strcmp(one, s->model_name))
+    model_json(&m, s->model_name, s->model_name, NULL, NULL);
+  else if (!preft_engine_adapter_info(s->engine, one, each_adapter, &m)) {
     srv_api_error e;
     preft_srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model",
                    "The model '%s' does not exist", one);
     preft_srv_reply_error(r, &e);
-  } else if (one) {
-    r->status = 200;
-    preft_srv_buf_put(&r->body, items.p, items.len);
+  }
+  if (m.count) r->status = 200;
+  free(m.first_id);
+  free(m.last_id);
+}
+
+void preft_srv_route_models(preft_server *s, const char *one, const char *after, const char *limit_arg,
+                            srv_reply *r) {
+  if (one) return route_one_model(s, one, r);
+  srv_api_error e;
+  long limit = 0; /* all */
+  if (limit_arg) {
+    char *end;
+    limit = strtol(limit_arg, &end, 10);
+    if (!*limit_arg || *end || limit < 1 || limit > 100000) {
+      preft_srv_bad(&e, "limit", "limit must be an integer from 1 to 100000, got '%s'", limit_arg);
+      return preft_srv_reply_error(r, &e);
+    }
+  }
+  srv_buf items = {0};
+  models_ctx m = {.s = s, .b = &items};
+  /* the base model first, then the adapters in registration order */
+  const char *adapters_after = after;
+  if (!after)
+    model_json(&m, s->model_name, s->model_name, NULL, NULL);
+  else if (!strcmp(after, s->model_name))
+    adapters_after = NULL;
+  bool more = false;
+  int listed = 0;
+  if (!limit || m.count < limit)
+    listed = preft_engine_list_adapters(s->engine, adapters_after, limit ? (int)limit - m.count : 0,
+                                        each_adapter, &m, &more);
+  else
+    more = preft_engine_list_adapters(s->engine, NULL, 1, count_adapter, &listed, NULL) > 0;
+  if (listed < 0) {
+    preft_srv_bad(&e, "after", "no model '%s' to list after", after);
+    preft_srv_reply_error(r, &e);
   } else {
     r->status = 200;
+    r->content_type = "application/json";
     preft_srv_buf_puts(&r->body, "{\"object\":\"list\",\"data\":[");
     if (items.len) preft_srv_buf_put(&r->body, items.p, items.len);
-    preft_srv_buf_puts(&r->body, "]}");
+    preft_srv_buf_printf(&r->body, "],\"has_more\":%s", more ? "true" : "false");
+    if (m.first_id) {
+      preft_srv_buf_puts(&r->body, ",\"first_id\":");
+      preft_srv_buf_json_str(&r->body, m.first_id, strlen(m.first_id));
+      preft_srv_buf_puts(&r->body, ",\"last_id\":");
+      preft_srv_buf_json_str(&r->body, m.last_id, strlen(m.last_id));
+    }
+    preft_srv_buf_puts(&r->body, "}");
   }
+  free(m.first_id);
+  free(m.last_id);
   preft_srv_buf_free(&items);
 }
 
