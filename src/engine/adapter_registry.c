@@ -287,6 +287,7 @@ void preft_registry_install(preft_registry *r, preft_registered_adapter *a, pref
   release_reservation(r, a);
   a->loaded = loaded;
   a->bytes = loaded->bytes;
+  a->bound = 0; /* the files may differ at the next load */
   if (a->checksum && loaded->checksum != a->checksum) {
     PREFT_WARN("adapter %s: its files changed since it was last loaded; serving the new ones", a->name);
     a->generation = r->next_generation++;
@@ -314,6 +315,7 @@ void preft_registry_load_failed(preft_registry *r, preft_registered_adapter *a, 
                                 double now) {
   free(a->error);
   a->error = preft_xstrdup(error);
+  a->bound = 0;
   a->failures++;
   double backoff = 1.0;
   for (int i = 1; i < a->failures && backoff < PREFT_REGISTRY_RETRY_MAX_S; i++) backoff *= 2;

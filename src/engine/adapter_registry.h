@@ -50,6 +50,7 @@ typedef struct preft_registered_adapter {
   int failures;       /* loads failed in a row */
   double retry_at;    /* preft_now() before which a failed adapter is not loaded again */
   size_t bytes;       /* loaded: its weights' memory; reserved: the reservation's bound */
+  size_t bound;       /* the engine's cached bound of a load's memory (0: not known; reset by each load) */
   struct preft_registered_adapter *lru_prev, *lru_next; /* the loaded list, while loaded */
 } preft_registered_adapter;
 

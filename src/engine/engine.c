@@ -247,7 +247,10 @@ static void queue_load(preft_engine *e, preft_registered_adapter *a) {
  * prefetch, evicting nothing a request wants); one that could never fit is
  * marked failed (unavailable) with why. */
 static preft_reserve_result reserve_for_load(preft_engine *e, preft_registered_adapter *a, bool prefetch) {
-  size_t bound = preft_adapter_memory_bound(a->path);
+  /* the files' sizes are read once per load, not at every step a request
+   * waits for room */
+  if (!a->bound) a->bound = preft_adapter_memory_bound(a->path);
+  size_t bound = a->bound;
   preft_reserve_result rr =
       prefetch ? preft_registry_reserve_spare(&e->reg, a, bound) : preft_registry_reserve(&e->reg, a, bound);
   if (rr == PREFT_RESERVE_TOO_BIG) {
@@ -982,7 +985,8 @@ int preft_engine_check_adapters(preft_engine *e) {
   for (int i = 0; i < n; i++) {
     preft_registered_adapter *a = todo[i];
     char *path = preft_xstrdup(a->path), *name = preft_xstrdup(a->name);
-    size_t bound = preft_adapter_memory_bound(path);
+    if (!a->bound) a->bound = preft_adapter_memory_bound(path);
+    size_t bound = a->bound;
     const preft_registry *r = &e->reg;
     bool fits = r->n_loaded + r->n_loading < r->max_loaded &&
                 (!r->max_bytes || r->loaded_bytes + r->reserved_bytes + bound <= r->max_bytes);
