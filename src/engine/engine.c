@@ -981,25 +981,36 @@ int preft_engine_check_adapters(preft_engine *e) {
   int n_bad = 0;
   for (int i = 0; i < n; i++) {
     preft_registered_adapter *a = todo[i];
-    preft_reserve_result rr;
     char *path = preft_xstrdup(a->path), *name = preft_xstrdup(a->name);
+    size_t bound = preft_adapter_memory_bound(path);
+    const preft_registry *r = &e->reg;
+    bool fits = r->n_loaded + r->n_loading < r->max_loaded &&
+                (!r->max_bytes || r->loaded_bytes + r->reserved_bytes + bound <= r->max_bytes);
+    bool too_big = r->max_bytes && bound > r->max_bytes;
+    a->loading = false;
+    /* loaded while there is free room (nothing is evicted), else checked
+     * without reading the weights; one that can never fit is marked so */
+    preft_reserve_result rr = fits || too_big ? reserve_for_load(e, a, false) : PREFT_RESERVE_NO_ROOM;
+    a->loading = true;
     preft_adapter *loaded = NULL;
     preft_error err;
-    int rc = timed_load(e, &loaded, path, name, &err);
-    a->loading = false;
-    if (rc != 0) {
+    int rc = 0;
+    if (rr == PREFT_RESERVE_OK) {
+      rc = timed_load(e, &loaded, path, name, &err);
+    } else if (rr == PREFT_RESERVE_NO_ROOM) {
+      pthread_mutex_unlock(&e->mu);
+      rc = preft_adapter_check(path, name, &e->model->cfg, &err);
+      pthread_mutex_lock(&e->mu);
+    }
+    if (rr == PREFT_RESERVE_TOO_BIG) {
+      n_bad++;
+    } else if (rc != 0) {
       preft_registry_load_failed(&e->reg, a, err.msg, preft_now());
       PREFT_INFO("%s", err.msg);
       n_bad++;
-    } else if ((rr = reserve_for_load(e, a, false)) == PREFT_RESERVE_TOO_BIG) {
-      preft_adapter_free(loaded);
-      n_bad++;
-    } else if (rr == PREFT_RESERVE_OK) { /* room is made only for adapters that load */
+    } else if (loaded) {
       preft_registry_install(&e->reg, a, loaded);
-    } else {
-      preft_adapter_free(loaded); /* every loaded one is in use: checked, loaded on first use */
     }
-    a->loading = true;
     preft_registry_load_done(&e->reg, a);
     free(path);
     free(name);
