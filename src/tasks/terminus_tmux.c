@@ -117,7 +117,7 @@ int preft_term_tmux_start(preft_term_tmux *t, preft_sandbox *sb, const char *log
   if (run_ok(t, start, "new-session", err) != 0) return -1;
   const char *root = preft_sandbox_root(sb);
   if (root) {
-    char *p = preft_path_join(root, RAW + 1);
+    char *p = preft_path_join(root, &RAW[1]); /* RAW without its leading / */
     /* the stream is visible from here only if the sandbox's /tmp is the root's */
     for (int i = 0; i < 100 && !preft_file_exists(p); i++) nanosleep(&(struct timespec){0, 10000000}, NULL);
     if (preft_file_exists(p))
