@@ -149,9 +149,10 @@ PREFT_API int preft_engine_list_adapters(preft_engine *e, const char *after, int
  * there is none. */
 PREFT_API bool preft_engine_adapter_info(preft_engine *e, const char *name,
                                          void (*fn)(void *ctx, const preft_adapter_info *a), void *ctx);
-/* Loads every registered adapter that is not loaded yet, on the calling
- * thread (a server calls it before it starts listening), keeping as many
- * loaded as max_loaded_adapters allows. An adapter whose files fail to load
+/* Checks every registered adapter that is not loaded yet, on the calling
+ * thread (a server calls it before it starts listening): loads them while
+ * there is free room under the caps, and checks the rest without reading
+ * their weights (configs, safetensors headers, shapes). An adapter whose files fail to load
  * is marked unavailable with its error (preft_engine_each_adapter shows it);
  * returns how many are. */
 PREFT_API int preft_engine_check_adapters(preft_engine *e);
@@ -245,6 +246,7 @@ typedef struct preft_engine_stats {
    * memory of loaded adapters, of loads under way (reserved, an upper
    * bound) and the cap (0: none); the time of each load attempt */
   long adapter_loads, adapter_load_failures, adapter_evictions;
+  long adapter_prefetches; /* loads started for requests further back in the queue */
   size_t adapter_bytes, adapter_bytes_reserved, adapter_bytes_limit;
   long adapter_load_hist[PREFT_HIST_BUCKETS + 1];
   double adapter_load_seconds_sum;

@@ -91,7 +91,7 @@ static void run_usage(FILE *out) {
       "  --agent A                oracle (the task's solution), nop (nothing) or terminus (required)\n"
       "  --url URL                terminus: OpenAI-compatible endpoint (default " TASKS_DEFAULT_URL
       ")\n"
-      "  --model M                terminus: the model name to ask for (default: default)\n"
+      "  --model M                terminus: the model to ask for (default: the first the endpoint lists)\n"
       "  --api-key KEY            terminus: bearer token (default $OPENAI_API_KEY, else none)\n"
       "  --max-episodes N         terminus: model turns per trial (default 0: until done or timeout)\n"
       "  --temperature T          terminus: sampling temperature (default 0.7)\n"
@@ -120,6 +120,26 @@ static int print_or_write_json(const char *path, const cJSON *j) {
     return -1;
   }
   return 0;
+}
+
+/* The id of the first model the endpoint lists (GET URL/models), heap; NULL
+ * (err) when it cannot be asked. "default" when it lists none. */
+static char *first_model(const char *url, const char *api_key, preft_error *err) {
+  preft_client *c = preft_client_new(url, api_key && *api_key ? api_key : NULL, 10);
+  preft_http_response r;
+  char *id = NULL;
+  if (preft_client_get(c, "/models", &r, err) != 0) {
+    preft_client_free(c);
+    return NULL;
+  }
+  cJSON *j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+  const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "data"), 0);
+  const cJSON *name = first ? cJSON_GetObjectItem(first, "id") : NULL;
+  id = preft_xstrdup(cJSON_IsString(name) ? name->valuestring : "default");
+  cJSON_Delete(j);
+  preft_http_response_free(&r);
+  preft_client_free(c);
+  return id;
 }
 
 static int tasks_run(int argc, char **argv) {
@@ -174,8 +194,18 @@ static int tasks_run(int argc, char **argv) {
     return CLI_EXIT_ERROR;
   }
   if (!api_key) api_key = getenv("OPENAI_API_KEY");
-  preft_terminus_opts term = {.url = url ? url : TASKS_DEFAULT_URL,
-                              .model = model ? model : "default",
+  if (!url) url = TASKS_DEFAULT_URL;
+  char *model_found = NULL;
+  if (kind == PREFT_AGENT_TERMINUS) {
+    preft_client_global_init(); /* libcurl, before the workers start */
+    if (!model && !(model = model_found = first_model(url, api_key, &err))) {
+      fprintf(stderr, "preft tasks run: %s (is the server up? --model M skips this question)\n", err.msg);
+      preft_task_list_free(tasks, n_tasks);
+      return CLI_EXIT_ERROR;
+    }
+  }
+  preft_terminus_opts term = {.url = url,
+                              .model = model,
                               .api_key = api_key && *api_key ? api_key : NULL,
                               .max_episodes = (int)max_episodes,
                               .temperature = temperature};
@@ -193,7 +223,6 @@ static int tasks_run(int argc, char **argv) {
                        .base_dir = base_dir(base),
                        .progress = !quiet,
                        .cancel = &g_cancel};
-  if (kind == PREFT_AGENT_TERMINUS) preft_client_global_init(); /* libcurl, before the workers start */
   catch_signals();
   cJSON *summary;
   char *job_dir;
@@ -211,6 +240,7 @@ static int tasks_run(int argc, char **argv) {
     free(job_dir);
   }
   free(cache_path);
+  free(model_found);
   preft_task_list_free(tasks, n_tasks);
   return rc;
 }

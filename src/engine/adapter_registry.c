@@ -228,7 +228,14 @@ void preft_registry_unref(preft_registry *r, preft_registered_adapter *a) {
 
 /* ---- loading -------------------------------------------------------------------------------- */
 
-preft_reserve_result preft_registry_reserve(preft_registry *r, preft_registered_adapter *a, size_t bytes) {
+/* Evictable for a reservation: idle and, when spare_held, wanted by no
+ * request at all (not even a waiting one). */
+static bool evictable(const preft_registered_adapter *a, bool spare_held) {
+  return idle(a) && !(spare_held && a->refs > 0);
+}
+
+static preft_reserve_result reserve(preft_registry *r, preft_registered_adapter *a, size_t bytes,
+                                    bool spare_held) {
   if (a->loaded || a->loading) return PREFT_RESERVE_NO_ROOM;
   if (r->max_bytes && bytes > r->max_bytes) return PREFT_RESERVE_TOO_BIG;
   int need_n = r->n_loaded + r->n_loading + 1 - r->max_loaded;
@@ -239,14 +246,14 @@ preft_reserve_result preft_registry_reserve(preft_registry *r, preft_registered_
   size_t can_b = 0;
   for (const preft_registered_adapter *c = r->lru_head; c && (can_n < need_n || can_b < need_b);
        c = c->lru_next)
-    if (idle(c)) {
+    if (evictable(c, spare_held)) {
       can_n++;
       can_b += c->bytes;
     }
   if (can_n < need_n || can_b < need_b) return PREFT_RESERVE_NO_ROOM;
   for (preft_registered_adapter *c = r->lru_head, *next; c && (need_n > 0 || need_b > 0); c = next) {
     next = c->lru_next;
-    if (!idle(c)) continue;
+    if (!evictable(c, spare_held)) continue;
     need_n--;
     need_b = need_b > c->bytes ? need_b - c->bytes : 0;
     evict(r, c);
@@ -256,6 +263,15 @@ preft_reserve_result preft_registry_reserve(preft_registry *r, preft_registered_
   r->n_loading++;
   r->reserved_bytes += bytes;
   return PREFT_RESERVE_OK;
+}
+
+preft_reserve_result preft_registry_reserve(preft_registry *r, preft_registered_adapter *a, size_t bytes) {
+  return reserve(r, a, bytes, false);
+}
+
+preft_reserve_result preft_registry_reserve_spare(preft_registry *r, preft_registered_adapter *a,
+                                                  size_t bytes) {
+  return reserve(r, a, bytes, true);
 }
 
 static void release_reservation(preft_registry *r, preft_registered_adapter *a) {
@@ -271,6 +287,7 @@ void preft_registry_install(preft_registry *r, preft_registered_adapter *a, pref
   release_reservation(r, a);
   a->loaded = loaded;
   a->bytes = loaded->bytes;
+  a->bound = 0; /* the files may differ at the next load */
   if (a->checksum && loaded->checksum != a->checksum) {
     PREFT_WARN("adapter %s: its files changed since it was last loaded; serving the new ones", a->name);
     a->generation = r->next_generation++;
@@ -298,6 +315,7 @@ void preft_registry_load_failed(preft_registry *r, preft_registered_adapter *a, 
                                 double now) {
   free(a->error);
   a->error = preft_xstrdup(error);
+  a->bound = 0;
   a->failures++;
   double backoff = 1.0;
   for (int i = 1; i < a->failures && backoff < PREFT_REGISTRY_RETRY_MAX_S; i++) backoff *= 2;

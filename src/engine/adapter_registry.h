@@ -50,6 +50,7 @@ typedef struct preft_registered_adapter {
   int failures;       /* loads failed in a row */
   double retry_at;    /* preft_now() before which a failed adapter is not loaded again */
   size_t bytes;       /* loaded: its weights' memory; reserved: the reservation's bound */
+  size_t bound;       /* the engine's cached bound of a load's memory (0: not known; reset by each load) */
   struct preft_registered_adapter *lru_prev, *lru_next; /* the loaded list, while loaded */
 } preft_registered_adapter;
 
@@ -99,6 +100,11 @@ typedef enum { PREFT_RESERVE_OK, PREFT_RESERVE_NO_ROOM, PREFT_RESERVE_TOO_BIG } 
  * or loading); TOO_BIG, changing nothing, when `bytes` alone is over
  * max_bytes. */
 preft_reserve_result preft_registry_reserve(preft_registry *r, preft_registered_adapter *a, size_t bytes);
+/* The same for a prefetch: evicts only adapters no request wants (neither
+ * running nor waiting), so loading ahead never pushes out what a request
+ * earlier in the queue needs. */
+preft_reserve_result preft_registry_reserve_spare(preft_registry *r, preft_registered_adapter *a,
+                                                  size_t bytes);
 /* Installs a's weights (a reserved or loading); its reservation gives way
  * to the weights' real size (loaded->bytes), and should that be more than
  * was reserved, idle adapters are evicted to get back under the caps. When

@@ -233,11 +233,26 @@ static void deliver_events(preft_engine *e) {
 
 typedef enum { ADAPTER_READY, ADAPTER_WAIT, ADAPTER_NO_ROOM, ADAPTER_FAILED } adapter_state;
 
-/* Reserves room for loading a's files, by the bound of their memory; one
- * that could never fit is marked failed (unavailable) with why. */
-static preft_reserve_result reserve_for_load(preft_engine *e, preft_registered_adapter *a) {
-  size_t bound = preft_adapter_memory_bound(a->path);
-  preft_reserve_result rr = preft_registry_reserve(&e->reg, a, bound);
+/* Hands a reserved adapter to the loader thread. */
+static void queue_load(preft_engine *e, preft_registered_adapter *a) {
+  if (e->n_load_queue == e->cap_load_queue) {
+    e->cap_load_queue = e->cap_load_queue ? e->cap_load_queue * 2 : 16;
+    e->load_queue = preft_xrealloc(e->load_queue, sizeof *e->load_queue * (size_t)e->cap_load_queue);
+  }
+  e->load_queue[e->n_load_queue++] = a;
+  pthread_cond_signal(&e->loader_wake);
+}
+
+/* Reserves room for loading a's files, by the bound of their memory (for a
+ * prefetch, evicting nothing a request wants); one that could never fit is
+ * marked failed (unavailable) with why. */
+static preft_reserve_result reserve_for_load(preft_engine *e, preft_registered_adapter *a, bool prefetch) {
+  /* the files' sizes are read once per load, not at every step a request
+   * waits for room */
+  if (!a->bound) a->bound = preft_adapter_memory_bound(a->path);
+  size_t bound = a->bound;
+  preft_reserve_result rr =
+      prefetch ? preft_registry_reserve_spare(&e->reg, a, bound) : preft_registry_reserve(&e->reg, a, bound);
   if (rr == PREFT_RESERVE_TOO_BIG) {
     char msg[256];
     snprintf(msg, sizeof msg,
@@ -258,18 +273,35 @@ static adapter_state adapter_ready(preft_engine *e, seq_t *s) {
   if (!ra || ra->loaded) return ADAPTER_READY;
   if (ra->loading) return ADAPTER_WAIT;
   if (preft_registry_unavailable(ra, preft_now())) return ADAPTER_FAILED;
-  preft_reserve_result rr = reserve_for_load(e, ra);
+  preft_reserve_result rr = reserve_for_load(e, ra, false);
   if (rr == PREFT_RESERVE_TOO_BIG) return ADAPTER_FAILED;
   if (rr != PREFT_RESERVE_OK) return ADAPTER_NO_ROOM;
-  {
-    if (e->n_load_queue == e->cap_load_queue) {
-      e->cap_load_queue = e->cap_load_queue ? e->cap_load_queue * 2 : 16;
-      e->load_queue = preft_xrealloc(e->load_queue, sizeof *e->load_queue * (size_t)e->cap_load_queue);
-    }
-    e->load_queue[e->n_load_queue++] = ra;
-    pthread_cond_signal(&e->loader_wake);
-  }
+  queue_load(e, ra);
   return ADAPTER_WAIT;
+}
+
+/* How far back in the queue adapters are loaded ahead of their requests'
+ * admission, and how many such loads may wait for the loader at once. */
+enum { PREFETCH_DEPTH = 64, PREFETCH_LOADS = 4 };
+
+/* Starts loading the adapters of requests further back in the queue while
+ * the coming steps run, in queue order, with room that no request's
+ * adapter occupies (a prefetch never evicts what an earlier request needs):
+ * by the time such a request is admitted its adapter is usually loaded. */
+static void prefetch_adapters(preft_engine *e) {
+  int depth = 0;
+  double now = preft_now();
+  for (seq_t *s = e->wait_head; s && depth < PREFETCH_DEPTH && e->n_load_queue < PREFETCH_LOADS;
+       s = s->next, depth++) {
+    preft_registered_adapter *ra = s->ra;
+    if (!ra || ra->loaded || ra->loading || s->cancelled || preft_registry_unavailable(ra, now)) continue;
+    preft_reserve_result rr = reserve_for_load(e, ra, true);
+    if (rr == PREFT_RESERVE_NO_ROOM) break; /* nothing free ahead of the queue: wait for admission */
+    if (rr == PREFT_RESERVE_OK) {
+      queue_load(e, ra);
+      e->stats.adapter_prefetches++;
+    }
+  }
 }
 
 /* Maps the cached blocks of s's prompt prefix into its slot. At least one
@@ -387,6 +419,7 @@ static int schedule(preft_engine *e) {
     rows += take;
     s = next;
   }
+  if (e->n_waiting > 0 && !e->stop) prefetch_adapters(e);
   return rows;
 }
 
@@ -831,7 +864,7 @@ int preft_engine_load_adapter(preft_engine *e, const char *name, const char *pat
   /* marks it loading either way (keeps the loader thread and eviction
    * away); without room under the cap the files are still read, to check
    * them, but not kept */
-  preft_reserve_result rr = reserve_for_load(e, a);
+  preft_reserve_result rr = reserve_for_load(e, a, false);
   if (rr == PREFT_RESERVE_TOO_BIG) {
     preft_fail(err, "%s", a->error);
     preft_registry_remove_entry(&e->reg, a);
@@ -951,25 +984,37 @@ int preft_engine_check_adapters(preft_engine *e) {
   int n_bad = 0;
   for (int i = 0; i < n; i++) {
     preft_registered_adapter *a = todo[i];
-    preft_reserve_result rr;
     char *path = preft_xstrdup(a->path), *name = preft_xstrdup(a->name);
+    if (!a->bound) a->bound = preft_adapter_memory_bound(path);
+    size_t bound = a->bound;
+    const preft_registry *r = &e->reg;
+    bool fits = r->n_loaded + r->n_loading < r->max_loaded &&
+                (!r->max_bytes || r->loaded_bytes + r->reserved_bytes + bound <= r->max_bytes);
+    bool too_big = r->max_bytes && bound > r->max_bytes;
+    a->loading = false;
+    /* loaded while there is free room (nothing is evicted), else checked
+     * without reading the weights; one that can never fit is marked so */
+    preft_reserve_result rr = fits || too_big ? reserve_for_load(e, a, false) : PREFT_RESERVE_NO_ROOM;
+    a->loading = true;
     preft_adapter *loaded = NULL;
     preft_error err;
-    int rc = timed_load(e, &loaded, path, name, &err);
-    a->loading = false;
-    if (rc != 0) {
+    int rc = 0;
+    if (rr == PREFT_RESERVE_OK) {
+      rc = timed_load(e, &loaded, path, name, &err);
+    } else if (rr == PREFT_RESERVE_NO_ROOM) {
+      pthread_mutex_unlock(&e->mu);
+      rc = preft_adapter_check(path, name, &e->model->cfg, &err);
+      pthread_mutex_lock(&e->mu);
+    }
+    if (rr == PREFT_RESERVE_TOO_BIG) {
+      n_bad++;
+    } else if (rc != 0) {
       preft_registry_load_failed(&e->reg, a, err.msg, preft_now());
       PREFT_INFO("%s", err.msg);
       n_bad++;
-    } else if ((rr = reserve_for_load(e, a)) == PREFT_RESERVE_TOO_BIG) {
-      preft_adapter_free(loaded);
-      n_bad++;
-    } else if (rr == PREFT_RESERVE_OK) { /* room is made only for adapters that load */
+    } else if (loaded) {
       preft_registry_install(&e->reg, a, loaded);
-    } else {
-      preft_adapter_free(loaded); /* every loaded one is in use: checked, loaded on first use */
     }
-    a->loading = true;
     preft_registry_load_done(&e->reg, a);
     free(path);
     free(name);

@@ -137,9 +137,10 @@ size_t preft_adapter_memory_bound(const char *dir) {
   return 2 * total;
 }
 
-int preft_adapter_load(preft_adapter **out, const char *dir, const char *name, const preft_model_config *cfg,
-                       preft_error *err) {
+static int load(preft_adapter **out, const char *dir, const char *name, const preft_model_config *cfg,
+                bool check_only, preft_error *err) {
   preft_adapter *a = preft_xcalloc(1, sizeof *a);
+  a->check_only = check_only;
   a->path = preft_xstrdup(dir);
   const char *base = strrchr(dir, '/');
   a->name = preft_xstrdup(name ? name : base && base[1] ? base + 1 : dir);
@@ -161,8 +162,20 @@ int preft_adapter_load(preft_adapter **out, const char *dir, const char *name, c
     preft_adapter_free(a);
     return -1;
   }
-  *out = a;
+  if (check_only)
+    preft_adapter_free(a);
+  else
+    *out = a;
   return 0;
+}
+
+int preft_adapter_load(preft_adapter **out, const char *dir, const char *name, const preft_model_config *cfg,
+                       preft_error *err) {
+  return load(out, dir, name, cfg, false, err);
+}
+
+int preft_adapter_check(const char *dir, const char *name, const preft_model_config *cfg, preft_error *err) {
+  return load(NULL, dir, name, cfg, true, err);
 }
 
 void preft_adapter_free(preft_adapter *a) {

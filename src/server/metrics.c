@@ -92,6 +92,9 @@ void preft_srv_route_metrics(preft_server *s, srv_reply *r) {
   single(b, "preft_adapter_loads_total", "counter", "Adapter loads that succeeded.", st.adapter_loads);
   single(b, "preft_adapter_load_failures_total", "counter",
          "Adapter loads that failed (the adapter is unavailable).", st.adapter_load_failures);
+  single(b, "preft_adapter_prefetches_total", "counter",
+         "Adapter loads started ahead of their requests' admission (while earlier steps run).",
+         st.adapter_prefetches);
   single(b, "preft_adapter_evictions_total", "counter", "Loaded adapters evicted to make room for others.",
          st.adapter_evictions);
   head(b, "preft_adapter_cache_bytes", "gauge",

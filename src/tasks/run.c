@@ -144,8 +144,12 @@ static int progress_table(const job *j, int prev_lines, double t0) {
     if (++shown > 30) continue;
     char d[32], rw[16], run[24];
     snprintf(d, sizeof d, "%d/%d", done, o->n_attempts > 0 ? o->n_attempts : 1);
-    snprintf(rw, sizeof rw, done ? "%.3f" : "-", done ? rs / done : 0.0);
-    snprintf(run, sizeof run, running ? "%d (%.0fs)" : "", running, since);
+    if (done)
+      snprintf(rw, sizeof rw, "%.3f", rs / done);
+    else
+      snprintf(rw, sizeof rw, "-");
+    run[0] = '\0';
+    if (running) snprintf(run, sizeof run, "%d (%.0fs)", running, since);
     fprintf(stderr, "  %-32.32s %9s %8s %7s %6d\n", o->tasks[ti]->name, d, run, rw, errs);
     lines++;
   }

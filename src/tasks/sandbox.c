@@ -256,11 +256,11 @@ static void log_tail(const char *path, char *out, size_t cap) {
   free(text);
 }
 
-static pid_t g_registry_owner; /* the process whose sandboxes these are (not a forked child) */
+static _Atomic int g_registry_owner; /* the process whose sandboxes these are (not a forked child) */
 
 static void stop_all_at_exit(void) { preft_sandbox_stop_all(); }
 static void register_at_exit(void) {
-  g_registry_owner = getpid();
+  g_registry_owner = (int)getpid();
   atexit(stop_all_at_exit);
 }
 
@@ -1021,7 +1021,8 @@ void preft_sandbox_stop(preft_sandbox *sb) {
 }
 
 void preft_sandbox_stop_all(void) {
-  if (g_registry_owner != 0 && getpid() != g_registry_owner) return; /* a fork's copy: not ours to stop */
+  int owner = g_registry_owner;
+  if (owner != 0 && (int)getpid() != owner) return; /* a fork's copy: not ours to stop */
   for (;;) {
     pthread_mutex_lock(&g_registry_mu);
     preft_sandbox *sb = g_registry;

@@ -12,6 +12,7 @@
 #include "base/file.h"
 #include "base/timer.h"
 #include "tasks/env_build.h"
+#include "tasks/fs_tree.h"
 #include "tasks/reward.h"
 #include "tasks/sandbox.h"
 #include "tasks/text_buf.h"
@@ -281,6 +282,12 @@ static void run_verifier(const preft_trial_opts *o, preft_sandbox *sb, const cha
   const preft_task *t = o->task;
   preft_error e;
   double t0 = preft_now();
+  /* /logs/verifier was writable all along: what the agent left there (a
+   * reward.txt of its own) must not pass for the verifier's. */
+  if (preft_fs_empty(verifier_dir, &e) != 0) {
+    set_error(res, "emptying the verifier folder: %s", e.msg);
+    return;
+  }
   if (t->tests_dir && preft_sandbox_copy_in(sb, t->tests_dir, "/tests", &e) != 0) {
     set_error(res, "copying the tests in: %s", e.msg);
     return;

@@ -22,6 +22,9 @@ check "unknown subcommand exits 2" test "$(rc "$bin" tasks frobnicate)" -eq 2
 check "run without --agent exits 2" test "$(rc "$bin" tasks run --path "$tasks" -o "$tmp/j")" -eq 2
 check "run with a bad agent exits 2" test "$(rc "$bin" tasks run --path "$tasks" --agent claude -o "$tmp/j")" -eq 2
 check "  naming it" grep -q "oracle, nop or terminus, got 'claude'" "$tmp/err"
+check "terminus with no server to ask for a model exits 1" \
+  test "$(rc "$bin" tasks run --path "$tasks" --agent terminus --url http://127.0.0.1:1/v1 -o "$tmp/j")" -eq 1
+check "  saying so" grep -q "Couldn't connect to server (is the server up?" "$tmp/err"
 check "--url without terminus exits 2" test "$(rc "$bin" tasks run --path "$tasks" --agent nop --url x -o "$tmp/j")" -eq 2
 
 # list: every fixture; a malformed task names its file and field
