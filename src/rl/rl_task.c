@@ -6,7 +6,8 @@
  * after the fixed marker " A:", so one model can learn all three:
  *   addition:D  "Q: 37+45= A:"              -> "82"   (two D-digit numbers)
  *   reverse:W   "Q: reverse cat dog sun A:" -> "sun dog cat" (W distinct words)
- *   count:L     "Q: count b in abcbd A:"    -> "2"    (a word of L letters a-e)
+ *   count:L     "Q: count b in abcbd A:"    -> "2"    (a word of L letters a-e, the
+ *                                                    count uniform in [0, (L+1)/2])
  * They are checked by the first line of the completion (a model trained on
  * "prompt answer" lines goes on with the next question after a newline). */
 #include <cjson/cJSON.h>
@@ -264,13 +265,23 @@ static void generate(const preft_rl_task *t, preft_rng *r, char *prompt, char *a
     for (int i = w - 1; i >= 0; i--)
       al += (size_t)snprintf(answer + al, n - al, "%s%s", i == w - 1 ? "" : " ", WORDS[pick[i]]);
   } else {
+    /* the count k is uniform in [0, (L+1)/2], so guessing one number is
+     * right at most 1 time in 1 + (L+1)/2; the k places are random and the
+     * other letters any of the four others */
     char word[33];
+    int L = t->level, count = (int)preft_rng_below(r, (uint64_t)(L + 1) / 2 + 1), pos[32];
     char letter = (char)('a' + preft_rng_below(r, 5));
-    int count = 0;
-    for (int i = 0; i < t->level; i++) {
-      word[i] = (char)('a' + preft_rng_below(r, 5));
-      count += word[i] == letter;
+    for (int i = 0; i < L; i++) pos[i] = i;
+    for (int i = 0; i < count; i++) { /* partial Fisher-Yates: pos[0..count) */
+      int j = i + (int)preft_rng_below(r, (uint64_t)(L - i)), tmp = pos[i];
+      pos[i] = pos[j];
+      pos[j] = tmp;
     }
+    for (int i = 0; i < L; i++) {
+      int other = (int)preft_rng_below(r, 4);
+      word[i] = (char)('a' + (other >= letter - 'a' ? other + 1 : other));
+    }
+    for (int i = 0; i < count; i++) word[pos[i]] = letter;
     word[t->level] = 0;
     snprintf(prompt, n, "Q: count %c in %s A:", letter, word);
     snprintf(answer, n, "%d", count);
