@@ -96,6 +96,17 @@ def hf_config():
         put("hf_config", name + ".json", json.dumps(dict(base, **extra), indent=1))
 
 
+def bert_config():
+    for p in sorted(glob.glob(os.path.join(DATA, "bert", "*", "config.json"))):
+        put("bert_config", slug(p), open(p, "rb").read())
+    base = json.load(open(os.path.join(DATA, "bert", "bert-model-f32", "config.json")))
+    for name, extra in [("no-model-type", {"model_type": None}),
+                        ("act-gelu-new", {"hidden_act": "gelu_new"}),
+                        ("relative-key", {"position_embedding_type": "relative_key"}),
+                        ("heads-not-dividing", {"num_attention_heads": 5})]:
+        put("bert_config", name + ".json", json.dumps(dict(base, **extra), indent=1))
+
+
 def adapter_configs():
     for p in sorted(glob.glob(os.path.join(DATA, "**", "adapter_config.json"), recursive=True)):
         put("peft_config", slug(p), open(p, "rb").read())
@@ -194,9 +205,43 @@ def jsonl():
     put("jsonl", "from-tokenizer-corpus.jsonl", "".join(json.dumps({"prompt": json.loads(l), "completion": json.loads(l)}) + "\n" for l in lines))
 
 
+def task_files():
+    """The TOML and YAML fixtures of the task-file readers, good and malformed, and the task files of the
+    fixture tasks."""
+    for target, ext in (("toml", ".toml"), ("yaml", ".yaml")):
+        for p in sorted(glob.glob(os.path.join(DATA, target, "*" + ext)) +
+                        glob.glob(os.path.join(DATA, target, "bad", "*" + ext))):
+            put(target, slug(p), open(p, "rb").read())
+    for p in sorted(glob.glob(os.path.join(DATA, "tasks", "*", "task.toml"))):
+        put("toml", slug(p), open(p, "rb").read())
+    for p in sorted(glob.glob(os.path.join(DATA, "tasks", "*", "task.yaml"))):
+        put("yaml", slug(p), open(p, "rb").read())
+
+
+def terminus_replies():
+    """Model replies as the terminus agent reads them (bare, fenced, among prose, malformed fields,
+    invalid JSON, UTF-8 in an unclosed fence), a chat completion body, and pane text with an earlier
+    capture after a NUL."""
+    put("terminus_reply", "bare.txt", json.dumps({"analysis": "empty dir", "plan": "make a file", "commands": [
+        {"keystrokes": "touch a\n", "duration": 0.5}, {"keystrokes": "C-c"}], "task_complete": False}))
+    put("terminus_reply", "fenced.txt", 'Here is my answer:\n```json\n{"analysis": "a", "plan": "p", "commands": [], '
+        '"task_complete": true}\n```\nThanks.')
+    put("terminus_reply", "prose.txt", 'I think {this} matters. {"analysis": "x", "plan": "y", "commands": '
+        '[{"keystrokes": "echo \'{}\'\\n", "duration": 0}]} done')
+    put("terminus_reply", "bad_fields.txt", '{"commands": [{"keystrokes": "make\\n", "duration": 600}, {"duration": -1}, '
+        '"ls", {"keystrokes": 5}], "task_complete": "false", "plan": 1}')
+    put("terminus_reply", "bad_json.txt", '{"analysis": "a",\n "plan": "b" "commands": []}')
+    put("terminus_reply", "chat_body.json", json.dumps({"id": "c1", "object": "chat.completion", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": '{"analysis":"","plan":"","commands":[]}'},
+         "finish_reason": "length"}], "usage": {"prompt_tokens": 120, "completion_tokens": 7}}, separators=(",", ":")))
+    put("terminus_reply", "pane_diff.txt", "$ ls\nfile\n$ cat file\nhello  \n$ \n\n\n\0$ ls\nfile\n$")
+    put("terminus_reply", "utf8_unclosed_fence.txt", '```\n{"analysis": "caf\u00e9 \u2713", "plan": "\\u00e9", "commands": '
+        '[{"keystrokes": "echo \\"x\\";;\\n", "duration": 1e2}], "task_complete": true}')
+
+
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
-    safetensors(); gguf(); hf_config(); adapter_configs(); tokenizers(); templates(); requests(); jsonl()
+    safetensors(); gguf(); hf_config(); bert_config(); adapter_configs(); tokenizers(); templates(); requests(); jsonl(); task_files(); terminus_replies()
     for d in sorted(os.listdir(OUT)):
         files = os.listdir(os.path.join(OUT, d))
         print("%-16s %2d files, %6d bytes, largest %d" % (d, len(files), sum(os.path.getsize(os.path.join(OUT, d, f)) for f in files),

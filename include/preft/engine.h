@@ -19,8 +19,15 @@
  * needed.
  *
  * Adapters are registered by name (thousands are fine) and loaded on first
- * use, off the step loop, by a loader thread; at most max_loaded_adapters are
- * loaded, the least recently used one that no request uses is evicted.
+ * use, off the step loop, by a loader thread. At most max_loaded_adapters
+ * are loaded or being loaded (a hard cap): to load one, the least recently
+ * used adapter no running request uses is evicted. When every loaded
+ * adapter is in use, a request for another one waits in the queue until one
+ * is idle, and later requests with an adapter wait behind it (base-model
+ * requests do not). An adapter whose files fail to load is unavailable:
+ * requests for it fail at once with its error (PREFT_SUBMIT_ADAPTER_UNAVAILABLE,
+ * or a final event with adapter_unavailable set) until a load succeeds; a
+ * load is tried again on a request after a backoff (1 s, doubling to 60 s).
  *
  * Usage:
  *   static bool on_event(void *user, const preft_token_event *ev) {
@@ -104,8 +111,22 @@ PREFT_API int preft_engine_add_loaded_adapter(preft_engine *e, const char *name,
 PREFT_API int preft_engine_remove_adapter(preft_engine *e, const char *name, preft_error *err);
 /* Calls fn for every registered adapter (under the engine lock: fn must not
  * call back into the engine). */
-PREFT_API void preft_engine_each_adapter(
-    preft_engine *e, void (*fn)(void *ctx, const char *name, const char *path, bool loaded), void *ctx);
+typedef struct preft_adapter_info {
+  const char *name, *path;
+  bool loaded;       /* its weights are in memory now */
+  bool loading;      /* a load is queued or under way */
+  const char *error; /* non-NULL: unavailable, its last load failed with this error */
+  size_t bytes;      /* memory of the loaded weights; 0 when not loaded */
+  uint64_t checksum; /* of the weight files as last loaded (0: never loaded from files) */
+} preft_adapter_info;
+PREFT_API void preft_engine_each_adapter(preft_engine *e, void (*fn)(void *ctx, const preft_adapter_info *a),
+                                         void *ctx);
+/* Loads every registered adapter that is not loaded yet, on the calling
+ * thread (a server calls it before it starts listening), keeping as many
+ * loaded as max_loaded_adapters allows. An adapter whose files fail to load
+ * is marked unavailable with its error (preft_engine_each_adapter shows it);
+ * returns how many are. */
+PREFT_API int preft_engine_check_adapters(preft_engine *e);
 PREFT_API bool preft_engine_has_adapter(preft_engine *e, const char *name);
 
 /* ---- requests -------------------------------------------------------------- */
@@ -129,8 +150,9 @@ typedef struct preft_token_event {
   float top_logprobs[PREFT_MAX_TOP_LOGPROBS];
   preft_finish_reason finish;
   int prompt_tokens, completion_tokens;
-  double queue_s, ttft_s; /* time waiting, time to first token */
-  const char *error;      /* for PREFT_FINISH_ERROR */
+  double queue_s, ttft_s;   /* time waiting, time to first token */
+  const char *error;        /* for PREFT_FINISH_ERROR */
+  bool adapter_unavailable; /* PREFT_FINISH_ERROR because the adapter's files failed to load */
 } preft_token_event;
 
 /* Return false to finish the request now (used for stop strings, which the
@@ -150,13 +172,19 @@ typedef struct preft_request_params {
   int logprobs; /* 0: none; else report this many top alternatives (<= 20) */
 } preft_request_params;
 
-enum { PREFT_SUBMIT_OK = 0, PREFT_SUBMIT_INVALID = -1, PREFT_SUBMIT_BUSY = -2, PREFT_SUBMIT_NO_ADAPTER = -3 };
+enum {
+  PREFT_SUBMIT_OK = 0,
+  PREFT_SUBMIT_INVALID = -1,
+  PREFT_SUBMIT_BUSY = -2,
+  PREFT_SUBMIT_NO_ADAPTER = -3,
+  PREFT_SUBMIT_ADAPTER_UNAVAILABLE = -4, /* its last load failed (err: why) and is not retried yet */
+};
 
 /* Queues a request; cb is called for every token and exactly once with a
  * finish reason other than NONE, after which the engine never calls it for
  * this request again. Returns PREFT_SUBMIT_OK and the request id, or a
  * negative PREFT_SUBMIT_* with err filled (prompt too long for the context,
- * unknown adapter, full queue). */
+ * unknown or unavailable adapter, full queue). */
 PREFT_API int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_request_cb cb,
                                   void *user, uint64_t *id, preft_error *err);
 /* Cancels a request (client went away); its final callback reports

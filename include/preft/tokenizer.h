@@ -58,6 +58,17 @@ PREFT_API int preft_tokenizer_encode_max(const preft_tokenizer *t, const char *t
                                          bool add_special, size_t max_ids, int32_t **ids, size_t *n,
                                          preft_error *err);
 
+/* Encodes a text or a pair of texts as a model input with token types, as
+ * transformers' tokenizer(a, b) does: with add_special, the post-processor's
+ * pair template (BERT: [CLS] a [SEP] b [SEP], b's part and its [SEP] type 1)
+ * or, for b NULL, its single template; without, a's ids (type 0) then b's
+ * (type 1). *ids and *type_ids (type_ids may be NULL) are heap arrays of *n
+ * entries the caller frees. Fails when add_special is set, b is given and the
+ * tokenizer has a single template but no pair template. */
+PREFT_API int preft_tokenizer_encode_pair(const preft_tokenizer *t, const char *a, size_t a_len,
+                                          const char *b, size_t b_len, bool add_special, int32_t **ids,
+                                          int32_t **type_ids, size_t *n, preft_error *err);
+
 enum {
   PREFT_DECODE_SKIP_SPECIAL = 1, /* drop special added tokens (skip_special_tokens=True) */
   PREFT_DECODE_NO_CLEANUP = 2,   /* never apply clean_up_tokenization_spaces */

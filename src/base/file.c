@@ -40,10 +40,71 @@ int preft_map_file(preft_mapped_file *f, const char *path, preft_error *err) {
   return 0;
 }
 
+int preft_copy_file(preft_mapped_file *f, const char *path, preft_error *err) {
+  memset(f, 0, sizeof *f);
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return preft_fail(err, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return preft_fail(err, "%s: cannot stat: %s", path, strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return preft_fail(err, "%s: not a regular file", path);
+  }
+  size_t size = (size_t)st.st_size, got = 0;
+  uint8_t *buf = preft_xmalloc(size ? size : 1);
+  while (got < size) {
+    ssize_t n = read(fd, buf + got, size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : 0;
+      close(fd);
+      free(buf);
+      return e ? preft_fail(err, "%s: read error: %s", path, strerror(e))
+               : preft_fail(err, "%s: the file shrank from %zu to %zu bytes while it was read", path, size,
+                            got);
+    }
+    got += (size_t)n;
+  }
+  close(fd);
+  f->data = size ? buf : NULL;
+  if (!size) free(buf);
+  f->size = size;
+  f->copied = true;
+  f->path = preft_xstrdup(path);
+  return 0;
+}
+
 void preft_unmap_file(preft_mapped_file *f) {
-  if (f->data) munmap((void *)f->data, f->size);
+  if (f->data && f->copied)
+    free((void *)f->data);
+  else if (f->data)
+    munmap((void *)f->data, f->size);
   free(f->path);
   memset(f, 0, sizeof *f);
+}
+
+uint64_t preft_checksum64(const void *data, size_t n) {
+  /* FNV-1a over 64-bit words (then the tail bytes), with a final mix */
+  const uint8_t *p = data;
+  uint64_t h = 0xcbf29ce484222325ull;
+  const uint64_t prime = 0x100000001b3ull;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    h = (h ^ w) * prime;
+    h ^= h >> 29;
+  }
+  for (; i < n; i++) h = (h ^ p[i]) * prime;
+  h ^= (uint64_t)n;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h;
 }
 
 int preft_read_file(const char *path, char **out, size_t *out_size, preft_error *err) {

@@ -7,6 +7,7 @@
 #ifndef PREFT_BASE_FILE_H
 #define PREFT_BASE_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,10 +17,19 @@ typedef struct preft_mapped_file {
   char *path;          /* owned copy, for error messages */
   const uint8_t *data; /* NULL for an empty file */
   size_t size;
+  bool copied; /* data is a heap copy (preft_copy_file), not a mapping */
 } preft_mapped_file;
 
 int preft_map_file(preft_mapped_file *f, const char *path, preft_error *err);
+/* Like preft_map_file, but reads the file into memory: the data cannot
+ * change, and no fault can come from the file being truncated or
+ * rewritten later (a mapping would raise SIGBUS past a new end). A file
+ * that shrinks while it is read is an error naming it. */
+int preft_copy_file(preft_mapped_file *f, const char *path, preft_error *err);
+/* Unmaps or frees, whichever preft_map_file / preft_copy_file did. */
 void preft_unmap_file(preft_mapped_file *f);
+/* A 64-bit checksum of n bytes (not cryptographic: it tells files apart). */
+uint64_t preft_checksum64(const void *data, size_t n);
 
 /* Reads a whole (small) file into a NUL-terminated heap buffer. */
 int preft_read_file(const char *path, char **out, size_t *out_size, preft_error *err);

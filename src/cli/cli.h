@@ -18,9 +18,11 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_ERROR = 1, CLI_EXIT_USAGE = 2 };
 
 int cli_generate(int argc, char **argv);
 int cli_logits(int argc, char **argv);
+int cli_encode(int argc, char **argv); /* cli_encode.c: BERT hidden states / pooled output */
 int cli_make_model(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_bench_adapters(int argc, char **argv);
+int cli_bench_encoder(int argc, char **argv); /* cli_bench_encoder.c: `preft bench encoder` */
 int cli_perplexity(int argc, char **argv);
 int cli_tokenize(int argc, char **argv);
 int cli_detokenize(int argc, char **argv);
@@ -29,9 +31,12 @@ int cli_tokenizer(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_train(int argc, char **argv);     /* cli_train.c: train sft | train pretrain */
 int cli_eval_loss(int argc, char **argv); /* cli_eval_loss.c */
+int cli_train_rl(int argc, char **argv);  /* cli_train_rl.c: `preft train rl` */
+int cli_eval(int argc, char **argv);      /* cli_train_rl.c: `preft eval rl` */
 int cli_make_adapter(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 int cli_bench_serve(int argc, char **argv); /* `preft bench serve`, from cli_bench.c */
+int cli_tasks(int argc, char **argv);       /* cli_tasks.c: tasks run | check | list | reward | base */
 int cli_rl_data(int argc, char **argv);     /* cli_rl_data.c: prompts of an RL task */
 
 /* ---- declarative options ----------------------------------------------------
@@ -138,6 +143,46 @@ preft_data_opts cli_data_opts(const preft_tokenizer *tok, const preft_model_conf
 /* Parses --on-bad-line stop | skip; prints "preft CMD: ..." and returns -1
  * for anything else. */
 int cli_parse_bad_line(const char *cmd, const char *s, preft_bad_line_policy *out);
+
+/* ---- the adapter a training command creates (cli_adapter_args.c) -----------
+ * `train sft` and `train rl` take the same flags and make the same files. */
+typedef struct cli_adapter_args {
+  const char *method, *targets, *layers, *positions;
+  int mode; /* preft_adapter_mode */
+  long rank;
+  double alpha; /* <= 0: 2·rank */
+  bool share;
+} cli_adapter_args;
+
+/* Defaults: mode all, rank 8, positions f7+l7. */
+#define CLI_ADAPTER_ARGS_INIT \
+  { .positions = "f7+l7", .mode = PREFT_MODE_ALL, .rank = 8, .alpha = -1 }
+/* Table entries for cli_adapter_args a (inside a command's cli_opt table). */
+#define CLI_ADAPTER_OPTIONS(a)                                                                            \
+  {"--method", NULL, CLI_STR, &(a).method}, {"--mode", NULL, CLI_MODE, &(a).mode},                        \
+      {"--rank", "-r", CLI_INT, &(a).rank, 1, 4096}, {"--alpha", NULL, CLI_FLOAT, &(a).alpha, 1e-9, 1e9}, \
+      {"--targets", NULL, CLI_STR, &(a).targets}, {"--layers", NULL, CLI_STR, &(a).layers},               \
+      {"--positions", NULL, CLI_STR, &(a).positions}, {                                                   \
+    "--share-weights", NULL, CLI_FLAG, &(a).share                                                         \
+  }
+#define CLI_ADAPTER_HELP                                                              \
+  "  --method M            lora | loreft | direft\n"                                  \
+  "  --mode M              all | prefill (default all)\n"                             \
+  "  --rank R              rank (default 8)\n"                                        \
+  "  --alpha A             LoRA alpha; scale = alpha/R (default 2R)\n"                \
+  "  --targets LIST        LoRA modules, from q,k,v,o,gate,up,down (default all 7)\n" \
+  "  --layers LIST         adapted layers, e.g. 0,2,5 (default all)\n"                \
+  "  --positions P         ReFT positions fA+lB or all (default f7+l7)\n"             \
+  "  --share-weights       ReFT fA+lB: one intervention for first and last\n"
+
+/* Checks the flags that need no model (method, positions, targets): 0, or
+ * an error printed as "preft CMD: ..." and -1 (a usage error). */
+int cli_adapter_check(const char *cmd, const cli_adapter_args *a);
+/* The adapter options for a model of config cfg (seed: initialisation);
+ * *layers (heap, the caller frees; NULL for all layers) backs o->layers.
+ * Prints "preft CMD: ..." and returns -1 on a bad --layers. */
+int cli_adapter_opts(const char *cmd, const cli_adapter_args *a, const preft_model_config *cfg, uint64_t seed,
+                     preft_train_adapter_opts *o, bool **layers);
 
 /* Writes j (not consumed) as indented JSON to path, atomically. */
 struct cJSON;

@@ -34,6 +34,7 @@ static void usage(FILE *out) {
           "       preft bench model (--shape NAME | -m DIR) [options]\n"
           "       preft bench adapter-step --shape NAME [options]\n"
           "       preft bench adapters --help    (the PreFT throughput experiment)\n"
+          "       preft bench encoder --help     (BERT encoder sentences/s beside the sgemm ceiling)\n"
           "       preft bench serve --help       (load on an OpenAI-compatible server)\n\n"
           "roofline: measures the FP32 FMA peak (GFLOP/s), main-memory read bandwidth\n"
           "(GB/s) and preft's own sgemm on this machine.\n\n"
@@ -477,8 +478,10 @@ int cli_bench(int argc, char **argv) {
   if (!strcmp(argv[1], "model")) return bench_model(argc - 1, argv + 1);
   if (!strcmp(argv[1], "adapter-step")) return bench_adapter_step(argc - 1, argv + 1);
   if (!strcmp(argv[1], "adapters")) return cli_bench_adapters(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "encoder")) return cli_bench_encoder(argc - 1, argv + 1);
   if (!strcmp(argv[1], "serve")) return cli_bench_serve(argc - 1, argv + 1);
-  fprintf(stderr, "preft bench: unknown benchmark '%s' (roofline, model, adapter-step, adapters, serve)\n",
+  fprintf(stderr,
+          "preft bench: unknown benchmark '%s' (roofline, model, adapter-step, adapters, encoder, serve)\n",
           argv[1]);
   return CLI_EXIT_USAGE;
 }

@@ -15,6 +15,7 @@
 
 #include "base/file.h"
 #include "base/log.h"
+#include "base/timer.h"
 #include "cli/cli.h"
 #include "engine/engine.h"
 #include "io/hf_config.h"
@@ -42,7 +43,10 @@ static void usage(FILE *out) {
           "  --port N                   port (default 8080; 0 = any free port)\n"
           "  --api-key KEY              require 'Authorization: Bearer KEY' on /v1/*\n"
           "                             (default: $PREFT_API_KEY when set)\n"
-          "  --max-loaded-adapters N    adapters held in memory (default 64)\n"
+          "  --max-loaded-adapters N    adapters held in memory at most (default 64): a\n"
+          "                             request for another one waits until one is idle\n"
+          "  --no-adapter-check         do not load every adapter at start-up to check it\n"
+          "                             (a broken one is then found on first use)\n"
           "  --kv-cache-mb N            KV cache budget in MB (default 1024)\n"
           "  --max-queue N              waiting requests before 429 (default 1024)\n"
           "  --max-running N            sequences decoding at once (default 256)\n"
@@ -74,6 +78,21 @@ static char *dir_name(const char *dir) {
   return s;
 }
 
+static void report_unavailable(void *ctx, const preft_adapter_info *a) {
+  (void)ctx;
+  if (a->error) fprintf(stderr, "preft serve: adapter '%s' is unavailable: %s\n", a->name, a->error);
+}
+
+/* Loads every registered adapter once to check it (the first max-loaded
+ * stay loaded); broken ones are reported and stay listed as unavailable. */
+static void check_adapters(preft_engine *engine, int n_adapters) {
+  double t0 = preft_now();
+  int bad = preft_engine_check_adapters(engine);
+  if (bad > 0) preft_engine_each_adapter(engine, report_unavailable, NULL);
+  fprintf(stderr, "preft serve: checked %d adapters in %.2f s: %d unavailable\n", n_adapters,
+          preft_now() - t0, bad);
+}
+
 /* Waits for a second SIGTERM/SIGINT while the first one drains, and ends
  * the process at once with 128 + the signal's number, as a shell reports a
  * process the signal killed. */
@@ -94,7 +113,7 @@ int cli_serve(int argc, char **argv) {
   long port = 8080, max_loaded = 0, kv_mb = 0, max_queue = 0, max_running = 0, step_tokens = 0, max_len = 0;
   long body_mb = 8, drain_s = 30, threads = 0, max_conns = 0, header_s = 10, body_s = 60, idle_s = 30;
   const char *adapter_root = NULL;
-  bool verbose = false, runtime_adapters = false;
+  bool verbose = false, runtime_adapters = false, no_adapter_check = false;
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
       {"--tokenizer", NULL, CLI_STR, &tok_path},
@@ -105,6 +124,7 @@ int cli_serve(int argc, char **argv) {
       {"--port", NULL, CLI_INT, &port, 0, 65535},
       {"--api-key", NULL, CLI_STR, &api_key},
       {"--max-loaded-adapters", NULL, CLI_INT, &max_loaded, 1, 1 << 20},
+      {"--no-adapter-check", NULL, CLI_FLAG, &no_adapter_check},
       {"--kv-cache-mb", NULL, CLI_INT, &kv_mb, 1, 1 << 24},
       {"--max-queue", NULL, CLI_INT, &max_queue, 1, 1 << 24},
       {"--max-running", NULL, CLI_INT, &max_running, 1, 1 << 16},
@@ -193,6 +213,7 @@ int cli_serve(int argc, char **argv) {
     if (arc != 0) goto fail;
     n_adapters++;
   }
+  if (n_adapters > 0 && !no_adapter_check) check_adapters(engine, n_adapters);
   preft_server_config sc = {.host = host,
                             .port = (int)port,
                             .api_key = api_key,

@@ -45,15 +45,7 @@ static void sft_usage(FILE *out) {
           "ReFT directory (reft_config.json \"mode\"), plus checkpoint.bin, train_log.csv\n"
           "and loss.svg.\n\n"
           "  -m, --model DIR       base model (Hugging Face directory; its tokenizer.json\n"
-          "                        encodes text data)\n"
-          "  --method M            lora | loreft | direft\n"
-          "  --mode M              all | prefill (default all)\n"
-          "  --rank R              rank (default 8)\n"
-          "  --alpha A             LoRA alpha; scale = alpha/R (default 2R)\n"
-          "  --targets LIST        LoRA modules, from q,k,v,o,gate,up,down (default all 7)\n"
-          "  --layers LIST         adapted layers, e.g. 0,2,5 (default all)\n"
-          "  --positions P         ReFT positions fA+lB or all (default f7+l7)\n"
-          "  --share-weights       ReFT fA+lB: one intervention for first and last\n"
+          "                        encodes text data)\n" CLI_ADAPTER_HELP
           "  --data FILE           training JSONL\n"
           "  --eval FILE           evaluation JSONL\n"
           "  --eval-frac F         hold out this fraction of --data for evaluation\n"
@@ -111,48 +103,9 @@ static void pretrain_usage(FILE *out) {
 static void usage(FILE *out) {
   fprintf(out,
           "usage: preft train sft ...        train an adapter (LoRA, LoReFT, DiReFT)\n"
+          "       preft train rl ...         train an adapter with GRPO on verifiable rewards\n"
           "       preft train pretrain ...   train a model from scratch on text\n"
-          "(preft train sft --help, preft train pretrain --help)\n");
-}
-
-static int parse_list(const char *s, const char *what, int *out, int max, int *n) {
-  *n = 0;
-  const char *p = s;
-  while (*p) {
-    char *end;
-    long v = strtol(p, &end, 10);
-    if (end == p || v < 0 || v > 1 << 20 || *n >= max) {
-      fprintf(stderr, "preft train: %s: expected comma-separated indices, got '%s'\n", what, s);
-      return -1;
-    }
-    out[(*n)++] = (int)v;
-    p = *end == ',' ? end + 1 : end;
-    if (*end && *end != ',') {
-      fprintf(stderr, "preft train: %s: expected comma-separated indices, got '%s'\n", what, s);
-      return -1;
-    }
-  }
-  return 0;
-}
-
-static int parse_targets(const char *s, bool *mods) {
-  static const char *names[] = {"q", "k", "v", "o", "gate", "up", "down"};
-  memset(mods, 0, sizeof(bool) * PREFT_N_MODULES);
-  char *copy = preft_xstrdup(s), *save = NULL;
-  int rc = 0;
-  for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-    int found = -1;
-    for (int m = 0; m < PREFT_N_MODULES; m++)
-      if (!strcmp(t, names[m]) || !strcmp(t, preft_module_name((preft_module)m))) found = m;
-    if (found < 0) {
-      fprintf(stderr, "preft train: --targets: unknown module '%s' (q,k,v,o,gate,up,down)\n", t);
-      rc = -1;
-      break;
-    }
-    mods[found] = true;
-  }
-  free(copy);
-  return rc;
+          "(preft train sft --help, preft train rl --help, preft train pretrain --help)\n");
 }
 
 static int write_metrics(const char *path, const preft_train_result *r, const char *extra_key,
@@ -265,23 +218,12 @@ static int train_and_report(train_inputs *in, preft_train_adapter *ad, const loo
 /* ---- sft ------------------------------------------------------------------ */
 
 static int train_sft(int argc, char **argv) {
-  const char *model_dir = NULL, *method = NULL, *targets = NULL, *layers_arg = NULL, *positions = "f7+l7";
-  const char *data = NULL, *eval_path = NULL, *out = NULL, *bad = "stop";
-  int mode = PREFT_MODE_ALL;
-  long rank = 8;
-  double alpha = -1;
-  bool share = false;
+  const char *model_dir = NULL, *data = NULL, *eval_path = NULL, *out = NULL, *bad = "stop";
+  cli_adapter_args aa = CLI_ADAPTER_ARGS_INIT;
   loop_args la = {.epochs = 1, .batch = 4, .accum = 1, .lr = -1, .min_lr = 0.1, .clip = 1.0};
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
-      {"--method", NULL, CLI_STR, &method},
-      {"--mode", NULL, CLI_MODE, &mode},
-      {"--rank", "-r", CLI_INT, &rank, 1, 4096},
-      {"--alpha", NULL, CLI_FLOAT, &alpha, 1e-9, 1e9},
-      {"--targets", NULL, CLI_STR, &targets},
-      {"--layers", NULL, CLI_STR, &layers_arg},
-      {"--positions", NULL, CLI_STR, &positions},
-      {"--share-weights", NULL, CLI_FLAG, &share},
+      CLI_ADAPTER_OPTIONS(aa),
       {"--data", NULL, CLI_STR, &data},
       {"--eval", NULL, CLI_STR, &eval_path},
       {"--out", "-o", CLI_STR, &out},
@@ -291,36 +233,14 @@ static int train_sft(int argc, char **argv) {
   };
   int pr = cli_parse("train sft", argc, argv, opts, sft_usage);
   if (pr != 0) return cli_parse_exit(pr);
-  if (!model_dir || !method || !data || !out) {
+  if (!model_dir || !aa.method || !data || !out) {
     fprintf(stderr, "preft train sft: -m, --method, --data and -o are required (see --help)\n");
     return CLI_EXIT_USAGE;
   }
-  preft_train_adapter_opts ao = {.mode = (preft_adapter_mode)mode,
-                                 .rank = (int)rank,
-                                 .positions = positions,
-                                 .share_weights = share,
-                                 .seed = (uint64_t)la.seed};
-  if (!strcmp(method, "lora"))
-    ao.kind = PREFT_ADAPTER_LORA;
-  else if (!strcmp(method, "loreft"))
-    ao.kind = PREFT_ADAPTER_LOREFT;
-  else if (!strcmp(method, "direft"))
-    ao.kind = PREFT_ADAPTER_DIREFT;
-  else {
-    fprintf(stderr, "preft train sft: --method expects lora, loreft or direft\n");
-    return CLI_EXIT_USAGE;
-  }
+  if (cli_adapter_check("train sft", &aa) != 0) return CLI_EXIT_USAGE;
   preft_bad_line_policy on_bad;
   if (cli_parse_bad_line("train sft", bad, &on_bad) != 0) return CLI_EXIT_USAGE;
-  int n_first, n_last;
-  if (ao.kind != PREFT_ADAPTER_LORA && preft_reft_positions_parse(positions, &n_first, &n_last) != 0) {
-    fprintf(stderr, "preft train sft: --positions expects fA+lB or all\n");
-    return CLI_EXIT_USAGE;
-  }
-  for (int m = 0; m < PREFT_N_MODULES; m++) ao.modules[m] = true;
-  if (targets && parse_targets(targets, ao.modules) != 0) return CLI_EXIT_USAGE;
-  ao.alpha = alpha > 0 ? alpha : 2.0 * (double)rank;
-  if (la.lr < 0) la.lr = ao.kind == PREFT_ADAPTER_LORA ? 2e-4 : 2e-3;
+  if (la.lr < 0) la.lr = !strcmp(aa.method, "lora") ? 2e-4 : 2e-3;
 
   preft_error err;
   train_inputs in = {0};
@@ -330,22 +250,10 @@ static int train_sft(int argc, char **argv) {
   cli_model_args ma = {.model_dir = model_dir, .tokenizer = CLI_TOK_IF_PRESENT};
   if (cli_model_load(&in.cm, &ma, &err) != 0) goto fail;
   const preft_model *m = in.cm.model;
-  if (layers_arg) {
-    int idx[1024], n;
-    if (parse_list(layers_arg, "--layers", idx, 1024, &n) != 0) {
-      rc = CLI_EXIT_USAGE;
-      goto done;
-    }
-    layer_on = preft_xcalloc((size_t)m->cfg.n_layers, sizeof(bool));
-    for (int i = 0; i < n; i++) {
-      if (idx[i] >= m->cfg.n_layers) {
-        fprintf(stderr, "preft train sft: --layers: layer %d outside [0, %d)\n", idx[i], m->cfg.n_layers);
-        rc = CLI_EXIT_USAGE;
-        goto done;
-      }
-      layer_on[idx[i]] = true;
-    }
-    ao.layers = layer_on;
+  preft_train_adapter_opts ao;
+  if (cli_adapter_opts("train sft", &aa, &m->cfg, (uint64_t)la.seed, &ao, &layer_on) != 0) {
+    rc = CLI_EXIT_USAGE;
+    goto done;
   }
   if (la.seq == 0) la.seq = m->cfg.max_pos < 1024 ? m->cfg.max_pos : 1024;
   if (la.seq > m->cfg.max_pos) {
@@ -469,6 +377,7 @@ int cli_train(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "sft")) return train_sft(argc - 1, argv + 1);
   if (!strcmp(argv[1], "pretrain")) return train_pretrain(argc - 1, argv + 1);
-  fprintf(stderr, "preft train: unknown subcommand '%s' (sft or pretrain)\n", argv[1]);
+  if (!strcmp(argv[1], "rl")) return cli_train_rl(argc - 1, argv + 1);
+  fprintf(stderr, "preft train: unknown subcommand '%s' (sft, pretrain or rl)\n", argv[1]);
   return CLI_EXIT_USAGE;
 }

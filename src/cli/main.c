@@ -17,9 +17,11 @@ typedef struct {
 static const command commands[] = {
     {"generate", cli_generate, "generate text from a model (streams to stdout)"},
     {"logits", cli_logits, "write the logits of every position as float32 [T, vocab]"},
+    {"encode", cli_encode, "BERT encoder: last hidden state [T, hidden] or pooled output as float32"},
     {"perplexity", cli_perplexity, "per-token log-likelihood and perplexity of a text file"},
     {"serve", cli_serve, "OpenAI-compatible HTTP server with per-request adapters"},
-    {"train", cli_train, "train an adapter (train sft) or a model from scratch (train pretrain)"},
+    {"train", cli_train, "train an adapter (train sft, train rl) or a model from scratch (train pretrain)"},
+    {"eval", cli_eval, "evaluate on a task: eval rl (greedy accuracy on fresh prompts)"},
     {"eval-loss", cli_eval_loss, "mean cross-entropy per completion token of a JSONL set (optional adapter)"},
     {"bench", cli_bench, "benchmarks: rooflines, prefill and decode throughput"},
     {"convert", cli_convert, "export a model or LoRA adapter as GGUF for llama.cpp"},
@@ -29,6 +31,7 @@ static const command commands[] = {
     {"detokenize", cli_detokenize, "token ids to text"},
     {"chat-template", cli_chat_template, "render a tokenizer's chat template with a conversation"},
     {"rl-data", cli_rl_data, "prompts of an RL task as text or a JSONL task file (pretraining, eval sets)"},
+    {"tasks", cli_tasks, "terminal tasks in sandboxes: run agents, check tasks, rewards for RL"},
     {"tokenizer", cli_tokenizer, "tokenizer tools: train a byte-level BPE (tokenizer train)"},
 };
 

@@ -1,4 +1,5 @@
-/* adapter_registry.c - named adapters with LRU loading (see adapter_registry.h). */
+/* adapter_registry.c - named adapters with LRU loading under a hard cap
+ * (see adapter_registry.h). */
 #include "engine/adapter_registry.h"
 
 #include <stdlib.h>
@@ -73,6 +74,12 @@ int preft_registry_add_memory(preft_registry *r, const char *name, preft_registe
   return 0;
 }
 
+static void unload(preft_registry *r, preft_registered_adapter *a) {
+  preft_adapter_free(a->loaded);
+  a->loaded = NULL;
+  r->n_loaded--;
+}
+
 static void drop(preft_registry *r, preft_registered_adapter *a) {
   for (int i = 0; i < r->n; i++) {
     if (r->items[i] != a) continue;
@@ -97,28 +104,87 @@ void preft_registry_unref(preft_registry *r, preft_registered_adapter *a) {
   if (a->removed && a->refs == 0 && !a->loading) drop(r, a);
 }
 
-void preft_registry_touch(preft_registry *r, preft_registered_adapter *a) { a->last_used = ++r->clock; }
+static void touch(preft_registry *r, preft_registered_adapter *a) { a->last_used = ++r->clock; }
 
-void preft_registry_load_done(preft_registry *r, preft_registered_adapter *a) {
-  a->loading = false;
-  if (a->removed && a->refs == 0) drop(r, a);
+/* The least recently used loaded adapter no running request uses (and no
+ * loader holds), or NULL. */
+static preft_registered_adapter *idle_victim(preft_registry *r) {
+  preft_registered_adapter *victim = NULL;
+  for (int i = 0; i < r->n; i++) {
+    preft_registered_adapter *c = r->items[i];
+    if (c->loaded && c->active == 0 && !c->loading && (!victim || c->last_used < victim->last_used))
+      victim = c;
+  }
+  return victim;
+}
+
+bool preft_registry_reserve(preft_registry *r, preft_registered_adapter *a) {
+  if (a->loaded || a->loading) return false;
+  int busy = 0; /* places that cannot be freed: active or loading adapters, reservations */
+  for (int i = 0; i < r->n; i++) {
+    const preft_registered_adapter *c = r->items[i];
+    busy += c->loaded && (c->active > 0 || (c->loading && !c->reserved));
+  }
+  if (busy + r->n_loading >= r->max_loaded) return false;
+  while (r->n_loaded + r->n_loading >= r->max_loaded) {
+    preft_registered_adapter *victim = idle_victim(r);
+    PREFT_ASSERT(victim); /* guaranteed by the count above */
+    PREFT_INFO("adapter %s unloaded (least recently used, %d loaded at most)", victim->name, r->max_loaded);
+    if (victim->in_memory && !victim->error) victim->error = preft_xstrdup("in-memory adapter was evicted");
+    unload(r, victim);
+    r->evictions++;
+  }
+  a->loading = a->reserved = true;
+  r->n_loading++;
+  return true;
 }
 
 void preft_registry_install(preft_registry *r, preft_registered_adapter *a, preft_adapter *loaded) {
+  PREFT_ASSERT(a->loading && !a->loaded);
   a->loaded = loaded;
-  r->n_loaded++;
-  preft_registry_touch(r, a);
-  while (r->n_loaded > r->max_loaded) {
-    preft_registered_adapter *victim = NULL;
-    for (int i = 0; i < r->n; i++) {
-      preft_registered_adapter *c = r->items[i];
-      if (c->loaded && c->refs == 0 && c != a && (!victim || c->last_used < victim->last_used)) victim = c;
-    }
-    if (!victim) break; /* every loaded adapter is in use: allow the overshoot */
-    PREFT_INFO("adapter %s unloaded (least recently used)", victim->name);
-    if (victim->in_memory && !victim->error) victim->error = preft_xstrdup("in-memory adapter was evicted");
-    preft_adapter_free(victim->loaded);
-    victim->loaded = NULL;
-    r->n_loaded--;
+  if (a->checksum && loaded->checksum != a->checksum) {
+    PREFT_WARN("adapter %s: its files changed since it was last loaded; serving the new ones", a->name);
+    a->generation = r->next_generation++;
   }
+  a->checksum = loaded->checksum;
+  r->n_loaded++;
+  r->loads++;
+  free(a->error);
+  a->error = NULL;
+  a->failures = 0;
+  touch(r, a);
+}
+
+void preft_registry_load_failed(preft_registry *r, preft_registered_adapter *a, const char *error,
+                                double now) {
+  free(a->error);
+  a->error = preft_xstrdup(error);
+  a->failures++;
+  double backoff = 1.0;
+  for (int i = 1; i < a->failures && backoff < PREFT_REGISTRY_RETRY_MAX_S; i++) backoff *= 2;
+  a->retry_at = now + (backoff < PREFT_REGISTRY_RETRY_MAX_S ? backoff : PREFT_REGISTRY_RETRY_MAX_S);
+  r->load_failures++;
+}
+
+void preft_registry_load_done(preft_registry *r, preft_registered_adapter *a) {
+  if (a->reserved) r->n_loading--;
+  a->loading = a->reserved = false;
+  if (a->removed && a->refs == 0) drop(r, a);
+}
+
+bool preft_registry_unavailable(const preft_registered_adapter *a, double now) {
+  if (a->loaded || a->loading || !a->error) return false;
+  return a->in_memory || now < a->retry_at;
+}
+
+void preft_registry_activate(preft_registry *r, preft_registered_adapter *a) {
+  PREFT_ASSERT(a->loaded);
+  a->active++;
+  touch(r, a);
+}
+
+void preft_registry_deactivate(preft_registry *r, preft_registered_adapter *a) {
+  PREFT_ASSERT(a->active > 0);
+  a->active--;
+  touch(r, a);
 }

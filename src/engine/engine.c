@@ -44,6 +44,7 @@ typedef struct seq_t {
   uint64_t last_key;
   int slot;      /* KV slot while running, else -1 */
   int step_take; /* rows scheduled this step */
+  char *error;   /* the final event's message (owned: the adapter's error may change meanwhile) */
   double t_submit, t_first;
   bool cancelled, stop_requested;
   struct seq_t *next; /* waiting list */
@@ -120,6 +121,7 @@ static void free_seq(seq_t *s) {
   preft_sampler_free(&s->sampler);
   free(s->tokens);
   free(s->stop_ids);
+  free(s->error);
   free(s);
 }
 
@@ -165,6 +167,7 @@ static void remove_running(preft_engine *e, seq_t *s) {
     if (e->running[i] != s) continue;
     memmove(e->running + i, e->running + i + 1, sizeof(seq_t *) * (size_t)(e->n_running - i - 1));
     e->n_running--;
+    if (s->ra) preft_registry_deactivate(&e->reg, s->ra);
     return;
   }
 }
@@ -184,9 +187,21 @@ static pending_event *finish(preft_engine *e, seq_t *s, preft_finish_reason why,
     e->stats.requests_ok++;
   pending_event *p = push_event(e, s);
   p->ev.finish = why;
-  p->ev.error = error;
+  if (error) {
+    free(s->error);
+    s->error = preft_xstrdup(error);
+  }
+  p->ev.error = s->error;
   p->final = true;
   return p;
+}
+
+/* Ends a waiting request whose adapter cannot be loaded (its last load failed). */
+static void fail_unavailable(preft_engine *e, seq_t *s) {
+  char msg[sizeof((preft_error *)0)->msg];
+  snprintf(msg, sizeof msg, "%s", s->ra->error ? s->ra->error : "the adapter failed to load");
+  pending_event *p = finish(e, s, PREFT_FINISH_ERROR, msg);
+  p->ev.adapter_unavailable = true;
 }
 
 /* Calls the queued callbacks with the lock released; finishes requests whose
@@ -211,24 +226,25 @@ static void deliver_events(preft_engine *e) {
 
 /* ---- scheduling ----------------------------------------------------------------- */
 
-static bool adapter_ready(preft_engine *e, seq_t *s, bool *failed) {
-  *failed = false;
-  if (!s->ra) return true;
-  if (s->ra->loaded) return true;
-  if (s->ra->error && !s->ra->loading) {
-    *failed = true;
-    return false;
-  }
-  if (!s->ra->loading) {
-    s->ra->loading = true;
+typedef enum { ADAPTER_READY, ADAPTER_WAIT, ADAPTER_NO_ROOM, ADAPTER_FAILED } adapter_state;
+
+/* Whether s's adapter is loaded; if not, queues its load when there is room
+ * under the cap (ADAPTER_NO_ROOM when every loaded adapter is in use). */
+static adapter_state adapter_ready(preft_engine *e, seq_t *s) {
+  preft_registered_adapter *ra = s->ra;
+  if (!ra || ra->loaded) return ADAPTER_READY;
+  if (ra->loading) return ADAPTER_WAIT;
+  if (preft_registry_unavailable(ra, preft_now())) return ADAPTER_FAILED;
+  if (!preft_registry_reserve(&e->reg, ra)) return ADAPTER_NO_ROOM;
+  {
     if (e->n_load_queue == e->cap_load_queue) {
       e->cap_load_queue = e->cap_load_queue ? e->cap_load_queue * 2 : 16;
       e->load_queue = preft_xrealloc(e->load_queue, sizeof *e->load_queue * (size_t)e->cap_load_queue);
     }
-    e->load_queue[e->n_load_queue++] = s->ra;
+    e->load_queue[e->n_load_queue++] = ra;
     pthread_cond_signal(&e->loader_wake);
   }
-  return false;
+  return ADAPTER_WAIT;
 }
 
 /* Maps the cached blocks of s's prompt prefix into its slot. At least one
@@ -259,6 +275,7 @@ static seq_t *preempt_newest(preft_engine *e) {
   release_slot(e, v);
   e->n_running--;
   v->step_take = 0;
+  if (v->ra) preft_registry_deactivate(&e->reg, v->ra);
   v->next = e->wait_head;
   e->wait_head = v;
   if (!e->wait_tail) e->wait_tail = v;
@@ -297,19 +314,26 @@ static int schedule(preft_engine *e) {
       rows += take;
     }
   }
-  /* then admit waiting requests, in order, while slots, blocks and budget last */
+  /* then admit waiting requests, in order, while slots, blocks and budget
+   * last. Once a request waits for room under the adapter cap, later
+   * requests with an adapter wait too (admitting them would keep their
+   * adapters busy and could starve it); base-model requests still run. */
   seq_t *prev = NULL, *s = e->wait_head;
+  bool cap_blocked = false;
   while (s && rows < budget && e->n_free_slots > 0 && !e->stop) {
     seq_t *next = s->next;
-    bool failed;
-    if (s->cancelled || !adapter_ready(e, s, &failed)) {
-      if (s->cancelled || failed) {
+    adapter_state st = s->cancelled           ? ADAPTER_FAILED
+                       : s->ra && cap_blocked ? ADAPTER_NO_ROOM
+                                              : adapter_ready(e, s);
+    if (st != ADAPTER_READY) {
+      if (st == ADAPTER_FAILED) {
         unlink_waiting(e, prev, s);
         if (s->cancelled)
           finish(e, s, PREFT_FINISH_CANCELLED, NULL);
         else
-          finish(e, s, PREFT_FINISH_ERROR, s->ra ? s->ra->error : "adapter failed to load");
+          fail_unavailable(e, s);
       } else {
+        cap_blocked |= st == ADAPTER_NO_ROOM;
         prev = s;
       }
       s = next;
@@ -334,7 +358,7 @@ static int schedule(preft_engine *e) {
     unlink_waiting(e, prev, s);
     s->step_take = take;
     e->running[e->n_running++] = s;
-    if (s->ra) preft_registry_touch(&e->reg, s->ra);
+    if (s->ra) preft_registry_activate(&e->reg, s->ra);
     rows += take;
     s = next;
   }
@@ -537,14 +561,12 @@ static void *loader_main(void *arg) {
     preft_error err;
     int rc = preft_adapter_load(&loaded, path, name, &e->model->cfg, &err);
     pthread_mutex_lock(&e->mu);
-    free(a->error);
-    a->error = NULL;
     if (rc == 0) {
       preft_registry_install(&e->reg, a, loaded);
       PREFT_INFO("adapter %s loaded from %s", name, path);
     } else {
-      a->error = preft_xstrdup(err.msg);
-      PREFT_WARN("%s", err.msg);
+      preft_registry_load_failed(&e->reg, a, err.msg, preft_now());
+      PREFT_WARN("%s (unavailable until a load succeeds)", err.msg);
     }
     preft_registry_load_done(&e->reg, a);
     free(path);
@@ -687,15 +709,21 @@ int preft_engine_load_adapter(preft_engine *e, const char *name, const char *pat
     pthread_mutex_unlock(&e->mu);
     return -1;
   }
-  a->loading = true; /* keeps the loader thread and eviction away */
+  /* marks it loading either way (keeps the loader thread and eviction
+   * away); without room under the cap the files are still read, to check
+   * them, but not kept */
+  bool room = preft_registry_reserve(&e->reg, a);
+  a->loading = true;
   pthread_mutex_unlock(&e->mu);
   preft_adapter *loaded = NULL;
   int rc = preft_adapter_load(&loaded, path, name, &e->model->cfg, err);
   pthread_mutex_lock(&e->mu);
-  if (rc == 0)
+  if (rc != 0)
+    a->removed = true; /* the registration fails with its load */
+  else if (room)
     preft_registry_install(&e->reg, a, loaded);
   else
-    a->removed = true; /* the registration fails with its load */
+    preft_adapter_free(loaded); /* loaded on first use, when there is room */
   preft_registry_load_done(&e->reg, a);
   pthread_cond_signal(&e->wake);
   pthread_mutex_unlock(&e->mu);
@@ -710,10 +738,17 @@ int preft_engine_add_loaded_adapter(preft_engine *e, const char *name, preft_ada
   pthread_mutex_lock(&e->mu);
   preft_registered_adapter *ra;
   int rc = preft_registry_add_memory(&e->reg, name, &ra, err);
-  if (rc == 0)
+  if (rc == 0 && !preft_registry_reserve(&e->reg, ra)) {
+    rc = preft_fail(err, "adapter %s: all %d loaded adapters are in use (max_loaded_adapters)", name,
+                    e->reg.max_loaded);
+    ra->removed = true; /* no request holds it yet */
+    preft_registry_load_done(&e->reg, ra);
+  } else if (rc == 0) {
     preft_registry_install(&e->reg, ra, a);
-  else
-    preft_adapter_free(a);
+    preft_registry_load_done(&e->reg, ra);
+    a = NULL;
+  }
+  preft_adapter_free(a);
   pthread_mutex_unlock(&e->mu);
   return rc;
 }
@@ -725,15 +760,66 @@ int preft_engine_remove_adapter(preft_engine *e, const char *name, preft_error *
   return rc;
 }
 
-void preft_engine_each_adapter(preft_engine *e,
-                               void (*fn)(void *ctx, const char *name, const char *path, bool loaded),
+static preft_adapter_info adapter_info(const preft_registered_adapter *a) {
+  return (preft_adapter_info){.name = a->name,
+                              .path = a->path,
+                              .loaded = a->loaded != NULL,
+                              .loading = a->loading,
+                              .error = a->loaded ? NULL : a->error,
+                              .bytes = a->loaded ? a->loaded->bytes : 0,
+                              .checksum = a->checksum};
+}
+
+void preft_engine_each_adapter(preft_engine *e, void (*fn)(void *ctx, const preft_adapter_info *a),
                                void *ctx) {
   pthread_mutex_lock(&e->mu);
   for (int i = 0; i < e->reg.n; i++) {
     preft_registered_adapter *a = e->reg.items[i];
-    if (!a->removed) fn(ctx, a->name, a->path, a->loaded != NULL);
+    if (a->removed) continue;
+    preft_adapter_info info = adapter_info(a);
+    fn(ctx, &info);
   }
   pthread_mutex_unlock(&e->mu);
+}
+
+int preft_engine_check_adapters(preft_engine *e) {
+  pthread_mutex_lock(&e->mu);
+  int n = 0;
+  preft_registered_adapter **todo = preft_xmalloc(sizeof *todo * (size_t)(e->reg.n + 1));
+  for (int i = 0; i < e->reg.n; i++) {
+    preft_registered_adapter *a = e->reg.items[i];
+    if (a->removed || a->in_memory || a->loaded || a->loading) continue;
+    a->loading = true; /* keeps it alive and away from the loader thread until checked */
+    todo[n++] = a;
+  }
+  int n_bad = 0;
+  for (int i = 0; i < n; i++) {
+    preft_registered_adapter *a = todo[i];
+    char *path = preft_xstrdup(a->path), *name = preft_xstrdup(a->name);
+    pthread_mutex_unlock(&e->mu);
+    preft_adapter *loaded = NULL;
+    preft_error err;
+    int rc = preft_adapter_load(&loaded, path, name, &e->model->cfg, &err);
+    pthread_mutex_lock(&e->mu);
+    a->loading = false;
+    if (rc != 0) {
+      preft_registry_load_failed(&e->reg, a, err.msg, preft_now());
+      PREFT_INFO("%s", err.msg);
+      n_bad++;
+    } else if (preft_registry_reserve(&e->reg, a)) { /* room is made only for adapters that load */
+      preft_registry_install(&e->reg, a, loaded);
+    } else {
+      preft_adapter_free(loaded); /* every loaded one is in use: checked, loaded on first use */
+    }
+    a->loading = true;
+    preft_registry_load_done(&e->reg, a);
+    free(path);
+    free(name);
+  }
+  free(todo);
+  pthread_cond_signal(&e->wake);
+  pthread_mutex_unlock(&e->mu);
+  return n_bad;
 }
 
 bool preft_engine_has_adapter(preft_engine *e, const char *name) {
@@ -778,6 +864,9 @@ int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_re
   } else if (p->adapter && !(ra = preft_registry_find(&e->reg, p->adapter))) {
     rc = PREFT_SUBMIT_NO_ADAPTER;
     preft_fail(err, "no model or adapter named '%s'", p->adapter);
+  } else if (ra && preft_registry_unavailable(ra, preft_now())) {
+    rc = PREFT_SUBMIT_ADAPTER_UNAVAILABLE;
+    preft_fail(err, "%s", ra->error);
   }
   if (rc != PREFT_SUBMIT_OK) {
     pthread_mutex_unlock(&e->mu);

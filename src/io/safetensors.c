@@ -2,6 +2,7 @@
 #include "io/safetensors.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,18 @@ static int parse_dtype(const char *s, preft_dtype *out) {
     *out = PREFT_BF16;
   else
     return -1;
+  return 0;
+}
+
+/* Bytes per element of the safetensors dtypes no weight has; 0 if unknown. */
+static size_t other_dtype_size(const char *s) {
+  static const struct {
+    const char *name;
+    size_t size;
+  } types[] = {{"F64", 8}, {"I64", 8}, {"U64", 8}, {"I32", 4},  {"U32", 4},     {"I16", 2},
+               {"U16", 2}, {"I8", 1},  {"U8", 1},  {"BOOL", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}};
+  for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+    if (!strcmp(s, types[i].name)) return types[i].size;
   return 0;
 }
 
@@ -37,7 +50,9 @@ static int cmp_range(const void *a, const void *b) {
   return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end < y->end ? -1 : x->end > y->end);
 }
 
-/* Parses one tensor entry of the header into t (name not yet set). */
+/* Parses one tensor entry of the header into t (name not yet set).
+ * Returns 1 (t->nbytes and *begin set) for a valid tensor of a dtype no
+ * weight has, to be skipped. */
 static int parse_entry(const cJSON *entry, const char *path, uint64_t data_size, preft_st_tensor *t,
                        uint64_t *begin, preft_error *err) {
   const char *name = entry->string;
@@ -48,7 +63,10 @@ static int parse_entry(const cJSON *entry, const char *path, uint64_t data_size,
   const cJSON *offs = cJSON_GetObjectItemCaseSensitive(entry, "data_offsets");
   if (!cJSON_IsString(dt))
     return preft_fail(err, "%s: tensor %s: missing or non-string \"dtype\"", path, name);
-  if (parse_dtype(dt->valuestring, &t->dtype) != 0)
+  size_t elem = 0;
+  if (parse_dtype(dt->valuestring, &t->dtype) == 0)
+    elem = preft_dtype_size(t->dtype);
+  else if (!(elem = other_dtype_size(dt->valuestring)))
     return preft_fail(err, "%s: tensor %s: unsupported dtype %s (expected F32, F16 or BF16)", path, name,
                       dt->valuestring);
   if (!cJSON_IsArray(shape)) return preft_fail(err, "%s: tensor %s: missing \"shape\" array", path, name);
@@ -73,22 +91,21 @@ static int parse_entry(const cJSON *entry, const char *path, uint64_t data_size,
     return preft_fail(err, "%s: tensor %s: data_offsets [%llu, %llu] run past the data section (%llu bytes)",
                       path, name, (unsigned long long)b, (unsigned long long)e,
                       (unsigned long long)data_size);
-  if (e - b != numel * preft_dtype_size(t->dtype))
+  if (e - b != numel * elem)
     return preft_fail(err, "%s: tensor %s: data_offsets cover %llu bytes but shape and dtype need %llu", path,
-                      name, (unsigned long long)(e - b),
-                      (unsigned long long)(numel * preft_dtype_size(t->dtype)));
+                      name, (unsigned long long)(e - b), (unsigned long long)(numel * elem));
   t->nbytes = (size_t)(e - b);
   *begin = b;
-  return 0;
+  return other_dtype_size(dt->valuestring) ? 1 : 0;
 }
 
 int preft_st_add_file(preft_st_set *set, const char *path, preft_error *err) {
   preft_mapped_file f;
-  if (preft_map_file(&f, path, err) != 0) return -1;
+  if ((set->copy ? preft_copy_file(&f, path, err) : preft_map_file(&f, path, err)) != 0) return -1;
   int rc = -1;
   cJSON *root = NULL;
   byte_range *ranges = NULL;
-  int first_new = set->n_tensors;
+  int first_new = set->n_tensors, first_skipped = set->n_skipped;
   if (f.size < 8) {
     preft_fail(err, "%s: truncated: %zu bytes, a safetensors file starts with an 8-byte header length", path,
                f.size);
@@ -121,14 +138,24 @@ int preft_st_add_file(preft_st_set *set, const char *path, preft_error *err) {
   int k = 0;
   cJSON_ArrayForEach(entry, root) {
     if (!strcmp(entry->string, "__metadata__")) continue;
-    if (preft_st_find(set, entry->string)) {
+    if (preft_st_find(set, entry->string) || preft_st_skipped_dtype(set, entry->string)) {
       preft_fail(err, "%s: tensor %s appears twice (in this file or an earlier shard)", path, entry->string);
       goto done;
     }
     preft_st_tensor *t = &set->tensors[set->n_tensors];
     memset(t, 0, sizeof *t);
     uint64_t begin = 0;
-    if (parse_entry(entry, path, data_size, t, &begin, err) != 0) goto done;
+    int kind = parse_entry(entry, path, data_size, t, &begin, err);
+    if (kind < 0) goto done;
+    if (kind == 1) { /* remembered by name only; its bytes still may not overlap others */
+      set->skipped = preft_xrealloc(set->skipped, sizeof *set->skipped * (size_t)(set->n_skipped + 1));
+      preft_st_skipped *sk = &set->skipped[set->n_skipped++];
+      sk->name = preft_xstrdup(entry->string);
+      snprintf(sk->dtype, sizeof sk->dtype, "%s",
+               cJSON_GetObjectItemCaseSensitive(entry, "dtype")->valuestring);
+      ranges[k++] = (byte_range){begin, begin + t->nbytes, sk->name};
+      continue;
+    }
     t->name = preft_xstrdup(entry->string);
     t->file = set->n_files;
     t->data = data + begin;
@@ -156,11 +183,15 @@ int preft_st_add_file(preft_st_set *set, const char *path, preft_error *err) {
   }
   set->files = preft_xrealloc(set->files, sizeof(preft_mapped_file) * (size_t)(set->n_files + 1));
   set->files[set->n_files++] = f;
+  set->file_bytes += f.size;
+  if (set->copy) set->checksum = set->checksum * 0x100000001b3ull ^ preft_checksum64(f.data, f.size);
   rc = 0;
 done:
   if (rc != 0) {
     for (int i = first_new; i < set->n_tensors; i++) free(set->tensors[i].name);
     set->n_tensors = first_new;
+    for (int i = first_skipped; i < set->n_skipped; i++) free(set->skipped[i].name);
+    set->n_skipped = first_skipped;
     preft_unmap_file(&f);
   }
   free(ranges);
@@ -204,8 +235,7 @@ static int open_index(preft_st_set *set, const char *dir, const char *index_path
     if (r != 0) goto done;
   }
   cJSON_ArrayForEach(e, map) {
-    const preft_st_tensor *t = preft_st_find(set, e->string);
-    if (!t) {
+    if (!preft_st_find(set, e->string) && !preft_st_skipped_dtype(set, e->string)) {
       preft_fail(err, "%s: tensor %s is listed in weight_map but missing from %s", index_path, e->string,
                  e->valuestring);
       goto done;
@@ -217,8 +247,9 @@ done:
   return rc;
 }
 
-int preft_st_open_dir(preft_st_set *set, const char *dir, const char *stem, preft_error *err) {
+static int open_dir(preft_st_set *set, const char *dir, const char *stem, bool copy, preft_error *err) {
   memset(set, 0, sizeof *set);
+  set->copy = copy;
   char name[256];
   snprintf(name, sizeof name, "%s.safetensors", stem);
   char *single = preft_path_join(dir, name);
@@ -237,10 +268,20 @@ int preft_st_open_dir(preft_st_set *set, const char *dir, const char *stem, pref
   return rc;
 }
 
+int preft_st_open_dir(preft_st_set *set, const char *dir, const char *stem, preft_error *err) {
+  return open_dir(set, dir, stem, false, err);
+}
+
+int preft_st_open_dir_copied(preft_st_set *set, const char *dir, const char *stem, preft_error *err) {
+  return open_dir(set, dir, stem, true, err);
+}
+
 void preft_st_close(preft_st_set *set) {
   for (int i = 0; i < set->n_tensors; i++) free(set->tensors[i].name);
   for (int i = 0; i < set->n_files; i++) preft_unmap_file(&set->files[i]);
   for (int i = 0; i < set->n_owned; i++) free(set->owned[i]);
+  for (int i = 0; i < set->n_skipped; i++) free(set->skipped[i].name);
+  free(set->skipped);
   free(set->tensors);
   free(set->files);
   free(set->owned);
@@ -250,6 +291,12 @@ void preft_st_close(preft_st_set *set) {
 const preft_st_tensor *preft_st_find(const preft_st_set *set, const char *name) {
   for (int i = 0; i < set->n_tensors; i++)
     if (!strcmp(set->tensors[i].name, name)) return &set->tensors[i];
+  return NULL;
+}
+
+const char *preft_st_skipped_dtype(const preft_st_set *set, const char *name) {
+  for (int i = 0; i < set->n_skipped; i++)
+    if (!strcmp(set->skipped[i].name, name)) return set->skipped[i].dtype;
   return NULL;
 }
 

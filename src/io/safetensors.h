@@ -10,11 +10,14 @@
  * Every header is validated before use: header length within the file, JSON
  * well formed, known dtype, shape consistent with the byte range, offsets
  * within the data section and not overlapping. Errors name the file and the
- * tensor.
+ * tensor. Tensors of the other safetensors dtypes (integers, BOOL, F64, F8)
+ * are validated the same way and then skipped (preft_st_skipped): a file may
+ * carry them beside the weights; a lookup of one fails naming its dtype.
  */
 #ifndef PREFT_IO_SAFETENSORS_H
 #define PREFT_IO_SAFETENSORS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,13 +37,26 @@ typedef struct preft_st_tensor {
   int file; /* index into the set's files */
 } preft_st_tensor;
 
+/* A tensor of a type no weight can have (I64, I32, BOOL, F64, ...), e.g.
+ * the position_ids buffer older transformers saved with BERT: validated
+ * like the others, then only remembered by name. */
+typedef struct preft_st_skipped {
+  char *name;
+  char dtype[16];
+} preft_st_skipped;
+
 typedef struct preft_st_set {
   preft_mapped_file *files;
   int n_files;
   preft_st_tensor *tensors;
   int n_tensors;
+  preft_st_skipped *skipped;
+  int n_skipped;
   void **owned; /* aligned copies of misaligned tensors */
   int n_owned;
+  bool copy;         /* files are read into memory (preft_copy_file) instead of mapped */
+  uint64_t checksum; /* of every file's bytes, in the order added (copied sets only) */
+  size_t file_bytes; /* total size of the files */
 } preft_st_set;
 
 /* Adds every tensor of one .safetensors file to the set. A name already in
@@ -51,11 +67,17 @@ int preft_st_add_file(preft_st_set *set, const char *path, preft_error *err);
  * model.safetensors.index.json (whose weight_map must agree with the shards).
  * `stem` is "model" for models, "adapter_model" for PEFT adapters. */
 int preft_st_open_dir(preft_st_set *set, const char *dir, const char *stem, preft_error *err);
+/* The same, with every file read into memory and checksummed (adapters:
+ * small, and immune to their files changing once loaded). */
+int preft_st_open_dir_copied(preft_st_set *set, const char *dir, const char *stem, preft_error *err);
 
 void preft_st_close(preft_st_set *set);
 
 /* NULL when absent. */
 const preft_st_tensor *preft_st_find(const preft_st_set *set, const char *name);
+/* The dtype ("I64", ...) of a skipped tensor, NULL when no such tensor was
+ * skipped. */
+const char *preft_st_skipped_dtype(const preft_st_set *set, const char *name);
 const char *preft_st_file_of(const preft_st_set *set, const preft_st_tensor *t);
 size_t preft_st_numel(const preft_st_tensor *t);
 

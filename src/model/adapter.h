@@ -72,6 +72,7 @@ struct preft_adapter {
   /* LoRA */
   preft_lora_module *lora; /* [L][PREFT_N_MODULES] */
   void *lora_bt;           /* owns every module's bt */
+  size_t lora_bt_bytes;
   int max_rank;
   /* ReFT */
   int reft_rank;
@@ -79,8 +80,9 @@ struct preft_adapter {
   preft_reft_slot *reft;     /* [L][PREFT_REFT_SLOTS] */
   int reft_first, reft_last; /* fA+lB; -1,-1 for "all" */
   bool reft_shared;          /* share_weights (or positions "all") */
-  preft_st_set st;
-  size_t bytes; /* weight bytes, for accounting */
+  preft_st_set st;           /* LoRA: the safetensors files, read into memory (A and B point into them) */
+  size_t bytes;              /* memory the weights take, for accounting */
+  uint64_t checksum;         /* of the weight files as read (0: not from files) */
 };
 
 /* An adapter with random weights in memory (benchmarks, tests): LoRA on all

@@ -25,14 +25,9 @@
 #include "io/safetensors.h"
 #include "model/adapter_plan.h"
 #include "model/kv_cache.h"
-#include "preft/model.h" /* preft_model (public declarations: load, free, config, sizes) */
+#include "model/weights.h" /* preft_weight */
+#include "preft/model.h"   /* preft_model (public declarations: load, free, config, sizes) */
 #include "tensor/dtype.h"
-
-/* A weight matrix as stored: row-major [rows, cols] of dtype. */
-typedef struct preft_weight {
-  const void *data;
-  preft_dtype dtype;
-} preft_weight;
 
 typedef struct preft_layer_weights {
   preft_weight wq;          /* [H*Dh, D] */

@@ -34,68 +34,28 @@ static double *rope_inv_freq(const preft_model_config *c) {
   return f;
 }
 
-/* Finds a tensor and checks its shape is exactly [d0] or [d0, d1]. */
-static int expect_tensor(const preft_st_set *st, const char *name, int64_t d0, int64_t d1,
-                         const preft_st_tensor **out, preft_error *err) {
-  const preft_st_tensor *t = preft_st_find(st, name);
-  if (!t) return preft_fail(err, "tensor %s is missing from the checkpoint", name);
-  int nd = d1 > 0 ? 2 : 1;
-  if (t->ndim != nd || t->shape[0] != d0 || (nd == 2 && t->shape[1] != d1)) {
-    char got[96] = "[", want[64];
-    for (int i = 0; i < t->ndim; i++)
-      snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-    strcat(got, "]");
-    if (nd == 2)
-      snprintf(want, sizeof want, "[%lld, %lld]", (long long)d0, (long long)d1);
-    else
-      snprintf(want, sizeof want, "[%lld]", (long long)d0);
-    return preft_fail(err, "%s: tensor %s has shape %s, expected %s", preft_st_file_of(st, t), name, got,
-                      want);
-  }
-  *out = t;
-  return 0;
-}
-
-static int load_matrix(const preft_st_set *st, const char *name, int64_t rows, int64_t cols, preft_weight *w,
-                       preft_error *err) {
-  const preft_st_tensor *t;
-  if (expect_tensor(st, name, rows, cols, &t, err) != 0) return -1;
-  w->data = t->data;
-  w->dtype = t->dtype;
-  return 0;
-}
-
-/* Small vectors (norms, biases) are copied to FP32. */
-static int load_vector(const preft_st_set *st, const char *name, int64_t n, float **out, preft_error *err) {
-  const preft_st_tensor *t;
-  if (expect_tensor(st, name, n, 0, &t, err) != 0) return -1;
-  float *v = preft_xmalloc(sizeof(float) * (size_t)n);
-  for (int64_t i = 0; i < n; i++) v[i] = preft_load_elem(t->data, t->dtype, (size_t)i);
-  *out = v;
-  return 0;
-}
-
 static int load_layer(preft_model *m, int l, preft_error *err) {
   const preft_model_config *c = &m->cfg;
   preft_layer_weights *w = &m->layers[l];
   int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
   char name[160];
 #define NAME(suffix) (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), name)
-  if (load_matrix(&m->st, NAME("self_attn.q_proj.weight"), qd, c->dim, &w->wq, err) != 0 ||
-      load_matrix(&m->st, NAME("self_attn.k_proj.weight"), kvd, c->dim, &w->wk, err) != 0 ||
-      load_matrix(&m->st, NAME("self_attn.v_proj.weight"), kvd, c->dim, &w->wv, err) != 0 ||
-      load_matrix(&m->st, NAME("self_attn.o_proj.weight"), c->dim, qd, &w->wo, err) != 0 ||
-      load_matrix(&m->st, NAME("mlp.gate_proj.weight"), c->ffn, c->dim, &w->w_gate, err) != 0 ||
-      load_matrix(&m->st, NAME("mlp.up_proj.weight"), c->ffn, c->dim, &w->w_up, err) != 0 ||
-      load_matrix(&m->st, NAME("mlp.down_proj.weight"), c->dim, c->ffn, &w->w_down, err) != 0 ||
-      load_vector(&m->st, NAME("input_layernorm.weight"), c->dim, &w->attn_norm, err) != 0 ||
-      load_vector(&m->st, NAME("post_attention_layernorm.weight"), c->dim, &w->ffn_norm, err) != 0)
+  if (preft_weights_matrix(&m->st, NAME("self_attn.q_proj.weight"), qd, c->dim, &w->wq, err) != 0 ||
+      preft_weights_matrix(&m->st, NAME("self_attn.k_proj.weight"), kvd, c->dim, &w->wk, err) != 0 ||
+      preft_weights_matrix(&m->st, NAME("self_attn.v_proj.weight"), kvd, c->dim, &w->wv, err) != 0 ||
+      preft_weights_matrix(&m->st, NAME("self_attn.o_proj.weight"), c->dim, qd, &w->wo, err) != 0 ||
+      preft_weights_matrix(&m->st, NAME("mlp.gate_proj.weight"), c->ffn, c->dim, &w->w_gate, err) != 0 ||
+      preft_weights_matrix(&m->st, NAME("mlp.up_proj.weight"), c->ffn, c->dim, &w->w_up, err) != 0 ||
+      preft_weights_matrix(&m->st, NAME("mlp.down_proj.weight"), c->dim, c->ffn, &w->w_down, err) != 0 ||
+      preft_weights_vector(&m->st, NAME("input_layernorm.weight"), c->dim, &w->attn_norm, err) != 0 ||
+      preft_weights_vector(&m->st, NAME("post_attention_layernorm.weight"), c->dim, &w->ffn_norm, err) != 0)
     return -1;
-  if (c->qkv_bias && (load_vector(&m->st, NAME("self_attn.q_proj.bias"), qd, &w->bq, err) != 0 ||
-                      load_vector(&m->st, NAME("self_attn.k_proj.bias"), kvd, &w->bk, err) != 0 ||
-                      load_vector(&m->st, NAME("self_attn.v_proj.bias"), kvd, &w->bv, err) != 0))
+  if (c->qkv_bias && (preft_weights_vector(&m->st, NAME("self_attn.q_proj.bias"), qd, &w->bq, err) != 0 ||
+                      preft_weights_vector(&m->st, NAME("self_attn.k_proj.bias"), kvd, &w->bk, err) != 0 ||
+                      preft_weights_vector(&m->st, NAME("self_attn.v_proj.bias"), kvd, &w->bv, err) != 0))
     return -1;
-  if (c->o_bias && load_vector(&m->st, NAME("self_attn.o_proj.bias"), c->dim, &w->bo, err) != 0) return -1;
+  if (c->o_bias && preft_weights_vector(&m->st, NAME("self_attn.o_proj.bias"), c->dim, &w->bo, err) != 0)
+    return -1;
 #undef NAME
   return 0;
 }
@@ -106,13 +66,14 @@ int preft_model_load(preft_model **out, const char *dir, preft_error *err) {
   if (preft_st_open_dir(&m->st, dir, "model", err) != 0) goto fail;
   const preft_model_config *c = &m->cfg;
   m->layers = preft_xcalloc((size_t)c->n_layers, sizeof *m->layers);
-  if (load_matrix(&m->st, "model.embed_tokens.weight", c->vocab, c->dim, &m->embed, err) != 0) goto fail;
+  if (preft_weights_matrix(&m->st, "model.embed_tokens.weight", c->vocab, c->dim, &m->embed, err) != 0)
+    goto fail;
   if (c->tie_embeddings) {
     m->lm_head = m->embed;
-  } else if (load_matrix(&m->st, "lm_head.weight", c->vocab, c->dim, &m->lm_head, err) != 0) {
+  } else if (preft_weights_matrix(&m->st, "lm_head.weight", c->vocab, c->dim, &m->lm_head, err) != 0) {
     goto fail;
   }
-  if (load_vector(&m->st, "model.norm.weight", c->dim, &m->final_norm, err) != 0) goto fail;
+  if (preft_weights_vector(&m->st, "model.norm.weight", c->dim, &m->final_norm, err) != 0) goto fail;
   for (int l = 0; l < c->n_layers; l++)
     if (load_layer(m, l, err) != 0) goto fail;
   m->inv_freq = rope_inv_freq(c);

@@ -176,9 +176,9 @@ void preft_lora_apply(preft_pool *pool, preft_adapter_plan *p, int layer, preft_
 /* Bt of every adapted module in one allocation. B itself stays where it
  * is: GGUF export, `preft make-adapter`, training's warm start and the
  * loader's stray-tensor check read lora_B in PEFT's [out, R] layout, and for
- * a loaded adapter it lives in the mapped safetensors file, whose clean
- * pages the kernel can drop once this copy is made; only the copy stays
- * resident, the same size as B. (Random in-memory adapters do keep both.) */
+ * a loaded adapter it lives in the copy of its safetensors file (read into
+ * memory so that the file changing cannot change or fault a loaded
+ * adapter), so a loaded LoRA takes its file's size plus B's. */
 void preft_lora_prepare(preft_adapter *a, const preft_model_config *c) {
   size_t total = 0;
   for (int i = 0; i < a->n_layers * PREFT_N_MODULES; i++) {
@@ -189,6 +189,7 @@ void preft_lora_prepare(preft_adapter *a, const preft_model_config *c) {
   }
   free(a->lora_bt);
   a->lora_bt = preft_xmalloc(total ? total : 1);
+  a->lora_bt_bytes = total;
   uint8_t *mem = a->lora_bt;
   for (int i = 0; i < a->n_layers * PREFT_N_MODULES; i++) {
     preft_lora_module *lm = &a->lora[i];

@@ -266,7 +266,10 @@ int preft_lora_load(preft_adapter *a, const char *dir, const preft_model_config 
                dir);
     goto done;
   }
-  if (preft_st_open_dir(&a->st, dir, "adapter_model", err) != 0) goto done;
+  /* read into memory, not mapped: a loaded adapter must not change (or
+   * fault) when its files are rewritten or truncated while it serves */
+  if (preft_st_open_dir_copied(&a->st, dir, "adapter_model", err) != 0) goto done;
+  a->checksum = a->st.checksum;
   a->lora = preft_xcalloc((size_t)c->n_layers * PREFT_N_MODULES, sizeof *a->lora);
   int n_adapted = 0;
   for (int l = 0; l < c->n_layers; l++) {
@@ -301,7 +304,6 @@ int preft_lora_load(preft_adapter *a, const char *dir, const preft_model_config 
       lm->rank = rank;
       lm->scale = (float)(r.rslora ? alpha / sqrt((double)rank) : alpha / rank);
       a->max_rank = rank > a->max_rank ? rank : a->max_rank;
-      a->bytes += ta->nbytes + tb->nbytes;
       n_adapted++;
     }
   }
@@ -311,6 +313,7 @@ int preft_lora_load(preft_adapter *a, const char *dir, const preft_model_config 
   }
   if (check_no_stray_tensors(a, c, err) != 0) goto done;
   preft_lora_prepare(a, c);
+  a->bytes = a->st.file_bytes + a->lora_bt_bytes; /* the files' copy (A, B) and Bt */
   rc = 0;
 done:
   cJSON_Delete(root);

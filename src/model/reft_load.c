@@ -35,7 +35,7 @@ static int load_part(preft_adapter *a, int layer, int slot, const char *part, in
   size_t n = preft_st_numel(t);
   float *v = preft_xmalloc(sizeof(float) * n);
   for (size_t i = 0; i < n; i++) v[i] = preft_load_elem(t->data, t->dtype, i);
-  a->bytes += t->nbytes;
+  a->bytes += sizeof(float) * n;
   *out = v;
   return 0;
 }
@@ -98,7 +98,8 @@ int preft_reft_load(preft_adapter *a, const char *dir, const preft_model_config 
     }
     a->reft_layer[(int)e->valuedouble] = true;
   }
-  if (preft_st_open_dir(&a->st, dir, "reft_model", err) != 0) goto done;
+  if (preft_st_open_dir_copied(&a->st, dir, "reft_model", err) != 0) goto done;
+  a->checksum = a->st.checksum;
   int D = c->dim, R = (int)r, expected = 0;
   for (int l = 0; l < c->n_layers; l++) {
     if (!a->reft_layer[l]) continue;
@@ -128,7 +129,7 @@ int preft_reft_load(preft_adapter *a, const char *dir, const preft_model_config 
                dir, a->st.n_tensors, expected);
     goto done;
   }
-  /* Weights were copied; the mapping is no longer needed. */
+  /* Weights were converted to FP32; the file's bytes are no longer needed. */
   preft_st_close(&a->st);
   rc = 0;
 done:

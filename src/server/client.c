@@ -55,6 +55,8 @@ void preft_client_free(preft_client *c) {
   free(c);
 }
 
+void preft_client_set_timeout(preft_client *c, double timeout_s) { c->timeout_s = timeout_s; }
+
 /* Delivers each complete event (ended by a blank line) of t->pending. */
 static void sse_events(transfer *t) {
   size_t start = 0;

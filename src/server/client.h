@@ -39,6 +39,8 @@ void preft_client_global_init(void);
  * timeout_s: per request, 0 for none. */
 preft_client *preft_client_new(const char *base_url, const char *api_key, double timeout_s);
 void preft_client_free(preft_client *c);
+/* Changes the per-request timeout (seconds, 0 for none) of later requests. */
+void preft_client_set_timeout(preft_client *c, double timeout_s);
 
 /* 0 when a response arrived (any status), -1 on a transport error (refused,
  * reset, timeout) with err filled and *out empty (nothing to free). */

@@ -56,6 +56,7 @@ typedef struct choice_out {
   preft_finish_reason finish;
   int completion_tokens;
   char *error;
+  bool adapter_unavailable; /* the error is the adapter's failed load */
   /* accumulated for whole (non-streamed) responses */
   srv_buf text;
   int *ids;
@@ -347,6 +348,7 @@ static void accumulate(srv_gen *g, const srv_event *ev) {
     o->stop_string = ev->stop_string;
     o->completion_tokens = ev->completion_tokens;
     if (ev->error && !o->error) o->error = preft_xstrdup(ev->error);
+    o->adapter_unavailable |= ev->adapter_unavailable;
     g->n_done++;
   }
 }
@@ -504,6 +506,16 @@ static int prompt_ids(preft_server *s, srv_gen_request *r, srv_api_error *e) {
   return 0;
 }
 
+/* A request that failed before its first token: a 400 naming the adapter
+ * when its files failed to load (the client chose it), else a 500. */
+static int gen_failed(const srv_gen *g, const char *error, bool adapter_unavailable, srv_api_error *e) {
+  if (adapter_unavailable)
+    return preft_srv_fail(e, 400, "invalid_request_error", "adapter_unavailable", "model",
+                          "The adapter '%s' is unavailable: %s", g->model_id,
+                          error ? error : "it failed to load");
+  return preft_srv_fail(e, 500, "server_error", NULL, NULL, "%s", error ? error : "generation failed");
+}
+
 static int submit_error(preft_server *s, int rc, const preft_error *err, srv_api_error *e, const srv_gen *g) {
   if (rc == PREFT_SUBMIT_BUSY && atomic_load(&s->draining))
     return preft_srv_fail(e, 503, "server_error", "server_draining", NULL, "the server is shutting down");
@@ -513,6 +525,7 @@ static int submit_error(preft_server *s, int rc, const preft_error *err, srv_api
   if (rc == PREFT_SUBMIT_NO_ADAPTER)
     return preft_srv_fail(e, 404, "invalid_request_error", "model_not_found", "model",
                           "The model '%s' does not exist", g->model_id);
+  if (rc == PREFT_SUBMIT_ADAPTER_UNAVAILABLE) return gen_failed(g, err->msg, true, e);
   return preft_srv_bad(e, NULL, "%s", err->msg);
 }
 
@@ -535,13 +548,15 @@ static int stream_start(srv_gen *g, srv_api_error *e) {
   if (rc < 0) return -1;
   const char *error = NULL;
   int n_err = 0;
+  bool adapter_unavailable = false;
   for (size_t i = 0; i < n; i++)
     if (ev[i].finish == PREFT_FINISH_ERROR) {
       n_err++;
       error = ev[i].error;
+      adapter_unavailable |= ev[i].adapter_unavailable;
     }
   if (n_err == g->n_choices) {
-    preft_srv_fail(e, 500, "server_error", NULL, NULL, "%s", error ? error : "generation failed");
+    gen_failed(g, error, adapter_unavailable, e);
     preft_srv_events_free(ev, n);
     return -1;
   }
@@ -563,8 +578,7 @@ static int wait_whole(srv_gen *g, srv_api_error *e) {
   }
   for (int i = 0; i < g->n_choices; i++)
     if (g->out[i].finish == PREFT_FINISH_ERROR)
-      return preft_srv_fail(e, 500, "server_error", NULL, NULL, "%s",
-                            g->out[i].error ? g->out[i].error : "generation failed");
+      return gen_failed(g, g->out[i].error, g->out[i].adapter_unavailable, e);
   return 0;
 }
 
@@ -676,7 +690,10 @@ typedef struct {
   int count;
 } models_ctx;
 
-static void model_json(models_ctx *m, const char *id, const char *root, const char *parent) {
+/* One model object; an adapter's also says whether it is loaded and, when
+ * its files failed to load, that it is unavailable and why. */
+static void model_json(models_ctx *m, const char *id, const char *root, const char *parent,
+                       const preft_adapter_info *a) {
   srv_buf *b = m->b;
   if (m->count++) preft_srv_buf_put(b, ",", 1);
   preft_srv_buf_puts(b, "{\"id\":");
@@ -689,18 +706,31 @@ static void model_json(models_ctx *m, const char *id, const char *root, const ch
     preft_srv_buf_json_str(b, parent, strlen(parent));
   else
     preft_srv_buf_puts(b, "null");
-  preft_srv_buf_printf(b, ",\"max_model_len\":%d}", m->s->max_context);
+  preft_srv_buf_printf(b, ",\"max_model_len\":%d", m->s->max_context);
+  if (a) {
+    const char *status = a->loaded    ? "loaded"
+                         : a->error   ? "unavailable"
+                         : a->loading ? "loading"
+                                      : "not_loaded";
+    preft_srv_buf_printf(b, ",\"status\":\"%s\",\"loaded\":%s", status, a->loaded ? "true" : "false");
+    if (a->checksum) preft_srv_buf_printf(b, ",\"checksum\":\"%016llx\"", (unsigned long long)a->checksum);
+    if (a->error && !a->loaded) {
+      preft_srv_buf_puts(b, ",\"error\":");
+      preft_srv_buf_json_str(b, a->error, strlen(a->error));
+    }
+  }
+  preft_srv_buf_puts(b, "}");
 }
 
-static void each_adapter(void *ctx, const char *name, const char *path, bool loaded) {
+static void each_adapter(void *ctx, const preft_adapter_info *a) {
   models_ctx *m = ctx;
-  if (!m->one || !strcmp(m->one, name)) model_json(m, name, path, m->s->model_name);
+  if (!m->one || !strcmp(m->one, a->name)) model_json(m, a->name, a->path, m->s->model_name, a);
 }
 
 void preft_srv_route_models(preft_server *s, const char *one, srv_reply *r) {
   srv_buf items = {0};
   models_ctx m = {.s = s, .b = &items, .one = one};
-  if (!one || !strcmp(one, s->model_name)) model_json(&m, s->model_name, s->model_name, NULL);
+  if (!one || !strcmp(one, s->model_name)) model_json(&m, s->model_name, s->model_name, NULL, NULL);
   preft_engine_each_adapter(s->engine, each_adapter, &m);
   r->content_type = "application/json";
   if (one && m.count == 0) {

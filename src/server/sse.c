@@ -261,6 +261,7 @@ bool preft_srv_job_engine_cb(void *user, const preft_token_event *ev) {
   if (matched) c->stopped = true;
   if (ev->finish == PREFT_FINISH_STOP && c->stopped) e.stop_string = true;
   if (ev->finish == PREFT_FINISH_ERROR) e.error = preft_xstrdup(ev->error ? ev->error : "generation failed");
+  e.adapter_unavailable = ev->adapter_unavailable;
   /* Once the final event is queued the connection thread may free the job
    * at any moment: nothing of j or c is touched after the unlock. */
   bool go_on = !c->stopped;

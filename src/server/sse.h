@@ -71,7 +71,8 @@ typedef struct srv_event {
   preft_finish_reason finish;
   bool stop_string; /* finish STOP because a stop string matched */
   int prompt_tokens, completion_tokens;
-  char *error; /* heap copy of the engine's message for PREFT_FINISH_ERROR */
+  char *error;              /* heap copy of the engine's message for PREFT_FINISH_ERROR */
+  bool adapter_unavailable; /* the error is the adapter's failed load */
 } srv_event;
 
 typedef struct srv_job srv_job;

@@ -25,6 +25,7 @@
 #include "preft/base.h"
 
 #define PREFT_SANDBOX_MAX_BINDS 8
+#define PREFT_SANDBOX_MAX_MASKS 8
 
 typedef struct preft_sandbox_bind {
   const char *host;   /* a folder or file on the host */
@@ -51,6 +52,16 @@ typedef struct preft_sandbox_opts {
   preft_sandbox_bind binds[PREFT_SANDBOX_MAX_BINDS];
   int n_binds;
   preft_sandbox_limits limits;
+  /* Host folders hidden inside behind an empty tmpfs (with the host's root
+   * as the base, the sandbox could read them: the task's tests and
+   * solution, other jobs). The trial's own folder and its parent (the job
+   * folder, other trials) are always hidden; absent paths are skipped. */
+  const char *masks[PREFT_SANDBOX_MAX_MASKS];
+  int n_masks;
+  /* NULL: the writable layer is the trial's own and removed at stop. Else
+   * this folder is the writable (upper) layer and is kept after stop: an
+   * environment build's result. Its overlay work folder is UPPER.work. */
+  const char *upper_dir;
 } preft_sandbox_opts;
 
 typedef struct preft_sandbox preft_sandbox;
@@ -73,17 +84,37 @@ typedef struct preft_exec_result {
  * not be run. */
 int preft_sandbox_exec(preft_sandbox *sb, const char *const *argv, double timeout_s, const char *log_path,
                        preft_exec_result *res, preft_error *err);
+/* preft_sandbox_exec from another working directory and/or with another
+ * environment (NULL: the sandbox's). */
+int preft_sandbox_exec_in(preft_sandbox *sb, const char *const *argv, const char *workdir,
+                          const char *const *env, double timeout_s, const char *log_path,
+                          preft_exec_result *res, preft_error *err);
 /* Copies a host file or folder (recursively) to a path inside. */
 int preft_sandbox_copy_in(preft_sandbox *sb, const char *host_path, const char *inside_path,
                           preft_error *err);
-/* The host path under which the sandbox's root is visible while it runs
- * (for reading files back); NULL when not available. */
+/* Reads a file inside the sandbox (at most max_bytes; more is an error),
+ * resolving its path inside the sandbox: a symlink planted there cannot
+ * point the read at a host file. *out is heap, NUL-terminated. */
+int preft_sandbox_read_file(preft_sandbox *sb, const char *inside_path, size_t max_bytes, char **out,
+                            size_t *out_size, preft_error *err);
+/* The host path under which the sandbox's root is visible while it runs;
+ * NULL when not available. Careful: a path opened through it follows an
+ * absolute symlink planted inside to the HOST's file; read with
+ * preft_sandbox_read_file, or read bound folders (/logs) on the host. */
 const char *preft_sandbox_root(const preft_sandbox *sb);
 /* Kills every process inside, unmounts and removes the overlay, frees sb.
  * Safe on NULL. Never fails silently: problems are logged. */
 void preft_sandbox_stop(preft_sandbox *sb);
 /* Kills and removes every sandbox still running in this process (called on
- * SIGINT/SIGTERM and at exit, so that Ctrl-C leaves nothing behind). */
+ * SIGINT/SIGTERM and at exit, so that Ctrl-C leaves nothing behind). Not
+ * async-signal-safe: a signal handler sets a flag, the main thread calls
+ * this. Should preft die without calling it, each sandbox dies with it
+ * (bubblewrap --die-with-parent) and its mounts go with its namespace; only
+ * an on-disk upper layer under the trial folder stays behind. */
 void preft_sandbox_stop_all(void);
+/* The limits the sandbox applies ("cgroup v1: pids 64, memory 512 MB"). */
+const char *preft_sandbox_limits_desc(const preft_sandbox *sb);
+/* The host pid of the sandbox's init (pid 1 inside), for tests and logs. */
+int preft_sandbox_init_pid(const preft_sandbox *sb);
 
 #endif

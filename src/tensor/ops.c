@@ -20,6 +20,21 @@ void preft_rmsnorm(float *out, const float *x, const float *weight, int d, float
   for (int i = 0; i < d; i++) out[i] = x[i] * inv * weight[i];
 }
 
+void preft_layernorm(float *out, const float *x, const float *weight, const float *bias, int d, float eps) {
+  double sum = 0.0;
+  for (int i = 0; i < d; i++) sum += (double)x[i];
+  double mean = sum / d, ss = 0.0;
+  for (int i = 0; i < d; i++) ss += ((double)x[i] - mean) * ((double)x[i] - mean);
+  /* the mean as a float and the float of what that rounding lost: rows far
+   * from zero keep their deviations' precision */
+  float inv = (float)(1.0 / sqrt(ss / d + (double)eps)), mf = (float)mean, mlo = (float)(mean - (double)mf);
+  for (int i = 0; i < d; i++) out[i] = ((x[i] - mf) - mlo) * inv * weight[i] + bias[i];
+}
+
+void preft_gelu(float *x, int n) {
+  for (int i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+}
+
 void preft_softmax(float *x, int n) {
   float mx = x[0];
   for (int i = 1; i < n; i++) mx = x[i] > mx ? x[i] : mx;
@@ -84,6 +99,27 @@ void preft_rmsnorm_fast(float *out, const float *x, const float *weight, int d, 
   }
 #endif
   preft_rmsnorm(out, x, weight, d, eps);
+}
+
+void preft_layernorm_fast(float *out, const float *x, const float *weight, const float *bias, int d,
+                          float eps) {
+#ifdef PREFT_HAVE_OPS_AVX
+  if (USE_AVX()) {
+    preft_layernorm_avx(out, x, weight, bias, d, eps);
+    return;
+  }
+#endif
+  preft_layernorm(out, x, weight, bias, d, eps);
+}
+
+void preft_gelu_fast(float *x, int n) {
+#ifdef PREFT_HAVE_OPS_AVX
+  if (USE_AVX()) {
+    preft_gelu_avx(x, n);
+    return;
+  }
+#endif
+  preft_gelu(x, n);
 }
 
 void preft_swiglu_fast(float *a, const float *b, int n) {

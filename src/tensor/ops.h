@@ -1,4 +1,5 @@
-/* ops.h - the element-wise and row-wise kernels of a decoder layer.
+/* ops.h - the element-wise and row-wise kernels of a decoder or encoder
+ * layer.
  *
  * Legend: N rows, D width, Dh head width. All buffers FP32 unless a dtype
  * is passed. Every function here is deterministic and single-threaded; the
@@ -23,6 +24,15 @@
 
 /* out[D] = x[D] / sqrt(mean(x^2) + eps) * weight[D]  (out may alias x) */
 void preft_rmsnorm(float *out, const float *x, const float *weight, int d, float eps);
+
+/* out[D] = (x[D] - mean(x)) / sqrt(var(x) + eps) * weight[D] + bias[D]
+ * (LayerNorm, biased variance; mean and variance summed in double, two
+ * passes; out may alias x) */
+void preft_layernorm(float *out, const float *x, const float *weight, const float *bias, int d, float eps);
+
+/* x[n] = gelu(x[n]) = x * Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) in place, the
+ * exact (erf) GELU of BERT's hidden_act "gelu"; libm erff. */
+void preft_gelu(float *x, int n);
 
 /* x[n] = softmax(x[n]) in place, max-subtracted. */
 void preft_softmax(float *x, int n);
@@ -86,6 +96,16 @@ double preft_logsumexp(const float *x, int n);
 
 /* preft_rmsnorm, vectorised (the sum of squares is still in double). */
 void preft_rmsnorm_fast(float *out, const float *x, const float *weight, int d, float eps);
+
+/* preft_layernorm, vectorised (sums still in double, two passes). */
+void preft_layernorm_fast(float *out, const float *x, const float *weight, const float *bias, int d,
+                          float eps);
+
+/* preft_gelu, vectorised: erf by Abramowitz and Stegun 7.1.26 (|error| <
+ * 1.5e-7) with the polynomial exp, written so that 1 + erf(x / sqrt 2) for
+ * negative x is never a difference of nearly equal numbers. Within
+ * 3e-7 * max(1, |x|) of preft_gelu (tests/unit/test_ops.c). */
+void preft_gelu_fast(float *x, int n);
 
 /* preft_swiglu, vectorised with the polynomial exp. */
 void preft_swiglu_fast(float *a, const float *b, int n);

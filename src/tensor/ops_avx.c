@@ -242,6 +242,74 @@ AVX void preft_rmsnorm_avx(float *out, const float *x, const float *weight, int 
   for (; i < d; i++) out[i] = x[i] * inv * weight[i];
 }
 
+/* The lanes of v (4 doubles) summed. */
+static inline AVX double hsum_pd(__m256d v) {
+  __m128d h = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+}
+
+AVX void preft_layernorm_avx(float *out, const float *x, const float *weight, const float *bias, int d,
+                             float eps) {
+  /* pass 1: the mean, summed in double */
+  __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+  int i = 0;
+  for (; i + 8 <= d; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    s0 = _mm256_add_pd(s0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    s1 = _mm256_add_pd(s1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+  }
+  double sum = hsum_pd(_mm256_add_pd(s0, s1));
+  for (; i < d; i++) sum += (double)x[i];
+  double mean = sum / d;
+  /* pass 2: the squared deviations from it */
+  __m256d vmean = _mm256_set1_pd(mean);
+  s0 = s1 = _mm256_setzero_pd();
+  for (i = 0; i + 8 <= d; i += 8) {
+    __m256 v = _mm256_loadu_ps(x + i);
+    __m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), vmean),
+            d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), vmean);
+    s0 = _mm256_fmadd_pd(d0, d0, s0);
+    s1 = _mm256_fmadd_pd(d1, d1, s1);
+  }
+  double ss = hsum_pd(_mm256_add_pd(s0, s1));
+  for (; i < d; i++) ss += ((double)x[i] - mean) * ((double)x[i] - mean);
+  float inv = (float)(1.0 / sqrt(ss / d + (double)eps)), mf = (float)mean, mlo = (float)(mean - (double)mf);
+  __m256 vinv = _mm256_set1_ps(inv), vm = _mm256_set1_ps(mf), vlo = _mm256_set1_ps(mlo);
+  for (i = 0; i + 8 <= d; i += 8) {
+    __m256 dev = _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vlo);
+    __m256 y = _mm256_mul_ps(_mm256_mul_ps(dev, vinv), _mm256_loadu_ps(weight + i));
+    _mm256_storeu_ps(out + i, _mm256_add_ps(y, _mm256_loadu_ps(bias + i)));
+  }
+  for (; i < d; i++) out[i] = ((x[i] - mf) - mlo) * inv * weight[i] + bias[i];
+}
+
+/* gelu on 8 lanes: with z = |x| / sqrt 2, t = 1 / (1 + p z) and
+ * q = t (a1 + t (a2 + ... a5)) e^(-z^2) (Abramowitz and Stegun 7.1.26),
+ * erf(z) = 1 - q, so gelu(x) = x (1 - q / 2) for x >= 0 and x q / 2 below. */
+static inline AVX __m256 gelu8(__m256 x) {
+  const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+  __m256 z = _mm256_mul_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(0.70710678118654752f));
+  __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(z, _mm256_set1_ps(0.3275911f), one));
+  __m256 p = _mm256_set1_ps(1.061405429f);
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+  __m256 hq =
+      _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(p, t), exp8(_mm256_xor_ps(_mm256_mul_ps(z, z), sign))), half);
+  __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+  return _mm256_mul_ps(x, _mm256_blendv_ps(_mm256_sub_ps(one, hq), hq, neg));
+}
+
+AVX void preft_gelu_avx(float *x, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, gelu8(_mm256_loadu_ps(x + i)));
+  if (i < n) {
+    __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(x + i, m, gelu8(_mm256_maskload_ps(x + i, m)));
+  }
+}
+
 AVX void preft_rope_rotate_half_avx(float *x, const float *cos, const float *sin, int head_dim) {
   int half = head_dim / 2, i = 0;
   for (; i + 8 <= half; i += 8) {

@@ -13,6 +13,9 @@ void preft_attention_avx(float *out, const float *q, int g, int dh, const preft_
                          int end, float scale, float *scratch);
 void preft_swiglu_avx(float *a, const float *b, int n);
 void preft_rmsnorm_avx(float *out, const float *x, const float *weight, int d, float eps);
+void preft_layernorm_avx(float *out, const float *x, const float *weight, const float *bias, int d,
+                         float eps);
+void preft_gelu_avx(float *x, int n);
 void preft_rope_rotate_half_avx(float *x, const float *cos, const float *sin, int head_dim);
 #endif
 

@@ -40,22 +40,94 @@ static bool jid(const cJSON *v, int32_t *out) {
 
 /* ---- post-processor ---- */
 
-static void tmpl_free(preft_tokenizer *t) {
-  for (int i = 0; i < t->n_tmpl; i++) free(t->tmpl[i].ids);
-  free(t->tmpl);
-  t->tmpl = NULL;
-  t->n_tmpl = 0;
-  t->has_template = false;
+static void tmpl_clear(preft_template *tp) {
+  for (int i = 0; i < tp->n; i++) free(tp->items[i].ids);
+  free(tp->items);
+  memset(tp, 0, sizeof *tp);
 }
 
-static void tmpl_add(preft_tokenizer *t, bool seq, const int32_t *ids, int n) {
-  t->tmpl = preft_xrealloc(t->tmpl, (size_t)(t->n_tmpl + 1) * sizeof *t->tmpl);
-  preft_template_item *it = &t->tmpl[t->n_tmpl++];
-  it->is_sequence = seq;
+static void tmpl_free(preft_tokenizer *t) {
+  tmpl_clear(&t->tmpl_single);
+  tmpl_clear(&t->tmpl_pair);
+}
+
+/* sequence: -1 for the special tokens ids[n], else 0 (A) or 1 (B) */
+static void tmpl_add(preft_template *tp, int sequence, int32_t type_id, const int32_t *ids, int n) {
+  tp->items = preft_xrealloc(tp->items, (size_t)(tp->n + 1) * sizeof *tp->items);
+  preft_template_item *it = &tp->items[tp->n++];
+  it->sequence = sequence;
+  it->type_id = type_id;
   it->n_ids = n;
   it->ids = n ? preft_xmalloc((size_t)n * sizeof *ids) : NULL;
   if (n) memcpy(it->ids, ids, (size_t)n * sizeof *ids);
-  t->has_template = true;
+  tp->present = true;
+}
+
+/* BERT's: [CLS] A [SEP] (types 0) and [CLS] A [SEP] B [SEP] (B and the last
+ * [SEP] type 1); RoBERTa's pair is <s> A </s> </s> B </s>, all type 0. */
+static void tmpl_bert(preft_tokenizer *t, int32_t cls, int32_t sep, bool roberta) {
+  tmpl_free(t);
+  tmpl_add(&t->tmpl_single, -1, 0, &cls, 1);
+  tmpl_add(&t->tmpl_single, 0, 0, NULL, 0);
+  tmpl_add(&t->tmpl_single, -1, 0, &sep, 1);
+  int32_t b_type = roberta ? 0 : 1;
+  tmpl_add(&t->tmpl_pair, -1, 0, &cls, 1);
+  tmpl_add(&t->tmpl_pair, 0, 0, NULL, 0);
+  tmpl_add(&t->tmpl_pair, -1, 0, &sep, 1);
+  if (roberta) tmpl_add(&t->tmpl_pair, -1, 0, &sep, 1);
+  tmpl_add(&t->tmpl_pair, 1, b_type, NULL, 0);
+  tmpl_add(&t->tmpl_pair, -1, b_type, &sep, 1);
+}
+
+static int32_t item_type_id(const cJSON *item) {
+  const cJSON *ty = cJSON_GetObjectItemCaseSensitive(item, "type_id");
+  return cJSON_IsNumber(ty) && ty->valuedouble >= 0 && ty->valuedouble < 1e6 ? (int32_t)ty->valuedouble : 0;
+}
+
+/* One TemplateProcessing template ("single" or "pair") into tp. */
+static int template_from_json(preft_tokenizer *t, const cJSON *arr, const cJSON *specials, const char *which,
+                              preft_template *tp, preft_error *err) {
+  const cJSON *it;
+  int i = 0;
+  cJSON_ArrayForEach(it, arr) {
+    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "SpecialToken");
+    const cJSON *sq = cJSON_GetObjectItemCaseSensitive(it, "Sequence");
+    if (sq) {
+      const char *id = jstr(sq, "id");
+      bool pair = !strcmp(which, "pair");
+      if (!id || (strcmp(id, "A") && !(pair && !strcmp(id, "B"))))
+        return preft_fail(err, "post_processor TemplateProcessing.%s[%d]: sequence id must be %s", which, i,
+                          pair ? "A or B" : "A");
+      tmpl_add(tp, id[0] == 'B', item_type_id(sq), NULL, 0);
+    } else if (sp) {
+      const char *name = jstr(sp, "id");
+      const cJSON *def = name ? cJSON_GetObjectItemCaseSensitive(specials, name) : NULL;
+      const cJSON *ids = def ? cJSON_GetObjectItemCaseSensitive(def, "ids") : NULL;
+      if (!cJSON_IsArray(ids))
+        return preft_fail(
+            err, "post_processor TemplateProcessing.%s[%d]: special token '%s' not in special_tokens", which,
+            i, name ? name : "?");
+      int n = cJSON_GetArraySize(ids), k = 0;
+      int32_t *v = preft_xmalloc((size_t)(n + 1) * sizeof *v);
+      const cJSON *x;
+      cJSON_ArrayForEach(x, ids) {
+        if (!jid(x, &v[k]) || v[k] >= t->vocab_size) {
+          free(v);
+          return preft_fail(
+              err, "post_processor TemplateProcessing: special token '%s' has an id outside the vocabulary",
+              name);
+        }
+        k++;
+      }
+      tmpl_add(tp, -1, item_type_id(sp), v, n);
+      free(v);
+    } else {
+      return preft_fail(err, "post_processor TemplateProcessing.%s[%d]: expected SpecialToken or Sequence",
+                        which, i);
+    }
+    i++;
+  }
+  return 0;
 }
 
 static int post_from_json(preft_tokenizer *t, const cJSON *j, preft_error *err) {
@@ -75,49 +147,17 @@ static int post_from_json(preft_tokenizer *t, const cJSON *j, preft_error *err) 
   }
   if (!strcmp(type, "TemplateProcessing")) {
     const cJSON *single = cJSON_GetObjectItemCaseSensitive(j, "single");
+    const cJSON *pair = cJSON_GetObjectItemCaseSensitive(j, "pair");
     const cJSON *specials = cJSON_GetObjectItemCaseSensitive(j, "special_tokens");
     if (!cJSON_IsArray(single))
       return preft_fail(err, "post_processor TemplateProcessing: missing array 'single'");
     tmpl_free(t);
-    const cJSON *it;
-    int i = 0;
-    cJSON_ArrayForEach(it, single) {
-      const cJSON *sp = cJSON_GetObjectItemCaseSensitive(it, "SpecialToken");
-      const cJSON *sq = cJSON_GetObjectItemCaseSensitive(it, "Sequence");
-      if (sq) {
-        const char *id = jstr(sq, "id");
-        if (!id || strcmp(id, "A"))
-          return preft_fail(err, "post_processor TemplateProcessing.single[%d]: only sequence A is supported",
-                            i);
-        tmpl_add(t, true, NULL, 0);
-      } else if (sp) {
-        const char *name = jstr(sp, "id");
-        const cJSON *def = name ? cJSON_GetObjectItemCaseSensitive(specials, name) : NULL;
-        const cJSON *ids = def ? cJSON_GetObjectItemCaseSensitive(def, "ids") : NULL;
-        if (!cJSON_IsArray(ids))
-          return preft_fail(
-              err, "post_processor TemplateProcessing.single[%d]: special token '%s' not in special_tokens",
-              i, name ? name : "?");
-        int n = cJSON_GetArraySize(ids), k = 0;
-        int32_t *v = preft_xmalloc((size_t)(n + 1) * sizeof *v);
-        const cJSON *x;
-        cJSON_ArrayForEach(x, ids) {
-          if (!jid(x, &v[k]) || v[k] >= t->vocab_size) {
-            free(v);
-            return preft_fail(
-                err, "post_processor TemplateProcessing: special token '%s' has an id outside the vocabulary",
-                name);
-          }
-          k++;
-        }
-        tmpl_add(t, false, v, n);
-        free(v);
-      } else {
-        return preft_fail(
-            err, "post_processor TemplateProcessing.single[%d]: expected SpecialToken or Sequence", i);
-      }
-      i++;
-    }
+    if (template_from_json(t, single, specials, "single", &t->tmpl_single, err)) return -1;
+    t->tmpl_single.present = true;
+    /* an empty or absent pair template: pairs cannot be encoded with specials */
+    if (cJSON_IsArray(pair) && cJSON_GetArraySize(pair) > 0 &&
+        template_from_json(t, pair, specials, "pair", &t->tmpl_pair, err))
+      return -1;
     return 0;
   }
   if (!strcmp(type, "BertProcessing") || !strcmp(type, "RobertaProcessing")) {
@@ -128,10 +168,7 @@ static int post_from_json(preft_tokenizer *t, const cJSON *j, preft_error *err) 
         !jid(cJSON_GetArrayItem(sep, 1), &sid) || cid >= t->vocab_size || sid >= t->vocab_size)
       return preft_fail(
           err, "post_processor %s: 'cls' and 'sep' must be [token, id] with ids in the vocabulary", type);
-    tmpl_free(t);
-    tmpl_add(t, false, &cid, 1);
-    tmpl_add(t, true, NULL, 0);
-    tmpl_add(t, false, &sid, 1);
+    tmpl_bert(t, cid, sid, type[0] == 'R');
     return 0;
   }
   return preft_fail(err,
@@ -286,11 +323,8 @@ static int load_vocab(preft_tokenizer *t, const char *path, preft_error *err) {
       add_added_token(t, id, specials[k], true, false, false, false, false);
   }
   int32_t cls, sep;
-  if (preft_strmap_get(&t->wp.vocab, "[CLS]", 5, &cls) && preft_strmap_get(&t->wp.vocab, "[SEP]", 5, &sep)) {
-    tmpl_add(t, false, &cls, 1);
-    tmpl_add(t, true, NULL, 0);
-    tmpl_add(t, false, &sep, 1);
-  }
+  if (preft_strmap_get(&t->wp.vocab, "[CLS]", 5, &cls) && preft_strmap_get(&t->wp.vocab, "[SEP]", 5, &sep))
+    tmpl_bert(t, cls, sep, false);
   t->unk_tok_id = t->wp.unk_id;
   return 0;
 }
@@ -342,15 +376,32 @@ static int load_config(preft_tokenizer *t, const char *dir, preft_error *err) {
     /* transformers' Llama / Gemma fast tokenizers rebuild the template from
      * add_bos_token / add_eos_token. */
     const char *cls = jstr(cfg, "tokenizer_class");
+    /* transformers' BertTokenizer(Fast) sets the BertNormalizer from its own
+     * arguments: do_lower_case (default true), strip_accents (null: follows
+     * lower-casing), tokenize_chinese_chars (default true) */
+    if (cls && !strncmp(cls, "Bert", 4) && t->normalizer && t->normalizer->type == NORM_BERT) {
+      const cJSON *lc = cJSON_GetObjectItemCaseSensitive(cfg, "do_lower_case");
+      const cJSON *sa = cJSON_GetObjectItemCaseSensitive(cfg, "strip_accents");
+      const cJSON *cc = cJSON_GetObjectItemCaseSensitive(cfg, "tokenize_chinese_chars");
+      t->normalizer->lowercase = cJSON_IsBool(lc) ? cJSON_IsTrue(lc) : true;
+      t->normalizer->strip_accents = cJSON_IsBool(sa) ? cJSON_IsTrue(sa) : t->normalizer->lowercase;
+      t->normalizer->handle_chinese = cJSON_IsBool(cc) ? cJSON_IsTrue(cc) : true;
+    }
     const cJSON *ab = cJSON_GetObjectItemCaseSensitive(cfg, "add_bos_token");
     const cJSON *ae = cJSON_GetObjectItemCaseSensitive(cfg, "add_eos_token");
     if (cls && (!strncmp(cls, "Llama", 5) || !strncmp(cls, "Gemma", 5) || !strncmp(cls, "CodeLlama", 9)) &&
         (cJSON_IsBool(ab) || cJSON_IsBool(ae))) {
       bool add_bos = cJSON_IsBool(ab) ? cJSON_IsTrue(ab) : true, add_eos_tok = cJSON_IsTrue(ae);
+      /* single: bos? A eos?; pair: bos? A eos? bos? B eos? (B's part type 1) */
       tmpl_free(t);
-      if (add_bos && t->bos_id >= 0) tmpl_add(t, false, &t->bos_id, 1);
-      tmpl_add(t, true, NULL, 0);
-      if (add_eos_tok && t->n_eos) tmpl_add(t, false, &t->eos_ids[0], 1);
+      for (int seq = 0; seq < 2; seq++) {
+        preft_template *tp = seq ? &t->tmpl_pair : &t->tmpl_single;
+        for (int part = 0; part <= seq; part++) {
+          if (add_bos && t->bos_id >= 0) tmpl_add(tp, -1, part, &t->bos_id, 1);
+          tmpl_add(tp, part, part, NULL, 0);
+          if (add_eos_tok && t->n_eos) tmpl_add(tp, -1, part, &t->eos_ids[0], 1);
+        }
+      }
     }
     const cJSON *ct = cJSON_GetObjectItemCaseSensitive(cfg, "chat_template");
     if (cJSON_IsString(ct)) {
@@ -573,46 +624,109 @@ int preft_tokenizer_encode(const preft_tokenizer *t, const char *text, size_t le
   return preft_tokenizer_encode_max(t, text, len, add_special, 0, ids, n, err);
 }
 
-int preft_tokenizer_encode_max(const preft_tokenizer *t, const char *text, size_t len, bool add_special,
-                               size_t max_ids, int32_t **ids, size_t *n, preft_error *err) {
-  *ids = NULL;
-  *n = 0;
+/* The ids of one text, no special tokens added (max_ids as in
+ * preft_tokenizer_encode_max). */
+static int encode_text(const preft_tokenizer *t, const char *text, size_t len, size_t max_ids, enc *e,
+                       preft_error *err) {
   if (!t->byte_level) {
     size_t bad = preft_utf8_validate((const uint8_t *)text, len);
     if (bad < len) return preft_fail(err, "input text is not valid UTF-8 at byte offset %zu", bad);
   }
-  enc e = {.t = t, .max_ids = max_ids};
+  *e = (enc){.t = t, .max_ids = max_ids};
   size_t pos = 0, ms, me;
   int section = 0;
-  while (pos < len && !(max_ids && e.n >= max_ids)) {
+  while (pos < len && !(max_ids && e->n >= max_ids)) {
     int k = preft_added_find(t, &t->match_raw, text, len, pos, &ms, &me);
     if (k < 0) ms = me = len;
-    if (ms > pos) encode_section(&e, text + pos, ms - pos, section++ == 0);
-    if (k >= 0 && !(max_ids && e.n >= max_ids)) {
-      preft_ids_push(&e.ids, &e.n, &e.cap, t->added[k].id);
+    if (ms > pos) encode_section(e, text + pos, ms - pos, section++ == 0);
+    if (k >= 0 && !(max_ids && e->n >= max_ids)) {
+      preft_ids_push(&e->ids, &e->n, &e->cap, t->added[k].id);
       section++;
     }
     pos = me;
   }
-  preft_buf_free(&e.norm);
-  preft_buf_free(&e.work);
-  preft_spans_free(&e.pieces);
-  if (add_special && t->has_template) {
-    int32_t *out = NULL;
-    size_t on = 0, oc = 0;
-    for (int i = 0; i < t->n_tmpl; i++) {
-      if (t->tmpl[i].is_sequence)
-        for (size_t k = 0; k < e.n; k++) preft_ids_push(&out, &on, &oc, e.ids[k]);
-      else
-        for (int k = 0; k < t->tmpl[i].n_ids; k++) preft_ids_push(&out, &on, &oc, t->tmpl[i].ids[k]);
+  preft_buf_free(&e->norm);
+  preft_buf_free(&e->work);
+  preft_spans_free(&e->pieces);
+  return 0;
+}
+
+/* Lays out the sequences' ids (seq[1] NULL for a single text) by the
+ * template, or back to back (types 0 then 1) without one. */
+static void apply_template(const preft_template *tp, const enc *seq[2], int32_t **ids, int32_t **types,
+                           size_t *n) {
+  int32_t *out = NULL, *ty = NULL;
+  size_t on = 0, oc = 0, tn = 0, tc = 0;
+  if (!tp) {
+    for (int s = 0; s < 2 && seq[s]; s++)
+      for (size_t k = 0; k < seq[s]->n; k++) {
+        preft_ids_push(&out, &on, &oc, seq[s]->ids[k]);
+        preft_ids_push(&ty, &tn, &tc, s);
+      }
+  } else {
+    for (int i = 0; i < tp->n; i++) {
+      const preft_template_item *it = &tp->items[i];
+      const int32_t *src = it->sequence < 0 ? it->ids : seq[it->sequence]->ids;
+      size_t count = it->sequence < 0 ? (size_t)it->n_ids : seq[it->sequence]->n;
+      for (size_t k = 0; k < count; k++) {
+        preft_ids_push(&out, &on, &oc, src[k]);
+        preft_ids_push(&ty, &tn, &tc, it->type_id);
+      }
     }
-    free(e.ids);
-    e.ids = out;
-    e.n = on;
   }
-  if (!e.ids) e.ids = preft_xmalloc(sizeof *e.ids);
-  *ids = e.ids;
+  *ids = out ? out : preft_xmalloc(sizeof *out);
+  if (types)
+    *types = ty ? ty : preft_xmalloc(sizeof *ty);
+  else
+    free(ty);
+  *n = on;
+}
+
+int preft_tokenizer_encode_max(const preft_tokenizer *t, const char *text, size_t len, bool add_special,
+                               size_t max_ids, int32_t **ids, size_t *n, preft_error *err) {
+  *ids = NULL;
+  *n = 0;
+  enc e;
+  if (encode_text(t, text, len, max_ids, &e, err) != 0) return -1;
+  if (add_special && t->tmpl_single.present) {
+    const enc *seq[2] = {&e, NULL};
+    apply_template(&t->tmpl_single, seq, ids, NULL, n);
+    free(e.ids);
+    return 0;
+  }
+  *ids = e.ids ? e.ids : preft_xmalloc(sizeof *e.ids);
   *n = e.n;
+  return 0;
+}
+
+int preft_tokenizer_encode_pair(const preft_tokenizer *t, const char *a, size_t a_len, const char *b,
+                                size_t b_len, bool add_special, int32_t **ids, int32_t **type_ids, size_t *n,
+                                preft_error *err) {
+  *ids = NULL;
+  if (type_ids) *type_ids = NULL;
+  *n = 0;
+  enc ea, eb;
+  if (encode_text(t, a, a_len, 0, &ea, err) != 0) return preft_fail_prefix(err, "first text");
+  if (b && encode_text(t, b, b_len, 0, &eb, err) != 0) {
+    free(ea.ids);
+    return preft_fail_prefix(err, "second text");
+  }
+  const preft_template *tp = NULL;
+  if (add_special) {
+    tp = b ? &t->tmpl_pair : &t->tmpl_single;
+    if (b && !tp->present && t->tmpl_single.present) {
+      free(ea.ids);
+      free(eb.ids);
+      return preft_fail(err,
+                        "the tokenizer's post-processor has no pair template: cannot add special tokens to a "
+                        "pair of texts");
+    }
+    if (!tp->present) tp = NULL;
+  }
+  const enc *seq[2] = {&ea, b ? &eb : NULL};
+  apply_template(tp, seq, ids, type_ids, n);
+  free(ea.ids);
+  if (b) free(eb.ids);
   return 0;
 }
 

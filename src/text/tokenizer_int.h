@@ -183,10 +183,18 @@ typedef struct preft_added_matcher {
 
 /* ---- post-processor ---- */
 typedef struct preft_template_item {
-  bool is_sequence; /* the input sequence A */
+  int sequence;    /* -1: the special tokens ids[n_ids]; 0: the input sequence A; 1: sequence B */
+  int32_t type_id; /* token type of every id the item gives */
   int32_t *ids;
   int n_ids;
 } preft_template_item;
+
+/* A post-processor template: single (A) or pair (A and B). */
+typedef struct preft_template {
+  bool present;
+  preft_template_item *items;
+  int n;
+} preft_template;
 
 /* ---- decoders (decoder.c) ---- */
 typedef enum {
@@ -239,9 +247,7 @@ struct preft_tokenizer {
   int n_added;
   preft_strmap added_by_content;
   preft_added_matcher match_raw, match_norm;
-  bool has_template;
-  preft_template_item *tmpl;
-  int n_tmpl;
+  preft_template tmpl_single, tmpl_pair;
   bool clean_up_spaces;
   int32_t bos_id, pad_id, unk_tok_id;
   int32_t *eos_ids;

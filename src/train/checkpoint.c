@@ -23,6 +23,8 @@ int preft_checkpoint_save(const char *path, const preft_ckpt_state *s, const flo
   cJSON_AddNumberToObject(h, "n_params", (double)s->n_params);
   cJSON_AddNumberToObject(h, "n_hist", (double)s->n_hist);
   cJSON_AddNumberToObject(h, "n_train", (double)s->n_train);
+  int64_t cols = s->hist_cols > 0 ? s->hist_cols : PREFT_HIST_COLS;
+  if (cols != PREFT_HIST_COLS) cJSON_AddNumberToObject(h, "hist_cols", (double)cols);
   char *json = cJSON_PrintUnformatted(h);
   cJSON_Delete(h);
   uint64_t len = strlen(json);
@@ -39,7 +41,7 @@ int preft_checkpoint_save(const char *path, const preft_ckpt_state *s, const flo
   if (rc == 0) rc = preft_atomic_write(&w, m, sizeof(float) * n, err);
   if (rc == 0) rc = preft_atomic_write(&w, v, sizeof(float) * n, err);
   if (rc == 0 && s->n_hist)
-    rc = preft_atomic_write(&w, hist, sizeof(double) * (size_t)s->n_hist * PREFT_HIST_COLS, err);
+    rc = preft_atomic_write(&w, hist, sizeof(double) * (size_t)s->n_hist * (size_t)cols, err);
   cJSON_free(json);
   if (rc != 0) {
     preft_atomic_abort(&w);
@@ -86,7 +88,8 @@ int preft_checkpoint_load(const char *path, preft_ckpt_state *s, float *params, 
   s->n_params = (uint64_t)num(h, "n_params");
   s->n_hist = num(h, "n_hist");
   s->n_train = num(h, "n_train");
-  if (s->step < 0 || s->n_hist < 0 || s->cursor < 0) {
+  s->hist_cols = cJSON_GetObjectItem(h, "hist_cols") ? num(h, "hist_cols") : PREFT_HIST_COLS;
+  if (s->step < 0 || s->n_hist < 0 || s->cursor < 0 || s->hist_cols < 1 || s->hist_cols > 64) {
     preft_fail(err, "%s: malformed header", path);
     goto done;
   }
@@ -95,7 +98,8 @@ int preft_checkpoint_load(const char *path, preft_ckpt_state *s, float *params, 
                (unsigned long long)s->n_params, n);
     goto done;
   }
-  size_t need = 16 + len + 3 * sizeof(float) * n + sizeof(double) * (size_t)s->n_hist * PREFT_HIST_COLS;
+  size_t hb = sizeof(double) * (size_t)s->n_hist * (size_t)s->hist_cols;
+  size_t need = 16 + len + 3 * sizeof(float) * n + hb;
   if (f.size != need) {
     preft_fail(err, "%s: %zu bytes, expected %zu (truncated or corrupt)", path, f.size, need);
     goto done;
@@ -104,7 +108,6 @@ int preft_checkpoint_load(const char *path, preft_ckpt_state *s, float *params, 
   memcpy(params, p, sizeof(float) * n);
   memcpy(m, p + sizeof(float) * n, sizeof(float) * n);
   memcpy(v, p + 2 * sizeof(float) * n, sizeof(float) * n);
-  size_t hb = sizeof(double) * (size_t)s->n_hist * PREFT_HIST_COLS;
   *hist = preft_xmalloc(hb ? hb : 1);
   if (hb) memcpy(*hist, p + 3 * sizeof(float) * n, hb);
   rc = 0;

@@ -1,7 +1,8 @@
 /* checkpoint.h - one file holding everything a run needs to resume
  * exactly: "PREFTCK1", u64 header length, a JSON header, then the
  * parameters, AdamW m and v ([n] floats each) and the log history
- * ([rows, PREFT_HIST_COLS] doubles), little-endian. Written atomically
+ * ([rows, hist_cols] doubles: PREFT_HIST_COLS for SFT and pretraining, the
+ * RL loop's own columns for GRPO), little-endian. Written atomically
  * (temp file, fsync, rename), so a crash leaves the previous checkpoint. */
 #ifndef PREFT_TRAIN_CHECKPOINT_H
 #define PREFT_TRAIN_CHECKPOINT_H
@@ -31,7 +32,8 @@ typedef struct preft_ckpt_state {
   uint64_t seed;
   uint64_t n_params;
   int64_t n_hist;
-  int64_t n_train; /* examples in the training set, to refuse resuming on other data */
+  int64_t n_train;   /* examples in the training set, to refuse resuming on other data */
+  int64_t hist_cols; /* doubles per history row; 0 (and absent in a file): PREFT_HIST_COLS */
 } preft_ckpt_state;
 
 int preft_checkpoint_save(const char *path, const preft_ckpt_state *s, const float *params, const float *m,

@@ -59,6 +59,9 @@ double preft_crossentropy_forward(preft_pool *pool, float *probs_inplace, float 
  * elsewhere; in place over the probabilities. */
 void preft_crossentropy_backward(preft_pool *pool, float *dlogits_inplace, const int *target, int n, int v,
                                  float dloss);
+/* The same with a dloss of its own for each row: row_dloss[N]. */
+void preft_crossentropy_backward_rows(preft_pool *pool, float *dlogits_inplace, const int *target, int n,
+                                      int v, const float *row_dloss);
 
 /* y[N, M] += bias[M] per row; dbias[M] += column sums of dy */
 void preft_bias_forward(float *y, const float *bias, int n, int m);

@@ -282,6 +282,7 @@ typedef struct {
   const int *target;
   int n, v;
   float dloss;
+  const float *row_dloss; /* [N] or NULL: dloss for every row */
 } ce_job;
 
 static void ce_fwd_task(void *p, int task, int thread) {
@@ -315,14 +316,21 @@ static void ce_bwd_task(void *p, int task, int thread) {
       memset(g, 0, sizeof(float) * (size_t)j->v);
       continue;
     }
-    for (int c = 0; c < j->v; c++) g[c] *= j->dloss;
-    g[j->target[i]] -= j->dloss;
+    float d = j->row_dloss ? j->row_dloss[i] : j->dloss;
+    for (int c = 0; c < j->v; c++) g[c] *= d;
+    g[j->target[i]] -= d;
   }
 }
 
 void preft_crossentropy_backward(preft_pool *pool, float *dlogits_inplace, const int *target, int n, int v,
                                  float dloss) {
   ce_job j = {.p = dlogits_inplace, .target = target, .n = n, .v = v, .dloss = dloss};
+  preft_pool_run(pool, row_tasks(n), ce_bwd_task, &j);
+}
+
+void preft_crossentropy_backward_rows(preft_pool *pool, float *dlogits_inplace, const int *target, int n,
+                                      int v, const float *row_dloss) {
+  ce_job j = {.p = dlogits_inplace, .target = target, .n = n, .v = v, .row_dloss = row_dloss};
   preft_pool_run(pool, row_tasks(n), ce_bwd_task, &j);
 }
 

@@ -251,6 +251,17 @@ int preft_train_pass(const preft_train_model *tm, const preft_train_adapter *ad,
                      const preft_train_batch *b, preft_train_acts *a, float dloss, double *loss_sum,
                      preft_error *err);
 
+/* The same pass with an objective of the caller's per row (reinforcement
+ * learning): fn receives the cross-entropies ce[m] (= -log p(target)) of
+ * batch rows rows[m] (the rows with a target, in order, a chunk at a time)
+ * and writes dl[m] = d(objective)/d(ce) of each; with backward, the
+ * gradients of that objective accumulate as in preft_train_pass.
+ * *loss_sum: the sum of the cross-entropies. */
+typedef void (*preft_row_loss_fn)(void *ctx, const int *rows, const float *ce, float *dl, int m);
+int preft_train_pass_rows(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
+                          const preft_train_batch *b, preft_train_acts *a, preft_row_loss_fn fn, void *ctx,
+                          bool backward, double *loss_sum, preft_error *err);
+
 /* Forward only: logits [N, V] of every row (tests, and scoring). */
 int preft_train_logits(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
                        const preft_train_batch *b, preft_train_acts *a, float *logits, preft_error *err);

@@ -210,14 +210,15 @@ static pass make_pass(const preft_train_model *tm, const preft_train_adapter *ad
   return P;
 }
 
-int preft_train_pass(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
-                     const preft_train_batch *b, preft_train_acts *a, float dloss, double *loss_sum,
-                     preft_error *err) {
+/* The pass of preft_train_pass (fn NULL: every counted row's dloss is
+ * `dloss`) and of preft_train_pass_rows (fn gives each row's). */
+static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
+                    const preft_train_batch *b, preft_train_acts *a, float dloss, preft_row_loss_fn fn,
+                    void *ctx, bool backward, double *loss_sum, preft_error *err) {
   if (check_batch(tm, b, a, err) != 0) return -1;
   pass P = make_pass(tm, ad, pool, b, a);
   const preft_model_config *c = &tm->cfg;
   int D = P.D, V = c->vocab, n = b->n;
-  bool backward = dloss != 0.0f;
   body_forward(&P);
 
   /* head + cross-entropy on the target rows, chunk by chunk */
@@ -225,6 +226,7 @@ int preft_train_pass(const preft_train_model *tm, const preft_train_adapter *ad,
   float *logits = a->logits, *xg = logits + (size_t)ch_cap * V, *dxg = xg + (size_t)ch_cap * D;
   float *losses = dxg + (size_t)ch_cap * D;
   int rows[HEAD_CHUNK], tg[HEAD_CHUNK];
+  float dl[HEAD_CHUNK];
   if (backward) memset(a->dxb, 0, sizeof(float) * (size_t)n * D);
   double total = 0.0;
   int i = 0;
@@ -240,8 +242,12 @@ int preft_train_pass(const preft_train_model *tm, const preft_train_adapter *ad,
       memcpy(xg + (size_t)r * D, a->xf + (size_t)rows[r] * D, sizeof(float) * (size_t)D);
     preft_gemm(pool, logits, V, xg, D, tm->w.lm_head, PREFT_F32, m, D, V, 0);
     total += preft_crossentropy_forward(pool, logits, losses, tg, m, V);
+    if (fn) fn(ctx, rows, losses, dl, m);
     if (!backward) continue;
-    preft_crossentropy_backward(pool, logits, tg, m, V, dloss);
+    if (fn)
+      preft_crossentropy_backward_rows(pool, logits, tg, m, V, dl);
+    else
+      preft_crossentropy_backward(pool, logits, tg, m, V, dloss);
     preft_gemm_dx(pool, dxg, D, logits, V, tm->w.lm_head, m, V, D, 0);
     if (tm->g.lm_head) preft_gemm_dw(pool, tm->g.lm_head, logits, V, xg, D, m, V, D);
     for (int r = 0; r < m; r++)
@@ -270,6 +276,18 @@ int preft_train_pass(const preft_train_model *tm, const preft_train_adapter *ad,
   }
   if (tm->g.embed) preft_embedding_backward(tm->g.embed, a->dx, b->token, n, D);
   return 0;
+}
+
+int preft_train_pass(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
+                     const preft_train_batch *b, preft_train_acts *a, float dloss, double *loss_sum,
+                     preft_error *err) {
+  return run_pass(tm, ad, pool, b, a, dloss, NULL, NULL, dloss != 0.0f, loss_sum, err);
+}
+
+int preft_train_pass_rows(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
+                          const preft_train_batch *b, preft_train_acts *a, preft_row_loss_fn fn, void *ctx,
+                          bool backward, double *loss_sum, preft_error *err) {
+  return run_pass(tm, ad, pool, b, a, 0.0f, fn, ctx, backward, loss_sum, err);
 }
 
 int preft_train_logits(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,

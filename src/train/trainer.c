@@ -219,6 +219,10 @@ static int resume(run_state *R, preft_error *err) {
   preft_ckpt_state st;
   double *h = NULL;
   if (preft_checkpoint_load(R->ckpt, &st, R->ps->mem, R->opt.m, R->opt.v, R->ps->n, &h, err) != 0) return -1;
+  if (st.hist_cols != PREFT_HIST_COLS) {
+    free(h);
+    return preft_fail(err, "%s: was written by another kind of training (`preft train rl`?)", R->ckpt);
+  }
   if (st.n_train != R->train->n) {
     free(h);
     return preft_fail(err, "%s: was written for %lld training examples, this run has %d", R->ckpt,

@@ -16,7 +16,7 @@ ad=$data/adapters
 adapters=(lora-qv-r4 lora-all7-rslora-patterns loreft-f3l3 direft-f5l5-shared)
 args=()
 for a in "${adapters[@]}"; do args+=(--adapter "$a=$ad/$a"); done
-# broken: a LoRA of another model's shape (fails when first used)
+# broken: a LoRA of another model's shape (found by the start-up check)
 start_server "$tmp/log" -m "$model" "${args[@]}" --adapter "broken=$ad/lora-qwen2-bf16" --threads 1 \
   --allow-runtime-adapters --adapter-root "$ad" || exit 1
 
@@ -138,8 +138,8 @@ err_check "chat without a tokenizer" 400 messages '{"messages":[{"role":"user","
 err_check "chat messages not an array" 400 messages '{"messages":"hi"}' /v1/chat/completions
 err_check "unknown model" 404 model '{"model":"nope","prompt":[1]}'
 err_check "model not a string" 400 model '{"model":5,"prompt":[1]}'
-err_check "adapter that fails to load" 500 null '{"model":"broken","prompt":[1]}'
-err_check "adapter that fails to load, streamed" 500 null '{"model":"broken","prompt":[1],"stream":true}'
+err_check "adapter that fails to load" 400 model '{"model":"broken","prompt":[1]}'
+err_check "adapter that fails to load, streamed" 400 model '{"model":"broken","prompt":[1],"stream":true}'
 code=$(curl -s -o /dev/null -w '%{http_code}' "$SRV_URL/v1/completions" --data-binary @<(head -c 9000000 /dev/zero | tr '\0' ' '))
 check "9 MB body: 413" test "$code" = 413
 check "GET /v1/completions: 405" test "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_URL/v1/completions")" = 405

@@ -409,6 +409,111 @@ static void adapters_beyond_the_loaded_limit_are_evicted(void **s) {
   preft_engine_free(e);
 }
 
+/* The highest adapters_loaded any token event saw (sampled from the
+ * callback, which runs with the engine's lock released). */
+typedef struct {
+  collector c;
+  preft_engine *e;
+  int *max_loaded; /* shared by the requests; written on the engine thread only */
+} cap_probe;
+
+static bool probe_loaded(void *user, const preft_token_event *ev) {
+  cap_probe *p = user;
+  preft_engine_stats st;
+  preft_engine_get_stats(p->e, &st);
+  if (st.adapters_loaded > *p->max_loaded) *p->max_loaded = st.adapters_loaded;
+  return on_event(&p->c, ev);
+}
+
+static void the_loaded_adapter_cap_is_hard_under_concurrent_requests(void **s) {
+  preft_engine *e;
+  preft_error err;
+  preft_engine_config cfg = {.threads = 1, .kv_cache_mb = 16, .max_loaded_adapters = 2};
+  if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
+  register_adapters(e);
+  enum { ROUNDS = 3, N = ROUNDS * (N_KINDS - 1) };
+  int prompt[6] = {1, 5, 9, 13, 17, 21}, max_loaded = 0;
+  cap_probe req[N];
+  for (int i = 0; i < N; i++) { /* all at once: every adapter wanted while others run */
+    collector_init(&req[i].c);
+    req[i].e = e;
+    req[i].max_loaded = &max_loaded;
+    preft_request_params p = {.prompt = prompt,
+                              .n_prompt = 6,
+                              .adapter = adapter_names[1 + i % (N_KINDS - 1)],
+                              .adapter_mode = -1,
+                              .max_tokens = MAX_NEW};
+    uint64_t id;
+    assert_int_equal(preft_engine_submit(e, &p, probe_loaded, &req[i], &id, &err), PREFT_SUBMIT_OK);
+  }
+  for (int i = 0; i < N; i++) wait_done(&req[i].c);
+  preft_engine_stats st;
+  preft_engine_get_stats(e, &st);
+  if (max_loaded > 2 || st.adapters_loaded > 2)
+    fail_msg("cap 2: %d adapters loaded at once, %d when idle", max_loaded, st.adapters_loaded);
+  assert_int_equal(max_loaded, 2);
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(req[i].c.finish, PREFT_FINISH_LENGTH);
+    /* reloaded adapters give the same tokens as the first round's */
+    assert_memory_equal(req[i].c.tokens, req[i % (N_KINDS - 1)].c.tokens, sizeof(int) * MAX_NEW);
+  }
+  for (int i = 0; i < N; i++) collector_destroy(&req[i].c);
+  preft_engine_free(e);
+}
+
+typedef struct {
+  int n;
+  const char *error_of; /* the adapter whose error to copy */
+  char error[1024];
+} unavailable_list;
+
+static void collect_unavailable(void *ctx, const preft_adapter_info *a) {
+  unavailable_list *u = ctx;
+  if (!a->error) return;
+  u->n++;
+  if (!strcmp(a->name, u->error_of)) snprintf(u->error, sizeof u->error, "%s", a->error);
+}
+
+static void a_broken_adapter_is_unavailable_with_its_error(void **s) {
+  preft_engine *e;
+  preft_error err;
+  preft_engine_config cfg = {.threads = 1, .kv_cache_mb = 16, .max_loaded_adapters = 2};
+  if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
+  char *bad = test_data_path("adapters/lora-qwen2-bf16"); /* another model's shape */
+  assert_int_equal(preft_engine_add_adapter(e, "broken", bad, &err), 0);
+  int prompt[3] = {1, 2, 3};
+  preft_request_params p = {
+      .prompt = prompt, .n_prompt = 3, .adapter = "broken", .adapter_mode = -1, .max_tokens = 2};
+  uint64_t id;
+  /* found on first use: the request's final event says the adapter is unavailable */
+  collector c;
+  collector_init(&c);
+  assert_int_equal(preft_engine_submit(e, &p, on_event, &c, &id, &err), PREFT_SUBMIT_OK);
+  wait_done(&c);
+  assert_int_equal(c.finish, PREFT_FINISH_ERROR);
+  collector_destroy(&c);
+  /* and then refused at submission, with the load's error, until the backoff passes */
+  assert_int_equal(preft_engine_submit(e, &p, on_event, NULL, &id, &err), PREFT_SUBMIT_ADAPTER_UNAVAILABLE);
+  assert_non_null(strstr(err.msg, "lora-qwen2-bf16"));
+  /* found by the start-up check: one of three unavailable, the others loaded */
+  register_adapters(e);
+  assert_int_equal(preft_engine_remove_adapter(e, "broken", &err), 0);
+  assert_int_equal(preft_engine_add_adapter(e, "broken2", bad, &err), 0);
+  assert_int_equal(preft_engine_check_adapters(e), 1);
+  unavailable_list u = {.error_of = "broken2"};
+  preft_engine_each_adapter(e, collect_unavailable, &u);
+  assert_int_equal(u.n, 1);
+  assert_non_null(strstr(u.error, "lora-qwen2-bf16"));
+  preft_engine_stats st;
+  preft_engine_get_stats(e, &st);
+  /* within the cap (a failed load may have taken an evicted one's place) */
+  assert_true(st.adapters_loaded >= 1 && st.adapters_loaded <= 2);
+  p.adapter = "broken2";
+  assert_int_equal(preft_engine_submit(e, &p, on_event, NULL, &id, &err), PREFT_SUBMIT_ADAPTER_UNAVAILABLE);
+  free(bad);
+  preft_engine_free(e);
+}
+
 /* Request r of the sampling test: its own seed and mix of filters. */
 static preft_sampling sampled_params(int r) {
   preft_sampling sp = {.temperature = 0.6f + 0.1f * (float)(r % 5),
@@ -493,6 +598,8 @@ int main(void) {
       cmocka_unit_test(cancel_and_callback_stop_end_requests),
       cmocka_unit_test(bad_requests_are_refused_with_reasons),
       cmocka_unit_test(adapters_beyond_the_loaded_limit_are_evicted),
+      cmocka_unit_test(the_loaded_adapter_cap_is_hard_under_concurrent_requests),
+      cmocka_unit_test(a_broken_adapter_is_unavailable_with_its_error),
       cmocka_unit_test(seeded_sampling_is_the_same_for_any_thread_count),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

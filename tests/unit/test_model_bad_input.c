@@ -147,8 +147,14 @@ static void overlapping_offsets_are_rejected(void **s) {
 
 static void bad_header_entries_are_rejected(void **s) {
   char *dir = copy_model(NULL);
-  write_raw_safetensors(dir, "{\"a.weight\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", 16);
-  expect_load_error(dir, "unsupported dtype I64", "a.weight");
+  write_raw_safetensors(dir, "{\"a.weight\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,16]}}", 16);
+  expect_load_error(dir, "unsupported dtype Q4", "a.weight");
+  /* an integer tensor is validated and skipped; a weight of that type is named */
+  write_raw_safetensors(
+      dir, "{\"model.embed_tokens.weight\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", 16);
+  expect_load_error(dir, "tensor model.embed_tokens.weight has dtype I64", "F32, F16 or BF16");
+  write_raw_safetensors(dir, "{\"a.weight\":{\"dtype\":\"I64\",\"shape\":[3],\"data_offsets\":[0,16]}}", 16);
+  expect_load_error(dir, "a.weight", "shape and dtype need 24");
   write_raw_safetensors(dir, "{\"a.weight\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8);
   expect_load_error(dir, "a.weight", "shape and dtype need 12");
   write_raw_safetensors(dir, "{\"a.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]", 8);

@@ -2,7 +2,8 @@
  * independent double-precision references and against their plain versions,
  * on every CPU path this machine has (portable, then each SIMD path forced
  * with preft_cpu_limit), over odd sizes, GQA ratios, paged layouts with odd
- * block sizes and sliding-window starts; and the forward pass bitwise equal
+ * block sizes and sliding-window starts; LayerNorm and the erf GELU of the
+ * encoder against double references; and the forward pass bitwise equal
  * for 1, 2 and 3 threads; log-sum-exp against a double reference, extreme
  * values included. */
 #include <setjmp.h>
@@ -212,6 +213,80 @@ static void rmsnorm_fast_matches_reference_on_every_path(void **s) {
     free(w);
     free(got);
     free(ref);
+  }
+}
+
+/* LayerNorm of rows with a large common offset (the two-pass variance must
+ * not cancel), against a double reference; in place gives the same. */
+static void layernorm_fast_matches_double_reference_on_every_path(void **s) {
+  int sizes[] = {1, 7, 8, 15, 17, 36, 768, 901};
+  for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+    int d = sizes[si];
+    float *x = malloc(sizeof(float) * (size_t)d), *w = malloc(sizeof(float) * (size_t)d);
+    float *b = malloc(sizeof(float) * (size_t)d), *got = malloc(sizeof(float) * (size_t)d);
+    float *ref = malloc(sizeof(float) * (size_t)d);
+    fill(x, (size_t)d, 3.0f);
+    for (int i = 0; i < d; i++) x[i] += 20.0f;
+    fill(w, (size_t)d, 1.5f);
+    fill(b, (size_t)d, 0.5f);
+    double mean = 0, var = 0;
+    for (int i = 0; i < d; i++) mean += x[i];
+    mean /= d;
+    for (int i = 0; i < d; i++) var += (x[i] - mean) * (x[i] - mean);
+    double inv = 1.0 / sqrt(var / d + 1e-5);
+    FOR_EACH_PATH(path) {
+      preft_layernorm_fast(got, x, w, b, d, 1e-5f);
+      preft_layernorm(ref, x, w, b, d, 1e-5f);
+      for (int i = 0; i < d; i++) {
+        double scaled = (x[i] - mean) * inv * w[i], want = scaled + b[i];
+        double tol = 1e-6 * (fabs(scaled) + fabs(b[i])) + 1e-7;
+        if (fabs(got[i] - want) > tol || fabs(ref[i] - want) > tol)
+          fail_msg("path %s d=%d i=%d: %.9g, plain %.9g, double %.9g", preft_cpu_path_name(path), d, i,
+                   got[i], ref[i], want);
+      }
+      memcpy(got, x, sizeof(float) * (size_t)d); /* in place */
+      preft_layernorm_fast(got, got, w, b, d, 1e-5f);
+      preft_layernorm_fast(ref, x, w, b, d, 1e-5f);
+      assert_memory_equal(got, ref, sizeof(float) * (size_t)d);
+    }
+    free(x);
+    free(w);
+    free(b);
+    free(got);
+    free(ref);
+  }
+}
+
+/* GELU (erf) against 0.5 x (1 + erf(x / sqrt 2)) in double over [-12, 12],
+ * tails included, every length's SIMD tail, and zeros. */
+static void gelu_fast_matches_double_erf_on_every_path(void **s) {
+  enum { N = 2003 };
+  static float x[N], got[N], plain[N];
+  for (int i = 0; i < N; i++) x[i] = -12.0f + 24.0f * (float)i / (N - 1);
+  x[0] = 0.0f;
+  x[1] = -0.0f;
+  x[2] = 1e-30f;
+  x[3] = -40.0f;
+  x[4] = 40.0f;
+  FOR_EACH_PATH(path) {
+    for (int n = 1; n <= 17; n++) { /* tails: the first n values alone */
+      memcpy(got, x, sizeof(float) * (size_t)n);
+      preft_gelu_fast(got, n);
+      memcpy(plain, x, sizeof(float) * N);
+      preft_gelu_fast(plain, N);
+      assert_memory_equal(got, plain, sizeof(float) * (size_t)n);
+    }
+    memcpy(got, x, sizeof x);
+    preft_gelu_fast(got, N);
+    memcpy(plain, x, sizeof x);
+    preft_gelu(plain, N);
+    for (int i = 0; i < N; i++) {
+      double want = 0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0)));
+      double tol = 3e-7 * fmax(1.0, fabs(x[i]));
+      if (!(fabs(got[i] - want) <= tol) || !(fabs(plain[i] - want) <= tol))
+        fail_msg("path %s x=%.9g: %.9g, plain %.9g, double %.9g", preft_cpu_path_name(path), x[i], got[i],
+                 plain[i], want);
+    }
   }
 }
 
@@ -438,6 +513,8 @@ int main(void) {
       cmocka_unit_test_teardown(swiglu_fast_matches_double_silu_on_every_path, lift_cap),
       cmocka_unit_test_teardown(swiglu_fast_is_the_same_wherever_the_array_is_split, lift_cap),
       cmocka_unit_test_teardown(rmsnorm_fast_matches_reference_on_every_path, lift_cap),
+      cmocka_unit_test_teardown(layernorm_fast_matches_double_reference_on_every_path, lift_cap),
+      cmocka_unit_test_teardown(gelu_fast_matches_double_erf_on_every_path, lift_cap),
       cmocka_unit_test_teardown(rope_fast_is_bitwise_the_reference_on_every_path, lift_cap),
       cmocka_unit_test_teardown(attention_matches_double_reference_on_every_path, lift_cap),
       cmocka_unit_test_teardown(attention_over_one_position_returns_its_value, lift_cap),

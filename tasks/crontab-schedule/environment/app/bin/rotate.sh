@@ -1,0 +1,2 @@
+#!/bin/bash
+echo "rotate ran at $(date)"

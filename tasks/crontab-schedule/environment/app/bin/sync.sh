@@ -1,0 +1,2 @@
+#!/bin/bash
+echo "sync ran at $(date)"

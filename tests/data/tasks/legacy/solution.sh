@@ -1,0 +1,2 @@
+#!/bin/bash
+echo legacy > /app/out.txt
