@@ -131,7 +131,7 @@ static void training_and_heldout_seeds_share_no_problem(void **state) {
 
 static void task_names_and_levels(void **state) {
   preft_rl_task *t = open_task("addition");
-  assert_string_equal(preft_rl_task_name(t), "addition:2");
+  assert_string_equal(preft_rl_task_name(t), "addition:1");
   preft_rl_task_free(t);
   t = open_task("reverse:5");
   assert_string_equal(preft_rl_task_name(t), "reverse:5");
