@@ -38,7 +38,7 @@ for i in $(seq -w 0 $((N - 1))); do
   lora+=${lora:+,}lora-$i
   direft+=${direft:+,}direft-$i
 done
-"$bin" serve -m "$work/model" --adapters "$work/adapters" --port 0 --max-loaded-adapters $((2 * N)) \
+"$bin" serve -m "$work/model" --adapters "$work/adapters" --port 0 --max-loaded-adapters $((2 * N)) --adapter-cache-mb 0 \
   ${THREADS:+--threads "$THREADS"} 2>"$work/log" &
 pid=$!
 url=

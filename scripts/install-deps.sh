@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages preft needs to build, test and run.
 # Idempotent: skips apt entirely when everything is already installed.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config git libcmocka-dev libcjson-dev libpcre2-dev libutf8proc-dev
+pkgs=(build-essential cmake pkg-config git libcmocka-dev libcjson-dev libpcre2-dev libutf8proc-dev haproxy
       libmicrohttpd-dev libcurl4-openssl-dev curl jq clang-format
       tmux  # the terminus agent's terminal (src/tasks/terminus_tmux.c)
       clang libclang-rt-14-dev  # clang + libFuzzer's runtime: scripts/fuzz.sh

@@ -8,6 +8,7 @@
 # (mean over seeds), final accuracy (mean ± sd), the step-0 accuracy of the
 # model alone, rollout tokens/s per method and mode, and the share of a step
 # spent in rollout, reward and update.
+# DiReFT intervenes at every position (--positions all), so that its modes differ.
 # Usage: scripts/study-rl.sh [--quick] [OUT_DIR]   (env: BUILD, MODEL, THREADS,
 #        STEPS, SEEDS, TASKS, RANK, EVAL_N, EVAL_EVERY)
 #   --quick: one task, one seed, 10 steps, 32 eval prompts (minutes)
@@ -34,6 +35,9 @@ preft="$build/preft"
 [ -d "$model" ] || { echo "study-rl: no model at $model" >&2; exit 1; }
 command -v jq >/dev/null || { echo "study-rl: jq not found (scripts/install-deps.sh)" >&2; exit 1; }
 mkdir -p "$out/runs"
+# DiReFT at every position ("all"): all-token intervenes on every row,
+# prefill-only on the prompt's rows (with fA+lB positions both modes would be
+# the same adapter)
 methods=("lora all LoRA" "lora prefill LoRA-P" "direft all DiReFT" "direft prefill DiReFT-P")
 
 # the model alone: held-out accuracy before any step
@@ -51,7 +55,9 @@ for task in $tasks; do
       f="$out/runs/$task-$label-$seed.json"
       [ -s "$f" ] && continue
       echo "study-rl: $task $label seed $seed" >&2
-      "$preft" train rl -m "$model" --task "$task" --method "$method" --mode "$mode" --rank "$rank" \
+      pos=()
+      [ "$method" = direft ] && pos=(--positions all)
+      "$preft" train rl -m "$model" --task "$task" --method "$method" --mode "$mode" --rank "$rank" "${pos[@]}" \
         --steps "$steps" --seed "$seed" --eval-every "$eval_every" --eval-n "$eval_n" --threads "$threads" \
         -o "$out/adapters/$task-$label-$seed" --json "$f.tmp" -q >/dev/null
       mv "$f.tmp" "$f"

@@ -77,6 +77,7 @@ typedef struct preft_engine_config {
   int max_step_tokens;     /* token rows per step (prefill chunks + decode); 0: 512 */
   int max_queue;           /* waiting requests before submit fails with BUSY; 0: 1024 */
   int max_loaded_adapters; /* 0: 64 */
+  size_t adapter_cache_mb; /* hard cap on the memory of loaded adapters (MiB); 0: none */
   int max_context;         /* per sequence; 0: the model's max_position_embeddings */
   bool borrow_model;       /* the caller keeps ownership of the model */
 } preft_engine_config;
@@ -98,6 +99,21 @@ PREFT_API int preft_engine_add_adapter(preft_engine *e, const char *name, const 
 /* Registers every subdirectory of dir holding adapter_config.json or
  * reft_config.json, named by the subdirectory. Returns the count or -1. */
 PREFT_API int preft_engine_add_adapter_dir(preft_engine *e, const char *dir, preft_error *err);
+/* Unknown adapter names are then looked up as subdirectories of dir (the
+ * `--adapters` directory) when first used, and registered when one holds
+ * an adapter config: a name must be one plain path component whose real
+ * path stays inside dir. */
+PREFT_API int preft_engine_set_adapter_dir(preft_engine *e, const char *dir, preft_error *err);
+/* True when name is registered, or was just found in the adapter dir and
+ * registered (preft_engine_submit does the same). */
+PREFT_API bool preft_engine_resolve_adapter(preft_engine *e, const char *name);
+/* Registers the adapters listed in the registry file at path (a missing
+ * file is an empty list; entries whose directory is gone are dropped with a
+ * warning) and keeps the file up to date from now on: every adapter loaded
+ * with preft_engine_load_adapter is added, every one of those removed is
+ * taken out. Returns how many were registered, or -1 (a malformed file, or
+ * one that cannot be written). */
+PREFT_API int preft_engine_use_registry_file(preft_engine *e, const char *path, preft_error *err);
 /* Loads an adapter now (the vLLM load_lora_adapter endpoint): registers
  * and loads it synchronously, so errors in the files are reported here. */
 PREFT_API int preft_engine_load_adapter(preft_engine *e, const char *name, const char *path,
@@ -121,9 +137,22 @@ typedef struct preft_adapter_info {
 } preft_adapter_info;
 PREFT_API void preft_engine_each_adapter(preft_engine *e, void (*fn)(void *ctx, const preft_adapter_info *a),
                                          void *ctx);
-/* Loads every registered adapter that is not loaded yet, on the calling
- * thread (a server calls it before it starts listening), keeping as many
- * loaded as max_loaded_adapters allows. An adapter whose files fail to load
+/* Calls fn for at most limit (<= 0: all) registered adapters, in
+ * registration order, starting after the one named `after` (NULL: from the
+ * first); *more (may be NULL) says whether more follow. Returns how many
+ * were listed, or -1 when `after` is not registered. Under the engine
+ * lock, like preft_engine_each_adapter. */
+PREFT_API int preft_engine_list_adapters(preft_engine *e, const char *after, int limit,
+                                         void (*fn)(void *ctx, const preft_adapter_info *a), void *ctx,
+                                         bool *more);
+/* Calls fn for the adapter named name (under the engine lock); false when
+ * there is none. */
+PREFT_API bool preft_engine_adapter_info(preft_engine *e, const char *name,
+                                         void (*fn)(void *ctx, const preft_adapter_info *a), void *ctx);
+/* Checks every registered adapter that is not loaded yet, on the calling
+ * thread (a server calls it before it starts listening): loads them while
+ * there is free room under the caps, and checks the rest without reading
+ * their weights (configs, safetensors headers, shapes). An adapter whose files fail to load
  * is marked unavailable with its error (preft_engine_each_adapter shows it);
  * returns how many are. */
 PREFT_API int preft_engine_check_adapters(preft_engine *e);
@@ -213,6 +242,15 @@ typedef struct preft_engine_stats {
   long step_hist[PREFT_HIST_BUCKETS + 1], ttft_hist[PREFT_HIST_BUCKETS + 1];
   double ttft_seconds_sum;
   long ttft_count;
+  /* adapters: loads (successful), failed loads, evictions since start; the
+   * memory of loaded adapters, of loads under way (reserved, an upper
+   * bound) and the cap (0: none); the time of each load attempt */
+  long adapter_loads, adapter_load_failures, adapter_evictions;
+  long adapter_prefetches; /* loads started for requests further back in the queue */
+  size_t adapter_bytes, adapter_bytes_reserved, adapter_bytes_limit;
+  long adapter_load_hist[PREFT_HIST_BUCKETS + 1];
+  double adapter_load_seconds_sum;
+  long adapter_load_count;
 } preft_engine_stats;
 
 PREFT_API void preft_engine_get_stats(preft_engine *e, preft_engine_stats *out);

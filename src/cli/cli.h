@@ -36,6 +36,7 @@ int cli_eval(int argc, char **argv);      /* cli_train_rl.c: `preft eval rl` */
 int cli_make_adapter(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 int cli_bench_serve(int argc, char **argv); /* `preft bench serve`, from cli_bench.c */
+int cli_route(int argc, char **argv);       /* cli_route.c: HAProxy configuration over replicas */
 int cli_tasks(int argc, char **argv);       /* cli_tasks.c: tasks run | check | list | reward | base */
 int cli_rl_data(int argc, char **argv);     /* cli_rl_data.c: prompts of an RL task */
 

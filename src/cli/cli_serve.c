@@ -45,6 +45,10 @@ static void usage(FILE *out) {
           "                             (default: $PREFT_API_KEY when set)\n"
           "  --max-loaded-adapters N    adapters held in memory at most (default 64): a\n"
           "                             request for another one waits until one is idle\n"
+          "  --adapter-cache-mb N       memory for loaded adapters at most, in MiB (default\n"
+          "                             1024; 0: no limit): a hard cap, like the count\n"
+          "  --adapter-registry FILE    keep adapters loaded at run time in FILE and register\n"
+          "                             them again at the next start\n"
           "  --no-adapter-check         do not load every adapter at start-up to check it\n"
           "                             (a broken one is then found on first use)\n"
           "  --kv-cache-mb N            KV cache budget in MB (default 1024)\n"
@@ -110,9 +114,10 @@ int cli_serve(int argc, char **argv) {
   const char *model_dir = NULL, *tok_path = NULL, *name = NULL, *adapters_dir = NULL, *host = "127.0.0.1";
   const char *api_key = getenv("PREFT_API_KEY"), *adapter_args[MAX_ADAPTER_ARGS];
   cli_strs adapters = {adapter_args, 0, MAX_ADAPTER_ARGS};
-  long port = 8080, max_loaded = 0, kv_mb = 0, max_queue = 0, max_running = 0, step_tokens = 0, max_len = 0;
+  long port = 8080, max_loaded = 0, adapter_mb = 1024, kv_mb = 0, max_queue = 0, max_running = 0,
+       step_tokens = 0, max_len = 0;
   long body_mb = 8, drain_s = 30, threads = 0, max_conns = 0, header_s = 10, body_s = 60, idle_s = 30;
-  const char *adapter_root = NULL;
+  const char *adapter_root = NULL, *registry_file = NULL;
   bool verbose = false, runtime_adapters = false, no_adapter_check = false;
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
@@ -125,6 +130,8 @@ int cli_serve(int argc, char **argv) {
       {"--api-key", NULL, CLI_STR, &api_key},
       {"--max-loaded-adapters", NULL, CLI_INT, &max_loaded, 1, 1 << 20},
       {"--no-adapter-check", NULL, CLI_FLAG, &no_adapter_check},
+      {"--adapter-cache-mb", NULL, CLI_INT, &adapter_mb, 0, 1 << 24},
+      {"--adapter-registry", NULL, CLI_STR, &registry_file},
       {"--kv-cache-mb", NULL, CLI_INT, &kv_mb, 1, 1 << 24},
       {"--max-queue", NULL, CLI_INT, &max_queue, 1, 1 << 24},
       {"--max-running", NULL, CLI_INT, &max_running, 1, 1 << 16},
@@ -192,6 +199,7 @@ int cli_serve(int argc, char **argv) {
                             .max_step_tokens = (int)step_tokens,
                             .max_queue = (int)max_queue,
                             .max_loaded_adapters = (int)max_loaded,
+                            .adapter_cache_mb = (size_t)adapter_mb,
                             .max_context = (int)max_len};
   int max_context = max_len > 0 ? (int)max_len : cm.model->cfg.max_pos;
   if (preft_engine_create(&engine, cm.model, &ec, &err) != 0) goto fail; /* owns the model from here */
@@ -199,7 +207,7 @@ int cli_serve(int argc, char **argv) {
   int n_adapters = 0;
   if (adapters_dir) {
     int n = preft_engine_add_adapter_dir(engine, adapters_dir, &err);
-    if (n < 0) goto fail;
+    if (n < 0 || preft_engine_set_adapter_dir(engine, adapters_dir, &err) != 0) goto fail;
     n_adapters += n;
   }
   for (int i = 0; i < n_adapter_args; i++) {
@@ -212,6 +220,11 @@ int cli_serve(int argc, char **argv) {
     free(an);
     if (arc != 0) goto fail;
     n_adapters++;
+  }
+  if (registry_file) {
+    int n = preft_engine_use_registry_file(engine, registry_file, &err);
+    if (n < 0) goto fail;
+    n_adapters += n;
   }
   if (n_adapters > 0 && !no_adapter_check) check_adapters(engine, n_adapters);
   preft_server_config sc = {.host = host,

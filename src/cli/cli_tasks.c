@@ -11,6 +11,7 @@
 #include "base/file.h"
 #include "cli/cli.h"
 #include "server/client.h"
+#include "tasks/env_base.h"
 #include "tasks/run.h"
 #include "tasks/task.h"
 
@@ -21,7 +22,7 @@ static volatile sig_atomic_t g_cancel;
 
 static void on_signal(int sig) {
   (void)sig;
-  __atomic_store_n(&g_cancel, 1, __ATOMIC_RELAXED); /* read by the job's threads */
+  __atomic_add_fetch(&g_cancel, 1, __ATOMIC_RELAXED); /* read by the job's threads: 1 stop, 2 leave now */
 }
 
 static void catch_signals(void) {
@@ -33,8 +34,8 @@ static void catch_signals(void) {
   sigaction(SIGTERM, &sa, NULL);
 }
 
-/* After an interrupted job: the workers are blocked for good and every
- * sandbox is gone; leave now. */
+/* After a job abandoned at a second interrupt: its workers still run; leave now
+ * (each sandbox dies with preft). */
 static void exit_interrupted(void) {
   fflush(stdout);
   fflush(stderr);
@@ -52,17 +53,29 @@ static char *cache_dir(const char *opt) {
   return preft_xstrdup(buf);
 }
 
+/* The base: --base, else $PREFT_TASKS_BASE, else NULL (the host's root). A
+ * folder made by `preft tasks base` (DIR/base.json beside DIR/root) means
+ * its DIR/root. */
 static const char *base_dir(const char *opt) {
-  if (opt) return opt;
+  static char resolved[4096];
   const char *env = getenv("PREFT_TASKS_BASE");
-  return env && *env ? env : NULL;
+  const char *b = opt ? opt : env && *env ? env : NULL;
+  if (!b) return NULL;
+  char *json = preft_path_join(b, "base.json"), *root = preft_path_join(b, "root");
+  if (preft_file_exists(json) && preft_file_exists(root) && strlen(root) < sizeof resolved) {
+    snprintf(resolved, sizeof resolved, "%s", root);
+    b = resolved;
+  }
+  free(json);
+  free(root);
+  return b;
 }
 
-#define COMMON_HELP                                                                         \
-  "  --cache DIR              built environment layers (default $PREFT_TASKS_CACHE, else\n" \
-  "                           ~/.cache/preft/tasks)\n"                                      \
-  "  --base DIR               base root file system (default $PREFT_TASKS_BASE, else the\n" \
-  "                           host's root, read-only; `preft tasks base` makes one)\n"      \
+#define COMMON_HELP                                                                           \
+  "  --cache DIR              built environment layers (default $PREFT_TASKS_CACHE, else\n"   \
+  "                           ~/.cache/preft/tasks)\n"                                        \
+  "  --base DIR               base root file system, or a folder `preft tasks base` made\n"   \
+  "                           (default $PREFT_TASKS_BASE, else the host's root, read-only)\n" \
   "  --timeout-multiplier X   scale every timeout of the tasks (default 1)\n"
 
 /* ---- run ---- */
@@ -78,7 +91,7 @@ static void run_usage(FILE *out) {
       "  --agent A                oracle (the task's solution), nop (nothing) or terminus (required)\n"
       "  --url URL                terminus: OpenAI-compatible endpoint (default " TASKS_DEFAULT_URL
       ")\n"
-      "  --model M                terminus: the model name to ask for (default: default)\n"
+      "  --model M                terminus: the model to ask for (default: the first the endpoint lists)\n"
       "  --api-key KEY            terminus: bearer token (default $OPENAI_API_KEY, else none)\n"
       "  --max-episodes N         terminus: model turns per trial (default 0: until done or timeout)\n"
       "  --temperature T          terminus: sampling temperature (default 0.7)\n"
@@ -107,6 +120,26 @@ static int print_or_write_json(const char *path, const cJSON *j) {
     return -1;
   }
   return 0;
+}
+
+/* The id of the first model the endpoint lists (GET URL/models), heap; NULL
+ * (err) when it cannot be asked. "default" when it lists none. */
+static char *first_model(const char *url, const char *api_key, preft_error *err) {
+  preft_client *c = preft_client_new(url, api_key && *api_key ? api_key : NULL, 10);
+  preft_http_response r;
+  char *id = NULL;
+  if (preft_client_get(c, "/models", &r, err) != 0) {
+    preft_client_free(c);
+    return NULL;
+  }
+  cJSON *j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+  const cJSON *first = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "data"), 0);
+  const cJSON *name = first ? cJSON_GetObjectItem(first, "id") : NULL;
+  id = preft_xstrdup(cJSON_IsString(name) ? name->valuestring : "default");
+  cJSON_Delete(j);
+  preft_http_response_free(&r);
+  preft_client_free(c);
+  return id;
 }
 
 static int tasks_run(int argc, char **argv) {
@@ -161,8 +194,18 @@ static int tasks_run(int argc, char **argv) {
     return CLI_EXIT_ERROR;
   }
   if (!api_key) api_key = getenv("OPENAI_API_KEY");
-  preft_terminus_opts term = {.url = url ? url : TASKS_DEFAULT_URL,
-                              .model = model ? model : "default",
+  if (!url) url = TASKS_DEFAULT_URL;
+  char *model_found = NULL;
+  if (kind == PREFT_AGENT_TERMINUS) {
+    preft_client_global_init(); /* libcurl, before the workers start */
+    if (!model && !(model = model_found = first_model(url, api_key, &err))) {
+      fprintf(stderr, "preft tasks run: %s (is the server up? --model M skips this question)\n", err.msg);
+      preft_task_list_free(tasks, n_tasks);
+      return CLI_EXIT_ERROR;
+    }
+  }
+  preft_terminus_opts term = {.url = url,
+                              .model = model,
                               .api_key = api_key && *api_key ? api_key : NULL,
                               .max_episodes = (int)max_episodes,
                               .temperature = temperature};
@@ -180,7 +223,6 @@ static int tasks_run(int argc, char **argv) {
                        .base_dir = base_dir(base),
                        .progress = !quiet,
                        .cancel = &g_cancel};
-  if (kind == PREFT_AGENT_TERMINUS) preft_client_global_init(); /* libcurl, before the workers start */
   catch_signals();
   cJSON *summary;
   char *job_dir;
@@ -192,11 +234,13 @@ static int tasks_run(int argc, char **argv) {
   } else {
     if (print_or_write_json(json, summary) != 0) rc = CLI_EXIT_ERROR;
     fprintf(stderr, "preft tasks run: job folder %s\n", job_dir);
-    if (r == 1) exit_interrupted();
+    if (r == 2) exit_interrupted();
+    if (r == 1) rc = EXIT_INTERRUPTED;
     cJSON_Delete(summary);
     free(job_dir);
   }
   free(cache_path);
+  free(model_found);
   preft_task_list_free(tasks, n_tasks);
   return rc;
 }
@@ -238,7 +282,8 @@ static int rm_rf(const char *dir) {
   return r;
 }
 
-/* One trial of `agent` in a job of its own; the trial's result into *res. 1: interrupted. */
+/* One trial of `agent` in a job of its own; its reward and error. Returns 0,
+ * -1 (err) when the job could not be made, 1 when interrupted. */
 static int one_trial(preft_task *t, preft_agent_kind agent, const char *commands, const char *jobs,
                      const char *job_name, const char *cache, const char *base, double mult, double *reward,
                      char *error, size_t error_size, preft_error *err) {
@@ -259,7 +304,12 @@ static int one_trial(preft_task *t, preft_agent_kind agent, const char *commands
   char *job_dir;
   int r = preft_run_job(&ro, &summary, &job_dir, err);
   if (r < 0) return -1;
-  if (r == 1) exit_interrupted();
+  if (r == 2) exit_interrupted();
+  if (r == 1) {
+    cJSON_Delete(summary);
+    free(job_dir);
+    return 1;
+  }
   const cJSON *tr = cJSON_GetArrayItem(cJSON_GetObjectItem(summary, "trials"), 0);
   *reward = tr ? cJSON_GetObjectItem(tr, "reward")->valuedouble : 0;
   const cJSON *e = tr ? cJSON_GetObjectItem(tr, "error") : NULL;
@@ -313,10 +363,11 @@ static int tasks_check(int argc, char **argv) {
     double reward;
     char error[512], name[64];
     snprintf(name, sizeof name, "check-%s", preft_agent_name(agents[k]));
-    if (one_trial(t, agents[k], NULL, jobs, name, cache_path, base_dir(base), mult, &reward, error,
-                  sizeof error, &err) != 0) {
-      fprintf(stderr, "preft tasks check: %s\n", err.msg);
-      rc = CLI_EXIT_ERROR;
+    int r = one_trial(t, agents[k], NULL, jobs, name, cache_path, base_dir(base), mult, &reward, error,
+                      sizeof error, &err);
+    if (r != 0) {
+      if (r < 0) fprintf(stderr, "preft tasks check: %s\n", err.msg);
+      rc = r < 0 ? CLI_EXIT_ERROR : EXIT_INTERRUPTED;
       break;
     }
     bool ok = k == 0 ? reward >= 1.0 : reward < 1.0;
@@ -327,7 +378,7 @@ static int tasks_check(int argc, char **argv) {
     fflush(stdout);
     if (!ok) rc = CLI_EXIT_ERROR;
   }
-  printf("%s\n", rc == CLI_EXIT_OK ? "ok" : "the task does not check out");
+  if (rc != EXIT_INTERRUPTED) printf("%s\n", rc == CLI_EXIT_OK ? "ok" : "the task does not check out");
   if (tmp)
     rm_rf(tmp);
   else
@@ -495,8 +546,15 @@ static int tasks_reward(int argc, char **argv) {
     char name[64], error[512];
     snprintf(name, sizeof name, "reward-%ld", lineno);
     double reward = 0;
-    if (one_trial(t, PREFT_AGENT_COMMANDS, commands, jobs, name, cache_path, base_dir(base), mult, &reward,
-                  error, sizeof error, &err) != 0) {
+    int r = one_trial(t, PREFT_AGENT_COMMANDS, commands, jobs, name, cache_path, base_dir(base), mult,
+                      &reward, error, sizeof error, &err);
+    if (r == 1) { /* interrupted: no reward for this line */
+      free(commands);
+      cJSON_Delete(j);
+      rc = EXIT_INTERRUPTED;
+      break;
+    }
+    if (r < 0) {
       fprintf(stderr, "preft tasks reward: stdin:%ld: %s\n", lineno, err.msg);
       reward = 0;
     } else if (error[0]) {
@@ -522,18 +580,30 @@ static int tasks_reward(int argc, char **argv) {
 /* ---- base ---- */
 
 static void base_usage(FILE *out) {
-  fprintf(out,
-          "usage: preft tasks base -o DIR\n\n"
-          "Makes a clean Debian root file system with debootstrap, from the mirror the host's apt uses,\n"
-          "for --base (instead of the host's root).\n\n"
-          "  -o, --out DIR   where the root file system goes (required)\n"
-          "exit: 0 ok, 1 error, 2 bad command line\n");
+  fprintf(
+      out,
+      "usage: preft tasks base -o DIR [--mirror URL --suite NAME] [--packages A,B]\n\n"
+      "Makes a clean Debian root file system with debootstrap (minbase), from the mirror and release\n"
+      "the host's apt uses, into DIR/root, for --base DIR (instead of the host's root). Once made,\n"
+      "it is found again at once. Takes minutes and the network to the mirror; needs root.\n\n"
+      "  -o, --out DIR      where the base goes: DIR/root, DIR/base.json, DIR/debootstrap.log (required)\n"
+      "  --mirror URL       Debian mirror (default: the host's apt sources)\n"
+      "  --suite NAME       release, such as bookworm (default: the host's)\n"
+      "  --packages LIST    packages besides minbase, comma-separated (default " PREFT_ENV_BASE_PACKAGES
+      ")\n"
+      "  --timeout S        give up after S seconds (default 3600)\n"
+      "exit: 0 ok, 1 error, 2 bad command line\n");
 }
 
 static int tasks_base(int argc, char **argv) {
-  const char *out = NULL;
+  const char *out = NULL, *mirror = NULL, *suite = NULL, *packages = NULL;
+  double timeout = 3600;
   const cli_opt opts[] = {
       {"--out", "-o", CLI_STR, &out},
+      {"--mirror", NULL, CLI_STR, &mirror},
+      {"--suite", NULL, CLI_STR, &suite},
+      {"--packages", NULL, CLI_STR, &packages},
+      {"--timeout", NULL, CLI_FLOAT, &timeout, 1, 1e6},
       {NULL},
   };
   int pr = cli_parse("tasks base", argc, argv, opts, base_usage);
@@ -542,10 +612,24 @@ static int tasks_base(int argc, char **argv) {
     fprintf(stderr, "preft tasks base: -o is required (see --help)\n");
     return CLI_EXIT_USAGE;
   }
-  fprintf(stderr,
-          "preft tasks base: not available in this build: the debootstrap base maker "
-          "(preft_env_make_base) has not landed yet; the host's root is the base meanwhile\n");
-  return CLI_EXIT_ERROR;
+  char *log = preft_path_join(out, "debootstrap.log");
+  preft_env_base_opts o = {
+      .mirror = mirror, .suite = suite, .packages = packages, .log_path = log, .timeout_s = timeout};
+  fprintf(stderr, "preft tasks base: debootstrap into %s/root (log: %s) ...\n", out, log);
+  char *root;
+  bool existed;
+  preft_error err;
+  int rc = preft_env_make_base(out, &o, &root, &existed, &err);
+  free(log);
+  if (rc != 0) {
+    fprintf(stderr, "preft tasks base: %s\n", err.msg);
+    return CLI_EXIT_ERROR;
+  }
+  fprintf(stderr, "preft tasks base: %s %s: use --base %s\n", root, existed ? "was there already" : "made",
+          out);
+  printf("%s\n", root);
+  free(root);
+  return CLI_EXIT_OK;
 }
 
 /* ---- dispatch ---- */

@@ -165,6 +165,8 @@ static int write_metrics(const char *path, const preft_grpo_result *r, const cha
     add_num(s, "update_s", h[PREFT_RL_UPDATE_S]);
     add_num(s, "eval_accuracy", h[PREFT_RL_EVAL_ACCURACY]);
     add_num(s, "logp_gap", h[PREFT_RL_LOGP_GAP]);
+    add_num(s, "rollout_cpu_s", h[PREFT_RL_ROLLOUT_CPU_S]);
+    add_num(s, "update_cpu_s", h[PREFT_RL_UPDATE_CPU_S]);
     add_num(s, "elapsed_s", h[PREFT_RL_ELAPSED_S]);
     cJSON_AddItemToArray(steps, s);
   }

@@ -20,6 +20,7 @@ static const command commands[] = {
     {"encode", cli_encode, "BERT encoder: last hidden state [T, hidden] or pooled output as float32"},
     {"perplexity", cli_perplexity, "per-token log-likelihood and perplexity of a text file"},
     {"serve", cli_serve, "OpenAI-compatible HTTP server with per-request adapters"},
+    {"route", cli_route, "HAProxy configuration routing requests to serve replicas by adapter"},
     {"train", cli_train, "train an adapter (train sft, train rl) or a model from scratch (train pretrain)"},
     {"eval", cli_eval, "evaluate on a task: eval rl (greedy accuracy on fresh prompts)"},
     {"eval-loss", cli_eval_loss, "mean cross-entropy per completion token of a JSONL set (optional adapter)"},

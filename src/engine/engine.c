@@ -12,6 +12,7 @@
  */
 #include "engine/engine.h"
 
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "base/threadpool.h"
 #include "base/timer.h"
 #include "engine/adapter_registry.h"
+#include "engine/adapter_store.h"
 #include "engine/prefix_cache.h"
 #include "model/batch.h"
 #include "tensor/ops.h"
@@ -63,6 +65,9 @@ struct preft_engine {
   preft_kv_cache kv;
   preft_prefix_cache prefix;
   preft_registry reg;
+  char *resolve_dir;        /* realpath of the directory unknown adapter names are looked up in; NULL: none */
+  char *store_path;         /* the registry file of adapters loaded at run time; NULL: none */
+  pthread_mutex_t store_mu; /* orders the file's rewrites (taken before mu) */
   pthread_mutex_t mu;
   pthread_cond_t wake, loader_wake, idle;
   pthread_t thread, loader;
@@ -228,23 +233,75 @@ static void deliver_events(preft_engine *e) {
 
 typedef enum { ADAPTER_READY, ADAPTER_WAIT, ADAPTER_NO_ROOM, ADAPTER_FAILED } adapter_state;
 
+/* Hands a reserved adapter to the loader thread. */
+static void queue_load(preft_engine *e, preft_registered_adapter *a) {
+  if (e->n_load_queue == e->cap_load_queue) {
+    e->cap_load_queue = e->cap_load_queue ? e->cap_load_queue * 2 : 16;
+    e->load_queue = preft_xrealloc(e->load_queue, sizeof *e->load_queue * (size_t)e->cap_load_queue);
+  }
+  e->load_queue[e->n_load_queue++] = a;
+  pthread_cond_signal(&e->loader_wake);
+}
+
+/* Reserves room for loading a's files, by the bound of their memory (for a
+ * prefetch, evicting nothing a request wants); one that could never fit is
+ * marked failed (unavailable) with why. */
+static preft_reserve_result reserve_for_load(preft_engine *e, preft_registered_adapter *a, bool prefetch) {
+  /* the files' sizes are read once per load, not at every step a request
+   * waits for room */
+  if (!a->bound) a->bound = preft_adapter_memory_bound(a->path);
+  size_t bound = a->bound;
+  preft_reserve_result rr =
+      prefetch ? preft_registry_reserve_spare(&e->reg, a, bound) : preft_registry_reserve(&e->reg, a, bound);
+  if (rr == PREFT_RESERVE_TOO_BIG) {
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "adapter %s may take up to %.1f MiB (twice its files), more than the whole adapter cache (%.1f "
+             "MiB)",
+             a->name, (double)bound / (1 << 20), (double)e->reg.max_bytes / (1 << 20));
+    preft_registry_load_failed(&e->reg, a, msg, preft_now());
+    PREFT_WARN("%s", msg);
+  }
+  return rr;
+}
+
 /* Whether s's adapter is loaded; if not, queues its load when there is room
- * under the cap (ADAPTER_NO_ROOM when every loaded adapter is in use). */
+ * under the caps (ADAPTER_NO_ROOM when evicting every idle adapter would
+ * not make room; ADAPTER_FAILED when it failed to load, or can never fit). */
 static adapter_state adapter_ready(preft_engine *e, seq_t *s) {
   preft_registered_adapter *ra = s->ra;
   if (!ra || ra->loaded) return ADAPTER_READY;
   if (ra->loading) return ADAPTER_WAIT;
   if (preft_registry_unavailable(ra, preft_now())) return ADAPTER_FAILED;
-  if (!preft_registry_reserve(&e->reg, ra)) return ADAPTER_NO_ROOM;
-  {
-    if (e->n_load_queue == e->cap_load_queue) {
-      e->cap_load_queue = e->cap_load_queue ? e->cap_load_queue * 2 : 16;
-      e->load_queue = preft_xrealloc(e->load_queue, sizeof *e->load_queue * (size_t)e->cap_load_queue);
-    }
-    e->load_queue[e->n_load_queue++] = ra;
-    pthread_cond_signal(&e->loader_wake);
-  }
+  preft_reserve_result rr = reserve_for_load(e, ra, false);
+  if (rr == PREFT_RESERVE_TOO_BIG) return ADAPTER_FAILED;
+  if (rr != PREFT_RESERVE_OK) return ADAPTER_NO_ROOM;
+  queue_load(e, ra);
   return ADAPTER_WAIT;
+}
+
+/* How far back in the queue adapters are loaded ahead of their requests'
+ * admission, and how many such loads may wait for the loader at once. */
+enum { PREFETCH_DEPTH = 64, PREFETCH_LOADS = 4 };
+
+/* Starts loading the adapters of requests further back in the queue while
+ * the coming steps run, in queue order, with room that no request's
+ * adapter occupies (a prefetch never evicts what an earlier request needs):
+ * by the time such a request is admitted its adapter is usually loaded. */
+static void prefetch_adapters(preft_engine *e) {
+  int depth = 0;
+  double now = preft_now();
+  for (seq_t *s = e->wait_head; s && depth < PREFETCH_DEPTH && e->n_load_queue < PREFETCH_LOADS;
+       s = s->next, depth++) {
+    preft_registered_adapter *ra = s->ra;
+    if (!ra || ra->loaded || ra->loading || s->cancelled || preft_registry_unavailable(ra, now)) continue;
+    preft_reserve_result rr = reserve_for_load(e, ra, true);
+    if (rr == PREFT_RESERVE_NO_ROOM) break; /* nothing free ahead of the queue: wait for admission */
+    if (rr == PREFT_RESERVE_OK) {
+      queue_load(e, ra);
+      e->stats.adapter_prefetches++;
+    }
+  }
 }
 
 /* Maps the cached blocks of s's prompt prefix into its slot. At least one
@@ -362,6 +419,7 @@ static int schedule(preft_engine *e) {
     rows += take;
     s = next;
   }
+  if (e->n_waiting > 0 && !e->stop) prefetch_adapters(e);
   return rows;
 }
 
@@ -547,6 +605,21 @@ static void *engine_main(void *arg) {
   return NULL;
 }
 
+/* Loads an adapter's files (the engine's lock released) and counts the
+ * load's time and outcome in the statistics (lock held again on return). */
+static int timed_load(preft_engine *e, preft_adapter **out, const char *path, const char *name,
+                      preft_error *err) {
+  pthread_mutex_unlock(&e->mu);
+  double t0 = preft_now();
+  int rc = preft_adapter_load(out, path, name, &e->model->cfg, err);
+  double dt = preft_now() - t0;
+  pthread_mutex_lock(&e->mu);
+  hist_add(e->stats.adapter_load_hist, dt);
+  e->stats.adapter_load_seconds_sum += dt;
+  e->stats.adapter_load_count++;
+  return rc;
+}
+
 static void *loader_main(void *arg) {
   preft_engine *e = arg;
   pthread_mutex_lock(&e->mu);
@@ -556,11 +629,9 @@ static void *loader_main(void *arg) {
     preft_registered_adapter *a = e->load_queue[0];
     memmove(e->load_queue, e->load_queue + 1, sizeof *e->load_queue * (size_t)--e->n_load_queue);
     char *path = preft_xstrdup(a->path), *name = preft_xstrdup(a->name);
-    pthread_mutex_unlock(&e->mu);
     preft_adapter *loaded = NULL;
     preft_error err;
-    int rc = preft_adapter_load(&loaded, path, name, &e->model->cfg, &err);
-    pthread_mutex_lock(&e->mu);
+    int rc = timed_load(e, &loaded, path, name, &err);
     if (rc == 0) {
       preft_registry_install(&e->reg, a, loaded);
       PREFT_INFO("adapter %s loaded from %s", name, path);
@@ -607,7 +678,7 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
     return -1;
   }
   preft_prefix_init(&e->prefix, &e->kv);
-  preft_registry_init(&e->reg, e->cfg.max_loaded_adapters);
+  preft_registry_init(&e->reg, e->cfg.max_loaded_adapters, e->cfg.adapter_cache_mb << 20);
   e->pool = preft_pool_create(cfg->threads);
   e->running = preft_xcalloc((size_t)e->cfg.max_running, sizeof(seq_t *));
   e->free_slots = preft_xmalloc(sizeof(int) * (size_t)e->cfg.max_running);
@@ -618,6 +689,7 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
   e->next_id = 1;
   memcpy(e->stats.hist_bounds, hist_bounds, sizeof hist_bounds);
   pthread_mutex_init(&e->mu, NULL);
+  pthread_mutex_init(&e->store_mu, NULL);
   pthread_cond_init(&e->wake, NULL);
   pthread_cond_init(&e->loader_wake, NULL);
   pthread_cond_init(&e->idle, NULL);
@@ -627,9 +699,11 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
     abort();
   }
   e->have_threads = true;
-  PREFT_INFO("engine: %zu KV blocks of %d positions (%zu MiB), up to %d running, %d tokens per step",
-             n_blocks, e->cfg.block_size, (n_blocks * block_bytes) >> 20, e->cfg.max_running,
-             e->cfg.max_step_tokens);
+  PREFT_INFO(
+      "engine: %zu KV blocks of %d positions (%zu MiB), up to %d running, %d tokens per step; adapters: "
+      "%d loaded at most, in %zu MiB (0: no limit)",
+      n_blocks, e->cfg.block_size, (n_blocks * block_bytes) >> 20, e->cfg.max_running, e->cfg.max_step_tokens,
+      e->cfg.max_loaded_adapters, e->cfg.adapter_cache_mb);
   *out = e;
   return 0;
 }
@@ -647,6 +721,9 @@ void preft_engine_free(preft_engine *e) {
   pthread_join(e->loader, NULL);
   /* the engine thread reaped and reported everything before it stopped */
   pthread_mutex_destroy(&e->mu);
+  pthread_mutex_destroy(&e->store_mu);
+  free(e->resolve_dir);
+  free(e->store_path);
   pthread_cond_destroy(&e->wake);
   pthread_cond_destroy(&e->loader_wake);
   pthread_cond_destroy(&e->idle);
@@ -670,6 +747,81 @@ void preft_engine_free(preft_engine *e) {
 }
 
 const preft_model *preft_engine_model(const preft_engine *e) { return e->model; }
+
+/* Rewrites the registry file with the adapters to keep (when there is one);
+ * a failure is logged and returned. Called with no lock held. */
+static int save_store(preft_engine *e, preft_error *err) {
+  pthread_mutex_lock(&e->store_mu);
+  pthread_mutex_lock(&e->mu);
+  char *path = e->store_path ? preft_xstrdup(e->store_path) : NULL;
+  preft_store_entry *list = NULL;
+  int n = 0;
+  for (int i = 0; path && i < e->reg.n; i++) {
+    const preft_registered_adapter *a = e->reg.items[i];
+    if (a->removed || !a->persist) continue;
+    list = preft_xrealloc(list, sizeof *list * (size_t)(n + 1));
+    list[n++] = (preft_store_entry){.name = preft_xstrdup(a->name), .path = preft_xstrdup(a->path)};
+  }
+  pthread_mutex_unlock(&e->mu);
+  int rc = path ? preft_store_write(path, list, n, err) : 0;
+  if (rc != 0) PREFT_WARN("adapter registry file: %s", err->msg);
+  preft_store_free(list, n);
+  free(path);
+  pthread_mutex_unlock(&e->store_mu);
+  return rc;
+}
+
+int preft_engine_set_adapter_dir(preft_engine *e, const char *dir, preft_error *err) {
+  char real[PATH_MAX];
+  if (!realpath(dir, real)) return preft_fail(err, "%s: cannot resolve the adapters directory", dir);
+  pthread_mutex_lock(&e->mu);
+  free(e->resolve_dir);
+  e->resolve_dir = preft_xstrdup(real);
+  pthread_mutex_unlock(&e->mu);
+  return 0;
+}
+
+bool preft_engine_resolve_adapter(preft_engine *e, const char *name) {
+  pthread_mutex_lock(&e->mu);
+  bool found = preft_registry_find(&e->reg, name) != NULL;
+  char *dir = !found && e->resolve_dir ? preft_xstrdup(e->resolve_dir) : NULL;
+  pthread_mutex_unlock(&e->mu);
+  if (found || !dir) return found;
+  char *path = preft_store_resolve(dir, name); /* the file system, with no lock held */
+  free(dir);
+  if (!path) return false;
+  pthread_mutex_lock(&e->mu);
+  preft_error err;
+  found = preft_registry_find(&e->reg, name) || preft_registry_add(&e->reg, name, path, NULL, &err) == 0;
+  pthread_mutex_unlock(&e->mu);
+  if (found) PREFT_INFO("adapter %s found in the adapters directory: %s", name, path);
+  free(path);
+  return found;
+}
+
+int preft_engine_use_registry_file(preft_engine *e, const char *path, preft_error *err) {
+  preft_store_entry *list;
+  int n;
+  if (preft_store_read(path, &list, &n, err) != 0) return -1;
+  int added = 0;
+  pthread_mutex_lock(&e->mu);
+  free(e->store_path);
+  e->store_path = preft_xstrdup(path);
+  for (int i = 0; i < n; i++) {
+    preft_registered_adapter *a;
+    preft_error why;
+    if (preft_registry_add(&e->reg, list[i].name, list[i].path, &a, &why) != 0) {
+      PREFT_WARN("%s: adapter '%s' is dropped: %s", path, list[i].name, why.msg);
+      continue;
+    }
+    a->persist = true;
+    added++;
+  }
+  pthread_mutex_unlock(&e->mu);
+  preft_store_free(list, n);
+  /* writes what was kept, and finds out now whether the file can be written */
+  return save_store(e, err) == 0 ? added : -1;
+}
 
 int preft_engine_add_adapter(preft_engine *e, const char *name, const char *path, preft_error *err) {
   pthread_mutex_lock(&e->mu);
@@ -712,14 +864,20 @@ int preft_engine_load_adapter(preft_engine *e, const char *name, const char *pat
   /* marks it loading either way (keeps the loader thread and eviction
    * away); without room under the cap the files are still read, to check
    * them, but not kept */
-  bool room = preft_registry_reserve(&e->reg, a);
+  preft_reserve_result rr = reserve_for_load(e, a, false);
+  if (rr == PREFT_RESERVE_TOO_BIG) {
+    preft_fail(err, "%s", a->error);
+    preft_registry_remove_entry(&e->reg, a);
+    pthread_mutex_unlock(&e->mu);
+    return -1;
+  }
+  bool room = rr == PREFT_RESERVE_OK;
   a->loading = true;
-  pthread_mutex_unlock(&e->mu);
   preft_adapter *loaded = NULL;
-  int rc = preft_adapter_load(&loaded, path, name, &e->model->cfg, err);
-  pthread_mutex_lock(&e->mu);
+  int rc = timed_load(e, &loaded, path, name, err);
+  if (rc == 0) a->persist = true; /* kept across restarts when there is a registry file */
   if (rc != 0)
-    a->removed = true; /* the registration fails with its load */
+    preft_registry_remove_entry(&e->reg, a); /* the registration fails with its load (freed by load_done) */
   else if (room)
     preft_registry_install(&e->reg, a, loaded);
   else
@@ -727,6 +885,8 @@ int preft_engine_load_adapter(preft_engine *e, const char *name, const char *pat
   preft_registry_load_done(&e->reg, a);
   pthread_cond_signal(&e->wake);
   pthread_mutex_unlock(&e->mu);
+  preft_error store_err;
+  if (rc == 0) save_store(e, &store_err); /* logged: the adapter is loaded either way */
   return rc;
 }
 
@@ -738,11 +898,11 @@ int preft_engine_add_loaded_adapter(preft_engine *e, const char *name, preft_ada
   pthread_mutex_lock(&e->mu);
   preft_registered_adapter *ra;
   int rc = preft_registry_add_memory(&e->reg, name, &ra, err);
-  if (rc == 0 && !preft_registry_reserve(&e->reg, ra)) {
-    rc = preft_fail(err, "adapter %s: all %d loaded adapters are in use (max_loaded_adapters)", name,
-                    e->reg.max_loaded);
-    ra->removed = true; /* no request holds it yet */
-    preft_registry_load_done(&e->reg, ra);
+  if (rc == 0 && preft_registry_reserve(&e->reg, ra, a->bytes) != PREFT_RESERVE_OK) {
+    rc = preft_fail(
+        err, "adapter %s (%.1f MiB) does not fit: the loaded adapters in use fill the caps (%d, %.1f MiB)",
+        name, (double)a->bytes / (1 << 20), e->reg.max_loaded, (double)e->reg.max_bytes / (1 << 20));
+    preft_registry_remove_entry(&e->reg, ra); /* no request holds it yet: freed now */
   } else if (rc == 0) {
     preft_registry_install(&e->reg, ra, a);
     preft_registry_load_done(&e->reg, ra);
@@ -755,8 +915,12 @@ int preft_engine_add_loaded_adapter(preft_engine *e, const char *name, preft_ada
 
 int preft_engine_remove_adapter(preft_engine *e, const char *name, preft_error *err) {
   pthread_mutex_lock(&e->mu);
+  preft_registered_adapter *a = preft_registry_find(&e->reg, name);
+  bool persisted = a && a->persist;
   int rc = preft_registry_remove(&e->reg, name, err);
   pthread_mutex_unlock(&e->mu);
+  preft_error store_err;
+  if (rc == 0 && persisted) save_store(e, &store_err);
   return rc;
 }
 
@@ -766,20 +930,45 @@ static preft_adapter_info adapter_info(const preft_registered_adapter *a) {
                               .loaded = a->loaded != NULL,
                               .loading = a->loading,
                               .error = a->loaded ? NULL : a->error,
-                              .bytes = a->loaded ? a->loaded->bytes : 0,
+                              .bytes = a->loaded ? a->bytes : 0,
                               .checksum = a->checksum};
+}
+
+int preft_engine_list_adapters(preft_engine *e, const char *after, int limit,
+                               void (*fn)(void *ctx, const preft_adapter_info *a), void *ctx, bool *more) {
+  pthread_mutex_lock(&e->mu);
+  int i = preft_registry_after(&e->reg, after), n = 0;
+  if (more) *more = false;
+  for (; i >= 0 && i < e->reg.n; i++) {
+    preft_registered_adapter *a = e->reg.items[i];
+    if (a->removed) continue;
+    if (limit > 0 && n == limit) {
+      if (more) *more = true;
+      break;
+    }
+    preft_adapter_info info = adapter_info(a);
+    fn(ctx, &info);
+    n++;
+  }
+  pthread_mutex_unlock(&e->mu);
+  return i < 0 ? -1 : n;
 }
 
 void preft_engine_each_adapter(preft_engine *e, void (*fn)(void *ctx, const preft_adapter_info *a),
                                void *ctx) {
+  preft_engine_list_adapters(e, NULL, 0, fn, ctx, NULL);
+}
+
+bool preft_engine_adapter_info(preft_engine *e, const char *name,
+                               void (*fn)(void *ctx, const preft_adapter_info *a), void *ctx) {
   pthread_mutex_lock(&e->mu);
-  for (int i = 0; i < e->reg.n; i++) {
-    preft_registered_adapter *a = e->reg.items[i];
-    if (a->removed) continue;
+  preft_registered_adapter *a = preft_registry_find(&e->reg, name);
+  if (a) {
     preft_adapter_info info = adapter_info(a);
     fn(ctx, &info);
   }
   pthread_mutex_unlock(&e->mu);
+  return a != NULL;
 }
 
 int preft_engine_check_adapters(preft_engine *e) {
@@ -796,22 +985,36 @@ int preft_engine_check_adapters(preft_engine *e) {
   for (int i = 0; i < n; i++) {
     preft_registered_adapter *a = todo[i];
     char *path = preft_xstrdup(a->path), *name = preft_xstrdup(a->name);
-    pthread_mutex_unlock(&e->mu);
+    if (!a->bound) a->bound = preft_adapter_memory_bound(path);
+    size_t bound = a->bound;
+    const preft_registry *r = &e->reg;
+    bool fits = r->n_loaded + r->n_loading < r->max_loaded &&
+                (!r->max_bytes || r->loaded_bytes + r->reserved_bytes + bound <= r->max_bytes);
+    bool too_big = r->max_bytes && bound > r->max_bytes;
+    a->loading = false;
+    /* loaded while there is free room (nothing is evicted), else checked
+     * without reading the weights; one that can never fit is marked so */
+    preft_reserve_result rr = fits || too_big ? reserve_for_load(e, a, false) : PREFT_RESERVE_NO_ROOM;
+    a->loading = true;
     preft_adapter *loaded = NULL;
     preft_error err;
-    int rc = preft_adapter_load(&loaded, path, name, &e->model->cfg, &err);
-    pthread_mutex_lock(&e->mu);
-    a->loading = false;
-    if (rc != 0) {
+    int rc = 0;
+    if (rr == PREFT_RESERVE_OK) {
+      rc = timed_load(e, &loaded, path, name, &err);
+    } else if (rr == PREFT_RESERVE_NO_ROOM) {
+      pthread_mutex_unlock(&e->mu);
+      rc = preft_adapter_check(path, name, &e->model->cfg, &err);
+      pthread_mutex_lock(&e->mu);
+    }
+    if (rr == PREFT_RESERVE_TOO_BIG) {
+      n_bad++;
+    } else if (rc != 0) {
       preft_registry_load_failed(&e->reg, a, err.msg, preft_now());
       PREFT_INFO("%s", err.msg);
       n_bad++;
-    } else if (preft_registry_reserve(&e->reg, a)) { /* room is made only for adapters that load */
+    } else if (loaded) {
       preft_registry_install(&e->reg, a, loaded);
-    } else {
-      preft_adapter_free(loaded); /* every loaded one is in use: checked, loaded on first use */
     }
-    a->loading = true;
     preft_registry_load_done(&e->reg, a);
     free(path);
     free(name);
@@ -852,6 +1055,7 @@ int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_re
     return preft_fail(err, "the prompt needs %d KV blocks; the cache holds %d (raise --kv-cache-mb)",
                       need_blocks, e->kv.n_blocks),
            PREFT_SUBMIT_INVALID;
+  if (p->adapter) preft_engine_resolve_adapter(e, p->adapter); /* an adapter directory not registered yet */
   pthread_mutex_lock(&e->mu);
   int rc = PREFT_SUBMIT_OK;
   preft_registered_adapter *ra = NULL;
@@ -934,8 +1138,12 @@ void preft_engine_get_stats(preft_engine *e, preft_engine_stats *out) {
   out->kv_blocks_cached = preft_prefix_count(&e->prefix);
   out->kv_blocks_used = e->kv.n_blocks - e->kv.n_free;
   out->adapters_loaded = e->reg.n_loaded;
-  int n = 0;
-  for (int i = 0; i < e->reg.n; i++) n += !e->reg.items[i]->removed;
-  out->adapters_registered = n;
+  out->adapters_registered = e->reg.n_live;
+  out->adapter_loads = e->reg.loads;
+  out->adapter_load_failures = e->reg.load_failures;
+  out->adapter_evictions = e->reg.evictions;
+  out->adapter_bytes = e->reg.loaded_bytes;
+  out->adapter_bytes_reserved = e->reg.reserved_bytes;
+  out->adapter_bytes_limit = e->reg.max_bytes;
   pthread_mutex_unlock(&e->mu);
 }

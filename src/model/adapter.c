@@ -2,10 +2,12 @@
  * flag rule, ReFT position strings (see adapter.h). */
 #include "model/adapter.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/file.h"
 
@@ -118,9 +120,27 @@ preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mo
                                   prompt_len);
 }
 
-int preft_adapter_load(preft_adapter **out, const char *dir, const char *name, const preft_model_config *cfg,
-                       preft_error *err) {
+size_t preft_adapter_memory_bound(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  size_t total = 0;
+  for (struct dirent *ent; (ent = readdir(d));) {
+    size_t n = strlen(ent->d_name);
+    static const char ext[] = ".safetensors";
+    if (n < sizeof ext || strcmp(ent->d_name + n - (sizeof ext - 1), ext) != 0) continue;
+    char *path = preft_path_join(dir, ent->d_name);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) total += (size_t)st.st_size;
+    free(path);
+  }
+  closedir(d);
+  return 2 * total;
+}
+
+static int load(preft_adapter **out, const char *dir, const char *name, const preft_model_config *cfg,
+                bool check_only, preft_error *err) {
   preft_adapter *a = preft_xcalloc(1, sizeof *a);
+  a->check_only = check_only;
   a->path = preft_xstrdup(dir);
   const char *base = strrchr(dir, '/');
   a->name = preft_xstrdup(name ? name : base && base[1] ? base + 1 : dir);
@@ -142,8 +162,20 @@ int preft_adapter_load(preft_adapter **out, const char *dir, const char *name, c
     preft_adapter_free(a);
     return -1;
   }
-  *out = a;
+  if (check_only)
+    preft_adapter_free(a);
+  else
+    *out = a;
   return 0;
+}
+
+int preft_adapter_load(preft_adapter **out, const char *dir, const char *name, const preft_model_config *cfg,
+                       preft_error *err) {
+  return load(out, dir, name, cfg, false, err);
+}
+
+int preft_adapter_check(const char *dir, const char *name, const preft_model_config *cfg, preft_error *err) {
+  return load(NULL, dir, name, cfg, true, err);
 }
 
 void preft_adapter_free(preft_adapter *a) {

@@ -83,6 +83,7 @@ struct preft_adapter {
   preft_st_set st;           /* LoRA: the safetensors files, read into memory (A and B point into them) */
   size_t bytes;              /* memory the weights take, for accounting */
   uint64_t checksum;         /* of the weight files as read (0: not from files) */
+  bool check_only;           /* preft_adapter_check: files mapped, only what validation needs is read */
 };
 
 /* An adapter with random weights in memory (benchmarks, tests): LoRA on all
@@ -107,6 +108,18 @@ preft_adapt_flag preft_positions_row_flag(int first, int last, bool shared, pref
  * (the base model). */
 preft_adapt_flag preft_adapter_row_flag(const preft_adapter *a, preft_adapter_mode mode, int pos,
                                         int prompt_len);
+
+/* Everything preft_adapter_load checks (configs, safetensors headers,
+ * tensor names, shapes and byte ranges against the model), reading only
+ * what that needs: a LoRA's files are mapped, not read, and its weights
+ * not touched, so checking thousands of adapters costs their headers. */
+int preft_adapter_check(const char *dir, const char *name, const preft_model_config *cfg, preft_error *err);
+
+/* An upper bound of the memory preft_adapter_load takes for the adapter in
+ * dir: twice the size of its .safetensors files (a LoRA keeps a copy of
+ * its files plus B transposed, at most the file again; ReFT converts its
+ * weights to FP32, at most twice a 16-bit file). 0 when there are none. */
+size_t preft_adapter_memory_bound(const char *dir);
 
 /* Parses ReFT positions "fA+lB", "fA", "lB" or "all" (first/last = -1 for all). */
 int preft_reft_positions_parse(const char *s, int *first, int *last);

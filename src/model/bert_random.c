@@ -45,32 +45,6 @@ double preft_bert_forward_flops(const preft_bert_config *c, int n_seqs, int seq_
   return per_layer * c->n_layers + (double)n_seqs * 2.0 * D * D; /* pooler */
 }
 
-static uint64_t splitmix64(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-/* n values uniform in [center - scale, center + scale), stored as t */
-static void fill(void *dst, preft_dtype t, size_t n, float center, float scale, uint64_t *rng) {
-  for (size_t i = 0; i < n; i++) {
-    float v = center + ((float)((splitmix64(rng) >> 40) * 0x1p-24) * 2.0f - 1.0f) * scale;
-    if (t == PREFT_F32)
-      ((float *)dst)[i] = v;
-    else if (t == PREFT_F16)
-      ((uint16_t *)dst)[i] = preft_f32_to_f16(v);
-    else
-      ((uint16_t *)dst)[i] = preft_f32_to_bf16(v);
-  }
-}
-
-static float *vec(size_t n, float center, float scale, uint64_t *rng) {
-  float *v = preft_xmalloc(sizeof(float) * n);
-  fill(v, PREFT_F32, n, center, scale, rng);
-  return v;
-}
-
 int preft_bert_init_random(preft_bert **out, const preft_bert_config *cfg, preft_dtype dtype, uint64_t seed,
                            preft_error *err) {
   const preft_bert_config *c = cfg;
@@ -97,11 +71,11 @@ int preft_bert_init_random(preft_bert **out, const preft_bert_config *cfg, preft
              {&m->type, (size_t)c->type_vocab, D, 0.5f}};
   for (int i = 0; i < 3; i++) {
     *emb[i].w = (preft_weight){mem, dtype};
-    fill(mem, dtype, emb[i].rows * emb[i].cols, 0.0f, emb[i].scale, &rng);
+    preft_weights_fill_uniform(mem, dtype, emb[i].rows * emb[i].cols, emb[i].scale, &rng);
     mem += emb[i].rows * emb[i].cols * es;
   }
-  m->ln_emb_w = vec(D, 1.0f, 0.1f, &rng);
-  m->ln_emb_b = vec(D, 0.0f, 0.1f, &rng);
+  m->ln_emb_w = preft_weights_random_vector(D, 1.0f, 0.1f, &rng);
+  m->ln_emb_b = preft_weights_random_vector(D, 0.0f, 0.1f, &rng);
   m->layers = preft_xcalloc((size_t)c->n_layers, sizeof *m->layers);
   for (int l = 0; l < c->n_layers; l++) {
     preft_bert_layer *w = &m->layers[l];
@@ -112,24 +86,25 @@ int preft_bert_init_random(preft_bert **out, const preft_bert_config *cfg, preft
                 {&w->wo, D, D}, {&w->w1, F, D}, {&w->w2, D, F}};
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
       *mats[i].w = (preft_weight){mem, dtype};
-      fill(mem, dtype, mats[i].rows * mats[i].cols, 0.0f, 1.0f / sqrtf((float)mats[i].cols), &rng);
+      preft_weights_fill_uniform(mem, dtype, mats[i].rows * mats[i].cols, 1.0f / sqrtf((float)mats[i].cols),
+                                 &rng);
       mem += mats[i].rows * mats[i].cols * es;
     }
-    w->bq = vec(D, 0.0f, 0.1f, &rng);
-    w->bk = vec(D, 0.0f, 0.1f, &rng);
-    w->bv = vec(D, 0.0f, 0.1f, &rng);
-    w->bo = vec(D, 0.0f, 0.1f, &rng);
-    w->b1 = vec(F, 0.0f, 0.1f, &rng);
-    w->b2 = vec(D, 0.0f, 0.1f, &rng);
-    w->ln_attn_w = vec(D, 1.0f, 0.1f, &rng);
-    w->ln_attn_b = vec(D, 0.0f, 0.1f, &rng);
-    w->ln_out_w = vec(D, 1.0f, 0.1f, &rng);
-    w->ln_out_b = vec(D, 0.0f, 0.1f, &rng);
+    w->bq = preft_weights_random_vector(D, 0.0f, 0.1f, &rng);
+    w->bk = preft_weights_random_vector(D, 0.0f, 0.1f, &rng);
+    w->bv = preft_weights_random_vector(D, 0.0f, 0.1f, &rng);
+    w->bo = preft_weights_random_vector(D, 0.0f, 0.1f, &rng);
+    w->b1 = preft_weights_random_vector(F, 0.0f, 0.1f, &rng);
+    w->b2 = preft_weights_random_vector(D, 0.0f, 0.1f, &rng);
+    w->ln_attn_w = preft_weights_random_vector(D, 1.0f, 0.1f, &rng);
+    w->ln_attn_b = preft_weights_random_vector(D, 0.0f, 0.1f, &rng);
+    w->ln_out_w = preft_weights_random_vector(D, 1.0f, 0.1f, &rng);
+    w->ln_out_b = preft_weights_random_vector(D, 0.0f, 0.1f, &rng);
   }
   m->has_pooler = true;
   m->pooler_w = (preft_weight){mem, dtype};
-  fill(mem, dtype, D * D, 0.0f, 1.0f / sqrtf((float)D), &rng);
-  m->pooler_b = vec(D, 0.0f, 0.1f, &rng);
+  preft_weights_fill_uniform(mem, dtype, D * D, 1.0f / sqrtf((float)D), &rng);
+  m->pooler_b = preft_weights_random_vector(D, 0.0f, 0.1f, &rng);
   *out = m;
   return 0;
 }

@@ -108,34 +108,6 @@ void preft_model_free(preft_model *m) {
 
 /* ---- random initialisation ------------------------------------------------ */
 
-static uint64_t splitmix64(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
-/* Uniform in [-scale, scale), stored as dtype. */
-static void fill_uniform(void *dst, preft_dtype t, size_t n, float scale, uint64_t *rng) {
-  for (size_t i = 0; i < n; i++) {
-    float u = (float)((splitmix64(rng) >> 40) * 0x1p-24) * 2.0f - 1.0f;
-    float v = u * scale;
-    if (t == PREFT_F32)
-      ((float *)dst)[i] = v;
-    else if (t == PREFT_F16)
-      ((uint16_t *)dst)[i] = preft_f32_to_f16(v);
-    else
-      ((uint16_t *)dst)[i] = preft_f32_to_bf16(v);
-  }
-}
-
-static float *random_vector(size_t n, float center, float scale, uint64_t *rng) {
-  float *v = preft_xmalloc(sizeof(float) * n);
-  fill_uniform(v, PREFT_F32, n, scale, rng);
-  for (size_t i = 0; i < n; i++) v[i] += center;
-  return v;
-}
-
 int preft_model_init_random(preft_model **out, const preft_model_config *cfg, preft_dtype dtype,
                             uint64_t seed, preft_error *err) {
   const preft_model_config *c = cfg;
@@ -158,13 +130,13 @@ int preft_model_init_random(preft_model **out, const preft_model_config *cfg, pr
   uint64_t rng = seed * 0x2545f4914f6cdd1dull + 1;
   float lin = 1.0f / sqrtf((float)D);
   m->embed = (preft_weight){mem, dtype};
-  fill_uniform(mem, dtype, V * D, 1.0f, &rng);
+  preft_weights_fill_uniform(mem, dtype, V * D, 1.0f, &rng);
   mem += V * D * es;
   if (c->tie_embeddings) {
     m->lm_head = m->embed;
   } else {
     m->lm_head = (preft_weight){mem, dtype};
-    fill_uniform(mem, dtype, V * D, lin, &rng);
+    preft_weights_fill_uniform(mem, dtype, V * D, lin, &rng);
     mem += V * D * es;
   }
   m->layers = preft_xcalloc((size_t)c->n_layers, sizeof *m->layers);
@@ -177,19 +149,20 @@ int preft_model_init_random(preft_model **out, const preft_model_config *cfg, pr
                 {&w->w_gate, F, D}, {&w->w_up, F, D}, {&w->w_down, D, F}};
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
       *mats[i].w = (preft_weight){mem, dtype};
-      fill_uniform(mem, dtype, mats[i].rows * mats[i].cols, 1.0f / sqrtf((float)mats[i].cols), &rng);
+      preft_weights_fill_uniform(mem, dtype, mats[i].rows * mats[i].cols, 1.0f / sqrtf((float)mats[i].cols),
+                                 &rng);
       mem += mats[i].rows * mats[i].cols * es;
     }
-    w->attn_norm = random_vector(D, 1.0f, 0.1f, &rng);
-    w->ffn_norm = random_vector(D, 1.0f, 0.1f, &rng);
+    w->attn_norm = preft_weights_random_vector(D, 1.0f, 0.1f, &rng);
+    w->ffn_norm = preft_weights_random_vector(D, 1.0f, 0.1f, &rng);
     if (c->qkv_bias) {
-      w->bq = random_vector(qd, 0.0f, 0.1f, &rng);
-      w->bk = random_vector(kvd, 0.0f, 0.1f, &rng);
-      w->bv = random_vector(kvd, 0.0f, 0.1f, &rng);
+      w->bq = preft_weights_random_vector(qd, 0.0f, 0.1f, &rng);
+      w->bk = preft_weights_random_vector(kvd, 0.0f, 0.1f, &rng);
+      w->bv = preft_weights_random_vector(kvd, 0.0f, 0.1f, &rng);
     }
-    if (c->o_bias) w->bo = random_vector(D, 0.0f, 0.1f, &rng);
+    if (c->o_bias) w->bo = preft_weights_random_vector(D, 0.0f, 0.1f, &rng);
   }
-  m->final_norm = random_vector(D, 1.0f, 0.1f, &rng);
+  m->final_norm = preft_weights_random_vector(D, 1.0f, 0.1f, &rng);
   m->inv_freq = rope_inv_freq(&m->cfg);
   *out = m;
   return 0;

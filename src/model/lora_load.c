@@ -268,7 +268,9 @@ int preft_lora_load(preft_adapter *a, const char *dir, const preft_model_config 
   }
   /* read into memory, not mapped: a loaded adapter must not change (or
    * fault) when its files are rewritten or truncated while it serves */
-  if (preft_st_open_dir_copied(&a->st, dir, "adapter_model", err) != 0) goto done;
+  if ((a->check_only ? preft_st_open_dir(&a->st, dir, "adapter_model", err)
+                     : preft_st_open_dir_copied(&a->st, dir, "adapter_model", err)) != 0)
+    goto done;
   a->checksum = a->st.checksum;
   a->lora = preft_xcalloc((size_t)c->n_layers * PREFT_N_MODULES, sizeof *a->lora);
   int n_adapted = 0;
@@ -312,7 +314,7 @@ int preft_lora_load(preft_adapter *a, const char *dir, const preft_model_config 
     goto done;
   }
   if (check_no_stray_tensors(a, c, err) != 0) goto done;
-  preft_lora_prepare(a, c);
+  if (!a->check_only) preft_lora_prepare(a, c);   /* (the check does not touch the weights) */
   a->bytes = a->st.file_bytes + a->lora_bt_bytes; /* the files' copy (A, B) and Bt */
   rc = 0;
 done:

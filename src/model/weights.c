@@ -1,5 +1,5 @@
-/* weights.c - shape-checked tensor lookups shared by the model loaders
- * (see weights.h). */
+/* weights.c - shape-checked tensor lookups and random fills shared by the
+ * model loaders (see weights.h). */
 #include "model/weights.h"
 
 #include <stdio.h>
@@ -48,4 +48,31 @@ int preft_weights_vector(const preft_st_set *st, const char *name, int64_t n, fl
   for (int64_t i = 0; i < n; i++) v[i] = preft_load_elem(t->data, t->dtype, (size_t)i);
   *out = v;
   return 0;
+}
+
+static uint64_t splitmix64(uint64_t *s) {
+  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+void preft_weights_fill_uniform(void *dst, preft_dtype t, size_t n, float scale, uint64_t *rng) {
+  for (size_t i = 0; i < n; i++) {
+    float u = (float)((splitmix64(rng) >> 40) * 0x1p-24) * 2.0f - 1.0f;
+    float v = u * scale;
+    if (t == PREFT_F32)
+      ((float *)dst)[i] = v;
+    else if (t == PREFT_F16)
+      ((uint16_t *)dst)[i] = preft_f32_to_f16(v);
+    else
+      ((uint16_t *)dst)[i] = preft_f32_to_bf16(v);
+  }
+}
+
+float *preft_weights_random_vector(size_t n, float center, float scale, uint64_t *rng) {
+  float *v = preft_xmalloc(sizeof(float) * n);
+  preft_weights_fill_uniform(v, PREFT_F32, n, scale, rng);
+  for (size_t i = 0; i < n; i++) v[i] += center;
+  return v;
 }

@@ -125,6 +125,8 @@ static const char *const COL_NAMES[PREFT_RL_COLS] = {"step",
                                                      "update_s",
                                                      "eval_accuracy",
                                                      "logp_gap",
+                                                     "rollout_cpu_s",
+                                                     "update_cpu_s",
                                                      "elapsed_s"};
 
 /* OUT/rl_log.csv and OUT/reward.svg */
@@ -283,7 +285,7 @@ static int rl_step(run *R, double *row, preft_error *err) {
   const preft_grpo_opts *o = R->o;
   int P = o->prompts_per_step;
   if (publish_policy(R, err) != 0) return -1;
-  double t0 = preft_now();
+  double t0 = preft_now(), c0 = preft_cpu_now();
   preft_rl_prompt *pr = preft_xcalloc((size_t)P, sizeof *pr);
   for (int i = 0; i < P; i++) preft_rl_task_draw(R->task, o->seed, R->step * P + i, &pr[i]);
   preft_grpo_rollout_opts ro = {.group = o->group,
@@ -302,7 +304,7 @@ static int rl_step(run *R, double *row, preft_error *err) {
     preft_grpo_batch_free(&b);
     return prefix_step(err, R->step + 1, "");
   }
-  double t1 = preft_now();
+  double t1 = preft_now(), c1 = preft_cpu_now();
   int64_t gen = 0;
   for (int i = 0; i < b.n; i++) gen += b.s[i].n - b.s[i].prompt_len;
   /* rewards: one prompt struct per sample */
@@ -322,7 +324,7 @@ static int rl_step(run *R, double *row, preft_error *err) {
     preft_grpo_batch_free(&b);
     return prefix_step(err, R->step + 1, "reward: ");
   }
-  double t2 = preft_now();
+  double t2 = preft_now(), c2 = preft_cpu_now();
   double mean, std;
   int equal = preft_grpo_advantages(&b, &mean, &std);
   preft_grpo_update_stats st = {0}, first = {0};
@@ -349,7 +351,7 @@ static int rl_step(run *R, double *row, preft_error *err) {
     preft_adamw_step(&R->opt, &R->ad->ps, lr);
     preft_train_adapter_orthonormalize(R->ad);
   }
-  double t3 = preft_now();
+  double t3 = preft_now(), c3 = preft_cpu_now();
   int64_t n_samples = b.n;
   preft_grpo_batch_free(&b);
   if (rc != 0) return -1;
@@ -372,6 +374,8 @@ static int rl_step(run *R, double *row, preft_error *err) {
       [PREFT_RL_UPDATE_S] = t3 - t2,
       [PREFT_RL_EVAL_ACCURACY] = nan,
       [PREFT_RL_LOGP_GAP] = first.samples ? first.logp_gap : nan,
+      [PREFT_RL_ROLLOUT_CPU_S] = c1 - c0,
+      [PREFT_RL_UPDATE_CPU_S] = c3 - c2,
   };
   memcpy(row, vals, sizeof vals);
   return 0;

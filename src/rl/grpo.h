@@ -185,6 +185,8 @@ enum {
   PREFT_RL_UPDATE_S,
   PREFT_RL_EVAL_ACCURACY, /* NaN: not evaluated at this step */
   PREFT_RL_LOGP_GAP,      /* largest |engine − training| log-probability of a sampled token */
+  PREFT_RL_ROLLOUT_CPU_S, /* CPU seconds of the process in the rollout (all threads) */
+  PREFT_RL_UPDATE_CPU_S,  /* and in the update */
   PREFT_RL_ELAPSED_S,
   PREFT_RL_COLS
 };

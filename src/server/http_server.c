@@ -132,7 +132,8 @@ static srv_sock *conn_sock(struct MHD_Connection *conn) {
   return ci ? ci->socket_context : NULL;
 }
 
-static void route(preft_server *s, srv_conn *c, const char *url, const char *method, srv_reply *r) {
+static void route(preft_server *s, struct MHD_Connection *conn, srv_conn *c, const char *url,
+                  const char *method, srv_reply *r) {
   bool get = is(method, "GET") || is(method, "HEAD"), post = is(method, "POST");
   srv_api_error e;
   const char *want = NULL;
@@ -143,7 +144,10 @@ static void route(preft_server *s, srv_conn *c, const char *url, const char *met
     if (post) return preft_srv_route_generate(s, c, SRV_CHAT, r);
     want = "POST";
   } else if (!strcmp(url, "/v1/models") || !strncmp(url, "/v1/models/", 11)) {
-    if (get) return preft_srv_route_models(s, url[10] == '/' ? url + 11 : NULL, r);
+    if (get)
+      return preft_srv_route_models(s, url[10] == '/' ? url + 11 : NULL,
+                                    MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after"),
+                                    MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit"), r);
     want = "GET";
   } else if (!strcmp(url, "/v1/load_lora_adapter")) {
     if (post) return preft_srv_route_load_adapter(s, c, r);
@@ -230,7 +234,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
   preft_srv_guard_phase(&s->guard, conn_sock(conn), SOCK_ANSWERING, false);
   srv_reply r = {0};
-  route(s, c, url, method, &r);
+  route(s, conn, c, url, method, &r);
   return send_reply(s, conn, c, &r);
 }
 

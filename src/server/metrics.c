@@ -89,6 +89,20 @@ void preft_srv_route_metrics(preft_server *s, srv_reply *r) {
   single(b, "preft_adapters_loaded", "gauge", "Adapters loaded in memory.", st.adapters_loaded);
   single(b, "preft_adapters_registered", "gauge", "Adapters registered (loaded on first use).",
          st.adapters_registered);
+  single(b, "preft_adapter_loads_total", "counter", "Adapter loads that succeeded.", st.adapter_loads);
+  single(b, "preft_adapter_load_failures_total", "counter",
+         "Adapter loads that failed (the adapter is unavailable).", st.adapter_load_failures);
+  single(b, "preft_adapter_prefetches_total", "counter",
+         "Adapter loads started ahead of their requests' admission (while earlier steps run).",
+         st.adapter_prefetches);
+  single(b, "preft_adapter_evictions_total", "counter", "Loaded adapters evicted to make room for others.",
+         st.adapter_evictions);
+  head(b, "preft_adapter_cache_bytes", "gauge",
+       "Memory of loaded adapters (used), of loads under way (reserved: an upper bound) and the cap (limit: "
+       "--adapter-cache-mb, 0 for none).");
+  preft_srv_buf_printf(b, "preft_adapter_cache_bytes{state=\"used\"} %zu\n", st.adapter_bytes);
+  preft_srv_buf_printf(b, "preft_adapter_cache_bytes{state=\"reserved\"} %zu\n", st.adapter_bytes_reserved);
+  preft_srv_buf_printf(b, "preft_adapter_cache_bytes{state=\"limit\"} %zu\n", st.adapter_bytes_limit);
   single(b, "preft_steps_total", "counter", "Engine steps run.", st.steps);
   single(b, "preft_preemptions_total", "counter", "Sequences preempted for KV-cache space.", st.preemptions);
   single(b, "preft_prefix_cache_hit_tokens_total", "counter", "Prompt tokens served from the prefix cache.",
@@ -98,6 +112,8 @@ void preft_srv_route_metrics(preft_server *s, srv_reply *r) {
        st.step_seconds_sum, st.steps);
   hist(b, "preft_time_to_first_token_seconds", "Time from submission to the first token.", st.hist_bounds,
        st.ttft_hist, st.ttft_seconds_sum, st.ttft_count);
+  hist(b, "preft_adapter_load_seconds", "Duration of an adapter load (reading and checking its files).",
+       st.hist_bounds, st.adapter_load_hist, st.adapter_load_seconds_sum, st.adapter_load_count);
 
   head(b, "preft_http_engine_callback_seconds_total", "counter",
        "Engine-thread time in the HTTP layer's token callback (decode, stop strings, queueing).");

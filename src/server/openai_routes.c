@@ -598,7 +598,7 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
   srv_gen_request *q = &g->req;
   const char *adapter = NULL;
   if (q->model && strcmp(q->model, s->model_name) != 0) {
-    if (!preft_engine_has_adapter(s->engine, q->model)) {
+    if (!preft_engine_resolve_adapter(s->engine, q->model)) {
       preft_srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model",
                      "The model '%s' does not exist", q->model);
       goto fail;
@@ -686,16 +686,20 @@ fail:
 typedef struct {
   preft_server *s;
   srv_buf *b;
-  const char *one; /* only this id */
   int count;
+  char *first_id, *last_id; /* of the page */
 } models_ctx;
 
-/* One model object; an adapter's also says whether it is loaded and, when
- * its files failed to load, that it is unavailable and why. */
+/* One model object; an adapter's also says whether it is loaded, the
+ * checksum of its files as last loaded and, when its files failed to load,
+ * that it is unavailable and why. */
 static void model_json(models_ctx *m, const char *id, const char *root, const char *parent,
                        const preft_adapter_info *a) {
   srv_buf *b = m->b;
   if (m->count++) preft_srv_buf_put(b, ",", 1);
+  if (!m->first_id) m->first_id = preft_xstrdup(id);
+  free(m->last_id);
+  m->last_id = preft_xstrdup(id);
   preft_srv_buf_puts(b, "{\"id\":");
   preft_srv_buf_json_str(b, id, strlen(id));
   preft_srv_buf_printf(
@@ -714,6 +718,7 @@ static void model_json(models_ctx *m, const char *id, const char *root, const ch
                                       : "not_loaded";
     preft_srv_buf_printf(b, ",\"status\":\"%s\",\"loaded\":%s", status, a->loaded ? "true" : "false");
     if (a->checksum) preft_srv_buf_printf(b, ",\"checksum\":\"%016llx\"", (unsigned long long)a->checksum);
+    if (a->loaded) preft_srv_buf_printf(b, ",\"bytes\":%zu", a->bytes);
     if (a->error && !a->loaded) {
       preft_srv_buf_puts(b, ",\"error\":");
       preft_srv_buf_json_str(b, a->error, strlen(a->error));
@@ -724,29 +729,78 @@ static void model_json(models_ctx *m, const char *id, const char *root, const ch
 
 static void each_adapter(void *ctx, const preft_adapter_info *a) {
   models_ctx *m = ctx;
-  if (!m->one || !strcmp(m->one, a->name)) model_json(m, a->name, a->path, m->s->model_name, a);
+  model_json(m, a->name, a->path, m->s->model_name, a);
 }
 
-void preft_srv_route_models(preft_server *s, const char *one, srv_reply *r) {
-  srv_buf items = {0};
-  models_ctx m = {.s = s, .b = &items, .one = one};
-  if (!one || !strcmp(one, s->model_name)) model_json(&m, s->model_name, s->model_name, NULL, NULL);
-  preft_engine_each_adapter(s->engine, each_adapter, &m);
+static void count_adapter(void *ctx, const preft_adapter_info *a) {
+  (void)a;
+  ++*(int *)ctx;
+}
+
+/* GET /v1/models/{one}: a hash lookup, whatever the number of adapters. */
+static void route_one_model(preft_server *s, const char *one, srv_reply *r) {
+  models_ctx m = {.s = s, .b = &r->body};
   r->content_type = "application/json";
-  if (one && m.count == 0) {
+  if (!strcmp(one, s->model_name))
+    model_json(&m, s->model_name, s->model_name, NULL, NULL);
+  else if (!preft_engine_adapter_info(s->engine, one, each_adapter, &m)) {
     srv_api_error e;
     preft_srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model",
                    "The model '%s' does not exist", one);
     preft_srv_reply_error(r, &e);
-  } else if (one) {
-    r->status = 200;
-    preft_srv_buf_put(&r->body, items.p, items.len);
+  }
+  if (m.count) r->status = 200;
+  free(m.first_id);
+  free(m.last_id);
+}
+
+void preft_srv_route_models(preft_server *s, const char *one, const char *after, const char *limit_arg,
+                            srv_reply *r) {
+  if (one) return route_one_model(s, one, r);
+  srv_api_error e;
+  long limit = 0; /* all */
+  if (limit_arg) {
+    char *end;
+    limit = strtol(limit_arg, &end, 10);
+    if (!*limit_arg || *end || limit < 1 || limit > 100000) {
+      preft_srv_bad(&e, "limit", "limit must be an integer from 1 to 100000, got '%s'", limit_arg);
+      return preft_srv_reply_error(r, &e);
+    }
+  }
+  srv_buf items = {0};
+  models_ctx m = {.s = s, .b = &items};
+  /* the base model first, then the adapters in registration order */
+  const char *adapters_after = after;
+  if (!after)
+    model_json(&m, s->model_name, s->model_name, NULL, NULL);
+  else if (!strcmp(after, s->model_name))
+    adapters_after = NULL;
+  bool more = false;
+  int listed = 0;
+  if (!limit || m.count < limit)
+    listed = preft_engine_list_adapters(s->engine, adapters_after, limit ? (int)limit - m.count : 0,
+                                        each_adapter, &m, &more);
+  else
+    more = preft_engine_list_adapters(s->engine, NULL, 1, count_adapter, &listed, NULL) > 0;
+  if (listed < 0) {
+    preft_srv_bad(&e, "after", "no model '%s' to list after", after);
+    preft_srv_reply_error(r, &e);
   } else {
     r->status = 200;
+    r->content_type = "application/json";
     preft_srv_buf_puts(&r->body, "{\"object\":\"list\",\"data\":[");
     if (items.len) preft_srv_buf_put(&r->body, items.p, items.len);
-    preft_srv_buf_puts(&r->body, "]}");
+    preft_srv_buf_printf(&r->body, "],\"has_more\":%s", more ? "true" : "false");
+    if (m.first_id) {
+      preft_srv_buf_puts(&r->body, ",\"first_id\":");
+      preft_srv_buf_json_str(&r->body, m.first_id, strlen(m.first_id));
+      preft_srv_buf_puts(&r->body, ",\"last_id\":");
+      preft_srv_buf_json_str(&r->body, m.last_id, strlen(m.last_id));
+    }
+    preft_srv_buf_puts(&r->body, "}");
   }
+  free(m.first_id);
+  free(m.last_id);
   preft_srv_buf_free(&items);
 }
 

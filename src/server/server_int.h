@@ -74,7 +74,10 @@ void preft_srv_reply_error(srv_reply *r, const srv_api_error *e);
 
 /* Routes (openai_routes.c). body is NUL-terminated. */
 void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_reply *r);
-void preft_srv_route_models(preft_server *s, const char *one, srv_reply *r); /* one: NULL = list */
+/* one: NULL = the list, from after the model named `after` (NULL: from the
+ * start), at most `limit` (NULL: all) */
+void preft_srv_route_models(preft_server *s, const char *one, const char *after, const char *limit,
+                            srv_reply *r);
 void preft_srv_route_load_adapter(preft_server *s, srv_conn *c, srv_reply *r);
 void preft_srv_route_unload_adapter(preft_server *s, srv_conn *c, srv_reply *r);
 /* Runtime adapters (adapter_paths.c): a 404 unless they are allowed; the

@@ -435,6 +435,15 @@ int preft_env_build(const preft_env_build_opts *o, preft_env_layer *out, preft_e
     base = realpath(o->base_dir, NULL);
     char sh[PATH_MAX];
     snprintf(sh, sizeof sh, "%s/bin/sh", base ? base : "");
+    if (base && access(sh, X_OK) != 0) {
+      /* the folder `preft tasks base -o DIR` made: DIR/root is the root */
+      snprintf(sh, sizeof sh, "%s/root/bin/sh", base);
+      if (access(sh, X_OK) == 0) {
+        char *root = preft_path_join(base, "root");
+        free(base);
+        base = root;
+      }
+    }
     if (!base || access(sh, X_OK) != 0) {
       preft_fail(err, "base %s is not a root file system (no bin/sh): make one with `preft tasks base`",
                  o->base_dir);

@@ -24,7 +24,8 @@ typedef struct preft_env_layer {
 
 typedef struct preft_env_build_opts {
   const char *env_dir;   /* the task's environment/ folder (holds the Dockerfile) */
-  const char *base_dir;  /* NULL: the host's root */
+  const char *base_dir;  /* NULL: the host's root; else a root file system, or the folder
+                          * `preft tasks base -o DIR` made (DIR/root is used) */
   const char *cache_dir; /* where built layers are kept, keyed by hash */
   double timeout_s;      /* build_timeout_sec (times the multiplier) */
   bool network;          /* allow network for RUN when the host has it */

@@ -151,6 +151,27 @@ int preft_fs_remove(const char *path, preft_error *err) {
   return g_remove_rc;
 }
 
+int preft_fs_empty(const char *path, preft_error *err) {
+  DIR *d = opendir(path);
+  if (!d) return preft_fail(err, "%s: %s", path, strerror(errno));
+  int rc = 0;
+  struct dirent *e;
+  while (rc == 0 && (e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    size_t n = strlen(path) + strlen(e->d_name) + 2;
+    char *child = malloc(n);
+    if (!child) {
+      rc = preft_fail(err, "out of memory");
+      break;
+    }
+    snprintf(child, n, "%s/%s", path, e->d_name);
+    rc = preft_fs_remove(child, err);
+    free(child);
+  }
+  closedir(d);
+  return rc;
+}
+
 int preft_fs_mkdirs(const char *path, int mode, preft_error *err) {
   char buf[PATH_MAX];
   size_t n = strlen(path);

@@ -21,6 +21,9 @@ int preft_fs_copy_at(int src_dirfd, const char *src_name, int dst_dirfd, const c
  * not cross into other mounted file systems: a mount point left inside is
  * an error naming it. */
 int preft_fs_remove(const char *path, preft_error *err);
+/* Removes everything inside the folder path but keeps the folder itself
+ * (its inode: a bind mount of it stays valid). */
+int preft_fs_empty(const char *path, preft_error *err);
 /* mkdir -p inside the current root (for paths inside a sandbox). */
 int preft_fs_mkdirs(const char *path, int mode, preft_error *err);
 /* Total bytes of regular files under path (for reports). */

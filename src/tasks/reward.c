@@ -1,11 +1,15 @@
 /* reward.c - reads reward.txt / reward.json of a verifier (reward.h). */
 #include <ctype.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "base/error.h"
 #include "base/file.h"
 #include "tasks/reward.h"
 
@@ -66,26 +70,52 @@ void preft_reward_from_json(const char *text, preft_reward *out) {
   snprintf(out->source, sizeof out->source, "reward.json");
 }
 
+/* Reads a reward file of the verifier folder, which the sandbox can write:
+ * only a plain file (not a symlink, which would be followed on the host,
+ * nor a FIFO, whose open would block), at most 1 MiB. */
+static int read_reward_file(const char *path, char **out, size_t *n) {
+  *out = NULL;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1 << 20)) {
+    close(fd);
+    return -1;
+  }
+  char *buf = preft_xmalloc((size_t)st.st_size + 1);
+  size_t got = 0;
+  while (got < (size_t)st.st_size) {
+    ssize_t k = read(fd, buf + got, (size_t)st.st_size - got);
+    if (k <= 0) break;
+    got += (size_t)k;
+  }
+  close(fd);
+  buf[got] = 0;
+  *out = buf;
+  *n = got;
+  return 0;
+}
+
 void preft_reward_read(const char *verifier_dir, preft_reward *out) {
   char *txt = preft_path_join(verifier_dir, "reward.txt"),
        *json = preft_path_join(verifier_dir, "reward.json");
   char *text = NULL;
   size_t n;
-  preft_error err;
-  if (preft_file_exists(txt)) {
-    if (preft_read_file(txt, &text, &n, &err) != 0) {
+  struct stat st;
+  if (lstat(txt, &st) == 0) { /* whatever it is: a symlink or a FIFO is read as no reward */
+    if (read_reward_file(txt, &text, &n) != 0) {
       memset(out, 0, sizeof *out);
-      zero(out, "reward.txt", "reward.txt could not be read");
+      zero(out, "reward.txt", "reward.txt could not be read (not a plain file of at most 1 MiB)");
     } else if (strlen(text) != n) {
       memset(out, 0, sizeof *out);
       zero(out, "reward.txt", "reward.txt contains a NUL byte");
     } else {
       preft_reward_from_txt(text, out);
     }
-  } else if (preft_file_exists(json)) {
-    if (preft_read_file(json, &text, &n, &err) != 0) {
+  } else if (lstat(json, &st) == 0) {
+    if (read_reward_file(json, &text, &n) != 0) {
       memset(out, 0, sizeof *out);
-      zero(out, "reward.json", "reward.json could not be read");
+      zero(out, "reward.json", "reward.json could not be read (not a plain file of at most 1 MiB)");
     } else {
       preft_reward_from_json(text, out);
     }

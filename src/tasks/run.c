@@ -15,7 +15,7 @@
 #include "base/timer.h"
 #include "tasks/run.h"
 
-typedef enum { SLOT_PENDING = 0, SLOT_RUNNING, SLOT_DONE } slot_state;
+typedef enum { SLOT_PENDING = 0, SLOT_RUNNING, SLOT_DONE, SLOT_INTERRUPTED } slot_state;
 
 typedef struct slot {
   int task, attempt; /* attempt is 1-based */
@@ -29,6 +29,7 @@ typedef struct job {
   char *dir;
   slot *slots;
   int n, next, done;
+  int active; /* workers still running */
   pthread_mutex_t mu;
   pthread_cond_t cv;
 } job;
@@ -41,9 +42,11 @@ double preft_pass_at_k(int n, int c, int k) {
   return 1.0 - miss;
 }
 
-static bool cancelled(const preft_run_opts *o) {
-  return o->cancel && __atomic_load_n(o->cancel, __ATOMIC_RELAXED);
+/* how many times the job was told to stop (signals) */
+static int cancel_level(const preft_run_opts *o) {
+  return o->cancel ? __atomic_load_n(o->cancel, __ATOMIC_RELAXED) : 0;
 }
+static bool cancelled(const preft_run_opts *o) { return cancel_level(o) > 0; }
 
 static void *worker(void *arg) {
   job *j = arg;
@@ -51,6 +54,8 @@ static void *worker(void *arg) {
   for (;;) {
     pthread_mutex_lock(&j->mu);
     if (j->next >= j->n || cancelled(o)) {
+      j->active--;
+      pthread_cond_broadcast(&j->cv);
       pthread_mutex_unlock(&j->mu);
       return NULL;
     }
@@ -82,7 +87,7 @@ static void *worker(void *arg) {
     free(trial_dir);
     pthread_mutex_lock(&j->mu);
     s->res = r;
-    s->state = SLOT_DONE;
+    s->state = cancelled(o) ? SLOT_INTERRUPTED : SLOT_DONE; /* cut short: not in the summary */
     j->done++;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
@@ -95,6 +100,17 @@ static void progress_line(const job *j, const slot *s) {
   const preft_task *t = j->o->tasks[s->task];
   fprintf(stderr, "[%d/%d] %s #%d: reward %g (%.1f s)%s%s\n", j->done, j->n, t->name, s->attempt,
           s->res.reward, s->res.t_total, s->res.error[0] ? " error: " : "", s->res.error);
+}
+
+/* a line for each trial finished since the last call (slot.started < 0: reported) */
+static void report_finished(job *j) {
+  for (int k = 0; k < j->n; k++) {
+    slot *s = &j->slots[k];
+    if (s->state == SLOT_DONE && s->started >= 0) {
+      progress_line(j, s);
+      s->started = -1;
+    }
+  }
 }
 
 /* the table, redrawn in place; returns the lines drawn */
@@ -128,8 +144,12 @@ static int progress_table(const job *j, int prev_lines, double t0) {
     if (++shown > 30) continue;
     char d[32], rw[16], run[24];
     snprintf(d, sizeof d, "%d/%d", done, o->n_attempts > 0 ? o->n_attempts : 1);
-    snprintf(rw, sizeof rw, done ? "%.3f" : "-", done ? rs / done : 0.0);
-    snprintf(run, sizeof run, running ? "%d (%.0fs)" : "", running, since);
+    if (done)
+      snprintf(rw, sizeof rw, "%.3f", rs / done);
+    else
+      snprintf(rw, sizeof rw, "-");
+    run[0] = '\0';
+    if (running) snprintf(run, sizeof run, "%d (%.0fs)", running, since);
     fprintf(stderr, "  %-32.32s %9s %8s %7s %6d\n", o->tasks[ti]->name, d, run, rw, errs);
     lines++;
   }
@@ -271,15 +291,26 @@ int preft_run_job(const preft_run_opts *o, cJSON **summary, char **job_dir, pref
   pthread_cond_init(&j.cv, NULL);
   if (workers > j.n) workers = j.n;
   pthread_t *th = preft_xcalloc((size_t)workers, sizeof *th);
+  j.active = workers;
   for (int k = 0; k < workers; k++) pthread_create(&th[k], NULL, worker, &j);
 
+  /* wait for the workers; the first interrupt kills every trial's processes (the
+   * trials then end by themselves), a second one abandons the workers */
   bool tty = o->progress && isatty(STDERR_FILENO);
-  int drawn = 0, reported = 0;
-  bool interrupted = false;
+  int drawn = 0;
+  bool interrupted = false, abandoned = false;
   pthread_mutex_lock(&j.mu);
-  while (j.done < j.n) {
-    if (cancelled(o)) {
+  while (j.active > 0) {
+    if (cancel_level(o) > 0 && !interrupted) {
       interrupted = true;
+      pthread_mutex_unlock(&j.mu);
+      fprintf(stderr, "preft tasks: interrupted: stopping every trial (again to leave at once)\n");
+      preft_trial_kill_all();
+      pthread_mutex_lock(&j.mu);
+      drawn = 0;
+    }
+    if (cancel_level(o) > 1) {
+      abandoned = true;
       break;
     }
     struct timespec until;
@@ -287,34 +318,20 @@ int preft_run_job(const preft_run_opts *o, cJSON **summary, char **job_dir, pref
     until.tv_nsec += 250 * 1000000L;
     if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
     pthread_cond_timedwait(&j.cv, &j.mu, &until);
-    if (o->progress && tty) {
+    if (o->progress && tty)
       drawn = progress_table(&j, drawn, t0);
-    } else if (o->progress) {
-      for (int k = 0; k < j.n; k++) {
-        slot *s = &j.slots[k];
-        if (s->state == SLOT_DONE && !(s->started < 0)) {
-          progress_line(&j, s);
-          s->started = -1; /* reported */
-          reported++;
-        }
-      }
-    }
+    else if (o->progress)
+      report_finished(&j);
   }
-  pthread_mutex_unlock(&j.mu);
-  if (interrupted) {
-    fprintf(stderr, "preft tasks: interrupted: stopping every sandbox\n");
-    preft_trial_abort_all(); /* workers block from here on; the caller exits */
-    pthread_mutex_lock(&j.mu);
-  } else {
+  if (!abandoned) {
+    pthread_mutex_unlock(&j.mu);
     for (int k = 0; k < workers; k++) pthread_join(th[k], NULL);
     pthread_mutex_lock(&j.mu);
     if (o->progress && tty)
       progress_table(&j, drawn, t0);
     else if (o->progress)
-      for (int k = 0; k < j.n; k++)
-        if (j.slots[k].state == SLOT_DONE && j.slots[k].started >= 0) progress_line(&j, &j.slots[k]);
+      report_finished(&j);
   }
-  (void)reported;
 
   cJSON *s = summary_json(&j);
   cJSON *res = cJSON_Duplicate(s, true);
@@ -342,11 +359,11 @@ int preft_run_job(const preft_run_opts *o, cJSON **summary, char **job_dir, pref
   rc = write_json(res_path, res, err);
   free(res_path);
   cJSON_Delete(res);
-  if (interrupted) {
-    /* the workers are blocked for good: leave the job's memory to the exit */
+  if (abandoned) {
+    /* the workers still run: leave the job's memory to the exit */
     *summary = s;
     *job_dir = preft_xstrdup(j.dir);
-    return rc != 0 ? -1 : 1;
+    return rc != 0 ? -1 : 2;
   }
   pthread_mutex_unlock(&j.mu);
   pthread_mutex_destroy(&j.mu);
@@ -360,5 +377,5 @@ int preft_run_job(const preft_run_opts *o, cJSON **summary, char **job_dir, pref
   }
   *summary = s;
   *job_dir = j.dir;
-  return 0;
+  return interrupted ? 1 : 0;
 }

@@ -40,9 +40,13 @@ typedef struct preft_run_opts {
 
 /* Runs the job. Returns 0 with *summary (caller frees with cJSON_Delete)
  * and *job_dir (heap) when the job ran, whatever the trials' rewards; -1
- * when the job folder could not be made. Interrupted (cancel set): the
- * sandboxes are stopped, the job's result.json says "interrupted": true,
- * and it returns 1 with the summary of the trials that finished. */
+ * when the job folder could not be made. When *cancel becomes non-zero (a
+ * signal handler adds 1), every process of the running trials is killed
+ * (preft_trial_kill_all), the trials end and stop their sandboxes, and it
+ * returns 1 with the summary of the trials that had finished; the job's
+ * result.json says "interrupted": true. Should *cancel reach 2 before the
+ * trials ended, it returns 2 at once without waiting for them: the caller
+ * must exit without touching the job's memory. */
 int preft_run_job(const preft_run_opts *o, struct cJSON **summary, char **job_dir, preft_error *err);
 
 /* The pass@k estimate for n attempts with c successes. */

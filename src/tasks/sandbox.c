@@ -154,6 +154,17 @@ typedef struct {
   const sb_limits *limits;
 } holder_plan;
 
+/* Closes every descriptor from `first` on but `keep` (-1: none); async-signal-safe. */
+static void close_fds_except(int first, int keep) {
+  if (keep >= first) {
+    if (keep > first && syscall(SYS_close_range, (unsigned)first, (unsigned)keep - 1, 0) != 0)
+      for (int fd = first; fd < keep; fd++) close(fd);
+    first = keep + 1;
+  }
+  if (syscall(SYS_close_range, (unsigned)first, ~0U, 0) == 0) return;
+  for (int fd = first; fd < 65536; fd++) close(fd);
+}
+
 /* Async-signal-safe report of a failure to the parent, then exit. */
 static void holder_fail(int err_fd, const char *what, const char *path) {
   const char *e = strerror(errno);
@@ -200,6 +211,7 @@ static void holder_main(const holder_plan *p) {
     dup2(p->log_fd, 1);
     dup2(p->log_fd, 2);
   }
+  close_fds_except(5, p->err_fd); /* err_fd: closed by the exec itself (close-on-exec) */
   execve(p->bwrap, p->argv, environ);
   holder_fail(p->err_fd, "cannot run", p->bwrap);
 }
@@ -244,11 +256,11 @@ static void log_tail(const char *path, char *out, size_t cap) {
   free(text);
 }
 
-static pid_t g_registry_owner; /* the process whose sandboxes these are (not a forked child) */
+static _Atomic int g_registry_owner; /* the process whose sandboxes these are (not a forked child) */
 
 static void stop_all_at_exit(void) { preft_sandbox_stop_all(); }
 static void register_at_exit(void) {
-  g_registry_owner = getpid();
+  g_registry_owner = (int)getpid();
   atexit(stop_all_at_exit);
 }
 
@@ -642,6 +654,9 @@ static void exec_child(const preft_sandbox *sb, const sandbox_door *d, const cha
     dup2(out, 2);
   }
   drop_capabilities();
+  /* Nothing preft holds open (other trials' pipes, sockets, a host folder
+   * opened by another thread without O_CLOEXEC) reaches the command. */
+  close_fds_except(3, -1);
   pid_t reaper = fork(); /* the first process in the PID namespace */
   if (reaper < 0) _exit(126);
   if (reaper == 0) {
@@ -1006,7 +1021,8 @@ void preft_sandbox_stop(preft_sandbox *sb) {
 }
 
 void preft_sandbox_stop_all(void) {
-  if (g_registry_owner != 0 && getpid() != g_registry_owner) return; /* a fork's copy: not ours to stop */
+  int owner = g_registry_owner;
+  if (owner != 0 && (int)getpid() != owner) return; /* a fork's copy: not ours to stop */
   for (;;) {
     pthread_mutex_lock(&g_registry_mu);
     preft_sandbox *sb = g_registry;

@@ -3,6 +3,7 @@
  * they are writable, else per-process rlimits. The folder is made under the
  * cgroup preft itself runs in, so the limits nest inside any limit the
  * machine already put on preft. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -78,9 +79,28 @@ static bool file_has_word(const char *path, const char *word) {
   return found;
 }
 
+/* Removes the empty cgroup folders of sandboxes whose preft process is
+ * gone (one killed outright cannot remove its own). */
+static void sweep_stale(const char *parent) {
+  DIR *d = opendir(parent);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    int pid;
+    unsigned n;
+    if (sscanf(e->d_name, "preft-sandbox-%d-%u", &pid, &n) != 2 || pid <= 0) continue;
+    if (pid == (int)getpid() || kill(pid, 0) == 0 || errno != ESRCH) continue;
+    char dir[2 * PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/%s", parent, e->d_name);
+    (void)rmdir(dir); /* fails, and stays, while a process is still in it */
+  }
+  closedir(d);
+}
+
 /* Adds one folder for the sandbox; returns its index or -1. */
 static int add_cgroup(sb_limits *s, const char *parent, const char *name) {
   if (s->n_cgroups == SB_MAX_CGROUPS) return -1;
+  sweep_stale(parent);
   char dir[PATH_MAX];
   if (snprintf(dir, sizeof dir, "%s/%s", parent, name) >= (int)sizeof dir) return -1;
   if (mkdir(dir, 0755) != 0 && errno != EEXIST) return -1;

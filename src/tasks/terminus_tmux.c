@@ -8,6 +8,7 @@
  * not visible. */
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -116,9 +117,9 @@ int preft_term_tmux_start(preft_term_tmux *t, preft_sandbox *sb, const char *log
   if (run_ok(t, start, "new-session", err) != 0) return -1;
   const char *root = preft_sandbox_root(sb);
   if (root) {
-    char *p = preft_path_join(root, RAW + 1);
+    char *p = preft_path_join(root, &RAW[1]); /* RAW without its leading / */
     /* the stream is visible from here only if the sandbox's /tmp is the root's */
-    for (int i = 0; i < 20 && !preft_file_exists(p); i++) nanosleep(&(struct timespec){0, 10000000}, NULL);
+    for (int i = 0; i < 100 && !preft_file_exists(p); i++) nanosleep(&(struct timespec){0, 10000000}, NULL);
     if (preft_file_exists(p))
       t->raw_host = p;
     else
@@ -166,6 +167,7 @@ int preft_term_tmux_send(preft_term_tmux *t, const char *keystrokes, preft_error
     for (char *seg = copy;;) {
       char *nl = strchr(seg, '\n');
       if (nl) *nl = 0;
+      if (nl && nl > seg && nl[-1] == '\r') nl[-1] = 0; /* "\r\n" is one Enter */
       /* tmux reads an argument ending in ';' as a command separator (and
        * "\\;" as ';'), so trailing semicolons go as hex key codes */
       size_t len = strlen(seg), semis = 0;
@@ -193,8 +195,21 @@ void preft_term_tmux_record(preft_term_tmux *t) {
   char *data = NULL;
   size_t n = 0;
   if (t->raw_host) {
-    FILE *f = fopen(t->raw_host, "rb");
-    if (!f) return;
+    /* Read from the host through the sandbox's root: the agent may have
+     * put a symlink there (absolute targets would resolve on the HOST) or
+     * a FIFO (an open would block): only a plain file is read. */
+    int fd = open(t->raw_host, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0) return;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      close(fd);
+      return;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+      close(fd);
+      return;
+    }
     srv_buf b = {0};
     if (fseek(f, t->raw_offset, SEEK_SET) == 0) {
       char buf[65536];

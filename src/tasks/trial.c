@@ -1,6 +1,7 @@
 /* trial.c - one trial of a task (trial.h). */
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,19 +12,54 @@
 #include "base/file.h"
 #include "base/timer.h"
 #include "tasks/env_build.h"
+#include "tasks/fs_tree.h"
 #include "tasks/reward.h"
 #include "tasks/sandbox.h"
 #include "tasks/text_buf.h"
 #include "tasks/trial.h"
 
-/* Sandboxes start and stop under this lock, so that preft_trial_abort_all
- * (Ctrl-C) never races a trial's own start or stop; after the abort it is
- * never released. */
-static pthread_mutex_t g_sandbox_mu = PTHREAD_MUTEX_INITIALIZER;
+/* The sandboxes of running trials, for preft_trial_kill_all (Ctrl-C). Each
+ * trial stops its own sandbox; the kill only ends every process in them,
+ * so that the trials' commands return and the trials end by themselves. */
+static pthread_mutex_t g_running_mu = PTHREAD_MUTEX_INITIALIZER;
+static preft_sandbox **g_running;
+static int g_n_running, g_cap_running;
+static bool g_killing;
 
-void preft_trial_abort_all(void) {
-  pthread_mutex_lock(&g_sandbox_mu);
-  preft_sandbox_stop_all();
+static void kill_sandbox(preft_sandbox *sb) {
+  int pid = preft_sandbox_init_pid(sb);
+  if (pid > 0) kill(pid, SIGKILL); /* PID 1 of its namespace: the kernel ends every process in it */
+}
+
+/* Registers a started sandbox; false (and it is killed) when a kill-all came first. */
+static bool register_running(preft_sandbox *sb) {
+  pthread_mutex_lock(&g_running_mu);
+  if (g_n_running == g_cap_running) {
+    g_cap_running = g_cap_running ? 2 * g_cap_running : 16;
+    g_running = preft_xrealloc(g_running, (size_t)g_cap_running * sizeof *g_running);
+  }
+  g_running[g_n_running++] = sb;
+  bool killing = g_killing;
+  if (killing) kill_sandbox(sb);
+  pthread_mutex_unlock(&g_running_mu);
+  return !killing;
+}
+
+static void unregister_running(preft_sandbox *sb) {
+  pthread_mutex_lock(&g_running_mu);
+  for (int k = 0; k < g_n_running; k++)
+    if (g_running[k] == sb) {
+      g_running[k] = g_running[--g_n_running];
+      break;
+    }
+  pthread_mutex_unlock(&g_running_mu);
+}
+
+void preft_trial_kill_all(void) {
+  pthread_mutex_lock(&g_running_mu);
+  g_killing = true;
+  for (int k = 0; k < g_n_running; k++) kill_sandbox(g_running[k]);
+  pthread_mutex_unlock(&g_running_mu);
 }
 
 const char *preft_agent_name(preft_agent_kind k) {
@@ -246,6 +282,12 @@ static void run_verifier(const preft_trial_opts *o, preft_sandbox *sb, const cha
   const preft_task *t = o->task;
   preft_error e;
   double t0 = preft_now();
+  /* /logs/verifier was writable all along: what the agent left there (a
+   * reward.txt of its own) must not pass for the verifier's. */
+  if (preft_fs_empty(verifier_dir, &e) != 0) {
+    set_error(res, "emptying the verifier folder: %s", e.msg);
+    return;
+  }
   if (t->tests_dir && preft_sandbox_copy_in(sb, t->tests_dir, "/tests", &e) != 0) {
     set_error(res, "copying the tests in: %s", e.msg);
     return;
@@ -372,13 +414,13 @@ int preft_trial_run(const preft_trial_opts *o, preft_trial_result *res, preft_er
       if (strchr(task_parent + 1, '/')) so.masks[so.n_masks++] = task_parent; /* not "/" nor "/tmp" */
     }
     t0 = preft_now();
-    pthread_mutex_lock(&g_sandbox_mu);
     int sr = preft_sandbox_start(&so, &sb, &e);
-    pthread_mutex_unlock(&g_sandbox_mu);
     res->t_start = preft_now() - t0;
     if (sr != 0) {
       sb = NULL;
       set_error(res, "sandbox: %s", e.msg);
+    } else if (!register_running(sb)) {
+      set_error(res, "%s", "interrupted");
     }
   }
 
@@ -390,9 +432,8 @@ int preft_trial_run(const preft_trial_opts *o, preft_trial_result *res, preft_er
   /* 5. always stop */
   t0 = preft_now();
   if (sb) {
-    pthread_mutex_lock(&g_sandbox_mu);
+    unregister_running(sb);
     preft_sandbox_stop(sb);
-    pthread_mutex_unlock(&g_sandbox_mu);
   }
   res->t_stop = preft_now() - t0;
   res->t_total = preft_now() - t_begin;

@@ -73,11 +73,11 @@ typedef struct preft_trial_result {
  * folder could not be made or the result not written. */
 int preft_trial_run(const preft_trial_opts *o, preft_trial_result *res, preft_error *err);
 
-/* For Ctrl-C: stops every sandbox of this process (preft_sandbox_stop_all)
- * and keeps any trial from starting or stopping one afterwards. The caller
- * exits right after. Not async-signal-safe: call it from a thread, not from
- * a signal handler. */
-void preft_trial_abort_all(void);
+/* For Ctrl-C: kills every process in the sandboxes of running trials (and
+ * in any a trial starts afterwards), so that their commands return at once;
+ * each trial then skips its remaining steps (given its `cancel` is set),
+ * stops its own sandbox and writes its result. */
+void preft_trial_kill_all(void);
 
 /* The text to run for a completion of `tasks reward`: the contents of its
  * fenced code blocks (```...```) when it has any, else the whole text

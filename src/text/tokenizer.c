@@ -378,14 +378,19 @@ static int load_config(preft_tokenizer *t, const char *dir, preft_error *err) {
     const char *cls = jstr(cfg, "tokenizer_class");
     /* transformers' BertTokenizer(Fast) sets the BertNormalizer from its own
      * arguments: do_lower_case (default true), strip_accents (null: follows
-     * lower-casing), tokenize_chinese_chars (default true) */
-    if (cls && !strncmp(cls, "Bert", 4) && t->normalizer && t->normalizer->type == NORM_BERT) {
-      const cJSON *lc = cJSON_GetObjectItemCaseSensitive(cfg, "do_lower_case");
-      const cJSON *sa = cJSON_GetObjectItemCaseSensitive(cfg, "strip_accents");
-      const cJSON *cc = cJSON_GetObjectItemCaseSensitive(cfg, "tokenize_chinese_chars");
-      t->normalizer->lowercase = cJSON_IsBool(lc) ? cJSON_IsTrue(lc) : true;
-      t->normalizer->strip_accents = cJSON_IsBool(sa) ? cJSON_IsTrue(sa) : t->normalizer->lowercase;
-      t->normalizer->handle_chinese = cJSON_IsBool(cc) ? cJSON_IsTrue(cc) : true;
+     * lower-casing), tokenize_chinese_chars (default true). Without a
+     * tokenizer_class (bert-base-uncased's config has none), the settings
+     * given still apply. */
+    const cJSON *lc = cJSON_GetObjectItemCaseSensitive(cfg, "do_lower_case");
+    const cJSON *sa = cJSON_GetObjectItemCaseSensitive(cfg, "strip_accents");
+    const cJSON *cc = cJSON_GetObjectItemCaseSensitive(cfg, "tokenize_chinese_chars");
+    bool bert_class = cls && !strncmp(cls, "Bert", 4);
+    if (t->normalizer && t->normalizer->type == NORM_BERT &&
+        (bert_class || (!cls && (cJSON_IsBool(lc) || cJSON_IsBool(sa) || cJSON_IsBool(cc))))) {
+      preft_normalizer *nz = t->normalizer;
+      if (cJSON_IsBool(lc) || bert_class) nz->lowercase = cJSON_IsBool(lc) ? cJSON_IsTrue(lc) : true;
+      nz->strip_accents = cJSON_IsBool(sa) ? cJSON_IsTrue(sa) : nz->lowercase;
+      if (cJSON_IsBool(cc) || bert_class) nz->handle_chinese = cJSON_IsBool(cc) ? cJSON_IsTrue(cc) : true;
     }
     const cJSON *ab = cJSON_GetObjectItemCaseSensitive(cfg, "add_bos_token");
     const cJSON *ae = cJSON_GetObjectItemCaseSensitive(cfg, "add_eos_token");

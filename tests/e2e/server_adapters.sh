@@ -8,7 +8,13 @@
 # --max-loaded-adapters is a hard cap: with more adapters wanted at once
 # than it allows, never more are loaded (sampled from /metrics while 16
 # concurrent requests over 4 adapters run) and every request is answered,
-# with the same tokens as alone. A loaded adapter is read into memory: its
+# with the same tokens as alone; --adapter-cache-mb is a hard cap on their
+# memory too (loads under way reserved by an upper bound), an adapter that
+# can never fit is unavailable; /metrics counts loads, failures, evictions
+# and load times; /v1/models pages with limit and after. A name not
+# registered is looked up in --adapters DIR (a new user's adapter needs no
+# registration); adapters loaded at run time are kept in --adapter-registry
+# FILE across a restart. A loaded adapter is read into memory: its
 # files truncated or replaced do not change it (nor kill the server), and
 # once reloaded it serves the new files, with no prefix-cache block of the
 # old ones reused.
@@ -88,6 +94,64 @@ check "idle: at most 2 loaded" test "$(metric preft_adapters_loaded)" -le 2
 stop_server
 check "SIGTERM: exit 0" test $? -eq 0
 
+# ---- the byte cap: --adapter-cache-mb ---------------------------------------------------------
+# four random rank-64 LoRAs of about 1.3 MB loaded (0.87 MB files: a load
+# reserves twice that) under a cap of 3 MiB: two fit at once, never three;
+# a rank-256 one can never fit
+for i in 1 2 3 4; do "$bin" make-adapter -m "$model" -o "$tmp/big$i" --rank 64 --dtype f32 --seed $i >/dev/null; done
+"$bin" make-adapter -m "$model" -o "$tmp/huge" --rank 256 --dtype f32 >/dev/null
+bargs=()
+for i in 1 2 3 4; do bargs+=(--adapter "big$i=$tmp/big$i"); done
+start_server "$tmp/log4" -m "$model" "${bargs[@]}" --adapter "huge=$tmp/huge" --adapter-cache-mb 3 --threads 1 || exit 1
+check "the adapter too big for the cache is unavailable at start-up" \
+  bash -c "curl -s '$SRV_URL/v1/models/huge' | jq -e '.status == \"unavailable\" and (.error | contains(\"adapter cache\"))' >/dev/null"
+check "... and a request for it is a 400 adapter_unavailable" unavailable huge
+for i in 1 2 3 4; do curl -s "$SRV_URL/v1/completions" -d "$(body big$i 24)" | jq -c .choices[0].token_ids >"$tmp/balone.$i"; done
+check "the four adapters give four outputs" test "$(sort -u "$tmp"/balone.* | wc -l)" -eq 4
+pids=()
+for i in $(seq 0 11); do
+  curl -s "$SRV_URL/v1/completions" -d "$(body big$((i % 4 + 1)) 24)" -o "$tmp/bgot.$i" &
+  pids+=($!)
+done
+maxb=0 maxn=0 limit=$(metric 'preft_adapter_cache_bytes{state="limit"}')
+while :; do
+  m=$(curl -s "$SRV_URL/metrics")
+  b=$(echo "$m" | awk '$1 ~ /^preft_adapter_cache_bytes\{state="(used|reserved)"\}$/ { s += $2 } END { print s + 0 }')
+  n=$(echo "$m" | awk '$1 == "preft_adapters_loaded" { print $2 }')
+  [ "$b" -gt "$maxb" ] && maxb=$b
+  [ -n "$n" ] && [ "$n" -gt "$maxn" ] && maxn=$n
+  left=0
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && left=1; done
+  [ $left = 0 ] && break
+done
+check "12 concurrent requests over the four end" wait_jobs "${pids[@]}"
+check "limit is 3 MiB" test "$limit" = 3145728
+check "loaded + reserved bytes never over the cap ($maxb)" test "$maxb" -le 3145728
+check "never more than two loaded ($maxn)" test "$maxn" -le 2
+same=0
+for i in $(seq 0 11); do [ "$(jq -c .choices[0].token_ids "$tmp/bgot.$i")" = "$(cat "$tmp/balone.$((i % 4 + 1))")" ] && same=$((same + 1)); done
+check "every request answered with its adapter's tokens ($same/12)" test $same -eq 12
+check "/metrics counts loads and evictions" bash -c "[ \$(curl -s '$SRV_URL/metrics' | awk '\$1 == \"preft_adapter_evictions_total\" { print \$2 }') -ge 2 ]"
+check "/metrics has the load-time histogram" bash -c "curl -s '$SRV_URL/metrics' | grep -q '^preft_adapter_load_seconds_count [1-9]'"
+check "/metrics counts the failed load" test "$(metric preft_adapter_load_failures_total)" -ge 1
+check "a loaded adapter shows its bytes" bash -c "curl -s '$SRV_URL/v1/models' | jq -e '[.data[] | select(.loaded) | .bytes > 1000000] | all and length > 0' >/dev/null"
+
+# ---- /v1/models pages: ?limit=N&after=ID -------------------------------------------------------
+page=$(curl -s "$SRV_URL/v1/models?limit=2")
+check "limit=2: the base model and the first adapter, has_more" \
+  test "$(echo "$page" | jq -c '[[.data[].id], .has_more, .first_id, .last_id]')" = '[["llama-gqa-rope3","big1"],true,"llama-gqa-rope3","big1"]'
+page=$(curl -s "$SRV_URL/v1/models?limit=3&after=big1")
+check "after=big1, limit=3: the next three, in registration order" test "$(echo "$page" | jq -c '[[.data[].id], .has_more]')" = '[["big2","big3","big4"],true]'
+page=$(curl -s "$SRV_URL/v1/models?limit=3&after=big4")
+check "the last page: has_more false" test "$(echo "$page" | jq -c '[[.data[].id], .has_more]')" = '[["huge"],false]'
+check "no limit: all six" test "$(curl -s "$SRV_URL/v1/models" | jq '.data | length')" -eq 6
+r=$(curl -s -w '\n%{http_code}' "$SRV_URL/v1/models?after=nobody")
+check "after an unknown id: 400, param after" test "${r##*$'\n'}:$(echo "${r%$'\n'*}" | jq -r .error.param)" = 400:after
+r=$(curl -s -w '\n%{http_code}' "$SRV_URL/v1/models?limit=0")
+check "limit=0: 400, param limit" test "${r##*$'\n'}:$(echo "${r%$'\n'*}" | jq -r .error.param)" = 400:limit
+stop_server
+check "SIGTERM: exit 0 (byte cap)" test $? -eq 0
+
 # ---- a loaded adapter is immune to its files changing ----------------------------------------
 # (before: truncating the safetensors file of a loaded adapter killed the
 # server with SIGBUS; files copied over it were read half from each)
@@ -113,6 +177,44 @@ check "... and a new checksum" test "$(curl -s "$SRV_URL/v1/models/live" | jq -r
 check "the change is logged" grep -q "adapter live: its files changed" "$tmp/log3"
 stop_server
 check "SIGTERM: exit 0 (changed files)" test $? -eq 0
+
+# ---- adapters found in --adapters DIR on first use; runtime ones kept in --adapter-registry ------
+mkdir -p "$tmp/ads" "$tmp/state"
+cp -r "$ad/lora-qv-r4" "$tmp/ads/first"
+start_server "$tmp/log5" -m "$model" --adapters "$tmp/ads" --allow-runtime-adapters --adapter-root "$ad" \
+  --adapter-registry "$tmp/state/adapters.tsv" --threads 1 || exit 1
+want=$(curl -s "$SRV_URL/v1/completions" -d "$(body first)" | jq -c .choices[0].token_ids)
+cp -r "$ad/lora-qv-r4" "$tmp/ads/later" # a new user's adapter, after start-up
+r=$(curl -s -w '\n%{http_code}' "$SRV_URL/v1/completions" -d "$(body later)")
+check "an adapter added to the directory after start-up serves on first use" test "${r##*$'\n'}" = 200
+check "... with its tokens" test "$(echo "${r%$'\n'*}" | jq -c .choices[0].token_ids)" = "$want"
+check "... and is listed from then on" test "$(status_of later)" = loaded
+cp -r "$ad/bad/lora-wrong-shape" "$tmp/ads/newbroken"
+check "a broken one added later: 400 adapter_unavailable" unavailable newbroken
+mkdir "$tmp/ads/noconfig"
+check "a directory without an adapter config: 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_URL/v1/completions" -d "$(body noconfig)")" = 404
+ln -s "$ad/lora-qv-r4" "$tmp/ads/escape"
+check "a link out of the directory: 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_URL/v1/completions" -d "$(body escape)")" = 404
+check "a name with '..': 404" test "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_URL/v1/completions" -d "$(body ../ads/first)")" = 404
+r=$(post /v1/load_lora_adapter '{"lora_name":"kept","lora_path":"loreft-f3l3"}')
+check "load_lora_adapter: 200" test "${r##*$'\n'}" = 200
+r=$(post /v1/load_lora_adapter '{"lora_name":"gone","lora_path":"lora-qv-r4"}')
+check "a second one: 200" test "${r##*$'\n'}" = 200
+r=$(post /v1/unload_lora_adapter '{"lora_name":"gone"}')
+check "unload it: 200" test "${r##*$'\n'}" = 200
+check "the registry file holds the loaded one only" \
+  test "$(grep -v '^#' "$tmp/state/adapters.tsv" | cut -f1 | tr '\n' ' ')" = "kept "
+kept=$(curl -s "$SRV_URL/v1/completions" -d "$(body kept)" | jq -c .choices[0].token_ids)
+stop_server
+check "SIGTERM: exit 0 (resolver)" test $? -eq 0
+start_server "$tmp/log6" -m "$model" --adapter-registry "$tmp/state/adapters.tsv" --threads 1 || exit 1
+check "after a restart the runtime-loaded adapter is registered again" test "$(status_of kept)" = loaded
+check "... and serves the same tokens" test "$(curl -s "$SRV_URL/v1/completions" -d "$(body kept)" | jq -c .choices[0].token_ids)" = "$kept"
+check "... the unloaded one is not" test "$(curl -s -o /dev/null -w '%{http_code}' "$SRV_URL/v1/models/gone")" = 404
+stop_server
+printf 'no tab here\n' >"$tmp/state/bad.tsv"
+check "a malformed registry file: the server refuses to start, naming file and line" \
+  bash -c "timeout 20 '$bin' serve -m '$model' --port 0 --adapter-registry '$tmp/state/bad.tsv' 2>&1 | grep -q 'bad.tsv: line 1: expected NAME<tab>DIRECTORY'"
 
 # ---- --no-adapter-check: found on first use, the same 400 ----------------------------------------
 start_server "$tmp/log2" -m "$model" --adapter "broken=$ad/lora-qwen2-bf16" --no-adapter-check --threads 1 || exit 1

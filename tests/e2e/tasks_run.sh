@@ -22,6 +22,9 @@ check "unknown subcommand exits 2" test "$(rc "$bin" tasks frobnicate)" -eq 2
 check "run without --agent exits 2" test "$(rc "$bin" tasks run --path "$tasks" -o "$tmp/j")" -eq 2
 check "run with a bad agent exits 2" test "$(rc "$bin" tasks run --path "$tasks" --agent claude -o "$tmp/j")" -eq 2
 check "  naming it" grep -q "oracle, nop or terminus, got 'claude'" "$tmp/err"
+check "terminus with no server to ask for a model exits 1" \
+  test "$(rc "$bin" tasks run --path "$tasks" --agent terminus --url http://127.0.0.1:1/v1 -o "$tmp/j")" -eq 1
+check "  saying so" grep -q "Couldn't connect to server (is the server up?" "$tmp/err"
 check "--url without terminus exits 2" test "$(rc "$bin" tasks run --path "$tasks" --agent nop --url x -o "$tmp/j")" -eq 2
 
 # list: every fixture; a malformed task names its file and field
@@ -112,6 +115,8 @@ kill -INT $pid
 wait $pid
 check "Ctrl-C exits 130" test $? -eq 130
 check "  the job result says interrupted" test "$(json "$tmp/jobs/int/result.json" .interrupted)" = true
-sleep 0.2
+check "  with no finished trial" test "$(json "$tmp/jobs/int/result.json" .n_trials)" = 0
+check "  the trial's result says interrupted" test "$(json "$tmp/jobs/int/slow__1/result.json" .error)" = '"interrupted"'
 check "  no process of the trial left" bash -c "! pgrep -f '[s]leep 60.123' >/dev/null"
+check "  its sandbox removed" test -z "$(ls -A "$tmp/jobs/int/slow__1" | grep -vE '^(agent|verifier|env-build.log|sandbox.log|result.json)$')"
 e2e_exit

@@ -241,7 +241,9 @@ static void mixed_adapter_batch_matches_each_sequence_alone(void **s) {
 }
 
 /* Every broken adapter in tests/data/adapters/bad fails to load with an error
- * containing the substring EXPECTED.json gives for it. */
+ * containing the substring EXPECTED.json gives for it, and
+ * preft_adapter_check (which does not read the weights) fails with the same
+ * error; the good adapters pass the check. */
 static void broken_adapters_get_named_errors(void **s) {
   char *bad = test_data_path("adapters/bad");
   char *exp_path = preft_path_join(bad, "EXPECTED.json");
@@ -269,10 +271,24 @@ static void broken_adapters_get_named_errors(void **s) {
       fail_msg("adapter %s: error '%s' does not mention '%s'", e->string, err.msg, e->valuestring);
     if (!strstr(err.msg, e->string))
       fail_msg("adapter %s: error '%s' does not name the adapter", e->string, err.msg);
+    /* the start-up check (headers only) finds the same fault */
+    preft_error check_err;
+    if (preft_adapter_check(dir, NULL, &m->cfg, &check_err) == 0)
+      fail_msg("broken adapter %s passed preft_adapter_check", e->string);
+    assert_string_equal(check_err.msg, err.msg);
     free(dir);
     n++;
   }
   assert_true(n >= 8);
+  static const char *good[] = {"lora-qv-r4", "lora-all7-rslora-patterns", "loreft-f3l3",
+                               "direft-f5l5-shared"};
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "adapters/%s", good[i]);
+    char *dir = test_data_path(rel);
+    if (preft_adapter_check(dir, NULL, &m->cfg, &err) != 0) fail_msg("%s", err.msg);
+    free(dir);
+  }
   preft_model_free(m);
   free(base_dir);
   cJSON_Delete(expected);

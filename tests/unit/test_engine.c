@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/file.h"
+#include "base/timer.h"
 #include "engine/engine.h"
 #include "engine/generate.h"
 #include "testutil.h"
@@ -514,6 +515,73 @@ static void a_broken_adapter_is_unavailable_with_its_error(void **s) {
   preft_engine_free(e);
 }
 
+/* The first request runs slowly (its callback sleeps 2 ms a token) while
+ * the others wait for its only slot; its final event records how many
+ * adapters were loaded by then. */
+typedef struct {
+  collector c;
+  preft_engine *e;
+  long loads_at_end;
+} prefetch_probe;
+
+static bool slow_first(void *user, const preft_token_event *ev) {
+  prefetch_probe *p = user;
+  usleep(2000);
+  if (ev->finish != PREFT_FINISH_NONE) {
+    preft_engine_stats st;
+    preft_engine_get_stats(p->e, &st);
+    p->loads_at_end = st.adapter_loads;
+  }
+  return on_event(&p->c, ev);
+}
+
+static void adapters_of_queued_requests_load_while_earlier_ones_run(void **s) {
+  preft_engine *e;
+  preft_error err;
+  /* one sequence at a time: the other three wait in the queue */
+  preft_engine_config cfg = {.threads = 1, .kv_cache_mb = 16, .max_running = 1, .max_loaded_adapters = 4};
+  if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
+  register_adapters(e);
+  int prompt[6] = {1, 5, 9, 13, 17, 21};
+  prefetch_probe first = {.e = e};
+  collector_init(&first.c);
+  preft_request_params p = {
+      .prompt = prompt, .n_prompt = 6, .adapter = adapter_names[1], .adapter_mode = -1, .max_tokens = 250};
+  uint64_t id;
+  assert_int_equal(preft_engine_submit(e, &p, slow_first, &first, &id, &err), PREFT_SUBMIT_OK);
+  /* the others are queued once the first runs (its adapter loaded, the slot taken) */
+  for (;;) {
+    pthread_mutex_lock(&first.c.mu);
+    int n = first.c.n;
+    pthread_mutex_unlock(&first.c.mu);
+    if (n > 0) break;
+    usleep(1000);
+  }
+  collector rest[N_KINDS - 2];
+  for (int k = 2; k < N_KINDS; k++) {
+    collector_init(&rest[k - 2]);
+    p.adapter = adapter_names[k];
+    p.max_tokens = MAX_NEW;
+    assert_int_equal(preft_engine_submit(e, &p, on_event, &rest[k - 2], &id, &err), PREFT_SUBMIT_OK);
+  }
+  wait_done(&first.c);
+  for (int k = 0; k < N_KINDS - 2; k++) {
+    wait_done(&rest[k]);
+    assert_int_equal(rest[k].finish, PREFT_FINISH_LENGTH);
+    collector_destroy(&rest[k]);
+  }
+  if (first.loads_at_end < N_KINDS - 1)
+    fail_msg(
+        "only %ld of %d adapters loaded while the first request ran (%d tokens): queued requests' adapters "
+        "were not prefetched",
+        first.loads_at_end, N_KINDS - 1, first.c.n);
+  preft_engine_stats st;
+  preft_engine_get_stats(e, &st);
+  assert_int_equal(st.adapter_prefetches, N_KINDS - 2);
+  collector_destroy(&first.c);
+  preft_engine_free(e);
+}
+
 /* Request r of the sampling test: its own seed and mix of filters. */
 static preft_sampling sampled_params(int r) {
   preft_sampling sp = {.temperature = 0.6f + 0.1f * (float)(r % 5),
@@ -600,6 +668,7 @@ int main(void) {
       cmocka_unit_test(adapters_beyond_the_loaded_limit_are_evicted),
       cmocka_unit_test(the_loaded_adapter_cap_is_hard_under_concurrent_requests),
       cmocka_unit_test(a_broken_adapter_is_unavailable_with_its_error),
+      cmocka_unit_test(adapters_of_queued_requests_load_while_earlier_ones_run),
       cmocka_unit_test(seeded_sampling_is_the_same_for_any_thread_count),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

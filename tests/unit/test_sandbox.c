@@ -196,6 +196,24 @@ static void writes_stay_in_the_overlay(void **state) {
   free(escaped);
   free(src);
   rmdir(target);
+  /* emptying a bound folder keeps the bind: what a command writes after is on the host */
+  char *logs = preft_path_join(f->dir, "logs");
+  char *planted = preft_path_join(logs, "planted.txt");
+  assert_int_equal(preft_write_atomic(planted, "x", 1, &err), 0);
+  assert_int_equal(preft_fs_empty(logs, &err), 0);
+  assert_int_not_equal(access(planted, F_OK), 0);
+  assert_int_equal(access(logs, F_OK), 0);
+  free(planted);
+  free(logs);
+  /* a host folder preft holds open (without close-on-exec) does not reach a command */
+  int dir_fd = open("/", O_RDONLY | O_DIRECTORY);
+  assert_true(dir_fd >= 0);
+  assert_int_equal(dup2(dir_fd, 77), 77);
+  assert_int_equal(sh(f, sb, "[ -e /proc/$$/fd/77 ] && echo leaked || echo closed", 10, NULL, &text), 0);
+  assert_string_equal(text, "closed\n");
+  free(text);
+  close(77);
+  close(dir_fd);
   preft_sandbox_stop(sb);
   assert_int_not_equal(access(probe, F_OK), 0);
   /* the overlay's state is gone with the sandbox */
@@ -308,9 +326,21 @@ static void fork_bomb_and_disk_fill_stay_inside(void **state) {
   NEED_SANDBOX(f);
   bool rlimit = getenv("PREFT_SANDBOX_LIMITS") != NULL;
   preft_sandbox_opts o = {.limits = {.max_pids = 48, .storage_mb = 8, .memory_mb = 512}};
+  /* a stale folder, as preft killed outright leaves it (pid 999999999 cannot
+   * exist), where this test's own pids cgroup is the v1 root */
+  size_t cg_n;
+  char *cg = test_read_all("/proc/self/cgroup", &cg_n);
+  bool v1_root = !rlimit && cg && strstr(cg, ":pids:/\n");
+  free(cg);
+  const char *stale = "/sys/fs/cgroup/pids/preft-sandbox-999999999-1";
+  if (v1_root) (void)mkdir(stale, 0755);
   preft_sandbox *sb = start(f, "bomb", &o);
   const char *limits = preft_sandbox_limits_desc(sb);
   print_message("limits: %s\n", limits);
+  /* the folders of a sandbox whose preft died were swept when this one was made */
+  if (v1_root && strstr(limits, "cgroup v1") && strstr(limits, "pids"))
+    assert_int_not_equal(access(stale, F_OK), 0);
+  (void)rmdir(stale);
   assert_true(strncmp(limits, "rlimit", 6) == 0 || !rlimit);
   preft_exec_result r;
   /* A fork bomb where a cgroup holds the number of processes; where only the

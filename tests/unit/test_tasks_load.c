@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
+#include "base/file.h"
 #include "tasks/reward.h"
 #include "tasks/task.h"
 #include "testutil.h"
@@ -327,6 +329,26 @@ static void rewards(void **s) {
   assert_true(r.ok && r.reward == 1.0);
   assert_string_equal(r.source, "reward.txt");
   preft_reward_clear(&r);
+  /* what a sandbox could plant in its verifier folder reads as no reward:
+   * a symlink (to a host file with a good number), a FIFO (no hang) */
+  char *host_file = preft_path_join(dir, "elsewhere.txt");
+  put(dir, "elsewhere.txt", "1\n");
+  char *txt = preft_path_join(dir, "reward.txt");
+  unlink(txt);
+  assert_int_equal(symlink(host_file, txt), 0);
+  preft_reward_read(dir, &r);
+  assert_false(r.ok);
+  assert_true(r.reward == 0);
+  assert_non_null(strstr(r.reason, "not a plain file"));
+  preft_reward_clear(&r);
+  unlink(txt);
+  assert_int_equal(mkfifo(txt, 0644), 0);
+  preft_reward_read(dir, &r);
+  assert_false(r.ok);
+  assert_non_null(strstr(r.reason, "not a plain file"));
+  preft_reward_clear(&r);
+  free(txt);
+  free(host_file);
   char cmd[1100];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   assert_int_equal(system(cmd), 0);

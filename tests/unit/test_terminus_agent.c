@@ -6,7 +6,8 @@
  * host), the pane's output reaches the model, a malformed reply's errors
  * are fed back and the agent recovers, completion needs two task_complete
  * replies in a row, tokens and episodes are counted, the logs and the
- * asciicast recording are written, an endpoint's 400 is surfaced, the
+ * asciicast recording are written, an endpoint's 400 is surfaced (a 503
+ * retried), the
  * timeout and the episode limit stop the run, and a sandbox without tmux is
  * a clear error. */
 #include <setjmp.h>
@@ -35,7 +36,8 @@
 typedef struct script {
   const char *const *replies; /* the assistant's texts, in order; the last repeats */
   int n_replies;
-  int status; /* 200, or an error status answered to every request */
+  int status;     /* 200, or an error status answered to every request */
+  int fail_first; /* the first this many requests are answered 503 */
   pthread_mutex_t mu;
   char *requests[MAX_REQUESTS]; /* bodies received */
   int n_requests;
@@ -81,16 +83,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   }
   pthread_mutex_unlock(&sc->mu);
   char *body;
-  int status = sc->status;
+  int status = i < sc->fail_first ? 503 : sc->status;
   if (strcmp(url, "/v1/chat/completions")) {
     status = 404;
     body = strdup("{\"error\":{\"message\":\"no such route\"}}");
+  } else if (status == 503) {
+    body = strdup("{\"error\":{\"message\":\"overloaded\"}}");
   } else if (status != 200) {
     body = strdup(
         "{\"error\":{\"message\":\"this model's tokenizer has no chat template\",\"type\":"
         "\"invalid_request_error\"}}");
   } else {
-    const char *text = sc->replies[i < sc->n_replies ? i : sc->n_replies - 1];
+    int k = i - sc->fail_first;
+    const char *text = sc->replies[k < sc->n_replies ? k : sc->n_replies - 1];
     cJSON *r = cJSON_CreateObject();
     cJSON *choices = cJSON_AddArrayToObject(r, "choices");
     cJSON *c0 = cJSON_CreateObject();
@@ -366,6 +371,31 @@ static void endpoint_errors_are_surfaced(void **state) {
   assert_int_equal(res.episodes, 0);
   assert_non_null(
       strstr(res.error, "chat endpoint answered 400: this model's tokenizer has no chat template"));
+
+  /* a 503 is retried (twice at most, a second apart) */
+  trial_stop(&t);
+  endpoint_stop(&e, &sc);
+  const char *done[] = {"{\"analysis\": \"\", \"plan\": \"\", \"commands\": [], \"task_complete\": true}"};
+  script busy = {.replies = done, .n_replies = 1, .status = 200, .fail_first = 2};
+  endpoint_start(&e, &busy);
+  trial_start(&t);
+  o.url = e.url;
+  o.log_dir = t.log_dir;
+  if (preft_terminus_run(t.sb, "Anything.", &o, 60, &res, &err) != 0) fail_msg("terminus: %s", err.msg);
+  assert_string_equal(res.error, "");
+  assert_int_equal(res.episodes, 2);
+  assert_int_equal(busy.n_requests, 4); /* 503, 503, then the two replies */
+  endpoint_stop(&e, &busy);
+  busy.fail_first = 3; /* one more than the retries */
+  busy.n_requests = 0;
+  endpoint_start(&e, &busy);
+  o.url = e.url;
+  assert_int_equal(preft_terminus_run(t.sb, "Anything.", &o, 60, &res, &err), 0);
+  assert_int_equal(busy.n_requests, 3);
+  assert_non_null(strstr(res.error, "chat endpoint answered 503: overloaded"));
+  endpoint_stop(&e, &busy);
+  sc.n_requests = 0;
+  endpoint_start(&e, &sc); /* for the cleanup below */
 
   /* nothing listening: a transport error naming the URL */
   preft_terminus_opts gone = {.url = "http://127.0.0.1:1/v1", .model = "m", .log_dir = t.log_dir};

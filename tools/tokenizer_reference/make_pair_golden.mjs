@@ -45,7 +45,8 @@ console.log(`bert pairs: ${rows.length} lines`);
 // tokenizer_config.json of a BertTokenizer(Fast) sets the BertNormalizer as
 // transformers' BertTokenizerFast.__init__ does: lowercase = do_lower_case
 // (default true), strip_accents as given (null: follows lowercase),
-// handle_chinese_chars = tokenize_chinese_chars (default true). Each line:
+// handle_chinese_chars = tokenize_chinese_chars (default true); without a
+// tokenizer_class the defaults are the tokenizer.json's own. Each line:
 // {"config": tokenizer_config.json, "text", "ids"}.
 const configs = [
   { tokenizer_class: "BertTokenizer" },
@@ -53,6 +54,7 @@ const configs = [
   { tokenizer_class: "BertTokenizerFast", strip_accents: false },
   { tokenizer_class: "BertTokenizerFast", do_lower_case: false, strip_accents: true },
   { tokenizer_class: "BertTokenizer", tokenize_chinese_chars: false },
+  { do_lower_case: false, model_max_length: 512 }, // no tokenizer_class, as bert-base-cased's
 ];
 const flagTexts = ["Hello Café 中文", "ÉCOLE naïve Zürich 東京"];
 const flagRows = [];
