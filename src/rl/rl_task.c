@@ -29,8 +29,9 @@ typedef struct {
   const char *param, *example;
 } builtin;
 
-/* The defaults are the hardest levels at which assets/task-model starts
- * with a non-zero greedy accuracy (its README.md gives them: 0.1-0.3). */
+/* The defaults: for addition and reverse the hardest levels at which
+ * assets/task-model starts with a non-zero greedy accuracy, for count (at
+ * guessing level at every length) a short word (its README.md: 0.1-0.3). */
 static const builtin BUILTINS[] = {
     {"addition", 1, 9, 1, "digits of each number", "\"Q: 37+45= A:\" -> \"82\""},
     {"reverse", 1, 8, 2, "words", "\"Q: reverse cat dog sun A:\" -> \"sun dog cat\""},
