@@ -6,7 +6,8 @@
  * after the fixed marker " A:", so one model can learn all three:
  *   addition:D  "Q: 37+45= A:"              -> "82"   (two D-digit numbers)
  *   reverse:W   "Q: reverse cat dog sun A:" -> "sun dog cat" (W distinct words)
- *   count:L     "Q: count b in abcbd A:"    -> "2"    (a word of L letters a-e)
+ *   count:L     "Q: count b in abcbd A:"    -> "2"    (a word of L letters a-e, the
+ *                                                    count uniform in [0, (L+1)/2])
  * They are checked by the first line of the completion (a model trained on
  * "prompt answer" lines goes on with the next question after a newline). */
 #include <cjson/cJSON.h>
@@ -28,12 +29,13 @@ typedef struct {
   const char *param, *example;
 } builtin;
 
-/* The defaults are the levels at which assets/task-model starts between
- * about 0.2 and 0.6 greedy accuracy (assets/task-model/README.md). */
+/* The defaults: for addition and reverse the hardest levels at which
+ * assets/task-model starts with a non-zero greedy accuracy, for count (at
+ * guessing level at every length) a short word (its README.md: 0.1-0.3). */
 static const builtin BUILTINS[] = {
-    {"addition", 1, 9, 2, "digits of each number", "\"Q: 37+45= A:\" -> \"82\""},
-    {"reverse", 1, 8, 3, "words", "\"Q: reverse cat dog sun A:\" -> \"sun dog cat\""},
-    {"count", 1, 32, 6, "letters of the word", "\"Q: count b in abcbde A:\" -> \"2\""},
+    {"addition", 1, 9, 1, "digits of each number", "\"Q: 37+45= A:\" -> \"82\""},
+    {"reverse", 1, 8, 2, "words", "\"Q: reverse cat dog sun A:\" -> \"sun dog cat\""},
+    {"count", 1, 32, 4, "letters of the word", "\"Q: count b in abcbde A:\" -> \"2\""},
 };
 enum { N_BUILTINS = sizeof BUILTINS / sizeof BUILTINS[0] };
 
@@ -264,13 +266,23 @@ static void generate(const preft_rl_task *t, preft_rng *r, char *prompt, char *a
     for (int i = w - 1; i >= 0; i--)
       al += (size_t)snprintf(answer + al, n - al, "%s%s", i == w - 1 ? "" : " ", WORDS[pick[i]]);
   } else {
+    /* the count k is uniform in [0, (L+1)/2], so guessing one number is
+     * right at most 1 time in 1 + (L+1)/2; the k places are random and the
+     * other letters any of the four others */
     char word[33];
+    int L = t->level, count = (int)preft_rng_below(r, (uint64_t)(L + 1) / 2 + 1), pos[32];
     char letter = (char)('a' + preft_rng_below(r, 5));
-    int count = 0;
-    for (int i = 0; i < t->level; i++) {
-      word[i] = (char)('a' + preft_rng_below(r, 5));
-      count += word[i] == letter;
+    for (int i = 0; i < L; i++) pos[i] = i;
+    for (int i = 0; i < count; i++) { /* partial Fisher-Yates: pos[0..count) */
+      int j = i + (int)preft_rng_below(r, (uint64_t)(L - i)), tmp = pos[i];
+      pos[i] = pos[j];
+      pos[j] = tmp;
     }
+    for (int i = 0; i < L; i++) {
+      int other = (int)preft_rng_below(r, 4);
+      word[i] = (char)('a' + (other >= letter - 'a' ? other + 1 : other));
+    }
+    for (int i = 0; i < count; i++) word[pos[i]] = letter;
     word[t->level] = 0;
     snprintf(prompt, n, "Q: count %c in %s A:", letter, word);
     snprintf(answer, n, "%d", count);

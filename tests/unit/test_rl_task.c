@@ -69,6 +69,7 @@ static void draws_are_deterministic_by_seed_and_index(void **state) {
 
 static void answers_are_right(void **state) {
   preft_rl_task *add = open_task("addition:3"), *rev = open_task("reverse:4"), *cnt = open_task("count:9");
+  int count_hist[10] = {0};
   for (int i = 0; i < 200; i++) {
     preft_rl_prompt p;
     unsigned a, b;
@@ -92,8 +93,12 @@ static void answers_are_right(void **state) {
     int n = 0;
     for (char *c = word; *c; c++) n += *c == letter;
     assert_int_equal(strtol(p.answer, NULL, 10), n);
+    count_hist[n]++;
     preft_rl_prompt_clear(&p);
   }
+  /* count:9 asks for counts uniform in [0, 5]: no answer a guess gets often */
+  for (int k = 0; k <= 5; k++) assert_in_range(count_hist[k], 15, 55);
+  for (int k = 6; k <= 9; k++) assert_int_equal(count_hist[k], 0);
   preft_rl_task_free(add);
   preft_rl_task_free(rev);
   preft_rl_task_free(cnt);
@@ -126,7 +131,7 @@ static void training_and_heldout_seeds_share_no_problem(void **state) {
 
 static void task_names_and_levels(void **state) {
   preft_rl_task *t = open_task("addition");
-  assert_string_equal(preft_rl_task_name(t), "addition:2");
+  assert_string_equal(preft_rl_task_name(t), "addition:1");
   preft_rl_task_free(t);
   t = open_task("reverse:5");
   assert_string_equal(preft_rl_task_name(t), "reverse:5");
