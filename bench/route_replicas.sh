@@ -33,12 +33,12 @@ for i in $(seq -w 0 $((N - 1))); do
 done
 adapters=$(ls "$work/adapters" | paste -sd,)
 
-start_replica() { # start_replica LOG THREADS: prints the URL
-  "$bin" serve -m "$work/model" --adapters "$work/adapters" --port 0 --threads "$2" 2>"$1" &
+start_replica() { # start_replica LOG THREADS: sets url
+  "$bin" serve -m "$work/model" --adapters "$work/adapters" --port 0 --threads "$2" >"$1" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 600); do
     url=$(sed -n 's/.*listening on \(http:[^ ]*\) .*/\1/p' "$1")
-    [ -n "$url" ] && { echo "$url"; return 0; }
+    [ -n "$url" ] && return 0
     sleep 0.1
   done
   cat "$1" >&2
@@ -51,17 +51,31 @@ bench() { # bench URL NAME: output tokens/s
 }
 
 printf '%-28s %8s %12s %8s\n' run threads "tok/s" ratio | tee "$out/table.txt"
-url=$(start_replica "$work/direct.log" "$cores")
+start_replica "$work/direct.log" "$cores"
 direct=$(bench "$url" direct)
 printf '%-28s %8d %12.1f %8.2f\n' "1 replica, direct" "$cores" "$direct" 1 | tee -a "$out/table.txt"
+# what each machine of an n-machine fleet would do: one replica with all the
+# cores and 1/n of the clients (and so of the adapters)
+for n in $REPLICAS; do
+  [ "$n" -gt 1 ] || continue
+  c_all=$C
+  C=$(((c_all + n - 1) / n))
+  tps=$(bench "$url" "direct-c$C")
+  C=$c_all
+  printf '%-28s %8d %12.1f %8.2f\n' "1 replica, 1/$n of the clients" "$cores" "$tps" \
+    "$(awk -v a="$tps" -v b="$direct" 'BEGIN { print a / b }')" | tee -a "$out/table.txt"
+done
 stop_all
 for n in $REPLICAS; do
   threads=$(((cores + n - 1) / n))
   urls=()
-  for r in $(seq 1 "$n"); do urls+=("$(start_replica "$work/r$r.log" "$threads")"); done
+  for r in $(seq 1 "$n"); do
+    start_replica "$work/r$r.log" "$threads"
+    urls+=("$url")
+  done
   port=$((20000 + RANDOM % 20000))
   "$bin" route --replicas "${urls[@]}" --bind 127.0.0.1 --port "$port" --check-ms 500 -o "$work/haproxy.cfg"
-  haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy-$n.log" 2>&1 &
+  haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy-$n.log" 2>&1 </dev/null &
   pids+=($!)
   sleep 1
   tps=$(bench "http://127.0.0.1:$port" "haproxy-$n")

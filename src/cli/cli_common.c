@@ -7,6 +7,7 @@
 
 #include "base/file.h"
 #include "cli/cli.h"
+#include "io/json_util.h"
 
 /* Whether dir holds a tokenizer (tokenizer.json or vocab.txt). */
 static bool has_tokenizer(const char *dir) {
@@ -66,8 +67,5 @@ int cli_parse_bad_line(const char *cmd, const char *s, preft_bad_line_policy *ou
 }
 
 int cli_write_json(const char *path, const struct cJSON *j, preft_error *err) {
-  char *text = cJSON_Print(j);
-  int rc = preft_write_atomic(path, text, strlen(text), err);
-  cJSON_free(text);
-  return rc;
+  return preft_json_save(path, j, err);
 }

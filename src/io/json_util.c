@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/file.h"
 
@@ -79,4 +80,15 @@ int preft_json_str(const cJSON *obj, const char *file, const char *field, bool r
   if (!cJSON_IsString(v)) return preft_fail(err, "%s: field \"%s\" must be a string", file, field);
   *out = v->valuestring;
   return 0;
+}
+
+int preft_json_save(const char *path, const cJSON *j, preft_error *err) {
+  char *text = cJSON_Print(j);
+  size_t n = strlen(text);
+  text = preft_xrealloc(text, n + 2);
+  text[n] = '\n';
+  text[n + 1] = '\0';
+  int rc = preft_write_atomic(path, text, n + 1, err);
+  free(text);
+  return rc;
 }

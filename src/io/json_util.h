@@ -11,6 +11,8 @@
 
 /* Parses a whole JSON file; the error names the file and the byte offset. */
 int preft_json_load(const char *path, cJSON **out, preft_error *err);
+/* Writes j pretty-printed, with a final newline, atomically (temp + rename). */
+int preft_json_save(const char *path, const cJSON *j, preft_error *err);
 
 /* Each getter: absent (or JSON null) field -> *out = dflt and 0, unless
  * required, which fails. Present but of the wrong type or range -> error. */

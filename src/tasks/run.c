@@ -13,6 +13,7 @@
 
 #include "base/file.h"
 #include "base/timer.h"
+#include "io/json_util.h"
 #include "tasks/run.h"
 
 typedef enum { SLOT_PENDING = 0, SLOT_RUNNING, SLOT_DONE, SLOT_INTERRUPTED } slot_state;
@@ -209,17 +210,6 @@ static cJSON *summary_json(const job *j) {
   return s;
 }
 
-static int write_json(const char *path, const cJSON *j, preft_error *err) {
-  char *s = cJSON_Print(j);
-  size_t n = strlen(s);
-  s = preft_xrealloc(s, n + 2);
-  s[n] = '\n';
-  s[n + 1] = 0;
-  int r = preft_write_atomic(path, s, n + 1, err);
-  free(s);
-  return r;
-}
-
 static void iso_time(time_t t, char *buf, size_t n, const char *fmt) {
   struct tm tm;
   gmtime_r(&t, &tm);
@@ -275,7 +265,7 @@ int preft_run_job(const preft_run_opts *o, cJSON **summary, char **job_dir, pref
   for (int k = 0; k < o->n_tasks; k++) cJSON_AddItemToArray(tl, cJSON_CreateString(o->tasks[k]->dir));
   if (o->base_dir) cJSON_AddStringToObject(cfg, "base", o->base_dir);
   char *cfg_path = preft_path_join(j.dir, "config.json");
-  int rc = write_json(cfg_path, cfg, err);
+  int rc = preft_json_save(cfg_path, cfg, err);
   free(cfg_path);
   cJSON_Delete(cfg);
   if (rc != 0) {
@@ -356,7 +346,7 @@ int preft_run_job(const preft_run_opts *o, cJSON **summary, char **job_dir, pref
   cJSON_AddNumberToObject(ov, "mean", ov_n ? ov_sum / ov_n : 0);
   cJSON_AddNumberToObject(ov, "max", ov_max);
   char *res_path = preft_path_join(j.dir, "result.json");
-  rc = write_json(res_path, res, err);
+  rc = preft_json_save(res_path, res, err);
   free(res_path);
   cJSON_Delete(res);
   if (abandoned) {

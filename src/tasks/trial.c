@@ -11,6 +11,7 @@
 
 #include "base/file.h"
 #include "base/timer.h"
+#include "io/json_util.h"
 #include "tasks/env_build.h"
 #include "tasks/fs_tree.h"
 #include "tasks/reward.h"
@@ -191,17 +192,6 @@ static cJSON *result_json(const preft_trial_opts *o, const preft_trial_result *r
   iso_now(done, sizeof done);
   cJSON_AddStringToObject(j, "finished_at", done);
   return j;
-}
-
-static int write_json(const char *path, const cJSON *j, preft_error *err) {
-  char *s = cJSON_Print(j);
-  size_t n = strlen(s);
-  s = preft_xrealloc(s, n + 2);
-  s[n] = '\n';
-  s[n + 1] = 0;
-  int r = preft_write_atomic(path, s, n + 1, err);
-  free(s);
-  return r;
 }
 
 /* the agent's step; errors go into res */
@@ -441,7 +431,7 @@ int preft_trial_run(const preft_trial_opts *o, preft_trial_result *res, preft_er
   if (!res->reward_ok) res->reward = 0;
 
   cJSON *j = result_json(o, res, started, &rw);
-  rc = write_json(result_path, j, err);
+  rc = preft_json_save(result_path, j, err);
   cJSON_Delete(j);
 out:
   preft_reward_clear(&rw);
