@@ -4,8 +4,8 @@ set -euo pipefail
 cd /srv/shop
 for rel in releases/*/; do
   rel=${rel%/}
-  ln -sfn ../../shared/config "$rel/config"
-  ln -sfn ../../shared/uploads "$rel/uploads"
+  ln -sfn ../../common/config "$rel/config"
+  ln -sfn ../../common/uploads "$rel/uploads"
 done
 newest=$(ls releases | sort -V | tail -1)
 prev=$(ls releases | sort -V | tail -2 | head -1)

@@ -12,8 +12,8 @@ link_to() { # link_to LINK WANT_RESOLVED
   [ "$(readlink -f "$1")" = "$2" ] || fail "$1 resolves to $(readlink -f "$1"), want $2"
 }
 for v in 2024.05.1 2024.06.0 2024.06.2; do
-  link_to releases/$v/config /srv/shop/shared/config
-  link_to releases/$v/uploads /srv/shop/shared/uploads
+  link_to releases/$v/config /srv/shop/common/config
+  link_to releases/$v/uploads /srv/shop/common/uploads
 done
 link_to current /srv/shop/releases/2024.06.2
 link_to previous /srv/shop/releases/2024.06.0
