@@ -128,3 +128,30 @@ void preft_pool_run(preft_pool *pool, int n_tasks, preft_task_fn fn, void *ctx) 
   run_tasks(pool, 0);
   while (atomic_load_explicit(&pool->active, memory_order_acquire) > 0) cpu_relax();
 }
+
+typedef struct rows_split {
+  preft_rows_fn fn;
+  void *ctx;
+  int n, n_tasks;
+} rows_split;
+
+static void rows_split_task(void *p, int task, int thread) {
+  (void)thread;
+  const rows_split *r = p;
+  int r0 = (int)((long long)r->n * task / r->n_tasks), r1 = (int)((long long)r->n * (task + 1) / r->n_tasks);
+  r->fn(r->ctx, r0, r1);
+}
+
+void preft_pool_run_rows(preft_pool *pool, int n, size_t row_work, size_t min_work, preft_rows_fn fn,
+                         void *ctx) {
+  int threads = preft_pool_size(pool);
+  size_t tasks = row_work * (size_t)n / min_work;
+  if (tasks > (size_t)n) tasks = (size_t)n;
+  if (tasks > 4 * (size_t)threads) tasks = 4 * (size_t)threads;
+  if (threads <= 1 || tasks <= 1) {
+    fn(ctx, 0, n);
+    return;
+  }
+  rows_split r = {fn, ctx, n, (int)tasks};
+  preft_pool_run(pool, r.n_tasks, rows_split_task, &r);
+}

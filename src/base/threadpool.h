@@ -14,10 +14,22 @@
 #ifndef PREFT_BASE_THREADPOOL_H
 #define PREFT_BASE_THREADPOOL_H
 
+#include <stddef.h>
+
 #include "preft/base.h" /* preft_pool, preft_pool_create / _free / _size */
 
 typedef void (*preft_task_fn)(void *ctx, int task, int thread);
 
 void preft_pool_run(preft_pool *pool, int n_tasks, preft_task_fn fn, void *ctx);
+
+/* Row-parallel steps: fn(ctx, r0, r1) over consecutive ranges covering rows
+ * [0, n), split across the pool only when the rows are worth it: each range
+ * gets at least min_work units (n rows of row_work each), at most 4 ranges
+ * a thread; otherwise one call on the caller's thread. Each row is computed
+ * the same way whichever range holds it, so results do not depend on the
+ * thread count. */
+typedef void (*preft_rows_fn)(void *ctx, int r0, int r1);
+void preft_pool_run_rows(preft_pool *pool, int n, size_t row_work, size_t min_work, preft_rows_fn fn,
+                         void *ctx);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "base/file.h"
 #include "io/json_util.h"
+#include "tensor/dtype.h"
 
 const char *preft_arch_name(preft_arch arch) {
   switch (arch) {
@@ -199,9 +200,7 @@ int preft_config_parse(preft_model_config *cfg, const char *json, const char *pa
   if (parse_eos(root, path, c.eos_ids, &c.n_eos, err) != 0) goto done;
   const char *dt = NULL;
   if (preft_json_str(root, path, "torch_dtype", false, &dt, err) != 0) goto done;
-  c.torch_dtype = dt && !strcmp(dt, "bfloat16")  ? PREFT_BF16
-                  : dt && !strcmp(dt, "float16") ? PREFT_F16
-                                                 : PREFT_F32;
+  c.torch_dtype = preft_dtype_from_torch(dt);
   *cfg = c;
   rc = 0;
 done:
@@ -268,10 +267,7 @@ int preft_config_write(const preft_model_config *c, const char *path, preft_erro
     cJSON_AddNumberToObject(root, "eos_token_id", c->eos_ids[0]);
   else if (c->n_eos > 1)
     cJSON_AddItemToObject(root, "eos_token_id", cJSON_CreateIntArray(c->eos_ids, c->n_eos));
-  cJSON_AddStringToObject(root, "torch_dtype",
-                          c->torch_dtype == PREFT_BF16  ? "bfloat16"
-                          : c->torch_dtype == PREFT_F16 ? "float16"
-                                                        : "float32");
+  cJSON_AddStringToObject(root, "torch_dtype", preft_dtype_torch_name(c->torch_dtype));
   char *text = cJSON_Print(root);
   cJSON_Delete(root);
   int rc = preft_write_atomic(path, text, strlen(text), err);

@@ -7,6 +7,7 @@
 
 #include "base/file.h"
 #include "io/json_util.h"
+#include "tensor/dtype.h"
 #include "model/bert.h"
 
 static bool starts_with(const char *s, const char *prefix) { return !strncmp(s, prefix, strlen(prefix)); }
@@ -81,9 +82,7 @@ int preft_bert_config_parse(preft_bert_config *cfg, const char *json, const char
                pos_type);
     goto done;
   }
-  c.torch_dtype = dt && !strcmp(dt, "bfloat16")  ? PREFT_BF16
-                  : dt && !strcmp(dt, "float16") ? PREFT_F16
-                                                 : PREFT_F32;
+  c.torch_dtype = preft_dtype_from_torch(dt);
   *cfg = c;
   rc = 0;
 done:

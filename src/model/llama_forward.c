@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/threadpool.h"
 #include "model/llama.h"
 #include "tensor/attention.h"
 #include "tensor/gemm.h"
@@ -99,7 +100,7 @@ static int validate_batch(const preft_model *m, const preft_kv_cache *kv, const 
 typedef struct rows_job rows_job;
 struct rows_job {
   void (*fn)(const rows_job *j, int r0, int r1);
-  int n, n_tasks;
+  int n;
   const preft_model *m;
   const preft_layer_weights *w;
   preft_kv_cache *kv;
@@ -112,25 +113,15 @@ struct rows_job {
   const int *rows;
 };
 
-static void rows_task(void *p, int task, int thread) {
+static void rows_range(void *p, int r0, int r1) {
   const rows_job *j = p;
-  int r0 = (int)((long long)j->n * task / j->n_tasks), r1 = (int)((long long)j->n * (task + 1) / j->n_tasks);
   j->fn(j, r0, r1);
 }
 
 /* Runs j->fn over rows [0, j->n), split across the pool when n rows of
  * `row_work` floats each are worth it. */
 static void run_rows(preft_pool *pool, rows_job *j, size_t row_work) {
-  int threads = preft_pool_size(pool);
-  size_t tasks = row_work * (size_t)j->n / ROWS_MIN_WORK;
-  if (tasks > (size_t)j->n) tasks = (size_t)j->n;
-  if (tasks > 4 * (size_t)threads) tasks = 4 * (size_t)threads;
-  if (threads <= 1 || tasks <= 1) {
-    j->fn(j, 0, j->n);
-    return;
-  }
-  j->n_tasks = (int)tasks;
-  preft_pool_run(pool, j->n_tasks, rows_task, j);
+  preft_pool_run_rows(pool, j->n, row_work, ROWS_MIN_WORK, rows_range, j);
 }
 
 /* x[i] = embedding row of token i; rope angles of row i's position, computed

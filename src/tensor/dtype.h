@@ -16,6 +16,14 @@ static inline size_t preft_dtype_size(preft_dtype t) { return t == PREFT_F32 ? 4
 static inline const char *preft_dtype_name(preft_dtype t) {
   return t == PREFT_F32 ? "F32" : t == PREFT_F16 ? "F16" : "BF16";
 }
+/* config.json's "torch_dtype" and back: "bfloat16", "float16", else F32
+ * (absent, "float32", or a type whose weights load as F32 anyway). */
+static inline preft_dtype preft_dtype_from_torch(const char *s) {
+  return s && !strcmp(s, "bfloat16") ? PREFT_BF16 : s && !strcmp(s, "float16") ? PREFT_F16 : PREFT_F32;
+}
+static inline const char *preft_dtype_torch_name(preft_dtype t) {
+  return t == PREFT_BF16 ? "bfloat16" : t == PREFT_F16 ? "float16" : "float32";
+}
 
 /* The bits of an FP32, and the FP32 of bits. */
 static inline uint32_t preft_f32_bits(float f) {
