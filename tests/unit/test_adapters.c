@@ -34,13 +34,7 @@ static void load_case(const char *name, adapter_case *c) {
   char rel[256];
   snprintf(rel, sizeof rel, "adapters/%s", name);
   c->dir = test_data_path(rel);
-  char *gpath = preft_path_join(c->dir, "golden.json");
-  char *text = test_read_all(gpath, NULL);
-  if (!text) fail_msg("missing %s", gpath);
-  c->golden = cJSON_Parse(text);
-  free(text);
-  free(gpath);
-  assert_non_null(c->golden);
+  c->golden = test_load_golden(c->dir, "tools/make_reference_adapters.py");
   snprintf(rel, sizeof rel, "models/%s", cJSON_GetObjectItem(c->golden, "base")->valuestring);
   char *base = test_data_path(rel);
   preft_error err;

@@ -45,12 +45,7 @@ static void load_case(grpo_case *gc, const char *name) {
   char rel[256];
   snprintf(rel, sizeof rel, "grpo/%s", name);
   gc->dir = test_data_path(rel);
-  char *p = preft_path_join(gc->dir, "golden.json");
-  char *text = test_read_all(p, NULL);
-  if (!text) fail_msg("missing %s (run tools/make_reference_grpo.py)", p);
-  free(p);
-  gc->golden = cJSON_Parse(text);
-  free(text);
+  gc->golden = test_load_golden(gc->dir, "tools/make_reference_grpo.py");
   preft_error err;
   snprintf(rel, sizeof rel, "models/%s", cJSON_GetObjectItem(gc->golden, "base")->valuestring);
   char *mdir = test_data_path(rel);

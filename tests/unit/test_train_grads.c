@@ -37,12 +37,7 @@ static void load_case(grad_case *gc, const char *name) {
   char rel[256];
   snprintf(rel, sizeof rel, "grads/%s", name);
   gc->dir = test_data_path(rel);
-  char *p = preft_path_join(gc->dir, "golden.json");
-  char *text = test_read_all(p, NULL);
-  if (!text) fail_msg("missing %s (run tools/make_reference_grads.py)", p);
-  free(p);
-  gc->golden = cJSON_Parse(text);
-  free(text);
+  gc->golden = test_load_golden(gc->dir, "tools/make_reference_grads.py");
   preft_error err;
   const cJSON *base = cJSON_GetObjectItem(gc->golden, "base");
   gc->adapter = base != NULL;

@@ -57,6 +57,19 @@ void *test_read_all(const char *path, size_t *size) {
   return buf;
 }
 
+cJSON *test_load_golden(const char *dir, const char *tool) {
+  size_t n = strlen(dir) + sizeof "/golden.json";
+  char *path = malloc(n);
+  snprintf(path, n, "%s/golden.json", dir);
+  char *text = test_read_all(path, NULL);
+  if (!text) fail_msg("missing %s (run %s)", path, tool);
+  cJSON *j = cJSON_Parse(text);
+  if (!j) fail_msg("%s is not JSON (run %s)", path, tool);
+  free(text);
+  free(path);
+  return j;
+}
+
 test_jsonl test_read_jsonl(const char *rel) {
   char *path = test_data_path(rel);
   size_t size;

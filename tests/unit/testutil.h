@@ -16,6 +16,9 @@ char *test_tmpdir(void);
 double test_rel_l2(const float *a, const double *b, size_t n);
 /* Reads a whole binary file; returns NULL when missing. */
 void *test_read_all(const char *path, size_t *size);
+/* DIR/golden.json parsed (caller frees with cJSON_Delete); fails the test
+ * naming the file and the tool that writes it when missing or unparsable. */
+struct cJSON *test_load_golden(const char *dir, const char *tool);
 /* Runs `$PREFT_BIN args` with the shell; returns the exit status and captures
  * stderr+stdout into *output (heap, may be NULL). */
 int test_run_preft(const char *args, char **output);
