@@ -615,6 +615,12 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
                     q->stop_token_ids[i], s->vocab);
       goto fail;
     }
+  for (int i = 0; i < q->n_bias; i++)
+    if (q->bias_ids[i] >= s->vocab) {
+      preft_srv_bad(&e, "logit_bias", "logit_bias token id %d is outside the vocabulary (size %d)",
+                    q->bias_ids[i], s->vocab);
+      goto fail;
+    }
 
   g->n_choices = q->n_prompts * q->n;
   g->out = preft_xcalloc((size_t)g->n_choices, sizeof *g->out);
@@ -652,7 +658,14 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
                                .n_stop_ids = n_stop_ids,
                                .logprobs = q->logprobs < 0   ? 0
                                            : q->logprobs > 0 ? q->logprobs
-                                                             : 1};
+                                                             : 1,
+                               .penalties = {.presence = (float)q->presence_penalty,
+                                             .frequency = (float)q->frequency_penalty,
+                                             .repetition = (float)q->repetition_penalty,
+                                             .bias_ids = q->bias_ids,
+                                             .bias = q->bias,
+                                             .n_bias = q->n_bias,
+                                             .min_tokens = q->min_tokens}};
     rp.sampling.seed = seed + (uint64_t)(ci % q->n);
     g->out[ci].prompt = ci / q->n;
     preft_error err;
