@@ -29,7 +29,11 @@ export const env = {
   adapters: (process.env.PREFT_ADAPTERS || '').split(',').filter((a) => a),
   adapterDir: process.env.PREFT_ADAPTER_DIR,
   bin: process.env.PREFT_BIN,
+  corsOrigin: process.env.PREFT_CORS_ORIGIN,
+  data: process.env.PREFT_TEST_DATA,
 };
+// the server's root (for the endpoints outside /v1: /tokenize, /version, ...)
+env.root = env.url.replace(/\/v1$/, '');
 for (const [k, v] of Object.entries(env)) if (v === undefined) throw new Error(`lib.mjs: ${k} is not set`);
 
 let fails = 0;
