@@ -418,6 +418,21 @@ static int parse_penalties(const cJSON *root, srv_gen_request *r, srv_api_error 
   return 0;
 }
 
+/* echo and vLLM's prompt_logprobs: completions only (echo on chat is
+ * vLLM's "echo the last message", a different thing). */
+static int parse_echo(const cJSON *root, srv_gen_request *r, srv_api_error *e) {
+  bool has;
+  double v;
+  if (get_bool(root, "echo", false, &r->echo, e) != 0) return -1;
+  if (get_int(root, "prompt_logprobs", 0, PREFT_MAX_TOP_LOGPROBS, &has, &v, e) != 0) return -1;
+  r->prompt_logprobs = has ? (int)v : -1;
+  if (r->kind == SRV_CHAT && r->echo)
+    return preft_srv_bad(e, "echo", "'echo' is only supported on /v1/completions");
+  if (r->kind == SRV_CHAT && has)
+    return preft_srv_bad(e, "prompt_logprobs", "'prompt_logprobs' is only supported on /v1/completions");
+  return 0;
+}
+
 /* Fields whose only accepted values are the ones that change nothing. */
 static int refuse_unsupported(const cJSON *root, const srv_gen_request *r, srv_api_error *e) {
   bool has;
@@ -425,9 +440,6 @@ static int refuse_unsupported(const cJSON *root, const srv_gen_request *r, srv_a
   if (get_int(root, "best_of", 1, SRV_MAX_N, &has, &v, e) != 0) return -1;
   if (has && (int)v != r->n)
     return preft_srv_bad(e, "best_of", "'best_of' is not supported (only equal to n)");
-  bool echo;
-  if (get_bool(root, "echo", false, &echo, e) != 0) return -1;
-  if (echo) return preft_srv_bad(e, "echo", "'echo' is not supported");
   const cJSON *suffix = field(root, "suffix");
   if (suffix && (!cJSON_IsString(suffix) || suffix->valuestring[0]))
     return preft_srv_bad(e, "suffix", "'suffix' is not supported");
@@ -490,8 +502,11 @@ static int parse_fields(const cJSON *root, srv_kind kind, srv_gen_request *r, sr
   /* max_completion_tokens is the chat API's newer name for max_tokens */
   const char *mt =
       kind == SRV_CHAT && field(root, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-  if (get_int(root, mt, 1, 2147483647.0, &has, &v, e) != 0) return -1;
+  if (get_int(root, mt, 0, 2147483647.0, &has, &v, e) != 0) return -1;
   if (has) r->max_tokens = (int)v;
+  if (parse_echo(root, r, e) != 0) return -1;
+  if (has && r->max_tokens == 0 && !(r->echo && !r->stream))
+    return preft_srv_bad(e, mt, "'%s' must be at least 1 (0 only with echo, not streamed)", mt);
   if (get_num(root, "temperature", 0, 2, &r->has_temperature, &r->temperature, e) != 0) return -1;
   if (get_num(root, "top_p", 0, 1, &r->has_top_p, &r->top_p, e) != 0) return -1;
   if (r->has_top_p && r->top_p <= 0) return preft_srv_bad(e, "top_p", "'top_p' must be in (0, 1]");
@@ -517,6 +532,7 @@ int preft_srv_parse_gen_request(const char *body, size_t len, srv_kind kind, srv
   out->n = 1;
   out->max_tokens = -1;
   out->logprobs = -1;
+  out->prompt_logprobs = -1;
   out->skip_special_tokens = true;
   cJSON *root;
   if (preft_srv_parse_json_object(body, len, &root, e) != 0) return -1;

@@ -69,7 +69,7 @@ typedef struct srv_gen_request {
   bool add_generation_prompt;
   int n;
   bool stream, include_usage;
-  int max_tokens; /* -1: not given */
+  int max_tokens; /* -1: not given; 0 only with echo (the prompt scored, nothing generated) */
   bool has_temperature, has_top_p, has_top_k, has_min_p, has_seed;
   double temperature, top_p, min_p;
   int top_k;
@@ -86,6 +86,10 @@ typedef struct srv_gen_request {
   float *bias;
   int n_bias;
   int min_tokens;
+  /* completions: the prompt's text (and with logprobs its tokens) before
+   * the completion; vLLM's prompt_logprobs (-1: none; else alternatives) */
+  bool echo;
+  int prompt_logprobs;
 } srv_gen_request;
 
 /* Parses a whole body (len bytes, need not be NUL-terminated) into a JSON

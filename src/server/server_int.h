@@ -100,6 +100,20 @@ void preft_srv_route_detokenize(preft_server *s, srv_conn *c, srv_reply *r);
 void preft_srv_route_version(preft_server *s, srv_reply *r);
 /* embeddings.c: /v1/embeddings */
 void preft_srv_route_embeddings(preft_server *s, srv_conn *c, srv_reply *r);
+/* prompt_scoring.c: the log-probabilities of a prompt's own tokens (echo,
+ * prompt_logprobs). Position t >= 1: lp[t] = log p(ids[t] | ids[<t]), its
+ * 1-based rank, and the k best alternatives (n_top[t] of them) in
+ * top_ids / top_lp [n][k]; position 0 has none. */
+typedef struct srv_prompt_lp {
+  int n, k;
+  float *lp;
+  int *rank, *n_top;
+  int *top_ids;
+  float *top_lp;
+} srv_prompt_lp;
+int preft_srv_prompt_logprobs(preft_server *s, const char *adapter, int adapter_mode, const int *ids, int n,
+                              int k, srv_prompt_lp *out, srv_api_error *e);
+void preft_srv_prompt_lp_free(srv_prompt_lp *p);
 /* chat_page.c: GET / (the chat page embedded in the binary) */
 void preft_srv_route_page(preft_server *s, srv_reply *r);
 /* cors.c: the CORS headers of a response to an allowed Origin; OPTIONS */
