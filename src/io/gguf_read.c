@@ -406,7 +406,8 @@ int preft_gguf_get_int(const preft_gguf_file *f, const char *key, int32_t *out, 
       return preft_fail(err, "%s: key '%s' must be an integer", f->map.path, key);
   }
   if (v < 0 || v > INT32_MAX)
-    return preft_fail(err, "%s: key '%s' is %lld, outside [0, %d]", f->map.path, key, (long long)v, INT32_MAX);
+    return preft_fail(err, "%s: key '%s' is %lld, outside [0, %d]", f->map.path, key, (long long)v,
+                      INT32_MAX);
   *out = (int32_t)v;
   return 0;
 }

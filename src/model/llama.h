@@ -45,14 +45,14 @@ typedef struct preft_layer_weights {
 
 struct preft_model {
   preft_model_config cfg;
-  preft_weight embed;          /* [V, D] */
-  preft_weight lm_head;        /* [V, D]; the embedding when tied */
-  float *final_norm;           /* [D] */
-  preft_layer_weights *layers; /* [L] */
-  double *inv_freq;            /* [Dh/2] rotary frequencies after rope scaling */
-  preft_st_set st;             /* the mapped files the weights point into */
+  preft_weight embed;           /* [V, D] */
+  preft_weight lm_head;         /* [V, D]; the embedding when tied */
+  float *final_norm;            /* [D] */
+  preft_layer_weights *layers;  /* [L] */
+  double *inv_freq;             /* [Dh/2] rotary frequencies after rope scaling */
+  preft_st_set st;              /* the mapped files the weights point into */
   struct preft_gguf_file *gguf; /* or the mapped GGUF file (llama_load_gguf.c); NULL otherwise */
-  void *owned;                 /* storage of a model made in memory (random init; a GGUF's re-ordered q/k) */
+  void *owned;                  /* storage of a model made in memory (random init; a GGUF's re-ordered q/k) */
 };
 
 /* Rotary inverse frequencies [Dh/2] with the config's scaling rule applied

@@ -80,10 +80,11 @@ static int matrix(loader *ld, const char *name, int64_t rows, int64_t cols, int 
   if (!t) return -1;
   int dt = dtype_of(t->type);
   if (dt < 0)
-    return preft_fail(err,
-                      "%s: tensor '%s' has ggml type %s, which preft cannot compute with (F32, F16, BF16, Q8_0, "
-                      "Q4_0, Q5_0, Q4_K, Q6_K)",
-                      ld->f->map.path, name, preft_ggml_type_name(t->type));
+    return preft_fail(
+        err,
+        "%s: tensor '%s' has ggml type %s, which preft cannot compute with (F32, F16, BF16, Q8_0, "
+        "Q4_0, Q5_0, Q4_K, Q6_K)",
+        ld->f->map.path, name, preft_ggml_type_name(t->type));
   w->dtype = (preft_dtype)dt;
   if (permute_dh <= 0) {
     w->data = t->data;
@@ -93,8 +94,8 @@ static int matrix(loader *ld, const char *name, int64_t rows, int64_t cols, int 
   PREFT_ASSERT(ld->owned_used + rb * (size_t)rows <= ld->owned_cap);
   uint8_t *dst = ld->owned + ld->owned_used;
   for (int64_t r = 0; r < rows; r++)
-    memcpy(dst + (size_t)preft_gguf_rope_src_row((int)r, permute_dh) * rb, (const uint8_t *)t->data + (size_t)r * rb,
-           rb);
+    memcpy(dst + (size_t)preft_gguf_rope_src_row((int)r, permute_dh) * rb,
+           (const uint8_t *)t->data + (size_t)r * rb, rb);
   ld->owned_used += rb * (size_t)rows;
   w->data = dst;
   return 0;
@@ -106,8 +107,8 @@ static int vector(loader *ld, const char *name, int64_t n, int permute_dh, float
   const preft_gguf_tensor *t = find(ld, name, n, 0, err);
   if (!t) return -1;
   if (t->type != PREFT_GGML_F32 && t->type != PREFT_GGML_F16 && t->type != PREFT_GGML_BF16)
-    return preft_fail(err, "%s: tensor '%s' has ggml type %s; a vector must be F32, F16 or BF16", ld->f->map.path,
-                      name, preft_ggml_type_name(t->type));
+    return preft_fail(err, "%s: tensor '%s' has ggml type %s; a vector must be F32, F16 or BF16",
+                      ld->f->map.path, name, preft_ggml_type_name(t->type));
   float *v = preft_xmalloc(sizeof(float) * (size_t)n);
   for (int64_t i = 0; i < n; i++) {
     int64_t dst = permute_dh > 0 ? preft_gguf_rope_src_row((int)i, permute_dh) : i;
@@ -164,14 +165,16 @@ static int read_config(loader *ld, preft_error *err) {
   int32_t dim, ffn, layers, heads, kv_heads, kdim, vdim, ctx, rope_dims;
   double eps, theta;
   if (arch_int(ld, "embedding_length", -1, &dim, err) || arch_int(ld, "feed_forward_length", -1, &ffn, err) ||
-      arch_int(ld, "block_count", -1, &layers, err) || arch_int(ld, "attention.head_count", -1, &heads, err) ||
+      arch_int(ld, "block_count", -1, &layers, err) ||
+      arch_int(ld, "attention.head_count", -1, &heads, err) ||
       arch_int(ld, "attention.head_count_kv", heads, &kv_heads, err) ||
       arch_int(ld, "context_length", -1, &ctx, err) ||
       arch_real(ld, "attention.layer_norm_rms_epsilon", -1, &eps, err) ||
       arch_real(ld, "rope.freq_base", 10000.0, &theta, err))
     return -1;
   if (dim <= 0 || ffn <= 0 || layers <= 0 || heads <= 0 || kv_heads <= 0 || ctx <= 0)
-    return preft_fail(err, "%s: %s.embedding_length, feed_forward_length, block_count, head counts and "
+    return preft_fail(err,
+                      "%s: %s.embedding_length, feed_forward_length, block_count, head counts and "
                       "context_length must be positive",
                       path, ld->arch);
   if (heads % kv_heads)
@@ -185,12 +188,13 @@ static int read_config(loader *ld, preft_error *err) {
     return preft_fail(err, "%s: %s.attention.key_length %d and value_length %d must be equal and even", path,
                       ld->arch, kdim, vdim);
   if (rope_dims != kdim)
-    return preft_fail(err, "%s: %s.rope.dimension_count %d: partial rotary embeddings (head width %d) are not "
+    return preft_fail(err,
+                      "%s: %s.rope.dimension_count %d: partial rotary embeddings (head width %d) are not "
                       "supported",
                       path, ld->arch, rope_dims, kdim);
   if (!(eps > 0) || !(theta > 0))
-    return preft_fail(err, "%s: %s.attention.layer_norm_rms_epsilon and rope.freq_base must be positive", path,
-                      ld->arch);
+    return preft_fail(err, "%s: %s.attention.layer_norm_rms_epsilon and rope.freq_base must be positive",
+                      path, ld->arch);
   c->dim = dim;
   c->ffn = ffn;
   c->n_layers = layers;
@@ -210,12 +214,13 @@ static int read_config(loader *ld, preft_error *err) {
     if (!strcmp(type, "linear")) {
       double factor;
       if (arch_real(ld, "rope.scaling.factor", -1, &factor, err)) return -1;
-      if (!(factor > 0)) return preft_fail(err, "%s: %s.rope.scaling.factor must be positive", path, ld->arch);
+      if (!(factor > 0))
+        return preft_fail(err, "%s: %s.rope.scaling.factor must be positive", path, ld->arch);
       c->rope_type = PREFT_ROPE_LINEAR;
       c->rope_factor = factor;
     } else if (strcmp(type, "none") != 0) {
-      return preft_fail(err, "%s: %s '%s' is not supported (none, linear; llama3 comes as rope_freqs)", path, key,
-                        type);
+      return preft_fail(err, "%s: %s '%s' is not supported (none, linear; llama3 comes as rope_freqs)", path,
+                        key, type);
     }
   }
   const preft_gguf_tensor *emb = preft_gguf_find_tensor(ld->f, "token_embd.weight");
@@ -253,8 +258,8 @@ static int rope_frequencies(loader *ld, preft_error *err) {
     return 0;
   }
   if (c->rope_type != PREFT_ROPE_DEFAULT)
-    return preft_fail(err, "%s: rope_freqs.weight and %s.rope.scaling.type cannot both apply", ld->f->map.path,
-                      ld->arch);
+    return preft_fail(err, "%s: rope_freqs.weight and %s.rope.scaling.type cannot both apply",
+                      ld->f->map.path, ld->arch);
   float *factors;
   if (vector(ld, "rope_freqs.weight", half, 0, &factors, err)) return -1;
   for (int i = 0; i < half; i++)

@@ -50,14 +50,14 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UN
 /* ---- pre-tokenizers by llama.cpp name ---------------------------------------- */
 
 #define GPT2_RE "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
-#define LLAMA3_RE                                                                                     \
+#define LLAMA3_RE                                                                                          \
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
   "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-#define QWEN2_RE                                                                                  \
+#define QWEN2_RE                                                                                      \
   "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|" \
   "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-#define TEKKEN_RE                                                                                   \
-  "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|"      \
+#define TEKKEN_RE                                                                                      \
+  "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|"         \
   "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}| " \
   "?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 #define PORO_RE " ?[^(\\s|.,!?\xe2\x80\xa6\xe3\x80\x82\xef\xbc\x8c\xe3\x80\x81\xe0\xa5\xa4\xdb\x94\xd8\x8c)]+"
@@ -82,25 +82,17 @@ static const pre_kind PRE_KINDS[] = {
      true},
     {"smollm|command-r", {"\\p{N}", GPT2_RE}, false, false, false},
     {"starcoder|refact|codeshell|exaone|minerva-7b", {"\\p{N}", GPT2_RE}, false, false, true},
-    {"falcon",
-     {"[\\p{P}\\$\\+<=>\\^~\\|`]+", GPT2_RE, "[0-9][0-9][0-9]"},
-     false,
-     false,
-     true},
+    {"falcon", {"[\\p{P}\\$\\+<=>\\^~\\|`]+", GPT2_RE, "[0-9][0-9][0-9]"}, false, false, true},
     {"deepseek-coder",
-     {"[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[\\x{4E00}-\\x{9FA5}\\x{0800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+",
-      "\\p{N}"},
+     {"[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+",
+      "[\\x{4E00}-\\x{9FA5}\\x{0800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+", "\\p{N}"},
      false,
      false,
      false},
     {"tekken", {TEKKEN_RE}, true, true, false},
     {"poro-chat|bloom|gpt3-finnish", {PORO_RE}, false, false, true},
     {"viking", {PORO_RE, "\\p{N}"}, false, false, false},
-    {"default",
-     {"[\\p{P}\\$\\+<=>\\^~\\|]+", GPT2_RE, "\\p{N}+", "[0-9][0-9][0-9]"},
-     false,
-     false,
-     true},
+    {"default", {"[\\p{P}\\$\\+<=>\\^~\\|]+", GPT2_RE, "\\p{N}+", "[0-9][0-9][0-9]"}, false, false, true},
 };
 
 static bool name_in(const char *names, const char *name) {
@@ -126,10 +118,10 @@ static const pre_kind *find_pre(const char *name) {
 typedef struct gguf_vocab {
   const char *path;
   int64_t n;
-  char **tokens;        /* [n] */
-  const void *scores;   /* [n] f32 or NULL */
-  const void *types;    /* [n] i32 or NULL */
-  char **merges;        /* [n_merges] or NULL */
+  char **tokens;      /* [n] */
+  const void *scores; /* [n] f32 or NULL */
+  const void *types;  /* [n] i32 or NULL */
+  char **merges;      /* [n_merges] or NULL */
   uint64_t n_merges;
 } gguf_vocab;
 
@@ -170,8 +162,8 @@ static int get_id(const preft_gguf_file *f, const char *key, int64_t n, int32_t 
       return preft_fail(err, "%s: key '%s' must be an integer token id", f->map.path, key);
   }
   if (v < 0 || v >= n)
-    return preft_fail(err, "%s: key '%s' is token id %lld, outside the vocabulary of %lld tokens", f->map.path,
-                      key, (long long)v, (long long)n);
+    return preft_fail(err, "%s: key '%s' is token id %lld, outside the vocabulary of %lld tokens",
+                      f->map.path, key, (long long)v, (long long)n);
   *out = (int32_t)v;
   return 0;
 }
@@ -208,7 +200,8 @@ static int read_vocab(const preft_gguf_file *f, gguf_vocab *v, preft_error *err)
   if (!kv || kv->type != PREFT_GGUF_ARRAY || kv->arr_type != PREFT_GGUF_STRING || kv->n == 0)
     return preft_fail(err, "%s: key 'tokenizer.ggml.tokens' %s", v->path,
                       kv ? "must be a non-empty array of strings" : "is missing");
-  if (kv->n >= (1u << 30)) return preft_fail(err, "%s: %llu tokens is implausible", v->path, (unsigned long long)kv->n);
+  if (kv->n >= (1u << 30))
+    return preft_fail(err, "%s: %llu tokens is implausible", v->path, (unsigned long long)kv->n);
   v->n = (int64_t)kv->n;
   v->tokens = kv->strs;
   for (int64_t i = 0; i < v->n; i++)
@@ -313,7 +306,8 @@ static void add_post(cJSON *root, const gguf_vocab *v, int32_t bos, int32_t eos)
 
 static cJSON *bpe_json(const gguf_vocab *v, const pre_kind *pk, preft_error *err) {
   if (!v->merges)
-    return preft_fail(err, "%s: tokenizer.ggml.model is gpt2 but 'tokenizer.ggml.merges' is missing", v->path),
+    return preft_fail(err, "%s: tokenizer.ggml.model is gpt2 but 'tokenizer.ggml.merges' is missing",
+                      v->path),
            NULL;
   cJSON *root = cJSON_CreateObject();
   if (pk->nfc) cJSON_AddItemToObject(root, "normalizer", obj_type("NFC"));
@@ -375,7 +369,8 @@ static cJSON *spm_json(const gguf_vocab *v, int32_t unk, bool space_prefix) {
   cJSON *vocab = cJSON_AddObjectToObject(model, "vocab");
   for (int64_t i = 0; i < v->n; i++) {
     int32_t t = type_of(v, i);
-    if (t == TT_NORMAL || t == TT_BYTE || t == TT_UNKNOWN) cJSON_AddNumberToObject(vocab, v->tokens[i], (double)i);
+    if (t == TT_NORMAL || t == TT_BYTE || t == TT_UNKNOWN)
+      cJSON_AddNumberToObject(vocab, v->tokens[i], (double)i);
   }
   cJSON_AddArrayToObject(model, "merges");
   cJSON_AddBoolToObject(model, "byte_fallback", true);
@@ -501,11 +496,12 @@ static void push_eos(preft_tokenizer *t, int32_t id) {
 static int from_gguf(preft_tokenizer *t, const preft_gguf_file *f, preft_error *err) {
   const char *path = f->map.path, *model;
   const preft_gguf_kv *mkv = preft_gguf_find_kv(f, "tokenizer.ggml.model");
-  if (!mkv) return preft_fail(err, "%s: no tokenizer in this GGUF (key 'tokenizer.ggml.model' is missing)", path);
+  if (!mkv)
+    return preft_fail(err, "%s: no tokenizer in this GGUF (key 'tokenizer.ggml.model' is missing)", path);
   if (preft_gguf_get_str(f, "tokenizer.ggml.model", &model, err)) return -1;
   if (!strcmp(model, "none") || !strcmp(model, "no_vocab"))
-    return preft_fail(err, "%s: the GGUF has no vocabulary (tokenizer.ggml.model is '%s'); give --tokenizer", path,
-                      model);
+    return preft_fail(err, "%s: the GGUF has no vocabulary (tokenizer.ggml.model is '%s'); give --tokenizer",
+                      path, model);
   bool bpe = !strcmp(model, "gpt2"), spm = !strcmp(model, "llama"), wpm = !strcmp(model, "bert");
   if (!bpe && !spm && !wpm)
     return preft_fail(err, "%s: tokenizer.ggml.model '%s' is not supported (gpt2, llama, bert)", path, model);
@@ -531,10 +527,11 @@ static int from_gguf(preft_tokenizer *t, const preft_gguf_file *f, preft_error *
     if (!pkv) PREFT_WARN("%s: no tokenizer.ggml.pre: using llama.cpp's 'default' pre-tokenizer", path);
     pk = find_pre(pre);
     if (!pk)
-      return preft_fail(err,
-                        "%s: tokenizer.ggml.pre '%s' is not supported (llama3/llama-bpe, qwen2, smollm, gpt-2, "
-                        "tekken, default and their aliases)",
-                        path, pre);
+      return preft_fail(
+          err,
+          "%s: tokenizer.ggml.pre '%s' is not supported (llama3/llama-bpe, qwen2, smollm, gpt-2, "
+          "tekken, default and their aliases)",
+          path, pre);
   }
   /* llama.cpp's defaults where the file says nothing */
   bool add_bos, add_eos, space_prefix;
@@ -550,7 +547,9 @@ static int from_gguf(preft_tokenizer *t, const preft_gguf_file *f, preft_error *
     for (int64_t i = 0; i < v.n && unk < 0; i++)
       if (type_of(&v, i) == TT_UNKNOWN) unk = (int32_t)i;
 
-  cJSON *root = bpe ? bpe_json(&v, pk, err) : spm ? spm_json(&v, unk, space_prefix) : wpm_json(&v, unk, cls, sep);
+  cJSON *root = bpe   ? bpe_json(&v, pk, err)
+                : spm ? spm_json(&v, unk, space_prefix)
+                      : wpm_json(&v, unk, cls, sep);
   if (!root) return -1;
   add_added_tokens(root, &v);
   if (!wpm) add_post(root, &v, add_bos ? bos : -1, add_eos ? eos : -1);

@@ -106,9 +106,18 @@ static void check_bpe_round_trip(const char *name) {
   preft_tokenizer *ref, *t;
   preft_error err;
   if (preft_tokenizer_load(&ref, dir, &err)) fail_msg("%s (run scripts/fetch-test-data.sh)", err.msg);
-  preft_model_config cfg = {.arch = PREFT_ARCH_LLAMA, .vocab = preft_tokenizer_vocab_size(ref), .dim = 8,
-                            .ffn = 8, .n_layers = 1, .n_heads = 1, .n_kv_heads = 1, .head_dim = 8,
-                            .max_pos = 64, .norm_eps = 1e-5f, .rope_theta = 10000, .bos_id = -1};
+  preft_model_config cfg = {.arch = PREFT_ARCH_LLAMA,
+                            .vocab = preft_tokenizer_vocab_size(ref),
+                            .dim = 8,
+                            .ffn = 8,
+                            .n_layers = 1,
+                            .n_heads = 1,
+                            .n_kv_heads = 1,
+                            .head_dim = 8,
+                            .max_pos = 64,
+                            .norm_eps = 1e-5f,
+                            .rope_theta = 10000,
+                            .bos_id = -1};
   preft_model *m;
   assert_int_equal(preft_model_init_random(&m, &cfg, PREFT_F32, 1, &err), 0);
   char *path = tmp_file("tok.gguf");
@@ -193,25 +202,25 @@ static const struct {
   const char *text;
   float score;
 } SPM_TOKENS[] = {
-    {SP, -1.0f},       /* 259 */
-    {"h", -2.0f},      /* 260 */
-    {"e", -2.0f},      /* 261 */
-    {"l", -2.0f},      /* 262 */
-    {"o", -2.0f},      /* 263 */
-    {"a", -2.0f},      /* 264 */
-    {"b", -2.0f},      /* 265 */
-    {"c", -2.0f},      /* 266 */
-    {"ll", -1.0f},     /* 267 */
-    {"llo", -0.5f},    /* 268 */
-    {"he", -1.5f},     /* 269 */
-    {"hello", -0.2f},  /* 270 */
+    {SP, -1.0f},        /* 259 */
+    {"h", -2.0f},       /* 260 */
+    {"e", -2.0f},       /* 261 */
+    {"l", -2.0f},       /* 262 */
+    {"o", -2.0f},       /* 263 */
+    {"a", -2.0f},       /* 264 */
+    {"b", -2.0f},       /* 265 */
+    {"c", -2.0f},       /* 266 */
+    {"ll", -1.0f},      /* 267 */
+    {"llo", -0.5f},     /* 268 */
+    {"he", -1.5f},      /* 269 */
+    {"hello", -0.2f},   /* 270 */
     {SP "hello", 0.0f}, /* 271 */
-    {"el", -1.2f},     /* 272 */
-    {"ab", -0.7f},     /* 273 */
-    {"bc", -0.7f},     /* 274 */
-    {SP "a", -0.9f},   /* 275 */
-    {"abc", -3.0f},    /* 276 */
-    {"<tool>", 0.0f},  /* 277: USER_DEFINED */
+    {"el", -1.2f},      /* 272 */
+    {"ab", -0.7f},      /* 273 */
+    {"bc", -0.7f},      /* 274 */
+    {SP "a", -0.9f},    /* 275 */
+    {"abc", -3.0f},     /* 276 */
+    {"<tool>", 0.0f},   /* 277: USER_DEFINED */
 };
 
 static char *write_spm(bool add_space_prefix) {
