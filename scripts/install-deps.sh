@@ -14,10 +14,11 @@ pkgs+=(gdb sqlite3 python3 openssl xz-utils zstd bzip2 zip unzip file bc)
 # machine whose Node.js already ships npm must not get Debian's npm, which
 # conflicts with such a Node.js package.
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+# Node.js runs the OpenAI SDK end-to-end test (tests/e2e/openai_sdk.sh)
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 if [ "${1:-}" = "--with-reference" ]; then
   # Only needed to regenerate golden files (tools/); tests never need them.
   pkgs+=(python3 python3-torch python3-numpy)
-  command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

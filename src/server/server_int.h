@@ -23,6 +23,7 @@ typedef struct srv_gen srv_gen;
 
 struct preft_server {
   struct MHD_Daemon *daemon;
+  struct srv_front *front; /* accepts connections, checks heads (front_end.h) */
   preft_engine *engine;
   const preft_tokenizer *tok;
   char *model_name, *api_key;
