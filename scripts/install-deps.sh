@@ -7,6 +7,9 @@ pkgs=(build-essential cmake pkg-config git libcmocka-dev libcjson-dev libpcre2-d
       tmux  # the terminus agent's terminal (src/tasks/terminus_tmux.c)
       clang libclang-rt-14-dev  # clang + libFuzzer's runtime: scripts/fuzz.sh
       bubblewrap debootstrap)   # terminal-task sandboxes and their clean Debian base
+# MPI (optional for the build, installed so that the data-parallel training
+# test runs): `mpirun -np N preft train ...` (docs/TRAINING.md)
+pkgs+=(libopenmpi-dev openmpi-bin)
 # tasks/ (the terminal task suite) runs on the host's root: the tools its
 # tasks, reference solutions and tests use
 pkgs+=(gdb sqlite3 python3 openssl xz-utils zstd bzip2 zip unzip file bc)
