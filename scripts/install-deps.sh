@@ -19,6 +19,8 @@ pkgs+=(gdb sqlite3 python3 openssl xz-utils zstd bzip2 zip unzip file bc)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 # Node.js runs the OpenAI SDK end-to-end test (tests/e2e/openai_sdk.sh)
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+# headless Chromium loads the chat page of `preft serve` (tests/e2e/chat_page.sh)
+pkgs+=(chromium)
 if [ "${1:-}" = "--with-reference" ]; then
   # Only needed to regenerate golden files (tools/); tests never need them.
   pkgs+=(python3 python3-torch python3-numpy)
