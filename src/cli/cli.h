@@ -208,7 +208,7 @@ int cli_dist_open(cli_dist *d, const char *cmd);
  * more than one aborts the whole job, so no rank waits for it forever. */
 int cli_dist_close(cli_dist *d, int rc);
 /* Waits for every rank; fails on every rank when one passed ok = 0. */
-int cli_dist_barrier(cli_dist *d, int ok, preft_error *err);
+int cli_dist_barrier(const cli_dist *d, int ok, preft_error *err);
 /* Worker threads of one rank: `threads` when set, otherwise the cores the
  * launcher bound it to, or the machine's cores shared among its ranks. */
 int cli_dist_threads(const cli_dist *d, int threads);

@@ -120,7 +120,7 @@ int cli_dist_close(cli_dist *d, int rc) {
   return rc;
 }
 
-int cli_dist_barrier(cli_dist *d, int ok, preft_error *err) {
+int cli_dist_barrier(const cli_dist *d, int ok, preft_error *err) {
   if (d->size <= 1) return ok ? 0 : -1;
   double v = ok ? 0.0 : 1.0;
   if (d->comm.sum_f64(d->comm.ctx, &v, 1, err) != 0) return -1;

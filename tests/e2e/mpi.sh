@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end: data-parallel training under `mpirun -np 2` (docs/TRAINING.md,
-# "Data-parallel training with MPI"). The weights trained over 2 ranks equal
+# End-to-end: jobs under `mpirun -np 2`. Data-parallel training
+# (docs/TRAINING.md, "Data-parallel training with MPI"): The weights trained over 2 ranks equal
 # single-process training with the same global batch and seed within
 # TOL = 5e-5 per weight (the ranks sum their shares' gradients in another
 # float order: measured differences are about 3e-7 for LoRA, 0 for LoReFT,
@@ -8,7 +8,9 @@
 # the comparison can fail. Covered: LoRA (an uneven batch of 5 over 2 ranks,
 # 2 accumulated micro-batches, held-out eval), LoReFT, pretraining; --json
 # world_size, rank 0's outputs; --adapters-from (3 users over 2 ranks, each
-# adapter bit for bit the one trained alone). Skipped (exit 77) only when
+# adapter bit for bit the one trained alone). A task run (docs/TASKS.md,
+# "Sharded runs"; with root and bubblewrap): each rank a shard, rank 0's
+# merged result equals a single run's. Skipped (exit 77) only when
 # preft was built without MPI, after checking that it then refuses mpirun.
 source "$(dirname "$0")/e2e_lib.bash"
 model=$data/grads/full-llama-tiny/model
@@ -129,4 +131,23 @@ mkdir -p "$tmp/users2/dave"
 "$bin" "${many[@]}" --adapters-from "$tmp/users2" -o "$tmp/many2" >"$tmp/out" 2>&1
 check "--adapters-from: a folder without train.jsonl exits 1 naming it" \
   bash -c "test $? -eq 1 && grep -q 'dave: no train.jsonl' '$tmp/out'"
+
+# a task run, each rank a shard of it (the sandboxes need root and bubblewrap)
+if [ "$(id -u)" = 0 ] && command -v bwrap >/dev/null; then
+  run=(tasks run --path "$data/tasks" -t hello -t legacy -t badreward --agent oracle --n-attempts 2 -o "$tmp/jobs"
+    --cache "$tmp/cache" --quiet)
+  "$bin" "${run[@]}" --job-name single >/dev/null 2>&1
+  check "tasks run, one process: exits 0" test $? -eq 0
+  mpi 2 "$bin" "${run[@]}" --job-name ranks --json "$tmp/ranks.json" >"$tmp/out" 2>&1
+  check "tasks run, mpirun -np 2: exits 0" test $? -eq 0 || cat "$tmp/out"
+  summary='{mean_reward, n_trials, n_errors, pass_at_k, trials}'
+  check "tasks run: the ranks' merged result equals a single run's" \
+    test "$(jq -cS "$summary" "$tmp/jobs/ranks/result.json")" = "$(jq -cS "$summary" "$tmp/jobs/single/result.json")"
+  check "tasks run: --json holds the merged summary" \
+    test "$(jq -cS "$summary" "$tmp/ranks.json")" = "$(jq -cS "$summary" "$tmp/jobs/single/result.json")"
+  check "tasks run: both shards' results are there" \
+    test -s "$tmp/jobs/ranks/result-shard-1-of-2.json" -a -s "$tmp/jobs/ranks/result-shard-2-of-2.json"
+else
+  echo "skip the task run under mpirun: the sandboxes need root and bubblewrap"
+fi
 e2e_exit
