@@ -78,7 +78,8 @@ static enum MHD_Result send_reply(preft_server *s, struct MHD_Connection *conn, 
   if (!resp) return MHD_NO;
   add_header(resp, "Content-Type", r->content_type ? r->content_type : "application/json");
   add_header(resp, "Connection", "close"); /* each request's head passes front_end.c's check */
-  if (r->status == 405) add_header(resp, "Allow", "GET, POST");
+  preft_srv_cors_headers(s, conn, c, resp);
+  if (r->status == 405 || c->preflight) add_header(resp, "Allow", "GET, POST, OPTIONS");
   if (r->status == 401) add_header(resp, "WWW-Authenticate", "Bearer");
   if (r->status == 429) add_header(resp, "Retry-After", "1"); /* the queue moves within a step or two */
   c->status = r->status;
@@ -137,6 +138,7 @@ static void route(preft_server *s, struct MHD_Connection *conn, srv_conn *c, con
   bool get = is(method, "GET") || is(method, "HEAD"), post = is(method, "POST");
   srv_api_error e;
   const char *want = NULL;
+  if (is(method, "OPTIONS")) return preft_srv_route_preflight(s, conn, c, r);
   if (!strcmp(url, "/v1/completions")) {
     if (post) return preft_srv_route_generate(s, c, SRV_COMPLETION, r);
     want = "POST";
@@ -166,6 +168,18 @@ static void route(preft_server *s, struct MHD_Connection *conn, srv_conn *c, con
     want = "GET";
   } else if (!strcmp(url, "/metrics")) {
     if (get) return preft_srv_route_metrics(s, r);
+    want = "GET";
+  } else if (!strcmp(url, "/tokenize") || !strcmp(url, "/detokenize")) {
+    if (post) return (url[1] == 't' ? preft_srv_route_tokenize : preft_srv_route_detokenize)(s, c, r);
+    want = "POST";
+  } else if (!strcmp(url, "/v1/embeddings")) {
+    if (post) return preft_srv_route_embeddings(s, c, r);
+    want = "POST";
+  } else if (!strcmp(url, "/version")) {
+    if (get) return preft_srv_route_version(s, r);
+    want = "GET";
+  } else if (!strcmp(url, "/")) {
+    if (get) return preft_srv_route_page(s, r);
     want = "GET";
   } else {
     preft_srv_fail(&e, 404, "invalid_request_error", "not_found", NULL, "no route for %s %s", method, url);
@@ -205,7 +219,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       snprintf(msg, sizeof msg, "the request's headers are larger than %d bytes", SRV_MAX_HEAD);
       return send_error(s, conn, c, 431, "invalid_request_error", "headers_too_large", msg);
     }
-    if (!strncmp(url, "/v1/", 4) && !authorized(s, conn))
+    if (!strncmp(url, "/v1/", 4) && strcmp(method, "OPTIONS") != 0 && !authorized(s, conn))
       return send_error(s, conn, c, 401, "invalid_request_error", "invalid_api_key",
                         "missing or wrong API key: send 'Authorization: Bearer KEY'");
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -305,6 +319,11 @@ int preft_server_start(preft_server **out, preft_engine *engine, const preft_tok
   s->max_prompt_bytes = per_token ? (size_t)s->max_context * per_token : 0;
   if (cfg->adapter_root) s->adapter_root = preft_xstrdup(root);
   s->created = (long)time(NULL);
+  if (cfg->n_cors_origins > 0) {
+    s->cors = preft_xcalloc((size_t)cfg->n_cors_origins, sizeof *s->cors);
+    for (int i = 0; i < cfg->n_cors_origins; i++) s->cors[i] = preft_xstrdup(cfg->cors_origins[i]);
+    s->n_cors = cfg->n_cors_origins;
+  }
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   /* End-of-sequence ids, as `preft generate` gathers them. */
@@ -400,5 +419,7 @@ void preft_server_stop(preft_server *s) {
   free(s->model_name);
   free(s->api_key);
   free(s->adapter_root);
+  for (int i = 0; i < s->n_cors; i++) free(s->cors[i]);
+  free(s->cors);
   free(s);
 }
