@@ -90,7 +90,8 @@ typedef struct preft_generation_config {
 typedef struct preft_model preft_model;
 
 /* Loads config.json and the safetensors weights of a Hugging Face
- * directory. Checks every expected tensor's presence and shape. */
+ * directory, or a GGUF file as llama.cpp writes it (architectures llama and
+ * qwen2). Checks every expected tensor's presence and shape. */
 PREFT_API int preft_model_load(preft_model **out, const char *dir, preft_error *err);
 PREFT_API void preft_model_free(preft_model *m);
 

@@ -806,6 +806,7 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
   srv_job *job = preft_srv_job_new(s->engine, s->tok, g->n_choices, q->stop, q->n_stop,
                                    q->skip_special_tokens, &s->cb_nanos);
   job->may_probe = c->http11; /* until the response starts: see preft_srv_job_take */
+  job->min_tokens = q->min_tokens;
   pthread_mutex_lock(&s->mu); /* preft_srv_cancel_all reads g->job */
   g->job = job;
   pthread_mutex_unlock(&s->mu);

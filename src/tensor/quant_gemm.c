@@ -5,9 +5,10 @@
  *
  * Forward: the M weight rows of each output are cut into about 4 ranges
  * per pool thread (handed out dynamically). A task streams its weight rows
- * once per block of QMC rows of x; when N > QMC the range is capped so its
- * weights stay in L2 across the blocks. Decode (N of a few) therefore reads
- * every weight byte once from memory, which is the whole cost.
+ * once per 4 rows of x (the kernels unpack each weight block once for 4
+ * rows); when N > 4 the range is capped so its weights stay in L2 across
+ * the passes. Decode (N <= 4) therefore reads every weight byte once from
+ * memory, which is the whole cost.
  *
  * Backward for x: tasks own a column range of K (whole blocks, QDX_KC
  * values) and a range of rows of dy; each dequantizes QDX_ROWS weight rows
@@ -175,7 +176,7 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
     int share = threads == 1 ? 1 : (int)(want * outs[o].m / m_total + 0.5);
     if (share < 1) share = 1;
     int rpt = cdiv(cdiv(jb->m, share), 4) * 4;
-    if (n > QMC) { /* several passes over the range: keep its weights in L2 */
+    if (n > 4) { /* the kernels pass over the range once per 4 rows of x: keep its weights in L2 */
       int cap = (int)(QL2_WEIGHT_BYTES / jb->wrow) / 4 * 4;
       if (cap < 4) cap = 4;
       if (rpt > cap) rpt = cap;

@@ -35,7 +35,7 @@ typedef struct {
 
 extern const preft_quant_kernels preft_quant_portable;
 #if defined(__x86_64__) || defined(__i386__)
-/* PREFT_HAVE_QUANT_AVX: defined once quant_avx2.c lands */
+#define PREFT_HAVE_QUANT_AVX 1
 extern const preft_quant_kernels preft_quant_avx2;       /* AVX2 + FMA + F16C: maddubs/madd */
 extern const preft_quant_kernels preft_quant_avxvnni;    /* + AVX-VNNI: vpdpbusd on ymm */
 extern const preft_quant_kernels preft_quant_avx512vnni; /* + AVX512-VNNI/VL: vpdpbusd (EVEX) on ymm */

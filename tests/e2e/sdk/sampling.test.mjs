@@ -81,6 +81,17 @@ await check('min_tokens also holds back stop_token_ids', async () => {
     ignore_eos: true, stop_token_ids: [42], logit_bias: { 42: 100 }, return_token_ids: true });
   return equal(r.choices[0].token_ids.length, 4);
 });
+await check('min_tokens: no stop string ends the generation before it', async () => {
+  const base = await c.completions.create({ model: env.model, prompt, max_tokens: 10, temperature: 0, ignore_eos: true,
+    logprobs: 0 });
+  const toks = base.choices[0].logprobs.tokens, stop = toks[0];
+  const early = await c.completions.create({ model: env.model, prompt, max_tokens: 10, temperature: 0, ignore_eos: true, stop });
+  const late = await c.completions.create({ model: env.model, prompt, max_tokens: 10, temperature: 0, ignore_eos: true, stop,
+    min_tokens: 3 });
+  const head = toks.slice(0, 3).join('');
+  return (early.choices[0].text === '' && early.choices[0].finish_reason === 'stop' &&
+    late.choices[0].text.startsWith(head)) || [stop, early.choices[0].text, late.choices[0].text];
+});
 await check('ignore_eos: EOS does not end the generation', async () => {
   const r = await c.completions.create({ model: env.model, prompt, max_tokens: 5, temperature: 0, ignore_eos: true,
     logit_bias: { [eos]: 100 } });
