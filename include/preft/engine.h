@@ -189,6 +189,17 @@ typedef struct preft_token_event {
  * more, final event follows with finish reason STOP and token -1. */
 typedef bool (*preft_request_cb)(void *user, const preft_token_event *ev);
 
+/* Logits processors a request may add to the sampler (engine/penalties.h
+ * has the formulas, vLLM's); all zeros: none. */
+typedef struct preft_penalty_params {
+  float presence, frequency; /* OpenAI's presence / frequency penalties over generated tokens; 0: off */
+  float repetition;          /* Hugging Face's, over prompt and generated tokens; 0 or 1: off */
+  const int *bias_ids;       /* logit_bias: added to these ids' logits (copied at submit) */
+  const float *bias;
+  int n_bias;
+  int min_tokens; /* the stop ids (EOS included) are masked until this many tokens are generated */
+} preft_penalty_params;
+
 typedef struct preft_request_params {
   const int *prompt; /* copied */
   int n_prompt;
@@ -198,7 +209,8 @@ typedef struct preft_request_params {
   preft_sampling sampling;
   const int *stop_ids; /* copied; generation ends after emitting one */
   int n_stop_ids;
-  int logprobs; /* 0: none; else report this many top alternatives (<= 20) */
+  int logprobs;                   /* 0: none; else report this many top alternatives (<= 20) */
+  preft_penalty_params penalties; /* logprobs stay those of the unpenalised logits */
 } preft_request_params;
 
 enum {

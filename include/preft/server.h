@@ -6,6 +6,9 @@
  *   GET  /v1/models, GET /v1/models/{id}
  *   POST /v1/load_lora_adapter, POST /v1/unload_lora_adapter   (vLLM's)
  *   GET  /health, GET /metrics (Prometheus text)
+ *   POST /tokenize, POST /detokenize, GET /version   (vLLM's)
+ *   POST /v1/embeddings   (mean-pooled last hidden state)
+ *   GET  /   a chat page;   OPTIONS *   CORS preflight (--cors-origin)
  *
  * Usage:
  *   preft_server *s;
@@ -44,6 +47,10 @@ typedef struct preft_server_config {
   /* vLLM's runtime load/unload endpoints: NULL = off (404); else lora_path
    * must name a directory inside this one */
   const char *adapter_root;
+  /* origins browsers may call from (CORS), e.g. "http://localhost:3000";
+   * "*" allows any; none: no CORS headers */
+  const char *const *cors_origins;
+  int n_cors_origins;
 } preft_server_config;
 
 /* Starts listening. gen gives the sampling defaults and end-of-sequence ids

@@ -30,7 +30,9 @@ static void usage(FILE *out) {
           "usage: preft serve -m DIR [options]\n\n"
           "Serves the model over an OpenAI-compatible HTTP API: POST /v1/completions,\n"
           "POST /v1/chat/completions (stream: true for server-sent events), GET /v1/models,\n"
-          "POST /v1/load_lora_adapter, POST /v1/unload_lora_adapter, GET /health, GET /metrics.\n"
+          "POST /v1/load_lora_adapter, POST /v1/unload_lora_adapter, GET /health, GET /metrics,\n"
+          "POST /v1/embeddings, POST /tokenize, POST /detokenize, GET /version, and a chat page\n"
+          "at GET / (open http://HOST:PORT/ in a browser).\n"
           "A request's \"model\" names the base model or a registered adapter; the extra\n"
           "field \"adapter_mode\": \"all\" | \"prefill\" overrides the adapter's default.\n\n"
           "  -m, --model DIR            Hugging Face model directory (its tokenizer, if any,\n"
@@ -43,6 +45,8 @@ static void usage(FILE *out) {
           "  --port N                   port (default 8080; 0 = any free port)\n"
           "  --api-key KEY              require 'Authorization: Bearer KEY' on /v1/*\n"
           "                             (default: $PREFT_API_KEY when set)\n"
+          "  --cors-origin ORIGIN       let browser pages from ORIGIN call the API (CORS;\n"
+          "                             repeatable, e.g. http://localhost:3000; * = any)\n"
           "  --max-loaded-adapters N    adapters held in memory at most (default 64): a\n"
           "                             request for another one waits until one is idle\n"
           "  --adapter-cache-mb N       memory for loaded adapters at most, in MiB (default\n"
@@ -114,6 +118,8 @@ int cli_serve(int argc, char **argv) {
   const char *model_dir = NULL, *tok_path = NULL, *name = NULL, *adapters_dir = NULL, *host = "127.0.0.1";
   const char *api_key = getenv("PREFT_API_KEY"), *adapter_args[MAX_ADAPTER_ARGS];
   cli_strs adapters = {adapter_args, 0, MAX_ADAPTER_ARGS};
+  const char *cors_args[16];
+  cli_strs cors = {cors_args, 0, 16};
   long port = 8080, max_loaded = 0, adapter_mb = 1024, kv_mb = 0, max_queue = 0, max_running = 0,
        step_tokens = 0, max_len = 0;
   long body_mb = 8, drain_s = 30, threads = 0, max_conns = 0, header_s = 10, body_s = 60, idle_s = 30;
@@ -128,6 +134,7 @@ int cli_serve(int argc, char **argv) {
       {"--host", NULL, CLI_STR, &host},
       {"--port", NULL, CLI_INT, &port, 0, 65535},
       {"--api-key", NULL, CLI_STR, &api_key},
+      {"--cors-origin", NULL, CLI_STRS, &cors},
       {"--max-loaded-adapters", NULL, CLI_INT, &max_loaded, 1, 1 << 20},
       {"--no-adapter-check", NULL, CLI_FLAG, &no_adapter_check},
       {"--adapter-cache-mb", NULL, CLI_INT, &adapter_mb, 0, 1 << 24},
@@ -237,7 +244,9 @@ int cli_serve(int argc, char **argv) {
                             .max_connections = (int)max_conns,
                             .header_timeout_s = (int)header_s,
                             .body_timeout_s = (int)body_s,
-                            .idle_timeout_s = (int)idle_s};
+                            .idle_timeout_s = (int)idle_s,
+                            .cors_origins = cors_args,
+                            .n_cors_origins = cors.n};
   if (preft_server_start(&server, engine, cm.tok, &gen, &sc, &err) != 0) goto fail;
   bool v6 = strchr(host, ':') != NULL;
   fprintf(stderr, "preft serve: listening on http://%s%s%s:%d (model '%s', %d adapters%s)\n", v6 ? "[" : "",

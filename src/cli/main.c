@@ -61,6 +61,8 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "--version")) {
     printf("preft %s\n", preft_version());
+    const char *mpi = cli_mpi_library(); /* data-parallel training, sharded task runs */
+    printf("mpi: %s\n", mpi ? mpi : "no (built without MPI: mpirun runs are refused)");
     return 0;
   }
   const char *prec = getenv("PREFT_MATMUL_PRECISION");

@@ -24,6 +24,7 @@
 #include "base/timer.h"
 #include "engine/adapter_registry.h"
 #include "engine/adapter_store.h"
+#include "engine/penalties.h"
 #include "engine/prefix_cache.h"
 #include "model/batch.h"
 #include "tensor/ops.h"
@@ -38,6 +39,7 @@ typedef struct seq_t {
   int *stop_ids;
   int n_stop, logprobs;
   preft_sampler sampler;
+  preft_penalties penalties;
   preft_registered_adapter *ra; /* NULL: base model */
   int requested_mode;           /* -1: the adapter's default, resolved at admission */
   preft_adapter_mode mode;
@@ -124,6 +126,7 @@ static pending_event *push_event(preft_engine *e, seq_t *s) {
 
 static void free_seq(seq_t *s) {
   preft_sampler_free(&s->sampler);
+  preft_penalties_free(&s->penalties);
   free(s->tokens);
   free(s->stop_ids);
   free(s->error);
@@ -479,9 +482,12 @@ static void sample_row(void *ctx, int j, int thread) {
   preft_engine *e = ctx;
   int vocab = e->model->cfg.vocab;
   seq_t *s = e->b_logit_seq[j];
-  const float *row = e->logits + (size_t)j * (size_t)vocab;
+  float *row = e->logits + (size_t)j * (size_t)vocab;
   preft_token_event *out = &e->sampled[j];
+  /* penalties change the row in place for the draw; logprobs see it raw */
+  preft_penalties_apply(&s->penalties, row, vocab, s->n_generated, s->stop_ids, s->n_stop);
   out->token = preft_sample_with(&s->sampler, &e->scratch[thread], row, vocab);
+  preft_penalties_restore(&s->penalties, row);
   if (s->logprobs > 0) fill_logprobs(row, vocab, out->token, s->logprobs, out);
 }
 
@@ -515,6 +521,7 @@ static void complete_step(preft_engine *e, int n_logits) {
     }
     s->tokens[s->n_tokens++] = tok;
     s->n_generated++;
+    preft_penalties_add(&s->penalties, tok);
     e->stats.generated_tokens[stats_mode_index(s)]++;
     bool stop = false;
     for (int k = 0; k < s->n_stop; k++) stop |= tok == s->stop_ids[k];
@@ -1050,6 +1057,16 @@ int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_re
   if (p->logprobs > PREFT_MAX_TOP_LOGPROBS)
     return preft_fail(err, "logprobs may ask for at most %d alternatives", PREFT_MAX_TOP_LOGPROBS),
            PREFT_SUBMIT_INVALID;
+  const preft_penalty_params *pen = &p->penalties;
+  if (pen->repetition < 0 || pen->min_tokens < 0 || pen->n_bias < 0 || (pen->n_bias > 0 && !pen->bias_ids))
+    return preft_fail(err,
+                      "penalties: repetition and min_tokens must be >= 0, logit_bias given with its ids"),
+           PREFT_SUBMIT_INVALID;
+  for (int i = 0; i < pen->n_bias; i++)
+    if (pen->bias_ids[i] < 0 || pen->bias_ids[i] >= c->vocab)
+      return preft_fail(err, "logit_bias token id %d is outside the vocabulary [0, %d)", pen->bias_ids[i],
+                        c->vocab),
+             PREFT_SUBMIT_INVALID;
   int need_blocks = (p->n_prompt + 1 + e->kv.block_size - 1) / e->kv.block_size;
   if (need_blocks > e->kv.n_blocks)
     return preft_fail(err, "the prompt needs %d KV blocks; the cache holds %d (raise --kv-cache-mb)",
@@ -1093,6 +1110,7 @@ int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_re
   }
   s->logprobs = p->logprobs;
   preft_sampler_init(&s->sampler, &p->sampling);
+  preft_penalties_init(&s->penalties, &p->penalties, p->prompt, p->n_prompt);
   s->slot = -1;
   s->t_submit = preft_now();
   s->ra = ra;

@@ -3,7 +3,7 @@
 # pinned in scripts/fetch-test-data.sh) drives `preft serve`. Two servers run:
 #   main: the embedded default model (a real trained model, its own BPE
 #         tokenizer and chat template) with two adapters (a LoRA and a
-#         DiReFT) and an API key;
+#         DiReFT), an API key and one CORS origin;
 #   qwen: a small random model with Qwen3's real tokenizer and chat template
 #         (the template that renders `tools`), the same API key.
 # Every tests/e2e/sdk/*.test.mjs then runs with node against them (each
@@ -15,6 +15,8 @@
 #   PREFT_ADAPTERS              the main server's adapter ids, comma-separated;
 #   PREFT_ADAPTER_DIR           their parent directory
 #   PREFT_BIN                   preft, for references (`preft generate`, `preft logits`)
+#   PREFT_CORS_ORIGIN           the origin the main server allows (--cors-origin)
+#   PREFT_TEST_DATA             tests/data (goldens)
 # A new test file needs nothing but its name: tests/e2e/sdk/NAME.test.mjs
 # (helpers in tests/e2e/sdk/lib.mjs). OPENAI_SDK_TEST=NAME runs only that one.
 source "$(dirname "$0")/server_lib.bash"
@@ -39,7 +41,9 @@ cp "$tok/tokenizer.json" "$tok/tokenizer_config.json" "$q/"
 key=sdk-test-key
 start_server "$tmp/log-qwen" -m "$q" --api-key "$key" --threads 1 || exit 1
 qwen_pid=$SRV_PID qwen_url=$SRV_URL
-start_server "$tmp/log" -m "$m" --adapters "$tmp/adapters" --api-key "$key" --threads 1 || exit 1
+origin=http://page.example
+start_server "$tmp/log" -m "$m" --adapters "$tmp/adapters" --api-key "$key" --cors-origin "$origin" \
+  --threads 1 || exit 1
 
 # the test files run from a folder whose node_modules holds the SDK
 mkdir -p "$tmp/run/node_modules"
@@ -47,7 +51,7 @@ ln -s "$(cd "$sdk" && pwd)" "$tmp/run/node_modules/openai"
 cp "$sdk_src"/*.mjs "$tmp/run/"
 export PREFT_URL=$SRV_URL/v1 PREFT_QWEN_URL=$qwen_url/v1 PREFT_API_KEY=$key \
   PREFT_MODEL=default-model PREFT_MODEL_DIR=$m PREFT_QWEN_MODEL=qwen-tiny PREFT_QWEN_DIR=$q \
-  PREFT_ADAPTERS=lora-a,reft-b PREFT_ADAPTER_DIR=$tmp/adapters PREFT_BIN=$bin
+  PREFT_ADAPTERS=lora-a,reft-b PREFT_ADAPTER_DIR=$tmp/adapters PREFT_BIN=$bin PREFT_CORS_ORIGIN=$origin
 limit=$((120 * scale))
 for f in "$sdk_src"/*.test.mjs; do
   name=$(basename "$f" .test.mjs)

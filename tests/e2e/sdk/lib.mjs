@@ -8,8 +8,13 @@
 //                                fn must throw an instance of the SDK's Class
 //                                with that status and error.param
 //   preft(args)                  runs preft (references) and returns its stdout
+//   logits(ids)                  `preft logits` of the main model: one Float32Array per position
+//   tokenize(text)               the main model's token ids of text (`preft tokenize`)
 //   finish()                     exits 1 when a check failed
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 
 export { OpenAI };
@@ -24,7 +29,11 @@ export const env = {
   adapters: (process.env.PREFT_ADAPTERS || '').split(',').filter((a) => a),
   adapterDir: process.env.PREFT_ADAPTER_DIR,
   bin: process.env.PREFT_BIN,
+  corsOrigin: process.env.PREFT_CORS_ORIGIN,
+  data: process.env.PREFT_TEST_DATA,
 };
+// the server's root (for the endpoints outside /v1: /tokenize, /version, ...)
+env.root = env.url.replace(/\/v1$/, '');
 for (const [k, v] of Object.entries(env)) if (v === undefined) throw new Error(`lib.mjs: ${k} is not set`);
 
 let fails = 0;
@@ -92,6 +101,34 @@ export function generate({ prompt, n, adapter, chat = false, system, model = env
   if (adapter) args.push('-a', `${env.adapterDir}/${adapter}`);
   const out = preft(args);
   return out.endsWith('\n') ? out.slice(0, -1) : out;
+}
+
+export function logits(ids, { model = env.modelDir, adapter } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'preft-sdk-'));
+  try {
+    const args = ['logits', '-m', model, '--ids', ids.join(','), '-o', join(dir, 'l.f32'), '--threads', '1'];
+    if (adapter) args.push('-a', `${env.adapterDir}/${adapter}`);
+    preft(args);
+    const buf = readFileSync(join(dir, 'l.f32'));
+    const all = new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4);
+    const vocab = all.length / ids.length;
+    return ids.map((_, t) => all.slice(t * vocab, (t + 1) * vocab));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function tokenize(text, { model = env.modelDir } = {}) {
+  return JSON.parse(preft(['tokenize', '--tokenizer', model, '--text', text]));
+}
+
+// log-softmax of row at id (float64 sums)
+export function logprob(row, id) {
+  let mx = -Infinity;
+  for (const x of row) if (x > mx) mx = x;
+  let sum = 0;
+  for (const x of row) sum += Math.exp(x - mx);
+  return row[id] - mx - Math.log(sum);
 }
 
 // Every chunk of a stream, in order.
