@@ -70,7 +70,7 @@ static void usage(FILE *out) {
           "  --header-timeout S         seconds a client has to send a request's headers (default 10)\n"
           "  --body-timeout S           seconds a client has to send a request's body (default 60)\n"
           "  --idle-timeout S           seconds an idle keep-alive connection is kept (default 30)\n"
-          "  --threads N                compute threads (default: all cores)\n" CLI_MATMUL_HELP
+          "  --threads N                compute threads (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP
           "  -v, --verbose              log requests and engine events to stderr\n");
 }
 
@@ -154,6 +154,7 @@ int cli_serve(int argc, char **argv) {
       {"--idle-timeout", NULL, CLI_INT, &idle_s, 1, 86400},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
       CLI_MATMUL_OPTION,
+      CLI_QUANTIZE_OPTION,
       {"--verbose", "-v", CLI_FLAG, &verbose},
       {NULL},
   };
