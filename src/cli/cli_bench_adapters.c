@@ -330,7 +330,9 @@ int cli_bench_adapters(int argc, char **argv) {
   }
   /* adapters stay exact on a quantized base */
   preft_dtype base_dt = o.m->layers[0].wq.dtype;
-  o.adapter_dtype = (int)adapter_dtype >= 0 ? adapter_dtype : preft_dtype_is_quant(base_dt) ? PREFT_F32 : base_dt;
+  o.adapter_dtype = (int)adapter_dtype >= 0         ? adapter_dtype
+                    : preft_dtype_is_quant(base_dt) ? PREFT_F32
+                                                    : base_dt;
   const char *label = shape ? shape : dir;
   printf(
       "bench adapters: %s, %d layers, %s weights, %d requests x (prompt %d + output %d), rank %d, "

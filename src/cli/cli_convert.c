@@ -161,8 +161,10 @@ int cli_convert(int argc, char **argv) {
   if (outtype && strcmp(outtype, "auto") != 0) {
     int dt = preft_dtype_parse(outtype);
     if (dt < 0) {
-      fprintf(stderr, "preft convert: --type expects auto, f32, f16, bf16, q8_0, q4_0, q5_0, q4_k or q6_k, got '%s'\n",
-              outtype);
+      fprintf(
+          stderr,
+          "preft convert: --type expects auto, f32, f16, bf16, q8_0, q4_0, q5_0, q4_k or q6_k, got '%s'\n",
+          outtype);
       return CLI_EXIT_USAGE;
     }
     o.outtype = dt;

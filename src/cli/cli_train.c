@@ -49,7 +49,8 @@ static void sft_usage(FILE *out) {
           "and loss.svg.\n\n"
           "BASE_DIR may be a GGUF file; with a quantized one, or --quantize T, the adapter\n"
           "trains on the quantized base (QLoRA: the frozen weights are the dequantized\n"
-          "quantized ones, adapters and gradients FP32).\n" CLI_QUANTIZE_HELP "\n"
+          "quantized ones, adapters and gradients FP32).\n" CLI_QUANTIZE_HELP
+          "\n"
           "  -m, --model DIR       base model (Hugging Face directory; its tokenizer.json\n"
           "                        encodes text data)\n" CLI_ADAPTER_HELP
           "  --data FILE           training JSONL\n"

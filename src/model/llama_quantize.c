@@ -92,7 +92,10 @@ int preft_model_quantize(preft_model *m, preft_dtype t, preft_pool *pool, preft_
     if (preft_dtype_is_quant(mats[i].w->dtype)) continue;
     preft_dtype d = preft_quant_fallback(t, mats[i].cols);
     fallbacks += d != t;
-    qjob j = {.src = mats[i].w->data, .src_t = mats[i].w->dtype, .dst_t = d, .cols = mats[i].cols,
+    qjob j = {.src = mats[i].w->data,
+              .src_t = mats[i].w->dtype,
+              .dst_t = d,
+              .cols = mats[i].cols,
               .dst = mem + used};
     preft_pool_run_rows(pool, mats[i].rows, (size_t)mats[i].cols, 1 << 16, quantize_rows, &j);
     *mats[i].w = (preft_weight){j.dst, d};
