@@ -103,17 +103,19 @@ QIN void store_rows(float *y, size_t ys, const __m256 *acc, int nr, int accumula
 
 /* ---- Q8_0 ---------------------------------------------------------------- */
 
-QIN void dot_q8_0(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q8_0 *w, int nb,
-                  int nr, int accumulate) {
+QIN void dot_q8_0(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q8_0 *w,
+                  const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
+  (void)sx;
   __m256 acc[QNR];
   for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
   for (int b = 0; b < nb; b++) {
     const __m256i q = load32(w[b].qs), aq = _mm256_sign_epi8(q, q);
-    const float dw = h2f(w[b].d);
+    const __m256 dw = _mm256_set1_ps(h2f(w[b].d));
     for (int r = 0; r < nr; r++) {
       const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b;
       __m256i p = dot_acc(_mm256_setzero_si256(), aq, _mm256_sign_epi8(load32(x->qs), q));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(x->d)), _mm256_cvtepi32_ps(p), acc[r]);
+      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(xd + r * nb + b)), _mm256_cvtepi32_ps(p),
+                               acc[r]);
     }
   }
   store_rows(y, ys, acc, nr, accumulate);
@@ -121,42 +123,49 @@ QIN void dot_q8_0(float *y, size_t ys, const unsigned char *xq, size_t xqs, cons
 
 /* ---- Q4_0 / Q5_0 ---------------------------------------------------------- */
 
-/* sx[r * nb + b]: the offset's share of block b of x row r, per int32 lane:
- * (8 or 16) × sum(x) / 8 lanes. */
-QIN void offsets_q8_0(int32_t *sx, const unsigned char *xq, size_t xqs, int nb, int nr, int per_lane) {
+/* Per block b of x row r: xd[r * nb + b] its scale as FP32, and (per_lane
+ * > 0) sx[r * nb + b] the offset's share per int32 lane: (8 or 16) × sum(x)
+ * over 8 lanes. */
+QIN void prep_q8_0(float *xd, int32_t *sx, const unsigned char *xq, size_t xqs, int nb, int nr,
+                   int per_lane) {
   for (int r = 0; r < nr; r++) {
     const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs);
-    for (int b = 0; b < nb; b++) sx[r * nb + b] = per_lane * sum_q8(x[b].qs);
+    for (int b = 0; b < nb; b++) {
+      xd[r * nb + b] = h2f(x[b].d);
+      if (per_lane) sx[r * nb + b] = per_lane * sum_q8(x[b].qs);
+    }
   }
 }
 
 QIN void dot_q4_0(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q4_0 *w,
-                  const int32_t *sx, int nb, int nr, int accumulate) {
+                  const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
   __m256 acc[QNR];
   for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
   for (int b = 0; b < nb; b++) {
     const __m256i q = nibbles32(w[b].qs);
-    const float dw = h2f(w[b].d);
+    const __m256 dw = _mm256_set1_ps(h2f(w[b].d));
     for (int r = 0; r < nr; r++) {
       const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b;
       __m256i p = dot_acc(_mm256_set1_epi32(-sx[r * nb + b]), q, load32(x->qs));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(x->d)), _mm256_cvtepi32_ps(p), acc[r]);
+      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(xd + r * nb + b)), _mm256_cvtepi32_ps(p),
+                               acc[r]);
     }
   }
   store_rows(y, ys, acc, nr, accumulate);
 }
 
 QIN void dot_q5_0(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q5_0 *w,
-                  const int32_t *sx, int nb, int nr, int accumulate) {
+                  const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
   __m256 acc[QNR];
   for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
   for (int b = 0; b < nb; b++) {
     const __m256i q = _mm256_or_si256(nibbles32(w[b].qs), bits32_0x10(w[b].qh));
-    const float dw = h2f(w[b].d);
+    const __m256 dw = _mm256_set1_ps(h2f(w[b].d));
     for (int r = 0; r < nr; r++) {
       const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b;
       __m256i p = dot_acc(_mm256_set1_epi32(-sx[r * nb + b]), q, load32(x->qs));
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(x->d)), _mm256_cvtepi32_ps(p), acc[r]);
+      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(xd + r * nb + b)), _mm256_cvtepi32_ps(p),
+                               acc[r]);
     }
   }
   store_rows(y, ys, acc, nr, accumulate);
@@ -176,6 +185,17 @@ QIN void q4_K_scales(const uint8_t *packed, uint32_t u[4]) {
   u[0] &= m6; /* scales 0..3 */
 }
 
+/* vpshufb controls broadcasting int16 element i of each lane */
+#define PICK(i)                                                                                              \
+  {                                                                                                          \
+    2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i,         \
+        2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, \
+        2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1             \
+  }
+static const uint8_t scale_pick[8][32]
+    __attribute__((aligned(32))) = {PICK(0), PICK(1), PICK(2), PICK(3), PICK(4), PICK(5), PICK(6), PICK(7)};
+#undef PICK
+
 QIN void dot_q4_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q4_K *w, int nb,
                   int nr, int accumulate) {
   __m256 acc[QNR];
@@ -185,15 +205,18 @@ QIN void dot_q4_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, cons
   for (int b = 0; b < nb; b++) {
     uint32_t u[4];
     q4_K_scales(w[b].scales, u);
-    const uint8_t *sc = (const uint8_t *)u;
-    const __m128i mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+    const __m128i sm = _mm_loadu_si128((const __m128i *)u);
+    const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
+    /* int16 scales 0..7 in both lanes, picked by vpshufb */
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
     const float d = h2f(w[b].d), dmin = h2f(w[b].dmin);
     __m256i sumi[QNR];
     for (int r = 0; r < nr; r++) sumi[r] = _mm256_setzero_si256();
     for (int c = 0; c < 4; c++) {
       const __m256i q = load32(w[b].qs + 32 * c);
       const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-      const __m256i slo = _mm256_set1_epi16(sc[2 * c]), shi = _mm256_set1_epi16(sc[2 * c + 1]);
+      const __m256i slo = _mm256_shuffle_epi8(sc16, load32(scale_pick[2 * c]));
+      const __m256i shi = _mm256_shuffle_epi8(sc16, load32(scale_pick[2 * c + 1]));
       for (int r = 0; r < nr; r++) {
         const int8_t *x = ((const preft_block_q8_K *)(xq + (size_t)r * xqs) + b)->qs + 64 * c;
         sumi[r] = _mm256_add_epi32(
@@ -312,30 +335,32 @@ QIN void dot_q6_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, cons
     }                                                                                                    \
   }
 
-SIMPLE_ROWS(q8_0, preft_block_q8_0, PREFT_QK)
 SIMPLE_ROWS(q4_K, preft_block_q4_K, PREFT_QK_K)
 SIMPLE_ROWS(q6_K, preft_block_q6_K, PREFT_QK_K)
 
-#define OFFSET_ROWS(T, BT, PER_LANE)                                                                       \
-  QFN void rows_##T(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n,   \
-                    int k, int j0, int j1, int accumulate) {                                               \
-    const unsigned char *xq = xqv;                                                                         \
-    const int nb = k / PREFT_QK;                                                                           \
-    int32_t sx_stack[QSX_STACK];                                                                           \
-    int32_t *sx =                                                                                          \
-        (size_t)nb * QNR <= QSX_STACK ? sx_stack : preft_xmalloc((size_t)nb * QNR * sizeof(int32_t));      \
-    for (int i0 = 0; i0 < n; i0 += QNR) {                                                                  \
-      const int nr = n - i0 < QNR ? n - i0 : QNR;                                                          \
-      offsets_q8_0(sx, xq + (size_t)i0 * xqs, xqs, nb, nr, PER_LANE);                                      \
-      for (int j = j0; j < j1; j++) {                                                                      \
-        const BT *wj = (const BT *)((const unsigned char *)w + (size_t)j * wrow);                          \
-        DISPATCH_NR(                                                                                       \
-            dot_##T(y + (size_t)i0 * ys + j, ys, xq + (size_t)i0 * xqs, xqs, wj, sx, nb, NRC, accumulate)) \
-      }                                                                                                    \
-    }                                                                                                      \
-    if (sx != sx_stack) free(sx);                                                                          \
+#define OFFSET_ROWS(T, BT, PER_LANE)                                                                      \
+  QFN void rows_##T(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n,  \
+                    int k, int j0, int j1, int accumulate) {                                              \
+    const unsigned char *xq = xqv;                                                                        \
+    const int nb = k / PREFT_QK;                                                                          \
+    int32_t sx_stack[QSX_STACK];                                                                          \
+    float xd_stack[QSX_STACK];                                                                            \
+    int big = (size_t)nb * QNR > QSX_STACK;                                                               \
+    int32_t *sx = big ? preft_xmalloc((size_t)nb * QNR * sizeof(int32_t)) : sx_stack;                     \
+    float *xd = big ? preft_xmalloc((size_t)nb * QNR * sizeof(float)) : xd_stack;                         \
+    for (int i0 = 0; i0 < n; i0 += QNR) {                                                                 \
+      const int nr = n - i0 < QNR ? n - i0 : QNR;                                                         \
+      prep_q8_0(xd, sx, xq + (size_t)i0 * xqs, xqs, nb, nr, PER_LANE);                                    \
+      for (int j = j0; j < j1; j++) {                                                                     \
+        const BT *wj = (const BT *)((const unsigned char *)w + (size_t)j * wrow);                         \
+        DISPATCH_NR(dot_##T(y + (size_t)i0 * ys + j, ys, xq + (size_t)i0 * xqs, xqs, wj, xd, sx, nb, NRC, \
+                            accumulate))                                                                  \
+      }                                                                                                   \
+    }                                                                                                     \
+    if (big) free(sx), free(xd);                                                                          \
   }
 
+OFFSET_ROWS(q8_0, preft_block_q8_0, 0) /* signed weights: no offset */
 OFFSET_ROWS(q4_0, preft_block_q4_0, 1) /* 8 lanes × sum(x) = 8 sum(x) */
 OFFSET_ROWS(q5_0, preft_block_q5_0, 2) /* 8 lanes × 2 sum(x) = 16 sum(x) */
 
