@@ -41,6 +41,12 @@ int cli_route(int argc, char **argv);       /* cli_route.c: HAProxy configuratio
 int cli_tasks(int argc, char **argv);       /* cli_tasks.c: tasks run | check | list | reward | base */
 int cli_rl_data(int argc, char **argv);     /* cli_rl_data.c: prompts of an RL task */
 
+/* BERT multitask and pretraining (issue 16) */
+int cli_train_multitask(int argc, char **argv); /* cli_train_multitask.c: `preft train multitask` */
+int cli_eval_multitask(int argc, char **argv);  /* cli_eval_multitask.c: `preft eval multitask` */
+int cli_train_mlm(int argc, char **argv);       /* cli_train_mlm.c: `preft train mlm` */
+int cli_classify(int argc, char **argv);        /* cli_classify.c: `preft classify` */
+
 /* ---- declarative options ----------------------------------------------------
  * A command lists its options in a table ending with {NULL}; cli_parse walks
  * argv once, checks every value's type and range, and prints

@@ -199,6 +199,32 @@ void preft_qgemm(preft_pool *pool, float *y, int y_stride, const float *x, int x
   preft_qgemm_multi(pool, x, x_stride, n, k, &out, 1, accumulate);
 }
 
+/* ------------------------------------------------------------- quantization */
+
+typedef struct {
+  preft_dtype t;
+  const float *src;
+  size_t src_stride, row;
+  unsigned char *dst;
+  int k;
+} qrows_job;
+
+static void quantize_weight_rows(void *p, int r0, int r1) {
+  const qrows_job *j = p;
+  for (int r = r0; r < r1; r++)
+    preft_quantize_row(j->t, j->src + (size_t)r * j->src_stride, j->dst + (size_t)r * j->row, (size_t)j->k);
+}
+
+void preft_quantize_rows(preft_pool *pool, preft_dtype t, const float *src, size_t src_stride, void *dst,
+                         int rows, int k) {
+  if (rows <= 0) return;
+  PREFT_ASSERT(k % (int)preft_dtype_block(t) == 0);
+  qrows_job j = {t, src, src_stride, preft_dtype_row_bytes(t, (size_t)k), dst, k};
+  /* a row's cost in units of ~1 ns: the K-quants' scale search dominates */
+  size_t per_value = t == PREFT_Q4_K ? 90 : t == PREFT_Q6_K ? 36 : 4;
+  preft_pool_run_rows(pool, rows, (size_t)k * per_value, 200000, quantize_weight_rows, &j);
+}
+
 /* ------------------------------------------------------------ backward for x */
 
 typedef struct {

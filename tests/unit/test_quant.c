@@ -388,6 +388,26 @@ static void test_qgemm_dx(void **state) {
   preft_pool_free(p3);
 }
 
+/* The pool's row split gives the bytes of row-by-row quantization. */
+static void test_quantize_rows_pool(void **state) {
+  (void)state;
+  enum { R = 37, K = 512, XS = K + 3 };
+  preft_pool *pool = preft_pool_create(3);
+  float *x = malloc((size_t)R * XS * sizeof *x);
+  for (int i = 0; i < R; i++) fill_row(x + (size_t)i * XS, K);
+  for (int ti = 0; ti < N_QTYPES; ti++) {
+    preft_dtype t = QTYPES[ti];
+    size_t row = preft_dtype_row_bytes(t, K);
+    unsigned char *a = malloc(row * R), *b = malloc(row * R);
+    preft_quantize_rows(pool, t, x, XS, a, R, K);
+    for (int i = 0; i < R; i++) preft_quantize_row(t, x + (size_t)i * XS, b + (size_t)i * row, K);
+    assert_memory_equal(a, b, row * R);
+    free(a), free(b);
+  }
+  free(x);
+  preft_pool_free(pool);
+}
+
 static void test_dtype_names(void **state) {
   (void)state;
   for (int t = 0; t < PREFT_N_DTYPES; t++)
@@ -410,6 +430,7 @@ int main(void) {
       cmocka_unit_test(test_qgemm_kernels),
       cmocka_unit_test(test_gemm_routes_quantized),
       cmocka_unit_test(test_qgemm_dx),
+      cmocka_unit_test(test_quantize_rows_pool),
       cmocka_unit_test(test_dtype_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
