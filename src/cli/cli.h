@@ -32,8 +32,10 @@ int cli_tokenizer(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_train(int argc, char **argv);     /* cli_train.c: train sft | train pretrain */
 int cli_eval_loss(int argc, char **argv); /* cli_eval_loss.c */
-int cli_train_rl(int argc, char **argv);  /* cli_train_rl.c: `preft train rl` */
-int cli_eval(int argc, char **argv);      /* cli_train_rl.c: `preft eval rl` */
+struct cli_dist;
+/* cli_train_rl.c: `preft train rl` (data-parallel over mpirun's ranks d) */
+int cli_train_rl(int argc, char **argv, const struct cli_dist *d);
+int cli_eval(int argc, char **argv); /* cli_train_rl.c: `preft eval rl` */
 int cli_make_adapter(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 int cli_bench_serve(int argc, char **argv); /* `preft bench serve`, from cli_bench.c */

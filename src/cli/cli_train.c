@@ -434,13 +434,8 @@ int cli_train(int argc, char **argv) {
   cli_dist d;
   int rc = cli_dist_open(&d, sft ? "train sft" : pretrain ? "train pretrain" : "train rl");
   if (rc != 0) return rc;
-  if (rl && d.size > 1) {
-    fprintf(stderr,
-            "preft train rl: data-parallel GRPO under mpirun is not built yet; run it as one process\n");
-    return cli_dist_close(&d, CLI_EXIT_USAGE);
-  }
   rc = sft        ? train_sft(argc - 1, argv + 1, &d)
        : pretrain ? train_pretrain(argc - 1, argv + 1, &d)
-                  : cli_train_rl(argc - 1, argv + 1);
+                  : cli_train_rl(argc - 1, argv + 1, &d);
   return cli_dist_close(&d, rc);
 }
