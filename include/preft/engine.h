@@ -70,14 +70,15 @@ typedef struct preft_engine preft_engine;
 
 typedef struct preft_engine_config {
   int threads;             /* compute threads; <= 0: all cores */
-  size_t kv_cache_mb;      /* KV cache budget; 0: 1024 */
+  size_t kv_cache_mb;      /* KV cache budget, loaded adapters included; 0: 1024 */
   int kv_blocks;           /* > 0: exactly this many blocks instead (tests) */
   int block_size;          /* positions per KV block; 0: 16 */
   int max_running;         /* sequences decoding at once; 0: 256 */
   int max_step_tokens;     /* token rows per step (prefill chunks + decode); 0: 512 */
   int max_queue;           /* waiting requests before submit fails with BUSY; 0: 1024 */
   int max_loaded_adapters; /* 0: 64 */
-  size_t adapter_cache_mb; /* hard cap on the memory of loaded adapters (MiB); 0: none */
+  size_t adapter_cache_mb; /* hard cap on the memory of loaded adapters (MiB), taken from the KV cache;
+                            * 0: at most the KV cache less one full context */
   int max_context;         /* per sequence; 0: the model's max_position_embeddings */
   bool borrow_model;       /* the caller keeps ownership of the model */
 } preft_engine_config;
@@ -243,7 +244,7 @@ PREFT_API void preft_engine_drain(preft_engine *e);
 typedef struct preft_engine_stats {
   long requests_ok, requests_error, requests_cancelled;
   long prompt_tokens[2], generated_tokens[2]; /* [mode]: all-token, prefill-only (base counts as all) */
-  int waiting, running, kv_blocks_used, kv_blocks_free, kv_blocks_cached, adapters_loaded,
+  int waiting, running, kv_blocks_used, kv_blocks_free, kv_blocks_cached, kv_blocks_adapters, adapters_loaded,
       adapters_registered;
   long steps, preemptions, prefix_hit_tokens;
   double step_seconds_sum;

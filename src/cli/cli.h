@@ -32,14 +32,22 @@ int cli_tokenizer(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_train(int argc, char **argv);     /* cli_train.c: train sft | train pretrain */
 int cli_eval_loss(int argc, char **argv); /* cli_eval_loss.c */
-int cli_train_rl(int argc, char **argv);  /* cli_train_rl.c: `preft train rl` */
-int cli_eval(int argc, char **argv);      /* cli_train_rl.c: `preft eval rl` */
+struct cli_dist;
+/* cli_train_rl.c: `preft train rl` (data-parallel over mpirun's ranks d) */
+int cli_train_rl(int argc, char **argv, const struct cli_dist *d);
+int cli_eval(int argc, char **argv); /* cli_train_rl.c: `preft eval rl` */
 int cli_make_adapter(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 int cli_bench_serve(int argc, char **argv); /* `preft bench serve`, from cli_bench.c */
 int cli_route(int argc, char **argv);       /* cli_route.c: HAProxy configuration over replicas */
 int cli_tasks(int argc, char **argv);       /* cli_tasks.c: tasks run | check | list | reward | base */
 int cli_rl_data(int argc, char **argv);     /* cli_rl_data.c: prompts of an RL task */
+
+/* BERT multitask and pretraining (issue 16) */
+int cli_train_multitask(int argc, char **argv); /* cli_train_multitask.c: `preft train multitask` */
+int cli_eval_multitask(int argc, char **argv);  /* cli_eval_multitask.c: `preft eval multitask` */
+int cli_train_mlm(int argc, char **argv);       /* cli_train_mlm.c: `preft train mlm` */
+int cli_classify(int argc, char **argv);        /* cli_classify.c: `preft classify` */
 
 /* ---- declarative options ----------------------------------------------------
  * A command lists its options in a table ending with {NULL}; cli_parse walks

@@ -116,6 +116,8 @@ static void usage(FILE *out) {
           "usage: preft train sft ...        train an adapter (LoRA, LoReFT, DiReFT)\n"
           "       preft train rl ...         train an adapter with GRPO on verifiable rewards\n"
           "       preft train pretrain ...   train a model from scratch on text\n"
+          "       preft train multitask ...  fine-tune a BERT encoder on SST, Quora, STS-B\n"
+          "       preft train mlm ...        pretrain a BERT encoder (masked language model)\n"
           "(preft train sft --help, preft train rl --help, preft train pretrain --help)\n");
 }
 
@@ -442,22 +444,19 @@ int cli_train(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
   }
+  if (!strcmp(argv[1], "multitask")) return cli_train_multitask(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "mlm")) return cli_train_mlm(argc - 1, argv + 1);
   bool sft = !strcmp(argv[1], "sft"), pretrain = !strcmp(argv[1], "pretrain"), rl = !strcmp(argv[1], "rl");
   if (!sft && !pretrain && !rl) {
-    fprintf(stderr, "preft train: unknown subcommand '%s' (sft, pretrain or rl)\n", argv[1]);
+    fprintf(stderr, "preft train: unknown subcommand '%s' (sft, pretrain, rl, multitask or mlm)\n", argv[1]);
     return CLI_EXIT_USAGE;
   }
   /* under mpirun: one rank of a data-parallel job (cli_mpi.c) */
   cli_dist d;
   int rc = cli_dist_open(&d, sft ? "train sft" : pretrain ? "train pretrain" : "train rl");
   if (rc != 0) return rc;
-  if (rl && d.size > 1) {
-    fprintf(stderr,
-            "preft train rl: data-parallel GRPO under mpirun is not built yet; run it as one process\n");
-    return cli_dist_close(&d, CLI_EXIT_USAGE);
-  }
   rc = sft        ? train_sft(argc - 1, argv + 1, &d)
        : pretrain ? train_pretrain(argc - 1, argv + 1, &d)
-                  : cli_train_rl(argc - 1, argv + 1);
+                  : cli_train_rl(argc - 1, argv + 1, &d);
   return cli_dist_close(&d, rc);
 }

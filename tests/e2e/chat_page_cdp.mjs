@@ -1,7 +1,7 @@
 // chat_page_cdp.mjs - drives headless Chromium over the DevTools protocol
 // (node's built-in WebSocket, no npm package) for tests/e2e/chat_page.sh.
 //   node --experimental-websocket chat_page_cdp.mjs URL SCREENSHOT.png
-// Prints one JSON line: {"models": [...], "replies": [...], "screenshot": bytes}
+// Prints one JSON line: {"models", "users", "replies", "stats", "screenshot": bytes}
 // after: loading URL (the page sends its ?q= message on load), waiting for
 // that reply to finish, then typing a second message into the page's text
 // box and submitting it, waiting for its reply, and capturing a screenshot.
@@ -92,9 +92,14 @@ const reply = (n) => `(() => { const m = document.querySelectorAll('.msg.assista
   return m && { cls: m.className, text: m.firstChild ? m.firstChild.textContent : '', meta: (m.querySelector('.meta') || {}).textContent || '' }; })()`;
 const first = await until(reply(0), 'the first reply');
 const models = await evaluate(`[...document.querySelectorAll('#model option')].map((o) => o.value)`);
-// a second turn typed into the page and sent with its form
-await evaluate(`document.getElementById('input').value = 'And the army?'; document.getElementById('form').requestSubmit(); true`);
-const second = await until(reply(1), 'the second reply');
+// a second turn typed into the page and sent with its form (CDP_SECOND='' skips it)
+const secondText = process.env.CDP_SECOND ?? 'And the army?';
+let second = null;
+if (secondText) {
+  await evaluate(`document.getElementById('input').value = ${JSON.stringify(secondText)};
+    document.getElementById('form').requestSubmit(); true`);
+  second = await until(reply(1), 'the second reply');
+}
 const users = await evaluate(`[...document.querySelectorAll('.msg.user')].map((m) => m.textContent)`);
 const png = Buffer.from((await send('Page.captureScreenshot', { format: 'png' })).data, 'base64');
 writeFileSync(shot, png);
