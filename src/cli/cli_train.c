@@ -47,6 +47,10 @@ static void sft_usage(FILE *out) {
           "OUT_DIR receives a PEFT directory (LoRA; \"preft_mode\" records the mode) or a\n"
           "ReFT directory (reft_config.json \"mode\"), plus checkpoint.bin, train_log.csv\n"
           "and loss.svg.\n\n"
+          "BASE_DIR may be a GGUF file; with a quantized one, or --quantize T, the adapter\n"
+          "trains on the quantized base (QLoRA: the frozen weights are the dequantized\n"
+          "quantized ones, adapters and gradients FP32).\n" CLI_QUANTIZE_HELP
+          "\n"
           "  -m, --model DIR       base model (Hugging Face directory; its tokenizer.json\n"
           "                        encodes text data)\n" CLI_ADAPTER_HELP
           "  --data FILE           training JSONL\n"
@@ -246,6 +250,7 @@ static int train_sft(int argc, char **argv, const cli_dist *d) {
       {"--out", "-o", CLI_STR, &out},
       {"--on-bad-line", NULL, CLI_STR, &bad},
       LOOP_OPTIONS(la),
+      CLI_QUANTIZE_OPTION,
       {NULL},
   };
   int pr = cli_parse("train sft", argc, argv, opts, sft_usage);

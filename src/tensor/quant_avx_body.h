@@ -446,26 +446,39 @@ QIN void tile_q8_0_q4_0(int is_q4, float *y, size_t ys, const unsigned char *xq,
         codes[b][g] = is_q4 ? signs[b][g] : _mm256_sign_epi8(signs[b][g], signs[b][g]);
       dw[b] = _mm256_loadu_ps(d);
     }
-    for (int r = 0; r < n; r++) {
-      __m256 a = _mm256_loadu_ps(acc + 8 * r);
-      const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b0;
+    /* two rows of x per pass: each tile vector loaded once for both */
+    for (int r = 0; r < n; r += 2) {
+      const int r1 = r + 1 < n ? r + 1 : r; /* an odd last row is computed twice, stored once */
+      __m256 a0 = _mm256_loadu_ps(acc + 8 * r), a1 = _mm256_loadu_ps(acc + 8 * r1);
+      const preft_block_q8_0 *x0 = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b0;
+      const preft_block_q8_0 *x1 = (const preft_block_q8_0 *)(xq + (size_t)r1 * xqs) + b0;
       for (int b = 0; b < bc; b++) {
-        __m256i p;
+        __m256i p0, p1;
         if (is_q4) {
-          __m256i s16 = _mm256_setzero_si256();
-          for (int g = 0; g < 8; g++)
-            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(codes[b][g], bcast4(x[b].qs + 4 * g)));
-          p = _mm256_sub_epi32(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)),
-                               _mm256_set1_epi32(8 * sx[r * nb + b0 + b]));
+          __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+          for (int g = 0; g < 8; g++) {
+            const __m256i c = codes[b][g];
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(c, bcast4(x0[b].qs + 4 * g)));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(c, bcast4(x1[b].qs + 4 * g)));
+          }
+          const __m256i ones = _mm256_set1_epi16(1);
+          p0 = _mm256_sub_epi32(_mm256_madd_epi16(s0, ones), _mm256_set1_epi32(8 * sx[r * nb + b0 + b]));
+          p1 = _mm256_sub_epi32(_mm256_madd_epi16(s1, ones), _mm256_set1_epi32(8 * sx[r1 * nb + b0 + b]));
         } else {
-          p = _mm256_setzero_si256();
-          for (int g = 0; g < 8; g++)
-            p = dot_acc(p, codes[b][g], _mm256_sign_epi8(bcast4(x[b].qs + 4 * g), signs[b][g]));
+          p0 = p1 = _mm256_setzero_si256();
+          for (int g = 0; g < 8; g++) {
+            const __m256i c = codes[b][g], sg = signs[b][g];
+            p0 = dot_acc(p0, c, _mm256_sign_epi8(bcast4(x0[b].qs + 4 * g), sg));
+            p1 = dot_acc(p1, c, _mm256_sign_epi8(bcast4(x1[b].qs + 4 * g), sg));
+          }
         }
-        a = _mm256_fmadd_ps(_mm256_mul_ps(dw[b], _mm256_broadcast_ss(xd + r * nb + b0 + b)),
-                            _mm256_cvtepi32_ps(p), a);
+        a0 = _mm256_fmadd_ps(_mm256_mul_ps(dw[b], _mm256_broadcast_ss(xd + r * nb + b0 + b)),
+                             _mm256_cvtepi32_ps(p0), a0);
+        a1 = _mm256_fmadd_ps(_mm256_mul_ps(dw[b], _mm256_broadcast_ss(xd + r1 * nb + b0 + b)),
+                             _mm256_cvtepi32_ps(p1), a1);
       }
-      _mm256_storeu_ps(acc + 8 * r, a);
+      _mm256_storeu_ps(acc + 8 * r, a0);
+      if (r1 != r) _mm256_storeu_ps(acc + 8 * r1, a1);
     }
   }
 }
@@ -536,31 +549,43 @@ QFN void tiles_q4_K(float *y, size_t ys, const void *xqv, size_t xqs, const void
       __m256i vsc[8], vmn[4];
       for (int s = 0; s < 8; s++) vsc[s] = _mm256_loadu_si256((const __m256i *)sc[s]);
       for (int s = 0; s < 4; s++) vmn[s] = _mm256_loadu_si256((const __m256i *)mn[s]);
-      for (int r = 0; r < n; r++) {
-        const preft_block_q8_K *x = (const preft_block_q8_K *)(xq + (size_t)r * xqs) + b;
-        __m256i sumi = _mm256_setzero_si256();
+      for (int r = 0; r < n; r += 2) { /* two rows of x per pass, as above */
+        const int r1 = r + 1 < n ? r + 1 : r;
+        const preft_block_q8_K *x0 = (const preft_block_q8_K *)(xq + (size_t)r * xqs) + b;
+        const preft_block_q8_K *x1 = (const preft_block_q8_K *)(xq + (size_t)r1 * xqs) + b;
+        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
         for (int s = 0; s < 8; s++) {
-          __m256i s16 = _mm256_setzero_si256();
-          for (int g = 0; g < 8; g++)
-            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(codes[s][g], bcast4(x->qs + 32 * s + 4 * g)));
-          sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(s16, vsc[s]));
+          __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+          for (int g = 0; g < 8; g++) {
+            const __m256i c = codes[s][g];
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(c, bcast4(x0->qs + 32 * s + 4 * g)));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(c, bcast4(x1->qs + 32 * s + 4 * g)));
+          }
+          sumi0 = _mm256_add_epi32(sumi0, _mm256_madd_epi16(s0, vsc[s]));
+          sumi1 = _mm256_add_epi32(sumi1, _mm256_madd_epi16(s1, vsc[s]));
         }
-        /* mins: pair sums of bsums, two per int32, times (m[s], m[s+1]) */
-        __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums),
-                                       _mm_loadu_si128((const __m128i *)(x->bsums + 8)));
-        __m256i summ = _mm256_setzero_si256();
-        for (int s = 0; s < 4; s++) {
-          int32_t pp = _mm_extract_epi32(pairs, 0);
-          if (s == 1) pp = _mm_extract_epi32(pairs, 1);
-          if (s == 2) pp = _mm_extract_epi32(pairs, 2);
-          if (s == 3) pp = _mm_extract_epi32(pairs, 3);
-          summ = _mm256_add_epi32(summ, _mm256_madd_epi16(vmn[s], _mm256_set1_epi32(pp)));
+        const preft_block_q8_K *xs[2] = {x0, x1};
+        const __m256i sumi[2] = {sumi0, sumi1};
+        for (int i = 0; i < 2; i++) {
+          if (i == 1 && r1 == r) break;
+          const preft_block_q8_K *x = xs[i];
+          const int row = i ? r1 : r;
+          /* mins: pair sums of bsums, two per int32, times (m[s], m[s+1]) */
+          __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums),
+                                         _mm_loadu_si128((const __m128i *)(x->bsums + 8)));
+          __m256i summ = _mm256_madd_epi16(vmn[0], _mm256_set1_epi32(_mm_extract_epi32(pairs, 0)));
+          summ = _mm256_add_epi32(summ,
+                                  _mm256_madd_epi16(vmn[1], _mm256_set1_epi32(_mm_extract_epi32(pairs, 1))));
+          summ = _mm256_add_epi32(summ,
+                                  _mm256_madd_epi16(vmn[2], _mm256_set1_epi32(_mm_extract_epi32(pairs, 2))));
+          summ = _mm256_add_epi32(summ,
+                                  _mm256_madd_epi16(vmn[3], _mm256_set1_epi32(_mm_extract_epi32(pairs, 3))));
+          const __m256 xdv = _mm256_set1_ps(x->d);
+          __m256 a = _mm256_loadu_ps(acc + 8 * row);
+          a = _mm256_fmadd_ps(_mm256_mul_ps(vd, xdv), _mm256_cvtepi32_ps(sumi[i]), a);
+          a = _mm256_fnmadd_ps(_mm256_mul_ps(vdmin, xdv), _mm256_cvtepi32_ps(summ), a);
+          _mm256_storeu_ps(acc + 8 * row, a);
         }
-        const __m256 xdv = _mm256_set1_ps(x->d);
-        __m256 a = _mm256_loadu_ps(acc + 8 * r);
-        a = _mm256_fmadd_ps(_mm256_mul_ps(vd, xdv), _mm256_cvtepi32_ps(sumi), a);
-        a = _mm256_fnmadd_ps(_mm256_mul_ps(vdmin, xdv), _mm256_cvtepi32_ps(summ), a);
-        _mm256_storeu_ps(acc + 8 * r, a);
       }
     }
     store_tile(y, ys, j, acc, n, accumulate);
