@@ -1,12 +1,19 @@
 /* bench_quant.c - the quantized matrix products (tensor/quant.h) against
  * this machine's memory read roofline, measured in the same run.
  *
- * Usage: bench_quant [threads] [seconds-per-point] [kernels] [dtypes] [ns]
+ * Usage: bench_quant [threads] [seconds-per-point] [kernels] [dtypes] [ns] [hot]
  *   kernels: portable|avx2|avx-vnni|avx512-vnni caps the quantized kernels
  *            (default: the best this CPU runs);
  *   dtypes:  a subset of "q8_0,q4_0,q5_0,q4_k,q6_k,bf16" (bf16: preft_gemm's
- *            BF16 kernels on the same shapes, for comparison);
- *   ns:      rows of x, e.g. "1,4,16,64,256".
+ *            BF16 kernels on the same shapes, for comparison), plus "dx"
+ *            to time preft_qgemm_dx (the QLoRA backward for x) at the
+ *            largest N;
+ *   ns:      rows of x, e.g. "1,4,16,64,256";
+ *   hot:     one copy of the weights (from the caches after the first call)
+ *            and the calling thread's CPU time instead of wall time, with 1
+ *            thread: the kernels' own speed per core, which other programs
+ *            on a shared machine change far less than they change memory
+ *            bandwidth and wall time.
  *
  * Shapes: the projections of Qwen2.5-0.5B (D 896, F 4864) and Llama-3.2-1B
  * (D 2048, F 8192), M × K = out × in; K must be a multiple of the type's
@@ -28,6 +35,7 @@
 #include "base/error.h"
 #include "base/threadpool.h"
 #include "base/timer.h"
+#include <time.h>
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
 #include "tensor/quant.h"
@@ -35,6 +43,12 @@
 #include "tensor/roofline.h"
 
 #define ARENA_BYTES ((size_t)256 << 20)
+
+static double thread_cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static uint32_t rng = 12345u;
 static uint32_t next(void) { return rng = rng * 1664525u + 1013904223u; }
@@ -81,6 +95,8 @@ int main(int argc, char **argv) {
     preft_qgemm_limit(level);
   }
   const char *dtypes = argc > 4 ? argv[4] : "q8_0,q4_0,q4_k,q6_k,bf16";
+  if (getenv("PREFT_QTILE_MIN_N"))
+    preft_qgemm_tile_min_n(atoi(getenv("PREFT_QTILE_MIN_N"))); /* experiments */
   const char *nlist = argc > 5 ? argv[5] : "1,4,16,64,256";
   int ns[16], n_ns = 0;
   for (const char *p = nlist; *p && n_ns < 16;) {
@@ -89,6 +105,9 @@ int main(int argc, char **argv) {
     if (!p) break;
     p++;
   }
+  int hot = argc > 6 && !strcmp(argv[6], "hot");
+  if (hot) threads = 1;
+  double (*clock_fn)(void) = hot ? thread_cpu_now : preft_now;
   preft_pool *pool = preft_pool_create(threads);
   threads = preft_pool_size(pool);
 
@@ -97,7 +116,9 @@ int main(int argc, char **argv) {
   printf("quantized kernels %s (CPU path %s, avx-vnni %s, avx512-vnni %s), %d threads\n",
          preft_qgemm_kernel_name(PREFT_Q4_K), preft_cpu_path_name(preft_cpu_path()),
          preft_cpu_has_avx_vnni() ? "yes" : "no", preft_cpu_has_avx512_vnni() ? "yes" : "no", threads);
-  printf("roofline: FP32 FMA peak %.1f GFLOP/s | memory read (1 GiB) %.1f GB/s\n\n", peak, bw);
+  printf("roofline: FP32 FMA peak %.1f GFLOP/s | memory read (1 GiB) %.1f GB/s\n", peak, bw);
+  printf("%s\n\n",
+         hot ? "hot: weights from the caches, CPU time of the one thread" : "weights from memory, wall time");
 
   static const struct {
     const char *model;
@@ -119,7 +140,7 @@ int main(int argc, char **argv) {
       if (k % (int)preft_dtype_block(t)) continue;
       size_t wbytes = preft_dtype_row_bytes(t, (size_t)k) * (size_t)m;
       size_t stride = (wbytes + 63) & ~(size_t)63;
-      int copies = (int)((ARENA_BYTES + stride - 1) / stride);
+      int copies = hot ? 1 : (int)((ARENA_BYTES + stride - 1) / stride);
       unsigned char *arena = preft_xmalloc((size_t)copies * stride);
       fill_random(arena, t, m, k);
       for (int c = 1; c < copies; c++) memcpy(arena + (size_t)c * stride, arena, wbytes);
@@ -132,13 +153,13 @@ int main(int argc, char **argv) {
         int n = ns[ni];
         double best = 1e30, start = preft_now();
         for (int rep = 0, c = 0; rep < 3 || preft_now() - start < seconds; rep++, c = (c + 1) % copies) {
-          double t0 = preft_now();
+          double t0 = clock_fn();
           preft_gemm(pool, y, m, x, k, arena + (size_t)c * stride, t, n, k, m, 0);
-          double el = preft_now() - t0;
+          double el = clock_fn() - t0;
           if (el < best) best = el;
         }
         double gflops = 2.0 * n * (double)k * m / best * 1e-9, gbs = (double)wbytes / best * 1e-9;
-        if (n <= 4) {
+        if (n <= 4 && !hot) {
           double roof = preft_roofline_read_buffer_gbs(pool, arena, (size_t)copies * stride, 0.2);
           printf("%-5s %-17s %5d %5d %4d %9.1f %8.1f %8.1f %7.1f %6.0f%%\n", types[ti].key, shapes[s].model,
                  m, k, n, best * 1e6, gflops, gbs, roof, 100 * gbs / roof);
@@ -147,6 +168,21 @@ int main(int argc, char **argv) {
                  n, best * 1e6, gflops, gbs, "-", "-");
         }
         fflush(stdout);
+      }
+      /* the backward for x of a QLoRA step (dequantized FP32 tiles) */
+      if (listed(dtypes, "dx") && preft_dtype_is_quant(t)) {
+        float *dx = preft_xmalloc((size_t)nmax * (size_t)k * sizeof(float));
+        double best = 1e30, start = preft_now();
+        for (int rep = 0, c = 0; rep < 2 || preft_now() - start < seconds; rep++, c = (c + 1) % copies) {
+          double t0 = clock_fn();
+          preft_qgemm_dx(pool, dx, k, y, m, arena + (size_t)c * stride, t, nmax, m, k, 0);
+          double el = clock_fn() - t0;
+          if (el < best) best = el;
+        }
+        printf("%-5s %-17s %5d %5d %4d %9.1f %8.1f %8s %7s %7s  (backward dx = dy . W)\n", types[ti].key,
+               shapes[s].model, m, k, nmax, best * 1e6, 2.0 * nmax * (double)k * m / best * 1e-9, "-", "-",
+               "-");
+        free(dx);
       }
       free(arena), free(x), free(y);
     }

@@ -51,10 +51,15 @@ typedef struct preft_server_config {
    * "*" allows any; none: no CORS headers */
   const char *const *cors_origins;
   int n_cors_origins;
+  /* an encoder (BERT, src/model/bert.h) served for /v1/embeddings only
+   * (its pooled output): then engine is NULL, the generation endpoints
+   * answer 400 and there are no adapters. Borrowed. */
+  const struct preft_bert *encoder;
 } preft_server_config;
 
 /* Starts listening. gen gives the sampling defaults and end-of-sequence ids
- * (may be NULL: greedy, the model config's EOS ids only). */
+ * (may be NULL: greedy, the model config's EOS ids only). engine may be
+ * NULL when cfg->encoder is set. */
 PREFT_API int preft_server_start(preft_server **out, preft_engine *engine, const preft_tokenizer *tok,
                                  const preft_generation_config *gen, const preft_server_config *cfg,
                                  preft_error *err);

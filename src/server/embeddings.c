@@ -3,6 +3,9 @@
  * Hugging Face calls last_hidden_state), L2-normalised as OpenAI's and
  * vLLM's embeddings are (vLLM's extra "normalize": false gives the raw
  * mean). Base model only: adapters are not applied, so naming one is a 400.
+ * A server of a BERT encoder (`preft serve -m BERT_DIR`) gives its pooled
+ * output instead (the mean of its last hidden state when the checkpoint has
+ * no pooler), also L2-normalised unless "normalize": false.
  *
  *   {"input": "text" | ["text", ...] | [ids] | [[ids], ...],
  *    "model"?, "encoding_format"?: "float" | "base64", "dimensions"?: D,
@@ -21,6 +24,7 @@
 
 #include "base/error.h"
 #include "model/batch.h"
+#include "model/bert.h"
 #include "model/kv_cache.h"
 #include "model/llama.h"
 #include "server/server_int.h"
@@ -62,6 +66,26 @@ static int mean_hidden(const preft_model *m, const int *ids, int n, float *out, 
   preft_batch_buf_free(&bb);
   preft_workspace_free(&ws);
   preft_kv_free(&kv);
+  return rc;
+}
+
+/* An encoder's embedding: the pooler output (tanh of the [CLS] row's dense
+ * layer) when the checkpoint has a pooler, else the mean of the last hidden
+ * state over the input's tokens; token types all 0. */
+static int encoder_embedding(const preft_bert *m, const int *ids, int n, float *out, preft_error *err) {
+  int D = m->cfg.dim;
+  float *hidden = preft_xmalloc(sizeof *hidden * (size_t)n * (size_t)D);
+  preft_bert_workspace ws = {0};
+  preft_bert_batch b = {.n_seqs = 1, .seq_len = n, .ids = ids};
+  int rc = preft_bert_forward(m, NULL, &b, &ws, hidden, m->has_pooler ? out : NULL, err);
+  if (rc == 0 && !m->has_pooler)
+    for (int d = 0; d < D; d++) {
+      double sum = 0;
+      for (int t = 0; t < n; t++) sum += hidden[(size_t)t * (size_t)D + (size_t)d];
+      out[d] = (float)(sum / n);
+    }
+  preft_bert_workspace_free(&ws);
+  free(hidden);
   return rc;
 }
 
@@ -159,7 +183,7 @@ static int parse_options(preft_server *s, const cJSON *root, bool *base64, bool 
   const char *model, *fmt;
   if (preft_srv_get_string(root, "model", false, &model, e) != 0) return -1;
   if (model && strcmp(model, s->model_name) != 0) {
-    if (preft_engine_resolve_adapter(s->engine, model))
+    if (s->engine && preft_engine_resolve_adapter(s->engine, model))
       return preft_srv_bad(e, "model",
                            "embeddings are of the base model '%s' only; adapters are not applied to them",
                            s->model_name);
@@ -171,7 +195,7 @@ static int parse_options(preft_server *s, const cJSON *root, bool *base64, bool 
     return preft_srv_bad(e, "encoding_format", "'encoding_format' must be \"float\" or \"base64\"");
   *base64 = fmt && !strcmp(fmt, "base64");
   const cJSON *dim = cJSON_GetObjectItemCaseSensitive(root, "dimensions");
-  int D = preft_engine_model(s->engine)->cfg.dim;
+  int D = s->encoder ? s->encoder->cfg.dim : preft_engine_model(s->engine)->cfg.dim;
   if (dim && !cJSON_IsNull(dim) && (!cJSON_IsNumber(dim) || dim->valuedouble != D))
     return preft_srv_bad(e, "dimensions", "'dimensions' can only be %d (the model's hidden size)", D);
   const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalize");
@@ -190,8 +214,8 @@ void preft_srv_route_embeddings(preft_server *s, srv_conn *c, srv_reply *r) {
   emb_input *in = NULL;
   int n_in = 0;
   bool base64 = false, normalize = true;
-  const preft_model *m = preft_engine_model(s->engine);
-  int D = m->cfg.dim;
+  const preft_model *m = s->engine ? preft_engine_model(s->engine) : NULL;
+  int D = m ? m->cfg.dim : s->encoder->cfg.dim;
   float *vec = preft_xmalloc(sizeof *vec * (size_t)D);
   srv_buf b = {0};
   if (preft_srv_parse_json_object(c->body.p, c->body.len, &root, &e) != 0 ||
@@ -210,7 +234,8 @@ void preft_srv_route_embeddings(preft_server *s, srv_conn *c, srv_reply *r) {
   preft_srv_buf_puts(&b, "{\"object\":\"list\",\"data\":[");
   for (int i = 0; i < n_in; i++) {
     preft_error err;
-    if (mean_hidden(m, in[i].ids, in[i].n, vec, &err) != 0) {
+    if ((m ? mean_hidden(m, in[i].ids, in[i].n, vec, &err)
+           : encoder_embedding(s->encoder, in[i].ids, in[i].n, vec, &err)) != 0) {
       preft_srv_fail(&e, 500, "server_error", NULL, NULL, "embedding input %d failed: %s", i, err.msg);
       goto fail;
     }

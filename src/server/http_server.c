@@ -26,6 +26,7 @@
 
 #include "base/log.h"
 #include "base/timer.h"
+#include "model/bert.h"
 #include "server/front_end.h"
 #include "server/request_head.h"
 #include "server/server_int.h"
@@ -293,7 +294,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 
 int preft_server_start(preft_server **out, preft_engine *engine, const preft_tokenizer *tok,
                        const preft_generation_config *gen, const preft_server_config *cfg, preft_error *err) {
-  const preft_model *m = preft_engine_model(engine);
+  const preft_model *m = engine ? preft_engine_model(engine) : NULL;
+  if (!m && !cfg->encoder) return preft_fail(err, "the server needs a serving engine or an encoder");
   const char *host = cfg->host ? cfg->host : "127.0.0.1";
   if (cfg->port < 0 || cfg->port > 65535) return preft_fail(err, "port %d is out of range", cfg->port);
   char root[PATH_MAX];
@@ -309,12 +311,13 @@ int preft_server_start(preft_server **out, preft_engine *engine, const preft_tok
 
   preft_server *s = preft_xcalloc(1, sizeof *s);
   s->engine = engine;
+  s->encoder = m ? NULL : cfg->encoder;
   s->tok = tok;
   s->model_name = preft_xstrdup(cfg->model_name ? cfg->model_name : "preft");
   s->api_key = cfg->api_key && *cfg->api_key ? preft_xstrdup(cfg->api_key) : NULL;
   s->max_body = cfg->max_body ? cfg->max_body : 8u << 20;
-  s->max_context = cfg->max_context > 0 ? cfg->max_context : m->cfg.max_pos;
-  s->vocab = m->cfg.vocab;
+  s->max_context = cfg->max_context > 0 ? cfg->max_context : m ? m->cfg.max_pos : s->encoder->cfg.max_pos;
+  s->vocab = m ? m->cfg.vocab : s->encoder->cfg.vocab;
   size_t per_token = tok ? preft_tokenizer_max_bytes_per_token(tok) : 0;
   s->max_prompt_bytes = per_token ? (size_t)s->max_context * per_token : 0;
   if (cfg->adapter_root) s->adapter_root = preft_xstrdup(root);
@@ -331,7 +334,7 @@ int preft_server_start(preft_server **out, preft_engine *engine, const preft_tok
   int n_tok_eos = tok ? preft_tokenizer_eos_ids(tok, &tok_eos) : 0;
   if (gen)
     for (int i = 0; i < gen->n_eos; i++) s->eos_ids[s->n_eos++] = gen->eos_ids[i];
-  for (int i = 0; i < m->cfg.n_eos; i++) s->eos_ids[s->n_eos++] = m->cfg.eos_ids[i];
+  for (int i = 0; m && i < m->cfg.n_eos; i++) s->eos_ids[s->n_eos++] = m->cfg.eos_ids[i];
   for (int i = 0; i < n_tok_eos && i < PREFT_MAX_EOS; i++) s->eos_ids[s->n_eos++] = tok_eos[i];
   /* Sampling defaults: the model's generation_config.json, greedy without it. */
   s->defaults = (preft_sampling){.temperature = 0, .top_k = 0, .top_p = 1, .min_p = 0};

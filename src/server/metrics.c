@@ -44,7 +44,7 @@ static void hist(srv_buf *b, const char *name, const char *help, const double *b
 void preft_srv_route_metrics(preft_server *s, srv_reply *r) {
   preft_engine_stats st;
   memset(&st, 0, sizeof st);
-  preft_engine_get_stats(s->engine, &st);
+  if (s->engine) preft_engine_get_stats(s->engine, &st); /* an encoder server has no engine: zeros */
   srv_buf *b = &r->body;
   r->status = 200;
   r->content_type = "text/plain; version=0.0.4; charset=utf-8";

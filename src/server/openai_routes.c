@@ -756,6 +756,11 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
     preft_srv_reply_error(r, &e);
     return;
   }
+  if (!s->engine) {
+    preft_srv_bad(&e, "model", "'%s' is an encoder: it serves /v1/embeddings, not generation", s->model_name);
+    preft_srv_reply_error(r, &e);
+    return;
+  }
   srv_gen *g = preft_xcalloc(1, sizeof *g);
   g->s = s;
   g->fd = c->fd;
@@ -934,7 +939,7 @@ static void route_one_model(preft_server *s, const char *one, srv_reply *r) {
   r->content_type = "application/json";
   if (!strcmp(one, s->model_name))
     model_json(&m, s->model_name, s->model_name, NULL, NULL);
-  else if (!preft_engine_adapter_info(s->engine, one, each_adapter, &m)) {
+  else if (!s->engine || !preft_engine_adapter_info(s->engine, one, each_adapter, &m)) {
     srv_api_error e;
     preft_srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model",
                    "The model '%s' does not exist", one);
@@ -968,7 +973,9 @@ void preft_srv_route_models(preft_server *s, const char *one, const char *after,
     adapters_after = NULL;
   bool more = false;
   int listed = 0;
-  if (!limit || m.count < limit)
+  if (!s->engine) /* an encoder: no adapters */
+    listed = after && strcmp(after, s->model_name) != 0 ? -1 : 0;
+  else if (!limit || m.count < limit)
     listed = preft_engine_list_adapters(s->engine, adapters_after, limit ? (int)limit - m.count : 0,
                                         each_adapter, &m, &more);
   else

@@ -23,8 +23,9 @@ typedef struct srv_gen srv_gen;
 
 struct preft_server {
   struct MHD_Daemon *daemon;
-  struct srv_front *front; /* accepts connections, checks heads (front_end.h) */
-  preft_engine *engine;
+  struct srv_front *front;          /* accepts connections, checks heads (front_end.h) */
+  preft_engine *engine;             /* NULL when an encoder is served */
+  const struct preft_bert *encoder; /* BERT served for embeddings only; NULL: a decoder */
   const preft_tokenizer *tok;
   char *model_name, *api_key;
   size_t max_body;

@@ -32,7 +32,8 @@ static void reply_json(srv_reply *r, srv_buf *b) {
 static int check_model(preft_server *s, const cJSON *root, srv_api_error *e) {
   const char *model;
   if (preft_srv_get_string(root, "model", false, &model, e) != 0) return -1;
-  if (model && strcmp(model, s->model_name) != 0 && !preft_engine_resolve_adapter(s->engine, model))
+  if (model && strcmp(model, s->model_name) != 0 &&
+      (!s->engine || !preft_engine_resolve_adapter(s->engine, model)))
     return preft_srv_fail(e, 404, "invalid_request_error", "model_not_found", "model",
                           "The model '%s' does not exist", model);
   return 0;

@@ -33,6 +33,9 @@
 #define QDX_ROWS 16    /* backward: weight rows per tile */
 
 static atomic_int qlimit = 3;
+static atomic_int tile_min_n = PREFT_QTILE_MIN_N;
+
+void preft_qgemm_tile_min_n(int n) { atomic_store(&tile_min_n, n); }
 
 void preft_qgemm_limit(int most) { atomic_store(&qlimit, most); }
 
@@ -162,7 +165,8 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
     preft_dtype t = outs[o].wdt;
     preft_qact a = preft_quant_act_of(t);
     qjob *jb = &jobs[mj.n_jobs];
-    *jb = (qjob){.fn = kt->rows[t - PREFT_Q8_0],
+    int tiled = n >= atomic_load_explicit(&tile_min_n, memory_order_relaxed) && kt->tiles[t - PREFT_Q8_0];
+    *jb = (qjob){.fn = tiled ? kt->tiles[t - PREFT_Q8_0] : kt->rows[t - PREFT_Q8_0],
                  .y = outs[o].y,
                  .ys = (size_t)outs[o].y_stride,
                  .xq = xq + off[a],
@@ -175,10 +179,10 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
                  .accumulate = accumulate};
     int share = threads == 1 ? 1 : (int)(want * outs[o].m / m_total + 0.5);
     if (share < 1) share = 1;
-    int rpt = cdiv(cdiv(jb->m, share), 4) * 4;
+    int rpt = cdiv(cdiv(jb->m, share), 8) * 8; /* whole tiles of 8 rows */
     if (n > 4) { /* the kernels pass over the range once per 4 rows of x: keep its weights in L2 */
-      int cap = (int)(QL2_WEIGHT_BYTES / jb->wrow) / 4 * 4;
-      if (cap < 4) cap = 4;
+      int cap = (int)(QL2_WEIGHT_BYTES / jb->wrow) / 8 * 8;
+      if (cap < 8) cap = 8;
       if (rpt > cap) rpt = cap;
     }
     jb->rows_per_task = rpt;
@@ -197,6 +201,32 @@ void preft_qgemm(preft_pool *pool, float *y, int y_stride, const float *x, int x
   if (m <= 0) return;
   preft_gemm_out out = {.y = y, .y_stride = y_stride, .w = w, .wdt = wdt, .m = m};
   preft_qgemm_multi(pool, x, x_stride, n, k, &out, 1, accumulate);
+}
+
+/* ------------------------------------------------------------- quantization */
+
+typedef struct {
+  preft_dtype t;
+  const float *src;
+  size_t src_stride, row;
+  unsigned char *dst;
+  int k;
+} qrows_job;
+
+static void quantize_weight_rows(void *p, int r0, int r1) {
+  const qrows_job *j = p;
+  for (int r = r0; r < r1; r++)
+    preft_quantize_row(j->t, j->src + (size_t)r * j->src_stride, j->dst + (size_t)r * j->row, (size_t)j->k);
+}
+
+void preft_quantize_rows(preft_pool *pool, preft_dtype t, const float *src, size_t src_stride, void *dst,
+                         int rows, int k) {
+  if (rows <= 0) return;
+  PREFT_ASSERT(k % (int)preft_dtype_block(t) == 0);
+  qrows_job j = {t, src, src_stride, preft_dtype_row_bytes(t, (size_t)k), dst, k};
+  /* a row's cost in units of ~1 ns: the K-quants' scale search dominates */
+  size_t per_value = t == PREFT_Q4_K ? 90 : t == PREFT_Q6_K ? 36 : 4;
+  preft_pool_run_rows(pool, rows, (size_t)k * per_value, 200000, quantize_weight_rows, &j);
 }
 
 /* ------------------------------------------------------------ backward for x */

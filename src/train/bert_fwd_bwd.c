@@ -12,6 +12,7 @@
 
 #include "tensor/gemm.h"
 #include "tensor/gemm_train.h"
+#include "tensor/ops.h"
 #include "train/bert_train.h"
 
 void preft_bt_acts_free(preft_bt_acts *a) {
@@ -209,9 +210,7 @@ static void attn_fwd_task(void *arg, int task, int thread) {
     float mx = -INFINITY;
     for (int t = 0; t < len; t++) {
       const float *kt = j->k + ((size_t)b * T + t) * D + (size_t)h * dh;
-      float s = 0;
-      for (int d = 0; d < dh; d++) s += qi[d] * kt[d];
-      p[t] = s * scale;
+      p[t] = preft_dot(qi, kt, dh) * scale;
       if (p[t] > mx) mx = p[t];
     }
     double sum = 0;
@@ -249,9 +248,7 @@ static void attn_bwd_task(void *arg, int task, int thread) {
       const float *vt = j->v + rt;
       float *dvt = j->dv + rt;
       float ks = keep ? (keep[t] ? j->keep_scale : 0.0f) : 1.0f;
-      float s = 0;
-      for (int d = 0; d < dh; d++) s += dci[d] * vt[d];
-      dp[t] = s * ks;
+      dp[t] = preft_dot(dci, vt, dh) * ks;
       float w = p[t] * ks;
       for (int d = 0; d < dh; d++) dvt[d] += w * dci[d];
       sum += (double)p[t] * dp[t];

@@ -187,6 +187,8 @@ int preft_bt_model_load(preft_bt_model *m, const char *dir, const preft_bt_opts 
     preft_train_tensor *t = &m->ps.t[i];
     const preft_st_tensor *s = find_stored(&src->st, t->name);
     if (!s) continue;
+    bool head = strncmp(t->name, "heads.", 6) == 0 || strncmp(t->name, "exits.", 6) == 0;
+    if (preft_st_numel(s) != t->n && head) continue; /* another head layout (cross/bi-encoder): fresh */
     if (preft_st_numel(s) != t->n) {
       rc = preft_fail(err, "%s/model.safetensors: tensor %s has %zu elements, expected %zu", dir, t->name,
                       preft_st_numel(s), t->n);

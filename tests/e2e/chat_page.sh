@@ -9,6 +9,7 @@
 # mode the reply equals `preft generate -p`; a screenshot is
 # taken (a PNG; kept in $PREFT_SCREENSHOT_DIR when set). The page itself is
 # one self-contained HTML file: no external scripts, styles or images.
+# With --cors-origin '*' a preflight from any origin is answered.
 source "$(dirname "$0")/server_lib.bash"
 command -v jq >/dev/null || { echo "jq is missing: run scripts/install-deps.sh"; exit 1; }
 command -v node >/dev/null || { echo "node is missing: run scripts/install-deps.sh"; exit 1; }
@@ -18,7 +19,11 @@ tmp=$(mktemp -d)
 trap 'kill_server; [ $fails -gt 0 ] && tail -30 "$tmp/log"; rm -rf "$tmp"' EXIT
 dm=$data/../../assets/default-model
 "$bin" make-adapter -m "$dm" --kind direft --rank 8 --seed 3 -o "$tmp/adapters/reft-b" 2>/dev/null
-start_server "$tmp/log" -m "$dm" --adapters "$tmp/adapters" --threads 1 || exit 1
+start_server "$tmp/log" -m "$dm" --adapters "$tmp/adapters" --threads 1 --cors-origin '*' || exit 1
+h=$(curl -s -D - -o /dev/null -X OPTIONS "$SRV_URL/v1/chat/completions" -H 'Origin: http://any.example' \
+  -H 'Access-Control-Request-Method: POST' | tr -d '\r')
+check "--cors-origin '*': a preflight from any origin gets 204 and its origin back" \
+  bash -c "grep -q '^HTTP/1.1 204' <<<'$h' && grep -qi '^Access-Control-Allow-Origin: http://any.example$' <<<'$h'"
 
 ct=$(curl -s -o "$tmp/page.html" -w '%{http_code} %{content_type}' "$SRV_URL/")
 check "GET /: 200 text/html" test "$ct" = "200 text/html; charset=utf-8"

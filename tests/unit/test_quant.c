@@ -262,10 +262,13 @@ static void check_qgemm(preft_pool *pool, preft_dtype t, int n, int k, int m, in
     for (int p = 0; p < k; p++) s += (double)wr[p] * wr[p];
     wn[j] = sqrt(s);
   }
-  for (int level = 0; level <= 3; level++) {
+  for (int run = 0; run < 8; run++) {
+    /* every table, with the tile kernels from their default N and from N = 1 */
+    int level = run / 2;
     const preft_quant_kernels *kt = preft_quant_kernels_at(level);
     if (!kt) continue;
     preft_qgemm_limit(level);
+    preft_qgemm_tile_min_n(run % 2 ? 1 : PREFT_QTILE_MIN_N);
     memcpy(y, y0, (size_t)n * ys * sizeof *y0);
     preft_qgemm(pool, y, ys, x, xs, w, t, n, k, m, accumulate);
     for (int i = 0; i < n; i++) {
@@ -281,20 +284,24 @@ static void check_qgemm(preft_pool *pool, preft_dtype t, int n, int k, int m, in
         }
         double tol = 2e-6 * (wn[j] * xn * 1.01 + fabs(y0[(size_t)i * ys + j])) + 1e-6;
         if (fabs((double)g - r) > tol)
-          fail_msg("%s %s n=%d k=%d m=%d acc=%d: y[%d,%d] = %.9g, reference %.9g", kt->name,
-                   preft_dtype_name(t), n, k, m, accumulate, i, j, g, r);
+          fail_msg("%s %s n=%d k=%d m=%d acc=%d tiles from N=%d: y[%d,%d] = %.9g, reference %.9g", kt->name,
+                   preft_dtype_name(t), n, k, m, accumulate, run % 2 ? 1 : PREFT_QTILE_MIN_N, i, j, g, r);
       }
     }
   }
   preft_qgemm_limit(3);
+  preft_qgemm_tile_min_n(PREFT_QTILE_MIN_N);
   free(w), free(x), free(y), free(yr), free(y0), free(wn), free(wr);
 }
 
 static void test_qgemm_kernels(void **state) {
   (void)state;
   preft_pool *p1 = preft_pool_create(1), *p3 = preft_pool_create(3);
-  static const int shapes[][3] = {{1, 512, 37}, {2, 768, 13}, {3, 256, 70},
-                                  {5, 1024, 9}, {7, 512, 33}, {70, 256, 21}};
+  /* small N: the rows kernels; N >= PREFT_QTILE_MIN_N (and every N in a
+   * second run): the tile kernels (Q8_0, Q4_0, Q4_K), with M past a
+   * multiple of 8 left to the rows kernels */
+  static const int shapes[][3] = {{1, 512, 37},  {2, 768, 13}, {3, 256, 70},  {5, 1024, 9},   {7, 512, 33},
+                                  {70, 256, 21}, {9, 512, 40}, {16, 768, 24}, {12, 1024, 17}, {8, 256, 8}};
   for (int ti = 0; ti < N_QTYPES; ti++)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
       for (int acc = 0; acc < 2; acc++) {
@@ -388,6 +395,26 @@ static void test_qgemm_dx(void **state) {
   preft_pool_free(p3);
 }
 
+/* The pool's row split gives the bytes of row-by-row quantization. */
+static void test_quantize_rows_pool(void **state) {
+  (void)state;
+  enum { R = 37, K = 512, XS = K + 3 };
+  preft_pool *pool = preft_pool_create(3);
+  float *x = malloc((size_t)R * XS * sizeof *x);
+  for (int i = 0; i < R; i++) fill_row(x + (size_t)i * XS, K);
+  for (int ti = 0; ti < N_QTYPES; ti++) {
+    preft_dtype t = QTYPES[ti];
+    size_t row = preft_dtype_row_bytes(t, K);
+    unsigned char *a = malloc(row * R), *b = malloc(row * R);
+    preft_quantize_rows(pool, t, x, XS, a, R, K);
+    for (int i = 0; i < R; i++) preft_quantize_row(t, x + (size_t)i * XS, b + (size_t)i * row, K);
+    assert_memory_equal(a, b, row * R);
+    free(a), free(b);
+  }
+  free(x);
+  preft_pool_free(pool);
+}
+
 static void test_dtype_names(void **state) {
   (void)state;
   for (int t = 0; t < PREFT_N_DTYPES; t++)
@@ -410,6 +437,7 @@ int main(void) {
       cmocka_unit_test(test_qgemm_kernels),
       cmocka_unit_test(test_gemm_routes_quantized),
       cmocka_unit_test(test_qgemm_dx),
+      cmocka_unit_test(test_quantize_rows_pool),
       cmocka_unit_test(test_dtype_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
