@@ -199,6 +199,11 @@ typedef struct preft_request_params {
   const int *stop_ids; /* copied; generation ends after emitting one */
   int n_stop_ids;
   int logprobs; /* 0: none; else report this many top alternatives (<= 20) */
+  /* Constrained decoding (structured output, tool calls): a grammar matcher
+   * made by the server (src/engine/grammar.h, internal for now), built with
+   * the same stop ids; NULL: unconstrained. On PREFT_SUBMIT_OK the engine
+   * owns it; on failure the caller still does. */
+  struct preft_gmatch *constraint;
 } preft_request_params;
 
 enum {
