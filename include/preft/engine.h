@@ -70,14 +70,15 @@ typedef struct preft_engine preft_engine;
 
 typedef struct preft_engine_config {
   int threads;             /* compute threads; <= 0: all cores */
-  size_t kv_cache_mb;      /* KV cache budget; 0: 1024 */
+  size_t kv_cache_mb;      /* KV cache budget, loaded adapters included; 0: 1024 */
   int kv_blocks;           /* > 0: exactly this many blocks instead (tests) */
   int block_size;          /* positions per KV block; 0: 16 */
   int max_running;         /* sequences decoding at once; 0: 256 */
   int max_step_tokens;     /* token rows per step (prefill chunks + decode); 0: 512 */
   int max_queue;           /* waiting requests before submit fails with BUSY; 0: 1024 */
   int max_loaded_adapters; /* 0: 64 */
-  size_t adapter_cache_mb; /* hard cap on the memory of loaded adapters (MiB); 0: none */
+  size_t adapter_cache_mb; /* hard cap on the memory of loaded adapters (MiB), taken from the KV cache;
+                            * 0: at most the KV cache less one full context */
   int max_context;         /* per sequence; 0: the model's max_position_embeddings */
   bool borrow_model;       /* the caller keeps ownership of the model */
 } preft_engine_config;
@@ -189,6 +190,17 @@ typedef struct preft_token_event {
  * more, final event follows with finish reason STOP and token -1. */
 typedef bool (*preft_request_cb)(void *user, const preft_token_event *ev);
 
+/* Logits processors a request may add to the sampler (engine/penalties.h
+ * has the formulas, vLLM's); all zeros: none. */
+typedef struct preft_penalty_params {
+  float presence, frequency; /* OpenAI's presence / frequency penalties over generated tokens; 0: off */
+  float repetition;          /* Hugging Face's, over prompt and generated tokens; 0 or 1: off */
+  const int *bias_ids;       /* logit_bias: added to these ids' logits (copied at submit) */
+  const float *bias;
+  int n_bias;
+  int min_tokens; /* the stop ids (EOS included) are masked until this many tokens are generated */
+} preft_penalty_params;
+
 typedef struct preft_request_params {
   const int *prompt; /* copied */
   int n_prompt;
@@ -198,7 +210,8 @@ typedef struct preft_request_params {
   preft_sampling sampling;
   const int *stop_ids; /* copied; generation ends after emitting one */
   int n_stop_ids;
-  int logprobs; /* 0: none; else report this many top alternatives (<= 20) */
+  int logprobs;                   /* 0: none; else report this many top alternatives (<= 20) */
+  preft_penalty_params penalties; /* logprobs stay those of the unpenalised logits */
   /* Constrained decoding (structured output, tool calls): a grammar matcher
    * made by the server (src/engine/grammar.h, internal for now), built with
    * the same stop ids; NULL: unconstrained. On PREFT_SUBMIT_OK the engine
@@ -236,7 +249,7 @@ PREFT_API void preft_engine_drain(preft_engine *e);
 typedef struct preft_engine_stats {
   long requests_ok, requests_error, requests_cancelled;
   long prompt_tokens[2], generated_tokens[2]; /* [mode]: all-token, prefill-only (base counts as all) */
-  int waiting, running, kv_blocks_used, kv_blocks_free, kv_blocks_cached, adapters_loaded,
+  int waiting, running, kv_blocks_used, kv_blocks_free, kv_blocks_cached, kv_blocks_adapters, adapters_loaded,
       adapters_registered;
   long steps, preemptions, prefix_hit_tokens;
   double step_seconds_sum;

@@ -31,8 +31,20 @@
 
 #include "preft/base.h"
 
-/* Element type of stored weights. */
-typedef enum { PREFT_F32 = 0, PREFT_F16 = 1, PREFT_BF16 = 2 } preft_dtype;
+/* Element type of stored weights. F32, F16 and BF16 are element types;
+ * the others are ggml's block-quantized formats (src/tensor/quant.h): rows
+ * are whole blocks of 32 (Q8_0, Q4_0, Q5_0) or 256 (Q4_K, Q6_K) elements. */
+typedef enum {
+  PREFT_F32 = 0,
+  PREFT_F16 = 1,
+  PREFT_BF16 = 2,
+  PREFT_Q8_0 = 3,
+  PREFT_Q4_0 = 4,
+  PREFT_Q4_K = 5,
+  PREFT_Q6_K = 6,
+  PREFT_Q5_0 = 7,
+  PREFT_N_DTYPES
+} preft_dtype;
 
 #define PREFT_MAX_EOS 8
 
@@ -78,7 +90,8 @@ typedef struct preft_generation_config {
 typedef struct preft_model preft_model;
 
 /* Loads config.json and the safetensors weights of a Hugging Face
- * directory. Checks every expected tensor's presence and shape. */
+ * directory, or a GGUF file as llama.cpp writes it (architectures llama and
+ * qwen2). Checks every expected tensor's presence and shape. */
 PREFT_API int preft_model_load(preft_model **out, const char *dir, preft_error *err);
 PREFT_API void preft_model_free(preft_model *m);
 

@@ -6,6 +6,9 @@
  *   GET  /v1/models, GET /v1/models/{id}
  *   POST /v1/load_lora_adapter, POST /v1/unload_lora_adapter   (vLLM's)
  *   GET  /health, GET /metrics (Prometheus text)
+ *   POST /tokenize, POST /detokenize, GET /version   (vLLM's)
+ *   POST /v1/embeddings   (mean-pooled last hidden state)
+ *   GET  /   a chat page;   OPTIONS *   CORS preflight (--cors-origin)
  *
  * Usage:
  *   preft_server *s;
@@ -44,10 +47,19 @@ typedef struct preft_server_config {
   /* vLLM's runtime load/unload endpoints: NULL = off (404); else lora_path
    * must name a directory inside this one */
   const char *adapter_root;
+  /* origins browsers may call from (CORS), e.g. "http://localhost:3000";
+   * "*" allows any; none: no CORS headers */
+  const char *const *cors_origins;
+  int n_cors_origins;
+  /* an encoder (BERT, src/model/bert.h) served for /v1/embeddings only
+   * (its pooled output): then engine is NULL, the generation endpoints
+   * answer 400 and there are no adapters. Borrowed. */
+  const struct preft_bert *encoder;
 } preft_server_config;
 
 /* Starts listening. gen gives the sampling defaults and end-of-sequence ids
- * (may be NULL: greedy, the model config's EOS ids only). */
+ * (may be NULL: greedy, the model config's EOS ids only). engine may be
+ * NULL when cfg->encoder is set. */
 PREFT_API int preft_server_start(preft_server **out, preft_engine *engine, const preft_tokenizer *tok,
                                  const preft_generation_config *gen, const preft_server_config *cfg,
                                  preft_error *err);

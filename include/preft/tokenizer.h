@@ -39,7 +39,8 @@ typedef struct preft_tokenizer preft_tokenizer;
 
 /* path: a model directory (tokenizer.json or vocab.txt, plus the optional
  * tokenizer_config.json and generation_config.json beside it), a
- * tokenizer.json, a vocab.txt, or a JSON array of WordPiece tokens. */
+ * tokenizer.json, a vocab.txt, a JSON array of WordPiece tokens, or a GGUF
+ * file (its tokenizer.ggml.* metadata, as llama.cpp reads it). */
 PREFT_API int preft_tokenizer_load(preft_tokenizer **out, const char *path, preft_error *err);
 PREFT_API void preft_tokenizer_free(preft_tokenizer *t);
 

@@ -13,6 +13,7 @@
 #include "tensor/dtype.h"
 #include "text/tokenizer.h"
 #include "train/data.h"
+#include "train/train_dist.h"
 
 enum { CLI_EXIT_OK = 0, CLI_EXIT_ERROR = 1, CLI_EXIT_USAGE = 2 };
 
@@ -39,6 +40,12 @@ int cli_bench_serve(int argc, char **argv); /* `preft bench serve`, from cli_ben
 int cli_route(int argc, char **argv);       /* cli_route.c: HAProxy configuration over replicas */
 int cli_tasks(int argc, char **argv);       /* cli_tasks.c: tasks run | check | list | reward | base */
 int cli_rl_data(int argc, char **argv);     /* cli_rl_data.c: prompts of an RL task */
+
+/* BERT multitask and pretraining (issue 16) */
+int cli_train_multitask(int argc, char **argv); /* cli_train_multitask.c: `preft train multitask` */
+int cli_eval_multitask(int argc, char **argv);  /* cli_eval_multitask.c: `preft eval multitask` */
+int cli_train_mlm(int argc, char **argv);       /* cli_train_mlm.c: `preft train mlm` */
+int cli_classify(int argc, char **argv);        /* cli_classify.c: `preft classify` */
 
 /* ---- declarative options ----------------------------------------------------
  * A command lists its options in a table ending with {NULL}; cli_parse walks
@@ -188,5 +195,30 @@ int cli_adapter_opts(const char *cmd, const cli_adapter_args *a, const preft_mod
 /* Writes j (not consumed) as indented JSON to path, atomically. */
 struct cJSON;
 int cli_write_json(const char *path, const struct cJSON *j, preft_error *err);
+
+/* ---- ranks under mpirun (cli_mpi.c) ---------------------------------------------
+ * A command started by an MPI launcher (mpirun, srun) calls cli_dist_open
+ * first: with MPI built in it joins the job (MPI_Init); without, it prints
+ * that preft was built without MPI and returns CLI_EXIT_USAGE. Not under a
+ * launcher: one rank of one, and MPI is never initialised. */
+typedef struct cli_dist {
+  int rank, size;        /* this rank, ranks in the job */
+  int local_size;        /* ranks on this machine */
+  bool mpi;              /* MPI_Init was called */
+  preft_train_comm comm; /* sums over the ranks (size > 1) */
+} cli_dist;
+
+/* 0, or an exit code after printing why. */
+int cli_dist_open(cli_dist *d, const char *cmd);
+/* Leaves the job and returns rc; a rank that fails (rc != 0) in a job of
+ * more than one aborts the whole job, so no rank waits for it forever. */
+int cli_dist_close(cli_dist *d, int rc);
+/* Waits for every rank; fails on every rank when one passed ok = 0. */
+int cli_dist_barrier(const cli_dist *d, int ok, preft_error *err);
+/* Worker threads of one rank: `threads` when set, otherwise the cores the
+ * launcher bound it to, or the machine's cores shared among its ranks. */
+int cli_dist_threads(const cli_dist *d, int threads);
+/* "Open MPI v4.1.4" when built with MPI, else NULL. */
+const char *cli_mpi_library(void);
 
 #endif

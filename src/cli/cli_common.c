@@ -7,10 +7,22 @@
 
 #include "base/file.h"
 #include "cli/cli.h"
+#include "io/gguf.h"
 #include "io/json_util.h"
 
-/* Whether dir holds a tokenizer (tokenizer.json or vocab.txt). */
+/* Whether dir holds a tokenizer (tokenizer.json or vocab.txt), or is a GGUF
+ * file with a vocabulary. */
 static bool has_tokenizer(const char *dir) {
+  if (preft_gguf_is_file(dir)) {
+    preft_gguf_file f;
+    preft_error e;
+    if (preft_gguf_open(&f, dir, &e) != 0) return false;
+    const char *model = NULL;
+    bool yes = preft_gguf_get_str(&f, "tokenizer.ggml.model", &model, &e) == 0 && strcmp(model, "none") &&
+               strcmp(model, "no_vocab");
+    preft_gguf_close(&f);
+    return yes;
+  }
   char *a = preft_path_join(dir, "tokenizer.json"), *b = preft_path_join(dir, "vocab.txt");
   bool yes = preft_file_exists(a) || preft_file_exists(b);
   free(a);

@@ -74,7 +74,9 @@ int cli_rl_data(int argc, char **argv) {
       cJSON_free(s);
       cJSON_Delete(o);
     } else if (with_answers) {
-      printf("%s %s\n", p.prompt, p.answer);
+      /* one space between them, unless the prompt ends with it */
+      size_t pl = strlen(p.prompt);
+      printf("%s%s%s\n", p.prompt, pl && p.prompt[pl - 1] == ' ' ? "" : " ", p.answer);
     } else {
       puts(p.prompt);
     }

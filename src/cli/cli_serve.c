@@ -19,6 +19,7 @@
 #include "cli/cli.h"
 #include "engine/engine.h"
 #include "io/hf_config.h"
+#include "model/bert.h"
 #include "model/llama.h"
 #include "server/http_server.h"
 #include "text/tokenizer.h"
@@ -30,7 +31,10 @@ static void usage(FILE *out) {
           "usage: preft serve -m DIR [options]\n\n"
           "Serves the model over an OpenAI-compatible HTTP API: POST /v1/completions,\n"
           "POST /v1/chat/completions (stream: true for server-sent events), GET /v1/models,\n"
-          "POST /v1/load_lora_adapter, POST /v1/unload_lora_adapter, GET /health, GET /metrics.\n"
+          "POST /v1/load_lora_adapter, POST /v1/unload_lora_adapter, GET /health, GET /metrics,\n"
+          "POST /v1/embeddings, POST /tokenize, POST /detokenize, GET /version, and a chat page\n"
+          "at GET / (open http://HOST:PORT/ in a browser). A BERT encoder directory is served for\n"
+          "/v1/embeddings only (its pooled output), with /tokenize and /detokenize.\n"
           "A request's \"model\" names the base model or a registered adapter; the extra\n"
           "field \"adapter_mode\": \"all\" | \"prefill\" overrides the adapter's default.\n\n"
           "  -m, --model DIR            Hugging Face model directory (its tokenizer, if any,\n"
@@ -43,15 +47,20 @@ static void usage(FILE *out) {
           "  --port N                   port (default 8080; 0 = any free port)\n"
           "  --api-key KEY              require 'Authorization: Bearer KEY' on /v1/*\n"
           "                             (default: $PREFT_API_KEY when set)\n"
+          "  --cors-origin ORIGIN       let browser pages from ORIGIN call the API (CORS;\n"
+          "                             repeatable, e.g. http://localhost:3000; * = any)\n"
           "  --max-loaded-adapters N    adapters held in memory at most (default 64): a\n"
           "                             request for another one waits until one is idle\n"
           "  --adapter-cache-mb N       memory for loaded adapters at most, in MiB (default\n"
-          "                             1024; 0: no limit): a hard cap, like the count\n"
+          "                             1024; 0: the KV cache's limit): a hard cap, taken\n"
+          "                             from the KV cache (one budget, see --kv-cache-mb)\n"
           "  --adapter-registry FILE    keep adapters loaded at run time in FILE and register\n"
           "                             them again at the next start\n"
           "  --no-adapter-check         do not load every adapter at start-up to check it\n"
           "                             (a broken one is then found on first use)\n"
-          "  --kv-cache-mb N            KV cache budget in MB (default 1024)\n"
+          "  --kv-cache-mb N            memory for keys, values and loaded adapters, in MiB\n"
+          "                             (default 1024); adapters take at most this less one\n"
+          "                             full context, and idle ones give way to requests\n"
           "  --max-queue N              waiting requests before 429 (default 1024)\n"
           "  --max-running N            sequences decoding at once (default 256)\n"
           "  --max-step-tokens N        token rows per engine step (default 512)\n"
@@ -110,10 +119,24 @@ static void *exit_on_second_signal(void *stop_sigs) {
   _exit(128 + sig);
 }
 
+/* An encoder's tokenizer: --tokenizer, else the model directory's when it
+ * has tokenizer.json or vocab.txt, else none (token-id inputs only). */
+static int load_encoder_tokenizer(const char *dir, const char *tok_path, preft_tokenizer **out,
+                                  preft_error *err) {
+  *out = NULL;
+  char json[4096], vocab[4096];
+  snprintf(json, sizeof json, "%s/tokenizer.json", dir);
+  snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
+  if (!tok_path && access(json, R_OK) != 0 && access(vocab, R_OK) != 0) return 0;
+  return preft_tokenizer_load(out, tok_path ? tok_path : dir, err);
+}
+
 int cli_serve(int argc, char **argv) {
   const char *model_dir = NULL, *tok_path = NULL, *name = NULL, *adapters_dir = NULL, *host = "127.0.0.1";
   const char *api_key = getenv("PREFT_API_KEY"), *adapter_args[MAX_ADAPTER_ARGS];
   cli_strs adapters = {adapter_args, 0, MAX_ADAPTER_ARGS};
+  const char *cors_args[16];
+  cli_strs cors = {cors_args, 0, 16};
   long port = 8080, max_loaded = 0, adapter_mb = 1024, kv_mb = 0, max_queue = 0, max_running = 0,
        step_tokens = 0, max_len = 0;
   long body_mb = 8, drain_s = 30, threads = 0, max_conns = 0, header_s = 10, body_s = 60, idle_s = 30;
@@ -128,6 +151,7 @@ int cli_serve(int argc, char **argv) {
       {"--host", NULL, CLI_STR, &host},
       {"--port", NULL, CLI_INT, &port, 0, 65535},
       {"--api-key", NULL, CLI_STR, &api_key},
+      {"--cors-origin", NULL, CLI_STRS, &cors},
       {"--max-loaded-adapters", NULL, CLI_INT, &max_loaded, 1, 1 << 20},
       {"--no-adapter-check", NULL, CLI_FLAG, &no_adapter_check},
       {"--adapter-cache-mb", NULL, CLI_INT, &adapter_mb, 0, 1 << 24},
@@ -190,6 +214,22 @@ int cli_serve(int argc, char **argv) {
   char *model_name = name ? preft_xstrdup(name) : dir_name(model_dir);
   int rc = CLI_EXIT_ERROR;
   preft_generation_config gen;
+  preft_bert_config bert_cfg;
+  preft_bert *bert = NULL;
+  preft_tokenizer *bert_tok = NULL;
+  int n_adapters = 0, max_context = 0;
+  if (preft_bert_config_load(&bert_cfg, model_dir, &err) == 0) { /* an encoder: embeddings only */
+    if (adapters_dir || n_adapter_args || registry_file || runtime_adapters) {
+      fprintf(stderr, "preft serve: %s is an encoder (BERT): it takes no adapters\n", model_dir);
+      rc = CLI_EXIT_USAGE;
+      goto done;
+    }
+    if (preft_bert_load(&bert, model_dir, &err) != 0 ||
+        load_encoder_tokenizer(model_dir, tok_path, &bert_tok, &err) != 0)
+      goto fail;
+    max_context = max_len > 0 ? (int)max_len : bert->cfg.max_pos;
+    goto start;
+  }
   cli_model_args ma = {.model_dir = model_dir, .tok_path = tok_path, .tokenizer = CLI_TOK_IF_PRESENT};
   if (cli_model_load(&cm, &ma, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0)
     goto fail;
@@ -201,10 +241,9 @@ int cli_serve(int argc, char **argv) {
                             .max_loaded_adapters = (int)max_loaded,
                             .adapter_cache_mb = (size_t)adapter_mb,
                             .max_context = (int)max_len};
-  int max_context = max_len > 0 ? (int)max_len : cm.model->cfg.max_pos;
+  max_context = max_len > 0 ? (int)max_len : cm.model->cfg.max_pos;
   if (preft_engine_create(&engine, cm.model, &ec, &err) != 0) goto fail; /* owns the model from here */
   cm.model = NULL;
-  int n_adapters = 0;
   if (adapters_dir) {
     int n = preft_engine_add_adapter_dir(engine, adapters_dir, &err);
     if (n < 0 || preft_engine_set_adapter_dir(engine, adapters_dir, &err) != 0) goto fail;
@@ -227,6 +266,7 @@ int cli_serve(int argc, char **argv) {
     n_adapters += n;
   }
   if (n_adapters > 0 && !no_adapter_check) check_adapters(engine, n_adapters);
+start:;
   preft_server_config sc = {.host = host,
                             .port = (int)port,
                             .api_key = api_key,
@@ -237,11 +277,16 @@ int cli_serve(int argc, char **argv) {
                             .max_connections = (int)max_conns,
                             .header_timeout_s = (int)header_s,
                             .body_timeout_s = (int)body_s,
-                            .idle_timeout_s = (int)idle_s};
-  if (preft_server_start(&server, engine, cm.tok, &gen, &sc, &err) != 0) goto fail;
+                            .idle_timeout_s = (int)idle_s,
+                            .cors_origins = cors_args,
+                            .n_cors_origins = cors.n,
+                            .encoder = bert};
+  if (preft_server_start(&server, engine, bert ? bert_tok : cm.tok, bert ? NULL : &gen, &sc, &err) != 0)
+    goto fail;
   bool v6 = strchr(host, ':') != NULL;
-  fprintf(stderr, "preft serve: listening on http://%s%s%s:%d (model '%s', %d adapters%s)\n", v6 ? "[" : "",
-          host, v6 ? "]" : "", preft_server_port(server), model_name, n_adapters,
+  fprintf(stderr, "preft serve: listening on http://%s%s%s:%d (model '%s', %s%d adapters%s)\n", v6 ? "[" : "",
+          host, v6 ? "]" : "", preft_server_port(server), model_name,
+          bert ? "an encoder for embeddings, " : "", n_adapters,
           sc.api_key && *sc.api_key ? ", API key required" : "");
   fflush(stderr);
 
@@ -253,7 +298,7 @@ int cli_serve(int argc, char **argv) {
   pthread_t second;
   if (pthread_create(&second, NULL, exit_on_second_signal, &stop_sigs) == 0) pthread_detach(second);
   int cancelled = preft_server_drain(server, (double)drain_s);
-  preft_engine_drain(engine);
+  if (engine) preft_engine_drain(engine);
   preft_server_stop(server);
   server = NULL;
   fprintf(stderr, "preft serve: stopped (%d requests cancelled at the drain timeout)\n", cancelled);
@@ -264,6 +309,8 @@ fail:
 done:
   preft_server_stop(server);
   preft_engine_free(engine);
+  preft_bert_free(bert);
+  preft_tokenizer_free(bert_tok);
   cli_model_free(&cm);
   free(model_name);
   return rc;

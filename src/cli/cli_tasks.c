@@ -83,9 +83,14 @@ static const char *base_dir(const char *opt) {
 static void run_usage(FILE *out) {
   fprintf(
       out,
-      "usage: preft tasks run --path DIR [-t NAME]... --agent oracle|nop|terminus -o JOBS_DIR [options]\n\n"
+      "usage: preft tasks run --path DIR [-t NAME]... --agent oracle|nop|terminus -o JOBS_DIR [options]\n"
+      "       mpirun -np N preft tasks run ... --job-name JOB   (the trials spread over N ranks)\n\n"
       "Runs an agent on every task under DIR (or DIR itself when it is a task), each attempt a trial\n"
-      "in a sandbox of its own, and writes JOBS_DIR/JOB/ (one folder per trial, result.json).\n\n"
+      "in a sandbox of its own, and writes JOBS_DIR/JOB/ (one folder per trial, result.json).\n"
+      "Sharded (--shard I/N, or each rank of mpirun): the job's trials, task by task and attempt by\n"
+      "attempt, are dealt out round-robin, shard I runs every N-th from the I-th; each shard writes its\n"
+      "trial folders and result-shard-I-of-N.json into JOBS_DIR/JOB, and `preft tasks merge` (under\n"
+      "mpirun: rank 0, when every rank is done) writes the job's result.json, as one run would.\n\n"
       "  --path DIR               the tasks (required)\n"
       "  -t, --task NAME          only this task (a shell pattern; repeatable)\n"
       "  --agent A                oracle (the task's solution), nop (nothing) or terminus (required)\n"
@@ -98,7 +103,8 @@ static void run_usage(FILE *out) {
       "  --n-concurrent N         trials at once (default 1)\n"
       "  --n-attempts K           attempts per task (default 1); pass@k for k <= K\n"
       "  -o, --jobs-dir DIR       where the job folder goes (required)\n"
-      "  --job-name NAME          the job folder's name (default: the start time)\n"
+      "  --job-name NAME          the job folder's name (default: the start time; required sharded)\n"
+      "  --shard I/N              run only shard I (1..N) of the job's trials\n"
       "  --json FILE              also write the summary there (\"-\": stdout)\n"
       "  --quiet                  no progress table\n" COMMON_HELP
       "\nThe summary {\"mean_reward\", \"n_trials\", \"n_errors\", \"pass_at_k\", \"trials\": [...]} is\n"
@@ -142,9 +148,33 @@ static char *first_model(const char *url, const char *api_key, preft_error *err)
   return id;
 }
 
-static int tasks_run(int argc, char **argv) {
+/* "I/N" with 1 <= I <= N: *index = I - 1, *count = N. */
+static int parse_shard(const char *s, int *index, int *count) {
+  int i, n, used = 0;
+  if (sscanf(s, "%d/%d%n", &i, &n, &used) != 2 || s[used] != 0 || n < 1 || i < 1 || i > n) {
+    fprintf(stderr, "preft tasks run: --shard expects I/N with 1 <= I <= N, got '%s'\n", s);
+    return -1;
+  }
+  *index = i - 1;
+  *count = n;
+  return 0;
+}
+
+/* Prints (or writes to --json) the summary of a finished job; exit code. */
+static int job_done(int r, cJSON *summary, char *job_dir, const char *json, bool print) {
+  int rc = CLI_EXIT_OK;
+  if (print && print_or_write_json(json, summary) != 0) rc = CLI_EXIT_ERROR;
+  fprintf(stderr, "preft tasks run: job folder %s\n", job_dir);
+  if (r == 2) exit_interrupted();
+  if (r == 1) rc = EXIT_INTERRUPTED;
+  cJSON_Delete(summary);
+  free(job_dir);
+  return rc;
+}
+
+static int tasks_run(int argc, char **argv, const cli_dist *d) {
   const char *path = NULL, *agent = NULL, *url = NULL, *model = NULL, *api_key = NULL, *jobs = NULL,
-             *job_name = NULL, *json = NULL, *cache = NULL, *base = NULL;
+             *job_name = NULL, *json = NULL, *cache = NULL, *base = NULL, *shard = NULL;
   const char *names_v[256];
   cli_strs names = {names_v, 0, 256, false};
   long n_concurrent = 1, n_attempts = 1, max_episodes = 0;
@@ -164,6 +194,7 @@ static int tasks_run(int argc, char **argv) {
       {"--timeout-multiplier", NULL, CLI_FLOAT, &mult, 0.001, 1000},
       {"--jobs-dir", "-o", CLI_STR, &jobs},
       {"--job-name", NULL, CLI_STR, &job_name},
+      {"--shard", NULL, CLI_STR, &shard},
       {"--json", NULL, CLI_STR, &json},
       {"--cache", NULL, CLI_STR, &cache},
       {"--base", NULL, CLI_STR, &base},
@@ -174,6 +205,22 @@ static int tasks_run(int argc, char **argv) {
   if (pr != 0) return cli_parse_exit(pr);
   if (!path || !agent || !jobs) {
     fprintf(stderr, "preft tasks run: --path, --agent and -o are required (see --help)\n");
+    return CLI_EXIT_USAGE;
+  }
+  int shard_index = 0, shard_count = 1;
+  if (shard && parse_shard(shard, &shard_index, &shard_count) != 0) return CLI_EXIT_USAGE;
+  if (d->size > 1) {
+    if (shard) {
+      fprintf(stderr, "preft tasks run: under mpirun each rank is a shard; leave out --shard\n");
+      return CLI_EXIT_USAGE;
+    }
+    shard_index = d->rank;
+    shard_count = d->size;
+    quiet = quiet || d->rank != 0; /* one progress display: rank 0's shard */
+  }
+  if (shard_count > 1 && !job_name) {
+    fprintf(stderr,
+            "preft tasks run: a sharded run needs --job-name (every shard writes into that job folder)\n");
     return CLI_EXIT_USAGE;
   }
   int kind = preft_agent_parse(agent);
@@ -222,6 +269,8 @@ static int tasks_run(int argc, char **argv) {
                        .cache_dir = cache_path,
                        .base_dir = base_dir(base),
                        .progress = !quiet,
+                       .shard_index = shard_index,
+                       .shard_count = shard_count,
                        .cancel = &g_cancel};
   catch_signals();
   cJSON *summary;
@@ -231,17 +280,63 @@ static int tasks_run(int argc, char **argv) {
   if (r < 0) {
     fprintf(stderr, "preft tasks run: %s\n", err.msg);
     rc = CLI_EXIT_ERROR;
+  } else if (d->size > 1 && r == 0) {
+    /* every rank's shard is written: rank 0 merges them into the job's result */
+    char *dir = preft_xstrdup(job_dir);
+    rc = job_done(r, summary, job_dir, NULL, false);
+    cJSON *merged = NULL;
+    if (cli_dist_barrier(d, 1, &err) != 0 || (d->rank == 0 && preft_run_merge(dir, &merged, &err) != 0)) {
+      fprintf(stderr, "preft tasks run: %s\n", err.msg);
+      rc = CLI_EXIT_ERROR;
+    } else if (d->rank == 0) {
+      rc = job_done(0, merged, preft_xstrdup(dir), json, true);
+    }
+    free(dir);
   } else {
-    if (print_or_write_json(json, summary) != 0) rc = CLI_EXIT_ERROR;
-    fprintf(stderr, "preft tasks run: job folder %s\n", job_dir);
-    if (r == 2) exit_interrupted();
-    if (r == 1) rc = EXIT_INTERRUPTED;
-    cJSON_Delete(summary);
-    free(job_dir);
+    rc = job_done(r, summary, job_dir, json, true);
   }
   free(cache_path);
   free(model_found);
   preft_task_list_free(tasks, n_tasks);
+  return rc;
+}
+
+/* ---- merge ---- */
+
+static void merge_usage(FILE *out) {
+  fprintf(out,
+          "usage: preft tasks merge JOB_DIR [--json FILE]\n\n"
+          "Writes JOB_DIR/result.json from the result-shard-I-of-N.json files that the shards of a\n"
+          "sharded job (`preft tasks run --shard I/N --job-name JOB`) wrote there: the trials in the\n"
+          "job's order, mean reward, errors and pass@k over all of them, as one run of the whole job\n"
+          "would have written. Every shard must be there.\n\n"
+          "  --json FILE   also write the summary there (\"-\": stdout, the default)\n"
+          "exit: 0 merged, 1 a shard is missing or does not belong, 2 bad command line\n");
+}
+
+/* the first argument when it is not an option: removed from argv */
+static const char *take_positional(int *argc, char **argv);
+
+static int tasks_merge(int argc, char **argv) {
+  const char *dir = take_positional(&argc, argv), *json = NULL;
+  const cli_opt opts[] = {
+      {"--json", NULL, CLI_STR, &json},
+      {NULL},
+  };
+  int pr = cli_parse("tasks merge", argc, argv, opts, merge_usage);
+  if (pr != 0) return cli_parse_exit(pr);
+  if (!dir) {
+    fprintf(stderr, "preft tasks merge: which job folder? (preft tasks merge JOB_DIR)\n");
+    return CLI_EXIT_USAGE;
+  }
+  preft_error err;
+  cJSON *summary;
+  if (preft_run_merge(dir, &summary, &err) != 0) {
+    fprintf(stderr, "preft tasks merge: %s\n", err.msg);
+    return CLI_EXIT_ERROR;
+  }
+  int rc = print_or_write_json(json, summary) != 0 ? CLI_EXIT_ERROR : CLI_EXIT_OK;
+  cJSON_Delete(summary);
   return rc;
 }
 
@@ -640,6 +735,7 @@ static void usage(FILE *out) {
           "Terminal tasks (the Terminal-Bench 2.x and 1.0 formats) in bubblewrap sandboxes, without\n"
           "Docker (docs/TASKS.md).\n\ncommands:\n"
           "  run      run an agent on tasks: a folder per trial, a job result, a summary\n"
+          "  merge    the job result of a sharded run (run --shard I/N) from its shards' results\n"
           "  check    build a task's environment and show that the oracle passes and nop fails\n"
           "  list     list the tasks under a folder (and check that each one reads)\n"
           "  reward   rewards for {\"prompt\", \"completion\", \"answer\"} lines on stdin (train rl "
@@ -652,11 +748,17 @@ int cli_tasks(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
   }
-  if (!strcmp(argv[1], "run")) return tasks_run(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "run")) {
+    cli_dist d; /* under mpirun: this rank's shard of the job */
+    int rc = cli_dist_open(&d, "tasks run");
+    return rc != 0 ? rc : cli_dist_close(&d, tasks_run(argc - 1, argv + 1, &d));
+  }
+  if (!strcmp(argv[1], "merge")) return tasks_merge(argc - 1, argv + 1);
   if (!strcmp(argv[1], "check")) return tasks_check(argc - 1, argv + 1);
   if (!strcmp(argv[1], "list")) return tasks_list(argc - 1, argv + 1);
   if (!strcmp(argv[1], "reward")) return tasks_reward(argc - 1, argv + 1);
   if (!strcmp(argv[1], "base")) return tasks_base(argc - 1, argv + 1);
-  fprintf(stderr, "preft tasks: unknown subcommand '%s' (run, check, list, reward or base)\n", argv[1]);
+  fprintf(stderr, "preft tasks: unknown subcommand '%s' (run, merge, check, list, reward or base)\n",
+          argv[1]);
   return CLI_EXIT_USAGE;
 }

@@ -10,6 +10,7 @@
 
 #include "base/file.h"
 #include "cli/cli.h"
+#include "cli/cli_train_many.h"
 #include "io/hf_config.h"
 #include "model/adapter.h"
 #include "model/llama.h"
@@ -36,7 +37,9 @@ static const char TRUNCATION_HELP[] =
 static void sft_usage(FILE *out) {
   fprintf(out,
           "usage: preft train sft -m BASE_DIR --method lora|loreft|direft --data TRAIN.jsonl -o OUT_DIR\n"
-          "                       [--mode all|prefill] [--rank R] [options]\n\n"
+          "                       [--mode all|prefill] [--rank R] [options]\n"
+          "       preft train sft -m BASE_DIR --method ... --adapters-from DIR -o OUT_DIR [options]\n"
+          "       mpirun -np N preft train sft ...   (data-parallel over N ranks)\n\n"
           "Trains an adapter on a frozen base model with the loss on completion tokens\n"
           "only, applying it with the serving engine's per-token flags: --mode all on\n"
           "every token; --mode prefill on prompt tokens only (completion tokens run the\n"
@@ -49,10 +52,16 @@ static void sft_usage(FILE *out) {
           "  --data FILE           training JSONL\n"
           "  --eval FILE           evaluation JSONL\n"
           "  --eval-frac F         hold out this fraction of --data for evaluation\n"
+          "  --adapters-from DIR   many adapters in one job: DIR/<name>/train.jsonl (and\n"
+          "                        optional eval.jsonl) trains OUT_DIR/<name>, each as if\n"
+          "                        alone; under mpirun the folders are shared out over\n"
+          "                        the ranks (folder i, in name order, on rank i mod N)\n"
           "  -o, --out DIR         output directory\n"
           "  --steps N             optimizer steps (default: --epochs over the data)\n"
           "  --epochs E            passes over the training data (default 1)\n"
-          "  --batch B             examples per micro-batch (default 4)\n"
+          "  --batch B             examples per micro-batch (default 4); under mpirun the\n"
+          "                        global batch, split over the ranks (the first B mod N\n"
+          "                        ranks take one example more)\n"
           "  --grad-accum G        micro-batches per step (default 1)\n"
           "  --seq T               longest example in tokens (default min(1024, context))\n"
           "  --lr X                peak learning rate (default 2e-4 LoRA, 2e-3 ReFT)\n"
@@ -66,7 +75,7 @@ static void sft_usage(FILE *out) {
           "  --resume              continue from OUT_DIR/checkpoint.bin if present\n"
           "  --recompute           recompute activations in backward (less memory)\n"
           "  --on-bad-line A       stop | skip (default stop)\n"
-          "  --json FILE           write final train/eval loss and tokens/s as JSON\n"
+          "  --json FILE           write final train/eval loss, tokens/s and world_size as JSON\n"
           "  --threads N           worker threads (default: all cores)\n"
           "  -q, --quiet           no progress bar\n\n%s",
           TRUNCATION_HELP);
@@ -105,12 +114,15 @@ static void usage(FILE *out) {
           "usage: preft train sft ...        train an adapter (LoRA, LoReFT, DiReFT)\n"
           "       preft train rl ...         train an adapter with GRPO on verifiable rewards\n"
           "       preft train pretrain ...   train a model from scratch on text\n"
+          "       preft train multitask ...  fine-tune a BERT encoder on SST, Quora, STS-B\n"
+          "       preft train mlm ...        pretrain a BERT encoder (masked language model)\n"
           "(preft train sft --help, preft train rl --help, preft train pretrain --help)\n");
 }
 
-static int write_metrics(const char *path, const preft_train_result *r, const char *extra_key,
+static int write_metrics(const char *path, const preft_train_result *r, int world_size, const char *extra_key,
                          const char *extra, preft_error *err) {
   cJSON *j = cJSON_CreateObject();
+  cJSON_AddNumberToObject(j, "world_size", world_size);
   if (isfinite(r->train_loss))
     cJSON_AddNumberToObject(j, "train_loss", r->train_loss);
   else
@@ -204,21 +216,25 @@ static void train_inputs_free(train_inputs *in) {
   cli_model_free(&in->cm);
 }
 
-/* Runs the trainer (ad NULL: the whole model), prints the summary and
- * writes the --json metrics, adding extra_key: extra when extra_key is set. */
+/* Runs the trainer (ad NULL: the whole model) over the ranks of d, and on
+ * rank 0 prints the summary and writes the --json metrics, adding
+ * extra_key: extra when extra_key is set. */
 static int train_and_report(train_inputs *in, preft_train_adapter *ad, const loop_args *la,
-                            const preft_train_opts *to, const char *extra_key, const char *extra,
-                            preft_error *err) {
+                            const preft_train_opts *to, const cli_dist *d, const char *extra_key,
+                            const char *extra, preft_error *err) {
   preft_train_result res;
-  if (preft_train_run(&in->tm, ad, &in->train, in->eval.n ? &in->eval : NULL, to, &res, err) != 0) return -1;
+  if (preft_train_run_dist(&in->tm, ad, &in->train, in->eval.n ? &in->eval : NULL, to,
+                           d->size > 1 ? &d->comm : NULL, &res, err) != 0)
+    return -1;
+  if (d->rank != 0) return 0;
   report(&res, to->out_dir);
-  return la->json ? write_metrics(la->json, &res, extra_key, extra, err) : 0;
+  return la->json ? write_metrics(la->json, &res, d->size, extra_key, extra, err) : 0;
 }
 
 /* ---- sft ------------------------------------------------------------------ */
 
-static int train_sft(int argc, char **argv) {
-  const char *model_dir = NULL, *data = NULL, *eval_path = NULL, *out = NULL, *bad = "stop";
+static int train_sft(int argc, char **argv, const cli_dist *d) {
+  const char *model_dir = NULL, *data = NULL, *eval_path = NULL, *out = NULL, *bad = "stop", *many = NULL;
   cli_adapter_args aa = CLI_ADAPTER_ARGS_INIT;
   loop_args la = {.epochs = 1, .batch = 4, .accum = 1, .lr = -1, .min_lr = 0.1, .clip = 1.0};
   const cli_opt opts[] = {
@@ -226,6 +242,7 @@ static int train_sft(int argc, char **argv) {
       CLI_ADAPTER_OPTIONS(aa),
       {"--data", NULL, CLI_STR, &data},
       {"--eval", NULL, CLI_STR, &eval_path},
+      {"--adapters-from", NULL, CLI_STR, &many},
       {"--out", "-o", CLI_STR, &out},
       {"--on-bad-line", NULL, CLI_STR, &bad},
       LOOP_OPTIONS(la),
@@ -233,14 +250,22 @@ static int train_sft(int argc, char **argv) {
   };
   int pr = cli_parse("train sft", argc, argv, opts, sft_usage);
   if (pr != 0) return cli_parse_exit(pr);
-  if (!model_dir || !aa.method || !data || !out) {
-    fprintf(stderr, "preft train sft: -m, --method, --data and -o are required (see --help)\n");
+  if (!model_dir || !aa.method || !(data || many) || !out) {
+    fprintf(stderr,
+            "preft train sft: -m, --method, --data (or --adapters-from) and -o are required (see --help)\n");
+    return CLI_EXIT_USAGE;
+  }
+  if (many && (data || eval_path || la.resume)) {
+    fprintf(stderr,
+            "preft train sft: --adapters-from takes each adapter's data from its folder; "
+            "it cannot be combined with --data, --eval or --resume\n");
     return CLI_EXIT_USAGE;
   }
   if (cli_adapter_check("train sft", &aa) != 0) return CLI_EXIT_USAGE;
   preft_bad_line_policy on_bad;
   if (cli_parse_bad_line("train sft", bad, &on_bad) != 0) return CLI_EXIT_USAGE;
   if (la.lr < 0) la.lr = !strcmp(aa.method, "lora") ? 2e-4 : 2e-3;
+  la.threads = cli_dist_threads(d, (int)la.threads);
 
   preft_error err;
   train_inputs in = {0};
@@ -261,23 +286,38 @@ static int train_sft(int argc, char **argv) {
     goto fail;
   }
   preft_data_opts dopt = cli_data_opts(in.cm.tok, &m->cfg, (int)la.seq, on_bad);
+  const char *slash = strrchr(model_dir, '/');
+  preft_train_opts to;
+  loop_train_opts(&la, (int)la.seq, out, &to);
+  to.base_name = slash && slash[1] ? slash + 1 : model_dir;
+  if (many) {
+    cli_train_many_args ma2 = {.dir = many,
+                               .out = out,
+                               .model = m,
+                               .ao = &ao,
+                               .dopt = &dopt,
+                               .to = &to,
+                               .eval_frac = la.eval_frac,
+                               .seed = (uint64_t)la.seed,
+                               .json = la.json,
+                               .mode_name = preft_adapter_mode_name(ao.mode)};
+    if (cli_train_many(&ma2, d, &err) != 0) goto fail;
+    rc = CLI_EXIT_OK;
+    goto done;
+  }
   if (preft_dataset_load_jsonl(&in.train, data, &dopt, &err) != 0) goto fail;
   if (eval_path && preft_dataset_load_jsonl(&in.eval, eval_path, &dopt, &err) != 0) goto fail;
   if (!eval_path && preft_dataset_hold_out(&in.train, &in.eval, la.eval_frac, PREFT_HOLD_OUT_RANDOM,
                                            (uint64_t)la.seed, &err) != 0)
     goto fail;
-  if (!la.quiet)
+  if (!la.quiet && d->rank == 0)
     fprintf(stderr,
             "preft train sft: %d training examples (%lld tokens, %lld in the loss)%s%d eval; %d truncated\n",
             in.train.n, (long long)in.train.tokens, (long long)in.train.targets,
             in.eval.n ? ", " : ", no eval; ", in.eval.n, in.train.truncated + in.eval.truncated);
   preft_train_model_from(&in.tm, in.cm.model, false);
   if (preft_train_adapter_init(&ad, &m->cfg, &ao, &err) != 0) goto fail;
-  preft_train_opts to;
-  loop_train_opts(&la, (int)la.seq, out, &to);
-  const char *slash = strrchr(model_dir, '/');
-  to.base_name = slash && slash[1] ? slash + 1 : model_dir;
-  if (train_and_report(&in, &ad, &la, &to, "mode", preft_adapter_mode_name(ad.mode), &err) != 0) goto fail;
+  if (train_and_report(&in, &ad, &la, &to, d, "mode", preft_adapter_mode_name(ad.mode), &err) != 0) goto fail;
   rc = CLI_EXIT_OK;
   goto done;
 fail:
@@ -292,7 +332,7 @@ done:
 
 /* ---- pretrain -------------------------------------------------------------- */
 
-static int train_pretrain(int argc, char **argv) {
+static int train_pretrain(int argc, char **argv, const cli_dist *d) {
   const char *config = NULL, *tok_path = NULL, *out = NULL, *files[MAX_FILES];
   cli_strs data = {.items = files, .max = MAX_FILES, .greedy = true}; /* --data a b c */
   loop_args la = {.epochs = 1,
@@ -318,6 +358,7 @@ static int train_pretrain(int argc, char **argv) {
     fprintf(stderr, "preft train pretrain: --config, --tokenizer, --data and -o are required (see --help)\n");
     return CLI_EXIT_USAGE;
   }
+  la.threads = cli_dist_threads(d, (int)la.threads);
   preft_error err;
   preft_model_config cfg;
   train_inputs in = {0};
@@ -350,15 +391,17 @@ static int train_pretrain(int argc, char **argv) {
   if (in.train.n >= 2 &&
       preft_dataset_hold_out(&in.train, &in.eval, la.eval_frac, PREFT_HOLD_OUT_TAIL, 0, &err) != 0)
     goto fail;
-  if (!la.quiet)
+  if (!la.quiet && d->rank == 0)
     fprintf(stderr, "preft train pretrain: %d training windows of %ld tokens, %d eval windows\n", in.train.n,
             la.seq, in.eval.n);
   /* the tokenizer first: a run is not lost to a tokenizer that cannot be copied */
-  if (preft_mkdir_p(out, &err) != 0 || preft_tokenizer_save_files(tok, tok_path, out, &err) != 0) goto fail;
+  if (d->rank == 0 &&
+      (preft_mkdir_p(out, &err) != 0 || preft_tokenizer_save_files(tok, tok_path, out, &err) != 0))
+    goto fail;
   if (preft_train_model_init(&in.tm, &cfg, (uint64_t)la.seed, &err) != 0) goto fail;
   preft_train_opts to;
   loop_train_opts(&la, (int)la.seq + 1, out, &to);
-  if (train_and_report(&in, NULL, &la, &to, NULL, NULL, &err) != 0) goto fail;
+  if (train_and_report(&in, NULL, &la, &to, d, NULL, NULL, &err) != 0) goto fail;
   rc = CLI_EXIT_OK;
   goto done;
 fail:
@@ -375,9 +418,24 @@ int cli_train(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
   }
-  if (!strcmp(argv[1], "sft")) return train_sft(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "pretrain")) return train_pretrain(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "rl")) return cli_train_rl(argc - 1, argv + 1);
-  fprintf(stderr, "preft train: unknown subcommand '%s' (sft, pretrain or rl)\n", argv[1]);
-  return CLI_EXIT_USAGE;
+  if (!strcmp(argv[1], "multitask")) return cli_train_multitask(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "mlm")) return cli_train_mlm(argc - 1, argv + 1);
+  bool sft = !strcmp(argv[1], "sft"), pretrain = !strcmp(argv[1], "pretrain"), rl = !strcmp(argv[1], "rl");
+  if (!sft && !pretrain && !rl) {
+    fprintf(stderr, "preft train: unknown subcommand '%s' (sft, pretrain, rl, multitask or mlm)\n", argv[1]);
+    return CLI_EXIT_USAGE;
+  }
+  /* under mpirun: one rank of a data-parallel job (cli_mpi.c) */
+  cli_dist d;
+  int rc = cli_dist_open(&d, sft ? "train sft" : pretrain ? "train pretrain" : "train rl");
+  if (rc != 0) return rc;
+  if (rl && d.size > 1) {
+    fprintf(stderr,
+            "preft train rl: data-parallel GRPO under mpirun is not built yet; run it as one process\n");
+    return cli_dist_close(&d, CLI_EXIT_USAGE);
+  }
+  rc = sft        ? train_sft(argc - 1, argv + 1, &d)
+       : pretrain ? train_pretrain(argc - 1, argv + 1, &d)
+                  : cli_train_rl(argc - 1, argv + 1);
+  return cli_dist_close(&d, rc);
 }

@@ -397,11 +397,14 @@ done:
 int cli_eval(int argc, char **argv) {
   if (argc < 2 || cli_is_help(argv[1])) {
     FILE *f = argc < 2 ? stderr : stdout;
-    fprintf(f,
-            "usage: preft eval rl ...   accuracy of a model or adapter on a task (preft eval rl --help)\n");
+    fprintf(
+        f,
+        "usage: preft eval rl ...          accuracy of a model or adapter on a task (preft eval rl --help)\n"
+        "       preft eval multitask ...   dev metrics of a BERT multitask model (--help)\n");
     return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
   }
   if (!strcmp(argv[1], "rl")) return eval_rl(argc - 1, argv + 1);
-  fprintf(stderr, "preft eval: unknown subcommand '%s' (rl)\n", argv[1]);
+  if (!strcmp(argv[1], "multitask")) return cli_eval_multitask(argc - 1, argv + 1);
+  fprintf(stderr, "preft eval: unknown subcommand '%s' (rl or multitask)\n", argv[1]);
   return CLI_EXIT_USAGE;
 }

@@ -18,11 +18,13 @@ static const command commands[] = {
     {"generate", cli_generate, "generate text from a model (streams to stdout)"},
     {"logits", cli_logits, "write the logits of every position as float32 [T, vocab]"},
     {"encode", cli_encode, "BERT encoder: last hidden state [T, hidden] or pooled output as float32"},
+    {"classify", cli_classify, "BERT multitask model: sentiment, paraphrase or similarity (early exit)"},
     {"perplexity", cli_perplexity, "per-token log-likelihood and perplexity of a text file"},
     {"serve", cli_serve, "OpenAI-compatible HTTP server with per-request adapters"},
     {"route", cli_route, "HAProxy configuration routing requests to serve replicas by adapter"},
-    {"train", cli_train, "train an adapter (train sft, train rl) or a model from scratch (train pretrain)"},
-    {"eval", cli_eval, "evaluate on a task: eval rl (greedy accuracy on fresh prompts)"},
+    {"train", cli_train,
+     "train an adapter (sft, rl), a model from scratch (pretrain), BERT (mlm, multitask)"},
+    {"eval", cli_eval, "evaluate on a task: eval rl (greedy accuracy), eval multitask (BERT dev metrics)"},
     {"eval-loss", cli_eval_loss, "mean cross-entropy per completion token of a JSONL set (optional adapter)"},
     {"bench", cli_bench, "benchmarks: rooflines, prefill and decode throughput"},
     {"convert", cli_convert, "export a model or LoRA adapter as GGUF for llama.cpp"},
@@ -59,6 +61,8 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "--version")) {
     printf("preft %s\n", preft_version());
+    const char *mpi = cli_mpi_library(); /* data-parallel training, sharded task runs */
+    printf("mpi: %s\n", mpi ? mpi : "no (built without MPI: mpirun runs are refused)");
     return 0;
   }
   const char *prec = getenv("PREFT_MATMUL_PRECISION");

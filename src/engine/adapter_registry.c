@@ -2,6 +2,7 @@
  * their count and bytes (see adapter_registry.h). */
 #include "engine/adapter_registry.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@ void preft_registry_init(preft_registry *r, int max_loaded, size_t max_bytes) {
   memset(r, 0, sizeof *r);
   r->max_loaded = max_loaded > 0 ? max_loaded : 1;
   r->max_bytes = max_bytes;
+  r->room_bytes = SIZE_MAX;
   r->next_generation = 1;
   r->next_seq = 1;
 }
@@ -234,13 +236,19 @@ static bool evictable(const preft_registered_adapter *a, bool spare_held) {
   return idle(a) && !(spare_held && a->refs > 0);
 }
 
+/* The bytes adapters may hold now: under both the cap and the room. */
+static size_t byte_limit(const preft_registry *r) {
+  size_t cap = r->max_bytes ? r->max_bytes : SIZE_MAX;
+  return cap < r->room_bytes ? cap : r->room_bytes;
+}
+
 static preft_reserve_result reserve(preft_registry *r, preft_registered_adapter *a, size_t bytes,
                                     bool spare_held) {
   if (a->loaded || a->loading) return PREFT_RESERVE_NO_ROOM;
   if (r->max_bytes && bytes > r->max_bytes) return PREFT_RESERVE_TOO_BIG;
   int need_n = r->n_loaded + r->n_loading + 1 - r->max_loaded;
-  size_t used = r->loaded_bytes + r->reserved_bytes + bytes;
-  size_t need_b = r->max_bytes && used > r->max_bytes ? used - r->max_bytes : 0;
+  size_t used = r->loaded_bytes + r->reserved_bytes + bytes, limit = byte_limit(r);
+  size_t need_b = used > limit ? used - limit : 0;
   /* would evicting idle adapters, least recently used first, be enough? */
   int can_n = 0;
   size_t can_b = 0;
@@ -303,9 +311,7 @@ void preft_registry_install(preft_registry *r, preft_registered_adapter *a, pref
   touch(r, a);
   /* the real size over the bound reserved (not expected): back under the caps */
   for (preft_registered_adapter *c = r->lru_head, *next;
-       c &&
-       (r->n_loaded > r->max_loaded || (r->max_bytes && r->loaded_bytes + r->reserved_bytes > r->max_bytes));
-       c = next) {
+       c && (r->n_loaded > r->max_loaded || r->loaded_bytes + r->reserved_bytes > byte_limit(r)); c = next) {
     next = c->lru_next;
     if (c != a && idle(c)) evict(r, c);
   }
@@ -332,6 +338,15 @@ void preft_registry_load_done(preft_registry *r, preft_registered_adapter *a) {
 bool preft_registry_unavailable(const preft_registered_adapter *a, double now) {
   if (a->loaded || a->loading || !a->error) return false;
   return a->in_memory || now < a->retry_at;
+}
+
+bool preft_registry_evict_idle(preft_registry *r, const preft_registered_adapter *keep) {
+  for (preft_registered_adapter *c = r->lru_head; c; c = c->lru_next)
+    if (c != keep && idle(c)) {
+      evict(r, c);
+      return true;
+    }
+  return false;
 }
 
 void preft_registry_activate(preft_registry *r, preft_registered_adapter *a) {

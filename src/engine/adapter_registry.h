@@ -4,7 +4,9 @@
  * loaded on demand under two hard caps, `max_loaded` adapters and
  * `max_bytes` of weights; loads under way count, by an upper bound of
  * their size. The least recently used idle adapters are evicted to make
- * room.
+ * room. The engine also bounds the bytes by `room_bytes`, the part of its
+ * KV cache that no sequence is using: adapters' memory comes out of the KV
+ * cache's budget (engine.c lends them KV blocks).
  *
  * Not thread-safe by itself: the engine calls it under its lock. A load
  * first reserves room (preft_registry_reserve, which marks the entry
@@ -62,6 +64,8 @@ typedef struct preft_registry {
   preft_registered_adapter *lru_head, *lru_tail; /* loaded adapters, least recently used first */
   int max_loaded, n_loaded, n_loading;           /* n_loading: reserved loads */
   size_t max_bytes;                              /* 0: no byte cap */
+  size_t room_bytes; /* the most adapters may hold right now (the engine's KV blocks no sequence uses,
+                      * set before each reserve or install); SIZE_MAX: no such bound */
   size_t loaded_bytes, reserved_bytes;
   uint64_t clock, next_generation, next_seq;
   long loads, load_failures, evictions; /* since start, for /metrics */
@@ -123,6 +127,10 @@ void preft_registry_load_done(preft_registry *r, preft_registered_adapter *a);
 /* A failed adapter that must not be tried again yet (or cannot be: an
  * evicted in-memory adapter). */
 bool preft_registry_unavailable(const preft_registered_adapter *a, double now);
+
+/* Evicts the least recently used idle adapter other than keep (the
+ * engine's KV cache needs its memory); false when there is none. */
+bool preft_registry_evict_idle(preft_registry *r, const preft_registered_adapter *keep);
 
 /* A request starts or stops running with a's weights. */
 void preft_registry_activate(preft_registry *r, preft_registered_adapter *a);

@@ -25,6 +25,7 @@
 #include "engine/adapter_registry.h"
 #include "engine/adapter_store.h"
 #include "engine/grammar.h"
+#include "engine/penalties.h"
 #include "engine/prefix_cache.h"
 #include "model/batch.h"
 #include "tensor/ops.h"
@@ -41,8 +42,9 @@ typedef struct seq_t {
   preft_sampler sampler;
   struct preft_gmatch *constraint; /* NULL: unconstrained */
   bool constraint_ended;           /* the grammar is complete: nothing may follow */
-  preft_registered_adapter *ra;    /* NULL: base model */
-  int requested_mode;              /* -1: the adapter's default, resolved at admission */
+  preft_penalties penalties;
+  preft_registered_adapter *ra; /* NULL: base model */
+  int requested_mode;           /* -1: the adapter's default, resolved at admission */
   preft_adapter_mode mode;
   uint64_t salt; /* prefix-cache salt: adapter registration, mode, ... */
   int n_keyed;   /* leading prompt blocks already registered in the prefix cache */
@@ -68,6 +70,7 @@ struct preft_engine {
   preft_kv_cache kv;
   preft_prefix_cache prefix;
   preft_registry reg;
+  size_t kv_block_bytes;    /* adapters' memory is lent KV blocks of this size (one budget) */
   char *resolve_dir;        /* realpath of the directory unknown adapter names are looked up in; NULL: none */
   char *store_path;         /* the registry file of adapters loaded at run time; NULL: none */
   pthread_mutex_t store_mu; /* orders the file's rewrites (taken before mu) */
@@ -128,6 +131,7 @@ static pending_event *push_event(preft_engine *e, seq_t *s) {
 static void free_seq(seq_t *s) {
   preft_sampler_free(&s->sampler);
   preft_gmatch_free(s->constraint);
+  preft_penalties_free(&s->penalties);
   free(s->tokens);
   free(s->stop_ids);
   free(s->error);
@@ -247,6 +251,44 @@ static void queue_load(preft_engine *e, preft_registered_adapter *a) {
   pthread_cond_signal(&e->loader_wake);
 }
 
+/* ---- one memory budget for the KV cache and adapters ------------------------------------
+ * Adapters' weights are accounted in KV blocks: the loaded adapters and the
+ * loads under way are lent ceil(bytes / block bytes) blocks, which leave the
+ * free list (their pages go back to the system, kv_cache.h), so keys,
+ * values and adapters together stay within --kv-cache-mb. Adapters may take
+ * only blocks no sequence uses (room_bytes), and a sequence that needs a
+ * block evicts idle adapters before anyone is preempted. */
+
+/* Sets the registry's room: the KV blocks no sequence references. */
+static void measure_adapter_room(preft_engine *e) {
+  e->reg.room_bytes = (size_t)(e->kv.n_blocks - e->kv.n_used) * e->kv_block_bytes;
+}
+
+/* Lends (or takes back) KV blocks to match the adapters' bytes. */
+static void lend_adapter_blocks(preft_engine *e) {
+  size_t bytes = e->reg.loaded_bytes + e->reg.reserved_bytes;
+  int want = (int)((bytes + e->kv_block_bytes - 1) / e->kv_block_bytes);
+  if (want < e->kv.n_pinned) preft_kv_unpin(&e->kv, e->kv.n_pinned - want);
+  /* the room measured before makes this fit; one at a time if not (an adapter bigger than its bound) */
+  if (want > e->kv.n_pinned && preft_kv_pin(&e->kv, want - e->kv.n_pinned) != 0)
+    while (e->kv.n_pinned < want && preft_kv_pin(&e->kv, 1) == 0) {
+    }
+}
+
+/* Evicts the least recently used idle adapter (other than keep) to give a
+ * sequence its KV blocks; false when there is none. */
+static bool evict_adapter_for_kv(preft_engine *e, const preft_registered_adapter *keep) {
+  if (e->kv.n_pinned == 0 || !preft_registry_evict_idle(&e->reg, keep)) return false;
+  lend_adapter_blocks(e);
+  return true;
+}
+
+static void install_adapter(preft_engine *e, preft_registered_adapter *a, preft_adapter *loaded) {
+  measure_adapter_room(e);
+  preft_registry_install(&e->reg, a, loaded);
+  lend_adapter_blocks(e);
+}
+
 /* Reserves room for loading a's files, by the bound of their memory (for a
  * prefetch, evicting nothing a request wants); one that could never fit is
  * marked failed (unavailable) with why. */
@@ -255,13 +297,15 @@ static preft_reserve_result reserve_for_load(preft_engine *e, preft_registered_a
    * waits for room */
   if (!a->bound) a->bound = preft_adapter_memory_bound(a->path);
   size_t bound = a->bound;
+  measure_adapter_room(e);
   preft_reserve_result rr =
       prefetch ? preft_registry_reserve_spare(&e->reg, a, bound) : preft_registry_reserve(&e->reg, a, bound);
+  lend_adapter_blocks(e);
   if (rr == PREFT_RESERVE_TOO_BIG) {
     char msg[256];
     snprintf(msg, sizeof msg,
-             "adapter %s may take up to %.1f MiB (twice its files), more than the whole adapter cache (%.1f "
-             "MiB)",
+             "adapter %s may take up to %.1f MiB (twice its files), more than the adapter cache holds (%.1f "
+             "MiB: --adapter-cache-mb, at most the KV cache less one full context)",
              a->name, (double)bound / (1 << 20), (double)e->reg.max_bytes / (1 << 20));
     preft_registry_load_failed(&e->reg, a, msg, preft_now());
     PREFT_WARN("%s", msg);
@@ -350,6 +394,7 @@ static seq_t *preempt_newest(preft_engine *e) {
 static int schedule(preft_engine *e) {
   int budget = e->cfg.max_step_tokens, rows = 0;
   preft_error err;
+  lend_adapter_blocks(e); /* blocks of adapters unloaded or loads ended since the last step come back */
   /* running sequences first, oldest first: decode rows and prefill chunks */
   for (int i = 0; i < e->n_running && rows < budget; i++) {
     seq_t *s = e->running[i];
@@ -357,6 +402,7 @@ static int schedule(preft_engine *e) {
     if (take > budget - rows) take = budget - rows;
     s->step_take = 0;
     while (preft_kv_reserve(&e->kv, s->slot, s->n_computed + take, &err) != 0) {
+      if (evict_adapter_for_kv(e, NULL)) continue; /* idle adapters give way first */
       if (e->running[e->n_running - 1] != s) {
         preempt_newest(e); /* someone newer gives way */
         continue;
@@ -412,7 +458,11 @@ static int schedule(preft_engine *e) {
     map_cached_prefix(e, s);
     int take = s->n_tokens - s->n_computed;
     if (take > budget - rows) take = budget - rows;
-    if (preft_kv_reserve(&e->kv, s->slot, s->n_computed + take, &err) != 0) {
+    bool fits;
+    while (!(fits = preft_kv_reserve(&e->kv, s->slot, s->n_computed + take, &err) == 0) &&
+           evict_adapter_for_kv(e, s->ra)) {
+    }
+    if (!fits) {
       release_slot(e, s); /* not enough memory now: wait for running ones */
       break;
     }
@@ -483,8 +533,10 @@ static void sample_row(void *ctx, int j, int thread) {
   preft_engine *e = ctx;
   int vocab = e->model->cfg.vocab;
   seq_t *s = e->b_logit_seq[j];
-  const float *row = e->logits + (size_t)j * (size_t)vocab;
+  float *row = e->logits + (size_t)j * (size_t)vocab;
   preft_token_event *out = &e->sampled[j];
+  /* penalties change the row in place for the draw; logprobs see it raw */
+  preft_penalties_apply(&s->penalties, row, vocab, s->n_generated, s->stop_ids, s->n_stop);
   if (s->constraint) { /* the grammar's allowed tokens only; -1: it has ended */
     out->token = preft_gmatch_sample(s->constraint, &s->sampler, &e->scratch[thread], row, vocab);
     if (out->token >= 0) {
@@ -494,6 +546,7 @@ static void sample_row(void *ctx, int j, int thread) {
   } else {
     out->token = preft_sample_with(&s->sampler, &e->scratch[thread], row, vocab);
   }
+  preft_penalties_restore(&s->penalties, row);
   if (s->logprobs > 0 && out->token >= 0) fill_logprobs(row, vocab, out->token, s->logprobs, out);
 }
 
@@ -531,6 +584,7 @@ static void complete_step(preft_engine *e, int n_logits) {
     }
     s->tokens[s->n_tokens++] = tok;
     s->n_generated++;
+    preft_penalties_add(&s->penalties, tok);
     e->stats.generated_tokens[stats_mode_index(s)]++;
     bool stop = false;
     for (int k = 0; k < s->n_stop; k++) stop |= tok == s->stop_ids[k];
@@ -649,7 +703,7 @@ static void *loader_main(void *arg) {
     preft_error err;
     int rc = timed_load(e, &loaded, path, name, &err);
     if (rc == 0) {
-      preft_registry_install(&e->reg, a, loaded);
+      install_adapter(e, a, loaded);
       PREFT_INFO("adapter %s loaded from %s", name, path);
     } else {
       preft_registry_load_failed(&e->reg, a, err.msg, preft_now());
@@ -694,7 +748,13 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
     return -1;
   }
   preft_prefix_init(&e->prefix, &e->kv);
-  preft_registry_init(&e->reg, e->cfg.max_loaded_adapters, e->cfg.adapter_cache_mb << 20);
+  /* adapters' bytes come out of the KV cache (lend_adapter_blocks), capped by
+   * --adapter-cache-mb and at most the cache less one full context, so that
+   * a request can always run next to the adapters in use */
+  e->kv_block_bytes = block_bytes;
+  size_t pool = n_blocks * block_bytes, ctx = (size_t)e->kv.max_blocks_per_seq * block_bytes;
+  size_t adapters_max = pool > ctx ? pool - ctx : pool / 2, cap = e->cfg.adapter_cache_mb << 20;
+  preft_registry_init(&e->reg, e->cfg.max_loaded_adapters, cap && cap < adapters_max ? cap : adapters_max);
   e->pool = preft_pool_create(cfg->threads);
   e->running = preft_xcalloc((size_t)e->cfg.max_running, sizeof(seq_t *));
   e->free_slots = preft_xmalloc(sizeof(int) * (size_t)e->cfg.max_running);
@@ -717,9 +777,9 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
   e->have_threads = true;
   PREFT_INFO(
       "engine: %zu KV blocks of %d positions (%zu MiB), up to %d running, %d tokens per step; adapters: "
-      "%d loaded at most, in %zu MiB (0: no limit)",
+      "%d loaded at most, in at most %.1f MiB taken from the KV cache",
       n_blocks, e->cfg.block_size, (n_blocks * block_bytes) >> 20, e->cfg.max_running, e->cfg.max_step_tokens,
-      e->cfg.max_loaded_adapters, e->cfg.adapter_cache_mb);
+      e->cfg.max_loaded_adapters, (double)e->reg.max_bytes / (1 << 20));
   *out = e;
   return 0;
 }
@@ -895,7 +955,7 @@ int preft_engine_load_adapter(preft_engine *e, const char *name, const char *pat
   if (rc != 0)
     preft_registry_remove_entry(&e->reg, a); /* the registration fails with its load (freed by load_done) */
   else if (room)
-    preft_registry_install(&e->reg, a, loaded);
+    install_adapter(e, a, loaded);
   else
     preft_adapter_free(loaded); /* loaded on first use, when there is room */
   preft_registry_load_done(&e->reg, a);
@@ -914,13 +974,14 @@ int preft_engine_add_loaded_adapter(preft_engine *e, const char *name, preft_ada
   pthread_mutex_lock(&e->mu);
   preft_registered_adapter *ra;
   int rc = preft_registry_add_memory(&e->reg, name, &ra, err);
+  if (rc == 0) measure_adapter_room(e);
   if (rc == 0 && preft_registry_reserve(&e->reg, ra, a->bytes) != PREFT_RESERVE_OK) {
     rc = preft_fail(
         err, "adapter %s (%.1f MiB) does not fit: the loaded adapters in use fill the caps (%d, %.1f MiB)",
         name, (double)a->bytes / (1 << 20), e->reg.max_loaded, (double)e->reg.max_bytes / (1 << 20));
     preft_registry_remove_entry(&e->reg, ra); /* no request holds it yet: freed now */
   } else if (rc == 0) {
-    preft_registry_install(&e->reg, ra, a);
+    install_adapter(e, ra, a);
     preft_registry_load_done(&e->reg, ra);
     a = NULL;
   }
@@ -1029,7 +1090,7 @@ int preft_engine_check_adapters(preft_engine *e) {
       PREFT_INFO("%s", err.msg);
       n_bad++;
     } else if (loaded) {
-      preft_registry_install(&e->reg, a, loaded);
+      install_adapter(e, a, loaded);
     }
     preft_registry_load_done(&e->reg, a);
     free(path);
@@ -1066,6 +1127,16 @@ int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_re
   if (p->logprobs > PREFT_MAX_TOP_LOGPROBS)
     return preft_fail(err, "logprobs may ask for at most %d alternatives", PREFT_MAX_TOP_LOGPROBS),
            PREFT_SUBMIT_INVALID;
+  const preft_penalty_params *pen = &p->penalties;
+  if (pen->repetition < 0 || pen->min_tokens < 0 || pen->n_bias < 0 || (pen->n_bias > 0 && !pen->bias_ids))
+    return preft_fail(err,
+                      "penalties: repetition and min_tokens must be >= 0, logit_bias given with its ids"),
+           PREFT_SUBMIT_INVALID;
+  for (int i = 0; i < pen->n_bias; i++)
+    if (pen->bias_ids[i] < 0 || pen->bias_ids[i] >= c->vocab)
+      return preft_fail(err, "logit_bias token id %d is outside the vocabulary [0, %d)", pen->bias_ids[i],
+                        c->vocab),
+             PREFT_SUBMIT_INVALID;
   int need_blocks = (p->n_prompt + 1 + e->kv.block_size - 1) / e->kv.block_size;
   if (need_blocks > e->kv.n_blocks)
     return preft_fail(err, "the prompt needs %d KV blocks; the cache holds %d (raise --kv-cache-mb)",
@@ -1110,6 +1181,7 @@ int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_re
   s->logprobs = p->logprobs;
   preft_sampler_init(&s->sampler, &p->sampling);
   s->constraint = p->constraint;
+  preft_penalties_init(&s->penalties, &p->penalties, p->prompt, p->n_prompt);
   s->slot = -1;
   s->t_submit = preft_now();
   s->ra = ra;
@@ -1153,7 +1225,8 @@ void preft_engine_get_stats(preft_engine *e, preft_engine_stats *out) {
   out->running = e->n_running;
   out->kv_blocks_free = e->kv.n_free;
   out->kv_blocks_cached = preft_prefix_count(&e->prefix);
-  out->kv_blocks_used = e->kv.n_blocks - e->kv.n_free;
+  out->kv_blocks_adapters = e->kv.n_pinned;
+  out->kv_blocks_used = e->kv.n_blocks - e->kv.n_free - e->kv.n_pinned;
   out->adapters_loaded = e->reg.n_loaded;
   out->adapters_registered = e->reg.n_live;
   out->adapter_loads = e->reg.loads;

@@ -8,29 +8,50 @@
 
 #include "io/gguf.h"
 
+/* ggml's tensor types: name, elements per block, bytes per block (the
+ * block layouts are ggml's; only their sizes matter to the container). */
+typedef struct ggml_type_info {
+  const char *name;
+  uint32_t block, bytes;
+} ggml_type_info;
+
+static const ggml_type_info TYPES[] = {
+    [0] = {"F32", 1, 4},         [1] = {"F16", 1, 2},         [2] = {"Q4_0", 32, 18},
+    [3] = {"Q4_1", 32, 20},      [6] = {"Q5_0", 32, 22},      [7] = {"Q5_1", 32, 24},
+    [8] = {"Q8_0", 32, 34},      [9] = {"Q8_1", 32, 36},      [10] = {"Q2_K", 256, 84},
+    [11] = {"Q3_K", 256, 110},   [12] = {"Q4_K", 256, 144},   [13] = {"Q5_K", 256, 176},
+    [14] = {"Q6_K", 256, 210},   [15] = {"Q8_K", 256, 292},   [16] = {"IQ2_XXS", 256, 66},
+    [17] = {"IQ2_XS", 256, 74},  [18] = {"IQ3_XXS", 256, 98}, [19] = {"IQ1_S", 256, 50},
+    [20] = {"IQ4_NL", 32, 18},   [21] = {"IQ3_S", 256, 110},  [22] = {"IQ2_S", 256, 82},
+    [23] = {"IQ4_XS", 256, 136}, [24] = {"I8", 1, 1},         [25] = {"I16", 1, 2},
+    [26] = {"I32", 1, 4},        [27] = {"I64", 1, 8},        [28] = {"F64", 1, 8},
+    [29] = {"IQ1_M", 256, 56},   [30] = {"BF16", 1, 2},       [34] = {"TQ1_0", 256, 54},
+    [35] = {"TQ2_0", 256, 66},   [39] = {"MXFP4", 32, 17},
+};
+
+static const ggml_type_info *type_info(uint32_t t) {
+  return t < sizeof TYPES / sizeof TYPES[0] && TYPES[t].name ? &TYPES[t] : NULL;
+}
+
 const char *preft_ggml_type_name(uint32_t t) {
-  switch (t) {
-    case PREFT_GGML_F32:
-      return "F32";
-    case PREFT_GGML_F16:
-      return "F16";
-    case PREFT_GGML_BF16:
-      return "BF16";
-    default:
-      return "unknown";
-  }
+  const ggml_type_info *i = type_info(t);
+  return i ? i->name : "unknown";
 }
 
 size_t preft_ggml_type_size(uint32_t t) {
-  switch (t) {
-    case PREFT_GGML_F32:
-      return 4;
-    case PREFT_GGML_F16:
-    case PREFT_GGML_BF16:
-      return 2;
-    default:
-      return 0;
-  }
+  const ggml_type_info *i = type_info(t);
+  return i && i->block == 1 ? i->bytes : 0;
+}
+
+size_t preft_ggml_type_block(uint32_t t) {
+  const ggml_type_info *i = type_info(t);
+  return i ? i->block : 0;
+}
+
+size_t preft_ggml_row_size(uint32_t t, int64_t n) {
+  const ggml_type_info *i = type_info(t);
+  if (!i || n < 0 || n % i->block) return 0;
+  return (size_t)(n / i->block) * i->bytes;
 }
 
 void preft_gguf_writer_init(preft_gguf_writer *w) {
@@ -148,8 +169,8 @@ int preft_gguf_add_tensor(preft_gguf_writer *w, const char *name, preft_ggml_typ
   size_t nl = strlen(name);
   if (nl == 0 || nl > PREFT_GGUF_MAX_NAME)
     return preft_fail(err, "GGUF tensor '%s': name must have 1 to %d bytes", name, PREFT_GGUF_MAX_NAME);
-  size_t es = preft_ggml_type_size(type);
-  if (es == 0) return preft_fail(err, "GGUF tensor '%s': unsupported ggml type %d", name, (int)type);
+  if (preft_ggml_type_block(type) == 0)
+    return preft_fail(err, "GGUF tensor '%s': unsupported ggml type %d", name, (int)type);
   if (ndim < 1 || ndim > PREFT_GGUF_MAX_DIMS)
     return preft_fail(err, "GGUF tensor '%s': %d dimensions (1 to %d supported)", name, ndim,
                       PREFT_GGUF_MAX_DIMS);
@@ -160,6 +181,10 @@ int preft_gguf_add_tensor(preft_gguf_writer *w, const char *name, preft_ggml_typ
       return preft_fail(err, "GGUF tensor '%s': bad dimension %d of size %lld", name, d, (long long)shape[d]);
     numel *= (size_t)shape[d];
   }
+  size_t row = preft_ggml_row_size(type, shape[ndim - 1]);
+  if (row == 0)
+    return preft_fail(err, "GGUF tensor '%s': rows of %lld elements are not whole %s blocks of %zu", name,
+                      (long long)shape[ndim - 1], preft_ggml_type_name(type), preft_ggml_type_block(type));
   for (int64_t i = 0; i < w->n_tensors; i++)
     if (!strcmp(w->tensors[i].name, name)) return preft_fail(err, "GGUF tensor '%s' added twice", name);
   if (w->n_tensors == w->cap_tensors) {
@@ -172,7 +197,7 @@ int preft_gguf_add_tensor(preft_gguf_writer *w, const char *name, preft_ggml_typ
   t->type = (uint32_t)type;
   t->ndim = ndim;
   for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
-  t->nbytes = numel * es;
+  t->nbytes = numel / (size_t)shape[ndim - 1] * row;
   t->data = data;
   t->fill = fill;
   t->fill_ctx = fill_ctx;

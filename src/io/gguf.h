@@ -50,11 +50,25 @@ typedef enum {
   PREFT_GGUF_N_TYPES
 } preft_gguf_type;
 
-/* Tensor element types preft reads and writes (ggml_type values). */
-typedef enum { PREFT_GGML_F32 = 0, PREFT_GGML_F16 = 1, PREFT_GGML_BF16 = 30 } preft_ggml_type;
+/* ggml_type values preft names (the container knows the block sizes of
+ * all of ggml's types, so any GGUF can be read; what a model may hold is the
+ * model loader's business). */
+typedef enum {
+  PREFT_GGML_F32 = 0,
+  PREFT_GGML_F16 = 1,
+  PREFT_GGML_Q4_0 = 2,
+  PREFT_GGML_Q8_0 = 8,
+  PREFT_GGML_Q4_K = 12,
+  PREFT_GGML_Q6_K = 14,
+  PREFT_GGML_BF16 = 30
+} preft_ggml_type;
 
-const char *preft_ggml_type_name(uint32_t t); /* "F32", "F16", "BF16", or "unknown" */
-size_t preft_ggml_type_size(uint32_t t);      /* bytes per element; 0 when not one of the above */
+const char *preft_ggml_type_name(uint32_t t); /* "F32", "Q4_K", ...; "unknown" */
+size_t preft_ggml_type_size(uint32_t t);      /* bytes per element of an unblocked type; else 0 */
+size_t preft_ggml_type_block(uint32_t t);     /* elements per block (1 unblocked); 0 when unknown */
+/* Bytes of a row of n elements (along ne[0]); 0 when the type is unknown
+ * or n is not a whole number of blocks. */
+size_t preft_ggml_row_size(uint32_t t, int64_t n);
 
 /* ---- writing ----------------------------------------------------------------
  *
@@ -165,6 +179,10 @@ typedef struct preft_gguf_file {
 } preft_gguf_file;
 
 int preft_gguf_open(preft_gguf_file *f, const char *path, preft_error *err);
+/* Whether path is a regular file that starts with the magic "GGUF" (what
+ * the model and tokenizer loaders check to tell a GGUF from a directory or
+ * a tokenizer.json). */
+bool preft_gguf_is_file(const char *path);
 void preft_gguf_close(preft_gguf_file *f);
 
 /* NULL when absent. */
@@ -177,9 +195,14 @@ int preft_gguf_get_str(const preft_gguf_file *f, const char *key, const char **o
 int preft_gguf_get_u32(const preft_gguf_file *f, const char *key, uint32_t *out, preft_error *err);
 int preft_gguf_get_f32(const preft_gguf_file *f, const char *key, float *out, preft_error *err);
 int preft_gguf_get_bool(const preft_gguf_file *f, const char *key, bool *out, preft_error *err);
+/* An integer of any integer type (u8..i64) or a float of either type;
+ * -1 with err naming the key when absent, of another type or (integers)
+ * outside [0, INT32_MAX]. */
+int preft_gguf_get_int(const preft_gguf_file *f, const char *key, int32_t *out, preft_error *err);
+int preft_gguf_get_real(const preft_gguf_file *f, const char *key, double *out, preft_error *err);
 
-/* Element i of a tensor converted to float (F32, F16 or BF16); i counts in
- * row-major PyTorch order. */
+/* Element i of a tensor converted to float (F32, F16 or BF16 only); i
+ * counts in row-major PyTorch order. */
 float preft_gguf_tensor_get(const preft_gguf_tensor *t, size_t i);
 
 #endif

@@ -4,8 +4,10 @@
  * compared with the bytes left in the file before it is used, so a corrupt
  * or hostile file yields an error naming the byte offset, never a read past
  * the mapping or an allocation sized by garbage. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "io/gguf.h"
 #include "tensor/dtype.h"
@@ -221,12 +223,16 @@ static int read_tensor_info(cursor *c, preft_gguf_tensor *t, int64_t index) {
     t->shape[t->ndim - 1 - d] = (int64_t)ne;
   }
   if (rd_u32(c, &t->type, t->name) || rd_u64(c, &t->offset, t->name)) return -1;
-  size_t es = preft_ggml_type_size(t->type);
-  if (es == 0)
-    return preft_fail(c->err, "%s: tensor '%s': ggml type %u is not supported (F32, F16, BF16)", c->path,
-                      t->name, t->type);
-  if (numel > SIZE_MAX / es) return preft_fail(c->err, "%s: tensor '%s' is too large", c->path, t->name);
-  t->nbytes = (size_t)numel * es;
+  if (preft_ggml_type_block(t->type) == 0)
+    return preft_fail(c->err, "%s: tensor '%s': unknown ggml type %u", c->path, t->name, t->type);
+  size_t row = preft_ggml_row_size(t->type, t->ne[0]);
+  if (row == 0)
+    return preft_fail(c->err, "%s: tensor '%s': its rows of %lld elements are not whole %s blocks of %zu",
+                      c->path, t->name, (long long)t->ne[0], preft_ggml_type_name(t->type),
+                      preft_ggml_type_block(t->type));
+  uint64_t rows = numel / (uint64_t)t->ne[0];
+  if (rows > SIZE_MAX / row) return preft_fail(c->err, "%s: tensor '%s' is too large", c->path, t->name);
+  t->nbytes = (size_t)rows * row;
   return 0;
 }
 
@@ -377,4 +383,51 @@ float preft_gguf_tensor_get(const preft_gguf_tensor *t, size_t i) {
   uint16_t h;
   memcpy(&h, p + 2 * i, 2);
   return t->type == PREFT_GGML_F16 ? preft_f16_to_f32(h) : preft_bf16_to_f32(h);
+}
+
+int preft_gguf_get_int(const preft_gguf_file *f, const char *key, int32_t *out, preft_error *err) {
+  const preft_gguf_kv *kv = preft_gguf_find_kv(f, key);
+  if (!kv) return preft_fail(err, "%s: key '%s' is missing", f->map.path, key);
+  int64_t v;
+  switch (kv->type) {
+    case PREFT_GGUF_U8:
+    case PREFT_GGUF_U16:
+    case PREFT_GGUF_U32:
+    case PREFT_GGUF_U64:
+      v = kv->v.u > (uint64_t)INT32_MAX ? -1 : (int64_t)kv->v.u;
+      break;
+    case PREFT_GGUF_I8:
+    case PREFT_GGUF_I16:
+    case PREFT_GGUF_I32:
+    case PREFT_GGUF_I64:
+      v = kv->v.i;
+      break;
+    default:
+      return preft_fail(err, "%s: key '%s' must be an integer", f->map.path, key);
+  }
+  if (v < 0 || v > INT32_MAX)
+    return preft_fail(err, "%s: key '%s' is %lld, outside [0, %d]", f->map.path, key, (long long)v,
+                      INT32_MAX);
+  *out = (int32_t)v;
+  return 0;
+}
+
+int preft_gguf_get_real(const preft_gguf_file *f, const char *key, double *out, preft_error *err) {
+  const preft_gguf_kv *kv = preft_gguf_find_kv(f, key);
+  if (!kv) return preft_fail(err, "%s: key '%s' is missing", f->map.path, key);
+  if (kv->type != PREFT_GGUF_F32 && kv->type != PREFT_GGUF_F64)
+    return preft_fail(err, "%s: key '%s' must be a float", f->map.path, key);
+  *out = kv->v.f;
+  return 0;
+}
+
+bool preft_gguf_is_file(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+  FILE *fp = fopen(path, "rb");
+  if (!fp) return false;
+  char magic[4];
+  bool yes = fread(magic, 1, 4, fp) == 4 && !memcmp(magic, "GGUF", 4);
+  fclose(fp);
+  return yes;
 }

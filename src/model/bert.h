@@ -135,4 +135,13 @@ void preft_bert_workspace_free(preft_bert_workspace *ws);
 int preft_bert_forward(const preft_bert *m, preft_pool *pool, const preft_bert_batch *b,
                        preft_bert_workspace *ws, float *hidden, float *pooled, preft_error *err);
 
+/* The forward pass a step at a time (early exit): the embeddings into
+ * hidden [B*T, D] (validating the batch as preft_bert_forward does), then
+ * each layer in place. Between layers the caller may drop sequences from
+ * the batch (compacting hidden, ids, types and lengths alike). */
+int preft_bert_embed(const preft_bert *m, preft_pool *pool, const preft_bert_batch *b,
+                     preft_bert_workspace *ws, float *hidden, preft_error *err);
+void preft_bert_run_layer(const preft_bert *m, int layer, preft_pool *pool, const preft_bert_batch *b,
+                          preft_bert_workspace *ws, float *hidden);
+
 #endif

@@ -255,19 +255,36 @@ static void layer_forward(const preft_bert *m, int l, preft_pool *pool, const pr
   run_rows(pool, &rj, 2 * (size_t)D);
 }
 
+static void prepare(const preft_bert *m, preft_pool *pool, const preft_bert_batch *b,
+                    preft_bert_workspace *ws) {
+  ensure_workspace(ws, &m->cfg, b->n_seqs * b->seq_len, b->n_seqs,
+                   (size_t)preft_pool_size(pool) * (size_t)b->seq_len);
+  for (int s = 0; s < b->n_seqs; s++) ws->lengths[s] = b->lengths ? b->lengths[s] : b->seq_len;
+}
+
+int preft_bert_embed(const preft_bert *m, preft_pool *pool, const preft_bert_batch *b,
+                     preft_bert_workspace *ws, float *hidden, preft_error *err) {
+  if (validate_batch(m, b, err) != 0) return -1;
+  prepare(m, pool, b, ws);
+  rows_job rj = {.fn = embed_rows, .n = b->n_seqs * b->seq_len, .m = m, .b = b, .x = hidden, .h = ws->h};
+  run_rows(pool, &rj, 4 * (size_t)m->cfg.dim);
+  return 0;
+}
+
+void preft_bert_run_layer(const preft_bert *m, int layer, preft_pool *pool, const preft_bert_batch *b,
+                          preft_bert_workspace *ws, float *hidden) {
+  prepare(m, pool, b, ws);
+  layer_forward(m, layer, pool, b, ws, hidden);
+}
+
 int preft_bert_forward(const preft_bert *m, preft_pool *pool, const preft_bert_batch *b,
                        preft_bert_workspace *ws, float *hidden, float *pooled, preft_error *err) {
-  if (validate_batch(m, b, err) != 0) return -1;
   if (pooled && !m->has_pooler)
     return preft_fail(err,
                       "encoder: this model has no pooler (pooler.dense.weight is not in the checkpoint)");
   const preft_bert_config *c = &m->cfg;
-  int n = b->n_seqs * b->seq_len, D = c->dim;
-  ensure_workspace(ws, c, n, b->n_seqs, (size_t)preft_pool_size(pool) * (size_t)b->seq_len);
-  for (int s = 0; s < b->n_seqs; s++) ws->lengths[s] = b->lengths ? b->lengths[s] : b->seq_len;
-
-  rows_job rj = {.fn = embed_rows, .n = n, .m = m, .b = b, .x = hidden, .h = ws->h};
-  run_rows(pool, &rj, 4 * (size_t)D);
+  int D = c->dim;
+  if (preft_bert_embed(m, pool, b, ws, hidden, err) != 0) return -1;
   for (int l = 0; l < c->n_layers; l++) layer_forward(m, l, pool, b, ws, hidden);
 
   if (pooled) { /* tanh(x[first row of each sequence]·Wpᵀ + bp) */

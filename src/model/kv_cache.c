@@ -1,8 +1,12 @@
 /* kv_cache.c - block allocation for the paged KV cache (see kv_cache.h). */
 #include "model/kv_cache.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 size_t preft_kv_block_bytes(int n_layers, int kv_dim, int block_size) {
   return 2 * sizeof(float) * (size_t)n_layers * (size_t)block_size * (size_t)kv_dim;
@@ -39,6 +43,7 @@ int preft_kv_init(preft_kv_cache *kv, int n_layers, int kv_dim, int block_size, 
   kv->n_mapped = preft_xcalloc((size_t)max_seqs, sizeof(int));
   kv->refs = preft_xcalloc((size_t)n_blocks, sizeof(int));
   kv->cached = preft_xcalloc((size_t)n_blocks, 1);
+  kv->pinned = preft_xmalloc(sizeof(int) * (size_t)n_blocks);
   return 0;
 }
 
@@ -49,8 +54,20 @@ void preft_kv_free(preft_kv_cache *kv) {
   free(kv->tables);
   free(kv->n_mapped);
   free(kv->refs);
+  free(kv->pinned);
   free(kv->cached);
   memset(kv, 0, sizeof *kv);
+}
+
+/* Makes at least need blocks free, evicting unreferenced cached ones. */
+static bool free_up(preft_kv_cache *kv, int need) {
+  while (kv->n_free < need && kv->evict) {
+    int b = kv->evict(kv->evict_ctx);
+    if (b < 0) break;
+    PREFT_ASSERT(kv->refs[b] == 0 && !kv->cached[b]);
+    kv->free_blocks[kv->n_free++] = b;
+  }
+  return kv->n_free >= need;
 }
 
 int preft_kv_reserve(preft_kv_cache *kv, int seq, int n_pos, preft_error *err) {
@@ -60,13 +77,7 @@ int preft_kv_reserve(preft_kv_cache *kv, int seq, int n_pos, preft_error *err) {
                       kv->max_ctx);
   int need = (n_pos + kv->block_size - 1) / kv->block_size - kv->n_mapped[seq];
   if (need <= 0) return 0;
-  while (kv->n_free < need && kv->evict) {
-    int b = kv->evict(kv->evict_ctx);
-    if (b < 0) break;
-    PREFT_ASSERT(kv->refs[b] == 0 && !kv->cached[b]);
-    kv->free_blocks[kv->n_free++] = b;
-  }
-  if (need > kv->n_free)
+  if (!free_up(kv, need))
     return preft_fail(err, "kv cache full: sequence needs %d more blocks, %d free", need, kv->n_free);
   int *table = kv->tables + (size_t)seq * (size_t)kv->max_blocks_per_seq;
   for (int i = 0; i < need; i++) {
@@ -74,13 +85,41 @@ int preft_kv_reserve(preft_kv_cache *kv, int seq, int n_pos, preft_error *err) {
     kv->refs[b] = 1;
     table[kv->n_mapped[seq]++] = b;
   }
+  kv->n_used += need;
   return 0;
+}
+
+/* Gives the pages inside [p, p + n) back to the system (they read as zeros
+ * when touched again; a block's keys and values are written before they are
+ * read). */
+static void drop_pages(void *p, size_t n) {
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1), b = ((uintptr_t)p + n) & ~(page - 1);
+  if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+int preft_kv_pin(preft_kv_cache *kv, int n) {
+  if (n <= 0) return 0;
+  if (!free_up(kv, n)) return -1;
+  size_t per = (size_t)kv->n_layers * (size_t)kv->block_size * (size_t)kv->kv_dim;
+  for (int i = 0; i < n; i++) {
+    int b = kv->free_blocks[--kv->n_free];
+    kv->pinned[kv->n_pinned++] = b;
+    drop_pages(kv->k + (size_t)b * per, per * sizeof(float));
+    drop_pages(kv->v + (size_t)b * per, per * sizeof(float));
+  }
+  return 0;
+}
+
+void preft_kv_unpin(preft_kv_cache *kv, int n) {
+  PREFT_ASSERT(n <= kv->n_pinned);
+  for (int i = 0; i < n; i++) kv->free_blocks[kv->n_free++] = kv->pinned[--kv->n_pinned];
 }
 
 void preft_kv_map_shared(preft_kv_cache *kv, int seq, int block) {
   PREFT_ASSERT(seq >= 0 && seq < kv->max_seqs && block >= 0 && block < kv->n_blocks);
   PREFT_ASSERT(kv->n_mapped[seq] < kv->max_blocks_per_seq);
-  kv->refs[block]++;
+  if (kv->refs[block]++ == 0) kv->n_used++;
   kv->tables[(size_t)seq * (size_t)kv->max_blocks_per_seq + (size_t)kv->n_mapped[seq]++] = block;
 }
 
@@ -90,7 +129,10 @@ void preft_kv_release(preft_kv_cache *kv, int seq) {
   for (int i = 0; i < kv->n_mapped[seq]; i++) {
     int b = table[i];
     PREFT_ASSERT(kv->refs[b] > 0);
-    if (--kv->refs[b] == 0 && !kv->cached[b]) kv->free_blocks[kv->n_free++] = b;
+    if (--kv->refs[b] == 0) {
+      kv->n_used--;
+      if (!kv->cached[b]) kv->free_blocks[kv->n_free++] = b;
+    }
     table[i] = -1;
   }
   kv->n_mapped[seq] = 0;

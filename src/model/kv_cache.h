@@ -30,6 +30,9 @@ typedef struct preft_kv_cache {
   int *n_mapped;         /* [max_seqs] blocks mapped per sequence */
   int *refs;             /* [n_blocks] sequences mapping each block */
   unsigned char *cached; /* [n_blocks] kept for reuse when unreferenced */
+  int n_used;            /* blocks referenced by sequences */
+  int *pinned;           /* stack of blocks lent to memory held elsewhere (adapters' weights) */
+  int n_pinned;
   /* Called when no block is free: returns an unreferenced cached block it
    * has forgotten (now uncached), or -1. */
   int (*evict)(void *ctx);
@@ -54,6 +57,14 @@ void preft_kv_release(preft_kv_cache *kv, int seq);
 /* Appends an existing block to seq's table (its next block) and takes a
  * reference. The block must hold the right positions for seq. */
 void preft_kv_map_shared(preft_kv_cache *kv, int seq, int block);
+/* Lends n more blocks to memory held elsewhere (the engine's adapters:
+ * one memory budget for keys, values and adapters): they leave the free
+ * list (unreferenced cached blocks are evicted for them as for a
+ * sequence) and their pages go back to the system until they are returned.
+ * Returns 0, or -1 taking nothing when fewer than n can be freed. */
+int preft_kv_pin(preft_kv_cache *kv, int n);
+/* Returns n lent blocks to the free list. */
+void preft_kv_unpin(preft_kv_cache *kv, int n);
 /* The block holding position pos of seq (mapped). */
 static inline int preft_kv_block_of(const preft_kv_cache *kv, int seq, int pos) {
   return kv->tables[(size_t)seq * (size_t)kv->max_blocks_per_seq + (size_t)(pos / kv->block_size)];

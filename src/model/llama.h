@@ -11,8 +11,9 @@
  * are the same call. Rows see every earlier position of their own sequence:
  * the cached ones and the ones written by this batch.
  *
- * Weights point into the memory-mapped safetensors files (F32, F16, BF16 as
- * stored); only the small vectors (norms, biases) are copied to FP32.
+ * Weights point into the memory-mapped safetensors or GGUF files (F32, F16,
+ * BF16 as stored; a GGUF's quantized types too); only the small vectors
+ * (norms, biases) are copied to FP32.
  */
 #ifndef PREFT_MODEL_LLAMA_H
 #define PREFT_MODEL_LLAMA_H
@@ -44,14 +45,23 @@ typedef struct preft_layer_weights {
 
 struct preft_model {
   preft_model_config cfg;
-  preft_weight embed;          /* [V, D] */
-  preft_weight lm_head;        /* [V, D]; the embedding when tied */
-  float *final_norm;           /* [D] */
-  preft_layer_weights *layers; /* [L] */
-  double *inv_freq;            /* [Dh/2] rotary frequencies after rope scaling */
-  preft_st_set st;             /* the mapped files the weights point into */
-  void *owned;                 /* storage of a model made in memory (random init) */
+  preft_weight embed;           /* [V, D] */
+  preft_weight lm_head;         /* [V, D]; the embedding when tied */
+  float *final_norm;            /* [D] */
+  preft_layer_weights *layers;  /* [L] */
+  double *inv_freq;             /* [Dh/2] rotary frequencies after rope scaling */
+  preft_st_set st;              /* the mapped files the weights point into */
+  struct preft_gguf_file *gguf; /* or the mapped GGUF file (llama_load_gguf.c); NULL otherwise */
+  void *owned;                  /* storage of a model made in memory (random init; a GGUF's re-ordered q/k) */
 };
+
+/* Rotary inverse frequencies [Dh/2] with the config's scaling rule applied
+ * (Hugging Face's default, linear and llama3 rules); heap. */
+double *preft_rope_inv_freq(const preft_model_config *c);
+
+/* Loads a GGUF file as llama.cpp writes it (llama_load_gguf.c);
+ * preft_model_load calls it for a path that is a GGUF file. */
+int preft_model_load_gguf(preft_model **out, const char *path, preft_error *err);
 
 /* A model with random weights of the given config, held in memory (for
  * benchmarks and tests); every matrix stored in `dtype`. */

@@ -6,11 +6,10 @@
 #include <string.h>
 
 #include "base/file.h"
+#include "io/gguf.h"
 #include "model/llama.h"
 
-/* Rotary inverse frequencies with the config's scaling rule applied
- * (Hugging Face's default, linear and llama3 rules). */
-static double *rope_inv_freq(const preft_model_config *c) {
+double *preft_rope_inv_freq(const preft_model_config *c) {
   int half = c->head_dim / 2;
   double *f = preft_xmalloc(sizeof(double) * (size_t)half);
   for (int i = 0; i < half; i++) {
@@ -61,6 +60,7 @@ static int load_layer(preft_model *m, int l, preft_error *err) {
 }
 
 int preft_model_load(preft_model **out, const char *dir, preft_error *err) {
+  if (preft_gguf_is_file(dir)) return preft_model_load_gguf(out, dir, err);
   preft_model *m = preft_xcalloc(1, sizeof *m);
   if (preft_config_load(&m->cfg, dir, err) != 0) goto fail;
   if (preft_st_open_dir(&m->st, dir, "model", err) != 0) goto fail;
@@ -76,7 +76,7 @@ int preft_model_load(preft_model **out, const char *dir, preft_error *err) {
   if (preft_weights_vector(&m->st, "model.norm.weight", c->dim, &m->final_norm, err) != 0) goto fail;
   for (int l = 0; l < c->n_layers; l++)
     if (load_layer(m, l, err) != 0) goto fail;
-  m->inv_freq = rope_inv_freq(c);
+  m->inv_freq = preft_rope_inv_freq(c);
   *out = m;
   return 0;
 fail:
@@ -102,6 +102,8 @@ void preft_model_free(preft_model *m) {
   free(m->final_norm);
   free(m->inv_freq);
   preft_st_close(&m->st);
+  if (m->gguf) preft_gguf_close(m->gguf);
+  free(m->gguf);
   free(m->owned);
   free(m);
 }
@@ -163,7 +165,7 @@ int preft_model_init_random(preft_model **out, const preft_model_config *cfg, pr
     if (c->o_bias) w->bo = preft_weights_random_vector(D, 0.0f, 0.1f, &rng);
   }
   m->final_norm = preft_weights_random_vector(D, 1.0f, 0.1f, &rng);
-  m->inv_freq = rope_inv_freq(&m->cfg);
+  m->inv_freq = preft_rope_inv_freq(&m->cfg);
   *out = m;
   return 0;
 }

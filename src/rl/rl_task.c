@@ -3,11 +3,19 @@
  * rl_task.h). The verifiers are rl_verify.c; reward commands reward_cmd.c.
  *
  * Built-in prompts share one format, the question after "Q: " and the answer
- * after the fixed marker " A:", so one model can learn all three:
- *   addition:D  "Q: 37+45= A:"              -> "82"   (two D-digit numbers)
+ * after the fixed marker "A:", so one model can learn all three:
+ *   addition:D  "Q: 37+45= A: "             -> "82"   (two D-digit numbers)
  *   reverse:W   "Q: reverse cat dog sun A:" -> "sun dog cat" (W distinct words)
- *   count:L     "Q: count b in abcbd A:"    -> "2"    (a word of L letters a-e, the
+ *   count:L     "Q: count b in abcbd A: "   -> "2"    (a word of L letters a-e, the
  *                                                    count uniform in [0, (L+1)/2])
+ * A prompt ends where the answer's first token starts, so that the row that
+ * picks it is a prompt row (where a prefill-only adapter acts): after the
+ * marker's space for numbers (a byte-level BPE with the Llama 3 pre-tokenizer
+ * makes digits tokens of their own, the space before them another), before it
+ * for words (that pre-tokenizer joins a word to the space before it, and the
+ * task model's BPE merges the space with some first letters: " r", " c").
+ * The text of a prompt and its answer is the same either way ("... A: 82",
+ * "... A: sun dog cat").
  * They are checked by the first line of the completion (a model trained on
  * "prompt answer" lines goes on with the next question after a newline). */
 #include <cjson/cJSON.h>
@@ -33,9 +41,9 @@ typedef struct {
  * assets/task-model starts with a non-zero greedy accuracy, for count (at
  * guessing level at every length) a short word (its README.md: 0.1-0.3). */
 static const builtin BUILTINS[] = {
-    {"addition", 1, 9, 1, "digits of each number", "\"Q: 37+45= A:\" -> \"82\""},
+    {"addition", 1, 9, 1, "digits of each number", "\"Q: 37+45= A: \" -> \"82\""},
     {"reverse", 1, 8, 2, "words", "\"Q: reverse cat dog sun A:\" -> \"sun dog cat\""},
-    {"count", 1, 32, 4, "letters of the word", "\"Q: count b in abcbde A:\" -> \"2\""},
+    {"count", 1, 32, 4, "letters of the word", "\"Q: count b in abcbde A: \" -> \"2\""},
 };
 enum { N_BUILTINS = sizeof BUILTINS / sizeof BUILTINS[0] };
 
@@ -226,10 +234,15 @@ static uint64_t mix(uint64_t seed, int64_t index) {
   return preft_rng_u64(&r);
 }
 
-/* FNV-1a of the prompt: which side of the split a problem is on. */
+/* FNV-1a of the prompt without its trailing spaces: which side of the split
+ * a problem is on (the same side whether the prompt ends before or after the
+ * marker's space). */
 static int is_heldout(const char *prompt) {
   uint64_t h = 0xcbf29ce484222325ull;
-  for (const unsigned char *p = (const unsigned char *)prompt; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
+  size_t n = strlen(prompt);
+  while (n > 0 && prompt[n - 1] == ' ') n--;
+  for (const unsigned char *p = (const unsigned char *)prompt; p < (const unsigned char *)prompt + n; p++)
+    h = (h ^ *p) * 0x100000001b3ull;
   h ^= h >> 29;
   return h % PREFT_RL_HELDOUT_EVERY == 0;
 }
@@ -246,7 +259,7 @@ static void generate(const preft_rl_task *t, preft_rng *r, char *prompt, char *a
   if (t->kind == TASK_ADDITION) {
     uint64_t lo = t->level == 1 ? 0 : pow10u(t->level - 1), hi = pow10u(t->level);
     uint64_t a = lo + preft_rng_below(r, hi - lo), b = lo + preft_rng_below(r, hi - lo);
-    snprintf(prompt, n, "Q: %llu+%llu= A:", (unsigned long long)a, (unsigned long long)b);
+    snprintf(prompt, n, "Q: %llu+%llu= A: ", (unsigned long long)a, (unsigned long long)b);
     snprintf(answer, n, "%llu", (unsigned long long)(a + b));
   } else if (t->kind == TASK_REVERSE) {
     int pick[8], w = t->level;
@@ -284,7 +297,7 @@ static void generate(const preft_rl_task *t, preft_rng *r, char *prompt, char *a
     }
     for (int i = 0; i < count; i++) word[pos[i]] = letter;
     word[t->level] = 0;
-    snprintf(prompt, n, "Q: count %c in %s A:", letter, word);
+    snprintf(prompt, n, "Q: count %c in %s A: ", letter, word);
     snprintf(answer, n, "%d", count);
   }
 }

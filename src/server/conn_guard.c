@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/timer.h"
+#include "server/request_head.h"
 #include "server/server_int.h"
 
 #define GUARD_TICK_MS 200 /* how often deadlines are checked */
@@ -26,24 +27,17 @@ struct srv_sock {
  * writes to it in the HEADERS and BODY phases) and shuts the socket down:
  * its libmicrohttpd thread sees the end of input and closes it. Called with
  * the lock held. */
-static void shut_with_error(srv_guard *g, srv_sock *k, int status, const char *reason, const char *code,
-                            const char *msg) {
+static void shut_with_error(srv_guard *g, srv_sock *k, int status, const char *code, const char *msg) {
   srv_api_error e;
   preft_srv_fail(&e, status, status == 503 ? "server_error" : "invalid_request_error", code, NULL, "%s", msg);
-  srv_buf body = {0}, head = {0};
-  preft_srv_error_json(&e, &body);
-  preft_srv_buf_printf(&head,
-                       "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                       "Content-Length: %zu\r\n\r\n",
-                       status, reason, body.len);
-  preft_srv_buf_put(&head, body.p, body.len);
-  ssize_t w = send(k->fd, head.p, head.len, MSG_DONTWAIT | MSG_NOSIGNAL); /* best effort */
+  srv_buf out = {0};
+  preft_srv_error_response(&e, &out);
+  ssize_t w = send(k->fd, out.p, out.len, MSG_DONTWAIT | MSG_NOSIGNAL); /* best effort */
   (void)w;
   shutdown(k->fd, SHUT_RDWR);
   k->shut = true;
   preft_srv_count_status(g->server, status);
-  preft_srv_buf_free(&body);
-  preft_srv_buf_free(&head);
+  preft_srv_buf_free(&out);
 }
 
 static void expire(srv_guard *g, srv_sock *k) {
@@ -54,7 +48,7 @@ static void expire(srv_guard *g, srv_sock *k) {
   else
     snprintf(msg, sizeof msg,
              "the request headers did not arrive within %.0f s (the server's --header-timeout)", g->header_s);
-  shut_with_error(g, k, 408, "Request Timeout", "request_timeout", msg);
+  shut_with_error(g, k, 408, "request_timeout", msg);
 }
 
 static void *watchdog(void *arg) {
@@ -136,11 +130,11 @@ srv_sock *preft_srv_guard_open(srv_guard *g, int fd) {
                "the server needed this connection for another client: %d connections are open (its "
                "--max-connections) and this one was still sending its request",
                g->max_socks);
-      shut_with_error(g, victim, 408, "Request Timeout", "request_timeout", msg);
+      shut_with_error(g, victim, 408, "request_timeout", msg);
     } else {
       snprintf(msg, sizeof msg, "the server is answering %d connections, its limit; retry later",
                g->max_socks);
-      shut_with_error(g, k, 503, "Service Unavailable", "too_many_connections", msg);
+      shut_with_error(g, k, 503, "too_many_connections", msg);
     }
   }
   pthread_mutex_unlock(&g->mu);

@@ -27,13 +27,13 @@
 #include "base/log.h"
 #include "base/timer.h"
 #include "engine/token_trie.h"
+#include "model/bert.h"
+#include "server/front_end.h"
+#include "server/request_head.h"
 #include "server/server_int.h"
 
-/* Limits of a request's head, answered with JSON 414 / 431. libmicrohttpd
- * is given room well past them (SRV_MHD_MEMORY), so that only heads larger
- * than that meet its own (HTML) 414 / 431. */
-#define SRV_MAX_URL 8192
-#define SRV_MAX_HEAD 32768
+/* libmicrohttpd's memory per connection: room well past the largest head
+ * front_end.c lets through (request_head.h). */
 #define SRV_MHD_MEMORY (128u << 10)
 
 static double thread_cpu(void) {
@@ -79,7 +79,9 @@ static enum MHD_Result send_reply(preft_server *s, struct MHD_Connection *conn, 
   preft_srv_buf_free(&r->body);
   if (!resp) return MHD_NO;
   add_header(resp, "Content-Type", r->content_type ? r->content_type : "application/json");
-  if (r->status == 405) add_header(resp, "Allow", "GET, POST");
+  add_header(resp, "Connection", "close"); /* each request's head passes front_end.c's check */
+  preft_srv_cors_headers(s, conn, c, resp);
+  if (r->status == 405 || c->preflight) add_header(resp, "Allow", "GET, POST, OPTIONS");
   if (r->status == 401) add_header(resp, "WWW-Authenticate", "Bearer");
   if (r->status == 429) add_header(resp, "Retry-After", "1"); /* the queue moves within a step or two */
   c->status = r->status;
@@ -138,6 +140,7 @@ static void route(preft_server *s, struct MHD_Connection *conn, srv_conn *c, con
   bool get = is(method, "GET") || is(method, "HEAD"), post = is(method, "POST");
   srv_api_error e;
   const char *want = NULL;
+  if (is(method, "OPTIONS")) return preft_srv_route_preflight(s, conn, c, r);
   if (!strcmp(url, "/v1/completions")) {
     if (post) return preft_srv_route_generate(s, c, SRV_COMPLETION, r);
     want = "POST";
@@ -167,6 +170,18 @@ static void route(preft_server *s, struct MHD_Connection *conn, srv_conn *c, con
     want = "GET";
   } else if (!strcmp(url, "/metrics")) {
     if (get) return preft_srv_route_metrics(s, r);
+    want = "GET";
+  } else if (!strcmp(url, "/tokenize") || !strcmp(url, "/detokenize")) {
+    if (post) return (url[1] == 't' ? preft_srv_route_tokenize : preft_srv_route_detokenize)(s, c, r);
+    want = "POST";
+  } else if (!strcmp(url, "/v1/embeddings")) {
+    if (post) return preft_srv_route_embeddings(s, c, r);
+    want = "POST";
+  } else if (!strcmp(url, "/version")) {
+    if (get) return preft_srv_route_version(s, r);
+    want = "GET";
+  } else if (!strcmp(url, "/")) {
+    if (get) return preft_srv_route_page(s, r);
     want = "GET";
   } else {
     preft_srv_fail(&e, 404, "invalid_request_error", "not_found", NULL, "no route for %s %s", method, url);
@@ -206,7 +221,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       snprintf(msg, sizeof msg, "the request's headers are larger than %d bytes", SRV_MAX_HEAD);
       return send_error(s, conn, c, 431, "invalid_request_error", "headers_too_large", msg);
     }
-    if (!strncmp(url, "/v1/", 4) && !authorized(s, conn))
+    if (!strncmp(url, "/v1/", 4) && strcmp(method, "OPTIONS") != 0 && !authorized(s, conn))
       return send_error(s, conn, c, 401, "invalid_request_error", "invalid_api_key",
                         "missing or wrong API key: send 'Authorization: Bearer KEY'");
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -280,7 +295,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 
 int preft_server_start(preft_server **out, preft_engine *engine, const preft_tokenizer *tok,
                        const preft_generation_config *gen, const preft_server_config *cfg, preft_error *err) {
-  const preft_model *m = preft_engine_model(engine);
+  const preft_model *m = engine ? preft_engine_model(engine) : NULL;
+  if (!m && !cfg->encoder) return preft_fail(err, "the server needs a serving engine or an encoder");
   const char *host = cfg->host ? cfg->host : "127.0.0.1";
   if (cfg->port < 0 || cfg->port > 65535) return preft_fail(err, "port %d is out of range", cfg->port);
   char root[PATH_MAX];
@@ -296,16 +312,22 @@ int preft_server_start(preft_server **out, preft_engine *engine, const preft_tok
 
   preft_server *s = preft_xcalloc(1, sizeof *s);
   s->engine = engine;
+  s->encoder = m ? NULL : cfg->encoder;
   s->tok = tok;
   s->model_name = preft_xstrdup(cfg->model_name ? cfg->model_name : "preft");
   s->api_key = cfg->api_key && *cfg->api_key ? preft_xstrdup(cfg->api_key) : NULL;
   s->max_body = cfg->max_body ? cfg->max_body : 8u << 20;
-  s->max_context = cfg->max_context > 0 ? cfg->max_context : m->cfg.max_pos;
-  s->vocab = m->cfg.vocab;
+  s->max_context = cfg->max_context > 0 ? cfg->max_context : m ? m->cfg.max_pos : s->encoder->cfg.max_pos;
+  s->vocab = m ? m->cfg.vocab : s->encoder->cfg.vocab;
   size_t per_token = tok ? preft_tokenizer_max_bytes_per_token(tok) : 0;
   s->max_prompt_bytes = per_token ? (size_t)s->max_context * per_token : 0;
   if (cfg->adapter_root) s->adapter_root = preft_xstrdup(root);
   s->created = (long)time(NULL);
+  if (cfg->n_cors_origins > 0) {
+    s->cors = preft_xcalloc((size_t)cfg->n_cors_origins, sizeof *s->cors);
+    for (int i = 0; i < cfg->n_cors_origins; i++) s->cors[i] = preft_xstrdup(cfg->cors_origins[i]);
+    s->n_cors = cfg->n_cors_origins;
+  }
   pthread_mutex_init(&s->mu, NULL);
   pthread_mutex_init(&s->trie_mu, NULL);
   pthread_cond_init(&s->cv, NULL);
@@ -314,7 +336,7 @@ int preft_server_start(preft_server **out, preft_engine *engine, const preft_tok
   int n_tok_eos = tok ? preft_tokenizer_eos_ids(tok, &tok_eos) : 0;
   if (gen)
     for (int i = 0; i < gen->n_eos; i++) s->eos_ids[s->n_eos++] = gen->eos_ids[i];
-  for (int i = 0; i < m->cfg.n_eos; i++) s->eos_ids[s->n_eos++] = m->cfg.eos_ids[i];
+  for (int i = 0; m && i < m->cfg.n_eos; i++) s->eos_ids[s->n_eos++] = m->cfg.eos_ids[i];
   for (int i = 0; i < n_tok_eos && i < PREFT_MAX_EOS; i++) s->eos_ids[s->n_eos++] = tok_eos[i];
   /* Sampling defaults: the model's generation_config.json, greedy without it. */
   s->defaults = (preft_sampling){.temperature = 0, .top_k = 0, .top_p = 1, .min_p = 0};
@@ -333,27 +355,31 @@ int preft_server_start(preft_server **out, preft_engine *engine, const preft_tok
     preft_server_stop(s);
     return -1;
   }
+  /* connections come from front_end.c (MHD_add_connection), not a socket of libmicrohttpd's */
   unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                   MHD_USE_ITC | MHD_USE_ERROR_LOG;
+                   MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-  s->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
-      on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-      /* room above the budget for connections being evicted (conn_guard.h) */
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)(max_conns + max_conns / 4 + 16),
-      /* a new connection: behind the header deadline (408 first) */
-      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->guard.header_s + 1, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-      (size_t)SRV_MHD_MEMORY, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-      NULL, MHD_OPTION_END);
-  freeaddrinfo(ai);
-  if (!s->daemon) {
-    preft_fail(err, "cannot listen on %s port %d (in use, or not an address of this machine?)", host,
-               cfg->port);
+  s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                               s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                               /* room above the budget for connections being evicted (conn_guard.h) */
+                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)(max_conns + max_conns / 4 + 16),
+                               /* a new connection: behind the header deadline (408 first) */
+                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->guard.header_s + 1,
+                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SRV_MHD_MEMORY,
+                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
+  preft_error ferr = {0};
+  if (!s->daemon || preft_srv_front_start(&s->front, s, ai, max_conns, s->guard.header_s, &ferr) != 0) {
+    freeaddrinfo(ai);
+    if (!s->daemon)
+      preft_fail(err, "cannot start libmicrohttpd");
+    else
+      preft_fail(err, "cannot listen on %s port %d (in use, or not an address of this machine?): %s", host,
+                 cfg->port, ferr.msg);
     preft_server_stop(s);
     return -1;
   }
-  const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-  s->port = di ? di->port : cfg->port;
+  freeaddrinfo(ai);
+  s->port = preft_srv_front_port(s->front);
   *out = s;
   return 0;
 }
@@ -380,10 +406,7 @@ static bool wait_idle(preft_server *s, double deadline) {
 
 int preft_server_drain(preft_server *s, double timeout_s) {
   atomic_store(&s->draining, true);
-  if (s->daemon) {
-    MHD_socket fd = MHD_quiesce_daemon(s->daemon);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
-  }
+  preft_srv_front_quiesce(s->front);
   if (wait_idle(s, preft_now() + timeout_s)) return 0;
   int cancelled = preft_srv_cancel_all(s);
   PREFT_WARN("server: drain timeout after %.0f s, cancelled %d requests", timeout_s, cancelled);
@@ -393,6 +416,7 @@ int preft_server_drain(preft_server *s, double timeout_s) {
 
 void preft_server_stop(preft_server *s) {
   if (!s) return;
+  preft_srv_front_stop(s->front); /* first: it hands connections to the daemon */
   if (s->daemon) MHD_stop_daemon(s->daemon);
   preft_srv_guard_stop(&s->guard);
   pthread_mutex_destroy(&s->mu);
@@ -403,5 +427,7 @@ void preft_server_stop(preft_server *s) {
   free(s->model_name);
   free(s->api_key);
   free(s->adapter_root);
+  for (int i = 0; i < s->n_cors; i++) free(s->cors[i]);
+  free(s->cors);
   free(s);
 }

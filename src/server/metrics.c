@@ -44,7 +44,7 @@ static void hist(srv_buf *b, const char *name, const char *help, const double *b
 void preft_srv_route_metrics(preft_server *s, srv_reply *r) {
   preft_engine_stats st;
   memset(&st, 0, sizeof st);
-  preft_engine_get_stats(s->engine, &st);
+  if (s->engine) preft_engine_get_stats(s->engine, &st); /* an encoder server has no engine: zeros */
   srv_buf *b = &r->body;
   r->status = 200;
   r->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -82,10 +82,13 @@ void preft_srv_route_metrics(preft_server *s, srv_reply *r) {
 
   single(b, "preft_queue_depth", "gauge", "Requests waiting to be scheduled.", st.waiting);
   single(b, "preft_running_sequences", "gauge", "Sequences being prefilled or decoded.", st.running);
-  head(b, "preft_kv_blocks", "gauge", "KV-cache blocks by state (cached: kept for prefix reuse, evictable).");
+  head(b, "preft_kv_blocks", "gauge",
+       "KV-cache blocks by state (cached: kept for prefix reuse, evictable; adapters: lent to loaded "
+       "adapters' weights).");
   preft_srv_buf_printf(b, "preft_kv_blocks{state=\"used\"} %d\n", st.kv_blocks_used);
   preft_srv_buf_printf(b, "preft_kv_blocks{state=\"free\"} %d\n", st.kv_blocks_free);
   preft_srv_buf_printf(b, "preft_kv_blocks{state=\"cached\"} %d\n", st.kv_blocks_cached);
+  preft_srv_buf_printf(b, "preft_kv_blocks{state=\"adapters\"} %d\n", st.kv_blocks_adapters);
   single(b, "preft_adapters_loaded", "gauge", "Adapters loaded in memory.", st.adapters_loaded);
   single(b, "preft_adapters_registered", "gauge", "Adapters registered (loaded on first use).",
          st.adapters_registered);

@@ -85,6 +85,10 @@ struct srv_gen {
   int n_choices, n_done;
   int *prompt_len; /* [n_prompts] */
   choice_out *out; /* [n_choices] */
+  /* echo / prompt_logprobs, per prompt (NULL when not asked for) */
+  char **echo_text;
+  size_t *echo_chars; /* code points of echo_text */
+  srv_prompt_lp *prompt_lp;
   /* streaming */
   srv_buf sse;
   size_t sse_pos;
@@ -139,25 +143,80 @@ static void json_token_bytes(const preft_server *s, int id, srv_buf *b, srv_buf 
   preft_srv_buf_put(b, "]", 1);
 }
 
-/* Completions' legacy logprobs object for tokens [0, n). */
-static void json_logprobs_legacy(const srv_gen *g, const int *ids, const float *lp, const size_t *off,
-                                 const int *n_top, const int *top_ids, const float *top_lp, int n,
-                                 srv_buf *b) {
+/* The echoed prompt's part of a legacy logprobs array (its tokens first:
+ * echo_prompt_part, then the completion's): what = 0 tokens, 1
+ * token_logprobs, 2 top_logprobs, 3 text_offset; the first prompt token has
+ * null logprobs. Returns whether it wrote anything. */
+static bool echo_prompt_part(const srv_gen *g, int prompt, bool with_prompt, int what, srv_buf *b,
+                             srv_buf *tmp) {
+  if (!with_prompt || !g->req.echo || !g->prompt_lp) return false;
+  const srv_prompt *p = &g->req.prompts[prompt];
+  const srv_prompt_lp *pl = &g->prompt_lp[prompt];
+  int k = g->req.logprobs;
+  preft_decode_stream *ds = what == 3 && g->s->tok ? preft_decode_stream_new(g->s->tok, false) : NULL;
+  size_t chars = 0;
+  for (int t = 0; t < p->n_ids; t++) {
+    if (t) preft_srv_buf_put(b, ",", 1);
+    if (what == 0) {
+      json_token(g->s, p->ids[t], b, tmp);
+    } else if (what == 1) {
+      if (t)
+        preft_srv_buf_json_num(b, pl->lp[t]);
+      else
+        preft_srv_buf_puts(b, "null");
+    } else if (what == 2) {
+      if (!t) {
+        preft_srv_buf_puts(b, "null");
+        continue;
+      }
+      preft_srv_buf_put(b, "{", 1);
+      int m = pl->n_top[t] < k ? pl->n_top[t] : k;
+      for (int j = 0; j < m; j++) {
+        if (j) preft_srv_buf_put(b, ",", 1);
+        json_token(g->s, pl->top_ids[t * pl->k + j], b, tmp);
+        preft_srv_buf_put(b, ":", 1);
+        preft_srv_buf_json_num(b, pl->top_lp[t * pl->k + j]);
+      }
+      preft_srv_buf_put(b, "}", 1);
+    } else {
+      preft_srv_buf_printf(b, "%zu", chars);
+      char *piece = NULL;
+      preft_error err;
+      if (ds && preft_decode_stream_step(ds, p->ids[t], &piece, &err) == 0 && piece) {
+        chars += preft_srv_utf8_chars(piece, strlen(piece));
+        free(piece);
+      }
+    }
+  }
+  if (ds) preft_decode_stream_free(ds);
+  return p->n_ids > 0;
+}
+
+/* Completions' legacy logprobs object for tokens [0, n) of a choice of
+ * prompt `prompt`: with echo, text offsets count from the start of the
+ * echoed prompt, and with_prompt puts the prompt's tokens first. */
+static void json_logprobs_legacy(const srv_gen *g, int prompt, bool with_prompt, const int *ids,
+                                 const float *lp, const size_t *off, const int *n_top, const int *top_ids,
+                                 const float *top_lp, int n, srv_buf *b) {
   srv_buf tmp = {0};
   int k = g->req.logprobs;
+  size_t shift = g->echo_chars ? g->echo_chars[prompt] : 0;
   preft_srv_buf_puts(b, "{\"tokens\":[");
+  bool echoed = echo_prompt_part(g, prompt, with_prompt, 0, b, &tmp);
   for (int i = 0; i < n; i++) {
-    if (i) preft_srv_buf_put(b, ",", 1);
+    if (i || echoed) preft_srv_buf_put(b, ",", 1);
     json_token(g->s, ids[i], b, &tmp);
   }
   preft_srv_buf_puts(b, "],\"token_logprobs\":[");
+  echo_prompt_part(g, prompt, with_prompt, 1, b, &tmp);
   for (int i = 0; i < n; i++) {
-    if (i) preft_srv_buf_put(b, ",", 1);
+    if (i || echoed) preft_srv_buf_put(b, ",", 1);
     preft_srv_buf_json_num(b, lp[i]);
   }
   preft_srv_buf_puts(b, "],\"top_logprobs\":[");
+  echo_prompt_part(g, prompt, with_prompt, 2, b, &tmp);
   for (int i = 0; i < n; i++) {
-    preft_srv_buf_puts(b, i ? ",{" : "{");
+    preft_srv_buf_puts(b, i || echoed ? ",{" : "{");
     int m = n_top[i] < k ? n_top[i] : k;
     for (int t = 0; t < m; t++) {
       if (t) preft_srv_buf_put(b, ",", 1);
@@ -168,7 +227,8 @@ static void json_logprobs_legacy(const srv_gen *g, const int *ids, const float *
     preft_srv_buf_put(b, "}", 1);
   }
   preft_srv_buf_puts(b, "],\"text_offset\":[");
-  for (int i = 0; i < n; i++) preft_srv_buf_printf(b, i ? ",%zu" : "%zu", off[i]);
+  echo_prompt_part(g, prompt, with_prompt, 3, b, &tmp);
+  for (int i = 0; i < n; i++) preft_srv_buf_printf(b, i || echoed ? ",%zu" : "%zu", off[i] + shift);
   preft_srv_buf_puts(b, "]}");
   preft_srv_buf_free(&tmp);
 }
@@ -201,6 +261,36 @@ static void json_logprobs_chat(const srv_gen *g, const int *ids, const float *lp
     preft_srv_buf_puts(b, "]}");
   }
   preft_srv_buf_puts(b, "]}");
+  preft_srv_buf_free(&tmp);
+}
+
+/* vLLM's prompt_logprobs of a prompt: [null, {"id": {"logprob", "rank",
+ * "decoded_token"}, ...}, ...]: the prompt's own token and the best
+ * alternatives at every position after the first. */
+static void json_prompt_logprobs(const srv_gen *g, int prompt, srv_buf *b) {
+  const srv_prompt *p = &g->req.prompts[prompt];
+  const srv_prompt_lp *pl = &g->prompt_lp[prompt];
+  srv_buf tmp = {0};
+  preft_srv_buf_puts(b, "[null");
+  for (int t = 1; t < p->n_ids; t++) {
+    preft_srv_buf_printf(b, ",{\"%d\":{\"logprob\":", p->ids[t]);
+    preft_srv_buf_json_num(b, pl->lp[t]);
+    preft_srv_buf_printf(b, ",\"rank\":%d,\"decoded_token\":", pl->rank[t]);
+    json_token(g->s, p->ids[t], b, &tmp);
+    preft_srv_buf_put(b, "}", 1);
+    int m = pl->n_top[t] < g->req.prompt_logprobs ? pl->n_top[t] : g->req.prompt_logprobs;
+    for (int j = 0; j < m; j++) {
+      int id = pl->top_ids[t * pl->k + j];
+      if (id == p->ids[t]) continue;
+      preft_srv_buf_printf(b, ",\"%d\":{\"logprob\":", id);
+      preft_srv_buf_json_num(b, pl->top_lp[t * pl->k + j]);
+      preft_srv_buf_printf(b, ",\"rank\":%d,\"decoded_token\":", j + 1);
+      json_token(g->s, id, b, &tmp);
+      preft_srv_buf_put(b, "}", 1);
+    }
+    preft_srv_buf_put(b, "}", 1);
+  }
+  preft_srv_buf_put(b, "]", 1);
   preft_srv_buf_free(&tmp);
 }
 
@@ -364,8 +454,8 @@ static void sse_event(srv_gen *g, const srv_event *ev) {
     if (chat)
       json_logprobs_chat(g, &ev->token, &ev->logprob, &n_top, ev->top_ids, ev->top_logprobs, 1, b);
     else
-      json_logprobs_legacy(g, &ev->token, &ev->logprob, &ev->text_offset, &n_top, ev->top_ids,
-                           ev->top_logprobs, 1, b);
+      json_logprobs_legacy(g, o->prompt, false, &ev->token, &ev->logprob, &ev->text_offset, &n_top,
+                           ev->top_ids, ev->top_logprobs, 1, b);
   } else {
     preft_srv_buf_puts(b, "null");
   }
@@ -468,14 +558,24 @@ static void whole_response(srv_gen *g, srv_buf *b) {
       preft_srv_buf_puts(b, "},");
     } else {
       preft_srv_buf_puts(b, "\"text\":");
-      preft_srv_buf_json_str(b, o->text.p ? o->text.p : "", o->text.len);
+      srv_buf text = {0};
+      if (g->echo_text) preft_srv_buf_puts(&text, g->echo_text[o->prompt]);
+      if (o->text.len) preft_srv_buf_put(&text, o->text.p, o->text.len);
+      preft_srv_buf_json_str(b, text.p ? text.p : "", text.len);
+      preft_srv_buf_free(&text);
       preft_srv_buf_put(b, ",", 1);
+      if (g->req.prompt_logprobs >= 0) {
+        preft_srv_buf_puts(b, "\"prompt_logprobs\":");
+        json_prompt_logprobs(g, o->prompt, b);
+        preft_srv_buf_put(b, ",", 1);
+      }
     }
     preft_srv_buf_puts(b, "\"logprobs\":");
     if (g->req.logprobs >= 0 && chat)
       json_logprobs_chat(g, o->ids, o->lp, o->n_top, o->top_ids, o->top_lp, o->n_ids, b);
     else if (g->req.logprobs >= 0)
-      json_logprobs_legacy(g, o->ids, o->lp, o->offsets, o->n_top, o->top_ids, o->top_lp, o->n_ids, b);
+      json_logprobs_legacy(g, o->prompt, true, o->ids, o->lp, o->offsets, o->n_top, o->top_ids, o->top_lp,
+                           o->n_ids, b);
     else
       preft_srv_buf_puts(b, "null");
     const char *fr = finish_name(o);
@@ -540,6 +640,11 @@ void preft_srv_gen_free(srv_gen *g) {
     free(o->error);
   }
   free(g->out);
+  for (int i = 0; g->echo_text && i < g->req.n_prompts; i++) free(g->echo_text[i]);
+  free(g->echo_text);
+  free(g->echo_chars);
+  for (int i = 0; g->prompt_lp && i < g->req.n_prompts; i++) preft_srv_prompt_lp_free(&g->prompt_lp[i]);
+  free(g->prompt_lp);
   free(g->prompt_len);
   free(g->model_id);
   preft_srv_buf_free(&g->sse);
@@ -641,6 +746,67 @@ static int take_events(srv_gen *g, srv_event **ev, size_t *n, srv_api_error *e) 
   return preft_srv_fail(e, 499, "invalid_request_error", NULL, NULL, "the client closed the connection");
 }
 
+/* With echo (or prompt_logprobs) a stream starts with one chunk per choice
+ * holding the prompt's text (and its logprobs), as vLLM streams it. */
+static void sse_echo_chunks(srv_gen *g) {
+  for (int ci = 0; ci < g->n_choices; ci++) {
+    int prompt = g->out[ci].prompt;
+    srv_buf *b = &g->sse;
+    preft_srv_buf_puts(b, "data: ");
+    json_head(g, b, "text_completion");
+    preft_srv_buf_printf(b, ",\"choices\":[{\"index\":%d,\"text\":", ci);
+    const char *t = g->echo_text ? g->echo_text[prompt] : "";
+    preft_srv_buf_json_str(b, t, strlen(t));
+    if (g->req.prompt_logprobs >= 0) {
+      preft_srv_buf_puts(b, ",\"prompt_logprobs\":");
+      json_prompt_logprobs(g, prompt, b);
+    }
+    preft_srv_buf_puts(b, ",\"logprobs\":");
+    if (g->req.echo && g->req.logprobs >= 0)
+      json_logprobs_legacy(g, prompt, true, NULL, NULL, NULL, NULL, NULL, NULL, 0, b);
+    else
+      preft_srv_buf_puts(b, "null");
+    preft_srv_buf_puts(b, ",\"finish_reason\":null}]}\n\n");
+  }
+}
+
+/* The prompts' echoed text and log-probabilities (echo, prompt_logprobs),
+ * computed before the request goes to the engine. */
+static int prepare_echo(preft_server *s, srv_gen *g, const char *adapter, srv_api_error *e) {
+  srv_gen_request *q = &g->req;
+  int n = q->n_prompts;
+  if (q->echo) {
+    g->echo_text = preft_xcalloc((size_t)n, sizeof *g->echo_text);
+    g->echo_chars = preft_xcalloc((size_t)n, sizeof *g->echo_chars);
+    for (int i = 0; i < n; i++) {
+      const srv_prompt *p = &q->prompts[i];
+      if (p->text) {
+        g->echo_text[i] = preft_xstrdup(p->text);
+      } else if (s->tok) {
+        int32_t *ids = preft_xmalloc(sizeof *ids * (size_t)p->n_ids);
+        for (int t = 0; t < p->n_ids; t++) ids[t] = p->ids[t];
+        size_t len;
+        preft_error err;
+        int rc = preft_tokenizer_decode(s->tok, ids, (size_t)p->n_ids, PREFT_DECODE_NO_CLEANUP,
+                                        &g->echo_text[i], &len, &err);
+        free(ids);
+        if (rc != 0) return preft_srv_bad(e, "prompt", "the prompt cannot be decoded for echo: %s", err.msg);
+      } else {
+        g->echo_text[i] = preft_xstrdup(""); /* no tokenizer: the token ids carry the prompt */
+      }
+      g->echo_chars[i] = preft_srv_utf8_chars(g->echo_text[i], strlen(g->echo_text[i]));
+    }
+  }
+  if (!(q->echo && q->logprobs >= 0) && q->prompt_logprobs < 0) return 0;
+  int k = q->prompt_logprobs > (q->echo ? q->logprobs : -1) ? q->prompt_logprobs : q->logprobs;
+  g->prompt_lp = preft_xcalloc((size_t)n, sizeof *g->prompt_lp);
+  for (int i = 0; i < n; i++)
+    if (preft_srv_prompt_logprobs(s, adapter, q->adapter_mode, q->prompts[i].ids, q->prompts[i].n_ids,
+                                  k < 0 ? 0 : k, &g->prompt_lp[i], e) != 0)
+      return -1;
+  return 0;
+}
+
 /* Waits for the first events of a stream before answering, so that a
  * request that fails at once (an adapter whose files do not load) gets an
  * error status instead of a 200 stream holding an error. */
@@ -663,6 +829,7 @@ static int stream_start(srv_gen *g, srv_api_error *e) {
     preft_srv_events_free(ev, n);
     return -1;
   }
+  if (g->req.echo || g->req.prompt_logprobs >= 0) sse_echo_chunks(g);
   for (size_t i = 0; i < n; i++) sse_event(g, &ev[i]);
   preft_srv_events_free(ev, n);
   if (rc == SRV_TAKE_ALL_DONE || g->n_done == g->n_choices) sse_finish(g);
@@ -689,6 +856,11 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
   srv_api_error e;
   if (atomic_load(&s->draining)) {
     preft_srv_fail(&e, 503, "server_error", "server_draining", NULL, "the server is shutting down");
+    preft_srv_reply_error(r, &e);
+    return;
+  }
+  if (!s->engine) {
+    preft_srv_bad(&e, "model", "'%s' is an encoder: it serves /v1/embeddings, not generation", s->model_name);
     preft_srv_reply_error(r, &e);
     return;
   }
@@ -719,6 +891,12 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
                     q->stop_token_ids[i], s->vocab);
       goto fail;
     }
+  for (int i = 0; i < q->n_bias; i++)
+    if (q->bias_ids[i] >= s->vocab) {
+      preft_srv_bad(&e, "logit_bias", "logit_bias token id %d is outside the vocabulary (size %d)",
+                    q->bias_ids[i], s->vocab);
+      goto fail;
+    }
 
   g->n_choices = q->n_prompts * q->n;
   g->out = preft_xcalloc((size_t)g->n_choices, sizeof *g->out);
@@ -729,9 +907,20 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
       preft_srv_tool_stream_init(&g->out[i].tools, preft_srv_tool_family(s));
   g->prompt_len = preft_xcalloc((size_t)q->n_prompts, sizeof *g->prompt_len);
   for (int i = 0; i < q->n_prompts; i++) g->prompt_len[i] = q->prompts[i].n_ids;
+  for (int ci = 0; ci < g->n_choices; ci++) g->out[ci].prompt = ci / q->n;
+  if ((q->echo || q->prompt_logprobs >= 0) && prepare_echo(s, g, adapter, &e) != 0) goto fail;
+  if (q->max_tokens == 0) { /* echo only: the prompt scored, nothing generated (not streamed) */
+    for (int ci = 0; ci < g->n_choices; ci++) g->out[ci].finish = PREFT_FINISH_LENGTH;
+    r->status = 200;
+    r->content_type = "application/json";
+    whole_response(g, &r->body);
+    preft_srv_gen_free(g);
+    return;
+  }
   srv_job *job = preft_srv_job_new(s->engine, s->tok, g->n_choices, q->stop, q->n_stop,
                                    q->skip_special_tokens, &s->cb_nanos);
   job->may_probe = c->http11; /* until the response starts: see preft_srv_job_take */
+  job->min_tokens = q->min_tokens;
   pthread_mutex_lock(&s->mu); /* preft_srv_cancel_all reads g->job */
   g->job = job;
   pthread_mutex_unlock(&s->mu);
@@ -761,7 +950,14 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
                                .n_stop_ids = n_stop_ids,
                                .logprobs = q->logprobs < 0   ? 0
                                            : q->logprobs > 0 ? q->logprobs
-                                                             : 1};
+                                                             : 1,
+                               .penalties = {.presence = (float)q->presence_penalty,
+                                             .frequency = (float)q->frequency_penalty,
+                                             .repetition = (float)q->repetition_penalty,
+                                             .bias_ids = q->bias_ids,
+                                             .bias = q->bias,
+                                             .n_bias = q->n_bias,
+                                             .min_tokens = q->min_tokens}};
     rp.sampling.seed = seed + (uint64_t)(ci % q->n);
     rp.constraint = preft_srv_constraint_new(s, q, stop_ids, n_stop_ids);
     g->out[ci].prompt = ci / q->n;
@@ -854,7 +1050,7 @@ static void route_one_model(preft_server *s, const char *one, srv_reply *r) {
   r->content_type = "application/json";
   if (!strcmp(one, s->model_name))
     model_json(&m, s->model_name, s->model_name, NULL, NULL);
-  else if (!preft_engine_adapter_info(s->engine, one, each_adapter, &m)) {
+  else if (!s->engine || !preft_engine_adapter_info(s->engine, one, each_adapter, &m)) {
     srv_api_error e;
     preft_srv_fail(&e, 404, "invalid_request_error", "model_not_found", "model",
                    "The model '%s' does not exist", one);
@@ -888,7 +1084,9 @@ void preft_srv_route_models(preft_server *s, const char *one, const char *after,
     adapters_after = NULL;
   bool more = false;
   int listed = 0;
-  if (!limit || m.count < limit)
+  if (!s->engine) /* an encoder: no adapters */
+    listed = after && strcmp(after, s->model_name) != 0 ? -1 : 0;
+  else if (!limit || m.count < limit)
     listed = preft_engine_list_adapters(s->engine, adapters_after, limit ? (int)limit - m.count : 0,
                                         each_adapter, &m, &more);
   else

@@ -381,29 +381,74 @@ static int parse_stop(const cJSON *root, srv_gen_request *r, srv_api_error *e) {
   return 0;
 }
 
-/* Fields whose only accepted values are the ones that change nothing. */
-static int refuse_unsupported(const cJSON *root, const srv_gen_request *r, srv_api_error *e) {
-  static const char *zero_nums[] = {"presence_penalty", "frequency_penalty"};
-  for (size_t i = 0; i < sizeof zero_nums / sizeof zero_nums[0]; i++) {
-    bool has;
-    double v;
-    if (get_num(root, zero_nums[i], -2, 2, &has, &v, e) != 0) return -1;
-    if (has && v != 0) return preft_srv_bad(e, zero_nums[i], "'%s' is not supported (only 0)", zero_nums[i]);
-  }
+/* The logits processors (engine/penalties.h): presence_penalty and
+ * frequency_penalty in [-2, 2], repetition_penalty > 0, logit_bias
+ * {"token id": bias in [-100, 100]}, min_tokens <= max_tokens. Token ids
+ * are checked against the vocabulary by the route. */
+static int parse_penalties(const cJSON *root, srv_gen_request *r, srv_api_error *e) {
   bool has;
   double v;
-  if (get_num(root, "repetition_penalty", 0, 1e6, &has, &v, e) != 0) return -1;
-  if (has && v != 1)
-    return preft_srv_bad(e, "repetition_penalty", "'repetition_penalty' is not supported (only 1)");
+  if (get_num(root, "presence_penalty", -2, 2, &has, &r->presence_penalty, e) != 0) return -1;
+  if (get_num(root, "frequency_penalty", -2, 2, &has, &r->frequency_penalty, e) != 0) return -1;
+  r->repetition_penalty = 1;
+  if (get_num(root, "repetition_penalty", 0, 1e6, &has, &r->repetition_penalty, e) != 0) return -1;
+  if (has && r->repetition_penalty <= 0)
+    return preft_srv_bad(e, "repetition_penalty", "'repetition_penalty' must be greater than 0");
+  if (get_int(root, "min_tokens", 0, 2147483647.0, &has, &v, e) != 0) return -1;
+  r->min_tokens = has ? (int)v : 0;
+  if (r->min_tokens > 0 && r->max_tokens > 0 && r->min_tokens > r->max_tokens)
+    return preft_srv_bad(e, "min_tokens", "'min_tokens' (%d) must not exceed 'max_tokens' (%d)",
+                         r->min_tokens, r->max_tokens);
   const cJSON *lb = field(root, "logit_bias");
-  if (lb && (!cJSON_IsObject(lb) || lb->child))
-    return preft_srv_bad(e, "logit_bias", "'logit_bias' is not supported (only an empty object)");
+  if (!lb) return 0;
+  if (!cJSON_IsObject(lb))
+    return preft_srv_bad(e, "logit_bias", "'logit_bias' must be an object mapping token ids to biases");
+  int n = cJSON_GetArraySize(lb);
+  if (n > SRV_MAX_LOGIT_BIAS)
+    return preft_srv_bad(e, "logit_bias", "'logit_bias' holds %d entries; at most %d", n, SRV_MAX_LOGIT_BIAS);
+  r->bias_ids = preft_xmalloc(sizeof(int) * (size_t)(n ? n : 1));
+  r->bias = preft_xmalloc(sizeof(float) * (size_t)(n ? n : 1));
+  for (const cJSON *x = lb->child; x; x = x->next) {
+    char *end;
+    long id = strtol(x->string, &end, 10);
+    if (!x->string[0] || *end || id < 0 || id > 2147483647L || x->string[0] == '+' || x->string[0] == ' ')
+      return preft_srv_bad(e, "logit_bias",
+                           "'logit_bias' keys must be token ids (\"0\", \"42\", ...), got \"%.40s\"",
+                           x->string);
+    if (!cJSON_IsNumber(x) || !isfinite(x->valuedouble) || x->valuedouble < -100 || x->valuedouble > 100)
+      return preft_srv_bad(e, "logit_bias",
+                           "'logit_bias' values must be numbers from -100 to 100 (token %ld)", id);
+    for (int i = 0; i < r->n_bias; i++)
+      if (r->bias_ids[i] == (int)id)
+        return preft_srv_bad(e, "logit_bias", "'logit_bias' gives token %ld twice", id);
+    r->bias_ids[r->n_bias] = (int)id;
+    r->bias[r->n_bias++] = (float)x->valuedouble;
+  }
+  return 0;
+}
+
+/* echo and vLLM's prompt_logprobs: completions only (echo on chat is
+ * vLLM's "echo the last message", a different thing). */
+static int parse_echo(const cJSON *root, srv_gen_request *r, srv_api_error *e) {
+  bool has;
+  double v;
+  if (get_bool(root, "echo", false, &r->echo, e) != 0) return -1;
+  if (get_int(root, "prompt_logprobs", 0, PREFT_MAX_TOP_LOGPROBS, &has, &v, e) != 0) return -1;
+  r->prompt_logprobs = has ? (int)v : -1;
+  if (r->kind == SRV_CHAT && r->echo)
+    return preft_srv_bad(e, "echo", "'echo' is only supported on /v1/completions");
+  if (r->kind == SRV_CHAT && has)
+    return preft_srv_bad(e, "prompt_logprobs", "'prompt_logprobs' is only supported on /v1/completions");
+  return 0;
+}
+
+/* Fields whose only accepted values are the ones that change nothing. */
+static int refuse_unsupported(const cJSON *root, const srv_gen_request *r, srv_api_error *e) {
+  bool has;
+  double v;
   if (get_int(root, "best_of", 1, SRV_MAX_N, &has, &v, e) != 0) return -1;
   if (has && (int)v != r->n)
     return preft_srv_bad(e, "best_of", "'best_of' is not supported (only equal to n)");
-  bool echo;
-  if (get_bool(root, "echo", false, &echo, e) != 0) return -1;
-  if (echo) return preft_srv_bad(e, "echo", "'echo' is not supported");
   const cJSON *suffix = field(root, "suffix");
   if (suffix && (!cJSON_IsString(suffix) || suffix->valuestring[0]))
     return preft_srv_bad(e, "suffix", "'suffix' is not supported");
@@ -459,8 +504,11 @@ static int parse_fields(const cJSON *root, srv_kind kind, srv_gen_request *r, sr
   /* max_completion_tokens is the chat API's newer name for max_tokens */
   const char *mt =
       kind == SRV_CHAT && field(root, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-  if (get_int(root, mt, 1, 2147483647.0, &has, &v, e) != 0) return -1;
+  if (get_int(root, mt, 0, 2147483647.0, &has, &v, e) != 0) return -1;
   if (has) r->max_tokens = (int)v;
+  if (parse_echo(root, r, e) != 0) return -1;
+  if (has && r->max_tokens == 0 && !(r->echo && !r->stream))
+    return preft_srv_bad(e, mt, "'%s' must be at least 1 (0 only with echo, not streamed)", mt);
   if (get_num(root, "temperature", 0, 2, &r->has_temperature, &r->temperature, e) != 0) return -1;
   if (get_num(root, "top_p", 0, 1, &r->has_top_p, &r->top_p, e) != 0) return -1;
   if (r->has_top_p && r->top_p <= 0) return preft_srv_bad(e, "top_p", "'top_p' must be in (0, 1]");
@@ -474,6 +522,7 @@ static int parse_fields(const cJSON *root, srv_kind kind, srv_gen_request *r, sr
   if (get_bool(root, "ignore_eos", false, &r->ignore_eos, e) != 0) return -1;
   if (get_bool(root, "return_token_ids", false, &r->return_token_ids, e) != 0) return -1;
   if (get_bool(root, "skip_special_tokens", true, &r->skip_special_tokens, e) != 0) return -1;
+  if (parse_penalties(root, r, e) != 0) return -1;
   if (preft_srv_parse_guided(root, r, e) != 0) return -1;
   return refuse_unsupported(root, r, e);
 }
@@ -486,6 +535,7 @@ int preft_srv_parse_gen_request(const char *body, size_t len, srv_kind kind, srv
   out->n = 1;
   out->max_tokens = -1;
   out->logprobs = -1;
+  out->prompt_logprobs = -1;
   out->skip_special_tokens = true;
   cJSON *root;
   if (preft_srv_parse_json_object(body, len, &root, e) != 0) return -1;
@@ -510,6 +560,8 @@ void preft_srv_gen_request_free(srv_gen_request *r) {
   preft_grammar_unref(r->grammar);
   cJSON_Delete(r->tools);
   free(r->tool_name);
+  free(r->bias_ids);
+  free(r->bias);
   srv_kind kind = r->kind;
   memset(r, 0, sizeof *r);
   r->kind = kind;

@@ -3,8 +3,8 @@
  *
  * Every field a route reads is checked for its JSON type and range here; a
  * bad field gives a srv_api_error whose param names it (HTTP 400,
- * "invalid_request_error"). Fields this server cannot honour (penalties,
- * logit_bias, echo, best_of > n, ...) are refused by name rather than
+ * "invalid_request_error"). Fields this server cannot honour (best_of > n,
+ * suffix, ...) are refused by name rather than
  * ignored, because ignoring them would silently change the output. Unknown
  * fields are ignored, as OpenAI-compatible servers do.
  *
@@ -29,6 +29,7 @@
 #define SRV_MAX_STOPS 16
 #define SRV_MAX_STOP_LEN 256 /* bytes per stop string */
 #define SRV_MAX_STOP_IDS 64
+#define SRV_MAX_LOGIT_BIAS 1024 /* logit_bias entries */
 
 typedef struct srv_api_error {
   int status;       /* HTTP status */
@@ -68,7 +69,7 @@ typedef struct srv_gen_request {
   bool add_generation_prompt;
   int n;
   bool stream, include_usage;
-  int max_tokens; /* -1: not given */
+  int max_tokens; /* -1: not given; 0 only with echo (the prompt scored, nothing generated) */
   bool has_temperature, has_top_p, has_top_k, has_min_p, has_seed;
   double temperature, top_p, min_p;
   int top_k;
@@ -86,6 +87,16 @@ typedef struct srv_gen_request {
   cJSON *tools;                  /* chat: the tools array; NULL: none */
   int tool_choice;               /* srv_tool_choice */
   char *tool_name;               /* SRV_TOOLS_NAMED: the function */
+  /* logits processors (engine/penalties.h); 0, 0, 1, none, 0: off */
+  double presence_penalty, frequency_penalty, repetition_penalty;
+  int *bias_ids; /* logit_bias [n_bias] */
+  float *bias;
+  int n_bias;
+  int min_tokens;
+  /* completions: the prompt's text (and with logprobs its tokens) before
+   * the completion; vLLM's prompt_logprobs (-1: none; else alternatives) */
+  bool echo;
+  int prompt_logprobs;
 } srv_gen_request;
 
 typedef enum { SRV_TOOLS_AUTO = 0, SRV_TOOLS_NONE, SRV_TOOLS_REQUIRED, SRV_TOOLS_NAMED } srv_tool_choice;

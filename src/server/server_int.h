@@ -23,7 +23,9 @@ typedef struct srv_gen srv_gen;
 
 struct preft_server {
   struct MHD_Daemon *daemon;
-  preft_engine *engine;
+  struct srv_front *front;          /* accepts connections, checks heads (front_end.h) */
+  preft_engine *engine;             /* NULL when an encoder is served */
+  const struct preft_bert *encoder; /* BERT served for embeddings only; NULL: a decoder */
   const preft_tokenizer *tok;
   char *model_name, *api_key;
   size_t max_body;
@@ -33,6 +35,8 @@ struct preft_server {
   int eos_ids[3 * PREFT_MAX_EOS];
   int n_eos;
   preft_sampling defaults;
+  char **cors; /* --cors-origin values ("*": any) */
+  int n_cors;
   long created;    /* unix time the server started (the models' "created") */
   srv_guard guard; /* header/body deadlines and the connection budget */
   atomic_bool draining;
@@ -59,7 +63,8 @@ typedef struct srv_conn {
   int fd;      /* the client's socket, watched for hang-ups while waiting */
   bool http11; /* the request is HTTP/1.1 (may be sent a 1xx interim response) */
   double cpu0;
-  int status; /* of the reply, for the metrics */
+  int status;     /* of the reply, for the metrics */
+  bool preflight; /* an OPTIONS request (CORS preflight) */
 } srv_conn;
 
 typedef struct srv_reply {
@@ -99,6 +104,34 @@ struct preft_gmatch *preft_srv_constraint_new(preft_server *s, const srv_gen_req
                                               int n_stop);
 /* metrics.c */
 void preft_srv_route_metrics(preft_server *s, srv_reply *r);
+/* tokenize_routes.c: vLLM's /tokenize, /detokenize; /version */
+void preft_srv_route_tokenize(preft_server *s, srv_conn *c, srv_reply *r);
+void preft_srv_route_detokenize(preft_server *s, srv_conn *c, srv_reply *r);
+void preft_srv_route_version(preft_server *s, srv_reply *r);
+/* embeddings.c: /v1/embeddings */
+void preft_srv_route_embeddings(preft_server *s, srv_conn *c, srv_reply *r);
+/* prompt_scoring.c: the log-probabilities of a prompt's own tokens (echo,
+ * prompt_logprobs). Position t >= 1: lp[t] = log p(ids[t] | ids[<t]), its
+ * 1-based rank, and the k best alternatives (n_top[t] of them) in
+ * top_ids / top_lp [n][k]; position 0 has none. */
+typedef struct srv_prompt_lp {
+  int n, k;
+  float *lp;
+  int *rank, *n_top;
+  int *top_ids;
+  float *top_lp;
+} srv_prompt_lp;
+int preft_srv_prompt_logprobs(preft_server *s, const char *adapter, int adapter_mode, const int *ids, int n,
+                              int k, srv_prompt_lp *out, srv_api_error *e);
+void preft_srv_prompt_lp_free(srv_prompt_lp *p);
+/* chat_page.c: GET / (the chat page embedded in the binary) */
+void preft_srv_route_page(preft_server *s, srv_reply *r);
+/* cors.c: the CORS headers of a response to an allowed Origin; OPTIONS */
+struct MHD_Connection;
+struct MHD_Response;
+void preft_srv_cors_headers(const preft_server *s, struct MHD_Connection *conn, const srv_conn *c,
+                            struct MHD_Response *resp);
+void preft_srv_route_preflight(preft_server *s, struct MHD_Connection *conn, srv_conn *c, srv_reply *r);
 
 /* Streaming: copies up to max bytes of the next SSE data into buf, blocking
  * until there is some. Returns the byte count, 0 at the end of the stream,

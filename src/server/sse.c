@@ -221,8 +221,12 @@ static bool choice_text(srv_choice *c, const preft_token_event *ev, srv_event *o
     /* A token outside the tokenizer's vocabulary (a model whose vocabulary
      * is larger) decodes to nothing. */
     if (preft_decode_stream_step(c->ds, ev->token, &piece, &err) == 0 && piece) {
-      matched = preft_stop_feed(&c->stop, piece, strlen(piece), &rel, &rel_len);
-      event_add_text(out, rel, rel_len);
+      if (ev->completion_tokens < c->job->min_tokens) { /* before min_tokens no stop string ends it (vLLM) */
+        event_add_text(out, piece, strlen(piece));
+      } else {
+        matched = preft_stop_feed(&c->stop, piece, strlen(piece), &rel, &rel_len);
+        event_add_text(out, rel, rel_len);
+      }
     }
     free(piece);
   }

@@ -100,6 +100,7 @@ struct srv_job {
   char **stops;               /* owned */
   int n_stops;
   _Atomic long *cb_nanos; /* where to add the time spent in the callback (may be NULL) */
+  int min_tokens;         /* stop strings are looked for from this many completion tokens on */
   preft_engine *engine;
   int efd;      /* eventfd: the callback signals a waiting connection thread */
   bool waiting; /* the connection thread sleeps in poll (guarded by mu) */

@@ -19,6 +19,7 @@
 typedef enum { SLOT_PENDING = 0, SLOT_RUNNING, SLOT_DONE, SLOT_INTERRUPTED } slot_state;
 
 typedef struct slot {
+  int index;         /* place in the whole job (sharded: the shard runs a subset) */
   int task, attempt; /* attempt is 1-based */
   slot_state state;
   preft_trial_result res;
@@ -160,28 +161,26 @@ static int progress_table(const job *j, int prev_lines, double t0) {
 
 /* ---- summary ---- */
 
-static cJSON *summary_json(const job *j) {
-  const preft_run_opts *o = j->o;
-  int attempts = o->n_attempts > 0 ? o->n_attempts : 1;
+cJSON *preft_run_summary(const preft_run_trial *t, int n, const char *const *task_names, int n_tasks,
+                         int attempts) {
   cJSON *s = cJSON_CreateObject();
   double sum = 0;
-  int n = 0, errors = 0;
+  int errors = 0;
   cJSON *trials = cJSON_CreateArray();
-  for (int k = 0; k < j->n; k++) {
-    const slot *x = &j->slots[k];
-    if (x->state != SLOT_DONE) continue;
-    n++;
-    sum += x->res.reward;
-    errors += x->res.error[0] != 0;
-    cJSON *t = cJSON_CreateObject();
-    cJSON_AddStringToObject(t, "task", o->tasks[x->task]->name);
-    cJSON_AddNumberToObject(t, "attempt", x->attempt);
-    cJSON_AddNumberToObject(t, "reward", x->res.reward);
-    if (x->res.error[0])
-      cJSON_AddStringToObject(t, "error", x->res.error);
+  for (int k = 0; k < n; k++) {
+    const preft_run_trial *x = &t[k];
+    bool failed = x->error && x->error[0];
+    sum += x->reward;
+    errors += failed;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "task", task_names[x->task]);
+    cJSON_AddNumberToObject(o, "attempt", x->attempt);
+    cJSON_AddNumberToObject(o, "reward", x->reward);
+    if (failed)
+      cJSON_AddStringToObject(o, "error", x->error);
     else
-      cJSON_AddNullToObject(t, "error");
-    cJSON_AddItemToArray(trials, t);
+      cJSON_AddNullToObject(o, "error");
+    cJSON_AddItemToArray(trials, o);
   }
   cJSON_AddNumberToObject(s, "mean_reward", n ? sum / n : 0.0);
   cJSON_AddNumberToObject(s, "n_trials", n);
@@ -190,13 +189,12 @@ static cJSON *summary_json(const job *j) {
   for (int k = 1; k <= attempts; k++) {
     double tot = 0;
     int tasks = 0;
-    for (int ti = 0; ti < o->n_tasks; ti++) {
+    for (int ti = 0; ti < n_tasks; ti++) {
       int tn = 0, tc = 0;
-      for (int q = 0; q < j->n; q++) {
-        const slot *x = &j->slots[q];
-        if (x->task != ti || x->state != SLOT_DONE) continue;
+      for (int q = 0; q < n; q++) {
+        if (t[q].task != ti) continue;
         tn++;
-        tc += x->res.reward >= 1.0;
+        tc += t[q].reward >= 1.0;
       }
       if (tn < k) continue; /* not enough finished attempts (interrupted) */
       tot += preft_pass_at_k(tn, tc, k);
@@ -210,6 +208,48 @@ static cJSON *summary_json(const job *j) {
   return s;
 }
 
+/* The finished trials of the job (its shard), in order. */
+static cJSON *summary_json(const job *j) {
+  const preft_run_opts *o = j->o;
+  preft_run_trial *t = preft_xcalloc((size_t)j->n + 1, sizeof *t);
+  const char **names = preft_xcalloc((size_t)o->n_tasks + 1, sizeof *names);
+  for (int k = 0; k < o->n_tasks; k++) names[k] = o->tasks[k]->name;
+  int n = 0;
+  for (int k = 0; k < j->n; k++) {
+    const slot *x = &j->slots[k];
+    if (x->state == SLOT_DONE)
+      t[n++] = (preft_run_trial){
+          .task = x->task, .attempt = x->attempt, .reward = x->res.reward, .error = x->res.error};
+  }
+  cJSON *s = preft_run_summary(t, n, names, o->n_tasks, o->n_attempts > 0 ? o->n_attempts : 1);
+  free(names);
+  free(t);
+  return s;
+}
+
+/* What a shard's result adds for preft_run_merge: its place, the job's task
+ * names and attempts, and each finished trial's slot and timings (in the
+ * order of "trials"). */
+static void add_shard_fields(const job *j, cJSON *res) {
+  const preft_run_opts *o = j->o;
+  cJSON *sh = cJSON_AddObjectToObject(res, "shard");
+  cJSON_AddNumberToObject(sh, "index", o->shard_index + 1);
+  cJSON_AddNumberToObject(sh, "count", o->shard_count);
+  cJSON_AddNumberToObject(res, "n_attempts", o->n_attempts > 0 ? o->n_attempts : 1);
+  cJSON *names = cJSON_AddArrayToObject(res, "task_names");
+  for (int k = 0; k < o->n_tasks; k++) cJSON_AddItemToArray(names, cJSON_CreateString(o->tasks[k]->name));
+  cJSON *slots = cJSON_AddArrayToObject(res, "slots");
+  for (int k = 0; k < j->n; k++) {
+    const slot *x = &j->slots[k];
+    if (x->state != SLOT_DONE) continue;
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddNumberToObject(e, "slot", x->index);
+    cJSON_AddNumberToObject(e, "overhead", x->res.overhead);
+    cJSON_AddNumberToObject(e, "total", x->res.t_total);
+    cJSON_AddItemToArray(slots, e);
+  }
+}
+
 static void iso_time(time_t t, char *buf, size_t n, const char *fmt) {
   struct tm tm;
   gmtime_r(&t, &tm);
@@ -218,6 +258,8 @@ static void iso_time(time_t t, char *buf, size_t n, const char *fmt) {
 
 static int make_job_dir(const preft_run_opts *o, char **out, preft_error *err) {
   char name[256];
+  if (o->shard_count > 1 && !o->job_name)
+    return preft_fail(err, "a sharded run needs --job-name: every shard writes into the same job folder");
   if (o->job_name)
     snprintf(name, sizeof name, "%s", o->job_name);
   else
@@ -225,6 +267,15 @@ static int make_job_dir(const preft_run_opts *o, char **out, preft_error *err) {
   if (strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
     return preft_fail(err, "job name '%s' must be a plain folder name", name);
   if (preft_mkdir_p(o->jobs_dir, err) != 0) return -1;
+  if (o->shard_count > 1) { /* the shards share the folder: whoever comes first makes it */
+    char *dir = preft_path_join(o->jobs_dir, name);
+    if (preft_mkdir_p(dir, err) != 0) {
+      free(dir);
+      return -1;
+    }
+    *out = dir;
+    return 0;
+  }
   for (int k = 1; k < 1000; k++) {
     char full[300];
     if (k == 1)
@@ -273,13 +324,15 @@ int preft_run_job(const preft_run_opts *o, cJSON **summary, char **job_dir, pref
     return -1;
   }
 
-  j.n = o->n_tasks * attempts;
-  j.slots = preft_xcalloc((size_t)j.n + 1, sizeof *j.slots);
+  bool sharded = o->shard_count > 1;
+  j.slots = preft_xcalloc((size_t)(o->n_tasks * attempts) + 1, sizeof *j.slots);
   for (int t = 0, k = 0; t < o->n_tasks; t++)
-    for (int a = 1; a <= attempts; a++, k++) j.slots[k] = (slot){.task = t, .attempt = a};
+    for (int a = 1; a <= attempts; a++, k++)
+      if (!sharded || k % o->shard_count == o->shard_index)
+        j.slots[j.n++] = (slot){.index = k, .task = t, .attempt = a};
   pthread_mutex_init(&j.mu, NULL);
   pthread_cond_init(&j.cv, NULL);
-  if (workers > j.n) workers = j.n;
+  if (workers > j.n) workers = j.n > 0 ? j.n : 1; /* a shard may have no trial */
   pthread_t *th = preft_xcalloc((size_t)workers, sizeof *th);
   j.active = workers;
   for (int k = 0; k < workers; k++) pthread_create(&th[k], NULL, worker, &j);
@@ -345,7 +398,12 @@ int preft_run_job(const preft_run_opts *o, cJSON **summary, char **job_dir, pref
   cJSON *ov = cJSON_AddObjectToObject(res, "overhead_seconds");
   cJSON_AddNumberToObject(ov, "mean", ov_n ? ov_sum / ov_n : 0);
   cJSON_AddNumberToObject(ov, "max", ov_max);
-  char *res_path = preft_path_join(j.dir, "result.json");
+  char shard_name[64];
+  if (sharded) {
+    add_shard_fields(&j, res);
+    snprintf(shard_name, sizeof shard_name, "result-shard-%d-of-%d.json", o->shard_index + 1, o->shard_count);
+  }
+  char *res_path = preft_path_join(j.dir, sharded ? shard_name : "result.json");
   rc = preft_json_save(res_path, res, err);
   free(res_path);
   cJSON_Delete(res);

@@ -93,3 +93,28 @@ const char *preft_cpu_path_name(preft_cpu_path_kind k) {
       return "portable";
   }
 }
+
+int preft_cpu_has_avx_vnni(void) {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+  unsigned a, b, c, d;
+  if (preft_cpu_detected() < PREFT_CPU_AVX2) return 0;
+  /* CPUID.(EAX=7, ECX=1):EAX bit 4 */
+  return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4));
+#else
+  return 0;
+#endif
+}
+
+int preft_cpu_has_avx512_vnni(void) {
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+  unsigned a, b, c, d;
+  __builtin_cpu_init();
+  if (preft_cpu_detected() < PREFT_CPU_AVX2 || !__builtin_cpu_supports("avx512f") ||
+      !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512bw"))
+    return 0;
+  /* CPUID.(EAX=7, ECX=0):ECX bit 11 */
+  return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 11));
+#else
+  return 0;
+#endif
+}

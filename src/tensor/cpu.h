@@ -41,6 +41,13 @@ preft_cpu_path_kind preft_cpu_detected(void);
  * still applies). Not meant to be changed while kernels run. */
 void preft_cpu_limit(preft_cpu_path_kind most);
 
+/* Int8 dot-product extensions beside the path order (the quantized kernels,
+ * quant_kern.h): AVX-VNNI (vpdpbusd on ymm, VEX) and AVX512-VNNI with
+ * AVX512-VL (vpdpbusd, EVEX). True only when the CPU and OS support them;
+ * not capped by PREFT_CPU (preft_qgemm_limit caps those kernels). */
+int preft_cpu_has_avx_vnni(void);
+int preft_cpu_has_avx512_vnni(void);
+
 /* "portable", "avx+fma+f16c", "avx2" or "avx512-bf16" (static string). */
 const char *preft_cpu_path_name(preft_cpu_path_kind k);
 

@@ -1,7 +1,12 @@
 /* dtype.h - element types of stored weights and their scalar conversions.
  *
  * Compute is always FP32; weights may be stored as F32, F16 (IEEE half) or
- * BF16 (upper half of an FP32) and are converted inside kernels' inner tiles.
+ * BF16 (upper half of an FP32) and are converted inside kernels' inner tiles,
+ * or block-quantized as ggml stores them (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K: see
+ * tensor/quant.h), which the matrix products read with int8 kernels.
+ *
+ * Sizes: a row of n elements of type t takes preft_dtype_row_bytes(t, n)
+ * bytes, n a multiple of preft_dtype_block(t) (1 for the element types).
  */
 #ifndef PREFT_TENSOR_DTYPE_H
 #define PREFT_TENSOR_DTYPE_H
@@ -12,10 +17,46 @@
 
 #include "preft/model.h" /* preft_dtype */
 
-static inline size_t preft_dtype_size(preft_dtype t) { return t == PREFT_F32 ? 4 : 2; }
-static inline const char *preft_dtype_name(preft_dtype t) {
-  return t == PREFT_F32 ? "F32" : t == PREFT_F16 ? "F16" : "BF16";
+/* True for the block-quantized types. */
+static inline int preft_dtype_is_quant(preft_dtype t) { return t >= PREFT_Q8_0 && t < PREFT_N_DTYPES; }
+/* Elements per block: 1, 32 or 256. */
+static inline size_t preft_dtype_block(preft_dtype t) {
+  return t == PREFT_Q4_K || t == PREFT_Q6_K ? 256 : preft_dtype_is_quant(t) ? 32 : 1;
 }
+/* Bytes per block (ggml's block sizes; static-asserted in quant.h). */
+static inline size_t preft_dtype_block_bytes(preft_dtype t) {
+  switch (t) {
+    case PREFT_F32:
+      return 4;
+    case PREFT_Q8_0:
+      return 34;
+    case PREFT_Q4_0:
+      return 18;
+    case PREFT_Q5_0:
+      return 22;
+    case PREFT_Q4_K:
+      return 144;
+    case PREFT_Q6_K:
+      return 210;
+    default:
+      return 2;
+  }
+}
+/* Bytes of a row of n elements (n a multiple of preft_dtype_block(t)). */
+static inline size_t preft_dtype_row_bytes(preft_dtype t, size_t n) {
+  return n / preft_dtype_block(t) * preft_dtype_block_bytes(t);
+}
+/* Bytes per element of the element types (4 or 2); 0 for the quantized
+ * types, which have no per-element size (use preft_dtype_row_bytes). */
+static inline size_t preft_dtype_size(preft_dtype t) {
+  return t == PREFT_F32 ? 4 : preft_dtype_is_quant(t) ? 0 : 2;
+}
+static inline const char *preft_dtype_name(preft_dtype t) {
+  static const char *const names[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q5_0"};
+  return t >= 0 && t < PREFT_N_DTYPES ? names[t] : "unknown";
+}
+/* "f32", "q4_k", ... (any case) to a type; -1 if unknown. */
+int preft_dtype_parse(const char *s);
 /* config.json's "torch_dtype" and back: "bfloat16", "float16", else F32
  * (absent, "float32", or a type whose weights load as F32 anyway). */
 static inline preft_dtype preft_dtype_from_torch(const char *s) {
@@ -92,15 +133,21 @@ static inline uint16_t preft_f32_to_f16(float f) {
   return (uint16_t)(sign | h);
 }
 
+/* Element i of a block-quantized buffer (elements counted from p, row after
+ * row), exactly as ggml's row dequantization gives it (quant_ref.c). */
+float preft_quant_load_elem(const void *p, preft_dtype t, size_t i);
+
 /* Reads element i of a buffer of type t as FP32. */
 static inline float preft_load_elem(const void *p, preft_dtype t, size_t i) {
   switch (t) {
+    case PREFT_F32:
+      return ((const float *)p)[i];
     case PREFT_F16:
       return preft_f16_to_f32(((const uint16_t *)p)[i]);
     case PREFT_BF16:
       return preft_bf16_to_f32(((const uint16_t *)p)[i]);
     default:
-      return ((const float *)p)[i];
+      return preft_quant_load_elem(p, t, i);
   }
 }
 

@@ -26,6 +26,7 @@
 #include "base/error.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm_kern.h"
+#include "tensor/quant.h"
 
 #define GEMM_KC 256           /* input features per packed panel (multiple of 8; PANEL_BYTES holds it) */
 #define GEMM_MC 240           /* most rows of x per prefill task: 240 KiB of x per K block, in L2 */
@@ -169,6 +170,22 @@ void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int
   PREFT_ASSERT(n_outs >= 1 && n_outs <= PREFT_GEMM_MULTI_MAX);
   if (n <= 0) return;
   PREFT_ASSERT(x);
+  /* quantized weights take the int8 kernels (quant.h), the others these */
+  int n_quant = 0;
+  for (int i = 0; i < n_outs; i++) n_quant += preft_dtype_is_quant(outs[i].wdt);
+  if (n_quant > 0) {
+    preft_gemm_out q[PREFT_GEMM_MULTI_MAX], f[PREFT_GEMM_MULTI_MAX];
+    int nq = 0, nf = 0;
+    for (int i = 0; i < n_outs; i++) {
+      if (preft_dtype_is_quant(outs[i].wdt))
+        q[nq++] = outs[i];
+      else
+        f[nf++] = outs[i];
+    }
+    preft_qgemm_multi(pool, x, x_stride, n, k, q, nq, accumulate);
+    if (nf > 0) preft_gemm_multi(pool, x, x_stride, n, k, f, nf, accumulate);
+    return;
+  }
   double macs = 0;
   long m_total = 0;
   for (int i = 0; i < n_outs; i++) {

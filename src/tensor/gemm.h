@@ -11,6 +11,10 @@
  * and M for dense buffers), so a kernel can read or write a slice of a wider
  * buffer (e.g. one head, or q/k/v parts of a fused output).
  *
+ * Block-quantized weights (wdt Q8_0, Q4_0, Q5_0, Q4_K, Q6_K) go to
+ * preft_qgemm (quant.h): x is quantized to int8 per block and the products
+ * run as int8 dot products.
+ *
  * Half-precision weights are converted to FP32 inside the kernel's tiles;
  * the full matrix is never converted. Multi-threaded over the pool.
  * preft_gemm_ref is the plain reference the tests compare against.

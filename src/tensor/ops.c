@@ -6,6 +6,7 @@
 
 #include "tensor/cpu.h"
 #include "tensor/ops_kern.h"
+#include "tensor/quant.h"
 
 #ifdef PREFT_HAVE_OPS_AVX
 #define USE_AVX() (preft_cpu_path() >= PREFT_CPU_AVX_FMA)
@@ -177,5 +178,7 @@ void preft_load_row(float *out, const void *m, preft_dtype t, size_t row, int d)
     case PREFT_BF16:
       for (int i = 0; i < d; i++) out[i] = preft_bf16_to_f32(((const uint16_t *)m)[base + (size_t)i]);
       break;
+    default: /* block-quantized rows (an embedding table of a GGUF model) */
+      preft_dequantize_row(t, (const char *)m + row * preft_dtype_row_bytes(t, (size_t)d), out, (size_t)d);
   }
 }

@@ -1,11 +1,13 @@
 /* tokenizer.c - loading (model directory, tokenizer.json, vocab.txt,
- * tokenizer_config.json, generation_config.json), the encode pipeline,
+ * tokenizer_config.json, generation_config.json; a GGUF file goes to
+ * tokenizer_gguf.c), the encode pipeline,
  * post-processing, decode and streaming decode. The stages live in their own
  * files; see tokenizer_int.h for the pipeline. */
 #include <string.h>
 #include <sys/stat.h>
 
 #include "base/file.h"
+#include "io/gguf.h"
 #include "text/tokenizer_int.h"
 
 void preft_ids_push(int32_t **ids, size_t *n, size_t *cap, int32_t id) {
@@ -209,6 +211,13 @@ static int load_tokenizer_json(preft_tokenizer *t, const char *path, preft_error
     free(data);
     return preft_fail(err, "%s: malformed JSON near byte offset %zu", path, off);
   }
+  free(data);
+  int rc = preft_tokenizer_from_json(t, root, path, err);
+  cJSON_Delete(root);
+  return rc;
+}
+
+int preft_tokenizer_from_json(preft_tokenizer *t, const cJSON *root, const char *path, preft_error *err) {
   int rc = -1;
   const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
   if (!cJSON_IsObject(root) || !cJSON_IsObject(model)) {
@@ -288,8 +297,6 @@ static int load_tokenizer_json(preft_tokenizer *t, const char *path, preft_error
 fail_model:
   preft_fail_prefix(err, "%s", path);
 out:
-  cJSON_Delete(root);
-  free(data);
   return rc;
 }
 
@@ -492,6 +499,11 @@ int preft_tokenizer_load(preft_tokenizer **out, const char *path, preft_error *e
       }
     }
   } else {
+    if (preft_gguf_is_file(path)) {
+      if (preft_tokenizer_load_gguf(t, path, err)) goto fail;
+      *out = t;
+      return 0;
+    }
     file = preft_xstrdup(path);
     const char *slash = strrchr(path, '/');
     dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : preft_xstrdup(".");

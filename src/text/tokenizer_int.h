@@ -280,6 +280,15 @@ void preft_added_free(preft_added_matcher *m);
 int preft_added_find(const preft_tokenizer *t, const preft_added_matcher *m, const char *s, size_t n,
                      size_t from, size_t *mstart, size_t *mend);
 
+/* tokenizer.c: the tokenizer described by a parsed tokenizer.json (path
+ * names it in messages); the caller then builds the added-token matchers. */
+int preft_tokenizer_from_json(preft_tokenizer *t, const cJSON *root, const char *path, preft_error *err);
+
+/* tokenizer_gguf.c: the whole tokenizer (vocabulary, merges or scores,
+ * pre-tokenizer, special ids, chat template) from a GGUF file's
+ * tokenizer.ggml.* metadata. */
+int preft_tokenizer_load_gguf(preft_tokenizer *t, const char *path, preft_error *err);
+
 /* tokenizer.c helpers */
 void preft_ids_push(int32_t **ids, size_t *n, size_t *cap, int32_t id);
 void preft_tokenizer_set_token(preft_tokenizer *t, int32_t id, const char *s, size_t len);

@@ -12,6 +12,7 @@
 #include "base/timer.h"
 #include "train/checkpoint.h"
 #include "train/optim.h"
+#include "train/train_dist.h"
 
 void preft_train_opts_default(preft_train_opts *o) {
   memset(o, 0, sizeof *o);
@@ -164,9 +165,11 @@ typedef struct {
   preft_train_adapter *ad; /* NULL: train tm itself */
   const preft_dataset *train, *eval;
   const preft_train_opts *o;
-  preft_param_set *ps; /* the trained parameters: ad's or tm's */
-  int per_step;        /* examples per optimizer step */
-  int64_t total;       /* optimizer steps of the whole run */
+  const preft_train_comm *comm; /* NULL: one process */
+  bool lead;                    /* writes outputs, log and progress (rank 0) */
+  preft_param_set *ps;          /* the trained parameters: ad's or tm's */
+  int per_step;                 /* examples per optimizer step */
+  int64_t total;                /* optimizer steps of the whole run */
   preft_adamw opt;
   history hist;
   data_pos dp;
@@ -187,8 +190,10 @@ typedef struct {
 } step_buffers;
 
 static void run_open(run_state *R, preft_train_model *tm, preft_train_adapter *ad, const preft_dataset *train,
-                     const preft_dataset *eval, const preft_train_opts *o) {
+                     const preft_dataset *eval, const preft_train_opts *o, const preft_train_comm *comm) {
   memset(R, 0, sizeof *R);
+  R->comm = comm && comm->size > 1 ? comm : NULL;
+  R->lead = preft_dist_lead(R->comm);
   R->tm = tm;
   R->ad = ad;
   R->train = train;
@@ -237,7 +242,7 @@ static int resume(run_state *R, preft_error *err) {
   preft_shuffle_indices(R->dp.perm, R->train->n, R->o->seed, R->dp.epoch);
   for (int64_t i = 0; i < st.n_hist; i++) hist_add(&R->hist, h + (size_t)i * PREFT_HIST_COLS);
   free(h);
-  if (!R->o->quiet)
+  if (!R->o->quiet && R->lead)
     fprintf(stderr, "preft train: resuming from %s at step %lld\n", R->ckpt, (long long)R->step);
   return 0;
 }
@@ -246,7 +251,8 @@ static void buffers_open(step_buffers *B, const run_state *R) {
   const preft_train_opts *o = R->o;
   memset(B, 0, sizeof *B);
   B->pool = preft_pool_create(o->threads);
-  preft_train_acts_init(&B->acts, R->tm, R->ad, o->batch * o->max_tokens, o->max_tokens,
+  int share = preft_dist_share_max(o->batch, R->comm ? R->comm->size : 1); /* this rank's examples */
+  preft_train_acts_init(&B->acts, R->tm, R->ad, share * o->max_tokens, o->max_tokens,
                         preft_pool_size(B->pool), o->recompute);
   B->tg = preft_xmalloc(sizeof(int) * (size_t)o->max_tokens);
   B->fl = preft_xmalloc((size_t)o->max_tokens);
@@ -264,8 +270,10 @@ static void buffers_close(step_buffers *B) {
 
 /* The gradient of one optimizer step: the next per_step examples in
  * grad_accum micro-batches, zeroed first, scaled to the mean over the
- * step's counted predictions. *loss: that mean (0 with none); *rows: token
- * rows run; *targets: counted predictions. */
+ * step's counted predictions. Over ranks, each runs its share of every
+ * micro-batch (preft_dist_share) and one sum of the flat gradient buffer
+ * makes the whole step's gradient on every rank. *loss: that mean (0 with
+ * none); *rows: token rows run (all ranks'); *targets: counted predictions. */
 static int step_gradient(run_state *R, step_buffers *B, double *loss, int64_t *rows, int *targets,
                          preft_error *err) {
   const preft_train_opts *o = R->o;
@@ -275,18 +283,50 @@ static int step_gradient(run_state *R, step_buffers *B, double *loss, int64_t *r
     *targets += count_targets(B->mb[k]);
   }
   preft_param_set_zero_grad(R->ps);
-  double sum = 0;
-  *rows = 0;
-  for (int g = 0; g<o->grad_accum && * targets> 0; g++) {
+  int lo = 0, hi = o->batch;
+  if (R->comm) preft_dist_share(o->batch, R->comm->rank, R->comm->size, &lo, &hi);
+  double sum[2] = {0, 0}; /* cross-entropy sum, token rows */
+  for (int g = 0; g<o->grad_accum && * targets> 0 && hi > lo; g++) {
     preft_train_batch_clear(&B->b);
-    for (int k = 0; k < o->batch; k++) add_example(&B->b, R->ad, B->mb[g * o->batch + k], B->tg, B->fl);
+    for (int k = lo; k < hi; k++) add_example(&B->b, R->ad, B->mb[g * o->batch + k], B->tg, B->fl);
     double s;
     if (preft_train_pass(R->tm, R->ad, B->pool, &B->b, &B->acts, 1.0f / (float)*targets, &s, err) != 0)
       return -1;
-    sum += s;
-    *rows += B->b.n;
+    sum[0] += s;
+    sum[1] += B->b.n;
   }
-  *loss = *targets ? sum / *targets : 0.0;
+  if (R->comm && *targets > 0) {
+    if (R->comm->sum_f32(R->comm->ctx, R->ps->grad, R->ps->n, err) != 0 ||
+        R->comm->sum_f64(R->comm->ctx, sum, 2, err) != 0)
+      return -1;
+  }
+  *rows = (int64_t)sum[1];
+  *loss = *targets ? sum[0] / *targets : 0.0;
+  return 0;
+}
+
+/* The evaluation loss of R->eval: over ranks, each evaluates its share of
+ * the examples and the sums of cross-entropy and predictions are summed. */
+static int eval_loss(const run_state *R, const step_buffers *B, double *loss, preft_error *err) {
+  const preft_train_opts *o = R->o;
+  int64_t cnt;
+  if (!R->comm)
+    return preft_train_eval_loss(R->tm, R->ad, B->pool, R->eval, o->batch, o->max_tokens, loss, &cnt, err);
+  int lo, hi;
+  preft_dist_share(R->eval->n, R->comm->rank, R->comm->size, &lo, &hi);
+  preft_dataset part = *R->eval;
+  part.ex += lo;
+  part.n = hi - lo;
+  double s[2] = {0, 0}; /* cross-entropy sum, predictions */
+  if (part.n > 0) {
+    double mean;
+    if (preft_train_eval_loss(R->tm, R->ad, B->pool, &part, o->batch, o->max_tokens, &mean, &cnt, err) != 0)
+      return -1;
+    if (cnt > 0) s[0] = mean * (double)cnt;
+    s[1] = (double)cnt;
+  }
+  if (R->comm->sum_f64(R->comm->ctx, s, 2, err) != 0) return -1;
+  *loss = s[1] > 0 ? s[0] / s[1] : NAN;
   return 0;
 }
 
@@ -320,7 +360,7 @@ static int save_checkpoint(run_state *R, double elapsed, preft_error *err) {
 static int step_loop(run_state *R, step_buffers *B, double *loss, preft_train_result *res, preft_error *err) {
   const preft_train_opts *o = R->o;
   preft_progress prog;
-  preft_progress_init(&prog, R->total, o->quiet);
+  preft_progress_init(&prog, R->total, o->quiet || !R->lead);
   double t_start = preft_now();
   int64_t tokens_start = R->tokens;
   int rc = 0;
@@ -349,10 +389,7 @@ static int step_loop(run_state *R, step_buffers *B, double *loss, preft_train_re
     bool do_eval = R->eval && R->eval->n && ((o->eval_every > 0 && R->step % o->eval_every == 0) || last);
     double ev = NAN;
     if (do_eval) {
-      int64_t cnt;
-      if ((rc = preft_train_eval_loss(R->tm, R->ad, B->pool, R->eval, o->batch, o->max_tokens, &ev, &cnt,
-                                      err)) != 0)
-        break;
+      if ((rc = eval_loss(R, B, &ev, err)) != 0) break;
       res->eval_loss = ev;
     }
     double row[PREFT_HIST_COLS] = {[PREFT_HIST_STEP] = (double)R->step,
@@ -366,12 +403,12 @@ static int step_loop(run_state *R, step_buffers *B, double *loss, preft_train_re
                                    [PREFT_HIST_ELAPSED_S] = R->elapsed0 + el};
     hist_add(&R->hist, row);
     preft_progress_update(&prog, R->step, *loss, tps, do_eval);
-    if (do_eval && !o->quiet) {
+    if (do_eval && !o->quiet && R->lead) {
       if (prog.tty) fprintf(stderr, "\n");
       fprintf(stderr, "preft train: step %lld eval loss %.4f\n", (long long)R->step, ev);
     }
     bool do_save = (o->save_every > 0 && R->step % o->save_every == 0) || last;
-    if (do_save && (rc = save_checkpoint(R, el, err)) != 0) break;
+    if (do_save && R->lead && (rc = save_checkpoint(R, el, err)) != 0) break;
     if (o->stop_after > 0 && R->step >= o->stop_after) break;
   }
   preft_progress_finish(&prog);
@@ -383,12 +420,18 @@ static int step_loop(run_state *R, step_buffers *B, double *loss, preft_train_re
 int preft_train_run(preft_train_model *tm, preft_train_adapter *ad, const preft_dataset *train,
                     const preft_dataset *eval, const preft_train_opts *o, preft_train_result *res,
                     preft_error *err) {
+  return preft_train_run_dist(tm, ad, train, eval, o, NULL, res, err);
+}
+
+int preft_train_run_dist(preft_train_model *tm, preft_train_adapter *ad, const preft_dataset *train,
+                         const preft_dataset *eval, const preft_train_opts *o, const preft_train_comm *comm,
+                         preft_train_result *res, preft_error *err) {
   memset(res, 0, sizeof *res);
   res->eval_loss = NAN;
   if (train->n == 0) return preft_fail(err, "train: no training examples");
-  if (preft_mkdir_p(o->out_dir, err) != 0) return -1;
+  if (preft_dist_lead(comm) && preft_mkdir_p(o->out_dir, err) != 0) return -1;
   run_state R;
-  run_open(&R, tm, ad, train, eval, o);
+  run_open(&R, tm, ad, train, eval, o, comm);
   int rc = resume(&R, err);
   if (rc != 0) {
     run_close(&R);
@@ -400,7 +443,7 @@ int preft_train_run(preft_train_model *tm, preft_train_adapter *ad, const preft_
   int64_t step_start = R.step;
   double loss = NAN;
   rc = step_loop(&R, &B, &loss, res, err);
-  if (rc != 0 && R.hist.n > 0) {
+  if (rc != 0 && R.hist.n > 0 && R.lead) {
     preft_error e2;
     write_log(&R.hist, o->out_dir, &e2); /* the log up to the failure */
   }
@@ -410,8 +453,7 @@ int preft_train_run(preft_train_model *tm, preft_train_adapter *ad, const preft_
   res->steps = R.step;
   res->tokens = R.tokens;
   if (R.step == step_start && eval && eval->n && rc == 0) { /* resumed a finished run: evaluate anyway */
-    int64_t cnt;
-    rc = preft_train_eval_loss(tm, ad, B.pool, eval, o->batch, o->max_tokens, &res->eval_loss, &cnt, err);
+    rc = eval_loss(&R, &B, &res->eval_loss, err);
   }
   buffers_close(&B);
   run_close(&R);

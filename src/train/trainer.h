@@ -32,7 +32,19 @@
 #include "base/error.h"
 #include "preft/train.h"
 #include "train/data.h"
+#include "train/train_dist.h"
 #include "train/train_model.h"
+
+/* preft_train_run over the ranks of comm (NULL or size 1: one process, as
+ * preft_train_run): every rank calls it with the same data and options;
+ * each runs its share of every micro-batch, the gradients are summed over
+ * the ranks once per step (train_dist.h), and only rank 0 writes OUT
+ * (outputs, checkpoint.bin, train_log.csv, loss.svg) and draws progress.
+ * Every rank reads --resume's checkpoint: OUT must be visible to all.
+ * res (losses, tokens: the whole job's) is the same on every rank. */
+int preft_train_run_dist(preft_train_model *tm, preft_train_adapter *ad, const preft_dataset *train,
+                         const preft_dataset *eval, const preft_train_opts *o, const preft_train_comm *comm,
+                         preft_train_result *res, preft_error *err);
 
 /* preft_train_opts, preft_train_opts_default, preft_train_result,
  * preft_train_run and preft_train_eval_loss are public: preft/train.h. */

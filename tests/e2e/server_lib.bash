@@ -22,6 +22,7 @@ check() {
 }
 start_server() {
   local log=$1 port= limit=$((60 * scale)); shift
+  : >"$log" # exists before the loop below reads it
   "$bin" serve --port 0 "$@" >"$log" 2>&1 &
   SRV_PID=$!
   local deadline=$((SECONDS + limit))

@@ -195,8 +195,10 @@ static void mixed_adapter_requests_match_each_alone(void **s) {
 }
 
 static void preempted_requests_are_recomputed_exactly(void **s) {
-  /* 24 blocks of 16 positions cannot hold 32 requests of up to 48 positions */
-  preft_engine_config cfg = {.threads = 2, .kv_blocks = 24, .max_step_tokens = 128, .max_running = 16};
+  /* 40 blocks of 16 positions, less the blocks lent to the four adapters
+   * in use (about 18), cannot hold 16 running requests of up to 48 positions */
+  preft_engine_config cfg = {
+      .threads = 2, .kv_blocks = 40, .max_context = 64, .max_step_tokens = 128, .max_running = 16};
   long preemptions = 0;
   run_mixed_batch(&cfg, &preemptions);
   if (preemptions == 0)
@@ -658,6 +660,67 @@ static void seeded_sampling_is_the_same_for_any_thread_count(void **s) {
   preft_model_free(ref);
 }
 
+/* Adapters' memory comes out of the KV cache (issue 20, item 12): a loaded
+ * adapter is lent ceil(bytes / block) KV blocks, and when requests need
+ * those blocks the idle adapter is evicted at once (before anyone is
+ * preempted); the requests' tokens are those of each alone. */
+static void adapters_take_their_memory_from_the_kv_cache(void **s) {
+  enum { BLOCKS = 40, BLOCK_BYTES = 8192, N = 10, PROMPT = 52, NEW = 8 };
+  /* 40 blocks of 16 positions; each request below needs 4 (60 positions), ten need all 40 */
+  preft_engine_config cfg = {
+      .threads = 1, .kv_blocks = BLOCKS, .max_context = 64, .max_step_tokens = 512, .max_running = 16};
+  preft_model *ref = load_base();
+  preft_engine *e;
+  preft_error err;
+  if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
+  char *dir = test_data_path("adapters/lora-all7-rslora-patterns");
+  if (preft_engine_add_adapter(e, "big", dir, &err) != 0) fail_msg("%s", err.msg);
+  free(dir);
+  collector c0;
+  collector_init(&c0);
+  int prompt[N][PROMPT];
+  for (int r = 0; r < N; r++)
+    for (int i = 0; i < PROMPT; i++) prompt[r][i] = (1 + 37 * (i + r) + 11 * r) % 256;
+  preft_request_params p = {.prompt = prompt[0], .n_prompt = 8, .adapter = "big", .max_tokens = 4};
+  uint64_t id;
+  if (preft_engine_submit(e, &p, on_event, &c0, &id, &err) != PREFT_SUBMIT_OK) fail_msg("%s", err.msg);
+  wait_done(&c0);
+  collector_destroy(&c0);
+  preft_engine_stats st;
+  preft_engine_get_stats(e, &st);
+  assert_int_equal(st.adapters_loaded, 1);
+  assert_true(st.adapter_bytes > 4 * BLOCK_BYTES);
+  assert_int_equal(st.kv_blocks_adapters, (int)((st.adapter_bytes + BLOCK_BYTES - 1) / BLOCK_BYTES));
+  assert_int_equal(st.kv_blocks_free + st.kv_blocks_used + st.kv_blocks_adapters, BLOCKS);
+
+  collector *c = calloc(N, sizeof *c);
+  for (int r = 0; r < N; r++) {
+    collector_init(&c[r]);
+    preft_request_params q = {.prompt = prompt[r], .n_prompt = PROMPT, .max_tokens = NEW};
+    if (preft_engine_submit(e, &q, on_event, &c[r], &id, &err) != PREFT_SUBMIT_OK) fail_msg("%s", err.msg);
+  }
+  for (int r = 0; r < N; r++) {
+    wait_done(&c[r]);
+    int want[NEW], count;
+    token_sink sink = {want, 0};
+    preft_generate_opts o = {.max_new_tokens = NEW};
+    if (preft_generate(ref, NULL, prompt[r], PROMPT, &o, sink_token, &sink, &count, &err) != 0)
+      fail_msg("%s", err.msg);
+    assert_int_equal(c[r].finish, PREFT_FINISH_LENGTH);
+    assert_int_equal(c[r].n, NEW);
+    assert_memory_equal(c[r].tokens, want, sizeof want);
+    collector_destroy(&c[r]);
+  }
+  free(c);
+  preft_engine_get_stats(e, &st);
+  assert_int_equal(st.adapters_loaded, 0); /* it gave its blocks to the requests */
+  assert_int_equal(st.adapter_evictions, 1);
+  assert_int_equal(st.kv_blocks_adapters, 0);
+  assert_int_equal(st.preemptions, 0); /* the idle adapter went first */
+  preft_engine_free(e);
+  preft_model_free(ref);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(mixed_adapter_requests_match_each_alone),
@@ -670,6 +733,7 @@ int main(void) {
       cmocka_unit_test(a_broken_adapter_is_unavailable_with_its_error),
       cmocka_unit_test(adapters_of_queued_requests_load_while_earlier_ones_run),
       cmocka_unit_test(seeded_sampling_is_the_same_for_any_thread_count),
+      cmocka_unit_test(adapters_take_their_memory_from_the_kv_cache),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

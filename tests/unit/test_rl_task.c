@@ -61,7 +61,7 @@ static void draws_are_deterministic_by_seed_and_index(void **state) {
   preft_rl_task *t = open_task("addition:2");
   preft_rl_prompt p;
   preft_rl_task_draw(t, 1, 0, &p);
-  assert_string_equal(p.prompt, "Q: 80+25= A:");
+  assert_string_equal(p.prompt, "Q: 80+25= A: ");
   assert_string_equal(p.answer, "105");
   preft_rl_prompt_clear(&p);
   preft_rl_task_free(t);
@@ -76,6 +76,7 @@ static void answers_are_right(void **state) {
     preft_rl_task_draw(add, 3, i, &p);
     assert_int_equal(sscanf(p.prompt, "Q: %u+%u= A:", &a, &b), 2);
     assert_true(a >= 100 && a <= 999 && b >= 100 && b <= 999);
+    assert_true(p.prompt[strlen(p.prompt) - 1] == ' '); /* ends where the first digit starts */
     assert_int_equal(strtol(p.answer, NULL, 10), a + b);
     preft_rl_prompt_clear(&p);
 

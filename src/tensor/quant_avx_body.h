@@ -1,0 +1,402 @@
+/* quant_avx_body.h - the AVX2 kernels of preft_qgemm (quant_kern.h),
+ * included by quant_avx2.c, quant_avxvnni.c and quant_avx512vnni.c, which
+ * define
+ *   QK_TARGET  the target attribute string
+ *   QK_TABLE   the name of the kernel table to define
+ *   QK_NAME    its name
+ *   QK_VNNI    0: u8·s8 dot products as vpmaddubsw + vpmaddwd (AVX2);
+ *              1: vpdpbusd, VEX encoded (AVX-VNNI); 2: vpdpbusd, EVEX on
+ *              ymm (AVX512-VNNI + VL)
+ *
+ * Every kernel dots one weight row with up to 4 rows of x at a time, so a
+ * weight block is loaded and unpacked once for 4 rows of x (the integers
+ * stay in registers). The int8 products are unsigned × signed (vpmaddubsw /
+ * vpdpbusd), so:
+ *  - Q8_0: |w| × (x with w's sign) (vpsignb);
+ *  - Q4_0 / Q5_0: the unsigned codes q (0..15 / 0..31) times x, minus
+ *    8 / 16 × the block's sum of x, exact in int32 (the sums of x are
+ *    computed once per call for each row of x);
+ *  - Q4_K: the nibbles times x, each 32 scaled by its 6-bit scale with
+ *    vpmaddwd, summed in int32 over the super-block; the mins' term is
+ *    dmin · sum(m · pair sums of Q8_K's bsums);
+ *  - Q6_K: the 6-bit codes (0..63) times x, each 16 scaled by its int8
+ *    scale, minus 32 × sum(scale · bsums), in int32 over the super-block.
+ * Per block (Q8_0, Q4_0, Q5_0) or super-block (Q4_K, Q6_K) one
+ * vcvtdq2ps and one FMA with d_w · d_x bring the int32 sums into the FP32
+ * accumulators. The K-quants take the same instructions on every table
+ * (vpdpbusd would need a vpmulld per scale instead of the one vpmaddwd).
+ */
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "tensor/quant_kern.h"
+
+#define QFN static __attribute__((target(QK_TARGET)))
+#define QIN static inline __attribute__((always_inline, target(QK_TARGET)))
+
+#define QNR 4          /* rows of x per pass over a weight row */
+#define QSX_STACK 4096 /* sums of x kept on the stack (blocks × rows) */
+
+/* acc + the 8 int32 sums of 4 adjacent u8·s8 products */
+QIN __m256i dot_acc(__m256i acc, __m256i u, __m256i s) {
+#if QK_VNNI == 1
+  return _mm256_dpbusd_avx_epi32(acc, u, s);
+#elif QK_VNNI == 2
+  return _mm256_dpbusd_epi32(acc, u, s);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
+/* 16 int16 sums of pairs of u8·s8 products times 16 int16 scales, as 8 int32 */
+QIN __m256i dot_scaled(__m256i u, __m256i s, __m256i scale16) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16);
+}
+
+QIN float hsum8(__m256 v) {
+  __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+  r = _mm_add_ss(r, _mm_movehdup_ps(r));
+  return _mm_cvtss_f32(r);
+}
+
+QIN float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+QIN __m256i load32(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* 32 codes 0..15 of a Q4_0-style block: low nibbles (values 0..15) in the
+ * low lane, high nibbles (values 16..31) in the high lane. */
+QIN __m256i nibbles32(const uint8_t *qs) {
+  __m128i t = _mm_loadu_si128((const __m128i *)qs);
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+}
+
+/* The 32 bits of qh as 32 bytes of 0x10 (bit set) or 0. */
+QIN __m256i bits32_0x10(const uint8_t *qh) {
+  uint32_t b;
+  memcpy(&b, qh, 4);
+  __m256i v = _mm256_shuffle_epi8(
+      _mm256_set1_epi32((int)b),
+      _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL));
+  const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+  v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+  return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+/* Sum of the 32 int8 of a Q8_0 activation block. */
+QIN int32_t sum_q8(const int8_t *q) {
+  __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), load32(q)), _mm256_set1_epi16(1));
+  __m128i r = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+  r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4E));
+  r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xB1));
+  return _mm_cvtsi128_si32(r);
+}
+
+QIN void store_rows(float *y, size_t ys, const __m256 *acc, int nr, int accumulate) {
+  for (int r = 0; r < nr; r++) {
+    float v = hsum8(acc[r]);
+    y[(size_t)r * ys] = accumulate ? y[(size_t)r * ys] + v : v;
+  }
+}
+
+/* ---- Q8_0 ---------------------------------------------------------------- */
+
+QIN void dot_q8_0(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q8_0 *w,
+                  const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
+  (void)sx;
+  __m256 acc[QNR];
+  for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const __m256i q = load32(w[b].qs), aq = _mm256_sign_epi8(q, q);
+    const __m256 dw = _mm256_set1_ps(h2f(w[b].d));
+    for (int r = 0; r < nr; r++) {
+      const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b;
+      __m256i p = dot_acc(_mm256_setzero_si256(), aq, _mm256_sign_epi8(load32(x->qs), q));
+      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(xd + r * nb + b)), _mm256_cvtepi32_ps(p),
+                               acc[r]);
+    }
+  }
+  store_rows(y, ys, acc, nr, accumulate);
+}
+
+/* ---- Q4_0 / Q5_0 ---------------------------------------------------------- */
+
+/* Per block b of x row r: xd[r * nb + b] its scale as FP32, and (per_lane
+ * > 0) sx[r * nb + b] the offset's share per int32 lane: (8 or 16) × sum(x)
+ * over 8 lanes. */
+QIN void prep_q8_0(float *xd, int32_t *sx, const unsigned char *xq, size_t xqs, int nb, int nr,
+                   int per_lane) {
+  for (int r = 0; r < nr; r++) {
+    const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs);
+    for (int b = 0; b < nb; b++) {
+      xd[r * nb + b] = h2f(x[b].d);
+      if (per_lane) sx[r * nb + b] = per_lane * sum_q8(x[b].qs);
+    }
+  }
+}
+
+QIN void dot_q4_0(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q4_0 *w,
+                  const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
+  __m256 acc[QNR];
+  for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const __m256i q = nibbles32(w[b].qs);
+    const __m256 dw = _mm256_set1_ps(h2f(w[b].d));
+    for (int r = 0; r < nr; r++) {
+      const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b;
+      __m256i p = dot_acc(_mm256_set1_epi32(-sx[r * nb + b]), q, load32(x->qs));
+      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(xd + r * nb + b)), _mm256_cvtepi32_ps(p),
+                               acc[r]);
+    }
+  }
+  store_rows(y, ys, acc, nr, accumulate);
+}
+
+QIN void dot_q5_0(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q5_0 *w,
+                  const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
+  __m256 acc[QNR];
+  for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const __m256i q = _mm256_or_si256(nibbles32(w[b].qs), bits32_0x10(w[b].qh));
+    const __m256 dw = _mm256_set1_ps(h2f(w[b].d));
+    for (int r = 0; r < nr; r++) {
+      const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b;
+      __m256i p = dot_acc(_mm256_set1_epi32(-sx[r * nb + b]), q, load32(x->qs));
+      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(xd + r * nb + b)), _mm256_cvtepi32_ps(p),
+                               acc[r]);
+    }
+  }
+  store_rows(y, ys, acc, nr, accumulate);
+}
+
+/* ---- Q4_K ------------------------------------------------------------------ */
+
+/* The 8 scales (bytes 0..7) and 8 mins (bytes 8..15) of a Q4_K block's 12
+ * packed bytes. */
+QIN void q4_K_scales(const uint8_t *packed, uint32_t u[4]) {
+  const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+  memcpy(u, packed, 12);
+  u[3] = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4); /* mins 4..7 */
+  const uint32_t mins03 = u[1] & m6;
+  u[1] = (u[2] & m4) | (((u[0] >> 6) & m2) << 4); /* scales 4..7 */
+  u[2] = mins03;
+  u[0] &= m6; /* scales 0..3 */
+}
+
+/* vpshufb controls broadcasting int16 element i of each lane */
+#define PICK(i)                                                                                              \
+  {                                                                                                          \
+    2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i,         \
+        2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, \
+        2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1, 2 * i, 2 * i + 1             \
+  }
+static const uint8_t scale_pick[8][32]
+    __attribute__((aligned(32))) = {PICK(0), PICK(1), PICK(2), PICK(3), PICK(4), PICK(5), PICK(6), PICK(7)};
+#undef PICK
+
+QIN void dot_q4_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q4_K *w, int nb,
+                  int nr, int accumulate) {
+  __m256 acc[QNR];
+  __m128 accm[QNR];
+  for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps(), accm[r] = _mm_setzero_ps();
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int b = 0; b < nb; b++) {
+    uint32_t u[4];
+    q4_K_scales(w[b].scales, u);
+    const __m128i sm = _mm_loadu_si128((const __m128i *)u);
+    const __m128i mins = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(sm, sm));
+    /* int16 scales 0..7 in both lanes, picked by vpshufb */
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+    const float d = h2f(w[b].d), dmin = h2f(w[b].dmin);
+    __m256i sumi[QNR];
+    for (int r = 0; r < nr; r++) sumi[r] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+      const __m256i q = load32(w[b].qs + 32 * c);
+      const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      const __m256i slo = _mm256_shuffle_epi8(sc16, load32(scale_pick[2 * c]));
+      const __m256i shi = _mm256_shuffle_epi8(sc16, load32(scale_pick[2 * c + 1]));
+      for (int r = 0; r < nr; r++) {
+        const int8_t *x = ((const preft_block_q8_K *)(xq + (size_t)r * xqs) + b)->qs + 64 * c;
+        sumi[r] = _mm256_add_epi32(
+            sumi[r], _mm256_add_epi32(dot_scaled(lo, load32(x), slo), dot_scaled(hi, load32(x + 32), shi)));
+      }
+    }
+    for (int r = 0; r < nr; r++) {
+      const preft_block_q8_K *x = (const preft_block_q8_K *)(xq + (size_t)r * xqs) + b;
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+      __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums),
+                                     _mm_loadu_si128((const __m128i *)(x->bsums + 8)));
+      accm[r] = _mm_fmadd_ps(_mm_set1_ps(dmin * x->d), _mm_cvtepi32_ps(_mm_madd_epi16(mins, pairs)), accm[r]);
+    }
+  }
+  for (int r = 0; r < nr; r++) {
+    __m128 m = _mm_add_ps(accm[r], _mm_movehl_ps(accm[r], accm[r]));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    float v = hsum8(acc[r]) - _mm_cvtss_f32(m);
+    y[(size_t)r * ys] = accumulate ? y[(size_t)r * ys] + v : v;
+  }
+}
+
+/* ---- Q6_K ------------------------------------------------------------------ */
+
+/* Shuffles picking int16 scale 2p (low lane) and 2p+1 (high lane) of 8. */
+static const uint8_t q6_scale_shuffle[4][32] __attribute__((aligned(32))) = {
+    {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3},
+    {4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7},
+    {8,  9,  8,  9,  8,  9,  8,  9,  8,  9,  8,  9,  8,  9,  8,  9,
+     10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
+    {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13,
+     14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15},
+};
+
+QIN void dot_q6_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q6_K *w, int nb,
+                  int nr, int accumulate) {
+  __m256 acc[QNR];
+  for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+  for (int b = 0; b < nb; b++) {
+    __m256i sumi[QNR];
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
+    const __m256i sv0 = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sc16));
+    const __m256i sv1 = _mm256_broadcastsi128_si256(_mm256_extracti128_si256(sc16, 1));
+    for (int r = 0; r < nr; r++) {
+      /* the -32 offset: 32 × sum(scale · bsums) */
+      const preft_block_q8_K *x = (const preft_block_q8_K *)(xq + (size_t)r * xqs) + b;
+      sumi[r] = _mm256_slli_epi32(_mm256_madd_epi16(sc16, load32(x->bsums)), 5);
+      sumi[r] = _mm256_sub_epi32(_mm256_setzero_si256(), sumi[r]);
+    }
+    for (int n = 0; n < 2; n++) {
+      const __m256i ql0 = load32(w[b].ql + 64 * n), ql1 = load32(w[b].ql + 64 * n + 32);
+      const __m256i qh = load32(w[b].qh + 32 * n);
+      __m256i q[4];
+      q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+      q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+      const __m256i sv = n == 0 ? sv0 : sv1;
+      for (int p = 0; p < 4; p++) {
+        const __m256i s = _mm256_shuffle_epi8(sv, load32(q6_scale_shuffle[p]));
+        for (int r = 0; r < nr; r++) {
+          const int8_t *x = ((const preft_block_q8_K *)(xq + (size_t)r * xqs) + b)->qs + 128 * n + 32 * p;
+          sumi[r] = _mm256_add_epi32(sumi[r], dot_scaled(q[p], load32(x), s));
+        }
+      }
+    }
+    const float d = h2f(w[b].d);
+    for (int r = 0; r < nr; r++) {
+      const preft_block_q8_K *x = (const preft_block_q8_K *)(xq + (size_t)r * xqs) + b;
+      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * x->d), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+  }
+  store_rows(y, ys, acc, nr, accumulate);
+}
+
+/* ---- the rows kernels: weight rows j0..j1 against n rows of x ------------- */
+
+/* NR-specialised calls: the compiler keeps the accumulators in registers
+ * only when nr is a constant. */
+#define DISPATCH_NR(CALL) \
+  switch (nr) {           \
+    case 1: {             \
+      enum { NRC = 1 };   \
+      CALL;               \
+    } break;              \
+    case 2: {             \
+      enum { NRC = 2 };   \
+      CALL;               \
+    } break;              \
+    case 3: {             \
+      enum { NRC = 3 };   \
+      CALL;               \
+    } break;              \
+    default: {            \
+      enum { NRC = 4 };   \
+      CALL;               \
+    }                     \
+  }
+
+#define SIMPLE_ROWS(T, BT, BLK)                                                                          \
+  QFN void rows_##T(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n, \
+                    int k, int j0, int j1, int accumulate) {                                             \
+    const unsigned char *xq = xqv;                                                                       \
+    const int nb = k / (BLK);                                                                            \
+    for (int i0 = 0; i0 < n; i0 += QNR) {                                                                \
+      const int nr = n - i0 < QNR ? n - i0 : QNR;                                                        \
+      for (int j = j0; j < j1; j++) {                                                                    \
+        const BT *wj = (const BT *)((const unsigned char *)w + (size_t)j * wrow);                        \
+        DISPATCH_NR(                                                                                     \
+            dot_##T(y + (size_t)i0 * ys + j, ys, xq + (size_t)i0 * xqs, xqs, wj, nb, NRC, accumulate))   \
+      }                                                                                                  \
+    }                                                                                                    \
+  }
+
+SIMPLE_ROWS(q4_K, preft_block_q4_K, PREFT_QK_K)
+SIMPLE_ROWS(q6_K, preft_block_q6_K, PREFT_QK_K)
+
+#define OFFSET_ROWS(T, BT, PER_LANE)                                                                      \
+  QFN void rows_##T(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n,  \
+                    int k, int j0, int j1, int accumulate) {                                              \
+    const unsigned char *xq = xqv;                                                                        \
+    const int nb = k / PREFT_QK;                                                                          \
+    int32_t sx_stack[QSX_STACK];                                                                          \
+    float xd_stack[QSX_STACK];                                                                            \
+    int big = (size_t)nb * QNR > QSX_STACK;                                                               \
+    int32_t *sx = big ? preft_xmalloc((size_t)nb * QNR * sizeof(int32_t)) : sx_stack;                     \
+    float *xd = big ? preft_xmalloc((size_t)nb * QNR * sizeof(float)) : xd_stack;                         \
+    for (int i0 = 0; i0 < n; i0 += QNR) {                                                                 \
+      const int nr = n - i0 < QNR ? n - i0 : QNR;                                                         \
+      prep_q8_0(xd, sx, xq + (size_t)i0 * xqs, xqs, nb, nr, PER_LANE);                                    \
+      for (int j = j0; j < j1; j++) {                                                                     \
+        const BT *wj = (const BT *)((const unsigned char *)w + (size_t)j * wrow);                         \
+        DISPATCH_NR(dot_##T(y + (size_t)i0 * ys + j, ys, xq + (size_t)i0 * xqs, xqs, wj, xd, sx, nb, NRC, \
+                            accumulate))                                                                  \
+      }                                                                                                   \
+    }                                                                                                     \
+    if (big) free(sx), free(xd);                                                                          \
+  }
+
+OFFSET_ROWS(q8_0, preft_block_q8_0, 0) /* signed weights: no offset */
+OFFSET_ROWS(q4_0, preft_block_q4_0, 1) /* 8 lanes × sum(x) = 8 sum(x) */
+OFFSET_ROWS(q5_0, preft_block_q5_0, 2) /* 8 lanes × 2 sum(x) = 16 sum(x) */
+
+/* ---- backward for x: dx[i, 0:kc] += sum_r dy[i, r] · tile[r, 0:kc] --------- */
+
+QFN void tile_dx(float *dx, size_t dxs, const float *dy, size_t dys, const float *tile, int rows, int kc,
+                 int n) {
+  for (int i = 0; i < n; i++) {
+    float *d = dx + (size_t)i * dxs;
+    const float *g = dy + (size_t)i * dys;
+    int c = 0;
+    for (; c + 32 <= kc; c += 32) {
+      __m256 a0 = _mm256_loadu_ps(d + c), a1 = _mm256_loadu_ps(d + c + 8);
+      __m256 a2 = _mm256_loadu_ps(d + c + 16), a3 = _mm256_loadu_ps(d + c + 24);
+      for (int r = 0; r < rows; r++) {
+        const __m256 gr = _mm256_set1_ps(g[r]);
+        const float *t = tile + (size_t)r * (size_t)kc + c;
+        a0 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t), a0);
+        a1 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 8), a1);
+        a2 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 16), a2);
+        a3 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 24), a3);
+      }
+      _mm256_storeu_ps(d + c, a0), _mm256_storeu_ps(d + c + 8, a1);
+      _mm256_storeu_ps(d + c + 16, a2), _mm256_storeu_ps(d + c + 24, a3);
+    }
+    for (; c < kc; c += 8) {
+      __m256 a = _mm256_loadu_ps(d + c);
+      for (int r = 0; r < rows; r++)
+        a = _mm256_fmadd_ps(_mm256_set1_ps(g[r]), _mm256_loadu_ps(tile + (size_t)r * (size_t)kc + c), a);
+      _mm256_storeu_ps(d + c, a);
+    }
+  }
+}
+
+const preft_quant_kernels QK_TABLE = {
+    .rows = {rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0},
+    .tile_dx = tile_dx,
+    .name = QK_NAME,
+};

@@ -1,0 +1,50 @@
+/* quant_kern.h - internal: the kernels behind preft_qgemm (quant.h), one
+ * table per instruction set. quant_gemm.c owns the threading and blocking;
+ * a table knows how to dot a range of weight rows with a few activation
+ * rows, and how to add a dequantized weight tile into the gradient of x.
+ *
+ * Legend: N rows of x (quantized to the weight type's activation format,
+ * rows xqs bytes apart), K input features, weight rows wrow bytes apart.
+ */
+#ifndef PREFT_TENSOR_QUANT_KERN_H
+#define PREFT_TENSOR_QUANT_KERN_H
+
+#include <stddef.h>
+
+#include "tensor/quant.h"
+
+/* y[i*ys + j] = (accumulate ? y[i*ys + j] : 0) + dot(w row j, xq row i)
+ * for i in [0, n), j in [j0, j1). */
+typedef void (*preft_qrows_fn)(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
+                               int n, int k, int j0, int j1, int accumulate);
+
+/* dx[i*dxs + 0:kc] += sum_r dy[i*dys + r] * tile[r*kc + 0:kc] for i in
+ * [0, n), r in [0, rows): one FP32 tile of dequantized weight rows added
+ * into the x gradient (the backward of the product for x). kc is a
+ * multiple of 8. */
+typedef void (*preft_qtile_dx_fn)(float *dx, size_t dxs, const float *dy, size_t dys, const float *tile,
+                                  int rows, int kc, int n);
+
+#define PREFT_QKERN_TYPES 5 /* Q8_0, Q4_0, Q4_K, Q6_K, Q5_0 in preft_dtype order from PREFT_Q8_0 */
+
+typedef struct {
+  preft_qrows_fn rows[PREFT_QKERN_TYPES]; /* by wdt - PREFT_Q8_0 */
+  preft_qtile_dx_fn tile_dx;
+  const char *name;
+} preft_quant_kernels;
+
+extern const preft_quant_kernels preft_quant_portable;
+#if defined(__x86_64__) || defined(__i386__)
+#define PREFT_HAVE_QUANT_AVX 1
+extern const preft_quant_kernels preft_quant_avx2;       /* AVX2 + FMA + F16C: maddubs/madd */
+extern const preft_quant_kernels preft_quant_avxvnni;    /* + AVX-VNNI: vpdpbusd on ymm */
+extern const preft_quant_kernels preft_quant_avx512vnni; /* + AVX512-VNNI/VL: vpdpbusd (EVEX) on ymm */
+#endif
+
+/* Caps the kernels preft_qgemm picks (tests run every table the CPU has):
+ * 0 portable, 1 avx2, 2 avx-vnni, 3 avx512-vnni; 3 lifts the cap. */
+void preft_qgemm_limit(int most);
+/* The table for a cap level if this CPU runs it, else NULL. */
+const preft_quant_kernels *preft_quant_kernels_at(int level);
+
+#endif

