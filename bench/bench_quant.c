@@ -95,6 +95,8 @@ int main(int argc, char **argv) {
     preft_qgemm_limit(level);
   }
   const char *dtypes = argc > 4 ? argv[4] : "q8_0,q4_0,q4_k,q6_k,bf16";
+  if (getenv("PREFT_QTILE_MIN_N"))
+    preft_qgemm_tile_min_n(atoi(getenv("PREFT_QTILE_MIN_N"))); /* experiments */
   const char *nlist = argc > 5 ? argv[5] : "1,4,16,64,256";
   int ns[16], n_ns = 0;
   for (const char *p = nlist; *p && n_ns < 16;) {

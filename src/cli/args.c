@@ -134,6 +134,15 @@ static int parse_value(const char *cmd, const cli_opt *o, const char *v) {
       preft_matmul_set_precision((preft_matmul_precision)p);
       return 0;
     }
+    case CLI_QUANTIZE: {
+      int t = preft_dtype_parse(v);
+      if (t < 0 || !preft_dtype_is_quant((preft_dtype)t)) {
+        fprintf(stderr, "preft %s: %s expects q8_0, q4_0, q5_0, q4_k or q6_k, got '%s'\n", cmd, o->name, v);
+        return -1;
+      }
+      cli_quantize = t;
+      return 0;
+    }
     case CLI_IDS: {
       cli_ids *ids = o->dst;
       free(ids->v);

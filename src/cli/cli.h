@@ -32,8 +32,10 @@ int cli_tokenizer(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_train(int argc, char **argv);     /* cli_train.c: train sft | train pretrain */
 int cli_eval_loss(int argc, char **argv); /* cli_eval_loss.c */
-int cli_train_rl(int argc, char **argv);  /* cli_train_rl.c: `preft train rl` */
-int cli_eval(int argc, char **argv);      /* cli_train_rl.c: `preft eval rl` */
+struct cli_dist;
+/* cli_train_rl.c: `preft train rl` (data-parallel over mpirun's ranks d) */
+int cli_train_rl(int argc, char **argv, const struct cli_dist *d);
+int cli_eval(int argc, char **argv); /* cli_train_rl.c: `preft eval rl` */
 int cli_make_adapter(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 int cli_bench_serve(int argc, char **argv); /* `preft bench serve`, from cli_bench.c */
@@ -52,15 +54,16 @@ int cli_classify(int argc, char **argv);        /* cli_classify.c: `preft classi
  * argv once, checks every value's type and range, and prints
  * "preft CMD: ..." naming the option for anything wrong. */
 typedef enum {
-  CLI_FLAG,   /* bool *: set true when present */
-  CLI_STR,    /* const char **: the argument as given */
-  CLI_STRS,   /* cli_strs *: repeatable string option */
-  CLI_INT,    /* long *: integer in [lo, hi] */
-  CLI_FLOAT,  /* double *: finite number in [lo, hi] */
-  CLI_DTYPE,  /* preft_dtype *: f32 | f16 | bf16 */
-  CLI_MODE,   /* int *: adapter mode, all | prefill (preft_adapter_mode) */
-  CLI_IDS,    /* cli_ids *: comma-separated non-negative integers */
-  CLI_MATMUL, /* dst unused: exact | bf16, sets the process's matmul precision (tensor/gemm.h) */
+  CLI_FLAG,     /* bool *: set true when present */
+  CLI_STR,      /* const char **: the argument as given */
+  CLI_STRS,     /* cli_strs *: repeatable string option */
+  CLI_INT,      /* long *: integer in [lo, hi] */
+  CLI_FLOAT,    /* double *: finite number in [lo, hi] */
+  CLI_DTYPE,    /* preft_dtype *: f32 | f16 | bf16 */
+  CLI_MODE,     /* int *: adapter mode, all | prefill (preft_adapter_mode) */
+  CLI_IDS,      /* cli_ids *: comma-separated non-negative integers */
+  CLI_MATMUL,   /* dst unused: exact | bf16, sets the process's matmul precision (tensor/gemm.h) */
+  CLI_QUANTIZE, /* dst unused: a quantized type, sets cli_quantize */
 } cli_opt_kind;
 
 /* The --matmul-precision entry of every command that runs a model, and its
@@ -72,6 +75,18 @@ typedef enum {
   "  --matmul-precision P exact (default) or bf16: BF16 weights multiply BF16-rounded\n"   \
   "                       activations with FP32 sums (vdpbf16ps; AVX512_BF16 CPUs only,\n" \
   "                       as llama.cpp does); env PREFT_MATMUL_PRECISION\n"
+
+/* --quantize T of the commands that run a decoder: the type -m models are
+ * quantized to at load (cli_model_load, bench), -1 for none. */
+extern int cli_quantize;
+#define CLI_QUANTIZE_OPTION \
+  { "--quantize", NULL, CLI_QUANTIZE, NULL, 0, 0 }
+#define CLI_QUANTIZE_HELP                                                                      \
+  "  --quantize T         quantize the model at load: q8_0 or q4_0 (also q5_0, q4_k, q6_k),\n" \
+  "                       as `convert --type T` writes it (int8 kernels; a GGUF's quantized\n" \
+  "                       matrices stay as they are)\n"
+/* Applies cli_quantize to a loaded model (nothing when unset). */
+int cli_apply_quantize(preft_model *m, preft_error *err);
 
 typedef struct cli_strs {
   const char **items; /* caller's array of `max` slots */

@@ -48,7 +48,7 @@ static void usage(FILE *out) {
           "  --prompt-len P      prompt tokens per sequence (default 64)\n"
           "  --decode-steps S    decode steps timed per batch size (default 8)\n"
           "  --no-prefill, --no-decode  skip a phase\n"
-          "  --threads N         worker threads (default: all cores)\n" CLI_MATMUL_HELP
+          "  --threads N         worker threads (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP
           "  --json FILE         also write the results as JSON (atomically)\n\n"
           "adapter-step: one decode step of B sequences, each with its own rank-R LoRA\n"
           "on all seven projections, against the same step on the base model: the\n"
@@ -73,8 +73,15 @@ static model_costs costs_of(const preft_model *m) {
          kvd = (double)c->n_kv_heads * c->head_dim;
   double per_layer = D * qd * 2 + D * kvd * 2 + 3 * D * F;
   model_costs k = {m, 0, 0, 0};
-  k.mat_bytes = per_layer * c->n_layers * (double)preft_dtype_size(m->layers[0].wq.dtype);
-  k.lm_bytes = (double)c->vocab * D * (double)preft_dtype_size(m->lm_head.dtype);
+  /* bytes as stored: block-quantized rows (GGUF, --quantize) included */
+#define BYTES(w, rows, cols) ((double)(rows) * (double)preft_dtype_row_bytes((w).dtype, (size_t)(cols)))
+  for (int l = 0; l < c->n_layers; l++) {
+    const preft_layer_weights *w = &m->layers[l];
+    k.mat_bytes += BYTES(w->wq, qd, D) + BYTES(w->wk, kvd, D) + BYTES(w->wv, kvd, D) + BYTES(w->wo, D, qd) +
+                   BYTES(w->w_gate, F, D) + BYTES(w->w_up, F, D) + BYTES(w->w_down, D, F);
+  }
+  k.lm_bytes = BYTES(m->lm_head, c->vocab, D);
+#undef BYTES
   k.row_flops = 2 * per_layer * c->n_layers;
   return k;
 }
@@ -197,6 +204,7 @@ static int bench_model(int argc, char **argv) {
       {"--layers", NULL, CLI_INT, &layers, 1, 1024},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
       CLI_MATMUL_OPTION,
+      CLI_QUANTIZE_OPTION,
       {"--prompt-len", NULL, CLI_INT, &P, 1, 1 << 20},
       {"--decode-steps", NULL, CLI_INT, &steps, 1, 1 << 20},
       {"--batch", NULL, CLI_IDS, &batch_list},
@@ -232,6 +240,7 @@ static int bench_model(int argc, char **argv) {
   } else {
     rc = preft_model_load(&m, dir, &err);
   }
+  if (rc == 0) rc = cli_apply_quantize(m, &err);
   if (rc != 0) {
     fprintf(stderr, "preft bench model: %s\n", err.msg);
     free(batches);

@@ -47,7 +47,7 @@ static void usage(FILE *out) {
           "  --step-tokens N     token rows per engine step (default 512)\n"
           "  --reps K            run the whole sweep K times, interleaved, and keep each\n"
           "                      cell's best (other load on the machine only slows a run)\n"
-          "  --threads N         (default: all cores)\n" CLI_MATMUL_HELP
+          "  --threads N         (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP
           "  --json FILE         records as JSON (atomically)\n"
           "  --plot FILE.svg     throughput against adapter count, one line per method\n",
           preft_shape_names());
@@ -278,6 +278,7 @@ int cli_bench_adapters(int argc, char **argv) {
       {"--layers", NULL, CLI_INT, &layers, 1, 1024},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
       CLI_MATMUL_OPTION,
+      CLI_QUANTIZE_OPTION,
       {"--rank", NULL, CLI_INT, &rank, 1, 4096},
       {"--requests", NULL, CLI_INT, &requests, 1, 100000},
       {"--prompt-len", NULL, CLI_INT, &P, 1, 1 << 20},
@@ -321,12 +322,17 @@ int cli_bench_adapters(int argc, char **argv) {
   } else {
     rc = preft_model_load(&o.m, dir, &err);
   }
+  if (rc == 0) rc = cli_apply_quantize(o.m, &err);
   if (rc != 0) {
     fprintf(stderr, "preft bench adapters: %s\n", err.msg);
     free(counts);
     return CLI_EXIT_ERROR;
   }
-  o.adapter_dtype = (int)adapter_dtype >= 0 ? adapter_dtype : o.m->layers[0].wq.dtype;
+  /* adapters stay exact on a quantized base */
+  preft_dtype base_dt = o.m->layers[0].wq.dtype;
+  o.adapter_dtype = (int)adapter_dtype >= 0         ? adapter_dtype
+                    : preft_dtype_is_quant(base_dt) ? PREFT_F32
+                                                    : base_dt;
   const char *label = shape ? shape : dir;
   printf(
       "bench adapters: %s, %d layers, %s weights, %d requests x (prompt %d + output %d), rank %d, "

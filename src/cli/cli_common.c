@@ -30,6 +30,16 @@ static bool has_tokenizer(const char *dir) {
   return yes;
 }
 
+int cli_quantize = -1;
+
+int cli_apply_quantize(preft_model *m, preft_error *err) {
+  if (cli_quantize < 0) return 0;
+  preft_pool *pool = preft_pool_create(0);
+  int rc = preft_model_quantize(m, (preft_dtype)cli_quantize, pool, err);
+  preft_pool_free(pool);
+  return rc;
+}
+
 int cli_model_load(cli_model *out, const cli_model_args *args, preft_error *err) {
   memset(out, 0, sizeof *out);
   const char *tok_path = args->tok_path;
@@ -37,7 +47,7 @@ int cli_model_load(cli_model *out, const cli_model_args *args, preft_error *err)
                     (args->tokenizer == CLI_TOK_IF_PRESENT && has_tokenizer(args->model_dir))))
     tok_path = args->model_dir;
   if ((tok_path && preft_tokenizer_load(&out->tok, tok_path, err) != 0) ||
-      preft_model_load(&out->model, args->model_dir, err) != 0 ||
+      preft_model_load(&out->model, args->model_dir, err) != 0 || cli_apply_quantize(out->model, err) != 0 ||
       (args->adapter_dir &&
        preft_adapter_load(&out->adapter, args->adapter_dir, NULL, &out->model->cfg, err) != 0)) {
     cli_model_free(out);

@@ -18,12 +18,15 @@ static void usage(FILE *out) {
           "usage: preft convert -m MODEL_DIR --to gguf -o FILE [options]\n"
           "       preft convert -a ADAPTER_DIR [-m BASE_DIR] --to gguf -o FILE [options]\n\n"
           "Writes a model (with its tokenizer) or a LoRA adapter as a GGUF file for\n"
-          "llama.cpp (architectures llama and qwen2; F32/F16/BF16 tensors), atomically.\n\n"
+          "llama.cpp (architectures llama and qwen2), atomically.\n\n"
           "  -m DIR             the model (with -a: the base model; only its config.json is read)\n"
           "  -a DIR             a PEFT LoRA adapter directory (ReFT adapters have no llama.cpp form)\n"
           "  --to gguf          the output format (only gguf)\n"
           "  -o FILE            output file\n"
-          "  --outtype T        auto (each matrix as stored, default), f32, f16 or bf16\n"
+          "  --type T           auto (each matrix as stored, default), f32, f16, bf16, or quantized:\n"
+          "                     q8_0, q4_0, q5_0, q4_k, q6_k (ggml's reference quantizers; rows that\n"
+          "                     are not whole 256-blocks fall back as llama.cpp does: q4_k to q5_0,\n"
+          "                     q6_k to q8_0); --outtype is the same option\n"
           "  --tokenizer PATH   take the tokenizer from PATH (a directory or tokenizer.json);\n"
           "                     default: the model directory's, when it has one\n"
           "  --no-tokenizer     write no vocabulary (enough for llama-bench, not for text)\n"
@@ -146,6 +149,7 @@ int cli_convert(int argc, char **argv) {
       {"--to", NULL, CLI_STR, &to},
       {"--output", "-o", CLI_STR, &out},
       {"--outtype", NULL, CLI_STR, &outtype},
+      {"--type", NULL, CLI_STR, &outtype},
       {"--tokenizer", NULL, CLI_STR, &tok_path},
       {"--no-tokenizer", NULL, CLI_FLAG, &no_tok},
       {"--tokenizer-pre", NULL, CLI_STR, &o.tokenizer_pre},
@@ -155,9 +159,15 @@ int cli_convert(int argc, char **argv) {
   int r = cli_parse("convert", argc, argv, opts, usage);
   if (r != 0) return cli_parse_exit(r);
   if (outtype && strcmp(outtype, "auto") != 0) {
-    preft_dtype dt;
-    if (cli_parse_dtype("convert", outtype, &dt) != 0) return CLI_EXIT_USAGE;
-    o.outtype = (int)dt;
+    int dt = preft_dtype_parse(outtype);
+    if (dt < 0) {
+      fprintf(
+          stderr,
+          "preft convert: --type expects auto, f32, f16, bf16, q8_0, q4_0, q5_0, q4_k or q6_k, got '%s'\n",
+          outtype);
+      return CLI_EXIT_USAGE;
+    }
+    o.outtype = dt;
   }
   if (!to || !out || (!model && !adapter)) {
     fprintf(stderr, "preft convert: -m or -a, --to and -o are required (see --help)\n");

@@ -28,7 +28,7 @@ static void usage(FILE *out) {
           "  --seq T              longest example (default min(1024, context))\n"
           "  --on-bad-line A      stop | skip (default stop)\n"
           "  --json FILE          also write {\"eval_loss\", \"tokens\", \"examples\"}\n"
-          "  --threads N          worker threads (default: all cores)\n" CLI_MATMUL_HELP);
+          "  --threads N          worker threads (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP);
 }
 
 int cli_eval_loss(int argc, char **argv) {
@@ -45,6 +45,7 @@ int cli_eval_loss(int argc, char **argv) {
       {"--json", NULL, CLI_STR, &json},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
       CLI_MATMUL_OPTION,
+      CLI_QUANTIZE_OPTION,
       {NULL},
   };
   int pr = cli_parse("eval-loss", argc, argv, opts, usage);

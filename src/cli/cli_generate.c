@@ -44,7 +44,7 @@ static void usage(FILE *out) {
           "  -a, --adapter DIR    a LoRA (PEFT) or ReFT adapter directory\n"
           "  --adapter-mode M     all (every token) or prefill (prompt only, decode\n"
           "                       runs the base model); default: the adapter's config\n"
-          "  --threads N          worker threads (default: all cores)\n" CLI_MATMUL_HELP
+          "  --threads N          worker threads (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP
           "  -v, --verbose        print timing to stderr\n",
           MAX_STOPS);
 }
@@ -147,6 +147,7 @@ int cli_generate(int argc, char **argv) {
       {"--seed", NULL, CLI_INT, &seed, 0, 0x7fffffff},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
       CLI_MATMUL_OPTION,
+      CLI_QUANTIZE_OPTION,
       {"--adapter", "-a", CLI_STR, &adapter_dir},
       {"--adapter-mode", NULL, CLI_MODE, &mode_arg},
       {"--ignore-eos", NULL, CLI_FLAG, &ignore_eos},

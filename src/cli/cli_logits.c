@@ -26,7 +26,7 @@ static void usage(FILE *out) {
           "                    default: the adapter's own config\n"
           "  --prompt-len N    ids at positions >= N count as generated tokens\n"
           "                    (teacher-forced); default: all ids are the prompt\n"
-          "  --threads N       worker threads (default: all cores)\n" CLI_MATMUL_HELP);
+          "  --threads N       worker threads (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP);
 }
 
 int cli_logits(int argc, char **argv) {
@@ -43,6 +43,7 @@ int cli_logits(int argc, char **argv) {
       {"--prompt-len", NULL, CLI_INT, &prompt_len, 1, 1 << 30},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
       CLI_MATMUL_OPTION,
+      CLI_QUANTIZE_OPTION,
       {NULL},
   };
   int pr = cli_parse("logits", argc, argv, opts, usage);

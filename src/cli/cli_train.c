@@ -47,6 +47,10 @@ static void sft_usage(FILE *out) {
           "OUT_DIR receives a PEFT directory (LoRA; \"preft_mode\" records the mode) or a\n"
           "ReFT directory (reft_config.json \"mode\"), plus checkpoint.bin, train_log.csv\n"
           "and loss.svg.\n\n"
+          "BASE_DIR may be a GGUF file; with a quantized one, or --quantize T, the adapter\n"
+          "trains on the quantized base (QLoRA: the frozen weights are the dequantized\n"
+          "quantized ones, adapters and gradients FP32).\n" CLI_QUANTIZE_HELP
+          "\n"
           "  -m, --model DIR       base model (Hugging Face directory; its tokenizer.json\n"
           "                        encodes text data)\n" CLI_ADAPTER_HELP
           "  --data FILE           training JSONL\n"
@@ -105,6 +109,8 @@ static void pretrain_usage(FILE *out) {
           "  --min-lr-frac F       (default 0.1)   --warmup N (default 0)\n"
           "  --weight-decay W      (default 0.1)   --clip C (default 1)\n"
           "  --eval-frac F         windows held out for evaluation (default 0.05)\n"
+          "  --init DIR            start from this model's weights instead of random ones\n"
+          "                        (its shape must be --config's; a second stage of training)\n"
           "  --seed S, --eval-every K, --save-every K, --resume, --recompute,\n"
           "  --json FILE, --threads N, -q   as for `preft train sft`\n");
 }
@@ -246,6 +252,7 @@ static int train_sft(int argc, char **argv, const cli_dist *d) {
       {"--out", "-o", CLI_STR, &out},
       {"--on-bad-line", NULL, CLI_STR, &bad},
       LOOP_OPTIONS(la),
+      CLI_QUANTIZE_OPTION,
       {NULL},
   };
   int pr = cli_parse("train sft", argc, argv, opts, sft_usage);
@@ -332,8 +339,27 @@ done:
 
 /* ---- pretrain -------------------------------------------------------------- */
 
+/* --init DIR: the weights of the model in DIR, trained further (its shape
+ * must be that of the config, so the run's config.json describes it). */
+static int init_from(preft_train_model *tm, const char *dir, const preft_model_config *cfg,
+                     const char *config_path, preft_error *err) {
+  cli_model cm = {0};
+  cli_model_args ma = {.model_dir = dir, .tokenizer = CLI_TOK_IF_GIVEN};
+  if (cli_model_load(&cm, &ma, err) != 0) return -1;
+  const preft_model_config *m = &cm.model->cfg;
+  int rc = 0;
+  if (m->vocab != cfg->vocab || m->dim != cfg->dim || m->ffn != cfg->ffn || m->n_layers != cfg->n_layers ||
+      m->n_heads != cfg->n_heads || m->n_kv_heads != cfg->n_kv_heads || m->head_dim != cfg->head_dim ||
+      m->tie_embeddings != cfg->tie_embeddings)
+    rc = preft_fail(err, "--init %s: the model's shape is not that of %s", dir, config_path);
+  else
+    preft_train_model_from(tm, cm.model, true);
+  cli_model_free(&cm);
+  return rc;
+}
+
 static int train_pretrain(int argc, char **argv, const cli_dist *d) {
-  const char *config = NULL, *tok_path = NULL, *out = NULL, *files[MAX_FILES];
+  const char *config = NULL, *tok_path = NULL, *out = NULL, *init = NULL, *files[MAX_FILES];
   cli_strs data = {.items = files, .max = MAX_FILES, .greedy = true}; /* --data a b c */
   loop_args la = {.epochs = 1,
                   .batch = 8,
@@ -349,6 +375,7 @@ static int train_pretrain(int argc, char **argv, const cli_dist *d) {
       {"--tokenizer", NULL, CLI_STR, &tok_path},
       {"--data", NULL, CLI_STRS, &data},
       {"--out", "-o", CLI_STR, &out},
+      {"--init", NULL, CLI_STR, &init},
       LOOP_OPTIONS(la),
       {NULL},
   };
@@ -398,7 +425,11 @@ static int train_pretrain(int argc, char **argv, const cli_dist *d) {
   if (d->rank == 0 &&
       (preft_mkdir_p(out, &err) != 0 || preft_tokenizer_save_files(tok, tok_path, out, &err) != 0))
     goto fail;
-  if (preft_train_model_init(&in.tm, &cfg, (uint64_t)la.seed, &err) != 0) goto fail;
+  if (init) {
+    if (init_from(&in.tm, init, &cfg, config, &err) != 0) goto fail;
+  } else if (preft_train_model_init(&in.tm, &cfg, (uint64_t)la.seed, &err) != 0) {
+    goto fail;
+  }
   preft_train_opts to;
   loop_train_opts(&la, (int)la.seq + 1, out, &to);
   if (train_and_report(&in, NULL, &la, &to, d, NULL, NULL, &err) != 0) goto fail;
@@ -429,13 +460,8 @@ int cli_train(int argc, char **argv) {
   cli_dist d;
   int rc = cli_dist_open(&d, sft ? "train sft" : pretrain ? "train pretrain" : "train rl");
   if (rc != 0) return rc;
-  if (rl && d.size > 1) {
-    fprintf(stderr,
-            "preft train rl: data-parallel GRPO under mpirun is not built yet; run it as one process\n");
-    return cli_dist_close(&d, CLI_EXIT_USAGE);
-  }
   rc = sft        ? train_sft(argc - 1, argv + 1, &d)
        : pretrain ? train_pretrain(argc - 1, argv + 1, &d)
-                  : cli_train_rl(argc - 1, argv + 1);
+                  : cli_train_rl(argc - 1, argv + 1, &d);
   return cli_dist_close(&d, rc);
 }

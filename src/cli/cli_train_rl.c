@@ -42,7 +42,10 @@ static void train_usage(FILE *out) {
           "completion tokens, with an optional KL penalty to the adapter-free model.\n"
           "OUT receives the adapter (as `train sft` writes it; `preft serve` and\n"
           "`preft eval rl` load it), checkpoint.bin (--resume continues exactly),\n"
-          "rl_log.csv and reward.svg. Details: docs/TRAINING.md.\n\n"
+          "rl_log.csv and reward.svg. Details: docs/TRAINING.md.\n"
+          "Under `mpirun -np N` each rank rolls out and scores its share of the step's\n"
+          "prompts (the first P mod N ranks one more) and the gradients are summed over\n"
+          "the ranks: the same run as one process; rank 0 writes OUT.\n\n"
           "  -m, --model DIR       base model with its tokenizer\n" TASK_HELP CLI_ADAPTER_HELP
           "  -o, --out DIR         output directory\n"
           "  --steps N             RL steps (default 30)\n"
@@ -67,8 +70,8 @@ static void train_usage(FILE *out) {
           "  --save-every K        checkpoint every K steps (default: at the end)\n"
           "  --resume              continue from OUT/checkpoint.bin if present\n"
           "  --stop-after N        stop after step N as if interrupted (tests)\n"
-          "  --json FILE           per-step metrics: {\"steps\": [{\"step\", \"reward_mean\",\n"
-          "                        \"reward_std\", \"kl\", \"rollout_tokens_per_s\",\n"
+          "  --json FILE           per-step metrics: {\"world_size\", \"steps\": [{\"step\",\n"
+          "                        \"reward_mean\", \"reward_std\", \"kl\", \"rollout_tokens_per_s\",\n"
           "                        \"update_tokens_per_s\", ...}]}\n"
           "  --plot FILE           mean reward against step as SVG\n"
           "  --kv-cache-mb N       rollout engine KV cache (default 1024)\n"
@@ -144,8 +147,9 @@ static void add_num(cJSON *o, const char *k, double v) {
 }
 
 static int write_metrics(const char *path, const preft_grpo_result *r, const char *method, const char *mode,
-                         preft_error *err) {
+                         int world_size, preft_error *err) {
   cJSON *j = cJSON_CreateObject(), *steps = cJSON_AddArrayToObject(j, "steps");
+  cJSON_AddNumberToObject(j, "world_size", world_size);
   for (int64_t i = 0; i < r->n_hist; i++) {
     const double *h = r->hist + (size_t)i * PREFT_RL_COLS;
     cJSON *s = cJSON_CreateObject();
@@ -196,7 +200,7 @@ static int write_plot(const char *path, const preft_grpo_result *r, preft_error 
   return rc;
 }
 
-int cli_train_rl(int argc, char **argv) {
+int cli_train_rl(int argc, char **argv, const cli_dist *d) {
   const char *model_dir = NULL, *out = NULL, *json = NULL, *plot = NULL;
   task_args ta = {.reward_timeout = 10};
   cli_adapter_args aa = CLI_ADAPTER_ARGS_INIT;
@@ -264,7 +268,8 @@ int cli_train_rl(int argc, char **argv) {
   o.temperature = (float)temp;
   o.top_p = (float)top_p;
   o.seed = (uint64_t)seed;
-  o.threads = (int)threads;
+  o.threads = cli_dist_threads(d, (int)threads);
+  o.comm = d->size > 1 ? &d->comm : NULL; /* under mpirun: data-parallel over the ranks */
   o.kv_cache_mb = (size_t)kv_mb;
   o.save_every = save_every;
   o.eval_every = eval_every;
@@ -301,17 +306,22 @@ int cli_train_rl(int argc, char **argv) {
   preft_model_free(cm.model); /* training and rollouts use tm's FP32 copy */
   cm.model = NULL;
   if (preft_train_adapter_init(&ad, &tm.cfg, &ao, &err) != 0) goto fail;
-  if (!quiet)
+  if (!quiet && d->rank == 0)
     fprintf(stderr, "preft train rl: %s %s rank %ld, %d prompts x %d samples per step, %lld steps, lr %g\n",
             aa.method, preft_adapter_mode_name(ad.mode), aa.rank, o.prompts_per_step, o.group,
             (long long)o.steps, o.lr);
   if (preft_grpo_train(&tm, &ad, cm.tok, task, rw, &o, &res, &err) != 0) goto fail;
+  if (d->rank != 0) { /* rank 0 reports */
+    rc = CLI_EXIT_OK;
+    goto done;
+  }
   if (res.n_hist > 0) {
     const double *last = res.hist + (size_t)(res.n_hist - 1) * PREFT_RL_COLS;
     printf("trained %lld RL steps in %.1f s; last step mean reward %.3f\nsaved to %s\n", (long long)res.steps,
            res.seconds, last[PREFT_RL_REWARD_MEAN], out);
   }
-  if (json && write_metrics(json, &res, aa.method, preft_adapter_mode_name(ad.mode), &err) != 0) goto fail;
+  if (json && write_metrics(json, &res, aa.method, preft_adapter_mode_name(ad.mode), d->size, &err) != 0)
+    goto fail;
   if (plot && write_plot(plot, &res, &err) != 0) goto fail;
   rc = CLI_EXIT_OK;
   goto done;

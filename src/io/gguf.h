@@ -57,6 +57,7 @@ typedef enum {
   PREFT_GGML_F32 = 0,
   PREFT_GGML_F16 = 1,
   PREFT_GGML_Q4_0 = 2,
+  PREFT_GGML_Q5_0 = 6,
   PREFT_GGML_Q8_0 = 8,
   PREFT_GGML_Q4_K = 12,
   PREFT_GGML_Q6_K = 14,

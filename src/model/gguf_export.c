@@ -11,6 +11,8 @@
 #include "base/log.h"
 #include "io/gguf.h"
 #include "model/gguf_export.h"
+#include "tensor/ops.h"
+#include "tensor/quant.h"
 #include "text/tokenizer_int.h"
 
 const char *preft_gguf_arch_name(preft_arch arch) { return arch == PREFT_ARCH_QWEN2 ? "qwen2" : "llama"; }
@@ -23,7 +25,24 @@ int preft_gguf_rope_src_row(int r, int head_dim) {
 }
 
 static preft_ggml_type ggml_of(preft_dtype t) {
-  return t == PREFT_F32 ? PREFT_GGML_F32 : t == PREFT_F16 ? PREFT_GGML_F16 : PREFT_GGML_BF16;
+  switch (t) {
+    case PREFT_F32:
+      return PREFT_GGML_F32;
+    case PREFT_F16:
+      return PREFT_GGML_F16;
+    case PREFT_Q8_0:
+      return PREFT_GGML_Q8_0;
+    case PREFT_Q4_0:
+      return PREFT_GGML_Q4_0;
+    case PREFT_Q5_0:
+      return PREFT_GGML_Q5_0;
+    case PREFT_Q4_K:
+      return PREFT_GGML_Q4_K;
+    case PREFT_Q6_K:
+      return PREFT_GGML_Q6_K;
+    default:
+      return PREFT_GGML_BF16;
+  }
 }
 
 /* ---- tensor jobs: the bytes of one GGUF tensor made at write time ---------- */
@@ -41,29 +60,34 @@ typedef struct tensor_job {
 
 static int fill_job(void *ctx, void *dst, size_t nbytes, preft_error *err) {
   const tensor_job *j = ctx;
-  size_t es_in = preft_dtype_size(j->src_dtype), es_out = preft_dtype_size(j->dst_dtype);
-  if (nbytes != (size_t)(j->rows * j->cols) * es_out)
+  size_t rb_in = preft_dtype_row_bytes(j->src_dtype, (size_t)j->cols),
+         rb_out = preft_dtype_row_bytes(j->dst_dtype, (size_t)j->cols);
+  if (nbytes != (size_t)j->rows * rb_out)
     return preft_fail(err, "internal size mismatch (%zu bytes for [%lld, %lld])", nbytes, (long long)j->rows,
                       (long long)j->cols);
   bool copy = j->src_dtype == j->dst_dtype && j->scale == 1.0f;
+  float *row = copy ? NULL : preft_xmalloc(sizeof(float) * (size_t)j->cols);
   for (int64_t r = 0; r < j->rows; r++) {
     int64_t sr = j->permute_dh > 0 ? preft_gguf_rope_src_row((int)r, j->permute_dh) : r;
-    const uint8_t *in = (const uint8_t *)j->src + (size_t)(sr * j->cols) * es_in;
-    uint8_t *out = (uint8_t *)dst + (size_t)(r * j->cols) * es_out;
+    uint8_t *out = (uint8_t *)dst + (size_t)r * rb_out;
     if (copy) {
-      memcpy(out, in, (size_t)j->cols * es_in);
+      memcpy(out, (const uint8_t *)j->src + (size_t)sr * rb_in, rb_in);
       continue;
     }
-    for (int64_t c = 0; c < j->cols; c++) {
-      float v = preft_load_elem(in, j->src_dtype, (size_t)c) * j->scale;
-      if (j->dst_dtype == PREFT_F32)
-        memcpy(out + 4 * c, &v, 4);
-      else {
-        uint16_t h = j->dst_dtype == PREFT_F16 ? preft_f32_to_f16(v) : preft_f32_to_bf16(v);
+    preft_load_row(row, j->src, j->src_dtype, (size_t)sr, (int)j->cols);
+    for (int64_t c = 0; c < j->cols; c++) row[c] *= j->scale;
+    if (j->dst_dtype == PREFT_F32) {
+      memcpy(out, row, rb_out);
+    } else if (j->dst_dtype == PREFT_F16 || j->dst_dtype == PREFT_BF16) {
+      for (int64_t c = 0; c < j->cols; c++) {
+        uint16_t h = j->dst_dtype == PREFT_F16 ? preft_f32_to_f16(row[c]) : preft_f32_to_bf16(row[c]);
         memcpy(out + 2 * c, &h, 2);
       }
+    } else {
+      preft_quantize_row(j->dst_dtype, row, out, (size_t)j->cols);
     }
   }
+  free(row);
   return 0;
 }
 
@@ -93,6 +117,7 @@ static int add_matrix(preft_gguf_writer *w, job_list *jobs, const char *name, co
                       preft_dtype src_dtype, preft_dtype dst_dtype, int64_t rows, int64_t cols,
                       int permute_dh, float scale, preft_error *err) {
   int64_t shape[2] = {rows, cols};
+  dst_dtype = preft_quant_fallback(dst_dtype, cols);
   if (src_dtype == dst_dtype && permute_dh == 0 && scale == 1.0f)
     return preft_gguf_add_tensor(w, name, ggml_of(dst_dtype), 2, shape, src, NULL, NULL, err);
   tensor_job *j = new_job(jobs);
@@ -139,7 +164,27 @@ static int check_arch(const preft_model_config *c, preft_error *err) {
   return 0;
 }
 
-static uint32_t file_type_of(preft_dtype t) { return t == PREFT_F32 ? 0 : t == PREFT_F16 ? 1 : 32; }
+/* llama.cpp's general.file_type (llama_ftype) of a model whose matrices are t. */
+static uint32_t file_type_of(preft_dtype t) {
+  switch (t) {
+    case PREFT_F32:
+      return 0;
+    case PREFT_F16:
+      return 1;
+    case PREFT_Q4_0:
+      return 2;
+    case PREFT_Q8_0:
+      return 7;
+    case PREFT_Q5_0:
+      return 8;
+    case PREFT_Q4_K:
+      return 14; /* Q4_K_S: every matrix Q4_K */
+    case PREFT_Q6_K:
+      return 18;
+    default:
+      return 32; /* BF16 */
+  }
+}
 
 static void set_arch_kv(preft_gguf_writer *w, const char *arch, const char *suffix, uint32_t v) {
   char key[128];
@@ -488,6 +533,9 @@ int preft_gguf_export_lora(const preft_adapter *a, const preft_model_config *cfg
   const preft_gguf_export_opts *o = opts ? opts : &dflt;
   if (a->kind != PREFT_ADAPTER_LORA)
     return preft_fail(err, "%s: llama.cpp has no ReFT; only LoRA adapters export to GGUF", a->path);
+  if (o->outtype >= 0 && preft_dtype_is_quant((preft_dtype)o->outtype))
+    return preft_fail(err, "%s: adapters stay exact: give f32, f16 or bf16 (not %s)", a->path,
+                      preft_dtype_name((preft_dtype)o->outtype));
   if (check_arch(cfg, err) != 0) return -1;
   const preft_model_config *c = cfg;
   /* llama.cpp scales every pair by alpha / R: take alpha = scale * R of the

@@ -8,8 +8,11 @@
  * "qwen2", with llama.cpp's tensor names (token_embd, blk.N.attn_q, ...,
  * output_norm, output; output is left out when the embedding is tied) and
  * metadata (<arch>.context_length, .embedding_length, .block_count, ...).
- * Matrices keep their stored type unless an output type is asked for;
- * vectors (norms, biases, rope_freqs) are always F32, as llama.cpp expects.
+ * Matrices keep their stored type unless an output type is asked for
+ * (F32, F16, BF16, or a block-quantized type made by ggml's reference
+ * quantizers, tensor/quant.h; rows that are not whole blocks of it take
+ * llama.cpp's fallback, preft_quant_fallback); vectors (norms, biases,
+ * rope_freqs) are always F32, as llama.cpp expects.
  *
  * The one change of layout: llama.cpp's "llama" architecture rotates
  * adjacent pairs (x[2i], x[2i+1]) where Hugging Face rotates halves (x[i],

@@ -53,11 +53,22 @@ struct preft_model {
   preft_st_set st;              /* the mapped files the weights point into */
   struct preft_gguf_file *gguf; /* or the mapped GGUF file (llama_load_gguf.c); NULL otherwise */
   void *owned;                  /* storage of a model made in memory (random init; a GGUF's re-ordered q/k) */
+  void *quant_owned;            /* matrices quantized at load: a list of {buffer, next} */
 };
 
 /* Rotary inverse frequencies [Dh/2] with the config's scaling rule applied
  * (Hugging Face's default, linear and llama3 rules); heap. */
 double *preft_rope_inv_freq(const preft_model_config *c);
+
+/* Quantizes every projection matrix, the embedding and the output head to
+ * t (a block-quantized preft_dtype) with ggml's reference quantizers
+ * (llama_quantize.c), as `preft convert --type t` does; matrices whose rows
+ * are not whole blocks of t take preft_quant_fallback(t, cols), and fail
+ * when that does not fit either. Matrices already quantized stay. */
+int preft_model_quantize(preft_model *m, preft_dtype t, preft_pool *pool, preft_error *err);
+/* llama.cpp's fallback for rows of cols values that are not whole blocks
+ * of t: Q4_K -> Q5_0, Q6_K -> Q8_0; t itself when they are. */
+preft_dtype preft_quant_fallback(preft_dtype t, int64_t cols);
 
 /* Loads a GGUF file as llama.cpp writes it (llama_load_gguf.c);
  * preft_model_load calls it for a path that is a GGUF file. */

@@ -103,6 +103,12 @@ void preft_model_free(preft_model *m) {
   free(m->inv_freq);
   preft_st_close(&m->st);
   if (m->gguf) preft_gguf_close(m->gguf);
+  for (void **q = m->quant_owned; q;) {
+    void **next = q[1];
+    free(q[0]);
+    free(q);
+    q = next;
+  }
   free(m->gguf);
   free(m->owned);
   free(m);
@@ -180,8 +186,23 @@ size_t preft_model_n_params(const preft_model *m) {
   return V * D * (c->tie_embeddings ? 1 : 2) + per_layer * (size_t)c->n_layers + D;
 }
 
+static size_t matrix_bytes(preft_weight w, size_t rows, size_t cols) {
+  return rows * preft_dtype_row_bytes(w.dtype, cols);
+}
+
 size_t preft_model_weight_bytes(const preft_model *m) {
-  return preft_model_n_params(m) * preft_dtype_size(m->layers[0].wq.dtype);
+  const preft_model_config *c = &m->cfg;
+  size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim, D = (size_t)c->dim,
+         F = (size_t)c->ffn, V = (size_t)c->vocab;
+  size_t total = matrix_bytes(m->embed, V, D) + 4 * D * (size_t)(2 * c->n_layers + 1);
+  if (!c->tie_embeddings || m->lm_head.data != m->embed.data) total += matrix_bytes(m->lm_head, V, D);
+  for (int l = 0; l < c->n_layers; l++) {
+    const preft_layer_weights *w = &m->layers[l];
+    total += matrix_bytes(w->wq, qd, D) + matrix_bytes(w->wk, kvd, D) + matrix_bytes(w->wv, kvd, D) +
+             matrix_bytes(w->wo, D, qd) + matrix_bytes(w->w_gate, F, D) + matrix_bytes(w->w_up, F, D) +
+             matrix_bytes(w->w_down, D, F);
+  }
+  return total;
 }
 
 /* ---- saving ---------------------------------------------------------------- */

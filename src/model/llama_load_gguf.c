@@ -38,6 +38,16 @@ static int dtype_of(uint32_t g) {
       return PREFT_F16;
     case PREFT_GGML_BF16:
       return PREFT_BF16;
+    case PREFT_GGML_Q8_0:
+      return PREFT_Q8_0;
+    case PREFT_GGML_Q4_0:
+      return PREFT_Q4_0;
+    case PREFT_GGML_Q5_0:
+      return PREFT_Q5_0;
+    case PREFT_GGML_Q4_K:
+      return PREFT_Q4_K;
+    case PREFT_GGML_Q6_K:
+      return PREFT_Q6_K;
     default:
       return -1;
   }

@@ -241,7 +241,7 @@ static int resume(run *R, preft_error *err) {
   R->elapsed0 = st.elapsed;
   for (int64_t i = 0; i < st.n_hist; i++) hist_add(&R->hist, h + (size_t)i * PREFT_RL_COLS);
   free(h);
-  if (!R->o->quiet)
+  if (!R->o->quiet && preft_dist_lead(R->o->comm))
     fprintf(stderr, "preft train rl: resuming from %s at step %lld\n", R->ckpt, (long long)R->step);
   return 0;
 }
@@ -280,26 +280,94 @@ static int prefix_step(preft_error *err, int64_t step, const char *what) {
   return preft_fail(err, "step %lld: %s%s", (long long)step, what, e.msg);
 }
 
+/* Sums v[n] over the ranks (nothing in one process). */
+static int sum_ranks(const preft_grpo_opts *o, double *v, size_t n, preft_error *err) {
+  return o->comm ? o->comm->sum_f64(o->comm->ctx, v, n, err) : 0;
+}
+
+/* The reward mean and population std of every rank's samples, and the
+ * groups whose rewards are all equal, counted over the ranks. */
+static int reward_stats(const preft_grpo_opts *o, preft_grpo_batch *b, double *mean, double *std, int *equal,
+                        preft_error *err) {
+  *equal = b->n ? preft_grpo_advantages(b, mean, std) : 0;
+  if (!o->comm) return 0;
+  double s[4] = {0, 0, (double)b->n, (double)*equal}; /* Σr, Σr², samples, equal groups */
+  for (int i = 0; i < b->n; i++) s[0] += b->s[i].reward, s[1] += b->s[i].reward * b->s[i].reward;
+  if (sum_ranks(o, s, 4, err) != 0) return -1;
+  *mean = s[2] > 0 ? s[0] / s[2] : 0;
+  double var = s[2] > 0 ? s[1] / s[2] - *mean * *mean : 0;
+  *std = var > 0 ? sqrt(var) : 0;
+  *equal = (int)s[3];
+  return 0;
+}
+
+/* Data-parallel: S of the loss over every rank's counted samples. */
+static int count_samples(const preft_grpo_opts *o, run *R, const preft_grpo_batch *b, preft_error *err) {
+  if (!o->comm) return 0;
+  double k = 0;
+  for (int i = 0; i < b->n; i++) k += b->s[i].n > b->s[i].prompt_len && preft_grpo_sample_counts(b, i);
+  if (sum_ranks(o, &k, 1, err) != 0) return -1;
+  R->up.counted_total = k > 0 ? (int)k : -1; /* -1: none anywhere (no rank's pass runs) */
+  return 0;
+}
+
+/* Data-parallel: the gradient and the statistics of one epoch summed over
+ * the ranks (the largest log-probability gap: the largest of the ranks'). */
+static int reduce_update(const preft_grpo_opts *o, run *R, preft_grpo_update_stats *st, preft_error *err) {
+  const preft_train_comm *c = o->comm;
+  if (!c) return 0;
+  if (c->sum_f32(c->ctx, R->ad->ps.grad, R->ad->ps.n, err) != 0) return -1;
+  int n = 6 + c->size;
+  double *v = preft_xcalloc((size_t)n, sizeof *v);
+  v[0] = st->loss;
+  v[1] = isnan(st->kl) ? 0 : st->kl * (double)st->tokens;
+  v[2] = st->clip_frac * (double)st->tokens;
+  v[3] = (double)st->rows;
+  v[4] = (double)st->tokens;
+  v[5] = st->samples;
+  v[6 + c->rank] = st->logp_gap;
+  int rc = sum_ranks(o, v, (size_t)n, err);
+  if (rc == 0) {
+    st->loss = v[0];
+    st->tokens = (int64_t)v[4];
+    st->kl = v[4] > 0 ? v[1] / v[4] : NAN;
+    st->clip_frac = v[4] > 0 ? v[2] / v[4] : 0;
+    st->rows = (int64_t)v[3];
+    st->samples = (int)v[5];
+    st->logp_gap = 0;
+    for (int r = 0; r < c->size; r++)
+      if (v[6 + r] > st->logp_gap) st->logp_gap = v[6 + r];
+  }
+  free(v);
+  return rc;
+}
+
 /* One RL step: rollout, reward, update. Fills row. */
 static int rl_step(run *R, double *row, preft_error *err) {
   const preft_grpo_opts *o = R->o;
-  int P = o->prompts_per_step;
+  int P = o->prompts_per_step, lo = 0, hi = P; /* this rank's prompts of the step */
+  if (o->comm) preft_dist_share(P, o->comm->rank, o->comm->size, &lo, &hi);
   if (publish_policy(R, err) != 0) return -1;
   double t0 = preft_now(), c0 = preft_cpu_now();
   preft_rl_prompt *pr = preft_xcalloc((size_t)P, sizeof *pr);
-  for (int i = 0; i < P; i++) preft_rl_task_draw(R->task, o->seed, R->step * P + i, &pr[i]);
+  for (int i = lo; i < hi; i++) preft_rl_task_draw(R->task, o->seed, R->step * P + i, &pr[i - lo]);
   preft_grpo_rollout_opts ro = {.group = o->group,
                                 .max_new_tokens = o->max_new_tokens,
                                 .temperature = o->temperature,
                                 .top_p = o->top_p,
                                 .seed = o->seed,
                                 .step = R->step,
+                                .first_sample = lo * o->group,
                                 .adapter = R->policy_name,
                                 .adapter_mode = (int)R->ad->mode,
                                 .stop_ids = R->newline_ids,
                                 .n_stop_ids = R->n_newline_ids};
   preft_grpo_batch b = {0};
-  int rc = rollout_prompts(R->engine, R->tok, pr, P, &ro, &b, err);
+  int rc = 0;
+  if (hi > lo)
+    rc = rollout_prompts(R->engine, R->tok, pr, hi - lo, &ro, &b, err);
+  else
+    b = (preft_grpo_batch){.group = o->group, .prompts = pr}; /* more ranks than prompts */
   if (rc != 0) {
     preft_grpo_batch_free(&b);
     return prefix_step(err, R->step + 1, "");
@@ -315,7 +383,7 @@ static int rl_step(run *R, double *row, preft_error *err) {
     sp[i] = b.prompts[i / b.group];
     texts[i] = b.s[i].text;
   }
-  rc = preft_rl_rewarder_score(R->rw, sp, texts, b.n, rewards, err);
+  rc = b.n ? preft_rl_rewarder_score(R->rw, sp, texts, b.n, rewards, err) : 0;
   for (int i = 0; i < b.n && rc == 0; i++) b.s[i].reward = rewards[i];
   free(sp);
   free(texts);
@@ -325,15 +393,18 @@ static int rl_step(run *R, double *row, preft_error *err) {
     return prefix_step(err, R->step + 1, "reward: ");
   }
   double t2 = preft_now(), c2 = preft_cpu_now();
-  double mean, std;
-  int equal = preft_grpo_advantages(&b, &mean, &std);
+  double mean = 0, std = 0;
+  int equal;
   preft_grpo_update_stats st = {0}, first = {0};
   double norm = 0;
   int64_t rows = 0;
-  rc = preft_grpo_ref_logprobs(&R->up, &b, err);
+  rc = reward_stats(o, &b, &mean, &std, &equal, err);
+  if (rc == 0) rc = count_samples(o, R, &b, err);
+  if (rc == 0) rc = preft_grpo_ref_logprobs(&R->up, &b, err);
   int64_t total_opt = o->steps * o->epochs;
   for (int ep = 0; ep < o->epochs && rc == 0; ep++) {
     rc = preft_grpo_gradient(&R->up, &b, &o->loss, ep == 0, &st, err);
+    if (rc == 0) rc = reduce_update(o, R, &st, err);
     if (rc != 0) break;
     if (ep == 0) first = st;
     rows += st.rows;
@@ -352,9 +423,11 @@ static int rl_step(run *R, double *row, preft_error *err) {
     preft_train_adapter_orthonormalize(R->ad);
   }
   double t3 = preft_now(), c3 = preft_cpu_now();
-  int64_t n_samples = b.n;
+  double counts[2] = {(double)b.n, (double)gen}; /* every rank's samples and generated tokens */
   preft_grpo_batch_free(&b);
-  if (rc != 0) return -1;
+  if (rc != 0 || sum_ranks(o, counts, 2, err) != 0) return -1;
+  int64_t n_samples = (int64_t)counts[0];
+  gen = (int64_t)counts[1];
   R->tokens += gen;
   double nan = NAN;
   double vals[PREFT_RL_COLS] = {
@@ -392,7 +465,12 @@ static int run_open(run *R, preft_train_model *tm, preft_train_adapter *ad, cons
   R->rw = rw;
   R->o = o;
   R->ckpt = preft_path_join(o->out_dir, "checkpoint.bin");
-  R->policy_dir = preft_path_join(o->out_dir, "rollout-policy");
+  char policy[48]; /* each rank its own copy of the rollout adapter */
+  if (o->comm && o->comm->rank > 0)
+    snprintf(policy, sizeof policy, "rollout-policy-rank%d", o->comm->rank);
+  else
+    snprintf(policy, sizeof policy, "rollout-policy");
+  R->policy_dir = preft_path_join(o->out_dir, policy);
   preft_adamw_init(&R->opt, ad->ps.n, o->beta1, o->beta2, o->eps, o->weight_decay);
   R->pool = preft_pool_create(o->threads);
   preft_grpo_updater_init(&R->up, tm, ad, R->pool, o->micro_batch);
@@ -430,12 +508,13 @@ int preft_grpo_train(preft_train_model *tm, preft_train_adapter *ad, const preft
   int rc = run_open(&R, tm, ad, tok, task, rw, o, err);
   if (rc == 0) rc = resume(&R, err);
   double t_start = preft_now();
+  bool lead = preft_dist_lead(o->comm); /* evaluates, logs and writes OUT */
   while (rc == 0 && R.step < o->steps) {
     double row[PREFT_RL_COLS];
     if ((rc = rl_step(&R, row, err)) != 0) break;
     R.step++;
     bool last = R.step == o->steps;
-    if (o->eval_every > 0 && (R.step % o->eval_every == 0 || last)) {
+    if (lead && o->eval_every > 0 && (R.step % o->eval_every == 0 || last)) {
       /* the adapter after this step's update */
       double acc, mr;
       if ((rc = publish_policy(&R, err)) != 0) break;
@@ -448,7 +527,7 @@ int preft_grpo_train(preft_train_model *tm, preft_train_adapter *ad, const preft
     double el = preft_now() - t_start;
     row[PREFT_RL_ELAPSED_S] = R.elapsed0 + el;
     hist_add(&R.hist, row);
-    if (!o->quiet) {
+    if (!o->quiet && lead) {
       fprintf(stderr,
               "step %lld/%lld  reward %.3f (std %.3f)  kl %.4f  equal groups %d/%d  rollout %.0f tok/s  "
               "update %.0f tok/s",
@@ -460,10 +539,10 @@ int preft_grpo_train(preft_train_model *tm, preft_train_adapter *ad, const preft
       fprintf(stderr, "\n");
     }
     bool do_save = (o->save_every > 0 && R.step % o->save_every == 0) || last;
-    if (do_save && (rc = save_checkpoint(&R, el, err)) != 0) break;
+    if (do_save && lead && (rc = save_checkpoint(&R, el, err)) != 0) break;
     if (o->stop_after > 0 && R.step >= o->stop_after) break;
   }
-  if (rc != 0 && R.hist.n > 0) {
+  if (rc != 0 && R.hist.n > 0 && lead) {
     preft_error e2;
     write_log(&R.hist, o->out_dir, &e2);
   }

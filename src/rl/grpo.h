@@ -48,6 +48,7 @@
 #include "preft/engine.h"
 #include "preft/tokenizer.h"
 #include "rl/rl_task.h"
+#include "train/train_dist.h"
 #include "train/train_model.h"
 
 /* ---- one sampled completion, and a batch of them ----------------------------- */
@@ -118,6 +119,7 @@ typedef struct preft_grpo_updater {
   preft_train_batch tb;
   int *row_sample, *row_tok; /* [rows] sample and completion index of each batch row */
   int cap_rows;
+  int counted_total; /* > 0: S of the loss over every rank's samples (data-parallel); 0: this batch's */
 } preft_grpo_updater;
 
 void preft_grpo_updater_init(preft_grpo_updater *u, const preft_train_model *tm, preft_train_adapter *ad,
@@ -136,12 +138,14 @@ int preft_grpo_gradient(preft_grpo_updater *u, preft_grpo_batch *b, const preft_
 /* ---- rollouts (grpo_rollout.c) ---------------------------------------------------------- */
 
 typedef struct preft_grpo_rollout_opts {
-  int group;           /* G */
-  int max_new_tokens;  /* per completion */
-  float temperature;   /* 0: greedy */
-  float top_p;         /* 1: off */
-  uint64_t seed;       /* samples are seeded by (seed, step, prompt, sample) */
-  int64_t step;        /* which RL step (seeds) */
+  int group;          /* G */
+  int max_new_tokens; /* per completion */
+  float temperature;  /* 0: greedy */
+  float top_p;        /* 1: off */
+  uint64_t seed;      /* samples are seeded by (seed, step, prompt, sample) */
+  int64_t step;       /* which RL step (seeds) */
+  int first_sample; /* the number in the step of the batch's first sample (a rank's share: its first prompt x
+                       G) */
   const char *adapter; /* registered engine name; NULL: the base model */
   int adapter_mode;    /* preft_adapter_mode, or -1: the adapter's */
   const int *stop_ids; /* more ids that end a completion (newline tokens), kept as its last */
@@ -207,6 +211,7 @@ typedef struct preft_grpo_opts {
   int64_t stop_after;             /* tests: stop after this step, as if interrupted (0: never) */
   bool resume, quiet;
   const char *out_dir, *base_name;
+  const preft_train_comm *comm; /* NULL: one process; else data-parallel over its ranks (below) */
 } preft_grpo_opts;
 
 /* Defaults: P 8, G 8, 1 epoch, micro 16, 24 new tokens, lr 1e-3 (the CLI
@@ -222,6 +227,13 @@ typedef struct preft_grpo_result {
 } preft_grpo_result;
 
 /* Trains ad (on the frozen tm) with GRPO on prompts of task scored by rw.
+ * Over the ranks of o->comm (every rank calls it alike): each rank rolls
+ * out and scores its contiguous share of the step's P prompts
+ * (preft_dist_share; samples keep the seeds of their place in the whole
+ * step), computes its groups' advantages and gradient with S summed over
+ * the ranks, and one sum of the adapter's flat gradient buffer per
+ * optimizer step gives every rank the one-process gradient; the statistics
+ * are summed likewise, and only rank 0 evaluates and writes OUT.
  * Writes into out_dir the adapter (every save_every steps and at the end),
  * checkpoint.bin (the adapter, AdamW state and the RL history: --resume
  * continues exactly), rl_log.csv and reward.svg. A NaN loss or gradient, a

@@ -139,7 +139,7 @@ int preft_grpo_rollout(preft_engine *e, const preft_tokenizer *tok, int *const *
         .max_tokens = o->max_new_tokens,
         .sampling = {.temperature = o->temperature,
                      .top_p = o->top_p,
-                     .seed = mix(mix(mix(o->seed) ^ (uint64_t)o->step) ^ (uint64_t)i)},
+                     .seed = mix(mix(mix(o->seed) ^ (uint64_t)o->step) ^ (uint64_t)(o->first_sample + i))},
         .stop_ids = stops,
         .n_stop_ids = n_stop,
         .logprobs = 1,

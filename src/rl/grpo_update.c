@@ -176,7 +176,12 @@ int preft_grpo_gradient(preft_grpo_updater *u, preft_grpo_batch *b, const preft_
       return preft_fail(err, "grpo: sample %d has no rollout log-probabilities", bad);
     }
   }
-  loss_ctx c = {.u = u, .b = b, .o = o, .n_counted = k, .have_ref = have_ref, .set_old = set_old};
+  loss_ctx c = {.u = u,
+                .b = b,
+                .o = o,
+                .n_counted = u->counted_total > 0 ? u->counted_total : k,
+                .have_ref = have_ref,
+                .set_old = set_old};
   for (int j = 0; j < k && rc == 0; j += u->micro) {
     int cnt = k - j < u->micro ? k - j : u->micro;
     build_batch(u, b, idx + j, cnt, u->ad);

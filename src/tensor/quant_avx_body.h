@@ -364,39 +364,379 @@ OFFSET_ROWS(q8_0, preft_block_q8_0, 0) /* signed weights: no offset */
 OFFSET_ROWS(q4_0, preft_block_q4_0, 1) /* 8 lanes × sum(x) = 8 sum(x) */
 OFFSET_ROWS(q5_0, preft_block_q5_0, 2) /* 8 lanes × 2 sum(x) = 16 sum(x) */
 
+/* ---- batched products: 8 weight rows repacked into an interleaved tile ---- */
+
+/* For N >= 8 the rows kernels above unpack each weight block once per 4
+ * rows of x. The tile kernels instead repack 8 weight rows × 256 values at a
+ * time into registers' layout: 32-byte vector g of block b holds values
+ * 4g..4g+3 of each of the 8 rows (row w in bytes 4w..4w+3), unpacked to
+ * codes. One broadcast of 4 values of x then multiplies all 8 rows
+ * (vpmaddubsw pairs land in row w's two int16 lanes, vpmaddwd joins them in
+ * row w's int32 lane), so the accumulators hold one output per lane: the
+ * scales of the 8 rows apply as one vector, and the tile (2-3 KiB, in L1)
+ * serves every row of x. Rows of the range past a multiple of 8 go to the
+ * rows kernel. */
+
+#define QTILE 8
+
+/* dst[g] (g = 0..7): values 4g..4g+3 of each of the 8 rows r[0..7] (32
+ * bytes each): an 8 × 8 transpose of 32-bit elements. */
+QIN void interleave8(__m256i dst[8], const __m256i r[8]) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+    u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+    u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+    u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+  }
+  for (int g = 0; g < 4; g++) {
+    dst[g] = _mm256_permute2x128_si256(u[g], u[g + 4], 0x20);
+    dst[g + 4] = _mm256_permute2x128_si256(u[g], u[g + 4], 0x31);
+  }
+}
+
+QIN __m256i bcast4(const int8_t *x) {
+  int32_t v;
+  memcpy(&v, x, 4);
+  return _mm256_set1_epi32(v);
+}
+
+/* y[r*ys + j0 + 0:8] = (accumulate ? y : 0) + acc[r] for r < n */
+QIN void store_tile(float *y, size_t ys, int j0, const float *acc, int n, int accumulate) {
+  for (int r = 0; r < n; r++) {
+    __m256 v = _mm256_loadu_ps(acc + 8 * r);
+    float *yp = y + (size_t)r * ys + j0;
+    if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(yp));
+    _mm256_storeu_ps(yp, v);
+  }
+}
+
+#define QTILE_MAX_N 64 /* rows of x per call (the driver passes at most QMC) */
+
+/* Q8_0 and Q4_0: 8 blocks of 32 per chunk. */
+QIN void tile_q8_0_q4_0(int is_q4, float *y, size_t ys, const unsigned char *xq, size_t xqs, const void *w,
+                        size_t wrow, int n, int k, int j, const float *xd, const int32_t *sx, float *acc) {
+  const int nb = k / PREFT_QK;
+  __m256i codes[8][8], signs[8][8];
+  __m256 dw[8];
+  memset(acc, 0, (size_t)n * 8 * sizeof(float));
+  for (int b0 = 0; b0 < nb; b0 += 8) {
+    const int bc = nb - b0 < 8 ? nb - b0 : 8;
+    for (int b = 0; b < bc; b++) {
+      __m256i rows8[8];
+      float d[8];
+      for (int r = 0; r < 8; r++) {
+        const unsigned char *row = (const unsigned char *)w + (size_t)(j + r) * wrow;
+        if (is_q4) {
+          const preft_block_q4_0 *blk = (const preft_block_q4_0 *)row + b0 + b;
+          rows8[r] = nibbles32(blk->qs);
+          d[r] = h2f(blk->d);
+        } else {
+          const preft_block_q8_0 *blk = (const preft_block_q8_0 *)row + b0 + b;
+          rows8[r] = load32(blk->qs);
+          d[r] = h2f(blk->d);
+        }
+      }
+      interleave8(signs[b], rows8);
+      for (int g = 0; g < 8; g++)
+        codes[b][g] = is_q4 ? signs[b][g] : _mm256_sign_epi8(signs[b][g], signs[b][g]);
+      dw[b] = _mm256_loadu_ps(d);
+    }
+    /* two rows of x per pass: each tile vector loaded once for both */
+    for (int r = 0; r < n; r += 2) {
+      const int r1 = r + 1 < n ? r + 1 : r; /* an odd last row is computed twice, stored once */
+      __m256 a0 = _mm256_loadu_ps(acc + 8 * r), a1 = _mm256_loadu_ps(acc + 8 * r1);
+      const preft_block_q8_0 *x0 = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b0;
+      const preft_block_q8_0 *x1 = (const preft_block_q8_0 *)(xq + (size_t)r1 * xqs) + b0;
+      for (int b = 0; b < bc; b++) {
+        __m256i p0, p1;
+        if (is_q4) {
+          __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+          for (int g = 0; g < 8; g++) {
+            const __m256i c = codes[b][g];
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(c, bcast4(x0[b].qs + 4 * g)));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(c, bcast4(x1[b].qs + 4 * g)));
+          }
+          const __m256i ones = _mm256_set1_epi16(1);
+          p0 = _mm256_sub_epi32(_mm256_madd_epi16(s0, ones), _mm256_set1_epi32(8 * sx[r * nb + b0 + b]));
+          p1 = _mm256_sub_epi32(_mm256_madd_epi16(s1, ones), _mm256_set1_epi32(8 * sx[r1 * nb + b0 + b]));
+        } else {
+          p0 = p1 = _mm256_setzero_si256();
+          for (int g = 0; g < 8; g++) {
+            const __m256i c = codes[b][g], sg = signs[b][g];
+            p0 = dot_acc(p0, c, _mm256_sign_epi8(bcast4(x0[b].qs + 4 * g), sg));
+            p1 = dot_acc(p1, c, _mm256_sign_epi8(bcast4(x1[b].qs + 4 * g), sg));
+          }
+        }
+        a0 = _mm256_fmadd_ps(_mm256_mul_ps(dw[b], _mm256_broadcast_ss(xd + r * nb + b0 + b)),
+                             _mm256_cvtepi32_ps(p0), a0);
+        a1 = _mm256_fmadd_ps(_mm256_mul_ps(dw[b], _mm256_broadcast_ss(xd + r1 * nb + b0 + b)),
+                             _mm256_cvtepi32_ps(p1), a1);
+      }
+      _mm256_storeu_ps(acc + 8 * r, a0);
+      if (r1 != r) _mm256_storeu_ps(acc + 8 * r1, a1);
+    }
+  }
+}
+
+#define TILE_32(T, IS_Q4)                                                                                 \
+  QFN void tiles_##T(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n, \
+                     int k, int j0, int j1, int accumulate) {                                             \
+    const unsigned char *xq = xqv;                                                                        \
+    const int nb = k / PREFT_QK;                                                                          \
+    PREFT_ASSERT(n <= QTILE_MAX_N);                                                                       \
+    float acc[QTILE_MAX_N * 8];                                                                           \
+    float *xd = preft_xmalloc((size_t)nb * (size_t)n * sizeof(float));                                    \
+    int32_t *sx = preft_xmalloc((size_t)nb * (size_t)n * sizeof(int32_t));                                \
+    for (int i0 = 0; i0 < n; i0 += QNR) {                                                                 \
+      int nr = n - i0 < QNR ? n - i0 : QNR;                                                               \
+      prep_q8_0(xd + (size_t)i0 * nb, sx + (size_t)i0 * nb, xq + (size_t)i0 * xqs, xqs, nb, nr, IS_Q4);   \
+    }                                                                                                     \
+    int j = j0;                                                                                           \
+    for (; j + QTILE <= j1; j += QTILE) {                                                                 \
+      tile_q8_0_q4_0(IS_Q4, y, ys, xq, xqs, w, wrow, n, k, j, xd, sx, acc);                               \
+      store_tile(y, ys, j, acc, n, accumulate);                                                           \
+    }                                                                                                     \
+    free(xd), free(sx);                                                                                   \
+    if (j < j1) rows_##T(y, ys, xqv, xqs, w, wrow, n, k, j, j1, accumulate);                              \
+  }
+
+TILE_32(q8_0, 0)
+TILE_32(q4_0, 1)
+
+/* Q4_K: one super-block per chunk. */
+QFN void tiles_q4_K(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n,
+                    int k, int j0, int j1, int accumulate) {
+  const unsigned char *xq = xqv;
+  const int nb = k / PREFT_QK_K;
+  PREFT_ASSERT(n <= QTILE_MAX_N);
+  float acc[QTILE_MAX_N * 8];
+  int j = j0;
+  for (; j + QTILE <= j1; j += QTILE) {
+    memset(acc, 0, (size_t)n * 8 * sizeof(float));
+    for (int b = 0; b < nb; b++) {
+      __m256i codes[8][8]; /* [sub-block][group] */
+      int16_t sc[8][16], mn[8][16];
+      float d[8], dmin[8];
+      for (int s = 0; s < 8; s += 2) {
+        __m256i lo[8], hi[8];
+        for (int r = 0; r < 8; r++) {
+          const preft_block_q4_K *blk =
+              (const preft_block_q4_K *)((const unsigned char *)w + (size_t)(j + r) * wrow) + b;
+          const __m256i q = load32(blk->qs + 16 * s);
+          lo[r] = _mm256_and_si256(q, _mm256_set1_epi8(0x0F));
+          hi[r] = _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0F));
+        }
+        interleave8(codes[s], lo);
+        interleave8(codes[s + 1], hi);
+      }
+      for (int r = 0; r < 8; r++) {
+        const preft_block_q4_K *blk =
+            (const preft_block_q4_K *)((const unsigned char *)w + (size_t)(j + r) * wrow) + b;
+        uint32_t u[4];
+        q4_K_scales(blk->scales, u);
+        const uint8_t *v = (const uint8_t *)u;
+        for (int s = 0; s < 8; s++) sc[s][2 * r] = sc[s][2 * r + 1] = v[s];
+        /* mins as int16 pairs (m[s], m[s+1]) for s even, in row r's lane */
+        for (int s = 0; s < 8; s += 2) mn[s / 2][2 * r] = v[8 + s], mn[s / 2][2 * r + 1] = v[8 + s + 1];
+        d[r] = h2f(blk->d), dmin[r] = h2f(blk->dmin);
+      }
+      const __m256 vd = _mm256_loadu_ps(d), vdmin = _mm256_loadu_ps(dmin);
+      __m256i vsc[8], vmn[4];
+      for (int s = 0; s < 8; s++) vsc[s] = _mm256_loadu_si256((const __m256i *)sc[s]);
+      for (int s = 0; s < 4; s++) vmn[s] = _mm256_loadu_si256((const __m256i *)mn[s]);
+      for (int r = 0; r < n; r += 2) { /* two rows of x per pass, as above */
+        const int r1 = r + 1 < n ? r + 1 : r;
+        const preft_block_q8_K *x0 = (const preft_block_q8_K *)(xq + (size_t)r * xqs) + b;
+        const preft_block_q8_K *x1 = (const preft_block_q8_K *)(xq + (size_t)r1 * xqs) + b;
+        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
+        for (int s = 0; s < 8; s++) {
+          __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+          for (int g = 0; g < 8; g++) {
+            const __m256i c = codes[s][g];
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(c, bcast4(x0->qs + 32 * s + 4 * g)));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(c, bcast4(x1->qs + 32 * s + 4 * g)));
+          }
+          sumi0 = _mm256_add_epi32(sumi0, _mm256_madd_epi16(s0, vsc[s]));
+          sumi1 = _mm256_add_epi32(sumi1, _mm256_madd_epi16(s1, vsc[s]));
+        }
+        const preft_block_q8_K *xs[2] = {x0, x1};
+        const __m256i sumi[2] = {sumi0, sumi1};
+        for (int i = 0; i < 2; i++) {
+          if (i == 1 && r1 == r) break;
+          const preft_block_q8_K *x = xs[i];
+          const int row = i ? r1 : r;
+          /* mins: pair sums of bsums, two per int32, times (m[s], m[s+1]) */
+          __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums),
+                                         _mm_loadu_si128((const __m128i *)(x->bsums + 8)));
+          __m256i summ = _mm256_madd_epi16(vmn[0], _mm256_set1_epi32(_mm_extract_epi32(pairs, 0)));
+          summ = _mm256_add_epi32(summ,
+                                  _mm256_madd_epi16(vmn[1], _mm256_set1_epi32(_mm_extract_epi32(pairs, 1))));
+          summ = _mm256_add_epi32(summ,
+                                  _mm256_madd_epi16(vmn[2], _mm256_set1_epi32(_mm_extract_epi32(pairs, 2))));
+          summ = _mm256_add_epi32(summ,
+                                  _mm256_madd_epi16(vmn[3], _mm256_set1_epi32(_mm_extract_epi32(pairs, 3))));
+          const __m256 xdv = _mm256_set1_ps(x->d);
+          __m256 a = _mm256_loadu_ps(acc + 8 * row);
+          a = _mm256_fmadd_ps(_mm256_mul_ps(vd, xdv), _mm256_cvtepi32_ps(sumi[i]), a);
+          a = _mm256_fnmadd_ps(_mm256_mul_ps(vdmin, xdv), _mm256_cvtepi32_ps(summ), a);
+          _mm256_storeu_ps(acc + 8 * row, a);
+        }
+      }
+    }
+    store_tile(y, ys, j, acc, n, accumulate);
+  }
+  if (j < j1) rows_q4_K(y, ys, xqv, xqs, w, wrow, n, k, j, j1, accumulate);
+}
+
 /* ---- backward for x: dx[i, 0:kc] += sum_r dy[i, r] · tile[r, 0:kc] --------- */
 
+/* ---- dequantization into FP32 (the QLoRA backward's tiles) ---------------- */
+
+/* The same values as preft_dequantize_row (quant_ref.c), bit for bit: the
+ * same products in the same order (int → float exact, then one multiply;
+ * Q4_K multiplies and subtracts separately, no FMA). */
+QIN void store_scaled8(float *y, __m128i q8, __m256 d) { /* 8 int8 → float × d */
+  _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), d));
+}
+
+QFN void dequant(preft_dtype t, const void *src, float *y, size_t n) {
+  const size_t nb = n / preft_dtype_block(t);
+  switch (t) {
+    case PREFT_Q8_0:
+      for (size_t b = 0; b < nb; b++) {
+        const preft_block_q8_0 *x = (const preft_block_q8_0 *)src + b;
+        const __m256 d = _mm256_set1_ps(h2f(x->d));
+        const __m256i q = load32(x->qs);
+        const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        store_scaled8(y + 32 * b, lo, d);
+        store_scaled8(y + 32 * b + 8, _mm_srli_si128(lo, 8), d);
+        store_scaled8(y + 32 * b + 16, hi, d);
+        store_scaled8(y + 32 * b + 24, _mm_srli_si128(hi, 8), d);
+      }
+      return;
+    case PREFT_Q4_0:
+    case PREFT_Q5_0:
+      for (size_t b = 0; b < nb; b++) {
+        __m256i q;
+        float dv;
+        if (t == PREFT_Q4_0) {
+          const preft_block_q4_0 *x = (const preft_block_q4_0 *)src + b;
+          q = _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8));
+          dv = h2f(x->d);
+        } else {
+          const preft_block_q5_0 *x = (const preft_block_q5_0 *)src + b;
+          q = _mm256_sub_epi8(_mm256_or_si256(nibbles32(x->qs), bits32_0x10(x->qh)), _mm256_set1_epi8(16));
+          dv = h2f(x->d);
+        }
+        const __m256 d = _mm256_set1_ps(dv);
+        const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        store_scaled8(y + 32 * b, lo, d);
+        store_scaled8(y + 32 * b + 8, _mm_srli_si128(lo, 8), d);
+        store_scaled8(y + 32 * b + 16, hi, d);
+        store_scaled8(y + 32 * b + 24, _mm_srli_si128(hi, 8), d);
+      }
+      return;
+    case PREFT_Q4_K:
+      for (size_t b = 0; b < nb; b++) {
+        const preft_block_q4_K *x = (const preft_block_q4_K *)src + b;
+        uint32_t u[4];
+        q4_K_scales(x->scales, u);
+        const uint8_t *sc = (const uint8_t *)u;
+        const float d = h2f(x->d), dmin = h2f(x->dmin);
+        float *yb = y + 256 * b;
+        for (int c = 0; c < 4; c++) {
+          const __m256i q = load32(x->qs + 32 * c);
+          const __m256i qq[2] = {_mm256_and_si256(q, _mm256_set1_epi8(0x0F)),
+                                 _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0F))};
+          for (int h = 0; h < 2; h++) {
+            const __m256 d1 = _mm256_set1_ps(d * sc[2 * c + h]),
+                         m1 = _mm256_set1_ps(dmin * sc[8 + 2 * c + h]);
+            const __m128i lo = _mm256_castsi256_si128(qq[h]), hi = _mm256_extracti128_si256(qq[h], 1);
+            const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+            for (int p = 0; p < 4; p++) {
+              __m256 v = _mm256_mul_ps(d1, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[p])));
+              _mm256_storeu_ps(yb + 64 * c + 32 * h + 8 * p, _mm256_sub_ps(v, m1));
+            }
+          }
+        }
+      }
+      return;
+    case PREFT_Q6_K:
+      for (size_t b = 0; b < nb; b++) {
+        const preft_block_q6_K *x = (const preft_block_q6_K *)src + b;
+        const float d = h2f(x->d);
+        const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+        for (int h = 0; h < 2; h++) {
+          const __m256i ql0 = load32(x->ql + 64 * h), ql1 = load32(x->ql + 64 * h + 32),
+                        qh = load32(x->qh + 32 * h);
+          __m256i q[4];
+          q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+          q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+          q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+          q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+          for (int p = 0; p < 4; p++) {
+            const __m256i qs = _mm256_sub_epi8(q[p], _mm256_set1_epi8(32));
+            const __m128i lo = _mm256_castsi256_si128(qs), hi = _mm256_extracti128_si256(qs, 1);
+            /* values 128h + 32p + l: sub-block 8h + 2p + l / 16 */
+            const __m256 s0 = _mm256_set1_ps(d * x->scales[8 * h + 2 * p]);
+            const __m256 s1 = _mm256_set1_ps(d * x->scales[8 * h + 2 * p + 1]);
+            float *yb = y + 256 * b + 128 * h + 32 * p;
+            store_scaled8(yb, lo, s0);
+            store_scaled8(yb + 8, _mm_srli_si128(lo, 8), s0);
+            store_scaled8(yb + 16, hi, s1);
+            store_scaled8(yb + 24, _mm_srli_si128(hi, 8), s1);
+          }
+        }
+      }
+      return;
+    default:
+      preft_dequantize_row(t, src, y, n);
+  }
+}
+
+/* Two rows of dx per pass, so each tile vector is loaded once for both
+ * (4 tile loads and 2 broadcasts per 8 FMAs). */
 QFN void tile_dx(float *dx, size_t dxs, const float *dy, size_t dys, const float *tile, int rows, int kc,
                  int n) {
-  for (int i = 0; i < n; i++) {
-    float *d = dx + (size_t)i * dxs;
-    const float *g = dy + (size_t)i * dys;
-    int c = 0;
-    for (; c + 32 <= kc; c += 32) {
-      __m256 a0 = _mm256_loadu_ps(d + c), a1 = _mm256_loadu_ps(d + c + 8);
-      __m256 a2 = _mm256_loadu_ps(d + c + 16), a3 = _mm256_loadu_ps(d + c + 24);
+  for (int i = 0; i < n; i += 2) {
+    const int i1 = i + 1 < n ? i + 1 : i; /* an odd last row: computed twice, stored once */
+    float *d0 = dx + (size_t)i * dxs, *d1 = dx + (size_t)i1 * dxs;
+    const float *g0 = dy + (size_t)i * dys, *g1 = dy + (size_t)i1 * dys;
+    for (int c = 0; c < kc; c += 16) {
+      const int two = c + 16 <= kc; /* kc is a multiple of 8 */
+      __m256 a0 = _mm256_loadu_ps(d0 + c), a1 = two ? _mm256_loadu_ps(d0 + c + 8) : _mm256_setzero_ps();
+      __m256 b0 = _mm256_loadu_ps(d1 + c), b1 = two ? _mm256_loadu_ps(d1 + c + 8) : _mm256_setzero_ps();
       for (int r = 0; r < rows; r++) {
-        const __m256 gr = _mm256_set1_ps(g[r]);
         const float *t = tile + (size_t)r * (size_t)kc + c;
-        a0 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t), a0);
-        a1 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 8), a1);
-        a2 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 16), a2);
-        a3 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 24), a3);
+        const __m256 t0 = _mm256_loadu_ps(t), t1 = two ? _mm256_loadu_ps(t + 8) : _mm256_setzero_ps();
+        const __m256 h0 = _mm256_broadcast_ss(g0 + r), h1 = _mm256_broadcast_ss(g1 + r);
+        a0 = _mm256_fmadd_ps(h0, t0, a0);
+        a1 = _mm256_fmadd_ps(h0, t1, a1);
+        b0 = _mm256_fmadd_ps(h1, t0, b0);
+        b1 = _mm256_fmadd_ps(h1, t1, b1);
       }
-      _mm256_storeu_ps(d + c, a0), _mm256_storeu_ps(d + c + 8, a1);
-      _mm256_storeu_ps(d + c + 16, a2), _mm256_storeu_ps(d + c + 24, a3);
-    }
-    for (; c < kc; c += 8) {
-      __m256 a = _mm256_loadu_ps(d + c);
-      for (int r = 0; r < rows; r++)
-        a = _mm256_fmadd_ps(_mm256_set1_ps(g[r]), _mm256_loadu_ps(tile + (size_t)r * (size_t)kc + c), a);
-      _mm256_storeu_ps(d + c, a);
+      if (i1 != i) {
+        _mm256_storeu_ps(d1 + c, b0);
+        if (two) _mm256_storeu_ps(d1 + c + 8, b1);
+      }
+      _mm256_storeu_ps(d0 + c, a0);
+      if (two) _mm256_storeu_ps(d0 + c + 8, a1);
     }
   }
 }
 
 const preft_quant_kernels QK_TABLE = {
     .rows = {rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0},
+    .tiles = {tiles_q8_0, tiles_q4_0, tiles_q4_K, NULL, NULL},
     .tile_dx = tile_dx,
+    .dequant = dequant,
     .name = QK_NAME,
 };

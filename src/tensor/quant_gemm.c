@@ -33,6 +33,9 @@
 #define QDX_ROWS 16    /* backward: weight rows per tile */
 
 static atomic_int qlimit = 3;
+static atomic_int tile_min_n = PREFT_QTILE_MIN_N;
+
+void preft_qgemm_tile_min_n(int n) { atomic_store(&tile_min_n, n); }
 
 void preft_qgemm_limit(int most) { atomic_store(&qlimit, most); }
 
@@ -162,7 +165,8 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
     preft_dtype t = outs[o].wdt;
     preft_qact a = preft_quant_act_of(t);
     qjob *jb = &jobs[mj.n_jobs];
-    *jb = (qjob){.fn = kt->rows[t - PREFT_Q8_0],
+    int tiled = n >= atomic_load_explicit(&tile_min_n, memory_order_relaxed) && kt->tiles[t - PREFT_Q8_0];
+    *jb = (qjob){.fn = tiled ? kt->tiles[t - PREFT_Q8_0] : kt->rows[t - PREFT_Q8_0],
                  .y = outs[o].y,
                  .ys = (size_t)outs[o].y_stride,
                  .xq = xq + off[a],
@@ -175,10 +179,10 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
                  .accumulate = accumulate};
     int share = threads == 1 ? 1 : (int)(want * outs[o].m / m_total + 0.5);
     if (share < 1) share = 1;
-    int rpt = cdiv(cdiv(jb->m, share), 4) * 4;
+    int rpt = cdiv(cdiv(jb->m, share), 8) * 8; /* whole tiles of 8 rows */
     if (n > 4) { /* the kernels pass over the range once per 4 rows of x: keep its weights in L2 */
-      int cap = (int)(QL2_WEIGHT_BYTES / jb->wrow) / 4 * 4;
-      if (cap < 4) cap = 4;
+      int cap = (int)(QL2_WEIGHT_BYTES / jb->wrow) / 8 * 8;
+      if (cap < 8) cap = 8;
       if (rpt > cap) rpt = cap;
     }
     jb->rows_per_task = rpt;
@@ -254,8 +258,8 @@ static void dx_task(void *p, int task, int thread) {
   for (int j0 = 0; j0 < jb->m; j0 += QDX_ROWS) {
     int rows = jb->m - j0 < QDX_ROWS ? jb->m - j0 : QDX_ROWS;
     for (int r = 0; r < rows; r++)
-      preft_dequantize_row(jb->wdt, jb->w + (size_t)(j0 + r) * jb->wrow + boff, tile + (size_t)r * (size_t)kc,
-                           (size_t)kc);
+      jb->kt->dequant(jb->wdt, jb->w + (size_t)(j0 + r) * jb->wrow + boff, tile + (size_t)r * (size_t)kc,
+                      (size_t)kc);
     jb->kt->tile_dx(jb->dx + (size_t)i0 * jb->dxs + k0, jb->dxs, jb->dy + (size_t)i0 * jb->dys + j0, jb->dys,
                     tile, rows, kc, i1 - i0);
   }

@@ -25,11 +25,18 @@ typedef void (*preft_qrows_fn)(float *y, size_t ys, const void *xq, size_t xqs, 
 typedef void (*preft_qtile_dx_fn)(float *dx, size_t dxs, const float *dy, size_t dys, const float *tile,
                                   int rows, int kc, int n);
 
-#define PREFT_QKERN_TYPES 5 /* Q8_0, Q4_0, Q4_K, Q6_K, Q5_0 in preft_dtype order from PREFT_Q8_0 */
+#define PREFT_QTILE_MIN_N 16 /* below, the rows kernels (docs/KERNELS.md) */
+#define PREFT_QKERN_TYPES 5  /* Q8_0, Q4_0, Q4_K, Q6_K, Q5_0 in preft_dtype order from PREFT_Q8_0 */
 
 typedef struct {
   preft_qrows_fn rows[PREFT_QKERN_TYPES]; /* by wdt - PREFT_Q8_0 */
+  /* The same product for N >= PREFT_QTILE_MIN_N (at most 64 rows of x per
+   * call) by weight tiles repacked once for every row of x; NULL: rows. */
+  preft_qrows_fn tiles[PREFT_QKERN_TYPES];
   preft_qtile_dx_fn tile_dx;
+  /* dst[0:n] = the values of a row of type t, bit-exact with
+   * preft_dequantize_row (the tiles of the backward for x). */
+  void (*dequant)(preft_dtype t, const void *src, float *dst, size_t n);
   const char *name;
 } preft_quant_kernels;
 
@@ -44,6 +51,10 @@ extern const preft_quant_kernels preft_quant_avx512vnni; /* + AVX512-VNNI/VL: vp
 /* Caps the kernels preft_qgemm picks (tests run every table the CPU has):
  * 0 portable, 1 avx2, 2 avx-vnni, 3 avx512-vnni; 3 lifts the cap. */
 void preft_qgemm_limit(int most);
+/* The smallest N that takes the tile kernels (default PREFT_QTILE_MIN_N;
+ * tests and the benchmark move it; INT_MAX: never). */
+void preft_qgemm_tile_min_n(int n);
+
 /* The table for a cap level if this CPU runs it, else NULL. */
 const preft_quant_kernels *preft_quant_kernels_at(int level);
 

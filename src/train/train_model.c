@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tensor/ops.h"
 #include "train/rng.h"
 
 /* ---- parameter sets ----------------------------------------------------------- */
@@ -115,8 +116,10 @@ static void model_layout(preft_train_model *tm, bool with_grads) {
   }
 }
 
-static void copy_weight(float *dst, preft_weight w, size_t n) {
-  for (size_t i = 0; i < n; i++) dst[i] = preft_load_elem(w.data, w.dtype, i);
+/* A [rows, cols] matrix to FP32, row by row (block-quantized rows of a GGUF
+ * or --quantize base are dequantized as ggml does: QLoRA's frozen base). */
+static void copy_weight(float *dst, preft_weight w, size_t rows, size_t cols) {
+  for (size_t r = 0; r < rows; r++) preft_load_row(dst + r * cols, w.data, w.dtype, r, (int)cols);
 }
 
 static void copy_vec(float *dst, const float *src, size_t n) {
@@ -133,19 +136,19 @@ void preft_train_model_from(preft_train_model *tm, const preft_model *m, bool wi
   model_layout(tm, with_grads);
   size_t D = (size_t)c->dim, F = (size_t)c->ffn, qd = (size_t)c->n_heads * c->head_dim,
          kvd = (size_t)c->n_kv_heads * c->head_dim, V = (size_t)c->vocab;
-  copy_weight(tm->w.embed, m->embed, V * D);
-  if (!c->tie_embeddings) copy_weight(tm->w.lm_head, m->lm_head, V * D);
+  copy_weight(tm->w.embed, m->embed, V, D);
+  if (!c->tie_embeddings) copy_weight(tm->w.lm_head, m->lm_head, V, D);
   copy_vec(tm->w.final_norm, m->final_norm, D);
   for (int l = 0; l < c->n_layers; l++) {
     const preft_layer_weights *s = &m->layers[l];
     preft_train_layer *w = &tm->w.layers[l];
-    copy_weight(w->wq, s->wq, qd * D);
-    copy_weight(w->wk, s->wk, kvd * D);
-    copy_weight(w->wv, s->wv, kvd * D);
-    copy_weight(w->wo, s->wo, D * qd);
-    copy_weight(w->w_gate, s->w_gate, F * D);
-    copy_weight(w->w_up, s->w_up, F * D);
-    copy_weight(w->w_down, s->w_down, D * F);
+    copy_weight(w->wq, s->wq, qd, D);
+    copy_weight(w->wk, s->wk, kvd, D);
+    copy_weight(w->wv, s->wv, kvd, D);
+    copy_weight(w->wo, s->wo, D, qd);
+    copy_weight(w->w_gate, s->w_gate, F, D);
+    copy_weight(w->w_up, s->w_up, F, D);
+    copy_weight(w->w_down, s->w_down, D, F);
     copy_vec(w->attn_norm, s->attn_norm, D);
     copy_vec(w->ffn_norm, s->ffn_norm, D);
     copy_vec(w->bq, s->bq, qd);

@@ -4,8 +4,10 @@
 # tokenizer is converted to GGUF; tokenize, generate, logits and perplexity
 # on the GGUF must give what they give on the Hugging Face directory (the
 # logits bit for bit: test_model_gguf checks every reference model), and
-# bench model must run on it. A GGUF without a vocabulary still serves as a
-# model with --tokenizer; a corrupt one fails with exit 1 and a reason.
+# bench model must run on it. Quantized GGUFs (convert --type) give the
+# logits of the same quantization at load (--quantize). A GGUF without a
+# vocabulary still serves as a model with --tokenizer; a corrupt one fails
+# with exit 1 and a reason.
 source "$(dirname "$0")/e2e_lib.bash"
 rc() { "$@" >"$tmp/out" 2>"$tmp/err"; echo $?; }
 
@@ -40,6 +42,23 @@ check "perplexity -m GGUF: the same ($p1, $p2)" test -n "$p1" -a "$p1" = "$p2"
 
 check "bench model -m GGUF runs" test "$(rc "$bin" bench model -m "$tmp/m.gguf" --batch 1,2 --prompt-len 8 --decode-steps 2 --threads 2)" -eq 0
 check "  and reports decode" grep -qi "decode" "$tmp/out"
+
+# quantized: convert --type T and --quantize T at load give the same logits
+"$bin" make-model --shape smollm-135m --layers 1 --vocab 1024 -o "$tmp/s" 2>/dev/null
+cp "$data/tokenizer/trained/tokenizer.json" "$tmp/s/"
+for t in q8_0 q4_0 q4_k; do
+  check "convert --type $t exits 0" test "$(rc "$bin" convert -m "$tmp/s" --to gguf --type $t -o "$tmp/s_$t.gguf")" -eq 0
+  "$bin" logits -m "$tmp/s_$t.gguf" --ids 1,2,3,4,5 -o "$tmp/q1" --threads 2 2>/dev/null
+  "$bin" logits -m "$tmp/s" --quantize $t --ids 1,2,3,4,5 -o "$tmp/q2" --threads 2 2>/dev/null
+  check "  logits of the $t GGUF = logits with --quantize $t" cmp -s "$tmp/q1" "$tmp/q2"
+done
+check "  and q4_0 is under a third of the F32 size" test "$(stat -c %s "$tmp/s_q4_0.gguf")" -lt "$(($(du -b "$tmp/s/model.safetensors" | cut -f1) / 3))"
+check "generate --quantize q8_0 runs" test "$(rc "$bin" generate -m "$tmp/s" --quantize q8_0 -p "$text" -n 4 --threads 2)" -eq 0
+check "bench model --quantize q4_0 runs" test "$(rc "$bin" bench model -m "$tmp/s" --quantize q4_0 --batch 1 --prompt-len 8 --decode-steps 2 --threads 2)" -eq 0
+check "  and reports Q4_0 weights" grep -q "Q4_0" "$tmp/out"
+check "--quantize f16 exits 2" test "$(rc "$bin" logits -m "$tmp/s" --quantize f16 --ids 1 -o "$tmp/x")" -eq 2
+check "--quantize q8_0 of rows that are not whole blocks exits 1" test "$(rc "$bin" logits -m "$tmp/m" --quantize q8_0 --ids 1 -o "$tmp/x")" -eq 1
+check "  naming the matrix" grep -q "down_proj" "$tmp/err"
 
 check "generate -p on a vocabulary-less GGUF exits 1" test "$(rc "$bin" generate -m "$tmp/novocab.gguf" -p hi -n 1)" -eq 1
 head -c 5000 "$tmp/m.gguf" >"$tmp/cut.gguf"

@@ -8,7 +8,8 @@
 # the comparison can fail. Covered: LoRA (an uneven batch of 5 over 2 ranks,
 # 2 accumulated micro-batches, held-out eval), LoReFT, pretraining; --json
 # world_size, rank 0's outputs; --adapters-from (3 users over 2 ranks, each
-# adapter bit for bit the one trained alone). A task run (docs/TASKS.md,
+# adapter bit for bit the one trained alone); GRPO (`train rl`, 3 prompts
+# a step over 2 ranks: measured equal bit for bit). A task run (docs/TASKS.md,
 # "Sharded runs"; with root and bubblewrap): each rank a shard, rank 0's
 # merged result equals a single run's. Skipped (exit 77) only when
 # preft was built without MPI, after checking that it then refuses mpirun.
@@ -131,6 +132,22 @@ mkdir -p "$tmp/users2/dave"
 "$bin" "${many[@]}" --adapters-from "$tmp/users2" -o "$tmp/many2" >"$tmp/out" 2>&1
 check "--adapters-from: a folder without train.jsonl exits 1 naming it" \
   bash -c "test $? -eq 1 && grep -q 'dave: no train.jsonl' '$tmp/out'"
+
+# GRPO: the step's 3 prompts sharded 2 + 1 over the ranks (each sample keeps its seed)
+model_rl="$data/../../assets/default-model"
+reward='jq --unbuffered "if (.completion | test(\"the\")) then 1 else 0 end"'
+rl=(train rl -m "$model_rl" --task addition --reward-cmd "$reward" --method lora --mode prefill --rank 4 --group 4
+  --prompts-per-step 3 --max-new-tokens 8 --no-stop-newline --seed 5 --steps 3 --threads 1 -q)
+"$bin" "${rl[@]}" -o "$tmp/rl1" --json "$tmp/rl1.json" >/dev/null 2>&1
+check "rl, one process: exits 0" test $? -eq 0
+mpi 2 "$bin" "${rl[@]}" -o "$tmp/rl2" --json "$tmp/rl2.json" >"$tmp/out" 2>&1
+check "rl, mpirun -np 2: exits 0" test $? -eq 0 || cat "$tmp/out"
+d=$(max_diff "$tmp/rl1/adapter_model.safetensors" "$tmp/rl2/adapter_model.safetensors")
+check "rl: 2 ranks equal one process within $TOL (max |diff| $d)" within "$d" $TOL
+steps='[.steps[] | [.reward_mean, .equal_groups, .completion_tokens]]'
+check "rl: every step's rewards are the whole step's" test "$(jq -c "$steps" "$tmp/rl2.json")" = "$(jq -c "$steps" "$tmp/rl1.json")"
+check "rl: --json records world_size 2" test "$(jq .world_size "$tmp/rl2.json")" = 2
+check "rl: no rank's rollout adapter left behind" bash -c "! ls -d '$tmp/rl2'/rollout-policy* 2>/dev/null"
 
 # a task run, each rank a shard of it (the sandboxes need root and bubblewrap)
 if [ "$(id -u)" = 0 ] && command -v bwrap >/dev/null; then

@@ -262,10 +262,13 @@ static void check_qgemm(preft_pool *pool, preft_dtype t, int n, int k, int m, in
     for (int p = 0; p < k; p++) s += (double)wr[p] * wr[p];
     wn[j] = sqrt(s);
   }
-  for (int level = 0; level <= 3; level++) {
+  for (int run = 0; run < 8; run++) {
+    /* every table, with the tile kernels from their default N and from N = 1 */
+    int level = run / 2;
     const preft_quant_kernels *kt = preft_quant_kernels_at(level);
     if (!kt) continue;
     preft_qgemm_limit(level);
+    preft_qgemm_tile_min_n(run % 2 ? 1 : PREFT_QTILE_MIN_N);
     memcpy(y, y0, (size_t)n * ys * sizeof *y0);
     preft_qgemm(pool, y, ys, x, xs, w, t, n, k, m, accumulate);
     for (int i = 0; i < n; i++) {
@@ -281,20 +284,24 @@ static void check_qgemm(preft_pool *pool, preft_dtype t, int n, int k, int m, in
         }
         double tol = 2e-6 * (wn[j] * xn * 1.01 + fabs(y0[(size_t)i * ys + j])) + 1e-6;
         if (fabs((double)g - r) > tol)
-          fail_msg("%s %s n=%d k=%d m=%d acc=%d: y[%d,%d] = %.9g, reference %.9g", kt->name,
-                   preft_dtype_name(t), n, k, m, accumulate, i, j, g, r);
+          fail_msg("%s %s n=%d k=%d m=%d acc=%d tiles from N=%d: y[%d,%d] = %.9g, reference %.9g", kt->name,
+                   preft_dtype_name(t), n, k, m, accumulate, run % 2 ? 1 : PREFT_QTILE_MIN_N, i, j, g, r);
       }
     }
   }
   preft_qgemm_limit(3);
+  preft_qgemm_tile_min_n(PREFT_QTILE_MIN_N);
   free(w), free(x), free(y), free(yr), free(y0), free(wn), free(wr);
 }
 
 static void test_qgemm_kernels(void **state) {
   (void)state;
   preft_pool *p1 = preft_pool_create(1), *p3 = preft_pool_create(3);
-  static const int shapes[][3] = {{1, 512, 37}, {2, 768, 13}, {3, 256, 70},
-                                  {5, 1024, 9}, {7, 512, 33}, {70, 256, 21}};
+  /* small N: the rows kernels; N >= PREFT_QTILE_MIN_N (and every N in a
+   * second run): the tile kernels (Q8_0, Q4_0, Q4_K), with M past a
+   * multiple of 8 left to the rows kernels */
+  static const int shapes[][3] = {{1, 512, 37},  {2, 768, 13}, {3, 256, 70},  {5, 1024, 9},   {7, 512, 33},
+                                  {70, 256, 21}, {9, 512, 40}, {16, 768, 24}, {12, 1024, 17}, {8, 256, 8}};
   for (int ti = 0; ti < N_QTYPES; ti++)
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
       for (int acc = 0; acc < 2; acc++) {
@@ -388,6 +395,44 @@ static void test_qgemm_dx(void **state) {
   preft_pool_free(p3);
 }
 
+/* Every table's dequantizer (the backward's tiles) gives the reference's
+ * values bit for bit, on quantized rows and on random bytes with finite
+ * scales. */
+static void test_table_dequant(void **state) {
+  (void)state;
+  enum { K = 1024 };
+  float x[K], want[K], got[K];
+  unsigned char q[K * 2];
+  for (int ti = 0; ti < N_QTYPES; ti++) {
+    preft_dtype t = QTYPES[ti];
+    size_t bytes = preft_dtype_row_bytes(t, K), bb = preft_dtype_block_bytes(t);
+    for (int rep = 0; rep < 2; rep++) {
+      if (rep == 0) {
+        fill_row(x, K);
+        preft_quantize_row(t, x, q, K);
+      } else {
+        for (size_t i = 0; i < bytes; i++) q[i] = (unsigned char)((test_frand() + 1) * 128);
+        for (size_t b = 0; b < bytes / bb; b++) { /* finite fp16 scales */
+          uint16_t d = h(test_frand() * 0.1f);
+          memcpy(q + b * bb + (t == PREFT_Q6_K ? 208 : 0), &d, 2);
+          if (t == PREFT_Q4_K) memcpy(q + b * bb + 2, &d, 2);
+        }
+      }
+      preft_dequantize_row(t, q, want, K);
+      for (int level = 0; level <= 3; level++) {
+        const preft_quant_kernels *kt = preft_quant_kernels_at(level);
+        if (!kt) continue;
+        memset(got, 0xff, sizeof got);
+        kt->dequant(t, q, got, K);
+        for (int i = 0; i < K; i++)
+          if (memcmp(&got[i], &want[i], 4) != 0)
+            fail_msg("%s dequant %s value %d: %.9g, reference %.9g", kt->name, preft_dtype_name(t), i, got[i],
+                     want[i]);
+      }
+    }
+  }
+}
+
 /* The pool's row split gives the bytes of row-by-row quantization. */
 static void test_quantize_rows_pool(void **state) {
   (void)state;
@@ -430,6 +475,7 @@ int main(void) {
       cmocka_unit_test(test_qgemm_kernels),
       cmocka_unit_test(test_gemm_routes_quantized),
       cmocka_unit_test(test_qgemm_dx),
+      cmocka_unit_test(test_table_dequant),
       cmocka_unit_test(test_quantize_rows_pool),
       cmocka_unit_test(test_dtype_names),
   };

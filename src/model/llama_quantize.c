@@ -1,0 +1,118 @@
+/* llama_quantize.c - quantizing a loaded model's matrices in memory
+ * (`--quantize q8_0|q4_0|...` at load time): every projection of every
+ * layer, the embedding and the output head become block-quantized rows made
+ * by ggml's reference quantizers (tensor/quant.h), as `preft convert --type`
+ * writes them, so the forward pass runs the int8 kernels as for a quantized
+ * GGUF (and gives the same logits as that GGUF). Vectors (norms, biases)
+ * stay FP32. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "model/llama.h"
+#include "tensor/ops.h"
+#include "tensor/quant.h"
+
+preft_dtype preft_quant_fallback(preft_dtype t, int64_t cols) {
+  if (!preft_dtype_is_quant(t) || cols % (int64_t)preft_dtype_block(t) == 0) return t;
+  /* llama.cpp's fallbacks for rows that are not whole 256-blocks */
+  preft_dtype f = t == PREFT_Q4_K ? PREFT_Q5_0 : PREFT_Q8_0;
+  return cols % (int64_t)preft_dtype_block(f) == 0 ? f : t;
+}
+
+typedef struct qjob {
+  const void *src;
+  preft_dtype src_t, dst_t;
+  int cols;
+  uint8_t *dst;
+} qjob;
+
+static void quantize_rows(void *ctx, int r0, int r1) {
+  const qjob *j = ctx;
+  float *row = preft_xmalloc(sizeof(float) * (size_t)j->cols);
+  size_t rb = preft_dtype_row_bytes(j->dst_t, (size_t)j->cols);
+  for (int r = r0; r < r1; r++) {
+    preft_load_row(row, j->src, j->src_t, (size_t)r, j->cols);
+    preft_quantize_row(j->dst_t, row, j->dst + (size_t)r * rb, (size_t)j->cols);
+  }
+  free(row);
+}
+
+typedef struct qmat {
+  preft_weight *w;
+  int rows, cols;
+  const char *what;
+  int layer;
+} qmat;
+
+int preft_model_quantize(preft_model *m, preft_dtype t, preft_pool *pool, preft_error *err) {
+  const preft_model_config *c = &m->cfg;
+  if (!preft_dtype_is_quant(t))
+    return preft_fail(err, "--quantize: %s is not a quantized type", preft_dtype_name(t));
+  int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+  int n = c->n_layers * 7 + 2;
+  qmat *mats = preft_xmalloc(sizeof *mats * (size_t)n);
+  int k = 0;
+  for (int l = 0; l < c->n_layers; l++) {
+    preft_layer_weights *L = &m->layers[l];
+    mats[k++] = (qmat){&L->wq, qd, c->dim, "q_proj", l};
+    mats[k++] = (qmat){&L->wk, kvd, c->dim, "k_proj", l};
+    mats[k++] = (qmat){&L->wv, kvd, c->dim, "v_proj", l};
+    mats[k++] = (qmat){&L->wo, c->dim, qd, "o_proj", l};
+    mats[k++] = (qmat){&L->w_gate, c->ffn, c->dim, "gate_proj", l};
+    mats[k++] = (qmat){&L->w_up, c->ffn, c->dim, "up_proj", l};
+    mats[k++] = (qmat){&L->w_down, c->dim, c->ffn, "down_proj", l};
+  }
+  bool tied = m->lm_head.data == m->embed.data;
+  mats[k++] = (qmat){&m->embed, c->vocab, c->dim, "embed_tokens", -1};
+  if (!tied) mats[k++] = (qmat){&m->lm_head, c->vocab, c->dim, "lm_head", -1};
+  size_t total = 0;
+  for (int i = 0; i < k; i++) {
+    preft_dtype d = preft_quant_fallback(t, mats[i].cols);
+    if (mats[i].cols % (int)preft_dtype_block(d)) {
+      char where[32] = "";
+      if (mats[i].layer >= 0) snprintf(where, sizeof where, "layer %d ", mats[i].layer);
+      int rc = preft_fail(err, "--quantize %s: %s%s has rows of %d values, not whole blocks of %zu",
+                          preft_dtype_name(t), where, mats[i].what, mats[i].cols, preft_dtype_block(d));
+      free(mats);
+      return rc;
+    }
+    if (preft_dtype_is_quant(mats[i].w->dtype)) continue; /* already quantized (a GGUF) */
+    total += preft_dtype_row_bytes(d, (size_t)mats[i].cols) * (size_t)mats[i].rows;
+  }
+  uint8_t *mem = total ? malloc(total) : NULL;
+  if (total && !mem) {
+    free(mats);
+    return preft_fail(err, "--quantize: cannot allocate %zu MiB", total >> 20);
+  }
+  size_t used = 0;
+  int fallbacks = 0;
+  for (int i = 0; i < k; i++) {
+    if (preft_dtype_is_quant(mats[i].w->dtype)) continue;
+    preft_dtype d = preft_quant_fallback(t, mats[i].cols);
+    fallbacks += d != t;
+    qjob j = {.src = mats[i].w->data,
+              .src_t = mats[i].w->dtype,
+              .dst_t = d,
+              .cols = mats[i].cols,
+              .dst = mem + used};
+    preft_pool_run_rows(pool, mats[i].rows, (size_t)mats[i].cols, 1 << 16, quantize_rows, &j);
+    *mats[i].w = (preft_weight){j.dst, d};
+    used += preft_dtype_row_bytes(d, (size_t)mats[i].cols) * (size_t)mats[i].rows;
+  }
+  if (tied) m->lm_head = m->embed;
+  if (fallbacks)
+    PREFT_INFO("--quantize %s: %d matrices whose rows are not whole %zu-blocks use %s instead",
+               preft_dtype_name(t), fallbacks, preft_dtype_block(t),
+               preft_dtype_name(preft_quant_fallback(t, 32)));
+  free(mats);
+  /* chain the buffer to the model: freed with it */
+  if (mem) {
+    void **link = preft_xmalloc(sizeof(void *) * 2);
+    link[0] = mem;
+    link[1] = m->quant_owned;
+    m->quant_owned = link;
+  }
+  return 0;
+}
