@@ -12,7 +12,7 @@
 # OUT/reward-TASK.svg (mean rollout reward against step) per task.
 # DiReFT intervenes at every position (--positions all), so that its modes differ.
 # Usage: scripts/study-rl.sh [--quick] [OUT_DIR]   (env: BUILD, MODEL, THREADS,
-#        STEPS, SEEDS, TASKS, RANK, EVAL_N, EVAL_EVERY)
+#        JOBS, STEPS, SEEDS, TASKS, RANK, EVAL_N, EVAL_EVERY)
 #   --quick: one task, one seed, 10 steps, 32 eval prompts (minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,7 @@ out=${1:-study-rl}
 build=${BUILD:-build}
 model=${MODEL:-assets/task-model}
 threads=${THREADS:-$(nproc)}
+jobs=${JOBS:-1} # runs at once (on a loaded machine: several one-thread runs)
 rank=${RANK:-8}
 if [ $quick = 1 ]; then
   steps=${STEPS:-10} seeds=${SEEDS:-11} tasks=${TASKS:-addition} eval_n=${EVAL_N:-32} eval_every=${EVAL_EVERY:-5}
@@ -50,26 +51,32 @@ for task in $tasks; do
       --threads "$threads" --json "$f" >/dev/null
   done
 done
+# one GRPO run (skipped when its metrics exist)
+run_one() {
+  local task=$1 method=$2 mode=$3 label=$4 seed=$5 f="$out/runs/$1-$4-$5.json" pos=()
+  [ -s "$f" ] && return 0
+  echo "study-rl: $task $label seed $seed" >&2
+  [ "$method" = direft ] && pos=(--positions all)
+  "$preft" train rl -m "$model" --task "$task" --method "$method" --mode "$mode" --rank "$rank" "${pos[@]}" \
+    --steps "$steps" --seed "$seed" --eval-every "$eval_every" --eval-n "$eval_n" --threads "$threads" \
+    -o "$out/adapters/$task-$label-$seed" --json "$f.tmp" -q >/dev/null
+  mv "$f.tmp" "$f"
+}
+export -f run_one
+export preft model rank steps eval_every eval_n threads out
 for task in $tasks; do
   for m in "${methods[@]}"; do
     read -r method mode label <<<"$m"
-    for seed in $seeds; do
-      f="$out/runs/$task-$label-$seed.json"
-      [ -s "$f" ] && continue
-      echo "study-rl: $task $label seed $seed" >&2
-      pos=()
-      [ "$method" = direft ] && pos=(--positions all)
-      "$preft" train rl -m "$model" --task "$task" --method "$method" --mode "$mode" --rank "$rank" "${pos[@]}" \
-        --steps "$steps" --seed "$seed" --eval-every "$eval_every" --eval-n "$eval_n" --threads "$threads" \
-        -o "$out/adapters/$task-$label-$seed" --json "$f.tmp" -q >/dev/null
-      mv "$f.tmp" "$f"
-    done
+    for seed in $seeds; do echo "$task $method $mode $label $seed"; done
   done
-done
+done | xargs -P "$jobs" -L 1 bash -c 'run_one "$@"' _
 
 # ---- summary -----------------------------------------------------------------
 mean_sd() { awk '{ s += $1; q += $1 * $1; n++ } END { if (n == 0) { print "-"; exit } m = s / n; v = n > 1 ? (q - n * m * m) / (n - 1) : 0; if (v < 0) v = 0; printf "%.3f ± %.3f", m, sqrt(v) }'; }
 mean() { awk '{ s += $1; n++ } END { if (n) printf "%.3f", s / n; else print "-" }'; }
+# the metrics files of a task and method that exist (a study stopped early
+# reports what finished)
+runs_of() { for seed in $seeds; do [ -s "$out/runs/$1-$2-$seed.json" ] && echo "$out/runs/$1-$2-$seed.json"; done; true; }
 {
   echo "# RL study: GRPO on $model"
   echo
@@ -80,8 +87,8 @@ mean() { awk '{ s += $1; n++ } END { if (n) printf "%.3f", s / n; else print "-"
     echo "## $task"
     echo
     evsteps=$(jq -r '[.steps[] | select(.eval_accuracy != null) | .step] | map(tostring) | join(" ")' \
-      "$(ls "$out"/runs/"$task"-LoRA-*.json | head -1)")
-    printf '| method | step 0 |'
+      "$(ls "$out"/runs/"$task"-*-[0-9]*.json | grep -v -- -base- | head -1)")
+    printf "| method (runs) | step 0 |"
     for s in $evsteps; do printf ' step %s |' "$s"; done
     printf ' final (mean ± sd) | reward first 10 steps | reward last 10 steps |\n|---|---|'
     for s in $evsteps; do printf -- '---|'; done
@@ -89,8 +96,9 @@ mean() { awk '{ s += $1; n++ } END { if (n) printf "%.3f", s / n; else print "-"
     base=$(for seed in $seeds; do jq .accuracy "$out/runs/$task-base-$seed.json"; done | mean)
     for m in "${methods[@]}"; do
       read -r method mode label <<<"$m"
-      files=$(for seed in $seeds; do echo "$out/runs/$task-$label-$seed.json"; done)
-      printf '| %s | %s |' "$label" "$base"
+      files=$(runs_of "$task" "$label")
+      [ -n "$files" ] || continue
+      printf '| %s (%d) | %s |' "$label" "$(echo "$files" | wc -l)" "$base"
       for s in $evsteps; do
         printf ' %s |' "$(for f in $files; do jq ".steps[] | select(.step == $s) | .eval_accuracy" "$f"; done | mean)"
       done
@@ -106,7 +114,8 @@ mean() { awk '{ s += $1; n++ } END { if (n) printf "%.3f", s / n; else print "-"
   echo "|---|---|---|---|---|---|---|"
   for m in "${methods[@]}"; do
     read -r method mode label <<<"$m"
-    files=$(ls "$out"/runs/*-"$label"-*.json)
+    files=$(ls "$out"/runs/*-"$label"-[0-9]*.json 2>/dev/null || true)
+    [ -n "$files" ] || continue
     row=$(jq -s '[.[].steps[]] | {r: (map(.rollout_tokens_per_s) | add / length),
       u: (map(.update_tokens_per_s) | add / length), ro: (map(.rollout_s) | add), rw: (map(.reward_s) | add),
       up: (map(.update_s) | add), n: length} | "\(.r) \(.u) \(.ro) \(.rw) \(.up) \(.n)"' -r $files)
@@ -121,16 +130,18 @@ for task in $tasks; do
   base=$(for seed in $seeds; do jq .accuracy "$out/runs/$task-base-$seed.json"; done | mean)
   for m in "${methods[@]}"; do
     read -r method mode label <<<"$m"
+    files=$(runs_of "$task" "$label")
+    [ -n "$files" ] || continue
     echo "$label 0 $base"
-    for seed in $seeds; do
-      jq -r '.steps[] | select(.eval_accuracy != null) | "\(.step) \(.eval_accuracy)"' "$out/runs/$task-$label-$seed.json"
+    for f in $files; do
+      jq -r '.steps[] | select(.eval_accuracy != null) | "\(.step) \(.eval_accuracy)"' "$f"
     done | awk -v l="$label" '{ s[$1] += $2; n[$1]++ } END { for (k in s) print l, k, s[k] / n[k] }' | sort -k2,2n
   done | awk -v title="GRPO on $task: held-out greedy accuracy (mean of seeds $seeds)" -v xlab=step \
     -v ylab=accuracy -f scripts/plot-lines.awk >"$out/accuracy-$task.svg"
   for m in "${methods[@]}"; do
     read -r method mode label <<<"$m"
-    for seed in $seeds; do
-      jq -r '.steps[] | "\(.step) \(.reward_mean)"' "$out/runs/$task-$label-$seed.json"
+    for f in $(runs_of "$task" "$label"); do
+      jq -r '.steps[] | "\(.step) \(.reward_mean)"' "$f"
     done | awk -v l="$label" '{ s[$1] += $2; n[$1]++ } END { for (k in s) print l, k, s[k] / n[k] }' | sort -k2,2n
   done | awk -v title="GRPO on $task: mean rollout reward (mean of seeds $seeds)" -v xlab=step \
     -v ylab="mean reward" -f scripts/plot-lines.awk >"$out/reward-$task.svg"

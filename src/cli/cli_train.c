@@ -109,6 +109,8 @@ static void pretrain_usage(FILE *out) {
           "  --min-lr-frac F       (default 0.1)   --warmup N (default 0)\n"
           "  --weight-decay W      (default 0.1)   --clip C (default 1)\n"
           "  --eval-frac F         windows held out for evaluation (default 0.05)\n"
+          "  --init DIR            start from this model's weights instead of random ones\n"
+          "                        (its shape must be --config's; a second stage of training)\n"
           "  --seed S, --eval-every K, --save-every K, --resume, --recompute,\n"
           "  --json FILE, --threads N, -q   as for `preft train sft`\n");
 }
@@ -337,8 +339,27 @@ done:
 
 /* ---- pretrain -------------------------------------------------------------- */
 
+/* --init DIR: the weights of the model in DIR, trained further (its shape
+ * must be that of the config, so the run's config.json describes it). */
+static int init_from(preft_train_model *tm, const char *dir, const preft_model_config *cfg,
+                     const char *config_path, preft_error *err) {
+  cli_model cm = {0};
+  cli_model_args ma = {.model_dir = dir, .tokenizer = CLI_TOK_IF_GIVEN};
+  if (cli_model_load(&cm, &ma, err) != 0) return -1;
+  const preft_model_config *m = &cm.model->cfg;
+  int rc = 0;
+  if (m->vocab != cfg->vocab || m->dim != cfg->dim || m->ffn != cfg->ffn || m->n_layers != cfg->n_layers ||
+      m->n_heads != cfg->n_heads || m->n_kv_heads != cfg->n_kv_heads || m->head_dim != cfg->head_dim ||
+      m->tie_embeddings != cfg->tie_embeddings)
+    rc = preft_fail(err, "--init %s: the model's shape is not that of %s", dir, config_path);
+  else
+    preft_train_model_from(tm, cm.model, true);
+  cli_model_free(&cm);
+  return rc;
+}
+
 static int train_pretrain(int argc, char **argv, const cli_dist *d) {
-  const char *config = NULL, *tok_path = NULL, *out = NULL, *files[MAX_FILES];
+  const char *config = NULL, *tok_path = NULL, *out = NULL, *init = NULL, *files[MAX_FILES];
   cli_strs data = {.items = files, .max = MAX_FILES, .greedy = true}; /* --data a b c */
   loop_args la = {.epochs = 1,
                   .batch = 8,
@@ -354,6 +375,7 @@ static int train_pretrain(int argc, char **argv, const cli_dist *d) {
       {"--tokenizer", NULL, CLI_STR, &tok_path},
       {"--data", NULL, CLI_STRS, &data},
       {"--out", "-o", CLI_STR, &out},
+      {"--init", NULL, CLI_STR, &init},
       LOOP_OPTIONS(la),
       {NULL},
   };
@@ -403,7 +425,11 @@ static int train_pretrain(int argc, char **argv, const cli_dist *d) {
   if (d->rank == 0 &&
       (preft_mkdir_p(out, &err) != 0 || preft_tokenizer_save_files(tok, tok_path, out, &err) != 0))
     goto fail;
-  if (preft_train_model_init(&in.tm, &cfg, (uint64_t)la.seed, &err) != 0) goto fail;
+  if (init) {
+    if (init_from(&in.tm, init, &cfg, config, &err) != 0) goto fail;
+  } else if (preft_train_model_init(&in.tm, &cfg, (uint64_t)la.seed, &err) != 0) {
+    goto fail;
+  }
   preft_train_opts to;
   loop_train_opts(&la, (int)la.seq + 1, out, &to);
   if (train_and_report(&in, NULL, &la, &to, d, NULL, NULL, &err) != 0) goto fail;

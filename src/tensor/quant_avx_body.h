@@ -446,26 +446,39 @@ QIN void tile_q8_0_q4_0(int is_q4, float *y, size_t ys, const unsigned char *xq,
         codes[b][g] = is_q4 ? signs[b][g] : _mm256_sign_epi8(signs[b][g], signs[b][g]);
       dw[b] = _mm256_loadu_ps(d);
     }
-    for (int r = 0; r < n; r++) {
-      __m256 a = _mm256_loadu_ps(acc + 8 * r);
-      const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b0;
+    /* two rows of x per pass: each tile vector loaded once for both */
+    for (int r = 0; r < n; r += 2) {
+      const int r1 = r + 1 < n ? r + 1 : r; /* an odd last row is computed twice, stored once */
+      __m256 a0 = _mm256_loadu_ps(acc + 8 * r), a1 = _mm256_loadu_ps(acc + 8 * r1);
+      const preft_block_q8_0 *x0 = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b0;
+      const preft_block_q8_0 *x1 = (const preft_block_q8_0 *)(xq + (size_t)r1 * xqs) + b0;
       for (int b = 0; b < bc; b++) {
-        __m256i p;
+        __m256i p0, p1;
         if (is_q4) {
-          __m256i s16 = _mm256_setzero_si256();
-          for (int g = 0; g < 8; g++)
-            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(codes[b][g], bcast4(x[b].qs + 4 * g)));
-          p = _mm256_sub_epi32(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)),
-                               _mm256_set1_epi32(8 * sx[r * nb + b0 + b]));
+          __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+          for (int g = 0; g < 8; g++) {
+            const __m256i c = codes[b][g];
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(c, bcast4(x0[b].qs + 4 * g)));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(c, bcast4(x1[b].qs + 4 * g)));
+          }
+          const __m256i ones = _mm256_set1_epi16(1);
+          p0 = _mm256_sub_epi32(_mm256_madd_epi16(s0, ones), _mm256_set1_epi32(8 * sx[r * nb + b0 + b]));
+          p1 = _mm256_sub_epi32(_mm256_madd_epi16(s1, ones), _mm256_set1_epi32(8 * sx[r1 * nb + b0 + b]));
         } else {
-          p = _mm256_setzero_si256();
-          for (int g = 0; g < 8; g++)
-            p = dot_acc(p, codes[b][g], _mm256_sign_epi8(bcast4(x[b].qs + 4 * g), signs[b][g]));
+          p0 = p1 = _mm256_setzero_si256();
+          for (int g = 0; g < 8; g++) {
+            const __m256i c = codes[b][g], sg = signs[b][g];
+            p0 = dot_acc(p0, c, _mm256_sign_epi8(bcast4(x0[b].qs + 4 * g), sg));
+            p1 = dot_acc(p1, c, _mm256_sign_epi8(bcast4(x1[b].qs + 4 * g), sg));
+          }
         }
-        a = _mm256_fmadd_ps(_mm256_mul_ps(dw[b], _mm256_broadcast_ss(xd + r * nb + b0 + b)),
-                            _mm256_cvtepi32_ps(p), a);
+        a0 = _mm256_fmadd_ps(_mm256_mul_ps(dw[b], _mm256_broadcast_ss(xd + r * nb + b0 + b)),
+                             _mm256_cvtepi32_ps(p0), a0);
+        a1 = _mm256_fmadd_ps(_mm256_mul_ps(dw[b], _mm256_broadcast_ss(xd + r1 * nb + b0 + b)),
+                             _mm256_cvtepi32_ps(p1), a1);
       }
-      _mm256_storeu_ps(acc + 8 * r, a);
+      _mm256_storeu_ps(acc + 8 * r, a0);
+      if (r1 != r) _mm256_storeu_ps(acc + 8 * r1, a1);
     }
   }
 }
@@ -536,31 +549,43 @@ QFN void tiles_q4_K(float *y, size_t ys, const void *xqv, size_t xqs, const void
       __m256i vsc[8], vmn[4];
       for (int s = 0; s < 8; s++) vsc[s] = _mm256_loadu_si256((const __m256i *)sc[s]);
       for (int s = 0; s < 4; s++) vmn[s] = _mm256_loadu_si256((const __m256i *)mn[s]);
-      for (int r = 0; r < n; r++) {
-        const preft_block_q8_K *x = (const preft_block_q8_K *)(xq + (size_t)r * xqs) + b;
-        __m256i sumi = _mm256_setzero_si256();
+      for (int r = 0; r < n; r += 2) { /* two rows of x per pass, as above */
+        const int r1 = r + 1 < n ? r + 1 : r;
+        const preft_block_q8_K *x0 = (const preft_block_q8_K *)(xq + (size_t)r * xqs) + b;
+        const preft_block_q8_K *x1 = (const preft_block_q8_K *)(xq + (size_t)r1 * xqs) + b;
+        __m256i sumi0 = _mm256_setzero_si256(), sumi1 = _mm256_setzero_si256();
         for (int s = 0; s < 8; s++) {
-          __m256i s16 = _mm256_setzero_si256();
-          for (int g = 0; g < 8; g++)
-            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(codes[s][g], bcast4(x->qs + 32 * s + 4 * g)));
-          sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(s16, vsc[s]));
+          __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+          for (int g = 0; g < 8; g++) {
+            const __m256i c = codes[s][g];
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(c, bcast4(x0->qs + 32 * s + 4 * g)));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(c, bcast4(x1->qs + 32 * s + 4 * g)));
+          }
+          sumi0 = _mm256_add_epi32(sumi0, _mm256_madd_epi16(s0, vsc[s]));
+          sumi1 = _mm256_add_epi32(sumi1, _mm256_madd_epi16(s1, vsc[s]));
         }
-        /* mins: pair sums of bsums, two per int32, times (m[s], m[s+1]) */
-        __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums),
-                                       _mm_loadu_si128((const __m128i *)(x->bsums + 8)));
-        __m256i summ = _mm256_setzero_si256();
-        for (int s = 0; s < 4; s++) {
-          int32_t pp = _mm_extract_epi32(pairs, 0);
-          if (s == 1) pp = _mm_extract_epi32(pairs, 1);
-          if (s == 2) pp = _mm_extract_epi32(pairs, 2);
-          if (s == 3) pp = _mm_extract_epi32(pairs, 3);
-          summ = _mm256_add_epi32(summ, _mm256_madd_epi16(vmn[s], _mm256_set1_epi32(pp)));
+        const preft_block_q8_K *xs[2] = {x0, x1};
+        const __m256i sumi[2] = {sumi0, sumi1};
+        for (int i = 0; i < 2; i++) {
+          if (i == 1 && r1 == r) break;
+          const preft_block_q8_K *x = xs[i];
+          const int row = i ? r1 : r;
+          /* mins: pair sums of bsums, two per int32, times (m[s], m[s+1]) */
+          __m128i pairs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums),
+                                         _mm_loadu_si128((const __m128i *)(x->bsums + 8)));
+          __m256i summ = _mm256_madd_epi16(vmn[0], _mm256_set1_epi32(_mm_extract_epi32(pairs, 0)));
+          summ = _mm256_add_epi32(summ,
+                                  _mm256_madd_epi16(vmn[1], _mm256_set1_epi32(_mm_extract_epi32(pairs, 1))));
+          summ = _mm256_add_epi32(summ,
+                                  _mm256_madd_epi16(vmn[2], _mm256_set1_epi32(_mm_extract_epi32(pairs, 2))));
+          summ = _mm256_add_epi32(summ,
+                                  _mm256_madd_epi16(vmn[3], _mm256_set1_epi32(_mm_extract_epi32(pairs, 3))));
+          const __m256 xdv = _mm256_set1_ps(x->d);
+          __m256 a = _mm256_loadu_ps(acc + 8 * row);
+          a = _mm256_fmadd_ps(_mm256_mul_ps(vd, xdv), _mm256_cvtepi32_ps(sumi[i]), a);
+          a = _mm256_fnmadd_ps(_mm256_mul_ps(vdmin, xdv), _mm256_cvtepi32_ps(summ), a);
+          _mm256_storeu_ps(acc + 8 * row, a);
         }
-        const __m256 xdv = _mm256_set1_ps(x->d);
-        __m256 a = _mm256_loadu_ps(acc + 8 * r);
-        a = _mm256_fmadd_ps(_mm256_mul_ps(vd, xdv), _mm256_cvtepi32_ps(sumi), a);
-        a = _mm256_fnmadd_ps(_mm256_mul_ps(vdmin, xdv), _mm256_cvtepi32_ps(summ), a);
-        _mm256_storeu_ps(acc + 8 * r, a);
       }
     }
     store_tile(y, ys, j, acc, n, accumulate);
@@ -570,31 +595,140 @@ QFN void tiles_q4_K(float *y, size_t ys, const void *xqv, size_t xqs, const void
 
 /* ---- backward for x: dx[i, 0:kc] += sum_r dy[i, r] · tile[r, 0:kc] --------- */
 
+/* ---- dequantization into FP32 (the QLoRA backward's tiles) ---------------- */
+
+/* The same values as preft_dequantize_row (quant_ref.c), bit for bit: the
+ * same products in the same order (int → float exact, then one multiply;
+ * Q4_K multiplies and subtracts separately, no FMA). */
+QIN void store_scaled8(float *y, __m128i q8, __m256 d) { /* 8 int8 → float × d */
+  _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), d));
+}
+
+QFN void dequant(preft_dtype t, const void *src, float *y, size_t n) {
+  const size_t nb = n / preft_dtype_block(t);
+  switch (t) {
+    case PREFT_Q8_0:
+      for (size_t b = 0; b < nb; b++) {
+        const preft_block_q8_0 *x = (const preft_block_q8_0 *)src + b;
+        const __m256 d = _mm256_set1_ps(h2f(x->d));
+        const __m256i q = load32(x->qs);
+        const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        store_scaled8(y + 32 * b, lo, d);
+        store_scaled8(y + 32 * b + 8, _mm_srli_si128(lo, 8), d);
+        store_scaled8(y + 32 * b + 16, hi, d);
+        store_scaled8(y + 32 * b + 24, _mm_srli_si128(hi, 8), d);
+      }
+      return;
+    case PREFT_Q4_0:
+    case PREFT_Q5_0:
+      for (size_t b = 0; b < nb; b++) {
+        __m256i q;
+        float dv;
+        if (t == PREFT_Q4_0) {
+          const preft_block_q4_0 *x = (const preft_block_q4_0 *)src + b;
+          q = _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8));
+          dv = h2f(x->d);
+        } else {
+          const preft_block_q5_0 *x = (const preft_block_q5_0 *)src + b;
+          q = _mm256_sub_epi8(_mm256_or_si256(nibbles32(x->qs), bits32_0x10(x->qh)), _mm256_set1_epi8(16));
+          dv = h2f(x->d);
+        }
+        const __m256 d = _mm256_set1_ps(dv);
+        const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        store_scaled8(y + 32 * b, lo, d);
+        store_scaled8(y + 32 * b + 8, _mm_srli_si128(lo, 8), d);
+        store_scaled8(y + 32 * b + 16, hi, d);
+        store_scaled8(y + 32 * b + 24, _mm_srli_si128(hi, 8), d);
+      }
+      return;
+    case PREFT_Q4_K:
+      for (size_t b = 0; b < nb; b++) {
+        const preft_block_q4_K *x = (const preft_block_q4_K *)src + b;
+        uint32_t u[4];
+        q4_K_scales(x->scales, u);
+        const uint8_t *sc = (const uint8_t *)u;
+        const float d = h2f(x->d), dmin = h2f(x->dmin);
+        float *yb = y + 256 * b;
+        for (int c = 0; c < 4; c++) {
+          const __m256i q = load32(x->qs + 32 * c);
+          const __m256i qq[2] = {_mm256_and_si256(q, _mm256_set1_epi8(0x0F)),
+                                 _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0F))};
+          for (int h = 0; h < 2; h++) {
+            const __m256 d1 = _mm256_set1_ps(d * sc[2 * c + h]),
+                         m1 = _mm256_set1_ps(dmin * sc[8 + 2 * c + h]);
+            const __m128i lo = _mm256_castsi256_si128(qq[h]), hi = _mm256_extracti128_si256(qq[h], 1);
+            const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+            for (int p = 0; p < 4; p++) {
+              __m256 v = _mm256_mul_ps(d1, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[p])));
+              _mm256_storeu_ps(yb + 64 * c + 32 * h + 8 * p, _mm256_sub_ps(v, m1));
+            }
+          }
+        }
+      }
+      return;
+    case PREFT_Q6_K:
+      for (size_t b = 0; b < nb; b++) {
+        const preft_block_q6_K *x = (const preft_block_q6_K *)src + b;
+        const float d = h2f(x->d);
+        const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+        for (int h = 0; h < 2; h++) {
+          const __m256i ql0 = load32(x->ql + 64 * h), ql1 = load32(x->ql + 64 * h + 32),
+                        qh = load32(x->qh + 32 * h);
+          __m256i q[4];
+          q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+          q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+          q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+          q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+          for (int p = 0; p < 4; p++) {
+            const __m256i qs = _mm256_sub_epi8(q[p], _mm256_set1_epi8(32));
+            const __m128i lo = _mm256_castsi256_si128(qs), hi = _mm256_extracti128_si256(qs, 1);
+            /* values 128h + 32p + l: sub-block 8h + 2p + l / 16 */
+            const __m256 s0 = _mm256_set1_ps(d * x->scales[8 * h + 2 * p]);
+            const __m256 s1 = _mm256_set1_ps(d * x->scales[8 * h + 2 * p + 1]);
+            float *yb = y + 256 * b + 128 * h + 32 * p;
+            store_scaled8(yb, lo, s0);
+            store_scaled8(yb + 8, _mm_srli_si128(lo, 8), s0);
+            store_scaled8(yb + 16, hi, s1);
+            store_scaled8(yb + 24, _mm_srli_si128(hi, 8), s1);
+          }
+        }
+      }
+      return;
+    default:
+      preft_dequantize_row(t, src, y, n);
+  }
+}
+
+/* Two rows of dx per pass, so each tile vector is loaded once for both
+ * (4 tile loads and 2 broadcasts per 8 FMAs). */
 QFN void tile_dx(float *dx, size_t dxs, const float *dy, size_t dys, const float *tile, int rows, int kc,
                  int n) {
-  for (int i = 0; i < n; i++) {
-    float *d = dx + (size_t)i * dxs;
-    const float *g = dy + (size_t)i * dys;
-    int c = 0;
-    for (; c + 32 <= kc; c += 32) {
-      __m256 a0 = _mm256_loadu_ps(d + c), a1 = _mm256_loadu_ps(d + c + 8);
-      __m256 a2 = _mm256_loadu_ps(d + c + 16), a3 = _mm256_loadu_ps(d + c + 24);
+  for (int i = 0; i < n; i += 2) {
+    const int i1 = i + 1 < n ? i + 1 : i; /* an odd last row: computed twice, stored once */
+    float *d0 = dx + (size_t)i * dxs, *d1 = dx + (size_t)i1 * dxs;
+    const float *g0 = dy + (size_t)i * dys, *g1 = dy + (size_t)i1 * dys;
+    for (int c = 0; c < kc; c += 16) {
+      const int two = c + 16 <= kc; /* kc is a multiple of 8 */
+      __m256 a0 = _mm256_loadu_ps(d0 + c), a1 = two ? _mm256_loadu_ps(d0 + c + 8) : _mm256_setzero_ps();
+      __m256 b0 = _mm256_loadu_ps(d1 + c), b1 = two ? _mm256_loadu_ps(d1 + c + 8) : _mm256_setzero_ps();
       for (int r = 0; r < rows; r++) {
-        const __m256 gr = _mm256_set1_ps(g[r]);
         const float *t = tile + (size_t)r * (size_t)kc + c;
-        a0 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t), a0);
-        a1 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 8), a1);
-        a2 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 16), a2);
-        a3 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 24), a3);
+        const __m256 t0 = _mm256_loadu_ps(t), t1 = two ? _mm256_loadu_ps(t + 8) : _mm256_setzero_ps();
+        const __m256 h0 = _mm256_broadcast_ss(g0 + r), h1 = _mm256_broadcast_ss(g1 + r);
+        a0 = _mm256_fmadd_ps(h0, t0, a0);
+        a1 = _mm256_fmadd_ps(h0, t1, a1);
+        b0 = _mm256_fmadd_ps(h1, t0, b0);
+        b1 = _mm256_fmadd_ps(h1, t1, b1);
       }
-      _mm256_storeu_ps(d + c, a0), _mm256_storeu_ps(d + c + 8, a1);
-      _mm256_storeu_ps(d + c + 16, a2), _mm256_storeu_ps(d + c + 24, a3);
-    }
-    for (; c < kc; c += 8) {
-      __m256 a = _mm256_loadu_ps(d + c);
-      for (int r = 0; r < rows; r++)
-        a = _mm256_fmadd_ps(_mm256_set1_ps(g[r]), _mm256_loadu_ps(tile + (size_t)r * (size_t)kc + c), a);
-      _mm256_storeu_ps(d + c, a);
+      if (i1 != i) {
+        _mm256_storeu_ps(d1 + c, b0);
+        if (two) _mm256_storeu_ps(d1 + c + 8, b1);
+      }
+      _mm256_storeu_ps(d0 + c, a0);
+      if (two) _mm256_storeu_ps(d0 + c + 8, a1);
     }
   }
 }
@@ -603,5 +737,6 @@ const preft_quant_kernels QK_TABLE = {
     .rows = {rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0},
     .tiles = {tiles_q8_0, tiles_q4_0, tiles_q4_K, NULL, NULL},
     .tile_dx = tile_dx,
+    .dequant = dequant,
     .name = QK_NAME,
 };

@@ -30,6 +30,10 @@ check "metrics.json has a held-out loss" jq -e '.final_heldout_loss > 0' "$tmp/f
 "$bin" encode -m "$tmp/full" --text "the union" -o "$tmp/h.f32" 2>"$tmp/err"
 check "preft encode loads the pretrained model" test "$(stat -c %s "$tmp/h.f32" 2>/dev/null)" = $((4 * 16 * 4))
 
+a=$root/assets/bert-mini-sotu
+"$bin" encode -m "$a" --text "the state of the union" --pooled -o "$tmp/a.f32" 2>"$tmp/err"
+check "the committed small BERT loads (pooled output of width 128)" test "$(stat -c %s "$tmp/a.f32" 2>/dev/null)" = 512
+
 # resume: a run of 4 steps cut after 2, then resumed = 4 steps at once
 "$bin" "${mlm[@]}" -o "$tmp/part" --steps 4 --stop-after 2 >/dev/null 2>&1
 "$bin" "${mlm[@]}" -o "$tmp/part" --steps 4 --resume >"$tmp/out" 2>&1
