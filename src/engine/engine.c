@@ -357,9 +357,9 @@ static void map_cached_prefix(preft_engine *e, seq_t *s) {
   int b = 0;
   for (; b < max_blocks; b++) {
     uint64_t k = preft_prefix_key(key, s->salt, s->tokens + (size_t)b * bs, bs);
-    int block = preft_prefix_lookup(&e->prefix, k);
-    if (block < 0) break;
-    preft_kv_map_shared(&e->kv, s->slot, block);
+    int got = preft_prefix_map(&e->prefix, k, s->slot); /* from memory, or restored from disk */
+    if (!got) break;
+    if (got == 2) e->stats.prefix_disk_hit_tokens += bs;
     key = k;
   }
   s->n_computed = b * bs;
@@ -445,10 +445,9 @@ static int schedule(preft_engine *e) {
     if (s->ra) { /* the adapter is loaded now: its default mode and cache salt are known */
       const preft_adapter *a = s->ra->loaded;
       if (s->requested_mode < 0) s->mode = a->default_mode;
-      uint64_t salt = s->ra->generation * 4 + (uint64_t)s->mode + 1;
       /* ReFT on the last prompt positions makes every block depend on the prompt length */
-      if (a->kind != PREFT_ADAPTER_LORA && a->reft_last > 0) salt = salt * 1000003u + (uint64_t)s->n_prompt;
-      s->salt = salt;
+      bool by_len = a->kind != PREFT_ADAPTER_LORA && a->reft_last > 0;
+      s->salt = preft_prefix_salt(a, s->ra->generation, (int)s->mode, by_len ? s->n_prompt : -1);
     }
     s->slot = e->free_slots[--e->n_free_slots];
     map_cached_prefix(e, s);
@@ -732,6 +731,19 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
     return -1;
   }
   preft_prefix_init(&e->prefix, &e->kv);
+  if (cfg->prefix_cache_dir && cfg->prefix_cache_dir[0]) {
+    preft_prefix_disk *disk;
+    uint64_t id = preft_prefix_model_id(model), bytes = cfg->prefix_cache_disk_bytes;
+    if (preft_prefix_disk_open(&disk, cfg->prefix_cache_dir, bytes ? bytes : (uint64_t)10 << 30, id,
+                               c->n_layers, c->n_kv_heads * c->head_dim, e->cfg.block_size, 0, err) != 0) {
+      preft_prefix_free(&e->prefix);
+      preft_kv_free(&e->kv);
+      free(e);
+      return -1;
+    }
+    preft_prefix_attach_disk(&e->prefix, disk, id);
+  }
+  e->cfg.prefix_cache_dir = NULL; /* the caller's string: not kept */
   /* adapters' bytes come out of the KV cache (lend_adapter_blocks), capped by
    * --adapter-cache-mb and at most the cache less one full context, so that
    * a request can always run next to the adapters in use */
@@ -787,6 +799,7 @@ void preft_engine_free(preft_engine *e) {
   pthread_cond_destroy(&e->wake);
   pthread_cond_destroy(&e->loader_wake);
   pthread_cond_destroy(&e->idle);
+  preft_prefix_spill_all(&e->prefix); /* the disk tier keeps what memory held for the next start */
   preft_prefix_free(&e->prefix);
   preft_kv_free(&e->kv);
   preft_registry_free(&e->reg);
@@ -1208,6 +1221,23 @@ void preft_engine_get_stats(preft_engine *e, preft_engine_stats *out) {
   out->running = e->n_running;
   out->kv_blocks_free = e->kv.n_free;
   out->kv_blocks_cached = preft_prefix_count(&e->prefix);
+  if (e->prefix.disk) {
+    preft_prefix_disk_stats d;
+    preft_prefix_disk_get_stats(e->prefix.disk, &d);
+    out->prefix_disk_enabled = true;
+    out->prefix_disk_hits = d.hits;
+    out->prefix_disk_misses = d.misses;
+    out->prefix_disk_corrupt = d.corrupt;
+    out->prefix_disk_writes = d.writes;
+    out->prefix_disk_write_failures = d.write_failures;
+    out->prefix_disk_dropped = d.dropped;
+    out->prefix_disk_evictions = d.evictions;
+    out->prefix_disk_entries = d.entries;
+    out->prefix_disk_bytes = d.bytes;
+    out->prefix_disk_bytes_limit = d.max_bytes;
+    out->prefix_disk_bytes_read = d.bytes_read;
+    out->prefix_disk_bytes_written = d.bytes_written;
+  }
   out->kv_blocks_adapters = e->kv.n_pinned;
   out->kv_blocks_used = e->kv.n_blocks - e->kv.n_free - e->kv.n_pinned;
   out->adapters_loaded = e->reg.n_loaded;

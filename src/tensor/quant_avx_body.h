@@ -595,31 +595,140 @@ QFN void tiles_q4_K(float *y, size_t ys, const void *xqv, size_t xqs, const void
 
 /* ---- backward for x: dx[i, 0:kc] += sum_r dy[i, r] · tile[r, 0:kc] --------- */
 
+/* ---- dequantization into FP32 (the QLoRA backward's tiles) ---------------- */
+
+/* The same values as preft_dequantize_row (quant_ref.c), bit for bit: the
+ * same products in the same order (int → float exact, then one multiply;
+ * Q4_K multiplies and subtracts separately, no FMA). */
+QIN void store_scaled8(float *y, __m128i q8, __m256 d) { /* 8 int8 → float × d */
+  _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), d));
+}
+
+QFN void dequant(preft_dtype t, const void *src, float *y, size_t n) {
+  const size_t nb = n / preft_dtype_block(t);
+  switch (t) {
+    case PREFT_Q8_0:
+      for (size_t b = 0; b < nb; b++) {
+        const preft_block_q8_0 *x = (const preft_block_q8_0 *)src + b;
+        const __m256 d = _mm256_set1_ps(h2f(x->d));
+        const __m256i q = load32(x->qs);
+        const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        store_scaled8(y + 32 * b, lo, d);
+        store_scaled8(y + 32 * b + 8, _mm_srli_si128(lo, 8), d);
+        store_scaled8(y + 32 * b + 16, hi, d);
+        store_scaled8(y + 32 * b + 24, _mm_srli_si128(hi, 8), d);
+      }
+      return;
+    case PREFT_Q4_0:
+    case PREFT_Q5_0:
+      for (size_t b = 0; b < nb; b++) {
+        __m256i q;
+        float dv;
+        if (t == PREFT_Q4_0) {
+          const preft_block_q4_0 *x = (const preft_block_q4_0 *)src + b;
+          q = _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8));
+          dv = h2f(x->d);
+        } else {
+          const preft_block_q5_0 *x = (const preft_block_q5_0 *)src + b;
+          q = _mm256_sub_epi8(_mm256_or_si256(nibbles32(x->qs), bits32_0x10(x->qh)), _mm256_set1_epi8(16));
+          dv = h2f(x->d);
+        }
+        const __m256 d = _mm256_set1_ps(dv);
+        const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        store_scaled8(y + 32 * b, lo, d);
+        store_scaled8(y + 32 * b + 8, _mm_srli_si128(lo, 8), d);
+        store_scaled8(y + 32 * b + 16, hi, d);
+        store_scaled8(y + 32 * b + 24, _mm_srli_si128(hi, 8), d);
+      }
+      return;
+    case PREFT_Q4_K:
+      for (size_t b = 0; b < nb; b++) {
+        const preft_block_q4_K *x = (const preft_block_q4_K *)src + b;
+        uint32_t u[4];
+        q4_K_scales(x->scales, u);
+        const uint8_t *sc = (const uint8_t *)u;
+        const float d = h2f(x->d), dmin = h2f(x->dmin);
+        float *yb = y + 256 * b;
+        for (int c = 0; c < 4; c++) {
+          const __m256i q = load32(x->qs + 32 * c);
+          const __m256i qq[2] = {_mm256_and_si256(q, _mm256_set1_epi8(0x0F)),
+                                 _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0F))};
+          for (int h = 0; h < 2; h++) {
+            const __m256 d1 = _mm256_set1_ps(d * sc[2 * c + h]),
+                         m1 = _mm256_set1_ps(dmin * sc[8 + 2 * c + h]);
+            const __m128i lo = _mm256_castsi256_si128(qq[h]), hi = _mm256_extracti128_si256(qq[h], 1);
+            const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+            for (int p = 0; p < 4; p++) {
+              __m256 v = _mm256_mul_ps(d1, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[p])));
+              _mm256_storeu_ps(yb + 64 * c + 32 * h + 8 * p, _mm256_sub_ps(v, m1));
+            }
+          }
+        }
+      }
+      return;
+    case PREFT_Q6_K:
+      for (size_t b = 0; b < nb; b++) {
+        const preft_block_q6_K *x = (const preft_block_q6_K *)src + b;
+        const float d = h2f(x->d);
+        const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+        for (int h = 0; h < 2; h++) {
+          const __m256i ql0 = load32(x->ql + 64 * h), ql1 = load32(x->ql + 64 * h + 32),
+                        qh = load32(x->qh + 32 * h);
+          __m256i q[4];
+          q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+          q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+          q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+          q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+          for (int p = 0; p < 4; p++) {
+            const __m256i qs = _mm256_sub_epi8(q[p], _mm256_set1_epi8(32));
+            const __m128i lo = _mm256_castsi256_si128(qs), hi = _mm256_extracti128_si256(qs, 1);
+            /* values 128h + 32p + l: sub-block 8h + 2p + l / 16 */
+            const __m256 s0 = _mm256_set1_ps(d * x->scales[8 * h + 2 * p]);
+            const __m256 s1 = _mm256_set1_ps(d * x->scales[8 * h + 2 * p + 1]);
+            float *yb = y + 256 * b + 128 * h + 32 * p;
+            store_scaled8(yb, lo, s0);
+            store_scaled8(yb + 8, _mm_srli_si128(lo, 8), s0);
+            store_scaled8(yb + 16, hi, s1);
+            store_scaled8(yb + 24, _mm_srli_si128(hi, 8), s1);
+          }
+        }
+      }
+      return;
+    default:
+      preft_dequantize_row(t, src, y, n);
+  }
+}
+
+/* Two rows of dx per pass, so each tile vector is loaded once for both
+ * (4 tile loads and 2 broadcasts per 8 FMAs). */
 QFN void tile_dx(float *dx, size_t dxs, const float *dy, size_t dys, const float *tile, int rows, int kc,
                  int n) {
-  for (int i = 0; i < n; i++) {
-    float *d = dx + (size_t)i * dxs;
-    const float *g = dy + (size_t)i * dys;
-    int c = 0;
-    for (; c + 32 <= kc; c += 32) {
-      __m256 a0 = _mm256_loadu_ps(d + c), a1 = _mm256_loadu_ps(d + c + 8);
-      __m256 a2 = _mm256_loadu_ps(d + c + 16), a3 = _mm256_loadu_ps(d + c + 24);
+  for (int i = 0; i < n; i += 2) {
+    const int i1 = i + 1 < n ? i + 1 : i; /* an odd last row: computed twice, stored once */
+    float *d0 = dx + (size_t)i * dxs, *d1 = dx + (size_t)i1 * dxs;
+    const float *g0 = dy + (size_t)i * dys, *g1 = dy + (size_t)i1 * dys;
+    for (int c = 0; c < kc; c += 16) {
+      const int two = c + 16 <= kc; /* kc is a multiple of 8 */
+      __m256 a0 = _mm256_loadu_ps(d0 + c), a1 = two ? _mm256_loadu_ps(d0 + c + 8) : _mm256_setzero_ps();
+      __m256 b0 = _mm256_loadu_ps(d1 + c), b1 = two ? _mm256_loadu_ps(d1 + c + 8) : _mm256_setzero_ps();
       for (int r = 0; r < rows; r++) {
-        const __m256 gr = _mm256_set1_ps(g[r]);
         const float *t = tile + (size_t)r * (size_t)kc + c;
-        a0 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t), a0);
-        a1 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 8), a1);
-        a2 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 16), a2);
-        a3 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 24), a3);
+        const __m256 t0 = _mm256_loadu_ps(t), t1 = two ? _mm256_loadu_ps(t + 8) : _mm256_setzero_ps();
+        const __m256 h0 = _mm256_broadcast_ss(g0 + r), h1 = _mm256_broadcast_ss(g1 + r);
+        a0 = _mm256_fmadd_ps(h0, t0, a0);
+        a1 = _mm256_fmadd_ps(h0, t1, a1);
+        b0 = _mm256_fmadd_ps(h1, t0, b0);
+        b1 = _mm256_fmadd_ps(h1, t1, b1);
       }
-      _mm256_storeu_ps(d + c, a0), _mm256_storeu_ps(d + c + 8, a1);
-      _mm256_storeu_ps(d + c + 16, a2), _mm256_storeu_ps(d + c + 24, a3);
-    }
-    for (; c < kc; c += 8) {
-      __m256 a = _mm256_loadu_ps(d + c);
-      for (int r = 0; r < rows; r++)
-        a = _mm256_fmadd_ps(_mm256_set1_ps(g[r]), _mm256_loadu_ps(tile + (size_t)r * (size_t)kc + c), a);
-      _mm256_storeu_ps(d + c, a);
+      if (i1 != i) {
+        _mm256_storeu_ps(d1 + c, b0);
+        if (two) _mm256_storeu_ps(d1 + c + 8, b1);
+      }
+      _mm256_storeu_ps(d0 + c, a0);
+      if (two) _mm256_storeu_ps(d0 + c + 8, a1);
     }
   }
 }
@@ -628,5 +737,6 @@ const preft_quant_kernels QK_TABLE = {
     .rows = {rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0},
     .tiles = {tiles_q8_0, tiles_q4_0, tiles_q4_K, NULL, NULL},
     .tile_dx = tile_dx,
+    .dequant = dequant,
     .name = QK_NAME,
 };
