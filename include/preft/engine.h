@@ -218,6 +218,11 @@ typedef struct preft_request_params {
   int n_stop_ids;
   int logprobs;                   /* 0: none; else report this many top alternatives (<= 20) */
   preft_penalty_params penalties; /* logprobs stay those of the unpenalised logits */
+  /* Constrained decoding (structured output, tool calls): a grammar matcher
+   * made by the server (src/engine/grammar.h, internal for now), built with
+   * the same stop ids; NULL: unconstrained. On PREFT_SUBMIT_OK the engine
+   * owns it; on failure the caller still does. */
+  struct preft_gmatch *constraint;
 } preft_request_params;
 
 enum {

@@ -24,6 +24,7 @@
 #include "base/timer.h"
 #include "engine/adapter_registry.h"
 #include "engine/adapter_store.h"
+#include "engine/grammar.h"
 #include "engine/penalties.h"
 #include "engine/prefix_cache.h"
 #include "model/batch.h"
@@ -39,6 +40,8 @@ typedef struct seq_t {
   int *stop_ids;
   int n_stop, logprobs;
   preft_sampler sampler;
+  struct preft_gmatch *constraint; /* NULL: unconstrained */
+  bool constraint_ended;           /* the grammar is complete: nothing may follow */
   preft_penalties penalties;
   preft_registered_adapter *ra; /* NULL: base model */
   int requested_mode;           /* -1: the adapter's default, resolved at admission */
@@ -127,6 +130,7 @@ static pending_event *push_event(preft_engine *e, seq_t *s) {
 
 static void free_seq(seq_t *s) {
   preft_sampler_free(&s->sampler);
+  preft_gmatch_free(s->constraint);
   preft_penalties_free(&s->penalties);
   free(s->tokens);
   free(s->stop_ids);
@@ -532,9 +536,17 @@ static void sample_row(void *ctx, int j, int thread) {
   preft_token_event *out = &e->sampled[j];
   /* penalties change the row in place for the draw; logprobs see it raw */
   preft_penalties_apply(&s->penalties, row, vocab, s->n_generated, s->stop_ids, s->n_stop);
-  out->token = preft_sample_with(&s->sampler, &e->scratch[thread], row, vocab);
+  if (s->constraint) { /* the grammar's allowed tokens only; -1: it has ended */
+    out->token = preft_gmatch_sample(s->constraint, &s->sampler, &e->scratch[thread], row, vocab);
+    if (out->token >= 0) {
+      preft_gmatch_accept_token(s->constraint, out->token);
+      s->constraint_ended = preft_gmatch_must_end(s->constraint);
+    }
+  } else {
+    out->token = preft_sample_with(&s->sampler, &e->scratch[thread], row, vocab);
+  }
   preft_penalties_restore(&s->penalties, row);
-  if (s->logprobs > 0) fill_logprobs(row, vocab, out->token, s->logprobs, out);
+  if (s->logprobs > 0 && out->token >= 0) fill_logprobs(row, vocab, out->token, s->logprobs, out);
 }
 
 /* The statistics slot of a sequence's tokens: 1 for a prefill-only adapter,
@@ -559,6 +571,10 @@ static void complete_step(preft_engine *e, int n_logits) {
     if (s->cancelled) continue; /* finished below */
     const preft_token_event *got = &e->sampled[j];
     int tok = got->token;
+    if (tok < 0) { /* a grammar that has ended and no stop id to end with */
+      finish(e, s, PREFT_FINISH_STOP, NULL);
+      continue;
+    }
     if (s->t_first == 0) {
       s->t_first = now;
       e->stats.ttft_seconds_sum += now - s->t_submit;
@@ -571,7 +587,7 @@ static void complete_step(preft_engine *e, int n_logits) {
     e->stats.generated_tokens[stats_mode_index(s)]++;
     bool stop = false;
     for (int k = 0; k < s->n_stop; k++) stop |= tok == s->stop_ids[k];
-    preft_finish_reason why = stop ? PREFT_FINISH_STOP : PREFT_FINISH_NONE;
+    preft_finish_reason why = stop || s->constraint_ended ? PREFT_FINISH_STOP : PREFT_FINISH_NONE;
     if (!stop && (s->n_generated >= s->max_tokens || s->n_tokens >= e->cfg.max_context))
       why = PREFT_FINISH_LENGTH;
     pending_event *p = why != PREFT_FINISH_NONE ? finish(e, s, why, NULL) : push_event(e, s);
@@ -1177,6 +1193,7 @@ int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_re
   }
   s->logprobs = p->logprobs;
   preft_sampler_init(&s->sampler, &p->sampling);
+  s->constraint = p->constraint;
   preft_penalties_init(&s->penalties, &p->penalties, p->prompt, p->n_prompt);
   s->slot = -1;
   s->t_submit = preft_now();
