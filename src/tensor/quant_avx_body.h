@@ -418,7 +418,8 @@ QIN void store_tile(float *y, size_t ys, int j0, const float *acc, int n, int ac
 #define QTILE_MAX_N 64 /* rows of x per call (the driver passes at most QMC) */
 
 /* Q8_0 and Q4_0: 8 blocks of 32 per chunk. */
-QIN void tile_q8_0_q4_0(int is_q4, float *y, size_t ys, const unsigned char *xq, size_t xqs, const void *w,
+/* kind 0: Q8_0, 1: Q4_0, 2: Q5_0 (a constant at each call) */
+QIN void tile_q8_0_q4_0(int kind, float *y, size_t ys, const unsigned char *xq, size_t xqs, const void *w,
                         size_t wrow, int n, int k, int j, const float *xd, const int32_t *sx, float *acc) {
   const int nb = k / PREFT_QK;
   __m256i codes[8][8], signs[8][8];
@@ -431,9 +432,13 @@ QIN void tile_q8_0_q4_0(int is_q4, float *y, size_t ys, const unsigned char *xq,
       float d[8];
       for (int r = 0; r < 8; r++) {
         const unsigned char *row = (const unsigned char *)w + (size_t)(j + r) * wrow;
-        if (is_q4) {
+        if (kind == 1) {
           const preft_block_q4_0 *blk = (const preft_block_q4_0 *)row + b0 + b;
           rows8[r] = nibbles32(blk->qs);
+          d[r] = h2f(blk->d);
+        } else if (kind == 2) {
+          const preft_block_q5_0 *blk = (const preft_block_q5_0 *)row + b0 + b;
+          rows8[r] = _mm256_or_si256(nibbles32(blk->qs), bits32_0x10(blk->qh));
           d[r] = h2f(blk->d);
         } else {
           const preft_block_q8_0 *blk = (const preft_block_q8_0 *)row + b0 + b;
@@ -443,7 +448,7 @@ QIN void tile_q8_0_q4_0(int is_q4, float *y, size_t ys, const unsigned char *xq,
       }
       interleave8(signs[b], rows8);
       for (int g = 0; g < 8; g++)
-        codes[b][g] = is_q4 ? signs[b][g] : _mm256_sign_epi8(signs[b][g], signs[b][g]);
+        codes[b][g] = kind ? signs[b][g] : _mm256_sign_epi8(signs[b][g], signs[b][g]);
       dw[b] = _mm256_loadu_ps(d);
     }
     /* two rows of x per pass: each tile vector loaded once for both */
@@ -454,16 +459,23 @@ QIN void tile_q8_0_q4_0(int is_q4, float *y, size_t ys, const unsigned char *xq,
       const preft_block_q8_0 *x1 = (const preft_block_q8_0 *)(xq + (size_t)r1 * xqs) + b0;
       for (int b = 0; b < bc; b++) {
         __m256i p0, p1;
-        if (is_q4) {
-          __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-          for (int g = 0; g < 8; g++) {
-            const __m256i c = codes[b][g];
-            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(c, bcast4(x0[b].qs + 4 * g)));
-            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(c, bcast4(x1[b].qs + 4 * g)));
-          }
+        if (kind) {
+          /* int16 sums of at most 8 (4-bit) or 4 (5-bit codes) groups:
+           * 8 · 2 · 15 · 127 and 4 · 2 · 31 · 127 both < 32768 */
+          const int per = kind == 1 ? 8 : 4, off = kind == 1 ? 8 : 16;
           const __m256i ones = _mm256_set1_epi16(1);
-          p0 = _mm256_sub_epi32(_mm256_madd_epi16(s0, ones), _mm256_set1_epi32(8 * sx[r * nb + b0 + b]));
-          p1 = _mm256_sub_epi32(_mm256_madd_epi16(s1, ones), _mm256_set1_epi32(8 * sx[r1 * nb + b0 + b]));
+          p0 = _mm256_set1_epi32(-off * sx[r * nb + b0 + b]);
+          p1 = _mm256_set1_epi32(-off * sx[r1 * nb + b0 + b]);
+          for (int g0 = 0; g0 < 8; g0 += per) {
+            __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+            for (int g = g0; g < g0 + per; g++) {
+              const __m256i c = codes[b][g];
+              s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(c, bcast4(x0[b].qs + 4 * g)));
+              s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(c, bcast4(x1[b].qs + 4 * g)));
+            }
+            p0 = _mm256_add_epi32(p0, _mm256_madd_epi16(s0, ones));
+            p1 = _mm256_add_epi32(p1, _mm256_madd_epi16(s1, ones));
+          }
         } else {
           p0 = p1 = _mm256_setzero_si256();
           for (int g = 0; g < 8; g++) {
@@ -483,30 +495,31 @@ QIN void tile_q8_0_q4_0(int is_q4, float *y, size_t ys, const unsigned char *xq,
   }
 }
 
-#define TILE_32(T, IS_Q4)                                                                                 \
-  QFN void tiles_##T(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n, \
-                     int k, int j0, int j1, int accumulate) {                                             \
-    const unsigned char *xq = xqv;                                                                        \
-    const int nb = k / PREFT_QK;                                                                          \
-    PREFT_ASSERT(n <= QTILE_MAX_N);                                                                       \
-    float acc[QTILE_MAX_N * 8];                                                                           \
-    float *xd = preft_xmalloc((size_t)nb * (size_t)n * sizeof(float));                                    \
-    int32_t *sx = preft_xmalloc((size_t)nb * (size_t)n * sizeof(int32_t));                                \
-    for (int i0 = 0; i0 < n; i0 += QNR) {                                                                 \
-      int nr = n - i0 < QNR ? n - i0 : QNR;                                                               \
-      prep_q8_0(xd + (size_t)i0 * nb, sx + (size_t)i0 * nb, xq + (size_t)i0 * xqs, xqs, nb, nr, IS_Q4);   \
-    }                                                                                                     \
-    int j = j0;                                                                                           \
-    for (; j + QTILE <= j1; j += QTILE) {                                                                 \
-      tile_q8_0_q4_0(IS_Q4, y, ys, xq, xqs, w, wrow, n, k, j, xd, sx, acc);                               \
-      store_tile(y, ys, j, acc, n, accumulate);                                                           \
-    }                                                                                                     \
-    free(xd), free(sx);                                                                                   \
-    if (j < j1) rows_##T(y, ys, xqv, xqs, w, wrow, n, k, j, j1, accumulate);                              \
+#define TILE_32(T, KIND)                                                                                    \
+  QFN void tiles_##T(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n,   \
+                     int k, int j0, int j1, int accumulate) {                                               \
+    const unsigned char *xq = xqv;                                                                          \
+    const int nb = k / PREFT_QK;                                                                            \
+    PREFT_ASSERT(n <= QTILE_MAX_N);                                                                         \
+    float acc[QTILE_MAX_N * 8];                                                                             \
+    float *xd = preft_xmalloc((size_t)nb * (size_t)n * sizeof(float));                                      \
+    int32_t *sx = preft_xmalloc((size_t)nb * (size_t)n * sizeof(int32_t));                                  \
+    for (int i0 = 0; i0 < n; i0 += QNR) {                                                                   \
+      int nr = n - i0 < QNR ? n - i0 : QNR;                                                                 \
+      prep_q8_0(xd + (size_t)i0 * nb, sx + (size_t)i0 * nb, xq + (size_t)i0 * xqs, xqs, nb, nr, KIND != 0); \
+    }                                                                                                       \
+    int j = j0;                                                                                             \
+    for (; j + QTILE <= j1; j += QTILE) {                                                                   \
+      tile_q8_0_q4_0(KIND, y, ys, xq, xqs, w, wrow, n, k, j, xd, sx, acc);                                  \
+      store_tile(y, ys, j, acc, n, accumulate);                                                             \
+    }                                                                                                       \
+    free(xd), free(sx);                                                                                     \
+    if (j < j1) rows_##T(y, ys, xqv, xqs, w, wrow, n, k, j, j1, accumulate);                                \
   }
 
 TILE_32(q8_0, 0)
 TILE_32(q4_0, 1)
+TILE_32(q5_0, 2)
 
 /* Q4_K: one super-block per chunk. */
 QFN void tiles_q4_K(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n,
@@ -735,7 +748,7 @@ QFN void tile_dx(float *dx, size_t dxs, const float *dy, size_t dys, const float
 
 const preft_quant_kernels QK_TABLE = {
     .rows = {rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0},
-    .tiles = {tiles_q8_0, tiles_q4_0, tiles_q4_K, NULL, NULL},
+    .tiles = {tiles_q8_0, tiles_q4_0, tiles_q4_K, NULL, tiles_q5_0},
     .tile_dx = tile_dx,
     .dequant = dequant,
     .name = QK_NAME,
