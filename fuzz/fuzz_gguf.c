@@ -1,10 +1,15 @@
 /* fuzz_gguf.c - libFuzzer target: one GGUF file through preft_gguf_open
  * (magic, version, key/values, tensor infos, alignment, data ranges), then
- * every tensor's first and last element and every typed key lookup. */
+ * every tensor's first and last element and every typed key lookup; then
+ * the file as a model (preft_model_load) and as a tokenizer. */
 #include <stdint.h>
+
+#include <stdlib.h>
 
 #include "fuzz_util.h"
 #include "io/gguf.h"
+#include "model/llama.h"
+#include "text/tokenizer.h"
 
 /* what the reads add up to, so the compiler keeps them */
 static volatile float sink;
@@ -32,5 +37,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     (void)preft_gguf_get_bool(&f, f.kv[i].key, &b, &err);
   }
   preft_gguf_close(&f);
+  /* the same file as a model and as a tokenizer: either loads or fails
+   * with a message */
+  preft_model *m = NULL;
+  if (preft_model_load(&m, path, &err) == 0) preft_model_free(m);
+  preft_tokenizer *t = NULL;
+  if (preft_tokenizer_load(&t, path, &err) == 0) {
+    int32_t *ids;
+    size_t n;
+    if (preft_tokenizer_encode(t, "Hello world 123", 15, true, &ids, &n, &err) == 0) free(ids);
+    preft_tokenizer_free(t);
+  }
   return 0;
 }

@@ -81,6 +81,12 @@ typedef struct preft_engine_config {
                             * 0: at most the KV cache less one full context */
   int max_context;         /* per sequence; 0: the model's max_position_embeddings */
   bool borrow_model;       /* the caller keeps ownership of the model */
+  /* The prefix cache's disk tier (engine/prefix_disk.h): blocks evicted
+   * from memory (and those cached at shutdown) are written to this
+   * directory and restored from it; NULL: memory only. Bounded by
+   * prefix_cache_disk_bytes (0: 10 GiB). */
+  const char *prefix_cache_dir;
+  uint64_t prefix_cache_disk_bytes;
 } preft_engine_config;
 
 /* The engine takes ownership of the model (freed by preft_engine_free)
@@ -212,6 +218,11 @@ typedef struct preft_request_params {
   int n_stop_ids;
   int logprobs;                   /* 0: none; else report this many top alternatives (<= 20) */
   preft_penalty_params penalties; /* logprobs stay those of the unpenalised logits */
+  /* Constrained decoding (structured output, tool calls): a grammar matcher
+   * made by the server (src/engine/grammar.h, internal for now), built with
+   * the same stop ids; NULL: unconstrained. On PREFT_SUBMIT_OK the engine
+   * owns it; on failure the caller still does. */
+  struct preft_gmatch *constraint;
 } preft_request_params;
 
 enum {
@@ -247,6 +258,16 @@ typedef struct preft_engine_stats {
   int waiting, running, kv_blocks_used, kv_blocks_free, kv_blocks_cached, kv_blocks_adapters, adapters_loaded,
       adapters_registered;
   long steps, preemptions, prefix_hit_tokens;
+  /* the prefix cache's disk tier (all 0 when off): prompt tokens restored
+   * from disk (counted in prefix_hit_tokens too); block restores that hit,
+   * lookups that missed (bad files included), bad files removed; entries
+   * written, writes that failed (entry dropped), spills dropped with the
+   * write queue full, files evicted for the bound; the files now */
+  bool prefix_disk_enabled;
+  long prefix_disk_hit_tokens, prefix_disk_hits, prefix_disk_misses, prefix_disk_corrupt;
+  long prefix_disk_writes, prefix_disk_write_failures, prefix_disk_dropped, prefix_disk_evictions;
+  int prefix_disk_entries;
+  uint64_t prefix_disk_bytes, prefix_disk_bytes_limit, prefix_disk_bytes_read, prefix_disk_bytes_written;
   double step_seconds_sum;
   /* histogram upper bounds (s): 0.001 .. 10. Counts are per bucket (not
    * cumulative): hist[i] counts values in (bound[i-1], bound[i]], the last

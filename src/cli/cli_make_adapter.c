@@ -4,6 +4,9 @@
  * serving benchmarks and tests that need many distinct adapters on disk.
  *
  * LoRA: all seven projections of every layer, lora_alpha = 2 r (scale 2).
+ * Weights are drawn from U(-scale, scale), --scale (default 0.1: large
+ * enough that adapters change greedy output, so a test can tell which one
+ * was applied).
  * ReFT: every layer, positions "all", one shared slot. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +32,10 @@ static void usage(FILE *out) {
           "  --rank R            rank (default 16)\n"
           "  --mode M            default serving mode: all (default) or prefill\n"
           "  --dtype T           LoRA weight type f32 | f16 | bf16 (default bf16; ReFT is f32)\n"
-          "  --seed S            random seed (default 0)\n",
+          "  --seed S            random seed (default 0)\n"
+          "  --scale X           weights drawn from U(-X, X) (default 0.1: the greedy output of\n"
+          "                      a model differs from the base's within a few tokens; 0.02,\n"
+          "                      the default before, often left 16 tokens identical)\n",
           preft_shape_names());
 }
 
@@ -125,6 +131,7 @@ static int write_reft(const preft_adapter *a, const preft_model_config *c, const
 int cli_make_adapter(int argc, char **argv) {
   const char *model_dir = NULL, *shape = NULL, *out = NULL, *kind_arg = "lora";
   long layers = 0, rank = 16, seed = 0;
+  double scale = 0.1;
   int mode = PREFT_MODE_ALL;
   preft_dtype dtype = PREFT_BF16;
   const cli_opt opts[] = {
@@ -137,6 +144,7 @@ int cli_make_adapter(int argc, char **argv) {
       {"--mode", NULL, CLI_MODE, &mode},
       {"--dtype", NULL, CLI_DTYPE, &dtype},
       {"--seed", NULL, CLI_INT, &seed, 0, 0x7fffffff},
+      {"--scale", NULL, CLI_FLOAT, &scale, 1e-6, 10},
       {NULL},
   };
   int pr = cli_parse("make-adapter", argc, argv, opts, usage);
@@ -163,8 +171,8 @@ int cli_make_adapter(int argc, char **argv) {
     return CLI_EXIT_ERROR;
   }
   if (layers > 0) cfg.n_layers = (int)layers;
-  preft_adapter *a =
-      preft_adapter_random(kind, &cfg, (int)rank, (preft_adapter_mode)mode, dtype, (uint64_t)seed);
+  preft_adapter *a = preft_adapter_random_range(kind, &cfg, (int)rank, (preft_adapter_mode)mode, dtype,
+                                                (uint64_t)seed, (float)scale);
   int rc = preft_mkdir_p(out, &err);
   if (rc == 0)
     rc = kind == PREFT_ADAPTER_LORA ? write_lora(a, &cfg, out, (int)rank, (preft_adapter_mode)mode, &err)

@@ -62,6 +62,11 @@ static void usage(FILE *out) {
       "  --kv-cache-mb N            memory for keys, values and loaded adapters, in MiB\n"
       "                             (default 1024); adapters take at most this less one\n"
       "                             full context, and idle ones give way to requests\n"
+      "  --prefix-cache-dir DIR     keep prompt KV blocks evicted from memory (and those\n"
+      "                             cached at shutdown) in DIR, and restore them for a\n"
+      "                             returning user instead of recomputing the prefill\n"
+      "  --prefix-cache-disk-gb G   bound on DIR's files, in GiB (default 10; fractions\n"
+      "                             allowed); least recently used files are removed\n"
       "  --max-queue N              waiting requests before 429 (default 1024)\n"
       "  --max-running N            sequences decoding at once (default 256)\n"
       "  --max-step-tokens N        token rows per engine step (default 512)\n"
@@ -141,7 +146,8 @@ int cli_serve(int argc, char **argv) {
   long port = 8080, max_loaded = 0, adapter_mb = 1024, kv_mb = 0, max_queue = 0, max_running = 0,
        step_tokens = 0, max_len = 0;
   long body_mb = 8, drain_s = 30, threads = 0, max_conns = 0, header_s = 10, body_s = 60, idle_s = 30;
-  const char *adapter_root = NULL, *registry_file = NULL;
+  const char *adapter_root = NULL, *registry_file = NULL, *prefix_dir = NULL;
+  double prefix_disk_gb = 10;
   bool verbose = false, runtime_adapters = false, no_adapter_check = false;
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
@@ -158,6 +164,8 @@ int cli_serve(int argc, char **argv) {
       {"--adapter-cache-mb", NULL, CLI_INT, &adapter_mb, 0, 1 << 24},
       {"--adapter-registry", NULL, CLI_STR, &registry_file},
       {"--kv-cache-mb", NULL, CLI_INT, &kv_mb, 1, 1 << 24},
+      {"--prefix-cache-dir", NULL, CLI_STR, &prefix_dir},
+      {"--prefix-cache-disk-gb", NULL, CLI_FLOAT, &prefix_disk_gb, 1e-6, 1 << 20},
       {"--max-queue", NULL, CLI_INT, &max_queue, 1, 1 << 24},
       {"--max-running", NULL, CLI_INT, &max_running, 1, 1 << 16},
       {"--max-step-tokens", NULL, CLI_INT, &step_tokens, 1, 1 << 20},
@@ -242,7 +250,9 @@ int cli_serve(int argc, char **argv) {
                             .max_queue = (int)max_queue,
                             .max_loaded_adapters = (int)max_loaded,
                             .adapter_cache_mb = (size_t)adapter_mb,
-                            .max_context = (int)max_len};
+                            .max_context = (int)max_len,
+                            .prefix_cache_dir = prefix_dir,
+                            .prefix_cache_disk_bytes = (uint64_t)(prefix_disk_gb * (double)(1 << 30))};
   max_context = max_len > 0 ? (int)max_len : cm.model->cfg.max_pos;
   if (preft_engine_create(&engine, cm.model, &ec, &err) != 0) goto fail; /* owns the model from here */
   cm.model = NULL;

@@ -24,6 +24,7 @@
 #include "base/timer.h"
 #include "engine/adapter_registry.h"
 #include "engine/adapter_store.h"
+#include "engine/grammar.h"
 #include "engine/penalties.h"
 #include "engine/prefix_cache.h"
 #include "model/batch.h"
@@ -39,6 +40,8 @@ typedef struct seq_t {
   int *stop_ids;
   int n_stop, logprobs;
   preft_sampler sampler;
+  struct preft_gmatch *constraint; /* NULL: unconstrained */
+  bool constraint_ended;           /* the grammar is complete: nothing may follow */
   preft_penalties penalties;
   preft_registered_adapter *ra; /* NULL: base model */
   int requested_mode;           /* -1: the adapter's default, resolved at admission */
@@ -127,6 +130,7 @@ static pending_event *push_event(preft_engine *e, seq_t *s) {
 
 static void free_seq(seq_t *s) {
   preft_sampler_free(&s->sampler);
+  preft_gmatch_free(s->constraint);
   preft_penalties_free(&s->penalties);
   free(s->tokens);
   free(s->stop_ids);
@@ -357,9 +361,9 @@ static void map_cached_prefix(preft_engine *e, seq_t *s) {
   int b = 0;
   for (; b < max_blocks; b++) {
     uint64_t k = preft_prefix_key(key, s->salt, s->tokens + (size_t)b * bs, bs);
-    int block = preft_prefix_lookup(&e->prefix, k);
-    if (block < 0) break;
-    preft_kv_map_shared(&e->kv, s->slot, block);
+    int got = preft_prefix_map(&e->prefix, k, s->slot); /* from memory, or restored from disk */
+    if (!got) break;
+    if (got == 2) e->stats.prefix_disk_hit_tokens += bs;
     key = k;
   }
   s->n_computed = b * bs;
@@ -445,10 +449,9 @@ static int schedule(preft_engine *e) {
     if (s->ra) { /* the adapter is loaded now: its default mode and cache salt are known */
       const preft_adapter *a = s->ra->loaded;
       if (s->requested_mode < 0) s->mode = a->default_mode;
-      uint64_t salt = s->ra->generation * 4 + (uint64_t)s->mode + 1;
       /* ReFT on the last prompt positions makes every block depend on the prompt length */
-      if (a->kind != PREFT_ADAPTER_LORA && a->reft_last > 0) salt = salt * 1000003u + (uint64_t)s->n_prompt;
-      s->salt = salt;
+      bool by_len = a->kind != PREFT_ADAPTER_LORA && a->reft_last > 0;
+      s->salt = preft_prefix_salt(a, s->ra->generation, (int)s->mode, by_len ? s->n_prompt : -1);
     }
     s->slot = e->free_slots[--e->n_free_slots];
     map_cached_prefix(e, s);
@@ -533,9 +536,17 @@ static void sample_row(void *ctx, int j, int thread) {
   preft_token_event *out = &e->sampled[j];
   /* penalties change the row in place for the draw; logprobs see it raw */
   preft_penalties_apply(&s->penalties, row, vocab, s->n_generated, s->stop_ids, s->n_stop);
-  out->token = preft_sample_with(&s->sampler, &e->scratch[thread], row, vocab);
+  if (s->constraint) { /* the grammar's allowed tokens only; -1: it has ended */
+    out->token = preft_gmatch_sample(s->constraint, &s->sampler, &e->scratch[thread], row, vocab);
+    if (out->token >= 0) {
+      preft_gmatch_accept_token(s->constraint, out->token);
+      s->constraint_ended = preft_gmatch_must_end(s->constraint);
+    }
+  } else {
+    out->token = preft_sample_with(&s->sampler, &e->scratch[thread], row, vocab);
+  }
   preft_penalties_restore(&s->penalties, row);
-  if (s->logprobs > 0) fill_logprobs(row, vocab, out->token, s->logprobs, out);
+  if (s->logprobs > 0 && out->token >= 0) fill_logprobs(row, vocab, out->token, s->logprobs, out);
 }
 
 /* The statistics slot of a sequence's tokens: 1 for a prefill-only adapter,
@@ -560,6 +571,10 @@ static void complete_step(preft_engine *e, int n_logits) {
     if (s->cancelled) continue; /* finished below */
     const preft_token_event *got = &e->sampled[j];
     int tok = got->token;
+    if (tok < 0) { /* a grammar that has ended and no stop id to end with */
+      finish(e, s, PREFT_FINISH_STOP, NULL);
+      continue;
+    }
     if (s->t_first == 0) {
       s->t_first = now;
       e->stats.ttft_seconds_sum += now - s->t_submit;
@@ -572,7 +587,7 @@ static void complete_step(preft_engine *e, int n_logits) {
     e->stats.generated_tokens[stats_mode_index(s)]++;
     bool stop = false;
     for (int k = 0; k < s->n_stop; k++) stop |= tok == s->stop_ids[k];
-    preft_finish_reason why = stop ? PREFT_FINISH_STOP : PREFT_FINISH_NONE;
+    preft_finish_reason why = stop || s->constraint_ended ? PREFT_FINISH_STOP : PREFT_FINISH_NONE;
     if (!stop && (s->n_generated >= s->max_tokens || s->n_tokens >= e->cfg.max_context))
       why = PREFT_FINISH_LENGTH;
     pending_event *p = why != PREFT_FINISH_NONE ? finish(e, s, why, NULL) : push_event(e, s);
@@ -732,6 +747,19 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
     return -1;
   }
   preft_prefix_init(&e->prefix, &e->kv);
+  if (cfg->prefix_cache_dir && cfg->prefix_cache_dir[0]) {
+    preft_prefix_disk *disk;
+    uint64_t id = preft_prefix_model_id(model), bytes = cfg->prefix_cache_disk_bytes;
+    if (preft_prefix_disk_open(&disk, cfg->prefix_cache_dir, bytes ? bytes : (uint64_t)10 << 30, id,
+                               c->n_layers, c->n_kv_heads * c->head_dim, e->cfg.block_size, 0, err) != 0) {
+      preft_prefix_free(&e->prefix);
+      preft_kv_free(&e->kv);
+      free(e);
+      return -1;
+    }
+    preft_prefix_attach_disk(&e->prefix, disk, id);
+  }
+  e->cfg.prefix_cache_dir = NULL; /* the caller's string: not kept */
   /* adapters' bytes come out of the KV cache (lend_adapter_blocks), capped by
    * --adapter-cache-mb and at most the cache less one full context, so that
    * a request can always run next to the adapters in use */
@@ -787,6 +815,7 @@ void preft_engine_free(preft_engine *e) {
   pthread_cond_destroy(&e->wake);
   pthread_cond_destroy(&e->loader_wake);
   pthread_cond_destroy(&e->idle);
+  preft_prefix_spill_all(&e->prefix); /* the disk tier keeps what memory held for the next start */
   preft_prefix_free(&e->prefix);
   preft_kv_free(&e->kv);
   preft_registry_free(&e->reg);
@@ -1164,6 +1193,7 @@ int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_re
   }
   s->logprobs = p->logprobs;
   preft_sampler_init(&s->sampler, &p->sampling);
+  s->constraint = p->constraint;
   preft_penalties_init(&s->penalties, &p->penalties, p->prompt, p->n_prompt);
   s->slot = -1;
   s->t_submit = preft_now();
@@ -1208,6 +1238,23 @@ void preft_engine_get_stats(preft_engine *e, preft_engine_stats *out) {
   out->running = e->n_running;
   out->kv_blocks_free = e->kv.n_free;
   out->kv_blocks_cached = preft_prefix_count(&e->prefix);
+  if (e->prefix.disk) {
+    preft_prefix_disk_stats d;
+    preft_prefix_disk_get_stats(e->prefix.disk, &d);
+    out->prefix_disk_enabled = true;
+    out->prefix_disk_hits = d.hits;
+    out->prefix_disk_misses = d.misses;
+    out->prefix_disk_corrupt = d.corrupt;
+    out->prefix_disk_writes = d.writes;
+    out->prefix_disk_write_failures = d.write_failures;
+    out->prefix_disk_dropped = d.dropped;
+    out->prefix_disk_evictions = d.evictions;
+    out->prefix_disk_entries = d.entries;
+    out->prefix_disk_bytes = d.bytes;
+    out->prefix_disk_bytes_limit = d.max_bytes;
+    out->prefix_disk_bytes_read = d.bytes_read;
+    out->prefix_disk_bytes_written = d.bytes_written;
+  }
   out->kv_blocks_adapters = e->kv.n_pinned;
   out->kv_blocks_used = e->kv.n_blocks - e->kv.n_free - e->kv.n_pinned;
   out->adapters_loaded = e->reg.n_loaded;

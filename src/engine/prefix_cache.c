@@ -2,8 +2,11 @@
  * eviction of unreferenced cached blocks (see prefix_cache.h). */
 #include "engine/prefix_cache.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "base/error.h"
 
@@ -18,6 +21,47 @@ uint64_t preft_prefix_key(uint64_t parent, uint64_t salt, const int *tokens, int
   for (int i = 0; i < n; i++)
     h = mix64(h ^ ((uint64_t)(uint32_t)tokens[i] + 0x85ebca77c2b2ae63ull * (uint64_t)(i + 1)));
   return h ? h : 1;
+}
+
+static uint64_t process_nonce;
+static void init_nonce(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  process_nonce = mix64((uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec) ^ mix64((uint64_t)getpid());
+}
+
+static uint64_t adapter_identity(const preft_adapter *a, uint64_t generation) {
+  if (!a->checksum) { /* made in memory: only this process can know it */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, init_nonce);
+    return mix64(process_nonce ^ mix64(generation));
+  }
+  uint64_t h = mix64(a->checksum);
+  const int64_t v[] = {a->kind,      a->n_layers,   a->dim,       a->max_rank,
+                       a->reft_rank, a->reft_first, a->reft_last, a->reft_shared};
+  for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) h = mix64(h ^ (uint64_t)v[i]);
+  for (int l = 0; a->lora && l < a->n_layers; l++)
+    for (int m = 0; m < PREFT_N_MODULES; m++) {
+      const preft_lora_module *lm = &a->lora[(size_t)l * PREFT_N_MODULES + (size_t)m];
+      uint32_t scale;
+      memcpy(&scale, &lm->scale, sizeof scale);
+      h = mix64(h ^ ((uint64_t)lm->rank << 32 | scale));
+      h = mix64(h ^ ((uint64_t)lm->a_dtype << 8 | (uint64_t)lm->b_dtype));
+    }
+  for (int l = 0; a->reft_layer && l < a->n_layers; l++) h = mix64(h ^ (uint64_t)a->reft_layer[l] << l % 64);
+  return h;
+}
+
+uint64_t preft_prefix_salt(const preft_adapter *a, uint64_t generation, int mode, int reft_last_prompt_len) {
+  if (!a) return 0;
+  uint64_t salt = mix64(adapter_identity(a, generation) + (uint64_t)mode + 1);
+  if (reft_last_prompt_len >= 0) salt = mix64(salt ^ (uint64_t)reft_last_prompt_len);
+  return salt ? salt : 1;
+}
+
+static uint64_t disk_key(const preft_prefix_cache *pc, uint64_t key) {
+  uint64_t k = mix64(key ^ pc->model_id);
+  return k ? k : 1;
 }
 
 static size_t slot_of(const preft_prefix_cache *pc, uint64_t key) { return (size_t)(key & (pc->cap - 1)); }
@@ -48,6 +92,10 @@ static int evict_lru(void *ctx) {
   for (int b = 0; b < kv->n_blocks; b++)
     if (kv->cached[b] && kv->refs[b] == 0 && (best < 0 || pc->last_use[b] < pc->last_use[best])) best = b;
   if (best < 0) return -1;
+  if (pc->disk) {
+    size_t off = (size_t)best * (size_t)kv->n_layers * (size_t)kv->block_size * (size_t)kv->kv_dim;
+    preft_prefix_disk_spill(pc->disk, disk_key(pc, pc->block_key[best]), kv->k + off, kv->v + off, false);
+  }
   map_remove(pc, pc->block_key[best]);
   kv->cached[best] = 0;
   return best;
@@ -67,6 +115,7 @@ void preft_prefix_init(preft_prefix_cache *pc, preft_kv_cache *kv) {
 }
 
 void preft_prefix_free(preft_prefix_cache *pc) {
+  preft_prefix_disk_close(pc->disk);
   if (pc->kv) {
     pc->kv->evict = NULL;
     pc->kv->evict_ctx = NULL;
@@ -105,3 +154,38 @@ void preft_prefix_insert(preft_prefix_cache *pc, uint64_t key, int block) {
 }
 
 int preft_prefix_count(const preft_prefix_cache *pc) { return (int)pc->count; }
+
+void preft_prefix_attach_disk(preft_prefix_cache *pc, preft_prefix_disk *disk, uint64_t model_id) {
+  pc->disk = disk;
+  pc->model_id = model_id;
+}
+
+int preft_prefix_map(preft_prefix_cache *pc, uint64_t key, int seq) {
+  preft_kv_cache *kv = pc->kv;
+  int block = preft_prefix_lookup(pc, key);
+  if (block >= 0) {
+    preft_kv_map_shared(kv, seq, block);
+    return 1;
+  }
+  uint64_t dk = disk_key(pc, key);
+  if (!pc->disk || !preft_prefix_disk_has(pc->disk, dk)) return 0;
+  int n = kv->n_mapped[seq];
+  preft_error err;
+  if (preft_kv_reserve(kv, seq, (n + 1) * kv->block_size, &err) != 0) return 0;
+  block = preft_kv_block_of(kv, seq, n * kv->block_size);
+  size_t off = (size_t)block * (size_t)kv->n_layers * (size_t)kv->block_size * (size_t)kv->kv_dim;
+  if (preft_prefix_disk_restore(pc->disk, dk, kv->k + off, kv->v + off) != 0) return 0;
+  preft_prefix_insert(pc, key, block);
+  return 2;
+}
+
+void preft_prefix_spill_all(preft_prefix_cache *pc) {
+  if (!pc->disk) return;
+  preft_kv_cache *kv = pc->kv;
+  for (int b = 0; b < kv->n_blocks; b++) {
+    if (!kv->cached[b]) continue;
+    size_t off = (size_t)b * (size_t)kv->n_layers * (size_t)kv->block_size * (size_t)kv->kv_dim;
+    preft_prefix_disk_spill(pc->disk, disk_key(pc, pc->block_key[b]), kv->k + off, kv->v + off, true);
+  }
+  preft_prefix_disk_flush(pc->disk);
+}

@@ -304,6 +304,13 @@ const char *preft_st_file_of(const preft_st_set *set, const preft_st_tensor *t) 
   return set->files[t->file].path;
 }
 
+const char *preft_st_files_desc(const preft_st_set *set, char *buf, size_t n) {
+  if (set->n_files == 0) return "(no safetensors file)";
+  if (set->n_files == 1) return set->files[0].path;
+  snprintf(buf, n, "%s (and %d more files)", set->files[0].path, set->n_files - 1);
+  return buf;
+}
+
 size_t preft_st_numel(const preft_st_tensor *t) {
   size_t n = 1;
   for (int i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];

@@ -78,6 +78,9 @@ const preft_st_tensor *preft_st_find(const preft_st_set *set, const char *name);
 /* The dtype ("I64", ...) of a skipped tensor, NULL when no such tensor was
  * skipped. */
 const char *preft_st_skipped_dtype(const preft_st_set *set, const char *name);
+/* The set's file for messages about a tensor it lacks: its one file's path,
+ * or the first file's path and how many more. buf: at least PATH_MAX + 32. */
+const char *preft_st_files_desc(const preft_st_set *set, char *buf, size_t n);
 const char *preft_st_file_of(const preft_st_set *set, const preft_st_tensor *t);
 size_t preft_st_numel(const preft_st_tensor *t);
 

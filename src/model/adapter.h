@@ -91,6 +91,11 @@ struct preft_adapter {
  * layer at all positions (FP32, as loaded ReFT weights are). */
 preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_config *cfg, int rank,
                                     preft_adapter_mode mode, preft_dtype dtype, uint64_t seed);
+/* The same with the weights drawn from U(-range, range) (the above: 0.02,
+ * small enough that a model's greedy output rarely changes). */
+preft_adapter *preft_adapter_random_range(preft_adapter_kind kind, const preft_model_config *cfg, int rank,
+                                          preft_adapter_mode mode, preft_dtype dtype, uint64_t seed,
+                                          float range);
 
 /* Fills every adapted module's bt (lora_B transposed) from its b, in one
  * allocation owned by the adapter; called once by the LoRA loader and by

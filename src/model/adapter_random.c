@@ -28,6 +28,12 @@ static float *random_floats(size_t n, float scale, uint64_t *rng) {
  * owned through st.owned. ReFT: every layer, positions "all", shared slot. */
 preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_config *c, int rank,
                                     preft_adapter_mode mode, preft_dtype dtype, uint64_t seed) {
+  return preft_adapter_random_range(kind, c, rank, mode, dtype, seed, 0.02f);
+}
+
+preft_adapter *preft_adapter_random_range(preft_adapter_kind kind, const preft_model_config *c, int rank,
+                                          preft_adapter_mode mode, preft_dtype dtype, uint64_t seed,
+                                          float range) {
   preft_adapter *a = preft_xcalloc(1, sizeof *a);
   a->name = preft_xstrdup("random");
   a->path = preft_xstrdup("(memory)");
@@ -46,7 +52,7 @@ preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_c
     size_t total = per_layer * (size_t)c->n_layers, es = preft_dtype_size(dtype);
     uint8_t *mem = preft_xmalloc(total * es);
     for (size_t i = 0; i < total; i++) {
-      float v = uniform(&rng, 0.02f);
+      float v = uniform(&rng, range);
       if (dtype == PREFT_F32)
         ((float *)mem)[i] = v;
       else if (dtype == PREFT_F16)
@@ -85,12 +91,12 @@ preft_adapter *preft_adapter_random(preft_adapter_kind kind, const preft_model_c
     a->reft_layer[l] = true;
     preft_reft_slot *s = &a->reft[l * PREFT_REFT_SLOTS + PREFT_REFT_SHARED];
     s->present = true;
-    s->weight = random_floats(rd, 0.02f, &rng);
-    s->bias = random_floats((size_t)rank, 0.02f, &rng);
+    s->weight = random_floats(rd, range, &rng);
+    s->bias = random_floats((size_t)rank, range, &rng);
     if (kind == PREFT_ADAPTER_LOREFT)
-      s->rotate = random_floats(rd, 0.02f, &rng);
+      s->rotate = random_floats(rd, range, &rng);
     else
-      s->proj_up = random_floats(rd, 0.02f, &rng);
+      s->proj_up = random_floats(rd, range, &rng);
     a->bytes += (2 * rd + (size_t)rank) * sizeof(float);
   }
   return a;

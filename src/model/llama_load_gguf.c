@@ -187,6 +187,9 @@ static int read_config(loader *ld, preft_error *err) {
                       "%s: %s.embedding_length, feed_forward_length, block_count, head counts and "
                       "context_length must be positive",
                       path, ld->arch);
+  if ((int64_t)layers * 9 > ld->f->n_tensors)
+    return preft_fail(err, "%s: %s.block_count is %d but the file has only %lld tensors", path, ld->arch,
+                      layers, (long long)ld->f->n_tensors);
   if (heads % kv_heads)
     return preft_fail(err, "%s: %s.attention.head_count (%d) is not a multiple of head_count_kv (%d)", path,
                       ld->arch, heads, kv_heads);

@@ -235,9 +235,10 @@ static int check_no_stray_tensors(const preft_adapter *a, const preft_model_conf
       }
     }
     if (!used)
-      return preft_fail(
-          err, "tensor %s does not belong to any module selected by target_modules/layers_to_transform",
-          name);
+      return preft_fail(err,
+                        "%s: tensor %s does not belong to any module selected by target_modules/"
+                        "layers_to_transform in adapter_config.json",
+                        preft_st_file_of(&a->st, &a->st.tensors[i]), name);
   }
   return 0;
 }
@@ -289,13 +290,17 @@ int preft_lora_load(preft_adapter *a, const char *dir, const preft_model_config 
       preft_lora_module *lm = &a->lora[l * PREFT_N_MODULES + m];
       const preft_st_tensor *ta = find_lora_tensor(&a->st, key, 'A', name, sizeof name);
       if (!ta) {
-        preft_fail(err, "tensor %s (lora_A of targeted module %s) is missing", name, key);
+        char files[PATH_MAX + 32];
+        preft_fail(err, "%s: tensor %s (lora_A of targeted module %s) is missing",
+                   preft_st_files_desc(&a->st, files, sizeof files), name, key);
         goto done;
       }
       if (check_shape(&a->st, ta, ta->name, rank, in, err) != 0) goto done;
       const preft_st_tensor *tb = find_lora_tensor(&a->st, key, 'B', name, sizeof name);
       if (!tb) {
-        preft_fail(err, "tensor %s (lora_B of targeted module %s) is missing", name, key);
+        char files[PATH_MAX + 32];
+        preft_fail(err, "%s: tensor %s (lora_B of targeted module %s) is missing",
+                   preft_st_files_desc(&a->st, files, sizeof files), name, key);
         goto done;
       }
       if (check_shape(&a->st, tb, tb->name, out, rank, err) != 0) goto done;

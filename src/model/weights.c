@@ -2,6 +2,7 @@
  * model loaders (see weights.h). */
 #include "model/weights.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,8 @@ int preft_weights_expect(const preft_st_set *st, const char *name, int64_t d0, i
     const char *other = preft_st_skipped_dtype(st, name);
     if (other)
       return preft_fail(err, "tensor %s has dtype %s; a weight must be F32, F16 or BF16", name, other);
-    return preft_fail(err, "tensor %s is missing from the checkpoint", name);
+    char files[PATH_MAX + 32];
+    return preft_fail(err, "%s: tensor %s is missing", preft_st_files_desc(st, files, sizeof files), name);
   }
   int nd = d1 > 0 ? 2 : 1;
   if (t->ndim != nd || t->shape[0] != d0 || (nd == 2 && t->shape[1] != d1)) {

@@ -26,6 +26,7 @@
 
 #include "base/log.h"
 #include "base/timer.h"
+#include "engine/token_trie.h"
 #include "model/bert.h"
 #include "server/front_end.h"
 #include "server/request_head.h"
@@ -328,6 +329,7 @@ int preft_server_start(preft_server **out, preft_engine *engine, const preft_tok
     s->n_cors = cfg->n_cors_origins;
   }
   pthread_mutex_init(&s->mu, NULL);
+  pthread_mutex_init(&s->trie_mu, NULL);
   pthread_cond_init(&s->cv, NULL);
   /* End-of-sequence ids, as `preft generate` gathers them. */
   const int32_t *tok_eos = NULL;
@@ -418,6 +420,9 @@ void preft_server_stop(preft_server *s) {
   if (s->daemon) MHD_stop_daemon(s->daemon);
   preft_srv_guard_stop(&s->guard);
   pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->trie_mu);
+  if (s->trie) preft_token_trie_free(s->trie);
+  free(s->trie);
   pthread_cond_destroy(&s->cv);
   free(s->model_name);
   free(s->api_key);

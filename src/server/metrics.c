@@ -110,6 +110,40 @@ void preft_srv_route_metrics(preft_server *s, srv_reply *r) {
   single(b, "preft_preemptions_total", "counter", "Sequences preempted for KV-cache space.", st.preemptions);
   single(b, "preft_prefix_cache_hit_tokens_total", "counter", "Prompt tokens served from the prefix cache.",
          st.prefix_hit_tokens);
+  if (st.prefix_disk_enabled) {
+    single(b, "preft_prefix_disk_hit_tokens_total", "counter",
+           "Prompt tokens restored from the prefix cache's disk tier (also in the hit tokens).",
+           st.prefix_disk_hit_tokens);
+    single(b, "preft_prefix_disk_hits_total", "counter", "KV blocks restored from the disk tier.",
+           st.prefix_disk_hits);
+    single(b, "preft_prefix_disk_misses_total", "counter",
+           "Disk-tier lookups that found no usable entry (bad files included).", st.prefix_disk_misses);
+    single(b, "preft_prefix_disk_corrupt_total", "counter",
+           "Disk-tier files found damaged at restore (removed; the prefix is recomputed).",
+           st.prefix_disk_corrupt);
+    single(b, "preft_prefix_disk_writes_total", "counter", "KV blocks written to the disk tier.",
+           st.prefix_disk_writes);
+    single(b, "preft_prefix_disk_write_failures_total", "counter",
+           "Disk-tier writes that failed (disk full, read-only, file size limit): the entry is dropped.",
+           st.prefix_disk_write_failures);
+    single(b, "preft_prefix_disk_dropped_total", "counter",
+           "KV blocks not spilled because the disk writer's queue was full.", st.prefix_disk_dropped);
+    single(b, "preft_prefix_disk_evictions_total", "counter",
+           "Disk-tier files removed (least recently used) to stay under --prefix-cache-disk-gb.",
+           st.prefix_disk_evictions);
+    head(b, "preft_prefix_disk_bytes", "gauge",
+         "Disk tier: bytes of the entries on disk (used) and the bound (limit).");
+    preft_srv_buf_printf(b, "preft_prefix_disk_bytes{state=\"used\"} %llu\n",
+                         (unsigned long long)st.prefix_disk_bytes);
+    preft_srv_buf_printf(b, "preft_prefix_disk_bytes{state=\"limit\"} %llu\n",
+                         (unsigned long long)st.prefix_disk_bytes_limit);
+    head(b, "preft_prefix_disk_io_bytes_total", "counter", "Disk tier: bytes read by restores and written.");
+    preft_srv_buf_printf(b, "preft_prefix_disk_io_bytes_total{direction=\"read\"} %llu\n",
+                         (unsigned long long)st.prefix_disk_bytes_read);
+    preft_srv_buf_printf(b, "preft_prefix_disk_io_bytes_total{direction=\"written\"} %llu\n",
+                         (unsigned long long)st.prefix_disk_bytes_written);
+    single(b, "preft_prefix_disk_entries", "gauge", "KV blocks on disk.", st.prefix_disk_entries);
+  }
 
   hist(b, "preft_step_seconds", "Duration of an engine step.", st.hist_bounds, st.step_hist,
        st.step_seconds_sum, st.steps);

@@ -16,8 +16,10 @@
 #include <time.h>
 
 #include "base/error.h"
+#include "engine/grammar.h"
 #include "model/adapter.h"
 #include "server/server_int.h"
+#include "server/tool_calls.h"
 
 /* ---- replies ------------------------------------------------------------------------- */
 
@@ -66,6 +68,9 @@ typedef struct choice_out {
   int *top_ids;  /* [n_ids][PREFT_MAX_TOP_LOGPROBS] */
   float *top_lp; /* [n_ids][PREFT_MAX_TOP_LOGPROBS] */
   int n_ids, cap;
+  /* tool calls (chat with tools, tool_choice not "none"): the reply parsed as it streams */
+  srv_tool_stream tools;
+  int calls_sent; /* streamed so far */
 } choice_out;
 
 struct srv_gen {
@@ -88,12 +93,14 @@ struct srv_gen {
   srv_buf sse;
   size_t sse_pos;
   bool stream_done;
+  bool tools_on;     /* replies are parsed for tool calls */
+  uint64_t call_ids; /* base of the tool calls' ids */
 };
 
 static const char *finish_name(const choice_out *o) {
   switch (o->finish) {
     case PREFT_FINISH_STOP:
-      return "stop";
+      return o->tools.n_calls > 0 ? "tool_calls" : "stop";
     case PREFT_FINISH_LENGTH:
       return "length";
     case PREFT_FINISH_CANCELLED:
@@ -313,6 +320,98 @@ static void sse_error(srv_gen *g, const char *msg) {
   preft_srv_buf_puts(&g->sse, "\n\n");
 }
 
+/* ---- tool calls ------------------------------------------------------------------------- */
+
+static void tool_call_id(const srv_gen *g, int choice, int k, char *out, size_t n) {
+  snprintf(out, n, "call_%016llx%04x%02x", (unsigned long long)g->call_ids, (unsigned)choice & 0xffff,
+           (unsigned)k & 0xff);
+}
+
+static void sse_chunk_begin(srv_gen *g, int choice) {
+  preft_srv_buf_puts(&g->sse, "data: ");
+  json_head(g, &g->sse, "chat.completion.chunk");
+  preft_srv_buf_printf(&g->sse, ",\"choices\":[{\"index\":%d,\"delta\":{", choice);
+}
+
+static void sse_chunk_end(srv_gen *g, const char *finish) {
+  preft_srv_buf_puts(&g->sse, "},\"logprobs\":null,\"finish_reason\":");
+  if (finish)
+    preft_srv_buf_printf(&g->sse, "\"%s\"", finish);
+  else
+    preft_srv_buf_puts(&g->sse, "null");
+  preft_srv_buf_puts(&g->sse, "}]}\n\n");
+}
+
+/* Chat with tools, streamed: content as it is known to be content, each
+ * call as two deltas once it is complete (index, id, type and name with
+ * empty arguments; then the arguments), the way the SDK assembles them. */
+static void sse_tool_event(srv_gen *g, choice_out *o, const srv_event *ev, bool final) {
+  int ci = ev->choice;
+  srv_buf content = {0};
+  preft_srv_tool_stream_feed(&o->tools, ev->text, ev->text_len, &content);
+  if (final) preft_srv_tool_stream_finish(&o->tools, &content);
+  if (!o->role_sent || content.len) {
+    sse_chunk_begin(g, ci);
+    if (!o->role_sent) preft_srv_buf_puts(&g->sse, "\"role\":\"assistant\",");
+    preft_srv_buf_puts(&g->sse, "\"content\":");
+    preft_srv_buf_json_str(&g->sse, content.p ? content.p : "", content.len);
+    sse_chunk_end(g, NULL);
+    o->role_sent = true;
+  }
+  preft_srv_buf_free(&content);
+  for (; o->calls_sent < o->tools.n_calls; o->calls_sent++) {
+    const srv_tool_call *c = &o->tools.calls[o->calls_sent];
+    char id[48];
+    tool_call_id(g, ci, o->calls_sent, id, sizeof id);
+    sse_chunk_begin(g, ci);
+    preft_srv_buf_printf(
+        &g->sse, "\"tool_calls\":[{\"index\":%d,\"id\":\"%s\",\"type\":\"function\",\"function\":{\"name\":",
+        o->calls_sent, id);
+    preft_srv_buf_json_str(&g->sse, c->name, strlen(c->name));
+    preft_srv_buf_puts(&g->sse, ",\"arguments\":\"\"}}]");
+    sse_chunk_end(g, NULL);
+    sse_chunk_begin(g, ci);
+    preft_srv_buf_printf(&g->sse,
+                         "\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":", o->calls_sent);
+    preft_srv_buf_json_str(&g->sse, c->arguments, strlen(c->arguments));
+    preft_srv_buf_puts(&g->sse, "}}]");
+    sse_chunk_end(g, NULL);
+  }
+  if (final) {
+    sse_chunk_begin(g, ci);
+    sse_chunk_end(g, finish_name(o));
+  }
+}
+
+/* The message of a whole chat reply with tools: content (null when the reply
+ * is only calls) and tool_calls. */
+static void json_tool_message(const srv_gen *g, int ci, choice_out *o, srv_buf *b) {
+  srv_buf content = {0};
+  preft_srv_tool_stream_feed(&o->tools, o->text.p ? o->text.p : "", o->text.len, &content);
+  preft_srv_tool_stream_finish(&o->tools, &content);
+  preft_srv_buf_puts(b, "\"message\":{\"role\":\"assistant\",\"content\":");
+  if (content.len || !o->tools.n_calls)
+    preft_srv_buf_json_str(b, content.p ? content.p : "", content.len);
+  else
+    preft_srv_buf_puts(b, "null");
+  if (o->tools.n_calls) {
+    preft_srv_buf_puts(b, ",\"tool_calls\":[");
+    for (int k = 0; k < o->tools.n_calls; k++) {
+      char id[48];
+      tool_call_id(g, ci, k, id, sizeof id);
+      preft_srv_buf_printf(b, "%s{\"id\":\"%s\",\"type\":\"function\",\"function\":{\"name\":", k ? "," : "",
+                           id);
+      preft_srv_buf_json_str(b, o->tools.calls[k].name, strlen(o->tools.calls[k].name));
+      preft_srv_buf_puts(b, ",\"arguments\":");
+      preft_srv_buf_json_str(b, o->tools.calls[k].arguments, strlen(o->tools.calls[k].arguments));
+      preft_srv_buf_puts(b, "}}");
+    }
+    preft_srv_buf_puts(b, "]");
+  }
+  preft_srv_buf_puts(b, "},");
+  preft_srv_buf_free(&content);
+}
+
 /* One SSE chunk for an event (nothing when it would carry nothing new). */
 static void sse_event(srv_gen *g, const srv_event *ev) {
   choice_out *o = &g->out[ev->choice];
@@ -330,6 +429,7 @@ static void sse_event(srv_gen *g, const srv_event *ev) {
       return;
     }
   }
+  if (g->tools_on) return sse_tool_event(g, o, ev, final);
   bool role = chat && !o->role_sent;
   if (!final && !role && !ev->text_len && !with_lp && !with_ids) return;
   srv_buf *b = &g->sse;
@@ -450,7 +550,9 @@ static void whole_response(srv_gen *g, srv_buf *b) {
   for (int i = 0; i < g->n_choices; i++) {
     choice_out *o = &g->out[i];
     preft_srv_buf_printf(b, "%s{\"index\":%d,", i ? "," : "", i);
-    if (chat) {
+    if (chat && g->tools_on) {
+      json_tool_message(g, i, o, b);
+    } else if (chat) {
       preft_srv_buf_puts(b, "\"message\":{\"role\":\"assistant\",\"content\":");
       preft_srv_buf_json_str(b, o->text.p ? o->text.p : "", o->text.len);
       preft_srv_buf_puts(b, "},");
@@ -528,6 +630,7 @@ void preft_srv_gen_free(srv_gen *g) {
   for (int i = 0; i < g->n_choices; i++) {
     choice_out *o = &g->out[i];
     preft_srv_buf_free(&o->text);
+    preft_srv_tool_stream_free(&o->tools);
     free(o->ids);
     free(o->lp);
     free(o->offsets);
@@ -781,6 +884,7 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
   snprintf(g->id, sizeof g->id, "%s-%016llx", kind == SRV_CHAT ? "chatcmpl" : "cmpl",
            (unsigned long long)fresh_u64(s));
   if (prompt_ids(s, q, &e) != 0) goto fail;
+  if (preft_srv_prepare_constraint(s, q, &e) != 0) goto fail;
   for (int i = 0; i < q->n_stop_token_ids; i++)
     if (q->stop_token_ids[i] >= s->vocab) {
       preft_srv_bad(&e, "stop_token_ids", "stop token id %d is outside the vocabulary (size %d)",
@@ -796,6 +900,11 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
 
   g->n_choices = q->n_prompts * q->n;
   g->out = preft_xcalloc((size_t)g->n_choices, sizeof *g->out);
+  g->tools_on = kind == SRV_CHAT && q->tools && q->tool_choice != SRV_TOOLS_NONE;
+  g->call_ids = fresh_u64(s);
+  if (g->tools_on)
+    for (int i = 0; i < g->n_choices; i++)
+      preft_srv_tool_stream_init(&g->out[i].tools, preft_srv_tool_family(s));
   g->prompt_len = preft_xcalloc((size_t)q->n_prompts, sizeof *g->prompt_len);
   for (int i = 0; i < q->n_prompts; i++) g->prompt_len[i] = q->prompts[i].n_ids;
   for (int ci = 0; ci < g->n_choices; ci++) g->out[ci].prompt = ci / q->n;
@@ -850,10 +959,12 @@ void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_r
                                              .n_bias = q->n_bias,
                                              .min_tokens = q->min_tokens}};
     rp.sampling.seed = seed + (uint64_t)(ci % q->n);
+    rp.constraint = preft_srv_constraint_new(s, q, stop_ids, n_stop_ids);
     g->out[ci].prompt = ci / q->n;
     preft_error err;
     int rc = preft_srv_job_submit(g->job, ci, &rp, &err);
     if (rc != PREFT_SUBMIT_OK) {
+      preft_gmatch_free(rp.constraint);
       submit_error(s, rc, &err, &e, g);
       goto fail;
     }

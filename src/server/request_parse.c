@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "engine/grammar.h"
 #include "model/adapter.h"
 
 /* ---- errors ------------------------------------------------------------------------ */
@@ -230,6 +231,40 @@ static int parse_prompts(const cJSON *root, srv_gen_request *r, srv_api_error *e
 
 /* ---- chat messages ---------------------------------------------------------------- */
 
+/* A message as chat templates expect it back: null content (an assistant
+ * message that only calls tools) as "", and each tool call's arguments, a
+ * JSON string in OpenAI's format, as the object itself (Llama 3's template
+ * writes them with tojson; Qwen's takes either), as vLLM does. */
+static int tool_messages_for_template(cJSON *m, const char *param, srv_api_error *e) {
+  cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+  if (!content || cJSON_IsNull(content))
+    cJSON_ReplaceItemInObjectCaseSensitive(m, "content", cJSON_CreateString(""));
+  if (!cJSON_GetObjectItemCaseSensitive(m, "content")) cJSON_AddStringToObject(m, "content", "");
+  cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+  if (!calls || cJSON_IsNull(calls)) return 0;
+  if (!cJSON_IsArray(calls)) return preft_srv_bad(e, param, "'%s.tool_calls' must be an array", param);
+  int i = 0;
+  for (cJSON *c = calls->child; c; c = c->next, i++) {
+    cJSON *fn = cJSON_IsObject(c) ? cJSON_GetObjectItemCaseSensitive(c, "function") : NULL;
+    cJSON *name = cJSON_IsObject(fn) ? cJSON_GetObjectItemCaseSensitive(fn, "name") : NULL;
+    cJSON *args = cJSON_IsObject(fn) ? cJSON_GetObjectItemCaseSensitive(fn, "arguments") : NULL;
+    if (!cJSON_IsString(name) || (args && !cJSON_IsString(args) && !cJSON_IsObject(args)))
+      return preft_srv_bad(
+          e, param,
+          "'%s.tool_calls[%d]' must be {\"id\", \"type\": \"function\", \"function\": {\"name\": "
+          "string, \"arguments\": JSON text}}",
+          param, i);
+    if (cJSON_IsString(args)) {
+      cJSON *parsed = cJSON_Parse(args->valuestring);
+      if (cJSON_IsObject(parsed))
+        cJSON_ReplaceItemInObjectCaseSensitive(fn, "arguments", parsed);
+      else
+        cJSON_Delete(parsed);
+    }
+  }
+  return 0;
+}
+
 /* Copies one message, turning content parts [{"type":"text","text":...}]
  * into one string (joined with newlines, as vLLM does). */
 static int normalize_message(const cJSON *m, int i, cJSON *out_arr, srv_api_error *e) {
@@ -271,33 +306,11 @@ static int normalize_message(const cJSON *m, int i, cJSON *out_arr, srv_api_erro
     cJSON_Delete(copy);
     return preft_srv_bad(e, param, "'%s.content' must be a string, an array of text parts, or null", param);
   }
-  cJSON_AddItemToArray(out_arr, copy);
-  return 0;
-}
-
-/* tools (may be NULL): an array of {"type": "function", "function": {"name":
- * string, ...}} for the template. tool_choice "required" or a named function would need
- * tool calls parsed out of the output, which this server does not do yet:
- * refused rather than silently ignored. */
-static int check_tools(const cJSON *root, const cJSON *tools, srv_api_error *e) {
-  const cJSON *choice = field(root, "tool_choice");
-  if (choice && !(cJSON_IsString(choice) &&
-                  (!strcmp(choice->valuestring, "none") || !strcmp(choice->valuestring, "auto"))))
-    return preft_srv_bad(
-        e, "tool_choice",
-        "'tool_choice' must be \"none\" or \"auto\": this server does not return tool calls");
-  if (!tools) return 0;
-  if (!cJSON_IsArray(tools)) return preft_srv_bad(e, "tools", "'tools' must be an array");
-  int i = 0;
-  for (const cJSON *t = tools->child; t; t = t->next, i++) {
-    const cJSON *type = cJSON_IsObject(t) ? cJSON_GetObjectItemCaseSensitive(t, "type") : NULL;
-    const cJSON *fn = cJSON_IsObject(t) ? cJSON_GetObjectItemCaseSensitive(t, "function") : NULL;
-    const cJSON *name = cJSON_IsObject(fn) ? cJSON_GetObjectItemCaseSensitive(fn, "name") : NULL;
-    if (!cJSON_IsString(type) || strcmp(type->valuestring, "function") != 0 || !cJSON_IsString(name))
-      return preft_srv_bad(
-          e, "tools", "'tools[%d]' must be {\"type\": \"function\", \"function\": {\"name\": string, ...}}",
-          i);
+  if (tool_messages_for_template(copy, param, e) != 0) {
+    cJSON_Delete(copy);
+    return -1;
   }
+  cJSON_AddItemToArray(out_arr, copy);
   return 0;
 }
 
@@ -315,10 +328,6 @@ static int parse_chat(const cJSON *root, srv_gen_request *r, srv_api_error *e) {
       return -1;
     }
   const cJSON *tools = field(root, "tools");
-  if (check_tools(root, tools, e) != 0) {
-    cJSON_Delete(obj);
-    return -1;
-  }
   if (tools) cJSON_AddItemToObject(obj, "tools", cJSON_Duplicate(tools, true));
   const cJSON *kw = field(root, "chat_template_kwargs");
   if (kw) {
@@ -443,13 +452,6 @@ static int refuse_unsupported(const cJSON *root, const srv_gen_request *r, srv_a
   const cJSON *suffix = field(root, "suffix");
   if (suffix && (!cJSON_IsString(suffix) || suffix->valuestring[0]))
     return preft_srv_bad(e, "suffix", "'suffix' is not supported");
-  const cJSON *rf = field(root, "response_format");
-  if (rf) {
-    const cJSON *t = cJSON_IsObject(rf) ? cJSON_GetObjectItemCaseSensitive(rf, "type") : NULL;
-    if (!cJSON_IsString(t) || strcmp(t->valuestring, "text") != 0)
-      return preft_srv_bad(e, "response_format",
-                           "'response_format' is not supported (only {\"type\": \"text\"})");
-  }
   const char *user;
   return preft_srv_get_string(root, "user", false, &user, e);
 }
@@ -521,6 +523,7 @@ static int parse_fields(const cJSON *root, srv_kind kind, srv_gen_request *r, sr
   if (get_bool(root, "return_token_ids", false, &r->return_token_ids, e) != 0) return -1;
   if (get_bool(root, "skip_special_tokens", true, &r->skip_special_tokens, e) != 0) return -1;
   if (parse_penalties(root, r, e) != 0) return -1;
+  if (preft_srv_parse_guided(root, r, e) != 0) return -1;
   return refuse_unsupported(root, r, e);
 }
 
@@ -553,6 +556,10 @@ void preft_srv_gen_request_free(srv_gen_request *r) {
   for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
   free(r->stop);
   free(r->stop_token_ids);
+  free(r->grammar_text);
+  preft_grammar_unref(r->grammar);
+  cJSON_Delete(r->tools);
+  free(r->tool_name);
   free(r->bias_ids);
   free(r->bias);
   srv_kind kind = r->kind;

@@ -80,6 +80,13 @@ typedef struct srv_gen_request {
   int n_stop_token_ids;
   int logprobs; /* -1: none; else alternatives per token (0..20) */
   bool ignore_eos, return_token_ids, skip_special_tokens;
+  /* structured output and tool calls (request_guided.c) */
+  char *grammar_text;            /* GBNF constraining every choice; NULL: none */
+  char grammar_param[64];        /* the field it came from, named in errors */
+  struct preft_grammar *grammar; /* grammar_text compiled (engine/grammar.h) */
+  cJSON *tools;                  /* chat: the tools array; NULL: none */
+  int tool_choice;               /* srv_tool_choice */
+  char *tool_name;               /* SRV_TOOLS_NAMED: the function */
   /* logits processors (engine/penalties.h); 0, 0, 1, none, 0: off */
   double presence_penalty, frequency_penalty, repetition_penalty;
   int *bias_ids; /* logit_bias [n_bias] */
@@ -91,6 +98,14 @@ typedef struct srv_gen_request {
   bool echo;
   int prompt_logprobs;
 } srv_gen_request;
+
+typedef enum { SRV_TOOLS_AUTO = 0, SRV_TOOLS_NONE, SRV_TOOLS_REQUIRED, SRV_TOOLS_NAMED } srv_tool_choice;
+
+/* request_guided.c: response_format, guided_json / guided_regex /
+ * guided_choice / guided_grammar / grammar (at most one of them), tools and
+ * tool_choice. The GBNF is checked by compiling it (a 400 naming the field
+ * when it or the schema is wrong). */
+int preft_srv_parse_guided(const cJSON *root, srv_gen_request *r, srv_api_error *e);
 
 /* Parses a whole body (len bytes, need not be NUL-terminated) into a JSON
  * object: malformed JSON, nesting deeper than SRV_MAX_JSON_DEPTH, or a

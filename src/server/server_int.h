@@ -46,6 +46,9 @@ struct preft_server {
   pthread_cond_t cv;
   int n_conns, n_gens;
   srv_gen *gens; /* list of live generations, for cancellation on drain */
+  /* the vocabulary's byte trie for constrained decoding, built on first use (trie_mu) */
+  pthread_mutex_t trie_mu;
+  struct preft_token_trie *trie;
   /* counters for /metrics */
   _Atomic long status_count[SRV_N_STATUS];
   _Atomic long cb_nanos;       /* engine-thread time in preft_srv_job_engine_cb */
@@ -93,6 +96,12 @@ int preft_srv_runtime_adapters_allowed(const preft_server *s, srv_api_error *e);
 int preft_srv_adapter_path(const preft_server *s, const char *lora_path, char **out, srv_api_error *e);
 int preft_srv_adapter_load_error(const preft_server *s, const char *lora_path, const char *detail,
                                  srv_api_error *e);
+/* constrain.c: builds the tool grammar of tool_choice "required" / named
+ * and the vocabulary trie when q has a grammar (400 / 500 in e); then one
+ * matcher per choice (NULL when q has no grammar). */
+int preft_srv_prepare_constraint(preft_server *s, srv_gen_request *q, srv_api_error *e);
+struct preft_gmatch *preft_srv_constraint_new(preft_server *s, const srv_gen_request *q, const int *stop_ids,
+                                              int n_stop);
 /* metrics.c */
 void preft_srv_route_metrics(preft_server *s, srv_reply *r);
 /* tokenize_routes.c: vLLM's /tokenize, /detokenize; /version */

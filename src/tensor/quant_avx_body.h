@@ -63,6 +63,8 @@ QIN float hsum8(__m256 v) {
 }
 
 QIN float h2f(uint16_t h) { return _cvtsh_ss(h); }
+/* An fp16 broadcast to 8 FP32 lanes: vpbroadcastw + vcvtph2ps. */
+QIN __m256 h2f8(uint16_t h) { return _mm256_cvtph_ps(_mm_set1_epi16((short)h)); }
 
 QIN __m256i load32(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
@@ -101,27 +103,7 @@ QIN void store_rows(float *y, size_t ys, const __m256 *acc, int nr, int accumula
   }
 }
 
-/* ---- Q8_0 ---------------------------------------------------------------- */
-
-QIN void dot_q8_0(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q8_0 *w,
-                  const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
-  (void)sx;
-  __m256 acc[QNR];
-  for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
-  for (int b = 0; b < nb; b++) {
-    const __m256i q = load32(w[b].qs), aq = _mm256_sign_epi8(q, q);
-    const __m256 dw = _mm256_set1_ps(h2f(w[b].d));
-    for (int r = 0; r < nr; r++) {
-      const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b;
-      __m256i p = dot_acc(_mm256_setzero_si256(), aq, _mm256_sign_epi8(load32(x->qs), q));
-      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(xd + r * nb + b)), _mm256_cvtepi32_ps(p),
-                               acc[r]);
-    }
-  }
-  store_rows(y, ys, acc, nr, accumulate);
-}
-
-/* ---- Q4_0 / Q5_0 ---------------------------------------------------------- */
+/* ---- Q8_0 / Q4_0 / Q5_0 ----------------------------------------------------- */
 
 /* Per block b of x row r: xd[r * nb + b] its scale as FP32, and (per_lane
  * > 0) sx[r * nb + b] the offset's share per int32 lane: (8 or 16) × sum(x)
@@ -137,38 +119,59 @@ QIN void prep_q8_0(float *xd, int32_t *sx, const unsigned char *xq, size_t xqs, 
   }
 }
 
-QIN void dot_q4_0(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q4_0 *w,
-                  const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
-  __m256 acc[QNR];
-  for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
-  for (int b = 0; b < nb; b++) {
-    const __m256i q = nibbles32(w[b].qs);
-    const __m256 dw = _mm256_set1_ps(h2f(w[b].d));
-    for (int r = 0; r < nr; r++) {
-      const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b;
-      __m256i p = dot_acc(_mm256_set1_epi32(-sx[r * nb + b]), q, load32(x->qs));
-      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(xd + r * nb + b)), _mm256_cvtepi32_ps(p),
-                               acc[r]);
-    }
+/* Block b of one weight row (kind 0: Q8_0, 1: Q4_0, 2: Q5_0) against nr
+ * rows of x, into acc[0:nr]. */
+QIN void block32(__m256 *acc, int kind, const void *w, int b, const unsigned char *xq, size_t xqs,
+                 const float *xd, const int32_t *sx, int nb, int nr) {
+  __m256i q, aq = _mm256_setzero_si256();
+  __m256 dw;
+  if (kind == 0) {
+    const preft_block_q8_0 *wb = (const preft_block_q8_0 *)w + b;
+    q = load32(wb->qs), aq = _mm256_sign_epi8(q, q), dw = h2f8(wb->d);
+  } else if (kind == 1) {
+    const preft_block_q4_0 *wb = (const preft_block_q4_0 *)w + b;
+    q = nibbles32(wb->qs), dw = h2f8(wb->d);
+  } else {
+    const preft_block_q5_0 *wb = (const preft_block_q5_0 *)w + b;
+    q = _mm256_or_si256(nibbles32(wb->qs), bits32_0x10(wb->qh)), dw = h2f8(wb->d);
   }
+  for (int r = 0; r < nr; r++) {
+    const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b;
+    __m256i p = kind == 0 ? dot_acc(_mm256_setzero_si256(), aq, _mm256_sign_epi8(load32(x->qs), q))
+                          : dot_acc(_mm256_set1_epi32(-sx[r * nb + b]), q, load32(x->qs));
+    acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(xd + r * nb + b)), _mm256_cvtepi32_ps(p),
+                             acc[r]);
+  }
+}
+
+/* Even and odd blocks into two accumulator sets, so that one FMA chain (4
+ * cycles a block) cannot bound a row (no measurable change on the 2-core
+ * test machine, where the instruction count bounds it). */
+QIN void dot32(int kind, float *y, size_t ys, const unsigned char *xq, size_t xqs, const void *w,
+               const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
+  __m256 acc[QNR], acc2[QNR];
+  for (int r = 0; r < nr; r++) acc[r] = acc2[r] = _mm256_setzero_ps();
+  int b = 0;
+  for (; b + 1 < nb; b += 2) {
+    block32(acc, kind, w, b, xq, xqs, xd, sx, nb, nr);
+    block32(acc2, kind, w, b + 1, xq, xqs, xd, sx, nb, nr);
+  }
+  if (b < nb) block32(acc, kind, w, b, xq, xqs, xd, sx, nb, nr);
+  for (int r = 0; r < nr; r++) acc[r] = _mm256_add_ps(acc[r], acc2[r]);
   store_rows(y, ys, acc, nr, accumulate);
 }
 
+QIN void dot_q8_0(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q8_0 *w,
+                  const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
+  dot32(0, y, ys, xq, xqs, w, xd, sx, nb, nr, accumulate);
+}
+QIN void dot_q4_0(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q4_0 *w,
+                  const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
+  dot32(1, y, ys, xq, xqs, w, xd, sx, nb, nr, accumulate);
+}
 QIN void dot_q5_0(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q5_0 *w,
                   const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
-  __m256 acc[QNR];
-  for (int r = 0; r < nr; r++) acc[r] = _mm256_setzero_ps();
-  for (int b = 0; b < nb; b++) {
-    const __m256i q = _mm256_or_si256(nibbles32(w[b].qs), bits32_0x10(w[b].qh));
-    const __m256 dw = _mm256_set1_ps(h2f(w[b].d));
-    for (int r = 0; r < nr; r++) {
-      const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs) + b;
-      __m256i p = dot_acc(_mm256_set1_epi32(-sx[r * nb + b]), q, load32(x->qs));
-      acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(xd + r * nb + b)), _mm256_cvtepi32_ps(p),
-                               acc[r]);
-    }
-  }
-  store_rows(y, ys, acc, nr, accumulate);
+  dot32(2, y, ys, xq, xqs, w, xd, sx, nb, nr, accumulate);
 }
 
 /* ---- Q4_K ------------------------------------------------------------------ */
@@ -418,7 +421,8 @@ QIN void store_tile(float *y, size_t ys, int j0, const float *acc, int n, int ac
 #define QTILE_MAX_N 64 /* rows of x per call (the driver passes at most QMC) */
 
 /* Q8_0 and Q4_0: 8 blocks of 32 per chunk. */
-QIN void tile_q8_0_q4_0(int is_q4, float *y, size_t ys, const unsigned char *xq, size_t xqs, const void *w,
+/* kind 0: Q8_0, 1: Q4_0, 2: Q5_0 (a constant at each call) */
+QIN void tile_q8_0_q4_0(int kind, float *y, size_t ys, const unsigned char *xq, size_t xqs, const void *w,
                         size_t wrow, int n, int k, int j, const float *xd, const int32_t *sx, float *acc) {
   const int nb = k / PREFT_QK;
   __m256i codes[8][8], signs[8][8];
@@ -431,9 +435,13 @@ QIN void tile_q8_0_q4_0(int is_q4, float *y, size_t ys, const unsigned char *xq,
       float d[8];
       for (int r = 0; r < 8; r++) {
         const unsigned char *row = (const unsigned char *)w + (size_t)(j + r) * wrow;
-        if (is_q4) {
+        if (kind == 1) {
           const preft_block_q4_0 *blk = (const preft_block_q4_0 *)row + b0 + b;
           rows8[r] = nibbles32(blk->qs);
+          d[r] = h2f(blk->d);
+        } else if (kind == 2) {
+          const preft_block_q5_0 *blk = (const preft_block_q5_0 *)row + b0 + b;
+          rows8[r] = _mm256_or_si256(nibbles32(blk->qs), bits32_0x10(blk->qh));
           d[r] = h2f(blk->d);
         } else {
           const preft_block_q8_0 *blk = (const preft_block_q8_0 *)row + b0 + b;
@@ -443,7 +451,7 @@ QIN void tile_q8_0_q4_0(int is_q4, float *y, size_t ys, const unsigned char *xq,
       }
       interleave8(signs[b], rows8);
       for (int g = 0; g < 8; g++)
-        codes[b][g] = is_q4 ? signs[b][g] : _mm256_sign_epi8(signs[b][g], signs[b][g]);
+        codes[b][g] = kind ? signs[b][g] : _mm256_sign_epi8(signs[b][g], signs[b][g]);
       dw[b] = _mm256_loadu_ps(d);
     }
     /* two rows of x per pass: each tile vector loaded once for both */
@@ -454,16 +462,23 @@ QIN void tile_q8_0_q4_0(int is_q4, float *y, size_t ys, const unsigned char *xq,
       const preft_block_q8_0 *x1 = (const preft_block_q8_0 *)(xq + (size_t)r1 * xqs) + b0;
       for (int b = 0; b < bc; b++) {
         __m256i p0, p1;
-        if (is_q4) {
-          __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-          for (int g = 0; g < 8; g++) {
-            const __m256i c = codes[b][g];
-            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(c, bcast4(x0[b].qs + 4 * g)));
-            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(c, bcast4(x1[b].qs + 4 * g)));
-          }
+        if (kind) {
+          /* int16 sums of at most 8 (4-bit) or 4 (5-bit codes) groups:
+           * 8 · 2 · 15 · 127 and 4 · 2 · 31 · 127 both < 32768 */
+          const int per = kind == 1 ? 8 : 4, off = kind == 1 ? 8 : 16;
           const __m256i ones = _mm256_set1_epi16(1);
-          p0 = _mm256_sub_epi32(_mm256_madd_epi16(s0, ones), _mm256_set1_epi32(8 * sx[r * nb + b0 + b]));
-          p1 = _mm256_sub_epi32(_mm256_madd_epi16(s1, ones), _mm256_set1_epi32(8 * sx[r1 * nb + b0 + b]));
+          p0 = _mm256_set1_epi32(-off * sx[r * nb + b0 + b]);
+          p1 = _mm256_set1_epi32(-off * sx[r1 * nb + b0 + b]);
+          for (int g0 = 0; g0 < 8; g0 += per) {
+            __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+            for (int g = g0; g < g0 + per; g++) {
+              const __m256i c = codes[b][g];
+              s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(c, bcast4(x0[b].qs + 4 * g)));
+              s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(c, bcast4(x1[b].qs + 4 * g)));
+            }
+            p0 = _mm256_add_epi32(p0, _mm256_madd_epi16(s0, ones));
+            p1 = _mm256_add_epi32(p1, _mm256_madd_epi16(s1, ones));
+          }
         } else {
           p0 = p1 = _mm256_setzero_si256();
           for (int g = 0; g < 8; g++) {
@@ -483,30 +498,31 @@ QIN void tile_q8_0_q4_0(int is_q4, float *y, size_t ys, const unsigned char *xq,
   }
 }
 
-#define TILE_32(T, IS_Q4)                                                                                 \
-  QFN void tiles_##T(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n, \
-                     int k, int j0, int j1, int accumulate) {                                             \
-    const unsigned char *xq = xqv;                                                                        \
-    const int nb = k / PREFT_QK;                                                                          \
-    PREFT_ASSERT(n <= QTILE_MAX_N);                                                                       \
-    float acc[QTILE_MAX_N * 8];                                                                           \
-    float *xd = preft_xmalloc((size_t)nb * (size_t)n * sizeof(float));                                    \
-    int32_t *sx = preft_xmalloc((size_t)nb * (size_t)n * sizeof(int32_t));                                \
-    for (int i0 = 0; i0 < n; i0 += QNR) {                                                                 \
-      int nr = n - i0 < QNR ? n - i0 : QNR;                                                               \
-      prep_q8_0(xd + (size_t)i0 * nb, sx + (size_t)i0 * nb, xq + (size_t)i0 * xqs, xqs, nb, nr, IS_Q4);   \
-    }                                                                                                     \
-    int j = j0;                                                                                           \
-    for (; j + QTILE <= j1; j += QTILE) {                                                                 \
-      tile_q8_0_q4_0(IS_Q4, y, ys, xq, xqs, w, wrow, n, k, j, xd, sx, acc);                               \
-      store_tile(y, ys, j, acc, n, accumulate);                                                           \
-    }                                                                                                     \
-    free(xd), free(sx);                                                                                   \
-    if (j < j1) rows_##T(y, ys, xqv, xqs, w, wrow, n, k, j, j1, accumulate);                              \
+#define TILE_32(T, KIND)                                                                                    \
+  QFN void tiles_##T(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n,   \
+                     int k, int j0, int j1, int accumulate) {                                               \
+    const unsigned char *xq = xqv;                                                                          \
+    const int nb = k / PREFT_QK;                                                                            \
+    PREFT_ASSERT(n <= QTILE_MAX_N);                                                                         \
+    float acc[QTILE_MAX_N * 8];                                                                             \
+    float *xd = preft_xmalloc((size_t)nb * (size_t)n * sizeof(float));                                      \
+    int32_t *sx = preft_xmalloc((size_t)nb * (size_t)n * sizeof(int32_t));                                  \
+    for (int i0 = 0; i0 < n; i0 += QNR) {                                                                   \
+      int nr = n - i0 < QNR ? n - i0 : QNR;                                                                 \
+      prep_q8_0(xd + (size_t)i0 * nb, sx + (size_t)i0 * nb, xq + (size_t)i0 * xqs, xqs, nb, nr, KIND != 0); \
+    }                                                                                                       \
+    int j = j0;                                                                                             \
+    for (; j + QTILE <= j1; j += QTILE) {                                                                   \
+      tile_q8_0_q4_0(KIND, y, ys, xq, xqs, w, wrow, n, k, j, xd, sx, acc);                                  \
+      store_tile(y, ys, j, acc, n, accumulate);                                                             \
+    }                                                                                                       \
+    free(xd), free(sx);                                                                                     \
+    if (j < j1) rows_##T(y, ys, xqv, xqs, w, wrow, n, k, j, j1, accumulate);                                \
   }
 
 TILE_32(q8_0, 0)
 TILE_32(q4_0, 1)
+TILE_32(q5_0, 2)
 
 /* Q4_K: one super-block per chunk. */
 QFN void tiles_q4_K(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n,
@@ -595,38 +611,148 @@ QFN void tiles_q4_K(float *y, size_t ys, const void *xqv, size_t xqs, const void
 
 /* ---- backward for x: dx[i, 0:kc] += sum_r dy[i, r] · tile[r, 0:kc] --------- */
 
+/* ---- dequantization into FP32 (the QLoRA backward's tiles) ---------------- */
+
+/* The same values as preft_dequantize_row (quant_ref.c), bit for bit: the
+ * same products in the same order (int → float exact, then one multiply;
+ * Q4_K multiplies and subtracts separately, no FMA). */
+QIN void store_scaled8(float *y, __m128i q8, __m256 d) { /* 8 int8 → float × d */
+  _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q8)), d));
+}
+
+QFN void dequant(preft_dtype t, const void *src, float *y, size_t n) {
+  const size_t nb = n / preft_dtype_block(t);
+  switch (t) {
+    case PREFT_Q8_0:
+      for (size_t b = 0; b < nb; b++) {
+        const preft_block_q8_0 *x = (const preft_block_q8_0 *)src + b;
+        const __m256 d = _mm256_set1_ps(h2f(x->d));
+        const __m256i q = load32(x->qs);
+        const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        store_scaled8(y + 32 * b, lo, d);
+        store_scaled8(y + 32 * b + 8, _mm_srli_si128(lo, 8), d);
+        store_scaled8(y + 32 * b + 16, hi, d);
+        store_scaled8(y + 32 * b + 24, _mm_srli_si128(hi, 8), d);
+      }
+      return;
+    case PREFT_Q4_0:
+    case PREFT_Q5_0:
+      for (size_t b = 0; b < nb; b++) {
+        __m256i q;
+        float dv;
+        if (t == PREFT_Q4_0) {
+          const preft_block_q4_0 *x = (const preft_block_q4_0 *)src + b;
+          q = _mm256_sub_epi8(nibbles32(x->qs), _mm256_set1_epi8(8));
+          dv = h2f(x->d);
+        } else {
+          const preft_block_q5_0 *x = (const preft_block_q5_0 *)src + b;
+          q = _mm256_sub_epi8(_mm256_or_si256(nibbles32(x->qs), bits32_0x10(x->qh)), _mm256_set1_epi8(16));
+          dv = h2f(x->d);
+        }
+        const __m256 d = _mm256_set1_ps(dv);
+        const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+        store_scaled8(y + 32 * b, lo, d);
+        store_scaled8(y + 32 * b + 8, _mm_srli_si128(lo, 8), d);
+        store_scaled8(y + 32 * b + 16, hi, d);
+        store_scaled8(y + 32 * b + 24, _mm_srli_si128(hi, 8), d);
+      }
+      return;
+    case PREFT_Q4_K:
+      for (size_t b = 0; b < nb; b++) {
+        const preft_block_q4_K *x = (const preft_block_q4_K *)src + b;
+        uint32_t u[4];
+        q4_K_scales(x->scales, u);
+        const uint8_t *sc = (const uint8_t *)u;
+        const float d = h2f(x->d), dmin = h2f(x->dmin);
+        float *yb = y + 256 * b;
+        for (int c = 0; c < 4; c++) {
+          const __m256i q = load32(x->qs + 32 * c);
+          const __m256i qq[2] = {_mm256_and_si256(q, _mm256_set1_epi8(0x0F)),
+                                 _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0F))};
+          for (int h = 0; h < 2; h++) {
+            const __m256 d1 = _mm256_set1_ps(d * sc[2 * c + h]),
+                         m1 = _mm256_set1_ps(dmin * sc[8 + 2 * c + h]);
+            const __m128i lo = _mm256_castsi256_si128(qq[h]), hi = _mm256_extracti128_si256(qq[h], 1);
+            const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+            for (int p = 0; p < 4; p++) {
+              __m256 v = _mm256_mul_ps(d1, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[p])));
+              _mm256_storeu_ps(yb + 64 * c + 32 * h + 8 * p, _mm256_sub_ps(v, m1));
+            }
+          }
+        }
+      }
+      return;
+    case PREFT_Q6_K:
+      for (size_t b = 0; b < nb; b++) {
+        const preft_block_q6_K *x = (const preft_block_q6_K *)src + b;
+        const float d = h2f(x->d);
+        const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+        for (int h = 0; h < 2; h++) {
+          const __m256i ql0 = load32(x->ql + 64 * h), ql1 = load32(x->ql + 64 * h + 32),
+                        qh = load32(x->qh + 32 * h);
+          __m256i q[4];
+          q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+          q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+          q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+          q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+          for (int p = 0; p < 4; p++) {
+            const __m256i qs = _mm256_sub_epi8(q[p], _mm256_set1_epi8(32));
+            const __m128i lo = _mm256_castsi256_si128(qs), hi = _mm256_extracti128_si256(qs, 1);
+            /* values 128h + 32p + l: sub-block 8h + 2p + l / 16 */
+            const __m256 s0 = _mm256_set1_ps(d * x->scales[8 * h + 2 * p]);
+            const __m256 s1 = _mm256_set1_ps(d * x->scales[8 * h + 2 * p + 1]);
+            float *yb = y + 256 * b + 128 * h + 32 * p;
+            store_scaled8(yb, lo, s0);
+            store_scaled8(yb + 8, _mm_srli_si128(lo, 8), s0);
+            store_scaled8(yb + 16, hi, s1);
+            store_scaled8(yb + 24, _mm_srli_si128(hi, 8), s1);
+          }
+        }
+      }
+      return;
+    default:
+      preft_dequantize_row(t, src, y, n);
+  }
+}
+
+/* Two rows of dx per pass, so each tile vector is loaded once for both
+ * (4 tile loads and 2 broadcasts per 8 FMAs). */
 QFN void tile_dx(float *dx, size_t dxs, const float *dy, size_t dys, const float *tile, int rows, int kc,
                  int n) {
-  for (int i = 0; i < n; i++) {
-    float *d = dx + (size_t)i * dxs;
-    const float *g = dy + (size_t)i * dys;
-    int c = 0;
-    for (; c + 32 <= kc; c += 32) {
-      __m256 a0 = _mm256_loadu_ps(d + c), a1 = _mm256_loadu_ps(d + c + 8);
-      __m256 a2 = _mm256_loadu_ps(d + c + 16), a3 = _mm256_loadu_ps(d + c + 24);
+  for (int i = 0; i < n; i += 2) {
+    const int i1 = i + 1 < n ? i + 1 : i; /* an odd last row: computed twice, stored once */
+    float *d0 = dx + (size_t)i * dxs, *d1 = dx + (size_t)i1 * dxs;
+    const float *g0 = dy + (size_t)i * dys, *g1 = dy + (size_t)i1 * dys;
+    for (int c = 0; c < kc; c += 16) {
+      const int two = c + 16 <= kc; /* kc is a multiple of 8 */
+      __m256 a0 = _mm256_loadu_ps(d0 + c), a1 = two ? _mm256_loadu_ps(d0 + c + 8) : _mm256_setzero_ps();
+      __m256 b0 = _mm256_loadu_ps(d1 + c), b1 = two ? _mm256_loadu_ps(d1 + c + 8) : _mm256_setzero_ps();
       for (int r = 0; r < rows; r++) {
-        const __m256 gr = _mm256_set1_ps(g[r]);
         const float *t = tile + (size_t)r * (size_t)kc + c;
-        a0 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t), a0);
-        a1 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 8), a1);
-        a2 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 16), a2);
-        a3 = _mm256_fmadd_ps(gr, _mm256_loadu_ps(t + 24), a3);
+        const __m256 t0 = _mm256_loadu_ps(t), t1 = two ? _mm256_loadu_ps(t + 8) : _mm256_setzero_ps();
+        const __m256 h0 = _mm256_broadcast_ss(g0 + r), h1 = _mm256_broadcast_ss(g1 + r);
+        a0 = _mm256_fmadd_ps(h0, t0, a0);
+        a1 = _mm256_fmadd_ps(h0, t1, a1);
+        b0 = _mm256_fmadd_ps(h1, t0, b0);
+        b1 = _mm256_fmadd_ps(h1, t1, b1);
       }
-      _mm256_storeu_ps(d + c, a0), _mm256_storeu_ps(d + c + 8, a1);
-      _mm256_storeu_ps(d + c + 16, a2), _mm256_storeu_ps(d + c + 24, a3);
-    }
-    for (; c < kc; c += 8) {
-      __m256 a = _mm256_loadu_ps(d + c);
-      for (int r = 0; r < rows; r++)
-        a = _mm256_fmadd_ps(_mm256_set1_ps(g[r]), _mm256_loadu_ps(tile + (size_t)r * (size_t)kc + c), a);
-      _mm256_storeu_ps(d + c, a);
+      if (i1 != i) {
+        _mm256_storeu_ps(d1 + c, b0);
+        if (two) _mm256_storeu_ps(d1 + c + 8, b1);
+      }
+      _mm256_storeu_ps(d0 + c, a0);
+      if (two) _mm256_storeu_ps(d0 + c + 8, a1);
     }
   }
 }
 
 const preft_quant_kernels QK_TABLE = {
     .rows = {rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0},
-    .tiles = {tiles_q8_0, tiles_q4_0, tiles_q4_K, NULL, NULL},
+    .tiles = {tiles_q8_0, tiles_q4_0, tiles_q4_K, NULL, tiles_q5_0},
     .tile_dx = tile_dx,
+    .dequant = dequant,
     .name = QK_NAME,
 };

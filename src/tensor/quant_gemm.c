@@ -258,8 +258,8 @@ static void dx_task(void *p, int task, int thread) {
   for (int j0 = 0; j0 < jb->m; j0 += QDX_ROWS) {
     int rows = jb->m - j0 < QDX_ROWS ? jb->m - j0 : QDX_ROWS;
     for (int r = 0; r < rows; r++)
-      preft_dequantize_row(jb->wdt, jb->w + (size_t)(j0 + r) * jb->wrow + boff, tile + (size_t)r * (size_t)kc,
-                           (size_t)kc);
+      jb->kt->dequant(jb->wdt, jb->w + (size_t)(j0 + r) * jb->wrow + boff, tile + (size_t)r * (size_t)kc,
+                      (size_t)kc);
     jb->kt->tile_dx(jb->dx + (size_t)i0 * jb->dxs + k0, jb->dxs, jb->dy + (size_t)i0 * jb->dys + j0, jb->dys,
                     tile, rows, kc, i1 - i0);
   }

@@ -34,6 +34,9 @@ typedef struct {
    * call) by weight tiles repacked once for every row of x; NULL: rows. */
   preft_qrows_fn tiles[PREFT_QKERN_TYPES];
   preft_qtile_dx_fn tile_dx;
+  /* dst[0:n] = the values of a row of type t, bit-exact with
+   * preft_dequantize_row (the tiles of the backward for x). */
+  void (*dequant)(preft_dtype t, const void *src, float *dst, size_t n);
   const char *name;
 } preft_quant_kernels;
 

@@ -4,6 +4,9 @@
 #ifndef PREFT_TEXT_TOKENIZER_H
 #define PREFT_TEXT_TOKENIZER_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "base/error.h"
 #include "preft/tokenizer.h"
 
@@ -15,5 +18,12 @@
  * a file already written stays. */
 int preft_tokenizer_save_files(const preft_tokenizer *t, const char *tok_path, const char *out_dir,
                                preft_error *err);
+
+/* The bytes token id stands for inside a text (constrained decoding): a
+ * byte-level token's raw bytes, an added token's content, a SentencePiece
+ * piece with "\u2581" as a space, a <0xXX> byte-fallback token as that
+ * byte, a WordPiece continuation without its "##". Returns false for
+ * special tokens, holes and ids outside the vocabulary. out is cleared. */
+bool preft_tokenizer_token_bytes(const preft_tokenizer *t, int32_t id, char **bytes, size_t *len);
 
 #endif

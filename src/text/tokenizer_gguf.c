@@ -369,7 +369,7 @@ static cJSON *spm_json(const gguf_vocab *v, int32_t unk, bool space_prefix) {
   cJSON *vocab = cJSON_AddObjectToObject(model, "vocab");
   for (int64_t i = 0; i < v->n; i++) {
     int32_t t = type_of(v, i);
-    if (t == TT_NORMAL || t == TT_BYTE || t == TT_UNKNOWN)
+    if (t == TT_NORMAL || t == TT_BYTE || t == TT_UNKNOWN || i == unk)
       cJSON_AddNumberToObject(vocab, v->tokens[i], (double)i);
   }
   cJSON_AddArrayToObject(model, "merges");
@@ -526,6 +526,7 @@ static int from_gguf(preft_tokenizer *t, const preft_gguf_file *f, preft_error *
     if (pkv && preft_gguf_get_str(f, "tokenizer.ggml.pre", &pre, err)) return -1;
     if (!pkv) PREFT_WARN("%s: no tokenizer.ggml.pre: using llama.cpp's 'default' pre-tokenizer", path);
     pk = find_pre(pre);
+    t->gguf_pre = preft_xstrdup(pre);
     if (!pk)
       return preft_fail(
           err,

@@ -30,6 +30,10 @@ check "metrics.json has a held-out loss" jq -e '.final_heldout_loss > 0' "$tmp/f
 "$bin" encode -m "$tmp/full" --text "the union" -o "$tmp/h.f32" 2>"$tmp/err"
 check "preft encode loads the pretrained model" test "$(stat -c %s "$tmp/h.f32" 2>/dev/null)" = $((4 * 16 * 4))
 
+a=$root/assets/bert-mini-sotu
+"$bin" encode -m "$a" --text "the state of the union" --pooled -o "$tmp/a.f32" 2>"$tmp/err"
+check "the committed small BERT loads (pooled output of width 128)" test "$(stat -c %s "$tmp/a.f32" 2>/dev/null)" = 512
+
 # resume: a run of 4 steps cut after 2, then resumed = 4 steps at once
 "$bin" "${mlm[@]}" -o "$tmp/part" --steps 4 --stop-after 2 >/dev/null 2>&1
 "$bin" "${mlm[@]}" -o "$tmp/part" --steps 4 --resume >"$tmp/out" 2>&1
@@ -82,6 +86,16 @@ check "identical sentences have similarity 5" grep -q "^1	similarity 5.0000" "$t
 check "train multitask --lora-rank 2 exits 0" test $? -eq 0
 "$bin" eval multitask -m "$tmp/lora" --data "$md" --tasks sst --threads 2 >"$tmp/out" 2>&1
 check "the LoRA model loads for eval (merged weights)" grep -q "^dev: sst acc" "$tmp/out"
+
+"$bin" "${mt[@]}" -m "$tmp/lora" -o "$tmp/stage2" --early-exit stage2 --tasks sst >"$tmp/out" 2>&1
+check "train multitask --early-exit stage2 exits 0" test $? -eq 0
+for mdl in lora stage2; do
+  "$bin" classify -m "$tmp/$mdl" --task sst --text "A warm , funny , engaging film ." >"$tmp/c-$mdl" 2>&1
+done
+check "stage 2 trains the exit heads only: the main head's probabilities are unchanged" \
+  bash -c "grep -q 'p = \\[' '$tmp/c-lora' && cmp -s '$tmp/c-lora' '$tmp/c-stage2'"
+"$bin" eval multitask -m "$tmp/stage2" --data "$md" --tasks sst --layer 0 --threads 2 >"$tmp/out" 2>&1
+check "the stage-2 exit head after layer 0 evaluates" grep -q "^dev: sst acc" "$tmp/out"
 
 "$bin" "${mt[@]}" -o "$tmp/bad" --sampling sometimes >/dev/null 2>&1
 check "a bad --sampling is a usage error (exit 2)" test $? -eq 2

@@ -395,6 +395,44 @@ static void test_qgemm_dx(void **state) {
   preft_pool_free(p3);
 }
 
+/* Every table's dequantizer (the backward's tiles) gives the reference's
+ * values bit for bit, on quantized rows and on random bytes with finite
+ * scales. */
+static void test_table_dequant(void **state) {
+  (void)state;
+  enum { K = 1024 };
+  float x[K], want[K], got[K];
+  unsigned char q[K * 2];
+  for (int ti = 0; ti < N_QTYPES; ti++) {
+    preft_dtype t = QTYPES[ti];
+    size_t bytes = preft_dtype_row_bytes(t, K), bb = preft_dtype_block_bytes(t);
+    for (int rep = 0; rep < 2; rep++) {
+      if (rep == 0) {
+        fill_row(x, K);
+        preft_quantize_row(t, x, q, K);
+      } else {
+        for (size_t i = 0; i < bytes; i++) q[i] = (unsigned char)((test_frand() + 1) * 128);
+        for (size_t b = 0; b < bytes / bb; b++) { /* finite fp16 scales */
+          uint16_t d = h(test_frand() * 0.1f);
+          memcpy(q + b * bb + (t == PREFT_Q6_K ? 208 : 0), &d, 2);
+          if (t == PREFT_Q4_K) memcpy(q + b * bb + 2, &d, 2);
+        }
+      }
+      preft_dequantize_row(t, q, want, K);
+      for (int level = 0; level <= 3; level++) {
+        const preft_quant_kernels *kt = preft_quant_kernels_at(level);
+        if (!kt) continue;
+        memset(got, 0xff, sizeof got);
+        kt->dequant(t, q, got, K);
+        for (int i = 0; i < K; i++)
+          if (memcmp(&got[i], &want[i], 4) != 0)
+            fail_msg("%s dequant %s value %d: %.9g, reference %.9g", kt->name, preft_dtype_name(t), i, got[i],
+                     want[i]);
+      }
+    }
+  }
+}
+
 /* The pool's row split gives the bytes of row-by-row quantization. */
 static void test_quantize_rows_pool(void **state) {
   (void)state;
@@ -437,6 +475,7 @@ int main(void) {
       cmocka_unit_test(test_qgemm_kernels),
       cmocka_unit_test(test_gemm_routes_quantized),
       cmocka_unit_test(test_qgemm_dx),
+      cmocka_unit_test(test_table_dequant),
       cmocka_unit_test(test_quantize_rows_pool),
       cmocka_unit_test(test_dtype_names),
   };

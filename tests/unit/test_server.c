@@ -230,9 +230,9 @@ static void every_bad_field_is_refused_by_name(void **st) {
        400},
       {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":{}}", "tools", 400},
       {SRV_CHAT, "{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", "messages[0]", 400},
-      {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[1]}", "tools", 400},
+      {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[1]}", "tools[0]", 400},
       {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\"}]}",
-       "tools", 400},
+       "tools[0]", 400},
       {SRV_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tool_choice\":\"required\"}",
        "tool_choice", 400},
       {SRV_CHAT,
@@ -240,9 +240,26 @@ static void every_bad_field_is_refused_by_name(void **st) {
        "\"function\":{\"name\":\"f\"}}}",
        "tool_choice", 400},
       {SRV_CHAT,
-       "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"json_object\"}"
+       "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"response_format\":{\"type\":\"xml\"}"
        "}",
-       "response_format", 400},
+       "response_format.type", 400},
+      {SRV_COMPLETION,
+       "{\"prompt\":\"x\",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\","
+       "\"schema\":{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":3}}}}}}",
+       "response_format.json_schema.schema", 400},
+      {SRV_COMPLETION, "{\"prompt\":\"x\",\"guided_regex\":\"(ab\"}", "guided_regex", 400},
+      {SRV_COMPLETION, "{\"prompt\":\"x\",\"guided_choice\":[]}", "guided_choice", 400},
+      {SRV_COMPLETION, "{\"prompt\":\"x\",\"grammar\":\"root ::= x\"}", "grammar", 400},
+      {SRV_COMPLETION, "{\"prompt\":\"x\",\"guided_json\":{},\"grammar\":\"root ::= \\\"a\\\"\"}", "grammar",
+       400},
+      {SRV_CHAT,
+       "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":"
+       "{\"name\":\"f\"}}],\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"g\"}}}",
+       "tool_choice", 400},
+      {SRV_CHAT,
+       "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"tools\":[{\"type\":\"function\",\"function\":"
+       "{\"name\":\"f\"}}],\"tool_choice\":\"required\",\"guided_json\":{}}",
+       "tool_choice", 400},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     srv_gen_request r;
