@@ -1,28 +1,46 @@
-/* threadpool.c - persistent workers, dynamic task counter, spin-then-sleep.
+/* threadpool.c - persistent workers, tasks claimed from one atomic word,
+ * spin-then-futex waits on both sides.
  *
- * Invariant: `generation` increases by one per preft_pool_run; a worker that
- * has seen generation g joins the run for g+1 exactly once. `active` counts
- * workers still inside the current run; the caller waits for it to reach 0
- * before returning, so ctx may live on the caller's stack.
+ * One run publishes `work` = (generation, n_tasks, next index) in a single
+ * 64-bit word; a thread claims task i by moving the word from (g, n, i) to
+ * (g, n, i + 1) with a compare-and-swap, so a thread that wakes late, after
+ * its run ended or while the next one is being set up, can never claim a
+ * task of the wrong run. The caller works too and returns as soon as all n
+ * tasks are done (`done` reaches n): it never waits for a worker that is
+ * asleep or descheduled to check in, which is what made a loaded machine
+ * (more runnable threads than cores) slow. fn and ctx are read only after
+ * a successful claim, and the caller cannot start the next run before that
+ * task is done, so ctx may live on the caller's stack.
  */
 #include "base/threadpool.h"
 
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
+#include <stdint.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/error.h"
 
+/* work word: generation (24 bits) | n_tasks (20 bits) | next index (20 bits) */
+#define IDX_BITS 20
+#define MAX_TASKS ((1 << IDX_BITS) - 1)
+#define GEN_MASK 0xFFFFFFu
+#define SPIN_WORKER 20000 /* pauses before a worker sleeps (about 0.5 ms) */
+#define SPIN_CALLER 4000  /* pauses before the caller yields, then sleeps */
+
 struct preft_pool {
   int size;
   pthread_t *threads;
-  pthread_mutex_t mu;
-  pthread_cond_t wake;
-  atomic_uint generation;
-  atomic_int next_task;
-  atomic_int active;
+  _Atomic uint64_t work;
+  atomic_uint generation; /* futex word of the workers */
+  atomic_int done;        /* tasks finished in this run; futex word of the caller */
+  atomic_int sleepers;    /* workers inside futex_wait on generation */
+  atomic_int caller_waiting;
   atomic_int stop;
-  int n_tasks;
   preft_task_fn fn;
   void *ctx;
 };
@@ -38,11 +56,31 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-static void run_tasks(preft_pool *pool, int thread) {
+static void futex_wait(void *word, unsigned expected) {
+  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+static void futex_wake(void *word, int n) { syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0); }
+
+static uint64_t work_word(unsigned gen, int n_tasks, int next) {
+  return ((uint64_t)(gen & GEN_MASK) << (2 * IDX_BITS)) | ((uint64_t)n_tasks << IDX_BITS) | (uint64_t)next;
+}
+
+/* Claims and runs tasks of generation gen until none is left. */
+static void run_tasks(preft_pool *pool, unsigned gen, int thread) {
+  uint64_t w = atomic_load_explicit(&pool->work, memory_order_acquire);
   for (;;) {
-    int t = atomic_fetch_add_explicit(&pool->next_task, 1, memory_order_relaxed);
-    if (t >= pool->n_tasks) break;
-    pool->fn(pool->ctx, t, thread);
+    unsigned wgen = (unsigned)(w >> (2 * IDX_BITS)) & GEN_MASK;
+    int n = (int)((w >> IDX_BITS) & MAX_TASKS), i = (int)(w & MAX_TASKS);
+    if (wgen != (gen & GEN_MASK) || i >= n) return;
+    if (!atomic_compare_exchange_weak_explicit(&pool->work, &w, w + 1, memory_order_acq_rel,
+                                               memory_order_acquire))
+      continue;
+    pool->fn(pool->ctx, i, thread);
+    if (atomic_fetch_add_explicit(&pool->done, 1, memory_order_acq_rel) + 1 == n &&
+        atomic_load(&pool->caller_waiting))
+      futex_wake(&pool->done, 1);
+    w = atomic_load_explicit(&pool->work, memory_order_acquire);
   }
 }
 
@@ -56,19 +94,19 @@ static void *worker_main(void *p) {
     int spins = 0;
     while ((gen = atomic_load_explicit(&pool->generation, memory_order_acquire)) == seen &&
            !atomic_load(&pool->stop)) {
-      if (++spins < 200000) {
+      if (++spins < SPIN_WORKER) {
         cpu_relax();
         continue;
       }
-      pthread_mutex_lock(&pool->mu);
-      while (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop))
-        pthread_cond_wait(&pool->wake, &pool->mu);
-      pthread_mutex_unlock(&pool->mu);
+      atomic_fetch_add(&pool->sleepers, 1);
+      if (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop))
+        futex_wait(&pool->generation, seen);
+      atomic_fetch_sub(&pool->sleepers, 1);
+      spins = 0;
     }
     if (atomic_load(&pool->stop)) return NULL;
     seen = gen;
-    run_tasks(pool, arg.index);
-    atomic_fetch_sub_explicit(&pool->active, 1, memory_order_release);
+    run_tasks(pool, gen, arg.index);
   }
 }
 
@@ -79,8 +117,6 @@ preft_pool *preft_pool_create(int n_threads) {
   }
   preft_pool *pool = preft_xcalloc(1, sizeof *pool);
   pool->size = n_threads;
-  pthread_mutex_init(&pool->mu, NULL);
-  pthread_cond_init(&pool->wake, NULL);
   pool->threads = preft_xcalloc((size_t)n_threads, sizeof(pthread_t));
   for (int i = 1; i < n_threads; i++) {
     worker_arg *arg = preft_xmalloc(sizeof *arg);
@@ -97,18 +133,43 @@ preft_pool *preft_pool_create(int n_threads) {
 
 void preft_pool_free(preft_pool *pool) {
   if (!pool) return;
-  pthread_mutex_lock(&pool->mu);
   atomic_store(&pool->stop, 1);
-  pthread_cond_broadcast(&pool->wake);
-  pthread_mutex_unlock(&pool->mu);
+  atomic_fetch_add(&pool->generation, 1);
+  futex_wake(&pool->generation, INT_MAX);
   for (int i = 1; i < pool->size; i++) pthread_join(pool->threads[i], NULL);
-  pthread_mutex_destroy(&pool->mu);
-  pthread_cond_destroy(&pool->wake);
   free(pool->threads);
   free(pool);
 }
 
 int preft_pool_size(const preft_pool *pool) { return pool ? pool->size : 1; }
+
+/* Waits until all n tasks of the current run are done: spins, yields, sleeps. */
+static void wait_done(preft_pool *pool, int n) {
+  for (int spins = 0;; spins++) {
+    int d = atomic_load_explicit(&pool->done, memory_order_acquire);
+    if (d >= n) return;
+    if (spins < SPIN_CALLER) {
+      cpu_relax();
+    } else if (spins < SPIN_CALLER + 64) {
+      sched_yield();
+    } else {
+      atomic_store(&pool->caller_waiting, 1);
+      if (atomic_load(&pool->done) == d) futex_wait(&pool->done, (unsigned)d);
+      atomic_store(&pool->caller_waiting, 0);
+    }
+  }
+}
+
+typedef struct chunked {
+  preft_task_fn fn;
+  void *ctx;
+  int offset;
+} chunked;
+
+static void chunked_task(void *p, int task, int thread) {
+  const chunked *c = p;
+  c->fn(c->ctx, c->offset + task, thread);
+}
 
 void preft_pool_run(preft_pool *pool, int n_tasks, preft_task_fn fn, void *ctx) {
   if (n_tasks <= 0) return;
@@ -116,17 +177,23 @@ void preft_pool_run(preft_pool *pool, int n_tasks, preft_task_fn fn, void *ctx) 
     for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
     return;
   }
+  if (n_tasks > MAX_TASKS) { /* more tasks than the work word holds: runs of MAX_TASKS */
+    for (int off = 0; off < n_tasks; off += MAX_TASKS) {
+      chunked c = {fn, ctx, off};
+      int n = n_tasks - off < MAX_TASKS ? n_tasks - off : MAX_TASKS;
+      preft_pool_run(pool, n, chunked_task, &c);
+    }
+    return;
+  }
   pool->fn = fn;
   pool->ctx = ctx;
-  pool->n_tasks = n_tasks;
-  atomic_store_explicit(&pool->next_task, 0, memory_order_relaxed);
-  atomic_store_explicit(&pool->active, pool->size - 1, memory_order_relaxed);
-  pthread_mutex_lock(&pool->mu);
-  atomic_fetch_add_explicit(&pool->generation, 1, memory_order_release);
-  pthread_cond_broadcast(&pool->wake);
-  pthread_mutex_unlock(&pool->mu);
-  run_tasks(pool, 0);
-  while (atomic_load_explicit(&pool->active, memory_order_acquire) > 0) cpu_relax();
+  atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
+  unsigned gen = atomic_load_explicit(&pool->generation, memory_order_relaxed) + 1;
+  atomic_store_explicit(&pool->work, work_word(gen, n_tasks, 0), memory_order_release);
+  atomic_store(&pool->generation, gen);
+  if (atomic_load(&pool->sleepers) > 0) futex_wake(&pool->generation, INT_MAX);
+  run_tasks(pool, gen, 0);
+  wait_done(pool, n_tasks);
 }
 
 typedef struct rows_split {

@@ -4,8 +4,11 @@
  * index i in [0, n) across the pool's threads (the caller's thread is thread
  * 0 and works too) and returns when all n calls have finished. Tasks are
  * handed out dynamically (an atomic counter), so uneven tasks balance.
- * Workers spin briefly between runs before sleeping, which keeps dispatch
- * cheap for the many small kernels of a decode step.
+ * The caller returns as soon as the n tasks are done, whether or not every
+ * worker woke up for the run, so a machine with more runnable threads than
+ * cores does not make each run wait for the scheduler. Workers spin briefly
+ * between runs before sleeping (a futex), which keeps dispatch cheap for
+ * the many small kernels of a decode step.
  *
  * A pool of size 1 runs everything on the caller's thread. A NULL pool is
  * treated as size 1. Not reentrant: fn must not call preft_pool_run on the

@@ -35,6 +35,53 @@ static void pool_runs_every_task_exactly_once(void **state) {
   preft_pool_free(pool);
 }
 
+typedef struct {
+  atomic_int in_use[8]; /* per thread index: a task of that index is running */
+  atomic_long sum;
+  atomic_int overlap;
+} stress_ctx;
+
+static void stress_task(void *p, int task, int thread) {
+  stress_ctx *c = p;
+  if (thread < 0 || thread >= 8 || atomic_exchange(&c->in_use[thread], 1) != 0) atomic_store(&c->overlap, 1);
+  atomic_fetch_add(&c->sum, task + 1);
+  atomic_store(&c->in_use[thread], 0);
+}
+
+/* More threads than cores, thousands of short runs with the context on the
+ * stack, pauses long enough for workers to fall asleep: every task once,
+ * never two tasks on one thread index at a time. */
+static void pool_survives_oversubscription_and_sleep(void **state) {
+  (void)state;
+  preft_pool *pool = preft_pool_create(8);
+  for (int round = 0; round < 3000; round++) {
+    stress_ctx c;
+    memset(&c, 0, sizeof c);
+    int n = 1 + round % 37;
+    preft_pool_run(pool, n, stress_task, &c);
+    assert_int_equal(atomic_load(&c.sum), (long)n * (n + 1) / 2);
+    assert_int_equal(atomic_load(&c.overlap), 0);
+    if (round % 1000 == 999) usleep(20000); /* workers go to sleep; the next run wakes them */
+  }
+  preft_pool_free(pool);
+}
+
+static void mark_count(void *p, int task, int thread) {
+  (void)thread;
+  (void)task;
+  atomic_fetch_add((atomic_long *)p, 1);
+}
+
+/* More tasks than one run's work word holds (2^20 - 1) are split into runs. */
+static void pool_runs_more_tasks_than_one_word_holds(void **state) {
+  (void)state;
+  preft_pool *pool = preft_pool_create(2);
+  atomic_long count = 0;
+  preft_pool_run(pool, (1 << 20) + 5, mark_count, &count);
+  assert_int_equal(atomic_load(&count), (1 << 20) + 5);
+  preft_pool_free(pool);
+}
+
 static void atomic_write_replaces_file_whole(void **state) {
   char *dir = test_tmpdir();
   char *path = preft_path_join(dir, "out.bin");
@@ -77,6 +124,8 @@ static void half_conversions_round_to_nearest_even(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(pool_runs_every_task_exactly_once),
+      cmocka_unit_test(pool_survives_oversubscription_and_sleep),
+      cmocka_unit_test(pool_runs_more_tasks_than_one_word_holds),
       cmocka_unit_test(atomic_write_replaces_file_whole),
       cmocka_unit_test(half_conversions_round_to_nearest_even),
   };
