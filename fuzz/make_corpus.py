@@ -239,9 +239,30 @@ def terminus_replies():
         '[{"keystrokes": "echo \\"x\\";;\\n", "duration": 1e2}], "task_complete": true}')
 
 
+def grammars():
+    """The constrained-decoding front-ends: the first byte picks GBNF (0),
+    a regex (1), a JSON schema (2) or a tool-call reply (3, the second byte
+    picks the family); the rest is the text (fuzz_grammar.c)."""
+    put("grammar", "gbnf_json.txt", b"\0" + b'root ::= object\nobject ::= "{" ws (string ":" ws value ("," ws string ":" ws value)*)? "}"\n'
+        b'value ::= object | string | [0-9]+ ("." [0-9]{1,3})? | "true" | "null"\nstring ::= "\\"" ([^"\\\\] | "\\\\" ["nt])* "\\""\n'
+        b'ws ::= [ \\t\\n]{0,4} # comment\n')
+    put("grammar", "gbnf_unicode.txt", b"\0" + 'root ::= [α-ω\\u00e9]+ . [^\\x00-\\x7F]? "😀"{1,2}\n'.encode())
+    put("grammar", "gbnf_bad.txt", b"\0" + b'root ::= a*\na ::= "x"? | root\n')
+    put("grammar", "regex_email.txt", b"\1" + rb"^[a-z]+@(?:\w+\.)+(com|org){1,2}$")
+    put("grammar", "regex_misc.txt", b"\1" + rb"(?P<x>\d{3})-\D*|[^\s\]]+?.\.x{2,}")
+    put("grammar", "schema.json", b"\2" + json.dumps({"type": "object", "properties": {
+        "a": {"type": "string", "maxLength": 4}, "b": {"type": ["integer", "null"]},
+        "c": {"type": "array", "items": {"$ref": "#/$defs/n"}, "minItems": 1, "maxItems": 3},
+        "d": {"anyOf": [{"const": "x"}, {"enum": [1, True, None]}]}}, "required": ["a"],
+        "additionalProperties": False, "$defs": {"n": {"type": "object", "properties": {"k": {"$ref": "#/$defs/n"}}}}}).encode())
+    put("grammar", "hermes_reply.txt", b"\3\0" + b'Sure.\n<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>')
+    put("grammar", "llama3_reply.txt", b"\3\1" + b'<|python_tag|>{"name": "f", "parameters": {}}; {"name": "g"}')
+    put("grammar", "mistral_reply.txt", b"\3\2" + b'[TOOL_CALLS][{"name": "f", "arguments": "{\\"x\\": 2}"}]')
+
+
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
-    safetensors(); gguf(); hf_config(); bert_config(); adapter_configs(); tokenizers(); templates(); requests(); jsonl(); task_files(); terminus_replies()
+    safetensors(); gguf(); hf_config(); bert_config(); adapter_configs(); tokenizers(); templates(); requests(); jsonl(); task_files(); terminus_replies(); grammars()
     for d in sorted(os.listdir(OUT)):
         files = os.listdir(os.path.join(OUT, d))
         print("%-16s %2d files, %6d bytes, largest %d" % (d, len(files), sum(os.path.getsize(os.path.join(OUT, d, f)) for f in files),

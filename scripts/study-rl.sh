@@ -64,10 +64,13 @@ run_one() {
 }
 export -f run_one
 export preft model rank steps eval_every eval_n threads out
-for task in $tasks; do
-  for m in "${methods[@]}"; do
-    read -r method mode label <<<"$m"
-    for seed in $seeds; do echo "$task $method $mode $label $seed"; done
+# seed by seed, so that a study stopped early has every method of the first seeds
+for seed in $seeds; do
+  for task in $tasks; do
+    for m in "${methods[@]}"; do
+      read -r method mode label <<<"$m"
+      echo "$task $method $mode $label $seed"
+    done
   done
 done | xargs -P "$jobs" -L 1 bash -c 'run_one "$@"' _
 

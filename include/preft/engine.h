@@ -268,6 +268,7 @@ typedef struct preft_engine_stats {
   long prefix_disk_writes, prefix_disk_write_failures, prefix_disk_dropped, prefix_disk_evictions;
   int prefix_disk_entries;
   uint64_t prefix_disk_bytes, prefix_disk_bytes_limit, prefix_disk_bytes_read, prefix_disk_bytes_written;
+  double prefix_disk_restore_seconds; /* spent restoring blocks (reads and checksums, on the engine thread) */
   double step_seconds_sum;
   /* histogram upper bounds (s): 0.001 .. 10. Counts are per bucket (not
    * cumulative): hist[i] counts values in (bound[i-1], bound[i]], the last

@@ -154,6 +154,10 @@ typedef struct cli_model {
   preft_adapter_mode mode; /* the adapter's mode (ALL without an adapter) */
 } cli_model;
 
+/* Whether a model path holds a tokenizer: a directory with tokenizer.json
+ * or vocab.txt, or a GGUF file with a vocabulary. */
+bool cli_has_tokenizer(const char *model_path);
+
 /* Loads the tokenizer, the model and the adapter that args name. On failure
  * frees what it loaded and leaves the message (naming the path) in err. */
 int cli_model_load(cli_model *out, const cli_model_args *args, preft_error *err);

@@ -12,7 +12,7 @@
 
 /* Whether dir holds a tokenizer (tokenizer.json or vocab.txt), or is a GGUF
  * file with a vocabulary. */
-static bool has_tokenizer(const char *dir) {
+bool cli_has_tokenizer(const char *dir) {
   if (preft_gguf_is_file(dir)) {
     preft_gguf_file f;
     preft_error e;
@@ -44,7 +44,7 @@ int cli_model_load(cli_model *out, const cli_model_args *args, preft_error *err)
   memset(out, 0, sizeof *out);
   const char *tok_path = args->tok_path;
   if (!tok_path && (args->tokenizer == CLI_TOK_REQUIRED ||
-                    (args->tokenizer == CLI_TOK_IF_PRESENT && has_tokenizer(args->model_dir))))
+                    (args->tokenizer == CLI_TOK_IF_PRESENT && cli_has_tokenizer(args->model_dir))))
     tok_path = args->model_dir;
   if ((tok_path && preft_tokenizer_load(&out->tok, tok_path, err) != 0) ||
       preft_model_load(&out->model, args->model_dir, err) != 0 || cli_apply_quantize(out->model, err) != 0 ||

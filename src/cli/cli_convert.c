@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "base/file.h"
+#include "io/gguf.h"
 #include "cli/cli.h"
 #include "model/adapter.h"
 #include "model/gguf_export.h"
@@ -19,7 +20,8 @@ static void usage(FILE *out) {
           "       preft convert -a ADAPTER_DIR [-m BASE_DIR] --to gguf -o FILE [options]\n\n"
           "Writes a model (with its tokenizer) or a LoRA adapter as a GGUF file for\n"
           "llama.cpp (architectures llama and qwen2), atomically.\n\n"
-          "  -m DIR             the model (with -a: the base model; only its config.json is read)\n"
+          "  -m DIR             the model (with -a: the base model; only its config.json is read);\n"
+          "                     a GGUF file too (re-typed, e.g. F16 to q4_k, with its own tokenizer)\n"
           "  -a DIR             a PEFT LoRA adapter directory (ReFT adapters have no llama.cpp form)\n"
           "  --to gguf          the output format (only gguf)\n"
           "  -o FILE            output file\n"
@@ -113,7 +115,7 @@ static int convert_model(const char *dir, const char *tok_path, bool no_tok, con
   if (!no_tok) {
     /* explicitly asked: must load; otherwise only when the model has one */
     char *own = preft_path_join(dir, "tokenizer.json");
-    bool has_own = preft_file_exists(own);
+    bool has_own = is_dir(dir) ? preft_file_exists(own) : cli_has_tokenizer(dir);
     free(own);
     if (tok_path || has_own) {
       if (preft_tokenizer_load(&tok, tok_path ? tok_path : dir, &err) != 0) {
@@ -182,7 +184,7 @@ int cli_convert(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   const char *dir = adapter ? adapter : model;
-  if (!is_dir(dir)) {
+  if (!is_dir(dir) && (adapter || !preft_gguf_is_file(dir))) {
     fprintf(stderr, "preft convert: %s is not a directory\n", dir);
     return CLI_EXIT_ERROR;
   }

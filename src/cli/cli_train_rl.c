@@ -49,7 +49,7 @@ static void train_usage(FILE *out) {
           "  -m, --model DIR       base model with its tokenizer\n" TASK_HELP CLI_ADAPTER_HELP
           "  -o, --out DIR         output directory\n"
           "  --steps N             RL steps (default 30)\n"
-          "  --prompts-per-step P  prompts per step (default 8)\n"
+          "  --prompts-per-step P  prompts per step (default 16)\n"
           "  --group G             samples per prompt (default 8)\n"
           "  --epochs E            optimizer steps per batch of rollouts (default 1)\n"
           "  --lr X                learning rate (default 2e-3 LoRA, 4e-3 ReFT)\n"

@@ -1254,6 +1254,7 @@ void preft_engine_get_stats(preft_engine *e, preft_engine_stats *out) {
     out->prefix_disk_bytes_limit = d.max_bytes;
     out->prefix_disk_bytes_read = d.bytes_read;
     out->prefix_disk_bytes_written = d.bytes_written;
+    out->prefix_disk_restore_seconds = d.restore_seconds;
   }
   out->kv_blocks_adapters = e->kv.n_pinned;
   out->kv_blocks_used = e->kv.n_blocks - e->kv.n_free - e->kv.n_pinned;

@@ -15,6 +15,7 @@
 
 #include "base/file.h"
 #include "base/log.h"
+#include "base/timer.h"
 #include "model/llama.h"
 
 enum { HEADER_BYTES = 64, FORMAT_VERSION = 1 };
@@ -542,7 +543,19 @@ static void drop_bad(preft_prefix_disk *d, uint64_t key, const char *path, const
   PREFT_WARN("prefix cache disk tier: %s: %s; removed (a miss: the prefix is recomputed)", path, why);
 }
 
+static int restore_block(preft_prefix_disk *d, uint64_t key, float *k, float *v);
+
 int preft_prefix_disk_restore(preft_prefix_disk *d, uint64_t key, float *k, float *v) {
+  double t0 = preft_now();
+  int rc = restore_block(d, key, k, v);
+  double dt = preft_now() - t0;
+  pthread_mutex_lock(&d->mu);
+  d->st.restore_seconds += dt;
+  pthread_mutex_unlock(&d->mu);
+  return rc;
+}
+
+static int restore_block(preft_prefix_disk *d, uint64_t key, float *k, float *v) {
   size_t n = d->block_floats;
   pthread_mutex_lock(&d->mu);
   const job *q = queued(d, key);

@@ -61,6 +61,7 @@ typedef struct preft_prefix_disk_stats {
   uint64_t bytes;      /* bytes of the files indexed now */
   uint64_t max_bytes;
   uint64_t bytes_read, bytes_written; /* since start */
+  double restore_seconds;             /* spent in restores (reads and checksums) */
   int entries;
 } preft_prefix_disk_stats;
 

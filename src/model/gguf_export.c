@@ -422,6 +422,8 @@ static int tokenizer_metadata(preft_gguf_writer *w, const preft_tokenizer *t, co
   char *pre = NULL;
   if (o->tokenizer_pre)
     pre = preft_xstrdup(o->tokenizer_pre);
+  else if (t->gguf_pre) /* read from a GGUF: its own name */
+    pre = preft_xstrdup(t->gguf_pre);
   else if (detect_pre(t, &pre, err) != 0)
     return -1;
 

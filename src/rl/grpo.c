@@ -17,7 +17,7 @@
 void preft_grpo_opts_default(preft_grpo_opts *o) {
   memset(o, 0, sizeof *o);
   o->steps = 30;
-  o->prompts_per_step = 8;
+  o->prompts_per_step = 16;
   o->group = 8;
   o->epochs = 1;
   o->micro_batch = 16;

@@ -214,7 +214,7 @@ typedef struct preft_grpo_opts {
   const preft_train_comm *comm; /* NULL: one process; else data-parallel over its ranks (below) */
 } preft_grpo_opts;
 
-/* Defaults: P 8, G 8, 1 epoch, micro 16, 24 new tokens, lr 1e-3 (the CLI
+/* Defaults: P 16, G 8, 1 epoch, micro 16, 24 new tokens, lr 1e-3 (the CLI
  * picks per method), constant rate, clip 1, ε 0.2, β 0, temperature 1,
  * top-p 1, eval_n 64. */
 void preft_grpo_opts_default(preft_grpo_opts *o);

@@ -4,7 +4,10 @@
  *
  * Built-in prompts share one format, the question after "Q: " and the answer
  * after the fixed marker "A:", so one model can learn all three:
- *   addition:D  "Q: 37+45= A: "             -> "82"   (two D-digit numbers)
+ *   addition:D  "Q: 73+54= A: "             -> "28"   (37+45 = 82: two D-digit numbers
+ *                                                    and their sum, every number
+ *                                                    written least significant
+ *                                                    digit first)
  *   reverse:W   "Q: reverse cat dog sun A:" -> "sun dog cat" (W distinct words)
  *   count:L     "Q: count b in abcbd A: "   -> "2"    (a word of L letters a-e, the
  *                                                    count uniform in [0, (L+1)/2])
@@ -14,10 +17,16 @@
  * makes digits tokens of their own, the space before them another), before it
  * for words (that pre-tokenizer joins a word to the space before it, and the
  * task model's BPE merges the space with some first letters: " r", " c").
- * The text of a prompt and its answer is the same either way ("... A: 82",
+ * The text of a prompt and its answer is the same either way ("... A: 28",
  * "... A: sun dog cat").
  * They are checked by the first line of the completion (a model trained on
- * "prompt answer" lines goes on with the next question after a newline). */
+ * "prompt answer" lines goes on with the next question after a newline).
+ * The numbers of `addition` are written backwards (37 as "73") because that
+ * is the order in which a small model can add: each digit of the sum follows
+ * from the two digits at the same place, a fixed distance back, and the carry
+ * of the digit just written; in the usual order the first digit needs the
+ * carries of all the others (Lee et al. 2023, "Teaching arithmetic to small
+ * transformers", found reversed sums learnt far faster). */
 #include <cjson/cJSON.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -41,7 +50,8 @@ typedef struct {
  * assets/task-model starts with a non-zero greedy accuracy, for count (at
  * guessing level at every length) a short word (its README.md: 0.1-0.3). */
 static const builtin BUILTINS[] = {
-    {"addition", 1, 9, 1, "digits of each number", "\"Q: 37+45= A: \" -> \"82\""},
+    {"addition", 1, 9, 2, "digits of each number",
+     "\"Q: 73+54= A: \" -> \"28\" (37+45 = 82, every number backwards)"},
     {"reverse", 1, 8, 2, "words", "\"Q: reverse cat dog sun A:\" -> \"sun dog cat\""},
     {"count", 1, 32, 4, "letters of the word", "\"Q: count b in abcbde A: \" -> \"2\""},
 };
@@ -253,14 +263,27 @@ static uint64_t pow10u(int d) {
   return v;
 }
 
+/* v's decimal digits least significant first: 375 -> "573" (out: 21 bytes). */
+static void backwards(uint64_t v, char *out) {
+  size_t len = 0;
+  do {
+    out[len++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  out[len] = 0;
+}
+
 /* One problem of the task from r into prompt/answer (buffers of 512). */
 static void generate(const preft_rl_task *t, preft_rng *r, char *prompt, char *answer) {
   size_t n = 512;
   if (t->kind == TASK_ADDITION) {
     uint64_t lo = t->level == 1 ? 0 : pow10u(t->level - 1), hi = pow10u(t->level);
     uint64_t a = lo + preft_rng_below(r, hi - lo), b = lo + preft_rng_below(r, hi - lo);
-    snprintf(prompt, n, "Q: %llu+%llu= A: ", (unsigned long long)a, (unsigned long long)b);
-    snprintf(answer, n, "%llu", (unsigned long long)(a + b));
+    char ra[24], rb[24];
+    backwards(a, ra);
+    backwards(b, rb);
+    snprintf(prompt, n, "Q: %s+%s= A: ", ra, rb);
+    backwards(a + b, answer);
   } else if (t->kind == TASK_REVERSE) {
     int pick[8], w = t->level;
     for (int i = 0; i < w; i++) {

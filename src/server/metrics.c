@@ -143,6 +143,9 @@ void preft_srv_route_metrics(preft_server *s, srv_reply *r) {
     preft_srv_buf_printf(b, "preft_prefix_disk_io_bytes_total{direction=\"written\"} %llu\n",
                          (unsigned long long)st.prefix_disk_bytes_written);
     single(b, "preft_prefix_disk_entries", "gauge", "KV blocks on disk.", st.prefix_disk_entries);
+    head(b, "preft_prefix_disk_restore_seconds_total", "counter",
+         "Engine-thread time spent restoring blocks from the disk tier (reads and checksums).");
+    preft_srv_buf_printf(b, "preft_prefix_disk_restore_seconds_total %.6f\n", st.prefix_disk_restore_seconds);
   }
 
   hist(b, "preft_step_seconds", "Duration of an engine step.", st.hist_bounds, st.step_hist,

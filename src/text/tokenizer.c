@@ -556,6 +556,7 @@ void preft_tokenizer_free(preft_tokenizer *t) {
   free(t->eos_token);
   free(t->chat_template);
   free(t->chat_template_source);
+  free(t->gguf_pre);
   free(t->path);
   free(t);
 }

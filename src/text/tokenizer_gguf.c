@@ -526,6 +526,7 @@ static int from_gguf(preft_tokenizer *t, const preft_gguf_file *f, preft_error *
     if (pkv && preft_gguf_get_str(f, "tokenizer.ggml.pre", &pre, err)) return -1;
     if (!pkv) PREFT_WARN("%s: no tokenizer.ggml.pre: using llama.cpp's 'default' pre-tokenizer", path);
     pk = find_pre(pre);
+    t->gguf_pre = preft_xstrdup(pre);
     if (!pk)
       return preft_fail(
           err,

@@ -255,6 +255,7 @@ struct preft_tokenizer {
   char *bos_token, *eos_token;
   char *chat_template;
   char *chat_template_source; /* "DIR/tokenizer_config.json: chat_template" or the .jinja path */
+  char *gguf_pre;             /* tokenizer.ggml.pre of a tokenizer read from a GGUF file; else NULL */
 };
 
 /* bpe.c */

@@ -87,6 +87,16 @@ check "train multitask --lora-rank 2 exits 0" test $? -eq 0
 "$bin" eval multitask -m "$tmp/lora" --data "$md" --tasks sst --threads 2 >"$tmp/out" 2>&1
 check "the LoRA model loads for eval (merged weights)" grep -q "^dev: sst acc" "$tmp/out"
 
+"$bin" "${mt[@]}" -m "$tmp/lora" -o "$tmp/stage2" --early-exit stage2 --tasks sst >"$tmp/out" 2>&1
+check "train multitask --early-exit stage2 exits 0" test $? -eq 0
+for mdl in lora stage2; do
+  "$bin" classify -m "$tmp/$mdl" --task sst --text "A warm , funny , engaging film ." >"$tmp/c-$mdl" 2>&1
+done
+check "stage 2 trains the exit heads only: the main head's probabilities are unchanged" \
+  bash -c "grep -q 'p = \\[' '$tmp/c-lora' && cmp -s '$tmp/c-lora' '$tmp/c-stage2'"
+"$bin" eval multitask -m "$tmp/stage2" --data "$md" --tasks sst --layer 0 --threads 2 >"$tmp/out" 2>&1
+check "the stage-2 exit head after layer 0 evaluates" grep -q "^dev: sst acc" "$tmp/out"
+
 "$bin" "${mt[@]}" -o "$tmp/bad" --sampling sometimes >/dev/null 2>&1
 check "a bad --sampling is a usage error (exit 2)" test $? -eq 2
 "$bin" train multitask -m "$tmp/nowhere" -o "$tmp/bad" --data "$md" >"$tmp/out" 2>&1

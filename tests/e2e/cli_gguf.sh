@@ -52,6 +52,9 @@ for t in q8_0 q4_0 q4_k; do
   "$bin" logits -m "$tmp/s" --quantize $t --ids 1,2,3,4,5 -o "$tmp/q2" --threads 2 2>/dev/null
   check "  logits of the $t GGUF = logits with --quantize $t" cmp -s "$tmp/q1" "$tmp/q2"
 done
+"$bin" convert -m "$tmp/s" --to gguf -o "$tmp/s.gguf" 2>/dev/null
+check "convert -m GGUF --type q8_0 (re-typing a GGUF) exits 0" test "$(rc "$bin" convert -m "$tmp/s.gguf" --to gguf --type q8_0 --name s -o "$tmp/s_re.gguf")" -eq 0
+check "  and writes the bytes converting the directory does" cmp -s "$tmp/s_re.gguf" "$tmp/s_q8_0.gguf"
 check "  and q4_0 is under a third of the F32 size" test "$(stat -c %s "$tmp/s_q4_0.gguf")" -lt "$(($(du -b "$tmp/s/model.safetensors" | cut -f1) / 3))"
 check "generate --quantize q8_0 runs" test "$(rc "$bin" generate -m "$tmp/s" --quantize q8_0 -p "$text" -n 4 --threads 2)" -eq 0
 check "bench model --quantize q4_0 runs" test "$(rc "$bin" bench model -m "$tmp/s" --quantize q4_0 --batch 1 --prompt-len 8 --decode-steps 2 --threads 2)" -eq 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end: `preft train pretrain --init DIR` starts from DIR's weights (a
 # second stage of training, as scripts/train-task-model.sh uses it): on
-# text the model knows, the first step's loss is the model's (about 1.1 nats
+# text the model knows, the first step's loss is the model's (about 1.5 nats
 # per token for assets/task-model on count text, 5.6 from random weights)
 # and with lr 0 the saved weights are the model's; a config of another shape
 # fails naming both.

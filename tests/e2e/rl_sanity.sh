@@ -4,11 +4,12 @@
 # "the answer starts with 2" (a task file, match regex): a preference for
 # one first token, which a correct update learns in a few steps. LoRA rank 8,
 # 8 prompts x 8 samples, 10 steps, in all-token and in prefill-only mode: the
-# mean reward of steps 6-10 is at least 0.25 above that of step 1 (0.23 ->
-# 0.6-0.7 in both modes when this was written). The prompt ends after "A: ",
+# mean reward of steps 6-10 is at least 0.25 above that of step 1 (0.19 ->
+# 0.93 in both modes when this was written). The prompt ends after "A: ",
 # so the first digit is picked at the prompt's last row, where the
 # prefill-only adapter acts; with the prompt ending at "A:" (the first
-# completion token a space) prefill-only took 15 steps to reach 0.55.
+# completion token a space) this test failed in prefill-only mode (0.25 ->
+# 0.33 on the previous task model, all-token 0.25 -> 0.56).
 source "$(dirname "$0")/e2e_lib.bash"
 model=${PREFT_TASK_MODEL:-$data/../../assets/task-model}
 check "the task model is there" test -s "$model/model.safetensors"

@@ -41,6 +41,7 @@ check "disk hits after a restart = cold" test "$(run_all)" = "$cold"
 check "every prompt block came from disk" test "$(metric preft_prefix_disk_hit_tokens_total)" -eq 256
 check "disk hits counted" test "$(metric preft_prefix_disk_hits_total)" -eq 16
 check "disk bytes read counted" test "$(metric 'preft_prefix_disk_io_bytes_total{direction="read"}')" -gt 0
+check "restore time counted" awk -v t="$(metric preft_prefix_disk_restore_seconds_total)" 'BEGIN { exit !(t > 0) }'
 check "server 2 exits 0" stop_server
 
 # damaged files: every payload flipped at byte 200, one file truncated

@@ -22,6 +22,8 @@
 #include "base/timer.h"
 #include "engine/engine.h"
 #include "engine/generate.h"
+#include "engine/grammar.h"
+#include "model/llama.h"
 #include "testutil.h"
 
 typedef struct {
@@ -721,6 +723,76 @@ static void adapters_take_their_memory_from_the_kv_cache(void **s) {
   preft_model_free(ref);
 }
 
+/* A grammar-constrained request beside free ones in the same steps: the
+ * free ones give what they give alone; the constrained one takes, at each
+ * step, the best token the grammar allows (checked against the model's
+ * logits of its own output), and ends when the grammar is complete. The
+ * vocabulary's tokens are taken as single bytes here. */
+static void constrained_and_free_requests_share_a_batch(void **s) {
+  (void)s;
+  preft_model *ref = load_base();
+  int vocab = ref->cfg.vocab;
+  char bytes[256][1];
+  const char *toks[256];
+  size_t lens[256];
+  for (int i = 0; i < vocab && i < 256; i++) {
+    bytes[i][0] = (char)i;
+    toks[i] = bytes[i];
+    lens[i] = i == 0 ? 0 : 1; /* token 0 stands for nothing */
+  }
+  preft_token_trie trie;
+  preft_grammar *g;
+  preft_error err;
+  assert_int_equal(preft_token_trie_build(&trie, vocab, toks, lens, &err), 0);
+  assert_int_equal(preft_grammar_parse("root ::= [a-e]{3} (\"!\" | \"?\")\n", &g, &err), 0);
+  preft_engine_config cfg = {.threads = 2, .kv_cache_mb = 64, .max_step_tokens = 64};
+  preft_engine *e;
+  if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
+  enum { N = 4 }; /* requests 0 and 2 constrained */
+  collector c[N];
+  int prompts[N][64], np[N];
+  for (int r = 0; r < N; r++) {
+    collector_init(&c[r]);
+    np[r] = make_prompt(r * N_KINDS, prompts[r]); /* base-model prompts of run_mixed_batch */
+    preft_request_params p = {
+        .prompt = prompts[r], .n_prompt = np[r], .adapter_mode = -1, .max_tokens = MAX_NEW};
+    if (r % 2 == 0) p.constraint = preft_gmatch_new(g, &trie, NULL, 0);
+    uint64_t id;
+    if (preft_engine_submit(e, &p, on_event, &c[r], &id, &err) != PREFT_SUBMIT_OK) fail_msg("%s", err.msg);
+  }
+  for (int r = 0; r < N; r++) {
+    wait_done(&c[r]);
+    if (r % 2) { /* free: as alone */
+      int want[64], nw = reference_run(ref, r * N_KINDS, want);
+      assert_int_equal(c[r].n, nw);
+      for (int i = 0; i < nw; i++) assert_int_equal(c[r].tokens[i], want[i]);
+      continue;
+    }
+    assert_int_equal(c[r].finish, PREFT_FINISH_STOP); /* the grammar ended it */
+    assert_int_equal(c[r].n, 4);
+    int ids[80], n = np[r];
+    memcpy(ids, prompts[r], sizeof(int) * (size_t)n);
+    memcpy(ids + n, c[r].tokens, sizeof(int) * 4);
+    float *logits = malloc(sizeof(float) * (size_t)(n + 4) * (size_t)vocab);
+    assert_int_equal(preft_all_logits(ref, NULL, ids, n + 4, logits, &err), 0);
+    for (int i = 0; i < 4; i++) {
+      const char *allowed = i < 3 ? "abcde" : "!?";
+      const float *row = logits + (size_t)(n - 1 + i) * (size_t)vocab;
+      int best = -1;
+      for (const char *a = allowed; *a; a++)
+        if (best < 0 || row[(int)*a] > row[best]) best = *a;
+      if (c[r].tokens[i] != best)
+        fail_msg("request %d token %d: %d, the best allowed is %d", r, i, c[r].tokens[i], best);
+    }
+    free(logits);
+  }
+  for (int r = 0; r < N; r++) collector_destroy(&c[r]);
+  preft_engine_free(e);
+  preft_grammar_unref(g);
+  preft_token_trie_free(&trie);
+  preft_model_free(ref);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(mixed_adapter_requests_match_each_alone),
@@ -734,6 +806,7 @@ int main(void) {
       cmocka_unit_test(adapters_of_queued_requests_load_while_earlier_ones_run),
       cmocka_unit_test(seeded_sampling_is_the_same_for_any_thread_count),
       cmocka_unit_test(adapters_take_their_memory_from_the_kv_cache),
+      cmocka_unit_test(constrained_and_free_requests_share_a_batch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,10 +61,17 @@ static void draws_are_deterministic_by_seed_and_index(void **state) {
   preft_rl_task *t = open_task("addition:2");
   preft_rl_prompt p;
   preft_rl_task_draw(t, 1, 0, &p);
-  assert_string_equal(p.prompt, "Q: 80+25= A: ");
-  assert_string_equal(p.answer, "105");
+  assert_string_equal(p.prompt, "Q: 08+52= A: "); /* 80+25, digits backwards */
+  assert_string_equal(p.answer, "501");
   preft_rl_prompt_clear(&p);
   preft_rl_task_free(t);
+}
+
+/* The number whose digits, least significant first, are s: "501" -> 105. */
+static unsigned backwards(const char *s) {
+  unsigned v = 0;
+  for (size_t i = strlen(s); i > 0; i--) v = v * 10 + (unsigned)(s[i - 1] - '0');
+  return v;
 }
 
 static void answers_are_right(void **state) {
@@ -74,10 +81,14 @@ static void answers_are_right(void **state) {
     preft_rl_prompt p;
     unsigned a, b;
     preft_rl_task_draw(add, 3, i, &p);
-    assert_int_equal(sscanf(p.prompt, "Q: %u+%u= A:", &a, &b), 2);
+    char ra[8], rb[8];
+    assert_int_equal(sscanf(p.prompt, "Q: %7[0-9]+%7[0-9]= A:", ra, rb), 2);
+    a = backwards(ra);
+    b = backwards(rb);
     assert_true(a >= 100 && a <= 999 && b >= 100 && b <= 999);
     assert_true(p.prompt[strlen(p.prompt) - 1] == ' '); /* ends where the first digit starts */
-    assert_int_equal(strtol(p.answer, NULL, 10), a + b);
+    assert_int_equal(backwards(p.answer), a + b);
+    assert_true(p.answer[strlen(p.answer) - 1] != '0'); /* no leading zero once read forwards */
     preft_rl_prompt_clear(&p);
 
     char w[4][16], want[80];
@@ -132,7 +143,7 @@ static void training_and_heldout_seeds_share_no_problem(void **state) {
 
 static void task_names_and_levels(void **state) {
   preft_rl_task *t = open_task("addition");
-  assert_string_equal(preft_rl_task_name(t), "addition:1");
+  assert_string_equal(preft_rl_task_name(t), "addition:2");
   preft_rl_task_free(t);
   t = open_task("reverse:5");
   assert_string_equal(preft_rl_task_name(t), "reverse:5");
