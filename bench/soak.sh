@@ -16,7 +16,7 @@
 # (CONC clients), unless RATE is given.
 #
 # Usage: bench/soak.sh [BUILD_DIR] [OUT_DIR]
-# Environment: DURATION (600 s), WARMUP (60 s), RATE (requests/s), MODEL
+# Environment: DURATION (600 s), WARMUP (120 s), KV_MB (--kv-cache-mb, 4), RATE (requests/s), MODEL
 # (assets/default-model), N_ADAPTERS (24), CAP (6), P (prompt tokens, 24),
 # O (output tokens, 24), DISCONNECT (10 %), QUEUE (--max-queue, 64),
 # THREADS (server compute threads, 2), CONC (4), RSS_TOLERANCE (10).
@@ -26,7 +26,11 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 out=${2:-soak-out}
 bin=${PREFT_BIN:-$build/preft}
-DURATION=${DURATION:-600} WARMUP=${WARMUP:-60}
+DURATION=${DURATION:-600} WARMUP=${WARMUP:-120}
+# a small KV cache: the prefix cache keeps every prompt's full blocks until
+# the cache is full, so RSS grows by the blocks first touched until then; at
+# 4 MiB (64 blocks of the default model) it is full within the warm-up
+KV_MB=${KV_MB:-4}
 MODEL=${MODEL:-assets/default-model}
 N_ADAPTERS=${N_ADAPTERS:-24} CAP=${CAP:-6} P=${P:-24} O=${O:-24}
 DISCONNECT=${DISCONNECT:-10} QUEUE=${QUEUE:-64} THREADS=${THREADS:-2} CONC=${CONC:-4}
@@ -53,7 +57,7 @@ mkdir -p "$work/root"
 "$bin" make-adapter -m "$MODEL" --kind lora --rank 8 --seed 999 -o "$work/root/churn" >/dev/null
 
 "$bin" serve -m "$MODEL" --port 0 --threads "$THREADS" --adapters "$work/adapters" --max-loaded-adapters "$CAP" \
-  --max-queue "$QUEUE" --allow-runtime-adapters --adapter-root "$work/root" >"$out/server.log" 2>&1 &
+  --max-queue "$QUEUE" --kv-cache-mb "$KV_MB" --allow-runtime-adapters --adapter-root "$work/root" >"$out/server.log" 2>&1 &
 pid=$!
 port=
 for _ in $(seq 1 600); do
@@ -160,7 +164,7 @@ pid=
 fails=0
 result() { echo "$1"; echo "$1" >>"$out/summary.txt"; }
 : >"$out/summary.txt"
-result "soak: $DURATION s at $RATE requests/s offered ($n sent), model $MODEL, $N_ADAPTERS adapters (cap $CAP), $DISCONNECT % hang-ups, --max-queue $QUEUE, --threads $THREADS"
+result "soak: $DURATION s at $RATE requests/s offered ($n sent), model $MODEL, $N_ADAPTERS adapters (cap $CAP), $DISCONNECT % hang-ups, --max-queue $QUEUE, --kv-cache-mb $KV_MB, --threads $THREADS"
 [ $alive = 1 ] && [ $rc = 0 ] || { result "FAIL the server died or did not exit 0 (alive $alive, exit $rc)"; fails=1; }
 codes=$(awk '$2 == "normal" { c[$3]++ } END { for (k in c) printf "%s:%d ", k, c[k] }' "$out/requests.log")
 hang=$(awk '$2 == "hangup" { c[$3]++ } END { for (k in c) printf "%s:%d ", k, c[k] }' "$out/requests.log")
