@@ -37,16 +37,18 @@ ck_state() {
 }
 same_state() { [ "$(ck_state "$tmp/ref/checkpoint.bin")" = "$(ck_state "$1/checkpoint.bin")" ]; }
 
+t0=$(date +%s%N)
 "$bin" "${train[@]}" -o "$tmp/ref" >/dev/null 2>&1
+ref_ns=$(($(date +%s%N) - t0)) # kill points are fractions of this, so they land mid-run on any machine
 check "the reference run trains" test -s "$tmp/ref/checkpoint.bin" -a -s "$tmp/ref/adapter_model.safetensors"
 
 # ---- SIGKILL at random points, then resume -------------------------------------------------------
-RANDOM=20 # the same kill points every run of the test
+RANDOM=20 # the same kill points (as fractions of the reference run) every run of the test
 kills=0
 for round in 1 2 3 4 5 6; do
   "$bin" "${train[@]}" -o "$tmp/killed" --resume >/dev/null 2>&1 &
   pid=$!
-  sleep "0.$((RANDOM % 10))$((RANDOM % 10))"
+  sleep "$(awk -v ns="$ref_ns" -v pct=$((5 + RANDOM % 55)) 'BEGIN { printf "%.4f", ns * pct / 100 / 1e9 }')"
   if kill -KILL "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
   wait "$pid" 2>/dev/null
 done
