@@ -199,6 +199,9 @@ int preft_gguf_get_bool(const preft_gguf_file *f, const char *key, bool *out, pr
 /* An integer of any integer type (u8..i64) or a float of either type;
  * -1 with err naming the key when absent, of another type or (integers)
  * outside [0, INT32_MAX]. */
+/* The value of an integer-typed kv (unsigned values above INT64_MAX read
+ * as INT64_MAX); false for any other type. */
+bool preft_gguf_kv_integer(const preft_gguf_kv *kv, int64_t *v);
 int preft_gguf_get_int(const preft_gguf_file *f, const char *key, int32_t *out, preft_error *err);
 int preft_gguf_get_real(const preft_gguf_file *f, const char *key, double *out, preft_error *err);
 

@@ -385,26 +385,31 @@ float preft_gguf_tensor_get(const preft_gguf_tensor *t, size_t i) {
   return t->type == PREFT_GGML_F16 ? preft_f16_to_f32(h) : preft_bf16_to_f32(h);
 }
 
-int preft_gguf_get_int(const preft_gguf_file *f, const char *key, int32_t *out, preft_error *err) {
-  const preft_gguf_kv *kv = preft_gguf_find_kv(f, key);
-  if (!kv) return preft_fail(err, "%s: key '%s' is missing", f->map.path, key);
-  int64_t v;
+bool preft_gguf_kv_integer(const preft_gguf_kv *kv, int64_t *v) {
   switch (kv->type) {
     case PREFT_GGUF_U8:
     case PREFT_GGUF_U16:
     case PREFT_GGUF_U32:
     case PREFT_GGUF_U64:
-      v = kv->v.u > (uint64_t)INT32_MAX ? -1 : (int64_t)kv->v.u;
-      break;
+      *v = kv->v.u > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)kv->v.u;
+      return true;
     case PREFT_GGUF_I8:
     case PREFT_GGUF_I16:
     case PREFT_GGUF_I32:
     case PREFT_GGUF_I64:
-      v = kv->v.i;
-      break;
+      *v = kv->v.i;
+      return true;
     default:
-      return preft_fail(err, "%s: key '%s' must be an integer", f->map.path, key);
+      return false;
   }
+}
+
+int preft_gguf_get_int(const preft_gguf_file *f, const char *key, int32_t *out, preft_error *err) {
+  const preft_gguf_kv *kv = preft_gguf_find_kv(f, key);
+  if (!kv) return preft_fail(err, "%s: key '%s' is missing", f->map.path, key);
+  int64_t v;
+  if (!preft_gguf_kv_integer(kv, &v))
+    return preft_fail(err, "%s: key '%s' must be an integer", f->map.path, key);
   if (v < 0 || v > INT32_MAX)
     return preft_fail(err, "%s: key '%s' is %lld, outside [0, %d]", f->map.path, key, (long long)v,
                       INT32_MAX);

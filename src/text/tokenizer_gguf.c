@@ -144,23 +144,9 @@ static int get_id(const preft_gguf_file *f, const char *key, int64_t n, int32_t 
   const preft_gguf_kv *kv = preft_gguf_find_kv(f, key);
   if (!kv) return 0;
   int64_t v;
-  switch (kv->type) {
-    case PREFT_GGUF_U8:
-    case PREFT_GGUF_U16:
-    case PREFT_GGUF_U32:
-    case PREFT_GGUF_U64:
-      v = kv->v.u > (uint64_t)INT32_MAX ? -2 : (int64_t)kv->v.u;
-      break;
-    case PREFT_GGUF_I8:
-    case PREFT_GGUF_I16:
-    case PREFT_GGUF_I32:
-    case PREFT_GGUF_I64:
-      v = kv->v.i;
-      if (v == -1) return 0; /* some writers mark "none" with -1 */
-      break;
-    default:
-      return preft_fail(err, "%s: key '%s' must be an integer token id", f->map.path, key);
-  }
+  if (!preft_gguf_kv_integer(kv, &v))
+    return preft_fail(err, "%s: key '%s' must be an integer token id", f->map.path, key);
+  if (v == -1) return 0; /* some writers mark "none" with -1 */
   if (v < 0 || v >= n)
     return preft_fail(err, "%s: key '%s' is token id %lld, outside the vocabulary of %lld tokens",
                       f->map.path, key, (long long)v, (long long)n);

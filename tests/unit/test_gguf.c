@@ -26,23 +26,6 @@
 #include "testutil.h"
 #include "text/tokenizer.h"
 
-static char *tmp_file(const char *name) {
-  char *dir = test_tmpdir();
-  char *p = preft_path_join(dir, name);
-  free(dir);
-  return p;
-}
-
-static void remove_file(char *p) {
-  unlink(p);
-  char *slash = strrchr(p, '/');
-  if (slash) {
-    *slash = 0;
-    rmdir(p);
-  }
-  free(p);
-}
-
 /* ---- the container ------------------------------------------------------------ */
 
 static int fill_ramp(void *ctx, void *dst, size_t nbytes, preft_error *err) {
@@ -84,7 +67,7 @@ static void container_round_trips_metadata_and_tensors(void **state) {
   (void)state;
   uint32_t aligns[] = {32, 64, 1};
   for (int k = 0; k < 3; k++) {
-    char *path = tmp_file("sample.gguf");
+    char *path = test_tmp_file("sample.gguf");
     write_sample(path, aligns[k]);
     preft_gguf_file f;
     preft_error err;
@@ -137,7 +120,7 @@ static void container_round_trips_metadata_and_tensors(void **state) {
     assert_int_equal(t->offset % aligns[k], 0);
     for (int i = 0; i < 28; i++) assert_true(preft_gguf_tensor_get(t, (size_t)i) == 100.0f + (float)i);
     preft_gguf_close(&f);
-    remove_file(path);
+    test_remove_tmp_file(path);
   }
 }
 
@@ -159,24 +142,24 @@ static void writer_refuses_bad_names_and_duplicate_keys(void **state) {
   assert_int_equal(preft_gguf_add_tensor(&w, "t", PREFT_GGML_F32, 1, &one, &v, NULL, NULL, &err), -1);
   preft_gguf_set_u32(&w, "k", 1);
   preft_gguf_set_str(&w, "k", "again");
-  char *path = tmp_file("dup.gguf");
+  char *path = test_tmp_file("dup.gguf");
   assert_int_equal(preft_gguf_write(&w, path, &err), -1);
   assert_non_null(strstr(err.msg, "'k'"));
   assert_int_equal(access(path, F_OK), -1); /* nothing written */
   preft_gguf_writer_free(&w);
-  remove_file(path);
+  test_remove_tmp_file(path);
 }
 
 /* Every truncation and a sweep of corrupted bytes either opens a file whose
  * tensors lie inside it or fails with a message; never crashes (ASan). */
 static void reader_refuses_corrupt_files(void **state) {
   (void)state;
-  char *path = tmp_file("good.gguf");
+  char *path = test_tmp_file("good.gguf");
   write_sample(path, 32);
   size_t n;
   uint8_t *good = test_read_all(path, &n);
   assert_non_null(good);
-  char *bad = tmp_file("bad.gguf");
+  char *bad = test_tmp_file("bad.gguf");
   preft_gguf_file f;
   preft_error err;
   /* a file cut anywhere before the end of its last tensor's data is refused
@@ -227,8 +210,8 @@ static void reader_refuses_corrupt_files(void **state) {
   assert_non_null(strstr(err.msg, "version 9"));
   free(copy);
   free(good);
-  remove_file(bad);
-  remove_file(path);
+  test_remove_tmp_file(bad);
+  test_remove_tmp_file(path);
 }
 
 /* ---- models ------------------------------------------------------------------------ */
@@ -292,7 +275,7 @@ static void check_model(const char *name, int outtype) {
   if (preft_model_load(&m, dir, &err) != 0) fail_msg("%s", err.msg);
   preft_st_set st = {0};
   assert_int_equal(preft_st_open_dir(&st, dir, "model", &err), 0);
-  char *path = tmp_file("model.gguf");
+  char *path = test_tmp_file("model.gguf");
   preft_gguf_export_opts o = {.outtype = outtype, .name = name};
   if (preft_gguf_export_model(m, NULL, &o, path, &err) != 0) fail_msg("%s: %s", name, err.msg);
   preft_gguf_file g;
@@ -400,7 +383,7 @@ static void check_model(const char *name, int outtype) {
   /* nothing else: llama.cpp refuses files with tensors it does not use */
   assert_int_equal(g.n_tensors, expected);
   preft_gguf_close(&g);
-  remove_file(path);
+  test_remove_tmp_file(path);
   preft_st_close(&st);
   preft_model_free(m);
   free(dir);
@@ -429,7 +412,7 @@ static void outtype_narrows_matrices_only(void **state) {
   preft_dtype types[2] = {PREFT_BF16, PREFT_F16};
   double tols[2] = {1.0 / 256, 1.0 / 2048};
   for (int k = 0; k < 2; k++) {
-    char *path = tmp_file("narrow.gguf");
+    char *path = test_tmp_file("narrow.gguf");
     preft_gguf_export_opts o = {.outtype = (int)types[k]};
     assert_int_equal(preft_gguf_export_model(m, NULL, &o, path, &err), 0);
     preft_gguf_file g;
@@ -440,7 +423,7 @@ static void outtype_narrows_matrices_only(void **state) {
     expect_same(&g, "blk.0.ffn_down.weight", &st, "model.layers.0.mlp.down_proj.weight", 0, mt, tols[k]);
     expect_same(&g, "blk.0.attn_norm.weight", &st, "model.layers.0.input_layernorm.weight", 0, 0, 0);
     preft_gguf_close(&g);
-    remove_file(path);
+    test_remove_tmp_file(path);
   }
   preft_st_close(&st);
   preft_model_free(m);
@@ -465,11 +448,11 @@ static void qwen2_without_square_attention_is_refused(void **state) {
   preft_model *m;
   preft_error err;
   assert_int_equal(preft_model_init_random(&m, &cfg, PREFT_F32, 1, &err), 0);
-  char *path = tmp_file("q.gguf");
+  char *path = test_tmp_file("q.gguf");
   assert_int_equal(preft_gguf_export_model(m, NULL, NULL, path, &err), -1);
   assert_non_null(strstr(err.msg, "qwen2"));
   assert_int_equal(access(path, F_OK), -1);
-  remove_file(path);
+  test_remove_tmp_file(path);
   preft_model_free(m);
 }
 
@@ -497,7 +480,7 @@ static void check_lora(const char *adapter_name, const char *base_name) {
   preft_st_set st = {0};
   char *st_path = preft_path_join(adir, "adapter_model.safetensors");
   assert_int_equal(preft_st_add_file(&st, st_path, &err), 0);
-  char *path = tmp_file("lora.gguf");
+  char *path = test_tmp_file("lora.gguf");
   if (preft_gguf_export_lora(a, &cfg, NULL, path, &err) != 0) fail_msg("%s: %s", adapter_name, err.msg);
   preft_gguf_file g;
   if (preft_gguf_open(&g, path, &err) != 0) fail_msg("%s", err.msg);
@@ -547,7 +530,7 @@ static void check_lora(const char *adapter_name, const char *base_name) {
   }
   assert_int_equal(g.n_tensors, 2 * pairs);
   preft_gguf_close(&g);
-  remove_file(path);
+  test_remove_tmp_file(path);
   preft_st_close(&st);
   free(st_path);
   preft_adapter_free(a);
@@ -572,11 +555,11 @@ static void reft_adapters_are_refused(void **state) {
   assert_int_equal(preft_config_load(&cfg, mdir, &err), 0);
   preft_adapter *a;
   assert_int_equal(preft_adapter_load(&a, adir, "loreft", &cfg, &err), 0);
-  char *path = tmp_file("reft.gguf");
+  char *path = test_tmp_file("reft.gguf");
   assert_int_equal(preft_gguf_export_lora(a, &cfg, NULL, path, &err), -1);
   assert_non_null(strstr(err.msg, "llama.cpp has no ReFT"));
   assert_int_equal(access(path, F_OK), -1);
-  remove_file(path);
+  test_remove_tmp_file(path);
   preft_adapter_free(a);
   free(adir);
   free(mdir);
@@ -605,7 +588,7 @@ static void check_tokenizer(const char *tok_dir, int vocab, const char *want_pre
                             .bos_id = -1};
   preft_model *m;
   assert_int_equal(preft_model_init_random(&m, &cfg, PREFT_BF16, 3, &err), 0);
-  char *path = tmp_file("tok.gguf");
+  char *path = test_tmp_file("tok.gguf");
   if (preft_gguf_export_model(m, tok, NULL, path, &err) != 0) fail_msg("%s", err.msg);
   preft_gguf_file g;
   assert_int_equal(preft_gguf_open(&g, path, &err), 0);
@@ -682,7 +665,7 @@ static void check_tokenizer(const char *tok_dir, int vocab, const char *want_pre
   free(text);
   free(json_path);
   preft_gguf_close(&g);
-  remove_file(path);
+  test_remove_tmp_file(path);
   preft_model_free(m);
   preft_tokenizer_free(tok);
 }
@@ -710,10 +693,10 @@ static void trained_tokenizer_exports_vocab_and_merges(void **state) {
                             .bos_id = -1};
   preft_model *m;
   assert_int_equal(preft_model_init_random(&m, &cfg, PREFT_F32, 3, &err), 0);
-  char *path = tmp_file("small.gguf");
+  char *path = test_tmp_file("small.gguf");
   assert_int_equal(preft_gguf_export_model(m, tok, NULL, path, &err), -1);
   assert_non_null(strstr(err.msg, "vocabulary"));
-  remove_file(path);
+  test_remove_tmp_file(path);
   preft_model_free(m);
   preft_tokenizer_free(tok);
   free(dir);

@@ -28,23 +28,6 @@
 #include "preft/generate.h"
 #include "testutil.h"
 
-static char *tmp_file(const char *name) {
-  char *dir = test_tmpdir();
-  char *p = preft_path_join(dir, name);
-  free(dir);
-  return p;
-}
-
-static void remove_file(char *p) {
-  unlink(p);
-  char *slash = strrchr(p, '/');
-  if (slash) {
-    *slash = 0;
-    rmdir(p);
-  }
-  free(p);
-}
-
 static float *logits_of(const preft_model *m, preft_pool *pool, const int *ids, int n) {
   float *out = malloc(sizeof(float) * (size_t)n * (size_t)m->cfg.vocab);
   preft_error err;
@@ -59,7 +42,7 @@ static void check_reference_model(const char *name, preft_pool *pool) {
   preft_model *hf, *gg;
   preft_error err;
   if (preft_model_load(&hf, dir, &err)) fail_msg("%s", err.msg);
-  char *path = tmp_file("model.gguf");
+  char *path = test_tmp_file("model.gguf");
   if (preft_gguf_export_model(hf, NULL, NULL, path, &err)) fail_msg("%s", err.msg);
   if (preft_model_load(&gg, path, &err)) fail_msg("%s: %s", name, err.msg);
   const preft_model_config *a = &hf->cfg, *b = &gg->cfg;
@@ -87,7 +70,7 @@ static void check_reference_model(const char *name, preft_pool *pool) {
   free(lb);
   preft_model_free(gg);
   preft_model_free(hf);
-  remove_file(path);
+  test_remove_tmp_file(path);
   free(dir);
 }
 
@@ -152,7 +135,7 @@ static void quantized_gguf_equals_load_time_quantization(void **state) {
     float *l32 = logits_of(ref, pool, ids, 12);
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
       preft_error err;
-      char *path = tmp_file("q.gguf");
+      char *path = test_tmp_file("q.gguf");
       preft_gguf_export_opts o = {.outtype = (int)types[k].t};
       if (preft_gguf_export_model(ref, NULL, &o, path, &err)) fail_msg("%s", err.msg);
       preft_model *gg, *lq = random_model(arch);
@@ -176,7 +159,7 @@ static void quantized_gguf_equals_load_time_quantization(void **state) {
       free(ll);
       preft_model_free(gg);
       preft_model_free(lq);
-      remove_file(path);
+      test_remove_tmp_file(path);
     }
     free(l32);
     preft_model_free(ref);
@@ -240,7 +223,7 @@ static char *write_tiny(int brk) {
     assert_int_equal(
         preft_gguf_add_tensor(&w, ts[i].name, type, ts[i].cols ? 2 : 1, shape, data, NULL, NULL, &err), 0);
   }
-  char *path = tmp_file("tiny.gguf");
+  char *path = test_tmp_file("tiny.gguf");
   assert_int_equal(preft_gguf_write(&w, path, &err), 0);
   preft_gguf_writer_free(&w);
   return path;
@@ -253,7 +236,7 @@ static void expect_fail(int brk, const char *needle) {
   assert_int_not_equal(preft_model_load(&m, path, &err), 0);
   assert_null(m);
   if (!strstr(err.msg, needle)) fail_msg("error '%s' does not name '%s'", err.msg, needle);
-  remove_file(path);
+  test_remove_tmp_file(path);
 }
 
 static void malformed_models_are_named(void **state) {
@@ -264,7 +247,7 @@ static void malformed_models_are_named(void **state) {
   assert_int_equal(m->cfg.head_dim, 16);
   assert_true(m->cfg.tie_embeddings);
   preft_model_free(m);
-  remove_file(path);
+  test_remove_tmp_file(path);
   expect_fail(BREAK_ARCH, "'gpt-neox'");
   expect_fail(BREAK_NO_LAYERS_KEY, "llama.block_count");
   expect_fail(BREAK_MISSING_TENSOR, "blk.0.ffn_up.weight");

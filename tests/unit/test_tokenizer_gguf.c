@@ -30,23 +30,6 @@
 #include "testutil.h"
 #include "text/tokenizer.h"
 
-static char *tmp_file(const char *name) {
-  char *dir = test_tmpdir();
-  char *p = preft_path_join(dir, name);
-  free(dir);
-  return p;
-}
-
-static void remove_file(char *p) {
-  unlink(p);
-  char *slash = strrchr(p, '/');
-  if (slash) {
-    *slash = 0;
-    rmdir(p);
-  }
-  free(p);
-}
-
 static bool ids_equal(const cJSON *want, const int32_t *ids, size_t n) {
   size_t k = 0;
   const cJSON *e;
@@ -120,7 +103,7 @@ static void check_bpe_round_trip(const char *name) {
                             .bos_id = -1};
   preft_model *m;
   assert_int_equal(preft_model_init_random(&m, &cfg, PREFT_F32, 1, &err), 0);
-  char *path = tmp_file("tok.gguf");
+  char *path = test_tmp_file("tok.gguf");
   if (preft_gguf_export_model(m, ref, NULL, path, &err)) fail_msg("%s", err.msg);
   preft_model_free(m);
   if (preft_tokenizer_load(&t, path, &err)) fail_msg("%s", err.msg);
@@ -139,7 +122,7 @@ static void check_bpe_round_trip(const char *name) {
     assert_string_equal(preft_tokenizer_id_to_token(t, id), preft_tokenizer_id_to_token(ref, id));
   preft_tokenizer_free(t);
   preft_tokenizer_free(ref);
-  remove_file(path);
+  test_remove_tmp_file(path);
   free(dir);
 }
 
@@ -177,7 +160,7 @@ static void bert_from_gguf_matches_reference(void **state) {
   preft_gguf_set_u32(&w, "tokenizer.ggml.cls_token_id", 101);
   preft_gguf_set_u32(&w, "tokenizer.ggml.seperator_token_id", 102);
   preft_gguf_set_u32(&w, "tokenizer.ggml.padding_token_id", 0);
-  char *path = tmp_file("bert.gguf");
+  char *path = test_tmp_file("bert.gguf");
   preft_error err;
   assert_int_equal(preft_gguf_write(&w, path, &err), 0);
   preft_gguf_writer_free(&w);
@@ -185,7 +168,7 @@ static void bert_from_gguf_matches_reference(void **state) {
   if (preft_tokenizer_load(&t, path, &err)) fail_msg("%s", err.msg);
   assert_int_equal(golden_mismatches(t, "tokenizer/bert.golden.jsonl", false, PREFT_DECODE_SKIP_SPECIAL), 0);
   preft_tokenizer_free(t);
-  remove_file(path);
+  test_remove_tmp_file(path);
   free(toks);
   free(types);
   cJSON_Delete(arr);
@@ -253,7 +236,7 @@ static char *write_spm(bool add_space_prefix) {
   preft_gguf_set_u32(&w, "tokenizer.ggml.unknown_token_id", 0);
   preft_gguf_set_bool(&w, "tokenizer.ggml.add_space_prefix", add_space_prefix);
   preft_gguf_set_str(&w, "tokenizer.chat_template", "{{ messages[0]['content'] }}");
-  char *path = tmp_file("spm.gguf");
+  char *path = test_tmp_file("spm.gguf");
   preft_error err;
   assert_int_equal(preft_gguf_write(&w, path, &err), 0);
   preft_gguf_writer_free(&w);
@@ -310,14 +293,14 @@ static void sentencepiece_scores_follow_llama_cpp(void **state) {
   assert_int_equal(eos[0], 2);
   assert_string_equal(preft_tokenizer_chat_template(t), "{{ messages[0]['content'] }}");
   preft_tokenizer_free(t);
-  remove_file(path);
+  test_remove_tmp_file(path);
 
   /* Without add_space_prefix "hello" stays h e l l o -> [hello]. */
   path = write_spm(false);
   if (preft_tokenizer_load(&t, path, &err)) fail_msg("%s", err.msg);
   expect_ids(t, "hello", false, (const int32_t[]){270}, 1, NULL);
   preft_tokenizer_free(t);
-  remove_file(path);
+  test_remove_tmp_file(path);
 }
 
 /* ---- malformed metadata ---------------------------------------------------------- */
@@ -326,7 +309,7 @@ static void expect_load_error(void (*edit)(preft_gguf_writer *), const char *nee
   preft_gguf_writer w;
   preft_gguf_writer_init(&w);
   edit(&w);
-  char *path = tmp_file("bad.gguf");
+  char *path = test_tmp_file("bad.gguf");
   preft_error err;
   assert_int_equal(preft_gguf_write(&w, path, &err), 0);
   preft_gguf_writer_free(&w);
@@ -334,7 +317,7 @@ static void expect_load_error(void (*edit)(preft_gguf_writer *), const char *nee
   assert_int_not_equal(preft_tokenizer_load(&t, path, &err), 0);
   assert_null(t);
   if (!strstr(err.msg, needle)) fail_msg("error '%s' does not name '%s'", err.msg, needle);
-  remove_file(path);
+  test_remove_tmp_file(path);
 }
 
 static const char *const TWO[] = {"a", "b"};

@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/file.h"
 
 #include "text/jinja.h"
 
@@ -31,6 +34,23 @@ char *test_tmpdir(void) {
   char *p = malloc(strlen(d) + 1);
   strcpy(p, d);
   return p;
+}
+
+char *test_tmp_file(const char *name) {
+  char *dir = test_tmpdir();
+  char *p = preft_path_join(dir, name);
+  free(dir);
+  return p;
+}
+
+void test_remove_tmp_file(char *path) {
+  unlink(path);
+  char *slash = strrchr(path, '/');
+  if (slash) {
+    *slash = 0;
+    rmdir(path);
+  }
+  free(path);
 }
 
 double test_rel_l2(const float *a, const double *b, size_t n) {

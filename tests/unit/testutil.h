@@ -12,6 +12,11 @@
 char *test_data_path(const char *rel);
 /* A fresh empty temporary directory (heap string). */
 char *test_tmpdir(void);
+/* NAME inside a fresh temporary directory (heap string); the file is not
+ * created. test_remove_tmp_file removes the file and that directory and
+ * frees the string. */
+char *test_tmp_file(const char *name);
+void test_remove_tmp_file(char *path);
 /* Relative L2 error ||a-b|| / ||b||. */
 double test_rel_l2(const float *a, const double *b, size_t n);
 /* Reads a whole binary file; returns NULL when missing. */
