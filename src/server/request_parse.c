@@ -237,9 +237,10 @@ static int parse_prompts(const cJSON *root, srv_gen_request *r, srv_api_error *e
  * writes them with tojson; Qwen's takes either), as vLLM does. */
 static int tool_messages_for_template(cJSON *m, const char *param, srv_api_error *e) {
   cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-  if (!content || cJSON_IsNull(content))
+  if (!content)
+    cJSON_AddStringToObject(m, "content", "");
+  else if (cJSON_IsNull(content)) /* replacing a missing item would leak the new one */
     cJSON_ReplaceItemInObjectCaseSensitive(m, "content", cJSON_CreateString(""));
-  if (!cJSON_GetObjectItemCaseSensitive(m, "content")) cJSON_AddStringToObject(m, "content", "");
   cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
   if (!calls || cJSON_IsNull(calls)) return 0;
   if (!cJSON_IsArray(calls)) return preft_srv_bad(e, param, "'%s.tool_calls' must be an array", param);
