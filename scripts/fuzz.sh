@@ -21,9 +21,16 @@ dir=build-fuzz
 # grow an input without drowning the run in huge ones.
 declare -A max_len=([gguf]=4096 [hf_config]=4096 [jinja]=8192 [jsonl]=4096 [peft_config]=2048
                     [reft_config]=1024 [request]=4096 [safetensors]=16384 [tokenizer_json]=32768
-                    [terminus_reply]=4096 [http_head]=12288 [toml]=2048 [yaml]=2048 [dockerfile]=2048 [apt_sources]=1024 [bert_config]=4096)
+                    [terminus_reply]=4096 [http_head]=12288 [toml]=2048 [yaml]=2048 [dockerfile]=2048 [apt_sources]=1024 [bert_config]=4096
+                    [grammar]=2048)
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=($(printf '%s\n' "${!max_len[@]}" | sort))
+# every fuzz/fuzz_<name>.c is a target; each needs its -max_len above
+all=($(ls fuzz/fuzz_*.c | sed -n 's|^fuzz/fuzz_\(.*\)\.c$|\1|p' | grep -v '^util$' | sort))
+for t in "${all[@]}"; do
+  [ -f "fuzz/fuzz_$t.h" ] && ! grep -q LLVMFuzzerTestOneInput "fuzz/fuzz_$t.c" && continue
+  [ -n "${max_len[$t]:-}" ] || { echo "fuzz.sh: fuzz/fuzz_$t.c has no -max_len in scripts/fuzz.sh" >&2; exit 2; }
+done
+[ ${#targets[@]} -gt 0 ] || targets=($(for t in "${all[@]}"; do [ -n "${max_len[$t]:-}" ] && echo "$t"; done))
 
 cmake -S . -B "$dir" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPREFT_FUZZ=ON \
   -DPREFT_WERROR=ON >/dev/null

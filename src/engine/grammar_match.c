@@ -108,7 +108,7 @@ static int cmp_i32(const void *a, const void *b) {
  * and the grammar cannot end either. */
 static int intern_state(preft_gmatch *m, bool accept) {
   if (m->n_tmp == 0 && !accept) return -1;
-  qsort(m->tmp, (size_t)m->n_tmp, sizeof(int32_t), cmp_i32);
+  if (m->n_tmp > 1) qsort(m->tmp, (size_t)m->n_tmp, sizeof(int32_t), cmp_i32); /* tmp may be NULL */
   if (m->n_tmp + 1 > m->cap_tmp) {
     m->cap_tmp = m->n_tmp + 1;
     m->tmp = preft_xrealloc(m->tmp, sizeof(int32_t) * (size_t)m->cap_tmp);
