@@ -17,6 +17,8 @@ tail -n +2 data/sotu/split.tsv | while IFS=$'\t' read -r split name _party _year
   size=$(stat -c %s "$src/$file")
   name_out=${file%.txt}
   [ "$start" -eq 0 ] && [ "$end" -eq "$size" ] || name_out="$name_out.$start-$end"
-  tail -c +$((start + 1)) "$src/$file" | head -c $((end - start)) >"$out/$name_out.txt"
+  # head stops reading at END and tail reads to its end: no side of the pipe
+  # is cut short (tail | head could die of SIGPIPE under pipefail, at random)
+  head -c "$end" "$src/$file" | tail -c $((end - start)) >"$out/$name_out.txt"
 done
 echo "$out"

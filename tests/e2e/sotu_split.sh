@@ -35,7 +35,7 @@ check "the president and year of every row agree with the speech's JSON" bash -c
 cuts_on_whitespace() {
   local f cut size c
   while read -r f cut size; do
-    c=$(tail -c +$((cut + 1)) "$src/$f" | head -c 1 | od -An -c | tr -d ' ')
+    c=$(head -c $((cut + 1)) "$src/$f" | tail -c 1 | od -An -c | tr -d ' ')
     case "$c" in "" | '\n' | '\t') ;; *) echo "  $f: byte $cut is '$c'"; return 1 ;; esac
     [ "$cut" -ge $((size * 4 / 5)) ] && [ $((cut * 100)) -le $((size * 81)) ] || return 1
   done < <(rows | awk -F'\t' '$1 == "heldout" && $6 > 0 { print $5, $6, $7 }')

@@ -33,7 +33,7 @@ ck_state() {
   h=$(od -An -tu8 -j8 -N8 "$1" | tr -d ' ')
   head -c $((16 + h)) "$1" | tail -c "$h" | jq -c '{step, epoch, cursor, adam_t, tokens, seed, n_params}'
   n=$(head -c $((16 + h)) "$1" | tail -c "$h" | jq .n_params)
-  tail -c +$((17 + h)) "$1" | head -c $((12 * n)) | cksum
+  head -c $((16 + h + 12 * n)) "$1" | tail -c $((12 * n)) | cksum
 }
 same_state() { [ "$(ck_state "$tmp/ref/checkpoint.bin")" = "$(ck_state "$1/checkpoint.bin")" ]; }
 
