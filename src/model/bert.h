@@ -109,6 +109,11 @@ typedef struct preft_bert_batch {
   const int *lengths; /* [B] or NULL */
 } preft_bert_batch;
 
+/* Checks a batch against the model's limits (lengths, token ids, token
+ * types), naming the sequence and position at fault; used by inference and
+ * training alike. */
+int preft_bert_batch_check(const preft_bert_config *c, const preft_bert_batch *b, preft_error *err);
+
 /* lengths[b] from an attention mask [B*T] of 0/1: each row must be ones
  * then zeros with at least one 1 (right padding); anything else fails
  * naming the row. */

@@ -70,8 +70,7 @@ int preft_bert_lengths_from_mask(const uint8_t *mask, int n_seqs, int seq_len, i
   return 0;
 }
 
-static int validate_batch(const preft_bert *m, const preft_bert_batch *b, preft_error *err) {
-  const preft_bert_config *c = &m->cfg;
+int preft_bert_batch_check(const preft_bert_config *c, const preft_bert_batch *b, preft_error *err) {
   if (b->n_seqs <= 0 || b->seq_len <= 0) return preft_fail(err, "encoder: empty batch");
   if (b->seq_len > c->max_pos)
     return preft_fail(err, "encoder: %d tokens exceed max_position_embeddings (%d)", b->seq_len, c->max_pos);
@@ -264,7 +263,7 @@ static void prepare(const preft_bert *m, preft_pool *pool, const preft_bert_batc
 
 int preft_bert_embed(const preft_bert *m, preft_pool *pool, const preft_bert_batch *b,
                      preft_bert_workspace *ws, float *hidden, preft_error *err) {
-  if (validate_batch(m, b, err) != 0) return -1;
+  if (preft_bert_batch_check(&m->cfg, b, err) != 0) return -1;
   prepare(m, pool, b, ws);
   rows_job rj = {.fn = embed_rows, .n = b->n_seqs * b->seq_len, .m = m, .b = b, .x = hidden, .h = ws->h};
   run_rows(pool, &rj, 4 * (size_t)m->cfg.dim);

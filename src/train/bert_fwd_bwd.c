@@ -270,28 +270,9 @@ static void attn_bwd_task(void *arg, int task, int thread) {
 
 /* ---- forward ------------------------------------------------------------------------------ */
 
-static int validate(const preft_bt_model *m, const preft_bert_batch *b, preft_error *err) {
-  const preft_bert_config *c = &m->cfg;
-  if (b->n_seqs <= 0 || b->seq_len <= 0) return preft_fail(err, "encoder: empty batch");
-  if (b->seq_len > c->max_pos)
-    return preft_fail(err, "encoder: %d tokens exceed max_position_embeddings (%d)", b->seq_len, c->max_pos);
-  for (int s = 0; s < b->n_seqs; s++) {
-    int len = b->lengths ? b->lengths[s] : b->seq_len;
-    if (len < 1 || len > b->seq_len)
-      return preft_fail(err, "encoder: sequence %d has length %d, outside [1, %d]", s, len, b->seq_len);
-  }
-  for (int i = 0; i < b->n_seqs * b->seq_len; i++) {
-    if (b->ids[i] < 0 || b->ids[i] >= c->vocab)
-      return preft_fail(err, "encoder: token id %d is outside the vocabulary [0, %d)", b->ids[i], c->vocab);
-    if (b->types && (b->types[i] < 0 || b->types[i] >= c->type_vocab))
-      return preft_fail(err, "encoder: token type %d is outside [0, %d)", b->types[i], c->type_vocab);
-  }
-  return 0;
-}
-
 int preft_bt_forward(const preft_bt_model *m, preft_pool *pool, const preft_bert_batch *b, const float *delta,
                      preft_bt_acts *a, preft_rng *rng, preft_error *err) {
-  if (validate(m, b, err) != 0) return -1;
+  if (preft_bert_batch_check(&m->cfg, b, err) != 0) return -1;
   const preft_bert_config *c = &m->cfg;
   int B = b->n_seqs, T = b->seq_len, N = B * T, D = c->dim, F = c->ffn, L = c->n_layers, H = c->n_heads;
   ensure(a, m, B, T);
