@@ -17,9 +17,10 @@
  *
  * For streaming, the call being written is also followed as it grows
  * (preft_srv_tool_stream_live): its name once the "name" string is whole,
- * and its arguments object as far as it is written, byte for byte as the
- * model writes it, so a client can be sent the arguments in pieces; the
- * finished call then carries that text too (srv_tool_call.streamed). */
+ * and its arguments object as far as it is written, as the model writes
+ * it less the blanks between JSON tokens, so a client can be sent the
+ * arguments in pieces; the finished call then carries that text too
+ * (srv_tool_call.streamed). */
 #ifndef PREFT_SERVER_TOOL_CALLS_H
 #define PREFT_SERVER_TOOL_CALLS_H
 
@@ -48,7 +49,7 @@ int preft_srv_tool_grammar(srv_tool_family f, const cJSON *tools, const char *on
 typedef struct srv_tool_call {
   char *name;
   char *arguments; /* JSON text of an object */
-  char *streamed;  /* the arguments object as the model wrote it, when it was followed live; or NULL */
+  char *streamed;  /* the arguments object as the model wrote it (blanks out), when followed live; or NULL */
 } srv_tool_call;
 
 #define SRV_TOOL_LIVE_MAX 8 /* calls of one tag or one JSON reply followed live */
