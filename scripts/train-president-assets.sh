@@ -10,9 +10,10 @@
 # Usage: scripts/train-president-assets.sh [--steps N] [--parallel] [--build DIR]
 #          [-m MODEL_DIR] [--sets lora-p,direft-p] [--only "Name,Name" (a check)]
 #          [--data DIR (made by make-president-data.sh beforehand)]
+#          [--shards K (each set's presidents over K one-thread jobs at once)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=40 parallel=0 build=build model=assets/default-model sets=lora-p,direft-p only= data=
+steps=40 parallel=0 build=build model=assets/default-model sets=lora-p,direft-p only= data= shards=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps=$2; shift 2 ;;
@@ -22,7 +23,8 @@ while [ $# -gt 0 ]; do
     --sets) sets=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --data) data=$2; shift 2 ;;
-    -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --shards) shards=$2; shift 2 ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "train-president-assets: unknown option '$1'" >&2; exit 2 ;;
   esac
 done
@@ -58,8 +60,32 @@ train() { # SET THREADS: trains one set, then puts it in place at once
     direft-p) method=direft ;;
     *) echo "train-president-assets: no set '$set' (lora-p, direft-p)" >&2; return 2 ;;
   esac
-  # shellcheck disable=SC2046
-  bash scripts/train-presidents.sh "$method" prefill 16 "$work/$set" $(set_args) ${2:+--threads "$2"}
+  if [ "$shards" -le 1 ]; then
+    # shellcheck disable=SC2046
+    bash scripts/train-presidents.sh "$method" prefill 16 "$work/$set" $(set_args) ${2:+--threads "$2"}
+  else
+    # the presidents dealt out over $shards one-thread jobs, then gathered
+    local k pids=() names
+    names=$(cd "$data" && ls)
+    for ((k = 0; k < shards; k++)); do
+      mkdir -p "$work/$set.d$k"
+      awk -v k=$k -v n="$shards" '(NR - 1) % n == k' <<<"$names" | while IFS= read -r name; do
+        ln -s "$(cd "$data/$name" && pwd)" "$work/$set.d$k/$name"
+      done
+      # shellcheck disable=SC2046
+      bash scripts/train-presidents.sh "$method" prefill 16 "$work/$set.s$k" $(set_args | sed "s|--data $data|--data $work/$set.d$k|") --threads 1 &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    mkdir -p "$work/$set"
+    for ((k = 0; k < shards; k++)); do
+      for d in "$work/$set.s$k"/*/; do mv "$d" "$work/$set/"; done
+    done
+    { head -1 "$work/$set.s0/results.tsv"; for ((k = 0; k < shards; k++)); do tail -n +2 "$work/$set.s$k/results.tsv"; done | sort; } \
+      >"$work/$set/results.tsv"
+    jq -s '{adapters: (map(.adapters) | add | sort_by(.name)), shards: length, mode: .[0].mode, loss: .[0].loss}' \
+      "$work/$set".s*/train.json >"$work/$set/train.json"
+  fi
   # how long it took, and the 5-minute load average as it ended
   printf '%d\t%s\n' $(((SECONDS - t0 + 59) / 60)) "$(cut -d" " -f2 /proc/loadavg)" >"$work/$set/trained.tsv"
   # the adapters reference their base by the name it has in this repository
@@ -76,9 +102,11 @@ train() { # SET THREADS: trains one set, then puts it in place at once
 IFS=, read -ra todo <<<"$sets"
 parallel_note="all cores, one set after the other"
 [ $parallel = 1 ] && parallel_note="one core per set, both at once"
+[ "$shards" -gt 1 ] && parallel_note="each set's presidents over $shards one-thread jobs"
+[ "$shards" -gt 1 ] && [ $parallel = 1 ] && parallel_note="$parallel_note, both sets at once"
 if [ $parallel = 1 ]; then
   pids=()
-  for s in "${todo[@]}"; do train "$s" 1 & pids+=($!); done
+  for s in "${todo[@]}"; do train "$s" "$([ "$shards" -gt 1 ] || echo 1)" & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p"; done
 else
   for s in "${todo[@]}"; do train "$s" ""; done
