@@ -581,6 +581,7 @@ static void sample_row(preft_engine *e, seq_t *s, int j, int thread) {
   int vocab = e->model->cfg.vocab;
   float *row = e->logits + (size_t)j * (size_t)vocab;
   preft_token_event *out = &e->sampled[j];
+  memset(out, 0, sizeof *out); /* the alternatives past n_top read as zeros */
   /* penalties change the row in place for the draw; logprobs see it raw */
   preft_penalties_apply(&s->penalties, row, vocab, s->n_generated, s->stop_ids, s->n_stop);
   if (s->constraint) { /* the grammar's allowed tokens only; -1: it has ended */
