@@ -15,7 +15,7 @@
 #   --only "A,B"    these presidents only (names as in data/sotu/split.tsv)
 #   --steps N       optimizer steps per adapter (default 40)
 #   --batch B       examples per step (default 4)
-#   --lr X          peak learning rate (default 1e-3 LoRA, 4e-3 ReFT)
+#   --lr X          peak learning rate (default 4e-3)
 #   --base-losses F reuse the base model's held-out losses from F (name<TAB>loss;
 #                   written there when F does not exist yet)
 #   --threads N     worker threads (default: all cores)
@@ -46,10 +46,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$method" in
-  lora) margs=(--method lora --targets q,v); lr=${lr:-1e-3} ;;
-  direft | loreft) margs=(--method "$method" --share-weights); lr=${lr:-4e-3} ;;
+  lora) margs=(--method lora --targets q,v) ;;
+  direft | loreft) margs=(--method "$method" --share-weights) ;;
   *) echo "train-presidents: METHOD is lora, direft or loreft, not '$method'" >&2; exit 2 ;;
 esac
+# 4e-3: on the old 4.2M default model, 40 steps, two presidents, LoRA-P's
+# held-out loss fell 0.033 below the base's at 4e-3 and 0.016 at 1e-3
+lr=${lr:-4e-3}
 case "$mode" in all | prefill) ;; *) echo "train-presidents: MODE is all or prefill, not '$mode'" >&2; exit 2 ;; esac
 [[ $rank =~ ^[1-9][0-9]*$ ]] || { echo "train-presidents: RANK '$rank' is not a positive integer" >&2; exit 2; }
 preft=$build/preft
