@@ -18,6 +18,7 @@
 
 #include "base/error.h"
 #include "base/file.h"
+#include "base/fork_child.h"
 #include "tasks/apt_sources.h"
 #include "tasks/fs_tree.h"
 
@@ -60,7 +61,8 @@ static int run_logged(char **argv, const char *log_path, double timeout_s, preft
       dup2(out, 2);
     }
     execvp(argv[0], argv);
-    dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+    const char *parts[] = {"cannot run ", argv[0], ": ", fork_child_errno_text(errno), "\n"};
+    fork_child_say(2, parts, 5);
     _exit(127);
   }
   if (log_fd >= 0) close(log_fd);

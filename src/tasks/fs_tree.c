@@ -35,13 +35,20 @@ static int copy_bytes(int in, int out) {
   }
 }
 
-static void copy_meta(int dst_dirfd, const char *dst_name, const struct stat *st, bool is_link) {
-  int flags = is_link ? AT_SYMLINK_NOFOLLOW : 0;
-  /* Owners and times are best effort: a copy as non-root keeps the bytes. */
-  if (fchownat(dst_dirfd, dst_name, st->st_uid, st->st_gid, flags) != 0) (void)0;
-  if (!is_link) (void)fchmodat(dst_dirfd, dst_name, st->st_mode & 07777, 0);
+/* Owners, modes and times are best effort: a copy as non-root keeps the
+ * bytes. Files and folders are set through their open descriptors, so a
+ * name that someone changes into a symlink meanwhile is never followed. */
+static void copy_meta_fd(int fd, const struct stat *st) {
+  if (fchown(fd, st->st_uid, st->st_gid) != 0) (void)0;
+  (void)fchmod(fd, st->st_mode & 07777); /* after chown, which clears set-id bits */
   struct timespec ts[2] = {st->st_atim, st->st_mtim};
-  (void)utimensat(dst_dirfd, dst_name, ts, flags);
+  (void)futimens(fd, ts);
+}
+
+static void copy_link_meta(int dst_dirfd, const char *dst_name, const struct stat *st) {
+  if (fchownat(dst_dirfd, dst_name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) != 0) (void)0;
+  struct timespec ts[2] = {st->st_atim, st->st_mtim};
+  (void)utimensat(dst_dirfd, dst_name, ts, AT_SYMLINK_NOFOLLOW);
 }
 
 static int copy_entry(int src_dirfd, const char *src_name, int dst_dirfd, const char *dst_name, int depth,
@@ -58,7 +65,7 @@ static int copy_entry(int src_dirfd, const char *src_name, int dst_dirfd, const 
     (void)unlinkat(dst_dirfd, dst_name, 0);
     if (symlinkat(target, dst_dirfd, dst_name) != 0)
       return preft_fail(err, "%s: cannot create symlink: %s", dst_name, strerror(errno));
-    copy_meta(dst_dirfd, dst_name, &st, true);
+    copy_link_meta(dst_dirfd, dst_name, &st);
     return 0;
   }
   if (S_ISDIR(st.st_mode)) {
@@ -88,7 +95,7 @@ static int copy_entry(int src_dirfd, const char *src_name, int dst_dirfd, const 
       if (rc != 0) preft_fail_prefix(err, "%s", src_name);
     }
     closedir(d);
-    if (rc == 0) copy_meta(dfd, ".", &st, false);
+    if (rc == 0) copy_meta_fd(dfd, &st);
     close(dfd);
     return rc;
   }
@@ -103,13 +110,13 @@ static int copy_entry(int src_dirfd, const char *src_name, int dst_dirfd, const 
   }
   int rc = copy_bytes(in, out);
   int saved = errno;
+  if (rc == 0) copy_meta_fd(out, &st);
   close(in);
   if (close(out) != 0 && rc == 0) {
     rc = -1;
     saved = errno;
   }
   if (rc != 0) return preft_fail(err, "%s: cannot copy: %s", dst_name, strerror(saved));
-  copy_meta(dst_dirfd, dst_name, &st, false);
   return 0;
 }
 

@@ -1,7 +1,9 @@
 /* fs_tree.h - whole folder trees: copy (keeping modes, owners, symlinks and
  * times) and remove, without following symlinks out of the tree. The *_at
- * forms work from open directory descriptors, so a copy can read from a
- * folder opened before a chroot and write inside it. */
+ * forms work from open directory descriptors, so a copy can write into a
+ * folder of another root (a sandbox's, handed over as a descriptor): below
+ * it, names are taken one at a time and never followed as symlinks, and
+ * owners, modes and times are set through descriptors. */
 #ifndef PREFT_TASKS_FS_TREE_H
 #define PREFT_TASKS_FS_TREE_H
 

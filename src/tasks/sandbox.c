@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -38,6 +39,7 @@
 
 #include "base/error.h"
 #include "base/file.h"
+#include "base/fork_child.h"
 #include "base/log.h"
 #include "tasks/fs_tree.h"
 #include "tasks/sandbox_internal.h"
@@ -167,12 +169,8 @@ static void close_fds_except(int first, int keep) {
 
 /* Async-signal-safe report of a failure to the parent, then exit. */
 static void holder_fail(int err_fd, const char *what, const char *path) {
-  const char *e = strerror(errno);
-  const char *parts[] = {what, " ", path, ": ", e};
-  for (int i = 0; i < 5; i++) {
-    ssize_t w = write(err_fd, parts[i], strlen(parts[i]));
-    (void)w;
-  }
+  const char *parts[] = {what, " ", path, ": ", fork_child_errno_text(errno)};
+  fork_child_say(err_fd, parts, 5);
   _exit(127);
 }
 
@@ -622,10 +620,7 @@ static void drop_capabilities(void) {
   }
 }
 
-static void write_str(int fd, const char *s) {
-  ssize_t w = write(fd, s, strlen(s));
-  (void)w;
-}
+static void write_str(int fd, const char *s) { fork_child_say(fd, &s, 1); }
 
 static int status_code(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
@@ -665,18 +660,14 @@ static void exec_child(const preft_sandbox *sb, const sandbox_door *d, const cha
     if (cmd < 0) _exit(126);
     if (cmd == 0) {
       if (chdir(workdir) != 0) {
-        write_str(2, "preft sandbox: no working directory ");
-        write_str(2, workdir);
-        write_str(2, "\n");
+        const char *parts[] = {"preft sandbox: no working directory ", workdir, "\n"};
+        fork_child_say(2, parts, 3);
         _exit(126);
       }
       environ = (char **)env;
       execvp(argv[0], (char *const *)argv);
-      write_str(2, "preft sandbox: cannot run ");
-      write_str(2, argv[0]);
-      write_str(2, ": ");
-      write_str(2, strerror(errno));
-      write_str(2, "\n");
+      const char *parts[] = {"preft sandbox: cannot run ", argv[0], ": ", fork_child_errno_text(errno), "\n"};
+      fork_child_say(2, parts, 5);
       _exit(127);
     }
     for (;;) {
@@ -811,10 +802,122 @@ int preft_sandbox_exec_in(preft_sandbox *sb, const char *const *argv, const char
   return 0;
 }
 
+/* The copy's child: in the sandbox's namespaces and root (so that a symlink
+ * the sandbox planted on the way resolves inside it, never on the host),
+ * makes the folders of `parent` and sends an open descriptor of it back
+ * over sock (SCM_RIGHTS), or one line saying why not. Only system calls:
+ * the copy itself, which allocates, is the parent's, through that
+ * descriptor (see fork_child.h). */
+static void copy_door_child(const sandbox_door *d, const char *parent, int sock) {
+  const char *why = "cannot enter the sandbox", *what = "";
+  char buf[PATH_MAX];
+  if (door_enter(d) != 0) goto fail;
+  size_t n = strlen(parent);
+  if (n >= sizeof buf) {
+    errno = ENAMETOOLONG;
+    why = "cannot create";
+    what = parent;
+    goto fail;
+  }
+  memcpy(buf, parent, n + 1);
+  for (size_t i = 1; i <= n; i++) { /* mkdir -p */
+    if (buf[i] != '/' && buf[i] != 0) continue;
+    char c = buf[i];
+    buf[i] = 0;
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+      why = "cannot create";
+      what = buf;
+      goto fail;
+    }
+    buf[i] = c;
+  }
+  int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    why = "cannot open";
+    what = parent;
+    goto fail;
+  }
+  char ok = 'F';
+  struct iovec iov = {&ok, 1};
+  union {
+    struct cmsghdr h;
+    char space[CMSG_SPACE(sizeof(int))];
+  } ctl;
+  memset(&ctl, 0, sizeof ctl);
+  struct msghdr m = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space, .msg_controllen = sizeof ctl.space};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  _exit(sendmsg(sock, &m, 0) == 1 ? 0 : 1);
+fail:;
+  const char *parts[] = {"E", why, " ", what, ": ", fork_child_errno_text(errno)};
+  fork_child_say(sock, parts, 6);
+  _exit(1);
+}
+
+/* Receives the copy child's answer: a descriptor (returned), or -1 with its
+ * reason in why. Waits at most timeout_ms. */
+static int copy_door_receive(int sock, char *why, size_t why_size, int timeout_ms) {
+  why[0] = 0;
+  struct pollfd pfd = {sock, POLLIN, 0};
+  int r;
+  while ((r = poll(&pfd, 1, timeout_ms)) < 0 && errno == EINTR) {
+  }
+  if (r == 0) {
+    snprintf(why, why_size, "the sandbox did not answer in %d s", timeout_ms / 1000);
+    return -1;
+  }
+  char text[600];
+  struct iovec iov = {text, sizeof text - 1};
+  union {
+    struct cmsghdr h;
+    char space[CMSG_SPACE(sizeof(int))];
+  } ctl;
+  struct msghdr m = {
+      .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.space, .msg_controllen = sizeof ctl.space};
+  ssize_t k;
+  while ((k = recvmsg(sock, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR) {
+  }
+  int fd = -1;
+  for (struct cmsghdr *c = k > 0 ? CMSG_FIRSTHDR(&m) : NULL; c; c = CMSG_NXTHDR(&m, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+      memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  if (fd >= 0) return fd;
+  text[k > 0 ? k : 0] = 0;
+  snprintf(why, why_size, "%s", k > 1 && text[0] == 'E' ? text + 1 : "failed");
+  return -1;
+}
+
+/* Splits an absolute path into its folder and last name ("/" is "/" and
+ * "."); trailing slashes are dropped. Fails on a last name "..". */
+static int split_inside_path(const char *path, char *parent, size_t parent_size, char *name,
+                             size_t name_size) {
+  size_t n = strlen(path);
+  while (n > 1 && path[n - 1] == '/') n--;
+  if (n >= parent_size) return -1;
+  memcpy(parent, path, n);
+  parent[n] = 0;
+  char *last = strrchr(parent, '/');
+  const char *base = last[1] ? last + 1 : ".";
+  if (strcmp(base, "..") == 0 || strlen(base) >= name_size) return -1;
+  snprintf(name, name_size, "%s", base);
+  if (last == parent)
+    parent[1] = 0;
+  else
+    *last = 0;
+  return 0;
+}
+
 int preft_sandbox_copy_in(preft_sandbox *sb, const char *host_path, const char *inside_path,
                           preft_error *err) {
+  char parent[PATH_MAX], name[NAME_MAX + 1];
   if (!inside_path || inside_path[0] != '/')
     return preft_fail(err, "sandbox copy: %s is not an absolute path", inside_path ? inside_path : "(null)");
+  if (split_inside_path(inside_path, parent, sizeof parent, name, sizeof name) != 0)
+    return preft_fail(err, "sandbox copy: %s does not name a file to copy to", inside_path);
   char *src_dir = preft_xstrdup(host_path), *slash = strrchr(src_dir, '/');
   const char *src_name = host_path;
   if (slash) {
@@ -840,54 +943,45 @@ int preft_sandbox_copy_in(preft_sandbox *sb, const char *host_path, const char *
     close(src_fd);
     return -1;
   }
-  int msg[2];
-  if (pipe2(msg, O_CLOEXEC) != 0) {
+  int sock[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sock) != 0) {
     close(src_fd);
     door_close(&d);
-    return preft_fail(err, "sandbox copy: pipe: %s", strerror(errno));
+    return preft_fail(err, "sandbox copy: socketpair: %s", strerror(errno));
   }
   pid_t pid = fork();
   if (pid == 0) {
-    /* In the sandbox's mount namespace and root, so that a symlink the
-     * sandbox planted on the way resolves inside it, never on the host. */
-    close(msg[0]);
-    preft_error e;
-    if (door_enter(&d) != 0) {
-      write_str(msg[1], "cannot enter the sandbox");
-      _exit(1);
-    }
-    char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", inside_path);
-    char *last = strrchr(parent, '/');
-    if (last && last != parent) {
-      *last = 0;
-      if (preft_fs_mkdirs(parent, 0755, &e) != 0) {
-        write_str(msg[1], e.msg);
-        _exit(1);
-      }
-    }
-    if (preft_fs_copy_at(src_fd, src_name, AT_FDCWD, inside_path, &e) != 0) {
-      write_str(msg[1], e.msg);
-      _exit(1);
-    }
-    _exit(0);
+    close(sock[0]);
+    copy_door_child(&d, parent, sock[1]);
   }
-  close(msg[1]);
-  close(src_fd);
+  int fork_errno = errno;
+  close(sock[1]);
   door_close(&d);
   if (pid < 0) {
-    close(msg[0]);
-    return preft_fail(err, "sandbox copy: fork: %s", strerror(errno));
+    close(sock[0]);
+    close(src_fd);
+    return preft_fail(err, "sandbox copy: fork: %s", strerror(fork_errno));
   }
-  char text[600];
-  read_until(msg[0], text, sizeof text, NULL, 600000);
-  close(msg[0]);
-  int status;
+  char why[600];
+  int dst_fd = copy_door_receive(sock[0], why, sizeof why, 60000);
+  close(sock[0]);
+  if (dst_fd < 0) kill(pid, SIGKILL);
+  int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return preft_fail(err, "sandbox copy %s -> %s: %s", host_path, inside_path, text[0] ? text : "failed");
-  return 0;
+  int rc = 0;
+  if (dst_fd < 0) {
+    rc = preft_fail(err, "sandbox copy %s -> %s: %s", host_path, inside_path, why);
+  } else {
+    /* The descriptor is the folder inside the sandbox: the copy goes down
+     * from it by single names that it never follows as symlinks. */
+    preft_error e;
+    if (preft_fs_copy_at(src_fd, src_name, dst_fd, name, &e) != 0)
+      rc = preft_fail(err, "sandbox copy %s -> %s: %s", host_path, inside_path, e.msg);
+    close(dst_fd);
+  }
+  close(src_fd);
+  return rc;
 }
 
 int preft_sandbox_read_file(preft_sandbox *sb, const char *inside_path, size_t max_bytes, char **out,
@@ -920,7 +1014,7 @@ int preft_sandbox_read_file(preft_sandbox *sb, const char *inside_path, size_t m
     int fd = open(inside_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      write_str(msg[1], fd < 0 ? strerror(errno) : "not a regular file");
+      write_str(msg[1], fd < 0 ? fork_child_errno_text(errno) : "not a regular file");
       _exit(1);
     }
     char buf[65536];
