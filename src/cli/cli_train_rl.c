@@ -308,8 +308,10 @@ int cli_train_rl(int argc, char **argv, const cli_dist *d) {
   }
   preft_train_model_from(&tm, cm.model, false);
   have_tm = true;
-  preft_model_free(cm.model); /* training and rollouts use tm's FP32 copy */
-  cm.model = NULL;
+  if (!preft_train_model_borrows(&tm)) { /* training and rollouts use tm's FP32 copy */
+    preft_model_free(cm.model);
+    cm.model = NULL;
+  } /* else tm uses the quantized base's matrices in place; cli_model_free frees it after tm */
   if (preft_train_adapter_init(&ad, &tm.cfg, &ao, &err) != 0) goto fail;
   if (!quiet && d->rank == 0)
     fprintf(stderr, "preft train rl: %s %s rank %ld, %d prompts x %d samples per step, %lld steps, lr %g\n",
