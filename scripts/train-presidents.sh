@@ -17,12 +17,13 @@
 #   --batch B       examples per step (default 4)
 #   --lr X          peak learning rate (default 4e-3)
 #   --base-losses F reuse the base model's held-out losses from F (name<TAB>loss;
-#                   written there when F does not exist yet)
+#                   written there when F does not exist yet; while F.pending
+#                   exists, another job is writing F: waits for it)
 #   --threads N     worker threads (default: all cores)
 #   --build DIR     where preft was built (default build)
 # Adapters are kept small: LoRA on q_proj and v_proj of every layer, ReFT one
-# intervention (shared by the first 7 and last 7 prompt positions) per layer;
-# FP32 weights. Deterministic for a given thread count (seed 1).
+# intervention per layer at every position (the mode decides whether
+# generated tokens are among them); FP32 weights. Deterministic for a given thread count (seed 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -47,7 +48,10 @@ while [ $# -gt 0 ]; do
 done
 case "$method" in
   lora) margs=(--method lora --targets q,v) ;;
-  direft | loreft) margs=(--method "$method" --share-weights) ;;
+  # every position (one intervention): in mode all the prompt's and every
+  # generated token's, in mode prefill the prompt's (fA+lB positions would
+  # be prompt-only in both modes, making all and prefill the same adapter)
+  direft | loreft) margs=(--method "$method" --positions all) ;;
   *) echo "train-presidents: METHOD is lora, direft or loreft, not '$method'" >&2; exit 2 ;;
 esac
 # 4e-3: on the old 4.2M default model, 40 steps, two presidents, LoRA-P's
@@ -77,10 +81,12 @@ n=$(wc -w <<<"$names")
 echo "train-presidents: $n adapters, $method rank $rank mode $mode, $steps steps of $batch, lr $lr, base $model" >&2
 mkdir -p "$out"
 "$preft" train sft -m "$model" "${margs[@]}" --mode "$mode" --rank "$rank" --adapters-from "$data" \
-  -o "$work/out" --steps "$steps" --batch "$batch" --lr "$lr" --warmup 4 --seed 1 ${threads:+--threads "$threads"} \
+  -o "$work/out" --steps "$steps" --batch "$batch" --lr "$lr" --warmup $((steps / 10)) --seed 1 ${threads:+--threads "$threads"} \
   --json "$work/train.json" -q
 # the base model's held-out loss, once per president (forward passes only)
 [ -n "$base_losses" ] || base_losses=$work/base.tsv
+# another job is writing it (train-president-assets.sh): wait for it
+for _ in $(seq 1800); do [ -f "$base_losses.pending" ] && [ ! -f "$base_losses" ] || break; sleep 1; done
 if [ ! -f "$base_losses" ]; then
   for name in $names; do
     "$preft" eval-loss -m "$model" --data "$data/$name/eval.jsonl" ${threads:+--threads "$threads"} --json "$work/base.json" >/dev/null
