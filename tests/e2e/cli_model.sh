@@ -89,6 +89,13 @@ check "  one JSON record per method and count (1 base + 5 x 2)" test "$(grep -c 
 check "  and an SVG plot" grep -q "<polyline" "$tmp/ba.svg"
 "$bin" bench adapters --shape tiny --methods lora,bogus 2>/dev/null
 check "bench adapters with an unknown method exits 2" test $? -eq 2
+# adapters' bytes come out of the KV budget: on a 1-layer model the KV cache
+# sized for the requests alone held 1-2 adapters, and the others were evicted
+# (in-memory adapters cannot come back)
+"$bin" bench adapters --shape smollm-135m --layers 1 --requests 8 --prompt-len 8 --output-len 2 --adapters 16 \
+  --methods lora --threads 2 >"$tmp/ba1.out" 2>&1
+check "bench adapters on a 1-layer model with 16 adapters exits 0" test $? -eq 0
+check "  with its row" grep -qE "^lora +16 \|" "$tmp/ba1.out"
 
 # the embedded default model loads and writes text with its own tokenizer
 dm=$data/../../assets/default-model
