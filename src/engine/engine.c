@@ -684,6 +684,10 @@ void preft_engine_free(preft_engine *e) {
   free(e);
 }
 
+void preft_engine_set_shutdown_timeout(preft_engine *e, double seconds) {
+  if (e->prefix.disk) preft_prefix_disk_set_deadline(e->prefix.disk, seconds);
+}
+
 const preft_model *preft_engine_model(const preft_engine *e) { return e->model; }
 
 int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_request_cb cb, void *user,
