@@ -8,8 +8,11 @@
  * (mask, then the sampler) and advances. The same rows are also sampled
  * without a grammar. Prints milliseconds per step (all B rows, one thread)
  * for: unconstrained sampling, constrained sampling, and the difference
- * (the masking), split into the first step of a request (cold caches: the
- * first masks of a fresh matcher) and the average over all steps.
+ * (the masking), and the slowest step (cold masks: states met for the
+ * first time). It runs twice on the same logits and seeds: each row with an
+ * automaton of its own, renewed for each reply (the cost before the server
+ * shared automata), then every row and reply on one shared automaton (as
+ * the server does now), and says whether both drew the same tokens.
  *
  * Usage: bench_grammar [--tokenizer DIR] [--batch B] [--steps N] [--seed S]
  *                      [--temperature X] [--json-object]
@@ -40,6 +43,107 @@ static const char *schema_text =
 static float normal(preft_sampler *r) {
   float u = preft_sampler_uniform(r) + 1e-7f, v = preft_sampler_uniform(r);
   return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+
+typedef struct {
+  const preft_token_trie *g;
+  preft_grammar *gr;
+  int vocab, batch, steps;
+  unsigned seed;
+  float temperature;
+  const int *stop_ids;
+  int n_stop;
+} run_cfg;
+
+typedef struct {
+  double plain, cons, mask, accept, mask_max; /* ms per step */
+  int walks, done;
+  uint64_t hash; /* of every token drawn, in order */
+} run_result;
+
+/* One pass: B replies for N steps, each row with an automaton of its own
+ * (shared = 0, as before the server shared them) or all rows, and the
+ * replies that follow, on one automaton (shared = 1). */
+static void run(const run_cfg *c, int shared, run_result *r) {
+  int vocab = c->vocab, batch = c->batch;
+  float *logits = malloc(sizeof(float) * (size_t)vocab * (size_t)batch);
+  preft_sampler rng, *plain = calloc((size_t)batch, sizeof *plain),
+                     *cons = calloc((size_t)batch, sizeof *cons);
+  preft_sampling sp = {.temperature = c->temperature, .top_p = 1.0f, .seed = c->seed};
+  preft_sampler_init(&rng, &sp);
+  preft_gauto *one = preft_gauto_new(c->gr, c->g, c->stop_ids, c->n_stop);
+  preft_gauto **autos = calloc((size_t)batch, sizeof *autos);
+  preft_gmatch **m = calloc((size_t)batch, sizeof *m);
+  for (int b = 0; b < batch; b++) {
+    sp.seed = c->seed + 1 + (uint64_t)b;
+    preft_sampler_init(&plain[b], &sp);
+    preft_sampler_init(&cons[b], &sp);
+    autos[b] = shared ? preft_gauto_ref(one) : preft_gauto_new(c->gr, c->g, c->stop_ids, c->n_stop);
+    m[b] = preft_gmatch_new_shared(autos[b]);
+  }
+  memset(r, 0, sizeof *r);
+  r->hash = 1469598103934665603ull;
+  double t_plain = 0, t_cons = 0, t_mask = 0, t_accept = 0;
+  int walks_dropped = 0;
+  for (int step = 0; step < c->steps; step++) {
+    for (size_t i = 0; i < (size_t)vocab * (size_t)batch; i++) logits[i] = 3.0f * normal(&rng);
+    double a = preft_now();
+    for (int b = 0; b < batch; b++) preft_sample(&plain[b], logits + (size_t)b * (size_t)vocab, vocab);
+    t_plain += preft_now() - a;
+    double step_mask = 0;
+    for (int b = 0; b < batch; b++) {
+      a = preft_now();
+      preft_gmatch_mask(m[b]); /* cold: a trie walk; else the cached mask */
+      double dm = preft_now() - a;
+      step_mask += dm;
+      a = preft_now();
+      int t =
+          preft_gmatch_sample(m[b], &cons[b], &cons[b].scratch, logits + (size_t)b * (size_t)vocab, vocab);
+      t_cons += preft_now() - a;
+      r->hash = (r->hash ^ (uint64_t)(uint32_t)t) * 1099511628211ull;
+      a = preft_now();
+      bool end = t < 0 || !preft_gmatch_accept_token(m[b], t) || preft_gmatch_must_end(m[b]);
+      t_accept += preft_now() - a;
+      for (int k = 0; k < c->n_stop; k++) end |= t == c->stop_ids[k];
+      if (end) { /* a finished reply starts a fresh request (cold caches unless shared) */
+        preft_gmatch_free(m[b]);
+        if (!shared) {
+          int st, mk, wk;
+          preft_gauto_counts(autos[b], &st, &mk, &wk);
+          walks_dropped += wk;
+          preft_gauto_unref(autos[b]);
+          autos[b] = preft_gauto_new(c->gr, c->g, c->stop_ids, c->n_stop);
+        }
+        m[b] = preft_gmatch_new_shared(autos[b]);
+        r->done++;
+      }
+    }
+    t_mask += step_mask;
+    if (step_mask * 1e3 > r->mask_max) r->mask_max = step_mask * 1e3;
+  }
+  r->walks = walks_dropped;
+  for (int b = 0; b < batch; b++) {
+    int st, mk, wk;
+    if (!shared || b == 0) {
+      preft_gauto_counts(autos[b], &st, &mk, &wk);
+      r->walks += wk;
+    }
+    preft_gmatch_free(m[b]);
+    preft_gauto_unref(autos[b]);
+    preft_sampler_free(&plain[b]);
+    preft_sampler_free(&cons[b]);
+  }
+  r->plain = t_plain / c->steps * 1e3;
+  r->cons = t_cons / c->steps * 1e3;
+  r->mask = t_mask / c->steps * 1e3;
+  r->accept = t_accept / c->steps * 1e3;
+  preft_gauto_unref(one);
+  preft_sampler_free(&rng);
+  free(autos);
+  free(m);
+  free(plain);
+  free(cons);
+  free(logits);
 }
 
 int main(int argc, char **argv) {
@@ -102,74 +206,33 @@ int main(int argc, char **argv) {
   int stop_ids[8], n_stop = 0;
   for (int i = 0; i < n_eos && n_stop < 8; i++) stop_ids[n_stop++] = eos[i];
 
-  float *logits = malloc(sizeof(float) * (size_t)vocab * (size_t)batch);
-  preft_sampler rng, *plain = calloc((size_t)batch, sizeof *plain),
-                     *cons = calloc((size_t)batch, sizeof *cons);
-  preft_sampling sp = {.temperature = temperature, .top_p = 1.0f, .seed = seed};
-  preft_sampler_init(&rng, &sp);
-  preft_gmatch **m = calloc((size_t)batch, sizeof *m);
-  for (int b = 0; b < batch; b++) {
-    sp.seed = seed + 1 + (uint64_t)b;
-    preft_sampler_init(&plain[b], &sp);
-    preft_sampler_init(&cons[b], &sp);
-    m[b] = preft_gmatch_new(g, &trie, stop_ids, n_stop);
-  }
-  double t_plain = 0, t_cons = 0, t_mask = 0, t_accept = 0, mask_max = 0;
-  int done = 0;
-  for (int step = 0; step < steps; step++) {
-    for (size_t i = 0; i < (size_t)vocab * (size_t)batch; i++) logits[i] = 3.0f * normal(&rng);
-    double a = preft_now();
-    for (int b = 0; b < batch; b++) preft_sample(&plain[b], logits + (size_t)b * (size_t)vocab, vocab);
-    t_plain += preft_now() - a;
-    double step_mask = 0;
-    for (int b = 0; b < batch; b++) {
-      a = preft_now();
-      preft_gmatch_mask(m[b]); /* cold: a trie walk; else the cached mask */
-      double dm = preft_now() - a;
-      step_mask += dm;
-      a = preft_now();
-      int t =
-          preft_gmatch_sample(m[b], &cons[b], &cons[b].scratch, logits + (size_t)b * (size_t)vocab, vocab);
-      t_cons += preft_now() - a;
-      a = preft_now();
-      bool end = t < 0 || !preft_gmatch_accept_token(m[b], t) || preft_gmatch_must_end(m[b]);
-      t_accept += preft_now() - a;
-      for (int k = 0; k < n_stop; k++) end |= t == stop_ids[k];
-      if (end) { /* a finished reply starts a fresh request (cold caches again) */
-        preft_gmatch_free(m[b]);
-        m[b] = preft_gmatch_new(g, &trie, stop_ids, n_stop);
-        done++;
-      }
-    }
-    t_mask += step_mask;
-    if (step_mask > mask_max) mask_max = step_mask;
-  }
-  int states = 0, masks = 0;
-  preft_gmatch_counts(m[0], &states, &masks);
   printf("grammar: %s, %d rules, compiled in %.2f ms\n",
          json_object ? "any JSON object" : "JSON schema (person)", g->n_rules, t_compile * 1e3);
   printf("trie: %d text tokens of %d, %d nodes, built in %.0f ms (once per server)\n", trie.n_text_tokens,
          vocab, trie.n_nodes, t_trie * 1e3);
-  printf("batch %d, %d steps, temperature %.1f, one thread; %d replies finished and restarted\n", batch,
-         steps, temperature, done);
-  printf("%-44s %10s\n", "ms per step (all rows)", "mean");
-  printf("%-44s %10.3f\n", "sampling, unconstrained", t_plain / steps * 1e3);
-  printf("%-44s %10.3f\n", "grammar: masks (walks and cache hits)", t_mask / steps * 1e3);
-  printf("%-44s %10.3f\n", "grammar: advancing the matchers", t_accept / steps * 1e3);
-  printf("%-44s %10.3f\n", "sampling under the mask (-inf copy + draw)", t_cons / steps * 1e3);
-  printf("%-44s %10.3f\n", "grammar work (masks + advancing)", (t_mask + t_accept) / steps * 1e3);
-  printf("%-44s %10.3f\n", "slowest step's masks", mask_max * 1e3);
-  printf("matcher of row 0 now: %d states, %d masks computed\n", states, masks);
-  for (int b = 0; b < batch; b++) {
-    preft_gmatch_free(m[b]);
-    preft_sampler_free(&plain[b]);
-    preft_sampler_free(&cons[b]);
-  }
-  preft_sampler_free(&rng);
-  free(m);
-  free(plain);
-  free(cons);
-  free(logits);
+  printf("batch %d, %d steps, temperature %.1f, one thread\n", batch, steps, temperature);
+  run_cfg c = {.g = &trie,
+               .gr = g,
+               .vocab = vocab,
+               .batch = batch,
+               .steps = steps,
+               .seed = seed,
+               .temperature = temperature,
+               .stop_ids = stop_ids,
+               .n_stop = n_stop};
+  run_result r[2];
+  for (int shared = 0; shared < 2; shared++) run(&c, shared, &r[shared]);
+  printf("%-44s %12s %12s\n", "ms per step (all rows)", "per matcher", "shared");
+  printf("%-44s %12.3f %12.3f\n", "sampling, unconstrained", r[0].plain, r[1].plain);
+  printf("%-44s %12.3f %12.3f\n", "grammar: masks (walks and cache hits)", r[0].mask, r[1].mask);
+  printf("%-44s %12.3f %12.3f\n", "grammar: advancing the matchers", r[0].accept, r[1].accept);
+  printf("%-44s %12.3f %12.3f\n", "sampling among the allowed tokens", r[0].cons, r[1].cons);
+  printf("%-44s %12.3f %12.3f\n", "grammar work (masks + advancing)", r[0].mask + r[0].accept,
+         r[1].mask + r[1].accept);
+  printf("%-44s %12.3f %12.3f\n", "slowest step's masks", r[0].mask_max, r[1].mask_max);
+  printf("%-44s %12d %12d\n", "mask walks (trie walks)", r[0].walks, r[1].walks);
+  printf("%-44s %12d %12d\n", "replies finished and restarted", r[0].done, r[1].done);
+  printf("same tokens with and without sharing: %s\n", r[0].hash == r[1].hash ? "yes" : "NO");
   free(text);
   preft_grammar_unref(g);
   preft_token_trie_free(&trie);

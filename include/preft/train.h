@@ -63,7 +63,9 @@ typedef struct preft_train_adapter preft_train_adapter;
 
 /* A trainable FP32 copy of a loaded model (any stored dtype). with_grads:
  * the model's own weights are trained; false: a frozen base for adapter
- * training. Cannot fail (aborts only when out of memory). */
+ * training, whose block-quantized matrices (a GGUF's, or --quantize) are
+ * used in place, not copied (QLoRA): m must then outlive the result.
+ * Cannot fail (aborts only when out of memory). */
 PREFT_API preft_train_model *preft_train_model_create(const preft_model *m, bool with_grads);
 PREFT_API void preft_train_model_destroy(preft_train_model *tm);
 

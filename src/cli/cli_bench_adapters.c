@@ -115,48 +115,42 @@ typedef struct {
 
 static int run_one(const bench_opts *o, const method *me, int n_adapters, record *rec, preft_error *err) {
   const preft_model_config *c = &o->m->cfg;
-  /* the adapters first: their bytes come out of the KV cache's budget */
-  int n_made = me->adapted ? n_adapters : 0;
-  preft_adapter **made = preft_xcalloc((size_t)n_made + 1, sizeof *made);
-  size_t adapter_bytes = 0;
-  for (int a = 0; a < n_made; a++) {
-    made[a] = preft_adapter_random(me->kind, c, o->rank, me->mode, o->adapter_dtype, (uint64_t)a + 1);
-    adapter_bytes += made[a]->bytes;
-  }
-  int ctx = o->prompt_len + o->output_len;
   preft_engine_config ec = {.threads = o->threads,
                             .max_running = o->requests,
                             .max_step_tokens = o->step_tokens,
                             .max_queue = o->requests,
                             .max_loaded_adapters = n_adapters + 1,
-                            .max_context = ctx,
                             .borrow_model = true};
-  /* The budget holds every request's blocks, every adapter (so that none
-   * is evicted: an in-memory adapter cannot be loaded again) and the one
-   * full context the engine keeps free of adapters. */
+  ec.max_context = o->prompt_len + o->output_len;
   size_t block = preft_kv_block_bytes(c->n_layers, c->n_kv_heads * c->head_dim, 16);
-  size_t ctx_blocks = (size_t)(ctx + 15) / 16 + 1;
-  size_t blocks = (size_t)o->requests * ctx_blocks + ctx_blocks + (adapter_bytes + block - 1) / block;
-  ec.kv_cache_mb = (blocks * block >> 20) + 1;
-  preft_engine *e;
-  if (preft_engine_create(&e, o->m, &ec, err) != 0) {
-    for (int a = 0; a < n_made; a++) preft_adapter_free(made[a]);
-    free(made);
-    return -1;
+  size_t blocks = (size_t)o->requests * ((size_t)(o->prompt_len + o->output_len + 15) / 16 + 1);
+  /* the adapters first: their memory comes out of the KV cache (engine.c:
+   * at most the cache less one full context), so the cache holds the
+   * requests' blocks, one context and every adapter (each in whole blocks);
+   * an in-memory adapter evicted for room could not be loaded again */
+  int n_made = me->adapted ? n_adapters : 0;
+  preft_adapter **ads = preft_xcalloc((size_t)(n_made > 0 ? n_made : 1), sizeof *ads);
+  size_t adapter_bytes = 0;
+  for (int a = 0; a < n_made; a++) {
+    ads[a] = preft_adapter_random(me->kind, c, o->rank, me->mode, o->adapter_dtype, (uint64_t)a + 1);
+    adapter_bytes += (ads[a]->bytes + block - 1) / block * block;
   }
+  size_t ctx = ((size_t)(ec.max_context + 15) / 16 + 1) * block;
+  ec.kv_cache_mb = ((blocks * block + ctx + adapter_bytes) >> 20) + 1;
+  preft_engine *e = NULL;
+  int made = preft_engine_create(&e, o->m, &ec, err);
   char name[32];
-  int added = 0;
   for (int a = 0; a < n_made; a++) {
     snprintf(name, sizeof name, "a%d", a);
-    preft_adapter *ad = made[a];
-    made[a] = NULL;
-    if (preft_engine_add_loaded_adapter(e, name, ad, err) != 0) break; /* ad freed */
-    added++;
+    if (made != 0) {
+      preft_adapter_free(ads[a]); /* not given to the engine */
+      continue;
+    }
+    if (preft_engine_add_loaded_adapter(e, name, ads[a], err) != 0) made = -1;
   }
-  for (int a = added; a < n_made; a++) preft_adapter_free(made[a]);
-  free(made);
-  if (added < n_made) {
-    preft_engine_free(e);
+  free(ads);
+  if (made != 0) {
+    if (e) preft_engine_free(e);
     return -1;
   }
   run_state st = {.remaining = o->requests};

@@ -3,7 +3,12 @@
  * when the text is longer than the context, as in Hugging Face's perplexity
  * guide: windows of --ctx tokens advance by --stride, and each window scores
  * only the tokens no earlier window scored, so every token after the first
- * is scored once with up to ctx-stride tokens of left context. */
+ * is scored once with up to ctx-stride tokens of left context.
+ * --halves scores as llama.cpp's llama-perplexity does by default, so the
+ * two agree on the same GGUF: whole, non-overlapping windows of --ctx
+ * tokens (a last partial one dropped), the first token of each replaced by
+ * BOS when the tokenizer adds one, and only tokens ctx/2+1 .. ctx-1 of each
+ * window scored. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +34,9 @@ static void usage(FILE *out) {
           "the perplexity exp(NLL) and the number of tokens scored.\n\n"
           "  --ctx N       window length in tokens (default min(1024, model context))\n"
           "  --stride S    window step (default ctx/2); 1 <= S <= ctx\n"
+          "  --halves      score as llama-perplexity does by default: whole windows of --ctx\n"
+          "                tokens side by side, each starting with BOS when the tokenizer adds\n"
+          "                one, only their second halves scored (tokens ctx/2+1 .. ctx-1)\n"
           "  --tokenizer PATH  tokenizer (default: the model directory's)\n"
           "  --json OUT    also write {\"tokens\", \"bytes\", \"nll\", \"perplexity\", \"bits_per_byte\"}\n"
           "                (nll: mean per scored token, natural log; bits_per_byte: the summed NLL\n"
@@ -55,6 +63,7 @@ int cli_perplexity(int argc, char **argv) {
   const char *model_dir = NULL, *file = NULL, *adapter_dir = NULL, *tok_path = NULL, *json_path = NULL;
   long ctx = 0, stride = 0, threads = 0;
   int mode_arg = -1;
+  bool halves = false;
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
       {"--file", "-f", CLI_STR, &file},
@@ -63,6 +72,7 @@ int cli_perplexity(int argc, char **argv) {
       {"--adapter-mode", NULL, CLI_MODE, &mode_arg},
       {"--ctx", NULL, CLI_INT, &ctx, 2, 1 << 24},
       {"--stride", NULL, CLI_INT, &stride, 1, 1 << 24},
+      {"--halves", NULL, CLI_FLAG, &halves},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
       {"--json", NULL, CLI_STR, &json_path},
       CLI_MATMUL_OPTION,
@@ -100,7 +110,16 @@ int cli_perplexity(int argc, char **argv) {
     preft_fail(&err, "--ctx %ld exceeds the model's context of %d", ctx, m->cfg.max_pos);
     goto fail;
   }
-  if (stride == 0) stride = ctx / 2 > 0 ? ctx / 2 : 1;
+  if (halves && stride != 0) {
+    fprintf(stderr, "preft perplexity: --halves takes no --stride (its windows are side by side)\n");
+    rc = CLI_EXIT_USAGE;
+    goto done;
+  }
+  if (halves && n < (size_t)ctx) {
+    preft_fail(&err, "%s: encodes to %zu tokens, --halves needs a whole window of %ld", file, n, ctx);
+    goto fail;
+  }
+  if (stride == 0) stride = halves ? ctx : ctx / 2 > 0 ? ctx / 2 : 1;
   if (stride > ctx) {
     fprintf(stderr, "preft perplexity: --stride must not exceed --ctx\n");
     rc = CLI_EXIT_USAGE;
@@ -111,11 +130,15 @@ int cli_perplexity(int argc, char **argv) {
   pool = preft_pool_create((int)threads);
   double nll = 0, t0 = preft_now();
   long count = 0, prev_end = 0;
-  long n_windows = n <= (size_t)ctx ? 1 : 1 + ((long)n - ctx + stride - 1) / stride;
-  for (long w = 0, begin = 0; prev_end < (long)n; w++, begin += stride) {
+  long n_windows = halves ? (long)n / ctx : n <= (size_t)ctx ? 1 : 1 + ((long)n - ctx + stride - 1) / stride;
+  int32_t bos = preft_tokenizer_bos_id(cm.tok);
+  bool adds_bos = bos >= 0 && tids[0] == bos; /* the encoder added it (special tokens on) */
+  for (long w = 0, begin = 0; halves ? w < n_windows : prev_end < (long)n; w++, begin += stride) {
     long end = begin + ctx < (long)n ? begin + ctx : (long)n;
-    /* score tokens [prev_end, end) of this window, relative to its start */
-    int from = (int)(prev_end > begin ? prev_end - begin : 1);
+    /* score tokens [prev_end, end) of this window, relative to its start
+     * (--halves: its second half) */
+    int from = halves ? (int)(ctx / 2 + 1) : (int)(prev_end > begin ? prev_end - begin : 1);
+    if (halves && adds_bos) ids[begin] = bos;
     if (preft_score_tokens(m, pool, ids + begin, (int)(end - begin), from, cm.adapter, cm.mode, &nll, &count,
                            &err) != 0)
       goto fail;

@@ -25,6 +25,8 @@ static void task_names(FILE *out) { fputs(preft_rl_task_help(), out); }
   "                        {\"prompt\", \"completion\", \"answer\"} line per completion on\n" \
   "                        stdin and writes one number a line on stdout\n"                    \
   "  --reward-timeout S    seconds to wait for each reward (default 10)\n"                    \
+  "  --partial-credit      score `addition` digit by digit (the share of right places)\n"     \
+  "                        instead of 0 or 1; accuracy counts exact answers either way\n"     \
   "  --stop-newline        a completion ends with its first line (default with --task,\n"     \
   "                        whose verifiers read the first line; --no-stop-newline: off)\n"
 
@@ -107,7 +109,7 @@ static void eval_usage(FILE *out) {
 typedef struct {
   const char *task, *task_file, *reward_cmd;
   double reward_timeout;
-  bool stop_newline, no_stop_newline;
+  bool stop_newline, no_stop_newline, partial_credit;
 } task_args;
 
 /* --stop-newline, --no-stop-newline, else on for built-in tasks. */
@@ -119,8 +121,9 @@ static bool stop_at_newline(const task_args *t) {
   {"--task", NULL, CLI_STR, &(t).task}, {"--task-file", NULL, CLI_STR, &(t).task_file}, \
       {"--reward-cmd", NULL, CLI_STR, &(t).reward_cmd},                                 \
       {"--reward-timeout", NULL, CLI_FLOAT, &(t).reward_timeout, 0.001, 86400},         \
-      {"--stop-newline", NULL, CLI_FLAG, &(t).stop_newline}, {                          \
-    "--no-stop-newline", NULL, CLI_FLAG, &(t).no_stop_newline                           \
+      {"--stop-newline", NULL, CLI_FLAG, &(t).stop_newline},                            \
+      {"--no-stop-newline", NULL, CLI_FLAG, &(t).no_stop_newline}, {                    \
+    "--partial-credit", NULL, CLI_FLAG, &(t).partial_credit                             \
   }
 
 static int open_task(const char *cmd, const task_args *t, preft_rl_task **task, preft_rl_rewarder **rw,
@@ -131,6 +134,7 @@ static int open_task(const char *cmd, const task_args *t, preft_rl_task **task, 
     return -1;
   }
   if (preft_rl_task_open(t->task, t->task_file, task, err) != 0) return 1;
+  preft_rl_task_set_partial(*task, t->partial_credit);
   if (preft_rl_rewarder_open(t->reward_cmd, t->reward_timeout, rw, err) != 0) {
     preft_rl_task_free(*task);
     *task = NULL;
@@ -303,8 +307,10 @@ int cli_train_rl(int argc, char **argv, const cli_dist *d) {
   }
   preft_train_model_from(&tm, cm.model, false);
   have_tm = true;
-  preft_model_free(cm.model); /* training and rollouts use tm's FP32 copy */
-  cm.model = NULL;
+  if (!preft_train_model_borrows(&tm)) { /* training and rollouts use tm's FP32 copy */
+    preft_model_free(cm.model);
+    cm.model = NULL;
+  } /* else tm uses the quantized base's matrices in place; cli_model_free frees it after tm */
   if (preft_train_adapter_init(&ad, &tm.cfg, &ao, &err) != 0) goto fail;
   if (!quiet && d->rank == 0)
     fprintf(stderr, "preft train rl: %s %s rank %ld, %d prompts x %d samples per step, %lld steps, lr %g\n",

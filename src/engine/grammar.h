@@ -17,10 +17,15 @@
  * state are computed once and kept (a DFA built lazily). The tokens allowed
  * in a state are found by walking the vocabulary's byte trie
  * (token_trie.h) through those transitions; the mask is cached per state.
+ * Stacks, states, transitions and masks belong to an automaton
+ * (preft_gauto) that many matchers may share, from any threads: the
+ * sequences of a batch, and later requests, with the same grammar walk each
+ * state's mask once between them.
  *
- * Ownership: a preft_grammar is immutable and reference counted (matchers
- * hold a reference); a matcher belongs to one sequence and one thread at a
- * time. The trie is borrowed and must outlive the matcher.
+ * Ownership: a preft_grammar is immutable and reference counted (automata
+ * hold a reference); an automaton is reference counted too (matchers hold
+ * one) and locks itself; a matcher belongs to one sequence and one thread
+ * at a time. The trie is borrowed and must outlive the automaton.
  */
 #ifndef PREFT_ENGINE_GRAMMAR_H
 #define PREFT_ENGINE_GRAMMAR_H
@@ -59,10 +64,24 @@ void preft_grammar_unref(preft_grammar *g);
 /* ---- matching ------------------------------------------------------------------ */
 
 typedef struct preft_gmatch preft_gmatch;
+typedef struct preft_gauto preft_gauto;
 
-/* A matcher at the start of g; trie may be NULL for byte-level use only
- * (then no masks). stop_ids: tokens that end the sequence (EOS), allowed
- * exactly when the grammar may end there; copied. */
+/* The automaton of g over trie's vocabulary (states and masks grow as
+ * matchers meet them); trie may be NULL for byte-level use only (then no
+ * masks). stop_ids: tokens that end the sequence (EOS), allowed exactly
+ * when the grammar may end there; copied. */
+preft_gauto *preft_gauto_new(preft_grammar *g, const preft_token_trie *trie, const int *stop_ids, int n_stop);
+preft_gauto *preft_gauto_ref(preft_gauto *a);
+void preft_gauto_unref(preft_gauto *a);
+/* States interned, masks cached, and mask walks done (cached or not) so far. */
+void preft_gauto_counts(preft_gauto *a, int *states, int *masks, int *walks);
+/* Whether a holds more than max_states states or its mask cache is full:
+ * an owner that keeps automata for reuse then starts a fresh one. */
+bool preft_gauto_full(preft_gauto *a, int max_states);
+
+/* A matcher at the start of a (which it holds a reference to). */
+preft_gmatch *preft_gmatch_new_shared(preft_gauto *a);
+/* A matcher with an automaton of its own (nothing shared). */
 preft_gmatch *preft_gmatch_new(preft_grammar *g, const preft_token_trie *trie, const int *stop_ids,
                                int n_stop);
 void preft_gmatch_free(preft_gmatch *m);
@@ -75,15 +94,16 @@ bool preft_gmatch_accept_token(preft_gmatch *m, int token);
 bool preft_gmatch_can_end(const preft_gmatch *m);
 bool preft_gmatch_must_end(const preft_gmatch *m);
 /* The allowed tokens now: bit t of mask[t / 32] (trie->vocab bits). Cached
- * per state; valid until the next call on m. */
+ * per state in the automaton; valid until the next call on m. */
 const uint32_t *preft_gmatch_mask(preft_gmatch *m);
-/* Number of matcher states and masks computed so far (benchmarks, tests). */
+/* Number of states and cached masks of m's automaton (benchmarks, tests). */
 void preft_gmatch_counts(const preft_gmatch *m, int *states, int *masks);
 
 /* Samples the next token under the grammar: logits of disallowed tokens
  * count as -inf (greedy: the best allowed one). Returns the token, or -1
  * when nothing is allowed (the grammar has ended and no stop id was given).
- * The matcher is not advanced (preft_gmatch_accept_token does that). */
+ * The matcher is not advanced (preft_gmatch_accept_token does that). The
+ * work past the mask is O(allowed tokens), not O(vocab). */
 struct preft_sampler;
 struct preft_sample_scratch;
 int preft_gmatch_sample(preft_gmatch *m, struct preft_sampler *s, struct preft_sample_scratch *w,

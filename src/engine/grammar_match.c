@@ -7,8 +7,13 @@
  * of its stacks' ids plus whether the grammar may end there, interned too.
  * A reference that ends its alternative continues straight at the parent
  * (a tail call), so right-recursive repetition keeps stacks flat and its
- * states recur, which is what makes the per-state caches hit. */
+ * states recur, which is what makes the per-state caches hit.
+ *
+ * Nodes, states, transitions and masks live in an automaton (preft_gauto)
+ * that any number of matchers share under its mutex: a state's mask is
+ * walked once for all of them. A matcher is its automaton and its state. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,38 +22,54 @@
 #include "text/strmap.h"
 
 #define MAX_DEPTH 2048    /* nesting of rule references in one stack */
-#define MAX_MASKS 256     /* cached masks per matcher before the cache is dropped */
-#define MAX_STATES 200000 /* states per matcher before new transitions are refused */
+#define MAX_MASKS 1024    /* cached masks per automaton; past it masks are walked per matcher, uncached */
+#define MAX_STATES 200000 /* states per automaton before new transitions are refused */
+
+typedef struct {
+  uint32_t *bits; /* [vocab / 32] allowed tokens */
+  int n_allowed;
+} gmask;
 
 typedef struct {
   int32_t *nodes;
   int n;
   bool accept;
-  int32_t *next;  /* [256] lazily: -2 unknown, -1 dead, else a state */
-  uint32_t *mask; /* cached allowed tokens, or NULL */
+  int32_t *next; /* [256] lazily: -2 unknown, -1 dead, else a state */
+  gmask *mask;   /* cached allowed tokens, or NULL */
 } gstate;
 
-struct preft_gmatch {
+struct preft_gauto {
+  int refs;           /* atomic */
+  pthread_mutex_t mu; /* guards everything below but the constants */
   preft_grammar *g;
   const preft_token_trie *trie;
   int *stop_ids;
   int n_stop;
+  int start; /* the state at the start of the grammar */
   int32_t *node_pos, *node_parent, *node_depth;
   int n_nodes, cap_nodes;
   preft_u64map node_map;
   gstate *states;
   int n_states, cap_states;
   preft_strmap state_map;
-  int cur;
   int32_t *tmp; /* expansion output */
   int n_tmp, cap_tmp;
   uint32_t *mark; /* [cap_nodes] generation marks for dedup */
   uint32_t gen;
-  int n_masks;
-  float *masked; /* [vocab] sampling scratch */
+  int n_masks, n_walks;
 };
 
-static int intern_node(preft_gmatch *m, int pos, int parent) {
+struct preft_gmatch {
+  preft_gauto *a;
+  int cur;         /* the state now */
+  bool cur_accept; /* its accept flag and stack count, copied out of the lock */
+  int cur_n;
+  gmask own;    /* the mask walked for this matcher when the automaton's cache is full */
+  float *cl;    /* [vocab] the allowed tokens' logits, for the draw */
+  int32_t *cid; /* [vocab] their ids */
+};
+
+static int intern_node(preft_gauto *m, int pos, int parent) {
   uint64_t key = (uint64_t)(uint32_t)pos << 32 | (uint32_t)(parent + 1), v;
   if (preft_u64map_get(&m->node_map, key, &v)) return (int)v;
   int depth = parent >= 0 ? m->node_depth[parent] + 1 : 1;
@@ -72,7 +93,7 @@ static int intern_node(preft_gmatch *m, int pos, int parent) {
 /* Adds to m->tmp every stack that starts at element pos with parent below
  * it, with rule references opened; reaching the end with no parent sets
  * *accept. */
-static void expand(preft_gmatch *m, int pos, int parent, bool *accept) {
+static void expand(preft_gauto *m, int pos, int parent, bool *accept) {
   const preft_grammar *g = m->g;
   const preft_gelem *e = &g->elems[pos];
   if (e->type == GE_END) {
@@ -106,7 +127,7 @@ static int cmp_i32(const void *a, const void *b) {
 
 /* The state of the stacks in m->tmp (sorted here); -1 when there are none
  * and the grammar cannot end either. */
-static int intern_state(preft_gmatch *m, bool accept) {
+static int intern_state(preft_gauto *m, bool accept) {
   if (m->n_tmp == 0 && !accept) return -1;
   if (m->n_tmp > 1) qsort(m->tmp, (size_t)m->n_tmp, sizeof(int32_t), cmp_i32); /* tmp may be NULL */
   if (m->n_tmp + 1 > m->cap_tmp) {
@@ -134,7 +155,7 @@ static int intern_state(preft_gmatch *m, bool accept) {
   return id;
 }
 
-static int advance(preft_gmatch *m, int st, uint8_t byte) {
+static int advance(preft_gauto *m, int st, uint8_t byte) {
   gstate *s = &m->states[st];
   if (!s->next) {
     s->next = preft_xmalloc(sizeof(int32_t) * 256);
@@ -155,15 +176,19 @@ static int advance(preft_gmatch *m, int st, uint8_t byte) {
   return ns;
 }
 
-static inline int next_state(preft_gmatch *m, int st, uint8_t byte) {
+static inline int next_state(preft_gauto *m, int st, uint8_t byte) {
   const int32_t *nx = m->states[st].next;
   if (nx && nx[byte] != -2) return nx[byte];
   return advance(m, st, byte);
 }
 
-preft_gmatch *preft_gmatch_new(preft_grammar *g, const preft_token_trie *trie, const int *stop_ids,
-                               int n_stop) {
-  preft_gmatch *m = preft_xcalloc(1, sizeof *m);
+/* ---- automata ----------------------------------------------------------------------- */
+
+preft_gauto *preft_gauto_new(preft_grammar *g, const preft_token_trie *trie, const int *stop_ids,
+                             int n_stop) {
+  preft_gauto *m = preft_xcalloc(1, sizeof *m);
+  m->refs = 1;
+  pthread_mutex_init(&m->mu, NULL);
   m->g = preft_grammar_ref(g);
   m->trie = trie;
   if (n_stop > 0) {
@@ -176,16 +201,22 @@ preft_gmatch *preft_gmatch_new(preft_grammar *g, const preft_token_trie *trie, c
   m->gen = 1;
   bool accept = false;
   for (int a = g->rule_alt[g->root]; a < g->rule_alt[g->root + 1]; a++) expand(m, g->alt_pos[a], -1, &accept);
-  m->cur = intern_state(m, accept);
-  PREFT_ASSERT(m->cur >= 0); /* a root rule always has an alternative */
+  m->start = intern_state(m, accept);
+  PREFT_ASSERT(m->start >= 0); /* a root rule always has an alternative */
   return m;
 }
 
-void preft_gmatch_free(preft_gmatch *m) {
-  if (!m) return;
+preft_gauto *preft_gauto_ref(preft_gauto *a) {
+  __atomic_add_fetch(&a->refs, 1, __ATOMIC_RELAXED);
+  return a;
+}
+
+void preft_gauto_unref(preft_gauto *m) {
+  if (!m || __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
   for (int i = 0; i < m->n_states; i++) {
     free(m->states[i].nodes);
     free(m->states[i].next);
+    if (m->states[i].mask) free(m->states[i].mask->bits);
     free(m->states[i].mask);
   }
   free(m->states);
@@ -197,29 +228,83 @@ void preft_gmatch_free(preft_gmatch *m) {
   free(m->mark);
   free(m->tmp);
   free(m->stop_ids);
-  free(m->masked);
   preft_grammar_unref(m->g);
+  pthread_mutex_destroy(&m->mu);
   free(m);
 }
 
-bool preft_gmatch_accept_bytes(preft_gmatch *m, const void *bytes, size_t n) {
-  const uint8_t *p = bytes;
-  int st = m->cur;
-  for (size_t i = 0; i < n && st >= 0; i++) st = next_state(m, st, p[i]);
-  if (st < 0) return false;
-  m->cur = st;
-  return true;
+void preft_gauto_counts(preft_gauto *a, int *states, int *masks, int *walks) {
+  pthread_mutex_lock(&a->mu);
+  *states = a->n_states;
+  *masks = a->n_masks;
+  *walks = a->n_walks;
+  pthread_mutex_unlock(&a->mu);
 }
 
-static bool is_stop(const preft_gmatch *m, int token) {
-  for (int i = 0; i < m->n_stop; i++)
-    if (m->stop_ids[i] == token) return true;
+bool preft_gauto_full(preft_gauto *a, int max_states) {
+  pthread_mutex_lock(&a->mu);
+  bool full = a->n_states > max_states || a->n_masks >= MAX_MASKS;
+  pthread_mutex_unlock(&a->mu);
+  return full;
+}
+
+/* ---- matchers ----------------------------------------------------------------------- */
+
+static void set_cur(preft_gmatch *m, int st) { /* under the automaton's lock */
+  m->cur = st;
+  m->cur_accept = m->a->states[st].accept;
+  m->cur_n = m->a->states[st].n;
+}
+
+preft_gmatch *preft_gmatch_new_shared(preft_gauto *a) {
+  preft_gmatch *m = preft_xcalloc(1, sizeof *m);
+  m->a = preft_gauto_ref(a);
+  pthread_mutex_lock(&a->mu);
+  set_cur(m, a->start);
+  pthread_mutex_unlock(&a->mu);
+  return m;
+}
+
+preft_gmatch *preft_gmatch_new(preft_grammar *g, const preft_token_trie *trie, const int *stop_ids,
+                               int n_stop) {
+  preft_gauto *a = preft_gauto_new(g, trie, stop_ids, n_stop);
+  preft_gmatch *m = preft_gmatch_new_shared(a);
+  preft_gauto_unref(a);
+  return m;
+}
+
+void preft_gmatch_free(preft_gmatch *m) {
+  if (!m) return;
+  preft_gauto_unref(m->a);
+  free(m->own.bits);
+  free(m->cl);
+  free(m->cid);
+  free(m);
+}
+
+/* Follows bytes from state st: the state after them, -1 when refused. */
+static int follow(preft_gauto *a, int st, const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n && st >= 0; i++) st = next_state(a, st, p[i]);
+  return st;
+}
+
+bool preft_gmatch_accept_bytes(preft_gmatch *m, const void *bytes, size_t n) {
+  pthread_mutex_lock(&m->a->mu);
+  int st = follow(m->a, m->cur, bytes, n);
+  if (st >= 0) set_cur(m, st);
+  pthread_mutex_unlock(&m->a->mu);
+  return st >= 0;
+}
+
+static bool is_stop(const preft_gauto *a, int token) {
+  for (int i = 0; i < a->n_stop; i++)
+    if (a->stop_ids[i] == token) return true;
   return false;
 }
 
 bool preft_gmatch_accept_token(preft_gmatch *m, int token) {
-  if (is_stop(m, token)) return m->states[m->cur].accept;
-  const preft_token_trie *t = m->trie;
+  if (is_stop(m->a, token)) return m->cur_accept;
+  const preft_token_trie *t = m->a->trie;
   if (!t || token < 0 || token >= t->vocab || t->tok_node[token] < 0) return false;
   uint8_t buf[256] = {0}, *bytes = buf;
   int n = 0;
@@ -232,22 +317,20 @@ bool preft_gmatch_accept_token(preft_gmatch *m, int token) {
   return ok;
 }
 
-bool preft_gmatch_can_end(const preft_gmatch *m) { return m->states[m->cur].accept; }
+bool preft_gmatch_can_end(const preft_gmatch *m) { return m->cur_accept; }
 
-bool preft_gmatch_must_end(const preft_gmatch *m) {
-  return m->states[m->cur].accept && m->states[m->cur].n == 0;
-}
+bool preft_gmatch_must_end(const preft_gmatch *m) { return m->cur_accept && m->cur_n == 0; }
 
 void preft_gmatch_counts(const preft_gmatch *m, int *states, int *masks) {
-  *states = m->n_states;
-  *masks = m->n_masks;
+  int walks;
+  preft_gauto_counts(m->a, states, masks, &walks);
 }
 
 /* ---- masks ------------------------------------------------------------------------- */
 
 /* Marks every token below trie node `node` whose bytes the grammar accepts
  * from state st. */
-static void walk(preft_gmatch *m, int node, int st, uint32_t *mask) {
+static void walk(preft_gauto *m, int node, int st, uint32_t *mask) {
   const preft_token_trie *t = m->trie;
   int end = t->first_child[node] + t->n_child[node];
   for (int c = t->first_child[node]; c < end; c++) {
@@ -258,38 +341,65 @@ static void walk(preft_gmatch *m, int node, int st, uint32_t *mask) {
   }
 }
 
-const uint32_t *preft_gmatch_mask(preft_gmatch *m) {
-  PREFT_ASSERT(m->trie);
-  int st = m->cur;
-  if (m->states[st].mask) return m->states[st].mask;
-  if (m->n_masks >= MAX_MASKS) { /* drop the cache rather than grow without bound */
-    for (int i = 0; i < m->n_states; i++) {
-      free(m->states[i].mask);
-      m->states[i].mask = NULL;
-    }
-    m->n_masks = 0;
-  }
-  size_t words = ((size_t)m->trie->vocab + 31) / 32;
-  uint32_t *mask = preft_xcalloc(words, sizeof *mask);
-  walk(m, 0, st, mask);
-  bool accept = m->states[st].accept;
-  for (int i = 0; i < m->n_stop; i++) {
-    int id = m->stop_ids[i];
-    if (id < 0 || id >= m->trie->vocab) continue;
+/* The allowed tokens of state st into out (bits zeroed by the caller). */
+static void compute_mask(preft_gauto *a, int st, gmask *out) {
+  walk(a, 0, st, out->bits);
+  bool accept = a->states[st].accept;
+  for (int i = 0; i < a->n_stop; i++) {
+    int id = a->stop_ids[i];
+    if (id < 0 || id >= a->trie->vocab) continue;
     if (accept)
-      mask[id >> 5] |= 1u << (id & 31);
+      out->bits[id >> 5] |= 1u << (id & 31);
     else
-      mask[id >> 5] &= ~(1u << (id & 31));
+      out->bits[id >> 5] &= ~(1u << (id & 31));
   }
-  m->states[st].mask = mask;
-  m->n_masks++;
-  return mask;
+  size_t words = ((size_t)a->trie->vocab + 31) / 32;
+  int n = 0;
+  for (size_t w = 0; w < words; w++) n += __builtin_popcount(out->bits[w]);
+  out->n_allowed = n;
+  a->n_walks++;
 }
 
+/* The mask of the matcher's state: the automaton's cached one (walked once
+ * for every matcher that shares it), or, once the cache is full, one walked
+ * into the matcher's own buffer. Masks are never freed while the automaton
+ * lives, so the pointer stays valid outside the lock. */
+static const gmask *mask_of(preft_gmatch *m) {
+  preft_gauto *a = m->a;
+  PREFT_ASSERT(a->trie);
+  size_t words = ((size_t)a->trie->vocab + 31) / 32;
+  pthread_mutex_lock(&a->mu);
+  gstate *s = &a->states[m->cur];
+  const gmask *mk = s->mask;
+  if (!mk && a->n_masks < MAX_MASKS) {
+    gmask *nm = preft_xcalloc(1, sizeof *nm);
+    nm->bits = preft_xcalloc(words, sizeof *nm->bits);
+    compute_mask(a, m->cur, nm);
+    a->states[m->cur].mask = nm; /* states may have moved during the walk */
+    a->n_masks++;
+    mk = nm;
+  } else if (!mk) {
+    if (!m->own.bits) m->own.bits = preft_xmalloc(words * sizeof *m->own.bits);
+    memset(m->own.bits, 0, words * sizeof *m->own.bits);
+    compute_mask(a, m->cur, &m->own);
+    mk = &m->own;
+  }
+  pthread_mutex_unlock(&a->mu);
+  return mk;
+}
+
+const uint32_t *preft_gmatch_mask(preft_gmatch *m) { return mask_of(m)->bits; }
+
+/* Draws among the allowed tokens only: their logits are gathered in id
+ * order into a dense row of n and drawn from with the sampler as it is,
+ * which gives the token the full row with -inf for every other token gives
+ * (the same candidates, ranked the same, the same sums; test_grammar
+ * checks it), in O(allowed) instead of O(vocab) once the mask is known. */
 int preft_gmatch_sample(preft_gmatch *m, preft_sampler *s, preft_sample_scratch *w, const float *logits,
                         int vocab) {
-  const uint32_t *mask = preft_gmatch_mask(m);
-  if (vocab > m->trie->vocab) vocab = m->trie->vocab;
+  const gmask *mk = mask_of(m);
+  const uint32_t *mask = mk->bits;
+  if (vocab > m->a->trie->vocab) vocab = m->a->trie->vocab;
   const preft_sampling *p = &s->params;
   int words = (vocab + 31) / 32;
   if (p->temperature <= 0.0f || p->top_k == 1) {
@@ -302,18 +412,19 @@ int preft_gmatch_sample(preft_gmatch *m, preft_sampler *s, preft_sample_scratch 
     }
     return best;
   }
-  if (!m->masked) m->masked = preft_xmalloc(sizeof(float) * (size_t)m->trie->vocab);
-  bool any = false;
-  for (int wi = 0; wi < words; wi++) {
-    uint32_t bits = mask[wi];
-    int base = wi * 32, n = vocab - base < 32 ? vocab - base : 32;
-    if (!bits) {
-      for (int k = 0; k < n; k++) m->masked[base + k] = -INFINITY;
-      continue;
-    }
-    any = true;
-    for (int k = 0; k < n; k++) m->masked[base + k] = bits >> k & 1 ? logits[base + k] : -INFINITY;
+  if (!m->cl) {
+    m->cl = preft_xmalloc(sizeof(float) * (size_t)m->a->trie->vocab);
+    m->cid = preft_xmalloc(sizeof(int32_t) * (size_t)m->a->trie->vocab);
   }
-  if (!any) return -1;
-  return preft_sample_with(s, w, m->masked, vocab);
+  int n = 0;
+  for (int wi = 0; wi < words; wi++) {
+    for (uint32_t bits = mask[wi]; bits; bits &= bits - 1) {
+      int t = wi * 32 + __builtin_ctz(bits);
+      if (t >= vocab) break;
+      m->cid[n] = t;
+      m->cl[n++] = logits[t];
+    }
+  }
+  if (n == 0) return -1;
+  return m->cid[preft_sample_with(s, w, m->cl, n)];
 }

@@ -30,6 +30,7 @@
 #include <cjson/cJSON.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,7 @@ struct preft_rl_task {
   char *name;
   preft_rl_prompt *lines; /* TASK_FILE */
   int64_t n_lines;
+  bool partial; /* addition scored digit by digit (match "digits"), not by exact match */
 };
 
 const char *const *preft_rl_task_names(void) { return NAMES; }
@@ -172,7 +174,7 @@ static int parse_task_line(const char *line, size_t len, preft_rl_prompt *out, p
   else if (match && (!cJSON_IsString(match) || (m = preft_rl_match_parse(match->valuestring)) < 0))
     rc = preft_fail(err,
                     "field \"match\" must be one of \"exact\", \"contains\", \"regex\", \"number\", "
-                    "\"first_line\", \"first_number\"");
+                    "\"first_line\", \"first_number\", \"digits\"");
   else
     rc = check_answer(answer->valuestring, (preft_rl_match)m, err);
   if (rc == 0) {
@@ -358,5 +360,7 @@ void preft_rl_task_draw(const preft_rl_task *t, uint64_t seed, int64_t index, pr
   }
   out->prompt = preft_xstrdup(prompt);
   out->answer = preft_xstrdup(answer);
-  out->match = PREFT_RL_MATCH_FIRST_LINE;
+  out->match = t->kind == TASK_ADDITION && t->partial ? PREFT_RL_MATCH_DIGITS : PREFT_RL_MATCH_FIRST_LINE;
 }
+
+void preft_rl_task_set_partial(preft_rl_task *t, bool partial) { t->partial = partial; }

@@ -19,6 +19,7 @@
 #ifndef PREFT_RL_TASK_H
 #define PREFT_RL_TASK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "preft/base.h"
@@ -32,6 +33,10 @@ typedef enum {
   PREFT_RL_MATCH_FIRST_LINE,   /* the completion's first line (trimmed) == answer: the built-in
                                   tasks, whose models go on with the next "Q: ..." line */
   PREFT_RL_MATCH_FIRST_NUMBER, /* the first number in the completion equals the answer */
+  PREFT_RL_MATCH_DIGITS,       /* partial credit on the completion's first line (trimmed): the share
+                                  of places i where line[i] == answer[i], over the longer of the
+                                  two; 1 only when they are equal (`addition` with
+                                  --partial-credit) */
 } preft_rl_match;
 
 /* The name of a match kind as task files spell it ("exact", "first_line",
@@ -67,6 +72,10 @@ void preft_rl_task_free(preft_rl_task *t);
  * index) always gives the same prompt (a file task: line (seed-permuted
  * index) mod lines). *out is owned by the caller (preft_rl_prompt_clear). */
 void preft_rl_task_draw(const preft_rl_task *t, uint64_t seed, int64_t index, preft_rl_prompt *out);
+/* partial: `addition` is scored digit by digit (match "digits": partial
+ * credit, fewer all-equal groups); else (the default), like every other
+ * built-in task, by exact match of the first line ("first_line"). */
+void preft_rl_task_set_partial(preft_rl_task *t, bool partial);
 void preft_rl_prompt_clear(preft_rl_prompt *p);
 /* Names of the built-in tasks, NULL-terminated. */
 const char *const *preft_rl_task_names(void);
@@ -79,7 +88,9 @@ const char *preft_rl_task_name(const preft_rl_task *t);
 /* Prompts a file task holds (0 for a generator). */
 int64_t preft_rl_task_size(const preft_rl_task *t);
 
-/* The deterministic verifier: 1.0 when the completion matches, else 0.0. */
+/* The deterministic verifier: 1.0 when the completion matches, else 0.0
+ * (match "digits": a share in [0, 1], 1.0 only for an exact match, so that
+ * accuracy, the share of rewards >= 1, stays exact match). */
 double preft_rl_verify(const preft_rl_prompt *p, const char *completion);
 
 typedef struct preft_rl_rewarder preft_rl_rewarder;

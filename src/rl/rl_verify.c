@@ -1,6 +1,7 @@
 /* rl_verify.c - the deterministic verifier: does a completion match the
  * answer of its prompt (exact, contains, regex, number, first line, first
- * number; see preft_rl_match in rl_task.h). */
+ * number), or how much of it (digits: partial credit place by place; see
+ * preft_rl_match in rl_task.h). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
 #include <math.h>
@@ -10,8 +11,8 @@
 
 #include "rl/rl_task.h"
 
-static const char *const MATCH_NAMES[] = {"exact",  "contains",   "regex",
-                                          "number", "first_line", "first_number"};
+static const char *const MATCH_NAMES[] = {"exact",      "contains",     "regex", "number",
+                                          "first_line", "first_number", "digits"};
 enum { N_MATCH = sizeof MATCH_NAMES / sizeof MATCH_NAMES[0] };
 
 const char *preft_rl_match_name(preft_rl_match m) {
@@ -93,6 +94,27 @@ static int regex_matches(const char *completion, const char *pattern) {
   return rc >= 0;
 }
 
+/* [*s, *e): the completion's first line after leading blanks, trimmed */
+static void first_line(const char *c, const char **s, const char **e) {
+  *s = c;
+  while (**s && is_space(**s)) (*s)++; /* " 82\n": the line after leading blanks */
+  *e = strchr(*s, '\n');
+  if (!*e) *e = *s + strlen(*s);
+  trim(s, e);
+}
+
+/* The share of places where the first line and the answer agree, over the
+ * longer of the two: "28" for "28" 1, "29" 0.5, "281" 2/3, "" 0. */
+static double digits_credit(const char *c, const char *answer) {
+  const char *s, *e, *as = answer, *ae = answer + strlen(answer);
+  first_line(c, &s, &e);
+  trim(&as, &ae);
+  size_t n = (size_t)(e - s), na = (size_t)(ae - as), longer = n > na ? n : na, same = 0;
+  if (longer == 0) return 1.0;
+  for (size_t i = 0; i < n && i < na; i++) same += s[i] == as[i];
+  return same == longer ? 1.0 : (double)same / (double)longer;
+}
+
 double preft_rl_verify(const preft_rl_prompt *p, const char *completion) {
   const char *a = p->answer, *c = completion;
   switch (p->match) {
@@ -107,11 +129,12 @@ double preft_rl_verify(const preft_rl_prompt *p, const char *completion) {
     case PREFT_RL_MATCH_FIRST_NUMBER:
       return number_matches(c, a, 0);
     case PREFT_RL_MATCH_FIRST_LINE: {
-      const char *s = c;
-      while (*s && is_space(*s)) s++; /* " 82\n": the line after leading blanks */
-      const char *e = strchr(s, '\n');
-      return equal_trimmed(s, e ? e : s + strlen(s), a);
+      const char *s, *e;
+      first_line(c, &s, &e);
+      return equal_trimmed(s, e, a);
     }
+    case PREFT_RL_MATCH_DIGITS:
+      return digits_credit(c, a);
   }
   return 0.0;
 }

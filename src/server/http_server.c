@@ -420,6 +420,7 @@ void preft_server_stop(preft_server *s) {
   if (s->daemon) MHD_stop_daemon(s->daemon);
   preft_srv_guard_stop(&s->guard);
   pthread_mutex_destroy(&s->mu);
+  preft_srv_grammar_cache_free(s);
   pthread_mutex_destroy(&s->trie_mu);
   if (s->trie) preft_token_trie_free(s->trie);
   free(s->trie);

@@ -70,7 +70,9 @@ typedef struct choice_out {
   int n_ids, cap;
   /* tool calls (chat with tools, tool_choice not "none"): the reply parsed as it streams */
   srv_tool_stream tools;
-  int calls_sent; /* streamed so far */
+  int calls_sent;      /* calls streamed whole so far */
+  bool call_head_sent; /* of calls[calls_sent]: its id and name */
+  size_t args_sent;    /* of calls[calls_sent]: bytes of its arguments */
 } choice_out;
 
 struct srv_gen {
@@ -342,9 +344,43 @@ static void sse_chunk_end(srv_gen *g, const char *finish) {
   preft_srv_buf_puts(&g->sse, "}]}\n\n");
 }
 
-/* Chat with tools, streamed: content as it is known to be content, each
- * call as two deltas once it is complete (index, id, type and name with
- * empty arguments; then the arguments), the way the SDK assembles them. */
+static void sse_call_head(srv_gen *g, int ci, int k, const char *name) {
+  char id[48];
+  tool_call_id(g, ci, k, id, sizeof id);
+  sse_chunk_begin(g, ci);
+  preft_srv_buf_printf(
+      &g->sse, "\"tool_calls\":[{\"index\":%d,\"id\":\"%s\",\"type\":\"function\",\"function\":{\"name\":", k,
+      id);
+  preft_srv_buf_json_str(&g->sse, name, strlen(name));
+  preft_srv_buf_puts(&g->sse, ",\"arguments\":\"\"}}]");
+  sse_chunk_end(g, NULL);
+}
+
+static void sse_call_args(srv_gen *g, int ci, int k, const char *args, size_t n) {
+  if (!n) return;
+  sse_chunk_begin(g, ci);
+  preft_srv_buf_printf(&g->sse, "\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":", k);
+  preft_srv_buf_json_str(&g->sse, args, n);
+  preft_srv_buf_puts(&g->sse, "}}]");
+  sse_chunk_end(g, NULL);
+}
+
+/* Bytes of s[0..n) up to the last whole UTF-8 character. */
+static size_t utf8_whole(const char *s, size_t n) {
+  size_t i = n, back = 0;
+  while (i > 0 && back < 4 && ((unsigned char)s[i - 1] & 0xc0) == 0x80) i--, back++;
+  if (i == 0) return n;
+  unsigned char lead = (unsigned char)s[i - 1];
+  size_t want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  return want > back + 1 ? i - 1 : n;
+}
+
+/* Chat with tools, streamed, as OpenAI and vLLM stream them: content as it
+ * is known to be content; each call as a first delta with index, id, type
+ * and name (empty arguments) once its name is written, then its arguments
+ * in pieces as the model writes them; a call whose arguments could not be
+ * followed (not an object, or the name after them) gets them in one piece
+ * once complete. The SDK assembles the pieces. */
 static void sse_tool_event(srv_gen *g, choice_out *o, const srv_event *ev, bool final) {
   int ci = ev->choice;
   srv_buf content = {0};
@@ -359,23 +395,35 @@ static void sse_tool_event(srv_gen *g, choice_out *o, const srv_event *ev, bool 
     o->role_sent = true;
   }
   preft_srv_buf_free(&content);
-  for (; o->calls_sent < o->tools.n_calls; o->calls_sent++) {
-    const srv_tool_call *c = &o->tools.calls[o->calls_sent];
-    char id[48];
-    tool_call_id(g, ci, o->calls_sent, id, sizeof id);
-    sse_chunk_begin(g, ci);
-    preft_srv_buf_printf(
-        &g->sse, "\"tool_calls\":[{\"index\":%d,\"id\":\"%s\",\"type\":\"function\",\"function\":{\"name\":",
-        o->calls_sent, id);
-    preft_srv_buf_json_str(&g->sse, c->name, strlen(c->name));
-    preft_srv_buf_puts(&g->sse, ",\"arguments\":\"\"}}]");
-    sse_chunk_end(g, NULL);
-    sse_chunk_begin(g, ci);
-    preft_srv_buf_printf(&g->sse,
-                         "\"tool_calls\":[{\"index\":%d,\"function\":{\"arguments\":", o->calls_sent);
-    preft_srv_buf_json_str(&g->sse, c->arguments, strlen(c->arguments));
-    preft_srv_buf_puts(&g->sse, "}}]");
-    sse_chunk_end(g, NULL);
+  for (;;) {
+    int k = o->calls_sent;
+    if (k < o->tools.n_calls) { /* complete: what is left of it */
+      const srv_tool_call *c = &o->tools.calls[k];
+      if (!o->call_head_sent) sse_call_head(g, ci, k, c->name);
+      if (c->streamed) {
+        size_t len = strlen(c->streamed);
+        if (o->args_sent < len) sse_call_args(g, ci, k, c->streamed + o->args_sent, len - o->args_sent);
+      } else if (o->args_sent == 0) {
+        sse_call_args(g, ci, k, c->arguments, strlen(c->arguments));
+      }
+    } else { /* being written: its name once known, then its arguments so far */
+      const char *args;
+      size_t args_len;
+      bool done;
+      const char *name = preft_srv_tool_stream_live(&o->tools, k, &args, &args_len, &done);
+      if (!name || !name[0]) break;
+      if (!o->call_head_sent) sse_call_head(g, ci, k, name);
+      o->call_head_sent = true;
+      size_t whole = done ? args_len : utf8_whole(args, args_len);
+      if (whole > o->args_sent) {
+        sse_call_args(g, ci, k, args + o->args_sent, whole - o->args_sent);
+        o->args_sent = whole;
+      }
+      if (!done) break;
+    }
+    o->calls_sent++;
+    o->call_head_sent = false;
+    o->args_sent = 0;
   }
   if (final) {
     sse_chunk_begin(g, ci);

@@ -49,6 +49,11 @@ struct preft_server {
   /* the vocabulary's byte trie for constrained decoding, built on first use (trie_mu) */
   pthread_mutex_t trie_mu;
   struct preft_token_trie *trie;
+  /* grammar automata by grammar text and stop ids, shared by every request
+   * that constrains with the same grammar (constrain.c; trie_mu) */
+  struct srv_grammar_entry *grammars;
+  int n_grammars;
+  unsigned long grammar_clock;
   /* counters for /metrics */
   _Atomic long status_count[SRV_N_STATUS];
   _Atomic long cb_nanos;       /* engine-thread time in preft_srv_job_engine_cb */
@@ -102,6 +107,8 @@ int preft_srv_adapter_load_error(const preft_server *s, const char *lora_path, c
 int preft_srv_prepare_constraint(preft_server *s, srv_gen_request *q, srv_api_error *e);
 struct preft_gmatch *preft_srv_constraint_new(preft_server *s, const srv_gen_request *q, const int *stop_ids,
                                               int n_stop);
+/* Drops the server's grammar automata (matchers still running keep theirs). */
+void preft_srv_grammar_cache_free(preft_server *s);
 /* metrics.c */
 void preft_srv_route_metrics(preft_server *s, srv_reply *r);
 /* tokenize_routes.c: vLLM's /tokenize, /detokenize; /version */

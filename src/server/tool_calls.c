@@ -117,12 +117,24 @@ void preft_srv_tool_stream_init(srv_tool_stream *t, srv_tool_family fam) {
   t->state = fam == SRV_TOOL_HERMES ? ST_CONTENT : ST_START;
 }
 
+static void live_reset(srv_tool_stream *t) {
+  srv_tool_live *l = &t->live;
+  for (int i = 0; i < SRV_TOOL_LIVE_MAX; i++) {
+    free(l->name[i]);
+    preft_srv_buf_free(&l->args[i]);
+  }
+  memset(l, 0, sizeof *l);
+  t->live_base = t->n_calls;
+}
+
 void preft_srv_tool_stream_free(srv_tool_stream *t) {
   for (int i = 0; i < t->n_calls; i++) {
     free(t->calls[i].name);
     free(t->calls[i].arguments);
+    free(t->calls[i].streamed);
   }
   free(t->calls);
+  live_reset(t);
   preft_srv_buf_free(&t->pending);
   memset(t, 0, sizeof *t);
 }
@@ -135,6 +147,7 @@ static void add_call(srv_tool_stream *t, const char *name, char *args) {
     t->calls = preft_xrealloc(t->calls, sizeof *t->calls * (size_t)t->cap_calls);
   }
   t->calls[t->n_calls].name = preft_xstrdup(name);
+  t->calls[t->n_calls].streamed = NULL;
   t->calls[t->n_calls++].arguments = args;
 }
 
@@ -203,6 +216,199 @@ fail:
   return false;
 }
 
+/* ---- the call being written ------------------------------------------------------------------- */
+
+enum { LV_PRE, LV_BETWEEN, LV_KEY, LV_COLON, LV_VALUE, LV_ARGS, LV_SKIP, LV_DEAD };
+enum { KEY_OTHER, KEY_NAME, KEY_ARGS };
+
+/* The end of the JSON string starting at s[i] == '"' (one past its closing
+ * quote), or 0 when it is not closed yet. */
+static size_t string_end(const char *s, size_t n, size_t i) {
+  for (size_t j = i + 1; j < n; j++) {
+    if (s[j] == '\\')
+      j++;
+    else if (s[j] == '"')
+      return j + 1;
+  }
+  return 0;
+}
+
+/* Follows one byte of a JSON value (arguments or a skipped value): strings,
+ * nesting; returns true when the value is closed by this byte (depth back
+ * to 0 after a bracket). */
+static bool value_byte(srv_tool_live *l, char c) {
+  if (l->in_str) {
+    if (l->esc)
+      l->esc = false;
+    else if (c == '\\')
+      l->esc = true;
+    else if (c == '"')
+      l->in_str = false;
+    return false;
+  }
+  if (c == '"') {
+    l->in_str = true;
+  } else if (c == '{' || c == '[') {
+    l->depth++;
+  } else if (c == '}' || c == ']') {
+    return --l->depth == 0;
+  }
+  return false;
+}
+
+/* Scans the call text s[0..n) (the pending text of a tag or a JSON reply)
+ * from where the last scan stopped: objects one after another (in a list
+ * or joined by ';'), their "name" and their "arguments" / "parameters"
+ * object byte by byte. Anything unexpected ends the live view; the whole
+ * parse at the end decides what the calls are. */
+static void live_scan(srv_tool_stream *t, const char *s, size_t n) {
+  srv_tool_live *l = &t->live;
+  while (l->pos < n && l->phase != LV_DEAD) {
+    char c = s[l->pos];
+    switch (l->phase) {
+      case LV_PRE: {
+        if (is_ws(c)) {
+          l->pos++;
+          break;
+        }
+        const char *tag = t->fam == SRV_TOOL_LLAMA3    ? PYTHON_TAG
+                          : t->fam == SRV_TOOL_MISTRAL ? MISTRAL_TAG
+                                                       : NULL;
+        size_t tl = tag ? strlen(tag) : 0, left = n - l->pos;
+        if (tag && !memcmp(s + l->pos, tag, left < tl ? left : tl)) {
+          if (left < tl) return; /* the tag, not whole yet */
+          l->pos += tl;
+          break;
+        }
+        if (c == '[') l->pos++;
+        l->phase = c == '[' || c == '{' ? LV_BETWEEN : LV_DEAD;
+        break;
+      }
+      case LV_BETWEEN:
+        if (is_ws(c) || c == ';' || c == ',') {
+          l->pos++;
+        } else if (c == '{' && l->n < SRV_TOOL_LIVE_MAX) {
+          l->n++;
+          l->pos++;
+          l->phase = LV_KEY;
+        } else {
+          l->phase = LV_DEAD;
+        }
+        break;
+      case LV_KEY:
+        if (is_ws(c) || c == ',') {
+          l->pos++;
+        } else if (c == '}') {
+          l->pos++;
+          l->closed[l->n - 1] = true;
+          l->phase = LV_BETWEEN;
+        } else if (c == '"') {
+          size_t e = string_end(s, n, l->pos);
+          if (!e) return; /* the key is not whole yet */
+          const char *k = s + l->pos + 1;
+          size_t kl = e - l->pos - 2;
+          l->key = kl == 4 && !memcmp(k, "name", 4) ? KEY_NAME
+                   : (kl == 9 && !memcmp(k, "arguments", 9)) || (kl == 10 && !memcmp(k, "parameters", 10))
+                       ? KEY_ARGS
+                       : KEY_OTHER;
+          l->pos = e;
+          l->phase = LV_COLON;
+        } else {
+          l->phase = LV_DEAD;
+        }
+        break;
+      case LV_COLON:
+        if (is_ws(c)) {
+          l->pos++;
+        } else if (c == ':') {
+          l->pos++;
+          l->phase = LV_VALUE;
+        } else {
+          l->phase = LV_DEAD;
+        }
+        break;
+      case LV_VALUE: {
+        if (is_ws(c)) {
+          l->pos++;
+          break;
+        }
+        int i = l->n - 1;
+        l->depth = 0;
+        l->in_str = l->esc = false;
+        if (l->key == KEY_NAME && c == '"') {
+          size_t e = string_end(s, n, l->pos);
+          if (!e) return; /* the name is not whole yet */
+          cJSON *j = cJSON_ParseWithLength(s + l->pos, e - l->pos);
+          if (cJSON_IsString(j) && j->valuestring[0] && !l->name[i])
+            l->name[i] = preft_xstrdup(j->valuestring);
+          cJSON_Delete(j);
+          l->pos = e;
+          l->phase = LV_KEY;
+        } else if (l->key == KEY_ARGS && l->args_state[i] == 0) {
+          l->args_state[i] = c == '{' ? 1 : 3;
+          l->phase = c == '{' ? LV_ARGS : LV_SKIP;
+        } else {
+          l->phase = LV_SKIP;
+        }
+        break;
+      }
+      case LV_ARGS: { /* the arguments object, byte for byte but for the blanks between tokens */
+        bool closed = false;
+        while (l->pos < n && !closed) {
+          char b = s[l->pos++];
+          bool keep = l->in_str || !is_ws(b);
+          closed = value_byte(l, b);
+          if (keep) preft_srv_buf_put(&l->args[l->n - 1], &b, 1);
+        }
+        if (closed) {
+          l->args_state[l->n - 1] = 2;
+          l->phase = LV_KEY;
+        }
+        break;
+      }
+      case LV_SKIP: /* any other value: up to the ',' or '}' after it */
+        if (l->depth == 0 && !l->in_str && (c == ',' || c == '}')) {
+          l->phase = LV_KEY;
+        } else {
+          value_byte(l, c);
+          l->pos++;
+        }
+        break;
+    }
+  }
+}
+
+/* After parse_calls added the calls of the live text: each gets the
+ * arguments text that was followed (and may have been sent) live. */
+static void live_attach(srv_tool_stream *t) {
+  srv_tool_live *l = &t->live;
+  for (int i = 0; i < l->n; i++) {
+    int k = t->live_base + i;
+    if (k >= t->n_calls || l->args_state[i] != 2 || t->calls[k].streamed) continue;
+    char *a = preft_xmalloc(l->args[i].len + 1);
+    memcpy(a, l->args[i].p, l->args[i].len);
+    a[l->args[i].len] = 0;
+    t->calls[k].streamed = a;
+  }
+}
+
+const char *preft_srv_tool_stream_live(const srv_tool_stream *t, int index, const char **args,
+                                       size_t *args_len, bool *done) {
+  const srv_tool_live *l = &t->live;
+  int i = index - t->live_base;
+  *args = NULL;
+  *args_len = 0;
+  *done = false;
+  if (index < t->n_calls || i < 0 || i >= l->n || (t->state != ST_IN_CALL && t->state != ST_JSON))
+    return NULL;
+  if (l->args_state[i] == 1 || l->args_state[i] == 2) {
+    *args = l->args[i].p;
+    *args_len = l->args[i].len;
+  }
+  *done = l->closed[i] && l->args_state[i] == 2 && l->name[i];
+  return l->name[i] ? l->name[i] : "";
+}
+
 static void pending_drop(srv_tool_stream *t, size_t k) {
   memmove(t->pending.p, t->pending.p + k, t->pending.len - k);
   t->pending.len -= k;
@@ -268,7 +474,9 @@ void preft_srv_tool_stream_feed(srv_tool_stream *t, const char *text, size_t n, 
       int c = starts_call(t);
       if (c < 0) return;
       t->state = c ? ST_JSON : ST_CONTENT;
+      live_reset(t);
     } else if (t->state == ST_JSON) {
+      live_scan(t, t->pending.p, t->pending.len);
       return; /* parsed at the end */
     } else if (t->state == ST_CONTENT) {
       const char *marker = content_marker(t->fam);
@@ -286,15 +494,24 @@ void preft_srv_tool_stream_feed(srv_tool_stream *t, const char *text, size_t n, 
       } else {
         t->state = ST_JSON;
       }
+      live_reset(t);
     } else { /* ST_IN_CALL (hermes) */
       size_t at = find(t->pending.p, t->pending.len, HERMES_CLOSE);
-      if (at == (size_t)-1) return;
-      if (!parse_calls(t, t->pending.p, at)) { /* not a call after all: content, marks and all */
+      if (at == (size_t)-1) {
+        live_scan(t, t->pending.p,
+                  t->pending.len - partial_suffix(t->pending.p, t->pending.len, HERMES_CLOSE));
+        return;
+      }
+      live_scan(t, t->pending.p, at);
+      if (parse_calls(t, t->pending.p, at)) {
+        live_attach(t);
+      } else { /* not a call after all: content, marks and all */
         preft_srv_buf_puts(content, HERMES_OPEN);
         preft_srv_buf_put(content, t->pending.p, at + strlen(HERMES_CLOSE));
       }
       pending_drop(t, at + strlen(HERMES_CLOSE));
       t->state = ST_CONTENT;
+      live_reset(t);
     }
   }
 }
@@ -304,7 +521,10 @@ void preft_srv_tool_stream_finish(srv_tool_stream *t, srv_buf *content) {
   const char *s = t->pending.p;
   size_t n = t->pending.len;
   if (t->state == ST_IN_CALL) {
-    if (!parse_calls(t, s, n)) { /* an unfinished call stays text */
+    live_scan(t, s, n);
+    if (parse_calls(t, s, n))
+      live_attach(t);
+    else { /* an unfinished call stays text */
       preft_srv_buf_puts(content, HERMES_OPEN);
       preft_srv_buf_put(content, s, n);
     }
@@ -313,10 +533,15 @@ void preft_srv_tool_stream_finish(srv_tool_stream *t, srv_buf *content) {
     while (i < n && is_ws(s[i])) i++;
     const char *tag = t->fam == SRV_TOOL_LLAMA3 ? PYTHON_TAG : MISTRAL_TAG;
     size_t skip = n - i >= strlen(tag) && !memcmp(s + i, tag, strlen(tag)) ? i + strlen(tag) : 0;
-    if (!parse_calls(t, s + skip, n - skip)) preft_srv_buf_put(content, s, n);
+    live_scan(t, s, n);
+    if (parse_calls(t, s + skip, n - skip))
+      live_attach(t);
+    else
+      preft_srv_buf_put(content, s, n);
   } else if (!(t->n_calls > 0 && all_ws(s, n))) {
     preft_srv_buf_put(content, s, n);
   }
   t->pending.len = 0;
   t->state = ST_CONTENT;
+  live_reset(t);
 }

@@ -13,7 +13,14 @@
  * it; content that cannot be part of a call is let out at once, a call is
  * let out whole once it is complete (its JSON parsed, its arguments
  * re-serialized compactly). Feeding the whole text at once parses a whole
- * reply. Text that looks like a call but does not parse stays content. */
+ * reply. Text that looks like a call but does not parse stays content.
+ *
+ * For streaming, the call being written is also followed as it grows
+ * (preft_srv_tool_stream_live): its name once the "name" string is whole,
+ * and its arguments object as far as it is written, as the model writes
+ * it less the blanks between JSON tokens, so a client can be sent the
+ * arguments in pieces; the finished call then carries that text too
+ * (srv_tool_call.streamed). */
 #ifndef PREFT_SERVER_TOOL_CALLS_H
 #define PREFT_SERVER_TOOL_CALLS_H
 
@@ -42,7 +49,23 @@ int preft_srv_tool_grammar(srv_tool_family f, const cJSON *tools, const char *on
 typedef struct srv_tool_call {
   char *name;
   char *arguments; /* JSON text of an object */
+  char *streamed;  /* the arguments object as the model wrote it (blanks out), when followed live; or NULL */
 } srv_tool_call;
+
+#define SRV_TOOL_LIVE_MAX 8 /* calls of one tag or one JSON reply followed live */
+
+/* The calls of the text being parsed (a <tool_call> tag's, or a bare JSON
+ * reply's), followed byte by byte: private but for the accessor below. */
+typedef struct srv_tool_live {
+  size_t pos; /* bytes of the call text scanned */
+  int phase, key, depth;
+  bool in_str, esc;
+  int n; /* call objects begun */
+  char *name[SRV_TOOL_LIVE_MAX];
+  srv_buf args[SRV_TOOL_LIVE_MAX];
+  int args_state[SRV_TOOL_LIVE_MAX]; /* 0 not yet, 1 being written, 2 whole, 3 not an object */
+  bool closed[SRV_TOOL_LIVE_MAX];    /* the call's object has ended */
+} srv_tool_live;
 
 typedef struct srv_tool_stream {
   srv_tool_family fam;
@@ -50,6 +73,8 @@ typedef struct srv_tool_stream {
   srv_buf pending;
   srv_tool_call *calls; /* every call found so far */
   int n_calls, cap_calls;
+  srv_tool_live live;
+  int live_base; /* the index calls[] will give the first live call */
 } srv_tool_stream;
 
 void preft_srv_tool_stream_init(srv_tool_stream *t, srv_tool_family fam);
@@ -59,5 +84,14 @@ void preft_srv_tool_stream_feed(srv_tool_stream *t, const char *text, size_t n, 
 /* The end of the reply: what is held back becomes calls or content. */
 void preft_srv_tool_stream_finish(srv_tool_stream *t, srv_buf *content);
 void preft_srv_tool_stream_free(srv_tool_stream *t);
+/* The call that will be calls[index] once complete, while it is being
+ * written: its name ("" while not known) and its arguments so far
+ * (*args_len bytes, a prefix of what `streamed` will be; 0 while none, or
+ * when they are not an object and will only come whole); *done when its
+ * object has ended with its arguments whole (nothing more will come for it,
+ * though it joins calls[] only when the whole reply or tag is parsed).
+ * NULL when no call of that index is being written. */
+const char *preft_srv_tool_stream_live(const srv_tool_stream *t, int index, const char **args,
+                                       size_t *args_len, bool *done);
 
 #endif

@@ -72,41 +72,106 @@ const preft_train_tensor *preft_param_set_find(const preft_param_set *ps, const 
 
 /* ---- the model ------------------------------------------------------------------ */
 
-/* The parameter table of a decoder, in Hugging Face names. */
-static void model_layout(preft_train_model *tm, bool with_grads) {
+/* Whether a matrix of the source model is used in place: a frozen base's
+ * block-quantized matrix (QLoRA). */
+static bool kept_in_place(const preft_model *src, bool with_grads, preft_weight w) {
+  return src && !with_grads && preft_dtype_is_quant(w.dtype);
+}
+
+static const preft_weight *src_mats(const preft_layer_weights *s, preft_weight out[PREFT_N_MODULES]) {
+  out[PREFT_MOD_Q] = s->wq;
+  out[PREFT_MOD_K] = s->wk;
+  out[PREFT_MOD_V] = s->wv;
+  out[PREFT_MOD_O] = s->wo;
+  out[PREFT_MOD_GATE] = s->w_gate;
+  out[PREFT_MOD_UP] = s->w_up;
+  out[PREFT_MOD_DOWN] = s->w_down;
+  return out;
+}
+
+/* The matrices of the pass (tm->mats, embed_w, head_w): the FP32 copies,
+ * or src's quantized ones where kept_in_place. */
+static void point_mats(preft_train_model *tm, const preft_model *src, bool with_grads) {
+  const preft_model_config *c = &tm->cfg;
+  size_t D = (size_t)c->dim, F = (size_t)c->ffn, qd = (size_t)c->n_heads * c->head_dim,
+         kvd = (size_t)c->n_kv_heads * c->head_dim;
+  const size_t shape[PREFT_N_MODULES][2] = {{qd, D}, {kvd, D}, {kvd, D}, {D, qd}, {F, D}, {F, D}, {D, F}};
+  tm->mats = preft_xcalloc((size_t)c->n_layers * PREFT_N_MODULES, sizeof *tm->mats);
+  tm->borrowed_bytes = 0;
+  for (int l = 0; l < c->n_layers; l++) {
+    const preft_train_layer *w = &tm->w.layers[l];
+    float *f32[PREFT_N_MODULES] = {w->wq, w->wk, w->wv, w->wo, w->w_gate, w->w_up, w->w_down};
+    preft_weight sm[PREFT_N_MODULES];
+    if (src) src_mats(&src->layers[l], sm);
+    for (int k = 0; k < PREFT_N_MODULES; k++) {
+      preft_weight *o = &tm->mats[(size_t)l * PREFT_N_MODULES + (size_t)k];
+      if (src && kept_in_place(src, with_grads, sm[k])) {
+        *o = sm[k];
+        tm->borrowed_bytes += shape[k][0] * preft_dtype_row_bytes(sm[k].dtype, shape[k][1]);
+      } else {
+        *o = (preft_weight){f32[k], PREFT_F32};
+      }
+    }
+  }
+  size_t V = (size_t)c->vocab;
+  if (src && kept_in_place(src, with_grads, src->embed)) {
+    tm->embed_w = src->embed;
+    tm->borrowed_bytes += V * preft_dtype_row_bytes(src->embed.dtype, D);
+  } else {
+    tm->embed_w = (preft_weight){tm->w.embed, PREFT_F32};
+  }
+  if (c->tie_embeddings) {
+    tm->head_w = tm->embed_w;
+  } else if (src && kept_in_place(src, with_grads, src->lm_head)) {
+    tm->head_w = src->lm_head;
+    tm->borrowed_bytes += V * preft_dtype_row_bytes(src->lm_head.dtype, D);
+  } else {
+    tm->head_w = (preft_weight){tm->w.lm_head, PREFT_F32};
+  }
+}
+
+/* The parameter table of a decoder, in Hugging Face names; a matrix src
+ * keeps in place (kept_in_place) has no entry and a NULL w pointer. */
+static void model_layout(preft_train_model *tm, const preft_model *src, bool with_grads) {
   const preft_model_config *c = &tm->cfg;
   int D = c->dim, F = c->ffn, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
   preft_param_builder sb = {0};
   tm->w.layers = preft_xcalloc((size_t)c->n_layers, sizeof(preft_train_layer));
   tm->g.layers = preft_xcalloc((size_t)c->n_layers, sizeof(preft_train_layer));
-  preft_param_builder_add(&sb, "model.embed_tokens.weight", c->vocab, D, PREFT_ROLE_MATRIX, true,
-                          &tm->w.embed, &tm->g.embed);
+  if (!(src && kept_in_place(src, with_grads, src->embed)))
+    preft_param_builder_add(&sb, "model.embed_tokens.weight", c->vocab, D, PREFT_ROLE_MATRIX, true,
+                            &tm->w.embed, &tm->g.embed);
   char name[128];
   for (int l = 0; l < c->n_layers; l++) {
     preft_train_layer *w = &tm->w.layers[l], *g = &tm->g.layers[l];
+    preft_weight sm[PREFT_N_MODULES];
+    if (src) src_mats(&src->layers[l], sm);
 #define T(suffix, rows, cols, role, field)                       \
   (snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix), \
    preft_param_builder_add(&sb, name, rows, cols, PREFT_ROLE_##role, cols > 0, &w->field, &g->field))
+#define M(mod, suffix, rows, cols, role, field) \
+  if (!(src && kept_in_place(src, with_grads, sm[mod]))) T(suffix, rows, cols, role, field)
     T("input_layernorm.weight", D, 0, NORM, attn_norm);
-    T("self_attn.q_proj.weight", qd, D, MATRIX, wq);
-    T("self_attn.k_proj.weight", kvd, D, MATRIX, wk);
-    T("self_attn.v_proj.weight", kvd, D, MATRIX, wv);
+    M(PREFT_MOD_Q, "self_attn.q_proj.weight", qd, D, MATRIX, wq);
+    M(PREFT_MOD_K, "self_attn.k_proj.weight", kvd, D, MATRIX, wk);
+    M(PREFT_MOD_V, "self_attn.v_proj.weight", kvd, D, MATRIX, wv);
     if (c->qkv_bias) {
       T("self_attn.q_proj.bias", qd, 0, BIAS, bq);
       T("self_attn.k_proj.bias", kvd, 0, BIAS, bk);
       T("self_attn.v_proj.bias", kvd, 0, BIAS, bv);
     }
-    T("self_attn.o_proj.weight", D, qd, RESID_MATRIX, wo);
+    M(PREFT_MOD_O, "self_attn.o_proj.weight", D, qd, RESID_MATRIX, wo);
     if (c->o_bias) T("self_attn.o_proj.bias", D, 0, BIAS, bo);
     T("post_attention_layernorm.weight", D, 0, NORM, ffn_norm);
-    T("mlp.gate_proj.weight", F, D, MATRIX, w_gate);
-    T("mlp.up_proj.weight", F, D, MATRIX, w_up);
-    T("mlp.down_proj.weight", D, F, RESID_MATRIX, w_down);
+    M(PREFT_MOD_GATE, "mlp.gate_proj.weight", F, D, MATRIX, w_gate);
+    M(PREFT_MOD_UP, "mlp.up_proj.weight", F, D, MATRIX, w_up);
+    M(PREFT_MOD_DOWN, "mlp.down_proj.weight", D, F, RESID_MATRIX, w_down);
+#undef M
 #undef T
   }
   preft_param_builder_add(&sb, "model.norm.weight", D, 0, PREFT_ROLE_NORM, false, &tm->w.final_norm,
                           &tm->g.final_norm);
-  if (!c->tie_embeddings)
+  if (!c->tie_embeddings && !(src && kept_in_place(src, with_grads, src->lm_head)))
     preft_param_builder_add(&sb, "lm_head.weight", c->vocab, D, PREFT_ROLE_MATRIX, true, &tm->w.lm_head,
                             &tm->g.lm_head);
   preft_param_builder_finish(&sb, &tm->ps, with_grads);
@@ -114,11 +179,13 @@ static void model_layout(preft_train_model *tm, bool with_grads) {
     tm->w.lm_head = tm->w.embed;
     tm->g.lm_head = tm->g.embed;
   }
+  point_mats(tm, src, with_grads);
 }
 
-/* A [rows, cols] matrix to FP32, row by row (block-quantized rows of a GGUF
- * or --quantize base are dequantized as ggml does: QLoRA's frozen base). */
+/* A [rows, cols] matrix to FP32, row by row; nothing for a matrix used in
+ * place (dst NULL). */
 static void copy_weight(float *dst, preft_weight w, size_t rows, size_t cols) {
+  if (!dst) return;
   for (size_t r = 0; r < rows; r++) preft_load_row(dst + r * cols, w.data, w.dtype, r, (int)cols);
 }
 
@@ -133,7 +200,7 @@ void preft_train_model_from(preft_train_model *tm, const preft_model *m, bool wi
   size_t half = (size_t)c->head_dim / 2;
   tm->inv_freq = preft_xmalloc(sizeof(double) * half);
   memcpy(tm->inv_freq, m->inv_freq, sizeof(double) * half);
-  model_layout(tm, with_grads);
+  model_layout(tm, m, with_grads);
   size_t D = (size_t)c->dim, F = (size_t)c->ffn, qd = (size_t)c->n_heads * c->head_dim,
          kvd = (size_t)c->n_kv_heads * c->head_dim, V = (size_t)c->vocab;
   copy_weight(tm->w.embed, m->embed, V, D);
@@ -174,7 +241,7 @@ int preft_train_model_init(preft_train_model *tm, const preft_model_config *cfg,
   tm->inv_freq = preft_xmalloc(sizeof(double) * half);
   memcpy(tm->inv_freq, tmp->inv_freq, sizeof(double) * half);
   preft_model_free(tmp);
-  model_layout(tm, true);
+  model_layout(tm, NULL, true);
   preft_rng rng;
   preft_rng_seed(&rng, seed);
   float resid_std = 0.02f / sqrtf(2.0f * (float)cfg->n_layers);
@@ -195,6 +262,7 @@ void preft_train_model_free(preft_train_model *tm) {
   preft_param_set_free(&tm->ps);
   free(tm->w.layers);
   free(tm->g.layers);
+  free(tm->mats);
   free(tm->inv_freq);
   memset(tm, 0, sizeof *tm);
 }
@@ -204,21 +272,22 @@ preft_model *preft_train_model_view(const preft_train_model *tm) {
   preft_model *m = preft_xcalloc(1, sizeof *m);
   m->cfg = *c;
   m->cfg.torch_dtype = PREFT_F32;
-  m->embed = (preft_weight){tm->w.embed, PREFT_F32};
-  m->lm_head = (preft_weight){tm->w.lm_head, PREFT_F32};
+  m->embed = tm->embed_w;
+  m->lm_head = tm->head_w;
   m->final_norm = tm->w.final_norm;
   m->inv_freq = tm->inv_freq;
   m->layers = preft_xcalloc((size_t)c->n_layers, sizeof *m->layers);
   for (int l = 0; l < c->n_layers; l++) {
     const preft_train_layer *w = &tm->w.layers[l];
+    const preft_weight *mat = tm->mats + (size_t)l * PREFT_N_MODULES;
     preft_layer_weights *o = &m->layers[l];
-    o->wq = (preft_weight){w->wq, PREFT_F32};
-    o->wk = (preft_weight){w->wk, PREFT_F32};
-    o->wv = (preft_weight){w->wv, PREFT_F32};
-    o->wo = (preft_weight){w->wo, PREFT_F32};
-    o->w_gate = (preft_weight){w->w_gate, PREFT_F32};
-    o->w_up = (preft_weight){w->w_up, PREFT_F32};
-    o->w_down = (preft_weight){w->w_down, PREFT_F32};
+    o->wq = mat[PREFT_MOD_Q];
+    o->wk = mat[PREFT_MOD_K];
+    o->wv = mat[PREFT_MOD_V];
+    o->wo = mat[PREFT_MOD_O];
+    o->w_gate = mat[PREFT_MOD_GATE];
+    o->w_up = mat[PREFT_MOD_UP];
+    o->w_down = mat[PREFT_MOD_DOWN];
     o->bq = w->bq;
     o->bk = w->bk;
     o->bv = w->bv;

@@ -116,11 +116,27 @@ struct preft_train_model {
   double *inv_freq; /* [Dh/2] rotary frequencies (as llama_load.c) */
   preft_param_set ps;
   preft_train_weights w, g; /* g's pointers are NULL when the model is frozen */
+  /* The matrices the pass multiplies by, as the products take them: FP32
+   * (pointing into ps, the same memory as w's pointers) or, for a frozen
+   * base whose matrix is block-quantized (a GGUF's, or --quantize: QLoRA),
+   * the loaded model's quantized rows in place. Such a matrix is not copied
+   * (its w pointer is NULL): the forward runs the serving kernels' int8
+   * products (preft_gemm), the backward for x runs dy·dequant(W) on FP32
+   * tiles dequantized on the fly (preft_qgemm_dx), the embedding
+   * dequantizes the rows of the batch's tokens. */
+  preft_weight *mats;           /* [L][PREFT_N_MODULES] in preft_module order */
+  preft_weight embed_w, head_w; /* [V, D] each */
+  size_t borrowed_bytes;        /* bytes of the loaded model's quantized matrices used in place */
 };
 
-/* FP32 copy of a loaded model (any stored dtype). with_grads: the model's
- * own weights are trained (pretraining); false for adapter training. */
+/* A trainable model from a loaded one. with_grads: the model's own weights
+ * are trained (pretraining): an FP32 copy of everything. Without: a frozen
+ * base for adapter training; F32/F16/BF16 matrices are copied to FP32,
+ * block-quantized ones are used in place, so m must then outlive tm
+ * (preft_train_model_borrows). */
 void preft_train_model_from(preft_train_model *tm, const preft_model *m, bool with_grads);
+/* Whether tm uses matrices of the model it was made from in place. */
+static inline bool preft_train_model_borrows(const preft_train_model *tm) { return tm->borrowed_bytes > 0; }
 /* A fresh model for pretraining: N(0, 0.02) matrices (o_proj and down_proj
  * scaled by 1/sqrt(2L), GPT-2's rule), unit norms, zero biases. */
 int preft_train_model_init(preft_train_model *tm, const preft_model_config *cfg, uint64_t seed,

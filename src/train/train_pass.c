@@ -17,6 +17,8 @@
 
 #include "tensor/gemm.h"
 #include "tensor/gemm_train.h"
+#include "tensor/ops.h"
+#include "tensor/quant.h"
 #include "train/adapter_grad.h"
 #include "train/layers.h"
 #include "train/train_model.h"
@@ -75,10 +77,24 @@ static float *lora_t_of(const pass *P, const layer_acts *la, int m) {
   return la->lora_t + (size_t)m * (size_t)P->a->cap_rows * (size_t)P->R;
 }
 
-/* y[N,out] = x·Wᵀ (+ LoRA) (+ bias) */
+/* dx[N,K] (+)= dy[N,M]·W for an FP32 or a block-quantized W [M,K]. */
+static void gemm_dx(preft_pool *pool, float *dx, int dx_stride, const float *dy, int dy_stride,
+                    preft_weight w, int n, int m, int k, int accumulate) {
+  if (w.dtype == PREFT_F32)
+    preft_gemm_dx(pool, dx, dx_stride, dy, dy_stride, w.data, n, m, k, accumulate);
+  else
+    preft_qgemm_dx(pool, dx, dx_stride, dy, dy_stride, w.data, w.dtype, n, m, k, accumulate);
+}
+
+static preft_weight mat_of(const pass *P, int l, int m) {
+  return P->tm->mats[(size_t)l * PREFT_N_MODULES + (size_t)m];
+}
+
+/* y[N,out] = x·Wᵀ (+ LoRA) (+ bias), W the layer's matrix of module m */
 static void linear_fwd(const pass *P, const layer_acts *la, int l, int m, float *y, int out, const float *x,
-                       int in, const float *w, const float *bias, int accumulate) {
-  preft_gemm(P->pool, y, out, x, in, w, PREFT_F32, P->n, in, out, accumulate);
+                       int in, const float *bias, int accumulate) {
+  preft_weight w = mat_of(P, l, m);
+  preft_gemm(P->pool, y, out, x, in, w.data, w.dtype, P->n, in, out, accumulate);
   const preft_train_lora *lm = lora_of(P, l, m);
   if (lm)
     preft_lora_forward(P->pool, y, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R, lora_t_of(P, la, m));
@@ -87,11 +103,10 @@ static void linear_fwd(const pass *P, const layer_acts *la, int l, int m, float 
 
 /* dx[N,in] (+)= dy·W (+ LoRA); dW += dyᵀ·x, db += Σdy when trained */
 static void linear_bwd(const pass *P, const layer_acts *la, int l, int m, float *dx, int accumulate,
-                       const float *dy, int out, const float *x, int in, const float *w, float *dw,
-                       float *dbias) {
+                       const float *dy, int out, const float *x, int in, float *dw, float *dbias) {
   if (dw) preft_gemm_dw(P->pool, dw, dy, out, x, in, P->n, out, in);
   if (dbias) preft_bias_backward(dbias, dy, P->n, out);
-  preft_gemm_dx(P->pool, dx, in, dy, out, w, P->n, out, in, accumulate);
+  gemm_dx(P->pool, dx, in, dy, out, mat_of(P, l, m), P->n, out, in, accumulate);
   const preft_train_lora *lm = lora_of(P, l, m);
   if (lm)
     preft_lora_backward(P->pool, dx, in, dy, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R,
@@ -105,22 +120,22 @@ static void layer_forward(const pass *P, int l) {
   layer_acts la = acts_of(P, l);
   int n = P->n, D = P->D, F = P->F, qd = P->qd, kvd = P->kvd;
   preft_rmsnorm_forward(P->pool, la.xb1, la.rstd1, la.x, w->attn_norm, n, D, c->norm_eps);
-  linear_fwd(P, &la, l, PREFT_MOD_Q, la.q, qd, la.xb1, D, w->wq, w->bq, 0);
-  linear_fwd(P, &la, l, PREFT_MOD_K, la.k, kvd, la.xb1, D, w->wk, w->bk, 0);
-  linear_fwd(P, &la, l, PREFT_MOD_V, la.v, kvd, la.xb1, D, w->wv, w->bv, 0);
+  linear_fwd(P, &la, l, PREFT_MOD_Q, la.q, qd, la.xb1, D, w->bq, 0);
+  linear_fwd(P, &la, l, PREFT_MOD_K, la.k, kvd, la.xb1, D, w->bk, 0);
+  linear_fwd(P, &la, l, PREFT_MOD_V, la.v, kvd, la.xb1, D, w->bv, 0);
   preft_rope_forward(la.q, P->a->rope_cos, P->a->rope_sin, n, c->n_heads, c->head_dim);
   preft_rope_forward(la.k, P->a->rope_cos, P->a->rope_sin, n, c->n_kv_heads, c->head_dim);
   preft_attention_forward(P->pool, la.att, la.lse, la.q, la.k, la.v, b->seq_start, b->seq_len, b->n_seq,
                           c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window, P->a->scores,
                           P->a->max_seq_len);
   memcpy(la.x_mid, la.x, sizeof(float) * (size_t)n * D);
-  linear_fwd(P, &la, l, PREFT_MOD_O, la.x_mid, D, la.att, qd, w->wo, w->bo, 1);
+  linear_fwd(P, &la, l, PREFT_MOD_O, la.x_mid, D, la.att, qd, w->bo, 1);
   preft_rmsnorm_forward(P->pool, la.xb2, la.rstd2, la.x_mid, w->ffn_norm, n, D, c->norm_eps);
-  linear_fwd(P, &la, l, PREFT_MOD_GATE, la.h1, F, la.xb2, D, w->w_gate, NULL, 0);
-  linear_fwd(P, &la, l, PREFT_MOD_UP, la.h3, F, la.xb2, D, w->w_up, NULL, 0);
+  linear_fwd(P, &la, l, PREFT_MOD_GATE, la.h1, F, la.xb2, D, NULL, 0);
+  linear_fwd(P, &la, l, PREFT_MOD_UP, la.h3, F, la.xb2, D, NULL, 0);
   preft_swiglu_forward(P->pool, la.hg, la.h1, la.h3, n * F);
   memcpy(la.out, la.x_mid, sizeof(float) * (size_t)n * D);
-  linear_fwd(P, &la, l, PREFT_MOD_DOWN, la.out, D, la.hg, F, w->w_down, NULL, 1);
+  linear_fwd(P, &la, l, PREFT_MOD_DOWN, la.out, D, la.hg, F, NULL, 1);
   if (P->ad && P->ad->kind != PREFT_ADAPTER_LORA && P->ad->layers[l])
     preft_reft_forward(la.out, la.x_pre, P->ad, l, b->flag, n);
 }
@@ -137,21 +152,21 @@ static void layer_backward(const pass *P, int l) {
   if (P->ad && P->ad->kind != PREFT_ADAPTER_LORA && P->ad->layers[l])
     preft_reft_backward(dx, la.x_pre, P->ad, l, b->flag, n);
   /* MLP: out = x_mid + hg·Wdᵀ; dx carries the residual path */
-  linear_bwd(P, &la, l, PREFT_MOD_DOWN, a->dhg, 0, dx, D, la.hg, F, w->w_down, g->w_down, NULL);
+  linear_bwd(P, &la, l, PREFT_MOD_DOWN, a->dhg, 0, dx, D, la.hg, F, g->w_down, NULL);
   preft_swiglu_backward(P->pool, a->dh1, a->dh3, a->dhg, la.h1, la.h3, n * F);
-  linear_bwd(P, &la, l, PREFT_MOD_GATE, a->dxb, 0, a->dh1, F, la.xb2, D, w->w_gate, g->w_gate, NULL);
-  linear_bwd(P, &la, l, PREFT_MOD_UP, a->dxb, 1, a->dh3, F, la.xb2, D, w->w_up, g->w_up, NULL);
+  linear_bwd(P, &la, l, PREFT_MOD_GATE, a->dxb, 0, a->dh1, F, la.xb2, D, g->w_gate, NULL);
+  linear_bwd(P, &la, l, PREFT_MOD_UP, a->dxb, 1, a->dh3, F, la.xb2, D, g->w_up, NULL);
   preft_rmsnorm_backward(P->pool, dx, g->ffn_norm, a->dxb, la.x_mid, w->ffn_norm, la.rstd2, n, D);
   /* attention: x_mid = x + att·Woᵀ */
-  linear_bwd(P, &la, l, PREFT_MOD_O, a->datt, 0, dx, D, la.att, qd, w->wo, g->wo, g->bo);
+  linear_bwd(P, &la, l, PREFT_MOD_O, a->datt, 0, dx, D, la.att, qd, g->wo, g->bo);
   preft_attention_backward(P->pool, a->dq, a->dk, a->dv, a->datt, la.att, la.lse, la.q, la.k, la.v,
                            b->seq_start, b->seq_len, b->n_seq, c->n_heads, c->n_kv_heads, c->head_dim,
                            c->sliding_window, a->scores, a->max_seq_len);
   preft_rope_backward(a->dq, a->rope_cos, a->rope_sin, n, c->n_heads, c->head_dim);
   preft_rope_backward(a->dk, a->rope_cos, a->rope_sin, n, c->n_kv_heads, c->head_dim);
-  linear_bwd(P, &la, l, PREFT_MOD_Q, a->dxb, 0, a->dq, qd, la.xb1, D, w->wq, g->wq, g->bq);
-  linear_bwd(P, &la, l, PREFT_MOD_K, a->dxb, 1, a->dk, kvd, la.xb1, D, w->wk, g->wk, g->bk);
-  linear_bwd(P, &la, l, PREFT_MOD_V, a->dxb, 1, a->dv, kvd, la.xb1, D, w->wv, g->wv, g->bv);
+  linear_bwd(P, &la, l, PREFT_MOD_Q, a->dxb, 0, a->dq, qd, la.xb1, D, g->wq, g->bq);
+  linear_bwd(P, &la, l, PREFT_MOD_K, a->dxb, 1, a->dk, kvd, la.xb1, D, g->wk, g->bk);
+  linear_bwd(P, &la, l, PREFT_MOD_V, a->dxb, 1, a->dv, kvd, la.xb1, D, g->wv, g->bv);
   preft_rmsnorm_backward(P->pool, dx, g->attn_norm, a->dxb, la.x, w->attn_norm, la.rstd1, n, D);
 }
 
@@ -185,7 +200,12 @@ static void body_forward(pass *P) {
       P->a->rope_cos[(size_t)i * half + k] = (float)cos(angle);
       P->a->rope_sin[(size_t)i * half + k] = (float)sin(angle);
     }
-  preft_embedding_forward(P->a->x_in, b->token, P->tm->w.embed, b->n, P->D);
+  preft_weight e = P->tm->embed_w;
+  if (e.dtype == PREFT_F32)
+    preft_embedding_forward(P->a->x_in, b->token, e.data, b->n, P->D);
+  else /* a quantized table used in place: the batch's rows dequantized */
+    for (int i = 0; i < b->n; i++)
+      preft_load_row(P->a->x_in + (size_t)i * P->D, e.data, e.dtype, (size_t)b->token[i], P->D);
   /* with recomputation only the inputs are kept; the last layer's buffers
    * are the ones the backward starts from */
   for (int l = 0; l < c->n_layers; l++) layer_forward(P, l);
@@ -240,7 +260,7 @@ static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, 
     if (m == 0) break;
     for (int r = 0; r < m; r++)
       memcpy(xg + (size_t)r * D, a->xf + (size_t)rows[r] * D, sizeof(float) * (size_t)D);
-    preft_gemm(pool, logits, V, xg, D, tm->w.lm_head, PREFT_F32, m, D, V, 0);
+    preft_gemm(pool, logits, V, xg, D, tm->head_w.data, tm->head_w.dtype, m, D, V, 0);
     total += preft_crossentropy_forward(pool, logits, losses, tg, m, V);
     if (fn) fn(ctx, rows, losses, dl, m);
     if (!backward) continue;
@@ -248,7 +268,7 @@ static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, 
       preft_crossentropy_backward_rows(pool, logits, tg, m, V, dl);
     else
       preft_crossentropy_backward(pool, logits, tg, m, V, dloss);
-    preft_gemm_dx(pool, dxg, D, logits, V, tm->w.lm_head, m, V, D, 0);
+    gemm_dx(pool, dxg, D, logits, V, tm->head_w, m, V, D, 0);
     if (tm->g.lm_head) preft_gemm_dw(pool, tm->g.lm_head, logits, V, xg, D, m, V, D);
     for (int r = 0; r < m; r++)
       memcpy(a->dxb + (size_t)rows[r] * D, dxg + (size_t)r * D, sizeof(float) * (size_t)D);
@@ -295,6 +315,7 @@ int preft_train_logits(const preft_train_model *tm, const preft_train_adapter *a
   if (check_batch(tm, b, a, err) != 0) return -1;
   pass P = make_pass(tm, ad, pool, b, a);
   body_forward(&P);
-  preft_gemm(pool, logits, tm->cfg.vocab, a->xf, P.D, tm->w.lm_head, PREFT_F32, b->n, P.D, tm->cfg.vocab, 0);
+  preft_gemm(pool, logits, tm->cfg.vocab, a->xf, P.D, tm->head_w.data, tm->head_w.dtype, b->n, P.D,
+             tm->cfg.vocab, 0);
   return 0;
 }

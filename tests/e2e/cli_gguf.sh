@@ -7,7 +7,8 @@
 # bench model must run on it. Quantized GGUFs (convert --type) give the
 # logits of the same quantization at load (--quantize). A GGUF without a
 # vocabulary still serves as a model with --tokenizer; a corrupt one fails
-# with exit 1 and a reason.
+# with exit 1 and a reason. perplexity --halves scores llama-perplexity's
+# way (whole windows, their second halves).
 source "$(dirname "$0")/e2e_lib.bash"
 rc() { "$@" >"$tmp/out" 2>"$tmp/err"; echo $?; }
 
@@ -39,6 +40,11 @@ head -c 3000 "$data/tokenizer/train_text.txt" >"$tmp/text.txt"
 p1=$("$bin" perplexity -m "$tmp/m" -f "$tmp/text.txt" --ctx 64 --threads 2 2>/dev/null | grep -o 'perplexity [0-9.e+]*' | cut -d' ' -f2)
 p2=$("$bin" perplexity -m "$tmp/m.gguf" -f "$tmp/text.txt" --ctx 64 --threads 2 2>/dev/null | grep -o 'perplexity [0-9.e+]*' | cut -d' ' -f2)
 check "perplexity -m GGUF: the same ($p1, $p2)" test -n "$p1" -a "$p1" = "$p2"
+# --halves (llama-perplexity's protocol): whole windows of 64, 31 tokens scored in each
+n=$("$bin" tokenize --tokenizer "$tmp/m.gguf" --text "$(cat "$tmp/text.txt")" 2>/dev/null | tr -cs '0-9' '\n' | grep -c .)
+h=$("$bin" perplexity -m "$tmp/m.gguf" -f "$tmp/text.txt" --ctx 64 --halves --threads 2 2>/dev/null | sed -n 's/^tokens //p')
+check "perplexity --halves scores 31 of each of the $((n / 64)) whole windows ($h)" test -n "$h" -a "$h" = "$((n / 64 * 31))"
+check "perplexity --halves --stride exits 2" test "$(rc "$bin" perplexity -m "$tmp/m.gguf" -f "$tmp/text.txt" --ctx 64 --halves --stride 8)" -eq 2
 
 check "bench model -m GGUF runs" test "$(rc "$bin" bench model -m "$tmp/m.gguf" --batch 1,2 --prompt-len 8 --decode-steps 2 --threads 2)" -eq 0
 check "  and reports decode" grep -qi "decode" "$tmp/out"

@@ -89,7 +89,8 @@ check "named tool: content null" test "$(echo "$r" | jq -r '.choices[0].message.
 # streamed: the deltas assemble (by index) to the whole response's calls
 stream=$(curl -sN "$SRV_URL/v1/chat/completions" -d "{$creq,\"seed\":11,\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}},\"stream\":true}" | sse)
 assembled=$(echo "$stream" | jq -sc '[.[] | .choices[0].delta.tool_calls // [] | .[]] | group_by(.index) | map({name: (map(.function.name // "") | add), arguments: (map(.function.arguments // "") | add), id: (map(.id // "") | add)})')
-check "streamed tool call assembles to the whole call" test "$(echo "$assembled" | jq -c 'map({name, arguments})')" = "$(echo "$r" | jq -c '[.choices[0].message.tool_calls[].function | {name, arguments}]')"
+check "streamed tool call assembles to the whole call" test "$(echo "$assembled" | jq -c 'map({name, arguments: (.arguments | fromjson)})')" = "$(echo "$r" | jq -c '[.choices[0].message.tool_calls[].function | {name, arguments: (.arguments | fromjson)}]')"
+check "streamed tool call: the arguments come in several deltas" test "$(echo "$stream" | jq -s '[.[] | .choices[0].delta.tool_calls // [] | .[] | select((.function.arguments // "") != "")] | length')" -gt 1
 check "streamed: finish_reason tool_calls last" test "$(echo "$stream" | jq -sr '[.[] | .choices[0].finish_reason // empty] | last')" = tool_calls
 r=$(post chat/completions "{$creq,\"seed\":12,\"n\":3,\"tool_choice\":\"required\"}")
 check "required: every choice calls tools with valid arguments" jq_ok "$r" '[.choices[] | select(.finish_reason == "tool_calls") | .message.tool_calls | length >= 1 and all(.function | args_valid)] | length == 3 and all'

@@ -57,6 +57,17 @@ static void draws_are_deterministic_by_seed_and_index(void **state) {
     preft_rl_task_free(a);
     preft_rl_task_free(b);
   }
+  /* --partial-credit: addition scored digit by digit, the other tasks as before */
+  const char *partial[] = {"addition", "count"};
+  for (int k = 0; k < 2; k++) {
+    preft_rl_task *x = open_task(partial[k]);
+    preft_rl_task_set_partial(x, true);
+    preft_rl_prompt px;
+    preft_rl_task_draw(x, 7, 0, &px);
+    assert_int_equal(px.match, k == 0 ? PREFT_RL_MATCH_DIGITS : PREFT_RL_MATCH_FIRST_LINE);
+    preft_rl_prompt_clear(&px);
+    preft_rl_task_free(x);
+  }
   /* pinned: a change here changes every task model's data and eval set */
   preft_rl_task *t = open_task("addition:2");
   preft_rl_prompt p;
@@ -195,7 +206,17 @@ static void verifiers(void **state) {
   assert_true(verify("82", PREFT_RL_MATCH_FIRST_LINE, " 8\n82\n") == 0.0);
   assert_true(verify("sun dog cat", PREFT_RL_MATCH_FIRST_LINE, " sun dog cat \r\nQ:") == 1.0);
   assert_true(verify("82", PREFT_RL_MATCH_FIRST_LINE, "") == 0.0);
+  /* digits: the share of places of the first line that agree, over the longer */
+  assert_true(verify("28", PREFT_RL_MATCH_DIGITS, " 28\nQ: 1+2= A: 3\n") == 1.0);
+  assert_true(verify("28", PREFT_RL_MATCH_DIGITS, " 29\n") == 0.5);
+  assert_true(verify("28", PREFT_RL_MATCH_DIGITS, " 82\n") == 0.0);
+  assert_true(verify("281", PREFT_RL_MATCH_DIGITS, "28") == 2.0 / 3.0); /* too short */
+  assert_true(verify("28", PREFT_RL_MATCH_DIGITS, " 2811\n") == 0.5);   /* too long */
+  assert_true(verify("28", PREFT_RL_MATCH_DIGITS, " 2\n8") == 0.5);     /* the first line only */
+  assert_true(verify("28", PREFT_RL_MATCH_DIGITS, "") == 0.0);
+  assert_true(verify("28", PREFT_RL_MATCH_DIGITS, " 28 \r\n") == 1.0);
   /* names */
+  assert_int_equal(preft_rl_match_parse("digits"), PREFT_RL_MATCH_DIGITS);
   assert_int_equal(preft_rl_match_parse("first_line"), PREFT_RL_MATCH_FIRST_LINE);
   assert_int_equal(preft_rl_match_parse("fuzzy"), -1);
   assert_string_equal(preft_rl_match_name(PREFT_RL_MATCH_REGEX), "regex");

@@ -2,7 +2,9 @@
  * (hermes, llama3, mistral): the same calls and content whether the reply
  * arrives whole or a byte at a time; text that only looks like a call stays
  * content; the forced-call grammar of each family accepts the family's own
- * format and its output parses back to the same call. */
+ * format and its output parses back to the same call; arguments followed
+ * live come in several pieces that assemble (as a client does) to the
+ * call's arguments. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -107,6 +109,100 @@ static void replies_parse_the_same_whole_or_in_pieces(void **st) {
     for (size_t step = 0; step <= 7; step++) run_case(&cases[i], step);
 }
 
+static char *compact_json(const char *text) {
+  cJSON *j = cJSON_Parse(text);
+  char *out = j ? cJSON_PrintUnformatted(j) : NULL;
+  cJSON_Delete(j);
+  return out;
+}
+
+/* What a streaming client assembles, fed `step` bytes at a time: per call
+ * index the name first, then the argument pieces (the server's rule in
+ * openai_routes.c: live pieces while the call is written, the rest, or the
+ * whole, once it is complete). Checks that every call's pieces assemble to
+ * its arguments (the same JSON) and that the name was known before the
+ * arguments were complete; the pieces per call go to pieces[]. */
+static void assemble_case(const tcase *c, size_t step, int *pieces) {
+  srv_tool_stream t;
+  preft_srv_tool_stream_init(&t, c->fam);
+  srv_buf content = {0}, got[3] = {{0}};
+  int sent = 0;
+  bool early_name[3] = {0};
+  size_t args_sent = 0, n = strlen(c->reply);
+  for (size_t i = 0;; i += step) {
+    if (i < n)
+      preft_srv_tool_stream_feed(&t, c->reply + i, n - i < step ? n - i : step, &content);
+    else
+      preft_srv_tool_stream_finish(&t, &content);
+    for (;;) {
+      if (sent < t.n_calls) {
+        const char *full = t.calls[sent].streamed ? t.calls[sent].streamed : t.calls[sent].arguments;
+        if (t.calls[sent].streamed || args_sent == 0) {
+          assert_true(args_sent <= strlen(full));
+          if (strlen(full) > args_sent) pieces[sent]++;
+          preft_srv_buf_puts(&got[sent], full + args_sent);
+        }
+      } else {
+        const char *args;
+        size_t len;
+        bool done;
+        const char *name = preft_srv_tool_stream_live(&t, sent, &args, &len, &done);
+        if (!name || !name[0]) break;
+        early_name[sent] = true;
+        if (len > args_sent) {
+          preft_srv_buf_put(&got[sent], args + args_sent, len - args_sent);
+          pieces[sent]++;
+          args_sent = len;
+        }
+        if (!done) break;
+      }
+      sent++;
+      args_sent = 0;
+    }
+    if (i >= n) break;
+  }
+  assert_int_equal(t.n_calls, c->n_calls);
+  for (int k = 0; k < t.n_calls; k++) {
+    char *want = compact_json(t.calls[k].arguments), *have = compact_json(got[k].p ? got[k].p : "");
+    if (!have || strcmp(have, want) != 0)
+      fail_msg("%s reply '%s' (pieces of %zu): call %d assembled '%s', want %s",
+               preft_srv_tool_family_name(c->fam), c->reply, step, k, got[k].p ? got[k].p : "", want);
+    if (step == 1 && !early_name[k] && t.calls[k].streamed)
+      fail_msg("%s reply '%s': call %d's name came only with the call complete",
+               preft_srv_tool_family_name(c->fam), c->reply, k);
+    free(want);
+    free(have);
+    preft_srv_buf_free(&got[k]);
+  }
+  preft_srv_buf_free(&content);
+  preft_srv_tool_stream_free(&t);
+}
+
+/* Every call's arguments assemble to its arguments; an object's come in as
+ * many pieces as the reply arrives in (a byte at a time: about one a byte);
+ * arguments given as a JSON string come whole. */
+static void arguments_stream_in_pieces(void **st) {
+  (void)st;
+  int live_calls = 0;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    if (!cases[i].n_calls) continue;
+    for (size_t step = 1; step <= 7; step++) {
+      int pieces[3] = {0};
+      assemble_case(&cases[i], step, pieces);
+      bool string_args = strstr(cases[i].reply, "\"arguments\": \"") != NULL;
+      for (int k = 0; k < cases[i].n_calls && step == 1; k++) {
+        int want = string_args ? 1 : (int)strlen(cases[i].args[k]);
+        if (string_args ? pieces[k] != 1 : pieces[k] < want)
+          fail_msg("%s reply '%s': call %d's arguments came in %d pieces (want %s%d)",
+                   preft_srv_tool_family_name(cases[i].fam), cases[i].reply, k, pieces[k],
+                   string_args ? "" : "at least ", want);
+        live_calls += !string_args;
+      }
+    }
+  }
+  assert_true(live_calls >= 8);
+}
+
 static void content_streams_before_the_end(void **st) {
   (void)st;
   srv_tool_stream t;
@@ -204,6 +300,7 @@ static void forced_call_grammars_match_their_parsers(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(replies_parse_the_same_whole_or_in_pieces),
+      cmocka_unit_test(arguments_stream_in_pieces),
       cmocka_unit_test(content_streams_before_the_end),
       cmocka_unit_test(families_come_from_the_template),
       cmocka_unit_test(forced_call_grammars_match_their_parsers),

@@ -71,6 +71,7 @@ function validCall(f, args) {
   return false;
 }
 const weather = { type: 'function', function: { name: 'get_weather' } };
+const sameJson = (a, b) => JSON.stringify(JSON.parse(a)) === JSON.stringify(JSON.parse(b));
 const wmsgs = [{ role: 'user', content: 'Weather in Paris?' }];
 
 const whole = await c.chat.completions.create({ model, messages: wmsgs, tools, tool_choice: weather, max_tokens: 200,
@@ -88,18 +89,26 @@ await check('streamed tool call: the SDK assembles the whole response\'s call', 
   const r = await stream.finalChatCompletion();
   const got = r.choices[0].message.tool_calls, want = whole.choices[0].message.tool_calls;
   return (r.choices[0].finish_reason === 'tool_calls' && got.length === 1 &&
-    got[0].function.name === want[0].function.name && got[0].function.arguments === want[0].function.arguments &&
-    got[0].id.startsWith('call_')) || { got, want };
+    got[0].function.name === want[0].function.name &&
+    sameJson(got[0].function.arguments, want[0].function.arguments) && got[0].id.startsWith('call_')) || { got, want };
 });
 
-await check('streamed tool call: raw chunks carry index, id, name, then argument fragments', async () => {
+// The arguments stream as the model writes them (as vLLM and OpenAI stream
+// them): a first delta with index, id and name, then several argument
+// fragments, which join to JSON equal to the whole response's arguments.
+await check('streamed tool call: index, id, name first, then several argument fragments that parse', async () => {
   const stream = await c.chat.completions.create({ model, messages: wmsgs, tools, tool_choice: weather, max_tokens: 200,
     temperature: 1, seed: 11, stream: true });
   const deltas = [];
   for await (const chunk of stream) for (const d of chunk.choices[0]?.delta?.tool_calls || []) deltas.push(d);
-  return (deltas.length >= 2 && deltas.every((d) => d.index === 0) && deltas[0].id && deltas[0].function.name ===
-    'get_weather' && deltas.slice(1).map((d) => d.function.arguments).join('') ===
-    whole.choices[0].message.tool_calls[0].function.arguments) || deltas;
+  const pieces = deltas.slice(1).map((d) => d.function.arguments).filter((a) => a.length > 0);
+  const joined = pieces.join('');
+  let parsed = null;
+  try { parsed = JSON.parse(joined); } catch { /* checked below */ }
+  return (deltas.every((d) => d.index === 0) && deltas[0].id && deltas[0].function.name === 'get_weather' &&
+    deltas.slice(1).every((d) => !d.id && !d.function.name) && pieces.length > 1 && parsed !== null &&
+    validCall('get_weather', parsed) &&
+    sameJson(joined, whole.choices[0].message.tool_calls[0].function.arguments)) || { pieces: pieces.length, deltas };
 });
 
 await check('tool_choice required, n = 2, parse(): every call has valid parsed_arguments', async () => {
