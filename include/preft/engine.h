@@ -87,6 +87,9 @@ typedef struct preft_engine_config {
    * prefix_cache_disk_bytes (0: 10 GiB). */
   const char *prefix_cache_dir;
   uint64_t prefix_cache_disk_bytes;
+  /* Speculative decoding of every unconstrained request (preft/generate.h);
+   * zeros: off. Drafts take rows of the step's token budget. */
+  preft_speculation speculation;
 } preft_engine_config;
 
 /* The engine takes ownership of the model (freed by preft_engine_free)
@@ -291,6 +294,7 @@ typedef struct preft_engine_stats {
   long adapter_load_hist[PREFT_HIST_BUCKETS + 1];
   double adapter_load_seconds_sum;
   long adapter_load_count;
+  preft_spec_stats spec; /* speculative decoding (all 0 when off) */
 } preft_engine_stats;
 
 PREFT_API void preft_engine_get_stats(preft_engine *e, preft_engine_stats *out);

@@ -38,6 +38,34 @@ typedef struct preft_sampling {
   uint64_t seed;
 } preft_sampling;
 
+/* Speculative decoding (src/engine/speculative.h): each decode step guesses
+ * up to k further tokens and checks them with ONE forward of the model over
+ * the k+1 rows; the guesses the model's own draws agree with are kept, and
+ * the KV cache is rolled back past the first one it does not. A guess is a
+ * deterministic function of the tokens so far, so keeping it exactly when
+ * the draw equals it is the standard accept/reject rule for a point-mass
+ * draft: greedy output is identical to decoding without it, and a seeded
+ * sampled request draws the very same tokens (one RNG draw per emitted
+ * token either way). */
+typedef enum {
+  PREFT_SPEC_OFF = 0,
+  PREFT_SPEC_NGRAM = 1, /* prompt lookup: the tokens that followed the last earlier occurrence of the
+                         * sequence's latest n-gram (prompt and generated tokens) */
+} preft_spec_kind;
+
+typedef struct preft_speculation {
+  preft_spec_kind kind;
+  int k;         /* tokens drafted per step at most; 0: 4 */
+  int ngram_max; /* longest suffix looked up; 0: 3 */
+  int ngram_min; /* shortest; 0: 2 */
+} preft_speculation;
+
+/* What speculation did: decode steps that carried a draft, tokens drafted,
+ * drafted tokens accepted (acceptance rate = accepted / drafted). */
+typedef struct preft_spec_stats {
+  long steps, drafted, accepted;
+} preft_spec_stats;
+
 /* Called with each new token; return false to stop generating. */
 typedef bool (*preft_token_cb)(void *ctx, int token);
 
@@ -49,6 +77,8 @@ typedef struct preft_generate_opts {
   int prefill_chunk;            /* rows per prefill forward; 0: 256 */
   const preft_adapter *adapter; /* NULL: the base model */
   preft_adapter_mode adapter_mode;
+  preft_speculation speculation; /* zeros: off */
+  preft_spec_stats *spec_stats;  /* filled when not NULL */
 } preft_generate_opts;
 
 /* Generates from the prompt; *n_generated counts emitted tokens. Fails on an

@@ -10,6 +10,7 @@
 
 #include "model/adapter.h"
 #include "model/llama.h"
+#include "preft/generate.h"
 #include "tensor/dtype.h"
 #include "text/tokenizer.h"
 #include "train/data.h"
@@ -39,6 +40,7 @@ int cli_eval(int argc, char **argv); /* cli_train_rl.c: `preft eval rl` */
 int cli_make_adapter(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 int cli_bench_serve(int argc, char **argv); /* `preft bench serve`, from cli_bench.c */
+int cli_bench_spec(int argc, char **argv);  /* `preft bench spec`: speculative decoding */
 int cli_route(int argc, char **argv);       /* cli_route.c: HAProxy configuration over replicas */
 int cli_tasks(int argc, char **argv);       /* cli_tasks.c: tasks run | check | list | reward | base */
 int cli_rl_data(int argc, char **argv);     /* cli_rl_data.c: prompts of an RL task */
@@ -75,6 +77,24 @@ typedef enum {
   "  --matmul-precision P exact (default) or bf16: BF16 weights multiply BF16-rounded\n"   \
   "                       activations with FP32 sums (vdpbf16ps; AVX512_BF16 CPUs only,\n" \
   "                       as llama.cpp does); env PREFT_MATMUL_PRECISION\n"
+
+/* --speculative KIND and --spec-k K of the commands that decode (generate,
+ * serve, bench): the strings and numbers as parsed, then
+ * cli_speculation() checks them into the settings. */
+typedef struct cli_spec_args {
+  const char *kind; /* off | ngram; NULL: off */
+  long k;           /* 0: the default */
+} cli_spec_args;
+#define CLI_SPEC_OPTIONS(a) \
+  {"--speculative", NULL, CLI_STR, &(a).kind, 0, 0}, { "--spec-k", NULL, CLI_INT, &(a).k, 1, 64 }
+#define CLI_SPEC_HELP                                                                  \
+  "  --speculative KIND   ngram: speculative decoding by prompt lookup (each step\n"   \
+  "                       drafts tokens that followed the latest repeat of the last\n" \
+  "                       2-3 tokens and checks them in one forward; the output is\n"  \
+  "                       the same as without); off (default)\n"                       \
+  "  --spec-k K           tokens drafted per step at most (default 4)\n"
+/* Fills *out from a; on a bad kind prints why (naming cmd) and returns -1. */
+int cli_speculation(const char *cmd, const cli_spec_args *a, preft_speculation *out);
 
 /* --quantize T of the commands that run a decoder: the type -m models are
  * quantized to at load (cli_model_load, bench), -1 for none. */

@@ -35,7 +35,8 @@ static void usage(FILE *out) {
           "       preft bench adapter-step --shape NAME [options]\n"
           "       preft bench adapters --help    (the PreFT throughput experiment)\n"
           "       preft bench encoder --help     (BERT encoder sentences/s beside the sgemm ceiling)\n"
-          "       preft bench serve --help       (load on an OpenAI-compatible server)\n\n"
+          "       preft bench serve --help       (load on an OpenAI-compatible server)\n"
+          "       preft bench spec --help        (speculative decoding in the engine)\n\n"
           "roofline: measures the FP32 FMA peak (GFLOP/s), main-memory read bandwidth\n"
           "(GB/s) and preft's own sgemm on this machine.\n\n"
           "model: prefill and decode tokens/s of a model, each as a fraction of the\n"
@@ -489,8 +490,10 @@ int cli_bench(int argc, char **argv) {
   if (!strcmp(argv[1], "adapters")) return cli_bench_adapters(argc - 1, argv + 1);
   if (!strcmp(argv[1], "encoder")) return cli_bench_encoder(argc - 1, argv + 1);
   if (!strcmp(argv[1], "serve")) return cli_bench_serve(argc - 1, argv + 1);
-  fprintf(stderr,
-          "preft bench: unknown benchmark '%s' (roofline, model, adapter-step, adapters, encoder, serve)\n",
-          argv[1]);
+  if (!strcmp(argv[1], "spec")) return cli_bench_spec(argc - 1, argv + 1);
+  fprintf(
+      stderr,
+      "preft bench: unknown benchmark '%s' (roofline, model, adapter-step, adapters, encoder, serve, spec)\n",
+      argv[1]);
   return CLI_EXIT_USAGE;
 }

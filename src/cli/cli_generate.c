@@ -44,8 +44,9 @@ static void usage(FILE *out) {
           "  -a, --adapter DIR    a LoRA (PEFT) or ReFT adapter directory\n"
           "  --adapter-mode M     all (every token) or prefill (prompt only, decode\n"
           "                       runs the base model); default: the adapter's config\n"
-          "  --threads N          worker threads (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP
-          "  -v, --verbose        print timing to stderr\n",
+          "  --threads N          worker threads (default: all cores)\n" CLI_SPEC_HELP CLI_MATMUL_HELP
+              CLI_QUANTIZE_HELP
+          "  -v, --verbose        print timing (and speculation's acceptance) to stderr\n",
           MAX_STOPS);
 }
 
@@ -132,6 +133,7 @@ int cli_generate(int argc, char **argv) {
   double temperature = -1, top_p = -1, min_p = -1;
   int mode_arg = -1;
   bool ignore_eos = false, verbose = false, chat = false, print_ids = false;
+  cli_spec_args spec_args = {0};
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
       {"--prompt", "-p", CLI_STR, &prompt},
@@ -153,6 +155,7 @@ int cli_generate(int argc, char **argv) {
       {"--ignore-eos", NULL, CLI_FLAG, &ignore_eos},
       {"--chat", NULL, CLI_FLAG, &chat},
       {"--print-ids", NULL, CLI_FLAG, &print_ids},
+      CLI_SPEC_OPTIONS(spec_args),
       {"--verbose", "-v", CLI_FLAG, &verbose},
       {NULL},
   };
@@ -162,6 +165,8 @@ int cli_generate(int argc, char **argv) {
     fprintf(stderr, "preft generate: -m and exactly one of -p and --ids are required (see --help)\n");
     return CLI_EXIT_USAGE;
   }
+  preft_speculation spec;
+  if (cli_speculation("generate", &spec_args, &spec) != 0) return CLI_EXIT_USAGE;
   if (chat && !prompt) {
     fprintf(stderr, "preft generate: --chat needs -p\n");
     return CLI_EXIT_USAGE;
@@ -186,7 +191,9 @@ int cli_generate(int argc, char **argv) {
   preft_tokenizer *tok = cm.tok;
   if (!ids_arg && prompt_ids(tok, prompt, system, chat, &ids, &n_ids, &err) != 0) goto fail;
   preft_generate_opts gopts = {
-      .max_new_tokens = (int)n_tokens, .adapter = cm.adapter, .adapter_mode = cm.mode};
+      .max_new_tokens = (int)n_tokens, .adapter = cm.adapter, .adapter_mode = cm.mode, .speculation = spec};
+  preft_spec_stats spec_stats = {0};
+  gopts.spec_stats = &spec_stats;
   gopts.sampling.temperature = temperature >= 0 ? (float)temperature
                                : gen.do_sample  ? (float)gen.temperature
                                                 : 0.0f;
@@ -230,6 +237,10 @@ int cli_generate(int argc, char **argv) {
   if (verbose)
     fprintf(stderr, "preft generate: %d prompt + %d generated tokens in %.3f s (%.1f tokens/s overall)\n",
             n_ids, generated, dt, (n_ids + generated) / dt);
+  if (verbose && spec.kind != PREFT_SPEC_OFF)
+    fprintf(stderr, "preft generate: speculation: %ld steps drafted %ld tokens, %ld accepted (%.1f%%)\n",
+            spec_stats.steps, spec_stats.drafted, spec_stats.accepted,
+            spec_stats.drafted ? 100.0 * (double)spec_stats.accepted / (double)spec_stats.drafted : 0.0);
   rc = CLI_EXIT_OK;
   goto done;
 fail:

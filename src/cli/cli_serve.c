@@ -84,6 +84,12 @@ static void usage(FILE *out) {
       "  --idle-timeout S           seconds an idle keep-alive connection is kept (default 30)\n"
       "  --threads N                compute threads (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP
       "  -v, --verbose              log requests and engine events to stderr\n");
+  fputs(
+      "  --speculative KIND         ngram: speculative decoding by prompt lookup for every\n"
+      "                             request without a grammar or penalties (the same tokens,\n"
+      "                             fewer steps; docs/SERVING.md); off (default)\n"
+      "  --spec-k K                 tokens drafted per step at most (default 4)\n",
+      out);
 }
 
 /* The last path component of dir, without trailing slashes. */
@@ -148,6 +154,7 @@ int cli_serve(int argc, char **argv) {
        step_tokens = 0, max_len = 0;
   long body_mb = 8, drain_s = 30, threads = 0, max_conns = 0, header_s = 10, body_s = 60, idle_s = 30;
   const char *adapter_root = NULL, *registry_file = NULL, *prefix_dir = NULL;
+  cli_spec_args spec_args = {0};
   double prefix_disk_gb = 10;
   bool verbose = false, runtime_adapters = false, no_adapter_check = false;
   const cli_opt opts[] = {
@@ -180,6 +187,7 @@ int cli_serve(int argc, char **argv) {
       {"--body-timeout", NULL, CLI_INT, &body_s, 1, 86400},
       {"--idle-timeout", NULL, CLI_INT, &idle_s, 1, 86400},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
+      CLI_SPEC_OPTIONS(spec_args),
       CLI_MATMUL_OPTION,
       CLI_QUANTIZE_OPTION,
       {"--verbose", "-v", CLI_FLAG, &verbose},
@@ -187,6 +195,8 @@ int cli_serve(int argc, char **argv) {
   };
   int pr = cli_parse("serve", argc, argv, opts, usage);
   if (pr != 0) return cli_parse_exit(pr);
+  preft_speculation spec;
+  if (cli_speculation("serve", &spec_args, &spec) != 0) return CLI_EXIT_USAGE;
   for (int i = 0; i < adapters.n; i++) {
     const char *eq = strchr(adapter_args[i], '=');
     if (!eq || eq == adapter_args[i] || !eq[1]) {
@@ -253,7 +263,8 @@ int cli_serve(int argc, char **argv) {
                             .adapter_cache_mb = (size_t)adapter_mb,
                             .max_context = (int)max_len,
                             .prefix_cache_dir = prefix_dir,
-                            .prefix_cache_disk_bytes = (uint64_t)(prefix_disk_gb * (double)(1 << 30))};
+                            .prefix_cache_disk_bytes = (uint64_t)(prefix_disk_gb * (double)(1 << 30)),
+                            .speculation = spec};
   max_context = max_len > 0 ? (int)max_len : cm.model->cfg.max_pos;
   if (preft_engine_create(&engine, cm.model, &ec, &err) != 0) goto fail; /* owns the model from here */
   cm.model = NULL;

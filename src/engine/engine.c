@@ -21,6 +21,7 @@
 #include "engine/grammar.h"
 #include "engine/penalties.h"
 #include "engine/prefix_cache.h"
+#include "engine/speculative.h"
 #include "model/batch.h"
 #include "tensor/ops.h"
 
@@ -44,8 +45,12 @@ typedef struct seq_t {
   int n_keyed;   /* leading prompt blocks already registered in the prefix cache */
   uint64_t last_key;
   int slot;      /* KV slot while running, else -1 */
-  int step_take; /* rows scheduled this step */
-  char *error;   /* the final event's message (owned: the adapter's error may change meanwhile) */
+  int step_take; /* rows scheduled this step (drafted rows included) */
+  /* speculative decoding (speculative.h): drafted tokens scheduled this step
+   * (they sit in tokens[n_tokens, n_tokens + n_draft)); this step's logits
+   * rows [row0, row0 + n_draft + 1); rows drawn, drafts the draws kept */
+  int n_draft, row0, n_out, n_accepted;
+  char *error; /* the final event's message (owned: the adapter's error may change meanwhile) */
   double t_submit, t_first;
   bool cancelled, stop_requested;
   struct seq_t *next; /* waiting list */
@@ -178,6 +183,13 @@ static void deliver_events(preft_engine *e) {
   e->delivering++;
   pthread_mutex_unlock(&e->mu);
   for (int i = 0; i < n; i++) {
+    /* a step may bring several tokens of one request (speculative
+     * decoding): none follows a callback's stop */
+    if (evs[i].s->stop_requested && evs[i].ev.token >= 0) {
+      if (!evs[i].final) continue;
+      evs[i].ev.token = -1;
+      evs[i].ev.finish = PREFT_FINISH_STOP;
+    }
     bool go_on = evs[i].s->cb(evs[i].s->user, &evs[i].ev);
     if (!go_on && !evs[i].final) evs[i].s->stop_requested = true;
   }
@@ -258,7 +270,7 @@ static seq_t *preempt_newest(preft_engine *e) {
   seq_t *v = e->running[e->n_running - 1];
   release_slot(e, v);
   e->n_running--;
-  v->step_take = 0;
+  v->step_take = v->n_draft = 0;
   if (v->ra) preft_registry_deactivate(&e->reg, v->ra);
   v->next = e->wait_head;
   e->wait_head = v;
@@ -267,6 +279,24 @@ static seq_t *preempt_newest(preft_engine *e) {
   e->stats.preemptions++;
   PREFT_INFO("request %llu preempted (KV cache full); it will be recomputed", (unsigned long long)v->id);
   return v;
+}
+
+/* Drafts up to the engine's k tokens for s (in decode: its last token is
+ * the only one not computed) into tokens[n_tokens, ...), within room more
+ * rows of the step and the request's token array, leaving room for the
+ * token drawn after the last draft; returns how many. Requests with a
+ * grammar or logits processors are not drafted (their draws depend on
+ * per-token state that the draw of the next row would have to see). */
+static int draft_tokens(const preft_engine *e, seq_t *s, int room) {
+  if (e->spec_k == 0 || s->constraint || s->penalties.active || s->cancelled || s->stop_requested) return 0;
+  int cap = s->n_prompt + s->max_tokens; /* the size of s->tokens (preft_engine_submit) */
+  if (cap > e->cfg.max_context) cap = e->cfg.max_context;
+  int k = e->spec_k;
+  if (k > room) k = room;
+  if (k > cap - s->n_tokens - 1) k = cap - s->n_tokens - 1;
+  if (k <= 0) return 0;
+  return preft_ngram_draft(s->tokens, s->n_tokens, e->spec.ngram_max, e->spec.ngram_min, k,
+                           s->tokens + s->n_tokens);
 }
 
 /* Chooses this step's rows. Returns the number of rows. */
@@ -280,7 +310,13 @@ static int schedule(preft_engine *e) {
     int take = s->n_tokens - s->n_computed;
     if (take > budget - rows) take = budget - rows;
     s->step_take = 0;
-    while (preft_kv_reserve(&e->kv, s->slot, s->n_computed + take, &err) != 0) {
+    s->n_draft = 0;
+    int nd = take == 1 && s->n_tokens - s->n_computed == 1 ? draft_tokens(e, s, budget - rows - 1) : 0;
+    while (preft_kv_reserve(&e->kv, s->slot, s->n_computed + take + nd, &err) != 0) {
+      if (nd > 0) { /* the draft gives way first */
+        nd = 0;
+        continue;
+      }
       if (evict_adapter_for_kv(e, NULL)) continue; /* idle adapters give way first */
       if (e->running[e->n_running - 1] != s) {
         preempt_newest(e); /* someone newer gives way */
@@ -296,8 +332,9 @@ static int schedule(preft_engine *e) {
       break;
     }
     if (take > 0) {
-      s->step_take = take;
-      rows += take;
+      s->step_take = take + nd;
+      s->n_draft = nd;
+      rows += take + nd;
     }
   }
   /* then admit waiting requests, in order, while slots, blocks and budget
@@ -346,6 +383,7 @@ static int schedule(preft_engine *e) {
     }
     unlink_waiting(e, prev, s);
     s->step_take = take;
+    s->n_draft = 0;
     e->running[e->n_running++] = s;
     if (s->ra) preft_registry_activate(&e->reg, s->ra);
     rows += take;
@@ -361,28 +399,36 @@ static void grow_step_buffers(preft_engine *e, int rows) {
   size_t n = (size_t)rows;
   preft_batch_buf_reserve(&e->batch, rows);
   e->b_logit_seq = preft_xrealloc(e->b_logit_seq, sizeof(seq_t *) * n);
-  /* at most one logits row per running sequence */
-  size_t logit_rows = n < (size_t)e->cfg.max_running ? n : (size_t)e->cfg.max_running;
+  /* at most one logits row per running sequence, and one per drafted token */
+  size_t most = (size_t)e->cfg.max_running * (size_t)(1 + e->spec_k);
+  size_t logit_rows = n < most ? n : most;
   e->logits = preft_xrealloc(e->logits, sizeof(float) * logit_rows * (size_t)e->model->cfg.vocab);
+  e->sampled = preft_xrealloc(e->sampled, sizeof *e->sampled * logit_rows);
+  e->cap_logit_rows = (int)logit_rows;
 }
 
-/* Lays the scheduled rows out in e->batch; returns the number of logit
- * rows: the last row of each sequence whose scheduled rows reach its end. */
+/* Lays the scheduled rows out in e->batch; returns the number of
+ * sequences with logits rows: those whose scheduled rows reach their last
+ * token, whose row (and every drafted row after it) gets logits. */
 static int build_batch(preft_engine *e, int rows) {
   grow_step_buffers(e, rows);
   preft_batch_buf_clear(&e->batch);
+  int n_seqs = 0;
   for (int i = 0; i < e->n_running; i++) {
     seq_t *s = e->running[i];
     const preft_adapter *a = s->ra ? s->ra->loaded : NULL;
     for (int pos = s->n_computed; pos < s->n_computed + s->step_take; pos++) {
-      bool last = pos == s->n_tokens - 1;
-      if (last) e->b_logit_seq[e->batch.n_logits] = s;
+      bool logits = pos >= s->n_tokens - 1;
+      if (pos == s->n_tokens - 1) {
+        e->b_logit_seq[n_seqs++] = s;
+        s->row0 = e->batch.n_logits;
+      }
       preft_batch_buf_add(&e->batch, s->tokens[pos], pos, s->slot, a,
-                          preft_adapter_row_flag(a, s->mode, pos, s->n_prompt), last);
+                          preft_adapter_row_flag(a, s->mode, pos, s->n_prompt), logits);
     }
   }
-  PREFT_ASSERT(e->batch.n == rows);
-  return e->batch.n_logits;
+  PREFT_ASSERT(e->batch.n == rows && e->batch.n_logits <= e->cap_logit_rows);
+  return n_seqs;
 }
 
 /* log-probability of token under logits, and the top-n alternatives. */
@@ -400,19 +446,18 @@ static void fill_logprobs(const float *logits, int vocab, int token, int top_n, 
   }
 }
 
-/* Pool task: samples logits row j with its sequence's own sampler (in the
- * scratch of the pool thread) and fills the row's logprobs when asked, into
+/* Samples logits row j with its sequence's own sampler (in the scratch of
+ * the pool thread) and fills the row's logprobs when asked, into
  * e->sampled[j]. Runs with the lock released: a row touches only its
  * sequence's sampler (no other thread uses it, and sequences are freed only
  * by the engine thread), its logits row, its thread's scratch and its own
  * output, so rows run in parallel and the tokens do not depend on the
  * number of threads. */
-static void sample_row(void *ctx, int j, int thread) {
-  preft_engine *e = ctx;
+static void sample_row(preft_engine *e, seq_t *s, int j, int thread) {
   int vocab = e->model->cfg.vocab;
-  seq_t *s = e->b_logit_seq[j];
   float *row = e->logits + (size_t)j * (size_t)vocab;
   preft_token_event *out = &e->sampled[j];
+  memset(out, 0, sizeof *out); /* the alternatives past n_top read as zeros */
   /* penalties change the row in place for the draw; logprobs see it raw */
   preft_penalties_apply(&s->penalties, row, vocab, s->n_generated, s->stop_ids, s->n_stop);
   if (s->constraint) { /* the grammar's allowed tokens only; -1: it has ended */
@@ -428,57 +473,96 @@ static void sample_row(void *ctx, int j, int thread) {
   if (s->logprobs > 0 && out->token >= 0) fill_logprobs(row, vocab, out->token, s->logprobs, out);
 }
 
+/* Pool task: draws the tokens of the j-th sequence with logits. Without a
+ * draft that is one row. With one (speculative.h) row r is drawn only when
+ * every earlier draw equalled its drafted token, and a draw that differs
+ * ends the step for the sequence: one draw per kept token, exactly as
+ * without the draft. */
+static void sample_seq(void *ctx, int j, int thread) {
+  preft_engine *e = ctx;
+  seq_t *s = e->b_logit_seq[j];
+  s->n_out = s->n_accepted = 0;
+  for (int r = 0; r <= s->n_draft; r++) {
+    sample_row(e, s, s->row0 + r, thread);
+    s->n_out++;
+    if (r == s->n_draft || e->sampled[s->row0 + r].token != s->tokens[s->n_tokens + r]) break;
+    s->n_accepted++;
+  }
+}
+
 /* The statistics slot of a sequence's tokens: 1 for a prefill-only adapter,
  * 0 for the base model and all-token adapters. */
 static int stats_mode_index(const seq_t *s) { return s->ra && s->mode == PREFT_MODE_PREFILL ? 1 : 0; }
 
-/* After the forward and sample_row: advance every scheduled sequence, append
- * the sampled tokens, queue events, finish what is done. */
-static void complete_step(preft_engine *e, int n_logits) {
+/* Appends the r-th token drawn for s this step and queues its event;
+ * returns false when the request ended with it (finished, or a grammar
+ * that ended with no token). */
+static bool take_token(preft_engine *e, seq_t *s, int r, double now) {
+  const preft_token_event *got = &e->sampled[s->row0 + r];
+  int tok = got->token;
+  if (tok < 0) { /* a grammar that has ended and no stop id to end with */
+    finish(e, s, PREFT_FINISH_STOP, NULL);
+    return false;
+  }
+  if (s->t_first == 0) {
+    s->t_first = now;
+    e->stats.ttft_seconds_sum += now - s->t_submit;
+    e->stats.ttft_count++;
+    hist_add(e->stats.ttft_hist, now - s->t_submit);
+  }
+  s->tokens[s->n_tokens++] = tok;
+  s->n_generated++;
+  preft_penalties_add(&s->penalties, tok);
+  e->stats.generated_tokens[stats_mode_index(s)]++;
+  bool stop = false;
+  for (int k = 0; k < s->n_stop; k++) stop |= tok == s->stop_ids[k];
+  preft_finish_reason why = stop || s->constraint_ended ? PREFT_FINISH_STOP : PREFT_FINISH_NONE;
+  if (!stop && (s->n_generated >= s->max_tokens || s->n_tokens >= e->cfg.max_context))
+    why = PREFT_FINISH_LENGTH;
+  pending_event *p = why != PREFT_FINISH_NONE ? finish(e, s, why, NULL) : push_event(e, s);
+  p->ev.token = tok;
+  p->ev.completion_tokens = s->n_generated;
+  p->ev.finish = why;
+  if (s->logprobs > 0) {
+    p->ev.logprob = got->logprob;
+    p->ev.n_top = got->n_top;
+    memcpy(p->ev.top_ids, got->top_ids, sizeof got->top_ids);
+    memcpy(p->ev.top_logprobs, got->top_logprobs, sizeof got->top_logprobs);
+  }
+  return why == PREFT_FINISH_NONE;
+}
+
+/* After the forward and sample_seq: advance every scheduled sequence, append
+ * the drawn tokens, queue events, finish what is done; a sequence that ran
+ * a draft keeps the keys and values of the drafts its draws accepted and
+ * gives back the blocks past them. */
+static void complete_step(preft_engine *e, int n_seqs) {
   for (int i = 0; i < e->n_running; i++) {
     seq_t *s = e->running[i];
     if (s->step_take == 0) continue;
+    int rows = s->step_take - s->n_draft; /* drafted rows count once accepted (below) */
     bool prefill = s->n_computed < s->n_prompt;
-    if (prefill) e->stats.prompt_tokens[stats_mode_index(s)] += s->step_take;
-    s->n_computed += s->step_take;
+    if (prefill) e->stats.prompt_tokens[stats_mode_index(s)] += rows;
+    s->n_computed += rows;
     s->step_take = 0;
     register_prompt_blocks(e, s);
   }
   double now = preft_now();
-  for (int j = 0; j < n_logits; j++) {
+  for (int j = 0; j < n_seqs; j++) {
     seq_t *s = e->b_logit_seq[j];
+    int n_draft = s->n_draft;
+    s->n_draft = 0;
     if (s->cancelled) continue; /* finished below */
-    const preft_token_event *got = &e->sampled[j];
-    int tok = got->token;
-    if (tok < 0) { /* a grammar that has ended and no stop id to end with */
-      finish(e, s, PREFT_FINISH_STOP, NULL);
-      continue;
-    }
-    if (s->t_first == 0) {
-      s->t_first = now;
-      e->stats.ttft_seconds_sum += now - s->t_submit;
-      e->stats.ttft_count++;
-      hist_add(e->stats.ttft_hist, now - s->t_submit);
-    }
-    s->tokens[s->n_tokens++] = tok;
-    s->n_generated++;
-    preft_penalties_add(&s->penalties, tok);
-    e->stats.generated_tokens[stats_mode_index(s)]++;
-    bool stop = false;
-    for (int k = 0; k < s->n_stop; k++) stop |= tok == s->stop_ids[k];
-    preft_finish_reason why = stop || s->constraint_ended ? PREFT_FINISH_STOP : PREFT_FINISH_NONE;
-    if (!stop && (s->n_generated >= s->max_tokens || s->n_tokens >= e->cfg.max_context))
-      why = PREFT_FINISH_LENGTH;
-    pending_event *p = why != PREFT_FINISH_NONE ? finish(e, s, why, NULL) : push_event(e, s);
-    p->ev.token = tok;
-    p->ev.completion_tokens = s->n_generated;
-    p->ev.finish = why;
-    if (s->logprobs > 0) {
-      p->ev.logprob = got->logprob;
-      p->ev.n_top = got->n_top;
-      memcpy(p->ev.top_ids, got->top_ids, sizeof got->top_ids);
-      memcpy(p->ev.top_logprobs, got->top_logprobs, sizeof got->top_logprobs);
-    }
+    bool running = true;
+    for (int r = 0; r < s->n_out && running; r++) running = take_token(e, s, r, now);
+    if (n_draft == 0) continue;
+    e->stats.spec.steps++;
+    e->stats.spec.drafted += n_draft;
+    e->stats.spec.accepted += s->n_accepted;
+    if (!running) continue;
+    /* the accepted drafts are computed; the last token drawn is not */
+    s->n_computed = s->n_tokens - 1;
+    preft_kv_truncate(&e->kv, s->slot, s->n_tokens);
   }
 }
 
@@ -533,7 +617,7 @@ static void *engine_main(void *arg) {
     double t0 = preft_now();
     int rc = preft_model_forward(e->model, e->pool, &e->kv, &b, &e->ws, e->logits, &err);
     double dt = preft_now() - t0;
-    if (rc == 0) preft_pool_run(e->pool, nl, sample_row, e); /* still unlocked */
+    if (rc == 0) preft_pool_run(e->pool, nl, sample_seq, e); /* still unlocked */
     pthread_mutex_lock(&e->mu);
     e->stats.steps++;
     e->stats.step_seconds_sum += dt;
@@ -573,6 +657,8 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
   preft_engine *e = preft_xcalloc(1, sizeof *e);
   e->model = model;
   e->cfg = *cfg;
+  e->spec = preft_spec_defaults(&cfg->speculation);
+  e->spec_k = cfg->speculation.kind == PREFT_SPEC_OFF ? 0 : e->spec.k;
   const preft_model_config *c = &model->cfg;
   if (e->cfg.kv_cache_mb == 0) e->cfg.kv_cache_mb = 1024;
   if (e->cfg.block_size <= 0) e->cfg.block_size = 16;
@@ -619,7 +705,6 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
   e->pool = preft_pool_create(cfg->threads);
   e->running = preft_xcalloc((size_t)e->cfg.max_running, sizeof(seq_t *));
   e->free_slots = preft_xmalloc(sizeof(int) * (size_t)e->cfg.max_running);
-  e->sampled = preft_xcalloc((size_t)e->cfg.max_running, sizeof *e->sampled);
   e->scratch = preft_xcalloc((size_t)preft_pool_size(e->pool), sizeof *e->scratch);
   for (int i = 0; i < e->cfg.max_running; i++) e->free_slots[i] = e->cfg.max_running - 1 - i;
   e->n_free_slots = e->cfg.max_running;

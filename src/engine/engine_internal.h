@@ -34,6 +34,8 @@ typedef struct pending_event {
 struct preft_engine {
   preft_model *model;
   preft_engine_config cfg;
+  preft_speculation spec; /* with defaults; spec_k 0 when off */
+  int spec_k;
   preft_pool *pool;
   preft_kv_cache kv;
   preft_prefix_cache prefix;
@@ -59,9 +61,10 @@ struct preft_engine {
   /* step buffers */
   preft_batch_buf batch;
   int cap_rows;
-  seq_t **b_logit_seq; /* the sequence of each logit row */
+  seq_t **b_logit_seq; /* the sequences with logits rows this step */
   float *logits;
-  preft_token_event *sampled;    /* [max_running]: per logits row, filled by sample_row */
+  int cap_logit_rows;
+  preft_token_event *sampled;    /* [cap_logit_rows]: per logits row, filled by sample_row */
   preft_sample_scratch *scratch; /* [pool size]: sample_row's working memory */
   pending_event *events;
   int n_events, cap_events;

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "engine/speculative.h"
 #include "model/batch.h"
 #include "tensor/ops.h"
 
@@ -83,25 +84,51 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
   if (make_cache(m, total, &kv, err) != 0) return -1;
   int *ids = preft_xmalloc(sizeof(int) * (size_t)total);
   for (int i = 0; i < n_prompt; i++) ids[i] = prompt[i];
-  float *logits = preft_xmalloc(sizeof(float) * (size_t)m->cfg.vocab);
+  preft_speculation spec = preft_spec_defaults(&opts->speculation);
+  int spec_k = opts->speculation.kind == PREFT_SPEC_OFF ? 0 : spec.k;
+  int vocab = m->cfg.vocab;
+  float *logits = preft_xmalloc(sizeof(float) * (size_t)vocab * (size_t)(spec_k + 1));
   preft_workspace ws = {0};
   preft_sampler sampler;
   preft_sampler_init(&sampler, &opts->sampling);
+  preft_spec_stats stats = {0};
   int chunk = opts->prefill_chunk > 0 ? opts->prefill_chunk : 256, rc = 0, n = n_prompt;
   for (int start = 0; start < n_prompt && rc == 0; start += chunk) {
     int len = n_prompt - start < chunk ? n_prompt - start : chunk;
     rc = run_chunk(m, pool, &kv, &ws, &sa, ids, start, len, false, logits, err);
   }
-  while (rc == 0 && n < total && *n_generated < opts->max_new_tokens) {
-    int tok = preft_sample(&sampler, logits, m->cfg.vocab);
-    ids[n++] = tok;
-    (*n_generated)++;
-    bool stop = false;
-    for (int i = 0; i < opts->n_stop_ids; i++) stop |= tok == opts->stop_ids[i];
-    if (cb && !cb(cb_ctx, tok)) stop = true;
-    if (stop || n >= total || *n_generated >= opts->max_new_tokens) break;
-    rc = run_chunk(m, pool, &kv, &ws, &sa, ids, n - 1, 1, false, logits, err);
+  /* logits rows [0, rows) are ready: row r follows ids[n-1] and r drafted
+   * tokens, which sit in ids[n .. n+rows-1) (speculative.h) */
+  int rows = 1;
+  bool done = n >= total || opts->max_new_tokens <= 0;
+  while (rc == 0 && !done) {
+    for (int r = 0; r < rows; r++) {
+      int draft = r < rows - 1 ? ids[n] : -1;
+      int tok = preft_sample(&sampler, logits + (size_t)r * (size_t)vocab, vocab);
+      ids[n++] = tok;
+      (*n_generated)++;
+      bool stop = false;
+      for (int i = 0; i < opts->n_stop_ids; i++) stop |= tok == opts->stop_ids[i];
+      if (cb && !cb(cb_ctx, tok)) stop = true;
+      done = stop || n >= total || *n_generated >= opts->max_new_tokens;
+      if (done || tok != draft) break;
+      stats.accepted++;
+    }
+    if (done) break;
+    /* the draft must leave room for the token after it, in the context and
+     * in what is still to generate */
+    int room = total - n - 1, left = opts->max_new_tokens - *n_generated - 1, k = spec_k;
+    if (k > room) k = room;
+    if (k > left) k = left;
+    int nd = k > 0 ? preft_ngram_draft(ids, n, spec.ngram_max, spec.ngram_min, k, ids + n) : 0;
+    if (nd > 0) {
+      stats.steps++;
+      stats.drafted += nd;
+    }
+    rows = nd + 1;
+    rc = run_chunk(m, pool, &kv, &ws, &sa, ids, n - 1, rows, nd > 0, logits, err);
   }
+  if (opts->spec_stats) *opts->spec_stats = stats;
   preft_sampler_free(&sampler);
   preft_workspace_free(&ws);
   free(logits);

@@ -123,10 +123,14 @@ void preft_kv_map_shared(preft_kv_cache *kv, int seq, int block) {
   kv->tables[(size_t)seq * (size_t)kv->max_blocks_per_seq + (size_t)kv->n_mapped[seq]++] = block;
 }
 
-void preft_kv_release(preft_kv_cache *kv, int seq) {
-  PREFT_ASSERT(seq >= 0 && seq < kv->max_seqs);
+void preft_kv_release(preft_kv_cache *kv, int seq) { preft_kv_truncate(kv, seq, 0); }
+
+void preft_kv_truncate(preft_kv_cache *kv, int seq, int n_pos) {
+  PREFT_ASSERT(seq >= 0 && seq < kv->max_seqs && n_pos >= 0);
   int *table = kv->tables + (size_t)seq * (size_t)kv->max_blocks_per_seq;
-  for (int i = 0; i < kv->n_mapped[seq]; i++) {
+  int keep = (n_pos + kv->block_size - 1) / kv->block_size;
+  if (keep >= kv->n_mapped[seq]) return;
+  for (int i = keep; i < kv->n_mapped[seq]; i++) {
     int b = table[i];
     PREFT_ASSERT(kv->refs[b] > 0);
     if (--kv->refs[b] == 0) {
@@ -135,7 +139,7 @@ void preft_kv_release(preft_kv_cache *kv, int seq) {
     }
     table[i] = -1;
   }
-  kv->n_mapped[seq] = 0;
+  kv->n_mapped[seq] = keep;
 }
 
 int preft_kv_capacity(const preft_kv_cache *kv, int seq) { return kv->n_mapped[seq] * kv->block_size; }

@@ -54,6 +54,10 @@ int preft_kv_reserve(preft_kv_cache *kv, int seq, int n_pos, preft_error *err);
 /* Drops seq's references to its blocks (freeing those no one else maps and
  * that are not cached). */
 void preft_kv_release(preft_kv_cache *kv, int seq);
+/* Keeps only the blocks of seq that back positions [0, n_pos), dropping its
+ * references to the others as preft_kv_release does (speculative decoding
+ * gives back the blocks of rejected draft positions). */
+void preft_kv_truncate(preft_kv_cache *kv, int seq, int n_pos);
 /* Appends an existing block to seq's table (its next block) and takes a
  * reference. The block must hold the right positions for seq. */
 void preft_kv_map_shared(preft_kv_cache *kv, int seq, int block);

@@ -110,6 +110,12 @@ void preft_srv_route_metrics(preft_server *s, srv_reply *r) {
   single(b, "preft_preemptions_total", "counter", "Sequences preempted for KV-cache space.", st.preemptions);
   single(b, "preft_prefix_cache_hit_tokens_total", "counter", "Prompt tokens served from the prefix cache.",
          st.prefix_hit_tokens);
+  single(b, "preft_spec_steps_total", "counter",
+         "Decode steps of a sequence that carried drafted tokens (speculative decoding).", st.spec.steps);
+  single(b, "preft_spec_drafted_tokens_total", "counter", "Tokens drafted by speculative decoding.",
+         st.spec.drafted);
+  single(b, "preft_spec_accepted_tokens_total", "counter",
+         "Drafted tokens the model's own draws agreed with (kept).", st.spec.accepted);
   if (st.prefix_disk_enabled) {
     single(b, "preft_prefix_disk_hit_tokens_total", "counter",
            "Prompt tokens restored from the prefix cache's disk tier (also in the hit tokens).",

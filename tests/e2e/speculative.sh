@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# End-to-end: speculative decoding by prompt lookup (`--speculative ngram`)
+# on the embedded default model. `preft generate` writes the same text with
+# it as without, greedy and seeded sampled, on a prompt that repeats (where
+# drafts are made and accepted: -v reports it); `preft serve --speculative
+# ngram` answers a completion with that same text, and 8 concurrent ones
+# each with their own; a bad --speculative value is a usage error.
+source "$(dirname "$0")/server_lib.bash"
+command -v jq >/dev/null || { echo "jq is missing: run scripts/install-deps.sh"; exit 1; }
+dm=$data/../../assets/default-model
+tmp=$(mktemp -d)
+trap 'kill_server; [ $fails -gt 0 ] && tail -40 "$tmp/log"; rm -rf "$tmp"' EXIT
+prompt="The Congress shall have power to lay and collect taxes. The Congress shall have power to borrow money. The Congress shall have power to"
+gen() { "$bin" generate -m "$dm" -p "$prompt" -n 48 --ignore-eos --threads 1 "$@"; }
+
+gen --temperature 0 >"$tmp/plain"
+gen --temperature 0 --speculative ngram --spec-k 5 -v >"$tmp/spec" 2>"$tmp/err"
+check "greedy: the same text with speculation" cmp -s "$tmp/plain" "$tmp/spec"
+accepted=$(sed -n 's/.*tokens, \([0-9]*\) accepted.*/\1/p' "$tmp/err")
+check "drafts were made and accepted (accepted: '$accepted')" test "${accepted:-0}" -gt 0
+gen --temperature 0.9 --seed 7 >"$tmp/plain-s"
+gen --temperature 0.9 --seed 7 --speculative ngram >"$tmp/spec-s"
+check "seeded sampling: the same text with speculation" cmp -s "$tmp/plain-s" "$tmp/spec-s"
+"$bin" generate -m "$dm" -p x --speculative eagle 2>"$tmp/err"
+check "an unknown --speculative is a usage error (2)" test $? -eq 2
+check "  naming the option" grep -q -- "--speculative" "$tmp/err"
+
+start_server "$tmp/log" -m "$dm" --threads 1 --speculative ngram || exit 1
+req=$(jq -cn --arg p "$prompt" '{model: "default-model", prompt: $p, max_tokens: 48, temperature: 0, ignore_eos: true}')
+text=$(curl -s "$SRV_URL/v1/completions" -d "$req" | jq -j '.choices[0].text')
+check "serve --speculative ngram: the text of preft generate" test "$text" = "$(cat "$tmp/plain")"
+pids=()
+for i in 1 2 3 4 5 6 7 8; do
+  jq -cn --arg p "$prompt $i" '{model: "default-model", prompt: $p, max_tokens: 32, temperature: 0, ignore_eos: true}' >"$tmp/req$i"
+  curl -s "$SRV_URL/v1/completions" -d @"$tmp/req$i" | jq -j '.choices[0].text' >"$tmp/got$i" &
+  pids+=($!)
+done
+wait_jobs "${pids[@]}"
+ok=1
+for i in 1 2 3 4 5 6 7 8; do
+  "$bin" generate -m "$dm" -p "$prompt $i" -n 32 --ignore-eos --threads 1 --temperature 0 >"$tmp/want$i"
+  [ "$(cat "$tmp/got$i")" = "$(cat "$tmp/want$i")" ] || { ok=0; echo "  request $i differs"; }
+done
+check "8 concurrent completions: each the text of preft generate" test $ok = 1
+drafted=$(curl -s "$SRV_URL/metrics" | sed -n 's/^preft_spec_drafted_tokens_total \([0-9]*\)/\1/p')
+check "/metrics counts drafted tokens ('$drafted')" test "${drafted:-0}" -gt 0
+stop_server
+check "the server exits 0 on SIGTERM" test $? -eq 0
+exit $((fails > 0))

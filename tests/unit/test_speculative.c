@@ -1,0 +1,425 @@
+/* test_speculative.c - speculative decoding (engine/speculative.h):
+ * prompt lookup drafts what followed the latest earlier occurrence of the
+ * last n-gram; greedy tokens of 32 concurrent requests with mixed adapters
+ * and modes are those of preft_generate without speculation, also under a
+ * KV cache so small that drafted sequences are preempted; seeded sampled
+ * requests draw the same tokens with and without it; preft_generate with it
+ * gives its own tokens without it; and a chi-square test over 3000 seeded
+ * draws at a drafted position finds the target distribution, and would
+ * reject the distribution of a wrong accept/reject rule. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/engine.h"
+#include "engine/generate.h"
+#include "engine/speculative.h"
+#include "model/llama.h"
+#include "testutil.h"
+
+/* ---- prompt lookup ------------------------------------------------------------ */
+
+static void ngram_draft_copies_what_followed_the_latest_match(void **state) {
+  (void)state;
+  int draft[8];
+  /* suffix [3 4] occurs at 2 and at 6; the latest (6) is followed by 9 5 3 4 */
+  int t[] = {1, 2, 3, 4, 7, 8, 3, 4, 9, 5, 3, 4};
+  int n = (int)(sizeof t / sizeof t[0]);
+  assert_int_equal(preft_ngram_draft(t, n, 3, 2, 3, draft), 3);
+  assert_int_equal(draft[0], 9);
+  assert_int_equal(draft[1], 5);
+  assert_int_equal(draft[2], 3);
+  /* the continuation runs into the end: fewer than k */
+  assert_int_equal(preft_ngram_draft(t, n, 3, 2, 8, draft), 4);
+  assert_int_equal(draft[3], 4);
+  /* the 3-gram [5 3 4] never occurred before; [3 4] did */
+  int u[] = {5, 3, 4, 6, 3, 4};
+  assert_int_equal(preft_ngram_draft(u, 6, 3, 3, 2, draft), 0);
+  assert_int_equal(preft_ngram_draft(u, 6, 3, 2, 2, draft), 2);
+  assert_int_equal(draft[0], 6);
+  assert_int_equal(draft[1], 3);
+  /* no earlier occurrence at any length, k = 0, too short */
+  int v[] = {1, 2, 3};
+  assert_int_equal(preft_ngram_draft(v, 3, 3, 1, 4, draft), 0);
+  assert_int_equal(preft_ngram_draft(t, n, 3, 2, 0, draft), 0);
+  assert_int_equal(preft_ngram_draft(t, 1, 3, 1, 4, draft), 0);
+  /* a unigram match */
+  int w[] = {7, 1, 2, 7};
+  assert_int_equal(preft_ngram_draft(w, 4, 3, 1, 2, draft), 2);
+  assert_int_equal(draft[0], 1);
+  assert_int_equal(draft[1], 2);
+}
+
+/* ---- engine ------------------------------------------------------------------ */
+
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int tokens[64], n;
+  bool done;
+} collector;
+
+static bool on_event(void *user, const preft_token_event *ev) {
+  collector *c = user;
+  pthread_mutex_lock(&c->mu);
+  if (ev->token >= 0 && c->n < 64) c->tokens[c->n++] = ev->token;
+  if (ev->finish != PREFT_FINISH_NONE) {
+    c->done = true;
+    pthread_cond_signal(&c->cv);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return true;
+}
+
+static void wait_done(collector *c) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += (time_t)(60 * test_time_scale());
+  pthread_mutex_lock(&c->mu);
+  bool timed_out = false;
+  while (!c->done && !timed_out) timed_out = pthread_cond_timedwait(&c->cv, &c->mu, &deadline) == ETIMEDOUT;
+  bool done = c->done;
+  pthread_mutex_unlock(&c->mu);
+  if (!done) fail_msg("no final event within the deadline: the engine hangs or lost the request");
+}
+
+static preft_model *load_base(void) {
+  char *dir = test_data_path("models/llama-gqa-rope3");
+  preft_model *m;
+  preft_error err;
+  if (preft_model_load(&m, dir, &err) != 0) fail_msg("%s", err.msg);
+  free(dir);
+  return m;
+}
+
+static const char *adapter_names[] = {NULL, "lora-qv-r4", "loreft-f3l3"};
+enum { N_KINDS = 3, N_REQ = 32, MAX_NEW = 40 };
+
+/* Prompt r: a short phrase repeated (so that lookup finds n-grams at once),
+ * 9..40 tokens. */
+static int make_prompt(int r, int *out) {
+  int n = 9 + (r * 7) % 32, period = 3 + r % 5;
+  for (int i = 0; i < n; i++) out[i] = (1 + 37 * (i % period) + 11 * r) % 256;
+  return n;
+}
+
+static preft_adapter *load_adapter(const preft_model *m, int kind) {
+  if (!adapter_names[kind]) return NULL;
+  char rel[128];
+  snprintf(rel, sizeof rel, "adapters/%s", adapter_names[kind]);
+  char *dir = test_data_path(rel);
+  preft_adapter *a;
+  preft_error err;
+  if (preft_adapter_load(&a, dir, NULL, &m->cfg, &err) != 0) fail_msg("%s", err.msg);
+  free(dir);
+  return a;
+}
+
+static preft_sampling sampling_of(int r, bool sampled) {
+  preft_sampling s = {.temperature = 0, .top_p = 1};
+  if (sampled) {
+    s.temperature = 0.05f + 0.01f * (float)(r % 5); /* the tiny model's logits are small */
+    s.seed = 1000 + (uint64_t)r;
+    s.top_k = r % 3 == 0 ? 8 : 0;
+  }
+  return s;
+}
+
+typedef struct {
+  int *out, n;
+} token_sink;
+
+static bool sink_token(void *ctx, int token) {
+  token_sink *s = ctx;
+  s->out[s->n++] = token;
+  return true;
+}
+
+/* preft_generate of request r, with or without speculation. */
+static int reference_run(const preft_model *m, int r, bool sampled, const preft_speculation *spec, int *out,
+                         preft_spec_stats *stats) {
+  int prompt[64], n = make_prompt(r, prompt), kind = r % N_KINDS, count;
+  preft_adapter *a = load_adapter(m, kind);
+  preft_generate_opts o = {.max_new_tokens = MAX_NEW, .adapter = a, .sampling = sampling_of(r, sampled)};
+  if (spec) o.speculation = *spec;
+  o.spec_stats = stats;
+  if (a) o.adapter_mode = (r / N_KINDS) % 2 ? PREFT_MODE_PREFILL : PREFT_MODE_ALL;
+  token_sink sink = {out, 0};
+  preft_error err;
+  if (preft_generate(m, NULL, prompt, n, &o, sink_token, &sink, &count, &err) != 0) fail_msg("%s", err.msg);
+  preft_adapter_free(a);
+  return sink.n;
+}
+
+/* 32 requests at once on an engine with speculation; returns the stats and
+ * fills tokens[r] / n[r]. */
+static preft_engine_stats run_engine(const preft_engine_config *cfg, bool sampled, int tokens[][64], int *n) {
+  preft_engine *e;
+  preft_error err;
+  if (preft_engine_create(&e, load_base(), cfg, &err) != 0) fail_msg("%s", err.msg);
+  for (int k = 1; k < N_KINDS; k++) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "adapters/%s", adapter_names[k]);
+    char *dir = test_data_path(rel);
+    if (preft_engine_add_adapter(e, adapter_names[k], dir, &err) != 0) fail_msg("%s", err.msg);
+    free(dir);
+  }
+  collector *c = calloc(N_REQ, sizeof *c);
+  for (int r = 0; r < N_REQ; r++) {
+    pthread_mutex_init(&c[r].mu, NULL);
+    pthread_cond_init(&c[r].cv, NULL);
+    int prompt[64], np = make_prompt(r, prompt), kind = r % N_KINDS;
+    preft_request_params p = {.prompt = prompt,
+                              .n_prompt = np,
+                              .adapter = adapter_names[kind],
+                              .max_tokens = MAX_NEW,
+                              .sampling = sampling_of(r, sampled)};
+    p.adapter_mode = adapter_names[kind] ? ((r / N_KINDS) % 2 ? PREFT_MODE_PREFILL : PREFT_MODE_ALL) : -1;
+    uint64_t id;
+    if (preft_engine_submit(e, &p, on_event, &c[r], &id, &err) != PREFT_SUBMIT_OK) fail_msg("%s", err.msg);
+  }
+  for (int r = 0; r < N_REQ; r++) {
+    wait_done(&c[r]);
+    memcpy(tokens[r], c[r].tokens, sizeof c[r].tokens);
+    n[r] = c[r].n;
+    pthread_mutex_destroy(&c[r].mu);
+    pthread_cond_destroy(&c[r].cv);
+  }
+  free(c);
+  preft_engine_stats st;
+  preft_engine_get_stats(e, &st);
+  preft_engine_free(e);
+  assert_int_equal(st.requests_ok, N_REQ);
+  return st;
+}
+
+static void check_against_reference(const preft_engine_config *cfg, bool sampled, long *preemptions) {
+  static int tokens[N_REQ][64];
+  int n[N_REQ];
+  preft_engine_stats st = run_engine(cfg, sampled, tokens, n);
+  preft_model *ref = load_base();
+  for (int r = 0; r < N_REQ; r++) {
+    int want[64], nw = reference_run(ref, r, sampled, NULL, want, NULL);
+    assert_int_equal(n[r], nw);
+    for (int i = 0; i < nw; i++)
+      if (tokens[r][i] != want[i])
+        fail_msg("request %d (%s, %s): token %d is %d with speculation, %d without", r,
+                 adapter_names[r % N_KINDS] ? adapter_names[r % N_KINDS] : "base",
+                 sampled ? "sampled" : "greedy", i, tokens[r][i], want[i]);
+  }
+  preft_model_free(ref);
+  /* the test tests nothing unless drafts were made, kept and refused */
+  if (st.spec.drafted == 0 || st.spec.accepted == 0 || st.spec.accepted == st.spec.drafted)
+    fail_msg("speculation drafted %ld tokens and kept %ld: the prompts do not exercise it", st.spec.drafted,
+             st.spec.accepted);
+  if (preemptions) *preemptions = st.preemptions;
+}
+
+static const preft_speculation ngram4 = {.kind = PREFT_SPEC_NGRAM, .k = 4};
+
+static void greedy_tokens_are_those_without_speculation(void **state) {
+  (void)state;
+  preft_engine_config cfg = {.threads = 2, .kv_cache_mb = 64, .max_step_tokens = 96, .speculation = ngram4};
+  check_against_reference(&cfg, false, NULL);
+}
+
+static void drafted_sequences_survive_preemption(void **state) {
+  (void)state;
+  /* 24 blocks of 16 positions, less those lent to the two adapters, cannot
+   * hold 32 sequences of up to 80 positions */
+  preft_engine_config cfg = {.threads = 2,
+                             .kv_blocks = 24,
+                             .max_context = 96,
+                             .max_step_tokens = 128,
+                             .max_running = 16,
+                             .speculation = ngram4};
+  long preemptions = 0;
+  check_against_reference(&cfg, false, &preemptions);
+  if (preemptions == 0) fail_msg("no preemption happened: the test tests nothing");
+}
+
+static void seeded_sampled_tokens_are_those_without_speculation(void **state) {
+  (void)state;
+  preft_engine_config cfg = {.threads = 2, .kv_cache_mb = 64, .speculation = ngram4};
+  check_against_reference(&cfg, true, NULL);
+}
+
+static void generate_with_speculation_gives_the_same_tokens(void **state) {
+  (void)state;
+  preft_model *m = load_base();
+  preft_spec_stats total = {0};
+  for (int r = 0; r < N_REQ; r += 2)
+    for (int sampled = 0; sampled < 2; sampled++) {
+      int want[64], got[64];
+      preft_spec_stats st;
+      int nw = reference_run(m, r, sampled, NULL, want, NULL);
+      int ng = reference_run(m, r, sampled, &ngram4, got, &st);
+      assert_int_equal(ng, nw);
+      assert_memory_equal(got, want, sizeof(int) * (size_t)nw);
+      total.drafted += st.drafted;
+      total.accepted += st.accepted;
+    }
+  if (total.accepted == 0 || total.accepted == total.drafted)
+    fail_msg("generate drafted %ld tokens and kept %ld: nothing was tested", total.drafted, total.accepted);
+  preft_model_free(m);
+}
+
+/* ---- the distribution of a drafted position ----------------------------------- */
+
+enum { N_DRAWS = 3000, P_LEN = 12 };
+
+/* Candidate prompt c: random tokens whose last one also stands at position
+ * 4, so that a unigram lookup drafts prompt[5]. */
+static void candidate_prompt(int c, int *p) {
+  uint64_t x = 0x9E3779B97F4A7C15ull * (uint64_t)(c + 1);
+  for (int i = 0; i < P_LEN; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    p[i] = 4 + (int)(x % 250);
+  }
+  p[P_LEN - 1] = p[4];
+}
+
+/* Chi-square statistic of counts against probabilities q (bins of expected
+ * count >= 5, the rest pooled); *df its degrees of freedom. */
+static double chi_square(const long *counts, const double *q, int vocab, long n, int *df) {
+  double chi = 0, pooled_e = 0;
+  long pooled_o = 0;
+  int bins = 0;
+  for (int v = 0; v < vocab; v++) {
+    double e = q[v] * (double)n;
+    if (e < 5) {
+      pooled_e += e;
+      pooled_o += counts[v];
+      continue;
+    }
+    chi += ((double)counts[v] - e) * ((double)counts[v] - e) / e;
+    bins++;
+  }
+  if (pooled_e > 0) {
+    chi += ((double)pooled_o - pooled_e) * ((double)pooled_o - pooled_e) / pooled_e;
+    bins++;
+  }
+  *df = bins - 1;
+  return chi;
+}
+
+/* The chi-square quantile at 1 - 0.001 (Wilson-Hilferty). */
+static double chi_square_critical(int df) {
+  double z = 3.0902, a = 2.0 / (9.0 * df);
+  return df * pow(1 - a + z * sqrt(a), 3);
+}
+
+static void sampled_drafted_positions_keep_the_target_distribution(void **state) {
+  (void)state;
+  preft_model *m = load_base();
+  int vocab = m->cfg.vocab;
+  float *logits = malloc(sizeof(float) * (size_t)P_LEN * (size_t)vocab);
+  preft_error err;
+  /* a prompt whose drafted token is the model's favourite, so that some
+   * temperature gives it a probability near 0.4 */
+  int prompt[P_LEN], c = 0, draft = -1;
+  const float *last = NULL;
+  for (;; c++) {
+    if (c == 5000) fail_msg("no candidate prompt drafts the model's most likely token");
+    candidate_prompt(c, prompt);
+    assert_int_equal(preft_all_logits(m, NULL, prompt, P_LEN, logits, &err), 0);
+    last = logits + (size_t)(P_LEN - 1) * (size_t)vocab;
+    assert_int_equal(preft_ngram_draft(prompt, P_LEN, 1, 1, 1, &draft), 1);
+    int best = 0;
+    for (int v = 1; v < vocab; v++)
+      if (last[v] > last[best]) best = v;
+    if (best == draft) break;
+  }
+  double *q = calloc((size_t)vocab, sizeof(double)), *q_wrong = calloc((size_t)vocab, sizeof(double));
+  float temperature = 1;
+  double p_draft = 0;
+  for (float t = 1.0f; t > 1e-4f; t *= 0.8f) { /* the temperature giving the draft p nearest 0.4 */
+    double mx = last[draft], z = 0;
+    for (int v = 0; v < vocab; v++) z += exp(((double)last[v] - mx) / t);
+    double p = 1 / z;
+    if (fabs(p - 0.4) < fabs(p_draft - 0.4)) p_draft = p, temperature = t;
+  }
+  double mx = last[draft], z = 0;
+  for (int v = 0; v < vocab; v++) z += q[v] = exp(((double)last[v] - mx) / (double)temperature);
+  for (int v = 0; v < vocab; v++) q[v] /= z;
+  p_draft = q[draft];
+  /* a wrong rule: keep the draft with probability p, else draw from the
+   * whole distribution again (not from the rest) */
+  for (int v = 0; v < vocab; v++) q_wrong[v] = (1 - p_draft) * q[v];
+  q_wrong[draft] += p_draft;
+
+  /* the prompt's last row is computed alone (the step before holds the
+   * rest), so the draft is verified on the first generated position */
+  preft_engine_config cfg = {
+      .threads = 1,
+      .kv_cache_mb = 16,
+      .max_running = 1,
+      .max_step_tokens = P_LEN - 1,
+      .max_queue = N_DRAWS,
+      .speculation = {.kind = PREFT_SPEC_NGRAM, .k = 1, .ngram_max = 1, .ngram_min = 1}};
+  preft_engine *e;
+  if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
+  collector *col = calloc(N_DRAWS, sizeof *col);
+  for (int i = 0; i < N_DRAWS; i++) {
+    pthread_mutex_init(&col[i].mu, NULL);
+    pthread_cond_init(&col[i].cv, NULL);
+    preft_request_params p = {.prompt = prompt,
+                              .n_prompt = P_LEN,
+                              .adapter_mode = -1,
+                              .max_tokens = 2,
+                              .sampling = {.temperature = temperature, .top_p = 1, .seed = 77 + (uint64_t)i}};
+    uint64_t id;
+    if (preft_engine_submit(e, &p, on_event, &col[i], &id, &err) != PREFT_SUBMIT_OK) fail_msg("%s", err.msg);
+  }
+  long *counts = calloc((size_t)vocab, sizeof(long));
+  for (int i = 0; i < N_DRAWS; i++) {
+    wait_done(&col[i]);
+    assert_int_equal(col[i].n, 2);
+    counts[col[i].tokens[0]]++;
+    pthread_mutex_destroy(&col[i].mu);
+    pthread_cond_destroy(&col[i].cv);
+  }
+  preft_engine_stats st;
+  preft_engine_get_stats(e, &st);
+  preft_engine_free(e);
+  if (st.spec.steps != N_DRAWS)
+    fail_msg("%ld of %d requests had their first token drafted: the test does not test the rule",
+             st.spec.steps, N_DRAWS);
+  int df, df_wrong;
+  double chi = chi_square(counts, q, vocab, N_DRAWS, &df);
+  double chi_wrong = chi_square(counts, q_wrong, vocab, N_DRAWS, &df_wrong);
+  print_message(
+      "draft p=%.3f at T=%.4f; kept %ld of %d; chi2 %.1f (df %d, critical %.1f); against the wrong "
+      "rule %.1f (df %d)\n",
+      p_draft, temperature, st.spec.accepted, N_DRAWS, chi, df, chi_square_critical(df), chi_wrong, df_wrong);
+  if (chi > chi_square_critical(df))
+    fail_msg("drafted draws do not follow the target distribution: chi2 %.1f > %.1f (df %d)", chi,
+             chi_square_critical(df), df);
+  if (chi_wrong <= chi_square_critical(df_wrong))
+    fail_msg("the test cannot tell a wrong accept/reject rule apart (chi2 %.1f, df %d)", chi_wrong, df_wrong);
+  free(counts);
+  free(col);
+  free(q);
+  free(q_wrong);
+  free(logits);
+  preft_model_free(m);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(ngram_draft_copies_what_followed_the_latest_match),
+      cmocka_unit_test(greedy_tokens_are_those_without_speculation),
+      cmocka_unit_test(drafted_sequences_survive_preemption),
+      cmocka_unit_test(seeded_sampled_tokens_are_those_without_speculation),
+      cmocka_unit_test(generate_with_speculation_gives_the_same_tokens),
+      cmocka_unit_test(sampled_drafted_positions_keep_the_target_distribution),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
