@@ -103,8 +103,13 @@ static struct llama_context *make_ctx(struct llama_model *m, int n_ctx, int n_ba
 }
 
 static int set_lora(struct llama_context *ctx, struct llama_adapter_lora *a) {
+#ifdef PEER_ONE_ADAPTER_API /* llama.cpp before llama_set_adapters_lora (peer_llamacpp.sh tells) */
+  llama_clear_adapter_lora(ctx);
+  return a ? llama_set_adapter_lora(ctx, a, 1.0f) : 0;
+#else
   float scale = 1.0f;
   return a ? llama_set_adapters_lora(ctx, &a, 1, &scale) : llama_set_adapters_lora(ctx, NULL, 0, NULL);
+#endif
 }
 
 /* compare A.f32 B.f32 V: relative L2 error of A against B, the largest

@@ -16,7 +16,9 @@
 #      same greedy tokens); with the fetched tokenizers, llama.cpp's token
 #      ids for a sample text are compared with `preft tokenize`;
 #   3. benchmarks, for each dtype: a random-weight model of --shape made by
-#      `preft make-model`, converted to GGUF;
+#      `preft make-model`, converted to GGUF (a quantized dtype, q8_0 q4_0
+#      q4_k ...: the BF16 model converted with `preft convert --type`, and
+#      preft runs that same GGUF file: `-m FILE.gguf`);
 #        base prefill/decode at each batch size B: `preft bench model` vs
 #          llama-batched-bench (B sequences, P cached prompt tokens, O steps);
 #        batch-1 reference: llama-bench pp P / tg O;
@@ -25,13 +27,28 @@
 #          mixed batch) vs llamacpp_peer adapters (llama.cpp applies one
 #          adapter set per batch, so each adapter's requests form a batch and
 #          the adapters take turns);
-#   4. prints one table; preft / llama.cpp ratios above 1 favour preft.
+#        read bandwidth: `preft bench model`'s roofline, measured in the
+#          same run; batch-1 decode of each as a fraction of it (bytes of
+#          weights per token from preft's run, the same file for both);
+#        perplexity (with --tokenizer and --ppl-text): `preft perplexity
+#          --halves --ctx C` vs `llama-perplexity -c C -b C` on the same GGUF
+#          and text (the same protocol: whole windows, second halves scored);
+#          with --ppl-model DIR also a trained model converted to the dtype;
+#   4. prints one table; preft / llama.cpp ratios above 1 favour preft;
+#      each cell's load average (1 minute) at the start of its best run.
 #
 # Options (defaults in brackets):
 #   --preft BIN          the preft binary [build/preft]
 #   --shape NAME         model shape for make-model [qwen2.5-0.5b]
 #   --layers L           fewer layers for a quick run [the shape's]
-#   --dtypes LIST        space-separated [bf16 f32]
+#   --dtypes LIST        space-separated [bf16 f32]; quantized: q8_0 q4_0 q4_k q5_0 q6_k
+#   --tokenizer DIR      a tokenizer.json (+ tokenizer_config.json) whose vocabulary
+#                        fits --shape (e.g. Qwen's for qwen2.5-0.5b): written into the
+#                        GGUFs, needed for perplexity [none]
+#   --ppl-text FILE      held-out text for the perplexity rows [none]
+#   --ppl-ctx C          perplexity window [512]
+#   --ppl-model DIR      also a trained HF model (with its tokenizer), converted to each
+#                        dtype, for perplexity [none]
 #   --threads N          [all cores]
 #   --prompt P           prompt tokens [128]
 #   --output O           output tokens [32]
@@ -46,7 +63,9 @@
 #   --reps N             runs of every measurement, alternating preft and
 #                        llama.cpp; the table keeps each cell's best [2]
 #   --llama-build DIR    llama.cpp build directory [SRC/build-preft-peer]
-#   --work DIR           scratch directory for models [a fresh temp dir]
+#   --work DIR           scratch directory for models [a fresh temp dir]; models and
+#                        GGUFs already there are used as they are (quantizing a 0.5B
+#                        model to q4_k takes minutes)
 #   --no-build           use an existing --llama-build as it is
 #   --check-only / --no-check   only the export check / skip it
 set -euo pipefail
@@ -62,7 +81,7 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 preft=$repo/build/preft
 shape=qwen2.5-0.5b layers="" dtypes="bf16 f32" threads=$(nproc) P=128 O=32 batches=1,16
 n_adapters=16 requests=16 rank=16 lbuild=$src/build-preft-peer work="" build=1 check=1 bench=1 reps=2
-precision=bf16
+precision=bf16 tokdir="" ppl_text="" ppl_ctx=512 ppl_model=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --preft) preft=$2; shift ;;
@@ -80,6 +99,10 @@ while [ $# -gt 0 ]; do
     --matmul-precision) precision=$2; shift ;;
     --llama-build) lbuild=$2; shift ;;
     --work) work=$2; shift ;;
+    --tokenizer) tokdir=$2; shift ;;
+    --ppl-text) ppl_text=$2; shift ;;
+    --ppl-ctx) ppl_ctx=$2; shift ;;
+    --ppl-model) ppl_model=$2; shift ;;
     --no-build) build=0 ;;
     --check-only) bench=0 ;;
     --no-check) check=0 ;;
@@ -101,14 +124,17 @@ if [ "$build" = 1 ]; then
     -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF \
     -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF >"$work/cmake.log" 2>&1 ||
     { tail -20 "$work/cmake.log" >&2; exit 1; }
-  cmake --build "$lbuild" -j"$(nproc)" --target llama llama-bench llama-batched-bench >"$work/build.log" 2>&1 ||
+  cmake --build "$lbuild" -j"$(nproc)" --target llama llama-bench llama-batched-bench llama-perplexity \
+    >"$work/build.log" 2>&1 ||
     { tail -20 "$work/build.log" >&2; exit 1; }
 fi
 lbin=$lbuild/bin
 [ -x "$lbin/llama-bench" ] && [ -x "$lbin/llama-batched-bench" ] || { echo "peer_llamacpp: no llama-bench in $lbin" >&2; exit 1; }
 libdir=$(dirname "$(find "$lbuild" -name 'libllama.so' -print -quit)")
 driver=$lbuild/llamacpp_peer
-cc -std=c11 -O2 "$repo/bench/llamacpp_peer.c" -I"$src/include" -I"$src/ggml/include" -L"$libdir" -lllama -lggml \
+api=""
+grep -q llama_set_adapters_lora "$src/include/llama.h" || api=-DPEER_ONE_ADAPTER_API
+cc -std=c11 -O2 $api "$repo/bench/llamacpp_peer.c" -I"$src/include" -I"$src/ggml/include" -L"$libdir" -lllama -lggml \
   -lggml-base -lm -Wl,-rpath,"$libdir" -o "$driver"
 commit=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
 
@@ -187,52 +213,126 @@ lcpp_bench() { # FILE n_prompt n_gen -> avg_ts
 }
 rows=$work/rows.txt
 : >"$rows"
-row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$rows"; }
+load1() { cut -d' ' -f1 /proc/loadavg; }
+# row DTYPE MEASUREMENT PREFT LLAMA [LOAD_PREFT LOAD_LLAMA]
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "${5:-$lp}" "${6:-$ll}" >>"$rows"; }
+lp="" ll=""
 layer_opt=${layers:+--layers $layers}
 max_b=$(echo "$batches" | tr ',' '\n' | sort -n | tail -1)
+is_quant() { case "$1" in q8_0 | q4_0 | q5_0 | q4_k | q6_k) return 0 ;; *) return 1 ;; esac; }
+json_num() { sed -n "s/.*\"$2\": *\([0-9.e+-]*\).*/\1/p" "$1" | head -1; }
+# the batch-1 row of preft bench model's JSON: FIELD
+preft_b1() { preft_model_field "$1" "$2" | awk '$1 == 1 {print $2}'; }
+# a failed perplexity run leaves its cell empty, not the script stopped
+ppl_preft() {
+  { "$preft" perplexity -m "$1" -f "$ppl_text" --ctx "$ppl_ctx" --halves --threads "$threads" 2>/dev/null || true; } |
+    sed -n 's/^perplexity //p'
+}
+ppl_lcpp() {
+  { "$lbin/llama-perplexity" -m "$1" -f "$ppl_text" -c "$ppl_ctx" -b "$ppl_ctx" -t "$threads" 2>&1 || true; } |
+    sed -n 's/.*Final estimate: PPL = \([0-9.]*\).*/\1/p'
+}
+with_tok() { # DIR: copies --tokenizer into DIR; prints the convert flag
+  if [ -n "$tokdir" ]; then
+    cp "$tokdir/tokenizer.json" "$1/"
+    [ -f "$tokdir/tokenizer_config.json" ] && cp "$tokdir/tokenizer_config.json" "$1/"
+    echo ""
+  else
+    echo --no-tokenizer
+  fi
+}
 for dt in $dtypes; do
-  mdir=$work/model-$dt
-  log "$dt: making $shape ${layers:+($layers layers) }and $n_adapters rank-$rank LoRAs"
-  "$preft" make-model --shape "$shape" --dtype "$dt" $layer_opt -o "$mdir" 2>/dev/null
-  "$preft" convert -m "$mdir" --no-tokenizer --to gguf -o "$work/model-$dt.gguf" 2>/dev/null
+  if is_quant "$dt"; then src_dt=bf16 type_opt="--type $dt" ad_dt=f32; else src_dt=$dt type_opt="" ad_dt=$dt; fi
+  mdir=$work/model-$src_dt
+  gguf=$work/model-$dt.gguf
+  if [ ! -s "$mdir/model.safetensors" ]; then
+    log "$dt: making $shape ${layers:+($layers layers) }($src_dt)"
+    "$preft" make-model --shape "$shape" --dtype "$src_dt" $layer_opt -o "$mdir" 2>/dev/null
+  fi
+  tokflag=$(with_tok "$mdir")
+  if [ ! -s "$gguf" ]; then
+    log "$dt: converting to GGUF${type_opt:+ ($type_opt)}"
+    "$preft" convert -m "$mdir" $tokflag $type_opt --to gguf -o "$gguf" 2>/dev/null
+  fi
+  # preft runs the HF directory for float types (as before) and the very
+  # same GGUF file for quantized ones
+  pm=$mdir
+  is_quant "$dt" && pm=$gguf
   loras=()
+  log "$dt: $n_adapters rank-$rank LoRAs ($ad_dt)"
   for i in $(seq 1 "$n_adapters"); do
-    "$preft" make-adapter -m "$mdir" --rank "$rank" --dtype "$dt" --seed "$i" -o "$work/lora-$dt-$i" 2>/dev/null
-    "$preft" convert -a "$work/lora-$dt-$i" -m "$mdir" --to gguf -o "$work/lora-$dt-$i.gguf" 2>/dev/null
-    loras+=(--lora "$work/lora-$dt-$i.gguf")
+    [ -s "$work/lora-$ad_dt-$i.gguf" ] || {
+      "$preft" make-adapter -m "$mdir" --rank "$rank" --dtype "$ad_dt" --seed "$i" -o "$work/lora-$ad_dt-$i" 2>/dev/null
+      "$preft" convert -a "$work/lora-$ad_dt-$i" -m "$mdir" --to gguf -o "$work/lora-$ad_dt-$i.gguf" 2>/dev/null
+    }
+    loras+=(--lora "$work/lora-$ad_dt-$i.gguf")
   done
 
   for rep in $(seq 1 "$reps"); do
-    log "$dt: base model, batches $batches, prompt $P, output $O, $threads threads (run $rep of $reps)"
-    "$preft" bench model -m "$mdir" --batch "$batches" --prompt-len "$P" --decode-steps "$O" --threads "$threads" \
+    log "$dt: base model, batches $batches, prompt $P, output $O, $threads threads (run $rep of $reps, load $(load1))"
+    lp=$(load1)
+    "$preft" bench model -m "$pm" --batch "$batches" --prompt-len "$P" --decode-steps "$O" --threads "$threads" \
       --matmul-precision "$precision" --json "$work/preft-model-$dt.json" >/dev/null
-    "$lbin/llama-batched-bench" -m "$work/model-$dt.gguf" -npp "$P" -ntg "$O" -npl "1,$batches" -t "$threads" \
+    ll=$(load1)
+    "$lbin/llama-batched-bench" -m "$gguf" -npp "$P" -ntg "$O" -npl "1,$batches" -t "$threads" \
       -c $((max_b * (P + O) + 64)) -b 2048 -ub 512 --output-format jsonl >"$work/lcpp-bb-$dt.jsonl" 2>/dev/null
-    "$lbin/llama-bench" -m "$work/model-$dt.gguf" -p "$P" -n "$O" -t "$threads" -r 3 -o json \
+    lb1=$(load1)
+    "$lbin/llama-bench" -m "$gguf" -p "$P" -n "$O" -t "$threads" -r 3 -o json \
       >"$work/lcpp-bench-$dt.json" 2>/dev/null
     for B in $(echo "$batches" | tr ',' ' '); do
       pd=$(preft_model_field "$work/preft-model-$dt.json" decode_tokens_per_s | awk -v b="$B" '$1 == b {print $2}')
       pp=$(preft_model_field "$work/preft-model-$dt.json" prefill_tokens_per_s | awk -v b="$B" '$1 == b {print $2}')
       row "$dt" "decode tok/s, batch $B (context $P)" "$pd" "$(lcpp_bb "$work/lcpp-bb-$dt.jsonl" speed_tg "$B")"
       row "$dt" "prefill tok/s, batch $B x $P" "$pp" "$(lcpp_bb "$work/lcpp-bb-$dt.jsonl" speed_pp "$B")"
-  done
-  row "$dt" "llama-bench pp$P tok/s (batch 1)" "-" "$(lcpp_bench "$work/lcpp-bench-$dt.json" "$P" 0)"
-  row "$dt" "llama-bench tg$O tok/s (batch 1, empty context)" "-" "$(lcpp_bench "$work/lcpp-bench-$dt.json" 0 "$O")"
+    done
+    ltg=$(lcpp_bench "$work/lcpp-bench-$dt.json" 0 "$O")
+    row "$dt" "llama-bench pp$P tok/s (batch 1)" "-" "$(lcpp_bench "$work/lcpp-bench-$dt.json" "$P" 0)" "-" "$lb1"
+    row "$dt" "llama-bench tg$O tok/s (batch 1, empty context)" "-" "$ltg" "-" "$lb1"
+    # read bandwidth (preft's roofline, this run) and batch-1 decode against it:
+    # bytes per token = preft's decode GB/s / its tok/s (the same weights)
+    bw=$(json_num "$work/preft-model-$dt.json" bandwidth_gbs)
+    pgbs=$(preft_b1 "$work/preft-model-$dt.json" decode_gbs)
+    ptps=$(preft_b1 "$work/preft-model-$dt.json" decode_tokens_per_s)
+    ltps=$(lcpp_bb "$work/lcpp-bb-$dt.jsonl" speed_tg 1)
+    row "$dt" "read bandwidth GB/s (preft roofline, this run)" "$bw" "-" "$lp" "-"
+    row "$dt" "batch-1 decode, % of read bandwidth" "$(awk -v g="$pgbs" -v b="$bw" 'BEGIN { if (b > 0) printf "%.1f", 100 * g / b }')" \
+      "$(awk -v g="$pgbs" -v t="$ptps" -v l="$ltps" -v b="$bw" 'BEGIN { if (b > 0 && t > 0 && l > 0) printf "%.1f", 100 * g / t * l / b }')"
 
-  log "$dt: $requests requests over $n_adapters adapters"
-  "$preft" bench adapters -m "$mdir" --methods base,lora,lora-p --adapters "$n_adapters" --requests "$requests" \
-    --prompt-len "$P" --output-len "$O" --rank "$rank" --threads "$threads" --matmul-precision "$precision" \
-    --json "$work/preft-ad-$dt.json" >/dev/null
-  lb=$("$driver" adapters "$work/model-$dt.gguf" -p "$P" -n "$O" -r "$requests" --threads "$threads")
-  la=$("$driver" adapters "$work/model-$dt.gguf" -p "$P" -n "$O" -r "$requests" --threads "$threads" "${loras[@]}")
-  lb=$(echo "$lb" | sed -n 's/.*out tok\/s \([0-9.]*\).*/\1/p')
-  la=$(echo "$la" | sed -n 's/.*out tok\/s \([0-9.]*\).*/\1/p')
-  row "$dt" "$requests requests, base model: out tok/s" "$(preft_adapter_tps "$work/preft-ad-$dt.json" base 0)" "$lb"
-  row "$dt" "$requests requests, $n_adapters LoRAs (all-token): out tok/s" \
-    "$(preft_adapter_tps "$work/preft-ad-$dt.json" lora "$n_adapters")" "$la"
-  row "$dt" "$requests requests, $n_adapters LoRAs, preft prefill-only" \
-    "$(preft_adapter_tps "$work/preft-ad-$dt.json" lora-p "$n_adapters")" "$la"
+    log "$dt: $requests requests over $n_adapters adapters (load $(load1))"
+    lp=$(load1)
+    "$preft" bench adapters -m "$pm" --methods base,lora,lora-p --adapters "$n_adapters" --requests "$requests" \
+      --prompt-len "$P" --output-len "$O" --rank "$rank" --threads "$threads" --matmul-precision "$precision" \
+      --json "$work/preft-ad-$dt.json" >/dev/null
+    ll=$(load1)
+    lb=$("$driver" adapters "$gguf" -p "$P" -n "$O" -r "$requests" --threads "$threads")
+    la=$("$driver" adapters "$gguf" -p "$P" -n "$O" -r "$requests" --threads "$threads" "${loras[@]}")
+    lb=$(echo "$lb" | sed -n 's/.*out tok\/s \([0-9.]*\).*/\1/p')
+    la=$(echo "$la" | sed -n 's/.*out tok\/s \([0-9.]*\).*/\1/p')
+    row "$dt" "$requests requests, base model: out tok/s" "$(preft_adapter_tps "$work/preft-ad-$dt.json" base 0)" "$lb"
+    row "$dt" "$requests requests, $n_adapters LoRAs (all-token): out tok/s" \
+      "$(preft_adapter_tps "$work/preft-ad-$dt.json" lora "$n_adapters")" "$la"
+    row "$dt" "$requests requests, $n_adapters LoRAs, preft prefill-only" \
+      "$(preft_adapter_tps "$work/preft-ad-$dt.json" lora-p "$n_adapters")" "$la"
   done
+
+  # perplexity: the same GGUF, the same text, the same protocol (once: it is
+  # deterministic)
+  if [ -n "$ppl_text" ] && [ -n "$tokdir" ]; then
+    log "$dt: perplexity of the random model on $(basename "$ppl_text"), ctx $ppl_ctx (load $(load1))"
+    lp=$(load1)
+    a=$(ppl_preft "$gguf")
+    ll=$(load1)
+    row "$dt" "perplexity, random $shape (ctx $ppl_ctx)" "$a" "$(ppl_lcpp "$gguf")"
+  fi
+  if [ -n "$ppl_text" ] && [ -n "$ppl_model" ]; then
+    pg=$work/ppl-$(basename "$ppl_model")-$dt.gguf
+    [ -s "$pg" ] || "$preft" convert -m "$ppl_model" $type_opt --to gguf -o "$pg" 2>/dev/null
+    log "$dt: perplexity of $(basename "$ppl_model") (load $(load1))"
+    lp=$(load1)
+    a=$(ppl_preft "$pg")
+    ll=$(load1)
+    row "$dt" "perplexity, $(basename "$ppl_model") (ctx $ppl_ctx)" "$a" "$(ppl_lcpp "$pg")"
+  fi
 done
 
 # ---- 4. the table --------------------------------------------------------------------
@@ -240,16 +340,17 @@ echo
 echo "preft vs llama.cpp $commit on $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"
 echo "$threads threads; shape $shape${layers:+ ($layers layers)}; prompt $P, output $O; LoRA rank $rank (q,k,v,o,gate,up,down)"
 echo "preft matmul precision $precision, kernels ${PREFT_CPU:-the best the CPU has}"
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); 'load' below: the 1-minute load average"
+echo "at the start of each cell's best run (preft / llama.cpp)"
 echo
-printf '%-6s %-48s %14s %14s %9s\n' dtype measurement preft llama.cpp ratio
+printf '%-6s %-52s %12s %12s %8s %11s\n' dtype measurement preft llama.cpp ratio load
 # the best of the runs of each cell (other load on the machine only slows a run down)
 awk -F'\t' 'function num(x) { return x ~ /^[0-9.]+$/ }
   { k = $1 "\t" $2; if (!(k in seen)) { seen[k] = 1; order[n++] = k }
-    if (num($3) && (!(k in a) || $3 + 0 > a[k] + 0)) a[k] = $3; else if (!(k in a)) a[k] = $3
-    if (num($4) && (!(k in b) || $4 + 0 > b[k] + 0)) b[k] = $4; else if (!(k in b)) b[k] = $4 }
+    if (num($3) && (!(k in a) || $3 + 0 > a[k] + 0)) { a[k] = $3; la[k] = $5 } else if (!(k in a)) { a[k] = $3; la[k] = $5 }
+    if (num($4) && (!(k in b) || $4 + 0 > b[k] + 0)) { b[k] = $4; lb[k] = $6 } else if (!(k in b)) { b[k] = $4; lb[k] = $6 } }
   END { for (i = 0; i < n; i++) { k = order[i]; split(k, f, "\t")
-    r = (num(a[k]) && num(b[k]) && b[k] > 0) ? sprintf("%.2fx", a[k] / b[k]) : "-"
-    printf "%-6s %-48s %14s %14s %9s\n", f[1], f[2], num(a[k]) ? sprintf("%.2f", a[k]) : a[k],
-      num(b[k]) ? sprintf("%.2f", b[k]) : b[k], r } }' "$rows"
+    r = (num(a[k]) && num(b[k]) && b[k] > 0) ? sprintf("%.3fx", a[k] / b[k]) : "-"
+    printf "%-6s %-52s %12s %12s %8s %11s\n", f[1], f[2], num(a[k]) ? sprintf("%.2f", a[k]) : a[k],
+      num(b[k]) ? sprintf("%.2f", b[k]) : b[k], r, la[k] "/" lb[k] } }' "$rows"
 exit $((fails > 0))

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The RL study of issue 12 (docs/RESULTS.md): GRPO on assets/task-model with
 # LoRA and DiReFT, each all-token and prefill-only ("-P"), at equal rank, on
-# two tasks and several seeds. Every run measures greedy accuracy on
+# two tasks (addition, reverse: count is at guessing level on the task
+# model, where GRPO can only move it to the commonest answer) and several
+# seeds. Every run measures greedy accuracy on
 # held-out problems (seed 1000000 + run seed) every EVAL_EVERY steps and
 # records rollout and update throughput. Writes OUT/runs/*.json (the --json
 # metrics of each run) and OUT/summary.md: held-out accuracy against step
@@ -30,7 +32,7 @@ rank=${RANK:-8}
 if [ $quick = 1 ]; then
   steps=${STEPS:-10} seeds=${SEEDS:-11} tasks=${TASKS:-addition} eval_n=${EVAL_N:-32} eval_every=${EVAL_EVERY:-5}
 else
-  steps=${STEPS:-30} seeds=${SEEDS:-"11 12 13"} tasks=${TASKS:-"addition count"} eval_n=${EVAL_N:-100}
+  steps=${STEPS:-30} seeds=${SEEDS:-"11 12 13"} tasks=${TASKS:-"addition reverse"} eval_n=${EVAL_N:-100}
   eval_every=${EVAL_EVERY:-10}
 fi
 preft="$build/preft"
@@ -113,18 +115,20 @@ runs_of() { for seed in $seeds; do [ -s "$out/runs/$1-$2-$seed.json" ] && echo "
   done
   echo "## Throughput and where a step goes (all runs of a method, all tasks)"
   echo
-  echo "| method | rollout tokens/s | update tokens/s | rollout share | reward share | update share | s/step |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| method | rollout tokens/s | rollout tokens/CPU-s | update tokens/s | rollout share | reward share | update share | s/step |"
+  echo "|---|---|---|---|---|---|---|---|"
   for m in "${methods[@]}"; do
     read -r method mode label <<<"$m"
     files=$(ls "$out"/runs/*-"$label"-[0-9]*.json 2>/dev/null || true)
     [ -n "$files" ] || continue
     row=$(jq -s '[.[].steps[]] | {r: (map(.rollout_tokens_per_s) | add / length),
       u: (map(.update_tokens_per_s) | add / length), ro: (map(.rollout_s) | add), rw: (map(.reward_s) | add),
-      up: (map(.update_s) | add), n: length} | "\(.r) \(.u) \(.ro) \(.rw) \(.up) \(.n)"' -r $files)
-    read -r r u ro rw up n <<<"$row"
-    awk -v l="$label" -v r="$r" -v u="$u" -v ro="$ro" -v rw="$rw" -v up="$up" -v n="$n" 'BEGIN {
-      t = ro + rw + up; printf "| %s | %.0f | %.0f | %.0f%% | %.1f%% | %.0f%% | %.2f |\n", l, r, u, 100 * ro / t, 100 * rw / t, 100 * up / t, t / n }'
+      up: (map(.update_s) | add), n: length,
+      c: ((map(.rollout_tokens_per_s * .rollout_s) | add) / (map(.rollout_cpu_s) | add))}
+      | "\(.r) \(.u) \(.ro) \(.rw) \(.up) \(.n) \(.c)"' -r $files)
+    read -r r u ro rw up n c <<<"$row"
+    awk -v l="$label" -v r="$r" -v u="$u" -v ro="$ro" -v rw="$rw" -v up="$up" -v n="$n" -v c="$c" 'BEGIN {
+      t = ro + rw + up; printf "| %s | %.0f | %.0f | %.0f | %.0f%% | %.1f%% | %.0f%% | %.2f |\n", l, r, c, u, 100 * ro / t, 100 * rw / t, 100 * up / t, t / n }'
   done
 } >"$out/summary.md"
 

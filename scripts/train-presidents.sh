@@ -17,7 +17,8 @@
 #   --batch B       examples per step (default 4)
 #   --lr X          peak learning rate (default 4e-3)
 #   --base-losses F reuse the base model's held-out losses from F (name<TAB>loss;
-#                   written there when F does not exist yet)
+#                   written there when F does not exist yet; while F.pending
+#                   exists, another job is writing F: waits for it)
 #   --threads N     worker threads (default: all cores)
 #   --build DIR     where preft was built (default build)
 # Adapters are kept small: LoRA on q_proj and v_proj of every layer, ReFT one
@@ -80,10 +81,12 @@ n=$(wc -w <<<"$names")
 echo "train-presidents: $n adapters, $method rank $rank mode $mode, $steps steps of $batch, lr $lr, base $model" >&2
 mkdir -p "$out"
 "$preft" train sft -m "$model" "${margs[@]}" --mode "$mode" --rank "$rank" --adapters-from "$data" \
-  -o "$work/out" --steps "$steps" --batch "$batch" --lr "$lr" --warmup 4 --seed 1 ${threads:+--threads "$threads"} \
+  -o "$work/out" --steps "$steps" --batch "$batch" --lr "$lr" --warmup $((steps / 10)) --seed 1 ${threads:+--threads "$threads"} \
   --json "$work/train.json" -q
 # the base model's held-out loss, once per president (forward passes only)
 [ -n "$base_losses" ] || base_losses=$work/base.tsv
+# another job is writing it (train-president-assets.sh): wait for it
+for _ in $(seq 1800); do [ -f "$base_losses.pending" ] && [ ! -f "$base_losses" ] || break; sleep 1; done
 if [ ! -f "$base_losses" ]; then
   for name in $names; do
     "$preft" eval-loss -m "$model" --data "$data/$name/eval.jsonl" ${threads:+--threads "$threads"} --json "$work/base.json" >/dev/null

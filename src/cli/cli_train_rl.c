@@ -20,7 +20,8 @@ static void task_names(FILE *out) { fputs(preft_rl_task_help(), out); }
   "  --task NAME           a built-in task (prompts and verifier; see below)\n"               \
   "  --task-file F         JSONL, one {\"prompt\", \"answer\", \"match\"} a line; match is\n" \
   "                        exact | contains | regex | number (the completion's last\n"        \
-  "                        number equals the answer)\n"                                       \
+  "                        number equals the answer) | first_line | first_number |\n"         \
+  "                        digits (partial credit, as --partial-credit)\n"                    \
   "  --reward-cmd CMD      rewards from a program instead of the verifier: it reads one\n"    \
   "                        {\"prompt\", \"completion\", \"answer\"} line per completion on\n" \
   "                        stdin and writes one number a line on stdout\n"                    \

@@ -56,7 +56,7 @@ int preft_srv_prepare_constraint(preft_server *s, srv_gen_request *q, srv_api_er
   return server_trie(s, e) ? 0 : -1;
 }
 
-#define GRAMMAR_CACHE 16
+#define GRAMMAR_CACHE 8
 #define GRAMMAR_MAX_STATES 20000
 
 typedef struct srv_grammar_entry {

@@ -73,6 +73,8 @@ typedef struct choice_out {
   int calls_sent;      /* calls streamed whole so far */
   bool call_head_sent; /* of calls[calls_sent]: its id and name */
   size_t args_sent;    /* of calls[calls_sent]: bytes of its arguments */
+  int abandoned_seen;  /* tools.abandoned when last looked at */
+  int index_shift;     /* a streamed call's index is its calls[] index + this */
 } choice_out;
 
 struct srv_gen {
@@ -380,7 +382,9 @@ static size_t utf8_whole(const char *s, size_t n) {
  * and name (empty arguments) once its name is written, then its arguments
  * in pieces as the model writes them; a call whose arguments could not be
  * followed (not an object, or the name after them) gets them in one piece
- * once complete. The SDK assembles the pieces. */
+ * once complete. The SDK assembles the pieces. A call streamed in part that
+ * turns out not to parse (tool_choice auto only) stays as it was sent, and
+ * the calls after it take the indices after it. */
 static void sse_tool_event(srv_gen *g, choice_out *o, const srv_event *ev, bool final) {
   int ci = ev->choice;
   srv_buf content = {0};
@@ -395,16 +399,26 @@ static void sse_tool_event(srv_gen *g, choice_out *o, const srv_event *ev, bool 
     o->role_sent = true;
   }
   preft_srv_buf_free(&content);
+  if (o->tools.abandoned != o->abandoned_seen) { /* streamed calls that turned out not to be calls */
+    o->abandoned_seen = o->tools.abandoned;
+    int used = o->calls_sent + (o->call_head_sent ? 1 : 0);
+    if (used > o->tools.n_calls) { /* their indices stay used: the next call takes the next index */
+      o->index_shift += used - o->tools.n_calls;
+      o->calls_sent = o->tools.n_calls;
+      o->call_head_sent = false;
+      o->args_sent = 0;
+    }
+  }
   for (;;) {
-    int k = o->calls_sent;
+    int k = o->calls_sent, at = k + o->index_shift;
     if (k < o->tools.n_calls) { /* complete: what is left of it */
       const srv_tool_call *c = &o->tools.calls[k];
-      if (!o->call_head_sent) sse_call_head(g, ci, k, c->name);
+      if (!o->call_head_sent) sse_call_head(g, ci, at, c->name);
       if (c->streamed) {
         size_t len = strlen(c->streamed);
-        if (o->args_sent < len) sse_call_args(g, ci, k, c->streamed + o->args_sent, len - o->args_sent);
+        if (o->args_sent < len) sse_call_args(g, ci, at, c->streamed + o->args_sent, len - o->args_sent);
       } else if (o->args_sent == 0) {
-        sse_call_args(g, ci, k, c->arguments, strlen(c->arguments));
+        sse_call_args(g, ci, at, c->arguments, strlen(c->arguments));
       }
     } else { /* being written: its name once known, then its arguments so far */
       const char *args;
@@ -412,11 +426,11 @@ static void sse_tool_event(srv_gen *g, choice_out *o, const srv_event *ev, bool 
       bool done;
       const char *name = preft_srv_tool_stream_live(&o->tools, k, &args, &args_len, &done);
       if (!name || !name[0]) break;
-      if (!o->call_head_sent) sse_call_head(g, ci, k, name);
+      if (!o->call_head_sent) sse_call_head(g, ci, at, name);
       o->call_head_sent = true;
       size_t whole = done ? args_len : utf8_whole(args, args_len);
       if (whole > o->args_sent) {
-        sse_call_args(g, ci, k, args + o->args_sent, whole - o->args_sent);
+        sse_call_args(g, ci, at, args + o->args_sent, whole - o->args_sent);
         o->args_sent = whole;
       }
       if (!done) break;

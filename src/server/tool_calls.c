@@ -506,6 +506,7 @@ void preft_srv_tool_stream_feed(srv_tool_stream *t, const char *text, size_t n, 
       if (parse_calls(t, t->pending.p, at)) {
         live_attach(t);
       } else { /* not a call after all: content, marks and all */
+        t->abandoned += t->live.n > 0;
         preft_srv_buf_puts(content, HERMES_OPEN);
         preft_srv_buf_put(content, t->pending.p, at + strlen(HERMES_CLOSE));
       }
@@ -525,6 +526,7 @@ void preft_srv_tool_stream_finish(srv_tool_stream *t, srv_buf *content) {
     if (parse_calls(t, s, n))
       live_attach(t);
     else { /* an unfinished call stays text */
+      t->abandoned += t->live.n > 0;
       preft_srv_buf_puts(content, HERMES_OPEN);
       preft_srv_buf_put(content, s, n);
     }
@@ -534,10 +536,12 @@ void preft_srv_tool_stream_finish(srv_tool_stream *t, srv_buf *content) {
     const char *tag = t->fam == SRV_TOOL_LLAMA3 ? PYTHON_TAG : MISTRAL_TAG;
     size_t skip = n - i >= strlen(tag) && !memcmp(s + i, tag, strlen(tag)) ? i + strlen(tag) : 0;
     live_scan(t, s, n);
-    if (parse_calls(t, s + skip, n - skip))
+    if (parse_calls(t, s + skip, n - skip)) {
       live_attach(t);
-    else
+    } else {
+      t->abandoned += t->live.n > 0;
       preft_srv_buf_put(content, s, n);
+    }
   } else if (!(t->n_calls > 0 && all_ws(s, n))) {
     preft_srv_buf_put(content, s, n);
   }

@@ -75,6 +75,7 @@ typedef struct srv_tool_stream {
   int n_calls, cap_calls;
   srv_tool_live live;
   int live_base; /* the index calls[] will give the first live call */
+  int abandoned; /* times live calls turned out not to be calls (their text became content) */
 } srv_tool_stream;
 
 void preft_srv_tool_stream_init(srv_tool_stream *t, srv_tool_family fam);

@@ -60,11 +60,38 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UN
   "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|"         \
   "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}| " \
   "?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+/* deepseek-llm's letter, punctuation and CJK classes (its tokenizer.json's
+ * Split regexes, as llama.cpp spells them; UTF-8 in octal escapes) */
+#define DEEPSEEK_LLM_LETTERS                                                                         \
+  "\\s?[A-Za-z\302\265\303\200-\303\226\303\230-\303\266\303\270-\306\272\306\274-\306\277\307\204-" \
+  "\312\223\312\225-\312\257\315\260-\315\263\315\266\315\267\315\273-\315\275\315\277\316\206\316"  \
+  "\210-\316\212\316\214\316\216-\316\241\316\243-\317\265\317\267-\322\201\322\212-\324\257\324"    \
+  "\261-\325\226\341\202\240-\341\203\205\341\216\240-\341\217\265\341\217\270-\341\217\275\341\262" \
+  "\220-\341\262\272\341\262\275-\341\262\277\341\264\200-\341\264\253\341\265\253-\341\265\267\341" \
+  "\265\271-\341\266\232\341\270\200-\341\274\225\341\274\230-\341\274\235\341\274\240-\341\275\205" \
+  "\341\275\210-\341\275\215\341\275\220-\341\275\227\341\275\231\341\275\233\341\275\235\341\275"   \
+  "\237-\341\275\275\341\276\200-\341\276\264\341\276\266-\341\276\274\341\276\276\341\277\202-\341" \
+  "\277\204\341\277\206-\341\277\214\341\277\220-\341\277\223\341\277\226-\341\277\233\341\277\240-" \
+  "\341\277\254\341\277\262-\341\277\264\341\277\266-\341\277\274\342\204\202\342\204\207\342\204"   \
+  "\212-\342\204\223\342\204\225\342\204\231-\342\204\235\342\204\244\342\204\246\342\204\250\342"   \
+  "\204\252-\342\204\255\342\204\257-\342\204\264\342\204\271\342\204\274-\342\204\277\342\205\205-" \
+  "\342\205\211\342\205\216\342\206\203\342\206\204\342\260\200-\342\261\273\342\261\276-\342\263"   \
+  "\244\342\263\253-\342\263\256\342\263\262\342\263\263\352\231\200-\352\231\255\352\232\200-\352"  \
+  "\232\233\352\234\242-\352\235\257\352\235\261-\352\236\207\352\236\213-\352\236\216\352\255\260-" \
+  "\352\256\277\357\254\200-\357\254\206\357\254\223-\357\254\227\357\274\241-\357\274\272\357\275"  \
+  "\201-\357\275\232\360\220\220\200-\360\220\221\217\360\220\222\260-\360\220\223\223\360\220\223"  \
+  "\230-\360\220\223\273\360\220\262\200-\360\220\262\262\360\220\263\200-\360\220\263\262\360\221"  \
+  "\242\240-\360\221\243\237\360\236\244\200-\360\236\245\203]+"
+#define DEEPSEEK_LLM_PUNCT                                                                                   \
+  "\\s?[!-/"                                                                                                 \
+  ":-~\357\274\201-\357\274\217\357\274\232-\357\275\236\342\200\230-\342\200\237\343\200\200-\343\200\202]" \
+  "+"
+#define DEEPSEEK_LLM_CJK "[\344\270\200-\351\276\245\340\240\200-\344\270\200\352\260\200-\355\237\277]+"
 #define PORO_RE " ?[^(\\s|.,!?\xe2\x80\xa6\xe3\x80\x82\xef\xbc\x8c\xe3\x80\x81\xe0\xa5\xa4\xdb\x94\xd8\x8c)]+"
 
 typedef struct pre_kind {
   const char *names; /* '|'-separated llama.cpp names */
-  const char *re[5]; /* split regexes applied in turn; NULL-terminated */
+  const char *re[7]; /* split regexes applied in turn; NULL-terminated */
   bool ignore_merges, add_bos, clean_spaces;
   bool nfc; /* the Hugging Face tokenizer normalizes to NFC first (Qwen2) */
 } pre_kind;
@@ -86,6 +113,11 @@ static const pre_kind PRE_KINDS[] = {
     {"deepseek-coder",
      {"[\\r\\n]", "\\s?\\p{L}+", "\\s?\\p{P}+",
       "[\\x{4E00}-\\x{9FA5}\\x{0800}-\\x{4E00}\\x{AC00}-\\x{D7FF}]+", "\\p{N}"},
+     false,
+     false,
+     false},
+    {"deepseek-llm",
+     {"[\\r\\n]", DEEPSEEK_LLM_LETTERS, DEEPSEEK_LLM_PUNCT, "\\s+$", DEEPSEEK_LLM_CJK, "\\p{N}+"},
      false,
      false,
      false},
@@ -299,7 +331,7 @@ static cJSON *bpe_json(const gguf_vocab *v, const pre_kind *pk, preft_error *err
   if (pk->nfc) cJSON_AddItemToObject(root, "normalizer", obj_type("NFC"));
   cJSON *pre = obj_type("Sequence");
   cJSON *list = cJSON_AddArrayToObject(pre, "pretokenizers");
-  for (int i = 0; i < 5 && pk->re[i]; i++) cJSON_AddItemToArray(list, split_regex(pk->re[i]));
+  for (int i = 0; i < 7 && pk->re[i]; i++) cJSON_AddItemToArray(list, split_regex(pk->re[i]));
   cJSON *bl = obj_type("ByteLevel");
   cJSON_AddBoolToObject(bl, "add_prefix_space", false);
   cJSON_AddBoolToObject(bl, "trim_offsets", true);
@@ -514,11 +546,11 @@ static int from_gguf(preft_tokenizer *t, const preft_gguf_file *f, preft_error *
     pk = find_pre(pre);
     t->gguf_pre = preft_xstrdup(pre);
     if (!pk)
-      return preft_fail(
-          err,
-          "%s: tokenizer.ggml.pre '%s' is not supported (llama3/llama-bpe, qwen2, smollm, gpt-2, "
-          "tekken, default and their aliases)",
-          path, pre);
+      return preft_fail(err,
+                        "%s: tokenizer.ggml.pre '%s' is not supported (llama3/llama-bpe, qwen2, smollm, "
+                        "gpt-2, deepseek-llm, "
+                        "tekken, default and their aliases)",
+                        path, pre);
   }
   /* llama.cpp's defaults where the file says nothing */
   bool add_bos, add_eos, space_prefix;

@@ -3,7 +3,8 @@
 # tasks needs: on held-out problems of each default task its greedy accuracy
 # is neither zero (GRPO would get no reward to learn from) nor near one
 # (nothing left to learn). Measured by scripts/task-model-accuracy.sh on 200
-# prompts per task, as in the model card.
+# prompts per task, as in the model card. `eval rl --partial-credit` keeps
+# the accuracy (exact match) and gives wrong sums some reward.
 source "$(dirname "$0")/e2e_lib.bash"
 root=$(cd "$data/../.." && pwd)
 in_band() { require_numbers "$1" && awk -v a="$1" 'BEGIN { exit !(a >= 0.05 && a <= 0.8) }'; }
@@ -36,4 +37,13 @@ for task in addition reverse count; do
   acc=$(awk -v t="$task" '$1 == t { print $2 }' "$tmp/acc")
   check "$task: held-out greedy accuracy $acc in [0.05, 0.8]" in_band "$acc"
 done
+# --partial-credit: addition scored digit by digit; accuracy stays exact match
+"$bin" eval rl -m "$root/assets/task-model" --task addition --n 100 --threads 1 --json "$tmp/exact.json" >/dev/null
+"$bin" eval rl -m "$root/assets/task-model" --task addition --n 100 --threads 1 --partial-credit \
+  --json "$tmp/partial.json" >/dev/null
+check "--partial-credit: the same accuracy" test "$(jq .accuracy "$tmp/exact.json")" = "$(jq .accuracy "$tmp/partial.json")"
+check "  and a mean reward above it (wrong sums get some credit)" below "$(jq .accuracy "$tmp/partial.json")" \
+  "$(jq .mean_reward "$tmp/partial.json")"
+check "  without it, the mean reward is the accuracy" close_to "$(jq .mean_reward "$tmp/exact.json")" \
+  "$(jq .accuracy "$tmp/exact.json")"
 e2e_exit

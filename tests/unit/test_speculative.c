@@ -111,7 +111,7 @@ static int make_prompt(int r, int *out) {
 }
 
 static preft_adapter *load_adapter(const preft_model *m, int kind) {
-  if (!adapter_names[kind]) return NULL;
+  if (!adapter_names[kind]) return NULL; /* the base model */
   char rel[128];
   snprintf(rel, sizeof rel, "adapters/%s", adapter_names[kind]);
   char *dir = test_data_path(rel);
@@ -142,11 +142,26 @@ static bool sink_token(void *ctx, int token) {
   return true;
 }
 
+/* The adapters of the request kinds, loaded once for m (NULL: base). */
+typedef struct {
+  preft_adapter *a[N_KINDS];
+} kinds;
+
+static kinds load_kinds(const preft_model *m) {
+  kinds k;
+  for (int i = 0; i < N_KINDS; i++) k.a[i] = load_adapter(m, i);
+  return k;
+}
+
+static void free_kinds(kinds *k) {
+  for (int i = 0; i < N_KINDS; i++) preft_adapter_free(k->a[i]);
+}
+
 /* preft_generate of request r, with or without speculation. */
-static int reference_run(const preft_model *m, int r, bool sampled, const preft_speculation *spec, int *out,
-                         preft_spec_stats *stats) {
+static int reference_run(const preft_model *m, const kinds *ks, int r, bool sampled,
+                         const preft_speculation *spec, int *out, preft_spec_stats *stats) {
   int prompt[64], n = make_prompt(r, prompt), kind = r % N_KINDS, count;
-  preft_adapter *a = load_adapter(m, kind);
+  const preft_adapter *a = ks->a[kind];
   preft_generate_opts o = {.max_new_tokens = MAX_NEW, .adapter = a, .sampling = sampling_of(r, sampled)};
   if (spec) o.speculation = *spec;
   o.spec_stats = stats;
@@ -154,7 +169,6 @@ static int reference_run(const preft_model *m, int r, bool sampled, const preft_
   token_sink sink = {out, 0};
   preft_error err;
   if (preft_generate(m, NULL, prompt, n, &o, sink_token, &sink, &count, &err) != 0) fail_msg("%s", err.msg);
-  preft_adapter_free(a);
   return sink.n;
 }
 
@@ -205,8 +219,9 @@ static void check_against_reference(const preft_engine_config *cfg, bool sampled
   int n[N_REQ];
   preft_engine_stats st = run_engine(cfg, sampled, tokens, n);
   preft_model *ref = load_base();
+  kinds ks = load_kinds(ref);
   for (int r = 0; r < N_REQ; r++) {
-    int want[64], nw = reference_run(ref, r, sampled, NULL, want, NULL);
+    int want[64], nw = reference_run(ref, &ks, r, sampled, NULL, want, NULL);
     assert_int_equal(n[r], nw);
     for (int i = 0; i < nw; i++)
       if (tokens[r][i] != want[i])
@@ -214,6 +229,7 @@ static void check_against_reference(const preft_engine_config *cfg, bool sampled
                  adapter_names[r % N_KINDS] ? adapter_names[r % N_KINDS] : "base",
                  sampled ? "sampled" : "greedy", i, tokens[r][i], want[i]);
   }
+  free_kinds(&ks);
   preft_model_free(ref);
   /* the test tests nothing unless drafts were made, kept and refused */
   if (st.spec.drafted == 0 || st.spec.accepted == 0 || st.spec.accepted == st.spec.drafted)
@@ -254,13 +270,14 @@ static void seeded_sampled_tokens_are_those_without_speculation(void **state) {
 static void generate_with_speculation_gives_the_same_tokens(void **state) {
   (void)state;
   preft_model *m = load_base();
+  kinds ks = load_kinds(m);
   preft_spec_stats total = {0};
   for (int r = 0; r < N_REQ; r += 2)
     for (int sampled = 0; sampled < 2; sampled++) {
       int want[64], got[64];
       preft_spec_stats st;
-      int nw = reference_run(m, r, sampled, NULL, want, NULL);
-      int ng = reference_run(m, r, sampled, &ngram4, got, &st);
+      int nw = reference_run(m, &ks, r, sampled, NULL, want, NULL);
+      int ng = reference_run(m, &ks, r, sampled, &ngram4, got, &st);
       assert_int_equal(ng, nw);
       assert_memory_equal(got, want, sizeof(int) * (size_t)nw);
       total.drafted += st.drafted;
@@ -268,6 +285,7 @@ static void generate_with_speculation_gives_the_same_tokens(void **state) {
     }
   if (total.accepted == 0 || total.accepted == total.drafted)
     fail_msg("generate drafted %ld tokens and kept %ld: nothing was tested", total.drafted, total.accepted);
+  free_kinds(&ks);
   preft_model_free(m);
 }
 

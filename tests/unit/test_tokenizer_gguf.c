@@ -12,6 +12,9 @@
  * SentencePiece with scores: a hand-made vocabulary whose expected ids are
  * worked out by hand below with llama.cpp's SPM rule (highest-scoring
  * adjacent pair first, leftmost on ties, byte fallback).
+ * deepseek-llm's pre-tokenizer: a byte-level vocabulary whose merges only
+ * the pre-tokenizer's pieces keep apart, ids worked out by hand with
+ * llama.cpp's regexes.
  * Malformed metadata fails naming the key. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -303,6 +306,68 @@ static void sentencepiece_scores_follow_llama_cpp(void **state) {
   test_remove_tmp_file(path);
 }
 
+/* ---- deepseek-llm's pre-tokenizer ---------------------------------------------------- */
+
+/* GPT-2's byte-to-character map: byte b as the UTF-8 of its character. */
+static void byte_char(int b, char out[4]) {
+  int cp = b, n = 0;
+  if (!((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF))) {
+    for (int c = 0; c < b; c++)
+      if (!((c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF))) n++;
+    cp = 256 + n;
+  }
+  if (cp < 0x80) {
+    out[0] = (char)cp, out[1] = 0;
+  } else {
+    out[0] = (char)(0xC0 | cp >> 6), out[1] = (char)(0x80 | (cp & 0x3F)), out[2] = 0;
+  }
+}
+
+/* A byte-level BPE vocabulary (ids 0-255: the bytes) with five merges that
+ * only pre-tokenization can keep apart, under tokenizer.ggml.pre
+ * "deepseek-llm". */
+static void deepseek_llm_splits_as_llama_cpp(void **state) {
+  (void)state;
+  char bytes[256][4], m[5][16];
+  const char *toks[261];
+  int32_t types[261];
+  for (int b = 0; b < 256; b++) byte_char(b, bytes[b]), toks[b] = bytes[b], types[b] = 1;
+  /* 256 "  ", 257 "12", 258 "\n\n", 259 " " + 1st byte of U+4E16, 260 "he" */
+  const int pairs[5][2] = {{' ', ' '}, {'1', '2'}, {'\n', '\n'}, {' ', 0xE4}, {'h', 'e'}};
+  char merged[5][16];
+  const char *merges[5];
+  for (int i = 0; i < 5; i++) {
+    snprintf(merged[i], sizeof merged[i], "%s%s", bytes[pairs[i][0]], bytes[pairs[i][1]]);
+    snprintf(m[i], sizeof m[i], "%s %s", bytes[pairs[i][0]], bytes[pairs[i][1]]);
+    toks[256 + i] = merged[i], types[256 + i] = 1, merges[i] = m[i];
+  }
+  preft_gguf_writer w;
+  preft_gguf_writer_init(&w);
+  preft_gguf_set_str(&w, "general.architecture", "llama");
+  preft_gguf_set_str(&w, "tokenizer.ggml.model", "gpt2");
+  preft_gguf_set_str(&w, "tokenizer.ggml.pre", "deepseek-llm");
+  preft_gguf_set_arr_str(&w, "tokenizer.ggml.tokens", toks, 261);
+  preft_gguf_set_arr_i32(&w, "tokenizer.ggml.token_type", types, 261);
+  preft_gguf_set_arr_str(&w, "tokenizer.ggml.merges", merges, 5);
+  preft_gguf_set_bool(&w, "tokenizer.ggml.add_bos_token", false);
+  char *path = test_tmp_file("deepseek-llm.gguf");
+  preft_error err;
+  assert_int_equal(preft_gguf_write(&w, path, &err), 0);
+  preft_gguf_writer_free(&w);
+  preft_tokenizer *t;
+  if (preft_tokenizer_load(&t, path, &err)) fail_msg("%s", err.msg);
+  /* llama.cpp's rule by hand: [\r\n] alone; \s?letters; CJK without the
+   * space before it; digits together. Pieces: "he" " " " x" "\n" "\n" "12"
+   * " " U+4E16: "he" and "12" merge, "  " (not one piece), "\n\n" and
+   * " " + U+4E16 do not. */
+  expect_ids(t, "he  x\n\n12 \xe4\xb8\x96", false,
+             (const int32_t[]){260, ' ', ' ', 'x', '\n', '\n', 257, ' ', 0xE4, 0xB8, 0x96}, 11, NULL);
+  /* trailing spaces are one piece (\s+$): "  " merges */
+  expect_ids(t, "ab   ", false, (const int32_t[]){'a', 'b', 256, ' '}, 4, NULL);
+  preft_tokenizer_free(t);
+  test_remove_tmp_file(path);
+}
+
 /* ---- malformed metadata ---------------------------------------------------------- */
 
 static void expect_load_error(void (*edit)(preft_gguf_writer *), const char *needle) {
@@ -378,6 +443,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(sentencepiece_scores_follow_llama_cpp),
       cmocka_unit_test(malformed_metadata_is_named),
+      cmocka_unit_test(deepseek_llm_splits_as_llama_cpp),
       cmocka_unit_test(bert_from_gguf_matches_reference),
       cmocka_unit_test(llama3_1_from_gguf_matches_reference),
       cmocka_unit_test(qwen3_from_gguf_matches_reference),

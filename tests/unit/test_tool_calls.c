@@ -203,6 +203,38 @@ static void arguments_stream_in_pieces(void **st) {
   assert_true(live_calls >= 8);
 }
 
+/* A tag whose call is followed live but does not parse in the end: its
+ * text is content, the stream counts it abandoned, and the next tag's call
+ * is followed live at the next calls[] index. */
+static void a_call_that_fails_after_streaming_is_abandoned(void **st) {
+  (void)st;
+  const char *r =
+      "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": 1}} junk</tool_call>"
+      "<tool_call>{\"name\": \"g\", \"arguments\": {\"b\": 2}}</tool_call>";
+  srv_tool_stream t;
+  preft_srv_tool_stream_init(&t, SRV_TOOL_HERMES);
+  srv_buf content = {0};
+  bool saw_f = false, saw_g = false;
+  for (size_t i = 0; r[i]; i++) {
+    preft_srv_tool_stream_feed(&t, r + i, 1, &content);
+    const char *args;
+    size_t len;
+    bool done;
+    const char *name = preft_srv_tool_stream_live(&t, t.n_calls, &args, &len, &done);
+    if (name && !strcmp(name, "f")) saw_f = true, assert_int_equal(t.abandoned, 0);
+    if (name && !strcmp(name, "g")) saw_g = true, assert_int_equal(t.abandoned, 1);
+  }
+  preft_srv_tool_stream_finish(&t, &content);
+  assert_true(saw_f && saw_g);
+  assert_int_equal(t.abandoned, 1);
+  assert_int_equal(t.n_calls, 1);
+  assert_string_equal(t.calls[0].name, "g");
+  assert_string_equal(t.calls[0].streamed, "{\"b\":2}");
+  assert_non_null(strstr(content.p, "junk"));
+  preft_srv_buf_free(&content);
+  preft_srv_tool_stream_free(&t);
+}
+
 static void content_streams_before_the_end(void **st) {
   (void)st;
   srv_tool_stream t;
@@ -301,6 +333,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(replies_parse_the_same_whole_or_in_pieces),
       cmocka_unit_test(arguments_stream_in_pieces),
+      cmocka_unit_test(a_call_that_fails_after_streaming_is_abandoned),
       cmocka_unit_test(content_streams_before_the_end),
       cmocka_unit_test(families_come_from_the_template),
       cmocka_unit_test(forced_call_grammars_match_their_parsers),

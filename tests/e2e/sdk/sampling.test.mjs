@@ -112,7 +112,7 @@ await bad('repetition_penalty 0', { repetition_penalty: 0 }, 'repetition_penalty
 await bad('logit_bias an array', { logit_bias: [1] }, 'logit_bias');
 await bad('logit_bias 101', { logit_bias: { 5: 101 } }, 'logit_bias');
 await bad('logit_bias key not an id', { logit_bias: { abc: 1 } }, 'logit_bias');
-await bad('logit_bias id outside the vocabulary', { logit_bias: { 4096: 1 } }, 'logit_bias');
+await bad('logit_bias id outside the vocabulary', { logit_bias: { 8192: 1 } }, 'logit_bias');
 await bad('min_tokens -1', { min_tokens: -1 }, 'min_tokens');
 await bad('min_tokens above max_tokens', { min_tokens: 5 }, 'min_tokens');
 await bad('ignore_eos not a boolean', { ignore_eos: 1 }, 'ignore_eos');
