@@ -99,6 +99,11 @@ PREFT_API int preft_engine_create(preft_engine **out, preft_model *model, const 
 /* Cancels everything in flight (callbacks get FINISH_CANCELLED), stops the
  * threads, frees all. */
 PREFT_API void preft_engine_free(preft_engine *e);
+/* Bounds what preft_engine_free does after the requests end: writing the
+ * prefix cache's blocks to its disk tier (prefix_cache_dir) stops `seconds`
+ * from now, and what is not written by then is dropped (counted in
+ * prefix_disk_dropped). Without it, preft_engine_free writes them all. */
+PREFT_API void preft_engine_set_shutdown_timeout(preft_engine *e, double seconds);
 PREFT_API const preft_model *preft_engine_model(const preft_engine *e);
 
 /* ---- adapters -------------------------------------------------------------- */

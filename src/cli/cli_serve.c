@@ -73,7 +73,8 @@ static void usage(FILE *out) {
       "  --max-model-len N          context per sequence (default: the model's)\n"
       "  --max-body-mb N            largest request body (default 8)\n"
       "  --drain-timeout S          on SIGTERM, cancel what is still running after S\n"
-      "                             seconds (default 30); a second SIGTERM/SIGINT exits at once\n"
+      "                             seconds (default 30), and stop writing the prefix cache to\n"
+      "                             its disk tier then; a second SIGTERM/SIGINT exits at once\n"
       "  --allow-runtime-adapters   enable POST /v1/load_lora_adapter and /v1/unload_lora_adapter\n"
       "  --adapter-root DIR         directory runtime-loaded adapters must be inside\n"
       "                             (default: the --adapters directory)\n"
@@ -320,8 +321,11 @@ start:;
           sig == SIGTERM ? "SIGTERM" : "SIGINT");
   pthread_t second;
   if (pthread_create(&second, NULL, exit_on_second_signal, &stop_sigs) == 0) pthread_detach(second);
+  double drain_t0 = preft_now();
   int cancelled = preft_server_drain(server, (double)drain_s);
   if (engine) preft_engine_drain(engine);
+  /* the prefix cache's disk tier is written at exit within the same bound */
+  if (engine) preft_engine_set_shutdown_timeout(engine, (double)drain_s - (preft_now() - drain_t0));
   preft_server_stop(server);
   server = NULL;
   fprintf(stderr, "preft serve: stopped (%d requests cancelled at the drain timeout)\n", cancelled);

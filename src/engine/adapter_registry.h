@@ -6,7 +6,7 @@
  * their size. The least recently used idle adapters are evicted to make
  * room. The engine also bounds the bytes by `room_bytes`, the part of its
  * KV cache that no sequence is using: adapters' memory comes out of the KV
- * cache's budget (engine.c lends them KV blocks).
+ * cache's budget (engine_adapters.c lends them KV blocks).
  *
  * Not thread-safe by itself: the engine calls it under its lock. A load
  * first reserves room (preft_registry_reserve, which marks the entry

@@ -49,6 +49,11 @@ struct preft_prefix_disk {
   size_t q_bytes, q_max;
   job *current; /* the job the writer is writing (out of the queue) */
   bool stop, started;
+  /* shutdown bound (preft_prefix_disk_set_deadline): preft_now() time
+   * after which nothing more is written or waited for; 0: none */
+  double deadline;
+  bool writer_done; /* the writer has left its loop */
+  bool orphaned;    /* close gave up waiting for it: the writer frees d */
   pthread_mutex_t mu;
   pthread_cond_t work, idle;
   pthread_t writer;
@@ -310,6 +315,44 @@ static int write_entry(const preft_prefix_disk *d, uint64_t key, const float *da
 
 /* ---- writer thread ---------------------------------------------------------------- */
 
+/* Whether the shutdown deadline has passed (d->mu held). */
+static bool past_deadline(const preft_prefix_disk *d) {
+  return d->deadline > 0 && preft_now() >= d->deadline;
+}
+
+/* Waits on d->idle (d->mu held) until signalled or the deadline; false
+ * when the deadline has passed. */
+static bool wait_idle(preft_prefix_disk *d) {
+  if (d->deadline <= 0) {
+    pthread_cond_wait(&d->idle, &d->mu);
+    return true;
+  }
+  if (past_deadline(d)) return false;
+  struct timespec until;
+  until.tv_sec = (time_t)d->deadline;
+  until.tv_nsec = (long)((d->deadline - (double)until.tv_sec) * 1e9);
+  pthread_cond_timedwait(&d->idle, &d->mu, &until); /* d->idle runs on CLOCK_MONOTONIC, as preft_now */
+  return !past_deadline(d);
+}
+
+static void free_disk(preft_prefix_disk *d) {
+  if (d->started) {
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->work);
+    pthread_cond_destroy(&d->idle);
+  }
+  for (job *j = d->q_head, *next; j; j = next) {
+    next = j->next;
+    free(j->data);
+    free(j);
+  }
+  free(d->dir);
+  free(d->entries);
+  free(d->map_keys);
+  free(d->map_vals);
+  free(d);
+}
+
 static void *writer_main(void *arg) {
   preft_prefix_disk *d = arg;
   pthread_mutex_lock(&d->mu);
@@ -321,7 +364,9 @@ static void *writer_main(void *arg) {
     if (!d->q_head) d->q_tail = NULL;
     d->current = j;
     int i = map_find(d, j->key);
-    if (i >= 0) {
+    if (past_deadline(d)) {
+      d->st.dropped++; /* the shutdown's time is up: not written */
+    } else if (i >= 0) {
       d->entries[i].last_use = ++d->clock;
     } else if (d->file_bytes <= d->max_bytes) {
       while (d->n_entries > 0 && d->st.bytes + d->file_bytes > d->max_bytes) evict_oldest(d);
@@ -349,7 +394,11 @@ static void *writer_main(void *arg) {
     free(j);
     pthread_cond_broadcast(&d->idle);
   }
+  d->writer_done = true;
+  pthread_cond_broadcast(&d->idle);
+  bool orphaned = d->orphaned;
   pthread_mutex_unlock(&d->mu);
+  if (orphaned) free_disk(d); /* close returned without us */
   return NULL;
 }
 
@@ -451,7 +500,11 @@ int preft_prefix_disk_open(preft_prefix_disk **out, const char *dir, uint64_t ma
   signal(SIGXFSZ, SIG_IGN);
   pthread_mutex_init(&d->mu, NULL);
   pthread_cond_init(&d->work, NULL);
-  pthread_cond_init(&d->idle, NULL);
+  pthread_condattr_t monotonic;
+  pthread_condattr_init(&monotonic);
+  pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+  pthread_cond_init(&d->idle, &monotonic);
+  pthread_condattr_destroy(&monotonic);
   if (pthread_create(&d->writer, NULL, writer_main, d) != 0) {
     fprintf(stderr, "preft: cannot start the prefix cache writer thread\n");
     abort();
@@ -467,17 +520,32 @@ void preft_prefix_disk_close(preft_prefix_disk *d) {
     pthread_mutex_lock(&d->mu);
     d->stop = true;
     pthread_cond_signal(&d->work);
+    while (!d->writer_done && wait_idle(d)) {
+    }
+    bool left = !d->writer_done;
+    pthread_t writer = d->writer;
+    if (left) {
+      PREFT_WARN(
+          "prefix cache disk tier: a write in %s is still under way at the shutdown deadline; "
+          "not waiting for it",
+          d->dir);
+      d->orphaned = true; /* the writer frees d when its write returns */
+    }
     pthread_mutex_unlock(&d->mu);
-    pthread_join(d->writer, NULL);
-    pthread_mutex_destroy(&d->mu);
-    pthread_cond_destroy(&d->work);
-    pthread_cond_destroy(&d->idle);
+    if (left) {
+      pthread_detach(writer);
+      return;
+    }
+    pthread_join(writer, NULL);
   }
-  free(d->dir);
-  free(d->entries);
-  free(d->map_keys);
-  free(d->map_vals);
-  free(d);
+  free_disk(d);
+}
+
+void preft_prefix_disk_set_deadline(preft_prefix_disk *d, double seconds) {
+  pthread_mutex_lock(&d->mu);
+  d->deadline = preft_now() + (seconds > 0 ? seconds : 0) + 1e-9;
+  pthread_cond_broadcast(&d->idle);
+  pthread_mutex_unlock(&d->mu);
 }
 
 /* The job of key waiting for or being written, or NULL. */
@@ -501,13 +569,19 @@ int preft_prefix_disk_has(preft_prefix_disk *d, uint64_t key) {
 void preft_prefix_disk_spill(preft_prefix_disk *d, uint64_t key, const float *k, const float *v, bool wait) {
   size_t n = d->block_floats, bytes = 2 * n * sizeof(float);
   pthread_mutex_lock(&d->mu);
+  if (past_deadline(d)) {
+    d->st.dropped++;
+    pthread_mutex_unlock(&d->mu);
+    return;
+  }
   int i = map_find(d, key);
   if (i >= 0 || queued(d, key)) {
     if (i >= 0) d->entries[i].last_use = ++d->clock;
     pthread_mutex_unlock(&d->mu);
     return;
   }
-  while (wait && d->q_bytes + bytes > d->q_max) pthread_cond_wait(&d->idle, &d->mu);
+  while (wait && d->q_bytes + bytes > d->q_max && wait_idle(d)) {
+  }
   if (d->q_bytes + bytes > d->q_max) {
     d->st.dropped++;
     pthread_mutex_unlock(&d->mu);
@@ -614,7 +688,8 @@ static int restore_block(preft_prefix_disk *d, uint64_t key, float *k, float *v)
 
 void preft_prefix_disk_flush(preft_prefix_disk *d) {
   pthread_mutex_lock(&d->mu);
-  while (d->q_head || d->current) pthread_cond_wait(&d->idle, &d->mu);
+  while ((d->q_head || d->current) && wait_idle(d)) {
+  }
   pthread_mutex_unlock(&d->mu);
 }
 

@@ -76,8 +76,15 @@ uint64_t preft_prefix_model_id(const preft_model *m);
  * writer (0: 64 MiB, at least 4 blocks). */
 int preft_prefix_disk_open(preft_prefix_disk **out, const char *dir, uint64_t max_bytes, uint64_t model_id,
                            int n_layers, int kv_dim, int block_size, size_t queue_bytes, preft_error *err);
-/* Writes what is queued, stops the writer, frees. NULL is fine. */
+/* Writes what is queued, stops the writer, frees. NULL is fine. After
+ * preft_prefix_disk_set_deadline it returns by the deadline: a write still
+ * under way then is left to finish on its own (the writer frees d). */
 void preft_prefix_disk_close(preft_prefix_disk *d);
+/* Bounds the shutdown: from `seconds` from now on, spills are dropped
+ * (counted in dropped) instead of queued or waited for, the writer drops
+ * what is still queued instead of writing it, and flush and close stop
+ * waiting. */
+void preft_prefix_disk_set_deadline(preft_prefix_disk *d, double seconds);
 
 /* True when key is on disk (marks it recently used), or queued; false
  * counts a miss. */
@@ -85,13 +92,13 @@ int preft_prefix_disk_has(preft_prefix_disk *d, uint64_t key);
 /* Queues a copy of one block (k and v: [L][block_size][kv_dim] each) for
  * writing, unless key is on disk or queued already. Never blocks on I/O:
  * when the queue is full the block is dropped, or with wait (shutdown)
- * waits for room. */
+ * waits for room (until the deadline, when one is set). */
 void preft_prefix_disk_spill(preft_prefix_disk *d, uint64_t key, const float *k, const float *v, bool wait);
 /* Reads key's block into k and v (from the write queue when it is not
  * written yet). 0: restored; -1: a miss (absent, or a bad file, which is
  * removed). */
 int preft_prefix_disk_restore(preft_prefix_disk *d, uint64_t key, float *k, float *v);
-/* Waits until the queue is written (tests, shutdown). */
+/* Waits until the queue is written (tests, shutdown), or the deadline. */
 void preft_prefix_disk_flush(preft_prefix_disk *d);
 void preft_prefix_disk_get_stats(preft_prefix_disk *d, preft_prefix_disk_stats *out);
 

@@ -3,8 +3,8 @@
  * miss (removed), never a crash; junk and unfinished temp files are handled
  * at start-up; the size bound evicts least recently used files; failed
  * writes (a file size limit, a vanished directory) drop the entry and go
- * on. Through the engine: greedy tokens with a disk hit equal the cold
- * run's and a memory hit's, for the base model, all-token and prefill-only
+ * on; a shutdown deadline bounds flush and close even when a write hangs. Through the engine: greedy tokens
+ * with a disk hit equal the cold run's and a memory hit's, for the base model, all-token and prefill-only
  * adapters (LoRA and ReFT), after a restart and after eviction from a small
  * KV cache. */
 #include <setjmp.h>
@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "base/file.h"
+#include "base/timer.h"
 #include "engine/engine.h"
 #include "engine/prefix_disk.h"
 #include "testutil.h"
@@ -236,6 +238,51 @@ static void failed_writes_drop_the_entry(void **s) {
   free(dir);
 }
 
+/* The shutdown is bounded (serve's --drain-timeout): the writer is held in
+ * a write that does not return (its temp file is a FIFO nobody reads, so
+ * opening it blocks); flush and close still return by the deadline, and the
+ * blocks queued behind it are dropped, not written, once the write ends.
+ * Without the deadline, close would wait for that write forever. */
+static void shutdown_is_bounded_by_the_deadline(void **s) {
+  (void)s;
+  char *dir = test_tmpdir();
+  preft_prefix_disk *d = open_disk(dir, 1 << 20, MODEL);
+  char name[64];
+  snprintf(name, sizeof name, ".%016llx.kvb.tmp.%ld", 0x77ULL, (long)getpid());
+  char *fifo = preft_path_join(dir, name);
+  assert_int_equal(mkfifo(fifo, 0644), 0);
+  spill(d, 0x77); /* the writer blocks opening the FIFO */
+  for (uint64_t k = 1; k <= 5; k++) spill(d, 0x100 + k);
+  double bound = 0.3, t0 = preft_now();
+  preft_prefix_disk_set_deadline(d, bound);
+  preft_prefix_disk_flush(d);
+  preft_prefix_disk_close(d); /* d is the writer's to free now */
+  double dt = preft_now() - t0;
+  assert_true(dt >= bound - 0.01);
+  if (dt > bound + 2.0 * test_time_scale()) fail_msg("close took %.2f s for a %.2f s deadline", dt, bound);
+  /* the write ends: read the FIFO to its end */
+  int fd = open(fifo, O_RDONLY);
+  assert_true(fd >= 0);
+  char buf[4096];
+  while (read(fd, buf, sizeof buf) > 0) {
+  }
+  close(fd);
+  char *first = entry(dir, 0x77);
+  for (int i = 0; i < 500 && access(first, F_OK) != 0; i++) usleep(10000);
+  assert_int_equal(access(first, F_OK), 0); /* the write under way was finished */
+  usleep(200000);
+  for (uint64_t k = 1; k <= 5; k++) { /* the queued ones were dropped */
+    char *p = entry(dir, 0x100 + k);
+    assert_int_not_equal(access(p, F_OK), 0);
+    free(p);
+  }
+  unlink(first);
+  rmdir(dir);
+  free(first);
+  free(fifo);
+  free(dir);
+}
+
 /* ---- through the engine ------------------------------------------------------------ */
 
 typedef struct {
@@ -431,6 +478,7 @@ int main(void) {
       cmocka_unit_test(startup_skips_junk_and_other_models),
       cmocka_unit_test(size_bound_evicts_least_recently_used),
       cmocka_unit_test(failed_writes_drop_the_entry),
+      cmocka_unit_test(shutdown_is_bounded_by_the_deadline),
       cmocka_unit_test(disk_hits_after_restart_match_cold_and_memory_hits),
       cmocka_unit_test(disk_hits_after_eviction_match_cold),
       cmocka_unit_test(damaged_spill_files_are_recomputed),
