@@ -26,7 +26,8 @@ tail -n +2 data/sotu/split.tsv | while IFS=$'\t' read -r split name _party year 
     head -c "$MAX_BYTES" "$text" >"$work/cut.txt"
     text=$work/cut.txt
   fi
-  "$build/preft" perplexity -m "$model" -f "$text" "${adapter_args[@]}" --json "$work/p.json" >/dev/null
+  "$build/preft" perplexity -m "$model" -f "$text" "${adapter_args[@]}" --json "$work/p.json" >/dev/null 2>"$work/err" ||
+    { cat "$work/err" >&2; echo "eval-heldout: preft perplexity failed on $name's held-out text" >&2; exit 1; }
   jq -r --arg n "$name" --arg y "$year" \
     '[$n, $y, .bytes, .tokens, (.nll * 1e6 | round / 1e6), (.bits_per_byte * 1e4 | round / 1e4)] | @tsv' \
     "$work/p.json" >>"$work/table.tsv"
