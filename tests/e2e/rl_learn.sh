@@ -29,5 +29,9 @@ base=$(jq .accuracy "$tmp/base.json")
 after=$(jq .accuracy "$tmp/after.json")
 echo "  held-out greedy accuracy: model $base, with the adapter $after"
 check "held-out accuracy rose" below "$base" "$(awk -v a="$after" 'BEGIN { print a - 0.1 }')"
-check "in under a minute" test "$took" -lt "$(awk -v s="${PREFT_TEST_TIME_SCALE:-1}" 'BEGIN { print int(60 * s) }')"
+# the minute is the issue's figure for a plain build; under a sanitizer (time
+# scale above 1) the run is 10-25x slower and its time says nothing
+if [ "${PREFT_TEST_TIME_SCALE:-1}" = 1 ]; then
+  check "in under a minute" test "$took" -lt 60
+fi
 e2e_exit
