@@ -84,6 +84,8 @@ void preft_srv_count_status(preft_server *s, int status);
 
 /* Fills the reply with an OpenAI error body. */
 void preft_srv_reply_error(srv_reply *r, const srv_api_error *e);
+/* r becomes a text/plain reply of TEXT with STATUS. */
+void preft_srv_reply_text(srv_reply *r, int status, const char *text);
 
 /* Routes (openai_routes.c). body is NUL-terminated. */
 void preft_srv_route_generate(preft_server *s, srv_conn *c, srv_kind kind, srv_reply *r);
