@@ -96,8 +96,8 @@ int main(int argc, char **argv) {
                        rank, out, 1);
           c[3] = now_us();
           for (int g = 0; g < groups; g++)
-            preft_lora_expand(y + (size_t)g * out * all, (size_t)out, NULL, t + (size_t)g * rank * all, bt[g],
-                              dt, n, rank, out);
+            preft_lora_expand(y + (size_t)g * out * all, (size_t)out, NULL, t + (size_t)g * rank * all,
+                              (size_t)rank, bt[g], (size_t)out, dt, n, rank, out);
           c[4] = now_us();
           for (int q = 0; q < 4; q++) best[q] = c[q + 1] - c[q] < best[q] ? c[q + 1] - c[q] : best[q];
         }

@@ -22,6 +22,7 @@
 #include "base/timer.h"
 #include "cli/cli.h"
 #include "model/adapter.h"
+#include "model/adapter_plan.h"
 #include "model/llama.h"
 #include "model/shapes.h"
 #include "tensor/cpu.h"
@@ -57,7 +58,10 @@ static void usage(FILE *out) {
           "model) and the adapter bytes read per step. Options: --shape, --dtype,\n"
           "--layers, --threads, --json as above; --batch (default 1,8,32,64,128),\n"
           "--rank R (default 16), --context P (cached tokens per sequence, default 64),\n"
-          "--steps S (timed steps per measurement, default 5).\n",
+          "--steps S (timed steps per measurement, default 5), --reps K (rounds of every\n"
+          "measurement, alternated; each figure is the median of the rounds, default 1),\n"
+          "--unfused (also time all-token LoRA on the unfused path, adapter_plan.h, in\n"
+          "every round: the fused path against the separate expand pass in one run).\n",
           preft_shape_names());
 }
 
@@ -354,7 +358,8 @@ static double time_decode_step(const preft_model *m, preft_pool *pool, preft_kv_
 static int bench_adapter_step(int argc, char **argv) {
   const char *shape = NULL, *json_path = NULL;
   preft_dtype dtype = PREFT_BF16;
-  long layers = 0, threads = 0, rank = 16, ctx = 64, steps = 5;
+  long layers = 0, threads = 0, rank = 16, ctx = 64, steps = 5, reps = 1;
+  bool unfused = false;
   cli_ids batch_list = {0};
   const cli_opt opts[] = {
       {"--shape", NULL, CLI_STR, &shape},
@@ -366,6 +371,8 @@ static int bench_adapter_step(int argc, char **argv) {
       {"--rank", NULL, CLI_INT, &rank, 1, 4096},
       {"--context", NULL, CLI_INT, &ctx, 1, 1 << 20},
       {"--steps", NULL, CLI_INT, &steps, 1, 1000},
+      {"--reps", NULL, CLI_INT, &reps, 1, 1000},
+      {"--unfused", NULL, CLI_FLAG, &unfused},
       {"--batch", NULL, CLI_IDS, &batch_list},
       {NULL},
   };
@@ -426,39 +433,67 @@ static int bench_adapter_step(int argc, char **argv) {
       "context %ld, threads %d, memory bandwidth %.1f GB/s\n\n",
       shape, c->n_layers, preft_dtype_name(dtype), rank, adapters[0]->bytes / 1e6, ctx, preft_pool_size(pool),
       bw);
-  printf("%6s | %10s %10s %10s | %9s %9s | %14s\n", "batch", "base ms", "lora ms", "lora-p ms", "lora ovh",
-         "lora-p ovh", "adapter MB/step");
+  printf("%6s | %10s %10s %10s %10s | %9s %9s %9s | %14s\n", "batch", "base ms", "lora ms", "unfused ms",
+         "lora-p ms", "lora ovh", "unfus ovh", "lora-p ovh", "adapter MB/step");
   cJSON *json = cJSON_CreateObject();
   cJSON_AddStringToObject(json, "shape", shape);
   cJSON_AddNumberToObject(json, "rank", (double)rank);
   cJSON_AddNumberToObject(json, "layers", c->n_layers);
   cJSON_AddNumberToObject(json, "bandwidth_gbs", bw);
+  cJSON_AddNumberToObject(json, "reps", (double)reps);
   cJSON *results = cJSON_AddArrayToObject(json, "results");
+  const int fused0 = preft_lora_get_fused();
+  /* per round: base, all-token (fused), all-token unfused, prefill-only */
+  double *t = preft_xcalloc((size_t)reps * 4, sizeof(double)), med[4];
   for (int i = 0; i < n_batches && rc == 0; i++) {
     int B = batches[i];
     const preft_adapter *const *ad = (const preft_adapter *const *)adapters;
-    /* warm-up, then base / all-token / prefill-only (decode rows flagged off) */
+    /* warm-up, then rounds of base / all-token / [unfused] / prefill-only (decode rows flagged off) */
     time_decode_step(m, pool, &kv, &ws, B, (int)ctx, 1, NULL, NULL, logits, &err);
-    double base = time_decode_step(m, pool, &kv, &ws, B, (int)ctx, (int)steps, NULL, NULL, logits, &err);
-    double lora = time_decode_step(m, pool, &kv, &ws, B, (int)ctx, (int)steps, ad, on, logits, &err);
-    double lorap = time_decode_step(m, pool, &kv, &ws, B, (int)ctx, (int)steps, ad, off, logits, &err);
-    if (base < 0 || lora < 0 || lorap < 0) {
+    for (long r = 0; r < reps && rc == 0; r++) {
+      double *tr = t + 4 * r;
+      tr[0] = time_decode_step(m, pool, &kv, &ws, B, (int)ctx, (int)steps, NULL, NULL, logits, &err);
+      tr[1] = time_decode_step(m, pool, &kv, &ws, B, (int)ctx, (int)steps, ad, on, logits, &err);
+      tr[2] = 0;
+      if (unfused) {
+        preft_lora_set_fused(0);
+        tr[2] = time_decode_step(m, pool, &kv, &ws, B, (int)ctx, (int)steps, ad, on, logits, &err);
+        preft_lora_set_fused(fused0);
+      }
+      tr[3] = time_decode_step(m, pool, &kv, &ws, B, (int)ctx, (int)steps, ad, off, logits, &err);
+      if (tr[0] < 0 || tr[1] < 0 || tr[2] < 0 || tr[3] < 0) rc = -1;
+    }
+    if (rc != 0) {
       fprintf(stderr, "preft bench adapter-step: %s\n", err.msg);
-      rc = -1;
       break;
     }
+    double col[1000];
+    for (int q = 0; q < 4; q++) {
+      for (long r = 0; r < reps; r++) col[r] = t[4 * r + q];
+      qsort(col, (size_t)reps, sizeof(double), cmp_double);
+      med[q] = reps % 2 ? col[reps / 2] : 0.5 * (col[reps / 2 - 1] + col[reps / 2]);
+    }
     double mb = B * adapters[0]->bytes / 1e6;
-    printf("%6d | %10.2f %10.2f %10.2f | %8.1f%% %8.1f%% | %14.1f\n", B, base * 1e3, lora * 1e3, lorap * 1e3,
-           100 * (lora / base - 1), 100 * (lorap / base - 1), mb);
+    printf("%6d | %10.2f %10.2f %10.2f %10.2f | %8.1f%% %8.1f%% %8.1f%% | %14.1f\n", B, med[0] * 1e3,
+           med[1] * 1e3, med[2] * 1e3, med[3] * 1e3, 100 * (med[1] / med[0] - 1),
+           unfused ? 100 * (med[2] / med[0] - 1) : 0.0, 100 * (med[3] / med[0] - 1), mb);
     fflush(stdout);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "batch", B);
-    cJSON_AddNumberToObject(o, "base_step_ms", base * 1e3);
-    cJSON_AddNumberToObject(o, "lora_step_ms", lora * 1e3);
-    cJSON_AddNumberToObject(o, "lora_prefill_only_step_ms", lorap * 1e3);
+    cJSON_AddNumberToObject(o, "base_step_ms", med[0] * 1e3);
+    cJSON_AddNumberToObject(o, "lora_step_ms", med[1] * 1e3);
+    if (unfused) cJSON_AddNumberToObject(o, "lora_unfused_step_ms", med[2] * 1e3);
+    cJSON_AddNumberToObject(o, "lora_prefill_only_step_ms", med[3] * 1e3);
     cJSON_AddNumberToObject(o, "adapter_mb_per_step", mb);
+    cJSON *rounds = cJSON_AddArrayToObject(o, "rounds_ms"); /* raw: [base, lora, unfused, lora-p] per round */
+    for (long r = 0; r < reps; r++) {
+      cJSON *row = cJSON_CreateArray();
+      for (int q = 0; q < 4; q++) cJSON_AddItemToArray(row, cJSON_CreateNumber(t[4 * r + q] * 1e3));
+      cJSON_AddItemToArray(rounds, row);
+    }
     cJSON_AddItemToArray(results, o);
   }
+  free(t);
   if (rc == 0 && json_path) {
     if (cli_write_json(json_path, json, &err) != 0) {
       fprintf(stderr, "preft bench adapter-step: %s\n", err.msg);

@@ -24,6 +24,7 @@
 #include "base/timer.h"
 #include "cli/cli.h"
 #include "engine/engine.h"
+#include "model/adapter_plan.h"
 #include "model/shapes.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
@@ -38,7 +39,9 @@ static void usage(FILE *out) {
           "  --layers L          override the depth of --shape (shorter runs)\n"
           "  --dtype f32|bf16    base weights for --shape (default bf16)\n"
           "  --adapter-dtype T   LoRA weights (default: the base's)\n"
-          "  --methods LIST      of base,lora,lora-p,direft,direft-p,loreft-p (default all)\n"
+          "  --methods LIST      of base,lora,lora-p,direft,direft-p,loreft-p (default these six),\n"
+          "                      lora-u, lora-p-u (LoRA on the unfused path: the expand as its\n"
+          "                      own pass, adapter_plan.h; to compare the paths in one run)\n"
           "  --adapters LIST     adapter counts N (default 1,8,32,128,512)\n"
           "  --rank R            adapter rank (default 16)\n"
           "  --requests R        (default 64)\n"
@@ -90,15 +93,18 @@ typedef struct {
   preft_adapter_kind kind;
   preft_adapter_mode mode;
   bool adapted;
+  bool unfused; /* LoRA on the unfused path (adapter_plan.h) */
 } method;
 
 static const method methods[] = {
-    {"base", PREFT_ADAPTER_LORA, PREFT_MODE_ALL, false},
-    {"lora", PREFT_ADAPTER_LORA, PREFT_MODE_ALL, true},
-    {"lora-p", PREFT_ADAPTER_LORA, PREFT_MODE_PREFILL, true},
-    {"direft", PREFT_ADAPTER_DIREFT, PREFT_MODE_ALL, true},
-    {"direft-p", PREFT_ADAPTER_DIREFT, PREFT_MODE_PREFILL, true},
-    {"loreft-p", PREFT_ADAPTER_LOREFT, PREFT_MODE_PREFILL, true},
+    {"base", PREFT_ADAPTER_LORA, PREFT_MODE_ALL, false, false},
+    {"lora", PREFT_ADAPTER_LORA, PREFT_MODE_ALL, true, false},
+    {"lora-p", PREFT_ADAPTER_LORA, PREFT_MODE_PREFILL, true, false},
+    {"direft", PREFT_ADAPTER_DIREFT, PREFT_MODE_ALL, true, false},
+    {"direft-p", PREFT_ADAPTER_DIREFT, PREFT_MODE_PREFILL, true, false},
+    {"loreft-p", PREFT_ADAPTER_LOREFT, PREFT_MODE_PREFILL, true, false},
+    {"lora-u", PREFT_ADAPTER_LORA, PREFT_MODE_ALL, true, true},
+    {"lora-p-u", PREFT_ADAPTER_LORA, PREFT_MODE_PREFILL, true, true},
 };
 enum { N_METHODS = sizeof methods / sizeof methods[0] };
 
@@ -113,7 +119,19 @@ typedef struct {
   preft_dtype adapter_dtype;
 } bench_opts;
 
+static int run_one_path(const bench_opts *o, const method *me, int n_adapters, record *rec, preft_error *err);
+
+/* One run on the method's LoRA path (the process-wide switch, restored). */
 static int run_one(const bench_opts *o, const method *me, int n_adapters, record *rec, preft_error *err) {
+  int fused = preft_lora_get_fused();
+  if (me->unfused) preft_lora_set_fused(0);
+  int rc = run_one_path(o, me, n_adapters, rec, err);
+  preft_lora_set_fused(fused);
+  return rc;
+}
+
+static int run_one_path(const bench_opts *o, const method *me, int n_adapters, record *rec,
+                        preft_error *err) {
   const preft_model_config *c = &o->m->cfg;
   preft_engine_config ec = {.threads = o->threads,
                             .max_running = o->requests,
@@ -207,7 +225,8 @@ static int parse_methods(const char *s, bool *on) {
     while (k < N_METHODS && strcmp(methods[k].name, t) != 0) k++;
     if (k == N_METHODS) {
       fprintf(stderr,
-              "preft bench adapters: unknown method '%s' (base, lora, lora-p, direft, direft-p, loreft-p)\n",
+              "preft bench adapters: unknown method '%s' (base, lora, lora-p, direft, direft-p, loreft-p, "
+              "lora-u, lora-p-u)\n",
               t);
       free(copy);
       return -1;
@@ -318,7 +337,7 @@ int cli_bench_adapters(int argc, char **argv) {
     return CLI_EXIT_USAGE;
   }
   if (!method_list)
-    for (int k = 0; k < N_METHODS; k++) on[k] = true;
+    for (int k = 0; k < N_METHODS; k++) on[k] = !methods[k].unfused;
   if (!counts) {
     static const int dflt[] = {1, 8, 32, 128, 512};
     cli_default_list(&counts, &n_counts, dflt, 5);

@@ -236,10 +236,8 @@ static void layer_forward(const preft_model *m, int l, preft_pool *pool, preft_k
       {.y = ws->q, .y_stride = qd, .w = w->wq.data, .wdt = w->wq.dtype, .m = qd},
       {.y = ws->k, .y_stride = kvd, .w = w->wk.data, .wdt = w->wk.dtype, .m = kvd},
       {.y = ws->v, .y_stride = kvd, .w = w->wv.data, .wdt = w->wv.dtype, .m = kvd}};
-  preft_gemm_multi(pool, ws->xb, D, n, D, qkv, 3, 0);
-  preft_lora_apply(pool, plan, l, PREFT_MOD_Q, ws->xb, D, D, ws->q, qd, qd);
-  preft_lora_apply(pool, plan, l, PREFT_MOD_K, ws->xb, D, D, ws->k, kvd, kvd);
-  preft_lora_apply(pool, plan, l, PREFT_MOD_V, ws->xb, D, D, ws->v, kvd, kvd);
+  static const preft_module qkv_mods[3] = {PREFT_MOD_Q, PREFT_MOD_K, PREFT_MOD_V};
+  preft_lora_gemm(pool, plan, l, qkv_mods, ws->xb, D, n, D, qkv, 3, 0);
   rj.fn = qkv_rows;
   run_rows(pool, &rj, (size_t)(qd + 2 * kvd));
   attn_job aj = {.c = c,
@@ -251,8 +249,9 @@ static void layer_forward(const preft_model *m, int l, preft_pool *pool, preft_k
                  .scores_per_thread = (size_t)g * (size_t)ctx,
                  .layer = l};
   preft_pool_run(pool, n * c->n_kv_heads, attn_task, &aj);
-  preft_gemm(pool, ws->x, D, ws->att, qd, w->wo.data, w->wo.dtype, n, qd, D, 1);
-  preft_lora_apply(pool, plan, l, PREFT_MOD_O, ws->att, qd, qd, ws->x, D, D);
+  static const preft_module o_mod[1] = {PREFT_MOD_O}, down_mod[1] = {PREFT_MOD_DOWN};
+  const preft_gemm_out o_out = {.y = ws->x, .y_stride = D, .w = w->wo.data, .wdt = w->wo.dtype, .m = D};
+  preft_lora_gemm(pool, plan, l, o_mod, ws->att, qd, n, qd, &o_out, 1, 1);
 
   /* MLP block: x += down(silu(gate(h)) * up(h)), h = norm(x + o bias) */
   rj.fn = norm_rows;
@@ -262,13 +261,13 @@ static void layer_forward(const preft_model *m, int l, preft_pool *pool, preft_k
   const preft_gemm_out gate_up[2] = {
       {.y = ws->h1, .y_stride = F, .w = w->w_gate.data, .wdt = w->w_gate.dtype, .m = F},
       {.y = ws->h3, .y_stride = F, .w = w->w_up.data, .wdt = w->w_up.dtype, .m = F}};
-  preft_gemm_multi(pool, ws->xb, D, n, D, gate_up, 2, 0);
-  preft_lora_apply(pool, plan, l, PREFT_MOD_GATE, ws->xb, D, D, ws->h1, F, F);
-  preft_lora_apply(pool, plan, l, PREFT_MOD_UP, ws->xb, D, D, ws->h3, F, F);
+  static const preft_module gate_up_mods[2] = {PREFT_MOD_GATE, PREFT_MOD_UP};
+  preft_lora_gemm(pool, plan, l, gate_up_mods, ws->xb, D, n, D, gate_up, 2, 0);
   rj.fn = swiglu_rows;
   run_rows(pool, &rj, 4 * (size_t)F); /* an exp and a divide per element */
-  preft_gemm(pool, ws->x, D, ws->h1, F, w->w_down.data, w->w_down.dtype, n, F, D, 1);
-  preft_lora_apply(pool, plan, l, PREFT_MOD_DOWN, ws->h1, F, F, ws->x, D, D);
+  const preft_gemm_out down_out = {
+      .y = ws->x, .y_stride = D, .w = w->w_down.data, .wdt = w->w_down.dtype, .m = D};
+  preft_lora_gemm(pool, plan, l, down_mod, ws->h1, F, n, F, &down_out, 1, 1);
 
   /* ReFT edits the layer's output (the residual stream before layer l+1) */
   preft_reft_apply(pool, plan, l, ws->x, D);

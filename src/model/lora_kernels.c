@@ -11,6 +11,8 @@
  */
 #include "model/lora_kernels.h"
 
+#include <math.h>
+
 #include "tensor/cpu.h"
 
 #define PORT_OB 64   /* portable expand: output columns per pass */
@@ -42,18 +44,17 @@ static inline float elem_f32(const void *src, preft_dtype dt, size_t i) {
 
 /* ---- plain C ------------------------------------------------------------ */
 
-static void expand_portable(float *y, size_t y_stride, const int *rows, const float *t, const void *bt,
-                            preft_dtype bdt, int n, int rank, int out) {
+static void expand_portable(float *y, size_t y_stride, const int *rows, const float *t, size_t ts,
+                            const void *bt, size_t ld, preft_dtype bdt, int n, int rank, int out) {
   float buf[EXPAND_RB * PORT_OB];
   for (int o0 = 0; o0 < out; o0 += PORT_OB) {
     int ob = out - o0 < PORT_OB ? out - o0 : PORT_OB;
     for (int r0 = 0; r0 < rank; r0 += EXPAND_RB) {
       int rb = rank - r0 < EXPAND_RB ? rank - r0 : EXPAND_RB;
-      for (int r = 0; r < rb; r++)
-        to_f32(buf + r * ob, bt, bdt, (size_t)(r0 + r) * (size_t)out + (size_t)o0, ob);
+      for (int r = 0; r < rb; r++) to_f32(buf + r * ob, bt, bdt, (size_t)(r0 + r) * ld + (size_t)o0, ob);
       for (int i = 0; i < n; i++) {
         float *yi = (float *)row_of(y, y_stride, rows, i) + o0;
-        const float *ti = t + (size_t)i * rank + r0;
+        const float *ti = t + (size_t)i * ts + r0;
         for (int r = 0; r < rb; r++) {
           const float tr = ti[r], *br = buf + r * ob;
           for (int j = 0; j < ob; j++) yi[j] += tr * br[j];
@@ -74,7 +75,7 @@ static void expand_portable(float *y, size_t y_stride, const int *rows, const fl
 
 /* y[rows i0 .. i0+NT, o0 .. o0+8·NV) += t[.., r0 .. r0+rb) · buf[rb][8·NV];
  * NT <= 4 and NV <= 2 are constants. */
-AVX_INLINE void expand_tile(float *const *yr, const float *t, int rank, const float *buf, int rb, int NT,
+AVX_INLINE void expand_tile(float *const *yr, const float *t, size_t ts, const float *buf, int rb, int NT,
                             int NV) {
   __m256 acc[4][2];
 #pragma GCC unroll 4
@@ -87,7 +88,7 @@ AVX_INLINE void expand_tile(float *const *yr, const float *t, int rank, const fl
     for (int v = 0; v < NV; v++) b[v] = _mm256_load_ps(buf + (size_t)r * 8 * NV + 8 * v);
 #pragma GCC unroll 4
     for (int i = 0; i < NT; i++) {
-      __m256 ti = _mm256_broadcast_ss(t + (size_t)i * rank + r);
+      __m256 ti = _mm256_broadcast_ss(t + (size_t)i * ts + r);
 #pragma GCC unroll 2
       for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(ti, b[v], acc[i][v]);
     }
@@ -99,78 +100,79 @@ AVX_INLINE void expand_tile(float *const *yr, const float *t, int rank, const fl
 }
 
 /* One chunk of 8·NV output columns from o0, all rows, all ranks. */
-AVX_INLINE void expand_chunk(float *y, size_t y_stride, const int *rows, const float *t, const void *bt,
-                             preft_dtype dt, int n, int rank, int out, int o0, int NV, float *buf) {
+AVX_INLINE void expand_chunk(float *y, size_t y_stride, const int *rows, const float *t, size_t ts,
+                             const void *bt, size_t ld, preft_dtype dt, int n, int rank, int o0, int NV,
+                             float *buf) {
   for (int r0 = 0; r0 < rank; r0 += EXPAND_RB) {
     int rb = rank - r0 < EXPAND_RB ? rank - r0 : EXPAND_RB;
     for (int r = 0; r < rb; r++)
       for (int v = 0; v < NV; v++)
         _mm256_store_ps(buf + (size_t)r * 8 * NV + 8 * v,
-                        preft_load8_avx(bt, dt, (size_t)(r0 + r) * (size_t)out + (size_t)(o0 + 8 * v)));
+                        preft_load8_avx(bt, dt, (size_t)(r0 + r) * ld + (size_t)(o0 + 8 * v)));
     int i = 0;
     for (; i + 4 <= n; i += 4) {
       float *yr[4];
       for (int q = 0; q < 4; q++) yr[q] = (float *)row_of(y, y_stride, rows, i + q) + o0;
-      expand_tile(yr, t + (size_t)i * rank + r0, rank, buf, rb, 4, NV);
+      expand_tile(yr, t + (size_t)i * ts + r0, ts, buf, rb, 4, NV);
     }
     for (; i < n; i++) {
       float *yr[1] = {(float *)row_of(y, y_stride, rows, i) + o0};
-      expand_tile(yr, t + (size_t)i * rank + r0, rank, buf, rb, 1, NV);
+      expand_tile(yr, t + (size_t)i * ts + r0, ts, buf, rb, 1, NV);
     }
   }
 }
 
-AVX_INLINE void expand_avx_body(float *y, size_t y_stride, const int *rows, const float *t, const void *bt,
-                                preft_dtype dt, int n, int rank, int out) {
+AVX_INLINE void expand_avx_body(float *y, size_t y_stride, const int *rows, const float *t, size_t ts,
+                                const void *bt, size_t ld, preft_dtype dt, int n, int rank, int out) {
   _Alignas(32) float buf[EXPAND_RB * 16];
   int o0 = 0;
-  for (; o0 + 16 <= out; o0 += 16) expand_chunk(y, y_stride, rows, t, bt, dt, n, rank, out, o0, 2, buf);
+  for (; o0 + 16 <= out; o0 += 16) expand_chunk(y, y_stride, rows, t, ts, bt, ld, dt, n, rank, o0, 2, buf);
   if (o0 + 8 <= out) {
-    expand_chunk(y, y_stride, rows, t, bt, dt, n, rank, out, o0, 1, buf);
+    expand_chunk(y, y_stride, rows, t, ts, bt, ld, dt, n, rank, o0, 1, buf);
     o0 += 8;
   }
   for (; o0 < out; o0++) { /* the last out % 8 columns */
     for (int i = 0; i < n; i++) {
       float *yi = (float *)row_of(y, y_stride, rows, i);
-      const float *ti = t + (size_t)i * rank;
+      const float *ti = t + (size_t)i * ts;
       float s = yi[o0];
-      for (int r = 0; r < rank; r++) s += ti[r] * elem_f32(bt, dt, (size_t)r * (size_t)out + (size_t)o0);
+      for (int r = 0; r < rank; r++) s = fmaf(ti[r], elem_f32(bt, dt, (size_t)r * ld + (size_t)o0), s);
       yi[o0] = s;
     }
   }
 }
 
-AVX_FN void expand_avx_f32(float *y, size_t ys, const int *rows, const float *t, const void *bt, int n,
-                           int rank, int out) {
-  expand_avx_body(y, ys, rows, t, bt, PREFT_F32, n, rank, out);
+AVX_FN void expand_avx_f32(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,
+                           size_t ld, int n, int rank, int out) {
+  expand_avx_body(y, ys, rows, t, ts, bt, ld, PREFT_F32, n, rank, out);
 }
-AVX_FN void expand_avx_f16(float *y, size_t ys, const int *rows, const float *t, const void *bt, int n,
-                           int rank, int out) {
-  expand_avx_body(y, ys, rows, t, bt, PREFT_F16, n, rank, out);
+AVX_FN void expand_avx_f16(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,
+                           size_t ld, int n, int rank, int out) {
+  expand_avx_body(y, ys, rows, t, ts, bt, ld, PREFT_F16, n, rank, out);
 }
-AVX_FN void expand_avx_bf16(float *y, size_t ys, const int *rows, const float *t, const void *bt, int n,
-                            int rank, int out) {
-  expand_avx_body(y, ys, rows, t, bt, PREFT_BF16, n, rank, out);
+AVX_FN void expand_avx_bf16(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,
+                            size_t ld, int n, int rank, int out) {
+  expand_avx_body(y, ys, rows, t, ts, bt, ld, PREFT_BF16, n, rank, out);
 }
 #endif
 
 /* ---- dispatch ----------------------------------------------------------- */
 
-void preft_lora_expand(float *y, size_t y_stride, const int *rows, const float *t, const void *bt,
-                       preft_dtype bdt, int n, int rank, int out) {
+void preft_lora_expand(float *y, size_t y_stride, const int *rows, const float *t, size_t t_stride,
+                       const void *bt, size_t bt_ld, preft_dtype bdt, int n, int rank, int out) {
   if (n <= 0 || rank <= 0 || out <= 0) return;
 #ifdef HAVE_AVX_PATH
   if (preft_cpu_path() >= PREFT_CPU_AVX_FMA) {
     if (bdt == PREFT_F32)
-      expand_avx_f32(y, y_stride, rows, t, bt, n, rank, out);
+      expand_avx_f32(y, y_stride, rows, t, t_stride, bt, bt_ld, n, rank, out);
     else if (bdt == PREFT_F16)
-      expand_avx_f16(y, y_stride, rows, t, bt, n, rank, out);
+      expand_avx_f16(y, y_stride, rows, t, t_stride, bt, bt_ld, n, rank, out);
     else
-      expand_avx_bf16(y, y_stride, rows, t, bt, n, rank, out);
+      expand_avx_bf16(y, y_stride, rows, t, t_stride, bt, bt_ld, n, rank, out);
     return;
   }
 #endif
-  expand_portable(y, y_stride, rows, t, bt, bdt, n, rank, out);
+  expand_portable(y, y_stride, rows, t, t_stride, bt, bt_ld, bdt, n, rank, out);
 }
 
 void preft_lora_transpose_b(void *bt, const void *b, preft_dtype dt, int out, int rank) {

@@ -48,7 +48,8 @@ static void reft_chunk(const preft_adapter_plan *p, int layer, float *x, int d, 
   }
   for (int i = 0; i < n; i++)
     for (int k = 0; k < r; k++) u[(size_t)i * r + k] += s->bias[k];
-  preft_lora_expand(h, (size_t)d, NULL, u, loreft ? s->rotate : s->proj_up, PREFT_F32, n, r, d);
+  preft_lora_expand(h, (size_t)d, NULL, u, (size_t)r, loreft ? s->rotate : s->proj_up, (size_t)d, PREFT_F32,
+                    n, r, d);
   if (u != u_stack) free(u);
 }
 

@@ -34,6 +34,7 @@
 #define GEMM_TASKS_PER_THREAD 4
 #define GEMM_PREFETCH_MAX_ROWS 64 /* fewer rows per task: packing prefetches the next panel */
 #define GEMM_XB_STACK 8192        /* BF16 elements of rounded x kept on the stack (decode) */
+#define GEMM_EPI_COLS 48          /* rows regime with an epilogue: columns per block (a multiple of 12) */
 
 static atomic_int matmul_precision = PREFT_MATMUL_EXACT;
 
@@ -65,19 +66,30 @@ typedef struct {
   int rows_per_task;      /* decode: weight rows per task */
   int row_blocks, mc, kc; /* prefill: row blocks of x, rows per block, features per K block */
   int panels, panels_per_task;
+  const preft_gemm_epilogue *epi;
   void (*task)(void *job, int task, int thread); /* rows_task or pack_task */
 } gemm_job;
 
 /* A weight-row range against every row of x, GEMM_MC rows of x at a time
- * (so those rows stay in L2 while the weight range streams past them). */
+ * (so those rows stay in L2 while the weight range streams past them).
+ * With an epilogue the range goes in blocks of GEMM_EPI_COLS columns, each
+ * handed to the epilogue as soon as it is done. The blocks start at
+ * multiples of 12 from j0, where the kernels' row groups start anyway, so
+ * every output is computed exactly as without the split. */
 static void rows_task(void *p, int task, int thread) {
   const gemm_job *jb = p;
   int j0 = task * jb->rows_per_task;
   int j1 = j0 + jb->rows_per_task < jb->m ? j0 + jb->rows_per_task : jb->m;
+  int step = jb->epi ? GEMM_EPI_COLS : j1 - j0;
   for (int i0 = 0; i0 < jb->n; i0 += GEMM_MC) {
     int rows = jb->n - i0 < GEMM_MC ? jb->n - i0 : GEMM_MC;
-    jb->kt->rows(jb->y + (size_t)i0 * jb->ys, jb->ys, (const char *)jb->x + (size_t)i0 * jb->xs * jb->xesize,
-                 jb->xs, jb->w, jb->wdt, rows, jb->k, j0, j1, jb->accumulate);
+    for (int b0 = j0; b0 < j1; b0 += step) {
+      int b1 = b0 + step < j1 ? b0 + step : j1;
+      jb->kt->rows(jb->y + (size_t)i0 * jb->ys, jb->ys,
+                   (const char *)jb->x + (size_t)i0 * jb->xs * jb->xesize, jb->xs, jb->w, jb->wdt, rows,
+                   jb->k, b0, b1, jb->accumulate);
+      if (jb->epi) jb->epi->fn(jb->epi->ctx, jb->y, jb->ys, i0, i0 + rows, b0, b1);
+    }
   }
 }
 
@@ -101,6 +113,8 @@ static void pack_task(void *p, int task, int thread) {
         const void *xt = (const char *)jb->x + ((size_t)i * jb->xs + (size_t)k0) * jb->xesize;
         jb->kt->tile(kc, xt, jb->xs, panel, jb->y + (size_t)i * jb->ys + (size_t)j0, jb->ys, mr, nr, acc);
       }
+      /* after the last K block the panel's columns are final */
+      if (jb->epi && k0 + kc >= jb->k) jb->epi->fn(jb->epi->ctx, jb->y, jb->ys, i0, i1, j0, j0 + nr);
     }
   }
 }
@@ -172,7 +186,10 @@ void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int
   PREFT_ASSERT(x);
   /* quantized weights take the int8 kernels (quant.h), the others these */
   int n_quant = 0;
-  for (int i = 0; i < n_outs; i++) n_quant += preft_dtype_is_quant(outs[i].wdt);
+  for (int i = 0; i < n_outs; i++) {
+    n_quant += preft_dtype_is_quant(outs[i].wdt);
+    PREFT_ASSERT(!outs[i].epi || !preft_dtype_is_quant(outs[i].wdt)); /* qgemm has no epilogue */
+  }
   if (n_quant > 0) {
     preft_gemm_out q[PREFT_GEMM_MULTI_MAX], f[PREFT_GEMM_MULTI_MAX];
     int nq = 0, nf = 0;
@@ -199,6 +216,9 @@ void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int
     for (int o = 0; !accumulate && o < n_outs; o++)
       for (int i = 0; i < n && outs[o].m > 0; i++)
         memset(outs[o].y + (size_t)i * (size_t)outs[o].y_stride, 0, (size_t)outs[o].m * sizeof(float));
+    for (int o = 0; o < n_outs; o++)
+      if (outs[o].epi && outs[o].m > 0)
+        outs[o].epi->fn(outs[o].epi->ctx, outs[o].y, (size_t)outs[o].y_stride, 0, n, 0, outs[o].m);
     return;
   }
   /* x rounded to BF16 once for every output whose table wants it */
@@ -230,6 +250,7 @@ void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int
                      .n = n,
                      .k = k,
                      .m = outs[o].m,
+                     .epi = outs[o].epi,
                      .accumulate = accumulate};
     /* each output gets a share of the tasks by its size */
     int share = threads == 1 ? 1 : (int)((double)want * outs[o].m / (double)m_total + 0.5);

@@ -39,17 +39,33 @@
 void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride, const void *w,
                 preft_dtype wdt, int n, int k, int m, int accumulate);
 
+/* An epilogue: work on a block of an output while the task that computed
+ * it still has it in cache (e.g. the LoRA expand, adapter_plan.h). fn is
+ * called once y[i0:i1, j0:j1] (rows of x, columns of y; y is the output's
+ * own pointer and row stride) holds its final product, on the thread that
+ * computed it; the blocks of one call cover the output exactly once, and
+ * fn may read and write only its block of y. Blocks span at most a few
+ * hundred rows and a few dozen columns (a packed panel, or 48 columns of
+ * the rows kernel); their order and the thread that runs each are not
+ * fixed. Not supported with quantized weights. */
+typedef struct {
+  void (*fn)(const void *ctx, float *y, size_t ys, int i0, int i1, int j0, int j1);
+  const void *ctx;
+} preft_gemm_epilogue;
+
 /* Several products of the same x, run as one job on the pool (one wait
  * instead of one per product, and the threads balance across all of them):
  *   outs[i].y[N, outs[i].m] (+)= x[N,K] · outs[i].w[outs[i].m, K]ᵀ
- * e.g. the q, k and v projections, or gate and up. Same results as
- * separate preft_gemm calls. */
+ * e.g. the q, k and v projections, or gate and up; then outs[i].epi, if
+ * not NULL, on every block of outs[i].y. Same results as separate
+ * preft_gemm calls (and each epilogue run over the whole output after). */
 typedef struct {
   float *y;
   int y_stride;
   const void *w;
   preft_dtype wdt;
   int m;
+  const preft_gemm_epilogue *epi; /* NULL: none */
 } preft_gemm_out;
 
 #define PREFT_GEMM_MULTI_MAX 8

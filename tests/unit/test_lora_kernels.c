@@ -55,7 +55,7 @@ static void check_expand(preft_dtype dt, int n, int rank, int out, bool scatter)
   for (int i = 0; scatter && i < n; i++) rows[i] = 2 * (n - 1 - i) + 1;
   float *y = malloc(sizeof(float) * (size_t)nb * ys), *y0 = malloc(sizeof(float) * (size_t)nb * ys);
   for (int i = 0; i < nb * ys; i++) y0[i] = y[i] = test_frand();
-  preft_lora_expand(y, (size_t)ys, rows, t, bt, dt, n, rank, out);
+  preft_lora_expand(y, (size_t)ys, rows, t, (size_t)rank, bt, (size_t)out, dt, n, rank, out);
   bool *touched = calloc((size_t)nb, sizeof(bool));
   for (int i = 0; i < n; i++) {
     int row = rows ? rows[i] : i;
