@@ -61,7 +61,12 @@ static void usage(FILE *out) {
           "--steps S (timed steps per measurement, default 5), --reps K (rounds of every\n"
           "measurement, alternated; each figure is the median of the rounds, default 1),\n"
           "--unfused (also time all-token LoRA on the unfused path, adapter_plan.h, in\n"
-          "every round: the fused path against the separate expand pass in one run).\n",
+          "every round: the fused path against the separate expand pass in one run),\n"
+          "--cpu-time (time steps in the process's CPU time, all threads, instead of wall\n"
+          "time: on a machine shared with other work, what the step cost whatever the\n"
+          "scheduler gave it; the pool's spin-waits count too), --prompt P (time the\n"
+          "prefill of a P-token prompt per sequence instead of a decode step: the lora\n"
+          "column is then what LoRA-P, like LoRA, pays on prompt rows).\n",
           preft_shape_names());
 }
 
@@ -317,32 +322,38 @@ static int bench_model(int argc, char **argv) {
   return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
 }
 
-/* Median time of `steps` decode steps of B rows (one per sequence). */
+/* Median time of `steps` forward steps of B sequences, `len` rows each at
+ * positions pos0 .. pos0+len-1 (a decode step: len 1, pos0 the context; a
+ * prefill: len P from 0), row r of sequence s being row s·len + r of the
+ * batch with row_ad / row_flag. Wall time, or the process's CPU time when
+ * `cpu` (all threads together). */
 static double time_decode_step(const preft_model *m, preft_pool *pool, preft_kv_cache *kv,
-                               preft_workspace *ws, int B, int ctx, int steps,
-                               const preft_adapter *const *adapters, const uint8_t *flags, float *logits,
+                               preft_workspace *ws, int B, int len, int pos0, int steps, bool cpu,
+                               const preft_adapter *const *row_ad, const uint8_t *row_flag, float *logits,
                                preft_error *err) {
-  int *tok = preft_xmalloc(sizeof(int) * (size_t)B), *pos = preft_xmalloc(sizeof(int) * (size_t)B);
-  int *seq = preft_xmalloc(sizeof(int) * (size_t)B);
+  const int n = B * len;
+  int *tok = preft_xmalloc(sizeof(int) * (size_t)n), *pos = preft_xmalloc(sizeof(int) * (size_t)n);
+  int *seq = preft_xmalloc(sizeof(int) * (size_t)n), *last = preft_xmalloc(sizeof(int) * (size_t)B);
   double *times = preft_xmalloc(sizeof(double) * (size_t)steps), med = -1;
   int rc = 0;
   for (int i = 0; i < steps && rc == 0; i++) {
-    for (int s2 = 0; s2 < B; s2++) {
-      tok[s2] = (int)((7919u * (unsigned)(s2 + i) + 1u) % (unsigned)m->cfg.vocab);
-      pos[s2] = ctx;
-      seq[s2] = s2;
+    for (int r = 0; r < n; r++) {
+      tok[r] = (int)((7919u * (unsigned)(r + i) + 1u) % (unsigned)m->cfg.vocab);
+      pos[r] = pos0 + r % len;
+      seq[r] = r / len;
     }
-    preft_batch d = {.n = B,
+    for (int s2 = 0; s2 < B; s2++) last[s2] = s2 * len + len - 1;
+    preft_batch d = {.n = n,
                      .token = tok,
                      .pos = pos,
                      .seq = seq,
-                     .logit_rows = seq,
+                     .logit_rows = last,
                      .n_logits = B,
-                     .adapter = adapters,
-                     .adapt = flags};
-    double t0 = preft_now();
+                     .adapter = row_ad,
+                     .adapt = row_flag};
+    double t0 = cpu ? preft_cpu_now() : preft_now();
     rc = preft_model_forward(m, pool, kv, &d, ws, logits, err);
-    times[i] = preft_now() - t0;
+    times[i] = (cpu ? preft_cpu_now() : preft_now()) - t0;
   }
   if (rc == 0) {
     qsort(times, (size_t)steps, sizeof(double), cmp_double);
@@ -351,6 +362,7 @@ static double time_decode_step(const preft_model *m, preft_pool *pool, preft_kv_
   free(tok);
   free(pos);
   free(seq);
+  free(last);
   free(times);
   return med;
 }
@@ -358,8 +370,8 @@ static double time_decode_step(const preft_model *m, preft_pool *pool, preft_kv_
 static int bench_adapter_step(int argc, char **argv) {
   const char *shape = NULL, *json_path = NULL;
   preft_dtype dtype = PREFT_BF16;
-  long layers = 0, threads = 0, rank = 16, ctx = 64, steps = 5, reps = 1;
-  bool unfused = false;
+  long layers = 0, threads = 0, rank = 16, ctx = 64, steps = 5, reps = 1, prompt = 0;
+  bool unfused = false, cpu_time = false;
   cli_ids batch_list = {0};
   const cli_opt opts[] = {
       {"--shape", NULL, CLI_STR, &shape},
@@ -373,6 +385,8 @@ static int bench_adapter_step(int argc, char **argv) {
       {"--steps", NULL, CLI_INT, &steps, 1, 1000},
       {"--reps", NULL, CLI_INT, &reps, 1, 1000},
       {"--unfused", NULL, CLI_FLAG, &unfused},
+      {"--cpu-time", NULL, CLI_FLAG, &cpu_time},
+      {"--prompt", NULL, CLI_INT, &prompt, 1, 1 << 16},
       {"--batch", NULL, CLI_IDS, &batch_list},
       {NULL},
   };
@@ -405,10 +419,13 @@ static int bench_adapter_step(int argc, char **argv) {
   for (int i = 0; i < n_batches; i++) max_b = batches[i] > max_b ? batches[i] : max_b;
   preft_pool *pool = preft_pool_create((int)threads);
   const preft_model_config *c = &m->cfg;
-  int block = 16, blocks_per_seq = ((int)ctx + 1 + block - 1) / block, rc = 0;
+  /* a decode step's sequences hold ctx cached tokens; a prefill writes P */
+  const int len = prompt > 0 ? (int)prompt : 1, pos0 = prompt > 0 ? 0 : (int)ctx;
+  const int seq_len = prompt > (long)ctx + 1 ? (int)prompt : (int)ctx + 1;
+  int block = 16, blocks_per_seq = (seq_len + block - 1) / block, rc = 0;
   preft_kv_cache kv;
   if (preft_kv_init(&kv, c->n_layers, c->n_kv_heads * c->head_dim, block, blocks_per_seq * max_b, max_b,
-                    (int)ctx + 1, &err) != 0) {
+                    seq_len, &err) != 0) {
     fprintf(stderr, "preft bench adapter-step: %s\n", err.msg);
     preft_model_free(m);
     preft_pool_free(pool);
@@ -417,22 +434,27 @@ static int bench_adapter_step(int argc, char **argv) {
   }
   memset(kv.k, 0, sizeof(float) * (size_t)kv.n_blocks * c->n_layers * block * kv.kv_dim);
   memset(kv.v, 0, sizeof(float) * (size_t)kv.n_blocks * c->n_layers * block * kv.kv_dim);
-  for (int s2 = 0; s2 < max_b; s2++) preft_kv_reserve(&kv, s2, (int)ctx + 1, &err);
+  for (int s2 = 0; s2 < max_b; s2++) preft_kv_reserve(&kv, s2, seq_len, &err);
   preft_adapter **adapters = preft_xcalloc((size_t)max_b, sizeof *adapters);
   for (int s2 = 0; s2 < max_b; s2++)
     adapters[s2] =
         preft_adapter_random(PREFT_ADAPTER_LORA, c, (int)rank, PREFT_MODE_ALL, PREFT_F32, (uint64_t)s2 + 1);
-  uint8_t *on = preft_xmalloc((size_t)max_b), *off = preft_xcalloc((size_t)max_b, 1);
-  memset(on, PREFT_ADAPT_ON, (size_t)max_b);
+  /* per batch row: its sequence's adapter, flag on (all-token) or off */
+  const size_t max_rows = (size_t)max_b * (size_t)len;
+  const preft_adapter **ad = preft_xmalloc(sizeof *ad * max_rows);
+  for (size_t r = 0; r < max_rows; r++) ad[r] = adapters[r / (size_t)len];
+  uint8_t *on = preft_xmalloc(max_rows), *off = preft_xcalloc(max_rows, 1);
+  memset(on, PREFT_ADAPT_ON, max_rows);
   float *logits = preft_xmalloc(sizeof(float) * (size_t)max_b * (size_t)c->vocab);
   preft_workspace ws = {0};
   double bw = preft_roofline_bandwidth_gbs(pool, 1.0);
   printf(
-      "adapter decode step: %s, %d layers, %s base, rank-%ld LoRA on all 7 projections (%.1f MB per "
+      "adapter %s: %s, %d layers, %s base, rank-%ld LoRA on all 7 projections (%.1f MB per "
       "adapter),\n"
-      "context %ld, threads %d, memory bandwidth %.1f GB/s\n\n",
-      shape, c->n_layers, preft_dtype_name(dtype), rank, adapters[0]->bytes / 1e6, ctx, preft_pool_size(pool),
-      bw);
+      "context %ld, threads %d, memory bandwidth %.1f GB/s; times are %s, medians of %ld rounds\n\n",
+      prompt > 0 ? "prefill step (prompt rows)" : "decode step", shape, c->n_layers, preft_dtype_name(dtype),
+      rank, adapters[0]->bytes / 1e6, prompt > 0 ? 0 : ctx, preft_pool_size(pool), bw,
+      cpu_time ? "process CPU time" : "wall time", reps);
   printf("%6s | %10s %10s %10s %10s | %9s %9s %9s | %14s\n", "batch", "base ms", "lora ms", "unfused ms",
          "lora-p ms", "lora ovh", "unfus ovh", "lora-p ovh", "adapter MB/step");
   cJSON *json = cJSON_CreateObject();
@@ -441,26 +463,28 @@ static int bench_adapter_step(int argc, char **argv) {
   cJSON_AddNumberToObject(json, "layers", c->n_layers);
   cJSON_AddNumberToObject(json, "bandwidth_gbs", bw);
   cJSON_AddNumberToObject(json, "reps", (double)reps);
+  cJSON_AddStringToObject(json, "clock", cpu_time ? "process cpu time" : "wall");
+  cJSON_AddNumberToObject(json, "prompt", (double)prompt);
   cJSON *results = cJSON_AddArrayToObject(json, "results");
   const int fused0 = preft_lora_get_fused();
   /* per round: base, all-token (fused), all-token unfused, prefill-only */
   double *t = preft_xcalloc((size_t)reps * 4, sizeof(double)), med[4];
   for (int i = 0; i < n_batches && rc == 0; i++) {
     int B = batches[i];
-    const preft_adapter *const *ad = (const preft_adapter *const *)adapters;
     /* warm-up, then rounds of base / all-token / [unfused] / prefill-only (decode rows flagged off) */
-    time_decode_step(m, pool, &kv, &ws, B, (int)ctx, 1, NULL, NULL, logits, &err);
+    time_decode_step(m, pool, &kv, &ws, B, len, pos0, 1, false, NULL, NULL, logits, &err);
     for (long r = 0; r < reps && rc == 0; r++) {
       double *tr = t + 4 * r;
-      tr[0] = time_decode_step(m, pool, &kv, &ws, B, (int)ctx, (int)steps, NULL, NULL, logits, &err);
-      tr[1] = time_decode_step(m, pool, &kv, &ws, B, (int)ctx, (int)steps, ad, on, logits, &err);
+      tr[0] =
+          time_decode_step(m, pool, &kv, &ws, B, len, pos0, (int)steps, cpu_time, NULL, NULL, logits, &err);
+      tr[1] = time_decode_step(m, pool, &kv, &ws, B, len, pos0, (int)steps, cpu_time, ad, on, logits, &err);
       tr[2] = 0;
       if (unfused) {
         preft_lora_set_fused(0);
-        tr[2] = time_decode_step(m, pool, &kv, &ws, B, (int)ctx, (int)steps, ad, on, logits, &err);
+        tr[2] = time_decode_step(m, pool, &kv, &ws, B, len, pos0, (int)steps, cpu_time, ad, on, logits, &err);
         preft_lora_set_fused(fused0);
       }
-      tr[3] = time_decode_step(m, pool, &kv, &ws, B, (int)ctx, (int)steps, ad, off, logits, &err);
+      tr[3] = time_decode_step(m, pool, &kv, &ws, B, len, pos0, (int)steps, cpu_time, ad, off, logits, &err);
       if (tr[0] < 0 || tr[1] < 0 || tr[2] < 0 || tr[3] < 0) rc = -1;
     }
     if (rc != 0) {
@@ -503,6 +527,7 @@ static int bench_adapter_step(int argc, char **argv) {
   cJSON_Delete(json);
   for (int s2 = 0; s2 < max_b; s2++) preft_adapter_free(adapters[s2]);
   free(adapters);
+  free(ad);
   free(on);
   free(off);
   free(logits);
