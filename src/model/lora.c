@@ -253,14 +253,17 @@ static void shrink_task(void *ctx, int task, int thread) {
   }
 }
 
+#define PREFETCH_MAX_COLS 64 /* wider blocks: the hardware prefetchers follow Bt's rows */
+
 /* Bt[0:R, j0:j1] of a module into the cache ahead of its use: the next
  * block of a task's columns, while the base product of that block computes
- * (in a decode step every row has its own adapter, and these scattered
- * short segments would otherwise each wait on memory). Prefetches never
- * fault, so a block past the module's end is harmless. */
+ * (narrow blocks, e.g. a 16-column panel: their short segments of Bt rows
+ * would otherwise each wait on memory). Prefetches never fault, so a block
+ * past the module's end is harmless. */
 static void prefetch_bt(const preft_lora_module *lm, int out, int j0, int j1) {
   const size_t es = preft_dtype_size(lm->b_dtype);
   if (j1 > out) j1 = out;
+  if (j1 - j0 > PREFETCH_MAX_COLS) return;
   for (int r = 0; r < lm->rank; r++) {
     const char *row = (const char *)lm->bt + (size_t)r * (size_t)out * es;
     for (size_t b = (size_t)j0 * es; b < (size_t)j1 * es; b += 64) __builtin_prefetch(row + b, 0, 2);

@@ -34,7 +34,8 @@
 #define GEMM_TASKS_PER_THREAD 4
 #define GEMM_PREFETCH_MAX_ROWS 64 /* fewer rows per task: packing prefetches the next panel */
 #define GEMM_XB_STACK 8192        /* BF16 elements of rounded x kept on the stack (decode) */
-#define GEMM_EPI_COLS 48          /* rows regime with an epilogue: columns per block (a multiple of 12) */
+#define GEMM_EPI_COLS 48          /* rows regime with an epilogue: fewest columns per block (12k) */
+#define GEMM_EPI_FLOATS 16384     /* ... and at most 64 KiB of y per block beyond that */
 
 static atomic_int matmul_precision = PREFT_MATMUL_EXACT;
 
@@ -72,17 +73,24 @@ typedef struct {
 
 /* A weight-row range against every row of x, GEMM_MC rows of x at a time
  * (so those rows stay in L2 while the weight range streams past them).
- * With an epilogue the range goes in blocks of GEMM_EPI_COLS columns, each
- * handed to the epilogue as soon as it is done. The blocks start at
+ * With an epilogue the range goes in blocks of about 64 KiB of y (at least
+ * GEMM_EPI_COLS columns), each handed to the epilogue as soon as it is
+ * done: small enough to be in cache still, wide enough that what the
+ * epilogue reads per column block (e.g. a LoRA's Bᵀ rows for each decode
+ * row) comes in long runs the hardware prefetches. The blocks start at
  * multiples of 12 from j0, where the kernels' row groups start anyway, so
  * every output is computed exactly as without the split. */
 static void rows_task(void *p, int task, int thread) {
   const gemm_job *jb = p;
   int j0 = task * jb->rows_per_task;
   int j1 = j0 + jb->rows_per_task < jb->m ? j0 + jb->rows_per_task : jb->m;
-  int step = jb->epi ? GEMM_EPI_COLS : j1 - j0;
   for (int i0 = 0; i0 < jb->n; i0 += GEMM_MC) {
     int rows = jb->n - i0 < GEMM_MC ? jb->n - i0 : GEMM_MC;
+    int step = j1 - j0;
+    if (jb->epi) {
+      int fit = GEMM_EPI_FLOATS / rows / 12 * 12;
+      step = fit > GEMM_EPI_COLS ? fit : GEMM_EPI_COLS;
+    }
     for (int b0 = j0; b0 < j1; b0 += step) {
       int b1 = b0 + step < j1 ? b0 + step : j1;
       jb->kt->rows(jb->y + (size_t)i0 * jb->ys, jb->ys,

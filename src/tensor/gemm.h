@@ -45,8 +45,8 @@ void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_
  * own pointer and row stride) holds its final product, on the thread that
  * computed it; the blocks of one call cover the output exactly once, and
  * fn may read and write only its block of y. Blocks span at most a few
- * hundred rows and a few dozen columns (a packed panel, or 48 columns of
- * the rows kernel); their order and the thread that runs each are not
+ * hundred rows and at most 64 KiB of y (a packed panel of 16 columns, or
+ * 48 columns or more of the rows kernel); their order and the thread that runs each are not
  * fixed. Not supported with quantized weights. */
 typedef struct {
   void (*fn)(const void *ctx, float *y, size_t ys, int i0, int i1, int j0, int j1);
