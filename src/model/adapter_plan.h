@@ -79,14 +79,15 @@ void preft_lora_apply(preft_pool *pool, preft_adapter_plan *p, int layer, preft_
  * and every adapted row then gets y[row] += scale · (x[row]·Aᵀ)·Bᵀ, as
  * preft_gemm_multi followed by preft_lora_apply per module would give.
  *
- * Fused (the default): one pool job computes every group's shrink
- * t = scale·(x·Aᵀ) for all the modules (x is read once for q, k and v),
- * then the base products run with an epilogue (gemm.h) that adds t·Bᵀ to
- * each block of y right after the block is computed, while it is in cache,
- * on the thread that computed it: no separate pass over y, no extra pool
- * jobs for the expand, and the adapters' B streams in while the base
- * product computes. Every number is computed by the same kernels in the
- * same order as on the unfused path, so the two agree bit for bit
+ * Fused (the default): for groups of at least 16 rows (a prompt), one pool
+ * job computes the shrink t = scale·(x·Aᵀ) for all the modules (x read once
+ * for q, k and v), then the base products run with an epilogue (gemm.h)
+ * that adds t·Bᵀ to each block of y right after the block is computed,
+ * while it is in cache, on the thread that computed it: no separate pass
+ * over y and no extra pool job for the expand. Smaller groups (a decode
+ * step's one row per adapter, whose cost is reading A and B, not y) then
+ * take the unfused pass. Every number is computed by the same kernels in
+ * the same order as on the unfused path, so the two agree bit for bit
  * (tests/unit/test_lora_fused.c).
  *
  * Unfused: preft_gemm_multi, then preft_lora_apply per module. Taken for

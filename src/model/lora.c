@@ -1,6 +1,7 @@
 /* lora.c - grouping a batch's rows by adapter and the grouped LoRA delta
  * (see adapter_plan.h). */
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +11,12 @@
 
 #define LORA_CHUNK 128  /* most rows per task; bounds the scratch */
 #define LORA_MIN_TASK 8 /* fewest rows a group is split into per task */
+/* Fewest rows of a group whose expand goes into the base product's
+ * epilogue. Smaller groups (a decode step's one row per adapter) keep the
+ * separate pass: their cost is reading A and B from memory, not y, and one
+ * row's whole Bᵀ read in one go streams better than in the epilogue's
+ * column blocks (measured: docs/PERFORMANCE.md). */
+#define LORA_FUSE_MIN_ROWS 16
 
 void preft_adapter_plan_free(preft_adapter_plan *p) {
   free(p->groups);
@@ -134,7 +141,10 @@ typedef struct {
   int y_stride, out;
   const preft_module *mods; /* fused shrink: the modules that read x */
   int n_mods;
+  bool small_only; /* lora_task: only the groups too small to fuse */
 } lora_job;
+
+static bool fusable(const preft_lora_group *gr) { return gr->n >= LORA_FUSE_MIN_ROWS; }
 
 /* Task `tk`'s rows of x: in place when its group's rows are contiguous,
  * else gathered into xg ([n, in]). Sets *xs to the row stride. */
@@ -169,7 +179,7 @@ static void lora_task(void *ctx, int task, int thread) {
   const preft_lora_task *tk = &j->p->tasks[task];
   const preft_lora_group *gr = &j->p->groups[tk->group];
   const preft_lora_module *lm = &gr->adapter->lora[j->layer * PREFT_N_MODULES + j->module];
-  if (lm->rank == 0) return;
+  if (lm->rank == 0 || (j->small_only && fusable(gr))) return;
   PREFT_ASSERT(lm->bt != NULL); /* every LoRA adapter is built by preft_lora_prepare */
   const int n = tk->n;
   /* gathered x at the start of the thread's scratch, t at its end */
@@ -188,10 +198,12 @@ static void lora_task(void *ctx, int task, int thread) {
                     lm->rank, j->out);
 }
 
-void preft_lora_apply(preft_pool *pool, preft_adapter_plan *p, int layer, preft_module module, const float *x,
-                      int x_stride, int in, float *y, int y_stride, int out) {
+static void lora_apply_groups(preft_pool *pool, preft_adapter_plan *p, int layer, preft_module module,
+                              const float *x, int x_stride, int in, float *y, int y_stride, int out,
+                              bool small_only) {
   if (p->n_tasks == 0) return;
   lora_job j = {.p = p,
+                .small_only = small_only,
                 .layer = layer,
                 .module = module,
                 .x = x,
@@ -204,6 +216,11 @@ void preft_lora_apply(preft_pool *pool, preft_adapter_plan *p, int layer, preft_
     lora_task(&j, 0, 0);
   else
     preft_pool_run(pool, p->n_tasks, lora_task, &j);
+}
+
+void preft_lora_apply(preft_pool *pool, preft_adapter_plan *p, int layer, preft_module module, const float *x,
+                      int x_stride, int in, float *y, int y_stride, int out) {
+  lora_apply_groups(pool, p, layer, module, x, x_stride, in, y, y_stride, out, false);
 }
 
 /* ---- the fused path (adapter_plan.h) ----------------------------------- */
@@ -232,6 +249,7 @@ static void shrink_task(void *ctx, int task, int thread) {
   const lora_job *j = ctx;
   const preft_lora_task *tk = &j->p->tasks[task];
   const preft_lora_group *gr = &j->p->groups[tk->group];
+  if (!fusable(gr)) return;
   const int n = tk->n, ts = j->p->t_stride;
   float *xg = j->p->scratch + (size_t)thread * j->p->scratch_per_thread;
   float *tmp = xg + j->p->scratch_per_thread - (size_t)n * (size_t)ts;
@@ -279,7 +297,7 @@ static void expand_epilogue(const void *ctx, float *y, size_t ys, int i0, int i1
   const float *t = module_t(p, e->module);
   for (int i = i0; i < i1;) {
     int g = p->row_group[i], end = i + 1;
-    if (g < 0) {
+    if (g < 0 || !fusable(&p->groups[g])) {
       i++;
       continue;
     }
@@ -295,10 +313,10 @@ static void expand_epilogue(const void *ctx, float *y, size_t ys, int i0, int i1
   }
 }
 
-/* Whether any group adapts (layer, module). */
-static int module_adapted(const preft_adapter_plan *p, int layer, preft_module m) {
+/* Whether any group large enough to fuse adapts (layer, module). */
+static int module_fused(const preft_adapter_plan *p, int layer, preft_module m) {
   for (int g = 0; g < p->n_groups; g++)
-    if (p->groups[g].adapter->lora[layer * PREFT_N_MODULES + m].rank > 0) return 1;
+    if (fusable(&p->groups[g]) && p->groups[g].adapter->lora[layer * PREFT_N_MODULES + m].rank > 0) return 1;
   return 0;
 }
 
@@ -318,7 +336,9 @@ void preft_lora_gemm(preft_pool *pool, preft_adapter_plan *p, int layer, const p
     return;
   }
   PREFT_ASSERT(n == p->n_rows);
-  if (quant || !preft_lora_get_fused()) {
+  int n_fusable = 0;
+  for (int g = 0; g < p->n_groups; g++) n_fusable += fusable(&p->groups[g]);
+  if (quant || !preft_lora_get_fused() || n_fusable == 0) {
     preft_gemm_multi(pool, x, x_stride, n, k, o, n_outs, accumulate);
     for (int i = 0; i < n_outs; i++)
       preft_lora_apply(pool, p, layer, mods[i], x, x_stride, k, o[i].y, o[i].y_stride, o[i].m);
@@ -327,7 +347,7 @@ void preft_lora_gemm(preft_pool *pool, preft_adapter_plan *p, int layer, const p
   preft_module adapted[PREFT_GEMM_MULTI_MAX];
   int n_adapted = 0;
   for (int i = 0; i < n_outs; i++) {
-    if (!module_adapted(p, layer, mods[i])) continue;
+    if (!module_fused(p, layer, mods[i])) continue;
     adapted[n_adapted++] = mods[i];
     p->epi_ctx[mods[i]] = (preft_lora_epi_ctx){.p = p, .layer = layer, .out = o[i].m, .module = mods[i]};
     p->epi[mods[i]] = (preft_gemm_epilogue){.fn = expand_epilogue, .ctx = &p->epi_ctx[mods[i]]};
@@ -342,6 +362,9 @@ void preft_lora_gemm(preft_pool *pool, preft_adapter_plan *p, int layer, const p
       preft_pool_run(pool, p->n_tasks, shrink_task, &j);
   }
   preft_gemm_multi(pool, x, x_stride, n, k, o, n_outs, accumulate);
+  if (n_fusable < p->n_groups) /* the small groups: their own pass, as unfused */
+    for (int i = 0; i < n_outs; i++)
+      lora_apply_groups(pool, p, layer, mods[i], x, x_stride, k, o[i].y, o[i].y_stride, o[i].m, true);
 }
 
 /* Bt of every adapted module in one allocation. B itself stays where it
