@@ -127,6 +127,10 @@ struct preft_train_model {
   preft_weight *mats;           /* [L][PREFT_N_MODULES] in preft_module order */
   preft_weight embed_w, head_w; /* [V, D] each */
   size_t borrowed_bytes;        /* bytes of the loaded model's quantized matrices used in place */
+  /* Precision of the pass's products with FP32 matrices (gemm_train.h):
+   * EXACT (FP32, the default) or BF16 (operands rounded to BF16 per
+   * product, FP32 sums; the FP32 parameters stay the masters). */
+  preft_matmul_precision matmul;
 };
 
 /* A trainable model from a loaded one. with_grads: the model's own weights
