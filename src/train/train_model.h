@@ -249,7 +249,7 @@ typedef struct preft_train_acts {
   float *xf, *rstdf;          /* [N, D], [N] final norm */
   float *rope_cos, *rope_sin; /* [N, Dh/2] */
   /* backward scratch, [N, width] each */
-  float *dx, *dxb, *dq, *dk, *dv, *datt, *dh1, *dh3, *dhg, *dt, *logits, *scores;
+  float *dx, *dxb, *dq, *dk, *dv, *datt, *dh1, *dh3, *dhg, *dt, *logits;
   size_t n_floats; /* floats in mem */
 } preft_train_acts;
 
