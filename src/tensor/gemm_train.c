@@ -5,8 +5,10 @@
 #include <stdlib.h>
 
 #include "base/error.h"
+#include "tensor/cpu.h"
 #include "tensor/dtype.h"
 #include "tensor/gemm.h"
+#include "tensor/transpose_kern.h"
 
 #define TR_TILE 32  /* transpose tile: 32x32 floats = 4 KiB in, 4 KiB out */
 #define DW_ROWS 256 /* rows of dy/x per dW block: the inner dimension of each GEMM */
@@ -16,26 +18,50 @@ typedef struct {
   uint16_t *out16; /* BF16 output (rounded to nearest even) */
   const float *in;
   int in_stride, rows, cols;
+  int simd; /* the 8 × 8 register tiles of transpose_kern.h serve this output type on this CPU */
 } tr_job;
 
-/* One band of TR_TILE input columns (= output rows). */
+/* out[c][r] = in[r][c] for r in [r0, r1), c in [c0, c1), element by element */
+static void tr_scalar(const tr_job *j, int r0, int r1, int c0, int c1) {
+  size_t is = (size_t)j->in_stride, rows = (size_t)j->rows;
+  for (int c = c0; c < c1; c++) {
+    const float *in = j->in + (size_t)c;
+    size_t o = (size_t)c * rows;
+    if (j->out16)
+      for (int r = r0; r < r1; r++) j->out16[o + (size_t)r] = preft_f32_to_bf16(in[(size_t)r * is]);
+    else
+      for (int r = r0; r < r1; r++) j->out[o + (size_t)r] = in[(size_t)r * is];
+  }
+}
+
+/* One band of TR_TILE input columns (= output rows), TR_TILE rows at a time. */
 static void tr_task(void *p, int task, int thread) {
+  (void)thread;
   const tr_job *j = p;
   int c0 = task * TR_TILE, c1 = c0 + TR_TILE < j->cols ? c0 + TR_TILE : j->cols;
+  size_t is = (size_t)j->in_stride, rows = (size_t)j->rows;
   for (int r0 = 0; r0 < j->rows; r0 += TR_TILE) {
-    int r1 = r0 + TR_TILE < j->rows ? r0 + TR_TILE : j->rows;
-    for (int c = c0; c < c1; c++) {
-      const float *in = j->in + (size_t)c;
-      size_t o = (size_t)c * (size_t)j->rows, is = (size_t)j->in_stride;
-      if (j->out16)
-        for (int r = r0; r < r1; r++) j->out16[o + (size_t)r] = preft_f32_to_bf16(in[(size_t)r * is]);
-      else
-        for (int r = r0; r < r1; r++) j->out[o + (size_t)r] = in[(size_t)r * is];
+    int r1 = r0 + TR_TILE < j->rows ? r0 + TR_TILE : j->rows, c = c0;
+#ifdef PREFT_HAVE_TRANSPOSE8
+    for (; j->simd && c + 8 <= c1; c += 8) {
+      int r = r0;
+      for (; r + 8 <= r1; r += 8) {
+        const float *src = j->in + (size_t)r * is + (size_t)c;
+        if (j->out16)
+          preft_transpose8_bf16(j->out16 + (size_t)c * rows + (size_t)r, rows, src, is);
+        else
+          preft_transpose8_avx(j->out + (size_t)c * rows + (size_t)r, rows, src, is);
+      }
+      tr_scalar(j, r, r1, c, c + 8);
     }
+#endif
+    tr_scalar(j, r0, r1, c, c1);
   }
 }
 
 static void transpose_job(preft_pool *pool, tr_job *j) {
+  preft_cpu_path_kind path = preft_cpu_path();
+  j->simd = j->out16 ? path >= PREFT_CPU_AVX512_BF16 : path >= PREFT_CPU_AVX_FMA;
   int tasks = (j->cols + TR_TILE - 1) / TR_TILE;
   if ((size_t)j->rows * (size_t)j->cols < 65536) {
     for (int t = 0; t < tasks; t++) tr_task(j, t, 0);

@@ -201,15 +201,28 @@ static void bf16_rounding_is_nearest_even(void **state) {
   preft_pool_free(pool);
 }
 
+/* FP32 and BF16 transposes on every path (the 8 × 8 register tiles and the
+ * scalar edges: 300 × 259 leaves partial tiles on both sides) */
 static void transpose_is_exact(void **state) {
   preft_pool *pool = preft_pool_create(2);
   int r = 300, c = 259, s = 263;
   float *in = rand_buf((size_t)r * s), *out = malloc(sizeof(float) * (size_t)r * c);
-  preft_transpose(pool, out, in, s, r, c);
-  for (int i = 0; i < r; i++)
-    for (int j = 0; j < c; j++) assert_true(out[(size_t)j * r + i] == in[(size_t)i * s + j]);
+  uint16_t *out16 = malloc(sizeof(uint16_t) * (size_t)r * c);
+  for (size_t i = 0; i < (size_t)r * s; i += 7) in[i] *= 1.0f + 0x1p-8f; /* some ties and near-ties */
+  for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
+    preft_transpose(pool, out, in, s, r, c);
+    preft_transpose_bf16(pool, out16, in, s, r, c);
+    for (int i = 0; i < r; i++)
+      for (int j = 0; j < c; j++) {
+        assert_true(out[(size_t)j * r + i] == in[(size_t)i * s + j]);
+        assert_int_equal(out16[(size_t)j * r + i], preft_f32_to_bf16(in[(size_t)i * s + j]));
+      }
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
   free(in);
   free(out);
+  free(out16);
   preft_pool_free(pool);
 }
 
