@@ -127,7 +127,10 @@ TIN void tile32(int kind, float *y, size_t ys, const unsigned char *xq, size_t x
     const int bc = nb - b0 < 8 ? nb - b0 : 8;
     for (int b = 0; b < bc; b++) {
       __m256i rows[TR];
-      for (int r = 0; r < TR; r++) rows[r] = codes32(kind, w0 + (size_t)r * wrow, b0 + b);
+      for (int r = 0; r < TR; r++) {
+        rows[r] = codes32(kind, w0 + (size_t)r * wrow, b0 + b);
+        _mm_prefetch((const char *)(w0 + (size_t)r * wrow + (size_t)(b0 + b + 8) * bb), _MM_HINT_T0);
+      }
       transpose16x8(codes[b], rows);
       if (kind == 0)
         for (int g = 0; g < 8; g++) codes[b][g] = _mm512_xor_si512(codes[b][g], _mm512_set1_epi8((char)0x80));
@@ -230,6 +233,10 @@ TIN void tile_q4_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, con
   const unsigned char *w0 = w + (size_t)j * wrow;
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   for (int b = 0; b < nb; b++) {
+    for (int r = 0; b + 1 < nb && r < TR; r++) /* the next super-block of the 16 rows (144 bytes) */
+      for (int l = 0; l < 3; l++)
+        _mm_prefetch((const char *)((const preft_block_q4_K *)(w0 + (size_t)r * wrow) + b + 1) + 64 * l,
+                     _MM_HINT_T0);
     for (int c = 0; c < 4; c++) { /* qs[32c..]: sub-block 2c low nibbles, 2c+1 high */
       __m256i rows[TR];
       __m512i t[8];
