@@ -12,8 +12,10 @@
  * difference is a row given the wrong adapter, a block expanded twice or
  * not at all, or a race.
  *
- * Batches mix a long contiguous run of one adapter (a prompt, split into
- * several tasks), one-row groups of many adapters (a decode step), an
+ * Groups of 16 rows or more take the epilogue, smaller ones the separate
+ * pass after it; batches mix a long contiguous run of one adapter (a
+ * prompt, split into several tasks; fused from n = 32), one-row groups of
+ * many adapters (a decode step), an
  * adapter's rows scattered through the batch, rows without an adapter and
  * flag-off rows (a prefill-only adapter's decode rows); sizes cover the
  * rows regime and the packed regime (several row blocks) of every CPU path,
@@ -42,7 +44,7 @@ enum { NA = 9 };
 static int row_adapter(int i, int n) {
   if (n <= 8) return i % 4 == 3 ? -1 : i % NA; /* decode-like: one row each */
   if (i < n / 2) return 0;                     /* a prompt */
-  if (i % 5 == 0) return 1;                    /* scattered */
+  if (i % 5 == 0) return 1;                    /* scattered (fused at n = 300) */
   return i % 7 == 0 ? -1 : 2 + i % (NA - 2);   /* single rows, base rows */
 }
 
