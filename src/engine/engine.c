@@ -389,7 +389,7 @@ static int schedule(preft_engine *e) {
     rows += take;
     s = next;
   }
-  if (e->n_waiting > 0 && !e->stop) prefetch_adapters(e);
+  if (e->n_waiting > 0 && !e->stop && !e->cfg.no_adapter_prefetch) prefetch_adapters(e);
   return rows;
 }
 
