@@ -295,6 +295,7 @@ typedef struct preft_engine_stats {
   size_t adapter_bytes, adapter_bytes_reserved, adapter_bytes_limit;
   long adapter_load_hist[PREFT_HIST_BUCKETS + 1];
   double adapter_load_seconds_sum;
+  double adapter_load_cpu_seconds_sum; /* CPU time of the loading thread in those loads */
   long adapter_load_count;
   preft_spec_stats spec; /* speculative decoding (all 0 when off) */
 } preft_engine_stats;

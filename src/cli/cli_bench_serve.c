@@ -185,6 +185,7 @@ typedef struct {
   bool ok;
   double step_sum, steps, cb, http_cpu, gen_tokens;
   double loads, prefetches, load_s; /* adapter loads, those started ahead, their seconds */
+  double load_cpu, cpu;             /* the loads' CPU seconds; the server process's */
 } server_stats;
 
 static double metric(const char *text, const char *name) {
@@ -210,6 +211,8 @@ static server_stats read_stats(preft_client *c) {
     s.loads = metric(r.body, "preft_adapter_loads_total");
     s.prefetches = metric(r.body, "preft_adapter_prefetches_total");
     s.load_s = metric(r.body, "preft_adapter_load_seconds_sum");
+    s.load_cpu = metric(r.body, "preft_adapter_load_cpu_seconds_total");
+    s.cpu = metric(r.body, "process_cpu_seconds_total");
   }
   preft_http_response_free(&r);
   return s;
@@ -410,11 +413,18 @@ int cli_bench_serve(int argc, char **argv) {
     cJSON_AddNumberToObject(sv, "http_cpu_seconds", http);
     cJSON_AddNumberToObject(sv, "http_fraction_of_step_time", (cb + http) / step_s);
     cJSON_AddNumberToObject(sv, "generated_tokens", s1.gen_tokens - s0.gen_tokens);
-    double loads = s1.loads - s0.loads;
+    double loads = s1.loads - s0.loads, cpu = s1.cpu - s0.cpu, gen = s1.gen_tokens - s0.gen_tokens;
+    if (cpu > 0 && gen > 0)
+      printf("server CPU    %.2f s, %.1f ms per generated token (robust to other load on the machine)\n", cpu,
+             1e3 * cpu / gen);
     if (loads > 0)
       printf(
-          "adapters      %.0f loads (%.0f started ahead of admission), %.1f ms each on the loader thread\n",
-          loads, s1.prefetches - s0.prefetches, 1e3 * (s1.load_s - s0.load_s) / loads);
+          "adapters      %.0f loads (%.0f started ahead of admission), %.1f ms each on the loader thread "
+          "(%.1f ms CPU)\n",
+          loads, s1.prefetches - s0.prefetches, 1e3 * (s1.load_s - s0.load_s) / loads,
+          1e3 * (s1.load_cpu - s0.load_cpu) / loads);
+    cJSON_AddNumberToObject(sv, "cpu_seconds", cpu);
+    cJSON_AddNumberToObject(sv, "adapter_load_cpu_seconds", s1.load_cpu - s0.load_cpu);
     cJSON_AddNumberToObject(sv, "adapter_loads", loads);
     cJSON_AddNumberToObject(sv, "adapter_prefetches", s1.prefetches - s0.prefetches);
     cJSON_AddNumberToObject(sv, "adapter_load_seconds", s1.load_s - s0.load_s);
