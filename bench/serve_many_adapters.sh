@@ -33,6 +33,7 @@
 # runs; default a temporary one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/serve_lib.bash
 build=${1:-build}
 out=${2:-bench-many-adapters-out}
 NA=${NA:-2000} DISTINCT=${DISTINCT:-${NA:-2000}} CACHE=${CACHE:-64} PRE=${PRE:-32} C=${C:-32} MAXRUN=${MAXRUN:-$((${C:-32} / 2))} P=${P:-32} O=${O:-32} LAYERS=${LAYERS:-4}
@@ -76,14 +77,7 @@ start_server() { # start_server NAME [serve args]; sets url[NAME]
     --max-running "$MAXRUN" \
     ${THREADS:+--threads "$THREADS"} "$@" 2>"$work/log-$name" &
   pids+=($!)
-  local u=
-  for _ in $(seq 1 600); do
-    u=$(sed -n 's/.*listening on \(http:[^ ]*\) .*/\1/p' "$work/log-$name")
-    [ -n "$u" ] && break
-    sleep 0.1
-  done
-  [ -n "$u" ] || { cat "$work/log-$name"; exit 1; }
-  url[$name]=$u
+  url[$name]=$(listening_url "$work/log-$name") || exit 1
 }
 start_server pf
 start_server nopf --no-adapter-prefetch

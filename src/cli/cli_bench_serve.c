@@ -415,8 +415,10 @@ int cli_bench_serve(int argc, char **argv) {
     cJSON_AddNumberToObject(sv, "generated_tokens", s1.gen_tokens - s0.gen_tokens);
     double loads = s1.loads - s0.loads, cpu = s1.cpu - s0.cpu, gen = s1.gen_tokens - s0.gen_tokens;
     if (cpu > 0 && gen > 0)
-      printf("server CPU    %.2f s, %.1f ms per generated token (robust to other load on the machine)\n", cpu,
-             1e3 * cpu / gen);
+      printf(
+          "server CPU    %.2f s, %.1f ms per generated token (it moves less than tokens/s with other load on "
+          "the machine)\n",
+          cpu, 1e3 * cpu / gen);
     if (loads > 0)
       printf(
           "adapters      %.0f loads (%.0f started ahead of admission), %.1f ms each on the loader thread "
