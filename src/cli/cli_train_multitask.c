@@ -21,9 +21,11 @@ static void usage(FILE *out) {
           "usage: preft train multitask -m DIR -o OUT [--data DIR] [options]\n\n"
           "Fine-tunes a BERT encoder (any checkpoint preft encode loads; heads it lacks\n"
           "start fresh) on SST-5 sentiment, Quora paraphrase and STS-B similarity.\n"
-          "Writes OUT/{config.json, model.safetensors, preft_heads.json, vocabulary},\n"
+          "Writes OUT/{config.json, model.safetensors, preft_heads.json, vocabulary} (with\n"
+          "--lora-rank a PEFT directory instead, see there),\n"
           "OUT/metrics.json, OUT/loss.svg, OUT/metrics.svg, OUT/checkpoint.bin.\n\n"
-          "  -m, --model DIR        the encoder (and tokenizer) to start from\n"
+          "  -m, --model DIR        the encoder (and tokenizer) to start from (a LoRA directory\n"
+          "                         of an earlier run: its base with the LoRA merged)\n"
           "  -o, --output DIR       where the fine-tuned model goes\n"
           "  --data DIR             data directory (default data/multitask)\n"
           "  --tasks LIST           sst,para,sts (default all three)\n"
@@ -40,8 +42,11 @@ static void usage(FILE *out) {
           "  --dev-limit N          evaluate on the first N dev rows of each file\n"
           "  --arch A               cross (default: [CLS] a [SEP] b [SEP]) or siamese\n"
           "  --pooling P            bi-encoder sentence vector: cls (pooler) or mean\n"
-          "  --lora-rank R          train LoRA of rank R on every linear layer (base frozen;\n"
-          "                         merged into the saved weights); 0 full fine-tuning\n"
+          "  --lora-rank R          train LoRA of rank R on every linear layer with the base\n"
+          "                         frozen; OUT is then a PEFT LoRA directory on -m\n"
+          "                         (adapter_config.json, adapter_model.safetensors) with\n"
+          "                         preft_heads.{json,safetensors}: load it with -m OUT, or\n"
+          "                         -m BASE -a OUT; 0 (default): full fine-tuning\n"
           "  --lora-alpha X         LoRA alpha (default 2·rank)\n"
           "  --smart-lambda X       SMART weight lambda_s (default 0: off)\n"
           "  --smart-sigma X        initial noise (default 1e-5)\n"
@@ -196,6 +201,18 @@ int cli_train_multitask(int argc, char **argv) {
   preft_pool *pool = NULL;
   char *ckpt = NULL;
   rc = CLI_EXIT_ERROR;
+  char *acfg = preft_path_join(model_dir, "adapter_config.json"),
+       *mcfg = preft_path_join(model_dir, "config.json");
+  bool on_adapter = preft_file_exists(acfg) && !preft_file_exists(mcfg);
+  free(acfg);
+  free(mcfg);
+  if (lora_rank > 0 && on_adapter) {
+    fprintf(stderr,
+            "preft train multitask: --lora-rank trains an adapter of a full model; %s is itself an "
+            "adapter (train on its base, or without --lora-rank)\n",
+            model_dir);
+    return CLI_EXIT_USAGE;
+  }
   if (preft_bt_model_load(&m, model_dir, &bo, (uint64_t)seed, &err) != 0) {
     fprintf(stderr, "preft train multitask: %s\n", err.msg);
     return CLI_EXIT_ERROR;
@@ -252,8 +269,9 @@ int cli_train_multitask(int argc, char **argv) {
     rc = CLI_EXIT_OK;
     goto out;
   }
-  if (preft_bt_model_save(&m, out_dir, &err) != 0 || cli_mt_copy_tokenizer(model_dir, out_dir, &err) != 0 ||
-      write_plots(out_dir, &h, &err) != 0) {
+  if ((lora_rank > 0 ? preft_bt_model_save_lora(&m, out_dir, model_dir, &err)
+                     : preft_bt_model_save(&m, out_dir, &err)) != 0 ||
+      cli_mt_copy_tokenizer(model_dir, out_dir, &err) != 0 || write_plots(out_dir, &h, &err) != 0) {
     fprintf(stderr, "preft train multitask: %s\n", err.msg);
     goto out;
   }

@@ -188,7 +188,7 @@ static void test_inference_matches_training_model(void **state) {
   preft_error err;
   char *d = preft_path_join(dir, "cross");
   preft_bert_classifier *c;
-  if (preft_bert_classifier_load(&c, d, &err) != 0) fail_msg("%s", err.msg);
+  if (preft_bert_classifier_load(&c, d, NULL, &err) != 0) fail_msg("%s", err.msg);
   assert_true(c->has_exits);
   float ref[3][20], out[20];
   for (int l = 0; l < 3; l++)
@@ -280,7 +280,7 @@ static void test_siamese_cache(void **state) {
   preft_error err;
   char *d = preft_path_join(dir, "siamese");
   preft_bert_classifier *c;
-  if (preft_bert_classifier_load(&c, d, &err) != 0) fail_msg("%s", err.msg);
+  if (preft_bert_classifier_load(&c, d, NULL, &err) != 0) fail_msg("%s", err.msg);
   assert_true(c->siamese && c->mean_pool);
   /* the training model's outputs for the three pairs */
   preft_mt_batch mb = {0};
