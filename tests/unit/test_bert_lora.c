@@ -38,18 +38,6 @@ static double max_err(const float *a, const double *b, size_t n) {
   return worst;
 }
 
-static int *parse_list(const char *s, int *n) {
-  int *v = malloc(sizeof(int) * 256);
-  char *end;
-  *n = 0;
-  for (;;) {
-    v[(*n)++] = (int)strtol(s, &end, 10);
-    if (*end != ',') break;
-    s = end + 1;
-  }
-  return v;
-}
-
 /* The base model's cases through the base with the adapter merged, against
  * the adapter's golden hidden states; also checks the adapter changes them. */
 static void check_golden(const char *model, const char *adapter) {
@@ -80,7 +68,8 @@ static void check_golden(const char *model, const char *adapter) {
   preft_bert_workspace ws = {0};
   for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
     int n, n2;
-    int *ids = parse_list(strstr(line, "ids=") + 4, &n), *types = parse_list(strstr(line, "types=") + 6, &n2);
+    int *ids = test_parse_ints(strstr(line, "ids=") + 4, &n),
+        *types = test_parse_ints(strstr(line, "types=") + 6, &n2);
     float *h = malloc(sizeof(float) * (size_t)n * D);
     preft_bert_batch b = {.n_seqs = 1, .seq_len = n, .ids = ids, .types = types};
     assert_true(off + (size_t)n * D <= size / sizeof(double));

@@ -144,18 +144,23 @@ static void test_metrics(void **state) {
   assert_true(fabs(preft_mt_score(0.5, 0.8, 0.6) - (0.5 + 0.8 + 0.8) / 3) < 1e-12);
 }
 
+/* D 16, H 2, F 32 over the test vocabulary */
+static preft_bert_config tiny_config(int layers) {
+  return (preft_bert_config){.vocab = NW,
+                             .dim = 16,
+                             .n_heads = 2,
+                             .head_dim = 8,
+                             .ffn = 32,
+                             .n_layers = layers,
+                             .max_pos = 64,
+                             .type_vocab = 2,
+                             .ln_eps = 1e-12f,
+                             .torch_dtype = PREFT_F32};
+}
+
 /* a random multitask model with exit heads, saved beside the vocabulary */
 static void make_model(preft_bt_model *m, bool siamese, const char *sub) {
-  preft_bert_config cfg = {.vocab = NW,
-                           .dim = 16,
-                           .n_heads = 2,
-                           .head_dim = 8,
-                           .ffn = 32,
-                           .n_layers = 3,
-                           .max_pos = 64,
-                           .type_vocab = 2,
-                           .ln_eps = 1e-12f,
-                           .torch_dtype = PREFT_F32};
+  preft_bert_config cfg = tiny_config(3);
   preft_bt_opts o = {.tasks = true, .exits = !siamese, .dropout = 0.1};
   if (siamese) o.arch = PREFT_BT_SIAMESE, o.pooling = PREFT_BT_POOL_MEAN;
   preft_bt_model_init(m, &cfg, &o, 11);
@@ -373,16 +378,7 @@ static void test_training_lowers_loss(void **state) {
   preft_mt_set train[3] = {{0}}, dev[3] = {{0}};
   load_set(&train[0], "ids-sst-train.csv", PREFT_BT_SST, tok);
   load_set(&dev[0], "ids-sst-train.csv", PREFT_BT_SST, tok);
-  preft_bert_config cfg = {.vocab = NW,
-                           .dim = 16,
-                           .n_heads = 2,
-                           .head_dim = 8,
-                           .ffn = 32,
-                           .n_layers = 2,
-                           .max_pos = 64,
-                           .type_vocab = 2,
-                           .ln_eps = 1e-12f,
-                           .torch_dtype = PREFT_F32};
+  preft_bert_config cfg = tiny_config(2);
   preft_bt_opts bo = {.tasks = true, .exits = true};
   preft_bt_model m;
   preft_bt_model_init(&m, &cfg, &bo, 5);
@@ -425,16 +421,7 @@ static void test_training_lowers_loss(void **state) {
  * With ckpt, stop_after > 0 cuts it and resume continues it. */
 static void resume_run(preft_bt_model *m, int rank, const preft_mt_set *train, const char *ckpt,
                        int stop_after, bool resume, preft_mt_history *h) {
-  preft_bert_config cfg = {.vocab = NW,
-                           .dim = 16,
-                           .n_heads = 2,
-                           .head_dim = 8,
-                           .ffn = 32,
-                           .n_layers = 2,
-                           .max_pos = 64,
-                           .type_vocab = 2,
-                           .ln_eps = 1e-12f,
-                           .torch_dtype = PREFT_F32};
+  preft_bert_config cfg = tiny_config(2);
   preft_bt_opts bo = {
       .tasks = true, .exits = true, .dropout = 0.1, .lora_rank = rank, .lora_alpha = 2.0 * rank};
   preft_bt_model_init(m, &cfg, &bo, 5);
