@@ -5,6 +5,14 @@
  * measured right before and after each pass, the better of the two) and
  * of the FMA peak; activation memory per token of context.
  *
+ * The full pass runs at both training matmul precisions (FP32 and BF16,
+ * gemm_train.h) in alternation, best of 3 each, so their ratio comes from
+ * the same minutes of a shared machine. BF16 rows are measured only where
+ * the CPU has AVX512_BF16 (elsewhere BF16 is an emulation, slower than FP32
+ * by design); their "of FMA peak" counts the same useful FLOPs against the
+ * same FP32 FMA peak, so it may pass 100% in principle (vdpbf16ps does two
+ * multiply-adds per FP32 lane).
+ *
  * usage: bench_train [--threads N] [--seq T] [--batch B] [WIDTH...]
  * Model per width D: L=4, Dh=64, H=D/64, Hkv=H/2, F=8D/3 (multiple of 64),
  * V=4096. Useful FLOPs per step: 6·N·P (P = matmul parameters incl. the
@@ -18,24 +26,47 @@
 #include "base/threadpool.h"
 #include "base/timer.h"
 #include "tensor/cpu.h"
+#include "tensor/gemm.h"
 #include "tensor/roofline.h"
 #include "train/train_model.h"
 
+/* Seconds of one forward+backward pass. */
+static double one_pass(preft_train_model *tm, preft_train_adapter *ad, preft_pool *pool, preft_train_batch *b,
+                       preft_train_acts *a) {
+  double s;
+  preft_error err;
+  preft_param_set_zero_grad(ad ? &ad->ps : &tm->ps);
+  double t0 = preft_now();
+  if (preft_train_pass(tm, ad, pool, b, a, 1.0f / (float)b->n_targets, &s, &err) != 0) {
+    fprintf(stderr, "%s\n", err.msg);
+    exit(1);
+  }
+  return preft_now() - t0;
+}
+
 static double time_pass(preft_train_model *tm, preft_train_adapter *ad, preft_pool *pool,
                         preft_train_batch *b, preft_train_acts *a) {
-  double best = 1e30, s;
-  preft_error err;
+  double best = 1e30;
   for (int rep = 0; rep < 3; rep++) {
-    preft_param_set_zero_grad(ad ? &ad->ps : &tm->ps);
-    double t0 = preft_now();
-    if (preft_train_pass(tm, ad, pool, b, a, 1.0f / (float)b->n_targets, &s, &err) != 0) {
-      fprintf(stderr, "%s\n", err.msg);
-      exit(1);
-    }
-    double dt = preft_now() - t0;
+    double dt = one_pass(tm, ad, pool, b, a);
     best = dt < best ? dt : best;
   }
   return best;
+}
+
+/* Best of 3 passes at each precision, alternating FP32 and BF16 (bf16 0:
+ * FP32 only; best[1] left at 0). */
+static void time_precisions(preft_train_model *tm, preft_pool *pool, preft_train_batch *b,
+                            preft_train_acts *a, int bf16, double best[2]) {
+  best[0] = best[1] = 1e30;
+  for (int rep = 0; rep < 3; rep++)
+    for (int p = 0; p <= bf16; p++) {
+      tm->matmul = p ? PREFT_MATMUL_BF16 : PREFT_MATMUL_EXACT;
+      double dt = one_pass(tm, NULL, pool, b, a);
+      best[p] = dt < best[p] ? dt : best[p];
+    }
+  tm->matmul = PREFT_MATMUL_EXACT;
+  if (!bf16) best[1] = 0;
 }
 
 int main(int argc, char **argv) {
@@ -57,12 +88,14 @@ int main(int argc, char **argv) {
   }
   preft_pool *pool = preft_pool_create(threads);
   double fma = preft_roofline_fma_gflops(pool, 1.0), sg = preft_roofline_sgemm_gflops(pool, 1024);
-  printf("cpu path %s, %d threads; FMA peak %.1f GFLOP/s, sgemm (n=1024) %.1f GFLOP/s; T=%d, B=%d\n",
-         preft_cpu_path_name(preft_cpu_path()), preft_pool_size(pool), fma, sg, T, B);
+  int bf16 = preft_gemm_bf16_native();
+  printf("cpu path %s, %d threads; FMA peak %.1f GFLOP/s, sgemm (n=1024) %.1f GFLOP/s; T=%d, B=%d; BF16 %s\n",
+         preft_cpu_path_name(preft_cpu_path()), preft_pool_size(pool), fma, sg, T, B,
+         bf16 ? "vdpbf16ps" : "not measured (no AVX512_BF16)");
   printf(
-      "| width | params (M) | full: tokens/s | full: GFLOP/s | of sgemm | of FMA peak | LoRA-P r16: tokens/s "
-      "| "
-      "act. bytes/token |\n|---|---|---|---|---|---|---|---|\n");
+      "| width | params (M) | full: tokens/s | full: GFLOP/s | of sgemm | of FMA peak | BF16: tokens/s | "
+      "BF16: of FMA peak | BF16 / FP32 | LoRA-P r16: tokens/s | act. bytes/token |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (int w = 0; w < nw; w++) {
     int D = widths[w];
     preft_model_config c = {0};
@@ -99,7 +132,9 @@ int main(int argc, char **argv) {
     preft_train_acts_init(&a, &tm, NULL, B * T, T, preft_pool_size(pool), false);
     /* the VM is shared: measure the sgemm rate next to each pass */
     sg = preft_roofline_sgemm_gflops(pool, 1024);
-    double dt = time_pass(&tm, NULL, pool, &b, &a);
+    double best[2];
+    time_precisions(&tm, pool, &b, &a, bf16, best);
+    double dt = best[0];
     double sg2 = preft_roofline_sgemm_gflops(pool, 1024);
     sg = sg2 > sg ? sg2 : sg;
     int qd = c.n_heads * 64, kvd = c.n_kv_heads * 64;
@@ -123,8 +158,13 @@ int main(int argc, char **argv) {
     preft_train_acts_init(&a, &frozen, &ad, B * T, T, preft_pool_size(pool), false);
     double dl = time_pass(&frozen, &ad, pool, &b, &a);
     preft_train_acts_free(&a);
-    printf("| %d | %.1f | %.0f | %.1f | %.0f%% | %.0f%% | %.0f | %.0f |\n", D,
-           (P + D * 2.0 * c.n_layers) * 1e-6, b.n / dt, gf, 100 * gf / sg, 100 * gf / fma, b.n / dl,
+    char bcols[96] = "n/a | n/a | n/a";
+    if (bf16) {
+      double gb = flops / best[1] * 1e-9;
+      snprintf(bcols, sizeof bcols, "%.0f | %.0f%% | %.2fx", b.n / best[1], 100 * gb / fma, dt / best[1]);
+    }
+    printf("| %d | %.1f | %.0f | %.1f | %.0f%% | %.0f%% | %s | %.0f | %.0f |\n", D,
+           (P + D * 2.0 * c.n_layers) * 1e-6, b.n / dt, gf, 100 * gf / sg, 100 * gf / fma, bcols, b.n / dl,
            (double)act_bytes / b.n);
     fflush(stdout);
     preft_train_adapter_free(&ad);

@@ -243,6 +243,11 @@ int main(int argc, char **argv) {
     struct llama_context *ctx = make_ctx(model, g_max * (P + O) + 16, n_batch, g_max, threads);
     if (!ctx) return die("cannot make a context", NULL);
     struct llama_batch b = llama_batch_init(n_batch, 0, 1);
+    /* warm-up, untimed: one forward of 16 tokens (as llama-batched-bench and
+     * preft bench adapters do before timing) */
+    for (int t = 0; t < 16; t++) batch_add(&b, (llama_token)(t % V), t, 0, t == 15);
+    if (llama_decode(ctx, b) != 0) return die("llama_decode (warm-up) failed", NULL);
+    llama_memory_clear(llama_get_memory(ctx), true);
     double t_prefill = 0, t_decode = 0, t0 = now();
     long out_tokens = 0;
     unsigned seed = 12345;

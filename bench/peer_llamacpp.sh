@@ -34,8 +34,19 @@
 #          --halves --ctx C` vs `llama-perplexity -c C -b C` on the same GGUF
 #          and text (the same protocol: whole windows, second halves scored);
 #          with --ppl-model DIR also a trained model converted to the dtype;
-#   4. prints one table; preft / llama.cpp ratios above 1 favour preft;
-#      each cell's load average (1 minute) at the start of its best run.
+#   4. prints one table; preft / llama.cpp ratios above 1 favour preft.
+#      Each cell is the median of its --reps runs with their range (min-max)
+#      beside it, and the load average (1 minute) at the start of the runs;
+#      every run's raw numbers stay in --out.
+#
+# Both sides are measured the same way: decode is tokens over the time of
+# all steps (llama-batched-bench's S_TG; `preft bench model --stat mean`),
+# each process first runs one untimed forward of 16 tokens (batched-bench's
+# warm-up; `preft bench model --warmup 16`, and the same in llamacpp_peer
+# and `preft bench adapters`), and a batch's prompt is one forward on both
+# sides (llama.cpp's -b and -ub are set to the largest B x P); the adapter
+# runs step 512 token rows at a time on both sides (llama.cpp's n_ubatch,
+# preft's --step-tokens).
 #
 # Options (defaults in brackets):
 #   --preft BIN          the preft binary [build/preft]
@@ -61,7 +72,9 @@
 #                        in the dot products, FP32 sums); exact widens BF16
 #                        weights to FP32 and keeps FP32 activations
 #   --reps N             runs of every measurement, alternating preft and
-#                        llama.cpp; the table keeps each cell's best [2]
+#                        llama.cpp; the table shows each cell's median [3]
+#   --out DIR            where every run's raw rows, the JSON of both sides and
+#                        the table are kept [bench/results/peer-llamacpp-DATE]
 #   --llama-build DIR    llama.cpp build directory [SRC/build-preft-peer]
 #   --work DIR           scratch directory for models [a fresh temp dir]; models and
 #                        GGUFs already there are used as they are (quantizing a 0.5B
@@ -80,7 +93,7 @@ shift
 repo=$(cd "$(dirname "$0")/.." && pwd)
 preft=$repo/build/preft
 shape=qwen2.5-0.5b layers="" dtypes="bf16 f32" threads=$(nproc) P=128 O=32 batches=1,16
-n_adapters=16 requests=16 rank=16 lbuild=$src/build-preft-peer work="" build=1 check=1 bench=1 reps=2
+n_adapters=16 requests=16 rank=16 lbuild=$src/build-preft-peer work="" build=1 check=1 bench=1 reps=3 out=""
 precision=bf16 tokdir="" ppl_text="" ppl_ctx=512 ppl_model=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -99,6 +112,7 @@ while [ $# -gt 0 ]; do
     --matmul-precision) precision=$2; shift ;;
     --llama-build) lbuild=$2; shift ;;
     --work) work=$2; shift ;;
+    --out) out=$2; shift ;;
     --tokenizer) tokdir=$2; shift ;;
     --ppl-text) ppl_text=$2; shift ;;
     --ppl-ctx) ppl_ctx=$2; shift ;;
@@ -115,6 +129,8 @@ done
 preft=$(cd "$(dirname "$preft")" && pwd)/$(basename "$preft")
 if [ -z "$work" ]; then work=$(mktemp -d); trap 'rm -rf "$work"' EXIT; fi
 mkdir -p "$work"
+out=${out:-$repo/bench/results/peer-llamacpp-$(date -u +%Y%m%d-%H%M)}
+mkdir -p "$out"
 log() { echo "== $*" >&2; }
 
 # ---- 1. build ---------------------------------------------------------------
@@ -220,7 +236,7 @@ lp="" ll=""
 layer_opt=${layers:+--layers $layers}
 max_b=$(echo "$batches" | tr ',' '\n' | sort -n | tail -1)
 is_quant() { case "$1" in q8_0 | q4_0 | q5_0 | q4_k | q6_k) return 0 ;; *) return 1 ;; esac; }
-json_num() { sed -n "s/.*\"$2\": *\([0-9.e+-]*\).*/\1/p" "$1" | head -1; }
+json_num() { tr -d "\n\t " <"$1" | grep -o "\"$2\":[0-9.e+-]*" | head -1 | cut -d: -f2; }
 # the batch-1 row of preft bench model's JSON: FIELD
 preft_b1() { preft_model_field "$1" "$2" | awk '$1 == 1 {print $2}'; }
 # a failed perplexity run leaves its cell empty, not the script stopped
@@ -272,10 +288,14 @@ for dt in $dtypes; do
     log "$dt: base model, batches $batches, prompt $P, output $O, $threads threads (run $rep of $reps, load $(load1))"
     lp=$(load1)
     "$preft" bench model -m "$pm" --batch "$batches" --prompt-len "$P" --decode-steps "$O" --threads "$threads" \
-      --matmul-precision "$precision" --json "$work/preft-model-$dt.json" >/dev/null
+      --stat mean --warmup 16 --matmul-precision "$precision" --json "$work/preft-model-$dt.json" >/dev/null
+    cp "$work/preft-model-$dt.json" "$out/preft-model-$dt-run$rep.json"
     ll=$(load1)
-    "$lbin/llama-batched-bench" -m "$gguf" -npp "$P" -ntg "$O" -npl "1,$batches" -t "$threads" \
-      -c $((max_b * (P + O) + 64)) -b 2048 -ub 512 --output-format jsonl >"$work/lcpp-bb-$dt.jsonl" 2>/dev/null
+    "$lbin/llama-batched-bench" -m "$gguf" -npp "$P" -ntg "$O" -npl "$batches" -t "$threads" \
+      -c $((max_b * (P + O) + 64)) -b $((max_b * P)) -ub $((max_b * P)) --output-format jsonl \
+      >"$work/lcpp-bb-$dt.jsonl" 2>/dev/null
+    cp "$work/lcpp-bb-$dt.jsonl" "$out/llamacpp-batched-$dt-run$rep.jsonl"
+
     lb1=$(load1)
     "$lbin/llama-bench" -m "$gguf" -p "$P" -n "$O" -t "$threads" -r 3 -o json \
       >"$work/lcpp-bench-$dt.json" 2>/dev/null
@@ -303,6 +323,7 @@ for dt in $dtypes; do
     "$preft" bench adapters -m "$pm" --methods base,lora,lora-p --adapters "$n_adapters" --requests "$requests" \
       --prompt-len "$P" --output-len "$O" --rank "$rank" --threads "$threads" --matmul-precision "$precision" \
       --json "$work/preft-ad-$dt.json" >/dev/null
+    cp "$work/preft-ad-$dt.json" "$out/preft-adapters-$dt-run$rep.json"
     ll=$(load1)
     lb=$("$driver" adapters "$gguf" -p "$P" -n "$O" -r "$requests" --threads "$threads")
     la=$("$driver" adapters "$gguf" -p "$P" -n "$O" -r "$requests" --threads "$threads" "${loras[@]}")
@@ -336,21 +357,31 @@ for dt in $dtypes; do
 done
 
 # ---- 4. the table --------------------------------------------------------------------
+cp "$rows" "$out/rows.tsv"
+{
 echo
 echo "preft vs llama.cpp $commit on $(uname -m), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'),"
 echo "$threads threads; shape $shape${layers:+ ($layers layers)}; prompt $P, output $O; LoRA rank $rank (q,k,v,o,gate,up,down)"
 echo "preft matmul precision $precision, kernels ${PREFT_CPU:-the best the CPU has}"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); 'load' below: the 1-minute load average"
-echo "at the start of each cell's best run (preft / llama.cpp)"
+echo "at the start of each cell's first run (preft / llama.cpp)"
 echo
-printf '%-6s %-52s %12s %12s %8s %11s\n' dtype measurement preft llama.cpp ratio load
-# the best of the runs of each cell (other load on the machine only slows a run down)
+printf '%-6s %-50s %22s %22s %8s %9s\n' dtype measurement "preft (range)" "llama.cpp (range)" ratio load
+# each cell: the median of its runs (an even count: the mean of the middle
+# two) and the range; the ratio of the medians
 awk -F'\t' 'function num(x) { return x ~ /^[0-9.]+$/ }
+  function med(list, n,   v, k, i, j, t) { k = split(list, v, " ")
+    for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (v[j] + 0 < v[i] + 0) { t = v[i]; v[i] = v[j]; v[j] = t }
+    lo = v[1]; hi = v[k]; return k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2 }
+  function cell(list,   m) { if (list == "") return "-"; m = med(list)
+    return lo == hi ? sprintf("%.2f", m) : sprintf("%.2f (%.2f-%.2f)", m, lo, hi) }
   { k = $1 "\t" $2; if (!(k in seen)) { seen[k] = 1; order[n++] = k }
-    if (num($3) && (!(k in a) || $3 + 0 > a[k] + 0)) { a[k] = $3; la[k] = $5 } else if (!(k in a)) { a[k] = $3; la[k] = $5 }
-    if (num($4) && (!(k in b) || $4 + 0 > b[k] + 0)) { b[k] = $4; lb[k] = $6 } else if (!(k in b)) { b[k] = $4; lb[k] = $6 } }
+    if (num($3)) a[k] = a[k] " " $3; if (num($4)) b[k] = b[k] " " $4
+    if (!(k in la)) { la[k] = $5; lb[k] = $6 } }
   END { for (i = 0; i < n; i++) { k = order[i]; split(k, f, "\t")
-    r = (num(a[k]) && num(b[k]) && b[k] > 0) ? sprintf("%.3fx", a[k] / b[k]) : "-"
-    printf "%-6s %-52s %12s %12s %8s %11s\n", f[1], f[2], num(a[k]) ? sprintf("%.2f", a[k]) : a[k],
-      num(b[k]) ? sprintf("%.2f", b[k]) : b[k], r, la[k] "/" lb[k] } }' "$rows"
+    ca = cell(a[k]); ma = a[k] == "" ? 0 : med(a[k]); cb = cell(b[k]); mb = b[k] == "" ? 0 : med(b[k])
+    r = (ma > 0 && mb > 0) ? sprintf("%.3fx", ma / mb) : "-"
+    printf "%-6s %-50s %22s %22s %8s %9s\n", f[1], f[2], ca, cb, r, la[k] "/" lb[k] } }' "$rows"
+} | tee "$out/table.txt"
+log "raw rows, both sides' JSON and the table: $out"
 exit $((fails > 0))

@@ -14,12 +14,16 @@
 # The full study takes hours on a 2-core machine (15 cells x 43 adapters);
 # --quick (minutes) trains 3 presidents at rank 16 for 8 steps and runs a
 # short throughput benchmark: a check that the pipeline works, not a result.
+# --cells "LoRA-P,DiReFT" trains only those methods' cells (two runs with
+# disjoint cells and --threads 1 can share one OUT, one core each); the
+# tables and plots are written once every cell of --ranks is done. A
+# finished cell keeps its results.tsv and train.json, not the adapters.
 # Usage: scripts/study-sft.sh [--quick] [-m MODEL] [--out DIR] [--steps N]
-#          [--ranks "4 16 64"] [--build DIR] [--threads N]
+#          [--ranks "4 16 64"] [--cells LABELS] [--build DIR] [--threads N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
-quick=0 model=assets/default-model out= steps= ranks= build=build threads=
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+quick=0 model=assets/default-model out= steps= ranks= build=build threads= only_cells=
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; shift ;;
@@ -27,6 +31,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
     --ranks) ranks=$2; shift 2 ;;
+    --cells) only_cells=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
@@ -47,24 +52,36 @@ preft=$build/preft
 [ -x "$preft" ] || { echo "study-sft: $preft is missing: run scripts/build.sh $build" >&2; exit 1; }
 # METHOD:MODE:LABEL
 cells=(lora:all:LoRA lora:prefill:LoRA-P direft:all:DiReFT direft:prefill:DiReFT-P loreft:prefill:LoReFT-P)
+for c in ${only_cells//,/ }; do
+  printf '%s\n' "${cells[@]}" | cut -d: -f3 | grep -qx "$c" ||
+    { echo "study-sft: no cell '$c' (LoRA, LoRA-P, DiReFT, DiReFT-P, LoReFT-P)" >&2; exit 2; }
+done
 mkdir -p "$out/runs"
 [ -d "$out/data" ] || {
-  bash scripts/make-president-data.sh "$out/data.tmp" ${only:+--only "$only"}
-  mv "$out/data.tmp" "$out/data"
+  rm -rf "$out/data.tmp.$$"
+  bash scripts/make-president-data.sh "$out/data.tmp.$$" ${only:+--only "$only"}
+  mv -T "$out/data.tmp.$$" "$out/data" 2>/dev/null || rm -rf "$out/data.tmp.$$" # a parallel run made it first
 }
 n_pres=$(ls "$out/data" | wc -l)
 echo "study-sft: $n_pres presidents, ranks $ranks, $steps steps, model $model -> $out" >&2
 for rank in $ranks; do
   for cell in "${cells[@]}"; do
     IFS=: read -r method mode label <<<"$cell"
+    if [ -n "$only_cells" ] && ! tr ',' '\n' <<<"$only_cells" | grep -qx "$label"; then continue; fi
     dir=$out/runs/$label-r$rank
     if [ -f "$dir/results.tsv" ]; then echo "study-sft: $label rank $rank: done before, kept" >&2; continue; fi
     echo "study-sft: $label rank $rank ($(date -u +%H:%M:%S))" >&2
     bash scripts/train-presidents.sh "$method" "$mode" "$rank" "$dir.tmp" -m "$model" --data "$out/data" \
       --base-losses "$out/base.tsv" --steps "$steps" --build "$build" ${threads:+--threads "$threads"}
-    # the study keeps the numbers and the logs, not the adapters' weights
-    rm -f "$dir.tmp"/*/*.safetensors
+    # the study keeps the numbers, not the adapters or their logs
+    find "$dir.tmp" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +
     rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  done
+done
+for rank in $ranks; do
+  for cell in "${cells[@]}"; do
+    [ -f "$out/runs/$(cut -d: -f3 <<<"$cell")-r$rank/results.tsv" ] ||
+      { echo "study-sft: cells remain (another run, or run again): tables later" >&2; exit 0; }
   done
 done
 

@@ -161,6 +161,11 @@ typedef struct preft_train_opts {
   int64_t eval_every, save_every; /* 0: only at the end */
   int threads;
   bool recompute, resume, quiet;
+  /* Products with FP32 matrices during the training steps: EXACT (FP32,
+   * the default) or BF16 (operands rounded to BF16, FP32 sums; vdpbf16ps on
+   * AVX512_BF16 CPUs, emulated elsewhere). Master weights, gradients and
+   * AdamW state stay FP32; evaluation losses always use FP32 products. */
+  preft_matmul_precision matmul;
   int64_t stop_after; /* tests: stop after this step, as if interrupted (0: never) */
   const char *out_dir;
   const char *base_name; /* recorded in adapter configs */

@@ -7,8 +7,12 @@
  *
  * Prefill at batch B: B sequences of P prompt tokens in one forward (B*P
  * rows, logits for the last row of each). Decode at batch B: B sequences
- * with P cached tokens each take one new token per step; the time of a step
- * is the median over the steps. Prefill is compared with the FMA peak
+ * with P cached tokens each take one new token per step (positions P,
+ * P+1, ...); decode tokens/s is B·steps over the time of all steps (--stat
+ * mean, as llama-batched-bench's S_TG) or B over the median step (--stat
+ * median); every step's time goes to the JSON. Before the first batch size
+ * one untimed forward of --warmup tokens touches every weight (the warm-up
+ * llama-batched-bench runs). Prefill is compared with the FMA peak
  * (FLOPs of every matrix product and of attention); decode with memory
  * bandwidth (bytes of every weight matrix read once per step plus the KV
  * cache read by attention). */
@@ -48,6 +52,9 @@ static void usage(FILE *out) {
           "  --batch LIST        batch sizes (default 1,8,64)\n"
           "  --prompt-len P      prompt tokens per sequence (default 64)\n"
           "  --decode-steps S    decode steps timed per batch size (default 8)\n"
+          "  --stat mean|median  decode rate from the mean step (all steps' time, as\n"
+          "                      llama-batched-bench) or the median step (default mean)\n"
+          "  --warmup N          one untimed forward of N tokens first (default 16; 0: none)\n"
           "  --no-prefill, --no-decode  skip a phase\n"
           "  --threads N         worker threads (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP
           "  --json FILE         also write the results as JSON (atomically)\n\n"
@@ -94,7 +101,9 @@ static double attn_flops(const preft_model_config *c, int pos) {
 
 typedef struct {
   int batch;
-  double prefill_tps, prefill_gflops, decode_tps, decode_gbs, decode_step_ms;
+  double prefill_tps, prefill_gflops, prefill_s, decode_tps, decode_gbs, decode_step_ms;
+  double step_mean, step_median, step_min, step_max; /* seconds */
+  double *step_times;                                /* [steps], in order; owned */
 } bench_row;
 
 static int cmp_double(const void *a, const void *b) {
@@ -102,8 +111,38 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* One untimed forward of `n` tokens of one sequence: every weight is read
+ * once (page faults, caches, the pool's threads) before anything is timed,
+ * as llama-batched-bench's warm-up does. */
+static int warm_up(const preft_model *m, preft_pool *pool, int n, preft_error *err) {
+  const preft_model_config *c = &m->cfg;
+  int block = 16;
+  preft_kv_cache kv;
+  if (preft_kv_init(&kv, c->n_layers, c->n_kv_heads * c->head_dim, block, (n + block - 1) / block, 1, n,
+                    err) != 0)
+    return -1;
+  int rc = preft_kv_reserve(&kv, 0, n, err);
+  int *tok = preft_xmalloc(sizeof(int) * (size_t)n), *pos = preft_xmalloc(sizeof(int) * (size_t)n);
+  int *seq = preft_xcalloc((size_t)n, sizeof(int)), last = n - 1;
+  for (int t = 0; t < n; t++) {
+    tok[t] = (int)((2654435761u * (unsigned)t + 7u) % (unsigned)c->vocab);
+    pos[t] = t;
+  }
+  float *logits = preft_xmalloc(sizeof(float) * (size_t)c->vocab);
+  preft_workspace ws = {0};
+  preft_batch b = {.n = n, .token = tok, .pos = pos, .seq = seq, .logit_rows = &last, .n_logits = 1};
+  if (rc == 0) rc = preft_model_forward(m, pool, &kv, &b, &ws, logits, err);
+  free(tok);
+  free(pos);
+  free(seq);
+  free(logits);
+  preft_workspace_free(&ws);
+  preft_kv_free(&kv);
+  return rc;
+}
+
 static int bench_batch(const preft_model *m, preft_pool *pool, int B, int P, int steps, bool prefill,
-                       bool decode, bench_row *row, preft_error *err) {
+                       bool decode, bool use_mean, bench_row *row, preft_error *err) {
   const preft_model_config *c = &m->cfg;
   model_costs k = costs_of(m);
   int ctx = P + steps + 1, block = 16;
@@ -137,6 +176,7 @@ static int bench_batch(const preft_model *m, preft_pool *pool, int B, int P, int
     for (int t = 0; t < P; t++) flops += attn_flops(c, t) * B;
     row->prefill_tps = rows / dt;
     row->prefill_gflops = flops / dt * 1e-9;
+    row->prefill_s = dt;
   }
   if (rc == 0 && decode && steps > 0) {
     double *times = preft_xmalloc(sizeof(double) * (size_t)steps);
@@ -156,11 +196,19 @@ static int bench_batch(const preft_model *m, preft_pool *pool, int B, int P, int
         bytes = k.mat_bytes + k.lm_bytes +
                 (double)B * (P + i + 1) * c->n_kv_heads * c->head_dim * 2 * 4 * c->n_layers;
     }
+    row->step_times = preft_xmalloc(sizeof(double) * (size_t)steps);
+    memcpy(row->step_times, times, sizeof(double) * (size_t)steps);
+    double sum = 0;
+    for (int i = 0; i < steps; i++) sum += times[i];
     qsort(times, (size_t)steps, sizeof(double), cmp_double);
-    double med = times[steps / 2];
-    row->decode_step_ms = med * 1e3;
-    row->decode_tps = B / med;
-    row->decode_gbs = bytes / med * 1e-9;
+    row->step_mean = sum / steps;
+    row->step_median = times[steps / 2];
+    row->step_min = times[0];
+    row->step_max = times[steps - 1];
+    double step = use_mean ? row->step_mean : row->step_median;
+    row->decode_step_ms = step * 1e3;
+    row->decode_tps = B / step;
+    row->decode_gbs = bytes / step * 1e-9;
     free(times);
   }
   free(tok);
@@ -194,7 +242,8 @@ static int bench_roofline(int argc, char **argv) {
 static int bench_model(int argc, char **argv) {
   const char *shape = NULL, *dir = NULL, *json_path = NULL;
   preft_dtype dtype = PREFT_BF16;
-  long layers = 0, threads = 0, P = 64, steps = 8;
+  const char *stat = "mean";
+  long layers = 0, threads = 0, P = 64, steps = 8, warmup = 16;
   bool no_prefill = false, no_decode = false;
   cli_ids batch_list = {0};
   const cli_opt opts[] = {
@@ -208,6 +257,8 @@ static int bench_model(int argc, char **argv) {
       CLI_QUANTIZE_OPTION,
       {"--prompt-len", NULL, CLI_INT, &P, 1, 1 << 20},
       {"--decode-steps", NULL, CLI_INT, &steps, 1, 1 << 20},
+      {"--warmup", NULL, CLI_INT, &warmup, 0, 1 << 20},
+      {"--stat", NULL, CLI_STR, &stat},
       {"--batch", NULL, CLI_IDS, &batch_list},
       {"--no-prefill", NULL, CLI_FLAG, &no_prefill},
       {"--no-decode", NULL, CLI_FLAG, &no_decode},
@@ -219,8 +270,13 @@ static int bench_model(int argc, char **argv) {
     free(batch_list.v);
     return cli_parse_exit(pr);
   }
-  bool prefill = !no_prefill, decode = !no_decode;
+  bool prefill = !no_prefill, decode = !no_decode, use_mean = strcmp(stat, "mean") == 0;
   int *batches = batch_list.v, n_batches = batch_list.n;
+  if (!use_mean && strcmp(stat, "median") != 0) {
+    fprintf(stderr, "preft bench model: --stat is mean or median, not '%s'\n", stat);
+    free(batches);
+    return CLI_EXIT_USAGE;
+  }
   if (!shape == !dir) {
     fprintf(stderr, "preft bench model: give exactly one of --shape and -m (see --help)\n");
     free(batches);
@@ -265,8 +321,11 @@ static int bench_model(int argc, char **argv) {
       label, c->n_layers, c->dim, c->ffn, c->n_heads, c->n_kv_heads, c->vocab,
       preft_dtype_name(m->layers[0].wq.dtype), preft_model_weight_bytes(m) / 1e6, preft_pool_size(pool),
       preft_cpu_path_name(preft_cpu_path()), preft_matmul_precision_name(preft_matmul_get_precision()));
-  printf("rooflines: %s peak %.1f GFLOP/s, memory bandwidth %.1f GB/s; prompt %ld, decode steps %ld\n\n",
-         peak_name, peak, bw, P, steps);
+  printf(
+      "rooflines: %s peak %.1f GFLOP/s, memory bandwidth %.1f GB/s; prompt %ld, decode steps %ld (%s "
+      "step), warm-up %ld tokens\n\n",
+      peak_name, peak, bw, P, steps, stat, warmup);
+  if (warmup > 0) rc = warm_up(m, pool, (int)warmup, &err);
   printf("%6s | %12s %10s %8s | %12s %10s %9s %8s\n", "batch", "prefill tok/s", "GFLOP/s", "of peak",
          "decode tok/s", "step ms", "GB/s", "of bw");
   cJSON *json = cJSON_CreateObject();
@@ -281,10 +340,12 @@ static int bench_model(int argc, char **argv) {
   cJSON_AddStringToObject(json, "peak_kind", peak_name);
   cJSON_AddNumberToObject(json, "bandwidth_gbs", bw);
   cJSON_AddNumberToObject(json, "prompt_len", (double)P);
+  cJSON_AddNumberToObject(json, "warmup_tokens", (double)warmup);
+  cJSON_AddStringToObject(json, "decode_statistic", stat);
   cJSON *results = cJSON_AddArrayToObject(json, "results");
   for (int i = 0; i < n_batches && rc == 0; i++) {
     bench_row r = {.batch = batches[i]};
-    rc = bench_batch(m, pool, batches[i], (int)P, (int)steps, prefill, decode, &r, &err);
+    rc = bench_batch(m, pool, batches[i], (int)P, (int)steps, prefill, decode, use_mean, &r, &err);
     if (rc != 0) break;
     printf("%6d | %12.1f %10.1f %7.0f%% | %12.2f %10.2f %9.2f %7.0f%%\n", r.batch, r.prefill_tps,
            r.prefill_gflops, 100 * r.prefill_gflops / peak, r.decode_tps, r.decode_step_ms, r.decode_gbs,
@@ -299,6 +360,16 @@ static int bench_model(int argc, char **argv) {
     cJSON_AddNumberToObject(o, "decode_step_ms", r.decode_step_ms);
     cJSON_AddNumberToObject(o, "decode_gbs", r.decode_gbs);
     cJSON_AddNumberToObject(o, "decode_fraction_of_bandwidth", r.decode_gbs / bw);
+    cJSON_AddNumberToObject(o, "prefill_seconds", r.prefill_s);
+    if (r.step_times) {
+      cJSON_AddNumberToObject(o, "decode_step_ms_mean", r.step_mean * 1e3);
+      cJSON_AddNumberToObject(o, "decode_step_ms_median", r.step_median * 1e3);
+      cJSON_AddNumberToObject(o, "decode_step_ms_min", r.step_min * 1e3);
+      cJSON_AddNumberToObject(o, "decode_step_ms_max", r.step_max * 1e3);
+      cJSON *all = cJSON_AddArrayToObject(o, "decode_step_ms_all");
+      for (long t = 0; t < steps; t++) cJSON_AddItemToArray(all, cJSON_CreateNumber(r.step_times[t] * 1e3));
+      free(r.step_times);
+    }
     cJSON_AddItemToArray(results, o);
   }
   if (rc != 0) fprintf(stderr, "preft bench model: %s\n", err.msg);

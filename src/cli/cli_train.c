@@ -14,6 +14,8 @@
 #include "io/hf_config.h"
 #include "model/adapter.h"
 #include "model/llama.h"
+#include "tensor/cpu.h"
+#include "tensor/gemm.h"
 #include "text/tokenizer.h"
 #include "train/data.h"
 #include "train/trainer.h"
@@ -78,6 +80,10 @@ static void sft_usage(FILE *out) {
           "  --save-every K        checkpoint every K steps (default: at the end)\n"
           "  --resume              continue from OUT_DIR/checkpoint.bin if present\n"
           "  --recompute           recompute activations in backward (less memory)\n"
+          "  --matmul-precision P  f32 (default) or bf16: the products with FP32 weights take\n"
+          "                        BF16-rounded operands with FP32 sums (vdpbf16ps on AVX512_BF16\n"
+          "                        CPUs, emulated and slower elsewhere); master weights, gradients\n"
+          "                        and AdamW state stay FP32, evaluation uses FP32 products\n"
           "  --on-bad-line A       stop | skip (default stop)\n"
           "  --json FILE           write final train/eval loss, tokens/s and world_size as JSON\n"
           "  --threads N           worker threads (default: all cores)\n"
@@ -112,6 +118,7 @@ static void pretrain_usage(FILE *out) {
           "  --init DIR            start from this model's weights instead of random ones\n"
           "                        (its shape must be --config's; a second stage of training)\n"
           "  --seed S, --eval-every K, --save-every K, --resume, --recompute,\n"
+          "  --matmul-precision f32|bf16,\n"
           "  --json FILE, --threads N, -q   as for `preft train sft`\n");
 }
 
@@ -164,6 +171,8 @@ typedef struct {
   double lr, min_lr, wd, clip, eval_frac;
   bool resume, recompute, quiet;
   const char *json;
+  const char *matmul;          /* --matmul-precision as given */
+  preft_matmul_precision prec; /* its value (loop_check) */
 } loop_args;
 
 /* Table entries for loop_args a (used inside a command's cli_opt table). */
@@ -180,9 +189,29 @@ typedef struct {
       {"--eval-every", NULL, CLI_INT, &(a).eval_every, 0, 1L << 40},                                         \
       {"--save-every", NULL, CLI_INT, &(a).save_every, 0, 1L << 40},                                         \
       {"--resume", NULL, CLI_FLAG, &(a).resume}, {"--recompute", NULL, CLI_FLAG, &(a).recompute},            \
-      {"--json", NULL, CLI_STR, &(a).json}, {"--threads", NULL, CLI_INT, &(a).threads, 1, 1024}, {           \
+      {"--json", NULL, CLI_STR, &(a).json}, {"--threads", NULL, CLI_INT, &(a).threads, 1, 1024},             \
+      {"--matmul-precision", NULL, CLI_STR, &(a).matmul}, {                                                  \
     "--quiet", "-q", CLI_FLAG, &(a).quiet                                                                    \
   }
+
+/* --matmul-precision f32|bf16 ("exact" is f32's other name, as in the
+ * serving commands) into a->prec. Without AVX512_BF16 the BF16 products
+ * run emulated (the same numbers, slower than f32): allowed, with a note. */
+static int loop_check(const char *cmd, loop_args *a) {
+  a->prec = PREFT_MATMUL_EXACT;
+  if (!a->matmul || !strcmp(a->matmul, "f32") || !strcmp(a->matmul, "exact")) return 0;
+  if (strcmp(a->matmul, "bf16") != 0) {
+    fprintf(stderr, "preft %s: --matmul-precision expects f32 or bf16, got '%s'\n", cmd, a->matmul);
+    return -1;
+  }
+  a->prec = PREFT_MATMUL_BF16;
+  if (!preft_gemm_bf16_native())
+    fprintf(stderr,
+            "preft %s: this CPU (path %s) has no AVX512_BF16: the BF16 products run emulated, with the\n"
+            "  same rounding as vdpbf16ps but slower than f32 (for checking BF16 numerics only)\n",
+            cmd, preft_cpu_path_name(preft_cpu_path()));
+  return 0;
+}
 
 /* The trainer options of loop_args, with the longest example and the output directory. */
 static void loop_train_opts(const loop_args *a, int max_tokens, const char *out_dir, preft_train_opts *to) {
@@ -205,6 +234,7 @@ static void loop_train_opts(const loop_args *a, int max_tokens, const char *out_
   to->recompute = a->recompute;
   to->resume = a->resume;
   to->quiet = a->quiet;
+  to->matmul = a->prec;
 }
 
 /* What a training command loads: sft the base model and its tokenizer,
@@ -268,7 +298,7 @@ static int train_sft(int argc, char **argv, const cli_dist *d) {
             "it cannot be combined with --data, --eval or --resume\n");
     return CLI_EXIT_USAGE;
   }
-  if (cli_adapter_check("train sft", &aa) != 0) return CLI_EXIT_USAGE;
+  if (cli_adapter_check("train sft", &aa) != 0 || loop_check("train sft", &la) != 0) return CLI_EXIT_USAGE;
   preft_bad_line_policy on_bad;
   if (cli_parse_bad_line("train sft", bad, &on_bad) != 0) return CLI_EXIT_USAGE;
   if (la.lr < 0) la.lr = !strcmp(aa.method, "lora") ? 2e-4 : 2e-3;
@@ -385,6 +415,7 @@ static int train_pretrain(int argc, char **argv, const cli_dist *d) {
     fprintf(stderr, "preft train pretrain: --config, --tokenizer, --data and -o are required (see --help)\n");
     return CLI_EXIT_USAGE;
   }
+  if (loop_check("train pretrain", &la) != 0) return CLI_EXIT_USAGE;
   la.threads = cli_dist_threads(d, (int)la.threads);
   preft_error err;
   preft_model_config cfg;

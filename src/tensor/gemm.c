@@ -111,15 +111,16 @@ static int cdiv(int a, int b) { return (a + b - 1) / b; }
  * BF16 precision take vdpbf16ps where the CPU has it; everything else the
  * FP32 kernels of the best path. Up to kt->rows_max_n[wdt] rows of x the
  * rows (dot) kernel beats packing (docs/KERNELS.md has the crossovers). */
-static const preft_gemm_kernels *kernels(preft_dtype wdt) {
+static const preft_gemm_kernels *kernels(preft_dtype wdt, preft_matmul_precision prec) {
 #ifdef PREFT_HAVE_AVX_KERNELS
   preft_cpu_path_kind path = preft_cpu_path();
-  if (path >= PREFT_CPU_AVX512_BF16 && wdt == PREFT_BF16 && preft_matmul_get_precision() == PREFT_MATMUL_BF16)
+  if (path >= PREFT_CPU_AVX512_BF16 && wdt == PREFT_BF16 && prec == PREFT_MATMUL_BF16)
     return &preft_gemm_avx512_bf16;
   if (path >= PREFT_CPU_AVX2) return &preft_gemm_avx2;
   if (path >= PREFT_CPU_AVX_FMA) return &preft_gemm_avx;
 #else
   (void)wdt;
+  (void)prec;
 #endif
   return &preft_gemm_portable;
 }
@@ -165,8 +166,9 @@ static void multi_task(void *p, int task, int thread) {
   mj->jobs[j].task(&mj->jobs[j], task - mj->first[j], thread);
 }
 
-void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,
-                      const preft_gemm_out *outs, int n_outs, int accumulate) {
+/* preft_gemm_multi at matmul precision prec. */
+static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const float *x, int x_stride, int n,
+                       int k, const preft_gemm_out *outs, int n_outs, int accumulate) {
   PREFT_ASSERT(n_outs >= 1 && n_outs <= PREFT_GEMM_MULTI_MAX);
   if (n <= 0) return;
   PREFT_ASSERT(x);
@@ -183,7 +185,7 @@ void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int
         f[nf++] = outs[i];
     }
     preft_qgemm_multi(pool, x, x_stride, n, k, q, nq, accumulate);
-    if (nf > 0) preft_gemm_multi(pool, x, x_stride, n, k, f, nf, accumulate);
+    if (nf > 0) gemm_multi(pool, prec, x, x_stride, n, k, f, nf, accumulate);
     return;
   }
   double macs = 0;
@@ -212,7 +214,7 @@ void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int
   multi_job mj = {jobs, 0, {0}};
   for (int o = 0; o < n_outs; o++) {
     if (outs[o].m <= 0) continue;
-    const preft_gemm_kernels *kt = kernels(outs[o].wdt);
+    const preft_gemm_kernels *kt = kernels(outs[o].wdt, prec);
     if (kt->round_x && !xb) {
       xb = (size_t)n * kp <= GEMM_XB_STACK ? xb_stack
                                            : (xb_heap = preft_xmalloc((size_t)n * kp * sizeof(uint16_t)));
@@ -241,6 +243,38 @@ void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int
   else
     preft_pool_run(pool, mj.first[mj.n_jobs], multi_task, &mj);
   free(xb_heap);
+}
+
+void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,
+                      const preft_gemm_out *outs, int n_outs, int accumulate) {
+  gemm_multi(pool, preft_matmul_get_precision(), x, x_stride, n, k, outs, n_outs, accumulate);
+}
+
+void preft_gemm_bf16(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
+                     const uint16_t *w, int n, int k, int m, int accumulate) {
+  if (m <= 0 || n <= 0) return;
+  preft_gemm_out out = {.y = y, .y_stride = y_stride, .w = w, .wdt = PREFT_BF16, .m = m};
+  if (preft_gemm_bf16_native()) {
+    gemm_multi(pool, PREFT_MATMUL_BF16, x, x_stride, n, k, &out, 1, accumulate);
+    return;
+  }
+  /* emulation: x rounded to BF16 values held in FP32, then the FP32
+   * kernels, which widen the BF16 weights exactly; a product of two BF16
+   * values is exact in FP32, so only the order of the FP32 sums differs */
+  float *xr = preft_xmalloc(sizeof(float) * (size_t)n * (size_t)(k > 0 ? k : 1));
+  for (int i = 0; i < n; i++)
+    for (int c = 0; c < k; c++)
+      xr[(size_t)i * k + c] = preft_bf16_to_f32(preft_f32_to_bf16(x[(size_t)i * (size_t)x_stride + c]));
+  gemm_multi(pool, PREFT_MATMUL_EXACT, xr, k > 0 ? k : 1, n, k, &out, 1, accumulate);
+  free(xr);
+}
+
+int preft_gemm_bf16_native(void) {
+#ifdef PREFT_HAVE_AVX_KERNELS
+  return preft_cpu_path() >= PREFT_CPU_AVX512_BF16;
+#else
+  return 0;
+#endif
 }
 
 void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride, const void *w,

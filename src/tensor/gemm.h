@@ -57,10 +57,27 @@ typedef struct {
 void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,
                       const preft_gemm_out *outs, int n_outs, int accumulate);
 
+/* y[N,M] (+)= bf16(x)[N,K] · w[M,K]ᵀ with w already BF16 and FP32 sums,
+ * whatever the process-wide precision (the training products at BF16
+ * precision, gemm_train.h). x is rounded to BF16 (nearest even) once per
+ * call. On AVX512_BF16 CPUs (preft_gemm_bf16_native) the products run as
+ * vdpbf16ps; elsewhere an emulation runs them through the FP32 kernels on
+ * the rounded x: a product of two BF16 values is exact in FP32, so both
+ * give the exact BF16 products with FP32 sums, in different orders (and
+ * vdpbf16ps flushes subnormal inputs and results to zero). */
+void preft_gemm_bf16(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
+                     const uint16_t *w, int n, int k, int m, int accumulate);
+/* Whether preft_gemm_bf16 runs vdpbf16ps on this CPU path (else: emulated,
+ * same numbers up to the order of the sums, slower than FP32). */
+int preft_gemm_bf16_native(void);
+
 /* preft_matmul_precision and its setter, getter, parser and name are public
  * (preft/model.h). */
 
 void preft_gemm_ref(float *y, int y_stride, const float *x, int x_stride, const void *w, preft_dtype wdt,
                     int n, int k, int m, int accumulate);
+/* preft_gemm_bf16's reference: bf16(x)·wᵀ summed exactly in double. */
+void preft_gemm_bf16_ref(float *y, int y_stride, const float *x, int x_stride, const uint16_t *w, int n,
+                         int k, int m, int accumulate);
 
 #endif

@@ -5,64 +5,166 @@
 #include <stdlib.h>
 
 #include "base/error.h"
+#include "tensor/cpu.h"
+#include "tensor/dtype.h"
 #include "tensor/gemm.h"
+#include "tensor/transpose_kern.h"
 
 #define TR_TILE 32  /* transpose tile: 32x32 floats = 4 KiB in, 4 KiB out */
 #define DW_ROWS 256 /* rows of dy/x per dW block: the inner dimension of each GEMM */
 
 typedef struct {
-  float *out;
+  float *out;      /* FP32 output, or NULL: */
+  uint16_t *out16; /* BF16 output (rounded to nearest even) */
   const float *in;
   int in_stride, rows, cols;
+  int simd; /* the 8 × 8 register tiles of transpose_kern.h serve this output type on this CPU */
 } tr_job;
 
-/* One band of TR_TILE input columns (= output rows). */
+/* out[c][r] = in[r][c] for r in [r0, r1), c in [c0, c1), element by element */
+static void tr_scalar(const tr_job *j, int r0, int r1, int c0, int c1) {
+  size_t is = (size_t)j->in_stride, rows = (size_t)j->rows;
+  for (int c = c0; c < c1; c++) {
+    const float *in = j->in + (size_t)c;
+    size_t o = (size_t)c * rows;
+    if (j->out16)
+      for (int r = r0; r < r1; r++) j->out16[o + (size_t)r] = preft_f32_to_bf16(in[(size_t)r * is]);
+    else
+      for (int r = r0; r < r1; r++) j->out[o + (size_t)r] = in[(size_t)r * is];
+  }
+}
+
+/* One band of TR_TILE input columns (= output rows), TR_TILE rows at a time. */
 static void tr_task(void *p, int task, int thread) {
+  (void)thread;
   const tr_job *j = p;
   int c0 = task * TR_TILE, c1 = c0 + TR_TILE < j->cols ? c0 + TR_TILE : j->cols;
+  size_t is = (size_t)j->in_stride, rows = (size_t)j->rows;
   for (int r0 = 0; r0 < j->rows; r0 += TR_TILE) {
-    int r1 = r0 + TR_TILE < j->rows ? r0 + TR_TILE : j->rows;
-    for (int c = c0; c < c1; c++) {
-      float *o = j->out + (size_t)c * (size_t)j->rows;
-      for (int r = r0; r < r1; r++) o[r] = j->in[(size_t)r * (size_t)j->in_stride + (size_t)c];
+    int r1 = r0 + TR_TILE < j->rows ? r0 + TR_TILE : j->rows, c = c0;
+#ifdef PREFT_HAVE_TRANSPOSE8
+    for (; j->simd && c + 8 <= c1; c += 8) {
+      int r = r0;
+      for (; r + 8 <= r1; r += 8) {
+        const float *src = j->in + (size_t)r * is + (size_t)c;
+        if (j->out16)
+          preft_transpose8_bf16(j->out16 + (size_t)c * rows + (size_t)r, rows, src, is);
+        else
+          preft_transpose8_avx(j->out + (size_t)c * rows + (size_t)r, rows, src, is);
+      }
+      tr_scalar(j, r, r1, c, c + 8);
     }
+#endif
+    tr_scalar(j, r0, r1, c, c1);
+  }
+}
+
+static void transpose_job(preft_pool *pool, tr_job *j) {
+  preft_cpu_path_kind path = preft_cpu_path();
+  j->simd = j->out16 ? path >= PREFT_CPU_AVX512_BF16 : path >= PREFT_CPU_AVX_FMA;
+  int tasks = (j->cols + TR_TILE - 1) / TR_TILE;
+  if ((size_t)j->rows * (size_t)j->cols < 65536) {
+    for (int t = 0; t < tasks; t++) tr_task(j, t, 0);
+  } else {
+    preft_pool_run(pool, tasks, tr_task, j);
   }
 }
 
 void preft_transpose(preft_pool *pool, float *out, const float *in, int in_stride, int rows, int cols) {
   tr_job j = {.out = out, .in = in, .in_stride = in_stride, .rows = rows, .cols = cols};
-  int tasks = (cols + TR_TILE - 1) / TR_TILE;
-  if ((size_t)rows * (size_t)cols < 65536) {
-    for (int t = 0; t < tasks; t++) tr_task(&j, t, 0);
+  transpose_job(pool, &j);
+}
+
+void preft_transpose_bf16(preft_pool *pool, uint16_t *out, const float *in, int in_stride, int rows,
+                          int cols) {
+  tr_job j = {.out16 = out, .in = in, .in_stride = in_stride, .rows = rows, .cols = cols};
+  transpose_job(pool, &j);
+}
+
+typedef struct {
+  uint16_t *out;
+  const float *in;
+  size_t n;
+} round_job;
+
+#define ROUND_CHUNK 16384 /* elements per rounding task */
+
+static void round_task(void *p, int task, int thread) {
+  const round_job *j = p;
+  size_t i0 = (size_t)task * ROUND_CHUNK, i1 = i0 + ROUND_CHUNK < j->n ? i0 + ROUND_CHUNK : j->n;
+  for (size_t i = i0; i < i1; i++) j->out[i] = preft_f32_to_bf16(j->in[i]);
+}
+
+void preft_round_bf16(preft_pool *pool, uint16_t *out, const float *in, size_t n) {
+  round_job j = {out, in, n};
+  int tasks = (int)((n + ROUND_CHUNK - 1) / ROUND_CHUNK);
+  if (tasks <= 1) {
+    if (n) round_task(&j, 0, 0);
   } else {
-    preft_pool_run(pool, tasks, tr_task, &j);
+    preft_pool_run(pool, tasks, round_task, &j);
   }
+}
+
+void preft_train_gemm(preft_pool *pool, preft_matmul_precision prec, float *y, int y_stride, const float *x,
+                      int x_stride, const float *w, int n, int k, int m, int accumulate) {
+  if (prec != PREFT_MATMUL_BF16) {
+    preft_gemm(pool, y, y_stride, x, x_stride, w, PREFT_F32, n, k, m, accumulate);
+    return;
+  }
+  if (n <= 0 || m <= 0) return;
+  uint16_t *wb = preft_xmalloc(sizeof(uint16_t) * (size_t)m * (size_t)(k > 0 ? k : 1)); /* bf16(W) [M, K] */
+  preft_round_bf16(pool, wb, w, (size_t)m * (size_t)k);
+  preft_gemm_bf16(pool, y, y_stride, x, x_stride, wb, n, k, m, accumulate);
+  free(wb);
+}
+
+void preft_train_gemm_dx(preft_pool *pool, preft_matmul_precision prec, float *dx, int dx_stride,
+                         const float *dy, int dy_stride, const float *w, int n, int m, int k,
+                         int accumulate) {
+  if (n <= 0) return;
+  int bf = prec == PREFT_MATMUL_BF16;
+  void *wt = preft_xmalloc((bf ? sizeof(uint16_t) : sizeof(float)) * (size_t)m * (size_t)k); /* Wᵀ [K, M] */
+  if (bf) {
+    preft_transpose_bf16(pool, wt, w, k, m, k);
+    preft_gemm_bf16(pool, dx, dx_stride, dy, dy_stride, wt, n, m, k, accumulate);
+  } else {
+    preft_transpose(pool, wt, w, k, m, k);
+    preft_gemm(pool, dx, dx_stride, dy, dy_stride, wt, PREFT_F32, n, m, k, accumulate);
+  }
+  free(wt);
+}
+
+void preft_train_gemm_dw(preft_pool *pool, preft_matmul_precision prec, float *dw, const float *dy,
+                         int dy_stride, const float *x, int x_stride, int n, int m, int k) {
+  if (n <= 0) return;
+  int nb = n < DW_ROWS ? n : DW_ROWS, bf = prec == PREFT_MATMUL_BF16;
+  float *dyt = preft_xmalloc(sizeof(float) * (size_t)m * (size_t)nb); /* dyᵀ block [M, nb] */
+  void *xt = preft_xmalloc((bf ? sizeof(uint16_t) : sizeof(float)) * (size_t)k * (size_t)nb); /* xᵀ [K, nb] */
+  for (int r0 = 0; r0 < n; r0 += DW_ROWS) {
+    int rn = n - r0 < DW_ROWS ? n - r0 : DW_ROWS;
+    const float *xr = x + (size_t)r0 * (size_t)x_stride;
+    preft_transpose(pool, dyt, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
+    /* dW[M,K] += dyᵀ[M,rn] · (xᵀ[K,rn])ᵀ */
+    if (bf) {
+      preft_transpose_bf16(pool, xt, xr, x_stride, rn, k);
+      preft_gemm_bf16(pool, dw, k, dyt, rn, xt, m, rn, k, 1);
+    } else {
+      preft_transpose(pool, xt, xr, x_stride, rn, k);
+      preft_gemm(pool, dw, k, dyt, rn, xt, PREFT_F32, m, rn, k, 1);
+    }
+  }
+  free(dyt);
+  free(xt);
 }
 
 void preft_gemm_dx(preft_pool *pool, float *dx, int dx_stride, const float *dy, int dy_stride, const float *w,
                    int n, int m, int k, int accumulate) {
-  if (n <= 0) return;
-  float *wt = preft_xmalloc(sizeof(float) * (size_t)m * (size_t)k); /* Wᵀ [K, M] */
-  preft_transpose(pool, wt, w, k, m, k);
-  preft_gemm(pool, dx, dx_stride, dy, dy_stride, wt, PREFT_F32, n, m, k, accumulate);
-  free(wt);
+  preft_train_gemm_dx(pool, PREFT_MATMUL_EXACT, dx, dx_stride, dy, dy_stride, w, n, m, k, accumulate);
 }
 
 void preft_gemm_dw(preft_pool *pool, float *dw, const float *dy, int dy_stride, const float *x, int x_stride,
                    int n, int m, int k) {
-  if (n <= 0) return;
-  int nb = n < DW_ROWS ? n : DW_ROWS;
-  float *dyt = preft_xmalloc(sizeof(float) * (size_t)m * (size_t)nb); /* dyᵀ block [M, nb] */
-  float *xt = preft_xmalloc(sizeof(float) * (size_t)k * (size_t)nb);  /* xᵀ block [K, nb] */
-  for (int r0 = 0; r0 < n; r0 += DW_ROWS) {
-    int rn = n - r0 < DW_ROWS ? n - r0 : DW_ROWS;
-    preft_transpose(pool, dyt, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
-    preft_transpose(pool, xt, x + (size_t)r0 * (size_t)x_stride, x_stride, rn, k);
-    /* dW[M,K] += dyᵀ[M,rn] · (xᵀ[K,rn])ᵀ */
-    preft_gemm(pool, dw, k, dyt, rn, xt, PREFT_F32, m, rn, k, 1);
-  }
-  free(dyt);
-  free(xt);
+  preft_train_gemm_dw(pool, PREFT_MATMUL_EXACT, dw, dy, dy_stride, x, x_stride, n, m, k);
 }
 
 void preft_gemm_dx_ref(float *dx, int dx_stride, const float *dy, int dy_stride, const float *w, int n, int m,

@@ -17,11 +17,34 @@
  * Strides: rows of dx/dy/x are *_stride floats apart (pass K or M for dense
  * buffers). dW is dense [M, K]. The *_ref versions are plain loops
  * accumulating in double, which the tests compare against.
+ *
+ * Training matmul precision (preft_train_gemm*, `preft train
+ * --matmul-precision`): PREFT_MATMUL_EXACT is FP32 throughout (the plain
+ * names below). PREFT_MATMUL_BF16 rounds both operands of every product to
+ * BF16 (nearest even) and sums in FP32 (preft_gemm_bf16: vdpbf16ps on
+ * AVX512_BF16 CPUs, an exact emulation elsewhere): the FP32 weight to BF16
+ * at each call (so the FP32 master weights stay the optimizer's), the
+ * activations and gradients per product. As in mixed-precision training on
+ * accelerators, only the products' inputs lose precision (relative error
+ * 2^-9 per input); sums, outputs and everything else stay FP32.
  */
 #ifndef PREFT_TENSOR_GEMM_TRAIN_H
 #define PREFT_TENSOR_GEMM_TRAIN_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "base/threadpool.h"
+#include "preft/model.h" /* preft_matmul_precision */
+
+/* y[N,M] (+)= x[N,K] · W[M,K]ᵀ for an FP32 W, at precision prec. */
+void preft_train_gemm(preft_pool *pool, preft_matmul_precision prec, float *y, int y_stride, const float *x,
+                      int x_stride, const float *w, int n, int k, int m, int accumulate);
+/* preft_gemm_dx and preft_gemm_dw at precision prec. */
+void preft_train_gemm_dx(preft_pool *pool, preft_matmul_precision prec, float *dx, int dx_stride,
+                         const float *dy, int dy_stride, const float *w, int n, int m, int k, int accumulate);
+void preft_train_gemm_dw(preft_pool *pool, preft_matmul_precision prec, float *dw, const float *dy,
+                         int dy_stride, const float *x, int x_stride, int n, int m, int k);
 
 void preft_gemm_dx(preft_pool *pool, float *dx, int dx_stride, const float *dy, int dy_stride, const float *w,
                    int n, int m, int k, int accumulate);
@@ -35,5 +58,10 @@ void preft_gemm_dw_ref(float *dw, const float *dy, int dy_stride, const float *x
 
 /* out[C,R] = in[R,C]ᵀ (in rows in_stride floats apart, out dense), over the pool. */
 void preft_transpose(preft_pool *pool, float *out, const float *in, int in_stride, int rows, int cols);
+/* The same, out rounded to BF16 (nearest even). */
+void preft_transpose_bf16(preft_pool *pool, uint16_t *out, const float *in, int in_stride, int rows,
+                          int cols);
+/* out[i] = bf16(in[i]) for i < n (nearest even), over the pool. */
+void preft_round_bf16(preft_pool *pool, uint16_t *out, const float *in, size_t n);
 
 #endif

@@ -179,10 +179,10 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
                  .accumulate = accumulate};
     int share = threads == 1 ? 1 : (int)(want * outs[o].m / m_total + 0.5);
     if (share < 1) share = 1;
-    int rpt = cdiv(cdiv(jb->m, share), 8) * 8; /* whole tiles of 8 rows */
+    int rpt = cdiv(cdiv(jb->m, share), 16) * 16; /* whole tiles of 16 rows (8 on AVX2) */
     if (n > 4) { /* the kernels pass over the range once per 4 rows of x: keep its weights in L2 */
-      int cap = (int)(QL2_WEIGHT_BYTES / jb->wrow) / 8 * 8;
-      if (cap < 8) cap = 8;
+      int cap = (int)(QL2_WEIGHT_BYTES / jb->wrow) / 16 * 16;
+      if (cap < 16) cap = 16;
       if (rpt > cap) rpt = cap;
     }
     jb->rows_per_task = rpt;

@@ -48,6 +48,20 @@ extern const preft_quant_kernels preft_quant_avxvnni;    /* + AVX-VNNI: vpdpbusd
 extern const preft_quant_kernels preft_quant_avx512vnni; /* + AVX512-VNNI/VL: vpdpbusd (EVEX) on ymm */
 #endif
 
+#ifdef PREFT_HAVE_QUANT_AVX
+/* The AVX512-VNNI tiles (quant_tile16.c): the same product as a
+ * preft_qrows_fn for the whole tiles of 16 weight rows in [j0, j1); returns
+ * the first row not done. Bit-identical with preft_qgemm_ref. */
+#define PREFT_QTILE16_DECL(T)                                                                               \
+  int preft_qtile16_##T(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n, \
+                        int k, int j0, int j1, int accumulate);
+PREFT_QTILE16_DECL(q8_0)
+PREFT_QTILE16_DECL(q4_0)
+PREFT_QTILE16_DECL(q5_0)
+PREFT_QTILE16_DECL(q4_K)
+#undef PREFT_QTILE16_DECL
+#endif
+
 /* Caps the kernels preft_qgemm picks (tests run every table the CPU has):
  * 0 portable, 1 avx2, 2 avx-vnni, 3 avx512-vnni; 3 lifts the cap. */
 void preft_qgemm_limit(int most);

@@ -35,15 +35,15 @@ void preft_rope_backward(float *dx, const float *cos, const float *sin, int n, i
 
 /* att[N, H*Dh] = softmax(q·kᵀ/sqrt(Dh)) v per (row, head), causal within
  * each sequence; lse[N, H] (log-sum-exp of the scaled scores) saved.
- * scores: [threads, max_len] scratch. */
+ * Blocked matrix products (attention_fwd_bwd.c). */
 void preft_attention_forward(preft_pool *pool, float *att, float *lse, const float *q, const float *k,
                              const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
-                             int head_dim, int window, float *scores, int max_len);
+                             int head_dim, int window);
 /* dq[N,H*Dh], dk, dv[N,Hkv*Dh] (=) from datt; probabilities recomputed from lse. */
 void preft_attention_backward(preft_pool *pool, float *dq, float *dk, float *dv, const float *datt,
                               const float *att, const float *lse, const float *q, const float *k,
                               const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
-                              int head_dim, int window, float *scores, int max_len);
+                              int head_dim, int window);
 
 /* out[N*F] = silu(a) * b (preft_swiglu's arithmetic) */
 void preft_swiglu_forward(preft_pool *pool, float *out, const float *a, const float *b, int n);

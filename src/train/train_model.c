@@ -414,7 +414,6 @@ void preft_train_acts_init(preft_train_acts *a, const preft_train_model *tm, con
       {&a->dhg, N * F},
       {&a->dt, N * R},
       {&a->logits, CH * V + 3 * CH * D + CH},
-      {&a->scores, (size_t)a->threads * (size_t)max_seq_len},
   };
   size_t total = 0;
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) total += parts[i].n;

@@ -127,6 +127,10 @@ struct preft_train_model {
   preft_weight *mats;           /* [L][PREFT_N_MODULES] in preft_module order */
   preft_weight embed_w, head_w; /* [V, D] each */
   size_t borrowed_bytes;        /* bytes of the loaded model's quantized matrices used in place */
+  /* Precision of the pass's products with FP32 matrices (gemm_train.h):
+   * EXACT (FP32, the default) or BF16 (operands rounded to BF16 per
+   * product, FP32 sums; the FP32 parameters stay the masters). */
+  preft_matmul_precision matmul;
 };
 
 /* A trainable model from a loaded one. with_grads: the model's own weights
@@ -245,7 +249,7 @@ typedef struct preft_train_acts {
   float *xf, *rstdf;          /* [N, D], [N] final norm */
   float *rope_cos, *rope_sin; /* [N, Dh/2] */
   /* backward scratch, [N, width] each */
-  float *dx, *dxb, *dq, *dk, *dv, *datt, *dh1, *dh3, *dhg, *dt, *logits, *scores;
+  float *dx, *dxb, *dq, *dk, *dv, *datt, *dh1, *dh3, *dhg, *dt, *logits;
   size_t n_floats; /* floats in mem */
 } preft_train_acts;
 

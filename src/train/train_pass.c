@@ -32,6 +32,7 @@ typedef struct {
   const preft_train_batch *b;
   preft_train_acts *a;
   int n, D, F, qd, kvd, R;
+  preft_matmul_precision prec; /* of the products with FP32 weights (tm->matmul) */
 } pass;
 
 /* Per-layer activation pointers (layer 0's buffers with recomputation). */
@@ -77,11 +78,20 @@ static float *lora_t_of(const pass *P, const layer_acts *la, int m) {
   return la->lora_t + (size_t)m * (size_t)P->a->cap_rows * (size_t)P->R;
 }
 
-/* dx[N,K] (+)= dy[N,M]·W for an FP32 or a block-quantized W [M,K]. */
-static void gemm_dx(preft_pool *pool, float *dx, int dx_stride, const float *dy, int dy_stride,
-                    preft_weight w, int n, int m, int k, int accumulate) {
+/* y[N,M] (+)= x[N,K]·Wᵀ for an FP32 (at precision prec) or a block-quantized W [M,K]. */
+static void gemm_fwd(preft_pool *pool, preft_matmul_precision prec, float *y, int y_stride, const float *x,
+                     int x_stride, preft_weight w, int n, int k, int m, int accumulate) {
   if (w.dtype == PREFT_F32)
-    preft_gemm_dx(pool, dx, dx_stride, dy, dy_stride, w.data, n, m, k, accumulate);
+    preft_train_gemm(pool, prec, y, y_stride, x, x_stride, w.data, n, k, m, accumulate);
+  else
+    preft_gemm(pool, y, y_stride, x, x_stride, w.data, w.dtype, n, k, m, accumulate);
+}
+
+/* dx[N,K] (+)= dy[N,M]·W for an FP32 (at precision prec) or a block-quantized W [M,K]. */
+static void gemm_dx(preft_pool *pool, preft_matmul_precision prec, float *dx, int dx_stride, const float *dy,
+                    int dy_stride, preft_weight w, int n, int m, int k, int accumulate) {
+  if (w.dtype == PREFT_F32)
+    preft_train_gemm_dx(pool, prec, dx, dx_stride, dy, dy_stride, w.data, n, m, k, accumulate);
   else
     preft_qgemm_dx(pool, dx, dx_stride, dy, dy_stride, w.data, w.dtype, n, m, k, accumulate);
 }
@@ -93,8 +103,7 @@ static preft_weight mat_of(const pass *P, int l, int m) {
 /* y[N,out] = x·Wᵀ (+ LoRA) (+ bias), W the layer's matrix of module m */
 static void linear_fwd(const pass *P, const layer_acts *la, int l, int m, float *y, int out, const float *x,
                        int in, const float *bias, int accumulate) {
-  preft_weight w = mat_of(P, l, m);
-  preft_gemm(P->pool, y, out, x, in, w.data, w.dtype, P->n, in, out, accumulate);
+  gemm_fwd(P->pool, P->prec, y, out, x, in, mat_of(P, l, m), P->n, in, out, accumulate);
   const preft_train_lora *lm = lora_of(P, l, m);
   if (lm)
     preft_lora_forward(P->pool, y, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R, lora_t_of(P, la, m));
@@ -104,9 +113,9 @@ static void linear_fwd(const pass *P, const layer_acts *la, int l, int m, float 
 /* dx[N,in] (+)= dy·W (+ LoRA); dW += dyᵀ·x, db += Σdy when trained */
 static void linear_bwd(const pass *P, const layer_acts *la, int l, int m, float *dx, int accumulate,
                        const float *dy, int out, const float *x, int in, float *dw, float *dbias) {
-  if (dw) preft_gemm_dw(P->pool, dw, dy, out, x, in, P->n, out, in);
+  if (dw) preft_train_gemm_dw(P->pool, P->prec, dw, dy, out, x, in, P->n, out, in);
   if (dbias) preft_bias_backward(dbias, dy, P->n, out);
-  gemm_dx(P->pool, dx, in, dy, out, mat_of(P, l, m), P->n, out, in, accumulate);
+  gemm_dx(P->pool, P->prec, dx, in, dy, out, mat_of(P, l, m), P->n, out, in, accumulate);
   const preft_train_lora *lm = lora_of(P, l, m);
   if (lm)
     preft_lora_backward(P->pool, dx, in, dy, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R,
@@ -126,8 +135,7 @@ static void layer_forward(const pass *P, int l) {
   preft_rope_forward(la.q, P->a->rope_cos, P->a->rope_sin, n, c->n_heads, c->head_dim);
   preft_rope_forward(la.k, P->a->rope_cos, P->a->rope_sin, n, c->n_kv_heads, c->head_dim);
   preft_attention_forward(P->pool, la.att, la.lse, la.q, la.k, la.v, b->seq_start, b->seq_len, b->n_seq,
-                          c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window, P->a->scores,
-                          P->a->max_seq_len);
+                          c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window);
   memcpy(la.x_mid, la.x, sizeof(float) * (size_t)n * D);
   linear_fwd(P, &la, l, PREFT_MOD_O, la.x_mid, D, la.att, qd, w->bo, 1);
   preft_rmsnorm_forward(P->pool, la.xb2, la.rstd2, la.x_mid, w->ffn_norm, n, D, c->norm_eps);
@@ -161,7 +169,7 @@ static void layer_backward(const pass *P, int l) {
   linear_bwd(P, &la, l, PREFT_MOD_O, a->datt, 0, dx, D, la.att, qd, g->wo, g->bo);
   preft_attention_backward(P->pool, a->dq, a->dk, a->dv, a->datt, la.att, la.lse, la.q, la.k, la.v,
                            b->seq_start, b->seq_len, b->n_seq, c->n_heads, c->n_kv_heads, c->head_dim,
-                           c->sliding_window, a->scores, a->max_seq_len);
+                           c->sliding_window);
   preft_rope_backward(a->dq, a->rope_cos, a->rope_sin, n, c->n_heads, c->head_dim);
   preft_rope_backward(a->dk, a->rope_cos, a->rope_sin, n, c->n_kv_heads, c->head_dim);
   linear_bwd(P, &la, l, PREFT_MOD_Q, a->dxb, 0, a->dq, qd, la.xb1, D, g->wq, g->bq);
@@ -226,7 +234,8 @@ static pass make_pass(const preft_train_model *tm, const preft_train_adapter *ad
             .F = c->ffn,
             .qd = c->n_heads * c->head_dim,
             .kvd = c->n_kv_heads * c->head_dim,
-            .R = ad && ad->kind == PREFT_ADAPTER_LORA ? ad->rank : 0};
+            .R = ad && ad->kind == PREFT_ADAPTER_LORA ? ad->rank : 0,
+            .prec = tm->matmul};
   return P;
 }
 
@@ -260,7 +269,7 @@ static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, 
     if (m == 0) break;
     for (int r = 0; r < m; r++)
       memcpy(xg + (size_t)r * D, a->xf + (size_t)rows[r] * D, sizeof(float) * (size_t)D);
-    preft_gemm(pool, logits, V, xg, D, tm->head_w.data, tm->head_w.dtype, m, D, V, 0);
+    gemm_fwd(pool, P.prec, logits, V, xg, D, tm->head_w, m, D, V, 0);
     total += preft_crossentropy_forward(pool, logits, losses, tg, m, V);
     if (fn) fn(ctx, rows, losses, dl, m);
     if (!backward) continue;
@@ -268,8 +277,8 @@ static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, 
       preft_crossentropy_backward_rows(pool, logits, tg, m, V, dl);
     else
       preft_crossentropy_backward(pool, logits, tg, m, V, dloss);
-    gemm_dx(pool, dxg, D, logits, V, tm->head_w, m, V, D, 0);
-    if (tm->g.lm_head) preft_gemm_dw(pool, tm->g.lm_head, logits, V, xg, D, m, V, D);
+    gemm_dx(pool, P.prec, dxg, D, logits, V, tm->head_w, m, V, D, 0);
+    if (tm->g.lm_head) preft_train_gemm_dw(pool, P.prec, tm->g.lm_head, logits, V, xg, D, m, V, D);
     for (int r = 0; r < m; r++)
       memcpy(a->dxb + (size_t)rows[r] * D, dxg + (size_t)r * D, sizeof(float) * (size_t)D);
   }
@@ -315,7 +324,6 @@ int preft_train_logits(const preft_train_model *tm, const preft_train_adapter *a
   if (check_batch(tm, b, a, err) != 0) return -1;
   pass P = make_pass(tm, ad, pool, b, a);
   body_forward(&P);
-  preft_gemm(pool, logits, tm->cfg.vocab, a->xf, P.D, tm->head_w.data, tm->head_w.dtype, b->n, P.D,
-             tm->cfg.vocab, 0);
+  gemm_fwd(pool, P.prec, logits, tm->cfg.vocab, a->xf, P.D, tm->head_w, b->n, P.D, tm->cfg.vocab, 0);
   return 0;
 }

@@ -307,7 +307,7 @@ static int step_gradient(run_state *R, step_buffers *B, double *loss, int64_t *r
 
 /* The evaluation loss of R->eval: over ranks, each evaluates its share of
  * the examples and the sums of cross-entropy and predictions are summed. */
-static int eval_loss(const run_state *R, const step_buffers *B, double *loss, preft_error *err) {
+static int eval_loss_ranks(const run_state *R, const step_buffers *B, double *loss, preft_error *err) {
   const preft_train_opts *o = R->o;
   int64_t cnt;
   if (!R->comm)
@@ -328,6 +328,16 @@ static int eval_loss(const run_state *R, const step_buffers *B, double *loss, pr
   if (R->comm->sum_f64(R->comm->ctx, s, 2, err) != 0) return -1;
   *loss = s[1] > 0 ? s[0] / s[1] : NAN;
   return 0;
+}
+
+/* eval_loss_ranks with FP32 products whatever the training precision, so
+ * evaluation losses compare across precisions. */
+static int eval_loss(const run_state *R, const step_buffers *B, double *loss, preft_error *err) {
+  preft_matmul_precision keep = R->tm->matmul;
+  R->tm->matmul = PREFT_MATMUL_EXACT;
+  int rc = eval_loss_ranks(R, B, loss, err);
+  R->tm->matmul = keep;
+  return rc;
 }
 
 /* Writes the outputs, the log and the checkpoint after `step` steps, at
@@ -442,7 +452,10 @@ int preft_train_run_dist(preft_train_model *tm, preft_train_adapter *ad, const p
   res->peak_act_bytes = preft_train_acts_bytes(&B.acts);
   int64_t step_start = R.step;
   double loss = NAN;
+  preft_matmul_precision keep = tm->matmul;
+  tm->matmul = o->matmul;
   rc = step_loop(&R, &B, &loss, res, err);
+  tm->matmul = keep;
   if (rc != 0 && R.hist.n > 0 && R.lead) {
     preft_error e2;
     write_log(&R.hist, o->out_dir, &e2); /* the log up to the failure */

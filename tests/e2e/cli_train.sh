@@ -83,5 +83,20 @@ last=$(tail -n 1 "$tmp/pre/train_log.csv" | cut -d, -f4)
 check "pretraining lowers the loss ($first -> $last)" below "$last" "$first"
 check "the pretrained model generates text" bash -c "'$bin' generate -m '$tmp/pre' -p 'Hello' -n 5 >/dev/null"
 
+# --matmul-precision bf16 (vdpbf16ps, or the emulation with a note): the same
+# run's first-step loss within BF16 rounding (2^-8 relative) of FP32's, and
+# not bit-identical (BF16 engaged); a bad value is a usage error
+"$bin" train pretrain --config "$tmp/config.json" --tokenizer "$tmp/tok" --data "$tmp/a.txt" "$tmp/b.txt" \
+  -o "$tmp/pre16" --steps 3 --batch 4 --seq 32 --lr 3e-3 --matmul-precision bf16 -q >"$tmp/out16" 2>&1
+check "train pretrain --matmul-precision bf16 exits 0" test $? -eq 0
+f32_1=$(sed -n 2p "$tmp/pre/train_log.csv" | cut -d, -f4)
+bf16_1=$(sed -n 2p "$tmp/pre16/train_log.csv" | cut -d, -f4)
+check "bf16 first-step loss $bf16_1 within 2^-8 of f32's $f32_1, not identical" \
+  awk -v a="$bf16_1" -v b="$f32_1" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d > 0 && d < b / 256) }'
+"$bin" train pretrain --config "$tmp/config.json" --tokenizer "$tmp/tok" --data "$tmp/a.txt" -o "$tmp/bad16" \
+  --matmul-precision fp8 >"$tmp/outbad" 2>&1
+check "--matmul-precision fp8 is a usage error naming the option" \
+  bash -c "test $? -eq 2 && grep -q 'matmul-precision expects f32 or bf16' '$tmp/outbad'"
+
 if [ $fails -ne 0 ]; then echo "$fails failed"; exit 1; fi
 echo "all passed"

@@ -1,7 +1,16 @@
 /* test_gemm_train.c - the backward-pass products preft_gemm_dx and
- * preft_gemm_dw against their double-accumulating references, on both CPU
- * paths, with 1 and 3 threads, odd sizes (both GEMM regimes), padded
- * strides and accumulation; and preft_transpose. */
+ * preft_gemm_dw against their double-accumulating references, on every CPU
+ * path, with 1 and 3 threads, odd sizes (both GEMM regimes), padded
+ * strides and accumulation; and preft_transpose.
+ *
+ * The BF16 training products (preft_gemm_bf16, preft_train_gemm*_ at
+ * PREFT_MATMUL_BF16) on every path too: vdpbf16ps on AVX512_BF16 CPUs, the
+ * emulation through the FP32 kernels below that. Both must equal the exact
+ * (double) sum of the products of the BF16-rounded operands up to FP32
+ * summation (relative L2 error < 1e-5, as the FP32 products), and must be
+ * measurably away from the unrounded product (> 1e-4: BF16 rounding has
+ * relative error up to 2^-8 per operand), so a path that skipped the
+ * rounding of either operand fails. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +21,8 @@
 
 #include "base/threadpool.h"
 #include "tensor/cpu.h"
+#include "tensor/dtype.h"
+#include "tensor/gemm.h"
 #include "tensor/gemm_train.h"
 #include "testutil.h"
 
@@ -73,15 +84,145 @@ static void products_match_reference(void **state) {
   preft_pool_free(pools[1]);
 }
 
+/* relative L2 distance of got from want */
+static double rel_l2(const float *got, const float *want, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)got[i] - want[i];
+    num += d * d;
+    den += (double)want[i] * want[i];
+  }
+  return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* a copy of p[n] with every value rounded to BF16 (as FP32) */
+static float *rounded(const float *p, size_t n) {
+  float *r = malloc(sizeof(float) * n);
+  for (size_t i = 0; i < n; i++) r[i] = preft_bf16_to_f32(preft_f32_to_bf16(p[i]));
+  return r;
+}
+
+static void expect_bf16(const float *got, const float *want_bf16, const float *want_f32, size_t n,
+                        const char *what) {
+  expect_close(got, want_bf16, n, 1e-5, what);
+  double away = rel_l2(got, want_f32, n);
+  if (!(away > 1e-4))
+    fail_msg("%s: only %.3g from the FP32 product: operands not rounded to BF16?", what, away);
+}
+
+static void check_bf16_shapes(preft_pool *pool, int n, int m, int k) {
+  int pad = 3, dys = m + pad, xs = k + pad, dxs = k + pad;
+  size_t ndy = (size_t)n * dys, nx = (size_t)n * xs, nw = (size_t)m * k;
+  float *dy = rand_buf(ndy), *x = rand_buf(nx), *w = rand_buf(nw);
+  float *dyr = rounded(dy, ndy), *xr = rounded(x, nx), *wr = rounded(w, nw);
+  /* forward: y[N,M] (+)= x·Wᵀ, through preft_gemm_bf16 and preft_train_gemm */
+  uint16_t *wb = malloc(sizeof(uint16_t) * nw);
+  for (size_t i = 0; i < nw; i++) wb[i] = preft_f32_to_bf16(w[i]);
+  for (int acc = 0; acc <= 1; acc++) {
+    size_t ny = (size_t)n * dys;
+    float *y = rand_buf(ny), *y2 = malloc(sizeof(float) * ny), *ref = malloc(sizeof(float) * ny),
+          *ref32 = malloc(sizeof(float) * ny);
+    for (size_t i = 0; i < ny; i++) y2[i] = ref[i] = ref32[i] = y[i];
+    preft_gemm_bf16(pool, y, dys, x, xs, wb, n, k, m, acc);
+    preft_train_gemm(pool, PREFT_MATMUL_BF16, y2, dys, x, xs, w, n, k, m, acc);
+    preft_gemm_bf16_ref(ref, dys, x, xs, wb, n, k, m, acc);
+    preft_gemm_ref(ref32, dys, x, xs, w, PREFT_F32, n, k, m, acc);
+    for (int i = 0; i < n; i++)
+      for (int c = m; c < dys; c++)
+        if (y[(size_t)i * dys + c] != ref[(size_t)i * dys + c]) fail_msg("bf16 y stride padding overwritten");
+    expect_bf16(y, ref, ref32, ny, "gemm_bf16");
+    expect_bf16(y2, ref, ref32, ny, "train_gemm bf16");
+    free(y);
+    free(y2);
+    free(ref);
+    free(ref32);
+  }
+  /* dx[N,K] (+)= dy·W */
+  for (int acc = 0; acc <= 1; acc++) {
+    size_t ndx = (size_t)n * dxs;
+    float *dx = rand_buf(ndx), *ref = malloc(sizeof(float) * ndx), *ref32 = malloc(sizeof(float) * ndx);
+    for (size_t i = 0; i < ndx; i++) ref[i] = ref32[i] = dx[i];
+    preft_train_gemm_dx(pool, PREFT_MATMUL_BF16, dx, dxs, dy, dys, w, n, m, k, acc);
+    preft_gemm_dx_ref(ref, dxs, dyr, dys, wr, n, m, k, acc);
+    preft_gemm_dx_ref(ref32, dxs, dy, dys, w, n, m, k, acc);
+    expect_bf16(dx, ref, ref32, ndx, "train_gemm_dx bf16");
+    free(dx);
+    free(ref);
+    free(ref32);
+  }
+  /* dW[M,K] += dyᵀ·x */
+  float *dw = rand_buf(nw), *ref = malloc(sizeof(float) * nw), *ref32 = malloc(sizeof(float) * nw);
+  for (size_t i = 0; i < nw; i++) ref[i] = ref32[i] = dw[i] * 1e-3f; /* small start: the sum dominates */
+  for (size_t i = 0; i < nw; i++) dw[i] = ref[i];
+  preft_train_gemm_dw(pool, PREFT_MATMUL_BF16, dw, dy, dys, x, xs, n, m, k);
+  preft_gemm_dw_ref(ref, dyr, dys, xr, xs, n, m, k);
+  preft_gemm_dw_ref(ref32, dy, dys, x, xs, n, m, k);
+  expect_bf16(dw, ref, ref32, nw, "train_gemm_dw bf16");
+  free(dw);
+  free(ref);
+  free(ref32);
+  free(wb);
+  free(dy);
+  free(x);
+  free(w);
+  free(dyr);
+  free(xr);
+  free(wr);
+}
+
+static void bf16_products_match_rounded_reference(void **state) {
+  /* K tails (not multiples of 32), N above 256 (two dW row blocks), N = 1 */
+  static const int shapes[][3] = {{1, 37, 45}, {5, 33, 17}, {64, 96, 80}, {300, 70, 129}, {517, 48, 40}};
+  preft_pool *pools[2] = {preft_pool_create(1), preft_pool_create(3)};
+  for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
+    assert_int_equal(preft_gemm_bf16_native(), path >= PREFT_CPU_AVX512_BF16);
+    for (int p = 0; p < 2; p++)
+      for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        check_bf16_shapes(pools[p], shapes[s][0], shapes[s][1], shapes[s][2]);
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+  preft_pool_free(pools[0]);
+  preft_pool_free(pools[1]);
+}
+
+static void bf16_rounding_is_nearest_even(void **state) {
+  /* 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to the even 1; 1 + 3·2^-8 to 1 + 2^-6 */
+  float in[4] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -(1.0f + 0x1p-8f + 0x1p-20f), 3.0f};
+  uint16_t t[4], want[4] = {0x3f80, 0x3f82, 0xbf81, 0x4040};
+  preft_pool *pool = preft_pool_create(2);
+  preft_round_bf16(pool, t, in, 4);
+  for (int i = 0; i < 4; i++) assert_int_equal(t[i], want[i]);
+  preft_transpose_bf16(pool, t, in, 2, 2, 2); /* [[a b] [c d]]ᵀ = [[a c] [b d]] */
+  assert_int_equal(t[0], want[0]);
+  assert_int_equal(t[1], want[2]);
+  assert_int_equal(t[2], want[1]);
+  assert_int_equal(t[3], want[3]);
+  preft_pool_free(pool);
+}
+
+/* FP32 and BF16 transposes on every path (the 8 × 8 register tiles and the
+ * scalar edges: 300 × 259 leaves partial tiles on both sides) */
 static void transpose_is_exact(void **state) {
   preft_pool *pool = preft_pool_create(2);
   int r = 300, c = 259, s = 263;
   float *in = rand_buf((size_t)r * s), *out = malloc(sizeof(float) * (size_t)r * c);
-  preft_transpose(pool, out, in, s, r, c);
-  for (int i = 0; i < r; i++)
-    for (int j = 0; j < c; j++) assert_true(out[(size_t)j * r + i] == in[(size_t)i * s + j]);
+  uint16_t *out16 = malloc(sizeof(uint16_t) * (size_t)r * c);
+  for (size_t i = 0; i < (size_t)r * s; i += 7) in[i] *= 1.0f + 0x1p-8f; /* some ties and near-ties */
+  for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
+    preft_transpose(pool, out, in, s, r, c);
+    preft_transpose_bf16(pool, out16, in, s, r, c);
+    for (int i = 0; i < r; i++)
+      for (int j = 0; j < c; j++) {
+        assert_true(out[(size_t)j * r + i] == in[(size_t)i * s + j]);
+        assert_int_equal(out16[(size_t)j * r + i], preft_f32_to_bf16(in[(size_t)i * s + j]));
+      }
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
   free(in);
   free(out);
+  free(out16);
   preft_pool_free(pool);
 }
 
@@ -89,6 +230,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(products_match_reference),
       cmocka_unit_test(transpose_is_exact),
+      cmocka_unit_test(bf16_products_match_rounded_reference),
+      cmocka_unit_test(bf16_rounding_is_nearest_even),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

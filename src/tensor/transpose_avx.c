@@ -1,0 +1,52 @@
+/* transpose_avx.c - 8 × 8 tiles of the training products' transposes
+ * (gemm_train.c) in registers: eight row loads, the unpack / shuffle /
+ * lane-permute network, eight row stores, instead of 64 scalar loads and
+ * stores with one side strided. FP32 out on AVX (the baseline path); BF16
+ * out (rounded to nearest even by vcvtneps2bf16, as preft_f32_to_bf16) on
+ * AVX512_BF16. Only called on CPUs with those extensions (cpu.h). */
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+
+#include "tensor/transpose_kern.h"
+
+#define T_AVX __attribute__((target("avx")))
+#define T_BF16 __attribute__((target("avx,avx2,avx512f,avx512vl,avx512bw,avx512bf16")))
+
+/* r[0..7] = the 8 × 8 block's columns (its transposed rows) */
+#define TRANSPOSE8(r)                                                                  \
+  do {                                                                                 \
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);   \
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);   \
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);   \
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);   \
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE); \
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE); \
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE); \
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE); \
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);                                       \
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);                                       \
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);                                       \
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);                                       \
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);                                       \
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);                                       \
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);                                       \
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);                                       \
+  } while (0)
+
+T_AVX void preft_transpose8_avx(float *out, size_t os, const float *in, size_t is) {
+  __m256 r[8];
+  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(in + (size_t)i * is);
+  TRANSPOSE8(r);
+  for (int i = 0; i < 8; i++) _mm256_storeu_ps(out + (size_t)i * os, r[i]);
+}
+
+T_BF16 void preft_transpose8_bf16(uint16_t *out, size_t os, const float *in, size_t is) {
+  __m256 r[8];
+  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(in + (size_t)i * is);
+  TRANSPOSE8(r);
+  for (int i = 0; i < 8; i++)
+    _mm_storeu_si128((__m128i *)(out + (size_t)i * os), (__m128i)_mm256_cvtneps_pbh(r[i]));
+}
+
+#endif

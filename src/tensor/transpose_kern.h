@@ -1,0 +1,18 @@
+/* transpose_kern.h - internal: 8 × 8 transpose tiles for gemm_train.c's
+ * transposes (transpose_avx.c). out[c][r] = in[r][c] for r, c < 8; rows of
+ * in are `is` floats apart, rows of out `os` elements apart. The FP32 one
+ * needs AVX (path >= PREFT_CPU_AVX_FMA), the BF16 one (nearest even)
+ * AVX512_BF16 (path >= PREFT_CPU_AVX512_BF16). */
+#ifndef PREFT_TENSOR_TRANSPOSE_KERN_H
+#define PREFT_TENSOR_TRANSPOSE_KERN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define PREFT_HAVE_TRANSPOSE8 1
+void preft_transpose8_avx(float *out, size_t os, const float *in, size_t is);
+void preft_transpose8_bf16(uint16_t *out, size_t os, const float *in, size_t is);
+#endif
+
+#endif
