@@ -19,13 +19,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 out=${OUT:-assets/draft-model}
-if [ -n "${WORK:-}" ]; then
-  work=$WORK
-  mkdir -p "$work"
-else
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
-fi
+work=${WORK:-$(mktemp -d)}
+[ -n "${WORK:-}" ] || trap 'rm -rf "$work"' EXIT
+mkdir -p "$work"
 # the target's tokenizer: train-default-model.sh trains one only when WORK has none
 cp assets/default-model/tokenizer.json "$work/tokenizer.json"
 # the starting point: the default model cut to its first layer
