@@ -19,6 +19,7 @@
 # 24 layers), THREADS (server compute threads, all cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/serve_lib.bash
 build=${1:-build}
 out=${2:-bench-serve-out}
 N=${N:-64} P=${P:-32} O=${O:-32}
@@ -41,13 +42,7 @@ done
 "$bin" serve -m "$work/model" --adapters "$work/adapters" --port 0 --max-loaded-adapters $((2 * N)) --adapter-cache-mb 0 \
   ${THREADS:+--threads "$THREADS"} 2>"$work/log" &
 pid=$!
-url=
-for _ in $(seq 1 600); do
-  url=$(sed -n 's/.*listening on \(http:[^ ]*\) .*/\1/p' "$work/log")
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-[ -n "$url" ] || { cat "$work/log"; exit 1; }
+url=$(listening_url "$work/log") || exit 1
 run() { # run NAME SEED [bench serve args]
   local name=$1 seed=$2; shift 2
   "$bin" bench serve --url "$url" --concurrency "$N" --requests "$REQ" --prompt-len "$P" --output-len "$O" \

@@ -15,7 +15,8 @@
 # final train and eval losses), and prints the summary.
 # Usage: scripts/bf16-loss-curve.sh [BUILD_DIR]
 #   env: STEPS (60), BATCH (4), SEQ (256), THREADS (1), SEED (1), OUT (a new
-#        temporary folder, kept), TOKENIZER (assets/default-model/tokenizer.json)
+#        temporary folder, kept), TOKENIZER (assets/default-model/tokenizer.json),
+#        REPORT_ONLY=1 (no training: the plots and summary of the runs in OUT)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -28,7 +29,7 @@ tok=${TOKENIZER:-assets/default-model/tokenizer.json}
 out=${OUT:-$(mktemp -d)}
 mkdir -p "$out"
 
-bash scripts/sotu-extract.sh train "$out/train" >/dev/null
+[ -n "${REPORT_ONLY:-}" ] || bash scripts/sotu-extract.sh train "$out/train" >/dev/null
 files=("$out/train"/*.txt)
 # the default model's config (scripts/train-default-model.sh), unchanged
 jq 'del(.chat_template)' assets/default-model/config.json >"$out/config.json"
@@ -39,12 +40,14 @@ run() { # NAME PRECISION SEED THREADS
     --eval-frac 0.01 --eval-every $((steps / 3)) --seed "$3" --threads "$4" --matmul-precision "$2" \
     --json "$out/$1.json" -q >"$out/$1.log" 2>&1
 }
-echo "bf16-loss-curve: 4 runs of $steps steps (batch $batch x $seq tokens) in $out" >&2
-run f32 f32 "$seed" "$threads" &
-run bf16 bf16 "$seed" "$threads" &
-run f32-order f32 "$seed" $((threads * 2)) &
-run f32-seed f32 $((seed + 1)) "$threads" &
-wait
+if [ -z "${REPORT_ONLY:-}" ]; then
+  echo "bf16-loss-curve: 4 runs of $steps steps (batch $batch x $seq tokens) in $out" >&2
+  run f32 f32 "$seed" "$threads" &
+  run bf16 bf16 "$seed" "$threads" &
+  run f32-order f32 "$seed" $((threads * 2)) &
+  run f32-seed f32 $((seed + 1)) "$threads" &
+  wait
+fi
 
 # step and train_loss of each run (train_log.csv: step,epoch,lr,train_loss,...)
 curve() { awk -F, -v n="$1" 'NR > 1 { print n, $1, $4 }' "$out/$1/train_log.csv"; }
@@ -61,7 +64,7 @@ awk -v title="training loss minus the f32 run's" -v xlab=step -v ylab="differenc
   echo "| f32 | 0 | 0 | $(jq -r '.train_loss' "$out/f32.json") | $(jq -r '.eval_loss' "$out/f32.json") |"
   for r in bf16 f32-order f32-seed; do
     awk -v r="$r-minus-f32" '$1 == r { d = $3 < 0 ? -$3 : $3; s += d; n++; if (d > m) m = d }
-      END { printf "%.4f | %.4f", s / n, m }' "$out/diff.txt" |
+      END { printf "%.4f | %.4f\n", s / n, m }' "$out/diff.txt" |
       { read -r stats; echo "| $r | $stats | $(jq -r '.train_loss' "$out/$r.json") | $(jq -r '.eval_loss' "$out/$r.json") |"; }
   done
   for r in f32 bf16 f32-order f32-seed; do echo "$r: $(jq -r '.tokens_per_s' "$out/$r.json") tokens/s"; done

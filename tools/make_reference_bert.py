@@ -225,8 +225,10 @@ def gelu_tanh(x):
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
-def forward(m, w, ids, types, mask=None, gelu=gelu_erf, post_ln=True, use_types=True, use_pos=True):
+def forward(m, w, ids, types, mask=None, gelu=gelu_erf, post_ln=True, use_types=True, use_pos=True, lora=None):
     """Batched: ids, types [B, T] int64; mask [B, T] (1 keep, 0 pad) or None.
+    lora: {"encoder.layer.<l>.<module>": (A [R, in], B [out, R], scale)}, each
+    such linear giving W·x + b + scale·B·(A·x) (make_reference_bert_lora.py).
     Returns hidden [B, T, D] and pooled [B, D] (or None)."""
     B, T = ids.shape
     D, H = m["dim"], m["heads"]
@@ -245,7 +247,11 @@ def forward(m, w, ids, types, mask=None, gelu=gelu_erf, post_ln=True, use_types=
         p = "encoder.layer.%d." % l
 
         def lin(t, name):
-            return t @ w[p + name + ".weight"].T + w[p + name + ".bias"]
+            y = t @ w[p + name + ".weight"].T + w[p + name + ".bias"]
+            if lora is not None and p + name in lora:
+                a, b, scale = lora[p + name]
+                y = y + scale * ((t @ a.T) @ b.T)
+            return y
 
         h_in = x if post_ln else layer_norm(x, w[p + "attention.output.LayerNorm.weight"],
                                             w[p + "attention.output.LayerNorm.bias"], eps)

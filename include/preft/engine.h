@@ -69,18 +69,20 @@
 typedef struct preft_engine preft_engine;
 
 typedef struct preft_engine_config {
-  int threads;             /* compute threads; <= 0: all cores */
-  size_t kv_cache_mb;      /* KV cache budget, loaded adapters included; 0: 1024 */
-  int kv_blocks;           /* > 0: exactly this many blocks instead (tests) */
-  int block_size;          /* positions per KV block; 0: 16 */
-  int max_running;         /* sequences decoding at once; 0: 256 */
-  int max_step_tokens;     /* token rows per step (prefill chunks + decode); 0: 512 */
-  int max_queue;           /* waiting requests before submit fails with BUSY; 0: 1024 */
-  int max_loaded_adapters; /* 0: 64 */
-  size_t adapter_cache_mb; /* hard cap on the memory of loaded adapters (MiB), taken from the KV cache;
-                            * 0: at most the KV cache less one full context */
-  int max_context;         /* per sequence; 0: the model's max_position_embeddings */
-  bool borrow_model;       /* the caller keeps ownership of the model */
+  int threads;              /* compute threads; <= 0: all cores */
+  size_t kv_cache_mb;       /* KV cache budget, loaded adapters included; 0: 1024 */
+  int kv_blocks;            /* > 0: exactly this many blocks instead (tests) */
+  int block_size;           /* positions per KV block; 0: 16 */
+  int max_running;          /* sequences decoding at once; 0: 256 */
+  int max_step_tokens;      /* token rows per step (prefill chunks + decode); 0: 512 */
+  int max_queue;            /* waiting requests before submit fails with BUSY; 0: 1024 */
+  int max_loaded_adapters;  /* 0: 64 */
+  size_t adapter_cache_mb;  /* hard cap on the memory of loaded adapters (MiB), taken from the KV cache;
+                             * 0: at most the KV cache less one full context */
+  int max_context;          /* per sequence; 0: the model's max_position_embeddings */
+  bool no_adapter_prefetch; /* load adapters only when their request is admitted, not ahead of it
+                             * for queued requests (for measuring what loading ahead gains) */
+  bool borrow_model;        /* the caller keeps ownership of the model */
   /* The prefix cache's disk tier (engine/prefix_disk.h): blocks evicted
    * from memory (and those cached at shutdown) are written to this
    * directory and restored from it; NULL: memory only. Bounded by
@@ -293,6 +295,7 @@ typedef struct preft_engine_stats {
   size_t adapter_bytes, adapter_bytes_reserved, adapter_bytes_limit;
   long adapter_load_hist[PREFT_HIST_BUCKETS + 1];
   double adapter_load_seconds_sum;
+  double adapter_load_cpu_seconds_sum; /* CPU time of the loading thread in those loads */
   long adapter_load_count;
   preft_spec_stats spec; /* speculative decoding (all 0 when off) */
 } preft_engine_stats;

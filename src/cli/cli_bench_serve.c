@@ -3,7 +3,9 @@
  *
  * C client threads each send one streamed /v1/completions request at a time
  * until R requests have been sent in all; client i uses adapter i mod N
- * (or the base model). Prompts are P random token ids (a fresh draw per
+ * (or the base model), or with --adapter-pick uniform each request names
+ * one of the N adapters drawn uniformly (traffic over more adapters than
+ * the server keeps loaded). Prompts are P random token ids (a fresh draw per
  * request, so the prefix cache does not turn the run into a cache test),
  * generation is greedy with ignore_eos so every request produces exactly O
  * tokens. Per request it records the time to the first token (TTFT) and
@@ -43,6 +45,8 @@ static void usage(FILE *out) {
           "  --model NAME         base model id (default: the server's first model)\n"
           "  --adapters A,B,...   adapters to use; client i uses adapter i mod N\n"
           "  --num-adapters N     or the first N adapters the server lists\n"
+          "  --adapter-pick K     client (default): client i uses adapter i mod N; uniform:\n"
+          "                       each request a random one of the N (seeded by --seed)\n"
           "  --adapter-mode M     all | prefill: override each adapter's default mode\n"
           "  --concurrency C      clients (default 8)\n"
           "  --requests R         requests in all (default 64)\n"
@@ -66,6 +70,7 @@ typedef struct bench {
   const char *url, *api_key, *model, *mode;
   char **adapters;
   int n_adapters;
+  bool uniform; /* each request a random adapter, not the client's */
   long C, R, P, O, vocab, seed, timeout;
   atomic_long next;
   req_rec *recs;
@@ -119,7 +124,11 @@ static uint64_t mix(uint64_t x) {
 
 static char *request_body(const bench *b, long index, int client) {
   srv_buf s = {0};
-  const char *model = b->n_adapters ? b->adapters[client % b->n_adapters] : b->model;
+  const char *model =
+      !b->n_adapters ? b->model
+      : b->uniform
+          ? b->adapters[mix(mix((uint64_t)b->seed ^ 0xADA7ull) + (uint64_t)index) % (uint64_t)b->n_adapters]
+          : b->adapters[client % b->n_adapters];
   preft_srv_buf_puts(&s, "{\"model\":");
   preft_srv_buf_json_str(&s, model, strlen(model));
   preft_srv_buf_puts(&s, ",\"prompt\":[");
@@ -175,6 +184,8 @@ static void *client_main(void *arg) {
 typedef struct {
   bool ok;
   double step_sum, steps, cb, http_cpu, gen_tokens;
+  double loads, prefetches, load_s; /* adapter loads, those started ahead, their seconds */
+  double load_cpu, cpu;             /* the loads' CPU seconds; the server process's */
 } server_stats;
 
 static double metric(const char *text, const char *name) {
@@ -197,6 +208,11 @@ static server_stats read_stats(preft_client *c) {
     s.http_cpu = metric(r.body, "preft_http_cpu_seconds_total");
     s.gen_tokens = metric(r.body, "preft_generation_tokens_total{mode=\"all\"}") +
                    metric(r.body, "preft_generation_tokens_total{mode=\"prefill\"}");
+    s.loads = metric(r.body, "preft_adapter_loads_total");
+    s.prefetches = metric(r.body, "preft_adapter_prefetches_total");
+    s.load_s = metric(r.body, "preft_adapter_load_seconds_sum");
+    s.load_cpu = metric(r.body, "preft_adapter_load_cpu_seconds_total");
+    s.cpu = metric(r.body, "process_cpu_seconds_total");
   }
   preft_http_response_free(&r);
   return s;
@@ -264,7 +280,7 @@ static void add_pcts(cJSON *o, const char *name, pcts p) {
 
 int cli_bench_serve(int argc, char **argv) {
   bench b = {.C = 8, .R = 64, .P = 64, .O = 64, .vocab = 256, .seed = 1, .timeout = 600};
-  const char *adapters_arg = NULL, *json_path = NULL;
+  const char *adapters_arg = NULL, *json_path = NULL, *pick = "client";
   long num_adapters = 0;
   int mode = -1;
   const cli_opt opts[] = {
@@ -273,6 +289,7 @@ int cli_bench_serve(int argc, char **argv) {
       {"--model", NULL, CLI_STR, &b.model},
       {"--adapters", NULL, CLI_STR, &adapters_arg},
       {"--num-adapters", NULL, CLI_INT, &num_adapters, 1, MAX_BENCH_ADAPTERS},
+      {"--adapter-pick", NULL, CLI_STR, &pick},
       {"--adapter-mode", NULL, CLI_MODE, &mode},
       {"--concurrency", NULL, CLI_INT, &b.C, 1, 4096},
       {"--requests", NULL, CLI_INT, &b.R, 1, 10000000},
@@ -294,6 +311,11 @@ int cli_bench_serve(int argc, char **argv) {
     fprintf(stderr, "preft bench serve: give --adapters or --num-adapters, not both\n");
     return CLI_EXIT_USAGE;
   }
+  if (strcmp(pick, "client") && strcmp(pick, "uniform")) {
+    fprintf(stderr, "preft bench serve: --adapter-pick expects client or uniform, got '%s'\n", pick);
+    return CLI_EXIT_USAGE;
+  }
+  b.uniform = !strcmp(pick, "uniform");
   if (mode >= 0) b.mode = preft_adapter_mode_name((preft_adapter_mode)mode);
 
   preft_client_global_init();
@@ -362,7 +384,8 @@ int cli_bench_serve(int argc, char **argv) {
   printf("preft bench serve: %s, %ld clients, %ld requests, prompt %ld, output %ld, ", b.url, b.C, b.R, b.P,
          b.O);
   if (b.n_adapters)
-    printf("%d adapters (mode %s)\n", b.n_adapters, b.mode ? b.mode : "each adapter's default");
+    printf("%d adapters (%s, mode %s)\n", b.n_adapters, b.uniform ? "uniform per request" : "one per client",
+           b.mode ? b.mode : "each adapter's default");
   else
     printf("base model %s\n", b.model);
   printf("requests      %d ok, %d errors in %.2f s (%.2f requests/s)\n", n_ok, n_err, wall, n_ok / wall);
@@ -390,10 +413,28 @@ int cli_bench_serve(int argc, char **argv) {
     cJSON_AddNumberToObject(sv, "http_cpu_seconds", http);
     cJSON_AddNumberToObject(sv, "http_fraction_of_step_time", (cb + http) / step_s);
     cJSON_AddNumberToObject(sv, "generated_tokens", s1.gen_tokens - s0.gen_tokens);
+    double loads = s1.loads - s0.loads, cpu = s1.cpu - s0.cpu, gen = s1.gen_tokens - s0.gen_tokens;
+    if (cpu > 0 && gen > 0)
+      printf(
+          "server CPU    %.2f s, %.1f ms per generated token (it moves less than tokens/s with other load on "
+          "the machine)\n",
+          cpu, 1e3 * cpu / gen);
+    if (loads > 0)
+      printf(
+          "adapters      %.0f loads (%.0f started ahead of admission), %.1f ms each on the loader thread "
+          "(%.1f ms CPU)\n",
+          loads, s1.prefetches - s0.prefetches, 1e3 * (s1.load_s - s0.load_s) / loads,
+          1e3 * (s1.load_cpu - s0.load_cpu) / loads);
+    cJSON_AddNumberToObject(sv, "cpu_seconds", cpu);
+    cJSON_AddNumberToObject(sv, "adapter_load_cpu_seconds", s1.load_cpu - s0.load_cpu);
+    cJSON_AddNumberToObject(sv, "adapter_loads", loads);
+    cJSON_AddNumberToObject(sv, "adapter_prefetches", s1.prefetches - s0.prefetches);
+    cJSON_AddNumberToObject(sv, "adapter_load_seconds", s1.load_s - s0.load_s);
   }
   cJSON_AddStringToObject(json, "url", b.url);
   cJSON_AddStringToObject(json, "model", b.model);
   cJSON_AddNumberToObject(json, "adapters", b.n_adapters);
+  cJSON_AddStringToObject(json, "adapter_pick", b.uniform ? "uniform" : "client");
   cJSON_AddStringToObject(json, "adapter_mode", b.mode ? b.mode : b.n_adapters ? "default" : "base");
   cJSON_AddNumberToObject(json, "concurrency", (double)b.C);
   cJSON_AddNumberToObject(json, "requests", (double)b.R);

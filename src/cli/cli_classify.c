@@ -15,7 +15,7 @@
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: preft classify -m DIR --task sst|para|sts --text TEXT [--text-pair TEXT]...\n"
+          "usage: preft classify -m DIR [-a DIR] --task sst|para|sts --text TEXT [--text-pair TEXT]...\n"
           "                      [--early-exit entropy:T|patience:P[:TOL]] [--threads N]\n\n"
           "Runs a multitask BERT written by `preft train multitask` on one input and prints\n"
           "one line per pair: sst: the class 0-4 (very negative .. very positive) and its\n"
@@ -23,7 +23,9 @@ static void usage(FILE *out) {
           "similarity 0-5. With --early-exit (cross-encoder with exit heads) the line says\n"
           "at which layer the input left. --text-pair may repeat: the cross-encoder runs each\n"
           "pair; the bi-encoder encodes TEXT once and each pair text once.\n\n"
-          "  -m, --model DIR      the model directory\n"
+          "  -m, --model DIR      the model directory, or with -a the base model (a LoRA\n"
+          "                       directory of --lora-rank also works alone)\n"
+          "  -a, --adapter DIR    a PEFT LoRA directory on the base (with preft's heads)\n"
           "  --task T             sst, para or sts\n"
           "  --text TEXT          the sentence (sst) or the first of the pair\n"
           "  --text-pair TEXT     the second sentence (para, sts); repeatable\n"
@@ -72,12 +74,13 @@ static void print_output(int task, const float *o, int layers, int total, bool e
 }
 
 int cli_classify(int argc, char **argv) {
-  const char *model_dir = NULL, *task_name = NULL, *text = NULL, *early = NULL;
+  const char *model_dir = NULL, *adapter_dir = NULL, *task_name = NULL, *text = NULL, *early = NULL;
   const char *pairs_v[256];
   cli_strs pairs = {.items = pairs_v, .max = 256};
   long max_len = 128, threads = 0;
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
+      {"--adapter", "-a", CLI_STR, &adapter_dir},
       {"--task", NULL, CLI_STR, &task_name},
       {"--text", NULL, CLI_STR, &text},
       {"--text-pair", NULL, CLI_STRS, &pairs},
@@ -113,7 +116,7 @@ int cli_classify(int argc, char **argv) {
   preft_pool *pool = NULL;
   preft_bert_emb_cache cache = {0};
   rc = CLI_EXIT_ERROR;
-  if (preft_bert_classifier_load(&c, model_dir, &err) != 0 ||
+  if (preft_bert_classifier_load(&c, model_dir, adapter_dir, &err) != 0 ||
       preft_tokenizer_load(&tok, model_dir, &err) != 0)
     goto fail;
   if (c->siamese && task > 0 && early) {

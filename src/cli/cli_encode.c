@@ -13,24 +13,29 @@
 #include "text/tokenizer.h"
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "usage: preft encode -m DIR (--ids 1,2,3 [--types 0,0,1] | --text TEXT [--text-pair TEXT])\n"
-          "                    -o FILE [--pooled] [--tokenizer PATH] [--threads N]\n\n"
-          "Runs a BERT encoder (Hugging Face BertModel, BertForMaskedLM or\n"
-          "BertForSequenceClassification checkpoint) and writes the last hidden state as\n"
-          "little-endian float32, row-major [T, hidden] (T tokens), or with --pooled the\n"
-          "pooler output [hidden].\n\n"
-          "  -m, --model DIR    model directory (config.json + model.safetensors)\n"
-          "  --ids LIST         comma-separated token ids (no special tokens added)\n"
-          "  --types LIST       token type ids for --ids (default: all 0)\n"
-          "  --text TEXT        text to tokenize: [CLS] TEXT [SEP]\n"
-          "  --text-pair TEXT   second text: [CLS] TEXT [SEP] PAIR [SEP], PAIR's part type 1\n"
-          "  --tokenizer PATH   tokenizer directory, tokenizer.json or vocab.txt (default: DIR)\n"
-          "  -o, --output FILE  where to write (atomically)\n"
-          "  --pooled           write the pooler output of the first token instead\n"
-          "  --threads N        worker threads (default: all cores)\n" CLI_MATMUL_HELP
-          "\nThe ids used are printed to stderr. Exit status: 0 written, 1 error (model,\n"
-          "tokenizer, ids), 2 usage.\n");
+  fprintf(
+      out,
+      "usage: preft encode -m DIR [-a DIR] (--ids 1,2,3 [--types 0,0,1] | --text TEXT [--text-pair TEXT])\n"
+      "                    -o FILE [--pooled] [--tokenizer PATH] [--threads N]\n\n"
+      "Runs a BERT encoder (Hugging Face BertModel, BertForMaskedLM or\n"
+      "BertForSequenceClassification checkpoint) and writes the last hidden state as\n"
+      "little-endian float32, row-major [T, hidden] (T tokens), or with --pooled the\n"
+      "pooler output [hidden].\n\n"
+      "  -m, --model DIR    model directory (config.json + model.safetensors); a PEFT LoRA\n"
+      "                     directory alone stands for its base_model_name_or_path with it\n"
+      "  -a, --adapter DIR  a PEFT LoRA directory (adapter_config.json,\n"
+      "                     adapter_model.safetensors) merged into the encoder\n"
+      "  --ids LIST         comma-separated token ids (no special tokens added)\n"
+      "  --types LIST       token type ids for --ids (default: all 0)\n"
+      "  --text TEXT        text to tokenize: [CLS] TEXT [SEP]\n"
+      "  --text-pair TEXT   second text: [CLS] TEXT [SEP] PAIR [SEP], PAIR's part type 1\n"
+      "  --tokenizer PATH   tokenizer directory, tokenizer.json or vocab.txt (default: the\n"
+      "                     model's, the base's with an adapter)\n"
+      "  -o, --output FILE  where to write (atomically)\n"
+      "  --pooled           write the pooler output of the first token instead\n"
+      "  --threads N        worker threads (default: all cores)\n" CLI_MATMUL_HELP
+      "\nThe ids used are printed to stderr. Exit status: 0 written, 1 error (model,\n"
+      "tokenizer, ids), 2 usage.\n");
 }
 
 /* ids (and types) from --text / --text-pair */
@@ -63,12 +68,14 @@ static void print_list(const char *label, const int *v, int n) {
 }
 
 int cli_encode(int argc, char **argv) {
-  const char *model_dir = NULL, *out_path = NULL, *text = NULL, *pair = NULL, *tok_path = NULL;
+  const char *model_dir = NULL, *adapter_dir = NULL, *out_path = NULL, *text = NULL, *pair = NULL,
+             *tok_path = NULL;
   bool pooled = false;
   long threads = 0;
   cli_ids idlist = {0}, typelist = {0};
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
+      {"--adapter", "-a", CLI_STR, &adapter_dir},
       {"--ids", NULL, CLI_IDS, &idlist},
       {"--types", NULL, CLI_IDS, &typelist},
       {"--text", NULL, CLI_STR, &text},
@@ -101,12 +108,17 @@ int cli_encode(int argc, char **argv) {
   }
   preft_error err;
   preft_bert *m = NULL;
+  preft_bert_source src = {0};
   rc = CLI_EXIT_ERROR;
-  if (text && tokenize(tok_path ? tok_path : model_dir, text, pair, &ids, &types, &n, &err) != 0) {
+  if (preft_bert_source_resolve(&src, model_dir, adapter_dir, &err) != 0) {
+    fprintf(stderr, "preft encode: %s\n", err.msg);
+    goto out;
+  }
+  if (text && tokenize(tok_path ? tok_path : src.base, text, pair, &ids, &types, &n, &err) != 0) {
     fprintf(stderr, "preft encode: tokenizer: %s\n", err.msg);
     goto out;
   }
-  if (preft_bert_load(&m, model_dir, &err) != 0) {
+  if (preft_bert_load_source(&m, &src, &err) != 0) {
     fprintf(stderr, "preft encode: %s\n", err.msg);
     goto out;
   }
@@ -137,6 +149,7 @@ int cli_encode(int argc, char **argv) {
   free(hidden);
   free(pool_out);
 out:
+  preft_bert_source_free(&src);
   preft_bert_free(m);
   free(ids);
   free(types);

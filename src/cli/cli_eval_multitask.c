@@ -16,11 +16,14 @@
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: preft eval multitask -m DIR [--data DIR] [--json FILE] [options]\n\n"
+          "usage: preft eval multitask -m DIR [-a DIR] [--data DIR] [--json FILE] [options]\n\n"
           "Dev metrics of a model written by `preft train multitask`: SST-5 accuracy,\n"
           "Quora paraphrase accuracy, STS-B Pearson correlation and the overall score\n"
           "(sst + para + (sts + 1) / 2) / 3.\n\n"
-          "  -m, --model DIR      the model directory\n"
+          "  -m, --model DIR      the model directory, or with -a the base model; a LoRA\n"
+          "                       directory written by --lora-rank also works alone (its\n"
+          "                       base_model_name_or_path is the base)\n"
+          "  -a, --adapter DIR    a PEFT LoRA directory on the base (with preft's heads)\n"
           "  --data DIR           data directory (default data/multitask): its dev files\n"
           "  --json FILE          write the metrics as JSON (atomically)\n"
           "  --tasks LIST         sst,para,sts (default all three)\n"
@@ -37,11 +40,12 @@ static void usage(FILE *out) {
 }
 
 int cli_eval_multitask(int argc, char **argv) {
-  const char *model_dir = NULL, *data_dir = "data/multitask", *json_path = NULL, *tasks = "sst,para,sts",
-             *early = NULL;
+  const char *model_dir = NULL, *adapter_dir = NULL, *data_dir = "data/multitask", *json_path = NULL,
+             *tasks = "sst,para,sts", *early = NULL;
   long dev_limit = 0, max_len = 128, batch = 32, layer = -1, threads = 0;
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
+      {"--adapter", "-a", CLI_STR, &adapter_dir},
       {"--data", NULL, CLI_STR, &data_dir},
       {"--json", NULL, CLI_STR, &json_path},
       {"--tasks", NULL, CLI_STR, &tasks},
@@ -78,10 +82,12 @@ int cli_eval_multitask(int argc, char **argv) {
   preft_pool *pool = NULL;
   preft_bert_classifier *cl = NULL;
   cJSON *j = NULL;
+  preft_bert_source src = {0};
   rc = CLI_EXIT_ERROR;
   preft_bert_config bc;
-  if (preft_bt_heads_config_load(&bo, model_dir, &err) != 0 ||
-      preft_bert_config_load(&bc, model_dir, &err) != 0)
+  if (preft_bert_source_resolve(&src, model_dir, adapter_dir, &err) != 0 ||
+      preft_bt_heads_config_load(&bo, src.heads, &err) != 0 ||
+      preft_bert_config_load(&bc, src.base, &err) != 0)
     goto fail;
   if (max_len > bc.max_pos) max_len = bc.max_pos; /* inputs are cut to the model's positions */
   if (preft_tokenizer_load(&tok, model_dir, &err) != 0 ||
@@ -90,9 +96,10 @@ int cli_eval_multitask(int argc, char **argv) {
   pool = preft_pool_create((int)threads);
   preft_mt_eval ev;
   j = cJSON_CreateObject();
-  cJSON_AddStringToObject(j, "model", model_dir);
+  cJSON_AddStringToObject(j, "model", src.base);
+  if (src.adapter) cJSON_AddStringToObject(j, "adapter", src.adapter);
   if (!early) {
-    if (preft_bt_model_load(&m, model_dir, &bo, 0, &err) != 0) goto fail;
+    if (preft_bt_model_load_source(&m, &src, &bo, 0, &err) != 0) goto fail;
     if (layer >= m.cfg.n_layers || (layer >= 0 && layer < m.cfg.n_layers - 1 && !m.exit_pooler)) {
       preft_fail(&err, "--layer %ld: the model has %d layers%s", layer, m.cfg.n_layers,
                  m.exit_pooler ? "" : " and no exit heads");
@@ -104,7 +111,7 @@ int cli_eval_multitask(int argc, char **argv) {
     printf("dev: sst acc %.4f  para acc %.4f  sts pearson %.4f  score %.4f\n", ev.metric[0], ev.metric[1],
            ev.metric[2], ev.score);
   } else {
-    if (preft_bert_classifier_load(&cl, model_dir, &err) != 0) goto fail;
+    if (preft_bert_classifier_load(&cl, src.base, src.adapter, &err) != 0) goto fail;
     preft_mt_eval full;
     double layers[PREFT_BT_N_TASKS], t_full = 0, t_exit = 0, mean_layers = 0;
     int n_all = 0;
@@ -148,5 +155,6 @@ out:
   preft_tokenizer_free(tok);
   preft_pool_free(pool);
   preft_bt_model_free(&m);
+  preft_bert_source_free(&src);
   return rc;
 }

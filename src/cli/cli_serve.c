@@ -59,6 +59,8 @@ static void usage(FILE *out) {
       "                             them again at the next start\n"
       "  --no-adapter-check         do not load every adapter at start-up to check it\n"
       "                             (a broken one is then found on first use)\n"
+      "  --no-adapter-prefetch      load an adapter only when its request is admitted, not\n"
+      "                             ahead for queued requests (to measure what that gains)\n"
       "  --kv-cache-mb N            memory for keys, values and loaded adapters, in MiB\n"
       "                             (default 1024); adapters take at most this less one\n"
       "                             full context, and idle ones give way to requests\n"
@@ -160,7 +162,7 @@ int cli_serve(int argc, char **argv) {
   const char *adapter_root = NULL, *registry_file = NULL, *prefix_dir = NULL;
   cli_spec_args spec_args = {0};
   double prefix_disk_gb = 10;
-  bool verbose = false, runtime_adapters = false, no_adapter_check = false;
+  bool verbose = false, runtime_adapters = false, no_adapter_check = false, no_prefetch = false;
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
       {"--tokenizer", NULL, CLI_STR, &tok_path},
@@ -173,6 +175,7 @@ int cli_serve(int argc, char **argv) {
       {"--cors-origin", NULL, CLI_STRS, &cors},
       {"--max-loaded-adapters", NULL, CLI_INT, &max_loaded, 1, 1 << 20},
       {"--no-adapter-check", NULL, CLI_FLAG, &no_adapter_check},
+      {"--no-adapter-prefetch", NULL, CLI_FLAG, &no_prefetch},
       {"--adapter-cache-mb", NULL, CLI_INT, &adapter_mb, 0, 1 << 24},
       {"--adapter-registry", NULL, CLI_STR, &registry_file},
       {"--kv-cache-mb", NULL, CLI_INT, &kv_mb, 1, 1 << 24},
@@ -268,6 +271,7 @@ int cli_serve(int argc, char **argv) {
                             .max_loaded_adapters = (int)max_loaded,
                             .adapter_cache_mb = (size_t)adapter_mb,
                             .max_context = (int)max_len,
+                            .no_adapter_prefetch = no_prefetch,
                             .prefix_cache_dir = prefix_dir,
                             .prefix_cache_disk_bytes = (uint64_t)(prefix_disk_gb * (double)(1 << 30)),
                             .speculation = spec};

@@ -21,9 +21,11 @@ static void usage(FILE *out) {
           "usage: preft train multitask -m DIR -o OUT [--data DIR] [options]\n\n"
           "Fine-tunes a BERT encoder (any checkpoint preft encode loads; heads it lacks\n"
           "start fresh) on SST-5 sentiment, Quora paraphrase and STS-B similarity.\n"
-          "Writes OUT/{config.json, model.safetensors, preft_heads.json, vocabulary},\n"
-          "OUT/metrics.json, OUT/loss.svg, OUT/metrics.svg.\n\n"
-          "  -m, --model DIR        the encoder (and tokenizer) to start from\n"
+          "Writes OUT/{config.json, model.safetensors, preft_heads.json, vocabulary} (with\n"
+          "--lora-rank a PEFT directory instead, see there),\n"
+          "OUT/metrics.json, OUT/loss.svg, OUT/metrics.svg, OUT/checkpoint.bin.\n\n"
+          "  -m, --model DIR        the encoder (and tokenizer) to start from (a LoRA directory\n"
+          "                         of an earlier run: its base with the LoRA merged)\n"
           "  -o, --output DIR       where the fine-tuned model goes\n"
           "  --data DIR             data directory (default data/multitask)\n"
           "  --tasks LIST           sst,para,sts (default all three)\n"
@@ -40,8 +42,11 @@ static void usage(FILE *out) {
           "  --dev-limit N          evaluate on the first N dev rows of each file\n"
           "  --arch A               cross (default: [CLS] a [SEP] b [SEP]) or siamese\n"
           "  --pooling P            bi-encoder sentence vector: cls (pooler) or mean\n"
-          "  --lora-rank R          train LoRA of rank R on every linear layer (base frozen;\n"
-          "                         merged into the saved weights); 0 full fine-tuning\n"
+          "  --lora-rank R          train LoRA of rank R on every linear layer with the base\n"
+          "                         frozen; OUT is then a PEFT LoRA directory on -m\n"
+          "                         (adapter_config.json, adapter_model.safetensors) with\n"
+          "                         preft_heads.{json,safetensors}: load it with -m OUT, or\n"
+          "                         -m BASE -a OUT; 0 (default): full fine-tuning\n"
           "  --lora-alpha X         LoRA alpha (default 2·rank)\n"
           "  --smart-lambda X       SMART weight lambda_s (default 0: off)\n"
           "  --smart-sigma X        initial noise (default 1e-5)\n"
@@ -54,6 +59,14 @@ static void usage(FILE *out) {
           "                         rest) or stage2 (exit heads only, on a frozen fine-tuned\n"
           "                         model)\n"
           "  --eval-every N         evaluate on dev every N steps (default: at the end)\n"
+          "  --checkpoint-every N   write OUT/checkpoint.bin every N steps (default 100; 0: only\n"
+          "                         when cut by --stop-after); atomically, so a crash leaves\n"
+          "                         the previous one\n"
+          "  --resume               continue from OUT/checkpoint.bin (same data, options, seed,\n"
+          "                         steps, threads): the weights and losses of an uncut run,\n"
+          "                         bit for bit\n"
+          "  --stop-after N         stop after N steps of this call, checkpointed, as a cut run\n"
+          "                         (the model is written only when all steps are done)\n"
           "  --seed N               (default 16)\n"
           "  --threads N            worker threads (default: all cores)\n"
           "  --quiet                no progress bar\n\n"
@@ -116,10 +129,10 @@ int cli_train_multitask(int argc, char **argv) {
   const char *model_dir = NULL, *out_dir = NULL, *data_dir = "data/multitask", *sampling = "round-robin",
              *arch = "cross", *pooling = "cls", *early = NULL, *tasks = "sst,para,sts";
   long steps = 600, batch = 32, max_len = 128, train_limit = 0, dev_limit = 0, lora_rank = 0, smart_steps = 1,
-       eval_every = 0, seed = 16, threads = 0;
+       eval_every = 0, seed = 16, threads = 0, ckpt_every = 100, stop_after = 0;
   double lr = 1e-4, warmup = 0.1, wd = 0.01, clip = 1.0, dropout = 0.1, lora_alpha = 0, smart_lambda = 0,
          smart_sigma = 1e-5, smart_eta = 1e-3, smart_eps = 1e-5, mu = 0, beta = 0.99;
-  bool quiet = false;
+  bool quiet = false, resume = false;
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &model_dir},
       {"--output", "-o", CLI_STR, &out_dir},
@@ -149,6 +162,9 @@ int cli_train_multitask(int argc, char **argv) {
       {"--bregman-beta", NULL, CLI_FLOAT, &beta, 0, 1},
       {"--early-exit", NULL, CLI_STR, &early},
       {"--eval-every", NULL, CLI_INT, &eval_every, 0, 1e9},
+      {"--checkpoint-every", NULL, CLI_INT, &ckpt_every, 0, 1e9},
+      {"--resume", NULL, CLI_FLAG, &resume},
+      {"--stop-after", NULL, CLI_INT, &stop_after, 0, 1e9},
       {"--seed", NULL, CLI_INT, &seed, 0, 1e18},
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
       {"--quiet", NULL, CLI_FLAG, &quiet},
@@ -184,7 +200,20 @@ int cli_train_multitask(int argc, char **argv) {
   preft_mt_set train[PREFT_BT_N_TASKS] = {{0}}, dev[PREFT_BT_N_TASKS] = {{0}};
   preft_mt_history h = {0};
   preft_pool *pool = NULL;
+  char *ckpt = NULL;
   rc = CLI_EXIT_ERROR;
+  char *acfg = preft_path_join(model_dir, "adapter_config.json"),
+       *mcfg = preft_path_join(model_dir, "config.json");
+  bool on_adapter = preft_file_exists(acfg) && !preft_file_exists(mcfg);
+  free(acfg);
+  free(mcfg);
+  if (lora_rank > 0 && on_adapter) {
+    fprintf(stderr,
+            "preft train multitask: --lora-rank trains an adapter of a full model; %s is itself an "
+            "adapter (train on its base, or without --lora-rank)\n",
+            model_dir);
+    return CLI_EXIT_USAGE;
+  }
   if (preft_bt_model_load(&m, model_dir, &bo, (uint64_t)seed, &err) != 0) {
     fprintf(stderr, "preft train multitask: %s\n", err.msg);
     return CLI_EXIT_ERROR;
@@ -200,6 +229,11 @@ int cli_train_multitask(int argc, char **argv) {
     if (want[t] && !quiet)
       fprintf(stderr, "preft train multitask: %s: %d training, %d dev examples\n", preft_bt_task_names[t],
               train[t].n, dev[t].n);
+  if (preft_mkdir_p(out_dir, &err) != 0) {
+    fprintf(stderr, "preft train multitask: %s\n", err.msg);
+    goto out;
+  }
+  ckpt = preft_path_join(out_dir, "checkpoint.bin");
   pool = preft_pool_create((int)threads);
   preft_mt_train_opts to = {.steps = (int)steps,
                             .batch = (int)batch,
@@ -221,10 +255,24 @@ int cli_train_multitask(int argc, char **argv) {
                                                                         : PREFT_BT_EXITS_ONLY},
                             .bregman_beta = beta,
                             .eval_every = (int)eval_every,
+                            .ckpt_every = (int)ckpt_every,
+                            .ckpt_path = ckpt,
+                            .resume = resume,
+                            .stop_after = (int)stop_after,
                             .quiet = quiet};
-  if (preft_mt_train(&m, pool, train, dev, &to, &h, &err) != 0 ||
-      preft_bt_model_save(&m, out_dir, &err) != 0 || cli_mt_copy_tokenizer(model_dir, out_dir, &err) != 0 ||
-      write_plots(out_dir, &h, &err) != 0) {
+  if (preft_mt_train(&m, pool, train, dev, &to, &h, &err) != 0) {
+    fprintf(stderr, "preft train multitask: %s\n", err.msg);
+    goto out;
+  }
+  if (h.n_steps < steps) {
+    printf("stopped after step %d of %ld; %s holds the run: continue it with --resume\n", h.n_steps, steps,
+           ckpt);
+    rc = CLI_EXIT_OK;
+    goto out;
+  }
+  if ((lora_rank > 0 ? preft_bt_model_save_lora(&m, out_dir, model_dir, &err)
+                     : preft_bt_model_save(&m, out_dir, &err)) != 0 ||
+      cli_mt_copy_tokenizer(model_dir, out_dir, &err) != 0 || write_plots(out_dir, &h, &err) != 0) {
     fprintf(stderr, "preft train multitask: %s\n", err.msg);
     goto out;
   }
@@ -233,6 +281,7 @@ int cli_train_multitask(int argc, char **argv) {
   cli_mt_eval_json(j, "dev", ev);
   cJSON_AddNumberToObject(j, "steps", (double)steps);
   cJSON_AddNumberToObject(j, "train_seconds", h.seconds);
+  cJSON_AddNumberToObject(j, "resumed_from_step", (double)h.resumed_from);
   cJSON *o = cJSON_AddObjectToObject(j, "options");
   cJSON_AddStringToObject(o, "model", model_dir);
   cJSON_AddStringToObject(o, "arch", arch);
@@ -268,5 +317,6 @@ out:
   preft_tokenizer_free(tok);
   preft_pool_free(pool);
   preft_bt_model_free(&m);
+  free(ckpt);
   return rc;
 }

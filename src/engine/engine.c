@@ -431,7 +431,7 @@ static int schedule(preft_engine *e) {
     rows += take;
     s = next;
   }
-  if (e->n_waiting > 0 && !e->stop) prefetch_adapters(e);
+  if (e->n_waiting > 0 && !e->stop && !e->cfg.no_adapter_prefetch) prefetch_adapters(e);
   return rows;
 }
 
@@ -693,12 +693,13 @@ static void *engine_main(void *arg) {
 /* See engine_internal.h. */
 int timed_load(preft_engine *e, preft_adapter **out, const char *path, const char *name, preft_error *err) {
   pthread_mutex_unlock(&e->mu);
-  double t0 = preft_now();
+  double t0 = preft_now(), c0 = preft_thread_cpu_now();
   int rc = preft_adapter_load(out, path, name, &e->model->cfg, err);
-  double dt = preft_now() - t0;
+  double dt = preft_now() - t0, dc = preft_thread_cpu_now() - c0;
   pthread_mutex_lock(&e->mu);
   hist_add(e->stats.adapter_load_hist, dt);
   e->stats.adapter_load_seconds_sum += dt;
+  e->stats.adapter_load_cpu_seconds_sum += dc;
   e->stats.adapter_load_count++;
   return rc;
 }

@@ -76,6 +76,7 @@ typedef struct preft_bert {
   const char *prefix;       /* "bert." or "" as found in the checkpoint */
   preft_st_set st;          /* the mapped files the weights point into */
   void *owned;              /* the matrices of a model made in memory (random init) */
+  float *lora_merged;       /* FP32 matrices with a LoRA merged in (bert_lora.c) */
 } preft_bert;
 
 /* Loads DIR/config.json and DIR/model.safetensors (or its shards). Errors
@@ -148,5 +149,62 @@ int preft_bert_embed(const preft_bert *m, preft_pool *pool, const preft_bert_bat
                      preft_bert_workspace *ws, float *hidden, preft_error *err);
 void preft_bert_run_layer(const preft_bert *m, int layer, preft_pool *pool, const preft_bert_batch *b,
                           preft_bert_workspace *ws, float *hidden);
+
+/* ---- LoRA in Hugging Face PEFT directories (bert_lora.c) -------------------------- *
+ *
+ * An adapter of the encoder's linear layers is a PEFT directory as PEFT
+ * saves one for BertModel (task_type FEATURE_EXTRACTION):
+ * adapter_config.json (peft_type LORA, r, lora_alpha, target_modules,
+ * base_model_name_or_path) and adapter_model.safetensors with
+ * base_model.model.encoder.layer.<l>.<module>.lora_{A,B}.weight, A [R, in],
+ * B [out, R]; read with "bert." after "base_model.model." as well (an
+ * adapter made on BertFor* models). The modules, in this order:
+ * attention.self.{query,key,value}, attention.output.dense,
+ * intermediate.dense, output.dense. PEFT's rules choose the adapted ones
+ * (peft_lora.h); LoRA on the pooler or embeddings is refused. Beside the
+ * adapter preft keeps the task heads a fine-tuning trained (PEFT ignores
+ * both files): preft_heads.json and preft_heads.safetensors. */
+enum { PREFT_BERT_N_LIN = 6 };
+extern const char *const preft_bert_lin_keys[PREFT_BERT_N_LIN]; /* "attention.self.query", ... */
+
+/* What a model is loaded from: a model directory, or a base model and an
+ * adapter. Without an adapter, a MODEL directory holding
+ * adapter_config.json but no config.json is the adapter, and its
+ * base_model_name_or_path the base. heads: where preft_heads.json is (the
+ * adapter's directory, else the base's). */
+typedef struct preft_bert_source {
+  char *base, *adapter; /* adapter NULL: none */
+  const char *heads;
+} preft_bert_source;
+int preft_bert_source_resolve(preft_bert_source *s, const char *model, const char *adapter, preft_error *err);
+void preft_bert_source_free(preft_bert_source *s);
+/* preft_bert_load of the base, with the adapter merged into its matrices. */
+int preft_bert_load_source(preft_bert **out, const preft_bert_source *s, preft_error *err);
+
+/* An adapter's modules in FP32: mod[l * PREFT_BERT_N_LIN + k]. */
+typedef struct preft_bert_lora_mod {
+  int rank, in, out; /* rank 0: not adapted */
+  float scale;
+  float *a, *b; /* [rank, in], [out, rank] */
+} preft_bert_lora_mod;
+typedef struct preft_bert_lora {
+  int n_layers;
+  preft_bert_lora_mod *mod;
+} preft_bert_lora;
+
+/* Reads DIR for a model of config c; errors name the file and the tensor
+ * (missing, another shape, not belonging to a targeted module). */
+int preft_bert_lora_read(preft_bert_lora *lo, const char *dir, const preft_bert_config *c, preft_error *err);
+void preft_bert_lora_free(preft_bert_lora *lo);
+/* w [out, in] += scale · B·A for module k of layer l (nothing when not adapted). */
+void preft_bert_lora_merge(const preft_bert_lora *lo, int layer, int k, float *w);
+/* Merges the adapter in DIR into m: the adapted matrices become FP32 copies. */
+int preft_bert_apply_lora(preft_bert *m, const char *dir, preft_error *err);
+/* Writes DIR/adapter_config.json and DIR/adapter_model.safetensors (F32),
+ * atomically: rank R and alpha on every module of every layer, a[l *
+ * PREFT_BERT_N_LIN + k] [R, in] and b[...] [out, R]; base names the base
+ * model (base_model_name_or_path). */
+int preft_bert_lora_write(const char *dir, const preft_bert_config *c, int rank, double alpha,
+                          const char *base, const float *const *a, const float *const *b, preft_error *err);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/file.h"
 #include "io/json_util.h"
 #include "model/bert_exit.h"
 #include "tensor/ops.h"
@@ -44,11 +45,13 @@ int preft_bert_exit_rule_parse(const char *s, preft_bert_exit_rule *r, preft_err
   return preft_fail(err, "'%s': expected entropy:T, patience:P[:TOL] or none", s);
 }
 
-/* An FP32 copy of a stored tensor of n elements (NULL when absent). */
-static int copy_tensor(const preft_st_set *st, const char *name, const char *alt, size_t n, float **out,
-                       preft_error *err) {
+/* An FP32 copy of a stored tensor of n elements (NULL when absent): from
+ * the adapter's heads file first (when one is open), then the model's. */
+static int copy_tensor(const preft_st_set *heads, const preft_st_set *st, const char *name, const char *alt,
+                       size_t n, float **out, preft_error *err) {
   *out = NULL;
-  const preft_st_tensor *t = preft_st_find(st, name);
+  const preft_st_tensor *t = heads->n_tensors ? preft_st_find(heads, name) : NULL;
+  if (!t) t = preft_st_find(st, name);
   if (!t && alt) t = preft_st_find(st, alt);
   if (!t) return 0;
   if (preft_st_numel(t) != n)
@@ -73,11 +76,19 @@ void preft_bert_classifier_free(preft_bert_classifier *c) {
   free(c);
 }
 
-int preft_bert_classifier_load(preft_bert_classifier **out, const char *dir, preft_error *err) {
+int preft_bert_classifier_load(preft_bert_classifier **out, const char *model, const char *adapter,
+                               preft_error *err) {
   preft_bert_classifier *c = preft_xcalloc(1, sizeof *c);
+  preft_bert_source src;
+  preft_st_set heads = {0};
+  cJSON *j = NULL;
+  if (preft_bert_source_resolve(&src, model, adapter, err) != 0) {
+    free(c);
+    return -1;
+  }
+  const char *dir = src.heads;
   char path[4096];
   snprintf(path, sizeof path, "%s/preft_heads.json", dir);
-  cJSON *j = NULL;
   const char *arch = NULL, *pool = NULL;
   if (preft_json_load(path, &j, err) != 0 || preft_json_str(j, path, "arch", false, &arch, err) != 0 ||
       preft_json_str(j, path, "pooling", false, &pool, err) != 0 ||
@@ -85,7 +96,10 @@ int preft_bert_classifier_load(preft_bert_classifier **out, const char *dir, pre
     goto fail;
   c->siamese = arch && strcmp(arch, "siamese") == 0;
   c->mean_pool = pool && strcmp(pool, "mean") == 0;
-  if (preft_bert_load(&c->bert, dir, err) != 0) goto fail;
+  if (preft_bert_load_source(&c->bert, &src, err) != 0) goto fail;
+  snprintf(path, sizeof path, "%s/preft_heads.safetensors", dir);
+  if (src.adapter && preft_file_exists(path) && preft_st_open_dir(&heads, dir, "preft_heads", err) != 0)
+    goto fail;
   int L = c->bert->cfg.n_layers, D = c->bert->cfg.dim;
   c->pool_w = preft_xcalloc((size_t)L, sizeof(float *));
   c->pool_b = preft_xcalloc((size_t)L, sizeof(float *));
@@ -97,15 +111,16 @@ int preft_bert_classifier_load(preft_bert_classifier **out, const char *dir, pre
     bool last = l == L - 1;
     if (!last && !c->has_exits) continue;
     if (last) {
-      if (copy_tensor(st, "bert.pooler.dense.weight", "pooler.dense.weight", (size_t)D * D, &c->pool_w[l],
-                      err) ||
-          copy_tensor(st, "bert.pooler.dense.bias", "pooler.dense.bias", (size_t)D, &c->pool_b[l], err))
+      if (copy_tensor(&heads, st, "bert.pooler.dense.weight", "pooler.dense.weight", (size_t)D * D,
+                      &c->pool_w[l], err) ||
+          copy_tensor(&heads, st, "bert.pooler.dense.bias", "pooler.dense.bias", (size_t)D, &c->pool_b[l],
+                      err))
         goto fail;
     } else {
       snprintf(n1, sizeof n1, "exits.%d.pooler.weight", l);
       snprintf(n2, sizeof n2, "exits.%d.pooler.bias", l);
-      if (copy_tensor(st, n1, NULL, (size_t)D * D, &c->pool_w[l], err) ||
-          copy_tensor(st, n2, NULL, (size_t)D, &c->pool_b[l], err))
+      if (copy_tensor(&heads, st, n1, NULL, (size_t)D * D, &c->pool_w[l], err) ||
+          copy_tensor(&heads, st, n2, NULL, (size_t)D, &c->pool_b[l], err))
         goto fail;
     }
     for (int t = 0; t < PREFT_BERT_N_TASKS; t++) {
@@ -119,8 +134,8 @@ int preft_bert_classifier_load(preft_bert_classifier **out, const char *dir, pre
         snprintf(n2, sizeof n2, "exits.%d.%s.bias", l, task_names[t]);
       }
       int k = l * PREFT_BERT_N_TASKS + t;
-      if (copy_tensor(st, n1, NULL, (size_t)w * in, &c->head_w[k], err) ||
-          copy_tensor(st, n2, NULL, (size_t)w, &c->head_b[k], err))
+      if (copy_tensor(&heads, st, n1, NULL, (size_t)w * in, &c->head_w[k], err) ||
+          copy_tensor(&heads, st, n2, NULL, (size_t)w, &c->head_b[k], err))
         goto fail;
     }
     if (!last && (!c->pool_w[l] || !c->head_w[l * PREFT_BERT_N_TASKS])) {
@@ -129,10 +144,14 @@ int preft_bert_classifier_load(preft_bert_classifier **out, const char *dir, pre
     }
   }
   cJSON_Delete(j);
+  preft_st_close(&heads);
+  preft_bert_source_free(&src);
   *out = c;
   return 0;
 fail:
   cJSON_Delete(j);
+  preft_st_close(&heads);
+  preft_bert_source_free(&src);
   preft_bert_classifier_free(c);
   return -1;
 }

@@ -52,8 +52,12 @@ typedef struct preft_bert_classifier {
   long n_encoded; /* sequences encoded so far (the cache's test) */
 } preft_bert_classifier;
 
-/* Loads DIR (config.json, model.safetensors, preft_heads.json). */
-int preft_bert_classifier_load(preft_bert_classifier **out, const char *dir, preft_error *err);
+/* Loads a model directory (config.json, model.safetensors with the heads,
+ * preft_heads.json), or with adapter (not NULL, or MODEL being a PEFT
+ * directory: preft_bert_source_resolve) the base MODEL with the adapter's
+ * LoRA merged and the heads of its preft_heads.{json,safetensors}. */
+int preft_bert_classifier_load(preft_bert_classifier **out, const char *model, const char *adapter,
+                               preft_error *err);
 void preft_bert_classifier_free(preft_bert_classifier *c);
 
 /* Cross-encoder: outputs [n, width] for the n sequences of b under the rule;

@@ -115,5 +115,6 @@ void preft_bert_free(preft_bert *m) {
   free(m->pooler_b);
   preft_st_close(&m->st);
   free(m->owned);
+  free(m->lora_merged);
   free(m);
 }

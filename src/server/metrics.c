@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/timer.h"
 #include "server/server_int.h"
 
 const int preft_srv_status_codes[SRV_N_STATUS] = {200, 400, 401, 404, 405, 408, 413,
@@ -160,6 +161,11 @@ void preft_srv_route_metrics(preft_server *s, srv_reply *r) {
        st.ttft_hist, st.ttft_seconds_sum, st.ttft_count);
   hist(b, "preft_adapter_load_seconds", "Duration of an adapter load (reading and checking its files).",
        st.hist_bounds, st.adapter_load_hist, st.adapter_load_seconds_sum, st.adapter_load_count);
+  head(b, "preft_adapter_load_cpu_seconds_total", "counter",
+       "CPU time of adapter loads (the loading thread's, whatever else runs on the machine).");
+  preft_srv_buf_printf(b, "preft_adapter_load_cpu_seconds_total %.9f\n", st.adapter_load_cpu_seconds_sum);
+  head(b, "process_cpu_seconds_total", "counter", "CPU time of every thread of the server process.");
+  preft_srv_buf_printf(b, "process_cpu_seconds_total %.9f\n", preft_cpu_now());
 
   head(b, "preft_http_engine_callback_seconds_total", "counter",
        "Engine-thread time in the HTTP layer's token callback (decode, stop strings, queueing).");

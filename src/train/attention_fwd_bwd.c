@@ -111,20 +111,26 @@ static void attn_fwd_task(void *p, int task, int thread) {
   free(kd);
 }
 
+/* The fields both passes set. */
+static attn_job base_job(const float *q, const float *k, const float *v, const int *start, const int *len,
+                         int h, int hkv, int head_dim, int window) {
+  return (attn_job){.q = q,
+                    .k = k,
+                    .v = v,
+                    .start = start,
+                    .len = len,
+                    .h = h,
+                    .hkv = hkv,
+                    .dh = head_dim,
+                    .window = window};
+}
+
 void preft_attention_forward(preft_pool *pool, float *att, float *lse, const float *q, const float *k,
                              const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
                              int head_dim, int window) {
-  attn_job j = {.att = att,
-                .lse = lse,
-                .q = q,
-                .k = k,
-                .v = v,
-                .start = start,
-                .len = len,
-                .h = h,
-                .hkv = hkv,
-                .dh = head_dim,
-                .window = window};
+  attn_job j = base_job(q, k, v, start, len, h, hkv, head_dim, window);
+  j.att = att;
+  j.lse = lse;
   preft_pool_run(pool, n_seq * h, attn_fwd_task, &j);
 }
 
@@ -182,20 +188,12 @@ void preft_attention_backward(preft_pool *pool, float *dq, float *dk, float *dv,
                               const float *att, const float *lse, const float *q, const float *k,
                               const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
                               int head_dim, int window) {
-  attn_job j = {.dq = dq,
-                .dk = dk,
-                .dv = dv,
-                .datt = datt,
-                .catt = att,
-                .q = q,
-                .k = k,
-                .v = v,
-                .clse = lse,
-                .start = start,
-                .len = len,
-                .h = h,
-                .hkv = hkv,
-                .dh = head_dim,
-                .window = window};
+  attn_job j = base_job(q, k, v, start, len, h, hkv, head_dim, window);
+  j.dq = dq;
+  j.dk = dk;
+  j.dv = dv;
+  j.datt = datt;
+  j.catt = att;
+  j.clse = lse;
   preft_pool_run(pool, n_seq * hkv, attn_bwd_task, &j);
 }

@@ -104,6 +104,11 @@ void preft_bt_model_init(preft_bt_model *m, const preft_bert_config *cfg, const 
  * for); the others fresh from seed. */
 int preft_bt_model_load(preft_bt_model *m, const char *dir, const preft_bt_opts *o, uint64_t seed,
                         preft_error *err);
+/* The same from a source (bert.h): with an adapter, its LoRA merged into
+ * the encoder's matrices and the heads of its preft_heads.safetensors
+ * (preft_bt_model_load resolves DIR as preft_bert_source_resolve does). */
+int preft_bt_model_load_source(preft_bt_model *m, const preft_bert_source *s, const preft_bt_opts *o,
+                               uint64_t seed, preft_error *err);
 void preft_bt_model_free(preft_bt_model *m);
 /* The same architecture with the same parameter values, without gradients
  * (SMART's momentum teacher). */
@@ -113,6 +118,12 @@ void preft_bt_model_ema(preft_bt_model *teacher, const preft_bt_model *m, double
 /* config.json (architectures BertForMaskedLM), model.safetensors (F32, LoRA
  * merged into the weights), preft_heads.json (opts); each atomically. */
 int preft_bt_model_save(const preft_bt_model *m, const char *dir, preft_error *err);
+/* A LoRA run as a PEFT directory (bert.h): adapter_config.json (base:
+ * base_model_name_or_path), adapter_model.safetensors (LoRA A, B),
+ * preft_heads.safetensors (heads.*, exits.*: what was trained besides
+ * LoRA; the pooler is the base's, frozen) and preft_heads.json; each
+ * atomically. */
+int preft_bt_model_save_lora(const preft_bt_model *m, const char *dir, const char *base, preft_error *err);
 /* Reads DIR/preft_heads.json into o (fails naming the file when absent). */
 int preft_bt_heads_config_load(preft_bt_opts *o, const char *dir, preft_error *err);
 /* The tensors AdamW updates: every tensor with a gradient, or with

@@ -16,9 +16,9 @@
 const char *const preft_bt_task_names[PREFT_BT_N_TASKS] = {"sst", "para", "sts"};
 const char *const preft_bt_lin_names[BT_N_LIN] = {"query", "key", "value", "attn_out", "ffn_in", "ffn_out"};
 
-static const char *const lin_hf[BT_N_LIN] = {"attention.self.query", "attention.self.key",
-                                             "attention.self.value", "attention.output.dense",
-                                             "intermediate.dense",   "output.dense"};
+/* the HF module names of the BT_* linears: bert.h's PEFT order */
+static const char *const *const lin_hf = preft_bert_lin_keys;
+_Static_assert((int)BT_N_LIN == (int)PREFT_BERT_N_LIN, "the linears of bert_train.h and bert.h");
 
 int preft_bt_task_width(preft_bt_task t) { return t == PREFT_BT_SST ? 5 : 1; }
 
@@ -178,29 +178,64 @@ static const preft_st_tensor *find_stored(const preft_st_set *st, const char *na
 
 int preft_bt_model_load(preft_bt_model *m, const char *dir, const preft_bt_opts *o, uint64_t seed,
                         preft_error *err) {
+  preft_bert_source s;
+  if (preft_bert_source_resolve(&s, dir, NULL, err) != 0) return -1;
+  int rc = preft_bt_model_load_source(m, &s, o, seed, err);
+  preft_bert_source_free(&s);
+  return rc;
+}
+
+static bool is_head(const char *name) {
+  return strncmp(name, "heads.", 6) == 0 || strncmp(name, "exits.", 6) == 0;
+}
+
+int preft_bt_model_load_source(preft_bt_model *m, const preft_bert_source *s, const preft_bt_opts *o,
+                               uint64_t seed, preft_error *err) {
   preft_bert *src;
-  if (preft_bert_load(&src, dir, err) != 0) return -1; /* validates the encoder's tensors */
+  if (preft_bert_load(&src, s->base, err) != 0) return -1; /* validates the encoder's tensors */
+  preft_bert_lora lo = {0};
+  preft_st_set heads = {0};
+  char *heads_path = s->adapter ? preft_path_join(s->adapter, "preft_heads.safetensors") : NULL;
+  int rc = 0;
+  if (s->adapter &&
+      (preft_bert_lora_read(&lo, s->adapter, &src->cfg, err) != 0 ||
+       (preft_file_exists(heads_path) && preft_st_open_dir(&heads, s->adapter, "preft_heads", err) != 0))) {
+    preft_bert_lora_free(&lo);
+    preft_bert_free(src);
+    free(heads_path);
+    return -1;
+  }
   build(m, &src->cfg, o, true);
   bool *loaded = preft_xcalloc((size_t)m->ps.n_t, sizeof *loaded);
-  int rc = 0;
   for (int i = 0; i < m->ps.n_t && rc == 0; i++) {
     preft_train_tensor *t = &m->ps.t[i];
-    const preft_st_tensor *s = find_stored(&src->st, t->name);
-    if (!s) continue;
-    bool head = strncmp(t->name, "heads.", 6) == 0 || strncmp(t->name, "exits.", 6) == 0;
-    if (preft_st_numel(s) != t->n && head) continue; /* another head layout (cross/bi-encoder): fresh */
-    if (preft_st_numel(s) != t->n) {
-      rc = preft_fail(err, "%s/model.safetensors: tensor %s has %zu elements, expected %zu", dir, t->name,
-                      preft_st_numel(s), t->n);
+    const char *file = s->base;
+    const preft_st_tensor *st = heads.n_tensors ? preft_st_find(&heads, t->name) : NULL;
+    if (st)
+      file = heads_path;
+    else
+      st = find_stored(&src->st, t->name);
+    if (!st) continue;
+    bool head = is_head(t->name);
+    if (preft_st_numel(st) != t->n && head) continue; /* another head layout (cross/bi-encoder): fresh */
+    if (preft_st_numel(st) != t->n) {
+      rc = preft_fail(err, "%s: tensor %s has %zu elements, expected %zu", file, t->name, preft_st_numel(st),
+                      t->n);
       break;
     }
     int rows = t->cols > 0 ? t->rows : 1, cols = t->cols > 0 ? t->cols : t->rows;
     for (int r = 0; r < rows; r++)
-      preft_load_row(t->p + (size_t)r * cols, s->data, s->dtype, (size_t)r, cols);
+      preft_load_row(t->p + (size_t)r * cols, st->data, st->dtype, (size_t)r, cols);
     loaded[i] = true;
   }
   if (rc == 0) init_values(m, seed, true, loaded);
+  if (rc == 0 && lo.mod) /* the adapter merged into the encoder's matrices */
+    for (int l = 0; l < m->cfg.n_layers; l++)
+      for (int k = 0; k < BT_N_LIN; k++) preft_bert_lora_merge(&lo, l, k, m->layers[l].lin[k].w);
   free(loaded);
+  free(heads_path);
+  preft_st_close(&heads);
+  preft_bert_lora_free(&lo);
   preft_bert_free(src);
   if (rc != 0) preft_bt_model_free(m);
   return rc;
@@ -241,6 +276,8 @@ void preft_bt_trainable_view(const preft_bt_model *m, bool only_exits, preft_par
 
 /* ---- saving ---------------------------------------------------------------------- */
 
+static int save_heads_config(const preft_bt_model *m, const char *dir, preft_error *err);
+
 static int save_config(const preft_bt_model *m, const char *dir, preft_error *err) {
   const preft_bert_config *c = &m->cfg;
   cJSON *j = cJSON_CreateObject();
@@ -267,15 +304,18 @@ static int save_config(const preft_bt_model *m, const char *dir, preft_error *er
   free(path);
   cJSON_Delete(j);
   if (rc != 0) return rc;
+  return save_heads_config(m, dir, err);
+}
 
-  j = cJSON_CreateObject();
+static int save_heads_config(const preft_bt_model *m, const char *dir, preft_error *err) {
+  cJSON *j = cJSON_CreateObject();
   cJSON_AddBoolToObject(j, "mlm", m->o.mlm);
   cJSON_AddBoolToObject(j, "tasks", m->o.tasks);
   cJSON_AddStringToObject(j, "arch", m->o.arch == PREFT_BT_SIAMESE ? "siamese" : "cross");
   cJSON_AddStringToObject(j, "pooling", m->o.pooling == PREFT_BT_POOL_MEAN ? "mean" : "cls");
   cJSON_AddBoolToObject(j, "exits", m->exit_pooler != NULL);
-  path = preft_path_join(dir, "preft_heads.json");
-  rc = preft_json_save(path, j, err);
+  char *path = preft_path_join(dir, "preft_heads.json");
+  int rc = preft_json_save(path, j, err);
   free(path);
   cJSON_Delete(j);
   return rc;
@@ -350,4 +390,35 @@ int preft_bt_model_save(const preft_bt_model *m, const char *dir, preft_error *e
   free(wt);
   if (rc != 0) return rc;
   return save_config(m, dir, err);
+}
+
+int preft_bt_model_save_lora(const preft_bt_model *m, const char *dir, const char *base, preft_error *err) {
+  if (m->o.lora_rank <= 0) return preft_fail(err, "saving a LoRA adapter: the model has no LoRA");
+  int L = m->cfg.n_layers, n = L * BT_N_LIN;
+  const float **a = preft_xcalloc((size_t)n, sizeof *a), **b = preft_xcalloc((size_t)n, sizeof *b);
+  for (int l = 0; l < L; l++)
+    for (int k = 0; k < BT_N_LIN; k++)
+      a[l * BT_N_LIN + k] = m->layers[l].lin[k].la, b[l * BT_N_LIN + k] = m->layers[l].lin[k].lb;
+  int rc = preft_bert_lora_write(dir, &m->cfg, m->o.lora_rank, m->o.lora_alpha, base, a, b, err);
+  free(a);
+  free(b);
+  if (rc != 0) return -1;
+  /* the heads (everything trained that is neither the frozen base nor LoRA) */
+  const preft_param_set *ps = &m->ps;
+  preft_st_write_tensor *wt = preft_xcalloc((size_t)ps->n_t, sizeof *wt);
+  int nw = 0;
+  for (int i = 0; i < ps->n_t; i++) {
+    const preft_train_tensor *t = &ps->t[i];
+    if (!is_head(t->name)) continue;
+    wt[nw] = (preft_st_write_tensor){
+        .name = t->name, .dtype = PREFT_F32, .ndim = t->cols > 0 ? 2 : 1, .data = t->p};
+    wt[nw].shape[0] = t->rows;
+    wt[nw].shape[1] = t->cols;
+    nw++;
+  }
+  char *path = preft_path_join(dir, "preft_heads.safetensors");
+  rc = preft_st_write(path, wt, nw, err);
+  free(path);
+  free(wt);
+  return rc != 0 ? -1 : save_heads_config(m, dir, err);
 }

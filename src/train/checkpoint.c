@@ -25,6 +25,7 @@ int preft_checkpoint_save(const char *path, const preft_ckpt_state *s, const flo
   cJSON_AddNumberToObject(h, "n_train", (double)s->n_train);
   int64_t cols = s->hist_cols > 0 ? s->hist_cols : PREFT_HIST_COLS;
   if (cols != PREFT_HIST_COLS) cJSON_AddNumberToObject(h, "hist_cols", (double)cols);
+  if (s->extra_bytes) cJSON_AddNumberToObject(h, "extra_bytes", (double)s->extra_bytes);
   char *json = cJSON_PrintUnformatted(h);
   cJSON_Delete(h);
   uint64_t len = strlen(json);
@@ -42,6 +43,7 @@ int preft_checkpoint_save(const char *path, const preft_ckpt_state *s, const flo
   if (rc == 0) rc = preft_atomic_write(&w, v, sizeof(float) * n, err);
   if (rc == 0 && s->n_hist)
     rc = preft_atomic_write(&w, hist, sizeof(double) * (size_t)s->n_hist * (size_t)cols, err);
+  if (rc == 0 && s->extra_bytes) rc = preft_atomic_write(&w, s->extra, (size_t)s->extra_bytes, err);
   cJSON_free(json);
   if (rc != 0) {
     preft_atomic_abort(&w);
@@ -89,7 +91,9 @@ int preft_checkpoint_load(const char *path, preft_ckpt_state *s, float *params, 
   s->n_hist = num(h, "n_hist");
   s->n_train = num(h, "n_train");
   s->hist_cols = cJSON_GetObjectItem(h, "hist_cols") ? num(h, "hist_cols") : PREFT_HIST_COLS;
-  if (s->step < 0 || s->n_hist < 0 || s->cursor < 0 || s->hist_cols < 1 || s->hist_cols > 64) {
+  int64_t extra = cJSON_GetObjectItem(h, "extra_bytes") ? num(h, "extra_bytes") : 0;
+  if (s->step < 0 || s->n_hist < 0 || s->cursor < 0 || s->hist_cols < 1 || s->hist_cols > 64 || extra < 0 ||
+      (uint64_t)extra > f.size) {
     preft_fail(err, "%s: malformed header", path);
     goto done;
   }
@@ -99,7 +103,7 @@ int preft_checkpoint_load(const char *path, preft_ckpt_state *s, float *params, 
     goto done;
   }
   size_t hb = sizeof(double) * (size_t)s->n_hist * (size_t)s->hist_cols;
-  size_t need = 16 + len + 3 * sizeof(float) * n + hb;
+  size_t need = 16 + len + 3 * sizeof(float) * n + hb + (size_t)extra;
   if (f.size != need) {
     preft_fail(err, "%s: %zu bytes, expected %zu (truncated or corrupt)", path, f.size, need);
     goto done;
@@ -110,6 +114,12 @@ int preft_checkpoint_load(const char *path, preft_ckpt_state *s, float *params, 
   memcpy(v, p + 2 * sizeof(float) * n, sizeof(float) * n);
   *hist = preft_xmalloc(hb ? hb : 1);
   if (hb) memcpy(*hist, p + 3 * sizeof(float) * n, hb);
+  if (extra) {
+    void *x = preft_xmalloc((size_t)extra);
+    memcpy(x, p + 3 * sizeof(float) * n + hb, (size_t)extra);
+    s->extra = x;
+    s->extra_bytes = (uint64_t)extra;
+  }
   rc = 0;
 done:
   cJSON_Delete(h);

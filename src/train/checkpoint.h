@@ -2,7 +2,9 @@
  * exactly: "PREFTCK1", u64 header length, a JSON header, then the
  * parameters, AdamW m and v ([n] floats each) and the log history
  * ([rows, hist_cols] doubles: PREFT_HIST_COLS for SFT and pretraining, the
- * RL loop's own columns for GRPO), little-endian. Written atomically
+ * RL loop's own columns for GRPO), then an optional opaque blob of the
+ * loop's own state (extra_bytes in the header; the multitask loop's RNG,
+ * samplers, teacher and evaluations), little-endian. Written atomically
  * (temp file, fsync, rename), so a crash leaves the previous checkpoint. */
 #ifndef PREFT_TRAIN_CHECKPOINT_H
 #define PREFT_TRAIN_CHECKPOINT_H
@@ -34,6 +36,10 @@ typedef struct preft_ckpt_state {
   int64_t n_hist;
   int64_t n_train;   /* examples in the training set, to refuse resuming on other data */
   int64_t hist_cols; /* doubles per history row; 0 (and absent in a file): PREFT_HIST_COLS */
+  /* save: extra_bytes bytes at extra (absent in a file: 0); load: a heap
+   * copy the caller frees (NULL when 0) */
+  const void *extra;
+  uint64_t extra_bytes;
 } preft_ckpt_state;
 
 int preft_checkpoint_save(const char *path, const preft_ckpt_state *s, const float *params, const float *m,

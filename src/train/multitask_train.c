@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/file.h"
 #include "base/timer.h"
+#include "train/multitask_ckpt.h"
 #include "train/multitask_train.h"
 #include "train/optim.h"
 #include "train/trainer.h"
@@ -104,12 +106,8 @@ int preft_mt_evaluate_exit(preft_bert_classifier *cl, preft_pool *pool, const pr
   return rc;
 }
 
-/* A shuffled order per task, reshuffled at each pass. */
-typedef struct {
-  int *perm, n, cursor;
-} order;
-
-static void shuffle(order *o, preft_rng *r) {
+/* Reshuffles a task's order for its next pass. */
+static void shuffle(preft_mt_order *o, preft_rng *r) {
   for (int i = o->n - 1; i > 0; i--) {
     int j = (int)preft_rng_below(r, (uint64_t)i + 1), t = o->perm[i];
     o->perm[i] = o->perm[j];
@@ -151,7 +149,7 @@ int preft_mt_train(preft_bt_model *m, preft_pool *pool, const preft_mt_set *trai
   }
   preft_rng rng;
   preft_rng_seed(&rng, o->seed);
-  order ord[PREFT_BT_N_TASKS] = {{0}};
+  preft_mt_order ord[PREFT_BT_N_TASKS] = {{0}};
   for (int t = 0; t < PREFT_BT_N_TASKS; t++) {
     ord[t].n = train[t].n;
     ord[t].perm = preft_xmalloc(sizeof(int) * (size_t)(train[t].n ? train[t].n : 1));
@@ -166,13 +164,35 @@ int preft_mt_train(preft_bt_model *m, preft_pool *pool, const preft_mt_set *trai
   preft_bt_step_ws ws = {0};
   preft_mt_batch mb = {0};
   int *idx = preft_xmalloc(sizeof(int) * (size_t)o->batch);
+  preft_mt_loop loop = {.m = m,
+                        .opt = &opt,
+                        .teacher = so.mu > 0 ? &teacher : NULL,
+                        .rng = &rng,
+                        .ord = ord,
+                        .h = h,
+                        .max_evals = max_evals,
+                        .seed = o->seed,
+                        .steps = o->steps};
+  int64_t start = 0;
+  double elapsed0 = 0;
+  int rc = 0;
+  if (o->resume && o->ckpt_path && preft_file_exists(o->ckpt_path)) {
+    if (preft_mt_ckpt_load(o->ckpt_path, &loop, &start, &elapsed0, err) != 0) {
+      rc = -1;
+      start = o->steps;
+    } else {
+      h->resumed_from = start;
+      if (!o->quiet) fprintf(stderr, "resuming from %s at step %lld\n", o->ckpt_path, (long long)start);
+    }
+  }
+  int64_t stop = o->steps;
+  if (o->stop_after > 0 && start + o->stop_after < stop) stop = start + o->stop_after;
   preft_progress prog;
   preft_progress_init(&prog, o->steps, o->quiet);
   double t0 = preft_now(), ema = NAN;
   int64_t examples = 0, warm = (int64_t)(o->warmup_frac * o->steps);
-  int rc = 0;
   bool siamese = m->o.arch == PREFT_BT_SIAMESE;
-  for (int step = 0; step < o->steps; step++) {
+  for (int step = (int)start; step < stop; step++) {
     int t;
     if (o->proportional) {
       double u = preft_rng_uniform(&rng) * total;
@@ -187,7 +207,7 @@ int preft_mt_train(preft_bt_model *m, preft_pool *pool, const preft_mt_set *trai
     } else {
       t = active[step % n_active];
     }
-    order *od = &ord[t];
+    preft_mt_order *od = &ord[t];
     int n = o->batch < od->n ? o->batch : od->n;
     for (int i = 0; i < n; i++) {
       if (od->cursor == od->n) shuffle(od, &rng);
@@ -210,9 +230,8 @@ int preft_mt_train(preft_bt_model *m, preft_pool *pool, const preft_mt_set *trai
     ema = isnan(ema) ? loss : 0.95 * ema + 0.05 * loss;
     double el = preft_now() - t0;
     preft_progress_update(&prog, step + 1, ema, el > 0 ? (double)examples / el : 0, step + 1 == o->steps);
-    bool last = step + 1 == o->steps;
-    if ((o->eval_every > 0 && (step + 1) % o->eval_every == 0) || last) {
-      if (h->n_evals >= max_evals) continue;
+    bool last = step + 1 == o->steps, cut = step + 1 == stop && !last;
+    if (((o->eval_every > 0 && (step + 1) % o->eval_every == 0) || last) && h->n_evals < max_evals) {
       preft_mt_eval *ev = &h->evals[h->n_evals];
       if (preft_mt_evaluate(m, pool, dev, 64, -1, ev, err) != 0) {
         rc = -1;
@@ -225,9 +244,14 @@ int preft_mt_train(preft_bt_model *m, preft_pool *pool, const preft_mt_set *trai
                 step + 1, ev->metric[0], ev->metric[1], ev->metric[2], ev->score, ev->seconds);
       }
     }
+    if (o->ckpt_path && ((o->ckpt_every > 0 && (step + 1) % o->ckpt_every == 0) || cut) &&
+        preft_mt_ckpt_save(o->ckpt_path, &loop, step + 1, elapsed0 + preft_now() - t0, err) != 0) {
+      rc = -1;
+      break;
+    }
   }
   preft_progress_finish(&prog);
-  h->seconds = preft_now() - t0;
+  h->seconds = elapsed0 + preft_now() - t0;
   free(idx);
   preft_mt_batch_free(&mb);
   preft_bt_step_ws_free(&ws);

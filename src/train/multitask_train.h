@@ -17,7 +17,11 @@ typedef struct preft_mt_train_opts {
   uint64_t seed;
   preft_bt_step_opts step; /* SMART, Bregman (teacher made here when mu > 0), exits */
   double bregman_beta;
-  int eval_every; /* steps; 0: at the end only */
+  int eval_every;        /* steps; 0: at the end only */
+  int ckpt_every;        /* steps; 0: only when cut (stop_after) */
+  const char *ckpt_path; /* NULL: no checkpoints */
+  bool resume;           /* continue from ckpt_path when it exists */
+  int stop_after;        /* > 0: stop (checkpointed) after this many steps of this call, as if cut */
   bool quiet;
 } preft_mt_train_opts;
 
@@ -38,6 +42,7 @@ typedef struct preft_mt_history {
   preft_mt_eval *evals;
   int n_evals;
   double seconds;
+  int64_t resumed_from; /* the step a resumed run started at (0: fresh) */
 } preft_mt_history;
 
 void preft_mt_history_free(preft_mt_history *h);
@@ -55,7 +60,10 @@ int preft_mt_evaluate_exit(preft_bert_classifier *cl, preft_pool *pool, const pr
                            preft_error *err);
 
 /* Trains m on the training sets with examples; evaluates on dev every
- * eval_every steps and at the end. */
+ * eval_every steps and at the end. With ckpt_path, checkpoints every
+ * ckpt_every steps and when cut (multitask_ckpt.h); with resume, continues
+ * a cut run from there, giving the weights and losses of an uncut run bit
+ * for bit (same threads). A cut run returns 0 with h->n_steps < steps. */
 int preft_mt_train(preft_bt_model *m, preft_pool *pool, const preft_mt_set *train, const preft_mt_set *dev,
                    const preft_mt_train_opts *o, preft_mt_history *h, preft_error *err);
 

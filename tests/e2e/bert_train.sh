@@ -3,7 +3,8 @@
 # ranges (its own small split) with a counted vocabulary, resuming from a
 # checkpoint bit for bit; `preft train multitask` from that encoder on a few
 # rows of each data file (cross-encoder with joint exit heads, SMART and
-# Bregman; bi-encoder; LoRA), `preft eval multitask` with its JSON and early
+# Bregman; bi-encoder; LoRA saved as a PEFT directory and loaded back with -m
+# or -a; a cut run resumed bit for bit), `preft eval multitask` with its JSON and early
 # exit, `preft classify` (early exit, the bi-encoder's cache), and errors.
 source "$(dirname "$0")/e2e_lib.bash"
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -84,8 +85,40 @@ check "identical sentences have similarity 5" grep -q "^1	similarity 5.0000" "$t
 
 "$bin" "${mt[@]}" -o "$tmp/lora" --lora-rank 2 --tasks sst >"$tmp/out" 2>&1
 check "train multitask --lora-rank 2 exits 0" test $? -eq 0
-"$bin" eval multitask -m "$tmp/lora" --data "$md" --tasks sst --threads 2 >"$tmp/out" 2>&1
-check "the LoRA model loads for eval (merged weights)" grep -q "^dev: sst acc" "$tmp/out"
+for f in adapter_config.json adapter_model.safetensors preft_heads.safetensors preft_heads.json vocab.txt; do
+  check "the LoRA run wrote $f" test -s "$tmp/lora/$f"
+done
+check "the LoRA run wrote no full model" test ! -e "$tmp/lora/model.safetensors"
+check "adapter_config.json is PEFT's: LORA, r 2, base the -m model" jq -e --arg b "$tmp/full" \
+  '.peft_type == "LORA" and .r == 2 and .lora_alpha == 4 and .base_model_name_or_path == $b and (.target_modules | index("query") != null)' \
+  "$tmp/lora/adapter_config.json" >/dev/null
+"$bin" eval multitask -m "$tmp/lora" --data "$md" --tasks sst --json "$tmp/l1.json" --threads 2 >"$tmp/out" 2>&1
+check "the LoRA directory alone loads for eval (its base from base_model_name_or_path)" grep -q "^dev: sst acc" "$tmp/out"
+check "eval gives the LoRA run's final score" jq -e --slurpfile t "$tmp/lora/metrics.json" \
+  '(.dev.score - $t[0].dev.score | fabs) < 1e-6' "$tmp/l1.json" >/dev/null
+"$bin" eval multitask -m "$tmp/full" -a "$tmp/lora" --data "$md" --tasks sst --json "$tmp/l2.json" --early-exit none --threads 2 >"$tmp/out" 2>&1
+check "eval -m BASE -a LORA on the inference path gives the same score" jq -e --slurpfile t "$tmp/l1.json" \
+  '(.dev.score - $t[0].dev.score | fabs) < 1e-6' "$tmp/l2.json" >/dev/null
+"$bin" encode -m "$tmp/full" -a "$tmp/lora" --text "the union" -o "$tmp/la.f32" 2>"$tmp/err"
+"$bin" encode -m "$tmp/lora" --text "the union" -o "$tmp/lb.f32" 2>>"$tmp/err"
+check "encode -a LORA = encode -m LORA" cmp -s "$tmp/la.f32" "$tmp/lb.f32"
+check "the adapter changes the encoding" bash -c "! cmp -s '$tmp/la.f32' '$tmp/h.f32'"
+"$bin" "${mt[@]}" -m "$tmp/lora" -o "$tmp/bad" --lora-rank 2 --tasks sst >"$tmp/out" 2>&1
+check "a LoRA on a LoRA directory is refused as usage (exit 2)" test $? -eq 2
+
+# resume: 6 steps cut after 3, then resumed = 6 steps at once (one thread)
+one=(train multitask -m "$tmp/full" --data "$md" --steps 6 --batch 4 --max-len 32 --threads 1 --quiet --tasks sst,sts
+  --sampling proportional --bregman-mu 0.5)
+"$bin" "${one[@]}" -o "$tmp/mt-full" >/dev/null 2>&1
+"$bin" "${one[@]}" -o "$tmp/mt-part" --stop-after 3 >"$tmp/out" 2>&1
+check "a cut multitask run exits 0 and says how to continue" grep -q "continue it with --resume" "$tmp/out"
+check "a cut multitask run writes its checkpoint, not the model" \
+  bash -c "test -s '$tmp/mt-part/checkpoint.bin' && test ! -e '$tmp/mt-part/model.safetensors'"
+"$bin" "${one[@]}" -o "$tmp/mt-part" --resume >/dev/null 2>&1
+check "resumed multitask weights equal the uninterrupted run's, bit for bit" \
+  cmp -s "$tmp/mt-part/model.safetensors" "$tmp/mt-full/model.safetensors"
+check "resumed multitask metrics equal the uninterrupted run's" \
+  jq -e --slurpfile t "$tmp/mt-full/metrics.json" '.dev.score == $t[0].dev.score and .dev.sts_pearson == $t[0].dev.sts_pearson and .resumed_from_step == 3' "$tmp/mt-part/metrics.json" >/dev/null
 
 "$bin" "${mt[@]}" -m "$tmp/lora" -o "$tmp/stage2" --early-exit stage2 --tasks sst >"$tmp/out" 2>&1
 check "train multitask --early-exit stage2 exits 0" test $? -eq 0

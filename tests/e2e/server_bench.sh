@@ -31,6 +31,16 @@ check "bench serve, base model: 32 ok" test "$(jq .ok "$tmp/base.json")" = 32
 check "prefill-only tokens counted as prefill mode" test "$(metric 'preft_generation_tokens_total{mode="prefill"}')" = 320
 "$bin" bench serve --url "$SRV_URL" --adapters nope --requests 2 --output-len 2 >"$tmp/out" 2>&1
 check "unknown adapter: bench serve reports errors, exit 1" bash -c "test $? -eq 1 && grep -q '0 ok, 2 errors' '$tmp/out'"
+# one client over [a, nope]: client i mod N always names a; uniform picks
+# per request, so some of 8 requests name the unknown one
+"$bin" bench serve --url "$SRV_URL" --concurrency 1 --adapters a,nope --requests 8 --output-len 2 \
+  --json "$tmp/client.json" >"$tmp/out" 2>&1
+check "--adapter-pick client (default): one client, every request on its adapter" \
+  test "$(jq -c '[.ok, .adapter_pick]' "$tmp/client.json")" = '[8,"client"]'
+"$bin" bench serve --url "$SRV_URL" --concurrency 1 --adapters a,nope --adapter-pick uniform --requests 8 \
+  --output-len 2 --json "$tmp/uniform.json" >"$tmp/out" 2>&1
+check "--adapter-pick uniform: each request a random adapter (some on each)" \
+  jq -e '.adapter_pick == "uniform" and .ok > 0 and .errors > 0 and .ok + .errors == 8' "$tmp/uniform.json"
 stop_server
 check "SIGTERM after the load: exit 0" test $? -eq 0
 "$bin" bench serve --url "$SRV_URL" --requests 1 >"$tmp/out" 2>&1

@@ -35,18 +35,6 @@ typedef struct {
   double *pooled; /* [n_cases, D] or NULL */
 } reference;
 
-static int *parse_list(const char *s, int *n) {
-  int *v = malloc(sizeof(int) * 1024);
-  *n = 0;
-  char *end;
-  for (;;) {
-    v[(*n)++] = (int)strtol(s, &end, 10);
-    if (*end != ',') break;
-    s = end + 1;
-  }
-  return v;
-}
-
 static void load_reference(const char *name, reference *r) {
   memset(r, 0, sizeof *r);
   char rel[256];
@@ -67,8 +55,8 @@ static void load_reference(const char *name, reference *r) {
     assert_non_null(ids);
     assert_non_null(types);
     int n1, n2;
-    r->ids[r->n_cases] = parse_list(ids + 4, &n1);
-    r->types[r->n_cases] = parse_list(types + 6, &n2);
+    r->ids[r->n_cases] = test_parse_ints(ids + 4, &n1);
+    r->types[r->n_cases] = test_parse_ints(types + 6, &n2);
     assert_int_equal(n1, n2);
     r->len[r->n_cases++] = n1;
     rows += n1;

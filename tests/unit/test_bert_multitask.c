@@ -5,7 +5,8 @@
  * early exit (every example stops where its rule says, a batch gives what
  * each example gives alone, fewer layers run); the bi-encoder's cache
  * (each sentence encoded once); MLM masking (15%, 80/10/10, whole words);
- * a few training steps lower the loss. */
+ * a few training steps lower the loss; a run cut and resumed from its
+ * checkpoint ends where the uncut run ends, bit for bit. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -143,18 +144,23 @@ static void test_metrics(void **state) {
   assert_true(fabs(preft_mt_score(0.5, 0.8, 0.6) - (0.5 + 0.8 + 0.8) / 3) < 1e-12);
 }
 
+/* D 16, H 2, F 32 over the test vocabulary */
+static preft_bert_config tiny_config(int layers) {
+  return (preft_bert_config){.vocab = NW,
+                             .dim = 16,
+                             .n_heads = 2,
+                             .head_dim = 8,
+                             .ffn = 32,
+                             .n_layers = layers,
+                             .max_pos = 64,
+                             .type_vocab = 2,
+                             .ln_eps = 1e-12f,
+                             .torch_dtype = PREFT_F32};
+}
+
 /* a random multitask model with exit heads, saved beside the vocabulary */
 static void make_model(preft_bt_model *m, bool siamese, const char *sub) {
-  preft_bert_config cfg = {.vocab = NW,
-                           .dim = 16,
-                           .n_heads = 2,
-                           .head_dim = 8,
-                           .ffn = 32,
-                           .n_layers = 3,
-                           .max_pos = 64,
-                           .type_vocab = 2,
-                           .ln_eps = 1e-12f,
-                           .torch_dtype = PREFT_F32};
+  preft_bert_config cfg = tiny_config(3);
   preft_bt_opts o = {.tasks = true, .exits = !siamese, .dropout = 0.1};
   if (siamese) o.arch = PREFT_BT_SIAMESE, o.pooling = PREFT_BT_POOL_MEAN;
   preft_bt_model_init(m, &cfg, &o, 11);
@@ -187,7 +193,7 @@ static void test_inference_matches_training_model(void **state) {
   preft_error err;
   char *d = preft_path_join(dir, "cross");
   preft_bert_classifier *c;
-  if (preft_bert_classifier_load(&c, d, &err) != 0) fail_msg("%s", err.msg);
+  if (preft_bert_classifier_load(&c, d, NULL, &err) != 0) fail_msg("%s", err.msg);
   assert_true(c->has_exits);
   float ref[3][20], out[20];
   for (int l = 0; l < 3; l++)
@@ -279,7 +285,7 @@ static void test_siamese_cache(void **state) {
   preft_error err;
   char *d = preft_path_join(dir, "siamese");
   preft_bert_classifier *c;
-  if (preft_bert_classifier_load(&c, d, &err) != 0) fail_msg("%s", err.msg);
+  if (preft_bert_classifier_load(&c, d, NULL, &err) != 0) fail_msg("%s", err.msg);
   assert_true(c->siamese && c->mean_pool);
   /* the training model's outputs for the three pairs */
   preft_mt_batch mb = {0};
@@ -372,16 +378,7 @@ static void test_training_lowers_loss(void **state) {
   preft_mt_set train[3] = {{0}}, dev[3] = {{0}};
   load_set(&train[0], "ids-sst-train.csv", PREFT_BT_SST, tok);
   load_set(&dev[0], "ids-sst-train.csv", PREFT_BT_SST, tok);
-  preft_bert_config cfg = {.vocab = NW,
-                           .dim = 16,
-                           .n_heads = 2,
-                           .head_dim = 8,
-                           .ffn = 32,
-                           .n_layers = 2,
-                           .max_pos = 64,
-                           .type_vocab = 2,
-                           .ln_eps = 1e-12f,
-                           .torch_dtype = PREFT_F32};
+  preft_bert_config cfg = tiny_config(2);
   preft_bt_opts bo = {.tasks = true, .exits = true};
   preft_bt_model m;
   preft_bt_model_init(&m, &cfg, &bo, 5);
@@ -419,6 +416,107 @@ static void test_training_lowers_loss(void **state) {
   preft_tokenizer_free(tok);
 }
 
+/* One run of the loop on all three tasks: proportional sampling, dropout,
+ * SMART, the Bregman teacher, joint exits, evaluations; LoRA when rank > 0.
+ * With ckpt, stop_after > 0 cuts it and resume continues it. */
+static void resume_run(preft_bt_model *m, int rank, const preft_mt_set *train, const char *ckpt,
+                       int stop_after, bool resume, preft_mt_history *h) {
+  preft_bert_config cfg = tiny_config(2);
+  preft_bt_opts bo = {
+      .tasks = true, .exits = true, .dropout = 0.1, .lora_rank = rank, .lora_alpha = 2.0 * rank};
+  preft_bt_model_init(m, &cfg, &bo, 5);
+  preft_pool *pool = preft_pool_create(1);
+  preft_error err;
+  preft_mt_train_opts o = {.steps = 10,
+                           .batch = 2,
+                           .lr = 1e-2,
+                           .warmup_frac = 0.2,
+                           .weight_decay = 0.01,
+                           .clip = 1.0,
+                           .proportional = true,
+                           .seed = 3,
+                           .step = {.lambda_s = 1.0,
+                                    .sigma = 1e-3,
+                                    .eta = 1e-3,
+                                    .eps = 1e-2,
+                                    .steps = 1,
+                                    .mu = 0.5,
+                                    .exits = PREFT_BT_EXITS_JOINT},
+                           .bregman_beta = 0.9,
+                           .eval_every = 3,
+                           .ckpt_every = 4,
+                           .ckpt_path = ckpt,
+                           .resume = resume,
+                           .stop_after = stop_after,
+                           .quiet = true};
+  if (preft_mt_train(m, pool, train, train, &o, h, &err) != 0) fail_msg("%s", err.msg);
+  preft_pool_free(pool);
+}
+
+static void assert_same_run(const preft_bt_model *a, const preft_mt_history *ha, const preft_bt_model *b,
+                            const preft_mt_history *hb) {
+  assert_int_equal(ha->n_steps, hb->n_steps);
+  assert_memory_equal(ha->step_loss, hb->step_loss, sizeof(double) * (size_t)ha->n_steps);
+  assert_memory_equal(ha->step_task, hb->step_task, sizeof(int) * (size_t)ha->n_steps);
+  assert_int_equal(ha->n_evals, hb->n_evals);
+  for (int e = 0; e < ha->n_evals; e++) assert_true(ha->evals[e].score == hb->evals[e].score);
+  assert_int_equal(a->ps.n, b->ps.n);
+  assert_memory_equal(a->ps.mem, b->ps.mem, sizeof(float) * a->ps.n);
+}
+
+/* 10 steps straight against 4 (cut, checkpointed) + resume to 10, with a
+ * checkpoint in between as well (step 8): the same weights and logged
+ * losses bit for bit; a checkpoint of another run is refused naming the
+ * file. */
+static void test_resume_is_exact(void **state) {
+  (void)state;
+  preft_tokenizer *tok = tokenizer();
+  preft_mt_set train[3] = {{0}};
+  load_set(&train[0], "ids-sst-train.csv", PREFT_BT_SST, tok);
+  load_set(&train[1], "quora-train.csv", PREFT_BT_PARA, tok);
+  load_set(&train[2], "sts-train.csv", PREFT_BT_STS, tok);
+  char *ckpt = preft_path_join(dir, "mt-checkpoint.bin");
+  for (int rank = 0; rank <= 2; rank += 2) {
+    preft_bt_model a, b;
+    preft_mt_history ha, hb;
+    resume_run(&a, rank, train, NULL, 0, false, &ha);
+    assert_int_equal(ha.n_steps, 10);
+    remove(ckpt);
+    resume_run(&b, rank, train, ckpt, 4, true, &hb);
+    assert_int_equal(hb.n_steps, 4);
+    assert_true(preft_file_exists(ckpt));
+    assert_memory_not_equal(a.ps.mem, b.ps.mem, sizeof(float) * a.ps.n); /* the cut run is behind */
+    preft_bt_model_free(&b);
+    preft_mt_history_free(&hb);
+    resume_run(&b, rank, train, ckpt, 0, true, &hb);
+    assert_int_equal(hb.resumed_from, 4);
+    assert_same_run(&a, &ha, &b, &hb);
+    preft_bt_model_free(&b);
+    preft_mt_history_free(&hb);
+    if (rank == 2) { /* a checkpoint of the LoRA run does not fit full fine-tuning */
+      preft_bt_model c;
+      preft_mt_history hc;
+      preft_bert_config cfg = a.cfg;
+      preft_bt_opts bo = {.tasks = true, .exits = true, .dropout = 0.1};
+      preft_bt_model_init(&c, &cfg, &bo, 5);
+      preft_pool *pool = preft_pool_create(1);
+      preft_error err;
+      preft_mt_train_opts o = {
+          .steps = 10, .batch = 2, .lr = 1e-2, .seed = 3, .ckpt_path = ckpt, .resume = true, .quiet = true};
+      assert_int_not_equal(preft_mt_train(&c, pool, train, train, &o, &hc, &err), 0);
+      assert_non_null(strstr(err.msg, "mt-checkpoint.bin"));
+      preft_mt_history_free(&hc);
+      preft_pool_free(pool);
+      preft_bt_model_free(&c);
+    }
+    preft_bt_model_free(&a);
+    preft_mt_history_free(&ha);
+  }
+  free(ckpt);
+  for (int t = 0; t < 3; t++) preft_mt_free(&train[t]);
+  preft_tokenizer_free(tok);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_data_files),
@@ -427,6 +525,7 @@ int main(void) {
       cmocka_unit_test(test_siamese_cache),
       cmocka_unit_test(test_masking),
       cmocka_unit_test(test_training_lowers_loss),
+      cmocka_unit_test(test_resume_is_exact),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

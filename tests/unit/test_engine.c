@@ -539,11 +539,18 @@ static bool slow_first(void *user, const preft_token_event *ev) {
   return on_event(&p->c, ev);
 }
 
-static void adapters_of_queued_requests_load_while_earlier_ones_run(void **s) {
+/* With one slot, the first request runs while three wait: with prefetch
+ * their adapters load meanwhile; with no_adapter_prefetch (the switch a
+ * measurement uses) only at their admission. */
+static void run_queued_adapters(bool no_prefetch) {
   preft_engine *e;
   preft_error err;
   /* one sequence at a time: the other three wait in the queue */
-  preft_engine_config cfg = {.threads = 1, .kv_cache_mb = 16, .max_running = 1, .max_loaded_adapters = 4};
+  preft_engine_config cfg = {.threads = 1,
+                             .kv_cache_mb = 16,
+                             .max_running = 1,
+                             .max_loaded_adapters = 4,
+                             .no_adapter_prefetch = no_prefetch};
   if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
   register_adapters(e);
   int prompt[6] = {1, 5, 9, 13, 17, 21};
@@ -574,16 +581,29 @@ static void adapters_of_queued_requests_load_while_earlier_ones_run(void **s) {
     assert_int_equal(rest[k].finish, PREFT_FINISH_LENGTH);
     collector_destroy(&rest[k]);
   }
-  if (first.loads_at_end < N_KINDS - 1)
+  if (no_prefetch && first.loads_at_end != 1)
+    fail_msg("%ld adapters loaded while the first request ran with prefetch off; expected its own only",
+             first.loads_at_end);
+  if (!no_prefetch && first.loads_at_end < N_KINDS - 1)
     fail_msg(
         "only %ld of %d adapters loaded while the first request ran (%d tokens): queued requests' adapters "
         "were not prefetched",
         first.loads_at_end, N_KINDS - 1, first.c.n);
   preft_engine_stats st;
   preft_engine_get_stats(e, &st);
-  assert_int_equal(st.adapter_prefetches, N_KINDS - 2);
+  assert_int_equal(st.adapter_prefetches, no_prefetch ? 0 : N_KINDS - 2);
   collector_destroy(&first.c);
   preft_engine_free(e);
+}
+
+static void adapters_of_queued_requests_load_while_earlier_ones_run(void **s) {
+  (void)s;
+  run_queued_adapters(false);
+}
+
+static void without_prefetch_queued_adapters_load_at_admission(void **s) {
+  (void)s;
+  run_queued_adapters(true);
 }
 
 /* Request r of the sampling test: its own seed and mix of filters. */
@@ -804,6 +824,7 @@ int main(void) {
       cmocka_unit_test(the_loaded_adapter_cap_is_hard_under_concurrent_requests),
       cmocka_unit_test(a_broken_adapter_is_unavailable_with_its_error),
       cmocka_unit_test(adapters_of_queued_requests_load_while_earlier_ones_run),
+      cmocka_unit_test(without_prefetch_queued_adapters_load_at_admission),
       cmocka_unit_test(seeded_sampling_is_the_same_for_any_thread_count),
       cmocka_unit_test(adapters_take_their_memory_from_the_kv_cache),
       cmocka_unit_test(constrained_and_free_requests_share_a_batch),

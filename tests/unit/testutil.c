@@ -63,6 +63,18 @@ double test_rel_l2(const float *a, const double *b, size_t n) {
   return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
+int *test_parse_ints(const char *s, int *n) {
+  int *v = malloc(sizeof(int) * 1024);
+  *n = 0;
+  char *end;
+  for (;;) {
+    v[(*n)++] = (int)strtol(s, &end, 10);
+    if (*end != ',' || *n == 1024) break;
+    s = end + 1;
+  }
+  return v;
+}
+
 void *test_read_all(const char *path, size_t *size) {
   FILE *f = fopen(path, "rb");
   if (!f) return NULL;

@@ -19,6 +19,8 @@ char *test_tmp_file(const char *name);
 void test_remove_tmp_file(char *path);
 /* Relative L2 error ||a-b|| / ||b||. */
 double test_rel_l2(const float *a, const double *b, size_t n);
+/* "1,2,3" (up to 1024 integers) as a heap array; *n receives the count. */
+int *test_parse_ints(const char *s, int *n);
 /* Reads a whole binary file; returns NULL when missing. */
 void *test_read_all(const char *path, size_t *size);
 /* DIR/golden.json parsed (caller frees with cJSON_Delete); fails the test
