@@ -11,13 +11,14 @@
 # checkpoint. The result replaces assets/default-model atomically (a new
 # directory renamed over the old one).
 # Usage: scripts/train-default-model.sh [BUILD_DIR]
-#   env: STEPS (600), THREADS (0 = all cores), WORK (state folder, kept),
-#        OUT (assets/default-model), WIDTH/LAYERS/FFN/HEADS/KV_HEADS (the shape)
+#   env: STEPS (600), THREADS (default: all cores), WORK (state folder, kept),
+#        OUT (assets/default-model), WIDTH/LAYERS/FFN/HEADS/KV_HEADS (the shape),
+#        LR (2e-3), WARMUP (40), INIT (a model directory to start from, of the shape)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 steps=${STEPS:-600}
-threads=${THREADS:-0}
+threads=${THREADS:-$(nproc)}
 out=${OUT:-assets/default-model}
 width=${WIDTH:-384}
 layers=${LAYERS:-6}
@@ -62,7 +63,8 @@ cat >"$work/config.json" <<JSON
 }
 JSON
 "$build/preft" train pretrain --config "$work/config.json" --tokenizer "$work/tokenizer.json" \
-  --data "${files[@]}" -o "$work/model" --steps "$steps" --batch 8 --seq 512 --lr 2e-3 --warmup 40 \
+  --data "${files[@]}" -o "$work/model" --steps "$steps" --batch 8 --seq 512 --lr "${LR:-2e-3}" \
+  --warmup "${WARMUP:-40}" ${INIT:+--init "$INIT"} \
   --eval-frac 0.01 --eval-every 50 --save-every 25 --seed 1 --threads "$threads" --resume
 cp "$work/model/train_log.csv" "$work/model/loss.svg" "$work/" 2>/dev/null || true
 rm -f "$work/model/checkpoint.bin"

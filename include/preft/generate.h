@@ -38,26 +38,28 @@ typedef struct preft_sampling {
   uint64_t seed;
 } preft_sampling;
 
-/* Speculative decoding (src/engine/speculative.h): each decode step guesses
+/* Speculative decoding (src/engine/speculative.h): each decode step drafts
  * up to k further tokens and checks them with ONE forward of the model over
- * the k+1 rows; the guesses the model's own draws agree with are kept, and
- * the KV cache is rolled back past the first one it does not. A guess is a
- * deterministic function of the tokens so far, so keeping it exactly when
- * the draw equals it is the standard accept/reject rule for a point-mass
- * draft: greedy output is identical to decoding without it, and a seeded
- * sampled request draws the very same tokens (one RNG draw per emitted
- * token either way). */
+ * the k+1 rows; the drafts verification accepts are kept, and the KV cache
+ * is rolled back past the first one it rejects. Verification is the
+ * standard accept/reject rule, so the output is distributed as without
+ * speculation: greedy output is identical, and with prompt lookup (a
+ * deterministic draft) a seeded sampled request draws the very same tokens
+ * (one RNG draw per emitted token either way). */
 typedef enum {
   PREFT_SPEC_OFF = 0,
   PREFT_SPEC_NGRAM = 1, /* prompt lookup: the tokens that followed the last earlier occurrence of the
                          * sequence's latest n-gram (prompt and generated tokens) */
+  PREFT_SPEC_DRAFT = 2, /* a small draft model with the target's vocabulary drafts autoregressively
+                         * (base weights only: one draft model serves every adapter) */
 } preft_spec_kind;
 
 typedef struct preft_speculation {
   preft_spec_kind kind;
-  int k;         /* tokens drafted per step at most; 0: 4 */
-  int ngram_max; /* longest suffix looked up; 0: 3 */
-  int ngram_min; /* shortest; 0: 2 */
+  int k;                          /* tokens drafted per step at most; 0: 4 */
+  int ngram_max;                  /* longest suffix looked up; 0: 3 */
+  int ngram_min;                  /* shortest; 0: 2 */
+  const preft_model *draft_model; /* PREFT_SPEC_DRAFT: the draft model (borrowed: outlives the user) */
 } preft_speculation;
 
 /* What speculation did: decode steps that carried a draft, tokens drafted,

@@ -78,23 +78,35 @@ typedef enum {
   "                       activations with FP32 sums (vdpbf16ps; AVX512_BF16 CPUs only,\n" \
   "                       as llama.cpp does); env PREFT_MATMUL_PRECISION\n"
 
-/* --speculative KIND and --spec-k K of the commands that decode (generate,
- * serve, bench): the strings and numbers as parsed, then
- * cli_speculation() checks them into the settings. */
+/* --speculative KIND, --spec-k K and --draft-model DIR of the commands that
+ * decode (generate, serve, bench spec): the strings and numbers as parsed,
+ * then cli_speculation() checks them into the settings and
+ * cli_load_draft() loads the draft model. */
 typedef struct cli_spec_args {
-  const char *kind; /* off | ngram; NULL: off */
-  long k;           /* 0: the default */
+  const char *kind;        /* off | ngram | draft; NULL: off, or draft with --draft-model */
+  long k;                  /* 0: the default */
+  const char *draft_model; /* the draft model's directory */
 } cli_spec_args;
-#define CLI_SPEC_OPTIONS(a) \
-  {"--speculative", NULL, CLI_STR, &(a).kind, 0, 0}, { "--spec-k", NULL, CLI_INT, &(a).k, 1, 64 }
-#define CLI_SPEC_HELP                                                                  \
-  "  --speculative KIND   ngram: speculative decoding by prompt lookup (each step\n"   \
-  "                       drafts tokens that followed the latest repeat of the last\n" \
-  "                       2-3 tokens and checks them in one forward; the output is\n"  \
-  "                       the same as without); off (default)\n"                       \
-  "  --spec-k K           tokens drafted per step at most (default 4)\n"
-/* Fills *out from a; on a bad kind prints why (naming cmd) and returns -1. */
+#define CLI_SPEC_OPTIONS(a)                                                                        \
+  {"--speculative", NULL, CLI_STR, &(a).kind, 0, 0}, {"--spec-k", NULL, CLI_INT, &(a).k, 1, 64}, { \
+    "--draft-model", NULL, CLI_STR, &(a).draft_model, 0, 0                                         \
+  }
+#define CLI_SPEC_HELP                                                                    \
+  "  --speculative KIND   speculative decoding (the output is distributed as without;\n" \
+  "                       greedy output is the same tokens): ngram drafts by prompt\n"   \
+  "                       lookup (the tokens that followed the latest repeat of the\n"   \
+  "                       last 2-3 tokens), draft by --draft-model; each step checks\n"  \
+  "                       the drafts in one forward; off (default)\n"                    \
+  "  --spec-k K           tokens drafted per step at most (default 4)\n"                 \
+  "  --draft-model DIR    a small model with the same tokenizer that drafts (implies\n"  \
+  "                       --speculative draft; base weights only, shared by every\n"     \
+  "                       adapter; e.g. assets/draft-model)\n"
+/* Fills *out from a; on a bad kind or a missing draft model prints why
+ * (naming cmd) and returns -1. */
 int cli_speculation(const char *cmd, const cli_spec_args *a, preft_speculation *out);
+/* Loads a's draft model into *owned and points spec at it (nothing without
+ * one); the caller frees *owned after the engine or generation using it. */
+int cli_load_draft(const cli_spec_args *a, preft_speculation *spec, preft_model **owned, preft_error *err);
 
 /* --quantize T of the commands that run a decoder: the type -m models are
  * quantized to at load (cli_model_load, bench), -1 for none. */

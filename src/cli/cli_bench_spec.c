@@ -1,7 +1,8 @@
 /* cli_bench_spec.c - `preft bench spec`: speculative decoding in the serving
  * engine (no HTTP). For each batch size B, B greedy requests of P prompt
  * tokens and O output tokens are submitted at once, once with speculation
- * off and once with prompt-lookup drafting, on the same engine settings;
+ * off and once with it (prompt lookup, or a draft model), on the same
+ * engine settings;
  * reported: decode tokens/s (the tokens after each request's first, over
  * the time after the last first token), the ratio on/off, the acceptance
  * rate and the tokens kept per drafted step, and whether every request's
@@ -11,7 +12,8 @@
  * n-grams repeat as the model's output does), and the same slices cut to a
  * quarter and repeated four times (`repeat`: a repetitive prompt). With
  * --adapter, each case also runs the adapter prefill-only (decode rows run
- * the base weights) and all-token (the verify forward runs the adapter). */
+ * the base weights) and all-token (the verify forward runs the adapter; a
+ * draft model drafts with base weights either way). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +28,15 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: preft bench spec -m DIR --text FILE [options]\n\n"
           "Decode throughput of the engine with and without speculative decoding\n"
-          "(prompt lookup), B greedy requests at once; prints a table.\n\n"
+          "(prompt lookup, or a draft model), B greedy requests at once; prints a table.\n\n"
           "  -m DIR              Hugging Face model directory (with its tokenizer)\n"
           "  --text FILE         prompts are consecutive slices of this text\n"
           "  --batch LIST        batch sizes (default 1,8,32)\n"
           "  --prompt-len P      prompt tokens (default 64)\n"
           "  --output-len O      tokens generated per request (default 128)\n"
+          "  --speculative KIND  ngram (default) or draft\n"
           "  --spec-k K          tokens drafted per step at most (default 4)\n"
+          "  --draft-model DIR   the draft model (implies --speculative draft)\n"
           "  --prompts LIST      of text,repeat (default both)\n"
           "  --adapter DIR       also run this adapter prefill-only and all-token\n"
           "  --reps N            runs per cell, interleaved; the best is kept (default 3)\n"
@@ -138,7 +142,8 @@ static int run_once(preft_model *m, int threads, const preft_speculation *spec, 
 
 int cli_bench_spec(int argc, char **argv) {
   const char *dir = NULL, *text_path = NULL, *adapter_dir = NULL, *prompt_kinds = "text,repeat";
-  long threads = 0, P = 64, O = 128, reps = 3, k = 4;
+  long threads = 0, P = 64, O = 128, reps = 3;
+  cli_spec_args spec_args = {.k = 4};
   cli_ids batch_list = {0};
   const cli_opt opts[] = {
       {"--model", "-m", CLI_STR, &dir},
@@ -146,7 +151,7 @@ int cli_bench_spec(int argc, char **argv) {
       {"--batch", NULL, CLI_IDS, &batch_list},
       {"--prompt-len", NULL, CLI_INT, &P, 4, 1 << 16},
       {"--output-len", NULL, CLI_INT, &O, 2, 1 << 16},
-      {"--spec-k", NULL, CLI_INT, &k, 1, 64},
+      CLI_SPEC_OPTIONS(spec_args),
       {"--prompts", NULL, CLI_STR, &prompt_kinds},
       {"--adapter", NULL, CLI_STR, &adapter_dir},
       {"--reps", NULL, CLI_INT, &reps, 1, 100},
@@ -161,6 +166,15 @@ int cli_bench_spec(int argc, char **argv) {
     fprintf(stderr, "preft bench spec: -m and --text are required (see --help)\n");
     return CLI_EXIT_USAGE;
   }
+  if (!spec_args.kind && !spec_args.draft_model) spec_args.kind = "ngram";
+  preft_speculation s_on;
+  if (cli_speculation("bench spec", &spec_args, &s_on) != 0) return CLI_EXIT_USAGE;
+  if (s_on.kind == PREFT_SPEC_OFF) {
+    fprintf(stderr, "preft bench spec: --speculative off leaves nothing to compare\n");
+    return CLI_EXIT_USAGE;
+  }
+  const char *on_name = s_on.kind == PREFT_SPEC_DRAFT ? "draft" : "ngram";
+  long k = s_on.k;
   static int default_batches[] = {1, 8, 32};
   int *batches = batch_list.n ? batch_list.v : default_batches, n_batches = batch_list.n ? batch_list.n : 3;
   int max_b = 0;
@@ -174,7 +188,9 @@ int cli_bench_spec(int argc, char **argv) {
   size_t n_ids = 0;
   int rc = CLI_EXIT_ERROR;
   int **prompts = NULL;
-  if (cli_model_load(&cm, &ma, &err) != 0 || preft_read_file(text_path, &text, &text_len, &err) != 0 ||
+  preft_model *draft = NULL;
+  if (cli_model_load(&cm, &ma, &err) != 0 || cli_load_draft(&spec_args, &s_on, &draft, &err) != 0 ||
+      preft_read_file(text_path, &text, &text_len, &err) != 0 ||
       preft_tokenizer_encode(cm.tok, text, text_len, false, &ids, &n_ids, &err) != 0)
     goto fail;
   if ((size_t)max_b * (size_t)P > n_ids) {
@@ -189,10 +205,13 @@ int cli_bench_spec(int argc, char **argv) {
   prompts = preft_xcalloc((size_t)max_b, sizeof *prompts);
   for (int b = 0; b < max_b; b++) prompts[b] = preft_xmalloc(sizeof(int) * (size_t)P);
   printf(
-      "# preft bench spec: %s, text %s (%zu tokens), P=%ld O=%ld k=%ld, %ld reps (best kept), "
+      "# preft bench spec: %s, text %s (%zu tokens), P=%ld O=%ld, %s k=%ld%s%s, %ld reps (best kept), "
       "threads %ld (0: all cores)\n",
-      dir, text_path, n_ids, P, O, k, reps, threads);
-  printf("%-7s %-9s %5s %14s %14s %8s %8s %10s %9s\n", "prompts", "adapter", "B", "off tok/s", "ngram tok/s",
+      dir, text_path, n_ids, P, O, on_name, k, draft ? " draft model " : "",
+      draft ? spec_args.draft_model : "", reps, threads);
+  char on_col[32];
+  snprintf(on_col, sizeof on_col, "%s tok/s", on_name);
+  printf("%-7s %-9s %5s %14s %14s %8s %8s %10s %9s\n", "prompts", "adapter", "B", "off tok/s", on_col,
          "speedup", "accept", "kept/step", "same");
   char kinds[64];
   snprintf(kinds, sizeof kinds, "%s", prompt_kinds);
@@ -213,7 +232,7 @@ int cli_bench_spec(int argc, char **argv) {
       for (int bi = 0; bi < n_batches; bi++) {
         int B = batches[bi];
         cell off = {0}, on = {0};
-        preft_speculation s_off = {0}, s_on = {.kind = PREFT_SPEC_NGRAM, .k = (int)k};
+        preft_speculation s_off = {0};
         for (int r = 0; r < reps; r++)
           if (run_once(cm.model, (int)threads, &s_off, mi ? adapter_dir : NULL, mode, prompts, B, (int)P,
                        (int)O, &off, &err) != 0 ||
@@ -244,6 +263,7 @@ done:
   free(ids);
   free(text);
   free(batch_list.v);
+  preft_model_free(draft);
   cli_model_free(&cm);
   return rc;
 }

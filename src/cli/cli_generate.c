@@ -174,6 +174,7 @@ int cli_generate(int argc, char **argv) {
   preft_error err;
   cli_model cm = {0};
   preft_pool *pool = NULL;
+  preft_model *draft = NULL;
   int *ids = NULL, n_ids = 0, rc = CLI_EXIT_ERROR;
   stream_state st = {0};
   preft_generation_config gen;
@@ -185,7 +186,8 @@ int cli_generate(int argc, char **argv) {
                        .adapter_dir = adapter_dir,
                        .adapter_mode = mode_arg};
   if (ids_arg && cli_parse_ids("generate", ids_arg, &ids, &n_ids) != 0) return CLI_EXIT_USAGE;
-  if (cli_model_load(&cm, &ma, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0)
+  if (cli_model_load(&cm, &ma, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0 ||
+      cli_load_draft(&spec_args, &spec, &draft, &err) != 0)
     goto fail;
   preft_model *m = cm.model;
   preft_tokenizer *tok = cm.tok;
@@ -250,6 +252,7 @@ done:
   if (st.ds) preft_decode_stream_free(st.ds);
   preft_stop_free(&st.stop);
   preft_pool_free(pool);
+  preft_model_free(draft);
   cli_model_free(&cm);
   free(ids);
   return rc;

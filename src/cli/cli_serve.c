@@ -87,10 +87,14 @@ static void usage(FILE *out) {
       "  --threads N                compute threads (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP
       "  -v, --verbose              log requests and engine events to stderr\n");
   fputs(
-      "  --speculative KIND         ngram: speculative decoding by prompt lookup for every\n"
-      "                             request without a grammar or penalties (the same tokens,\n"
-      "                             fewer steps; docs/SERVING.md); off (default)\n"
-      "  --spec-k K                 tokens drafted per step at most (default 4)\n",
+      "  --speculative KIND         speculative decoding for every request without a grammar\n"
+      "                             or penalties (the output distributed as without, greedy\n"
+      "                             output the same tokens, in fewer steps; docs/SERVING.md):\n"
+      "                             ngram (prompt lookup) or draft (--draft-model); off (default)\n"
+      "  --spec-k K                 tokens drafted per step at most (default 4)\n"
+      "  --draft-model DIR          a small model with the model's tokenizer that drafts\n"
+      "                             (implies --speculative draft; base weights only, so one\n"
+      "                             draft serves every adapter; e.g. assets/draft-model)\n",
       out);
 }
 
@@ -234,6 +238,7 @@ int cli_serve(int argc, char **argv) {
   preft_error err;
   cli_model cm = {0};
   preft_engine *engine = NULL;
+  preft_model *draft = NULL;
   preft_server *server = NULL;
   char *model_name = name ? preft_xstrdup(name) : dir_name(model_dir);
   int rc = CLI_EXIT_ERROR;
@@ -255,7 +260,8 @@ int cli_serve(int argc, char **argv) {
     goto start;
   }
   cli_model_args ma = {.model_dir = model_dir, .tok_path = tok_path, .tokenizer = CLI_TOK_IF_PRESENT};
-  if (cli_model_load(&cm, &ma, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0)
+  if (cli_model_load(&cm, &ma, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0 ||
+      cli_load_draft(&spec_args, &spec, &draft, &err) != 0)
     goto fail;
   preft_engine_config ec = {.threads = (int)threads,
                             .kv_cache_mb = (size_t)kv_mb,
@@ -340,6 +346,7 @@ fail:
 done:
   preft_server_stop(server);
   preft_engine_free(engine);
+  preft_model_free(draft); /* after the engine that drafts with it */
   preft_bert_free(bert);
   preft_tokenizer_free(bert_tok);
   cli_model_free(&cm);

@@ -50,6 +50,8 @@ typedef struct seq_t {
    * (they sit in tokens[n_tokens, n_tokens + n_draft)); this step's logits
    * rows [row0, row0 + n_draft + 1); rows drawn, drafts the draws kept */
   int n_draft, row0, n_out, n_accepted;
+  preft_sampler draft_sampler; /* a draft model's draws: the request's settings, its own RNG */
+  float *draft_q;              /* [spec_k, vocab]: their distributions (sampled requests, draft model) */
   char *error; /* the final event's message (owned: the adapter's error may change meanwhile) */
   double t_submit, t_first;
   bool cancelled, stop_requested;
@@ -86,6 +88,8 @@ static pending_event *push_event(preft_engine *e, seq_t *s) {
 
 static void free_seq(seq_t *s) {
   preft_sampler_free(&s->sampler);
+  preft_sampler_free(&s->draft_sampler);
+  free(s->draft_q);
   preft_gmatch_free(s->constraint);
   preft_penalties_free(&s->penalties);
   free(s->tokens);
@@ -112,6 +116,7 @@ static void release_slot(preft_engine *e, seq_t *s) {
   if (s->slot < 0) return;
   register_prompt_blocks(e, s);
   preft_kv_release(&e->kv, s->slot);
+  if (e->drafter) e->drafter->ops->release(e->drafter, s->slot);
   e->free_slots[e->n_free_slots++] = s->slot;
   s->slot = -1;
   s->n_computed = 0;
@@ -281,22 +286,58 @@ static seq_t *preempt_newest(preft_engine *e) {
   return v;
 }
 
-/* Drafts up to the engine's k tokens for s (in decode: its last token is
- * the only one not computed) into tokens[n_tokens, ...), within room more
- * rows of the step and the request's token array, leaving room for the
- * token drawn after the last draft; returns how many. Requests with a
- * grammar or logits processors are not drafted (their draws depend on
- * per-token state that the draw of the next row would have to see). */
-static int draft_tokens(const preft_engine *e, seq_t *s, int room) {
+/* How many tokens s may have drafted this step (in decode: its last token
+ * is the only one not computed): the engine's k, within room more rows of
+ * the step and the request's token array, leaving room for the token drawn
+ * after the last draft. Requests with a grammar or logits processors are
+ * not drafted (their draws depend on per-token state that the draw of the
+ * next row would have to see). */
+static int draft_room(const preft_engine *e, const seq_t *s, int room) {
   if (e->spec_k == 0 || s->constraint || s->penalties.active || s->cancelled || s->stop_requested) return 0;
   int cap = s->n_prompt + s->max_tokens; /* the size of s->tokens (preft_engine_submit) */
   if (cap > e->cfg.max_context) cap = e->cfg.max_context;
   int k = e->spec_k;
   if (k > room) k = room;
   if (k > cap - s->n_tokens - 1) k = cap - s->n_tokens - 1;
-  if (k <= 0) return 0;
-  return preft_ngram_draft(s->tokens, s->n_tokens, e->spec.ngram_max, e->spec.ngram_min, k,
-                           s->tokens + s->n_tokens);
+  return k > 0 ? k : 0;
+}
+
+/* Drafts for the running sequences that schedule() gave room for (n_draft
+ * rows each, reserved in the KV cache), all at once, into
+ * tokens[n_tokens, ...); shrinks their rows to what was drafted and gives
+ * the KV blocks of the rest back. Returns the rows given back. */
+static int draft_all(preft_engine *e) {
+  int n = 0, vocab = e->model->cfg.vocab;
+  for (int i = 0; i < e->n_running; i++) {
+    seq_t *s = e->running[i];
+    if (s->n_draft == 0) continue;
+    bool with_q = e->drafter->gives_q && !preft_sampling_greedy(&s->sampler.params);
+    if (with_q && !s->draft_q) s->draft_q = preft_xmalloc(sizeof(float) * (size_t)e->spec_k * (size_t)vocab);
+    e->dreqs[n] = (preft_draft_req){.tokens = s->tokens,
+                                    .n_tokens = s->n_tokens,
+                                    .slot = s->slot,
+                                    .k = s->n_draft,
+                                    .sampler = &s->draft_sampler,
+                                    .q = with_q ? s->draft_q : NULL,
+                                    .out = s->tokens + s->n_tokens};
+    e->dseqs[n++] = s;
+  }
+  if (n == 0) return 0;
+  preft_error err;
+  if (e->drafter->ops->draft(e->drafter, e->dreqs, n, &err) != 0) {
+    PREFT_WARN("drafting failed (the step runs without drafts): %s", err.msg);
+    for (int i = 0; i < n; i++) e->dreqs[i].n_out = 0;
+  }
+  int given_back = 0;
+  for (int i = 0; i < n; i++) {
+    seq_t *s = e->dseqs[i];
+    int unused = s->n_draft - e->dreqs[i].n_out;
+    s->n_draft -= unused;
+    s->step_take -= unused;
+    given_back += unused;
+    if (unused > 0) preft_kv_truncate(&e->kv, s->slot, s->n_computed + s->step_take);
+  }
+  return given_back;
 }
 
 /* Chooses this step's rows. Returns the number of rows. */
@@ -311,7 +352,7 @@ static int schedule(preft_engine *e) {
     if (take > budget - rows) take = budget - rows;
     s->step_take = 0;
     s->n_draft = 0;
-    int nd = take == 1 && s->n_tokens - s->n_computed == 1 ? draft_tokens(e, s, budget - rows - 1) : 0;
+    int nd = take == 1 && s->n_tokens - s->n_computed == 1 ? draft_room(e, s, budget - rows - 1) : 0;
     while (preft_kv_reserve(&e->kv, s->slot, s->n_computed + take + nd, &err) != 0) {
       if (nd > 0) { /* the draft gives way first */
         nd = 0;
@@ -337,6 +378,7 @@ static int schedule(preft_engine *e) {
       rows += take + nd;
     }
   }
+  if (e->drafter) rows -= draft_all(e);
   /* then admit waiting requests, in order, while slots, blocks and budget
    * last. Once a request waits for room under the adapter cap, later
    * requests with an adapter wait too (admitting them would keep their
@@ -453,10 +495,11 @@ static void fill_logprobs(const float *logits, int vocab, int token, int top_n, 
  * by the engine thread), its logits row, its thread's scratch and its own
  * output, so rows run in parallel and the tokens do not depend on the
  * number of threads. */
-static void sample_row(preft_engine *e, seq_t *s, int j, int thread) {
+static bool sample_row(preft_engine *e, seq_t *s, int j, int thread, int draft, const float *q) {
   int vocab = e->model->cfg.vocab;
   float *row = e->logits + (size_t)j * (size_t)vocab;
   preft_token_event *out = &e->sampled[j];
+  bool kept = false;
   memset(out, 0, sizeof *out); /* the alternatives past n_top read as zeros */
   /* penalties change the row in place for the draw; logprobs see it raw */
   preft_penalties_apply(&s->penalties, row, vocab, s->n_generated, s->stop_ids, s->n_stop);
@@ -466,11 +509,14 @@ static void sample_row(preft_engine *e, seq_t *s, int j, int thread) {
       preft_gmatch_accept_token(s->constraint, out->token);
       s->constraint_ended = preft_gmatch_must_end(s->constraint);
     }
+  } else if (draft >= 0) {
+    out->token = preft_spec_verify(&s->sampler, &e->scratch[thread], row, vocab, draft, q, &kept);
   } else {
     out->token = preft_sample_with(&s->sampler, &e->scratch[thread], row, vocab);
   }
   preft_penalties_restore(&s->penalties, row);
   if (s->logprobs > 0 && out->token >= 0) fill_logprobs(row, vocab, out->token, s->logprobs, out);
+  return kept;
 }
 
 /* Pool task: draws the tokens of the j-th sequence with logits. Without a
@@ -482,10 +528,16 @@ static void sample_seq(void *ctx, int j, int thread) {
   preft_engine *e = ctx;
   seq_t *s = e->b_logit_seq[j];
   s->n_out = s->n_accepted = 0;
+  int vocab = e->model->cfg.vocab;
   for (int r = 0; r <= s->n_draft; r++) {
-    sample_row(e, s, s->row0 + r, thread);
+    int draft = r < s->n_draft ? s->tokens[s->n_tokens + r] : -1;
+    const float *q =
+        draft >= 0 && s->draft_q && e->drafter->gives_q && !preft_sampling_greedy(&s->sampler.params)
+            ? s->draft_q + (size_t)r * (size_t)vocab
+            : NULL;
+    bool kept = sample_row(e, s, s->row0 + r, thread, draft, q);
     s->n_out++;
-    if (r == s->n_draft || e->sampled[s->row0 + r].token != s->tokens[s->n_tokens + r]) break;
+    if (!kept) break;
     s->n_accepted++;
   }
 }
@@ -563,6 +615,7 @@ static void complete_step(preft_engine *e, int n_seqs) {
     /* the accepted drafts are computed; the last token drawn is not */
     s->n_computed = s->n_tokens - 1;
     preft_kv_truncate(&e->kv, s->slot, s->n_tokens);
+    e->drafter->ops->keep(e->drafter, s->slot, s->n_tokens - 1);
   }
 }
 
@@ -704,6 +757,17 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
   size_t adapters_max = pool > ctx ? pool - ctx : pool / 2, cap = e->cfg.adapter_cache_mb << 20;
   preft_registry_init(&e->reg, e->cfg.max_loaded_adapters, cap && cap < adapters_max ? cap : adapters_max);
   e->pool = preft_pool_create(cfg->threads);
+  if (preft_drafter_create(&e->drafter, &cfg->speculation, model, e->pool, e->cfg.max_running,
+                           e->cfg.max_context, (int)n_blocks, err) != 0) {
+    preft_pool_free(e->pool);
+    preft_registry_free(&e->reg);
+    preft_prefix_free(&e->prefix);
+    preft_kv_free(&e->kv);
+    free(e);
+    return -1;
+  }
+  e->dreqs = preft_xcalloc((size_t)e->cfg.max_running, sizeof *e->dreqs);
+  e->dseqs = preft_xcalloc((size_t)e->cfg.max_running, sizeof *e->dseqs);
   e->running = preft_xcalloc((size_t)e->cfg.max_running, sizeof(seq_t *));
   e->free_slots = preft_xmalloc(sizeof(int) * (size_t)e->cfg.max_running);
   e->scratch = preft_xcalloc((size_t)preft_pool_size(e->pool), sizeof *e->scratch);
@@ -756,6 +820,9 @@ void preft_engine_free(preft_engine *e) {
   preft_registry_free(&e->reg);
   for (int i = 0; i < preft_pool_size(e->pool); i++) preft_sample_scratch_free(&e->scratch[i]);
   free(e->scratch);
+  preft_drafter_free(e->drafter); /* before the pool it runs on */
+  free(e->dreqs);
+  free(e->dseqs);
   preft_pool_free(e->pool);
   preft_workspace_free(&e->ws);
   free(e->running);
@@ -847,6 +914,7 @@ int preft_engine_submit(preft_engine *e, const preft_request_params *p, preft_re
   }
   s->logprobs = p->logprobs;
   preft_sampler_init(&s->sampler, &p->sampling);
+  preft_sampler_init_draft(&s->draft_sampler, &p->sampling);
   s->constraint = p->constraint;
   preft_penalties_init(&s->penalties, &p->penalties, p->prompt, p->n_prompt);
   s->slot = -1;

@@ -85,12 +85,22 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
   int *ids = preft_xmalloc(sizeof(int) * (size_t)total);
   for (int i = 0; i < n_prompt; i++) ids[i] = prompt[i];
   preft_speculation spec = preft_spec_defaults(&opts->speculation);
-  int spec_k = opts->speculation.kind == PREFT_SPEC_OFF ? 0 : spec.k;
+  preft_drafter *drafter = NULL;
+  if (preft_drafter_create(&drafter, &opts->speculation, m, pool, 1, total, 0, err) != 0) {
+    free(ids);
+    preft_kv_free(&kv);
+    return -1;
+  }
+  int spec_k = drafter ? spec.k : 0;
   int vocab = m->cfg.vocab;
   float *logits = preft_xmalloc(sizeof(float) * (size_t)vocab * (size_t)(spec_k + 1));
+  /* a draft model's draws and their distributions (speculative.h) */
+  float *q =
+      drafter && drafter->gives_q ? preft_xmalloc(sizeof(float) * (size_t)vocab * (size_t)spec_k) : NULL;
   preft_workspace ws = {0};
-  preft_sampler sampler;
+  preft_sampler sampler, draft_sampler;
   preft_sampler_init(&sampler, &opts->sampling);
+  preft_sampler_init_draft(&draft_sampler, &opts->sampling);
   preft_spec_stats stats = {0};
   int chunk = opts->prefill_chunk > 0 ? opts->prefill_chunk : 256, rc = 0, n = n_prompt;
   for (int start = 0; start < n_prompt && rc == 0; start += chunk) {
@@ -103,15 +113,18 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
   bool done = n >= total || opts->max_new_tokens <= 0;
   while (rc == 0 && !done) {
     for (int r = 0; r < rows; r++) {
-      int draft = r < rows - 1 ? ids[n] : -1;
-      int tok = preft_sample(&sampler, logits + (size_t)r * (size_t)vocab, vocab);
+      const float *row = logits + (size_t)r * (size_t)vocab;
+      bool kept = false;
+      int tok = r < rows - 1 ? preft_spec_verify(&sampler, &sampler.scratch, row, vocab, ids[n],
+                                                 q ? q + (size_t)r * (size_t)vocab : NULL, &kept)
+                             : preft_sample(&sampler, row, vocab);
       ids[n++] = tok;
       (*n_generated)++;
       bool stop = false;
       for (int i = 0; i < opts->n_stop_ids; i++) stop |= tok == opts->stop_ids[i];
       if (cb && !cb(cb_ctx, tok)) stop = true;
       done = stop || n >= total || *n_generated >= opts->max_new_tokens;
-      if (done || tok != draft) break;
+      if (done || !kept) break;
       stats.accepted++;
     }
     if (done) break;
@@ -120,7 +133,14 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
     int room = total - n - 1, left = opts->max_new_tokens - *n_generated - 1, k = spec_k;
     if (k > room) k = room;
     if (k > left) k = left;
-    int nd = k > 0 ? preft_ngram_draft(ids, n, spec.ngram_max, spec.ngram_min, k, ids + n) : 0;
+    int nd = 0;
+    if (drafter) {
+      drafter->ops->keep(drafter, 0, n - 1); /* what verification accepted */
+      preft_draft_req req = {
+          .tokens = ids, .n_tokens = n, .slot = 0, .k = k, .sampler = &draft_sampler, .q = q, .out = ids + n};
+      if (k > 0 && (rc = drafter->ops->draft(drafter, &req, 1, err)) != 0) break;
+      nd = k > 0 ? req.n_out : 0;
+    }
     if (nd > 0) {
       stats.steps++;
       stats.drafted += nd;
@@ -130,7 +150,10 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
   }
   if (opts->spec_stats) *opts->spec_stats = stats;
   preft_sampler_free(&sampler);
+  preft_sampler_free(&draft_sampler);
+  preft_drafter_free(drafter);
   preft_workspace_free(&ws);
+  free(q);
   free(logits);
   free(ids);
   preft_kv_free(&kv);

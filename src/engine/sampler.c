@@ -30,9 +30,16 @@ void preft_sampler_init(preft_sampler *s, const preft_sampling *params) {
   s->rng[1] = mix(params->seed + 2 * 0x9e3779b97f4a7c15ull) | 1;
 }
 
+void preft_sampler_init_draft(preft_sampler *s, const preft_sampling *params) {
+  preft_sampling p = *params;
+  p.seed ^= 0xd1b54a32d192ed03ull;
+  preft_sampler_init(s, &p);
+}
+
 void preft_sample_scratch_free(preft_sample_scratch *w) {
   free(w->prob);
   free(w->keys);
+  free(w->dist);
   memset(w, 0, sizeof *w);
 }
 
@@ -191,9 +198,11 @@ int preft_sample(preft_sampler *s, const float *logits, int vocab) {
   return preft_sample_with(s, &s->scratch, logits, vocab);
 }
 
-int preft_sample_with(preft_sampler *s, preft_sample_scratch *w, const float *logits, int vocab) {
-  const preft_sampling *p = &s->params;
-  if (p->temperature <= 0.0f || p->top_k == 1) return argmax(logits, vocab);
+/* The candidates the filters keep: their keys in w->keys[0, n), best first,
+ * their probabilities (before renormalising) in w->prob; returns n, 0 when
+ * the draw is the argmax (greedy, or nothing kept). */
+static int candidates(const preft_sampling *p, preft_sample_scratch *w, const float *logits, int vocab) {
+  if (p->temperature <= 0.0f || p->top_k == 1) return 0;
   if (vocab > w->prob_cap) {
     w->prob = preft_xrealloc(w->prob, sizeof *w->prob * (size_t)vocab);
     w->prob_cap = vocab;
@@ -219,7 +228,7 @@ int preft_sample_with(preft_sampler *s, preft_sample_scratch *w, const float *lo
     m += prob[i] > 0.0f && prob[i] >= cut;
   }
   int n = rank_candidates(w, vocab, cut, k, m);
-  if (n == 0) return argmax(logits, vocab);
+  if (n == 0) return 0;
   if (p->top_p < 1.0f) {
     bool reached;
     int keep = nucleus(w, n, p->top_p, &reached);
@@ -234,6 +243,13 @@ int preft_sample_with(preft_sampler *s, preft_sample_scratch *w, const float *lo
     while (keep < n && prob[preft_rank_id(w->keys[keep])] >= floor_p) keep++;
     n = keep;
   }
+  return n;
+}
+
+int preft_sample_with(preft_sampler *s, preft_sample_scratch *w, const float *logits, int vocab) {
+  int n = candidates(&s->params, w, logits, vocab);
+  if (n == 0) return argmax(logits, vocab);
+  const float *prob = w->prob;
   double total = 0;
   for (int i = 0; i < n; i++) total += prob[preft_rank_id(w->keys[i])];
   double r = preft_sampler_uniform(s) * total, acc = 0;
@@ -242,4 +258,34 @@ int preft_sample_with(preft_sampler *s, preft_sample_scratch *w, const float *lo
     if (r < acc) return preft_rank_id(w->keys[i]);
   }
   return preft_rank_id(w->keys[n - 1]);
+}
+
+void preft_sample_probs(const preft_sampling *p, preft_sample_scratch *w, const float *logits, int vocab,
+                        float *out) {
+  int n = candidates(p, w, logits, vocab);
+  memset(out, 0, sizeof *out * (size_t)vocab);
+  if (n == 0) {
+    out[argmax(logits, vocab)] = 1;
+    return;
+  }
+  double total = 0;
+  for (int i = 0; i < n; i++) total += w->prob[preft_rank_id(w->keys[i])];
+  for (int i = 0; i < n; i++) {
+    int id = preft_rank_id(w->keys[i]);
+    out[id] = (float)(w->prob[id] / total);
+  }
+}
+
+int preft_sample_from(preft_sampler *s, const float *prob, int vocab) {
+  double total = 0;
+  for (int v = 0; v < vocab; v++) total += prob[v];
+  double r = preft_sampler_uniform(s) * total, acc = 0;
+  int last = 0;
+  for (int v = 0; v < vocab; v++) {
+    if (prob[v] <= 0.0f) continue;
+    acc += prob[v];
+    last = v;
+    if (r < acc) return v;
+  }
+  return last;
 }

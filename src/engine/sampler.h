@@ -13,6 +13,7 @@
 #ifndef PREFT_ENGINE_SAMPLER_H
 #define PREFT_ENGINE_SAMPLER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "preft/generate.h" /* preft_sampling */
@@ -22,7 +23,8 @@
 typedef struct preft_sample_scratch {
   float *prob;    /* [vocab] */
   uint64_t *keys; /* rank keys of the candidates, then as many for sorting */
-  int prob_cap, key_cap;
+  float *dist;    /* [vocab] a whole distribution (speculative verification) */
+  int prob_cap, key_cap, dist_cap;
 } preft_sample_scratch;
 
 void preft_sample_scratch_free(preft_sample_scratch *w);
@@ -34,6 +36,9 @@ typedef struct preft_sampler {
 } preft_sampler;
 
 void preft_sampler_init(preft_sampler *s, const preft_sampling *params);
+/* The same settings with a separate RNG stream (a draft model's draws for
+ * the request seeded by params->seed, speculative.h). */
+void preft_sampler_init_draft(preft_sampler *s, const preft_sampling *params);
 void preft_sampler_free(preft_sampler *s);
 /* logits [V] (read only). Returns the chosen token id. Touches only s and
  * w, so draws with different samplers and scratches may run at once. */
@@ -42,6 +47,18 @@ int preft_sample_with(preft_sampler *s, preft_sample_scratch *w, const float *lo
 int preft_sample(preft_sampler *s, const float *logits, int vocab);
 /* A uniform float in [0, 1) from the sampler's RNG (xoroshiro128+). */
 float preft_sampler_uniform(preft_sampler *s);
+/* Whether draws under p are the argmax (no RNG use). */
+static inline bool preft_sampling_greedy(const preft_sampling *p) {
+  return p->temperature <= 0.0f || p->top_k == 1;
+}
+/* The distribution preft_sample_with draws from under p: out [vocab], zero
+ * outside the kept candidates, summing to 1 (one-hot at the argmax when
+ * greedy). out must not be w's memory. */
+void preft_sample_probs(const preft_sampling *p, preft_sample_scratch *w, const float *logits, int vocab,
+                        float *out);
+/* A draw from prob [vocab] (non-negative, renormalised here) with the
+ * sampler's RNG: the first id whose running sum passes u * total. */
+int preft_sample_from(preft_sampler *s, const float *prob, int vocab);
 
 /* ---- ranking: the k best of many values in O(n log k) ---------------------- */
 

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end: speculative decoding by prompt lookup (`--speculative ngram`)
-# on the embedded default model. `preft generate` writes the same text with
-# it as without, greedy and seeded sampled, on a prompt that repeats (where
-# drafts are made and accepted: -v reports it); `preft serve --speculative
-# ngram` answers a completion with that same text, and 8 concurrent ones
-# each with their own; a bad --speculative value is a usage error.
+# and by the draft model (`--draft-model assets/draft-model`) on the
+# embedded default model. `preft generate` writes the same text with it as
+# without, greedy (both drafters) and seeded sampled (prompt lookup), on a
+# prompt that repeats (where drafts are made and accepted: -v reports it);
+# `preft serve --speculative ngram` answers a completion with that same
+# text, and 8 concurrent ones each with their own, and so does `serve
+# --draft-model`; a bad --speculative value, or draft without a draft
+# model, is a usage error; a draft model of another vocabulary is refused.
 source "$(dirname "$0")/server_lib.bash"
 command -v jq >/dev/null || { echo "jq is missing: run scripts/install-deps.sh"; exit 1; }
 dm=$data/../../assets/default-model
@@ -21,6 +24,16 @@ check "drafts were made and accepted (accepted: '$accepted')" test "${accepted:-
 gen --temperature 0.9 --seed 7 >"$tmp/plain-s"
 gen --temperature 0.9 --seed 7 --speculative ngram >"$tmp/spec-s"
 check "seeded sampling: the same text with speculation" cmp -s "$tmp/plain-s" "$tmp/spec-s"
+dd=$data/../../assets/draft-model
+gen --temperature 0 --draft-model "$dd" -v >"$tmp/draft" 2>"$tmp/err"
+check "greedy: the same text with a draft model" cmp -s "$tmp/plain" "$tmp/draft"
+accepted=$(sed -n 's/.*tokens, \([0-9]*\) accepted.*/\1/p' "$tmp/err")
+check "  its drafts were accepted (accepted: '$accepted')" test "${accepted:-0}" -gt 0
+"$bin" generate -m "$dm" -p x --speculative draft 2>"$tmp/err"
+check "--speculative draft without --draft-model is a usage error (2)" test $? -eq 2
+"$bin" generate -m "$dm" -p x --draft-model "$data/models/llama-gqa-rope3" 2>"$tmp/err"
+check "a draft model of another vocabulary fails (1)" test $? -eq 1
+check "  saying why" grep -q "vocabulary" "$tmp/err"
 "$bin" generate -m "$dm" -p x --speculative eagle 2>"$tmp/err"
 check "an unknown --speculative is a usage error (2)" test $? -eq 2
 check "  naming the option" grep -q -- "--speculative" "$tmp/err"
@@ -44,6 +57,14 @@ done
 check "8 concurrent completions: each the text of preft generate" test $ok = 1
 drafted=$(curl -s "$SRV_URL/metrics" | sed -n 's/^preft_spec_drafted_tokens_total \([0-9]*\)/\1/p')
 check "/metrics counts drafted tokens ('$drafted')" test "${drafted:-0}" -gt 0
+stop_server
+check "the server exits 0 on SIGTERM" test $? -eq 0
+
+start_server "$tmp/log" -m "$dm" --threads 1 --draft-model "$dd" || exit 1
+text=$(curl -s "$SRV_URL/v1/completions" -d "$req" | jq -j '.choices[0].text')
+check "serve --draft-model: the text of preft generate" test "$text" = "$(cat "$tmp/plain")"
+accepted=$(curl -s "$SRV_URL/metrics" | sed -n 's/^preft_spec_accepted_tokens_total \([0-9]*\)/\1/p')
+check "  /metrics counts accepted drafts ('$accepted')" test "${accepted:-0}" -gt 0
 stop_server
 check "the server exits 0 on SIGTERM" test $? -eq 0
 exit $((fails > 0))

@@ -1,12 +1,16 @@
 /* test_speculative.c - speculative decoding (engine/speculative.h):
  * prompt lookup drafts what followed the latest earlier occurrence of the
- * last n-gram; greedy tokens of 32 concurrent requests with mixed adapters
- * and modes are those of preft_generate without speculation, also under a
- * KV cache so small that drafted sequences are preempted; seeded sampled
- * requests draw the same tokens with and without it; preft_generate with it
- * gives its own tokens without it; and a chi-square test over 3000 seeded
- * draws at a drafted position finds the target distribution, and would
- * reject the distribution of a wrong accept/reject rule. */
+ * last n-gram; the accept/reject rule turns hand-made draft distributions
+ * into the target's (chi-square over 200,000 draws, which would reject the
+ * distribution of a wrong rule); greedy tokens of 32 concurrent requests
+ * with mixed adapters and modes are those of preft_generate without
+ * speculation, for prompt lookup and for a draft model (the target's first
+ * layer alone), also under a KV cache so small that drafted sequences are
+ * preempted; seeded sampled requests draw the same tokens with and without
+ * prompt lookup; preft_generate with it gives its own tokens without it;
+ * and a chi-square test over 3000 seeded draws at a drafted position, for
+ * both drafters, finds the target distribution and would reject the
+ * distribution of a wrong accept/reject rule. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -57,6 +61,115 @@ static void ngram_draft_copies_what_followed_the_latest_match(void **state) {
   assert_int_equal(draft[1], 2);
 }
 
+/* ---- the accept/reject rule on hand-made distributions ------------------------ */
+
+/* Chi-square statistic of counts against probabilities q (bins of expected
+ * count >= 5, the rest pooled); *df its degrees of freedom. */
+static double chi_square(const long *counts, const double *q, int vocab, long n, int *df) {
+  double chi = 0, pooled_e = 0;
+  long pooled_o = 0;
+  int bins = 0;
+  for (int v = 0; v < vocab; v++) {
+    double e = q[v] * (double)n;
+    if (e < 5) {
+      pooled_e += e;
+      pooled_o += counts[v];
+      continue;
+    }
+    chi += ((double)counts[v] - e) * ((double)counts[v] - e) / e;
+    bins++;
+  }
+  if (pooled_e > 0) {
+    chi += ((double)pooled_o - pooled_e) * ((double)pooled_o - pooled_e) / pooled_e;
+    bins++;
+  }
+  *df = bins - 1;
+  return chi;
+}
+
+/* The chi-square quantile at 1 - 0.001 (Wilson-Hilferty). */
+static double chi_square_critical(int df) {
+  double z = 3.0902, a = 2.0 / (9.0 * df);
+  return df * pow(1 - a + z * sqrt(a), 3);
+}
+
+/* What a wrong rule would give: keep d with probability min(1, p/q) but on
+ * rejection draw from p itself (not from the residual). */
+static void wrong_rule_distribution(const double *p, const double *q, int vocab, double *out) {
+  double reject = 1;
+  for (int v = 0; v < vocab; v++) reject -= fmin(p[v], q[v]);
+  for (int v = 0; v < vocab; v++) out[v] = fmin(p[v], q[v]) + reject * p[v];
+}
+
+enum { RULE_V = 6, RULE_DRAWS = 200000 };
+
+static void verify_rule_gives_the_target_distribution(void **state) {
+  (void)state;
+  /* target logits at temperature 1 with top-k 5 (the sixth token is cut),
+   * and two drafts: one far from the target, one that cannot draw token 1 */
+  const float logits[RULE_V] = {2.0f, 1.2f, 0.3f, -0.5f, 0.9f, -3.0f};
+  const double drafts[2][RULE_V] = {{0.05, 0.05, 0.5, 0.3, 0.05, 0.05}, {0.4, 0, 0.2, 0.1, 0.2, 0.1}};
+  preft_sampling sp = {.temperature = 1, .top_k = 5, .top_p = 1, .seed = 5};
+  float p_f[RULE_V];
+  preft_sample_scratch w = {0};
+  preft_sample_probs(&sp, &w, logits, RULE_V, p_f);
+  assert_true(p_f[5] == 0.0f); /* top-k cut it */
+  double p[RULE_V], wrong[RULE_V];
+  for (int v = 0; v < RULE_V; v++) p[v] = p_f[v];
+  for (int c = 0; c < 2; c++) {
+    float q[RULE_V];
+    double qd[RULE_V];
+    for (int v = 0; v < RULE_V; v++) q[v] = (float)(qd[v] = drafts[c][v]);
+    preft_sampler target, draft;
+    preft_sampler_init(&target, &sp);
+    preft_sampler_init_draft(&draft, &sp);
+    long counts[RULE_V] = {0}, kept = 0;
+    for (int i = 0; i < RULE_DRAWS; i++) {
+      int d = preft_sample_from(&draft, q, RULE_V);
+      bool acc;
+      int tok = preft_spec_verify(&target, &w, logits, RULE_V, d, q, &acc);
+      assert_true(tok >= 0 && tok < RULE_V);
+      assert_true(acc == (tok == d));
+      counts[tok]++;
+      kept += acc;
+    }
+    int df, df_wrong, df_q;
+    double chi = chi_square(counts, p, RULE_V, RULE_DRAWS, &df);
+    wrong_rule_distribution(p, qd, RULE_V, wrong);
+    double chi_wrong = chi_square(counts, wrong, RULE_V, RULE_DRAWS, &df_wrong);
+    double chi_q = chi_square(counts, qd, RULE_V, RULE_DRAWS, &df_q); /* "always keep the draft" */
+    double accept = 0; /* sum min(p, q): the rule's acceptance rate */
+    for (int v = 0; v < RULE_V; v++) accept += fmin(p[v], qd[v]);
+    print_message(
+        "draft %d: kept %.3f (expected %.3f); chi2 %.1f (df %d, critical %.1f); wrong rule %.1f, "
+        "draft's own %.1f\n",
+        c, (double)kept / RULE_DRAWS, accept, chi, df, chi_square_critical(df), chi_wrong, chi_q);
+    assert_true(counts[5] == 0); /* never a token the target cannot draw */
+    if (chi > chi_square_critical(df))
+      fail_msg("draft %d: verified draws do not follow the target: chi2 %.1f > %.1f", c, chi,
+               chi_square_critical(df));
+    if (chi_wrong <= chi_square_critical(df_wrong) || chi_q <= chi_square_critical(df_q))
+      fail_msg("draft %d: the test cannot tell a wrong rule apart (%.1f, %.1f)", c, chi_wrong, chi_q);
+    assert_true(fabs((double)kept / RULE_DRAWS - accept) < 0.01);
+    preft_sampler_free(&target);
+    preft_sampler_free(&draft);
+  }
+  /* greedy: the argmax whatever the draft, kept iff the draft is the argmax */
+  preft_sampling greedy = {.temperature = 0, .top_p = 1};
+  preft_sampler g;
+  preft_sampler_init(&g, &greedy);
+  float q[RULE_V] = {0.1f, 0.5f, 0.1f, 0.1f, 0.1f, 0.1f};
+  for (int d = 0; d < RULE_V; d++) {
+    bool acc;
+    assert_int_equal(preft_spec_verify(&g, &w, logits, RULE_V, d, q, &acc), 0);
+    assert_true(acc == (d == 0));
+    assert_int_equal(preft_spec_verify(&g, &w, logits, RULE_V, d, NULL, &acc), 0);
+    assert_true(acc == (d == 0));
+  }
+  preft_sampler_free(&g);
+  preft_sample_scratch_free(&w);
+}
+
 /* ---- engine ------------------------------------------------------------------ */
 
 typedef struct {
@@ -97,6 +210,20 @@ static preft_model *load_base(void) {
   if (preft_model_load(&m, dir, &err) != 0) fail_msg("%s", err.msg);
   free(dir);
   return m;
+}
+
+/* The draft model of the tests: the target's first layer alone (an early
+ * exit: the same vocabulary, a related but different distribution). */
+static int base_layers;
+static preft_model *load_draft(void) {
+  preft_model *m = load_base();
+  base_layers = m->cfg.n_layers;
+  m->cfg.n_layers = 1;
+  return m;
+}
+static void free_draft(preft_model *m) {
+  m->cfg.n_layers = base_layers; /* what the model frees */
+  preft_model_free(m);
 }
 
 static const char *adapter_names[] = {NULL, "lora-qv-r4", "loreft-f3l3"};
@@ -267,17 +394,18 @@ static void seeded_sampled_tokens_are_those_without_speculation(void **state) {
   check_against_reference(&cfg, true, NULL);
 }
 
-static void generate_with_speculation_gives_the_same_tokens(void **state) {
-  (void)state;
+/* preft_generate with spec gives the tokens it gives without (greedy, and
+ * seeded sampled when `sampled`). */
+static void check_generate(const preft_speculation *spec, bool sampled_too) {
   preft_model *m = load_base();
   kinds ks = load_kinds(m);
   preft_spec_stats total = {0};
   for (int r = 0; r < N_REQ; r += 2)
-    for (int sampled = 0; sampled < 2; sampled++) {
+    for (int sampled = 0; sampled < (sampled_too ? 2 : 1); sampled++) {
       int want[64], got[64];
       preft_spec_stats st;
       int nw = reference_run(m, &ks, r, sampled, NULL, want, NULL);
-      int ng = reference_run(m, &ks, r, sampled, &ngram4, got, &st);
+      int ng = reference_run(m, &ks, r, sampled, spec, got, &st);
       assert_int_equal(ng, nw);
       assert_memory_equal(got, want, sizeof(int) * (size_t)nw);
       total.drafted += st.drafted;
@@ -287,6 +415,63 @@ static void generate_with_speculation_gives_the_same_tokens(void **state) {
     fail_msg("generate drafted %ld tokens and kept %ld: nothing was tested", total.drafted, total.accepted);
   free_kinds(&ks);
   preft_model_free(m);
+}
+
+static void generate_with_speculation_gives_the_same_tokens(void **state) {
+  (void)state;
+  check_generate(&ngram4, true);
+}
+
+/* A draft model's sampled draws use their own RNG (the tokens differ, the
+ * distribution does not: below); greedy tokens are the same. */
+static void generate_with_a_draft_model_gives_the_same_greedy_tokens(void **state) {
+  (void)state;
+  preft_model *d = load_draft();
+  preft_speculation spec = {.kind = PREFT_SPEC_DRAFT, .k = 4, .draft_model = d};
+  check_generate(&spec, false);
+  free_draft(d);
+}
+
+static void greedy_tokens_with_a_draft_model_are_those_without(void **state) {
+  (void)state;
+  preft_model *d = load_draft();
+  preft_engine_config cfg = {.threads = 2,
+                             .kv_cache_mb = 64,
+                             .max_step_tokens = 96,
+                             .speculation = {.kind = PREFT_SPEC_DRAFT, .k = 3, .draft_model = d}};
+  check_against_reference(&cfg, false, NULL);
+  free_draft(d);
+}
+
+static void draft_model_sequences_survive_preemption(void **state) {
+  (void)state;
+  preft_model *d = load_draft();
+  preft_engine_config cfg = {.threads = 2,
+                             .kv_blocks = 24,
+                             .max_context = 96,
+                             .max_step_tokens = 128,
+                             .max_running = 16,
+                             .speculation = {.kind = PREFT_SPEC_DRAFT, .k = 4, .draft_model = d}};
+  long preemptions = 0;
+  check_against_reference(&cfg, false, &preemptions);
+  if (preemptions == 0) fail_msg("no preemption happened: the test tests nothing");
+  free_draft(d);
+}
+
+static void a_draft_model_must_share_the_vocabulary(void **state) {
+  (void)state;
+  char *dir = test_data_path("models/llama-headdim-f16"); /* 384 tokens, the target 256 */
+  preft_model *d;
+  preft_error err;
+  if (preft_model_load(&d, dir, &err) != 0) fail_msg("%s", err.msg);
+  free(dir);
+  preft_engine_config cfg = {.threads = 1, .speculation = {.kind = PREFT_SPEC_DRAFT, .draft_model = d}};
+  preft_engine *e;
+  preft_model *m = load_base();
+  assert_int_not_equal(preft_engine_create(&e, m, &cfg, &err), 0);
+  assert_non_null(strstr(err.msg, "vocabulary"));
+  preft_model_free(m);
+  preft_model_free(d);
 }
 
 /* ---- the distribution of a drafted position ----------------------------------- */
@@ -304,34 +489,114 @@ static void candidate_prompt(int c, int *p) {
   p[P_LEN - 1] = p[4];
 }
 
-/* Chi-square statistic of counts against probabilities q (bins of expected
- * count >= 5, the rest pooled); *df its degrees of freedom. */
-static double chi_square(const long *counts, const double *q, int vocab, long n, int *df) {
-  double chi = 0, pooled_e = 0;
-  long pooled_o = 0;
-  int bins = 0;
-  for (int v = 0; v < vocab; v++) {
-    double e = q[v] * (double)n;
-    if (e < 5) {
-      pooled_e += e;
-      pooled_o += counts[v];
-      continue;
-    }
-    chi += ((double)counts[v] - e) * ((double)counts[v] - e) / e;
-    bins++;
+/* N_DRAWS seeded requests of prompt [P_LEN] at temperature T, one at a
+ * time, with speculation spec: counts[v] += how often the first generated
+ * token is v. The prompt's last row is computed alone (the step before
+ * holds the rest), so the draft is verified on the first generated
+ * position. */
+static preft_engine_stats draw_first_tokens(const preft_speculation *spec, const int *prompt,
+                                            float temperature, long *counts) {
+  preft_engine_config cfg = {.threads = 1,
+                             .kv_cache_mb = 16,
+                             .max_running = 1,
+                             .max_step_tokens = P_LEN - 1,
+                             .max_queue = N_DRAWS,
+                             .speculation = *spec};
+  preft_engine *e;
+  preft_error err;
+  if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
+  collector *col = calloc(N_DRAWS, sizeof *col);
+  for (int i = 0; i < N_DRAWS; i++) {
+    pthread_mutex_init(&col[i].mu, NULL);
+    pthread_cond_init(&col[i].cv, NULL);
+    preft_request_params p = {.prompt = prompt,
+                              .n_prompt = P_LEN,
+                              .adapter_mode = -1,
+                              .max_tokens = 2,
+                              .sampling = {.temperature = temperature, .top_p = 1, .seed = 77 + (uint64_t)i}};
+    uint64_t id;
+    if (preft_engine_submit(e, &p, on_event, &col[i], &id, &err) != PREFT_SUBMIT_OK) fail_msg("%s", err.msg);
   }
-  if (pooled_e > 0) {
-    chi += ((double)pooled_o - pooled_e) * ((double)pooled_o - pooled_e) / pooled_e;
-    bins++;
+  for (int i = 0; i < N_DRAWS; i++) {
+    wait_done(&col[i]);
+    assert_int_equal(col[i].n, 2);
+    counts[col[i].tokens[0]]++;
+    pthread_mutex_destroy(&col[i].mu);
+    pthread_cond_destroy(&col[i].cv);
   }
-  *df = bins - 1;
-  return chi;
+  free(col);
+  preft_engine_stats st;
+  preft_engine_get_stats(e, &st);
+  preft_engine_free(e);
+  if (st.spec.steps != N_DRAWS)
+    fail_msg("%ld of %d requests had their first token drafted: the test does not test the rule",
+             st.spec.steps, N_DRAWS);
+  return st;
 }
 
-/* The chi-square quantile at 1 - 0.001 (Wilson-Hilferty). */
-static double chi_square_critical(int df) {
-  double z = 3.0902, a = 2.0 / (9.0 * df);
-  return df * pow(1 - a + z * sqrt(a), 3);
+/* softmax(row / T) in double */
+static void softmax_t(const float *row, int vocab, double t, double *out) {
+  double mx = row[0], z = 0;
+  for (int v = 1; v < vocab; v++) mx = row[v] > mx ? row[v] : mx;
+  for (int v = 0; v < vocab; v++) z += out[v] = exp(((double)row[v] - mx) / t);
+  for (int v = 0; v < vocab; v++) out[v] /= z;
+}
+
+/* With a draft model (the first layer alone) at a temperature where the
+ * target's favourite has p near 0.4: the first token follows the target's
+ * distribution, not the draft's, nor a wrong rule's. */
+static void draft_model_sampled_positions_keep_the_target_distribution(void **state) {
+  (void)state;
+  preft_model *m = load_base(), *d = load_draft();
+  int vocab = m->cfg.vocab, prompt[P_LEN];
+  candidate_prompt(0, prompt);
+  float *lt = malloc(sizeof(float) * (size_t)P_LEN * (size_t)vocab);
+  float *ld = malloc(sizeof(float) * (size_t)P_LEN * (size_t)vocab);
+  preft_error err;
+  assert_int_equal(preft_all_logits(m, NULL, prompt, P_LEN, lt, &err), 0);
+  assert_int_equal(preft_all_logits(d, NULL, prompt, P_LEN, ld, &err), 0);
+  const float *rt = lt + (size_t)(P_LEN - 1) * (size_t)vocab, *rd = ld + (size_t)(P_LEN - 1) * (size_t)vocab;
+  double *p = calloc((size_t)vocab, sizeof(double)), *q = calloc((size_t)vocab, sizeof(double));
+  double *wrong = calloc((size_t)vocab, sizeof(double));
+  float temperature = 1;
+  double best = 0;
+  for (float t = 1.0f; t > 1e-4f; t *= 0.8f) { /* the target's favourite nearest 0.4 */
+    softmax_t(rt, vocab, t, p);
+    double mx = 0;
+    for (int v = 0; v < vocab; v++) mx = p[v] > mx ? p[v] : mx;
+    if (fabs(mx - 0.4) < fabs(best - 0.4)) best = mx, temperature = t;
+  }
+  softmax_t(rt, vocab, temperature, p);
+  softmax_t(rd, vocab, temperature, q);
+  wrong_rule_distribution(p, q, vocab, wrong);
+  preft_speculation spec = {.kind = PREFT_SPEC_DRAFT, .k = 1, .draft_model = d};
+  long *counts = calloc((size_t)vocab, sizeof(long));
+  preft_engine_stats st = draw_first_tokens(&spec, prompt, temperature, counts);
+  int df, df_wrong, df_q;
+  double chi = chi_square(counts, p, vocab, N_DRAWS, &df);
+  double chi_wrong = chi_square(counts, wrong, vocab, N_DRAWS, &df_wrong);
+  double chi_q = chi_square(counts, q, vocab, N_DRAWS, &df_q);
+  print_message(
+      "T=%.4f: kept %ld of %d; chi2 %.1f (df %d, critical %.1f); wrong rule %.1f (df %d); "
+      "the draft's own %.1f (df %d)\n",
+      temperature, st.spec.accepted, N_DRAWS, chi, df, chi_square_critical(df), chi_wrong, df_wrong, chi_q,
+      df_q);
+  if (chi > chi_square_critical(df))
+    fail_msg("drafted draws do not follow the target distribution: chi2 %.1f > %.1f (df %d)", chi,
+             chi_square_critical(df), df);
+  if (chi_wrong <= chi_square_critical(df_wrong) || chi_q <= chi_square_critical(df_q))
+    fail_msg("the test cannot tell a wrong rule apart (chi2 %.1f, %.1f)", chi_wrong, chi_q);
+  if (st.spec.accepted == 0 || st.spec.accepted == N_DRAWS)
+    fail_msg("the draft was kept %ld times of %d: both ways of the rule are not exercised", st.spec.accepted,
+             N_DRAWS);
+  free(counts);
+  free(p);
+  free(q);
+  free(wrong);
+  free(lt);
+  free(ld);
+  free_draft(d);
+  preft_model_free(m);
 }
 
 static void sampled_drafted_positions_keep_the_target_distribution(void **state) {
@@ -373,43 +638,9 @@ static void sampled_drafted_positions_keep_the_target_distribution(void **state)
   for (int v = 0; v < vocab; v++) q_wrong[v] = (1 - p_draft) * q[v];
   q_wrong[draft] += p_draft;
 
-  /* the prompt's last row is computed alone (the step before holds the
-   * rest), so the draft is verified on the first generated position */
-  preft_engine_config cfg = {
-      .threads = 1,
-      .kv_cache_mb = 16,
-      .max_running = 1,
-      .max_step_tokens = P_LEN - 1,
-      .max_queue = N_DRAWS,
-      .speculation = {.kind = PREFT_SPEC_NGRAM, .k = 1, .ngram_max = 1, .ngram_min = 1}};
-  preft_engine *e;
-  if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
-  collector *col = calloc(N_DRAWS, sizeof *col);
-  for (int i = 0; i < N_DRAWS; i++) {
-    pthread_mutex_init(&col[i].mu, NULL);
-    pthread_cond_init(&col[i].cv, NULL);
-    preft_request_params p = {.prompt = prompt,
-                              .n_prompt = P_LEN,
-                              .adapter_mode = -1,
-                              .max_tokens = 2,
-                              .sampling = {.temperature = temperature, .top_p = 1, .seed = 77 + (uint64_t)i}};
-    uint64_t id;
-    if (preft_engine_submit(e, &p, on_event, &col[i], &id, &err) != PREFT_SUBMIT_OK) fail_msg("%s", err.msg);
-  }
+  preft_speculation spec = {.kind = PREFT_SPEC_NGRAM, .k = 1, .ngram_max = 1, .ngram_min = 1};
   long *counts = calloc((size_t)vocab, sizeof(long));
-  for (int i = 0; i < N_DRAWS; i++) {
-    wait_done(&col[i]);
-    assert_int_equal(col[i].n, 2);
-    counts[col[i].tokens[0]]++;
-    pthread_mutex_destroy(&col[i].mu);
-    pthread_cond_destroy(&col[i].cv);
-  }
-  preft_engine_stats st;
-  preft_engine_get_stats(e, &st);
-  preft_engine_free(e);
-  if (st.spec.steps != N_DRAWS)
-    fail_msg("%ld of %d requests had their first token drafted: the test does not test the rule",
-             st.spec.steps, N_DRAWS);
+  preft_engine_stats st = draw_first_tokens(&spec, prompt, temperature, counts);
   int df, df_wrong;
   double chi = chi_square(counts, q, vocab, N_DRAWS, &df);
   double chi_wrong = chi_square(counts, q_wrong, vocab, N_DRAWS, &df_wrong);
@@ -423,7 +654,6 @@ static void sampled_drafted_positions_keep_the_target_distribution(void **state)
   if (chi_wrong <= chi_square_critical(df_wrong))
     fail_msg("the test cannot tell a wrong accept/reject rule apart (chi2 %.1f, df %d)", chi_wrong, df_wrong);
   free(counts);
-  free(col);
   free(q);
   free(q_wrong);
   free(logits);
@@ -431,13 +661,29 @@ static void sampled_drafted_positions_keep_the_target_distribution(void **state)
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
+  const struct CMUnitTest lookup[] = {
       cmocka_unit_test(ngram_draft_copies_what_followed_the_latest_match),
+      cmocka_unit_test(verify_rule_gives_the_target_distribution),
       cmocka_unit_test(greedy_tokens_are_those_without_speculation),
       cmocka_unit_test(drafted_sequences_survive_preemption),
       cmocka_unit_test(seeded_sampled_tokens_are_those_without_speculation),
       cmocka_unit_test(generate_with_speculation_gives_the_same_tokens),
       cmocka_unit_test(sampled_drafted_positions_keep_the_target_distribution),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  const struct CMUnitTest draft_model[] = {
+      cmocka_unit_test(greedy_tokens_with_a_draft_model_are_those_without),
+      cmocka_unit_test(draft_model_sequences_survive_preemption),
+      cmocka_unit_test(generate_with_a_draft_model_gives_the_same_greedy_tokens),
+      cmocka_unit_test(draft_model_sampled_positions_keep_the_target_distribution),
+      cmocka_unit_test(a_draft_model_must_share_the_vocabulary),
+  };
+  /* two programs (two time limits): test_speculative_draft.c runs the
+   * draft model's group */
+#ifdef SPEC_DRAFT_MODEL_GROUP
+  (void)lookup;
+  return cmocka_run_group_tests(draft_model, NULL, NULL);
+#else
+  (void)draft_model;
+  return cmocka_run_group_tests(lookup, NULL, NULL);
+#endif
 }
