@@ -142,8 +142,15 @@ rl=(train rl -m "$model_rl" --task addition --reward-cmd "$reward" --method lora
 check "rl, one process: exits 0" test $? -eq 0
 mpi 2 "$bin" "${rl[@]}" -o "$tmp/rl2" --json "$tmp/rl2.json" >"$tmp/out" 2>&1
 check "rl, mpirun -np 2: exits 0" test $? -eq 0 || cat "$tmp/out"
+# AdamW divides each update by the gradient's own scale, so an element whose
+# gradient is near zero moves by up to the learning rate (2e-3 a step here)
+# whichever way rounding tips it; the ranks' sums are associated differently
+# from one process's, and 3 steps of that leave one element in 160,000 at
+# 6e-5 (3% of a step). A rank that lost or doubled its share differs by
+# whole steps in most elements.
+TOL_RL=1e-4
 d=$(max_diff "$tmp/rl1/adapter_model.safetensors" "$tmp/rl2/adapter_model.safetensors")
-check "rl: 2 ranks equal one process within $TOL (max |diff| $d)" within "$d" $TOL
+check "rl: 2 ranks equal one process within $TOL_RL (max |diff| $d)" within "$d" $TOL_RL
 steps='[.steps[] | [.reward_mean, .equal_groups, .completion_tokens]]'
 check "rl: every step's rewards are the whole step's" test "$(jq -c "$steps" "$tmp/rl2.json")" = "$(jq -c "$steps" "$tmp/rl1.json")"
 check "rl: --json records world_size 2" test "$(jq .world_size "$tmp/rl2.json")" = 2
