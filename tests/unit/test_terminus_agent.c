@@ -342,7 +342,9 @@ static void timeout_and_episode_limit_stop_the_run(void **state) {
   assert_true(res.timed_out);
   assert_non_null(strstr(res.error, "timed out"));
   assert_int_equal(res.episodes, 1);
-  assert_true(res.seconds >= 2.0 && res.seconds < 2.0 + 5 * test_time_scale());
+  /* the command sleeps 30 s: any run that ends before 28 s was stopped by the
+   * 2 s timeout (a tighter bound failed under a loaded parallel test run) */
+  assert_true(res.seconds >= 2.0 && res.seconds < 28.0);
 
   /* the episode limit: replies that wait 0 s, three episodes */
   const char *quick[] = {"{\"analysis\": \"\", \"plan\": \"\", \"commands\": [], \"task_complete\": false}"};
