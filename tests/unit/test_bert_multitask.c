@@ -372,6 +372,18 @@ static void test_masking(void **state) {
 
 /* A few steps of multitask training with SMART and joint exits lower the
  * training loss of a fixed batch. */
+/* SMART (one ascent step), the Bregman teacher and joint exits: the step
+ * options both training tests run with. */
+static preft_bt_step_opts smart_bregman_step(void) {
+  return (preft_bt_step_opts){.lambda_s = 1.0,
+                              .sigma = 1e-3,
+                              .eta = 1e-3,
+                              .eps = 1e-2,
+                              .steps = 1,
+                              .mu = 0.5,
+                              .exits = PREFT_BT_EXITS_JOINT};
+}
+
 static void test_training_lowers_loss(void **state) {
   (void)state;
   preft_tokenizer *tok = tokenizer();
@@ -392,13 +404,7 @@ static void test_training_lowers_loss(void **state) {
                            .warmup_frac = 0.1,
                            .clip = 1.0,
                            .seed = 1,
-                           .step = {.lambda_s = 1.0,
-                                    .sigma = 1e-3,
-                                    .eta = 1e-3,
-                                    .eps = 1e-2,
-                                    .steps = 1,
-                                    .mu = 0.5,
-                                    .exits = PREFT_BT_EXITS_JOINT},
+                           .step = smart_bregman_step(),
                            .bregman_beta = 0.9,
                            .quiet = true};
   preft_mt_history h;
@@ -435,13 +441,7 @@ static void resume_run(preft_bt_model *m, int rank, const preft_mt_set *train, c
                            .clip = 1.0,
                            .proportional = true,
                            .seed = 3,
-                           .step = {.lambda_s = 1.0,
-                                    .sigma = 1e-3,
-                                    .eta = 1e-3,
-                                    .eps = 1e-2,
-                                    .steps = 1,
-                                    .mu = 0.5,
-                                    .exits = PREFT_BT_EXITS_JOINT},
+                           .step = smart_bregman_step(),
                            .bregman_beta = 0.9,
                            .eval_every = 3,
                            .ckpt_every = 4,
