@@ -48,6 +48,15 @@ check "perplexity --halves --stride exits 2" test "$(rc "$bin" perplexity -m "$t
 
 check "bench model -m GGUF runs" test "$(rc "$bin" bench model -m "$tmp/m.gguf" --batch 1,2 --prompt-len 8 --decode-steps 2 --threads 2)" -eq 0
 check "  and reports decode" grep -qi "decode" "$tmp/out"
+# the decode statistic: --stat mean divides by every step's time (as
+# llama-batched-bench), --stat median by the middle step; all steps are kept
+"$bin" bench model -m "$tmp/m" --batch 2 --prompt-len 8 --decode-steps 5 --threads 1 --json "$tmp/bm.json" >/dev/null 2>&1
+check "bench model --stat mean (default): step time is the mean of the 5 kept steps" jq -e '.results[0] |
+  (.decode_step_ms_all | length) == 5 and ((.decode_step_ms_all | add / 5) - .decode_step_ms | fabs) < 1e-9 * .decode_step_ms' "$tmp/bm.json"
+"$bin" bench model -m "$tmp/m" --batch 2 --prompt-len 8 --decode-steps 5 --threads 1 --stat median --json "$tmp/bmm.json" >/dev/null 2>&1
+check "bench model --stat median: step time is the middle step" jq -e '.results[0] |
+  (.decode_step_ms_all | sort | .[2]) == .decode_step_ms' "$tmp/bmm.json"
+check "bench model --stat other exits 2" test "$(rc "$bin" bench model -m "$tmp/m" --stat mode)" -eq 2
 
 # quantized: convert --type T and --quantize T at load give the same logits
 "$bin" make-model --shape smollm-135m --layers 1 --vocab 1024 -o "$tmp/s" 2>/dev/null
