@@ -42,7 +42,7 @@ while [ $# -gt 0 ]; do
     *) echo "study-sft: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
-only= bench=(--requests 86 --prompt-len 96 --output-len 32 --reps 2)
+only= bench=(--requests 86 --prompt-len 96 --output-len 32 --reps 5)
 if [ $quick = 1 ]; then
   out=${out:-study-sft-quick}
   steps=${steps:-8} ranks=${ranks:-16}
