@@ -261,7 +261,7 @@ int cli_serve(int argc, char **argv) {
   }
   cli_model_args ma = {.model_dir = model_dir, .tok_path = tok_path, .tokenizer = CLI_TOK_IF_PRESENT};
   if (cli_model_load(&cm, &ma, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0 ||
-      cli_load_draft(&spec_args, &spec, &draft, &err) != 0)
+      cli_load_draft(&spec_args, model_dir, cm.model, &spec, &draft, &err) != 0)
     goto fail;
   preft_engine_config ec = {.threads = (int)threads,
                             .kv_cache_mb = (size_t)kv_mb,
