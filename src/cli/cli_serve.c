@@ -94,7 +94,11 @@ static void usage(FILE *out) {
       "  --spec-k K                 tokens drafted per step at most (default 4)\n"
       "  --draft-model DIR          a small model with the model's tokenizer that drafts\n"
       "                             (implies --speculative draft; base weights only, so one\n"
-      "                             draft serves every adapter; e.g. assets/draft-model)\n",
+      "                             draft serves every adapter; e.g. assets/draft-model).\n"
+      "                             Its KV cache is memory beside --kv-cache-mb: as many\n"
+      "                             16-position blocks as the model's cache, sized by the\n"
+      "                             draft's layers (assets/draft-model: a sixth more next to\n"
+      "                             the default model)\n",
       out);
 }
 
