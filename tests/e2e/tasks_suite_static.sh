@@ -24,12 +24,13 @@ toml_flat() {
     }
     { print "!bad\t" $0 }' "$1"
 }
-val() { awk -F'\t' -v k="$2" '$1 == k { print $2; exit }' <<<"$1"; }
-is_num() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v x="$1" 'BEGIN { exit !(x > 0) }'; }
+# a positive number: digits with an optional fraction, not all of them zero
+is_num() { [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ && $1 =~ [1-9] ]]; }
 is_str() { [[ $1 =~ ^\"[^\"]+\"$ ]]; }
 
 task_ok() { # task_ok DIR: prints what is wrong, returns 1 if anything is
-  local d=$1 name bad=() f flat v ins
+  local d=$1 name bad=() f flat v ins k
+  local -A kv=()
   name=$(basename "$d")
   for f in instruction.md task.toml environment/Dockerfile solution/solve.sh tests/test.sh; do
     [ -s "$d/$f" ] || bad+=("missing or empty $f")
@@ -42,19 +43,22 @@ task_ok() { # task_ok DIR: prints what is wrong, returns 1 if anything is
   done < <(find "$d" -name '*.sh' -print0)
   if [ -s "$d/task.toml" ]; then
     flat=$(toml_flat "$d/task.toml")
+    # kv[KEY]: the first value of each key (a bash array, not an awk per key:
+    # at about fifty processes a task this test timed out on a busy machine)
+    while IFS=$'\t' read -r k v _; do [[ -v kv[$k] ]] || kv[$k]=$v; done <<<"$flat"
     grep -q '^!bad' <<<"$flat" && bad+=("task.toml: unreadable line: $(grep -m1 '^!bad' <<<"$flat" | cut -f2)")
-    [ "$(val "$flat" task.name)" = "\"$name\"" ] || bad+=("task.toml: [task] name is not \"$name\"")
-    is_str "$(val "$flat" task.version)" || bad+=("task.toml: [task] version missing")
-    is_str "$(val "$flat" task.description)" || bad+=("task.toml: [task] description missing")
-    [[ $(val "$flat" metadata.difficulty) =~ ^\"(easy|medium|hard)\"$ ]] || bad+=("task.toml: [metadata] difficulty not easy/medium/hard")
-    is_str "$(val "$flat" metadata.category)" || bad+=("task.toml: [metadata] category missing")
-    [[ $(val "$flat" metadata.tags) =~ ^\[\".*\"\]$ ]] || bad+=("task.toml: [metadata] tags not a list of strings")
+    [ "${kv[task.name]:-}" = "\"$name\"" ] || bad+=("task.toml: [task] name is not \"$name\"")
+    is_str "${kv[task.version]:-}" || bad+=("task.toml: [task] version missing")
+    is_str "${kv[task.description]:-}" || bad+=("task.toml: [task] description missing")
+    [[ ${kv[metadata.difficulty]:-} =~ ^\"(easy|medium|hard)\"$ ]] || bad+=("task.toml: [metadata] difficulty not easy/medium/hard")
+    is_str "${kv[metadata.category]:-}" || bad+=("task.toml: [metadata] category missing")
+    [[ ${kv[metadata.tags]:-} =~ ^\[\".*\"\]$ ]] || bad+=("task.toml: [metadata] tags not a list of strings")
     for k in verifier.timeout_sec agent.timeout_sec environment.build_timeout_sec environment.cpus \
       environment.memory_mb environment.storage_mb; do
-      is_num "$(val "$flat" $k)" || bad+=("task.toml: $k missing or not a positive number")
+      is_num "${kv[$k]:-}" || bad+=("task.toml: $k missing or not a positive number")
     done
-    [ "$(val "$flat" environment.allow_internet)" = false ] || bad+=("task.toml: [environment] allow_internet must be false")
-    v=$(val "$flat" verifier.timeout_sec)
+    [ "${kv[environment.allow_internet]:-}" = false ] || bad+=("task.toml: [environment] allow_internet must be false")
+    v=${kv[verifier.timeout_sec]:-}
     is_num "$v" && awk -v x="$v" 'BEGIN { exit !(x > 120) }' && bad+=("task.toml: verifier timeout $v s: tests must run in seconds")
   fi
   if [ -s "$d/environment/Dockerfile" ]; then
