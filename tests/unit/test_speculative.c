@@ -1091,16 +1091,22 @@ int main(void) {
       cmocka_unit_test(a_draft_model_must_share_the_vocabulary),
       cmocka_unit_test(a_draft_model_must_share_bos_and_eos),
       cmocka_unit_test(draft_model_catches_up_in_chunks),
-      cmocka_unit_test(draft_model_second_drafted_position_keeps_the_target_distribution),
       cmocka_unit_test(generate_with_a_sampled_draft_model_keeps_its_drafts),
   };
-  /* two programs (two time limits): test_speculative_draft.c runs the
-   * draft model's group */
-#ifdef SPEC_DRAFT_MODEL_GROUP
-  (void)lookup;
+  const struct CMUnitTest second_position[] = {
+      cmocka_unit_test(draft_model_second_drafted_position_keeps_the_target_distribution),
+  };
+  /* three programs (three time limits): test_speculative_draft.c runs the
+   * draft model's group, test_speculative_k2.c the second drafted
+   * position's distribution */
+#if defined(SPEC_DRAFT_MODEL_GROUP)
+  (void)lookup, (void)second_position;
   return cmocka_run_group_tests(draft_model, NULL, NULL);
+#elif defined(SPEC_SECOND_POSITION_GROUP)
+  (void)lookup, (void)draft_model;
+  return cmocka_run_group_tests(second_position, NULL, NULL);
 #else
-  (void)draft_model;
+  (void)draft_model, (void)second_position;
   return cmocka_run_group_tests(lookup, NULL, NULL);
 #endif
 }
