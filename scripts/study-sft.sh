@@ -16,14 +16,17 @@
 # short throughput benchmark: a check that the pipeline works, not a result.
 # --cells "LoRA-P,DiReFT" trains only those methods' cells (two runs with
 # disjoint cells and --threads 1 can share one OUT, one core each); the
-# tables and plots are written once every cell of --ranks is done. A
-# finished cell keeps its results.tsv and train.json, not the adapters.
+# tables and plots are written once every cell of --ranks is done (not with
+# --train-only, which stops after training: the throughput benchmark then
+# waits for a run on a quiet machine). A finished cell keeps its results.tsv
+# and train.json, not the adapters.
 # Usage: scripts/study-sft.sh [--quick] [-m MODEL] [--out DIR] [--steps N]
-#          [--ranks "4 16 64"] [--cells LABELS] [--build DIR] [--threads N]
+#          [--ranks "4 16 64"] [--cells LABELS] [--train-only] [--build DIR]
+#          [--threads N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
-quick=0 model=assets/default-model out= steps= ranks= build=build threads= only_cells=
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+quick=0 model=assets/default-model out= steps= ranks= build=build threads= only_cells= train_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; shift ;;
@@ -32,6 +35,7 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2 ;;
     --ranks) ranks=$2; shift 2 ;;
     --cells) only_cells=$2; shift 2 ;;
+    --train-only) train_only=1; shift ;;
     --build) build=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
@@ -78,6 +82,7 @@ for rank in $ranks; do
     rm -rf "$dir" && mv "$dir.tmp" "$dir"
   done
 done
+[ $train_only = 0 ] || exit 0
 for rank in $ranks; do
   for cell in "${cells[@]}"; do
     [ -f "$out/runs/$(cut -d: -f3 <<<"$cell")-r$rank/results.tsv" ] ||

@@ -34,7 +34,7 @@
 #include "base/error.h"
 #include "tensor/quant_kern.h"
 
-#define T16_TARGET "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni"
+#define T16_TARGET "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni"
 #define TFN __attribute__((target(T16_TARGET)))
 #define TIN static inline __attribute__((always_inline, target(T16_TARGET)))
 

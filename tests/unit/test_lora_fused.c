@@ -121,7 +121,7 @@ static void fused_matches_unfused_bit_for_bit(void **s) {
   c.n_heads = 5;
   c.n_kv_heads = 1;
   c.head_dim = 8;
-  c.ffn = 130; /* wider than one epilogue block of the rows regime (48) */
+  c.ffn = 130; /* wider than the rows regime's fewest columns per epilogue block (48) */
   c.n_layers = 2;
   static const preft_module qkv[3] = {PREFT_MOD_Q, PREFT_MOD_K, PREFT_MOD_V};
   static const preft_module gate_up[2] = {PREFT_MOD_GATE, PREFT_MOD_UP};
@@ -157,9 +157,39 @@ static void fused_matches_unfused_bit_for_bit(void **s) {
   preft_pool_free(pool);
 }
 
+/* One thread gives the rows regime one task over all m weight rows, which
+ * rows_task then cuts into epilogue blocks of about 64 KiB of y: for 40
+ * rows of x that is 408 columns, so an output 1300 wide takes four blocks
+ * (the last one 76 columns), each expanded as soon as it is final. The
+ * test above, at 3 threads, never gives a task more than one block. */
+static void fused_rows_regime_expands_every_block_of_a_task(void **s) {
+  (void)s;
+  preft_model_config c = {0};
+  c.dim = 40;
+  c.n_heads = 5;
+  c.n_kv_heads = 1;
+  c.head_dim = 8;
+  c.ffn = 1300;
+  c.n_layers = 2;
+  static const preft_module gate_up[2] = {PREFT_MOD_GATE, PREFT_MOD_UP};
+  static const preft_dtype wdts[] = {PREFT_F32, PREFT_BF16};
+  preft_pool *pool = preft_pool_create(1);
+  preft_adapter *ads[NA];
+  for (int k = 0; k < NA; k++)
+    ads[k] = preft_adapter_random(PREFT_ADAPTER_LORA, &c, 16, PREFT_MODE_ALL, PREFT_F32, 300 + k);
+  for (int path = PREFT_CPU_PORTABLE; path < PREFT_CPU_N_PATHS; path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
+    for (size_t d = 0; d < 2; d++) check_modules(pool, &c, ads, 40, gate_up, 2, wdts[d], 0);
+  }
+  for (int k = 0; k < NA; k++) preft_adapter_free(ads[k]);
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+  preft_pool_free(pool);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(fused_matches_unfused_bit_for_bit),
+      cmocka_unit_test(fused_rows_regime_expands_every_block_of_a_task),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
