@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds preft three
 # times and runs the CTest suite on each: Release (every test), Debug with
-# AddressSanitizer + UndefinedBehaviorSanitizer (every test that
+# AddressSanitizer + UndefinedBehaviorSanitizer at -O1 (every test that
 # runs preft's code: all but label `nocode`, see tests/CMakeLists.txt), and Debug with
 # ThreadSanitizer (the concurrency tests only: scripts/test-tsan.sh); and
 # each libFuzzer target for a short fixed time (scripts/fuzz.sh).

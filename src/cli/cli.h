@@ -105,8 +105,13 @@ typedef struct cli_spec_args {
  * (naming cmd) and returns -1. */
 int cli_speculation(const char *cmd, const cli_spec_args *a, preft_speculation *out);
 /* Loads a's draft model into *owned and points spec at it (nothing without
- * one); the caller frees *owned after the engine or generation using it. */
-int cli_load_draft(const cli_spec_args *a, preft_speculation *spec, preft_model **owned, preft_error *err);
+ * one); the caller frees *owned after the engine or generation using it.
+ * Fails, naming both directories and what differs, when the draft does not
+ * use the tokenizer of target (loaded from model_dir): its vocabulary size,
+ * bos or eos ids, or, when both directories have a tokenizer.json, their
+ * vocabularies. */
+int cli_load_draft(const cli_spec_args *a, const char *model_dir, const preft_model *target,
+                   preft_speculation *spec, preft_model **owned, preft_error *err);
 
 /* --quantize T of the commands that run a decoder: the type -m models are
  * quantized to at load (cli_model_load, bench), -1 for none. */

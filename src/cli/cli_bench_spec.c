@@ -189,7 +189,8 @@ int cli_bench_spec(int argc, char **argv) {
   int rc = CLI_EXIT_ERROR;
   int **prompts = NULL;
   preft_model *draft = NULL;
-  if (cli_model_load(&cm, &ma, &err) != 0 || cli_load_draft(&spec_args, &s_on, &draft, &err) != 0 ||
+  if (cli_model_load(&cm, &ma, &err) != 0 ||
+      cli_load_draft(&spec_args, dir, cm.model, &s_on, &draft, &err) != 0 ||
       preft_read_file(text_path, &text, &text_len, &err) != 0 ||
       preft_tokenizer_encode(cm.tok, text, text_len, false, &ids, &n_ids, &err) != 0)
     goto fail;

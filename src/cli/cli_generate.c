@@ -187,7 +187,7 @@ int cli_generate(int argc, char **argv) {
                        .adapter_mode = mode_arg};
   if (ids_arg && cli_parse_ids("generate", ids_arg, &ids, &n_ids) != 0) return CLI_EXIT_USAGE;
   if (cli_model_load(&cm, &ma, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0 ||
-      cli_load_draft(&spec_args, &spec, &draft, &err) != 0)
+      cli_load_draft(&spec_args, model_dir, cm.model, &spec, &draft, &err) != 0)
     goto fail;
   preft_model *m = cm.model;
   preft_tokenizer *tok = cm.tok;

@@ -94,7 +94,11 @@ static void usage(FILE *out) {
       "  --spec-k K                 tokens drafted per step at most (default 4)\n"
       "  --draft-model DIR          a small model with the model's tokenizer that drafts\n"
       "                             (implies --speculative draft; base weights only, so one\n"
-      "                             draft serves every adapter; e.g. assets/draft-model)\n",
+      "                             draft serves every adapter; e.g. assets/draft-model).\n"
+      "                             Its KV cache is memory beside --kv-cache-mb: as many\n"
+      "                             16-position blocks as the model's cache, sized by the\n"
+      "                             draft's layers (assets/draft-model: a sixth more next to\n"
+      "                             the default model)\n",
       out);
 }
 
@@ -261,7 +265,7 @@ int cli_serve(int argc, char **argv) {
   }
   cli_model_args ma = {.model_dir = model_dir, .tok_path = tok_path, .tokenizer = CLI_TOK_IF_PRESENT};
   if (cli_model_load(&cm, &ma, &err) != 0 || preft_generation_config_load(&gen, model_dir, &err) != 0 ||
-      cli_load_draft(&spec_args, &spec, &draft, &err) != 0)
+      cli_load_draft(&spec_args, model_dir, cm.model, &spec, &draft, &err) != 0)
     goto fail;
   preft_engine_config ec = {.threads = (int)threads,
                             .kv_cache_mb = (size_t)kv_mb,

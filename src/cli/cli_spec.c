@@ -1,5 +1,10 @@
 /* cli_spec.c - the --speculative / --spec-k / --draft-model options (cli.h). */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "base/file.h"
+#include "engine/speculative.h"
 
 #include "cli/cli.h"
 
@@ -29,10 +34,63 @@ int cli_speculation(const char *cmd, const cli_spec_args *a, preft_speculation *
   return 0;
 }
 
-int cli_load_draft(const cli_spec_args *a, preft_speculation *spec, preft_model **owned, preft_error *err) {
+/* The tokenizer.json of dir parsed (NULL: none there, or not JSON: the
+ * model's config ids are still compared). */
+static cJSON *load_tokenizer_json(const char *dir) {
+  char *path = preft_path_join(dir, "tokenizer.json"), *text = NULL;
+  size_t n;
+  preft_error ignored;
+  cJSON *j = NULL;
+  if (preft_file_exists(path) && preft_read_file(path, &text, &n, &ignored) == 0) j = cJSON_Parse(text);
+  free(text);
+  free(path);
+  return j;
+}
+
+/* Whether the tokenizer.json files of two directories hold the same
+ * vocabulary (model.vocab, model.merges, added_tokens); true when either
+ * has none. Names the first part that differs in *what. */
+static bool same_vocabulary(const char *dir_a, const char *dir_b, const char **what) {
+  cJSON *a = load_tokenizer_json(dir_a), *b = load_tokenizer_json(dir_b);
+  bool same = true;
+  if (a && b) {
+    const cJSON *ma = cJSON_GetObjectItemCaseSensitive(a, "model");
+    const cJSON *mb = cJSON_GetObjectItemCaseSensitive(b, "model");
+    static const char *const model_parts[] = {"type", "vocab", "merges"};
+    for (size_t i = 0; same && i < sizeof model_parts / sizeof model_parts[0]; i++) {
+      const cJSON *pa = cJSON_GetObjectItemCaseSensitive(ma, model_parts[i]);
+      const cJSON *pb = cJSON_GetObjectItemCaseSensitive(mb, model_parts[i]);
+      if ((pa || pb) && !(pa && pb && cJSON_Compare(pa, pb, true))) same = false, *what = model_parts[i];
+    }
+    const cJSON *ta = cJSON_GetObjectItemCaseSensitive(a, "added_tokens");
+    const cJSON *tb = cJSON_GetObjectItemCaseSensitive(b, "added_tokens");
+    if (same && (ta || tb) && !(ta && tb && cJSON_Compare(ta, tb, true)))
+      same = false, *what = "added_tokens";
+  }
+  cJSON_Delete(a);
+  cJSON_Delete(b);
+  return same;
+}
+
+int cli_load_draft(const cli_spec_args *a, const char *model_dir, const preft_model *target,
+                   preft_speculation *spec, preft_model **owned, preft_error *err) {
   *owned = NULL;
   if (spec->kind != PREFT_SPEC_DRAFT) return 0;
   if (preft_model_load(owned, a->draft_model, err) != 0) return preft_fail_prefix(err, "--draft-model");
-  spec->draft_model = *owned;
-  return 0;
+  const char *what = NULL;
+  if (preft_draft_model_fits(*owned, target, err) != 0) {
+    preft_fail_prefix(err, "--draft-model %s does not use the tokenizer of the model %s", a->draft_model,
+                      model_dir);
+  } else if (!same_vocabulary(a->draft_model, model_dir, &what)) {
+    preft_fail(err,
+               "--draft-model %s does not use the tokenizer of the model %s: their tokenizer.json files "
+               "differ in %s",
+               a->draft_model, model_dir, what);
+  } else {
+    spec->draft_model = *owned;
+    return 0;
+  }
+  preft_model_free(*owned);
+  *owned = NULL;
+  return -1;
 }

@@ -52,6 +52,8 @@ typedef struct seq_t {
   int n_draft, row0, n_out, n_accepted;
   preft_sampler draft_sampler; /* a draft model's draws: the request's settings, its own RNG */
   float *draft_q;              /* [spec_k, vocab]: their distributions (sampled requests, draft model) */
+  float *step_q;               /* this step's: draft_q when the drafts are draws from it, else NULL
+                                * (point masses: speculative.h); draft_all decides, sample_seq reads */
   char *error; /* the final event's message (owned: the adapter's error may change meanwhile) */
   double t_submit, t_first;
   bool cancelled, stop_requested;
@@ -302,23 +304,50 @@ static int draft_room(const preft_engine *e, const seq_t *s, int room) {
   return k > 0 ? k : 0;
 }
 
-/* Drafts for the running sequences that schedule() gave room for (n_draft
- * rows each, reserved in the KV cache), all at once, into
+/* Pass 2 of schedule(): offers draft rows to the running sequences that
+ * decode this step (one plain row each, from pass 1 or admission), oldest
+ * first, out of the `left` rows of the step budget that they did not use
+ * and out of the KV blocks already free: a draft never evicts an adapter
+ * or a cached prefix block, and never preempts a sequence. Reserves the
+ * offered rows' blocks; returns the rows offered. */
+static int offer_draft_rows(preft_engine *e, int left) {
+  int offered = 0, bs = e->kv.block_size;
+  for (int i = 0; i < e->n_running && offered < left; i++) {
+    seq_t *s = e->running[i];
+    if (s->step_take != 1 || s->n_tokens - s->n_computed != 1) continue; /* not a decode row */
+    int nd = draft_room(e, s, left - offered);
+    /* positions [0, n_computed + 1 + nd) within the blocks mapped and those free */
+    int most = preft_kv_capacity(&e->kv, s->slot) + e->kv.n_free * bs - s->n_computed - 1;
+    if (nd > most) nd = most;
+    preft_error err;
+    if (nd <= 0 || preft_kv_reserve(&e->kv, s->slot, s->n_computed + 1 + nd, &err) != 0) continue;
+    s->n_draft = nd;
+    s->step_take += nd;
+    offered += nd;
+  }
+  return offered;
+}
+
+/* Drafts for the running sequences that offer_draft_rows() gave room for
+ * (n_draft rows each, reserved in the KV cache), all at once, into
  * tokens[n_tokens, ...); shrinks their rows to what was drafted and gives
  * the KV blocks of the rest back. Returns the rows given back. */
 static int draft_all(preft_engine *e) {
   int n = 0, vocab = e->model->cfg.vocab;
   for (int i = 0; i < e->n_running; i++) {
     seq_t *s = e->running[i];
+    s->step_q = NULL;
     if (s->n_draft == 0) continue;
-    bool with_q = e->drafter->gives_q && !preft_sampling_greedy(&s->sampler.params);
-    if (with_q && !s->draft_q) s->draft_q = preft_xmalloc(sizeof(float) * (size_t)e->spec_k * (size_t)vocab);
+    if (e->drafter->gives_q && !preft_sampling_greedy(&s->sampler.params)) {
+      if (!s->draft_q) s->draft_q = preft_xmalloc(sizeof(float) * (size_t)e->spec_k * (size_t)vocab);
+      s->step_q = s->draft_q;
+    }
     e->dreqs[n] = (preft_draft_req){.tokens = s->tokens,
                                     .n_tokens = s->n_tokens,
                                     .slot = s->slot,
                                     .k = s->n_draft,
                                     .sampler = &s->draft_sampler,
-                                    .q = with_q ? s->draft_q : NULL,
+                                    .q = s->step_q,
                                     .out = s->tokens + s->n_tokens};
     e->dseqs[n++] = s;
   }
@@ -345,19 +374,15 @@ static int schedule(preft_engine *e) {
   int budget = e->cfg.max_step_tokens, rows = 0;
   preft_error err;
   lend_adapter_blocks(e); /* blocks of adapters unloaded or loads ended since the last step come back */
-  /* running sequences first, oldest first: decode rows and prefill chunks */
+  /* pass 1: running sequences first, oldest first: decode rows and prefill
+   * chunks, exactly as without speculation */
   for (int i = 0; i < e->n_running && rows < budget; i++) {
     seq_t *s = e->running[i];
     int take = s->n_tokens - s->n_computed;
     if (take > budget - rows) take = budget - rows;
-    s->step_take = 0;
-    s->n_draft = 0;
-    int nd = take == 1 && s->n_tokens - s->n_computed == 1 ? draft_room(e, s, budget - rows - 1) : 0;
-    while (preft_kv_reserve(&e->kv, s->slot, s->n_computed + take + nd, &err) != 0) {
-      if (nd > 0) { /* the draft gives way first */
-        nd = 0;
-        continue;
-      }
+    s->step_take = s->n_draft = 0;
+    s->step_q = NULL;
+    while (preft_kv_reserve(&e->kv, s->slot, s->n_computed + take, &err) != 0) {
       if (evict_adapter_for_kv(e, NULL)) continue; /* idle adapters give way first */
       if (e->running[e->n_running - 1] != s) {
         preempt_newest(e); /* someone newer gives way */
@@ -373,12 +398,10 @@ static int schedule(preft_engine *e) {
       break;
     }
     if (take > 0) {
-      s->step_take = take + nd;
-      s->n_draft = nd;
-      rows += take + nd;
+      s->step_take = take;
+      rows += take;
     }
   }
-  if (e->drafter) rows -= draft_all(e);
   /* then admit waiting requests, in order, while slots, blocks and budget
    * last. Once a request waits for room under the adapter cap, later
    * requests with an adapter wait too (admitting them would keep their
@@ -430,6 +453,13 @@ static int schedule(preft_engine *e) {
     if (s->ra) preft_registry_activate(&e->reg, s->ra);
     rows += take;
     s = next;
+  }
+  /* pass 2: draft rows out of what the running and admitted sequences
+   * left of the budget and of the free KV blocks; those not drafted are
+   * given back */
+  if (e->drafter && rows < budget) {
+    rows += offer_draft_rows(e, budget - rows);
+    rows -= draft_all(e);
   }
   if (e->n_waiting > 0 && !e->stop && !e->cfg.no_adapter_prefetch) prefetch_adapters(e);
   return rows;
@@ -531,10 +561,7 @@ static void sample_seq(void *ctx, int j, int thread) {
   int vocab = e->model->cfg.vocab;
   for (int r = 0; r <= s->n_draft; r++) {
     int draft = r < s->n_draft ? s->tokens[s->n_tokens + r] : -1;
-    const float *q =
-        draft >= 0 && s->draft_q && e->drafter->gives_q && !preft_sampling_greedy(&s->sampler.params)
-            ? s->draft_q + (size_t)r * (size_t)vocab
-            : NULL;
+    const float *q = draft >= 0 && s->step_q ? s->step_q + (size_t)r * (size_t)vocab : NULL;
     bool kept = sample_row(e, s, s->row0 + r, thread, draft, q);
     s->n_out++;
     if (!kept) break;
@@ -757,8 +784,14 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
   size_t adapters_max = pool > ctx ? pool - ctx : pool / 2, cap = e->cfg.adapter_cache_mb << 20;
   preft_registry_init(&e->reg, e->cfg.max_loaded_adapters, cap && cap < adapters_max ? cap : adapters_max);
   e->pool = preft_pool_create(cfg->threads);
-  if (preft_drafter_create(&e->drafter, &cfg->speculation, model, e->pool, e->cfg.max_running,
-                           e->cfg.max_context, (int)n_blocks, err) != 0) {
+  /* the draft model's cache: as many (16-position) blocks as the model's,
+   * beside --kv-cache-mb (docs/SERVING.md); its catch-up runs at most a
+   * step's rows */
+  preft_drafter_shape shape = {.n_slots = e->cfg.max_running,
+                               .max_ctx = e->cfg.max_context,
+                               .n_blocks = (int)n_blocks,
+                               .max_batch = e->cfg.max_step_tokens};
+  if (preft_drafter_create(&e->drafter, &cfg->speculation, model, e->pool, &shape, err) != 0) {
     preft_pool_free(e->pool);
     preft_registry_free(&e->reg);
     preft_prefix_free(&e->prefix);

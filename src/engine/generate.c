@@ -86,7 +86,9 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
   for (int i = 0; i < n_prompt; i++) ids[i] = prompt[i];
   preft_speculation spec = preft_spec_defaults(&opts->speculation);
   preft_drafter *drafter = NULL;
-  if (preft_drafter_create(&drafter, &opts->speculation, m, pool, 1, total, 0, err) != 0) {
+  int chunk = opts->prefill_chunk > 0 ? opts->prefill_chunk : 256, rc = 0, n = n_prompt;
+  preft_drafter_shape shape = {.n_slots = 1, .max_ctx = total, .max_batch = chunk};
+  if (preft_drafter_create(&drafter, &opts->speculation, m, pool, &shape, err) != 0) {
     free(ids);
     preft_kv_free(&kv);
     return -1;
@@ -102,7 +104,6 @@ int preft_generate(const preft_model *m, preft_pool *pool, const int *prompt, in
   preft_sampler_init(&sampler, &opts->sampling);
   preft_sampler_init_draft(&draft_sampler, &opts->sampling);
   preft_spec_stats stats = {0};
-  int chunk = opts->prefill_chunk > 0 ? opts->prefill_chunk : 256, rc = 0, n = n_prompt;
   for (int start = 0; start < n_prompt && rc == 0; start += chunk) {
     int len = n_prompt - start < chunk ? n_prompt - start : chunk;
     rc = run_chunk(m, pool, &kv, &ws, &sa, ids, start, len, false, logits, err);

@@ -2,6 +2,7 @@
  * drafter factory (see speculative.h). */
 #include "engine/speculative.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,7 +54,13 @@ int preft_spec_verify(preft_sampler *s, preft_sample_scratch *w, const float *lo
   }
   *accepted = false;
   /* rejected, so p(d) < q(d): the residual max(0, p - q) is 0 at d, and
-   * not 0 elsewhere (p and q both sum to 1) */
+   * not 0 elsewhere when p and q both sum to 1. When they differ only by
+   * rounding it can be 0 everywhere (or a q that is not a distribution
+   * makes it so): then the draw is from p itself, never a token outside
+   * both */
+  double residual = 0;
+  for (int v = 0; v < vocab; v++) residual += p[v] > q[v] ? (double)p[v] - (double)q[v] : 0.0;
+  if (!(residual > 0) || !isfinite(residual)) return preft_sample_from(s, p, vocab);
   for (int v = 0; v < vocab; v++) p[v] = p[v] > q[v] ? p[v] - q[v] : 0.0f;
   return preft_sample_from(s, p, vocab);
 }
@@ -89,7 +96,7 @@ preft_drafter *preft_drafter_ngram(int ngram_max, int ngram_min) {
 }
 
 int preft_drafter_create(preft_drafter **out, const preft_speculation *s, const preft_model *target,
-                         preft_pool *pool, int n_slots, int max_ctx, int n_blocks, preft_error *err) {
+                         preft_pool *pool, const preft_drafter_shape *shape, preft_error *err) {
   *out = NULL;
   preft_speculation d = preft_spec_defaults(s);
   switch (s->kind) {
@@ -100,7 +107,7 @@ int preft_drafter_create(preft_drafter **out, const preft_speculation *s, const 
       return 0;
     case PREFT_SPEC_DRAFT:
       if (!s->draft_model) return preft_fail(err, "speculation by a draft model needs the draft model");
-      return preft_drafter_model(out, s->draft_model, target, pool, n_slots, max_ctx, n_blocks, err);
+      return preft_drafter_model(out, s->draft_model, target, pool, shape, err);
   }
   return preft_fail(err, "unknown speculation kind %d", (int)s->kind);
 }

@@ -91,17 +91,32 @@ struct preft_drafter {
   bool gives_q; /* drafts are draws from q (fill preft_draft_req.q), not deterministic guesses */
 };
 
-/* The drafter of settings s for a target model (NULL when s is off), with
- * n_slots sequence slots of at most max_ctx positions; a model drafter's
- * KV cache has n_blocks blocks of 16 positions and runs on pool. Fails when
- * the draft model does not fit the target (vocabulary). */
+/* Where a drafter works: n_slots sequence slots of at most max_ctx
+ * positions; a model drafter's KV cache has n_blocks blocks of 16
+ * positions (memory of its own, beside the target's cache), and the first
+ * forward of a step (the draft catching up on what it has not seen: a
+ * whole prompt, or everything after a preemption) runs at most max_batch
+ * rows (<= 0: no bound), the rest waiting for the next steps. */
+typedef struct preft_drafter_shape {
+  int n_slots, max_ctx, n_blocks, max_batch;
+} preft_drafter_shape;
+
+/* The drafter of settings s for a target model (NULL when s is off),
+ * running on pool. Fails when the draft model does not fit the target
+ * (preft_draft_model_fits). */
 int preft_drafter_create(preft_drafter **out, const preft_speculation *s, const preft_model *target,
-                         preft_pool *pool, int n_slots, int max_ctx, int n_blocks, preft_error *err);
+                         preft_pool *pool, const preft_drafter_shape *shape, preft_error *err);
 void preft_drafter_free(preft_drafter *d);
+
+/* Whether draft can draft for target: the same vocabulary size and the
+ * same bos and eos ids (what the model files tell of the tokenizer; the
+ * command line compares the tokenizers' vocabularies too). Fails saying
+ * what differs. */
+int preft_draft_model_fits(const preft_model *draft, const preft_model *target, preft_error *err);
 
 /* The two implementations (speculative.c, draft_model.c). */
 preft_drafter *preft_drafter_ngram(int ngram_max, int ngram_min);
 int preft_drafter_model(preft_drafter **out, const preft_model *draft, const preft_model *target,
-                        preft_pool *pool, int n_slots, int max_ctx, int n_blocks, preft_error *err);
+                        preft_pool *pool, const preft_drafter_shape *shape, preft_error *err);
 
 #endif

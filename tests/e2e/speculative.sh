@@ -7,7 +7,9 @@
 # `preft serve --speculative ngram` answers a completion with that same
 # text, and 8 concurrent ones each with their own, and so does `serve
 # --draft-model`; a bad --speculative value, or draft without a draft
-# model, is a usage error; a draft model of another vocabulary is refused.
+# model, is a usage error; a draft model of another vocabulary, or whose
+# tokenizer.json holds another vocabulary, is refused (naming both
+# directories).
 source "$(dirname "$0")/server_lib.bash"
 command -v jq >/dev/null || { echo "jq is missing: run scripts/install-deps.sh"; exit 1; }
 dm=$data/../../assets/default-model
@@ -34,6 +36,14 @@ check "--speculative draft without --draft-model is a usage error (2)" test $? -
 "$bin" generate -m "$dm" -p x --draft-model "$data/models/llama-gqa-rope3" 2>"$tmp/err"
 check "a draft model of another vocabulary fails (1)" test $? -eq 1
 check "  saying why" grep -q "vocabulary" "$tmp/err"
+mkdir "$tmp/other-tok" # the draft model with two tokens swapped in its tokenizer.json
+cp "$dd/config.json" "$dd/generation_config.json" "$dd/tokenizer_config.json" "$tmp/other-tok/"
+ln -s "$(cd "$dd" && pwd)/model.safetensors" "$tmp/other-tok/model.safetensors"
+jq -c '.model.vocab |= with_entries(if .value == 100 then .value = 101 elif .value == 101 then .value = 100 else . end)' \
+  "$dd/tokenizer.json" >"$tmp/other-tok/tokenizer.json"
+"$bin" generate -m "$dm" -p x --draft-model "$tmp/other-tok" 2>"$tmp/err"
+check "a draft model whose tokenizer.json has another vocabulary fails (1)" test $? -eq 1
+check "  naming both directories and what differs" grep -q "other-tok .*default-model.*differ in vocab" "$tmp/err"
 "$bin" generate -m "$dm" -p x --speculative eagle 2>"$tmp/err"
 check "an unknown --speculative is a usage error (2)" test $? -eq 2
 check "  naming the option" grep -q -- "--speculative" "$tmp/err"

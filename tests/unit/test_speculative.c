@@ -2,15 +2,22 @@
  * prompt lookup drafts what followed the latest earlier occurrence of the
  * last n-gram; the accept/reject rule turns hand-made draft distributions
  * into the target's (chi-square over 200,000 draws, which would reject the
- * distribution of a wrong rule); greedy tokens of 32 concurrent requests
- * with mixed adapters and modes are those of preft_generate without
+ * distribution of a wrong rule), and a rejection with no residual (q >= p
+ * everywhere) draws from p; greedy tokens of 32 concurrent requests with
+ * mixed adapters and modes are those of preft_generate without
  * speculation, for prompt lookup and for a draft model (the target's first
  * layer alone), also under a KV cache so small that drafted sequences are
  * preempted; seeded sampled requests draw the same tokens with and without
  * prompt lookup; preft_generate with it gives its own tokens without it;
- * and a chi-square test over 3000 seeded draws at a drafted position, for
- * both drafters, finds the target distribution and would reject the
- * distribution of a wrong accept/reject rule. */
+ * a chi-square test over 3000 seeded draws at a drafted position, for both
+ * drafters, finds the target distribution and would reject the
+ * distribution of a wrong accept/reject rule, and so does one at the
+ * second drafted position (k = 2) of a draft model in the engine;
+ * preft_generate with a sampled draft model keeps every draft when the
+ * target drafts for itself. The scheduler gives every decoding
+ * request its row before drafts get what is left, and drafts never cause a
+ * preemption; the draft model catches up at most a step budget of rows at
+ * a time, and one with other bos or eos ids is refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -476,7 +483,7 @@ static void a_draft_model_must_share_the_vocabulary(void **state) {
 
 /* ---- the distribution of a drafted position ----------------------------------- */
 
-enum { N_DRAWS = 3000, P_LEN = 12 };
+enum { N_DRAWS = 3000, P_LEN = 17, N_NEW = 3 };
 
 /* Candidate prompt c: random tokens whose last one also stands at position
  * 4, so that a unigram lookup drafts prompt[5]. */
@@ -490,37 +497,47 @@ static void candidate_prompt(int c, int *p) {
 }
 
 /* N_DRAWS seeded requests of prompt [P_LEN] at temperature T, one at a
- * time, with speculation spec: counts[v] += how often the first generated
- * token is v. The prompt's last row is computed alone (the step before
- * holds the rest), so the draft is verified on the first generated
- * position. */
-static preft_engine_stats draw_first_tokens(const preft_speculation *spec, const int *prompt,
-                                            float temperature, long *counts) {
+ * time, with speculation spec, each generating n_new (<= N_NEW) tokens
+ * into out[i]. A first request puts the prompt's first block (16
+ * positions) in the prefix cache, so each draw's step computes the
+ * prompt's last position alone (a decode row, with the step's room for
+ * drafts): its first token is verified against the first draft, and its
+ * second, when that draft was kept, against the second. Fails unless every
+ * draw was drafted. */
+static preft_engine_stats draw_tokens(const preft_speculation *spec, const int *prompt, float temperature,
+                                      int n_new, int (*out)[N_NEW]) {
   preft_engine_config cfg = {.threads = 1,
                              .kv_cache_mb = 16,
                              .max_running = 1,
-                             .max_step_tokens = P_LEN - 1,
-                             .max_queue = N_DRAWS,
+                             .max_step_tokens = 64,
+                             .max_queue = N_DRAWS + 1,
                              .speculation = *spec};
   preft_engine *e;
   preft_error err;
   if (preft_engine_create(&e, load_base(), &cfg, &err) != 0) fail_msg("%s", err.msg);
-  collector *col = calloc(N_DRAWS, sizeof *col);
-  for (int i = 0; i < N_DRAWS; i++) {
+  collector *col = calloc(N_DRAWS + 1, sizeof *col);
+  preft_engine_stats warm;
+  for (int i = 0; i <= N_DRAWS; i++) { /* 0: the request that fills the prefix cache */
     pthread_mutex_init(&col[i].mu, NULL);
     pthread_cond_init(&col[i].cv, NULL);
     preft_request_params p = {.prompt = prompt,
                               .n_prompt = P_LEN,
                               .adapter_mode = -1,
-                              .max_tokens = 2,
+                              .max_tokens = i ? n_new : 1,
                               .sampling = {.temperature = temperature, .top_p = 1, .seed = 77 + (uint64_t)i}};
     uint64_t id;
     if (preft_engine_submit(e, &p, on_event, &col[i], &id, &err) != PREFT_SUBMIT_OK) fail_msg("%s", err.msg);
+    if (i == 0) {
+      wait_done(&col[0]);
+      preft_engine_get_stats(e, &warm);
+    }
   }
-  for (int i = 0; i < N_DRAWS; i++) {
+  for (int i = 0; i <= N_DRAWS; i++) {
     wait_done(&col[i]);
-    assert_int_equal(col[i].n, 2);
-    counts[col[i].tokens[0]]++;
+    if (i) {
+      assert_int_equal(col[i].n, n_new);
+      memcpy(out[i - 1], col[i].tokens, sizeof(int) * (size_t)n_new);
+    }
     pthread_mutex_destroy(&col[i].mu);
     pthread_cond_destroy(&col[i].cv);
   }
@@ -528,10 +545,21 @@ static preft_engine_stats draw_first_tokens(const preft_speculation *spec, const
   preft_engine_stats st;
   preft_engine_get_stats(e, &st);
   preft_engine_free(e);
-  if (st.spec.steps != N_DRAWS)
-    fail_msg("%ld of %d requests had their first token drafted: the test does not test the rule",
-             st.spec.steps, N_DRAWS);
+  if (st.spec.steps - warm.spec.steps < N_DRAWS ||
+      st.prefix_hit_tokens - warm.prefix_hit_tokens != 16L * N_DRAWS)
+    fail_msg("%ld drafted steps for %d requests, %ld prefix-cache hits: the test does not test the rule",
+             st.spec.steps - warm.spec.steps, N_DRAWS, st.prefix_hit_tokens - warm.prefix_hit_tokens);
   return st;
+}
+
+/* counts[v] = how often out[i][pos] is v, over the draws whose token
+ * before pos is `after` (any: -1); returns how many draws counted. */
+static long count_at(int (*out)[N_NEW], int pos, int after, long *counts, int vocab) {
+  memset(counts, 0, sizeof(long) * (size_t)vocab);
+  long n = 0;
+  for (int i = 0; i < N_DRAWS; i++)
+    if (after < 0 || out[i][pos - 1] == after) counts[out[i][pos]]++, n++;
+  return n;
 }
 
 /* softmax(row / T) in double */
@@ -571,7 +599,10 @@ static void draft_model_sampled_positions_keep_the_target_distribution(void **st
   wrong_rule_distribution(p, q, vocab, wrong);
   preft_speculation spec = {.kind = PREFT_SPEC_DRAFT, .k = 1, .draft_model = d};
   long *counts = calloc((size_t)vocab, sizeof(long));
-  preft_engine_stats st = draw_first_tokens(&spec, prompt, temperature, counts);
+  int(*out)[N_NEW] = calloc(N_DRAWS, sizeof *out);
+  preft_engine_stats st = draw_tokens(&spec, prompt, temperature, 2, out);
+  count_at(out, 0, -1, counts, vocab);
+  free(out);
   int df, df_wrong, df_q;
   double chi = chi_square(counts, p, vocab, N_DRAWS, &df);
   double chi_wrong = chi_square(counts, wrong, vocab, N_DRAWS, &df_wrong);
@@ -640,7 +671,10 @@ static void sampled_drafted_positions_keep_the_target_distribution(void **state)
 
   preft_speculation spec = {.kind = PREFT_SPEC_NGRAM, .k = 1, .ngram_max = 1, .ngram_min = 1};
   long *counts = calloc((size_t)vocab, sizeof(long));
-  preft_engine_stats st = draw_first_tokens(&spec, prompt, temperature, counts);
+  int(*out)[N_NEW] = calloc(N_DRAWS, sizeof *out);
+  preft_engine_stats st = draw_tokens(&spec, prompt, temperature, 2, out);
+  count_at(out, 0, -1, counts, vocab);
+  free(out);
   int df, df_wrong;
   double chi = chi_square(counts, q, vocab, N_DRAWS, &df);
   double chi_wrong = chi_square(counts, q_wrong, vocab, N_DRAWS, &df_wrong);
@@ -660,6 +694,382 @@ static void sampled_drafted_positions_keep_the_target_distribution(void **state)
   preft_model_free(m);
 }
 
+/* ---- the second drafted position (k = 2); generate with a sampled draft ------ */
+
+/* A prompt and temperature where the draft model (the first layer alone)
+ * at position 1 favours the target's most likely token a at least as much
+ * as the target does (q1(a) >= p1(a)): a first token a is then always a
+ * kept draft, so among draws that start with a the second token is the
+ * verification of the second draft, whose target distribution is p2 =
+ * p(. | prompt, a); q2 is the draft's there, wrong2 a wrong rule's. The
+ * case is chosen so that N_DRAWS * p1(a) draws tell p2 from wrong2 and q2
+ * (expected chi-square excess over 60 each). */
+typedef struct {
+  int prompt[P_LEN + 1]; /* the prompt, then a */
+  float temperature;
+  double p1a, *p2, *q2, *wrong2;
+} second_case;
+
+/* n * sum (p - w)^2 / w over w's bins of expected count >= 5: what counts
+ * drawn from p add to a chi-square statistic against w. */
+static double chi_excess(const double *p, const double *w, int vocab, double n) {
+  double x = 0;
+  for (int v = 0; v < vocab; v++)
+    if (w[v] * n >= 5) x += n * (p[v] - w[v]) * (p[v] - w[v]) / w[v];
+  return x;
+}
+
+static second_case find_second_case(const preft_model *m, const preft_model *d) {
+  int vocab = m->cfg.vocab;
+  second_case sc = {0};
+  float *lt = malloc(sizeof(float) * (size_t)(P_LEN + 1) * (size_t)vocab);
+  float *ld = malloc(sizeof(float) * (size_t)(P_LEN + 1) * (size_t)vocab);
+  double *p1 = calloc((size_t)vocab, sizeof(double)), *q1 = calloc((size_t)vocab, sizeof(double));
+  sc.p2 = calloc((size_t)vocab, sizeof(double));
+  sc.q2 = calloc((size_t)vocab, sizeof(double));
+  sc.wrong2 = calloc((size_t)vocab, sizeof(double));
+  preft_error err;
+  for (int c = 0; c < 200; c++) {
+    candidate_prompt(1000 + c, sc.prompt);
+    assert_int_equal(preft_all_logits(m, NULL, sc.prompt, P_LEN, lt, &err), 0);
+    assert_int_equal(preft_all_logits(d, NULL, sc.prompt, P_LEN, ld, &err), 0);
+    const float *rt = lt + (size_t)(P_LEN - 1) * (size_t)vocab,
+                *rd = ld + (size_t)(P_LEN - 1) * (size_t)vocab;
+    int a = 0;
+    for (int v = 1; v < vocab; v++) a = rt[v] > rt[a] ? v : a;
+    sc.prompt[P_LEN] = a;
+    float *lt2 = malloc(sizeof(float) * (size_t)(P_LEN + 1) * (size_t)vocab);
+    float *ld2 = malloc(sizeof(float) * (size_t)(P_LEN + 1) * (size_t)vocab);
+    assert_int_equal(preft_all_logits(m, NULL, sc.prompt, P_LEN + 1, lt2, &err), 0);
+    assert_int_equal(preft_all_logits(d, NULL, sc.prompt, P_LEN + 1, ld2, &err), 0);
+    const float *rt2 = lt2 + (size_t)P_LEN * (size_t)vocab, *rd2 = ld2 + (size_t)P_LEN * (size_t)vocab;
+    bool found = false;
+    for (float t = 1.0f; t > 1e-3f && !found; t *= 0.85f) {
+      softmax_t(rt, vocab, t, p1);
+      softmax_t(rd, vocab, t, q1);
+      if (p1[a] < 0.3 || p1[a] > 0.85 || q1[a] < p1[a]) continue;
+      softmax_t(rt2, vocab, t, sc.p2);
+      softmax_t(rd2, vocab, t, sc.q2);
+      wrong_rule_distribution(sc.p2, sc.q2, vocab, sc.wrong2);
+      double n = N_DRAWS * p1[a], top = 0;
+      for (int v = 0; v < vocab; v++) top = sc.p2[v] > top ? sc.p2[v] : top;
+      if (top > 0.8 || chi_excess(sc.p2, sc.wrong2, vocab, n) < 60 || chi_excess(sc.p2, sc.q2, vocab, n) < 60)
+        continue;
+      sc.temperature = t;
+      sc.p1a = p1[a];
+      found = true;
+    }
+    free(lt2);
+    free(ld2);
+    if (found) break;
+  }
+  free(lt);
+  free(ld);
+  free(p1);
+  free(q1);
+  if (sc.temperature == 0) fail_msg("no candidate prompt makes a draft of position 1 always kept");
+  return sc;
+}
+
+static void free_second_case(second_case *sc) {
+  free(sc->p2);
+  free(sc->q2);
+  free(sc->wrong2);
+}
+
+/* Chi-square of the second tokens of the draws that start with a against
+ * the case's p2, and against the wrong rule's and the draft's (which must
+ * be rejected: else the test could not fail). */
+static void check_second_tokens(const char *what, const second_case *sc, int (*out)[N_NEW], int vocab) {
+  long *counts = calloc((size_t)vocab, sizeof(long));
+  long n = count_at(out, 1, sc->prompt[P_LEN], counts, vocab);
+  int df, df_wrong, df_q;
+  double chi = chi_square(counts, sc->p2, vocab, n, &df);
+  double chi_wrong = chi_square(counts, sc->wrong2, vocab, n, &df_wrong);
+  double chi_q = chi_square(counts, sc->q2, vocab, n, &df_q);
+  print_message(
+      "%s: T=%.4f, %ld of %d draws start with %d (p %.3f); chi2 %.1f (df %d, critical %.1f); wrong "
+      "rule %.1f (df %d); the draft's own %.1f (df %d)\n",
+      what, sc->temperature, n, N_DRAWS, sc->prompt[P_LEN], sc->p1a, chi, df, chi_square_critical(df),
+      chi_wrong, df_wrong, chi_q, df_q);
+  if (n < N_DRAWS / 5) fail_msg("%s: only %ld draws start with the token: too few to test", what, n);
+  if (chi > chi_square_critical(df))
+    fail_msg("%s: second tokens do not follow the target distribution: chi2 %.1f > %.1f (df %d)", what, chi,
+             chi_square_critical(df), df);
+  if (chi_wrong <= chi_square_critical(df_wrong) || chi_q <= chi_square_critical(df_q))
+    fail_msg("%s: the test cannot tell a wrong rule apart (chi2 %.1f, %.1f)", what, chi_wrong, chi_q);
+  free(counts);
+}
+
+/* The engine with k = 2: the second drafted position's emitted token
+ * follows the target distribution. */
+static void draft_model_second_drafted_position_keeps_the_target_distribution(void **state) {
+  (void)state;
+  preft_model *m = load_base(), *d = load_draft();
+  second_case sc = find_second_case(m, d);
+  preft_speculation spec = {.kind = PREFT_SPEC_DRAFT, .k = 2, .draft_model = d};
+  int(*out)[N_NEW] = calloc(N_DRAWS, sizeof *out);
+  preft_engine_stats st = draw_tokens(&spec, sc.prompt, sc.temperature, 3, out);
+  check_second_tokens("engine, k = 2", &sc, out, m->cfg.vocab);
+  if (st.spec.drafted < 2L * N_DRAWS) /* each draw's first step drafts 2 */
+    fail_msg("%ld drafts for %d draws: the second drafted position is not tested", st.spec.drafted, N_DRAWS);
+  if (st.spec.accepted == 0 || st.spec.accepted == st.spec.drafted)
+    fail_msg("drafts kept %ld of %ld: both ways of the rule are not exercised", st.spec.accepted,
+             st.spec.drafted);
+  free(out);
+  free_second_case(&sc);
+  free_draft(d);
+  preft_model_free(m);
+}
+
+/* preft_generate with a sampled draft model (its q rows, k = 4): with the
+ * target itself as the draft model (q = p up to rounding) every draft is
+ * kept, and the tokens are those of the draft's RNG stream. A q row that
+ * is not the distribution its draft was drawn from (another row's, or
+ * none: a point mass) would refuse drafts: with q = one-hot(d) a draft is
+ * kept with probability p(d) only. And with the first layer as the draft,
+ * drafts are both kept and refused. (The rule's distribution is tested in
+ * the engine above, which shares preft_spec_verify.) */
+static void generate_with_a_sampled_draft_model_keeps_its_drafts(void **state) {
+  (void)state;
+  preft_model *m = load_base(), *d = load_draft(), *same = load_base();
+  int prompt[P_LEN];
+  candidate_prompt(0, prompt);
+  preft_spec_stats self = {0}, other = {0};
+  for (int i = 0; i < 40; i++) { /* 20 runs drafted by the target itself, 20 by the first layer */
+    bool own = i < 20;
+    preft_spec_stats st, *sum = own ? &self : &other;
+    preft_generate_opts o = {.max_new_tokens = 40,
+                             .sampling = {.temperature = 0.7f, .top_p = 1, .seed = 500 + (uint64_t)i},
+                             .speculation = {.kind = PREFT_SPEC_DRAFT, .k = 4, .draft_model = own ? same : d},
+                             .spec_stats = &st};
+    int got[64], count;
+    token_sink sink = {got, 0};
+    preft_error err;
+    if (preft_generate(m, NULL, prompt, P_LEN, &o, sink_token, &sink, &count, &err) != 0)
+      fail_msg("%s", err.msg);
+    assert_int_equal(sink.n, o.max_new_tokens);
+    sum->drafted += st.drafted;
+    sum->accepted += st.accepted;
+  }
+  print_message("the target as its own draft: kept %ld of %ld drafts; the first layer: %ld of %ld\n",
+                self.accepted, self.drafted, other.accepted, other.drafted);
+  if (self.drafted < 100 || (double)self.accepted < 0.99 * (double)self.drafted)
+    fail_msg("the target drafting for itself: kept %ld of %ld drafts (all, up to rounding, expected)",
+             self.accepted, self.drafted);
+  if (other.accepted == 0 || other.accepted == other.drafted)
+    fail_msg("the first layer's drafts: kept %ld of %ld: both ways of the rule are not exercised",
+             other.accepted, other.drafted);
+  preft_model_free(same);
+  free_draft(d);
+  preft_model_free(m);
+}
+
+/* ---- the draft model's catch-up and its fit ----------------------------------- */
+
+/* The draft runs at most max_batch rows of what it has not seen per call:
+ * a 30-token sequence with max_batch 8 drafts nothing for 3 calls (8, 16,
+ * 24 positions seen), then the drafts of an unbounded drafter. */
+static void draft_model_catches_up_in_chunks(void **state) {
+  (void)state;
+  preft_model *m = load_base(), *d = load_draft();
+  preft_speculation spec = {.kind = PREFT_SPEC_DRAFT, .k = 3, .draft_model = d};
+  preft_drafter_shape bounded = {.n_slots = 1, .max_ctx = 64, .n_blocks = 4, .max_batch = 8}, whole = bounded;
+  whole.max_batch = 0;
+  preft_drafter *db, *dw;
+  preft_error err;
+  assert_int_equal(preft_drafter_create(&dw, &spec, m, NULL, &whole, &err), 0);
+  assert_int_equal(preft_drafter_create(&db, &spec, m, NULL, &bounded, &err), 0);
+  int tokens[30], want[3], got[3];
+  for (int i = 0; i < 30; i++) tokens[i] = (7 + 13 * i) % 256;
+  preft_draft_req rw = {.tokens = tokens, .n_tokens = 30, .slot = 0, .k = 3, .out = want};
+  assert_int_equal(dw->ops->draft(dw, &rw, 1, &err), 0);
+  assert_int_equal(rw.n_out, 3);
+  for (int call = 0; call < 4; call++) {
+    preft_draft_req rb = {.tokens = tokens, .n_tokens = 30, .slot = 0, .k = 3, .out = got};
+    assert_int_equal(db->ops->draft(db, &rb, 1, &err), 0);
+    if (call < 3 && rb.n_out != 0)
+      fail_msg("call %d drafted %d tokens having seen %d of 30 positions", call, rb.n_out, 8 * call);
+    if (call == 3) {
+      assert_int_equal(rb.n_out, 3);
+      assert_memory_equal(got, want, sizeof want);
+    }
+  }
+  preft_drafter_free(db);
+  preft_drafter_free(dw);
+  free_draft(d);
+  preft_model_free(m);
+}
+
+/* A draft model with the target's vocabulary size but other bos or eos ids
+ * is refused, saying which. */
+static void a_draft_model_must_share_bos_and_eos(void **state) {
+  (void)state;
+  preft_model *m = load_base(), *d = load_draft();
+  preft_model_config keep = d->cfg;
+  preft_engine_config cfg = {.threads = 1, .speculation = {.kind = PREFT_SPEC_DRAFT, .draft_model = d}};
+  preft_engine *e;
+  preft_error err;
+  d->cfg.bos_id = m->cfg.bos_id + 1;
+  assert_int_not_equal(preft_engine_create(&e, m, &cfg, &err), 0);
+  assert_non_null(strstr(err.msg, "bos_token_id"));
+  d->cfg = keep;
+  if (d->cfg.n_eos > 0)
+    d->cfg.eos_ids[0]++;
+  else
+    d->cfg.eos_ids[d->cfg.n_eos++] = 3;
+  assert_int_not_equal(preft_engine_create(&e, m, &cfg, &err), 0);
+  assert_non_null(strstr(err.msg, "eos_token_id"));
+  d->cfg = keep;
+  preft_engine *ok;
+  assert_int_equal(
+      preft_engine_create(
+          &ok, m, &(preft_engine_config){.threads = 1, .borrow_model = true, .speculation = cfg.speculation},
+          &err),
+      0);
+  preft_engine_free(ok);
+  free_draft(d);
+  preft_model_free(m);
+}
+
+/* ---- scheduling: drafts get what the plain rows leave -------------------------- */
+
+/* A request whose events record the engine's step count at delivery. */
+typedef struct {
+  collector c;
+  preft_engine *e;
+  long steps[64];
+} stamped;
+
+static bool on_stamped(void *user, const preft_token_event *ev) {
+  stamped *s = user;
+  preft_engine_stats st;
+  preft_engine_get_stats(s->e, &st); /* callbacks run with the engine's lock released */
+  if (ev->token >= 0 && s->c.n < 64) s->steps[s->c.n] = st.steps;
+  return on_event(&s->c, ev);
+}
+
+enum { N_STAMPED = 8 };
+
+/* Submits N_STAMPED requests (prompt r of np tokens, max_tokens each) to a
+ * new engine and waits for them; returns its statistics. */
+static preft_engine_stats run_stamped(const preft_engine_config *cfg, const int (*prompts)[32], const int *np,
+                                      const int *max_tokens, int n, stamped *out) {
+  preft_engine *e;
+  preft_error err;
+  if (preft_engine_create(&e, load_base(), cfg, &err) != 0) fail_msg("%s", err.msg);
+  for (int r = 0; r < n; r++) {
+    out[r].e = e;
+    pthread_mutex_init(&out[r].c.mu, NULL);
+    pthread_cond_init(&out[r].c.cv, NULL);
+    preft_request_params p = {.prompt = prompts[r],
+                              .n_prompt = np[r],
+                              .adapter_mode = -1,
+                              .max_tokens = max_tokens[r],
+                              .sampling = {.top_p = 1}};
+    uint64_t id;
+    if (preft_engine_submit(e, &p, on_stamped, &out[r], &id, &err) != PREFT_SUBMIT_OK)
+      fail_msg("%s", err.msg);
+  }
+  for (int r = 0; r < n; r++) {
+    wait_done(&out[r].c);
+    pthread_mutex_destroy(&out[r].c.mu);
+    pthread_cond_destroy(&out[r].c.cv);
+  }
+  preft_engine_stats st;
+  preft_engine_get_stats(e, &st);
+  preft_engine_free(e);
+  return st;
+}
+
+/* 8 decoding requests and a step budget of 24 rows: every step gives each
+ * of them its row first (a token every step, from its first to its last),
+ * and drafts get the 16 rows left. Reserving draft rows first starved the
+ * newest ones (5 + 5 + 5 + 5 + 4 rows for the oldest five). */
+static void every_decoding_sequence_advances_every_step(void **state) {
+  (void)state;
+  preft_engine_config cfg = {
+      .threads = 1, .kv_cache_mb = 16, .max_running = 8, .max_step_tokens = 24, .speculation = ngram4};
+  int prompts[N_STAMPED][32], np[N_STAMPED], max_tokens[N_STAMPED];
+  for (int r = 0; r < N_STAMPED; r++) { /* a b a b: prompt lookup drafts a b at once */
+    int a = 10 + 2 * r, b = 11 + 2 * r;
+    prompts[r][0] = prompts[r][2] = a, prompts[r][1] = prompts[r][3] = b;
+    np[r] = 4;
+    max_tokens[r] = 24;
+  }
+  stamped *s = calloc(N_STAMPED, sizeof *s);
+  preft_engine_stats st = run_stamped(&cfg, (const int(*)[32])prompts, np, max_tokens, N_STAMPED, s);
+  for (int r = 0; r < N_STAMPED; r++) {
+    assert_int_equal(s[r].c.n, 24);
+    for (int i = 1; i < s[r].c.n; i++)
+      if (s[r].steps[i] != s[r].steps[i - 1] && s[r].steps[i] != s[r].steps[i - 1] + 1)
+        fail_msg(
+            "request %d: token %d came in step %ld, the one before in step %ld: it got no row in between", r,
+            i, s[r].steps[i], s[r].steps[i - 1]);
+  }
+  print_message("%ld steps; drafted %ld, kept %ld\n", st.steps, st.spec.drafted, st.spec.accepted);
+  if (st.spec.drafted == 0) fail_msg("nothing was drafted: the test tests nothing");
+  free(s);
+}
+
+/* Three KV blocks: the older request (13 prompt tokens) holds one, the
+ * newer (16) one, one is free. In the next step the newer one's plain row
+ * needs the free block; the older one's would fit its own block and only
+ * its drafts would need the free one. Drafts come after plain rows, from
+ * free blocks only: nothing is preempted (reserving drafts first took the
+ * block and preempted the newer request). */
+static void drafts_never_preempt(void **state) {
+  (void)state;
+  preft_engine_config cfg = {.threads = 1, .kv_blocks = 3, .max_running = 2, .speculation = ngram4};
+  int prompts[2][32], np[2] = {13, 16}, max_tokens[2] = {30, 2};
+  for (int r = 0; r < 2; r++) /* distinct tokens: no n-gram repeats */
+    for (int i = 0; i < np[r]; i++) prompts[r][i] = 20 + 40 * r + i;
+  stamped s[2] = {0};
+  preft_engine_stats st = run_stamped(&cfg, (const int(*)[32])prompts, np, max_tokens, 2, s);
+  assert_int_equal(s[0].c.n, 30);
+  assert_int_equal(s[1].c.n, 2);
+  if (st.preemptions != 0)
+    fail_msg("%ld preemptions: a draft took a block a plain row needed", st.preemptions);
+}
+
+/* ---- a residual of zeros ------------------------------------------------------- */
+
+/* After a rejection the draw is from max(0, p - q), normalised. When q is
+ * at least p everywhere (p and q equal but for rounding, in the limit) that
+ * is 0 everywhere: the draw must then be from p, never token 0 (outside p
+ * here: top-k cut it; in the default model, EOS). */
+static void a_zero_residual_draws_from_the_target(void **state) {
+  (void)state;
+  const float logits[RULE_V] = {-3.0f, 1.2f, 0.3f, 2.0f, 0.9f, -0.5f};
+  preft_sampling sp = {.temperature = 1, .top_k = 5, .top_p = 1, .seed = 11};
+  float p[RULE_V], q[RULE_V];
+  preft_sample_scratch w = {0};
+  preft_sample_probs(&sp, &w, logits, RULE_V, p);
+  assert_true(p[0] == 0.0f);
+  memcpy(q, p, sizeof q);
+  q[3] = 2 * p[3]; /* q >= p everywhere: no residual */
+  preft_sampler target;
+  preft_sampler_init(&target, &sp);
+  long counts[RULE_V] = {0}, rejected = 0;
+  for (int i = 0; i < 20000; i++) {
+    bool acc;
+    int tok = preft_spec_verify(&target, &w, logits, RULE_V, 3, q, &acc);
+    assert_true(tok >= 0 && tok < RULE_V);
+    if (p[tok] <= 0) fail_msg("draw %d emitted token %d, which the target cannot draw", i, tok);
+    if (!acc) counts[tok]++, rejected++;
+  }
+  /* the rejections are draws from p: chi-square against it */
+  double pd[RULE_V];
+  for (int v = 0; v < RULE_V; v++) pd[v] = p[v];
+  int df;
+  double chi = chi_square(counts, pd, RULE_V, rejected, &df);
+  print_message("rejected %ld of 20000 (expected half); chi2 against p %.1f (df %d)\n", rejected, chi, df);
+  assert_true(rejected > 9000 && rejected < 11000);
+  assert_true(chi <= chi_square_critical(df));
+  preft_sampler_free(&target);
+  preft_sample_scratch_free(&w);
+}
+
 int main(void) {
   const struct CMUnitTest lookup[] = {
       cmocka_unit_test(ngram_draft_copies_what_followed_the_latest_match),
@@ -669,6 +1079,9 @@ int main(void) {
       cmocka_unit_test(seeded_sampled_tokens_are_those_without_speculation),
       cmocka_unit_test(generate_with_speculation_gives_the_same_tokens),
       cmocka_unit_test(sampled_drafted_positions_keep_the_target_distribution),
+      cmocka_unit_test(every_decoding_sequence_advances_every_step),
+      cmocka_unit_test(drafts_never_preempt),
+      cmocka_unit_test(a_zero_residual_draws_from_the_target),
   };
   const struct CMUnitTest draft_model[] = {
       cmocka_unit_test(greedy_tokens_with_a_draft_model_are_those_without),
@@ -676,14 +1089,24 @@ int main(void) {
       cmocka_unit_test(generate_with_a_draft_model_gives_the_same_greedy_tokens),
       cmocka_unit_test(draft_model_sampled_positions_keep_the_target_distribution),
       cmocka_unit_test(a_draft_model_must_share_the_vocabulary),
+      cmocka_unit_test(a_draft_model_must_share_bos_and_eos),
+      cmocka_unit_test(draft_model_catches_up_in_chunks),
+      cmocka_unit_test(generate_with_a_sampled_draft_model_keeps_its_drafts),
   };
-  /* two programs (two time limits): test_speculative_draft.c runs the
-   * draft model's group */
-#ifdef SPEC_DRAFT_MODEL_GROUP
-  (void)lookup;
+  const struct CMUnitTest second_position[] = {
+      cmocka_unit_test(draft_model_second_drafted_position_keeps_the_target_distribution),
+  };
+  /* three programs (three time limits): test_speculative_draft.c runs the
+   * draft model's group, test_speculative_k2.c the second drafted
+   * position's distribution */
+#if defined(SPEC_DRAFT_MODEL_GROUP)
+  (void)lookup, (void)second_position;
   return cmocka_run_group_tests(draft_model, NULL, NULL);
+#elif defined(SPEC_SECOND_POSITION_GROUP)
+  (void)lookup, (void)draft_model;
+  return cmocka_run_group_tests(second_position, NULL, NULL);
 #else
-  (void)draft_model;
+  (void)draft_model, (void)second_position;
   return cmocka_run_group_tests(lookup, NULL, NULL);
 #endif
 }
