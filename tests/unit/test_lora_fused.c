@@ -115,14 +115,21 @@ static void check_modules(preft_pool *pool, const preft_model_config *c, preft_a
   preft_adapter_plan_free(&plan);
 }
 
-static void fused_matches_unfused_bit_for_bit(void **s) {
+/* The tests' model: 2 layers of width 40 (5 heads of 8, one KV head). */
+static preft_model_config fused_config(int ffn) {
   preft_model_config c = {0};
   c.dim = 40;
   c.n_heads = 5;
   c.n_kv_heads = 1;
   c.head_dim = 8;
-  c.ffn = 130; /* wider than the rows regime's fewest columns per epilogue block (48) */
+  c.ffn = ffn;
   c.n_layers = 2;
+  return c;
+}
+
+static void fused_matches_unfused_bit_for_bit(void **s) {
+  /* ffn wider than the rows regime's fewest columns per epilogue block (48) */
+  preft_model_config c = fused_config(130);
   static const preft_module qkv[3] = {PREFT_MOD_Q, PREFT_MOD_K, PREFT_MOD_V};
   static const preft_module gate_up[2] = {PREFT_MOD_GATE, PREFT_MOD_UP};
   static const preft_module o[1] = {PREFT_MOD_O}, down[1] = {PREFT_MOD_DOWN};
@@ -164,13 +171,7 @@ static void fused_matches_unfused_bit_for_bit(void **s) {
  * test above, at 3 threads, never gives a task more than one block. */
 static void fused_rows_regime_expands_every_block_of_a_task(void **s) {
   (void)s;
-  preft_model_config c = {0};
-  c.dim = 40;
-  c.n_heads = 5;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.ffn = 1300;
-  c.n_layers = 2;
+  preft_model_config c = fused_config(1300);
   static const preft_module gate_up[2] = {PREFT_MOD_GATE, PREFT_MOD_UP};
   static const preft_dtype wdts[] = {PREFT_F32, PREFT_BF16};
   preft_pool *pool = preft_pool_create(1);
