@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/file.h"
+#include "io/json_util.h"
 #include "engine/speculative.h"
 
 #include "cli/cli.h"
@@ -37,39 +38,38 @@ int cli_speculation(const char *cmd, const cli_spec_args *a, preft_speculation *
 /* The tokenizer.json of dir parsed (NULL: none there, or not JSON: the
  * model's config ids are still compared). */
 static cJSON *load_tokenizer_json(const char *dir) {
-  char *path = preft_path_join(dir, "tokenizer.json"), *text = NULL;
-  size_t n;
+  char *path = preft_path_join(dir, "tokenizer.json");
   preft_error ignored;
   cJSON *j = NULL;
-  if (preft_file_exists(path) && preft_read_file(path, &text, &n, &ignored) == 0) j = cJSON_Parse(text);
-  free(text);
+  if (preft_json_load(path, &j, &ignored) != 0) j = NULL;
   free(path);
   return j;
 }
 
+/* Whether objects a and b hold equal values under name (or neither has it). */
+static bool same_item(const cJSON *a, const cJSON *b, const char *name) {
+  const cJSON *pa = cJSON_GetObjectItemCaseSensitive(a, name),
+              *pb = cJSON_GetObjectItemCaseSensitive(b, name);
+  return (!pa && !pb) || (pa && pb && cJSON_Compare(pa, pb, true));
+}
+
 /* Whether the tokenizer.json files of two directories hold the same
- * vocabulary (model.vocab, model.merges, added_tokens); true when either
- * has none. Names the first part that differs in *what. */
+ * vocabulary (model.type, model.vocab, model.merges, added_tokens); true
+ * when either has none. Names the first part that differs in *what. */
 static bool same_vocabulary(const char *dir_a, const char *dir_b, const char **what) {
   cJSON *a = load_tokenizer_json(dir_a), *b = load_tokenizer_json(dir_b);
-  bool same = true;
+  *what = NULL;
   if (a && b) {
     const cJSON *ma = cJSON_GetObjectItemCaseSensitive(a, "model");
     const cJSON *mb = cJSON_GetObjectItemCaseSensitive(b, "model");
     static const char *const model_parts[] = {"type", "vocab", "merges"};
-    for (size_t i = 0; same && i < sizeof model_parts / sizeof model_parts[0]; i++) {
-      const cJSON *pa = cJSON_GetObjectItemCaseSensitive(ma, model_parts[i]);
-      const cJSON *pb = cJSON_GetObjectItemCaseSensitive(mb, model_parts[i]);
-      if ((pa || pb) && !(pa && pb && cJSON_Compare(pa, pb, true))) same = false, *what = model_parts[i];
-    }
-    const cJSON *ta = cJSON_GetObjectItemCaseSensitive(a, "added_tokens");
-    const cJSON *tb = cJSON_GetObjectItemCaseSensitive(b, "added_tokens");
-    if (same && (ta || tb) && !(ta && tb && cJSON_Compare(ta, tb, true)))
-      same = false, *what = "added_tokens";
+    for (size_t i = 0; !*what && i < sizeof model_parts / sizeof model_parts[0]; i++)
+      if (!same_item(ma, mb, model_parts[i])) *what = model_parts[i];
+    if (!*what && !same_item(a, b, "added_tokens")) *what = "added_tokens";
   }
   cJSON_Delete(a);
   cJSON_Delete(b);
-  return same;
+  return *what == NULL;
 }
 
 int cli_load_draft(const cli_spec_args *a, const char *model_dir, const preft_model *target,
