@@ -11,7 +11,9 @@
 # Environment: STEPS (default 300), BATCH (16), MAXLEN (64), DEVLIMIT (dev
 # rows per task, default 0: all), THREADS (1 per run; the runs go in parallel),
 # EVALDATA (the data directory whose dev files the final evaluations read;
-# default data/multitask), RULES (the early-exit rules).
+# default data/multitask), RULES (the early-exit rules), PHASES (which of
+# "train eval exit" to run, default all three: the training runs need no
+# quiet machine, the timed early-exit evaluations do).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:?usage: scripts/bert-results.sh MODEL [OUT]}
@@ -23,7 +25,9 @@ maxlen=${MAXLEN:-64}
 devlimit=${DEVLIMIT:-0}
 threads=${THREADS:-1}
 evaldata=${EVALDATA:-data/multitask}
+phases=" ${PHASES:-train eval exit} "
 mkdir -p "$out"
+if [[ $phases == *" train "* ]]; then
 common=(train multitask -m "$model" --steps "$steps" --batch "$batch" --max-len "$maxlen" --lr 1e-3
   --dev-limit "$devlimit" --threads "$threads" --quiet)
 "$bin" "${common[@]}" -o "$out/baseline" >"$out/baseline.log" 2>&1 &
@@ -32,16 +36,21 @@ common=(train multitask -m "$model" --steps "$steps" --batch "$batch" --max-len 
 "$bin" "${common[@]}" -o "$out/siamese" --arch siamese --pooling mean >"$out/siamese.log" 2>&1 &
 "$bin" "${common[@]}" -o "$out/exits" --early-exit joint >"$out/exits.log" 2>&1 &
 wait
+fi
+if [[ $phases == *" eval "* ]]; then
 for r in baseline smart siamese exits; do
   "$bin" eval multitask -m "$out/$r" --data "$evaldata" --dev-limit "$devlimit" --max-len "$maxlen" --batch 32 \
     --json "$out/$r/eval.json" --threads "$threads" >/dev/null
   jq -r --arg r "$r" '.dev | "| \($r) | \(.sst_accuracy) | \(.para_accuracy) | \(.sts_pearson) | \(.score) |"' \
     "$out/$r/eval.json"
 done
+fi
 # early exit: the full model and each rule through the inference path, timed in the same process
+if [[ $phases == *" exit "* ]]; then
 for rule in ${RULES:-entropy:0.6 entropy:0.68 entropy:1.2 entropy:1.5 patience:1 patience:1:0.5}; do
   f=$out/exit-${rule//:/_}.json
   "$bin" eval multitask -m "$out/exits" --data "$evaldata" --dev-limit "$devlimit" --max-len "$maxlen" --batch 32 \
     --early-exit "$rule" --json "$f" --threads "$threads" >/dev/null
   jq -r --arg r "$rule" '"| \($r) | \(.dev.score) | \(.dev_full_model.score) | \(.mean_layers.sst) / \(.mean_layers.para) / \(.mean_layers.sts) of \(.layers) | \(.seconds_full) / \(.seconds_early_exit) | \(.speedup) |"' "$f"
 done
+fi
