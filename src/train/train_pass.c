@@ -191,6 +191,8 @@ static int check_batch(const preft_train_model *tm, const preft_train_batch *b, 
     if (b->token[i] < 0 || b->token[i] >= tm->cfg.vocab)
       return preft_fail(err, "token id %d at row %d is outside the vocabulary [0, %d)", b->token[i], i,
                         tm->cfg.vocab);
+    if (b->pos[i] < 0 || b->pos[i] >= a->max_seq_len)
+      return preft_fail(err, "train: position %d at row %d is outside [0, %d)", b->pos[i], i, a->max_seq_len);
     if (b->target[i] >= tm->cfg.vocab)
       return preft_fail(err, "target id %d at row %d is outside the vocabulary [0, %d)", b->target[i], i,
                         tm->cfg.vocab);
@@ -198,16 +200,30 @@ static int check_batch(const preft_train_model *tm, const preft_train_batch *b, 
   return 0;
 }
 
+/* The rotary table of every position (see preft_train_acts): built once,
+ * not per pass, unless the model's frequencies are not the ones it holds. */
+static void rope_table(const preft_train_model *tm, preft_train_acts *a) {
+  size_t half = (size_t)tm->cfg.head_dim / 2;
+  if (a->rope_freq_set && memcmp(a->rope_freq, tm->inv_freq, sizeof(double) * half) == 0) return;
+  for (int t = 0; t < a->max_seq_len; t++)
+    for (size_t k = 0; k < half; k++) {
+      double angle = (double)t * tm->inv_freq[k];
+      a->pos_cos[(size_t)t * half + k] = (float)cos(angle);
+      a->pos_sin[(size_t)t * half + k] = (float)sin(angle);
+    }
+  memcpy(a->rope_freq, tm->inv_freq, sizeof(double) * half);
+  a->rope_freq_set = true;
+}
+
 static void body_forward(pass *P) {
   const preft_model_config *c = &P->tm->cfg;
   const preft_train_batch *b = P->b;
-  int half = c->head_dim / 2;
-  for (int i = 0; i < b->n; i++)
-    for (int k = 0; k < half; k++) {
-      double angle = (double)b->pos[i] * P->tm->inv_freq[k];
-      P->a->rope_cos[(size_t)i * half + k] = (float)cos(angle);
-      P->a->rope_sin[(size_t)i * half + k] = (float)sin(angle);
-    }
+  size_t half = (size_t)c->head_dim / 2;
+  rope_table(P->tm, P->a);
+  for (int i = 0; i < b->n; i++) {
+    memcpy(P->a->rope_cos + (size_t)i * half, P->a->pos_cos + (size_t)b->pos[i] * half, sizeof(float) * half);
+    memcpy(P->a->rope_sin + (size_t)i * half, P->a->pos_sin + (size_t)b->pos[i] * half, sizeof(float) * half);
+  }
   preft_weight e = P->tm->embed_w;
   if (e.dtype == PREFT_F32)
     preft_embedding_forward(P->a->x_in, b->token, e.data, b->n, P->D);
