@@ -113,13 +113,43 @@ static void linear_fwd(const pass *P, const layer_acts *la, int l, int m, float 
 /* dx[N,in] (+)= dy·W (+ LoRA); dW += dyᵀ·x, db += Σdy when trained */
 static void linear_bwd(const pass *P, const layer_acts *la, int l, int m, float *dx, int accumulate,
                        const float *dy, int out, const float *x, int in, float *dw, float *dbias) {
-  if (dw) preft_train_gemm_dw(P->pool, P->prec, dw, dy, out, x, in, P->n, out, in);
+  preft_weight w = mat_of(P, l, m);
   if (dbias) preft_bias_backward(dbias, dy, P->n, out);
-  gemm_dx(P->pool, P->prec, dx, in, dy, out, mat_of(P, l, m), P->n, out, in, accumulate);
+  if (w.dtype == PREFT_F32) { /* both products, their transposes in one pool job */
+    preft_train_gemm_dwdx(P->pool, P->prec, dw, dx, in, accumulate, dy, out, x, in, w.data, P->n, out, in);
+  } else {
+    if (dw) preft_train_gemm_dw(P->pool, P->prec, dw, dy, out, x, in, P->n, out, in);
+    gemm_dx(P->pool, P->prec, dx, in, dy, out, w, P->n, out, in, accumulate);
+  }
   const preft_train_lora *lm = lora_of(P, l, m);
   if (lm)
     preft_lora_backward(P->pool, dx, in, dy, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R,
                         lora_t_of(P, la, m), P->a->dt);
+}
+
+/* The modules mods[0..n) of layer l reading the same x [N, in]: ys[i] [N, outs[i]]
+ * = x·Wᵀ (+ LoRA) (+ biases[i]). At FP32 the base products are one job on
+ * the pool (preft_gemm_multi: one wait instead of n, the same results as
+ * separate calls); at BF16 precision one call each. */
+static void linear_fwd_shared(const pass *P, const layer_acts *la, int l, const int *mods, float *const *ys,
+                              const int *outs, const float *const *biases, int n, const float *x, int in) {
+  if (P->prec == PREFT_MATMUL_BF16) {
+    for (int i = 0; i < n; i++) linear_fwd(P, la, l, mods[i], ys[i], outs[i], x, in, biases[i], 0);
+    return;
+  }
+  preft_gemm_out go[PREFT_GEMM_MULTI_MAX];
+  for (int i = 0; i < n; i++) {
+    preft_weight w = mat_of(P, l, mods[i]);
+    go[i] = (preft_gemm_out){.y = ys[i], .y_stride = outs[i], .w = w.data, .wdt = w.dtype, .m = outs[i]};
+  }
+  preft_gemm_multi(P->pool, x, in, P->n, in, go, n, 0);
+  for (int i = 0; i < n; i++) {
+    const preft_train_lora *lm = lora_of(P, l, mods[i]);
+    if (lm)
+      preft_lora_forward(P->pool, ys[i], outs[i], x, in, lm, P->ad->scale, P->b->flag, P->n, P->R,
+                         lora_t_of(P, la, mods[i]));
+    if (biases[i]) preft_bias_forward(ys[i], biases[i], P->n, outs[i]);
+  }
 }
 
 static void layer_forward(const pass *P, int l) {
@@ -129,9 +159,12 @@ static void layer_forward(const pass *P, int l) {
   layer_acts la = acts_of(P, l);
   int n = P->n, D = P->D, F = P->F, qd = P->qd, kvd = P->kvd;
   preft_rmsnorm_forward(P->pool, la.xb1, la.rstd1, la.x, w->attn_norm, n, D, c->norm_eps);
-  linear_fwd(P, &la, l, PREFT_MOD_Q, la.q, qd, la.xb1, D, w->bq, 0);
-  linear_fwd(P, &la, l, PREFT_MOD_K, la.k, kvd, la.xb1, D, w->bk, 0);
-  linear_fwd(P, &la, l, PREFT_MOD_V, la.v, kvd, la.xb1, D, w->bv, 0);
+  {
+    const int mods[] = {PREFT_MOD_Q, PREFT_MOD_K, PREFT_MOD_V}, outs[] = {qd, kvd, kvd};
+    float *const ys[] = {la.q, la.k, la.v};
+    const float *const biases[] = {w->bq, w->bk, w->bv};
+    linear_fwd_shared(P, &la, l, mods, ys, outs, biases, 3, la.xb1, D);
+  }
   preft_rope_forward(la.q, P->a->rope_cos, P->a->rope_sin, n, c->n_heads, c->head_dim);
   preft_rope_forward(la.k, P->a->rope_cos, P->a->rope_sin, n, c->n_kv_heads, c->head_dim);
   preft_attention_forward(P->pool, la.att, la.lse, la.q, la.k, la.v, b->seq_start, b->seq_len, b->n_seq,
@@ -139,8 +172,12 @@ static void layer_forward(const pass *P, int l) {
   memcpy(la.x_mid, la.x, sizeof(float) * (size_t)n * D);
   linear_fwd(P, &la, l, PREFT_MOD_O, la.x_mid, D, la.att, qd, w->bo, 1);
   preft_rmsnorm_forward(P->pool, la.xb2, la.rstd2, la.x_mid, w->ffn_norm, n, D, c->norm_eps);
-  linear_fwd(P, &la, l, PREFT_MOD_GATE, la.h1, F, la.xb2, D, NULL, 0);
-  linear_fwd(P, &la, l, PREFT_MOD_UP, la.h3, F, la.xb2, D, NULL, 0);
+  {
+    const int mods[] = {PREFT_MOD_GATE, PREFT_MOD_UP}, outs[] = {F, F};
+    float *const ys[] = {la.h1, la.h3};
+    const float *const biases[] = {NULL, NULL};
+    linear_fwd_shared(P, &la, l, mods, ys, outs, biases, 2, la.xb2, D);
+  }
   preft_swiglu_forward(P->pool, la.hg, la.h1, la.h3, n * F);
   memcpy(la.out, la.x_mid, sizeof(float) * (size_t)n * D);
   linear_fwd(P, &la, l, PREFT_MOD_DOWN, la.out, D, la.hg, F, NULL, 1);
