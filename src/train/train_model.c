@@ -432,6 +432,7 @@ void preft_train_acts_init(preft_train_acts *a, const preft_train_model *tm, con
 void preft_train_acts_free(preft_train_acts *a) {
   free(a->mem);
   free(a->rope_freq);
+  free(a->head_scratch);
   memset(a, 0, sizeof *a);
 }
 

@@ -13,6 +13,7 @@
  * of at most HEAD_CHUNK rows, forward and backward together, so [N, V]
  * logits are never held. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tensor/gemm.h"
@@ -137,7 +138,7 @@ static void linear_fwd_shared(const pass *P, const layer_acts *la, int l, const 
     for (int i = 0; i < n; i++) linear_fwd(P, la, l, mods[i], ys[i], outs[i], x, in, biases[i], 0);
     return;
   }
-  preft_gemm_out go[PREFT_GEMM_MULTI_MAX];
+  preft_gemm_out go[PREFT_GEMM_MULTI_MAX] = {0};
   for (int i = 0; i < n; i++) {
     preft_weight w = mat_of(P, l, mods[i]);
     go[i] = (preft_gemm_out){.y = ys[i], .y_stride = outs[i], .w = w.data, .wdt = w.dtype, .m = outs[i]};
@@ -292,6 +293,62 @@ static pass make_pass(const preft_train_model *tm, const preft_train_adapter *ad
   return P;
 }
 
+/* The LM head's operands, made once per pass for an FP32 head in the
+ * activations' head_scratch: wb = bf16(W) [V, D] at BF16 precision (the
+ * forward), wt = Wᵀ [D, V] (FP32, or BF16 at BF16 precision) when there is
+ * a backward. NULL: the head goes through gemm_fwd / gemm_dx as it is (a
+ * quantized head, or the FP32 forward). */
+typedef struct {
+  uint16_t *wb;
+  void *wt;
+} head_ops;
+
+static head_ops head_prepare(const pass *P, bool backward) {
+  head_ops ho = {0};
+  preft_weight w = P->tm->head_w;
+  int V = P->tm->cfg.vocab, D = P->D, bf = P->prec == PREFT_MATMUL_BF16;
+  if (w.dtype != PREFT_F32 || (!bf && !backward)) return ho;
+  size_t vd = (size_t)V * (size_t)D, bytes = (bf ? sizeof(uint16_t) * 2 : sizeof(float)) * vd;
+  preft_train_acts *a = P->a;
+  if (a->head_scratch_bytes < bytes) {
+    free(a->head_scratch);
+    a->head_scratch = preft_xmalloc(bytes);
+    a->head_scratch_bytes = bytes;
+  }
+  if (bf) {
+    ho.wb = a->head_scratch;
+    preft_round_bf16(P->pool, ho.wb, w.data, vd);
+  }
+  if (backward) {
+    ho.wt = bf ? (void *)(ho.wb + vd) : a->head_scratch;
+    if (bf)
+      preft_transpose_bf16(P->pool, ho.wt, w.data, D, V, D);
+    else
+      preft_transpose(P->pool, ho.wt, w.data, D, V, D);
+  }
+  return ho;
+}
+
+/* logits[m, V] = xg[m, D]·Headᵀ (what gemm_fwd computes) */
+static void head_fwd(const pass *P, const head_ops *ho, float *logits, const float *xg, int m) {
+  int V = P->tm->cfg.vocab, D = P->D;
+  if (ho->wb)
+    preft_gemm_bf16(P->pool, logits, V, xg, D, ho->wb, m, D, V, 0);
+  else
+    gemm_fwd(P->pool, P->prec, logits, V, xg, D, P->tm->head_w, m, D, V, 0);
+}
+
+/* dxg[m, D] = dlogits[m, V]·Head (what gemm_dx computes) */
+static void head_dx(const pass *P, const head_ops *ho, float *dxg, const float *dlogits, int m) {
+  int V = P->tm->cfg.vocab, D = P->D;
+  if (!ho->wt)
+    gemm_dx(P->pool, P->prec, dxg, D, dlogits, V, P->tm->head_w, m, V, D, 0);
+  else if (P->prec == PREFT_MATMUL_BF16)
+    preft_gemm_bf16(P->pool, dxg, D, dlogits, V, ho->wt, m, V, D, 0);
+  else
+    preft_gemm(P->pool, dxg, D, dlogits, V, ho->wt, PREFT_F32, m, V, D, 0);
+}
+
 /* The pass of preft_train_pass (fn NULL: every counted row's dloss is
  * `dloss`) and of preft_train_pass_rows (fn gives each row's). */
 static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
@@ -303,13 +360,15 @@ static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, 
   int D = P.D, V = c->vocab, n = b->n;
   body_forward(&P);
 
-  /* head + cross-entropy on the target rows, chunk by chunk */
+  /* head + cross-entropy on the target rows, chunk by chunk; an FP32
+   * head's transpose (and BF16 rounding) made once for all chunks */
   int ch_cap = n < HEAD_CHUNK ? n : HEAD_CHUNK;
   float *logits = a->logits, *xg = logits + (size_t)ch_cap * V, *dxg = xg + (size_t)ch_cap * D;
   float *losses = dxg + (size_t)ch_cap * D;
   int rows[HEAD_CHUNK], tg[HEAD_CHUNK];
   float dl[HEAD_CHUNK];
   if (backward) memset(a->dxb, 0, sizeof(float) * (size_t)n * D);
+  head_ops ho = head_prepare(&P, backward);
   double total = 0.0;
   int i = 0;
   while (i < n) {
@@ -322,15 +381,16 @@ static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, 
     if (m == 0) break;
     for (int r = 0; r < m; r++)
       memcpy(xg + (size_t)r * D, a->xf + (size_t)rows[r] * D, sizeof(float) * (size_t)D);
-    gemm_fwd(pool, P.prec, logits, V, xg, D, tm->head_w, m, D, V, 0);
-    total += preft_crossentropy_forward(pool, logits, losses, tg, m, V);
-    if (fn) fn(ctx, rows, losses, dl, m);
-    if (!backward) continue;
-    if (fn)
+    head_fwd(&P, &ho, logits, xg, m);
+    if (backward && !fn) { /* every row's dloss known: forward and backward in one job */
+      total += preft_crossentropy_fwd_bwd(pool, logits, losses, tg, m, V, dloss);
+    } else {
+      total += preft_crossentropy_forward(pool, logits, losses, tg, m, V);
+      if (fn) fn(ctx, rows, losses, dl, m);
+      if (!backward) continue;
       preft_crossentropy_backward_rows(pool, logits, tg, m, V, dl);
-    else
-      preft_crossentropy_backward(pool, logits, tg, m, V, dloss);
-    gemm_dx(pool, P.prec, dxg, D, logits, V, tm->head_w, m, V, D, 0);
+    }
+    head_dx(&P, &ho, dxg, logits, m);
     if (tm->g.lm_head) preft_train_gemm_dw(pool, P.prec, tm->g.lm_head, logits, V, xg, D, m, V, D);
     for (int r = 0; r < m; r++)
       memcpy(a->dxb + (size_t)rows[r] * D, dxg + (size_t)r * D, sizeof(float) * (size_t)D);
