@@ -752,25 +752,30 @@ QFN void tile_dx(float *dx, size_t dxs, const float *dy, size_t dys, const float
 #if QK_VNNI == 2
 /* AVX512-VNNI: the 16-row zmm tiles of quant_tile16.c, the rows kernel for
  * the rows left past a multiple of 16 */
-#define TILE16(T)                                                                                          \
+#define TILE16(T, ROWS)                                                                                    \
   QFN void tiles16_##T(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n, \
                        int k, int j0, int j1, int accumulate) {                                            \
     int j = preft_qtile16_##T(y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate);                          \
-    if (j < j1) rows_##T(y, ys, xq, xqs, w, wrow, n, k, j, j1, accumulate);                                \
+    if (j < j1) ROWS(y, ys, xq, xqs, w, wrow, n, k, j, j1, accumulate);                                    \
   }
-TILE16(q8_0)
-TILE16(q4_0)
-TILE16(q4_K)
-TILE16(q5_0)
+TILE16(q8_0, rows_q8_0)
+TILE16(q4_0, rows_q4_0)
+TILE16(q4_K, preft_qrows512_q4_K)
+TILE16(q5_0, rows_q5_0)
 #define QK_TILES \
   { tiles16_q8_0, tiles16_q4_0, tiles16_q4_K, NULL, tiles16_q5_0 }
+/* the K-quants' rows kernels on zmm (quant_rows512.c) */
+#define QK_ROWS \
+  { rows_q8_0, rows_q4_0, preft_qrows512_q4_K, preft_qrows512_q6_K, rows_q5_0 }
 #else
 #define QK_TILES \
   { tiles_q8_0, tiles_q4_0, tiles_q4_K, NULL, tiles_q5_0 }
+#define QK_ROWS \
+  { rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0 }
 #endif
 
 const preft_quant_kernels QK_TABLE = {
-    .rows = {rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0},
+    .rows = QK_ROWS,
     .tiles = QK_TILES,
     .tile_dx = tile_dx,
     .dequant = dequant,
