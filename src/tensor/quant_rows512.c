@@ -40,6 +40,7 @@
 
 #define RW 4       /* weight rows per group: lanes of the FP32 steps */
 #define RNR 4      /* rows of x per pass over the weights */
+#define RPF 4      /* super-blocks of prefetch distance (prefetch_ahead) */
 #define RSTACK 512 /* Q4_K pair sums of x kept on the stack (super-blocks × rows) */
 
 /* The 4 sums of the 16 int32 of each of a, b, c, d, as lanes 0..3. */
@@ -58,6 +59,18 @@ RIN __m128 half4(const void *const p[RW], size_t off) {
   uint16_t h[RW];
   for (int w = 0; w < RW; w++) memcpy(&h[w], (const unsigned char *)p[w] + off, 2);
   return _mm_cvtph_ps(_mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3], 0, 0, 0, 0));
+}
+
+/* Software prefetch of the block RPF super-blocks ahead in each of the 4
+ * rows (past a row's end: the same place in the next group's rows), its
+ * `lines` cache lines: 4 interleaved streams defeat the hardware
+ * prefetcher's reach on cold weights. */
+RIN void prefetch_ahead(const void *const row[RW], size_t wrow, int b, int nb, size_t bb, int lines) {
+  const int t = b + RPF;
+  for (int i = 0; i < RW; i++) {
+    const char *p = (const char *)row[i] + (t < nb ? (size_t)t * bb : RW * wrow + (size_t)(t - nb) * bb);
+    for (int l = 0; l < lines; l++) _mm_prefetch(p + 64 * l, _MM_HINT_T0);
+  }
 }
 
 /* y[r*ys + j + w] (+)= acc[r] lane w, for the rw real rows of the group */
@@ -129,6 +142,7 @@ RIN void q4_K_group(float *y, size_t ys, const unsigned char *xq, size_t xqs, co
   for (int r = 0; r < NR; r++) acc[r] = _mm_setzero_ps();
   for (int b = 0; b < nb; b++) {
     const preft_block_q4_K *blk[RW] = {wr[0] + b, wr[1] + b, wr[2] + b, wr[3] + b};
+    prefetch_ahead((const void *const *)wr, wrow, b, nb, sizeof(preft_block_q4_K), 3);
     const __m512i heads = q4_K_heads(blk);
     const __m512i sm = q4_K_scale_min(heads);
     /* 128-bit lane i: block i's 8 mins as int16 */
@@ -229,6 +243,7 @@ RIN void q6_K_group(float *y, size_t ys, const unsigned char *xq, size_t xqs, co
   __m128 acc[RNR];
   for (int r = 0; r < NR; r++) acc[r] = _mm_setzero_ps();
   for (int b = 0; b < nb; b++) {
+    prefetch_ahead((const void *const *)wr, wrow, b, nb, sizeof(preft_block_q6_K), 4);
     __m512i isum[RW][RNR];
     _Pragma("GCC unroll 4") for (int i = 0; i < RW; i++) {
       const preft_block_q6_K *blk = wr[i] + b;
