@@ -24,7 +24,9 @@
  * Per block (Q8_0, Q4_0, Q5_0) or super-block (Q4_K, Q6_K) one
  * vcvtdq2ps and one FMA with d_w · d_x bring the int32 sums into the FP32
  * accumulators. The K-quants take the same instructions on every table
- * (vpdpbusd would need a vpmulld per scale instead of the one vpmaddwd).
+ * (vpdpbusd would need a vpmulld per scale instead of the one vpmaddwd);
+ * the AVX512-VNNI table takes zmm rows kernels for them instead
+ * (quant_rows512.c: vpmaddubsw + vpdpwssd).
  */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -33,7 +35,9 @@
 #include "base/error.h"
 #include "tensor/quant_kern.h"
 
-#define QFN static __attribute__((target(QK_TARGET), unused)) /* unused: the AVX2 tiles on AVX512-VNNI */
+#define QFN                                                                                                \
+  static __attribute__((target(QK_TARGET), unused)) /* unused on AVX512-VNNI: the AVX2 tiles, K-quant rows \
+                                                     */
 #define QIN static inline __attribute__((always_inline, target(QK_TARGET)))
 
 #define QNR 4          /* rows of x per pass over a weight row */
