@@ -766,8 +766,9 @@ TILE16(q8_0, rows_q8_0)
 TILE16(q4_0, rows_q4_0)
 TILE16(q4_K, preft_qrows512_q4_K)
 TILE16(q5_0, rows_q5_0)
+TILE16(q6_K, preft_qrows512_q6_K)
 #define QK_TILES \
-  { tiles16_q8_0, tiles16_q4_0, tiles16_q4_K, NULL, tiles16_q5_0 }
+  { tiles16_q8_0, tiles16_q4_0, tiles16_q4_K, tiles16_q6_K, tiles16_q5_0 }
 /* the K-quants' rows kernels on zmm (quant_rows512.c) */
 #define QK_ROWS \
   { rows_q8_0, rows_q4_0, preft_qrows512_q4_K, preft_qrows512_q6_K, rows_q5_0 }

@@ -286,8 +286,7 @@ static void check_qgemm(preft_pool *pool, preft_dtype t, int n, int k, int m, in
         /* the AVX512-VNNI tiles of 16 rows (quant_tile16.c) and its
          * K-quant rows kernels (quant_rows512.c) give the reference's bits:
          * exact integer sums, its FP32 steps in order */
-        int tile16 =
-            level == 3 && t != PREFT_Q6_K && n >= (run % 2 ? 1 : PREFT_QTILE_MIN_N) && j < m / 16 * 16;
+        int tile16 = level == 3 && n >= (run % 2 ? 1 : PREFT_QTILE_MIN_N) && j < m / 16 * 16;
         int exact = tile16 || (level == 3 && (t == PREFT_Q4_K || t == PREFT_Q6_K));
         if (exact && memcmp(&g, &r, sizeof g) != 0)
           fail_msg("%s %s n=%d k=%d m=%d acc=%d: y[%d,%d] = %.9g, reference %.9g (bit-exact expected)",
