@@ -13,13 +13,24 @@
  * same FP32 FMA peak, so it may pass 100% in principle (vdpbf16ps does two
  * multiply-adds per FP32 lane).
  *
- * usage: bench_train [--threads N] [--seq T] [--batch B] [WIDTH...]
+ * usage: bench_train [--threads N] [--seq T] [--batch B] [--stats] [WIDTH...]
+ *
+ * --stats: instead of the throughput table, what one FP32 full pass costs
+ * apart from its products, as counts that do not depend on how loaded the
+ * machine is (except the wall and system seconds): thread-pool runs (parallel regions) and their tasks, the
+ * pool's futex sleeps and wakes and sched_yield calls, minor page faults,
+ * and the process's user and system CPU seconds (getrusage), each the mean
+ * of 5 passes after one warm-up; with --threads 1, the CPU seconds are the
+ * work of the pass on one core. "single-threaded s": the calling thread's
+ * CPU seconds outside parallel runs (preft_pool_time_runs), the part a
+ * second thread cannot share (with --threads 1: all of it).
  * Model per width D: L=4, Dh=64, H=D/64, Hkv=H/2, F=8D/3 (multiple of 64),
  * V=4096. Useful FLOPs per step: 6·N·P (P = matmul parameters incl. the
  * head) + 12·L·H·Dh·pairs (causal attention, pairs = B·T(T+1)/2); the
  * attention backward's recomputed scores are not counted. */
 #include <math.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +65,50 @@ static double time_pass(preft_train_model *tm, preft_train_adapter *ad, preft_po
   return best;
 }
 
+typedef struct {
+  preft_pool_stats ps;
+  double user, sys, wall, caller; /* caller: the calling thread's CPU seconds */
+  long minflt;
+} usage;
+
+static usage usage_now(preft_pool *pool) {
+  usage u;
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  preft_pool_stats_get(pool, &u.ps);
+  u.user = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6;
+  u.sys = (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+  u.minflt = ru.ru_minflt;
+  getrusage(RUSAGE_THREAD, &ru);
+  u.caller = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+             ru.ru_stime.tv_usec * 1e-6;
+  u.wall = preft_now();
+  return u;
+}
+
+/* --stats: one warm-up pass, then the mean counts of 5 (see the usage). */
+static void print_stats(int D, preft_train_model *tm, preft_pool *pool, preft_train_batch *b,
+                        preft_train_acts *a) {
+  enum { PASSES = 5 };
+  one_pass(tm, NULL, pool, b, a);
+  preft_pool_time_runs(pool, 1);
+  usage u0 = usage_now(pool);
+  for (int i = 0; i < PASSES; i++) one_pass(tm, NULL, pool, b, a);
+  usage u1 = usage_now(pool);
+  preft_pool_time_runs(pool, 0);
+  double runs = (double)(u1.ps.runs - u0.ps.runs) / PASSES, user = (u1.user - u0.user) / PASSES,
+         sys = (u1.sys - u0.sys) / PASSES;
+  /* the caller's CPU outside parallel runs: the pass's single-threaded part */
+  double serial = ((u1.caller - u0.caller) - (u1.ps.caller_cpu_in_runs - u0.ps.caller_cpu_in_runs)) / PASSES;
+  printf("| %d | %.0f | %.1f | %.0f | %.0f | %.0f | %.0f | %.3f | %.3f | %.1f%% | %.3f | %.3f |\n", D, runs,
+         runs > 0 ? (double)(u1.ps.tasks - u0.ps.tasks) / PASSES / runs : 0.0,
+         (double)(u1.ps.futex_waits - u0.ps.futex_waits) / PASSES,
+         (double)(u1.ps.futex_wakes - u0.ps.futex_wakes) / PASSES,
+         (double)(u1.ps.yields - u0.ps.yields) / PASSES, (double)(u1.minflt - u0.minflt) / PASSES, user, sys,
+         user + sys > 0 ? 100 * sys / (user + sys) : 0.0, serial, (u1.wall - u0.wall) / PASSES);
+  fflush(stdout);
+}
+
 /* Best of 3 passes at each precision, alternating FP32 and BF16 (bf16 0:
  * FP32 only; best[1] left at 0). */
 static void time_precisions(preft_train_model *tm, preft_pool *pool, preft_train_batch *b,
@@ -70,9 +125,11 @@ static void time_precisions(preft_train_model *tm, preft_pool *pool, preft_train
 }
 
 int main(int argc, char **argv) {
-  int threads = 0, T = 256, B = 2, widths[16], nw = 0;
+  int threads = 0, T = 256, B = 2, widths[16], nw = 0, stats = 0;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+    if (!strcmp(argv[i], "--stats"))
+      stats = 1;
+    else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
       threads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--seq") && i + 1 < argc)
       T = atoi(argv[++i]);
@@ -87,15 +144,27 @@ int main(int argc, char **argv) {
     nw = 4;
   }
   preft_pool *pool = preft_pool_create(threads);
-  double fma = preft_roofline_fma_gflops(pool, 1.0), sg = preft_roofline_sgemm_gflops(pool, 1024);
+  if (stats)
+    printf(
+        "FP32 full pass, %d threads, T=%d, B=%d; per pass, mean of 5:\n"
+        "| width | pool runs | tasks / run | futex sleeps | futex wakes | yields | minor faults | user s | "
+        "system s | system share | single-threaded s | wall s |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        preft_pool_size(pool), T, B);
+  double fma = 0, sg = 0;
   int bf16 = preft_gemm_bf16_native();
-  printf("cpu path %s, %d threads; FMA peak %.1f GFLOP/s, sgemm (n=1024) %.1f GFLOP/s; T=%d, B=%d; BF16 %s\n",
-         preft_cpu_path_name(preft_cpu_path()), preft_pool_size(pool), fma, sg, T, B,
-         bf16 ? "vdpbf16ps" : "not measured (no AVX512_BF16)");
-  printf(
-      "| width | params (M) | full: tokens/s | full: GFLOP/s | of sgemm | of FMA peak | BF16: tokens/s | "
-      "BF16: of FMA peak | BF16 / FP32 | LoRA-P r16: tokens/s | act. bytes/token |\n"
-      "|---|---|---|---|---|---|---|---|---|---|---|\n");
+  if (!stats) {
+    fma = preft_roofline_fma_gflops(pool, 1.0);
+    sg = preft_roofline_sgemm_gflops(pool, 1024);
+    printf(
+        "cpu path %s, %d threads; FMA peak %.1f GFLOP/s, sgemm (n=1024) %.1f GFLOP/s; T=%d, B=%d; BF16 %s\n",
+        preft_cpu_path_name(preft_cpu_path()), preft_pool_size(pool), fma, sg, T, B,
+        bf16 ? "vdpbf16ps" : "not measured (no AVX512_BF16)");
+    printf(
+        "| width | params (M) | full: tokens/s | full: GFLOP/s | of sgemm | of FMA peak | BF16: tokens/s | "
+        "BF16: of FMA peak | BF16 / FP32 | LoRA-P r16: tokens/s | act. bytes/token |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n");
+  }
   for (int w = 0; w < nw; w++) {
     int D = widths[w];
     preft_model_config c = {0};
@@ -130,6 +199,16 @@ int main(int argc, char **argv) {
     }
     preft_train_acts a;
     preft_train_acts_init(&a, &tm, NULL, B * T, T, preft_pool_size(pool), false);
+    if (stats) {
+      print_stats(D, &tm, pool, &b, &a);
+      preft_train_acts_free(&a);
+      preft_train_model_free(&tm);
+      preft_train_batch_free(&b);
+      free(ids);
+      free(tg);
+      free(fl);
+      continue;
+    }
     /* the VM is shared: measure the sgemm rate next to each pass */
     sg = preft_roofline_sgemm_gflops(pool, 1024);
     double best[2];

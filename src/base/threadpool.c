@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/error.h"
@@ -41,6 +42,9 @@ struct preft_pool {
   atomic_int sleepers;    /* workers inside futex_wait on generation */
   atomic_int caller_waiting;
   atomic_int stop;
+  atomic_long n_runs, n_tasks, n_waits, n_wakes, n_yields; /* preft_pool_stats */
+  atomic_int timed;                                        /* preft_pool_time_runs */
+  atomic_llong run_cpu_ns;
   preft_task_fn fn;
   void *ctx;
 };
@@ -56,11 +60,17 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-static void futex_wait(void *word, unsigned expected) {
+static void count(atomic_long *c) { atomic_fetch_add_explicit(c, 1, memory_order_relaxed); }
+
+static void futex_wait(preft_pool *pool, void *word, unsigned expected) {
+  count(&pool->n_waits);
   syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
 }
 
-static void futex_wake(void *word, int n) { syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0); }
+static void futex_wake(preft_pool *pool, void *word, int n) {
+  count(&pool->n_wakes);
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
 
 static uint64_t work_word(unsigned gen, int n_tasks, int next) {
   return ((uint64_t)(gen & GEN_MASK) << (2 * IDX_BITS)) | ((uint64_t)n_tasks << IDX_BITS) | (uint64_t)next;
@@ -79,7 +89,7 @@ static void run_tasks(preft_pool *pool, unsigned gen, int thread) {
     pool->fn(pool->ctx, i, thread);
     if (atomic_fetch_add_explicit(&pool->done, 1, memory_order_acq_rel) + 1 == n &&
         atomic_load(&pool->caller_waiting))
-      futex_wake(&pool->done, 1);
+      futex_wake(pool, &pool->done, 1);
     w = atomic_load_explicit(&pool->work, memory_order_acquire);
   }
 }
@@ -100,7 +110,7 @@ static void *worker_main(void *p) {
       }
       atomic_fetch_add(&pool->sleepers, 1);
       if (atomic_load(&pool->generation) == seen && !atomic_load(&pool->stop))
-        futex_wait(&pool->generation, seen);
+        futex_wait(pool, &pool->generation, seen);
       atomic_fetch_sub(&pool->sleepers, 1);
       spins = 0;
     }
@@ -135,13 +145,35 @@ void preft_pool_free(preft_pool *pool) {
   if (!pool) return;
   atomic_store(&pool->stop, 1);
   atomic_fetch_add(&pool->generation, 1);
-  futex_wake(&pool->generation, INT_MAX);
+  futex_wake(pool, &pool->generation, INT_MAX);
   for (int i = 1; i < pool->size; i++) pthread_join(pool->threads[i], NULL);
   free(pool->threads);
   free(pool);
 }
 
 int preft_pool_size(const preft_pool *pool) { return pool ? pool->size : 1; }
+
+void preft_pool_stats_get(const preft_pool *pool, preft_pool_stats *out) {
+  *out = (preft_pool_stats){0};
+  if (!pool) return;
+  preft_pool *p = (preft_pool *)pool; /* atomic loads of C11 take a non-const pointer */
+  out->runs = atomic_load_explicit(&p->n_runs, memory_order_relaxed);
+  out->tasks = atomic_load_explicit(&p->n_tasks, memory_order_relaxed);
+  out->futex_waits = atomic_load_explicit(&p->n_waits, memory_order_relaxed);
+  out->futex_wakes = atomic_load_explicit(&p->n_wakes, memory_order_relaxed);
+  out->yields = atomic_load_explicit(&p->n_yields, memory_order_relaxed);
+  out->caller_cpu_in_runs = (double)atomic_load_explicit(&p->run_cpu_ns, memory_order_relaxed) * 1e-9;
+}
+
+void preft_pool_time_runs(preft_pool *pool, int on) {
+  if (pool) atomic_store(&pool->timed, on != 0);
+}
+
+static long long thread_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 /* Waits until all n tasks of the current run are done: spins, yields, sleeps. */
 static void wait_done(preft_pool *pool, int n) {
@@ -151,10 +183,11 @@ static void wait_done(preft_pool *pool, int n) {
     if (spins < SPIN_CALLER) {
       cpu_relax();
     } else if (spins < SPIN_CALLER + 64) {
+      count(&pool->n_yields);
       sched_yield();
     } else {
       atomic_store(&pool->caller_waiting, 1);
-      if (atomic_load(&pool->done) == d) futex_wait(&pool->done, (unsigned)d);
+      if (atomic_load(&pool->done) == d) futex_wait(pool, &pool->done, (unsigned)d);
       atomic_store(&pool->caller_waiting, 0);
     }
   }
@@ -185,15 +218,20 @@ void preft_pool_run(preft_pool *pool, int n_tasks, preft_task_fn fn, void *ctx) 
     }
     return;
   }
+  count(&pool->n_runs);
+  atomic_fetch_add_explicit(&pool->n_tasks, n_tasks, memory_order_relaxed);
+  int timed = atomic_load_explicit(&pool->timed, memory_order_relaxed);
+  long long t0 = timed ? thread_cpu_ns() : 0;
   pool->fn = fn;
   pool->ctx = ctx;
   atomic_store_explicit(&pool->done, 0, memory_order_relaxed);
   unsigned gen = atomic_load_explicit(&pool->generation, memory_order_relaxed) + 1;
   atomic_store_explicit(&pool->work, work_word(gen, n_tasks, 0), memory_order_release);
   atomic_store(&pool->generation, gen);
-  if (atomic_load(&pool->sleepers) > 0) futex_wake(&pool->generation, INT_MAX);
+  if (atomic_load(&pool->sleepers) > 0) futex_wake(pool, &pool->generation, INT_MAX);
   run_tasks(pool, gen, 0);
   wait_done(pool, n_tasks);
+  if (timed) atomic_fetch_add_explicit(&pool->run_cpu_ns, thread_cpu_ns() - t0, memory_order_relaxed);
 }
 
 typedef struct rows_split {

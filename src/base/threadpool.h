@@ -25,6 +25,22 @@ typedef void (*preft_task_fn)(void *ctx, int task, int thread);
 
 void preft_pool_run(preft_pool *pool, int n_tasks, preft_task_fn fn, void *ctx);
 
+/* Counters since the pool was made, for benchmarks and diagnosis (the
+ * waits are where a run costs system time): runs handed to the workers
+ * (runs of one task, or on a pool of one thread, count in neither), their
+ * tasks, futex sleeps and wakes of either side, the caller's sched_yield
+ * calls; with preft_pool_time_runs on, the CPU seconds the calling thread
+ * spent inside those runs (its tasks and its wait), so that its CPU time
+ * outside them is the single-threaded part of its work. A NULL pool, or
+ * one of size 1, reads all zero. */
+typedef struct {
+  long runs, tasks, futex_waits, futex_wakes, yields;
+  double caller_cpu_in_runs;
+} preft_pool_stats;
+void preft_pool_stats_get(const preft_pool *pool, preft_pool_stats *out);
+/* Off by default: two clock_gettime calls per run. */
+void preft_pool_time_runs(preft_pool *pool, int on);
+
 /* Row-parallel steps: fn(ctx, r0, r1) over consecutive ranges covering rows
  * [0, n), split across the pool only when the rows are worth it: each range
  * gets at least min_work units (n rows of row_work each), at most 4 ranges

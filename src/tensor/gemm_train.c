@@ -59,26 +59,52 @@ static void tr_task(void *p, int task, int thread) {
   }
 }
 
-static void transpose_job(preft_pool *pool, tr_job *j) {
+typedef struct {
+  tr_job *jobs;
+  int n, first[4]; /* task index where each job starts (first[n]: all tasks) */
+} tr_jobs;
+
+static void tr_jobs_task(void *p, int task, int thread) {
+  const tr_jobs *t = p;
+  int j = 0;
+  while (task >= t->first[j + 1]) j++;
+  tr_task(&t->jobs[j], task - t->first[j], thread);
+}
+
+/* Runs up to 3 independent transposes as one job on the pool (one wait),
+ * or on the calling thread when they are small together. A transpose is
+ * an exact copy, so how it is split does not change any result. */
+static void transpose_jobs(preft_pool *pool, tr_job *jobs, int n) {
   preft_cpu_path_kind path = preft_cpu_path();
-  j->simd = j->out16 ? path >= PREFT_CPU_AVX512_BF16 : path >= PREFT_CPU_AVX_FMA;
-  int tasks = (j->cols + TR_TILE - 1) / TR_TILE;
-  if ((size_t)j->rows * (size_t)j->cols < 65536) {
-    for (int t = 0; t < tasks; t++) tr_task(j, t, 0);
+  tr_jobs t = {.jobs = jobs, .n = n};
+  size_t elems = 0;
+  for (int i = 0; i < n; i++) {
+    tr_job *j = &jobs[i];
+    j->simd = j->out16 ? path >= PREFT_CPU_AVX512_BF16 : path >= PREFT_CPU_AVX_FMA;
+    t.first[i + 1] = t.first[i] + (j->cols + TR_TILE - 1) / TR_TILE;
+    elems += (size_t)j->rows * (size_t)j->cols;
+  }
+  if (elems < 65536) {
+    for (int task = 0; task < t.first[n]; task++) tr_jobs_task(&t, task, 0);
   } else {
-    preft_pool_run(pool, tasks, tr_task, j);
+    preft_pool_run(pool, t.first[n], tr_jobs_task, &t);
   }
 }
 
+/* A transpose of in[rows, cols] (rows in_stride apart) into out (FP32) or out16 (BF16). */
+static tr_job tr_of(float *out, uint16_t *out16, const float *in, int in_stride, int rows, int cols) {
+  return (tr_job){.out = out, .out16 = out16, .in = in, .in_stride = in_stride, .rows = rows, .cols = cols};
+}
+
 void preft_transpose(preft_pool *pool, float *out, const float *in, int in_stride, int rows, int cols) {
-  tr_job j = {.out = out, .in = in, .in_stride = in_stride, .rows = rows, .cols = cols};
-  transpose_job(pool, &j);
+  tr_job j = tr_of(out, NULL, in, in_stride, rows, cols);
+  transpose_jobs(pool, &j, 1);
 }
 
 void preft_transpose_bf16(preft_pool *pool, uint16_t *out, const float *in, int in_stride, int rows,
                           int cols) {
-  tr_job j = {.out16 = out, .in = in, .in_stride = in_stride, .rows = rows, .cols = cols};
-  transpose_job(pool, &j);
+  tr_job j = tr_of(NULL, out, in, in_stride, rows, cols);
+  transpose_jobs(pool, &j, 1);
 }
 
 typedef struct {
@@ -118,43 +144,60 @@ void preft_train_gemm(preft_pool *pool, preft_matmul_precision prec, float *y, i
   free(wb);
 }
 
+/* dW += dyᵀ·x over blocks of DW_ROWS rows (dw NULL: none) and then
+ * dx (+)= dy·W (dx NULL: none), W's transpose made in the same pool job as
+ * the first block's (see preft_train_gemm_dwdx). */
+static void dw_dx(preft_pool *pool, preft_matmul_precision prec, float *dw, float *dx, int dx_stride,
+                  int accumulate, const float *dy, int dy_stride, const float *x, int x_stride,
+                  const float *w, int n, int m, int k) {
+  if (n <= 0) return;
+  int bf = prec == PREFT_MATMUL_BF16, nb = n < DW_ROWS ? n : DW_ROWS;
+  size_t es = bf ? sizeof(uint16_t) : sizeof(float);
+  void *wt = dx ? preft_xmalloc(es * (size_t)m * (size_t)k) : NULL;               /* Wᵀ [K, M] */
+  float *dyt = dw ? preft_xmalloc(sizeof(float) * (size_t)m * (size_t)nb) : NULL; /* dyᵀ block [M, nb] */
+  void *xt = dw ? preft_xmalloc(es * (size_t)k * (size_t)nb) : NULL;              /* xᵀ block [K, nb] */
+  tr_job jobs[3];
+  int nj = 0;
+  if (dx) jobs[nj++] = tr_of(bf ? NULL : wt, bf ? wt : NULL, w, k, m, k);
+  for (int r0 = 0; dw && r0 < n; r0 += DW_ROWS) {
+    int rn = n - r0 < DW_ROWS ? n - r0 : DW_ROWS;
+    jobs[nj++] = tr_of(dyt, NULL, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
+    jobs[nj++] = tr_of(bf ? NULL : xt, bf ? xt : NULL, x + (size_t)r0 * (size_t)x_stride, x_stride, rn, k);
+    transpose_jobs(pool, jobs, nj);
+    nj = 0;
+    /* dW[M,K] += dyᵀ[M,rn] · (xᵀ[K,rn])ᵀ */
+    if (bf)
+      preft_gemm_bf16(pool, dw, k, dyt, rn, xt, m, rn, k, 1);
+    else
+      preft_gemm(pool, dw, k, dyt, rn, xt, PREFT_F32, m, rn, k, 1);
+  }
+  if (dx) {
+    if (nj) transpose_jobs(pool, jobs, nj);
+    if (bf)
+      preft_gemm_bf16(pool, dx, dx_stride, dy, dy_stride, wt, n, m, k, accumulate);
+    else
+      preft_gemm(pool, dx, dx_stride, dy, dy_stride, wt, PREFT_F32, n, m, k, accumulate);
+  }
+  free(wt);
+  free(dyt);
+  free(xt);
+}
+
 void preft_train_gemm_dx(preft_pool *pool, preft_matmul_precision prec, float *dx, int dx_stride,
                          const float *dy, int dy_stride, const float *w, int n, int m, int k,
                          int accumulate) {
-  if (n <= 0) return;
-  int bf = prec == PREFT_MATMUL_BF16;
-  void *wt = preft_xmalloc((bf ? sizeof(uint16_t) : sizeof(float)) * (size_t)m * (size_t)k); /* Wᵀ [K, M] */
-  if (bf) {
-    preft_transpose_bf16(pool, wt, w, k, m, k);
-    preft_gemm_bf16(pool, dx, dx_stride, dy, dy_stride, wt, n, m, k, accumulate);
-  } else {
-    preft_transpose(pool, wt, w, k, m, k);
-    preft_gemm(pool, dx, dx_stride, dy, dy_stride, wt, PREFT_F32, n, m, k, accumulate);
-  }
-  free(wt);
+  dw_dx(pool, prec, NULL, dx, dx_stride, accumulate, dy, dy_stride, NULL, 0, w, n, m, k);
 }
 
 void preft_train_gemm_dw(preft_pool *pool, preft_matmul_precision prec, float *dw, const float *dy,
                          int dy_stride, const float *x, int x_stride, int n, int m, int k) {
-  if (n <= 0) return;
-  int nb = n < DW_ROWS ? n : DW_ROWS, bf = prec == PREFT_MATMUL_BF16;
-  float *dyt = preft_xmalloc(sizeof(float) * (size_t)m * (size_t)nb); /* dyᵀ block [M, nb] */
-  void *xt = preft_xmalloc((bf ? sizeof(uint16_t) : sizeof(float)) * (size_t)k * (size_t)nb); /* xᵀ [K, nb] */
-  for (int r0 = 0; r0 < n; r0 += DW_ROWS) {
-    int rn = n - r0 < DW_ROWS ? n - r0 : DW_ROWS;
-    const float *xr = x + (size_t)r0 * (size_t)x_stride;
-    preft_transpose(pool, dyt, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
-    /* dW[M,K] += dyᵀ[M,rn] · (xᵀ[K,rn])ᵀ */
-    if (bf) {
-      preft_transpose_bf16(pool, xt, xr, x_stride, rn, k);
-      preft_gemm_bf16(pool, dw, k, dyt, rn, xt, m, rn, k, 1);
-    } else {
-      preft_transpose(pool, xt, xr, x_stride, rn, k);
-      preft_gemm(pool, dw, k, dyt, rn, xt, PREFT_F32, m, rn, k, 1);
-    }
-  }
-  free(dyt);
-  free(xt);
+  dw_dx(pool, prec, dw, NULL, 0, 0, dy, dy_stride, x, x_stride, NULL, n, m, k);
+}
+
+void preft_train_gemm_dwdx(preft_pool *pool, preft_matmul_precision prec, float *dw, float *dx, int dx_stride,
+                           int accumulate, const float *dy, int dy_stride, const float *x, int x_stride,
+                           const float *w, int n, int m, int k) {
+  dw_dx(pool, prec, dw, dx, dx_stride, accumulate, dy, dy_stride, x, x_stride, w, n, m, k);
 }
 
 void preft_gemm_dx(preft_pool *pool, float *dx, int dx_stride, const float *dy, int dy_stride, const float *w,

@@ -11,8 +11,10 @@
  * kernel of gemm.c) on transposed copies: dx = dy·(Wᵀ)ᵀ with Wᵀ [K,M], and
  * dW = dyᵀ·(xᵀ)ᵀ over blocks of rows. A transpose costs O(M·K) (resp.
  * O(N·(M+K))) against the product's O(N·M·K), so the extra traffic is a
- * fraction 1/N (resp. 1/min(M,K)) of the work. The transposes are plain C,
- * tiled for the caches, split over the pool.
+ * fraction 1/N (resp. 1/min(M,K)) of the work. The transposes run in
+ * 8 × 8 register tiles (transpose_avx.c) within 32 × 32 cache tiles, split
+ * over the pool; those a product needs at once (dyᵀ and xᵀ of a block, and
+ * Wᵀ) are one pool job.
  *
  * Strides: rows of dx/dy/x are *_stride floats apart (pass K or M for dense
  * buffers). dW is dense [M, K]. The *_ref versions are plain loops
@@ -45,6 +47,13 @@ void preft_train_gemm_dx(preft_pool *pool, preft_matmul_precision prec, float *d
                          const float *dy, int dy_stride, const float *w, int n, int m, int k, int accumulate);
 void preft_train_gemm_dw(preft_pool *pool, preft_matmul_precision prec, float *dw, const float *dy,
                          int dy_stride, const float *x, int x_stride, int n, int m, int k);
+/* Both of one linear layer: dW += dyᵀ·x (dw NULL: skipped), then
+ * dx (+)= dy·W, with the transposes W needs made in the pool job of the
+ * first weight-gradient block's (one wait fewer); the same results as the
+ * two calls. */
+void preft_train_gemm_dwdx(preft_pool *pool, preft_matmul_precision prec, float *dw, float *dx, int dx_stride,
+                           int accumulate, const float *dy, int dy_stride, const float *x, int x_stride,
+                           const float *w, int n, int m, int k);
 
 void preft_gemm_dx(preft_pool *pool, float *dx, int dx_stride, const float *dy, int dy_stride, const float *w,
                    int n, int m, int k, int accumulate);

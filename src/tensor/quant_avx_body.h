@@ -24,7 +24,9 @@
  * Per block (Q8_0, Q4_0, Q5_0) or super-block (Q4_K, Q6_K) one
  * vcvtdq2ps and one FMA with d_w · d_x bring the int32 sums into the FP32
  * accumulators. The K-quants take the same instructions on every table
- * (vpdpbusd would need a vpmulld per scale instead of the one vpmaddwd).
+ * (vpdpbusd would need a vpmulld per scale instead of the one vpmaddwd);
+ * the AVX512-VNNI table takes zmm rows kernels for them instead
+ * (quant_rows512.c: vpmaddubsw + vpdpwssd).
  */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -33,7 +35,9 @@
 #include "base/error.h"
 #include "tensor/quant_kern.h"
 
-#define QFN static __attribute__((target(QK_TARGET), unused)) /* unused: the AVX2 tiles on AVX512-VNNI */
+#define QFN                                                                                                \
+  static __attribute__((target(QK_TARGET), unused)) /* unused on AVX512-VNNI: the AVX2 tiles, K-quant rows \
+                                                     */
 #define QIN static inline __attribute__((always_inline, target(QK_TARGET)))
 
 #define QNR 4          /* rows of x per pass over a weight row */
@@ -752,25 +756,31 @@ QFN void tile_dx(float *dx, size_t dxs, const float *dy, size_t dys, const float
 #if QK_VNNI == 2
 /* AVX512-VNNI: the 16-row zmm tiles of quant_tile16.c, the rows kernel for
  * the rows left past a multiple of 16 */
-#define TILE16(T)                                                                                          \
+#define TILE16(T, ROWS)                                                                                    \
   QFN void tiles16_##T(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n, \
                        int k, int j0, int j1, int accumulate) {                                            \
     int j = preft_qtile16_##T(y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate);                          \
-    if (j < j1) rows_##T(y, ys, xq, xqs, w, wrow, n, k, j, j1, accumulate);                                \
+    if (j < j1) ROWS(y, ys, xq, xqs, w, wrow, n, k, j, j1, accumulate);                                    \
   }
-TILE16(q8_0)
-TILE16(q4_0)
-TILE16(q4_K)
-TILE16(q5_0)
+TILE16(q8_0, rows_q8_0)
+TILE16(q4_0, rows_q4_0)
+TILE16(q4_K, preft_qrows512_q4_K)
+TILE16(q5_0, rows_q5_0)
+TILE16(q6_K, preft_qrows512_q6_K)
 #define QK_TILES \
-  { tiles16_q8_0, tiles16_q4_0, tiles16_q4_K, NULL, tiles16_q5_0 }
+  { tiles16_q8_0, tiles16_q4_0, tiles16_q4_K, tiles16_q6_K, tiles16_q5_0 }
+/* the K-quants' rows kernels on zmm (quant_rows512.c) */
+#define QK_ROWS \
+  { rows_q8_0, rows_q4_0, preft_qrows512_q4_K, preft_qrows512_q6_K, rows_q5_0 }
 #else
 #define QK_TILES \
   { tiles_q8_0, tiles_q4_0, tiles_q4_K, NULL, tiles_q5_0 }
+#define QK_ROWS \
+  { rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0 }
 #endif
 
 const preft_quant_kernels QK_TABLE = {
-    .rows = {rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0},
+    .rows = QK_ROWS,
     .tiles = QK_TILES,
     .tile_dx = tile_dx,
     .dequant = dequant,

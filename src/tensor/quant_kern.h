@@ -59,7 +59,15 @@ PREFT_QTILE16_DECL(q8_0)
 PREFT_QTILE16_DECL(q4_0)
 PREFT_QTILE16_DECL(q5_0)
 PREFT_QTILE16_DECL(q4_K)
+PREFT_QTILE16_DECL(q6_K)
 #undef PREFT_QTILE16_DECL
+
+/* The AVX512-VNNI rows kernels of the K-quants on zmm (quant_rows512.c):
+ * preft_qrows_fn, bit-identical with preft_qgemm_ref. */
+void preft_qrows512_q4_K(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
+                         int k, int j0, int j1, int accumulate);
+void preft_qrows512_q6_K(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
+                         int k, int j0, int j1, int accumulate);
 #endif
 
 /* Caps the kernels preft_qgemm picks (tests run every table the CPU has):

@@ -15,7 +15,10 @@
  *  - Q4_0 / Q5_0: the codes 0..15 / 0..31, minus 8 / 16 × sum(x);
  *  - Q4_K: the nibbles; each 32's int32 sum times its 6-bit scale
  *    (vpmulld), the mins' term as vpdpwssd of (m[2p], m[2p+1]) with the
- *    pair sums of Q8_K's bsums.
+ *    pair sums of Q8_K's bsums;
+ *  - Q6_K: the 6-bit codes 0..63 (built per row before the transpose);
+ *    each 16's int32 sum times its int8 scale (vpmulld), minus 32 ×
+ *    sum(scale · bsums) as vpdpwssd of scale pairs with bsums pairs.
  * The integer sums are exact and the FP32 steps are the reference's
  * (quant_ref.c) in its order, one output per lane, so these kernels give
  * the reference's bits exactly (tests/unit/test_quant.c checks equality).
@@ -213,6 +216,26 @@ TFN int preft_qtile16_q5_0(float *y, size_t ys, const void *xq, size_t xqs, cons
 
 /* ---- Q4_K: one super-block of 256 per step -------------------------------- */
 
+/* isum[r] = sum over the nsub sub-blocks s of sc[s] × (the int32 dot of
+ * sub-block s with x row r): the tile's codes in order, g groups of 4
+ * values per sub-block (code vector s*g + i holds values 4(s*g + i)..). */
+TIN void scaled_sums(__m512i isum[XR], const __m512i *codes, const int32_t (*sc)[TR],
+                     const preft_block_q8_K *const x[XR], int nsub, int g) {
+  _Pragma("GCC unroll 8") for (int r = 0; r < XR; r++) isum[r] = _mm512_setzero_si512();
+  for (int s = 0; s < nsub; s++) {
+    __m512i p[XR];
+    _Pragma("GCC unroll 8") for (int r = 0; r < XR; r++) p[r] = _mm512_setzero_si512();
+    _Pragma("GCC unroll 8") for (int i = s * g; i < s * g + g; i++) {
+      const __m512i c = _mm512_load_si512(codes + i);
+      _Pragma("GCC unroll 8") for (int r = 0; r < XR; r++) p[r] =
+          _mm512_dpbusd_epi32(p[r], c, bcast4(x[r]->qs + 4 * i));
+    }
+    const __m512i vs = _mm512_load_si512(sc[s]);
+    _Pragma("GCC unroll 8") for (int r = 0; r < XR; r++) isum[r] =
+        _mm512_add_epi32(isum[r], _mm512_mullo_epi32(p[r], vs));
+  }
+}
+
 /* get_scale_min (quant_ref.c) for all 8 sub-blocks: sc[0:8], m[0:8] */
 TIN void q4_K_scale_min(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
   for (int j = 0; j < 4; j++) sc[j] = q[j] & 63, m[j] = q[j + 4] & 63;
@@ -267,19 +290,7 @@ TIN void tile_q4_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, con
         x[r] = (const preft_block_q8_K *)(xq + (size_t)row[r] * xqs) + b;
       }
       __m512i isum[XR];
-      _Pragma("GCC unroll 8") for (int r = 0; r < XR; r++) isum[r] = _mm512_setzero_si512();
-      for (int s = 0; s < 8; s++) {
-        __m512i p[XR];
-        _Pragma("GCC unroll 8") for (int r = 0; r < XR; r++) p[r] = _mm512_setzero_si512();
-        _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {
-          const __m512i c = _mm512_load_si512(&codes[s][g]);
-          _Pragma("GCC unroll 8") for (int r = 0; r < XR; r++) p[r] =
-              _mm512_dpbusd_epi32(p[r], c, bcast4(x[r]->qs + 32 * s + 4 * g));
-        }
-        const __m512i vs = _mm512_load_si512(sc[s]);
-        _Pragma("GCC unroll 8") for (int r = 0; r < XR; r++) isum[r] =
-            _mm512_add_epi32(isum[r], _mm512_mullo_epi32(p[r], vs));
-      }
+      scaled_sums(isum, &codes[0][0], sc, x, 8, 8);
       _Pragma("GCC unroll 8") for (int r = XR - 1; r >= 0; r--) {
         __m512i msum = _mm512_setzero_si512();
         const int32_t *pr = pairs + ((size_t)row[r] * nb + b) * 4;
@@ -315,6 +326,98 @@ TFN int preft_qtile16_q4_K(float *y, size_t ys, const void *xqv, size_t xqs, con
   int j = j0;
   for (; j + TR <= j1; j += TR) tile_q4_K(y, ys, xq, xqs, w, wrow, n, nb, j, pairs, accumulate);
   free(pairs);
+  return j;
+}
+
+/* ---- Q6_K: one super-block of 256 per step -------------------------------- */
+
+/* The 32 6-bit codes (0..63) of values 128h + 32p .. + 31 of a Q6_K block:
+ * low or high nibbles of ql[64h + 32(p & 1)..] and bits 2p, 2p+1 of
+ * qh[32h..] (quant_ref.c's dequant_q6_K). */
+TIN __m256i q6_K_codes(const preft_block_q6_K *blk, int h, int p) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+  const __m256i ql = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h + 32 * (p & 1)));
+  __m256i qh = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h));
+  const __m256i lo = p < 2 ? _mm256_and_si256(ql, m4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4);
+  switch (p) {
+    case 1:
+      qh = _mm256_srli_epi16(qh, 2);
+      break;
+    case 2:
+      qh = _mm256_srli_epi16(qh, 4);
+      break;
+    case 3:
+      qh = _mm256_srli_epi16(qh, 6);
+      break;
+    default:
+      break;
+  }
+  return _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+}
+
+TIN void tile_q6_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, const unsigned char *w,
+                   size_t wrow, int n, int nb, int j, int accumulate) {
+  __m512i codes[8][8] __attribute__((aligned(64))); /* [32 values][group of 4] */
+  int32_t sc[16][TR] __attribute__((aligned(64)));
+  int32_t scp[8][TR] __attribute__((aligned(64))); /* int16 pairs (sc[2q], sc[2q+1]) */
+  uint16_t dh[TR];
+  float acc[TMAX_N * TR] __attribute__((aligned(64)));
+  memset(acc, 0, (size_t)n * TR * sizeof(float));
+  const unsigned char *w0 = w + (size_t)j * wrow;
+  for (int b = 0; b < nb; b++) {
+    for (int r = 0; b + 1 < nb && r < TR; r++) /* the next super-block of the 16 rows (210 bytes) */
+      for (int l = 0; l < 4; l++)
+        _mm_prefetch((const char *)((const preft_block_q6_K *)(w0 + (size_t)r * wrow) + b + 1) + 64 * l,
+                     _MM_HINT_T0);
+    for (int c = 0; c < 8; c++) { /* values 32c..: h = c / 4, p = c % 4 */
+      __m256i rows[TR];
+      for (int r = 0; r < TR; r++)
+        rows[r] = q6_K_codes((const preft_block_q6_K *)(w0 + (size_t)r * wrow) + b, c / 4, c % 4);
+      transpose16x8(codes[c], rows);
+    }
+    for (int r = 0; r < TR; r++) {
+      const preft_block_q6_K *blk = (const preft_block_q6_K *)(w0 + (size_t)r * wrow) + b;
+      for (int s = 0; s < 16; s++) sc[s][r] = blk->scales[s];
+      for (int q = 0; q < 8; q++)
+        scp[q][r] = (int32_t)((uint32_t)(uint16_t)blk->scales[2 * q] |
+                              (uint32_t)(uint16_t)blk->scales[2 * q + 1] << 16);
+      dh[r] = blk->d;
+    }
+    const __m512 vd = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh));
+    for (int i0 = 0; i0 < n; i0 += XR) {
+      const preft_block_q8_K *x[XR];
+      int row[XR];
+      _Pragma("GCC unroll 8") for (int r = 0; r < XR; r++) {
+        row[r] = i0 + r < n ? i0 + r : n - 1;
+        x[r] = (const preft_block_q8_K *)(xq + (size_t)row[r] * xqs) + b;
+      }
+      __m512i isum[XR];
+      scaled_sums(isum, &codes[0][0], sc, x, 16, 4);
+      _Pragma("GCC unroll 8") for (int r = XR - 1; r >= 0; r--) {
+        /* the codes' -32: 32 × sum(sc · bsums), as vpdpwssd of the scale pairs with the bsums pairs */
+        __m512i off = _mm512_setzero_si512();
+        _Pragma("GCC unroll 8") for (int q = 0; q < 8; q++) {
+          int32_t pair;
+          memcpy(&pair, x[r]->bsums + 2 * q, 4);
+          off = _mm512_dpwssd_epi32(off, _mm512_load_si512(scp[q]), _mm512_set1_epi32(pair));
+        }
+        const __m512i is = _mm512_sub_epi32(isum[r], _mm512_slli_epi32(off, 5));
+        /* the reference: sumf += d_w * d_x * isum */
+        const __m512 t = _mm512_mul_ps(_mm512_mul_ps(vd, _mm512_set1_ps(x[r]->d)), _mm512_cvtepi32_ps(is));
+        float *ap = acc + TR * row[r];
+        if (r == 0 || row[r] != row[r - 1]) _mm512_store_ps(ap, _mm512_add_ps(_mm512_load_ps(ap), t));
+      }
+    }
+  }
+  store16(y, ys, j, acc, n, accumulate);
+}
+
+TFN int preft_qtile16_q6_K(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
+                           int k, int j0, int j1, int accumulate) {
+  PREFT_ASSERT(n <= TMAX_N);
+  const int nb = k / PREFT_QK_K;
+  int j = j0;
+  for (; j + TR <= j1; j += TR) tile_q6_K(y, ys, xq, xqs, w, wrow, n, nb, j, accumulate);
   return j;
 }
 

@@ -4,8 +4,9 @@
  * The linear layers run on the inference GEMM (preft_gemm) and their
  * backward products on gemm_train.h, over the pool; attention runs per
  * (sequence, head) as a pool task, plain loops over the sequence's real
- * keys (scores, softmax, dropout of the probabilities); LayerNorm, GELU,
- * dropout masks are row loops on the calling thread. */
+ * keys (scores, softmax, dropout of the probabilities); GELU and its
+ * gradient are split over the pool by rows; LayerNorm and dropout masks
+ * (one RNG stream, drawn in order) are row loops on the calling thread. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,29 @@ static void ln_bwd(const float *dy, const float *xhat, float rstd, const float *
 static float gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 static float gelu_grad(float x) {
   return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.39894228040143268f * expf(-0.5f * x * x);
+}
+
+/* GELU over rows of F features, split over the pool (element-wise, so the
+ * split does not change any result): forward out = gelu(pre); backward
+ * out *= gelu'(pre) in place (out the gradient). */
+typedef struct {
+  float *out;
+  const float *pre;
+  int f, backward;
+} gelu_job;
+
+static void gelu_rows(void *p, int r0, int r1) {
+  const gelu_job *j = p;
+  size_t i0 = (size_t)r0 * (size_t)j->f, i1 = (size_t)r1 * (size_t)j->f;
+  if (j->backward)
+    for (size_t i = i0; i < i1; i++) j->out[i] *= gelu_grad(j->pre[i]);
+  else
+    for (size_t i = i0; i < i1; i++) j->out[i] = gelu(j->pre[i]);
+}
+
+static void gelu_pool(preft_pool *pool, float *out, const float *pre, int n, int f, int backward) {
+  gelu_job j = {out, pre, f, backward};
+  preft_pool_run_rows(pool, n, (size_t)f, 16384, gelu_rows, &j);
 }
 
 static void dropout_mask(float *mask, size_t n, double p, preft_rng *rng) {
@@ -333,7 +357,7 @@ int preft_bt_forward(const preft_bt_model *m, preft_pool *pool, const preft_bert
              la->a + (size_t)i * D);
     }
     lin_fwd(pool, m, &w->lin[BT_FFN_IN], la->a, N, la->fpre, la->lora_t[BT_FFN_IN]);
-    for (size_t i = 0; i < (size_t)N * F; i++) la->fact[i] = gelu(la->fpre[i]);
+    gelu_pool(pool, la->fact, la->fpre, N, F, 0);
     lin_fwd(pool, m, &w->lin[BT_FFN_OUT], la->fact, N, h, la->lora_t[BT_FFN_OUT]);
     if (a->dropout) dropout_mask(la->m2, (size_t)N * D, p, rng);
     for (int i = 0; i < N; i++) {
@@ -369,7 +393,7 @@ void preft_bt_backward(preft_bt_model *m, preft_pool *pool, preft_bt_acts *a, fl
              pg ? w->g_ln2_w : NULL, pg ? w->g_ln2_b : NULL);
     for (size_t i = 0; i < ND; i++) dh[i] = a->dropout ? dz[i] * la->m2[i] : dz[i];
     lin_bwd(pool, m, &w->lin[BT_FFN_OUT], la->fact, N, dh, df, 0, la->lora_t[BT_FFN_OUT], param_grads, tmp);
-    for (size_t i = 0; i < (size_t)N * F; i++) df[i] *= gelu_grad(la->fpre[i]);
+    gelu_pool(pool, df, la->fpre, N, F, 1);
     memcpy(dxi, dz, sizeof(float) * ND); /* d a: the residual path */
     lin_bwd(pool, m, &w->lin[BT_FFN_IN], la->a, N, df, dxi, 1, la->lora_t[BT_FFN_IN], param_grads, tmp);
     /* LN1: a = LN(x_in + drop(ctx·Woᵀ + bo)) */

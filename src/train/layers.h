@@ -59,6 +59,10 @@ double preft_crossentropy_forward(preft_pool *pool, float *probs_inplace, float 
  * elsewhere; in place over the probabilities. */
 void preft_crossentropy_backward(preft_pool *pool, float *dlogits_inplace, const int *target, int n, int v,
                                  float dloss);
+/* Forward and backward in one pass over the rows (one pool job; the same
+ * results as the two calls): dlogits in place, loss[N]; returns the sum. */
+double preft_crossentropy_fwd_bwd(preft_pool *pool, float *logits_inplace, float *loss, const int *target,
+                                  int n, int v, float dloss);
 /* The same with a dloss of its own for each row: row_dloss[N]. */
 void preft_crossentropy_backward_rows(preft_pool *pool, float *dlogits_inplace, const int *target, int n,
                                       int v, const float *row_dloss);

@@ -172,13 +172,17 @@ static void ce_fwd_task(void *p, int task, int thread) {
   }
 }
 
+static double loss_sum(const float *loss, int n) {
+  double sum = 0.0;
+  for (int i = 0; i < n; i++) sum += loss[i];
+  return sum;
+}
+
 double preft_crossentropy_forward(preft_pool *pool, float *probs_inplace, float *loss, const int *target,
                                   int n, int v) {
   ce_job j = {.p = probs_inplace, .loss = loss, .target = target, .n = n, .v = v};
   preft_pool_run(pool, row_tasks(n), ce_fwd_task, &j);
-  double sum = 0.0;
-  for (int i = 0; i < n; i++) sum += loss[i];
-  return sum;
+  return loss_sum(loss, n);
 }
 
 static void ce_bwd_task(void *p, int task, int thread) {
@@ -195,6 +199,19 @@ static void ce_bwd_task(void *p, int task, int thread) {
     for (int c = 0; c < j->v; c++) g[c] *= d;
     g[j->target[i]] -= d;
   }
+}
+
+/* both on a block of rows while it is in cache: the same arithmetic */
+static void ce_fwd_bwd_task(void *p, int task, int thread) {
+  ce_fwd_task(p, task, thread);
+  ce_bwd_task(p, task, thread);
+}
+
+double preft_crossentropy_fwd_bwd(preft_pool *pool, float *logits_inplace, float *loss, const int *target,
+                                  int n, int v, float dloss) {
+  ce_job j = {.p = logits_inplace, .loss = loss, .target = target, .n = n, .v = v, .dloss = dloss};
+  preft_pool_run(pool, row_tasks(n), ce_fwd_bwd_task, &j);
+  return loss_sum(loss, n);
 }
 
 void preft_crossentropy_backward(preft_pool *pool, float *dlogits_inplace, const int *target, int n, int v,

@@ -403,6 +403,8 @@ void preft_train_acts_init(preft_train_acts *a, const preft_train_model *tm, con
       {&a->rstdf, N},
       {&a->rope_cos, N * half},
       {&a->rope_sin, N * half},
+      {&a->pos_cos, (size_t)max_seq_len * half},
+      {&a->pos_sin, (size_t)max_seq_len * half},
       {&a->dx, N * D},
       {&a->dxb, N * D},
       {&a->dq, N * qd},
@@ -418,6 +420,7 @@ void preft_train_acts_init(preft_train_acts *a, const preft_train_model *tm, con
   size_t total = 0;
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) total += parts[i].n;
   a->mem = preft_xcalloc(total, sizeof(float));
+  a->rope_freq = preft_xcalloc(half > 0 ? half : 1, sizeof(double));
   a->n_floats = total;
   float *p = a->mem;
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -428,6 +431,8 @@ void preft_train_acts_init(preft_train_acts *a, const preft_train_model *tm, con
 
 void preft_train_acts_free(preft_train_acts *a) {
   free(a->mem);
+  free(a->rope_freq);
+  free(a->head_scratch);
   memset(a, 0, sizeof *a);
 }
 

@@ -248,8 +248,19 @@ typedef struct preft_train_acts {
   float *lora_t;              /* [n_stored][7][N, R] scaled, masked x·Aᵀ of each LoRA module */
   float *xf, *rstdf;          /* [N, D], [N] final norm */
   float *rope_cos, *rope_sin; /* [N, Dh/2] */
+  /* cos and sin of every position below max_seq_len [max_seq_len, Dh/2],
+   * computed by the first pass and again whenever the model's rotary
+   * frequencies differ from rope_freq [Dh/2] (rope_freq_set 0: not yet) */
+  float *pos_cos, *pos_sin;
+  double *rope_freq;
+  bool rope_freq_set;
   /* backward scratch, [N, width] each */
   float *dx, *dxb, *dq, *dk, *dv, *datt, *dh1, *dh3, *dhg, *dt, *logits;
+  /* the LM head's transpose / BF16 copy for one pass, allocated by the
+   * first pass that needs it and kept (a buffer freed and made again each
+   * pass costs page faults) */
+  void *head_scratch;
+  size_t head_scratch_bytes;
   size_t n_floats; /* floats in mem */
 } preft_train_acts;
 

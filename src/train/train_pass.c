@@ -13,6 +13,7 @@
  * of at most HEAD_CHUNK rows, forward and backward together, so [N, V]
  * logits are never held. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tensor/gemm.h"
@@ -113,13 +114,43 @@ static void linear_fwd(const pass *P, const layer_acts *la, int l, int m, float 
 /* dx[N,in] (+)= dy·W (+ LoRA); dW += dyᵀ·x, db += Σdy when trained */
 static void linear_bwd(const pass *P, const layer_acts *la, int l, int m, float *dx, int accumulate,
                        const float *dy, int out, const float *x, int in, float *dw, float *dbias) {
-  if (dw) preft_train_gemm_dw(P->pool, P->prec, dw, dy, out, x, in, P->n, out, in);
+  preft_weight w = mat_of(P, l, m);
   if (dbias) preft_bias_backward(dbias, dy, P->n, out);
-  gemm_dx(P->pool, P->prec, dx, in, dy, out, mat_of(P, l, m), P->n, out, in, accumulate);
+  if (w.dtype == PREFT_F32) { /* both products, their transposes in one pool job */
+    preft_train_gemm_dwdx(P->pool, P->prec, dw, dx, in, accumulate, dy, out, x, in, w.data, P->n, out, in);
+  } else {
+    if (dw) preft_train_gemm_dw(P->pool, P->prec, dw, dy, out, x, in, P->n, out, in);
+    gemm_dx(P->pool, P->prec, dx, in, dy, out, w, P->n, out, in, accumulate);
+  }
   const preft_train_lora *lm = lora_of(P, l, m);
   if (lm)
     preft_lora_backward(P->pool, dx, in, dy, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R,
                         lora_t_of(P, la, m), P->a->dt);
+}
+
+/* The modules mods[0..n) of layer l reading the same x [N, in]: ys[i] [N, outs[i]]
+ * = x·Wᵀ (+ LoRA) (+ biases[i]). At FP32 the base products are one job on
+ * the pool (preft_gemm_multi: one wait instead of n, the same results as
+ * separate calls); at BF16 precision one call each. */
+static void linear_fwd_shared(const pass *P, const layer_acts *la, int l, const int *mods, float *const *ys,
+                              const int *outs, const float *const *biases, int n, const float *x, int in) {
+  if (P->prec == PREFT_MATMUL_BF16) {
+    for (int i = 0; i < n; i++) linear_fwd(P, la, l, mods[i], ys[i], outs[i], x, in, biases[i], 0);
+    return;
+  }
+  preft_gemm_out go[PREFT_GEMM_MULTI_MAX] = {0};
+  for (int i = 0; i < n; i++) {
+    preft_weight w = mat_of(P, l, mods[i]);
+    go[i] = (preft_gemm_out){.y = ys[i], .y_stride = outs[i], .w = w.data, .wdt = w.dtype, .m = outs[i]};
+  }
+  preft_gemm_multi(P->pool, x, in, P->n, in, go, n, 0);
+  for (int i = 0; i < n; i++) {
+    const preft_train_lora *lm = lora_of(P, l, mods[i]);
+    if (lm)
+      preft_lora_forward(P->pool, ys[i], outs[i], x, in, lm, P->ad->scale, P->b->flag, P->n, P->R,
+                         lora_t_of(P, la, mods[i]));
+    if (biases[i]) preft_bias_forward(ys[i], biases[i], P->n, outs[i]);
+  }
 }
 
 static void layer_forward(const pass *P, int l) {
@@ -129,9 +160,12 @@ static void layer_forward(const pass *P, int l) {
   layer_acts la = acts_of(P, l);
   int n = P->n, D = P->D, F = P->F, qd = P->qd, kvd = P->kvd;
   preft_rmsnorm_forward(P->pool, la.xb1, la.rstd1, la.x, w->attn_norm, n, D, c->norm_eps);
-  linear_fwd(P, &la, l, PREFT_MOD_Q, la.q, qd, la.xb1, D, w->bq, 0);
-  linear_fwd(P, &la, l, PREFT_MOD_K, la.k, kvd, la.xb1, D, w->bk, 0);
-  linear_fwd(P, &la, l, PREFT_MOD_V, la.v, kvd, la.xb1, D, w->bv, 0);
+  {
+    const int mods[] = {PREFT_MOD_Q, PREFT_MOD_K, PREFT_MOD_V}, outs[] = {qd, kvd, kvd};
+    float *const ys[] = {la.q, la.k, la.v};
+    const float *const biases[] = {w->bq, w->bk, w->bv};
+    linear_fwd_shared(P, &la, l, mods, ys, outs, biases, 3, la.xb1, D);
+  }
   preft_rope_forward(la.q, P->a->rope_cos, P->a->rope_sin, n, c->n_heads, c->head_dim);
   preft_rope_forward(la.k, P->a->rope_cos, P->a->rope_sin, n, c->n_kv_heads, c->head_dim);
   preft_attention_forward(P->pool, la.att, la.lse, la.q, la.k, la.v, b->seq_start, b->seq_len, b->n_seq,
@@ -139,8 +173,12 @@ static void layer_forward(const pass *P, int l) {
   memcpy(la.x_mid, la.x, sizeof(float) * (size_t)n * D);
   linear_fwd(P, &la, l, PREFT_MOD_O, la.x_mid, D, la.att, qd, w->bo, 1);
   preft_rmsnorm_forward(P->pool, la.xb2, la.rstd2, la.x_mid, w->ffn_norm, n, D, c->norm_eps);
-  linear_fwd(P, &la, l, PREFT_MOD_GATE, la.h1, F, la.xb2, D, NULL, 0);
-  linear_fwd(P, &la, l, PREFT_MOD_UP, la.h3, F, la.xb2, D, NULL, 0);
+  {
+    const int mods[] = {PREFT_MOD_GATE, PREFT_MOD_UP}, outs[] = {F, F};
+    float *const ys[] = {la.h1, la.h3};
+    const float *const biases[] = {NULL, NULL};
+    linear_fwd_shared(P, &la, l, mods, ys, outs, biases, 2, la.xb2, D);
+  }
   preft_swiglu_forward(P->pool, la.hg, la.h1, la.h3, n * F);
   memcpy(la.out, la.x_mid, sizeof(float) * (size_t)n * D);
   linear_fwd(P, &la, l, PREFT_MOD_DOWN, la.out, D, la.hg, F, NULL, 1);
@@ -191,6 +229,8 @@ static int check_batch(const preft_train_model *tm, const preft_train_batch *b, 
     if (b->token[i] < 0 || b->token[i] >= tm->cfg.vocab)
       return preft_fail(err, "token id %d at row %d is outside the vocabulary [0, %d)", b->token[i], i,
                         tm->cfg.vocab);
+    if (b->pos[i] < 0 || b->pos[i] >= a->max_seq_len)
+      return preft_fail(err, "train: position %d at row %d is outside [0, %d)", b->pos[i], i, a->max_seq_len);
     if (b->target[i] >= tm->cfg.vocab)
       return preft_fail(err, "target id %d at row %d is outside the vocabulary [0, %d)", b->target[i], i,
                         tm->cfg.vocab);
@@ -198,16 +238,30 @@ static int check_batch(const preft_train_model *tm, const preft_train_batch *b, 
   return 0;
 }
 
+/* The rotary table of every position (see preft_train_acts): built once,
+ * not per pass, unless the model's frequencies are not the ones it holds. */
+static void rope_table(const preft_train_model *tm, preft_train_acts *a) {
+  size_t half = (size_t)tm->cfg.head_dim / 2;
+  if (a->rope_freq_set && memcmp(a->rope_freq, tm->inv_freq, sizeof(double) * half) == 0) return;
+  for (int t = 0; t < a->max_seq_len; t++)
+    for (size_t k = 0; k < half; k++) {
+      double angle = (double)t * tm->inv_freq[k];
+      a->pos_cos[(size_t)t * half + k] = (float)cos(angle);
+      a->pos_sin[(size_t)t * half + k] = (float)sin(angle);
+    }
+  memcpy(a->rope_freq, tm->inv_freq, sizeof(double) * half);
+  a->rope_freq_set = true;
+}
+
 static void body_forward(pass *P) {
   const preft_model_config *c = &P->tm->cfg;
   const preft_train_batch *b = P->b;
-  int half = c->head_dim / 2;
-  for (int i = 0; i < b->n; i++)
-    for (int k = 0; k < half; k++) {
-      double angle = (double)b->pos[i] * P->tm->inv_freq[k];
-      P->a->rope_cos[(size_t)i * half + k] = (float)cos(angle);
-      P->a->rope_sin[(size_t)i * half + k] = (float)sin(angle);
-    }
+  size_t half = (size_t)c->head_dim / 2;
+  rope_table(P->tm, P->a);
+  for (int i = 0; i < b->n; i++) {
+    memcpy(P->a->rope_cos + (size_t)i * half, P->a->pos_cos + (size_t)b->pos[i] * half, sizeof(float) * half);
+    memcpy(P->a->rope_sin + (size_t)i * half, P->a->pos_sin + (size_t)b->pos[i] * half, sizeof(float) * half);
+  }
   preft_weight e = P->tm->embed_w;
   if (e.dtype == PREFT_F32)
     preft_embedding_forward(P->a->x_in, b->token, e.data, b->n, P->D);
@@ -239,6 +293,62 @@ static pass make_pass(const preft_train_model *tm, const preft_train_adapter *ad
   return P;
 }
 
+/* The LM head's operands, made once per pass for an FP32 head in the
+ * activations' head_scratch: wb = bf16(W) [V, D] at BF16 precision (the
+ * forward), wt = Wᵀ [D, V] (FP32, or BF16 at BF16 precision) when there is
+ * a backward. NULL: the head goes through gemm_fwd / gemm_dx as it is (a
+ * quantized head, or the FP32 forward). */
+typedef struct {
+  uint16_t *wb;
+  void *wt;
+} head_ops;
+
+static head_ops head_prepare(const pass *P, bool backward) {
+  head_ops ho = {0};
+  preft_weight w = P->tm->head_w;
+  int V = P->tm->cfg.vocab, D = P->D, bf = P->prec == PREFT_MATMUL_BF16;
+  if (w.dtype != PREFT_F32 || (!bf && !backward)) return ho;
+  size_t vd = (size_t)V * (size_t)D, bytes = (bf ? sizeof(uint16_t) * 2 : sizeof(float)) * vd;
+  preft_train_acts *a = P->a;
+  if (a->head_scratch_bytes < bytes) {
+    free(a->head_scratch);
+    a->head_scratch = preft_xmalloc(bytes);
+    a->head_scratch_bytes = bytes;
+  }
+  if (bf) {
+    ho.wb = a->head_scratch;
+    preft_round_bf16(P->pool, ho.wb, w.data, vd);
+  }
+  if (backward) {
+    ho.wt = bf ? (void *)(ho.wb + vd) : a->head_scratch;
+    if (bf)
+      preft_transpose_bf16(P->pool, ho.wt, w.data, D, V, D);
+    else
+      preft_transpose(P->pool, ho.wt, w.data, D, V, D);
+  }
+  return ho;
+}
+
+/* logits[m, V] = xg[m, D]·Headᵀ (what gemm_fwd computes) */
+static void head_fwd(const pass *P, const head_ops *ho, float *logits, const float *xg, int m) {
+  int V = P->tm->cfg.vocab, D = P->D;
+  if (ho->wb)
+    preft_gemm_bf16(P->pool, logits, V, xg, D, ho->wb, m, D, V, 0);
+  else
+    gemm_fwd(P->pool, P->prec, logits, V, xg, D, P->tm->head_w, m, D, V, 0);
+}
+
+/* dxg[m, D] = dlogits[m, V]·Head (what gemm_dx computes) */
+static void head_dx(const pass *P, const head_ops *ho, float *dxg, const float *dlogits, int m) {
+  int V = P->tm->cfg.vocab, D = P->D;
+  if (!ho->wt)
+    gemm_dx(P->pool, P->prec, dxg, D, dlogits, V, P->tm->head_w, m, V, D, 0);
+  else if (P->prec == PREFT_MATMUL_BF16)
+    preft_gemm_bf16(P->pool, dxg, D, dlogits, V, ho->wt, m, V, D, 0);
+  else
+    preft_gemm(P->pool, dxg, D, dlogits, V, ho->wt, PREFT_F32, m, V, D, 0);
+}
+
 /* The pass of preft_train_pass (fn NULL: every counted row's dloss is
  * `dloss`) and of preft_train_pass_rows (fn gives each row's). */
 static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
@@ -250,13 +360,15 @@ static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, 
   int D = P.D, V = c->vocab, n = b->n;
   body_forward(&P);
 
-  /* head + cross-entropy on the target rows, chunk by chunk */
+  /* head + cross-entropy on the target rows, chunk by chunk; an FP32
+   * head's transpose (and BF16 rounding) made once for all chunks */
   int ch_cap = n < HEAD_CHUNK ? n : HEAD_CHUNK;
   float *logits = a->logits, *xg = logits + (size_t)ch_cap * V, *dxg = xg + (size_t)ch_cap * D;
   float *losses = dxg + (size_t)ch_cap * D;
   int rows[HEAD_CHUNK], tg[HEAD_CHUNK];
   float dl[HEAD_CHUNK];
   if (backward) memset(a->dxb, 0, sizeof(float) * (size_t)n * D);
+  head_ops ho = head_prepare(&P, backward);
   double total = 0.0;
   int i = 0;
   while (i < n) {
@@ -269,15 +381,16 @@ static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, 
     if (m == 0) break;
     for (int r = 0; r < m; r++)
       memcpy(xg + (size_t)r * D, a->xf + (size_t)rows[r] * D, sizeof(float) * (size_t)D);
-    gemm_fwd(pool, P.prec, logits, V, xg, D, tm->head_w, m, D, V, 0);
-    total += preft_crossentropy_forward(pool, logits, losses, tg, m, V);
-    if (fn) fn(ctx, rows, losses, dl, m);
-    if (!backward) continue;
-    if (fn)
+    head_fwd(&P, &ho, logits, xg, m);
+    if (backward && !fn) { /* every row's dloss known: forward and backward in one job */
+      total += preft_crossentropy_fwd_bwd(pool, logits, losses, tg, m, V, dloss);
+    } else {
+      total += preft_crossentropy_forward(pool, logits, losses, tg, m, V);
+      if (fn) fn(ctx, rows, losses, dl, m);
+      if (!backward) continue;
       preft_crossentropy_backward_rows(pool, logits, tg, m, V, dl);
-    else
-      preft_crossentropy_backward(pool, logits, tg, m, V, dloss);
-    gemm_dx(pool, P.prec, dxg, D, logits, V, tm->head_w, m, V, D, 0);
+    }
+    head_dx(&P, &ho, dxg, logits, m);
     if (tm->g.lm_head) preft_train_gemm_dw(pool, P.prec, tm->g.lm_head, logits, V, xg, D, m, V, D);
     for (int r = 0; r < m; r++)
       memcpy(a->dxb + (size_t)rows[r] * D, dxg + (size_t)r * D, sizeof(float) * (size_t)D);

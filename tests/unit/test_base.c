@@ -25,14 +25,25 @@ static void mark(void *p, int task, int thread) {
 
 static void pool_runs_every_task_exactly_once(void **state) {
   preft_pool *pool = preft_pool_create(3);
+  preft_pool_time_runs(pool, 1);
+  long runs = 0, tasks = 0;
   for (int round = 0; round < 50; round++) {
     pool_ctx *c = calloc(1, sizeof *c);
     int n = 1 + round * 19 % 1000;
     preft_pool_run(pool, n, mark, c);
     for (int i = 0; i < 1000; i++) assert_int_equal(atomic_load(&c->hits[i]), i < n ? 1 : 0);
     free(c);
+    runs += n > 1; /* a run of one task stays on the caller, uncounted */
+    tasks += n > 1 ? n : 0;
   }
+  preft_pool_stats st;
+  preft_pool_stats_get(pool, &st);
+  assert_int_equal(st.runs, runs);
+  assert_int_equal(st.tasks, tasks);
+  assert_true(st.caller_cpu_in_runs >= 0.0);
   preft_pool_free(pool);
+  preft_pool_stats_get(NULL, &st);
+  assert_int_equal(st.runs, 0);
 }
 
 typedef struct {

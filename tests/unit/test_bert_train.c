@@ -295,11 +295,65 @@ static void test_lora_finite_differences(void **state) {
   preft_pool_free(pool);
 }
 
+/* A layer wide enough that GELU and its gradient split over the pool
+ * (N·F = 65536 values): the same outputs and gradients, bit for bit, on 1
+ * and 3 threads. */
+static void bert_pass(preft_pool *pool, float *out, size_t n_out, float *grad, size_t *n_grad) {
+  preft_bert_config c = {.vocab = 50,
+                         .dim = 64,
+                         .n_heads = 2,
+                         .head_dim = 32,
+                         .ffn = 256,
+                         .n_layers = 1,
+                         .max_pos = 64,
+                         .type_vocab = 2,
+                         .ln_eps = 1e-12f};
+  preft_bt_opts o = {0};
+  preft_bt_model m;
+  preft_bt_model_init(&m, &c, &o, 7);
+  int ids[4 * 64], lengths[4] = {64, 50, 33, 64};
+  for (int i = 0; i < 4 * 64; i++) ids[i] = (i * 37 + 11) % c.vocab;
+  preft_bert_batch b = {.n_seqs = 4, .seq_len = 64, .ids = ids, .lengths = lengths};
+  preft_bt_acts a = {0};
+  preft_error err = {0};
+  assert_int_equal(preft_bt_forward(&m, pool, &b, NULL, &a, NULL, &err), 0);
+  assert_true(n_out == (size_t)4 * 64 * c.dim);
+  memcpy(out, a.l[0].out, sizeof(float) * n_out);
+  float *d = malloc(sizeof(float) * n_out), *dl[1] = {d};
+  for (size_t i = 0; i < n_out; i++) d[i] = (float)((int)(i * 2654435761u % 2001) - 1000) * 1e-3f;
+  preft_bt_backward(&m, pool, &a, dl, NULL, true);
+  *n_grad = m.ps.n;
+  memcpy(grad, m.ps.grad, sizeof(float) * m.ps.n);
+  free(d);
+  preft_bt_acts_free(&a);
+  preft_bt_model_free(&m);
+}
+
+static void test_gelu_split_matches_one_thread(void **state) {
+  (void)state;
+  size_t n_out = (size_t)4 * 64 * 64, n1 = 0, n3 = 0, cap = 1 << 20;
+  float *o1 = malloc(sizeof(float) * n_out), *o3 = malloc(sizeof(float) * n_out);
+  float *g1 = malloc(sizeof(float) * cap), *g3 = malloc(sizeof(float) * cap);
+  preft_pool *p1 = preft_pool_create(1), *p3 = preft_pool_create(3);
+  bert_pass(p1, o1, n_out, g1, &n1);
+  bert_pass(p3, o3, n_out, g3, &n3);
+  assert_true(n1 == n3 && n1 > 0 && n1 <= cap);
+  assert_memory_equal(o1, o3, sizeof(float) * n_out);
+  assert_memory_equal(g1, g3, sizeof(float) * n1);
+  preft_pool_free(p1);
+  preft_pool_free(p3);
+  free(o1);
+  free(o3);
+  free(g1);
+  free(g3);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_golden_cases),
       cmocka_unit_test(test_padding_matters),
       cmocka_unit_test(test_lora_finite_differences),
+      cmocka_unit_test(test_gelu_split_matches_one_thread),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

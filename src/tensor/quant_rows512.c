@@ -1,0 +1,320 @@
+/* quant_rows512.c - the rows kernels (N < 16 rows of x: decode) of the
+ * AVX512-VNNI table (quant_avx512vnni.c) for the K-quants, on zmm.
+ *
+ * Each super-block of 256 values of a weight row is dotted 64 values per
+ * instruction: the codes (Q4_K nibbles, Q6_K 6-bit codes) times x by
+ * vpmaddubsw (int16 pairs, no saturation: 2 · 63 · 127 < 32768), then
+ * vpdpwssd with the pairs' int16 sub-block scales adds them into an int32
+ * accumulator: 2 instructions per 64 values and row of x, and one
+ * accumulator per weight row and row of x for the whole super-block.
+ * Q4_K's 64 values of a zmm are the low nibbles of 32 bytes (values
+ * 64c..64c+31) and their high nibbles (64c+32..), one vbroadcasti64x4 and
+ * a vpsrlvw (0 | 4) away, so x is read in its own order.
+ *
+ * Weight rows go 4 at a time (a range's last rows repeat the last one,
+ * stored once), so the int32 super-block sums of 4 weight rows are reduced
+ * by one transposing tree (13 instructions for 4 sums) and the FP32 steps
+ * run on 4 lanes, one weight row each: the reference's steps in its order
+ * (quant_ref.c: Q4_K `sumf += d·isum − dmin·msum` with d = d_w·d_x and
+ * dmin = dmin_w·d_x; Q6_K `sumf += d_w·d_x·isum`; mul, sub and add, no
+ * FMA), so these kernels give preft_quant_dot_ref's bits exactly
+ * (tests/unit/test_quant.c compares with memcmp). Rows of x go up to 4 per
+ * pass over the weights (decode reads each weight byte once).
+ *
+ * Shapes: y[n, ys], xq n rows of Q8_K blocks xqs bytes apart, weight rows
+ * j0..j1 wrow bytes apart, k a multiple of 256.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "tensor/quant_kern.h"
+
+#define R5_TARGET "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni"
+#define RFN __attribute__((target(R5_TARGET)))
+#define RIN static inline __attribute__((always_inline, target(R5_TARGET)))
+
+#define RW 4       /* weight rows per group: lanes of the FP32 steps */
+#define RNR 4      /* rows of x per pass over the weights */
+#define RPF 4      /* super-blocks of prefetch distance (prefetch_ahead) */
+#define RSTACK 512 /* Q4_K pair sums of x kept on the stack (super-blocks × rows) */
+
+/* The 4 sums of the 16 int32 of each of a, b, c, d, as lanes 0..3. */
+RIN __m128i hsum4(__m512i a, __m512i b, __m512i c, __m512i d) {
+  /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] */
+  const __m512i t0 = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+  const __m512i t1 = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+  /* per 128-bit lane: [a, b, c, d] over its 4 */
+  const __m512i u = _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+  const __m256i v = _mm256_add_epi32(_mm512_castsi512_si256(u), _mm512_extracti64x4_epi64(u, 1));
+  return _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+}
+
+/* The fp16 at byte off of p[0..3] as FP32 (vpinsrw: no store to forward) */
+RIN __m128 half4(const void *const p[RW], size_t off) {
+  uint16_t h[RW];
+  for (int w = 0; w < RW; w++) memcpy(&h[w], (const unsigned char *)p[w] + off, 2);
+  return _mm_cvtph_ps(_mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3], 0, 0, 0, 0));
+}
+
+/* Software prefetch of the block RPF super-blocks ahead in each of the 4
+ * rows (past a row's end: the same place in the next group's rows), its
+ * `lines` cache lines: 4 interleaved streams defeat the hardware
+ * prefetcher's reach on cold weights. */
+RIN void prefetch_ahead(const void *const row[RW], size_t wrow, int b, int nb, size_t bb, int lines) {
+  const int t = b + RPF;
+  for (int i = 0; i < RW; i++) {
+    const char *p = (const char *)row[i] + (t < nb ? (size_t)t * bb : RW * wrow + (size_t)(t - nb) * bb);
+    for (int l = 0; l < lines; l++) _mm_prefetch(p + 64 * l, _MM_HINT_T0);
+  }
+}
+
+/* y[r*ys + j + w] (+)= acc[r] lane w, for the rw real rows of the group */
+RIN void store_group(float *y, size_t ys, int j, int rw, const __m128 *acc, int nr, int accumulate) {
+  for (int r = 0; r < nr; r++) {
+    float v[RW];
+    _mm_storeu_ps(v, acc[r]);
+    float *yp = y + (size_t)r * ys + j;
+    for (int w = 0; w < rw; w++) yp[w] = accumulate ? yp[w] + v[w] : v[w];
+  }
+}
+
+/* ---- Q4_K ------------------------------------------------------------------ */
+
+/* The first 16 bytes of 4 Q4_K blocks (d, dmin, the 12 packed scale
+ * bytes), block i in 128-bit lane i. */
+RIN __m512i q4_K_heads(const preft_block_q4_K *const p[RW]) {
+  __m512i z = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p[0]));
+  z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)p[1]), 1);
+  z = _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)p[2]), 2);
+  return _mm512_inserti32x4(z, _mm_loadu_si128((const __m128i *)p[3]), 3);
+}
+
+/* get_scale_min (quant_ref.c) of the 4 blocks' heads at once: in 128-bit
+ * lane i, bytes 0..7 the 8 scales of block i, bytes 8..15 its 8 mins. With
+ * q = the 12 packed bytes (at 4.. of the head):
+ *   sc[j] = q[j] & 63, m[j] = q[j+4] & 63                        (j < 4)
+ *   sc[j] = (q[j+4] & 15) | (q[j-4] >> 6) << 4,
+ *   m[j] = (q[j+4] >> 4) | (q[j] >> 6) << 4                       (j >= 4) */
+RIN __m512i q4_K_scale_min(__m512i heads) {
+  /* a: q[0..3], q[8..11], q[4..7], q[8..11]; b: 0, q[0..3], 0, q[4..7] */
+  const __m512i ia =
+      _mm512_broadcast_i32x4(_mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+  const __m512i ib =
+      _mm512_broadcast_i32x4(_mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
+  const __m512i ma =
+      _mm512_broadcast_i32x4(_mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0));
+  const __m512i mh =
+      _mm512_broadcast_i32x4(_mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15));
+  const __m512i a = _mm512_shuffle_epi8(heads, ia), b = _mm512_shuffle_epi8(heads, ib);
+  const __m512i lo = _mm512_or_si512(_mm512_and_si512(a, ma), _mm512_and_si512(_mm512_srli_epi16(a, 4), mh));
+  return _mm512_or_si512(lo, _mm512_and_si512(_mm512_srli_epi16(b, 2), _mm512_set1_epi8(0x30)));
+}
+
+/* Weight rows j..j+3 (rows past j + rw - 1 repeat it) against NR rows of
+ * x; pairs: per row of x and super-block the 8 sums of 32 of x (int16). */
+RIN void q4_K_group(float *y, size_t ys, const unsigned char *xq, size_t xqs, const int16_t *pairs,
+                    const unsigned char *w, size_t wrow, int j, int rw, int nb, const int NR,
+                    int accumulate) {
+  const preft_block_q4_K *wr[RW];
+  for (int i = 0; i < RW; i++)
+    wr[i] = (const preft_block_q4_K *)(w + (size_t)(j + (i < rw ? i : rw - 1)) * wrow);
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  /* int16 shift counts: 0 for the low 32 bytes (low nibbles), 4 for the high */
+  const __m512i shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+  /* from a block's 16 scale/min bytes in every lane: int16 lanes 0-15
+   * scale 2c, 16-31 scale 2c+1 (vpshufb within 128-bit lanes) */
+  __m512i pick[4];
+  for (int c = 0; c < 4; c++) {
+    int8_t idx[64];
+    for (int i = 0; i < 64; i++) idx[i] = (int8_t)(i % 2 ? -1 : 2 * c + i / 32);
+    pick[c] = _mm512_loadu_si512(idx);
+  }
+  /* bytes 8..15 (the mins) as int16 */
+  const __m512i mins16 =
+      _mm512_broadcast_i32x4(_mm_setr_epi8(8, -1, 9, -1, 10, -1, 11, -1, 12, -1, 13, -1, 14, -1, 15, -1));
+  const __m512i lane0 = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  __m128 acc[RNR];
+  for (int r = 0; r < NR; r++) acc[r] = _mm_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    const preft_block_q4_K *blk[RW] = {wr[0] + b, wr[1] + b, wr[2] + b, wr[3] + b};
+    prefetch_ahead((const void *const *)wr, wrow, b, nb, sizeof(preft_block_q4_K), 3);
+    const __m512i heads = q4_K_heads(blk);
+    const __m512i sm = q4_K_scale_min(heads);
+    /* 128-bit lane i: block i's 8 mins as int16 */
+    const __m512i mins = _mm512_shuffle_epi8(sm, mins16);
+    /* block i's 16 scale / min bytes in every 128-bit lane (immediates:
+     * a sanitizer build at -O1 does not unroll the loop below) */
+    const __m512i bsm[RW] = {_mm512_shuffle_i32x4(sm, sm, 0x00), _mm512_shuffle_i32x4(sm, sm, 0x55),
+                             _mm512_shuffle_i32x4(sm, sm, 0xAA), _mm512_shuffle_i32x4(sm, sm, 0xFF)};
+    __m512i isum[RW][RNR];
+    _Pragma("GCC unroll 4") for (int i = 0; i < RW; i++) {
+      const __m512i smi = bsm[i];
+      _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) isum[i][r] = _mm512_setzero_si512();
+      _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+        const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk[i]->qs + 32 * c)));
+        const __m512i codes = _mm512_and_si512(_mm512_srlv_epi16(q, shift), m4);
+        const __m512i sc = _mm512_shuffle_epi8(smi, pick[c]);
+        _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
+          const preft_block_q8_K *x = (const preft_block_q8_K *)(xq + (size_t)r * xqs) + b;
+          const __m512i p = _mm512_maddubs_epi16(codes, _mm512_loadu_si512(x->qs + 64 * c));
+          isum[i][r] = _mm512_dpwssd_epi32(isum[i][r], p, sc);
+        }
+      }
+    }
+    /* d, dmin of the 4 blocks: dword 0 of each lane, as 4 fp16 d then 4 dmin */
+    const __m128i dd = _mm_shuffle_epi8(_mm512_castsi512_si128(_mm512_permutexvar_epi32(lane0, heads)),
+                                        _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
+    const __m128 vd = _mm_cvtph_ps(dd), vdmin = _mm_cvtph_ps(_mm_srli_si128(dd, 8));
+    _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
+      const preft_block_q8_K *x = (const preft_block_q8_K *)(xq + (size_t)r * xqs) + b;
+      const __m128i is = hsum4(isum[0][r], isum[1][r], isum[2][r], isum[3][r]);
+      __m512i pm = _mm512_madd_epi16(
+          mins, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(pairs + ((size_t)r * nb + b) * 8))));
+      pm = _mm512_add_epi32(pm, _mm512_shuffle_epi32(pm, _MM_PERM_BADC));
+      pm = _mm512_add_epi32(pm, _mm512_shuffle_epi32(pm, _MM_PERM_CDAB));
+      const __m128i ms = _mm512_castsi512_si128(_mm512_permutexvar_epi32(lane0, pm));
+      const __m128 dx = _mm_set1_ps(x->d);
+      const __m128 t = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(vd, dx), _mm_cvtepi32_ps(is)),
+                                  _mm_mul_ps(_mm_mul_ps(vdmin, dx), _mm_cvtepi32_ps(ms)));
+      acc[r] = _mm_add_ps(acc[r], t);
+    }
+  }
+  store_group(y, ys, j, rw, acc, NR, accumulate);
+}
+
+RFN void preft_qrows512_q4_K(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow,
+                             int n, int k, int j0, int j1, int accumulate) {
+  const unsigned char *xq = xqv;
+  const int nb = k / PREFT_QK_K;
+  int16_t pairs_stack[RSTACK * 8] __attribute__((aligned(64)));
+  int big = (size_t)nb * RNR > RSTACK;
+  int16_t *pairs = big ? preft_xmalloc((size_t)nb * RNR * 8 * sizeof(int16_t)) : pairs_stack;
+  for (int i0 = 0; i0 < n; i0 += RNR) {
+    const int nr = n - i0 < RNR ? n - i0 : RNR;
+    const unsigned char *xi = xq + (size_t)i0 * xqs;
+    for (int r = 0; r < nr; r++)
+      for (int b = 0; b < nb; b++) {
+        const preft_block_q8_K *x = (const preft_block_q8_K *)(xi + (size_t)r * xqs) + b;
+        _mm_storeu_si128((__m128i *)(pairs + ((size_t)r * nb + b) * 8),
+                         _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums),
+                                        _mm_loadu_si128((const __m128i *)(x->bsums + 8))));
+      }
+    float *yi = y + (size_t)i0 * ys;
+    for (int j = j0; j < j1; j += RW) {
+      const int rw = j1 - j < RW ? j1 - j : RW;
+      switch (nr) { /* a constant NR keeps the accumulators in registers */
+        case 1:
+          q4_K_group(yi, ys, xi, xqs, pairs, w, wrow, j, rw, nb, 1, accumulate);
+          break;
+        case 2:
+          q4_K_group(yi, ys, xi, xqs, pairs, w, wrow, j, rw, nb, 2, accumulate);
+          break;
+        case 3:
+          q4_K_group(yi, ys, xi, xqs, pairs, w, wrow, j, rw, nb, 3, accumulate);
+          break;
+        default:
+          q4_K_group(yi, ys, xi, xqs, pairs, w, wrow, j, rw, nb, 4, accumulate);
+      }
+    }
+  }
+  if (big) free(pairs);
+}
+
+/* ---- Q6_K ------------------------------------------------------------------ */
+
+RIN void q6_K_group(float *y, size_t ys, const unsigned char *xq, size_t xqs, const unsigned char *w,
+                    size_t wrow, int j, int rw, int nb, const int NR, int accumulate) {
+  const preft_block_q6_K *wr[RW];
+  for (int i = 0; i < RW; i++)
+    wr[i] = (const preft_block_q6_K *)(w + (size_t)(j + (i < rw ? i : rw - 1)) * wrow);
+  const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+  /* int16 lane i of the 64 values 64c..: sub-block 4c + i / 8 */
+  __m512i pick[4];
+  for (int c = 0; c < 4; c++) {
+    int16_t idx[32];
+    for (int i = 0; i < 32; i++) idx[i] = (int16_t)(4 * c + i / 8);
+    pick[c] = _mm512_loadu_si512(idx);
+  }
+  __m128 acc[RNR];
+  for (int r = 0; r < NR; r++) acc[r] = _mm_setzero_ps();
+  for (int b = 0; b < nb; b++) {
+    prefetch_ahead((const void *const *)wr, wrow, b, nb, sizeof(preft_block_q6_K), 4);
+    __m512i isum[RW][RNR];
+    _Pragma("GCC unroll 4") for (int i = 0; i < RW; i++) {
+      const preft_block_q6_K *blk = wr[i] + b;
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)blk->scales));
+      _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
+        /* the -32 offset: -32 × sum(scale · bsums), in the accumulator's start */
+        const preft_block_q8_K *x = (const preft_block_q8_K *)(xq + (size_t)r * xqs) + b;
+        const __m256i off =
+            _mm256_slli_epi32(_mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)x->bsums)), 5);
+        isum[i][r] = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), off));
+      }
+      const __m512i scz = _mm512_zextsi256_si512(sc16);
+      _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+        /* values 128h + 0..63: low nibbles of ql[64h..], high bits 0-1 | 2-3 of qh[32h..];
+         * values 128h + 64..127: high nibbles, bits 4-5 | 6-7 */
+        const __m512i ql = _mm512_loadu_si512(blk->ql + 64 * h);
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h));
+        const __m512i qhz = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+        __m512i codes[2];
+        codes[0] =
+            _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(_mm512_slli_epi16(qhz, 4), m30));
+        codes[1] =
+            _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_and_si512(qhz, m30));
+        _Pragma("GCC unroll 2") for (int e = 0; e < 2; e++) {
+          const int c = 2 * h + e;
+          const __m512i sc = _mm512_permutexvar_epi16(pick[c], scz);
+          _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
+            const preft_block_q8_K *x = (const preft_block_q8_K *)(xq + (size_t)r * xqs) + b;
+            const __m512i p = _mm512_maddubs_epi16(codes[e], _mm512_loadu_si512(x->qs + 64 * c));
+            isum[i][r] = _mm512_dpwssd_epi32(isum[i][r], p, sc);
+          }
+        }
+      }
+    }
+    const void *const blks[RW] = {wr[0] + b, wr[1] + b, wr[2] + b, wr[3] + b};
+    const __m128 vd = half4(blks, offsetof(preft_block_q6_K, d));
+    _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
+      const preft_block_q8_K *x = (const preft_block_q8_K *)(xq + (size_t)r * xqs) + b;
+      const __m128i is = hsum4(isum[0][r], isum[1][r], isum[2][r], isum[3][r]);
+      /* the reference: sumf += d_w * d_x * isum */
+      acc[r] = _mm_add_ps(acc[r], _mm_mul_ps(_mm_mul_ps(vd, _mm_set1_ps(x->d)), _mm_cvtepi32_ps(is)));
+    }
+  }
+  store_group(y, ys, j, rw, acc, NR, accumulate);
+}
+
+RFN void preft_qrows512_q6_K(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow,
+                             int n, int k, int j0, int j1, int accumulate) {
+  const unsigned char *xq = xqv;
+  const int nb = k / PREFT_QK_K;
+  for (int i0 = 0; i0 < n; i0 += RNR) {
+    const int nr = n - i0 < RNR ? n - i0 : RNR;
+    const unsigned char *xi = xq + (size_t)i0 * xqs;
+    float *yi = y + (size_t)i0 * ys;
+    for (int j = j0; j < j1; j += RW) {
+      const int rw = j1 - j < RW ? j1 - j : RW;
+      switch (nr) {
+        case 1:
+          q6_K_group(yi, ys, xi, xqs, w, wrow, j, rw, nb, 1, accumulate);
+          break;
+        case 2:
+          q6_K_group(yi, ys, xi, xqs, w, wrow, j, rw, nb, 2, accumulate);
+          break;
+        case 3:
+          q6_K_group(yi, ys, xi, xqs, w, wrow, j, rw, nb, 3, accumulate);
+          break;
+        default:
+          q6_K_group(yi, ys, xi, xqs, w, wrow, j, rw, nb, 4, accumulate);
+      }
+    }
+  }
+}
+
+#endif
