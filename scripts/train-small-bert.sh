@@ -2,8 +2,8 @@
 # Pretrains preft's own small BERT (issue 16; assets/bert-small-sotu) as a
 # masked language model on the training side of the State of the Union
 # split and Moby-Dick: 4 layers of width 256, 2600 steps of 32 sequences of
-# at most 128 tokens (about 4.6 passes over the text), which took about 95
-# minutes on a quiet 2-core machine (the model card gives the measured
+# at most 128 tokens (about 5 passes over the text), which took 96
+# minutes on the 2-core machine with light other load (the model card gives the measured
 # time). A cut run continues where its last checkpoint left it: run the
 # script again. The fine-tuning study on the result is
 # scripts/bert-results.sh OUT/mlm (docs/RESULTS.md).
