@@ -236,6 +236,16 @@ TIN void scaled_sums(__m512i isum[XR], const __m512i *codes, const int32_t (*sc)
   }
 }
 
+/* The XR rows of x from i0 (past n: the last row again) and their
+ * super-block b: row[XR], x[XR]. */
+TIN void x_rows_K(const preft_block_q8_K *x[XR], int row[XR], const unsigned char *xq, size_t xqs, int i0,
+                  int n, int b) {
+  _Pragma("GCC unroll 8") for (int r = 0; r < XR; r++) {
+    row[r] = i0 + r < n ? i0 + r : n - 1;
+    x[r] = (const preft_block_q8_K *)(xq + (size_t)row[r] * xqs) + b;
+  }
+}
+
 /* get_scale_min (quant_ref.c) for all 8 sub-blocks: sc[0:8], m[0:8] */
 TIN void q4_K_scale_min(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
   for (int j = 0; j < 4; j++) sc[j] = q[j] & 63, m[j] = q[j + 4] & 63;
@@ -285,10 +295,7 @@ TIN void tile_q4_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, con
     for (int i0 = 0; i0 < n; i0 += XR) {
       const preft_block_q8_K *x[XR];
       int row[XR];
-      _Pragma("GCC unroll 8") for (int r = 0; r < XR; r++) {
-        row[r] = i0 + r < n ? i0 + r : n - 1;
-        x[r] = (const preft_block_q8_K *)(xq + (size_t)row[r] * xqs) + b;
-      }
+      x_rows_K(x, row, xq, xqs, i0, n, b);
       __m512i isum[XR];
       scaled_sums(isum, &codes[0][0], sc, x, 8, 8);
       _Pragma("GCC unroll 8") for (int r = XR - 1; r >= 0; r--) {
@@ -387,10 +394,7 @@ TIN void tile_q6_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, con
     for (int i0 = 0; i0 < n; i0 += XR) {
       const preft_block_q8_K *x[XR];
       int row[XR];
-      _Pragma("GCC unroll 8") for (int r = 0; r < XR; r++) {
-        row[r] = i0 + r < n ? i0 + r : n - 1;
-        x[r] = (const preft_block_q8_K *)(xq + (size_t)row[r] * xqs) + b;
-      }
+      x_rows_K(x, row, xq, xqs, i0, n, b);
       __m512i isum[XR];
       scaled_sums(isum, &codes[0][0], sc, x, 16, 4);
       _Pragma("GCC unroll 8") for (int r = XR - 1; r >= 0; r--) {
