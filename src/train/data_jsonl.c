@@ -2,6 +2,7 @@
  * the truncation rule), the dataset container and shuffling (splits are in
  * data_split.c). */
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,10 +96,11 @@ static int ids_push(seq_buf *s, const cJSON *arr, const char *field, int vocab, 
   if (!cJSON_IsArray(arr)) return preft_fail(err, "field \"%s\" must be an array of token ids", field);
   const cJSON *v;
   cJSON_ArrayForEach(v, arr) {
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valueint < 0 ||
-        v->valueint >= vocab)
+    /* Range first: converting a double outside int's range is undefined. */
+    double d = cJSON_IsNumber(v) ? v->valuedouble : -1.0;
+    if (!(d >= 0.0 && d < (double)vocab) || d != floor(d))
       return preft_fail(err, "field \"%s\" holds something other than a token id in [0, %d)", field, vocab);
-    int32_t id = v->valueint;
+    int32_t id = (int32_t)d;
     seq_push(s, &id, 1, loss);
   }
   return 0;

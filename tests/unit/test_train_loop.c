@@ -324,6 +324,9 @@ static void bad_jsonl_lines_name_file_and_line(void **state) {
       "{\"prompt_ids\": [1, 2], \"completion_ids\": []}\n"
       "{\"prompt_ids\": [1, 2], \"completion_ids\": [999]}\n"
       "{\"prompt\": 3}\n"
+      "{\"prompt_ids\": [4.44444e+37], \"completion_ids\": [1]}\n" /* outside int: no UB */
+      "{\"prompt_ids\": [-1e30], \"completion_ids\": [1]}\n"
+      "{\"prompt_ids\": [1.5], \"completion_ids\": [1]}\n"
       "{\"prompt_ids\": [7, 8, 9], \"completion_ids\": [10]}\n";
   preft_error err;
   assert_int_equal(preft_write_atomic(path, text, strlen(text), &err), 0);
@@ -335,7 +338,7 @@ static void bad_jsonl_lines_name_file_and_line(void **state) {
   o.on_bad_line = PREFT_BAD_LINE_SKIP;
   assert_int_equal(preft_dataset_load_jsonl(&ds, path, &o, &err), 0);
   assert_int_equal(ds.n, 2);
-  assert_int_equal(ds.bad_lines, 5);
+  assert_int_equal(ds.bad_lines, 8);
   preft_dataset_free(&ds);
   rm_rf(dir);
   free(path);
