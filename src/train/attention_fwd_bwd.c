@@ -13,30 +13,43 @@
  * pool: the pool is already split over sequences and heads), so they run
  * on the tuned FP32 kernels instead of one dot or axpy of Dh floats per
  * (query, key) pair. The operands a product needs transposed (Vᵀ, Kᵀ for
- * a block's keys; Pᵀ, dSᵀ, Qᵀ, dOᵀ of a block) are copied: QB·L + L·Dh
- * floats against QB·L·Dh multiply-adds, a fraction 1/Dh.
+ * a block's keys; Pᵀ, dSᵀ, Qᵀ, dOᵀ of a block) are copied with
+ * preft_transpose (8 × 8 register tiles in 32 × 32 cache tiles): QB·L +
+ * L·Dh floats against QB·L·Dh multiply-adds, a fraction 1/Dh.
  *
- * The backward recomputes P from the saved log-sum-exp. Each backward task
- * owns (sequence, kv head): dK and dV of that head and dQ of the query
- * heads that read it, so no two tasks write the same float; results do not
- * depend on the thread count. Products are FP32 whatever the training
- * matmul precision (attention is not a weight product). */
+ * The backward recomputes P from the saved log-sum-exp. Its tasks are
+ * (sequence, kv head, chunk of query blocks): a chunk writes dQ of its
+ * blocks' rows for the query heads that read the kv head, and its share
+ * of that head's dK and dV (sums over its blocks, heads outer, blocks
+ * inner). Chunk 0 writes dK and dV themselves; chunks 1.. write private
+ * [n, Dh] partials that a second pool job adds in chunk order. The
+ * chunking depends only on the batch's shape (enough tasks for
+ * BWD_TASKS threads, chunks of equal causal cost), never on the thread
+ * count, so results do not depend on it; with n_seq·hkv ≥ BWD_TASKS every
+ * (sequence, kv head) is one chunk, the order of sums of the unchunked
+ * pass. Products are FP32 whatever the training matmul precision
+ * (attention is not a weight product). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/error.h"
 #include "tensor/gemm.h"
+#include "tensor/gemm_train.h" /* preft_transpose */
 #include "tensor/ops.h"
 #include "train/layers.h"
 
-#define QB 64 /* query rows per block */
+#define QB 64       /* query rows per block */
+#define BWD_TASKS 8 /* backward tasks wanted per pass (chunks split (sequence, kv head) below this) */
+#define RED_ROWS 64 /* rows per task of the partials' reduction */
 
 typedef struct {
   float *att, *lse, *dq, *dk, *dv;
+  float *part; /* backward: chunk c ≥ 1's dK partial at part + (c−1)·2·rows·ks, its dV after */
   const float *datt, *catt, *q, *k, *v, *clse;
   const int *start, *len;
   int h, hkv, dh, window;
+  int chunks, rows; /* backward: chunks per (sequence, kv head); rows of the batch */
 } attn_job;
 
 static int window_start(int pos, int window) {
@@ -47,12 +60,6 @@ static int window_start(int pos, int window) {
 static void gather_head(float *dst, const float *src, size_t stride, int n, int dh) {
   for (int i = 0; i < n; i++)
     memcpy(dst + (size_t)i * dh, src + (size_t)i * stride, sizeof(float) * (size_t)dh);
-}
-
-/* dst[C, R] = src[R, C]ᵀ, src rows stride floats apart */
-static void transpose(float *dst, const float *src, size_t stride, int rows, int cols) {
-  for (int r = 0; r < rows; r++)
-    for (int c = 0; c < cols; c++) dst[(size_t)c * rows + r] = src[(size_t)r * stride + c];
 }
 
 /* P[bi, L] in place over S[bi, L]: softmax of the scaled scores over each
@@ -104,7 +111,7 @@ static void attn_fwd_task(void *p, int task, int thread) {
     preft_gemm(NULL, sc, L, q, (int)qs, kd + (size_t)kt0 * dh, PREFT_F32, bi, dh, L, 0); /* S = Q·Kᵀ */
     softmax_rows(sc, bi, L, i0, kt0, j->window, scale, j->lse + (r0 + (size_t)i0) * j->h + h, NULL,
                  (size_t)j->h);
-    transpose(vt, j->v + (r0 + (size_t)kt0) * ks + (size_t)g * dh, ks, L, dh);
+    preft_transpose(NULL, vt, j->v + (r0 + (size_t)kt0) * ks + (size_t)g * dh, (int)ks, L, dh);
     preft_gemm(NULL, j->att + (r0 + (size_t)i0) * qs + (size_t)h * dh, (int)qs, sc, L, vt, PREFT_F32, bi, L,
                dh, 0); /* O = P·V */
   }
@@ -134,12 +141,32 @@ void preft_attention_forward(preft_pool *pool, float *att, float *lse, const flo
   preft_pool_run(pool, n_seq * h, attn_fwd_task, &j);
 }
 
-/* task = (sequence, kv head). With P recomputed: dP = dO·Vᵀ,
- * dS = P ∘ (dP − rowsum(dO ∘ O)) / √Dh, dQ = dS·K, dK += dSᵀ·Q, dV += Pᵀ·dO. */
+/* The causal cost (query rows × keys seen) of query block b of a sequence of n rows. */
+static double block_cost(int b, int n, int window) {
+  int i0 = b * QB, i1 = i0 + QB < n ? i0 + QB : n;
+  return (double)(i1 - i0) * (i1 - window_start(i0, window));
+}
+
+/* The first query block of chunk c of c_n over a sequence of n rows: chunks
+ * are cut where the cost so far reaches c/c_n of the whole, so they cost
+ * about the same (chunk c is blocks [chunk_start(c), chunk_start(c + 1))). */
+static int chunk_start(int c, int c_n, int n, int window) {
+  int nb = (n + QB - 1) / QB, b = 0;
+  if (c >= c_n) return nb;
+  double total = 0, acc = 0;
+  for (int i = 0; i < nb; i++) total += block_cost(i, n, window);
+  for (double want = total * c / c_n; b < nb && acc < want; b++) acc += block_cost(b, n, window);
+  return b;
+}
+
+/* task = (sequence, kv head, chunk of query blocks). With P recomputed:
+ * dP = dO·Vᵀ, dS = P ∘ (dP − rowsum(dO ∘ O)) / √Dh, dQ = dS·K,
+ * dK += dSᵀ·Q, dV += Pᵀ·dO. */
 static void attn_bwd_task(void *p, int task, int thread) {
   (void)thread;
   const attn_job *j = p;
-  int s = task / j->hkv, g = task % j->hkv, dh = j->dh, group = j->h / j->hkv, n = j->len[s];
+  int c = task % j->chunks, sg = task / j->chunks, s = sg / j->hkv, g = sg % j->hkv, dh = j->dh,
+      group = j->h / j->hkv, n = j->len[s];
   size_t qs = (size_t)j->h * dh, ks = (size_t)j->hkv * dh, r0 = (size_t)j->start[s];
   float scale = 1.0f / sqrtf((float)dh);
   /* kd, vd [n, Dh]; kt [Dh, L]; P, dS [QB, L]; Pᵀ, dSᵀ [L, QB]; Qᵀ, dOᵀ [Dh, QB] */
@@ -147,15 +174,22 @@ static void attn_bwd_task(void *p, int task, int thread) {
   float *kd = preft_xmalloc(sizeof(float) * (3 * nd + 4 * ql + 2 * qd));
   float *vd = kd + nd, *kt = vd + nd, *pr = kt + nd, *ds = pr + ql, *prt = ds + ql, *dst = prt + ql,
         *qt = dst + ql, *dot = qt + qd;
-  float *dk = j->dk + r0 * ks + (size_t)g * dh, *dv = j->dv + r0 * ks + (size_t)g * dh;
+  float *dk = j->dk, *dv = j->dv;
+  if (c > 0) {
+    dk = j->part + (size_t)(c - 1) * 2 * (size_t)j->rows * ks;
+    dv = dk + (size_t)j->rows * ks;
+  }
+  dk += r0 * ks + (size_t)g * dh;
+  dv += r0 * ks + (size_t)g * dh;
   gather_head(kd, j->k + r0 * ks + (size_t)g * dh, ks, n, dh);
   gather_head(vd, j->v + r0 * ks + (size_t)g * dh, ks, n, dh);
   for (int t = 0; t < n; t++) {
     memset(dk + (size_t)t * ks, 0, sizeof(float) * (size_t)dh);
     memset(dv + (size_t)t * ks, 0, sizeof(float) * (size_t)dh);
   }
+  int b0 = chunk_start(c, j->chunks, n, j->window), b1 = chunk_start(c + 1, j->chunks, n, j->window);
   for (int h = g * group; h < (g + 1) * group; h++) {
-    for (int i0 = 0; i0 < n; i0 += QB) {
+    for (int i0 = b0 * QB; i0 < n && i0 < b1 * QB; i0 += QB) {
       int i1 = i0 + QB < n ? i0 + QB : n, bi = i1 - i0, kt0 = window_start(i0, j->window), L = i1 - kt0;
       size_t row0 = (r0 + (size_t)i0) * qs + (size_t)h * dh;
       const float *q = j->q + row0, *dout = j->datt + row0, *o = j->catt + row0;
@@ -169,19 +203,37 @@ static void attn_bwd_task(void *p, int task, int thread) {
         const float *pp = pr + (size_t)r * L;
         for (int t = 0; t < L; t++) dr[t] = pp[t] * (dr[t] - dsum) * scale;
       }
-      transpose(kt, kd + (size_t)kt0 * dh, (size_t)dh, L, dh);
+      preft_transpose(NULL, kt, kd + (size_t)kt0 * dh, dh, L, dh);
       preft_gemm(NULL, j->dq + row0, (int)qs, ds, L, kt, PREFT_F32, bi, L, dh, 0); /* dQ = dS·K */
-      transpose(dst, ds, (size_t)L, bi, L);
-      transpose(qt, q, qs, bi, dh);
+      preft_transpose(NULL, dst, ds, L, bi, L);
+      preft_transpose(NULL, qt, q, (int)qs, bi, dh);
       preft_gemm(NULL, dk + (size_t)kt0 * ks, (int)ks, dst, bi, qt, PREFT_F32, L, bi, dh,
                  1); /* dK += dSᵀ·Q */
-      transpose(prt, pr, (size_t)L, bi, L);
-      transpose(dot, dout, qs, bi, dh);
+      preft_transpose(NULL, prt, pr, L, bi, L);
+      preft_transpose(NULL, dot, dout, (int)qs, bi, dh);
       preft_gemm(NULL, dv + (size_t)kt0 * ks, (int)ks, prt, bi, dot, PREFT_F32, L, bi, dh,
                  1); /* dV += Pᵀ·dO */
     }
   }
   free(kd);
+}
+
+/* task = RED_ROWS rows of the batch: dK += partial of chunk 1, 2, ... in
+ * that order (the same for dV). */
+static void attn_reduce_task(void *p, int task, int thread) {
+  (void)thread;
+  const attn_job *j = p;
+  size_t ks = (size_t)j->hkv * j->dh, a = (size_t)task * RED_ROWS * ks,
+         e = (size_t)(task + 1) * RED_ROWS < (size_t)j->rows ? (size_t)(task + 1) * RED_ROWS * ks
+                                                             : (size_t)j->rows * ks,
+         plane = (size_t)j->rows * ks;
+  for (int c = 1; c < j->chunks; c++) {
+    const float *pk = j->part + (size_t)(c - 1) * 2 * plane, *pv = pk + plane;
+    for (size_t i = a; i < e; i++) {
+      j->dk[i] += pk[i];
+      j->dv[i] += pv[i];
+    }
+  }
 }
 
 void preft_attention_backward(preft_pool *pool, float *dq, float *dk, float *dv, const float *datt,
@@ -195,5 +247,20 @@ void preft_attention_backward(preft_pool *pool, float *dq, float *dk, float *dv,
   j.datt = datt;
   j.catt = att;
   j.clse = lse;
-  preft_pool_run(pool, n_seq * hkv, attn_bwd_task, &j);
+  int units = n_seq * hkv, max_blocks = 1;
+  for (int s = 0; s < n_seq; s++) {
+    int nb = (len[s] + QB - 1) / QB;
+    max_blocks = nb > max_blocks ? nb : max_blocks;
+    j.rows = start[s] + len[s] > j.rows ? start[s] + len[s] : j.rows;
+  }
+  j.chunks = units >= BWD_TASKS ? 1 : (BWD_TASKS + units - 1) / units;
+  j.chunks = j.chunks < max_blocks ? j.chunks : max_blocks;
+  if (j.chunks > 1)
+    j.part = preft_xcalloc((size_t)(j.chunks - 1) * 2 * (size_t)j.rows * (size_t)hkv * (size_t)head_dim,
+                           sizeof(float)); /* zero: rows outside every sequence add nothing */
+  preft_pool_run(pool, units * j.chunks, attn_bwd_task, &j);
+  if (j.chunks > 1) {
+    preft_pool_run(pool, (j.rows + RED_ROWS - 1) / RED_ROWS, attn_reduce_task, &j);
+    free(j.part);
+  }
 }
