@@ -5,8 +5,10 @@
  * backward products on gemm_train.h, over the pool; attention runs per
  * (sequence, head) as a pool task, plain loops over the sequence's real
  * keys (scores, softmax, dropout of the probabilities); GELU and its
- * gradient are split over the pool by rows; LayerNorm and dropout masks
- * (one RNG stream, drawn in order) are row loops on the calling thread. */
+ * gradient, LayerNorm rows with their residual adds, dropout masks, bias
+ * adds and the column sums of bias and LayerNorm gradients are split over
+ * the pool (bert_rows.h: the same numbers as one thread, dropout masks the
+ * values of one RNG stream drawn in order). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include "tensor/gemm.h"
 #include "tensor/gemm_train.h"
 #include "tensor/ops.h"
+#include "train/bert_rows.h"
 #include "train/bert_train.h"
 
 void preft_bt_acts_free(preft_bt_acts *a) {
@@ -108,36 +111,6 @@ static void ensure(preft_bt_acts *a, const preft_bt_model *m, int B, int T) {
 
 /* ---- row kernels ------------------------------------------------------------------ */
 
-static void ln_fwd(const float *x, const float *w, const float *b, int D, float eps, float *xhat, float *rstd,
-                   float *out) {
-  double s = 0;
-  for (int d = 0; d < D; d++) s += x[d];
-  double mean = s / D, v = 0;
-  for (int d = 0; d < D; d++) v += ((double)x[d] - mean) * ((double)x[d] - mean);
-  float r = (float)(1.0 / sqrt(v / D + (double)eps));
-  *rstd = r;
-  for (int d = 0; d < D; d++) {
-    float h = (float)(((double)x[d] - mean) * r);
-    xhat[d] = h;
-    out[d] = h * w[d] + b[d];
-  }
-}
-
-/* dx[D] = LayerNorm backward of dy at (xhat, rstd); adds gw, gb when not NULL. */
-static void ln_bwd(const float *dy, const float *xhat, float rstd, const float *w, int D, float *dx,
-                   float *gw, float *gb) {
-  double s1 = 0, s2 = 0;
-  for (int d = 0; d < D; d++) {
-    double g = (double)dy[d] * w[d];
-    s1 += g;
-    s2 += g * xhat[d];
-    if (gw) gw[d] += dy[d] * xhat[d];
-    if (gb) gb[d] += dy[d];
-  }
-  double m1 = s1 / D, m2 = s2 / D;
-  for (int d = 0; d < D; d++) dx[d] = (float)(rstd * ((double)dy[d] * w[d] - m1 - xhat[d] * m2));
-}
-
 static float gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 static float gelu_grad(float x) {
   return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.39894228040143268f * expf(-0.5f * x * x);
@@ -166,18 +139,12 @@ static void gelu_pool(preft_pool *pool, float *out, const float *pre, int n, int
   preft_pool_run_rows(pool, n, (size_t)f, 16384, gelu_rows, &j);
 }
 
-static void dropout_mask(float *mask, size_t n, double p, preft_rng *rng) {
-  float keep = (float)(1.0 / (1.0 - p));
-  for (size_t i = 0; i < n; i++) mask[i] = preft_rng_uniform(rng) < p ? 0.0f : keep;
-}
-
 /* ---- linear layers (with LoRA) ---------------------------------------------------------- */
 
 static void lin_fwd(preft_pool *pool, const preft_bt_model *m, const preft_bt_lin *li, const float *x, int n,
                     float *y, float *lora_t) {
   preft_gemm(pool, y, li->out, x, li->in, li->w, PREFT_F32, n, li->in, li->out, 0);
-  for (int i = 0; i < n; i++)
-    for (int o = 0; o < li->out; o++) y[(size_t)i * li->out + o] += li->b[o];
+  preft_bt_bias_add(pool, y, li->b, n, li->out);
   if (li->la) {
     int R = m->o.lora_rank;
     preft_gemm(pool, lora_t, R, x, li->in, li->la, PREFT_F32, n, li->in, R, 0);
@@ -192,8 +159,7 @@ static void lin_bwd(preft_pool *pool, const preft_bt_model *m, const preft_bt_li
                     float *tmp) {
   if (param_grads && !m->frozen_base) {
     preft_gemm_dw(pool, li->gw, dy, li->out, x, li->in, n, li->out, li->in);
-    for (int i = 0; i < n; i++)
-      for (int o = 0; o < li->out; o++) li->gb[o] += dy[(size_t)i * li->out + o];
+    preft_bt_col_sums(pool, NULL, li->gb, dy, NULL, n, li->out);
   }
   if (dx) preft_gemm_dx(pool, dx, li->in, dy, li->out, li->w, n, li->out, li->in, accumulate);
   if (li->la) {
@@ -292,13 +258,112 @@ static void attn_bwd_task(void *arg, int task, int thread) {
   free(dp);
 }
 
+/* ---- LayerNorm rows (each row on one thread, rows over the pool) ---------------------------- */
+
+/* Forward of one residual LayerNorm: h = res + drop(h) (mask drawn for the
+ * row first, or none), out = LN(h). Embeddings (emb): h = word + pos +
+ * type, out = drop(LN(h)) + delta. */
+typedef struct {
+  const preft_bt_model *m;
+  const preft_bt_acts *a;
+  bool emb;
+  float *h, *mask, *xhat, *rstd, *out;
+  const float *res, *w, *b, *delta;
+  double p;
+  preft_rng rng; /* the masks' stream at draw 0 */
+} ln_fwd_job;
+
+static void ln_fwd_rows(void *ctx, int r0, int r1) {
+  const ln_fwd_job *j = ctx;
+  const preft_bt_model *m = j->m;
+  int D = m->cfg.dim;
+  for (int i = r0; i < r1; i++) {
+    size_t o = (size_t)i * D;
+    float *hr = j->h + o, *mr = j->mask ? j->mask + o : NULL, *out = j->out + o;
+    if (mr) preft_bt_mask_row(mr, D, j->p, &j->rng, o);
+    if (j->emb) {
+      const float *w = m->word + (size_t)j->a->ids[i] * D, *ps = m->pos + (size_t)(i % j->a->T) * D,
+                  *ty = m->type + (size_t)j->a->types[i] * D;
+      for (int d = 0; d < D; d++) hr[d] = w[d] + ps[d] + ty[d];
+    } else {
+      const float *xr = j->res + o;
+      for (int d = 0; d < D; d++) hr[d] = xr[d] + (mr ? hr[d] * mr[d] : hr[d]);
+    }
+    preft_bt_ln_fwd_row(hr, j->w, j->b, D, m->cfg.ln_eps, j->xhat + o, j->rstd + i, out);
+    if (j->emb && mr)
+      for (int d = 0; d < D; d++) out[d] *= mr[d];
+    if (j->emb && j->delta)
+      for (int d = 0; d < D; d++) out[d] += j->delta[o + d];
+  }
+}
+
+/* Runs j over the batch's rows; the masks' generator (rng, or none) moves N·D draws. */
+static void ln_fwd_pool(preft_pool *pool, ln_fwd_job *j, preft_rng *rng) {
+  int N = j->a->N, D = j->m->cfg.dim;
+  if (!rng) j->mask = NULL;
+  if (j->mask) j->rng = *rng;
+  preft_pool_run_rows(pool, N, (size_t)D * 8, 16384, ln_fwd_rows, j);
+  if (j->mask) preft_rng_skip(rng, (uint64_t)N * (uint64_t)D);
+}
+
+/* Backward of one LayerNorm: dy ∘= in_mask (in place, if any), dz = LN'(dy),
+ * dh = dz ∘ out_mask (or dz); the parameter gradients gw += Σ dy∘xhat,
+ * gb += Σ dy by columns after (if gw). */
+typedef struct {
+  float *dy, *dz, *dh, *gw, *gb;
+  const float *in_mask, *out_mask, *xhat, *rstd, *w;
+  int D;
+} ln_bwd_job;
+
+static void ln_bwd_rows(void *ctx, int r0, int r1) {
+  const ln_bwd_job *j = ctx;
+  int D = j->D;
+  for (int i = r0; i < r1; i++) {
+    size_t o = (size_t)i * D;
+    float *dy = j->dy + o, *dz = j->dz + o;
+    if (j->in_mask)
+      for (int d = 0; d < D; d++) dy[d] *= j->in_mask[o + d];
+    preft_bt_ln_bwd_row(dy, j->xhat + o, j->rstd[i], j->w, D, dz);
+    if (j->dh)
+      for (int d = 0; d < D; d++) j->dh[o + d] = j->out_mask ? dz[d] * j->out_mask[o + d] : dz[d];
+  }
+}
+
+static void ln_bwd_pool(preft_pool *pool, const ln_bwd_job *j, int N) {
+  preft_pool_run_rows(pool, N, (size_t)j->D * 8, 16384, ln_bwd_rows, (void *)j);
+  if (j->gw) preft_bt_col_sums(pool, j->gw, j->gb, j->dy, j->xhat, N, j->D);
+}
+
+/* The embeddings' gradients by columns, rows in order: word, position and
+ * type rows += dsum rows. */
+typedef struct {
+  preft_bt_model *m;
+  const preft_bt_acts *a;
+  const float *dsum;
+} emb_scatter_job;
+
+static void emb_scatter_cols(void *ctx, int c0, int c1) {
+  const emb_scatter_job *j = ctx;
+  size_t D = (size_t)j->m->cfg.dim;
+  for (int i = 0; i < j->a->N; i++) {
+    const float *ds = j->dsum + (size_t)i * D;
+    float *gw = j->m->g_word + (size_t)j->a->ids[i] * D, *gp = j->m->g_pos + (size_t)(i % j->a->T) * D,
+          *gt = j->m->g_type + (size_t)j->a->types[i] * D;
+    for (int d = c0; d < c1; d++) {
+      gw[d] += ds[d];
+      gp[d] += ds[d];
+      gt[d] += ds[d];
+    }
+  }
+}
+
 /* ---- forward ------------------------------------------------------------------------------ */
 
 int preft_bt_forward(const preft_bt_model *m, preft_pool *pool, const preft_bert_batch *b, const float *delta,
                      preft_bt_acts *a, preft_rng *rng, preft_error *err) {
   if (preft_bert_batch_check(&m->cfg, b, err) != 0) return -1;
   const preft_bert_config *c = &m->cfg;
-  int B = b->n_seqs, T = b->seq_len, N = B * T, D = c->dim, F = c->ffn, L = c->n_layers, H = c->n_heads;
+  int B = b->n_seqs, T = b->seq_len, N = B * T, F = c->ffn, L = c->n_layers, H = c->n_heads;
   ensure(a, m, B, T);
   a->B = B, a->T = T, a->N = N;
   double p = m->o.dropout;
@@ -308,20 +373,20 @@ int preft_bt_forward(const preft_bt_model *m, preft_pool *pool, const preft_bert
   for (int s = 0; s < B; s++) a->lengths[s] = b->lengths ? b->lengths[s] : T;
 
   float *tmp = a->scratch;
-  for (int i = 0; i < N; i++) {
-    float *x = tmp;
-    const float *w = m->word + (size_t)a->ids[i] * D, *ps = m->pos + (size_t)(i % T) * D,
-                *ty = m->type + (size_t)a->types[i] * D;
-    for (int d = 0; d < D; d++) x[d] = w[d] + ps[d] + ty[d];
-    ln_fwd(x, m->ln_e_w, m->ln_e_b, D, c->ln_eps, a->emb_xhat + (size_t)i * D, a->emb_rstd + i,
-           a->x0 + (size_t)i * D);
-  }
-  if (a->dropout) {
-    dropout_mask(a->emb_m0, (size_t)N * D, p, rng);
-    for (size_t i = 0; i < (size_t)N * D; i++) a->x0[i] *= a->emb_m0[i];
-  }
-  if (delta)
-    for (size_t i = 0; i < (size_t)N * D; i++) a->x0[i] += delta[i];
+  preft_rng *drng = a->dropout ? rng : NULL;
+  ln_fwd_job ej = {.m = m,
+                   .a = a,
+                   .emb = true,
+                   .h = tmp,
+                   .mask = a->emb_m0,
+                   .xhat = a->emb_xhat,
+                   .rstd = a->emb_rstd,
+                   .out = a->x0,
+                   .w = m->ln_e_w,
+                   .b = m->ln_e_b,
+                   .delta = delta,
+                   .p = p};
+  ln_fwd_pool(pool, &ej, drng);
 
   for (int l = 0; l < L; l++) {
     const preft_bt_layer *w = &m->layers[l];
@@ -330,10 +395,7 @@ int preft_bt_forward(const preft_bt_model *m, preft_pool *pool, const preft_bert
     lin_fwd(pool, m, &w->lin[BT_Q], la->x_in, N, la->q, la->lora_t[BT_Q]);
     lin_fwd(pool, m, &w->lin[BT_K], la->x_in, N, la->k, la->lora_t[BT_K]);
     lin_fwd(pool, m, &w->lin[BT_V], la->x_in, N, la->v, la->lora_t[BT_V]);
-    if (a->dropout) {
-      size_t n = (size_t)B * H * T * T;
-      for (size_t i = 0; i < n; i++) la->pkeep[i] = preft_rng_uniform(rng) >= p;
-    }
+    if (a->dropout) preft_bt_dropout_masks(pool, NULL, la->pkeep, B * H * T, T, p, rng);
     attn_job aj = {.c = c,
                    .T = T,
                    .lengths = a->lengths,
@@ -348,25 +410,33 @@ int preft_bt_forward(const preft_bt_model *m, preft_pool *pool, const preft_bert
 
     float *h = tmp;
     lin_fwd(pool, m, &w->lin[BT_O], la->ctx, N, h, la->lora_t[BT_O]);
-    if (a->dropout) dropout_mask(la->m1, (size_t)N * D, p, rng);
-    for (int i = 0; i < N; i++) {
-      float *hr = h + (size_t)i * D;
-      const float *xr = la->x_in + (size_t)i * D, *mr = la->m1 + (size_t)i * D;
-      for (int d = 0; d < D; d++) hr[d] = xr[d] + (a->dropout ? hr[d] * mr[d] : hr[d]);
-      ln_fwd(hr, w->ln1_w, w->ln1_b, D, c->ln_eps, la->xhat1 + (size_t)i * D, la->rstd1 + i,
-             la->a + (size_t)i * D);
-    }
+    ln_fwd_job j1 = {.m = m,
+                     .a = a,
+                     .h = h,
+                     .mask = la->m1,
+                     .res = la->x_in,
+                     .xhat = la->xhat1,
+                     .rstd = la->rstd1,
+                     .out = la->a,
+                     .w = w->ln1_w,
+                     .b = w->ln1_b,
+                     .p = p};
+    ln_fwd_pool(pool, &j1, drng);
     lin_fwd(pool, m, &w->lin[BT_FFN_IN], la->a, N, la->fpre, la->lora_t[BT_FFN_IN]);
     gelu_pool(pool, la->fact, la->fpre, N, F, 0);
     lin_fwd(pool, m, &w->lin[BT_FFN_OUT], la->fact, N, h, la->lora_t[BT_FFN_OUT]);
-    if (a->dropout) dropout_mask(la->m2, (size_t)N * D, p, rng);
-    for (int i = 0; i < N; i++) {
-      float *hr = h + (size_t)i * D;
-      const float *ar = la->a + (size_t)i * D, *mr = la->m2 + (size_t)i * D;
-      for (int d = 0; d < D; d++) hr[d] = ar[d] + (a->dropout ? hr[d] * mr[d] : hr[d]);
-      ln_fwd(hr, w->ln2_w, w->ln2_b, D, c->ln_eps, la->xhat2 + (size_t)i * D, la->rstd2 + i,
-             la->out + (size_t)i * D);
-    }
+    ln_fwd_job j2 = {.m = m,
+                     .a = a,
+                     .h = h,
+                     .mask = la->m2,
+                     .res = la->a,
+                     .xhat = la->xhat2,
+                     .rstd = la->rstd2,
+                     .out = la->out,
+                     .w = w->ln2_w,
+                     .b = w->ln2_b,
+                     .p = p};
+    ln_fwd_pool(pool, &j2, drng);
   }
   return 0;
 }
@@ -388,19 +458,33 @@ void preft_bt_backward(preft_bt_model *m, preft_pool *pool, preft_bt_acts *a, fl
     if (l < L - 1 && d_out[l])
       for (size_t i = 0; i < ND; i++) g[i] += d_out[l][i];
     /* LN2: out = LN(a + drop(fact·W2ᵀ + b2)) */
-    for (int i = 0; i < N; i++)
-      ln_bwd(g + (size_t)i * D, la->xhat2 + (size_t)i * D, la->rstd2[i], w->ln2_w, D, dz + (size_t)i * D,
-             pg ? w->g_ln2_w : NULL, pg ? w->g_ln2_b : NULL);
-    for (size_t i = 0; i < ND; i++) dh[i] = a->dropout ? dz[i] * la->m2[i] : dz[i];
+    ln_bwd_job b2 = {.dy = g,
+                     .dz = dz,
+                     .dh = dh,
+                     .gw = pg ? w->g_ln2_w : NULL,
+                     .gb = pg ? w->g_ln2_b : NULL,
+                     .out_mask = a->dropout ? la->m2 : NULL,
+                     .xhat = la->xhat2,
+                     .rstd = la->rstd2,
+                     .w = w->ln2_w,
+                     .D = D};
+    ln_bwd_pool(pool, &b2, N);
     lin_bwd(pool, m, &w->lin[BT_FFN_OUT], la->fact, N, dh, df, 0, la->lora_t[BT_FFN_OUT], param_grads, tmp);
     gelu_pool(pool, df, la->fpre, N, F, 1);
     memcpy(dxi, dz, sizeof(float) * ND); /* d a: the residual path */
     lin_bwd(pool, m, &w->lin[BT_FFN_IN], la->a, N, df, dxi, 1, la->lora_t[BT_FFN_IN], param_grads, tmp);
     /* LN1: a = LN(x_in + drop(ctx·Woᵀ + bo)) */
-    for (int i = 0; i < N; i++)
-      ln_bwd(dxi + (size_t)i * D, la->xhat1 + (size_t)i * D, la->rstd1[i], w->ln1_w, D, dz + (size_t)i * D,
-             pg ? w->g_ln1_w : NULL, pg ? w->g_ln1_b : NULL);
-    for (size_t i = 0; i < ND; i++) dh[i] = a->dropout ? dz[i] * la->m1[i] : dz[i];
+    ln_bwd_job b1 = {.dy = dxi,
+                     .dz = dz,
+                     .dh = dh,
+                     .gw = pg ? w->g_ln1_w : NULL,
+                     .gb = pg ? w->g_ln1_b : NULL,
+                     .out_mask = a->dropout ? la->m1 : NULL,
+                     .xhat = la->xhat1,
+                     .rstd = la->rstd1,
+                     .w = w->ln1_w,
+                     .D = D};
+    ln_bwd_pool(pool, &b1, N);
     lin_bwd(pool, m, &w->lin[BT_O], la->ctx, N, dh, dctx, 0, la->lora_t[BT_O], param_grads, tmp);
     memset(dq, 0, sizeof(float) * ND * 3); /* dq, dk, dv are adjacent */
     attn_job aj = {.c = c,
@@ -424,17 +508,16 @@ void preft_bt_backward(preft_bt_model *m, preft_pool *pool, preft_bt_acts *a, fl
   }
   if (d_emb) memcpy(d_emb, g, sizeof(float) * ND);
   if (!pg) return;
-  for (int i = 0; i < N; i++) {
-    float *gi = g + (size_t)i * D, *dsum = dz + (size_t)i * D;
-    if (a->dropout)
-      for (int d = 0; d < D; d++) gi[d] *= a->emb_m0[(size_t)i * D + d];
-    ln_bwd(gi, a->emb_xhat + (size_t)i * D, a->emb_rstd[i], m->ln_e_w, D, dsum, m->g_ln_e_w, m->g_ln_e_b);
-    float *gw = m->g_word + (size_t)a->ids[i] * D, *gp = m->g_pos + (size_t)(i % T) * D,
-          *gt = m->g_type + (size_t)a->types[i] * D;
-    for (int d = 0; d < D; d++) {
-      gw[d] += dsum[d];
-      gp[d] += dsum[d];
-      gt[d] += dsum[d];
-    }
-  }
+  ln_bwd_job be = {.dy = g,
+                   .dz = dz,
+                   .gw = m->g_ln_e_w,
+                   .gb = m->g_ln_e_b,
+                   .in_mask = a->dropout ? a->emb_m0 : NULL,
+                   .xhat = a->emb_xhat,
+                   .rstd = a->emb_rstd,
+                   .w = m->ln_e_w,
+                   .D = D};
+  ln_bwd_pool(pool, &be, N);
+  emb_scatter_job sj = {m, a, dz};
+  preft_pool_run_rows(pool, D, (size_t)N * 4, 16384, emb_scatter_cols, &sj);
 }

@@ -22,6 +22,11 @@ static inline uint64_t preft_rng_u64(preft_rng *r) {
   return z ^ (z >> 31);
 }
 
+/* Advances r by n draws at once: splitmix64's state moves by a constant per
+ * draw, so draw i of a stream is known without drawing 0..i-1 (row-split
+ * dropout masks draw exactly the values of one stream read in order). */
+static inline void preft_rng_skip(preft_rng *r, uint64_t n) { r->s += n * 0x9e3779b97f4a7c15ull; }
+
 /* uniform in [0, 1) with 53 random bits */
 static inline double preft_rng_uniform(preft_rng *r) { return (double)(preft_rng_u64(r) >> 11) * 0x1p-53; }
 
