@@ -13,7 +13,7 @@
  * same FP32 FMA peak, so it may pass 100% in principle (vdpbf16ps does two
  * multiply-adds per FP32 lane).
  *
- * usage: bench_train [--threads N] [--seq T] [--batch B] [--stats] [WIDTH...]
+ * usage: bench_train [--threads N] [--seq T] [--batch B] [--stats] [--bert] [WIDTH...]
  *
  * --stats: instead of the throughput table, what one FP32 full pass costs
  * apart from its products, as counts that do not depend on how loaded the
@@ -24,6 +24,11 @@
  * work of the pass on one core. "single-threaded s": the calling thread's
  * CPU seconds outside parallel runs (preft_pool_time_runs), the part a
  * second thread cannot share (with --threads 1: all of it).
+ * --bert (with --stats): the same counts for the BERT encoder's training
+ * pass (bert_fwd_bwd.c: forward with dropout 0.1, backward from a fixed
+ * output gradient, all parameter gradients), L=4, Dh=64, H=D/64, F=4D,
+ * vocabulary 4096, B sequences of T tokens (the MLM pretraining's shape
+ * with --batch 32 --seq 128).
  * Model per width D: L=4, Dh=64, H=D/64, Hkv=H/2, F=8D/3 (multiple of 64),
  * V=4096. Useful FLOPs per step: 6·N·P (P = matmul parameters incl. the
  * head) + 12·L·H·Dh·pairs (causal attention, pairs = B·T(T+1)/2); the
@@ -39,6 +44,7 @@
 #include "tensor/cpu.h"
 #include "tensor/gemm.h"
 #include "tensor/roofline.h"
+#include "train/bert_train.h"
 #include "train/train_model.h"
 
 /* Seconds of one forward+backward pass. */
@@ -86,14 +92,24 @@ static usage usage_now(preft_pool *pool) {
   return u;
 }
 
-/* --stats: one warm-up pass, then the mean counts of 5 (see the usage). */
-static void print_stats(int D, preft_train_model *tm, preft_pool *pool, preft_train_batch *b,
-                        preft_train_acts *a) {
+typedef struct {
+  preft_train_model *tm;
+  preft_train_batch *b;
+  preft_train_acts *a;
+} decoder_pass;
+
+static void run_decoder_pass(void *ctx, preft_pool *pool) {
+  decoder_pass *d = ctx;
+  one_pass(d->tm, NULL, pool, d->b, d->a);
+}
+
+/* --stats: one warm-up pass (pass(ctx, pool)), then the mean counts of 5 (see the usage). */
+static void print_stats(int D, void (*pass)(void *ctx, preft_pool *pool), void *ctx, preft_pool *pool) {
   enum { PASSES = 5 };
-  one_pass(tm, NULL, pool, b, a);
+  pass(ctx, pool);
   preft_pool_time_runs(pool, 1);
   usage u0 = usage_now(pool);
-  for (int i = 0; i < PASSES; i++) one_pass(tm, NULL, pool, b, a);
+  for (int i = 0; i < PASSES; i++) pass(ctx, pool);
   usage u1 = usage_now(pool);
   preft_pool_time_runs(pool, 0);
   double runs = (double)(u1.ps.runs - u0.ps.runs) / PASSES, user = (u1.user - u0.user) / PASSES,
@@ -124,11 +140,58 @@ static void time_precisions(preft_train_model *tm, preft_pool *pool, preft_train
   if (!bf16) best[1] = 0;
 }
 
+typedef struct {
+  preft_bt_model m;
+  preft_bt_acts a;
+  preft_bert_batch b;
+  preft_rng rng;
+  float **d_out; /* [L]: only the last layer's gradient set */
+} bert_pass;
+
+static void run_bert_pass(void *ctx, preft_pool *pool) {
+  bert_pass *p = ctx;
+  preft_error err;
+  preft_param_set_zero_grad(&p->m.ps);
+  if (preft_bt_forward(&p->m, pool, &p->b, NULL, &p->a, &p->rng, &err) != 0) {
+    fprintf(stderr, "%s\n", err.msg);
+    exit(1);
+  }
+  preft_bt_backward(&p->m, pool, &p->a, p->d_out, NULL, true);
+}
+
+/* --stats --bert: the BERT training pass's counts at width D. */
+static void bert_stats(int D, int T, int B, preft_pool *pool) {
+  preft_bert_config c = {
+      .vocab = 4096, .dim = D, .n_heads = D / 64, .head_dim = 64, .ffn = 4 * D, .n_layers = 4, .max_pos = T};
+  c.type_vocab = 2;
+  c.ln_eps = 1e-12f;
+  bert_pass p = {0};
+  preft_bt_opts o = {.dropout = 0.1};
+  preft_bt_model_init(&p.m, &c, &o, 7);
+  preft_rng_seed(&p.rng, 1);
+  size_t N = (size_t)B * T, ND = N * (size_t)D;
+  int *ids = malloc(sizeof(int) * N);
+  for (size_t i = 0; i < N; i++) ids[i] = (int)((i * 104729 + 7) % (size_t)c.vocab);
+  p.b = (preft_bert_batch){.n_seqs = B, .seq_len = T, .ids = ids};
+  p.d_out = calloc((size_t)c.n_layers, sizeof(float *));
+  float *d = malloc(sizeof(float) * ND);
+  for (size_t i = 0; i < ND; i++) d[i] = (float)((int)(i * 2654435761u % 2001) - 1000) * 1e-6f;
+  p.d_out[c.n_layers - 1] = d;
+  print_stats(D, run_bert_pass, &p, pool);
+  preft_bt_acts_free(&p.a);
+  preft_bt_model_free(&p.m);
+  free(d);
+  free(p.d_out);
+  free(ids);
+}
+
 int main(int argc, char **argv) {
-  int threads = 0, T = 256, B = 2, widths[16], nw = 0, stats = 0;
+  int threads = 0, T = 256, B = 2, widths[16], nw = 0, stats = 0, bert = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--stats"))
       stats = 1;
+    else if (!strcmp(argv[i], "--bert"))
+      stats = bert = 1;
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
       threads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--seq") && i + 1 < argc)
@@ -146,11 +209,11 @@ int main(int argc, char **argv) {
   preft_pool *pool = preft_pool_create(threads);
   if (stats)
     printf(
-        "FP32 full pass, %d threads, T=%d, B=%d; per pass, mean of 5:\n"
+        "%s, %d threads, T=%d, B=%d; per pass, mean of 5:\n"
         "| width | pool runs | tasks / run | futex sleeps | futex wakes | yields | minor faults | user s | "
         "system s | system share | single-threaded s | wall s |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-        preft_pool_size(pool), T, B);
+        bert ? "BERT training pass (dropout 0.1)" : "FP32 full pass", preft_pool_size(pool), T, B);
   double fma = 0, sg = 0;
   int bf16 = preft_gemm_bf16_native();
   if (!stats) {
@@ -165,7 +228,8 @@ int main(int argc, char **argv) {
         "BF16: of FMA peak | BF16 / FP32 | LoRA-P r16: tokens/s | act. bytes/token |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|\n");
   }
-  for (int w = 0; w < nw; w++) {
+  for (int w = 0; bert && w < nw; w++) bert_stats(widths[w], T, B, pool);
+  for (int w = 0; !bert && w < nw; w++) {
     int D = widths[w];
     preft_model_config c = {0};
     c.arch = PREFT_ARCH_LLAMA;
@@ -200,7 +264,8 @@ int main(int argc, char **argv) {
     preft_train_acts a;
     preft_train_acts_init(&a, &tm, NULL, B * T, T, preft_pool_size(pool), false);
     if (stats) {
-      print_stats(D, &tm, pool, &b, &a);
+      decoder_pass dp = {&tm, &b, &a};
+      print_stats(D, run_decoder_pass, &dp, pool);
       preft_train_acts_free(&a);
       preft_train_model_free(&tm);
       preft_train_batch_free(&b);

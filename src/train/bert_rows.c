@@ -90,10 +90,16 @@ static void col_range(void *ctx, int c0, int c1) {
   const col_job *j = ctx;
   for (int i = 0; i < j->n; i++) {
     const float *dy = j->dy + (size_t)i * j->m, *x = j->x ? j->x + (size_t)i * j->m : NULL;
-    if (j->gw)
+    if (j->gw && j->gb) {
+      for (int c = c0; c < c1; c++) {
+        j->gw[c] += dy[c] * x[c];
+        j->gb[c] += dy[c];
+      }
+    } else if (j->gw) {
       for (int c = c0; c < c1; c++) j->gw[c] += dy[c] * x[c];
-    if (j->gb)
+    } else {
       for (int c = c0; c < c1; c++) j->gb[c] += dy[c];
+    }
   }
 }
 
