@@ -25,7 +25,8 @@
  * CPU seconds outside parallel runs (preft_pool_time_runs), the part a
  * second thread cannot share (with --threads 1: all of it).
  * --bert (with --stats): the same counts for the BERT encoder's training
- * pass (bert_fwd_bwd.c: forward with dropout 0.1, backward from a fixed
+ * pass (bert_fwd_bwd.c: forward with dropout 0.1, the MLM head on every
+ * seventh token (bert_heads.c), backward from its gradient plus a fixed
  * output gradient, all parameter gradients), L=4, Dh=64, H=D/64, F=4D,
  * vocabulary 4096, B sequences of T tokens (the MLM pretraining's shape
  * with --batch 32 --seq 128).
@@ -146,6 +147,9 @@ typedef struct {
   preft_bert_batch b;
   preft_rng rng;
   float **d_out; /* [L]: only the last layer's gradient set */
+  const float *d0;
+  size_t nd;
+  int *rows, *targets, n_mlm;
 } bert_pass;
 
 static void run_bert_pass(void *ctx, preft_pool *pool) {
@@ -156,6 +160,9 @@ static void run_bert_pass(void *ctx, preft_pool *pool) {
     fprintf(stderr, "%s\n", err.msg);
     exit(1);
   }
+  float *d = p->d_out[p->m.cfg.n_layers - 1];
+  memcpy(d, p->d0, sizeof(float) * p->nd);
+  preft_bt_mlm_loss(&p->m, pool, &p->a, p->rows, p->targets, p->n_mlm, d);
   preft_bt_backward(&p->m, pool, &p->a, p->d_out, NULL, true);
 }
 
@@ -166,7 +173,7 @@ static void bert_stats(int D, int T, int B, preft_pool *pool) {
   c.type_vocab = 2;
   c.ln_eps = 1e-12f;
   bert_pass p = {0};
-  preft_bt_opts o = {.dropout = 0.1};
+  preft_bt_opts o = {.dropout = 0.1, .mlm = true};
   preft_bt_model_init(&p.m, &c, &o, 7);
   preft_rng_seed(&p.rng, 1);
   size_t N = (size_t)B * T, ND = N * (size_t)D;
@@ -176,11 +183,22 @@ static void bert_stats(int D, int T, int B, preft_pool *pool) {
   p.d_out = calloc((size_t)c.n_layers, sizeof(float *));
   float *d = malloc(sizeof(float) * ND);
   for (size_t i = 0; i < ND; i++) d[i] = (float)((int)(i * 2654435761u % 2001) - 1000) * 1e-6f;
+  float *d0 = malloc(sizeof(float) * ND);
+  memcpy(d0, d, sizeof(float) * ND);
   p.d_out[c.n_layers - 1] = d;
+  p.d0 = d0;
+  p.nd = ND;
+  p.n_mlm = (int)(N / 7);
+  p.rows = malloc(sizeof(int) * (size_t)p.n_mlm);
+  p.targets = malloc(sizeof(int) * (size_t)p.n_mlm);
+  for (int r = 0; r < p.n_mlm; r++) p.rows[r] = 7 * r, p.targets[r] = (r * 31 + 3) % c.vocab;
   print_stats(D, run_bert_pass, &p, pool);
   preft_bt_acts_free(&p.a);
   preft_bt_model_free(&p.m);
   free(d);
+  free(d0);
+  free(p.rows);
+  free(p.targets);
   free(p.d_out);
   free(ids);
 }

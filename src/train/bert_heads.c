@@ -5,13 +5,16 @@
  * early-exit heads, the task losses, SMART's divergences and the MLM head
  * with its decoder tied to the word embeddings. Examples are few (a batch),
  * so the heads are plain loops; the MLM head's vocabulary product runs on
- * the GEMM. */
+ * the GEMM, and its rows (transform, LayerNorm, softmax over the
+ * vocabulary) and column sums split over the pool (bert_rows.h: the same
+ * numbers on any thread count). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tensor/gemm.h"
 #include "tensor/gemm_train.h"
+#include "train/bert_rows.h"
 #include "train/bert_train.h"
 
 void preft_bt_head_cache_free(preft_bt_head_cache *c) {
@@ -282,6 +285,60 @@ double preft_bt_divergence(preft_bt_task t, const float *p, const float *q, int 
 
 /* ---- MLM head -------------------------------------------------------------------------------- */
 
+/* The MLM head's rows, [r0, r1) of M: forward (stage 0) h += b, z = LN(gelu(h))
+ * (gelu(h) in dz, free until the backward); cross-entropy (stage 1) the
+ * logits' bias, row_loss[r] = lse − logit[target], the logits becoming
+ * d logits when grad; backward (stage 2) dz = LN'(dz) ∘ gelu'(h) in place. */
+typedef struct {
+  const preft_bt_model *m;
+  float *h, *z, *xhat, *dz, *logits, *rstd;
+  double *row_loss;
+  const int *targets;
+  int M, stage, grad;
+} mlm_job;
+
+static void mlm_rows(void *ctx, int r0, int r1) {
+  const mlm_job *j = ctx;
+  const preft_bt_model *m = j->m;
+  int D = m->cfg.dim, V = m->cfg.vocab;
+  for (int r = r0; r < r1; r++) {
+    size_t o = (size_t)r * D;
+    float *hr = j->h + o, *g = j->dz + o;
+    if (j->stage == 0) {
+      for (int d = 0; d < D; d++) {
+        hr[d] += m->mlm_dense.b[d];
+        g[d] = 0.5f * hr[d] * (1.0f + erff(hr[d] * 0.70710678118654752f));
+      }
+      preft_bt_ln_fwd_row(g, m->mlm_ln_w, m->mlm_ln_b, D, m->cfg.ln_eps, j->xhat + o, j->rstd + r, j->z + o);
+    } else if (j->stage == 1) {
+      float *lr = j->logits + (size_t)r * V;
+      double mx = -INFINITY, s = 0;
+      for (int v = 0; v < V; v++) {
+        lr[v] += m->mlm_bias[v];
+        if (lr[v] > mx) mx = lr[v];
+      }
+      for (int v = 0; v < V; v++) s += exp(lr[v] - mx);
+      double lse = log(s) + mx;
+      j->row_loss[r] = lse - lr[j->targets[r]];
+      if (j->grad) /* logits become d logits */
+        for (int v = 0; v < V; v++) lr[v] = (float)((exp(lr[v] - lse) - (v == j->targets[r])) / j->M);
+    } else {
+      preft_bt_ln_bwd_row(g, j->xhat + o, j->rstd[r], m->mlm_ln_w, D, g); /* d gelu(h), in place */
+      for (int d = 0; d < D; d++) {
+        float x = hr[d];
+        g[d] *= 0.5f * (1.0f + erff(x * 0.70710678118654752f)) +
+                x * 0.39894228040143268f * expf(-0.5f * x * x); /* now d h */
+      }
+    }
+  }
+}
+
+static void mlm_stage(preft_pool *pool, mlm_job *j, int stage) {
+  j->stage = stage;
+  preft_pool_run_rows(pool, j->M, (size_t)(stage == 1 ? j->m->cfg.vocab : j->m->cfg.dim) * 16, 16384,
+                      mlm_rows, j);
+}
+
 double preft_bt_mlm_loss(preft_bt_model *m, preft_pool *pool, const preft_bt_acts *a, const int *rows,
                          const int *targets, int M, float *d_out) {
   if (M <= 0) return 0.0;
@@ -291,65 +348,34 @@ double preft_bt_mlm_loss(preft_bt_model *m, preft_pool *pool, const preft_bt_act
   float *buf = preft_xmalloc(sizeof(float) * (MD * 5 + (size_t)M * V + (size_t)M));
   float *xr = buf, *h = xr + MD, *z = h + MD, *xhat = z + MD, *dz = xhat + MD, *logits = dz + MD,
         *rstd = logits + (size_t)M * V;
+  double *row_loss = preft_xmalloc(sizeof(double) * (size_t)M);
   for (int r = 0; r < M; r++) memcpy(xr + (size_t)r * D, X + (size_t)rows[r] * D, sizeof(float) * D);
   preft_gemm(pool, h, D, xr, D, m->mlm_dense.w, PREFT_F32, M, D, D, 0);
-  float *g = preft_xmalloc(sizeof(float) * (size_t)D);
-  for (int r = 0; r < M; r++) {
-    float *hr = h + (size_t)r * D;
-    for (int d = 0; d < D; d++) {
-      hr[d] += m->mlm_dense.b[d];
-      g[d] = 0.5f * hr[d] * (1.0f + erff(hr[d] * 0.70710678118654752f));
-    }
-    double s = 0, v = 0;
-    for (int d = 0; d < D; d++) s += g[d];
-    double mean = s / D;
-    for (int d = 0; d < D; d++) v += (g[d] - mean) * (g[d] - mean);
-    rstd[r] = (float)(1.0 / sqrt(v / D + (double)m->cfg.ln_eps));
-    for (int d = 0; d < D; d++) {
-      xhat[(size_t)r * D + d] = (float)((g[d] - mean) * rstd[r]);
-      z[(size_t)r * D + d] = xhat[(size_t)r * D + d] * m->mlm_ln_w[d] + m->mlm_ln_b[d];
-    }
-  }
-  free(g);
+  mlm_job j = {.m = m,
+               .h = h,
+               .z = z,
+               .xhat = xhat,
+               .dz = dz,
+               .logits = logits,
+               .rstd = rstd,
+               .row_loss = row_loss,
+               .targets = targets,
+               .M = M,
+               .grad = d_out != NULL};
+  mlm_stage(pool, &j, 0);
   preft_gemm(pool, logits, V, z, D, m->word, PREFT_F32, M, D, V, 0);
+  mlm_stage(pool, &j, 1);
   double loss = 0;
-  for (int r = 0; r < M; r++) {
-    float *lr = logits + (size_t)r * V;
-    double mx = -INFINITY, s = 0;
-    for (int v = 0; v < V; v++) {
-      lr[v] += m->mlm_bias[v];
-      if (lr[v] > mx) mx = lr[v];
-    }
-    for (int v = 0; v < V; v++) s += exp(lr[v] - mx);
-    double lse = log(s) + mx;
-    loss += lse - lr[targets[r]];
-    if (d_out) /* logits become d logits */
-      for (int v = 0; v < V; v++) lr[v] = (float)((exp(lr[v] - lse) - (v == targets[r])) / M);
-  }
+  for (int r = 0; r < M; r++) loss += row_loss[r];
   loss /= M;
+  free(row_loss);
   if (d_out) {
-    for (int r = 0; r < M; r++)
-      for (int v = 0; v < V; v++) m->g_mlm_bias[v] += logits[(size_t)r * V + v];
+    preft_bt_col_sums(pool, NULL, m->g_mlm_bias, logits, NULL, M, V);
     preft_gemm_dw(pool, m->g_word, logits, V, z, D, M, V, D);
     preft_gemm_dx(pool, dz, D, logits, V, m->word, M, V, D, 0);
-    for (int r = 0; r < M; r++) {
-      float *dzr = dz + (size_t)r * D, *xh = xhat + (size_t)r * D, *hr = h + (size_t)r * D;
-      double s1 = 0, s2 = 0;
-      for (int d = 0; d < D; d++) {
-        double gd = (double)dzr[d] * m->mlm_ln_w[d];
-        s1 += gd, s2 += gd * xh[d];
-        m->g_mlm_ln_w[d] += dzr[d] * xh[d];
-        m->g_mlm_ln_b[d] += dzr[d];
-      }
-      s1 /= D, s2 /= D;
-      for (int d = 0; d < D; d++) {
-        float dg = (float)(rstd[r] * ((double)dzr[d] * m->mlm_ln_w[d] - s1 - xh[d] * s2));
-        float x = hr[d];
-        dzr[d] = dg * (0.5f * (1.0f + erff(x * 0.70710678118654752f)) +
-                       x * 0.39894228040143268f * expf(-0.5f * x * x)); /* now d h */
-        m->mlm_dense.gb[d] += dzr[d];
-      }
-    }
+    preft_bt_col_sums(pool, m->g_mlm_ln_w, m->g_mlm_ln_b, dz, xhat, M, D);
+    mlm_stage(pool, &j, 2);
+    preft_bt_col_sums(pool, NULL, m->mlm_dense.gb, dz, NULL, M, D);
     preft_gemm_dw(pool, m->mlm_dense.gw, dz, D, xr, D, M, D, D);
     preft_gemm_dx(pool, xr, D, dz, D, m->mlm_dense.w, M, D, D, 0); /* xr becomes d x rows */
     for (int r = 0; r < M; r++) {

@@ -299,9 +299,9 @@ static void test_lora_finite_differences(void **state) {
 /* A layer wide enough that GELU and its gradient split over the pool
  * (N·F = 65536 values), and with them LayerNorm rows, dropout masks, bias
  * adds and the column sums of bias, LayerNorm and embedding gradients
- * (bert_rows.h): the same outputs and gradients, bit for bit, on 1, 2 and
- * 3 threads, without dropout and with it (the masks drawn per row from one
- * stream). The FNV-1a hash of each is printed, so a change meant to be
+ * (bert_rows.h), and the MLM head's rows: the same outputs, MLM loss and
+ * gradients, bit for bit, on 1, 2 and 3 threads, without dropout and with
+ * it (the masks drawn per row from one stream). The FNV-1a hash of each is printed, so a change meant to be
  * bit-identical can be compared with the build before it. */
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
   const unsigned char *b = p;
@@ -320,7 +320,7 @@ static void bert_pass(preft_pool *pool, double dropout, float *out, size_t n_out
                          .max_pos = 64,
                          .type_vocab = 2,
                          .ln_eps = 1e-12f};
-  preft_bt_opts o = {.dropout = dropout};
+  preft_bt_opts o = {.dropout = dropout, .mlm = true};
   preft_bt_model m;
   preft_bt_model_init(&m, &c, &o, 7);
   preft_rng rng;
@@ -335,6 +335,11 @@ static void bert_pass(preft_pool *pool, double dropout, float *out, size_t n_out
   memcpy(out, a.l[0].out, sizeof(float) * n_out);
   float *d = malloc(sizeof(float) * n_out), *dl[1] = {d};
   for (size_t i = 0; i < n_out; i++) d[i] = (float)((int)(i * 2654435761u % 2001) - 1000) * 1e-3f;
+  /* the MLM head on every third row (its rows and column sums split too) */
+  int rows[86], tg[86];
+  for (int r = 0; r < 86; r++) rows[r] = 3 * r, tg[r] = (r * 13 + 5) % c.vocab;
+  double mlm = preft_bt_mlm_loss(&m, pool, &a, rows, tg, 86, d);
+  memcpy(out, &mlm, sizeof mlm); /* the first two floats: the loss's bits */
   preft_bt_backward(&m, pool, &a, dl, NULL, true);
   *n_grad = m.ps.n;
   memcpy(grad, m.ps.grad, sizeof(float) * m.ps.n);
