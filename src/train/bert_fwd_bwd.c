@@ -141,15 +141,31 @@ static void gelu_pool(preft_pool *pool, float *out, const float *pre, int n, int
 
 /* ---- linear layers (with LoRA) ---------------------------------------------------------- */
 
-static void lin_fwd(preft_pool *pool, const preft_bt_model *m, const preft_bt_lin *li, const float *x, int n,
-                    float *y, float *lora_t) {
-  preft_gemm(pool, y, li->out, x, li->in, li->w, PREFT_F32, n, li->in, li->out, 0);
-  preft_bt_bias_add(pool, y, li->b, n, li->out);
-  if (li->la) {
+/* y[i0:i1, j0:j1] += b[j0:j1] (ctx = b): the bias, added to each block of
+ * a product while it is in cache (the same sums as a pass after it). */
+static void bias_epi(const void *ctx, float *y, size_t ys, int i0, int i1, int j0, int j1) {
+  const float *b = ctx;
+  for (int i = i0; i < i1; i++)
+    for (int j = j0; j < j1; j++) y[(size_t)i * ys + j] += b[j];
+}
+
+/* y[k][n, out] = x·W[k]ᵀ + b[k] (+ LoRA) for the n_lin layers li[k] of one
+ * input x (q, k and v: one pool job for the three products and biases). */
+static void lin_fwd(preft_pool *pool, const preft_bt_model *m, const preft_bt_lin *li, int n_lin,
+                    const float *x, int n, float **y, float **lora_t) {
+  preft_gemm_epilogue epi[3] = {{0}};
+  preft_gemm_out outs[3] = {{0}};
+  for (int k = 0; k < n_lin; k++) {
+    epi[k] = (preft_gemm_epilogue){bias_epi, li[k].b};
+    outs[k] = (preft_gemm_out){y[k], li[k].out, li[k].w, PREFT_F32, li[k].out, &epi[k]};
+  }
+  preft_gemm_multi(pool, x, li[0].in, n, li[0].in, outs, n_lin, 0);
+  for (int k = 0; k < n_lin; k++) {
+    if (!li[k].la) continue;
     int R = m->o.lora_rank;
-    preft_gemm(pool, lora_t, R, x, li->in, li->la, PREFT_F32, n, li->in, R, 0);
-    for (size_t i = 0; i < (size_t)n * R; i++) lora_t[i] *= m->lora_scale;
-    preft_gemm(pool, y, li->out, lora_t, R, li->lb, PREFT_F32, n, R, li->out, 1);
+    preft_gemm(pool, lora_t[k], R, x, li[k].in, li[k].la, PREFT_F32, n, li[k].in, R, 0);
+    for (size_t i = 0; i < (size_t)n * R; i++) lora_t[k][i] *= m->lora_scale;
+    preft_gemm(pool, y[k], li[k].out, lora_t[k], R, li[k].lb, PREFT_F32, n, R, li[k].out, 1);
   }
 }
 
@@ -392,9 +408,8 @@ int preft_bt_forward(const preft_bt_model *m, preft_pool *pool, const preft_bert
     const preft_bt_layer *w = &m->layers[l];
     preft_bt_lacts *la = &a->l[l];
     la->x_in = l == 0 ? a->x0 : a->l[l - 1].out;
-    lin_fwd(pool, m, &w->lin[BT_Q], la->x_in, N, la->q, la->lora_t[BT_Q]);
-    lin_fwd(pool, m, &w->lin[BT_K], la->x_in, N, la->k, la->lora_t[BT_K]);
-    lin_fwd(pool, m, &w->lin[BT_V], la->x_in, N, la->v, la->lora_t[BT_V]);
+    float *qkv[3] = {la->q, la->k, la->v}, **qkv_t = &la->lora_t[BT_Q]; /* BT_Q, BT_K, BT_V adjacent */
+    lin_fwd(pool, m, &w->lin[BT_Q], 3, la->x_in, N, qkv, qkv_t);
     if (a->dropout) preft_bt_dropout_masks(pool, NULL, la->pkeep, B * H * T, T, p, rng);
     attn_job aj = {.c = c,
                    .T = T,
@@ -409,7 +424,7 @@ int preft_bt_forward(const preft_bt_model *m, preft_pool *pool, const preft_bert
     preft_pool_run(pool, B * H, attn_fwd_task, &aj);
 
     float *h = tmp;
-    lin_fwd(pool, m, &w->lin[BT_O], la->ctx, N, h, la->lora_t[BT_O]);
+    lin_fwd(pool, m, &w->lin[BT_O], 1, la->ctx, N, &h, &la->lora_t[BT_O]);
     ln_fwd_job j1 = {.m = m,
                      .a = a,
                      .h = h,
@@ -422,9 +437,9 @@ int preft_bt_forward(const preft_bt_model *m, preft_pool *pool, const preft_bert
                      .b = w->ln1_b,
                      .p = p};
     ln_fwd_pool(pool, &j1, drng);
-    lin_fwd(pool, m, &w->lin[BT_FFN_IN], la->a, N, la->fpre, la->lora_t[BT_FFN_IN]);
+    lin_fwd(pool, m, &w->lin[BT_FFN_IN], 1, la->a, N, &la->fpre, &la->lora_t[BT_FFN_IN]);
     gelu_pool(pool, la->fact, la->fpre, N, F, 0);
-    lin_fwd(pool, m, &w->lin[BT_FFN_OUT], la->fact, N, h, la->lora_t[BT_FFN_OUT]);
+    lin_fwd(pool, m, &w->lin[BT_FFN_OUT], 1, la->fact, N, &h, &la->lora_t[BT_FFN_OUT]);
     ln_fwd_job j2 = {.m = m,
                      .a = a,
                      .h = h,

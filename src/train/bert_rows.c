@@ -67,23 +67,10 @@ void preft_bt_dropout_masks(preft_pool *pool, float *mask, uint8_t *keep, int n,
 }
 
 typedef struct {
-  float *y, *gw, *gb;
-  const float *b, *dy, *x;
+  float *gw, *gb;
+  const float *dy, *x;
   int n, m;
 } col_job;
-
-static void bias_rows(void *ctx, int r0, int r1) {
-  const col_job *j = ctx;
-  for (int i = r0; i < r1; i++) {
-    float *y = j->y + (size_t)i * j->m;
-    for (int o = 0; o < j->m; o++) y[o] += j->b[o];
-  }
-}
-
-void preft_bt_bias_add(preft_pool *pool, float *y, const float *b, int n, int m) {
-  col_job j = {.y = y, .b = b, .n = n, .m = m};
-  preft_pool_run_rows(pool, n, (size_t)m, MIN_WORK, bias_rows, &j);
-}
 
 /* columns [c0, c1): the "rows" of preft_pool_run_rows are columns here */
 static void col_range(void *ctx, int c0, int c1) {

@@ -1,6 +1,6 @@
 /* bert_rows.h - internal: the BERT training pass's row-wise steps
- * (LayerNorm rows, dropout masks, bias adds and column sums), split over
- * the pool (bert_rows.c).
+ * (LayerNorm rows, dropout masks and column sums), split over the pool
+ * (bert_rows.c).
  *
  * Legend: n rows, D (or m) features per row. Every split gives the numbers
  * of the one-thread loops it replaced, bit for bit, whatever the thread
@@ -33,9 +33,6 @@ void preft_bt_mask_row(float *mask, int m, double p, const preft_rng *rng, uint6
  * mask NULL, keep[n, m] (1 = kept). rng moves n·m draws. */
 void preft_bt_dropout_masks(preft_pool *pool, float *mask, uint8_t *keep, int n, int m, double p,
                             preft_rng *rng);
-
-/* y[n, m] += b[m] per row. */
-void preft_bt_bias_add(preft_pool *pool, float *y, const float *b, int n, int m);
 
 /* Over columns c < m, rows i = 0..n-1 in order: gw[c] += dy[i,c]·x[i,c]
  * (gw, x NULL: skipped), gb[c] += dy[i,c] (gb NULL: skipped). */
