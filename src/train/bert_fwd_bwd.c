@@ -175,7 +175,7 @@ static void lin_bwd(preft_pool *pool, const preft_bt_model *m, const preft_bt_li
                     float *tmp) {
   if (param_grads && !m->frozen_base) {
     preft_gemm_dw(pool, li->gw, dy, li->out, x, li->in, n, li->out, li->in);
-    preft_bt_col_sums(pool, NULL, li->gb, dy, NULL, n, li->out);
+    preft_bt_col_sums(NULL, li->gb, dy, NULL, n, li->out);
   }
   if (dx) preft_gemm_dx(pool, dx, li->in, dy, li->out, li->w, n, li->out, li->in, accumulate);
   if (li->la) {
@@ -347,7 +347,7 @@ static void ln_bwd_rows(void *ctx, int r0, int r1) {
 
 static void ln_bwd_pool(preft_pool *pool, const ln_bwd_job *j, int N) {
   preft_pool_run_rows(pool, N, (size_t)j->D * 8, 16384, ln_bwd_rows, (void *)j);
-  if (j->gw) preft_bt_col_sums(pool, j->gw, j->gb, j->dy, j->xhat, N, j->D);
+  if (j->gw) preft_bt_col_sums(j->gw, j->gb, j->dy, j->xhat, N, j->D);
 }
 
 /* The embeddings' gradients by columns, rows in order: word, position and
@@ -534,5 +534,5 @@ void preft_bt_backward(preft_bt_model *m, preft_pool *pool, preft_bt_acts *a, fl
                    .D = D};
   ln_bwd_pool(pool, &be, N);
   emb_scatter_job sj = {m, a, dz};
-  preft_pool_run_rows(pool, D, (size_t)N * 4, 16384, emb_scatter_cols, &sj);
+  emb_scatter_cols(&sj, 0, D); /* on this thread, as the column sums (bert_rows.h) */
 }

@@ -370,12 +370,12 @@ double preft_bt_mlm_loss(preft_bt_model *m, preft_pool *pool, const preft_bt_act
   loss /= M;
   free(row_loss);
   if (d_out) {
-    preft_bt_col_sums(pool, NULL, m->g_mlm_bias, logits, NULL, M, V);
+    preft_bt_col_sums(NULL, m->g_mlm_bias, logits, NULL, M, V);
     preft_gemm_dw(pool, m->g_word, logits, V, z, D, M, V, D);
     preft_gemm_dx(pool, dz, D, logits, V, m->word, M, V, D, 0);
-    preft_bt_col_sums(pool, m->g_mlm_ln_w, m->g_mlm_ln_b, dz, xhat, M, D);
+    preft_bt_col_sums(m->g_mlm_ln_w, m->g_mlm_ln_b, dz, xhat, M, D);
     mlm_stage(pool, &j, 2);
-    preft_bt_col_sums(pool, NULL, m->mlm_dense.gb, dz, NULL, M, D);
+    preft_bt_col_sums(NULL, m->mlm_dense.gb, dz, NULL, M, D);
     preft_gemm_dw(pool, m->mlm_dense.gw, dz, D, xr, D, M, D, D);
     preft_gemm_dx(pool, xr, D, dz, D, m->mlm_dense.w, M, D, D, 0); /* xr becomes d x rows */
     for (int r = 0; r < M; r++) {

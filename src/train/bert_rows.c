@@ -66,33 +66,18 @@ void preft_bt_dropout_masks(preft_pool *pool, float *mask, uint8_t *keep, int n,
   preft_rng_skip(rng, (uint64_t)n * (uint64_t)m);
 }
 
-typedef struct {
-  float *gw, *gb;
-  const float *dy, *x;
-  int n, m;
-} col_job;
-
-/* columns [c0, c1): the "rows" of preft_pool_run_rows are columns here */
-static void col_range(void *ctx, int c0, int c1) {
-  const col_job *j = ctx;
-  for (int i = 0; i < j->n; i++) {
-    const float *dy = j->dy + (size_t)i * j->m, *x = j->x ? j->x + (size_t)i * j->m : NULL;
-    if (j->gw && j->gb) {
-      for (int c = c0; c < c1; c++) {
-        j->gw[c] += dy[c] * x[c];
-        j->gb[c] += dy[c];
+void preft_bt_col_sums(float *gw, float *gb, const float *dy, const float *x, int n, int m) {
+  for (int i = 0; i < n; i++) {
+    const float *r = dy + (size_t)i * m, *xr = x ? x + (size_t)i * m : NULL;
+    if (gw && gb) {
+      for (int c = 0; c < m; c++) {
+        gw[c] += r[c] * xr[c];
+        gb[c] += r[c];
       }
-    } else if (j->gw) {
-      for (int c = c0; c < c1; c++) j->gw[c] += dy[c] * x[c];
-    } else {
-      for (int c = c0; c < c1; c++) j->gb[c] += dy[c];
+    } else if (gw) {
+      for (int c = 0; c < m; c++) gw[c] += r[c] * xr[c];
+    } else if (gb) {
+      for (int c = 0; c < m; c++) gb[c] += r[c];
     }
   }
-}
-
-void preft_bt_col_sums(preft_pool *pool, float *gw, float *gb, const float *dy, const float *x, int n,
-                       int m) {
-  if (!gw && !gb) return;
-  col_job j = {.gw = gw, .gb = gb, .dy = dy, .x = x, .n = n, .m = m};
-  preft_pool_run_rows(pool, m, (size_t)n, MIN_WORK, col_range, &j);
 }
