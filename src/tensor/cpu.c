@@ -94,7 +94,9 @@ const char *preft_cpu_path_name(preft_cpu_path_kind k) {
   }
 }
 
-int preft_cpu_has_avx_vnni(void) {
+/* CPUID traps to the hypervisor in a VM (microseconds), and the quantized
+ * products ask for every call: each answer is read once and kept. */
+static int has_avx_vnni(void) {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
   unsigned a, b, c, d;
   if (preft_cpu_detected() < PREFT_CPU_AVX2) return 0;
@@ -105,7 +107,7 @@ int preft_cpu_has_avx_vnni(void) {
 #endif
 }
 
-int preft_cpu_has_avx512_vnni(void) {
+static int has_avx512_vnni(void) {
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
   unsigned a, b, c, d;
   __builtin_cpu_init();
@@ -117,4 +119,24 @@ int preft_cpu_has_avx512_vnni(void) {
 #else
   return 0;
 #endif
+}
+
+/* -1 until asked; a race only asks twice */
+static int cached(atomic_int *slot, int (*ask)(void)) {
+  int v = atomic_load_explicit(slot, memory_order_relaxed);
+  if (v < 0) {
+    v = ask();
+    atomic_store_explicit(slot, v, memory_order_relaxed);
+  }
+  return v;
+}
+
+int preft_cpu_has_avx_vnni(void) {
+  static atomic_int answer = -1;
+  return cached(&answer, has_avx_vnni);
+}
+
+int preft_cpu_has_avx512_vnni(void) {
+  static atomic_int answer = -1;
+  return cached(&answer, has_avx512_vnni);
 }

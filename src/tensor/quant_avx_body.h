@@ -83,12 +83,18 @@ QIN __m256i nibbles32(const uint8_t *qs) {
 QIN __m256i bits32_0x10(const uint8_t *qh) {
   uint32_t b;
   memcpy(&b, qh, 4);
+#if QK_VNNI == 2
+  /* AVX512BW+VL: the 32 bits are a byte mask (kmovd + one masked move) */
+  return _mm256_maskz_mov_epi8((__mmask32)b, _mm256_set1_epi8(0x10));
+#else
+  /* byte i takes byte i/8 of b, then tests its bit i%8 */
   __m256i v = _mm256_shuffle_epi8(
       _mm256_set1_epi32((int)b),
       _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL));
   const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
   v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
   return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+#endif
 }
 
 /* Sum of the 32 int8 of a Q8_0 activation block. */
