@@ -296,6 +296,19 @@ static void check_qgemm(preft_pool *pool, preft_dtype t, int n, int k, int m, in
                    preft_dtype_name(t), n, k, m, accumulate, run % 2 ? 1 : PREFT_QTILE_MIN_N, i, j, g, r);
       }
     }
+    /* the rows kernels: a row of x alone (decode, which takes weight rows
+     * in pairs) gives the bits it gets in the batch */
+    if (run % 2 == 0 && n > 1 && n < PREFT_QTILE_MIN_N) {
+      float *y1 = malloc((size_t)ys * sizeof *y1);
+      for (int i = 0; i < n; i++) {
+        memcpy(y1, y0 + (size_t)i * ys, (size_t)ys * sizeof *y1);
+        preft_qgemm(pool, y1, ys, x + (size_t)i * xs, xs, w, t, 1, k, m, accumulate);
+        if (memcmp(y1, y + (size_t)i * ys, (size_t)m * sizeof *y1) != 0)
+          fail_msg("%s %s n=%d k=%d m=%d acc=%d: row %d alone differs from its bits in the batch", kt->name,
+                   preft_dtype_name(t), n, k, m, accumulate, i);
+      }
+      free(y1);
+    }
   }
   preft_qgemm_limit(3);
   preft_qgemm_tile_min_n(PREFT_QTILE_MIN_N);
