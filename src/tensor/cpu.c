@@ -39,14 +39,17 @@ static int detect(void) {
 #endif
 }
 
-preft_cpu_path_kind preft_cpu_detected(void) {
-  int d = atomic_load_explicit(&detected, memory_order_relaxed);
-  if (d < 0) {
-    d = detect(); /* idempotent: a race only detects twice */
-    atomic_store_explicit(&detected, d, memory_order_relaxed);
+/* -1 until asked; a race only asks twice */
+static int cached(atomic_int *slot, int (*ask)(void)) {
+  int v = atomic_load_explicit(slot, memory_order_relaxed);
+  if (v < 0) {
+    v = ask();
+    atomic_store_explicit(slot, v, memory_order_relaxed);
   }
-  return (preft_cpu_path_kind)d;
+  return v;
 }
+
+preft_cpu_path_kind preft_cpu_detected(void) { return (preft_cpu_path_kind)cached(&detected, detect); }
 
 int preft_cpu_path_parse(const char *s) {
   static const char *const names[] = {"portable", "avx", "avx2", "avx512"};
@@ -119,16 +122,6 @@ static int has_avx512_vnni(void) {
 #else
   return 0;
 #endif
-}
-
-/* -1 until asked; a race only asks twice */
-static int cached(atomic_int *slot, int (*ask)(void)) {
-  int v = atomic_load_explicit(slot, memory_order_relaxed);
-  if (v < 0) {
-    v = ask();
-    atomic_store_explicit(slot, v, memory_order_relaxed);
-  }
-  return v;
 }
 
 int preft_cpu_has_avx_vnni(void) {

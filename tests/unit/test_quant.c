@@ -296,8 +296,8 @@ static void check_qgemm(preft_pool *pool, preft_dtype t, int n, int k, int m, in
                    preft_dtype_name(t), n, k, m, accumulate, run % 2 ? 1 : PREFT_QTILE_MIN_N, i, j, g, r);
       }
     }
-    /* the rows kernels: a row of x alone (decode, which takes weight rows
-     * in pairs) gives the bits it gets in the batch */
+    /* the rows kernels: a row of x alone (decode) gives the bits it gets
+     * in the batch */
     if (run % 2 == 0 && n > 1 && n < PREFT_QTILE_MIN_N) {
       float *y1 = malloc((size_t)ys * sizeof *y1);
       for (int i = 0; i < n; i++) {
