@@ -9,13 +9,13 @@
  *    N rows of x (4 at a time). Memory bound for N of a few, then compute
  *    bound with no packing overhead. Threads split M into row ranges.
  *  - pack (prefill, larger N): compute bound. For each block of GEMM_KC
- *    input features, a panel of 16 weight rows is converted to FP32 and
- *    transposed into a 16 KiB buffer on the task's stack (it stays in L1),
- *    then every 6-row tile of x is multiplied against it with 12 ymm
- *    accumulators. Threads split M into chunks of panels, and N into row
- *    blocks when M alone gives too few tasks for the pool to balance.
- * Both split into about 4 tasks per thread, handed out dynamically, so two
- * threads balance even when one is slowed by something else on the machine.
+ *    input features, a panel of nr weight rows is converted to FP32 and
+ *    transposed into a buffer on the task's stack (16 or 32 KiB: it stays
+ *    in L1), then every mr-row tile of x is multiplied against it (AVX2:
+ *    6 × 16 in 12 ymm accumulators; avx512: 12 × 32 in 24 zmm). Threads split M into chunks of panels, and N
+ * into row blocks when M alone gives too few tasks for the pool to balance. Both split into about 4 tasks per
+ * thread, handed out dynamically, so two threads balance even when one is slowed by something else on the
+ * machine.
  */
 #include "tensor/gemm.h"
 
@@ -138,6 +138,7 @@ static const preft_gemm_kernels *kernels(preft_dtype wdt, preft_matmul_precision
   preft_cpu_path_kind path = preft_cpu_path();
   if (path >= PREFT_CPU_AVX512_BF16 && wdt == PREFT_BF16 && prec == PREFT_MATMUL_BF16)
     return &preft_gemm_avx512_bf16;
+  if (path >= PREFT_CPU_AVX512_BF16) return &preft_gemm_avx512;
   if (path >= PREFT_CPU_AVX2) return &preft_gemm_avx2;
   if (path >= PREFT_CPU_AVX_FMA) return &preft_gemm_avx;
 #else

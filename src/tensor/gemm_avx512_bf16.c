@@ -22,6 +22,7 @@
 #include <limits.h>
 
 #include "tensor/gemm_kern.h"
+#include "tensor/sum4_avx512.h"
 
 #define TGT "avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c"
 #define BF_FN __attribute__((target(TGT)))
@@ -51,18 +52,6 @@ static BF_FN void round_x(uint16_t *dst, size_t kp, const float *x, size_t xs, i
 }
 
 /* ---- rows (decode): R weight rows dotted with NT rows of x ---------------- */
-
-/* Sums of four accumulators' lanes: { Σa, Σb, Σc, Σd }. */
-BF_INLINE __m128 sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
-  __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
-  __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
-  /* per 128-bit lane: ab = [a0 b0 a1 b1], cd = [c0 d0 c1 d1] */
-  __m512 s = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, 0x44), _mm512_shuffle_ps(ab, cd, 0xEE));
-  /* per 128-bit lane: [a b c d]; add the four lanes */
-  __m256 h = _mm256_add_ps(_mm512_castps512_ps256(s),
-                           _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
-  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
 
 /* y[0:NT, j:j+R] (+)= x[0:NT, 0:k] · w[j:j+R, 0:k]ᵀ; prefetches pf_adv
  * bytes from pf on every step (see bf_rows). */
@@ -104,7 +93,7 @@ BF_INLINE void dot_block(const int R, const int NT, float *y, size_t ys, const u
   for (int n = 0; n < NT; n++) {
     float *yy = y + (size_t)n * ys + (size_t)j;
     if (R == 4) {
-      __m128 s = sum4(acc[0][n], acc[1][n], acc[2][n], acc[3][n]);
+      __m128 s = preft_sum4_avx512(acc[0][n], acc[1][n], acc[2][n], acc[3][n]);
       if (accumulate) s = _mm_add_ps(s, _mm_loadu_ps(yy));
       _mm_storeu_ps(yy, s);
     } else {

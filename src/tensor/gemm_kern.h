@@ -13,7 +13,7 @@
  *    the matrix's edge zero), then reused by every mr-row tile of x:
  *    y[0:mr, 0:nr] (+)= x[0:mr, k0:k0+kc] · panel.
  *
- * The FP32 tables (portable, avx, avx2) take x as FP32. The BF16 table
+ * The FP32 tables (portable, avx, avx2, avx512) take x as FP32. The BF16 table
  * takes x already rounded to BF16 by the driver (gemm.h's precision), so
  * its products are exact in FP32 and only the sums round.
  */
@@ -26,11 +26,11 @@
 
 #define PREFT_GEMM_MR 6                       /* FP32 kernels: rows of x per register tile */
 #define PREFT_GEMM_NR 16                      /* FP32 kernels: weight rows (= columns of y) per panel */
-#define PREFT_GEMM_PANEL_BYTES (256 * 16 * 4) /* every table's panel fits: kc <= 256 */
+#define PREFT_GEMM_PANEL_BYTES (256 * 32 * 4) /* every table's panel fits: kc <= 256, nr <= 32 */
 
 typedef struct {
   /* Fills the panel from w[j0 : j0+nr, k0 : k0+kc] (rows past nr zero), in
-   * the layout the table's tile reads; FP32 tables: panel[kc][16] as FP32.
+   * the layout the table's tile reads; FP32 tables: panel[kc][nr] as FP32.
    * k is the row length of w (elements). prefetch_next: also start loading
    * the next panel's rows (j0+nr_max ...), worth it when few tiles of x
    * will use this panel (small N) and memory latency would otherwise show. */
@@ -65,6 +65,7 @@ extern const preft_gemm_kernels preft_gemm_portable;
 #define PREFT_HAVE_AVX_KERNELS 1
 extern const preft_gemm_kernels preft_gemm_avx;         /* AVX + FMA + F16C */
 extern const preft_gemm_kernels preft_gemm_avx2;        /* the same kernels, AVX2 BF16 widening */
+extern const preft_gemm_kernels preft_gemm_avx512;      /* FP32 on zmm: 12 x 32 tiles, 4 x 6 dots */
 extern const preft_gemm_kernels preft_gemm_avx512_bf16; /* BF16 weights, BF16 x, vdpbf16ps */
 #endif
 

@@ -9,8 +9,9 @@
  *  preft_roofline_fma_gflops: peak FP32 GFLOP/s (one FMA = 2 FLOP) of the
  *    SIMD path the kernels take now (preft_cpu_path): a loop of FMAs on 12
  *    independent registers, with no memory traffic. With AVX+FMA this is
- *    8 lanes × 2 FLOP × FMA issue rate × clock × threads; a compute-bound
- *    kernel (prefill GEMM) cannot beat it.
+ *    8 lanes × 2 FLOP × FMA issue rate × clock × threads, on the avx512
+ *    path 16 lanes (its FP32 kernels use zmm); a compute-bound kernel
+ *    (prefill GEMM) cannot beat it.
  *
  *  preft_roofline_bf16dot_gflops: the same for vdpbf16ps (32 BF16 products
  *    summed into 16 FP32 lanes per instruction: 64 FLOP), the ceiling of

@@ -1,0 +1,327 @@
+/* gemm_avx512.c - preft_gemm's FP32 kernels on 512-bit registers (exact
+ * precision: FP32 x, FP32 / F16 / BF16 weights widened to FP32 as they
+ * load), for CPUs on the avx512 path (cpu.h). Same two regimes and the
+ * same blocking as the AVX2 kernels (gemm_avx_body.h, gemm_kern.h); where
+ * the FPU executes a 512-bit FMA at the rate of a 256-bit one (Zen 4 and 5
+ * servers, Intel cores with two FMA units), each instruction does twice
+ * the work, and 32 registers hold twice the tile.
+ *
+ *  - pack + tile (prefill): a panel of 32 weight rows × kc features,
+ *    transposed 16 × 16 at a time into panel[kc][32] (32 KiB at kc = 256,
+ *    in L1); a tile of 12 rows of x × 32 columns of y in 24 accumulators,
+ *    one broadcast of x per two FMAs. Columns past the edge of y are
+ *    masked, not copied.
+ *  - rows (decode): R = 4 weight rows × NT <= 6 rows of x in 24
+ *    accumulators, 16 features a step; the K tail is a masked load of both.
+ *    Weight rows in groups of 12, the next group prefetched into L2 at an
+ *    even rate over the passes of this one.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "tensor/gemm_kern.h"
+#include "tensor/sum4_avx512.h"
+
+#define TGT "avx512f,avx512bw,avx512vl,avx2,fma,f16c"
+#define Z_FN __attribute__((target(TGT)))
+#define Z_INLINE static inline __attribute__((always_inline, target(TGT)))
+
+#define MR 12        /* rows of x per register tile */
+#define NR 32        /* weight rows (columns of y) per panel */
+#define ROW_GROUP 12 /* rows kernel: weight rows per group, a multiple of R = 4 */
+
+_Static_assert(NR * 256 * 4 <= PREFT_GEMM_PANEL_BYTES, "the panel fits the driver's buffer at kc = 256");
+
+Z_INLINE void prefetch_l2(uintptr_t a) { _mm_prefetch((const char *)a, _MM_HINT_T1); }
+
+/* The first `count` of w[i .. i+16) as FP32, zeros after; dt is a
+ * compile-time constant at every call site. */
+Z_INLINE __m512 load16(const void *w, preft_dtype dt, size_t i, __mmask16 m) {
+  if (dt == PREFT_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i));
+  if (dt == PREFT_BF16)
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i)), 16));
+  return _mm512_maskz_loadu_ps(m, (const float *)w + i);
+}
+
+static inline __mmask16 mask_first(int count) {
+  return count >= 16 ? (__mmask16)0xFFFF : count > 0 ? (__mmask16)((1u << count) - 1) : 0;
+}
+
+/* ---- packing: panel[kc][32] from 32 weight rows ------------------------- */
+
+/* In-register 16 × 16 transpose: r[i] holds row i on entry, column i on exit. */
+Z_INLINE void transpose16(__m512 r[16]) {
+  __m512 t[16], s[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 16; i += 2) { /* pairs of rows interleaved: [a0 b0 a1 b1 | ...] per 128-bit lane */
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < 16; i += 4) { /* four rows' element c of each 128-bit lane together */
+    s[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    s[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    s[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    s[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  /* s[4q + c] lane l holds rows 4q..4q+3 at feature 4l + c; gather lanes */
+#pragma GCC unroll 8
+  for (int c = 0; c < 4; c++) {
+    __m512 a = _mm512_shuffle_f32x4(s[c], s[4 + c], 0x88), b = _mm512_shuffle_f32x4(s[c], s[4 + c], 0xDD);
+    __m512 e = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0x88),
+           f = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_f32x4(a, e, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(a, e, 0xDD);
+    r[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(b, f, 0xDD);
+  }
+}
+
+Z_INLINE void pack_dt(float *panel, const void *w, const preft_dtype dt, size_t k, int j0, int nr, int k0,
+                      int kc, int prefetch_next) {
+  const size_t esize = dt == PREFT_F32 ? 4 : 2;
+  for (int jb = 0; jb < NR; jb += 16) {
+    if (jb >= nr) {
+      for (int kk = 0; kk < kc; kk++) _mm512_store_ps(panel + (size_t)kk * NR + jb, _mm512_setzero_ps());
+      continue;
+    }
+    for (int kk = 0; kk < kc; kk += 16) {
+      /* The next panel's rows (j0 + 32 ...) over the same features, one
+       * line per row whenever this row crosses into a new line: panels are
+       * packed one after the other, so their rows arrive from memory while
+       * this one's tiles compute. */
+      if (prefetch_next && (kk * (int)esize) % 64 == 0) {
+#pragma GCC unroll 16
+        for (int jj = 0; jj < 16; jj++)
+          prefetch_l2((uintptr_t)w + ((uintptr_t)(j0 + NR + jb + jj) * k + (uintptr_t)(k0 + kk)) * esize);
+      }
+      __mmask16 m = mask_first(kc - kk);
+      __m512 r[16];
+#pragma GCC unroll 16
+      for (int jj = 0; jj < 16; jj++)
+        r[jj] = jb + jj < nr ? load16(w, dt, (size_t)(j0 + jb + jj) * k + (size_t)(k0 + kk), m)
+                             : _mm512_setzero_ps();
+      transpose16(r);
+      int n = kc - kk < 16 ? kc - kk : 16;
+#pragma GCC unroll 16
+      for (int i = 0; i < 16; i++)
+        if (i < n) _mm512_store_ps(panel + (size_t)(kk + i) * NR + jb, r[i]);
+    }
+  }
+}
+
+static Z_FN void z_pack(void *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0, int kc,
+                        int prefetch_next) {
+  switch (wdt) {
+    case PREFT_F16:
+      pack_dt(panel, w, PREFT_F16, k, j0, nr, k0, kc, prefetch_next);
+      break;
+    case PREFT_BF16:
+      pack_dt(panel, w, PREFT_BF16, k, j0, nr, k0, kc, prefetch_next);
+      break;
+    default:
+      pack_dt(panel, w, PREFT_F32, k, j0, nr, k0, kc, prefetch_next);
+      break;
+  }
+}
+
+/* ---- prefill tile: y[R,32] (+)= x[R,kc] · panel[kc,32] ------------------ */
+
+Z_INLINE void tile_mr(const int R, int kc, const float *x, size_t xs, const float *p, float *y, size_t ys,
+                      __mmask16 m0, __mmask16 m1, int accumulate) {
+  __m512 c0[MR], c1[MR];
+#pragma GCC unroll 12
+  for (int r = 0; r < R; r++) {
+    c0[r] = accumulate ? _mm512_maskz_loadu_ps(m0, y + (size_t)r * ys) : _mm512_setzero_ps();
+    c1[r] = accumulate ? _mm512_maskz_loadu_ps(m1, y + (size_t)r * ys + 16) : _mm512_setzero_ps();
+  }
+  for (int kk = 0; kk < kc; kk++) {
+    __m512 b0 = _mm512_load_ps(p), b1 = _mm512_load_ps(p + 16);
+    p += NR;
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) {
+      __m512 a = _mm512_set1_ps(x[(size_t)r * xs + (size_t)kk]);
+      c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
+      c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+    }
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < R; r++) {
+    _mm512_mask_storeu_ps(y + (size_t)r * ys, m0, c0[r]);
+    _mm512_mask_storeu_ps(y + (size_t)r * ys + 16, m1, c1[r]);
+  }
+}
+
+#define TILE_CASE(R)                                         \
+  case R:                                                    \
+    tile_mr(R, kc, x, xs, panel, y, ys, m0, m1, accumulate); \
+    break;
+
+static Z_FN void z_tile(int kc, const void *xv, size_t xs, const void *panel, float *y, size_t ys, int mr,
+                        int nr, int accumulate) {
+  const float *x = xv;
+  __mmask16 m0 = mask_first(nr), m1 = mask_first(nr - 16);
+  switch (mr) {
+    TILE_CASE(12)
+    TILE_CASE(11)
+    TILE_CASE(10)
+    TILE_CASE(9)
+    TILE_CASE(8)
+    TILE_CASE(7)
+    TILE_CASE(6)
+    TILE_CASE(5)
+    TILE_CASE(4)
+    TILE_CASE(3)
+    TILE_CASE(2)
+    default:
+      tile_mr(1, kc, x, xs, panel, y, ys, m0, m1, accumulate);
+      break;
+  }
+}
+
+/* ---- decode: R weight rows dotted with NT rows of x over all of K ------- */
+
+/* y[0:NT, j:j+R] (+)= x[0:NT, 0:k] · w[j:j+R, 0:k]ᵀ; every step of 16
+ * features also prefetches pf_adv bytes from address pf on (see z_rows). */
+Z_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float *y, size_t ys, const float *x,
+                        size_t xs, const void *w, int k, int j, int accumulate, uintptr_t pf, size_t pf_adv) {
+  __m512 acc[4][6];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 8
+    for (int n = 0; n < NT; n++) acc[r][n] = _mm512_setzero_ps();
+  const size_t base = (size_t)j * (size_t)k;
+  const int k16 = k & ~15;
+  for (int kk = 0; kk < k16; kk += 16) {
+    for (size_t o = 0; o < pf_adv; o += 64) prefetch_l2(pf + o);
+    pf += pf_adv;
+    __m512 wv[4];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) wv[r] = load16(w, dt, base + (size_t)r * (size_t)k + (size_t)kk, 0xFFFF);
+#pragma GCC unroll 8
+    for (int n = 0; n < NT; n++) {
+      __m512 xv = _mm512_loadu_ps(x + (size_t)n * xs + (size_t)kk);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) acc[r][n] = _mm512_fmadd_ps(wv[r], xv, acc[r][n]);
+    }
+  }
+  if (k16 < k) {
+    __mmask16 m = mask_first(k - k16);
+    __m512 wv[4];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) wv[r] = load16(w, dt, base + (size_t)r * (size_t)k + (size_t)k16, m);
+#pragma GCC unroll 8
+    for (int n = 0; n < NT; n++) {
+      __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)n * xs + (size_t)k16);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) acc[r][n] = _mm512_fmadd_ps(wv[r], xv, acc[r][n]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int n = 0; n < NT; n++) {
+    float *yy = y + (size_t)n * ys + (size_t)j;
+    if (R == 4) {
+      __m128 s = preft_sum4_avx512(acc[0][n], acc[1][n], acc[2][n], acc[3][n]);
+      if (accumulate) s = _mm_add_ps(s, _mm_loadu_ps(yy));
+      _mm_storeu_ps(yy, s);
+    } else {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; r++) {
+        float s = _mm512_reduce_add_ps(acc[r][n]);
+        yy[r] = accumulate ? yy[r] + s : s;
+      }
+    }
+  }
+}
+
+#define DOT_ARGS y, ys, x, xs, w, k, j, accumulate, pf, pf_adv
+#define DOT_NT(R, DT)                \
+  switch (nt) {                      \
+    case 1:                          \
+      dot_block(R, 1, DT, DOT_ARGS); \
+      break;                         \
+    case 2:                          \
+      dot_block(R, 2, DT, DOT_ARGS); \
+      break;                         \
+    case 3:                          \
+      dot_block(R, 3, DT, DOT_ARGS); \
+      break;                         \
+    case 4:                          \
+      dot_block(R, 4, DT, DOT_ARGS); \
+      break;                         \
+    case 5:                          \
+      dot_block(R, 5, DT, DOT_ARGS); \
+      break;                         \
+    default:                         \
+      dot_block(R, 6, DT, DOT_ARGS); \
+      break;                         \
+  }
+#define DOT_R(DT)   \
+  do {              \
+    if (r == 4) {   \
+      DOT_NT(4, DT) \
+    } else {        \
+      DOT_NT(1, DT) \
+    }               \
+  } while (0)
+
+static Z_FN void dot_dispatch(int r, int nt, preft_dtype dt, float *y, size_t ys, const float *x, size_t xs,
+                              const void *w, int k, int j, int accumulate, uintptr_t pf, size_t pf_adv) {
+  switch (dt) {
+    case PREFT_F16:
+      DOT_R(PREFT_F16);
+      break;
+    case PREFT_BF16:
+      DOT_R(PREFT_BF16);
+      break;
+    default:
+      DOT_R(PREFT_F32);
+      break;
+  }
+}
+
+/* As the AVX2 rows kernel (gemm_avx_body.h): weight rows in groups of 12,
+ * the first pass over a group reads it from memory and later passes from
+ * cache, and the next group is prefetched into L2 at an even rate. */
+static Z_FN void z_rows(float *y, size_t ys, const void *xv, size_t xs, const void *w, preft_dtype wdt, int n,
+                        int k, int j0, int j1, int accumulate) {
+  const float *x = xv;
+  const size_t esize = preft_dtype_size(wdt);
+  const int passes = (n + 5) / 6, steps = (k + 15) / 16;
+  for (int g0 = j0; g0 < j1; g0 += ROW_GROUP) {
+    int g1 = g0 + ROW_GROUP < j1 ? g0 + ROW_GROUP : j1;
+    int calls = passes * ((g1 - g0) / 4 + (g1 - g0) % 4);
+    size_t region = (size_t)ROW_GROUP * (size_t)k * esize, total = (size_t)calls * (size_t)steps;
+    size_t pf_adv = total ? (region + total - 1) / total : 0;
+    if (pf_adv > 256) pf_adv = 256; /* a step reads 4 rows' 16 features: at most 4 lines ahead */
+    uintptr_t pf = (uintptr_t)w + (uintptr_t)g1 * (uintptr_t)k * esize;
+    for (int pi = 0, i0 = 0; pi < passes; pi++) {
+      int nt = preft_gemm_pass_rows(n, passes, pi);
+      const float *xi = x + (size_t)i0 * xs;
+      float *yi = y + (size_t)i0 * ys;
+      int j = g0;
+      for (; j + 4 <= g1; j += 4, pf += pf_adv * (size_t)steps)
+        dot_dispatch(4, nt, wdt, yi, ys, xi, xs, w, k, j, accumulate, pf, pf_adv);
+      for (; j < g1; j++, pf += pf_adv * (size_t)steps)
+        dot_dispatch(1, nt, wdt, yi, ys, xi, xs, w, k, j, accumulate, pf, pf_adv);
+      i0 += nt;
+    }
+  }
+}
+
+/* rows_max_n per weight type (F32, F16, BF16): the crossovers measured by
+ * bench_gemm (docs/KERNELS.md). 16-bit weights stay on the rows kernel up
+ * to N = 64: half the bytes per weight keep a group's passes in cache, and
+ * it beats the panels there (345-400 GFLOP/s against 245-315 at N = 64). */
+const preft_gemm_kernels preft_gemm_avx512 = {.pack = z_pack,
+                                              .tile = z_tile,
+                                              .rows = z_rows,
+                                              .mr = MR,
+                                              .nr = NR,
+                                              .rows_max_n = {48, 64, 64},
+                                              .name = "avx512"};
+
+#endif
