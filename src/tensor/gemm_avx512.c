@@ -11,10 +11,19 @@
  *    in L1); a tile of 12 rows of x × 32 columns of y in 24 accumulators,
  *    one broadcast of x per two FMAs. Columns past the edge of y are
  *    masked, not copied.
- *  - rows (decode): R = 4 weight rows × NT <= 6 rows of x in 24
- *    accumulators, 16 features a step; the K tail is a masked load of both.
- *    Weight rows in groups of 12, the next group prefetched into L2 at an
- *    even rate over the passes of this one.
+ *  - rows (decode), F16 and BF16 weights: R = 4 weight rows × NT <= 6
+ *    rows of x in 24 accumulators, 16 features a step; the K tail is a
+ *    masked load of both. Weight rows in groups of 12, the next group
+ *    prefetched into L2 at an even rate over the passes of this one.
+ *    F32 weights take the AVX2 rows kernel: 16 F32 weights are a whole
+ *    cache line, and weights mapped from a safetensors file start at any
+ *    multiple of 8 bytes, so most zmm loads would straddle two lines; cold
+ *    (weights from memory) the zmm kernel lost 10-30 % at N = 2..8.
+ *
+ * A row of x gets the same bits whatever other rows share its call, as long
+ * as the call stays in one regime (each row has its own accumulators, and
+ * a weight type always takes the same rows kernel): the engine's tokens do
+ * not depend on how requests were batched within a regime.
  */
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -270,17 +279,10 @@ Z_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float *
 
 static Z_FN void dot_dispatch(int r, int nt, preft_dtype dt, float *y, size_t ys, const float *x, size_t xs,
                               const void *w, int k, int j, int accumulate, uintptr_t pf, size_t pf_adv) {
-  switch (dt) {
-    case PREFT_F16:
-      DOT_R(PREFT_F16);
-      break;
-    case PREFT_BF16:
-      DOT_R(PREFT_BF16);
-      break;
-    default:
-      DOT_R(PREFT_F32);
-      break;
-  }
+  if (dt == PREFT_F16)
+    DOT_R(PREFT_F16);
+  else
+    DOT_R(PREFT_BF16);
 }
 
 /* As the AVX2 rows kernel (gemm_avx_body.h): weight rows in groups of 12,
@@ -288,6 +290,10 @@ static Z_FN void dot_dispatch(int r, int nt, preft_dtype dt, float *y, size_t ys
  * cache, and the next group is prefetched into L2 at an even rate. */
 static Z_FN void z_rows(float *y, size_t ys, const void *xv, size_t xs, const void *w, preft_dtype wdt, int n,
                         int k, int j0, int j1, int accumulate) {
+  if (wdt == PREFT_F32) { /* see the file's comment */
+    preft_gemm_avx2.rows(y, ys, xv, xs, w, wdt, n, k, j0, j1, accumulate);
+    return;
+  }
   const float *x = xv;
   const size_t esize = preft_dtype_size(wdt);
   const int passes = (n + 5) / 6, steps = (k + 15) / 16;
@@ -296,7 +302,7 @@ static Z_FN void z_rows(float *y, size_t ys, const void *xv, size_t xs, const vo
     int calls = passes * ((g1 - g0) / 4 + (g1 - g0) % 4);
     size_t region = (size_t)ROW_GROUP * (size_t)k * esize, total = (size_t)calls * (size_t)steps;
     size_t pf_adv = total ? (region + total - 1) / total : 0;
-    if (pf_adv > 256) pf_adv = 256; /* a step reads 4 rows' 16 features: at most 4 lines ahead */
+    if (pf_adv > 128) pf_adv = 128;
     uintptr_t pf = (uintptr_t)w + (uintptr_t)g1 * (uintptr_t)k * esize;
     for (int pi = 0, i0 = 0; pi < passes; pi++) {
       int nt = preft_gemm_pass_rows(n, passes, pi);
@@ -315,7 +321,8 @@ static Z_FN void z_rows(float *y, size_t ys, const void *xv, size_t xs, const vo
 /* rows_max_n per weight type (F32, F16, BF16): the crossovers measured by
  * bench_gemm (docs/KERNELS.md). 16-bit weights stay on the rows kernel up
  * to N = 64: half the bytes per weight keep a group's passes in cache, and
- * it beats the panels there (345-400 GFLOP/s against 245-315 at N = 64). */
+ * it beats the panels there (345-400 GFLOP/s against 245-315 at N = 64).
+ * F32 keeps the AVX2 tables' 48, so rows and panels split where they did. */
 const preft_gemm_kernels preft_gemm_avx512 = {.pack = z_pack,
                                               .tile = z_tile,
                                               .rows = z_rows,
