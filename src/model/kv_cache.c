@@ -8,6 +8,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/huge_alloc.h"
+
 size_t preft_kv_block_bytes(int n_layers, int kv_dim, int block_size) {
   return 2 * sizeof(float) * (size_t)n_layers * (size_t)block_size * (size_t)kv_dim;
 }
@@ -18,8 +20,8 @@ int preft_kv_init(preft_kv_cache *kv, int n_layers, int kv_dim, int block_size, 
   if (n_layers <= 0 || kv_dim <= 0 || block_size <= 0 || n_blocks <= 0 || max_seqs <= 0 || max_ctx <= 0)
     return preft_fail(err, "kv cache: every size must be positive");
   size_t elems = (size_t)n_blocks * (size_t)n_layers * (size_t)block_size * (size_t)kv_dim;
-  kv->k = malloc(elems * sizeof(float));
-  kv->v = malloc(elems * sizeof(float));
+  kv->k = preft_alloc_huge(elems * sizeof(float)); /* few page faults when blocks are first written */
+  kv->v = preft_alloc_huge(elems * sizeof(float));
   if (!kv->k || !kv->v) {
     free(kv->k);
     free(kv->v);

@@ -1,0 +1,22 @@
+/* huge_alloc.h - large, long-lived buffers on transparent huge pages.
+ *
+ * A buffer of hundreds of MB that is touched block by block (the paged KV
+ * cache) costs one page fault per 4 KiB page on first touch, and each one
+ * is a trap into the kernel (on a virtual machine, through the
+ * hypervisor): restoring 89 MB of KV blocks from the prefix cache's disk
+ * tier took ~350 ms, most of it faults. Aligned to 2 MiB and advised
+ * MADV_HUGEPAGE, the kernel backs it with 2 MiB pages where it can (THP
+ * "always" or "madvise"): 512 times fewer faults and TLB entries. Pages
+ * are still only committed when touched. Where THP is off the advice is
+ * ignored and the buffer behaves as a malloc'd one.
+ */
+#ifndef PREFT_BASE_HUGE_ALLOC_H
+#define PREFT_BASE_HUGE_ALLOC_H
+
+#include <stddef.h>
+
+/* bytes (rounded up to 2 MiB) aligned to 2 MiB, advised for huge pages;
+ * NULL when the memory is not there. Release with free(). */
+void *preft_alloc_huge(size_t bytes);
+
+#endif
