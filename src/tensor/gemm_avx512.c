@@ -31,15 +31,14 @@
 #include <stdint.h>
 
 #include "tensor/gemm_kern.h"
-#include "tensor/sum4_avx512.h"
+#include "tensor/rows_avx512.h"
 
 #define TGT "avx512f,avx512bw,avx512vl,avx2,fma,f16c"
 #define Z_FN __attribute__((target(TGT)))
 #define Z_INLINE static inline __attribute__((always_inline, target(TGT)))
 
-#define MR 12        /* rows of x per register tile */
-#define NR 32        /* weight rows (columns of y) per panel */
-#define ROW_GROUP 12 /* rows kernel: weight rows per group, a multiple of R = 4 */
+#define MR 12 /* rows of x per register tile */
+#define NR 32 /* weight rows (columns of y) per panel */
 
 _Static_assert(NR * 256 * 4 <= PREFT_GEMM_PANEL_BYTES, "the panel fits the driver's buffer at kc = 256");
 
@@ -124,17 +123,9 @@ Z_INLINE void pack_dt(float *panel, const void *w, const preft_dtype dt, size_t 
 
 static Z_FN void z_pack(void *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0, int kc,
                         int prefetch_next) {
-  switch (wdt) {
-    case PREFT_F16:
-      pack_dt(panel, w, PREFT_F16, k, j0, nr, k0, kc, prefetch_next);
-      break;
-    case PREFT_BF16:
-      pack_dt(panel, w, PREFT_BF16, k, j0, nr, k0, kc, prefetch_next);
-      break;
-    default:
-      pack_dt(panel, w, PREFT_F32, k, j0, nr, k0, kc, prefetch_next);
-      break;
-  }
+#define PACK_AS(DT) pack_dt(panel, w, DT, k, j0, nr, k0, kc, prefetch_next)
+  PREFT_GEMM_DTYPE_CASES(wdt, PACK_AS);
+#undef PACK_AS
 }
 
 /* ---- prefill tile: y[R,32] (+)= x[R,kc] · panel[kc,32] ------------------ */
@@ -229,21 +220,7 @@ Z_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float *
       for (int r = 0; r < R; r++) acc[r][n] = _mm512_fmadd_ps(wv[r], xv, acc[r][n]);
     }
   }
-#pragma GCC unroll 8
-  for (int n = 0; n < NT; n++) {
-    float *yy = y + (size_t)n * ys + (size_t)j;
-    if (R == 4) {
-      __m128 s = preft_sum4_avx512(acc[0][n], acc[1][n], acc[2][n], acc[3][n]);
-      if (accumulate) s = _mm_add_ps(s, _mm_loadu_ps(yy));
-      _mm_storeu_ps(yy, s);
-    } else {
-#pragma GCC unroll 8
-      for (int r = 0; r < R; r++) {
-        float s = _mm512_reduce_add_ps(acc[r][n]);
-        yy[r] = accumulate ? yy[r] + s : s;
-      }
-    }
-  }
+  preft_rows_store_avx512(R, NT, acc, y, ys, j, accumulate);
 }
 
 #define DOT_ARGS y, ys, x, xs, w, k, j, accumulate, pf, pf_adv
@@ -277,45 +254,25 @@ Z_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float *
     }               \
   } while (0)
 
-static Z_FN void dot_dispatch(int r, int nt, preft_dtype dt, float *y, size_t ys, const float *x, size_t xs,
+static Z_FN void dot_dispatch(int r, int nt, preft_dtype dt, float *y, size_t ys, const void *xv, size_t xs,
                               const void *w, int k, int j, int accumulate, uintptr_t pf, size_t pf_adv) {
+  const float *x = xv;
   if (dt == PREFT_F16)
     DOT_R(PREFT_F16);
   else
     DOT_R(PREFT_BF16);
 }
 
-/* As the AVX2 rows kernel (gemm_avx_body.h): weight rows in groups of 12,
- * the first pass over a group reads it from memory and later passes from
- * cache, and the next group is prefetched into L2 at an even rate. */
-static Z_FN void z_rows(float *y, size_t ys, const void *xv, size_t xs, const void *w, preft_dtype wdt, int n,
+/* preft_rows_groups_avx512 with this dot kernel, 16 features a step (at
+ * most 2 lines prefetched a step); F32 weights go to the AVX2 kernel. */
+static Z_FN void z_rows(float *y, size_t ys, const void *x, size_t xs, const void *w, preft_dtype wdt, int n,
                         int k, int j0, int j1, int accumulate) {
   if (wdt == PREFT_F32) { /* see the file's comment */
-    preft_gemm_avx2.rows(y, ys, xv, xs, w, wdt, n, k, j0, j1, accumulate);
+    preft_gemm_avx2.rows(y, ys, x, xs, w, wdt, n, k, j0, j1, accumulate);
     return;
   }
-  const float *x = xv;
-  const size_t esize = preft_dtype_size(wdt);
-  const int passes = (n + 5) / 6, steps = (k + 15) / 16;
-  for (int g0 = j0; g0 < j1; g0 += ROW_GROUP) {
-    int g1 = g0 + ROW_GROUP < j1 ? g0 + ROW_GROUP : j1;
-    int calls = passes * ((g1 - g0) / 4 + (g1 - g0) % 4);
-    size_t region = (size_t)ROW_GROUP * (size_t)k * esize, total = (size_t)calls * (size_t)steps;
-    size_t pf_adv = total ? (region + total - 1) / total : 0;
-    if (pf_adv > 128) pf_adv = 128;
-    uintptr_t pf = (uintptr_t)w + (uintptr_t)g1 * (uintptr_t)k * esize;
-    for (int pi = 0, i0 = 0; pi < passes; pi++) {
-      int nt = preft_gemm_pass_rows(n, passes, pi);
-      const float *xi = x + (size_t)i0 * xs;
-      float *yi = y + (size_t)i0 * ys;
-      int j = g0;
-      for (; j + 4 <= g1; j += 4, pf += pf_adv * (size_t)steps)
-        dot_dispatch(4, nt, wdt, yi, ys, xi, xs, w, k, j, accumulate, pf, pf_adv);
-      for (; j < g1; j++, pf += pf_adv * (size_t)steps)
-        dot_dispatch(1, nt, wdt, yi, ys, xi, xs, w, k, j, accumulate, pf, pf_adv);
-      i0 += nt;
-    }
-  }
+  preft_rows_groups_avx512(dot_dispatch, 16, sizeof(float), preft_dtype_size(wdt), 128, y, ys, x, xs, w, wdt,
+                           n, k, j0, j1, accumulate);
 }
 
 /* rows_max_n per weight type (F32, F16, BF16): the crossovers measured by

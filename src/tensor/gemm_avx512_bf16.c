@@ -22,13 +22,12 @@
 #include <limits.h>
 
 #include "tensor/gemm_kern.h"
-#include "tensor/sum4_avx512.h"
+#include "tensor/rows_avx512.h"
 
 #define TGT "avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c"
 #define BF_FN __attribute__((target(TGT)))
 #define BF_INLINE static inline __attribute__((always_inline, target(TGT)))
 
-#define ROW_GROUP 12 /* weight rows per group: a multiple of R = 4 */
 
 BF_INLINE __m512bh as_bh(__m512i v) { return (__m512bh)v; }
 
@@ -89,21 +88,7 @@ BF_INLINE void dot_block(const int R, const int NT, float *y, size_t ys, const u
       for (int r = 0; r < R; r++) acc[r][n] = _mm512_dpbf16_ps(acc[r][n], as_bh(wv[r]), as_bh(xv));
     }
   }
-#pragma GCC unroll 8
-  for (int n = 0; n < NT; n++) {
-    float *yy = y + (size_t)n * ys + (size_t)j;
-    if (R == 4) {
-      __m128 s = preft_sum4_avx512(acc[0][n], acc[1][n], acc[2][n], acc[3][n]);
-      if (accumulate) s = _mm_add_ps(s, _mm_loadu_ps(yy));
-      _mm_storeu_ps(yy, s);
-    } else {
-#pragma GCC unroll 8
-      for (int r = 0; r < R; r++) {
-        float s = _mm512_reduce_add_ps(acc[r][n]);
-        yy[r] = accumulate ? yy[r] + s : s;
-      }
-    }
-  }
+  preft_rows_store_avx512(R, NT, acc, y, ys, j, accumulate);
 }
 
 #define DOT_ARGS y, ys, x, xs, w, k, j, accumulate, pf, pf_adv
@@ -129,8 +114,10 @@ BF_INLINE void dot_block(const int R, const int NT, float *y, size_t ys, const u
       break;                     \
   }
 
-static BF_FN void dot_dispatch(int r, int nt, float *y, size_t ys, const uint16_t *x, size_t xs,
-                               const uint16_t *w, int k, int j, int accumulate, uintptr_t pf, size_t pf_adv) {
+static BF_FN void dot_dispatch(int r, int nt, preft_dtype dt, float *y, size_t ys, const void *xv, size_t xs,
+                               const void *wv, int k, int j, int accumulate, uintptr_t pf, size_t pf_adv) {
+  (void)dt; /* BF16 */
+  const uint16_t *x = xv, *w = wv;
   if (r == 4) {
     DOT_NT(4)
   } else {
@@ -138,33 +125,11 @@ static BF_FN void dot_dispatch(int r, int nt, float *y, size_t ys, const uint16_
   }
 }
 
-/* As the FP32 rows kernel (gemm_avx_body.h): weight rows in groups of 12,
- * the first pass over a group reads it from memory and later passes from
- * cache, and the next group is prefetched into L2 at an even rate. */
-static BF_FN void bf_rows(float *y, size_t ys, const void *xv, size_t xs, const void *wv, preft_dtype wdt,
+/* preft_rows_groups_avx512 with this dot kernel, 32 features a step (at
+ * most 4 lines prefetched a step: a step reads 4). */
+static BF_FN void bf_rows(float *y, size_t ys, const void *x, size_t xs, const void *w, preft_dtype wdt,
                           int n, int k, int j0, int j1, int accumulate) {
-  (void)wdt;
-  const uint16_t *x = xv, *w = wv;
-  const int passes = (n + 5) / 6, steps = (k + 31) / 32;
-  for (int g0 = j0; g0 < j1; g0 += ROW_GROUP) {
-    int g1 = g0 + ROW_GROUP < j1 ? g0 + ROW_GROUP : j1;
-    int calls = passes * ((g1 - g0) / 4 + (g1 - g0) % 4);
-    size_t region = (size_t)ROW_GROUP * (size_t)k * 2, total = (size_t)calls * (size_t)steps;
-    size_t pf_adv = total ? (region + total - 1) / total : 0;
-    if (pf_adv > 256) pf_adv = 256; /* a step reads 4 lines, at most 4 ahead */
-    uintptr_t pf = (uintptr_t)w + (uintptr_t)g1 * (uintptr_t)k * 2;
-    for (int pi = 0, i0 = 0; pi < passes; pi++) {
-      int nt = preft_gemm_pass_rows(n, passes, pi);
-      const uint16_t *xi = x + (size_t)i0 * xs;
-      float *yi = y + (size_t)i0 * ys;
-      int j = g0;
-      for (; j + 4 <= g1; j += 4, pf += pf_adv * (size_t)steps)
-        dot_dispatch(4, nt, yi, ys, xi, xs, w, k, j, accumulate, pf, pf_adv);
-      for (; j < g1; j++, pf += pf_adv * (size_t)steps)
-        dot_dispatch(1, nt, yi, ys, xi, xs, w, k, j, accumulate, pf, pf_adv);
-      i0 += nt;
-    }
-  }
+  preft_rows_groups_avx512(dot_dispatch, 32, 2, 2, 256, y, ys, x, xs, w, wdt, n, k, j0, j1, accumulate);
 }
 
 /* Only BF16 weights reach this table. The rows kernel runs at every N: it

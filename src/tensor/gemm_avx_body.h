@@ -106,17 +106,9 @@ AVX_INLINE void pack_dt(float *panel, const void *w, preft_dtype dt, size_t k, i
 
 static AVX_FN void avx_pack(void *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0,
                             int kc, int prefetch_next) {
-  switch (wdt) {
-    case PREFT_F16:
-      pack_dt(panel, w, PREFT_F16, k, j0, nr, k0, kc, prefetch_next);
-      break;
-    case PREFT_BF16:
-      pack_dt(panel, w, PREFT_BF16, k, j0, nr, k0, kc, prefetch_next);
-      break;
-    default:
-      pack_dt(panel, w, PREFT_F32, k, j0, nr, k0, kc, prefetch_next);
-      break;
-  }
+#define PACK_AS(DT) pack_dt(panel, w, DT, k, j0, nr, k0, kc, prefetch_next)
+  PREFT_GEMM_DTYPE_CASES(wdt, PACK_AS);
+#undef PACK_AS
 }
 
 /* ---- prefill tile: y[MR,16] (+)= x[MR,kc] · panel[kc,16] ---------------- */

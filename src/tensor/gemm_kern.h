@@ -60,6 +60,24 @@ static inline int preft_gemm_pass_rows(int n, int passes, int pi) {
   return n * (pi + 1) / passes - n * pi / passes;
 }
 
+/* Runs CALL(DT) with DT the weight type wdt as a compile-time constant
+ * (F16, BF16, anything else F32), so that an always-inlined kernel body is
+ * compiled once per weight type. */
+#define PREFT_GEMM_DTYPE_CASES(wdt, CALL) \
+  do {                                    \
+    switch (wdt) {                        \
+      case PREFT_F16:                     \
+        CALL(PREFT_F16);                  \
+        break;                            \
+      case PREFT_BF16:                    \
+        CALL(PREFT_BF16);                 \
+        break;                            \
+      default:                            \
+        CALL(PREFT_F32);                  \
+        break;                            \
+    }                                     \
+  } while (0)
+
 extern const preft_gemm_kernels preft_gemm_portable;
 #if defined(__x86_64__) || defined(__i386__)
 #define PREFT_HAVE_AVX_KERNELS 1

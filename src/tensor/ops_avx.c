@@ -36,14 +36,6 @@ static inline AVX float hmax(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-/* [sum(a0), sum(a1), ..., sum(a7)]: eight horizontal sums in one vector. */
-static inline AVX __m256 hsum8(__m256 a0, __m256 a1, __m256 a2, __m256 a3, __m256 a4, __m256 a5, __m256 a6,
-                               __m256 a7) {
-  __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
-  __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a4, a5), _mm256_hadd_ps(a6, a7));
-  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-}
-
 /* preft_expf_fast on 8 lanes. 2^n is assembled in two SSE halves. */
 static inline AVX __m256 exp8(__m256 x) {
   const __m256 lo = _mm256_set1_ps(PREFT_EXPF_LO), magic = _mm256_set1_ps(12582912.0f);
@@ -69,38 +61,69 @@ static inline AVX __m256 exp8(__m256 x) {
 
 /* ---- attention ------------------------------------------------------------ */
 
-/* s[len] = scale · q[Dh]·k_i over len keys pos_stride apart. Eight keys at a
- * time in eight accumulators (the query chunk is loaded once per eight). */
-static AVX void scores_run(float *s, const float *q, const float *k, size_t ps, int len, int dh,
-                           float scale) {
-  __m256 vscale = _mm256_set1_ps(scale);
-  int i = 0;
-  for (; i + 8 <= len; i += 8) {
-    const float *k0 = k + (size_t)i * ps;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    for (int c = 0; c < dh; c += 8) {
-      __m256 qv = _mm256_loadu_ps(q + c);
-      a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + c), a0);
-      a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + ps + c), a1);
-      a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 2 * ps + c), a2);
-      a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 3 * ps + c), a3);
-      a4 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 4 * ps + c), a4);
-      a5 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 5 * ps + c), a5);
-      a6 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 6 * ps + c), a6);
-      a7 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 7 * ps + c), a7);
+/* [sum(a0), sum(a1), sum(a2), sum(a3)], each lane sum by the same tree
+ * ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7)). */
+static inline AVX __m128 hsum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+  __m256 u = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  return _mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps(u, 1));
+}
+
+/* s_h[0:4] = scale · q_h·k_i for 4 keys pos_stride apart and HG <= 2 heads
+ * (q rows Dh apart, s rows sn apart): each key chunk is loaded once for
+ * both heads, 4·HG accumulators. */
+static inline __attribute__((always_inline)) AVX void scores4(const int HG, float *s, size_t sn,
+                                                              const float *q, const float *k, size_t ps,
+                                                              int dh, float scale) {
+  __m256 a[2][4];
+#pragma GCC unroll 2
+  for (int h = 0; h < HG; h++)
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) a[h][r] = _mm256_setzero_ps();
+  for (int c = 0; c < dh; c += 8) {
+    __m256 kv[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) kv[r] = _mm256_loadu_ps(k + (size_t)r * ps + c);
+#pragma GCC unroll 2
+    for (int h = 0; h < HG; h++) {
+      __m256 qv = _mm256_loadu_ps(q + (size_t)h * (size_t)dh + c);
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; r++) a[h][r] = _mm256_fmadd_ps(qv, kv[r], a[h][r]);
     }
-    _mm256_storeu_ps(s + i, _mm256_mul_ps(hsum8(a0, a1, a2, a3, a4, a5, a6, a7), vscale));
   }
-  for (; i < len; i++) {
-    const float *kr = k + (size_t)i * ps;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-    int c = 0;
-    for (; c + 16 <= dh; c += 16) {
-      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), _mm256_loadu_ps(kr + c), a0);
-      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c + 8), _mm256_loadu_ps(kr + c + 8), a1);
+#pragma GCC unroll 2
+  for (int h = 0; h < HG; h++)
+    _mm_storeu_ps(s + (size_t)h * sn,
+                  _mm_mul_ps(hsum4(a[h][0], a[h][1], a[h][2], a[h][3]), _mm_set1_ps(scale)));
+}
+
+/* s_h[len] = scale · q_h[Dh]·k_i for g heads over len keys pos_stride apart
+ * (s rows sn apart). The keys in the run's groups of eight go four at a
+ * time for two heads at a time (every score is summed the same way
+ * whatever the grouping, so a head's scores do not depend on the other
+ * heads); the keys past the last group of eight one at a time. */
+static AVX void scores_run(float *s, size_t sn, const float *q, int g, const float *k, size_t ps, int len,
+                           int dh, float scale) {
+  int body = len / 8 * 8;
+  for (int i = 0; i < body; i += 4) {
+    const float *ki = k + (size_t)i * ps;
+    int h = 0;
+    for (; h + 2 <= g; h += 2)
+      scores4(2, s + (size_t)h * sn + (size_t)i, sn, q + (size_t)h * (size_t)dh, ki, ps, dh, scale);
+    if (h < g) scores4(1, s + (size_t)h * sn + (size_t)i, sn, q + (size_t)h * (size_t)dh, ki, ps, dh, scale);
+  }
+  for (int h = 0; h < g; h++) {
+    const float *qh = q + (size_t)h * (size_t)dh;
+    for (int i = body; i < len; i++) {
+      const float *kr = k + (size_t)i * ps;
+      __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+      int c = 0;
+      for (; c + 16 <= dh; c += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + c), _mm256_loadu_ps(kr + c), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + c + 8), _mm256_loadu_ps(kr + c + 8), a1);
+      }
+      if (c < dh) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + c), _mm256_loadu_ps(kr + c), a0);
+      s[(size_t)h * sn + (size_t)i] = hsum(_mm256_add_ps(a0, a1)) * scale;
     }
-    if (c < dh) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + c), _mm256_loadu_ps(kr + c), a0);
-    s[i] = hsum(_mm256_add_ps(a0, a1)) * scale;
   }
 }
 
@@ -130,41 +153,70 @@ static AVX void softmax_avx(float *s, int n) {
   if (tail) _mm256_maskstore_ps(s + body, m, _mm256_mul_ps(_mm256_maskload_ps(s + body, m), inv));
 }
 
-/* out[Dh] += Σ_i p[i] · v_i over len values pos_stride apart. Columns in
- * chunks of 64 (eight accumulators) so the position loop streams V once. */
-static AVX void weighted_sum_run(float *out, const float *p, const float *v, size_t ps, int len, int dh) {
-  int c = 0;
-  for (; c + 64 <= dh; c += 64) {
-    float *o = out + c;
-    __m256 o0 = _mm256_loadu_ps(o), o1 = _mm256_loadu_ps(o + 8), o2 = _mm256_loadu_ps(o + 16);
-    __m256 o3 = _mm256_loadu_ps(o + 24), o4 = _mm256_loadu_ps(o + 32), o5 = _mm256_loadu_ps(o + 40);
-    __m256 o6 = _mm256_loadu_ps(o + 48), o7 = _mm256_loadu_ps(o + 56);
+/* out[h][Dh] += Σ_i p_h[i] · v_i for HG heads (out rows Dh apart, p rows pn
+ * apart) over len values pos_stride apart, columns c0 .. c1 in chunks of U
+ * vectors: each chunk of a V row is loaded once for all HG heads, and the
+ * HG·U accumulators (8 when the shape allows: two FMA pipes times the FMA
+ * latency) are independent chains. Every output lane adds its terms in
+ * position order whatever HG and U are, so the sums are the same bits as
+ * one head at a time. */
+static inline __attribute__((always_inline)) AVX void wsum_heads(const int HG, const int U, float *out,
+                                                                 const float *p, size_t pn, const float *v,
+                                                                 size_t ps, int len, int dh, int c0, int c1) {
+  for (int c = c0; c + 8 * U <= c1; c += 8 * U) {
+    __m256 o[4][8];
+#pragma GCC unroll 4
+    for (int h = 0; h < HG; h++)
+#pragma GCC unroll 8
+      for (int u = 0; u < U; u++) o[h][u] = _mm256_loadu_ps(out + (size_t)h * (size_t)dh + c + 8 * u);
     for (int i = 0; i < len; i++) {
       const float *vr = v + (size_t)i * ps + c;
-      __m256 w = _mm256_broadcast_ss(p + i);
-      o0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr), o0);
-      o1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 8), o1);
-      o2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 16), o2);
-      o3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 24), o3);
-      o4 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 32), o4);
-      o5 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 40), o5);
-      o6 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 48), o6);
-      o7 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 56), o7);
+      __m256 vv[8];
+#pragma GCC unroll 8
+      for (int u = 0; u < U; u++) vv[u] = _mm256_loadu_ps(vr + 8 * u);
+#pragma GCC unroll 4
+      for (int h = 0; h < HG; h++) {
+        __m256 w = _mm256_broadcast_ss(p + (size_t)h * pn + (size_t)i);
+#pragma GCC unroll 8
+        for (int u = 0; u < U; u++) o[h][u] = _mm256_fmadd_ps(w, vv[u], o[h][u]);
+      }
     }
-    _mm256_storeu_ps(o, o0);
-    _mm256_storeu_ps(o + 8, o1);
-    _mm256_storeu_ps(o + 16, o2);
-    _mm256_storeu_ps(o + 24, o3);
-    _mm256_storeu_ps(o + 32, o4);
-    _mm256_storeu_ps(o + 40, o5);
-    _mm256_storeu_ps(o + 48, o6);
-    _mm256_storeu_ps(o + 56, o7);
+#pragma GCC unroll 4
+    for (int h = 0; h < HG; h++)
+#pragma GCC unroll 8
+      for (int u = 0; u < U; u++) _mm256_storeu_ps(out + (size_t)h * (size_t)dh + c + 8 * u, o[h][u]);
   }
-  for (; c < dh; c += 8) {
-    __m256 o0 = _mm256_loadu_ps(out + c);
-    for (int i = 0; i < len; i++)
-      o0 = _mm256_fmadd_ps(_mm256_broadcast_ss(p + i), _mm256_loadu_ps(v + (size_t)i * ps + c), o0);
-    _mm256_storeu_ps(out + c, o0);
+}
+
+/* wsum_heads over all g heads and all Dh columns (Dh a multiple of 8):
+ * heads in groups of at most 4, each group's columns in chunks that give it
+ * about 8 accumulators, the columns left over 8 at a time. */
+static AVX void weighted_sum_run(float *out, const float *p, size_t pn, const float *v, size_t ps, int len,
+                                 int g, int dh) {
+  for (int h0 = 0; h0 < g; h0 += 4) {
+    int hg = g - h0 < 4 ? g - h0 : 4;
+    float *o = out + (size_t)h0 * (size_t)dh;
+    const float *ph = p + (size_t)h0 * pn;
+    int wide = hg == 1 ? 64 : hg == 2 ? 32 : 16; /* columns per chunk: 8, 8, 6, 8 accumulators */
+    int body = dh / wide * wide;
+    switch (hg) {
+      case 1:
+        wsum_heads(1, 8, o, ph, pn, v, ps, len, dh, 0, body);
+        wsum_heads(1, 1, o, ph, pn, v, ps, len, dh, body, dh);
+        break;
+      case 2:
+        wsum_heads(2, 4, o, ph, pn, v, ps, len, dh, 0, body);
+        wsum_heads(2, 1, o, ph, pn, v, ps, len, dh, body, dh);
+        break;
+      case 3:
+        wsum_heads(3, 2, o, ph, pn, v, ps, len, dh, 0, body);
+        wsum_heads(3, 1, o, ph, pn, v, ps, len, dh, body, dh);
+        break;
+      default:
+        wsum_heads(4, 2, o, ph, pn, v, ps, len, dh, 0, body);
+        wsum_heads(4, 1, o, ph, pn, v, ps, len, dh, body, dh);
+        break;
+    }
   }
 }
 
@@ -179,9 +231,7 @@ AVX void preft_attention_avx(float *out, const float *q, int g, int dh, const pr
   for (int t = start; t <= end;) {
     int off = t % bs, len = bs - off < end - t + 1 ? bs - off : end - t + 1;
     const float *k = kv->k + (size_t)kv->table[t / bs] * kv->block_stride + (size_t)off * ps;
-    for (int h = 0; h < g; h++)
-      scores_run(s + (size_t)h * (size_t)n + (size_t)(t - start), q + (size_t)h * (size_t)dh, k, ps, len, dh,
-                 scale);
+    scores_run(s + (size_t)(t - start), (size_t)n, q, g, k, ps, len, dh, scale);
     t += len;
   }
   for (int h = 0; h < g; h++) softmax_avx(s + (size_t)h * (size_t)n, n);
@@ -189,9 +239,7 @@ AVX void preft_attention_avx(float *out, const float *q, int g, int dh, const pr
   for (int t = start; t <= end;) {
     int off = t % bs, len = bs - off < end - t + 1 ? bs - off : end - t + 1;
     const float *v = kv->v + (size_t)kv->table[t / bs] * kv->block_stride + (size_t)off * ps;
-    for (int h = 0; h < g; h++)
-      weighted_sum_run(out + (size_t)h * (size_t)dh, s + (size_t)h * (size_t)n + (size_t)(t - start), v, ps,
-                       len, dh);
+    weighted_sum_run(out, s + (size_t)(t - start), (size_t)n, v, ps, len, g, dh);
     t += len;
   }
 }

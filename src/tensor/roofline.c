@@ -67,16 +67,26 @@ __attribute__((target("avx,fma"))) static float fma_loop_avx(long iters, float s
   return out[0] + out[7];
 }
 
-/* The same on zmm: 12 chains × 16 lanes, twice the FLOP per iteration. On
- * cores that split a 512-bit FMA in two it measures the same GFLOP/s as
- * the ymm loop; on cores with full-width FMA units, twice. */
-__attribute__((target("avx512f"))) static float fma_loop_avx512(long iters, float seed) {
+/* 12 independent chains on zmm: FP32 FMAs (dot 0; 16 lanes, twice the FLOP
+ * of the ymm loop: on cores that split a 512-bit FMA in two it measures the
+ * ymm loop's GFLOP/s, on cores with full-width FMA units twice), or
+ * vdpbf16ps (dot 1: 32 BF16 products added in pairs into 16 FP32 lanes,
+ * 64 FLOP; products of 2^-10 · 2^-10 grow the sums by 2^-19 a step, no
+ * overflow in FMA_ITERS steps). The avx512 path has AVX512_BF16. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static float zmm_loop(long iters, float seed,
+                                                                             int dot) {
   __m512 b = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-6f);
+  __m512bh h = (__m512bh)_mm512_set1_epi16((short)0x3A80); /* 2^-10 in BF16 */
   __m512 a[12];
   for (int j = 0; j < 12; j++) a[j] = _mm512_set1_ps(seed + (float)j);
-  for (long i = 0; i < iters; i++)
+  if (dot)
+    for (long i = 0; i < iters; i++)
 #pragma GCC unroll 12
-    for (int j = 0; j < 12; j++) a[j] = _mm512_fmadd_ps(a[j], b, c);
+      for (int j = 0; j < 12; j++) a[j] = _mm512_dpbf16_ps(a[j], h, h);
+  else
+    for (long i = 0; i < iters; i++)
+#pragma GCC unroll 12
+      for (int j = 0; j < 12; j++) a[j] = _mm512_fmadd_ps(a[j], b, c);
   __m512 s = a[0];
   for (int j = 1; j < 12; j++) s = _mm512_add_ps(s, a[j]);
   return _mm512_reduce_add_ps(s);
@@ -100,7 +110,7 @@ static void fma_task(void *p, int task, int thread) {
   float seed = (float)task * 1e-3f;
 #ifdef HAVE_AVX_ROOFLINE
   if (c->avx == 2) {
-    c->sink[task & 1023] = fma_loop_avx512(FMA_ITERS, seed);
+    c->sink[task & 1023] = zmm_loop(FMA_ITERS, seed, 0);
     return;
   }
   if (c->avx) {
@@ -122,24 +132,9 @@ double preft_roofline_fma_gflops(preft_pool *pool, double seconds) {
 /* ---- BF16 dot-product peak ---------------------------------------------- */
 
 #ifdef HAVE_AVX_ROOFLINE
-/* 12 independent vdpbf16ps chains; each instruction is 32 BF16 products
- * added in pairs into 16 FP32 lanes = 64 FLOP. Products of 2^-10 · 2^-10
- * grow the sums by 2^-19 a step: no overflow in FMA_ITERS steps. */
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) static float dp_loop_avx512(long iters, float seed) {
-  __m512bh b = (__m512bh)_mm512_set1_epi16((short)0x3A80); /* 2^-10 in BF16 */
-  __m512 a[12];
-  for (int j = 0; j < 12; j++) a[j] = _mm512_set1_ps(seed + (float)j);
-  for (long i = 0; i < iters; i++)
-#pragma GCC unroll 12
-    for (int j = 0; j < 12; j++) a[j] = _mm512_dpbf16_ps(a[j], b, b);
-  __m512 s = a[0];
-  for (int j = 1; j < 12; j++) s = _mm512_add_ps(s, a[j]);
-  return _mm512_reduce_add_ps(s);
-}
-
 static void dp_task(void *p, int task, int thread) {
   fma_ctx *c = p;
-  c->sink[task & 1023] = dp_loop_avx512(FMA_ITERS, (float)task * 1e-3f);
+  c->sink[task & 1023] = zmm_loop(FMA_ITERS, (float)task * 1e-3f, 1);
 }
 #endif
 

@@ -439,6 +439,40 @@ static void attention_over_one_position_returns_its_value(void **s) {
   paged_free(&p);
 }
 
+/* The G heads of a group are done together (each row of V loaded once for
+ * several heads), but every head must get the bits it gets alone: a model's
+ * output cannot depend on how its heads are grouped. */
+static void attention_heads_together_give_each_heads_bits(void **s) {
+  static const int gs[] = {2, 3, 4, 5, 7, 8};
+  static const int dhs[] = {64, 128, 80, 32};
+  for (size_t gi = 0; gi < sizeof gs / sizeof *gs; gi++)
+    for (size_t di = 0; di < sizeof dhs / sizeof *dhs; di++) {
+      int g = gs[gi], dh = dhs[di], start = 5, end = 150, n = end - start + 1;
+      paged p;
+      paged_init(&p, end + 1, 16, 2, dh, 1);
+      size_t od = (size_t)g * (size_t)dh;
+      float *q = malloc(sizeof(float) * od), *all = malloc(sizeof(float) * od),
+            *one = malloc(sizeof(float) * dh);
+      float *scratch = malloc(sizeof(float) * (size_t)g * (size_t)n);
+      fill(q, od, 1.0f);
+      FOR_EACH_PATH(path) {
+        preft_attention(all, q, g, dh, &p.view, start, end, 0.1f, scratch);
+        for (int h = 0; h < g; h++) {
+          preft_attention(one, q + (size_t)h * (size_t)dh, 1, dh, &p.view, start, end, 0.1f, scratch);
+          if (memcmp(one, all + (size_t)h * (size_t)dh, sizeof(float) * (size_t)dh) != 0)
+            fail_msg("G=%d Dh=%d path %s: head %d differs from the same head alone", g, dh,
+                     preft_cpu_path_name(path), h);
+        }
+      }
+      paged_free(&p);
+      free(q);
+      free(all);
+      free(one);
+      free(scratch);
+    }
+  (void)s;
+}
+
 /* ---- the forward pass ----------------------------------------------------------- */
 
 /* Logits of a prefill of two sequences (one past a sliding window) with
@@ -518,6 +552,7 @@ int main(void) {
       cmocka_unit_test_teardown(rope_fast_is_bitwise_the_reference_on_every_path, lift_cap),
       cmocka_unit_test_teardown(attention_matches_double_reference_on_every_path, lift_cap),
       cmocka_unit_test_teardown(attention_over_one_position_returns_its_value, lift_cap),
+      cmocka_unit_test_teardown(attention_heads_together_give_each_heads_bits, lift_cap),
       cmocka_unit_test_teardown(forward_is_bitwise_the_same_for_any_thread_count, lift_cap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
