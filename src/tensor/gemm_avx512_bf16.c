@@ -28,7 +28,6 @@
 #define BF_FN __attribute__((target(TGT)))
 #define BF_INLINE static inline __attribute__((always_inline, target(TGT)))
 
-
 BF_INLINE __m512bh as_bh(__m512i v) { return (__m512bh)v; }
 
 BF_INLINE void prefetch_l2(uintptr_t a) { _mm_prefetch((const char *)a, _MM_HINT_T1); }
