@@ -1,21 +1,24 @@
 /* gemm.c - preft_gemm: picking a regime, blocking for the caches and
  * splitting the work over the thread pool (see gemm.h). The tile kernels
- * live in gemm_avx.c and gemm_portable.c (see gemm_kern.h); measurements
+ * live in gemm_portable.c, gemm_avx.c / gemm_avx2.c (gemm_avx_body.h),
+ * gemm_avx512.c and gemm_avx512_bf16.c (see gemm_kern.h); measurements
  * behind the constants are in docs/KERNELS.md.
  *
  * Two regimes, chosen by N (rows of x) and the weight type:
  *  - rows (decode and small batches, N <= rows_max_n): every weight row is
  *    read once from memory, converted as it is loaded, and dotted with all
- *    N rows of x (4 at a time). Memory bound for N of a few, then compute
- *    bound with no packing overhead. Threads split M into row ranges.
+ *    N rows of x (4 to 6 at a time). Memory bound for N of a few, then
+ *    compute bound with no packing overhead. Threads split M into row
+ *    ranges.
  *  - pack (prefill, larger N): compute bound. For each block of GEMM_KC
  *    input features, a panel of nr weight rows is converted to FP32 and
  *    transposed into a buffer on the task's stack (16 or 32 KiB: it stays
  *    in L1), then every mr-row tile of x is multiplied against it (AVX2:
- *    6 × 16 in 12 ymm accumulators; avx512: 12 × 32 in 24 zmm). Threads split M into chunks of panels, and N
- * into row blocks when M alone gives too few tasks for the pool to balance. Both split into about 4 tasks per
- * thread, handed out dynamically, so two threads balance even when one is slowed by something else on the
- * machine.
+ *    6 × 16 in 12 ymm accumulators; avx512: 12 × 32 in 24 zmm). Threads
+ *    split M into chunks of panels, and N into row blocks when M alone
+ *    gives too few tasks for the pool to balance.
+ * Both split into about 4 tasks per thread, handed out dynamically, so two
+ * threads balance even when one is slowed by something else on the machine.
  */
 #include "tensor/gemm.h"
 

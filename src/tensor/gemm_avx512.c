@@ -223,44 +223,21 @@ Z_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float *
   preft_rows_store_avx512(R, NT, acc, y, ys, j, accumulate);
 }
 
-#define DOT_ARGS y, ys, x, xs, w, k, j, accumulate, pf, pf_adv
-#define DOT_NT(R, DT)                \
-  switch (nt) {                      \
-    case 1:                          \
-      dot_block(R, 1, DT, DOT_ARGS); \
-      break;                         \
-    case 2:                          \
-      dot_block(R, 2, DT, DOT_ARGS); \
-      break;                         \
-    case 3:                          \
-      dot_block(R, 3, DT, DOT_ARGS); \
-      break;                         \
-    case 4:                          \
-      dot_block(R, 4, DT, DOT_ARGS); \
-      break;                         \
-    case 5:                          \
-      dot_block(R, 5, DT, DOT_ARGS); \
-      break;                         \
-    default:                         \
-      dot_block(R, 6, DT, DOT_ARGS); \
-      break;                         \
-  }
-#define DOT_R(DT)   \
-  do {              \
-    if (r == 4) {   \
-      DOT_NT(4, DT) \
-    } else {        \
-      DOT_NT(1, DT) \
-    }               \
-  } while (0)
-
+/* dot_block for r weight rows (4 or 1), nt rows of x (1 to 6) and 16-bit
+ * weights of type dt. */
 static Z_FN void dot_dispatch(int r, int nt, preft_dtype dt, float *y, size_t ys, const void *xv, size_t xs,
                               const void *w, int k, int j, int accumulate, uintptr_t pf, size_t pf_adv) {
   const float *x = xv;
-  if (dt == PREFT_F16)
-    DOT_R(PREFT_F16);
+#define DOT(NT, R, DT) dot_block(R, NT, DT, y, ys, x, xs, w, k, j, accumulate, pf, pf_adv)
+  if (dt == PREFT_F16 && r == 4)
+    PREFT_ROWS512_NT_CASES(nt, DOT, 4, PREFT_F16);
+  else if (dt == PREFT_F16)
+    PREFT_ROWS512_NT_CASES(nt, DOT, 1, PREFT_F16);
+  else if (r == 4)
+    PREFT_ROWS512_NT_CASES(nt, DOT, 4, PREFT_BF16);
   else
-    DOT_R(PREFT_BF16);
+    PREFT_ROWS512_NT_CASES(nt, DOT, 1, PREFT_BF16);
+#undef DOT
 }
 
 /* preft_rows_groups_avx512 with this dot kernel, 16 features a step (at

@@ -90,38 +90,17 @@ BF_INLINE void dot_block(const int R, const int NT, float *y, size_t ys, const u
   preft_rows_store_avx512(R, NT, acc, y, ys, j, accumulate);
 }
 
-#define DOT_ARGS y, ys, x, xs, w, k, j, accumulate, pf, pf_adv
-#define DOT_NT(R)                \
-  switch (nt) {                  \
-    case 1:                      \
-      dot_block(R, 1, DOT_ARGS); \
-      break;                     \
-    case 2:                      \
-      dot_block(R, 2, DOT_ARGS); \
-      break;                     \
-    case 3:                      \
-      dot_block(R, 3, DOT_ARGS); \
-      break;                     \
-    case 4:                      \
-      dot_block(R, 4, DOT_ARGS); \
-      break;                     \
-    case 5:                      \
-      dot_block(R, 5, DOT_ARGS); \
-      break;                     \
-    default:                     \
-      dot_block(R, 6, DOT_ARGS); \
-      break;                     \
-  }
-
+/* dot_block for r weight rows (4 or 1) and nt rows of x (1 to 6). */
 static BF_FN void dot_dispatch(int r, int nt, preft_dtype dt, float *y, size_t ys, const void *xv, size_t xs,
                                const void *wv, int k, int j, int accumulate, uintptr_t pf, size_t pf_adv) {
   (void)dt; /* BF16 */
   const uint16_t *x = xv, *w = wv;
-  if (r == 4) {
-    DOT_NT(4)
-  } else {
-    DOT_NT(1)
-  }
+#define DOT(NT, R) dot_block(R, NT, y, ys, x, xs, w, k, j, accumulate, pf, pf_adv)
+  if (r == 4)
+    PREFT_ROWS512_NT_CASES(nt, DOT, 4);
+  else
+    PREFT_ROWS512_NT_CASES(nt, DOT, 1);
+#undef DOT
 }
 
 /* preft_rows_groups_avx512 with this dot kernel, 32 features a step (at

@@ -97,13 +97,13 @@ static inline __attribute__((always_inline)) AVX void scores4(const int HG, floa
 }
 
 /* s_h[len] = scale · q_h[Dh]·k_i for g heads over len keys pos_stride apart
- * (s rows sn apart). The keys in the run's groups of eight go four at a
- * time for two heads at a time (every score is summed the same way
- * whatever the grouping, so a head's scores do not depend on the other
- * heads); the keys past the last group of eight one at a time. */
+ * (s rows sn apart): keys four at a time for two heads at a time (every
+ * score is summed the same way whatever the grouping of heads, so a head's
+ * scores do not depend on the other heads), the last len % 4 keys one at a
+ * time. */
 static AVX void scores_run(float *s, size_t sn, const float *q, int g, const float *k, size_t ps, int len,
                            int dh, float scale) {
-  int body = len / 8 * 8;
+  int body = len / 4 * 4;
   for (int i = 0; i < body; i += 4) {
     const float *ki = k + (size_t)i * ps;
     int h = 0;

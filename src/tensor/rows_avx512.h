@@ -49,6 +49,33 @@ PREFT_ROWS512_INLINE void preft_rows_store_avx512(const int R, const int NT, __m
   }
 }
 
+/* Runs CALL(NT, ...) with NT = nt (1 to 6, the rows of x one dot call
+ * takes) as a compile-time constant, so that an always-inlined dot kernel
+ * is compiled once per count; the other arguments pass through. */
+#define PREFT_ROWS512_NT_CASES(nt, CALL, ...) \
+  do {                                        \
+    switch (nt) {                             \
+      case 1:                                 \
+        CALL(1, __VA_ARGS__);                 \
+        break;                                \
+      case 2:                                 \
+        CALL(2, __VA_ARGS__);                 \
+        break;                                \
+      case 3:                                 \
+        CALL(3, __VA_ARGS__);                 \
+        break;                                \
+      case 4:                                 \
+        CALL(4, __VA_ARGS__);                 \
+        break;                                \
+      case 5:                                 \
+        CALL(5, __VA_ARGS__);                 \
+        break;                                \
+      default:                                \
+        CALL(6, __VA_ARGS__);                 \
+        break;                                \
+    }                                         \
+  } while (0)
+
 /* A table's dot kernel: y[0:nt, j:j+r] (+)= x[0:nt, 0:k] · w[j:j+r, 0:k]ᵀ,
  * r = 4 or 1, nt <= 6, x rows xs elements apart; each of its steps also
  * prefetches pf_adv bytes from address pf on. */
