@@ -15,6 +15,13 @@
  *    features a step; the K tail loads weights with a mask (a weight row
  *    ends where the next begins, or where the matrix does). Four
  *    accumulators reduce into four outputs with one shuffle tree.
+ *  - N = 1 (batch-1 decode) streams the weight rows one after another
+ *    instead: one sequential stream per thread, a line prefetched
+ *    ROW_PF bytes ahead. The 4 interleaved rows of the general walk ran
+ *    the Qwen2.5-0.5B decode step 15-18% slower (medians of 150
+ *    alternating steps, docs/KERNELS.md). Each row keeps dot_block's
+ *    single accumulator and its reduction for the row's place in the
+ *    walk, so a row of x gets the same bits alone as in a batch.
  */
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -103,11 +110,46 @@ static BF_FN void dot_dispatch(int r, int nt, preft_dtype dt, float *y, size_t y
 #undef DOT
 }
 
+#define ROW_PF 2048 /* bytes ahead of a row stream's loads (1024-2048 measured alike) */
+
+/* x · wr over k features: dot_block's steps on one accumulator, reduced
+ * as preft_rows_store_avx512 reduces row r of a group of four (r_alone =
+ * 0) or a row of the walk's tail (r_alone = 1). */
+BF_INLINE float dot_row_stream(const uint16_t *x, const uint16_t *wr, int k, int r_alone) {
+  __m512 acc = _mm512_setzero_ps();
+  const int k32 = k & ~31;
+  for (int kk = 0; kk < k32; kk += 32) {
+    _mm_prefetch((const char *)(wr + kk) + ROW_PF, _MM_HINT_T0);
+    acc = _mm512_dpbf16_ps(acc, as_bh(_mm512_loadu_si512(wr + kk)), as_bh(_mm512_loadu_si512(x + kk)));
+  }
+  if (k32 < k) {
+    __mmask32 m = (__mmask32)((1ull << (k - k32)) - 1);
+    acc = _mm512_dpbf16_ps(acc, as_bh(_mm512_maskz_loadu_epi16(m, wr + k32)),
+                           as_bh(_mm512_maskz_loadu_epi16(m, x + k32)));
+  }
+  return r_alone ? _mm512_reduce_add_ps(acc) : preft_sum1_avx512(acc);
+}
+
+/* Weight rows [j0, j1) against one row of x, one row at a time. The walk
+ * of preft_rows_groups_avx512 takes rows in fours from j0 (its groups of
+ * 12 start at j0 + 12i) and the last (j1 - j0) % 4 alone. */
+static BF_FN void stream_rows(float *y, const uint16_t *x, const uint16_t *w, int k, int j0, int j1,
+                              int accumulate) {
+  const int alone_from = j1 - (j1 - j0) % 4;
+  for (int j = j0; j < j1; j++) {
+    float s = dot_row_stream(x, w + (size_t)j * (size_t)k, k, j >= alone_from);
+    y[j] = accumulate ? y[j] + s : s;
+  }
+}
+
 /* preft_rows_groups_avx512 with this dot kernel, 32 features a step (at
- * most 4 lines prefetched a step: a step reads 4). */
+ * most 4 lines prefetched a step: a step reads 4); one row of x streams. */
 static BF_FN void bf_rows(float *y, size_t ys, const void *x, size_t xs, const void *w, preft_dtype wdt,
                           int n, int k, int j0, int j1, int accumulate) {
-  preft_rows_groups_avx512(dot_dispatch, 32, 2, 2, 256, y, ys, x, xs, w, wdt, n, k, j0, j1, accumulate);
+  if (n == 1)
+    stream_rows(y, x, w, k, j0, j1, accumulate);
+  else
+    preft_rows_groups_avx512(dot_dispatch, 32, 2, 2, 256, y, ys, x, xs, w, wdt, n, k, j0, j1, accumulate);
 }
 
 /* Only BF16 weights reach this table. The rows kernel runs at every N: it

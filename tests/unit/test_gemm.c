@@ -306,6 +306,42 @@ static void gemm_multi_matches_reference_for_each_output(void **state) {
   free(x);
 }
 
+/* Decode rows must not depend on what else is in the batch: in the rows
+ * regime (up to 48 rows of x for F32 weights, 64 for F16/BF16, every N for
+ * vdpbf16ps) each row of x alone gets exactly the bits it gets among 7, on
+ * every path, precision and pool (batch-1 decode streams the weight rows
+ * one by one on avx512-bf16, the batch walks them in fours). m = 4·12 + 7
+ * rows: groups of 12 and a tail; k with a tail past the last 32. */
+static void a_row_alone_gets_the_bits_it_gets_in_a_batch(void **state) {
+  fixture *f = *state;
+  const int n = 7, k = 203, m = 55;
+  const preft_dtype dts[3] = {PREFT_F32, PREFT_F16, PREFT_BF16};
+  float *x = malloc(sizeof(float) * n * k), *yb = malloc(sizeof(float) * n * m),
+        *y1 = malloc(sizeof(float) * m);
+  for (int i = 0; i < n * k; i++) x[i] = test_frand();
+  preft_pool *pools[2] = {f->pool1, f->pool3};
+  for (int d = 0; d < 3; d++) {
+    void *w = test_random_weights(dts[d], (size_t)m * (size_t)k);
+    for (int run = 0; run < 2 * 2 * ((int)preft_cpu_detected() + 1); run++) {
+      int pi = run % 2, prec = run / 2 % 2, path = run / 4;
+      preft_cpu_limit((preft_cpu_path_kind)path);
+      preft_matmul_set_precision((preft_matmul_precision)prec);
+      preft_gemm(pools[pi], yb, m, x, k, w, dts[d], n, k, m, 0);
+      for (int i = 0; i < n; i++) {
+        preft_gemm(pools[pi], y1, m, x + (size_t)i * k, k, w, dts[d], 1, k, m, 0);
+        if (memcmp(y1, yb + (size_t)i * m, sizeof(float) * m) != 0)
+          fail_msg("%s path=%s precision=%s threads=%d: row %d of x alone differs from the batch",
+                   preft_dtype_name(dts[d]), preft_cpu_path_name((preft_cpu_path_kind)path),
+                   preft_matmul_precision_name((preft_matmul_precision)prec), preft_pool_size(pools[pi]), i);
+      }
+    }
+    free(w);
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+  preft_matmul_set_precision(PREFT_MATMUL_EXACT);
+  free(x), free(yb), free(y1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(limiting_the_cpu_path_is_reported_and_undone),
@@ -314,6 +350,7 @@ int main(void) {
       cmocka_unit_test(bf16_gemm_matches_reference),
       cmocka_unit_test(gemm_matches_reference_on_multi_block_shapes),
       cmocka_unit_test(gemm_multi_matches_reference_for_each_output),
+      cmocka_unit_test(a_row_alone_gets_the_bits_it_gets_in_a_batch),
       cmocka_unit_test(small_integer_products_are_exact),
       cmocka_unit_test(every_half_value_converts_exactly),
   };
