@@ -14,7 +14,9 @@
  *  - rows (decode), F16 and BF16 weights: R = 4 weight rows × NT <= 6
  *    rows of x in 24 accumulators, 16 features a step; the K tail is a
  *    masked load of both. Weight rows in groups of 12, the next group
- *    prefetched into L2 at an even rate over the passes of this one.
+ *    prefetched into L2 at an even rate over the passes of this one. One
+ *    row of x (batch-1 decode) streams the weight rows one after another
+ *    instead, each with the sums and reduction it has in a group.
  *    F32 weights take the AVX2 rows kernel: 16 F32 weights are a whole
  *    cache line, and weights mapped from a safetensors file start at any
  *    multiple of 8 bytes, so most zmm loads would straddle two lines; cold
@@ -240,12 +242,58 @@ static Z_FN void dot_dispatch(int r, int nt, preft_dtype dt, float *y, size_t ys
 #undef DOT
 }
 
+/* ---- batch-1 decode: the weight rows one after another ----------------- */
+
+#define ROW_PF 2048 /* bytes ahead of a row stream's loads */
+
+/* x · w[j] over k features: dot_block's steps on one accumulator (a line
+ * prefetched ROW_PF bytes ahead every 32 features), reduced as
+ * preft_rows_store_avx512 reduces row r of a group of four (r_alone = 0)
+ * or a row of the walk's tail (r_alone = 1): the bits of the same row in a
+ * batch. */
+Z_INLINE float dot_row_stream(const preft_dtype dt, const float *x, const void *w, int k, int j,
+                              int r_alone) {
+  __m512 acc = _mm512_setzero_ps();
+  const size_t base = (size_t)j * (size_t)k;
+  const char *wb = (const char *)w + base * 2;
+  const int k16 = k & ~15;
+  for (int kk = 0; kk < k16; kk += 16) {
+    if ((kk & 31) == 0) _mm_prefetch(wb + (size_t)kk * 2 + ROW_PF, _MM_HINT_T0);
+    acc = _mm512_fmadd_ps(load16(w, dt, base + (size_t)kk, 0xFFFF), _mm512_loadu_ps(x + kk), acc);
+  }
+  if (k16 < k) {
+    __mmask16 m = mask_first(k - k16);
+    acc = _mm512_fmadd_ps(load16(w, dt, base + (size_t)k16, m), _mm512_maskz_loadu_ps(m, x + k16), acc);
+  }
+  return r_alone ? _mm512_reduce_add_ps(acc) : preft_sum1_avx512(acc);
+}
+/* Weight rows [j0, j1) (16-bit, dt) against one row of x, one row at a
+ * time: one sequential stream per thread, where the 4 interleaved rows of
+ * preft_rows_groups_avx512 ran the Qwen2.5-0.5B decode step 7-8% slower
+ * (docs/KERNELS.md). That walk takes rows in fours from j0 and the last
+ * (j1 - j0) % 4 alone. */
+static Z_FN void stream_rows(const preft_dtype dt, float *y, const float *x, const void *w, int k, int j0,
+                             int j1, int accumulate) {
+  const int alone_from = j1 - (j1 - j0) % 4;
+  for (int j = j0; j < j1; j++) {
+    float s = dt == PREFT_F16 ? dot_row_stream(PREFT_F16, x, w, k, j, j >= alone_from)
+                              : dot_row_stream(PREFT_BF16, x, w, k, j, j >= alone_from);
+    y[j] = accumulate ? y[j] + s : s;
+  }
+}
+
 /* preft_rows_groups_avx512 with this dot kernel, 16 features a step (at
- * most 2 lines prefetched a step); F32 weights go to the AVX2 kernel. */
+ * most 2 lines prefetched a step), or one row of x streamed; F32 weights go
+ * to the AVX2 kernel (one row at a time there measured no faster: a single
+ * FMA chain per row bounds it). */
 static Z_FN void z_rows(float *y, size_t ys, const void *x, size_t xs, const void *w, preft_dtype wdt, int n,
                         int k, int j0, int j1, int accumulate) {
   if (wdt == PREFT_F32) { /* see the file's comment */
     preft_gemm_avx2.rows(y, ys, x, xs, w, wdt, n, k, j0, j1, accumulate);
+    return;
+  }
+  if (n == 1) {
+    stream_rows(wdt, y, x, w, k, j0, j1, accumulate);
     return;
   }
   preft_rows_groups_avx512(dot_dispatch, 16, sizeof(float), preft_dtype_size(wdt), 128, y, ys, x, xs, w, wdt,
