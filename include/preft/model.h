@@ -105,6 +105,19 @@ PREFT_API size_t preft_model_weight_bytes(const preft_model *m);
  * Hugging Face defaults (greedy unless do_sample). */
 PREFT_API int preft_generation_config_load(preft_generation_config *gen, const char *dir, preft_error *err);
 
+/* ---- where loaded weights live (process-wide) ----
+ * Read (default): preft_model_load reads the weight files into the
+ * process's memory, on 2 MiB pages where the kernel gives them: fewer TLB
+ * misses in every decode step, and a file rewritten while the model is
+ * loaded cannot fault it. mmap: maps the files instead (what llama.cpp
+ * does by default): loading returns sooner and processes that load the
+ * same files share the page cache, but on some virtual machines reading
+ * mapped file pages stalls periodically (docs/PERFORMANCE.md). Set it
+ * before loading. The environment variable PREFT_MMAP=1 selects mmap in
+ * the preft command. */
+PREFT_API void preft_weights_set_mmap(bool on);
+PREFT_API bool preft_weights_get_mmap(void);
+
 /* ---- matmul precision (process-wide, like torch.set_float32_matmul_precision) ----
  * exact (default): every product is the FP32 product of the activation and
  * the weight; only the FP32 sums round. bf16: BF16 weights on CPUs with

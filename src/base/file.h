@@ -21,10 +21,10 @@ typedef struct preft_mapped_file {
 } preft_mapped_file;
 
 int preft_map_file(preft_mapped_file *f, const char *path, preft_error *err);
-/* Like preft_map_file, but reads the file into memory: the data cannot
- * change, and no fault can come from the file being truncated or
- * rewritten later (a mapping would raise SIGBUS past a new end). A file
- * that shrinks while it is read is an error naming it. */
+/* Like preft_map_file, but reads the file into memory (2 MiB pages from
+ * 2 MiB on): the data cannot change, and no fault can come from the file
+ * being truncated or rewritten later (a mapping would raise SIGBUS past a
+ * new end). A file that shrinks while it is read is an error naming it. */
 int preft_copy_file(preft_mapped_file *f, const char *path, preft_error *err);
 /* Unmaps or frees, whichever preft_map_file / preft_copy_file did. */
 void preft_unmap_file(preft_mapped_file *f);

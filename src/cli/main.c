@@ -47,7 +47,8 @@ static void usage(FILE *out) {
   fprintf(out, "\nexit codes: 0 ok, 1 bad input or runtime error, 2 bad command line\n");
   fprintf(out,
           "environment: PREFT_CPU=portable|avx|avx2|avx512 caps the SIMD kernels;\n"
-          "             PREFT_MATMUL_PRECISION=exact|bf16 (see --matmul-precision)\n");
+          "             PREFT_MATMUL_PRECISION=exact|bf16 (see --matmul-precision);\n"
+          "             PREFT_MMAP=1 maps model weights instead of reading them into memory\n");
 }
 
 int main(int argc, char **argv) {
@@ -73,6 +74,14 @@ int main(int argc, char **argv) {
       return CLI_EXIT_USAGE;
     }
     preft_matmul_set_precision((preft_matmul_precision)p);
+  }
+  const char *mmap_env = getenv("PREFT_MMAP");
+  if (mmap_env && *mmap_env) {
+    if (strcmp(mmap_env, "0") != 0 && strcmp(mmap_env, "1") != 0) {
+      fprintf(stderr, "preft: PREFT_MMAP=%s is neither 0 nor 1\n", mmap_env);
+      return CLI_EXIT_USAGE;
+    }
+    preft_weights_set_mmap(mmap_env[0] == '1');
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);

@@ -180,6 +180,9 @@ typedef struct preft_gguf_file {
 } preft_gguf_file;
 
 int preft_gguf_open(preft_gguf_file *f, const char *path, preft_error *err);
+/* The same with the file read into memory (preft_copy_file) instead of
+ * mapped: model weights, see preft_weights_get_mmap. */
+int preft_gguf_open_read(preft_gguf_file *f, const char *path, preft_error *err);
 /* Whether path is a regular file that starts with the magic "GGUF" (what
  * the model and tokenizer loaders check to tell a GGUF from a directory or
  * a tokenizer.json). */

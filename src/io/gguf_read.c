@@ -236,9 +236,19 @@ static int read_tensor_info(cursor *c, preft_gguf_tensor *t, int64_t index) {
   return 0;
 }
 
+static int open_file(preft_gguf_file *f, const char *path, bool read_in, preft_error *err);
+
 int preft_gguf_open(preft_gguf_file *f, const char *path, preft_error *err) {
+  return open_file(f, path, false, err);
+}
+
+int preft_gguf_open_read(preft_gguf_file *f, const char *path, preft_error *err) {
+  return open_file(f, path, true, err);
+}
+
+static int open_file(preft_gguf_file *f, const char *path, bool read_in, preft_error *err) {
   memset(f, 0, sizeof *f);
-  if (preft_map_file(&f->map, path, err) != 0) return -1;
+  if ((read_in ? preft_copy_file(&f->map, path, err) : preft_map_file(&f->map, path, err)) != 0) return -1;
   cursor c = {.p = f->map.data, .n = f->map.size, .off = 0, .path = path, .err = err};
   uint8_t magic[4];
   uint64_t n_tensors, n_kv;

@@ -184,7 +184,7 @@ int preft_st_add_file(preft_st_set *set, const char *path, preft_error *err) {
   set->files = preft_xrealloc(set->files, sizeof(preft_mapped_file) * (size_t)(set->n_files + 1));
   set->files[set->n_files++] = f;
   set->file_bytes += f.size;
-  if (set->copy) set->checksum = set->checksum * 0x100000001b3ull ^ preft_checksum64(f.data, f.size);
+  if (set->sum) set->checksum = set->checksum * 0x100000001b3ull ^ preft_checksum64(f.data, f.size);
   rc = 0;
 done:
   if (rc != 0) {
@@ -247,9 +247,11 @@ done:
   return rc;
 }
 
-static int open_dir(preft_st_set *set, const char *dir, const char *stem, bool copy, preft_error *err) {
+static int open_dir(preft_st_set *set, const char *dir, const char *stem, bool copy, bool sum,
+                    preft_error *err) {
   memset(set, 0, sizeof *set);
   set->copy = copy;
+  set->sum = sum;
   char name[256];
   snprintf(name, sizeof name, "%s.safetensors", stem);
   char *single = preft_path_join(dir, name);
@@ -269,11 +271,15 @@ static int open_dir(preft_st_set *set, const char *dir, const char *stem, bool c
 }
 
 int preft_st_open_dir(preft_st_set *set, const char *dir, const char *stem, preft_error *err) {
-  return open_dir(set, dir, stem, false, err);
+  return open_dir(set, dir, stem, false, false, err);
 }
 
 int preft_st_open_dir_copied(preft_st_set *set, const char *dir, const char *stem, preft_error *err) {
-  return open_dir(set, dir, stem, true, err);
+  return open_dir(set, dir, stem, true, true, err);
+}
+
+int preft_st_open_dir_read(preft_st_set *set, const char *dir, const char *stem, preft_error *err) {
+  return open_dir(set, dir, stem, true, false, err);
 }
 
 void preft_st_close(preft_st_set *set) {

@@ -55,7 +55,8 @@ typedef struct preft_st_set {
   void **owned; /* aligned copies of misaligned tensors */
   int n_owned;
   bool copy;         /* files are read into memory (preft_copy_file) instead of mapped */
-  uint64_t checksum; /* of every file's bytes, in the order added (copied sets only) */
+  bool sum;          /* checksum is kept */
+  uint64_t checksum; /* of every file's bytes, in the order added (preft_st_open_dir_copied) */
   size_t file_bytes; /* total size of the files */
 } preft_st_set;
 
@@ -70,6 +71,8 @@ int preft_st_open_dir(preft_st_set *set, const char *dir, const char *stem, pref
 /* The same, with every file read into memory and checksummed (adapters:
  * small, and immune to their files changing once loaded). */
 int preft_st_open_dir_copied(preft_st_set *set, const char *dir, const char *stem, preft_error *err);
+/* Read into memory, not checksummed (model weights: preft_weights_get_mmap). */
+int preft_st_open_dir_read(preft_st_set *set, const char *dir, const char *stem, preft_error *err);
 
 void preft_st_close(preft_st_set *set);
 

@@ -1,6 +1,7 @@
 /* llama_load.c - building a preft_model: from a Hugging Face directory, or
  * with random weights in memory; and saving one back in the same layout. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,11 +60,18 @@ static int load_layer(preft_model *m, int l, preft_error *err) {
   return 0;
 }
 
+static atomic_bool weights_mmap;
+
+void preft_weights_set_mmap(bool on) { atomic_store(&weights_mmap, on); }
+bool preft_weights_get_mmap(void) { return atomic_load(&weights_mmap); }
+
 int preft_model_load(preft_model **out, const char *dir, preft_error *err) {
   if (preft_gguf_is_file(dir)) return preft_model_load_gguf(out, dir, err);
   preft_model *m = preft_xcalloc(1, sizeof *m);
   if (preft_config_load(&m->cfg, dir, err) != 0) goto fail;
-  if (preft_st_open_dir(&m->st, dir, "model", err) != 0) goto fail;
+  if ((preft_weights_get_mmap() ? preft_st_open_dir(&m->st, dir, "model", err)
+                                : preft_st_open_dir_read(&m->st, dir, "model", err)) != 0)
+    goto fail;
   const preft_model_config *c = &m->cfg;
   m->layers = preft_xcalloc((size_t)c->n_layers, sizeof *m->layers);
   if (preft_weights_matrix(&m->st, "model.embed_tokens.weight", c->vocab, c->dim, &m->embed, err) != 0)

@@ -368,7 +368,8 @@ int preft_model_load_gguf(preft_model **out, const char *path, preft_error *err)
   preft_model *m = preft_xcalloc(1, sizeof *m);
   m->gguf = preft_xcalloc(1, sizeof *m->gguf);
   loader ld = {.m = m, .f = m->gguf};
-  if (preft_gguf_open(m->gguf, path, err) != 0) {
+  if ((preft_weights_get_mmap() ? preft_gguf_open(m->gguf, path, err)
+                                : preft_gguf_open_read(m->gguf, path, err)) != 0) {
     free(m->gguf);
     m->gguf = NULL;
     goto fail;

@@ -66,6 +66,14 @@ static void check_reference_model(const char *name, preft_pool *pool) {
   size_t n = (size_t)12 * (size_t)a->vocab;
   for (size_t i = 0; i < n; i++)
     if (la[i] != lb[i]) fail_msg("%s: logit %zu differs: %.9g vs %.9g", name, i, la[i], lb[i]);
+  free(lb);
+  /* the GGUF mapped instead of read into memory: the same logits */
+  preft_model_free(gg);
+  preft_weights_set_mmap(true);
+  if (preft_model_load(&gg, path, &err)) fail_msg("%s (mapped): %s", name, err.msg);
+  preft_weights_set_mmap(false);
+  lb = logits_of(gg, pool, ids, 12);
+  if (memcmp(la, lb, n * sizeof(float)) != 0) fail_msg("%s: the mapped GGUF gives other logits", name);
   free(la);
   free(lb);
   preft_model_free(gg);

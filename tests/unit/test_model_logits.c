@@ -3,8 +3,9 @@
  * tools/make_reference_models.py), for every reference model: GQA with
  * llama3 rope scaling in shards, Qwen2 biases with tied BF16 embeddings,
  * explicit head_dim in F16 with q/k/v/o biases and MQA, and a Mistral
- * sequence longer than 128 tokens. Also: prefill in chunks and token-by-token
- * decode give the same logits as one prefill. */
+ * sequence longer than 128 tokens, each with its weights read into memory
+ * and mapped. Also: prefill in chunks and token-by-token decode give the
+ * same logits as one prefill. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -58,25 +59,41 @@ static void free_case(reference_case *rc) {
   free(rc->golden);
 }
 
+/* Once with the weights read into memory (the default) and once mapped
+ * (preft_weights_set_mmap): each against the reference, and the two the
+ * same bits. */
 static void check_model(const char *name, int threads) {
-  reference_case rc;
-  load_case(name, &rc);
-  size_t count = (size_t)rc.n * (size_t)rc.m->cfg.vocab;
-  float *logits = malloc(sizeof(float) * count);
-  preft_pool *pool = preft_pool_create(threads);
-  preft_error err;
-  if (preft_all_logits(rc.m, pool, rc.ids, rc.n, logits, &err) != 0) fail_msg("%s", err.msg);
-  double rel = test_rel_l2(logits, rc.golden, count);
-  if (rel >= 1e-4) fail_msg("%s: relative L2 error of logits %.3g (limit 1e-4)", name, rel);
-  /* Each position on its own too, so one bad row cannot hide in the total. */
-  for (int t = 0; t < rc.n; t++) {
-    size_t off = (size_t)t * (size_t)rc.m->cfg.vocab;
-    double r = test_rel_l2(logits + off, rc.golden + off, (size_t)rc.m->cfg.vocab);
-    if (r >= 1e-4) fail_msg("%s: position %d: relative L2 error %.3g", name, t, r);
+  float *first = NULL;
+  size_t count = 0;
+  for (int mapped = 0; mapped < 2; mapped++) {
+    preft_weights_set_mmap(mapped);
+    reference_case rc;
+    load_case(name, &rc);
+    count = (size_t)rc.n * (size_t)rc.m->cfg.vocab;
+    float *logits = malloc(sizeof(float) * count);
+    preft_pool *pool = preft_pool_create(threads);
+    preft_error err;
+    if (preft_all_logits(rc.m, pool, rc.ids, rc.n, logits, &err) != 0) fail_msg("%s", err.msg);
+    double rel = test_rel_l2(logits, rc.golden, count);
+    if (rel >= 1e-4)
+      fail_msg("%s (mmap %d): relative L2 error of logits %.3g (limit 1e-4)", name, mapped, rel);
+    /* Each position on its own too, so one bad row cannot hide in the total. */
+    for (int t = 0; t < rc.n; t++) {
+      size_t off = (size_t)t * (size_t)rc.m->cfg.vocab;
+      double r = test_rel_l2(logits + off, rc.golden + off, (size_t)rc.m->cfg.vocab);
+      if (r >= 1e-4) fail_msg("%s (mmap %d): position %d: relative L2 error %.3g", name, mapped, t, r);
+    }
+    if (first && memcmp(first, logits, sizeof(float) * count) != 0)
+      fail_msg("%s: mapped weights give other logits than weights read into memory", name);
+    if (first)
+      free(logits);
+    else
+      first = logits;
+    preft_pool_free(pool);
+    free_case(&rc);
   }
-  free(logits);
-  preft_pool_free(pool);
-  free_case(&rc);
+  preft_weights_set_mmap(false);
+  free(first);
 }
 
 static void llama_gqa_llama3_rope_sharded_matches_reference(void **s) { check_model("llama-gqa-rope3", 2); }
