@@ -1,6 +1,7 @@
 /* quant_avx512vnni.c - preft_qgemm's kernels for AVX512-VNNI + VL (Ice
- * Lake, Sapphire Rapids, Zen 4): the Q8_0 / Q4_0 / Q5_0 dot products as one
- * EVEX vpdpbusd on ymm per 32 values (quant_avx_body.h). Compiled
+ * Lake, Sapphire Rapids, Zen 4): the Q8_0 dot products as one EVEX
+ * vpdpbusd on ymm per 32 values (quant_avx_body.h; Q4_0 / Q5_0 decode rows
+ * take two blocks per zmm, quant_rows512_q5.c). Compiled
  * everywhere, run only where preft_cpu_has_avx512_vnni() says so. */
 #if defined(__x86_64__) || defined(__i386__)
 

@@ -26,7 +26,9 @@
  * accumulators. The K-quants take the same instructions on every table
  * (vpdpbusd would need a vpmulld per scale instead of the one vpmaddwd);
  * the AVX512-VNNI table takes zmm rows kernels for them instead
- * (quant_rows512.c: vpmaddubsw + vpdpwssd).
+ * (quant_rows512.c: vpmaddubsw + vpdpwssd), and for Q4_0 / Q5_0 too
+ * (quant_rows512_q5.c: two blocks per vpdpbusd); its tiles' leftover rows
+ * still take the ymm rows kernels here.
  */
 #include <immintrin.h>
 #include <stdlib.h>
@@ -777,7 +779,7 @@ TILE16(q6_K, preft_qrows512_q6_K)
   { tiles16_q8_0, tiles16_q4_0, tiles16_q4_K, tiles16_q6_K, tiles16_q5_0 }
 /* the K-quants' rows kernels on zmm (quant_rows512.c) */
 #define QK_ROWS \
-  { rows_q8_0, rows_q4_0, preft_qrows512_q4_K, preft_qrows512_q6_K, rows_q5_0 }
+  { rows_q8_0, preft_qrows512_q4_0, preft_qrows512_q4_K, preft_qrows512_q6_K, preft_qrows512_q5_0 }
 #else
 #define QK_TILES \
   { tiles_q8_0, tiles_q4_0, tiles_q4_K, NULL, tiles_q5_0 }

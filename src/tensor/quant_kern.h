@@ -64,6 +64,12 @@ PREFT_QTILE16_DECL(q6_K)
 
 /* The AVX512-VNNI rows kernels of the K-quants on zmm (quant_rows512.c):
  * preft_qrows_fn, bit-identical with preft_qgemm_ref. */
+/* The AVX512-VNNI rows kernels of Q4_0 / Q5_0 on zmm (quant_rows512_q5.c):
+ * preft_qrows_fn, two blocks per vpdpbusd, within test_quant's tolerance. */
+void preft_qrows512_q4_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
+                         int k, int j0, int j1, int accumulate);
+void preft_qrows512_q5_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
+                         int k, int j0, int j1, int accumulate);
 void preft_qrows512_q4_K(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
                          int k, int j0, int j1, int accumulate);
 void preft_qrows512_q6_K(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,

@@ -1,0 +1,182 @@
+/* quant_rows512_q5.c - the rows kernels (N < 16 rows of x: decode) of the
+ * AVX512-VNNI table (quant_avx512vnni.c) for Q4_0 and Q5_0, on zmm.
+ *
+ * Two blocks of 32 weights per zmm: the codes of block A in the low 256
+ * bits (its low nibbles, then its high nibbles, Q5_0's fifth bits added as
+ * 16 under a 64-bit mask of both blocks' qh), block B's in the high 256.
+ * One vpdpbusd multiplies them with the two Q8_0 blocks of x, its int32
+ * lanes starting from the codes' offset (−8 or −16 × each block's sum of
+ * x, a share per lane); one vcvtdq2ps and one FMA with [d_A·dx_A ×8,
+ * d_B·dx_B ×8] bring them into FP32. Per pair of blocks that is about 21
+ * instructions where the ymm kernel (quant_avx_body.h) takes 15 per block:
+ * Q5_0 decode was bound by them (docs/PERFORMANCE.md).
+ *
+ * Each call first lays out, for each of its rows of x, the pairs of x
+ * blocks the kernel reads (their 64 int8 contiguous, the offsets and the
+ * scales as zmm-ready vectors): O(K) per row of x, against O(M·K) weights.
+ * An odd last block pairs with nothing: its high half is masked out of the
+ * FMA.
+ *
+ * Accuracy: FP32 sums per lane then one reduction, as the ymm kernels (not
+ * bit for bit the reference's order; tests/unit/test_quant.c's tolerance).
+ * Every row of x has its own accumulators whatever else is in the call, so
+ * a row's bits do not depend on the batch.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/error.h"
+#include "tensor/quant_kern.h"
+
+#define Q5_TARGET "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni"
+#define QFN __attribute__((target(Q5_TARGET)))
+#define QIN static inline __attribute__((always_inline, target(Q5_TARGET)))
+
+#define PNR 4         /* rows of x per pass over the weights */
+#define PF_AHEAD 2048 /* bytes of the weight stream prefetched ahead */
+
+/* One pair of x blocks as the kernel reads it (192 bytes). */
+typedef struct {
+  int8_t qs[64];   /* block A's 32 values, then block B's (zeros past the last block) */
+  int32_t off[16]; /* lanes 0-7: −(8 or 16)·sum(x_A)/8; lanes 8-15 the same of B */
+  float dx[16];    /* lanes 0-7: d of x_A; lanes 8-15: d of x_B */
+} x_pair;
+
+/* 32-bit little-endian load */
+QIN uint32_t load_u32(const uint8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+/* Sum of the 32 int8 of a block. */
+QIN int32_t sum32(const int8_t *q) {
+  const __m256i s =
+      _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)q)),
+                        _mm256_set1_epi16(1));
+  __m128i r = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+  r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4E));
+  r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xB1));
+  return _mm_cvtsi128_si32(r);
+}
+
+/* The pairs of one row of x (nb Q8_0 blocks); per_lane = offset / 8. */
+QIN void prep_pairs(x_pair *out, const preft_block_q8_0 *x, int nb, int per_lane) {
+  for (int p = 0; p < (nb + 1) / 2; p++) {
+    x_pair *o = out + p;
+    for (int h = 0; h < 2; h++) {
+      const int b = 2 * p + h;
+      const bool real = b < nb;
+      if (real)
+        memcpy(o->qs + 32 * h, x[b].qs, 32);
+      else
+        memset(o->qs + 32 * h, 0, 32);
+      const int32_t off = real ? -per_lane * sum32(x[b].qs) : 0;
+      const float d = real ? _cvtsh_ss(x[b].d) : 0.0f;
+      for (int l = 0; l < 8; l++) o->off[8 * h + l] = off, o->dx[8 * h + l] = d;
+    }
+  }
+}
+
+/* The 64 codes (0..15 or 0..31) of weight blocks a and b, each a's in
+ * value order: low nibbles of qs, then high nibbles. */
+QIN __m512i codes_pair(const uint8_t *qs_a, const uint8_t *qs_b) {
+  const __m128i a = _mm_loadu_si128((const __m128i *)qs_a), b = _mm_loadu_si128((const __m128i *)qs_b);
+  const __m256i ya = _mm256_inserti128_si256(_mm256_castsi128_si256(a), _mm_srli_epi16(a, 4), 1);
+  const __m256i yb = _mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1);
+  return _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(ya), yb, 1), _mm512_set1_epi8(0x0F));
+}
+
+/* [d_a ×8, d_b ×8] as FP32 (fp16 inputs) */
+QIN __m512 scales_pair(uint16_t da, uint16_t db) {
+  const __m256i h = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)da)),
+                                            _mm_set1_epi16((short)db), 1);
+  return _mm512_cvtph_ps(h);
+}
+
+/* Weight row w (nb blocks of kind 1: Q4_0, 2: Q5_0) against NR rows of x
+ * laid out as pairs (np pairs a row of x), into y[0], y[ys], ... */
+QIN void row_pairs(float *y, size_t ys, const void *w, int nb, const x_pair *xp, int np, const int kind,
+                   const int NR, int accumulate) {
+  __m512 acc[PNR];
+  for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps();
+  const size_t bs = kind == 1 ? sizeof(preft_block_q4_0) : sizeof(preft_block_q5_0);
+  const size_t qs_at = kind == 1 ? offsetof(preft_block_q4_0, qs) : offsetof(preft_block_q5_0, qs);
+  const uint8_t *blk = w;
+  for (int p = 0; p < np; p++) {
+    const uint8_t *a = blk + (size_t)(2 * p) * bs;
+    const bool pair = 2 * p + 1 < nb;
+    const uint8_t *b = pair ? a + bs : a; /* an odd last block: its high half is masked out */
+    _mm_prefetch((const char *)a + PF_AHEAD, _MM_HINT_T0);
+    __m512i q = codes_pair(a + qs_at, b + qs_at);
+    if (kind == 2) {
+      const uint64_t bits = (uint64_t)load_u32(a + offsetof(preft_block_q5_0, qh)) |
+                            (uint64_t)load_u32(b + offsetof(preft_block_q5_0, qh)) << 32;
+      q = _mm512_mask_add_epi8(q, (__mmask64)bits, q, _mm512_set1_epi8(0x10));
+    }
+    uint16_t da, db;
+    memcpy(&da, a, 2), memcpy(&db, b, 2);
+    const __m512 dw = scales_pair(da, db);
+    const __mmask16 lanes = pair ? 0xFFFF : 0x00FF;
+    _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
+      const x_pair *x = xp + (size_t)r * (size_t)np + (size_t)p;
+      const __m512i s =
+          _mm512_dpbusd_epi32(_mm512_loadu_si512(x->off), q, _mm512_loadu_si512((const void *)x->qs));
+      acc[r] = _mm512_mask3_fmadd_ps(_mm512_mul_ps(dw, _mm512_loadu_ps(x->dx)), _mm512_cvtepi32_ps(s), acc[r],
+                                     lanes);
+    }
+  }
+  for (int r = 0; r < NR; r++) {
+    const float v = _mm512_reduce_add_ps(acc[r]);
+    y[(size_t)r * ys] = accumulate ? y[(size_t)r * ys] + v : v;
+  }
+}
+
+QIN void rows_pairs(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n,
+                    int k, int j0, int j1, int accumulate, const int kind) {
+  const unsigned char *xq = xqv;
+  const int nb = k / PREFT_QK, np = (nb + 1) / 2;
+  x_pair *xp = preft_xmalloc(sizeof(x_pair) * (size_t)np * PNR);
+  for (int i0 = 0; i0 < n; i0 += PNR) {
+    const int nr = n - i0 < PNR ? n - i0 : PNR;
+    for (int r = 0; r < nr; r++)
+      prep_pairs(xp + (size_t)r * (size_t)np, (const preft_block_q8_0 *)(xq + (size_t)(i0 + r) * xqs), nb,
+                 kind == 1 ? 1 : 2);
+    float *yi = y + (size_t)i0 * ys;
+    for (int j = j0; j < j1; j++) {
+      const unsigned char *wj = (const unsigned char *)w + (size_t)j * wrow;
+      switch (nr) { /* a constant NR keeps the accumulators in registers */
+        case 1:
+          row_pairs(yi + j, ys, wj, nb, xp, np, kind, 1, accumulate);
+          break;
+        case 2:
+          row_pairs(yi + j, ys, wj, nb, xp, np, kind, 2, accumulate);
+          break;
+        case 3:
+          row_pairs(yi + j, ys, wj, nb, xp, np, kind, 3, accumulate);
+          break;
+        default:
+          row_pairs(yi + j, ys, wj, nb, xp, np, kind, 4, accumulate);
+      }
+    }
+  }
+  free(xp);
+}
+
+QFN void preft_qrows512_q4_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
+                             int n, int k, int j0, int j1, int accumulate) {
+  rows_pairs(y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate, 1);
+}
+
+QFN void preft_qrows512_q5_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
+                             int n, int k, int j0, int j1, int accumulate) {
+  rows_pairs(y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate, 2);
+}
+
+#endif
