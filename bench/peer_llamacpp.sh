@@ -83,12 +83,13 @@
 #   --check-only / --no-check   only the export check / skip it
 set -euo pipefail
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+# shellcheck source=bench/peer_lib.bash
+. "$(dirname "$0")/peer_lib.bash"
+usage() { peer_usage "$0"; }
 [ $# -ge 1 ] || { usage >&2; exit 2; }
 case "$1" in -h|--help) usage; exit 0 ;; esac
-src=$(cd "$1" && pwd) || { echo "peer_llamacpp: no directory $1" >&2; exit 2; }
+src=$(peer_src "$0" "$1")
 shift
-[ -f "$src/include/llama.h" ] || { echo "peer_llamacpp: $src is not a llama.cpp checkout (no include/llama.h)" >&2; exit 2; }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 preft=$repo/build/preft
@@ -136,13 +137,7 @@ log() { echo "== $*" >&2; }
 # ---- 1. build ---------------------------------------------------------------
 if [ "$build" = 1 ]; then
   log "building llama.cpp (CPU) in $lbuild"
-  cmake -S "$src" -B "$lbuild" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DLLAMA_BUILD_TESTS=OFF \
-    -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF \
-    -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF >"$work/cmake.log" 2>&1 ||
-    { tail -20 "$work/cmake.log" >&2; exit 1; }
-  cmake --build "$lbuild" -j"$(nproc)" --target llama llama-bench llama-batched-bench llama-perplexity \
-    >"$work/build.log" 2>&1 ||
-    { tail -20 "$work/build.log" >&2; exit 1; }
+  peer_build "$src" "$lbuild" "$work" OFF llama llama-bench llama-batched-bench llama-perplexity || exit 1
 fi
 lbin=$lbuild/bin
 [ -x "$lbin/llama-bench" ] && [ -x "$lbin/llama-batched-bench" ] || { echo "peer_llamacpp: no llama-bench in $lbin" >&2; exit 1; }

@@ -56,12 +56,13 @@
 #   --no-build           use an existing --llama-build as it is
 set -euo pipefail
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+# shellcheck source=bench/peer_lib.bash
+. "$(dirname "$0")/peer_lib.bash"
+usage() { peer_usage "$0"; }
 [ $# -ge 1 ] || { usage >&2; exit 2; }
 case "$1" in -h|--help) usage; exit 0 ;; esac
-src=$(cd "$1" && pwd) || { echo "peer_spec: no directory $1" >&2; exit 2; }
+src=$(peer_src "$0" "$1")
 shift
-[ -f "$src/include/llama.h" ] || { echo "peer_spec: $src is not a llama.cpp checkout (no include/llama.h)" >&2; exit 2; }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 preft=$repo/build/preft model=$repo/assets/default-model draft=$repo/assets/draft-model
@@ -101,12 +102,7 @@ scrub() { sed "s#$work#WORK#g; s#$src#LLAMA_CPP_SRC#g; s#$repo/##g"; }
 # ---- 1. build ---------------------------------------------------------------
 if [ "$build" = 1 ]; then
   log "building llama.cpp's llama-lookup and llama-speculative-simple in $lbuild"
-  cmake -S "$src" -B "$lbuild" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=ON -DLLAMA_BUILD_TESTS=OFF \
-    -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF \
-    -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_VULKAN=OFF >"$work/cmake.log" 2>&1 ||
-    { tail -20 "$work/cmake.log" >&2; exit 1; }
-  cmake --build "$lbuild" -j"$(nproc)" --target llama-lookup llama-speculative-simple >"$work/build.log" 2>&1 ||
-    { tail -20 "$work/build.log" >&2; exit 1; }
+  peer_build "$src" "$lbuild" "$work" ON llama-lookup llama-speculative-simple || exit 1
 fi
 lookup=$lbuild/bin/llama-lookup spec=$lbuild/bin/llama-speculative-simple
 [ -x "$lookup" ] && [ -x "$spec" ] || { echo "peer_spec: no llama-lookup / llama-speculative-simple in $lbuild/bin" >&2; exit 1; }
