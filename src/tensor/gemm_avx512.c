@@ -248,11 +248,9 @@ static Z_FN void dot_dispatch(int r, int nt, preft_dtype dt, float *y, size_t ys
 
 /* x · w[j] over k features: dot_block's steps on one accumulator (a line
  * prefetched ROW_PF bytes ahead every 32 features), reduced as
- * preft_rows_store_avx512 reduces row r of a group of four (r_alone = 0)
- * or a row of the walk's tail (r_alone = 1): the bits of the same row in a
+ * preft_rows_store_avx512 reduces every row: the bits of the same row in a
  * batch. */
-Z_INLINE float dot_row_stream(const preft_dtype dt, const float *x, const void *w, int k, int j,
-                              int r_alone) {
+Z_INLINE float dot_row_stream(const preft_dtype dt, const float *x, const void *w, int k, int j) {
   __m512 acc = _mm512_setzero_ps();
   const size_t base = (size_t)j * (size_t)k;
   const char *wb = (const char *)w + base * 2;
@@ -265,19 +263,18 @@ Z_INLINE float dot_row_stream(const preft_dtype dt, const float *x, const void *
     __mmask16 m = mask_first(k - k16);
     acc = _mm512_fmadd_ps(load16(w, dt, base + (size_t)k16, m), _mm512_maskz_loadu_ps(m, x + k16), acc);
   }
-  return r_alone ? _mm512_reduce_add_ps(acc) : preft_sum1_avx512(acc);
+  return preft_sum1_avx512(acc);
 }
+
 /* Weight rows [j0, j1) (16-bit, dt) against one row of x, one row at a
  * time: one sequential stream per thread, where the 4 interleaved rows of
  * preft_rows_groups_avx512 ran the Qwen2.5-0.5B decode step 7-8% slower
- * (docs/KERNELS.md). That walk takes rows in fours from j0 and the last
- * (j1 - j0) % 4 alone. */
+ * (docs/KERNELS.md). */
 static Z_FN void stream_rows(const preft_dtype dt, float *y, const float *x, const void *w, int k, int j0,
                              int j1, int accumulate) {
-  const int alone_from = j1 - (j1 - j0) % 4;
   for (int j = j0; j < j1; j++) {
-    float s = dt == PREFT_F16 ? dot_row_stream(PREFT_F16, x, w, k, j, j >= alone_from)
-                              : dot_row_stream(PREFT_BF16, x, w, k, j, j >= alone_from);
+    float s =
+        dt == PREFT_F16 ? dot_row_stream(PREFT_F16, x, w, k, j) : dot_row_stream(PREFT_BF16, x, w, k, j);
     y[j] = accumulate ? y[j] + s : s;
   }
 }

@@ -20,8 +20,8 @@
  *    ROW_PF bytes ahead. The 4 interleaved rows of the general walk ran
  *    the Qwen2.5-0.5B decode step 15-18% slower (medians of 150
  *    alternating steps, docs/KERNELS.md). Each row keeps dot_block's
- *    single accumulator and its reduction for the row's place in the
- *    walk, so a row of x gets the same bits alone as in a batch.
+ *    single accumulator and its reduction, so a row of x gets the same
+ *    bits alone as in a batch.
  */
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -113,9 +113,8 @@ static BF_FN void dot_dispatch(int r, int nt, preft_dtype dt, float *y, size_t y
 #define ROW_PF 2048 /* bytes ahead of a row stream's loads (1024-2048 measured alike) */
 
 /* x · wr over k features: dot_block's steps on one accumulator, reduced
- * as preft_rows_store_avx512 reduces row r of a group of four (r_alone =
- * 0) or a row of the walk's tail (r_alone = 1). */
-BF_INLINE float dot_row_stream(const uint16_t *x, const uint16_t *wr, int k, int r_alone) {
+ * as preft_rows_store_avx512 reduces every row. */
+BF_INLINE float dot_row_stream(const uint16_t *x, const uint16_t *wr, int k) {
   __m512 acc = _mm512_setzero_ps();
   const int k32 = k & ~31;
   for (int kk = 0; kk < k32; kk += 32) {
@@ -127,17 +126,14 @@ BF_INLINE float dot_row_stream(const uint16_t *x, const uint16_t *wr, int k, int
     acc = _mm512_dpbf16_ps(acc, as_bh(_mm512_maskz_loadu_epi16(m, wr + k32)),
                            as_bh(_mm512_maskz_loadu_epi16(m, x + k32)));
   }
-  return r_alone ? _mm512_reduce_add_ps(acc) : preft_sum1_avx512(acc);
+  return preft_sum1_avx512(acc);
 }
 
-/* Weight rows [j0, j1) against one row of x, one row at a time. The walk
- * of preft_rows_groups_avx512 takes rows in fours from j0 (its groups of
- * 12 start at j0 + 12i) and the last (j1 - j0) % 4 alone. */
+/* Weight rows [j0, j1) against one row of x, one row at a time. */
 static BF_FN void stream_rows(float *y, const uint16_t *x, const uint16_t *w, int k, int j0, int j1,
                               int accumulate) {
-  const int alone_from = j1 - (j1 - j0) % 4;
   for (int j = j0; j < j1; j++) {
-    float s = dot_row_stream(x, w + (size_t)j * (size_t)k, k, j >= alone_from);
+    float s = dot_row_stream(x, w + (size_t)j * (size_t)k, k);
     y[j] = accumulate ? y[j] + s : s;
   }
 }

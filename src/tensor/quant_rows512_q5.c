@@ -38,8 +38,9 @@
 #define QFN __attribute__((target(Q5_TARGET)))
 #define QIN static inline __attribute__((always_inline, target(Q5_TARGET)))
 
-#define PNR 4         /* rows of x per pass over the weights */
-#define PF_AHEAD 2048 /* bytes of the weight stream prefetched ahead */
+#define PNR 4           /* rows of x per pass over the weights */
+#define PF_AHEAD 2048   /* bytes of the weight stream prefetched ahead */
+#define PAIRS_STACK 128 /* x pairs kept on the stack (pairs × rows: K = 2048 at 4 rows, 24 KiB) */
 
 /* One pair of x blocks as the kernel reads it (192 bytes). */
 typedef struct {
@@ -142,7 +143,9 @@ QIN void rows_pairs(float *y, size_t ys, const void *xqv, size_t xqs, const void
                     int k, int j0, int j1, int accumulate, const int kind) {
   const unsigned char *xq = xqv;
   const int nb = k / PREFT_QK, np = (nb + 1) / 2;
-  x_pair *xp = preft_xmalloc(sizeof(x_pair) * (size_t)np * PNR);
+  x_pair xp_stack[PAIRS_STACK];
+  const bool big = (size_t)np * PNR > PAIRS_STACK;
+  x_pair *xp = big ? preft_xmalloc(sizeof(x_pair) * (size_t)np * PNR) : xp_stack;
   for (int i0 = 0; i0 < n; i0 += PNR) {
     const int nr = n - i0 < PNR ? n - i0 : PNR;
     for (int r = 0; r < nr; r++)
@@ -166,7 +169,7 @@ QIN void rows_pairs(float *y, size_t ys, const void *xqv, size_t xqs, const void
       }
     }
   }
-  free(xp);
+  if (big) free(xp);
 }
 
 QFN void preft_qrows512_q4_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,

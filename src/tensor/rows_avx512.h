@@ -28,14 +28,15 @@ PREFT_ROWS512_INLINE __m128 preft_sum4_avx512(__m512 a, __m512 b, __m512 c, __m5
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-/* The lane sum of a in the order preft_sum4_avx512 sums each of its four
- * (a row reduced alone gets the bits it gets in a group of four). */
+/* The lane sum of a in the order preft_sum4_avx512 sums each of its four:
+ * a row reduced alone gets the bits it gets in a group of four. */
 PREFT_ROWS512_INLINE float preft_sum1_avx512(__m512 a) {
   return _mm_cvtss_f32(preft_sum4_avx512(a, a, a, a));
 }
 
 /* y[n][j .. j+R) (+)= the lane sums of acc[r][n], n < NT: four weight rows
- * by one shuffle tree (R = 4), a single row by its own reduction (R = 1). */
+ * by one shuffle tree (R = 4), a single row (R = 1) in the same order, so
+ * that a row's bits do not depend on where it falls in the walk. */
 PREFT_ROWS512_INLINE void preft_rows_store_avx512(const int R, const int NT, __m512 acc[4][6], float *y,
                                                   size_t ys, int j, int accumulate) {
 #pragma GCC unroll 8
@@ -48,7 +49,7 @@ PREFT_ROWS512_INLINE void preft_rows_store_avx512(const int R, const int NT, __m
     } else {
 #pragma GCC unroll 8
       for (int r = 0; r < R; r++) {
-        float s = _mm512_reduce_add_ps(acc[r][n]);
+        float s = preft_sum1_avx512(acc[r][n]);
         yy[r] = accumulate ? yy[r] + s : s;
       }
     }

@@ -45,6 +45,7 @@ static void check_reference_model(const char *name, preft_pool *pool) {
   char *path = test_tmp_file("model.gguf");
   if (preft_gguf_export_model(hf, NULL, NULL, path, &err)) fail_msg("%s", err.msg);
   if (preft_model_load(&gg, path, &err)) fail_msg("%s: %s", name, err.msg);
+  assert_true(gg->gguf->map.copied); /* read into memory by default */
   const preft_model_config *a = &hf->cfg, *b = &gg->cfg;
   assert_int_equal(a->arch == PREFT_ARCH_QWEN2, b->arch == PREFT_ARCH_QWEN2);
   assert_int_equal(a->vocab, b->vocab);
@@ -72,6 +73,7 @@ static void check_reference_model(const char *name, preft_pool *pool) {
   preft_weights_set_mmap(true);
   if (preft_model_load(&gg, path, &err)) fail_msg("%s (mapped): %s", name, err.msg);
   preft_weights_set_mmap(false);
+  assert_false(gg->gguf->map.copied);
   lb = logits_of(gg, pool, ids, 12);
   if (memcmp(la, lb, n * sizeof(float)) != 0) fail_msg("%s: the mapped GGUF gives other logits", name);
   free(la);

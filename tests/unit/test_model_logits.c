@@ -69,6 +69,7 @@ static void check_model(const char *name, int threads) {
     preft_weights_set_mmap(mapped);
     reference_case rc;
     load_case(name, &rc);
+    assert_int_equal(rc.m->st.copy, !mapped); /* the weights live where the setting says */
     count = (size_t)rc.n * (size_t)rc.m->cfg.vocab;
     float *logits = malloc(sizeof(float) * count);
     preft_pool *pool = preft_pool_create(threads);

@@ -330,11 +330,13 @@ static void test_qgemm_kernels(void **state) {
         preft_pool *pool = (s + (size_t)acc) % 2 ? p3 : p1;
         check_qgemm(pool, QTYPES[ti], shapes[s][0], shapes[s][1], shapes[s][2], (int)s % 3, acc);
       }
-  /* an odd number of blocks of 32 (the kernels that take two at a time) */
+  /* an odd number of blocks of 32 (the kernels that take two at a time),
+   * and K past what their x layout keeps on the stack (4896: 153 blocks) */
   static const preft_dtype b32[] = {PREFT_Q8_0, PREFT_Q4_0, PREFT_Q5_0};
   for (int ti = 0; ti < 3; ti++) {
     check_qgemm(p1, b32[ti], 1, 96, 11, 1, 0);
     check_qgemm(p3, b32[ti], 6, 864, 19, 0, 1);
+    check_qgemm(p1, b32[ti], 5, 4896, 7, 0, 1);
   }
   preft_pool_free(p1);
   preft_pool_free(p3);
