@@ -1,13 +1,18 @@
 /* lora_kernels.c - the expand of a LoRA delta, y += t·Bt for small rank R
  * (see lora_kernels.h): a plain C version, which the tests hold to the
- * same reference as the others, and an AVX+FMA+F16C version.
+ * same reference as the others, an AVX+FMA+F16C chunked kernel for groups
+ * of rows, and a few-rows kernel (ymm, and zmm on AVX-512 CPUs) for the
+ * one to four rows a decode step has per adapter.
  *
- * A broadcast FMA: for a chunk of 16 (or 8) output columns, the chunk of Bt
- * for up to EXPAND_RB ranks is converted to FP32 once into a small buffer
- * (in L1), then every row of the group accumulates
+ * Chunked: for a chunk of 16 (or 8) output columns, the chunk of Bt for up
+ * to EXPAND_RB ranks is converted to FP32 once into a small buffer (in
+ * L1), then every row of the group accumulates
  * y[i, chunk] += Σ_r t[i, r] · Bt[r, chunk] in registers, 4 rows at a time
  * (8 accumulators, 2 weight vectors, 1 broadcast). y is read and written
  * once per chunk and EXPAND_RB ranks; there are no horizontal sums.
+ *
+ * Few rows: see "few rows" below. Both give every element its terms in
+ * rank order with one FMA each, so they agree bit for bit.
  */
 #include "model/lora_kernels.h"
 
@@ -142,6 +147,135 @@ AVX_INLINE void expand_avx_body(float *y, size_t y_stride, const int *rows, cons
   }
 }
 
+/* ---- few rows (a decode step's one row per adapter) ---------------------
+ * The chunked kernel above reads 16 ranks' 64-byte pieces of Bt side by
+ * side, 16 short streams that the hardware prefetchers follow badly when
+ * Bt comes from memory (a decode step reads every sequence's Bt). Here a
+ * block of columns of y stays in registers over all the ranks while each
+ * rank row of Bt is prefetched EXPAND_AHEAD bytes ahead, and the block's
+ * Bt (in L1 after the first row) serves the group's other rows. Each
+ * element still gets its terms in rank order, one FMA each, and the last
+ * columns the same scalar fmaf: the same bits as the chunked kernel
+ * (tests/unit/test_lora_kernels.c holds the two to it). */
+#define EXPAND_FEW_ROWS 4 /* groups of at most this many rows take it */
+#define EXPAND_AHEAD 512  /* bytes of each rank row of Bt prefetched ahead */
+
+/* y[i, c .. c+8·V) for the group's rows, V ymm accumulators; V and dt are
+ * constants. */
+AVX_INLINE void expand_few_block(float *const *yr, const float *t, size_t ts, const void *bt, size_t ld,
+                                 preft_dtype dt, int n, int rank, int c, const int V) {
+  const size_t es = preft_dtype_size(dt);
+  for (int i = 0; i < n; i++) {
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int v = 0; v < V; v++) acc[v] = _mm256_loadu_ps(yr[i] + c + 8 * v);
+    for (int r = 0; r < rank; r++) {
+      const size_t at = (size_t)r * ld + (size_t)c;
+      if (i == 0)
+        for (size_t b = 0; b < (size_t)(8 * V) * es; b += 64)
+          __builtin_prefetch((const char *)bt + at * es + EXPAND_AHEAD + b, 0, 3);
+      __m256 tr = _mm256_broadcast_ss(t + (size_t)i * ts + r);
+#pragma GCC unroll 8
+      for (int v = 0; v < V; v++)
+        acc[v] = _mm256_fmadd_ps(tr, preft_load8_avx(bt, dt, at + 8 * (size_t)v), acc[v]);
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < V; v++) _mm256_storeu_ps(yr[i] + c + 8 * v, acc[v]);
+  }
+}
+
+AVX_INLINE void expand_few_avx_body(float *y, size_t y_stride, const int *rows, const float *t, size_t ts,
+                                    const void *bt, size_t ld, preft_dtype dt, int n, int rank, int out) {
+  float *yr[EXPAND_FEW_ROWS];
+  for (int i = 0; i < n; i++) yr[i] = (float *)row_of(y, y_stride, rows, i);
+  int c = 0;
+  for (; c + 64 <= out; c += 64) expand_few_block(yr, t, ts, bt, ld, dt, n, rank, c, 8);
+  for (; c + 8 <= out; c += 8) expand_few_block(yr, t, ts, bt, ld, dt, n, rank, c, 1);
+  for (; c < out; c++) /* the last out % 8 columns */
+    for (int i = 0; i < n; i++) {
+      const float *ti = t + (size_t)i * ts;
+      float s = yr[i][c];
+      for (int r = 0; r < rank; r++) s = fmaf(ti[r], elem_f32(bt, dt, (size_t)r * ld + (size_t)c), s);
+      yr[i][c] = s;
+    }
+}
+
+AVX_FN void expand_few_avx_f32(float *y, size_t ys, const int *rows, const float *t, size_t ts,
+                               const void *bt, size_t ld, int n, int rank, int out) {
+  expand_few_avx_body(y, ys, rows, t, ts, bt, ld, PREFT_F32, n, rank, out);
+}
+AVX_FN void expand_few_avx_f16(float *y, size_t ys, const int *rows, const float *t, size_t ts,
+                               const void *bt, size_t ld, int n, int rank, int out) {
+  expand_few_avx_body(y, ys, rows, t, ts, bt, ld, PREFT_F16, n, rank, out);
+}
+AVX_FN void expand_few_avx_bf16(float *y, size_t ys, const int *rows, const float *t, size_t ts,
+                                const void *bt, size_t ld, int n, int rank, int out) {
+  expand_few_avx_body(y, ys, rows, t, ts, bt, ld, PREFT_BF16, n, rank, out);
+}
+
+/* The same on zmm (AVX-512 CPUs): blocks of 128 columns, the last partial
+ * block of 16 under a mask (masked lanes are neither read nor written). */
+#define Z_FN static __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#define Z_INLINE \
+  static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+
+Z_INLINE __m512 load16_z(const void *w, preft_dtype dt, size_t i, __mmask16 m) {
+  if (dt == PREFT_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i));
+  if (dt == PREFT_BF16)
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i)), 16));
+  return _mm512_maskz_loadu_ps(m, (const float *)w + i);
+}
+
+/* y[i, c .. c+16·V) for the group's rows, the last vector under mask m. */
+Z_INLINE void expand_few_block_z(float *const *yr, const float *t, size_t ts, const void *bt, size_t ld,
+                                 preft_dtype dt, int n, int rank, int c, const int V, __mmask16 m) {
+  const size_t es = preft_dtype_size(dt);
+  for (int i = 0; i < n; i++) {
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int v = 0; v < V; v++) acc[v] = _mm512_maskz_loadu_ps(v == V - 1 ? m : 0xFFFF, yr[i] + c + 16 * v);
+    for (int r = 0; r < rank; r++) {
+      const size_t at = (size_t)r * ld + (size_t)c;
+      if (i == 0)
+        for (size_t b = 0; b < (size_t)(16 * V) * es; b += 64)
+          __builtin_prefetch((const char *)bt + at * es + EXPAND_AHEAD + b, 0, 3);
+      __m512 tr = _mm512_set1_ps(t[(size_t)i * ts + r]);
+#pragma GCC unroll 8
+      for (int v = 0; v < V; v++)
+        acc[v] = _mm512_fmadd_ps(tr, load16_z(bt, dt, at + 16 * (size_t)v, v == V - 1 ? m : 0xFFFF), acc[v]);
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < V; v++) _mm512_mask_storeu_ps(yr[i] + c + 16 * v, v == V - 1 ? m : 0xFFFF, acc[v]);
+  }
+}
+
+Z_INLINE void expand_few_z_body(float *y, size_t y_stride, const int *rows, const float *t, size_t ts,
+                                const void *bt, size_t ld, preft_dtype dt, int n, int rank, int out) {
+  float *yr[EXPAND_FEW_ROWS];
+  for (int i = 0; i < n; i++) yr[i] = (float *)row_of(y, y_stride, rows, i);
+  int c = 0;
+  for (; c + 128 <= out; c += 128) expand_few_block_z(yr, t, ts, bt, ld, dt, n, rank, c, 8, 0xFFFF);
+  for (; c < out; c += 16) {
+    int left = out - c;
+    expand_few_block_z(yr, t, ts, bt, ld, dt, n, rank, c, 1,
+                       left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1));
+  }
+}
+
+Z_FN void expand_few_z_f32(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,
+                           size_t ld, int n, int rank, int out) {
+  expand_few_z_body(y, ys, rows, t, ts, bt, ld, PREFT_F32, n, rank, out);
+}
+Z_FN void expand_few_z_f16(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,
+                           size_t ld, int n, int rank, int out) {
+  expand_few_z_body(y, ys, rows, t, ts, bt, ld, PREFT_F16, n, rank, out);
+}
+Z_FN void expand_few_z_bf16(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,
+                            size_t ld, int n, int rank, int out) {
+  expand_few_z_body(y, ys, rows, t, ts, bt, ld, PREFT_BF16, n, rank, out);
+}
+
 AVX_FN void expand_avx_f32(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,
                            size_t ld, int n, int rank, int out) {
   expand_avx_body(y, ys, rows, t, ts, bt, ld, PREFT_F32, n, rank, out);
@@ -158,21 +292,42 @@ AVX_FN void expand_avx_bf16(float *y, size_t ys, const int *rows, const float *t
 
 /* ---- dispatch ----------------------------------------------------------- */
 
-void preft_lora_expand(float *y, size_t y_stride, const int *rows, const float *t, size_t t_stride,
-                       const void *bt, size_t bt_ld, preft_dtype bdt, int n, int rank, int out) {
+#ifdef HAVE_AVX_PATH
+typedef void (*expand_fn)(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,
+                          size_t ld, int n, int rank, int out);
+static expand_fn by_dtype(preft_dtype dt, expand_fn f32, expand_fn f16, expand_fn bf16) {
+  return dt == PREFT_F32 ? f32 : dt == PREFT_F16 ? f16 : bf16;
+}
+#endif
+
+void preft_lora_expand_chunked(float *y, size_t y_stride, const int *rows, const float *t, size_t t_stride,
+                               const void *bt, size_t bt_ld, preft_dtype bdt, int n, int rank, int out) {
   if (n <= 0 || rank <= 0 || out <= 0) return;
 #ifdef HAVE_AVX_PATH
   if (preft_cpu_path() >= PREFT_CPU_AVX_FMA) {
-    if (bdt == PREFT_F32)
-      expand_avx_f32(y, y_stride, rows, t, t_stride, bt, bt_ld, n, rank, out);
-    else if (bdt == PREFT_F16)
-      expand_avx_f16(y, y_stride, rows, t, t_stride, bt, bt_ld, n, rank, out);
-    else
-      expand_avx_bf16(y, y_stride, rows, t, t_stride, bt, bt_ld, n, rank, out);
+    by_dtype(bdt, expand_avx_f32, expand_avx_f16, expand_avx_bf16)(y, y_stride, rows, t, t_stride, bt, bt_ld,
+                                                                   n, rank, out);
     return;
   }
 #endif
   expand_portable(y, y_stride, rows, t, t_stride, bt, bt_ld, bdt, n, rank, out);
+}
+
+void preft_lora_expand(float *y, size_t y_stride, const int *rows, const float *t, size_t t_stride,
+                       const void *bt, size_t bt_ld, preft_dtype bdt, int n, int rank, int out) {
+  if (n <= 0 || rank <= 0 || out <= 0) return;
+#ifdef HAVE_AVX_PATH
+  expand_fn few = NULL;
+  if (preft_cpu_path() >= PREFT_CPU_AVX512_BF16)
+    few = by_dtype(bdt, expand_few_z_f32, expand_few_z_f16, expand_few_z_bf16);
+  else if (preft_cpu_path() >= PREFT_CPU_AVX_FMA)
+    few = by_dtype(bdt, expand_few_avx_f32, expand_few_avx_f16, expand_few_avx_bf16);
+  if (few && n <= EXPAND_FEW_ROWS) {
+    few(y, y_stride, rows, t, t_stride, bt, bt_ld, n, rank, out);
+    return;
+  }
+#endif
+  preft_lora_expand_chunked(y, y_stride, rows, t, t_stride, bt, bt_ld, bdt, n, rank, out);
 }
 
 void preft_lora_transpose_b(void *bt, const void *b, preft_dtype dt, int out, int rank) {

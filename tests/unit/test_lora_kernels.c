@@ -85,7 +85,7 @@ static void check_expand(preft_dtype dt, int n, int rank, int out, bool scatter)
 
 static void expand_matches_double_reference_on_every_path(void **s) {
   static const int ranks[] = {1, 8, 16, 64, 70};
-  static const int outs[] = {1, 7, 8, 13, 16, 24, 41, 100};
+  static const int outs[] = {1, 7, 8, 13, 16, 24, 41, 100, 130, 300};
   static const int ns[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 17, 31, 40};
   static const preft_dtype dts[] = {PREFT_F32, PREFT_F16, PREFT_BF16};
   for (int path = PREFT_CPU_PORTABLE; path < PREFT_CPU_N_PATHS; path++) {
@@ -95,6 +95,111 @@ static void expand_matches_double_reference_on_every_path(void **s) {
         for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++)
           for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
             check_expand(dts[d], ns[k], ranks[r], outs[o], (ns[k] + (int)o) % 2 == 1);
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+}
+
+/* preft_lora_shrink_rows: t = x·Aᵀ for scattered rows against a double
+ * reference (in not a multiple of 8, 16 or 32: every tail), and each row
+ * the same bits alone as among the group's other rows. */
+static void shrink_rows_match_reference_and_are_row_alone_exact(void **s) {
+  (void)s;
+  static const int ins[] = {1, 7, 8, 31, 32, 45, 100, 896, 1031};
+  static const int ranks[] = {1, 8, 16, 33};
+  static const preft_dtype dts[] = {PREFT_F32, PREFT_F16, PREFT_BF16};
+  enum { N = 5, NB = 11 };
+  const int rows[N] = {9, 2, 4, 0, 7};
+  for (int path = PREFT_CPU_PORTABLE; path < PREFT_CPU_N_PATHS; path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
+    for (size_t d = 0; d < 3; d++)
+      for (size_t q = 0; q < sizeof ins / sizeof ins[0]; q++)
+        for (size_t r = 0; r < sizeof ranks / sizeof ranks[0]; r++) {
+          const int in = ins[q], rank = ranks[r], xs = in + 3, ts = rank + 2;
+          void *a = test_random_weights(dts[d], (size_t)rank * in);
+          float *x = malloc(sizeof(float) * NB * (size_t)xs), *t = malloc(sizeof(float) * N * (size_t)ts);
+          float t1[40];
+          for (int i = 0; i < NB * xs; i++) x[i] = test_frand();
+          preft_lora_shrink_rows(t, (size_t)ts, x, (size_t)xs, rows, a, dts[d], N, rank, in);
+          for (int i = 0; i < N; i++) {
+            preft_lora_shrink_rows(t1, (size_t)rank, x + (size_t)rows[i] * xs, (size_t)xs, NULL, a, dts[d], 1,
+                                   rank, in);
+            for (int o = 0; o < rank; o++) {
+              double want = 0, mag = 0;
+              for (int k = 0; k < in; k++) {
+                double term = (double)x[(size_t)rows[i] * xs + k] * elem(a, dts[d], (size_t)o * in + k);
+                want += term;
+                mag += fabs(term);
+              }
+              expect_near(t[(size_t)i * ts + o], want, mag, in, "shrink t", i, o);
+              if (memcmp(&t1[o], &t[(size_t)i * ts + o], sizeof(float)) != 0)
+                fail_msg("shrink on %s, %s, in %d: row %d gives %.9g alone and %.9g in the group",
+                         preft_cpu_path_name(preft_cpu_path()), preft_dtype_name(dts[d]), in, i, t1[o],
+                         t[(size_t)i * ts + o]);
+            }
+          }
+          free(a);
+          free(x);
+          free(t);
+        }
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+}
+
+/* A group's rows take the few-rows kernel (lora_kernels.c) up to 4 rows
+ * and the chunked one beyond: a row must get the same bits either way,
+ * alone or among 8 other rows of its adapter (a decode row, or the same
+ * row in a speculative verify or shared-adapter batch), on every path.
+ * Widths cross the kernels' 64- and 128-column blocks and their tails. */
+static void expand_row_gets_the_same_bits_alone_and_in_a_group(void **s) {
+  (void)s;
+  static const int outs[] = {5, 8, 16, 72, 130, 300, 4867};
+  static const int ranks[] = {1, 16, 70};
+  static const int ns[] = {1, 2, 3, 4};
+  static const preft_dtype dts[] = {PREFT_F32, PREFT_F16, PREFT_BF16};
+  enum { BIG = 9 };
+  for (int path = PREFT_CPU_PORTABLE; path < PREFT_CPU_N_PATHS; path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
+    for (size_t d = 0; d < 3; d++)
+      for (size_t o = 0; o < sizeof outs / sizeof outs[0]; o++)
+        for (size_t r = 0; r < sizeof ranks / sizeof ranks[0]; r++) {
+          const int out = outs[o], rank = ranks[r];
+          void *bt = test_random_weights(dts[d], (size_t)out * rank);
+          float *t = malloc(sizeof(float) * BIG * (size_t)rank);
+          float *y0 = malloc(sizeof(float) * BIG * (size_t)out),
+                *yg = malloc(sizeof(float) * BIG * (size_t)out);
+          float *yf = malloc(sizeof(float) * BIG * (size_t)out),
+                *yc = malloc(sizeof(float) * BIG * (size_t)out);
+          for (int i = 0; i < BIG * rank; i++) t[i] = test_frand();
+          for (int i = 0; i < BIG * out; i++) y0[i] = yg[i] = test_frand();
+          preft_lora_expand(yg, (size_t)out, NULL, t, (size_t)rank, bt, (size_t)out, dts[d], BIG, rank, out);
+          for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+            const int n = ns[k], first = BIG - n; /* the group's last n rows, as a group of their own */
+            memcpy(yf, y0, sizeof(float) * BIG * (size_t)out);
+            preft_lora_expand(yf + (size_t)first * out, (size_t)out, NULL, t + (size_t)first * rank,
+                              (size_t)rank, bt, (size_t)out, dts[d], n, rank, out);
+            /* and the chunked kernel itself on the same n rows */
+            memcpy(yc, y0, sizeof(float) * BIG * (size_t)out);
+            preft_lora_expand_chunked(yc + (size_t)first * out, (size_t)out, NULL, t + (size_t)first * rank,
+                                      (size_t)rank, bt, (size_t)out, dts[d], n, rank, out);
+            for (int i = first; i < BIG; i++)
+              for (int c = 0; c < out; c++) {
+                const float *f = &yf[(size_t)i * out + c], *g = &yg[(size_t)i * out + c];
+                if (memcmp(f, g, sizeof(float)) != 0 ||
+                    memcmp(f, &yc[(size_t)i * out + c], sizeof(float)) != 0)
+                  fail_msg(
+                      "%s on %s, rank %d, out %d: row %d of %d gives %.9g, in a group of %d %.9g, by the "
+                      "chunked kernel %.9g",
+                      preft_dtype_name(dts[d]), preft_cpu_path_name(preft_cpu_path()), rank, out, i - first,
+                      n, *f, BIG, *g, yc[(size_t)i * out + c]);
+              }
+          }
+          free(bt);
+          free(t);
+          free(y0);
+          free(yg);
+          free(yf);
+          free(yc);
+        }
   }
   preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
 }
@@ -246,6 +351,8 @@ static void reft_edits_match_reference_on_every_path(void **s) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(expand_matches_double_reference_on_every_path),
+      cmocka_unit_test(expand_row_gets_the_same_bits_alone_and_in_a_group),
+      cmocka_unit_test(shrink_rows_match_reference_and_are_row_alone_exact),
       cmocka_unit_test(grouped_lora_delta_matches_reference_on_every_path),
       cmocka_unit_test(reft_edits_match_reference_on_every_path),
   };
