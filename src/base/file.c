@@ -13,11 +13,6 @@
 
 #include "base/huge_alloc.h"
 
-/* Files at least this large are read into 2 MiB pages (huge_alloc.h):
- * model weights streamed every decode step take 512 times fewer TLB
- * entries. */
-#define HUGE_COPY_MIN ((size_t)2 << 20)
-
 int preft_map_file(preft_mapped_file *f, const char *path, preft_error *err) {
   memset(f, 0, sizeof *f);
   int fd = open(path, O_RDONLY);
@@ -62,7 +57,7 @@ int preft_copy_file(preft_mapped_file *f, const char *path, preft_error *err) {
     return preft_fail(err, "%s: not a regular file", path);
   }
   size_t size = (size_t)st.st_size, got = 0;
-  uint8_t *buf = size >= HUGE_COPY_MIN ? preft_alloc_huge(size) : preft_xmalloc(size ? size : 1);
+  uint8_t *buf = preft_alloc_big(size);
   if (!buf) {
     close(fd);
     return preft_fail(err, "%s: cannot allocate %zu bytes to read it into", path, size);

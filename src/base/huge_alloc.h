@@ -19,4 +19,19 @@
  * NULL when the memory is not there. Release with free(). */
 void *preft_alloc_huge(size_t bytes);
 
+/* Buffers at least this big go on huge pages (preft_alloc_big), when
+ * rounding them up to whole 2 MiB pages adds at most an eighth: a smaller
+ * one would take a whole 2 MiB page once touched (thousands of small
+ * adapters). */
+#define PREFT_HUGE_MIN ((size_t)2 << 20)
+
+/* A buffer read in long streams (model weights, an adapter's A and Bᵀ,
+ * which a decode step with one adapter per sequence reads for every
+ * sequence: on 4 KiB pages each page costs a TLB miss, and on a virtual
+ * machine a nested page walk): preft_alloc_huge from PREFT_HUGE_MIN bytes
+ * (within the rounding bound above), malloc otherwise. preft_alloc_big returns NULL when the memory is not
+ * there, preft_xalloc_big exits as preft_xmalloc does. Release with free(). */
+void *preft_alloc_big(size_t bytes);
+void *preft_xalloc_big(size_t bytes);
+
 #endif

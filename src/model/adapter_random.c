@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/huge_alloc.h"
 #include "model/adapter.h"
 
 static uint64_t next_u64(uint64_t *s) {
@@ -50,7 +51,7 @@ preft_adapter *preft_adapter_random_range(preft_adapter_kind kind, const preft_m
       per_layer += (size_t)rank * (size_t)(in[m] + out[m]);
     }
     size_t total = per_layer * (size_t)c->n_layers, es = preft_dtype_size(dtype);
-    uint8_t *mem = preft_xmalloc(total * es);
+    uint8_t *mem = preft_xalloc_big(total * es);
     for (size_t i = 0; i < total; i++) {
       float v = uniform(&rng, range);
       if (dtype == PREFT_F32)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/huge_alloc.h"
 #include "model/adapter_plan.h"
 #include "model/lora_kernels.h"
 #include "tensor/gemm.h"
@@ -395,7 +396,7 @@ void preft_lora_prepare(preft_adapter *a, const preft_model_config *c) {
     if (lm->rank > 0) total += (size_t)lm->rank * (size_t)out * preft_dtype_size(lm->b_dtype);
   }
   free(a->lora_bt);
-  a->lora_bt = preft_xmalloc(total ? total : 1);
+  a->lora_bt = preft_xalloc_big(total ? total : 1); /* huge pages when big: read in streams */
   a->lora_bt_bytes = total;
   uint8_t *mem = a->lora_bt;
   for (int i = 0; i < a->n_layers * PREFT_N_MODULES; i++) {

@@ -5,11 +5,13 @@
 #include <cmocka.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/file.h"
+#include "base/huge_alloc.h"
 #include "base/threadpool.h"
 #include "tensor/dtype.h"
 #include "testutil.h"
@@ -132,6 +134,29 @@ static void half_conversions_round_to_nearest_even(void **state) {
   assert_true(preft_bf16_to_f32(0xc040) == -3.0f);
 }
 
+/* preft_alloc_big: huge-page aligned when big and the rounding is small,
+ * plain malloc otherwise, writable to the last byte; preft_xalloc_big the
+ * same for a big buffer. */
+static void big_buffers_go_on_aligned_huge_pages(void **s) {
+  (void)s;
+  const size_t huge = (size_t)2 << 20;
+  const size_t sizes[] = {1, 4096, huge - 1, huge + huge / 16, 20 * huge - 5, 3 * huge};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    unsigned char *p = preft_alloc_big(sizes[i]);
+    assert_non_null(p);
+    p[0] = 1;
+    p[sizes[i] - 1] = 2;
+    size_t rounded = (sizes[i] + huge - 1) / huge * huge;
+    if (sizes[i] >= PREFT_HUGE_MIN && rounded - sizes[i] <= sizes[i] / 8)
+      assert_int_equal((uintptr_t)p % huge, 0);
+    free(p);
+  }
+  unsigned char *q = preft_xalloc_big(20 * huge - 5);
+  assert_int_equal((uintptr_t)q % huge, 0);
+  q[20 * huge - 6] = 3;
+  free(q);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(pool_runs_every_task_exactly_once),
@@ -139,6 +164,7 @@ int main(void) {
       cmocka_unit_test(pool_runs_more_tasks_than_one_word_holds),
       cmocka_unit_test(atomic_write_replaces_file_whole),
       cmocka_unit_test(half_conversions_round_to_nearest_even),
+      cmocka_unit_test(big_buffers_go_on_aligned_huge_pages),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
