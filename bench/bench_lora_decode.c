@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/huge_alloc.h"
 #include "base/timer.h"
 #include "model/lora_kernels.h"
 #include "tensor/gemm.h"
@@ -42,12 +43,9 @@ static double median(double *v, int n) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* On huge pages, as adapters' A and Bt are (huge_alloc.h). */
 static void *random_bytes(size_t bytes, preft_dtype dt, unsigned *seed) {
-  void *p = malloc(bytes);
-  if (!p) {
-    fprintf(stderr, "bench_lora_decode: out of memory (%zu bytes)\n", bytes);
-    exit(1);
-  }
+  void *p = preft_xalloc_big(bytes);
   for (size_t i = 0; i < bytes / preft_dtype_size(dt); i++) {
     float v = ((float)rand_r(seed) / RAND_MAX - 0.5f) * 0.04f;
     if (dt == PREFT_F32)
