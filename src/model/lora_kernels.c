@@ -72,10 +72,27 @@ static void expand_portable(float *y, size_t y_stride, const int *rows, const fl
 /* ---- AVX + FMA + F16C --------------------------------------------------- */
 
 #if defined(__x86_64__) || defined(__i386__)
+#include "tensor/load16_avx512.h"
 #include "tensor/load8_avx.h"
 #define HAVE_AVX_PATH 1
 
 #define AVX_FN static __attribute__((target("avx,fma,f16c")))
+
+/* NAME_f32, NAME_f16 and NAME_bf16: BODY with the weight type fixed, so
+ * that each is compiled for its type. */
+#define PER_DTYPE(FN, NAME, BODY)                                                                      \
+  FN void NAME##_f32(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,  \
+                     size_t ld, int n, int rank, int out) {                                            \
+    BODY(y, ys, rows, t, ts, bt, ld, PREFT_F32, n, rank, out);                                         \
+  }                                                                                                    \
+  FN void NAME##_f16(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,  \
+                     size_t ld, int n, int rank, int out) {                                            \
+    BODY(y, ys, rows, t, ts, bt, ld, PREFT_F16, n, rank, out);                                         \
+  }                                                                                                    \
+  FN void NAME##_bf16(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt, \
+                      size_t ld, int n, int rank, int out) {                                           \
+    BODY(y, ys, rows, t, ts, bt, ld, PREFT_BF16, n, rank, out);                                        \
+  }
 #define AVX_INLINE static inline __attribute__((always_inline, target("avx,fma,f16c")))
 
 /* y[rows i0 .. i0+NT, o0 .. o0+8·NV) += t[.., r0 .. r0+rb) · buf[rb][8·NV];
@@ -200,32 +217,13 @@ AVX_INLINE void expand_few_avx_body(float *y, size_t y_stride, const int *rows, 
     }
 }
 
-AVX_FN void expand_few_avx_f32(float *y, size_t ys, const int *rows, const float *t, size_t ts,
-                               const void *bt, size_t ld, int n, int rank, int out) {
-  expand_few_avx_body(y, ys, rows, t, ts, bt, ld, PREFT_F32, n, rank, out);
-}
-AVX_FN void expand_few_avx_f16(float *y, size_t ys, const int *rows, const float *t, size_t ts,
-                               const void *bt, size_t ld, int n, int rank, int out) {
-  expand_few_avx_body(y, ys, rows, t, ts, bt, ld, PREFT_F16, n, rank, out);
-}
-AVX_FN void expand_few_avx_bf16(float *y, size_t ys, const int *rows, const float *t, size_t ts,
-                                const void *bt, size_t ld, int n, int rank, int out) {
-  expand_few_avx_body(y, ys, rows, t, ts, bt, ld, PREFT_BF16, n, rank, out);
-}
+PER_DTYPE(AVX_FN, expand_few_avx, expand_few_avx_body)
 
 /* The same on zmm (AVX-512 CPUs): blocks of 128 columns, the last partial
  * block of 16 under a mask (masked lanes are neither read nor written). */
 #define Z_FN static __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define Z_INLINE \
   static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
-
-Z_INLINE __m512 load16_z(const void *w, preft_dtype dt, size_t i, __mmask16 m) {
-  if (dt == PREFT_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i));
-  if (dt == PREFT_BF16)
-    return _mm512_castsi512_ps(
-        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i)), 16));
-  return _mm512_maskz_loadu_ps(m, (const float *)w + i);
-}
 
 /* y[i, c .. c+16·V) for the group's rows, the last vector under mask m. */
 Z_INLINE void expand_few_block_z(float *const *yr, const float *t, size_t ts, const void *bt, size_t ld,
@@ -243,7 +241,8 @@ Z_INLINE void expand_few_block_z(float *const *yr, const float *t, size_t ts, co
       __m512 tr = _mm512_set1_ps(t[(size_t)i * ts + r]);
 #pragma GCC unroll 8
       for (int v = 0; v < V; v++)
-        acc[v] = _mm512_fmadd_ps(tr, load16_z(bt, dt, at + 16 * (size_t)v, v == V - 1 ? m : 0xFFFF), acc[v]);
+        acc[v] = _mm512_fmadd_ps(
+            tr, preft_load16_avx512(bt, dt, at + 16 * (size_t)v, v == V - 1 ? m : 0xFFFF), acc[v]);
     }
 #pragma GCC unroll 8
     for (int v = 0; v < V; v++) _mm512_mask_storeu_ps(yr[i] + c + 16 * v, v == V - 1 ? m : 0xFFFF, acc[v]);
@@ -256,38 +255,13 @@ Z_INLINE void expand_few_z_body(float *y, size_t y_stride, const int *rows, cons
   for (int i = 0; i < n; i++) yr[i] = (float *)row_of(y, y_stride, rows, i);
   int c = 0;
   for (; c + 128 <= out; c += 128) expand_few_block_z(yr, t, ts, bt, ld, dt, n, rank, c, 8, 0xFFFF);
-  for (; c < out; c += 16) {
-    int left = out - c;
-    expand_few_block_z(yr, t, ts, bt, ld, dt, n, rank, c, 1,
-                       left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1));
-  }
+  for (; c < out; c += 16)
+    expand_few_block_z(yr, t, ts, bt, ld, dt, n, rank, c, 1, preft_mask16_first(out - c));
 }
 
-Z_FN void expand_few_z_f32(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,
-                           size_t ld, int n, int rank, int out) {
-  expand_few_z_body(y, ys, rows, t, ts, bt, ld, PREFT_F32, n, rank, out);
-}
-Z_FN void expand_few_z_f16(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,
-                           size_t ld, int n, int rank, int out) {
-  expand_few_z_body(y, ys, rows, t, ts, bt, ld, PREFT_F16, n, rank, out);
-}
-Z_FN void expand_few_z_bf16(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,
-                            size_t ld, int n, int rank, int out) {
-  expand_few_z_body(y, ys, rows, t, ts, bt, ld, PREFT_BF16, n, rank, out);
-}
+PER_DTYPE(Z_FN, expand_few_z, expand_few_z_body)
 
-AVX_FN void expand_avx_f32(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,
-                           size_t ld, int n, int rank, int out) {
-  expand_avx_body(y, ys, rows, t, ts, bt, ld, PREFT_F32, n, rank, out);
-}
-AVX_FN void expand_avx_f16(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,
-                           size_t ld, int n, int rank, int out) {
-  expand_avx_body(y, ys, rows, t, ts, bt, ld, PREFT_F16, n, rank, out);
-}
-AVX_FN void expand_avx_bf16(float *y, size_t ys, const int *rows, const float *t, size_t ts, const void *bt,
-                            size_t ld, int n, int rank, int out) {
-  expand_avx_body(y, ys, rows, t, ts, bt, ld, PREFT_BF16, n, rank, out);
-}
+PER_DTYPE(AVX_FN, expand_avx, expand_avx_body)
 #endif
 
 /* ---- dispatch ----------------------------------------------------------- */

@@ -46,6 +46,7 @@ static void shrink_portable(float *t, size_t ts, const float *x, size_t xs, cons
 }
 
 #if defined(__x86_64__) || defined(__i386__)
+#include "tensor/load16_avx512.h"
 #include "tensor/load8_avx.h"
 #define HAVE_AVX_PATH 1
 
@@ -129,14 +130,6 @@ AVX_FN void shrink_avx_bf16(float *t, size_t ts, const float *x, size_t xs, cons
 #define Z_FN static __attribute__((target(Z_TGT)))
 #define Z_INLINE static inline __attribute__((always_inline, target(Z_TGT)))
 
-Z_INLINE __m512 load16_z(const void *w, preft_dtype dt, size_t i, __mmask16 m) {
-  if (dt == PREFT_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i));
-  if (dt == PREFT_BF16)
-    return _mm512_castsi512_ps(
-        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i)), 16));
-  return _mm512_maskz_loadu_ps(m, (const float *)w + i);
-}
-
 Z_INLINE void shrink_z_body(float *t, size_t ts, const float *x, size_t xs, const int *rows, const void *a,
                             preft_dtype dt, int n, int rank, int in) {
   const size_t es = preft_dtype_size(dt);
@@ -150,13 +143,14 @@ Z_INLINE void shrink_z_body(float *t, size_t ts, const float *x, size_t xs, cons
       for (; k + 32 <= in; k += 32) {
         if (i == 0)
           for (size_t b = 0; b < 32 * es; b += 64) __builtin_prefetch(pf + (size_t)k * es + b, 0, 3);
-        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(xi + k), load16_z(a, dt, at + k, 0xFFFF), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(xi + k + 16), load16_z(a, dt, at + k + 16, 0xFFFF), acc1);
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(xi + k), preft_load16_avx512(a, dt, at + k, 0xFFFF), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(xi + k + 16), preft_load16_avx512(a, dt, at + k + 16, 0xFFFF),
+                               acc1);
       }
       for (; k < in; k += 16) {
         const int left = in - k;
-        const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-        acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, xi + k), load16_z(a, dt, at + k, m), acc0);
+        const __mmask16 m = preft_mask16_first(left);
+        acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, xi + k), preft_load16_avx512(a, dt, at + k, m), acc0);
       }
       t[(size_t)i * ts + r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
     }

@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "tensor/gemm_kern.h"
+#include "tensor/load16_avx512.h"
 #include "tensor/rows_avx512.h"
 
 #define TGT "avx512f,avx512bw,avx512vl,avx2,fma,f16c"
@@ -46,19 +47,10 @@ _Static_assert(NR * 256 * 4 <= PREFT_GEMM_PANEL_BYTES, "the panel fits the drive
 
 Z_INLINE void prefetch_l2(uintptr_t a) { _mm_prefetch((const char *)a, _MM_HINT_T1); }
 
-/* The first `count` of w[i .. i+16) as FP32, zeros after; dt is a
- * compile-time constant at every call site. */
-Z_INLINE __m512 load16(const void *w, preft_dtype dt, size_t i, __mmask16 m) {
-  if (dt == PREFT_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i));
-  if (dt == PREFT_BF16)
-    return _mm512_castsi512_ps(
-        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i)), 16));
-  return _mm512_maskz_loadu_ps(m, (const float *)w + i);
-}
+/* The first lanes (mask m) of w[i .. i+16) as FP32, zeros after. */
+#define load16 preft_load16_avx512
 
-static inline __mmask16 mask_first(int count) {
-  return count >= 16 ? (__mmask16)0xFFFF : count > 0 ? (__mmask16)((1u << count) - 1) : 0;
-}
+#define mask_first preft_mask16_first
 
 /* ---- packing: panel[kc][32] from 32 weight rows ------------------------- */
 

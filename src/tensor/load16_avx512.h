@@ -1,0 +1,30 @@
+/* load16_avx512.h - 16 weights of any preft_dtype as FP32 in one zmm
+ * register, the first lanes of mask m only (zeros after), for the AVX-512
+ * kernels (gemm_avx512.c, model/lora_kernels.c, model/lora_shrink.c).
+ * Header-only and always inlined; dt is a constant at every call site.
+ * F16 is one vcvtph2ps; BF16 is the top half of an FP32 (zero-extend,
+ * shift). x86 only: include inside an `#if defined(__x86_64__) ||
+ * defined(__i386__)`. */
+#ifndef PREFT_TENSOR_LOAD16_AVX512_H
+#define PREFT_TENSOR_LOAD16_AVX512_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "tensor/dtype.h"
+
+static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl"))) __m512 preft_load16_avx512(
+    const void *w, preft_dtype dt, size_t i, __mmask16 m) {
+  if (dt == PREFT_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i));
+  if (dt == PREFT_BF16)
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)w + i)), 16));
+  return _mm512_maskz_loadu_ps(m, (const float *)w + i);
+}
+
+/* The mask of the first `count` lanes (all 16 from 16 on, none at 0 or below). */
+static inline __mmask16 preft_mask16_first(int count) {
+  return count >= 16 ? (__mmask16)0xFFFF : count > 0 ? (__mmask16)((1u << count) - 1) : 0;
+}
+
+#endif
