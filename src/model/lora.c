@@ -163,16 +163,16 @@ static const float *task_x(const lora_job *j, const preft_lora_task *tk, float *
   return xg;
 }
 
-static void scale_t(float *t, int ts, const preft_lora_module *lm, int n) {
-  for (int i = 0; i < n; i++)
-    for (int r = 0; r < lm->rank; r++) t[(size_t)i * ts + r] *= lm->scale;
-}
-
-/* t[n, R] = scale · (x[n, in] · Aᵀ), rows `ts` floats apart: the shrink of
- * a group large enough to fuse, the same preft_gemm call on both paths. */
+/* t[n, R] = scale · (x[n, in] · Aᵀ), rows `ts` floats apart: the shrink,
+ * the same preft_gemm call on both paths. In its rows regime (every task
+ * of a decode step) each row gets its own bits whatever task it is in, so
+ * a sequence's tokens do not depend on how many rows of its adapter share
+ * a step; a kernel streaming A for one row (1.0-1.5x faster from memory)
+ * was tried and dropped for breaking that (docs/KERNELS.md). */
 static void shrink(float *t, int ts, const float *x, int xs, const preft_lora_module *lm, int n, int in) {
   preft_gemm(NULL, t, ts, x, xs, lm->a, lm->a_dtype, n, in, lm->rank, 0);
-  scale_t(t, ts, lm, n);
+  for (int i = 0; i < n; i++)
+    for (int r = 0; r < lm->rank; r++) t[(size_t)i * ts + r] *= lm->scale;
 }
 
 /* One task: rows [first, first+n) of a group; t = scale·(x·Aᵀ), y += t·Bt.
@@ -190,24 +190,15 @@ static void lora_task(void *ctx, int task, int thread) {
   /* gathered x at the start of the thread's scratch, t at its end */
   float *xg = j->p->scratch + (size_t)thread * j->p->scratch_per_thread;
   float *t = xg + j->p->scratch_per_thread - (size_t)n * (size_t)lm->rank;
+  int xs;
+  const float *x = task_x(j, tk, xg, &xs);
   float *y = j->y;
-  const float *x = j->x;
   const int *rows = NULL;
-  if (gr->contiguous_start >= 0) {
+  if (gr->contiguous_start >= 0)
     y += (size_t)(gr->contiguous_start + tk->first) * (size_t)j->y_stride;
-    x += (size_t)(gr->contiguous_start + tk->first) * (size_t)j->x_stride;
-  } else {
+  else
     rows = j->p->rows + gr->first + tk->first;
-  }
-  if (fusable(gr)) { /* a prompt's rows: preft_gemm, as the fused path */
-    int xs;
-    const float *xt = task_x(j, tk, xg, &xs);
-    shrink(t, lm->rank, xt, xs, lm, n, j->in);
-  } else { /* a decode step's few rows: A read as one stream, x in place */
-    preft_lora_shrink_rows(t, (size_t)lm->rank, x, (size_t)j->x_stride, rows, lm->a, lm->a_dtype, n, lm->rank,
-                           j->in);
-    scale_t(t, lm->rank, lm, n);
-  }
+  shrink(t, lm->rank, x, xs, lm, n, j->in);
   preft_lora_expand(y, (size_t)j->y_stride, rows, t, (size_t)lm->rank, lm->bt, (size_t)j->out, lm->b_dtype, n,
                     lm->rank, j->out);
 }

@@ -45,19 +45,6 @@ void preft_lora_expand(float *y, size_t y_stride, const int *rows, const float *
 void preft_lora_expand_chunked(float *y, size_t y_stride, const int *rows, const float *t, size_t t_stride,
                                const void *bt, size_t bt_ld, preft_dtype bdt, int n, int rank, int out);
 
-/* The shrink of a decode step's few rows (lora_shrink.c):
- *   t[i, r] = Σ_k x[i, k]·A[r, k]   for the n rows of x, r < R
- * A is [R, in] of dtype adt (F32, F16 or BF16, converted in registers),
- * row i of x is x + rows[i]·x_stride (row i when rows is NULL), rows of t
- * are t_stride floats apart; not scaled. A is read as one sequential
- * stream; each row of x is computed on its own, so its bits do not depend
- * on n or on the other rows (they differ from preft_gemm's, whose sums run
- * in another order). Single-threaded; cannot fail. lora.c takes it for
- * groups too small for the base product's epilogue, preft_gemm for the
- * others. */
-void preft_lora_shrink_rows(float *t, size_t t_stride, const float *x, size_t x_stride, const int *rows,
-                            const void *a, preft_dtype adt, int n, int rank, int in);
-
 /* bt[R, out] = b[out, R]ᵀ, elements copied bit for bit (same dtype). */
 void preft_lora_transpose_b(void *bt, const void *b, preft_dtype dt, int out, int rank);
 

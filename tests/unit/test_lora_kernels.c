@@ -99,50 +99,59 @@ static void expand_matches_double_reference_on_every_path(void **s) {
   preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
 }
 
-/* preft_lora_shrink_rows: t = x·Aᵀ for scattered rows against a double
- * reference (in not a multiple of 8, 16 or 32: every tail), and each row
- * the same bits alone as among the group's other rows. */
-static void shrink_rows_match_reference_and_are_row_alone_exact(void **s) {
+/* A row's LoRA delta through preft_lora_apply must not depend on how many
+ * rows of its adapter share the batch (a decode row alone, or among 39
+ * others in a batch of rollouts or verified drafts): otherwise a
+ * sequence's tokens would depend on the batching. */
+static void lora_delta_of_a_row_does_not_depend_on_its_group(void **s) {
   (void)s;
-  static const int ins[] = {1, 7, 8, 31, 32, 45, 100, 896, 1031};
-  static const int ranks[] = {1, 8, 16, 33};
-  static const preft_dtype dts[] = {PREFT_F32, PREFT_F16, PREFT_BF16};
-  enum { N = 5, NB = 11 };
-  const int rows[N] = {9, 2, 4, 0, 7};
+  preft_model_config c = {0};
+  c.dim = 40;
+  c.n_heads = 5;
+  c.n_kv_heads = 1;
+  c.head_dim = 8;
+  c.ffn = 72;
+  c.n_layers = 1;
+  enum { N = 40 };
+  static const preft_dtype dts[] = {PREFT_F32, PREFT_BF16};
+  preft_pool *pool = preft_pool_create(2);
   for (int path = PREFT_CPU_PORTABLE; path < PREFT_CPU_N_PATHS; path++) {
     preft_cpu_limit((preft_cpu_path_kind)path);
-    for (size_t d = 0; d < 3; d++)
-      for (size_t q = 0; q < sizeof ins / sizeof ins[0]; q++)
-        for (size_t r = 0; r < sizeof ranks / sizeof ranks[0]; r++) {
-          const int in = ins[q], rank = ranks[r], xs = in + 3, ts = rank + 2;
-          void *a = test_random_weights(dts[d], (size_t)rank * in);
-          float *x = malloc(sizeof(float) * NB * (size_t)xs), *t = malloc(sizeof(float) * N * (size_t)ts);
-          float t1[40];
-          for (int i = 0; i < NB * xs; i++) x[i] = test_frand();
-          preft_lora_shrink_rows(t, (size_t)ts, x, (size_t)xs, rows, a, dts[d], N, rank, in);
-          for (int i = 0; i < N; i++) {
-            preft_lora_shrink_rows(t1, (size_t)rank, x + (size_t)rows[i] * xs, (size_t)xs, NULL, a, dts[d], 1,
-                                   rank, in);
-            for (int o = 0; o < rank; o++) {
-              double want = 0, mag = 0;
-              for (int k = 0; k < in; k++) {
-                double term = (double)x[(size_t)rows[i] * xs + k] * elem(a, dts[d], (size_t)o * in + k);
-                want += term;
-                mag += fabs(term);
-              }
-              expect_near(t[(size_t)i * ts + o], want, mag, in, "shrink t", i, o);
-              if (memcmp(&t1[o], &t[(size_t)i * ts + o], sizeof(float)) != 0)
-                fail_msg("shrink on %s, %s, in %d: row %d gives %.9g alone and %.9g in the group",
-                         preft_cpu_path_name(preft_cpu_path()), preft_dtype_name(dts[d]), in, i, t1[o],
-                         t[(size_t)i * ts + o]);
-            }
-          }
-          free(a);
-          free(x);
-          free(t);
-        }
+    for (size_t d = 0; d < 2; d++) {
+      preft_adapter *ad = preft_adapter_random(PREFT_ADAPTER_LORA, &c, 16, PREFT_MODE_ALL, dts[d], 7);
+      const preft_adapter *row_ad[N];
+      uint8_t flag[N];
+      for (int i = 0; i < N; i++) {
+        row_ad[i] = ad;
+        flag[i] = PREFT_ADAPT_ON;
+      }
+      for (int m = 0; m < PREFT_N_MODULES; m++) {
+        int in, out;
+        preft_module_dims(&c, (preft_module)m, &in, &out);
+        float *x = malloc(sizeof(float) * N * (size_t)in), *y = malloc(sizeof(float) * N * (size_t)out);
+        float *y1 = malloc(sizeof(float) * (size_t)out);
+        for (int i = 0; i < N * in; i++) x[i] = test_frand();
+        for (int i = 0; i < N * out; i++) y[i] = test_frand();
+        for (int k = 0; k < out; k++) y1[k] = y[(size_t)(N - 1) * out + k];
+        preft_adapter_plan all = {0}, one = {0};
+        preft_adapter_plan_build(&all, N, row_ad, flag, c.ffn, preft_pool_size(pool));
+        preft_lora_apply(pool, &all, 0, (preft_module)m, x, in, in, y, out, out);
+        preft_adapter_plan_build(&one, 1, row_ad, flag, c.ffn, preft_pool_size(pool));
+        preft_lora_apply(pool, &one, 0, (preft_module)m, x + (size_t)(N - 1) * in, in, in, y1, out, out);
+        if (memcmp(y1, y + (size_t)(N - 1) * out, sizeof(float) * (size_t)out) != 0)
+          fail_msg("module %d, %s on %s: the last row's delta alone differs from the same row among %d", m,
+                   preft_dtype_name(dts[d]), preft_cpu_path_name(preft_cpu_path()), N);
+        preft_adapter_plan_free(&all);
+        preft_adapter_plan_free(&one);
+        free(x);
+        free(y);
+        free(y1);
+      }
+      preft_adapter_free(ad);
+    }
   }
   preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+  preft_pool_free(pool);
 }
 
 /* A group's rows take the few-rows kernel (lora_kernels.c) up to 4 rows
@@ -352,7 +361,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(expand_matches_double_reference_on_every_path),
       cmocka_unit_test(expand_row_gets_the_same_bits_alone_and_in_a_group),
-      cmocka_unit_test(shrink_rows_match_reference_and_are_row_alone_exact),
+      cmocka_unit_test(lora_delta_of_a_row_does_not_depend_on_its_group),
       cmocka_unit_test(grouped_lora_delta_matches_reference_on_every_path),
       cmocka_unit_test(reft_edits_match_reference_on_every_path),
   };
