@@ -37,6 +37,19 @@ static void expect_near(double got, double want, double mag, int terms, const ch
   }
 }
 
+/* A decoder config of these widths, head_dim 8 and one KV head: all the
+ * adapter kernels read of it. */
+static preft_model_config small_config(int dim, int ffn, int n_layers) {
+  preft_model_config c = {0};
+  c.dim = dim;
+  c.n_heads = dim / 8;
+  c.n_kv_heads = 1;
+  c.head_dim = 8;
+  c.ffn = ffn;
+  c.n_layers = n_layers;
+  return c;
+}
+
 /* One expand case: y (rows scattered through a wider buffer when
  * `scatter`) += t · Bt, Bt = transpose(B), checked against Σ_r t·B in double. */
 static void check_expand(preft_dtype dt, int n, int rank, int out, bool scatter) {
@@ -105,13 +118,7 @@ static void expand_matches_double_reference_on_every_path(void **s) {
  * sequence's tokens would depend on the batching. */
 static void lora_delta_of_a_row_does_not_depend_on_its_group(void **s) {
   (void)s;
-  preft_model_config c = {0};
-  c.dim = 40;
-  c.n_heads = 5;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.ffn = 72;
-  c.n_layers = 1;
+  const preft_model_config c = small_config(40, 72, 1);
   enum { N = 40 };
   static const preft_dtype dts[] = {PREFT_F32, PREFT_BF16};
   preft_pool *pool = preft_pool_create(2);
@@ -219,13 +226,7 @@ static void expand_row_gets_the_same_bits_alone_and_in_a_group(void **s) {
  * preft_lora_apply on 3 threads, against y0 + scale·(x·Aᵀ)·Bᵀ per row in
  * double, with A and B read in PEFT's layout. */
 static void grouped_delta_matches_reference(preft_dtype dt, int rank) {
-  preft_model_config c = {0};
-  c.dim = 24;
-  c.n_heads = 3;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.ffn = 37;
-  c.n_layers = 2;
+  const preft_model_config c = small_config(24, 37, 2);
   enum { NA = 9, N = 61 };
   preft_adapter *ads[NA];
   for (int k = 0; k < NA; k++)
@@ -294,13 +295,7 @@ static void grouped_lora_delta_matches_reference_on_every_path(void **s) {
  * against h + up·(W1·h + b − [LoReFT] R·h) per row in double, from the
  * unedited h. */
 static void reft_edit_matches_reference(preft_adapter_kind kind, int rank) {
-  preft_model_config c = {0};
-  c.dim = 24;
-  c.n_heads = 3;
-  c.n_kv_heads = 1;
-  c.head_dim = 8;
-  c.ffn = 37;
-  c.n_layers = 2;
+  const preft_model_config c = small_config(24, 37, 2);
   enum { N = 150, NA = 3 };
   const int d = c.dim;
   preft_adapter *ads[NA];
