@@ -74,7 +74,7 @@ int cli_parse_ids(const char *cmd, const char *s, int **ids, int *n) {
   return 0;
 }
 
-int cli_parse_dtype(const char *cmd, const char *s, preft_dtype *out) {
+int cli_parse_dtype(const char *cmd, const char *opt, const char *s, preft_dtype *out) {
   if (!strcmp(s, "f32"))
     *out = PREFT_F32;
   else if (!strcmp(s, "f16"))
@@ -82,7 +82,7 @@ int cli_parse_dtype(const char *cmd, const char *s, preft_dtype *out) {
   else if (!strcmp(s, "bf16"))
     *out = PREFT_BF16;
   else {
-    fprintf(stderr, "preft %s: --dtype expects f32, f16 or bf16, got '%s'\n", cmd, s);
+    fprintf(stderr, "preft %s: %s expects f32, f16 or bf16, got '%s'\n", cmd, opt, s);
     return -1;
   }
   return 0;
@@ -115,7 +115,7 @@ static int parse_value(const char *cmd, const cli_opt *o, const char *v) {
       return 0;
     }
     case CLI_DTYPE:
-      return cli_parse_dtype(cmd, v, o->dst);
+      return cli_parse_dtype(cmd, o->name, v, o->dst);
     case CLI_MODE: {
       preft_adapter_mode m;
       if (preft_adapter_mode_parse(v, &m) != 0) {

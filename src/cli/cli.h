@@ -159,7 +159,7 @@ int cli_parse_float(const char *cmd, const char *opt, const char *s, double *out
 /* Needs argv[i+1]; prints an error naming the option when missing. */
 const char *cli_value(const char *cmd, int argc, char **argv, int *i);
 /* Parses f32 | f16 | bf16. */
-int cli_parse_dtype(const char *cmd, const char *s, preft_dtype *out);
+int cli_parse_dtype(const char *cmd, const char *opt, const char *s, preft_dtype *out);
 /* Prints an error and returns -1 unless every value is >= 1. */
 int cli_require_positive(const char *cmd, const char *opt, const int *v, int n);
 /* A heap copy of a default list (for options left unset). */

@@ -64,7 +64,8 @@ static void usage(FILE *out) {
           "all-token overhead, the prefill-only overhead (decode rows run the base\n"
           "model) and the adapter bytes read per step. Options: --shape, --dtype,\n"
           "--layers, --threads, --json as above; --batch (default 1,8,32,64,128),\n"
-          "--rank R (default 16), --context P (cached tokens per sequence, default 64),\n"
+          "--rank R (default 16), --adapter-dtype f32|f16|bf16 (A and B as stored, default\n"
+          "f32), --context P (cached tokens per sequence, default 64),\n"
           "--steps S (timed steps per measurement, default 5), --reps K (rounds of every\n"
           "measurement, alternated; each figure is the median of the rounds, default 1),\n"
           "--unfused (also time all-token LoRA on the unfused path, adapter_plan.h, in\n"
@@ -440,7 +441,7 @@ static double time_decode_step(const preft_model *m, preft_pool *pool, preft_kv_
 
 static int bench_adapter_step(int argc, char **argv) {
   const char *shape = NULL, *json_path = NULL;
-  preft_dtype dtype = PREFT_BF16;
+  preft_dtype dtype = PREFT_BF16, adapter_dtype = PREFT_F32;
   long layers = 0, threads = 0, rank = 16, ctx = 64, steps = 5, reps = 1, prompt = 0;
   bool unfused = false, cpu_time = false;
   cli_ids batch_list = {0};
@@ -452,6 +453,7 @@ static int bench_adapter_step(int argc, char **argv) {
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
       CLI_MATMUL_OPTION,
       {"--rank", NULL, CLI_INT, &rank, 1, 4096},
+      {"--adapter-dtype", NULL, CLI_DTYPE, &adapter_dtype},
       {"--context", NULL, CLI_INT, &ctx, 1, 1 << 20},
       {"--steps", NULL, CLI_INT, &steps, 1, 1000},
       {"--reps", NULL, CLI_INT, &reps, 1, 1000},
@@ -508,8 +510,8 @@ static int bench_adapter_step(int argc, char **argv) {
   for (int s2 = 0; s2 < max_b; s2++) preft_kv_reserve(&kv, s2, seq_len, &err);
   preft_adapter **adapters = preft_xcalloc((size_t)max_b, sizeof *adapters);
   for (int s2 = 0; s2 < max_b; s2++)
-    adapters[s2] =
-        preft_adapter_random(PREFT_ADAPTER_LORA, c, (int)rank, PREFT_MODE_ALL, PREFT_F32, (uint64_t)s2 + 1);
+    adapters[s2] = preft_adapter_random(PREFT_ADAPTER_LORA, c, (int)rank, PREFT_MODE_ALL, adapter_dtype,
+                                        (uint64_t)s2 + 1);
   /* per batch row: its sequence's adapter, flag on (all-token) or off */
   const size_t max_rows = (size_t)max_b * (size_t)len;
   const preft_adapter **ad = preft_xmalloc(sizeof *ad * max_rows);
@@ -520,17 +522,18 @@ static int bench_adapter_step(int argc, char **argv) {
   preft_workspace ws = {0};
   double bw = preft_roofline_bandwidth_gbs(pool, 1.0);
   printf(
-      "adapter %s: %s, %d layers, %s base, rank-%ld LoRA on all 7 projections (%.1f MB per "
+      "adapter %s: %s, %d layers, %s base, rank-%ld %s LoRA on all 7 projections (%.1f MB per "
       "adapter),\n"
       "context %ld, threads %d, memory bandwidth %.1f GB/s; times are %s, medians of %ld rounds\n\n",
       prompt > 0 ? "prefill step (prompt rows)" : "decode step", shape, c->n_layers, preft_dtype_name(dtype),
-      rank, adapters[0]->bytes / 1e6, prompt > 0 ? 0 : ctx, preft_pool_size(pool), bw,
-      cpu_time ? "process CPU time" : "wall time", reps);
+      rank, preft_dtype_name(adapter_dtype), adapters[0]->bytes / 1e6, prompt > 0 ? 0 : ctx,
+      preft_pool_size(pool), bw, cpu_time ? "process CPU time" : "wall time", reps);
   printf("%6s | %10s %10s %10s %10s | %9s %9s %9s | %14s\n", "batch", "base ms", "lora ms", "unfused ms",
          "lora-p ms", "lora ovh", "unfus ovh", "lora-p ovh", "adapter MB/step");
   cJSON *json = cJSON_CreateObject();
   cJSON_AddStringToObject(json, "shape", shape);
   cJSON_AddNumberToObject(json, "rank", (double)rank);
+  cJSON_AddStringToObject(json, "adapter_dtype", preft_dtype_name(adapter_dtype));
   cJSON_AddNumberToObject(json, "layers", c->n_layers);
   cJSON_AddNumberToObject(json, "bandwidth_gbs", bw);
   cJSON_AddNumberToObject(json, "reps", (double)reps);
