@@ -96,6 +96,18 @@ check "bench adapters with an unknown method exits 2" test $? -eq 2
 check "bench adapters, 16 rank-64 adapters beside 4 short requests: exit 0, two records" \
   test "$?:$(grep -c '"method"' "$tmp/ba2.json")" = "0:2"
 
+# one decode step with a LoRA per sequence, F32 and BF16 adapters: BF16 reads half the bytes
+"$bin" bench adapter-step --shape tiny --batch 2 --steps 1 --threads 1 --json "$tmp/as32.json" >/dev/null 2>&1
+check "bench adapter-step exits 0" test $? -eq 0
+"$bin" bench adapter-step --shape tiny --batch 2 --steps 1 --threads 1 --adapter-dtype bf16 \
+  --json "$tmp/as16.json" >/dev/null 2>&1
+check "  --adapter-dtype bf16: exit 0, recorded, half the adapter bytes per step" jq -e --slurpfile f "$tmp/as32.json" \
+  '.adapter_dtype == "BF16" and (.results[0].adapter_mb_per_step * 2 - $f[0].results[0].adapter_mb_per_step | fabs) < 1e-6' \
+  "$tmp/as16.json"
+"$bin" bench adapter-step --shape tiny --adapter-dtype q8 2>"$tmp/asbad"
+check "  --adapter-dtype q8 exits 2 and names the option" \
+  bash -c "test $? -eq 2 && grep -q -- '--adapter-dtype expects f32, f16 or bf16' '$tmp/asbad'"
+
 # the embedded default model loads and writes text with its own tokenizer
 dm=$data/../../assets/default-model
 out=$("$bin" generate -m "$dm" -p "Fellow-Citizens of the Senate" -n 12 --temperature 0 --ignore-eos)
