@@ -77,6 +77,7 @@ static void expand_portable(float *y, size_t y_stride, const int *rows, const fl
 #define HAVE_AVX_PATH 1
 
 #define AVX_FN static __attribute__((target("avx,fma,f16c")))
+#define AVX_INLINE static inline __attribute__((always_inline, target("avx,fma,f16c")))
 
 /* NAME_f32, NAME_f16 and NAME_bf16: BODY with the weight type fixed, so
  * that each is compiled for its type. */
@@ -93,7 +94,15 @@ static void expand_portable(float *y, size_t y_stride, const int *rows, const fl
                       size_t ld, int n, int rank, int out) {                                           \
     BODY(y, ys, rows, t, ts, bt, ld, PREFT_BF16, n, rank, out);                                        \
   }
-#define AVX_INLINE static inline __attribute__((always_inline, target("avx,fma,f16c")))
+
+/* y[c] += Σ_r t[r]·Bt[r, c] in rank order, one fmaf a term: a column past
+ * the vector blocks, computed as the vector FMAs compute the others. */
+AVX_INLINE void expand_column(float *y, const float *t, const void *bt, size_t ld, preft_dtype dt, int rank,
+                              int c) {
+  float s = y[c];
+  for (int r = 0; r < rank; r++) s = fmaf(t[r], elem_f32(bt, dt, (size_t)r * ld + (size_t)c), s);
+  y[c] = s;
+}
 
 /* y[rows i0 .. i0+NT, o0 .. o0+8·NV) += t[.., r0 .. r0+rb) · buf[rb][8·NV];
  * NT <= 4 and NV <= 2 are constants. */
@@ -153,15 +162,9 @@ AVX_INLINE void expand_avx_body(float *y, size_t y_stride, const int *rows, cons
     expand_chunk(y, y_stride, rows, t, ts, bt, ld, dt, n, rank, o0, 1, buf);
     o0 += 8;
   }
-  for (; o0 < out; o0++) { /* the last out % 8 columns */
-    for (int i = 0; i < n; i++) {
-      float *yi = (float *)row_of(y, y_stride, rows, i);
-      const float *ti = t + (size_t)i * ts;
-      float s = yi[o0];
-      for (int r = 0; r < rank; r++) s = fmaf(ti[r], elem_f32(bt, dt, (size_t)r * ld + (size_t)o0), s);
-      yi[o0] = s;
-    }
-  }
+  for (; o0 < out; o0++) /* the last out % 8 columns */
+    for (int i = 0; i < n; i++)
+      expand_column((float *)row_of(y, y_stride, rows, i), t + (size_t)i * ts, bt, ld, dt, rank, o0);
 }
 
 /* ---- few rows (a decode step's one row per adapter) ---------------------
@@ -209,12 +212,7 @@ AVX_INLINE void expand_few_avx_body(float *y, size_t y_stride, const int *rows, 
   for (; c + 64 <= out; c += 64) expand_few_block(yr, t, ts, bt, ld, dt, n, rank, c, 8);
   for (; c + 8 <= out; c += 8) expand_few_block(yr, t, ts, bt, ld, dt, n, rank, c, 1);
   for (; c < out; c++) /* the last out % 8 columns */
-    for (int i = 0; i < n; i++) {
-      const float *ti = t + (size_t)i * ts;
-      float s = yr[i][c];
-      for (int r = 0; r < rank; r++) s = fmaf(ti[r], elem_f32(bt, dt, (size_t)r * ld + (size_t)c), s);
-      yr[i][c] = s;
-    }
+    for (int i = 0; i < n; i++) expand_column(yr[i], t + (size_t)i * ts, bt, ld, dt, rank, c);
 }
 
 PER_DTYPE(AVX_FN, expand_few_avx, expand_few_avx_body)
@@ -291,12 +289,10 @@ void preft_lora_expand(float *y, size_t y_stride, const int *rows, const float *
                        const void *bt, size_t bt_ld, preft_dtype bdt, int n, int rank, int out) {
   if (n <= 0 || rank <= 0 || out <= 0) return;
 #ifdef HAVE_AVX_PATH
-  expand_fn few = NULL;
-  if (preft_cpu_path() >= PREFT_CPU_AVX512_BF16)
-    few = by_dtype(bdt, expand_few_z_f32, expand_few_z_f16, expand_few_z_bf16);
-  else if (preft_cpu_path() >= PREFT_CPU_AVX_FMA)
-    few = by_dtype(bdt, expand_few_avx_f32, expand_few_avx_f16, expand_few_avx_bf16);
-  if (few && n <= EXPAND_FEW_ROWS) {
+  if (n <= EXPAND_FEW_ROWS && preft_cpu_path() >= PREFT_CPU_AVX_FMA) {
+    expand_fn few = preft_cpu_path() >= PREFT_CPU_AVX512_BF16
+                        ? by_dtype(bdt, expand_few_z_f32, expand_few_z_f16, expand_few_z_bf16)
+                        : by_dtype(bdt, expand_few_avx_f32, expand_few_avx_f16, expand_few_avx_bf16);
     few(y, y_stride, rows, t, t_stride, bt, bt_ld, n, rank, out);
     return;
   }

@@ -47,11 +47,6 @@ _Static_assert(NR * 256 * 4 <= PREFT_GEMM_PANEL_BYTES, "the panel fits the drive
 
 Z_INLINE void prefetch_l2(uintptr_t a) { _mm_prefetch((const char *)a, _MM_HINT_T1); }
 
-/* The first lanes (mask m) of w[i .. i+16) as FP32, zeros after. */
-#define load16 preft_load16_avx512
-
-#define mask_first preft_mask16_first
-
 /* ---- packing: panel[kc][32] from 32 weight rows ------------------------- */
 
 /* In-register 16 × 16 transpose: r[i] holds row i on entry, column i on exit. */
@@ -100,11 +95,11 @@ Z_INLINE void pack_dt(float *panel, const void *w, const preft_dtype dt, size_t 
         for (int jj = 0; jj < 16; jj++)
           prefetch_l2((uintptr_t)w + ((uintptr_t)(j0 + NR + jb + jj) * k + (uintptr_t)(k0 + kk)) * esize);
       }
-      __mmask16 m = mask_first(kc - kk);
+      __mmask16 m = preft_mask16_first(kc - kk);
       __m512 r[16];
 #pragma GCC unroll 16
       for (int jj = 0; jj < 16; jj++)
-        r[jj] = jb + jj < nr ? load16(w, dt, (size_t)(j0 + jb + jj) * k + (size_t)(k0 + kk), m)
+        r[jj] = jb + jj < nr ? preft_load16_avx512(w, dt, (size_t)(j0 + jb + jj) * k + (size_t)(k0 + kk), m)
                              : _mm512_setzero_ps();
       transpose16(r);
       int n = kc - kk < 16 ? kc - kk : 16;
@@ -157,7 +152,7 @@ Z_INLINE void tile_mr(const int R, int kc, const float *x, size_t xs, const floa
 static Z_FN void z_tile(int kc, const void *xv, size_t xs, const void *panel, float *y, size_t ys, int mr,
                         int nr, int accumulate) {
   const float *x = xv;
-  __mmask16 m0 = mask_first(nr), m1 = mask_first(nr - 16);
+  __mmask16 m0 = preft_mask16_first(nr), m1 = preft_mask16_first(nr - 16);
   switch (mr) {
     TILE_CASE(12)
     TILE_CASE(11)
@@ -194,7 +189,8 @@ Z_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float *
     pf += pf_adv;
     __m512 wv[4];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) wv[r] = load16(w, dt, base + (size_t)r * (size_t)k + (size_t)kk, 0xFFFF);
+    for (int r = 0; r < R; r++)
+      wv[r] = preft_load16_avx512(w, dt, base + (size_t)r * (size_t)k + (size_t)kk, 0xFFFF);
 #pragma GCC unroll 8
     for (int n = 0; n < NT; n++) {
       __m512 xv = _mm512_loadu_ps(x + (size_t)n * xs + (size_t)kk);
@@ -203,10 +199,11 @@ Z_INLINE void dot_block(const int R, const int NT, const preft_dtype dt, float *
     }
   }
   if (k16 < k) {
-    __mmask16 m = mask_first(k - k16);
+    __mmask16 m = preft_mask16_first(k - k16);
     __m512 wv[4];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) wv[r] = load16(w, dt, base + (size_t)r * (size_t)k + (size_t)k16, m);
+    for (int r = 0; r < R; r++)
+      wv[r] = preft_load16_avx512(w, dt, base + (size_t)r * (size_t)k + (size_t)k16, m);
 #pragma GCC unroll 8
     for (int n = 0; n < NT; n++) {
       __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)n * xs + (size_t)k16);
@@ -249,11 +246,13 @@ Z_INLINE float dot_row_stream(const preft_dtype dt, const float *x, const void *
   const int k16 = k & ~15;
   for (int kk = 0; kk < k16; kk += 16) {
     if ((kk & 31) == 0) _mm_prefetch(wb + (size_t)kk * 2 + ROW_PF, _MM_HINT_T0);
-    acc = _mm512_fmadd_ps(load16(w, dt, base + (size_t)kk, 0xFFFF), _mm512_loadu_ps(x + kk), acc);
+    acc =
+        _mm512_fmadd_ps(preft_load16_avx512(w, dt, base + (size_t)kk, 0xFFFF), _mm512_loadu_ps(x + kk), acc);
   }
   if (k16 < k) {
-    __mmask16 m = mask_first(k - k16);
-    acc = _mm512_fmadd_ps(load16(w, dt, base + (size_t)k16, m), _mm512_maskz_loadu_ps(m, x + k16), acc);
+    __mmask16 m = preft_mask16_first(k - k16);
+    acc = _mm512_fmadd_ps(preft_load16_avx512(w, dt, base + (size_t)k16, m),
+                          _mm512_maskz_loadu_ps(m, x + k16), acc);
   }
   return preft_sum1_avx512(acc);
 }

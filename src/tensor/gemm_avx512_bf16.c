@@ -29,6 +29,7 @@
 #include <limits.h>
 
 #include "tensor/gemm_kern.h"
+#include "tensor/load16_avx512.h"
 #include "tensor/rows_avx512.h"
 
 #define TGT "avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c"
@@ -48,8 +49,7 @@ static BF_FN void round_x(uint16_t *dst, size_t kp, const float *x, size_t xs, i
     uint16_t *di = dst + (size_t)i * kp;
     for (size_t kk = 0; kk < kp; kk += 32) {
       int left = k - (int)kk;
-      __mmask16 m0 = left >= 16 ? 0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
-      __mmask16 m1 = left >= 32 ? 0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+      __mmask16 m0 = preft_mask16_first(left), m1 = preft_mask16_first(left - 16);
       __m512 lo = _mm512_maskz_loadu_ps(m0, xi + kk), hi = _mm512_maskz_loadu_ps(m1, xi + kk + 16);
       _mm512_storeu_si512(di + kk, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
     }

@@ -1,6 +1,6 @@
 /* load16_avx512.h - 16 weights of any preft_dtype as FP32 in one zmm
  * register, the first lanes of mask m only (zeros after), for the AVX-512
- * kernels (gemm_avx512.c, model/lora_kernels.c).
+ * kernels (gemm_avx512.c, gemm_avx512_bf16.c, model/lora_kernels.c).
  * Header-only and always inlined; dt is a constant at every call site.
  * F16 is one vcvtph2ps; BF16 is the top half of an FP32 (zero-extend,
  * shift). x86 only: include inside an `#if defined(__x86_64__) ||
