@@ -114,8 +114,20 @@ for i in $(seq 1 24); do
     >"$tmp/code.$i" &
   jobs_+=($!)
 done
-sleep 0.3
+running() { # sequences replica $1 is prefilling or decoding now (0 when it does not answer)
+  local n
+  n=$(curl -s "${urls[$1]}/metrics" | awk '$1 == "preft_running_sequences" { print $2 }')
+  echo "${n:-0}"
+}
+# kill it while it is generating (on a fast machine 400 tokens take a fraction of a second,
+# so a fixed delay could let every answer finish first)
+for try in $(seq 1 200); do
+  busy=$(running "$victim")
+  [ "$busy" -ge 1 ] && break
+  sleep 0.01
+done
 kill -KILL "${pids[$victim]}"
+check "the victim replica was generating when it was killed ($busy sequences)" test "$busy" -ge 1
 for i in $(seq 25 40); do # more arrive before HAProxy has noticed
   a=${names[$((i % ${#names[@]}))]}
   ask "$a" >"$tmp/code.$i" &
