@@ -65,6 +65,7 @@ typedef struct {
   size_t xesize; /* bytes per element of x */
   const void *w;
   preft_dtype wdt;
+  size_t wks; /* > 0: w is FP32 and k-major, wt[K][M] with rows wks apart (preft_gemm_kmajor) */
   size_t ys, xs;
   int n, k, m, accumulate;
   int rows_per_task;      /* decode: weight rows per task */
@@ -104,6 +105,32 @@ static void rows_task(void *p, int task, int thread) {
   }
 }
 
+/* panel[kk][jj] = wt[k0 + kk][j0 + jj] for jj < nr, zero up to NR: a
+ * k-major FP32 weight is already in the layout of every FP32 table's
+ * panel (gemm_kern.h), so packing it is a copy of rows. */
+static inline void copy_panel(const int NR, float *panel, const float *wt, size_t ws, int j0, int nr, int k0,
+                              int kc) {
+  for (int kk = 0; kk < kc; kk++) {
+    const float *src = wt + (size_t)(k0 + kk) * ws + (size_t)j0;
+    float *dst = panel + (size_t)kk * (size_t)NR;
+    if (nr == NR) {
+      memcpy(dst, src, sizeof(float) * (size_t)NR);
+    } else {
+      memcpy(dst, src, sizeof(float) * (size_t)nr);
+      memset(dst + nr, 0, sizeof(float) * (size_t)(NR - nr));
+    }
+  }
+}
+
+static void pack_kmajor(void *panel, const float *wt, size_t ws, int nr_max, int j0, int nr, int k0, int kc) {
+  if (nr_max == 32)
+    copy_panel(32, panel, wt, ws, j0, nr, k0, kc);
+  else if (nr_max == 16)
+    copy_panel(16, panel, wt, ws, j0, nr, k0, kc);
+  else
+    copy_panel(nr_max, panel, wt, ws, j0, nr, k0, kc);
+}
+
 static void pack_task(void *p, int task, int thread) {
   const gemm_job *jb = p;
   const int mr_max = jb->kt->mr, nr_max = jb->kt->nr;
@@ -118,7 +145,10 @@ static void pack_task(void *p, int task, int thread) {
     for (int pi = p0; pi < p1; pi++) {
       int j0 = pi * nr_max;
       int nr = jb->m - j0 < nr_max ? jb->m - j0 : nr_max;
-      jb->kt->pack(panel, jb->w, jb->wdt, (size_t)jb->k, j0, nr, k0, kc, i1 - i0 < GEMM_PREFETCH_MAX_ROWS);
+      if (jb->wks)
+        pack_kmajor(panel, jb->w, jb->wks, nr_max, j0, nr, k0, kc);
+      else
+        jb->kt->pack(panel, jb->w, jb->wdt, (size_t)jb->k, j0, nr, k0, kc, i1 - i0 < GEMM_PREFETCH_MAX_ROWS);
       for (int i = i0; i < i1; i += mr_max) {
         int mr = i1 - i < mr_max ? i1 - i : mr_max;
         const void *xt = (const char *)jb->x + ((size_t)i * jb->xs + (size_t)k0) * jb->xesize;
@@ -156,7 +186,7 @@ static const preft_gemm_kernels *kernels(preft_dtype wdt, preft_matmul_precision
 static int plan_job(gemm_job *jb, int want) {
   const preft_gemm_kernels *kt = jb->kt;
   int n = jb->n, k = jb->k, m = jb->m;
-  if (n <= kt->rows_max_n[jb->wdt]) {
+  if (!jb->wks && n <= kt->rows_max_n[jb->wdt]) {
     /* Row ranges in multiples of 12 (every rows kernel's row group). */
     jb->rows_per_task = cdiv(cdiv(m, want), 12) * 12;
     jb->task = rows_task;
@@ -308,6 +338,35 @@ int preft_gemm_bf16_native(void) {
 #else
   return 0;
 #endif
+}
+
+void preft_gemm_kmajor(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
+                       const float *wt, int wt_stride, int n, int k, int m, int accumulate) {
+  if (m <= 0 || n <= 0) return;
+  PREFT_ASSERT(x && y && wt && wt_stride >= m && y_stride >= m && (n == 1 || x_stride >= k));
+  if (k <= 0) {
+    for (int i = 0; !accumulate && i < n; i++)
+      memset(y + (size_t)i * (size_t)y_stride, 0, sizeof(float) * (size_t)m);
+    return;
+  }
+  const preft_gemm_kernels *kt = kernels(PREFT_F32, PREFT_MATMUL_EXACT);
+  PREFT_ASSERT(kt->pack && kt->tile && !kt->round_x);
+  gemm_job jb = {.kt = kt,
+                 .y = y,
+                 .x = x,
+                 .xesize = sizeof(float),
+                 .w = wt,
+                 .wdt = PREFT_F32,
+                 .wks = (size_t)wt_stride,
+                 .ys = (size_t)y_stride,
+                 .xs = (size_t)x_stride,
+                 .n = n,
+                 .k = k,
+                 .m = m,
+                 .accumulate = accumulate};
+  int threads = (double)n * k * m < GEMM_SERIAL_MAC ? 1 : preft_pool_size(pool);
+  int tasks = plan_job(&jb, threads == 1 ? 1 : threads * GEMM_TASKS_PER_THREAD); /* sets jb.task */
+  preft_pool_run(pool, tasks, jb.task, &jb);
 }
 
 void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride, const void *w,

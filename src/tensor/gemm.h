@@ -39,6 +39,16 @@
 void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride, const void *w,
                 preft_dtype wdt, int n, int k, int m, int accumulate);
 
+/* y[N,M] (+)= x[N,K] · wt[K,M] for an FP32 weight given k-major (rows
+ * wt_stride floats apart): a matrix stored as the transpose of what
+ * preft_gemm takes, read without a transposed copy. The backward pass's
+ * products are of this kind (dx = dy·W reads W [M,K] as wt with K the
+ * output; dW = dyᵀ·x reads x as wt), gemm_train.h. Exact FP32, always the
+ * pack + tile regime (packing a k-major panel is a copy of rows), so a row
+ * of x gets the same bits in a call of any N. */
+void preft_gemm_kmajor(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
+                       const float *wt, int wt_stride, int n, int k, int m, int accumulate);
+
 /* An epilogue: work on a block of an output while the task that computed
  * it still has it in cache (e.g. the LoRA expand, adapter_plan.h). fn is
  * called once y[i0:i1, j0:j1] (rows of x, columns of y; y is the output's

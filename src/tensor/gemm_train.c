@@ -1,5 +1,6 @@
-/* gemm_train.c - backward-pass matrix products via transposes and
- * preft_gemm (see gemm_train.h). */
+/* gemm_train.c - backward-pass matrix products: FP32 through
+ * preft_gemm_kmajor, BF16 through transposes and preft_gemm_bf16 (see
+ * gemm_train.h). */
 #include "tensor/gemm_train.h"
 
 #include <stdlib.h>
@@ -144,43 +145,66 @@ void preft_train_gemm(preft_pool *pool, preft_matmul_precision prec, float *y, i
   free(wb);
 }
 
-/* dW += dyᵀ·x over blocks of DW_ROWS rows (dw NULL: none) and then
- * dx (+)= dy·W (dx NULL: none), W's transpose made in the same pool job as
- * the first block's (see preft_train_gemm_dwdx). */
-static void dw_dx(preft_pool *pool, preft_matmul_precision prec, float *dw, float *dx, int dx_stride,
-                  int accumulate, const float *dy, int dy_stride, const float *x, int x_stride,
-                  const float *w, int n, int m, int k) {
-  if (n <= 0) return;
-  int bf = prec == PREFT_MATMUL_BF16, nb = n < DW_ROWS ? n : DW_ROWS;
-  size_t es = bf ? sizeof(uint16_t) : sizeof(float);
-  void *wt = dx ? preft_xmalloc(es * (size_t)m * (size_t)k) : NULL;               /* Wᵀ [K, M] */
+/* FP32: dW += dyᵀ·x over blocks of DW_ROWS rows (dw NULL: none), reading
+ * x k-major (only dyᵀ is a copy), then dx (+)= dy·W reading W k-major: no
+ * transpose of W or x (preft_gemm_kmajor). */
+static void dw_dx_f32(preft_pool *pool, float *dw, float *dx, int dx_stride, int accumulate, const float *dy,
+                      int dy_stride, const float *x, int x_stride, const float *w, int n, int m, int k) {
+  int nb = n < DW_ROWS ? n : DW_ROWS;
   float *dyt = dw ? preft_xmalloc(sizeof(float) * (size_t)m * (size_t)nb) : NULL; /* dyᵀ block [M, nb] */
-  void *xt = dw ? preft_xmalloc(es * (size_t)k * (size_t)nb) : NULL;              /* xᵀ block [K, nb] */
+  for (int r0 = 0; dw && r0 < n; r0 += DW_ROWS) {
+    int rn = n - r0 < DW_ROWS ? n - r0 : DW_ROWS;
+    tr_job j = tr_of(dyt, NULL, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
+    transpose_jobs(pool, &j, 1);
+    /* dW[M,K] += dyᵀ[M,rn] · x[r0 : r0+rn, K] */
+    preft_gemm_kmajor(pool, dw, k, dyt, rn, x + (size_t)r0 * (size_t)x_stride, x_stride, m, rn, k, 1);
+  }
+  /* dx[N,K] (+)= dy[N,M] · W[M,K] */
+  if (dx) preft_gemm_kmajor(pool, dx, dx_stride, dy, dy_stride, w, k, n, m, k, accumulate);
+  free(dyt);
+}
+
+/* BF16: dW += dyᵀ·x over blocks of DW_ROWS rows (dw NULL: none) and then
+ * dx (+)= dy·W (dx NULL: none). vdpbf16ps reads both operands along the
+ * sum in pairs (the rows kernel of gemm_avx512_bf16.c), so W and x are
+ * transposed and rounded to BF16 in one pass; W's transpose is made in the
+ * same pool job as the first block's (see preft_train_gemm_dwdx). */
+static void dw_dx_bf16(preft_pool *pool, float *dw, float *dx, int dx_stride, int accumulate, const float *dy,
+                       int dy_stride, const float *x, int x_stride, const float *w, int n, int m, int k) {
+  int nb = n < DW_ROWS ? n : DW_ROWS;
+  uint16_t *wt = dx ? preft_xmalloc(sizeof(uint16_t) * (size_t)m * (size_t)k) : NULL; /* bf16(Wᵀ) [K, M] */
+  float *dyt = dw ? preft_xmalloc(sizeof(float) * (size_t)m * (size_t)nb) : NULL; /* dyᵀ block [M, nb] */
+  uint16_t *xt =
+      dw ? preft_xmalloc(sizeof(uint16_t) * (size_t)k * (size_t)nb) : NULL; /* bf16(xᵀ) block [K, nb] */
   tr_job jobs[3];
   int nj = 0;
-  if (dx) jobs[nj++] = tr_of(bf ? NULL : wt, bf ? wt : NULL, w, k, m, k);
+  if (dx) jobs[nj++] = tr_of(NULL, wt, w, k, m, k);
   for (int r0 = 0; dw && r0 < n; r0 += DW_ROWS) {
     int rn = n - r0 < DW_ROWS ? n - r0 : DW_ROWS;
     jobs[nj++] = tr_of(dyt, NULL, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
-    jobs[nj++] = tr_of(bf ? NULL : xt, bf ? xt : NULL, x + (size_t)r0 * (size_t)x_stride, x_stride, rn, k);
+    jobs[nj++] = tr_of(NULL, xt, x + (size_t)r0 * (size_t)x_stride, x_stride, rn, k);
     transpose_jobs(pool, jobs, nj);
     nj = 0;
     /* dW[M,K] += dyᵀ[M,rn] · (xᵀ[K,rn])ᵀ */
-    if (bf)
-      preft_gemm_bf16(pool, dw, k, dyt, rn, xt, m, rn, k, 1);
-    else
-      preft_gemm(pool, dw, k, dyt, rn, xt, PREFT_F32, m, rn, k, 1);
+    preft_gemm_bf16(pool, dw, k, dyt, rn, xt, m, rn, k, 1);
   }
   if (dx) {
     if (nj) transpose_jobs(pool, jobs, nj);
-    if (bf)
-      preft_gemm_bf16(pool, dx, dx_stride, dy, dy_stride, wt, n, m, k, accumulate);
-    else
-      preft_gemm(pool, dx, dx_stride, dy, dy_stride, wt, PREFT_F32, n, m, k, accumulate);
+    preft_gemm_bf16(pool, dx, dx_stride, dy, dy_stride, wt, n, m, k, accumulate);
   }
   free(wt);
   free(dyt);
   free(xt);
+}
+
+static void dw_dx(preft_pool *pool, preft_matmul_precision prec, float *dw, float *dx, int dx_stride,
+                  int accumulate, const float *dy, int dy_stride, const float *x, int x_stride,
+                  const float *w, int n, int m, int k) {
+  if (n <= 0) return;
+  if (prec == PREFT_MATMUL_BF16)
+    dw_dx_bf16(pool, dw, dx, dx_stride, accumulate, dy, dy_stride, x, x_stride, w, n, m, k);
+  else
+    dw_dx_f32(pool, dw, dx, dx_stride, accumulate, dy, dy_stride, x, x_stride, w, n, m, k);
 }
 
 void preft_train_gemm_dx(preft_pool *pool, preft_matmul_precision prec, float *dx, int dx_stride,

@@ -7,14 +7,12 @@
  *   preft_gemm_dx:  dx[N,K] (+)= dy[N,M] · W[M,K]      (input gradient)
  *   preft_gemm_dw:  dW[M,K]  += dy[N,M]ᵀ · x[N,K]      (weight gradient)
  *
- * Both reduce to preft_gemm (y = x·wᵀ, the tuned, run-time dispatched AVX+FMA
- * kernel of gemm.c) on transposed copies: dx = dy·(Wᵀ)ᵀ with Wᵀ [K,M], and
- * dW = dyᵀ·(xᵀ)ᵀ over blocks of rows. A transpose costs O(M·K) (resp.
- * O(N·(M+K))) against the product's O(N·M·K), so the extra traffic is a
- * fraction 1/N (resp. 1/min(M,K)) of the work. The transposes run in
- * 8 × 8 register tiles (transpose_avx.c) within 32 × 32 cache tiles, split
- * over the pool; those a product needs at once (dyᵀ and xᵀ of a block, and
- * Wᵀ) are one pool job.
+ * Both are products of the tuned FP32 kernels of gemm.c. dx = dy·W and
+ * dW = dyᵀ·x (over blocks of DW_ROWS rows) read W and x as they are
+ * stored, as the k-major weight operand of preft_gemm_kmajor (a panel of
+ * it is a copy of rows); only dyᵀ, the left operand of dW, is transposed,
+ * O(N·M) against the product's O(N·M·K). Transposes run in 8 × 8 register
+ * tiles (transpose_avx.c) within 32 × 32 cache tiles, split over the pool.
  *
  * Strides: rows of dx/dy/x are *_stride floats apart (pass K or M for dense
  * buffers). dW is dense [M, K]. The *_ref versions are plain loops
@@ -26,7 +24,10 @@
  * BF16 (nearest even) and sums in FP32 (preft_gemm_bf16: vdpbf16ps on
  * AVX512_BF16 CPUs, an exact emulation elsewhere): the FP32 weight to BF16
  * at each call (so the FP32 master weights stay the optimizer's), the
- * activations and gradients per product. As in mixed-precision training on
+ * activations and gradients per product. vdpbf16ps reads both operands
+ * along the sum, so at BF16 the backward products take transposed and
+ * rounded copies of W and of x (one pass each, W's in the pool job of
+ * dyᵀ's). As in mixed-precision training on
  * accelerators, only the products' inputs lose precision (relative error
  * 2^-9 per input); sums, outputs and everything else stay FP32.
  */
@@ -48,9 +49,9 @@ void preft_train_gemm_dx(preft_pool *pool, preft_matmul_precision prec, float *d
 void preft_train_gemm_dw(preft_pool *pool, preft_matmul_precision prec, float *dw, const float *dy,
                          int dy_stride, const float *x, int x_stride, int n, int m, int k);
 /* Both of one linear layer: dW += dyᵀ·x (dw NULL: skipped), then
- * dx (+)= dy·W, with the transposes W needs made in the pool job of the
- * first weight-gradient block's (one wait fewer); the same results as the
- * two calls. */
+ * dx (+)= dy·W (at BF16 with W's transposed copy made in the pool job of
+ * the first weight-gradient block's: one wait fewer); the same results as
+ * the two calls. */
 void preft_train_gemm_dwdx(preft_pool *pool, preft_matmul_precision prec, float *dw, float *dx, int dx_stride,
                            int accumulate, const float *dy, int dy_stride, const float *x, int x_stride,
                            const float *w, int n, int m, int k);

@@ -12,10 +12,11 @@
  * dV += Pᵀ·dO are each one preft_gemm call on the caller's thread (a NULL
  * pool: the pool is already split over sequences and heads), so they run
  * on the tuned FP32 kernels instead of one dot or axpy of Dh floats per
- * (query, key) pair. The operands a product needs transposed (Vᵀ, Kᵀ for
- * a block's keys; Pᵀ, dSᵀ, Qᵀ, dOᵀ of a block) are copied with
- * preft_transpose (8 × 8 register tiles in 32 × 32 cache tiles): QB·L +
- * L·Dh floats against QB·L·Dh multiply-adds, a fraction 1/Dh.
+ * (query, key) pair. V, K, Q and dO enter P·V, dS·K, dSᵀ·Q and Pᵀ·dO as
+ * they are stored (preft_gemm_kmajor reads a weight operand k-major); the
+ * two left operands that must be transposed (Pᵀ, dSᵀ of a block) are
+ * copied with preft_transpose (8 × 8 register tiles in 32 × 32 cache
+ * tiles): QB·L floats against QB·L·Dh multiply-adds, a fraction 1/Dh.
  *
  * The backward recomputes P from the saved log-sum-exp. Its tasks are
  * (sequence, kv head, chunk of query blocks): a chunk writes dQ of its
@@ -101,9 +102,9 @@ static void attn_fwd_task(void *p, int task, int thread) {
   int s = task / j->h, h = task % j->h, g = h / (j->h / j->hkv), dh = j->dh, n = j->len[s];
   size_t qs = (size_t)j->h * dh, ks = (size_t)j->hkv * dh, r0 = (size_t)j->start[s];
   float scale = 1.0f / sqrtf((float)dh);
-  /* kd [n, Dh], vt [Dh, L], sc [QB, L] */
-  float *kd = preft_xmalloc(sizeof(float) * ((size_t)n * dh * 2 + (size_t)QB * n));
-  float *vt = kd + (size_t)n * dh, *sc = vt + (size_t)n * dh;
+  /* kd [n, Dh], sc [QB, L] */
+  float *kd = preft_xmalloc(sizeof(float) * ((size_t)n * dh + (size_t)QB * n));
+  float *sc = kd + (size_t)n * dh;
   gather_head(kd, j->k + r0 * ks + (size_t)g * dh, ks, n, dh);
   for (int i0 = 0; i0 < n; i0 += QB) {
     int i1 = i0 + QB < n ? i0 + QB : n, bi = i1 - i0, kt0 = window_start(i0, j->window), L = i1 - kt0;
@@ -111,9 +112,8 @@ static void attn_fwd_task(void *p, int task, int thread) {
     preft_gemm(NULL, sc, L, q, (int)qs, kd + (size_t)kt0 * dh, PREFT_F32, bi, dh, L, 0); /* S = Q·Kᵀ */
     softmax_rows(sc, bi, L, i0, kt0, j->window, scale, j->lse + (r0 + (size_t)i0) * j->h + h, NULL,
                  (size_t)j->h);
-    preft_transpose(NULL, vt, j->v + (r0 + (size_t)kt0) * ks + (size_t)g * dh, (int)ks, L, dh);
-    preft_gemm(NULL, j->att + (r0 + (size_t)i0) * qs + (size_t)h * dh, (int)qs, sc, L, vt, PREFT_F32, bi, L,
-               dh, 0); /* O = P·V */
+    preft_gemm_kmajor(NULL, j->att + (r0 + (size_t)i0) * qs + (size_t)h * dh, (int)qs, sc, L,
+                      j->v + (r0 + (size_t)kt0) * ks + (size_t)g * dh, (int)ks, bi, L, dh, 0); /* O = P·V */
   }
   free(kd);
 }
@@ -169,11 +169,10 @@ static void attn_bwd_task(void *p, int task, int thread) {
       group = j->h / j->hkv, n = j->len[s];
   size_t qs = (size_t)j->h * dh, ks = (size_t)j->hkv * dh, r0 = (size_t)j->start[s];
   float scale = 1.0f / sqrtf((float)dh);
-  /* kd, vd [n, Dh]; kt [Dh, L]; P, dS [QB, L]; Pᵀ, dSᵀ [L, QB]; Qᵀ, dOᵀ [Dh, QB] */
-  size_t nd = (size_t)n * dh, ql = (size_t)QB * n, qd = (size_t)QB * dh;
-  float *kd = preft_xmalloc(sizeof(float) * (3 * nd + 4 * ql + 2 * qd));
-  float *vd = kd + nd, *kt = vd + nd, *pr = kt + nd, *ds = pr + ql, *prt = ds + ql, *dst = prt + ql,
-        *qt = dst + ql, *dot = qt + qd;
+  /* kd, vd [n, Dh]; P, dS [QB, L]; Pᵀ, dSᵀ [L, QB] */
+  size_t nd = (size_t)n * dh, ql = (size_t)QB * n;
+  float *kd = preft_xmalloc(sizeof(float) * (2 * nd + 4 * ql));
+  float *vd = kd + nd, *pr = vd + nd, *ds = pr + ql, *prt = ds + ql, *dst = prt + ql;
   float *dk = j->dk, *dv = j->dv;
   if (c > 0) {
     dk = j->part + (size_t)(c - 1) * 2 * (size_t)j->rows * ks;
@@ -203,16 +202,14 @@ static void attn_bwd_task(void *p, int task, int thread) {
         const float *pp = pr + (size_t)r * L;
         for (int t = 0; t < L; t++) dr[t] = pp[t] * (dr[t] - dsum) * scale;
       }
-      preft_transpose(NULL, kt, kd + (size_t)kt0 * dh, dh, L, dh);
-      preft_gemm(NULL, j->dq + row0, (int)qs, ds, L, kt, PREFT_F32, bi, L, dh, 0); /* dQ = dS·K */
+      preft_gemm_kmajor(NULL, j->dq + row0, (int)qs, ds, L, kd + (size_t)kt0 * dh, dh, bi, L, dh,
+                        0); /* dQ = dS·K */
       preft_transpose(NULL, dst, ds, L, bi, L);
-      preft_transpose(NULL, qt, q, (int)qs, bi, dh);
-      preft_gemm(NULL, dk + (size_t)kt0 * ks, (int)ks, dst, bi, qt, PREFT_F32, L, bi, dh,
-                 1); /* dK += dSᵀ·Q */
+      preft_gemm_kmajor(NULL, dk + (size_t)kt0 * ks, (int)ks, dst, bi, q, (int)qs, L, bi, dh,
+                        1); /* dK += dSᵀ·Q */
       preft_transpose(NULL, prt, pr, L, bi, L);
-      preft_transpose(NULL, dot, dout, (int)qs, bi, dh);
-      preft_gemm(NULL, dv + (size_t)kt0 * ks, (int)ks, prt, bi, dot, PREFT_F32, L, bi, dh,
-                 1); /* dV += Pᵀ·dO */
+      preft_gemm_kmajor(NULL, dv + (size_t)kt0 * ks, (int)ks, prt, bi, dout, (int)qs, L, bi, dh,
+                        1); /* dV += Pᵀ·dO */
     }
   }
   free(kd);

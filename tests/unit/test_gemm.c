@@ -342,6 +342,72 @@ static void a_row_alone_gets_the_bits_it_gets_in_a_batch(void **state) {
   free(x), free(yb), free(y1);
 }
 
+/* preft_gemm_kmajor reads the weight as wt[K][M] (rows wt_stride apart):
+ * against the reference on the [M][K] copy, on every path and pool, odd
+ * shapes, padded strides (whose padding must survive) and accumulation;
+ * bit for bit preft_gemm on the transposed copy wherever that runs the
+ * same pack + tile regime (N above every table's F32 rows limit, 48); and
+ * a row of x alone gets the bits it gets in the batch. */
+static void kmajor_weights_give_the_bits_of_a_transposed_copy(void **state) {
+  fixture *f = *state;
+  static const int shapes[][3] = {{1, 7, 5}, {5, 33, 17}, {49, 96, 80}, {70, 300, 45}, {130, 256, 33}};
+  const int pad = 3;
+  preft_pool *pools[2] = {f->pool1, f->pool3};
+  for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+    const int n = shapes[si][0], k = shapes[si][1], m = shapes[si][2], xs = k + pad, ys = m + pad,
+              ws = m + pad;
+    size_t xlen = (size_t)n * xs, ylen = (size_t)n * ys;
+    float *x = malloc(sizeof(float) * xlen), *wt = malloc(sizeof(float) * (size_t)k * ws),
+          *w = malloc(sizeof(float) * (size_t)m * k), *y0 = malloc(sizeof(float) * ylen),
+          *y = malloc(sizeof(float) * ylen), *yt = malloc(sizeof(float) * ylen),
+          *yref = malloc(sizeof(float) * ylen), *y1 = malloc(sizeof(float) * ys);
+    for (size_t i = 0; i < xlen; i++) x[i] = test_frand();
+    for (int c = 0; c < k; c++)
+      for (int j = 0; j < ws; j++) {
+        float v = j < m ? test_frand() : SENTINEL; /* padding of wt: never read into y */
+        wt[(size_t)c * ws + j] = v;
+        if (j < m) w[(size_t)j * k + c] = v;
+      }
+    for (size_t i = 0; i < ylen; i++) y0[i] = (int)(i % (size_t)ys) >= m ? SENTINEL : test_frand();
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+      memcpy(yref, y0, sizeof(float) * ylen);
+      preft_gemm_ref(yref, ys, x, xs, w, PREFT_F32, n, k, m, accumulate);
+      double *scale = magnitude_scales(x, xs, w, PREFT_F32, y0, ys, n, k, m, accumulate);
+      for (int run = 0; run < 2 * ((int)preft_cpu_detected() + 1); run++) {
+        int pi = run % 2, path = run / 2;
+        preft_cpu_limit((preft_cpu_path_kind)path);
+        memcpy(y, y0, sizeof(float) * ylen);
+        preft_gemm_kmajor(pools[pi], y, ys, x, xs, wt, ws, n, k, m, accumulate);
+        memcpy(yt, y0, sizeof(float) * ylen);
+        preft_gemm(pools[pi], yt, ys, x, xs, w, PREFT_F32, n, k, m, accumulate);
+        for (int i = 0; i < n; i++) {
+          for (int j = 0; j < m; j++) {
+            size_t at = (size_t)i * ys + j;
+            if (!(fabs(y[at] - yref[at]) <= 1e-5 * scale[(size_t)i * m + j]))
+              fail_msg("n=%d k=%d m=%d acc=%d path=%s threads=%d: y[%d,%d]=%.9g want %.9g", n, k, m,
+                       accumulate, preft_cpu_path_name((preft_cpu_path_kind)path), preft_pool_size(pools[pi]),
+                       i, j, y[at], yref[at]);
+          }
+          for (int j = m; j < ys; j++) assert_true(y[(size_t)i * ys + j] == SENTINEL);
+        }
+        if (n > 48 && memcmp(y, yt, sizeof(float) * ylen) != 0)
+          fail_msg("n=%d k=%d m=%d path=%s: not the bits of preft_gemm on the transposed copy", n, k, m,
+                   preft_cpu_path_name((preft_cpu_path_kind)path));
+        for (int i = 0; i < n; i += n / 3 + 1) {
+          memcpy(y1, y0 + (size_t)i * ys, sizeof(float) * ys);
+          preft_gemm_kmajor(pools[pi], y1, ys, x + (size_t)i * xs, xs, wt, ws, 1, k, m, accumulate);
+          if (memcmp(y1, y + (size_t)i * ys, sizeof(float) * m) != 0)
+            fail_msg("n=%d k=%d m=%d path=%s: row %d alone differs from the batch", n, k, m,
+                     preft_cpu_path_name((preft_cpu_path_kind)path), i);
+        }
+      }
+      free(scale);
+    }
+    free(x), free(wt), free(w), free(y0), free(y), free(yt), free(yref), free(y1);
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(limiting_the_cpu_path_is_reported_and_undone),
@@ -351,6 +417,7 @@ int main(void) {
       cmocka_unit_test(gemm_matches_reference_on_multi_block_shapes),
       cmocka_unit_test(gemm_multi_matches_reference_for_each_output),
       cmocka_unit_test(a_row_alone_gets_the_bits_it_gets_in_a_batch),
+      cmocka_unit_test(kmajor_weights_give_the_bits_of_a_transposed_copy),
       cmocka_unit_test(small_integer_products_are_exact),
       cmocka_unit_test(every_half_value_converts_exactly),
   };

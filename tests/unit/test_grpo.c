@@ -131,7 +131,10 @@ static void check_mode(grpo_case *gc, const char *name, const char *mode_name, p
   if (preft_grpo_gradient(&u, &b, &lo, false, &st, &err) != 0) fail_msg("%s", err.msg);
   char what[160];
   snprintf(what, sizeof what, "%s [%s] loss", name, mode_name);
-  near(what, st.loss, cJSON_GetObjectItem(m, "loss")->valuedouble, 1e-5, 1e-7);
+  /* the loss is a mean of advantage × ratio terms of order 1 that cancel
+   * (advantages sum to zero per group), so its FP32 error is absolute, at
+   * the terms' scale: 1-2e-7 measured from the order of sums alone */
+  near(what, st.loss, cJSON_GetObjectItem(m, "loss")->valuedouble, 1e-5, 5e-7);
   snprintf(what, sizeof what, "%s [%s] kl", name, mode_name);
   near(what, st.kl, cJSON_GetObjectItem(m, "kl")->valuedouble, 1e-5, 1e-7);
   assert_int_equal(st.tokens, cJSON_GetObjectItem(m, "tokens")->valueint);
