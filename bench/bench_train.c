@@ -13,7 +13,7 @@
  * same FP32 FMA peak, so it may pass 100% in principle (vdpbf16ps does two
  * multiply-adds per FP32 lane).
  *
- * usage: bench_train [--threads N] [--seq T] [--batch B] [--stats] [--bert] [WIDTH...]
+ * usage: bench_train [--threads N] [--seq T] [--batch B] [--stats] [--bert] [--bf16] [WIDTH...]
  *
  * --stats: instead of the throughput table, what one FP32 full pass costs
  * apart from its products, as counts that do not depend on how loaded the
@@ -24,6 +24,7 @@
  * work of the pass on one core. "single-threaded s": the calling thread's
  * CPU seconds outside parallel runs (preft_pool_time_runs), the part a
  * second thread cannot share (with --threads 1: all of it).
+ * --bf16: --stats of a pass at BF16 matmul precision instead of FP32.
  * --bert (with --stats): the same counts for the BERT encoder's training
  * pass (bert_fwd_bwd.c: forward with dropout 0.1, the MLM head on every
  * seventh token (bert_heads.c), backward from its gradient plus a fixed
@@ -204,12 +205,14 @@ static void bert_stats(int D, int T, int B, preft_pool *pool) {
 }
 
 int main(int argc, char **argv) {
-  int threads = 0, T = 256, B = 2, widths[16], nw = 0, stats = 0, bert = 0;
+  int threads = 0, T = 256, B = 2, widths[16], nw = 0, stats = 0, bert = 0, stats_bf16 = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--stats"))
       stats = 1;
     else if (!strcmp(argv[i], "--bert"))
       stats = bert = 1;
+    else if (!strcmp(argv[i], "--bf16"))
+      stats = stats_bf16 = 1;
     else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
       threads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--seq") && i + 1 < argc)
@@ -231,7 +234,10 @@ int main(int argc, char **argv) {
         "| width | pool runs | tasks / run | futex sleeps | futex wakes | yields | minor faults | user s | "
         "system s | system share | single-threaded s | wall s |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-        bert ? "BERT training pass (dropout 0.1)" : "FP32 full pass", preft_pool_size(pool), T, B);
+        bert         ? "BERT training pass (dropout 0.1)"
+        : stats_bf16 ? "BF16 full pass (--matmul-precision bf16)"
+                     : "FP32 full pass",
+        preft_pool_size(pool), T, B);
   double fma = 0, sg = 0;
   int bf16 = preft_gemm_bf16_native();
   if (!stats) {
@@ -283,6 +289,7 @@ int main(int argc, char **argv) {
     preft_train_acts_init(&a, &tm, NULL, B * T, T, preft_pool_size(pool), false);
     if (stats) {
       decoder_pass dp = {&tm, &b, &a};
+      tm.matmul = stats_bf16 ? PREFT_MATMUL_BF16 : PREFT_MATMUL_EXACT;
       print_stats(D, run_decoder_pass, &dp, pool);
       preft_train_acts_free(&a);
       preft_train_model_free(&tm);

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/scratch.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm_kern.h"
 #include "tensor/quant.h"
@@ -279,7 +280,7 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
     const preft_gemm_kernels *kt = kernels(outs[o].wdt, prec);
     if (kt->round_x && !xb) {
       xb = (size_t)n * kp <= GEMM_XB_STACK ? xb_stack
-                                           : (xb_heap = preft_xmalloc((size_t)n * kp * sizeof(uint16_t)));
+                                           : (xb_heap = preft_scratch_get((size_t)n * kp * sizeof(uint16_t)));
       kt->round_x(xb, kp, x, (size_t)x_stride, n, k);
     }
     gemm_job *jb = &jobs[mj.n_jobs];
@@ -305,7 +306,7 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
     preft_pool_run(pool, mj.first[1], jobs[0].task, &jobs[0]);
   else
     preft_pool_run(pool, mj.first[mj.n_jobs], multi_task, &mj);
-  free(xb_heap);
+  preft_scratch_put(xb_heap);
 }
 
 void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "base/error.h"
+#include "base/scratch.h"
 #include "tensor/cpu.h"
 #include "tensor/dtype.h"
 #include "tensor/gemm.h"
@@ -139,10 +140,11 @@ void preft_train_gemm(preft_pool *pool, preft_matmul_precision prec, float *y, i
     return;
   }
   if (n <= 0 || m <= 0) return;
-  uint16_t *wb = preft_xmalloc(sizeof(uint16_t) * (size_t)m * (size_t)(k > 0 ? k : 1)); /* bf16(W) [M, K] */
+  uint16_t *wb =
+      preft_scratch_get(sizeof(uint16_t) * (size_t)m * (size_t)(k > 0 ? k : 1)); /* bf16(W) [M, K] */
   preft_round_bf16(pool, wb, w, (size_t)m * (size_t)k);
   preft_gemm_bf16(pool, y, y_stride, x, x_stride, wb, n, k, m, accumulate);
-  free(wb);
+  preft_scratch_put(wb);
 }
 
 /* FP32: dW += dyᵀ·x over blocks of DW_ROWS rows (dw NULL: none), reading
@@ -151,7 +153,7 @@ void preft_train_gemm(preft_pool *pool, preft_matmul_precision prec, float *y, i
 static void dw_dx_f32(preft_pool *pool, float *dw, float *dx, int dx_stride, int accumulate, const float *dy,
                       int dy_stride, const float *x, int x_stride, const float *w, int n, int m, int k) {
   int nb = n < DW_ROWS ? n : DW_ROWS;
-  float *dyt = dw ? preft_xmalloc(sizeof(float) * (size_t)m * (size_t)nb) : NULL; /* dyᵀ block [M, nb] */
+  float *dyt = dw ? preft_scratch_get(sizeof(float) * (size_t)m * (size_t)nb) : NULL; /* dyᵀ block [M, nb] */
   for (int r0 = 0; dw && r0 < n; r0 += DW_ROWS) {
     int rn = n - r0 < DW_ROWS ? n - r0 : DW_ROWS;
     tr_job j = tr_of(dyt, NULL, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
@@ -161,7 +163,7 @@ static void dw_dx_f32(preft_pool *pool, float *dw, float *dx, int dx_stride, int
   }
   /* dx[N,K] (+)= dy[N,M] · W[M,K] */
   if (dx) preft_gemm_kmajor(pool, dx, dx_stride, dy, dy_stride, w, k, n, m, k, accumulate);
-  free(dyt);
+  preft_scratch_put(dyt);
 }
 
 /* BF16: dW += dyᵀ·x over blocks of DW_ROWS rows (dw NULL: none) and then
@@ -172,10 +174,11 @@ static void dw_dx_f32(preft_pool *pool, float *dw, float *dx, int dx_stride, int
 static void dw_dx_bf16(preft_pool *pool, float *dw, float *dx, int dx_stride, int accumulate, const float *dy,
                        int dy_stride, const float *x, int x_stride, const float *w, int n, int m, int k) {
   int nb = n < DW_ROWS ? n : DW_ROWS;
-  uint16_t *wt = dx ? preft_xmalloc(sizeof(uint16_t) * (size_t)m * (size_t)k) : NULL; /* bf16(Wᵀ) [K, M] */
-  float *dyt = dw ? preft_xmalloc(sizeof(float) * (size_t)m * (size_t)nb) : NULL; /* dyᵀ block [M, nb] */
+  uint16_t *wt =
+      dx ? preft_scratch_get(sizeof(uint16_t) * (size_t)m * (size_t)k) : NULL;        /* bf16(Wᵀ) [K, M] */
+  float *dyt = dw ? preft_scratch_get(sizeof(float) * (size_t)m * (size_t)nb) : NULL; /* dyᵀ block [M, nb] */
   uint16_t *xt =
-      dw ? preft_xmalloc(sizeof(uint16_t) * (size_t)k * (size_t)nb) : NULL; /* bf16(xᵀ) block [K, nb] */
+      dw ? preft_scratch_get(sizeof(uint16_t) * (size_t)k * (size_t)nb) : NULL; /* bf16(xᵀ) block [K, nb] */
   tr_job jobs[3];
   int nj = 0;
   if (dx) jobs[nj++] = tr_of(NULL, wt, w, k, m, k);
@@ -192,9 +195,9 @@ static void dw_dx_bf16(preft_pool *pool, float *dw, float *dx, int dx_stride, in
     if (nj) transpose_jobs(pool, jobs, nj);
     preft_gemm_bf16(pool, dx, dx_stride, dy, dy_stride, wt, n, m, k, accumulate);
   }
-  free(wt);
-  free(dyt);
-  free(xt);
+  preft_scratch_put(wt);
+  preft_scratch_put(dyt);
+  preft_scratch_put(xt);
 }
 
 static void dw_dx(preft_pool *pool, preft_matmul_precision prec, float *dw, float *dx, int dx_stride,

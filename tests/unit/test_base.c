@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #include "base/file.h"
 #include "base/huge_alloc.h"
+#include "base/scratch.h"
 #include "base/threadpool.h"
 #include "tensor/dtype.h"
 #include "testutil.h"
@@ -157,6 +159,64 @@ static void big_buffers_go_on_aligned_huge_pages(void **s) {
   free(q);
 }
 
+/* A scratch block handed back is the one the next request of about its
+ * size gets (pages kept), never one more than twice the request; the cache
+ * keeps at most PREFT_SCRATCH_KEEP blocks, drops the least recently
+ * returned first, frees what is bigger than it may hold, and a thread's
+ * blocks go when it exits (the ASan build's leak check sees the rest). */
+static void *scratch_in_thread(void *unused) {
+  (void)unused;
+  for (int i = 0; i < 3; i++) preft_scratch_put(preft_scratch_get((size_t)(i + 1) << 20));
+  int blocks;
+  preft_scratch_cached(&blocks);
+  return (void *)(intptr_t)blocks;
+}
+
+static void scratch_blocks_are_reused_within_bounds(void **s) {
+  (void)s;
+  preft_scratch_release();
+  char *a = preft_scratch_get(3 << 20);
+  assert_true((uintptr_t)a % 64 == 0);
+  memset(a, 1, 3 << 20); /* writable to its last byte */
+  preft_scratch_put(a);
+  int blocks;
+  assert_int_equal(preft_scratch_cached(&blocks), 3 << 20);
+  assert_int_equal(blocks, 1);
+  char *b = preft_scratch_get(2 << 20); /* fits, not twice too big: the same block */
+  assert_ptr_equal(a, b);
+  assert_int_equal(preft_scratch_cached(&blocks), 0);
+  preft_scratch_put(b);
+  char *c = preft_scratch_get(1 << 20); /* less than half of it: a new block */
+  assert_ptr_not_equal(c, b);
+  char *d = preft_scratch_get((3 << 20) + 1); /* more than it holds: a new block */
+  assert_ptr_not_equal(d, b);
+  memset(d, 2, (3 << 20) + 1);
+  preft_scratch_put(c);
+  preft_scratch_put(d);
+  assert_int_equal(preft_scratch_cached(&blocks), (3 << 20) + (1 << 20) + (3 << 20) + 1);
+  assert_int_equal(blocks, 3);
+  char *first = preft_scratch_get(1 << 20); /* c: take it back and return it last-but-one */
+  assert_ptr_equal(first, c);
+  preft_scratch_put(first);
+  void *many[PREFT_SCRATCH_KEEP];
+  for (int i = 0; i < PREFT_SCRATCH_KEEP; i++) many[i] = preft_scratch_get(64 << 10);
+  for (int i = 0; i < PREFT_SCRATCH_KEEP; i++) preft_scratch_put(many[i]);
+  assert_int_equal(preft_scratch_cached(&blocks), (size_t)PREFT_SCRATCH_KEEP * (64 << 10));
+  assert_int_equal(blocks, PREFT_SCRATCH_KEEP); /* the three big ones went first */
+  void *huge = preft_scratch_get(PREFT_SCRATCH_BYTES + 1);
+  preft_scratch_put(huge); /* more than a cache may hold: freed */
+  assert_int_equal(preft_scratch_cached(&blocks), (size_t)PREFT_SCRATCH_KEEP * (64 << 10));
+  preft_scratch_release();
+  assert_int_equal(preft_scratch_cached(&blocks), 0);
+  assert_int_equal(blocks, 0);
+  pthread_t t;
+  void *ret;
+  assert_int_equal(pthread_create(&t, NULL, scratch_in_thread, NULL), 0);
+  assert_int_equal(pthread_join(t, &ret), 0);
+  assert_int_equal((intptr_t)ret, 3); /* cached there, freed at its exit */
+  preft_scratch_put(NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(pool_runs_every_task_exactly_once),
@@ -165,6 +225,7 @@ int main(void) {
       cmocka_unit_test(atomic_write_replaces_file_whole),
       cmocka_unit_test(half_conversions_round_to_nearest_even),
       cmocka_unit_test(big_buffers_go_on_aligned_huge_pages),
+      cmocka_unit_test(scratch_blocks_are_reused_within_bounds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
