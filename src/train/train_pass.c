@@ -293,22 +293,22 @@ static pass make_pass(const preft_train_model *tm, const preft_train_adapter *ad
   return P;
 }
 
-/* The LM head's operands, made once per pass for an FP32 head in the
- * activations' head_scratch: wb = bf16(W) [V, D] at BF16 precision (the
- * forward), wt = Wᵀ [D, V] (FP32, or BF16 at BF16 precision) when there is
- * a backward. NULL: the head goes through gemm_fwd / gemm_dx as it is (a
- * quantized head, or the FP32 forward). */
+/* The LM head's operands at BF16 precision, made once per pass for an
+ * FP32 head in the activations' head_scratch: wb = bf16(W) [V, D] (the
+ * forward) and, when there is a backward, wt = bf16(Wᵀ) [D, V]. NULL: the
+ * head goes through gemm_fwd / gemm_dx as it is (exact precision, whose
+ * products read W as stored, or a quantized head). */
 typedef struct {
   uint16_t *wb;
-  void *wt;
+  uint16_t *wt;
 } head_ops;
 
 static head_ops head_prepare(const pass *P, bool backward) {
   head_ops ho = {0};
   preft_weight w = P->tm->head_w;
   int V = P->tm->cfg.vocab, D = P->D, bf = P->prec == PREFT_MATMUL_BF16;
-  if (w.dtype != PREFT_F32 || (!bf && !backward)) return ho;
-  size_t vd = (size_t)V * (size_t)D, bytes = (bf ? sizeof(uint16_t) * 2 : sizeof(float)) * vd;
+  if (w.dtype != PREFT_F32 || !bf) return ho; /* FP32: dx reads the head as stored (gemm_train.h) */
+  size_t vd = (size_t)V * (size_t)D, bytes = sizeof(uint16_t) * 2 * vd;
   preft_train_acts *a = P->a;
   if (a->head_scratch_bytes < bytes) {
     free(a->head_scratch);
@@ -320,11 +320,8 @@ static head_ops head_prepare(const pass *P, bool backward) {
     preft_round_bf16(P->pool, ho.wb, w.data, vd);
   }
   if (backward) {
-    ho.wt = bf ? (void *)(ho.wb + vd) : a->head_scratch;
-    if (bf)
-      preft_transpose_bf16(P->pool, ho.wt, w.data, D, V, D);
-    else
-      preft_transpose(P->pool, ho.wt, w.data, D, V, D);
+    ho.wt = ho.wb + vd;
+    preft_transpose_bf16(P->pool, ho.wt, w.data, D, V, D);
   }
   return ho;
 }
@@ -341,12 +338,10 @@ static void head_fwd(const pass *P, const head_ops *ho, float *logits, const flo
 /* dxg[m, D] = dlogits[m, V]·Head (what gemm_dx computes) */
 static void head_dx(const pass *P, const head_ops *ho, float *dxg, const float *dlogits, int m) {
   int V = P->tm->cfg.vocab, D = P->D;
-  if (!ho->wt)
-    gemm_dx(P->pool, P->prec, dxg, D, dlogits, V, P->tm->head_w, m, V, D, 0);
-  else if (P->prec == PREFT_MATMUL_BF16)
+  if (ho->wt)
     preft_gemm_bf16(P->pool, dxg, D, dlogits, V, ho->wt, m, V, D, 0);
   else
-    preft_gemm(P->pool, dxg, D, dlogits, V, ho->wt, PREFT_F32, m, V, D, 0);
+    gemm_dx(P->pool, P->prec, dxg, D, dlogits, V, P->tm->head_w, m, V, D, 0);
 }
 
 /* The pass of preft_train_pass (fn NULL: every counted row's dloss is
@@ -360,8 +355,8 @@ static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, 
   int D = P.D, V = c->vocab, n = b->n;
   body_forward(&P);
 
-  /* head + cross-entropy on the target rows, chunk by chunk; an FP32
-   * head's transpose (and BF16 rounding) made once for all chunks */
+  /* head + cross-entropy on the target rows, chunk by chunk; at BF16 an
+   * FP32 head's rounded copy and its transpose made once for all chunks */
   int ch_cap = n < HEAD_CHUNK ? n : HEAD_CHUNK;
   float *logits = a->logits, *xg = logits + (size_t)ch_cap * V, *dxg = xg + (size_t)ch_cap * D;
   float *losses = dxg + (size_t)ch_cap * D;
