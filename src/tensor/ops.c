@@ -88,8 +88,22 @@ double preft_logsumexp(const float *x, int n) {
   return (double)mx + log(sum);
 }
 
-void preft_swiglu(float *a, const float *b, int n) {
-  for (int i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+void preft_swiglu(float *a, const float *b, int n) { preft_swiglu_out(a, a, b, n); }
+
+void preft_swiglu_out(float *out, const float *a, const float *b, int n) {
+  for (int i = 0; i < n; i++) out[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
+void preft_swiglu_grad(float *da, float *db, const float *dout, const float *a, const float *b, int n) {
+  for (int i = 0; i < n; i++) {
+    float sg = 1.0f / (1.0f + expf(-a[i]));
+    da[i] = dout[i] * b[i] * (sg * (1.0f + a[i] * (1.0f - sg)));
+    db[i] = dout[i] * a[i] * sg;
+  }
+}
+
+void preft_exp_affine(float *x, int n, float scale, float shift) {
+  for (int i = 0; i < n; i++) x[i] = expf(x[i] * scale - shift);
 }
 
 void preft_rmsnorm_fast(float *out, const float *x, const float *weight, int d, float eps) {
@@ -123,14 +137,38 @@ void preft_gelu_fast(float *x, int n) {
   preft_gelu(x, n);
 }
 
-void preft_swiglu_fast(float *a, const float *b, int n) {
+void preft_swiglu_fast(float *a, const float *b, int n) { preft_swiglu_out_fast(a, a, b, n); }
+
+/* Off the AVX path each of these is its plain version: a scalar
+ * preft_expf_fast is slower than libm's expf. */
+void preft_swiglu_out_fast(float *out, const float *a, const float *b, int n) {
 #ifdef PREFT_HAVE_OPS_AVX
   if (USE_AVX()) {
-    preft_swiglu_avx(a, b, n);
+    preft_swiglu_avx(out, a, b, n);
     return;
   }
 #endif
-  preft_swiglu(a, b, n); /* scalar preft_expf_fast is slower than libm's expf */
+  preft_swiglu_out(out, a, b, n);
+}
+
+void preft_swiglu_grad_fast(float *da, float *db, const float *dout, const float *a, const float *b, int n) {
+#ifdef PREFT_HAVE_OPS_AVX
+  if (USE_AVX()) {
+    preft_swiglu_grad_avx(da, db, dout, a, b, n);
+    return;
+  }
+#endif
+  preft_swiglu_grad(da, db, dout, a, b, n);
+}
+
+void preft_exp_affine_fast(float *x, int n, float scale, float shift) {
+#ifdef PREFT_HAVE_OPS_AVX
+  if (USE_AVX()) {
+    preft_exp_affine_avx(x, n, scale, shift);
+    return;
+  }
+#endif
+  preft_exp_affine(x, n, scale, shift);
 }
 
 void preft_rope_rotate_half_fast(float *x, const float *cos, const float *sin, int head_dim) {

@@ -39,6 +39,13 @@ void preft_softmax(float *x, int n);
 
 /* a[n] = silu(a[n]) * b[n]  (SwiGLU gate) */
 void preft_swiglu(float *a, const float *b, int n);
+/* out[n] = silu(a[n]) * b[n] (out may be a or b) */
+void preft_swiglu_out(float *out, const float *a, const float *b, int n);
+/* SwiGLU's backward (training): with s = σ(a), silu'(a) = s·(1 + a(1 − s)),
+ * da = dout·b·silu'(a), db = dout·silu(a) = dout·a·s. */
+void preft_swiglu_grad(float *da, float *db, const float *dout, const float *a, const float *b, int n);
+/* x[n] = e^(x[n]·scale − shift) in place (a softmax's numerators) */
+void preft_exp_affine(float *x, int n, float scale, float shift);
 
 /* Rotary embedding, Hugging Face rotate-half convention, on one head vector
  * x[Dh]: for i < Dh/2, (x[i], x[i+Dh/2]) is rotated by angle i, given as
@@ -107,8 +114,14 @@ void preft_layernorm_fast(float *out, const float *x, const float *weight, const
  * 3e-7 * max(1, |x|) of preft_gelu (tests/unit/test_ops.c). */
 void preft_gelu_fast(float *x, int n);
 
-/* preft_swiglu, vectorised with the polynomial exp. */
+/* preft_swiglu, preft_swiglu_out, preft_swiglu_grad and
+ * preft_exp_affine, vectorised with the polynomial exp (x·scale − shift is
+ * one FMA there). Each element depends only on its own inputs, so results
+ * do not depend on where a caller splits the array. */
 void preft_swiglu_fast(float *a, const float *b, int n);
+void preft_swiglu_out_fast(float *out, const float *a, const float *b, int n);
+void preft_swiglu_grad_fast(float *da, float *db, const float *dout, const float *a, const float *b, int n);
+void preft_exp_affine_fast(float *x, int n, float scale, float shift);
 
 /* preft_rope_rotate_half, vectorised; bitwise equal to it (no FMA). */
 void preft_rope_rotate_half_fast(float *x, const float *cos, const float *sin, int head_dim);

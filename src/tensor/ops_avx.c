@@ -251,15 +251,52 @@ static inline AVX __m256 silu_mul8(__m256 a, __m256 b) {
   return _mm256_mul_ps(_mm256_div_ps(a, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), b);
 }
 
-/* The tail goes through the same lanes (masked), so every element's result
+/* The tails go through the same lanes (masked), so every element's result
  * is the same wherever a caller splits the array. */
-AVX void preft_swiglu_avx(float *a, const float *b, int n) {
+AVX void preft_swiglu_avx(float *out, const float *a, const float *b, int n) {
   int i = 0;
   for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(a + i, silu_mul8(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
+    _mm256_storeu_ps(out + i, silu_mul8(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i)));
   if (i < n) {
     __m256i m = tail_mask(n - i);
-    _mm256_maskstore_ps(a + i, m, silu_mul8(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m)));
+    _mm256_maskstore_ps(out + i, m, silu_mul8(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m)));
+  }
+}
+
+/* SwiGLU's backward on 8 lanes: with s = σ(a), da = dout·b·s·(1 + a(1 − s))
+ * and db = dout·a·s. */
+static inline AVX void swiglu_bwd8(float *da, float *db, const float *dout, const float *a, const float *b,
+                                   __m256i m, int masked) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  __m256 av = masked ? _mm256_maskload_ps(a, m) : _mm256_loadu_ps(a);
+  __m256 bv = masked ? _mm256_maskload_ps(b, m) : _mm256_loadu_ps(b);
+  __m256 dv = masked ? _mm256_maskload_ps(dout, m) : _mm256_loadu_ps(dout);
+  __m256 sg = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), av))));
+  __m256 dsilu = _mm256_mul_ps(sg, _mm256_fmadd_ps(av, _mm256_sub_ps(one, sg), one));
+  __m256 dav = _mm256_mul_ps(_mm256_mul_ps(dv, bv), dsilu), dbv = _mm256_mul_ps(_mm256_mul_ps(dv, av), sg);
+  if (masked) {
+    _mm256_maskstore_ps(da, m, dav);
+    _mm256_maskstore_ps(db, m, dbv);
+  } else {
+    _mm256_storeu_ps(da, dav);
+    _mm256_storeu_ps(db, dbv);
+  }
+}
+
+AVX void preft_swiglu_grad_avx(float *da, float *db, const float *dout, const float *a, const float *b,
+                               int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) swiglu_bwd8(da + i, db + i, dout + i, a + i, b + i, _mm256_setzero_si256(), 0);
+  if (i < n) swiglu_bwd8(da + i, db + i, dout + i, a + i, b + i, tail_mask(n - i), 1);
+}
+
+AVX void preft_exp_affine_avx(float *x, int n, float scale, float shift) {
+  const __m256 sc = _mm256_set1_ps(scale), sh = _mm256_set1_ps(shift);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + i), sc, sh)));
+  if (i < n) {
+    __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(x + i, m, exp8(_mm256_fmsub_ps(_mm256_maskload_ps(x + i, m), sc, sh)));
   }
 }
 

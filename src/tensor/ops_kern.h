@@ -11,7 +11,9 @@
 /* Dh must be a multiple of 8 (the caller falls back to plain C otherwise). */
 void preft_attention_avx(float *out, const float *q, int g, int dh, const preft_kv_view *kv, int start,
                          int end, float scale, float *scratch);
-void preft_swiglu_avx(float *a, const float *b, int n);
+void preft_swiglu_avx(float *out, const float *a, const float *b, int n);
+void preft_swiglu_grad_avx(float *da, float *db, const float *dout, const float *a, const float *b, int n);
+void preft_exp_affine_avx(float *x, int n, float scale, float shift);
 void preft_rmsnorm_avx(float *out, const float *x, const float *weight, int d, float eps);
 void preft_layernorm_avx(float *out, const float *x, const float *weight, const float *bias, int d,
                          float eps);

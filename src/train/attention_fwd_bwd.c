@@ -75,20 +75,15 @@ static void softmax_rows(float *s, int bi, int L, int i0, int kt0, int window, f
     for (int t = 0; t < lo; t++) row[t] = 0.0f;
     for (int t = hi + 1; t < L; t++) row[t] = 0.0f;
     if (lse_in) {
-      float l = lse_in[(size_t)r * lse_stride];
-      for (int t = lo; t <= hi; t++) row[t] = expf(row[t] * scale - l);
+      preft_exp_affine_fast(row + lo, hi - lo + 1, scale, lse_in[(size_t)r * lse_stride]);
       continue;
     }
     float mx = -INFINITY;
-    for (int t = lo; t <= hi; t++) {
-      row[t] *= scale;
-      mx = row[t] > mx ? row[t] : mx;
-    }
+    for (int t = lo; t <= hi; t++) mx = row[t] > mx ? row[t] : mx;
+    mx *= scale; /* scale > 0: the largest scaled score */
+    preft_exp_affine_fast(row + lo, hi - lo + 1, scale, mx);
     double sum = 0.0;
-    for (int t = lo; t <= hi; t++) {
-      row[t] = expf(row[t] - mx);
-      sum += row[t];
-    }
+    for (int t = lo; t <= hi; t++) sum += row[t];
     float inv = (float)(1.0 / sum);
     for (int t = lo; t <= hi; t++) row[t] *= inv;
     lse_out[(size_t)r * lse_stride] = mx + (float)log(sum);

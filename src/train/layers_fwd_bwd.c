@@ -122,21 +122,18 @@ typedef struct {
 
 #define EW_BLOCK 4096
 
+/* out = silu(a)·b with silu(a) = a·σ(a) (ops.h, vectorised) */
 static void swiglu_fwd_task(void *p, int task, int thread) {
   const swiglu_job *j = p;
   int i0 = task * EW_BLOCK, i1 = i0 + EW_BLOCK < j->n ? i0 + EW_BLOCK : j->n;
-  for (int i = i0; i < i1; i++) j->out[i] = j->a[i] / (1.0f + expf(-j->a[i])) * j->b[i];
+  preft_swiglu_out_fast(j->out + i0, j->a + i0, j->b + i0, i1 - i0);
 }
 
-/* silu(a) = a·σ(a), silu'(a) = σ(a)(1 + a(1 − σ(a))) */
+/* silu'(a) = σ(a)(1 + a(1 − σ(a))) (ops.h, vectorised) */
 static void swiglu_bwd_task(void *p, int task, int thread) {
   const swiglu_job *j = p;
   int i0 = task * EW_BLOCK, i1 = i0 + EW_BLOCK < j->n ? i0 + EW_BLOCK : j->n;
-  for (int i = i0; i < i1; i++) {
-    float a = j->a[i], sg = 1.0f / (1.0f + expf(-a));
-    j->da[i] = j->dout[i] * j->b[i] * sg * (1.0f + a * (1.0f - sg));
-    j->db[i] = j->dout[i] * a * sg;
-  }
+  preft_swiglu_grad_fast(j->da + i0, j->db + i0, j->dout + i0, j->a + i0, j->b + i0, i1 - i0);
 }
 
 void preft_swiglu_forward(preft_pool *pool, float *out, const float *a, const float *b, int n) {

@@ -184,6 +184,64 @@ static void swiglu_fast_is_the_same_wherever_the_array_is_split(void **s) {
   }
 }
 
+/* The training steps: SwiGLU's gradient and the softmax numerators
+ * e^(x·scale − shift), vectorised, against double references on every
+ * path (exp's argument beyond the clamp on both sides), and the same bits
+ * wherever the array is split. */
+static void swiglu_grad_and_exp_affine_fast_match_double_on_every_path(void **s) {
+  int sizes[] = {1, 7, 8, 9, 31, 4864, 4867};
+  for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+    int n = sizes[si];
+    size_t bytes = sizeof(float) * (size_t)n;
+    float *a = malloc(bytes), *b = malloc(bytes), *dout = malloc(bytes), *da = malloc(bytes),
+          *db = malloc(bytes), *e = malloc(bytes);
+    fill(a, (size_t)n, 12.0f);
+    fill(b, (size_t)n, 2.0f);
+    fill(dout, (size_t)n, 1.5f);
+    a[0] = n > 1 ? -120.0f : a[0];
+    if (n > 2) a[1] = 120.0f;
+    FOR_EACH_PATH(path) {
+      preft_swiglu_grad_fast(da, db, dout, a, b, n);
+      memcpy(e, a, bytes);
+      preft_exp_affine_fast(e, n, 0.125f, -1.5f);
+      for (int i = 0; i < n; i++) {
+        double x = a[i], sg = 1.0 / (1.0 + exp(-x)), g = (double)dout[i];
+        double want_da = g * b[i] * sg * (1.0 + x * (1.0 - sg)), want_db = g * x * sg;
+        double scale = fabs(g) * (fabs((double)b[i]) + 1.0) * (1.0 + fabs(x)) * 1e-6 + 1e-30;
+        if (fabs(da[i] - want_da) > scale || fabs(db[i] - want_db) > scale)
+          fail_msg("path %s n=%d i=%d a=%g: da %.9g (want %.9g), db %.9g (want %.9g)",
+                   preft_cpu_path_name(path), n, i, a[i], da[i], want_da, db[i], want_db);
+        double want_e = exp(x * 0.125 + 1.5);
+        if (fabs(e[i] - want_e) > 1e-6 * want_e)
+          fail_msg("path %s n=%d i=%d: e^(%g/8 + 1.5) = %.9g, want %.9g", preft_cpu_path_name(path), n, i,
+                   a[i], e[i], want_e);
+      }
+      if (n == 4867) { /* split at odd places: the same bits */
+        float *da2 = malloc(bytes), *db2 = malloc(bytes), *e2 = malloc(bytes);
+        memcpy(e2, a, bytes);
+        int cuts[] = {0, 3, 13, 14, 1001, 4867};
+        for (int c = 0; c + 1 < 6; c++) {
+          int o = cuts[c], len = cuts[c + 1] - cuts[c];
+          preft_swiglu_grad_fast(da2 + o, db2 + o, dout + o, a + o, b + o, len);
+          preft_exp_affine_fast(e2 + o, len, 0.125f, -1.5f);
+        }
+        assert_memory_equal(da, da2, bytes);
+        assert_memory_equal(db, db2, bytes);
+        assert_memory_equal(e, e2, bytes);
+        free(da2), free(db2), free(e2);
+      }
+    }
+    free(a), free(b), free(dout), free(da), free(db), free(e);
+  }
+  float big[3] = {-1000.0f, 0.0f, 1000.0f}; /* below the clamp: 0; above: huge (libm: inf) */
+  FOR_EACH_PATH(path) {
+    float v[3];
+    memcpy(v, big, sizeof v);
+    preft_exp_affine_fast(v, 3, 1.0f, 0.0f);
+    assert_true(v[0] == 0.0f && v[1] == 1.0f && v[2] > 1e38f);
+  }
+}
+
 static void rmsnorm_fast_matches_reference_on_every_path(void **s) {
   int sizes[] = {1, 8, 15, 17, 64, 896, 901};
   for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
@@ -546,6 +604,7 @@ int main(void) {
       cmocka_unit_test(logsumexp_extreme_values),
       cmocka_unit_test_teardown(swiglu_fast_matches_double_silu_on_every_path, lift_cap),
       cmocka_unit_test_teardown(swiglu_fast_is_the_same_wherever_the_array_is_split, lift_cap),
+      cmocka_unit_test_teardown(swiglu_grad_and_exp_affine_fast_match_double_on_every_path, lift_cap),
       cmocka_unit_test_teardown(rmsnorm_fast_matches_reference_on_every_path, lift_cap),
       cmocka_unit_test_teardown(layernorm_fast_matches_double_reference_on_every_path, lift_cap),
       cmocka_unit_test_teardown(gelu_fast_matches_double_erf_on_every_path, lift_cap),
