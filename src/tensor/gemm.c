@@ -72,6 +72,7 @@ typedef struct {
   int rows_per_task;      /* decode: weight rows per task */
   int row_blocks, mc, kc; /* prefill: row blocks of x, rows per block, features per K block */
   int panels, panels_per_task;
+  int nr; /* prefill: columns per panel (the table's nr, or nr_narrow) */
   const preft_gemm_epilogue *epi;
   void (*task)(void *job, int task, int thread); /* rows_task or pack_task */
 } gemm_job;
@@ -134,7 +135,7 @@ static void pack_kmajor(void *panel, const float *wt, size_t ws, int nr_max, int
 
 static void pack_task(void *p, int task, int thread) {
   const gemm_job *jb = p;
-  const int mr_max = jb->kt->mr, nr_max = jb->kt->nr;
+  const int mr_max = jb->kt->mr, nr_max = jb->nr, narrow = nr_max != jb->kt->nr;
   unsigned char panel[PREFT_GEMM_PANEL_BYTES] __attribute__((aligned(64)));
   int rb = task % jb->row_blocks, cb = task / jb->row_blocks;
   int i0 = rb * jb->mc, i1 = i0 + jb->mc < jb->n ? i0 + jb->mc : jb->n;
@@ -149,11 +150,13 @@ static void pack_task(void *p, int task, int thread) {
       if (jb->wks)
         pack_kmajor(panel, jb->w, jb->wks, nr_max, j0, nr, k0, kc);
       else
-        jb->kt->pack(panel, jb->w, jb->wdt, (size_t)jb->k, j0, nr, k0, kc, i1 - i0 < GEMM_PREFETCH_MAX_ROWS);
+        (narrow ? jb->kt->pack_narrow : jb->kt->pack)(panel, jb->w, jb->wdt, (size_t)jb->k, j0, nr, k0, kc,
+                                                      i1 - i0 < GEMM_PREFETCH_MAX_ROWS);
       for (int i = i0; i < i1; i += mr_max) {
         int mr = i1 - i < mr_max ? i1 - i : mr_max;
         const void *xt = (const char *)jb->x + ((size_t)i * jb->xs + (size_t)k0) * jb->xesize;
-        jb->kt->tile(kc, xt, jb->xs, panel, jb->y + (size_t)i * jb->ys + (size_t)j0, jb->ys, mr, nr, acc);
+        (narrow ? jb->kt->tile_narrow : jb->kt->tile)(
+            kc, xt, jb->xs, panel, jb->y + (size_t)i * jb->ys + (size_t)j0, jb->ys, mr, nr, acc);
       }
       /* after the last K block the panel's columns are final */
       if (jb->epi && k0 + kc >= jb->k) jb->epi->fn(jb->epi->ctx, jb->y, jb->ys, i0, i1, j0, j0 + nr);
@@ -195,7 +198,8 @@ static int plan_job(gemm_job *jb, int want) {
   }
   int kblocks = cdiv(k, GEMM_KC);
   jb->kc = cdiv(cdiv(k, kblocks), 8) * 8; /* equal K blocks, each <= GEMM_KC */
-  jb->panels = cdiv(m, kt->nr);
+  jb->nr = kt->tile_narrow && m <= kt->nr_narrow ? kt->nr_narrow : kt->nr;
+  jb->panels = cdiv(m, jb->nr);
   int row_blocks = cdiv(n, GEMM_MC);
   int col_chunks = cdiv(want, row_blocks) < jb->panels ? cdiv(want, row_blocks) : jb->panels;
   if (row_blocks * col_chunks < want) { /* few panels: split the rows finer */

@@ -40,8 +40,9 @@
 #define Z_FN __attribute__((target(TGT)))
 #define Z_INLINE static inline __attribute__((always_inline, target(TGT)))
 
-#define MR 12 /* rows of x per register tile */
-#define NR 32 /* weight rows (columns of y) per panel */
+#define MR 12        /* rows of x per register tile */
+#define NR 32        /* weight rows (columns of y) per panel */
+#define NR_NARROW 16 /* ... for outputs of at most 16 columns (a LoRA's shrink) */
 
 _Static_assert(NR * 256 * 4 <= PREFT_GEMM_PANEL_BYTES, "the panel fits the driver's buffer at kc = 256");
 
@@ -77,12 +78,13 @@ Z_INLINE void transpose16(__m512 r[16]) {
   }
 }
 
-Z_INLINE void pack_dt(float *panel, const void *w, const preft_dtype dt, size_t k, int j0, int nr, int k0,
-                      int kc, int prefetch_next) {
+/* panel[kc][PW] (PW = NR, or NR_NARROW for narrow outputs) */
+Z_INLINE void pack_dt(const int PW, float *panel, const void *w, const preft_dtype dt, size_t k, int j0,
+                      int nr, int k0, int kc, int prefetch_next) {
   const size_t esize = dt == PREFT_F32 ? 4 : 2;
-  for (int jb = 0; jb < NR; jb += 16) {
+  for (int jb = 0; jb < PW; jb += 16) {
     if (jb >= nr) {
-      for (int kk = 0; kk < kc; kk++) _mm512_store_ps(panel + (size_t)kk * NR + jb, _mm512_setzero_ps());
+      for (int kk = 0; kk < kc; kk++) _mm512_store_ps(panel + (size_t)kk * PW + jb, _mm512_setzero_ps());
       continue;
     }
     for (int kk = 0; kk < kc; kk += 16) {
@@ -93,7 +95,7 @@ Z_INLINE void pack_dt(float *panel, const void *w, const preft_dtype dt, size_t 
       if (prefetch_next && (kk * (int)esize) % 64 == 0) {
 #pragma GCC unroll 16
         for (int jj = 0; jj < 16; jj++)
-          prefetch_l2((uintptr_t)w + ((uintptr_t)(j0 + NR + jb + jj) * k + (uintptr_t)(k0 + kk)) * esize);
+          prefetch_l2((uintptr_t)w + ((uintptr_t)(j0 + PW + jb + jj) * k + (uintptr_t)(k0 + kk)) * esize);
       }
       __mmask16 m = preft_mask16_first(kc - kk);
       __m512 r[16];
@@ -105,52 +107,62 @@ Z_INLINE void pack_dt(float *panel, const void *w, const preft_dtype dt, size_t 
       int n = kc - kk < 16 ? kc - kk : 16;
 #pragma GCC unroll 16
       for (int i = 0; i < 16; i++)
-        if (i < n) _mm512_store_ps(panel + (size_t)(kk + i) * NR + jb, r[i]);
+        if (i < n) _mm512_store_ps(panel + (size_t)(kk + i) * PW + jb, r[i]);
     }
   }
 }
 
 static Z_FN void z_pack(void *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0, int kc,
                         int prefetch_next) {
-#define PACK_AS(DT) pack_dt(panel, w, DT, k, j0, nr, k0, kc, prefetch_next)
+#define PACK_AS(DT) pack_dt(NR, panel, w, DT, k, j0, nr, k0, kc, prefetch_next)
+  PREFT_GEMM_DTYPE_CASES(wdt, PACK_AS);
+#undef PACK_AS
+}
+
+static Z_FN void z_pack_narrow(void *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0,
+                               int kc, int prefetch_next) {
+#define PACK_AS(DT) pack_dt(NR_NARROW, panel, w, DT, k, j0, nr, k0, kc, prefetch_next)
   PREFT_GEMM_DTYPE_CASES(wdt, PACK_AS);
 #undef PACK_AS
 }
 
 /* ---- prefill tile: y[R,32] (+)= x[R,kc] · panel[kc,32] ------------------ */
 
-Z_INLINE void tile_mr(const int R, int kc, const float *x, size_t xs, const float *p, float *y, size_t ys,
-                      __mmask16 m0, __mmask16 m1, int accumulate) {
+/* y[R, 16·W] (+)= x[R, kc] · panel[kc][16·W], W = 2 (NR) or 1 (NR_NARROW):
+ * each column's sum over kk in order, one FMA a step, so a column gets the
+ * same bits in a narrow and in a wide tile. */
+Z_INLINE void tile_mr(const int R, const int W, int kc, const float *x, size_t xs, const float *p, float *y,
+                      size_t ys, __mmask16 m0, __mmask16 m1, int accumulate) {
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 12
   for (int r = 0; r < R; r++) {
     c0[r] = accumulate ? _mm512_maskz_loadu_ps(m0, y + (size_t)r * ys) : _mm512_setzero_ps();
-    c1[r] = accumulate ? _mm512_maskz_loadu_ps(m1, y + (size_t)r * ys + 16) : _mm512_setzero_ps();
+    if (W == 2) c1[r] = accumulate ? _mm512_maskz_loadu_ps(m1, y + (size_t)r * ys + 16) : _mm512_setzero_ps();
   }
   for (int kk = 0; kk < kc; kk++) {
-    __m512 b0 = _mm512_load_ps(p), b1 = _mm512_load_ps(p + 16);
-    p += NR;
+    __m512 b0 = _mm512_load_ps(p), b1 = W == 2 ? _mm512_load_ps(p + 16) : b0;
+    p += 16 * W;
 #pragma GCC unroll 12
     for (int r = 0; r < R; r++) {
       __m512 a = _mm512_set1_ps(x[(size_t)r * xs + (size_t)kk]);
       c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
-      c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
+      if (W == 2) c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
     }
   }
 #pragma GCC unroll 12
   for (int r = 0; r < R; r++) {
     _mm512_mask_storeu_ps(y + (size_t)r * ys, m0, c0[r]);
-    _mm512_mask_storeu_ps(y + (size_t)r * ys + 16, m1, c1[r]);
+    if (W == 2) _mm512_mask_storeu_ps(y + (size_t)r * ys + 16, m1, c1[r]);
   }
 }
 
-#define TILE_CASE(R)                                         \
-  case R:                                                    \
-    tile_mr(R, kc, x, xs, panel, y, ys, m0, m1, accumulate); \
+#define TILE_CASE(R)                                            \
+  case R:                                                       \
+    tile_mr(R, W, kc, x, xs, panel, y, ys, m0, m1, accumulate); \
     break;
 
-static Z_FN void z_tile(int kc, const void *xv, size_t xs, const void *panel, float *y, size_t ys, int mr,
-                        int nr, int accumulate) {
+Z_INLINE void tile_w(const int W, int kc, const void *xv, size_t xs, const void *panel, float *y, size_t ys,
+                     int mr, int nr, int accumulate) {
   const float *x = xv;
   __mmask16 m0 = preft_mask16_first(nr), m1 = preft_mask16_first(nr - 16);
   switch (mr) {
@@ -166,9 +178,19 @@ static Z_FN void z_tile(int kc, const void *xv, size_t xs, const void *panel, fl
     TILE_CASE(3)
     TILE_CASE(2)
     default:
-      tile_mr(1, kc, x, xs, panel, y, ys, m0, m1, accumulate);
+      tile_mr(1, W, kc, x, xs, panel, y, ys, m0, m1, accumulate);
       break;
   }
+}
+
+static Z_FN void z_tile(int kc, const void *x, size_t xs, const void *panel, float *y, size_t ys, int mr,
+                        int nr, int accumulate) {
+  tile_w(2, kc, x, xs, panel, y, ys, mr, nr, accumulate);
+}
+
+static Z_FN void z_tile_narrow(int kc, const void *x, size_t xs, const void *panel, float *y, size_t ys,
+                               int mr, int nr, int accumulate) {
+  tile_w(1, kc, x, xs, panel, y, ys, mr, nr, accumulate);
 }
 
 /* ---- decode: R weight rows dotted with NT rows of x over all of K ------- */
@@ -295,6 +317,9 @@ static Z_FN void z_rows(float *y, size_t ys, const void *x, size_t xs, const voi
  * F32 keeps the AVX2 tables' 48, so rows and panels split where they did. */
 const preft_gemm_kernels preft_gemm_avx512 = {.pack = z_pack,
                                               .tile = z_tile,
+                                              .pack_narrow = z_pack_narrow,
+                                              .tile_narrow = z_tile_narrow,
+                                              .nr_narrow = NR_NARROW,
                                               .rows = z_rows,
                                               .mr = MR,
                                               .nr = NR,

@@ -45,6 +45,15 @@ typedef struct {
   void (*rows)(float *y, size_t ys, const void *x, size_t xs, const void *w, preft_dtype wdt, int n, int k,
                int j0, int j1, int accumulate);
   int mr, nr; /* register tile: rows of x, weight rows per panel */
+  /* Optional (NULL: none): the same for outputs of at most nr_narrow
+   * columns (a LoRA's rank-16 shrink), whose wide panel would be half
+   * zeros. A column's sums run in the same order as in a wide tile, so
+   * either gives the same bits. */
+  void (*pack_narrow)(void *panel, const void *w, preft_dtype wdt, size_t k, int j0, int nr, int k0, int kc,
+                      int prefetch_next);
+  void (*tile_narrow)(int kc, const void *x, size_t xs, const void *panel, float *y, size_t ys, int mr,
+                      int nr, int accumulate);
+  int nr_narrow;
   /* pack and tile may be NULL when rows_max_n covers every N. */
   int rows_max_n[3]; /* per preft_dtype: largest N for the rows kernel */
   /* NULL for tables that take FP32 x. Otherwise the tile and rows kernels

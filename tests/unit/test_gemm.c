@@ -408,6 +408,51 @@ static void kmajor_weights_give_the_bits_of_a_transposed_copy(void **state) {
   preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
 }
 
+/* An output of at most 16 columns takes narrow panels where the table has
+ * them (a LoRA's rank-16 shrink on the avx512 path): every column of it
+ * must get the bits the same weight row gets in a wider output, on every
+ * path, pool, weight type and for the k-major form; n above the rows
+ * regime (64), k with a tail past 256. */
+static void narrow_outputs_get_the_bits_of_a_wide_one(void **state) {
+  fixture *f = *state;
+  const int n = 70, k = 300, wide = 45;
+  const int narrow[] = {16, 13, 1};
+  const preft_dtype dts[3] = {PREFT_F32, PREFT_F16, PREFT_BF16};
+  float *x = malloc(sizeof(float) * n * k), *yw = malloc(sizeof(float) * n * wide),
+        *yn = malloc(sizeof(float) * n * wide), *wt = malloc(sizeof(float) * k * wide);
+  for (int i = 0; i < n * k; i++) x[i] = test_frand();
+  preft_pool *pools[2] = {f->pool1, f->pool3};
+  for (int d = 0; d < 3; d++) {
+    void *w = test_random_weights(dts[d], (size_t)wide * (size_t)k);
+    if (dts[d] == PREFT_F32)
+      for (int j = 0; j < wide; j++)
+        for (int c = 0; c < k; c++) wt[(size_t)c * wide + j] = ((const float *)w)[(size_t)j * k + c];
+    for (int run = 0; run < 2 * ((int)preft_cpu_detected() + 1); run++) {
+      int pi = run % 2, path = run / 2;
+      preft_cpu_limit((preft_cpu_path_kind)path);
+      preft_gemm(pools[pi], yw, wide, x, k, w, dts[d], n, k, wide, 0);
+      for (int q = 0; q < 3; q++) {
+        int m = narrow[q];
+        preft_gemm(pools[pi], yn, m, x, k, w, dts[d], n, k, m, 0);
+        for (int i = 0; i < n; i++)
+          if (memcmp(yn + (size_t)i * m, yw + (size_t)i * wide, sizeof(float) * m) != 0)
+            fail_msg("%s path=%s threads=%d m=%d: row %d differs from the wide output's columns",
+                     preft_dtype_name(dts[d]), preft_cpu_path_name((preft_cpu_path_kind)path),
+                     preft_pool_size(pools[pi]), m, i);
+        if (dts[d] != PREFT_F32) continue;
+        preft_gemm_kmajor(pools[pi], yn, m, x, k, wt, wide, n, k, m, 0);
+        for (int i = 0; i < n; i++)
+          if (memcmp(yn + (size_t)i * m, yw + (size_t)i * wide, sizeof(float) * m) != 0)
+            fail_msg("kmajor path=%s m=%d: row %d differs from the wide output's columns",
+                     preft_cpu_path_name((preft_cpu_path_kind)path), m, i);
+      }
+    }
+    free(w);
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+  free(x), free(yw), free(yn), free(wt);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(limiting_the_cpu_path_is_reported_and_undone),
@@ -418,6 +463,7 @@ int main(void) {
       cmocka_unit_test(gemm_multi_matches_reference_for_each_output),
       cmocka_unit_test(a_row_alone_gets_the_bits_it_gets_in_a_batch),
       cmocka_unit_test(kmajor_weights_give_the_bits_of_a_transposed_copy),
+      cmocka_unit_test(narrow_outputs_get_the_bits_of_a_wide_one),
       cmocka_unit_test(small_integer_products_are_exact),
       cmocka_unit_test(every_half_value_converts_exactly),
   };
