@@ -19,6 +19,9 @@
  *    gives too few tasks for the pool to balance.
  * Both split into about 4 tasks per thread, handed out dynamically, so two
  * threads balance even when one is slowed by something else on the machine.
+ * Outputs of at most nr_narrow columns take a table's narrow panels where
+ * it has them (gemm_kern.h), and a k-major FP32 weight
+ * (preft_gemm_kmajor) is packed by copying rows (copy_panel).
  */
 #include "tensor/gemm.h"
 

@@ -165,7 +165,11 @@ static void ce_fwd_task(void *p, int task, int thread) {
     float *l = j->p + (size_t)i * j->v;
     double lse = preft_logsumexp(l, j->v);
     j->loss[i] = j->target[i] >= 0 ? (float)(lse - l[j->target[i]]) : 0.0f;
-    for (int c = 0; c < j->v; c++) l[c] = (float)exp((double)l[c] - lse);
+    /* p = e^(l − lse) = e^(l − hi)·e^(−lo), lse = hi + lo split so that the
+     * FP32 shift loses nothing (vectorised exp, ops.h) */
+    float hi = (float)lse, lo_factor = (float)exp(-(lse - (double)hi));
+    preft_exp_affine_fast(l, j->v, 1.0f, hi);
+    for (int c = 0; c < j->v; c++) l[c] *= lo_factor;
   }
 }
 
