@@ -161,6 +161,15 @@ void preft_swiglu_grad_fast(float *da, float *db, const float *dout, const float
   preft_swiglu_grad(da, db, dout, a, b, n);
 }
 
+double preft_dot_f64_fast(const float *a, const float *b, const float *c, int n) {
+#ifdef PREFT_HAVE_OPS_AVX
+  if (USE_AVX()) return preft_dot_f64_avx(a, b, c, n);
+#endif
+  double s = 0.0;
+  for (int i = 0; i < n; i++) s += c ? (double)(a[i] * b[i]) * (double)c[i] : (double)a[i] * (double)b[i];
+  return s;
+}
+
 void preft_exp_affine_fast(float *x, int n, float scale, float shift) {
 #ifdef PREFT_HAVE_OPS_AVX
   if (USE_AVX()) {

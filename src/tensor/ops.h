@@ -122,6 +122,10 @@ void preft_swiglu_fast(float *a, const float *b, int n);
 void preft_swiglu_out_fast(float *out, const float *a, const float *b, int n);
 void preft_swiglu_grad_fast(float *da, float *db, const float *dout, const float *a, const float *b, int n);
 void preft_exp_affine_fast(float *x, int n, float scale, float shift);
+/* Σ a[i]·b[i] (c NULL) or Σ fl(a[i]·b[i])·c[i] summed in double, vectorised
+ * (the order of the sums depends only on n): a norm's sums of squares and
+ * its backward's dot product. */
+double preft_dot_f64_fast(const float *a, const float *b, const float *c, int n);
 
 /* preft_rope_rotate_half, vectorised; bitwise equal to it (no FMA). */
 void preft_rope_rotate_half_fast(float *x, const float *cos, const float *sin, int head_dim);

@@ -300,27 +300,44 @@ AVX void preft_exp_affine_avx(float *x, int n, float scale, float shift) {
   }
 }
 
-AVX void preft_rmsnorm_avx(float *out, const float *x, const float *weight, int d, float eps) {
+/* Σ a[i]·b[i] in double, 16 elements a step in four accumulators of four
+ * doubles, then the tail in order (b = a: the exact squares' sum). With c,
+ * Σ fl(a[i]·b[i])·c[i] the same way. */
+static inline AVX double dot_f64(const float *a, const float *b, const float *c, int d) {
   __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
   int i = 0;
   for (; i + 16 <= d; i += 16) {
-    __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
-    __m256d d0 = _mm256_cvtps_pd(_mm256_castps256_ps128(x0)),
-            d1 = _mm256_cvtps_pd(_mm256_extractf128_ps(x0, 1));
-    __m256d d2 = _mm256_cvtps_pd(_mm256_castps256_ps128(x1)),
-            d3 = _mm256_cvtps_pd(_mm256_extractf128_ps(x1, 1));
-    s0 = _mm256_fmadd_pd(d0, d0, s0);
-    s1 = _mm256_fmadd_pd(d1, d1, s1);
-    s2 = _mm256_fmadd_pd(d2, d2, s2);
-    s3 = _mm256_fmadd_pd(d3, d3, s3);
+    __m256 a0 = _mm256_loadu_ps(a + i), a1 = _mm256_loadu_ps(a + i + 8);
+    __m256 b0 = _mm256_loadu_ps(b + i), b1 = _mm256_loadu_ps(b + i + 8);
+    if (c) {
+      a0 = _mm256_mul_ps(a0, b0), a1 = _mm256_mul_ps(a1, b1);
+      b0 = _mm256_loadu_ps(c + i), b1 = _mm256_loadu_ps(c + i + 8);
+    }
+    s0 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a0)),
+                         _mm256_cvtps_pd(_mm256_castps256_ps128(b0)), s0);
+    s1 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a0, 1)),
+                         _mm256_cvtps_pd(_mm256_extractf128_ps(b0, 1)), s1);
+    s2 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(a1)),
+                         _mm256_cvtps_pd(_mm256_castps256_ps128(b1)), s2);
+    s3 = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(a1, 1)),
+                         _mm256_cvtps_pd(_mm256_extractf128_ps(b1, 1)), s3);
   }
   __m256d sv = _mm256_add_pd(_mm256_add_pd(s0, s1), _mm256_add_pd(s2, s3));
   __m128d h = _mm_add_pd(_mm256_castpd256_pd128(sv), _mm256_extractf128_pd(sv, 1));
   double ss = _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
-  for (; i < d; i++) ss += (double)x[i] * (double)x[i];
+  for (; i < d; i++) ss += c ? (double)(a[i] * b[i]) * (double)c[i] : (double)a[i] * (double)b[i];
+  return ss;
+}
+
+AVX double preft_dot_f64_avx(const float *a, const float *b, const float *c, int d) {
+  return dot_f64(a, b, c, d);
+}
+
+AVX void preft_rmsnorm_avx(float *out, const float *x, const float *weight, int d, float eps) {
+  double ss = dot_f64(x, x, NULL, d);
   float inv = (float)(1.0 / sqrt(ss / d + (double)eps));
   __m256 vinv = _mm256_set1_ps(inv);
-  i = 0;
+  int i = 0;
   for (; i + 8 <= d; i += 8)
     _mm256_storeu_ps(out + i,
                      _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vinv), _mm256_loadu_ps(weight + i)));

@@ -15,6 +15,7 @@ void preft_swiglu_avx(float *out, const float *a, const float *b, int n);
 void preft_swiglu_grad_avx(float *da, float *db, const float *dout, const float *a, const float *b, int n);
 void preft_exp_affine_avx(float *x, int n, float scale, float shift);
 void preft_rmsnorm_avx(float *out, const float *x, const float *weight, int d, float eps);
+double preft_dot_f64_avx(const float *a, const float *b, const float *c, int d);
 void preft_layernorm_avx(float *out, const float *x, const float *weight, const float *bias, int d,
                          float eps);
 void preft_gelu_avx(float *x, int n);

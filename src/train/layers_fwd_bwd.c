@@ -41,8 +41,7 @@ static void norm_fwd_task(void *p, int task, int thread) {
   row_range(task, j->n, &r0, &r1);
   for (int i = r0; i < r1; i++) {
     const float *x = j->x + (size_t)i * j->d;
-    double ss = 0.0;
-    for (int c = 0; c < j->d; c++) ss += (double)x[c] * (double)x[c];
+    double ss = preft_dot_f64_fast(x, x, NULL, j->d);
     float inv = (float)(1.0 / sqrt(ss / j->d + (double)j->eps));
     float *o = j->out + (size_t)i * j->d;
     for (int c = 0; c < j->d; c++) o[c] = x[c] * inv * j->w[c];
@@ -64,8 +63,7 @@ static void norm_bwd_task(void *p, int task, int thread) {
   for (int i = r0; i < r1; i++) {
     const float *x = j->x + (size_t)i * j->d, *dy = j->dout + (size_t)i * j->d;
     float *dx = j->dx + (size_t)i * j->d;
-    double gx = 0.0;
-    for (int c = 0; c < j->d; c++) gx += (double)dy[c] * j->w[c] * x[c];
+    double gx = preft_dot_f64_fast(dy, j->w, x, j->d);
     float r = j->rstd[i];
     float coef = (float)(gx * (double)r * r * r / j->d);
     for (int c = 0; c < j->d; c++) dx[c] += r * dy[c] * j->w[c] - x[c] * coef;

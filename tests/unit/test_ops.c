@@ -242,6 +242,34 @@ static void swiglu_grad_and_exp_affine_fast_match_double_on_every_path(void **s)
   }
 }
 
+/* The double-accumulated dot products of the training norms: against a
+ * long-double sum, with and without the third operand, on every path. */
+static void dot_f64_fast_matches_a_long_double_sum(void **s) {
+  int sizes[] = {1, 15, 16, 17, 512, 901};
+  for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+    int n = sizes[si];
+    float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n),
+          *c = malloc(sizeof(float) * (size_t)n);
+    fill(a, (size_t)n, 3.0f);
+    fill(b, (size_t)n, 2.0f);
+    fill(c, (size_t)n, 1.5f);
+    long double w2 = 0, w3 = 0, m2 = 0, m3 = 0;
+    for (int i = 0; i < n; i++) {
+      w2 += (long double)a[i] * b[i];
+      w3 += (long double)a[i] * b[i] * c[i];
+      m2 += fabsl((long double)a[i] * b[i]);
+      m3 += fabsl((long double)a[i] * b[i] * c[i]);
+    }
+    FOR_EACH_PATH(path) {
+      double g2 = preft_dot_f64_fast(a, b, NULL, n), g3 = preft_dot_f64_fast(a, b, c, n);
+      if (fabsl(g2 - w2) > 1e-12L * m2 || fabsl(g3 - w3) > 1e-7L * m3) /* c: a·b rounded to FP32 first */
+        fail_msg("path %s n=%d: %.17g / %.17g, want %.17Lg / %.17Lg", preft_cpu_path_name(path), n, g2, g3,
+                 w2, w3);
+    }
+    free(a), free(b), free(c);
+  }
+}
+
 static void rmsnorm_fast_matches_reference_on_every_path(void **s) {
   int sizes[] = {1, 8, 15, 17, 64, 896, 901};
   for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
@@ -605,6 +633,7 @@ int main(void) {
       cmocka_unit_test_teardown(swiglu_fast_matches_double_silu_on_every_path, lift_cap),
       cmocka_unit_test_teardown(swiglu_fast_is_the_same_wherever_the_array_is_split, lift_cap),
       cmocka_unit_test_teardown(swiglu_grad_and_exp_affine_fast_match_double_on_every_path, lift_cap),
+      cmocka_unit_test_teardown(dot_f64_fast_matches_a_long_double_sum, lift_cap),
       cmocka_unit_test_teardown(rmsnorm_fast_matches_reference_on_every_path, lift_cap),
       cmocka_unit_test_teardown(layernorm_fast_matches_double_reference_on_every_path, lift_cap),
       cmocka_unit_test_teardown(gelu_fast_matches_double_erf_on_every_path, lift_cap),
