@@ -1024,12 +1024,23 @@ static void drafts_never_preempt(void **state) {
   int prompts[2][32], np[2] = {13, 16}, max_tokens[2] = {30, 2};
   for (int r = 0; r < 2; r++) /* distinct tokens: no n-gram repeats */
     for (int i = 0; i < np[r]; i++) prompts[r][i] = 20 + 40 * r + i;
-  stamped s[2] = {0};
-  preft_engine_stats st = run_stamped(&cfg, (const int(*)[32])prompts, np, max_tokens, 2, s);
-  assert_int_equal(s[0].c.n, 30);
-  assert_int_equal(s[1].c.n, 2);
-  if (st.preemptions != 0)
-    fail_msg("%ld preemptions: a draft took a block a plain row needed", st.preemptions);
+  /* The case needs both requests admitted in one step. The engine's thread
+   * may step between the two submits (a loaded machine): then the older
+   * one grows into the free block alone and a preemption is right, so such
+   * a run says nothing and is run again. */
+  for (int attempt = 0;; attempt++) {
+    stamped s[2] = {0};
+    preft_engine_stats st = run_stamped(&cfg, (const int(*)[32])prompts, np, max_tokens, 2, s);
+    assert_int_equal(s[0].c.n, 30);
+    assert_int_equal(s[1].c.n, 2);
+    if (s[0].steps[0] != s[1].steps[0]) {
+      if (attempt == 9) fail_msg("the two requests were never admitted in one step in 10 runs");
+      continue;
+    }
+    if (st.preemptions != 0)
+      fail_msg("%ld preemptions: a draft took a block a plain row needed", st.preemptions);
+    break;
+  }
 }
 
 /* ---- a residual of zeros ------------------------------------------------------- */
