@@ -120,6 +120,12 @@ typedef struct {
 static void round_task(void *p, int task, int thread) {
   const round_job *j = p;
   size_t i0 = (size_t)task * ROUND_CHUNK, i1 = i0 + ROUND_CHUNK < j->n ? i0 + ROUND_CHUNK : j->n;
+#ifdef PREFT_HAVE_TRANSPOSE8
+  if (preft_cpu_path() >= PREFT_CPU_AVX512_BF16) { /* as the BF16 transposes round (transpose_avx.c) */
+    preft_round_bf16_avx512(j->out + i0, j->in + i0, i1 - i0);
+    return;
+  }
+#endif
   for (size_t i = i0; i < i1; i++) j->out[i] = preft_f32_to_bf16(j->in[i]);
 }
 

@@ -1,12 +1,10 @@
 /* transpose_avx.c - 8 × 8 tiles of the training products' transposes
- * (gemm_train.c) in registers: eight row loads, the unpack / shuffle /
- * lane-permute network, eight row stores, instead of 64 scalar loads and
- * stores with one side strided. FP32 out on AVX (the baseline path); BF16
- * out (rounded to nearest even by vcvtneps2bf16, as preft_f32_to_bf16 except
- * that the instruction flushes FP32 subnormals to zero where the scalar edge
- * path keeps them) on AVX512_BF16. That path only feeds preft_gemm_bf16's
- * vdpbf16ps, which treats subnormal inputs as zero anyway. Only called on
- * CPUs with those extensions (cpu.h). */
+ * (gemm_train.c) in registers, and their plain BF16 rounding of a weight: eight row loads, the unpack /
+ * shuffle / lane-permute network, eight row stores, instead of 64 scalar loads and stores with one side
+ * strided. FP32 out on AVX (the baseline path); BF16 out (rounded to nearest even by vcvtneps2bf16, as
+ * preft_f32_to_bf16 except that the instruction flushes FP32 subnormals to zero where the scalar edge path
+ * keeps them) on AVX512_BF16. That path only feeds preft_gemm_bf16's vdpbf16ps, which treats subnormal inputs
+ * as zero anyway. Only called on CPUs with those extensions (cpu.h). */
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
@@ -50,6 +48,19 @@ T_BF16 void preft_transpose8_bf16(uint16_t *out, size_t os, const float *in, siz
   TRANSPOSE8(r);
   for (int i = 0; i < 8; i++)
     _mm_storeu_si128((__m128i *)(out + (size_t)i * os), (__m128i)_mm256_cvtneps_pbh(r[i]));
+}
+
+T_BF16 void preft_round_bf16_avx512(uint16_t *out, const float *in, size_t n) {
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    _mm512_storeu_si512(out + i,
+                        (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(in + i + 16), _mm512_loadu_ps(in + i)));
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256((__m256i *)(out + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(in + i)));
+  if (i < n) {
+    __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+    _mm256_mask_storeu_epi16(out + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, in + i)));
+  }
 }
 
 #endif

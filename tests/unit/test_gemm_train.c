@@ -202,7 +202,8 @@ static void bf16_rounding_is_nearest_even(void **state) {
 }
 
 /* FP32 and BF16 transposes on every path (the 8 × 8 register tiles and the
- * scalar edges: 300 × 259 leaves partial tiles on both sides) */
+ * scalar edges: 300 × 259 leaves partial tiles on both sides), and the
+ * plain BF16 rounding */
 static void transpose_is_exact(void **state) {
   preft_pool *pool = preft_pool_create(2);
   int r = 300, c = 259, s = 263;
@@ -218,6 +219,15 @@ static void transpose_is_exact(void **state) {
         assert_true(out[(size_t)j * r + i] == in[(size_t)i * s + j]);
         assert_int_equal(out16[(size_t)j * r + i], preft_f32_to_bf16(in[(size_t)i * s + j]));
       }
+    /* the plain rounding, over several pool tasks and a tail of 4 past 16 */
+    size_t n = (size_t)r * s; /* the last task: 417 · 32 + 16 + 4 */
+    uint16_t *round16 = malloc(sizeof(uint16_t) * n);
+    preft_round_bf16(pool, round16, in, n);
+    for (size_t i = 0; i < n; i++)
+      if (round16[i] != preft_f32_to_bf16(in[i]))
+        fail_msg("path %s: bf16(in[%zu]) = 0x%04x, want 0x%04x",
+                 preft_cpu_path_name((preft_cpu_path_kind)path), i, round16[i], preft_f32_to_bf16(in[i]));
+    free(round16);
   }
   preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
   free(in);
