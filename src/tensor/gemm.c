@@ -169,6 +169,14 @@ static void pack_task(void *p, int task, int thread) {
 
 static int cdiv(int a, int b) { return (a + b - 1) / b; }
 
+/* Tasks to cut a job of `macs` multiply-adds into: one below
+ * GEMM_SERIAL_MAC (threads would cost more than they save), else
+ * GEMM_TASKS_PER_THREAD per pool thread. */
+static int tasks_wanted(preft_pool *pool, double macs) {
+  int threads = macs < GEMM_SERIAL_MAC ? 1 : preft_pool_size(pool);
+  return threads == 1 ? 1 : threads * GEMM_TASKS_PER_THREAD;
+}
+
 /* The kernel table for this weight type on this CPU path. BF16 weights at
  * BF16 precision take vdpbf16ps where the CPU has it; everything else the
  * FP32 kernels of the best path. Up to kt->rows_max_n[wdt] rows of x the
@@ -278,9 +286,7 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
   uint16_t xb_stack[GEMM_XB_STACK] __attribute__((aligned(64)));
   size_t kp = ((size_t)k + 31) / 32 * 32;
   gemm_job jobs[PREFT_GEMM_MULTI_MAX];
-  int threads = preft_pool_size(pool);
-  if (macs < GEMM_SERIAL_MAC) threads = 1;
-  int want = threads == 1 ? 1 : threads * GEMM_TASKS_PER_THREAD;
+  int want = tasks_wanted(pool, macs);
   multi_job mj = {jobs, 0, {0}};
   for (int o = 0; o < n_outs; o++) {
     if (outs[o].m <= 0) continue;
@@ -305,7 +311,7 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
                      .epi = outs[o].epi,
                      .accumulate = accumulate};
     /* each output gets a share of the tasks by its size */
-    int share = threads == 1 ? 1 : (int)((double)want * outs[o].m / (double)m_total + 0.5);
+    int share = want == 1 ? 1 : (int)((double)want * outs[o].m / (double)m_total + 0.5);
     mj.first[mj.n_jobs + 1] = mj.first[mj.n_jobs] + plan_job(jb, share > 0 ? share : 1);
     mj.n_jobs++;
   }
@@ -372,8 +378,7 @@ void preft_gemm_kmajor(preft_pool *pool, float *y, int y_stride, const float *x,
                  .k = k,
                  .m = m,
                  .accumulate = accumulate};
-  int threads = (double)n * k * m < GEMM_SERIAL_MAC ? 1 : preft_pool_size(pool);
-  int tasks = plan_job(&jb, threads == 1 ? 1 : threads * GEMM_TASKS_PER_THREAD); /* sets jb.task */
+  int tasks = plan_job(&jb, tasks_wanted(pool, (double)n * k * m)); /* sets jb.task */
   preft_pool_run(pool, tasks, jb.task, &jb);
 }
 

@@ -182,11 +182,12 @@ QIN void rows_pairs(float *y, size_t ys, const void *xqv, size_t xqs, const void
       for (int j = j0; j < j1; j += 4) {
         const int rw = j1 - j < 4 ? j1 - j : 4;
         __m512 s[4];
-        for (int t = 0; t < 4; t++) s[t] = _mm512_setzero_ps();
-        row_pairs(&s[0], (const unsigned char *)w + (size_t)j * wrow, nb, xp, np, kind, 1);
-        if (rw > 1) row_pairs(&s[1], (const unsigned char *)w + (size_t)(j + 1) * wrow, nb, xp, np, kind, 1);
-        if (rw > 2) row_pairs(&s[2], (const unsigned char *)w + (size_t)(j + 2) * wrow, nb, xp, np, kind, 1);
-        if (rw > 3) row_pairs(&s[3], (const unsigned char *)w + (size_t)(j + 3) * wrow, nb, xp, np, kind, 1);
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) { /* rows past j1: zeros, their lanes not stored */
+          s[t] = _mm512_setzero_ps();
+          if (t < rw)
+            row_pairs(&s[t], (const unsigned char *)w + (size_t)(j + t) * wrow, nb, xp, np, kind, 1);
+        }
         float v[4];
         _mm_storeu_ps(v, preft_sum4_avx512(s[0], s[1], s[2], s[3]));
         for (int t = 0; t < rw; t++) yi[j + t] = accumulate ? yi[j + t] + v[t] : v[t];
