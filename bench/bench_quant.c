@@ -4,7 +4,8 @@
  * Usage: bench_quant [threads] [seconds-per-point] [kernels] [dtypes] [ns] [hot]
  *   kernels: portable|avx2|avx-vnni|avx512-vnni caps the quantized kernels
  *            (default: the best this CPU runs);
- *   dtypes:  a subset of "q8_0,q4_0,q5_0,q4_k,q6_k,bf16" (bf16: preft_gemm's
+ *   dtypes:  a subset of "q8_0,q4_0,q5_0,q4_k,q6_k,bf16,q4_0x4,q5_0x4" (the
+ *            X4 layouts the loader repacks Q4_0 / Q5_0 to; bf16: preft_gemm's
  *            BF16 kernels on the same shapes, for comparison), plus "dx"
  *            to time preft_qgemm_dx (the QLoRA backward for x) at the
  *            largest N;
@@ -65,6 +66,10 @@ static void fill_random(unsigned char *w, preft_dtype t, int m, int k) {
   for (size_t b = 0; b < bytes / bb; b++) {
     unsigned char *p = w + b * bb;
     uint16_t d = preft_f32_to_f16(((float)(next() >> 8) * 0x1p-24f + 0.5f) * 0.01f);
+    if (preft_dtype_is_x4(t)) { /* an X4 group's four d are its last 8 bytes */
+      for (int i = 0; i < 4; i++) memcpy(p + bb - 8 + 2 * i, &d, 2);
+      continue;
+    }
     size_t off = t == PREFT_Q6_K ? 208 : 0;
     memcpy(p + off, &d, 2);
     if (t == PREFT_Q4_K) memcpy(p + 2, &d, 2);
@@ -128,8 +133,9 @@ int main(int argc, char **argv) {
   static const struct {
     const char *key;
     preft_dtype t;
-  } types[] = {{"q8_0", PREFT_Q8_0}, {"q4_0", PREFT_Q4_0}, {"q5_0", PREFT_Q5_0},
-               {"q4_k", PREFT_Q4_K}, {"q6_k", PREFT_Q6_K}, {"bf16", PREFT_BF16}};
+  } types[] = {{"q8_0", PREFT_Q8_0},      {"q4_0", PREFT_Q4_0},     {"q5_0", PREFT_Q5_0},
+               {"q4_k", PREFT_Q4_K},      {"q6_k", PREFT_Q6_K},     {"bf16", PREFT_BF16},
+               {"q4_0x4", PREFT_Q4_0_X4}, {"q5_0x4", PREFT_Q5_0_X4}};
   printf("%-5s %-17s %5s %5s %4s %9s %8s %8s %7s %7s\n", "dtype", "shape", "M", "K", "N", "time_us",
          "GFLOP/s", "GB/s(w)", "roofGB", "of_roof");
   for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {

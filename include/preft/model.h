@@ -43,7 +43,13 @@ typedef enum {
   PREFT_Q4_K = 5,
   PREFT_Q6_K = 6,
   PREFT_Q5_0 = 7,
-  PREFT_N_DTYPES
+  PREFT_N_DTYPES, /* the types above are those a file stores */
+  /* In memory only: Q4_0 / Q5_0 rows with their blocks regrouped four at
+   * a time (src/tensor/quant.h, "X4 layouts"), as the loader repacks them
+   * for the AVX512-VNNI decode kernels. Never written to a file. */
+  PREFT_Q4_0_X4 = PREFT_N_DTYPES,
+  PREFT_Q5_0_X4,
+  PREFT_N_LAYOUTS
 } preft_dtype;
 
 #define PREFT_MAX_EOS 8
@@ -117,6 +123,16 @@ PREFT_API int preft_generation_config_load(preft_generation_config *gen, const c
  * the preft command. */
 PREFT_API void preft_weights_set_mmap(bool on);
 PREFT_API bool preft_weights_get_mmap(void);
+
+/* ---- weight repacking (process-wide) ----
+ * On (default): where this CPU has AVX512-VNNI, loading a model whose
+ * projections are Q4_0 / Q5_0 (a GGUF, or --quantize) regroups their
+ * blocks in place into the layout the decode kernels read fastest (the
+ * same bytes, the same values; src/tensor/quant.h). Off keeps ggml's
+ * layout in memory. Mapped weights (PREFT_MMAP=1) are never repacked. Set
+ * it before loading; PREFT_REPACK=0 turns it off in the preft command. */
+PREFT_API void preft_weights_set_repack(bool on);
+PREFT_API bool preft_weights_get_repack(void);
 
 /* ---- matmul precision (process-wide, like torch.set_float32_matmul_precision) ----
  * exact (default): every product is the FP32 product of the activation and

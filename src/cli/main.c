@@ -48,7 +48,8 @@ static void usage(FILE *out) {
   fprintf(out,
           "environment: PREFT_CPU=portable|avx|avx2|avx512 caps the SIMD kernels;\n"
           "             PREFT_MATMUL_PRECISION=exact|bf16 (see --matmul-precision);\n"
-          "             PREFT_MMAP=1 maps model weights instead of reading them into memory\n");
+          "             PREFT_MMAP=1 maps model weights instead of reading them into memory;\n"
+          "             PREFT_REPACK=0 keeps Q4_0/Q5_0 weights in ggml's block layout in memory\n");
 }
 
 int main(int argc, char **argv) {
@@ -82,6 +83,14 @@ int main(int argc, char **argv) {
       return CLI_EXIT_USAGE;
     }
     preft_weights_set_mmap(mmap_env[0] == '1');
+  }
+  const char *repack_env = getenv("PREFT_REPACK");
+  if (repack_env && *repack_env) {
+    if (strcmp(repack_env, "0") != 0 && strcmp(repack_env, "1") != 0) {
+      fprintf(stderr, "preft: PREFT_REPACK=%s is neither 0 nor 1\n", repack_env);
+      return CLI_EXIT_USAGE;
+    }
+    preft_weights_set_repack(repack_env[0] == '1');
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);

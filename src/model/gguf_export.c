@@ -65,13 +65,18 @@ static int fill_job(void *ctx, void *dst, size_t nbytes, preft_error *err) {
   if (nbytes != (size_t)j->rows * rb_out)
     return preft_fail(err, "internal size mismatch (%zu bytes for [%lld, %lld])", nbytes, (long long)j->rows,
                       (long long)j->cols);
-  bool copy = j->src_dtype == j->dst_dtype && j->scale == 1.0f;
+  /* the same type, or an X4 layout (in memory only) written as its plain type */
+  bool copy = preft_dtype_stored(j->src_dtype) == j->dst_dtype && j->scale == 1.0f;
   float *row = copy ? NULL : preft_xmalloc(sizeof(float) * (size_t)j->cols);
   for (int64_t r = 0; r < j->rows; r++) {
     int64_t sr = j->permute_dh > 0 ? preft_gguf_rope_src_row((int)r, j->permute_dh) : r;
     uint8_t *out = (uint8_t *)dst + (size_t)r * rb_out;
     if (copy) {
-      memcpy(out, (const uint8_t *)j->src + (size_t)sr * rb_in, rb_in);
+      const uint8_t *in = (const uint8_t *)j->src + (size_t)sr * rb_in;
+      if (preft_dtype_is_x4(j->src_dtype))
+        preft_quant_from_x4(j->src_dtype, in, out, (size_t)j->cols);
+      else
+        memcpy(out, in, rb_in);
       continue;
     }
     preft_load_row(row, j->src, j->src_dtype, (size_t)sr, (int)j->cols);
@@ -117,7 +122,7 @@ static int add_matrix(preft_gguf_writer *w, job_list *jobs, const char *name, co
                       preft_dtype src_dtype, preft_dtype dst_dtype, int64_t rows, int64_t cols,
                       int permute_dh, float scale, preft_error *err) {
   int64_t shape[2] = {rows, cols};
-  dst_dtype = preft_quant_fallback(dst_dtype, cols);
+  dst_dtype = preft_quant_fallback(preft_dtype_stored(dst_dtype), cols);
   if (src_dtype == dst_dtype && permute_dh == 0 && scale == 1.0f)
     return preft_gguf_add_tensor(w, name, ggml_of(dst_dtype), 2, shape, src, NULL, NULL, err);
   tensor_job *j = new_job(jobs);
@@ -505,7 +510,7 @@ int preft_gguf_export_model(const preft_model *m, const preft_tokenizer *tok,
   const preft_model_config *c = &m->cfg;
   if (check_arch(c, err) != 0) return -1;
   const char *arch = preft_gguf_arch_name(c->arch);
-  preft_dtype mat = o->outtype < 0 ? m->layers[0].wq.dtype : (preft_dtype)o->outtype;
+  preft_dtype mat = o->outtype < 0 ? preft_dtype_stored(m->layers[0].wq.dtype) : (preft_dtype)o->outtype;
   preft_gguf_writer w;
   preft_gguf_writer_init(&w);
   job_list jobs = {0};

@@ -66,6 +66,12 @@ double *preft_rope_inv_freq(const preft_model_config *c);
  * are not whole blocks of t take preft_quant_fallback(t, cols), and fail
  * when that does not fit either. Matrices already quantized stay. */
 int preft_model_quantize(preft_model *m, preft_dtype t, preft_pool *pool, preft_error *err);
+/* Regroups the Q4_0 / Q5_0 projections, embedding and output head (rows of whole 128-value
+ * groups) in place into their X4 layouts (tensor/quant.h) when repacking
+ * is on (preft_weights_set_repack) and this CPU's kernels read the X4
+ * layouts natively; the weights must be in writable memory (not a file
+ * mapping). Returns how many matrices it repacked. */
+int preft_model_repack(preft_model *m, preft_pool *pool);
 /* llama.cpp's fallback for rows of cols values that are not whole blocks
  * of t: Q4_K -> Q5_0, Q6_K -> Q8_0; t itself when they are. */
 preft_dtype preft_quant_fallback(preft_dtype t, int64_t cols);

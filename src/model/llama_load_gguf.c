@@ -395,6 +395,7 @@ int preft_model_load_gguf(preft_model **out, const char *path, preft_error *err)
   for (int l = 0; l < c->n_layers; l++)
     if (load_layer(&ld, l, err) != 0) goto fail;
   if (rope_frequencies(&ld, err) != 0) goto fail;
+  if (!preft_weights_get_mmap()) preft_model_repack(m, NULL); /* the weights were read into memory */
   *out = m;
   return 0;
 fail:

@@ -1,10 +1,14 @@
-/* llama_quantize.c - quantizing a loaded model's matrices in memory
- * (`--quantize q8_0|q4_0|...` at load time): every projection of every
- * layer, the embedding and the output head become block-quantized rows made
- * by ggml's reference quantizers (tensor/quant.h), as `preft convert --type`
- * writes them, so the forward pass runs the int8 kernels as for a quantized
- * GGUF (and gives the same logits as that GGUF). Vectors (norms, biases)
- * stay FP32. */
+/* llama_quantize.c - a loaded model's matrices changed in memory:
+ *  - quantizing (`--quantize q8_0|q4_0|...` at load time): every projection
+ *    of every layer, the embedding and the output head become
+ *    block-quantized rows made by ggml's reference quantizers
+ *    (tensor/quant.h), as `preft convert --type` writes them, so the forward
+ *    pass runs the int8 kernels as for a quantized GGUF (and gives the same
+ *    logits as that GGUF). Vectors (norms, biases) stay FP32.
+ *  - repacking: the Q4_0 / Q5_0 matrices regrouped in place into
+ *    the X4 layouts where the kernels read those faster (the same values). */
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,13 +50,11 @@ typedef struct qmat {
   int layer;
 } qmat;
 
-int preft_model_quantize(preft_model *m, preft_dtype t, preft_pool *pool, preft_error *err) {
+/* The seven projections of every layer into mats (n_layers * 7 of them);
+ * returns their count. */
+static int layer_matrices(preft_model *m, qmat *mats) {
   const preft_model_config *c = &m->cfg;
-  if (!preft_dtype_is_quant(t))
-    return preft_fail(err, "--quantize: %s is not a quantized type", preft_dtype_name(t));
   int qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
-  int n = c->n_layers * 7 + 2;
-  qmat *mats = preft_xmalloc(sizeof *mats * (size_t)n);
   int k = 0;
   for (int l = 0; l < c->n_layers; l++) {
     preft_layer_weights *L = &m->layers[l];
@@ -64,6 +66,59 @@ int preft_model_quantize(preft_model *m, preft_dtype t, preft_pool *pool, preft_
     mats[k++] = (qmat){&L->w_up, c->ffn, c->dim, "up_proj", l};
     mats[k++] = (qmat){&L->w_down, c->dim, c->ffn, "down_proj", l};
   }
+  return k;
+}
+
+static atomic_bool repack_off;
+
+void preft_weights_set_repack(bool on) { atomic_store(&repack_off, !on); }
+bool preft_weights_get_repack(void) { return !atomic_load(&repack_off); }
+
+typedef struct rjob {
+  uint8_t *data;
+  preft_dtype t;
+  size_t row;
+  int cols;
+} rjob;
+
+static void repack_rows(void *ctx, int r0, int r1) {
+  const rjob *j = ctx;
+  for (int r = r0; r < r1; r++)
+    preft_quant_to_x4(j->t, j->data + (size_t)r * j->row, j->data + (size_t)r * j->row, (size_t)j->cols);
+}
+
+int preft_model_repack(preft_model *m, preft_pool *pool) {
+  if (!preft_weights_get_repack() || !preft_quant_x4_native()) return 0;
+  const preft_model_config *c = &m->cfg;
+  qmat *mats = preft_xmalloc(sizeof *mats * (size_t)(c->n_layers * 7 + 2));
+  int k = layer_matrices(m, mats), done = 0;
+  /* the output head too (a product every step; the embedding's row lookups
+   * read X4 rows as well) */
+  bool tied = m->lm_head.data == m->embed.data;
+  mats[k++] = (qmat){&m->embed, c->vocab, c->dim, "embed_tokens", -1};
+  if (!tied) mats[k++] = (qmat){&m->lm_head, c->vocab, c->dim, "lm_head", -1};
+  for (int i = 0; i < k; i++) {
+    preft_weight *w = mats[i].w;
+    preft_dtype x4 = preft_quant_x4_of(w->dtype);
+    if (x4 == w->dtype || mats[i].cols % (int)preft_dtype_block(x4)) continue;
+    rjob j = {(uint8_t *)(uintptr_t)w->data, w->dtype, preft_dtype_row_bytes(w->dtype, (size_t)mats[i].cols),
+              mats[i].cols};
+    preft_pool_run_rows(pool, mats[i].rows, (size_t)mats[i].cols, 1 << 18, repack_rows, &j);
+    w->dtype = x4;
+    done++;
+  }
+  free(mats);
+  if (tied) m->lm_head = m->embed;
+  if (done) PREFT_INFO("repacked %d Q4_0/Q5_0 matrices for the AVX512-VNNI kernels", done);
+  return done;
+}
+
+int preft_model_quantize(preft_model *m, preft_dtype t, preft_pool *pool, preft_error *err) {
+  const preft_model_config *c = &m->cfg;
+  if (!preft_dtype_is_quant(t))
+    return preft_fail(err, "--quantize: %s is not a quantized type", preft_dtype_name(t));
+  qmat *mats = preft_xmalloc(sizeof *mats * (size_t)(c->n_layers * 7 + 2));
+  int k = layer_matrices(m, mats);
   bool tied = m->lm_head.data == m->embed.data;
   mats[k++] = (qmat){&m->embed, c->vocab, c->dim, "embed_tokens", -1};
   if (!tied) mats[k++] = (qmat){&m->lm_head, c->vocab, c->dim, "lm_head", -1};
@@ -114,5 +169,6 @@ int preft_model_quantize(preft_model *m, preft_dtype t, preft_pool *pool, preft_
     link[1] = m->quant_owned;
     m->quant_owned = link;
   }
+  preft_model_repack(m, pool);
   return 0;
 }

@@ -5,6 +5,10 @@
  * or block-quantized as ggml stores them (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K: see
  * tensor/quant.h), which the matrix products read with int8 kernels.
  *
+ * The X4 layouts (PREFT_Q4_0_X4, PREFT_Q5_0_X4) are Q4_0 / Q5_0 rows in
+ * memory with their blocks regrouped by four, the same bytes per row
+ * (tensor/quant.h); files never hold them.
+ *
  * Sizes: a row of n elements of type t takes preft_dtype_row_bytes(t, n)
  * bytes, n a multiple of preft_dtype_block(t) (1 for the element types).
  */
@@ -17,11 +21,22 @@
 
 #include "preft/model.h" /* preft_dtype */
 
-/* True for the block-quantized types. */
-static inline int preft_dtype_is_quant(preft_dtype t) { return t >= PREFT_Q8_0 && t < PREFT_N_DTYPES; }
-/* Elements per block: 1, 32 or 256. */
+/* True for the block-quantized types (and their in-memory X4 layouts). */
+static inline int preft_dtype_is_quant(preft_dtype t) { return t >= PREFT_Q8_0 && t < PREFT_N_LAYOUTS; }
+/* True for the X4 layouts (in memory only, tensor/quant.h). */
+static inline int preft_dtype_is_x4(preft_dtype t) { return t == PREFT_Q4_0_X4 || t == PREFT_Q5_0_X4; }
+/* The type a file stores for t: the plain type (Q4_0, Q5_0) of an X4
+ * layout, t itself otherwise. */
+static inline preft_dtype preft_dtype_stored(preft_dtype t) {
+  return t == PREFT_Q4_0_X4 ? PREFT_Q4_0 : t == PREFT_Q5_0_X4 ? PREFT_Q5_0 : t;
+}
+/* Elements per block: 1, 32, 128 (a group of four blocks of an X4 layout)
+ * or 256. */
 static inline size_t preft_dtype_block(preft_dtype t) {
-  return t == PREFT_Q4_K || t == PREFT_Q6_K ? 256 : preft_dtype_is_quant(t) ? 32 : 1;
+  return t == PREFT_Q4_K || t == PREFT_Q6_K ? 256
+         : preft_dtype_is_x4(t)             ? 128
+         : preft_dtype_is_quant(t)          ? 32
+                                            : 1;
 }
 /* Bytes per block (ggml's block sizes; static-asserted in quant.h). */
 static inline size_t preft_dtype_block_bytes(preft_dtype t) {
@@ -38,6 +53,10 @@ static inline size_t preft_dtype_block_bytes(preft_dtype t) {
       return 144;
     case PREFT_Q6_K:
       return 210;
+    case PREFT_Q4_0_X4:
+      return 4 * 18;
+    case PREFT_Q5_0_X4:
+      return 4 * 22;
     default:
       return 2;
   }
@@ -52,8 +71,10 @@ static inline size_t preft_dtype_size(preft_dtype t) {
   return t == PREFT_F32 ? 4 : preft_dtype_is_quant(t) ? 0 : 2;
 }
 static inline const char *preft_dtype_name(preft_dtype t) {
-  static const char *const names[] = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "Q5_0"};
-  return t >= 0 && t < PREFT_N_DTYPES ? names[t] : "unknown";
+  static const char *const names[] = {"F32",  "F16",  "BF16", "Q8_0",   "Q4_0",
+                                      "Q4_K", "Q6_K", "Q5_0", "Q4_0x4", "Q5_0x4"};
+  _Static_assert(sizeof names / sizeof names[0] == PREFT_N_LAYOUTS, "a name per type");
+  return t >= 0 && t < PREFT_N_LAYOUTS ? names[t] : "unknown";
 }
 /* "f32", "q4_k", ... (any case) to a type; -1 if unknown. */
 int preft_dtype_parse(const char *s);

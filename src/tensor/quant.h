@@ -34,6 +34,7 @@
 #ifndef PREFT_TENSOR_QUANT_H
 #define PREFT_TENSOR_QUANT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,6 +87,45 @@ _Static_assert(sizeof(preft_block_q5_0) == 22, "block_q5_0 is 22 bytes in ggml")
 _Static_assert(sizeof(preft_block_q4_K) == 144, "block_q4_K is 144 bytes in ggml");
 _Static_assert(sizeof(preft_block_q6_K) == 210, "block_q6_K is 210 bytes in ggml");
 _Static_assert(sizeof(preft_block_q8_K) == 292, "block_q8_K is 292 bytes in ggml");
+
+/* ---- the X4 layouts (in memory only) ----
+ *
+ * PREFT_Q4_0_X4 and PREFT_Q5_0_X4 hold a Q4_0 / Q5_0 row with its blocks
+ * regrouped four at a time: group g takes the bytes of blocks 4g..4g+3
+ * (the same bytes per row, so every size computation holds), laid out so
+ * that one 64-byte load gives the nibbles of 128 values and the fifth bits
+ * of each half of them are one 64-bit mask (quant_rows512_x4.c). Rows are
+ * whole groups (K a multiple of 128). The loader repacks a GGUF's or a
+ * --quantize'd Q4_0 / Q5_0 projections in place where the AVX512-VNNI
+ * kernels run (preft_model_repack in model/llama.h); every kernel table
+ * and every reference function here takes them, and export writes the
+ * plain types back. */
+typedef struct {
+  uint8_t qs[4 * PREFT_QK / 2]; /* block i's 16 bytes at 16 i */
+  uint16_t d[4];                /* fp16 */
+} preft_group_q4_0x4;
+
+typedef struct {
+  uint8_t qs[4 * PREFT_QK / 2]; /* block i's 16 bytes at 16 i */
+  uint16_t qh_lo[4];            /* block i's fifth bits of values 0-15 */
+  uint16_t qh_hi[4];            /* ... and of values 16-31 */
+  uint16_t d[4];                /* fp16 */
+} preft_group_q5_0x4;
+
+_Static_assert(sizeof(preft_group_q4_0x4) == 4 * sizeof(preft_block_q4_0), "an X4 group is four blocks");
+_Static_assert(sizeof(preft_group_q5_0x4) == 4 * sizeof(preft_block_q5_0), "an X4 group is four blocks");
+
+/* The X4 layout of a plain type (Q4_0, Q5_0); other types map to
+ * themselves (the way back: preft_dtype_stored in dtype.h). */
+preft_dtype preft_quant_x4_of(preft_dtype t);
+/* A row of n values (n a multiple of 128) from the plain type to its X4
+ * layout (preft_quant_to_x4: t the plain type) and back
+ * (preft_quant_from_x4: t the X4 layout). dst may be src (in place). */
+void preft_quant_to_x4(preft_dtype t, const void *src, void *dst, size_t n);
+/* Whether the kernels preft_qgemm takes now read the X4 layouts natively
+ * (AVX512-VNNI): where not, they unpack them first, and repacking loses. */
+bool preft_quant_x4_native(void);
+void preft_quant_from_x4(preft_dtype t, const void *src, void *dst, size_t n);
 
 /* ---- rows ---- */
 

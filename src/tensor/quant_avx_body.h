@@ -694,6 +694,14 @@ QFN void dequant(preft_dtype t, const void *src, float *y, size_t n) {
         }
       }
       return;
+    case PREFT_Q4_0_X4:
+    case PREFT_Q5_0_X4:
+      for (size_t g = 0; g < nb; g++) { /* a group at a time, as the plain type's four blocks */
+        unsigned char blocks[4 * sizeof(preft_block_q5_0)];
+        preft_quant_from_x4(t, (const unsigned char *)src + g * preft_dtype_block_bytes(t), blocks, 128);
+        dequant(preft_dtype_stored(t), blocks, y + 128 * g, 128);
+      }
+      return;
     case PREFT_Q6_K:
       for (size_t b = 0; b < nb; b++) {
         const preft_block_q6_K *x = (const preft_block_q6_K *)src + b;
@@ -775,16 +783,26 @@ TILE16(q4_0, rows_q4_0)
 TILE16(q4_K, preft_qrows512_q4_K)
 TILE16(q5_0, rows_q5_0)
 TILE16(q6_K, preft_qrows512_q6_K)
+TILE16(q4_0x4, preft_qrows512_q4_0x4)
+TILE16(q5_0x4, preft_qrows512_q5_0x4)
 #define QK_TILES \
-  { tiles16_q8_0, tiles16_q4_0, tiles16_q4_K, tiles16_q6_K, tiles16_q5_0 }
-/* the K-quants' rows kernels on zmm (quant_rows512.c) */
-#define QK_ROWS \
-  { rows_q8_0, preft_qrows512_q4_0, preft_qrows512_q4_K, preft_qrows512_q6_K, preft_qrows512_q5_0 }
+  { tiles16_q8_0, tiles16_q4_0, tiles16_q4_K, tiles16_q6_K, tiles16_q5_0, tiles16_q4_0x4, tiles16_q5_0x4 }
+/* the rows kernels on zmm (quant_rows512*.c) */
+#define QK_ROWS                                                                                    \
+  {                                                                                                \
+    rows_q8_0, preft_qrows512_q4_0, preft_qrows512_q4_K, preft_qrows512_q6_K, preft_qrows512_q5_0, \
+        preft_qrows512_q4_0x4, preft_qrows512_q5_0x4                                               \
+  }
 #else
+/* the X4 layouts through the plain kernels (quant_x4.c) */
+PREFT_QX4_VIA(rows_q4_0x4, rows_q4_0, PREFT_Q4_0_X4, static)
+PREFT_QX4_VIA(rows_q5_0x4, rows_q5_0, PREFT_Q5_0_X4, static)
+PREFT_QX4_VIA(tiles_q4_0x4, tiles_q4_0, PREFT_Q4_0_X4, static)
+PREFT_QX4_VIA(tiles_q5_0x4, tiles_q5_0, PREFT_Q5_0_X4, static)
 #define QK_TILES \
-  { tiles_q8_0, tiles_q4_0, tiles_q4_K, NULL, tiles_q5_0 }
+  { tiles_q8_0, tiles_q4_0, tiles_q4_K, NULL, tiles_q5_0, tiles_q4_0x4, tiles_q5_0x4 }
 #define QK_ROWS \
-  { rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0 }
+  { rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0, rows_q4_0x4, rows_q5_0x4 }
 #endif
 
 const preft_quant_kernels QK_TABLE = {

@@ -58,6 +58,14 @@ static const preft_quant_kernels *kernels(void) {
   return &preft_quant_portable;
 }
 
+bool preft_quant_x4_native(void) {
+#ifdef PREFT_HAVE_QUANT_AVX
+  return kernels() == &preft_quant_avx512vnni;
+#else
+  return false;
+#endif
+}
+
 const char *preft_qgemm_kernel_name(preft_dtype t) {
   (void)t;
   return kernels()->name;

@@ -26,7 +26,8 @@ typedef void (*preft_qtile_dx_fn)(float *dx, size_t dxs, const float *dy, size_t
                                   int rows, int kc, int n);
 
 #define PREFT_QTILE_MIN_N 16 /* below, the rows kernels (docs/KERNELS.md) */
-#define PREFT_QKERN_TYPES 5  /* Q8_0, Q4_0, Q4_K, Q6_K, Q5_0 in preft_dtype order from PREFT_Q8_0 */
+/* Q8_0, Q4_0, Q4_K, Q6_K, Q5_0, Q4_0_X4, Q5_0_X4: preft_dtype order from PREFT_Q8_0 */
+#define PREFT_QKERN_TYPES (PREFT_N_LAYOUTS - PREFT_Q8_0)
 
 typedef struct {
   preft_qrows_fn rows[PREFT_QKERN_TYPES]; /* by wdt - PREFT_Q8_0 */
@@ -39,6 +40,17 @@ typedef struct {
   void (*dequant)(preft_dtype t, const void *src, float *dst, size_t n);
   const char *name;
 } preft_quant_kernels;
+
+/* The product for an X4 layout t (quant.h) by `plain`, a kernel of its
+ * plain type: the weight rows unpacked a few at a time (quant_x4.c), for
+ * the tables without kernels of their own for the X4 layouts. */
+void preft_qx4_rows_via(preft_qrows_fn plain, preft_dtype t, float *y, size_t ys, const void *xq, size_t xqs,
+                        const void *w, size_t wrow, int n, int k, int j0, int j1, int accumulate);
+#define PREFT_QX4_VIA(NAME, PLAIN, T, ATTR)                                                                 \
+  ATTR void NAME(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n, int k, \
+                 int j0, int j1, int accumulate) {                                                          \
+    preft_qx4_rows_via(PLAIN, T, y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate);                        \
+  }
 
 extern const preft_quant_kernels preft_quant_portable;
 #if defined(__x86_64__) || defined(__i386__)
@@ -60,6 +72,8 @@ PREFT_QTILE16_DECL(q4_0)
 PREFT_QTILE16_DECL(q5_0)
 PREFT_QTILE16_DECL(q4_K)
 PREFT_QTILE16_DECL(q6_K)
+PREFT_QTILE16_DECL(q4_0x4)
+PREFT_QTILE16_DECL(q5_0x4)
 #undef PREFT_QTILE16_DECL
 
 /* The AVX512-VNNI rows kernels of the K-quants on zmm (quant_rows512.c):
@@ -70,6 +84,11 @@ void preft_qrows512_q4_0(float *y, size_t ys, const void *xq, size_t xqs, const 
                          int k, int j0, int j1, int accumulate);
 void preft_qrows512_q5_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
                          int k, int j0, int j1, int accumulate);
+/* The AVX512-VNNI rows kernels of the X4 layouts (quant_rows512_x4.c). */
+void preft_qrows512_q4_0x4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
+                           int k, int j0, int j1, int accumulate);
+void preft_qrows512_q5_0x4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
+                           int k, int j0, int j1, int accumulate);
 void preft_qrows512_q4_K(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
                          int k, int j0, int j1, int accumulate);
 void preft_qrows512_q6_K(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,

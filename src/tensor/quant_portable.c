@@ -19,6 +19,8 @@ PORTABLE_ROWS(q4_0, PREFT_Q4_0)
 PORTABLE_ROWS(q4_K, PREFT_Q4_K)
 PORTABLE_ROWS(q6_K, PREFT_Q6_K)
 PORTABLE_ROWS(q5_0, PREFT_Q5_0)
+PORTABLE_ROWS(q4_0x4, PREFT_Q4_0_X4)
+PORTABLE_ROWS(q5_0x4, PREFT_Q5_0_X4)
 
 static void tile_dx(float *dx, size_t dxs, const float *dy, size_t dys, const float *tile, int rows, int kc,
                     int n) {
@@ -33,7 +35,7 @@ static void tile_dx(float *dx, size_t dxs, const float *dy, size_t dys, const fl
 }
 
 const preft_quant_kernels preft_quant_portable = {
-    .rows = {rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0},
+    .rows = {rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0, rows_q4_0x4, rows_q5_0x4},
     .tile_dx = tile_dx,
     .dequant = preft_dequantize_row,
     .name = "portable",

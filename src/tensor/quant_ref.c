@@ -146,12 +146,25 @@ void preft_dequantize_row(preft_dtype t, const void *src, float *dst, size_t n) 
     case PREFT_Q6_K:
       dequant_q6_K(src, dst, nb);
       return;
+    case PREFT_Q4_0_X4:
+    case PREFT_Q5_0_X4:
+      for (size_t g = 0; g < nb; g++) { /* a group at a time, as the plain type's four blocks */
+        unsigned char blocks[4 * sizeof(preft_block_q5_0)];
+        preft_quant_from_x4(t, (const unsigned char *)src + g * preft_dtype_block_bytes(t), blocks, 128);
+        preft_dequantize_row(preft_dtype_stored(t), blocks, dst + 128 * g, 128);
+      }
+      return;
     default:
       for (size_t i = 0; i < n; i++) dst[i] = preft_load_elem(src, t, i);
   }
 }
 
 float preft_quant_load_elem(const void *p, preft_dtype t, size_t i) {
+  if (preft_dtype_is_x4(t)) { /* the element's group as the plain type's four blocks */
+    unsigned char blocks[4 * sizeof(preft_block_q5_0)];
+    preft_quant_from_x4(t, (const unsigned char *)p + i / 128 * preft_dtype_block_bytes(t), blocks, 128);
+    return preft_quant_load_elem(blocks, preft_dtype_stored(t), i % 128);
+  }
   size_t bs = preft_dtype_block(t), o = i % bs;
   const unsigned char *b = (const unsigned char *)p + i / bs * preft_dtype_block_bytes(t);
   switch (t) {
@@ -503,6 +516,11 @@ void preft_quantize_row(preft_dtype t, const float *src, void *dst, size_t n) {
     case PREFT_Q6_K:
       quant_q6_K(src, dst, nb);
       return;
+    case PREFT_Q4_0_X4:
+    case PREFT_Q5_0_X4:
+      preft_quantize_row(preft_dtype_stored(t), src, dst, n);
+      preft_quant_to_x4(preft_dtype_stored(t), dst, dst, n);
+      return;
     case PREFT_F32:
       memcpy(dst, src, n * sizeof(float));
       return;
@@ -660,6 +678,15 @@ float preft_quant_dot_ref(preft_dtype t, const void *w, const void *xq, int k) {
       return dot_q4_K(w, xq, k / PREFT_QK_K);
     case PREFT_Q6_K:
       return dot_q6_K(w, xq, k / PREFT_QK_K);
+    case PREFT_Q4_0_X4:
+    case PREFT_Q5_0_X4: { /* the plain row's dot, in its order */
+      const size_t bytes = preft_dtype_row_bytes(t, (size_t)k);
+      unsigned char *row = preft_xmalloc(bytes);
+      preft_quant_from_x4(t, w, row, (size_t)k);
+      const float d = preft_quant_dot_ref(preft_dtype_stored(t), row, xq, k);
+      free(row);
+      return d;
+    }
     default:
       PREFT_ASSERT(!"preft_quant_dot_ref: not a quantized type");
       return 0;

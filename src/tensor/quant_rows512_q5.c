@@ -111,6 +111,81 @@ QIN __m512 scales_pair(const uint8_t *a, const uint8_t *b) {
   return _mm512_cvtph_ps(h);
 }
 
+/* ---- the X4 layouts (quant.h): four blocks per step ---------------------- */
+
+/* One group of four x blocks as the X4 kernel reads it (256 bytes). */
+typedef struct {
+  int8_t lo[64];   /* values 0-15 of blocks 0..3, 16 each: the order of a group's low nibbles */
+  int8_t hi[64];   /* values 16-31: the high nibbles' */
+  int32_t off[16]; /* lanes 4i..4i+3: −(8 or 16)·sum(x_i)/4 */
+  float dx[16];    /* lanes 4i..4i+3: d of x_i */
+} x_group;
+
+/* The groups of one row of x (nb Q8_0 blocks, a multiple of 4); per_lane
+ * = offset / 4. */
+QIN void prep_groups(x_group *out, const preft_block_q8_0 *x, int nb, int per_lane) {
+  for (int g = 0; g < nb / 4; g++) {
+    x_group *o = out + g;
+    for (int i = 0; i < 4; i++) {
+      const preft_block_q8_0 *b = x + 4 * g + i;
+      memcpy(o->lo + 16 * i, b->qs, 16);
+      memcpy(o->hi + 16 * i, b->qs + 16, 16);
+      const int32_t off = -per_lane * sum32(b->qs);
+      const float d = _cvtsh_ss(b->d);
+      for (int l = 0; l < 4; l++) o->off[4 * i + l] = off, o->dx[4 * i + l] = d;
+    }
+  }
+}
+
+/* Group g of an X4 weight row (kind 3: Q4_0_X4, 4: Q5_0_X4) against NR
+ * rows of x laid out as groups (ng a row), into acc[0:NR]. The nibbles of
+ * 128 values are one load: low nibbles (values 0-15 of each block, block i
+ * in 128-bit lane i) and high nibbles (values 16-31) pair with x_group's
+ * lo and hi, whose int32 lanes 4i..4i+3 are block i's, so both vpdpbusd
+ * add into one accumulator and one FMA takes the group's four scales. */
+QIN void group_step(__m512 *acc, const uint8_t *row, int g, const x_group *xg, int ng, const int kind,
+                    const int NR) {
+  const size_t gb = kind == 3 ? sizeof(preft_group_q4_0x4) : sizeof(preft_group_q5_0x4);
+  const size_t d_at = kind == 3 ? offsetof(preft_group_q4_0x4, d) : offsetof(preft_group_q5_0x4, d);
+  const uint8_t *p = row + (size_t)g * gb;
+  _mm_prefetch((const char *)p + PF_AHEAD, _MM_HINT_T0);
+  const __m512i raw = _mm512_loadu_si512((const void *)p), m4 = _mm512_set1_epi8(0x0F);
+  __m512i lo = _mm512_and_si512(raw, m4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+  if (kind == 4) {
+    uint64_t bl, bh;
+    memcpy(&bl, p + offsetof(preft_group_q5_0x4, qh_lo), 8);
+    memcpy(&bh, p + offsetof(preft_group_q5_0x4, qh_hi), 8);
+    lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(bl), lo, _mm512_set1_epi8(0x10));
+    hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(bh), hi, _mm512_set1_epi8(0x10));
+  }
+  /* the four fp16 d, each to four lanes */
+  const __m256i d4 = _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)(p + d_at)));
+  const __m512 dw = _mm512_cvtph_ps(
+      _mm256_permutexvar_epi16(_mm256_setr_epi16(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), d4));
+  _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
+    const x_group *x = xg + (size_t)r * (size_t)ng + (size_t)g;
+    __m512i s = _mm512_dpbusd_epi32(_mm512_loadu_si512(x->off), lo, _mm512_loadu_si512((const void *)x->lo));
+    s = _mm512_dpbusd_epi32(s, hi, _mm512_loadu_si512((const void *)x->hi));
+    acc[r] = _mm512_fmadd_ps(_mm512_mul_ps(dw, _mm512_loadu_ps(x->dx)), _mm512_cvtepi32_ps(s), acc[r]);
+  }
+}
+
+/* An X4 weight row (ng groups) against NR rows of x: even and odd groups
+ * in two sets of accumulators (two FMA chains), added at the end. */
+QIN void row_groups(__m512 *acc, const void *w, int ng, const x_group *xg, const int kind, const int NR) {
+  __m512 odd[PNR];
+  for (int r = 0; r < NR; r++) acc[r] = odd[r] = _mm512_setzero_ps();
+  int g = 0;
+  for (; g + 1 < ng; g += 2) {
+    group_step(acc, w, g, xg, ng, kind, NR);
+    group_step(odd, w, g + 1, xg, ng, kind, NR);
+  }
+  if (g < ng) group_step(acc, w, g, xg, ng, kind, NR);
+  for (int r = 0; r < NR; r++) acc[r] = _mm512_add_ps(acc[r], odd[r]);
+}
+
+/* ---- plain Q4_0 / Q5_0: two blocks per step ------------------------------ */
+
 /* Pair p of a weight row (blocks from blk, of kind 1: Q4_0, 2: Q5_0)
  * against NR rows of x laid out as pairs (np a row), into acc[0:NR].
  * FULL: both blocks are real; else block b does not exist (an odd last
@@ -159,6 +234,20 @@ QIN void row_pairs(__m512 *acc, const void *w, int nb, const x_pair *xp, int np,
   for (int r = 0; r < NR; r++) acc[r] = _mm512_add_ps(acc[r], odd[r]);
 }
 
+/* One weight row against NR rows of x laid out for the kind (x_pair for
+ * 1: Q4_0, 2: Q5_0; x_group for the X4 layouts 3, 4), into acc[0:NR]. */
+QIN void row_dot(__m512 *acc, const void *w, int nb, const void *xl, const int kind, const int NR) {
+  if (kind >= 3)
+    row_groups(acc, w, nb / 4, xl, kind, NR);
+  else
+    row_pairs(acc, w, nb, xl, (nb + 1) / 2, kind, NR);
+}
+
+/* Bytes of one row of x laid out for the kind (nb Q8_0 blocks). */
+QIN size_t x_layout_bytes(int nb, const int kind) {
+  return kind >= 3 ? (size_t)(nb / 4) * sizeof(x_group) : (size_t)((nb + 1) / 2) * sizeof(x_pair);
+}
+
 /* y[0:n, j0:j1] (+)= the dots of weight rows [j0, j1) with n rows of x,
  * PNR rows of x per pass over the weights. One row of x (decode) takes
  * the weight rows four at a time, their sums reduced by one shuffle tree
@@ -168,15 +257,20 @@ QIN void row_pairs(__m512 *acc, const void *w, int nb, const x_pair *xp, int np,
 QIN void rows_pairs(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n,
                     int k, int j0, int j1, int accumulate, const int kind) {
   const unsigned char *xq = xqv;
-  const int nb = k / PREFT_QK, np = (nb + 1) / 2;
-  x_pair xp_stack[PAIRS_STACK];
-  const bool big = (size_t)np * PNR > PAIRS_STACK;
-  x_pair *xp = big ? preft_xmalloc(sizeof(x_pair) * (size_t)np * PNR) : xp_stack;
+  const int nb = k / PREFT_QK;
+  const size_t xrow = x_layout_bytes(nb, kind);
+  x_pair xl_stack[PAIRS_STACK];
+  const bool big = xrow * PNR > sizeof xl_stack;
+  unsigned char *xl = big ? preft_xmalloc(xrow * PNR) : (unsigned char *)xl_stack;
   for (int i0 = 0; i0 < n; i0 += PNR) {
     const int nr = n - i0 < PNR ? n - i0 : PNR;
-    for (int r = 0; r < nr; r++)
-      prep_pairs(xp + (size_t)r * (size_t)np, (const preft_block_q8_0 *)(xq + (size_t)(i0 + r) * xqs), nb,
-                 kind == 1 ? 1 : 2);
+    for (int r = 0; r < nr; r++) {
+      const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)(i0 + r) * xqs);
+      if (kind >= 3)
+        prep_groups((x_group *)(xl + (size_t)r * xrow), x, nb, kind == 3 ? 2 : 4);
+      else
+        prep_pairs((x_pair *)(xl + (size_t)r * xrow), x, nb, kind == 1 ? 1 : 2);
+    }
     float *yi = y + (size_t)i0 * ys;
     if (nr == 1) {
       for (int j = j0; j < j1; j += 4) {
@@ -185,8 +279,7 @@ QIN void rows_pairs(float *y, size_t ys, const void *xqv, size_t xqs, const void
 #pragma GCC unroll 4
         for (int t = 0; t < 4; t++) { /* rows past j1: zeros, their lanes not stored */
           s[t] = _mm512_setzero_ps();
-          if (t < rw)
-            row_pairs(&s[t], (const unsigned char *)w + (size_t)(j + t) * wrow, nb, xp, np, kind, 1);
+          if (t < rw) row_dot(&s[t], (const unsigned char *)w + (size_t)(j + t) * wrow, nb, xl, kind, 1);
         }
         float v[4];
         _mm_storeu_ps(v, preft_sum4_avx512(s[0], s[1], s[2], s[3]));
@@ -199,13 +292,13 @@ QIN void rows_pairs(float *y, size_t ys, const void *xqv, size_t xqs, const void
       __m512 acc[PNR];
       switch (nr) { /* a constant NR keeps the accumulators in registers */
         case 2:
-          row_pairs(acc, wj, nb, xp, np, kind, 2);
+          row_dot(acc, wj, nb, xl, kind, 2);
           break;
         case 3:
-          row_pairs(acc, wj, nb, xp, np, kind, 3);
+          row_dot(acc, wj, nb, xl, kind, 3);
           break;
         default:
-          row_pairs(acc, wj, nb, xp, np, kind, 4);
+          row_dot(acc, wj, nb, xl, kind, 4);
       }
       for (int r = 0; r < nr; r++) {
         const float v = preft_sum1_avx512(acc[r]);
@@ -213,7 +306,7 @@ QIN void rows_pairs(float *y, size_t ys, const void *xqv, size_t xqs, const void
       }
     }
   }
-  if (big) free(xp);
+  if (big) free(xl);
 }
 
 QFN void preft_qrows512_q4_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
@@ -224,6 +317,16 @@ QFN void preft_qrows512_q4_0(float *y, size_t ys, const void *xq, size_t xqs, co
 QFN void preft_qrows512_q5_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
                              int n, int k, int j0, int j1, int accumulate) {
   rows_pairs(y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate, 2);
+}
+
+QFN void preft_qrows512_q4_0x4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
+                               int n, int k, int j0, int j1, int accumulate) {
+  rows_pairs(y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate, 3);
+}
+
+QFN void preft_qrows512_q5_0x4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
+                               int n, int k, int j0, int j1, int accumulate) {
+  rows_pairs(y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate, 4);
 }
 
 #endif

@@ -12,7 +12,8 @@
  *
  * The codes are the unsigned operand, x the signed one:
  *  - Q8_0: w + 128 (w xor 0x80), minus 128 × the block's sum of x;
- *  - Q4_0 / Q5_0: the codes 0..15 / 0..31, minus 8 / 16 × sum(x);
+ *  - Q4_0 / Q5_0 (and their X4 layouts): the codes 0..15 / 0..31, minus
+ *    8 / 16 × sum(x);
  *  - Q4_K: the nibbles; each 32's int32 sum times its 6-bit scale
  *    (vpmulld), the mins' term as vpdpwssd of (m[2p], m[2p+1]) with the
  *    pair sums of Q8_K's bsums;
@@ -100,16 +101,44 @@ TIN void store16(float *y, size_t ys, int j, const float *acc, int n, int accumu
 
 /* ---- Q8_0 / Q4_0 / Q5_0: 8 blocks of 32 per step ------------------------- */
 
-/* The 32 codes of block b of row p (kind 0: raw int8, 1: Q4_0, 2: Q5_0). */
+/* Kinds of rows: 0 Q8_0 (raw int8), 1 Q4_0, 2 Q5_0, 3 Q4_0_X4, 4 Q5_0_X4
+ * (the X4 layouts of quant.h: block b in group b / 4). */
+#define KIND_Q5(kind) ((kind) == 2 || (kind) == 4)
+
+/* Bytes of block b's group (X4) or block, and its offset in a row. */
+TIN size_t block_at(int kind, int b) {
+  static const size_t bytes[5] = {sizeof(preft_block_q8_0), sizeof(preft_block_q4_0),
+                                  sizeof(preft_block_q5_0), sizeof(preft_group_q4_0x4),
+                                  sizeof(preft_group_q5_0x4)};
+  return kind >= 3 ? (size_t)(b / 4) * bytes[kind] : (size_t)b * bytes[kind];
+}
+
+/* Offset of block b's fp16 d in a row. */
+TIN size_t d_at(int kind, int b) {
+  if (kind == 3) return block_at(kind, b) + offsetof(preft_group_q4_0x4, d) + 2 * (size_t)(b % 4);
+  if (kind == 4) return block_at(kind, b) + offsetof(preft_group_q5_0x4, d) + 2 * (size_t)(b % 4);
+  return block_at(kind, b); /* d is each block's first field */
+}
+
+/* The 32 codes of block b of row p. */
 TIN __m256i codes32(int kind, const unsigned char *p, int b) {
   if (kind == 0) return _mm256_loadu_si256((const __m256i *)((const preft_block_q8_0 *)p + b)->qs);
-  const uint8_t *qs =
-      kind == 1 ? ((const preft_block_q4_0 *)p + b)->qs : ((const preft_block_q5_0 *)p + b)->qs;
+  const unsigned char *at = p + block_at(kind, b);
+  const uint8_t *qs = kind == 1   ? ((const preft_block_q4_0 *)at)->qs
+                      : kind == 2 ? ((const preft_block_q5_0 *)at)->qs
+                                  : at + 16 * (b % 4); /* qs is an X4 group's first field */
   __m128i t = _mm_loadu_si128((const __m128i *)qs);
   __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
-  if (kind == 2) {
+  if (KIND_Q5(kind)) {
     uint32_t h;
-    memcpy(&h, ((const preft_block_q5_0 *)p + b)->qh, 4);
+    if (kind == 2) {
+      memcpy(&h, ((const preft_block_q5_0 *)at)->qh, 4);
+    } else {
+      uint16_t lo, hi;
+      memcpy(&lo, at + offsetof(preft_group_q5_0x4, qh_lo) + 2 * (b % 4), 2);
+      memcpy(&hi, at + offsetof(preft_group_q5_0x4, qh_hi) + 2 * (b % 4), 2);
+      h = (uint32_t)lo | (uint32_t)hi << 16;
+    }
     /* bit i of h → 0x10 in byte i */
     q = _mm256_or_si256(q, _mm256_maskz_set1_epi8((__mmask32)h, 0x10));
   }
@@ -118,9 +147,6 @@ TIN __m256i codes32(int kind, const unsigned char *p, int b) {
 
 TIN void tile32(int kind, float *y, size_t ys, const unsigned char *xq, size_t xqs, const unsigned char *w,
                 size_t wrow, int n, int nb, int j, const int32_t *sx, const float *xd, int accumulate) {
-  const size_t bb = kind == 0   ? sizeof(preft_block_q8_0)
-                    : kind == 1 ? sizeof(preft_block_q4_0)
-                                : sizeof(preft_block_q5_0);
   __m512i codes[8][8] __attribute__((aligned(64)));
   __m512 dw[8];
   float acc[TMAX_N * TR] __attribute__((aligned(64)));
@@ -132,12 +158,12 @@ TIN void tile32(int kind, float *y, size_t ys, const unsigned char *xq, size_t x
       __m256i rows[TR];
       for (int r = 0; r < TR; r++) {
         rows[r] = codes32(kind, w0 + (size_t)r * wrow, b0 + b);
-        _mm_prefetch((const char *)(w0 + (size_t)r * wrow + (size_t)(b0 + b + 8) * bb), _MM_HINT_T0);
+        _mm_prefetch((const char *)(w0 + (size_t)r * wrow + block_at(kind, b0 + b + 8)), _MM_HINT_T0);
       }
       transpose16x8(codes[b], rows);
       if (kind == 0)
         for (int g = 0; g < 8; g++) codes[b][g] = _mm512_xor_si512(codes[b][g], _mm512_set1_epi8((char)0x80));
-      dw[b] = scales16(w0 + (b0 + b) * bb, wrow); /* d is each block's first field */
+      dw[b] = scales16(w0 + d_at(kind, b0 + b), wrow);
     }
     for (int i0 = 0; i0 < n; i0 += XR) {
       const preft_block_q8_0 *x[XR];
@@ -194,7 +220,7 @@ TIN int tiles32(int kind, float *y, size_t ys, const void *xqv, size_t xqs, cons
   const int nb = k / PREFT_QK;
   int32_t *sx = preft_xmalloc((size_t)n * (size_t)nb * sizeof(int32_t));
   float *xd = preft_xmalloc((size_t)n * (size_t)nb * sizeof(float));
-  prep32(sx, xd, xqv, xqs, n, nb, kind == 0 ? 128 : kind == 1 ? 8 : 16);
+  prep32(sx, xd, xqv, xqs, n, nb, kind == 0 ? 128 : KIND_Q5(kind) ? 16 : 8);
   int j = j0;
   for (; j + TR <= j1; j += TR) tile32(kind, y, ys, xqv, xqs, w, wrow, n, nb, j, sx, xd, accumulate);
   free(sx), free(xd);
@@ -212,6 +238,14 @@ TFN int preft_qtile16_q4_0(float *y, size_t ys, const void *xq, size_t xqs, cons
 TFN int preft_qtile16_q5_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
                            int k, int j0, int j1, int accumulate) {
   return tiles32(2, y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate);
+}
+TFN int preft_qtile16_q4_0x4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
+                             int n, int k, int j0, int j1, int accumulate) {
+  return tiles32(3, y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate);
+}
+TFN int preft_qtile16_q5_0x4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
+                             int n, int k, int j0, int j1, int accumulate) {
+  return tiles32(4, y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate);
 }
 
 /* ---- Q4_K: one super-block of 256 per step -------------------------------- */

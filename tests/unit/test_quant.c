@@ -29,8 +29,10 @@
 #include "tensor/quant_kern.h"
 #include "testutil.h"
 
-static const preft_dtype QTYPES[] = {PREFT_Q8_0, PREFT_Q4_0, PREFT_Q5_0, PREFT_Q4_K, PREFT_Q6_K};
-#define N_QTYPES 5
+/* the file types, then the X4 layouts of Q4_0 and Q5_0 (quant.h) */
+static const preft_dtype QTYPES[] = {PREFT_Q8_0, PREFT_Q4_0,    PREFT_Q5_0,   PREFT_Q4_K,
+                                     PREFT_Q6_K, PREFT_Q4_0_X4, PREFT_Q5_0_X4};
+#define N_QTYPES 7
 
 static uint16_t h(float f) { return preft_f32_to_f16(f); }
 
@@ -155,7 +157,8 @@ static void test_quantize_error_bounds(void **state) {
   unsigned char q[K * 2];
   /* largest error relative to the block's largest magnitude (Q4_0 and Q5_0
    * clip the value opposite the extreme one at 7 d resp. 15 d: 1/8, 1/16) */
-  const double bound[N_QTYPES] = {0.5 / 127 + 1e-3, 1.0 / 8 + 1e-3, 1.0 / 16 + 1e-3, 0.12, 0.04};
+  const double bound[N_QTYPES] = {0.5 / 127 + 1e-3, 1.0 / 8 + 1e-3, 1.0 / 16 + 1e-3, 0.12, 0.04,
+                                  1.0 / 8 + 1e-3,   1.0 / 16 + 1e-3};
   for (int ti = 0; ti < N_QTYPES; ti++) {
     preft_dtype t = QTYPES[ti];
     int bs = (int)preft_dtype_block(t);
@@ -444,6 +447,11 @@ static void test_table_dequant(void **state) {
         for (size_t i = 0; i < bytes; i++) q[i] = (unsigned char)((test_frand() + 1) * 128);
         for (size_t b = 0; b < bytes / bb; b++) { /* finite fp16 scales */
           uint16_t d = h(test_frand() * 0.1f);
+          if (preft_dtype_is_x4(t)) { /* an X4 group's four d, its last 8 bytes */
+            for (int i = 0; i < 4; i++)
+              d = h(test_frand() * 0.1f), memcpy(q + b * bb + bb - 8 + 2 * i, &d, 2);
+            continue;
+          }
           memcpy(q + b * bb + (t == PREFT_Q6_K ? 208 : 0), &d, 2);
           if (t == PREFT_Q4_K) memcpy(q + b * bb + 2, &d, 2);
         }
@@ -483,6 +491,65 @@ static void test_quantize_rows_pool(void **state) {
   preft_pool_free(pool);
 }
 
+/* The X4 layouts (quant.h) hold each block's bytes where the header says:
+ * checked on blocks whose every field is distinct, then both conversions
+ * on quantized rows (there and back to the same bytes, in place and not;
+ * the same values; quantizing to X4 = quantizing plain then repacking). */
+static void test_x4_layouts(void **state) {
+  (void)state;
+  preft_block_q5_0 b5[8];
+  preft_block_q4_0 b4[8];
+  for (int i = 0; i < 8; i++) {
+    b5[i].d = b4[i].d = (uint16_t)(0x3C00 + i);
+    const uint32_t qh = 0x9E3779B9u * (uint32_t)(i + 1);
+    memcpy(b5[i].qh, &qh, 4);
+    for (int j = 0; j < 16; j++) b5[i].qs[j] = b4[i].qs[j] = (uint8_t)(16 * i + j);
+  }
+  preft_group_q5_0x4 g5[2];
+  preft_group_q4_0x4 g4[2];
+  preft_quant_to_x4(PREFT_Q5_0, b5, g5, 256);
+  preft_quant_to_x4(PREFT_Q4_0, b4, g4, 256);
+  for (int g = 0; g < 2; g++)
+    for (int i = 0; i < 4; i++) {
+      const preft_block_q5_0 *b = &b5[4 * g + i];
+      uint32_t qh;
+      memcpy(&qh, b->qh, 4);
+      assert_int_equal(g5[g].d[i], b->d);
+      assert_int_equal(g4[g].d[i], b->d);
+      assert_int_equal(g5[g].qh_lo[i], qh & 0xFFFF);
+      assert_int_equal(g5[g].qh_hi[i], qh >> 16);
+      assert_memory_equal(g5[g].qs + 16 * i, b->qs, 16);
+      assert_memory_equal(g4[g].qs + 16 * i, b->qs, 16);
+    }
+  enum { K = 640, R = 3 };
+  float x[K], a[K], b[K];
+  for (int p = 0; p < 2; p++) {
+    const preft_dtype plain = p ? PREFT_Q5_0 : PREFT_Q4_0, x4 = preft_quant_x4_of(plain);
+    assert_int_equal(preft_dtype_stored(x4), plain);
+    assert_int_equal(preft_dtype_row_bytes(x4, K), preft_dtype_row_bytes(plain, K));
+    const size_t rb = preft_dtype_row_bytes(plain, K);
+    unsigned char q[R * 440], r[R * 440], back[R * 440];
+    for (int i = 0; i < R; i++) {
+      fill_row(x, K);
+      preft_quantize_row(plain, x, q + i * rb, K);
+      preft_quantize_row(x4, x, r + i * rb, K);
+    }
+    for (int i = 0; i < R; i++) {
+      unsigned char tmp[440];
+      preft_quant_to_x4(plain, q + i * rb, tmp, K);
+      assert_memory_equal(tmp, r + i * rb, rb);
+      preft_dequantize_row(plain, q + i * rb, a, K);
+      preft_dequantize_row(x4, r + i * rb, b, K);
+      assert_memory_equal(a, b, sizeof a);
+      for (int c = 0; c < K; c += 37) assert_true(preft_load_elem(r + i * rb, x4, (size_t)c) == a[c]);
+    }
+    memcpy(back, r, R * rb);
+    for (int i = 0; i < R; i++) preft_quant_from_x4(x4, back + i * rb, back + i * rb, K); /* in place */
+    assert_memory_equal(back, q, R * rb);
+    assert_true(memcmp(r, q, R * rb) != 0);
+  }
+}
+
 static void test_dtype_names(void **state) {
   (void)state;
   for (int t = 0; t < PREFT_N_DTYPES; t++)
@@ -507,6 +574,7 @@ int main(void) {
       cmocka_unit_test(test_qgemm_dx),
       cmocka_unit_test(test_table_dequant),
       cmocka_unit_test(test_quantize_rows_pool),
+      cmocka_unit_test(test_x4_layouts),
       cmocka_unit_test(test_dtype_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
