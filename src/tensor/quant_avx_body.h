@@ -793,7 +793,19 @@ TILE16(q5_0x4, preft_qrows512_q5_0x4)
     rows_q8_0, preft_qrows512_q4_0, preft_qrows512_q4_K, preft_qrows512_q6_K, preft_qrows512_q5_0, \
         preft_qrows512_q4_0x4, preft_qrows512_q5_0x4                                               \
   }
+/* x laid out once per product for the Q4_0 / Q5_0 families' rows kernels */
+#define QK_ROWS_LAID                                                                                  \
+  {                                                                                                   \
+    NULL, preft_qrows512_laid_q4_0, NULL, NULL, preft_qrows512_laid_q5_0, preft_qrows512_laid_q4_0x4, \
+        preft_qrows512_laid_q5_0x4                                                                    \
+  }
+#define QK_X_LAYOUT_BYTES preft_qx512_layout_bytes
+#define QK_X_LAYOUT preft_qx512_layout
 #else
+#define QK_ROWS_LAID \
+  { NULL }
+#define QK_X_LAYOUT_BYTES NULL
+#define QK_X_LAYOUT NULL
 /* the X4 layouts through the plain kernels (quant_x4.c) */
 PREFT_QX4_VIA(rows_q4_0x4, rows_q4_0, PREFT_Q4_0_X4, static)
 PREFT_QX4_VIA(rows_q5_0x4, rows_q5_0, PREFT_Q5_0_X4, static)
@@ -808,6 +820,9 @@ PREFT_QX4_VIA(tiles_q5_0x4, tiles_q5_0, PREFT_Q5_0_X4, static)
 const preft_quant_kernels QK_TABLE = {
     .rows = QK_ROWS,
     .tiles = QK_TILES,
+    .rows_laid = QK_ROWS_LAID,
+    .x_layout_bytes = QK_X_LAYOUT_BYTES,
+    .x_layout = QK_X_LAYOUT,
     .tile_dx = tile_dx,
     .dequant = dequant,
     .name = QK_NAME,

@@ -166,6 +166,13 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
 
   qjob jobs[PREFT_GEMM_MULTI_MAX];
   qmulti mj = {jobs, 0, {0}};
+  /* x laid out once per weight type for the kernels that take it so: every
+   * task of the product reads the one layout (decode: a task's share of
+   * the weights is small, laying x out per task was up to a fifth of it) */
+  unsigned char *laid[PREFT_GEMM_MULTI_MAX] = {NULL};
+  preft_dtype laid_t[PREFT_GEMM_MULTI_MAX];
+  size_t laid_row[PREFT_GEMM_MULTI_MAX];
+  int n_laid = 0;
   double m_total = 0;
   for (int o = 0; o < n_outs; o++) m_total += outs[o].m > 0 ? outs[o].m : 0;
   for (int o = 0; o < n_outs; o++) {
@@ -174,11 +181,28 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
     preft_qact a = preft_quant_act_of(t);
     qjob *jb = &jobs[mj.n_jobs];
     int tiled = n >= atomic_load_explicit(&tile_min_n, memory_order_relaxed) && kt->tiles[t - PREFT_Q8_0];
-    *jb = (qjob){.fn = tiled ? kt->tiles[t - PREFT_Q8_0] : kt->rows[t - PREFT_Q8_0],
+    const unsigned char *xq_job = xq + off[a];
+    size_t xqs_job = xrow[a];
+    preft_qrows_fn fn = tiled ? kt->tiles[t - PREFT_Q8_0] : kt->rows[t - PREFT_Q8_0];
+    if (!tiled && kt->rows_laid[t - PREFT_Q8_0] && kt->x_layout_bytes(t, k)) {
+      int l = 0;
+      while (l < n_laid && laid_t[l] != t) l++;
+      if (l == n_laid) {
+        laid_t[l] = t;
+        laid_row[l] = kt->x_layout_bytes(t, k);
+        laid[l] = preft_xmalloc(laid_row[l] * (size_t)n);
+        kt->x_layout(t, laid[l], xq_job, xqs_job, n, k);
+        n_laid++;
+      }
+      fn = kt->rows_laid[t - PREFT_Q8_0];
+      xq_job = laid[l];
+      xqs_job = laid_row[l];
+    }
+    *jb = (qjob){.fn = fn,
                  .y = outs[o].y,
                  .ys = (size_t)outs[o].y_stride,
-                 .xq = xq + off[a],
-                 .xqs = xrow[a],
+                 .xq = xq_job,
+                 .xqs = xqs_job,
                  .w = outs[o].w,
                  .wrow = preft_dtype_row_bytes(t, (size_t)k),
                  .n = n,
@@ -201,6 +225,7 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
     for (int t = 0; t < mj.first[mj.n_jobs]; t++) qtask(&mj, t, 0);
   else
     preft_pool_run(pool, mj.first[mj.n_jobs], qtask, &mj);
+  for (int l = 0; l < n_laid; l++) free(laid[l]);
   free(xq_heap);
 }
 

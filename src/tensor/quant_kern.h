@@ -34,6 +34,13 @@ typedef struct {
   /* The same product for N >= PREFT_QTILE_MIN_N (at most 64 rows of x per
    * call) by weight tiles repacked once for every row of x; NULL: rows. */
   preft_qrows_fn tiles[PREFT_QKERN_TYPES];
+  /* Optional (NULL: none): rows kernels that read x laid out once per
+   * product by x_layout (x_layout_bytes(t, k) bytes a row; 0: the type
+   * has none), so the tasks of a product share that work; called with xq
+   * the laid-out rows and xqs their bytes. */
+  preft_qrows_fn rows_laid[PREFT_QKERN_TYPES];
+  size_t (*x_layout_bytes)(preft_dtype t, int k);
+  void (*x_layout)(preft_dtype t, void *dst, const void *xq, size_t xqs, int n, int k);
   preft_qtile_dx_fn tile_dx;
   /* dst[0:n] = the values of a row of type t, bit-exact with
    * preft_dequantize_row (the tiles of the backward for x). */
@@ -89,6 +96,18 @@ void preft_qrows512_q4_0x4(float *y, size_t ys, const void *xq, size_t xqs, cons
                            int k, int j0, int j1, int accumulate);
 void preft_qrows512_q5_0x4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
                            int k, int j0, int j1, int accumulate);
+/* Their x laid out once per product (quant_kern.h's rows_laid), for Q4_0,
+ * Q5_0 and the X4 layouts. */
+size_t preft_qx512_layout_bytes(preft_dtype t, int k);
+void preft_qx512_layout(preft_dtype t, void *dst, const void *xq, size_t xqs, int n, int k);
+#define PREFT_QROWS512_LAID_DECL(T)                                                                         \
+  void preft_qrows512_laid_##T(float *y, size_t ys, const void *xl, size_t xls, const void *w, size_t wrow, \
+                               int n, int k, int j0, int j1, int accumulate);
+PREFT_QROWS512_LAID_DECL(q4_0)
+PREFT_QROWS512_LAID_DECL(q5_0)
+PREFT_QROWS512_LAID_DECL(q4_0x4)
+PREFT_QROWS512_LAID_DECL(q5_0x4)
+#undef PREFT_QROWS512_LAID_DECL
 void preft_qrows512_q4_K(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
                          int k, int j0, int j1, int accumulate);
 void preft_qrows512_q6_K(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,

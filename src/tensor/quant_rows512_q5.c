@@ -45,7 +45,7 @@
 #define QIN static inline __attribute__((always_inline, target(Q5_TARGET)))
 
 #define PNR 4           /* rows of x per pass over the weights */
-#define PF_AHEAD 2048   /* bytes of the weight stream prefetched ahead */
+#define PF_AHEAD 4096   /* bytes of the weight stream prefetched ahead */
 #define PAIRS_STACK 128 /* x pairs kept on the stack (pairs × rows: K = 2048 at 4 rows, 24 KiB) */
 
 /* One pair of x blocks as the kernel reads it (192 bytes). */
@@ -148,7 +148,8 @@ QIN void group_step(__m512 *acc, const uint8_t *row, int g, const x_group *xg, i
   const size_t gb = kind == 3 ? sizeof(preft_group_q4_0x4) : sizeof(preft_group_q5_0x4);
   const size_t d_at = kind == 3 ? offsetof(preft_group_q4_0x4, d) : offsetof(preft_group_q5_0x4, d);
   const uint8_t *p = row + (size_t)g * gb;
-  _mm_prefetch((const char *)p + PF_AHEAD, _MM_HINT_T0);
+  _mm_prefetch((const char *)p + PF_AHEAD, _MM_HINT_T0); /* a group spans two or three lines */
+  _mm_prefetch((const char *)p + PF_AHEAD + 64, _MM_HINT_T0);
   const __m512i raw = _mm512_loadu_si512((const void *)p), m4 = _mm512_set1_epi8(0x0F);
   __m512i lo = _mm512_and_si512(raw, m4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
   if (kind == 4) {
@@ -248,12 +249,65 @@ QIN size_t x_layout_bytes(int nb, const int kind) {
   return kind >= 3 ? (size_t)(nb / 4) * sizeof(x_group) : (size_t)((nb + 1) / 2) * sizeof(x_pair);
 }
 
-/* y[0:n, j0:j1] (+)= the dots of weight rows [j0, j1) with n rows of x,
- * PNR rows of x per pass over the weights. One row of x (decode) takes
- * the weight rows four at a time, their sums reduced by one shuffle tree
- * (preft_sum4_avx512: the reduction was an eighth of the time at K = 896);
- * more rows reduce each sum alone (preft_sum1_avx512), in the same order,
- * so a row's bits do not depend on the batch. */
+/* nr rows of Q8_0 x (xqs bytes apart, nb blocks) laid out for the kind
+ * into xl, rows xrow bytes apart. */
+QIN void lay_out(unsigned char *xl, size_t xrow, const unsigned char *xq, size_t xqs, int nr, int nb,
+                 const int kind) {
+  for (int r = 0; r < nr; r++) {
+    const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)r * xqs);
+    if (kind >= 3)
+      prep_groups((x_group *)(xl + (size_t)r * xrow), x, nb, kind == 3 ? 2 : 4);
+    else
+      prep_pairs((x_pair *)(xl + (size_t)r * xrow), x, nb, kind == 1 ? 1 : 2);
+  }
+}
+
+/* y[0:nr, j0:j1] (+)= the dots of weight rows [j0, j1) with nr <= PNR rows
+ * of x laid out for the kind (rows xrow bytes apart), one pass over the
+ * weights. One row of x (decode) takes the weight rows four at a time,
+ * their sums reduced by one shuffle tree (preft_sum4_avx512: the reduction
+ * was an eighth of the time at K = 896); more rows reduce each sum alone
+ * (preft_sum1_avx512), in the same order, so a row's bits do not depend
+ * on the batch. */
+QIN void rows_pass(float *y, size_t ys, const unsigned char *xl, const void *w, size_t wrow, int nr, int nb,
+                   int j0, int j1, int accumulate, const int kind) {
+  if (nr == 1) {
+    for (int j = j0; j < j1; j += 4) {
+      const int rw = j1 - j < 4 ? j1 - j : 4;
+      __m512 s[4];
+#pragma GCC unroll 4
+      for (int t = 0; t < 4; t++) { /* rows past j1: zeros, their lanes not stored */
+        s[t] = _mm512_setzero_ps();
+        if (t < rw) row_dot(&s[t], (const unsigned char *)w + (size_t)(j + t) * wrow, nb, xl, kind, 1);
+      }
+      float v[4];
+      _mm_storeu_ps(v, preft_sum4_avx512(s[0], s[1], s[2], s[3]));
+      for (int t = 0; t < rw; t++) y[j + t] = accumulate ? y[j + t] + v[t] : v[t];
+    }
+    return;
+  }
+  for (int j = j0; j < j1; j++) {
+    const unsigned char *wj = (const unsigned char *)w + (size_t)j * wrow;
+    __m512 acc[PNR];
+    switch (nr) { /* a constant NR keeps the accumulators in registers */
+      case 2:
+        row_dot(acc, wj, nb, xl, kind, 2);
+        break;
+      case 3:
+        row_dot(acc, wj, nb, xl, kind, 3);
+        break;
+      default:
+        row_dot(acc, wj, nb, xl, kind, 4);
+    }
+    for (int r = 0; r < nr; r++) {
+      const float v = preft_sum1_avx512(acc[r]);
+      y[(size_t)r * ys + j] = accumulate ? y[(size_t)r * ys + j] + v : v;
+    }
+  }
+}
+
+/* y[0:n, j0:j1] (+)= the dots of weight rows [j0, j1) with n rows of Q8_0
+ * x, PNR rows of x per pass over the weights, each laid out first. */
 QIN void rows_pairs(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n,
                     int k, int j0, int j1, int accumulate, const int kind) {
   const unsigned char *xq = xqv;
@@ -264,49 +318,61 @@ QIN void rows_pairs(float *y, size_t ys, const void *xqv, size_t xqs, const void
   unsigned char *xl = big ? preft_xmalloc(xrow * PNR) : (unsigned char *)xl_stack;
   for (int i0 = 0; i0 < n; i0 += PNR) {
     const int nr = n - i0 < PNR ? n - i0 : PNR;
-    for (int r = 0; r < nr; r++) {
-      const preft_block_q8_0 *x = (const preft_block_q8_0 *)(xq + (size_t)(i0 + r) * xqs);
-      if (kind >= 3)
-        prep_groups((x_group *)(xl + (size_t)r * xrow), x, nb, kind == 3 ? 2 : 4);
-      else
-        prep_pairs((x_pair *)(xl + (size_t)r * xrow), x, nb, kind == 1 ? 1 : 2);
-    }
-    float *yi = y + (size_t)i0 * ys;
-    if (nr == 1) {
-      for (int j = j0; j < j1; j += 4) {
-        const int rw = j1 - j < 4 ? j1 - j : 4;
-        __m512 s[4];
-#pragma GCC unroll 4
-        for (int t = 0; t < 4; t++) { /* rows past j1: zeros, their lanes not stored */
-          s[t] = _mm512_setzero_ps();
-          if (t < rw) row_dot(&s[t], (const unsigned char *)w + (size_t)(j + t) * wrow, nb, xl, kind, 1);
-        }
-        float v[4];
-        _mm_storeu_ps(v, preft_sum4_avx512(s[0], s[1], s[2], s[3]));
-        for (int t = 0; t < rw; t++) yi[j + t] = accumulate ? yi[j + t] + v[t] : v[t];
-      }
-      continue;
-    }
-    for (int j = j0; j < j1; j++) {
-      const unsigned char *wj = (const unsigned char *)w + (size_t)j * wrow;
-      __m512 acc[PNR];
-      switch (nr) { /* a constant NR keeps the accumulators in registers */
-        case 2:
-          row_dot(acc, wj, nb, xl, kind, 2);
-          break;
-        case 3:
-          row_dot(acc, wj, nb, xl, kind, 3);
-          break;
-        default:
-          row_dot(acc, wj, nb, xl, kind, 4);
-      }
-      for (int r = 0; r < nr; r++) {
-        const float v = preft_sum1_avx512(acc[r]);
-        yi[(size_t)r * ys + j] = accumulate ? yi[(size_t)r * ys + j] + v : v;
-      }
-    }
+    lay_out(xl, xrow, xq + (size_t)i0 * xqs, xqs, nr, nb, kind);
+    rows_pass(y + (size_t)i0 * ys, ys, xl, w, wrow, nr, nb, j0, j1, accumulate, kind);
   }
   if (big) free(xl);
+}
+
+/* The same with x already laid out (preft_qx512_layout: rows xls bytes
+ * apart), as the tasks of one product share it. */
+QIN void rows_laid(float *y, size_t ys, const void *xlv, size_t xls, const void *w, size_t wrow, int n, int k,
+                   int j0, int j1, int accumulate, const int kind) {
+  for (int i0 = 0; i0 < n; i0 += PNR)
+    rows_pass(y + (size_t)i0 * ys, ys, (const unsigned char *)xlv + (size_t)i0 * xls, w, wrow,
+              n - i0 < PNR ? n - i0 : PNR, k / PREFT_QK, j0, j1, accumulate, kind);
+}
+
+/* The kind of a weight type (0: none here). */
+QIN int kind_of(preft_dtype t) {
+  switch (t) {
+    case PREFT_Q4_0:
+      return 1;
+    case PREFT_Q5_0:
+      return 2;
+    case PREFT_Q4_0_X4:
+      return 3;
+    case PREFT_Q5_0_X4:
+      return 4;
+    default:
+      return 0;
+  }
+}
+
+QFN size_t preft_qx512_layout_bytes(preft_dtype t, int k) {
+  const int kind = kind_of(t), nb = k / PREFT_QK;
+  return kind >= 3 ? x_layout_bytes(nb, 3) : kind ? x_layout_bytes(nb, 1) : 0;
+}
+
+QFN void preft_qx512_layout(preft_dtype t, void *dst, const void *xq, size_t xqs, int n, int k) {
+  const int kind = kind_of(t), nb = k / PREFT_QK;
+  const size_t xrow = preft_qx512_layout_bytes(t, k);
+  switch (kind) { /* a constant kind inlines one prep */
+    case 1:
+      lay_out(dst, xrow, xq, xqs, n, nb, 1);
+      break;
+    case 2:
+      lay_out(dst, xrow, xq, xqs, n, nb, 2);
+      break;
+    case 3:
+      lay_out(dst, xrow, xq, xqs, n, nb, 3);
+      break;
+    case 4:
+      lay_out(dst, xrow, xq, xqs, n, nb, 4);
+      break;
+    default:
+      PREFT_ASSERT(!"preft_qx512_layout: a type without a layout");
+  }
 }
 
 QFN void preft_qrows512_q4_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
@@ -328,5 +394,16 @@ QFN void preft_qrows512_q5_0x4(float *y, size_t ys, const void *xq, size_t xqs, 
                                int n, int k, int j0, int j1, int accumulate) {
   rows_pairs(y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate, 4);
 }
+
+#define LAID(T, KIND)                                                                              \
+  QFN void preft_qrows512_laid_##T(float *y, size_t ys, const void *xl, size_t xls, const void *w, \
+                                   size_t wrow, int n, int k, int j0, int j1, int accumulate) {    \
+    rows_laid(y, ys, xl, xls, w, wrow, n, k, j0, j1, accumulate, KIND);                            \
+  }
+LAID(q4_0, 1)
+LAID(q5_0, 2)
+LAID(q4_0x4, 3)
+LAID(q5_0x4, 4)
+#undef LAID
 
 #endif
