@@ -801,7 +801,9 @@ TILE16(q5_0x4, preft_qrows512_q5_0x4)
   }
 #define QK_X_LAYOUT_BYTES preft_qx512_layout_bytes
 #define QK_X_LAYOUT preft_qx512_layout
+#define QK_QUANTIZE_ACT preft_quantize_act_rows_avx512
 #else
+#define QK_QUANTIZE_ACT preft_quantize_act_rows
 #define QK_ROWS_LAID \
   { NULL }
 #define QK_X_LAYOUT_BYTES NULL
@@ -823,6 +825,7 @@ const preft_quant_kernels QK_TABLE = {
     .rows_laid = QK_ROWS_LAID,
     .x_layout_bytes = QK_X_LAYOUT_BYTES,
     .x_layout = QK_X_LAYOUT,
+    .quantize_act = QK_QUANTIZE_ACT,
     .tile_dx = tile_dx,
     .dequant = dequant,
     .name = QK_NAME,

@@ -106,6 +106,7 @@ static void qtask(void *p, int task, int thread) {
 }
 
 typedef struct {
+  const preft_quant_kernels *kt;
   preft_qact a;
   unsigned char *dst;
   size_t dst_stride;
@@ -116,8 +117,8 @@ typedef struct {
 
 static void quantize_rows_task(void *p, int r0, int r1) {
   const qx_job *j = p;
-  preft_quantize_act_rows(j->a, j->dst + (size_t)r0 * j->dst_stride, j->dst_stride, j->x + (size_t)r0 * j->xs,
-                          j->xs, r1 - r0, j->k);
+  j->kt->quantize_act(j->a, j->dst + (size_t)r0 * j->dst_stride, j->dst_stride, j->x + (size_t)r0 * j->xs,
+                      j->xs, r1 - r0, j->k);
 }
 
 void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,
@@ -157,7 +158,7 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
   unsigned char *xq = xq_heap ? xq_heap : xq_stack;
   for (int a = 0; a < 2; a++) {
     if (!need[a]) continue;
-    qx_job qj = {(preft_qact)a, xq + off[a], xrow[a], x, (size_t)x_stride, k};
+    qx_job qj = {kt, (preft_qact)a, xq + off[a], xrow[a], x, (size_t)x_stride, k};
     if (threads == 1)
       quantize_rows_task(&qj, 0, n);
     else

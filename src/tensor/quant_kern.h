@@ -41,6 +41,10 @@ typedef struct {
   preft_qrows_fn rows_laid[PREFT_QKERN_TYPES];
   size_t (*x_layout_bytes)(preft_dtype t, int k);
   void (*x_layout)(preft_dtype t, void *dst, const void *xq, size_t xqs, int n, int k);
+  /* x quantized to the activation formats (preft_quantize_act_rows, the
+   * same bytes) */
+  void (*quantize_act)(preft_qact a, void *dst, size_t dst_stride, const float *x, size_t x_stride, int n,
+                       int k);
   preft_qtile_dx_fn tile_dx;
   /* dst[0:n] = the values of a row of type t, bit-exact with
    * preft_dequantize_row (the tiles of the backward for x). */
@@ -91,7 +95,11 @@ void preft_qrows512_q4_0(float *y, size_t ys, const void *xq, size_t xqs, const 
                          int k, int j0, int j1, int accumulate);
 void preft_qrows512_q5_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
                          int k, int j0, int j1, int accumulate);
-/* The AVX512-VNNI rows kernels of the X4 layouts (quant_rows512_x4.c). */
+/* The activations' quantization on zmm (quant_act512.c), bytes as
+ * preft_quantize_act_rows. */
+void preft_quantize_act_rows_avx512(preft_qact a, void *dst, size_t dst_stride, const float *x,
+                                    size_t x_stride, int n, int k);
+/* The AVX512-VNNI rows kernels of the X4 layouts (quant_rows512_q5.c). */
 void preft_qrows512_q4_0x4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
                            int k, int j0, int j1, int accumulate);
 void preft_qrows512_q5_0x4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,

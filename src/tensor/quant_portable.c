@@ -36,6 +36,7 @@ static void tile_dx(float *dx, size_t dxs, const float *dy, size_t dys, const fl
 
 const preft_quant_kernels preft_quant_portable = {
     .rows = {rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0, rows_q4_0x4, rows_q5_0x4},
+    .quantize_act = preft_quantize_act_rows,
     .tile_dx = tile_dx,
     .dequant = preft_dequantize_row,
     .name = "portable",

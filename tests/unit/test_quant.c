@@ -471,6 +471,49 @@ static void test_table_dequant(void **state) {
   }
 }
 
+/* Every table's activation quantizer writes the reference's bytes: random
+ * rows, rows of halves (x · id lands on .5: the rounding of ties), equal
+ * magnitudes of both signs (Q8_K keeps the first one's sign), zero blocks
+ * and a lone value. */
+static void test_table_quantize_act(void **state) {
+  (void)state;
+  enum { K = 1024, N = 6 };
+  static float x[N * K];
+  static unsigned char want[N * K * 2], got[N * K * 2];
+  for (int rep = 0; rep < 8; rep++) {
+    for (int i = 0; i < N * K; i++) {
+      switch (rep % 4) {
+        case 0:
+          x[i] = test_frand() * (float)(1 + i % 7);
+          break;
+        case 1: /* amax 127 in each block: x · id = x, halves are ties */
+          x[i] = (i % 32 == 0) ? 127.0f : (float)((i * 7) % 255 - 127) + 0.5f * (float)(i % 2);
+          break;
+        case 2: /* magnitudes repeat with both signs */
+          x[i] = (float)((i % 5) - 2) * 0.25f;
+          break;
+        default: /* zero blocks and a lone value */
+          x[i] = (i / 256) % 2 ? 0.0f : (i % 97 == 3 ? -3.0f : 0.0f);
+      }
+    }
+    for (int a = 0; a < 2; a++) {
+      const preft_qact act = a ? PREFT_QACT_Q8_K : PREFT_QACT_Q8_0;
+      const size_t row = preft_qact_row_bytes(act, K);
+      preft_quantize_act_rows(act, want, row, x, K, N, K);
+      for (int level = 0; level <= 3; level++) {
+        const preft_quant_kernels *kt = preft_quant_kernels_at(level);
+        if (!kt) continue;
+        memset(got, 0xA5, row * N);
+        kt->quantize_act(act, got, row, x, K, N, K);
+        for (size_t i = 0; i < row * N; i++)
+          if (got[i] != want[i])
+            fail_msg("%s %s rep %d: byte %zu is %d, reference %d", kt->name, a ? "Q8_K" : "Q8_0", rep, i,
+                     got[i], want[i]);
+      }
+    }
+  }
+}
+
 /* The pool's row split gives the bytes of row-by-row quantization. */
 static void test_quantize_rows_pool(void **state) {
   (void)state;
@@ -573,6 +616,7 @@ int main(void) {
       cmocka_unit_test(test_gemm_routes_quantized),
       cmocka_unit_test(test_qgemm_dx),
       cmocka_unit_test(test_table_dequant),
+      cmocka_unit_test(test_table_quantize_act),
       cmocka_unit_test(test_quantize_rows_pool),
       cmocka_unit_test(test_x4_layouts),
       cmocka_unit_test(test_dtype_names),
