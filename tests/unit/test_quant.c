@@ -382,6 +382,45 @@ static void test_gemm_routes_quantized(void **state) {
   preft_pool_free(pool);
 }
 
+/* preft_qgemm_multi of several quantized outputs of different types (one
+ * pool job, the quantized x shared): every output as preft_qgemm gives it
+ * alone, bit for bit, for every N up to 4 and pools of 1-7 threads. */
+static void test_qgemm_multi_spans(void **state) {
+  (void)state;
+  enum { K = 512, NMAX = 4 };
+  static const preft_dtype types[3] = {PREFT_Q5_0_X4, PREFT_Q4_K, PREFT_Q8_0};
+  static const int ms[3] = {70, 5, 37};
+  float x[NMAX * K];
+  for (int i = 0; i < NMAX; i++) fill_row(x + i * K, K);
+  unsigned char *w[3];
+  float *y[3], *want[3];
+  for (int o = 0; o < 3; o++) {
+    w[o] = random_qweights(types[o], ms[o], K);
+    y[o] = malloc(sizeof(float) * NMAX * (size_t)ms[o]);
+    want[o] = malloc(sizeof(float) * NMAX * (size_t)ms[o]);
+  }
+  for (int threads = 1; threads <= 7; threads += 2) {
+    preft_pool *pool = preft_pool_create(threads);
+    for (int n = 1; n <= NMAX; n++)
+      for (int first = 0; first < 3; first++) { /* outputs in three orders */
+        preft_gemm_out outs[3];
+        for (int i = 0; i < 3; i++) {
+          const int o = (first + i) % 3;
+          outs[i] = (preft_gemm_out){.y = y[o], .y_stride = ms[o], .w = w[o], .wdt = types[o], .m = ms[o]};
+          preft_qgemm(pool, want[o], ms[o], x, K, w[o], types[o], n, K, ms[o], 0);
+        }
+        for (int o = 0; o < 3; o++) memset(y[o], 0xFF, sizeof(float) * NMAX * (size_t)ms[o]);
+        preft_qgemm_multi(pool, x, K, n, K, outs, 3, 0);
+        for (int o = 0; o < 3; o++)
+          if (memcmp(y[o], want[o], sizeof(float) * (size_t)n * (size_t)ms[o]) != 0)
+            fail_msg("%d threads, n=%d, order %d: output %s differs from its product alone", threads, n,
+                     first, preft_dtype_name(types[o]));
+      }
+    preft_pool_free(pool);
+  }
+  for (int o = 0; o < 3; o++) free(w[o]), free(y[o]), free(want[o]);
+}
+
 static void test_qgemm_dx(void **state) {
   (void)state;
   preft_pool *p1 = preft_pool_create(1), *p3 = preft_pool_create(3);
@@ -614,6 +653,7 @@ int main(void) {
       cmocka_unit_test(test_dot_reference),
       cmocka_unit_test(test_qgemm_kernels),
       cmocka_unit_test(test_gemm_routes_quantized),
+      cmocka_unit_test(test_qgemm_multi_spans),
       cmocka_unit_test(test_qgemm_dx),
       cmocka_unit_test(test_table_dequant),
       cmocka_unit_test(test_table_quantize_act),
