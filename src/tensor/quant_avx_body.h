@@ -696,11 +696,7 @@ QFN void dequant(preft_dtype t, const void *src, float *y, size_t n) {
       return;
     case PREFT_Q4_0_X4:
     case PREFT_Q5_0_X4:
-      for (size_t g = 0; g < nb; g++) { /* a group at a time, as the plain type's four blocks */
-        unsigned char blocks[4 * sizeof(preft_block_q5_0)];
-        preft_quant_from_x4(t, (const unsigned char *)src + g * preft_dtype_block_bytes(t), blocks, 128);
-        dequant(preft_dtype_stored(t), blocks, y + 128 * g, 128);
-      }
+      preft_dequantize_x4_via(t, src, y, n, dequant);
       return;
     case PREFT_Q6_K:
       for (size_t b = 0; b < nb; b++) {

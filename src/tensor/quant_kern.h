@@ -57,6 +57,11 @@ typedef struct {
  * the tables without kernels of their own for the X4 layouts. */
 void preft_qx4_rows_via(preft_qrows_fn plain, preft_dtype t, float *y, size_t ys, const void *xq, size_t xqs,
                         const void *w, size_t wrow, int n, int k, int j0, int j1, int accumulate);
+/* dst[0:n] = the values of an X4 row (layout t), a group at a time as the
+ * plain type's four blocks through `plain` (a table's dequant, or
+ * preft_dequantize_row). */
+void preft_dequantize_x4_via(preft_dtype t, const void *src, float *dst, size_t n,
+                             void (*plain)(preft_dtype t, const void *src, float *dst, size_t n));
 #define PREFT_QX4_VIA(NAME, PLAIN, T, ATTR)                                                                 \
   ATTR void NAME(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n, int k, \
                  int j0, int j1, int accumulate) {                                                          \

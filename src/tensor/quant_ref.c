@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "tensor/quant.h"
+#include "tensor/quant_kern.h"
 
 #define QMIN(a, b) ((a) < (b) ? (a) : (b))
 #define QMAX(a, b) ((a) > (b) ? (a) : (b))
@@ -148,11 +149,7 @@ void preft_dequantize_row(preft_dtype t, const void *src, float *dst, size_t n) 
       return;
     case PREFT_Q4_0_X4:
     case PREFT_Q5_0_X4:
-      for (size_t g = 0; g < nb; g++) { /* a group at a time, as the plain type's four blocks */
-        unsigned char blocks[4 * sizeof(preft_block_q5_0)];
-        preft_quant_from_x4(t, (const unsigned char *)src + g * preft_dtype_block_bytes(t), blocks, 128);
-        preft_dequantize_row(preft_dtype_stored(t), blocks, dst + 128 * g, 128);
-      }
+      preft_dequantize_x4_via(t, src, dst, n, preft_dequantize_row);
       return;
     default:
       for (size_t i = 0; i < n; i++) dst[i] = preft_load_elem(src, t, i);

@@ -375,25 +375,18 @@ QFN void preft_qx512_layout(preft_dtype t, void *dst, const void *xq, size_t xqs
   }
 }
 
-QFN void preft_qrows512_q4_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
-                             int n, int k, int j0, int j1, int accumulate) {
-  rows_pairs(y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate, 1);
-}
-
-QFN void preft_qrows512_q5_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
-                             int n, int k, int j0, int j1, int accumulate) {
-  rows_pairs(y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate, 2);
-}
-
-QFN void preft_qrows512_q4_0x4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
-                               int n, int k, int j0, int j1, int accumulate) {
-  rows_pairs(y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate, 3);
-}
-
-QFN void preft_qrows512_q5_0x4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
-                               int n, int k, int j0, int j1, int accumulate) {
-  rows_pairs(y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate, 4);
-}
+/* The entry points: x of Q8_0 rows (ENTRY), or laid out once per product
+ * (LAID, preft_qx512_layout). */
+#define ENTRY(T, KIND)                                                                                     \
+  QFN void preft_qrows512_##T(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, \
+                              int n, int k, int j0, int j1, int accumulate) {                              \
+    rows_pairs(y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate, KIND);                                   \
+  }
+ENTRY(q4_0, 1)
+ENTRY(q5_0, 2)
+ENTRY(q4_0x4, 3)
+ENTRY(q5_0x4, 4)
+#undef ENTRY
 
 #define LAID(T, KIND)                                                                              \
   QFN void preft_qrows512_laid_##T(float *y, size_t ys, const void *xl, size_t xls, const void *w, \

@@ -106,3 +106,13 @@ void preft_qx4_rows_via(preft_qrows_fn plain, preft_dtype t, float *y, size_t ys
   }
   if (buf != stack) free(buf);
 }
+
+void preft_dequantize_x4_via(preft_dtype t, const void *src, float *dst, size_t n,
+                             void (*plain)(preft_dtype t, const void *src, float *dst, size_t n)) {
+  const size_t gb = preft_dtype_block_bytes(t);
+  for (size_t g = 0; g < n / X4_VALUES; g++) {
+    unsigned char blocks[4 * sizeof(preft_block_q5_0)];
+    preft_quant_from_x4(t, (const unsigned char *)src + g * gb, blocks, X4_VALUES);
+    plain(preft_dtype_stored(t), blocks, dst + X4_VALUES * g, X4_VALUES);
+  }
+}
