@@ -52,6 +52,19 @@ static void usage(FILE *out) {
           "             PREFT_REPACK=0 keeps Q4_0/Q5_0 weights in ggml's block layout in memory\n");
 }
 
+/* An environment switch NAME=0|1 handed to set when present; -1 (said on
+ * stderr) when it is neither. */
+static int env_switch(const char *name, void (*set)(bool on)) {
+  const char *v = getenv(name);
+  if (!v || !*v) return 0;
+  if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) {
+    fprintf(stderr, "preft: %s=%s is neither 0 nor 1\n", name, v);
+    return -1;
+  }
+  set(v[0] == '1');
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
@@ -76,22 +89,9 @@ int main(int argc, char **argv) {
     }
     preft_matmul_set_precision((preft_matmul_precision)p);
   }
-  const char *mmap_env = getenv("PREFT_MMAP");
-  if (mmap_env && *mmap_env) {
-    if (strcmp(mmap_env, "0") != 0 && strcmp(mmap_env, "1") != 0) {
-      fprintf(stderr, "preft: PREFT_MMAP=%s is neither 0 nor 1\n", mmap_env);
-      return CLI_EXIT_USAGE;
-    }
-    preft_weights_set_mmap(mmap_env[0] == '1');
-  }
-  const char *repack_env = getenv("PREFT_REPACK");
-  if (repack_env && *repack_env) {
-    if (strcmp(repack_env, "0") != 0 && strcmp(repack_env, "1") != 0) {
-      fprintf(stderr, "preft: PREFT_REPACK=%s is neither 0 nor 1\n", repack_env);
-      return CLI_EXIT_USAGE;
-    }
-    preft_weights_set_repack(repack_env[0] == '1');
-  }
+  if (env_switch("PREFT_MMAP", preft_weights_set_mmap) != 0 ||
+      env_switch("PREFT_REPACK", preft_weights_set_repack) != 0)
+    return CLI_EXIT_USAGE;
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
   fprintf(stderr, "preft: unknown command '%s' (see preft --help)\n", argv[1]);
