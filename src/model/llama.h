@@ -70,7 +70,8 @@ int preft_model_quantize(preft_model *m, preft_dtype t, preft_pool *pool, preft_
  * groups) in place into their X4 layouts (tensor/quant.h) when repacking
  * is on (preft_weights_set_repack) and this CPU's kernels read the X4
  * layouts natively; the weights must be in writable memory (not a file
- * mapping). Returns how many matrices it repacked. */
+ * mapping). Returns how many matrices it repacked. preft_model_quantize
+ * repacks the matrices it quantizes itself. */
 int preft_model_repack(preft_model *m, preft_pool *pool);
 /* llama.cpp's fallback for rows of cols values that are not whole blocks
  * of t: Q4_K -> Q5_0, Q6_K -> Q8_0; t itself when they are. */

@@ -87,29 +87,45 @@ static void repack_rows(void *ctx, int r0, int r1) {
     preft_quant_to_x4(j->t, j->data + (size_t)r * j->row, j->data + (size_t)r * j->row, (size_t)j->cols);
 }
 
-int preft_model_repack(preft_model *m, preft_pool *pool) {
-  if (!preft_weights_get_repack() || !preft_quant_x4_native()) return 0;
+/* The projections, the embedding and (untied) the head into mats (room
+ * for n_layers * 7 + 2); returns their count, *tied whether the head is
+ * the embedding. */
+static int model_matrices(preft_model *m, qmat *mats, bool *tied) {
   const preft_model_config *c = &m->cfg;
-  qmat *mats = preft_xmalloc(sizeof *mats * (size_t)(c->n_layers * 7 + 2));
-  int k = layer_matrices(m, mats), done = 0;
-  /* the output head too (a product every step; the embedding's row lookups
-   * read X4 rows as well) */
-  bool tied = m->lm_head.data == m->embed.data;
+  int k = layer_matrices(m, mats);
+  *tied = m->lm_head.data == m->embed.data;
   mats[k++] = (qmat){&m->embed, c->vocab, c->dim, "embed_tokens", -1};
-  if (!tied) mats[k++] = (qmat){&m->lm_head, c->vocab, c->dim, "lm_head", -1};
-  for (int i = 0; i < k; i++) {
-    preft_weight *w = mats[i].w;
-    preft_dtype x4 = preft_quant_x4_of(w->dtype);
-    if (x4 == w->dtype || mats[i].cols % (int)preft_dtype_block(x4)) continue;
-    rjob j = {(uint8_t *)(uintptr_t)w->data, w->dtype, preft_dtype_row_bytes(w->dtype, (size_t)mats[i].cols),
-              mats[i].cols};
-    preft_pool_run_rows(pool, mats[i].rows, (size_t)mats[i].cols, 1 << 18, repack_rows, &j);
-    w->dtype = x4;
-    done++;
-  }
+  if (!*tied) mats[k++] = (qmat){&m->lm_head, c->vocab, c->dim, "lm_head", -1};
+  return k;
+}
+
+/* One Q4_0 / Q5_0 matrix (in writable memory) to its X4 layout when
+ * repacking is on and pays here; whether it did. */
+static bool repack_one(const qmat *q, preft_pool *pool) {
+  preft_weight *w = q->w;
+  const preft_dtype x4 = preft_quant_x4_of(w->dtype);
+  if (x4 == w->dtype || q->cols % (int)preft_dtype_block(x4) || !preft_weights_get_repack() ||
+      !preft_quant_x4_native())
+    return false;
+  rjob j = {(uint8_t *)(uintptr_t)w->data, w->dtype, preft_dtype_row_bytes(w->dtype, (size_t)q->cols),
+            q->cols};
+  preft_pool_run_rows(pool, q->rows, (size_t)q->cols, 1 << 18, repack_rows, &j);
+  w->dtype = x4;
+  return true;
+}
+
+static void say_repacked(int n) {
+  if (n) PREFT_INFO("repacked %d Q4_0/Q5_0 matrices for the AVX512-VNNI kernels", n);
+}
+
+int preft_model_repack(preft_model *m, preft_pool *pool) {
+  qmat *mats = preft_xmalloc(sizeof *mats * (size_t)(m->cfg.n_layers * 7 + 2));
+  bool tied;
+  int k = model_matrices(m, mats, &tied), done = 0;
+  for (int i = 0; i < k; i++) done += repack_one(&mats[i], pool);
   free(mats);
   if (tied) m->lm_head = m->embed;
-  if (done) PREFT_INFO("repacked %d Q4_0/Q5_0 matrices for the AVX512-VNNI kernels", done);
+  say_repacked(done);
   return done;
 }
 
@@ -118,10 +134,8 @@ int preft_model_quantize(preft_model *m, preft_dtype t, preft_pool *pool, preft_
   if (!preft_dtype_is_quant(t))
     return preft_fail(err, "--quantize: %s is not a quantized type", preft_dtype_name(t));
   qmat *mats = preft_xmalloc(sizeof *mats * (size_t)(c->n_layers * 7 + 2));
-  int k = layer_matrices(m, mats);
-  bool tied = m->lm_head.data == m->embed.data;
-  mats[k++] = (qmat){&m->embed, c->vocab, c->dim, "embed_tokens", -1};
-  if (!tied) mats[k++] = (qmat){&m->lm_head, c->vocab, c->dim, "lm_head", -1};
+  bool tied;
+  int k = model_matrices(m, mats, &tied);
   size_t total = 0;
   for (int i = 0; i < k; i++) {
     preft_dtype d = preft_quant_fallback(t, mats[i].cols);
@@ -142,7 +156,7 @@ int preft_model_quantize(preft_model *m, preft_dtype t, preft_pool *pool, preft_
     return preft_fail(err, "--quantize: cannot allocate %zu MiB", total >> 20);
   }
   size_t used = 0;
-  int fallbacks = 0;
+  int fallbacks = 0, repacked = 0;
   for (int i = 0; i < k; i++) {
     if (preft_dtype_is_quant(mats[i].w->dtype)) continue;
     preft_dtype d = preft_quant_fallback(t, mats[i].cols);
@@ -155,6 +169,9 @@ int preft_model_quantize(preft_model *m, preft_dtype t, preft_pool *pool, preft_
     preft_pool_run_rows(pool, mats[i].rows, (size_t)mats[i].cols, 1 << 16, quantize_rows, &j);
     *mats[i].w = (preft_weight){j.dst, d};
     used += preft_dtype_row_bytes(d, (size_t)mats[i].cols) * (size_t)mats[i].rows;
+    /* only what was quantized here: matrices quantized already (a GGUF's)
+     * were repacked at load, or stay in a read-only mapping */
+    repacked += repack_one(&mats[i], pool);
   }
   if (tied) m->lm_head = m->embed;
   if (fallbacks)
@@ -169,6 +186,6 @@ int preft_model_quantize(preft_model *m, preft_dtype t, preft_pool *pool, preft_
     link[1] = m->quant_owned;
     m->quant_owned = link;
   }
-  preft_model_repack(m, pool);
+  say_repacked(repacked);
   return 0;
 }

@@ -222,7 +222,24 @@ static void repacked_weights_are_the_same_model(void **state) {
       void *fa = test_read_all(path, &na), *fb = test_read_all(back, &nb);
       assert_int_equal(na, nb);
       assert_memory_equal(fa, fb, na);
-      free(fa), free(fb), free(lp), free(lx);
+      /* a mapped file is never written: loaded mapped, and --quantize on
+       * top (its matrices are quantized already), it keeps ggml's layout;
+       * what --quantize makes itself is repacked */
+      preft_model *mapped;
+      preft_weights_set_mmap(true);
+      if (preft_model_load(&mapped, path, &err)) fail_msg("%s", err.msg);
+      preft_weights_set_mmap(false);
+      if (preft_model_quantize(mapped, t, pool, &err)) fail_msg("%s", err.msg);
+      assert_int_equal(mapped->layers[1].w_down.dtype, t);
+      float *lm = logits_of(mapped, pool, ids, P);
+      assert_memory_equal(lm, lp, sizeof(float) * P * 320);
+      preft_model *made = random_model(a ? PREFT_ARCH_QWEN2 : PREFT_ARCH_LLAMA);
+      if (preft_model_quantize(made, t, pool, &err)) fail_msg("%s", err.msg);
+      assert_int_equal(made->layers[1].w_down.dtype, want);
+      assert_int_equal(made->embed.dtype, want);
+      free(fa), free(fb), free(lp), free(lx), free(lm);
+      preft_model_free(mapped);
+      preft_model_free(made);
       preft_model_free(plain);
       preft_model_free(packed);
       test_remove_tmp_file(path);
