@@ -40,7 +40,7 @@
 
 #define RW 4       /* weight rows per group: lanes of the FP32 steps */
 #define RNR 4      /* rows of x per pass over the weights */
-#define RPF 4      /* super-blocks of prefetch distance (prefetch_ahead) */
+#define RPF 8      /* super-blocks of prefetch distance (prefetch_ahead) */
 #define RSTACK 512 /* Q4_K pair sums of x kept on the stack (super-blocks × rows) */
 
 /* The 4 sums of the 16 int32 of each of a, b, c, d, as lanes 0..3. */
