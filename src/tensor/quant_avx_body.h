@@ -43,6 +43,7 @@
 #define QIN static inline __attribute__((always_inline, target(QK_TARGET)))
 
 #define QNR 4          /* rows of x per pass over a weight row */
+#define QPF_AHEAD 4096 /* bytes of the weight stream prefetched ahead (rows kernels) */
 #define QSX_STACK 4096 /* sums of x kept on the stack (blocks × rows) */
 
 /* acc + the 8 int32 sums of 4 adjacent u8·s8 products */
@@ -163,8 +164,14 @@ QIN void dot32(int kind, float *y, size_t ys, const unsigned char *xq, size_t xq
                const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
   __m256 acc[QNR], acc2[QNR];
   for (int r = 0; r < nr; r++) acc[r] = acc2[r] = _mm256_setzero_ps();
+  const size_t bs = kind == 0   ? sizeof(preft_block_q8_0)
+                    : kind == 1 ? sizeof(preft_block_q4_0)
+                                : sizeof(preft_block_q5_0);
   int b = 0;
   for (; b + 1 < nb; b += 2) {
+    /* the weight stream QPF_AHEAD bytes on (past the row: the next row's) */
+    _mm_prefetch((const char *)w + (size_t)b * bs + QPF_AHEAD, _MM_HINT_T0);
+    _mm_prefetch((const char *)w + (size_t)b * bs + QPF_AHEAD + 64, _MM_HINT_T0);
     block32(acc, kind, w, b, xq, xqs, xd, sx, nb, nr);
     block32(acc2, kind, w, b + 1, xq, xqs, xd, sx, nb, nr);
   }
