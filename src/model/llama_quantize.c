@@ -103,7 +103,7 @@ static int model_matrices(preft_model *m, qmat *mats, bool *tied) {
  * repacking is on and pays here; whether it did. */
 static bool repack_one(const qmat *q, preft_pool *pool) {
   preft_weight *w = q->w;
-  const preft_dtype x4 = preft_quant_x4_of(w->dtype);
+  const preft_dtype x4 = preft_dtype_x4_of(w->dtype);
   if (x4 == w->dtype || q->cols % (int)preft_dtype_block(x4) || !preft_weights_get_repack() ||
       !preft_quant_x4_native())
     return false;

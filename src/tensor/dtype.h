@@ -30,6 +30,11 @@ static inline int preft_dtype_is_x4(preft_dtype t) { return t == PREFT_Q4_0_X4 |
 static inline preft_dtype preft_dtype_stored(preft_dtype t) {
   return t == PREFT_Q4_0_X4 ? PREFT_Q4_0 : t == PREFT_Q5_0_X4 ? PREFT_Q5_0 : t;
 }
+/* The X4 layout of a plain type (Q4_0, Q5_0); other types map to
+ * themselves. */
+static inline preft_dtype preft_dtype_x4_of(preft_dtype t) {
+  return t == PREFT_Q4_0 ? PREFT_Q4_0_X4 : t == PREFT_Q5_0 ? PREFT_Q5_0_X4 : t;
+}
 /* Elements per block: 1, 32, 128 (a group of four blocks of an X4 layout)
  * or 256. */
 static inline size_t preft_dtype_block(preft_dtype t) {

@@ -115,9 +115,7 @@ typedef struct {
 _Static_assert(sizeof(preft_group_q4_0x4) == 4 * sizeof(preft_block_q4_0), "an X4 group is four blocks");
 _Static_assert(sizeof(preft_group_q5_0x4) == 4 * sizeof(preft_block_q5_0), "an X4 group is four blocks");
 
-/* The X4 layout of a plain type (Q4_0, Q5_0); other types map to
- * themselves (the way back: preft_dtype_stored in dtype.h). */
-preft_dtype preft_quant_x4_of(preft_dtype t);
+/* (preft_dtype_x4_of and preft_dtype_stored, dtype.h, map the types.) */
 /* A row of n values (n a multiple of 128) from the plain type to its X4
  * layout (preft_quant_to_x4: t the plain type) and back
  * (preft_quant_from_x4: t the X4 layout). dst may be src (in place). */

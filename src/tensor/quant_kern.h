@@ -73,7 +73,7 @@ extern const preft_quant_kernels preft_quant_portable;
 #define PREFT_HAVE_QUANT_AVX 1
 extern const preft_quant_kernels preft_quant_avx2;       /* AVX2 + FMA + F16C: maddubs/madd */
 extern const preft_quant_kernels preft_quant_avxvnni;    /* + AVX-VNNI: vpdpbusd on ymm */
-extern const preft_quant_kernels preft_quant_avx512vnni; /* + AVX512-VNNI/VL: vpdpbusd (EVEX) on ymm */
+extern const preft_quant_kernels preft_quant_avx512vnni; /* + AVX512-VNNI/VL/BW: vpdpbusd, zmm kernels */
 #endif
 
 #ifdef PREFT_HAVE_QUANT_AVX
@@ -92,39 +92,32 @@ PREFT_QTILE16_DECL(q4_0x4)
 PREFT_QTILE16_DECL(q5_0x4)
 #undef PREFT_QTILE16_DECL
 
-/* The AVX512-VNNI rows kernels of the K-quants on zmm (quant_rows512.c):
- * preft_qrows_fn, bit-identical with preft_qgemm_ref. */
-/* The AVX512-VNNI rows kernels of Q4_0 / Q5_0 on zmm (quant_rows512_q5.c):
- * preft_qrows_fn, two blocks per vpdpbusd, within test_quant's tolerance. */
-void preft_qrows512_q4_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
-                         int k, int j0, int j1, int accumulate);
-void preft_qrows512_q5_0(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
-                         int k, int j0, int j1, int accumulate);
+/* The AVX512-VNNI rows kernels on zmm, preft_qrows_fn: of the K-quants
+ * (quant_rows512.c), bit-identical with preft_qgemm_ref; of Q4_0 / Q5_0 and
+ * their X4 layouts (quant_rows512_q5.c), within test_quant's tolerance,
+ * each also as rows_laid (x laid out once per product by
+ * preft_qx512_layout, preft_qx512_layout_bytes a row). */
+#define PREFT_QROWS512_DECL(NAME)                                                                      \
+  void NAME(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n, int k, \
+            int j0, int j1, int accumulate);
+PREFT_QROWS512_DECL(preft_qrows512_q4_K)
+PREFT_QROWS512_DECL(preft_qrows512_q6_K)
+PREFT_QROWS512_DECL(preft_qrows512_q4_0)
+PREFT_QROWS512_DECL(preft_qrows512_q5_0)
+PREFT_QROWS512_DECL(preft_qrows512_q4_0x4)
+PREFT_QROWS512_DECL(preft_qrows512_q5_0x4)
+PREFT_QROWS512_DECL(preft_qrows512_laid_q4_0)
+PREFT_QROWS512_DECL(preft_qrows512_laid_q5_0)
+PREFT_QROWS512_DECL(preft_qrows512_laid_q4_0x4)
+PREFT_QROWS512_DECL(preft_qrows512_laid_q5_0x4)
+#undef PREFT_QROWS512_DECL
+size_t preft_qx512_layout_bytes(preft_dtype t, int k);
+void preft_qx512_layout(preft_dtype t, void *dst, const void *xq, size_t xqs, int n, int k);
+
 /* The activations' quantization on zmm (quant_act512.c), bytes as
  * preft_quantize_act_rows. */
 void preft_quantize_act_rows_avx512(preft_qact a, void *dst, size_t dst_stride, const float *x,
                                     size_t x_stride, int n, int k);
-/* The AVX512-VNNI rows kernels of the X4 layouts (quant_rows512_q5.c). */
-void preft_qrows512_q4_0x4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
-                           int k, int j0, int j1, int accumulate);
-void preft_qrows512_q5_0x4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
-                           int k, int j0, int j1, int accumulate);
-/* Their x laid out once per product (quant_kern.h's rows_laid), for Q4_0,
- * Q5_0 and the X4 layouts. */
-size_t preft_qx512_layout_bytes(preft_dtype t, int k);
-void preft_qx512_layout(preft_dtype t, void *dst, const void *xq, size_t xqs, int n, int k);
-#define PREFT_QROWS512_LAID_DECL(T)                                                                         \
-  void preft_qrows512_laid_##T(float *y, size_t ys, const void *xl, size_t xls, const void *w, size_t wrow, \
-                               int n, int k, int j0, int j1, int accumulate);
-PREFT_QROWS512_LAID_DECL(q4_0)
-PREFT_QROWS512_LAID_DECL(q5_0)
-PREFT_QROWS512_LAID_DECL(q4_0x4)
-PREFT_QROWS512_LAID_DECL(q5_0x4)
-#undef PREFT_QROWS512_LAID_DECL
-void preft_qrows512_q4_K(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
-                         int k, int j0, int j1, int accumulate);
-void preft_qrows512_q6_K(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
-                         int k, int j0, int j1, int accumulate);
 #endif
 
 /* Caps the kernels preft_qgemm picks (tests run every table the CPU has):

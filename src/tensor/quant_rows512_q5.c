@@ -1,5 +1,8 @@
 /* quant_rows512_q5.c - the rows kernels (N < 16 rows of x: decode) of the
- * AVX512-VNNI table (quant_avx512vnni.c) for Q4_0 and Q5_0, on zmm.
+ * AVX512-VNNI table (quant_avx512vnni.c) for Q4_0 and Q5_0, on zmm: ggml's
+ * layout two blocks per step (below), the X4 layouts the loader repacks
+ * them to (quant.h) four blocks per step (group_step: one load for the
+ * nibbles of 128 values, about 14 instructions per group).
  *
  * Two blocks of 32 weights per zmm: the codes of block A in the low 256
  * bits (its low nibbles, then its high nibbles, Q5_0's fifth bits added as
@@ -15,9 +18,11 @@
  * one shuffle tree for their four sums: together 1.2-1.4x the previous
  * version per core at N = 1 (docs/PERFORMANCE.md).
  *
- * Each call first lays out, for each of its rows of x, the pairs of x
- * blocks the kernel reads (their 64 int8 contiguous, the offsets and the
- * scales as zmm-ready vectors): O(K) per row of x, against O(M·K) weights.
+ * x is first laid out as the kernel reads it (pairs or groups of blocks:
+ * their int8 contiguous, the offsets and the scales as zmm-ready vectors):
+ * once per product by preft_qx512_layout for the rows_laid entries that
+ * quant_gemm.c takes, or per call for the plain entries (the tiles'
+ * leftover rows).
  * An odd last block pairs with nothing: its high half is masked out of the
  * FMA (only there: the full pairs take no mask).
  *

@@ -16,10 +16,6 @@
 #define X4_VALUES (4 * PREFT_QK)
 #define X4_STACK 16384 /* bytes of unpacked weight rows kept on the stack */
 
-preft_dtype preft_quant_x4_of(preft_dtype t) {
-  return t == PREFT_Q4_0 ? PREFT_Q4_0_X4 : t == PREFT_Q5_0 ? PREFT_Q5_0_X4 : t;
-}
-
 /* One group: four plain blocks at b to the group at g (not overlapping). */
 static void group_to_x4(preft_dtype t, const unsigned char *b, unsigned char *g) {
   if (t == PREFT_Q4_0) {

@@ -1,10 +1,13 @@
 /* transpose_avx.c - 8 × 8 tiles of the training products' transposes
- * (gemm_train.c) in registers, and their plain BF16 rounding of a weight: eight row loads, the unpack /
- * shuffle / lane-permute network, eight row stores, instead of 64 scalar loads and stores with one side
- * strided. FP32 out on AVX (the baseline path); BF16 out (rounded to nearest even by vcvtneps2bf16, as
- * preft_f32_to_bf16 except that the instruction flushes FP32 subnormals to zero where the scalar edge path
- * keeps them) on AVX512_BF16. That path only feeds preft_gemm_bf16's vdpbf16ps, which treats subnormal inputs
- * as zero anyway. Only called on CPUs with those extensions (cpu.h). */
+ * (gemm_train.c) in registers, and its plain BF16 rounding of a weight:
+ * eight row loads, the unpack / shuffle / lane-permute network, eight row
+ * stores, instead of 64 scalar loads and stores with one side strided.
+ * FP32 out on AVX (the baseline path); BF16 out (rounded to nearest even by
+ * vcvtneps2bf16, as preft_f32_to_bf16 except that the instruction flushes
+ * FP32 subnormals to zero where the scalar edge path keeps them) on
+ * AVX512_BF16. That path only feeds preft_gemm_bf16's vdpbf16ps, which
+ * treats subnormal inputs as zero anyway. Only called on CPUs with those
+ * extensions (cpu.h). */
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>

@@ -1,8 +1,9 @@
 /* transpose_kern.h - internal: 8 × 8 transpose tiles for gemm_train.c's
- * transposes and its BF16 rounding of a weight (transpose_avx.c). out[c][r] = in[r][c] for r, c < 8; rows of
- * in are `is` floats apart, rows of out `os` elements apart. The FP32 one
- * needs AVX (path >= PREFT_CPU_AVX_FMA), the BF16 one (nearest even)
- * AVX512_BF16 (path >= PREFT_CPU_AVX512_BF16). */
+ * transposes and its BF16 rounding of a weight (transpose_avx.c).
+ * out[c][r] = in[r][c] for r, c < 8; rows of in are `is` floats apart,
+ * rows of out `os` elements apart. The FP32 one needs AVX (path >=
+ * PREFT_CPU_AVX_FMA), the BF16 one (nearest even) AVX512_BF16 (path >=
+ * PREFT_CPU_AVX512_BF16). */
 #ifndef PREFT_TENSOR_TRANSPOSE_KERN_H
 #define PREFT_TENSOR_TRANSPOSE_KERN_H
 

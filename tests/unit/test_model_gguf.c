@@ -208,7 +208,7 @@ static void repacked_weights_are_the_same_model(void **state) {
       preft_weights_set_repack(true);
       if (preft_model_load(&packed, path, &err)) fail_msg("%s", err.msg);
       assert_int_equal(plain->layers[0].wq.dtype, t);
-      const preft_dtype want = preft_quant_x4_native() ? preft_quant_x4_of(t) : t;
+      const preft_dtype want = preft_quant_x4_native() ? preft_dtype_x4_of(t) : t;
       assert_int_equal(packed->layers[0].wq.dtype, want);
       assert_int_equal(packed->layers[1].w_down.dtype, want);
       assert_int_equal(packed->lm_head.dtype, want);

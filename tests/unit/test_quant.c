@@ -385,7 +385,7 @@ static void test_gemm_routes_quantized(void **state) {
 /* preft_qgemm_multi of several quantized outputs of different types (one
  * pool job, the quantized x shared): every output as preft_qgemm gives it
  * alone, bit for bit, for every N up to 4 and pools of 1-7 threads. */
-static void test_qgemm_multi_spans(void **state) {
+static void test_qgemm_multi_mixed_types(void **state) {
   (void)state;
   enum { K = 512, NMAX = 4 };
   static const preft_dtype types[3] = {PREFT_Q5_0_X4, PREFT_Q4_K, PREFT_Q8_0};
@@ -606,7 +606,7 @@ static void test_x4_layouts(void **state) {
   enum { K = 640, R = 3 };
   float x[K], a[K], b[K];
   for (int p = 0; p < 2; p++) {
-    const preft_dtype plain = p ? PREFT_Q5_0 : PREFT_Q4_0, x4 = preft_quant_x4_of(plain);
+    const preft_dtype plain = p ? PREFT_Q5_0 : PREFT_Q4_0, x4 = preft_dtype_x4_of(plain);
     assert_int_equal(preft_dtype_stored(x4), plain);
     assert_int_equal(preft_dtype_row_bytes(x4, K), preft_dtype_row_bytes(plain, K));
     const size_t rb = preft_dtype_row_bytes(plain, K);
@@ -653,7 +653,7 @@ int main(void) {
       cmocka_unit_test(test_dot_reference),
       cmocka_unit_test(test_qgemm_kernels),
       cmocka_unit_test(test_gemm_routes_quantized),
-      cmocka_unit_test(test_qgemm_multi_spans),
+      cmocka_unit_test(test_qgemm_multi_mixed_types),
       cmocka_unit_test(test_qgemm_dx),
       cmocka_unit_test(test_table_dequant),
       cmocka_unit_test(test_table_quantize_act),
