@@ -796,11 +796,11 @@ TILE16(q5_0x4, preft_qrows512_q5_0x4)
     rows_q8_0, preft_qrows512_q4_0, preft_qrows512_q4_K, preft_qrows512_q6_K, preft_qrows512_q5_0, \
         preft_qrows512_q4_0x4, preft_qrows512_q5_0x4                                               \
   }
-/* x laid out once per product for the Q4_0 / Q5_0 families' rows kernels */
-#define QK_ROWS_LAID                                                                                  \
-  {                                                                                                   \
-    NULL, preft_qrows512_laid_q4_0, NULL, NULL, preft_qrows512_laid_q5_0, preft_qrows512_laid_q4_0x4, \
-        preft_qrows512_laid_q5_0x4                                                                    \
+/* x laid out once per product for the Q4_0 / Q5_0 families' and Q4_K's rows kernels */
+#define QK_ROWS_LAID                                                                          \
+  {                                                                                           \
+    NULL, preft_qrows512_laid_q4_0, preft_qrows512_laid_q4_K, NULL, preft_qrows512_laid_q5_0, \
+        preft_qrows512_laid_q4_0x4, preft_qrows512_laid_q5_0x4                                \
   }
 #define QK_X_LAYOUT_BYTES preft_qx512_layout_bytes
 #define QK_X_LAYOUT preft_qx512_layout

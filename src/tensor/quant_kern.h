@@ -94,9 +94,10 @@ PREFT_QTILE16_DECL(q5_0x4)
 
 /* The AVX512-VNNI rows kernels on zmm, preft_qrows_fn: of the K-quants
  * (quant_rows512.c), bit-identical with preft_qgemm_ref; of Q4_0 / Q5_0 and
- * their X4 layouts (quant_rows512_q5.c), within test_quant's tolerance,
- * each also as rows_laid (x laid out once per product by
- * preft_qx512_layout, preft_qx512_layout_bytes a row). */
+ * their X4 layouts (quant_rows512_q5.c), within test_quant's tolerance;
+ * Q4_0 / Q5_0, their X4 layouts and Q4_K also as rows_laid (x laid out once
+ * per product by preft_qx512_layout, preft_qx512_layout_bytes a row; Q4_K's
+ * layout is quant_rows512.c's, through preft_qx512_layout_q4_K). */
 #define PREFT_QROWS512_DECL(NAME)                                                                      \
   void NAME(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n, int k, \
             int j0, int j1, int accumulate);
@@ -110,9 +111,12 @@ PREFT_QROWS512_DECL(preft_qrows512_laid_q4_0)
 PREFT_QROWS512_DECL(preft_qrows512_laid_q5_0)
 PREFT_QROWS512_DECL(preft_qrows512_laid_q4_0x4)
 PREFT_QROWS512_DECL(preft_qrows512_laid_q5_0x4)
+PREFT_QROWS512_DECL(preft_qrows512_laid_q4_K)
 #undef PREFT_QROWS512_DECL
 size_t preft_qx512_layout_bytes(preft_dtype t, int k);
 void preft_qx512_layout(preft_dtype t, void *dst, const void *xq, size_t xqs, int n, int k);
+size_t preft_qx512_layout_bytes_q4_K(int k);
+void preft_qx512_layout_q4_K(void *dst, const void *xq, size_t xqs, int n, int k);
 
 /* The activations' quantization on zmm (quant_act512.c), bytes as
  * preft_quantize_act_rows. */
