@@ -27,8 +27,9 @@
 #          mixed batch) vs llamacpp_peer adapters (llama.cpp applies one
 #          adapter set per batch, so each adapter's requests form a batch and
 #          the adapters take turns);
-#        read bandwidth: `preft bench model`'s roofline, measured in the
-#          same run; batch-1 decode of each as a fraction of it (bytes of
+#        read bandwidth: `preft bench model`'s probes just before and just
+#          after its batch-1 decode (their mean; the row shows it), measured
+#          in the same run; batch-1 decode of each as a fraction of it (bytes of
 #          weights per token from preft's run, the same file for both);
 #        perplexity (with --tokenizer and --ppl-text): `preft perplexity
 #          --halves --ctx C` vs `llama-perplexity -c C -b C` on the same GGUF
@@ -305,11 +306,13 @@ for dt in $dtypes; do
     row "$dt" "llama-bench tg$O tok/s (batch 1, empty context)" "-" "$ltg" "-" "$lb1"
     # read bandwidth (preft's roofline, this run) and batch-1 decode against it:
     # bytes per token = preft's decode GB/s / its tok/s (the same weights)
-    bw=$(json_num "$work/preft-model-$dt.json" bandwidth_gbs)
+    # (the mean of the probes just before and after preft's batch-1 decode)
+    bw=$(preft_b1 "$work/preft-model-$dt.json" bandwidth_gbs_row)
+    [ -n "$bw" ] || bw=$(json_num "$work/preft-model-$dt.json" bandwidth_gbs)
     pgbs=$(preft_b1 "$work/preft-model-$dt.json" decode_gbs)
     ptps=$(preft_b1 "$work/preft-model-$dt.json" decode_tokens_per_s)
     ltps=$(lcpp_bb "$work/lcpp-bb-$dt.jsonl" speed_tg 1)
-    row "$dt" "read bandwidth GB/s (preft roofline, this run)" "$bw" "-" "$lp" "-"
+    row "$dt" "read bandwidth GB/s (preft's probes around its decode)" "$bw" "-" "$lp" "-"
     row "$dt" "batch-1 decode, % of read bandwidth" "$(awk -v g="$pgbs" -v b="$bw" 'BEGIN { if (b > 0) printf "%.1f", 100 * g / b }')" \
       "$(awk -v g="$pgbs" -v t="$ptps" -v l="$ltps" -v b="$bw" 'BEGIN { if (b > 0 && t > 0 && l > 0) printf "%.1f", 100 * g / t * l / b }')"
 

@@ -15,7 +15,10 @@
  * llama-batched-bench runs). Prefill is compared with the FMA peak
  * (FLOPs of every matrix product and of attention); decode with memory
  * bandwidth (bytes of every weight matrix read once per step plus the KV
- * cache read by attention). */
+ * cache read by attention), measured before the first batch size and again
+ * after each one: a row's "of bw" is against the mean of the probes on
+ * either side of it (this VM's bandwidth moves by half within minutes, so
+ * one probe at the start could fall in another minute than the decode). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +48,8 @@ static void usage(FILE *out) {
           "roofline: measures the FP32 FMA peak (GFLOP/s), main-memory read bandwidth\n"
           "(GB/s) and preft's own sgemm on this machine.\n\n"
           "model: prefill and decode tokens/s of a model, each as a fraction of the\n"
-          "roofline measured in the same run (prefill vs FMA peak, decode vs bandwidth).\n"
+          "roofline measured in the same run (prefill vs FMA peak, decode vs the mean of\n"
+          "the bandwidth probes just before and just after that batch size's decode).\n"
           "  --shape NAME        random weights of a known shape: %s\n"
           "  -m DIR              or a Hugging Face model directory\n"
           "  --dtype f32|f16|bf16 weight storage for --shape (default bf16)\n"
@@ -353,13 +357,16 @@ static int bench_model(int argc, char **argv) {
   cJSON_AddNumberToObject(json, "warmup_tokens", (double)warmup);
   cJSON_AddStringToObject(json, "decode_statistic", stat);
   cJSON *results = cJSON_AddArrayToObject(json, "results");
+  double bw_before = bw;
   for (int i = 0; i < n_batches && rc == 0; i++) {
     bench_row r = {.batch = batches[i]};
     rc = bench_batch(m, pool, batches[i], (int)P, (int)steps, prefill, decode, use_mean, &r, &err);
     if (rc != 0) break;
-    printf("%6d | %12.1f %10.1f %7.0f%% | %12.2f %10.2f %9.2f %7.0f%%\n", r.batch, r.prefill_tps,
-           r.prefill_gflops, 100 * r.prefill_gflops / peak, r.decode_tps, r.decode_step_ms, r.decode_gbs,
-           100 * r.decode_gbs / bw);
+    const double bw_after = decode ? preft_roofline_bandwidth_gbs(pool, 1.0) : bw_before;
+    const double bw_row = 0.5 * (bw_before + bw_after);
+    printf("%6d | %12.1f %10.1f %7.0f%% | %12.2f %10.2f %9.2f %7.0f%%  (bw %.1f / %.1f GB/s)\n", r.batch,
+           r.prefill_tps, r.prefill_gflops, 100 * r.prefill_gflops / peak, r.decode_tps, r.decode_step_ms,
+           r.decode_gbs, 100 * r.decode_gbs / bw_row, bw_before, bw_after);
     fflush(stdout);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "batch", r.batch);
@@ -369,7 +376,11 @@ static int bench_model(int argc, char **argv) {
     cJSON_AddNumberToObject(o, "decode_tokens_per_s", r.decode_tps);
     cJSON_AddNumberToObject(o, "decode_step_ms", r.decode_step_ms);
     cJSON_AddNumberToObject(o, "decode_gbs", r.decode_gbs);
-    cJSON_AddNumberToObject(o, "decode_fraction_of_bandwidth", r.decode_gbs / bw);
+    cJSON_AddNumberToObject(o, "bandwidth_gbs_before", bw_before);
+    cJSON_AddNumberToObject(o, "bandwidth_gbs_after", bw_after);
+    cJSON_AddNumberToObject(o, "bandwidth_gbs_row", bw_row);
+    cJSON_AddNumberToObject(o, "decode_fraction_of_bandwidth", r.decode_gbs / bw_row);
+    bw_before = bw_after;
     cJSON_AddNumberToObject(o, "prefill_seconds", r.prefill_s);
     if (r.step_times) {
       cJSON_AddNumberToObject(o, "decode_step_ms_mean", r.step_mean * 1e3);

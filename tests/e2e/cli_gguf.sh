@@ -56,6 +56,15 @@ check "bench model --stat mean (default): step time is the mean of the 5 kept st
 "$bin" bench model -m "$tmp/m" --batch 2 --prompt-len 8 --decode-steps 5 --threads 1 --stat median --json "$tmp/bmm.json" >/dev/null 2>&1
 check "bench model --stat median: step time is the middle step" jq -e '.results[0] |
   (.decode_step_ms_all | sort | .[2]) == .decode_step_ms' "$tmp/bmm.json"
+# decode against bandwidth probes on either side of each batch size's run:
+# the first row's probe before is the run's start probe, a row's after is
+# the next row's before, and the fraction is against their mean
+"$bin" bench model -m "$tmp/m" --batch 1,2 --prompt-len 8 --decode-steps 3 --threads 1 --json "$tmp/bw.json" >/dev/null 2>&1
+check "bench model: decode against the mean of the probes around it" jq -e '
+  .results as $r | $r[0].bandwidth_gbs_before == .bandwidth_gbs and
+  $r[1].bandwidth_gbs_before == $r[0].bandwidth_gbs_after and
+  all($r[]; ((.bandwidth_gbs_before + .bandwidth_gbs_after) / 2 - .bandwidth_gbs_row | fabs) < 1e-9 * .bandwidth_gbs_row
+    and (.decode_gbs / .bandwidth_gbs_row - .decode_fraction_of_bandwidth | fabs) < 1e-9)' "$tmp/bw.json"
 check "bench model --stat other exits 2" test "$(rc "$bin" bench model -m "$tmp/m" --stat mode)" -eq 2
 
 # quantized: convert --type T and --quantize T at load give the same logits
