@@ -304,9 +304,10 @@ for dt in $dtypes; do
     ltg=$(lcpp_bench "$work/lcpp-bench-$dt.json" 0 "$O")
     row "$dt" "llama-bench pp$P tok/s (batch 1)" "-" "$(lcpp_bench "$work/lcpp-bench-$dt.json" "$P" 0)" "-" "$lb1"
     row "$dt" "llama-bench tg$O tok/s (batch 1, empty context)" "-" "$ltg" "-" "$lb1"
-    # read bandwidth (preft's roofline, this run) and batch-1 decode against it:
-    # bytes per token = preft's decode GB/s / its tok/s (the same weights)
-    # (the mean of the probes just before and after preft's batch-1 decode)
+    # read bandwidth (the mean of preft's probes just before and after its
+    # batch-1 decode; bandwidth_gbs from a preft that predates them) and
+    # batch-1 decode against it: bytes per token = preft's decode GB/s / its
+    # tok/s (the same weights)
     bw=$(preft_b1 "$work/preft-model-$dt.json" bandwidth_gbs_row)
     [ -n "$bw" ] || bw=$(json_num "$work/preft-model-$dt.json" bandwidth_gbs)
     pgbs=$(preft_b1 "$work/preft-model-$dt.json" decode_gbs)

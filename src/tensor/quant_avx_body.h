@@ -802,8 +802,19 @@ TILE16(q5_0x4, preft_qrows512_q5_0x4)
     NULL, preft_qrows512_laid_q4_0, preft_qrows512_laid_q4_K, NULL, preft_qrows512_laid_q5_0, \
         preft_qrows512_laid_q4_0x4, preft_qrows512_laid_q5_0x4                                \
   }
-#define QK_X_LAYOUT_BYTES preft_qx512_layout_bytes
-#define QK_X_LAYOUT preft_qx512_layout
+/* the table's x layouts: Q4_K's (quant_rows512.c), else the Q4_0 / Q5_0
+ * families' (quant_rows512_q5.c) */
+static size_t x_layout_bytes512(preft_dtype t, int k) {
+  return t == PREFT_Q4_K ? preft_qx512_layout_bytes_q4_K(k) : preft_qx512_layout_bytes(t, k);
+}
+static void x_layout512(preft_dtype t, void *dst, const void *xq, size_t xqs, int n, int k) {
+  if (t == PREFT_Q4_K)
+    preft_qx512_layout_q4_K(dst, xq, xqs, n, k);
+  else
+    preft_qx512_layout(t, dst, xq, xqs, n, k);
+}
+#define QK_X_LAYOUT_BYTES x_layout_bytes512
+#define QK_X_LAYOUT x_layout512
 #define QK_QUANTIZE_ACT preft_quantize_act_rows_avx512
 #else
 #define QK_QUANTIZE_ACT preft_quantize_act_rows

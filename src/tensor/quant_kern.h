@@ -95,9 +95,10 @@ PREFT_QTILE16_DECL(q5_0x4)
 /* The AVX512-VNNI rows kernels on zmm, preft_qrows_fn: of the K-quants
  * (quant_rows512.c), bit-identical with preft_qgemm_ref; of Q4_0 / Q5_0 and
  * their X4 layouts (quant_rows512_q5.c), within test_quant's tolerance;
- * Q4_0 / Q5_0, their X4 layouts and Q4_K also as rows_laid (x laid out once
- * per product by preft_qx512_layout, preft_qx512_layout_bytes a row; Q4_K's
- * layout is quant_rows512.c's, through preft_qx512_layout_q4_K). */
+ * Q4_0 / Q5_0, their X4 layouts and Q4_K also as rows_laid, x laid out once
+ * per product: preft_qx512_layout (preft_qx512_layout_bytes a row) for the
+ * Q4_0 / Q5_0 families, preft_qx512_layout_q4_K for Q4_K; the table's
+ * x_layout picks by type (quant_avx_body.h). */
 #define PREFT_QROWS512_DECL(NAME)                                                                      \
   void NAME(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n, int k, \
             int j0, int j1, int accumulate);

@@ -129,7 +129,7 @@ typedef struct {
   int8_t q[256];
   int16_t pairs[8]; /* the 8 sums of 32 values (bsums[2s] + bsums[2s+1]) */
   float d;
-  uint8_t pad[44];
+  uint8_t pad[44]; /* to whole cache lines */
 } x_sb_q4_K;
 _Static_assert(sizeof(x_sb_q4_K) == 320, "x_sb_q4_K: whole cache lines");
 
@@ -148,8 +148,7 @@ RIN void q4_K_lay_out(unsigned char *xl, size_t xls, const unsigned char *xq, si
       }
       _mm_storeu_si128((__m128i *)o->pairs, _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums),
                                                            _mm_loadu_si128((const __m128i *)(x->bsums + 8))));
-      o->d = x->d;
-      memset(o->pad, 0, sizeof o->pad);
+      o->d = x->d; /* pad: never read */
     }
 }
 

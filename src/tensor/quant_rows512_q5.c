@@ -355,16 +355,11 @@ QIN int kind_of(preft_dtype t) {
 }
 
 QFN size_t preft_qx512_layout_bytes(preft_dtype t, int k) {
-  if (t == PREFT_Q4_K) return preft_qx512_layout_bytes_q4_K(k);
   const int kind = kind_of(t), nb = k / PREFT_QK;
   return kind >= 3 ? x_layout_bytes(nb, 3) : kind ? x_layout_bytes(nb, 1) : 0;
 }
 
 QFN void preft_qx512_layout(preft_dtype t, void *dst, const void *xq, size_t xqs, int n, int k) {
-  if (t == PREFT_Q4_K) {
-    preft_qx512_layout_q4_K(dst, xq, xqs, n, k);
-    return;
-  }
   const int kind = kind_of(t), nb = k / PREFT_QK;
   const size_t xrow = preft_qx512_layout_bytes(t, k);
   switch (kind) { /* a constant kind inlines one prep */
