@@ -4,8 +4,9 @@
  * Usage: bench_quant [threads] [seconds-per-point] [kernels] [dtypes] [ns] [hot]
  *   kernels: portable|avx2|avx-vnni|avx512-vnni caps the quantized kernels
  *            (default: the best this CPU runs);
- *   dtypes:  a subset of "q8_0,q4_0,q5_0,q4_k,q6_k,bf16,q4_0x4,q5_0x4" (the
- *            X4 layouts the loader repacks Q4_0 / Q5_0 to; bf16: preft_gemm's
+ *   dtypes:  a subset of "q8_0,q4_0,q5_0,q4_k,q6_k,bf16,q4_0x4,q5_0x4,q4_kr4"
+ *            (the X4 and R4 layouts the loader repacks Q4_0 / Q5_0 / Q4_K
+ *            to; bf16: preft_gemm's
  *            BF16 kernels on the same shapes, for comparison), plus "dx"
  *            to time preft_qgemm_dx (the QLoRA backward for x) at the
  *            largest N;
@@ -72,7 +73,7 @@ static void fill_random(unsigned char *w, preft_dtype t, int m, int k) {
     }
     size_t off = t == PREFT_Q6_K ? 208 : 0;
     memcpy(p + off, &d, 2);
-    if (t == PREFT_Q4_K) memcpy(p + 2, &d, 2);
+    if (preft_dtype_stored(t) == PREFT_Q4_K) memcpy(p + 2, &d, 2); /* R4: whole Q4_K blocks too */
   }
 }
 
@@ -135,7 +136,7 @@ int main(int argc, char **argv) {
     preft_dtype t;
   } types[] = {{"q8_0", PREFT_Q8_0},      {"q4_0", PREFT_Q4_0},     {"q5_0", PREFT_Q5_0},
                {"q4_k", PREFT_Q4_K},      {"q6_k", PREFT_Q6_K},     {"bf16", PREFT_BF16},
-               {"q4_0x4", PREFT_Q4_0_X4}, {"q5_0x4", PREFT_Q5_0_X4}};
+               {"q4_0x4", PREFT_Q4_0_X4}, {"q5_0x4", PREFT_Q5_0_X4}, {"q4_kr4", PREFT_Q4_K_R4}};
   printf("%-5s %-17s %5s %5s %4s %9s %8s %8s %7s %7s\n", "dtype", "shape", "M", "K", "N", "time_us",
          "GFLOP/s", "GB/s(w)", "roofGB", "of_roof");
   for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {

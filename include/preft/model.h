@@ -49,6 +49,9 @@ typedef enum {
    * for the AVX512-VNNI decode kernels. Never written to a file. */
   PREFT_Q4_0_X4 = PREFT_N_DTYPES,
   PREFT_Q5_0_X4,
+  /* In memory only: a Q4_K matrix with its rows interleaved four at a time
+   * (src/tensor/quant.h, "the R4 layout"), for the same kernels. */
+  PREFT_Q4_K_R4,
   PREFT_N_LAYOUTS
 } preft_dtype;
 
@@ -126,9 +129,9 @@ PREFT_API bool preft_weights_get_mmap(void);
 
 /* ---- weight repacking (process-wide) ----
  * On (default): where this CPU has AVX512-VNNI, loading a model whose
- * projections are Q4_0 / Q5_0 (a GGUF, or --quantize) regroups their
- * blocks in place into the layout the decode kernels read fastest (the
- * same bytes, the same values; src/tensor/quant.h). Off keeps ggml's
+ * projections are Q4_0 / Q5_0 / Q4_K (a GGUF, or --quantize) regroups
+ * their blocks in place into the layout the decode kernels read fastest
+ * (the same bytes, the same values; src/tensor/quant.h). Off keeps ggml's
  * layout in memory. Mapped weights (PREFT_MMAP=1) are never repacked. Set
  * it before loading; PREFT_REPACK=0 turns it off in the preft command. */
 PREFT_API void preft_weights_set_repack(bool on);

@@ -65,18 +65,14 @@ static int fill_job(void *ctx, void *dst, size_t nbytes, preft_error *err) {
   if (nbytes != (size_t)j->rows * rb_out)
     return preft_fail(err, "internal size mismatch (%zu bytes for [%lld, %lld])", nbytes, (long long)j->rows,
                       (long long)j->cols);
-  /* the same type, or an X4 layout (in memory only) written as its plain type */
+  /* the same type, or an X4 / R4 layout (in memory only) written as its plain type */
   bool copy = preft_dtype_stored(j->src_dtype) == j->dst_dtype && j->scale == 1.0f;
   float *row = copy ? NULL : preft_xmalloc(sizeof(float) * (size_t)j->cols);
   for (int64_t r = 0; r < j->rows; r++) {
     int64_t sr = j->permute_dh > 0 ? preft_gguf_rope_src_row((int)r, j->permute_dh) : r;
     uint8_t *out = (uint8_t *)dst + (size_t)r * rb_out;
-    if (copy) {
-      const uint8_t *in = (const uint8_t *)j->src + (size_t)sr * rb_in;
-      if (preft_dtype_is_x4(j->src_dtype))
-        preft_quant_from_x4(j->src_dtype, in, out, (size_t)j->cols);
-      else
-        memcpy(out, in, rb_in);
+    if (copy) { /* an X4 or R4 row unpacked, any other copied */
+      preft_quant_row_plain(j->src_dtype, j->src, rb_in, (size_t)sr, (size_t)j->cols, out);
       continue;
     }
     preft_load_row(row, j->src, j->src_dtype, (size_t)sr, (int)j->cols);

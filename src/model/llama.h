@@ -66,10 +66,11 @@ double *preft_rope_inv_freq(const preft_model_config *c);
  * are not whole blocks of t take preft_quant_fallback(t, cols), and fail
  * when that does not fit either. Matrices already quantized stay. */
 int preft_model_quantize(preft_model *m, preft_dtype t, preft_pool *pool, preft_error *err);
-/* Regroups the Q4_0 / Q5_0 projections, embedding and output head (rows of whole 128-value
- * groups) in place into their X4 layouts (tensor/quant.h) when repacking
- * is on (preft_weights_set_repack) and this CPU's kernels read the X4
- * layouts natively; the weights must be in writable memory (not a file
+/* Regroups the Q4_0 / Q5_0 projections, embedding and output head (rows
+ * of whole 128-value groups) in place into their X4 layouts, and the Q4_K
+ * ones (a multiple of 4 rows) into the R4 layout (tensor/quant.h), when
+ * repacking is on (preft_weights_set_repack) and this CPU's kernels read
+ * those layouts natively; the weights must be in writable memory (not a file
  * mapping). Returns how many matrices it repacked. preft_model_quantize
  * repacks the matrices it quantizes itself. */
 int preft_model_repack(preft_model *m, preft_pool *pool);

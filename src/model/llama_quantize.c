@@ -87,6 +87,23 @@ static void repack_rows(void *ctx, int r0, int r1) {
     preft_quant_to_x4(j->t, j->data + (size_t)r * j->row, j->data + (size_t)r * j->row, (size_t)j->cols);
 }
 
+/* groups [g0, g1) of four rows to the R4 layout */
+static void repack_groups(void *ctx, int g0, int g1) {
+  const rjob *j = ctx;
+  uint8_t *at = j->data + (size_t)g0 * 4 * j->row;
+  preft_quant_to_r4(at, at, 4 * (size_t)(g1 - g0), (size_t)j->cols);
+}
+
+/* The in-memory layout a matrix of type t and rows × cols takes where the
+ * AVX512-VNNI kernels run: Q4_0 / Q5_0 rows of whole 128-groups their X4
+ * layouts, Q4_K matrices of whole groups of four rows the R4 layout; t
+ * itself otherwise. */
+static preft_dtype repacked_type(preft_dtype t, int rows, int cols) {
+  if (t == PREFT_Q4_K) return rows % 4 ? t : PREFT_Q4_K_R4;
+  const preft_dtype x4 = preft_dtype_x4_of(t);
+  return cols % (int)preft_dtype_block(x4) ? t : x4;
+}
+
 /* The projections, the embedding and (untied) the head into mats (room
  * for n_layers * 7 + 2); returns their count, *tied whether the head is
  * the embedding. */
@@ -99,23 +116,24 @@ static int model_matrices(preft_model *m, qmat *mats, bool *tied) {
   return k;
 }
 
-/* One Q4_0 / Q5_0 matrix (in writable memory) to its X4 layout when
- * repacking is on and pays here; whether it did. */
+/* One Q4_0 / Q5_0 / Q4_K matrix (in writable memory) to its in-memory
+ * layout when repacking is on and pays here; whether it did. */
 static bool repack_one(const qmat *q, preft_pool *pool) {
   preft_weight *w = q->w;
-  const preft_dtype x4 = preft_dtype_x4_of(w->dtype);
-  if (x4 == w->dtype || q->cols % (int)preft_dtype_block(x4) || !preft_weights_get_repack() ||
-      !preft_quant_x4_native())
-    return false;
+  const preft_dtype to = repacked_type(w->dtype, q->rows, q->cols);
+  if (to == w->dtype || !preft_weights_get_repack() || !preft_quant_x4_native()) return false;
   rjob j = {(uint8_t *)(uintptr_t)w->data, w->dtype, preft_dtype_row_bytes(w->dtype, (size_t)q->cols),
             q->cols};
-  preft_pool_run_rows(pool, q->rows, (size_t)q->cols, 1 << 18, repack_rows, &j);
-  w->dtype = x4;
+  if (preft_dtype_is_r4(to))
+    preft_pool_run_rows(pool, q->rows / 4, 4 * (size_t)q->cols, 1 << 18, repack_groups, &j);
+  else
+    preft_pool_run_rows(pool, q->rows, (size_t)q->cols, 1 << 18, repack_rows, &j);
+  w->dtype = to;
   return true;
 }
 
 static void say_repacked(int n) {
-  if (n) PREFT_INFO("repacked %d Q4_0/Q5_0 matrices for the AVX512-VNNI kernels", n);
+  if (n) PREFT_INFO("repacked %d Q4_0/Q5_0/Q4_K matrices for the AVX512-VNNI kernels", n);
 }
 
 int preft_model_repack(preft_model *m, preft_pool *pool) {

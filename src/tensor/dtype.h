@@ -7,10 +7,15 @@
  *
  * The X4 layouts (PREFT_Q4_0_X4, PREFT_Q5_0_X4) are Q4_0 / Q5_0 rows in
  * memory with their blocks regrouped by four, the same bytes per row
- * (tensor/quant.h); files never hold them.
+ * (tensor/quant.h); files never hold them. The R4 layout (PREFT_Q4_K_R4)
+ * is a Q4_K matrix whose rows are interleaved four at a time: row j of a
+ * matrix starts preft_dtype_row_offset(t, row bytes, j) bytes in and its
+ * blocks lie preft_dtype_block_stride(t) apart; every function that takes
+ * "a row" of type t takes the row's address so.
  *
  * Sizes: a row of n elements of type t takes preft_dtype_row_bytes(t, n)
- * bytes, n a multiple of preft_dtype_block(t) (1 for the element types).
+ * bytes, n a multiple of preft_dtype_block(t) (1 for the element types);
+ * a matrix of m rows m times that (R4: m a multiple of 4).
  */
 #ifndef PREFT_TENSOR_DTYPE_H
 #define PREFT_TENSOR_DTYPE_H
@@ -25,10 +30,15 @@
 static inline int preft_dtype_is_quant(preft_dtype t) { return t >= PREFT_Q8_0 && t < PREFT_N_LAYOUTS; }
 /* True for the X4 layouts (in memory only, tensor/quant.h). */
 static inline int preft_dtype_is_x4(preft_dtype t) { return t == PREFT_Q4_0_X4 || t == PREFT_Q5_0_X4; }
-/* The type a file stores for t: the plain type (Q4_0, Q5_0) of an X4
- * layout, t itself otherwise. */
+/* True for the R4 layout (in memory only, tensor/quant.h). */
+static inline int preft_dtype_is_r4(preft_dtype t) { return t == PREFT_Q4_K_R4; }
+/* The type a file stores for t: the plain type (Q4_0, Q5_0, Q4_K) of an
+ * X4 or R4 layout, t itself otherwise. */
 static inline preft_dtype preft_dtype_stored(preft_dtype t) {
-  return t == PREFT_Q4_0_X4 ? PREFT_Q4_0 : t == PREFT_Q5_0_X4 ? PREFT_Q5_0 : t;
+  return t == PREFT_Q4_0_X4   ? PREFT_Q4_0
+         : t == PREFT_Q5_0_X4 ? PREFT_Q5_0
+         : t == PREFT_Q4_K_R4 ? PREFT_Q4_K
+                              : t;
 }
 /* The X4 layout of a plain type (Q4_0, Q5_0); other types map to
  * themselves. */
@@ -38,7 +48,7 @@ static inline preft_dtype preft_dtype_x4_of(preft_dtype t) {
 /* Elements per block: 1, 32, 128 (a group of four blocks of an X4 layout)
  * or 256. */
 static inline size_t preft_dtype_block(preft_dtype t) {
-  return t == PREFT_Q4_K || t == PREFT_Q6_K ? 256
+  return t == PREFT_Q4_K || t == PREFT_Q6_K || t == PREFT_Q4_K_R4 ? 256
          : preft_dtype_is_x4(t)             ? 128
          : preft_dtype_is_quant(t)          ? 32
                                             : 1;
@@ -55,6 +65,7 @@ static inline size_t preft_dtype_block_bytes(preft_dtype t) {
     case PREFT_Q5_0:
       return 22;
     case PREFT_Q4_K:
+    case PREFT_Q4_K_R4:
       return 144;
     case PREFT_Q6_K:
       return 210;
@@ -70,6 +81,19 @@ static inline size_t preft_dtype_block_bytes(preft_dtype t) {
 static inline size_t preft_dtype_row_bytes(preft_dtype t, size_t n) {
   return n / preft_dtype_block(t) * preft_dtype_block_bytes(t);
 }
+/* Where row j of a matrix of type t (rows row_bytes = preft_dtype_row_bytes
+ * apart) starts, in bytes from the matrix: j row_bytes, or in the R4
+ * layout the place of its first block in its group of four rows. */
+static inline size_t preft_dtype_row_offset(preft_dtype t, size_t row_bytes, size_t j) {
+  return preft_dtype_is_r4(t) ? (j & ~(size_t)3) * row_bytes + (j & 3) * preft_dtype_block_bytes(t)
+                              : j * row_bytes;
+}
+/* Bytes from one block of a row to its next: the block's bytes, or in the
+ * R4 layout those of four (the same block of the group's other rows lie
+ * between). */
+static inline size_t preft_dtype_block_stride(preft_dtype t) {
+  return preft_dtype_is_r4(t) ? 4 * preft_dtype_block_bytes(t) : preft_dtype_block_bytes(t);
+}
 /* Bytes per element of the element types (4 or 2); 0 for the quantized
  * types, which have no per-element size (use preft_dtype_row_bytes). */
 static inline size_t preft_dtype_size(preft_dtype t) {
@@ -77,7 +101,7 @@ static inline size_t preft_dtype_size(preft_dtype t) {
 }
 static inline const char *preft_dtype_name(preft_dtype t) {
   static const char *const names[] = {"F32",  "F16",  "BF16", "Q8_0",   "Q4_0",
-                                      "Q4_K", "Q6_K", "Q5_0", "Q4_0x4", "Q5_0x4"};
+                                      "Q4_K", "Q6_K", "Q5_0", "Q4_0x4", "Q5_0x4", "Q4_Kr4"};
   _Static_assert(sizeof names / sizeof names[0] == PREFT_N_LAYOUTS, "a name per type");
   return t >= 0 && t < PREFT_N_LAYOUTS ? names[t] : "unknown";
 }

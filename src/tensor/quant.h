@@ -120,10 +120,35 @@ _Static_assert(sizeof(preft_group_q5_0x4) == 4 * sizeof(preft_block_q5_0), "an X
  * layout (preft_quant_to_x4: t the plain type) and back
  * (preft_quant_from_x4: t the X4 layout). dst may be src (in place). */
 void preft_quant_to_x4(preft_dtype t, const void *src, void *dst, size_t n);
-/* Whether the kernels preft_qgemm takes now read the X4 layouts natively
- * (AVX512-VNNI): where not, they unpack them first, and repacking loses. */
+/* Whether the kernels preft_qgemm takes now read the X4 (and R4) layouts
+ * natively (AVX512-VNNI): where not, they unpack them first, and
+ * repacking loses. */
 bool preft_quant_x4_native(void);
 void preft_quant_from_x4(preft_dtype t, const void *src, void *dst, size_t n);
+
+/* ---- the R4 layout (in memory only) ----
+ *
+ * PREFT_Q4_K_R4 holds a Q4_K matrix with its rows interleaved four at a
+ * time: in the group of rows 4g..4g+3 (4 · row bytes from 4g's place in
+ * the plain matrix) super-block b of row 4g+r lies at (4b + r) · 144, so
+ * a decode kernel that dots four rows at once reads one sequential stream
+ * instead of four. Blocks stay whole ggml blocks. A row's address is
+ * preft_dtype_row_offset(t, row bytes, j) from the matrix and its blocks
+ * lie preft_dtype_block_stride(t) (576) apart: every function here that
+ * takes a row of type t takes such an address (dequantization, the dot
+ * references, quantize_row, load_elem within the row). Matrices have a
+ * multiple of 4 rows. The loader repacks Q4_K matrices where the
+ * AVX512-VNNI kernels run, as the X4 layouts; export writes Q4_K back. */
+
+/* rows (a multiple of 4) of a Q4_K matrix of k values a row to the R4
+ * layout and back; dst may be src (in place). */
+void preft_quant_to_r4(const void *src, void *dst, size_t rows, size_t k);
+void preft_quant_from_r4(const void *src, void *dst, size_t rows, size_t k);
+
+/* dst = row j of matrix w (type t, rows wrow = preft_dtype_row_bytes
+ * apart) in the bytes of its stored type (preft_dtype_stored): an X4 or R4
+ * row unpacked, any other copied. */
+void preft_quant_row_plain(preft_dtype t, const void *w, size_t wrow, size_t j, size_t k, void *dst);
 
 /* ---- rows ---- */
 
@@ -159,7 +184,7 @@ typedef enum { PREFT_QACT_Q8_0 = 0, PREFT_QACT_Q8_K = 1 } preft_qact;
 
 /* The activation format the dot products of weight type t take. */
 static inline preft_qact preft_quant_act_of(preft_dtype t) {
-  return t == PREFT_Q4_K || t == PREFT_Q6_K ? PREFT_QACT_Q8_K : PREFT_QACT_Q8_0;
+  return preft_dtype_block(t) == PREFT_QK_K ? PREFT_QACT_Q8_K : PREFT_QACT_Q8_0;
 }
 /* Bytes of a quantized activation row of k values. */
 static inline size_t preft_qact_row_bytes(preft_qact a, size_t k) {

@@ -705,6 +705,9 @@ QFN void dequant(preft_dtype t, const void *src, float *y, size_t n) {
     case PREFT_Q5_0_X4:
       preft_dequantize_x4_via(t, src, y, n, dequant);
       return;
+    case PREFT_Q4_K_R4:
+      preft_dequantize_r4_via(src, y, n, dequant);
+      return;
     case PREFT_Q6_K:
       for (size_t b = 0; b < nb; b++) {
         const preft_block_q6_K *x = (const preft_block_q6_K *)src + b;
@@ -788,27 +791,31 @@ TILE16(q5_0, rows_q5_0)
 TILE16(q6_K, preft_qrows512_q6_K)
 TILE16(q4_0x4, preft_qrows512_q4_0x4)
 TILE16(q5_0x4, preft_qrows512_q5_0x4)
-#define QK_TILES \
-  { tiles16_q8_0, tiles16_q4_0, tiles16_q4_K, tiles16_q6_K, tiles16_q5_0, tiles16_q4_0x4, tiles16_q5_0x4 }
+TILE16(q4_Kr4, preft_qrows512_q4_Kr4)
+#define QK_TILES                                                                                      \
+  {                                                                                                   \
+    tiles16_q8_0, tiles16_q4_0, tiles16_q4_K, tiles16_q6_K, tiles16_q5_0, tiles16_q4_0x4, tiles16_q5_0x4, \
+        tiles16_q4_Kr4                                                                                \
+  }
 /* the rows kernels on zmm (quant_rows512*.c) */
 #define QK_ROWS                                                                                    \
   {                                                                                                \
     rows_q8_0, preft_qrows512_q4_0, preft_qrows512_q4_K, preft_qrows512_q6_K, preft_qrows512_q5_0, \
-        preft_qrows512_q4_0x4, preft_qrows512_q5_0x4                                               \
+        preft_qrows512_q4_0x4, preft_qrows512_q5_0x4, preft_qrows512_q4_Kr4                        \
   }
 /* x laid out once per product for the Q4_0 / Q5_0 families' and Q4_K's rows kernels */
 #define QK_ROWS_LAID                                                                          \
   {                                                                                           \
     NULL, preft_qrows512_laid_q4_0, preft_qrows512_laid_q4_K, NULL, preft_qrows512_laid_q5_0, \
-        preft_qrows512_laid_q4_0x4, preft_qrows512_laid_q5_0x4                                \
+        preft_qrows512_laid_q4_0x4, preft_qrows512_laid_q5_0x4, preft_qrows512_laid_q4_Kr4    \
   }
-/* the table's x layouts: Q4_K's (quant_rows512.c), else the Q4_0 / Q5_0
- * families' (quant_rows512_q5.c) */
+/* the table's x layouts: Q4_K's (quant_rows512.c, its R4 layout too),
+ * else the Q4_0 / Q5_0 families' (quant_rows512_q5.c) */
 static size_t x_layout_bytes512(preft_dtype t, int k) {
-  return t == PREFT_Q4_K ? preft_qx512_layout_bytes_q4_K(k) : preft_qx512_layout_bytes(t, k);
+  return preft_dtype_stored(t) == PREFT_Q4_K ? preft_qx512_layout_bytes_q4_K(k) : preft_qx512_layout_bytes(t, k);
 }
 static void x_layout512(preft_dtype t, void *dst, const void *xq, size_t xqs, int n, int k) {
-  if (t == PREFT_Q4_K)
+  if (preft_dtype_stored(t) == PREFT_Q4_K)
     preft_qx512_layout_q4_K(dst, xq, xqs, n, k);
   else
     preft_qx512_layout(t, dst, xq, xqs, n, k);
@@ -822,15 +829,17 @@ static void x_layout512(preft_dtype t, void *dst, const void *xq, size_t xqs, in
   { NULL }
 #define QK_X_LAYOUT_BYTES NULL
 #define QK_X_LAYOUT NULL
-/* the X4 layouts through the plain kernels (quant_x4.c) */
-PREFT_QX4_VIA(rows_q4_0x4, rows_q4_0, PREFT_Q4_0_X4, static)
-PREFT_QX4_VIA(rows_q5_0x4, rows_q5_0, PREFT_Q5_0_X4, static)
-PREFT_QX4_VIA(tiles_q4_0x4, tiles_q4_0, PREFT_Q4_0_X4, static)
-PREFT_QX4_VIA(tiles_q5_0x4, tiles_q5_0, PREFT_Q5_0_X4, static)
+/* the X4 and R4 layouts through the plain kernels (quant_layout.c) */
+PREFT_QROWS_VIA_PLAIN(rows_q4_0x4, rows_q4_0, PREFT_Q4_0_X4, static)
+PREFT_QROWS_VIA_PLAIN(rows_q5_0x4, rows_q5_0, PREFT_Q5_0_X4, static)
+PREFT_QROWS_VIA_PLAIN(rows_q4_Kr4, rows_q4_K, PREFT_Q4_K_R4, static)
+PREFT_QROWS_VIA_PLAIN(tiles_q4_0x4, tiles_q4_0, PREFT_Q4_0_X4, static)
+PREFT_QROWS_VIA_PLAIN(tiles_q5_0x4, tiles_q5_0, PREFT_Q5_0_X4, static)
+PREFT_QROWS_VIA_PLAIN(tiles_q4_Kr4, tiles_q4_K, PREFT_Q4_K_R4, static)
 #define QK_TILES \
-  { tiles_q8_0, tiles_q4_0, tiles_q4_K, NULL, tiles_q5_0, tiles_q4_0x4, tiles_q5_0x4 }
+  { tiles_q8_0, tiles_q4_0, tiles_q4_K, NULL, tiles_q5_0, tiles_q4_0x4, tiles_q5_0x4, tiles_q4_Kr4 }
 #define QK_ROWS \
-  { rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0, rows_q4_0x4, rows_q5_0x4 }
+  { rows_q8_0, rows_q4_0, rows_q4_K, rows_q6_K, rows_q5_0, rows_q4_0x4, rows_q5_0x4, rows_q4_Kr4 }
 #endif
 
 const preft_quant_kernels QK_TABLE = {

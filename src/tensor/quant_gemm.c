@@ -252,16 +252,17 @@ typedef struct {
 static void quantize_weight_rows(void *p, int r0, int r1) {
   const qrows_job *j = p;
   for (int r = r0; r < r1; r++)
-    preft_quantize_row(j->t, j->src + (size_t)r * j->src_stride, j->dst + (size_t)r * j->row, (size_t)j->k);
+    preft_quantize_row(j->t, j->src + (size_t)r * j->src_stride,
+                       j->dst + preft_dtype_row_offset(j->t, j->row, (size_t)r), (size_t)j->k);
 }
 
 void preft_quantize_rows(preft_pool *pool, preft_dtype t, const float *src, size_t src_stride, void *dst,
                          int rows, int k) {
   if (rows <= 0) return;
-  PREFT_ASSERT(k % (int)preft_dtype_block(t) == 0);
+  PREFT_ASSERT(k % (int)preft_dtype_block(t) == 0 && (!preft_dtype_is_r4(t) || rows % 4 == 0));
   qrows_job j = {t, src, src_stride, preft_dtype_row_bytes(t, (size_t)k), dst, k};
   /* a row's cost in units of ~1 ns: the K-quants' scale search dominates */
-  size_t per_value = t == PREFT_Q4_K ? 90 : t == PREFT_Q6_K ? 36 : 4;
+  size_t per_value = preft_dtype_stored(t) == PREFT_Q4_K ? 90 : t == PREFT_Q6_K ? 36 : 4;
   preft_pool_run_rows(pool, rows, (size_t)k * per_value, 200000, quantize_weight_rows, &j);
 }
 
@@ -288,14 +289,14 @@ static void dx_task(void *p, int task, int thread) {
   int k0 = kc_i * QDX_KC, kc = jb->k - k0 < QDX_KC ? jb->k - k0 : QDX_KC;
   int i0 = nb * jb->rows_per_task, i1 = i0 + jb->rows_per_task < jb->n ? i0 + jb->rows_per_task : jb->n;
   if (i0 >= i1) return;
-  size_t boff = (size_t)k0 / preft_dtype_block(jb->wdt) * preft_dtype_block_bytes(jb->wdt);
+  size_t boff = (size_t)k0 / preft_dtype_block(jb->wdt) * preft_dtype_block_stride(jb->wdt);
   if (!jb->accumulate)
     for (int i = i0; i < i1; i++) memset(jb->dx + (size_t)i * jb->dxs + k0, 0, (size_t)kc * sizeof(float));
   for (int j0 = 0; j0 < jb->m; j0 += QDX_ROWS) {
     int rows = jb->m - j0 < QDX_ROWS ? jb->m - j0 : QDX_ROWS;
     for (int r = 0; r < rows; r++)
-      jb->kt->dequant(jb->wdt, jb->w + (size_t)(j0 + r) * jb->wrow + boff, tile + (size_t)r * (size_t)kc,
-                      (size_t)kc);
+      jb->kt->dequant(jb->wdt, jb->w + preft_dtype_row_offset(jb->wdt, jb->wrow, (size_t)(j0 + r)) + boff,
+                      tile + (size_t)r * (size_t)kc, (size_t)kc);
     jb->kt->tile_dx(jb->dx + (size_t)i0 * jb->dxs + k0, jb->dxs, jb->dy + (size_t)i0 * jb->dys + j0, jb->dys,
                     tile, rows, kc, i1 - i0);
   }

@@ -26,7 +26,7 @@ typedef void (*preft_qtile_dx_fn)(float *dx, size_t dxs, const float *dy, size_t
                                   int rows, int kc, int n);
 
 #define PREFT_QTILE_MIN_N 16 /* below, the rows kernels (docs/KERNELS.md) */
-/* Q8_0, Q4_0, Q4_K, Q6_K, Q5_0, Q4_0_X4, Q5_0_X4: preft_dtype order from PREFT_Q8_0 */
+/* Q8_0, Q4_0, Q4_K, Q6_K, Q5_0, Q4_0_X4, Q5_0_X4, Q4_K_R4: preft_dtype order from PREFT_Q8_0 */
 #define PREFT_QKERN_TYPES (PREFT_N_LAYOUTS - PREFT_Q8_0)
 
 typedef struct {
@@ -52,20 +52,24 @@ typedef struct {
   const char *name;
 } preft_quant_kernels;
 
-/* The product for an X4 layout t (quant.h) by `plain`, a kernel of its
- * plain type: the weight rows unpacked a few at a time (quant_x4.c), for
- * the tables without kernels of their own for the X4 layouts. */
-void preft_qx4_rows_via(preft_qrows_fn plain, preft_dtype t, float *y, size_t ys, const void *xq, size_t xqs,
-                        const void *w, size_t wrow, int n, int k, int j0, int j1, int accumulate);
+/* The product for an in-memory layout t (X4, R4: quant.h) by `plain`, a
+ * kernel of its stored type: the weight rows unpacked a few at a time
+ * (quant_layout.c), for the tables without kernels of their own for t. */
+void preft_qrows_via_plain(preft_qrows_fn plain, preft_dtype t, float *y, size_t ys, const void *xq, size_t xqs,
+                           const void *w, size_t wrow, int n, int k, int j0, int j1, int accumulate);
 /* dst[0:n] = the values of an X4 row (layout t), a group at a time as the
  * plain type's four blocks through `plain` (a table's dequant, or
  * preft_dequantize_row). */
 void preft_dequantize_x4_via(preft_dtype t, const void *src, float *dst, size_t n,
                              void (*plain)(preft_dtype t, const void *src, float *dst, size_t n));
-#define PREFT_QX4_VIA(NAME, PLAIN, T, ATTR)                                                                 \
+/* The same for an R4 row (its address as preft_dtype_row_offset gives it):
+ * a block at a time as Q4_K through `plain`. */
+void preft_dequantize_r4_via(const void *src, float *dst, size_t n,
+                             void (*plain)(preft_dtype t, const void *src, float *dst, size_t n));
+#define PREFT_QROWS_VIA_PLAIN(NAME, PLAIN, T, ATTR)                                                         \
   ATTR void NAME(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n, int k, \
                  int j0, int j1, int accumulate) {                                                          \
-    preft_qx4_rows_via(PLAIN, T, y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate);                        \
+    preft_qrows_via_plain(PLAIN, T, y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate);                     \
   }
 
 extern const preft_quant_kernels preft_quant_portable;
@@ -90,14 +94,16 @@ PREFT_QTILE16_DECL(q4_K)
 PREFT_QTILE16_DECL(q6_K)
 PREFT_QTILE16_DECL(q4_0x4)
 PREFT_QTILE16_DECL(q5_0x4)
+PREFT_QTILE16_DECL(q4_Kr4)
 #undef PREFT_QTILE16_DECL
 
 /* The AVX512-VNNI rows kernels on zmm, preft_qrows_fn: of the K-quants
- * (quant_rows512.c), bit-identical with preft_qgemm_ref; of Q4_0 / Q5_0 and
+ * and Q4_K's R4 layout (quant_rows512.c), bit-identical with
+ * preft_qgemm_ref; of Q4_0 / Q5_0 and
  * their X4 layouts (quant_rows512_q5.c), within test_quant's tolerance;
- * Q4_0 / Q5_0, their X4 layouts and Q4_K also as rows_laid, x laid out once
- * per product: preft_qx512_layout (preft_qx512_layout_bytes a row) for the
- * Q4_0 / Q5_0 families, preft_qx512_layout_q4_K for Q4_K; the table's
+ * Q4_0 / Q5_0, their X4 layouts and Q4_K (R4 too) also as rows_laid, x laid
+ * out once per product: preft_qx512_layout (preft_qx512_layout_bytes a
+ * row) for the Q4_0 / Q5_0 families, preft_qx512_layout_q4_K for Q4_K; the table's
  * x_layout picks by type (quant_avx_body.h). */
 #define PREFT_QROWS512_DECL(NAME)                                                                      \
   void NAME(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n, int k, \
@@ -113,6 +119,8 @@ PREFT_QROWS512_DECL(preft_qrows512_laid_q5_0)
 PREFT_QROWS512_DECL(preft_qrows512_laid_q4_0x4)
 PREFT_QROWS512_DECL(preft_qrows512_laid_q5_0x4)
 PREFT_QROWS512_DECL(preft_qrows512_laid_q4_K)
+PREFT_QROWS512_DECL(preft_qrows512_q4_Kr4)
+PREFT_QROWS512_DECL(preft_qrows512_laid_q4_Kr4)
 #undef PREFT_QROWS512_DECL
 size_t preft_qx512_layout_bytes(preft_dtype t, int k);
 void preft_qx512_layout(preft_dtype t, void *dst, const void *xq, size_t xqs, int n, int k);

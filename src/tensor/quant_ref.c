@@ -151,6 +151,9 @@ void preft_dequantize_row(preft_dtype t, const void *src, float *dst, size_t n) 
     case PREFT_Q5_0_X4:
       preft_dequantize_x4_via(t, src, dst, n, preft_dequantize_row);
       return;
+    case PREFT_Q4_K_R4:
+      preft_dequantize_r4_via(src, dst, n, preft_dequantize_row);
+      return;
     default:
       for (size_t i = 0; i < n; i++) dst[i] = preft_load_elem(src, t, i);
   }
@@ -163,7 +166,8 @@ float preft_quant_load_elem(const void *p, preft_dtype t, size_t i) {
     return preft_quant_load_elem(blocks, preft_dtype_stored(t), i % 128);
   }
   size_t bs = preft_dtype_block(t), o = i % bs;
-  const unsigned char *b = (const unsigned char *)p + i / bs * preft_dtype_block_bytes(t);
+  const unsigned char *b = (const unsigned char *)p + i / bs * preft_dtype_block_stride(t);
+  if (preft_dtype_is_r4(t)) return preft_quant_load_elem(b, PREFT_Q4_K, o); /* i within p's row */
   switch (t) {
     case PREFT_Q8_0: {
       const preft_block_q8_0 *x = (const void *)b;
@@ -518,6 +522,11 @@ void preft_quantize_row(preft_dtype t, const float *src, void *dst, size_t n) {
       preft_quantize_row(preft_dtype_stored(t), src, dst, n);
       preft_quant_to_x4(preft_dtype_stored(t), dst, dst, n);
       return;
+    case PREFT_Q4_K_R4: /* a row's blocks where its address (dst) has them */
+      for (size_t b = 0; b < nb; b++)
+        quant_q4_K(src + PREFT_QK_K * b,
+                   (preft_block_q4_K *)((unsigned char *)dst + b * preft_dtype_block_stride(t)), 1);
+      return;
     case PREFT_F32:
       memcpy(dst, src, n * sizeof(float));
       return;
@@ -684,6 +693,14 @@ float preft_quant_dot_ref(preft_dtype t, const void *w, const void *xq, int k) {
       free(row);
       return d;
     }
+    case PREFT_Q4_K_R4: { /* the blocks a row's stride apart, the same sum in the same order */
+      float sumf = 0;
+      for (int b = 0; b < k / PREFT_QK_K; b++)
+        sumf += dot_q4_K((const preft_block_q4_K *)((const unsigned char *)w + (size_t)b *
+                                                                                   preft_dtype_block_stride(t)),
+                         (const preft_block_q8_K *)xq + b, 1);
+      return sumf;
+    }
     default:
       PREFT_ASSERT(!"preft_quant_dot_ref: not a quantized type");
       return 0;
@@ -700,7 +717,8 @@ void preft_qgemm_ref(float *y, int y_stride, const float *x, int x_stride, const
     preft_quantize_act_rows(a, xq, xrow, x + (size_t)i * (size_t)x_stride, 0, 1, k);
     float *yi = y + (size_t)i * (size_t)y_stride;
     for (int j = 0; j < m; j++) {
-      float d = preft_quant_dot_ref(wdt, (const unsigned char *)w + (size_t)j * wrow, xq, k);
+      float d = preft_quant_dot_ref(wdt, (const unsigned char *)w + preft_dtype_row_offset(wdt, wrow, (size_t)j),
+                                    xq, k);
       yi[j] = accumulate ? yi[j] + d : d;
     }
   }

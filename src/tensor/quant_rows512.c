@@ -16,7 +16,8 @@
  * (`bench_quant 1 0.3 "" q4_k 1 hot`), the layout is 12-17% faster.
  *
  * Weight rows go 4 at a time (a range's last rows repeat the last one,
- * stored once), so the int32 super-block sums of 4 weight rows are reduced
+ * stored once; in Q4_K's R4 layout the 4 rows of a group are one
+ * sequential stream, tensor/quant.h), so the int32 super-block sums of 4 weight rows are reduced
  * by one transposing tree (13 instructions for 4 sums) and the FP32 steps
  * run on 4 lanes, one weight row each: the reference's steps in its order
  * (quant_ref.c: Q4_K `sumf += d·isum − dmin·msum` with d = d_w·d_x and
@@ -152,13 +153,21 @@ RIN void q4_K_lay_out(unsigned char *xl, size_t xls, const unsigned char *xq, si
     }
 }
 
-/* Weight rows j..j+3 (rows past j + rw - 1 repeat it) against NR rows of
- * x laid out as x_sb_q4_K (rows xls bytes apart). */
-RIN void q4_K_group(float *y, size_t ys, const unsigned char *xl, size_t xls, const unsigned char *w,
-                    size_t wrow, int j, int rw, int nb, const int NR, int accumulate) {
-  const preft_block_q4_K *wr[RW];
-  for (int i = 0; i < RW; i++)
-    wr[i] = (const preft_block_q4_K *)(w + (size_t)(j + (i < rw ? i : rw - 1)) * wrow);
+/* The R4 layout's prefetch: its 4 rows are one stream, 9 lines a
+ * super-block, and the next group follows the last super-block. */
+RIN void prefetch_ahead_r4(const unsigned char *group, int b) {
+  const char *p = (const char *)group + (size_t)(b + RPF) * RW * sizeof(preft_block_q4_K);
+  for (int l = 0; l < (int)(RW * sizeof(preft_block_q4_K) / 64); l++) _mm_prefetch(p + 64 * l, _MM_HINT_T0);
+}
+
+/* Weight rows j..j+3 (rows past j + rw - 1 repeat it) of layout t (Q4_K
+ * or its R4 layout: a row's address and block stride, dtype.h) against NR
+ * rows of x laid out as x_sb_q4_K (rows xls bytes apart). */
+RIN void q4_K_group(const preft_dtype t, float *y, size_t ys, const unsigned char *xl, size_t xls,
+                    const unsigned char *w, size_t wrow, int j, int rw, int nb, const int NR, int accumulate) {
+  const unsigned char *wr[RW];
+  for (int i = 0; i < RW; i++) wr[i] = w + preft_dtype_row_offset(t, wrow, (size_t)(j + (i < rw ? i : rw - 1)));
+  const size_t bs = preft_dtype_block_stride(t);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   /* from a block's 16 scale/min bytes in every lane, for the codes of
    * half h: pick[2h] the low nibbles' (int16 lanes 0-15 scale 4h, 16-31
@@ -177,8 +186,12 @@ RIN void q4_K_group(float *y, size_t ys, const unsigned char *xl, size_t xls, co
   __m128 acc[RNR];
   for (int r = 0; r < NR; r++) acc[r] = _mm_setzero_ps();
   for (int b = 0; b < nb; b++) {
-    const preft_block_q4_K *blk[RW] = {wr[0] + b, wr[1] + b, wr[2] + b, wr[3] + b};
-    prefetch_ahead((const void *const *)wr, wrow, b, nb, sizeof(preft_block_q4_K), 3);
+    const preft_block_q4_K *blk[RW];
+    for (int i = 0; i < RW; i++) blk[i] = (const preft_block_q4_K *)(wr[i] + (size_t)b * bs);
+    if (preft_dtype_is_r4(t))
+      prefetch_ahead_r4(wr[0], b);
+    else
+      prefetch_ahead((const void *const *)wr, wrow, b, nb, sizeof(preft_block_q4_K), 3);
     const __m512i heads = q4_K_heads(blk);
     const __m512i sm = q4_K_scale_min(heads);
     /* 128-bit lane i: block i's 8 mins as int16 */
@@ -217,18 +230,18 @@ RIN void q4_K_group(float *y, size_t ys, const unsigned char *xl, size_t xls, co
       pm = _mm512_add_epi32(pm, _mm512_shuffle_epi32(pm, _MM_PERM_CDAB));
       const __m128i ms = _mm512_castsi512_si128(_mm512_permutexvar_epi32(lane0, pm));
       const __m128 dx = _mm_set1_ps(x->d);
-      const __m128 t = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(vd, dx), _mm_cvtepi32_ps(is)),
-                                  _mm_mul_ps(_mm_mul_ps(vdmin, dx), _mm_cvtepi32_ps(ms)));
-      acc[r] = _mm_add_ps(acc[r], t);
+      const __m128 term = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(vd, dx), _mm_cvtepi32_ps(is)),
+                                     _mm_mul_ps(_mm_mul_ps(vdmin, dx), _mm_cvtepi32_ps(ms)));
+      acc[r] = _mm_add_ps(acc[r], term);
     }
   }
   store_group(y, ys, j, rw, acc, NR, accumulate);
 }
 
-/* y[0:n, j0:j1] (+)= weight rows [j0, j1) against n rows of x laid out
- * (q4_K_lay_out), RNR rows of x per pass over the weights. */
-RIN void q4_K_rows(float *y, size_t ys, const unsigned char *xl, size_t xls, const void *w, size_t wrow,
-                   int n, int nb, int j0, int j1, int accumulate) {
+/* y[0:n, j0:j1] (+)= weight rows [j0, j1) (layout t) against n rows of x
+ * laid out (q4_K_lay_out), RNR rows of x per pass over the weights. */
+RIN void q4_K_rows(const preft_dtype t, float *y, size_t ys, const unsigned char *xl, size_t xls, const void *w,
+                   size_t wrow, int n, int nb, int j0, int j1, int accumulate) {
   for (int i0 = 0; i0 < n; i0 += RNR) {
     const int nr = n - i0 < RNR ? n - i0 : RNR;
     const unsigned char *xi = xl + (size_t)i0 * xls;
@@ -237,16 +250,16 @@ RIN void q4_K_rows(float *y, size_t ys, const unsigned char *xl, size_t xls, con
       const int rw = j1 - j < RW ? j1 - j : RW;
       switch (nr) { /* a constant NR keeps the accumulators in registers */
         case 1:
-          q4_K_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 1, accumulate);
+          q4_K_group(t, yi, ys, xi, xls, w, wrow, j, rw, nb, 1, accumulate);
           break;
         case 2:
-          q4_K_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 2, accumulate);
+          q4_K_group(t, yi, ys, xi, xls, w, wrow, j, rw, nb, 2, accumulate);
           break;
         case 3:
-          q4_K_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 3, accumulate);
+          q4_K_group(t, yi, ys, xi, xls, w, wrow, j, rw, nb, 3, accumulate);
           break;
         default:
-          q4_K_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 4, accumulate);
+          q4_K_group(t, yi, ys, xi, xls, w, wrow, j, rw, nb, 4, accumulate);
       }
     }
   }
@@ -260,11 +273,17 @@ RFN void preft_qx512_layout_q4_K(void *dst, const void *xq, size_t xqs, int n, i
 
 RFN void preft_qrows512_laid_q4_K(float *y, size_t ys, const void *xl, size_t xls, const void *w, size_t wrow,
                                   int n, int k, int j0, int j1, int accumulate) {
-  q4_K_rows(y, ys, xl, xls, w, wrow, n, k / PREFT_QK_K, j0, j1, accumulate);
+  q4_K_rows(PREFT_Q4_K, y, ys, xl, xls, w, wrow, n, k / PREFT_QK_K, j0, j1, accumulate);
 }
 
-RFN void preft_qrows512_q4_K(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow,
-                             int n, int k, int j0, int j1, int accumulate) {
+RFN void preft_qrows512_laid_q4_Kr4(float *y, size_t ys, const void *xl, size_t xls, const void *w, size_t wrow,
+                                    int n, int k, int j0, int j1, int accumulate) {
+  q4_K_rows(PREFT_Q4_K_R4, y, ys, xl, xls, w, wrow, n, k / PREFT_QK_K, j0, j1, accumulate);
+}
+
+/* x laid out here, RNR rows at a time (the plain entries) */
+RIN void q4_K_rows_laying_out(const preft_dtype t, float *y, size_t ys, const void *xqv, size_t xqs,
+                              const void *w, size_t wrow, int n, int k, int j0, int j1, int accumulate) {
   const int nb = k / PREFT_QK_K;
   const size_t xls = (size_t)nb * sizeof(x_sb_q4_K);
   x_sb_q4_K stack[RSTACK] __attribute__((aligned(64)));
@@ -273,9 +292,19 @@ RFN void preft_qrows512_q4_K(float *y, size_t ys, const void *xqv, size_t xqs, c
   for (int i0 = 0; i0 < n; i0 += RNR) {
     const int nr = n - i0 < RNR ? n - i0 : RNR;
     q4_K_lay_out(xl, xls, (const unsigned char *)xqv + (size_t)i0 * xqs, xqs, nr, nb);
-    q4_K_rows(y + (size_t)i0 * ys, ys, xl, xls, w, wrow, nr, nb, j0, j1, accumulate);
+    q4_K_rows(t, y + (size_t)i0 * ys, ys, xl, xls, w, wrow, nr, nb, j0, j1, accumulate);
   }
   if (big) free(xl);
+}
+
+RFN void preft_qrows512_q4_K(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
+                             int n, int k, int j0, int j1, int accumulate) {
+  q4_K_rows_laying_out(PREFT_Q4_K, y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate);
+}
+
+RFN void preft_qrows512_q4_Kr4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
+                               int n, int k, int j0, int j1, int accumulate) {
+  q4_K_rows_laying_out(PREFT_Q4_K_R4, y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate);
 }
 
 /* ---- Q6_K ------------------------------------------------------------------ */

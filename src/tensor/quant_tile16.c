@@ -289,27 +289,30 @@ TIN void q4_K_scale_min(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
   }
 }
 
-TIN void tile_q4_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, const unsigned char *w,
-                   size_t wrow, int n, int nb, int j, const int32_t *pairs, int accumulate) {
+/* Rows j..j+15 of Q4_K weights in `layout` (Q4_K or its R4 layout: a
+ * row's address and block stride, dtype.h). */
+TIN void tile_q4_K(preft_dtype layout, float *y, size_t ys, const unsigned char *xq, size_t xqs,
+                   const unsigned char *w, size_t wrow, int n, int nb, int j, const int32_t *pairs,
+                   int accumulate) {
   __m512i codes[8][8] __attribute__((aligned(64))); /* [sub-block][group of 4 values] */
   int32_t sc[8][TR] __attribute__((aligned(64)));
   int32_t mn[4][TR] __attribute__((aligned(64))); /* int16 pairs (m[2p], m[2p+1]) */
   uint16_t dh[TR], dmh[TR];
   float acc[TMAX_N * TR] __attribute__((aligned(64)));
   memset(acc, 0, (size_t)n * TR * sizeof(float));
-  const unsigned char *w0 = w + (size_t)j * wrow;
+  const unsigned char *wp[TR]; /* the 16 rows' addresses */
+  for (int r = 0; r < TR; r++) wp[r] = w + preft_dtype_row_offset(layout, wrow, (size_t)(j + r));
+  const size_t bs = preft_dtype_block_stride(layout);
+#define Q4K_BLOCK(r, b) ((const preft_block_q4_K *)(wp[r] + (size_t)(b) * bs))
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   for (int b = 0; b < nb; b++) {
     for (int r = 0; b + 1 < nb && r < TR; r++) /* the next super-block of the 16 rows (144 bytes) */
-      for (int l = 0; l < 3; l++)
-        _mm_prefetch((const char *)((const preft_block_q4_K *)(w0 + (size_t)r * wrow) + b + 1) + 64 * l,
-                     _MM_HINT_T0);
+      for (int l = 0; l < 3; l++) _mm_prefetch((const char *)Q4K_BLOCK(r, b + 1) + 64 * l, _MM_HINT_T0);
     for (int c = 0; c < 4; c++) { /* qs[32c..]: sub-block 2c low nibbles, 2c+1 high */
       __m256i rows[TR];
       __m512i t[8];
       for (int r = 0; r < TR; r++)
-        rows[r] = _mm256_loadu_si256(
-            (const __m256i *)(((const preft_block_q4_K *)(w0 + (size_t)r * wrow) + b)->qs + 32 * c));
+        rows[r] = _mm256_loadu_si256((const __m256i *)(Q4K_BLOCK(r, b)->qs + 32 * c));
       transpose16x8(t, rows);
       for (int g = 0; g < 8; g++) {
         codes[2 * c][g] = _mm512_and_si512(t[g], m4);
@@ -317,7 +320,7 @@ TIN void tile_q4_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, con
       }
     }
     for (int r = 0; r < TR; r++) {
-      const preft_block_q4_K *blk = (const preft_block_q4_K *)(w0 + (size_t)r * wrow) + b;
+      const preft_block_q4_K *blk = Q4K_BLOCK(r, b);
       uint8_t s8[8], m8[8];
       q4_K_scale_min(blk->scales, s8, m8);
       for (int s = 0; s < 8; s++) sc[s][r] = s8[s];
@@ -346,11 +349,12 @@ TIN void tile_q4_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, con
       }
     }
   }
+#undef Q4K_BLOCK
   store16(y, ys, j, acc, n, accumulate);
 }
 
-TFN int preft_qtile16_q4_K(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow,
-                           int n, int k, int j0, int j1, int accumulate) {
+TIN int tiles_q4_K(preft_dtype layout, float *y, size_t ys, const void *xqv, size_t xqs, const void *w,
+                   size_t wrow, int n, int k, int j0, int j1, int accumulate) {
   PREFT_ASSERT(n <= TMAX_N);
   const unsigned char *xq = xqv;
   const int nb = k / PREFT_QK_K;
@@ -365,9 +369,19 @@ TFN int preft_qtile16_q4_K(float *y, size_t ys, const void *xqv, size_t xqs, con
       _mm_storeu_si128((__m128i *)(pairs + ((size_t)i * nb + b) * 4), h);
     }
   int j = j0;
-  for (; j + TR <= j1; j += TR) tile_q4_K(y, ys, xq, xqs, w, wrow, n, nb, j, pairs, accumulate);
+  for (; j + TR <= j1; j += TR) tile_q4_K(layout, y, ys, xq, xqs, w, wrow, n, nb, j, pairs, accumulate);
   free(pairs);
   return j;
+}
+
+TFN int preft_qtile16_q4_K(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow, int n,
+                           int k, int j0, int j1, int accumulate) {
+  return tiles_q4_K(PREFT_Q4_K, y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate);
+}
+
+TFN int preft_qtile16_q4_Kr4(float *y, size_t ys, const void *xq, size_t xqs, const void *w, size_t wrow,
+                             int n, int k, int j0, int j1, int accumulate) {
+  return tiles_q4_K(PREFT_Q4_K_R4, y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate);
 }
 
 /* ---- Q6_K: one super-block of 256 per step -------------------------------- */

@@ -1,7 +1,6 @@
 /* quant_x4.c - the X4 layouts of Q4_0 / Q5_0 rows (tensor/quant.h): the
- * repacking both ways, and the kernels of the tables that have none of
- * their own for them (the weight rows unpacked to the plain type a few at
- * a time, then the table's plain kernel).
+ * repacking both ways, and their dequantization through the plain type's
+ * (the tables' other kernels for them: quant_layout.c).
  *
  * A group of four blocks takes the same 72 / 88 bytes in both layouts, so
  * each group is converted through a copy of its own bytes, in place or
@@ -14,7 +13,6 @@
 #include "tensor/quant_kern.h"
 
 #define X4_VALUES (4 * PREFT_QK)
-#define X4_STACK 16384 /* bytes of unpacked weight rows kept on the stack */
 
 /* One group: four plain blocks at b to the group at g (not overlapping). */
 static void group_to_x4(preft_dtype t, const unsigned char *b, unsigned char *g) {
@@ -82,25 +80,6 @@ void preft_quant_from_x4(preft_dtype t, const void *src, void *dst, size_t n) {
     memcpy(tmp, (const unsigned char *)src + g * gb, gb);
     group_from_x4(t, tmp, (unsigned char *)dst + g * gb);
   }
-}
-
-void preft_qx4_rows_via(preft_qrows_fn plain, preft_dtype t, float *y, size_t ys, const void *xq, size_t xqs,
-                        const void *w, size_t wrow, int n, int k, int j0, int j1, int accumulate) {
-  unsigned char stack[X4_STACK] __attribute__((aligned(64)));
-  int chunk = (int)(X4_STACK / wrow);
-  unsigned char *buf = stack;
-  if (chunk < 1) {
-    chunk = 1;
-    buf = preft_xmalloc(wrow);
-  }
-  for (int j = j0; j < j1; j += chunk) {
-    const int rows = j1 - j < chunk ? j1 - j : chunk;
-    for (int r = 0; r < rows; r++)
-      preft_quant_from_x4(t, (const unsigned char *)w + (size_t)(j + r) * wrow, buf + (size_t)r * wrow,
-                          (size_t)k);
-    plain(y + j, ys, xq, xqs, buf, wrow, n, k, 0, rows, accumulate);
-  }
-  if (buf != stack) free(buf);
 }
 
 void preft_dequantize_x4_via(preft_dtype t, const void *src, float *dst, size_t n,

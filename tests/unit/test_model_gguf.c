@@ -180,14 +180,14 @@ static void quantized_gguf_equals_load_time_quantization(void **state) {
   preft_pool_free(pool);
 }
 
-/* Q4_0 / Q5_0 weights repacked at load into the X4 layouts (where this CPU
- * reads them natively) are the same model: the logits of the file loaded
- * with repacking off, bit for bit over 20 positions (products of 16 rows
- * or more take the tile kernels, which give the reference's bits in both
- * layouts; the decode rows kernels sum in another order, within
- * test_quant's tolerance, and int8 activations turn such differences into
- * steps layer by layer), and exporting the repacked model writes the
- * file's bytes back. */
+/* Q4_0 / Q5_0 weights repacked at load into the X4 layouts and Q4_K into
+ * the R4 layout (where this CPU reads them natively) are the same model:
+ * the logits of the file loaded with repacking off, bit for bit over 20
+ * positions (products of 16 rows or more take the tile kernels, which give
+ * the reference's bits in every layout; the Q4_0 / Q5_0 decode rows
+ * kernels sum in another order, within test_quant's tolerance, and int8
+ * activations turn such differences into steps layer by layer), and
+ * exporting the repacked model writes the file's bytes back. */
 static void repacked_weights_are_the_same_model(void **state) {
   (void)state;
   preft_pool *pool = preft_pool_create(2);
@@ -196,8 +196,8 @@ static void repacked_weights_are_the_same_model(void **state) {
   for (int i = 0; i < P; i++) ids[i] = (i * 37 + 5) % 320;
   for (int a = 0; a < 2; a++) {
     preft_model *ref = random_model(a ? PREFT_ARCH_QWEN2 : PREFT_ARCH_LLAMA);
-    for (int q = 0; q < 2; q++) {
-      const preft_dtype t = q ? PREFT_Q5_0 : PREFT_Q4_0;
+    for (int q = 0; q < 3; q++) {
+      const preft_dtype t = q == 2 ? PREFT_Q4_K : q ? PREFT_Q5_0 : PREFT_Q4_0;
       preft_error err;
       char *path = test_tmp_file("p.gguf"), *back = test_tmp_file("b.gguf");
       preft_gguf_export_opts o = {.outtype = (int)t};
@@ -208,7 +208,8 @@ static void repacked_weights_are_the_same_model(void **state) {
       preft_weights_set_repack(true);
       if (preft_model_load(&packed, path, &err)) fail_msg("%s", err.msg);
       assert_int_equal(plain->layers[0].wq.dtype, t);
-      const preft_dtype want = preft_quant_x4_native() ? preft_dtype_x4_of(t) : t;
+      const preft_dtype layout = t == PREFT_Q4_K ? PREFT_Q4_K_R4 : preft_dtype_x4_of(t);
+      const preft_dtype want = preft_quant_x4_native() ? layout : t;
       assert_int_equal(packed->layers[0].wq.dtype, want);
       assert_int_equal(packed->layers[1].w_down.dtype, want);
       assert_int_equal(packed->lm_head.dtype, want);

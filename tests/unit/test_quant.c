@@ -29,10 +29,19 @@
 #include "tensor/quant_kern.h"
 #include "testutil.h"
 
-/* the file types, then the X4 layouts of Q4_0 and Q5_0 (quant.h) */
-static const preft_dtype QTYPES[] = {PREFT_Q8_0, PREFT_Q4_0,    PREFT_Q5_0,   PREFT_Q4_K,
-                                     PREFT_Q6_K, PREFT_Q4_0_X4, PREFT_Q5_0_X4};
-#define N_QTYPES 7
+/* the file types, then the X4 layouts of Q4_0 and Q5_0 and the R4 layout
+ * of Q4_K (quant.h) */
+static const preft_dtype QTYPES[] = {PREFT_Q8_0,    PREFT_Q4_0,    PREFT_Q5_0,   PREFT_Q4_K,
+                                     PREFT_Q6_K,    PREFT_Q4_0_X4, PREFT_Q5_0_X4, PREFT_Q4_K_R4};
+#define N_QTYPES 8
+
+/* Rows of a matrix of type t: m, or the next multiple of 4 (R4). */
+static int matrix_rows(preft_dtype t, int m) { return preft_dtype_is_r4(t) ? (m + 3) / 4 * 4 : m; }
+
+/* Row j of a matrix w of type t and rows of k values. */
+static unsigned char *row_of(preft_dtype t, unsigned char *w, int k, int j) {
+  return w + preft_dtype_row_offset(t, preft_dtype_row_bytes(t, (size_t)k), (size_t)j);
+}
 
 static uint16_t h(float f) { return preft_f32_to_f16(f); }
 
@@ -158,7 +167,7 @@ static void test_quantize_error_bounds(void **state) {
   /* largest error relative to the block's largest magnitude (Q4_0 and Q5_0
    * clip the value opposite the extreme one at 7 d resp. 15 d: 1/8, 1/16) */
   const double bound[N_QTYPES] = {0.5 / 127 + 1e-3, 1.0 / 8 + 1e-3, 1.0 / 16 + 1e-3, 0.12, 0.04,
-                                  1.0 / 8 + 1e-3,   1.0 / 16 + 1e-3};
+                                  1.0 / 8 + 1e-3,   1.0 / 16 + 1e-3, 0.12};
   for (int ti = 0; ti < N_QTYPES; ti++) {
     preft_dtype t = QTYPES[ti];
     int bs = (int)preft_dtype_block(t);
@@ -229,14 +238,15 @@ static void test_dot_reference(void **state) {
   }
 }
 
-/* Random weights [m, k] of type t (quantized from random floats). */
+/* Random weights [m, k] of type t (quantized from random floats; R4: m a
+ * multiple of 4). */
 static unsigned char *random_qweights(preft_dtype t, int m, int k) {
   size_t row = preft_dtype_row_bytes(t, (size_t)k);
   unsigned char *w = malloc(row * (size_t)m);
   float *tmp = malloc((size_t)k * sizeof *tmp);
   for (int j = 0; j < m; j++) {
     fill_row(tmp, k);
-    preft_quantize_row(t, tmp, w + (size_t)j * row, (size_t)k);
+    preft_quantize_row(t, tmp, row_of(t, w, k, j), (size_t)k);
   }
   free(tmp);
   return w;
@@ -260,7 +270,7 @@ static void check_qgemm(preft_pool *pool, preft_dtype t, int n, int k, int m, in
   double *wn = malloc((size_t)m * sizeof *wn);
   float *wr = malloc((size_t)k * sizeof *wr);
   for (int j = 0; j < m; j++) {
-    preft_dequantize_row(t, w + (size_t)j * preft_dtype_row_bytes(t, (size_t)k), wr, (size_t)k);
+    preft_dequantize_row(t, row_of(t, w, k, j), wr, (size_t)k);
     double s = 0;
     for (int p = 0; p < k; p++) s += (double)wr[p] * wr[p];
     wn[j] = sqrt(s);
@@ -290,7 +300,7 @@ static void check_qgemm(preft_pool *pool, preft_dtype t, int n, int k, int m, in
          * K-quant rows kernels (quant_rows512.c) give the reference's bits:
          * exact integer sums, its FP32 steps in order */
         int tile16 = level == 3 && n >= (run % 2 ? 1 : PREFT_QTILE_MIN_N) && j < m / 16 * 16;
-        int exact = tile16 || (level == 3 && (t == PREFT_Q4_K || t == PREFT_Q6_K));
+        int exact = tile16 || (level == 3 && preft_dtype_block(t) == PREFT_QK_K);
         if (exact && memcmp(&g, &r, sizeof g) != 0)
           fail_msg("%s %s n=%d k=%d m=%d acc=%d: y[%d,%d] = %.9g, reference %.9g (bit-exact expected)",
                    kt->name, preft_dtype_name(t), n, k, m, accumulate, i, j, g, r);
@@ -331,7 +341,8 @@ static void test_qgemm_kernels(void **state) {
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
       for (int acc = 0; acc < 2; acc++) {
         preft_pool *pool = (s + (size_t)acc) % 2 ? p3 : p1;
-        check_qgemm(pool, QTYPES[ti], shapes[s][0], shapes[s][1], shapes[s][2], (int)s % 3, acc);
+        check_qgemm(pool, QTYPES[ti], shapes[s][0], shapes[s][1], matrix_rows(QTYPES[ti], shapes[s][2]),
+                    (int)s % 3, acc);
       }
   /* an odd number of blocks of 32 (the kernels that take two at a time),
    * and K past what their x layout keeps on the stack (4896: 153 blocks) */
@@ -429,7 +440,7 @@ static void test_qgemm_dx(void **state) {
     for (size_t s = 0; s < 4; s++)
       for (int acc = 0; acc < 2; acc++) {
         preft_dtype t = QTYPES[ti];
-        int n = shapes[s][0], m = shapes[s][1], k = shapes[s][2], pad = (int)s;
+        int n = shapes[s][0], m = matrix_rows(t, shapes[s][1]), k = shapes[s][2], pad = (int)s;
         unsigned char *w = random_qweights(t, m, k);
         int dxs = k + pad, dys = m + pad;
         float *dy = malloc((size_t)n * dys * sizeof *dy), *dx = malloc((size_t)n * dxs * sizeof *dx);
@@ -451,8 +462,7 @@ static void test_qgemm_dx(void **state) {
               }
               double want = acc ? dx0[(size_t)i * dxs + c] : 0, mag = fabs(want);
               for (int j = 0; j < m; j++) {
-                double p = (double)dy[(size_t)i * dys + j] *
-                           preft_load_elem(w + (size_t)j * preft_dtype_row_bytes(t, (size_t)k), t, (size_t)c);
+                double p = (double)dy[(size_t)i * dys + j] * preft_load_elem(row_of(t, w, k, j), t, (size_t)c);
                 want += p, mag += fabs(p);
               }
               if (fabs(g - want) > 1e-5 * mag + 1e-6)
@@ -477,22 +487,24 @@ static void test_table_dequant(void **state) {
   unsigned char q[K * 2];
   for (int ti = 0; ti < N_QTYPES; ti++) {
     preft_dtype t = QTYPES[ti];
-    size_t bytes = preft_dtype_row_bytes(t, K), bb = preft_dtype_block_bytes(t);
+    /* a row's extent: its blocks lie a stride apart (R4: the others' between) */
+    size_t bb = preft_dtype_block_bytes(t), stride = preft_dtype_block_stride(t);
+    size_t bytes = (K / preft_dtype_block(t) - 1) * stride + bb;
     for (int rep = 0; rep < 2; rep++) {
       if (rep == 0) {
         fill_row(x, K);
         preft_quantize_row(t, x, q, K);
       } else {
         for (size_t i = 0; i < bytes; i++) q[i] = (unsigned char)((test_frand() + 1) * 128);
-        for (size_t b = 0; b < bytes / bb; b++) { /* finite fp16 scales */
+        for (size_t b = 0; b < K / preft_dtype_block(t); b++) { /* finite fp16 scales */
           uint16_t d = h(test_frand() * 0.1f);
           if (preft_dtype_is_x4(t)) { /* an X4 group's four d, its last 8 bytes */
             for (int i = 0; i < 4; i++)
-              d = h(test_frand() * 0.1f), memcpy(q + b * bb + bb - 8 + 2 * i, &d, 2);
+              d = h(test_frand() * 0.1f), memcpy(q + b * stride + bb - 8 + 2 * i, &d, 2);
             continue;
           }
-          memcpy(q + b * bb + (t == PREFT_Q6_K ? 208 : 0), &d, 2);
-          if (t == PREFT_Q4_K) memcpy(q + b * bb + 2, &d, 2);
+          memcpy(q + b * stride + (t == PREFT_Q6_K ? 208 : 0), &d, 2);
+          if (preft_dtype_stored(t) == PREFT_Q4_K) memcpy(q + b * stride + 2, &d, 2);
         }
       }
       preft_dequantize_row(t, q, want, K);
@@ -562,11 +574,12 @@ static void test_quantize_rows_pool(void **state) {
   for (int i = 0; i < R; i++) fill_row(x + (size_t)i * XS, K);
   for (int ti = 0; ti < N_QTYPES; ti++) {
     preft_dtype t = QTYPES[ti];
+    const int rows = matrix_rows(t, R) - (preft_dtype_is_r4(t) ? 4 : 0); /* 36 */
     size_t row = preft_dtype_row_bytes(t, K);
     unsigned char *a = malloc(row * R), *b = malloc(row * R);
-    preft_quantize_rows(pool, t, x, XS, a, R, K);
-    for (int i = 0; i < R; i++) preft_quantize_row(t, x + (size_t)i * XS, b + (size_t)i * row, K);
-    assert_memory_equal(a, b, row * R);
+    preft_quantize_rows(pool, t, x, XS, a, rows, K);
+    for (int i = 0; i < rows; i++) preft_quantize_row(t, x + (size_t)i * XS, row_of(t, b, K, i), K);
+    assert_memory_equal(a, b, row * (size_t)rows);
     free(a), free(b);
   }
   free(x);
@@ -632,6 +645,58 @@ static void test_x4_layouts(void **state) {
   }
 }
 
+/* The R4 layout (quant.h) holds each block where the header says: a
+ * Q4_K matrix of 8 rows whose every block is distinct, block b of row 4g+r
+ * at (4b + r) · 144 of group g; the conversions there and back (in place
+ * and not), the unpacked rows, and a row of R4 as every row function takes
+ * it (by its address, blocks 576 apart): quantized, dequantized, dotted
+ * and read element by element as the plain row. */
+static void test_r4_layout(void **state) {
+  (void)state;
+  enum { K = 768, R = 8, NB = K / PREFT_QK_K };
+  const size_t bb = sizeof(preft_block_q4_K), rb = NB * bb;
+  unsigned char plain[R * NB * 144], r4[R * NB * 144], back[R * NB * 144], row[NB * 144];
+  for (size_t i = 0; i < sizeof plain; i++) plain[i] = (unsigned char)(i * 7 + i / bb);
+  preft_quant_to_r4(plain, r4, R, K);
+  for (int j = 0; j < R; j++)
+    for (int b = 0; b < NB; b++)
+      assert_memory_equal(r4 + (size_t)(j / 4) * 4 * rb + (size_t)(4 * b + j % 4) * bb,
+                          plain + (size_t)j * rb + (size_t)b * bb, bb);
+  memcpy(back, r4, sizeof back);
+  preft_quant_from_r4(back, back, R, K); /* in place */
+  assert_memory_equal(back, plain, sizeof plain);
+  memcpy(back, plain, sizeof back);
+  preft_quant_to_r4(back, back, R, K);
+  assert_memory_equal(back, r4, sizeof r4);
+  for (int j = 0; j < R; j++) {
+    preft_quant_row_plain(PREFT_Q4_K_R4, r4, rb, (size_t)j, K, row);
+    assert_memory_equal(row, plain + (size_t)j * rb, rb);
+  }
+  assert_int_equal(preft_dtype_stored(PREFT_Q4_K_R4), PREFT_Q4_K);
+  assert_int_equal(preft_dtype_row_bytes(PREFT_Q4_K_R4, K), rb);
+  assert_int_equal(preft_dtype_block_stride(PREFT_Q4_K_R4), 4 * bb);
+  /* rows quantized in place in the R4 layout are the plain rows repacked */
+  float x[R][K], a[K], b[K];
+  unsigned char xq[NB * sizeof(preft_block_q8_K)];
+  for (int j = 0; j < R; j++) {
+    fill_row(x[j], K);
+    preft_quantize_row(PREFT_Q4_K, x[j], plain + (size_t)j * rb, K);
+    preft_quantize_row(PREFT_Q4_K_R4, x[j], row_of(PREFT_Q4_K_R4, r4, K, j), K);
+  }
+  preft_quant_to_r4(plain, back, R, K);
+  assert_memory_equal(back, r4, sizeof r4);
+  preft_quantize_act_rows(PREFT_QACT_Q8_K, xq, 0, x[3], 0, 1, K);
+  for (int j = 0; j < R; j++) {
+    const unsigned char *p = plain + (size_t)j * rb, *q = row_of(PREFT_Q4_K_R4, r4, K, j);
+    preft_dequantize_row(PREFT_Q4_K, p, a, K);
+    preft_dequantize_row(PREFT_Q4_K_R4, q, b, K);
+    assert_memory_equal(a, b, sizeof a);
+    for (int c = 0; c < K; c += 37) assert_true(preft_load_elem(q, PREFT_Q4_K_R4, (size_t)c) == a[c]);
+    const float dp = preft_quant_dot_ref(PREFT_Q4_K, p, xq, K), dq = preft_quant_dot_ref(PREFT_Q4_K_R4, q, xq, K);
+    assert_memory_equal(&dp, &dq, sizeof dp);
+  }
+}
+
 static void test_dtype_names(void **state) {
   (void)state;
   for (int t = 0; t < PREFT_N_DTYPES; t++)
@@ -659,6 +724,7 @@ int main(void) {
       cmocka_unit_test(test_table_quantize_act),
       cmocka_unit_test(test_quantize_rows_pool),
       cmocka_unit_test(test_x4_layouts),
+      cmocka_unit_test(test_r4_layout),
       cmocka_unit_test(test_dtype_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
