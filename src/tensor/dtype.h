@@ -10,8 +10,9 @@
  * (tensor/quant.h); files never hold them. The R4 layout (PREFT_Q4_K_R4)
  * is a Q4_K matrix whose rows are interleaved four at a time: row j of a
  * matrix starts preft_dtype_row_offset(t, row bytes, j) bytes in and its
- * blocks lie preft_dtype_block_stride(t) apart; every function that takes
- * "a row" of type t takes the row's address so.
+ * blocks lie preft_dtype_block_stride(t) apart (each block spread over its
+ * group's 576 bytes); every function that takes "a row" of type t takes
+ * the row's address so.
  *
  * Sizes: a row of n elements of type t takes preft_dtype_row_bytes(t, n)
  * bytes, n a multiple of preft_dtype_block(t) (1 for the element types);
@@ -83,14 +84,13 @@ static inline size_t preft_dtype_row_bytes(preft_dtype t, size_t n) {
 }
 /* Where row j of a matrix of type t (rows row_bytes = preft_dtype_row_bytes
  * apart) starts, in bytes from the matrix: j row_bytes, or in the R4
- * layout the place of its first block in its group of four rows. */
+ * layout the place of its first block's head in its group of four rows
+ * (tensor/quant.h). */
 static inline size_t preft_dtype_row_offset(preft_dtype t, size_t row_bytes, size_t j) {
-  return preft_dtype_is_r4(t) ? (j & ~(size_t)3) * row_bytes + (j & 3) * preft_dtype_block_bytes(t)
-                              : j * row_bytes;
+  return preft_dtype_is_r4(t) ? (j & ~(size_t)3) * row_bytes + (j & 3) * 16 : j * row_bytes;
 }
 /* Bytes from one block of a row to its next: the block's bytes, or in the
- * R4 layout those of four (the same block of the group's other rows lie
- * between). */
+ * R4 layout those of four (the group's four rows' blocks b lie together). */
 static inline size_t preft_dtype_block_stride(preft_dtype t) {
   return preft_dtype_is_r4(t) ? 4 * preft_dtype_block_bytes(t) : preft_dtype_block_bytes(t);
 }

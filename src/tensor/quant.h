@@ -129,16 +129,32 @@ void preft_quant_from_x4(preft_dtype t, const void *src, void *dst, size_t n);
 /* ---- the R4 layout (in memory only) ----
  *
  * PREFT_Q4_K_R4 holds a Q4_K matrix with its rows interleaved four at a
- * time: in the group of rows 4g..4g+3 (4 · row bytes from 4g's place in
- * the plain matrix) super-block b of row 4g+r lies at (4b + r) · 144, so
- * a decode kernel that dots four rows at once reads one sequential stream
- * instead of four. Blocks stay whole ggml blocks. A row's address is
- * preft_dtype_row_offset(t, row bytes, j) from the matrix and its blocks
- * lie preft_dtype_block_stride(t) (576) apart: every function here that
- * takes a row of type t takes such an address (dequantization, the dot
- * references, quantize_row, load_elem within the row). Matrices have a
- * multiple of 4 rows. The loader repacks Q4_K matrices where the
- * AVX512-VNNI kernels run, as the X4 layouts; export writes Q4_K back. */
+ * time: the group of rows 4g..4g+3 takes the bytes of those rows in the
+ * plain matrix (from 4g · row bytes), as one preft_group_q4_Kr4 per
+ * super-block b (576 bytes, b · 576 in): the four blocks' 16-byte heads
+ * (d, dmin, scales) in one cache line, then their codes 16 bytes of each
+ * row at a time, so that one 64-byte load gives 32 values of each of the
+ * four rows (a 128-bit lane each) and a decode kernel reads one sequential
+ * stream instead of four (quant_rows512.c). Row j's address is
+ * preft_dtype_row_offset(t, row bytes, j) from the matrix (its head in
+ * the group's first line) and its blocks lie preft_dtype_block_stride(t)
+ * (576) apart, each spread over its group: every function here that takes
+ * a row of type t takes such an address (dequantization, the dot
+ * references, quantize_row, load_elem within the row), and
+ * preft_quant_r4_block_get / _put move one block between it and a plain
+ * ggml block. Matrices have a multiple of 4 rows. The loader repacks Q4_K
+ * matrices where the AVX512-VNNI kernels run, as the X4 layouts; export
+ * writes Q4_K back. */
+typedef struct {
+  uint8_t heads[4][16];  /* row r's d, dmin and 12 scale bytes */
+  uint8_t qs[8][4][16];  /* [k][r]: row r's qs[16k..16k+15] */
+} preft_group_q4_Kr4;
+_Static_assert(sizeof(preft_group_q4_Kr4) == 4 * sizeof(preft_block_q4_K), "an R4 group is four blocks");
+
+/* Block b of the R4 row at `row` (its address, as above) to a plain ggml
+ * block, and back. */
+void preft_quant_r4_block_get(const void *row, size_t b, preft_block_q4_K *out);
+void preft_quant_r4_block_put(void *row, size_t b, const preft_block_q4_K *in);
 
 /* rows (a multiple of 4) of a Q4_K matrix of k values a row to the R4
  * layout and back; dst may be src (in place). */

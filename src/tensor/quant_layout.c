@@ -16,9 +16,7 @@ void preft_quant_row_plain(preft_dtype t, const void *w, size_t wrow, size_t j, 
   if (preft_dtype_is_x4(t)) {
     preft_quant_from_x4(t, row, dst, k);
   } else if (preft_dtype_is_r4(t)) {
-    const size_t bb = preft_dtype_block_bytes(t), stride = preft_dtype_block_stride(t);
-    for (size_t b = 0; b < k / preft_dtype_block(t); b++)
-      memcpy((unsigned char *)dst + b * bb, row + b * stride, bb);
+    for (size_t b = 0; b < k / PREFT_QK_K; b++) preft_quant_r4_block_get(row, b, (preft_block_q4_K *)dst + b);
   } else {
     memcpy(dst, row, wrow);
   }

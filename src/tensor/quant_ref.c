@@ -166,8 +166,12 @@ float preft_quant_load_elem(const void *p, preft_dtype t, size_t i) {
     return preft_quant_load_elem(blocks, preft_dtype_stored(t), i % 128);
   }
   size_t bs = preft_dtype_block(t), o = i % bs;
-  const unsigned char *b = (const unsigned char *)p + i / bs * preft_dtype_block_stride(t);
-  if (preft_dtype_is_r4(t)) return preft_quant_load_elem(b, PREFT_Q4_K, o); /* i within p's row */
+  if (preft_dtype_is_r4(t)) { /* i within the row at p */
+    preft_block_q4_K blk;
+    preft_quant_r4_block_get(p, i / bs, &blk);
+    return preft_quant_load_elem(&blk, PREFT_Q4_K, o);
+  }
+  const unsigned char *b = (const unsigned char *)p + i / bs * preft_dtype_block_bytes(t);
   switch (t) {
     case PREFT_Q8_0: {
       const preft_block_q8_0 *x = (const void *)b;
@@ -523,9 +527,11 @@ void preft_quantize_row(preft_dtype t, const float *src, void *dst, size_t n) {
       preft_quant_to_x4(preft_dtype_stored(t), dst, dst, n);
       return;
     case PREFT_Q4_K_R4: /* a row's blocks where its address (dst) has them */
-      for (size_t b = 0; b < nb; b++)
-        quant_q4_K(src + PREFT_QK_K * b,
-                   (preft_block_q4_K *)((unsigned char *)dst + b * preft_dtype_block_stride(t)), 1);
+      for (size_t b = 0; b < nb; b++) {
+        preft_block_q4_K blk;
+        quant_q4_K(src + PREFT_QK_K * b, &blk, 1);
+        preft_quant_r4_block_put(dst, b, &blk);
+      }
       return;
     case PREFT_F32:
       memcpy(dst, src, n * sizeof(float));
@@ -693,12 +699,13 @@ float preft_quant_dot_ref(preft_dtype t, const void *w, const void *xq, int k) {
       free(row);
       return d;
     }
-    case PREFT_Q4_K_R4: { /* the blocks a row's stride apart, the same sum in the same order */
+    case PREFT_Q4_K_R4: { /* block by block as Q4_K: the same sum in the same order */
       float sumf = 0;
-      for (int b = 0; b < k / PREFT_QK_K; b++)
-        sumf += dot_q4_K((const preft_block_q4_K *)((const unsigned char *)w + (size_t)b *
-                                                                                   preft_dtype_block_stride(t)),
-                         (const preft_block_q8_K *)xq + b, 1);
+      for (int b = 0; b < k / PREFT_QK_K; b++) {
+        preft_block_q4_K blk;
+        preft_quant_r4_block_get(w, (size_t)b, &blk);
+        sumf += dot_q4_K(&blk, (const preft_block_q8_K *)xq + b, 1);
+      }
       return sumf;
     }
     default:

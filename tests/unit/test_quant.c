@@ -163,7 +163,7 @@ static void test_quantize_error_bounds(void **state) {
   (void)state;
   enum { K = 1024 };
   float x[K], y[K];
-  unsigned char q[K * 2];
+  unsigned char q[K * 3]; /* a row of R4 spreads over its group's K / 256 · 576 bytes */
   /* largest error relative to the block's largest magnitude (Q4_0 and Q5_0
    * clip the value opposite the extreme one at 7 d resp. 15 d: 1/8, 1/16) */
   const double bound[N_QTYPES] = {0.5 / 127 + 1e-3, 1.0 / 8 + 1e-3, 1.0 / 16 + 1e-3, 0.12, 0.04,
@@ -217,7 +217,7 @@ static void test_dot_reference(void **state) {
   (void)state;
   enum { K = 768 };
   float w[K], x[K], wd[K];
-  unsigned char wq[K * 2], xq[K * 2];
+  unsigned char wq[K * 3], xq[K * 2]; /* a row of R4 spreads over its group's K / 256 · 576 bytes */
   double xd[K];
   for (int ti = 0; ti < N_QTYPES; ti++) {
     preft_dtype t = QTYPES[ti];
@@ -487,9 +487,9 @@ static void test_table_dequant(void **state) {
   unsigned char q[K * 2];
   for (int ti = 0; ti < N_QTYPES; ti++) {
     preft_dtype t = QTYPES[ti];
-    /* a row's extent: its blocks lie a stride apart (R4: the others' between) */
+    /* a row's extent: its blocks lie a stride apart (R4: spread over their groups) */
     size_t bb = preft_dtype_block_bytes(t), stride = preft_dtype_block_stride(t);
-    size_t bytes = (K / preft_dtype_block(t) - 1) * stride + bb;
+    size_t bytes = K / preft_dtype_block(t) * stride;
     for (int rep = 0; rep < 2; rep++) {
       if (rep == 0) {
         fill_row(x, K);
@@ -503,7 +503,7 @@ static void test_table_dequant(void **state) {
               d = h(test_frand() * 0.1f), memcpy(q + b * stride + bb - 8 + 2 * i, &d, 2);
             continue;
           }
-          memcpy(q + b * stride + (t == PREFT_Q6_K ? 208 : 0), &d, 2);
+          memcpy(q + b * stride + (t == PREFT_Q6_K ? 208 : 0), &d, 2); /* R4: the head is where ggml's is */
           if (preft_dtype_stored(t) == PREFT_Q4_K) memcpy(q + b * stride + 2, &d, 2);
         }
       }
@@ -646,22 +646,26 @@ static void test_x4_layouts(void **state) {
 }
 
 /* The R4 layout (quant.h) holds each block where the header says: a
- * Q4_K matrix of 8 rows whose every block is distinct, block b of row 4g+r
- * at (4b + r) · 144 of group g; the conversions there and back (in place
- * and not), the unpacked rows, and a row of R4 as every row function takes
- * it (by its address, blocks 576 apart): quantized, dequantized, dotted
- * and read element by element as the plain row. */
+ * Q4_K matrix of 8 rows whose every byte is distinct enough, block b of
+ * row 4g+r with its head at 576 b + 16 r of group g and its codes' bytes
+ * 16k.. at 576 b + 64 + 64 k + 16 r; the conversions there and back (in
+ * place and not), the unpacked rows, and a row of R4 as every row
+ * function takes it (by its address): quantized, dequantized, dotted and
+ * read element by element as the plain row. */
 static void test_r4_layout(void **state) {
   (void)state;
   enum { K = 768, R = 8, NB = K / PREFT_QK_K };
   const size_t bb = sizeof(preft_block_q4_K), rb = NB * bb;
   unsigned char plain[R * NB * 144], r4[R * NB * 144], back[R * NB * 144], row[NB * 144];
-  for (size_t i = 0; i < sizeof plain; i++) plain[i] = (unsigned char)(i * 7 + i / bb);
+  for (size_t i = 0; i < sizeof plain; i++) plain[i] = (unsigned char)(i * 7 + i / 256);
   preft_quant_to_r4(plain, r4, R, K);
   for (int j = 0; j < R; j++)
-    for (int b = 0; b < NB; b++)
-      assert_memory_equal(r4 + (size_t)(j / 4) * 4 * rb + (size_t)(4 * b + j % 4) * bb,
-                          plain + (size_t)j * rb + (size_t)b * bb, bb);
+    for (int b = 0; b < NB; b++) {
+      const unsigned char *grp = r4 + (size_t)(j / 4) * 4 * rb + (size_t)b * 4 * bb,
+                          *blk = plain + (size_t)j * rb + (size_t)b * bb;
+      assert_memory_equal(grp + 16 * (j % 4), blk, 16);
+      for (int k = 0; k < 8; k++) assert_memory_equal(grp + 64 + 64 * k + 16 * (j % 4), blk + 16 + 16 * k, 16);
+    }
   memcpy(back, r4, sizeof back);
   preft_quant_from_r4(back, back, R, K); /* in place */
   assert_memory_equal(back, plain, sizeof plain);
