@@ -134,8 +134,8 @@ int main(int argc, char **argv) {
   static const struct {
     const char *key;
     preft_dtype t;
-  } types[] = {{"q8_0", PREFT_Q8_0},      {"q4_0", PREFT_Q4_0},     {"q5_0", PREFT_Q5_0},
-               {"q4_k", PREFT_Q4_K},      {"q6_k", PREFT_Q6_K},     {"bf16", PREFT_BF16},
+  } types[] = {{"q8_0", PREFT_Q8_0},      {"q4_0", PREFT_Q4_0},      {"q5_0", PREFT_Q5_0},
+               {"q4_k", PREFT_Q4_K},      {"q6_k", PREFT_Q6_K},      {"bf16", PREFT_BF16},
                {"q4_0x4", PREFT_Q4_0_X4}, {"q5_0x4", PREFT_Q5_0_X4}, {"q4_kr4", PREFT_Q4_K_R4}};
   printf("%-5s %-17s %5s %5s %4s %9s %8s %8s %7s %7s\n", "dtype", "shape", "M", "K", "N", "time_us",
          "GFLOP/s", "GB/s(w)", "roofGB", "of_roof");

@@ -50,9 +50,9 @@ static inline preft_dtype preft_dtype_x4_of(preft_dtype t) {
  * or 256. */
 static inline size_t preft_dtype_block(preft_dtype t) {
   return t == PREFT_Q4_K || t == PREFT_Q6_K || t == PREFT_Q4_K_R4 ? 256
-         : preft_dtype_is_x4(t)             ? 128
-         : preft_dtype_is_quant(t)          ? 32
-                                            : 1;
+         : preft_dtype_is_x4(t)                                   ? 128
+         : preft_dtype_is_quant(t)                                ? 32
+                                                                  : 1;
 }
 /* Bytes per block (ggml's block sizes; static-asserted in quant.h). */
 static inline size_t preft_dtype_block_bytes(preft_dtype t) {
@@ -100,8 +100,8 @@ static inline size_t preft_dtype_size(preft_dtype t) {
   return t == PREFT_F32 ? 4 : preft_dtype_is_quant(t) ? 0 : 2;
 }
 static inline const char *preft_dtype_name(preft_dtype t) {
-  static const char *const names[] = {"F32",  "F16",  "BF16", "Q8_0",   "Q4_0",
-                                      "Q4_K", "Q6_K", "Q5_0", "Q4_0x4", "Q5_0x4", "Q4_Kr4"};
+  static const char *const names[] = {"F32",  "F16",  "BF16",   "Q8_0",   "Q4_0",  "Q4_K",
+                                      "Q6_K", "Q5_0", "Q4_0x4", "Q5_0x4", "Q4_Kr4"};
   _Static_assert(sizeof names / sizeof names[0] == PREFT_N_LAYOUTS, "a name per type");
   return t >= 0 && t < PREFT_N_LAYOUTS ? names[t] : "unknown";
 }

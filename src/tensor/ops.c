@@ -226,7 +226,8 @@ void preft_load_row(float *out, const void *m, preft_dtype t, size_t row, int d)
       for (int i = 0; i < d; i++) out[i] = preft_bf16_to_f32(((const uint16_t *)m)[base + (size_t)i]);
       break;
     default: /* block-quantized rows (an embedding table of a GGUF model) */
-      preft_dequantize_row(t, (const char *)m + preft_dtype_row_offset(t, preft_dtype_row_bytes(t, (size_t)d), row),
-                           out, (size_t)d);
+      preft_dequantize_row(
+          t, (const char *)m + preft_dtype_row_offset(t, preft_dtype_row_bytes(t, (size_t)d), row), out,
+          (size_t)d);
   }
 }

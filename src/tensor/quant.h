@@ -146,8 +146,8 @@ void preft_quant_from_x4(preft_dtype t, const void *src, void *dst, size_t n);
  * matrices where the AVX512-VNNI kernels run, as the X4 layouts; export
  * writes Q4_K back. */
 typedef struct {
-  uint8_t heads[4][16];  /* row r's d, dmin and 12 scale bytes */
-  uint8_t qs[8][4][16];  /* [k][r]: row r's qs[16k..16k+15] */
+  uint8_t heads[4][16]; /* row r's d, dmin and 12 scale bytes */
+  uint8_t qs[8][4][16]; /* [k][r]: row r's qs[16k..16k+15] */
 } preft_group_q4_Kr4;
 _Static_assert(sizeof(preft_group_q4_Kr4) == 4 * sizeof(preft_block_q4_K), "an R4 group is four blocks");
 

@@ -792,10 +792,10 @@ TILE16(q6_K, preft_qrows512_q6_K)
 TILE16(q4_0x4, preft_qrows512_q4_0x4)
 TILE16(q5_0x4, preft_qrows512_q5_0x4)
 TILE16(q4_Kr4, preft_qrows512_q4_Kr4)
-#define QK_TILES                                                                                      \
-  {                                                                                                   \
+#define QK_TILES                                                                                          \
+  {                                                                                                       \
     tiles16_q8_0, tiles16_q4_0, tiles16_q4_K, tiles16_q6_K, tiles16_q5_0, tiles16_q4_0x4, tiles16_q5_0x4, \
-        tiles16_q4_Kr4                                                                                \
+        tiles16_q4_Kr4                                                                                    \
   }
 /* the rows kernels on zmm (quant_rows512*.c) */
 #define QK_ROWS                                                                                    \
@@ -812,7 +812,8 @@ TILE16(q4_Kr4, preft_qrows512_q4_Kr4)
 /* the table's x layouts: Q4_K's (quant_rows512.c, its R4 layout too),
  * else the Q4_0 / Q5_0 families' (quant_rows512_q5.c) */
 static size_t x_layout_bytes512(preft_dtype t, int k) {
-  return preft_dtype_stored(t) == PREFT_Q4_K ? preft_qx512_layout_bytes_q4_K(k) : preft_qx512_layout_bytes(t, k);
+  return preft_dtype_stored(t) == PREFT_Q4_K ? preft_qx512_layout_bytes_q4_K(k)
+                                             : preft_qx512_layout_bytes(t, k);
 }
 static void x_layout512(preft_dtype t, void *dst, const void *xq, size_t xqs, int n, int k) {
   if (preft_dtype_stored(t) == PREFT_Q4_K)

@@ -55,8 +55,9 @@ typedef struct {
 /* The product for an in-memory layout t (X4, R4: quant.h) by `plain`, a
  * kernel of its stored type: the weight rows unpacked a few at a time
  * (quant_layout.c), for the tables without kernels of their own for t. */
-void preft_qrows_via_plain(preft_qrows_fn plain, preft_dtype t, float *y, size_t ys, const void *xq, size_t xqs,
-                           const void *w, size_t wrow, int n, int k, int j0, int j1, int accumulate);
+void preft_qrows_via_plain(preft_qrows_fn plain, preft_dtype t, float *y, size_t ys, const void *xq,
+                           size_t xqs, const void *w, size_t wrow, int n, int k, int j0, int j1,
+                           int accumulate);
 /* dst[0:n] = the values of an X4 row (layout t), a group at a time as the
  * plain type's four blocks through `plain` (a table's dequant, or
  * preft_dequantize_row). */

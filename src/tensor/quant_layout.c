@@ -22,8 +22,9 @@ void preft_quant_row_plain(preft_dtype t, const void *w, size_t wrow, size_t j, 
   }
 }
 
-void preft_qrows_via_plain(preft_qrows_fn plain, preft_dtype t, float *y, size_t ys, const void *xq, size_t xqs,
-                           const void *w, size_t wrow, int n, int k, int j0, int j1, int accumulate) {
+void preft_qrows_via_plain(preft_qrows_fn plain, preft_dtype t, float *y, size_t ys, const void *xq,
+                           size_t xqs, const void *w, size_t wrow, int n, int k, int j0, int j1,
+                           int accumulate) {
   unsigned char stack[UNPACKED_STACK] __attribute__((aligned(64)));
   int chunk = (int)(UNPACKED_STACK / wrow);
   unsigned char *buf = stack;
@@ -33,7 +34,8 @@ void preft_qrows_via_plain(preft_qrows_fn plain, preft_dtype t, float *y, size_t
   }
   for (int j = j0; j < j1; j += chunk) {
     const int rows = j1 - j < chunk ? j1 - j : chunk;
-    for (int r = 0; r < rows; r++) preft_quant_row_plain(t, w, wrow, (size_t)(j + r), (size_t)k, buf + (size_t)r * wrow);
+    for (int r = 0; r < rows; r++)
+      preft_quant_row_plain(t, w, wrow, (size_t)(j + r), (size_t)k, buf + (size_t)r * wrow);
     plain(y + j, ys, xq, xqs, buf, wrow, n, k, 0, rows, accumulate);
   }
   if (buf != stack) free(buf);

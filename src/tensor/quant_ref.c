@@ -724,8 +724,8 @@ void preft_qgemm_ref(float *y, int y_stride, const float *x, int x_stride, const
     preft_quantize_act_rows(a, xq, xrow, x + (size_t)i * (size_t)x_stride, 0, 1, k);
     float *yi = y + (size_t)i * (size_t)y_stride;
     for (int j = 0; j < m; j++) {
-      float d = preft_quant_dot_ref(wdt, (const unsigned char *)w + preft_dtype_row_offset(wdt, wrow, (size_t)j),
-                                    xq, k);
+      float d = preft_quant_dot_ref(
+          wdt, (const unsigned char *)w + preft_dtype_row_offset(wdt, wrow, (size_t)j), xq, k);
       yi[j] = accumulate ? yi[j] + d : d;
     }
   }

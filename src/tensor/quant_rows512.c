@@ -294,9 +294,10 @@ RIN void q4_Kr4_group(float *y, size_t ys, const unsigned char *xl, size_t xls, 
         const int at = 128 * (k / 4) + 16 * (k % 4);
         _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
           const x_sb_q4_K *x = (const x_sb_q4_K *)(xl + (size_t)r * xls) + b;
-          lo[r] = _mm512_dpbusd_epi32(lo[r], cl, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(x->q + at))));
-          hi[r] = _mm512_dpbusd_epi32(hi[r], ch,
-                                      _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(x->q + at + 64))));
+          lo[r] = _mm512_dpbusd_epi32(lo[r], cl,
+                                      _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(x->q + at))));
+          hi[r] = _mm512_dpbusd_epi32(
+              hi[r], ch, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(x->q + at + 64))));
         }
       }
       _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) isum[r] =
@@ -310,7 +311,8 @@ RIN void q4_Kr4_group(float *y, size_t ys, const unsigned char *xl, size_t xls, 
     const __m128 vd = _mm_cvtph_ps(dd), vdmin = _mm_cvtph_ps(_mm_srli_si128(dd, 8));
     _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
       const x_sb_q4_K *x = (const x_sb_q4_K *)(xl + (size_t)r * xls) + b;
-      const __m512i pm = _mm512_madd_epi16(mins, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)x->pairs)));
+      const __m512i pm =
+          _mm512_madd_epi16(mins, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)x->pairs)));
       const __m256 f = _mm256_cvtepi32_ps(lane_sums2(isum[r], pm)); /* isum of rows 0..3, then msum */
       const __m128 dx = _mm_set1_ps(x->d);
       const __m128 term = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(vd, dx), _mm256_castps256_ps128(f)),
@@ -323,8 +325,8 @@ RIN void q4_Kr4_group(float *y, size_t ys, const unsigned char *xl, size_t xls, 
 
 /* y[0:n, j0:j1] (+)= weight rows [j0, j1) (layout t) against n rows of x
  * laid out (q4_K_lay_out), RNR rows of x per pass over the weights. */
-RIN void q4_K_rows(const preft_dtype t, float *y, size_t ys, const unsigned char *xl, size_t xls, const void *w,
-                   size_t wrow, int n, int nb, int j0, int j1, int accumulate) {
+RIN void q4_K_rows(const preft_dtype t, float *y, size_t ys, const unsigned char *xl, size_t xls,
+                   const void *w, size_t wrow, int n, int nb, int j0, int j1, int accumulate) {
   for (int i0 = 0; i0 < n; i0 += RNR) {
     const int nr = n - i0 < RNR ? n - i0 : RNR;
     const unsigned char *xi = xl + (size_t)i0 * xls;
@@ -375,8 +377,8 @@ RFN void preft_qrows512_laid_q4_K(float *y, size_t ys, const void *xl, size_t xl
   q4_K_rows(PREFT_Q4_K, y, ys, xl, xls, w, wrow, n, k / PREFT_QK_K, j0, j1, accumulate);
 }
 
-RFN void preft_qrows512_laid_q4_Kr4(float *y, size_t ys, const void *xl, size_t xls, const void *w, size_t wrow,
-                                    int n, int k, int j0, int j1, int accumulate) {
+RFN void preft_qrows512_laid_q4_Kr4(float *y, size_t ys, const void *xl, size_t xls, const void *w,
+                                    size_t wrow, int n, int k, int j0, int j1, int accumulate) {
   q4_K_rows(PREFT_Q4_K_R4, y, ys, xl, xls, w, wrow, n, k / PREFT_QK_K, j0, j1, accumulate);
 }
 

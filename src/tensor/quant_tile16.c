@@ -295,8 +295,8 @@ TIN void q4_K_scale_min(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
 TIN __m256i q4_K_chunk(preft_dtype layout, const unsigned char *blk, int c) {
   if (!preft_dtype_is_r4(layout)) return _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));
   const __m128i lo = _mm_loadu_si128((const __m128i *)(blk + 64 + 128 * c));
-  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), _mm_loadu_si128((const __m128i *)(blk + 128 + 128 * c)),
-                                 1);
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo),
+                                 _mm_loadu_si128((const __m128i *)(blk + 128 + 128 * c)), 1);
 }
 
 /* Rows j..j+15 of Q4_K weights in `layout` (Q4_K or its R4 layout: a
@@ -315,17 +315,17 @@ TIN void tile_q4_K(preft_dtype layout, float *y, size_t ys, const unsigned char 
   for (int r = 0; r < TR; r++) wp[r] = w + preft_dtype_row_offset(layout, wrow, (size_t)(j + r));
   const size_t bs = preft_dtype_block_stride(layout);
   const int r4 = preft_dtype_is_r4(layout);
-#define Q4K_BLOCK(r, b) ((const preft_block_q4_K *)(wp[r] + (size_t)(b) * bs))
+#define Q4K_BLOCK(r, b) ((const preft_block_q4_K *)(wp[r] + (size_t)(b)*bs))
   const __m512i m4 = _mm512_set1_epi8(0x0F);
   for (int b = 0; b < nb; b++) {
     /* the next super-block of the 16 rows: 144 bytes a row, or R4's 576 a group */
     for (int r = 0; b + 1 < nb && r < TR; r += r4 ? 4 : 1)
-      for (int l = 0; l < (r4 ? 9 : 3); l++) _mm_prefetch((const char *)Q4K_BLOCK(r, b + 1) + 64 * l, _MM_HINT_T0);
+      for (int l = 0; l < (r4 ? 9 : 3); l++)
+        _mm_prefetch((const char *)Q4K_BLOCK(r, b + 1) + 64 * l, _MM_HINT_T0);
     for (int c = 0; c < 4; c++) { /* qs[32c..]: sub-block 2c low nibbles, 2c+1 high */
       __m256i rows[TR];
       __m512i t[8];
-      for (int r = 0; r < TR; r++)
-        rows[r] = q4_K_chunk(layout, (const unsigned char *)Q4K_BLOCK(r, b), c);
+      for (int r = 0; r < TR; r++) rows[r] = q4_K_chunk(layout, (const unsigned char *)Q4K_BLOCK(r, b), c);
       transpose16x8(t, rows);
       for (int g = 0; g < 8; g++) {
         codes[2 * c][g] = _mm512_and_si512(t[g], m4);

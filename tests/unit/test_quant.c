@@ -31,8 +31,8 @@
 
 /* the file types, then the X4 layouts of Q4_0 and Q5_0 and the R4 layout
  * of Q4_K (quant.h) */
-static const preft_dtype QTYPES[] = {PREFT_Q8_0,    PREFT_Q4_0,    PREFT_Q5_0,   PREFT_Q4_K,
-                                     PREFT_Q6_K,    PREFT_Q4_0_X4, PREFT_Q5_0_X4, PREFT_Q4_K_R4};
+static const preft_dtype QTYPES[] = {PREFT_Q8_0, PREFT_Q4_0,    PREFT_Q5_0,    PREFT_Q4_K,
+                                     PREFT_Q6_K, PREFT_Q4_0_X4, PREFT_Q5_0_X4, PREFT_Q4_K_R4};
 #define N_QTYPES 8
 
 /* Rows of a matrix of type t: m, or the next multiple of 4 (R4). */
@@ -166,8 +166,8 @@ static void test_quantize_error_bounds(void **state) {
   unsigned char q[K * 3]; /* a row of R4 spreads over its group's K / 256 · 576 bytes */
   /* largest error relative to the block's largest magnitude (Q4_0 and Q5_0
    * clip the value opposite the extreme one at 7 d resp. 15 d: 1/8, 1/16) */
-  const double bound[N_QTYPES] = {0.5 / 127 + 1e-3, 1.0 / 8 + 1e-3, 1.0 / 16 + 1e-3, 0.12, 0.04,
-                                  1.0 / 8 + 1e-3,   1.0 / 16 + 1e-3, 0.12};
+  const double bound[N_QTYPES] = {
+      0.5 / 127 + 1e-3, 1.0 / 8 + 1e-3, 1.0 / 16 + 1e-3, 0.12, 0.04, 1.0 / 8 + 1e-3, 1.0 / 16 + 1e-3, 0.12};
   for (int ti = 0; ti < N_QTYPES; ti++) {
     preft_dtype t = QTYPES[ti];
     int bs = (int)preft_dtype_block(t);
@@ -462,7 +462,8 @@ static void test_qgemm_dx(void **state) {
               }
               double want = acc ? dx0[(size_t)i * dxs + c] : 0, mag = fabs(want);
               for (int j = 0; j < m; j++) {
-                double p = (double)dy[(size_t)i * dys + j] * preft_load_elem(row_of(t, w, k, j), t, (size_t)c);
+                double p =
+                    (double)dy[(size_t)i * dys + j] * preft_load_elem(row_of(t, w, k, j), t, (size_t)c);
                 want += p, mag += fabs(p);
               }
               if (fabs(g - want) > 1e-5 * mag + 1e-6)
@@ -664,7 +665,8 @@ static void test_r4_layout(void **state) {
       const unsigned char *grp = r4 + (size_t)(j / 4) * 4 * rb + (size_t)b * 4 * bb,
                           *blk = plain + (size_t)j * rb + (size_t)b * bb;
       assert_memory_equal(grp + 16 * (j % 4), blk, 16);
-      for (int k = 0; k < 8; k++) assert_memory_equal(grp + 64 + 64 * k + 16 * (j % 4), blk + 16 + 16 * k, 16);
+      for (int k = 0; k < 8; k++)
+        assert_memory_equal(grp + 64 + 64 * k + 16 * (j % 4), blk + 16 + 16 * k, 16);
     }
   memcpy(back, r4, sizeof back);
   preft_quant_from_r4(back, back, R, K); /* in place */
@@ -696,7 +698,8 @@ static void test_r4_layout(void **state) {
     preft_dequantize_row(PREFT_Q4_K_R4, q, b, K);
     assert_memory_equal(a, b, sizeof a);
     for (int c = 0; c < K; c += 37) assert_true(preft_load_elem(q, PREFT_Q4_K_R4, (size_t)c) == a[c]);
-    const float dp = preft_quant_dot_ref(PREFT_Q4_K, p, xq, K), dq = preft_quant_dot_ref(PREFT_Q4_K_R4, q, xq, K);
+    const float dp = preft_quant_dot_ref(PREFT_Q4_K, p, xq, K),
+                dq = preft_quant_dot_ref(PREFT_Q4_K_R4, q, xq, K);
     assert_memory_equal(&dp, &dq, sizeof dp);
   }
 }
