@@ -49,7 +49,7 @@ static void usage(FILE *out) {
           "environment: PREFT_CPU=portable|avx|avx2|avx512 caps the SIMD kernels;\n"
           "             PREFT_MATMUL_PRECISION=exact|bf16 (see --matmul-precision);\n"
           "             PREFT_MMAP=1 maps model weights instead of reading them into memory;\n"
-          "             PREFT_REPACK=0 keeps Q4_0/Q5_0 weights in ggml's block layout in memory\n");
+          "             PREFT_REPACK=0 keeps Q4_0/Q5_0/Q4_K weights in ggml's block layout in memory\n");
 }
 
 /* An environment switch NAME=0|1 handed to set when present; -1 (said on
