@@ -190,6 +190,27 @@ QIN void row_groups(__m512 *acc, const void *w, int ng, const x_group *xg, const
   for (int r = 0; r < NR; r++) acc[r] = _mm512_add_ps(acc[r], odd[r]);
 }
 
+/* Four X4 weight rows (rows wrow bytes apart) against one row of x, group
+ * by group: each row's FMAs and accumulators as row_groups gives them (the
+ * same bits), x's group loaded once for the four. One core, weights hot, 4-24%
+ * faster than the rows one after another (bench_quant, docs/KERNELS.md). */
+QIN void rows4_groups(__m512 *s, const unsigned char *w, size_t wrow, int ng, const x_group *xg,
+                      const int kind) {
+  __m512 odd[4];
+  for (int t = 0; t < 4; t++) s[t] = odd[t] = _mm512_setzero_ps();
+  int g = 0;
+  for (; g + 1 < ng; g += 2) {
+    _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++)
+        group_step(&s[t], w + (size_t)t * wrow, g, xg, ng, kind, 1);
+    _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++)
+        group_step(&odd[t], w + (size_t)t * wrow, g + 1, xg, ng, kind, 1);
+  }
+  if (g < ng)
+    _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++)
+        group_step(&s[t], w + (size_t)t * wrow, g, xg, ng, kind, 1);
+  for (int t = 0; t < 4; t++) s[t] = _mm512_add_ps(s[t], odd[t]);
+}
+
 /* ---- plain Q4_0 / Q5_0: two blocks per step ------------------------------ */
 
 /* Pair p of a weight row (blocks from blk, of kind 1: Q4_0, 2: Q5_0)
@@ -280,10 +301,14 @@ QIN void rows_pass(float *y, size_t ys, const unsigned char *xl, const void *w, 
     for (int j = j0; j < j1; j += 4) {
       const int rw = j1 - j < 4 ? j1 - j : 4;
       __m512 s[4];
+      if (kind >= 3 && rw == 4) { /* the X4 layouts: the four rows group by group */
+        rows4_groups(s, (const unsigned char *)w + (size_t)j * wrow, wrow, nb / 4, (const x_group *)xl, kind);
+      } else {
 #pragma GCC unroll 4
-      for (int t = 0; t < 4; t++) { /* rows past j1: zeros, their lanes not stored */
-        s[t] = _mm512_setzero_ps();
-        if (t < rw) row_dot(&s[t], (const unsigned char *)w + (size_t)(j + t) * wrow, nb, xl, kind, 1);
+        for (int t = 0; t < 4; t++) { /* rows past j1: zeros, their lanes not stored */
+          s[t] = _mm512_setzero_ps();
+          if (t < rw) row_dot(&s[t], (const unsigned char *)w + (size_t)(j + t) * wrow, nb, xl, kind, 1);
+        }
       }
       float v[4];
       _mm_storeu_ps(v, preft_sum4_avx512(s[0], s[1], s[2], s[3]));
