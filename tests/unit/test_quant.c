@@ -485,7 +485,7 @@ static void test_table_dequant(void **state) {
   (void)state;
   enum { K = 1024 };
   float x[K], want[K], got[K];
-  unsigned char q[K * 2];
+  unsigned char q[K * 3]; /* a row of R4 spreads over its group's K / 256 · 576 bytes */
   for (int ti = 0; ti < N_QTYPES; ti++) {
     preft_dtype t = QTYPES[ti];
     /* a row's extent: its blocks lie a stride apart (R4: spread over their groups) */
