@@ -245,8 +245,8 @@ RIN __m256i lane_sums2(__m512i v, __m512i m) {
   return _mm512_castsi512_si256(_mm512_permutexvar_epi32(pick, t));
 }
 
-/* Weight rows j..j+3 (one group: j a multiple of 4) of the R4 layout
- * against NR rows of x laid out as x_sb_q4_K. Each 64-byte load holds 16
+/* Weight rows j..j+3 (one group: j a multiple of 4; the first rw stored)
+ * of the R4 layout against NR rows of x laid out as x_sb_q4_K. Each 64-byte load holds 16
  * code bytes of each row, row r in 128-bit lane r: piece k (bytes
  * 16k..16k+15 of the rows' qs) has the low nibbles of values 64c + 16(k%2)
  * .. +15 (sub-block 2c, c = k/2) and the high nibbles of the same 16 of
@@ -258,7 +258,7 @@ RIN __m256i lane_sums2(__m512i v, __m512i m) {
  * each row are lane sums of 128-bit lane r, reduced with the mins' term
  * in one tree; the FP32 steps are the reference's in its order. */
 RIN void q4_Kr4_group(float *y, size_t ys, const unsigned char *xl, size_t xls, const unsigned char *w,
-                      size_t wrow, int j, int nb, const int NR, int accumulate) {
+                      size_t wrow, int j, int rw, int nb, const int NR, int accumulate) {
   PREFT_ASSERT(j % RW == 0);
   const unsigned char *g = w + (size_t)j * wrow; /* the group: 4 rows' bytes */
   const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -320,7 +320,7 @@ RIN void q4_Kr4_group(float *y, size_t ys, const unsigned char *xl, size_t xls, 
       acc[r] = _mm_add_ps(acc[r], term);
     }
   }
-  store_group(y, ys, j, RW, acc, NR, accumulate);
+  store_group(y, ys, j, rw, acc, NR, accumulate);
 }
 
 /* y[0:n, j0:j1] (+)= weight rows [j0, j1) (layout t) against n rows of x
@@ -333,19 +333,19 @@ RIN void q4_K_rows(const preft_dtype t, float *y, size_t ys, const unsigned char
     float *yi = y + (size_t)i0 * ys;
     for (int j = j0; j < j1; j += RW) {
       const int rw = j1 - j < RW ? j1 - j : RW;
-      if (preft_dtype_is_r4(t)) { /* (whole groups: a multiple of 4 rows) */
+      if (preft_dtype_is_r4(t)) { /* whole groups (the matrix has them), rw rows stored */
         switch (nr) {
           case 1:
-            q4_Kr4_group(yi, ys, xi, xls, w, wrow, j, nb, 1, accumulate);
+            q4_Kr4_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 1, accumulate);
             break;
           case 2:
-            q4_Kr4_group(yi, ys, xi, xls, w, wrow, j, nb, 2, accumulate);
+            q4_Kr4_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 2, accumulate);
             break;
           case 3:
-            q4_Kr4_group(yi, ys, xi, xls, w, wrow, j, nb, 3, accumulate);
+            q4_Kr4_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 3, accumulate);
             break;
           default:
-            q4_Kr4_group(yi, ys, xi, xls, w, wrow, j, nb, 4, accumulate);
+            q4_Kr4_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 4, accumulate);
         }
         continue;
       }
