@@ -322,25 +322,7 @@ QIN void dot_q6_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, cons
 
 /* NR-specialised calls: the compiler keeps the accumulators in registers
  * only when nr is a constant. */
-#define DISPATCH_NR(CALL) \
-  switch (nr) {           \
-    case 1: {             \
-      enum { NRC = 1 };   \
-      CALL;               \
-    } break;              \
-    case 2: {             \
-      enum { NRC = 2 };   \
-      CALL;               \
-    } break;              \
-    case 3: {             \
-      enum { NRC = 3 };   \
-      CALL;               \
-    } break;              \
-    default: {            \
-      enum { NRC = 4 };   \
-      CALL;               \
-    }                     \
-  }
+#define DISPATCH_NR(CALL) PREFT_QDISPATCH_NR(nr, CALL)
 
 #define SIMPLE_ROWS(T, BT, BLK)                                                                          \
   QFN void rows_##T(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n, \

@@ -73,6 +73,28 @@ void preft_dequantize_r4_via(const void *src, float *dst, size_t n,
     preft_qrows_via_plain(PLAIN, T, y, ys, xq, xqs, w, wrow, n, k, j0, j1, accumulate);                     \
   }
 
+/* CALL with NRC the constant nr (1..4; above 4: 4): a kernel specialised
+ * on a constant number of rows of x keeps its accumulators in registers. */
+#define PREFT_QDISPATCH_NR(nr, CALL) \
+  switch (nr) {                      \
+    case 1: {                        \
+      enum { NRC = 1 };              \
+      CALL;                          \
+    } break;                         \
+    case 2: {                        \
+      enum { NRC = 2 };              \
+      CALL;                          \
+    } break;                         \
+    case 3: {                        \
+      enum { NRC = 3 };              \
+      CALL;                          \
+    } break;                         \
+    default: {                       \
+      enum { NRC = 4 };              \
+      CALL;                          \
+    }                                \
+  }
+
 extern const preft_quant_kernels preft_quant_portable;
 #if defined(__x86_64__) || defined(__i386__)
 #define PREFT_HAVE_QUANT_AVX 1

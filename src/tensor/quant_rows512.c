@@ -120,6 +120,22 @@ RIN __m512i q4_K_scale_min(__m512i heads) {
   return _mm512_or_si512(lo, _mm512_and_si512(_mm512_srli_epi16(b, 2), _mm512_set1_epi8(0x30)));
 }
 
+/* From q4_K_scale_min's result: 128-bit lane i's 8 mins as int16. */
+RIN __m512i q4_K_mins16(__m512i sm) {
+  return _mm512_shuffle_epi8(sm, _mm512_broadcast_i32x4(_mm_setr_epi8(8, -1, 9, -1, 10, -1, 11, -1, 12, -1,
+                                                                      13, -1, 14, -1, 15, -1)));
+}
+
+/* d and dmin of the 4 blocks' heads (dword 0 of each 128-bit lane) as
+ * FP32, block i in lane i. */
+RIN void q4_K_d_dmin(__m512i heads, __m128 *vd, __m128 *vdmin) {
+  const __m512i lane0 = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m128i dd = _mm_shuffle_epi8(_mm512_castsi512_si128(_mm512_permutexvar_epi32(lane0, heads)),
+                                      _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
+  *vd = _mm_cvtph_ps(dd);
+  *vdmin = _mm_cvtph_ps(_mm_srli_si128(dd, 8));
+}
+
 /* One super-block of a row of Q8_K x as the Q4_K kernel reads it (320
  * bytes): its values in the order of a 64-byte load of Q4_K codes, so that
  * one load and mask give the low nibbles of two 32-byte chunks and one
@@ -171,9 +187,6 @@ RIN void q4_K_group(float *y, size_t ys, const unsigned char *xl, size_t xls, co
     for (int i = 0; i < 64; i++) idx[i] = (int8_t)(i % 2 ? -1 : s0 + 2 * (i / 32));
     pick[c] = _mm512_loadu_si512(idx);
   }
-  /* bytes 8..15 (the mins) as int16 */
-  const __m512i mins16 =
-      _mm512_broadcast_i32x4(_mm_setr_epi8(8, -1, 9, -1, 10, -1, 11, -1, 12, -1, 13, -1, 14, -1, 15, -1));
   const __m512i lane0 = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
   __m128 acc[RNR];
   for (int r = 0; r < NR; r++) acc[r] = _mm_setzero_ps();
@@ -182,8 +195,7 @@ RIN void q4_K_group(float *y, size_t ys, const unsigned char *xl, size_t xls, co
     prefetch_ahead((const void *const *)wr, wrow, b, nb, sizeof(preft_block_q4_K), 3);
     const __m512i heads = q4_K_heads(blk);
     const __m512i sm = q4_K_scale_min(heads);
-    /* 128-bit lane i: block i's 8 mins as int16 */
-    const __m512i mins = _mm512_shuffle_epi8(sm, mins16);
+    const __m512i mins = q4_K_mins16(sm);
     /* block i's 16 scale / min bytes in every 128-bit lane (immediates:
      * a sanitizer build at -O1 does not unroll the loop below) */
     const __m512i bsm[RW] = {_mm512_shuffle_i32x4(sm, sm, 0x00), _mm512_shuffle_i32x4(sm, sm, 0x55),
@@ -205,10 +217,8 @@ RIN void q4_K_group(float *y, size_t ys, const unsigned char *xl, size_t xls, co
         }
       }
     }
-    /* d, dmin of the 4 blocks: dword 0 of each lane, as 4 fp16 d then 4 dmin */
-    const __m128i dd = _mm_shuffle_epi8(_mm512_castsi512_si128(_mm512_permutexvar_epi32(lane0, heads)),
-                                        _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
-    const __m128 vd = _mm_cvtph_ps(dd), vdmin = _mm_cvtph_ps(_mm_srli_si128(dd, 8));
+    __m128 vd, vdmin;
+    q4_K_d_dmin(heads, &vd, &vdmin);
     _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
       const x_sb_q4_K *x = (const x_sb_q4_K *)(xl + (size_t)r * xls) + b;
       const __m128i is = hsum4(isum[0][r], isum[1][r], isum[2][r], isum[3][r]);
@@ -270,9 +280,6 @@ RIN void q4_Kr4_group(float *y, size_t ys, const unsigned char *xl, size_t xls, 
     for (int i = 0; i < 16; i++) idx[i] = (int8_t)(i % 2 ? -1 : 2 * c + i / 8);
     pick[c] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)idx));
   }
-  const __m512i mins16 =
-      _mm512_broadcast_i32x4(_mm_setr_epi8(8, -1, 9, -1, 10, -1, 11, -1, 12, -1, 13, -1, 14, -1, 15, -1));
-  const __m512i lane0 = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
   __m128 acc[RNR];
   for (int r = 0; r < NR; r++) acc[r] = _mm_setzero_ps();
   for (int b = 0; b < nb; b++) {
@@ -303,12 +310,9 @@ RIN void q4_Kr4_group(float *y, size_t ys, const unsigned char *xl, size_t xls, 
       _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) isum[r] =
           _mm512_add_epi32(isum[r], _mm512_madd_epi16(_mm512_packs_epi32(lo[r], hi[r]), sc));
     }
-    /* lane r: row r's 8 mins as int16 */
-    const __m512i mins = _mm512_shuffle_epi8(sm, mins16);
-    /* d, dmin of the 4 rows: dword 0 of each lane, as 4 fp16 d then 4 dmin */
-    const __m128i dd = _mm_shuffle_epi8(_mm512_castsi512_si128(_mm512_permutexvar_epi32(lane0, heads)),
-                                        _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15));
-    const __m128 vd = _mm_cvtph_ps(dd), vdmin = _mm_cvtph_ps(_mm_srli_si128(dd, 8));
+    const __m512i mins = q4_K_mins16(sm); /* lane r: row r's */
+    __m128 vd, vdmin;
+    q4_K_d_dmin(heads, &vd, &vdmin);
     _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
       const x_sb_q4_K *x = (const x_sb_q4_K *)(xl + (size_t)r * xls) + b;
       const __m512i pm =
@@ -334,33 +338,9 @@ RIN void q4_K_rows(const preft_dtype t, float *y, size_t ys, const unsigned char
     for (int j = j0; j < j1; j += RW) {
       const int rw = j1 - j < RW ? j1 - j : RW;
       if (preft_dtype_is_r4(t)) { /* whole groups (the matrix has them), rw rows stored */
-        switch (nr) {
-          case 1:
-            q4_Kr4_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 1, accumulate);
-            break;
-          case 2:
-            q4_Kr4_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 2, accumulate);
-            break;
-          case 3:
-            q4_Kr4_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 3, accumulate);
-            break;
-          default:
-            q4_Kr4_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 4, accumulate);
-        }
-        continue;
-      }
-      switch (nr) { /* a constant NR keeps the accumulators in registers */
-        case 1:
-          q4_K_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 1, accumulate);
-          break;
-        case 2:
-          q4_K_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 2, accumulate);
-          break;
-        case 3:
-          q4_K_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 3, accumulate);
-          break;
-        default:
-          q4_K_group(yi, ys, xi, xls, w, wrow, j, rw, nb, 4, accumulate);
+        PREFT_QDISPATCH_NR(nr, q4_Kr4_group(yi, ys, xi, xls, w, wrow, j, rw, nb, NRC, accumulate))
+      } else {
+        PREFT_QDISPATCH_NR(nr, q4_K_group(yi, ys, xi, xls, w, wrow, j, rw, nb, NRC, accumulate))
       }
     }
   }
@@ -483,19 +463,7 @@ RFN void preft_qrows512_q6_K(float *y, size_t ys, const void *xqv, size_t xqs, c
     float *yi = y + (size_t)i0 * ys;
     for (int j = j0; j < j1; j += RW) {
       const int rw = j1 - j < RW ? j1 - j : RW;
-      switch (nr) {
-        case 1:
-          q6_K_group(yi, ys, xi, xqs, w, wrow, j, rw, nb, 1, accumulate);
-          break;
-        case 2:
-          q6_K_group(yi, ys, xi, xqs, w, wrow, j, rw, nb, 2, accumulate);
-          break;
-        case 3:
-          q6_K_group(yi, ys, xi, xqs, w, wrow, j, rw, nb, 3, accumulate);
-          break;
-        default:
-          q6_K_group(yi, ys, xi, xqs, w, wrow, j, rw, nb, 4, accumulate);
-      }
+      PREFT_QDISPATCH_NR(nr, q6_K_group(yi, ys, xi, xqs, w, wrow, j, rw, nb, NRC, accumulate))
     }
   }
 }
