@@ -73,8 +73,10 @@ static void fill_random(unsigned char *w, preft_dtype t, int m, int k) {
     }
     size_t off = t == PREFT_Q6_K ? 208 : 0;
     memcpy(p + off, &d, 2);
-    if (preft_dtype_stored(t) == PREFT_Q4_K) memcpy(p + 2, &d, 2); /* R4: whole Q4_K blocks too */
+    if (preft_dtype_stored(t) == PREFT_Q4_K) memcpy(p + 2, &d, 2);
   }
+  /* R4: ggml's Q4_K blocks, filled as above, regrouped (m is a multiple of 4) */
+  if (preft_dtype_is_r4(t)) preft_quant_to_r4(w, w, (size_t)m, (size_t)k);
 }
 
 static int listed(const char *list, const char *key) {

@@ -121,7 +121,7 @@ static int model_matrices(preft_model *m, qmat *mats, bool *tied) {
 static bool repack_one(const qmat *q, preft_pool *pool) {
   preft_weight *w = q->w;
   const preft_dtype to = repacked_type(w->dtype, q->rows, q->cols);
-  if (to == w->dtype || !preft_weights_get_repack() || !preft_quant_x4_native()) return false;
+  if (to == w->dtype || !preft_weights_get_repack() || !preft_quant_layouts_native()) return false;
   rjob j = {(uint8_t *)(uintptr_t)w->data, w->dtype, preft_dtype_row_bytes(w->dtype, (size_t)q->cols),
             q->cols};
   if (preft_dtype_is_r4(to))

@@ -120,10 +120,10 @@ _Static_assert(sizeof(preft_group_q5_0x4) == 4 * sizeof(preft_block_q5_0), "an X
  * layout (preft_quant_to_x4: t the plain type) and back
  * (preft_quant_from_x4: t the X4 layout). dst may be src (in place). */
 void preft_quant_to_x4(preft_dtype t, const void *src, void *dst, size_t n);
-/* Whether the kernels preft_qgemm takes now read the X4 (and R4) layouts
- * natively (AVX512-VNNI): where not, they unpack them first, and
+/* Whether the kernels preft_qgemm takes now read the in-memory layouts (X4
+ * and R4) natively (AVX512-VNNI): where not, they unpack them first, and
  * repacking loses. */
-bool preft_quant_x4_native(void);
+bool preft_quant_layouts_native(void);
 void preft_quant_from_x4(preft_dtype t, const void *src, void *dst, size_t n);
 
 /* ---- the R4 layout (in memory only) ----
@@ -150,6 +150,8 @@ typedef struct {
   uint8_t qs[8][4][16]; /* [k][r]: row r's qs[16k..16k+15] */
 } preft_group_q4_Kr4;
 _Static_assert(sizeof(preft_group_q4_Kr4) == 4 * sizeof(preft_block_q4_K), "an R4 group is four blocks");
+_Static_assert(sizeof(((preft_group_q4_Kr4 *)0)->heads[0]) == 16 && offsetof(preft_block_q4_K, qs) == 16,
+               "a head is a ggml block's first 16 bytes, 16 apart (preft_dtype_row_offset)");
 
 /* Block b of the R4 row at `row` (its address, as above) to a plain ggml
  * block, and back. */

@@ -59,7 +59,7 @@ static const preft_quant_kernels *kernels(void) {
   return &preft_quant_portable;
 }
 
-bool preft_quant_x4_native(void) {
+bool preft_quant_layouts_native(void) {
 #ifdef PREFT_HAVE_QUANT_AVX
   return kernels() == &preft_quant_avx512vnni;
 #else

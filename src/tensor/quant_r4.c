@@ -5,6 +5,7 @@
  * A group of four rows takes the same bytes in both layouts (4 rows of nb
  * blocks), so each group is converted through a copy of its own bytes, in
  * place or not. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +14,7 @@
 #include "tensor/quant_kern.h"
 
 #define R4_STRIDE sizeof(preft_group_q4_Kr4)
-#define HEAD 16 /* d, dmin, scales: the first 16 bytes of a ggml block */
+#define HEAD offsetof(preft_block_q4_K, qs) /* d, dmin, scales: a ggml block's first 16 bytes */
 
 /* A row's address is its head's place in the group's first line: its code
  * pieces lie 64 (the heads' line) + 64 k bytes further. */
@@ -32,7 +33,7 @@ void preft_quant_r4_block_put(void *row, size_t b, const preft_block_q4_K *in) {
 /* Rows [0, rows) of k values, from ggml's row after row (to_r4) or back. */
 static void convert(const void *src, void *dst, size_t rows, size_t k, int to_r4) {
   PREFT_ASSERT(rows % 4 == 0 && k % PREFT_QK_K == 0);
-  const size_t nb = k / PREFT_QK_K, group = 4 * nb * sizeof(preft_block_q4_K);
+  const size_t nb = k / PREFT_QK_K, rb = nb * sizeof(preft_block_q4_K), group = 4 * rb;
   unsigned char *tmp = preft_xmalloc(group);
   for (size_t g = 0; g < rows / 4; g++) {
     memcpy(tmp, (const unsigned char *)src + g * group, group);
@@ -40,10 +41,11 @@ static void convert(const void *src, void *dst, size_t rows, size_t k, int to_r4
     for (size_t r = 0; r < 4; r++)
       for (size_t b = 0; b < nb; b++) {
         preft_block_q4_K *plain = (preft_block_q4_K *)(to_r4 ? tmp : out) + r * nb + b;
+        const size_t row = preft_dtype_row_offset(PREFT_Q4_K_R4, rb, r); /* in the group */
         if (to_r4)
-          preft_quant_r4_block_put(out + HEAD * r, b, plain);
+          preft_quant_r4_block_put(out + row, b, plain);
         else
-          preft_quant_r4_block_get(tmp + HEAD * r, b, plain);
+          preft_quant_r4_block_get(tmp + row, b, plain);
       }
   }
   free(tmp);

@@ -16,15 +16,16 @@
  * (`bench_quant 1 0.3 "" q4_k 1 hot`), the layout is 12-17% faster.
  *
  * Weight rows go 4 at a time (a range's last rows repeat the last one,
- * stored once; in Q4_K's R4 layout the 4 rows of a group are one
- * sequential stream, tensor/quant.h), so the int32 super-block sums of 4 weight rows are reduced
+ * stored once), so the int32 super-block sums of 4 weight rows are reduced
  * by one transposing tree (13 instructions for 4 sums) and the FP32 steps
  * run on 4 lanes, one weight row each: the reference's steps in its order
  * (quant_ref.c: Q4_K `sumf += d·isum − dmin·msum` with d = d_w·d_x and
  * dmin = dmin_w·d_x; Q6_K `sumf += d_w·d_x·isum`; mul, sub and add, no
  * FMA), so these kernels give preft_quant_dot_ref's bits exactly
  * (tests/unit/test_quant.c compares with memcmp). Rows of x go up to 4 per
- * pass over the weights (decode reads each weight byte once).
+ * pass over the weights (decode reads each weight byte once). Q4_K's R4
+ * layout (tensor/quant.h) has its own kernel, q4_Kr4_group below: the 4
+ * rows of a group are one sequential stream and one zmm holds all 4.
  *
  * Shapes: y[n, ys], xq n rows of Q8_K blocks xqs bytes apart, weight rows
  * j0..j1 wrow bytes apart, k a multiple of 256.

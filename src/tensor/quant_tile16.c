@@ -293,7 +293,8 @@ TIN void q4_K_scale_min(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
  * a ggml block's, or in the R4 layout two 16-byte pieces of its group
  * (tensor/quant.h). */
 TIN __m256i q4_K_chunk(preft_dtype layout, const unsigned char *blk, int c) {
-  if (!preft_dtype_is_r4(layout)) return _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));
+  if (!preft_dtype_is_r4(layout))
+    return _mm256_loadu_si256((const __m256i *)(((const preft_block_q4_K *)blk)->qs + 32 * c));
   const __m128i lo = _mm_loadu_si128((const __m128i *)(blk + 64 + 128 * c));
   return _mm256_inserti128_si256(_mm256_castsi128_si256(lo),
                                  _mm_loadu_si128((const __m128i *)(blk + 128 + 128 * c)), 1);

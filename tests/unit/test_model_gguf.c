@@ -209,7 +209,7 @@ static void repacked_weights_are_the_same_model(void **state) {
       if (preft_model_load(&packed, path, &err)) fail_msg("%s", err.msg);
       assert_int_equal(plain->layers[0].wq.dtype, t);
       const preft_dtype layout = t == PREFT_Q4_K ? PREFT_Q4_K_R4 : preft_dtype_x4_of(t);
-      const preft_dtype want = preft_quant_x4_native() ? layout : t;
+      const preft_dtype want = preft_quant_layouts_native() ? layout : t;
       assert_int_equal(packed->layers[0].wq.dtype, want);
       assert_int_equal(packed->layers[1].w_down.dtype, want);
       assert_int_equal(packed->lm_head.dtype, want);
