@@ -51,6 +51,7 @@
 
 #define PNR 4           /* rows of x per pass over the weights */
 #define PF_AHEAD 4096   /* bytes of the weight stream prefetched ahead */
+#define QUAD_AHEAD 8192 /* at least this many bytes ahead in a four-row walk (rows4_groups) */
 #define PAIRS_STACK 128 /* x pairs kept on the stack (pairs × rows: K = 2048 at 4 rows, 24 KiB) */
 
 /* One pair of x blocks as the kernel reads it (192 bytes). */
@@ -143,18 +144,19 @@ QIN void prep_groups(x_group *out, const preft_block_q8_0 *x, int nb, int per_la
 }
 
 /* Group g of an X4 weight row (kind 3: Q4_0_X4, 4: Q5_0_X4) against NR
- * rows of x laid out as groups (ng a row), into acc[0:NR]. The nibbles of
+ * rows of x laid out as groups (ng a row), into acc[0:NR], prefetching
+ * the lines `ahead` bytes on. The nibbles of
  * 128 values are one load: low nibbles (values 0-15 of each block, block i
  * in 128-bit lane i) and high nibbles (values 16-31) pair with x_group's
  * lo and hi, whose int32 lanes 4i..4i+3 are block i's, so both vpdpbusd
  * add into one accumulator and one FMA takes the group's four scales. */
-QIN void group_step(__m512 *acc, const uint8_t *row, int g, const x_group *xg, int ng, const int kind,
-                    const int NR) {
+QIN void group_step(__m512 *acc, const uint8_t *row, int g, const x_group *xg, int ng, size_t ahead,
+                    const int kind, const int NR) {
   const size_t gb = kind == 3 ? sizeof(preft_group_q4_0x4) : sizeof(preft_group_q5_0x4);
   const size_t d_at = kind == 3 ? offsetof(preft_group_q4_0x4, d) : offsetof(preft_group_q5_0x4, d);
   const uint8_t *p = row + (size_t)g * gb;
-  _mm_prefetch((const char *)p + PF_AHEAD, _MM_HINT_T0); /* a group spans two or three lines */
-  _mm_prefetch((const char *)p + PF_AHEAD + 64, _MM_HINT_T0);
+  _mm_prefetch((const char *)p + ahead, _MM_HINT_T0); /* a group spans two or three lines */
+  _mm_prefetch((const char *)p + ahead + 64, _MM_HINT_T0);
   const __m512i raw = _mm512_loadu_si512((const void *)p), m4 = _mm512_set1_epi8(0x0F);
   __m512i lo = _mm512_and_si512(raw, m4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
   if (kind == 4) {
@@ -183,31 +185,38 @@ QIN void row_groups(__m512 *acc, const void *w, int ng, const x_group *xg, const
   for (int r = 0; r < NR; r++) acc[r] = odd[r] = _mm512_setzero_ps();
   int g = 0;
   for (; g + 1 < ng; g += 2) {
-    group_step(acc, w, g, xg, ng, kind, NR);
-    group_step(odd, w, g + 1, xg, ng, kind, NR);
+    group_step(acc, w, g, xg, ng, PF_AHEAD, kind, NR);
+    group_step(odd, w, g + 1, xg, ng, PF_AHEAD, kind, NR);
   }
-  if (g < ng) group_step(acc, w, g, xg, ng, kind, NR);
+  if (g < ng) group_step(acc, w, g, xg, ng, PF_AHEAD, kind, NR);
   for (int r = 0; r < NR; r++) acc[r] = _mm512_add_ps(acc[r], odd[r]);
 }
 
 /* Four X4 weight rows (rows wrow bytes apart) against one row of x, group
  * by group: each row's FMAs and accumulators as row_groups gives them (the
  * same bits), x's group loaded once for the four. One core, weights hot, 4-24%
- * faster than the rows one after another (bench_quant, docs/KERNELS.md). */
+ * faster than the rows one after another (bench_quant, docs/KERNELS.md).
+ * The four rows advance together, so a prefetch a fixed distance on in
+ * each row led the walk by four times that distance in long rows and by
+ * less than one row's bytes in short ones; each group step prefetches the
+ * same group of the rows a whole number of quads on instead (at least
+ * QUAD_AHEAD bytes of the stream): from memory 1.1-1.4x on the Qwen and
+ * Llama shapes (docs/KERNELS.md). */
 QIN void rows4_groups(__m512 *s, const unsigned char *w, size_t wrow, int ng, const x_group *xg,
                       const int kind) {
   __m512 odd[4];
   for (int t = 0; t < 4; t++) s[t] = odd[t] = _mm512_setzero_ps();
+  const size_t quad = 4 * wrow, ahead = (QUAD_AHEAD + quad - 1) / quad * quad;
   int g = 0;
   for (; g + 1 < ng; g += 2) {
     _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++)
-        group_step(&s[t], w + (size_t)t * wrow, g, xg, ng, kind, 1);
+        group_step(&s[t], w + (size_t)t * wrow, g, xg, ng, ahead, kind, 1);
     _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++)
-        group_step(&odd[t], w + (size_t)t * wrow, g + 1, xg, ng, kind, 1);
+        group_step(&odd[t], w + (size_t)t * wrow, g + 1, xg, ng, ahead, kind, 1);
   }
   if (g < ng)
     _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++)
-        group_step(&s[t], w + (size_t)t * wrow, g, xg, ng, kind, 1);
+        group_step(&s[t], w + (size_t)t * wrow, g, xg, ng, ahead, kind, 1);
   for (int t = 0; t < 4; t++) s[t] = _mm512_add_ps(s[t], odd[t]);
 }
 
