@@ -4,11 +4,12 @@
  * quant_avx2.c (see quant_kern.h); measurements in docs/KERNELS.md.
  *
  * Forward: the M weight rows of each output are cut into about 2 ranges
- * per pool thread (handed out dynamically). A task streams its weight rows
- * once per 4 rows of x (the kernels unpack each weight block once for 4
- * rows); when N > 4 the range is capped so its weights stay in L2 across
- * the passes. Decode (N <= 4) therefore reads every weight byte once from
- * memory, which is the whole cost.
+ * per pool thread (handed out dynamically); decode (N <= 4) cuts the
+ * outputs' rows laid end to end into one range per thread. A task
+ * streams its weight rows once per 4 rows of x (the kernels unpack each
+ * weight block once for 4 rows); when N > 4 the range is capped so its
+ * weights stay in L2 across the passes. Decode (N <= 4) therefore reads
+ * every weight byte once from memory, which is the whole cost.
  *
  * Backward for x: tasks own a column range of K (whole blocks, QDX_KC
  * values) and a range of rows of dy; each dequantizes QDX_ROWS weight rows
@@ -27,7 +28,8 @@
 #define QMC 64                      /* rows of x per pass over a weight range */
 #define QL2_WEIGHT_BYTES (96 << 10) /* weight bytes of a range kept in L2 across passes (N > QMC) */
 #define QSERIAL_MAC 65536           /* below this many multiply-adds the caller's thread does it all */
-#define QTASKS_PER_THREAD 2         /* forward: 4 measured 3-5% slower batch-1 decode (more hand-offs) */
+#define QTASKS_PER_THREAD 2         /* forward, N > 4 */
+#define QTASKS_DECODE 1             /* forward, N <= 4: more tasks measured slower (below) */
 #define QDX_TASKS_PER_THREAD 4
 #define QX_STACK 16384 /* bytes of quantized x kept on the stack (decode) */
 #define QDX_KC 256     /* backward: columns per tile (a multiple of every block) */
@@ -85,20 +87,41 @@ typedef struct {
   int n, k, m, accumulate, rows_per_task;
 } qjob;
 
+/* The tasks of one call: per output (first[o] is output o's first task,
+ * each of its jobs' rows_per_task rows) or, when span > 0, span rows each
+ * of the outputs' rows laid end to end (output o's rows from start[o]),
+ * a task crossing from one output into the next. */
 typedef struct {
   qjob *jobs;
   int n_jobs;
   int first[PREFT_GEMM_MULTI_MAX + 1];
+  int span;
+  int start[PREFT_GEMM_MULTI_MAX + 1];
 } qmulti;
+
+static void run_rows(const qjob *jb, int j0, int j1);
 
 static void qtask(void *p, int task, int thread) {
   (void)thread;
   const qmulti *mj = p;
+  if (mj->span) {
+    const int g0 = task * mj->span, g1 = g0 + mj->span;
+    for (int o = 0; o < mj->n_jobs; o++) {
+      const int lo = g0 > mj->start[o] ? g0 : mj->start[o];
+      const int hi = g1 < mj->start[o + 1] ? g1 : mj->start[o + 1];
+      if (lo < hi) run_rows(&mj->jobs[o], lo - mj->start[o], hi - mj->start[o]);
+    }
+    return;
+  }
   int o = 0;
   while (task >= mj->first[o + 1]) o++;
   const qjob *jb = &mj->jobs[o];
   int j0 = (task - mj->first[o]) * jb->rows_per_task;
-  int j1 = j0 + jb->rows_per_task < jb->m ? j0 + jb->rows_per_task : jb->m;
+  run_rows(jb, j0, j0 + jb->rows_per_task < jb->m ? j0 + jb->rows_per_task : jb->m);
+}
+
+/* Weight rows [j0, j1) of one output against every row of x. */
+static void run_rows(const qjob *jb, int j0, int j1) {
   for (int i0 = 0; i0 < jb->n; i0 += QMC) {
     int rows = jb->n - i0 < QMC ? jb->n - i0 : QMC;
     jb->fn(jb->y + (size_t)i0 * jb->ys, jb->ys, jb->xq + (size_t)i0 * jb->xqs, jb->xqs, jb->w, jb->wrow, rows,
@@ -143,7 +166,11 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
   }
   const preft_quant_kernels *kt = kernels();
   int threads = macs < QSERIAL_MAC ? 1 : preft_pool_size(pool);
-  int want = threads == 1 ? 1 : threads * QTASKS_PER_THREAD;
+  /* decode reads each weight byte once and a task starts its stream cold:
+   * 1 task a thread against 2, alternating call by call in the model
+   * (docs/KERNELS.md), Qwen2.5-0.5B +2-4%, the small q/o matrix +6-17%,
+   * Llama-3.2-1B level; 4 a thread had measured 3-5% slower than 2 */
+  int want = threads == 1 ? 1 : threads * (n <= 4 ? QTASKS_DECODE : QTASKS_PER_THREAD);
 
   /* x quantized once per activation format */
   size_t xrow[2] = {preft_qact_row_bytes(PREFT_QACT_Q8_0, (size_t)k),
@@ -167,7 +194,7 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
   }
 
   qjob jobs[PREFT_GEMM_MULTI_MAX];
-  qmulti mj = {jobs, 0, {0}};
+  qmulti mj = {.jobs = jobs};
   /* x laid out once per weight type for the kernels that take it so: every
    * task of the product reads the one layout (decode: a task's share of
    * the weights is small, and each task laid out all of x, e.g. 152 blocks
@@ -222,7 +249,17 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
     }
     jb->rows_per_task = rpt;
     mj.first[mj.n_jobs + 1] = mj.first[mj.n_jobs] + cdiv(jb->m, rpt);
+    mj.start[mj.n_jobs + 1] = mj.start[mj.n_jobs] + jb->m;
     mj.n_jobs++;
+  }
+  if (threads > 1 && n <= 4 && mj.n_jobs > 1) {
+    /* decode over several outputs (q, k, v): tasks of equal rows across
+     * them. Per output, k's and v's few rows made a task each, smaller
+     * than q's, and the threads' shares came out uneven (Llama-3.2-1B's
+     * q/k/v product 4-10% faster so). */
+    const int total = mj.start[mj.n_jobs];
+    mj.span = cdiv(cdiv(total, want), 16) * 16;
+    mj.first[mj.n_jobs] = cdiv(total, mj.span);
   }
   if (threads == 1)
     for (int t = 0; t < mj.first[mj.n_jobs]; t++) qtask(&mj, t, 0);
