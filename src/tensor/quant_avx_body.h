@@ -180,6 +180,40 @@ QIN void dot32(int kind, float *y, size_t ys, const unsigned char *xq, size_t xq
   store_rows(y, ys, acc, nr, accumulate);
 }
 
+/* Two weight rows far apart (wa, wb) against one row of x, block by
+ * block: each row's blocks, accumulators and sum as dot32 takes them (the
+ * same bits). One row of x streams a task's weight rows as two streams,
+ * the rows of its first half beside those of its second: two threads each
+ * reading one stream drew 44-48 GB/s from memory in the Qwen and Llama
+ * Q8_0 models, each reading two 50-53 (four: no better; docs/KERNELS.md). */
+QIN void dot32_two_rows(int kind, float *ya, float *yb, const unsigned char *xq, const void *wa,
+                        const void *wb, const float *xd, const int32_t *sx, int nb, int accumulate) {
+  __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, b[2] = {a[0], a[0]};
+  const size_t bs = kind == 0   ? sizeof(preft_block_q8_0)
+                    : kind == 1 ? sizeof(preft_block_q4_0)
+                                : sizeof(preft_block_q5_0);
+  const char *pa = (const char *)wa + QPF_AHEAD, *pb = (const char *)wb + QPF_AHEAD;
+  int i = 0;
+  for (; i + 1 < nb; i += 2) {
+    _mm_prefetch(pa + (size_t)i * bs, _MM_HINT_T0);
+    _mm_prefetch(pa + (size_t)i * bs + 64, _MM_HINT_T0);
+    _mm_prefetch(pb + (size_t)i * bs, _MM_HINT_T0);
+    _mm_prefetch(pb + (size_t)i * bs + 64, _MM_HINT_T0);
+    block32(&a[0], kind, wa, i, xq, 0, xd, sx, nb, 1);
+    block32(&a[1], kind, wa, i + 1, xq, 0, xd, sx, nb, 1);
+    block32(&b[0], kind, wb, i, xq, 0, xd, sx, nb, 1);
+    block32(&b[1], kind, wb, i + 1, xq, 0, xd, sx, nb, 1);
+  }
+  if (i < nb) {
+    block32(&a[0], kind, wa, i, xq, 0, xd, sx, nb, 1);
+    block32(&b[0], kind, wb, i, xq, 0, xd, sx, nb, 1);
+  }
+  a[0] = _mm256_add_ps(a[0], a[1]);
+  b[0] = _mm256_add_ps(b[0], b[1]);
+  store_rows(ya, 0, &a[0], 1, accumulate);
+  store_rows(yb, 0, &b[0], 1, accumulate);
+}
+
 QIN void dot_q8_0(float *y, size_t ys, const unsigned char *xq, size_t xqs, const preft_block_q8_0 *w,
                   const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
   dot32(0, y, ys, xq, xqs, w, xd, sx, nb, nr, accumulate);
@@ -342,31 +376,43 @@ QIN void dot_q6_K(float *y, size_t ys, const unsigned char *xq, size_t xqs, cons
 SIMPLE_ROWS(q4_K, preft_block_q4_K, PREFT_QK_K)
 SIMPLE_ROWS(q6_K, preft_block_q6_K, PREFT_QK_K)
 
-#define OFFSET_ROWS(T, BT, PER_LANE)                                                                      \
-  QFN void rows_##T(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n,  \
-                    int k, int j0, int j1, int accumulate) {                                              \
-    const unsigned char *xq = xqv;                                                                        \
-    const int nb = k / PREFT_QK;                                                                          \
-    int32_t sx_stack[QSX_STACK];                                                                          \
-    float xd_stack[QSX_STACK];                                                                            \
-    int big = (size_t)nb * QNR > QSX_STACK;                                                               \
-    int32_t *sx = big ? preft_xmalloc((size_t)nb * QNR * sizeof(int32_t)) : sx_stack;                     \
-    float *xd = big ? preft_xmalloc((size_t)nb * QNR * sizeof(float)) : xd_stack;                         \
-    for (int i0 = 0; i0 < n; i0 += QNR) {                                                                 \
-      const int nr = n - i0 < QNR ? n - i0 : QNR;                                                         \
-      prep_q8_0(xd, sx, xq + (size_t)i0 * xqs, xqs, nb, nr, PER_LANE);                                    \
-      for (int j = j0; j < j1; j++) {                                                                     \
-        const BT *wj = (const BT *)((const unsigned char *)w + (size_t)j * wrow);                         \
-        DISPATCH_NR(dot_##T(y + (size_t)i0 * ys + j, ys, xq + (size_t)i0 * xqs, xqs, wj, xd, sx, nb, NRC, \
-                            accumulate))                                                                  \
-      }                                                                                                   \
-    }                                                                                                     \
-    if (big) free(sx), free(xd);                                                                          \
+/* The rows kernels of Q8_0 / Q4_0 / Q5_0 (KIND as block32 takes it): one
+ * row of x takes the weight rows as two streams (dot32_two_rows), more
+ * rows one weight row at a time. */
+#define OFFSET_ROWS(T, BT, PER_LANE, KIND)                                                                  \
+  QFN void rows_##T(float *y, size_t ys, const void *xqv, size_t xqs, const void *w, size_t wrow, int n,    \
+                    int k, int j0, int j1, int accumulate) {                                                \
+    const unsigned char *xq = xqv;                                                                          \
+    const int nb = k / PREFT_QK;                                                                            \
+    int32_t sx_stack[QSX_STACK];                                                                            \
+    float xd_stack[QSX_STACK];                                                                              \
+    int big = (size_t)nb * QNR > QSX_STACK;                                                                 \
+    int32_t *sx = big ? preft_xmalloc((size_t)nb * QNR * sizeof(int32_t)) : sx_stack;                       \
+    float *xd = big ? preft_xmalloc((size_t)nb * QNR * sizeof(float)) : xd_stack;                           \
+    for (int i0 = 0; i0 < n; i0 += QNR) {                                                                   \
+      const int nr = n - i0 < QNR ? n - i0 : QNR;                                                           \
+      prep_q8_0(xd, sx, xq + (size_t)i0 * xqs, xqs, nb, nr, PER_LANE);                                      \
+      int j = j0;                                                                                           \
+      if (nr == 1) {                                                                                        \
+        const int h = (j1 - j0) / 2;                                                                        \
+        for (; j < j0 + h; j++)                                                                             \
+          dot32_two_rows(KIND, y + (size_t)i0 * ys + j, y + (size_t)i0 * ys + j + h, xq + (size_t)i0 * xqs, \
+                         (const unsigned char *)w + (size_t)j * wrow,                                       \
+                         (const unsigned char *)w + (size_t)(j + h) * wrow, xd, sx, nb, accumulate);        \
+        j += h;                                                                                             \
+      }                                                                                                     \
+      for (; j < j1; j++) {                                                                                 \
+        const BT *wj = (const BT *)((const unsigned char *)w + (size_t)j * wrow);                           \
+        DISPATCH_NR(dot_##T(y + (size_t)i0 * ys + j, ys, xq + (size_t)i0 * xqs, xqs, wj, xd, sx, nb, NRC,   \
+                            accumulate))                                                                    \
+      }                                                                                                     \
+    }                                                                                                       \
+    if (big) free(sx), free(xd);                                                                            \
   }
 
-OFFSET_ROWS(q8_0, preft_block_q8_0, 0) /* signed weights: no offset */
-OFFSET_ROWS(q4_0, preft_block_q4_0, 1) /* 8 lanes × sum(x) = 8 sum(x) */
-OFFSET_ROWS(q5_0, preft_block_q5_0, 2) /* 8 lanes × 2 sum(x) = 16 sum(x) */
+OFFSET_ROWS(q8_0, preft_block_q8_0, 0, 0) /* signed weights: no offset */
+OFFSET_ROWS(q4_0, preft_block_q4_0, 1, 1) /* 8 lanes × sum(x) = 8 sum(x) */
+OFFSET_ROWS(q5_0, preft_block_q5_0, 2, 2) /* 8 lanes × 2 sum(x) = 16 sum(x) */
 
 /* ---- batched products: 8 weight rows repacked into an interleaved tile ---- */
 
