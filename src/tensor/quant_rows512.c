@@ -256,9 +256,10 @@ RIN __m256i lane_sums2(__m512i v, __m512i m) {
   return _mm512_castsi512_si256(_mm512_permutexvar_epi32(pick, t));
 }
 
-/* Weight rows j..j+3 (one group: j a multiple of 4; the first rw stored)
- * of the R4 layout against NR rows of x laid out as x_sb_q4_K. Each 64-byte load holds 16
- * code bytes of each row, row r in 128-bit lane r: piece k (bytes
+/* Super-block b of one R4 group (g: rows j..j+3, j a multiple of 4)
+ * against NR rows of x laid out as x_sb_q4_K, into acc[0:NR] (lane r: row
+ * j+r). Each 64-byte load holds 16 code bytes of each row, row r in
+ * 128-bit lane r: piece k (bytes
  * 16k..16k+15 of the rows' qs) has the low nibbles of values 64c + 16(k%2)
  * .. +15 (sub-block 2c, c = k/2) and the high nibbles of the same 16 of
  * sub-block 2c+1; vpdpbusd dots them with x (16 bytes broadcast to every
@@ -268,64 +269,93 @@ RIN __m256i lane_sums2(__m512i v, __m512i m) {
  * instructions per 64 values of 4 rows instead of 8. The int32 sums of
  * each row are lane sums of 128-bit lane r, reduced with the mins' term
  * in one tree; the FP32 steps are the reference's in its order. */
-RIN void q4_Kr4_group(float *y, size_t ys, const unsigned char *xl, size_t xls, const unsigned char *w,
-                      size_t wrow, int j, int rw, int nb, const int NR, int accumulate) {
-  PREFT_ASSERT(j % RW == 0);
-  const unsigned char *g = w + (size_t)j * wrow; /* the group: 4 rows' bytes */
+RIN void q4_Kr4_superblock(__m128 *acc, const unsigned char *g, int b, const unsigned char *xl, size_t xls,
+                           const __m512i pick[4], const int NR) {
   const __m512i m4 = _mm512_set1_epi8(0x0F);
-  /* per 128-bit lane, from a row's 8 scales (bytes 0..7 of q4_K_scale_min):
-   * int16 lanes 0-3 scale 2c, 4-7 scale 2c+1 */
-  __m512i pick[4];
+  const unsigned char *sb = g + (size_t)b * sizeof(preft_group_q4_Kr4);
+  prefetch_ahead_r4(g, b);
+  const __m512i heads = _mm512_loadu_si512(sb); /* row r's head in lane r */
+  const __m512i sm = q4_K_scale_min(heads);
+  __m512i isum[RNR];
+  _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) isum[r] = _mm512_setzero_si512();
+  _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+    const __m512i sc = _mm512_shuffle_epi8(sm, pick[c]);
+    __m512i lo[RNR], hi[RNR];
+    _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) lo[r] = hi[r] = _mm512_setzero_si512();
+    _Pragma("GCC unroll 2") for (int p = 0; p < 2; p++) {
+      const int k = 2 * c + p;
+      const __m512i raw = _mm512_loadu_si512(sb + 64 + 64 * k);
+      const __m512i cl = _mm512_and_si512(raw, m4), ch = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+      /* x_sb_q4_K's places of values 64c + 16p (low) and 64c + 32 + 16p (high) */
+      const int at = 128 * (k / 4) + 16 * (k % 4);
+      _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
+        const x_sb_q4_K *x = (const x_sb_q4_K *)(xl + (size_t)r * xls) + b;
+        lo[r] = _mm512_dpbusd_epi32(lo[r], cl,
+                                    _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(x->q + at))));
+        hi[r] = _mm512_dpbusd_epi32(
+            hi[r], ch, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(x->q + at + 64))));
+      }
+    }
+    _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) isum[r] =
+        _mm512_add_epi32(isum[r], _mm512_madd_epi16(_mm512_packs_epi32(lo[r], hi[r]), sc));
+  }
+  const __m512i mins = q4_K_mins16(sm); /* lane r: row r's */
+  __m128 vd, vdmin;
+  q4_K_d_dmin(heads, &vd, &vdmin);
+  _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
+    const x_sb_q4_K *x = (const x_sb_q4_K *)(xl + (size_t)r * xls) + b;
+    const __m512i pm =
+        _mm512_madd_epi16(mins, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)x->pairs)));
+    const __m256 f = _mm256_cvtepi32_ps(lane_sums2(isum[r], pm)); /* isum of rows 0..3, then msum */
+    const __m128 dx = _mm_set1_ps(x->d);
+    const __m128 term = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(vd, dx), _mm256_castps256_ps128(f)),
+                                   _mm_mul_ps(_mm_mul_ps(vdmin, dx), _mm256_extractf128_ps(f, 1)));
+    acc[r] = _mm_add_ps(acc[r], term);
+  }
+}
+
+/* per 128-bit lane, from a row's 8 scales (bytes 0..7 of q4_K_scale_min):
+ * int16 lanes 0-3 scale 2c, 4-7 scale 2c+1 (pick[c]) */
+RIN void q4_Kr4_picks(__m512i pick[4]) {
   for (int c = 0; c < 4; c++) {
     int8_t idx[16];
     for (int i = 0; i < 16; i++) idx[i] = (int8_t)(i % 2 ? -1 : 2 * c + i / 8);
     pick[c] = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)idx));
   }
+}
+
+/* Weight rows j..j+3 (one group: j a multiple of 4; the first rw stored)
+ * of the R4 layout against NR rows of x laid out as x_sb_q4_K. */
+RIN void q4_Kr4_group(float *y, size_t ys, const unsigned char *xl, size_t xls, const unsigned char *w,
+                      size_t wrow, int j, int rw, int nb, const int NR, int accumulate) {
+  PREFT_ASSERT(j % RW == 0);
+  const unsigned char *g = w + (size_t)j * wrow; /* the group: 4 rows' bytes */
+  __m512i pick[4];
+  q4_Kr4_picks(pick);
   __m128 acc[RNR];
   for (int r = 0; r < NR; r++) acc[r] = _mm_setzero_ps();
-  for (int b = 0; b < nb; b++) {
-    const unsigned char *sb = g + (size_t)b * sizeof(preft_group_q4_Kr4);
-    prefetch_ahead_r4(g, b);
-    const __m512i heads = _mm512_loadu_si512(sb); /* row r's head in lane r */
-    const __m512i sm = q4_K_scale_min(heads);
-    __m512i isum[RNR];
-    _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) isum[r] = _mm512_setzero_si512();
-    _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
-      const __m512i sc = _mm512_shuffle_epi8(sm, pick[c]);
-      __m512i lo[RNR], hi[RNR];
-      _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) lo[r] = hi[r] = _mm512_setzero_si512();
-      _Pragma("GCC unroll 2") for (int p = 0; p < 2; p++) {
-        const int k = 2 * c + p;
-        const __m512i raw = _mm512_loadu_si512(sb + 64 + 64 * k);
-        const __m512i cl = _mm512_and_si512(raw, m4), ch = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
-        /* x_sb_q4_K's places of values 64c + 16p (low) and 64c + 32 + 16p (high) */
-        const int at = 128 * (k / 4) + 16 * (k % 4);
-        _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
-          const x_sb_q4_K *x = (const x_sb_q4_K *)(xl + (size_t)r * xls) + b;
-          lo[r] = _mm512_dpbusd_epi32(lo[r], cl,
-                                      _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(x->q + at))));
-          hi[r] = _mm512_dpbusd_epi32(
-              hi[r], ch, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(x->q + at + 64))));
-        }
-      }
-      _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) isum[r] =
-          _mm512_add_epi32(isum[r], _mm512_madd_epi16(_mm512_packs_epi32(lo[r], hi[r]), sc));
-    }
-    const __m512i mins = q4_K_mins16(sm); /* lane r: row r's */
-    __m128 vd, vdmin;
-    q4_K_d_dmin(heads, &vd, &vdmin);
-    _Pragma("GCC unroll 4") for (int r = 0; r < NR; r++) {
-      const x_sb_q4_K *x = (const x_sb_q4_K *)(xl + (size_t)r * xls) + b;
-      const __m512i pm =
-          _mm512_madd_epi16(mins, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)x->pairs)));
-      const __m256 f = _mm256_cvtepi32_ps(lane_sums2(isum[r], pm)); /* isum of rows 0..3, then msum */
-      const __m128 dx = _mm_set1_ps(x->d);
-      const __m128 term = _mm_sub_ps(_mm_mul_ps(_mm_mul_ps(vd, dx), _mm256_castps256_ps128(f)),
-                                     _mm_mul_ps(_mm_mul_ps(vdmin, dx), _mm256_extractf128_ps(f, 1)));
-      acc[r] = _mm_add_ps(acc[r], term);
-    }
-  }
+  for (int b = 0; b < nb; b++) q4_Kr4_superblock(acc, g, b, xl, xls, pick, NR);
   store_group(y, ys, j, rw, acc, NR, accumulate);
+}
+
+/* Two whole R4 groups far apart (rows ja.. and jb..) against one row of x,
+ * super-block by super-block, each group's sums as q4_Kr4_group takes them
+ * (the same bits): one row of x streams a task's groups as two streams,
+ * the first half's beside the second half's (as the ymm kernels' rows,
+ * quant_avx_body.h's dot32_two_rows; docs/KERNELS.md). */
+RIN void q4_Kr4_two_groups(float *y, const unsigned char *xl, const unsigned char *w, size_t wrow, int ja,
+                           int jb, int nb, int accumulate) {
+  PREFT_ASSERT(ja % RW == 0 && jb % RW == 0);
+  const unsigned char *ga = w + (size_t)ja * wrow, *gb = w + (size_t)jb * wrow;
+  __m512i pick[4];
+  q4_Kr4_picks(pick);
+  __m128 acc_a[1] = {_mm_setzero_ps()}, acc_b[1] = {_mm_setzero_ps()};
+  for (int b = 0; b < nb; b++) {
+    q4_Kr4_superblock(acc_a, ga, b, xl, 0, pick, 1);
+    q4_Kr4_superblock(acc_b, gb, b, xl, 0, pick, 1);
+  }
+  store_group(y, 0, ja, RW, acc_a, 1, accumulate);
+  store_group(y, 0, jb, RW, acc_b, 1, accumulate);
 }
 
 /* y[0:n, j0:j1] (+)= weight rows [j0, j1) (layout t) against n rows of x
@@ -336,7 +366,13 @@ RIN void q4_K_rows(const preft_dtype t, float *y, size_t ys, const unsigned char
     const int nr = n - i0 < RNR ? n - i0 : RNR;
     const unsigned char *xi = xl + (size_t)i0 * xls;
     float *yi = y + (size_t)i0 * ys;
-    for (int j = j0; j < j1; j += RW) {
+    int j = j0;
+    if (preft_dtype_is_r4(t) && nr == 1) { /* the range's whole groups as two streams */
+      const int h = (j1 - j0) / (2 * RW) * RW;
+      for (; j < j0 + h; j += RW) q4_Kr4_two_groups(yi, xi, w, wrow, j, j + h, nb, accumulate);
+      j += h;
+    }
+    for (; j < j1; j += RW) {
       const int rw = j1 - j < RW ? j1 - j : RW;
       if (preft_dtype_is_r4(t)) { /* whole groups (the matrix has them), rw rows stored */
         PREFT_QDISPATCH_NR(nr, q4_Kr4_group(yi, ys, xi, xls, w, wrow, j, rw, nb, NRC, accumulate))
