@@ -274,14 +274,76 @@ static AVX_FN void dot_dispatch(int R, int NT, preft_dtype dt, float *y, size_t 
 
 #define ROW_GROUP 12 /* weight rows per group: a multiple of R = 4 and R = 3 */
 
+/* One row of x against weight rows ja..ja+3 and jb..jb+3, far apart: each
+ * row's one accumulator and order as dot_block's (the same bits), the two
+ * quads read as two streams, each prefetching its own (pfa, pfb). */
+AVX_INLINE void dot_two_quads(const preft_dtype dt, float *y, const float *x, const void *w, int k, int ja,
+                              int jb, int accumulate, uintptr_t pfa, uintptr_t pfb, size_t pf_adv) {
+  __m256 acc[8];
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
+  const size_t base[2] = {(size_t)ja * (size_t)k, (size_t)jb * (size_t)k};
+  const int k8 = k & ~7;
+  for (int kk = 0; kk < k8; kk += 8) {
+    prefetch(pfa), prefetch(pfb);
+    if (pf_adv > 64) prefetch(pfa + 64), prefetch(pfb + 64);
+    pfa += pf_adv, pfb += pf_adv;
+    const __m256 xv = _mm256_loadu_ps(x + kk);
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++)
+      acc[r] =
+          _mm256_fmadd_ps(load8(w, dt, base[r / 4] + (size_t)(r % 4) * (size_t)k + (size_t)kk), xv, acc[r]);
+  }
+  for (int r = 0; r < 8; r++) {
+    float s = hsum8(acc[r]);
+    for (int kk = k8; kk < k; kk++)
+      s += x[kk] * preft_load_elem(w, dt, base[r / 4] + (size_t)(r % 4) * (size_t)k + (size_t)kk);
+    float *yy = y + (r < 4 ? ja : jb) + r % 4;
+    *yy = accumulate ? *yy + s : s;
+  }
+}
+
+/* One row of x against weight rows [j0, j0 + 2h) (h a multiple of 4) as
+ * two streams: the rows of the first half beside those of the second,
+ * four of each at a time, in groups of ROW_GROUP whose next group each
+ * stream prefetches as rows_range does. A thread drew more from memory
+ * so (docs/KERNELS.md). */
+static AVX_FN void rows_two_streams(float *y, const float *x, const void *w, preft_dtype wdt, int k, int j0,
+                                    int h, int accumulate) {
+  const size_t esize = preft_dtype_size(wdt);
+  const int steps = k / 8;
+  for (int g0 = j0; g0 < j0 + h; g0 += ROW_GROUP) {
+    const int g1 = g0 + ROW_GROUP < j0 + h ? g0 + ROW_GROUP : j0 + h;
+    const size_t region = (size_t)ROW_GROUP * (size_t)k * esize,
+                 total = (size_t)((g1 - g0) / 4) * (size_t)steps;
+    size_t pf_adv = total ? (region + total - 1) / total : 0;
+    if (pf_adv > 128) pf_adv = 128;
+    uintptr_t pfa = (uintptr_t)w + (uintptr_t)g1 * (uintptr_t)k * esize;
+    uintptr_t pfb = pfa + (uintptr_t)h * (uintptr_t)k * esize;
+    for (int j = g0; j < g1; j += 4, pfa += pf_adv * (size_t)steps, pfb += pf_adv * (size_t)steps) {
+      switch (wdt) {
+        case PREFT_F16:
+          dot_two_quads(PREFT_F16, y, x, w, k, j, j + h, accumulate, pfa, pfb, pf_adv);
+          break;
+        case PREFT_BF16:
+          dot_two_quads(PREFT_BF16, y, x, w, k, j, j + h, accumulate, pfa, pfb, pf_adv);
+          break;
+        default:
+          dot_two_quads(PREFT_F32, y, x, w, k, j, j + h, accumulate, pfa, pfb, pf_adv);
+          break;
+      }
+    }
+  }
+}
+
 /* Weight rows go in groups of ROW_GROUP; the rows of x in passes of at most
  * 4. The first pass over a group reads it from memory, later passes from
  * cache. Hardware prefetchers lose track of R short interleaved row
  * streams, so the next group (contiguous, right after this one) is
  * prefetched into L2 at an even rate over all passes of this one: memory
  * stays busy while the cached passes compute. */
-static AVX_FN void avx_rows(float *y, size_t ys, const void *xv, size_t xs, const void *w, preft_dtype wdt,
-                            int n, int k, int j0, int j1, int accumulate) {
+static AVX_FN void rows_range(float *y, size_t ys, const void *xv, size_t xs, const void *w, preft_dtype wdt,
+                              int n, int k, int j0, int j1, int accumulate) {
   const float *x = xv;
   const size_t esize = preft_dtype_size(wdt);
   const int passes = (n + 3) / 4, steps = k / 8;
@@ -308,6 +370,19 @@ static AVX_FN void avx_rows(float *y, size_t ys, const void *xv, size_t xs, cons
       i0 += nt;
     }
   }
+}
+
+/* One row of x takes the range's rows as two streams (rows_two_streams),
+ * the rows past a multiple of 8 and more rows of x rows_range's walk. */
+static AVX_FN void avx_rows(float *y, size_t ys, const void *xv, size_t xs, const void *w, preft_dtype wdt,
+                            int n, int k, int j0, int j1, int accumulate) {
+  int j = j0;
+  if (n == 1) {
+    const int h = (j1 - j0) / 8 * 4;
+    rows_two_streams(y, xv, w, wdt, k, j0, h, accumulate);
+    j += 2 * h;
+  }
+  rows_range(y, ys, xv, xs, w, wdt, n, k, j, j1, accumulate);
 }
 
 const preft_gemm_kernels KERN_TABLE = {.pack = avx_pack,
