@@ -15,11 +15,12 @@
  *    features a step; the K tail loads weights with a mask (a weight row
  *    ends where the next begins, or where the matrix does). Four
  *    accumulators reduce into four outputs with one shuffle tree.
- *  - N = 1 (batch-1 decode) streams the weight rows one after another
- *    instead: one sequential stream per thread, a line prefetched
- *    ROW_PF bytes ahead. The 4 interleaved rows of the general walk ran
- *    the Qwen2.5-0.5B decode step 15-18% slower (medians of 150
- *    alternating steps, docs/KERNELS.md). Each row keeps dot_block's
+ *  - N = 1 (batch-1 decode) streams the weight rows instead: two streams
+ *    per thread (the first half's rows beside the second half's), a line
+ *    prefetched ROW_PF bytes ahead in each. The 4 interleaved rows of the
+ *    general walk ran the Qwen2.5-0.5B decode step 15-18% slower than one
+ *    stream (medians of 150 alternating steps), and one stream 14-18%
+ *    slower than two (docs/KERNELS.md). Each row keeps dot_block's
  *    single accumulator and its reduction, so a row of x gets the same
  *    bits alone as in a batch.
  */
@@ -112,29 +113,46 @@ static BF_FN void dot_dispatch(int r, int nt, preft_dtype dt, float *y, size_t y
 
 #define ROW_PF 2048 /* bytes ahead of a row stream's loads (1024-2048 measured alike) */
 
-/* x · wr over k features: dot_block's steps on one accumulator, reduced
- * as preft_rows_store_avx512 reduces every row. */
-BF_INLINE float dot_row_stream(const uint16_t *x, const uint16_t *wr, int k) {
-  __m512 acc = _mm512_setzero_ps();
+/* x · wr[s] over k features for S rows (1 or 2, far apart) read side by
+ * side: dot_block's steps on one accumulator a row, each reduced as
+ * preft_rows_store_avx512 reduces every row, into out[0:S]. */
+BF_INLINE void dot_rows_stream(float *out, const uint16_t *x, const uint16_t *const *wr, int k, const int S) {
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
   const int k32 = k & ~31;
   for (int kk = 0; kk < k32; kk += 32) {
-    _mm_prefetch((const char *)(wr + kk) + ROW_PF, _MM_HINT_T0);
-    acc = _mm512_dpbf16_ps(acc, as_bh(_mm512_loadu_si512(wr + kk)), as_bh(_mm512_loadu_si512(x + kk)));
+    const __m512i xv = _mm512_loadu_si512(x + kk);
+    for (int s = 0; s < S; s++) {
+      _mm_prefetch((const char *)(wr[s] + kk) + ROW_PF, _MM_HINT_T0);
+      acc[s] = _mm512_dpbf16_ps(acc[s], as_bh(_mm512_loadu_si512(wr[s] + kk)), as_bh(xv));
+    }
   }
   if (k32 < k) {
     __mmask32 m = (__mmask32)((1ull << (k - k32)) - 1);
-    acc = _mm512_dpbf16_ps(acc, as_bh(_mm512_maskz_loadu_epi16(m, wr + k32)),
-                           as_bh(_mm512_maskz_loadu_epi16(m, x + k32)));
+    for (int s = 0; s < S; s++)
+      acc[s] = _mm512_dpbf16_ps(acc[s], as_bh(_mm512_maskz_loadu_epi16(m, wr[s] + k32)),
+                                as_bh(_mm512_maskz_loadu_epi16(m, x + k32)));
   }
-  return preft_sum1_avx512(acc);
+  for (int s = 0; s < S; s++) out[s] = preft_sum1_avx512(acc[s]);
 }
 
-/* Weight rows [j0, j1) against one row of x, one row at a time. */
+/* Weight rows [j0, j1) against one row of x: row j of the first half
+ * beside row j + h of the second (two streams, as the AVX2 rows and the
+ * quantized kernels read one row of x; docs/KERNELS.md), the odd row
+ * left alone. */
 static BF_FN void stream_rows(float *y, const uint16_t *x, const uint16_t *w, int k, int j0, int j1,
                               int accumulate) {
-  for (int j = j0; j < j1; j++) {
-    float s = dot_row_stream(x, w + (size_t)j * (size_t)k, k);
-    y[j] = accumulate ? y[j] + s : s;
+  const int h = (j1 - j0) / 2;
+  float s[2];
+  for (int j = j0; j < j0 + h; j++) {
+    const uint16_t *wr[2] = {w + (size_t)j * (size_t)k, w + (size_t)(j + h) * (size_t)k};
+    dot_rows_stream(s, x, wr, k, 2);
+    y[j] = accumulate ? y[j] + s[0] : s[0];
+    y[j + h] = accumulate ? y[j + h] + s[1] : s[1];
+  }
+  for (int j = j0 + 2 * h; j < j1; j++) {
+    const uint16_t *wr[1] = {w + (size_t)j * (size_t)k};
+    dot_rows_stream(s, x, wr, k, 1);
+    y[j] = accumulate ? y[j] + s[0] : s[0];
   }
 }
 
