@@ -274,6 +274,14 @@ static AVX_FN void dot_dispatch(int R, int NT, preft_dtype dt, float *y, size_t 
 
 #define ROW_GROUP 12 /* weight rows per group: a multiple of R = 4 and R = 3 */
 
+/* Bytes to prefetch per step of 8 features so that the next group (a
+ * group's bytes) arrives over the `steps` steps of this one: at most two
+ * lines a step. */
+AVX_INLINE size_t group_prefetch_step(size_t group_bytes, size_t steps) {
+  const size_t adv = steps ? (group_bytes + steps - 1) / steps : 0;
+  return adv > 128 ? 128 : adv;
+}
+
 /* One row of x against weight rows ja..ja+3 and jb..jb+3, far apart: each
  * row's one accumulator and order as dot_block's (the same bits), the two
  * quads read as two streams, each prefetching its own (pfa, pfb). */
@@ -314,10 +322,8 @@ static AVX_FN void rows_two_streams(float *y, const float *x, const void *w, pre
   const int steps = k / 8;
   for (int g0 = j0; g0 < j0 + h; g0 += ROW_GROUP) {
     const int g1 = g0 + ROW_GROUP < j0 + h ? g0 + ROW_GROUP : j0 + h;
-    const size_t region = (size_t)ROW_GROUP * (size_t)k * esize,
-                 total = (size_t)((g1 - g0) / 4) * (size_t)steps;
-    size_t pf_adv = total ? (region + total - 1) / total : 0;
-    if (pf_adv > 128) pf_adv = 128;
+    const size_t pf_adv =
+        group_prefetch_step((size_t)ROW_GROUP * (size_t)k * esize, (size_t)((g1 - g0) / 4) * (size_t)steps);
     uintptr_t pfa = (uintptr_t)w + (uintptr_t)g1 * (uintptr_t)k * esize;
     uintptr_t pfb = pfa + (uintptr_t)h * (uintptr_t)k * esize;
     for (int j = g0; j < g1; j += 4, pfa += pf_adv * (size_t)steps, pfb += pf_adv * (size_t)steps) {
@@ -354,9 +360,8 @@ static AVX_FN void rows_range(float *y, size_t ys, const void *xv, size_t xs, co
       int r = preft_gemm_pass_rows(n, passes, pi) >= 3 ? 3 : 4;
       calls += (g1 - g0) / r + (g1 - g0) % r;
     }
-    size_t region = (size_t)ROW_GROUP * (size_t)k * esize, total = (size_t)calls * (size_t)steps;
-    size_t pf_adv = total ? (region + total - 1) / total : 0;
-    if (pf_adv > 128) pf_adv = 128; /* two lines a step at most */
+    const size_t pf_adv =
+        group_prefetch_step((size_t)ROW_GROUP * (size_t)k * esize, (size_t)calls * (size_t)steps);
     uintptr_t pf = (uintptr_t)w + (uintptr_t)g1 * (uintptr_t)k * esize;
     for (int pi = 0, i0 = 0; pi < passes; pi++) {
       int nt = preft_gemm_pass_rows(n, passes, pi), r = nt >= 3 ? 3 : 4;

@@ -157,6 +157,13 @@ QIN void block32(__m256 *acc, int kind, const void *w, int b, const unsigned cha
   }
 }
 
+/* Bytes of one weight block of the kind (0: Q8_0, 1: Q4_0, 2: Q5_0). */
+QIN size_t block_bytes32(int kind) {
+  return kind == 0   ? sizeof(preft_block_q8_0)
+         : kind == 1 ? sizeof(preft_block_q4_0)
+                     : sizeof(preft_block_q5_0);
+}
+
 /* Even and odd blocks into two accumulator sets, so that one FMA chain (4
  * cycles a block) cannot bound a row (no measurable change on the 2-core
  * test machine, where the instruction count bounds it). */
@@ -164,9 +171,7 @@ QIN void dot32(int kind, float *y, size_t ys, const unsigned char *xq, size_t xq
                const float *xd, const int32_t *sx, int nb, int nr, int accumulate) {
   __m256 acc[QNR], acc2[QNR];
   for (int r = 0; r < nr; r++) acc[r] = acc2[r] = _mm256_setzero_ps();
-  const size_t bs = kind == 0   ? sizeof(preft_block_q8_0)
-                    : kind == 1 ? sizeof(preft_block_q4_0)
-                                : sizeof(preft_block_q5_0);
+  const size_t bs = block_bytes32(kind);
   int b = 0;
   for (; b + 1 < nb; b += 2) {
     /* the weight stream QPF_AHEAD bytes on (past the row: the next row's) */
@@ -189,9 +194,7 @@ QIN void dot32(int kind, float *y, size_t ys, const unsigned char *xq, size_t xq
 QIN void dot32_two_rows(int kind, float *ya, float *yb, const unsigned char *xq, const void *wa,
                         const void *wb, const float *xd, const int32_t *sx, int nb, int accumulate) {
   __m256 a[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()}, b[2] = {a[0], a[0]};
-  const size_t bs = kind == 0   ? sizeof(preft_block_q8_0)
-                    : kind == 1 ? sizeof(preft_block_q4_0)
-                                : sizeof(preft_block_q5_0);
+  const size_t bs = block_bytes32(kind);
   const char *pa = (const char *)wa + QPF_AHEAD, *pb = (const char *)wb + QPF_AHEAD;
   int i = 0;
   for (; i + 1 < nb; i += 2) {

@@ -88,9 +88,9 @@ typedef struct {
 } qjob;
 
 /* The tasks of one call: per output (first[o] is output o's first task,
- * each of its jobs' rows_per_task rows) or, when span > 0, span rows each
+ * each of its job's rows_per_task rows) or, when span > 0, span rows each
  * of the outputs' rows laid end to end (output o's rows from start[o]),
- * a task crossing from one output into the next. */
+ * a task crossing from one output into the next (first then unused). */
 typedef struct {
   qjob *jobs;
   int n_jobs;
@@ -252,6 +252,7 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
     mj.start[mj.n_jobs + 1] = mj.start[mj.n_jobs] + jb->m;
     mj.n_jobs++;
   }
+  int n_tasks = mj.first[mj.n_jobs];
   if (threads > 1 && n <= 4 && mj.n_jobs > 1) {
     /* decode over several outputs (q, k, v): tasks of equal rows across
      * them. Per output, k's and v's few rows made a task each, smaller
@@ -259,12 +260,12 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
      * q/k/v product 4-10% faster so). */
     const int total = mj.start[mj.n_jobs];
     mj.span = cdiv(cdiv(total, want), 16) * 16;
-    mj.first[mj.n_jobs] = cdiv(total, mj.span);
+    n_tasks = cdiv(total, mj.span);
   }
   if (threads == 1)
-    for (int t = 0; t < mj.first[mj.n_jobs]; t++) qtask(&mj, t, 0);
+    for (int t = 0; t < n_tasks; t++) qtask(&mj, t, 0);
   else
-    preft_pool_run(pool, mj.first[mj.n_jobs], qtask, &mj);
+    preft_pool_run(pool, n_tasks, qtask, &mj);
   for (int l = 0; l < n_laid; l++) free(laid[l]);
   free(xq_heap);
 }

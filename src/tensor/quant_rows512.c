@@ -24,8 +24,9 @@
  * FMA), so these kernels give preft_quant_dot_ref's bits exactly
  * (tests/unit/test_quant.c compares with memcmp). Rows of x go up to 4 per
  * pass over the weights (decode reads each weight byte once). Q4_K's R4
- * layout (tensor/quant.h) has its own kernel, q4_Kr4_group below: the 4
- * rows of a group are one sequential stream and one zmm holds all 4.
+ * layout (tensor/quant.h) has its own kernel, q4_Kr4_superblock below:
+ * the 4 rows of a group are one sequential stream and one zmm holds all
+ * 4; one row of x reads two groups far apart at a time (two streams).
  *
  * Shapes: y[n, ys], xq n rows of Q8_K blocks xqs bytes apart, weight rows
  * j0..j1 wrow bytes apart, k a multiple of 256.

@@ -395,10 +395,12 @@ static void test_gemm_routes_quantized(void **state) {
 
 /* preft_qgemm_multi of several quantized outputs of different types (one
  * pool job, the quantized x shared): every output as preft_qgemm gives it
- * alone, bit for bit, for every N up to 4 and pools of 1-7 threads. */
+ * alone, bit for bit, for every N up to 4 and pools of 1-7 threads (K
+ * large enough that N = 1 goes to the pool too: decode's tasks cross from
+ * one output into the next, at rows no kernel group starts at). */
 static void test_qgemm_multi_mixed_types(void **state) {
   (void)state;
-  enum { K = 512, NMAX = 4 };
+  enum { K = 1024, NMAX = 4 };
   static const preft_dtype types[3] = {PREFT_Q5_0_X4, PREFT_Q4_K, PREFT_Q8_0};
   static const int ms[3] = {70, 5, 37};
   float x[NMAX * K];
