@@ -5,7 +5,10 @@
  *
  * Forward: the M weight rows of each output are cut into about 2 ranges
  * per pool thread (handed out dynamically); decode (N <= 4) cuts the
- * outputs' rows laid end to end into one range per thread. A task
+ * outputs' rows laid end to end into one range per thread, and a thread
+ * done with its range takes rows from the back of another's
+ * (base/row_range.h), so that one slower stream does not hold up the
+ * call. A task
  * streams its weight rows once per 4 rows of x (the kernels unpack each
  * weight block once for 4 rows); when N > 4 the range is capped so its
  * weights stay in L2 across the passes. Decode (N <= 4) therefore reads
@@ -21,6 +24,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/row_range.h"
 #include "tensor/cpu.h"
 #include "tensor/quant.h"
 #include "tensor/quant_kern.h"
@@ -31,9 +35,10 @@
 #define QTASKS_PER_THREAD 2         /* forward, N > 4 */
 #define QTASKS_DECODE 1             /* forward, N <= 4: more tasks measured slower (below) */
 #define QDX_TASKS_PER_THREAD 4
-#define QX_STACK 16384 /* bytes of quantized x kept on the stack (decode) */
-#define QDX_KC 256     /* backward: columns per tile (a multiple of every block) */
-#define QDX_ROWS 16    /* backward: weight rows per tile */
+#define QSTEAL_TASKS 64 /* decode tasks balanced among themselves (more threads: not balanced) */
+#define QX_STACK 16384  /* bytes of quantized x kept on the stack (decode) */
+#define QDX_KC 256      /* backward: columns per tile (a multiple of every block) */
+#define QDX_ROWS 16     /* backward: weight rows per tile */
 
 static atomic_int qlimit = 3;
 static atomic_int tile_min_n = PREFT_QTILE_MIN_N;
@@ -88,29 +93,45 @@ typedef struct {
 } qjob;
 
 /* The tasks of one call: per output (first[o] is output o's first task,
- * each of its job's rows_per_task rows) or, when span > 0, span rows each
- * of the outputs' rows laid end to end (output o's rows from start[o]),
- * a task crossing from one output into the next (first then unused). */
+ * each of its job's rows_per_task rows) or, when span > 0 (decode), span
+ * rows each of the outputs' rows laid end to end (output o's rows from
+ * start[o]), a task crossing from one output into the next (first then
+ * unused). Decode's tasks also balance among themselves: range[t] holds
+ * the rows of task t not yet taken; its owner takes them from the front,
+ * a thread done with its own task from the back (base/row_range.h). */
 typedef struct {
   qjob *jobs;
   int n_jobs;
   int first[PREFT_GEMM_MULTI_MAX + 1];
   int span;
   int start[PREFT_GEMM_MULTI_MAX + 1];
+  int n_tasks;
+  preft_row_range *range; /* per task (decode); NULL: no balancing */
 } qmulti;
 
 static void run_rows(const qjob *jb, int j0, int j1);
 
+/* Rows [g0, g1) of the outputs laid end to end. */
+static void run_span(const qmulti *mj, int g0, int g1) {
+  for (int o = 0; o < mj->n_jobs; o++) {
+    const int lo = g0 > mj->start[o] ? g0 : mj->start[o];
+    const int hi = g1 < mj->start[o + 1] ? g1 : mj->start[o + 1];
+    if (lo < hi) run_rows(&mj->jobs[o], lo - mj->start[o], hi - mj->start[o]);
+  }
+}
+
 static void qtask(void *p, int task, int thread) {
   (void)thread;
   const qmulti *mj = p;
+  if (mj->span && !mj->range) {
+    run_span(mj, task * mj->span, (task + 1) * mj->span);
+    return;
+  }
   if (mj->span) {
-    const int g0 = task * mj->span, g1 = g0 + mj->span;
-    for (int o = 0; o < mj->n_jobs; o++) {
-      const int lo = g0 > mj->start[o] ? g0 : mj->start[o];
-      const int hi = g1 < mj->start[o + 1] ? g1 : mj->start[o + 1];
-      if (lo < hi) run_rows(&mj->jobs[o], lo - mj->start[o], hi - mj->start[o]);
-    }
+    int g0, g1;
+    while (preft_row_range_take_front(&mj->range[task], &g0, &g1)) run_span(mj, g0, g1);
+    for (int d = 1; d < mj->n_tasks; d++)
+      while (preft_row_range_take_back(&mj->range[(task + d) % mj->n_tasks], &g0, &g1)) run_span(mj, g0, g1);
     return;
   }
   int o = 0;
@@ -253,14 +274,25 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
     mj.n_jobs++;
   }
   int n_tasks = mj.first[mj.n_jobs];
-  if (threads > 1 && n <= 4 && mj.n_jobs > 1) {
-    /* decode over several outputs (q, k, v): tasks of equal rows across
-     * them. Per output, k's and v's few rows made a task each, smaller
-     * than q's, and the threads' shares came out uneven (Llama-3.2-1B's
-     * q/k/v product 4-10% faster so). */
+  preft_row_range range[QSTEAL_TASKS];
+  if (threads > 1 && n <= 4) {
+    /* decode: tasks of equal rows across the outputs (q, k, v). Per
+     * output, k's and v's few rows made a task each, smaller than q's,
+     * and the threads' shares came out uneven (Llama-3.2-1B's q/k/v
+     * product 4-10% faster so). Equal rows are still not equal time (rows
+     * of different types, and one thread's stream from memory runs 20-30%
+     * slower than the other's in a given call on a shared VM), so the
+     * tasks balance by taking rows from each other's ends. */
     const int total = mj.start[mj.n_jobs];
     mj.span = cdiv(cdiv(total, want), 16) * 16;
     n_tasks = cdiv(total, mj.span);
+    if (n_tasks <= QSTEAL_TASKS) {
+      for (int t = 0; t < n_tasks; t++)
+        preft_row_range_init(&range[t], t * mj.span, (t + 1) * mj.span < total ? (t + 1) * mj.span : total,
+                             16);
+      mj.range = range;
+      mj.n_tasks = n_tasks;
+    }
   }
   if (threads == 1)
     for (int t = 0; t < n_tasks; t++) qtask(&mj, t, 0);

@@ -1,4 +1,5 @@
-/* test_base.c - thread pool, atomic writes, dtype conversions. */
+/* test_base.c - thread pool, row ranges taken from both ends, atomic writes,
+ * dtype conversions. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 
 #include "base/file.h"
 #include "base/huge_alloc.h"
+#include "base/row_range.h"
 #include "base/scratch.h"
 #include "base/threadpool.h"
 #include "tensor/dtype.h"
@@ -95,6 +97,103 @@ static void pool_runs_more_tasks_than_one_word_holds(void **state) {
   preft_pool_run(pool, (1 << 20) + 5, mark_count, &count);
   assert_int_equal(atomic_load(&count), (1 << 20) + 5);
   preft_pool_free(pool);
+}
+
+/* A piece [r0, r1) of [start, end): inside what is left, and cut on a
+ * multiple of align or at the range's own end. */
+static void check_piece(int r0, int r1, int start, int end, int align) {
+  assert_true(start <= r0 && r0 < r1 && r1 <= end);
+  assert_true(r0 == start || r0 % align == 0);
+  assert_true(r1 == end || r1 % align == 0);
+}
+
+/* The owner alone: most of the task in its first piece (all but a reserve
+ * of about a quarter), the rest in a few pieces, in order, each row once. */
+static void row_range_owner_alone_takes_few_long_pieces(void **state) {
+  (void)state;
+  static const int cases[][3] = {{0, 448, 16}, {448, 1152, 16}, {0, 896, 12},
+                                 {32, 37, 16}, {0, 1, 4},       {64, 75968, 16}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    const int start = cases[c][0], end = cases[c][1], align = cases[c][2];
+    preft_row_range r;
+    preft_row_range_init(&r, start, end, align);
+    int r0, r1, next = start, pieces = 0;
+    while (preft_row_range_take_front(&r, &r0, &r1)) {
+      check_piece(r0, r1, start, end, align);
+      assert_int_equal(r0, next);
+      if (pieces == 0) assert_true(r1 - r0 >= (end - start) * 3 / 4 && end - r1 <= (end - start) / 4 + align);
+      next = r1;
+      pieces++;
+    }
+    assert_int_equal(next, end);
+    assert_true(pieces <= 4);
+    assert_int_equal(preft_row_range_take_back(&r, &r0, &r1), 0);
+  }
+}
+
+/* A helper takes pieces from the back while the owner takes from the
+ * front: the pieces never overlap, cover the range, and a helper's are at
+ * most a sixteenth of the task (a group when that is less). */
+static void row_range_owner_and_helper_share_it(void **state) {
+  (void)state;
+  for (int pattern = 0; pattern < 8; pattern++) {
+    const int start = 64, end = 64 + 1000 + pattern * 37, align = 16;
+    preft_row_range r;
+    preft_row_range_init(&r, start, end, align);
+    unsigned char seen[2200] = {0};
+    int r0, r1, step = 0, taken = 0;
+    for (;;) {
+      /* bit `step` of pattern: the helper takes (1) or the owner (0); the helper first, then alternating */
+      const int back = step < 3 ? (pattern >> step) & 1 : step % 2;
+      if (!(back ? preft_row_range_take_back(&r, &r0, &r1) : preft_row_range_take_front(&r, &r0, &r1))) break;
+      check_piece(r0, r1, start, end, align);
+      if (back) assert_true(r1 - r0 <= ((end - start) / 16 > align ? (end - start) / 16 : align));
+      for (int i = r0; i < r1; i++) assert_int_equal(seen[i]++, 0);
+      taken += r1 - r0;
+      step++;
+    }
+    assert_int_equal(taken, end - start);
+    assert_int_equal(preft_row_range_take_front(&r, &r0, &r1), 0);
+  }
+}
+
+typedef struct {
+  preft_row_range *ranges;
+  int n_ranges, self;
+  atomic_int *hits;
+} range_worker;
+
+static void *take_rows_until_none(void *p) {
+  range_worker *w = p;
+  int r0, r1;
+  while (preft_row_range_take_front(&w->ranges[w->self], &r0, &r1))
+    for (int i = r0; i < r1; i++) atomic_fetch_add(&w->hits[i], 1);
+  for (int d = 1; d < w->n_ranges; d++)
+    while (preft_row_range_take_back(&w->ranges[(w->self + d) % w->n_ranges], &r0, &r1))
+      for (int i = r0; i < r1; i++) atomic_fetch_add(&w->hits[i], 1);
+  return NULL;
+}
+
+/* Four threads, each the owner of one range and a helper of the others,
+ * as decode's tasks run them: every row is taken exactly once. */
+static void row_range_threads_take_each_row_once(void **state) {
+  (void)state;
+  enum { THREADS = 4, SPAN = 4096 + 16, TOTAL = THREADS * SPAN - 100 };
+  for (int round = 0; round < 20; round++) {
+    preft_row_range ranges[THREADS];
+    atomic_int *hits = calloc(TOTAL, sizeof *hits);
+    for (int t = 0; t < THREADS; t++)
+      preft_row_range_init(&ranges[t], t * SPAN, (t + 1) * SPAN < TOTAL ? (t + 1) * SPAN : TOTAL, 16);
+    pthread_t th[THREADS];
+    range_worker w[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+      w[t] = (range_worker){ranges, THREADS, t, hits};
+      assert_int_equal(pthread_create(&th[t], NULL, take_rows_until_none, &w[t]), 0);
+    }
+    for (int t = 0; t < THREADS; t++) pthread_join(th[t], NULL);
+    for (int i = 0; i < TOTAL; i++) assert_int_equal(atomic_load(&hits[i]), 1);
+    free(hits);
+  }
 }
 
 static void atomic_write_replaces_file_whole(void **state) {
@@ -222,6 +321,9 @@ int main(void) {
       cmocka_unit_test(pool_runs_every_task_exactly_once),
       cmocka_unit_test(pool_survives_oversubscription_and_sleep),
       cmocka_unit_test(pool_runs_more_tasks_than_one_word_holds),
+      cmocka_unit_test(row_range_owner_alone_takes_few_long_pieces),
+      cmocka_unit_test(row_range_owner_and_helper_share_it),
+      cmocka_unit_test(row_range_threads_take_each_row_once),
       cmocka_unit_test(atomic_write_replaces_file_whole),
       cmocka_unit_test(half_conversions_round_to_nearest_even),
       cmocka_unit_test(big_buffers_go_on_aligned_huge_pages),

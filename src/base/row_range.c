@@ -1,0 +1,51 @@
+/* row_range.c - preft_row_range (row_range.h). */
+#include "base/row_range.h"
+
+static uint64_t pack(int front, int back) { return (uint64_t)(uint32_t)back << 32 | (uint32_t)front; }
+
+static int round_down(int v, int align) { return v / align * align; }
+
+void preft_row_range_init(preft_row_range *r, int start, int end, int align) {
+  const int n = end - start;
+  r->start = start;
+  r->align = align;
+  /* the owner's pieces are rounded up to whole groups, a helper's cut
+   * up too (so at most steal rows); each at least one group */
+  r->first_piece = n - n / 4;
+  r->piece = round_down(n / 8, align) > align ? round_down(n / 8, align) : align;
+  r->steal = round_down(n / 16, align) > align ? round_down(n / 16, align) : align;
+  atomic_init(&r->left, pack(start, end));
+}
+
+static int round_up(int v, int align) { return (v + align - 1) / align * align; }
+
+/* Takes the owner's next piece (from_back 0) or a helper's (1) off what is
+ * left, [front, back), by moving one end to a multiple of align (or to the
+ * other end). */
+static int take(preft_row_range *r, int from_back, int *r0, int *r1) {
+  uint64_t v = atomic_load_explicit(&r->left, memory_order_acquire);
+  for (;;) {
+    const int front = (int)(uint32_t)v, back = (int)(v >> 32);
+    if (front >= back) return 0;
+    int cut;
+    if (from_back) {
+      cut = round_up(back - r->steal, r->align);
+      if (cut >= back) cut = round_down(back - 1, r->align); /* back is inside a group: its part */
+      if (cut < front) cut = front;
+    } else {
+      cut = round_up(front + (front == r->start ? r->first_piece : r->piece), r->align);
+      if (cut > back) cut = back;
+    }
+    const uint64_t next = from_back ? pack(front, cut) : pack(cut, back);
+    if (atomic_compare_exchange_weak_explicit(&r->left, &v, next, memory_order_acq_rel,
+                                              memory_order_acquire)) {
+      *r0 = from_back ? cut : front;
+      *r1 = from_back ? back : cut;
+      return 1;
+    }
+  }
+}
+
+int preft_row_range_take_front(preft_row_range *r, int *r0, int *r1) { return take(r, 0, r0, r1); }
+
+int preft_row_range_take_back(preft_row_range *r, int *r0, int *r1) { return take(r, 1, r0, r1); }
