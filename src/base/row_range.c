@@ -1,6 +1,8 @@
 /* row_range.c - preft_row_range (row_range.h). */
 #include "base/row_range.h"
 
+#include "base/threadpool.h"
+
 static uint64_t pack(int front, int back) { return (uint64_t)(uint32_t)back << 32 | (uint32_t)front; }
 
 static int round_down(int v, int align) { return v / align * align; }
@@ -49,3 +51,42 @@ static int take(preft_row_range *r, int from_back, int *r0, int *r1) {
 int preft_row_range_take_front(preft_row_range *r, int *r0, int *r1) { return take(r, 0, r0, r1); }
 
 int preft_row_range_take_back(preft_row_range *r, int *r0, int *r1) { return take(r, 1, r0, r1); }
+
+typedef struct {
+  preft_row_range *ranges; /* NULL: unbalanced, task t is rows [t span, (t + 1) span) */
+  int n, n_tasks, span;
+  preft_range_fn fn;
+  void *ctx;
+} balanced_run;
+
+static void balanced_task(void *p, int task, int thread) {
+  (void)thread;
+  const balanced_run *b = p;
+  int r0, r1;
+  if (!b->ranges) {
+    r0 = task * b->span;
+    r1 = r0 + b->span < b->n ? r0 + b->span : b->n;
+    b->fn(b->ctx, r0, r1);
+    return;
+  }
+  while (preft_row_range_take_front(&b->ranges[task], &r0, &r1)) b->fn(b->ctx, r0, r1);
+  for (int d = 1; d < b->n_tasks; d++)
+    while (preft_row_range_take_back(&b->ranges[(task + d) % b->n_tasks], &r0, &r1)) b->fn(b->ctx, r0, r1);
+}
+
+void preft_pool_run_balanced(preft_pool *pool, int n, int n_tasks, int align, preft_range_fn fn, void *ctx) {
+  if (n <= 0) return;
+  if (n_tasks <= 1 || preft_pool_size(pool) <= 1) {
+    fn(ctx, 0, n);
+    return;
+  }
+  const int span = ((n + n_tasks - 1) / n_tasks + align - 1) / align * align;
+  balanced_run b = {NULL, n, (n + span - 1) / span, span, fn, ctx};
+  preft_row_range ranges[PREFT_ROW_RANGES_MAX];
+  if (b.n_tasks <= PREFT_ROW_RANGES_MAX) {
+    for (int t = 0; t < b.n_tasks; t++)
+      preft_row_range_init(&ranges[t], t * span, (t + 1) * span < n ? (t + 1) * span : n, align);
+    b.ranges = ranges;
+  }
+  preft_pool_run(pool, b.n_tasks, balanced_task, &b);
+}

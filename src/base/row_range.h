@@ -18,6 +18,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "preft/base.h" /* preft_pool */
+
 /* One range per cache line: the owners' takes do not contend. */
 typedef struct {
   _Alignas(64) _Atomic uint64_t left; /* rows not yet taken: back << 32 | front */
@@ -35,5 +37,14 @@ int preft_row_range_take_front(preft_row_range *r, int *r0, int *r1);
 
 /* A helper's piece from the back [*r0, *r1); 0 when no row is left. */
 int preft_row_range_take_back(preft_row_range *r, int *r0, int *r1);
+
+/* Rows [0, n) over the pool in n_tasks ranges of whole groups of align
+ * rows, balanced so: fn(ctx, r0, r1) for pieces that cover every row
+ * exactly once, each piece starting and ending on a multiple of align or
+ * at n. One task (or a pool of one thread) is one call fn(ctx, 0, n); more
+ * tasks than PREFT_ROW_RANGES_MAX run unbalanced, one range each. */
+#define PREFT_ROW_RANGES_MAX 64
+typedef void (*preft_range_fn)(void *ctx, int r0, int r1);
+void preft_pool_run_balanced(preft_pool *pool, int n, int n_tasks, int align, preft_range_fn fn, void *ctx);
 
 #endif

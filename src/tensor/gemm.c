@@ -18,7 +18,10 @@
  *    split M into chunks of panels, and N into row blocks when M alone
  *    gives too few tasks for the pool to balance.
  * Both split into about 4 tasks per thread, handed out dynamically, so two
- * threads balance even when one is slowed by something else on the machine.
+ * threads balance even when one is slowed by something else on the machine;
+ * decode (N <= 4) instead gives each thread one long range over all the
+ * outputs of the call, and the threads balance by taking rows from each
+ * other's ends (base/row_range.h).
  * Outputs of at most nr_narrow columns take a table's narrow panels where
  * it has them (gemm_kern.h), and a k-major FP32 weight
  * (preft_gemm_kmajor) is packed by copying rows (copy_panel).
@@ -30,6 +33,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/row_range.h"
 #include "base/scratch.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm_kern.h"
@@ -89,10 +93,7 @@ typedef struct {
  * row) comes in long runs the hardware prefetches. The blocks start at
  * multiples of 12 from j0, where the kernels' row groups start anyway, so
  * every output is computed exactly as without the split. */
-static void rows_task(void *p, int task, int thread) {
-  const gemm_job *jb = p;
-  int j0 = task * jb->rows_per_task;
-  int j1 = j0 + jb->rows_per_task < jb->m ? j0 + jb->rows_per_task : jb->m;
+static void rows_run(const gemm_job *jb, int j0, int j1) {
   for (int i0 = 0; i0 < jb->n; i0 += GEMM_MC) {
     int rows = jb->n - i0 < GEMM_MC ? jb->n - i0 : GEMM_MC;
     int step = j1 - j0;
@@ -108,6 +109,13 @@ static void rows_task(void *p, int task, int thread) {
       if (jb->epi) jb->epi->fn(jb->epi->ctx, jb->y, jb->ys, i0, i0 + rows, b0, b1);
     }
   }
+}
+
+static void rows_task(void *p, int task, int thread) {
+  (void)thread;
+  const gemm_job *jb = p;
+  int j0 = task * jb->rows_per_task;
+  rows_run(jb, j0, j0 + jb->rows_per_task < jb->m ? j0 + jb->rows_per_task : jb->m);
 }
 
 /* panel[kk][jj] = wt[k0 + kk][j0 + jj] for jj < nr, zero up to NR: a
@@ -229,7 +237,35 @@ typedef struct {
   gemm_job *jobs;
   int n_jobs;
   int first[PREFT_GEMM_MULTI_MAX + 1]; /* task index where each job starts */
+  int start[PREFT_GEMM_MULTI_MAX + 1]; /* decode: each job's first row, the jobs' rows laid end to end,
+                                          each padded to a multiple of 12 */
 } multi_job;
+
+/* Decode: rows [g0, g1) of the jobs laid end to end (rows_span_decode). */
+static void rows_span(void *p, int g0, int g1) {
+  const multi_job *mj = p;
+  for (int o = 0; o < mj->n_jobs; o++) {
+    const int lo = g0 > mj->start[o] ? g0 : mj->start[o];
+    const int end = mj->start[o] + mj->jobs[o].m, hi = g1 < end ? g1 : end;
+    if (lo < hi) rows_run(&mj->jobs[o], lo - mj->start[o], hi - mj->start[o]);
+  }
+}
+
+/* Decode on several threads (every job in the rows regime, N <= 4): one
+ * range of rows per thread over all the jobs (q, k and v together), each
+ * read as one long stream, the threads balancing by taking rows from each
+ * other's ends (base/row_range.h). Each job's rows are padded to a multiple
+ * of 12 so that every cut falls where a rows kernel's group starts in the
+ * job itself, and each output is computed as with any other split.
+ * Returns 0 when the call is not such a decode. */
+static int rows_span_decode(preft_pool *pool, multi_job *mj, int n) {
+  if (n > 4 || mj->first[mj->n_jobs] <= 1 || preft_pool_size(pool) <= 1) return 0;
+  for (int o = 0; o < mj->n_jobs; o++)
+    if (mj->jobs[o].task != rows_task) return 0;
+  for (int o = 0; o < mj->n_jobs; o++) mj->start[o + 1] = mj->start[o] + cdiv(mj->jobs[o].m, 12) * 12;
+  preft_pool_run_balanced(pool, mj->start[mj->n_jobs], preft_pool_size(pool), 12, rows_span, mj);
+  return 1;
+}
 
 static void multi_task(void *p, int task, int thread) {
   const multi_job *mj = p;
@@ -287,7 +323,7 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
   size_t kp = ((size_t)k + 31) / 32 * 32;
   gemm_job jobs[PREFT_GEMM_MULTI_MAX];
   int want = tasks_wanted(pool, macs);
-  multi_job mj = {jobs, 0, {0}};
+  multi_job mj = {jobs, 0, {0}, {0}};
   for (int o = 0; o < n_outs; o++) {
     if (outs[o].m <= 0) continue;
     const preft_gemm_kernels *kt = kernels(outs[o].wdt, prec);
@@ -315,10 +351,12 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
     mj.first[mj.n_jobs + 1] = mj.first[mj.n_jobs] + plan_job(jb, share > 0 ? share : 1);
     mj.n_jobs++;
   }
-  if (mj.n_jobs == 1)
-    preft_pool_run(pool, mj.first[1], jobs[0].task, &jobs[0]);
-  else
-    preft_pool_run(pool, mj.first[mj.n_jobs], multi_task, &mj);
+  if (!rows_span_decode(pool, &mj, n)) {
+    if (mj.n_jobs == 1)
+      preft_pool_run(pool, mj.first[1], jobs[0].task, &jobs[0]);
+    else
+      preft_pool_run(pool, mj.first[mj.n_jobs], multi_task, &mj);
+  }
   preft_scratch_put(xb_heap);
 }
 

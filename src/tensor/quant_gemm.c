@@ -93,26 +93,22 @@ typedef struct {
 } qjob;
 
 /* The tasks of one call: per output (first[o] is output o's first task,
- * each of its job's rows_per_task rows) or, when span > 0 (decode), span
- * rows each of the outputs' rows laid end to end (output o's rows from
- * start[o]), a task crossing from one output into the next (first then
- * unused). Decode's tasks also balance among themselves: range[t] holds
- * the rows of task t not yet taken; its owner takes them from the front,
- * a thread done with its own task from the back (base/row_range.h). */
+ * each of its job's rows_per_task rows) or, in decode, pieces of the
+ * outputs' rows laid end to end (output o's rows from start[o]), a piece
+ * crossing from one output into the next (first then unused), balanced
+ * among the threads (base/row_range.h). */
 typedef struct {
   qjob *jobs;
   int n_jobs;
   int first[PREFT_GEMM_MULTI_MAX + 1];
-  int span;
   int start[PREFT_GEMM_MULTI_MAX + 1];
-  int n_tasks;
-  preft_row_range *range; /* per task (decode); NULL: no balancing */
 } qmulti;
 
 static void run_rows(const qjob *jb, int j0, int j1);
 
 /* Rows [g0, g1) of the outputs laid end to end. */
-static void run_span(const qmulti *mj, int g0, int g1) {
+static void run_span(void *p, int g0, int g1) {
+  const qmulti *mj = p;
   for (int o = 0; o < mj->n_jobs; o++) {
     const int lo = g0 > mj->start[o] ? g0 : mj->start[o];
     const int hi = g1 < mj->start[o + 1] ? g1 : mj->start[o + 1];
@@ -123,17 +119,6 @@ static void run_span(const qmulti *mj, int g0, int g1) {
 static void qtask(void *p, int task, int thread) {
   (void)thread;
   const qmulti *mj = p;
-  if (mj->span && !mj->range) {
-    run_span(mj, task * mj->span, (task + 1) * mj->span);
-    return;
-  }
-  if (mj->span) {
-    int g0, g1;
-    while (preft_row_range_take_front(&mj->range[task], &g0, &g1)) run_span(mj, g0, g1);
-    for (int d = 1; d < mj->n_tasks; d++)
-      while (preft_row_range_take_back(&mj->range[(task + d) % mj->n_tasks], &g0, &g1)) run_span(mj, g0, g1);
-    return;
-  }
   int o = 0;
   while (task >= mj->first[o + 1]) o++;
   const qjob *jb = &mj->jobs[o];
@@ -273,8 +258,6 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
     mj.start[mj.n_jobs + 1] = mj.start[mj.n_jobs] + jb->m;
     mj.n_jobs++;
   }
-  int n_tasks = mj.first[mj.n_jobs];
-  preft_row_range range[QSTEAL_TASKS];
   if (threads > 1 && n <= 4) {
     /* decode: tasks of equal rows across the outputs (q, k, v). Per
      * output, k's and v's few rows made a task each, smaller than q's,
@@ -283,21 +266,12 @@ void preft_qgemm_multi(preft_pool *pool, const float *x, int x_stride, int n, in
      * of different types, and one thread's stream from memory runs 20-30%
      * slower than the other's in a given call on a shared VM), so the
      * tasks balance by taking rows from each other's ends. */
-    const int total = mj.start[mj.n_jobs];
-    mj.span = cdiv(cdiv(total, want), 16) * 16;
-    n_tasks = cdiv(total, mj.span);
-    if (n_tasks <= QSTEAL_TASKS) {
-      for (int t = 0; t < n_tasks; t++)
-        preft_row_range_init(&range[t], t * mj.span, (t + 1) * mj.span < total ? (t + 1) * mj.span : total,
-                             16);
-      mj.range = range;
-      mj.n_tasks = n_tasks;
-    }
+    preft_pool_run_balanced(pool, mj.start[mj.n_jobs], want, 16, run_span, &mj);
+  } else if (threads == 1) {
+    for (int t = 0; t < mj.first[mj.n_jobs]; t++) qtask(&mj, t, 0);
+  } else {
+    preft_pool_run(pool, mj.first[mj.n_jobs], qtask, &mj);
   }
-  if (threads == 1)
-    for (int t = 0; t < n_tasks; t++) qtask(&mj, t, 0);
-  else
-    preft_pool_run(pool, n_tasks, qtask, &mj);
   for (int l = 0; l < n_laid; l++) free(laid[l]);
   free(xq_heap);
 }

@@ -342,6 +342,54 @@ static void a_row_alone_gets_the_bits_it_gets_in_a_batch(void **state) {
   free(x), free(yb), free(y1);
 }
 
+/* Decode on a pool (N <= 4) runs the outputs of one call as ranges laid
+ * end to end, cut anywhere on a multiple of 12 and balanced between the
+ * threads: each output must get exactly the bits it gets alone on one
+ * thread, for outputs whose widths are not multiples of 12, mixed weight
+ * types, both precisions and every path (a cut off by one row group of
+ * any kernel, or a row computed twice with accumulation, fails it). */
+static void decode_outputs_on_a_pool_get_the_bits_of_each_alone(void **state) {
+  fixture *f = *state;
+  const int k = 256, ms[4] = {203, 37, 37, 500};
+  const preft_dtype dts[4] = {PREFT_F32, PREFT_BF16, PREFT_F16, PREFT_BF16};
+  float *x = malloc(sizeof(float) * 4 * k);
+  for (int i = 0; i < 4 * k; i++) x[i] = test_frand();
+  void *w[4];
+  float *y[4], *y1[4], *y0[4];
+  for (int o = 0; o < 4; o++) {
+    w[o] = test_random_weights(dts[o], (size_t)ms[o] * (size_t)k);
+    y[o] = malloc(sizeof(float) * 4 * ms[o]), y1[o] = malloc(sizeof(float) * 4 * ms[o]);
+    y0[o] = malloc(sizeof(float) * 4 * ms[o]);
+    for (int i = 0; i < 4 * ms[o]; i++) y0[o][i] = test_frand();
+  }
+  for (int run = 0; run < 4 * 2 * 2 * ((int)preft_cpu_detected() + 1); run++) {
+    const int n = run % 4 + 1, prec = run / 4 % 2, accumulate = run / 8 % 2, path = run / 16;
+    preft_cpu_limit((preft_cpu_path_kind)path);
+    preft_matmul_set_precision((preft_matmul_precision)prec);
+    preft_gemm_out outs[4];
+    for (int o = 0; o < 4; o++) {
+      memcpy(y[o], y0[o], sizeof(float) * (size_t)(n * ms[o]));
+      memcpy(y1[o], y0[o], sizeof(float) * (size_t)(n * ms[o]));
+      outs[o] = (preft_gemm_out){y[o], ms[o], w[o], dts[o], ms[o]};
+      preft_gemm(f->pool1, y1[o], ms[o], x, k, w[o], dts[o], n, k, ms[o], accumulate);
+    }
+    for (int rep = 0; rep < 3; rep++) { /* the threads' timing, and so the cuts, differ between calls */
+      for (int o = 0; o < 4; o++) memcpy(y[o], y0[o], sizeof(float) * (size_t)(n * ms[o]));
+      preft_gemm_multi(f->pool3, x, k, n, k, outs, 4, accumulate);
+      for (int o = 0; o < 4; o++)
+        if (memcmp(y[o], y1[o], sizeof(float) * (size_t)(n * ms[o])) != 0)
+          fail_msg("output %d (%s, m=%d) n=%d acc=%d path=%s precision=%s: differs from the output alone", o,
+                   preft_dtype_name(dts[o]), ms[o], n, accumulate,
+                   preft_cpu_path_name((preft_cpu_path_kind)path),
+                   preft_matmul_precision_name((preft_matmul_precision)prec));
+    }
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+  preft_matmul_set_precision(PREFT_MATMUL_EXACT);
+  for (int o = 0; o < 4; o++) free(w[o]), free(y[o]), free(y1[o]), free(y0[o]);
+  free(x);
+}
+
 /* preft_gemm_kmajor reads the weight as wt[K][M] (rows wt_stride apart):
  * against the reference on the [M][K] copy, on every path and pool, odd
  * shapes, padded strides (whose padding must survive) and accumulation;
@@ -461,6 +509,7 @@ int main(void) {
       cmocka_unit_test(bf16_gemm_matches_reference),
       cmocka_unit_test(gemm_matches_reference_on_multi_block_shapes),
       cmocka_unit_test(gemm_multi_matches_reference_for_each_output),
+      cmocka_unit_test(decode_outputs_on_a_pool_get_the_bits_of_each_alone),
       cmocka_unit_test(a_row_alone_gets_the_bits_it_gets_in_a_batch),
       cmocka_unit_test(kmajor_weights_give_the_bits_of_a_transposed_copy),
       cmocka_unit_test(narrow_outputs_get_the_bits_of_a_wide_one),
