@@ -45,6 +45,7 @@
 #define GEMM_TASKS_PER_THREAD 4
 #define GEMM_PREFETCH_MAX_ROWS 64 /* fewer rows per task: packing prefetches the next panel */
 #define GEMM_XB_STACK 8192        /* BF16 elements of rounded x kept on the stack (decode) */
+#define ROUND_X_MIN_WORK 65536    /* elements of x rounded per task, at least, when the pool shares it */
 #define GEMM_EPI_COLS 48          /* rows regime with an epilogue: fewest columns per block (12k) */
 #define GEMM_EPI_FLOATS 16384     /* ... and at most 64 KiB of y per block beyond that */
 
@@ -274,6 +275,28 @@ static void multi_task(void *p, int task, int thread) {
   mj->jobs[j].task(&mj->jobs[j], task - mj->first[j], thread);
 }
 
+typedef struct {
+  const preft_gemm_kernels *kt;
+  uint16_t *dst;
+  size_t kp, xs;
+  const float *x;
+  int k;
+} round_x_job;
+
+static void round_x_range(void *p, int r0, int r1) {
+  const round_x_job *j = p;
+  j->kt->round_x(j->dst + (size_t)r0 * j->kp, j->kp, j->x + (size_t)r0 * j->xs, j->xs, r1 - r0, j->k);
+}
+
+/* x[n, k] rounded to BF16 rows kp apart: on the pool when there are many
+ * rows (a training product's 512 rows of x rounded on the caller alone
+ * were 2% of a BF16 training pass, the other thread waiting). */
+static void round_x_rows(preft_pool *pool, const preft_gemm_kernels *kt, uint16_t *dst, size_t kp,
+                         const float *x, size_t xs, int n, int k) {
+  round_x_job j = {kt, dst, kp, xs, x, k};
+  preft_pool_run_rows(pool, n, (size_t)k, ROUND_X_MIN_WORK, round_x_range, &j);
+}
+
 /* preft_gemm_multi at matmul precision prec. */
 static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const float *x, int x_stride, int n,
                        int k, const preft_gemm_out *outs, int n_outs, int accumulate) {
@@ -330,7 +353,7 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
     if (kt->round_x && !xb) {
       xb = (size_t)n * kp <= GEMM_XB_STACK ? xb_stack
                                            : (xb_heap = preft_scratch_get((size_t)n * kp * sizeof(uint16_t)));
-      kt->round_x(xb, kp, x, (size_t)x_stride, n, k);
+      round_x_rows(pool, kt, xb, kp, x, (size_t)x_stride, n, k);
     }
     gemm_job *jb = &jobs[mj.n_jobs];
     *jb = (gemm_job){.kt = kt,
