@@ -35,10 +35,9 @@
 #define QTASKS_PER_THREAD 2         /* forward, N > 4 */
 #define QTASKS_DECODE 1             /* forward, N <= 4: more tasks measured slower (below) */
 #define QDX_TASKS_PER_THREAD 4
-#define QSTEAL_TASKS 64 /* decode tasks balanced among themselves (more threads: not balanced) */
-#define QX_STACK 16384  /* bytes of quantized x kept on the stack (decode) */
-#define QDX_KC 256      /* backward: columns per tile (a multiple of every block) */
-#define QDX_ROWS 16     /* backward: weight rows per tile */
+#define QX_STACK 16384 /* bytes of quantized x kept on the stack (decode) */
+#define QDX_KC 256     /* backward: columns per tile (a multiple of every block) */
+#define QDX_ROWS 16    /* backward: weight rows per tile */
 
 static atomic_int qlimit = 3;
 static atomic_int tile_min_n = PREFT_QTILE_MIN_N;
