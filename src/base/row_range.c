@@ -7,19 +7,24 @@ static uint64_t pack(int front, int back) { return (uint64_t)(uint32_t)back << 3
 
 static int round_down(int v, int align) { return v / align * align; }
 
+static int round_up(int v, int align) { return (v + align - 1) / align * align; }
+
+/* Whole groups of v rows, at least one group. */
+static int whole_groups(int v, int align) {
+  return round_down(v, align) > align ? round_down(v, align) : align;
+}
+
 void preft_row_range_init(preft_row_range *r, int start, int end, int align) {
   const int n = end - start;
   r->start = start;
   r->align = align;
   /* the owner's pieces are rounded up to whole groups, a helper's cut
-   * up too (so at most steal rows); each at least one group */
+   * up too (so at most steal rows) */
   r->first_piece = n - n / 4;
-  r->piece = round_down(n / 8, align) > align ? round_down(n / 8, align) : align;
-  r->steal = round_down(n / 16, align) > align ? round_down(n / 16, align) : align;
+  r->piece = whole_groups(n / 8, align);
+  r->steal = whole_groups(n / 16, align);
   atomic_init(&r->left, pack(start, end));
 }
-
-static int round_up(int v, int align) { return (v + align - 1) / align * align; }
 
 /* Takes the owner's next piece (from_back 0) or a helper's (1) off what is
  * left, [front, back), by moving one end to a multiple of align (or to the
