@@ -297,12 +297,24 @@ static void round_x_rows(preft_pool *pool, const preft_gemm_kernels *kt, uint16_
   preft_pool_run_rows(pool, n, (size_t)k, ROUND_X_MIN_WORK, round_x_range, &j);
 }
 
-/* preft_gemm_multi at matmul precision prec. */
+/* preft_gemm_multi at matmul precision prec. xb_in: x already rounded for
+ * the tables that take BF16 x, rows kp = K rounded up to 32 apart, zero
+ * past K (preft_gemm_bf16_rounded); NULL: rounded here when needed. */
+static void gemm_multi_x(preft_pool *pool, preft_matmul_precision prec, const float *x, int x_stride,
+                         const uint16_t *xb_in, int n, int k, const preft_gemm_out *outs, int n_outs,
+                         int accumulate);
+
 static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const float *x, int x_stride, int n,
                        int k, const preft_gemm_out *outs, int n_outs, int accumulate) {
+  gemm_multi_x(pool, prec, x, x_stride, NULL, n, k, outs, n_outs, accumulate);
+}
+
+static void gemm_multi_x(preft_pool *pool, preft_matmul_precision prec, const float *x, int x_stride,
+                         const uint16_t *xb_in, int n, int k, const preft_gemm_out *outs, int n_outs,
+                         int accumulate) {
   PREFT_ASSERT(n_outs >= 1 && n_outs <= PREFT_GEMM_MULTI_MAX);
   if (n <= 0) return;
-  PREFT_ASSERT(x);
+  PREFT_ASSERT(x || xb_in);
   /* quantized weights take the int8 kernels (quant.h), the others these */
   int n_quant = 0;
   for (int i = 0; i < n_outs; i++) {
@@ -310,6 +322,7 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
     PREFT_ASSERT(!outs[i].epi || !preft_dtype_is_quant(outs[i].wdt)); /* qgemm has no epilogue */
   }
   if (n_quant > 0) {
+    PREFT_ASSERT(x);
     preft_gemm_out q[PREFT_GEMM_MULTI_MAX], f[PREFT_GEMM_MULTI_MAX];
     int nq = 0, nf = 0;
     for (int i = 0; i < n_outs; i++) {
@@ -326,7 +339,7 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
   long m_total = 0;
   for (int i = 0; i < n_outs; i++) {
     PREFT_ASSERT(outs[i].m <= 0 || (outs[i].y && outs[i].w));
-    PREFT_ASSERT(n == 1 || outs[i].m <= 0 || (x_stride >= k && outs[i].y_stride >= outs[i].m));
+    PREFT_ASSERT(n == 1 || outs[i].m <= 0 || ((xb_in || x_stride >= k) && outs[i].y_stride >= outs[i].m));
     if (outs[i].m > 0) m_total += outs[i].m;
     macs += (double)n * k * (outs[i].m > 0 ? outs[i].m : 0);
   }
@@ -341,7 +354,7 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
     return;
   }
   /* x rounded to BF16 once for every output whose table wants it */
-  uint16_t *xb = NULL, *xb_heap = NULL;
+  uint16_t *xb = (uint16_t *)xb_in, *xb_heap = NULL;
   uint16_t xb_stack[GEMM_XB_STACK] __attribute__((aligned(64)));
   size_t kp = ((size_t)k + 31) / 32 * 32;
   gemm_job jobs[PREFT_GEMM_MULTI_MAX];
@@ -350,6 +363,7 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
   for (int o = 0; o < n_outs; o++) {
     if (outs[o].m <= 0) continue;
     const preft_gemm_kernels *kt = kernels(outs[o].wdt, prec);
+    PREFT_ASSERT(x || kt->round_x); /* BF16 x alone serves only the BF16 table */
     if (kt->round_x && !xb) {
       xb = (size_t)n * kp <= GEMM_XB_STACK ? xb_stack
                                            : (xb_heap = preft_scratch_get((size_t)n * kp * sizeof(uint16_t)));
@@ -403,6 +417,23 @@ void preft_gemm_bf16(preft_pool *pool, float *y, int y_stride, const float *x, i
   for (int i = 0; i < n; i++)
     for (int c = 0; c < k; c++)
       xr[(size_t)i * k + c] = preft_bf16_to_f32(preft_f32_to_bf16(x[(size_t)i * (size_t)x_stride + c]));
+  gemm_multi(pool, PREFT_MATMUL_EXACT, xr, k > 0 ? k : 1, n, k, &out, 1, accumulate);
+  free(xr);
+}
+
+void preft_gemm_bf16_rounded(preft_pool *pool, float *y, int y_stride, const uint16_t *xb, const uint16_t *w,
+                             int n, int k, int m, int accumulate) {
+  if (m <= 0 || n <= 0) return;
+  const size_t kp = ((size_t)k + 31) / 32 * 32;
+  preft_gemm_out out = {.y = y, .y_stride = y_stride, .w = w, .wdt = PREFT_BF16, .m = m};
+  if (preft_gemm_bf16_native()) {
+    gemm_multi_x(pool, PREFT_MATMUL_BF16, NULL, 0, xb, n, k, &out, 1, accumulate);
+    return;
+  }
+  /* emulation, as preft_gemm_bf16's: x's BF16 values widened exactly */
+  float *xr = preft_xmalloc(sizeof(float) * (size_t)n * (size_t)(k > 0 ? k : 1));
+  for (int i = 0; i < n; i++)
+    for (int c = 0; c < k; c++) xr[(size_t)i * k + c] = preft_bf16_to_f32(xb[(size_t)i * kp + c]);
   gemm_multi(pool, PREFT_MATMUL_EXACT, xr, k > 0 ? k : 1, n, k, &out, 1, accumulate);
   free(xr);
 }

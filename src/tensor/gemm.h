@@ -93,6 +93,12 @@ void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int
  * vdpbf16ps flushes subnormal inputs and results to zero). */
 void preft_gemm_bf16(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
                      const uint16_t *w, int n, int k, int m, int accumulate);
+/* preft_gemm_bf16 with x already BF16: xb[N, kp], rows kp = K rounded up
+ * to a multiple of 32 apart, zeros past K (a training product's dyᵀ,
+ * transposed and rounded in one pass, gemm_train.c). The same numbers as
+ * preft_gemm_bf16 on the FP32 values that round to xb. */
+void preft_gemm_bf16_rounded(preft_pool *pool, float *y, int y_stride, const uint16_t *xb, const uint16_t *w,
+                             int n, int k, int m, int accumulate);
 /* Whether preft_gemm_bf16 runs vdpbf16ps on this CPU path (else: emulated,
  * same numbers up to the order of the sums, slower than FP32). */
 int preft_gemm_bf16_native(void);

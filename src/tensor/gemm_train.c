@@ -4,6 +4,7 @@
 #include "tensor/gemm_train.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/error.h"
 #include "base/scratch.h"
@@ -13,19 +14,26 @@
 #include "tensor/transpose_kern.h"
 
 #define TR_TILE 32  /* transpose tile: 32x32 floats = 4 KiB in, 4 KiB out */
-#define DW_ROWS 256 /* rows of dy/x per dW block: the inner dimension of each GEMM */
+#define DW_ROWS 256 /* rows of dy/x per FP32 dW block: the inner dimension of each GEMM */
+/* BF16 dW blocks: up to DW_ROWS_BF16 rows while dyᵀ's block holds at most
+ * DW_BF16_ELEMS elements (32 MiB), else DW_ROWS. Longer sums per output
+ * halve the vdpbf16ps rows kernel's reductions and dW's read-modify-writes
+ * (dW's products 7-9% faster at 1024 rows than at 256; docs/PERFORMANCE.md). */
+#define DW_ROWS_BF16 1024
+#define DW_BF16_ELEMS ((size_t)1 << 24)
 
 typedef struct {
   float *out;      /* FP32 output, or NULL: */
   uint16_t *out16; /* BF16 output (rounded to nearest even) */
   const float *in;
   int in_stride, rows, cols;
-  int simd; /* the 8 × 8 register tiles of transpose_kern.h serve this output type on this CPU */
+  size_t out_stride; /* >= rows: output rows this far apart, zeros from rows on */
+  int simd;          /* the 8 × 8 register tiles of transpose_kern.h serve this output type on this CPU */
 } tr_job;
 
 /* out[c][r] = in[r][c] for r in [r0, r1), c in [c0, c1), element by element */
 static void tr_scalar(const tr_job *j, int r0, int r1, int c0, int c1) {
-  size_t is = (size_t)j->in_stride, rows = (size_t)j->rows;
+  size_t is = (size_t)j->in_stride, rows = j->out_stride;
   for (int c = c0; c < c1; c++) {
     const float *in = j->in + (size_t)c;
     size_t o = (size_t)c * rows;
@@ -41,7 +49,7 @@ static void tr_task(void *p, int task, int thread) {
   (void)thread;
   const tr_job *j = p;
   int c0 = task * TR_TILE, c1 = c0 + TR_TILE < j->cols ? c0 + TR_TILE : j->cols;
-  size_t is = (size_t)j->in_stride, rows = (size_t)j->rows;
+  size_t is = (size_t)j->in_stride, rows = j->out_stride;
   for (int r0 = 0; r0 < j->rows; r0 += TR_TILE) {
     int r1 = r0 + TR_TILE < j->rows ? r0 + TR_TILE : j->rows, c = c0;
 #ifdef PREFT_HAVE_TRANSPOSE8
@@ -58,6 +66,13 @@ static void tr_task(void *p, int task, int thread) {
     }
 #endif
     tr_scalar(j, r0, r1, c, c1);
+  }
+  for (int c = c0; c < c1 && rows > (size_t)j->rows; c++) { /* the padding */
+    size_t o = (size_t)c * rows + (size_t)j->rows, pad = rows - (size_t)j->rows;
+    if (j->out16)
+      memset(j->out16 + o, 0, sizeof(uint16_t) * pad);
+    else
+      memset(j->out + o, 0, sizeof(float) * pad);
   }
 }
 
@@ -95,7 +110,13 @@ static void transpose_jobs(preft_pool *pool, tr_job *jobs, int n) {
 
 /* A transpose of in[rows, cols] (rows in_stride apart) into out (FP32) or out16 (BF16). */
 static tr_job tr_of(float *out, uint16_t *out16, const float *in, int in_stride, int rows, int cols) {
-  return (tr_job){.out = out, .out16 = out16, .in = in, .in_stride = in_stride, .rows = rows, .cols = cols};
+  return (tr_job){.out = out,
+                  .out16 = out16,
+                  .in = in,
+                  .in_stride = in_stride,
+                  .rows = rows,
+                  .cols = cols,
+                  .out_stride = (size_t)rows};
 }
 
 void preft_transpose(preft_pool *pool, float *out, const float *in, int in_stride, int rows, int cols) {
@@ -172,30 +193,34 @@ static void dw_dx_f32(preft_pool *pool, float *dw, float *dx, int dx_stride, int
   preft_scratch_put(dyt);
 }
 
-/* BF16: dW += dyᵀ·x over blocks of DW_ROWS rows (dw NULL: none) and then
- * dx (+)= dy·W (dx NULL: none). vdpbf16ps reads both operands along the
- * sum in pairs (the rows kernel of gemm_avx512_bf16.c), so W and x are
- * transposed and rounded to BF16 in one pass; W's transpose is made in the
- * same pool job as the first block's (see preft_train_gemm_dwdx). */
+/* BF16: dW += dyᵀ·x over blocks of rows (dw NULL: none; DW_ROWS_BF16)
+ * and then dx (+)= dy·W (dx NULL: none). vdpbf16ps reads both operands
+ * along the sum in pairs (the rows kernel of gemm_avx512_bf16.c), so W, x
+ * and dy are transposed and rounded to BF16 in one pass each (dyᵀ into
+ * rows padded to 32 for preft_gemm_bf16_rounded); W's transpose is made in
+ * the same pool job as the first block's (see preft_train_gemm_dwdx). */
 static void dw_dx_bf16(preft_pool *pool, float *dw, float *dx, int dx_stride, int accumulate, const float *dy,
                        int dy_stride, const float *x, int x_stride, const float *w, int n, int m, int k) {
-  int nb = n < DW_ROWS ? n : DW_ROWS;
+  int rows = (size_t)m * DW_ROWS_BF16 <= DW_BF16_ELEMS ? DW_ROWS_BF16 : DW_ROWS;
+  int nb = n < rows ? n : rows;
+  size_t kp = ((size_t)nb + 31) / 32 * 32; /* dyᵀ's row length */
   uint16_t *wt =
-      dx ? preft_scratch_get(sizeof(uint16_t) * (size_t)m * (size_t)k) : NULL;        /* bf16(Wᵀ) [K, M] */
-  float *dyt = dw ? preft_scratch_get(sizeof(float) * (size_t)m * (size_t)nb) : NULL; /* dyᵀ block [M, nb] */
+      dx ? preft_scratch_get(sizeof(uint16_t) * (size_t)m * (size_t)k) : NULL;      /* bf16(Wᵀ) [K, M] */
+  uint16_t *dyt = dw ? preft_scratch_get(sizeof(uint16_t) * (size_t)m * kp) : NULL; /* bf16(dyᵀ) [M, kp] */
   uint16_t *xt =
       dw ? preft_scratch_get(sizeof(uint16_t) * (size_t)k * (size_t)nb) : NULL; /* bf16(xᵀ) block [K, nb] */
   tr_job jobs[3];
   int nj = 0;
   if (dx) jobs[nj++] = tr_of(NULL, wt, w, k, m, k);
-  for (int r0 = 0; dw && r0 < n; r0 += DW_ROWS) {
-    int rn = n - r0 < DW_ROWS ? n - r0 : DW_ROWS;
-    jobs[nj++] = tr_of(dyt, NULL, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
+  for (int r0 = 0; dw && r0 < n; r0 += rows) {
+    int rn = n - r0 < rows ? n - r0 : rows;
+    jobs[nj] = tr_of(NULL, dyt, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
+    jobs[nj++].out_stride = ((size_t)rn + 31) / 32 * 32;
     jobs[nj++] = tr_of(NULL, xt, x + (size_t)r0 * (size_t)x_stride, x_stride, rn, k);
     transpose_jobs(pool, jobs, nj);
     nj = 0;
     /* dW[M,K] += dyᵀ[M,rn] · (xᵀ[K,rn])ᵀ */
-    preft_gemm_bf16(pool, dw, k, dyt, rn, xt, m, rn, k, 1);
+    preft_gemm_bf16_rounded(pool, dw, k, dyt, xt, m, rn, k, 1);
   }
   if (dx) {
     if (nj) transpose_jobs(pool, jobs, nj);

@@ -26,8 +26,8 @@
  * at each call (so the FP32 master weights stay the optimizer's), the
  * activations and gradients per product. vdpbf16ps reads both operands
  * along the sum, so at BF16 the backward products take transposed and
- * rounded copies of W and of x (one pass each, W's in the pool job of
- * dyᵀ's). As in mixed-precision training on
+ * rounded copies of W, x and dy (one pass each, W's in the pool job of
+ * dyᵀ's; dyᵀ goes to preft_gemm_bf16_rounded already BF16). As in mixed-precision training on
  * accelerators, only the products' inputs lose precision (relative error
  * 2^-9 per input); sums, outputs and everything else stay FP32.
  */
