@@ -13,7 +13,11 @@
 #include "tensor/gemm.h"
 #include "tensor/transpose_kern.h"
 
-#define TR_TILE 32  /* transpose tile: 32x32 floats = 4 KiB in, 4 KiB out */
+/* Transpose cache tiles: a task's band of TR_TILE input columns (each input
+ * row's piece 512 bytes, 8 lines read in a run) taken TR_TILE rows at a
+ * time. 32 × 32 tiles (128-byte pieces) ran 13-18% slower in a training
+ * pass, call by call (docs/PERFORMANCE.md). */
+#define TR_TILE 128
 #define DW_ROWS 256 /* rows of dy/x per FP32 dW block: the inner dimension of each GEMM */
 /* BF16 dW blocks: up to DW_ROWS_BF16 rows while dyᵀ's block holds at most
  * DW_BF16_ELEMS elements (32 MiB), else DW_ROWS. Longer sums per output

@@ -12,7 +12,7 @@
  * stored, as the k-major weight operand of preft_gemm_kmajor (a panel of
  * it is a copy of rows); only dyᵀ, the left operand of dW, is transposed,
  * O(N·M) against the product's O(N·M·K). Transposes run in 8 × 8 register
- * tiles (transpose_avx.c) within 32 × 32 cache tiles, split over the pool.
+ * tiles (transpose_avx.c) within 128 × 128 cache tiles, split over the pool.
  *
  * Strides: rows of dx/dy/x are *_stride floats apart (pass K or M for dense
  * buffers). dW is dense [M, K]. The *_ref versions are plain loops
