@@ -159,7 +159,9 @@ static void pack_task(void *p, int task, int thread) {
     for (int pi = p0; pi < p1; pi++) {
       int j0 = pi * nr_max;
       int nr = jb->m - j0 < nr_max ? jb->m - j0 : nr_max;
-      if (jb->wks)
+      if (jb->wks && jb->kt->pack_kmajor)
+        jb->kt->pack_kmajor(panel, jb->w, jb->wks, j0, nr, k0, kc);
+      else if (jb->wks)
         pack_kmajor(panel, jb->w, jb->wks, nr_max, j0, nr, k0, kc);
       else
         (narrow ? jb->kt->pack_narrow : jb->kt->pack)(panel, jb->w, jb->wdt, (size_t)jb->k, j0, nr, k0, kc,
@@ -297,24 +299,12 @@ static void round_x_rows(preft_pool *pool, const preft_gemm_kernels *kt, uint16_
   preft_pool_run_rows(pool, n, (size_t)k, ROUND_X_MIN_WORK, round_x_range, &j);
 }
 
-/* preft_gemm_multi at matmul precision prec. xb_in: x already rounded for
- * the tables that take BF16 x, rows kp = K rounded up to 32 apart, zero
- * past K (preft_gemm_bf16_rounded); NULL: rounded here when needed. */
-static void gemm_multi_x(preft_pool *pool, preft_matmul_precision prec, const float *x, int x_stride,
-                         const uint16_t *xb_in, int n, int k, const preft_gemm_out *outs, int n_outs,
-                         int accumulate);
-
+/* preft_gemm_multi at matmul precision prec. */
 static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const float *x, int x_stride, int n,
                        int k, const preft_gemm_out *outs, int n_outs, int accumulate) {
-  gemm_multi_x(pool, prec, x, x_stride, NULL, n, k, outs, n_outs, accumulate);
-}
-
-static void gemm_multi_x(preft_pool *pool, preft_matmul_precision prec, const float *x, int x_stride,
-                         const uint16_t *xb_in, int n, int k, const preft_gemm_out *outs, int n_outs,
-                         int accumulate) {
   PREFT_ASSERT(n_outs >= 1 && n_outs <= PREFT_GEMM_MULTI_MAX);
   if (n <= 0) return;
-  PREFT_ASSERT(x || xb_in);
+  PREFT_ASSERT(x);
   /* quantized weights take the int8 kernels (quant.h), the others these */
   int n_quant = 0;
   for (int i = 0; i < n_outs; i++) {
@@ -322,7 +312,6 @@ static void gemm_multi_x(preft_pool *pool, preft_matmul_precision prec, const fl
     PREFT_ASSERT(!outs[i].epi || !preft_dtype_is_quant(outs[i].wdt)); /* qgemm has no epilogue */
   }
   if (n_quant > 0) {
-    PREFT_ASSERT(x);
     preft_gemm_out q[PREFT_GEMM_MULTI_MAX], f[PREFT_GEMM_MULTI_MAX];
     int nq = 0, nf = 0;
     for (int i = 0; i < n_outs; i++) {
@@ -339,7 +328,7 @@ static void gemm_multi_x(preft_pool *pool, preft_matmul_precision prec, const fl
   long m_total = 0;
   for (int i = 0; i < n_outs; i++) {
     PREFT_ASSERT(outs[i].m <= 0 || (outs[i].y && outs[i].w));
-    PREFT_ASSERT(n == 1 || outs[i].m <= 0 || ((xb_in || x_stride >= k) && outs[i].y_stride >= outs[i].m));
+    PREFT_ASSERT(n == 1 || outs[i].m <= 0 || (x_stride >= k && outs[i].y_stride >= outs[i].m));
     if (outs[i].m > 0) m_total += outs[i].m;
     macs += (double)n * k * (outs[i].m > 0 ? outs[i].m : 0);
   }
@@ -354,7 +343,7 @@ static void gemm_multi_x(preft_pool *pool, preft_matmul_precision prec, const fl
     return;
   }
   /* x rounded to BF16 once for every output whose table wants it */
-  uint16_t *xb = (uint16_t *)xb_in, *xb_heap = NULL;
+  uint16_t *xb = NULL, *xb_heap = NULL;
   uint16_t xb_stack[GEMM_XB_STACK] __attribute__((aligned(64)));
   size_t kp = ((size_t)k + 31) / 32 * 32;
   gemm_job jobs[PREFT_GEMM_MULTI_MAX];
@@ -363,7 +352,6 @@ static void gemm_multi_x(preft_pool *pool, preft_matmul_precision prec, const fl
   for (int o = 0; o < n_outs; o++) {
     if (outs[o].m <= 0) continue;
     const preft_gemm_kernels *kt = kernels(outs[o].wdt, prec);
-    PREFT_ASSERT(x || kt->round_x); /* BF16 x alone serves only the BF16 table */
     if (kt->round_x && !xb) {
       xb = (size_t)n * kp <= GEMM_XB_STACK ? xb_stack
                                            : (xb_heap = preft_scratch_get((size_t)n * kp * sizeof(uint16_t)));
@@ -421,23 +409,6 @@ void preft_gemm_bf16(preft_pool *pool, float *y, int y_stride, const float *x, i
   free(xr);
 }
 
-void preft_gemm_bf16_rounded(preft_pool *pool, float *y, int y_stride, const uint16_t *xb, const uint16_t *w,
-                             int n, int k, int m, int accumulate) {
-  if (m <= 0 || n <= 0) return;
-  const size_t kp = ((size_t)k + 31) / 32 * 32;
-  preft_gemm_out out = {.y = y, .y_stride = y_stride, .w = w, .wdt = PREFT_BF16, .m = m};
-  if (preft_gemm_bf16_native()) {
-    gemm_multi_x(pool, PREFT_MATMUL_BF16, NULL, 0, xb, n, k, &out, 1, accumulate);
-    return;
-  }
-  /* emulation, as preft_gemm_bf16's: x's BF16 values widened exactly */
-  float *xr = preft_xmalloc(sizeof(float) * (size_t)n * (size_t)(k > 0 ? k : 1));
-  for (int i = 0; i < n; i++)
-    for (int c = 0; c < k; c++) xr[(size_t)i * k + c] = preft_bf16_to_f32(xb[(size_t)i * kp + c]);
-  gemm_multi(pool, PREFT_MATMUL_EXACT, xr, k > 0 ? k : 1, n, k, &out, 1, accumulate);
-  free(xr);
-}
-
 int preft_gemm_bf16_native(void) {
 #ifdef PREFT_HAVE_AVX_KERNELS
   return preft_cpu_path() >= PREFT_CPU_AVX512_BF16;
@@ -446,32 +417,87 @@ int preft_gemm_bf16_native(void) {
 #endif
 }
 
-void preft_gemm_kmajor(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
-                       const float *wt, int wt_stride, int n, int k, int m, int accumulate) {
-  if (m <= 0 || n <= 0) return;
-  PREFT_ASSERT(x && y && wt && wt_stride >= m && y_stride >= m && (n == 1 || x_stride >= k));
-  if (k <= 0) {
-    for (int i = 0; !accumulate && i < n; i++)
-      memset(y + (size_t)i * (size_t)y_stride, 0, sizeof(float) * (size_t)m);
-    return;
-  }
-  const preft_gemm_kernels *kt = kernels(PREFT_F32, PREFT_MATMUL_EXACT);
-  PREFT_ASSERT(kt->pack && kt->tile && !kt->round_x);
+/* y (+)= x · wt with wt FP32 and k-major ([K][M], rows wt_stride apart),
+ * x in the table's x type (rows xs elements apart), on the pack regime. */
+static void gemm_kmajor_run(preft_pool *pool, const preft_gemm_kernels *kt, float *y, int y_stride,
+                            const void *x, size_t xesize, size_t xs, const float *wt, int wt_stride, int n,
+                            int k, int m, int accumulate) {
+  PREFT_ASSERT(kt->tile && (kt->pack || kt->pack_kmajor));
   gemm_job jb = {.kt = kt,
                  .y = y,
                  .x = x,
-                 .xesize = sizeof(float),
+                 .xesize = xesize,
                  .w = wt,
                  .wdt = PREFT_F32,
                  .wks = (size_t)wt_stride,
                  .ys = (size_t)y_stride,
-                 .xs = (size_t)x_stride,
+                 .xs = xs,
                  .n = n,
                  .k = k,
                  .m = m,
                  .accumulate = accumulate};
   int tasks = plan_job(&jb, tasks_wanted(pool, (double)n * k * m)); /* sets jb.task */
   preft_pool_run(pool, tasks, jb.task, &jb);
+}
+
+/* y[n, m] = 0 unless accumulating (a product over no features). */
+static void zero_rows(float *y, int y_stride, int n, int m, int accumulate) {
+  for (int i = 0; !accumulate && i < n; i++)
+    memset(y + (size_t)i * (size_t)y_stride, 0, sizeof(float) * (size_t)m);
+}
+
+void preft_gemm_kmajor(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
+                       const float *wt, int wt_stride, int n, int k, int m, int accumulate) {
+  if (m <= 0 || n <= 0) return;
+  PREFT_ASSERT(x && y && wt && wt_stride >= m && y_stride >= m && (n == 1 || x_stride >= k));
+  if (k <= 0) {
+    zero_rows(y, y_stride, n, m, accumulate);
+    return;
+  }
+  const preft_gemm_kernels *kt = kernels(PREFT_F32, PREFT_MATMUL_EXACT);
+  PREFT_ASSERT(!kt->round_x);
+  gemm_kmajor_run(pool, kt, y, y_stride, x, sizeof(float), (size_t)x_stride, wt, wt_stride, n, k, m,
+                  accumulate);
+}
+
+void preft_gemm_bf16_kmajor(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
+                            const uint16_t *xb, const float *wt, int wt_stride, int n, int k, int m,
+                            int accumulate) {
+  if (m <= 0 || n <= 0) return;
+  PREFT_ASSERT((x != NULL) != (xb != NULL) && y && wt && wt_stride >= m && y_stride >= m);
+  PREFT_ASSERT(!x || n == 1 || x_stride >= k);
+  if (k <= 0) {
+    zero_rows(y, y_stride, n, m, accumulate);
+    return;
+  }
+  const size_t kp = ((size_t)k + 31) / 32 * 32;
+  if (preft_gemm_bf16_native()) {
+    const preft_gemm_kernels *kt = kernels(PREFT_BF16, PREFT_MATMUL_BF16);
+    uint16_t *xr = NULL;
+    if (x) {
+      xr = preft_scratch_get(sizeof(uint16_t) * (size_t)n * kp);
+      round_x_rows(pool, kt, xr, kp, x, (size_t)x_stride, n, k);
+    }
+    gemm_kmajor_run(pool, kt, y, y_stride, x ? xr : xb, sizeof(uint16_t), kp, wt, wt_stride, n, k, m,
+                    accumulate);
+    preft_scratch_put(xr);
+    return;
+  }
+  /* emulation: both operands' BF16 values in FP32, the exact k-major path
+   * (products of BF16 values are exact in FP32; only the sums' order
+   * differs from vdpbf16ps) */
+  float *xr = preft_xmalloc(sizeof(float) * (size_t)n * (size_t)k);
+  float *wr = preft_xmalloc(sizeof(float) * (size_t)k * (size_t)m);
+  for (int i = 0; i < n; i++)
+    for (int c = 0; c < k; c++)
+      xr[(size_t)i * k + c] = preft_bf16_to_f32(x ? preft_f32_to_bf16(x[(size_t)i * (size_t)x_stride + c])
+                                                  : xb[(size_t)i * kp + c]);
+  for (int r = 0; r < k; r++)
+    for (int c = 0; c < m; c++)
+      wr[(size_t)r * m + c] = preft_bf16_to_f32(preft_f32_to_bf16(wt[(size_t)r * (size_t)wt_stride + c]));
+  preft_gemm_kmajor(pool, y, y_stride, xr, k, wr, m, n, k, m, accumulate);
+  free(xr);
+  free(wr);
 }
 
 void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride, const void *w,

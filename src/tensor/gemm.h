@@ -93,12 +93,17 @@ void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int
  * vdpbf16ps flushes subnormal inputs and results to zero). */
 void preft_gemm_bf16(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
                      const uint16_t *w, int n, int k, int m, int accumulate);
-/* preft_gemm_bf16 with x already BF16: xb[N, kp], rows kp = K rounded up
- * to a multiple of 32 apart, zeros past K (a training product's dyᵀ,
- * transposed and rounded in one pass, gemm_train.c). The same numbers as
- * preft_gemm_bf16 on the FP32 values that round to xb. */
-void preft_gemm_bf16_rounded(preft_pool *pool, float *y, int y_stride, const uint16_t *xb, const uint16_t *w,
-                             int n, int k, int m, int accumulate);
+/* y[N,M] (+)= bf16(x)[N,K] · bf16(wt)[K,M] with wt FP32 and k-major (rows
+ * of K, wt_stride apart: a backward product's W or x as stored), FP32
+ * sums, whatever the process-wide precision. x is FP32 (rounded here, rows
+ * x_stride apart) or already BF16 (xb: rows of kp = K rounded up to 32,
+ * zeros past K; x NULL). On AVX512_BF16 CPUs each panel of wt is rounded
+ * and laid out in pairs of features as it is packed (no transpose) for a
+ * 12 × 32 vdpbf16ps tile; elsewhere an emulation on the FP32 kernels, the
+ * same products in another order of sums (as preft_gemm_bf16). */
+void preft_gemm_bf16_kmajor(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
+                            const uint16_t *xb, const float *wt, int wt_stride, int n, int k, int m,
+                            int accumulate);
 /* Whether preft_gemm_bf16 runs vdpbf16ps on this CPU path (else: emulated,
  * same numbers up to the order of the sums, slower than FP32). */
 int preft_gemm_bf16_native(void);

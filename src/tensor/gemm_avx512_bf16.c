@@ -28,6 +28,7 @@
 
 #include <immintrin.h>
 #include <limits.h>
+#include <string.h>
 
 #include "tensor/gemm_kern.h"
 #include "tensor/load16_avx512.h"
@@ -36,6 +37,9 @@
 #define TGT "avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c"
 #define BF_FN __attribute__((target(TGT)))
 #define BF_INLINE static inline __attribute__((always_inline, target(TGT)))
+
+#define MR_BF 12 /* k-major tile: rows of x */
+#define NR_BF 32 /* ... and columns of y (a panel's width) */
 
 BF_INLINE __m512bh as_bh(__m512i v) { return (__m512bh)v; }
 
@@ -166,11 +170,103 @@ static BF_FN void bf_rows(float *y, size_t ys, const void *x, size_t xs, const v
     preft_rows_groups_avx512(dot_dispatch, 32, 2, 2, 256, y, ys, x, xs, w, wdt, n, k, j0, j1, accumulate);
 }
 
-/* Only BF16 weights reach this table. The rows kernel runs at every N: it
- * needs no panel (vdpbf16ps takes the weights as stored) and measured
- * 330-390 GFLOP/s on 2 cores from N = 16 to 256, where a packed 12 × 32
- * tile of broadcasts reached 250-340 (docs/KERNELS.md). */
-const preft_gemm_kernels preft_gemm_avx512_bf16 = {
-    .rows = bf_rows, .rows_max_n = {0, 0, INT_MAX}, .round_x = round_x, .name = "avx512-bf16"};
+/* ---- k-major FP32 weights: pair panels and a 12 × 32 tile ------------------ */
+
+/* panel[kc/2 (rounded up)][NR][2] = bf16(wt[k0 + 2p + {0, 1}][j0 + j]):
+ * two consecutive k-major rows of the weight (a backward product's W or x,
+ * as stored) rounded to nearest even and interleaved, so that each 32-bit
+ * lane holds the pair of features vdpbf16ps sums. Columns past nr and the
+ * second feature of an odd last pair are zero. */
+static BF_FN void bf_pack_kmajor(void *panel, const float *wt, size_t ws, int j0, int nr, int k0, int kc) {
+  /* lane i of cvtne2ps(b, a) holds a[i] (i < 16) or b[i - 16]: interleave */
+  const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                       22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __mmask16 m0 = preft_mask16_first(nr), m1 = preft_mask16_first(nr - 16);
+  uint16_t *out = panel;
+  for (int kk = 0; kk < kc; kk += 2, out += 2 * NR_BF) {
+    const float *a = wt + (size_t)(k0 + kk) * ws + (size_t)j0;
+    const float *b = kk + 1 < kc ? a + ws : NULL;
+    for (int h = 0; h < 2; h++) {
+      const __mmask16 m = h ? m1 : m0;
+      __m512 va = _mm512_maskz_loadu_ps(m, a + 16 * h);
+      __m512 vb = b ? _mm512_maskz_loadu_ps(m, b + 16 * h) : _mm512_setzero_ps();
+      __m512i pairs = _mm512_permutexvar_epi16(mix, (__m512i)_mm512_cvtne2ps_pbh(vb, va));
+      _mm512_store_si512(out + 32 * h, pairs);
+    }
+  }
+}
+
+/* y[R, 32] (+)= x[R, kc] · panel: per pair of features, two panel loads and
+ * one 32-bit broadcast of each row's pair of x (BF16, rows xs apart, zero
+ * past K, so an odd kc's last pair reads a zero); each output's sum runs
+ * in its own lane in feature order. 24 accumulators. */
+BF_INLINE void bf_tile_mr(const int R, int kc, const uint16_t *x, size_t xs, const uint16_t *p, float *y,
+                          size_t ys, __mmask16 m0, __mmask16 m1, int accumulate) {
+  __m512 c0[MR_BF], c1[MR_BF];
+#pragma GCC unroll 12
+  for (int r = 0; r < R; r++) {
+    c0[r] = accumulate ? _mm512_maskz_loadu_ps(m0, y + (size_t)r * ys) : _mm512_setzero_ps();
+    c1[r] = accumulate ? _mm512_maskz_loadu_ps(m1, y + (size_t)r * ys + 16) : _mm512_setzero_ps();
+  }
+  for (int kk = 0; kk < kc; kk += 2) {
+    const __m512bh b0 = as_bh(_mm512_load_si512(p)), b1 = as_bh(_mm512_load_si512(p + 32));
+    p += 2 * NR_BF;
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) {
+      int32_t pair;
+      memcpy(&pair, x + (size_t)r * xs + (size_t)kk, sizeof pair);
+      const __m512bh a = as_bh(_mm512_set1_epi32(pair));
+      c0[r] = _mm512_dpbf16_ps(c0[r], b0, a);
+      c1[r] = _mm512_dpbf16_ps(c1[r], b1, a);
+    }
+  }
+#pragma GCC unroll 12
+  for (int r = 0; r < R; r++) {
+    _mm512_mask_storeu_ps(y + (size_t)r * ys, m0, c0[r]);
+    _mm512_mask_storeu_ps(y + (size_t)r * ys + 16, m1, c1[r]);
+  }
+}
+
+#define BF_TILE_CASE(R)                                          \
+  case R:                                                        \
+    bf_tile_mr(R, kc, xv, xs, panel, y, ys, m0, m1, accumulate); \
+    break;
+
+static BF_FN void bf_tile(int kc, const void *xv, size_t xs, const void *panel, float *y, size_t ys, int mr,
+                          int nr, int accumulate) {
+  __mmask16 m0 = preft_mask16_first(nr), m1 = preft_mask16_first(nr - 16);
+  switch (mr) {
+    BF_TILE_CASE(12)
+    BF_TILE_CASE(11)
+    BF_TILE_CASE(10)
+    BF_TILE_CASE(9)
+    BF_TILE_CASE(8)
+    BF_TILE_CASE(7)
+    BF_TILE_CASE(6)
+    BF_TILE_CASE(5)
+    BF_TILE_CASE(4)
+    BF_TILE_CASE(3)
+    BF_TILE_CASE(2)
+    default:
+      bf_tile_mr(1, kc, xv, xs, panel, y, ys, m0, m1, accumulate);
+      break;
+  }
+}
+
+/* BF16 weights take the rows kernel at every N: it needs no panel
+ * (vdpbf16ps takes the weights as stored) and measured 330-390 GFLOP/s on
+ * 2 cores from N = 16 to 256, where a packed 12 × 32 tile of broadcasts on
+ * panels made from row-major weights reached 250-340 (docs/KERNELS.md).
+ * FP32 k-major weights (preft_gemm_bf16_kmajor: the backward products'
+ * W and x as stored) take the pair panels and the tile instead: their
+ * panel is two rows interleaved, no transpose. */
+const preft_gemm_kernels preft_gemm_avx512_bf16 = {.rows = bf_rows,
+                                                   .tile = bf_tile,
+                                                   .pack_kmajor = bf_pack_kmajor,
+                                                   .mr = MR_BF,
+                                                   .nr = NR_BF,
+                                                   .rows_max_n = {0, 0, INT_MAX},
+                                                   .round_x = round_x,
+                                                   .name = "avx512-bf16"};
 
 #endif

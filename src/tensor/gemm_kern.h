@@ -54,6 +54,11 @@ typedef struct {
   void (*tile_narrow)(int kc, const void *x, size_t xs, const void *panel, float *y, size_t ys, int mr,
                       int nr, int accumulate);
   int nr_narrow;
+  /* Optional (NULL: the FP32 tables' panel, a copy of rows): the panel of
+   * an FP32 weight stored k-major, wt[K][M] with rows ws apart
+   * (preft_gemm_kmajor, preft_gemm_bf16_kmajor): columns j0 : j0+nr, features
+   * k0 : k0+kc, in the layout this table's tile reads. */
+  void (*pack_kmajor)(void *panel, const float *wt, size_t ws, int j0, int nr, int k0, int kc);
   /* pack and tile may be NULL when rows_max_n covers every N. */
   int rows_max_n[3]; /* per preft_dtype: largest N for the rows kernel */
   /* NULL for tables that take FP32 x. Otherwise the tile and rows kernels

@@ -1,5 +1,5 @@
 /* gemm_train.c - backward-pass matrix products: FP32 through
- * preft_gemm_kmajor, BF16 through transposes and preft_gemm_bf16 (see
+ * preft_gemm_kmajor, BF16 through preft_gemm_bf16_kmajor (see
  * gemm_train.h). */
 #include "tensor/gemm_train.h"
 
@@ -20,9 +20,9 @@
 #define TR_TILE 128
 #define DW_ROWS 256 /* rows of dy/x per FP32 dW block: the inner dimension of each GEMM */
 /* BF16 dW blocks: up to DW_ROWS_BF16 rows while dyᵀ's block holds at most
- * DW_BF16_ELEMS elements (32 MiB), else DW_ROWS. Longer sums per output
- * halve the vdpbf16ps rows kernel's reductions and dW's read-modify-writes
- * (dW's products 7-9% faster at 1024 rows than at 256; docs/PERFORMANCE.md). */
+ * DW_BF16_ELEMS elements (32 MiB), else DW_ROWS: fewer passes over dW and
+ * fewer, longer transposes (256-row blocks took 1-7% longer,
+ * docs/PERFORMANCE.md). */
 #define DW_ROWS_BF16 1024
 #define DW_BF16_ELEMS ((size_t)1 << 24)
 
@@ -80,35 +80,17 @@ static void tr_task(void *p, int task, int thread) {
   }
 }
 
-typedef struct {
-  tr_job *jobs;
-  int n, first[4]; /* task index where each job starts (first[n]: all tasks) */
-} tr_jobs;
-
-static void tr_jobs_task(void *p, int task, int thread) {
-  const tr_jobs *t = p;
-  int j = 0;
-  while (task >= t->first[j + 1]) j++;
-  tr_task(&t->jobs[j], task - t->first[j], thread);
-}
-
-/* Runs up to 3 independent transposes as one job on the pool (one wait),
- * or on the calling thread when they are small together. A transpose is
- * an exact copy, so how it is split does not change any result. */
-static void transpose_jobs(preft_pool *pool, tr_job *jobs, int n) {
+/* Runs a transpose on the pool, or on the calling thread when it is small.
+ * A transpose is an exact copy, so how it is split does not change any
+ * result. */
+static void transpose_run(preft_pool *pool, tr_job *j) {
   preft_cpu_path_kind path = preft_cpu_path();
-  tr_jobs t = {.jobs = jobs, .n = n};
-  size_t elems = 0;
-  for (int i = 0; i < n; i++) {
-    tr_job *j = &jobs[i];
-    j->simd = j->out16 ? path >= PREFT_CPU_AVX512_BF16 : path >= PREFT_CPU_AVX_FMA;
-    t.first[i + 1] = t.first[i] + (j->cols + TR_TILE - 1) / TR_TILE;
-    elems += (size_t)j->rows * (size_t)j->cols;
-  }
-  if (elems < 65536) {
-    for (int task = 0; task < t.first[n]; task++) tr_jobs_task(&t, task, 0);
+  j->simd = j->out16 ? path >= PREFT_CPU_AVX512_BF16 : path >= PREFT_CPU_AVX_FMA;
+  int tasks = (j->cols + TR_TILE - 1) / TR_TILE;
+  if ((size_t)j->rows * (size_t)j->cols < 65536) {
+    for (int task = 0; task < tasks; task++) tr_task(j, task, 0);
   } else {
-    preft_pool_run(pool, t.first[n], tr_jobs_task, &t);
+    preft_pool_run(pool, tasks, tr_task, j);
   }
 }
 
@@ -125,13 +107,13 @@ static tr_job tr_of(float *out, uint16_t *out16, const float *in, int in_stride,
 
 void preft_transpose(preft_pool *pool, float *out, const float *in, int in_stride, int rows, int cols) {
   tr_job j = tr_of(out, NULL, in, in_stride, rows, cols);
-  transpose_jobs(pool, &j, 1);
+  transpose_run(pool, &j);
 }
 
 void preft_transpose_bf16(preft_pool *pool, uint16_t *out, const float *in, int in_stride, int rows,
                           int cols) {
   tr_job j = tr_of(NULL, out, in, in_stride, rows, cols);
-  transpose_jobs(pool, &j, 1);
+  transpose_run(pool, &j);
 }
 
 typedef struct {
@@ -188,7 +170,7 @@ static void dw_dx_f32(preft_pool *pool, float *dw, float *dx, int dx_stride, int
   for (int r0 = 0; dw && r0 < n; r0 += DW_ROWS) {
     int rn = n - r0 < DW_ROWS ? n - r0 : DW_ROWS;
     tr_job j = tr_of(dyt, NULL, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
-    transpose_jobs(pool, &j, 1);
+    transpose_run(pool, &j);
     /* dW[M,K] += dyᵀ[M,rn] · x[r0 : r0+rn, K] */
     preft_gemm_kmajor(pool, dw, k, dyt, rn, x + (size_t)r0 * (size_t)x_stride, x_stride, m, rn, k, 1);
   }
@@ -198,41 +180,28 @@ static void dw_dx_f32(preft_pool *pool, float *dw, float *dx, int dx_stride, int
 }
 
 /* BF16: dW += dyᵀ·x over blocks of rows (dw NULL: none; DW_ROWS_BF16)
- * and then dx (+)= dy·W (dx NULL: none). vdpbf16ps reads both operands
- * along the sum in pairs (the rows kernel of gemm_avx512_bf16.c), so W, x
- * and dy are transposed and rounded to BF16 in one pass each (dyᵀ into
- * rows padded to 32 for preft_gemm_bf16_rounded); W's transpose is made in
- * the same pool job as the first block's (see preft_train_gemm_dwdx). */
+ * and then dx (+)= dy·W (dx NULL: none), through preft_gemm_bf16_kmajor:
+ * x and W are read as stored (rounded as their panels are packed), and
+ * only dyᵀ is a copy, transposed and rounded in one pass into rows padded
+ * to 32. */
 static void dw_dx_bf16(preft_pool *pool, float *dw, float *dx, int dx_stride, int accumulate, const float *dy,
                        int dy_stride, const float *x, int x_stride, const float *w, int n, int m, int k) {
   int rows = (size_t)m * DW_ROWS_BF16 <= DW_BF16_ELEMS ? DW_ROWS_BF16 : DW_ROWS;
   int nb = n < rows ? n : rows;
-  size_t kp = ((size_t)nb + 31) / 32 * 32; /* dyᵀ's row length */
-  uint16_t *wt =
-      dx ? preft_scratch_get(sizeof(uint16_t) * (size_t)m * (size_t)k) : NULL;      /* bf16(Wᵀ) [K, M] */
+  size_t kp = ((size_t)nb + 31) / 32 * 32;                                          /* dyᵀ's row length */
   uint16_t *dyt = dw ? preft_scratch_get(sizeof(uint16_t) * (size_t)m * kp) : NULL; /* bf16(dyᵀ) [M, kp] */
-  uint16_t *xt =
-      dw ? preft_scratch_get(sizeof(uint16_t) * (size_t)k * (size_t)nb) : NULL; /* bf16(xᵀ) block [K, nb] */
-  tr_job jobs[3];
-  int nj = 0;
-  if (dx) jobs[nj++] = tr_of(NULL, wt, w, k, m, k);
   for (int r0 = 0; dw && r0 < n; r0 += rows) {
     int rn = n - r0 < rows ? n - r0 : rows;
-    jobs[nj] = tr_of(NULL, dyt, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
-    jobs[nj++].out_stride = ((size_t)rn + 31) / 32 * 32;
-    jobs[nj++] = tr_of(NULL, xt, x + (size_t)r0 * (size_t)x_stride, x_stride, rn, k);
-    transpose_jobs(pool, jobs, nj);
-    nj = 0;
-    /* dW[M,K] += dyᵀ[M,rn] · (xᵀ[K,rn])ᵀ */
-    preft_gemm_bf16_rounded(pool, dw, k, dyt, xt, m, rn, k, 1);
+    tr_job j = tr_of(NULL, dyt, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
+    j.out_stride = ((size_t)rn + 31) / 32 * 32;
+    transpose_run(pool, &j);
+    /* dW[M,K] += dyᵀ[M,rn] · x[r0 : r0+rn, K] */
+    preft_gemm_bf16_kmajor(pool, dw, k, NULL, 0, dyt, x + (size_t)r0 * (size_t)x_stride, x_stride, m, rn, k,
+                           1);
   }
-  if (dx) {
-    if (nj) transpose_jobs(pool, jobs, nj);
-    preft_gemm_bf16(pool, dx, dx_stride, dy, dy_stride, wt, n, m, k, accumulate);
-  }
-  preft_scratch_put(wt);
+  /* dx[N,K] (+)= dy[N,M] · W[M,K] */
+  if (dx) preft_gemm_bf16_kmajor(pool, dx, dx_stride, dy, dy_stride, NULL, w, k, n, m, k, accumulate);
   preft_scratch_put(dyt);
-  preft_scratch_put(xt);
 }
 
 static void dw_dx(preft_pool *pool, preft_matmul_precision prec, float *dw, float *dx, int dx_stride,

@@ -24,10 +24,10 @@
  * BF16 (nearest even) and sums in FP32 (preft_gemm_bf16: vdpbf16ps on
  * AVX512_BF16 CPUs, an exact emulation elsewhere): the FP32 weight to BF16
  * at each call (so the FP32 master weights stay the optimizer's), the
- * activations and gradients per product. vdpbf16ps reads both operands
- * along the sum, so at BF16 the backward products take transposed and
- * rounded copies of W, x and dy (one pass each, W's in the pool job of
- * dyᵀ's; dyᵀ goes to preft_gemm_bf16_rounded already BF16). As in mixed-precision training on
+ * activations and gradients per product. The backward products at BF16
+ * read W and x as stored too (preft_gemm_bf16_kmajor rounds each panel as
+ * it packs it); dyᵀ is transposed and rounded in one pass. As in
+ * mixed-precision training on
  * accelerators, only the products' inputs lose precision (relative error
  * 2^-9 per input); sums, outputs and everything else stay FP32.
  */
