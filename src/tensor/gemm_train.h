@@ -49,9 +49,7 @@ void preft_train_gemm_dx(preft_pool *pool, preft_matmul_precision prec, float *d
 void preft_train_gemm_dw(preft_pool *pool, preft_matmul_precision prec, float *dw, const float *dy,
                          int dy_stride, const float *x, int x_stride, int n, int m, int k);
 /* Both of one linear layer: dW += dyᵀ·x (dw NULL: skipped), then
- * dx (+)= dy·W (at BF16 with W's transposed copy made in the pool job of
- * the first weight-gradient block's: one wait fewer); the same results as
- * the two calls. */
+ * dx (+)= dy·W; the same results as the two calls. */
 void preft_train_gemm_dwdx(preft_pool *pool, preft_matmul_precision prec, float *dw, float *dx, int dx_stride,
                            int accumulate, const float *dy, int dy_stride, const float *x, int x_stride,
                            const float *w, int n, int m, int k);

@@ -116,7 +116,7 @@ static void linear_bwd(const pass *P, const layer_acts *la, int l, int m, float 
                        const float *dy, int out, const float *x, int in, float *dw, float *dbias) {
   preft_weight w = mat_of(P, l, m);
   if (dbias) preft_bias_backward(dbias, dy, P->n, out);
-  if (w.dtype == PREFT_F32) { /* both products, their transposes in one pool job */
+  if (w.dtype == PREFT_F32) { /* both products, reading W and x as stored */
     preft_train_gemm_dwdx(P->pool, P->prec, dw, dx, in, accumulate, dy, out, x, in, w.data, P->n, out, in);
   } else {
     if (dw) preft_train_gemm_dw(P->pool, P->prec, dw, dy, out, x, in, P->n, out, in);
