@@ -302,6 +302,12 @@ static void round_x_rows(preft_pool *pool, const preft_gemm_kernels *kt, uint16_
   preft_pool_run_rows(pool, n, (size_t)k, ROUND_X_MIN_WORK, round_x_range, &j);
 }
 
+/* y[n, m] = 0 unless accumulating (a product over no features). */
+static void zero_rows(float *y, int y_stride, int n, int m, int accumulate) {
+  for (int i = 0; !accumulate && i < n; i++)
+    memset(y + (size_t)i * (size_t)y_stride, 0, sizeof(float) * (size_t)m);
+}
+
 /* preft_gemm_multi at matmul precision prec. */
 static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const float *x, int x_stride, int n,
                        int k, const preft_gemm_out *outs, int n_outs, int accumulate) {
@@ -337,12 +343,12 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
   }
   if (m_total == 0) return;
   if (k <= 0) {
-    for (int o = 0; !accumulate && o < n_outs; o++)
-      for (int i = 0; i < n && outs[o].m > 0; i++)
-        memset(outs[o].y + (size_t)i * (size_t)outs[o].y_stride, 0, (size_t)outs[o].m * sizeof(float));
-    for (int o = 0; o < n_outs; o++)
-      if (outs[o].epi && outs[o].m > 0)
+    for (int o = 0; o < n_outs; o++) {
+      if (outs[o].m <= 0) continue;
+      zero_rows(outs[o].y, outs[o].y_stride, n, outs[o].m, accumulate);
+      if (outs[o].epi)
         outs[o].epi->fn(outs[o].epi->ctx, outs[o].y, (size_t)outs[o].y_stride, 0, n, 0, outs[o].m);
+    }
     return;
   }
   /* x rounded to BF16 once for every output whose table wants it */
@@ -425,7 +431,8 @@ int preft_gemm_bf16_native(void) {
 static void gemm_kmajor_run(preft_pool *pool, const preft_gemm_kernels *kt, float *y, int y_stride,
                             const void *x, size_t xesize, size_t xs, const float *wt, int wt_stride, int n,
                             int k, int m, int accumulate) {
-  PREFT_ASSERT(kt->tile && (kt->pack || kt->pack_kmajor));
+  /* without its own k-major pack a table takes copy_panel's FP32 panels */
+  PREFT_ASSERT(kt->tile && (kt->pack_kmajor || xesize == sizeof(float)));
   gemm_job jb = {.kt = kt,
                  .y = y,
                  .x = x,
@@ -441,12 +448,6 @@ static void gemm_kmajor_run(preft_pool *pool, const preft_gemm_kernels *kt, floa
                  .accumulate = accumulate};
   int tasks = plan_job(&jb, tasks_wanted(pool, (double)n * k * m)); /* sets jb.task */
   preft_pool_run(pool, tasks, jb.task, &jb);
-}
-
-/* y[n, m] = 0 unless accumulating (a product over no features). */
-static void zero_rows(float *y, int y_stride, int n, int m, int accumulate) {
-  for (int i = 0; !accumulate && i < n; i++)
-    memset(y + (size_t)i * (size_t)y_stride, 0, sizeof(float) * (size_t)m);
 }
 
 void preft_gemm_kmajor(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,

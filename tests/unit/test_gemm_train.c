@@ -189,6 +189,40 @@ static void bf16_products_match_rounded_reference(void **state) {
   preft_pool_free(pools[1]);
 }
 
+/* The BF16 weight gradient's dyᵀ rows are padded to 32 with zeros, and an
+ * odd number of rows has vdpbf16ps read the first padding element (against
+ * a zero weight). Its buffer is reused scratch: a first call whose dy is
+ * all infinities leaves infinities where the second call's padding lies,
+ * so a padding that was not written would make the second gradient NaN. */
+static void bf16_dw_padding_is_written(void **state) {
+  (void)state;
+  enum { M = 40, K = 24, N1 = 64, N2 = 33 };
+  preft_pool *pool = preft_pool_create(2);
+  float *dy1 = malloc(sizeof(float) * N1 * M), *x1 = rand_buf((size_t)N1 * K),
+        *junk = calloc(M * K, sizeof(float));
+  for (int i = 0; i < N1 * M; i++) dy1[i] = INFINITY;
+  preft_train_gemm_dw(pool, PREFT_MATMUL_BF16, junk, dy1, M, x1, K, N1, M, K);
+  float *dy2 = rand_buf((size_t)N2 * M), *x2 = rand_buf((size_t)N2 * K);
+  float *dyr = rounded(dy2, (size_t)N2 * M), *xr = rounded(x2, (size_t)N2 * K);
+  float *dw = calloc(M * K, sizeof(float)), *ref = calloc(M * K, sizeof(float)),
+        *ref32 = calloc(M * K, sizeof(float));
+  preft_train_gemm_dw(pool, PREFT_MATMUL_BF16, dw, dy2, M, x2, K, N2, M, K);
+  preft_gemm_dw_ref(ref, dyr, M, xr, K, N2, M, K);
+  preft_gemm_dw_ref(ref32, dy2, M, x2, K, N2, M, K);
+  expect_bf16(dw, ref, ref32, (size_t)M * K, "train_gemm_dw bf16 after a dy of infinities");
+  free(dy1);
+  free(x1);
+  free(junk);
+  free(dy2);
+  free(x2);
+  free(dyr);
+  free(xr);
+  free(dw);
+  free(ref);
+  free(ref32);
+  preft_pool_free(pool);
+}
+
 static void bf16_rounding_is_nearest_even(void **state) {
   /* 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties to the even 1; 1 + 3·2^-8 to 1 + 2^-6 */
   float in[4] = {1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -(1.0f + 0x1p-8f + 0x1p-20f), 3.0f};
@@ -244,6 +278,7 @@ int main(void) {
       cmocka_unit_test(products_match_reference),
       cmocka_unit_test(transpose_is_exact),
       cmocka_unit_test(bf16_products_match_rounded_reference),
+      cmocka_unit_test(bf16_dw_padding_is_written),
       cmocka_unit_test(bf16_rounding_is_nearest_even),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
