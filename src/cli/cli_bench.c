@@ -71,7 +71,9 @@ static void usage(FILE *out) {
           "--rank R (default 16), --adapter-dtype f32|f16|bf16 (A and B as stored, default\n"
           "f32), --context P (cached tokens per sequence, default 64),\n"
           "--steps S (timed steps per measurement, default 5), --reps K (rounds of every\n"
-          "measurement, alternated; each figure is the median of the rounds, default 1),\n"
+          "measurement back to back, their order rotating from round to round; each time\n"
+          "is the median of the rounds, each overhead the median of the rounds' own\n"
+          "overheads against the base step of the same round, default 1),\n"
           "--unfused (also time all-token LoRA on the unfused path, adapter_plan.h, in\n"
           "every round: the fused path against the separate expand pass in one run),\n"
           "--cpu-time (time steps in the process's CPU time, all threads, instead of wall\n"
@@ -450,6 +452,18 @@ static double time_decode_step(const preft_model *m, preft_pool *pool, preft_kv_
   return med;
 }
 
+/* The median over `reps` rounds (rows of 4 in t) of column q, or with
+ * base >= 0 of each round's t[q] / t[base] - 1; *lo and *hi get the
+ * smallest and largest of those values. */
+static double round_median(const double *t, long reps, int q, int base, double *lo, double *hi) {
+  double col[1000];
+  for (long r = 0; r < reps; r++) col[r] = base < 0 ? t[4 * r + q] : t[4 * r + q] / t[4 * r + base] - 1;
+  qsort(col, (size_t)reps, sizeof(double), cmp_double);
+  *lo = col[0];
+  *hi = col[reps - 1];
+  return reps % 2 ? col[reps / 2] : 0.5 * (col[reps / 2 - 1] + col[reps / 2]);
+}
+
 static int bench_adapter_step(int argc, char **argv) {
   const char *shape = NULL, *json_path = NULL;
   preft_dtype dtype = PREFT_BF16, adapter_dtype = PREFT_F32;
@@ -535,12 +549,14 @@ static int bench_adapter_step(int argc, char **argv) {
   printf(
       "adapter %s: %s, %d layers, %s base, rank-%ld %s LoRA on all 7 projections (%.1f MB per "
       "adapter),\n"
-      "context %ld, threads %d, memory bandwidth %.1f GB/s; times are %s, medians of %ld rounds\n\n",
+      "context %ld, threads %d, memory bandwidth %.1f GB/s; times are %s, medians of %ld rounds;\n"
+      "overheads: the median of each round's own against its base step (a round's measurements back to\n"
+      "back, their order rotating), then the range of the all-token one over the rounds\n\n",
       prompt > 0 ? "prefill step (prompt rows)" : "decode step", shape, c->n_layers, preft_dtype_name(dtype),
       rank, preft_dtype_name(adapter_dtype), adapters[0]->bytes / 1e6, prompt > 0 ? 0 : ctx,
       preft_pool_size(pool), bw, cpu_time ? "process CPU time" : "wall time", reps);
-  printf("%6s | %10s %10s %10s %10s | %9s %9s %9s | %14s\n", "batch", "base ms", "lora ms", "unfused ms",
-         "lora-p ms", "lora ovh", "unfus ovh", "lora-p ovh", "adapter MB/step");
+  printf("%6s | %10s %10s %10s %10s | %9s %9s %9s | %12s | %14s\n", "batch", "base ms", "lora ms",
+         "unfused ms", "lora-p ms", "lora ovh", "unfus ovh", "lora-p ovh", "lora ovh, %", "adapter MB/step");
   cJSON *json = cJSON_CreateObject();
   cJSON_AddStringToObject(json, "shape", shape);
   cJSON_AddNumberToObject(json, "rank", (double)rank);
@@ -558,34 +574,39 @@ static int bench_adapter_step(int argc, char **argv) {
     int B = batches[i];
     /* warm-up, then rounds of base / all-token / [unfused] / prefill-only (decode rows flagged off) */
     time_decode_step(m, pool, &kv, &ws, B, len, pos0, 1, false, NULL, NULL, logits, &err);
+    /* the measurements of a round back to back, their order rotating from
+     * round to round so that none is always first after the previous one */
+    const int kinds[4] = {0, 1, 2, 3}, nk = unfused ? 4 : 3;
     for (long r = 0; r < reps && rc == 0; r++) {
       double *tr = t + 4 * r;
-      tr[0] =
-          time_decode_step(m, pool, &kv, &ws, B, len, pos0, (int)steps, cpu_time, NULL, NULL, logits, &err);
-      tr[1] = time_decode_step(m, pool, &kv, &ws, B, len, pos0, (int)steps, cpu_time, ad, on, logits, &err);
       tr[2] = 0;
-      if (unfused) {
-        preft_lora_set_fused(0);
-        tr[2] = time_decode_step(m, pool, &kv, &ws, B, len, pos0, (int)steps, cpu_time, ad, on, logits, &err);
-        preft_lora_set_fused(fused0);
+      for (int q = 0; q < nk; q++) {
+        int kind = kinds[(q + r) % nk];
+        if (!unfused && kind == 2) kind = 3;
+        const preft_adapter **rows_ad = kind == 0 ? NULL : ad;
+        const uint8_t *flags = kind == 0 ? NULL : kind == 3 ? off : on;
+        if (kind == 2) preft_lora_set_fused(0);
+        tr[kind] = time_decode_step(m, pool, &kv, &ws, B, len, pos0, (int)steps, cpu_time, rows_ad, flags,
+                                    logits, &err);
+        if (kind == 2) preft_lora_set_fused(fused0);
+        if (tr[kind] < 0) rc = -1;
       }
-      tr[3] = time_decode_step(m, pool, &kv, &ws, B, len, pos0, (int)steps, cpu_time, ad, off, logits, &err);
-      if (tr[0] < 0 || tr[1] < 0 || tr[2] < 0 || tr[3] < 0) rc = -1;
     }
     if (rc != 0) {
       fprintf(stderr, "preft bench adapter-step: %s\n", err.msg);
       break;
     }
-    double col[1000];
+    /* med[q]: each measurement's median step; ovh[q]: the median of the
+     * rounds' own overheads against their base step, lo/hi their range */
+    double ovh[4] = {0}, lo[4] = {0}, hi[4] = {0}, tmin, tmax;
     for (int q = 0; q < 4; q++) {
-      for (long r = 0; r < reps; r++) col[r] = t[4 * r + q];
-      qsort(col, (size_t)reps, sizeof(double), cmp_double);
-      med[q] = reps % 2 ? col[reps / 2] : 0.5 * (col[reps / 2 - 1] + col[reps / 2]);
+      med[q] = round_median(t, reps, q, -1, &tmin, &tmax);
+      if (q > 0) ovh[q] = round_median(t, reps, q, 0, &lo[q], &hi[q]);
     }
     double mb = B * adapters[0]->bytes / 1e6;
-    printf("%6d | %10.2f %10.2f %10.2f %10.2f | %8.1f%% %8.1f%% %8.1f%% | %14.1f\n", B, med[0] * 1e3,
-           med[1] * 1e3, med[2] * 1e3, med[3] * 1e3, 100 * (med[1] / med[0] - 1),
-           unfused ? 100 * (med[2] / med[0] - 1) : 0.0, 100 * (med[3] / med[0] - 1), mb);
+    printf("%6d | %10.2f %10.2f %10.2f %10.2f | %8.1f%% %8.1f%% %8.1f%% | %5.1f..%-5.1f | %14.1f\n", B,
+           med[0] * 1e3, med[1] * 1e3, med[2] * 1e3, med[3] * 1e3, 100 * ovh[1], unfused ? 100 * ovh[2] : 0.0,
+           100 * ovh[3], 100 * lo[1], 100 * hi[1], mb);
     fflush(stdout);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "batch", B);
@@ -593,6 +614,11 @@ static int bench_adapter_step(int argc, char **argv) {
     cJSON_AddNumberToObject(o, "lora_step_ms", med[1] * 1e3);
     if (unfused) cJSON_AddNumberToObject(o, "lora_unfused_step_ms", med[2] * 1e3);
     cJSON_AddNumberToObject(o, "lora_prefill_only_step_ms", med[3] * 1e3);
+    cJSON_AddNumberToObject(o, "lora_overhead", ovh[1]); /* median of the rounds' overheads */
+    cJSON_AddNumberToObject(o, "lora_overhead_min", lo[1]);
+    cJSON_AddNumberToObject(o, "lora_overhead_max", hi[1]);
+    if (unfused) cJSON_AddNumberToObject(o, "lora_unfused_overhead", ovh[2]);
+    cJSON_AddNumberToObject(o, "lora_prefill_only_overhead", ovh[3]);
     cJSON_AddNumberToObject(o, "adapter_mb_per_step", mb);
     cJSON *rounds = cJSON_AddArrayToObject(o, "rounds_ms"); /* raw: [base, lora, unfused, lora-p] per round */
     for (long r = 0; r < reps; r++) {

@@ -104,6 +104,11 @@ check "bench adapter-step exits 0" test $? -eq 0
 check "  --adapter-dtype bf16: exit 0, recorded, half the adapter bytes per step" jq -e --slurpfile f "$tmp/as32.json" \
   '.adapter_dtype == "BF16" and (.results[0].adapter_mb_per_step * 2 - $f[0].results[0].adapter_mb_per_step | fabs) < 1e-6' \
   "$tmp/as16.json"
+"$bin" bench adapter-step --shape tiny --batch 2 --steps 1 --threads 1 --reps 3 --json "$tmp/as3.json" >/dev/null 2>&1
+check "  --reps 3: the overhead is the median of the rounds' own, inside their range" jq -e \
+  '.results[0] | (.rounds_ms | map(.[1] / .[0] - 1) | sort) as $o
+   | (.lora_overhead - $o[1] | fabs) < 1e-9 and .lora_overhead_min == $o[0] and .lora_overhead_max == $o[2]' \
+  "$tmp/as3.json"
 "$bin" bench adapter-step --shape tiny --adapter-dtype q8 2>"$tmp/asbad"
 check "  --adapter-dtype q8 exits 2 and names the option" \
   bash -c "test $? -eq 2 && grep -q -- '--adapter-dtype expects f32, f16 or bf16' '$tmp/asbad'"
