@@ -37,6 +37,7 @@
 #include "base/scratch.h"
 #include "tensor/cpu.h"
 #include "tensor/gemm_kern.h"
+#include "tensor/gemm_split.h"
 #include "tensor/quant.h"
 
 #define GEMM_KC 256           /* input features per packed panel (multiple of 8; PANEL_BYTES holds it) */
@@ -207,14 +208,15 @@ static const preft_gemm_kernels *kernels(preft_dtype wdt, preft_matmul_precision
   return &preft_gemm_portable;
 }
 
-/* Splits one output's product into about `want` tasks; returns the count
- * and sets jb->task. */
-static int plan_job(gemm_job *jb, int want) {
+/* Splits one output's product into about `want` tasks that come out even
+ * on `threads` threads (gemm_split.h; 1: no pool); returns the count and
+ * sets jb->task. */
+static int plan_job(gemm_job *jb, int want, int threads) {
   const preft_gemm_kernels *kt = jb->kt;
   int n = jb->n, k = jb->k, m = jb->m;
   if (!jb->wks && n <= kt->rows_max_n[jb->wdt]) {
     /* Row ranges in multiples of 12 (every rows kernel's row group). */
-    jb->rows_per_task = cdiv(cdiv(m, want), 12) * 12;
+    jb->rows_per_task = preft_split_rows(m, 12, want, threads, cdiv(cdiv(m, want), 12) * 12);
     jb->task = rows_task;
     return cdiv(m, jb->rows_per_task);
   }
@@ -225,18 +227,20 @@ static int plan_job(gemm_job *jb, int want) {
   /* the same bytes of x per block at either width: BF16 x (the k-major
    * backward products) takes twice the rows, so each panel is packed for
    * half as many blocks (2-8% faster, docs/PERFORMANCE.md) */
-  int row_blocks = cdiv(n, GEMM_MC * (int)(sizeof(float) / jb->xesize));
+  const int mc_max = GEMM_MC * (int)(sizeof(float) / jb->xesize);
+  int row_blocks = cdiv(n, mc_max);
   int col_chunks = cdiv(want, row_blocks) < jb->panels ? cdiv(want, row_blocks) : jb->panels;
   if (row_blocks * col_chunks < want) { /* few panels: split the rows finer */
     int more = cdiv(want, col_chunks), most = cdiv(n, kt->mr);
     row_blocks = more < most ? more : most;
   }
+  /* the first choice, then evened out (N = 512: 3 × 3 tasks → 2 × 4) */
   jb->mc = cdiv(cdiv(n, row_blocks), kt->mr) * kt->mr;
-  jb->row_blocks = cdiv(n, jb->mc);
   jb->panels_per_task = cdiv(jb->panels, col_chunks);
-  col_chunks = cdiv(jb->panels, jb->panels_per_task);
+  preft_split_blocks(n, kt->mr, mc_max, jb->panels, want, threads, &jb->mc, &jb->panels_per_task);
+  jb->row_blocks = cdiv(n, jb->mc);
   jb->task = pack_task;
-  return jb->row_blocks * col_chunks;
+  return jb->row_blocks * cdiv(jb->panels, jb->panels_per_task);
 }
 
 typedef struct {
@@ -382,7 +386,8 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
                      .accumulate = accumulate};
     /* each output gets a share of the tasks by its size */
     int share = want == 1 ? 1 : (int)((double)want * outs[o].m / (double)m_total + 0.5);
-    mj.first[mj.n_jobs + 1] = mj.first[mj.n_jobs] + plan_job(jb, share > 0 ? share : 1);
+    mj.first[mj.n_jobs + 1] =
+        mj.first[mj.n_jobs] + plan_job(jb, share > 0 ? share : 1, want > 1 ? preft_pool_size(pool) : 1);
     mj.n_jobs++;
   }
   if (!rows_span_decode(pool, &mj, n)) {
@@ -446,7 +451,8 @@ static void gemm_kmajor_run(preft_pool *pool, const preft_gemm_kernels *kt, floa
                  .k = k,
                  .m = m,
                  .accumulate = accumulate};
-  int tasks = plan_job(&jb, tasks_wanted(pool, (double)n * k * m)); /* sets jb.task */
+  const int want = tasks_wanted(pool, (double)n * k * m);
+  int tasks = plan_job(&jb, want, want > 1 ? preft_pool_size(pool) : 1); /* sets jb.task */
   preft_pool_run(pool, tasks, jb.task, &jb);
 }
 
