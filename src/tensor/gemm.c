@@ -234,7 +234,7 @@ static int plan_job(gemm_job *jb, int want, int threads) {
     int more = cdiv(want, col_chunks), most = cdiv(n, kt->mr);
     row_blocks = more < most ? more : most;
   }
-  /* the first choice, then evened out (N = 512: 3 × 3 tasks → 2 × 4) */
+  /* the first choice, then evened out (N = 512 on 2 threads: 3 × 3 tasks → 3 × 2 or 2 × 3) */
   jb->mc = cdiv(cdiv(n, row_blocks), kt->mr) * kt->mr;
   jb->panels_per_task = cdiv(jb->panels, col_chunks);
   preft_split_blocks(n, kt->mr, mc_max, jb->panels, want, threads, &jb->mc, &jb->panels_per_task);
