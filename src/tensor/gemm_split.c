@@ -1,6 +1,7 @@
 /* gemm_split.c - see gemm_split.h. */
 #include "tensor/gemm_split.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 
 #define SPLIT_SLACK 1.05 /* splits within 5% of the best cost count as even */
@@ -17,7 +18,7 @@ double preft_split_cost(int n, int mc, int panels, int ppt, int threads) {
 typedef struct {
   int n, panels, want, threads, rb0, cc0;
   double best;
-  long best_key; /* < 0: none yet */
+  int64_t best_key; /* < 0: none yet */
   int mc, ppt;
 } blocks_search;
 
@@ -29,8 +30,8 @@ static void consider(blocks_search *s, int pass, int rb, int mc, int cc, int ppt
   }
   if (c > s->best * SPLIT_SLACK) return;
   /* smaller is better: the distance to the first choice, then to want, then -mc */
-  const long key = ((long)(abs(rb - s->rb0) + abs(cc - s->cc0)) << 40) +
-                   ((long)abs(rb * cc - s->want) << 20) + ((1L << 20) - 1 - mc);
+  const int64_t key = ((int64_t)(abs(rb - s->rb0) + abs(cc - s->cc0)) << 40) +
+                      ((int64_t)abs(rb * cc - s->want) << 20) + (INT64_C(1) << 20) - 1 - mc;
   if (s->best_key < 0 || key < s->best_key) {
     s->best_key = key;
     s->mc = mc;
@@ -73,7 +74,7 @@ int preft_split_rows(int m, int group, int want, int threads, int rows0) {
   if (threads <= 1 || m <= 0) return rows0;
   double best = preft_split_cost(m, rows0, 1, 1, threads);
   int rows = rows0;
-  long best_key = -1;
+  int64_t best_key = -1;
   for (int pass = 0; pass < 2; pass++) {
     if (pass == 1 && best * SPLIT_SLACK >= preft_split_cost(m, rows0, 1, 1, threads))
       return rows0; /* the first choice is even enough */
@@ -87,7 +88,7 @@ int preft_split_rows(int m, int group, int want, int threads, int rows0) {
       }
       /* smaller is better: the task count's distance to want, then -rows
        * (each task streams every row of x past its weight rows) */
-      const long key = ((long)abs(cdiv(m, r) - want) << 32) + (long)(m - r);
+      const int64_t key = ((int64_t)abs(cdiv(m, r) - want) << 32) + (INT32_MAX - r);
       if (c <= best * SPLIT_SLACK && (best_key < 0 || key < best_key)) {
         best_key = key;
         rows = r;
