@@ -453,14 +453,14 @@ static double time_decode_step(const preft_model *m, preft_pool *pool, preft_kv_
 }
 
 /* The median over `reps` rounds (rows of 4 in t) of column q, or with
- * base >= 0 of each round's t[q] / t[base] - 1; *lo and *hi get the
- * smallest and largest of those values. */
+ * base >= 0 of each round's t[q] / t[base] - 1; *lo and *hi (if not NULL)
+ * get the smallest and largest of those values. */
 static double round_median(const double *t, long reps, int q, int base, double *lo, double *hi) {
   double col[1000];
   for (long r = 0; r < reps; r++) col[r] = base < 0 ? t[4 * r + q] : t[4 * r + q] / t[4 * r + base] - 1;
   qsort(col, (size_t)reps, sizeof(double), cmp_double);
-  *lo = col[0];
-  *hi = col[reps - 1];
+  if (lo) *lo = col[0];
+  if (hi) *hi = col[reps - 1];
   return reps % 2 ? col[reps / 2] : 0.5 * (col[reps / 2 - 1] + col[reps / 2]);
 }
 
@@ -576,12 +576,12 @@ static int bench_adapter_step(int argc, char **argv) {
     time_decode_step(m, pool, &kv, &ws, B, len, pos0, 1, false, NULL, NULL, logits, &err);
     /* the measurements of a round back to back, their order rotating from
      * round to round so that none is always first after the previous one */
-    const int kinds[4] = {0, 1, 2, 3}, nk = unfused ? 4 : 3;
+    const int nk = unfused ? 4 : 3; /* base, all-token, [unfused,] prefill-only */
     for (long r = 0; r < reps && rc == 0; r++) {
       double *tr = t + 4 * r;
       tr[2] = 0;
       for (int q = 0; q < nk; q++) {
-        int kind = kinds[(q + r) % nk];
+        int kind = (int)((q + r) % nk);
         if (!unfused && kind == 2) kind = 3;
         const preft_adapter **rows_ad = kind == 0 ? NULL : ad;
         const uint8_t *flags = kind == 0 ? NULL : kind == 3 ? off : on;
@@ -598,9 +598,9 @@ static int bench_adapter_step(int argc, char **argv) {
     }
     /* med[q]: each measurement's median step; ovh[q]: the median of the
      * rounds' own overheads against their base step, lo/hi their range */
-    double ovh[4] = {0}, lo[4] = {0}, hi[4] = {0}, tmin, tmax;
+    double ovh[4] = {0}, lo[4] = {0}, hi[4] = {0};
     for (int q = 0; q < 4; q++) {
-      med[q] = round_median(t, reps, q, -1, &tmin, &tmax);
+      med[q] = round_median(t, reps, q, -1, NULL, NULL);
       if (q > 0) ovh[q] = round_median(t, reps, q, 0, &lo[q], &hi[q]);
     }
     double mb = B * adapters[0]->bytes / 1e6;
