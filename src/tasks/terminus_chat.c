@@ -14,9 +14,11 @@ void preft_term_chat_result_free(preft_term_chat_result *r) {
   memset(r, 0, sizeof *r);
 }
 
+/* A usage count, or -1 when absent, negative or too large for an int64_t
+ * (a count of 1e101 tokens is no count: converting it would be undefined). */
 static int64_t usage_field(const cJSON *usage, const char *name) {
   const cJSON *f = cJSON_GetObjectItemCaseSensitive(usage, name);
-  return cJSON_IsNumber(f) && f->valuedouble >= 0 ? (int64_t)f->valuedouble : -1;
+  return cJSON_IsNumber(f) && f->valuedouble >= 0 && f->valuedouble < 9.2e18 ? (int64_t)f->valuedouble : -1;
 }
 
 int preft_term_chat_parse(const char *body, preft_term_chat_result *out, preft_error *err) {
