@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* -1 until detected; then a preft_cpu_path_kind. */
 static atomic_int detected = -1;
@@ -132,4 +133,18 @@ int preft_cpu_has_avx_vnni(void) {
 int preft_cpu_has_avx512_vnni(void) {
   static atomic_int answer = -1;
   return cached(&answer, has_avx512_vnni);
+}
+
+static int l2_bytes(void) {
+#ifdef _SC_LEVEL2_CACHE_SIZE
+  long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+  return v > 0 && v <= (1L << 30) ? (int)v : 0;
+#else
+  return 0;
+#endif
+}
+
+int preft_cpu_l2_bytes(void) {
+  static atomic_int answer = -1;
+  return cached(&answer, l2_bytes);
 }

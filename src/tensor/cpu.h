@@ -48,6 +48,10 @@ void preft_cpu_limit(preft_cpu_path_kind most);
 int preft_cpu_has_avx_vnni(void);
 int preft_cpu_has_avx512_vnni(void);
 
+/* The L2 cache of one core in bytes, as the C library reports it (0 when
+ * it does not): the packed products size their blocks by it (gemm.c). */
+int preft_cpu_l2_bytes(void);
+
 /* "portable", "avx+fma+f16c", "avx2" or "avx512-bf16" (static string). */
 const char *preft_cpu_path_name(preft_cpu_path_kind k);
 

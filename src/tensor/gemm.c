@@ -10,10 +10,11 @@
  *    N rows of x (4 to 6 at a time). Memory bound for N of a few, then
  *    compute bound with no packing overhead. Threads split M into row
  *    ranges.
- *  - pack (prefill, larger N): compute bound. For each block of GEMM_KC
- *    input features, a panel of nr weight rows is converted to FP32 and
- *    transposed into a buffer on the task's stack (16 or 32 KiB: it stays
- *    in L1), then every mr-row tile of x is multiplied against it (AVX2:
+ *  - pack (prefill, larger N): compute bound. For each block of kc_max()
+ *    input features (256, 512 where a core's L2 holds 1 MiB), a panel of
+ *    nr weight rows is converted to FP32 and transposed into a buffer on
+ *    the task's stack (16-64 KiB: L1 or L2), then every mr-row tile of x
+ *    is multiplied against it, the next tile's rows of y prefetched (AVX2:
  *    6 × 16 in 12 ymm accumulators; avx512: 12 × 32 in 24 zmm). Threads
  *    split M into chunks of panels, and N into row blocks when M alone
  *    gives too few tasks for the pool to balance.
@@ -40,7 +41,9 @@
 #include "tensor/gemm_split.h"
 #include "tensor/quant.h"
 
-#define GEMM_KC 256           /* input features per packed panel (multiple of 8; PANEL_BYTES holds it) */
+#define GEMM_KC 256        /* input features per packed panel (multiple of 8; PANEL_BYTES holds it) */
+#define GEMM_KC_BIG_L2 512 /* ... where a core's L2 holds GEMM_KC_L2 bytes: 480 KiB of x per K block */
+#define GEMM_KC_L2 (1 << 20)
 #define GEMM_MC 240           /* most FP32 rows of x per prefill task: 240 KiB of x per K block, in L2 */
 #define GEMM_SERIAL_MAC 65536 /* below this many multiply-adds, threads cost more than they save */
 #define GEMM_TASKS_PER_THREAD 4
@@ -146,6 +149,18 @@ static void pack_kmajor(void *panel, const float *wt, size_t ws, int nr_max, int
     copy_panel(nr_max, panel, wt, ws, j0, nr, k0, kc);
 }
 
+/* Prefetches, for writing, y's rows [i, i1) of the panel's columns
+ * [j0, j0 + nr): the next tile's, while this one computes. A packed
+ * product's y is written tile by tile, 12 rows of 128 bytes far apart,
+ * and a tile cannot start its sums before its rows of y arrive when it
+ * accumulates (later K blocks). */
+static inline void prefetch_y(const gemm_job *jb, int i, int i1, int j0, int nr) {
+  for (; i < i1; i++) {
+    const char *row = (const char *)(jb->y + (size_t)i * jb->ys + (size_t)j0);
+    for (int b = 0; b < nr * (int)sizeof(float); b += 64) __builtin_prefetch(row + b, 1, 3);
+  }
+}
+
 static void pack_task(void *p, int task, int thread) {
   const gemm_job *jb = p;
   const int mr_max = jb->kt->mr, nr_max = jb->nr, narrow = nr_max != jb->kt->nr;
@@ -170,6 +185,7 @@ static void pack_task(void *p, int task, int thread) {
       for (int i = i0; i < i1; i += mr_max) {
         int mr = i1 - i < mr_max ? i1 - i : mr_max;
         const void *xt = (const char *)jb->x + ((size_t)i * jb->xs + (size_t)k0) * jb->xesize;
+        prefetch_y(jb, i + mr, i + mr + mr_max < i1 ? i + mr + mr_max : i1, j0, nr);
         (narrow ? jb->kt->tile_narrow : jb->kt->tile)(
             kc, xt, jb->xs, panel, jb->y + (size_t)i * jb->ys + (size_t)j0, jb->ys, mr, nr, acc);
       }
@@ -180,6 +196,13 @@ static void pack_task(void *p, int task, int thread) {
 }
 
 static int cdiv(int a, int b) { return (a + b - 1) / b; }
+
+/* Features per K block of the packed regime: twice GEMM_KC where a core's
+ * L2 holds a block of x that long (an output's partial sums are stored
+ * and loaded again once per block: the training products' K = 512 in one
+ * block ran the pass 2-3% faster, docs/PERFORMANCE.md). The split changes
+ * no result: each output's sum runs over k in order in any blocking. */
+static int kc_max(void) { return preft_cpu_l2_bytes() >= GEMM_KC_L2 ? GEMM_KC_BIG_L2 : GEMM_KC; }
 
 /* Tasks to cut a job of `macs` multiply-adds into: one below
  * GEMM_SERIAL_MAC (threads would cost more than they save), else
@@ -211,17 +234,20 @@ static const preft_gemm_kernels *kernels(preft_dtype wdt, preft_matmul_precision
 /* Splits one output's product into about `want` tasks that come out even
  * on `threads` threads (gemm_split.h; 1: no pool); returns the count and
  * sets jb->task. */
+/* Whether n rows of x take the table's rows kernel for weights of type wdt. */
+static int kt_rows(const preft_gemm_kernels *kt, preft_dtype wdt, int n) { return n <= kt->rows_max_n[wdt]; }
+
 static int plan_job(gemm_job *jb, int want, int threads) {
   const preft_gemm_kernels *kt = jb->kt;
   int n = jb->n, k = jb->k, m = jb->m;
-  if (!jb->wks && n <= kt->rows_max_n[jb->wdt]) {
+  if (!jb->wks && kt_rows(kt, jb->wdt, n)) {
     /* Row ranges in multiples of 12 (every rows kernel's row group). */
     jb->rows_per_task = preft_split_rows(m, 12, want, threads, cdiv(cdiv(m, want), 12) * 12);
     jb->task = rows_task;
     return cdiv(m, jb->rows_per_task);
   }
-  int kblocks = cdiv(k, GEMM_KC);
-  jb->kc = cdiv(cdiv(k, kblocks), 8) * 8; /* equal K blocks, each <= GEMM_KC */
+  int kblocks = cdiv(k, kc_max());
+  jb->kc = cdiv(cdiv(k, kblocks), 8) * 8; /* equal K blocks, each <= kc_max() */
   jb->nr = kt->tile_narrow && m <= kt->nr_narrow ? kt->nr_narrow : kt->nr;
   jb->panels = cdiv(m, jb->nr);
   /* the same bytes of x per block at either width: BF16 x (the k-major
@@ -384,8 +410,12 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
                      .m = outs[o].m,
                      .epi = outs[o].epi,
                      .accumulate = accumulate};
-    /* each output gets a share of the tasks by its size */
+    /* each output of the rows regime gets a share of the tasks by its
+     * size; a packed one is cut as if alone (its share would cut N finer:
+     * training's gate and up at 4 tasks each took blocks of 180 rows, each
+     * panel packed three times, 5-10% slower than two calls) */
     int share = want == 1 ? 1 : (int)((double)want * outs[o].m / (double)m_total + 0.5);
+    if (want > 1 && !kt_rows(kt, outs[o].wdt, n)) share = want;
     mj.first[mj.n_jobs + 1] =
         mj.first[mj.n_jobs] + plan_job(jb, share > 0 ? share : 1, want > 1 ? preft_pool_size(pool) : 1);
     mj.n_jobs++;

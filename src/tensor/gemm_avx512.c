@@ -8,8 +8,9 @@
  *
  *  - pack + tile (prefill): a panel of 32 weight rows × kc features,
  *    transposed 16 × 16 at a time into panel[kc][32] (32 KiB at kc = 256,
- *    in L1); a tile of 12 rows of x × 32 columns of y in 24 accumulators,
- *    one broadcast of x per two FMAs. Columns past the edge of y are
+ *    in L1; 64 KiB at kc = 512, in L2, read in order); a tile of 12 rows
+ *    of x × 32 columns of y in 24 accumulators, one broadcast of x per
+ *    two FMAs. Columns past the edge of y are
  *    masked, not copied.
  *  - rows (decode), F16 and BF16 weights: R = 4 weight rows × NT <= 6
  *    rows of x in 24 accumulators, 16 features a step; the K tail is a
@@ -44,7 +45,7 @@
 #define NR 32        /* weight rows (columns of y) per panel */
 #define NR_NARROW 16 /* ... for outputs of at most 16 columns (a LoRA's shrink) */
 
-_Static_assert(NR * 256 * 4 <= PREFT_GEMM_PANEL_BYTES, "the panel fits the driver's buffer at kc = 256");
+_Static_assert(NR * 512 * 4 <= PREFT_GEMM_PANEL_BYTES, "the panel fits the driver's buffer at kc = 512");
 
 Z_INLINE void prefetch_l2(uintptr_t a) { _mm_prefetch((const char *)a, _MM_HINT_T1); }
 

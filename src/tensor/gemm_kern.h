@@ -26,7 +26,7 @@
 
 #define PREFT_GEMM_MR 6                       /* FP32 kernels: rows of x per register tile */
 #define PREFT_GEMM_NR 16                      /* FP32 kernels: weight rows (= columns of y) per panel */
-#define PREFT_GEMM_PANEL_BYTES (256 * 32 * 4) /* every table's panel fits: kc <= 256, nr <= 32 */
+#define PREFT_GEMM_PANEL_BYTES (512 * 32 * 4) /* every table's panel fits: kc <= 512, nr <= 32 */
 
 typedef struct {
   /* Fills the panel from w[j0 : j0+nr, k0 : k0+kc] (rows past nr zero), in

@@ -18,7 +18,11 @@
  * time. 32 × 32 tiles (128-byte pieces) ran 13-18% slower in a training
  * pass, call by call (docs/PERFORMANCE.md). */
 #define TR_TILE 128
-#define DW_ROWS 256 /* rows of dy/x per FP32 dW block: the inner dimension of each GEMM */
+/* Rows of dy/x per FP32 dW block: the inner dimension of each GEMM. 512,
+ * one K block where the packed products take 512 features a block
+ * (gemm.c): dW is read and written once per block, and 256-row blocks
+ * made the width-512 training pass 3% slower (docs/PERFORMANCE.md). */
+#define DW_ROWS 512
 /* BF16 dW blocks: up to DW_ROWS_BF16 rows while dyᵀ's block holds at most
  * DW_BF16_ELEMS elements (32 MiB), else DW_ROWS: fewer passes over dW and
  * fewer, longer transposes (256-row blocks took 1-7% longer,

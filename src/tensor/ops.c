@@ -180,6 +180,45 @@ void preft_exp_affine_fast(float *x, int n, float scale, float shift) {
   preft_exp_affine(x, n, scale, shift);
 }
 
+double preft_exp_affine_sum_fast(float *x, int n, float scale, float shift) {
+#ifdef PREFT_HAVE_OPS_AVX
+  if (USE_AVX()) return preft_exp_affine_sum_avx(x, n, scale, shift);
+#endif
+  preft_exp_affine(x, n, scale, shift);
+  double sum = 0.0;
+  for (int i = 0; i < n; i++) sum += x[i];
+  return sum;
+}
+
+float preft_max_fast(const float *x, int n) {
+#ifdef PREFT_HAVE_OPS_AVX
+  if (USE_AVX()) return preft_max_avx(x, n);
+#endif
+  float mx = -INFINITY;
+  for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+  return mx;
+}
+
+void preft_scale_fast(float *x, int n, float s) {
+#ifdef PREFT_HAVE_OPS_AVX
+  if (USE_AVX()) {
+    preft_scale_avx(x, n, s);
+    return;
+  }
+#endif
+  for (int i = 0; i < n; i++) x[i] *= s;
+}
+
+void preft_softmax_grad_fast(float *ds, const float *p, int n, float dsum, float scale) {
+#ifdef PREFT_HAVE_OPS_AVX
+  if (USE_AVX()) {
+    preft_softmax_grad_avx(ds, p, n, dsum, scale);
+    return;
+  }
+#endif
+  for (int i = 0; i < n; i++) ds[i] = p[i] * (ds[i] - dsum) * scale;
+}
+
 void preft_rope_rotate_half_fast(float *x, const float *cos, const float *sin, int head_dim) {
 #ifdef PREFT_HAVE_OPS_AVX
   if (USE_AVX()) {

@@ -122,6 +122,17 @@ void preft_swiglu_fast(float *a, const float *b, int n);
 void preft_swiglu_out_fast(float *out, const float *a, const float *b, int n);
 void preft_swiglu_grad_fast(float *da, float *db, const float *dout, const float *a, const float *b, int n);
 void preft_exp_affine_fast(float *x, int n, float scale, float shift);
+/* preft_exp_affine_fast, returning the sum of the results in double (in
+ * an order that depends only on n). */
+double preft_exp_affine_sum_fast(float *x, int n, float scale, float shift);
+/* The largest of x[0:n] (n >= 1; -inf for n = 0), vectorised. */
+float preft_max_fast(const float *x, int n);
+/* x[n] *= s, vectorised (the same bits as the plain loop). */
+void preft_scale_fast(float *x, int n, float s);
+/* A softmax's backward for one row of probabilities p with dsum =
+ * Σ dO·O of the row: ds[i] = p[i]·(ds[i] − dsum)·scale in place,
+ * vectorised with the plain loop's bits (no FMA). */
+void preft_softmax_grad_fast(float *ds, const float *p, int n, float dsum, float scale);
 /* Σ a[i]·b[i] (c NULL) or Σ fl(a[i]·b[i])·c[i] summed in double, vectorised
  * (the order of the sums depends only on n): a norm's sums of squares and
  * its backward's dot product. */

@@ -300,6 +300,66 @@ AVX void preft_exp_affine_avx(float *x, int n, float scale, float shift) {
   }
 }
 
+/* The 8 floats of v widened and added to two double accumulators. */
+static inline AVX void add_f64(__m256d *s0, __m256d *s1, __m256 v) {
+  *s0 = _mm256_add_pd(*s0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+  *s1 = _mm256_add_pd(*s1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+static inline AVX double hsum_f64(__m256d s0, __m256d s1) {
+  __m256d s = _mm256_add_pd(s0, s1);
+  __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+}
+
+/* preft_exp_affine_avx, and the results' sum: 8 lanes at a time into two
+ * accumulators of 4 doubles (the tail's missing lanes as zeros). */
+AVX double preft_exp_affine_sum_avx(float *x, int n, float scale, float shift) {
+  const __m256 sc = _mm256_set1_ps(scale), sh = _mm256_set1_ps(shift);
+  __m256d s0 = _mm256_setzero_pd(), s1 = s0;
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 e = exp8(_mm256_fmsub_ps(_mm256_loadu_ps(x + i), sc, sh));
+    _mm256_storeu_ps(x + i, e);
+    add_f64(&s0, &s1, e);
+  }
+  if (i < n) {
+    __m256i m = tail_mask(n - i);
+    __m256 e =
+        _mm256_and_ps(exp8(_mm256_fmsub_ps(_mm256_maskload_ps(x + i, m), sc, sh)), _mm256_castsi256_ps(m));
+    _mm256_maskstore_ps(x + i, m, e);
+    add_f64(&s0, &s1, e);
+  }
+  return hsum_f64(s0, s1);
+}
+
+AVX float preft_max_avx(const float *x, int n) {
+  __m256 mx = _mm256_set1_ps(-INFINITY);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) mx = _mm256_max_ps(_mm256_loadu_ps(x + i), mx); /* a NaN of x is skipped */
+  float r = hmax(mx);
+  for (; i < n; i++) r = x[i] > r ? x[i] : r;
+  return r;
+}
+
+AVX void preft_scale_avx(float *x, int n, float s) {
+  const __m256 v = _mm256_set1_ps(s);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), v));
+  for (; i < n; i++) x[i] *= s;
+}
+
+/* Mul, sub, mul in the plain version's order (no FMA): the same bits. */
+AVX void preft_softmax_grad_avx(float *ds, const float *p, int n, float dsum, float scale) {
+  const __m256 vs = _mm256_set1_ps(dsum), vc = _mm256_set1_ps(scale);
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(
+        ds + i,
+        _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(p + i), _mm256_sub_ps(_mm256_loadu_ps(ds + i), vs)), vc));
+  for (; i < n; i++) ds[i] = p[i] * (ds[i] - dsum) * scale;
+}
+
 /* Σ a[i]·b[i] in double, 16 elements a step in four accumulators of four
  * doubles, then the tail in order (b = a: the exact squares' sum). With c,
  * Σ fl(a[i]·b[i])·c[i] the same way. */

@@ -14,6 +14,10 @@ void preft_attention_avx(float *out, const float *q, int g, int dh, const preft_
 void preft_swiglu_avx(float *out, const float *a, const float *b, int n);
 void preft_swiglu_grad_avx(float *da, float *db, const float *dout, const float *a, const float *b, int n);
 void preft_exp_affine_avx(float *x, int n, float scale, float shift);
+double preft_exp_affine_sum_avx(float *x, int n, float scale, float shift);
+float preft_max_avx(const float *x, int n);
+void preft_scale_avx(float *x, int n, float s);
+void preft_softmax_grad_avx(float *ds, const float *p, int n, float dsum, float scale);
 void preft_rmsnorm_avx(float *out, const float *x, const float *weight, int d, float eps);
 double preft_dot_f64_avx(const float *a, const float *b, const float *c, int d);
 void preft_layernorm_avx(float *out, const float *x, const float *weight, const float *bias, int d,

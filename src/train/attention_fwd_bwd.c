@@ -78,14 +78,9 @@ static void softmax_rows(float *s, int bi, int L, int i0, int kt0, int window, f
       preft_exp_affine_fast(row + lo, hi - lo + 1, scale, lse_in[(size_t)r * lse_stride]);
       continue;
     }
-    float mx = -INFINITY;
-    for (int t = lo; t <= hi; t++) mx = row[t] > mx ? row[t] : mx;
-    mx *= scale; /* scale > 0: the largest scaled score */
-    preft_exp_affine_fast(row + lo, hi - lo + 1, scale, mx);
-    double sum = 0.0;
-    for (int t = lo; t <= hi; t++) sum += row[t];
-    float inv = (float)(1.0 / sum);
-    for (int t = lo; t <= hi; t++) row[t] *= inv;
+    float mx = preft_max_fast(row + lo, hi - lo + 1) * scale; /* scale > 0: the largest scaled score */
+    double sum = preft_exp_affine_sum_fast(row + lo, hi - lo + 1, scale, mx);
+    preft_scale_fast(row + lo, hi - lo + 1, (float)(1.0 / sum));
     lse_out[(size_t)r * lse_stride] = mx + (float)log(sum);
   }
 }
@@ -193,9 +188,7 @@ static void attn_bwd_task(void *p, int task, int thread) {
       preft_gemm(NULL, ds, L, dout, (int)qs, vd + (size_t)kt0 * dh, PREFT_F32, bi, dh, L, 0); /* dP = dO·Vᵀ */
       for (int r = 0; r < bi; r++) {
         float dsum = preft_dot(dout + (size_t)r * qs, o + (size_t)r * qs, dh);
-        float *dr = ds + (size_t)r * L;
-        const float *pp = pr + (size_t)r * L;
-        for (int t = 0; t < L; t++) dr[t] = pp[t] * (dr[t] - dsum) * scale;
+        preft_softmax_grad_fast(ds + (size_t)r * L, pr + (size_t)r * L, L, dsum, scale);
       }
       preft_gemm_kmajor(NULL, j->dq + row0, (int)qs, ds, L, kd + (size_t)kt0 * dh, dh, bi, L, dh,
                         0); /* dQ = dS·K */

@@ -4,6 +4,7 @@
  * one function each; every set of buffers is one allocation. */
 #include "train/train_model.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,7 +361,14 @@ void preft_train_batch_free(preft_train_batch *b) {
 
 /* ---- activations ------------------------------------------------------------------- */
 
-#define HEAD_CHUNK 128 /* rows of logits computed at once */
+#define HEAD_LOGITS_FLOATS ((size_t)4 << 20) /* logits of one head chunk, at most (16 MiB) */
+#define HEAD_ROWS_MIN 128                    /* ... unless fewer rows than this would fit */
+
+int preft_train_head_rows(int n, int vocab) {
+  size_t fit = HEAD_LOGITS_FLOATS / (size_t)(vocab > 1 ? vocab : 1);
+  int rows = fit > HEAD_ROWS_MIN ? (fit < (size_t)INT_MAX ? (int)fit : INT_MAX) : HEAD_ROWS_MIN;
+  return rows < n ? rows : n;
+}
 
 void preft_train_acts_init(preft_train_acts *a, const preft_train_model *tm, const preft_train_adapter *ad,
                            int max_rows, int max_seq_len, int threads, bool recompute) {
@@ -371,7 +379,7 @@ void preft_train_acts_init(preft_train_acts *a, const preft_train_model *tm, con
          half = (size_t)c->head_dim / 2, L = (size_t)c->n_layers, V = (size_t)c->vocab;
   size_t R = ad && ad->kind == PREFT_ADAPTER_LORA ? (size_t)ad->rank : 0;
   bool reft = ad && ad->kind != PREFT_ADAPTER_LORA;
-  size_t CH = N < HEAD_CHUNK ? N : HEAD_CHUNK;
+  size_t CH = (size_t)preft_train_head_rows(max_rows, c->vocab);
   a->cap_rows = max_rows;
   a->max_seq_len = max_seq_len;
   a->threads = threads < 1 ? 1 : threads;
@@ -415,12 +423,14 @@ void preft_train_acts_init(preft_train_acts *a, const preft_train_model *tm, con
       {&a->dh3, N * F},
       {&a->dhg, N * F},
       {&a->dt, N * R},
-      {&a->logits, CH * V + 3 * CH * D + CH},
+      {&a->logits, CH * V + 3 * CH * D + 2 * CH},
   };
   size_t total = 0;
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) total += parts[i].n;
   a->mem = preft_xcalloc(total, sizeof(float));
   a->rope_freq = preft_xcalloc(half > 0 ? half : 1, sizeof(double));
+  a->head_rows = preft_xcalloc(2 * (CH > 0 ? CH : 1), sizeof(int));
+  a->head_targets = a->head_rows + (CH > 0 ? CH : 1);
   a->n_floats = total;
   float *p = a->mem;
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -432,6 +442,7 @@ void preft_train_acts_init(preft_train_acts *a, const preft_train_model *tm, con
 void preft_train_acts_free(preft_train_acts *a) {
   free(a->mem);
   free(a->rope_freq);
+  free(a->head_rows);
   free(a->head_scratch);
   memset(a, 0, sizeof *a);
 }

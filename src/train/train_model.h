@@ -261,8 +261,16 @@ typedef struct preft_train_acts {
    * pass costs page faults) */
   void *head_scratch;
   size_t head_scratch_bytes;
-  size_t n_floats; /* floats in mem */
+  int *head_rows, *head_targets; /* [preft_train_head_rows(N, V)]: one chunk's rows and targets */
+  size_t n_floats;               /* floats in mem */
 } preft_train_acts;
+
+/* Rows the LM head and cross-entropy take at once (the pass runs them over
+ * the target rows in chunks, so [N, V] logits are never held): as many as
+ * 16 MiB of logits hold, at least 128, at most n. A small vocabulary gets
+ * long chunks: the head's products on 512 rows instead of 4 × 128 made the
+ * width-512 training pass 2% faster (docs/PERFORMANCE.md). */
+int preft_train_head_rows(int n, int vocab);
 
 /* Sizes every buffer once for batches of up to max_rows rows and sequences
  * of up to max_seq_len positions. ad may be NULL (no adapter). */

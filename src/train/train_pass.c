@@ -10,7 +10,7 @@
  *   xf = norm(x_L)   loss = CE(xf·Headᵀ) at rows with a target
  *
  * The head and cross-entropy run on the rows with a target only, in chunks
- * of at most HEAD_CHUNK rows, forward and backward together, so [N, V]
+ * of preft_train_head_rows rows, forward and backward together, so [N, V]
  * logits are never held. */
 #include <math.h>
 #include <stdlib.h>
@@ -23,8 +23,6 @@
 #include "train/adapter_grad.h"
 #include "train/layers.h"
 #include "train/train_model.h"
-
-#define HEAD_CHUNK 128
 
 typedef struct {
   const preft_train_model *tm;
@@ -357,11 +355,10 @@ static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, 
 
   /* head + cross-entropy on the target rows, chunk by chunk; at BF16 an
    * FP32 head's rounded copy and its transpose made once for all chunks */
-  int ch_cap = n < HEAD_CHUNK ? n : HEAD_CHUNK;
+  int ch_cap = preft_train_head_rows(n, V);
   float *logits = a->logits, *xg = logits + (size_t)ch_cap * V, *dxg = xg + (size_t)ch_cap * D;
-  float *losses = dxg + (size_t)ch_cap * D;
-  int rows[HEAD_CHUNK], tg[HEAD_CHUNK];
-  float dl[HEAD_CHUNK];
+  float *losses = dxg + (size_t)ch_cap * D, *dl = losses + ch_cap;
+  int *rows = a->head_rows, *tg = a->head_targets;
   if (backward) memset(a->dxb, 0, sizeof(float) * (size_t)n * D);
   head_ops ho = head_prepare(&P, backward);
   double total = 0.0;

@@ -242,6 +242,48 @@ static void swiglu_grad_and_exp_affine_fast_match_double_on_every_path(void **s)
   }
 }
 
+/* The training attention's softmax steps (attention_fwd_bwd.c): the
+ * largest score, the numerators with their sum in double, the scaling by
+ * the sum's inverse and the backward's p·(dp − Σ)·scale, on every path,
+ * against double references (max, scale and the backward bit for bit: the
+ * vector code does what the loop does, in the same order). */
+static void softmax_row_steps_match_references_on_every_path(void **s) {
+  int sizes[] = {1, 7, 8, 9, 63, 64, 65, 256};
+  for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+    int n = sizes[si];
+    size_t bytes = sizeof(float) * (size_t)n;
+    float *x = malloc(bytes), *e = malloc(bytes), *p = malloc(bytes), *ds = malloc(bytes),
+          *want = malloc(bytes);
+    fill(x, (size_t)n, 20.0f);
+    fill(p, (size_t)n, 1.0f);
+    x[n / 2] = 30.5f; /* the largest, anywhere in the row */
+    FOR_EACH_PATH(path) {
+      float mx = preft_max_fast(x, n);
+      assert_true(mx == 30.5f);
+      memcpy(e, x, bytes);
+      double sum = preft_exp_affine_sum_fast(e, n, 0.125f, mx * 0.125f), want_sum = 0.0, mag = 0.0;
+      for (int i = 0; i < n; i++) {
+        double w = exp(((double)x[i] - mx) * 0.125);
+        if (fabs(e[i] - w) > 1e-6 * w)
+          fail_msg("path %s n=%d i=%d: e %.9g, want %.9g", preft_cpu_path_name(path), n, i, e[i], w);
+        want_sum += e[i];
+        mag += fabs(e[i]);
+      }
+      if (fabs(sum - want_sum) > 1e-14 * mag)
+        fail_msg("path %s n=%d: sum %.17g, want %.17g", preft_cpu_path_name(path), n, sum, want_sum);
+      float inv = (float)(1.0 / sum);
+      for (int i = 0; i < n; i++) want[i] = e[i] * inv;
+      preft_scale_fast(e, n, inv);
+      assert_memory_equal(e, want, bytes);
+      fill(ds, (size_t)n, 3.0f);
+      for (int i = 0; i < n; i++) want[i] = p[i] * (ds[i] - 0.25f) * 0.125f;
+      preft_softmax_grad_fast(ds, p, n, 0.25f, 0.125f);
+      assert_memory_equal(ds, want, bytes);
+    }
+    free(x), free(e), free(p), free(ds), free(want);
+  }
+}
+
 /* The double-accumulated dot products of the training norms: against a
  * long-double sum, with and without the third operand, on every path. */
 static void dot_f64_fast_matches_a_long_double_sum(void **s) {
@@ -633,6 +675,7 @@ int main(void) {
       cmocka_unit_test_teardown(swiglu_fast_matches_double_silu_on_every_path, lift_cap),
       cmocka_unit_test_teardown(swiglu_fast_is_the_same_wherever_the_array_is_split, lift_cap),
       cmocka_unit_test_teardown(swiglu_grad_and_exp_affine_fast_match_double_on_every_path, lift_cap),
+      cmocka_unit_test_teardown(softmax_row_steps_match_references_on_every_path, lift_cap),
       cmocka_unit_test_teardown(dot_f64_fast_matches_a_long_double_sum, lift_cap),
       cmocka_unit_test_teardown(rmsnorm_fast_matches_reference_on_every_path, lift_cap),
       cmocka_unit_test_teardown(layernorm_fast_matches_double_reference_on_every_path, lift_cap),
