@@ -453,6 +453,13 @@ void preft_gemm_bf16(preft_pool *pool, float *y, int y_stride, const float *x, i
   free(xr);
 }
 
+void preft_gemm_bf16_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,
+                           const preft_gemm_out *outs, int n_outs, int accumulate) {
+  PREFT_ASSERT(preft_gemm_bf16_native());
+  for (int i = 0; i < n_outs; i++) PREFT_ASSERT(outs[i].wdt == PREFT_BF16);
+  gemm_multi(pool, PREFT_MATMUL_BF16, x, x_stride, n, k, outs, n_outs, accumulate);
+}
+
 int preft_gemm_bf16_native(void) {
 #ifdef PREFT_HAVE_AVX_KERNELS
   return preft_cpu_path() >= PREFT_CPU_AVX512_BF16;

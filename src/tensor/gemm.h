@@ -93,6 +93,12 @@ void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int
  * vdpbf16ps flushes subnormal inputs and results to zero). */
 void preft_gemm_bf16(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
                      const uint16_t *w, int n, int k, int m, int accumulate);
+/* preft_gemm_multi of BF16 weights (every outs[i].wdt) at BF16 precision
+ * whatever the process-wide one, x rounded once for all the outputs: the
+ * products of preft_gemm_bf16, one job on the pool. Only where
+ * preft_gemm_bf16_native(). */
+void preft_gemm_bf16_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,
+                           const preft_gemm_out *outs, int n_outs, int accumulate);
 /* y[N,M] (+)= bf16(x)[N,K] · bf16(wt)[K,M] with wt FP32 and k-major (rows
  * of K, wt_stride apart: a backward product's W or x as stored), FP32
  * sums, whatever the process-wide precision. x is FP32 (rounded here, rows

@@ -164,6 +164,46 @@ void preft_train_gemm(preft_pool *pool, preft_matmul_precision prec, float *y, i
   preft_scratch_put(wb);
 }
 
+void preft_train_gemm_multi(preft_pool *pool, preft_matmul_precision prec, const float *x, int x_stride,
+                            int n, int k, const preft_gemm_out *outs, int n_outs) {
+  int all_f32 = 1;
+  size_t elems = 0;
+  for (int i = 0; i < n_outs; i++) {
+    PREFT_ASSERT(!outs[i].epi);
+    all_f32 &= outs[i].wdt == PREFT_F32;
+    elems += (size_t)(outs[i].m > 0 ? outs[i].m : 0) * (size_t)(k > 0 ? k : 0);
+  }
+  if (prec != PREFT_MATMUL_BF16) {
+    preft_gemm_multi(pool, x, x_stride, n, k, outs, n_outs, 0);
+    return;
+  }
+  if (!all_f32 || !preft_gemm_bf16_native() || n <= 0 || k <= 0) {
+    for (int i = 0; i < n_outs; i++) {
+      const preft_gemm_out *o = &outs[i];
+      if (o->wdt == PREFT_F32)
+        preft_train_gemm(pool, prec, o->y, o->y_stride, x, x_stride, o->w, n, k, o->m, 0);
+      else
+        preft_gemm(pool, o->y, o->y_stride, x, x_stride, o->w, o->wdt, n, k, o->m, 0);
+    }
+    return;
+  }
+  /* each W rounded into one block, bf16(W_i) [M_i, K] after the one before */
+  uint16_t *wb = preft_scratch_get(sizeof(uint16_t) * (elems > 0 ? elems : 1));
+  preft_gemm_out ob[PREFT_GEMM_MULTI_MAX];
+  PREFT_ASSERT(n_outs <= PREFT_GEMM_MULTI_MAX);
+  size_t at = 0;
+  for (int i = 0; i < n_outs; i++) {
+    size_t e = (size_t)(outs[i].m > 0 ? outs[i].m : 0) * (size_t)k;
+    preft_round_bf16(pool, wb + at, outs[i].w, e);
+    ob[i] = outs[i];
+    ob[i].w = wb + at;
+    ob[i].wdt = PREFT_BF16;
+    at += e;
+  }
+  preft_gemm_bf16_multi(pool, x, x_stride, n, k, ob, n_outs, 0);
+  preft_scratch_put(wb);
+}
+
 /* FP32: dW += dyᵀ·x over blocks of DW_ROWS rows (dw NULL: none), reading
  * x k-major (only dyᵀ is a copy), then dx (+)= dy·W reading W k-major: no
  * transpose of W or x (preft_gemm_kmajor). */

@@ -39,10 +39,19 @@
 
 #include "base/threadpool.h"
 #include "preft/model.h" /* preft_matmul_precision */
+#include "tensor/gemm.h" /* preft_gemm_out */
 
 /* y[N,M] (+)= x[N,K] · W[M,K]ᵀ for an FP32 W, at precision prec. */
 void preft_train_gemm(preft_pool *pool, preft_matmul_precision prec, float *y, int y_stride, const float *x,
                       int x_stride, const float *w, int n, int k, int m, int accumulate);
+/* outs[i].y[N, outs[i].m] = x[N,K] · outs[i].w[outs[i].m, K]ᵀ for each
+ * output (weights FP32 at precision prec, or block-quantized), as one job
+ * on the pool where the CPU allows (preft_gemm_multi; at BF16 with
+ * vdpbf16ps each FP32 W rounded and x rounded once, preft_gemm_bf16_multi),
+ * else one preft_train_gemm (or preft_gemm) per output: the same results
+ * either way. No epilogues. */
+void preft_train_gemm_multi(preft_pool *pool, preft_matmul_precision prec, const float *x, int x_stride,
+                            int n, int k, const preft_gemm_out *outs, int n_outs);
 /* preft_gemm_dx and preft_gemm_dw at precision prec. */
 void preft_train_gemm_dx(preft_pool *pool, preft_matmul_precision prec, float *dx, int dx_stride,
                          const float *dy, int dy_stride, const float *w, int n, int m, int k, int accumulate);

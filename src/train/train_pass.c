@@ -127,21 +127,17 @@ static void linear_bwd(const pass *P, const layer_acts *la, int l, int m, float 
 }
 
 /* The modules mods[0..n) of layer l reading the same x [N, in]: ys[i] [N, outs[i]]
- * = x·Wᵀ (+ LoRA) (+ biases[i]). At FP32 the base products are one job on
- * the pool (preft_gemm_multi: one wait instead of n, the same results as
- * separate calls); at BF16 precision one call each. */
+ * = x·Wᵀ (+ LoRA) (+ biases[i]). The base products are one job on the
+ * pool where the CPU allows (preft_train_gemm_multi: one wait instead of
+ * n, x rounded once at BF16, the same results as separate calls). */
 static void linear_fwd_shared(const pass *P, const layer_acts *la, int l, const int *mods, float *const *ys,
                               const int *outs, const float *const *biases, int n, const float *x, int in) {
-  if (P->prec == PREFT_MATMUL_BF16) {
-    for (int i = 0; i < n; i++) linear_fwd(P, la, l, mods[i], ys[i], outs[i], x, in, biases[i], 0);
-    return;
-  }
   preft_gemm_out go[PREFT_GEMM_MULTI_MAX] = {0};
   for (int i = 0; i < n; i++) {
     preft_weight w = mat_of(P, l, mods[i]);
     go[i] = (preft_gemm_out){.y = ys[i], .y_stride = outs[i], .w = w.data, .wdt = w.dtype, .m = outs[i]};
   }
-  preft_gemm_multi(P->pool, x, in, P->n, in, go, n, 0);
+  preft_train_gemm_multi(P->pool, P->prec, x, in, P->n, in, go, n);
   for (int i = 0; i < n; i++) {
     const preft_train_lora *lm = lora_of(P, l, mods[i]);
     if (lm)

@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/threadpool.h"
 #include "tensor/cpu.h"
@@ -189,6 +190,46 @@ static void bf16_products_match_rounded_reference(void **state) {
   preft_pool_free(pools[1]);
 }
 
+/* preft_train_gemm_multi gives each output preft_train_gemm's bits, at
+ * both precisions, on every path (one job with x rounded once where the
+ * CPU has vdpbf16ps, one call per output elsewhere), for N in the rows and
+ * the packed regimes and outputs of unequal widths (q, k, v). */
+static void train_multi_equals_separate_products(void **state) {
+  (void)state;
+  static const int ns[] = {3, 70, 300};
+  enum { K = 72, M0 = 96, M1 = 40, M2 = 8 };
+  const int ms[3] = {M0, M1, M2};
+  preft_pool *pool = preft_pool_create(3);
+  float *x = rand_buf((size_t)300 * K), *w[3], *y[3], *want[3];
+  for (int o = 0; o < 3; o++) {
+    w[o] = rand_buf((size_t)ms[o] * K);
+    y[o] = malloc(sizeof(float) * 300 * (size_t)ms[o]);
+    want[o] = malloc(sizeof(float) * 300 * (size_t)ms[o]);
+  }
+  for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
+    for (int prec = 0; prec < 2; prec++)
+      for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+        const int n = ns[ni];
+        const preft_matmul_precision mp = prec ? PREFT_MATMUL_BF16 : PREFT_MATMUL_EXACT;
+        preft_gemm_out outs[3];
+        for (int o = 0; o < 3; o++) {
+          preft_train_gemm(pool, mp, want[o], ms[o], x, K, w[o], n, K, ms[o], 0);
+          outs[o] = (preft_gemm_out){.y = y[o], .y_stride = ms[o], .w = w[o], .wdt = PREFT_F32, .m = ms[o]};
+        }
+        preft_train_gemm_multi(pool, mp, x, K, n, K, outs, 3);
+        for (int o = 0; o < 3; o++)
+          if (memcmp(y[o], want[o], sizeof(float) * (size_t)n * (size_t)ms[o]) != 0)
+            fail_msg("path %s, %s, n=%d: output %d differs from its own product", preft_cpu_path_name(path),
+                     prec ? "bf16" : "fp32", n, o);
+      }
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+  for (int o = 0; o < 3; o++) free(w[o]), free(y[o]), free(want[o]);
+  free(x);
+  preft_pool_free(pool);
+}
+
 /* The BF16 weight gradient's dyᵀ rows are padded to 32 with zeros, and an
  * odd number of rows has vdpbf16ps read the first padding element (against
  * a zero weight). Its buffer is reused scratch: a first call whose dy is
@@ -279,6 +320,7 @@ int main(void) {
       cmocka_unit_test(transpose_is_exact),
       cmocka_unit_test(bf16_products_match_rounded_reference),
       cmocka_unit_test(bf16_dw_padding_is_written),
+      cmocka_unit_test(train_multi_equals_separate_products),
       cmocka_unit_test(bf16_rounding_is_nearest_even),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
