@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #define HUGE_PAGE ((size_t)2 << 20)
@@ -36,4 +37,13 @@ void *preft_xalloc_big(size_t bytes) {
   if (!worth_huge(bytes)) return preft_xmalloc(bytes);
   void *p = preft_alloc_huge(bytes);
   return p ? p : preft_xmalloc(bytes); /* exits with preft_xmalloc's message if the memory is not there */
+}
+
+void *preft_xcalloc_big(size_t count, size_t size) {
+  if (size && count > SIZE_MAX / size) return preft_xcalloc(count, size); /* exits: no such memory */
+  size_t bytes = count * size;
+  void *p = worth_huge(bytes) ? preft_alloc_huge(bytes) : NULL;
+  if (!p) return preft_xcalloc(count, size);
+  memset(p, 0, bytes);
+  return p;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/huge_alloc.h"
 #include "train/optim.h"
 
 void preft_adamw_init(preft_adamw *o, size_t n, double beta1, double beta2, double eps, double weight_decay) {
@@ -12,7 +13,7 @@ void preft_adamw_init(preft_adamw *o, size_t n, double beta1, double beta2, doub
   o->eps = eps;
   o->weight_decay = weight_decay;
   o->n = n;
-  o->m = preft_xcalloc(2 * (n ? n : 1), sizeof(float));
+  o->m = preft_xcalloc_big(2 * (n ? n : 1), sizeof(float));
   o->v = o->m + n;
 }
 

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/scratch.h"
 #include "tensor/gemm.h"
 #include "tensor/gemm_train.h" /* preft_transpose */
 #include "tensor/ops.h"
@@ -93,7 +94,7 @@ static void attn_fwd_task(void *p, int task, int thread) {
   size_t qs = (size_t)j->h * dh, ks = (size_t)j->hkv * dh, r0 = (size_t)j->start[s];
   float scale = 1.0f / sqrtf((float)dh);
   /* kd [n, Dh], sc [QB, L] */
-  float *kd = preft_xmalloc(sizeof(float) * ((size_t)n * dh + (size_t)QB * n));
+  float *kd = preft_scratch_get(sizeof(float) * ((size_t)n * dh + (size_t)QB * n));
   float *sc = kd + (size_t)n * dh;
   gather_head(kd, j->k + r0 * ks + (size_t)g * dh, ks, n, dh);
   for (int i0 = 0; i0 < n; i0 += QB) {
@@ -105,7 +106,7 @@ static void attn_fwd_task(void *p, int task, int thread) {
     preft_gemm_kmajor(NULL, j->att + (r0 + (size_t)i0) * qs + (size_t)h * dh, (int)qs, sc, L,
                       j->v + (r0 + (size_t)kt0) * ks + (size_t)g * dh, (int)ks, bi, L, dh, 0); /* O = P·V */
   }
-  free(kd);
+  preft_scratch_put(kd);
 }
 
 /* The fields both passes set. */
@@ -161,7 +162,7 @@ static void attn_bwd_task(void *p, int task, int thread) {
   float scale = 1.0f / sqrtf((float)dh);
   /* kd, vd [n, Dh]; P, dS [QB, L]; Pᵀ, dSᵀ [L, QB] */
   size_t nd = (size_t)n * dh, ql = (size_t)QB * n;
-  float *kd = preft_xmalloc(sizeof(float) * (2 * nd + 4 * ql));
+  float *kd = preft_scratch_get(sizeof(float) * (2 * nd + 4 * ql));
   float *vd = kd + nd, *pr = vd + nd, *ds = pr + ql, *prt = ds + ql, *dst = prt + ql;
   float *dk = j->dk, *dv = j->dv;
   if (c > 0) {
@@ -200,7 +201,7 @@ static void attn_bwd_task(void *p, int task, int thread) {
                         1); /* dV += Pᵀ·dO */
     }
   }
-  free(kd);
+  preft_scratch_put(kd);
 }
 
 /* task = RED_ROWS rows of the batch: dK += partial of chunk 1, 2, ... in

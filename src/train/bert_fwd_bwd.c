@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/huge_alloc.h"
 #include "tensor/gemm.h"
 #include "tensor/gemm_train.h"
 #include "tensor/ops.h"
@@ -70,16 +71,16 @@ static void ensure(preft_bt_acts *a, const preft_bt_model *m, int B, int T) {
     a->ids = preft_xmalloc(sizeof(int) * n);
     a->types = preft_xmalloc(sizeof(int) * n);
     a->lengths = preft_xmalloc(sizeof(int) * n);
-    a->emb_xhat = preft_xmalloc(sizeof(float) * n * D);
+    a->emb_xhat = preft_xalloc_big(sizeof(float) * n * D);
     a->emb_rstd = preft_xmalloc(sizeof(float) * n);
-    a->emb_m0 = preft_xmalloc(sizeof(float) * n * D);
-    a->x0 = preft_xmalloc(sizeof(float) * n * D);
-    a->scratch = preft_xmalloc(sizeof(float) * n * (8 * D + 2 * F + (size_t)R + 8));
+    a->emb_m0 = preft_xalloc_big(sizeof(float) * n * D);
+    a->x0 = preft_xalloc_big(sizeof(float) * n * D);
+    a->scratch = preft_xalloc_big(sizeof(float) * n * (8 * D + 2 * F + (size_t)R + 8));
     a->l = preft_xcalloc((size_t)L + 1, sizeof *a->l); /* a zeroed sentinel ends the list */
     for (int l = 0; l < L; l++) {
       preft_bt_lacts *la = &a->l[l];
       size_t per = n * (10 * D + 2 * F + 2 + (size_t)BT_N_LIN * (size_t)R);
-      float *p = preft_xmalloc(sizeof(float) * per);
+      float *p = preft_xalloc_big(sizeof(float) * per); /* huge pages where big (huge_alloc.h) */
       la->q = p, p += n * D;
       la->k = p, p += n * D;
       la->v = p, p += n * D;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/huge_alloc.h"
 #include "tensor/ops.h"
 #include "train/rng.h"
 
@@ -38,8 +39,8 @@ void preft_param_builder_add(preft_param_builder *b, const char *name, int rows,
 void preft_param_builder_finish(preft_param_builder *b, preft_param_set *ps, bool with_grads) {
   memset(ps, 0, sizeof *ps);
   ps->n = b->total;
-  ps->mem = preft_xcalloc(b->total ? b->total : 1, sizeof(float));
-  if (with_grads) ps->grad = preft_xcalloc(b->total ? b->total : 1, sizeof(float));
+  ps->mem = preft_xcalloc_big(b->total ? b->total : 1, sizeof(float));
+  if (with_grads) ps->grad = preft_xcalloc_big(b->total ? b->total : 1, sizeof(float));
   ps->t = preft_xmalloc(sizeof *ps->t * (size_t)(b->n ? b->n : 1));
   ps->n_t = b->n;
   for (int i = 0; i < b->n; i++) {
@@ -427,7 +428,7 @@ void preft_train_acts_init(preft_train_acts *a, const preft_train_model *tm, con
   };
   size_t total = 0;
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) total += parts[i].n;
-  a->mem = preft_xcalloc(total, sizeof(float));
+  a->mem = preft_xcalloc_big(total, sizeof(float));
   a->rope_freq = preft_xcalloc(half > 0 ? half : 1, sizeof(double));
   a->head_rows = preft_xcalloc(2 * (CH > 0 ? CH : 1), sizeof(int));
   a->head_targets = a->head_rows + (CH > 0 ? CH : 1);

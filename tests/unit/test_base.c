@@ -239,7 +239,8 @@ static void half_conversions_round_to_nearest_even(void **state) {
 
 /* preft_alloc_big: huge-page aligned when big and the rounding is small,
  * plain malloc otherwise, writable to the last byte; preft_xalloc_big the
- * same for a big buffer. */
+ * same for a big buffer; preft_xcalloc_big zeroed as well (after a freed
+ * block full of 0xA5, which the allocator may hand back). */
 static void big_buffers_go_on_aligned_huge_pages(void **s) {
   (void)s;
   const size_t huge = (size_t)2 << 20;
@@ -257,7 +258,19 @@ static void big_buffers_go_on_aligned_huge_pages(void **s) {
   unsigned char *q = preft_xalloc_big(20 * huge - 5);
   assert_int_equal((uintptr_t)q % huge, 0);
   q[20 * huge - 6] = 3;
+  memset(q, 0xA5, 20 * huge - 5); /* dirty memory for the next allocation to get back */
   free(q);
+  /* preft_xcalloc_big: zeroed, on huge pages when big, a plain calloc otherwise */
+  const size_t counts[] = {1, 1000, 5 * huge / 4 - 1};
+  for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+    float *z = preft_xcalloc_big(counts[i], sizeof(float));
+    size_t bytes = counts[i] * sizeof(float);
+    if (bytes >= PREFT_HUGE_MIN) assert_int_equal((uintptr_t)z % huge, 0);
+    for (size_t j = 0; j < counts[i]; j++)
+      if (z[j] != 0.0f) fail_msg("preft_xcalloc_big(%zu): element %zu is %g", counts[i], j, z[j]);
+    z[counts[i] - 1] = 1.0f;
+    free(z);
+  }
 }
 
 /* A scratch block handed back is the one the next request of about its
