@@ -38,7 +38,7 @@ void *preft_xalloc_big(size_t bytes);
  * preft_alloc_big would put them: the training pass's parameters,
  * gradients, optimizer state and activations (on 4 KiB pages a product's
  * rows of x and y, and a transpose's rows, each sit in another page: the
- * width-512 training pass ran 8-11% faster on huge pages,
+ * width-512 training pass ran 7-18% faster on huge pages,
  * docs/PERFORMANCE.md). Release with free(). */
 void *preft_xcalloc_big(size_t count, size_t size);
 

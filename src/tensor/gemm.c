@@ -231,12 +231,12 @@ static const preft_gemm_kernels *kernels(preft_dtype wdt, preft_matmul_precision
   return &preft_gemm_portable;
 }
 
-/* Splits one output's product into about `want` tasks that come out even
- * on `threads` threads (gemm_split.h; 1: no pool); returns the count and
- * sets jb->task. */
 /* Whether n rows of x take the table's rows kernel for weights of type wdt. */
 static int kt_rows(const preft_gemm_kernels *kt, preft_dtype wdt, int n) { return n <= kt->rows_max_n[wdt]; }
 
+/* Splits one output's product into about `want` tasks that come out even
+ * on `threads` threads (gemm_split.h; 1: no pool); returns the count and
+ * sets jb->task. */
 static int plan_job(gemm_job *jb, int want, int threads) {
   const preft_gemm_kernels *kt = jb->kt;
   int n = jb->n, k = jb->k, m = jb->m;
@@ -414,8 +414,9 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
      * size; a packed one is cut as if alone (its share would cut N finer:
      * training's gate and up at 4 tasks each took blocks of 180 rows, each
      * panel packed three times, 5-10% slower than two calls) */
-    int share = want == 1 ? 1 : (int)((double)want * outs[o].m / (double)m_total + 0.5);
-    if (want > 1 && !kt_rows(kt, outs[o].wdt, n)) share = want;
+    int share = want == 1                      ? 1
+                : !kt_rows(kt, outs[o].wdt, n) ? want
+                                               : (int)((double)want * outs[o].m / (double)m_total + 0.5);
     mj.first[mj.n_jobs + 1] =
         mj.first[mj.n_jobs] + plan_job(jb, share > 0 ? share : 1, want > 1 ? preft_pool_size(pool) : 1);
     mj.n_jobs++;

@@ -166,12 +166,11 @@ void preft_train_gemm(preft_pool *pool, preft_matmul_precision prec, float *y, i
 
 void preft_train_gemm_multi(preft_pool *pool, preft_matmul_precision prec, const float *x, int x_stride,
                             int n, int k, const preft_gemm_out *outs, int n_outs) {
+  PREFT_ASSERT(n_outs <= PREFT_GEMM_MULTI_MAX);
   int all_f32 = 1;
-  size_t elems = 0;
   for (int i = 0; i < n_outs; i++) {
     PREFT_ASSERT(!outs[i].epi);
     all_f32 &= outs[i].wdt == PREFT_F32;
-    elems += (size_t)(outs[i].m > 0 ? outs[i].m : 0) * (size_t)(k > 0 ? k : 0);
   }
   if (prec != PREFT_MATMUL_BF16) {
     preft_gemm_multi(pool, x, x_stride, n, k, outs, n_outs, 0);
@@ -188,17 +187,15 @@ void preft_train_gemm_multi(preft_pool *pool, preft_matmul_precision prec, const
     return;
   }
   /* each W rounded into one block, bf16(W_i) [M_i, K] after the one before */
-  uint16_t *wb = preft_scratch_get(sizeof(uint16_t) * (elems > 0 ? elems : 1));
+  size_t at[PREFT_GEMM_MULTI_MAX + 1] = {0}; /* where each W's copy starts */
+  for (int i = 0; i < n_outs; i++) at[i + 1] = at[i] + (size_t)(outs[i].m > 0 ? outs[i].m : 0) * (size_t)k;
+  uint16_t *wb = preft_scratch_get(sizeof(uint16_t) * (at[n_outs] > 0 ? at[n_outs] : 1));
   preft_gemm_out ob[PREFT_GEMM_MULTI_MAX];
-  PREFT_ASSERT(n_outs <= PREFT_GEMM_MULTI_MAX);
-  size_t at = 0;
   for (int i = 0; i < n_outs; i++) {
-    size_t e = (size_t)(outs[i].m > 0 ? outs[i].m : 0) * (size_t)k;
-    preft_round_bf16(pool, wb + at, outs[i].w, e);
+    preft_round_bf16(pool, wb + at[i], outs[i].w, at[i + 1] - at[i]);
     ob[i] = outs[i];
-    ob[i].w = wb + at;
+    ob[i].w = wb + at[i];
     ob[i].wdt = PREFT_BF16;
-    at += e;
   }
   preft_gemm_bf16_multi(pool, x, x_stride, n, k, ob, n_outs, 0);
   preft_scratch_put(wb);
