@@ -80,6 +80,7 @@ typedef struct {
   preft_dtype wdt;
   size_t wks; /* > 0: w is FP32 and k-major, wt[K][M] with rows wks apart (preft_gemm_kmajor) */
   size_t ys, xs;
+  size_t xpair; /* > 0: BF16 x in the pair layout, pairs xpair elements apart (rows 2 apart; xs unused) */
   int n, k, m, accumulate;
   int rows_per_task;      /* decode: weight rows per task */
   int row_blocks, mc, kc; /* prefill: row blocks of x, rows per block, features per K block */
@@ -184,10 +185,15 @@ static void pack_task(void *p, int task, int thread) {
                                                       i1 - i0 < GEMM_PREFETCH_MAX_ROWS);
       for (int i = i0; i < i1; i += mr_max) {
         int mr = i1 - i < mr_max ? i1 - i : mr_max;
-        const void *xt = (const char *)jb->x + ((size_t)i * jb->xs + (size_t)k0) * jb->xesize;
         prefetch_y(jb, i + mr, i + mr + mr_max < i1 ? i + mr + mr_max : i1, j0, nr);
-        (narrow ? jb->kt->tile_narrow : jb->kt->tile)(
-            kc, xt, jb->xs, panel, jb->y + (size_t)i * jb->ys + (size_t)j0, jb->ys, mr, nr, acc);
+        float *yt = jb->y + (size_t)i * jb->ys + (size_t)j0;
+        if (jb->xpair) {
+          const void *xt = (const char *)jb->x + ((size_t)(k0 / 2) * jb->xpair + 2 * (size_t)i) * jb->xesize;
+          jb->kt->tile_pairs(kc, xt, jb->xpair, panel, yt, jb->ys, mr, nr, acc);
+        } else {
+          const void *xt = (const char *)jb->x + ((size_t)i * jb->xs + (size_t)k0) * jb->xesize;
+          (narrow ? jb->kt->tile_narrow : jb->kt->tile)(kc, xt, jb->xs, panel, yt, jb->ys, mr, nr, acc);
+        }
       }
       /* after the last K block the panel's columns are final */
       if (jb->epi && k0 + kc >= jb->k) jb->epi->fn(jb->epi->ctx, jb->y, jb->ys, i0, i1, j0, j0 + nr);
@@ -470,10 +476,11 @@ int preft_gemm_bf16_native(void) {
 }
 
 /* y (+)= x · wt with wt FP32 and k-major ([K][M], rows wt_stride apart),
- * x in the table's x type (rows xs elements apart), on the pack regime. */
+ * x in the table's x type (rows xs elements apart, or with xpair > 0 the
+ * pair layout), on the pack regime. */
 static void gemm_kmajor_run(preft_pool *pool, const preft_gemm_kernels *kt, float *y, int y_stride,
-                            const void *x, size_t xesize, size_t xs, const float *wt, int wt_stride, int n,
-                            int k, int m, int accumulate) {
+                            const void *x, size_t xesize, size_t xs, size_t xpair, const float *wt,
+                            int wt_stride, int n, int k, int m, int accumulate) {
   /* without its own k-major pack a table takes copy_panel's FP32 panels */
   PREFT_ASSERT(kt->tile && (kt->pack_kmajor || xesize == sizeof(float)));
   gemm_job jb = {.kt = kt,
@@ -485,6 +492,7 @@ static void gemm_kmajor_run(preft_pool *pool, const preft_gemm_kernels *kt, floa
                  .wks = (size_t)wt_stride,
                  .ys = (size_t)y_stride,
                  .xs = xs,
+                 .xpair = xpair,
                  .n = n,
                  .k = k,
                  .m = m,
@@ -504,7 +512,7 @@ void preft_gemm_kmajor(preft_pool *pool, float *y, int y_stride, const float *x,
   }
   const preft_gemm_kernels *kt = kernels(PREFT_F32, PREFT_MATMUL_EXACT);
   PREFT_ASSERT(!kt->round_x);
-  gemm_kmajor_run(pool, kt, y, y_stride, x, sizeof(float), (size_t)x_stride, wt, wt_stride, n, k, m,
+  gemm_kmajor_run(pool, kt, y, y_stride, x, sizeof(float), (size_t)x_stride, 0, wt, wt_stride, n, k, m,
                   accumulate);
 }
 
@@ -526,7 +534,7 @@ void preft_gemm_bf16_kmajor(preft_pool *pool, float *y, int y_stride, const floa
       xr = preft_scratch_get(sizeof(uint16_t) * (size_t)n * kp);
       round_x_rows(pool, kt, xr, kp, x, (size_t)x_stride, n, k);
     }
-    gemm_kmajor_run(pool, kt, y, y_stride, x ? xr : xb, sizeof(uint16_t), kp, wt, wt_stride, n, k, m,
+    gemm_kmajor_run(pool, kt, y, y_stride, x ? xr : xb, sizeof(uint16_t), kp, 0, wt, wt_stride, n, k, m,
                     accumulate);
     preft_scratch_put(xr);
     return;
@@ -546,6 +554,28 @@ void preft_gemm_bf16_kmajor(preft_pool *pool, float *y, int y_stride, const floa
   preft_gemm_kmajor(pool, y, y_stride, xr, k, wr, m, n, k, m, accumulate);
   free(xr);
   free(wr);
+}
+
+void preft_gemm_bf16_kmajor_pairs(preft_pool *pool, float *y, int y_stride, const uint16_t *xp, size_t xpair,
+                                  const float *wt, int wt_stride, int n, int k, int m, int accumulate) {
+  if (m <= 0 || n <= 0) return;
+  PREFT_ASSERT(xp && y && wt && wt_stride >= m && y_stride >= m && xpair >= 2 * (size_t)n);
+  if (k <= 0) {
+    zero_rows(y, y_stride, n, m, accumulate);
+    return;
+  }
+  if (preft_gemm_bf16_native()) {
+    gemm_kmajor_run(pool, kernels(PREFT_BF16, PREFT_MATMUL_BF16), y, y_stride, xp, sizeof(uint16_t), 0, xpair,
+                    wt, wt_stride, n, k, m, accumulate);
+    return;
+  }
+  /* emulation: x's rows gathered from the pairs, then preft_gemm_bf16_kmajor's */
+  const size_t kp = ((size_t)k + 31) / 32 * 32;
+  uint16_t *xb = preft_xcalloc((size_t)n * kp, sizeof(uint16_t));
+  for (int i = 0; i < n; i++)
+    for (int c = 0; c < k; c++) xb[(size_t)i * kp + c] = xp[(size_t)(c / 2) * xpair + 2 * (size_t)i + c % 2];
+  preft_gemm_bf16_kmajor(pool, y, y_stride, NULL, 0, xb, wt, wt_stride, n, k, m, accumulate);
+  free(xb);
 }
 
 void preft_gemm(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride, const void *w,

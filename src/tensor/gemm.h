@@ -110,6 +110,13 @@ void preft_gemm_bf16_multi(preft_pool *pool, const float *x, int x_stride, int n
 void preft_gemm_bf16_kmajor(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
                             const uint16_t *xb, const float *wt, int wt_stride, int n, int k, int m,
                             int accumulate);
+/* preft_gemm_bf16_kmajor with x already BF16 in the pair layout: row i's
+ * features 2q and 2q+1 side by side at xp[q·xpair + 2i], xp[q·xpair + 2i + 1]
+ * (xpair >= 2N; an odd K's last pair ends in a zero). That is two rows of
+ * xᵀ interleaved, which a backward product's dyᵀ is made into from two rows
+ * of dy at a time, with no transpose (gemm_train.c). */
+void preft_gemm_bf16_kmajor_pairs(preft_pool *pool, float *y, int y_stride, const uint16_t *xp, size_t xpair,
+                                  const float *wt, int wt_stride, int n, int k, int m, int accumulate);
 /* Whether preft_gemm_bf16 runs vdpbf16ps on this CPU path (else: emulated,
  * same numbers up to the order of the sums, slower than FP32). */
 int preft_gemm_bf16_native(void);

@@ -178,9 +178,6 @@ static BF_FN void bf_rows(float *y, size_t ys, const void *x, size_t xs, const v
  * lane holds the pair of features vdpbf16ps sums. Columns past nr and the
  * second feature of an odd last pair are zero. */
 static BF_FN void bf_pack_kmajor(void *panel, const float *wt, size_t ws, int j0, int nr, int k0, int kc) {
-  /* lane i of cvtne2ps(b, a) holds a[i] (i < 16) or b[i - 16]: interleave */
-  const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
-                                       22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   const __mmask16 m0 = preft_mask16_first(nr), m1 = preft_mask16_first(nr - 16);
   uint16_t *out = panel;
   for (int kk = 0; kk < kc; kk += 2, out += 2 * NR_BF) {
@@ -190,31 +187,32 @@ static BF_FN void bf_pack_kmajor(void *panel, const float *wt, size_t ws, int j0
       const __mmask16 m = h ? m1 : m0;
       __m512 va = _mm512_maskz_loadu_ps(m, a + 16 * h);
       __m512 vb = b ? _mm512_maskz_loadu_ps(m, b + 16 * h) : _mm512_setzero_ps();
-      __m512i pairs = _mm512_permutexvar_epi16(mix, (__m512i)_mm512_cvtne2ps_pbh(vb, va));
-      _mm512_store_si512(out + 32 * h, pairs);
+      _mm512_store_si512(out + 32 * h, preft_pairs16_bf16(va, vb));
     }
   }
 }
 
 /* y[R, 32] (+)= x[R, kc] · panel: per pair of features, two panel loads and
- * one 32-bit broadcast of each row's pair of x (BF16, rows xs apart, zero
- * past K, so an odd kc's last pair reads a zero); each output's sum runs
- * in its own lane in feature order. 24 accumulators. */
-BF_INLINE void bf_tile_mr(const int R, int kc, const uint16_t *x, size_t xs, const uint16_t *p, float *y,
-                          size_t ys, __mmask16 m0, __mmask16 m1, int accumulate) {
+ * one 32-bit broadcast of each row's pair of x (BF16, zero past K, so an
+ * odd kc's last pair reads a zero); each output's sum runs in its own lane
+ * in feature order. 24 accumulators. Row r's pair q (features 2q, 2q+1) is
+ * at x + r·xs + q·xpair: rows of x (xpair = 2) or the pair layout (xs = 2,
+ * pairs xpair apart: preft_gemm_bf16_kmajor_pairs). */
+BF_INLINE void bf_tile_mr(const int R, int kc, const uint16_t *x, size_t xs, size_t xpair, const uint16_t *p,
+                          float *y, size_t ys, __mmask16 m0, __mmask16 m1, int accumulate) {
   __m512 c0[MR_BF], c1[MR_BF];
 #pragma GCC unroll 12
   for (int r = 0; r < R; r++) {
     c0[r] = accumulate ? _mm512_maskz_loadu_ps(m0, y + (size_t)r * ys) : _mm512_setzero_ps();
     c1[r] = accumulate ? _mm512_maskz_loadu_ps(m1, y + (size_t)r * ys + 16) : _mm512_setzero_ps();
   }
-  for (int kk = 0; kk < kc; kk += 2) {
+  for (int q = 0; 2 * q < kc; q++, x += xpair) {
     const __m512bh b0 = as_bh(_mm512_load_si512(p)), b1 = as_bh(_mm512_load_si512(p + 32));
     p += 2 * NR_BF;
 #pragma GCC unroll 12
     for (int r = 0; r < R; r++) {
       int32_t pair;
-      memcpy(&pair, x + (size_t)r * xs + (size_t)kk, sizeof pair);
+      memcpy(&pair, x + (size_t)r * xs, sizeof pair);
       const __m512bh a = as_bh(_mm512_set1_epi32(pair));
       c0[r] = _mm512_dpbf16_ps(c0[r], b0, a);
       c1[r] = _mm512_dpbf16_ps(c1[r], b1, a);
@@ -227,30 +225,41 @@ BF_INLINE void bf_tile_mr(const int R, int kc, const uint16_t *x, size_t xs, con
   }
 }
 
-#define BF_TILE_CASE(R)                                          \
-  case R:                                                        \
-    bf_tile_mr(R, kc, xv, xs, panel, y, ys, m0, m1, accumulate); \
+#define BF_TILE_CASE(R, XS, XPAIR)                                      \
+  case R:                                                               \
+    bf_tile_mr(R, kc, xv, XS, XPAIR, panel, y, ys, m0, m1, accumulate); \
     break;
 
+#define BF_TILE_SWITCH(XS, XPAIR)                                         \
+  switch (mr) {                                                           \
+    BF_TILE_CASE(12, XS, XPAIR)                                           \
+    BF_TILE_CASE(11, XS, XPAIR)                                           \
+    BF_TILE_CASE(10, XS, XPAIR)                                           \
+    BF_TILE_CASE(9, XS, XPAIR)                                            \
+    BF_TILE_CASE(8, XS, XPAIR)                                            \
+    BF_TILE_CASE(7, XS, XPAIR)                                            \
+    BF_TILE_CASE(6, XS, XPAIR)                                            \
+    BF_TILE_CASE(5, XS, XPAIR)                                            \
+    BF_TILE_CASE(4, XS, XPAIR)                                            \
+    BF_TILE_CASE(3, XS, XPAIR)                                            \
+    BF_TILE_CASE(2, XS, XPAIR)                                            \
+    default:                                                              \
+      bf_tile_mr(1, kc, xv, XS, XPAIR, panel, y, ys, m0, m1, accumulate); \
+      break;                                                              \
+  }
+
+/* x as rows xs elements apart */
 static BF_FN void bf_tile(int kc, const void *xv, size_t xs, const void *panel, float *y, size_t ys, int mr,
                           int nr, int accumulate) {
   __mmask16 m0 = preft_mask16_first(nr), m1 = preft_mask16_first(nr - 16);
-  switch (mr) {
-    BF_TILE_CASE(12)
-    BF_TILE_CASE(11)
-    BF_TILE_CASE(10)
-    BF_TILE_CASE(9)
-    BF_TILE_CASE(8)
-    BF_TILE_CASE(7)
-    BF_TILE_CASE(6)
-    BF_TILE_CASE(5)
-    BF_TILE_CASE(4)
-    BF_TILE_CASE(3)
-    BF_TILE_CASE(2)
-    default:
-      bf_tile_mr(1, kc, xv, xs, panel, y, ys, m0, m1, accumulate);
-      break;
-  }
+  BF_TILE_SWITCH(xs, 2)
+}
+
+/* x in the pair layout, pairs xpair elements apart */
+static BF_FN void bf_tile_pairs(int kc, const void *xv, size_t xpair, const void *panel, float *y, size_t ys,
+                                int mr, int nr, int accumulate) {
+  __mmask16 m0 = preft_mask16_first(nr), m1 = preft_mask16_first(nr - 16);
+  BF_TILE_SWITCH(2, xpair)
 }
 
 /* BF16 weights take the rows kernel at every N: it needs no panel
@@ -262,6 +271,7 @@ static BF_FN void bf_tile(int kc, const void *xv, size_t xs, const void *panel, 
  * panel is two rows interleaved, no transpose. */
 const preft_gemm_kernels preft_gemm_avx512_bf16 = {.rows = bf_rows,
                                                    .tile = bf_tile,
+                                                   .tile_pairs = bf_tile_pairs,
                                                    .pack_kmajor = bf_pack_kmajor,
                                                    .mr = MR_BF,
                                                    .nr = NR_BF,

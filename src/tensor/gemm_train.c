@@ -220,29 +220,80 @@ static void dw_dx_f32(preft_pool *pool, float *dw, float *dx, int dx_stride, int
   preft_scratch_put(dyt);
 }
 
+/* dyᵀ's block in the pair layout of preft_gemm_bf16_kmajor_pairs: out[q]
+ * (xpair elements apart) holds rows 2q and 2q+1 of in[rows, cols] (rows
+ * in_stride apart) rounded and interleaved, the second row of an odd last
+ * pair zero. Reads dy as stored, two rows at a time: no transpose. With
+ * rows_out, the same rows also rounded as rows of kp (dx's x, the layout
+ * of preft_gemm_bf16_kmajor's xb), from the same reads. */
+typedef struct {
+  uint16_t *out, *rows_out;
+  const float *in;
+  size_t in_stride, xpair, kp;
+  int rows, cols;
+} pairs_job;
+
+#define PAIRS_MIN_WORK 65536 /* elements per task, at least, when the pool shares the rounding */
+
+static void pairs_range(void *p, int q0, int q1) {
+  const pairs_job *j = p;
+  for (int q = q0; q < q1; q++) {
+    const float *a = j->in + (size_t)(2 * q) * j->in_stride,
+                *b = 2 * q + 1 < j->rows ? a + j->in_stride : NULL;
+    uint16_t *o = j->out + (size_t)q * j->xpair,
+             *ra = j->rows_out ? j->rows_out + (size_t)(2 * q) * j->kp : NULL;
+    uint16_t *rb = ra && b ? ra + j->kp : NULL;
+#ifdef PREFT_HAVE_TRANSPOSE8
+    if (preft_cpu_path() >= PREFT_CPU_AVX512_BF16) { /* as the BF16 tile rounds */
+      preft_pair_rows_bf16_avx512(o, ra, rb, j->kp, a, b, (size_t)j->cols);
+      continue;
+    }
+#endif
+    for (int c = 0; c < j->cols; c++) {
+      o[2 * c] = preft_f32_to_bf16(a[c]);
+      o[2 * c + 1] = b ? preft_f32_to_bf16(b[c]) : 0;
+    }
+    for (size_t c = 0; ra && c < j->kp; c++) {
+      ra[c] = c < (size_t)j->cols ? o[2 * c] : 0;
+      if (rb) rb[c] = c < (size_t)j->cols ? o[2 * c + 1] : 0;
+    }
+  }
+}
+
 /* BF16: dW += dyᵀ·x over blocks of rows (dw NULL: none; DW_ROWS_BF16)
  * and then dx (+)= dy·W (dx NULL: none), through preft_gemm_bf16_kmajor:
- * x and W are read as stored (rounded as their panels are packed), and
- * only dyᵀ is a copy, transposed and rounded in one pass into rows padded
- * to 32. */
+ * x and W are read as stored (rounded as their panels are packed), and dy
+ * is read once and rounded into two copies: dyᵀ in the pair layout, two
+ * rows of dy at a time (preft_gemm_bf16_kmajor_pairs), and dy's rows for
+ * dx. */
 static void dw_dx_bf16(preft_pool *pool, float *dw, float *dx, int dx_stride, int accumulate, const float *dy,
                        int dy_stride, const float *x, int x_stride, const float *w, int n, int m, int k) {
   int rows = (size_t)m * DW_ROWS_BF16 <= DW_BF16_ELEMS ? DW_ROWS_BF16 : DW_ROWS;
   int nb = n < rows ? n : rows;
-  size_t kp = ((size_t)nb + 31) / 32 * 32;                                          /* dyᵀ's row length */
-  uint16_t *dyt = dw ? preft_scratch_get(sizeof(uint16_t) * (size_t)m * kp) : NULL; /* bf16(dyᵀ) [M, kp] */
+  size_t xpair = 2 * (size_t)m, kp = ((size_t)m + 31) / 32 * 32;
+  /* bf16(dyᵀ) in pairs [nb/2 (rounded up)][M][2]; bf16(dy) [N, kp] */
+  uint16_t *dyp = dw ? preft_scratch_get(sizeof(uint16_t) * xpair * (size_t)((nb + 1) / 2)) : NULL;
+  uint16_t *dyr = dw && dx ? preft_scratch_get(sizeof(uint16_t) * kp * (size_t)n) : NULL;
   for (int r0 = 0; dw && r0 < n; r0 += rows) {
     int rn = n - r0 < rows ? n - r0 : rows;
-    tr_job j = tr_of(NULL, dyt, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
-    j.out_stride = ((size_t)rn + 31) / 32 * 32;
-    transpose_run(pool, &j);
+    pairs_job j = {dyp,
+                   dyr ? dyr + (size_t)r0 * kp : NULL,
+                   dy + (size_t)r0 * (size_t)dy_stride,
+                   (size_t)dy_stride,
+                   xpair,
+                   kp,
+                   rn,
+                   m};
+    preft_pool_run_rows(pool, (rn + 1) / 2, 2 * (size_t)m, PAIRS_MIN_WORK, pairs_range, &j);
     /* dW[M,K] += dyᵀ[M,rn] · x[r0 : r0+rn, K] */
-    preft_gemm_bf16_kmajor(pool, dw, k, NULL, 0, dyt, x + (size_t)r0 * (size_t)x_stride, x_stride, m, rn, k,
-                           1);
+    preft_gemm_bf16_kmajor_pairs(pool, dw, k, dyp, xpair, x + (size_t)r0 * (size_t)x_stride, x_stride, m, rn,
+                                 k, 1);
   }
   /* dx[N,K] (+)= dy[N,M] · W[M,K] */
-  if (dx) preft_gemm_bf16_kmajor(pool, dx, dx_stride, dy, dy_stride, NULL, w, k, n, m, k, accumulate);
-  preft_scratch_put(dyt);
+  if (dx)
+    preft_gemm_bf16_kmajor(pool, dx, dx_stride, dyr ? NULL : dy, dy_stride, dyr, w, k, n, m, k, accumulate);
+  preft_scratch_put(dyr);
+  preft_scratch_put(dyp);
 }
 
 static void dw_dx(preft_pool *pool, preft_matmul_precision prec, float *dw, float *dx, int dx_stride,

@@ -26,7 +26,10 @@
  * at each call (so the FP32 master weights stay the optimizer's), the
  * activations and gradients per product. The backward products at BF16
  * read W and x as stored too (preft_gemm_bf16_kmajor rounds each panel as
- * it packs it); dyᵀ is transposed and rounded in one pass. As in
+ * it packs it); dyᵀ is not transposed but rounded two rows of dy at a
+ * time into the pair layout vdpbf16ps reads (preft_gemm_bf16_kmajor_pairs),
+ * and where dx is wanted too, dy's rows are rounded for it from the same
+ * reads. As in
  * mixed-precision training on
  * accelerators, only the products' inputs lose precision (relative error
  * 2^-9 per input); sums, outputs and everything else stay FP32.

@@ -27,4 +27,14 @@ static inline __mmask16 preft_mask16_first(int count) {
   return count >= 16 ? (__mmask16)0xFFFF : count > 0 ? (__mmask16)((1u << count) - 1) : 0;
 }
 
+/* The pairs (bf16(a[i]), bf16(b[i])) for i < 16, interleaved in one zmm as
+ * vdpbf16ps sums them (rounded to nearest even): one vcvtne2ps2bf16 (lane
+ * i holds a[i] for i < 16, b[i − 16] after) and one vpermw (AVX512_BF16). */
+static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512bf16"))) __m512i
+preft_pairs16_bf16(__m512 a, __m512 b) {
+  const __m512i mix = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                       22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(mix, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
+
 #endif

@@ -12,6 +12,7 @@
 
 #include <immintrin.h>
 
+#include "tensor/load16_avx512.h"
 #include "tensor/transpose_kern.h"
 
 #define T_AVX __attribute__((target("avx")))
@@ -63,6 +64,27 @@ T_BF16 void preft_round_bf16_avx512(uint16_t *out, const float *in, size_t n) {
   if (i < n) {
     __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
     _mm256_mask_storeu_epi16(out + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, in + i)));
+  }
+}
+
+/* out[c][0] = bf16(a[c]), out[c][1] = bf16(b[c]) (zero where b is NULL),
+ * c < n: two rows rounded and interleaved; with ra, also the rows
+ * themselves rounded, ra[0:kp] = bf16(a) and rb[0:kp] = bf16(b) (when b),
+ * zeros from n to kp (a multiple of 32 >= n). 32 columns a step. */
+T_BF16 void preft_pair_rows_bf16_avx512(uint16_t *out, uint16_t *ra, uint16_t *rb, size_t kp, const float *a,
+                                        const float *b, size_t n) {
+  size_t end = ra ? kp : n;
+  for (size_t c = 0; c < end; c += 32) {
+    __mmask16 m0 = n > c ? (n - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - c)) - 1)) : 0;
+    __mmask16 m1 = n > c + 16 ? (n - c >= 32 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - c - 16)) - 1)) : 0;
+    __m512 a0 = _mm512_maskz_loadu_ps(m0, a + c), a1 = _mm512_maskz_loadu_ps(m1, a + c + 16);
+    __m512 b0 = b ? _mm512_maskz_loadu_ps(m0, b + c) : _mm512_setzero_ps();
+    __m512 b1 = b ? _mm512_maskz_loadu_ps(m1, b + c + 16) : _mm512_setzero_ps();
+    _mm512_mask_storeu_epi32(out + 2 * c, m0, preft_pairs16_bf16(a0, b0));
+    _mm512_mask_storeu_epi32(out + 2 * c + 32, m1, preft_pairs16_bf16(a1, b1));
+    if (!ra) continue;
+    _mm512_storeu_si512(ra + c, (__m512i)_mm512_cvtne2ps_pbh(a1, a0));
+    if (rb) _mm512_storeu_si512(rb + c, (__m512i)_mm512_cvtne2ps_pbh(b1, b0));
   }
 }
 

@@ -16,6 +16,12 @@ void preft_transpose8_avx(float *out, size_t os, const float *in, size_t is);
 void preft_transpose8_bf16(uint16_t *out, size_t os, const float *in, size_t is);
 /* out[i] = bf16(in[i]) for i < n, nearest even as the BF16 tile (AVX512_BF16) */
 void preft_round_bf16_avx512(uint16_t *out, const float *in, size_t n);
+/* out[c][0] = bf16(a[c]), out[c][1] = bf16(b[c]) (0 where b is NULL), c < n
+ * (AVX512_BF16): the pair layout of preft_gemm_bf16_kmajor_pairs; with
+ * ra, a and b (rb, when b) also rounded as rows of kp (a multiple of 32),
+ * zeros past n, from the same loads */
+void preft_pair_rows_bf16_avx512(uint16_t *out, uint16_t *ra, uint16_t *rb, size_t kp, const float *a,
+                                 const float *b, size_t n);
 #endif
 
 #endif

@@ -159,6 +159,20 @@ static void check_bf16_shapes(preft_pool *pool, int n, int m, int k) {
   preft_gemm_dw_ref(ref, dyr, dys, xr, xs, n, m, k);
   preft_gemm_dw_ref(ref32, dy, dys, x, xs, n, m, k);
   expect_bf16(dw, ref, ref32, nw, "train_gemm_dw bf16");
+  /* dW and dx in one call (dy read once, rounded into both layouts): the
+   * bits of the two calls above */
+  size_t ndx = (size_t)n * dxs;
+  float *dw2 = malloc(sizeof(float) * nw), *dx = rand_buf(ndx), *dx2 = malloc(sizeof(float) * ndx);
+  for (size_t i = 0; i < nw; i++) dw2[i] = dw[i];
+  memcpy(dx2, dx, sizeof(float) * ndx);
+  preft_train_gemm_dw(pool, PREFT_MATMUL_BF16, dw, dy, dys, x, xs, n, m, k);
+  preft_train_gemm_dx(pool, PREFT_MATMUL_BF16, dx, dxs, dy, dys, w, n, m, k, 1);
+  preft_train_gemm_dwdx(pool, PREFT_MATMUL_BF16, dw2, dx2, dxs, 1, dy, dys, x, xs, w, n, m, k);
+  if (memcmp(dw, dw2, sizeof(float) * nw) != 0 || memcmp(dx, dx2, sizeof(float) * ndx) != 0)
+    fail_msg("train_gemm_dwdx bf16 (n=%d m=%d k=%d) differs from dw and dx apart", n, m, k);
+  free(dw2);
+  free(dx);
+  free(dx2);
   free(dw);
   free(ref);
   free(ref32);
@@ -230,11 +244,12 @@ static void train_multi_equals_separate_products(void **state) {
   preft_pool_free(pool);
 }
 
-/* The BF16 weight gradient's dyᵀ rows are padded to 32 with zeros, and an
- * odd number of rows has vdpbf16ps read the first padding element (against
- * a zero weight). Its buffer is reused scratch: a first call whose dy is
- * all infinities leaves infinities where the second call's padding lies,
- * so a padding that was not written would make the second gradient NaN. */
+/* The BF16 weight gradient's dyᵀ is in the pair layout, and with an odd
+ * number of rows vdpbf16ps reads the last pair's second half (against a
+ * zero weight), which must be a written zero. Its buffer is reused
+ * scratch: a first call whose dy is all infinities leaves infinities where
+ * the second call's last half pairs lie, so a half that was not written
+ * would make the second gradient NaN. */
 static void bf16_dw_padding_is_written(void **state) {
   (void)state;
   enum { M = 40, K = 24, N1 = 64, N2 = 33 };
