@@ -45,6 +45,7 @@
 #define GEMM_KC_BIG_L2 512 /* ... where a core's L2 holds GEMM_KC_L2 bytes: 480 KiB of x per K block */
 #define GEMM_KC_L2 (1 << 20)
 #define GEMM_MC 240           /* most FP32 rows of x per prefill task: 240 KiB of x per K block, in L2 */
+#define GEMM_MC_BF16 512      /* ... and BF16 rows: 256 or 512 KiB per K block of 256 or 512 features */
 #define GEMM_SERIAL_MAC 65536 /* below this many multiply-adds, threads cost more than they save */
 #define GEMM_TASKS_PER_THREAD 4
 #define GEMM_PREFETCH_MAX_ROWS 64 /* fewer rows per task: packing prefetches the next panel */
@@ -256,10 +257,12 @@ static int plan_job(gemm_job *jb, int want, int threads) {
   jb->kc = cdiv(cdiv(k, kblocks), 8) * 8; /* equal K blocks, each <= kc_max() */
   jb->nr = kt->tile_narrow && m <= kt->nr_narrow ? kt->nr_narrow : kt->nr;
   jb->panels = cdiv(m, jb->nr);
-  /* the same bytes of x per block at either width: BF16 x (the k-major
-   * backward products) takes twice the rows, so each panel is packed for
-   * half as many blocks (2-8% faster, docs/PERFORMANCE.md) */
-  const int mc_max = GEMM_MC * (int)(sizeof(float) / jb->xesize);
+  /* BF16 x (the training products at BF16 precision) takes more rows a
+   * block than FP32 x, so each panel is packed for fewer blocks (2-8%
+   * faster, docs/PERFORMANCE.md): GEMM_MC_BF16, a training batch's 512
+   * rows in one block (1.4% faster than 480 rows in the pass at width 512,
+   * docs/KERNELS.md) */
+  const int mc_max = jb->xesize == sizeof(float) ? GEMM_MC : GEMM_MC_BF16;
   int row_blocks = cdiv(n, mc_max);
   int col_chunks = cdiv(want, row_blocks) < jb->panels ? cdiv(want, row_blocks) : jb->panels;
   if (row_blocks * col_chunks < want) { /* few panels: split the rows finer */
@@ -344,9 +347,11 @@ static void zero_rows(float *y, int y_stride, int n, int m, int accumulate) {
     memset(y + (size_t)i * (size_t)y_stride, 0, sizeof(float) * (size_t)m);
 }
 
-/* preft_gemm_multi at matmul precision prec. */
-static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const float *x, int x_stride, int n,
-                       int k, const preft_gemm_out *outs, int n_outs, int accumulate) {
+/* preft_gemm_multi at matmul precision prec, with the kernel table of each
+ * output's weight type (kt_all NULL) or kt_all for every output. */
+static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const preft_gemm_kernels *kt_all,
+                       const float *x, int x_stride, int n, int k, const preft_gemm_out *outs, int n_outs,
+                       int accumulate) {
   PREFT_ASSERT(n_outs >= 1 && n_outs <= PREFT_GEMM_MULTI_MAX);
   if (n <= 0) return;
   PREFT_ASSERT(x);
@@ -366,7 +371,7 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
         f[nf++] = outs[i];
     }
     preft_qgemm_multi(pool, x, x_stride, n, k, q, nq, accumulate);
-    if (nf > 0) gemm_multi(pool, prec, x, x_stride, n, k, f, nf, accumulate);
+    if (nf > 0) gemm_multi(pool, prec, kt_all, x, x_stride, n, k, f, nf, accumulate);
     return;
   }
   double macs = 0;
@@ -396,7 +401,7 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
   multi_job mj = {jobs, 0, {0}, {0}};
   for (int o = 0; o < n_outs; o++) {
     if (outs[o].m <= 0) continue;
-    const preft_gemm_kernels *kt = kernels(outs[o].wdt, prec);
+    const preft_gemm_kernels *kt = kt_all ? kt_all : kernels(outs[o].wdt, prec);
     if (kt->round_x && !xb) {
       xb = (size_t)n * kp <= GEMM_XB_STACK ? xb_stack
                                            : (xb_heap = preft_scratch_get((size_t)n * kp * sizeof(uint16_t)));
@@ -438,7 +443,7 @@ static void gemm_multi(preft_pool *pool, preft_matmul_precision prec, const floa
 
 void preft_gemm_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,
                       const preft_gemm_out *outs, int n_outs, int accumulate) {
-  gemm_multi(pool, preft_matmul_get_precision(), x, x_stride, n, k, outs, n_outs, accumulate);
+  gemm_multi(pool, preft_matmul_get_precision(), NULL, x, x_stride, n, k, outs, n_outs, accumulate);
 }
 
 void preft_gemm_bf16(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,
@@ -446,7 +451,7 @@ void preft_gemm_bf16(preft_pool *pool, float *y, int y_stride, const float *x, i
   if (m <= 0 || n <= 0) return;
   preft_gemm_out out = {.y = y, .y_stride = y_stride, .w = w, .wdt = PREFT_BF16, .m = m};
   if (preft_gemm_bf16_native()) {
-    gemm_multi(pool, PREFT_MATMUL_BF16, x, x_stride, n, k, &out, 1, accumulate);
+    gemm_multi(pool, PREFT_MATMUL_BF16, NULL, x, x_stride, n, k, &out, 1, accumulate);
     return;
   }
   /* emulation: x rounded to BF16 values held in FP32, then the FP32
@@ -456,7 +461,7 @@ void preft_gemm_bf16(preft_pool *pool, float *y, int y_stride, const float *x, i
   for (int i = 0; i < n; i++)
     for (int c = 0; c < k; c++)
       xr[(size_t)i * k + c] = preft_bf16_to_f32(preft_f32_to_bf16(x[(size_t)i * (size_t)x_stride + c]));
-  gemm_multi(pool, PREFT_MATMUL_EXACT, xr, k > 0 ? k : 1, n, k, &out, 1, accumulate);
+  gemm_multi(pool, PREFT_MATMUL_EXACT, NULL, xr, k > 0 ? k : 1, n, k, &out, 1, accumulate);
   free(xr);
 }
 
@@ -464,7 +469,16 @@ void preft_gemm_bf16_multi(preft_pool *pool, const float *x, int x_stride, int n
                            const preft_gemm_out *outs, int n_outs, int accumulate) {
   PREFT_ASSERT(preft_gemm_bf16_native());
   for (int i = 0; i < n_outs; i++) PREFT_ASSERT(outs[i].wdt == PREFT_BF16);
-  gemm_multi(pool, PREFT_MATMUL_BF16, x, x_stride, n, k, outs, n_outs, accumulate);
+  gemm_multi(pool, PREFT_MATMUL_BF16, NULL, x, x_stride, n, k, outs, n_outs, accumulate);
+}
+
+void preft_gemm_bf16_f32w_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,
+                                const preft_gemm_out *outs, int n_outs, int accumulate) {
+  PREFT_ASSERT(preft_gemm_bf16_native());
+  for (int i = 0; i < n_outs; i++) PREFT_ASSERT(outs[i].wdt == PREFT_F32 && !outs[i].epi);
+#ifdef PREFT_HAVE_AVX_KERNELS
+  gemm_multi(pool, PREFT_MATMUL_BF16, &preft_gemm_avx512_bf16, x, x_stride, n, k, outs, n_outs, accumulate);
+#endif
 }
 
 int preft_gemm_bf16_native(void) {

@@ -99,6 +99,15 @@ void preft_gemm_bf16(preft_pool *pool, float *y, int y_stride, const float *x, i
  * preft_gemm_bf16_native(). */
 void preft_gemm_bf16_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,
                            const preft_gemm_out *outs, int n_outs, int accumulate);
+/* preft_gemm_bf16_multi of FP32 weights (every outs[i].wdt, no epilogues):
+ * each panel of W rounded to BF16 as it is packed (two neighbours of a row
+ * a pair, 16 × 16 pairs transposed in registers) for the 12 × 32 vdpbf16ps
+ * tile, x rounded once; the training forward at BF16 precision with no
+ * rounded copy of W. The same products as preft_gemm_bf16 on bf16(W), each
+ * output summed in feature order in one lane (another order of sums than
+ * the rows kernel's). Only where preft_gemm_bf16_native(). */
+void preft_gemm_bf16_f32w_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,
+                                const preft_gemm_out *outs, int n_outs, int accumulate);
 /* y[N,M] (+)= bf16(x)[N,K] · bf16(wt)[K,M] with wt FP32 and k-major (rows
  * of K, wt_stride apart: a backward product's W or x as stored), FP32
  * sums, whatever the process-wide precision. x is FP32 (rounded here, rows
