@@ -51,34 +51,6 @@ Z_INLINE void prefetch_l2(uintptr_t a) { _mm_prefetch((const char *)a, _MM_HINT_
 
 /* ---- packing: panel[kc][32] from 32 weight rows ------------------------- */
 
-/* In-register 16 × 16 transpose: r[i] holds row i on entry, column i on exit. */
-Z_INLINE void transpose16(__m512 r[16]) {
-  __m512 t[16], s[16];
-#pragma GCC unroll 8
-  for (int i = 0; i < 16; i += 2) { /* pairs of rows interleaved: [a0 b0 a1 b1 | ...] per 128-bit lane */
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < 16; i += 4) { /* four rows' element c of each 128-bit lane together */
-    s[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-    s[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-    s[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    s[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  /* s[4q + c] lane l holds rows 4q..4q+3 at feature 4l + c; gather lanes */
-#pragma GCC unroll 8
-  for (int c = 0; c < 4; c++) {
-    __m512 a = _mm512_shuffle_f32x4(s[c], s[4 + c], 0x88), b = _mm512_shuffle_f32x4(s[c], s[4 + c], 0xDD);
-    __m512 e = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0x88),
-           f = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0xDD);
-    r[c] = _mm512_shuffle_f32x4(a, e, 0x88);
-    r[8 + c] = _mm512_shuffle_f32x4(a, e, 0xDD);
-    r[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88);
-    r[12 + c] = _mm512_shuffle_f32x4(b, f, 0xDD);
-  }
-}
-
 /* panel[kc][PW] (PW = NR, or NR_NARROW for narrow outputs) */
 Z_INLINE void pack_dt(const int PW, float *panel, const void *w, const preft_dtype dt, size_t k, int j0,
                       int nr, int k0, int kc, int prefetch_next) {
@@ -104,7 +76,7 @@ Z_INLINE void pack_dt(const int PW, float *panel, const void *w, const preft_dty
       for (int jj = 0; jj < 16; jj++)
         r[jj] = jb + jj < nr ? preft_load16_avx512(w, dt, (size_t)(j0 + jb + jj) * k + (size_t)(k0 + kk), m)
                              : _mm512_setzero_ps();
-      transpose16(r);
+      preft_transpose16_avx512(r);
       int n = kc - kk < 16 ? kc - kk : 16;
 #pragma GCC unroll 16
       for (int i = 0; i < 16; i++)

@@ -192,35 +192,6 @@ static BF_FN void bf_pack_kmajor(void *panel, const float *wt, size_t ws, int j0
   }
 }
 
-/* r[0..15] = the 16 × 16 block of 32-bit elements transposed (r[i]'s
- * element j becomes r[j]'s element i). */
-BF_INLINE void transpose16_epi32(__m512i r[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-    r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-    r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-    r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-  }
-  /* r[4q + c] now holds, in each 128-bit lane L, element 4L + c of rows 4q..4q+3 */
-  for (int i = 0; i < 4; i++) {
-    t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xDD);
-    t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xDD);
-  }
-  for (int i = 0; i < 4; i++) {
-    r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xDD);
-    r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
-    r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xDD);
-  }
-}
-
 /* The same pair panel from a row-major FP32 W [M, K] (the forward's
  * weight as stored): panel[p][j][2] = bf16(w[j0 + j][k0 + 2p + {0, 1}]).
  * A pair is two neighbours in a row, so per 16 rows and 32 features the
@@ -232,25 +203,31 @@ static BF_FN void bf_pack_rows(void *panel, const void *wv, preft_dtype wdt, siz
   (void)wdt; /* FP32 (the training forward at BF16 precision) */
   (void)prefetch_next;
   const float *w = wv;
-  uint32_t *out = panel; /* [kc/2 rounded up][NR_BF] pairs */
+  float *out = panel; /* [kc/2 rounded up][NR_BF] pairs, 32 bits each */
   const int pairs = (kc + 1) / 2;
   for (int h = 0; h < 2; h++) {
     for (int kk = 0; kk < kc; kk += 32) {
       const __mmask16 m0 = preft_mask16_first(kc - kk), m1 = preft_mask16_first(kc - kk - 16);
-      __m512i r[16];
+      __m512 r[16];
       for (int j = 0; j < 16; j++) {
         const int row = 16 * h + j;
+        /* the next panel's row over these features, whatever prefetch_next
+         * says: it arrives while this panel computes (1.2x at N = 64-256
+         * on a 4864 × 896 W from memory, docs/KERNELS.md) */
+        for (int b = 0; b < 128; b += 64)
+          prefetch_l2((uintptr_t)w + ((uintptr_t)(j0 + NR_BF + row) * k + (uintptr_t)(k0 + kk)) * 4 +
+                      (uintptr_t)b);
         if (row >= nr) {
-          r[j] = _mm512_setzero_si512();
+          r[j] = _mm512_setzero_ps();
           continue;
         }
         const float *src = w + (size_t)(j0 + row) * k + (size_t)(k0 + kk);
         r[j] =
-            (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + 16), _mm512_maskz_loadu_ps(m0, src));
+            (__m512)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, src + 16), _mm512_maskz_loadu_ps(m0, src));
       }
-      transpose16_epi32(r);
+      preft_transpose16_avx512(r); /* of 32-bit elements: the pairs */
       for (int p = 0; p < 16 && kk / 2 + p < pairs; p++)
-        _mm512_store_si512(out + (size_t)(kk / 2 + p) * NR_BF + 16 * h, r[p]);
+        _mm512_store_ps(out + (size_t)(kk / 2 + p) * NR_BF + 16 * h, r[p]);
     }
   }
 }

@@ -27,6 +27,34 @@ static inline __mmask16 preft_mask16_first(int count) {
   return count >= 16 ? (__mmask16)0xFFFF : count > 0 ? (__mmask16)((1u << count) - 1) : 0;
 }
 
+/* In-register 16 × 16 transpose: r[i] holds row i on entry, column i on exit. */
+static inline __attribute__((always_inline, target("avx512f"))) void preft_transpose16_avx512(__m512 r[16]) {
+  __m512 t[16], s[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 16; i += 2) { /* pairs of rows interleaved: [a0 b0 a1 b1 | ...] per 128-bit lane */
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < 16; i += 4) { /* four rows' element c of each 128-bit lane together */
+    s[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    s[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    s[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    s[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  /* s[4q + c] lane l holds rows 4q..4q+3 at feature 4l + c; gather lanes */
+#pragma GCC unroll 8
+  for (int c = 0; c < 4; c++) {
+    __m512 a = _mm512_shuffle_f32x4(s[c], s[4 + c], 0x88), b = _mm512_shuffle_f32x4(s[c], s[4 + c], 0xDD);
+    __m512 e = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0x88),
+           f = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0xDD);
+    r[c] = _mm512_shuffle_f32x4(a, e, 0x88);
+    r[8 + c] = _mm512_shuffle_f32x4(a, e, 0xDD);
+    r[4 + c] = _mm512_shuffle_f32x4(b, f, 0x88);
+    r[12 + c] = _mm512_shuffle_f32x4(b, f, 0xDD);
+  }
+}
+
 /* The pairs (bf16(a[i]), bf16(b[i])) for i < 16, interleaved in one zmm as
  * vdpbf16ps sums them (rounded to nearest even): one vcvtne2ps2bf16 (lane
  * i holds a[i] for i < 16, b[i − 16] after) and one vpermw (AVX512_BF16). */

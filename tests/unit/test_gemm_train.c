@@ -189,8 +189,9 @@ static void bf16_products_match_rounded_reference(void **state) {
   /* K tails (not multiples of 32), N = 1; dW's row blocks: N above 256
    * (two FP32 blocks), above 1024 (two BF16 blocks, the second's dyᵀ rows
    * padded to 32), and M above 16384 (BF16 blocks of 256 rows) */
-  static const int shapes[][3] = {{1, 37, 45},   {5, 33, 17},    {64, 96, 80},    {300, 70, 129},
-                                  {517, 48, 40}, {1100, 40, 36}, {300, 16400, 8}, {80, 37, 45}};
+  static const int shapes[][3] = {{1, 37, 45},     {5, 33, 17},   {64, 96, 80},
+                                  {300, 70, 129},  {517, 48, 40}, {1100, 40, 36},
+                                  {300, 16400, 8}, {80, 37, 45},  {20, 70, 45}};
   preft_pool *pools[2] = {preft_pool_create(1), preft_pool_create(3)};
   for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
     preft_cpu_limit((preft_cpu_path_kind)path);
