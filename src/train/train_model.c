@@ -444,7 +444,6 @@ void preft_train_acts_free(preft_train_acts *a) {
   free(a->mem);
   free(a->rope_freq);
   free(a->head_rows);
-  free(a->head_scratch);
   memset(a, 0, sizeof *a);
 }
 

@@ -256,11 +256,6 @@ typedef struct preft_train_acts {
   bool rope_freq_set;
   /* backward scratch, [N, width] each */
   float *dx, *dxb, *dq, *dk, *dv, *datt, *dh1, *dh3, *dhg, *dt, *logits;
-  /* the LM head's transpose / BF16 copy for one pass, allocated by the
-   * first pass that needs it and kept (a buffer freed and made again each
-   * pass costs page faults) */
-  void *head_scratch;
-  size_t head_scratch_bytes;
   int *head_rows, *head_targets; /* [preft_train_head_rows(N, V)]: one chunk's rows and targets */
   size_t n_floats;               /* floats in mem */
 } preft_train_acts;

@@ -109,17 +109,23 @@ static void linear_fwd(const pass *P, const layer_acts *la, int l, int m, float 
   if (bias) preft_bias_forward(y, bias, P->n, out);
 }
 
+/* dx[n, in] (+)= dy[n, out]·W and dW += dyᵀ·x (dw NULL: not trained) for
+ * W [out, in], rows of dx, dy and x dense */
+static void weight_bwd(const pass *P, preft_weight w, float *dw, float *dx, int accumulate, const float *dy,
+                       const float *x, int n, int out, int in) {
+  if (w.dtype == PREFT_F32) { /* both products, reading W and x as stored, dy rounded once at BF16 */
+    preft_train_gemm_dwdx(P->pool, P->prec, dw, dx, in, accumulate, dy, out, x, in, w.data, n, out, in);
+  } else {
+    if (dw) preft_train_gemm_dw(P->pool, P->prec, dw, dy, out, x, in, n, out, in);
+    gemm_dx(P->pool, P->prec, dx, in, dy, out, w, n, out, in, accumulate);
+  }
+}
+
 /* dx[N,in] (+)= dy·W (+ LoRA); dW += dyᵀ·x, db += Σdy when trained */
 static void linear_bwd(const pass *P, const layer_acts *la, int l, int m, float *dx, int accumulate,
                        const float *dy, int out, const float *x, int in, float *dw, float *dbias) {
-  preft_weight w = mat_of(P, l, m);
   if (dbias) preft_bias_backward(dbias, dy, P->n, out);
-  if (w.dtype == PREFT_F32) { /* both products, reading W and x as stored */
-    preft_train_gemm_dwdx(P->pool, P->prec, dw, dx, in, accumulate, dy, out, x, in, w.data, P->n, out, in);
-  } else {
-    if (dw) preft_train_gemm_dw(P->pool, P->prec, dw, dy, out, x, in, P->n, out, in);
-    gemm_dx(P->pool, P->prec, dx, in, dy, out, w, P->n, out, in, accumulate);
-  }
+  weight_bwd(P, mat_of(P, l, m), dw, dx, accumulate, dy, x, P->n, out, in);
   const preft_train_lora *lm = lora_of(P, l, m);
   if (lm)
     preft_lora_backward(P->pool, dx, in, dy, out, x, in, lm, P->ad->scale, P->b->flag, P->n, P->R,
@@ -287,57 +293,6 @@ static pass make_pass(const preft_train_model *tm, const preft_train_adapter *ad
   return P;
 }
 
-/* The LM head's operands at BF16 precision, made once per pass for an
- * FP32 head in the activations' head_scratch: wb = bf16(W) [V, D] (the
- * forward) and, when there is a backward, wt = bf16(Wᵀ) [D, V]. NULL: the
- * head goes through gemm_fwd / gemm_dx as it is (exact precision, whose
- * products read W as stored, or a quantized head). */
-typedef struct {
-  uint16_t *wb;
-  uint16_t *wt;
-} head_ops;
-
-static head_ops head_prepare(const pass *P, bool backward) {
-  head_ops ho = {0};
-  preft_weight w = P->tm->head_w;
-  int V = P->tm->cfg.vocab, D = P->D, bf = P->prec == PREFT_MATMUL_BF16;
-  if (w.dtype != PREFT_F32 || !bf) return ho; /* FP32: dx reads the head as stored (gemm_train.h) */
-  size_t vd = (size_t)V * (size_t)D, bytes = sizeof(uint16_t) * 2 * vd;
-  preft_train_acts *a = P->a;
-  if (a->head_scratch_bytes < bytes) {
-    free(a->head_scratch);
-    a->head_scratch = preft_xmalloc(bytes);
-    a->head_scratch_bytes = bytes;
-  }
-  if (bf) {
-    ho.wb = a->head_scratch;
-    preft_round_bf16(P->pool, ho.wb, w.data, vd);
-  }
-  if (backward) {
-    ho.wt = ho.wb + vd;
-    preft_transpose_bf16(P->pool, ho.wt, w.data, D, V, D);
-  }
-  return ho;
-}
-
-/* logits[m, V] = xg[m, D]·Headᵀ (what gemm_fwd computes) */
-static void head_fwd(const pass *P, const head_ops *ho, float *logits, const float *xg, int m) {
-  int V = P->tm->cfg.vocab, D = P->D;
-  if (ho->wb)
-    preft_gemm_bf16(P->pool, logits, V, xg, D, ho->wb, m, D, V, 0);
-  else
-    gemm_fwd(P->pool, P->prec, logits, V, xg, D, P->tm->head_w, m, D, V, 0);
-}
-
-/* dxg[m, D] = dlogits[m, V]·Head (what gemm_dx computes) */
-static void head_dx(const pass *P, const head_ops *ho, float *dxg, const float *dlogits, int m) {
-  int V = P->tm->cfg.vocab, D = P->D;
-  if (ho->wt)
-    preft_gemm_bf16(P->pool, dxg, D, dlogits, V, ho->wt, m, V, D, 0);
-  else
-    gemm_dx(P->pool, P->prec, dxg, D, dlogits, V, P->tm->head_w, m, V, D, 0);
-}
-
 /* The pass of preft_train_pass (fn NULL: every counted row's dloss is
  * `dloss`) and of preft_train_pass_rows (fn gives each row's). */
 static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, preft_pool *pool,
@@ -349,14 +304,16 @@ static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, 
   int D = P.D, V = c->vocab, n = b->n;
   body_forward(&P);
 
-  /* head + cross-entropy on the target rows, chunk by chunk; at BF16 an
-   * FP32 head's rounded copy and its transpose made once for all chunks */
+  /* head + cross-entropy on the target rows, chunk by chunk (at BF16 each
+   * chunk's products round the head's panels as they pack them: a rounded
+   * copy and a transposed one made once per pass took 12% longer on a
+   * 4096 × 512 head and one chunk, 24% on 32000 × 512 and 128 rows,
+   * docs/PERFORMANCE.md) */
   int ch_cap = preft_train_head_rows(n, V);
   float *logits = a->logits, *xg = logits + (size_t)ch_cap * V, *dxg = xg + (size_t)ch_cap * D;
   float *losses = dxg + (size_t)ch_cap * D, *dl = losses + ch_cap;
   int *rows = a->head_rows, *tg = a->head_targets;
   if (backward) memset(a->dxb, 0, sizeof(float) * (size_t)n * D);
-  head_ops ho = head_prepare(&P, backward);
   double total = 0.0;
   int i = 0;
   while (i < n) {
@@ -369,7 +326,7 @@ static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, 
     if (m == 0) break;
     for (int r = 0; r < m; r++)
       memcpy(xg + (size_t)r * D, a->xf + (size_t)rows[r] * D, sizeof(float) * (size_t)D);
-    head_fwd(&P, &ho, logits, xg, m);
+    gemm_fwd(pool, P.prec, logits, V, xg, D, tm->head_w, m, D, V, 0);
     if (backward && !fn) { /* every row's dloss known: forward and backward in one job */
       total += preft_crossentropy_fwd_bwd(pool, logits, losses, tg, m, V, dloss);
     } else {
@@ -378,8 +335,7 @@ static int run_pass(const preft_train_model *tm, const preft_train_adapter *ad, 
       if (!backward) continue;
       preft_crossentropy_backward_rows(pool, logits, tg, m, V, dl);
     }
-    head_dx(&P, &ho, dxg, logits, m);
-    if (tm->g.lm_head) preft_train_gemm_dw(pool, P.prec, tm->g.lm_head, logits, V, xg, D, m, V, D);
+    weight_bwd(&P, tm->head_w, tm->g.lm_head, dxg, 0, logits, xg, m, V, D);
     for (int r = 0; r < m; r++)
       memcpy(a->dxb + (size_t)rows[r] * D, dxg + (size_t)r * D, sizeof(float) * (size_t)D);
   }
