@@ -261,7 +261,7 @@ static int plan_job(gemm_job *jb, int want, int threads) {
    * block than FP32 x, so each panel is packed for fewer blocks (2-8%
    * faster, docs/PERFORMANCE.md): GEMM_MC_BF16, a training batch's 512
    * rows in one block (1.4% faster than 480 rows in the pass at width 512,
-   * docs/KERNELS.md) */
+   * docs/PERFORMANCE.md) */
   const int mc_max = jb->xesize == sizeof(float) ? GEMM_MC : GEMM_MC_BF16;
   int row_blocks = cdiv(n, mc_max);
   int col_chunks = cdiv(want, row_blocks) < jb->panels ? cdiv(want, row_blocks) : jb->panels;

@@ -8,7 +8,7 @@
  * and by the order of the FP32 sums. That is twice the multiply-adds per
  * instruction of an FP32 FMA and no widening of the weights at all.
  *
- * Only the rows regime (gemm_kern.h) exists here, at every N:
+ * BF16 weights take only the rows regime (gemm_kern.h), at every N:
  *  - x: BF16 rows of kp elements, kp = K rounded up to 32, zero-padded, so
  *    a 32-element load past K reads zeros.
  *  - R = 4 weight rows × NT <= 6 rows of x in 24 zmm accumulators, 32
@@ -23,6 +23,13 @@
  *    slower than two (docs/KERNELS.md). Each row keeps dot_block's
  *    single accumulator and its reduction, so a row of x gets the same
  *    bits alone as in a batch.
+ *
+ * FP32 weights (training at BF16 precision, gemm_train.c) take the pack
+ * regime: a pair panel (each 32-bit lane two neighbouring features of one
+ * output column) rounded as it is packed, from a row-major W (bf_pack_rows,
+ * the forward) or a k-major one (bf_pack_kmajor, the backward), and a
+ * 12 × 32 tile of broadcasts whose x is BF16 rows or the pair layout of
+ * dyᵀ (bf_tile, bf_tile_pairs).
  */
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -213,7 +220,7 @@ static BF_FN void bf_pack_rows(void *panel, const void *wv, preft_dtype wdt, siz
         const int row = 16 * h + j;
         /* the next panel's row over these features, whatever prefetch_next
          * says: it arrives while this panel computes (1.2x at N = 64-256
-         * on a 4864 × 896 W from memory, docs/KERNELS.md) */
+         * on a 4864 × 896 W from memory, docs/PERFORMANCE.md) */
         for (int b = 0; b < 128; b += 64)
           prefetch_l2((uintptr_t)w + ((uintptr_t)(j0 + NR_BF + row) * k + (uintptr_t)(k0 + kk)) * 4 +
                       (uintptr_t)b);

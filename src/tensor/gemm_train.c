@@ -32,7 +32,7 @@
 /* The BF16 forward of an FP32 W: from this many rows of x on, each panel
  * of W is rounded as it is packed for the tile (preft_gemm_bf16_f32w_multi),
  * 1.03-1.4x rounding W into a copy for the rows kernel at 16-256 rows on
- * the training products' shapes (docs/KERNELS.md); below it the copy and
+ * the training products' shapes (docs/PERFORMANCE.md); below it the copy and
  * the rows kernel, which read W once whatever N. */
 #define BF16_PACKED_MIN_ROWS 16
 
@@ -275,6 +275,12 @@ static void pairs_range(void *p, int q0, int q1) {
   }
 }
 
+void preft_round_pairs_bf16(preft_pool *pool, uint16_t *out, size_t xpair, uint16_t *rows_out, size_t kp,
+                            const float *in, int in_stride, int rows, int cols) {
+  pairs_job j = {out, rows_out, in, (size_t)in_stride, xpair, kp, rows, cols};
+  preft_pool_run_rows(pool, (rows + 1) / 2, 2 * (size_t)cols, PAIRS_MIN_WORK, pairs_range, &j);
+}
+
 /* BF16: dW += dyᵀ·x over blocks of rows (dw NULL: none; DW_ROWS_BF16)
  * and then dx (+)= dy·W (dx NULL: none), through preft_gemm_bf16_kmajor:
  * x and W are read as stored (rounded as their panels are packed), and dy
@@ -291,15 +297,8 @@ static void dw_dx_bf16(preft_pool *pool, float *dw, float *dx, int dx_stride, in
   uint16_t *dyr = dw && dx ? preft_scratch_get(sizeof(uint16_t) * kp * (size_t)n) : NULL;
   for (int r0 = 0; dw && r0 < n; r0 += rows) {
     int rn = n - r0 < rows ? n - r0 : rows;
-    pairs_job j = {dyp,
-                   dyr ? dyr + (size_t)r0 * kp : NULL,
-                   dy + (size_t)r0 * (size_t)dy_stride,
-                   (size_t)dy_stride,
-                   xpair,
-                   kp,
-                   rn,
-                   m};
-    preft_pool_run_rows(pool, (rn + 1) / 2, 2 * (size_t)m, PAIRS_MIN_WORK, pairs_range, &j);
+    preft_round_pairs_bf16(pool, dyp, xpair, dyr ? dyr + (size_t)r0 * kp : NULL, kp,
+                           dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
     /* dW[M,K] += dyᵀ[M,rn] · x[r0 : r0+rn, K] */
     preft_gemm_bf16_kmajor_pairs(pool, dw, k, dyp, xpair, x + (size_t)r0 * (size_t)x_stride, x_stride, m, rn,
                                  k, 1);

@@ -83,5 +83,14 @@ void preft_transpose_bf16(preft_pool *pool, uint16_t *out, const float *in, int 
                           int cols);
 /* out[i] = bf16(in[i]) for i < n (nearest even), over the pool. */
 void preft_round_bf16(preft_pool *pool, uint16_t *out, const float *in, size_t n);
+/* in[rows, cols] (rows in_stride floats apart) as the left operand of a
+ * product over its rows, inᵀ, in the pair layout of
+ * preft_gemm_bf16_kmajor_pairs: out[q·xpair + 2c + {0, 1}] = bf16(in[2q +
+ * {0, 1}][c]) (xpair >= 2·cols; the second half of an odd last pair zero),
+ * two rows read at a time, no transpose. With rows_out, the rows are also
+ * rounded into rows of kp (a multiple of 32 >= cols, zeros past cols) from
+ * the same reads. */
+void preft_round_pairs_bf16(preft_pool *pool, uint16_t *out, size_t xpair, uint16_t *rows_out, size_t kp,
+                            const float *in, int in_stride, int rows, int cols);
 
 #endif

@@ -28,8 +28,14 @@
  * BWD_TASKS threads, chunks of equal causal cost), never on the thread
  * count, so results do not depend on it; with n_seq·hkv ≥ BWD_TASKS every
  * (sequence, kv head) is one chunk, the order of sums of the unchunked
- * pass. Products are FP32 whatever the training matmul precision
- * (attention is not a weight product). */
+ * pass.
+ *
+ * At BF16 matmul precision (prec) the six products round their operands to
+ * BF16 and sum in FP32, as the linear layers' do (gemm_train.h): Q·Kᵀ and
+ * dO·Vᵀ through preft_train_gemm, the others through
+ * preft_gemm_bf16_kmajor, and dSᵀ·Q, Pᵀ·dO take dS and P in the pair layout
+ * (two rows of each interleaved, preft_round_pairs_bf16) instead of a
+ * transposed copy. The softmax, its log-sum-exp and every sum stay FP32. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +43,7 @@
 #include "base/error.h"
 #include "base/scratch.h"
 #include "tensor/gemm.h"
-#include "tensor/gemm_train.h" /* preft_transpose */
+#include "tensor/gemm_train.h" /* preft_transpose, preft_train_gemm, preft_round_pairs_bf16 */
 #include "tensor/ops.h"
 #include "train/layers.h"
 
@@ -51,6 +57,7 @@ typedef struct {
   const float *datt, *catt, *q, *k, *v, *clse;
   const int *start, *len;
   int h, hkv, dh, window;
+  preft_matmul_precision prec;
   int chunks, rows; /* backward: chunks per (sequence, kv head); rows of the batch */
 } attn_job;
 
@@ -86,6 +93,31 @@ static void softmax_rows(float *s, int bi, int L, int i0, int kt0, int window, f
   }
 }
 
+/* y[n, m] (+)= x[n, k]·wt[k, m] with wt k-major, at precision prec (one thread) */
+static void kmajor(preft_matmul_precision prec, float *y, int ys, const float *x, int xs, const float *wt,
+                   int ws, int n, int k, int m, int accumulate) {
+  if (prec == PREFT_MATMUL_BF16)
+    preft_gemm_bf16_kmajor(NULL, y, ys, x, xs, NULL, wt, ws, n, k, m, accumulate);
+  else
+    preft_gemm_kmajor(NULL, y, ys, x, xs, wt, ws, n, k, m, accumulate);
+}
+
+/* y[L, m] += srcᵀ·wt for src [bi, L] (rows L apart) and wt [bi, m] k-major
+ * (rows ws apart): dK += dSᵀ·Q, dV += Pᵀ·dO. FP32 through a transposed copy
+ * of src into buf (L·bi floats), BF16 through the pair layout of src in
+ * buf (L·(bi + 1) BF16 elements: no transpose). */
+static void transposed_left(preft_matmul_precision prec, float *y, int ys, const float *src, int bi, int L,
+                            const float *wt, int ws, int m, float *buf) {
+  if (prec == PREFT_MATMUL_BF16) {
+    uint16_t *pairs = (uint16_t *)buf;
+    preft_round_pairs_bf16(NULL, pairs, 2 * (size_t)L, NULL, 0, src, L, bi, L);
+    preft_gemm_bf16_kmajor_pairs(NULL, y, ys, pairs, 2 * (size_t)L, wt, ws, L, bi, m, 1);
+    return;
+  }
+  preft_transpose(NULL, buf, src, L, bi, L);
+  preft_gemm_kmajor(NULL, y, ys, buf, bi, wt, ws, L, bi, m, 1);
+}
+
 /* task = (sequence, query head) */
 static void attn_fwd_task(void *p, int task, int thread) {
   (void)thread;
@@ -100,18 +132,18 @@ static void attn_fwd_task(void *p, int task, int thread) {
   for (int i0 = 0; i0 < n; i0 += QB) {
     int i1 = i0 + QB < n ? i0 + QB : n, bi = i1 - i0, kt0 = window_start(i0, j->window), L = i1 - kt0;
     const float *q = j->q + (r0 + (size_t)i0) * qs + (size_t)h * dh;
-    preft_gemm(NULL, sc, L, q, (int)qs, kd + (size_t)kt0 * dh, PREFT_F32, bi, dh, L, 0); /* S = Q·Kᵀ */
+    preft_train_gemm(NULL, j->prec, sc, L, q, (int)qs, kd + (size_t)kt0 * dh, bi, dh, L, 0); /* S = Q·Kᵀ */
     softmax_rows(sc, bi, L, i0, kt0, j->window, scale, j->lse + (r0 + (size_t)i0) * j->h + h, NULL,
                  (size_t)j->h);
-    preft_gemm_kmajor(NULL, j->att + (r0 + (size_t)i0) * qs + (size_t)h * dh, (int)qs, sc, L,
-                      j->v + (r0 + (size_t)kt0) * ks + (size_t)g * dh, (int)ks, bi, L, dh, 0); /* O = P·V */
+    kmajor(j->prec, j->att + (r0 + (size_t)i0) * qs + (size_t)h * dh, (int)qs, sc, L,
+           j->v + (r0 + (size_t)kt0) * ks + (size_t)g * dh, (int)ks, bi, L, dh, 0); /* O = P·V */
   }
   preft_scratch_put(kd);
 }
 
 /* The fields both passes set. */
 static attn_job base_job(const float *q, const float *k, const float *v, const int *start, const int *len,
-                         int h, int hkv, int head_dim, int window) {
+                         int h, int hkv, int head_dim, int window, preft_matmul_precision prec) {
   return (attn_job){.q = q,
                     .k = k,
                     .v = v,
@@ -120,13 +152,14 @@ static attn_job base_job(const float *q, const float *k, const float *v, const i
                     .h = h,
                     .hkv = hkv,
                     .dh = head_dim,
-                    .window = window};
+                    .window = window,
+                    .prec = prec};
 }
 
 void preft_attention_forward(preft_pool *pool, float *att, float *lse, const float *q, const float *k,
                              const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
-                             int head_dim, int window) {
-  attn_job j = base_job(q, k, v, start, len, h, hkv, head_dim, window);
+                             int head_dim, int window, preft_matmul_precision prec) {
+  attn_job j = base_job(q, k, v, start, len, h, hkv, head_dim, window, prec);
   j.att = att;
   j.lse = lse;
   preft_pool_run(pool, n_seq * h, attn_fwd_task, &j);
@@ -183,22 +216,20 @@ static void attn_bwd_task(void *p, int task, int thread) {
       int i1 = i0 + QB < n ? i0 + QB : n, bi = i1 - i0, kt0 = window_start(i0, j->window), L = i1 - kt0;
       size_t row0 = (r0 + (size_t)i0) * qs + (size_t)h * dh;
       const float *q = j->q + row0, *dout = j->datt + row0, *o = j->catt + row0;
-      preft_gemm(NULL, pr, L, q, (int)qs, kd + (size_t)kt0 * dh, PREFT_F32, bi, dh, L, 0); /* S = Q·Kᵀ */
+      preft_train_gemm(NULL, j->prec, pr, L, q, (int)qs, kd + (size_t)kt0 * dh, bi, dh, L, 0); /* S = Q·Kᵀ */
       softmax_rows(pr, bi, L, i0, kt0, j->window, scale, NULL, j->clse + (r0 + (size_t)i0) * j->h + h,
                    (size_t)j->h);
-      preft_gemm(NULL, ds, L, dout, (int)qs, vd + (size_t)kt0 * dh, PREFT_F32, bi, dh, L, 0); /* dP = dO·Vᵀ */
+      preft_train_gemm(NULL, j->prec, ds, L, dout, (int)qs, vd + (size_t)kt0 * dh, bi, dh, L,
+                       0); /* dP = dO·Vᵀ */
       for (int r = 0; r < bi; r++) {
         float dsum = preft_dot(dout + (size_t)r * qs, o + (size_t)r * qs, dh);
         preft_softmax_grad_fast(ds + (size_t)r * L, pr + (size_t)r * L, L, dsum, scale);
       }
-      preft_gemm_kmajor(NULL, j->dq + row0, (int)qs, ds, L, kd + (size_t)kt0 * dh, dh, bi, L, dh,
-                        0); /* dQ = dS·K */
-      preft_transpose(NULL, dst, ds, L, bi, L);
-      preft_gemm_kmajor(NULL, dk + (size_t)kt0 * ks, (int)ks, dst, bi, q, (int)qs, L, bi, dh,
-                        1); /* dK += dSᵀ·Q */
-      preft_transpose(NULL, prt, pr, L, bi, L);
-      preft_gemm_kmajor(NULL, dv + (size_t)kt0 * ks, (int)ks, prt, bi, dout, (int)qs, L, bi, dh,
-                        1); /* dV += Pᵀ·dO */
+      kmajor(j->prec, j->dq + row0, (int)qs, ds, L, kd + (size_t)kt0 * dh, dh, bi, L, dh, 0); /* dQ = dS·K */
+      transposed_left(j->prec, dk + (size_t)kt0 * ks, (int)ks, ds, bi, L, q, (int)qs, dh,
+                      dst); /* dK += dSᵀ·Q */
+      transposed_left(j->prec, dv + (size_t)kt0 * ks, (int)ks, pr, bi, L, dout, (int)qs, dh,
+                      prt); /* dV += Pᵀ·dO */
     }
   }
   preft_scratch_put(kd);
@@ -225,8 +256,8 @@ static void attn_reduce_task(void *p, int task, int thread) {
 void preft_attention_backward(preft_pool *pool, float *dq, float *dk, float *dv, const float *datt,
                               const float *att, const float *lse, const float *q, const float *k,
                               const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
-                              int head_dim, int window) {
-  attn_job j = base_job(q, k, v, start, len, h, hkv, head_dim, window);
+                              int head_dim, int window, preft_matmul_precision prec) {
+  attn_job j = base_job(q, k, v, start, len, h, hkv, head_dim, window, prec);
   j.dq = dq;
   j.dk = dk;
   j.dv = dv;

@@ -15,6 +15,7 @@
 #define PREFT_TRAIN_LAYERS_H
 
 #include "base/threadpool.h"
+#include "preft/model.h" /* preft_matmul_precision */
 
 /* x[N,D] = embed[token[i], :] */
 void preft_embedding_forward(float *x, const int *token, const float *embed, int n, int d);
@@ -35,15 +36,16 @@ void preft_rope_backward(float *dx, const float *cos, const float *sin, int n, i
 
 /* att[N, H*Dh] = softmax(q·kᵀ/sqrt(Dh)) v per (row, head), causal within
  * each sequence; lse[N, H] (log-sum-exp of the scaled scores) saved.
- * Blocked matrix products (attention_fwd_bwd.c). */
+ * Blocked matrix products at the training matmul precision prec
+ * (attention_fwd_bwd.c). */
 void preft_attention_forward(preft_pool *pool, float *att, float *lse, const float *q, const float *k,
                              const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
-                             int head_dim, int window);
+                             int head_dim, int window, preft_matmul_precision prec);
 /* dq[N,H*Dh], dk, dv[N,Hkv*Dh] (=) from datt; probabilities recomputed from lse. */
 void preft_attention_backward(preft_pool *pool, float *dq, float *dk, float *dv, const float *datt,
                               const float *att, const float *lse, const float *q, const float *k,
                               const float *v, const int *start, const int *len, int n_seq, int h, int hkv,
-                              int head_dim, int window);
+                              int head_dim, int window, preft_matmul_precision prec);
 
 /* out[N*F] = silu(a) * b (preft_swiglu's arithmetic) */
 void preft_swiglu_forward(preft_pool *pool, float *out, const float *a, const float *b, int n);

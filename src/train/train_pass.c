@@ -169,7 +169,7 @@ static void layer_forward(const pass *P, int l) {
   preft_rope_forward(la.q, P->a->rope_cos, P->a->rope_sin, n, c->n_heads, c->head_dim);
   preft_rope_forward(la.k, P->a->rope_cos, P->a->rope_sin, n, c->n_kv_heads, c->head_dim);
   preft_attention_forward(P->pool, la.att, la.lse, la.q, la.k, la.v, b->seq_start, b->seq_len, b->n_seq,
-                          c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window);
+                          c->n_heads, c->n_kv_heads, c->head_dim, c->sliding_window, P->prec);
   memcpy(la.x_mid, la.x, sizeof(float) * (size_t)n * D);
   linear_fwd(P, &la, l, PREFT_MOD_O, la.x_mid, D, la.att, qd, w->bo, 1);
   preft_rmsnorm_forward(P->pool, la.xb2, la.rstd2, la.x_mid, w->ffn_norm, n, D, c->norm_eps);
@@ -207,7 +207,7 @@ static void layer_backward(const pass *P, int l) {
   linear_bwd(P, &la, l, PREFT_MOD_O, a->datt, 0, dx, D, la.att, qd, g->wo, g->bo);
   preft_attention_backward(P->pool, a->dq, a->dk, a->dv, a->datt, la.att, la.lse, la.q, la.k, la.v,
                            b->seq_start, b->seq_len, b->n_seq, c->n_heads, c->n_kv_heads, c->head_dim,
-                           c->sliding_window);
+                           c->sliding_window, P->prec);
   preft_rope_backward(a->dq, a->rope_cos, a->rope_sin, n, c->n_heads, c->head_dim);
   preft_rope_backward(a->dk, a->rope_cos, a->rope_sin, n, c->n_kv_heads, c->head_dim);
   linear_bwd(P, &la, l, PREFT_MOD_Q, a->dxb, 0, a->dq, qd, la.xb1, D, g->wq, g->bq);

@@ -3,7 +3,8 @@
  * here from the definitions: outputs, log-sum-exp and the three input
  * gradients, with GQA, sequences longer than one query block (several
  * blocks, a partial last block), a sliding window narrower than a block and
- * wider than one, on 1 and 3 threads. The gradient goldens of
+ * wider than one, on 1 and 3 threads; at FP32 and, within BF16's bounds,
+ * at BF16 matmul precision on every CPU path. The gradient goldens of
  * test_train_grads (PyTorch) have sequences shorter than one block, so the
  * multi-block and window paths are checked here. */
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "base/threadpool.h"
+#include "tensor/cpu.h"
 #include "testutil.h"
 #include "train/layers.h"
 
@@ -103,17 +105,28 @@ static void blocked_attention_matches_reference(void **state) {
       memset(rdk, 0, sizeof(double) * nk);
       memset(rdv, 0, sizeof(double) * nk);
       reference(q, k, v, datt, start, windows[w], ratt, rlse, rdq, rdk, rdv);
-      memset(dk, 0x7f, sizeof(float) * nk); /* overwritten, not accumulated */
-      preft_attention_forward(pool, att, lse, q, k, v, start, LEN, NSEQ, H, HKV, DH, windows[w]);
-      preft_attention_backward(pool, dq, dk, dv, datt, att, lse, q, k, v, start, LEN, NSEQ, H, HKV, DH,
-                               windows[w]);
-      double e[5] = {max_rel(att, ratt, nq), max_rel(lse, rlse, (size_t)n * H), max_rel(dq, rdq, nq),
-                     max_rel(dk, rdk, nk), max_rel(dv, rdv, nk)};
-      const char *what[5] = {"att", "lse", "dq", "dk", "dv"};
-      for (int i = 0; i < 5; i++)
-        if (!(e[i] < 2e-5))
-          fail_msg("threads %d window %d: %s off by %.3g of its largest value", th, windows[w], what[i],
-                   e[i]);
+      /* FP32, then BF16 on every CPU path (vdpbf16ps where there is
+       * AVX512_BF16, the emulation below it) */
+      for (int pp = -1; pp <= (int)preft_cpu_detected(); pp++) {
+        const int prec = pp >= 0;
+        const preft_matmul_precision mp = prec ? PREFT_MATMUL_BF16 : PREFT_MATMUL_EXACT;
+        preft_cpu_limit(prec ? (preft_cpu_path_kind)pp : PREFT_CPU_N_PATHS - 1);
+        memset(dk, 0x7f, sizeof(float) * nk); /* overwritten, not accumulated */
+        preft_attention_forward(pool, att, lse, q, k, v, start, LEN, NSEQ, H, HKV, DH, windows[w], mp);
+        preft_attention_backward(pool, dq, dk, dv, datt, att, lse, q, k, v, start, LEN, NSEQ, H, HKV, DH,
+                                 windows[w], mp);
+        double e[5] = {max_rel(att, ratt, nq), max_rel(lse, rlse, (size_t)n * H), max_rel(dq, rdq, nq),
+                       max_rel(dk, rdk, nk), max_rel(dv, rdv, nk)};
+        const char *what[5] = {"att", "lse", "dq", "dk", "dv"};
+        /* BF16: operands rounded with relative error 2^-9 (2^-8 at most),
+         * two or three products deep: within 2^-5 of the largest value, and
+         * away from the exact result (BF16 engaged) */
+        for (int i = 0; i < 5; i++)
+          if (prec ? !(e[i] < 0x1p-5 && e[i] > 1e-4) : !(e[i] < 2e-5))
+            fail_msg("threads %d window %d %s (path %s): %s off by %.3g of its largest value", th, windows[w],
+                     prec ? "bf16" : "fp32", preft_cpu_path_name(preft_cpu_path()), what[i], e[i]);
+      }
+      preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
     }
     preft_pool_free(pool);
   }
