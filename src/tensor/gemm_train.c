@@ -31,8 +31,8 @@
 #define DW_BF16_ELEMS ((size_t)1 << 24)
 /* The BF16 forward of an FP32 W: from this many rows of x on, each panel
  * of W is rounded as it is packed for the tile (preft_gemm_bf16_f32w_multi),
- * 1.03-1.4x rounding W into a copy for the rows kernel at 16-256 rows on
- * the training products' shapes (docs/PERFORMANCE.md); below it the copy and
+ * 1.02-1.33x rounding W into a copy for the rows kernel at 16-512 rows on
+ * the training products' shapes (bench_train_products); below it the copy and
  * the rows kernel, which read W once whatever N. */
 #define BF16_PACKED_MIN_ROWS 16
 
