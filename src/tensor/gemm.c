@@ -81,7 +81,7 @@ typedef struct {
   preft_dtype wdt;
   size_t wks; /* > 0: w is FP32 and k-major, wt[K][M] with rows wks apart (preft_gemm_kmajor) */
   size_t ys, xs;
-  size_t xpair; /* > 0: BF16 x in the pair layout, pairs xpair elements apart (rows 2 apart; xs unused) */
+  size_t xstep; /* > 0: x stored k-major (the table's tile_xk), steps xstep elements apart; xs unused */
   int n, k, m, accumulate;
   int rows_per_task;      /* decode: weight rows per task */
   int row_blocks, mc, kc; /* prefill: row blocks of x, rows per block, features per K block */
@@ -188,9 +188,11 @@ static void pack_task(void *p, int task, int thread) {
         int mr = i1 - i < mr_max ? i1 - i : mr_max;
         prefetch_y(jb, i + mr, i + mr + mr_max < i1 ? i + mr + mr_max : i1, j0, nr);
         float *yt = jb->y + (size_t)i * jb->ys + (size_t)j0;
-        if (jb->xpair) {
-          const void *xt = (const char *)jb->x + ((size_t)(k0 / 2) * jb->xpair + 2 * (size_t)i) * jb->xesize;
-          jb->kt->tile_pairs(kc, xt, jb->xpair, panel, yt, jb->ys, mr, nr, acc);
+        if (jb->xstep) { /* a step is one FP32 feature or a BF16 pair of them (4 bytes) */
+          const size_t per_step = sizeof(float) / jb->xesize;
+          const void *xt =
+              (const char *)jb->x + ((size_t)k0 / per_step * jb->xstep + per_step * (size_t)i) * jb->xesize;
+          jb->kt->tile_xk(kc, xt, jb->xstep, panel, yt, jb->ys, mr, nr, acc);
         } else {
           const void *xt = (const char *)jb->x + ((size_t)i * jb->xs + (size_t)k0) * jb->xesize;
           (narrow ? jb->kt->tile_narrow : jb->kt->tile)(kc, xt, jb->xs, panel, yt, jb->ys, mr, nr, acc);
@@ -255,7 +257,7 @@ static int plan_job(gemm_job *jb, int want, int threads) {
   }
   int kblocks = cdiv(k, kc_max());
   jb->kc = cdiv(cdiv(k, kblocks), 8) * 8; /* equal K blocks, each <= kc_max() */
-  jb->nr = kt->tile_narrow && m <= kt->nr_narrow ? kt->nr_narrow : kt->nr;
+  jb->nr = kt->tile_narrow && m <= kt->nr_narrow && !jb->xstep ? kt->nr_narrow : kt->nr; /* tile_xk is wide */
   jb->panels = cdiv(m, jb->nr);
   /* BF16 x (the training products at BF16 precision) takes more rows a
    * block than FP32 x, so each panel is packed for fewer blocks (2-8%
@@ -490,10 +492,10 @@ int preft_gemm_bf16_native(void) {
 }
 
 /* y (+)= x · wt with wt FP32 and k-major ([K][M], rows wt_stride apart),
- * x in the table's x type (rows xs elements apart, or with xpair > 0 the
- * pair layout), on the pack regime. */
+ * x in the table's x type (rows xs elements apart, or with xstep > 0
+ * stored k-major for the table's tile_xk), on the pack regime. */
 static void gemm_kmajor_run(preft_pool *pool, const preft_gemm_kernels *kt, float *y, int y_stride,
-                            const void *x, size_t xesize, size_t xs, size_t xpair, const float *wt,
+                            const void *x, size_t xesize, size_t xs, size_t xstep, const float *wt,
                             int wt_stride, int n, int k, int m, int accumulate) {
   /* without its own k-major pack a table takes copy_panel's FP32 panels */
   PREFT_ASSERT(kt->tile && (kt->pack_kmajor || xesize == sizeof(float)));
@@ -506,7 +508,7 @@ static void gemm_kmajor_run(preft_pool *pool, const preft_gemm_kernels *kt, floa
                  .wks = (size_t)wt_stride,
                  .ys = (size_t)y_stride,
                  .xs = xs,
-                 .xpair = xpair,
+                 .xstep = xstep,
                  .n = n,
                  .k = k,
                  .m = m,
@@ -528,6 +530,21 @@ void preft_gemm_kmajor(preft_pool *pool, float *y, int y_stride, const float *x,
   PREFT_ASSERT(!kt->round_x);
   gemm_kmajor_run(pool, kt, y, y_stride, x, sizeof(float), (size_t)x_stride, 0, wt, wt_stride, n, k, m,
                   accumulate);
+}
+
+int preft_gemm_kmajor_xt(preft_pool *pool, float *y, int y_stride, const float *xt, int xt_stride,
+                         const float *wt, int wt_stride, int n, int k, int m, int accumulate) {
+  const preft_gemm_kernels *kt = kernels(PREFT_F32, PREFT_MATMUL_EXACT);
+  if (!kt->tile_xk) return 0;
+  if (m <= 0 || n <= 0) return 1;
+  PREFT_ASSERT(xt && y && wt && wt_stride >= m && y_stride >= m && xt_stride >= n);
+  if (k <= 0) {
+    zero_rows(y, y_stride, n, m, accumulate);
+    return 1;
+  }
+  gemm_kmajor_run(pool, kt, y, y_stride, xt, sizeof(float), 0, (size_t)xt_stride, wt, wt_stride, n, k, m,
+                  accumulate);
+  return 1;
 }
 
 void preft_gemm_bf16_kmajor(preft_pool *pool, float *y, int y_stride, const float *x, int x_stride,

@@ -99,6 +99,14 @@ void preft_gemm_bf16(preft_pool *pool, float *y, int y_stride, const float *x, i
  * preft_gemm_bf16_native(). */
 void preft_gemm_bf16_multi(preft_pool *pool, const float *x, int x_stride, int n, int k,
                            const preft_gemm_out *outs, int n_outs, int accumulate);
+/* preft_gemm_kmajor with x given transposed, as stored: xt[K, N] (rows
+ * xt_stride apart), y[N,M] (+)= xtᵀ·wt, read k-major by the tile with no
+ * copy (a backward product's dW = dyᵀ·x passes dy itself). The same bits as
+ * preft_gemm_kmajor on a transposed copy (each output sums over k in
+ * order). Returns 0, doing nothing, where this CPU path's kernels cannot
+ * read x k-major (below avx512): the caller transposes. */
+int preft_gemm_kmajor_xt(preft_pool *pool, float *y, int y_stride, const float *xt, int xt_stride,
+                         const float *wt, int wt_stride, int n, int k, int m, int accumulate);
 /* preft_gemm_bf16_multi of FP32 weights (every outs[i].wdt, no epilogues):
  * each panel of W rounded to BF16 as it is packed (two neighbours of a row
  * a pair, 16 × 16 pairs transposed in registers) for the 12 × 32 vdpbf16ps

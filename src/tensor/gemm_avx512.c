@@ -103,9 +103,11 @@ static Z_FN void z_pack_narrow(void *panel, const void *w, preft_dtype wdt, size
 
 /* y[R, 16·W] (+)= x[R, kc] · panel[kc][16·W], W = 2 (NR) or 1 (NR_NARROW):
  * each column's sum over kk in order, one FMA a step, so a column gets the
- * same bits in a narrow and in a wide tile. */
-Z_INLINE void tile_mr(const int R, const int W, int kc, const float *x, size_t xs, const float *p, float *y,
-                      size_t ys, __mmask16 m0, __mmask16 m1, int accumulate) {
+ * same bits in a narrow and in a wide tile. Row r's feature kk is at
+ * x[r·xs + kk·xk]: rows of x (xk = 1) or x stored k-major (xs = 1, xk the
+ * step: a backward product's dy read as dyᵀ, no transposed copy). */
+Z_INLINE void tile_mr(const int R, const int W, int kc, const float *x, size_t xs, size_t xk, const float *p,
+                      float *y, size_t ys, __mmask16 m0, __mmask16 m1, int accumulate) {
   __m512 c0[MR], c1[MR];
 #pragma GCC unroll 12
   for (int r = 0; r < R; r++) {
@@ -117,7 +119,7 @@ Z_INLINE void tile_mr(const int R, const int W, int kc, const float *x, size_t x
     p += 16 * W;
 #pragma GCC unroll 12
     for (int r = 0; r < R; r++) {
-      __m512 a = _mm512_set1_ps(x[(size_t)r * xs + (size_t)kk]);
+      __m512 a = _mm512_set1_ps(x[(size_t)r * xs + (size_t)kk * xk]);
       c0[r] = _mm512_fmadd_ps(a, b0, c0[r]);
       if (W == 2) c1[r] = _mm512_fmadd_ps(a, b1, c1[r]);
     }
@@ -129,13 +131,13 @@ Z_INLINE void tile_mr(const int R, const int W, int kc, const float *x, size_t x
   }
 }
 
-#define TILE_CASE(R)                                            \
-  case R:                                                       \
-    tile_mr(R, W, kc, x, xs, panel, y, ys, m0, m1, accumulate); \
+#define TILE_CASE(R)                                                \
+  case R:                                                           \
+    tile_mr(R, W, kc, x, xs, xk, panel, y, ys, m0, m1, accumulate); \
     break;
 
-Z_INLINE void tile_w(const int W, int kc, const void *xv, size_t xs, const void *panel, float *y, size_t ys,
-                     int mr, int nr, int accumulate) {
+Z_INLINE void tile_w(const int W, int kc, const void *xv, size_t xs, size_t xk, const void *panel, float *y,
+                     size_t ys, int mr, int nr, int accumulate) {
   const float *x = xv;
   __mmask16 m0 = preft_mask16_first(nr), m1 = preft_mask16_first(nr - 16);
   switch (mr) {
@@ -151,19 +153,25 @@ Z_INLINE void tile_w(const int W, int kc, const void *xv, size_t xs, const void 
     TILE_CASE(3)
     TILE_CASE(2)
     default:
-      tile_mr(1, W, kc, x, xs, panel, y, ys, m0, m1, accumulate);
+      tile_mr(1, W, kc, x, xs, xk, panel, y, ys, m0, m1, accumulate);
       break;
   }
 }
 
 static Z_FN void z_tile(int kc, const void *x, size_t xs, const void *panel, float *y, size_t ys, int mr,
                         int nr, int accumulate) {
-  tile_w(2, kc, x, xs, panel, y, ys, mr, nr, accumulate);
+  tile_w(2, kc, x, xs, 1, panel, y, ys, mr, nr, accumulate);
+}
+
+/* x stored k-major: feature kk of the tile's row r at x[kk·xstep + r] */
+static Z_FN void z_tile_xk(int kc, const void *x, size_t xstep, const void *panel, float *y, size_t ys,
+                           int mr, int nr, int accumulate) {
+  tile_w(2, kc, x, 1, xstep, panel, y, ys, mr, nr, accumulate);
 }
 
 static Z_FN void z_tile_narrow(int kc, const void *x, size_t xs, const void *panel, float *y, size_t ys,
                                int mr, int nr, int accumulate) {
-  tile_w(1, kc, x, xs, panel, y, ys, mr, nr, accumulate);
+  tile_w(1, kc, x, xs, 1, panel, y, ys, mr, nr, accumulate);
 }
 
 /* ---- decode: R weight rows dotted with NT rows of x over all of K ------- */
@@ -290,6 +298,7 @@ static Z_FN void z_rows(float *y, size_t ys, const void *x, size_t xs, const voi
  * F32 keeps the AVX2 tables' 48, so rows and panels split where they did. */
 const preft_gemm_kernels preft_gemm_avx512 = {.pack = z_pack,
                                               .tile = z_tile,
+                                              .tile_xk = z_tile_xk,
                                               .pack_narrow = z_pack_narrow,
                                               .tile_narrow = z_tile_narrow,
                                               .nr_narrow = NR_NARROW,

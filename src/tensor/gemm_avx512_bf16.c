@@ -319,7 +319,7 @@ static BF_FN void bf_tile_pairs(int kc, const void *xv, size_t xpair, const void
 const preft_gemm_kernels preft_gemm_avx512_bf16 = {.rows = bf_rows,
                                                    .pack = bf_pack_rows,
                                                    .tile = bf_tile,
-                                                   .tile_pairs = bf_tile_pairs,
+                                                   .tile_xk = bf_tile_pairs,
                                                    .pack_kmajor = bf_pack_kmajor,
                                                    .mr = MR_BF,
                                                    .nr = NR_BF,

@@ -59,11 +59,15 @@ typedef struct {
    * (preft_gemm_kmajor, preft_gemm_bf16_kmajor): columns j0 : j0+nr, features
    * k0 : k0+kc, in the layout this table's tile reads. */
   void (*pack_kmajor)(void *panel, const float *wt, size_t ws, int j0, int nr, int k0, int kc);
-  /* Optional (NULL: none): tile with x in the pair layout of BF16 x
-   * (preft_gemm_bf16_kmajor_pairs): row r's features 2q and 2q+1 side by
-   * side at x + q·xpair + 2r (x offset to feature k0 and row 0 of the tile). */
-  void (*tile_pairs)(int kc, const void *x, size_t xpair, const void *panel, float *y, size_t ys, int mr,
-                     int nr, int accumulate);
+  /* Optional (NULL: none): tile with x stored k-major, a step of
+   * features after another xstep elements apart, the tile's rows side by
+   * side in each: FP32 x, row r's feature q at x + q·xstep + r (xᵀ as
+   * stored: a backward product's dy, preft_gemm_kmajor_xt); BF16 x in the
+   * pair layout, row r's features 2q and 2q+1 at x + q·xstep + 2r
+   * (preft_gemm_bf16_kmajor_pairs). x is offset to feature k0 and row 0 of
+   * the tile. */
+  void (*tile_xk)(int kc, const void *x, size_t xstep, const void *panel, float *y, size_t ys, int mr, int nr,
+                  int accumulate);
   /* pack and tile may be NULL when rows_max_n covers every N. */
   int rows_max_n[3]; /* per preft_dtype: largest N for the rows kernel */
   /* NULL for tables that take FP32 x. Otherwise the tile and rows kernels

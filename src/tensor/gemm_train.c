@@ -216,23 +216,26 @@ void preft_train_gemm_multi(preft_pool *pool, preft_matmul_precision prec, const
   preft_scratch_put(wb);
 }
 
-/* FP32: dW += dyᵀ·x over blocks of DW_ROWS rows (dw NULL: none), reading
- * x k-major (only dyᵀ is a copy), then dx (+)= dy·W reading W k-major: no
- * transpose of W or x (preft_gemm_kmajor). */
+/* FP32: dW += dyᵀ·x reading x k-major and dy as dyᵀ where the kernels
+ * can (preft_gemm_kmajor_xt: no copy at all), else over blocks of DW_ROWS
+ * rows of a transposed copy of dy; then dx (+)= dy·W reading W k-major:
+ * no transpose of W or x (preft_gemm_kmajor). */
 static void dw_dx_f32(preft_pool *pool, float *dw, float *dx, int dx_stride, int accumulate, const float *dy,
                       int dy_stride, const float *x, int x_stride, const float *w, int n, int m, int k) {
-  int nb = n < DW_ROWS ? n : DW_ROWS;
-  float *dyt = dw ? preft_scratch_get(sizeof(float) * (size_t)m * (size_t)nb) : NULL; /* dyᵀ block [M, nb] */
-  for (int r0 = 0; dw && r0 < n; r0 += DW_ROWS) {
-    int rn = n - r0 < DW_ROWS ? n - r0 : DW_ROWS;
-    tr_job j = tr_of(dyt, NULL, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
-    transpose_run(pool, &j);
-    /* dW[M,K] += dyᵀ[M,rn] · x[r0 : r0+rn, K] */
-    preft_gemm_kmajor(pool, dw, k, dyt, rn, x + (size_t)r0 * (size_t)x_stride, x_stride, m, rn, k, 1);
+  /* dW[M,K] += dyᵀ[M,N] · x[N,K] */
+  if (dw && !preft_gemm_kmajor_xt(pool, dw, k, dy, dy_stride, x, x_stride, m, n, k, 1)) {
+    int nb = n < DW_ROWS ? n : DW_ROWS;
+    float *dyt = preft_scratch_get(sizeof(float) * (size_t)m * (size_t)nb); /* dyᵀ block [M, nb] */
+    for (int r0 = 0; r0 < n; r0 += DW_ROWS) {
+      int rn = n - r0 < DW_ROWS ? n - r0 : DW_ROWS;
+      tr_job j = tr_of(dyt, NULL, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
+      transpose_run(pool, &j);
+      preft_gemm_kmajor(pool, dw, k, dyt, rn, x + (size_t)r0 * (size_t)x_stride, x_stride, m, rn, k, 1);
+    }
+    preft_scratch_put(dyt);
   }
   /* dx[N,K] (+)= dy[N,M] · W[M,K] */
   if (dx) preft_gemm_kmajor(pool, dx, dx_stride, dy, dy_stride, w, k, n, m, k, accumulate);
-  preft_scratch_put(dyt);
 }
 
 /* dyᵀ's block in the pair layout of preft_gemm_bf16_kmajor_pairs: out[q]

@@ -103,9 +103,10 @@ static void kmajor(preft_matmul_precision prec, float *y, int ys, const float *x
 }
 
 /* y[L, m] += srcᵀ·wt for src [bi, L] (rows L apart) and wt [bi, m] k-major
- * (rows ws apart): dK += dSᵀ·Q, dV += Pᵀ·dO. FP32 through a transposed copy
- * of src into buf (L·bi floats), BF16 through the pair layout of src in
- * buf (L·(bi + 1) BF16 elements: no transpose). */
+ * (rows ws apart): dK += dSᵀ·Q, dV += Pᵀ·dO. FP32 reading src k-major as
+ * stored where the kernels can (preft_gemm_kmajor_xt), else through a
+ * transposed copy in buf (L·bi floats); BF16 through the pair layout of src
+ * in buf (L·(bi + 1) BF16 elements). No transpose on AVX-512. */
 static void transposed_left(preft_matmul_precision prec, float *y, int ys, const float *src, int bi, int L,
                             const float *wt, int ws, int m, float *buf) {
   if (prec == PREFT_MATMUL_BF16) {
@@ -114,6 +115,7 @@ static void transposed_left(preft_matmul_precision prec, float *y, int ys, const
     preft_gemm_bf16_kmajor_pairs(NULL, y, ys, pairs, 2 * (size_t)L, wt, ws, L, bi, m, 1);
     return;
   }
+  if (preft_gemm_kmajor_xt(NULL, y, ys, src, L, wt, ws, L, bi, m, 1)) return;
   preft_transpose(NULL, buf, src, L, bi, L);
   preft_gemm_kmajor(NULL, y, ys, buf, bi, wt, ws, L, bi, m, 1);
 }

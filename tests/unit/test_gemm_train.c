@@ -245,6 +245,39 @@ static void train_multi_equals_separate_products(void **state) {
   preft_pool_free(pool);
 }
 
+/* preft_gemm_kmajor_xt (x read k-major out of xᵀ as stored, where the
+ * kernels can) gives preft_gemm_kmajor's bits on a transposed copy, for
+ * several K blocks, row tails, a narrow output (8 columns: the k-major
+ * tile is wide only) and accumulation; paths without it say so. */
+static void kmajor_xt_equals_transposed_copy(void **state) {
+  (void)state;
+  static const int shapes[][3] = {{70, 1100, 45}, {12, 33, 32}, {300, 512, 100}, {40, 60, 8}}; /* n, k, m */
+  preft_pool *pool = preft_pool_create(3);
+  for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+      const int n = shapes[s][0], k = shapes[s][1], m = shapes[s][2], xts = n + 5;
+      float *xt = rand_buf((size_t)k * xts), *wt = rand_buf((size_t)k * m),
+            *x = malloc(sizeof(float) * n * k);
+      float *y = rand_buf((size_t)n * m), *want = malloc(sizeof(float) * n * m);
+      memcpy(want, y, sizeof(float) * n * m);
+      for (int i = 0; i < n; i++)
+        for (int c = 0; c < k; c++) x[(size_t)i * k + c] = xt[(size_t)c * xts + i];
+      if (preft_gemm_kmajor_xt(pool, y, m, xt, xts, wt, m, n, k, m, 1)) {
+        preft_gemm_kmajor(pool, want, m, x, k, wt, m, n, k, m, 1);
+        if (memcmp(y, want, sizeof(float) * n * m) != 0)
+          fail_msg("path %s, n=%d k=%d m=%d: kmajor_xt differs from the transposed copy's product",
+                   preft_cpu_path_name((preft_cpu_path_kind)path), n, k, m);
+      } else if (path >= PREFT_CPU_AVX512_BF16) {
+        fail_msg("path %s: no k-major x tile", preft_cpu_path_name((preft_cpu_path_kind)path));
+      }
+      free(xt), free(wt), free(x), free(y), free(want);
+    }
+  }
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+  preft_pool_free(pool);
+}
+
 /* The BF16 weight gradient's dyᵀ is in the pair layout, and with an odd
  * number of rows vdpbf16ps reads the last pair's second half (against a
  * zero weight), which must be a written zero. Its buffer is reused
@@ -336,6 +369,7 @@ int main(void) {
       cmocka_unit_test(transpose_is_exact),
       cmocka_unit_test(bf16_products_match_rounded_reference),
       cmocka_unit_test(bf16_dw_padding_is_written),
+      cmocka_unit_test(kmajor_xt_equals_transposed_copy),
       cmocka_unit_test(train_multi_equals_separate_products),
       cmocka_unit_test(bf16_rounding_is_nearest_even),
   };
