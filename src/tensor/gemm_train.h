@@ -10,9 +10,11 @@
  * Both are products of the tuned FP32 kernels of gemm.c. dx = dy·W and
  * dW = dyᵀ·x (over blocks of DW_ROWS rows) read W and x as they are
  * stored, as the k-major weight operand of preft_gemm_kmajor (a panel of
- * it is a copy of rows); only dyᵀ, the left operand of dW, is transposed,
- * O(N·M) against the product's O(N·M·K). Transposes run in 8 × 8 register
- * tiles (transpose_avx.c) within 128 × 128 cache tiles, split over the pool.
+ * it is a copy of rows). dyᵀ, the left operand of dW, is read out of dy as
+ * stored where the kernels can (avx512: preft_gemm_kmajor_xt); on other
+ * paths it is a transposed copy, O(N·M) against the product's O(N·M·K), in
+ * 8 × 8 register tiles (transpose_avx.c) within 128 × 128 cache tiles,
+ * split over the pool.
  *
  * Strides: rows of dx/dy/x are *_stride floats apart (pass K or M for dense
  * buffers). dW is dense [M, K]. The *_ref versions are plain loops
