@@ -14,9 +14,10 @@
  * on the tuned FP32 kernels instead of one dot or axpy of Dh floats per
  * (query, key) pair. V, K, Q and dO enter P·V, dS·K, dSᵀ·Q and Pᵀ·dO as
  * they are stored (preft_gemm_kmajor reads a weight operand k-major); the
- * two left operands that must be transposed (Pᵀ, dSᵀ of a block) are
- * copied with preft_transpose (8 × 8 register tiles in 32 × 32 cache
- * tiles): QB·L floats against QB·L·Dh multiply-adds, a fraction 1/Dh.
+ * two left operands that are transposed (Pᵀ, dSᵀ of a block) are read
+ * k-major out of P and dS where the kernels can (preft_gemm_kmajor_xt,
+ * AVX-512), else copied with preft_transpose (8 × 8 register tiles):
+ * QB·L floats against QB·L·Dh multiply-adds, a fraction 1/Dh.
  *
  * The backward recomputes P from the saved log-sum-exp. Its tasks are
  * (sequence, kv head, chunk of query blocks): a chunk writes dQ of its
