@@ -29,7 +29,7 @@
  * output column) rounded as it is packed, from a row-major W (bf_pack_rows,
  * the forward) or a k-major one (bf_pack_kmajor, the backward), and a
  * 12 × 32 tile of broadcasts whose x is BF16 rows or the pair layout of
- * dyᵀ (bf_tile, bf_tile_pairs).
+ * dyᵀ (bf_tile, bf_tile_xk).
  */
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -303,8 +303,8 @@ static BF_FN void bf_tile(int kc, const void *xv, size_t xs, const void *panel, 
 }
 
 /* x in the pair layout, pairs xpair elements apart */
-static BF_FN void bf_tile_pairs(int kc, const void *xv, size_t xpair, const void *panel, float *y, size_t ys,
-                                int mr, int nr, int accumulate) {
+static BF_FN void bf_tile_xk(int kc, const void *xv, size_t xpair, const void *panel, float *y, size_t ys,
+                             int mr, int nr, int accumulate) {
   __mmask16 m0 = preft_mask16_first(nr), m1 = preft_mask16_first(nr - 16);
   BF_TILE_SWITCH(2, xpair)
 }
@@ -319,7 +319,7 @@ static BF_FN void bf_tile_pairs(int kc, const void *xv, size_t xpair, const void
 const preft_gemm_kernels preft_gemm_avx512_bf16 = {.rows = bf_rows,
                                                    .pack = bf_pack_rows,
                                                    .tile = bf_tile,
-                                                   .tile_xk = bf_tile_pairs,
+                                                   .tile_xk = bf_tile_xk,
                                                    .pack_kmajor = bf_pack_kmajor,
                                                    .mr = MR_BF,
                                                    .nr = NR_BF,

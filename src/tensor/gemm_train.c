@@ -37,25 +37,17 @@
 #define BF16_PACKED_MIN_ROWS 16
 
 typedef struct {
-  float *out;      /* FP32 output, or NULL: */
-  uint16_t *out16; /* BF16 output (rounded to nearest even) */
+  float *out;
   const float *in;
   int in_stride, rows, cols;
-  size_t out_stride; /* >= rows: output rows this far apart, zeros from rows on */
-  int simd;          /* the 8 × 8 register tiles of transpose_kern.h serve this output type on this CPU */
+  int simd; /* the 8 × 8 register tiles of transpose_kern.h on this CPU */
 } tr_job;
 
 /* out[c][r] = in[r][c] for r in [r0, r1), c in [c0, c1), element by element */
 static void tr_scalar(const tr_job *j, int r0, int r1, int c0, int c1) {
-  size_t is = (size_t)j->in_stride, rows = j->out_stride;
-  for (int c = c0; c < c1; c++) {
-    const float *in = j->in + (size_t)c;
-    size_t o = (size_t)c * rows;
-    if (j->out16)
-      for (int r = r0; r < r1; r++) j->out16[o + (size_t)r] = preft_f32_to_bf16(in[(size_t)r * is]);
-    else
-      for (int r = r0; r < r1; r++) j->out[o + (size_t)r] = in[(size_t)r * is];
-  }
+  size_t is = (size_t)j->in_stride, rows = (size_t)j->rows;
+  for (int c = c0; c < c1; c++)
+    for (int r = r0; r < r1; r++) j->out[(size_t)c * rows + (size_t)r] = j->in[(size_t)r * is + (size_t)c];
 }
 
 /* One band of TR_TILE input columns (= output rows), TR_TILE rows at a time. */
@@ -63,67 +55,31 @@ static void tr_task(void *p, int task, int thread) {
   (void)thread;
   const tr_job *j = p;
   int c0 = task * TR_TILE, c1 = c0 + TR_TILE < j->cols ? c0 + TR_TILE : j->cols;
-  size_t is = (size_t)j->in_stride, rows = j->out_stride;
+  size_t is = (size_t)j->in_stride, rows = (size_t)j->rows;
   for (int r0 = 0; r0 < j->rows; r0 += TR_TILE) {
     int r1 = r0 + TR_TILE < j->rows ? r0 + TR_TILE : j->rows, c = c0;
 #ifdef PREFT_HAVE_TRANSPOSE8
     for (; j->simd && c + 8 <= c1; c += 8) {
       int r = r0;
-      for (; r + 8 <= r1; r += 8) {
-        const float *src = j->in + (size_t)r * is + (size_t)c;
-        if (j->out16)
-          preft_transpose8_bf16(j->out16 + (size_t)c * rows + (size_t)r, rows, src, is);
-        else
-          preft_transpose8_avx(j->out + (size_t)c * rows + (size_t)r, rows, src, is);
-      }
+      for (; r + 8 <= r1; r += 8)
+        preft_transpose8_avx(j->out + (size_t)c * rows + (size_t)r, rows, j->in + (size_t)r * is + (size_t)c,
+                             is);
       tr_scalar(j, r, r1, c, c + 8);
     }
 #endif
     tr_scalar(j, r0, r1, c, c1);
   }
-  for (int c = c0; c < c1 && rows > (size_t)j->rows; c++) { /* the padding */
-    size_t o = (size_t)c * rows + (size_t)j->rows, pad = rows - (size_t)j->rows;
-    if (j->out16)
-      memset(j->out16 + o, 0, sizeof(uint16_t) * pad);
-    else
-      memset(j->out + o, 0, sizeof(float) * pad);
-  }
-}
-
-/* Runs a transpose on the pool, or on the calling thread when it is small.
- * A transpose is an exact copy, so how it is split does not change any
- * result. */
-static void transpose_run(preft_pool *pool, tr_job *j) {
-  preft_cpu_path_kind path = preft_cpu_path();
-  j->simd = j->out16 ? path >= PREFT_CPU_AVX512_BF16 : path >= PREFT_CPU_AVX_FMA;
-  int tasks = (j->cols + TR_TILE - 1) / TR_TILE;
-  if ((size_t)j->rows * (size_t)j->cols < 65536) {
-    for (int task = 0; task < tasks; task++) tr_task(j, task, 0);
-  } else {
-    preft_pool_run(pool, tasks, tr_task, j);
-  }
-}
-
-/* A transpose of in[rows, cols] (rows in_stride apart) into out (FP32) or out16 (BF16). */
-static tr_job tr_of(float *out, uint16_t *out16, const float *in, int in_stride, int rows, int cols) {
-  return (tr_job){.out = out,
-                  .out16 = out16,
-                  .in = in,
-                  .in_stride = in_stride,
-                  .rows = rows,
-                  .cols = cols,
-                  .out_stride = (size_t)rows};
 }
 
 void preft_transpose(preft_pool *pool, float *out, const float *in, int in_stride, int rows, int cols) {
-  tr_job j = tr_of(out, NULL, in, in_stride, rows, cols);
-  transpose_run(pool, &j);
-}
-
-void preft_transpose_bf16(preft_pool *pool, uint16_t *out, const float *in, int in_stride, int rows,
-                          int cols) {
-  tr_job j = tr_of(NULL, out, in, in_stride, rows, cols);
-  transpose_run(pool, &j);
+  /* an exact copy: how it is split does not change any result */
+  tr_job j = {out, in, in_stride, rows, cols, preft_cpu_path() >= PREFT_CPU_AVX_FMA};
+  int tasks = (cols + TR_TILE - 1) / TR_TILE;
+  if ((size_t)rows * (size_t)cols < 65536) { /* small: on the calling thread */
+    for (int task = 0; task < tasks; task++) tr_task(&j, task, 0);
+  } else {
+    preft_pool_run(pool, tasks, tr_task, &j);
+  }
 }
 
 typedef struct {
@@ -156,6 +112,30 @@ void preft_round_bf16(preft_pool *pool, uint16_t *out, const float *in, size_t n
   }
 }
 
+/* The BF16 forward of FP32 weights where the CPU has vdpbf16ps: from
+ * BF16_PACKED_MIN_ROWS rows each W's panels rounded as they are packed,
+ * below it each W rounded into a copy (one block, bf16(W_i) [M_i, K] after
+ * the one before) for the rows kernel; x rounded once either way. */
+static void bf16_forward(preft_pool *pool, const float *x, int x_stride, int n, int k,
+                         const preft_gemm_out *outs, int n_outs, int accumulate) {
+  if (n >= BF16_PACKED_MIN_ROWS) {
+    preft_gemm_bf16_f32w_multi(pool, x, x_stride, n, k, outs, n_outs, accumulate);
+    return;
+  }
+  size_t at[PREFT_GEMM_MULTI_MAX + 1] = {0}; /* where each W's copy starts */
+  for (int i = 0; i < n_outs; i++) at[i + 1] = at[i] + (size_t)(outs[i].m > 0 ? outs[i].m : 0) * (size_t)k;
+  uint16_t *wb = preft_scratch_get(sizeof(uint16_t) * (at[n_outs] > 0 ? at[n_outs] : 1));
+  preft_gemm_out ob[PREFT_GEMM_MULTI_MAX];
+  for (int i = 0; i < n_outs; i++) {
+    preft_round_bf16(pool, wb + at[i], outs[i].w, at[i + 1] - at[i]);
+    ob[i] = outs[i];
+    ob[i].w = wb + at[i];
+    ob[i].wdt = PREFT_BF16;
+  }
+  preft_gemm_bf16_multi(pool, x, x_stride, n, k, ob, n_outs, accumulate);
+  preft_scratch_put(wb);
+}
+
 void preft_train_gemm(preft_pool *pool, preft_matmul_precision prec, float *y, int y_stride, const float *x,
                       int x_stride, const float *w, int n, int k, int m, int accumulate) {
   if (prec != PREFT_MATMUL_BF16) {
@@ -163,11 +143,12 @@ void preft_train_gemm(preft_pool *pool, preft_matmul_precision prec, float *y, i
     return;
   }
   if (n <= 0 || m <= 0) return;
-  if (n >= BF16_PACKED_MIN_ROWS && preft_gemm_bf16_native()) {
+  if (k > 0 && preft_gemm_bf16_native()) {
     preft_gemm_out out = {.y = y, .y_stride = y_stride, .w = w, .wdt = PREFT_F32, .m = m};
-    preft_gemm_bf16_f32w_multi(pool, x, x_stride, n, k, &out, 1, accumulate);
+    bf16_forward(pool, x, x_stride, n, k, &out, 1, accumulate);
     return;
   }
+  /* emulation (preft_gemm_bf16's), or no features */
   uint16_t *wb =
       preft_scratch_get(sizeof(uint16_t) * (size_t)m * (size_t)(k > 0 ? k : 1)); /* bf16(W) [M, K] */
   preft_round_bf16(pool, wb, w, (size_t)m * (size_t)k);
@@ -185,9 +166,9 @@ void preft_train_gemm_multi(preft_pool *pool, preft_matmul_precision prec, const
   }
   if (prec != PREFT_MATMUL_BF16) {
     preft_gemm_multi(pool, x, x_stride, n, k, outs, n_outs, 0);
-    return;
-  }
-  if (!all_f32 || !preft_gemm_bf16_native() || n <= 0 || k <= 0) {
+  } else if (all_f32 && preft_gemm_bf16_native() && n > 0 && k > 0) {
+    bf16_forward(pool, x, x_stride, n, k, outs, n_outs, 0);
+  } else {
     for (int i = 0; i < n_outs; i++) {
       const preft_gemm_out *o = &outs[i];
       if (o->wdt == PREFT_F32)
@@ -195,45 +176,37 @@ void preft_train_gemm_multi(preft_pool *pool, preft_matmul_precision prec, const
       else
         preft_gemm(pool, o->y, o->y_stride, x, x_stride, o->w, o->wdt, n, k, o->m, 0);
     }
-    return;
   }
-  if (n >= BF16_PACKED_MIN_ROWS) {
-    preft_gemm_bf16_f32w_multi(pool, x, x_stride, n, k, outs, n_outs, 0);
-    return;
-  }
-  /* each W rounded into one block, bf16(W_i) [M_i, K] after the one before */
-  size_t at[PREFT_GEMM_MULTI_MAX + 1] = {0}; /* where each W's copy starts */
-  for (int i = 0; i < n_outs; i++) at[i + 1] = at[i] + (size_t)(outs[i].m > 0 ? outs[i].m : 0) * (size_t)k;
-  uint16_t *wb = preft_scratch_get(sizeof(uint16_t) * (at[n_outs] > 0 ? at[n_outs] : 1));
-  preft_gemm_out ob[PREFT_GEMM_MULTI_MAX];
-  for (int i = 0; i < n_outs; i++) {
-    preft_round_bf16(pool, wb + at[i], outs[i].w, at[i + 1] - at[i]);
-    ob[i] = outs[i];
-    ob[i].w = wb + at[i];
-    ob[i].wdt = PREFT_BF16;
-  }
-  preft_gemm_bf16_multi(pool, x, x_stride, n, k, ob, n_outs, 0);
-  preft_scratch_put(wb);
 }
 
-/* FP32: dW += dyᵀ·x reading x k-major and dy as dyᵀ where the kernels
- * can (preft_gemm_kmajor_xt: no copy at all), else over blocks of DW_ROWS
- * rows of a transposed copy of dy; then dx (+)= dy·W reading W k-major:
- * no transpose of W or x (preft_gemm_kmajor). */
+/* y[N,M] (+)= xt[K,N]ᵀ · wt[K,M]: preft_gemm_kmajor_xt where the kernels
+ * read x k-major, else through a transposed copy of xt, DW_ROWS features
+ * at a time (the same bits). */
+void preft_gemm_tn(preft_pool *pool, float *y, int y_stride, const float *xt, int xt_stride, const float *wt,
+                   int wt_stride, int n, int k, int m, int accumulate) {
+  if (preft_gemm_kmajor_xt(pool, y, y_stride, xt, xt_stride, wt, wt_stride, n, k, m, accumulate)) return;
+  if (k <= 0) { /* no features: y zeroed unless accumulating */
+    preft_gemm_kmajor(pool, y, y_stride, xt, 0, wt, wt_stride, n, 0, m, accumulate);
+    return;
+  }
+  int kb = k < DW_ROWS ? k : DW_ROWS;
+  float *x = preft_scratch_get(sizeof(float) * (size_t)n * (size_t)kb); /* x block [N, kb] */
+  for (int k0 = 0; k0 < k; k0 += DW_ROWS) {
+    int kn = k - k0 < DW_ROWS ? k - k0 : DW_ROWS;
+    preft_transpose(pool, x, xt + (size_t)k0 * (size_t)xt_stride, xt_stride, kn, n);
+    preft_gemm_kmajor(pool, y, y_stride, x, kn, wt + (size_t)k0 * (size_t)wt_stride, wt_stride, n, kn, m,
+                      accumulate || k0 > 0);
+  }
+  preft_scratch_put(x);
+}
+
+/* FP32: dW += dyᵀ·x reading x k-major and dy as dyᵀ (preft_gemm_tn: no
+ * copy on AVX-512), then dx (+)= dy·W reading W k-major: no transpose of W
+ * or x (preft_gemm_kmajor). */
 static void dw_dx_f32(preft_pool *pool, float *dw, float *dx, int dx_stride, int accumulate, const float *dy,
                       int dy_stride, const float *x, int x_stride, const float *w, int n, int m, int k) {
   /* dW[M,K] += dyᵀ[M,N] · x[N,K] */
-  if (dw && !preft_gemm_kmajor_xt(pool, dw, k, dy, dy_stride, x, x_stride, m, n, k, 1)) {
-    int nb = n < DW_ROWS ? n : DW_ROWS;
-    float *dyt = preft_scratch_get(sizeof(float) * (size_t)m * (size_t)nb); /* dyᵀ block [M, nb] */
-    for (int r0 = 0; r0 < n; r0 += DW_ROWS) {
-      int rn = n - r0 < DW_ROWS ? n - r0 : DW_ROWS;
-      tr_job j = tr_of(dyt, NULL, dy + (size_t)r0 * (size_t)dy_stride, dy_stride, rn, m);
-      transpose_run(pool, &j);
-      preft_gemm_kmajor(pool, dw, k, dyt, rn, x + (size_t)r0 * (size_t)x_stride, x_stride, m, rn, k, 1);
-    }
-    preft_scratch_put(dyt);
-  }
+  if (dw) preft_gemm_tn(pool, dw, k, dy, dy_stride, x, x_stride, m, n, k, 1);
   /* dx[N,K] (+)= dy[N,M] · W[M,K] */
   if (dx) preft_gemm_kmajor(pool, dx, dx_stride, dy, dy_stride, w, k, n, m, k, accumulate);
 }

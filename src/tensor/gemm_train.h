@@ -52,9 +52,10 @@ void preft_train_gemm(preft_pool *pool, preft_matmul_precision prec, float *y, i
 /* outs[i].y[N, outs[i].m] = x[N,K] · outs[i].w[outs[i].m, K]ᵀ for each
  * output (weights FP32 at precision prec, or block-quantized), as one job
  * on the pool where the CPU allows (preft_gemm_multi; at BF16 with
- * vdpbf16ps each FP32 W rounded and x rounded once, preft_gemm_bf16_multi),
- * else one preft_train_gemm (or preft_gemm) per output: the same results
- * either way. No epilogues. */
+ * vdpbf16ps x rounded once and each FP32 W rounded as its panels are
+ * packed, preft_gemm_bf16_f32w_multi, or below 16 rows into a copy for
+ * the rows kernel), else one preft_train_gemm (or preft_gemm) per output:
+ * the same results either way. No epilogues. */
 void preft_train_gemm_multi(preft_pool *pool, preft_matmul_precision prec, const float *x, int x_stride,
                             int n, int k, const preft_gemm_out *outs, int n_outs);
 /* preft_gemm_dx and preft_gemm_dw at precision prec. */
@@ -80,9 +81,13 @@ void preft_gemm_dw_ref(float *dw, const float *dy, int dy_stride, const float *x
 
 /* out[C,R] = in[R,C]ᵀ (in rows in_stride floats apart, out dense), over the pool. */
 void preft_transpose(preft_pool *pool, float *out, const float *in, int in_stride, int rows, int cols);
-/* The same, out rounded to BF16 (nearest even). */
-void preft_transpose_bf16(preft_pool *pool, uint16_t *out, const float *in, int in_stride, int rows,
-                          int cols);
+/* y[N,M] (+)= xt[K,N]ᵀ · wt[K,M] (FP32, xt and wt rows xt_stride and
+ * wt_stride apart): a product whose left operand is stored transposed, as
+ * a backward product's dyᵀ is in dy. Read k-major with no copy where the
+ * kernels can (preft_gemm_kmajor_xt, AVX-512), else through a transposed
+ * copy of xt in blocks of features; the same bits either way. */
+void preft_gemm_tn(preft_pool *pool, float *y, int y_stride, const float *xt, int xt_stride, const float *wt,
+                   int wt_stride, int n, int k, int m, int accumulate);
 /* out[i] = bf16(in[i]) for i < n (nearest even), over the pool. */
 void preft_round_bf16(preft_pool *pool, uint16_t *out, const float *in, size_t n);
 /* in[rows, cols] (rows in_stride floats apart) as the left operand of a

@@ -1,13 +1,12 @@
-/* transpose_avx.c - 8 × 8 tiles of the training products' transposes
- * (gemm_train.c) in registers, and its plain BF16 rounding of a weight:
- * eight row loads, the unpack / shuffle / lane-permute network, eight row
- * stores, instead of 64 scalar loads and stores with one side strided.
- * FP32 out on AVX (the baseline path); BF16 out (rounded to nearest even by
- * vcvtneps2bf16, as preft_f32_to_bf16 except that the instruction flushes
- * FP32 subnormals to zero where the scalar edge path keeps them) on
- * AVX512_BF16. That path only feeds preft_gemm_bf16's vdpbf16ps, which
- * treats subnormal inputs as zero anyway. Only called on CPUs with those
- * extensions (cpu.h). */
+/* transpose_avx.c - 8 × 8 tiles of the FP32 transposes (gemm_train.c) in
+ * registers (eight row loads, the unpack / shuffle / lane-permute network,
+ * eight row stores, instead of 64 scalar loads and stores with one side
+ * strided) on AVX, and the BF16 roundings of the training products on
+ * AVX512_BF16: a weight's plain rounding and two rows' pairs. Rounding is to
+ * nearest even by vcvtne(2)ps2bf16, as preft_f32_to_bf16 except that the
+ * instruction flushes FP32 subnormals to zero where the scalar path keeps
+ * them; its results only feed vdpbf16ps, which treats subnormal inputs as
+ * zero anyway. Only called on CPUs with those extensions (cpu.h). */
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
@@ -46,14 +45,6 @@ T_AVX void preft_transpose8_avx(float *out, size_t os, const float *in, size_t i
   for (int i = 0; i < 8; i++) _mm256_storeu_ps(out + (size_t)i * os, r[i]);
 }
 
-T_BF16 void preft_transpose8_bf16(uint16_t *out, size_t os, const float *in, size_t is) {
-  __m256 r[8];
-  for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(in + (size_t)i * is);
-  TRANSPOSE8(r);
-  for (int i = 0; i < 8; i++)
-    _mm_storeu_si128((__m128i *)(out + (size_t)i * os), (__m128i)_mm256_cvtneps_pbh(r[i]));
-}
-
 T_BF16 void preft_round_bf16_avx512(uint16_t *out, const float *in, size_t n) {
   size_t i = 0;
   for (; i + 32 <= n; i += 32)
@@ -75,8 +66,8 @@ T_BF16 void preft_pair_rows_bf16_avx512(uint16_t *out, uint16_t *ra, uint16_t *r
                                         const float *b, size_t n) {
   size_t end = ra ? kp : n;
   for (size_t c = 0; c < end; c += 32) {
-    __mmask16 m0 = n > c ? (n - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - c)) - 1)) : 0;
-    __mmask16 m1 = n > c + 16 ? (n - c >= 32 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - c - 16)) - 1)) : 0;
+    const int left = (int)n - (int)c; /* may be <= 0 in the rows' zero padding */
+    const __mmask16 m0 = preft_mask16_first(left), m1 = preft_mask16_first(left - 16);
     __m512 a0 = _mm512_maskz_loadu_ps(m0, a + c), a1 = _mm512_maskz_loadu_ps(m1, a + c + 16);
     __m512 b0 = b ? _mm512_maskz_loadu_ps(m0, b + c) : _mm512_setzero_ps();
     __m512 b1 = b ? _mm512_maskz_loadu_ps(m1, b + c + 16) : _mm512_setzero_ps();

@@ -1,9 +1,8 @@
-/* transpose_kern.h - internal: 8 × 8 transpose tiles for gemm_train.c's
- * transposes and its BF16 rounding of a weight (transpose_avx.c).
- * out[c][r] = in[r][c] for r, c < 8; rows of in are `is` floats apart,
- * rows of out `os` elements apart. The FP32 one needs AVX (path >=
- * PREFT_CPU_AVX_FMA), the BF16 one (nearest even) AVX512_BF16 (path >=
- * PREFT_CPU_AVX512_BF16). */
+/* transpose_kern.h - internal: the 8 × 8 FP32 transpose tile of
+ * gemm_train.c's transposes (AVX: path >= PREFT_CPU_AVX_FMA; out[c][r] =
+ * in[r][c] for r, c < 8, rows of in `is` floats apart, rows of out `os`)
+ * and its BF16 roundings (nearest even; AVX512_BF16: path >=
+ * PREFT_CPU_AVX512_BF16), in transpose_avx.c. */
 #ifndef PREFT_TENSOR_TRANSPOSE_KERN_H
 #define PREFT_TENSOR_TRANSPOSE_KERN_H
 
@@ -13,7 +12,6 @@
 #if defined(__x86_64__) || defined(__i386__)
 #define PREFT_HAVE_TRANSPOSE8 1
 void preft_transpose8_avx(float *out, size_t os, const float *in, size_t is);
-void preft_transpose8_bf16(uint16_t *out, size_t os, const float *in, size_t is);
 /* out[i] = bf16(in[i]) for i < n, nearest even as the BF16 tile (AVX512_BF16) */
 void preft_round_bf16_avx512(uint16_t *out, const float *in, size_t n);
 /* out[c][0] = bf16(a[c]), out[c][1] = bf16(b[c]) (0 where b is NULL), c < n

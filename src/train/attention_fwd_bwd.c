@@ -14,10 +14,9 @@
  * on the tuned FP32 kernels instead of one dot or axpy of Dh floats per
  * (query, key) pair. V, K, Q and dO enter P·V, dS·K, dSᵀ·Q and Pᵀ·dO as
  * they are stored (preft_gemm_kmajor reads a weight operand k-major); the
- * two left operands that are transposed (Pᵀ, dSᵀ of a block) are read
- * k-major out of P and dS where the kernels can (preft_gemm_kmajor_xt,
- * AVX-512), else copied with preft_transpose (8 × 8 register tiles):
- * QB·L floats against QB·L·Dh multiply-adds, a fraction 1/Dh.
+ * two left operands that are transposed (Pᵀ, dSᵀ of a block) go through
+ * preft_gemm_tn: read k-major out of P and dS on AVX-512, else a
+ * transposed copy, QB·L floats against QB·L·Dh multiply-adds (1/Dh).
  *
  * The backward recomputes P from the saved log-sum-exp. Its tasks are
  * (sequence, kv head, chunk of query blocks): a chunk writes dQ of its
@@ -44,7 +43,7 @@
 #include "base/error.h"
 #include "base/scratch.h"
 #include "tensor/gemm.h"
-#include "tensor/gemm_train.h" /* preft_transpose, preft_train_gemm, preft_round_pairs_bf16 */
+#include "tensor/gemm_train.h" /* preft_gemm_tn, preft_train_gemm, preft_round_pairs_bf16 */
 #include "tensor/ops.h"
 #include "train/layers.h"
 
@@ -104,10 +103,9 @@ static void kmajor(preft_matmul_precision prec, float *y, int ys, const float *x
 }
 
 /* y[L, m] += srcᵀ·wt for src [bi, L] (rows L apart) and wt [bi, m] k-major
- * (rows ws apart): dK += dSᵀ·Q, dV += Pᵀ·dO. FP32 reading src k-major as
- * stored where the kernels can (preft_gemm_kmajor_xt), else through a
- * transposed copy in buf (L·bi floats); BF16 through the pair layout of src
- * in buf (L·(bi + 1) BF16 elements). No transpose on AVX-512. */
+ * (rows ws apart): dK += dSᵀ·Q, dV += Pᵀ·dO. FP32 through preft_gemm_tn
+ * (src read k-major as stored on AVX-512); BF16 through the pair layout of
+ * src in buf (L·(bi + 1) BF16 elements; NULL at FP32). */
 static void transposed_left(preft_matmul_precision prec, float *y, int ys, const float *src, int bi, int L,
                             const float *wt, int ws, int m, float *buf) {
   if (prec == PREFT_MATMUL_BF16) {
@@ -116,9 +114,7 @@ static void transposed_left(preft_matmul_precision prec, float *y, int ys, const
     preft_gemm_bf16_kmajor_pairs(NULL, y, ys, pairs, 2 * (size_t)L, wt, ws, L, bi, m, 1);
     return;
   }
-  if (preft_gemm_kmajor_xt(NULL, y, ys, src, L, wt, ws, L, bi, m, 1)) return;
-  preft_transpose(NULL, buf, src, L, bi, L);
-  preft_gemm_kmajor(NULL, y, ys, buf, bi, wt, ws, L, bi, m, 1);
+  preft_gemm_tn(NULL, y, ys, src, L, wt, ws, L, bi, m, 1);
 }
 
 /* task = (sequence, query head) */
@@ -196,10 +192,12 @@ static void attn_bwd_task(void *p, int task, int thread) {
       group = j->h / j->hkv, n = j->len[s];
   size_t qs = (size_t)j->h * dh, ks = (size_t)j->hkv * dh, r0 = (size_t)j->start[s];
   float scale = 1.0f / sqrtf((float)dh);
-  /* kd, vd [n, Dh]; P, dS [QB, L]; Pᵀ, dSᵀ [L, QB] */
+  /* kd, vd [n, Dh]; P, dS [QB, L]; at BF16 also P, dS in the pair layout [QB/2][L][2] */
   size_t nd = (size_t)n * dh, ql = (size_t)QB * n;
-  float *kd = preft_scratch_get(sizeof(float) * (2 * nd + 4 * ql));
-  float *vd = kd + nd, *pr = vd + nd, *ds = pr + ql, *prt = ds + ql, *dst = prt + ql;
+  const int bf16 = j->prec == PREFT_MATMUL_BF16;
+  float *kd = preft_scratch_get(sizeof(float) * (2 * nd + (bf16 ? 4 : 2) * ql));
+  float *vd = kd + nd, *pr = vd + nd, *ds = pr + ql, *prp = bf16 ? ds + ql : NULL,
+        *dsp = bf16 ? prp + ql : NULL;
   float *dk = j->dk, *dv = j->dv;
   if (c > 0) {
     dk = j->part + (size_t)(c - 1) * 2 * (size_t)j->rows * ks;
@@ -230,9 +228,9 @@ static void attn_bwd_task(void *p, int task, int thread) {
       }
       kmajor(j->prec, j->dq + row0, (int)qs, ds, L, kd + (size_t)kt0 * dh, dh, bi, L, dh, 0); /* dQ = dS·K */
       transposed_left(j->prec, dk + (size_t)kt0 * ks, (int)ks, ds, bi, L, q, (int)qs, dh,
-                      dst); /* dK += dSᵀ·Q */
+                      dsp); /* dK += dSᵀ·Q */
       transposed_left(j->prec, dv + (size_t)kt0 * ks, (int)ks, pr, bi, L, dout, (int)qs, dh,
-                      prt); /* dV += Pᵀ·dO */
+                      prp); /* dV += Pᵀ·dO */
     }
   }
   preft_scratch_put(kd);

@@ -245,8 +245,9 @@ static void train_multi_equals_separate_products(void **state) {
   preft_pool_free(pool);
 }
 
-/* preft_gemm_kmajor_xt (x read k-major out of xᵀ as stored, where the
- * kernels can) gives preft_gemm_kmajor's bits on a transposed copy, for
+/* preft_gemm_tn and preft_gemm_kmajor_xt (x read k-major out of xᵀ as
+ * stored, where the kernels can; else, for the first, blocks of
+ * transposed copies) give preft_gemm_kmajor's bits on a transposed copy, for
  * several K blocks, row tails, a narrow output (8 columns: the k-major
  * tile is wide only) and accumulation; paths without it say so. */
 static void kmajor_xt_equals_transposed_copy(void **state) {
@@ -263,14 +264,21 @@ static void kmajor_xt_equals_transposed_copy(void **state) {
       memcpy(want, y, sizeof(float) * n * m);
       for (int i = 0; i < n; i++)
         for (int c = 0; c < k; c++) x[(size_t)i * k + c] = xt[(size_t)c * xts + i];
-      if (preft_gemm_kmajor_xt(pool, y, m, xt, xts, wt, m, n, k, m, 1)) {
-        preft_gemm_kmajor(pool, want, m, x, k, wt, m, n, k, m, 1);
-        if (memcmp(y, want, sizeof(float) * n * m) != 0)
+      float *y2 = malloc(sizeof(float) * n * m);
+      memcpy(y2, y, sizeof(float) * n * m);
+      preft_gemm_kmajor(pool, want, m, x, k, wt, m, n, k, m, 1);
+      preft_gemm_tn(pool, y, m, xt, xts, wt, m, n, k, m, 1); /* k-major, or its blocked transposed copies */
+      if (memcmp(y, want, sizeof(float) * n * m) != 0)
+        fail_msg("path %s, n=%d k=%d m=%d: gemm_tn differs from the transposed copy's product",
+                 preft_cpu_path_name((preft_cpu_path_kind)path), n, k, m);
+      if (preft_gemm_kmajor_xt(pool, y2, m, xt, xts, wt, m, n, k, m, 1)) {
+        if (memcmp(y2, want, sizeof(float) * n * m) != 0)
           fail_msg("path %s, n=%d k=%d m=%d: kmajor_xt differs from the transposed copy's product",
                    preft_cpu_path_name((preft_cpu_path_kind)path), n, k, m);
       } else if (path >= PREFT_CPU_AVX512_BF16) {
         fail_msg("path %s: no k-major x tile", preft_cpu_path_name((preft_cpu_path_kind)path));
       }
+      free(y2);
       free(xt), free(wt), free(x), free(y), free(want);
     }
   }
@@ -320,7 +328,7 @@ static void bf16_rounding_is_nearest_even(void **state) {
   preft_pool *pool = preft_pool_create(2);
   preft_round_bf16(pool, t, in, 4);
   for (int i = 0; i < 4; i++) assert_int_equal(t[i], want[i]);
-  preft_transpose_bf16(pool, t, in, 2, 2, 2); /* [[a b] [c d]]ᵀ = [[a c] [b d]] */
+  preft_round_pairs_bf16(pool, t, 4, NULL, 0, in, 2, 2, 2); /* rows [a b], [c d] as pairs (a c) (b d) */
   assert_int_equal(t[0], want[0]);
   assert_int_equal(t[1], want[2]);
   assert_int_equal(t[2], want[1]);
@@ -328,23 +336,30 @@ static void bf16_rounding_is_nearest_even(void **state) {
   preft_pool_free(pool);
 }
 
-/* FP32 and BF16 transposes on every path (the 8 × 8 register tiles and the
- * scalar edges: 300 × 259 leaves partial tiles on both sides), and the
- * plain BF16 rounding */
+/* FP32 transposes on every path (the 8 × 8 register tiles and the scalar
+ * edges: 300 × 259 leaves partial tiles on both sides), the BF16 pair
+ * layout with the rows beside it (299 rows: an odd last pair; 259 columns:
+ * a 32-column tail and rows padded to 288), and the plain BF16 rounding */
 static void transpose_is_exact(void **state) {
   preft_pool *pool = preft_pool_create(2);
   int r = 300, c = 259, s = 263;
   float *in = rand_buf((size_t)r * s), *out = malloc(sizeof(float) * (size_t)r * c);
-  uint16_t *out16 = malloc(sizeof(uint16_t) * (size_t)r * c);
+  const int pr = r - 1, kp = 288; /* the pairs' rows; the rounded rows' length */
+  uint16_t *pairs = malloc(sizeof(uint16_t) * (size_t)(pr + 1) * c),
+           *rows16 = malloc(sizeof(uint16_t) * pr * kp);
   for (size_t i = 0; i < (size_t)r * s; i += 7) in[i] *= 1.0f + 0x1p-8f; /* some ties and near-ties */
   for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
     preft_cpu_limit((preft_cpu_path_kind)path);
     preft_transpose(pool, out, in, s, r, c);
-    preft_transpose_bf16(pool, out16, in, s, r, c);
+    memset(rows16, 0xff, sizeof(uint16_t) * pr * kp);
+    preft_round_pairs_bf16(pool, pairs, 2 * (size_t)c, rows16, kp, in, s, pr, c);
     for (int i = 0; i < r; i++)
-      for (int j = 0; j < c; j++) {
-        assert_true(out[(size_t)j * r + i] == in[(size_t)i * s + j]);
-        assert_int_equal(out16[(size_t)j * r + i], preft_f32_to_bf16(in[(size_t)i * s + j]));
+      for (int j = 0; j < c; j++) assert_true(out[(size_t)j * r + i] == in[(size_t)i * s + j]);
+    for (int i = 0; i < pr + 1; i++)
+      for (int j = 0; j < kp; j++) {
+        uint16_t want = i < pr && j < c ? preft_f32_to_bf16(in[(size_t)i * s + j]) : 0;
+        if (j < c) assert_int_equal(pairs[(size_t)(i / 2) * 2 * c + 2 * j + i % 2], want);
+        if (i < pr) assert_int_equal(rows16[(size_t)i * kp + j], want);
       }
     /* the plain rounding, over several pool tasks and a tail of 4 past 16 */
     size_t n = (size_t)r * s; /* the last task: 417 · 32 + 16 + 4 */
@@ -359,7 +374,8 @@ static void transpose_is_exact(void **state) {
   preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
   free(in);
   free(out);
-  free(out16);
+  free(pairs);
+  free(rows16);
   preft_pool_free(pool);
 }
 
