@@ -111,78 +111,129 @@ static void expect_bf16(const float *got, const float *want_bf16, const float *w
     fail_msg("%s: only %.3g from the FP32 product: operands not rounded to BF16?", what, away);
 }
 
-static void check_bf16_shapes(preft_pool *pool, int n, int m, int k) {
-  int pad = 3, dys = m + pad, xs = k + pad, dxs = k + pad;
-  size_t ndy = (size_t)n * dys, nx = (size_t)n * xs, nw = (size_t)m * k;
-  float *dy = rand_buf(ndy), *x = rand_buf(nx), *w = rand_buf(nw);
-  float *dyr = rounded(dy, ndy), *xr = rounded(x, nx), *wr = rounded(w, nw);
-  /* forward: y[N,M] (+)= x·Wᵀ, through preft_gemm_bf16 and preft_train_gemm */
-  uint16_t *wb = malloc(sizeof(uint16_t) * nw);
-  for (size_t i = 0; i < nw; i++) wb[i] = preft_f32_to_bf16(w[i]);
-  for (int acc = 0; acc <= 1; acc++) {
-    size_t ny = (size_t)n * dys;
-    float *y = rand_buf(ny), *y2 = malloc(sizeof(float) * ny), *ref = malloc(sizeof(float) * ny),
-          *ref32 = malloc(sizeof(float) * ny);
-    for (size_t i = 0; i < ny; i++) y2[i] = ref[i] = ref32[i] = y[i];
-    preft_gemm_bf16(pool, y, dys, x, xs, wb, n, k, m, acc);
-    preft_train_gemm(pool, PREFT_MATMUL_BF16, y2, dys, x, xs, w, n, k, m, acc);
-    preft_gemm_bf16_ref(ref, dys, x, xs, wb, n, k, m, acc);
-    preft_gemm_ref(ref32, dys, x, xs, w, PREFT_F32, n, k, m, acc);
-    for (int i = 0; i < n; i++)
-      for (int c = m; c < dys; c++)
-        if (y[(size_t)i * dys + c] != ref[(size_t)i * dys + c]) fail_msg("bf16 y stride padding overwritten");
-    expect_bf16(y, ref, ref32, ny, "gemm_bf16");
-    expect_bf16(y2, ref, ref32, ny, "train_gemm bf16");
-    free(y);
-    free(y2);
-    free(ref);
-    free(ref32);
+/* One shape's operands and the references of its BF16 products: they do
+ * not depend on the CPU path or the thread count, so each is computed once
+ * and every path and pool is checked against it (the double-accumulating
+ * references are most of the test's time, under the sanitizers above all). */
+typedef struct {
+  int n, m, k, dys, xs, dxs;
+  float *dy, *x, *w, *dyr, *xr, *wr;
+  uint16_t *wb;
+  int acc;            /* the forward's and dx's accumulation */
+  float *start;       /* the output's values before the call */
+  float *ref, *ref32; /* of the BF16-rounded operands; of the FP32 ones */
+} bf16_case;
+
+typedef void (*bf16_check)(preft_pool *pool, const bf16_case *c);
+
+/* check(pool, c) on every path with 1 and 3 threads */
+static void on_every_path(preft_pool *pools[2], bf16_check check, const bf16_case *c) {
+  for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
+    preft_cpu_limit((preft_cpu_path_kind)path);
+    assert_int_equal(preft_gemm_bf16_native(), path >= PREFT_CPU_AVX512_BF16);
+    for (int p = 0; p < 2; p++) check(pools[p], c);
   }
-  /* dx[N,K] (+)= dy·W */
-  for (int acc = 0; acc <= 1; acc++) {
-    size_t ndx = (size_t)n * dxs;
-    float *dx = rand_buf(ndx), *ref = malloc(sizeof(float) * ndx), *ref32 = malloc(sizeof(float) * ndx);
-    for (size_t i = 0; i < ndx; i++) ref[i] = ref32[i] = dx[i];
-    preft_train_gemm_dx(pool, PREFT_MATMUL_BF16, dx, dxs, dy, dys, w, n, m, k, acc);
-    preft_gemm_dx_ref(ref, dxs, dyr, dys, wr, n, m, k, acc);
-    preft_gemm_dx_ref(ref32, dxs, dy, dys, w, n, m, k, acc);
-    expect_bf16(dx, ref, ref32, ndx, "train_gemm_dx bf16");
-    free(dx);
-    free(ref);
-    free(ref32);
-  }
-  /* dW[M,K] += dyᵀ·x */
-  float *dw = rand_buf(nw), *ref = malloc(sizeof(float) * nw), *ref32 = malloc(sizeof(float) * nw);
-  for (size_t i = 0; i < nw; i++) ref[i] = ref32[i] = dw[i] * 1e-3f; /* small start: the sum dominates */
-  for (size_t i = 0; i < nw; i++) dw[i] = ref[i];
-  preft_train_gemm_dw(pool, PREFT_MATMUL_BF16, dw, dy, dys, x, xs, n, m, k);
-  preft_gemm_dw_ref(ref, dyr, dys, xr, xs, n, m, k);
-  preft_gemm_dw_ref(ref32, dy, dys, x, xs, n, m, k);
-  expect_bf16(dw, ref, ref32, nw, "train_gemm_dw bf16");
-  /* dW and dx in one call (dy read once, rounded into both layouts): the
-   * bits of the two calls above */
-  size_t ndx = (size_t)n * dxs;
-  float *dw2 = malloc(sizeof(float) * nw), *dx = rand_buf(ndx), *dx2 = malloc(sizeof(float) * ndx);
-  for (size_t i = 0; i < nw; i++) dw2[i] = dw[i];
-  memcpy(dx2, dx, sizeof(float) * ndx);
-  preft_train_gemm_dw(pool, PREFT_MATMUL_BF16, dw, dy, dys, x, xs, n, m, k);
-  preft_train_gemm_dx(pool, PREFT_MATMUL_BF16, dx, dxs, dy, dys, w, n, m, k, 1);
-  preft_train_gemm_dwdx(pool, PREFT_MATMUL_BF16, dw2, dx2, dxs, 1, dy, dys, x, xs, w, n, m, k);
+  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+}
+
+static float *copy_of(const float *p, size_t n) {
+  float *r = malloc(sizeof(float) * n);
+  memcpy(r, p, sizeof(float) * n);
+  return r;
+}
+
+/* forward: y[N,M] (+)= x·Wᵀ, through preft_gemm_bf16 and preft_train_gemm */
+static void check_bf16_forward(preft_pool *pool, const bf16_case *c) {
+  size_t ny = (size_t)c->n * c->dys;
+  float *y = copy_of(c->start, ny), *y2 = copy_of(c->start, ny);
+  preft_gemm_bf16(pool, y, c->dys, c->x, c->xs, c->wb, c->n, c->k, c->m, c->acc);
+  preft_train_gemm(pool, PREFT_MATMUL_BF16, y2, c->dys, c->x, c->xs, c->w, c->n, c->k, c->m, c->acc);
+  for (int i = 0; i < c->n; i++)
+    for (int col = c->m; col < c->dys; col++)
+      if (y[(size_t)i * c->dys + col] != c->ref[(size_t)i * c->dys + col])
+        fail_msg("bf16 y stride padding overwritten");
+  expect_bf16(y, c->ref, c->ref32, ny, "gemm_bf16");
+  expect_bf16(y2, c->ref, c->ref32, ny, "train_gemm bf16");
+  free(y);
+  free(y2);
+}
+
+/* dx[N,K] (+)= dy·W */
+static void check_bf16_dx(preft_pool *pool, const bf16_case *c) {
+  size_t ndx = (size_t)c->n * c->dxs;
+  float *dx = copy_of(c->start, ndx);
+  preft_train_gemm_dx(pool, PREFT_MATMUL_BF16, dx, c->dxs, c->dy, c->dys, c->w, c->n, c->m, c->k, c->acc);
+  expect_bf16(dx, c->ref, c->ref32, ndx, "train_gemm_dx bf16");
+  free(dx);
+}
+
+/* dW[M,K] += dyᵀ·x; then dW and dx in one call (dy read once, rounded into
+ * both layouts): the bits of the two calls apart */
+static void check_bf16_dw(preft_pool *pool, const bf16_case *c) {
+  const int n = c->n, m = c->m, k = c->k;
+  size_t nw = (size_t)m * k, ndx = (size_t)n * c->dxs;
+  float *dw = copy_of(c->start, nw);
+  preft_train_gemm_dw(pool, PREFT_MATMUL_BF16, dw, c->dy, c->dys, c->x, c->xs, n, m, k);
+  expect_bf16(dw, c->ref, c->ref32, nw, "train_gemm_dw bf16");
+  float *dw2 = copy_of(dw, nw), *dx = rand_buf(ndx), *dx2 = copy_of(dx, ndx);
+  preft_train_gemm_dw(pool, PREFT_MATMUL_BF16, dw, c->dy, c->dys, c->x, c->xs, n, m, k);
+  preft_train_gemm_dx(pool, PREFT_MATMUL_BF16, dx, c->dxs, c->dy, c->dys, c->w, n, m, k, 1);
+  preft_train_gemm_dwdx(pool, PREFT_MATMUL_BF16, dw2, dx2, c->dxs, 1, c->dy, c->dys, c->x, c->xs, c->w, n, m,
+                        k);
   if (memcmp(dw, dw2, sizeof(float) * nw) != 0 || memcmp(dx, dx2, sizeof(float) * ndx) != 0)
     fail_msg("train_gemm_dwdx bf16 (n=%d m=%d k=%d) differs from dw and dx apart", n, m, k);
+  free(dw);
   free(dw2);
   free(dx);
   free(dx2);
-  free(dw);
-  free(ref);
-  free(ref32);
-  free(wb);
-  free(dy);
-  free(x);
-  free(w);
-  free(dyr);
-  free(xr);
-  free(wr);
+}
+
+/* c's start, ref and ref32 for size values */
+static void set_outputs(bf16_case *c, float *start, size_t size) {
+  c->start = start;
+  c->ref = copy_of(start, size);
+  c->ref32 = copy_of(start, size);
+}
+
+static void free_outputs(bf16_case *c) {
+  free(c->start);
+  free(c->ref);
+  free(c->ref32);
+}
+
+static void check_bf16_shapes(preft_pool *pools[2], int n, int m, int k) {
+  bf16_case c = {.n = n, .m = m, .k = k, .dys = m + 3, .xs = k + 3, .dxs = k + 3};
+  size_t ndy = (size_t)n * c.dys, nx = (size_t)n * c.xs, nw = (size_t)m * k;
+  c.dy = rand_buf(ndy), c.x = rand_buf(nx), c.w = rand_buf(nw);
+  c.dyr = rounded(c.dy, ndy), c.xr = rounded(c.x, nx), c.wr = rounded(c.w, nw);
+  c.wb = malloc(sizeof(uint16_t) * nw);
+  for (size_t i = 0; i < nw; i++) c.wb[i] = preft_f32_to_bf16(c.w[i]);
+  for (c.acc = 0; c.acc <= 1; c.acc++) {
+    size_t ny = (size_t)n * c.dys;
+    set_outputs(&c, rand_buf(ny), ny);
+    preft_gemm_bf16_ref(c.ref, c.dys, c.x, c.xs, c.wb, n, k, m, c.acc);
+    preft_gemm_ref(c.ref32, c.dys, c.x, c.xs, c.w, PREFT_F32, n, k, m, c.acc);
+    on_every_path(pools, check_bf16_forward, &c);
+    free_outputs(&c);
+  }
+  for (c.acc = 0; c.acc <= 1; c.acc++) {
+    size_t ndx = (size_t)n * c.dxs;
+    set_outputs(&c, rand_buf(ndx), ndx);
+    preft_gemm_dx_ref(c.ref, c.dxs, c.dyr, c.dys, c.wr, n, m, k, c.acc);
+    preft_gemm_dx_ref(c.ref32, c.dxs, c.dy, c.dys, c.w, n, m, k, c.acc);
+    on_every_path(pools, check_bf16_dx, &c);
+    free_outputs(&c);
+  }
+  float *dw = rand_buf(nw);
+  for (size_t i = 0; i < nw; i++) dw[i] *= 1e-3f; /* small start: the sum dominates */
+  set_outputs(&c, dw, nw);
+  preft_gemm_dw_ref(c.ref, c.dyr, c.dys, c.xr, c.xs, n, m, k);
+  preft_gemm_dw_ref(c.ref32, c.dy, c.dys, c.x, c.xs, n, m, k);
+  on_every_path(pools, check_bf16_dw, &c);
+  free_outputs(&c);
+  free(c.wb);
+  free(c.dy), free(c.x), free(c.w);
+  free(c.dyr), free(c.xr), free(c.wr);
 }
 
 static void bf16_products_match_rounded_reference(void **state) {
@@ -193,14 +244,8 @@ static void bf16_products_match_rounded_reference(void **state) {
                                   {300, 70, 129},  {517, 48, 40}, {1100, 40, 36},
                                   {300, 16400, 8}, {80, 37, 45},  {20, 70, 45}};
   preft_pool *pools[2] = {preft_pool_create(1), preft_pool_create(3)};
-  for (int path = 0; path <= (int)preft_cpu_detected(); path++) {
-    preft_cpu_limit((preft_cpu_path_kind)path);
-    assert_int_equal(preft_gemm_bf16_native(), path >= PREFT_CPU_AVX512_BF16);
-    for (int p = 0; p < 2; p++)
-      for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        check_bf16_shapes(pools[p], shapes[s][0], shapes[s][1], shapes[s][2]);
-  }
-  preft_cpu_limit(PREFT_CPU_N_PATHS - 1);
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+    check_bf16_shapes(pools, shapes[s][0], shapes[s][1], shapes[s][2]);
   preft_pool_free(pools[0]);
   preft_pool_free(pools[1]);
 }
