@@ -62,6 +62,8 @@ static void usage(FILE *out) {
           "  --warmup N          one untimed forward of N tokens first (default 16; 0: none)\n"
           "  --no-prefill, --no-decode  skip a phase\n"
           "  --threads N         worker threads (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP
+          "  --probe-seconds S   time of each bandwidth probe (default 1; the peak is\n"
+          "                      measured for S/2); every probe reads one 1 GiB buffer\n"
           "  --json FILE         also write the results as JSON (atomically)\n\n"
           "adapter-step: one decode step of B sequences, each with its own rank-R LoRA\n"
           "on all seven projections, against the same step on the base model: the\n"
@@ -80,7 +82,8 @@ static void usage(FILE *out) {
           "time: on a machine shared with other work, what the step cost whatever the\n"
           "scheduler gave it; the pool's spin-waits count too), --prompt P (time the\n"
           "prefill of a P-token prompt per sequence instead of a decode step: the lora\n"
-          "column is then what LoRA-P, like LoRA, pays on prompt rows).\n",
+          "column is then what LoRA-P, like LoRA, pays on prompt rows), --probe-seconds S\n"
+          "(as for model: the one bandwidth probe's time).\n",
           preft_shape_names());
 }
 
@@ -260,6 +263,7 @@ static int bench_model(int argc, char **argv) {
   preft_dtype dtype = PREFT_BF16;
   const char *stat = "mean";
   long layers = 0, threads = 0, P = 64, steps = 8, warmup = 16;
+  double probe_s = 1.0;
   bool no_prefill = false, no_decode = false;
   cli_ids batch_list = {0};
   const cli_opt opts[] = {
@@ -278,6 +282,7 @@ static int bench_model(int argc, char **argv) {
       {"--batch", NULL, CLI_IDS, &batch_list},
       {"--no-prefill", NULL, CLI_FLAG, &no_prefill},
       {"--no-decode", NULL, CLI_FLAG, &no_decode},
+      {"--probe-seconds", NULL, CLI_FLOAT, &probe_s, 0.01, 60},
       {NULL},
   };
   int pr = cli_parse("bench model", argc, argv, opts, usage);
@@ -322,8 +327,10 @@ static int bench_model(int argc, char **argv) {
   preft_pool *pool = preft_pool_create((int)threads);
   /* the ceiling of these weights at this matmul precision: the FP32 FMA
    * peak, or the vdpbf16ps peak for BF16 weights at bf16 precision */
-  double peak = preft_roofline_matmul_gflops(pool, m->layers[0].wq.dtype, 0.5),
-         bw = preft_roofline_bandwidth_gbs(pool, 1.0);
+  size_t probe_bytes = (size_t)1 << 30; /* one buffer for every probe: page faults once */
+  void *probe = preft_roofline_probe_alloc(&probe_bytes);
+  double peak = preft_roofline_matmul_gflops(pool, m->layers[0].wq.dtype, probe_s / 2),
+         bw = preft_roofline_read_buffer_gbs(pool, probe, probe_bytes, probe_s);
   const char *peak_name = m->layers[0].wq.dtype == PREFT_BF16 &&
                                   preft_matmul_get_precision() == PREFT_MATMUL_BF16 &&
                                   preft_roofline_bf16dot_gflops(pool, 0.05) > 0
@@ -364,7 +371,8 @@ static int bench_model(int argc, char **argv) {
     bench_row r = {.batch = batches[i]};
     rc = bench_batch(m, pool, batches[i], (int)P, (int)steps, prefill, decode, use_mean, &r, &err);
     if (rc != 0) break;
-    const double bw_after = decode ? preft_roofline_bandwidth_gbs(pool, 1.0) : bw_before;
+    const double bw_after =
+        decode ? preft_roofline_read_buffer_gbs(pool, probe, probe_bytes, probe_s) : bw_before;
     const double bw_row = 0.5 * (bw_before + bw_after);
     printf("%6d | %12.1f %10.1f %7.0f%% | %12.2f %10.2f %9.2f %7.0f%%  (bw %.1f / %.1f GB/s)\n", r.batch,
            r.prefill_tps, r.prefill_gflops, 100 * r.prefill_gflops / peak, r.decode_tps, r.decode_step_ms,
@@ -401,6 +409,7 @@ static int bench_model(int argc, char **argv) {
     if (rc != 0) fprintf(stderr, "preft bench model: %s\n", err.msg);
   }
   cJSON_Delete(json);
+  free(probe);
   preft_pool_free(pool);
   preft_model_free(m);
   free(batches);
@@ -468,6 +477,7 @@ static int bench_adapter_step(int argc, char **argv) {
   const char *shape = NULL, *json_path = NULL;
   preft_dtype dtype = PREFT_BF16, adapter_dtype = PREFT_F32;
   long layers = 0, threads = 0, rank = 16, ctx = 64, steps = 5, reps = 1, prompt = 0;
+  double probe_s = 1.0;
   bool unfused = false, cpu_time = false;
   cli_ids batch_list = {0};
   const cli_opt opts[] = {
@@ -486,6 +496,7 @@ static int bench_adapter_step(int argc, char **argv) {
       {"--cpu-time", NULL, CLI_FLAG, &cpu_time},
       {"--prompt", NULL, CLI_INT, &prompt, 1, 1 << 16},
       {"--batch", NULL, CLI_IDS, &batch_list},
+      {"--probe-seconds", NULL, CLI_FLOAT, &probe_s, 0.01, 60},
       {NULL},
   };
   int pr = cli_parse("bench adapter-step", argc, argv, opts, usage);
@@ -545,7 +556,7 @@ static int bench_adapter_step(int argc, char **argv) {
   memset(on, PREFT_ADAPT_ON, max_rows);
   float *logits = preft_xmalloc(sizeof(float) * (size_t)max_b * (size_t)c->vocab);
   preft_workspace ws = {0};
-  double bw = preft_roofline_bandwidth_gbs(pool, 1.0);
+  double bw = preft_roofline_read_gbs(pool, (size_t)1 << 30, probe_s);
   printf(
       "adapter %s: %s, %d layers, %s base, rank-%ld %s LoRA on all 7 projections (%.1f MB per "
       "adapter),\n"

@@ -248,11 +248,16 @@ double preft_roofline_read_buffer_gbs(preft_pool *pool, const void *buf, size_t 
   return (double)bytes / t * 1e-9;
 }
 
-double preft_roofline_read_gbs(preft_pool *pool, size_t bytes, double seconds) {
-  bytes = (bytes + 63) & ~(size_t)63;
-  char *buf = aligned_alloc(64, bytes);
+void *preft_roofline_probe_alloc(size_t *bytes) {
+  *bytes = (*bytes + 63) & ~(size_t)63;
+  char *buf = aligned_alloc(64, *bytes);
   PREFT_ASSERT(buf);
-  memset(buf, 1, bytes); /* every page mapped */
+  memset(buf, 1, *bytes); /* every page mapped */
+  return buf;
+}
+
+double preft_roofline_read_gbs(preft_pool *pool, size_t bytes, double seconds) {
+  void *buf = preft_roofline_probe_alloc(&bytes);
   double gbs = preft_roofline_read_buffer_gbs(pool, buf, bytes, seconds);
   free(buf);
   return gbs;

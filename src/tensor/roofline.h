@@ -29,7 +29,9 @@
  *    weights) should not beat it by more than measurement noise.
  *    preft_roofline_read_gbs does the same over a fresh buffer of `bytes`
  *    (small buffers measure a cache level instead of memory), and
- *    preft_roofline_read_buffer_gbs over the caller's buffer (any bytes),
+ *    preft_roofline_read_buffer_gbs over the caller's buffer (any bytes:
+ *    preft_roofline_probe_alloc makes one with every page mapped, for
+ *    repeated probes that skip the page faults of a fresh buffer),
  *    e.g. the very weights a benchmark
  *    reads, so that both see the same pages at the same time: on a shared
  *    (virtual) machine the bandwidth available changes from second to
@@ -53,6 +55,8 @@ double preft_roofline_matmul_gflops(preft_pool *pool, preft_dtype wdt, double se
 double preft_roofline_bandwidth_gbs(preft_pool *pool, double seconds);
 double preft_roofline_read_gbs(preft_pool *pool, size_t bytes, double seconds);
 double preft_roofline_read_buffer_gbs(preft_pool *pool, const void *buf, size_t bytes, double seconds);
+/* *bytes rounded up to 64 bytes, every page written (free() it) */
+void *preft_roofline_probe_alloc(size_t *bytes);
 double preft_roofline_sgemm_gflops(preft_pool *pool, int n);
 
 #endif

@@ -46,26 +46,27 @@ h=$("$bin" perplexity -m "$tmp/m.gguf" -f "$tmp/text.txt" --ctx 64 --halves --th
 check "perplexity --halves scores 31 of each of the $((n / 64)) whole windows ($h)" test -n "$h" -a "$h" = "$((n / 64 * 31))"
 check "perplexity --halves --stride exits 2" test "$(rc "$bin" perplexity -m "$tmp/m.gguf" -f "$tmp/text.txt" --ctx 64 --halves --stride 8)" -eq 2
 
-check "bench model -m GGUF runs" test "$(rc "$bin" bench model -m "$tmp/m.gguf" --batch 1,2 --prompt-len 8 --decode-steps 2 --threads 2)" -eq 0
+check "bench model -m GGUF runs" test "$(rc "$bin" bench model -m "$tmp/m.gguf" --batch 1,2 --prompt-len 8 --decode-steps 2 --threads 2 --probe-seconds 0.05)" -eq 0
 check "  and reports decode" grep -qi "decode" "$tmp/out"
 # the decode statistic: --stat mean divides by every step's time (as
 # llama-batched-bench), --stat median by the middle step; all steps are kept
-"$bin" bench model -m "$tmp/m" --batch 2 --prompt-len 8 --decode-steps 5 --threads 1 --json "$tmp/bm.json" >/dev/null 2>&1
+"$bin" bench model -m "$tmp/m" --batch 2 --prompt-len 8 --decode-steps 5 --threads 1 --probe-seconds 0.05 --json "$tmp/bm.json" >/dev/null 2>&1
 check "bench model --stat mean (default): step time is the mean of the 5 kept steps" jq -e '.results[0] |
   (.decode_step_ms_all | length) == 5 and ((.decode_step_ms_all | add / 5) - .decode_step_ms | fabs) < 1e-9 * .decode_step_ms' "$tmp/bm.json"
-"$bin" bench model -m "$tmp/m" --batch 2 --prompt-len 8 --decode-steps 5 --threads 1 --stat median --json "$tmp/bmm.json" >/dev/null 2>&1
+"$bin" bench model -m "$tmp/m" --batch 2 --prompt-len 8 --decode-steps 5 --threads 1 --probe-seconds 0.05 --stat median --json "$tmp/bmm.json" >/dev/null 2>&1
 check "bench model --stat median: step time is the middle step" jq -e '.results[0] |
   (.decode_step_ms_all | sort | .[2]) == .decode_step_ms' "$tmp/bmm.json"
 # decode against bandwidth probes on either side of each batch size's run:
 # the first row's probe before is the run's start probe, a row's after is
 # the next row's before, and the fraction is against their mean
-"$bin" bench model -m "$tmp/m" --batch 1,2 --prompt-len 8 --decode-steps 3 --threads 1 --json "$tmp/bw.json" >/dev/null 2>&1
+"$bin" bench model -m "$tmp/m" --batch 1,2 --prompt-len 8 --decode-steps 3 --threads 1 --probe-seconds 0.05 --json "$tmp/bw.json" >/dev/null 2>&1
 check "bench model: decode against the mean of the probes around it" jq -e '
   .results as $r | $r[0].bandwidth_gbs_before == .bandwidth_gbs and
   $r[1].bandwidth_gbs_before == $r[0].bandwidth_gbs_after and
   all($r[]; ((.bandwidth_gbs_before + .bandwidth_gbs_after) / 2 - .bandwidth_gbs_row | fabs) < 1e-9 * .bandwidth_gbs_row
     and (.decode_gbs / .bandwidth_gbs_row - .decode_fraction_of_bandwidth | fabs) < 1e-9)' "$tmp/bw.json"
 check "bench model --stat other exits 2" test "$(rc "$bin" bench model -m "$tmp/m" --stat mode)" -eq 2
+check "bench model --probe-seconds 0 exits 2" test "$(rc "$bin" bench model -m "$tmp/m" --probe-seconds 0)" -eq 2
 
 # quantized: convert --type T and --quantize T at load give the same logits
 "$bin" make-model --shape smollm-135m --layers 1 --vocab 1024 -o "$tmp/s" 2>/dev/null
@@ -81,7 +82,7 @@ check "convert -m GGUF --type q8_0 (re-typing a GGUF) exits 0" test "$(rc "$bin"
 check "  and writes the bytes converting the directory does" cmp -s "$tmp/s_re.gguf" "$tmp/s_q8_0.gguf"
 check "  and q4_0 is under a third of the F32 size" test "$(stat -c %s "$tmp/s_q4_0.gguf")" -lt "$(($(du -b "$tmp/s/model.safetensors" | cut -f1) / 3))"
 check "generate --quantize q8_0 runs" test "$(rc "$bin" generate -m "$tmp/s" --quantize q8_0 -p "$text" -n 4 --threads 2)" -eq 0
-check "bench model --quantize q4_0 runs" test "$(rc "$bin" bench model -m "$tmp/s" --quantize q4_0 --batch 1 --prompt-len 8 --decode-steps 2 --threads 2)" -eq 0
+check "bench model --quantize q4_0 runs" test "$(rc "$bin" bench model -m "$tmp/s" --quantize q4_0 --batch 1 --prompt-len 8 --decode-steps 2 --threads 2 --probe-seconds 0.05)" -eq 0
 check "  and reports Q4_0 weights" grep -q "Q4_0" "$tmp/out"
 check "--quantize f16 exits 2" test "$(rc "$bin" logits -m "$tmp/s" --quantize f16 --ids 1 -o "$tmp/x")" -eq 2
 check "--quantize q8_0 of rows that are not whole blocks exits 1" test "$(rc "$bin" logits -m "$tmp/m" --quantize q8_0 --ids 1 -o "$tmp/x")" -eq 1

@@ -97,14 +97,14 @@ check "bench adapters, 16 rank-64 adapters beside 4 short requests: exit 0, two 
   test "$?:$(grep -c '"method"' "$tmp/ba2.json")" = "0:2"
 
 # one decode step with a LoRA per sequence, F32 and BF16 adapters: BF16 reads half the bytes
-"$bin" bench adapter-step --shape tiny --batch 2 --steps 1 --threads 1 --json "$tmp/as32.json" >/dev/null 2>&1
+"$bin" bench adapter-step --shape tiny --batch 2 --steps 1 --threads 1 --probe-seconds 0.05 --json "$tmp/as32.json" >/dev/null 2>&1
 check "bench adapter-step exits 0" test $? -eq 0
-"$bin" bench adapter-step --shape tiny --batch 2 --steps 1 --threads 1 --adapter-dtype bf16 \
+"$bin" bench adapter-step --shape tiny --batch 2 --steps 1 --threads 1 --probe-seconds 0.05 --adapter-dtype bf16 \
   --json "$tmp/as16.json" >/dev/null 2>&1
 check "  --adapter-dtype bf16: exit 0, recorded, half the adapter bytes per step" jq -e --slurpfile f "$tmp/as32.json" \
   '.adapter_dtype == "BF16" and (.results[0].adapter_mb_per_step * 2 - $f[0].results[0].adapter_mb_per_step | fabs) < 1e-6' \
   "$tmp/as16.json"
-"$bin" bench adapter-step --shape tiny --batch 2 --steps 1 --threads 1 --reps 3 --json "$tmp/as3.json" >/dev/null 2>&1
+"$bin" bench adapter-step --shape tiny --batch 2 --steps 1 --threads 1 --probe-seconds 0.05 --reps 3 --json "$tmp/as3.json" >/dev/null 2>&1
 # (the JSON's rounds are in ms and printed to 15 digits: compared within 1e-9)
 check "  --reps 3: the overhead is the median of the rounds' own, inside their range" jq -e \
   '.results[0] | (.rounds_ms | map(.[1] / .[0] - 1) | sort) as $o
