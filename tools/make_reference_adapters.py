@@ -27,6 +27,9 @@ Files per case directory <out>/<case>/
                      "prompt_len": N, "goldens": {"all": "golden_all.f64",
                      "prefill": "golden_prefill.f64"}}
     golden_<mode>.f64  raw little-endian float64 [T, V], T = len(ids)
+    golden_all_<t>.f64 (cases with "held_as"): mode "all" with the LoRA's A
+                       and B rounded to t (bf16, f16) first, as
+                       `preft serve --lora-dtype` holds an FP32 adapter
 
 Modes (one per-row flag decides everything)
     Positions 0..N-1 are the prompt, N..T-1 generated tokens fed back.
@@ -150,7 +153,7 @@ LORA_CASES = [
     {"name": "lora-all7-rslora-patterns", "base": "llama-gqa-rope3", "T": 24, "N": 12,
      "target_modules": ALL7, "r": 8, "alpha": 16, "use_rslora": True,
      "rank_pattern": {"down_proj": 2}, "alpha_pattern": {"layers.1.mlp.up_proj": 4},
-     "dtype": "F32", "frac": 0.25, "seed": 12},
+     "dtype": "F32", "frac": 0.25, "seed": 12, "held_as": ["BF16", "F16"]},
     # PEFT forbids layers_to_transform with a regex target_modules, so the
     # regex names the layer itself; the next case picks the same modules
     # with a list + layers_to_transform and shares the tensors (same seed).
@@ -484,7 +487,15 @@ def make_lora(out, base, case):
     lw = {k: v.to(F64) for k, v in tensors.items()}
     goldens = {m: lora_forward(base, ids, mods, lw, row_flags(T, N, m)).numpy()
                for m in ("all", "prefill")}
-    write_goldens(d, base, ids, N, goldens)
+    # "held_as": the same files with A and B rounded to a 16-bit type
+    # (Tensor.to: nearest, ties to even), as `serve --lora-dtype` holds them
+    held = {}
+    for hdt in case.get("held_as", []):
+        lr = {k: v.to(M.TORCH_DTYPE[hdt]).to(F64) for k, v in tensors.items()}
+        held["all_" + hdt.lower()] = lora_forward(base, ids, mods, lr, row_flags(T, N, "all")).numpy()
+        print("    held as %s: all-mode logits move by %.3g (max rel) from the files' %s"
+              % (hdt, rel_change(held["all_" + hdt.lower()], goldens["all"]), case["dtype"]))
+    write_goldens(d, base, ids, N, {**goldens, **held})
 
     # --- independent recomputation from the files: merged weights per row
     back = M.read_safetensors(os.path.join(d, "adapter_model.safetensors"))

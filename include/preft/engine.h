@@ -92,6 +92,13 @@ typedef struct preft_engine_config {
   /* Speculative decoding of every unconstrained request (preft/generate.h);
    * zeros: off. Drafts take rows of the step's token budget. */
   preft_speculation speculation;
+  /* LoRA weights held in memory as: NULL or "auto", as the files store them;
+   * "float16" or "bfloat16" (also "f16", "bf16"): every LoRA's A and B
+   * rounded to that type at load (vLLM's --lora-dtype), which halves the
+   * bytes an FP32 adapter takes and that decode reads per step for it, and
+   * gives the outputs of the adapter saved in that type. ReFT weights are
+   * FP32 whatever this says. */
+  const char *lora_dtype;
 } preft_engine_config;
 
 /* The engine takes ownership of the model (freed by preft_engine_free)
@@ -140,6 +147,9 @@ PREFT_API int preft_engine_load_adapter(preft_engine *e, const char *name, const
  * any other, after which requests for it fail (it has no files to reload). */
 PREFT_API int preft_engine_add_loaded_adapter(preft_engine *e, const char *name, preft_adapter *a,
                                               preft_error *err);
+/* Holds an adapter loaded outside the engine as the engine holds its own
+ * (lora_dtype), so that it computes what the engine's copy computes. */
+PREFT_API void preft_engine_convert_adapter(preft_engine *e, preft_adapter *a);
 /* Unregisters; requests already accepted for it still run. */
 PREFT_API int preft_engine_remove_adapter(preft_engine *e, const char *name, preft_error *err);
 /* Calls fn for every registered adapter (under the engine lock: fn must not

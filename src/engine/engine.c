@@ -717,11 +717,16 @@ static void *engine_main(void *arg) {
   return NULL;
 }
 
+void preft_engine_convert_adapter(preft_engine *e, preft_adapter *a) {
+  if (e->lora_store >= 0) preft_lora_store_as(a, &e->model->cfg, (preft_dtype)e->lora_store);
+}
+
 /* See engine_internal.h. */
 int timed_load(preft_engine *e, preft_adapter **out, const char *path, const char *name, preft_error *err) {
   pthread_mutex_unlock(&e->mu);
   double t0 = preft_now(), c0 = preft_thread_cpu_now();
   int rc = preft_adapter_load(out, path, name, &e->model->cfg, err);
+  if (rc == 0) preft_engine_convert_adapter(e, *out); /* e->lora_store is set once, at create */
   double dt = preft_now() - t0, dc = preft_thread_cpu_now() - c0;
   pthread_mutex_lock(&e->mu);
   hist_add(e->stats.adapter_load_hist, dt);
@@ -738,6 +743,12 @@ int preft_engine_create(preft_engine **out, preft_model *model, const preft_engi
   preft_engine *e = preft_xcalloc(1, sizeof *e);
   e->model = model;
   e->cfg = *cfg;
+  e->cfg.lora_dtype = NULL; /* the caller's string: not kept */
+  e->lora_store = preft_lora_dtype_parse(cfg->lora_dtype);
+  if (e->lora_store == -2) {
+    free(e);
+    return preft_fail(err, "lora_dtype must be auto, float16 or bfloat16, not '%s'", cfg->lora_dtype);
+  }
   e->spec = preft_spec_defaults(&cfg->speculation);
   e->spec_k = cfg->speculation.kind == PREFT_SPEC_OFF ? 0 : e->spec.k;
   const preft_model_config *c = &model->cfg;

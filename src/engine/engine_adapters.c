@@ -263,6 +263,7 @@ int preft_engine_add_loaded_adapter(preft_engine *e, const char *name, preft_ada
     preft_adapter_free(a);
     return preft_fail(err, "adapter %s was made for a different base model", name);
   }
+  preft_engine_convert_adapter(e, a);
   pthread_mutex_lock(&e->mu);
   preft_registered_adapter *ra;
   int rc = preft_registry_add_memory(&e->reg, name, &ra, err);

@@ -36,6 +36,7 @@ struct preft_engine {
   preft_engine_config cfg;
   preft_speculation spec; /* with defaults; spec_k 0 when off */
   int spec_k;
+  int lora_store;                /* the type LoRA weights are held as (cfg.lora_dtype), or -1: as stored */
   struct preft_drafter *drafter; /* NULL when off (speculative.h) */
   struct preft_draft_req *dreqs; /* [max_running]: this step's drafting */
   struct seq_t **dseqs;          /* [max_running]: their sequences */

@@ -103,6 +103,16 @@ preft_adapter *preft_adapter_random_range(preft_adapter_kind kind, const preft_m
  * Cannot fail (aborts only when out of memory, like every preft_x* alloc). */
 void preft_lora_prepare(preft_adapter *a, const preft_model_config *cfg);
 
+/* Holds a LoRA's A and B as dt (PREFT_F16 or PREFT_BF16) from now on: each
+ * value rounded to nearest (ties to even) from the type it had, Bᵀ made
+ * again, the files' copy released (a->bytes shrinks or stays; the checksum
+ * stays, and the prefix cache's identity of the adapter changes with the
+ * modules' types). No-op for ReFT and for a LoRA stored as dt. */
+void preft_lora_store_as(preft_adapter *a, const preft_model_config *cfg, preft_dtype dt);
+/* A --lora-dtype value: -1 for NULL or "auto" (as stored), PREFT_F16 for
+ * "float16" or "f16", PREFT_BF16 for "bfloat16" or "bf16", -2 otherwise. */
+int preft_lora_dtype_parse(const char *s);
+
 /* The flag of a row at position pos of a sequence whose prompt has
  * prompt_len tokens (pos >= prompt_len: a generated token), in mode, for an
  * adapter that applies at positions first / last (ReFT fA+lB, shared: one

@@ -4,8 +4,10 @@
  * goldens for, teacher-forced with a prompt shorter than the sequence; a
  * batch that mixes the base model, two LoRA ranks in different modes, a
  * LoReFT and a DiReFT adapter gives each sequence its reference logits, in
- * one prefill and then step by step as decode; and every broken adapter in
- * tests/data/adapters/bad gets an error naming what is wrong. */
+ * one prefill and then step by step as decode; an FP32 LoRA held as BF16 or
+ * F16 (serve --lora-dtype) gives the reference's logits of its A and B
+ * rounded to that type; and every broken adapter in tests/data/adapters/bad
+ * gets an error naming what is wrong. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "engine/generate.h"
+#include "engine/prefix_cache.h"
 #include "model/adapter.h"
 #include "model/llama.h"
 #include "testutil.h"
@@ -112,6 +115,78 @@ static void lora_qwen2_bf16_prefill_default_matches_reference(void **s) { check_
 static void loreft_first_last_matches_reference(void **s) { check_case("loreft-f3l3"); }
 static void loreft_all_positions_shared_matches_reference(void **s) { check_case("loreft-all-shared"); }
 static void direft_shared_weights_matches_reference(void **s) { check_case("direft-f5l5-shared"); }
+
+/* The largest relative L2 error over positions */
+static double worst_rel(const float *got, const double *want, int n, int vocab) {
+  double worst = 0;
+  for (int t = 0; t < n; t++) {
+    double r = test_rel_l2(got + (size_t)t * vocab, want + (size_t)t * vocab, (size_t)vocab);
+    worst = r > worst ? r : worst;
+  }
+  return worst;
+}
+
+/* preft_lora_store_as: the FP32 LoRA's A and B rounded to BF16 / F16 give
+ * PyTorch's logits of the rounded tensors (golden_all_<t>.f64), measurably
+ * away from the FP32 golden; the memory taken shrinks, the prefix cache's
+ * identity of the adapter changes, and a LoRA stored as the type is left
+ * as it is. */
+static void lora_held_as_16_bit_matches_rounded_reference(void **s) {
+  (void)s;
+  static const struct {
+    preft_dtype dt;
+    const char *golden;
+  } held[] = {{PREFT_BF16, "all_bf16"}, {PREFT_F16, "all_f16"}};
+  preft_pool *pool = preft_pool_create(2);
+  for (size_t h = 0; h < sizeof held / sizeof *held; h++) {
+    adapter_case c;
+    load_case("lora-all7-rslora-patterns", &c);
+    const int vocab = c.base->cfg.vocab;
+    const size_t bytes_f32 = c.adapter->bytes;
+    const uint64_t salt_f32 = preft_prefix_salt(c.adapter, 0, PREFT_MODE_ALL, -1);
+    preft_lora_store_as(c.adapter, &c.base->cfg, held[h].dt);
+    for (int i = 0; i < c.adapter->n_layers * PREFT_N_MODULES; i++)
+      if (c.adapter->lora[i].rank)
+        assert_true(c.adapter->lora[i].a_dtype == held[h].dt && c.adapter->lora[i].b_dtype == held[h].dt);
+    if (!(c.adapter->bytes < bytes_f32 * 3 / 4))
+      fail_msg("held as %s: %zu bytes, FP32 %zu", held[h].golden, c.adapter->bytes, bytes_f32);
+    assert_true(preft_prefix_salt(c.adapter, 0, PREFT_MODE_ALL, -1) != salt_f32);
+    float *logits = malloc(sizeof(float) * (size_t)c.n * (size_t)vocab);
+    preft_error err;
+    if (preft_all_logits_adapted(c.base, pool, c.ids, c.n, c.adapter, PREFT_MODE_ALL, c.prompt_len, logits,
+                                 &err) != 0)
+      fail_msg("%s", err.msg);
+    double *want = load_golden(&c, held[h].golden), *f32 = load_golden(&c, "all");
+    assert_non_null(want);
+    expect_close(logits, want, c.n, vocab, held[h].golden);
+    double away = worst_rel(logits, f32, c.n, vocab), ref_away = worst_rel(logits, want, c.n, vocab);
+    if (!(away > 10 * ref_away))
+      fail_msg("held as %s: %.3g from the FP32 golden, %.3g from the rounded one: not rounded?",
+               held[h].golden, away, ref_away);
+    free(want);
+    free(f32);
+    free(logits);
+    free_case(&c);
+  }
+  /* a LoRA stored as BF16 is held as it is */
+  adapter_case c;
+  load_case("lora-qwen2-bf16", &c);
+  preft_lora_module before[64];
+  const int n = c.adapter->n_layers * PREFT_N_MODULES;
+  assert_true(n <= 64);
+  memcpy(before, c.adapter->lora, sizeof *before * (size_t)n);
+  const size_t bytes = c.adapter->bytes;
+  preft_lora_store_as(c.adapter, &c.base->cfg, PREFT_BF16);
+  assert_memory_equal(before, c.adapter->lora, sizeof *before * (size_t)n);
+  assert_int_equal(bytes, c.adapter->bytes);
+  free_case(&c);
+  assert_int_equal(preft_lora_dtype_parse(NULL), -1);
+  assert_int_equal(preft_lora_dtype_parse("auto"), -1);
+  assert_int_equal(preft_lora_dtype_parse("bfloat16"), PREFT_BF16);
+  assert_int_equal(preft_lora_dtype_parse("f16"), PREFT_F16);
+  assert_int_equal(preft_lora_dtype_parse("float32"), -2);
+  preft_pool_free(pool);
+}
 
 static void adapter_default_modes_come_from_config(void **s) {
   adapter_case c;
@@ -315,6 +390,7 @@ int main(void) {
       cmocka_unit_test(loreft_first_last_matches_reference),
       cmocka_unit_test(loreft_all_positions_shared_matches_reference),
       cmocka_unit_test(direft_shared_weights_matches_reference),
+      cmocka_unit_test(lora_held_as_16_bit_matches_rounded_reference),
       cmocka_unit_test(adapter_default_modes_come_from_config),
       cmocka_unit_test(mixed_adapter_batch_matches_each_sequence_alone),
       cmocka_unit_test(broken_adapters_get_named_errors),
