@@ -143,6 +143,15 @@ static int parse_value(const char *cmd, const cli_opt *o, const char *v) {
       cli_quantize = t;
       return 0;
     }
+    case CLI_LORA_DTYPE: {
+      int t = preft_lora_dtype_parse(v);
+      if (t == -2) {
+        fprintf(stderr, "preft %s: %s expects auto, float16 or bfloat16, got '%s'\n", cmd, o->name, v);
+        return -1;
+      }
+      cli_lora_dtype = t;
+      return 0;
+    }
     case CLI_IDS: {
       cli_ids *ids = o->dst;
       free(ids->v);

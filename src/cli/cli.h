@@ -56,16 +56,17 @@ int cli_classify(int argc, char **argv);        /* cli_classify.c: `preft classi
  * argv once, checks every value's type and range, and prints
  * "preft CMD: ..." naming the option for anything wrong. */
 typedef enum {
-  CLI_FLAG,     /* bool *: set true when present */
-  CLI_STR,      /* const char **: the argument as given */
-  CLI_STRS,     /* cli_strs *: repeatable string option */
-  CLI_INT,      /* long *: integer in [lo, hi] */
-  CLI_FLOAT,    /* double *: finite number in [lo, hi] */
-  CLI_DTYPE,    /* preft_dtype *: f32 | f16 | bf16 */
-  CLI_MODE,     /* int *: adapter mode, all | prefill (preft_adapter_mode) */
-  CLI_IDS,      /* cli_ids *: comma-separated non-negative integers */
-  CLI_MATMUL,   /* dst unused: exact | bf16, sets the process's matmul precision (tensor/gemm.h) */
-  CLI_QUANTIZE, /* dst unused: a quantized type, sets cli_quantize */
+  CLI_FLAG,       /* bool *: set true when present */
+  CLI_STR,        /* const char **: the argument as given */
+  CLI_STRS,       /* cli_strs *: repeatable string option */
+  CLI_INT,        /* long *: integer in [lo, hi] */
+  CLI_FLOAT,      /* double *: finite number in [lo, hi] */
+  CLI_DTYPE,      /* preft_dtype *: f32 | f16 | bf16 */
+  CLI_MODE,       /* int *: adapter mode, all | prefill (preft_adapter_mode) */
+  CLI_IDS,        /* cli_ids *: comma-separated non-negative integers */
+  CLI_MATMUL,     /* dst unused: exact | bf16, sets the process's matmul precision (tensor/gemm.h) */
+  CLI_QUANTIZE,   /* dst unused: a quantized type, sets cli_quantize */
+  CLI_LORA_DTYPE, /* dst unused: auto | float16 | bfloat16, sets cli_lora_dtype */
 } cli_opt_kind;
 
 /* The --matmul-precision entry of every command that runs a model, and its
@@ -124,6 +125,17 @@ extern int cli_quantize;
   "                       matrices stay as they are)\n"
 /* Applies cli_quantize to a loaded model (nothing when unset). */
 int cli_apply_quantize(preft_model *m, preft_error *err);
+
+/* --lora-dtype T of the commands that run a decoder with a LoRA: the type
+ * its A and B are held as (preft_lora_dtype_parse; cli_model_load and
+ * serve apply it), -1 as the files store them. */
+extern int cli_lora_dtype;
+#define CLI_LORA_DTYPE_OPTION \
+  { "--lora-dtype", NULL, CLI_LORA_DTYPE, NULL, 0, 0 }
+#define CLI_LORA_DTYPE_HELP                                                              \
+  "  --lora-dtype T       a LoRA's A and B held as auto (as the files store them, the\n" \
+  "                       default), float16 or bfloat16: rounded at load, as\n"          \
+  "                       `serve --lora-dtype` holds them\n"
 
 typedef struct cli_strs {
   const char **items; /* caller's array of `max` slots */

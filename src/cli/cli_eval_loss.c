@@ -28,7 +28,8 @@ static void usage(FILE *out) {
           "  --seq T              longest example (default min(1024, context))\n"
           "  --on-bad-line A      stop | skip (default stop)\n"
           "  --json FILE          also write {\"eval_loss\", \"tokens\", \"examples\"}\n"
-          "  --threads N          worker threads (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP);
+          "  --threads N          worker threads (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP
+              CLI_LORA_DTYPE_HELP);
 }
 
 int cli_eval_loss(int argc, char **argv) {
@@ -46,6 +47,7 @@ int cli_eval_loss(int argc, char **argv) {
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
       CLI_MATMUL_OPTION,
       CLI_QUANTIZE_OPTION,
+      CLI_LORA_DTYPE_OPTION,
       {NULL},
   };
   int pr = cli_parse("eval-loss", argc, argv, opts, usage);

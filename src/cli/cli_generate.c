@@ -45,7 +45,7 @@ static void usage(FILE *out) {
           "  --adapter-mode M     all (every token) or prefill (prompt only, decode\n"
           "                       runs the base model); default: the adapter's config\n"
           "  --threads N          worker threads (default: all cores)\n" CLI_SPEC_HELP CLI_MATMUL_HELP
-              CLI_QUANTIZE_HELP
+              CLI_QUANTIZE_HELP CLI_LORA_DTYPE_HELP
           "  -v, --verbose        print timing (and speculation's acceptance) to stderr\n",
           MAX_STOPS);
 }
@@ -150,6 +150,7 @@ int cli_generate(int argc, char **argv) {
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
       CLI_MATMUL_OPTION,
       CLI_QUANTIZE_OPTION,
+      CLI_LORA_DTYPE_OPTION,
       {"--adapter", "-a", CLI_STR, &adapter_dir},
       {"--adapter-mode", NULL, CLI_MODE, &mode_arg},
       {"--ignore-eos", NULL, CLI_FLAG, &ignore_eos},

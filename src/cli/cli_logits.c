@@ -26,7 +26,8 @@ static void usage(FILE *out) {
           "                    default: the adapter's own config\n"
           "  --prompt-len N    ids at positions >= N count as generated tokens\n"
           "                    (teacher-forced); default: all ids are the prompt\n"
-          "  --threads N       worker threads (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP);
+          "  --threads N       worker threads (default: all cores)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP
+              CLI_LORA_DTYPE_HELP);
 }
 
 int cli_logits(int argc, char **argv) {
@@ -44,6 +45,7 @@ int cli_logits(int argc, char **argv) {
       {"--threads", NULL, CLI_INT, &threads, 1, 1024},
       CLI_MATMUL_OPTION,
       CLI_QUANTIZE_OPTION,
+      CLI_LORA_DTYPE_OPTION,
       {NULL},
   };
   int pr = cli_parse("logits", argc, argv, opts, usage);

@@ -40,7 +40,8 @@ static void usage(FILE *out) {
           "  --tokenizer PATH  tokenizer (default: the model directory's)\n"
           "  --json OUT    also write {\"tokens\", \"bytes\", \"nll\", \"perplexity\", \"bits_per_byte\"}\n"
           "                (nll: mean per scored token, natural log; bits_per_byte: the summed NLL\n"
-          "                in bits over the file's bytes)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP);
+          "                in bits over the file's bytes)\n" CLI_MATMUL_HELP CLI_QUANTIZE_HELP
+              CLI_LORA_DTYPE_HELP);
 }
 
 /* Writes the scores of `file` as JSON to path (atomically). bits per byte
@@ -77,6 +78,7 @@ int cli_perplexity(int argc, char **argv) {
       {"--json", NULL, CLI_STR, &json_path},
       CLI_MATMUL_OPTION,
       CLI_QUANTIZE_OPTION,
+      CLI_LORA_DTYPE_OPTION,
       {NULL},
   };
   int pr = cli_parse("perplexity", argc, argv, opts, usage);

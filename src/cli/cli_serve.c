@@ -167,7 +167,7 @@ int cli_serve(int argc, char **argv) {
   long port = 8080, max_loaded = 0, adapter_mb = 1024, kv_mb = 0, max_queue = 0, max_running = 0,
        step_tokens = 0, max_len = 0;
   long body_mb = 8, drain_s = 30, threads = 0, max_conns = 0, header_s = 10, body_s = 60, idle_s = 30;
-  const char *adapter_root = NULL, *registry_file = NULL, *prefix_dir = NULL, *lora_dtype = "auto";
+  const char *adapter_root = NULL, *registry_file = NULL, *prefix_dir = NULL;
   cli_spec_args spec_args = {0};
   double prefix_disk_gb = 10;
   bool verbose = false, runtime_adapters = false, no_adapter_check = false, no_prefetch = false;
@@ -184,7 +184,7 @@ int cli_serve(int argc, char **argv) {
       {"--max-loaded-adapters", NULL, CLI_INT, &max_loaded, 1, 1 << 20},
       {"--no-adapter-check", NULL, CLI_FLAG, &no_adapter_check},
       {"--no-adapter-prefetch", NULL, CLI_FLAG, &no_prefetch},
-      {"--lora-dtype", NULL, CLI_STR, &lora_dtype},
+      CLI_LORA_DTYPE_OPTION,
       {"--adapter-cache-mb", NULL, CLI_INT, &adapter_mb, 0, 1 << 24},
       {"--adapter-registry", NULL, CLI_STR, &registry_file},
       {"--kv-cache-mb", NULL, CLI_INT, &kv_mb, 1, 1 << 24},
@@ -223,10 +223,6 @@ int cli_serve(int argc, char **argv) {
   int n_adapter_args = adapters.n;
   if (!model_dir) {
     fprintf(stderr, "preft serve: -m DIR is required (see --help)\n");
-    return CLI_EXIT_USAGE;
-  }
-  if (preft_lora_dtype_parse(lora_dtype) == -2) {
-    fprintf(stderr, "preft serve: --lora-dtype is auto, float16 or bfloat16, not '%s'\n", lora_dtype);
     return CLI_EXIT_USAGE;
   }
   if (adapter_root && !runtime_adapters) {
@@ -288,7 +284,9 @@ int cli_serve(int argc, char **argv) {
                             .prefix_cache_dir = prefix_dir,
                             .prefix_cache_disk_bytes = (uint64_t)(prefix_disk_gb * (double)(1 << 30)),
                             .speculation = spec,
-                            .lora_dtype = lora_dtype};
+                            .lora_dtype = cli_lora_dtype == PREFT_BF16  ? "bfloat16"
+                                          : cli_lora_dtype == PREFT_F16 ? "float16"
+                                                                        : NULL};
   max_context = max_len > 0 ? (int)max_len : cm.model->cfg.max_pos;
   if (preft_engine_create(&engine, cm.model, &ec, &err) != 0) goto fail; /* owns the model from here */
   cm.model = NULL;

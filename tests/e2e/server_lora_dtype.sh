@@ -3,8 +3,9 @@
 # float16) takes less memory (/v1/models' bytes), its generated tokens' log-
 # probabilities move from the FP32 server's (the engine computes with the
 # rounded weights), and the prompt scoring of echo (its own copy of the
-# adapter) gives the same numbers as generation on the same server; an
-# unknown type is a usage error (exit 2) naming the option. The numbers
+# adapter) gives the same numbers as generation on the same server, as does
+# `preft eval-loss --lora-dtype` (the CLI's option) of the first generated
+# token; an unknown type is a usage error (exit 2) naming the option. The numbers
 # themselves are checked against PyTorch in test_adapters.
 source "$(dirname "$0")/server_lib.bash"
 command -v jq >/dev/null || { echo "jq is missing: run scripts/install-deps.sh"; exit 1; }
@@ -28,6 +29,7 @@ serve_run() {
   first=$(echo "$g" | jq -r '.choices[0].logprobs.token_logprobs[0]')
   # the prompt and the first generated token, scored as a prompt
   s=$(curl -s "$SRV_URL/v1/completions" -d "{\"model\":\"u\",\"prompt\":[1,2,3,4,5,$(echo "$g" | jq -r '.choices[0].token_ids[0] // empty')],\"max_tokens\":1,\"temperature\":0,\"echo\":true,\"logprobs\":1}")
+  echo "{\"prompt_ids\": [1, 2, 3, 4, 5], \"completion_ids\": [$(echo "$g" | jq -r '.choices[0].token_ids[0]')]}" >"$tmp/first-$1.jsonl"
   echo "$(curl -s "$SRV_URL/v1/models/u" | jq .bytes) $first $(echo "$s" | jq -r '.choices[0].logprobs.token_logprobs[5]') $ids"
   stop_server
 }
@@ -43,4 +45,13 @@ check "bfloat16: the first token's logprob moves from the FP32 server's" \
   far "$lp16" "$lp32" 1e-6
 check "bfloat16: echo's prompt scoring agrees with generation (1e-4)" near "$echo16" "$lp16" 1e-4
 check "auto: likewise" near "$echo32" "$lp32" 1e-4
+# eval_loss TYPE: preft eval-loss of the first generated token (minus its logprob)
+eval_loss() {
+  "$bin" eval-loss -m "$model" -a "$adapter" --data "$tmp/first-$1.jsonl" --lora-dtype "$1" --threads 1 \
+    --json "$tmp/el-$1.json" >/dev/null 2>&1 && jq -r '-.eval_loss' "$tmp/el-$1.json"
+}
+check "eval-loss --lora-dtype bfloat16 gives the bfloat16 server's logprob" near "$(eval_loss bfloat16)" "$lp16" 1e-4
+check "eval-loss --lora-dtype auto gives the FP32 server's" near "$(eval_loss auto)" "$lp32" 1e-4
+"$bin" eval-loss -m "$model" -a "$adapter" --data "$tmp/first-auto.jsonl" --lora-dtype f32 >/dev/null 2>"$tmp/err"
+check "eval-loss --lora-dtype f32: exit 2" test $? -eq 2
 exit $((fails > 0))
