@@ -144,12 +144,11 @@ static int parse_value(const char *cmd, const cli_opt *o, const char *v) {
       return 0;
     }
     case CLI_LORA_DTYPE: {
-      int t = preft_lora_dtype_parse(v);
-      if (t == -2) {
+      if (preft_lora_dtype_parse(v) == -2) {
         fprintf(stderr, "preft %s: %s expects auto, float16 or bfloat16, got '%s'\n", cmd, o->name, v);
         return -1;
       }
-      cli_lora_dtype = t;
+      cli_lora_dtype = v;
       return 0;
     }
     case CLI_IDS: {

@@ -66,7 +66,7 @@ typedef enum {
   CLI_IDS,        /* cli_ids *: comma-separated non-negative integers */
   CLI_MATMUL,     /* dst unused: exact | bf16, sets the process's matmul precision (tensor/gemm.h) */
   CLI_QUANTIZE,   /* dst unused: a quantized type, sets cli_quantize */
-  CLI_LORA_DTYPE, /* dst unused: auto | float16 | bfloat16, sets cli_lora_dtype */
+  CLI_LORA_DTYPE, /* dst unused: auto | float16 | bfloat16 (checked), sets cli_lora_dtype */
 } cli_opt_kind;
 
 /* The --matmul-precision entry of every command that runs a model, and its
@@ -126,10 +126,11 @@ extern int cli_quantize;
 /* Applies cli_quantize to a loaded model (nothing when unset). */
 int cli_apply_quantize(preft_model *m, preft_error *err);
 
-/* --lora-dtype T of the commands that run a decoder with a LoRA: the type
- * its A and B are held as (preft_lora_dtype_parse; cli_model_load and
- * serve apply it), -1 as the files store them. */
-extern int cli_lora_dtype;
+/* --lora-dtype T of the commands that run a decoder with a LoRA, as given
+ * (a name preft_lora_dtype_parse takes; NULL: not given): the type its A
+ * and B are held as. cli_model_load applies it; serve hands it to the
+ * engine (preft_engine_config.lora_dtype). */
+extern const char *cli_lora_dtype;
 #define CLI_LORA_DTYPE_OPTION \
   { "--lora-dtype", NULL, CLI_LORA_DTYPE, NULL, 0, 0 }
 #define CLI_LORA_DTYPE_HELP                                                              \

@@ -327,7 +327,7 @@ static int bench_model(int argc, char **argv) {
   preft_pool *pool = preft_pool_create((int)threads);
   /* the ceiling of these weights at this matmul precision: the FP32 FMA
    * peak, or the vdpbf16ps peak for BF16 weights at bf16 precision */
-  size_t probe_bytes = (size_t)1 << 30; /* one buffer for every probe: page faults once */
+  size_t probe_bytes = PREFT_ROOFLINE_READ_BYTES; /* one buffer for every probe: page faults once */
   void *probe = preft_roofline_probe_alloc(&probe_bytes);
   double peak = preft_roofline_matmul_gflops(pool, m->layers[0].wq.dtype, probe_s / 2),
          bw = preft_roofline_read_buffer_gbs(pool, probe, probe_bytes, probe_s);
@@ -556,7 +556,7 @@ static int bench_adapter_step(int argc, char **argv) {
   memset(on, PREFT_ADAPT_ON, max_rows);
   float *logits = preft_xmalloc(sizeof(float) * (size_t)max_b * (size_t)c->vocab);
   preft_workspace ws = {0};
-  double bw = preft_roofline_read_gbs(pool, (size_t)1 << 30, probe_s);
+  double bw = preft_roofline_bandwidth_gbs(pool, probe_s);
   printf(
       "adapter %s: %s, %d layers, %s base, rank-%ld %s LoRA on all 7 projections (%.1f MB per "
       "adapter),\n"

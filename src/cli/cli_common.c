@@ -31,7 +31,7 @@ bool cli_has_tokenizer(const char *dir) {
 }
 
 int cli_quantize = -1;
-int cli_lora_dtype = -1;
+const char *cli_lora_dtype = NULL;
 
 int cli_apply_quantize(preft_model *m, preft_error *err) {
   if (cli_quantize < 0) return 0;
@@ -54,8 +54,8 @@ int cli_model_load(cli_model *out, const cli_model_args *args, preft_error *err)
     cli_model_free(out);
     return -1;
   }
-  if (out->adapter && cli_lora_dtype >= 0)
-    preft_lora_store_as(out->adapter, &out->model->cfg, (preft_dtype)cli_lora_dtype);
+  const int held_as = preft_lora_dtype_parse(cli_lora_dtype);
+  if (out->adapter && held_as >= 0) preft_lora_store_as(out->adapter, &out->model->cfg, (preft_dtype)held_as);
   out->mode = args->adapter_mode >= 0 ? (preft_adapter_mode)args->adapter_mode
               : out->adapter          ? out->adapter->default_mode
                                       : PREFT_MODE_ALL;

@@ -284,9 +284,7 @@ int cli_serve(int argc, char **argv) {
                             .prefix_cache_dir = prefix_dir,
                             .prefix_cache_disk_bytes = (uint64_t)(prefix_disk_gb * (double)(1 << 30)),
                             .speculation = spec,
-                            .lora_dtype = cli_lora_dtype == PREFT_BF16  ? "bfloat16"
-                                          : cli_lora_dtype == PREFT_F16 ? "float16"
-                                                                        : NULL};
+                            .lora_dtype = cli_lora_dtype};
   max_context = max_len > 0 ? (int)max_len : cm.model->cfg.max_pos;
   if (preft_engine_create(&engine, cm.model, &ec, &err) != 0) goto fail; /* owns the model from here */
   cm.model = NULL;

@@ -69,10 +69,10 @@ int preft_srv_prompt_logprobs(preft_server *s, const char *adapter_name, int ada
                             "The model '%s' does not exist", adapter_name);
     int rc = preft_adapter_load(&a, path, adapter_name, c, &err);
     free(path);
-    if (rc == 0) preft_engine_convert_adapter(s->engine, a); /* what the engine's copy computes */
     if (rc != 0)
       return preft_srv_fail(e, 400, "invalid_request_error", "adapter_unavailable", "model",
                             "The adapter '%s' is unavailable: %s", adapter_name, err.msg);
+    preft_engine_convert_adapter(s->engine, a); /* what the engine's copy computes */
   }
   preft_adapter_mode mode = adapter_mode >= 0 ? (preft_adapter_mode)adapter_mode
                             : a               ? a->default_mode

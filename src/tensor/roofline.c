@@ -264,7 +264,7 @@ double preft_roofline_read_gbs(preft_pool *pool, size_t bytes, double seconds) {
 }
 
 double preft_roofline_bandwidth_gbs(preft_pool *pool, double seconds) {
-  return preft_roofline_read_gbs(pool, (size_t)1 << 30, seconds);
+  return preft_roofline_read_gbs(pool, PREFT_ROOFLINE_READ_BYTES, seconds);
 }
 
 /* ---- preft_gemm on a square FP32 problem --------------------------------- */

@@ -52,6 +52,7 @@
 double preft_roofline_fma_gflops(preft_pool *pool, double seconds);
 double preft_roofline_bf16dot_gflops(preft_pool *pool, double seconds);
 double preft_roofline_matmul_gflops(preft_pool *pool, preft_dtype wdt, double seconds);
+#define PREFT_ROOFLINE_READ_BYTES ((size_t)1 << 30) /* preft_roofline_bandwidth_gbs's buffer */
 double preft_roofline_bandwidth_gbs(preft_pool *pool, double seconds);
 double preft_roofline_read_gbs(preft_pool *pool, size_t bytes, double seconds);
 double preft_roofline_read_buffer_gbs(preft_pool *pool, const void *buf, size_t bytes, double seconds);
