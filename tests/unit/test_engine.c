@@ -374,6 +374,30 @@ static void bad_requests_are_refused_with_reasons(void **s) {
   preft_engine_free(e);
 }
 
+static void adapter_bytes(void *ctx, const preft_adapter_info *a) { *(size_t *)ctx = a->bytes; }
+
+/* lora_dtype holds an adapter handed over in memory at 16 bits too (the
+ * loaded ones: test_adapters, e2e_server_lora_dtype); a type it does not
+ * offer is refused naming the field. */
+static void lora_dtype_holds_adapters_given_in_memory_at_16_bits(void **s) {
+  (void)s;
+  preft_engine *e;
+  preft_error err;
+  preft_model *m = load_base();
+  preft_engine_config cfg = {.threads = 1, .kv_cache_mb = 16, .lora_dtype = "float32"};
+  assert_int_not_equal(preft_engine_create(&e, m, &cfg, &err), 0);
+  assert_non_null(strstr(err.msg, "lora_dtype"));
+  cfg.lora_dtype = "bfloat16";
+  if (preft_engine_create(&e, m, &cfg, &err) != 0) fail_msg("%s", err.msg);
+  preft_adapter *a = preft_adapter_random(PREFT_ADAPTER_LORA, &m->cfg, 4, PREFT_MODE_ALL, PREFT_F32, 1);
+  const size_t bytes_f32 = a->bytes;
+  if (preft_engine_add_loaded_adapter(e, "m", a, &err) != 0) fail_msg("%s", err.msg);
+  size_t held = 0;
+  assert_true(preft_engine_adapter_info(e, "m", adapter_bytes, &held));
+  if (!(held > 0 && held < bytes_f32 * 3 / 4)) fail_msg("held %zu bytes, FP32 %zu", held, bytes_f32);
+  preft_engine_free(e);
+}
+
 static void adapters_beyond_the_loaded_limit_are_evicted(void **s) {
   preft_engine *e;
   preft_error err;
@@ -820,6 +844,7 @@ int main(void) {
       cmocka_unit_test(prefix_cache_reuses_blocks_of_same_prompt_and_adapter),
       cmocka_unit_test(cancel_and_callback_stop_end_requests),
       cmocka_unit_test(bad_requests_are_refused_with_reasons),
+      cmocka_unit_test(lora_dtype_holds_adapters_given_in_memory_at_16_bits),
       cmocka_unit_test(adapters_beyond_the_loaded_limit_are_evicted),
       cmocka_unit_test(the_loaded_adapter_cap_is_hard_under_concurrent_requests),
       cmocka_unit_test(a_broken_adapter_is_unavailable_with_its_error),
