@@ -153,12 +153,65 @@ static int reference_run(const preft_model *m, int r, int *out) {
   return sink.n;
 }
 
+/* A request whose callback holds the engine thread at its first token until
+ * the test releases it: nothing is scheduled meanwhile. */
+typedef struct {
+  collector c;
+  bool held, released;
+} gate;
+
+static bool hold_at_first_token(void *user, const preft_token_event *ev) {
+  gate *g = user;
+  pthread_mutex_lock(&g->c.mu);
+  if (ev->token >= 0 && !g->held) {
+    g->held = true;
+    pthread_cond_broadcast(&g->c.cv);
+    wait_flag_locked(&g->c, &g->released); /* past the deadline the test has failed already */
+  }
+  pthread_mutex_unlock(&g->c.mu);
+  return on_event(&g->c, ev); /* last: after the final event the test may free g */
+}
+
+/* Submits p with hold_at_first_token and returns once the engine thread is
+ * held in its callback (fails the test past the deadline). */
+static void hold_engine(preft_engine *e, const preft_request_params *p, gate *g) {
+  preft_error err;
+  uint64_t id;
+  collector_init(&g->c);
+  assert_int_equal(preft_engine_submit(e, p, hold_at_first_token, g, &id, &err), PREFT_SUBMIT_OK);
+  pthread_mutex_lock(&g->c.mu);
+  bool held = wait_flag_locked(&g->c, &g->held);
+  pthread_mutex_unlock(&g->c.mu);
+  if (!held) fail_msg("the holding request produced no token within the deadline");
+}
+
+/* Lets the engine thread held by hold_engine go on. */
+static void release_engine(gate *g) {
+  pthread_mutex_lock(&g->c.mu);
+  g->released = true;
+  pthread_cond_broadcast(&g->c.cv);
+  pthread_mutex_unlock(&g->c.mu);
+}
+
+/* N_REQ requests over the adapters, each checked against its run alone.
+ * With preemptions non-NULL the adapters are loaded first and the requests
+ * all queued while a short base-model request holds the engine thread, so
+ * that they are admitted together however fast the engine and the loader
+ * run (the cache pressure the caller wants does not depend on the
+ * machine's load); *preemptions is how many happened. */
 static void run_mixed_batch(const preft_engine_config *cfg, long *preemptions) {
   preft_model *ref = load_base();
   preft_engine *e;
   preft_error err;
   if (preft_engine_create(&e, load_base(), cfg, &err) != 0) fail_msg("%s", err.msg);
   register_adapters(e);
+  gate g = {0};
+  int hold_prompt[] = {1, 2, 3};
+  if (preemptions) {
+    assert_int_equal(preft_engine_check_adapters(e), 0); /* loaded now: none waits for the loader */
+    preft_request_params hp = {.prompt = hold_prompt, .n_prompt = 3, .adapter_mode = -1, .max_tokens = 2};
+    hold_engine(e, &hp, &g);
+  }
   collector *c = calloc(N_REQ, sizeof *c);
   for (int r = 0; r < N_REQ; r++) {
     collector_init(&c[r]);
@@ -168,6 +221,11 @@ static void run_mixed_batch(const preft_engine_config *cfg, long *preemptions) {
     p.adapter_mode = adapter_names[kind] ? ((r / N_KINDS) % 2 ? PREFT_MODE_PREFILL : PREFT_MODE_ALL) : -1;
     uint64_t id;
     if (preft_engine_submit(e, &p, on_event, &c[r], &id, &err) != PREFT_SUBMIT_OK) fail_msg("%s", err.msg);
+  }
+  if (preemptions) {
+    release_engine(&g);
+    wait_done(&g.c);
+    collector_destroy(&g.c);
   }
   for (int r = 0; r < N_REQ; r++) {
     wait_done(&c[r]);
@@ -183,7 +241,7 @@ static void run_mixed_batch(const preft_engine_config *cfg, long *preemptions) {
   }
   preft_engine_stats st;
   preft_engine_get_stats(e, &st);
-  assert_int_equal(st.requests_ok, N_REQ);
+  assert_int_equal(st.requests_ok, N_REQ + (preemptions ? 1 : 0));
   assert_int_equal(st.running, 0);
   if (preemptions) *preemptions = st.preemptions;
   free(c);
@@ -251,46 +309,6 @@ static bool cancel_at_nth_token(void *user, const preft_token_event *ev) {
   self_canceller *sc = user;
   if (ev->token >= 0 && ++sc->seen == sc->cancel_at) preft_engine_cancel(sc->e, ev->request);
   return on_event(&sc->c, ev); /* last: after the final event the test may free sc */
-}
-
-/* A request whose callback holds the engine thread at its first token until
- * the test releases it: nothing is scheduled meanwhile. */
-typedef struct {
-  collector c;
-  bool held, released;
-} gate;
-
-static bool hold_at_first_token(void *user, const preft_token_event *ev) {
-  gate *g = user;
-  pthread_mutex_lock(&g->c.mu);
-  if (ev->token >= 0 && !g->held) {
-    g->held = true;
-    pthread_cond_broadcast(&g->c.cv);
-    wait_flag_locked(&g->c, &g->released); /* past the deadline the test has failed already */
-  }
-  pthread_mutex_unlock(&g->c.mu);
-  return on_event(&g->c, ev); /* last: after the final event the test may free g */
-}
-
-/* Submits p with hold_at_first_token and returns once the engine thread is
- * held in its callback (fails the test past the deadline). */
-static void hold_engine(preft_engine *e, const preft_request_params *p, gate *g) {
-  preft_error err;
-  uint64_t id;
-  collector_init(&g->c);
-  assert_int_equal(preft_engine_submit(e, p, hold_at_first_token, g, &id, &err), PREFT_SUBMIT_OK);
-  pthread_mutex_lock(&g->c.mu);
-  bool held = wait_flag_locked(&g->c, &g->held);
-  pthread_mutex_unlock(&g->c.mu);
-  if (!held) fail_msg("the holding request produced no token within the deadline");
-}
-
-/* Lets the engine thread held by hold_engine go on. */
-static void release_engine(gate *g) {
-  pthread_mutex_lock(&g->c.mu);
-  g->released = true;
-  pthread_cond_broadcast(&g->c.cv);
-  pthread_mutex_unlock(&g->c.mu);
 }
 
 static void cancel_and_callback_stop_end_requests(void **s) {
